@@ -1,0 +1,94 @@
+/**
+ * The node's Ed25519 identity: generated on first start, kept in a 0600 file in the data dir, used to
+ * sign journal heads and, later, every message that changes another node's state.
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { NodeId } from "../domain/Ids.js"
+
+export class NodeKeyError extends Data.TaggedError("NodeKeyError")<{ readonly path: string; readonly reason: string }> {
+  override get message() {
+    return `node key ${this.path}: ${this.reason}`
+  }
+}
+
+export interface NodeKeyPair {
+  readonly nodeId: NodeId
+  readonly publicKey: string
+  readonly sign: (message: Uint8Array | string) => string
+}
+
+// DER prefixes that wrap a raw 32-byte Ed25519 seed / public key for node:crypto.
+const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex")
+const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex")
+
+export const nodeIdOf = (publicKeyHex: string): NodeId =>
+  crypto.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32) as NodeId
+
+export const keyPairFromSeed = (seed: Uint8Array): NodeKeyPair => {
+  const privateKey = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" })
+  const spki = crypto.createPublicKey(privateKey).export({ format: "der", type: "spki" })
+  const publicKey = spki.subarray(SPKI_PREFIX.length).toString("hex")
+  return {
+    nodeId: nodeIdOf(publicKey),
+    publicKey,
+    sign: (message) => crypto.sign(null, typeof message === "string" ? Buffer.from(message) : message, privateKey).toString("hex")
+  }
+}
+
+const publicKeyCache = new Map<string, crypto.KeyObject>()
+
+/** Verifies an Ed25519 signature (hex) by a raw public key (hex); false on any malformed input. */
+export const verifySignature = (publicKeyHex: string, message: Uint8Array | string, signatureHex: string): boolean => {
+  try {
+    let key = publicKeyCache.get(publicKeyHex)
+    if (key === undefined) {
+      key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(publicKeyHex, "hex")]), format: "der", type: "spki" })
+      publicKeyCache.set(publicKeyHex, key)
+    }
+    return crypto.verify(null, typeof message === "string" ? Buffer.from(message) : message, key, Buffer.from(signatureHex, "hex"))
+  } catch {
+    return false
+  }
+}
+
+export const generateKeyPair = (): NodeKeyPair => keyPairFromSeed(crypto.randomBytes(32))
+
+interface KeyFile {
+  readonly type: "ed25519"
+  readonly publicKey: string
+  readonly seed: string
+}
+
+/** Reads the key file, or creates it (mode 0600, written atomically) when it does not exist yet. */
+export const loadOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyError> =>
+  Effect.try({
+    try: () => {
+      if (fs.existsSync(file)) {
+        const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<KeyFile>
+        if (parsed.type !== "ed25519" || typeof parsed.seed !== "string" || !/^[0-9a-f]{64}$/.test(parsed.seed)) {
+          throw new Error("not an edge-net ed25519 key file")
+        }
+        const pair = keyPairFromSeed(Buffer.from(parsed.seed, "hex"))
+        if (parsed.publicKey !== undefined && parsed.publicKey !== pair.publicKey) throw new Error("public key does not match the seed")
+        return pair
+      }
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      const seed = crypto.randomBytes(32)
+      const pair = keyPairFromSeed(seed)
+      const body: KeyFile = { type: "ed25519", publicKey: pair.publicKey, seed: seed.toString("hex") }
+      const temporary = `${file}.${process.pid}.tmp`
+      fs.writeFileSync(temporary, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
+      fs.renameSync(temporary, file)
+      return pair
+    },
+    catch: (cause) => new NodeKeyError({ path: file, reason: cause instanceof Error ? cause.message : String(cause) })
+  })
+
+export class NodeKey extends Context.Tag("edge-net/NodeKey")<NodeKey, NodeKeyPair>() {
+  static readonly fromFile = (file: string) => Layer.effect(NodeKey, loadOrCreateKeyFile(file))
+  /** A fresh key for tests and in-memory nodes. */
+  static readonly ephemeral = Layer.sync(NodeKey, generateKeyPair)
+}

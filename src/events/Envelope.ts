@@ -1,0 +1,72 @@
+/**
+ * The stored form of every event: where it sits in the global log and in its stream, who recorded it
+ * and why, and the hash that chains it to everything before it.
+ */
+import { Schema } from "effect"
+import * as crypto from "node:crypto"
+import { canonicalize } from "../domain/CanonicalJson.js"
+
+export const GENESIS_HASH = "0".repeat(64)
+
+export const Envelope = Schema.Struct({
+  position: Schema.Number,
+  streamId: Schema.String,
+  streamVersion: Schema.Number,
+  eventType: Schema.String,
+  payload: Schema.Unknown,
+  recordedAt: Schema.String,
+  nodeId: Schema.String,
+  commandId: Schema.NullOr(Schema.String),
+  causationId: Schema.NullOr(Schema.String),
+  prevHash: Schema.String,
+  hash: Schema.String
+})
+export type Envelope = typeof Envelope.Type
+
+/** An event on its way into the journal; the journal assigns positions, versions and hashes. */
+export interface NewEvent {
+  readonly eventType: string
+  readonly payload: unknown
+}
+
+/** Everything of an envelope that its hash covers, with the payload already in canonical text. */
+export interface EnvelopeFields {
+  readonly position: number
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly payloadText: string
+  readonly recordedAt: string
+  readonly nodeId: string
+  readonly commandId: string | null
+  readonly causationId: string | null
+  readonly prevHash: string
+}
+
+/**
+ * `hash = sha256(prevHash || canonical(envelope without hash))`. The canonical text is assembled in
+ * RFC 8785 key order by hand so the payload (already canonical) is not parsed and serialized again.
+ */
+export const envelopeHash = (fields: EnvelopeFields): string =>
+  crypto
+    .createHash("sha256")
+    .update(fields.prevHash)
+    .update(canonicalEnvelopeText(fields))
+    .digest("hex")
+
+export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
+  `{"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +
+  `,"commandId":${fields.commandId === null ? "null" : JSON.stringify(fields.commandId)}` +
+  `,"eventType":${JSON.stringify(fields.eventType)}` +
+  `,"nodeId":${JSON.stringify(fields.nodeId)}` +
+  `,"payload":${fields.payloadText}` +
+  `,"position":${fields.position}` +
+  `,"prevHash":${JSON.stringify(fields.prevHash)}` +
+  `,"recordedAt":${JSON.stringify(fields.recordedAt)}` +
+  `,"streamId":${JSON.stringify(fields.streamId)}` +
+  `,"streamVersion":${fields.streamVersion}}`
+
+export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
+
+/** The message a node signs for a chain head: position and hash, domain-separated. */
+export const headMessage = (position: number, hash: string): string => `edge-net/journal-head/v1\n${position}\n${hash}`

@@ -1,0 +1,86 @@
+/**
+ * The append-only event log every subsystem writes to and rebuilds its state from. One interface,
+ * several stores (SQLite embedded, in-memory); all pass test/events/JournalContract.ts.
+ */
+import { Context, Schema } from "effect"
+import type { Effect, Either, Stream } from "effect"
+import type { Envelope, NewEvent } from "./Envelope.js"
+
+/** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
+export type ExpectedVersion = "any" | "none" | number
+
+export class VersionConflict extends Schema.TaggedError<VersionConflict>()("VersionConflict", {
+  streamId: Schema.String,
+  expected: Schema.Union(Schema.Literal("any", "none"), Schema.Number),
+  actual: Schema.Number
+}) {
+  override get message() {
+    return `version conflict on ${this.streamId}: expected ${this.expected}, stream is at ${this.actual}`
+  }
+}
+
+export interface AppendOptions {
+  readonly commandId?: string | undefined
+  readonly causationId?: string | undefined
+}
+
+export interface AppendRequest extends AppendOptions {
+  readonly streamId: string
+  readonly expectedVersion: ExpectedVersion
+  readonly events: ReadonlyArray<NewEvent>
+}
+
+export interface AppendResult {
+  readonly streamId: string
+  /** The stream's version after the append (its number of events). */
+  readonly streamVersion: number
+  readonly envelopes: ReadonlyArray<Envelope>
+}
+
+export interface ChainHead {
+  readonly position: number
+  readonly hash: string
+}
+
+export interface SignedHead extends ChainHead {
+  readonly publicKey: string
+  readonly signature: string
+}
+
+export interface JournalService {
+  /** Appends atomically; concurrent callers are committed together (group commit). */
+  readonly append: (
+    streamId: string,
+    expectedVersion: ExpectedVersion,
+    events: ReadonlyArray<NewEvent>,
+    options?: AppendOptions
+  ) => Effect.Effect<AppendResult, VersionConflict>
+  /** Appends to several streams in one transaction; a conflict on one stream leaves the others written. */
+  readonly appendBatch: (
+    requests: ReadonlyArray<AppendRequest>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<AppendResult, VersionConflict>>>
+  /** Events of one stream from `fromVersion` (1-based, inclusive), at most `limit` of them. */
+  readonly readStream: (streamId: string, fromVersion?: number, limit?: number) => Effect.Effect<ReadonlyArray<Envelope>>
+  /** The global log from `fromPosition` (1-based, inclusive), at most `limit` envelopes. */
+  readonly readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>
+  /** Catches up from `fromPosition`, then follows live appends, from this process or any other. */
+  readonly subscribe: (fromPosition: number) => Stream.Stream<Envelope>
+  /** The events a command produced on a stream (empty if the command never ran there). */
+  readonly findByCommand: (streamId: string, commandId: string) => Effect.Effect<ReadonlyArray<Envelope>>
+  readonly head: Effect.Effect<ChainHead>
+  /** Signed heads from `fromPosition` on, in position order. */
+  readonly signedHeads: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<SignedHead>>
+  readonly streamVersion: (streamId: string) => Effect.Effect<number>
+}
+
+export class Journal extends Context.Tag("edge-net/Journal")<Journal, JournalService>() {}
+
+export const checkExpectedVersion = (
+  streamId: string,
+  expected: ExpectedVersion,
+  actual: number
+): VersionConflict | undefined => {
+  if (expected === "any") return undefined
+  if (expected === "none" ? actual === 0 : actual === expected) return undefined
+  return new VersionConflict({ streamId, expected, actual })
+}

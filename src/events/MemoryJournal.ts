@@ -1,0 +1,82 @@
+/**
+ * The journal in process memory, for tests and throwaway nodes. Same contract as the SQLite journal,
+ * chain and signed heads included, so audit code runs unchanged against it.
+ */
+import { Clock, Duration, Effect, Either, Layer } from "effect"
+import { NodeKey } from "../content/NodeKey.js"
+import { ChangeSignal, followLog } from "./ChangeSignal.js"
+import type { Envelope } from "./Envelope.js"
+import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import type { AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
+import { checkExpectedVersion, Journal, type VersionConflict } from "./Journal.js"
+
+export const make = Effect.gen(function* () {
+  const key = yield* NodeKey
+  const log: Array<Envelope> = []
+  const heads: Array<SignedHead> = []
+  const streams = new Map<string, Array<Envelope>>()
+  const signal = new ChangeSignal()
+
+  const lastHash = () => log[log.length - 1]?.hash ?? GENESIS_HASH
+
+  // Synchronous from start to end: JavaScript runs it to completion, which makes it one transaction.
+  const commit = (requests: ReadonlyArray<AppendRequest>, recordedAt: string) => {
+    const outcomes: Array<Either.Either<AppendResult, VersionConflict>> = []
+    const before = log.length
+    for (const request of requests) {
+      const stream = streams.get(request.streamId) ?? []
+      const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
+      if (conflict !== undefined) {
+        outcomes.push(Either.left(conflict))
+        continue
+      }
+      const envelopes: Array<Envelope> = []
+      for (const event of request.events) {
+        const payloadText = canonicalPayload(event.payload)
+        const fields = {
+          position: log.length + 1, streamId: request.streamId, streamVersion: stream.length + 1, eventType: event.eventType,
+          payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
+          causationId: request.causationId ?? null, prevHash: lastHash()
+        }
+        const { payloadText: _, ...rest } = fields
+        const envelope: Envelope = { ...rest, payload: JSON.parse(payloadText), hash: envelopeHash(fields) }
+        log.push(envelope)
+        stream.push(envelope)
+        envelopes.push(envelope)
+      }
+      streams.set(request.streamId, stream)
+      outcomes.push(Either.right({ streamId: request.streamId, streamVersion: stream.length, envelopes }))
+    }
+    if (log.length > before) {
+      const hash = lastHash()
+      heads.push({ position: log.length, hash, publicKey: key.publicKey, signature: key.sign(headMessage(log.length, hash)) })
+      signal.notify()
+    }
+    return outcomes
+  }
+
+  const appendBatch = (requests: ReadonlyArray<AppendRequest>) =>
+    Clock.currentTimeMillis.pipe(Effect.map((now) => commit(requests, new Date(now).toISOString())))
+
+  const readAll = (fromPosition: number, limit: number) =>
+    Effect.sync(() => log.slice(Math.max(0, fromPosition - 1), Math.max(0, fromPosition - 1) + limit))
+
+  const service: JournalService = {
+    append: (streamId, expectedVersion, events, options = {}) =>
+      appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(Effect.flatMap((outcomes) => outcomes[0]!)),
+    appendBatch,
+    readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
+      Effect.sync(() => (streams.get(streamId) ?? []).slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit)),
+    readAll,
+    subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
+    findByCommand: (streamId, commandId) =>
+      Effect.sync(() => (streams.get(streamId) ?? []).filter((envelope) => envelope.commandId === commandId)),
+    head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
+    signedHeads: (fromPosition, limit) =>
+      Effect.sync(() => heads.filter((head) => head.position >= fromPosition).slice(0, limit)),
+    streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0)
+  }
+  return service
+})
+
+export const layer = Layer.effect(Journal, make)

@@ -1,0 +1,105 @@
+/**
+ * The embedded SQLite file behind the journal, snapshots and checkpoints: one better-sqlite3
+ * connection per process, WAL mode, a busy timeout for other processes, and numbered migrations.
+ */
+import Database from "better-sqlite3"
+import { Config, Context, Data, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export class SqliteError extends Data.TaggedError("SqliteError")<{ readonly file: string; readonly reason: string }> {
+  override get message() {
+    return `sqlite ${this.file}: ${this.reason}`
+  }
+}
+
+export type Synchronous = "off" | "normal" | "full"
+
+export interface SqliteOptions {
+  readonly file: string
+  /** `normal` survives a process crash (SIGKILL) in WAL mode; `full` also survives power loss. */
+  readonly synchronous?: Synchronous
+  readonly busyTimeoutMs?: number
+}
+
+// The journal's historical schema, one entry per version; never edit an entry once released.
+const MIGRATIONS: ReadonlyArray<string> = [
+  `CREATE TABLE events (
+     position       INTEGER PRIMARY KEY,
+     stream_id      TEXT    NOT NULL,
+     stream_version INTEGER NOT NULL,
+     event_type     TEXT    NOT NULL,
+     payload        TEXT    NOT NULL,
+     recorded_at    TEXT    NOT NULL,
+     node_id        TEXT    NOT NULL,
+     command_id     TEXT,
+     causation_id   TEXT,
+     prev_hash      TEXT    NOT NULL,
+     hash           TEXT    NOT NULL,
+     UNIQUE (stream_id, stream_version)
+   );
+   CREATE INDEX events_by_command ON events (stream_id, command_id) WHERE command_id IS NOT NULL;
+   CREATE TABLE heads (
+     position   INTEGER PRIMARY KEY,
+     hash       TEXT NOT NULL,
+     public_key TEXT NOT NULL,
+     signature  TEXT NOT NULL
+   );
+   CREATE TABLE snapshots (
+     stream_id TEXT PRIMARY KEY,
+     version   INTEGER NOT NULL,
+     state     TEXT    NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE checkpoints (
+     name     TEXT PRIMARY KEY,
+     position INTEGER NOT NULL
+   ) WITHOUT ROWID;`
+]
+
+export const openDatabase = (options: SqliteOptions): Database.Database => {
+  fs.mkdirSync(path.dirname(path.resolve(options.file)), { recursive: true })
+  const db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5_000 })
+  db.pragma("journal_mode = WAL")
+  db.pragma(`synchronous = ${options.synchronous ?? "normal"}`)
+  db.pragma("foreign_keys = ON")
+  migrate(db)
+  return db
+}
+
+const migrate = (db: Database.Database): void => {
+  // BEGIN IMMEDIATE: two processes opening a fresh file must not both run migration 1.
+  db.transaction(() => {
+    const current = db.pragma("user_version", { simple: true }) as number
+    if (current > MIGRATIONS.length) {
+      throw new Error(`database schema version ${current} is newer than this edge-net (${MIGRATIONS.length})`)
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) db.exec(MIGRATIONS[version]!)
+    db.pragma(`user_version = ${MIGRATIONS.length}`)
+  }).immediate()
+}
+
+export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
+  SqliteDatabase,
+  { readonly file: string; readonly db: Database.Database }
+>() {
+  static readonly layer = (options: SqliteOptions) =>
+    Layer.scoped(
+      SqliteDatabase,
+      Effect.acquireRelease(
+        Effect.try({
+          try: () => ({ file: options.file, db: openDatabase(options) }),
+          catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
+        }),
+        ({ db }) => Effect.sync(() => db.close())
+      )
+    )
+
+  /** Reads the file from `EDGE_NET_JOURNAL` (default `<cwd>/.edge-net/journal.db`) and `EDGE_NET_SYNC`. */
+  static readonly fromConfig = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const file = yield* Config.string("EDGE_NET_JOURNAL").pipe(Config.withDefault(path.join(".edge-net", "journal.db")))
+      const synchronous = yield* Config.literal("off", "normal", "full")("EDGE_NET_SYNC").pipe(Config.withDefault("normal" as const))
+      return SqliteDatabase.layer({ file, synchronous })
+    })
+  )
+}

@@ -1,0 +1,191 @@
+/**
+ * The embedded journal: events, signed heads and the chain in one SQLite file. Appends from
+ * concurrent fibers are queued and committed together by one writer fiber (group commit), so many
+ * small commands pay for one transaction and one head signature.
+ */
+import type Database from "better-sqlite3"
+import { Chunk, Clock, Deferred, Duration, Effect, Either, Layer, Queue } from "effect"
+import { NodeKey } from "../content/NodeKey.js"
+import { ChangeSignal, followLog } from "./ChangeSignal.js"
+import type { Envelope } from "./Envelope.js"
+import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import type { AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
+import { checkExpectedVersion, Journal, VersionConflict } from "./Journal.js"
+import { SqliteDatabase } from "./SqliteDatabase.js"
+
+export interface SqliteJournalOptions {
+  /** How often a caught-up subscriber looks for appends made by other processes. */
+  readonly pollInterval?: Duration.DurationInput
+  /** The most append requests one transaction takes. */
+  readonly maxBatch?: number
+}
+
+type AppendOutcome = Either.Either<AppendResult, VersionConflict>
+
+interface PendingAppend {
+  readonly requests: ReadonlyArray<AppendRequest>
+  readonly done: Deferred.Deferred<ReadonlyArray<AppendOutcome>>
+}
+
+interface EventRow {
+  position: number
+  stream_id: string
+  stream_version: number
+  event_type: string
+  payload: string
+  recorded_at: string
+  node_id: string
+  command_id: string | null
+  causation_id: string | null
+  prev_hash: string
+  hash: string
+}
+
+export const rowToEnvelope = (row: EventRow): Envelope => ({
+  position: row.position,
+  streamId: row.stream_id,
+  streamVersion: row.stream_version,
+  eventType: row.event_type,
+  payload: JSON.parse(row.payload),
+  recordedAt: row.recorded_at,
+  nodeId: row.node_id,
+  commandId: row.command_id,
+  causationId: row.causation_id,
+  prevHash: row.prev_hash,
+  hash: row.hash
+})
+
+const prepareStatements = (db: Database.Database) => ({
+  lastEvent: db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
+  streamVersion: db.prepare<[string], number | null>("SELECT MAX(stream_version) FROM events WHERE stream_id = ?").pluck(),
+  insertEvent: db.prepare(
+    `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  ),
+  insertHead: db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)"),
+  readAll: db.prepare<[number, number], EventRow>("SELECT * FROM events WHERE position >= ? ORDER BY position LIMIT ?"),
+  readStream: db.prepare<[string, number, number], EventRow>(
+    "SELECT * FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?"
+  ),
+  byCommand: db.prepare<[string, string], EventRow>("SELECT * FROM events WHERE stream_id = ? AND command_id = ? ORDER BY position"),
+  heads: db.prepare<[number, number], { position: number; hash: string; public_key: string; signature: string }>(
+    "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT ?"
+  )
+})
+
+export const make = (options: SqliteJournalOptions = {}) =>
+  Effect.gen(function* () {
+    const { db } = yield* SqliteDatabase
+    const key = yield* NodeKey
+    const statements = prepareStatements(db)
+    const signal = new ChangeSignal()
+    const pollInterval = options.pollInterval ?? Duration.millis(50)
+    const maxBatch = options.maxBatch ?? 1024
+
+    // One transaction for a whole batch of requests. The chain head and stream versions are read
+    // inside it (BEGIN IMMEDIATE holds the write lock), so another process's commits are respected.
+    const commitBatch = db.transaction((requests: ReadonlyArray<AppendRequest>, recordedAt: string): Array<AppendOutcome> => {
+      const last = statements.lastEvent.get()
+      let position = last?.position ?? 0
+      let prevHash = last?.hash ?? GENESIS_HASH
+      const versions = new Map<string, number>()
+      const outcomes: Array<AppendOutcome> = []
+      for (const request of requests) {
+        let version = versions.get(request.streamId)
+        if (version === undefined) version = statements.streamVersion.get(request.streamId) ?? 0
+        const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, version)
+        if (conflict !== undefined) {
+          outcomes.push(Either.left(conflict))
+          continue
+        }
+        const commandId = request.commandId ?? null
+        const causationId = request.causationId ?? null
+        const envelopes: Array<Envelope> = []
+        for (const event of request.events) {
+          position++
+          version++
+          const payloadText = canonicalPayload(event.payload)
+          const fields = {
+            position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText,
+            recordedAt, nodeId: key.nodeId, commandId, causationId, prevHash
+          }
+          const hash = envelopeHash(fields)
+          statements.insertEvent.run(position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, commandId, causationId, prevHash, hash)
+          envelopes.push({
+            position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payload: event.payload,
+            recordedAt, nodeId: key.nodeId, commandId, causationId, prevHash, hash
+          })
+          prevHash = hash
+        }
+        versions.set(request.streamId, version)
+        outcomes.push(Either.right({ streamId: request.streamId, streamVersion: version, envelopes }))
+      }
+      if (position !== (last?.position ?? 0)) {
+        statements.insertHead.run(position, prevHash, key.publicKey, key.sign(headMessage(position, prevHash)))
+      }
+      return outcomes
+    })
+
+    const queue = yield* Queue.unbounded<PendingAppend>()
+
+    const writeBatch = (batch: Chunk.Chunk<PendingAppend>) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const pending = Chunk.toReadonlyArray(batch)
+        const requests = pending.flatMap((item) => item.requests)
+        const outcomes = yield* Effect.try(() => commitBatch.immediate(requests, new Date(now).toISOString()))
+        let offset = 0
+        for (const item of pending) {
+          yield* Deferred.succeed(item.done, outcomes.slice(offset, offset + item.requests.length))
+          offset += item.requests.length
+        }
+        signal.notify()
+      }).pipe(
+        // A failed transaction rolled back as a whole: every caller in it learns why.
+        Effect.catchAll((error) => Effect.forEach(Chunk.toReadonlyArray(batch), (item) => Deferred.die(item.done, error))),
+        Effect.uninterruptible
+      )
+
+    yield* Queue.takeBetween(queue, 1, maxBatch).pipe(Effect.flatMap(writeBatch), Effect.forever, Effect.forkScoped)
+    // On shutdown, commit whatever was already queued before the database closes.
+    yield* Effect.addFinalizer(() =>
+      Queue.takeAll(queue).pipe(Effect.flatMap((rest) => (Chunk.isEmpty(rest) ? Effect.void : writeBatch(rest))))
+    )
+
+    const submit = (requests: ReadonlyArray<AppendRequest>) =>
+      Effect.flatMap(Deferred.make<ReadonlyArray<AppendOutcome>>(), (done) =>
+        Queue.offer(queue, { requests, done }).pipe(Effect.zipRight(Deferred.await(done)))
+      )
+
+    const readAll = (fromPosition: number, limit: number) =>
+      Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
+
+    const service: JournalService = {
+      append: (streamId, expectedVersion, events, appendOptions = {}) =>
+        submit([{ streamId, expectedVersion, events, ...appendOptions }]).pipe(
+          Effect.flatMap((outcomes) => outcomes[0]!)
+        ),
+      appendBatch: (requests) => (requests.length === 0 ? Effect.succeed([]) : submit(requests)),
+      readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
+        Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
+      readAll,
+      subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
+      findByCommand: (streamId, commandId) => Effect.sync(() => statements.byCommand.all(streamId, commandId).map(rowToEnvelope)),
+      head: Effect.sync((): ChainHead => {
+        const last = statements.lastEvent.get()
+        return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }
+      }),
+      signedHeads: (fromPosition, limit) =>
+        Effect.sync(() =>
+          statements.heads.all(fromPosition, limit).map(
+            (row): SignedHead => ({ position: row.position, hash: row.hash, publicKey: row.public_key, signature: row.signature })
+          )
+        ),
+      streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0)
+    }
+    return service
+  })
+
+export const layer = (options: SqliteJournalOptions = {}) => Layer.scoped(Journal, make(options))
+
+export { VersionConflict }
