@@ -110,7 +110,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     // Reads whatever other writers appended after our cached version.
     const catchUp = (entry: Entry<State>): Effect.Effect<void> =>
-      journal.readStream(entry.streamId, entry.version + 1, PAGE).pipe(
+      Effect.suspend(() => journal.readStream(entry.streamId, entry.version + 1, PAGE)).pipe(
         Effect.flatMap((page) => {
           apply(entry, page)
           return page.length === PAGE ? catchUp(entry) : Effect.void

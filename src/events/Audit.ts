@@ -93,3 +93,27 @@ export const verifyChain = (options: VerifyOptions = {}) =>
     }
     return report(null, null)
   }).pipe(Effect.withSpan("Audit.verifyChain"))
+
+export interface ReplayReport {
+  readonly category: string
+  readonly entities: number
+  readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
+}
+
+/** Rebuilds every entity of an actor from the log alone and compares it with the live (cached, snapshotted) state. */
+export const compareReplay = <S>(actor: {
+  readonly category: string
+  readonly replay: () => Effect.Effect<ReadonlyMap<string, S>>
+  readonly state: (entityId: string) => Effect.Effect<{ readonly state: S }>
+  readonly encodeState: (state: S) => unknown
+}) =>
+  Effect.gen(function* () {
+    const replayed = yield* actor.replay()
+    const mismatches: Array<ReplayReport["mismatches"][number]> = []
+    for (const [entityId, state] of replayed) {
+      const live = actor.encodeState((yield* actor.state(entityId)).state)
+      const fresh = actor.encodeState(state)
+      if (canonicalize(live) !== canonicalize(fresh)) mismatches.push({ entityId, live, replayed: fresh })
+    }
+    return { category: actor.category, entities: replayed.size, mismatches } satisfies ReplayReport
+  }).pipe(Effect.withSpan("Audit.compareReplay"))

@@ -33,7 +33,7 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<
       const select = db.prepare<[string], { version: number; state: string }>("SELECT version, state FROM snapshots WHERE stream_id = ?")
       const upsert = db.prepare(
         `INSERT INTO snapshots (stream_id, version, state) VALUES (?, ?, ?)
-         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state WHERE excluded.version > snapshots.version`
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state WHERE excluded.version >= snapshots.version`
       )
       return {
         load: (streamId) =>

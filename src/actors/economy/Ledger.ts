@@ -1,0 +1,159 @@
+/**
+ * The rUv ledger: mint, transfer, escrow holds. A transfer debits the payer's account, then credits
+ * the payee's; the `ledger.credits` policy finishes any credit a crash interrupted, and both paths
+ * use the same command id, so a credit lands exactly once.
+ */
+import { Clock, Effect, Layer, Random, Schema } from "effect"
+import * as ActorRunner from "../../events/ActorRunner.js"
+import type { Envelope } from "../../events/Envelope.js"
+import { Journal } from "../../events/Journal.js"
+import * as Policy from "../../events/Policy.js"
+import type { AccountState } from "./Account.js"
+import { Account, AccountEvent, heldTotal, InvalidAmount } from "./Account.js"
+
+export interface Balance {
+  readonly account: string
+  readonly available: bigint
+  readonly held: bigint
+  readonly holds: Readonly<Record<string, bigint>>
+  readonly version: number
+}
+
+export interface TransferReceipt {
+  readonly transferId: string
+  readonly from: Balance
+  readonly to: Balance
+  /** Global position of the credit, the transfer's last event. */
+  readonly position: number
+  readonly duplicate: boolean
+}
+
+export interface SupplyReport {
+  readonly minted: bigint
+  readonly available: bigint
+  readonly held: bigint
+  /** Debited or captured but not yet credited: a transfer caught between its two steps. */
+  readonly inFlight: bigint
+  readonly conserved: boolean
+}
+
+const debitCommandId = (transferId: string) => `debit/${transferId}`
+const creditCommandId = (transferId: string) => `credit/${transferId}`
+const captureTransferId = (holdId: string) => `capture/${holdId}`
+
+const toBalance = (account: string, state: AccountState, version: number): Balance => ({
+  account, available: state.available, held: heldTotal(state), holds: state.held, version
+})
+
+const newId = Effect.zipWith(Clock.currentTimeMillis, Random.nextInt, (now, n) => `${now.toString(36)}-${(n >>> 0).toString(36)}`)
+
+export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
+  effect: Effect.gen(function* () {
+    const accounts = yield* ActorRunner.make(Account, { snapshotEvery: 100 })
+    const journal = yield* Journal
+
+    const credit = (to: string, transferId: string, from: string, amount: bigint, causationId?: string) =>
+      accounts.send(to, { _tag: "Credit", transferId, from, amount }, { commandId: creditCommandId(transferId), causationId })
+
+    const balance = Effect.fn("Ledger.balance")(function* (account: string) {
+      const { state, version } = yield* accounts.state(account)
+      return toBalance(account, state, version)
+    })
+
+    const mint = Effect.fn("Ledger.mint")(function* (account: string, amount: bigint, operationId?: string) {
+      const result = yield* accounts.send(account, { _tag: "Mint", amount }, { commandId: `mint/${operationId ?? (yield* newId)}` })
+      return toBalance(account, result.state, result.version)
+    })
+
+    const transfer = Effect.fn("Ledger.transfer")(function* (from: string, to: string, amount: bigint, transferId?: string) {
+      if (from === to) return yield* Effect.fail(new InvalidAmount({ amount, reason: "payer and payee are the same account" }))
+      const id = transferId ?? (yield* newId)
+      const debit = yield* accounts.send(from, { _tag: "Debit", transferId: id, to, amount }, { commandId: debitCommandId(id) })
+      const debitEvent = debit.events[0]
+      if (debitEvent?._tag !== "Debited" || debitEvent.to !== to || debitEvent.amount !== amount) {
+        return yield* Effect.fail(new InvalidAmount({ amount, reason: `transfer id ${id} was already used for another transfer` }))
+      }
+      const credited = yield* credit(to, id, from, amount, `debit@${debit.position}`)
+      const payer = yield* balance(from)
+      return {
+        transferId: id, from: payer, to: toBalance(to, credited.state, credited.version), position: credited.position,
+        duplicate: debit.duplicate
+      } satisfies TransferReceipt
+    })
+
+    const hold = Effect.fn("Ledger.hold")(function* (account: string, holdId: string, amount: bigint) {
+      const result = yield* accounts.send(account, { _tag: "Hold", holdId, amount }, { commandId: `hold/${holdId}` })
+      return toBalance(account, result.state, result.version)
+    })
+
+    const release = Effect.fn("Ledger.release")(function* (account: string, holdId: string) {
+      const result = yield* accounts.send(account, { _tag: "Release", holdId }, { commandId: `release/${holdId}` })
+      return toBalance(account, result.state, result.version)
+    })
+
+    /** Pays `amount` of a hold to `to`; the rest of the hold returns to the account. */
+    const capture = Effect.fn("Ledger.capture")(function* (account: string, holdId: string, to: string, amount: bigint) {
+      const captured = yield* accounts.send(account, { _tag: "Capture", holdId, to, amount }, { commandId: `capture/${holdId}` })
+      yield* credit(to, captureTransferId(holdId), account, amount, `capture@${captured.position}`)
+      return toBalance(account, captured.state, captured.version)
+    })
+
+    /** Folds the whole log: minted supply against balances, holds and credits still on their way. */
+    const supply = Effect.fn("Ledger.supply")(function* () {
+      const states = yield* accounts.replay()
+      let minted = 0n
+      const outgoing = new Map<string, bigint>()
+      const incoming = new Set<string>()
+      let position = 1
+      while (true) {
+        const page = yield* journal.readAll(position, 4096)
+        for (const envelope of page) {
+          if (!envelope.streamId.startsWith("Account-")) continue
+          const payload = envelope.payload as { transferId?: string; holdId?: string; amount: string }
+          if (envelope.eventType === "Minted") minted += BigInt(payload.amount)
+          else if (envelope.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
+          else if (envelope.eventType === "HoldCaptured") outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
+          else if (envelope.eventType === "Credited") incoming.add(payload.transferId!)
+        }
+        if (page.length < 4096) break
+        position = page[page.length - 1]!.position + 1
+      }
+      let available = 0n
+      let held = 0n
+      for (const state of states.values()) {
+        available += state.available
+        held += heldTotal(state)
+      }
+      let inFlight = 0n
+      for (const [transferId, amount] of outgoing) if (!incoming.has(transferId)) inFlight += amount
+      return { minted, available, held, inFlight, conserved: minted === available + held + inFlight } satisfies SupplyReport
+    })
+
+    /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
+    const completeCredit = (envelope: Envelope) =>
+      Effect.gen(function* () {
+        const account = envelope.streamId.slice("Account-".length)
+        const decoded = yield* Effect.orDie(decodeEvent(envelope.payload))
+        if (decoded._tag === "Debited") yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
+        if (decoded._tag === "HoldCaptured") {
+          yield* credit(decoded.to, captureTransferId(decoded.holdId), account, decoded.amount, `capture@${envelope.position}`)
+        }
+      })
+
+    return { accounts, balance, mint, transfer, hold, release, capture, supply, completeCredit } as const
+  })
+}) {}
+
+const decodeEvent = Schema.decodeUnknown(AccountEvent)
+
+/** The policy that completes interrupted transfers and captures: at least once, applied once. */
+export const creditsPolicy = Layer.unwrapEffect(
+  Effect.map(Ledger, (ledger) =>
+    Policy.layer({
+      name: "ledger.credits",
+      categories: ["Account"],
+      eventTypes: ["Debited", "HoldCaptured"],
+      handle: ledger.completeCredit
+    })
+  )
+)

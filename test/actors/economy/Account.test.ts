@@ -1,0 +1,62 @@
+import { describe, it } from "@effect/vitest"
+import { Account, Credited, Debited, Held, HoldCaptured, InsufficientFunds, Minted, Released } from "../../../src/actors/economy/Account.js"
+import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
+
+const spec = DeciderSpecification.for(Account.decider)
+
+describe("Account decider", () => {
+  it.effect("mints into an empty account", () => spec.given([]).when({ _tag: "Mint", amount: 5n }).then([Minted.make({ amount: 5n })]))
+
+  it.effect("refuses to mint nothing", () => spec.given([]).when({ _tag: "Mint", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount"))
+
+  it.effect("debits what is available", () =>
+    spec
+      .given([Minted.make({ amount: 10n })])
+      .when({ _tag: "Debit", transferId: "t1", to: "bob", amount: 10n })
+      .then([Debited.make({ transferId: "t1", to: "bob", amount: 10n })]))
+
+  it.effect("never debits more than is available", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Debited.make({ transferId: "t1", to: "bob", amount: 4n })])
+      .when({ _tag: "Debit", transferId: "t2", to: "bob", amount: 7n })
+      .thenFails((e) => e instanceof InsufficientFunds && e.available === 6n && e.requested === 7n))
+
+  it.effect("credits any positive amount", () =>
+    spec.given([]).when({ _tag: "Credit", transferId: "t1", from: "ann", amount: 3n }).then([Credited.make({ transferId: "t1", from: "ann", amount: 3n })]))
+
+  it.effect("holds cannot spend held credits twice", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
+      .when({ _tag: "Hold", holdId: "h2", amount: 3n })
+      .thenFails((e) => e._tag === "InsufficientFunds"))
+
+  it.effect("refuses to open the same hold twice", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 1n })])
+      .when({ _tag: "Hold", holdId: "h1", amount: 1n })
+      .thenFails((e) => e._tag === "DuplicateHold"))
+
+  it.effect("releases a hold back to the account", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
+      .when({ _tag: "Release", holdId: "h1" })
+      .then([Released.make({ holdId: "h1", amount: 8n })]))
+
+  it.effect("captures part of a hold and releases the rest in the same decision", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
+      .when({ _tag: "Capture", holdId: "h1", to: "bob", amount: 5n })
+      .then([HoldCaptured.make({ holdId: "h1", to: "bob", amount: 5n }), Released.make({ holdId: "h1", amount: 3n })]))
+
+  it.effect("cannot capture more than was held, or a hold that is gone", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
+      .when({ _tag: "Capture", holdId: "h1", to: "bob", amount: 9n })
+      .thenFails((e) => e._tag === "InvalidAmount"))
+
+  it.effect("cannot release a captured hold", () =>
+    spec
+      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n }), HoldCaptured.make({ holdId: "h1", to: "bob", amount: 8n })])
+      .when({ _tag: "Release", holdId: "h1" })
+      .thenFails((e) => e._tag === "UnknownHold"))
+})

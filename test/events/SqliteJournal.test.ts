@@ -1,0 +1,141 @@
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Chunk, Effect, Fiber, Layer, Stream } from "effect"
+import { execFile } from "node:child_process"
+import * as path from "node:path"
+import { promisify } from "node:util"
+import { NodeKey } from "../../src/content/NodeKey.js"
+import { verifyChain } from "../../src/events/Audit.js"
+import { envelopeHash, GENESIS_HASH } from "../../src/events/Envelope.js"
+import { Journal } from "../../src/events/Journal.js"
+import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
+import * as SqliteJournal from "../../src/events/SqliteJournal.js"
+import { tempDir } from "../support/TempDir.js"
+
+const run = promisify(execFile)
+
+const journalAt = (file: string) =>
+  SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(NodeKey.ephemeral))
+
+const seed = (file: string, count: number) =>
+  Effect.gen(function* () {
+    const journal = yield* Journal
+    for (let i = 0; i < count; i++) yield* journal.append(`Counter-${i % 4}`, "any", [{ eventType: "Counted", payload: { n: i } }])
+  }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
+
+const verifyAt = (file: string) => verifyChain().pipe(Effect.provide(journalAt(file)), Effect.scoped)
+
+/** Edits the SQLite file behind the journal's back, the way an attacker with disk access would. */
+const tamper = (file: string, sql: string) => {
+  const db = new Database(file)
+  db.exec(sql)
+  db.close()
+}
+
+/** Edits one payload and recomputes every hash from there on, as an attacker without the node key could. */
+const rewriteChainFrom = (file: string, position: number, payload: string) => {
+  const db = new Database(file)
+  db.prepare("UPDATE events SET payload = ? WHERE position = ?").run(payload, position)
+  const rows = db.prepare("SELECT * FROM events WHERE position >= ? ORDER BY position").all(position - 1) as Array<Record<string, any>>
+  let prevHash = rows[0]!.position === position ? GENESIS_HASH : rows[0]!.hash
+  for (const row of rows.filter((r) => r.position >= position)) {
+    const hash = envelopeHash({
+      position: row.position, streamId: row.stream_id, streamVersion: row.stream_version, eventType: row.event_type, payloadText: row.payload,
+      recordedAt: row.recorded_at, nodeId: row.node_id, commandId: row.command_id, causationId: row.causation_id, prevHash
+    })
+    db.prepare("UPDATE events SET prev_hash = ?, hash = ? WHERE position = ?").run(prevHash, hash, row.position)
+    prevHash = hash
+  }
+  db.close()
+}
+
+describe("SqliteJournal", () => {
+  it.live("a subscriber in this process sees appends made by another process, with no gap and no duplicate", () =>
+    Effect.gen(function* () {
+      const file = path.join(tempDir(), "journal.db")
+      yield* seed(file, 10)
+      const seen = yield* Effect.gen(function* () {
+        const journal = yield* Journal
+        const reader = yield* journal.subscribe(1).pipe(Stream.take(10 + 200 + 100), Stream.runCollect, Effect.fork)
+        const child = Effect.promise(() => run(process.execPath, ["--import", "tsx", "test/support/appender.ts", file, "200", "Child"]))
+        const local = Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
+          journal.append(`Local-${i % 2}`, "any", [{ eventType: "Counted", payload: { n: i } }]).pipe(Effect.zipLeft(Effect.sleep("2 millis")))
+        )
+        yield* Effect.all([child, local], { concurrency: "unbounded" })
+        return Chunk.toReadonlyArray(yield* Fiber.join(reader))
+      }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
+      expect(seen.map((e) => e.position)).toEqual(Array.from({ length: 310 }, (_, i) => i + 1))
+      expect(seen.filter((e) => e.streamId.startsWith("Child-")).length).toBe(200)
+      expect((yield* verifyAt(file)).ok).toBe(true)
+    }), 60_000)
+
+  describe("verifyChain finds the first position that was tampered with in the file", () => {
+    it.effect("an edited payload", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(file, `UPDATE events SET payload = '{"n":999}' WHERE position = 7`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 7 })
+      }))
+
+    it.effect("a replaced hash", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(file, `UPDATE events SET hash = '${"ab".repeat(32)}' WHERE position = 12`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 12 })
+      }))
+
+    it.effect("an edited payload with the whole chain after it recomputed: the signed heads catch it", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        rewriteChainFrom(file, 7, `{"n":999}`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 7, problem: "signed head at 7 does not match the chain" })
+      }))
+
+    it.effect("a deleted row", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(file, `DELETE FROM events WHERE position = 5`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 5 })
+      }))
+
+    it.effect("two rows swapped", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(
+          file,
+          `UPDATE events SET position = -1 WHERE position = 9;
+           UPDATE events SET position = 9 WHERE position = 10;
+           UPDATE events SET position = 10 WHERE position = -1;`
+        )
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 9 })
+      }))
+
+    it.effect("the newest events cut off the end", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(file, `DELETE FROM events WHERE position > 17`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 18 })
+      }))
+
+    it.effect("a forged head signature", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        tamper(file, `UPDATE heads SET signature = '${"00".repeat(64)}' WHERE position = 15`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 15 })
+      }))
+
+    it.effect("an untouched file verifies", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 20, headsChecked: 20 })
+      }))
+  })
+})
