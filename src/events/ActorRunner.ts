@@ -18,6 +18,12 @@ export interface ActorOptions {
   readonly maxRetries?: number
   /** Entities kept in memory; idle ones beyond this are dropped (and reloaded on demand). */
   readonly cacheCapacity?: number
+  /**
+   * How many recent command ids each entity remembers (and carries in its snapshots). A command id
+   * resent after this many newer commands to the same entity runs again, as with EventStoreDB's and
+   * Kafka's idempotency windows; keeping every id forever would cost an index write per event.
+   */
+  readonly idempotencyWindow?: number
 }
 
 export interface CommandOptions {
@@ -50,6 +56,9 @@ export interface Actor<Command, Event, State, Err, R> {
   readonly encodeState: (state: State) => unknown
 }
 
+/** Where the events of one command sit in the log: one append, so consecutive positions. */
+type CommandSpan = readonly [first: number, last: number]
+
 interface Entry<State> {
   readonly entityId: string
   readonly streamId: string
@@ -58,6 +67,12 @@ interface Entry<State> {
   version: number
   loaded: boolean
   inflight: number
+  readonly commands: Map<string, CommandSpan>
+}
+
+interface StoredSnapshot {
+  readonly state: unknown
+  readonly commands: ReadonlyArray<readonly [string, number, number]>
 }
 
 const PAGE = 4096
@@ -73,6 +88,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     const snapshotEvery = options.snapshotEvery ?? 100
     const maxRetries = options.maxRetries ?? 8
     const cacheCapacity = options.cacheCapacity ?? 10_000
+    const idempotencyWindow = options.idempotencyWindow ?? 1_000
     const encodeEvent = Schema.encodeSync(definition.event)
     const decodeEvent = Schema.decodeUnknownSync(definition.event)
     const encodeState = Schema.encodeSync(definition.state)
@@ -86,7 +102,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       } else {
         entry = {
           entityId, streamId: makeStreamId(definition.category, entityId), mailbox: Effect.unsafeMakeSemaphore(1),
-          state: decider.initialState, version: 0, loaded: false, inflight: 0
+          state: decider.initialState, version: 0, loaded: false, inflight: 0, commands: new Map()
         }
         if (entries.size >= cacheCapacity) evictIdle()
       }
@@ -101,10 +117,18 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       }
     }
 
+    const remember = (entry: Entry<State>, commandId: string | null, first: number, last: number) => {
+      if (commandId === null) return
+      const known = entry.commands.get(commandId)
+      entry.commands.set(commandId, [known?.[0] ?? first, last])
+      if (known === undefined && entry.commands.size > idempotencyWindow) entry.commands.delete(entry.commands.keys().next().value!)
+    }
+
     const apply = (entry: Entry<State>, envelopes: ReadonlyArray<Envelope>) => {
       for (const envelope of envelopes) {
         entry.state = decider.evolve(entry.state, decodeEvent(envelope.payload))
         entry.version = envelope.streamVersion
+        remember(entry, envelope.commandId, envelope.position, envelope.position)
       }
     }
 
@@ -122,8 +146,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         if (snapshotEvery > 0) {
           const snapshot = yield* snapshots.load(entry.streamId)
           if (Option.isSome(snapshot)) {
-            entry.state = decodeState(snapshot.value.state)
+            const stored = snapshot.value.state as StoredSnapshot
+            entry.state = decodeState(stored.state)
             entry.version = snapshot.value.version
+            for (const [commandId, first, last] of stored.commands) entry.commands.set(commandId, [first, last])
           }
         }
         yield* catchUp(entry)
@@ -132,30 +158,29 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const ensureLoaded = (entry: Entry<State>) => (entry.loaded ? Effect.void : load(entry))
 
-    const duplicateOf = (entry: Entry<State>, commandId: string | undefined) =>
-      commandId === undefined
-        ? Effect.succeed(Option.none<CommandResult<Event, State>>())
-        : journal.findByCommand(entry.streamId, commandId).pipe(
-            Effect.flatMap((previous) =>
-              previous.length === 0
-                ? Effect.succeed(Option.none())
-                : catchUp(entry).pipe(
-                    Effect.as(
-                      Option.some({
-                        events: previous.map((envelope) => decodeEvent(envelope.payload)),
-                        state: entry.state,
-                        version: entry.version,
-                        position: previous[previous.length - 1]!.position,
-                        duplicate: true
-                      })
-                    )
-                  )
-            )
-          )
+    // The command already ran on this entity: answer with what it did then, appending nothing.
+    const duplicateOf = (entry: Entry<State>, commandId: string | undefined) => {
+      const span = commandId === undefined ? undefined : entry.commands.get(commandId)
+      if (span === undefined) return Effect.succeed(Option.none<CommandResult<Event, State>>())
+      return journal.readAll(span[0], span[1] - span[0] + 1).pipe(
+        Effect.map((previous) =>
+          Option.some({
+            events: previous.filter((envelope) => envelope.streamId === entry.streamId).map((envelope) => decodeEvent(envelope.payload)),
+            state: entry.state,
+            version: entry.version,
+            position: span[1],
+            duplicate: true
+          })
+        )
+      )
+    }
 
     const maybeSnapshot = (entry: Entry<State>, previousVersion: number) =>
       snapshotEvery > 0 && Math.floor(entry.version / snapshotEvery) > Math.floor(previousVersion / snapshotEvery)
-        ? snapshots.save(entry.streamId, { version: entry.version, state: encodeState(entry.state) })
+        ? snapshots.save(entry.streamId, {
+            version: entry.version,
+            state: { state: encodeState(entry.state), commands: [...entry.commands].map(([id, [first, last]]) => [id, first, last]) } satisfies StoredSnapshot
+          })
         : Effect.void
 
     const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
@@ -180,12 +205,13 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             const previousVersion = entry.version
             for (const event of events) entry.state = decider.evolve(entry.state, event)
             entry.version = appended.right.streamVersion
-            yield* maybeSnapshot(entry, previousVersion)
             const envelopes = appended.right.envelopes
+            remember(entry, envelopes[0]!.commandId, envelopes[0]!.position, envelopes[envelopes.length - 1]!.position)
+            yield* maybeSnapshot(entry, previousVersion)
             return { events, state: entry.state, version: entry.version, position: envelopes[envelopes.length - 1]!.position, duplicate: false }
           }
           if (attempt >= maxRetries) return yield* Effect.fail(appended.left)
-          // Another writer moved the stream: catch up, and it may even have run this very command.
+          // Another writer moved the stream: catch up (which also learns the command ids it ran).
           yield* catchUp(entry)
           const ranElsewhere = yield* duplicateOf(entry, commandOptions.commandId)
           if (Option.isSome(ranElsewhere)) return ranElsewhere.value
@@ -220,9 +246,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     const actor: Actor<Command, Event, State, Err, R> = {
       category: definition.category,
       send: (entityId, command, commandOptions = {}) =>
-        withEntry(entityId, (entry) => handle(entry, command, commandOptions)).pipe(
-          Effect.withSpan(`${definition.category}.send`, { attributes: { entityId } })
-        ),
+        withEntry(entityId, (entry) => handle(entry, command, commandOptions)),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
           ensureLoaded(entry).pipe(

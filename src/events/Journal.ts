@@ -65,8 +65,6 @@ export interface JournalService {
   readonly readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>
   /** Catches up from `fromPosition`, then follows live appends, from this process or any other. */
   readonly subscribe: (fromPosition: number) => Stream.Stream<Envelope>
-  /** The events a command produced on a stream (empty if the command never ran there). */
-  readonly findByCommand: (streamId: string, commandId: string) => Effect.Effect<ReadonlyArray<Envelope>>
   readonly head: Effect.Effect<ChainHead>
   /** Signed heads from `fromPosition` on, in position order. */
   readonly signedHeads: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<SignedHead>>

@@ -69,8 +69,6 @@ export const make = Effect.gen(function* () {
       Effect.sync(() => (streams.get(streamId) ?? []).slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit)),
     readAll,
     subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
-    findByCommand: (streamId, commandId) =>
-      Effect.sync(() => (streams.get(streamId) ?? []).filter((envelope) => envelope.commandId === commandId)),
     head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
     signedHeads: (fromPosition, limit) =>
       Effect.sync(() => heads.filter((head) => head.position >= fromPosition).slice(0, limit)),

@@ -5,7 +5,9 @@
 import Database from "better-sqlite3"
 import { Config, Context, Data, Effect, Layer } from "effect"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
+import { Worker } from "node:worker_threads"
 
 export class SqliteError extends Data.TaggedError("SqliteError")<{ readonly file: string; readonly reason: string }> {
   override get message() {
@@ -20,6 +22,11 @@ export interface SqliteOptions {
   /** `normal` survives a process crash (SIGKILL) in WAL mode; `full` also survives power loss. */
   readonly synchronous?: Synchronous
   readonly busyTimeoutMs?: number
+  /**
+   * Run WAL checkpoints on a worker thread (its own connection) instead of inside commits. A checkpoint
+   * fsyncs and copies pages; done inline it stalls every writer of the node. Default true.
+   */
+  readonly backgroundCheckpoints?: boolean
 }
 
 // The journal's historical schema, one entry per version; never edit an entry once released.
@@ -38,7 +45,6 @@ const MIGRATIONS: ReadonlyArray<string> = [
      hash           TEXT    NOT NULL,
      UNIQUE (stream_id, stream_version)
    );
-   CREATE INDEX events_by_command ON events (stream_id, command_id) WHERE command_id IS NOT NULL;
    CREATE TABLE heads (
      position   INTEGER PRIMARY KEY,
      hash       TEXT NOT NULL,
@@ -62,9 +68,50 @@ export const openDatabase = (options: SqliteOptions): Database.Database => {
   db.pragma("journal_mode = WAL")
   db.pragma(`synchronous = ${options.synchronous ?? "normal"}`)
   db.pragma("foreign_keys = ON")
+  db.pragma("cache_size = -65536")
   migrate(db)
   return db
 }
+
+// Plain CommonJS so it runs as an eval'd worker both from sources (tests) and from dist.
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads")
+const Database = require(workerData.driver)
+const db = new Database(workerData.file, { timeout: workerData.busyTimeoutMs })
+let timer
+const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)") } catch {} }
+const loop = () => { checkpoint(); timer = setTimeout(loop, workerData.intervalMs) }
+timer = setTimeout(loop, workerData.intervalMs)
+parentPort.on("message", () => { clearTimeout(timer); checkpoint(); db.close(); parentPort.postMessage("closed"); parentPort.close() })
+`
+
+// The writer still checkpoints by itself past this many WAL pages, should the worker fall behind.
+const INLINE_CHECKPOINT_PAGES = 16_384
+
+const startCheckpointer = (options: SqliteOptions, db: Database.Database) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`)
+      const worker = new Worker(CHECKPOINTER_SOURCE, {
+        eval: true,
+        workerData: {
+          driver: createRequire(import.meta.url).resolve("better-sqlite3"),
+          file: path.resolve(options.file),
+          busyTimeoutMs: options.busyTimeoutMs ?? 5_000,
+          intervalMs: 100
+        }
+      })
+      worker.unref()
+      return worker
+    }),
+    (worker) =>
+      Effect.async<void>((resume) => {
+        worker.once("message", () => resume(Effect.void))
+        worker.once("exit", () => resume(Effect.void))
+        worker.once("error", () => resume(Effect.void))
+        worker.postMessage("stop")
+      }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+  )
 
 const migrate = (db: Database.Database): void => {
   // BEGIN IMMEDIATE: two processes opening a fresh file must not both run migration 1.
@@ -85,13 +132,18 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
   static readonly layer = (options: SqliteOptions) =>
     Layer.scoped(
       SqliteDatabase,
-      Effect.acquireRelease(
-        Effect.try({
-          try: () => ({ file: options.file, db: openDatabase(options) }),
-          catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
-        }),
-        ({ db }) => Effect.sync(() => db.close())
-      )
+      Effect.gen(function* () {
+        const opened = yield* Effect.acquireRelease(
+          Effect.try({
+            try: () => ({ file: options.file, db: openDatabase(options) }),
+            catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
+          }),
+          ({ db }) => Effect.sync(() => db.close())
+        )
+        // Released before the connection closes: the last connection to close folds the WAL back in.
+        if (options.backgroundCheckpoints ?? true) yield* startCheckpointer(options, opened.db)
+        return opened
+      })
     )
 
   /** Reads the file from `EDGE_NET_JOURNAL` (default `<cwd>/.edge-net/journal.db`) and `EDGE_NET_SYNC`. */

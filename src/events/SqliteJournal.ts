@@ -4,7 +4,7 @@
  * small commands pay for one transaction and one head signature.
  */
 import type Database from "better-sqlite3"
-import { Chunk, Clock, Deferred, Duration, Effect, Either, Layer, Queue } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope } from "./Envelope.js"
@@ -22,8 +22,8 @@ export interface SqliteJournalOptions {
 
 type AppendOutcome = Either.Either<AppendResult, VersionConflict>
 
-interface PendingAppend {
-  readonly requests: ReadonlyArray<AppendRequest>
+interface Batch {
+  readonly requests: Array<AppendRequest>
   readonly done: Deferred.Deferred<ReadonlyArray<AppendOutcome>>
 }
 
@@ -57,7 +57,7 @@ export const rowToEnvelope = (row: EventRow): Envelope => ({
 
 const prepareStatements = (db: Database.Database) => ({
   lastEvent: db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
-  streamVersion: db.prepare<[string], number | null>("SELECT MAX(stream_version) FROM events WHERE stream_id = ?").pluck(),
+  streamVersion: db.prepare<[string], number | null>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1").pluck(),
   insertEvent: db.prepare(
     `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -67,7 +67,6 @@ const prepareStatements = (db: Database.Database) => ({
   readStream: db.prepare<[string, number, number], EventRow>(
     "SELECT * FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?"
   ),
-  byCommand: db.prepare<[string, string], EventRow>("SELECT * FROM events WHERE stream_id = ? AND command_id = ? ORDER BY position"),
   heads: db.prepare<[number, number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT ?"
   )
@@ -126,36 +125,35 @@ export const make = (options: SqliteJournalOptions = {}) =>
       return outcomes
     })
 
-    const queue = yield* Queue.unbounded<PendingAppend>()
+    // Group commit, leader and followers: the first append of a batch yields once so that every
+    // fiber with an append ready joins it, then commits the whole batch in one transaction.
+    let open: Batch | undefined
 
-    const writeBatch = (batch: Chunk.Chunk<PendingAppend>) =>
+    const commit = (batch: Batch) =>
       Effect.gen(function* () {
+        if (open === batch) open = undefined
         const now = yield* Clock.currentTimeMillis
-        const pending = Chunk.toReadonlyArray(batch)
-        const requests = pending.flatMap((item) => item.requests)
-        const outcomes = yield* Effect.try(() => commitBatch.immediate(requests, new Date(now).toISOString()))
-        let offset = 0
-        for (const item of pending) {
-          yield* Deferred.succeed(item.done, outcomes.slice(offset, offset + item.requests.length))
-          offset += item.requests.length
-        }
-        signal.notify()
-      }).pipe(
         // A failed transaction rolled back as a whole: every caller in it learns why.
-        Effect.catchAll((error) => Effect.forEach(Chunk.toReadonlyArray(batch), (item) => Deferred.die(item.done, error))),
-        Effect.uninterruptible
-      )
+        let outcomes: Exit.Exit<ReadonlyArray<AppendOutcome>>
+        try {
+          outcomes = Exit.succeed(commitBatch.immediate(batch.requests, new Date(now).toISOString()))
+        } catch (error) {
+          outcomes = Exit.die(error)
+        }
+        yield* Deferred.done(batch.done, outcomes)
+        signal.notify()
+      })
 
-    yield* Queue.takeBetween(queue, 1, maxBatch).pipe(Effect.flatMap(writeBatch), Effect.forever, Effect.forkScoped)
-    // On shutdown, commit whatever was already queued before the database closes.
-    yield* Effect.addFinalizer(() =>
-      Queue.takeAll(queue).pipe(Effect.flatMap((rest) => (Chunk.isEmpty(rest) ? Effect.void : writeBatch(rest))))
-    )
-
-    const submit = (requests: ReadonlyArray<AppendRequest>) =>
-      Effect.flatMap(Deferred.make<ReadonlyArray<AppendOutcome>>(), (done) =>
-        Queue.offer(queue, { requests, done }).pipe(Effect.zipRight(Deferred.await(done)))
-      )
+    const submit = (requests: ReadonlyArray<AppendRequest>): Effect.Effect<ReadonlyArray<AppendOutcome>> =>
+      Effect.suspend(() => {
+        const leader = open === undefined || open.requests.length >= maxBatch
+        const batch = leader ? (open = { requests: [], done: Deferred.unsafeMake(FiberId.none) }) : open!
+        const offset = batch.requests.length
+        batch.requests.push(...requests)
+        const mine = Deferred.await(batch.done).pipe(Effect.map((outcomes) => outcomes.slice(offset, offset + requests.length)))
+        // Uninterruptible: followers are waiting on this leader to commit the batch.
+        return leader ? Effect.uninterruptible(Effect.yieldNow().pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
+      })
 
     const readAll = (fromPosition: number, limit: number) =>
       Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
@@ -170,7 +168,6 @@ export const make = (options: SqliteJournalOptions = {}) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,
       subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
-      findByCommand: (streamId, commandId) => Effect.sync(() => statements.byCommand.all(streamId, commandId).map(rowToEnvelope)),
       head: Effect.sync((): ChainHead => {
         const last = statements.lastEvent.get()
         return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }

@@ -26,8 +26,6 @@ export const journalContract = (name: string, makeLayer: () => Layer.Layer<Journ
         expect((yield* journal.readStream("Counter-a", 2, 1)).map((e) => e.streamVersion)).toEqual([2])
         expect((yield* journal.readAll(2, 2)).map((e) => e.position)).toEqual([2, 3])
         expect(yield* journal.streamVersion("Counter-a")).toBe(3)
-        expect((yield* journal.findByCommand("Counter-a", "cmd-4")).map((e) => e.position)).toEqual([4])
-        expect(yield* journal.findByCommand("Counter-b", "cmd-4")).toEqual([])
         expect((yield* journal.head).position).toBe(4)
       }).pipe(Effect.provide(makeLayer())))
 

@@ -1,0 +1,151 @@
+/**
+ * Journal benchmarks against raw better-sqlite3 on the same kind of table, same pragmas:
+ * batched append, commands through the actor runner with group commit, replay, chain verification.
+ */
+import Database from "better-sqlite3"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { NodeKey } from "../src/content/NodeKey.js"
+import * as ActorRunner from "../src/events/ActorRunner.js"
+import { verifyChain } from "../src/events/Audit.js"
+import type { EventSourced } from "../src/events/Decider.js"
+import { Journal } from "../src/events/Journal.js"
+import { Snapshots } from "../src/events/Snapshots.js"
+import { SqliteDatabase } from "../src/events/SqliteDatabase.js"
+import * as SqliteJournal from "../src/events/SqliteJournal.js"
+import { bestOf, report } from "./Report.js"
+
+const Added = Schema.TaggedStruct("Added", { amount: Schema.Number })
+const Counter: EventSourced<{ readonly add: number }, typeof Added.Type, { readonly total: number }> = {
+  category: "Counter",
+  decider: {
+    initialState: { total: 0 },
+    decide: (command) => Effect.succeed([Added.make({ amount: command.add })]),
+    evolve: (state, event) => ({ total: state.total + event.amount })
+  },
+  event: Added,
+  state: Schema.Struct({ total: Schema.Number })
+}
+
+const scratch = () => fs.mkdtempSync(path.join(os.tmpdir(), "edge-net-bench-"))
+
+const rawDatabase = (file: string) => {
+  const db = new Database(file)
+  db.pragma("journal_mode = WAL")
+  db.pragma("synchronous = normal")
+  db.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL,
+           event_type TEXT NOT NULL, payload TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (stream_id, stream_version))`)
+  return db
+}
+
+const kernelAt = (file: string) =>
+  Layer.mergeAll(SqliteJournal.layer(), Snapshots.sqlite).pipe(
+    Layer.provide(SqliteDatabase.layer({ file, synchronous: "normal" })),
+    Layer.provide(NodeKey.ephemeral)
+  )
+
+const payloadFor = (i: number) => ({ _tag: "Added", amount: i % 100, note: "benchmark event with a short text" })
+
+export const run = async () => {
+  const EVENTS = 100_000
+  const BATCH = 1_000
+
+  // 1. Batched append: 100k events, 1k per transaction, ours (hash chain + signed head) vs raw inserts.
+  const rawAppend = await bestOf(3, () => {
+    const db = rawDatabase(path.join(scratch(), "raw.db"))
+    const insert = db.prepare("INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)")
+    const versions = new Map<string, number>()
+    const write = db.transaction((from: number) => {
+      const now = new Date().toISOString()
+      for (let i = from; i < from + BATCH; i++) {
+        const stream = `Counter-${i % 100}`
+        const version = (versions.get(stream) ?? 0) + 1
+        versions.set(stream, version)
+        insert.run(stream, version, "Added", JSON.stringify(payloadFor(i)), now)
+      }
+    })
+    for (let i = 0; i < EVENTS; i += BATCH) write(i)
+    db.close()
+  })
+  const file = path.join(scratch(), "journal.db")
+  const runtime = ManagedRuntime.make(kernelAt(file))
+  const oursAppend = await bestOf(1, () =>
+    runtime.runPromise(
+      Effect.gen(function* () {
+        const journal = yield* Journal
+        for (let i = 0; i < EVENTS; i += BATCH) {
+          const requests = Array.from({ length: 100 }, (_, s) => ({
+            streamId: `Counter-${s}`,
+            expectedVersion: "any" as const,
+            events: Array.from({ length: BATCH / 100 }, (_, k) => ({ eventType: "Added", payload: payloadFor(i + s + k * 100) }))
+          }))
+          yield* journal.appendBatch(requests)
+        }
+      })
+    )
+  )
+  report("batched append (1k events/transaction)", "events/s", EVENTS / oursAppend, EVENTS / rawAppend, "raw insert", ">= 0.5x")
+
+  // 2. Commands from 64 concurrent callers through the actor runner (group commit) vs one raw transaction per command.
+  const COMMANDS = 40_000
+  const rawCommands = await bestOf(2, () => {
+    const db = rawDatabase(path.join(scratch(), "raw-commands.db"))
+    const version = db.prepare<[string], number | null>("SELECT MAX(stream_version) FROM events WHERE stream_id = ?").pluck()
+    const insert = db.prepare("INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)")
+    const command = db.transaction((i: number) => {
+      const stream = `Counter-${i % 64}`
+      insert.run(stream, (version.get(stream) ?? 0) + 1, "Added", JSON.stringify(payloadFor(i)), new Date().toISOString())
+    })
+    for (let i = 0; i < COMMANDS / 4; i++) command.immediate(i)
+    db.close()
+  })
+  const commandRuntime = ManagedRuntime.make(kernelAt(path.join(scratch(), "commands.db")))
+  const counter = await commandRuntime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
+  const oursCommands = await bestOf(2, () =>
+    commandRuntime.runPromise(
+      Effect.forEach(
+        Array.from({ length: 64 }, (_, caller) => caller),
+        (caller) =>
+          Effect.forEach(Array.from({ length: COMMANDS / 64 }, (_, i) => i), (i) =>
+            counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}-${Math.random()}` }), { discard: true }),
+        { concurrency: 64, discard: true }
+      )
+    )
+  )
+  report("commands, 64 callers, actor runner", "cmds/s", COMMANDS / oursCommands, COMMANDS / 4 / rawCommands, "raw txn/cmd", ">= 25,000 cmds/s")
+
+  // 3. Replay: decode and fold every event of a category vs raw SELECT + JSON.parse + fold.
+  const counterReplay = await runtime.runPromise(ActorRunner.make(Counter))
+  const rawDb = new Database(file, { readonly: true })
+  const rawReplay = await bestOf(3, () => {
+    const totals = new Map<string, number>()
+    for (const row of rawDb.prepare<[], { stream_id: string; payload: string }>("SELECT stream_id, payload FROM events ORDER BY position").iterate()) {
+      const event = JSON.parse(row.payload) as { amount: number }
+      totals.set(row.stream_id, (totals.get(row.stream_id) ?? 0) + event.amount)
+    }
+  })
+  const oursReplay = await bestOf(3, () => runtime.runPromise(counterReplay.replay()))
+  report("replay (decode + fold)", "events/s", EVENTS / oursReplay, EVENTS / rawReplay, "raw select+parse", ">= 0.5x")
+
+  // 4. verifyChain: recompute every hash and check every signed head vs raw SELECT + one sha256 per row.
+  const rawVerify = await bestOf(3, () => {
+    let previous = ""
+    for (const row of rawDb.prepare<[], { payload: string; hash: string }>("SELECT payload, hash FROM events ORDER BY position").iterate()) {
+      previous = crypto.createHash("sha256").update(previous).update(row.payload).digest("hex")
+    }
+  })
+  rawDb.close()
+  let verified = 0
+  const oursVerify = await bestOf(3, async () => {
+    const result = await runtime.runPromise(verifyChain())
+    if (!result.ok) throw new Error(`chain does not verify: ${result.problem}`)
+    verified = result.eventsChecked
+  })
+  report("verifyChain", "events/s", verified / oursVerify, EVENTS / rawVerify, "raw select+sha256")
+
+  await runtime.dispose()
+  await commandRuntime.dispose()
+}

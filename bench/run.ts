@@ -1,0 +1,18 @@
+/**
+ * `npm run bench [-- suite...]`: runs the named benchmark suites (all when none is named). Each line
+ * prints our figure, a baseline measured in the same run on the same machine, and their ratio.
+ */
+const suites: Record<string, () => Promise<void>> = {
+  journal: async () => (await import("./journal.js")).run()
+}
+
+const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))
+const unknown = wanted.filter((name) => !(name in suites))
+if (unknown.length > 0) {
+  console.error(`unknown benchmark suite ${unknown.join(", ")}; known: ${Object.keys(suites).join(", ")}`)
+  process.exit(2)
+}
+for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
+  console.log(`\n## ${name}`)
+  await suites[name]!()
+}
