@@ -52,12 +52,19 @@ export interface Actor<Command, Event, State, Err, R> {
   /** The entity's current state, caught up with every writer of the journal. */
   readonly state: (entityId: string) => Effect.Effect<{ readonly state: State; readonly version: number }>
   /** Every entity of this category folded from the log alone, with no snapshot and no cache. */
-  readonly replay: (upToPosition?: number) => Effect.Effect<ReadonlyMap<string, State>>
+  readonly replay: (upToPosition?: number) => Effect.Effect<ReadonlyMap<string, Replayed<State>>>
+  /** One entity folded from its stream alone, up to `version`. */
+  readonly replayEntity: (entityId: string, upToVersion: number) => Effect.Effect<Replayed<State>>
   readonly encodeState: (state: State) => unknown
 }
 
 /** Where the events of one command sit in the log: one append, so consecutive positions. */
 type CommandSpan = readonly [first: number, last: number]
+
+export interface Replayed<State> {
+  readonly state: State
+  readonly version: number
+}
 
 interface Entry<State> {
   readonly entityId: string
@@ -227,7 +234,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const replay = (upToPosition = Number.MAX_SAFE_INTEGER) =>
       Effect.gen(function* () {
-        const states = new Map<string, State>()
+        const states = new Map<string, Replayed<State>>()
         let position = 1
         while (position <= upToPosition) {
           const page = yield* journal.readAll(position, PAGE)
@@ -235,12 +242,27 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             if (envelope.position > upToPosition) break
             if (streamCategory(envelope.streamId) !== definition.category) continue
             const entityId = streamEntityId(envelope.streamId)
-            states.set(entityId, decider.evolve(states.get(entityId) ?? decider.initialState, decodeEvent(envelope.payload)))
+            const state = states.get(entityId)?.state ?? decider.initialState
+            states.set(entityId, { state: decider.evolve(state, decodeEvent(envelope.payload)), version: envelope.streamVersion })
           }
           if (page.length < PAGE) break
           position = page[page.length - 1]!.position + 1
         }
-        return states as ReadonlyMap<string, State>
+        return states as ReadonlyMap<string, Replayed<State>>
+      })
+
+    const replayEntity = (entityId: string, upToVersion: number) =>
+      Effect.gen(function* () {
+        const streamId = makeStreamId(definition.category, entityId)
+        let replayed: Replayed<State> = { state: decider.initialState, version: 0 }
+        while (replayed.version < upToVersion) {
+          const page = yield* journal.readStream(streamId, replayed.version + 1, Math.min(PAGE, upToVersion - replayed.version))
+          if (page.length === 0) break
+          for (const envelope of page) {
+            replayed = { state: decider.evolve(replayed.state, decodeEvent(envelope.payload)), version: envelope.streamVersion }
+          }
+        }
+        return replayed
       })
 
     const actor: Actor<Command, Event, State, Err, R> = {
@@ -255,6 +277,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           )
         ),
       replay,
+      replayEntity,
       encodeState
     }
     return actor

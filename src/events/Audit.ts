@@ -100,20 +100,29 @@ export interface ReplayReport {
   readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
 }
 
-/** Rebuilds every entity of an actor from the log alone and compares it with the live (cached, snapshotted) state. */
+/**
+ * Rebuilds every entity of an actor from the log alone and compares it with the live (cached,
+ * snapshotted) state. On a busy node an entity may move between the two reads; it is then replayed
+ * again up to exactly the live version, so only a real divergence is reported.
+ */
 export const compareReplay = <S>(actor: {
   readonly category: string
-  readonly replay: () => Effect.Effect<ReadonlyMap<string, S>>
-  readonly state: (entityId: string) => Effect.Effect<{ readonly state: S }>
+  readonly replay: () => Effect.Effect<ReadonlyMap<string, { readonly state: S; readonly version: number }>>
+  readonly replayEntity: (entityId: string, upToVersion: number) => Effect.Effect<{ readonly state: S; readonly version: number }>
+  readonly state: (entityId: string) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly encodeState: (state: S) => unknown
 }) =>
   Effect.gen(function* () {
     const replayed = yield* actor.replay()
     const mismatches: Array<ReplayReport["mismatches"][number]> = []
-    for (const [entityId, state] of replayed) {
-      const live = actor.encodeState((yield* actor.state(entityId)).state)
-      const fresh = actor.encodeState(state)
-      if (canonicalize(live) !== canonicalize(fresh)) mismatches.push({ entityId, live, replayed: fresh })
+    for (const [entityId, fromLog] of replayed) {
+      const live = yield* actor.state(entityId)
+      const fresh = live.version === fromLog.version ? fromLog : yield* actor.replayEntity(entityId, live.version)
+      const liveEncoded = actor.encodeState(live.state)
+      const freshEncoded = actor.encodeState(fresh.state)
+      if (live.version !== fresh.version || canonicalize(liveEncoded) !== canonicalize(freshEncoded)) {
+        mismatches.push({ entityId, live: { version: live.version, state: liveEncoded }, replayed: { version: fresh.version, state: freshEncoded } })
+      }
     }
     return { category: actor.category, entities: replayed.size, mismatches } satisfies ReplayReport
   }).pipe(Effect.withSpan("Audit.compareReplay"))

@@ -97,7 +97,7 @@ describe("ActorRunner", () => {
       const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       expect(yield* restarted.state("a")).toEqual({ state: { total: 11 }, version: 25 })
       // Replay ignores snapshots and sees the truth.
-      expect((yield* restarted.replay()).get("a")).toEqual({ total: 50 })
+      expect((yield* restarted.replay()).get("a")).toEqual({ state: { total: 50 }, version: 25 })
     }).pipe(Effect.provide(sqliteKernel())))
 
   it.effect("state survives a restart on the same SQLite file", () =>

@@ -120,7 +120,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       }
       let available = 0n
       let held = 0n
-      for (const state of states.values()) {
+      for (const { state } of states.values()) {
         available += state.available
         held += heldTotal(state)
       }

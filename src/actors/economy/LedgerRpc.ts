@@ -1,0 +1,52 @@
+/**
+ * The ledger's RPC contract: what a client (the CLI, another service, later another node) may ask of
+ * a node's ledger. Amounts travel as decimal strings (Schema.BigInt), never as floats.
+ */
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { VersionConflict } from "../../events/Journal.js"
+import { AccountId, LedgerError, OperationId, PositiveCredits } from "./Account.js"
+
+/** What a ledger command can fail with: a domain error, or a stream that kept moving under it. */
+export const LedgerFailure = Schema.Union(LedgerError, VersionConflict)
+
+export const BalanceView = Schema.Struct({
+  account: Schema.String,
+  available: Schema.BigInt,
+  held: Schema.BigInt,
+  holds: Schema.Record({ key: Schema.String, value: Schema.BigInt }),
+  version: Schema.Number
+})
+
+export const TransferReceiptView = Schema.Struct({
+  transferId: Schema.String,
+  from: BalanceView,
+  to: BalanceView,
+  position: Schema.Number,
+  duplicate: Schema.Boolean
+})
+
+export class LedgerRpcs extends RpcGroup.make(
+  Rpc.make("LedgerBalance", { payload: { account: AccountId }, success: BalanceView }),
+  Rpc.make("LedgerMint", {
+    payload: { account: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId) },
+    success: BalanceView,
+    error: LedgerFailure
+  }),
+  Rpc.make("LedgerTransfer", {
+    payload: { from: AccountId, to: AccountId, amount: PositiveCredits, transferId: Schema.optional(OperationId) },
+    success: TransferReceiptView,
+    error: LedgerFailure
+  }),
+  Rpc.make("LedgerHold", {
+    payload: { account: AccountId, holdId: OperationId, amount: PositiveCredits },
+    success: BalanceView,
+    error: LedgerFailure
+  }),
+  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId }, success: BalanceView, error: LedgerFailure }),
+  Rpc.make("LedgerCapture", {
+    payload: { account: AccountId, holdId: OperationId, to: AccountId, amount: PositiveCredits },
+    success: BalanceView,
+    error: LedgerFailure
+  })
+) {}

@@ -1,0 +1,43 @@
+/** `edge-net audit verify|replay`: check the journal's chain and signatures; rebuild state from the log. */
+import { Command } from "@effect/cli"
+import { Effect } from "effect"
+import { CliError } from "./CliError.js"
+import { NodeClient } from "./NodeClient.js"
+import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+
+const verify = Command.make("verify", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
+  withNode(
+    data,
+    node,
+    Effect.gen(function* () {
+      const report = yield* (yield* NodeClient).verify
+      yield* output(json, report, (r) =>
+        r.ok
+          ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}`
+          : `chain BROKEN at position ${r.firstBadPosition}: ${r.problem}`)
+      if (!report.ok) return yield* Effect.fail(new CliError({ message: `the journal does not verify (first bad position ${report.firstBadPosition})` }))
+    })
+  )).pipe(Command.withDescription("verify the hash chain and every signed head of the journal"))
+
+const replay = Command.make("replay", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
+  withNode(
+    data,
+    node,
+    Effect.gen(function* () {
+      const report = yield* (yield* NodeClient).replay
+      yield* output(json, report, (r) =>
+        [
+          ...r.actors.map((actor) =>
+            `${actor.category}: ${actor.entities} entities replayed, ${actor.mismatches.length === 0 ? "all equal to live state" : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`}`
+          ),
+          `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
+          `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
+        ].join("\n"))
+      if (!report.ok) return yield* Effect.fail(new CliError({ message: "replaying the log does not give the live state" }))
+    })
+  )).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
+
+export const auditCommand = Command.make("audit").pipe(
+  Command.withDescription("tamper evidence and replay"),
+  Command.withSubcommands([verify, replay])
+)

@@ -1,0 +1,47 @@
+/**
+ * The `edge-net` command line: parse, run, and turn expected failures into one line on stderr with
+ * exit code 1. Bugs (defects) still print their full cause.
+ */
+import { Command, ValidationError } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, Effect, Option } from "effect"
+import { VERSION } from "../node/NodeStatus.js"
+import { auditCommand } from "./AuditCommands.js"
+import { eventsCommand } from "./EventsCommands.js"
+import { ledgerCommand } from "./LedgerCommands.js"
+import { modelsCommand } from "./ModelsCommands.js"
+import { nodeCommand } from "./NodeCommands.js"
+
+export const edgeNet = Command.make("edge-net").pipe(
+  Command.withDescription("edge-net: optimize, distribute, adapt and trade AI models between peers"),
+  Command.withSubcommands([nodeCommand, auditCommand, eventsCommand, ledgerCommand, modelsCommand])
+)
+
+const messageOf = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
+    return error.message
+  }
+  if (typeof error === "object" && error !== null && "_tag" in error) return String(error._tag)
+  return String(error)
+}
+
+const report = (name: string) => (cause: Cause.Cause<unknown>) =>
+  Effect.sync(() => {
+    if (Cause.isInterruptedOnly(cause)) return
+    const failure = Cause.failureOption(cause)
+    if (Option.isNone(failure)) console.error(Cause.pretty(cause))
+    // @effect/cli has already printed what was wrong with the command line.
+    else if (!ValidationError.isValidationError(failure.value)) console.error(`${name}: ${messageOf(failure.value)}`)
+  })
+
+/** Runs a command tree as a program: `argv` as in process.argv. */
+export const runCli = <Name extends string, E>(
+  command: Command.Command<Name, NodeContext.NodeContext, E, any>,
+  name: string,
+  argv: ReadonlyArray<string>
+) =>
+  Command.run(command, { name, version: VERSION })(argv).pipe(
+    Effect.tapErrorCause(report(name)),
+    Effect.provide(NodeContext.layer),
+    NodeRuntime.runMain({ disableErrorReporting: true })
+  )

@@ -1,0 +1,121 @@
+/**
+ * What the CLI asks of a node, two ways: directly on a data dir (opening its SQLite journal, which
+ * works beside a running node) or over RPC/HTTP to a running node (`--node URL`).
+ */
+import { FetchHttpClient, HttpApiClient } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { RpcClientError } from "@effect/rpc/RpcClientError"
+import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
+import { AccountId, OperationId } from "../actors/economy/Account.js"
+import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
+import { Ledger } from "../actors/economy/Ledger.js"
+import type { LedgerFailure } from "../actors/economy/LedgerRpc.js"
+import type { ChainReport } from "../events/Audit.js"
+import type { Envelope } from "../events/Envelope.js"
+import { Journal } from "../events/Journal.js"
+import { NodeApi } from "../http/Api.js"
+import { nodeServices } from "../layers/Node.js"
+import { NodeAudit } from "../node/NodeAudit.js"
+import type { NodeSettings } from "../node/NodeConfig.js"
+import { NodeStatus } from "../node/NodeStatus.js"
+import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
+import type { NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
+import { CliError } from "./CliError.js"
+
+type LedgerFailureType = typeof LedgerFailure.Type
+
+export interface EventsPage {
+  readonly events: ReadonlyArray<Envelope>
+  readonly next: number
+  readonly head: number
+}
+
+export interface NodeClientService {
+  readonly info: Effect.Effect<typeof NodeInfoView.Type, CliError>
+  readonly verify: Effect.Effect<ChainReport, CliError>
+  readonly replay: Effect.Effect<ReplayReportView, CliError>
+  readonly events: (from: number, limit: number) => Effect.Effect<EventsPage, CliError>
+  readonly follow: (from: number) => Stream.Stream<Envelope, CliError>
+  readonly balance: (account: string) => Effect.Effect<Balance, CliError>
+  readonly mint: (account: string, amount: bigint, operationId?: string) => Effect.Effect<Balance, CliError | LedgerFailureType>
+  readonly transfer: (
+    from: string,
+    to: string,
+    amount: bigint,
+    transferId?: string
+  ) => Effect.Effect<TransferReceipt, CliError | LedgerFailureType>
+}
+
+export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClient, NodeClientService>() {
+  /** Opens the data dir's journal in this process. */
+  static readonly direct = (settings: NodeSettings) =>
+    Layer.effect(
+      NodeClient,
+      Effect.gen(function* () {
+        const status = yield* NodeStatus
+        const audit = yield* NodeAudit
+        const ledger = yield* Ledger
+        const journal = yield* Journal
+        const events = (from: number, limit: number) =>
+          Effect.gen(function* () {
+            const page = yield* journal.readAll(from, limit)
+            const head = yield* journal.head
+            return { events: page, next: page.length === 0 ? from : page[page.length - 1]!.position + 1, head: head.position }
+          })
+        return {
+          info: status.info(),
+          verify: audit.verify(),
+          replay: audit.replay(),
+          events,
+          follow: (from) => journal.subscribe(from),
+          balance: (account) => ledger.balance(account),
+          mint: (account, amount, operationId) => ledger.mint(account, amount, operationId),
+          transfer: (from, to, amount, transferId) => ledger.transfer(from, to, amount, transferId)
+        } satisfies NodeClientService
+      })
+    ).pipe(Layer.provide(nodeServices(settings)))
+
+  /** Talks to a running node: RPC at `<url>/rpc`, the audit feed at `<url>/v1/events`. */
+  static readonly remote = (url: string) =>
+    Layer.scoped(
+      NodeClient,
+      Effect.gen(function* () {
+        const base = url.replace(/\/+$/, "")
+        const rpc = yield* RpcClient.make(NodeApiRpcs).pipe(
+          Effect.provide(RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(Layer.provide(RpcSerialization.layerNdjson)))
+        )
+        const http = yield* HttpApiClient.make(NodeApi, { baseUrl: base })
+        const unreachable = (cause: { readonly message: string }) =>
+          new CliError({ message: `cannot reach the edge-net node at ${base}: ${cause.message}` })
+        const call = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) =>
+          Effect.catchIf(effect, (error): error is RpcClientError => error instanceof RpcClientError, (error) => Effect.fail(unreachable(error)))
+        const events = (from: number, limit: number) =>
+          http.events.list({ urlParams: { from, limit } }).pipe(Effect.mapError(unreachable))
+        const follow = (from: number): Stream.Stream<Envelope, CliError> =>
+          Stream.paginateChunkEffect(from, (cursor) =>
+            events(cursor, 500).pipe(
+              Effect.flatMap((page) =>
+                page.events.length === 0
+                  ? Effect.as(Effect.sleep("250 millis"), [Chunk.empty<Envelope>(), Option.some(cursor)] as const)
+                  : Effect.succeed([Chunk.fromIterable(page.events), Option.some(page.next)] as const)
+              )
+            )
+          )
+        return {
+          info: call(rpc.NodeInfo()),
+          verify: call(rpc.AuditVerify()),
+          replay: call(rpc.AuditReplay()),
+          events,
+          follow,
+          balance: (account) => call(rpc.LedgerBalance({ account: AccountId.make(account) })),
+          mint: (account, amount, operationId) =>
+            call(rpc.LedgerMint({ account: AccountId.make(account), amount, ...(operationId === undefined ? {} : { operationId: OperationId.make(operationId) }) })),
+          transfer: (from, to, amount, transferId) =>
+            call(rpc.LedgerTransfer({
+              from: AccountId.make(from), to: AccountId.make(to), amount,
+              ...(transferId === undefined ? {} : { transferId: OperationId.make(transferId) })
+            }))
+        } satisfies NodeClientService
+      })
+    ).pipe(Layer.provide(FetchHttpClient.layer))
+}

@@ -1,0 +1,42 @@
+/** `edge-net node start|info`: run a node in the foreground, or describe one. */
+import { Command, Options } from "@effect/cli"
+import { Effect, Layer, Option } from "effect"
+import { nodeLive } from "../layers/Node.js"
+import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
+import { NodeClient } from "./NodeClient.js"
+import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
+
+const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default ${DEFAULT_PORT})`), Options.withDefault(DEFAULT_PORT))
+const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default ${DEFAULT_HOST})`), Options.withDefault(DEFAULT_HOST))
+
+const start = Command.make("start", { data: dataOption, port, host }, ({ data, host, port }) => {
+  const settings = settingsFor(data, { host, port })
+  return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
+    Effect.zipRight(Layer.launch(nodeLive(settings))),
+    Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
+  )
+}).pipe(Command.withDescription("run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc)"))
+
+const info = Command.make("info", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
+  withNode(
+    data,
+    node,
+    Effect.flatMap(NodeClient, (client) => client.info).pipe(
+      Effect.flatMap((info) =>
+        output(json, info, (i) =>
+          [
+            `node       ${i.nodeId}`,
+            `public key ${i.publicKey}`,
+            `version    ${i.version}`,
+            `data       ${i.dataDir}`,
+            `journal    ${i.head.position} events, head ${i.head.hash}`,
+            ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
+          ].join("\n"))
+      )
+    )
+  )).pipe(Command.withDescription("who the node is and where its journal stands"))
+
+export const nodeCommand = Command.make("node").pipe(
+  Command.withDescription("run or inspect a node"),
+  Command.withSubcommands([start, info])
+)

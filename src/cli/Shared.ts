@@ -1,0 +1,71 @@
+/**
+ * Options, argument parsing and output shared by every command: `--data`, `--node`, `--json`, amounts
+ * and account ids checked before anything runs, and JSON that writes bigints as decimal strings.
+ */
+import { Options } from "@effect/cli"
+import { Effect, Layer, Option, ParseResult, Schema } from "effect"
+import * as fs from "node:fs"
+import { AccountId } from "../actors/economy/Account.js"
+import type { Synchronous } from "../events/SqliteDatabase.js"
+import type { NodeSettings } from "../node/NodeConfig.js"
+import { DEFAULT_HOST, DEFAULT_PORT, journalFile, resolveDataDir } from "../node/NodeConfig.js"
+import { CliError } from "./CliError.js"
+import { NodeClient } from "./NodeClient.js"
+
+export const dataOption = Options.text("data").pipe(
+  Options.withDescription("data directory (default: $EDGE_NET_HOME, else ./.edge-net)"),
+  Options.optional
+)
+
+export const nodeOption = Options.text("node").pipe(
+  Options.withDescription("URL of a running node to ask over RPC, e.g. http://127.0.0.1:7878 (default: open the data directory)"),
+  Options.optional
+)
+
+export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON instead of text"))
+
+export const settingsFor = (data: Option.Option<string>, overrides: Partial<NodeSettings> = {}): NodeSettings => ({
+  dataDir: resolveDataDir(Option.getOrUndefined(data)),
+  host: DEFAULT_HOST,
+  port: DEFAULT_PORT,
+  synchronous: (process.env["EDGE_NET_SYNC"] as Synchronous | undefined) ?? "normal",
+  ...overrides
+})
+
+/** Runs `use` against the node at `--node`, or directly on the data directory, which must exist. */
+export const withNode = <A, E, R>(
+  data: Option.Option<string>,
+  node: Option.Option<string>,
+  use: Effect.Effect<A, E, R | NodeClient>
+): Effect.Effect<A, E | CliError, Exclude<R, NodeClient>> => {
+  if (Option.isSome(node)) return Effect.provide(use, NodeClient.remote(node.value)) as never
+  const settings = settingsFor(data)
+  if (!fs.existsSync(journalFile(settings))) {
+    return Effect.fail(
+      new CliError({ message: `no edge-net data in ${settings.dataDir} (start a node there first: edge-net node start --data ${settings.dataDir})` })
+    )
+  }
+  const direct = NodeClient.direct(settings).pipe(Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message }))))
+  return Effect.provide(use, direct) as never
+}
+
+export const parseAmount = (text: string) =>
+  /^[0-9]+$/.test(text) && BigInt(text) > 0n
+    ? Effect.succeed(BigInt(text))
+    : Effect.fail(new CliError({ message: `invalid amount "${text}": expected a positive whole number of rUv` }))
+
+const decodeAccount = Schema.decodeUnknown(AccountId)
+
+export const parseAccount = (text: string) =>
+  decodeAccount(text).pipe(
+    Effect.mapError((error) => new CliError({ message: `invalid account "${text}": ${firstLine(ParseResult.TreeFormatter.formatErrorSync(error))}` }))
+  )
+
+const firstLine = (text: string) => text.split("\n").filter((line) => line.trim() !== "").pop()?.trim() ?? text
+
+export const toJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)
+
+/** Prints `value` as JSON with `--json`, else the human text. */
+export const output = <A>(json: boolean, value: A, human: (value: A) => string) =>
+  Effect.sync(() => console.log(json ? toJson(value) : human(value)))

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { runCli } from "./Main.js"
+import { modelsCommand } from "./ModelsCommands.js"
+
+runCli(modelsCommand, "edge-net-models", process.argv)

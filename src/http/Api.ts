@@ -1,0 +1,56 @@
+/**
+ * The node's HTTP API as an @effect/platform HttpApi: one definition gives the routes, the decoding
+ * of parameters and the OpenAPI document served at /docs.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { AccountId } from "../actors/economy/Account.js"
+import { BalanceView } from "../actors/economy/LedgerRpc.js"
+import { Envelope } from "../events/Envelope.js"
+import { ChainHeadView } from "../rpc/NodeRpc.js"
+
+export const Health = Schema.Struct({
+  status: Schema.Literal("ok"),
+  nodeId: Schema.String,
+  head: ChainHeadView
+})
+
+export const EventsPage = Schema.Struct({
+  events: Schema.Array(Envelope),
+  /** Pass as `from` to read the page after this one. */
+  next: Schema.Number,
+  head: Schema.Number
+})
+
+export const MAX_EVENTS_PAGE = 1_000
+
+export const EventsQuery = Schema.Struct({
+  from: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(1)), { default: () => 1 }),
+  limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, MAX_EVENTS_PAGE)), { default: () => 100 })
+})
+
+export class SystemApi extends HttpApiGroup.make("system").add(
+  HttpApiEndpoint.get("health", "/health").addSuccess(Health)
+) {}
+
+export class EventsApi extends HttpApiGroup.make("events").add(
+  HttpApiEndpoint.get("list", "/v1/events")
+    .setUrlParams(EventsQuery)
+    .addSuccess(EventsPage)
+    .annotate(OpenApi.Description, "The audit feed: the journal in global order, from `from` (inclusive), with hashes.")
+) {}
+
+export class LedgerApi extends HttpApiGroup.make("ledger").add(
+  HttpApiEndpoint.get("balance", "/v1/ledger/accounts/:account")
+    .setPath(Schema.Struct({ account: AccountId }))
+    .addSuccess(BalanceView)
+) {}
+
+export class NodeApi extends HttpApi.make("edge-net")
+  .add(SystemApi)
+  .add(EventsApi)
+  .add(LedgerApi)
+  .annotate(OpenApi.Title, "edge-net node")
+  .annotate(OpenApi.Version, "0.1.0")
+  .annotate(OpenApi.Description, "HTTP API of an edge-net node. RPC (@effect/rpc, NDJSON over HTTP POST) is served at /rpc.") {}
+
