@@ -4,11 +4,12 @@
  * N events, retry on version conflicts, and idempotency by command id. Group commit comes from the
  * journal, which commits the appends of concurrent entities in one transaction.
  */
-import { Effect, Either, Option, Schema } from "effect"
-import { makeStreamId, streamCategory, streamEntityId } from "../domain/Ids.js"
+import { Effect, Option, Schema } from "effect"
+import { makeStreamId } from "../domain/Ids.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
 import { Journal, VersionConflict } from "./Journal.js"
+import { RecentCommands } from "./RecentCommands.js"
 import { Snapshots } from "./Snapshots.js"
 
 export interface ActorOptions {
@@ -19,9 +20,10 @@ export interface ActorOptions {
   /** Entities kept in memory; idle ones beyond this are dropped (and reloaded on demand). */
   readonly cacheCapacity?: number
   /**
-   * How many recent command ids each entity remembers (and carries in its snapshots). A command id
-   * resent after this many newer commands to the same entity runs again, as with EventStoreDB's and
-   * Kafka's idempotency windows; keeping every id forever would cost an index write per event.
+   * How many recent commands each entity remembers: those of its last N events, read back from the
+   * stream when the entity loads. A command id resent after this many newer commands to the same
+   * entity runs again, as with EventStoreDB's and Kafka's idempotency windows; remembering every id
+   * forever would cost an index write per event.
    */
   readonly idempotencyWindow?: number
 }
@@ -58,9 +60,6 @@ export interface Actor<Command, Event, State, Err, R> {
   readonly encodeState: (state: State) => unknown
 }
 
-/** Where the events of one command sit in the log: one append, so consecutive positions. */
-type CommandSpan = readonly [first: number, last: number]
-
 export interface Replayed<State> {
   readonly state: State
   readonly version: number
@@ -74,12 +73,7 @@ interface Entry<State> {
   version: number
   loaded: boolean
   inflight: number
-  readonly commands: Map<string, CommandSpan>
-}
-
-interface StoredSnapshot {
-  readonly state: unknown
-  readonly commands: ReadonlyArray<readonly [string, number, number]>
+  readonly commands: RecentCommands
 }
 
 const PAGE = 4096
@@ -109,7 +103,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       } else {
         entry = {
           entityId, streamId: makeStreamId(definition.category, entityId), mailbox: Effect.unsafeMakeSemaphore(1),
-          state: decider.initialState, version: 0, loaded: false, inflight: 0, commands: new Map()
+          state: decider.initialState, version: 0, loaded: false, inflight: 0, commands: new RecentCommands(idempotencyWindow)
         }
         if (entries.size >= cacheCapacity) evictIdle()
       }
@@ -124,18 +118,11 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       }
     }
 
-    const remember = (entry: Entry<State>, commandId: string | null, first: number, last: number) => {
-      if (commandId === null) return
-      const known = entry.commands.get(commandId)
-      entry.commands.set(commandId, [known?.[0] ?? first, last])
-      if (known === undefined && entry.commands.size > idempotencyWindow) entry.commands.delete(entry.commands.keys().next().value!)
-    }
-
     const apply = (entry: Entry<State>, envelopes: ReadonlyArray<Envelope>) => {
       for (const envelope of envelopes) {
         entry.state = decider.evolve(entry.state, decodeEvent(envelope.payload))
         entry.version = envelope.streamVersion
-        remember(entry, envelope.commandId, envelope.position, envelope.position)
+        if (envelope.commandId !== null) entry.commands.record(envelope.commandId, envelope.position)
       }
     }
 
@@ -153,10 +140,12 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         if (snapshotEvery > 0) {
           const snapshot = yield* snapshots.load(entry.streamId)
           if (Option.isSome(snapshot)) {
-            const stored = snapshot.value.state as StoredSnapshot
-            entry.state = decodeState(stored.state)
+            entry.state = decodeState(snapshot.value.state)
             entry.version = snapshot.value.version
-            for (const [commandId, first, last] of stored.commands) entry.commands.set(commandId, [first, last])
+            // The snapshot holds state only; the command ids of the events before it come from the stream.
+            const window = Math.min(idempotencyWindow, entry.version)
+            const recent = yield* journal.readStream(entry.streamId, entry.version - window + 1, window)
+            for (const envelope of recent) if (envelope.commandId !== null) entry.commands.record(envelope.commandId, envelope.position)
           }
         }
         yield* catchUp(entry)
@@ -184,46 +173,51 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const maybeSnapshot = (entry: Entry<State>, previousVersion: number) =>
       snapshotEvery > 0 && Math.floor(entry.version / snapshotEvery) > Math.floor(previousVersion / snapshotEvery)
-        ? snapshots.save(entry.streamId, {
-            version: entry.version,
-            state: { state: encodeState(entry.state), commands: [...entry.commands].map(([id, [first, last]]) => [id, first, last]) } satisfies StoredSnapshot
-          })
+        ? snapshots.save(entry.streamId, { version: entry.version, state: encodeState(entry.state) })
         : Effect.void
 
-    const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
-      Effect.gen(function* () {
-        yield* ensureLoaded(entry)
-        const duplicate = yield* duplicateOf(entry, commandOptions.commandId)
-        if (Option.isSome(duplicate)) return duplicate.value
-        for (let attempt = 0; ; attempt++) {
-          const events = yield* decider.decide(command, entry.state)
-          if (events.length === 0) {
-            return { events, state: entry.state, version: entry.version, position: 0, duplicate: false }
-          }
-          const appended = yield* Effect.either(
-            journal.append(
-              entry.streamId,
-              entry.version,
-              events.map((event) => ({ eventType: event._tag, payload: encodeEvent(event) })),
-              commandOptions
-            )
-          )
-          if (Either.isRight(appended)) {
+    // The hot path, written as a plain chain of effects (no generator): decide, append, fold in.
+    const attempt = (
+      entry: Entry<State>,
+      command: Command,
+      commandOptions: CommandOptions,
+      retriesLeft: number
+    ): Effect.Effect<CommandResult<Event, State>, Err | VersionConflict, R> =>
+      Effect.flatMap(decider.decide(command, entry.state), (events) => {
+        if (events.length === 0) {
+          return Effect.succeed({ events, state: entry.state, version: entry.version, position: 0, duplicate: false })
+        }
+        const encoded = events.map((event) => ({ eventType: event._tag, payload: encodeEvent(event) }))
+        return Effect.matchEffect(journal.append(entry.streamId, entry.version, encoded, commandOptions), {
+          onSuccess: (appended) => {
             const previousVersion = entry.version
             for (const event of events) entry.state = decider.evolve(entry.state, event)
-            entry.version = appended.right.streamVersion
-            const envelopes = appended.right.envelopes
-            remember(entry, envelopes[0]!.commandId, envelopes[0]!.position, envelopes[envelopes.length - 1]!.position)
-            yield* maybeSnapshot(entry, previousVersion)
-            return { events, state: entry.state, version: entry.version, position: envelopes[envelopes.length - 1]!.position, duplicate: false }
-          }
-          if (attempt >= maxRetries) return yield* Effect.fail(appended.left)
-          // Another writer moved the stream: catch up (which also learns the command ids it ran).
-          yield* catchUp(entry)
-          const ranElsewhere = yield* duplicateOf(entry, commandOptions.commandId)
-          if (Option.isSome(ranElsewhere)) return ranElsewhere.value
-        }
+            entry.version = appended.streamVersion
+            const envelopes = appended.envelopes
+            if (commandOptions.commandId !== undefined) {
+              for (const envelope of envelopes) entry.commands.record(commandOptions.commandId, envelope.position)
+            }
+            const result = { events, state: entry.state, version: entry.version, position: envelopes[envelopes.length - 1]!.position, duplicate: false }
+            return Effect.as(maybeSnapshot(entry, previousVersion), result)
+          },
+          // Another writer moved the stream: catch up (which also learns the command ids it ran) and decide again.
+          onFailure: (conflict) =>
+            retriesLeft === 0
+              ? Effect.fail(conflict)
+              : Effect.flatMap(catchUp(entry), () =>
+                  Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (ranElsewhere) =>
+                    Option.isSome(ranElsewhere) ? Effect.succeed(ranElsewhere.value) : attempt(entry, command, commandOptions, retriesLeft - 1)
+                  )
+                )
+        })
       })
+
+    const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
+      Effect.flatMap(ensureLoaded(entry), () =>
+        Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (duplicate) =>
+          Option.isSome(duplicate) ? Effect.succeed(duplicate.value) : attempt(entry, command, commandOptions, maxRetries)
+        )
+      )
 
     const withEntry = <A, E, R2>(entityId: string, use: (entry: Entry<State>) => Effect.Effect<A, E, R2>) =>
       Effect.suspend(() => {
@@ -232,18 +226,20 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         return entry.mailbox.withPermits(1)(use(entry)).pipe(Effect.ensuring(Effect.sync(() => entry.inflight--)))
       })
 
+    const prefix = `${definition.category}-`
     const replay = (upToPosition = Number.MAX_SAFE_INTEGER) =>
       Effect.gen(function* () {
         const states = new Map<string, Replayed<State>>()
         let position = 1
         while (position <= upToPosition) {
-          const page = yield* journal.readAll(position, PAGE)
-          for (const envelope of page) {
-            if (envelope.position > upToPosition) break
-            if (streamCategory(envelope.streamId) !== definition.category) continue
-            const entityId = streamEntityId(envelope.streamId)
+          // Stored records, so events of other categories are skipped without parsing their payloads.
+          const page = yield* journal.readRecords(position, PAGE)
+          for (const record of page) {
+            if (record.position > upToPosition) break
+            if (!record.streamId.startsWith(prefix)) continue
+            const entityId = record.streamId.slice(prefix.length)
             const state = states.get(entityId)?.state ?? decider.initialState
-            states.set(entityId, { state: decider.evolve(state, decodeEvent(envelope.payload)), version: envelope.streamVersion })
+            states.set(entityId, { state: decider.evolve(state, decodeEvent(JSON.parse(record.payloadText))), version: record.streamVersion })
           }
           if (page.length < PAGE) break
           position = page[page.length - 1]!.position + 1

@@ -48,11 +48,26 @@ export interface EnvelopeFields {
  * RFC 8785 key order by hand so the payload (already canonical) is not parsed and serialized again.
  */
 export const envelopeHash = (fields: EnvelopeFields): string =>
-  crypto
-    .createHash("sha256")
-    .update(fields.prevHash)
-    .update(canonicalEnvelopeText(fields))
-    .digest("hex")
+  crypto.hash("sha256", fields.prevHash + canonicalEnvelopeText(fields), "hex")
+
+/** An event exactly as stored: the payload still in its canonical text, which the hash covers. */
+export interface StoredRecord extends EnvelopeFields {
+  readonly hash: string
+}
+
+export const recordToEnvelope = (record: StoredRecord): Envelope => ({
+  position: record.position,
+  streamId: record.streamId,
+  streamVersion: record.streamVersion,
+  eventType: record.eventType,
+  payload: JSON.parse(record.payloadText),
+  recordedAt: record.recordedAt,
+  nodeId: record.nodeId,
+  commandId: record.commandId,
+  causationId: record.causationId,
+  prevHash: record.prevHash,
+  hash: record.hash
+})
 
 export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
   `{"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +

@@ -4,7 +4,7 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
-import type { Envelope, NewEvent } from "./Envelope.js"
+import type { Envelope, NewEvent, StoredRecord } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
 export type ExpectedVersion = "any" | "none" | number
@@ -63,6 +63,8 @@ export interface JournalService {
   readonly readStream: (streamId: string, fromVersion?: number, limit?: number) => Effect.Effect<ReadonlyArray<Envelope>>
   /** The global log from `fromPosition` (1-based, inclusive), at most `limit` envelopes. */
   readonly readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>
+  /** Like readAll, in stored form (payload unparsed): for verification and fast replay. */
+  readonly readRecords: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<StoredRecord>>
   /** Catches up from `fromPosition`, then follows live appends, from this process or any other. */
   readonly subscribe: (fromPosition: number) => Stream.Stream<Envelope>
   readonly head: Effect.Effect<ChainHead>

@@ -5,14 +5,15 @@
 import { Clock, Duration, Effect, Either, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
-import type { Envelope } from "./Envelope.js"
-import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import type { Envelope, StoredRecord } from "./Envelope.js"
+import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
 import type { AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
 import { checkExpectedVersion, Journal, type VersionConflict } from "./Journal.js"
 
 export const make = Effect.gen(function* () {
   const key = yield* NodeKey
   const log: Array<Envelope> = []
+  const records: Array<StoredRecord> = []
   const heads: Array<SignedHead> = []
   const streams = new Map<string, Array<Envelope>>()
   const signal = new ChangeSignal()
@@ -38,8 +39,9 @@ export const make = Effect.gen(function* () {
           payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
           causationId: request.causationId ?? null, prevHash: lastHash()
         }
-        const { payloadText: _, ...rest } = fields
-        const envelope: Envelope = { ...rest, payload: JSON.parse(payloadText), hash: envelopeHash(fields) }
+        const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
+        const envelope = recordToEnvelope(record)
+        records.push(record)
         log.push(envelope)
         stream.push(envelope)
         envelopes.push(envelope)
@@ -68,6 +70,8 @@ export const make = Effect.gen(function* () {
     readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
       Effect.sync(() => (streams.get(streamId) ?? []).slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit)),
     readAll,
+    readRecords: (fromPosition, limit) =>
+      Effect.sync(() => records.slice(Math.max(0, fromPosition - 1), Math.max(0, fromPosition - 1) + limit)),
     subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
     head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
     signedHeads: (fromPosition, limit) =>

@@ -7,7 +7,7 @@ import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
-import type { Envelope } from "./Envelope.js"
+import type { Envelope, StoredRecord } from "./Envelope.js"
 import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import type { AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { checkExpectedVersion, Journal, VersionConflict } from "./Journal.js"
@@ -27,32 +27,18 @@ interface Batch {
   readonly done: Deferred.Deferred<ReadonlyArray<AppendOutcome>>
 }
 
-interface EventRow {
-  position: number
-  stream_id: string
-  stream_version: number
-  event_type: string
-  payload: string
-  recorded_at: string
-  node_id: string
-  command_id: string | null
-  causation_id: string | null
-  prev_hash: string
-  hash: string
-}
+// Column order of every events query, read in raw (array) mode: no object per row from the driver.
+const COLUMNS = "position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash"
+type EventRow = [number, string, number, string, string, string, string, string | null, string | null, string, string]
+
+const rowToRecord = (row: EventRow): StoredRecord => ({
+  position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payloadText: row[4], recordedAt: row[5],
+  nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
+})
 
 export const rowToEnvelope = (row: EventRow): Envelope => ({
-  position: row.position,
-  streamId: row.stream_id,
-  streamVersion: row.stream_version,
-  eventType: row.event_type,
-  payload: JSON.parse(row.payload),
-  recordedAt: row.recorded_at,
-  nodeId: row.node_id,
-  commandId: row.command_id,
-  causationId: row.causation_id,
-  prevHash: row.prev_hash,
-  hash: row.hash
+  position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payload: JSON.parse(row[4]), recordedAt: row[5],
+  nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
 })
 
 const prepareStatements = (db: Database.Database) => ({
@@ -63,10 +49,10 @@ const prepareStatements = (db: Database.Database) => ({
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   ),
   insertHead: db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)"),
-  readAll: db.prepare<[number, number], EventRow>("SELECT * FROM events WHERE position >= ? ORDER BY position LIMIT ?"),
-  readStream: db.prepare<[string, number, number], EventRow>(
-    "SELECT * FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?"
-  ),
+  readAll: db.prepare<[number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?`).raw(),
+  readStream: db
+    .prepare<[string, number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`)
+    .raw(),
   heads: db.prepare<[number, number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT ?"
   )
@@ -167,6 +153,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,
+      readRecords: (fromPosition, limit) => Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
       subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
       head: Effect.sync((): ChainHead => {
         const last = statements.lastEvent.get()
