@@ -72,7 +72,8 @@ export const run = async () => {
   })
   const file = path.join(scratch(), "journal.db")
   const runtime = ManagedRuntime.make(kernelAt(file))
-  const oursAppend = await bestOf(1, () =>
+  await runtime.runPromise(Journal) // start the journal (and its writer thread) before timing
+  const oursAppend = await bestOf(3, () =>
     runtime.runPromise(
       Effect.gen(function* () {
         const journal = yield* Journal
@@ -88,6 +89,7 @@ export const run = async () => {
     )
   )
   report("batched append (1k events/transaction)", "events/s", EVENTS / oursAppend, EVENTS / rawAppend, "raw insert", ">= 0.5x")
+  const journalEvents = 3 * EVENTS
 
   // 2. Commands from 64 concurrent callers through the actor runner (group commit) vs one raw transaction per command.
   const COMMANDS = 40_000
@@ -128,7 +130,7 @@ export const run = async () => {
     }
   })
   const oursReplay = await bestOf(3, () => runtime.runPromise(counterReplay.replay()))
-  report("replay (decode + fold)", "events/s", EVENTS / oursReplay, EVENTS / rawReplay, "raw select+parse", ">= 0.5x")
+  report("replay (decode + fold)", "events/s", journalEvents / oursReplay, journalEvents / rawReplay, "raw select+parse", ">= 0.5x")
 
   // 4. verifyChain: recompute every hash and check every signed head vs raw SELECT + one sha256 per row.
   const rawVerify = await bestOf(3, () => {
@@ -144,7 +146,7 @@ export const run = async () => {
     if (!result.ok) throw new Error(`chain does not verify: ${result.problem}`)
     verified = result.eventsChecked
   })
-  report("verifyChain", "events/s", verified / oursVerify, EVENTS / rawVerify, "raw select+sha256")
+  report("verifyChain", "events/s", verified / oursVerify, journalEvents / rawVerify, "raw select+sha256")
 
   await runtime.dispose()
   await commandRuntime.dispose()

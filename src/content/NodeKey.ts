@@ -18,6 +18,8 @@ export interface NodeKeyPair {
   readonly nodeId: NodeId
   readonly publicKey: string
   readonly sign: (message: Uint8Array | string) => string
+  /** The private seed, for this process's own worker threads (the journal writer); never leaves the process. */
+  readonly seed: Uint8Array
 }
 
 // DER prefixes that wrap a raw 32-byte Ed25519 seed / public key for node:crypto.
@@ -34,6 +36,7 @@ export const keyPairFromSeed = (seed: Uint8Array): NodeKeyPair => {
   return {
     nodeId: nodeIdOf(publicKey),
     publicKey,
+    seed: Uint8Array.from(seed),
     sign: (message) => crypto.sign(null, typeof message === "string" ? Buffer.from(message) : message, privateKey).toString("hex")
   }
 }

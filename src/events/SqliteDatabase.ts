@@ -27,6 +27,8 @@ export interface SqliteOptions {
    * fsyncs and copies pages; done inline it stalls every writer of the node. Default true.
    */
   readonly backgroundCheckpoints?: boolean
+  /** SQLite's wal_autocheckpoint for this connection, in pages. */
+  readonly autoCheckpointPages?: number
 }
 
 // The journal's historical schema, one entry per version; never edit an entry once released.
@@ -69,6 +71,7 @@ export const openDatabase = (options: SqliteOptions): Database.Database => {
   db.pragma(`synchronous = ${options.synchronous ?? "normal"}`)
   db.pragma("foreign_keys = ON")
   db.pragma("cache_size = -65536")
+  if (options.autoCheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${options.autoCheckpointPages}`)
   migrate(db)
   return db
 }
@@ -85,13 +88,12 @@ timer = setTimeout(loop, workerData.intervalMs)
 parentPort.on("message", () => { clearTimeout(timer); checkpoint(); db.close(); parentPort.postMessage("closed"); parentPort.close() })
 `
 
-// The writer still checkpoints by itself past this many WAL pages, should the worker fall behind.
-const INLINE_CHECKPOINT_PAGES = 16_384
+/** Writers still checkpoint by themselves past this many WAL pages, should the checkpointer fall behind. */
+export const INLINE_CHECKPOINT_PAGES = 16_384
 
-const startCheckpointer = (options: SqliteOptions, db: Database.Database) =>
+const startCheckpointer = (options: SqliteOptions) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`)
       const worker = new Worker(CHECKPOINTER_SOURCE, {
         eval: true,
         workerData: {
@@ -127,7 +129,7 @@ const migrate = (db: Database.Database): void => {
 
 export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
   SqliteDatabase,
-  { readonly file: string; readonly db: Database.Database }
+  { readonly file: string; readonly db: Database.Database; readonly options: SqliteOptions }
 >() {
   static readonly layer = (options: SqliteOptions) =>
     Layer.scoped(
@@ -135,13 +137,13 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
       Effect.gen(function* () {
         const opened = yield* Effect.acquireRelease(
           Effect.try({
-            try: () => ({ file: options.file, db: openDatabase(options) }),
+            try: () => ({ file: options.file, db: openDatabase({ ...options, autoCheckpointPages: INLINE_CHECKPOINT_PAGES }), options }),
             catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
           }),
           ({ db }) => Effect.sync(() => db.close())
         )
         // Released before the connection closes: the last connection to close folds the WAL back in.
-        if (options.backgroundCheckpoints ?? true) yield* startCheckpointer(options, opened.db)
+        if (options.backgroundCheckpoints ?? true) yield* startCheckpointer(options)
         return opened
       })
     )

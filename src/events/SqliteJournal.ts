@@ -8,16 +8,15 @@ import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from 
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
-import { checkExpectedVersion, Journal, VersionConflict } from "./Journal.js"
+import { Journal, VersionConflict } from "./Journal.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
+import { startWriter, type WriteOutcome } from "./SqliteWriter.js"
 
 export interface SqliteJournalOptions {
   /** How often a caught-up subscriber looks for appends made by other processes. */
   readonly pollInterval?: Duration.DurationInput
-  /** The most append requests one transaction takes. */
-  readonly maxBatch?: number
 }
 
 type AppendOutcome = Either.Either<AppendResult, VersionConflict>
@@ -44,11 +43,6 @@ export const rowToEnvelope = (row: EventRow): Envelope => ({
 const prepareStatements = (db: Database.Database) => ({
   lastEvent: db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
   streamVersion: db.prepare<[string], number | null>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1").pluck(),
-  insertEvent: db.prepare(
-    `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-  ),
-  insertHead: db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)"),
   readAll: db.prepare<[number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?`).raw(),
   readStream: db
     .prepare<[string, number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`)
@@ -60,84 +54,62 @@ const prepareStatements = (db: Database.Database) => ({
 
 export const make = (options: SqliteJournalOptions = {}) =>
   Effect.gen(function* () {
-    const { db } = yield* SqliteDatabase
+    const database = yield* SqliteDatabase
+    const db = database.db
     const key = yield* NodeKey
     const statements = prepareStatements(db)
     const signal = new ChangeSignal()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
-    const maxBatch = options.maxBatch ?? 1024
 
-    // One transaction for a whole batch of requests. The chain head and stream versions are read
-    // inside it (BEGIN IMMEDIATE holds the write lock), so another process's commits are respected.
-    const commitBatch = db.transaction((requests: ReadonlyArray<AppendRequest>, recordedAt: string): Array<AppendOutcome> => {
-      const last = statements.lastEvent.get()
-      let position = last?.position ?? 0
-      let prevHash = last?.hash ?? GENESIS_HASH
-      const versions = new Map<string, number>()
-      const outcomes: Array<AppendOutcome> = []
-      for (const request of requests) {
-        let version = versions.get(request.streamId)
-        if (version === undefined) version = statements.streamVersion.get(request.streamId) ?? 0
-        const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, version)
-        if (conflict !== undefined) {
-          outcomes.push(Either.left(conflict))
-          continue
-        }
-        const commandId = request.commandId ?? null
-        const causationId = request.causationId ?? null
-        const envelopes: Array<Envelope> = []
-        for (const event of request.events) {
-          position++
-          version++
-          const payloadText = canonicalPayload(event.payload)
-          const fields = {
-            position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText,
-            recordedAt, nodeId: key.nodeId, commandId, causationId, prevHash
-          }
-          const hash = envelopeHash(fields)
-          statements.insertEvent.run(position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, commandId, causationId, prevHash, hash)
-          envelopes.push({
-            position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payload: event.payload,
-            recordedAt, nodeId: key.nodeId, commandId, causationId, prevHash, hash
-          })
-          prevHash = hash
-        }
-        versions.set(request.streamId, version)
-        outcomes.push(Either.right({ streamId: request.streamId, streamVersion: version, envelopes }))
-      }
-      if (position !== (last?.position ?? 0)) {
-        statements.insertHead.run(position, prevHash, key.publicKey, key.sign(headMessage(position, prevHash)))
-      }
-      return outcomes
+    const writer = yield* startWriter({
+      file: database.file, seed: key.seed, busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
+      synchronous: database.options.synchronous ?? "normal"
     })
 
-    // Group commit, leader and followers: the first append of a batch yields once so that every
-    // fiber with an append ready joins it, then commits the whole batch in one transaction.
+    const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
+      if (!outcome.ok) return Either.left(new VersionConflict({ streamId: request.streamId, expected: request.expectedVersion, actual: outcome.actual }))
+      const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({
+        position, streamId: request.streamId, streamVersion, eventType: request.events[index]!.eventType, payload: request.events[index]!.payload,
+        recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null, causationId: request.causationId ?? null, prevHash, hash
+      }))
+      return Either.right({ streamId: request.streamId, streamVersion: outcome.streamVersion, envelopes })
+    }
+
+    // Group commit. An append joins the open batch; the first append of a batch leads it: it yields
+    // once so that every fiber with an append ready can join, then hands the batch to the writer
+    // thread. A batch takes at most half of the appends waiting, so two batches alternate: one is
+    // written while the callers of the other run their next commands on this thread.
     let open: Batch | undefined
+    let waiting = 0
 
     const commit = (batch: Batch) =>
       Effect.gen(function* () {
         if (open === batch) open = undefined
-        const now = yield* Clock.currentTimeMillis
-        // A failed transaction rolled back as a whole: every caller in it learns why.
-        let outcomes: Exit.Exit<ReadonlyArray<AppendOutcome>>
-        try {
-          outcomes = Exit.succeed(commitBatch.immediate(batch.requests, new Date(now).toISOString()))
-        } catch (error) {
-          outcomes = Exit.die(error)
-        }
-        yield* Deferred.done(batch.done, outcomes)
+        const recordedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+        const written = yield* Effect.exit(
+          writer.commit(
+            batch.requests.map((request) => ({
+              streamId: request.streamId, expectedVersion: request.expectedVersion, events: request.events,
+              commandId: request.commandId ?? null, causationId: request.causationId ?? null
+            })),
+            recordedAt
+          )
+        )
+        waiting -= batch.requests.length
+        // A failed transaction rolled back as a whole: every caller in the batch learns why.
+        yield* Deferred.done(batch.done, Exit.map(written, (outcomes) => outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt))))
         signal.notify()
       })
 
     const submit = (requests: ReadonlyArray<AppendRequest>): Effect.Effect<ReadonlyArray<AppendOutcome>> =>
       Effect.suspend(() => {
-        const leader = open === undefined || open.requests.length >= maxBatch
+        waiting += requests.length
+        const leader = open === undefined || open.requests.length >= Math.max(1, Math.ceil(waiting / 2))
         const batch = leader ? (open = { requests: [], done: Deferred.unsafeMake(FiberId.none) }) : open!
         const offset = batch.requests.length
         batch.requests.push(...requests)
         const mine = Deferred.await(batch.done).pipe(Effect.map((outcomes) => outcomes.slice(offset, offset + requests.length)))
-        // Uninterruptible: followers are waiting on this leader to commit the batch.
+        // Uninterruptible: the batch's other callers wait on its leader to hand it over.
         return leader ? Effect.uninterruptible(Effect.yieldNow().pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
       })
 

@@ -1,0 +1,156 @@
+/**
+ * The journal's writer thread. Commits (hashing, inserts, the head signature, SQLite's WAL writes
+ * and any wait on another process's lock) run on a worker thread with its own connection, so the
+ * node's event loop keeps serving while the disk works, and the two cores share the load.
+ */
+import type Database from "better-sqlite3"
+import { Effect } from "effect"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import { Worker } from "node:worker_threads"
+import type { NodeKeyPair } from "../content/NodeKey.js"
+import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import type { ExpectedVersion } from "./Journal.js"
+
+export interface WriteRequest {
+  readonly streamId: string
+  readonly expectedVersion: ExpectedVersion
+  readonly events: ReadonlyArray<{ readonly eventType: string; readonly payload: unknown }>
+  readonly commandId: string | null
+  readonly causationId: string | null
+}
+
+/** Per written event: position, stream version, prevHash, hash. */
+export type WrittenEvent = readonly [number, number, string, string]
+
+export type WriteOutcome =
+  | { readonly ok: true; readonly streamVersion: number; readonly events: ReadonlyArray<WrittenEvent> }
+  | { readonly ok: false; readonly actual: number }
+
+interface WriterMessage {
+  readonly id: number
+  readonly requests: ReadonlyArray<WriteRequest>
+  readonly recordedAt: string
+}
+
+type WriterReply = { readonly id: number; readonly outcomes: ReadonlyArray<WriteOutcome> } | { readonly id: number; readonly error: string }
+
+const versionMatches = (expected: ExpectedVersion, actual: number) =>
+  expected === "any" || (expected === "none" ? actual === 0 : actual === expected)
+
+/**
+ * Appends a batch in one IMMEDIATE transaction. The chain head and stream versions are read inside
+ * it, under the write lock, so commits by other processes are respected.
+ */
+export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair) => {
+  const lastEvent = db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+  const streamVersion = db
+    .prepare<[string], number>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1")
+    .pluck()
+  const insertEvent = db.prepare(
+    `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  )
+  const insertHead = db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)")
+  const commit = db.transaction((requests: ReadonlyArray<WriteRequest>, recordedAt: string): Array<WriteOutcome> => {
+    const last = lastEvent.get()
+    let position = last?.position ?? 0
+    let prevHash = last?.hash ?? GENESIS_HASH
+    const versions = new Map<string, number>()
+    const outcomes: Array<WriteOutcome> = []
+    for (const request of requests) {
+      let version = versions.get(request.streamId) ?? streamVersion.get(request.streamId) ?? 0
+      if (!versionMatches(request.expectedVersion, version)) {
+        outcomes.push({ ok: false, actual: version })
+        continue
+      }
+      const written: Array<WrittenEvent> = []
+      for (const event of request.events) {
+        position++
+        version++
+        const payloadText = canonicalPayload(event.payload)
+        const hash = envelopeHash({
+          position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText, recordedAt,
+          nodeId: key.nodeId, commandId: request.commandId, causationId: request.causationId, prevHash
+        })
+        insertEvent.run(position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, request.commandId, request.causationId, prevHash, hash)
+        written.push([position, version, prevHash, hash])
+        prevHash = hash
+      }
+      versions.set(request.streamId, version)
+      outcomes.push({ ok: true, streamVersion: version, events: written })
+    }
+    if (position !== (last?.position ?? 0)) insertHead.run(position, prevHash, key.publicKey, key.sign(headMessage(position, prevHash)))
+    return outcomes
+  })
+  return (requests: ReadonlyArray<WriteRequest>, recordedAt: string) => commit.immediate(requests, recordedAt)
+}
+
+export interface WriterThreadData {
+  readonly file: string
+  readonly seed: Uint8Array
+  readonly busyTimeoutMs: number
+  readonly synchronous: string
+}
+
+/** Starts the writer thread; closing the scope lets queued batches finish, then stops it. */
+export const startWriter = (data: WriterThreadData) =>
+  Effect.acquireRelease(
+    Effect.async<Worker, Error>((resume) => {
+      const workerData = { ...data, file: path.resolve(data.file) }
+      // From sources (tests, tsx) the thread loads the .ts module through tsx's loader; from dist, the .js one.
+      const worker = import.meta.url.endsWith(".ts")
+        ? new Worker(
+            `import(${JSON.stringify(pathToFileURL(tsxEsmApi()).href)})
+               .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL("./SqliteWriterThread.ts", import.meta.url).href)}) })`,
+            { eval: true, workerData }
+          )
+        : new Worker(new URL("./SqliteWriterThread.js", import.meta.url), { workerData })
+      worker.once("message", (message) =>
+        message === "ready" ? resume(Effect.succeed(worker)) : resume(Effect.fail(new Error(String((message as { error?: string }).error ?? message))))
+      )
+      worker.once("error", (error) => resume(Effect.fail(error)))
+    }),
+    (worker) =>
+      Effect.async<void>((resume) => {
+        worker.once("exit", () => resume(Effect.void))
+        worker.postMessage("close")
+      }).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+  ).pipe(Effect.map(writerClient))
+
+const writerClient = (worker: Worker) => {
+  let nextId = 0
+  const pending = new Map<number, (reply: WriterReply) => void>()
+  let failure: Error | undefined
+  const failAll = (error: Error) => {
+    failure = error
+    for (const [id, settle] of pending) settle({ id, error: error.message })
+    pending.clear()
+  }
+  worker.on("message", (reply: WriterReply) => {
+    const settle = pending.get(reply.id)
+    pending.delete(reply.id)
+    settle?.(reply)
+  })
+  worker.on("error", failAll)
+  worker.on("exit", (code) => failAll(new Error(`journal writer thread exited (code ${code})`)))
+  return {
+    /** Commits one batch; batches are committed in the order they were sent. */
+    commit: (requests: ReadonlyArray<WriteRequest>, recordedAt: string) =>
+      Effect.async<ReadonlyArray<WriteOutcome>>((resume) => {
+        if (failure !== undefined) return resume(Effect.die(failure))
+        const id = nextId++
+        pending.set(id, (reply) => resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes)))
+        worker.postMessage({ id, requests, recordedAt } satisfies WriterMessage)
+      })
+  }
+}
+
+// tsx is a devDependency: only the from-sources path (tests, `node --import tsx`) ever loads it.
+const tsxEsmApi = () => {
+  const manifest = createRequire(import.meta.url).resolve("tsx/package.json")
+  return path.join(path.dirname(manifest), "dist", "esm", "api", "index.mjs")
+}
+
+export type WriterClient = ReturnType<typeof writerClient>
