@@ -77,10 +77,11 @@ export const make = (options: SqliteJournalOptions = {}) =>
 
     // Group commit. An append joins the open batch; the first append of a batch leads it: it yields
     // once so that every fiber with an append ready can join, then hands the batch to the writer
-    // thread. A batch takes at most half of the appends waiting, so two batches alternate: one is
-    // written while the callers of the other run their next commands on this thread.
+    // thread. A batch takes at most half of the recent peak of waiting appends, so two batches
+    // alternate: one is written while the callers of the other run their next commands here.
     let open: Batch | undefined
     let waiting = 0
+    let peakWaiting = 0
 
     const commit = (batch: Batch) =>
       Effect.gen(function* () {
@@ -101,16 +102,23 @@ export const make = (options: SqliteJournalOptions = {}) =>
         signal.notify()
       })
 
+    // The leader yields while the batch keeps growing: every fiber with an append ready gets to join.
+    const gather = (batch: Batch, seen: number): Effect.Effect<void> =>
+      Effect.yieldNow().pipe(
+        Effect.zipRight(Effect.suspend(() => (open === batch && batch.requests.length > seen ? gather(batch, batch.requests.length) : Effect.void)))
+      )
+
     const submit = (requests: ReadonlyArray<AppendRequest>): Effect.Effect<ReadonlyArray<AppendOutcome>> =>
       Effect.suspend(() => {
         waiting += requests.length
-        const leader = open === undefined || open.requests.length >= Math.max(1, Math.ceil(waiting / 2))
+        peakWaiting = Math.max(waiting, peakWaiting - 1)
+        const leader = open === undefined || open.requests.length >= Math.max(1, Math.ceil(peakWaiting / 2))
         const batch = leader ? (open = { requests: [], done: Deferred.unsafeMake(FiberId.none) }) : open!
         const offset = batch.requests.length
         batch.requests.push(...requests)
         const mine = Deferred.await(batch.done).pipe(Effect.map((outcomes) => outcomes.slice(offset, offset + requests.length)))
         // Uninterruptible: the batch's other callers wait on its leader to hand it over.
-        return leader ? Effect.uninterruptible(Effect.yieldNow().pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
+        return leader ? Effect.uninterruptible(gather(batch, 0).pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
       })
 
     const readAll = (fromPosition: number, limit: number) =>
