@@ -4,7 +4,7 @@
  * N events, retry on version conflicts, and idempotency by command id. Group commit comes from the
  * journal, which commits the appends of concurrent entities in one transaction.
  */
-import { Effect, Option, Schema } from "effect"
+import { Duration, Effect, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
@@ -176,6 +176,11 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         ? snapshots.save(entry.streamId, { version: entry.version, state: encodeState(entry.state) })
         : Effect.void
 
+    // Two writers racing on one entity (two nodes, or a node and the CLI) would otherwise collide again
+    // on every retry: the second retry on waits a random, growing while (full jitter).
+    const backoff = (retry: number) =>
+      retry === 0 ? Effect.void : Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** retry)), (millis) => Effect.sleep(Duration.millis(millis)))
+
     // The hot path, written as a plain chain of effects (no generator): decide, append, fold in.
     const attempt = (
       entry: Entry<State>,
@@ -204,7 +209,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           onFailure: (conflict) =>
             retriesLeft === 0
               ? Effect.fail(conflict)
-              : Effect.flatMap(catchUp(entry), () =>
+              : Effect.flatMap(Effect.zipRight(backoff(maxRetries - retriesLeft), catchUp(entry)), () =>
                   Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (ranElsewhere) =>
                     Option.isSome(ranElsewhere) ? Effect.succeed(ranElsewhere.value) : attempt(entry, command, commandOptions, retriesLeft - 1)
                   )

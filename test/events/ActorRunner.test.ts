@@ -71,7 +71,7 @@ describe("ActorRunner", () => {
       expect(yield* counter.state("a")).toEqual({ state: { total: 200 }, version: 200 })
     }).pipe(Effect.provide(sqliteKernel())))
 
-  it.effect("two runners on one journal (two nodes) retry on version conflicts and never double-count", () =>
+  it.live("two runners on one journal (two nodes) retry on version conflicts and never double-count", () =>
     Effect.gen(function* () {
       const left = yield* ActorRunner.make(Counter)
       const right = yield* ActorRunner.make(Counter)

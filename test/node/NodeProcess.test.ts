@@ -1,27 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schedule } from "effect"
-import { AccountId } from "../../src/actors/economy/Account.js"
-import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { Effect } from "effect"
+import { expectRecovered, transferUntilKilled } from "../support/LedgerLoad.js"
 import { startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
-
-const account = AccountId.make
-
-interface EventsPage {
-  readonly events: ReadonlyArray<{ readonly eventType: string; readonly payload: { readonly transferId?: string } }>
-  readonly next: number
-}
-
-const allEvents = async (url: string) => {
-  const events: Array<EventsPage["events"][number]> = []
-  let from = 1
-  while (true) {
-    const page = (await (await fetch(`${url}/v1/events?from=${from}&limit=1000`)).json()) as EventsPage
-    events.push(...page.events)
-    if (page.events.length < 1000) return events
-    from = page.next
-  }
-}
 
 describe("edge-net node process", () => {
   it.live("serves /health, /docs and the audit feed", () =>
@@ -45,60 +26,13 @@ describe("edge-net node process", () => {
     Effect.gen(function* () {
       const dataDir = tempDir()
       const first = yield* Effect.promise(() => startNode(dataDir))
-      const accounts = Array.from({ length: 8 }, (_, i) => account(`acct-${i}`))
       const acknowledged: Array<string> = []
-      yield* Effect.gen(function* () {
-        const client = yield* nodeRpcClient
-        yield* Effect.forEach(accounts, (id) => client.LedgerMint({ account: id, amount: 1_000_000n }))
-        // 64 callers transferring in a loop until the node dies under them.
-        const caller = (n: number) =>
-          Effect.gen(function* () {
-            for (let i = 0; ; i++) {
-              const transferId = `t-${n}-${i}`
-              const outcome = yield* Effect.either(
-                client.LedgerTransfer({
-                  from: accounts[(n + i) % 8]!, to: accounts[(n + i + 1 + (i % 7)) % 8]!, amount: BigInt(1 + ((n * 31 + i) % 50)),
-                  transferId: transferId as never
-                })
-              )
-              if (Either.isLeft(outcome)) return
-              acknowledged.push(transferId)
-            }
-          })
-        const killer = Effect.gen(function* () {
-          yield* Effect.sleep("200 millis").pipe(Effect.repeat({ until: () => acknowledged.length >= 400 }))
-          first.process.kill("SIGKILL")
-        })
-        yield* Effect.all([Effect.forEach(Array.from({ length: 64 }, (_, n) => n), caller, { concurrency: 64 }), killer], {
-          concurrency: "unbounded"
-        })
-      }).pipe(Effect.scoped, Effect.provide(rpcProtocol(first.url)))
+      yield* transferUntilKilled(first.url, 0, acknowledged, 400, () => first.process.kill("SIGKILL"))
       expect(yield* Effect.promise(() => first.exited)).toBeNull()
       expect(acknowledged.length).toBeGreaterThanOrEqual(400)
-
       const second = yield* Effect.promise(() => startNode(dataDir))
       try {
-        const events = yield* Effect.promise(() => allEvents(second.url))
-        const debited = new Set(events.filter((e) => e.eventType === "Debited").map((e) => e.payload.transferId))
-        const credited = new Set(events.filter((e) => e.eventType === "Credited").map((e) => e.payload.transferId))
-        for (const transferId of acknowledged) {
-          expect(debited.has(transferId)).toBe(true)
-          expect(credited.has(transferId)).toBe(true)
-        }
-        yield* Effect.gen(function* () {
-          const client = yield* nodeRpcClient
-          const chain = yield* client.AuditVerify()
-          expect(chain).toMatchObject({ ok: true, firstBadPosition: null })
-          expect(chain.eventsChecked).toBe(events.length)
-          // Debits whose credit the kill cut off are finished by the credits policy after the restart.
-          const replay = yield* client.AuditReplay().pipe(
-            Effect.filterOrFail((report) => report.supply.inFlight === 0n),
-            Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 200 })
-          )
-          expect(replay.ok).toBe(true)
-          expect(replay.actors[0]!.mismatches).toEqual([])
-          expect(replay.supply).toMatchObject({ minted: 8_000_000n, conserved: true, inFlight: 0n })
-        }).pipe(Effect.scoped, Effect.provide(rpcProtocol(second.url)))
+        yield* expectRecovered(second.url, acknowledged, 8_000_000n)
       } finally {
         expect(yield* Effect.promise(() => second.kill("SIGTERM"))).toBe(0)
         expect(second.output()).toContain("edge-net node stopped")
