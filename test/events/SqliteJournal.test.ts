@@ -70,66 +70,43 @@ describe("SqliteJournal", () => {
     }), 60_000)
 
   describe("verifyChain finds the first position that was tampered with in the file", () => {
-    it.effect("an edited payload", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(file, `UPDATE events SET payload = '{"n":999}' WHERE position = 7`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 7 })
-      }))
+    const cases: ReadonlyArray<{ readonly name: string; readonly edit: (file: string) => void; readonly expected: object }> = [
+      { name: "an edited payload", edit: (file) => tamper(file, `UPDATE events SET payload = '{"n":999}' WHERE position = 7`), expected: { firstBadPosition: 7 } },
+      { name: "a replaced hash", edit: (file) => tamper(file, `UPDATE events SET hash = '${"ab".repeat(32)}' WHERE position = 12`), expected: { firstBadPosition: 12 } },
+      {
+        name: "an edited payload with the whole chain after it recomputed: the signed heads catch it",
+        edit: (file) => rewriteChainFrom(file, 7, `{"n":999}`),
+        expected: { firstBadPosition: 7, problem: "signed head at 7 does not match the chain" }
+      },
+      { name: "a deleted row", edit: (file) => tamper(file, `DELETE FROM events WHERE position = 5`), expected: { firstBadPosition: 5 } },
+      {
+        name: "two rows swapped",
+        edit: (file) =>
+          tamper(
+            file,
+            `UPDATE events SET position = -1 WHERE position = 9;
+             UPDATE events SET position = 9 WHERE position = 10;
+             UPDATE events SET position = 10 WHERE position = -1;`
+          ),
+        expected: { firstBadPosition: 9 }
+      },
+      { name: "the newest events cut off the end", edit: (file) => tamper(file, `DELETE FROM events WHERE position > 17`), expected: { firstBadPosition: 18 } },
+      {
+        name: "a forged head signature",
+        edit: (file) => tamper(file, `UPDATE heads SET signature = '${"00".repeat(64)}' WHERE position = 15`),
+        expected: { firstBadPosition: 15 }
+      }
+    ]
 
-    it.effect("a replaced hash", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(file, `UPDATE events SET hash = '${"ab".repeat(32)}' WHERE position = 12`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 12 })
-      }))
-
-    it.effect("an edited payload with the whole chain after it recomputed: the signed heads catch it", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        rewriteChainFrom(file, 7, `{"n":999}`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 7, problem: "signed head at 7 does not match the chain" })
-      }))
-
-    it.effect("a deleted row", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(file, `DELETE FROM events WHERE position = 5`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 5 })
-      }))
-
-    it.effect("two rows swapped", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(
-          file,
-          `UPDATE events SET position = -1 WHERE position = 9;
-           UPDATE events SET position = 9 WHERE position = 10;
-           UPDATE events SET position = 10 WHERE position = -1;`
-        )
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 9 })
-      }))
-
-    it.effect("the newest events cut off the end", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(file, `DELETE FROM events WHERE position > 17`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 18 })
-      }))
-
-    it.effect("a forged head signature", () =>
-      Effect.gen(function* () {
-        const file = path.join(tempDir(), "journal.db")
-        yield* seed(file, 20)
-        tamper(file, `UPDATE heads SET signature = '${"00".repeat(64)}' WHERE position = 15`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 15 })
-      }))
+    for (const { edit, expected, name } of cases) {
+      it.effect(name, () =>
+        Effect.gen(function* () {
+          const file = path.join(tempDir(), "journal.db")
+          yield* seed(file, 20)
+          edit(file)
+          expect(yield* verifyAt(file)).toMatchObject({ ok: false, ...expected })
+        }))
+    }
 
     it.effect("an untouched file verifies", () =>
       Effect.gen(function* () {
