@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { expectRecovered, transferUntilKilled } from "../support/LedgerLoad.js"
 import { startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
@@ -7,8 +9,11 @@ import { tempDir } from "../support/TempDir.js"
 describe("edge-net node process", () => {
   it.live("serves /health, /docs and the audit feed", () =>
     Effect.gen(function* () {
-      const node = yield* Effect.promise(() => startNode(tempDir()))
+      const dataDir = tempDir()
+      const node = yield* Effect.promise(() => startNode(dataDir))
       try {
+        // The node key was made on first start, readable by its owner only.
+        expect(fs.statSync(path.join(dataDir, "node.key")).mode & 0o777).toBe(0o600)
         const health = yield* Effect.promise(() => fetch(`${node.url}/health`).then((r) => r.json()))
         expect(health).toMatchObject({ status: "ok", head: { position: 0 } })
         const docs = yield* Effect.promise(() => fetch(`${node.url}/docs`).then((r) => r.text()))
