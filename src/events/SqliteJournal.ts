@@ -102,23 +102,37 @@ export const make = (options: SqliteJournalOptions = {}) =>
         signal.notify()
       })
 
-    // The leader yields while the batch keeps growing: every fiber with an append ready gets to join.
-    const gather = (batch: Batch, seen: number): Effect.Effect<void> =>
+    const batchCap = () => Math.max(1, Math.ceil(peakWaiting / 2))
+
+    // The leader yields while the batch has room and callers seen recently have not submitted yet
+    // (they are still deciding), a bounded number of times: every fiber with an append ready joins.
+    const gather = (batch: Batch, yieldsLeft: number): Effect.Effect<void> =>
       Effect.yieldNow().pipe(
-        Effect.zipRight(Effect.suspend(() => (open === batch && batch.requests.length > seen ? gather(batch, batch.requests.length) : Effect.void)))
+        Effect.zipRight(
+          Effect.suspend(() =>
+            open === batch && yieldsLeft > 0 && batch.requests.length < batchCap() && waiting < peakWaiting
+              ? gather(batch, yieldsLeft - 1)
+              : Effect.void
+          )
+        )
       )
 
-    const submit = (requests: ReadonlyArray<AppendRequest>): Effect.Effect<ReadonlyArray<AppendOutcome>> =>
+    /** Joins (or leads) a batch; `take` picks this caller's outcomes out of the batch's. */
+    const submit = <A, E>(
+      requests: ReadonlyArray<AppendRequest>,
+      take: (outcomes: ReadonlyArray<AppendOutcome>, offset: number) => Effect.Effect<A, E>
+    ): Effect.Effect<A, E> =>
       Effect.suspend(() => {
         waiting += requests.length
-        peakWaiting = Math.max(waiting, peakWaiting - 1)
-        const leader = open === undefined || open.requests.length >= Math.max(1, Math.ceil(peakWaiting / 2))
+        // Decays slowly, so a lull of one round does not shrink the batches; a lasting drop in load does.
+        peakWaiting = Math.max(waiting, peakWaiting - 1 / 64)
+        const leader = open === undefined || open.requests.length >= batchCap()
         const batch = leader ? (open = { requests: [], done: Deferred.unsafeMake(FiberId.none) }) : open!
         const offset = batch.requests.length
         batch.requests.push(...requests)
-        const mine = Deferred.await(batch.done).pipe(Effect.map((outcomes) => outcomes.slice(offset, offset + requests.length)))
+        const mine = Effect.flatMap(Deferred.await(batch.done), (outcomes) => take(outcomes, offset))
         // Uninterruptible: the batch's other callers wait on its leader to hand it over.
-        return leader ? Effect.uninterruptible(gather(batch, 0).pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
+        return leader ? Effect.uninterruptible(gather(batch, 8).pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
       })
 
     const readAll = (fromPosition: number, limit: number) =>
@@ -126,10 +140,11 @@ export const make = (options: SqliteJournalOptions = {}) =>
 
     const service: JournalService = {
       append: (streamId, expectedVersion, events, appendOptions = {}) =>
-        submit([{ streamId, expectedVersion, events, ...appendOptions }]).pipe(
-          Effect.flatMap((outcomes) => outcomes[0]!)
-        ),
-      appendBatch: (requests) => (requests.length === 0 ? Effect.succeed([]) : submit(requests)),
+        submit([{ streamId, expectedVersion, events, ...appendOptions }], (outcomes, offset) => outcomes[offset]!),
+      appendBatch: (requests) =>
+        requests.length === 0
+          ? Effect.succeed([])
+          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length))),
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,
