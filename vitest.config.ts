@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: ["test/slow/**", "node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    pool: "forks"
+    pool: "forks",
+    reporters: ["default", "./test/support/SummaryLine.ts"]
   }
 })

@@ -5,6 +5,7 @@ export default defineConfig({
     include: ["test/slow/**/*.test.ts"],
     testTimeout: 600_000,
     hookTimeout: 60_000,
-    pool: "forks"
+    pool: "forks",
+    reporters: ["default", "./test/support/SummaryLine.ts"]
   }
 })
