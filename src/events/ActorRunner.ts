@@ -217,18 +217,24 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         })
       })
 
-    const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
-      Effect.flatMap(ensureLoaded(entry), () =>
+    const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) => {
+      // The common case, decided without any lookup: a loaded entity and a command id it has not seen.
+      if (entry.loaded && (commandOptions.commandId === undefined || entry.commands.get(commandOptions.commandId) === undefined)) {
+        return attempt(entry, command, commandOptions, maxRetries)
+      }
+      return Effect.flatMap(ensureLoaded(entry), () =>
         Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (duplicate) =>
           Option.isSome(duplicate) ? Effect.succeed(duplicate.value) : attempt(entry, command, commandOptions, maxRetries)
         )
       )
+    }
 
     const withEntry = <A, E, R2>(entityId: string, use: (entry: Entry<State>) => Effect.Effect<A, E, R2>) =>
       Effect.suspend(() => {
         const entry = entryFor(entityId)
         entry.inflight++
-        return entry.mailbox.withPermits(1)(use(entry)).pipe(Effect.ensuring(Effect.sync(() => entry.inflight--)))
+        // Suspended: the command must see the state as it is once the mailbox is ours, not as it was when queued.
+        return entry.mailbox.withPermits(1)(Effect.suspend(() => use(entry))).pipe(Effect.ensuring(Effect.sync(() => entry.inflight--)))
       })
 
     const prefix = `${definition.category}-`
