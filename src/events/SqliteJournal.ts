@@ -1,7 +1,7 @@
 /**
  * The embedded journal: events, signed heads and the chain in one SQLite file. Appends from
- * concurrent fibers are queued and committed together by one writer fiber (group commit), so many
- * small commands pay for one transaction and one head signature.
+ * concurrent fibers are committed together (group commit) by the writer thread, so many small
+ * commands pay for one transaction and one head signature; reads use this thread's own connection.
  */
 import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
@@ -76,7 +76,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
     }
 
     // Group commit. An append joins the open batch; the first append of a batch leads it: it yields
-    // once so that every fiber with an append ready can join, then hands the batch to the writer
+    // while others are still joining (see gather), then hands the batch to the writer
     // thread. A batch takes at most half of the recent peak of waiting appends, so two batches
     // alternate: one is written while the callers of the other run their next commands here.
     let open: Batch | undefined
