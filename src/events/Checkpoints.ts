@@ -2,8 +2,8 @@
  * Where each policy (durable subscription) got to in the log, so a restart resumes after the last
  * event it finished instead of starting over.
  */
-import { Context, Effect, Layer } from "effect"
-import { SqliteDatabase } from "./SqliteDatabase.js"
+import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { isBusy, SqliteDatabase } from "./SqliteDatabase.js"
 
 export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
   Checkpoints,
@@ -30,7 +30,14 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
       )
       return {
         load: (name) => Effect.sync(() => select.get(name) ?? 0),
-        save: (name, position) => Effect.sync(() => void upsert.run(name, position))
+        // Retried off the event loop while the writer thread holds the lock. Should it stay busy, the
+        // checkpoint is simply older: the policy redelivers a few events, which its commands absorb.
+        save: (name, position) =>
+          Effect.try({ try: () => void upsert.run(name, position), catch: (error) => error }).pipe(
+            Effect.retry({ while: isBusy, schedule: Schedule.exponential(Duration.millis(1)), times: 10 }),
+            Effect.catchIf(isBusy, () => Effect.void),
+            Effect.orDie
+          )
       }
     })
   )

@@ -3,7 +3,7 @@
  * and the events after it instead of the whole stream.
  */
 import { Context, Effect, Layer, Option } from "effect"
-import { SqliteDatabase } from "./SqliteDatabase.js"
+import { isBusy, SqliteDatabase } from "./SqliteDatabase.js"
 
 export interface Snapshot {
   readonly version: number
@@ -40,7 +40,12 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<
           Effect.sync(() =>
             Option.map(Option.fromNullable(select.get(streamId)), (row) => ({ version: row.version, state: JSON.parse(row.state) }))
           ),
-        save: (streamId, snapshot) => Effect.sync(() => void upsert.run(streamId, snapshot.version, JSON.stringify(snapshot.state)))
+        // A snapshot is only a shortcut: when the writer thread holds the lock, this one is skipped.
+        save: (streamId, snapshot) =>
+          Effect.try({ try: () => void upsert.run(streamId, snapshot.version, JSON.stringify(snapshot.state)), catch: (error) => error }).pipe(
+            Effect.catchIf(isBusy, () => Effect.void),
+            Effect.orDie
+          )
       }
     })
   )

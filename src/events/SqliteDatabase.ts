@@ -64,6 +64,10 @@ const MIGRATIONS: ReadonlyArray<string> = [
    ) WITHOUT ROWID;`
 ]
 
+/** True for SQLite's "database is locked" (another connection holds the write lock). */
+export const isBusy = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED")
+
 export const openDatabase = (options: SqliteOptions): Database.Database => {
   fs.mkdirSync(path.dirname(path.resolve(options.file)), { recursive: true })
   const db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5_000 })
@@ -137,7 +141,15 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
       Effect.gen(function* () {
         const opened = yield* Effect.acquireRelease(
           Effect.try({
-            try: () => ({ file: options.file, db: openDatabase({ ...options, autoCheckpointPages: INLINE_CHECKPOINT_PAGES }), options }),
+            try: () => {
+              const db = openDatabase({ ...options, autoCheckpointPages: INLINE_CHECKPOINT_PAGES })
+              // This thread's connection reads (WAL reads never wait) and writes only snapshots and
+              // checkpoints. It must never sleep in SQLite's busy handler while the writer thread
+              // holds the lock: that would stall the event loop. A busy write fails at once instead,
+              // and its caller retries asynchronously or skips.
+              db.pragma("busy_timeout = 0")
+              return { file: options.file, db, options }
+            },
             catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
           }),
           ({ db }) => Effect.sync(() => db.close())
