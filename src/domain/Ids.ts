@@ -8,10 +8,6 @@ import { Schema } from "effect"
 export const NodeId = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/), Schema.brand("NodeId"))
 export type NodeId = typeof NodeId.Type
 
-/** Names a command so that delivering it twice has the effect of delivering it once. */
-export const CommandId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200), Schema.brand("CommandId"))
-export type CommandId = typeof CommandId.Type
-
 /** `<category>-<entity id>`, as EventStoreDB names streams; the category never contains `-`. */
 export const StreamId = Schema.String.pipe(Schema.pattern(/^[A-Za-z][A-Za-z0-9]*-.+$/), Schema.brand("StreamId"))
 export type StreamId = typeof StreamId.Type

@@ -278,10 +278,8 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         withEntry(entityId, (entry) => handle(entry, command, commandOptions)),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
-          ensureLoaded(entry).pipe(
-            Effect.zipRight(catchUp(entry)),
-            Effect.map(() => ({ state: entry.state, version: entry.version }))
-          )
+          // Loading catches up by itself; a loaded entity only reads what other writers added since.
+          (entry.loaded ? catchUp(entry) : load(entry)).pipe(Effect.map(() => ({ state: entry.state, version: entry.version })))
         ),
       replay,
       replayEntity,

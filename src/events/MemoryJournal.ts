@@ -12,10 +12,10 @@ import { checkExpectedVersion, Journal, type VersionConflict } from "./Journal.j
 
 export const make = Effect.gen(function* () {
   const key = yield* NodeKey
-  const log: Array<Envelope> = []
-  const records: Array<StoredRecord> = []
+  // Stored as the SQLite journal stores them (payload text), and parsed on every read the same way.
+  const log: Array<StoredRecord> = []
   const heads: Array<SignedHead> = []
-  const streams = new Map<string, Array<Envelope>>()
+  const streams = new Map<string, Array<StoredRecord>>()
   const signal = new ChangeSignal()
 
   const lastHash = () => log[log.length - 1]?.hash ?? GENESIS_HASH
@@ -40,11 +40,9 @@ export const make = Effect.gen(function* () {
           causationId: request.causationId ?? null, prevHash: lastHash()
         }
         const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
-        const envelope = recordToEnvelope(record)
-        records.push(record)
-        log.push(envelope)
-        stream.push(envelope)
-        envelopes.push(envelope)
+        log.push(record)
+        stream.push(record)
+        envelopes.push(recordToEnvelope(record))
       }
       streams.set(request.streamId, stream)
       outcomes.push(Either.right({ streamId: request.streamId, streamVersion: stream.length, envelopes }))
@@ -60,18 +58,20 @@ export const make = Effect.gen(function* () {
   const appendBatch = (requests: ReadonlyArray<AppendRequest>) =>
     Clock.currentTimeMillis.pipe(Effect.map((now) => commit(requests, new Date(now).toISOString())))
 
-  const readAll = (fromPosition: number, limit: number) =>
-    Effect.sync(() => log.slice(Math.max(0, fromPosition - 1), Math.max(0, fromPosition - 1) + limit))
+  /** `limit` entries from the 1-based `from` on. */
+  const page = <A>(entries: ReadonlyArray<A>, from: number, limit: number) =>
+    entries.slice(Math.max(0, from - 1), Math.max(0, from - 1) + limit)
+
+  const readAll = (fromPosition: number, limit: number) => Effect.sync(() => page(log, fromPosition, limit).map(recordToEnvelope))
 
   const service: JournalService = {
     append: (streamId, expectedVersion, events, options = {}) =>
       appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(Effect.flatMap((outcomes) => outcomes[0]!)),
     appendBatch,
     readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
-      Effect.sync(() => (streams.get(streamId) ?? []).slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit)),
+      Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),
     readAll,
-    readRecords: (fromPosition, limit) =>
-      Effect.sync(() => records.slice(Math.max(0, fromPosition - 1), Math.max(0, fromPosition - 1) + limit)),
+    readRecords: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
     subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
     head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
     signedHeads: (fromPosition, limit) =>

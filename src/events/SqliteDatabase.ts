@@ -3,7 +3,7 @@
  * connection per process, WAL mode, a busy timeout for other processes, and numbered migrations.
  */
 import Database from "better-sqlite3"
-import { Config, Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
@@ -159,13 +159,4 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
         return opened
       })
     )
-
-  /** Reads the file from `EDGE_NET_JOURNAL` (default `<cwd>/.edge-net/journal.db`) and `EDGE_NET_SYNC`. */
-  static readonly fromConfig = Layer.unwrapEffect(
-    Effect.gen(function* () {
-      const file = yield* Config.string("EDGE_NET_JOURNAL").pipe(Config.withDefault(path.join(".edge-net", "journal.db")))
-      const synchronous = yield* Config.literal("off", "normal", "full")("EDGE_NET_SYNC").pipe(Config.withDefault("normal" as const))
-      return SqliteDatabase.layer({ file, synchronous })
-    })
-  )
 }

@@ -35,7 +35,7 @@ const rowToRecord = (row: EventRow): StoredRecord => ({
   nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
 })
 
-export const rowToEnvelope = (row: EventRow): Envelope => ({
+const rowToEnvelope = (row: EventRow): Envelope => ({
   position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payload: JSON.parse(row[4]), recordedAt: row[5],
   nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
 })

@@ -152,5 +152,3 @@ const tsxEsmApi = () => {
   const manifest = createRequire(import.meta.url).resolve("tsx/package.json")
   return path.join(path.dirname(manifest), "dist", "esm", "api", "index.mjs")
 }
-
-export type WriterClient = ReturnType<typeof writerClient>

@@ -4,6 +4,7 @@
  * use the same command id, so a credit lands exactly once.
  */
 import { Clock, Effect, Layer, Random, Schema } from "effect"
+import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
@@ -108,7 +109,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       while (true) {
         const page = yield* journal.readAll(position, 4096)
         for (const envelope of page) {
-          if (!envelope.streamId.startsWith("Account-")) continue
+          if (streamCategory(envelope.streamId) !== Account.category) continue
           const payload = envelope.payload as { transferId?: string; holdId?: string; amount: string }
           if (envelope.eventType === "Minted") minted += BigInt(payload.amount)
           else if (envelope.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
@@ -132,7 +133,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
     /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
     const completeCredit = (envelope: Envelope) =>
       Effect.gen(function* () {
-        const account = envelope.streamId.slice("Account-".length)
+        const account = streamEntityId(envelope.streamId)
         const decoded = yield* Effect.orDie(decodeEvent(envelope.payload))
         if (decoded._tag === "Debited") yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
         if (decoded._tag === "HoldCaptured") {
