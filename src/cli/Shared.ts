@@ -38,7 +38,7 @@ export const withNode = <A, E, R>(
   node: Option.Option<string>,
   use: Effect.Effect<A, E, R | NodeClient>
 ): Effect.Effect<A, E | CliError, Exclude<R, NodeClient>> => {
-  if (Option.isSome(node)) return Effect.provide(use, NodeClient.remote(node.value)) as never
+  if (Option.isSome(node)) return Effect.provide(use, NodeClient.remote(node.value))
   const settings = settingsFor(data)
   if (!fs.existsSync(journalFile(settings))) {
     return Effect.fail(
@@ -46,7 +46,7 @@ export const withNode = <A, E, R>(
     )
   }
   const direct = NodeClient.direct(settings).pipe(Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message }))))
-  return Effect.provide(use, direct) as never
+  return Effect.provide(use, direct)
 }
 
 export const parseAmount = (text: string) =>
