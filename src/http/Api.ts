@@ -8,6 +8,8 @@ import { AccountId } from "../actors/economy/Account.js"
 import { BalanceView } from "../actors/economy/LedgerRpc.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../rpc/NodeRpc.js"
+import { ContentApi } from "./ContentApi.js"
+import { RegistryApi } from "./RegistryApi.js"
 
 export const Health = Schema.Struct({
   status: Schema.Literal("ok"),
@@ -50,6 +52,8 @@ export class NodeApi extends HttpApi.make("edge-net")
   .add(SystemApi)
   .add(EventsApi)
   .add(LedgerApi)
+  .add(ContentApi)
+  .add(RegistryApi)
   .annotate(OpenApi.Title, "edge-net node")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "HTTP API of an edge-net node. RPC (@effect/rpc, NDJSON over HTTP POST) is served at /rpc.") {}

@@ -16,6 +16,8 @@ import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeRpcs } from "../rpc/NodeRpc.js"
 import { NodeApi } from "./Api.js"
+import { ContentHandlers } from "./ContentRoutes.js"
+import { RegistryHandlers } from "./RegistryRoutes.js"
 
 const SystemHandlers = HttpApiBuilder.group(NodeApi, "system", (handlers) =>
   handlers.handle("health", () =>
@@ -63,7 +65,7 @@ const LedgerRpcHandlers = LedgerRpcs.toLayer(
 )
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
-  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers])
+  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers])
 )
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })

@@ -4,17 +4,19 @@
  */
 import { Layer } from "effect"
 import { creditsPolicy, Ledger } from "../actors/economy/Ledger.js"
+import { Registry } from "../actors/registry/RegistryService.js"
+import { BlobStore } from "../content/BlobStore.js"
 import { HttpServerLive } from "../http/Server.js"
 import { NodeAudit } from "../node/NodeAudit.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
-import { NodeConfig } from "../node/NodeConfig.js"
+import { blobsDir, NodeConfig } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
 import { sqliteKernel } from "./Kernel.js"
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
-    Layer.provideMerge(Ledger.Default),
+    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, BlobStore.layer({ root: blobsDir(settings) }))),
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )

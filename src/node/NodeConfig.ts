@@ -21,6 +21,7 @@ export const resolveDataDir = (flag: string | undefined): string =>
   path.resolve(flag ?? process.env["EDGE_NET_HOME"] ?? ".edge-net")
 
 export const journalFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "journal.db")
+export const blobsDir = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "content")
 export const keyFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "node.key")
 
 export class NodeConfig extends Context.Tag("edge-net/NodeConfig")<NodeConfig, NodeSettings>() {

@@ -1,0 +1,214 @@
+/**
+ * The registry service: publishes correctly signed manifests (the first key to publish an id owns it),
+ * yanks on the owner's signed request, and answers lookups and listings from a projection of the log.
+ */
+import { Clock, Effect, Either, Schema } from "effect"
+import type { ModelManifest } from "../../content/Manifest.js"
+import { parseManifest, parseManifestText } from "../../content/Manifest.js"
+import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
+import { verifySignature } from "../../content/NodeKey.js"
+import { streamCategory, streamEntityId } from "../../domain/Ids.js"
+import * as ActorRunner from "../../events/ActorRunner.js"
+import { Journal } from "../../events/Journal.js"
+import type { AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryKind, RegistryState, VersionRecord, VersionView } from "./Registry.js"
+import { Adapters, KindMismatch, latestVersion, Models, RegistryEvent, RegistryNotFound, versionsOf, yankMessage, YankNotSigned } from "./Registry.js"
+
+export interface PublishOptions {
+  /** Publish a version below the highest one already published (a backport). */
+  readonly allowOlder?: boolean | undefined
+  /** Refuse the manifest unless it is of this kind (the model and adapter endpoints are separate). */
+  readonly kind?: RegistryKind | undefined
+}
+
+/** An owner's signed request to withdraw a version (see `signYank`). */
+export interface YankRequest {
+  readonly kind?: RegistryKind | undefined
+  readonly id: string
+  readonly version: string
+  readonly reason: string
+  readonly keyId: string
+  readonly publicKey: string
+  readonly signature: string
+}
+
+/** A published version with its manifest parsed (unknown fields kept, so it still verifies). */
+export interface PublishedManifest extends PublishedView {
+  readonly manifest: ModelManifest
+}
+
+export interface ModelFilter {
+  readonly type?: string | undefined
+  readonly quantization?: string | undefined
+}
+
+export interface AdapterFilter {
+  readonly baseModel?: string | undefined
+  readonly domain?: string | undefined
+}
+
+const PAGE = 4096
+
+const decodeEvent = Schema.decodeUnknownSync(RegistryEvent)
+
+const toVersionView = (record: VersionRecord): VersionView => ({
+  version: record.version, digest: record.digest, keyId: record.keyId, ...(record.yanked === undefined ? {} : { yanked: record.yanked })
+})
+
+export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
+  effect: Effect.gen(function* () {
+    const models = yield* ActorRunner.make(Models, { snapshotEvery: 50 })
+    const adapters = yield* ActorRunner.make(Adapters, { snapshotEvery: 50 })
+    const journal = yield* Journal
+    const actorFor = (kind: RegistryKind) => (kind === "model" ? models : adapters)
+
+    // Manifests were validated when published; parsing them again only fails on a corrupt journal.
+    const parsed = new Map<string, ModelManifest>()
+    const manifestOf = (record: { readonly manifest: unknown; readonly digest: string }): ModelManifest => {
+      let manifest = parsed.get(record.digest)
+      if (manifest === undefined) {
+        manifest = Either.getOrThrowWith(parseManifest(record.manifest), (error) => new Error(`stored manifest ${record.digest}: ${error.message}`))
+        parsed.set(record.digest, manifest)
+      }
+      return manifest
+    }
+
+    // The listing projection: every id's state, folded from the log up to `position`, caught up on read.
+    const projection = {
+      position: 0,
+      states: { model: new Map<string, RegistryState>(), adapter: new Map<string, RegistryState>() },
+      artifacts: new Set<string>()
+    }
+    const projectionLock = yield* Effect.makeSemaphore(1)
+    const kindOfCategory = (category: string): RegistryKind | undefined =>
+      category === Models.category ? "model" : category === Adapters.category ? "adapter" : undefined
+
+    const catchUp = projectionLock.withPermits(1)(
+      Effect.gen(function* () {
+        while (true) {
+          // Stored records: other subsystems' payloads are skipped without being parsed.
+          const page = yield* journal.readRecords(projection.position + 1, PAGE)
+          for (const record of page) {
+            projection.position = record.position
+            const kind = kindOfCategory(streamCategory(record.streamId))
+            if (kind === undefined) continue
+            const event = decodeEvent(JSON.parse(record.payloadText))
+            const states = projection.states[kind]
+            const id = streamEntityId(record.streamId)
+            states.set(id, Models.decider.evolve(states.get(id) ?? Models.decider.initialState, event))
+            if (event._tag !== "VersionYanked") {
+              for (const artifact of Object.values(manifestOf(event).artifacts)) projection.artifacts.add(artifact.sha256)
+            }
+          }
+          if (page.length < PAGE) return
+        }
+      })
+    )
+
+    const publish = Effect.fn("Registry.publish")(function* (input: unknown, options: PublishOptions = {}) {
+      const manifest = yield* typeof input === "string" ? parseManifestText(input) : parseManifest(input)
+      const now = new Date(yield* Clock.currentTimeMillis)
+      const verified = yield* verifyEmbeddedSignatures(manifest, now)
+      const kind: RegistryKind = manifest.type === "adapter" ? "adapter" : "model"
+      if (options.kind !== undefined && options.kind !== kind) {
+        return yield* Effect.fail(new KindMismatch({ id: manifest.id, type: manifest.type, expected: options.kind }))
+      }
+      const actor = actorFor(kind)
+      const { state } = yield* actor.state(manifest.id)
+      // Co-signed manifests: the owner's signature, when present, is the one that publishes.
+      const signatures = manifest.signatures ?? []
+      const publisher = signatures.find((signature) => signature.publicKey === state.owner?.publicKey) ?? signatures[0]!
+      const result = yield* actor.send(
+        manifest.id,
+        { _tag: "Publish", manifest, keyId: publisher.keyId, publicKey: publisher.publicKey, allowOlder: options.allowOlder === true },
+        { commandId: `publish/${manifest.version}/${verified.digest}` }
+      )
+      return {
+        kind, id: manifest.id, version: manifest.version, digest: verified.digest, keyId: publisher.keyId, position: result.position,
+        duplicate: result.duplicate
+      } satisfies PublishReceipt
+    })
+
+    const publishAdapter = (input: unknown, options: Omit<PublishOptions, "kind"> = {}) => publish(input, { ...options, kind: "adapter" })
+
+    const yank = Effect.fn("Registry.yank")(function* (request: YankRequest) {
+      const kind = request.kind ?? "model"
+      const { id, version, reason, keyId, publicKey } = request
+      if (!verifySignature(publicKey, yankMessage(kind, id, version, reason), request.signature)) {
+        return yield* Effect.fail(new YankNotSigned({ id, version, keyId }))
+      }
+      const result = yield* actorFor(kind).send(id, { _tag: "Yank", id, version, reason, keyId, publicKey }, { commandId: `yank/${version}` })
+      return toVersionView(result.state.versions[version]!)
+    })
+
+    /** One version, or the latest that is not yanked. */
+    const get = Effect.fn("Registry.get")(function* (id: string, version?: string, kind: RegistryKind = "model") {
+      const { state } = yield* actorFor(kind).state(id)
+      const record = version === undefined ? latestVersion(state) : Object.hasOwn(state.versions, version) ? state.versions[version] : undefined
+      if (record === undefined) {
+        return yield* Effect.fail(
+          new RegistryNotFound({ kind, id, ...(version === undefined ? { allYanked: state.owner !== null } : { version }) })
+        )
+      }
+      return { kind, id, ...toVersionView(record), publicKey: record.publicKey, manifest: manifestOf(record) } satisfies PublishedManifest
+    })
+
+    /** Every version of an id, oldest first, yanked ones included and marked. */
+    const versions = Effect.fn("Registry.versions")(function* (id: string, kind: RegistryKind = "model") {
+      const { state } = yield* actorFor(kind).state(id)
+      if (state.owner === null) return yield* Effect.fail(new RegistryNotFound({ kind, id }))
+      return versionsOf(state).map(toVersionView)
+    })
+
+    const latestOfEach = (kind: RegistryKind) =>
+      [...projection.states[kind].entries()]
+        .sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0))
+        .flatMap(([id, state]) => {
+          const record = latestVersion(state)
+          return record === undefined ? [] : [{ id, record, manifest: manifestOf(record) }]
+        })
+
+    /** The latest version of every model, optionally of one type and quantization, sorted by id. */
+    const list = Effect.fn("Registry.list")(function* (filter: ModelFilter = {}) {
+      yield* catchUp
+      return latestOfEach("model").flatMap(({ id, record, manifest }): Array<ModelSummary> => {
+        const quantization = manifest.optimization?.quantization
+        if (filter.type !== undefined && manifest.type !== filter.type) return []
+        if (filter.quantization !== undefined && quantization !== filter.quantization.toUpperCase()) return []
+        const format = manifest.optimization?.format
+        return [{
+          id, name: manifest.name, version: record.version, type: manifest.type,
+          ...(manifest.family === undefined ? {} : { family: manifest.family }),
+          ...(quantization === undefined ? {} : { quantization }),
+          ...(format === undefined ? {} : { format }),
+          size: Object.values(manifest.artifacts).reduce((total, artifact) => total + artifact.size, 0),
+          digest: record.digest, keyId: record.keyId, publishedBy: manifest.publishedBy, publishedAt: manifest.publishedAt,
+          expiresAt: manifest.expiresAt
+        }]
+      })
+    })
+
+    /** The latest version of every adapter, optionally for one base model and domain, sorted by id. */
+    const listAdapters = Effect.fn("Registry.listAdapters")(function* (filter: AdapterFilter = {}) {
+      yield* catchUp
+      return latestOfEach("adapter").flatMap(({ id, record, manifest }): Array<AdapterSummary> => {
+        const adapter = manifest.adapter
+        if (adapter === undefined) return []
+        if (filter.baseModel !== undefined && adapter.baseModel !== filter.baseModel) return []
+        if (filter.domain !== undefined && adapter.domain !== filter.domain) return []
+        return [{
+          id, name: manifest.name, version: record.version, baseModel: adapter.baseModel, rank: adapter.rank, domain: adapter.domain,
+          ...(adapter.quality === undefined ? {} : { quality: adapter.quality }),
+          digest: record.digest, keyId: record.keyId, publishedAt: manifest.publishedAt
+        }]
+      })
+    })
+
+    /** Whether any published manifest (model or adapter, yanked or not) lists an artifact with this sha256. */
+    const listsArtifact = Effect.fn("Registry.listsArtifact")(function* (sha256: string) {
+      yield* catchUp
+      return projection.artifacts.has(sha256)
+    })
+
+    return { models, adapters, publish, publishAdapter, yank, get, versions, list, listAdapters, listsArtifact } as const
+  })
+}) {}

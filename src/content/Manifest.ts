@@ -1,0 +1,325 @@
+/**
+ * Model manifests in the seed's format (model-manifest-v1) plus our additions: a CID per artifact, an
+ * expiry, and detached Ed25519 signatures over the RFC 8785 canonical text of everything else.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { CID } from "multiformats/cid"
+import * as crypto from "node:crypto"
+import { canonicalize } from "../domain/CanonicalJson.js"
+
+export const MANIFEST_SCHEMA_URL = "https://edge-net.ruvector.dev/schemas/model-manifest-v1.json"
+
+/** Manifest types we know of; `type` stays an open, lower-case word so new kinds need no schema change. */
+export const KnownModelTypes = ["text-generation", "embedding", "vision", "ocr", "audio", "adapter"] as const
+
+// Every leaf carries its own message (override: it also covers "not a string"), so a parse error reads
+// "<field> <message>" without Effect's structural dump of the expected type.
+const says = (message: string) => ({ message: () => ({ message, override: true }) })
+
+const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)).annotations(says("must be a non-empty string of at most 1024 characters"))
+const Flag = Schema.Boolean.annotations(says("must be true or false"))
+const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(says("must be a whole number, 0 or more"))
+const PositiveCount = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(says("must be a whole number, 1 or more"))
+const Measure = Schema.Number.pipe(Schema.finite()).annotations(says("must be a finite number"))
+const TextList = Schema.Array(Text).annotations(says("must be a list of non-empty strings"))
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+const object = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations({ message: () => "must be an object" })
+
+export const ManifestId = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,127}$/)
+).annotations(says("must be 1-128 lowercase letters, digits or . _ -, starting with a letter or digit"))
+
+const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?$/
+
+/** `major.minor.patch` with an optional `-prerelease`; build metadata is refused (it has no precedence). */
+export const SemVer = Schema.String.pipe(Schema.pattern(SEMVER)).annotations(says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1"))
+
+export const ModelType = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9-]{0,63}$/)).annotations(
+  says(`must be a lowercase word such as ${KnownModelTypes.join(", ")}`)
+)
+
+export const Sha256Hex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)).annotations(says("must be 64 lowercase hex characters"))
+
+/** An IPFS CIDv1 in base32 (`bafk…` raw leaves, `bafy…` dag-pb), as any gateway accepts it. */
+export const ArtifactCid = Schema.String.pipe(
+  Schema.filter((text) => {
+    if (!/^b[a-z2-7]{10,}$/.test(text)) return false
+    try {
+      return CID.parse(text).version === 1
+    } catch {
+      return false
+    }
+  })
+).annotations(says("must be an IPFS CIDv1 in base32 (bafk… or bafy…)"))
+
+export const IsoDateTime = Schema.String.pipe(
+  Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/),
+  Schema.filter((text) => Number.isFinite(Date.parse(text)))
+).annotations(says("must be an ISO 8601 date-time such as 2026-01-03T00:00:00Z"))
+
+export const KeyId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/)).annotations(
+  says("must be 1-128 letters, digits or _ . @ -, starting with a letter or digit")
+)
+
+export const PublicKeyHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)).annotations(
+  says("must be an Ed25519 public key as 64 lowercase hex characters")
+)
+export const SignatureHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{128}$/)).annotations(
+  says("must be an Ed25519 signature as 128 lowercase hex characters")
+)
+
+const ARTIFACT_NAME = /^[A-Za-z0-9_.-]{1,128}$/
+export const ArtifactName = Schema.String.pipe(Schema.pattern(ARTIFACT_NAME)).annotations(
+  says("is not a valid artifact name (letters, digits, _ . - only)")
+)
+const Filename = Schema.String.pipe(
+  Schema.pattern(/^[^/\\\0]{1,255}$/),
+  Schema.filter((name) => name !== "." && name !== "..")
+).annotations(says("must be a plain file name, without / or \\"))
+
+export const ArtifactEntry = object({
+  filename: Filename,
+  size: Count,
+  sha256: Sha256Hex,
+  cid: ArtifactCid,
+  /** The seed's per-artifact signature: accepted on input, never produced (the manifest signature covers it). */
+  signature: optional(Text)
+})
+export type ArtifactEntry = typeof ArtifactEntry.Type
+
+export const Quantization = Schema.Literal("FP32", "FP16", "INT8", "INT4").annotations(says("must be one of FP32, FP16, INT8, INT4"))
+export type Quantization = typeof Quantization.Type
+
+export const Architecture = object({
+  type: Text,
+  layers: optional(PositiveCount),
+  hiddenSize: optional(PositiveCount),
+  vocabSize: optional(PositiveCount),
+  contextLength: optional(PositiveCount)
+})
+
+export const Optimization = object({
+  quantization: Quantization,
+  /** GPTQ, AWQ, RTN, QDQ, …: how the weights were quantized. */
+  format: optional(Text),
+  groupSize: optional(PositiveCount),
+  originalSize: optional(Text),
+  optimizedSize: optional(Text)
+})
+
+export const DistributionSource = object({
+  type: Text,
+  baseUrl: optional(Text),
+  region: optional(Text),
+  cid: optional(Text),
+  gateways: optional(TextList)
+})
+
+export const Distribution = object({ primary: optional(DistributionSource), fallback: optional(DistributionSource) })
+
+export const Requirements = object({
+  minMemory: optional(Count),
+  simdRequired: optional(Flag),
+  webgpuOptional: optional(Flag),
+  browserSupport: optional(TextList)
+})
+
+export const AdapterSlots = object({ baseRank: optional(PositiveCount), microRank: optional(PositiveCount), slots: optional(TextList) })
+
+export const Benchmarks = object({
+  perplexity: optional(Measure),
+  tokensPerSecond: optional(Schema.Record({ key: Schema.String, value: Measure })),
+  memoryUsage: optional(Count)
+})
+
+/** What a LoRA adapter manifest (type "adapter") adds: the model it adapts and how. */
+export const AdapterInfo = object({
+  baseModel: ManifestId,
+  /** sha256 of the base model's canonical manifest body, pinning the exact weights the adapter was trained on. */
+  baseModelDigest: optional(Sha256Hex),
+  rank: PositiveCount,
+  alpha: optional(Measure),
+  targetModules: optional(TextList),
+  domain: Text,
+  quality: optional(Measure)
+})
+
+export const ManifestSignature = object({ keyId: KeyId, publicKey: PublicKeyHex, signature: SignatureHex })
+export type ManifestSignature = typeof ManifestSignature.Type
+
+// A key that fails ArtifactName is an excess property to Schema (kept by "preserve"), so names are also
+// checked in crossFieldProblem.
+const Artifacts = Schema.Record({ key: ArtifactName, value: ArtifactEntry })
+  .annotations({ message: () => "must be an object of named artifacts" })
+  .pipe(Schema.filter((artifacts) => Object.keys(artifacts).length > 0))
+  .annotations({ message: () => "must list at least one artifact" })
+
+/**
+ * No field has a default or a transformation: the decoded value (unknown fields preserved) is the
+ * publisher's JSON itself, so its canonical text is exactly what they signed.
+ */
+export const ModelManifest = Schema.Struct({
+  $schema: optional(Text),
+  id: ManifestId,
+  name: Text,
+  version: SemVer,
+  type: ModelType,
+  family: optional(Text),
+  architecture: optional(Architecture),
+  optimization: optional(Optimization),
+  artifacts: Artifacts,
+  distribution: optional(Distribution),
+  requirements: optional(Requirements),
+  adapters: optional(AdapterSlots),
+  adapter: optional(AdapterInfo),
+  benchmarks: optional(Benchmarks),
+  license: Text,
+  homepage: optional(Text),
+  publishedAt: IsoDateTime,
+  publishedBy: Text,
+  expiresAt: IsoDateTime,
+  signatures: optional(Schema.Array(ManifestSignature).annotations({ message: () => "must be a list of signatures" }))
+})
+export type ModelManifest = typeof ModelManifest.Type
+
+export class ManifestError extends Schema.TaggedError<ManifestError>()("ManifestError", {
+  /** Dotted path of the offending field (`artifacts.model.sha256`), empty for the document itself. */
+  field: Schema.String,
+  problem: Schema.String
+}) {
+  override get message() {
+    return this.field === "" ? `invalid manifest: ${this.problem}` : `invalid manifest: ${this.field} ${this.problem}`
+  }
+}
+
+const decode = Schema.decodeUnknownEither(ModelManifest, { onExcessProperty: "preserve", errors: "first" })
+
+const fieldPath = (path: ReadonlyArray<PropertyKey>) =>
+  path.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`), "")
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+// Rules that span fields, checked once the shape is right.
+const crossFieldProblem = (manifest: ModelManifest): ManifestError | undefined => {
+  if (manifest.$schema !== undefined && manifest.$schema !== MANIFEST_SCHEMA_URL) {
+    return new ManifestError({ field: "$schema", problem: `must be ${MANIFEST_SCHEMA_URL} (the only manifest format this version reads)` })
+  }
+  for (const name of Object.keys(manifest.artifacts)) {
+    if (!ARTIFACT_NAME.test(name)) {
+      return new ManifestError({ field: `artifacts[${JSON.stringify(name)}]`, problem: "is not a valid artifact name (letters, digits, _ . - only)" })
+    }
+  }
+  if (Date.parse(manifest.expiresAt) <= Date.parse(manifest.publishedAt)) {
+    return new ManifestError({ field: "expiresAt", problem: `must be later than publishedAt (${manifest.publishedAt})` })
+  }
+  if (manifest.type === "adapter" && manifest.adapter === undefined) {
+    return new ManifestError({ field: "adapter", problem: "is missing (a manifest of type adapter describes its base model)" })
+  }
+  if (manifest.type !== "adapter" && manifest.adapter !== undefined) {
+    return new ManifestError({ field: "adapter", problem: `is only allowed on manifests of type adapter, not ${manifest.type}` })
+  }
+  const seen = new Set<string>()
+  for (const [index, signature] of (manifest.signatures ?? []).entries()) {
+    if (seen.has(signature.keyId)) {
+      return new ManifestError({ field: `signatures[${index}].keyId`, problem: `repeats key ${signature.keyId}` })
+    }
+    seen.add(signature.keyId)
+  }
+  return undefined
+}
+
+/** Validates a JSON value as a manifest; unknown fields are kept, because the signatures cover them. */
+export const parseManifest = (json: unknown): Either.Either<ModelManifest, ManifestError> => {
+  if (!isPlainObject(json)) return Either.left(new ManifestError({ field: "", problem: "must be a JSON object" }))
+  return Either.flatMap(
+    Either.mapLeft(decode(json), (error) => {
+      const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+      const problem = issue === undefined ? "does not match model-manifest-v1" : issue._tag === "Missing" ? "is missing" : issue.message
+      return new ManifestError({ field: fieldPath(issue?.path ?? []), problem })
+    }),
+    (manifest) => {
+      const problem = crossFieldProblem(manifest)
+      return problem === undefined ? Either.right(manifest) : Either.left(problem)
+    }
+  )
+}
+
+/** Parses manifest text (a file, a request body). */
+export const parseManifestText = (text: string): Either.Either<ModelManifest, ManifestError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (cause) {
+    return Either.left(new ManifestError({ field: "", problem: `is not JSON (${cause instanceof Error ? cause.message : String(cause)})` }))
+  }
+  return parseManifest(json)
+}
+
+/** The text every signature covers: the canonical JSON of the manifest without its `signatures`. */
+export const signedBody = (manifest: ModelManifest): string => {
+  const { signatures: _, ...body } = manifest
+  return canonicalize(body)
+}
+
+/** sha256 (hex) of the signed body: names a manifest's content whatever signatures it carries. */
+export const manifestDigest = (manifest: ModelManifest): string => crypto.hash("sha256", signedBody(manifest), "hex")
+
+interface ParsedVersion {
+  readonly core: readonly [string, string, string]
+  readonly prerelease: ReadonlyArray<string>
+}
+
+const LOOSE_SEMVER = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/
+
+const parseVersion = (version: string): ParsedVersion | undefined => {
+  const match = LOOSE_SEMVER.exec(version)
+  if (match === null) return undefined
+  return { core: [match[1]!, match[2]!, match[3]!], prerelease: match[4] === undefined ? [] : match[4].split(".") }
+}
+
+const isNumeric = (identifier: string) => /^\d+$/.test(identifier)
+
+// Numbers of any length, without parsing them: strip leading zeros, then the longer is larger.
+const compareNumeric = (left: string, right: string): number => {
+  const a = left.replace(/^0+(?=\d)/, "")
+  const b = right.replace(/^0+(?=\d)/, "")
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+const compareIdentifiers = (left: string, right: string): number => {
+  const leftNumeric = isNumeric(left)
+  const rightNumeric = isNumeric(right)
+  if (leftNumeric && rightNumeric) return compareNumeric(left, right)
+  if (leftNumeric !== rightNumeric) return leftNumeric ? -1 : 1
+  return left < right ? -1 : left > right ? 1 : 0
+}
+
+/**
+ * Semantic Versioning 2.0.0 precedence: -1, 0 or 1. A prerelease sorts before its release, its
+ * identifiers compare one by one (numbers numerically and below words), build metadata is ignored.
+ * Text that is not a version sorts before every version, and such texts compare as plain strings.
+ */
+export const compareVersions = (left: string, right: string): -1 | 0 | 1 => {
+  const a = parseVersion(left)
+  const b = parseVersion(right)
+  const sign = (n: number) => (n < 0 ? -1 : n > 0 ? 1 : 0)
+  if (a === undefined || b === undefined) {
+    if (a !== undefined) return 1
+    if (b !== undefined) return -1
+    return sign(left < right ? -1 : left > right ? 1 : 0)
+  }
+  for (let index = 0; index < 3; index++) {
+    const order = compareNumeric(a.core[index]!, b.core[index]!)
+    if (order !== 0) return sign(order)
+  }
+  if (a.prerelease.length === 0 || b.prerelease.length === 0) {
+    return sign(b.prerelease.length - a.prerelease.length)
+  }
+  for (let index = 0; index < Math.min(a.prerelease.length, b.prerelease.length); index++) {
+    const order = compareIdentifiers(a.prerelease[index]!, b.prerelease[index]!)
+    if (order !== 0) return sign(order)
+  }
+  return sign(a.prerelease.length - b.prerelease.length)
+}

@@ -1,0 +1,101 @@
+/**
+ * Publishing model files: store each file as a blob (digest and CID computed in one pass), describe
+ * them in a manifest in the seed's format, sign it, and hand both to a registry node.
+ */
+import { Data, Effect, Either } from "effect"
+import * as path from "node:path"
+import { BlobStore } from "./BlobStore.js"
+import type { ArtifactEntry, ModelManifest } from "./Manifest.js"
+import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
+import type { ManifestSigner } from "./ManifestSigning.js"
+import { signManifest } from "./ManifestSigning.js"
+import { hasBlob, publishManifest, uploadBlob } from "./RegistryClient.js"
+
+export class PublishError extends Data.TaggedError("PublishError")<{ readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+export interface PublishRequest {
+  readonly files: ReadonlyArray<string>
+  readonly name: string
+  readonly version: string
+  readonly type: string
+  /** Default: the name, lower-cased, with runs of other characters turned into `-`. */
+  readonly id?: string | undefined
+  readonly family?: string | undefined
+  readonly quantization?: "FP32" | "FP16" | "INT8" | "INT4" | undefined
+  readonly license: string
+  readonly homepage?: string | undefined
+  /** A CDN that will serve the files as `<cdn>/<id>/v<version>/<filename>`. */
+  readonly cdn?: string | undefined
+  readonly expiresInDays: number
+  readonly signer: ManifestSigner
+}
+
+export const idFromName = (name: string) =>
+  name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|-+$/g, "").slice(0, 128)
+
+/** The seed's artifact names: the ONNX file is `model`, tokenizer.json `tokenizer`, config.json `config`. */
+const artifactName = (file: string, taken: ReadonlySet<string>) => {
+  const base = path.basename(file)
+  let name = base.endsWith(".onnx") && !taken.has("model")
+    ? "model"
+    : base.replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_.-]+/g, "-") || "file"
+  for (let n = 2; taken.has(name); n++) name = `${name.replace(/-\d+$/, "")}-${n}`
+  return name
+}
+
+/** Stores the files and returns the signed manifest describing them. */
+export const buildManifest = (request: PublishRequest, now = new Date()) =>
+  Effect.gen(function* () {
+    const store = yield* BlobStore
+    const artifacts: Record<string, ArtifactEntry> = {}
+    const filenames = new Set<string>()
+    for (const file of request.files) {
+      const filename = path.basename(file)
+      if (filenames.has(filename)) return yield* Effect.fail(new PublishError({ reason: `two files are named ${filename}` }))
+      filenames.add(filename)
+      const stored = yield* store.putFile(file).pipe(
+        Effect.mapError((error) => new PublishError({ reason: `${file}: ${error.message}` }))
+      )
+      yield* store.pin(stored.digest)
+      artifacts[artifactName(file, new Set(Object.keys(artifacts)))] = { filename, size: stored.size, sha256: stored.sha256, cid: stored.cid }
+    }
+    const id = request.id ?? idFromName(request.name)
+    const expiresAt = new Date(now.getTime() + request.expiresInDays * 86_400_000)
+    const draft = {
+      $schema: MANIFEST_SCHEMA_URL,
+      id,
+      name: request.name,
+      version: request.version,
+      type: request.type,
+      ...(request.family === undefined ? {} : { family: request.family }),
+      ...(request.quantization === undefined ? {} : { optimization: { quantization: request.quantization } }),
+      artifacts,
+      ...(request.cdn === undefined ? {} : { distribution: { primary: { type: "http", baseUrl: `${request.cdn.replace(/\/+$/, "")}/${id}/v${request.version}/` } } }),
+      license: request.license,
+      ...(request.homepage === undefined ? {} : { homepage: request.homepage }),
+      publishedAt: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      publishedBy: request.signer.keyId,
+      expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")
+    }
+    const manifest = yield* Either.mapLeft(parseManifest(draft), (error) => new PublishError({ reason: error.message }))
+    for (const artifact of Object.values(manifest.artifacts)) yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    return signManifest(manifest, request.signer)
+  })
+
+/** Sends the signed manifest, then every artifact the registry does not hold yet (it checks them against the manifest). */
+export const pushToRegistry = (registry: string, manifest: ModelManifest) =>
+  Effect.gen(function* () {
+    const store = yield* BlobStore
+    yield* publishManifest(registry, manifest, manifest.type === "adapter")
+    const uploaded: Array<string> = []
+    for (const artifact of Object.values(manifest.artifacts)) {
+      if (yield* hasBlob(registry, artifact.sha256)) continue
+      yield* uploadBlob(registry, artifact.sha256, store.pathOf(artifact.sha256))
+      uploaded.push(artifact.filename)
+    }
+    return uploaded
+  })

@@ -1,0 +1,97 @@
+/**
+ * The HTTP client side of a registry node (`/v1/models`, `/v1/blobs`): fetch manifests, list models,
+ * publish a signed manifest and upload its artifacts. Every failure is one line naming the URL.
+ */
+import { Data, Effect } from "effect"
+import * as fs from "node:fs"
+import { Readable } from "node:stream"
+
+export class RegistryError extends Data.TaggedError("RegistryError")<{ readonly url: string; readonly reason: string; readonly status?: number }> {
+  override get message() {
+    return this.status === undefined ? `cannot reach the registry at ${this.url}: ${this.reason}` : `registry ${this.url}: ${this.reason}`
+  }
+}
+
+const causeText = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const inner = (cause as Error & { cause?: unknown }).cause
+    return inner instanceof Error ? `${cause.message} (${inner.message})` : cause.message
+  }
+  return String(cause)
+}
+
+/** Sends a request and decodes the JSON answer; a non-2xx answer becomes the server's own message. */
+const request = (url: string, init: RequestInit = {}, timeoutMs = 30_000) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const response = await fetch(url, { ...init, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) })
+      const text = await response.text()
+      let body: unknown = undefined
+      try {
+        body = text === "" ? undefined : JSON.parse(text)
+      } catch {
+        body = text
+      }
+      return { status: response.status, ok: response.ok, body }
+    },
+    catch: (cause) => new RegistryError({ url, reason: causeText(cause) })
+  }).pipe(
+    Effect.flatMap(({ body, ok, status }) => {
+      if (ok) return Effect.succeed(body)
+      const message = typeof body === "object" && body !== null && "message" in body && typeof body.message === "string"
+        ? body.message
+        : `HTTP ${status}`
+      return Effect.fail(new RegistryError({ url, reason: message, status }))
+    })
+  )
+
+const base = (registry: string) => registry.replace(/\/+$/, "")
+
+export interface ModelSummary {
+  readonly id: string
+  readonly name: string
+  readonly type: string
+  readonly quantization: string
+  readonly size: number
+  readonly version: string
+  readonly publishedBy: string
+  readonly versions?: ReadonlyArray<string>
+}
+
+/** The raw JSON of a manifest as its publisher signed it: latest version unless one is asked for. */
+export const fetchManifest = (registry: string, id: string, version?: string) =>
+  request(`${base(registry)}/v1/models/${encodeURIComponent(id)}${version === undefined ? "" : `?version=${encodeURIComponent(version)}`}`)
+
+export const listModels = (registry: string, filter: { readonly type?: string | undefined; readonly quantization?: string | undefined }) => {
+  const query = new URLSearchParams()
+  if (filter.type !== undefined) query.set("type", filter.type)
+  if (filter.quantization !== undefined) query.set("quantization", filter.quantization)
+  const suffix = query.size === 0 ? "" : `?${query}`
+  return Effect.map(request(`${base(registry)}/v1/models${suffix}`), (body) => body as ReadonlyArray<ModelSummary>)
+}
+
+export const publishManifest = (registry: string, manifest: unknown, adapter = false) =>
+  request(`${base(registry)}/v1/${adapter ? "adapters" : "models"}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(manifest)
+  })
+
+export const hasBlob = (registry: string, sha256: string) =>
+  Effect.tryPromise({
+    try: async () => (await fetch(`${base(registry)}/v1/blobs/sha256-${sha256}`, { method: "HEAD" })).ok,
+    catch: (cause) => new RegistryError({ url: registry, reason: causeText(cause) })
+  })
+
+/** Streams a file to the registry, which verifies it against the digest before storing it. */
+export const uploadBlob = (registry: string, sha256: string, file: string) =>
+  request(
+    `${base(registry)}/v1/blobs/sha256-${sha256}`,
+    {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream", "content-length": String(fs.statSync(file).size) },
+      body: Readable.toWeb(fs.createReadStream(file)) as ReadableStream,
+      duplex: "half"
+    } as RequestInit,
+    10 * 60_000
+  )

@@ -1,0 +1,157 @@
+/**
+ * Handlers of the content API: blob bytes with Range / ETag / conditional requests, verified uploads
+ * of published artifacts, and the IPFS trustless gateway (raw blocks and CARs) over the blob store.
+ */
+import * as dagPB from "@ipld/dag-pb"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import type { HttpServerRequest } from "@effect/platform"
+import { Effect, Option, Stream } from "effect"
+import type { BlobStoreError } from "../content/BlobStore.js"
+import { BlobStore, digestOf, sha256Of } from "../content/BlobStore.js"
+import { carBlock, carHeader } from "../content/Car.js"
+import { parseCid } from "../content/UnixFs.js"
+import { Registry } from "../actors/registry/RegistryService.js"
+import { NodeApi } from "./Api.js"
+
+export type ByteRange = { readonly start: number; readonly end: number }
+
+/**
+ * One `bytes=` range against a file of `size` bytes, as RFC 9110 reads it: `a-b`, `a-` or `-n`.
+ * Undefined means "serve the whole file" (no header, several ranges, or a unit we don't know);
+ * "unsatisfiable" means 416.
+ */
+export const parseRange = (header: string | undefined, size: number): ByteRange | "unsatisfiable" | undefined => {
+  const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (match === null) return undefined
+  const [, first = "", last = ""] = match
+  if (first === "" && last === "") return undefined
+  if (first === "") {
+    const suffix = Number(last)
+    if (suffix === 0) return "unsatisfiable"
+    return { start: Math.max(0, size - suffix), end: size - 1 }
+  }
+  const start = Number(first)
+  const end = last === "" ? size - 1 : Math.min(Number(last), size - 1)
+  if (start >= size || end < start) return "unsatisfiable"
+  return { start, end }
+}
+
+const etagOf = (sha256: string) => `"${digestOf(sha256)}"`
+
+const notFound = (what: string) =>
+  HttpServerResponse.unsafeJson({ _tag: "NotFound", message: `no ${what} on this node` }, { status: 404 })
+
+/** Serves a stored blob's bytes honouring Range, If-None-Match and If-Range; `head` sends no body. */
+export const serveBlob = (request: HttpServerRequest.HttpServerRequest, digest: string, head = false) =>
+  Effect.gen(function* () {
+    const store = yield* BlobStore
+    const info = yield* store.stat(digest)
+    if (Option.isNone(info) || !(yield* store.has(digest))) return notFound(`blob ${digestOf(sha256Of(digest))}`)
+    const { sha256, size } = info.value
+    const etag = etagOf(sha256)
+    const headers = { etag, "accept-ranges": "bytes", "cache-control": "public, max-age=31536000, immutable" }
+    const ifNoneMatch = request.headers["if-none-match"]
+    if (ifNoneMatch !== undefined && ifNoneMatch.split(",").some((tag) => tag.trim() === etag || tag.trim() === "*")) {
+      return HttpServerResponse.empty({ status: 304, headers })
+    }
+    const ifRange = request.headers["if-range"]
+    const range = ifRange !== undefined && ifRange !== etag ? undefined : parseRange(request.headers["range"], size)
+    if (range === "unsatisfiable") {
+      return HttpServerResponse.empty({ status: 416, headers: { ...headers, "content-range": `bytes */${size}` } })
+    }
+    yield* store.touch(sha256)
+    const start = range?.start ?? 0
+    const length = range === undefined ? size : range.end - range.start + 1
+    const status = range === undefined ? 200 : 206
+    const rangeHeaders = range === undefined ? {} : { "content-range": `bytes ${range.start}-${range.end}/${size}` }
+    if (head || length === 0) {
+      return HttpServerResponse.empty({ status, headers: { ...headers, ...rangeHeaders, "content-length": String(length) } })
+    }
+    const response = yield* HttpServerResponse.file(store.pathOf(sha256), {
+      status, offset: start, bytesToRead: length, contentType: "application/octet-stream", headers: rangeHeaders
+    })
+    // The platform sets a weak ETag from the file's mtime; ours is the content's digest.
+    return HttpServerResponse.setHeaders(response, headers)
+  })
+
+/**
+ * The blocks of the DAG under `root`, depth first, each block once (trustless gateways' default
+ * `dups=n`), as a stream of CAR sections after the header.
+ */
+const carStream = (store: typeof BlobStore.Service, root: string) => {
+  const sent = new Set<string>()
+  const walk = (cid: string): Stream.Stream<Uint8Array, BlobStoreError | Error> =>
+    Stream.unwrap(
+      Effect.map(store.block(cid), (block) => {
+        if (Option.isNone(block)) return Stream.fail(new Error(`block ${cid} is not on this node`))
+        const self = Stream.succeed(carBlock(cid, block.value))
+        if (parseCid(cid)?.code !== dagPB.code) return self
+        const children = dagPB.decode(block.value).Links.map((link) => link.Hash.toString())
+        return Stream.concat(self, Stream.flatMap(Stream.fromIterable(children), once, { concurrency: 1 }))
+      })
+    )
+  const once = (cid: string): Stream.Stream<Uint8Array, BlobStoreError | Error> =>
+    Stream.suspend(() => {
+      if (sent.has(cid)) return Stream.empty
+      sent.add(cid)
+      return walk(cid)
+    })
+  return Stream.concat(Stream.succeed(carHeader(root)), once(root))
+}
+
+const wants = (request: HttpServerRequest.HttpServerRequest, format: "raw" | "car" | undefined) => {
+  if (format !== undefined) return format
+  const accept = request.headers["accept"] ?? ""
+  if (accept.includes("application/vnd.ipld.raw")) return "raw"
+  if (accept.includes("application/vnd.ipld.car")) return "car"
+  return undefined
+}
+
+export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handlers) =>
+  handlers
+    .handle("blob", ({ path, request }) => serveBlob(request, path.digest).pipe(Effect.orDie))
+    .handle("blobHead", ({ path, request }) => serveBlob(request, path.digest, true).pipe(Effect.orDie))
+    .handleRaw("uploadBlob", ({ path, request }) =>
+      Effect.gen(function* () {
+        const store = yield* BlobStore
+        const registry = yield* Registry
+        const sha256 = sha256Of(path.digest)
+        if (!(yield* registry.listsArtifact(sha256))) {
+          return HttpServerResponse.unsafeJson(
+            { _tag: "Forbidden", message: `no published manifest lists ${path.digest}: publish the signed manifest first` },
+            { status: 403 }
+          )
+        }
+        const stored = yield* store.put(request.stream, { sha256 }).pipe(Effect.either)
+        if (stored._tag === "Left") {
+          return HttpServerResponse.unsafeJson({ _tag: "BadUpload", message: stored.left.message }, { status: 400 })
+        }
+        return HttpServerResponse.unsafeJson({ digest: stored.right.digest, size: stored.right.size, cid: stored.right.cid }, { status: 201 })
+      }).pipe(Effect.orDie))
+    .handle("ipfs", ({ path, urlParams, request }) =>
+      Effect.gen(function* () {
+        const store = yield* BlobStore
+        if (parseCid(path.cid) === undefined) {
+          return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: `invalid CID ${path.cid}` }, { status: 400 })
+        }
+        const format = wants(request, urlParams.format)
+        if (format === "raw") {
+          const block = yield* store.block(path.cid)
+          if (Option.isNone(block)) return notFound(`block ${path.cid}`)
+          return HttpServerResponse.uint8Array(block.value, {
+            contentType: "application/vnd.ipld.raw",
+            headers: { etag: `"${path.cid}.raw"`, "cache-control": "public, max-age=29030400, immutable", "x-ipfs-roots": path.cid }
+          })
+        }
+        if (format === "car") {
+          if (Option.isNone(yield* store.block(path.cid))) return notFound(`block ${path.cid}`)
+          return HttpServerResponse.stream(carStream(store, path.cid), {
+            contentType: "application/vnd.ipld.car; version=1",
+            headers: { etag: `"${path.cid}.car"`, "x-ipfs-roots": path.cid }
+          })
+        }
+        const blob = yield* store.byCid(path.cid)
+        if (Option.isNone(blob)) return notFound(`file ${path.cid}`)
+        return yield* serveBlob(request, blob.value.sha256)
+      }).pipe(Effect.orDie))
+)

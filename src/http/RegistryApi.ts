@@ -1,0 +1,129 @@
+/**
+ * HTTP contract of the model registry, as the seed's section 9.1 draws it (`/v1/models`,
+ * `/v1/models/{id}`, `/v1/models/{id}/download`, `/v1/adapters`) plus publishing and yanking,
+ * where a signature is the credential.
+ */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import {
+  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublishReceipt, RegistryNotFound, UnknownVersion, VersionExists, VersionNotNewer,
+  VersionView, YankNotSigned
+} from "../actors/registry/Registry.js"
+import { ManifestError, ModelManifest } from "../content/Manifest.js"
+import { ManifestRejected } from "../content/ManifestSigning.js"
+
+const IdPath = Schema.Struct({ id: Schema.String })
+
+export const ModelsQuery = Schema.Struct({
+  type: Schema.optional(Schema.String),
+  quantization: Schema.optional(Schema.Literal("FP32", "FP16", "INT8", "INT4"))
+})
+
+export const ArtifactUrls = Schema.Struct({
+  filename: Schema.String,
+  size: Schema.Number,
+  sha256: Schema.String,
+  cid: Schema.String,
+  /** Where the bytes can be fetched, best first, for the chosen source kind. */
+  urls: Schema.Array(Schema.String)
+})
+
+export const DownloadUrls = Schema.Struct({
+  id: Schema.String,
+  version: Schema.String,
+  source: Schema.String,
+  /** The seed's fields: the first URL of the artifacts of these names. */
+  model: Schema.optional(Schema.String),
+  tokenizer: Schema.optional(Schema.String),
+  config: Schema.optional(Schema.String),
+  /** The signed manifest (signatures are inside it). */
+  signature: Schema.String,
+  artifacts: Schema.Record({ key: Schema.String, value: ArtifactUrls })
+})
+export type DownloadUrls = typeof DownloadUrls.Type
+
+export const YankBody = Schema.Struct({
+  reason: Schema.String,
+  keyId: Schema.String,
+  publicKey: Schema.String,
+  /** Ed25519 (hex) by the owner's key over the canonical JSON `{"id","kind":"model","reason","type":"edge-net/yank/v1","version"}` (see `signYank`). */
+  signature: Schema.String
+})
+
+export class RegistryApi extends HttpApiGroup.make("registry")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/models")
+      .setUrlParams(ModelsQuery)
+      .addSuccess(Schema.Array(ModelSummary))
+      .annotate(OpenApi.Description, "The latest version of every model, optionally of one type and quantization.")
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/v1/models/:id")
+      .setPath(IdPath)
+      .setUrlParams(Schema.Struct({ version: Schema.optional(Schema.String) }))
+      .addSuccess(ModelManifest)
+      .addError(RegistryNotFound, { status: 404 })
+      .annotate(OpenApi.Description, "A model's manifest exactly as its publisher signed it: the latest version that is not yanked, or `version`.")
+  )
+  .add(
+    HttpApiEndpoint.get("versions", "/v1/models/:id/versions")
+      .setPath(IdPath)
+      .addSuccess(Schema.Array(VersionView))
+      .addError(RegistryNotFound, { status: 404 })
+  )
+  .add(
+    HttpApiEndpoint.get("download", "/v1/models/:id/download")
+      .setPath(IdPath)
+      .setUrlParams(Schema.Struct({
+        source: Schema.optionalWith(Schema.Literal("gcs", "http", "ipfs", "peer"), { default: () => "gcs" as const }),
+        version: Schema.optional(Schema.String)
+      }))
+      .addSuccess(DownloadUrls)
+      .addError(RegistryNotFound, { status: 404 })
+      .annotate(OpenApi.Description, "Download URLs of a model's artifacts: the CDN of its manifest (`gcs`/`http`), IPFS gateways, or this node.")
+  )
+  .add(
+    HttpApiEndpoint.post("publish", "/v1/models")
+        .setPayload(ModelManifest)
+        .addSuccess(PublishReceipt, { status: 201 })
+        .addError(ManifestError, { status: 400 })
+        .addError(ManifestRejected, { status: 400 })
+        .addError(KindMismatch, { status: 400 })
+        .addError(OwnershipViolation, { status: 403 })
+        .addError(VersionExists, { status: 409 })
+        .addError(VersionNotNewer, { status: 409 })
+        .annotate(
+          OpenApi.Description,
+          "Publishes a signed manifest. The signature is the credential: the first key to publish an id owns it, and only that key " +
+            "may publish further versions. Upload the artifacts afterwards with PUT /v1/blobs/{digest}."
+        )
+  )
+  .add(
+    HttpApiEndpoint.post("yank", "/v1/models/:id/versions/:version/yank")
+      .setPath(Schema.Struct({ id: Schema.String, version: Schema.String }))
+      .setPayload(YankBody)
+      .addSuccess(VersionView)
+      .addError(YankNotSigned, { status: 403 })
+      .addError(OwnershipViolation, { status: 403 })
+      .addError(UnknownVersion, { status: 404 })
+      .addError(RegistryNotFound, { status: 404 })
+      .annotate(OpenApi.Description, "Withdraws a version on its owner's signed request; it stays in the log and in `versions`, marked.")
+  )
+  .add(
+    HttpApiEndpoint.get("adapters", "/v1/adapters")
+      .setUrlParams(Schema.Struct({ baseModel: Schema.optional(Schema.String), domain: Schema.optional(Schema.String) }))
+      .addSuccess(Schema.Array(AdapterSummary))
+      .annotate(OpenApi.Description, "The latest version of every shared adapter, optionally for one base model and domain.")
+  )
+  .add(
+    HttpApiEndpoint.post("shareAdapter", "/v1/adapters")
+      .setPayload(ModelManifest)
+      .addSuccess(PublishReceipt, { status: 201 })
+      .addError(ManifestError, { status: 400 })
+      .addError(ManifestRejected, { status: 400 })
+      .addError(KindMismatch, { status: 400 })
+      .addError(OwnershipViolation, { status: 403 })
+      .addError(VersionExists, { status: 409 })
+      .addError(VersionNotNewer, { status: 409 })
+      .annotate(OpenApi.Description, "Shares a signed adapter manifest (type `adapter`), as POST /v1/models does for models.")
+  ) {}
