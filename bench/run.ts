@@ -3,7 +3,8 @@
  * prints our figure, a baseline measured in the same run on the same machine, and their ratio.
  */
 const suites: Record<string, () => Promise<void>> = {
-  journal: async () => (await import("./journal.js")).run()
+  journal: async () => (await import("./journal.js")).run(),
+  pull: async () => (await import("./pull.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

@@ -34,13 +34,24 @@ const report = (name: string) => (cause: Cause.Cause<unknown>) =>
     else if (!ValidationError.isValidationError(failure.value)) console.error(`${name}: ${messageOf(failure.value)}`)
   })
 
+/**
+ * @effect/cli takes `--version` anywhere on the line as its own "print the version" flag, but the
+ * seed's CLI passes a model version that way (`pull m --version 1.0.0`). Alone, `--version` still
+ * prints ours; after a subcommand it becomes `--model-version`.
+ */
+export const modelVersionArgs = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const [runtime = "", script = "", ...args] = argv
+  if (args.length <= 1) return argv
+  return [runtime, script, ...args.map((arg) => (arg === "--version" ? "--model-version" : arg.startsWith("--version=") ? `--model-${arg.slice(2)}` : arg))]
+}
+
 /** Runs a command tree as a program: `argv` as in process.argv. */
 export const runCli = <Name extends string, E>(
   command: Command.Command<Name, NodeContext.NodeContext, E, any>,
   name: string,
   argv: ReadonlyArray<string>
 ) =>
-  Command.run(command, { name, version: VERSION })(argv).pipe(
+  Command.run(command, { name, version: VERSION })(modelVersionArgs(argv)).pipe(
     Effect.tapErrorCause(report(name)),
     Effect.provide(NodeContext.layer),
     NodeRuntime.runMain({ disableErrorReporting: true })

@@ -1,9 +1,230 @@
 /**
- * `edge-net models` (also installed as `edge-net-models`): the model distribution commands. The
- * group is here so both entry points exist from the start; its subcommands arrive with the registry.
+ * `edge-net-models` (also `edge-net models`), the seed's model CLI: list, pull, verify and info here;
+ * publish, sign and keys in PublishCommands; cache and config in CacheCommands.
  */
-import { Command } from "@effect/cli"
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import { BlobStore } from "../content/BlobStore.js"
+import { listManifests, readManifest } from "../content/LocalModels.js"
+import type { ModelManifest } from "../content/Manifest.js"
+import { verifyManifest } from "../content/ManifestSigning.js"
+import { keysDirectory } from "../content/ModelsConfig.js"
+import type { PullReceipt } from "../content/Pull.js"
+import { pull } from "../content/Pull.js"
+import { fetchManifest, listModels } from "../content/RegistryClient.js"
+import { parseManifest } from "../content/Manifest.js"
+import { TrustStore } from "../content/TrustStore.js"
+import { UnixFsBuilder } from "../content/UnixFs.js"
+import { cacheCommand, configCommand } from "./CacheCommands.js"
+import { CliError } from "./CliError.js"
+import { configOption, ModelsSettings, registryOption, registryUrl, withModels } from "./ModelsContext.js"
+import { formatBytes, progressReporter } from "./Progress.js"
+import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
+import { jsonOption, output } from "./Shared.js"
+
+/** Runs `use` with the config, the cache and the trust store of `trust.keysDir`. */
+export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
+  withModels(
+    config,
+    Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config))))
+  )
+
+const modelSize = (manifest: ModelManifest) => Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
+
+const typeOption = Options.text("type").pipe(Options.withDescription("text-generation, embedding, vision, ..."), Options.optional)
+const quantizationOption = Options.choice("quantization", ["FP32", "FP16", "INT8", "INT4"]).pipe(Options.optional)
+const localOption = Options.boolean("local").pipe(Options.withDescription("list the models pulled into the cache instead of the registry's"))
+
+const list = Command.make(
+  "list",
+  { type: typeOption, quantization: quantizationOption, local: localOption, registry: registryOption, config: configOption, json: jsonOption },
+  ({ config, json, local, quantization, registry, type }) =>
+    withModels(
+      config,
+      Effect.gen(function* () {
+        const filter = { type: Option.getOrUndefined(type), quantization: Option.getOrUndefined(quantization) }
+        const models = local
+          ? (yield* listManifests((yield* BlobStore).root))
+            .filter((m) => (filter.type === undefined || m.type === filter.type) && (filter.quantization === undefined || m.optimization?.quantization === filter.quantization))
+            .map((m) => ({
+              id: m.id, name: m.name, type: m.type, quantization: m.optimization?.quantization ?? "FP32", size: modelSize(m), version: m.version, publishedBy: m.publishedBy
+            }))
+          : yield* listModels(yield* registryUrl(registry), filter)
+        yield* output(json, models, (rows) =>
+          rows.length === 0
+            ? "no models"
+            : rows.map((m) => `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${m.quantization.padEnd(5)} ${formatBytes(m.size).padStart(10)}  ${m.name}`).join("\n"))
+      })
+    )
+).pipe(Command.withDescription("models in the registry (or, with --local, in the cache)"))
+
+/** `id` or `id@version`. */
+export const parseReference = (text: string) => {
+  const at = text.lastIndexOf("@")
+  return at > 0 ? { id: text.slice(0, at), version: text.slice(at + 1) } : { id: text, version: undefined }
+}
+
+const sourceOption = Options.choice("source", ["http", "ipfs", "peer", "gcs", "cdn"]).pipe(
+  Options.withDescription("take bytes only from the CDN (http), IPFS gateways, or peers (default: all of them at once)"),
+  Options.optional
+)
+
+const describePull = (receipt: PullReceipt) =>
+  [
+    `pulled ${receipt.id}@${receipt.version} (signed by ${receipt.verifiedBy.join(", ")})`,
+    ...receipt.artifacts.map((a) => {
+      const from = a.cached ? "already cached" : a.sources.filter((s) => s.bytes > 0).map((s) => `${s.name}: ${formatBytes(s.bytes)}`).join(", ")
+      const resumed = a.bytesReused > 0 && !a.cached ? `, ${formatBytes(a.bytesReused)} resumed` : ""
+      return `  ${a.filename}  ${formatBytes(a.size)}  ${a.digest.slice(0, 19)}  ${from}${resumed}`
+    }),
+    ...receipt.artifacts.flatMap((a) => a.dropped.map((d) => `  dropped ${d.source}: ${d.reason}`)),
+    ...(receipt.output === undefined ? [] : [`  written to ${receipt.output}`])
+  ].join("\n")
+
+const pullCommand = Command.make(
+  "pull",
+  {
+    model: Args.text({ name: "id[@version]" }),
+    version: Options.text("model-version").pipe(Options.withDescription("the version to pull (also --version)"), Options.optional),
+    source: sourceOption,
+    output: Options.directory("output").pipe(Options.withDescription("also write the files (and manifest.json) here"), Options.optional),
+    allowRollback: Options.boolean("allow-rollback").pipe(Options.withDescription("accept a version older than one trusted before")),
+    registry: registryOption,
+    config: configOption,
+    json: jsonOption
+  },
+  (args) =>
+    withTrust(
+      args.config,
+      Effect.gen(function* () {
+        const { config } = yield* ModelsSettings
+        const reference = parseReference(args.model)
+        const source = Option.getOrUndefined(args.source)
+        const kind = source === "gcs" || source === "cdn" ? "http" : source
+        const defaultKind = config.defaultSource === "gcs" || config.defaultSource === "cdn" ? "http" : config.defaultSource
+        const kinds = kind !== undefined ? [kind] : defaultKind === "auto" ? [] : [defaultKind]
+        const progress = progressReporter(args.json)
+        const receipt = yield* pull(
+          {
+            id: reference.id,
+            version: Option.getOrUndefined(args.version) ?? reference.version,
+            registry: yield* registryUrl(args.registry),
+            sources: kinds,
+            output: Option.getOrUndefined(args.output),
+            allowRollback: args.allowRollback,
+            onProgress: progress.update,
+            onSourceDropped: (report) => {
+              progress.done()
+              if (args.json) console.log(JSON.stringify({ event: "source-dropped", ...report }))
+              else console.error(`edge-net-models: dropped ${report.source}: ${report.reason}`)
+            }
+          },
+          config
+        ).pipe(Effect.ensuring(Effect.sync(progress.done)))
+        yield* output(args.json, { event: "done", ...receipt }, describePull)
+      })
+    )
+).pipe(Command.withDescription("download a model, verified piece by piece, resuming where a killed pull stopped"))
+
+const verify = Command.make(
+  "verify",
+  { model: Args.text({ name: "id[@version]" }), checkSignature: Options.boolean("check-signature"), config: configOption, json: jsonOption },
+  ({ checkSignature, config, json, model }) =>
+    withTrust(
+      config,
+      Effect.gen(function* () {
+        const store = yield* BlobStore
+        const trust = yield* TrustStore
+        const { config: settings } = yield* ModelsSettings
+        const reference = parseReference(model)
+        const manifest = yield* readManifest(store.root, reference.id, reference.version)
+        const problems: Array<string> = []
+        const artifacts: Array<{ filename: string; digest: string; ok: boolean }> = []
+        for (const artifact of Object.values(manifest.artifacts)) {
+          const checked = yield* Effect.either(store.verify(artifact.sha256))
+          const ok = Either.isRight(checked) && checked.right.size === artifact.size && checked.right.cid === artifact.cid
+          if (!ok) problems.push(`${artifact.filename}: ${Either.isLeft(checked) ? checked.left.message : "size or CID differs from the manifest"}`)
+          artifacts.push({ filename: artifact.filename, digest: `sha256-${artifact.sha256}`, ok })
+        }
+        let signedBy: ReadonlyArray<string> = []
+        if (checkSignature) {
+          const verified = verifyManifest(manifest, yield* trust.policy(settings.trust.threshold), new Date(), { allowRollback: true })
+          if (Either.isLeft(verified)) problems.push(verified.left.message)
+          else signedBy = verified.right.verifiedBy
+        }
+        const report = { id: manifest.id, version: manifest.version, ok: problems.length === 0, artifacts, signedBy, problems }
+        if (json) yield* output(true, report, () => "")
+        if (problems.length > 0) return yield* Effect.fail(new CliError({ message: `${manifest.id}@${manifest.version} failed verification: ${problems.join("; ")}` }))
+        if (!json) {
+          yield* Effect.sync(() => console.log(
+            `${manifest.id}@${manifest.version}: ${artifacts.length} artifact(s) verified (sha256 and CID)` +
+            (checkSignature ? `, signed by ${signedBy.join(", ")}` : "")
+          ))
+        }
+      })
+    )
+).pipe(Command.withDescription("re-hash a pulled model's files and, with --check-signature, check its signatures against trusted keys"))
+
+const fileSummary = (file: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const hash = crypto.createHash("sha256")
+      const builder = UnixFsBuilder.make()
+      for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>) {
+        hash.update(chunk)
+        builder.update(chunk)
+      }
+      const layout = builder.finish()
+      return { file, size: layout.size, sha256: hash.digest("hex"), cid: layout.root }
+    },
+    catch: (cause) => new CliError({ message: `cannot read ${file}: ${String(cause)}` })
+  })
+
+const describeManifest = (manifest: ModelManifest, benchmarks: boolean, requirements: boolean) =>
+  [
+    `${manifest.id}@${manifest.version}  ${manifest.name}`,
+    `  type ${manifest.type}${manifest.family === undefined ? "" : `, family ${manifest.family}`}, ` +
+    `${manifest.optimization?.quantization ?? "FP32"}${manifest.optimization?.format === undefined ? "" : ` (${manifest.optimization.format})`}, ${formatBytes(modelSize(manifest))}`,
+    `  published ${manifest.publishedAt} by ${manifest.publishedBy}, expires ${manifest.expiresAt}, license ${manifest.license}`,
+    ...Object.entries(manifest.artifacts).map(([name, a]) => `  ${name}: ${a.filename} ${formatBytes(a.size)} sha256:${a.sha256.slice(0, 12)} ${a.cid}`),
+    ...(benchmarks ? [`  benchmarks: ${JSON.stringify(manifest.benchmarks ?? {})}`] : []),
+    ...(requirements ? [`  requirements: ${JSON.stringify(manifest.requirements ?? {})}`] : [])
+  ].join("\n")
+
+const info = Command.make(
+  "info",
+  {
+    target: Args.text({ name: "id[@version]|file" }),
+    benchmarks: Options.boolean("benchmarks"),
+    requirements: Options.boolean("requirements"),
+    registry: registryOption,
+    config: configOption,
+    json: jsonOption
+  },
+  ({ benchmarks, config, json, registry, requirements, target }) =>
+    withModels(
+      config,
+      Effect.gen(function* () {
+        if (fs.existsSync(target) && fs.statSync(target).isFile()) {
+          return yield* output(json, yield* fileSummary(target), (s) => `${s.file}: ${formatBytes(s.size)}\n  sha256 ${s.sha256}\n  cid    ${s.cid}`)
+        }
+        const reference = parseReference(target)
+        const local = yield* Effect.either(readManifest((yield* BlobStore).root, reference.id, reference.version))
+        const manifest = Either.isRight(local)
+          ? local.right
+          : yield* Effect.flatMap(fetchManifest(yield* registryUrl(registry), reference.id, reference.version), (raw) =>
+            Either.mapLeft(parseManifest(raw), (error) => new CliError({ message: error.message })))
+        const view = json && (benchmarks || requirements)
+          ? { id: manifest.id, version: manifest.version, ...(benchmarks ? { benchmarks: manifest.benchmarks ?? {} } : {}), ...(requirements ? { requirements: manifest.requirements ?? {} } : {}) }
+          : manifest
+        yield* output(json, view, () => describeManifest(manifest, benchmarks, requirements))
+      })
+    )
+).pipe(Command.withDescription("a model's manifest (cache first, then the registry), or a file's size, sha256 and CID"))
 
 export const modelsCommand = Command.make("models").pipe(
-  Command.withDescription("optimize, publish, sign, pull and verify models (edge-net-models)")
+  Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
+  Command.withSubcommands([list, pullCommand, verify, info, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
 )

@@ -56,7 +56,7 @@ export const defaultConfig = (): ModelsConfig => ({
   version: 1,
   defaultSource: "auto",
   registry: "http://127.0.0.1:7878",
-  cache: { directory: "~/.edge-net/models", maxSize: "10GB", autoCleanup: true },
+  cache: { directory: "~/.edge-net/models", maxSize: "10GiB", autoCleanup: true },
   cdn: { endpoint: "", timeout: 30_000, retries: 3 },
   ipfs: { gateways: ["https://ipfs.io/", "https://dweb.link/"], parallel: 4, timeout: 60_000 },
   peers: [],

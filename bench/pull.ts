@@ -1,0 +1,114 @@
+/**
+ * Pull benchmark: a 1 GiB blob over loopback HTTP, downloaded in parallel ranges, hashed while it
+ * streams in and moved into the blob store, against `curl -o` then `sha256sum` on the same file from
+ * the same server; and our SHA-256 throughput against `sha256sum` and against pure-JS @noble/hashes.
+ */
+import { Effect } from "effect"
+import { execFile, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { promisify } from "node:util"
+import { BlobStore } from "../src/content/BlobStore.js"
+import { download } from "../src/content/Downloader.js"
+import { createPortableSha256, createSha256 } from "../src/content/Sha256.js"
+import { httpSource } from "../src/content/Sources.js"
+import { report, time } from "./Report.js"
+
+const exec = promisify(execFile)
+const SIZE = Number(process.env["PULL_BENCH_BYTES"] ?? 1024 ** 3)
+const MiB = 1024 * 1024
+
+/** Writes `size` pseudo-random bytes (incompressible, cheap to make) and returns their sha256. */
+const makeFile = (file: string, size: number) => {
+  const hash = crypto.createHash("sha256")
+  const fd = fs.openSync(file, "w")
+  const block = crypto.randomBytes(16 * MiB)
+  for (let written = 0, round = 0; written < size; round++) {
+    block.writeUInt32LE(round, 0) // no two blocks alike
+    const length = Math.min(block.length, size - written)
+    fs.writeSync(fd, block, 0, length)
+    hash.update(block.subarray(0, length))
+    written += length
+  }
+  fs.closeSync(fd)
+  return hash.digest("hex")
+}
+
+const startServer = async (root: string) => {
+  const child = spawn(process.execPath, ["--import", "tsx", "test/support/static-server.ts", "--root", root, "--port", "0"], {
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+  const lines = readline.createInterface({ input: child.stdout! })
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.on("line", (line) => {
+      const message = JSON.parse(line) as { listening?: number }
+      if (message.listening !== undefined) resolve(message.listening)
+    })
+    child.once("exit", (code) => reject(new Error(`static server exited with ${code}`)))
+  })
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") }
+}
+
+const hashFile = async (file: string, create: typeof createSha256) => {
+  const hash = create()
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) hash.update(chunk)
+  return hash.digest()
+}
+
+export const run = async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-net-pull-bench-"))
+  try {
+    const served = path.join(dir, "served")
+    fs.mkdirSync(served)
+    const file = path.join(served, "model.onnx")
+    const sha256 = makeFile(file, SIZE)
+    const server = await startServer(served)
+    try {
+      const url = `${server.url}/model.onnx`
+      const copy = path.join(dir, "curl.bin")
+      // Warm the page cache so both sides read the served file from memory.
+      await exec("sha256sum", [file])
+
+      const curlSeconds = await time(() => exec("curl", ["-s", "-f", "-o", copy, url]))
+      const sumSeconds = await time(async () => {
+        const { stdout } = await exec("sha256sum", [copy])
+        if (!stdout.startsWith(sha256)) throw new Error("sha256sum disagrees")
+      })
+      fs.rmSync(copy)
+
+      let fetched = 0
+      const ourSeconds = await time(() =>
+        Effect.runPromise(
+          Effect.gen(function* () {
+            const store = yield* BlobStore
+            const result = yield* download({ sha256, size: SIZE, label: "bench/model.onnx" }, [httpSource(url, "loopback")], {
+              partialDir: store.partialDir,
+              parallel: 4
+            })
+            fetched = result.bytesFetched
+            yield* store.adopt(result.path, { sha256: result.sha256, size: result.size })
+          }).pipe(Effect.provide(BlobStore.layer({ root: path.join(dir, "store"), maxBytes: 4 * SIZE })))
+        )
+      )
+      if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
+      const mib = SIZE / MiB
+      report(`pull ${mib} MiB: 4 ranges + streaming verify + store`, "MiB/s", mib / ourSeconds, mib / (curlSeconds + sumSeconds), "curl+sha256sum", ">= 1.0")
+      console.log(`  (ours ${ourSeconds.toFixed(2)} s; curl ${curlSeconds.toFixed(2)} s + sha256sum ${sumSeconds.toFixed(2)} s)`)
+
+      const nodeSeconds = await time(() => hashFile(file, createSha256))
+      const sha256sumSeconds = await time(() => exec("sha256sum", [file]))
+      report("sha256 of the file (node:crypto)", "MiB/s", mib / nodeSeconds, mib / sha256sumSeconds, "sha256sum", ">= 0.9")
+    } finally {
+      server.stop()
+    }
+    const sample = crypto.randomBytes(64 * MiB)
+    const nodeSample = await time(() => createSha256().update(sample).digest())
+    const nobleSample = await time(() => createPortableSha256().update(sample).digest())
+    report("sha256 64 MiB in memory: node:crypto", "MiB/s", 64 / nodeSample, 64 / nobleSample, "@noble/hashes")
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}

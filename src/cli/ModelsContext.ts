@@ -1,0 +1,45 @@
+/**
+ * What every `edge-net-models` command runs in: the validated `models.yaml` (or `--config FILE`) and
+ * the local model cache, a blob store under `cache.directory` capped at `cache.maxSize`.
+ */
+import { Options } from "@effect/cli"
+import { Context, Effect, Layer, Option } from "effect"
+import { BlobStore } from "../content/BlobStore.js"
+import type { ModelsConfig } from "../content/ModelsConfig.js"
+import { cacheDirectory, cacheMaxBytes, configFile, loadConfig } from "../content/ModelsConfig.js"
+import { CliError } from "./CliError.js"
+
+export class ModelsSettings extends Context.Tag("edge-net/cli/ModelsSettings")<
+  ModelsSettings,
+  { readonly config: ModelsConfig; readonly file: string }
+>() {}
+
+export const configOption = Options.file("config").pipe(
+  Options.withDescription("models config file (default: $EDGE_NET_MODELS_CONFIG, else ~/.edge-net/models.yaml)"),
+  Options.optional
+)
+
+export const registryOption = Options.text("registry").pipe(
+  Options.withDescription("URL of the registry node (default: `registry` in models.yaml)"),
+  Options.optional
+)
+
+const asCliError = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.mapError(effect, (error) => new CliError({ message: error.message }))
+
+/** Provides the config and the cache's blob store to `use`. */
+export const withModels = <A, E, R>(
+  configPath: Option.Option<string>,
+  use: Effect.Effect<A, E, R | ModelsSettings | BlobStore>
+): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore>> =>
+  Effect.gen(function* () {
+    const file = configFile(Option.getOrUndefined(configPath))
+    const config = yield* asCliError(loadConfig(file))
+    const store = BlobStore.layer({ root: cacheDirectory(config), maxBytes: cacheMaxBytes(config) }).pipe(
+      Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message })))
+    )
+    return yield* use.pipe(Effect.provide(Layer.merge(store, Layer.succeed(ModelsSettings, { config, file }))))
+  })
+
+export const registryUrl = (flag: Option.Option<string>) =>
+  Effect.map(ModelsSettings, ({ config }) => Option.getOrElse(flag, () => config.registry).replace(/\/+$/, ""))

@@ -1,0 +1,152 @@
+/** `edge-net-models publish|sign|keys`: describe and sign model files, send them to a registry, manage publisher keys. */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+import * as fs from "node:fs"
+import { parseManifestText } from "../content/Manifest.js"
+import { signManifest } from "../content/ManifestSigning.js"
+import { expandHome, keysDirectory } from "../content/ModelsConfig.js"
+import { buildManifest, pushToRegistry } from "../content/Publish.js"
+import { TrustStore } from "../content/TrustStore.js"
+import { CliError } from "./CliError.js"
+import { configOption, ModelsSettings, registryOption, registryUrl, withModels } from "./ModelsContext.js"
+import { jsonOption, output, toJson } from "./Shared.js"
+
+const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
+  withModels(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config)))))
+
+const keyOption = Options.text("key").pipe(
+  Options.withDescription("signing key: a key id in the trust store or a key file (our JSON or a PKCS8 PEM); default `signing` in models.yaml"),
+  Options.optional
+)
+
+/** The signer named by `--key`, else the config's `signing.keyPath` / `signing.keyId`. */
+const signerFor = (key: Option.Option<string>) =>
+  Effect.gen(function* () {
+    const trust = yield* TrustStore
+    const { config } = yield* ModelsSettings
+    if (Option.isSome(key)) return yield* trust.signer(expandHome(key.value))
+    const configured = expandHome(config.signing.keyPath)
+    return yield* (fs.existsSync(configured) ? trust.signer(configured, config.signing.keyId) : trust.signer(config.signing.keyId))
+  })
+
+const publish = Command.make(
+  "publish",
+  {
+    files: Args.file({ name: "file", exists: "yes" }).pipe(Args.atLeast(1)),
+    name: Options.text("name"),
+    version: Options.text("model-version").pipe(Options.withDescription("semantic version of this release (also --version)")),
+    type: Options.text("type").pipe(Options.withDescription("text-generation, embedding, vision, ...")),
+    id: Options.text("id").pipe(Options.withDescription("model id (default: from --name)"), Options.optional),
+    family: Options.text("family").pipe(Options.optional),
+    quantization: Options.choice("quantization", ["FP32", "FP16", "INT8", "INT4"]).pipe(Options.optional),
+    license: Options.text("license").pipe(Options.withDefault("unknown")),
+    homepage: Options.text("homepage").pipe(Options.optional),
+    cdn: Options.text("cdn").pipe(Options.withDescription("base URL of a CDN that serves <cdn>/<id>/v<version>/<file>"), Options.optional),
+    expiresIn: Options.integer("expires-in-days").pipe(Options.withDefault(365)),
+    manifestOut: Options.file("manifest-out").pipe(Options.withDescription("also write the signed manifest here"), Options.optional),
+    key: keyOption,
+    registry: registryOption,
+    config: configOption,
+    json: jsonOption
+  },
+  (args) =>
+    withTrust(
+      args.config,
+      Effect.gen(function* () {
+        const signer = yield* signerFor(args.key)
+        const manifest = yield* buildManifest({
+          files: args.files,
+          name: args.name,
+          version: args.version,
+          type: args.type,
+          id: Option.getOrUndefined(args.id),
+          family: Option.getOrUndefined(args.family),
+          quantization: Option.getOrUndefined(args.quantization),
+          license: args.license,
+          homepage: Option.getOrUndefined(args.homepage),
+          cdn: Option.getOrUndefined(args.cdn),
+          expiresInDays: args.expiresIn,
+          signer
+        })
+        if (Option.isSome(args.manifestOut)) fs.writeFileSync(args.manifestOut.value, JSON.stringify(manifest, null, 2) + "\n")
+        const registry = yield* registryUrl(args.registry)
+        const uploaded = yield* pushToRegistry(registry, manifest)
+        yield* output(args.json, { registry, uploaded, manifest }, () =>
+          `published ${manifest.id}@${manifest.version} to ${registry} (signed by ${signer.keyId}; uploaded ${uploaded.length} of ${Object.keys(manifest.artifacts).length} file(s))`)
+      })
+    )
+).pipe(Command.withDescription("store, describe and sign model files, then publish them to a registry node"))
+
+const sign = Command.make(
+  "sign",
+  {
+    manifest: Args.file({ name: "manifest.json", exists: "yes" }),
+    key: keyOption,
+    output: Options.file("output").pipe(Options.withDescription("write the signed manifest here (default: in place)"), Options.optional),
+    config: configOption
+  },
+  (args) =>
+    withTrust(
+      args.config,
+      Effect.gen(function* () {
+        const parsed = parseManifestText(fs.readFileSync(args.manifest, "utf8"))
+        if (Either.isLeft(parsed)) return yield* Effect.fail(new CliError({ message: `${args.manifest}: ${parsed.left.message}` }))
+        const signer = yield* signerFor(args.key)
+        const signed = signManifest(parsed.right, signer)
+        const target = Option.getOrElse(args.output, () => args.manifest)
+        fs.writeFileSync(target, JSON.stringify(signed, null, 2) + "\n")
+        yield* Effect.sync(() => console.log(`signed ${signed.id}@${signed.version} with ${signer.keyId} (${signed.signatures?.length ?? 0} signature(s)) -> ${target}`))
+      })
+    )
+).pipe(Command.withDescription("add a signature to a manifest (several keys can sign one manifest: k-of-n)"))
+
+const keysList = Command.make("list", { config: configOption, json: jsonOption }, ({ config, json }) =>
+  withTrust(
+    config,
+    Effect.gen(function* () {
+      const keys = yield* (yield* TrustStore).list()
+      yield* output(json, keys, (rows) =>
+        rows.length === 0 ? "no trusted keys" : rows.map((k) => `${k.keyId.padEnd(24)} ${k.publicKey}${k.canSign ? "  (can sign)" : ""}`).join("\n"))
+    })
+  ))
+
+const keysGenerate = Command.make("generate", { keyId: Args.text({ name: "key-id" }), config: configOption, json: jsonOption }, ({ config, json, keyId }) =>
+  withTrust(
+    config,
+    Effect.gen(function* () {
+      const key = yield* (yield* TrustStore).generate(keyId)
+      yield* output(json, key, (k) => `created signing key ${k.keyId}\npublic key ${k.publicKey}\n(others trust it with: edge-net-models keys trust ${k.keyId} ${k.publicKey})`)
+    })
+  ))
+
+const keysTrust = Command.make(
+  "trust",
+  { keyId: Args.text({ name: "key-id" }), publicKey: Args.text({ name: "public-key" }), config: configOption },
+  ({ config, keyId, publicKey }) =>
+    withTrust(
+      config,
+      Effect.gen(function* () {
+        const key = yield* (yield* TrustStore).trust(keyId, publicKey.toLowerCase())
+        yield* Effect.sync(() => console.log(`trusting ${key.keyId} ${key.publicKey}`))
+      })
+    )
+)
+
+const keysUntrust = Command.make("untrust", { keyId: Args.text({ name: "key-id" }), config: configOption }, ({ config, keyId }) =>
+  withTrust(
+    config,
+    Effect.gen(function* () {
+      const removed = yield* (yield* TrustStore).untrust(keyId)
+      if (!removed) return yield* Effect.fail(new CliError({ message: `no trusted key ${keyId}` }))
+      yield* Effect.sync(() => console.log(`no longer trusting ${keyId}`))
+    })
+  ))
+
+export const keysCommand = Command.make("keys").pipe(
+  Command.withDescription("publisher keys: the trust store in ~/.edge-net/keys"),
+  Command.withSubcommands([keysList, keysGenerate, keysTrust, keysUntrust])
+)
+
+export const publishCommand = publish
+export const signCommand = sign
+export { toJson }

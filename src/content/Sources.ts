@@ -1,0 +1,198 @@
+/**
+ * Where a blob's bytes can come from: an HTTP(S) server or CDN, another edge-net node, an IPFS trustless
+ * gateway. Each source streams what it is asked for and says plainly when it cannot; it verifies nothing.
+ */
+import type { Scope } from "effect"
+import { Chunk, Data, Effect, Option, Stream } from "effect"
+
+export class SourceError extends Data.TaggedError("SourceError")<{ readonly source: string; readonly reason: string }> {
+  override get message() {
+    return `${this.source}: ${this.reason}`
+  }
+}
+
+export interface RequestOptions {
+  /** Fail with "stalled" when no byte arrives for this long while we wait for one; default 30 s. */
+  readonly idleTimeoutMs?: number
+}
+
+export interface BlobSource {
+  /** Who this is, for progress and errors: `cdn http://127.0.0.1:4000/tiny-lm/v1.0.0/model.onnx`. */
+  readonly name: string
+  readonly kind: "http" | "ipfs" | "peer"
+  /** Bytes [start, end) of the file, as a stream of chunks. */
+  readonly fetchRange?: (start: number, end: number, options?: RequestOptions) => Stream.Stream<Uint8Array, SourceError>
+  /** One block by CID (raw leaf bytes). */
+  readonly fetchBlock?: (cid: string, options?: RequestOptions) => Effect.Effect<Uint8Array, SourceError>
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+// The trustless gateway spec lets gateways refuse blocks above 2 MiB; anything bigger is not a block.
+const MAX_BLOCK_BYTES = 2 * 1024 * 1024
+
+/** A plain HTTP(S) URL of the whole file, fetched with Range requests. */
+export const httpSource = (url: string, name?: string): BlobSource => {
+  const sourceName = name ?? `http ${url}`
+  return {
+    name: sourceName,
+    kind: "http",
+    fetchRange: (start, end, options) => rangeStream(sourceName, url, start, end, options)
+  }
+}
+
+/** Another edge-net node, which serves blobs at `GET {base}/v1/blobs/sha256-{hex}` with Range support. */
+export const peerSource = (nodeBaseUrl: string, sha256: string, name?: string): BlobSource => {
+  const url = `${nodeBaseUrl.replace(/\/+$/, "")}/v1/blobs/sha256-${sha256}`
+  const sourceName = name ?? `peer ${nodeBaseUrl}`
+  return {
+    name: sourceName,
+    kind: "peer",
+    fetchRange: (start, end, options) => rangeStream(sourceName, url, start, end, options)
+  }
+}
+
+/** An IPFS trustless gateway: single raw blocks by CID, which the caller checks against their hashes. */
+export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string): BlobSource => {
+  const base = gatewayBaseUrl.replace(/\/+$/, "")
+  const sourceName = name ?? `ipfs ${base}`
+  return {
+    name: sourceName,
+    kind: "ipfs",
+    fetchBlock: (cid, options) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const request = yield* openRequest(sourceName, `${base}/ipfs/${cid}?format=raw`, {
+            accept: "application/vnd.ipld.raw"
+          }, options)
+          if (request.response.status !== 200) return yield* request.fail(`HTTP ${request.response.status} for block ${cid}`)
+          const parts: Array<Uint8Array> = []
+          let received = 0
+          for (;;) {
+            const chunk = yield* request.read
+            if (chunk === undefined) break
+            received += chunk.length
+            if (received > MAX_BLOCK_BYTES) return yield* request.fail(`block ${cid} is larger than ${MAX_BLOCK_BYTES} bytes`)
+            parts.push(chunk)
+          }
+          return parts.length === 1 ? parts[0]! : Buffer.concat(parts, received)
+        })
+      )
+  }
+}
+
+interface OpenRequest {
+  readonly response: Response
+  /** The next chunk of the body, or undefined at its end. */
+  readonly read: Effect.Effect<Uint8Array | undefined, SourceError>
+  readonly fail: (reason: string) => Effect.Effect<never, SourceError>
+}
+
+/**
+ * Sends a GET whose every wait (for the headers, then for each chunk) is cut off after the idle timeout;
+ * the request is aborted when the scope closes, so an abandoned body never keeps a socket busy.
+ */
+const openRequest = (
+  source: string,
+  url: string,
+  headers: Record<string, string>,
+  options: RequestOptions | undefined
+): Effect.Effect<OpenRequest, SourceError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const idleTimeoutMs = options?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+    const controller = new AbortController()
+    let stalled = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+    // One timer per wait: armed while we wait for the source, never while we are busy with its bytes.
+    const guard = <A>(promise: () => Promise<A>): Promise<A> => {
+      const timer = setTimeout(() => {
+        stalled = true
+        controller.abort()
+      }, idleTimeoutMs)
+      return promise().then(
+        (value) => {
+          clearTimeout(timer)
+          return value
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          throw error
+        }
+      )
+    }
+    const failure = (cause: unknown) =>
+      new SourceError({ source, reason: stalled ? `stalled: no byte for ${formatSeconds(idleTimeoutMs)}` : describeFailure(cause) })
+    const response = yield* Effect.tryPromise({
+      try: () => guard(() => fetch(url, { headers, signal: controller.signal })),
+      catch: failure
+    })
+    const reader = response.body?.getReader()
+    const read: Effect.Effect<Uint8Array | undefined, SourceError> = reader === undefined
+      ? Effect.succeed(undefined)
+      : Effect.tryPromise({
+        try: () => guard(() => reader.read()).then((step) => (step.done ? undefined : step.value)),
+        catch: failure
+      })
+    const fail = (reason: string) => Effect.fail(new SourceError({ source, reason }))
+    return { response, read, fail }
+  })
+
+/**
+ * Bytes [start, end) as a stream. A 206 must carry exactly the range asked for; a 200 (a server that
+ * ignores Range) is accepted only from offset 0, and read no further than `end`.
+ */
+const rangeStream = (
+  source: string,
+  url: string,
+  start: number,
+  end: number,
+  options: RequestOptions | undefined
+): Stream.Stream<Uint8Array, SourceError> =>
+  end <= start ? Stream.empty : Stream.unwrapScoped(
+    Effect.gen(function*() {
+      const request = yield* openRequest(source, url, { range: `bytes=${start}-${end - 1}` }, options)
+      const status = request.response.status
+      if (status === 206) {
+        const contentRange = request.response.headers.get("content-range") ?? ""
+        const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange.trim())
+        if (match === null || Number(match[1]) !== start || Number(match[2]) !== end - 1) {
+          return yield* request.fail(`answered "${contentRange || "no Content-Range"}" to a request for bytes ${start}-${end - 1}`)
+        }
+      } else if (status !== 200 || start !== 0) {
+        return yield* request.fail(status === 200 ? `ignored the Range header (HTTP 200 for bytes ${start}-${end - 1})` : `HTTP ${status}`)
+      }
+      const expected = end - start
+      let received = 0
+      const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<SourceError>> = Effect.flatMap(
+        Effect.mapError(request.read, Option.some),
+        (chunk) => {
+          if (chunk === undefined) {
+            return received === expected
+              ? Effect.fail(Option.none())
+              : Effect.fail(Option.some(new SourceError({ source, reason: `the response ended after ${received} of ${expected} bytes` })))
+          }
+          // A 200 carries the rest of the file: stop at `end`; the scope's abort drops the remainder.
+          if (received >= expected) return Effect.fail(Option.none())
+          const wanted = Math.min(chunk.length, expected - received)
+          received += wanted
+          return Effect.succeed(Chunk.of(wanted === chunk.length ? chunk : chunk.subarray(0, wanted)))
+        }
+      )
+      return Stream.repeatEffectChunkOption(pull)
+    })
+  )
+
+const describeFailure = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    // undici reports "fetch failed" and hides the socket error in `cause`.
+    const inner = (cause as { cause?: unknown }).cause
+    if (inner instanceof Error) {
+      const code = (inner as { code?: unknown }).code
+      return typeof code === "string" ? `${code}: ${inner.message}` : inner.message
+    }
+    return cause.message
+  }
+  return String(cause)
+}
+
+const formatSeconds = (milliseconds: number) =>
+  milliseconds % 1000 === 0 ? `${milliseconds / 1000} s` : `${milliseconds} ms`
