@@ -2,7 +2,7 @@
  * Fetches one blob of known size and SHA-256 from several sources at once into `<sha256>.part`, checks
  * each piece as it arrives when the piece hashes are known, and resumes where a killed process stopped.
  */
-import { Cause, Data, Deferred, Duration, Effect, Queue, Random, Stream } from "effect"
+import { Cause, Chunk, Data, Deferred, Duration, Effect, Queue, Random, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -100,6 +100,10 @@ const READ_BACK_BYTES = 4 * 1024 * 1024
 const BACKOFF_BASE_MS = 100
 const BACKOFF_MAX_MS = 5_000
 const PROGRESS_INTERVAL_MS = 100
+// Verified progress is also saved every so many bytes or so often, not only when a unit finishes: a
+// slow or capped pull killed midway keeps what it verified even if no unit had finished yet.
+const PERSIST_EVERY_BYTES = 8 * 1024 * 1024
+const PERSIST_EVERY_MS = 1_000
 
 class BadPiece extends Data.TaggedError("BadPiece")<{ readonly index: number; readonly offset: number }> {
   override get message() {
@@ -107,7 +111,10 @@ class BadPiece extends Data.TaggedError("BadPiece")<{ readonly index: number; re
   }
 }
 
-/** Byte ranges of the `.part` file that hold verified data, kept merged and sorted. */
+/**
+ * Byte ranges of the `.part` file whose data is written (and, with leaves, verified piece by piece),
+ * kept merged and sorted.
+ */
 class Coverage {
   private ranges: Array<[number, number]> = []
   add(start: number, end: number) {
@@ -174,7 +181,7 @@ interface SourceSlot {
   dropped: boolean
 }
 
-/** Verified bytes waiting to be written at `start`, in arrival order, without copying them. */
+/** Bytes waiting to be written at `start` (with leaves: whole verified leaves only), without copying them. */
 class WriteBatch {
   chunks: Array<Uint8Array> = []
   bytes = 0
@@ -243,6 +250,7 @@ export const download = (
       yield* Queue.offerAll(queue, units)
       const hasherWakeups = yield* Queue.sliding<void>(1)
       const persistWakeups = yield* Queue.sliding<void>(1)
+      const attemptEnded = yield* Queue.sliding<void>(1)
 
       // The whole-file hash follows the verified prefix: from memory when a batch lands right at its end,
       // from the `.part` file (page cache) when other workers got there first, or an earlier run did.
@@ -273,6 +281,16 @@ export const download = (
       const persistOnWake = Effect.forever(Queue.take(persistWakeups).pipe(Effect.zipRight(persist))).pipe(
         Effect.catchAll((error) => Deferred.fail(done, error))
       )
+      let persistRequestedAt = coverage.bytes
+      const requestPersist = () => {
+        persistRequestedAt = coverage.bytes
+        Queue.unsafeOffer(persistWakeups, undefined)
+      }
+      const persistPeriodically = Effect.forever(
+        Effect.zipRight(Effect.sleep(Duration.millis(PERSIST_EVERY_MS)), Effect.sync(() => {
+          if (coverage.bytes > persistRequestedAt) requestPersist()
+        }))
+      )
 
       const flush = (unit: WorkUnit, batch: WriteBatch): Effect.Effect<void, DownloadError> =>
         Effect.suspend(() => {
@@ -283,6 +301,7 @@ export const download = (
           batch.bytes = 0
           return io("cannot write the partial file", () => writeChunks(handle, chunks, start)).pipe(Effect.map(() => {
             coverage.add(start, start + bytes)
+            if (coverage.bytes - persistRequestedAt >= PERSIST_EVERY_BYTES) requestPersist()
             unit.position = start + bytes
             unit.nextLeaf = leafEnd
             if (!prefix.reading && start === prefix.hashedUpTo) {
@@ -306,35 +325,42 @@ export const download = (
           let leafChunks: Array<Uint8Array> = []
           let leafFilled = 0
           let expected = unit.end - unit.position
-          const accept = (chunk: Uint8Array): Effect.Effect<void, BadPiece | DownloadError | SourceError> => {
+          const acceptOne = (chunk: Uint8Array): BadPiece | SourceError | undefined => {
             received(slot, chunk.length)
             expected -= chunk.length
-            if (expected < 0) return Effect.fail(new SourceError({ source: slot.source.name, reason: "sent more bytes than asked for" }))
-            if (leaves === undefined) batch.push(chunk)
-            else {
-              for (let rest = chunk; rest.length > 0;) {
-                const leaf = leaves[leafIndex]!
-                const piece = rest.subarray(0, Math.min(leaf.length - leafFilled, rest.length))
-                leafHash.update(piece)
-                leafChunks.push(piece)
-                leafFilled += piece.length
-                rest = rest.subarray(piece.length)
-                if (leafFilled === leaf.length) {
-                  if (!sameDigest(leafHash.digest(), leaf.sha256)) return Effect.fail(new BadPiece({ index: leafIndex, offset: leaf.offset }))
-                  for (const verified of leafChunks) batch.push(verified)
-                  batch.leafEnd = ++leafIndex
-                  leafHash = crypto.createHash("sha256")
-                  leafChunks = []
-                  leafFilled = 0
-                }
+            if (expected < 0) return new SourceError({ source: slot.source.name, reason: "sent more bytes than asked for" })
+            if (leaves === undefined) return void batch.push(chunk)
+            for (let rest = chunk; rest.length > 0;) {
+              const leaf = leaves[leafIndex]!
+              const piece = rest.subarray(0, Math.min(leaf.length - leafFilled, rest.length))
+              leafHash.update(piece)
+              leafChunks.push(piece)
+              leafFilled += piece.length
+              rest = rest.subarray(piece.length)
+              if (leafFilled === leaf.length) {
+                if (!sameDigest(leafHash.digest(), leaf.sha256)) return new BadPiece({ index: leafIndex, offset: leaf.offset })
+                for (const verified of leafChunks) batch.push(verified)
+                batch.leafEnd = ++leafIndex
+                leafHash = crypto.createHash("sha256")
+                leafChunks = []
+                leafFilled = 0
               }
+            }
+          }
+          // Plain loops per batch of chunks; one effect only when there is something to wait for.
+          const accept = (chunks: Chunk.Chunk<Uint8Array>): Effect.Effect<void, BadPiece | DownloadError | SourceError> => {
+            for (const chunk of Chunk.toReadonlyArray(chunks)) {
+              const problem = acceptOne(chunk)
+              if (problem !== undefined) return Effect.fail(problem)
             }
             return batch.bytes >= WRITE_BATCH_BYTES ? flush(unit, batch) : Effect.void
           }
-          const onChunk = limiter === RateLimiter.unlimited
-            ? accept
-            : (chunk: Uint8Array) => Effect.zipRight(limiter.take(chunk.length), Effect.suspend(() => accept(chunk)))
-          return Stream.runForEach(fetchRange(unit.position, unit.end, requestOptions), onChunk).pipe(
+          const onChunks = limiter === RateLimiter.unlimited ? accept : (chunks: Chunk.Chunk<Uint8Array>) => {
+            let bytes = 0
+            for (const chunk of Chunk.toReadonlyArray(chunks)) bytes += chunk.length
+            return Effect.zipRight(limiter.take(bytes), Effect.suspend(() => accept(chunks)))
+          }
+          return Stream.runForEachChunk(fetchRange(unit.position, unit.end, requestOptions), onChunks).pipe(
             Effect.zipRight(flush(unit, batch)),
             Effect.filterOrFail(
               () => unit.position === unit.end,
@@ -405,6 +431,11 @@ export const download = (
       const runUnit = (unit: WorkUnit): Effect.Effect<void, DownloadError> =>
         Effect.gen(function*() {
           const slot = pickSource()
+          if (slot === undefined && slots.some((candidate) => candidate.active > 0)) {
+            // An attempt still under way on a dropped source may yet finish its unit, or keep what it got.
+            yield* Queue.take(attemptEnded)
+            return yield* Effect.asVoid(Queue.offer(queue, unit))
+          }
           if (slot === undefined) {
             const failures = dropped.map((report) => `${report.source}: ${report.reason}`).join("; ")
             return yield* Effect.fail(fail(`every source failed (${failures})`))
@@ -429,7 +460,10 @@ export const download = (
               }
               if (slot.dropped) return yield* Effect.asVoid(Queue.offer(queue, unit))
             }
-          }).pipe(Effect.ensuring(Effect.sync(() => slot.active--)))
+          }).pipe(Effect.ensuring(Effect.sync(() => {
+            slot.active--
+            Queue.unsafeOffer(attemptEnded, undefined)
+          })))
         })
 
       const worker = Effect.forever(Effect.flatMap(Queue.take(queue), runUnit)).pipe(
@@ -469,6 +503,7 @@ export const download = (
           return Effect.ignore(persist)
         }))
       yield* Effect.forkScoped(persistOnWake)
+      yield* Effect.forkScoped(persistPeriodically)
       yield* Effect.forkScoped(hashPrefix)
       if (options.onProgress !== undefined) {
         yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(PROGRESS_INTERVAL_MS)), report(false))))

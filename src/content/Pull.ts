@@ -20,7 +20,10 @@ import type { BlobSource } from "./Sources.js"
 import { httpSource, ipfsGatewaySource, peerSource } from "./Sources.js"
 import { TrustStore } from "./TrustStore.js"
 import type { Leaf } from "./UnixFs.js"
-import { resolveLeaves } from "./UnixFs.js"
+import { toHex } from "./Sha256.js"
+import { CHUNK_SIZE, parseCid, resolveLeaves } from "./UnixFs.js"
+
+const RAW_CODEC = 0x55
 
 export class PullError extends Data.TaggedError("PullError")<{ readonly reason: string }> {
   override get message() {
@@ -99,7 +102,12 @@ export const sourcesFor = (config: ModelsConfig, registry: string, manifest: Mod
  */
 const piecesOf = (config: ModelsConfig, registry: string, artifact: ArtifactEntry) =>
   Effect.gen(function* () {
-    if (artifact.size <= 262_144) return undefined
+    const root = parseCid(artifact.cid)
+    if (artifact.size <= CHUNK_SIZE) {
+      // One piece: the CID is the raw leaf itself, whose hash must be the file's.
+      if (root === undefined || root.code !== RAW_CODEC || toHex(root.multihash.digest) !== artifact.sha256) return undefined
+      return [{ cid: artifact.cid, offset: 0, length: artifact.size, sha256: root.multihash.digest }]
+    }
     const gateways = [...new Set([registry, ...config.peers, ...config.ipfs.gateways].map(gatewayRoot))]
     for (const gateway of gateways) {
       const source = ipfsGatewaySource(gateway)

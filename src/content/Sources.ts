@@ -29,6 +29,10 @@ export interface BlobSource {
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 // The trustless gateway spec lets gateways refuse blocks above 2 MiB; anything bigger is not a block.
 const MAX_BLOCK_BYTES = 2 * 1024 * 1024
+// Each pull of a range stream gathers socket reads up to this many bytes, or for this long: Stream's cost
+// per element is paid per megabyte rather than per 64 KiB read.
+const STREAM_BATCH_BYTES = 1024 * 1024
+const STREAM_BATCH_MS = 50
 
 /** A plain HTTP(S) URL of the whole file, fetched with Range requests. */
 export const httpSource = (url: string, name?: string): BlobSource => {
@@ -82,10 +86,16 @@ export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string): BlobSo
 
 interface OpenRequest {
   readonly response: Response
-  /** The next chunk of the body, or undefined at its end. */
+  /** The next chunk of the body, or undefined at its end; rejects when the source fails or stalls. */
+  readonly readPromise: () => Promise<Uint8Array | undefined>
   readonly read: Effect.Effect<Uint8Array | undefined, SourceError>
+  /** What a rejection of `readPromise` means, as this source's error. */
+  readonly failure: (cause: unknown) => SourceError
   readonly fail: (reason: string) => Effect.Effect<never, SourceError>
 }
+
+/** A body that broke the protocol, thrown inside a read loop; its message is the reason. */
+class BodyProblem extends Error {}
 
 /**
  * Sends a GET whose every wait (for the headers, then for each chunk) is cut off after the idle timeout;
@@ -120,20 +130,24 @@ const openRequest = (
       )
     }
     const failure = (cause: unknown) =>
-      new SourceError({ source, reason: stalled ? `stalled: no byte for ${formatSeconds(idleTimeoutMs)}` : describeFailure(cause) })
+      new SourceError({
+        source,
+        reason: stalled
+          ? `stalled: no byte for ${formatSeconds(idleTimeoutMs)}`
+          : cause instanceof BodyProblem
+          ? cause.message
+          : describeFailure(cause)
+      })
     const response = yield* Effect.tryPromise({
       try: () => guard(() => fetch(url, { headers, signal: controller.signal })),
       catch: failure
     })
     const reader = response.body?.getReader()
-    const read: Effect.Effect<Uint8Array | undefined, SourceError> = reader === undefined
-      ? Effect.succeed(undefined)
-      : Effect.tryPromise({
-        try: () => guard(() => reader.read()).then((step) => (step.done ? undefined : step.value)),
-        catch: failure
-      })
+    const readPromise = (): Promise<Uint8Array | undefined> =>
+      reader === undefined ? Promise.resolve(undefined) : guard(() => reader.read()).then((step) => (step.done ? undefined : step.value))
+    const read = Effect.tryPromise({ try: readPromise, catch: failure })
     const fail = (reason: string) => Effect.fail(new SourceError({ source, reason }))
-    return { response, read, fail }
+    return { response, readPromise, read, failure, fail }
   })
 
 /**
@@ -162,20 +176,40 @@ const rangeStream = (
       }
       const expected = end - start
       let received = 0
-      const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<SourceError>> = Effect.flatMap(
-        Effect.mapError(request.read, Option.some),
-        (chunk) => {
-          if (chunk === undefined) {
-            return received === expected
-              ? Effect.fail(Option.none())
-              : Effect.fail(Option.some(new SourceError({ source, reason: `the response ended after ${received} of ${expected} bytes` })))
+      let finished = false
+      // A failure after some bytes of a batch came in is reported on the next pull: those bytes are good.
+      let failedWith: { readonly cause: unknown } | undefined
+      const readBatch = async (): Promise<Array<Uint8Array>> => {
+        if (failedWith !== undefined) throw failedWith.cause
+        const batch: Array<Uint8Array> = []
+        const startedAt = performance.now()
+        try {
+          for (let batchBytes = 0; batchBytes < STREAM_BATCH_BYTES && !finished && performance.now() - startedAt < STREAM_BATCH_MS;) {
+            const chunk = await request.readPromise()
+            if (chunk === undefined) {
+              if (received < expected) throw new BodyProblem(`the response ended after ${received} of ${expected} bytes`)
+              finished = true
+            } else if (received >= expected) {
+              // A 200 carries the rest of the file: stop at `end`; the scope's abort drops the remainder.
+              finished = true
+            } else {
+              const wanted = Math.min(chunk.length, expected - received)
+              received += wanted
+              batchBytes += wanted
+              batch.push(wanted === chunk.length ? chunk : chunk.subarray(0, wanted))
+            }
           }
-          // A 200 carries the rest of the file: stop at `end`; the scope's abort drops the remainder.
-          if (received >= expected) return Effect.fail(Option.none())
-          const wanted = Math.min(chunk.length, expected - received)
-          received += wanted
-          return Effect.succeed(Chunk.of(wanted === chunk.length ? chunk : chunk.subarray(0, wanted)))
+        } catch (cause) {
+          if (batch.length === 0) throw cause
+          failedWith = { cause }
         }
+        return batch
+      }
+      const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<SourceError>> = Effect.suspend(() =>
+        finished && failedWith === undefined ? Effect.fail(Option.none()) : Effect.tryPromise({
+          try: readBatch,
+          catch: (cause) => Option.some(request.failure(cause))
+        }).pipe(Effect.flatMap((batch) => batch.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(batch))))
       )
       return Stream.repeatEffectChunkOption(pull)
     })
