@@ -89,7 +89,7 @@ export const run = async () => {
               parallel: 4
             })
             fetched = result.bytesFetched
-            yield* store.adopt(result.path, { sha256: result.sha256, size: result.size })
+            yield* store.adopt(result.path, { sha256: result.sha256, size: result.size, layout: result.layout })
           }).pipe(Effect.provide(BlobStore.layer({ root: path.join(dir, "store"), maxBytes: 4 * SIZE })))
         )
       )

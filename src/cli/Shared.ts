@@ -6,6 +6,7 @@ import { Options } from "@effect/cli"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
 import { AccountId } from "../actors/economy/Account.js"
+import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { DEFAULT_HOST, DEFAULT_PORT, journalFile, resolveDataDir } from "../node/NodeConfig.js"
@@ -29,6 +30,7 @@ export const settingsFor = (data: Option.Option<string>, overrides: Partial<Node
   host: DEFAULT_HOST,
   port: DEFAULT_PORT,
   synchronous: (process.env["EDGE_NET_SYNC"] as Synchronous | undefined) ?? "normal",
+  maxContentBytes: parseByteSize(process.env["EDGE_NET_CONTENT_MAX"] ?? "10GiB"),
   ...overrides
 })
 

@@ -60,9 +60,9 @@ export class BlobStoreError extends Data.TaggedError("BlobStoreError")<{ readonl
 export interface BlobStoreOptions {
   readonly root: string
   /** Size cap in bytes; least recently used blobs are evicted to stay under it. Default 10 GiB. */
-  readonly maxBytes?: number
+  readonly maxBytes?: number | undefined
   /** Re-hash a blob every time it is opened with `use`. */
-  readonly verifyOnUse?: boolean
+  readonly verifyOnUse?: boolean | undefined
 }
 
 export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3
@@ -225,18 +225,22 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   /**
    * Takes over a file whose whole SHA-256 the caller already verified (the downloader hashes while it
-   * downloads): reads it once for the IPFS layout and moves it into place.
+   * downloads) and moves it into place; the IPFS layout is read from the file unless the caller has it.
    */
-  const adopt = (file: string, verified: { readonly sha256: string; readonly size: number }) =>
+  const adopt = (file: string, verified: { readonly sha256: string; readonly size: number; readonly layout?: UnixFsLayout | undefined }) =>
     Effect.gen(function* () {
-      const builder = UnixFsBuilder.make()
-      const size = yield* scanFile(file, [(chunk) => builder.update(chunk)])
-      yield* check({ size: verified.size }, verified.sha256, size)
+      let layout = verified.layout
+      if (layout === undefined) {
+        const builder = UnixFsBuilder.make()
+        yield* scanFile(file, [(chunk) => builder.update(chunk)])
+        layout = builder.finish()
+      }
+      yield* check({ size: verified.size }, verified.sha256, layout.size)
       if (index.get(verified.sha256) !== undefined && fs.existsSync(pathOf(verified.sha256))) {
         fs.rmSync(file, { force: true })
         return toInfo(index.get(verified.sha256)!)
       }
-      return yield* install(file, verified.sha256, builder.finish())
+      return yield* install(file, verified.sha256, layout)
     })
 
   /** Re-hashes a stored blob; a blob whose bytes changed on disk is removed and reported. */

@@ -9,6 +9,8 @@ import * as path from "node:path"
 import * as RateLimiter from "./RateLimiter.js"
 import type { BlobSource, RequestOptions } from "./Sources.js"
 import { SourceError } from "./Sources.js"
+import type { UnixFsLayout } from "./UnixFs.js"
+import { UnixFsBuilder } from "./UnixFs.js"
 
 export interface Leaf {
   readonly cid: string
@@ -81,6 +83,11 @@ export interface DownloadResult {
   readonly bytesReused: number
   readonly sources: ReadonlyArray<SourceStats>
   readonly dropped: ReadonlyArray<SourceDropped>
+  /**
+   * The file's IPFS layout, built from the same pass as the whole-file hash when the target came
+   * without leaves (a caller that had leaves has the layout already), so the store needs no re-read.
+   */
+  readonly layout?: UnixFsLayout
 }
 
 export class DownloadError extends Data.TaggedError("DownloadError")<{ readonly label: string; readonly reason: string }> {
@@ -102,7 +109,7 @@ const BACKOFF_MAX_MS = 5_000
 const PROGRESS_INTERVAL_MS = 100
 // Verified progress is also saved every so many bytes or so often, not only when a unit finishes: a
 // slow or capped pull killed midway keeps what it verified even if no unit had finished yet.
-const PERSIST_EVERY_BYTES = 8 * 1024 * 1024
+const PERSIST_EVERY_BYTES = 64 * 1024 * 1024
 const PERSIST_EVERY_MS = 1_000
 
 class BadPiece extends Data.TaggedError("BadPiece")<{ readonly index: number; readonly offset: number }> {
@@ -254,7 +261,7 @@ export const download = (
 
       // The whole-file hash follows the verified prefix: from memory when a batch lands right at its end,
       // from the `.part` file (page cache) when other workers got there first, or an earlier run did.
-      const prefix = { hash: crypto.createHash("sha256"), hashedUpTo: 0, reading: false }
+      const prefix = { hash: crypto.createHash("sha256"), layout: target.leaves === undefined ? UnixFsBuilder.make() : undefined, hashedUpTo: 0, reading: false }
       const hashPrefix = Effect.gen(function*() {
         const buffer = Buffer.allocUnsafe(Math.min(READ_BACK_BYTES, Math.max(1, target.size)))
         for (;;) {
@@ -265,6 +272,7 @@ export const download = (
             prefix.reading = false
             if (bytesRead === 0) return yield* Effect.fail(fail("the partial file is shorter than expected"))
             prefix.hash.update(buffer.subarray(0, bytesRead))
+            prefix.layout?.update(buffer.subarray(0, bytesRead))
             prefix.hashedUpTo += bytesRead
           }
           if (prefix.hashedUpTo === target.size) return yield* Deferred.succeed(hashed, prefix.hash.digest("hex"))
@@ -305,7 +313,10 @@ export const download = (
             unit.position = start + bytes
             unit.nextLeaf = leafEnd
             if (!prefix.reading && start === prefix.hashedUpTo) {
-              for (const chunk of chunks) prefix.hash.update(chunk)
+              for (const chunk of chunks) {
+                prefix.hash.update(chunk)
+                prefix.layout?.update(chunk)
+              }
               prefix.hashedUpTo += bytes
             }
             Queue.unsafeOffer(hasherWakeups, undefined)
@@ -525,10 +536,10 @@ export const download = (
         ))
       }
       if (options.onProgress !== undefined) yield* report(true)
-      return sha256
+      return { sha256, layout: prefix.layout?.finish() }
     })
 
-    const sha256 = yield* Effect.scoped(run).pipe(
+    const { layout, sha256 } = yield* Effect.scoped(run).pipe(
       Effect.tapError(() =>
         discardPartial ? Effect.promise(() => removeQuietly(partFile, stateFile)) : Effect.void
       )
@@ -541,7 +552,8 @@ export const download = (
       bytesFetched,
       bytesReused,
       sources: sourceStats(),
-      dropped
+      dropped,
+      ...(layout === undefined ? {} : { layout })
     } satisfies DownloadResult
   }).pipe(Effect.withSpan("Downloader.download", { attributes: { label: target.label, size: target.size } }))
 

@@ -19,7 +19,7 @@ import { fetchManifest } from "./RegistryClient.js"
 import type { BlobSource } from "./Sources.js"
 import { httpSource, ipfsGatewaySource, peerSource } from "./Sources.js"
 import { TrustStore } from "./TrustStore.js"
-import type { Leaf } from "./UnixFs.js"
+import type { UnixFsLayout } from "./UnixFs.js"
 import { toHex } from "./Sha256.js"
 import { CHUNK_SIZE, parseCid, resolveLeaves } from "./UnixFs.js"
 
@@ -106,7 +106,8 @@ const piecesOf = (config: ModelsConfig, registry: string, artifact: ArtifactEntr
     if (artifact.size <= CHUNK_SIZE) {
       // One piece: the CID is the raw leaf itself, whose hash must be the file's.
       if (root === undefined || root.code !== RAW_CODEC || toHex(root.multihash.digest) !== artifact.sha256) return undefined
-      return [{ cid: artifact.cid, offset: 0, length: artifact.size, sha256: root.multihash.digest }]
+      const leaf = { cid: artifact.cid, offset: 0, length: artifact.size, sha256: root.multihash.digest }
+      return { root: artifact.cid, size: artifact.size, leaves: [leaf], nodes: [] } satisfies UnixFsLayout
     }
     const gateways = [...new Set([registry, ...config.peers, ...config.ipfs.gateways].map(gatewayRoot))]
     for (const gateway of gateways) {
@@ -115,7 +116,7 @@ const piecesOf = (config: ModelsConfig, registry: string, artifact: ArtifactEntr
         Effect.timeout("10 seconds"),
         Effect.option
       )
-      if (Option.isSome(resolved) && resolved.value.size === artifact.size) return resolved.value.leaves
+      if (Option.isSome(resolved) && resolved.value.size === artifact.size) return resolved.value
     }
     return undefined
   })
@@ -132,11 +133,11 @@ const pullArtifact = (request: PullRequest, config: ModelsConfig, manifest: Mode
     }
     const sources = sourcesFor(config, request.registry, manifest, artifact, request.sources ?? [])
     if (sources.length === 0) return yield* Effect.fail(new PullError({ reason: `no source is configured for ${ref}/${artifact.filename}` }))
-    const leaves: ReadonlyArray<Leaf> | undefined = yield* piecesOf(config, request.registry, artifact)
+    const pieces: UnixFsLayout | undefined = yield* piecesOf(config, request.registry, artifact)
     yield* store.makeRoom(artifact.size)
     const maxBytesPerSecond = parseByteSize(config.download.maxBytesPerSecond) ?? 0
     const result: DownloadResult = yield* download(
-      { sha256: artifact.sha256, size: artifact.size, label: `${ref}/${artifact.filename}`, ...(leaves === undefined ? {} : { leaves }) },
+      { sha256: artifact.sha256, size: artifact.size, label: `${ref}/${artifact.filename}`, ...(pieces === undefined ? {} : { leaves: pieces.leaves }) },
       sources,
       {
         partialDir: store.partialDir,
@@ -148,7 +149,7 @@ const pullArtifact = (request: PullRequest, config: ModelsConfig, manifest: Mode
         ...(request.onSourceDropped === undefined ? {} : { onSourceDropped: request.onSourceDropped })
       }
     )
-    const stored = yield* store.adopt(result.path, { sha256: result.sha256, size: result.size })
+    const stored = yield* store.adopt(result.path, { sha256: result.sha256, size: result.size, layout: pieces ?? result.layout })
     if (stored.cid !== artifact.cid) {
       yield* store.remove(stored.digest)
       return yield* Effect.fail(new PullError({ reason: `${ref}/${artifact.filename}: its bytes have CID ${stored.cid}, the manifest says ${artifact.cid}` }))

@@ -126,6 +126,8 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         if (stored._tag === "Left") {
           return HttpServerResponse.unsafeJson({ _tag: "BadUpload", message: stored.left.message }, { status: 400 })
         }
+        // What this registry publishes must stay servable: published artifacts are never evicted.
+        yield* store.pin(sha256)
         return HttpServerResponse.unsafeJson({ digest: stored.right.digest, size: stored.right.size, cid: stored.right.cid }, { status: 201 })
       }).pipe(Effect.orDie))
     .handle("ipfs", ({ path, urlParams, request }) =>

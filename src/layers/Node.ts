@@ -16,7 +16,7 @@ import { sqliteKernel } from "./Kernel.js"
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
-    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, BlobStore.layer({ root: blobsDir(settings) }))),
+    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )

@@ -11,6 +11,8 @@ export interface NodeSettings {
   readonly host: string
   readonly port: number
   readonly synchronous: Synchronous
+  /** Cap of the node's blob store (`<data>/content`); published artifacts are pinned and never evicted. */
+  readonly maxContentBytes?: number | undefined
 }
 
 export const DEFAULT_PORT = 7878
