@@ -9,6 +9,8 @@ import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
+import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
+import { Registry } from "../actors/registry/RegistryService.js"
 import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../node/NodeAudit.js"
 import { NodeConfig } from "../node/NodeConfig.js"
@@ -64,6 +66,21 @@ const LedgerRpcHandlers = LedgerRpcs.toLayer(
   })
 )
 
+const RegistryRpcHandlers = RegistryRpcs.toLayer(
+  Effect.gen(function* () {
+    const registry = yield* Registry
+    return {
+      RegistryList: (filter) => registry.list(filter),
+      RegistryGet: ({ id, kind, version }) => registry.get(id, version, kind),
+      RegistryVersions: ({ id, kind }) => registry.versions(id, kind),
+      RegistryPublish: ({ allowOlder, manifest }) => registry.publish(manifest, { allowOlder, kind: "model" }),
+      RegistryYank: (request) => registry.yank(request),
+      AdapterList: (filter) => registry.listAdapters(filter),
+      AdapterPublish: ({ allowOlder, manifest }) => registry.publishAdapter(manifest, { allowOlder })
+    }
+  })
+)
+
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
   Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers])
 )
@@ -71,7 +88,7 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/open
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide([NodeRpcHandlers, LedgerRpcHandlers, RpcSerialization.layerNdjson])
+  Layer.provide([NodeRpcHandlers, LedgerRpcHandlers, RegistryRpcHandlers, RpcSerialization.layerNdjson])
 )
 
 /** Serves everything on the configured host and port until the layer's scope closes. */

@@ -3,7 +3,7 @@
  * the only credential, verified uploads, Range / ETag semantics, and trustless-gateway blocks and CARs.
  */
 import { CarReader } from "@ipld/car"
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 import * as crypto from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ModelManifest } from "../../src/content/Manifest.js"
@@ -13,6 +13,7 @@ import { signManifest } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { layoutOf, verifyBlock } from "../../src/content/UnixFs.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { tempDir } from "../support/TempDir.js"
 
 const signerOf = (keyId: string, seedByte: number): ManifestSigner => {
@@ -100,6 +101,17 @@ describe("registry over HTTP", () => {
     for (const path of ["/v1/models", "/v1/models/{id}", "/v1/models/{id}/download", "/v1/adapters", "/v1/blobs/{digest}", "/ipfs/{cid}"]) {
       expect(Object.keys(docs.paths)).toContain(path)
     }
+  })
+
+  it("answers the same over @effect/rpc, manifests included exactly as signed", async () => {
+    const { latest, listed } = await Effect.runPromise(
+      Effect.gen(function* () {
+        const client = yield* nodeRpcClient
+        return { listed: yield* client.RegistryList({}), latest: yield* client.RegistryGet({ id: "tiny-lm" }) }
+      }).pipe(Effect.scoped, Effect.provide(rpcProtocol(node.url)))
+    )
+    expect(listed.map((model) => `${model.id}@${model.version}`)).toEqual(["tiny-lm@1.1.0"])
+    expect(latest.manifest).toEqual(signManifest(manifestOf("1.1.0"), alice))
   })
 
   it("serves blobs with Range, a strong ETag, 304 and 416", async () => {
