@@ -74,7 +74,29 @@ const toRow = (row: { hex: string; size: number; cid: string; added_at: number; 
   hex: row.hex, size: row.size, cid: row.cid, addedAt: row.added_at, lastUsed: row.last_used, pinned: row.pinned === 1
 })
 
-export const openBlobIndex = (file: string) => {
+export interface BlobIndex {
+  readonly get: (hex: string) => BlobRow | undefined
+  readonly byCid: (cid: string) => BlobRow | undefined
+  /** Every blob, least recently used first. */
+  readonly all: () => Array<BlobRow>
+  readonly add: (row: Omit<BlobRow, "pinned" | "lastUsed">, blocks: ReadonlyArray<BlockRow>) => void
+  readonly remove: (hex: string) => void
+  readonly block: (cid: string) => BlockLocation | undefined
+  readonly touch: (hex: string, now: number) => void
+  readonly setPinned: (hex: string, pinned: boolean) => boolean
+  readonly addRef: (hex: string, ref: string) => void
+  readonly removeRef: (hex: string, ref: string) => void
+  readonly refsOf: (hex: string) => Array<string>
+  readonly referenced: () => Set<string>
+  readonly lease: (hex: string) => void
+  readonly unlease: (hex: string) => void
+  /** True while a live process (this one or another) holds the blob open; leases of dead processes are dropped. */
+  readonly inUse: (hex: string) => boolean
+  readonly totals: () => { count: number; bytes: number }
+  readonly close: () => void
+}
+
+export const openBlobIndex = (file: string): BlobIndex => {
   fs.mkdirSync(path.dirname(file), { recursive: true })
   const db = new Database(file, { timeout: 5_000 })
   db.pragma("journal_mode = WAL")
@@ -124,7 +146,7 @@ export const openBlobIndex = (file: string) => {
   })
 
   return {
-    get: (hex: string): BlobRow | undefined => {
+    get: (hex) => {
       const row = statements.get.get(hex) as Parameters<typeof toRow>[0] | undefined
       return row && toRow(row)
     },
@@ -132,10 +154,9 @@ export const openBlobIndex = (file: string) => {
       const row = statements.byCid.get(cid) as Parameters<typeof toRow>[0] | undefined
       return row && toRow(row)
     },
-    /** Every blob, least recently used first. */
-    all: (): Array<BlobRow> => (statements.all.all() as Array<Parameters<typeof toRow>[0]>).map(toRow),
-    add,
-    remove,
+    all: () => (statements.all.all() as Array<Parameters<typeof toRow>[0]>).map(toRow),
+    add: (row, blocks) => void add(row, blocks),
+    remove: (hex) => void remove(hex),
     block: (cid: string): BlockLocation | undefined => {
       const row = statements.block.get(cid) as { hex: string; offset: number | null; length: number | null; node: Buffer | null } | undefined
       if (row === undefined) return undefined
@@ -153,8 +174,7 @@ export const openBlobIndex = (file: string) => {
       statements.unlease.run(hex, process.pid)
       statements.dropEmptyLeases.run()
     },
-    /** True while a live process (this one or another) holds the blob open; leases of dead processes are dropped. */
-    inUse: (hex: string): boolean => {
+    inUse: (hex) => {
       for (const { pid } of statements.leasesOf.all(hex) as Array<{ pid: number }>) {
         if (isAlive(pid)) return true
         statements.dropLeasesOf.run(pid)
@@ -165,5 +185,3 @@ export const openBlobIndex = (file: string) => {
     close: () => db.close()
   }
 }
-
-export type BlobIndex = ReturnType<typeof openBlobIndex>
