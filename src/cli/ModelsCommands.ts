@@ -10,7 +10,6 @@ import { BlobStore } from "../content/BlobStore.js"
 import { listManifests, readManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { verifyManifest } from "../content/ManifestSigning.js"
-import { keysDirectory } from "../content/ModelsConfig.js"
 import type { PullReceipt } from "../content/Pull.js"
 import { pull } from "../content/Pull.js"
 import { fetchManifest, listModels } from "../content/RegistryClient.js"
@@ -19,17 +18,10 @@ import { TrustStore } from "../content/TrustStore.js"
 import { UnixFsBuilder } from "../content/UnixFs.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
-import { configOption, ModelsSettings, registryOption, registryUrl, withModels } from "./ModelsContext.js"
+import { configOption, ModelsSettings, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { formatBytes, progressReporter } from "./Progress.js"
 import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
 import { jsonOption, output } from "./Shared.js"
-
-/** Runs `use` with the config, the cache and the trust store of `trust.keysDir`. */
-export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
-  withModels(
-    config,
-    Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config))))
-  )
 
 const modelSize = (manifest: ModelManifest) => Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
 

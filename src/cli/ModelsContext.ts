@@ -6,7 +6,8 @@ import { Options } from "@effect/cli"
 import { Context, Effect, Layer, Option } from "effect"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
-import { cacheDirectory, cacheMaxBytes, configFile, loadConfig } from "../content/ModelsConfig.js"
+import { cacheDirectory, cacheMaxBytes, configFile, keysDirectory, loadConfig } from "../content/ModelsConfig.js"
+import { TrustStore } from "../content/TrustStore.js"
 import { CliError } from "./CliError.js"
 
 export class ModelsSettings extends Context.Tag("edge-net/cli/ModelsSettings")<
@@ -43,3 +44,7 @@ export const withModels = <A, E, R>(
 
 export const registryUrl = (flag: Option.Option<string>) =>
   Effect.map(ModelsSettings, ({ config }) => Option.getOrElse(flag, () => config.registry).replace(/\/+$/, ""))
+
+/** `withModels` plus the trust store of `trust.keysDir` (publisher keys, trusted versions). */
+export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
+  withModels(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config)))))

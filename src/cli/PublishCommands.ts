@@ -4,15 +4,12 @@ import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
 import { parseManifestText } from "../content/Manifest.js"
 import { signManifest } from "../content/ManifestSigning.js"
-import { expandHome, keysDirectory } from "../content/ModelsConfig.js"
+import { expandHome } from "../content/ModelsConfig.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { CliError } from "./CliError.js"
-import { configOption, ModelsSettings, registryOption, registryUrl, withModels } from "./ModelsContext.js"
+import { configOption, ModelsSettings, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
 import { jsonOption, output, toJson } from "./Shared.js"
-
-const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
-  withModels(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config)))))
 
 const keyOption = Options.text("key").pipe(
   Options.withDescription("signing key: a key id in the trust store or a key file (our JSON or a PKCS8 PEM); default `signing` in models.yaml"),

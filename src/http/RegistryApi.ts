@@ -50,6 +50,18 @@ export const YankBody = Schema.Struct({
   signature: Schema.String
 })
 
+/** Publishing a model or sharing an adapter: a signed manifest in, a receipt or the rule it broke out. */
+const publishing = <Name extends string>(name: Name, path: "/v1/models" | "/v1/adapters") =>
+  HttpApiEndpoint.post(name, path)
+    .setPayload(ModelManifest)
+    .addSuccess(PublishReceipt, { status: 201 })
+    .addError(ManifestError, { status: 400 })
+    .addError(ManifestRejected, { status: 400 })
+    .addError(KindMismatch, { status: 400 })
+    .addError(OwnershipViolation, { status: 403 })
+    .addError(VersionExists, { status: 409 })
+    .addError(VersionNotNewer, { status: 409 })
+
 export class RegistryApi extends HttpApiGroup.make("registry")
   .add(
     HttpApiEndpoint.get("list", "/v1/models")
@@ -83,20 +95,11 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       .annotate(OpenApi.Description, "Download URLs of a model's artifacts: the CDN of its manifest (`gcs`/`http`), IPFS gateways, or this node.")
   )
   .add(
-    HttpApiEndpoint.post("publish", "/v1/models")
-        .setPayload(ModelManifest)
-        .addSuccess(PublishReceipt, { status: 201 })
-        .addError(ManifestError, { status: 400 })
-        .addError(ManifestRejected, { status: 400 })
-        .addError(KindMismatch, { status: 400 })
-        .addError(OwnershipViolation, { status: 403 })
-        .addError(VersionExists, { status: 409 })
-        .addError(VersionNotNewer, { status: 409 })
-        .annotate(
-          OpenApi.Description,
-          "Publishes a signed manifest. The signature is the credential: the first key to publish an id owns it, and only that key " +
-            "may publish further versions. Upload the artifacts afterwards with PUT /v1/blobs/{digest}."
-        )
+    publishing("publish", "/v1/models").annotate(
+      OpenApi.Description,
+      "Publishes a signed manifest. The signature is the credential: the first key to publish an id owns it, and only that key " +
+        "may publish further versions. Upload the artifacts afterwards with PUT /v1/blobs/{digest}."
+    )
   )
   .add(
     HttpApiEndpoint.post("yank", "/v1/models/:id/versions/:version/yank")
@@ -116,14 +119,8 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       .annotate(OpenApi.Description, "The latest version of every shared adapter, optionally for one base model and domain.")
   )
   .add(
-    HttpApiEndpoint.post("shareAdapter", "/v1/adapters")
-      .setPayload(ModelManifest)
-      .addSuccess(PublishReceipt, { status: 201 })
-      .addError(ManifestError, { status: 400 })
-      .addError(ManifestRejected, { status: 400 })
-      .addError(KindMismatch, { status: 400 })
-      .addError(OwnershipViolation, { status: 403 })
-      .addError(VersionExists, { status: 409 })
-      .addError(VersionNotNewer, { status: 409 })
-      .annotate(OpenApi.Description, "Shares a signed adapter manifest (type `adapter`), as POST /v1/models does for models.")
+    publishing("shareAdapter", "/v1/adapters").annotate(
+      OpenApi.Description,
+      "Shares a signed adapter manifest (type `adapter`), as POST /v1/models does for models."
+    )
   ) {}
