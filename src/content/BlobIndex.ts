@@ -59,7 +59,8 @@ const SCHEMA = `
   ) WITHOUT ROWID;
 `
 
-const isAlive = (pid: number): boolean => {
+/** Whether a process exists (ours always does). */
+export const isAlive = (pid: number): boolean => {
   if (pid === process.pid) return true
   try {
     process.kill(pid, 0)

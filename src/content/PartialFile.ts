@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { isAlive } from "./BlobIndex.js"
 
 /** What the partial file needs to know of a download: what it will hold, and its pieces if known. */
 export interface PartialTarget {
@@ -143,4 +144,34 @@ export const writeFileAtomically = async (file: string, contents: string) => {
 
 export const removeQuietly = async (...files: ReadonlyArray<string>) => {
   for (const file of files) await fs.promises.rm(file, { force: true }).catch(() => undefined)
+}
+
+const heldHere = new Set<string>()
+
+/**
+ * Claims a download for this process: `<sha256>.lock` holds the owner's pid, created exclusively. A lock
+ * left by a process that died (a killed pull) is taken over; a live owner's is an error naming it.
+ */
+export const lockDownload = (partialDir: string, sha256: string): { readonly ownerPid?: number; readonly release?: () => void } => {
+  fs.mkdirSync(partialDir, { recursive: true })
+  const file = path.join(partialDir, `${sha256}.lock`)
+  if (heldHere.has(file)) return { ownerPid: process.pid }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: "wx" })
+      heldHere.add(file)
+      return {
+        release: () => {
+          heldHere.delete(file)
+          fs.rmSync(file, { force: true })
+        }
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+      const owner = Number(fs.readFileSync(file, "utf8"))
+      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) return { ownerPid: owner }
+      fs.rmSync(file, { force: true })
+    }
+  }
+  return { ownerPid: -1 }
 }

@@ -10,6 +10,7 @@ import { BlobStore } from "./BlobStore.js"
 import type { DownloadResult, Progress } from "./Downloader.js"
 import { download } from "./Downloader.js"
 import { saveManifest } from "./LocalModels.js"
+import { lockDownload } from "./PartialFile.js"
 import type { ArtifactEntry, ModelManifest } from "./Manifest.js"
 import { parseManifest } from "./Manifest.js"
 import { verifyManifest } from "./ManifestSigning.js"
@@ -136,6 +137,11 @@ const pullArtifact = (request: PullRequest, config: ModelsConfig, manifest: Mode
     const pieces: UnixFsLayout | undefined = yield* piecesOf(config, request.registry, artifact)
     yield* store.makeRoom(artifact.size)
     const maxBytesPerSecond = parseByteSize(config.download.maxBytesPerSecond) ?? 0
+    const lock = lockDownload(store.partialDir, artifact.sha256)
+    if (lock.release === undefined) {
+      return yield* Effect.fail(new PullError({ reason: `${ref}/${artifact.filename} is being downloaded by another process (pid ${lock.ownerPid}); wait for it or stop it` }))
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(lock.release!))
     const result: DownloadResult = yield* download(
       { sha256: artifact.sha256, size: artifact.size, label: `${ref}/${artifact.filename}`, ...(pieces === undefined ? {} : { leaves: pieces.leaves }) },
       sources,
@@ -200,7 +206,7 @@ export const pull = (request: PullRequest, config: ModelsConfig) =>
     const highestTrusted = Option.getOrUndefined(yield* trust.highestTrusted(manifest.id))
     const verified = yield* verifyManifest(manifest, policy, new Date(), { allowRollback: request.allowRollback === true, highestTrusted })
     const artifacts: Array<PulledArtifact> = []
-    for (const [name, artifact] of Object.entries(manifest.artifacts)) artifacts.push(yield* pullArtifact(request, config, manifest, name, artifact))
+    for (const [name, artifact] of Object.entries(manifest.artifacts)) artifacts.push(yield* Effect.scoped(pullArtifact(request, config, manifest, name, artifact)))
     yield* saveManifest(store.root, manifest)
     yield* trust.recordTrusted(manifest.id, manifest.version)
     if (request.output !== undefined) yield* writeOutput(request.output, manifest)
