@@ -4,6 +4,7 @@
  */
 import { Layer } from "effect"
 import { creditsPolicy, Ledger } from "../actors/economy/Ledger.js"
+import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { HttpServerLive } from "../http/Server.js"
@@ -16,7 +17,7 @@ import { sqliteKernel } from "./Kernel.js"
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
-    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
+    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )
