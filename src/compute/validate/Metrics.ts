@@ -1,0 +1,82 @@
+/**
+ * Quality figures of an optimized model against its FP32 original on the same inputs: cosine
+ * similarity and largest absolute error of outputs, top-1 agreement along the last axis, and
+ * perplexity of next-token logits (for the language model).
+ */
+
+export const cosineSimilarity = (reference: ArrayLike<number>, candidate: ArrayLike<number>): number => {
+  let dot = 0
+  let left = 0
+  let right = 0
+  for (let i = 0; i < reference.length; i++) {
+    const a = reference[i]!
+    const b = candidate[i]!
+    dot += a * b
+    left += a * a
+    right += b * b
+  }
+  if (left === 0 && right === 0) return 1
+  if (left === 0 || right === 0) return 0
+  return dot / Math.sqrt(left * right)
+}
+
+export const maxAbsoluteError = (reference: ArrayLike<number>, candidate: ArrayLike<number>): number => {
+  let worst = 0
+  for (let i = 0; i < reference.length; i++) {
+    const error = Math.abs(reference[i]! - candidate[i]!)
+    if (!(error <= worst)) worst = Number.isNaN(error) ? Infinity : error
+  }
+  return worst
+}
+
+const argmax = (values: ArrayLike<number>, start: number, length: number) => {
+  let best = start
+  for (let i = start + 1; i < start + length; i++) if (values[i]! > values[best]!) best = i
+  return best - start
+}
+
+/** Share of rows (all axes but the last) whose largest entry is at the same index in both outputs. */
+export const top1Agreement = (reference: ArrayLike<number>, candidate: ArrayLike<number>, lastAxis: number): number => {
+  const rows = Math.floor(reference.length / lastAxis)
+  if (rows === 0) return 1
+  let agree = 0
+  for (let row = 0; row < rows; row++) if (argmax(reference, row * lastAxis, lastAxis) === argmax(candidate, row * lastAxis, lastAxis)) agree++
+  return agree / rows
+}
+
+/**
+ * Mean negative log-likelihood (nats per token) of `targets` under logits [positions, vocab], where
+ * the logits at position t predict targets[t]; positions with a negative target are skipped.
+ */
+export const negativeLogLikelihood = (logits: ArrayLike<number>, vocab: number, targets: ArrayLike<number>): { total: number; count: number } => {
+  let total = 0
+  let count = 0
+  for (let t = 0; t < targets.length; t++) {
+    const target = targets[t]!
+    if (target < 0) continue
+    const base = t * vocab
+    let max = -Infinity
+    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[base + v]!)
+    let sum = 0
+    for (let v = 0; v < vocab; v++) sum += Math.exp(logits[base + v]! - max)
+    total += Math.log(sum) + max - logits[base + target]!
+    count++
+  }
+  return { total, count }
+}
+
+export const perplexity = (nll: { total: number; count: number }) => Math.exp(nll.total / Math.max(1, nll.count))
+
+export interface OutputComparison {
+  readonly name: string
+  readonly cosine: number
+  readonly maxError: number
+  readonly top1: number
+}
+
+export const compareOutputs = (name: string, reference: ArrayLike<number>, candidate: ArrayLike<number>, lastAxis: number): OutputComparison => ({
+  name,
+  cosine: cosineSimilarity(reference, candidate),
+  maxError: maxAbsoluteError(reference, candidate),
+  top1: top1Agreement(reference, candidate, lastAxis)
+})
