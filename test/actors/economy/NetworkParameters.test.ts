@@ -1,0 +1,33 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { ParameterChanged, Parameters } from "../../../src/actors/economy/NetworkParameters.js"
+import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
+import { memoryKernel } from "../../support/Layers.js"
+
+const spec = DeciderSpecification.for(Parameters.decider)
+
+describe("network parameters", () => {
+  it.effect("a change records the old and new value and the proposal behind it", () =>
+    spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 50n, proposalId: "p1" })
+      .then([ParameterChanged.make({ name: "feeBps", from: 30n, to: 50n, proposalId: "p1" })]))
+
+  it.effect("only the owner changes a parameter, and rates stay in range", () =>
+    Effect.all([
+      spec.given([]).when({ _tag: "SetParameter", owner: "economy", name: "feeBps", value: 50n }).thenFails((e) => e.message === "parameter feeBps: is not owned by economy"),
+      spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 10_000n }).thenFails(),
+      spec.given([]).when({ _tag: "SetParameter", owner: "economy", name: "slashEquivocationPpm", value: 1_000_001n }).thenFails()
+    ]))
+
+  it.effect("setting the value in force changes nothing", () =>
+    spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 30n }).thenNothing())
+
+  it.effect("the service gives each owner's values in force", () =>
+    Effect.gen(function* () {
+      const parameters = yield* NetworkParameters
+      expect((yield* parameters.current("market")).values["feeBps"]).toBe(30n)
+      const after = yield* parameters.set("feeBps", 45n, { proposalId: "p7" })
+      expect(after.values["feeBps"]).toBe(45n)
+      expect(after.version).toBe(1)
+    }).pipe(Effect.provide(NetworkParameters.Default.pipe(Layer.provideMerge(memoryKernel())))))
+})
