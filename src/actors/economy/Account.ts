@@ -1,6 +1,7 @@
 /**
  * One rUv account as an event-sourced entity: minted credits, transfers out (debits) and in
- * (credits), and escrow holds that are released or captured. Its balance can never go negative.
+ * (credits), escrow holds that are released or captured, and burns (slashing destroys rUv). Its
+ * balance can never go negative.
  */
 import { Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
@@ -27,7 +28,9 @@ export const Credited = Schema.TaggedStruct("Credited", { transferId: Schema.Str
 export const Held = Schema.TaggedStruct("Held", { holdId: Schema.String, amount: Credits })
 export const Released = Schema.TaggedStruct("Released", { holdId: Schema.String, amount: Credits })
 export const HoldCaptured = Schema.TaggedStruct("HoldCaptured", { holdId: Schema.String, to: Schema.String, amount: Credits })
-export const AccountEvent = Schema.Union(Minted, Debited, Credited, Held, Released, HoldCaptured)
+/** rUv destroyed (a slash): it leaves the supply, so `minted = available + held + inFlight + burned`. */
+export const Burned = Schema.TaggedStruct("Burned", { operationId: Schema.String, amount: Credits })
+export const AccountEvent = Schema.Union(Minted, Debited, Credited, Held, Released, HoldCaptured, Burned)
 export type AccountEvent = typeof AccountEvent.Type
 
 export const AccountState = Schema.Struct({
@@ -44,6 +47,7 @@ export type AccountCommand =
   | { readonly _tag: "Hold"; readonly holdId: string; readonly amount: bigint }
   | { readonly _tag: "Release"; readonly holdId: string }
   | { readonly _tag: "Capture"; readonly holdId: string; readonly to: string; readonly amount: bigint }
+  | { readonly _tag: "Burn"; readonly operationId: string; readonly amount: bigint }
 
 // Errors a user can hit; they cross RPC as typed failures.
 export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", {
@@ -120,6 +124,11 @@ const decide = (command: AccountCommand, state: AccountState): Effect.Effect<Rea
         command.amount === held ? [captured] : [captured, Released.make({ holdId: command.holdId, amount: held - command.amount })]
       )
     }
+    case "Burn":
+      return positive(command.amount).pipe(
+        Effect.zipRight(spend(state, command.amount)),
+        Effect.as([Burned.make({ operationId: command.operationId, amount: command.amount })])
+      )
   }
 }
 
@@ -134,6 +143,7 @@ const evolve = (state: AccountState, event: AccountEvent): AccountState => {
     case "Credited":
       return { ...state, available: state.available + event.amount }
     case "Debited":
+    case "Burned":
       return { ...state, available: state.available - event.amount }
     case "Held":
       return { available: state.available - event.amount, held: { ...state.held, [event.holdId]: event.amount } }

@@ -1,5 +1,5 @@
 /**
- * The rUv ledger: mint, transfer, escrow holds. A transfer debits the payer's account, then credits
+ * The rUv ledger: mint, transfer, escrow holds, burn. A transfer debits the payer's account, then credits
  * the payee's; the `ledger.credits` policy finishes any credit a crash interrupted, and both paths
  * use the same command id, so a credit lands exactly once.
  */
@@ -35,6 +35,9 @@ export interface SupplyReport {
   readonly held: bigint
   /** Debited or captured but not yet credited: a transfer caught between its two steps. */
   readonly inFlight: bigint
+  /** Destroyed by burns (slashing): no longer part of any balance. */
+  readonly burned: bigint
+  /** `minted = available + held + inFlight + burned`. */
   readonly conserved: boolean
 }
 
@@ -99,10 +102,21 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return toBalance(account, captured.state, captured.version)
     })
 
+    /** Destroys `amount` of the account's available rUv (a slash); never more than it holds. */
+    const burn = Effect.fn("Ledger.burn")(function* (account: string, amount: bigint, operationId: string) {
+      const result = yield* accounts.send(account, { _tag: "Burn", operationId, amount }, { commandId: `burn/${operationId}` })
+      const burned = result.events[0]
+      if (burned?._tag !== "Burned" || burned.amount !== amount) {
+        return yield* Effect.fail(new InvalidAmount({ amount, reason: `operation id ${operationId} was already used for another burn` }))
+      }
+      return toBalance(account, result.state, result.version)
+    })
+
     /** Folds the whole log: minted supply against balances, holds and credits still on their way. */
     const supply = Effect.fn("Ledger.supply")(function* () {
       const states = yield* accounts.replay()
       let minted = 0n
+      let burned = 0n
       const outgoing = new Map<string, bigint>()
       const incoming = new Set<string>()
       let position = 1
@@ -112,6 +126,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
           if (streamCategory(envelope.streamId) !== Account.category) continue
           const payload = envelope.payload as { transferId?: string; holdId?: string; amount: string }
           if (envelope.eventType === "Minted") minted += BigInt(payload.amount)
+          else if (envelope.eventType === "Burned") burned += BigInt(payload.amount)
           else if (envelope.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
           else if (envelope.eventType === "HoldCaptured") outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
           else if (envelope.eventType === "Credited") incoming.add(payload.transferId!)
@@ -127,7 +142,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       }
       let inFlight = 0n
       for (const [transferId, amount] of outgoing) if (!incoming.has(transferId)) inFlight += amount
-      return { minted, available, held, inFlight, conserved: minted === available + held + inFlight } satisfies SupplyReport
+      return { minted, available, held, inFlight, burned, conserved: minted === available + held + inFlight + burned } satisfies SupplyReport
     })
 
     /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
@@ -141,7 +156,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
         }
       })
 
-    return { accounts, balance, mint, transfer, hold, release, capture, supply, completeCredit } as const
+    return { accounts, balance, mint, transfer, hold, release, capture, burn, supply, completeCredit } as const
   })
 }) {}
 

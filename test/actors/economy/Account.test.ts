@@ -1,5 +1,6 @@
 import { describe, it } from "@effect/vitest"
-import { Account, Credited, Debited, Held, HoldCaptured, InsufficientFunds, Minted, Released } from "../../../src/actors/economy/Account.js"
+import { Effect } from "effect"
+import { Account, Burned, Credited, Debited, Held, HoldCaptured, InsufficientFunds, Minted, Released } from "../../../src/actors/economy/Account.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 
 const spec = DeciderSpecification.for(Account.decider)
@@ -59,4 +60,14 @@ describe("Account decider", () => {
       .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n }), HoldCaptured.make({ holdId: "h1", to: "bob", amount: 8n })])
       .when({ _tag: "Release", holdId: "h1" })
       .thenFails((e) => e._tag === "UnknownHold"))
+
+  it.effect("burns available credits, never more, and never held ones", () =>
+    Effect.all([
+      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 10n }).then([Burned.make({ operationId: "slash-1", amount: 10n })]),
+      spec
+        .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
+        .when({ _tag: "Burn", operationId: "slash-1", amount: 3n })
+        .thenFails((e) => e instanceof InsufficientFunds && e.available === 2n),
+      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount")
+    ]))
 })

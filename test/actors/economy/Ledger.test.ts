@@ -52,6 +52,17 @@ describe("Ledger", () => {
       expect((yield* ledger.supply()).conserved).toBe(true)
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
+  it.effect("burns destroy rUv once per operation id, and the supply counts them", () =>
+    Effect.gen(function* () {
+      const ledger = yield* Ledger
+      yield* ledger.mint("stake:n1", 100n)
+      expect(yield* ledger.burn("stake:n1", 30n, "slash/n1/x1")).toMatchObject({ available: 70n })
+      expect(yield* ledger.burn("stake:n1", 30n, "slash/n1/x1")).toMatchObject({ available: 70n })
+      expect((yield* Effect.flip(ledger.burn("stake:n1", 31n, "slash/n1/x1")))._tag).toBe("InvalidAmount")
+      expect((yield* Effect.flip(ledger.burn("stake:n1", 71n, "slash/n1/x2")))._tag).toBe("InsufficientFunds")
+      expect(yield* ledger.supply()).toMatchObject({ minted: 100n, available: 70n, burned: 30n, conserved: true })
+    }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
+
   it.live("the credits policy finishes a transfer that stopped after its debit", () =>
     Effect.gen(function* () {
       const ledger = yield* Ledger
