@@ -6,6 +6,8 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import { readModelFile } from "../compute/onnx/ExternalData.js"
+import { formatSummary, summarize } from "../compute/onnx/Summary.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { listManifests, readManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
@@ -200,7 +202,12 @@ const info = Command.make(
       config,
       Effect.gen(function* () {
         if (fs.existsSync(target) && fs.statSync(target).isFile()) {
-          return yield* output(json, yield* fileSummary(target), (s) => `${s.file}: ${formatBytes(s.size)}\n  sha256 ${s.sha256}\n  cid    ${s.cid}`)
+          const file = yield* fileSummary(target)
+          const digests = `${file.file}: ${formatBytes(file.size)}\n  sha256 ${file.sha256}\n  cid    ${file.cid}`
+          if (!target.endsWith(".onnx")) return yield* output(json, file, () => digests)
+          const model = yield* readModelFile(target).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+          const onnx = summarize(model, { fileSize: file.size })
+          return yield* output(json, { ...file, onnx }, () => `${digests}\n${formatSummary(onnx)}`)
         }
         const reference = parseReference(target)
         const local = yield* Effect.either(readManifest((yield* BlobStore).root, reference.id, reference.version))
@@ -214,7 +221,7 @@ const info = Command.make(
         yield* output(json, view, () => describeManifest(manifest, benchmarks, requirements))
       })
     )
-).pipe(Command.withDescription("a model's manifest (cache first, then the registry), or a file's size, sha256 and CID"))
+).pipe(Command.withDescription("a model's manifest (cache first, then the registry), or a file's size, sha256 and CID (for ONNX: operators, parameters, tensor sizes)"))
 
 export const modelsCommand = Command.make("models").pipe(
   Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
