@@ -1,0 +1,41 @@
+/**
+ * Governance's RPC contract: propose a parameter change, vote, queue, execute, cancel, and read
+ * proposals. Amounts and parameter values travel as decimal strings (Schema.BigInt), times as ms.
+ */
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { VersionConflict } from "../../events/Journal.js"
+import { AccountId } from "../economy/Account.js"
+import { ParameterNameSchema } from "../economy/NetworkParameters.js"
+import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
+import { ProposalError, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"
+
+/** What a command to a proposal can fail with: a governance rule, missing stake, a writer racing on it. */
+export const GovernanceFailure = Schema.Union(ProposalError, ProposerWithoutStake, VersionConflict)
+
+const ProposalRef = { proposalId: ProposalId }
+
+export class GovernanceRpcs extends RpcGroup.make(
+  Rpc.make("GovernancePropose", {
+    payload: {
+      proposer: AccountId,
+      parameter: ParameterNameSchema,
+      value: Schema.BigInt,
+      description: Schema.String,
+      /** Defaults to the digest of the change and its description. */
+      proposalId: Schema.optional(ProposalId)
+    },
+    success: ProposalReceipt,
+    error: GovernanceFailure
+  }),
+  Rpc.make("GovernanceVote", {
+    payload: { ...ProposalRef, voter: AccountId, support: Support },
+    success: ProposalReceipt,
+    error: GovernanceFailure
+  }),
+  Rpc.make("GovernanceQueue", { payload: ProposalRef, success: ProposalReceipt, error: GovernanceFailure }),
+  Rpc.make("GovernanceExecute", { payload: ProposalRef, success: ProposalReceipt, error: GovernanceFailure }),
+  Rpc.make("GovernanceCancel", { payload: { ...ProposalRef, by: AccountId }, success: ProposalReceipt, error: GovernanceFailure }),
+  Rpc.make("GovernanceShow", { payload: ProposalRef, success: ProposalView, error: ProposalNotFound }),
+  Rpc.make("GovernanceList", { payload: { status: Schema.optional(ProposalStatus) }, success: Schema.Array(ProposalSummary) })
+) {}
