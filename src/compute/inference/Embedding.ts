@@ -1,0 +1,75 @@
+/**
+ * Sentence embeddings with an encoder: tokenize, run in batches of similar length, mean-pool the last
+ * hidden state over the attention mask, L2-normalize; results come back in the order of the input.
+ */
+import { Effect } from "effect"
+import type { Tensor } from "./Backend.js"
+import { describeCause, InferenceInputError, InferenceRunError } from "./InferenceError.js"
+import type { ModelHandle } from "./Model.js"
+import { l2Normalize, lengthBuckets, meanPool } from "./Pooling.js"
+
+export interface EmbedOptions {
+  /** Texts per model run; default 32. Texts are grouped by token length so padding stays small. */
+  readonly batchSize?: number | undefined
+}
+
+export const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): Tensor => {
+  const data = new BigInt64Array(values.length)
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!)
+  return { type: "int64", data, dims }
+}
+
+/** One serialized run of the handle's session, its failure a typed error. */
+export const runModel = (handle: ModelHandle, feeds: Record<string, Tensor>, outputs: ReadonlyArray<string>) =>
+  handle.lock.withPermits(1)(
+    Effect.tryPromise({
+      try: () => handle.session.run(feeds, outputs),
+      catch: (cause) => new InferenceRunError({ reason: `${handle.name}: ${describeCause(cause)}` })
+    })
+  )
+
+const requireEncoder = (handle: ModelHandle) =>
+  handle.kind === "encoder"
+    ? Effect.void
+    : Effect.fail(new InferenceInputError({ reason: `${handle.name} has no output named last_hidden_state: embeddings need an encoder` }))
+
+export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, options: EmbedOptions = {}) =>
+  Effect.gen(function* () {
+    yield* requireEncoder(handle)
+    const empty = texts.findIndex((text) => text.trim().length === 0)
+    if (empty >= 0) return yield* new InferenceInputError({ reason: texts.length === 1 ? "text is empty" : `text is empty (item ${empty})` })
+    const limits = [handle.tokenizer.maxLength, handle.maxLength].filter((limit): limit is number => limit !== undefined)
+    const truncation = limits.length > 0 ? Math.min(...limits) : undefined
+    const encodings = texts.map((text) => handle.tokenizer.encode(text, { truncation }))
+    const padId = handle.tokenizer.specialIds.pad ?? 0
+    const wantsTypes = handle.inputNames.has("token_type_ids")
+    const embeddings: Array<Float32Array> = new Array(texts.length)
+    for (const bucket of lengthBuckets(encodings.map((encoding) => encoding.ids.length), options.batchSize ?? 32)) {
+      const length = Math.max(...bucket.map((index) => encodings[index]!.ids.length))
+      const ids = new Array<number>(bucket.length * length).fill(padId)
+      const mask = new Array<number>(bucket.length * length).fill(0)
+      const types = new Array<number>(bucket.length * length).fill(0)
+      bucket.forEach((index, row) => {
+        const encoding = encodings[index]!
+        for (let i = 0; i < encoding.ids.length; i++) {
+          ids[row * length + i] = encoding.ids[i]!
+          mask[row * length + i] = 1
+          types[row * length + i] = encoding.typeIds[i]!
+        }
+      })
+      const dims = [bucket.length, length]
+      const feeds: Record<string, Tensor> = { input_ids: int64(ids, dims) }
+      if (handle.inputNames.has("attention_mask")) feeds.attention_mask = int64(mask, dims)
+      if (wantsTypes) feeds.token_type_ids = int64(types, dims)
+      const outputs = yield* runModel(handle, feeds, ["last_hidden_state"])
+      const hidden = outputs.last_hidden_state
+      if (hidden === undefined || hidden.type !== "float32" || hidden.dims.length !== 3) {
+        return yield* new InferenceRunError({ reason: `${handle.name}: last_hidden_state is not a float32 [batch, seq, dim] tensor` })
+      }
+      const pooled = meanPool(hidden.data as Float32Array, [bucket.length, length, hidden.dims[2]!], mask)
+      bucket.forEach((index, row) => {
+        embeddings[index] = l2Normalize(pooled[row]!)
+      })
+    }
+    return embeddings
+  })

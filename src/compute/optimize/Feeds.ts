@@ -1,0 +1,67 @@
+/**
+ * Inputs for calibrating and validating a model: token ids from texts for text models (encoders and
+ * decoders with an empty KV cache), or seeded random tensors shaped by the model's declared inputs.
+ */
+import type { OnnxModel, OnnxValueInfo } from "../onnx/OnnxModel.js"
+import { DataType } from "../onnx/OnnxModel.js"
+import type { Tokenizer } from "../tokenizer/Tokenizer.js"
+import type { Feeds, FeedTensor } from "./Runner.js"
+
+/** The graph inputs a caller must feed (initializers listed as inputs by old exporters excluded). */
+export const modelInputs = (model: OnnxModel): Array<OnnxValueInfo> => {
+  const initializers = new Set(model.graph.initializers.map((tensor) => tensor.name))
+  return model.graph.inputs.filter((input) => !initializers.has(input.name))
+}
+
+const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): FeedTensor => ({
+  type: "int64", data: BigInt64Array.from(Array.from(values, (value) => BigInt(value))), dims
+})
+
+/** Feeds for one text, for a model with `input_ids` (and any of attention mask, type ids, positions, past). */
+export const textFeeds = (model: OnnxModel, tokenizer: Tokenizer, text: string, maxTokens = 64): Feeds => {
+  const inputs = modelInputs(model)
+  const encoding = tokenizer.encode(text, { truncation: maxTokens })
+  const length = encoding.ids.length
+  const feeds: Record<string, FeedTensor> = {}
+  for (const input of inputs) {
+    const shape = input.type?.tensorType?.shape ?? []
+    if (input.name === "input_ids") feeds[input.name] = int64(encoding.ids, [1, length])
+    else if (input.name === "attention_mask") feeds[input.name] = int64(encoding.attentionMask, [1, length])
+    else if (input.name === "token_type_ids") feeds[input.name] = int64(encoding.typeIds, [1, length])
+    else if (input.name === "position_ids") feeds[input.name] = int64(Array.from({ length }, (_, i) => i), [1, length])
+    else if (input.name.startsWith("past_key_values")) {
+      // An empty cache: [batch, heads, 0, head_dim] from the declared shape.
+      const dims = shape.map((dim, axis) => (axis === 0 ? 1 : axis === 2 ? 0 : dim.value ?? 1))
+      feeds[input.name] = { type: "float32", data: new Float32Array(0), dims }
+    }
+  }
+  return feeds
+}
+
+/** Seeded pseudo-random values in [-1, 1). */
+const seeded = (seed: number) => {
+  let state = seed >>> 0 || 1
+  return () => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return ((state >>> 0) / 2 ** 32) * 2 - 1
+  }
+}
+
+/**
+ * Random feeds from the declared input shapes, symbolic dimensions set from `sizes` (by name, else 1).
+ * Integer inputs get zeros (or `integers[name]`); floats get seeded values.
+ */
+export const randomFeeds = (model: OnnxModel, seed: number, sizes: Readonly<Record<string, number>> = {}, integers: Readonly<Record<string, number>> = {}): Feeds => {
+  const next = seeded(seed)
+  const feeds: Record<string, FeedTensor> = {}
+  for (const input of modelInputs(model)) {
+    const tensorType = input.type?.tensorType
+    const dims = (tensorType?.shape ?? []).map((dim) => dim.value ?? (dim.param === undefined ? 1 : sizes[dim.param] ?? 1))
+    const count = dims.reduce((product, dim) => product * dim, 1)
+    if (tensorType?.elemType === DataType.FLOAT) feeds[input.name] = { type: "float32", data: Float32Array.from({ length: count }, next), dims }
+    else if (tensorType?.elemType === DataType.INT64) feeds[input.name] = int64(Array.from({ length: count }, () => integers[input.name] ?? 0), dims)
+  }
+  return feeds
+}

@@ -1,0 +1,226 @@
+/**
+ * The optimization pipeline: prune, quantize (INT8, dynamic INT8, INT4 round-to-nearest, GPTQ, AWQ,
+ * FP16, or an automatic per-layer choice under a size budget), then validate the result against the
+ * FP32 model on held-out inputs in ONNX Runtime, and refuse it when it misses the quality bar.
+ */
+import { Data } from "effect"
+import type { OnnxModel } from "../onnx/OnnxModel.js"
+import { readModel, writeModel } from "../onnx/OnnxModel.js"
+import { promoteConstants } from "../onnx/Graph.js"
+import { float32Tensor, tensorToFloat32 } from "../onnx/Tensors.js"
+import type { Bits, LayerSensitivity } from "../quantize/AutoPrecision.js"
+import { assignPrecision, layerBytes } from "../quantize/AutoPrecision.js"
+import { hessianOf, quantizeInt4Gptq } from "../quantize/Gptq.js"
+import { quantizeInt4Awq } from "../quantize/Awq.js"
+import type { Int4Blocks } from "../quantize/Int4.js"
+import { pruneBlocks, pruneMagnitude } from "../quantize/Prune.js"
+import type { RewriteReport, WeightFormat } from "../quantize/Rewrite.js"
+import { rewriteWeights, weightSites } from "../quantize/Rewrite.js"
+import { compareOutputs } from "../validate/Metrics.js"
+import type { Feeds } from "./Runner.js"
+import { captureActivations, createSession, latencyMs, run } from "./Runner.js"
+
+export type Quantization = "INT8" | "INT8_DYNAMIC" | "INT4" | "GPTQ" | "AWQ" | "FP16" | "auto" | "none"
+
+export interface OptimizeOptions {
+  readonly quantization: Quantization
+  readonly blockSize?: 32 | 64 | 128
+  readonly pruning?: { readonly method: "magnitude" | "block"; readonly sparsity: number; readonly blockSize?: 4 | 8 }
+  /** Inputs for GPTQ / AWQ statistics and for measuring sensitivities. */
+  readonly calibration?: ReadonlyArray<Feeds>
+  /** Inputs the report compares FP32 and optimized outputs on (never the calibration ones). */
+  readonly heldOut: ReadonlyArray<Feeds>
+  /** `auto`: the bytes the weights may take. Default: a quarter of the FP32 weights. */
+  readonly sizeBudgetBytes?: number
+  /** Minimum figures, e.g. `{ cosine: 0.99 }`; a result below any of them is refused. */
+  readonly qualityBar?: Readonly<Record<string, number>>
+  readonly onProgress?: (step: string, done: number, total: number) => void
+}
+
+export interface QualityReport {
+  readonly [figure: string]: number
+  readonly originalBytes: number
+  readonly optimizedBytes: number
+  readonly sizeRatio: number
+  readonly latencyMs: number
+  readonly baselineLatencyMs: number
+  readonly latencyRatio: number
+  /** Worst over held-out inputs and outputs. */
+  readonly cosine: number
+  readonly maxError: number
+  readonly top1: number
+  readonly quantizationSeconds: number
+}
+
+export interface OptimizeResult {
+  readonly bytes: Uint8Array
+  readonly report: QualityReport
+  readonly rewrite: RewriteReport
+  readonly sensitivities?: ReadonlyArray<LayerSensitivity>
+  readonly assignment?: { readonly bits: Readonly<Record<string, Bits>>; readonly estimatedBytes: number; readonly budgetBytes: number; readonly estimatedDamage: number }
+  readonly refused?: ReadonlyArray<string>
+}
+
+export class OptimizeError extends Data.TaggedError("OptimizeError")<{ readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** Applies pruning to every MatMul / Gemm / Conv weight of the main graph. */
+const prune = (model: OnnxModel, pruning: NonNullable<OptimizeOptions["pruning"]>): OnnxModel => {
+  const { sites } = weightSites(model.graph)
+  const targets = new Map(sites.map((site) => [site.weight, site]))
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      initializers: model.graph.initializers.map((tensor) => {
+        const site = tensor.name === undefined ? undefined : targets.get(tensor.name)
+        if (site === undefined) return tensor
+        const values = tensorToFloat32(tensor)
+        if (pruning.method === "block" && site.kind === "MatMul") pruneBlocks(values, site.dims[0]!, site.dims[1]!, pruning.blockSize ?? 4, pruning.sparsity)
+        else pruneMagnitude(values, pruning.sparsity)
+        return float32Tensor(tensor.name!, tensor.dims, values)
+      })
+    }
+  }
+}
+
+/** GPTQ or AWQ blocks for every MatMul weight, from the activations feeding it on calibration inputs. */
+const calibratedBlocks = async (model: OnnxModel, method: "GPTQ" | "AWQ", options: OptimizeOptions) => {
+  const calibration = options.calibration ?? []
+  if (calibration.length === 0) throw new OptimizeError({ reason: `${method} needs calibration data (--calibration-data)` })
+  const blockSize = options.blockSize ?? 32
+  const sites = weightSites(model.graph).sites.filter((site) => site.kind === "MatMul" && site.dims[0]! * site.dims[1]! >= 1024)
+  const activations = await captureActivations(model, sites.map((site) => site.node.inputs[0]!), calibration)
+  const initializers = new Map(model.graph.initializers.map((tensor) => [tensor.name, tensor]))
+  const blocks = new Map<string, Int4Blocks>()
+  const inputScales = new Map<string, Float32Array>()
+  for (const [index, site] of sites.entries()) {
+    options.onProgress?.(method, index, sites.length)
+    const [K, N] = site.dims as [number, number]
+    const captured = activations.get(site.node.inputs[0]!)
+    if (captured === undefined || captured.width !== K) continue
+    const weights = tensorToFloat32(initializers.get(site.weight)!)
+    if (method === "GPTQ") {
+      blocks.set(site.weight, quantizeInt4Gptq(weights, K, N, blockSize, hessianOf(captured.data, captured.samples, K)))
+    } else {
+      const awq = quantizeInt4Awq(weights, K, N, blockSize, captured.data, captured.samples)
+      blocks.set(site.weight, awq.blocks)
+      inputScales.set(site.weight, awq.inputScales)
+    }
+  }
+  options.onProgress?.(method, sites.length, sites.length)
+  return { blocks, inputScales }
+}
+
+/** Worst-case agreement of two models' outputs over the held-out inputs. */
+const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: ReadonlyArray<Feeds>) => {
+  const [left, right] = await Promise.all([createSession(reference), createSession(candidate)])
+  let cosine = 1
+  let maxError = 0
+  let top1 = 1
+  for (const feeds of heldOut) {
+    const [expected, actual] = await Promise.all([run(left, feeds), run(right, feeds)])
+    for (const [name, output] of Object.entries(expected)) {
+      const other = actual[name]
+      if (other === undefined) continue
+      const lastAxis = output.dims[output.dims.length - 1] ?? 1
+      const comparison = compareOutputs(name, output.data, other.data, lastAxis)
+      cosine = Math.min(cosine, comparison.cosine)
+      maxError = Math.max(maxError, comparison.maxError)
+      top1 = Math.min(top1, comparison.top1)
+    }
+  }
+  const latency = heldOut[0] === undefined ? [0, 0] : [await latencyMs(left, heldOut[0]), await latencyMs(right, heldOut[0])]
+  await Promise.all([left.release(), right.release()])
+  return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]! }
+}
+
+const formatFor = (quantization: Quantization): WeightFormat =>
+  quantization === "GPTQ" || quantization === "AWQ" ? "INT4" : quantization === "auto" ? "FP32" : quantization === "none" ? "FP32" : quantization
+
+const widthFormat = (bits: Bits): WeightFormat => (bits === 4 ? "INT4" : bits === 8 ? "INT8" : bits === 16 ? "FP16" : "FP32")
+
+/** Damage of quantizing one weight at a time to 4 and 8 bits: 1 - worst output cosine on held-out inputs. */
+const measureSensitivities = async (model: OnnxModel, original: Uint8Array, options: OptimizeOptions): Promise<Array<LayerSensitivity>> => {
+  const sites = weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
+  const probe = (options.calibration ?? options.heldOut).slice(0, 4)
+  const layers: Array<LayerSensitivity> = []
+  for (const [index, site] of sites.entries()) {
+    options.onProgress?.("sensitivity", index, sites.length)
+    const damage: Partial<Record<Bits, number>> = {}
+    for (const bits of [4, 8] as const) {
+      const { model: single } = rewriteWeights(model, { defaultFormat: "FP32", formats: { [site.weight]: widthFormat(bits) }, blockSize: options.blockSize ?? 32 })
+      damage[bits] = Math.max(0, 1 - (await agreement(original, writeModel(single), probe)).cosine)
+    }
+    layers.push({ layer: site.weight, parameters: site.dims.reduce((a, b) => a * b, 1), damage })
+  }
+  options.onProgress?.("sensitivity", sites.length, sites.length)
+  return layers
+}
+
+export const optimize = async (original: Uint8Array, options: OptimizeOptions): Promise<OptimizeResult> => {
+  const started = performance.now()
+  let model: OnnxModel
+  try {
+    model = promoteConstants(readModel(original))
+  } catch (error) {
+    throw new OptimizeError({ reason: error instanceof Error ? error.message : String(error) })
+  }
+  if (options.heldOut.length === 0) throw new OptimizeError({ reason: "no held-out inputs to validate the optimized model on" })
+  if (options.pruning !== undefined) model = prune(model, options.pruning)
+  const pruned = writeModel(model)
+  let sensitivities: Array<LayerSensitivity> | undefined
+  let assignment: OptimizeResult["assignment"]
+  let formats: Record<string, WeightFormat> | undefined
+  let int4Blocks: Map<string, Int4Blocks> | undefined
+  let inputScales: Map<string, Float32Array> | undefined
+  if (options.quantization === "GPTQ" || options.quantization === "AWQ") {
+    const calibrated = await calibratedBlocks(model, options.quantization, options)
+    int4Blocks = calibrated.blocks
+    inputScales = calibrated.inputScales
+  }
+  if (options.quantization === "auto") {
+    sensitivities = await measureSensitivities(model, pruned, options)
+    const fp32Bytes = sensitivities.reduce((sum, layer) => sum + layerBytes(layer.parameters, 32), 0)
+    const budget = options.sizeBudgetBytes ?? Math.floor(fp32Bytes / 4)
+    const chosen = assignPrecision(sensitivities, budget)
+    assignment = { bits: chosen.bits, estimatedBytes: chosen.bytes, budgetBytes: budget, estimatedDamage: chosen.damage }
+    formats = Object.fromEntries(Object.entries(chosen.bits).map(([weight, bits]) => [weight, widthFormat(bits)]))
+  }
+  const { model: rewritten, report: rewrite } = rewriteWeights(model, {
+    defaultFormat: formatFor(options.quantization),
+    blockSize: options.blockSize ?? 32,
+    ...(formats === undefined ? {} : { formats }),
+    ...(int4Blocks === undefined ? {} : { int4Blocks }),
+    ...(inputScales === undefined ? {} : { inputScales })
+  })
+  const bytes = writeModel(rewritten)
+  const quantizationSeconds = (performance.now() - started) / 1000
+  options.onProgress?.("validate", 0, 1)
+  const quality = await agreement(original, bytes, options.heldOut)
+  options.onProgress?.("validate", 1, 1)
+  const report: QualityReport = {
+    originalBytes: original.length,
+    optimizedBytes: bytes.length,
+    sizeRatio: bytes.length / original.length,
+    ...quality,
+    latencyRatio: quality.baselineLatencyMs === 0 ? 1 : quality.latencyMs / quality.baselineLatencyMs,
+    quantizationSeconds
+  }
+  const refused = Object.entries(options.qualityBar ?? {}).flatMap(([figure, minimum]) => {
+    const value = report[figure]
+    if (value === undefined) return [`${figure}: not measured`]
+    // maxError is the one figure where lower is better.
+    const ok = figure === "maxError" ? value <= minimum : value >= minimum
+    return ok ? [] : [`${figure} ${value.toFixed(4)} ${figure === "maxError" ? ">" : "<"} ${minimum}`]
+  })
+  return {
+    bytes, report, rewrite,
+    ...(sensitivities === undefined ? {} : { sensitivities }),
+    ...(assignment === undefined ? {} : { assignment }),
+    ...(refused.length === 0 ? {} : { refused })
+  }
+}
