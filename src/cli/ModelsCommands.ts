@@ -20,6 +20,7 @@ import { TrustStore } from "../content/TrustStore.js"
 import { UnixFsBuilder } from "../content/UnixFs.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
+import { optimizeCommand } from "./OptimizeCommands.js"
 import { configOption, ModelsSettings, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { formatBytes, progressReporter } from "./Progress.js"
 import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
@@ -225,5 +226,5 @@ const info = Command.make(
 
 export const modelsCommand = Command.make("models").pipe(
   Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
-  Command.withSubcommands([list, pullCommand, verify, info, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
+  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
 )

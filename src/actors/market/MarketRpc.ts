@@ -1,0 +1,112 @@
+/**
+ * The market's RPC contract: the compute pool (quotes, trades, liquidity) and task auctions. Amounts
+ * travel as decimal strings (Schema.BigInt), never as floats; every failure is a Schema error.
+ */
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { VersionConflict } from "../../events/Journal.js"
+import { AccountId, LedgerError, OperationId, PositiveCredits } from "../economy/Account.js"
+import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
+import {
+  InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema
+} from "./ComputeAmm.js"
+import { AuctionError, AuctionId, AuctionStatus, FailureReason, NotEligible } from "./TaskAuction.js"
+
+/** What a market call can fail with: a pool rule, the ledger, or a stream that kept moving under it. */
+export const MarketFailure = Schema.Union(
+  InsufficientLiquidity, KInvariantViolated, SlippageExceeded, InsufficientCompute, InsufficientShares, PoolEmpty, LiquidityTooSmall, OrderCancelled,
+  LedgerError, VersionConflict
+)
+export const AuctionFailure = Schema.Union(AuctionError, NotEligible, LedgerError, VersionConflict)
+
+const Amount = Schema.BigInt
+const NonNegative = Schema.BigInt.pipe(Schema.nonNegativeBigInt({ message: () => "an amount must not be negative" }))
+const Period = Schema.Int.pipe(Schema.positive({ message: () => "a period is a positive number of milliseconds" }))
+const Side = Schema.Literal("buy", "sell")
+
+export const ReservesView = Schema.Struct({ compute: Amount, ruv: Amount })
+
+export const PoolView = Schema.Struct({
+  compute: Amount, ruv: Amount, virtualCompute: Amount, virtualRuv: Amount, pricing: ReservesView, k: Amount, totalShares: Amount, version: Schema.Number
+})
+export const TraderView = Schema.Struct({ node: Schema.String, compute: Amount, shares: Amount })
+
+export const QuoteView = Schema.Struct({
+  side: Side, amountIn: Amount, amountOut: Amount, feeBps: Amount, parametersVersion: Schema.Number, reserves: ReservesView
+})
+export const ReputationQuoteView = Schema.Struct({
+  node: Schema.String, computeOut: Amount, basePrice: Amount, reputationPpm: Amount, maxDiscountPpm: Amount, discountPpm: Amount, price: Amount,
+  feeBps: Amount, parametersVersion: Schema.Number
+})
+export const SwapReceiptView = Schema.Struct({
+  ...QuoteView.fields, orderId: Schema.String, settled: Schema.Boolean, duplicate: Schema.Boolean
+})
+export const LiquidityReceiptView = Schema.Struct({
+  orderId: Schema.String, provider: Schema.String, compute: Amount, ruv: Amount, shares: Amount, totalShares: Amount,
+  settled: Schema.Boolean, duplicate: Schema.Boolean
+})
+
+export const AuctionView = Schema.Struct({
+  auctionId: Schema.String, status: AuctionStatus, poster: Schema.String, task: Schema.Unknown, maxPrice: Amount, minBids: Schema.Number,
+  commitDeadline: Schema.Number, revealDeadline: Schema.Number, leaseDeadline: Schema.Number,
+  bidDepositRuv: Amount, parametersVersion: Schema.Number,
+  bids: Schema.Array(Schema.Struct({
+    bidder: Schema.String, commitment: Schema.String, deposit: Amount, sequence: Schema.Number, committedAt: Schema.Number,
+    price: Schema.NullOr(Amount), revealedAt: Schema.NullOr(Schema.Number)
+  })),
+  winner: Schema.NullOr(Schema.String), price: Schema.NullOr(Amount), failure: Schema.NullOr(FailureReason), version: Schema.Number
+})
+
+const orderId = Schema.optional(OperationId)
+
+export class MarketRpcs extends RpcGroup.make(
+  Rpc.make("MarketQuote", {
+    /** With `node` on a buy, also the price on the reputation bonding curve for the same compute out. */
+    payload: { side: Side, trade: TradeSchema, node: Schema.optional(AccountId) },
+    success: Schema.Struct({ quote: QuoteView, reputation: Schema.NullOr(ReputationQuoteView) }),
+    error: MarketFailure
+  }),
+  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId }, success: SwapReceiptView, error: MarketFailure }),
+  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId }, success: SwapReceiptView, error: MarketFailure }),
+  Rpc.make("MarketAddLiquidity", {
+    payload: { provider: AccountId, computeDesired: PositiveCredits, ruvDesired: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId },
+    success: LiquidityReceiptView,
+    error: MarketFailure
+  }),
+  Rpc.make("MarketRemoveLiquidity", {
+    payload: { provider: AccountId, shares: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId },
+    success: LiquidityReceiptView,
+    error: MarketFailure
+  }),
+  Rpc.make("MarketPoolState", {
+    payload: { node: Schema.optional(AccountId) },
+    success: Schema.Struct({ pool: PoolView, trader: Schema.NullOr(TraderView) })
+  }),
+  Rpc.make("AuctionOpen", {
+    payload: {
+      auctionId: AuctionId, poster: AccountId, task: Schema.Unknown, maxPrice: PositiveCredits, minBids: Schema.Int.pipe(Schema.positive()),
+      commitPeriodMs: Period, revealPeriodMs: Period, leasePeriodMs: Period
+    },
+    success: AuctionView,
+    error: AuctionFailure
+  }),
+  Rpc.make("AuctionCommit", {
+    /** `commitment` = sha256 hex of canonical JSON {auctionId, bidder, price (decimal string), salt}; see `commitmentOf`. */
+    payload: { auctionId: AuctionId, bidder: AccountId, commitment: Schema.String },
+    success: AuctionView,
+    error: AuctionFailure
+  }),
+  Rpc.make("AuctionReveal", {
+    payload: { auctionId: AuctionId, bidder: AccountId, price: PositiveCredits, salt: Schema.String },
+    success: AuctionView,
+    error: AuctionFailure
+  }),
+  Rpc.make("AuctionResolve", { payload: { auctionId: AuctionId }, success: AuctionView, error: AuctionFailure }),
+  Rpc.make("AuctionComplete", { payload: { auctionId: AuctionId, by: AccountId }, success: AuctionView, error: AuctionFailure }),
+  Rpc.make("AuctionFail", {
+    payload: { auctionId: AuctionId, by: AccountId, reason: Schema.Literal("incorrectResult", "challengeTimeout") },
+    success: AuctionView,
+    error: AuctionFailure
+  }),
+  Rpc.make("AuctionState", { payload: { auctionId: AuctionId }, success: AuctionView, error: AuctionFailure })
+) {}
