@@ -40,6 +40,16 @@ const relativeOutputError = (x: Float32Array, samples: number, K: number, N: num
   return total === 0 ? 0 : error / total
 }
 
+/** At most this many calibration rows score each α: the search runs 21 full quantizations per layer. */
+const SEARCH_ROWS = 256
+
+const evenlySpacedRows = (activations: Float32Array, samples: number, K: number, rows: number) => {
+  if (samples <= rows) return { data: activations, samples }
+  const data = new Float32Array(rows * K)
+  for (let r = 0; r < rows; r++) data.set(activations.subarray(Math.floor((r * samples) / rows) * K, Math.floor((r * samples) / rows) * K + K), r * K)
+  return { data, samples: rows }
+}
+
 export const quantizeInt4Awq = (
   weights: Float32Array,
   K: number,
@@ -49,6 +59,7 @@ export const quantizeInt4Awq = (
   samples: number,
   grid = 20
 ): AwqResult => {
+  const search = evenlySpacedRows(activations, samples, K, SEARCH_ROWS)
   const meanAbs = new Float64Array(K)
   for (let s = 0; s < samples; s++) for (let k = 0; k < K; k++) meanAbs[k]! += Math.abs(activations[s * K + k]!)
   for (let k = 0; k < K; k++) meanAbs[k] = Math.max(meanAbs[k]! / Math.max(1, samples), 1e-8)
@@ -74,7 +85,7 @@ export const quantizeInt4Awq = (
     const blocks = quantizeInt4Rtn(scaled, K, N, blockSize)
     const effective = dequantizeInt4(blocks)
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) effective[k * N + n] = effective[k * N + n]! / scales[k]!
-    const error = relativeOutputError(activations, samples, K, N, weights, effective)
+    const error = relativeOutputError(search.data, search.samples, K, N, weights, effective)
     if (step === 0) rtnError = error
     if (best === undefined || error < best.error) {
       best = { blocks, inputScales: Float32Array.from(scales, (s) => 1 / s), alpha, error, rtnError }

