@@ -21,7 +21,8 @@ import { UnixFsBuilder } from "../content/UnixFs.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
 import { optimizeCommand } from "./OptimizeCommands.js"
-import { configOption, ModelsSettings, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
+import { runCommand } from "./RunCommand.js"
+import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { formatBytes, progressReporter } from "./Progress.js"
 import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
 import { jsonOption, output } from "./Shared.js"
@@ -54,12 +55,6 @@ const list = Command.make(
       })
     )
 ).pipe(Command.withDescription("models in the registry (or, with --local, in the cache)"))
-
-/** `id` or `id@version`. */
-export const parseReference = (text: string) => {
-  const at = text.lastIndexOf("@")
-  return at > 0 ? { id: text.slice(0, at), version: text.slice(at + 1) } : { id: text, version: undefined }
-}
 
 const sourceOption = Options.choice("source", ["http", "ipfs", "peer", "gcs", "cdn"]).pipe(
   Options.withDescription("take bytes only from the CDN (http), IPFS gateways, or peers (default: all of them at once)"),
@@ -226,5 +221,5 @@ const info = Command.make(
 
 export const modelsCommand = Command.make("models").pipe(
   Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
-  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
+  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, runCommand, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
 )

@@ -48,3 +48,9 @@ export const registryUrl = (flag: Option.Option<string>) =>
 /** `withModels` plus the trust store of `trust.keysDir` (publisher keys, trusted versions). */
 export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
   withModels(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config)))))
+
+/** `id` or `id@version`. */
+export const parseReference = (text: string) => {
+  const at = text.lastIndexOf("@")
+  return at > 0 ? { id: text.slice(0, at), version: text.slice(at + 1) } : { id: text, version: undefined }
+}
