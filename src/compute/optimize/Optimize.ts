@@ -93,6 +93,8 @@ const calibratedBlocks = async (model: OnnxModel, method: "GPTQ" | "AWQ", option
   if (calibration.length === 0) throw new OptimizeError({ reason: `${method} needs calibration data (--calibration-data)` })
   const blockSize = options.blockSize ?? 32
   const sites = weightSites(model.graph).sites.filter((site) => site.kind === "MatMul" && site.dims[0]! * site.dims[1]! >= 1024)
+  // No MatMul weight to calibrate (a convolutional model): the rewrite falls back per weight and says so.
+  if (sites.length === 0) return { blocks: new Map<string, Int4Blocks>(), inputScales: new Map<string, Float32Array>() }
   const activations = await captureActivations(model, sites.map((site) => site.node.inputs[0]!), calibration)
   const initializers = new Map(model.graph.initializers.map((tensor) => [tensor.name, tensor]))
   const blocks = new Map<string, Int4Blocks>()
