@@ -20,7 +20,8 @@ const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): FeedTens
 /** Feeds for one text, for a model with `input_ids` (and any of attention mask, type ids, positions, past). */
 export const textFeeds = (model: OnnxModel, tokenizer: Tokenizer, text: string, maxTokens = 64): Feeds => {
   const inputs = modelInputs(model)
-  const encoding = tokenizer.encode(text, { truncation: maxTokens })
+  // Never more tokens than the model has positions for (the tokenizer knows its model's limit).
+  const encoding = tokenizer.encode(text, { truncation: Math.min(maxTokens, tokenizer.maxLength ?? maxTokens) })
   const length = encoding.ids.length
   const feeds: Record<string, FeedTensor> = {}
   for (const input of inputs) {
