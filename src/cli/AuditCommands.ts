@@ -1,5 +1,8 @@
-/** `edge-net audit verify|replay`: check the journal's chain and signatures; rebuild state from the log. */
-import { Command } from "@effect/cli"
+/**
+ * `edge-net audit verify|replay|explain`: check the journal's chain and signatures; rebuild state from
+ * the log; tell one entity's story from its events.
+ */
+import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
@@ -30,14 +33,34 @@ const replay = Command.make("replay", { data: dataOption, node: nodeOption, json
           ...r.actors.map((actor) =>
             `${actor.category}: ${actor.entities} entities replayed, ${actor.mismatches.length === 0 ? "all equal to live state" : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`}`
           ),
-          `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
+          `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
           `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
         ].join("\n"))
       if (!report.ok) return yield* Effect.fail(new CliError({ message: "replaying the log does not give the live state" }))
     })
   )).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
 
+const explain = Command.make("explain", {
+  kind: Args.choice([["auction", "auction"], ["proposal", "proposal"], ["account", "account"]] as const, { name: "kind" }),
+  id: Args.text({ name: "id" }),
+  data: dataOption, node: nodeOption, json: jsonOption
+}, ({ data, id, json, kind, node }) =>
+  withNode(
+    data,
+    node,
+    Effect.gen(function* () {
+      const client = yield* NodeClient
+      const view = yield* client.call(client.rpc.AuditExplain({ kind, id }))
+      yield* output(json, view, (v) =>
+        [
+          ...v.events.map((event) => `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`),
+          "",
+          v.why
+        ].join("\n"))
+    })
+  )).pipe(Command.withDescription("one auction, proposal or account: its events in order (position, hash, type, payload) and why it stands where it does"))
+
 export const auditCommand = Command.make("audit").pipe(
   Command.withDescription("tamper evidence and replay"),
-  Command.withSubcommands([verify, replay])
+  Command.withSubcommands([verify, replay, explain])
 )

@@ -8,13 +8,16 @@ import { Cause, Effect, Option } from "effect"
 import { VERSION } from "../node/NodeStatus.js"
 import { auditCommand } from "./AuditCommands.js"
 import { eventsCommand } from "./EventsCommands.js"
+import { govCommand } from "./GovCommands.js"
 import { ledgerCommand } from "./LedgerCommands.js"
+import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
 import { nodeCommand } from "./NodeCommands.js"
+import { stakeCommand } from "./StakeCommands.js"
 
 export const edgeNet = Command.make("edge-net").pipe(
   Command.withDescription("edge-net: optimize, distribute, adapt and trade AI models between peers"),
-  Command.withSubcommands([nodeCommand, auditCommand, eventsCommand, ledgerCommand, modelsCommand])
+  Command.withSubcommands([nodeCommand, auditCommand, eventsCommand, ledgerCommand, stakeCommand, marketCommand, govCommand, modelsCommand])
 )
 
 const messageOf = (error: unknown): string => {

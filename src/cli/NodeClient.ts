@@ -3,8 +3,9 @@
  * works beside a running node) or over RPC/HTTP to a running node (`--node URL`).
  */
 import { FetchHttpClient, HttpApiClient } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { RpcClient, RpcSerialization, RpcTest } from "@effect/rpc"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
+import type { RpcGroup } from "@effect/rpc"
 import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
 import { AccountId, OperationId } from "../actors/economy/Account.js"
 import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
@@ -20,9 +21,13 @@ import type { NodeSettings } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import type { NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
+import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { CliError } from "./CliError.js"
 
 type LedgerFailureType = typeof LedgerFailure.Type
+
+/** The node's whole RPC contract as a client: over HTTP in remote mode, in process in direct mode. */
+export type NodeRpcClient = RpcClient.RpcClient<RpcGroup.Rpcs<typeof NodeApiRpcs>, RpcClientError>
 
 export interface EventsPage {
   readonly events: ReadonlyArray<Envelope>
@@ -44,18 +49,23 @@ export interface NodeClientService {
     amount: bigint,
     transferId?: string
   ) => Effect.Effect<TransferReceipt, CliError | LedgerFailureType>
+  /** Every RPC of the node (market, auctions, staking, governance, audit explain); wrap calls in `call`. */
+  readonly rpc: NodeRpcClient
+  /** Turns "cannot reach the node" into a CliError; domain failures pass through as they are. */
+  readonly call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError> | CliError>
 }
 
 export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClient, NodeClientService>() {
   /** Opens the data dir's journal in this process. */
   static readonly direct = (settings: NodeSettings) =>
-    Layer.effect(
+    Layer.scoped(
       NodeClient,
       Effect.gen(function* () {
         const status = yield* NodeStatus
         const audit = yield* NodeAudit
         const ledger = yield* Ledger
         const journal = yield* Journal
+        const rpc: NodeRpcClient = yield* RpcTest.makeClient(NodeApiRpcs)
         const events = (from: number, limit: number) =>
           Effect.gen(function* () {
             const page = yield* journal.readAll(from, limit)
@@ -70,10 +80,12 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           follow: (from) => journal.subscribe(from),
           balance: (account) => ledger.balance(account),
           mint: (account, amount, operationId) => ledger.mint(account, amount, operationId),
-          transfer: (from, to, amount, transferId) => ledger.transfer(from, to, amount, transferId)
+          transfer: (from, to, amount, transferId) => ledger.transfer(from, to, amount, transferId),
+          rpc,
+          call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => effect as Effect.Effect<A, Exclude<E, RpcClientError>>
         } satisfies NodeClientService
       })
-    ).pipe(Layer.provide(nodeServices(settings)))
+    ).pipe(Layer.provide(NodeApiRpcHandlers), Layer.provide(nodeServices(settings)))
 
   /** Talks to a running node: RPC at `<url>/rpc`, the audit feed at `<url>/v1/events`. */
   static readonly remote = (url: string) =>
@@ -114,7 +126,9 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
             call(rpc.LedgerTransfer({
               from: AccountId.make(from), to: AccountId.make(to), amount,
               ...(transferId === undefined ? {} : { transferId: OperationId.make(transferId) })
-            }))
+            })),
+          rpc,
+          call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => call(effect as Effect.Effect<A, Exclude<E, RpcClientError> | RpcClientError>)
         } satisfies NodeClientService
       })
     ).pipe(Layer.provide(FetchHttpClient.layer))

@@ -1,21 +1,32 @@
 /** `edge-net node start|info`: run a node in the foreground, or describe one. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
+import { parseGenesisParameters } from "../layers/Genesis.js"
 import { nodeLive } from "../layers/Node.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
+import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
 
 const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default ${DEFAULT_PORT})`), Options.withDefault(DEFAULT_PORT))
 const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default ${DEFAULT_HOST})`), Options.withDefault(DEFAULT_HOST))
 
-const start = Command.make("start", { data: dataOption, port, host }, ({ data, host, port }) => {
-  const settings = settingsFor(data, { host, port })
-  return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
-    Effect.zipRight(Layer.launch(nodeLive(settings))),
-    Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
-  )
-}).pipe(Command.withDescription("run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc)"))
+const genesisFromEnvironment = Effect.try({
+  try: () => parseGenesisParameters(process.env["EDGE_NET_GENESIS"]),
+  catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
+})
+
+const start = Command.make("start", { data: dataOption, port, host }, ({ data, host, port }) =>
+  Effect.flatMap(genesisFromEnvironment, (genesisParameters) => {
+    const settings = settingsFor(data, { host, port, genesisParameters })
+    return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
+      Effect.zipRight(Layer.launch(nodeLive(settings))),
+      Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
+    )
+  })
+).pipe(Command.withDescription(
+  "run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc); EDGE_NET_GENESIS=name=value,... sets parameters never changed yet"
+))
 
 const info = Command.make("info", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
   withNode(

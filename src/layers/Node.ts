@@ -2,8 +2,20 @@
  * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems,
  * policies, and the HTTP/RPC server. The CLI's direct mode uses the same services without a server.
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { creditsPolicy, Ledger } from "../actors/economy/Ledger.js"
+import { NetworkParameters } from "../actors/economy/ParametersService.js"
+import { Reputation } from "../actors/economy/ReputationService.js"
+import { Rewards, rewardsSettlementPolicy } from "../actors/economy/RewardService.js"
+import { Staking, stakingSettlementPolicy } from "../actors/economy/StakeService.js"
+import { parameterChangesPolicy } from "../actors/governance/GovernancePolicies.js"
+import { Governance } from "../actors/governance/GovernanceService.js"
+import { VotingPower } from "../actors/governance/VotingPower.js"
+import { auctionSettlementPolicy } from "../actors/market/AuctionPolicies.js"
+import { Auctions, BidEligibility } from "../actors/market/AuctionService.js"
+import { MarketReputation } from "../actors/market/BondingCurve.js"
+import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
+import { Market } from "../actors/market/MarketService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
@@ -12,16 +24,43 @@ import { NodeAudit } from "../node/NodeAudit.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { blobsDir, NodeConfig } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
+import { genesisParametersLayer } from "./Genesis.js"
 import { sqliteKernel } from "./Kernel.js"
+
+/** The economy plugged into the market and governance: stake decides who may bid and vote, reputation prices. */
+const economyAdapters = Layer.mergeAll(
+  Layer.effect(BidEligibility, Effect.map(Staking, (staking) => ({ canBid: (node: string) => Effect.orDie(staking.hasMinStake(node)) }))),
+  Layer.effect(MarketReputation, Effect.map(Reputation, (reputation) => ({ reputationOf: (node: string) => Effect.orDie(reputation.score(node)) }))),
+  Layer.effect(VotingPower, Effect.map(Staking, (staking) => ({
+    stakeAt: (node: string, position: number) => Effect.orDie(staking.stakeAt(node, position)),
+    totalStakeAt: (position: number) => Effect.orDie(staking.totalActiveStakeAt(position)),
+    activeStake: (node: string) => Effect.orDie(staking.activeStake(node))
+  })))
+)
+
+/** Ledger and parameters first; stake, reputation, rewards on them; market, auctions, governance on top. */
+const economyServices = Layer.mergeAll(Market.Default, Auctions.Default, Governance.Default).pipe(
+  Layer.provideMerge(economyAdapters),
+  Layer.provideMerge(Layer.mergeAll(Staking.Default, Reputation.Default, Rewards.Default)),
+  Layer.provideMerge(Layer.mergeAll(Ledger.Default, NetworkParameters.Default))
+)
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
-    Layer.provideMerge(Layer.mergeAll(Ledger.Default, Registry.Default, Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
+    Layer.provideMerge(Layer.mergeAll(economyServices, Registry.Default, Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )
 
-/** Everything `edge-net node start` runs: services, policies, and the server on host:port. */
+/** The policies that carry one subsystem's events into another's commands, each on its own checkpoint. */
+export const nodePolicies = Layer.mergeAll(
+  creditsPolicy, stakingSettlementPolicy, rewardsSettlementPolicy, auctionSettlementPolicy, leaseOutcomesPolicy, parameterChangesPolicy
+)
+
+/** Everything `edge-net node start` runs: genesis settings, services, policies, and the server on host:port. */
 export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, creditsPolicy).pipe(Layer.provide(nodeServices(settings)))
+  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
+    Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
+    Layer.provide(nodeServices(settings))
+  )

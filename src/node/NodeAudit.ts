@@ -1,36 +1,136 @@
 /**
- * The node's audit: verify the journal's chain and signed heads, and rebuild every actor's state
- * from the log alone to compare it with the live state, plus the ledger's conservation of rUv.
+ * The node's audit: verify the journal's chain and signed heads; rebuild every actor's state from the
+ * log alone and compare it with the live state, plus the ledger's conservation of rUv; explain one
+ * entity (auction, proposal, account) from its events.
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
+import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
+import { NetworkParameters } from "../actors/economy/ParametersService.js"
+import { Reputation } from "../actors/economy/ReputationService.js"
+import { Rewards } from "../actors/economy/RewardService.js"
+import { Staking } from "../actors/economy/StakeService.js"
+import { Proposal, ProposalEvent } from "../actors/governance/Proposal.js"
+import { Governance } from "../actors/governance/GovernanceService.js"
+import { explainAuction } from "../actors/market/AuctionExplain.js"
+import { Auctions } from "../actors/market/AuctionService.js"
+import { Market } from "../actors/market/MarketService.js"
+import { TaskAuction } from "../actors/market/TaskAuction.js"
 import { NodeKey } from "../content/NodeKey.js"
+import { makeStreamId } from "../domain/Ids.js"
 import { compareReplay, verifyChain } from "../events/Audit.js"
+import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
-import type { ReplayReportView } from "../rpc/NodeRpc.js"
+import type { ExplainKind, ExplainView, ReplayReportView } from "../rpc/NodeRpc.js"
+import { EntityNotFound } from "../rpc/NodeRpc.js"
+
+const PAGE = 4096
+const decodeProposalEvent = Schema.decodeUnknownSync(ProposalEvent)
+
+const categoryOf: Record<ExplainKind, string> = { auction: TaskAuction.category, proposal: Proposal.category, account: Account.category }
+
+/** A proposal's votes and fate, from its events. */
+const explainProposal = (proposalId: string, payloads: ReadonlyArray<unknown>) => {
+  const votes: Array<{ voter: string; support: string; weight: bigint }> = []
+  const sentences: Array<string> = []
+  for (const payload of payloads) {
+    const event = decodeProposalEvent(payload)
+    switch (event._tag) {
+      case "ProposalCreated":
+        sentences.push(
+          `Proposal ${proposalId} by ${event.proposer}: set ${event.parameter} (${event.owner}) to ${event.value} ("${event.description}"); ` +
+            `stake snapshot at position ${event.snapshot} (total ${event.totalStake} rUv), quorum ${event.quorumPpm} ppm, voting ` +
+            `${new Date(event.voteStart).toISOString()}..${new Date(event.voteEnd).toISOString()}, timelock ${event.timelockMs} ms (governance parameters version ${event.parametersVersion}).`
+        )
+        break
+      case "VoteCast":
+        votes.push({ voter: event.voter, support: event.support, weight: event.weight })
+        break
+      case "ProposalQueued":
+        sentences.push(`Queued; executable after ${new Date(event.eta).toISOString()}.`)
+        break
+      case "ProposalExecuted":
+        sentences.push(`Executed: for ${event.forVotes}, against ${event.againstVotes}, abstain ${event.abstainVotes}, quorum ${event.quorumRequired} rUv required.`)
+        break
+      case "ProposalCanceled":
+        sentences.push(`Canceled by ${event.by}.`)
+        break
+    }
+  }
+  if (votes.length > 0) sentences.splice(1, 0, `Votes: ${votes.map((vote) => `${vote.voter} ${vote.support} ${vote.weight}`).join(", ")}.`)
+  return { why: sentences.join(" "), facts: { votes } }
+}
+
+/** An account's history in one line: what came in, what went out. */
+const explainAccount = (account: string, events: ReadonlyArray<Envelope>) => {
+  const totals: Record<string, bigint> = {}
+  for (const envelope of events) {
+    const amount = (envelope.payload as { amount?: string }).amount
+    if (amount !== undefined) totals[envelope.eventType] = (totals[envelope.eventType] ?? 0n) + BigInt(amount)
+  }
+  const parts = Object.entries(totals).map(([eventType, total]) => `${eventType} ${total} rUv`)
+  return { why: `Account ${account}: ${events.length} event(s)${parts.length > 0 ? `; ${parts.join(", ")}` : ""}.`, facts: { totals } }
+}
 
 export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit", {
   effect: Effect.gen(function* () {
     const journal = yield* Journal
     const key = yield* NodeKey
     const ledger = yield* Ledger
+    const parameters = yield* NetworkParameters
+    const staking = yield* Staking
+    const reputation = yield* Reputation
+    const rewards = yield* Rewards
+    const market = yield* Market
+    const auctions = yield* Auctions
+    const governance = yield* Governance
 
     const verify = Effect.fn("NodeAudit.verify")(function* () {
       return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal))
     })
 
+    /** Every actor of the node rebuilt from the log and compared, then the ledger's supply. */
     const replay = Effect.fn("NodeAudit.replay")(function* () {
       const head = yield* journal.head
-      const accounts = yield* compareReplay(ledger.accounts)
+      const actors = [
+        yield* compareReplay(ledger.accounts),
+        yield* compareReplay(staking.stakes),
+        yield* compareReplay(reputation.reputations),
+        yield* compareReplay(rewards.grants),
+        yield* compareReplay(market.pool),
+        yield* compareReplay(auctions.auctions),
+        yield* compareReplay(governance.proposals),
+        yield* compareReplay(parameters.entities)
+      ]
       const supply = yield* ledger.supply()
       return {
-        ok: accounts.mismatches.length === 0 && supply.conserved,
+        ok: actors.every((actor) => actor.mismatches.length === 0) && supply.conserved,
         head,
-        actors: [accounts],
+        actors,
         supply
       } satisfies ReplayReportView
     })
 
-    return { verify, replay } as const
+    /** One entity's events in log order with position and hash, and why it stands where it does. */
+    const explain = Effect.fn("NodeAudit.explain")(function* (kind: ExplainKind, id: string) {
+      const streamId = makeStreamId(categoryOf[kind], id)
+      const events: Array<Envelope> = []
+      while (true) {
+        const page = yield* journal.readStream(streamId, events.length + 1, PAGE)
+        events.push(...page)
+        if (page.length < PAGE) break
+      }
+      if (events.length === 0) return yield* Effect.fail(new EntityNotFound({ kind, id }))
+      const payloads = events.map((envelope) => envelope.payload)
+      const { facts, why } = kind === "auction" ? explainAuction(id, payloads) : kind === "proposal" ? explainProposal(id, payloads) : explainAccount(id, events)
+      return {
+        kind, id, streamId, why, facts: JSON.parse(JSON.stringify(facts, (_key, value) => (typeof value === "bigint" ? value.toString() : value))),
+        events: events.map(({ causationId, commandId, eventType, hash, payload, position, recordedAt, streamVersion }) => ({
+          position, streamVersion, hash, eventType, recordedAt, commandId, causationId, payload
+        }))
+      } satisfies ExplainView
+    })
+
+    return { verify, replay, explain } as const
   })
 }) {}

@@ -13,6 +13,8 @@ export interface NodeSettings {
   readonly synchronous: Synchronous
   /** Cap of the node's blob store (`<data>/content`); published artifacts are pinned and never evicted. */
   readonly maxContentBytes?: number | undefined
+  /** Parameter values applied at start while never changed (`EDGE_NET_GENESIS`, e.g. for a test network). */
+  readonly genesisParameters?: Readonly<Record<string, bigint>> | undefined
 }
 
 export const DEFAULT_PORT = 7878

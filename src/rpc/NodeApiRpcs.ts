@@ -1,6 +1,10 @@
 /** Every RPC group a node serves at /rpc, merged: the contract clients build against. */
+import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
+import { GovernanceRpcs } from "../actors/governance/GovernanceRpc.js"
+import { MarketRpcs } from "../actors/market/MarketRpc.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
+import { OperatorRpcs } from "./OperatorRpc.js"
 
-export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs)
+export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(GovernanceRpcs).merge(OperatorRpcs)

@@ -41,14 +41,46 @@ export const ReplayReportView = Schema.Struct({
     available: Schema.BigInt,
     held: Schema.BigInt,
     inFlight: Schema.BigInt,
+    burned: Schema.BigInt,
     conserved: Schema.Boolean
   })
 })
 export type ReplayReportView = typeof ReplayReportView.Type
 
+export const ExplainKind = Schema.Literal("auction", "proposal", "account")
+export type ExplainKind = typeof ExplainKind.Type
+
+export const ExplainView = Schema.Struct({
+  kind: ExplainKind,
+  id: Schema.String,
+  streamId: Schema.String,
+  events: Schema.Array(Schema.Struct({
+    position: Schema.Number,
+    streamVersion: Schema.Number,
+    hash: Schema.String,
+    eventType: Schema.String,
+    recordedAt: Schema.String,
+    commandId: Schema.NullOr(Schema.String),
+    causationId: Schema.NullOr(Schema.String),
+    payload: Schema.Unknown
+  })),
+  /** One paragraph: why the entity is in the state it is in, from its events alone. */
+  why: Schema.String,
+  /** The facts the paragraph states, as JSON (amounts as decimal strings). */
+  facts: Schema.Unknown
+})
+export type ExplainView = typeof ExplainView.Type
+
+export class EntityNotFound extends Schema.TaggedError<EntityNotFound>()("EntityNotFound", { kind: Schema.String, id: Schema.String }) {
+  override get message() {
+    return `no ${this.kind} ${this.id} in the journal`
+  }
+}
+
 export class NodeRpcs extends RpcGroup.make(
   Rpc.make("NodeInfo", { success: NodeInfoView }),
   Rpc.make("JournalHead", { success: ChainHeadView }),
   Rpc.make("AuditVerify", { success: ChainReportView }),
-  Rpc.make("AuditReplay", { success: ReplayReportView })
+  Rpc.make("AuditReplay", { success: ReplayReportView }),
+  Rpc.make("AuditExplain", { payload: { kind: ExplainKind, id: Schema.String }, success: ExplainView, error: EntityNotFound })
 ) {}

@@ -51,7 +51,9 @@ describe("optimize", () => {
   it("auto: measures each layer, then fits the size budget with the bits it chose", async () => {
     const budget = 1_500_000
     const result = await optimize(bytes, { quantization: "auto", calibration, heldOut, sizeBudgetBytes: budget })
-    expect(result.sensitivities!.length).toBe(result.rewrite.quantized.length + result.rewrite.keptFp32.filter((k) => k.reason === "assigned FP32").length)
+    const quantizedWeights = new Set(result.rewrite.quantized.map((entry) => entry.weight))
+    for (const [layer, bits] of Object.entries(result.assignment!.bits)) if (bits < 32) expect(quantizedWeights.has(layer), layer).toBe(true)
+    expect(Object.keys(result.assignment!.bits).sort()).toEqual(result.sensitivities!.map((layer) => layer.layer).sort())
     expect(result.assignment!.estimatedBytes).toBeLessThanOrEqual(budget)
     expect(new Set(Object.values(result.assignment!.bits)).size).toBeGreaterThan(0)
     expect(result.report.cosine).toBeGreaterThan(0.99)

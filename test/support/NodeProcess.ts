@@ -25,11 +25,12 @@ export const freePort = (): Promise<number> =>
 
 export const cliArgs = (...args: ReadonlyArray<string>) => ["--import", "tsx", "src/cli/edge-net.ts", ...args]
 
-export const startNode = async (dataDir: string, port?: number): Promise<RunningNode> => {
+/** `env` adds to the environment, e.g. `EDGE_NET_GENESIS` for short governance periods. */
+export const startNode = async (dataDir: string, port?: number, env: Readonly<Record<string, string>> = {}): Promise<RunningNode> => {
   const chosen = port ?? (await freePort())
   const child = spawn(process.execPath, cliArgs("node", "start", "--data", dataDir, "--port", String(chosen)), {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGE_NET_HOME: dataDir }
+    env: { ...process.env, EDGE_NET_HOME: dataDir, ...env }
   })
   let output = ""
   child.stdout!.on("data", (chunk) => (output += chunk))

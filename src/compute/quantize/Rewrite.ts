@@ -20,7 +20,7 @@ export interface WeightSite {
   readonly nodeIndex: number
   readonly weight: string
   readonly dims: ReadonlyArray<number>
-  readonly kind: "MatMul" | "Gemm" | "Conv"
+  readonly kind: "MatMul" | "Gemm" | "Conv" | "Gather"
   /** Gemm with transB: the weight is stored [N, K]. */
   readonly transposed: boolean
 }
@@ -61,6 +61,12 @@ export const weightSites = (graph: OnnxGraph): { sites: Array<WeightSite>; subgr
       }
     }
     if ((node.domain ?? "") !== "") return
+    // An embedding table: Gather(table, ids), quantized per row (one scale per token).
+    const table = node.opType === "Gather" ? initializers.get(node.inputs[0] ?? "") : undefined
+    if (table !== undefined && table.dataType === DataType.FLOAT && table.dims.length === 2 && (findAttribute(node, "axis")?.i ?? 0n) === 0n) {
+      sites.push({ node, nodeIndex, weight: node.inputs[0]!, dims: table.dims, kind: "Gather", transposed: false })
+      return
+    }
     const weight = node.inputs[1]
     const tensor = weight === undefined ? undefined : initializers.get(weight)
     if (tensor === undefined || tensor.dataType !== DataType.FLOAT || weight === undefined) return
@@ -186,7 +192,7 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
         prologue.push({ opType: "Cast", name: `${base}_cast`, inputs: [`${base}_fp16`], outputs: [site.weight], attributes: [int("to", DataType.FLOAT)] })
       } else {
         // INT8 QDQ; also the fallback for INT4 / dynamic INT8 on weights MatMulNBits / MatMulInteger cannot take.
-        const axis = site.kind === "MatMul" || (site.kind === "Gemm" && !site.transposed) ? 1 : 0
+        const axis = site.kind === "MatMul" || (site.kind === "Gemm" && !site.transposed) ? 1 : 0 // Conv, Gather and Gemm with transB: per row
         const rows = site.dims[0]!
         const cols = elements / rows
         const q = quantizeInt8PerChannel(values, rows, cols, axis)
@@ -210,7 +216,7 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
           )
         }
         if (format !== "INT8") {
-          const why = site.kind !== "MatMul" ? "needs a MatMul weight" : `needs opset 11 (the model has ${opset})`
+          const why = site.kind !== "MatMul" ? `needs a MatMul weight, not ${site.kind}` : `needs opset 11 (the model has ${opset})`
           keptFp32.push({ node: label, opType: site.kind, reason: `${format} ${why}; stored as INT8 weight-only instead` })
         }
       }

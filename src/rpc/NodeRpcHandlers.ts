@@ -1,0 +1,94 @@
+/**
+ * The handlers of every RPC group a node serves, on the node's services: the server mounts them at
+ * /rpc, and the CLI's direct mode calls them in process, so both modes answer alike.
+ */
+import { Effect, Layer } from "effect"
+import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
+import { Ledger } from "../actors/economy/Ledger.js"
+import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
+import { Reputation } from "../actors/economy/ReputationService.js"
+import { Rewards } from "../actors/economy/RewardService.js"
+import { Staking } from "../actors/economy/StakeService.js"
+import { GovernanceRpcHandlers } from "../actors/governance/GovernanceRpcHandlers.js"
+import { MarketRpcHandlers } from "../actors/market/MarketRpcHandlers.js"
+import { Market } from "../actors/market/MarketService.js"
+import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
+import { Registry } from "../actors/registry/RegistryService.js"
+import { NodeAudit } from "../node/NodeAudit.js"
+import { NodeStatus } from "../node/NodeStatus.js"
+import { NodeRpcs } from "./NodeRpc.js"
+import { OperatorRpcs } from "./OperatorRpc.js"
+
+const NodeRpcHandlers = NodeRpcs.toLayer(
+  Effect.gen(function* () {
+    const status = yield* NodeStatus
+    const audit = yield* NodeAudit
+    return {
+      NodeInfo: () => status.info(),
+      JournalHead: () => status.head,
+      AuditVerify: () => audit.verify(),
+      AuditReplay: () => audit.replay(),
+      AuditExplain: ({ id, kind }) => audit.explain(kind, id)
+    }
+  })
+)
+
+const LedgerRpcHandlers = LedgerRpcs.toLayer(
+  Effect.gen(function* () {
+    const ledger = yield* Ledger
+    return {
+    LedgerBalance: ({ account }) => ledger.balance(account),
+    LedgerMint: ({ account, amount, operationId }) => ledger.mint(account, amount, operationId),
+    LedgerTransfer: ({ from, to, amount, transferId }) => ledger.transfer(from, to, amount, transferId),
+    LedgerHold: ({ account, holdId, amount }) => ledger.hold(account, holdId, amount),
+    LedgerRelease: ({ account, holdId }) => ledger.release(account, holdId),
+    LedgerCapture: ({ account, holdId, to, amount }) => ledger.capture(account, holdId, to, amount)
+    }
+  })
+)
+
+const EconomyRpcHandlers = EconomyRpcs.toLayer(
+  Effect.gen(function* () {
+    const staking = yield* Staking
+    const reputation = yield* Reputation
+    const rewards = yield* Rewards
+    return {
+      Stake: ({ amount, node, operationId }) => staking.stake(node, amount, operationId),
+      Unbond: ({ amount, node, operationId }) => staking.unbond(node, amount, operationId),
+      Withdraw: ({ node, operationId }) => staking.withdraw(node, operationId),
+      Slash: ({ evidence, node, operationId, reason }) => staking.slash(node, reason, evidence, operationId),
+      StakeOf: ({ node }) => staking.stakeOf(node),
+      ReputationOf: ({ node }) => reputation.reputationOf(node),
+      RewardsOf: ({ node }) => rewards.pending(node),
+      ClaimReward: ({ node, rewardId }) => rewards.claim(node, rewardId)
+    }
+  })
+)
+
+const RegistryRpcHandlers = RegistryRpcs.toLayer(
+  Effect.gen(function* () {
+    const registry = yield* Registry
+    return {
+      RegistryList: (filter) => registry.list(filter),
+      RegistryGet: ({ id, kind, version }) => registry.get(id, version, kind),
+      RegistryVersions: ({ id, kind }) => registry.versions(id, kind),
+      RegistryPublish: ({ allowOlder, manifest }) => registry.publish(manifest, { allowOlder, kind: "model" }),
+      RegistryYank: (request) => registry.yank(request),
+      AdapterList: (filter) => registry.listAdapters(filter),
+      AdapterPublish: ({ allowOlder, manifest }) => registry.publishAdapter(manifest, { allowOlder })
+    }
+  })
+)
+
+const OperatorRpcHandlers = OperatorRpcs.toLayer(
+  Effect.gen(function* () {
+    const market = yield* Market
+    return {
+      MarketIssueCompute: ({ node, operationId, units }) => market.issueCompute(node, units, operationId)
+    }
+  })
+)
+
+export const NodeApiRpcHandlers = Layer.mergeAll(
+  OperatorRpcHandlers, NodeRpcHandlers, LedgerRpcHandlers, RegistryRpcHandlers, EconomyRpcHandlers, MarketRpcHandlers, GovernanceRpcHandlers
+)

@@ -1,0 +1,15 @@
+/**
+ * What only a node's operator does to its market, beside the ledger's mint: issue compute units (the
+ * node's capacity) to a provider, who can then seed the pool with liquidity.
+ */
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { AccountId, OperationId, PositiveCredits } from "../actors/economy/Account.js"
+import { MarketFailure, TraderView } from "../actors/market/MarketRpc.js"
+
+export class OperatorRpcs extends RpcGroup.make(
+  Rpc.make("MarketIssueCompute", {
+    payload: { node: AccountId, units: PositiveCredits, operationId: OperationId },
+    success: TraderView,
+    error: MarketFailure
+  })
+) {}
