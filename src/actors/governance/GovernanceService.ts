@@ -5,8 +5,9 @@
 import { Clock, Effect, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { canonicalize } from "../../domain/CanonicalJson.js"
-import { makeStreamId, streamCategory, streamEntityId } from "../../domain/Ids.js"
+import { makeStreamId, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
+import { makeProjection } from "../../events/Projection.js"
 import type { CommandResult } from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
 import type { ParameterName } from "../economy/NetworkParameters.js"
@@ -131,32 +132,19 @@ export class Governance extends Effect.Service<Governance>()("edge-net/Governanc
       return { ...summary, votes, history } satisfies ProposalView
     })
 
-    // The listing projection: every proposal's state, folded from the log up to `position`, caught up on read.
-    const projection = { position: 0, states: new Map<string, ProposalState>() }
-    const projectionLock = yield* Effect.makeSemaphore(1)
-    const catchUp = projectionLock.withPermits(1)(
-      Effect.gen(function* () {
-        while (true) {
-          // Stored records: other subsystems' payloads are skipped without being parsed.
-          const page = yield* journal.readRecords(projection.position + 1, PAGE)
-          for (const record of page) {
-            projection.position = record.position
-            if (streamCategory(record.streamId) !== Proposal.category) continue
-            const id = streamEntityId(record.streamId)
-            const event = decodeEvent(JSON.parse(record.payloadText))
-            projection.states.set(id, Proposal.decider.evolve(projection.states.get(id) ?? Proposal.decider.initialState, event))
-          }
-          if (page.length < PAGE) return
-        }
-      })
-    )
+    // The listing projection: every proposal's state, folded from the log, caught up on read.
+    const states = new Map<string, ProposalState>()
+    const { catchUp } = yield* makeProjection([Proposal.category], (record) => {
+      const id = streamEntityId(record.streamId)
+      states.set(id, Proposal.decider.evolve(states.get(id) ?? Proposal.decider.initialState, decodeEvent(JSON.parse(record.payloadText))))
+    })
 
     /** Every proposal as it stands now, newest first, optionally only those in one state. */
     const list = Effect.fn("Governance.list")(function* (filter: ListFilter = {}) {
       yield* catchUp
       const now = yield* Clock.currentTimeMillis
       const summaries: Array<ProposalSummary> = []
-      for (const state of projection.states.values()) {
+      for (const state of states.values()) {
         const summary = summaryOf(state, now)
         if (summary !== undefined && (filter.status === undefined || summary.status === filter.status)) summaries.push(summary)
       }

@@ -9,7 +9,7 @@ import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
 import { verifySignature } from "../../content/NodeKey.js"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
-import { Journal } from "../../events/Journal.js"
+import { makeProjection } from "../../events/Projection.js"
 import type { AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryKind, RegistryState, VersionRecord, VersionView } from "./Registry.js"
 import { Adapters, KindMismatch, latestVersion, Models, RegistryEvent, RegistryNotFound, versionsOf, yankMessage, YankNotSigned } from "./Registry.js"
 
@@ -46,8 +46,6 @@ export interface AdapterFilter {
   readonly domain?: string | undefined
 }
 
-const PAGE = 4096
-
 const decodeEvent = Schema.decodeUnknownSync(RegistryEvent)
 
 const toVersionView = (record: VersionRecord): VersionView => ({
@@ -58,7 +56,6 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
   effect: Effect.gen(function* () {
     const models = yield* ActorRunner.make(Models, { snapshotEvery: 50 })
     const adapters = yield* ActorRunner.make(Adapters, { snapshotEvery: 50 })
-    const journal = yield* Journal
     const actorFor = (kind: RegistryKind) => (kind === "model" ? models : adapters)
 
     // Manifests were validated when published; parsing them again only fails on a corrupt journal.
@@ -72,37 +69,21 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       return manifest
     }
 
-    // The listing projection: every id's state, folded from the log up to `position`, caught up on read.
+    // The listing projection: every id's state, folded from the log, caught up on read.
     const projection = {
-      position: 0,
       states: { model: new Map<string, RegistryState>(), adapter: new Map<string, RegistryState>() },
       artifacts: new Set<string>()
     }
-    const projectionLock = yield* Effect.makeSemaphore(1)
-    const kindOfCategory = (category: string): RegistryKind | undefined =>
-      category === Models.category ? "model" : category === Adapters.category ? "adapter" : undefined
-
-    const catchUp = projectionLock.withPermits(1)(
-      Effect.gen(function* () {
-        while (true) {
-          // Stored records: other subsystems' payloads are skipped without being parsed.
-          const page = yield* journal.readRecords(projection.position + 1, PAGE)
-          for (const record of page) {
-            projection.position = record.position
-            const kind = kindOfCategory(streamCategory(record.streamId))
-            if (kind === undefined) continue
-            const event = decodeEvent(JSON.parse(record.payloadText))
-            const states = projection.states[kind]
-            const id = streamEntityId(record.streamId)
-            states.set(id, Models.decider.evolve(states.get(id) ?? Models.decider.initialState, event))
-            if (event._tag !== "VersionYanked") {
-              for (const artifact of Object.values(manifestOf(event).artifacts)) projection.artifacts.add(artifact.sha256)
-            }
-          }
-          if (page.length < PAGE) return
-        }
-      })
-    )
+    const { catchUp } = yield* makeProjection([Models.category, Adapters.category], (record) => {
+      const kind: RegistryKind = streamCategory(record.streamId) === Models.category ? "model" : "adapter"
+      const event = decodeEvent(JSON.parse(record.payloadText))
+      const states = projection.states[kind]
+      const id = streamEntityId(record.streamId)
+      states.set(id, Models.decider.evolve(states.get(id) ?? Models.decider.initialState, event))
+      if (event._tag !== "VersionYanked") {
+        for (const artifact of Object.values(manifestOf(event).artifacts)) projection.artifacts.add(artifact.sha256)
+      }
+    })
 
     const publish = Effect.fn("Registry.publish")(function* (input: unknown, options: PublishOptions = {}) {
       const manifest = yield* typeof input === "string" ? parseManifestText(input) : parseManifest(input)
