@@ -323,3 +323,20 @@ export const compareVersions = (left: string, right: string): -1 | 0 | 1 => {
   }
   return sign(a.prerelease.length - b.prerelease.length)
 }
+
+const distributionEntries = (manifest: ModelManifest) => [manifest.distribution?.primary, manifest.distribution?.fallback]
+
+/** The manifest's CDN base URLs (every non-IPFS distribution entry), each ending in `/`. */
+export const cdnBaseUrls = (manifest: ModelManifest): Array<string> =>
+  distributionEntries(manifest).flatMap((entry) =>
+    entry?.baseUrl !== undefined && entry.type !== "ipfs" ? [entry.baseUrl.endsWith("/") ? entry.baseUrl : `${entry.baseUrl}/`] : []
+  )
+
+/** The manifest's IPFS gateways as roots (`https://ipfs.io`, without a trailing `/ipfs`). */
+export const gatewayRoots = (manifest: ModelManifest): Array<string> =>
+  distributionEntries(manifest).flatMap((entry) =>
+    entry?.type === "ipfs" ? (entry.gateways ?? []).map((gateway) => gatewayRoot(gateway.includes("://") ? gateway : `https://${gateway}`)) : []
+  )
+
+/** `https://ipfs.io/ipfs/` and `https://ipfs.io` name the same gateway. */
+export const gatewayRoot = (url: string) => url.replace(/\/+$/, "").replace(/\/ipfs$/, "")

@@ -12,7 +12,7 @@ import { download } from "./Downloader.js"
 import { saveManifest } from "./LocalModels.js"
 import { lockDownload } from "./PartialFile.js"
 import type { ArtifactEntry, ModelManifest } from "./Manifest.js"
-import { parseManifest } from "./Manifest.js"
+import { cdnBaseUrls, gatewayRoot, gatewayRoots, parseManifest } from "./Manifest.js"
 import { verifyManifest } from "./ManifestSigning.js"
 import type { ModelsConfig, SourceKind } from "./ModelsConfig.js"
 import { parseByteSize } from "./ModelsConfig.js"
@@ -67,8 +67,6 @@ export interface PullReceipt {
 }
 
 const trimSlash = (url: string) => url.replace(/\/+$/, "")
-/** `https://ipfs.io/ipfs/` and `https://ipfs.io` name the same gateway. */
-const gatewayRoot = (url: string) => trimSlash(url).replace(/\/ipfs$/, "")
 
 /** Where each artifact can come from, in the config's order: CDN, then gateways, then peers (the registry is one). */
 export const sourcesFor = (config: ModelsConfig, registry: string, manifest: ModelManifest, artifact: ArtifactEntry, kinds: ReadonlyArray<SourceKind>) => {
@@ -77,17 +75,13 @@ export const sourcesFor = (config: ModelsConfig, registry: string, manifest: Mod
   if (wanted("http")) {
     const bases = new Set<string>()
     if (config.cdn.endpoint !== "") bases.add(`${trimSlash(config.cdn.endpoint)}/${manifest.id}/v${manifest.version}/`)
-    for (const entry of [manifest.distribution?.primary, manifest.distribution?.fallback]) {
-      if (entry?.baseUrl !== undefined && entry.type !== "ipfs") bases.add(entry.baseUrl.endsWith("/") ? entry.baseUrl : `${entry.baseUrl}/`)
-    }
+    for (const baseUrl of cdnBaseUrls(manifest)) bases.add(baseUrl)
     for (const baseUrl of bases) sources.push(httpSource(`${baseUrl}${encodeURIComponent(artifact.filename)}`, `cdn ${baseUrl}`))
   }
   const peers = [...new Set([registry, ...config.peers].map(trimSlash))]
   if (wanted("ipfs")) {
     const gateways = new Set(config.ipfs.gateways.map(gatewayRoot))
-    for (const entry of [manifest.distribution?.primary, manifest.distribution?.fallback]) {
-      if (entry?.type === "ipfs") for (const gateway of entry.gateways ?? []) gateways.add(gatewayRoot(gateway.includes("://") ? gateway : `https://${gateway}`))
-    }
+    for (const gateway of gatewayRoots(manifest)) gateways.add(gateway)
     // Every edge-net node is a trustless gateway too.
     for (const peer of peers) gateways.add(peer)
     for (const gateway of gateways) sources.push(ipfsGatewaySource(gateway))

@@ -10,6 +10,7 @@ import type { RegistryKind } from "../actors/registry/Registry.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
+import { cdnBaseUrls, gatewayRoots } from "../content/Manifest.js"
 import { NodeApi } from "./Api.js"
 import type { DownloadUrls } from "./RegistryApi.js"
 
@@ -17,12 +18,8 @@ import type { DownloadUrls } from "./RegistryApi.js"
 const selfUrl = (request: HttpServerRequest.HttpServerRequest) => `http://${request.headers["host"] ?? "127.0.0.1"}`
 
 const artifactUrls = (manifest: ModelManifest, source: "gcs" | "http" | "ipfs" | "peer", self: string, held: ReadonlySet<string>) => {
-  const cdn = [manifest.distribution?.primary, manifest.distribution?.fallback].flatMap((entry) =>
-    entry?.baseUrl !== undefined && entry.type !== "ipfs" ? [entry.baseUrl.endsWith("/") ? entry.baseUrl : `${entry.baseUrl}/`] : []
-  )
-  const gateways = [manifest.distribution?.primary, manifest.distribution?.fallback].flatMap((entry) =>
-    entry?.type === "ipfs" ? (entry.gateways ?? []).map((gateway) => (gateway.includes("://") ? gateway : `https://${gateway}`).replace(/\/+$/, "").replace(/\/ipfs$/, "")) : []
-  )
+  const cdn = cdnBaseUrls(manifest)
+  const gateways = gatewayRoots(manifest)
   return Object.fromEntries(
     Object.entries(manifest.artifacts).map(([name, artifact]) => {
       const here = held.has(artifact.sha256) ? [`${self}/v1/blobs/sha256-${artifact.sha256}`] : []
