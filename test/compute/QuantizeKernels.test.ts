@@ -105,6 +105,21 @@ describe("AWQ and pruning", () => {
     expect(result.inputScales.length).toBe(K)
   })
 
+  it("AWQ's clipping search alone (α fixed at 0) lowers the output error of heavy-tailed weights", async () => {
+    const { quantizeInt4Awq } = await import("../../src/compute/quantize/Awq.js")
+    const K = 64
+    const N = 16
+    const samples = 128
+    const next = random(11)
+    const x = Float32Array.from({ length: samples * K }, () => next())
+    // Cubed uniforms: most weights small, a few large, so the block's full range wastes levels on the tails.
+    const w = Float32Array.from({ length: K * N }, () => next() ** 3)
+    const result = quantizeInt4Awq(w, K, N, 32, x, samples, 0)
+    expect(result.alpha).toBe(0)
+    // Without clipping the error would equal rtnError exactly (α = 0 is plain round-to-nearest).
+    expect(result.error).toBeLessThan(0.97 * result.rtnError)
+  })
+
   it("magnitude pruning hits the sparsity exactly and zeroes the smallest weights", async () => {
     const { pruneMagnitude, sparsityOf } = await import("../../src/compute/quantize/Prune.js")
     const w = matrix(32, 32, 9)
