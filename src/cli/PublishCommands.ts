@@ -11,13 +11,13 @@ import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
 import { jsonOption, output, toJson } from "./Shared.js"
 
-const keyOption = Options.text("key").pipe(
+export const keyOption = Options.text("key").pipe(
   Options.withDescription("signing key: a key id in the trust store or a key file (our JSON or a PKCS8 PEM); default `signing` in models.yaml"),
   Options.optional
 )
 
 /** The signer named by `--key`, else the config's `signing.keyPath` / `signing.keyId`. */
-const signerFor = (key: Option.Option<string>) =>
+export const signerFor = (key: Option.Option<string>) =>
   Effect.gen(function* () {
     const trust = yield* TrustStore
     const { config } = yield* ModelsSettings

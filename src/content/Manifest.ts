@@ -98,14 +98,28 @@ export const Architecture = object({
   contextLength: optional(PositiveCount)
 })
 
+const Figures = Schema.Record({ key: Schema.String, value: Measure }).annotations({ message: () => "must be an object of finite numbers" })
+
 export const Optimization = object({
   quantization: Quantization,
-  /** GPTQ, AWQ, RTN, QDQ, …: how the weights were quantized. */
+  /** GPTQ, AWQ, RTN, QDQ, DynamicQuantizeLinear, FP16, auto, …: how the weights were quantized. */
   format: optional(Text),
   groupSize: optional(PositiveCount),
   originalSize: optional(Text),
-  optimizedSize: optional(Text)
+  optimizedSize: optional(Text),
+  /** Optimized bytes over original bytes, as the optimizer measured them. */
+  sizeRatio: optional(Measure),
+  pruning: optional(object({ method: Text, sparsity: Measure })),
+  /** Agreement with the FP32 model on held-out inputs: cosine, maxError, top1, perplexityDelta, a task metric… */
+  quality: optional(Figures),
+  /** Nodes whose weights stayed FP32. */
+  keptFp32: optional(TextList),
+  /** Bits per weight, when the precision was chosen per layer (`auto`). */
+  precision: optional(Schema.Record({ key: Schema.String, value: PositiveCount }).annotations({ message: () => "must be an object of bit widths" })),
+  /** The optimizer actor's job that produced the model (its decisions can be audited there). */
+  optimizerJob: optional(Text)
 })
+export type Optimization = typeof Optimization.Type
 
 export const DistributionSource = object({
   type: Text,
@@ -129,8 +143,12 @@ export const AdapterSlots = object({ baseRank: optional(PositiveCount), microRan
 export const Benchmarks = object({
   perplexity: optional(Measure),
   tokensPerSecond: optional(Schema.Record({ key: Schema.String, value: Measure })),
-  memoryUsage: optional(Count)
+  memoryUsage: optional(Count),
+  /** Median milliseconds per inference, by runtime (`onnxruntime-node`), of this model and of its FP32 original. */
+  latencyMs: optional(Figures),
+  baselineLatencyMs: optional(Figures)
 })
+export type Benchmarks = typeof Benchmarks.Type
 
 /** What a LoRA adapter manifest (type "adapter") adds: the model it adapts and how. */
 export const AdapterInfo = object({

@@ -5,7 +5,7 @@
 import { Data, Effect, Either } from "effect"
 import * as path from "node:path"
 import { BlobStore } from "./BlobStore.js"
-import type { ArtifactEntry, ModelManifest } from "./Manifest.js"
+import type { ArtifactEntry, Benchmarks, ModelManifest, Optimization } from "./Manifest.js"
 import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
 import type { ManifestSigner } from "./ManifestSigning.js"
 import { signManifest } from "./ManifestSigning.js"
@@ -26,6 +26,9 @@ export interface PublishRequest {
   readonly id?: string | undefined
   readonly family?: string | undefined
   readonly quantization?: "FP32" | "FP16" | "INT8" | "INT4" | undefined
+  /** How the model was optimized and what that measured (`quantization`, when also given, wins). */
+  readonly optimization?: Optimization | undefined
+  readonly benchmarks?: Benchmarks | undefined
   readonly license: string
   readonly homepage?: string | undefined
   /** A CDN that will serve the files as `<cdn>/<id>/v<version>/<filename>`. */
@@ -65,6 +68,7 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
     }
     const id = request.id ?? idFromName(request.name)
     const expiresAt = new Date(now.getTime() + request.expiresInDays * 86_400_000)
+    const optimization = request.quantization === undefined ? request.optimization : { ...request.optimization, quantization: request.quantization }
     const draft = {
       $schema: MANIFEST_SCHEMA_URL,
       id,
@@ -72,10 +76,11 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       version: request.version,
       type: request.type,
       ...(request.family === undefined ? {} : { family: request.family }),
-      ...(request.quantization === undefined ? {} : { optimization: { quantization: request.quantization } }),
+      ...(optimization === undefined ? {} : { optimization }),
       artifacts,
       ...(request.cdn === undefined ? {} : { distribution: { primary: { type: "http", baseUrl: `${request.cdn.replace(/\/+$/, "")}/${id}/v${request.version}/` } } }),
       license: request.license,
+      ...(request.benchmarks === undefined ? {} : { benchmarks: request.benchmarks }),
       ...(request.homepage === undefined ? {} : { homepage: request.homepage }),
       publishedAt: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
       publishedBy: request.signer.keyId,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { cosineSimilarity, maxAbsoluteError, negativeLogLikelihood, perplexity, top1Agreement } from "../../src/compute/validate/Metrics.js"
+import { cosineSimilarity, maxAbsoluteError, negativeLogLikelihood, nextTokenNegativeLogLikelihood, perplexity, top1Agreement } from "../../src/compute/validate/Metrics.js"
 
 describe("validation metrics", () => {
   it("cosine, max error and top-1 agreement", () => {
@@ -21,5 +21,21 @@ describe("validation metrics", () => {
     confident[vocab + 1] = 30
     expect(perplexity(negativeLogLikelihood(confident, vocab, [5, 1]))).toBeCloseTo(1, 6)
     expect(negativeLogLikelihood(confident, vocab, [5, -1]).count).toBe(1)
+  })
+
+  it("next-token NLL: logits at t score input_ids[t + 1], per batch row, skipping masked next tokens", () => {
+    const vocab = 4
+    // Two rows of three positions; every position confidently predicts token 2.
+    const logits = new Float32Array(2 * 3 * vocab)
+    for (let position = 0; position < 6; position++) logits[position * vocab + 2] = 30
+    const ids = [7, 2, 2, 7, 2, 2]
+    const all = nextTokenNegativeLogLikelihood(logits, [2, 3, vocab], ids)
+    // Two scored positions per row (the last position has no next token), all right.
+    expect(all.count).toBe(4)
+    expect(perplexity(all)).toBeCloseTo(1, 6)
+    // Padding: the second row's last token is masked out, so only one of its positions counts.
+    expect(nextTokenNegativeLogLikelihood(logits, [2, 3, vocab], ids, [1, 1, 1, 1, 1, 0]).count).toBe(3)
+    // A wrong next token costs about 30 nats.
+    expect(nextTokenNegativeLogLikelihood(logits, [1, 3, vocab], [0, 1, 2]).total).toBeCloseTo(30, 3)
   })
 })

@@ -496,6 +496,22 @@ describe("external data", () => {
     })
   )
 
+  it.effect("a model past the memory limit is refused before loading, with its size and the limit", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("onnx-external-")
+      const target = path.join(dir, "tiny.onnx")
+      yield* writeModelFile(target, tinyModel().model, { forceExternal: true, externalDataThreshold: 16 })
+      const fileBytes = fs.statSync(target).size
+      const total = fileBytes + fs.statSync(externalDataPathFor(target)).size
+      // The side file is what tips it over: counted from its size, never read.
+      const error = yield* Effect.flip(readModelFile(target, { maxBytes: total - 1, limitDescription: "40% of this machine's memory" }))
+      expect(error.kind).toBe("TooLarge")
+      expect(error.message).toBe(`${target}: the model and its external data take ${(total / 2 ** 30).toFixed(2)} GiB, more than fits in memory here (${((total - 1) / 2 ** 30).toFixed(2)} GiB: 40% of this machine's memory)`)
+      expect((yield* Effect.flip(readModelFile(target, { maxBytes: fileBytes - 1 }))).kind).toBe("TooLarge")
+      expect((yield* readModelFile(target, { maxBytes: total })).graph.initializers.length).toBeGreaterThan(0)
+    })
+  )
+
   it.effect("a missing side file is a one-line error naming the model", () =>
     Effect.gen(function* () {
       const dir = tempDir("onnx-external-")

@@ -1,7 +1,8 @@
 /**
- * The optimization pipeline on the reference encoder and the real PP-OCRv4 recognizer: every mode
- * produces a model both onnxruntime-node and onnxruntime-web load and run, close to FP32; the
- * automatic mode fits its budget; a model below the quality bar is refused; garbage is one line.
+ * The optimization pipeline on the reference encoder and language model: every mode produces a model
+ * both onnxruntime-node and onnxruntime-web load and run, close to FP32; the automatic mode fits its
+ * budget; the LM's report carries held-out perplexity; a task metric is reported beside its FP32
+ * baseline; a model below the quality bar is refused; garbage is one line.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -11,7 +12,10 @@ import { readModel } from "../../src/compute/onnx/OnnxModel.js"
 import { textFeeds } from "../../src/compute/optimize/Feeds.js"
 import type { Quantization } from "../../src/compute/optimize/Optimize.js"
 import { optimize } from "../../src/compute/optimize/Optimize.js"
+import type { Feeds } from "../../src/compute/optimize/Runner.js"
+import { createSession, run } from "../../src/compute/optimize/Runner.js"
 import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
+import { negativeLogLikelihood, perplexity } from "../../src/compute/validate/Metrics.js"
 
 const dir = "models/reference/tiny-encoder"
 const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
@@ -69,6 +73,48 @@ describe("optimize", () => {
     const result = await optimize(bytes, { quantization: "none", heldOut, pruning: { method: "magnitude", sparsity: 0.3 } })
     expect(result.report.cosine).toBeGreaterThan(0.9)
     expect(await runsInWeb(result.bytes)).toBeGreaterThan(0)
+  }, 60_000)
+
+  it("a causal LM's report has held-out perplexity of both models; a perplexity bar is a maximum", async () => {
+    const lmDir = "models/reference/tiny-lm"
+    const lmBytes = new Uint8Array(fs.readFileSync(`${lmDir}/model.onnx`))
+    const lmModel = readModel(lmBytes)
+    const lmTokenizer = await Effect.runPromise(Tokenizer.fromFile(`${lmDir}/tokenizer.json`))
+    const texts = ["Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about.", "The whale rose out of the sea, and the men in the boats cried out."]
+    const lmHeldOut = texts.map((text) => textFeeds(lmModel, lmTokenizer, text, 64))
+    // Computed here as the optimize bench does it: logits at t score input_ids[t + 1].
+    const heldOutPerplexity = async (model: Uint8Array, feeds: ReadonlyArray<Feeds>) => {
+      const session = await createSession(model)
+      const nll = { total: 0, count: 0 }
+      for (const feed of feeds) {
+        const logits = (await run(session, feed))["logits"]!
+        const ids = Array.from(feed["input_ids"]!.data as BigInt64Array, Number)
+        const one = negativeLogLikelihood(logits.data, logits.dims[2]!, [...ids.slice(1), -1])
+        nll.total += one.total
+        nll.count += one.count
+      }
+      await session.release()
+      return perplexity(nll)
+    }
+    const result = await optimize(lmBytes, { quantization: "INT8", heldOut: lmHeldOut, qualityBar: { cosine: 0.99, perplexityDelta: 100, maxPerplexityDelta: -1 } })
+    const { baselinePerplexity, perplexity: optimized, perplexityDelta } = result.report
+    expect(baselinePerplexity).toBeCloseTo(await heldOutPerplexity(lmBytes, lmHeldOut), 6)
+    expect(optimized).toBeCloseTo(await heldOutPerplexity(result.bytes, lmHeldOut), 6)
+    expect(baselinePerplexity).toBeGreaterThan(1)
+    expect(perplexityDelta).toBeCloseTo(optimized! - baselinePerplexity!, 9)
+    // perplexityDelta: 100 is a maximum the result meets; maxPerplexityDelta: -1 asks for a drop it cannot give.
+    expect(result.refused).toEqual([`perplexityDelta ${perplexityDelta!.toFixed(4)} > -1`])
+  }, 60_000)
+
+  it("evaluate: a task metric on both models, with baseline and delta, bounded like any figure", async () => {
+    const evaluate = async (model: Uint8Array) => ({ kilobytes: model.length / 1000 })
+    const result = await optimize(bytes, { quantization: "FP16", heldOut, evaluate, qualityBar: { kilobytesDelta: -1e9, maxKilobytes: 1000 } })
+    expect(result.report.perplexity).toBeUndefined()
+    expect(result.report["baselineKilobytes"]).toBe(bytes.length / 1000)
+    expect(result.report["kilobytes"]).toBe(result.bytes.length / 1000)
+    expect(result.report["kilobytesDelta"]).toBeCloseTo((result.bytes.length - bytes.length) / 1000, 9)
+    expect(result.refused).toEqual([`kilobytes ${(result.bytes.length / 1000).toFixed(4)} > 1000`])
+    await expect(optimize(bytes, { quantization: "FP16", heldOut, evaluate: async () => ({ cosine: 1 }) })).rejects.toThrow(/^evaluate returned "cosine", a figure the report already has/)
   }, 60_000)
 
   it("garbage and truncated files are one clear line", async () => {

@@ -99,13 +99,45 @@ export const loadExternalData = Effect.fn("ExternalData.loadExternalData")(funct
   })
 })
 
+export interface ReadModelFileOptions {
+  /**
+   * Refuse (OnnxError TooLarge) a model whose file and external data files together pass this many
+   * bytes, before reading what would not fit: the model file is measured first, its side files next.
+   */
+  readonly maxBytes?: number
+  /** The limit as the error states it, e.g. "40% of this machine's 8 GiB of memory". */
+  readonly limitDescription?: string
+}
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`
+
+const fileSize = (file: string) => Effect.tryPromise({ try: async () => (await fs.stat(file)).size, catch: (error) => fileError(file, error) })
+
 /** Reads a model file and the external data it names (relative to the model's directory). */
-export const readModelFile = Effect.fn("ExternalData.readModelFile")(function* (modelFile: string) {
+export const readModelFile = Effect.fn("ExternalData.readModelFile")(function* (modelFile: string, options: ReadModelFileOptions = {}) {
+  const { maxBytes } = options
+  const tooLarge = (size: number) =>
+    new OnnxError({
+      kind: "TooLarge",
+      file: modelFile,
+      reason: `the model and its external data take ${gib(size)}, more than fits in memory here (${gib(maxBytes!)}${options.limitDescription === undefined ? "" : `: ${options.limitDescription}`})`
+    })
+  const fileBytes = maxBytes === undefined ? 0 : yield* fileSize(modelFile)
+  if (maxBytes !== undefined && fileBytes > maxBytes) return yield* tooLarge(fileBytes)
   const bytes = yield* Effect.tryPromise({ try: () => fs.readFile(modelFile), catch: (error) => fileError(modelFile, error) })
   const model = yield* Effect.try({
     try: () => readModel(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
     catch: (error) => (error instanceof OnnxError ? new OnnxError({ kind: error.kind, reason: error.reason, file: modelFile }) : fileError(modelFile, error))
   })
+  if (maxBytes !== undefined) {
+    const locations = yield* Effect.try({
+      try: () => new Set(allTensors(model).filter(({ tensor }) => isExternal(tensor)).map(({ tensor }) => externalRef(tensor, modelFile).location)),
+      catch: (error) => error as OnnxError
+    })
+    let total = fileBytes
+    for (const location of locations) total += yield* fileSize(path.join(path.dirname(modelFile), location))
+    if (total > maxBytes) return yield* tooLarge(total)
+  }
   return yield* loadExternalData(model, modelFile)
 })
 

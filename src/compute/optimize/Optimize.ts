@@ -1,7 +1,8 @@
 /**
  * The optimization pipeline: prune, quantize (INT8, dynamic INT8, INT4 round-to-nearest, GPTQ, AWQ,
  * FP16, or an automatic per-layer choice under a size budget), then validate the result against the
- * FP32 model on held-out inputs in ONNX Runtime, and refuse it when it misses the quality bar.
+ * FP32 model on held-out inputs in ONNX Runtime (output agreement, latency, a language model's
+ * perplexity, the caller's task metric), and refuse it when it misses the quality bar.
  */
 import { Data } from "effect"
 import type { OnnxModel } from "../onnx/OnnxModel.js"
@@ -16,8 +17,10 @@ import type { Int4Blocks } from "../quantize/Int4.js"
 import { pruneBlocks, pruneMagnitude } from "../quantize/Prune.js"
 import type { RewriteReport, WeightFormat } from "../quantize/Rewrite.js"
 import { rewriteWeights, weightSites } from "../quantize/Rewrite.js"
-import { compareOutputs } from "../validate/Metrics.js"
-import type { Feeds } from "./Runner.js"
+import { compareOutputs, nextTokenNegativeLogLikelihood, perplexity } from "../validate/Metrics.js"
+import { modelInputs } from "./Feeds.js"
+import { qualityBarMisses } from "./QualityBar.js"
+import type { Feeds, Outputs } from "./Runner.js"
 import { captureActivations, createSession, latencyMs, run } from "./Runner.js"
 
 export type Quantization = "INT8" | "INT8_DYNAMIC" | "INT4" | "GPTQ" | "AWQ" | "FP16" | "auto" | "none"
@@ -32,7 +35,15 @@ export interface OptimizeOptions {
   readonly heldOut: ReadonlyArray<Feeds>
   /** `auto`: the bytes the weights may take. Default: a quarter of the FP32 weights. */
   readonly sizeBudgetBytes?: number
-  /** Minimum figures, e.g. `{ cosine: 0.99 }`; a result below any of them is refused. */
+  /**
+   * A task metric (e.g. OCR character accuracy), run on the FP32 and on the optimized model: each
+   * figure `<name>` is reported with `baseline<Name>` and `<name>Delta` (optimized minus FP32).
+   */
+  readonly evaluate?: (model: Uint8Array) => Promise<Record<string, number>>
+  /**
+   * Bounds on reported figures, e.g. `{ cosine: 0.99, maxPerplexityDelta: 0.5 }`; a result that misses
+   * any is refused. Each figure is bounded in its own direction (see QualityBar.boundOf).
+   */
   readonly qualityBar?: Readonly<Record<string, number>>
   readonly onProgress?: (step: string, done: number, total: number) => void
 }
@@ -50,6 +61,10 @@ export interface QualityReport {
   readonly maxError: number
   readonly top1: number
   readonly quantizationSeconds: number
+  /** A causal language model's held-out perplexity (next-token), optimized and FP32, and their difference. */
+  readonly perplexity?: number
+  readonly baselinePerplexity?: number
+  readonly perplexityDelta?: number
 }
 
 export interface OptimizeResult {
@@ -117,14 +132,45 @@ const calibratedBlocks = async (model: OnnxModel, method: "GPTQ" | "AWQ", option
   return { blocks, inputScales }
 }
 
-/** Worst-case agreement of two models' outputs over the held-out inputs. */
-const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: ReadonlyArray<Feeds>) => {
+/** A causal language model: fed token ids, it returns next-token logits [batch, seq, vocab]. */
+export const isCausalLanguageModel = (model: OnnxModel): boolean =>
+  modelInputs(model).some((input) => input.name === "input_ids") &&
+  model.graph.outputs.some((output) => output.name === "logits" && output.type?.tensorType?.shape?.length === 3)
+
+/** Next-token NLL of `logits` on the feeds' own `input_ids` (undefined when the outputs have no 3-D logits). */
+const nextTokenNll = (outputs: Outputs, feeds: Feeds) => {
+  const logits = outputs["logits"]
+  const ids = feeds["input_ids"]
+  if (logits === undefined || ids === undefined || logits.dims.length !== 3) return undefined
+  const mask = feeds["attention_mask"]
+  // A mask longer than the ids also covers a past (KV cache); only one as long lines up with the logits.
+  const aligned = mask !== undefined && mask.data.length === ids.data.length ? Array.from(mask.data as ArrayLike<number | bigint>, Number) : undefined
+  return nextTokenNegativeLogLikelihood(logits.data, logits.dims, Array.from(ids.data as ArrayLike<number | bigint>, Number), aligned)
+}
+
+interface AgreementOptions {
+  /** Also measure both models' next-token perplexity on the inputs. */
+  readonly languageModel?: boolean
+  readonly onProgress?: OptimizeOptions["onProgress"]
+}
+
+/** Worst-case agreement of two models' outputs over the held-out inputs, and their latency. */
+const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: ReadonlyArray<Feeds>, options: AgreementOptions = {}) => {
   const [left, right] = await Promise.all([createSession(reference), createSession(candidate)])
   let cosine = 1
   let maxError = 0
   let top1 = 1
-  for (const feeds of heldOut) {
+  const nll = { reference: { total: 0, count: 0 }, candidate: { total: 0, count: 0 } }
+  for (const [index, feeds] of heldOut.entries()) {
+    options.onProgress?.("validate", index, heldOut.length)
     const [expected, actual] = await Promise.all([run(left, feeds), run(right, feeds)])
+    if (options.languageModel === true) {
+      for (const [side, outputs] of [["reference", expected], ["candidate", actual]] as const) {
+        const measured = nextTokenNll(outputs, feeds)
+        nll[side].total += measured?.total ?? 0
+        nll[side].count += measured?.count ?? 0
+      }
+    }
     for (const [name, output] of Object.entries(expected)) {
       const other = actual[name]
       if (other === undefined) continue
@@ -137,7 +183,32 @@ const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: 
   }
   const latency = heldOut[0] === undefined ? [0, 0] : [await latencyMs(left, heldOut[0]), await latencyMs(right, heldOut[0])]
   await Promise.all([left.release(), right.release()])
-  return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]! }
+  options.onProgress?.("validate", heldOut.length, heldOut.length)
+  const perplexities = nll.reference.count === 0
+    ? {}
+    : { baselinePerplexity: perplexity(nll.reference), perplexity: perplexity(nll.candidate), perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference) }
+  return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]!, ...perplexities }
+}
+
+const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
+
+/** The caller's task metric on the FP32 and the optimized model, as `<name>`, `baseline<Name>`, `<name>Delta`. */
+const taskFigures = async (evaluate: NonNullable<OptimizeOptions["evaluate"]>, original: Uint8Array, optimized: Uint8Array, options: OptimizeOptions) => {
+  const measure = async (model: Uint8Array, step: number) => {
+    options.onProgress?.("evaluate", step, 2)
+    try {
+      return await evaluate(model)
+    } catch (error) {
+      throw new OptimizeError({ reason: `evaluate: ${error instanceof Error ? error.message : String(error)}` })
+    }
+  }
+  const baseline = await measure(original, 0)
+  const measured = await measure(optimized, 1)
+  options.onProgress?.("evaluate", 2, 2)
+  return Object.fromEntries(Object.entries(measured).flatMap(([name, value]) => {
+    const before = baseline[name]
+    return before === undefined ? [[name, value]] : [[name, value], [`baseline${capitalize(name)}`, before], [`${name}Delta`, value - before]]
+  }))
 }
 
 const formatFor = (quantization: Quantization): WeightFormat =>
@@ -172,7 +243,11 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     throw new OptimizeError({ reason: error instanceof Error ? error.message : String(error) })
   }
   if (options.heldOut.length === 0) throw new OptimizeError({ reason: "no held-out inputs to validate the optimized model on" })
-  if (options.pruning !== undefined) model = prune(model, options.pruning)
+  if (options.pruning !== undefined) {
+    options.onProgress?.("prune", 0, 1)
+    model = prune(model, options.pruning)
+    options.onProgress?.("prune", 1, 1)
+  }
   const pruned = writeModel(model)
   let sensitivities: Array<LayerSensitivity> | undefined
   let assignment: OptimizeResult["assignment"]
@@ -192,6 +267,7 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     assignment = { bits: chosen.bits, estimatedBytes: chosen.bytes, budgetBytes: budget, estimatedDamage: chosen.damage }
     formats = Object.fromEntries(Object.entries(chosen.bits).map(([weight, bits]) => [weight, widthFormat(bits)]))
   }
+  options.onProgress?.("quantize", 0, 1)
   const { model: rewritten, report: rewrite } = rewriteWeights(model, {
     defaultFormat: formatFor(options.quantization),
     blockSize: options.blockSize ?? 32,
@@ -200,11 +276,10 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     ...(inputScales === undefined ? {} : { inputScales })
   })
   const bytes = writeModel(rewritten)
+  options.onProgress?.("quantize", 1, 1)
   const quantizationSeconds = (performance.now() - started) / 1000
-  options.onProgress?.("validate", 0, 1)
-  const quality = await agreement(original, bytes, options.heldOut)
-  options.onProgress?.("validate", 1, 1)
-  const report: QualityReport = {
+  const quality = await agreement(original, bytes, options.heldOut, { languageModel: isCausalLanguageModel(model), ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) })
+  const measured: QualityReport = {
     originalBytes: original.length,
     optimizedBytes: bytes.length,
     sizeRatio: bytes.length / original.length,
@@ -212,13 +287,11 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     latencyRatio: quality.baselineLatencyMs === 0 ? 1 : quality.latencyMs / quality.baselineLatencyMs,
     quantizationSeconds
   }
-  const refused = Object.entries(options.qualityBar ?? {}).flatMap(([figure, minimum]) => {
-    const value = report[figure]
-    if (value === undefined) return [`${figure}: not measured`]
-    // maxError is the one figure where lower is better.
-    const ok = figure === "maxError" ? value <= minimum : value >= minimum
-    return ok ? [] : [`${figure} ${value.toFixed(4)} ${figure === "maxError" ? ">" : "<"} ${minimum}`]
-  })
+  const task = options.evaluate === undefined ? {} : await taskFigures(options.evaluate, original, bytes, options)
+  const clash = Object.keys(task).find((figure) => measured[figure] !== undefined)
+  if (clash !== undefined) throw new OptimizeError({ reason: `evaluate returned "${clash}", a figure the report already has: rename it` })
+  const report: QualityReport = { ...measured, ...task }
+  const refused = qualityBarMisses(report, options.qualityBar ?? {})
   return {
     bytes, report, rewrite,
     ...(sensitivities === undefined ? {} : { sensitivities }),

@@ -65,6 +65,31 @@ export const negativeLogLikelihood = (logits: ArrayLike<number>, vocab: number, 
   return { total, count }
 }
 
+/**
+ * Next-token NLL of a causal language model's logits [batch, seq, vocab]: the logits at position t
+ * predict input_ids[t + 1] (ids [batch, seq]); a position whose next token is masked out is skipped.
+ */
+export const nextTokenNegativeLogLikelihood = (
+  logits: Float32Array,
+  dims: ReadonlyArray<number>,
+  inputIds: ArrayLike<number>,
+  attentionMask?: ArrayLike<number>
+): { total: number; count: number } => {
+  const [batch = 1, sequence = 0, vocab = 1] = dims
+  let total = 0
+  let count = 0
+  for (let row = 0; row < batch; row++) {
+    const targets = Array.from({ length: sequence }, (_, t) => {
+      const next = row * sequence + t + 1
+      return t + 1 < sequence && (attentionMask === undefined || attentionMask[next] !== 0) ? inputIds[next]! : -1
+    })
+    const nll = negativeLogLikelihood(logits.subarray(row * sequence * vocab, (row + 1) * sequence * vocab), vocab, targets)
+    total += nll.total
+    count += nll.count
+  }
+  return { total, count }
+}
+
 export const perplexity = (nll: { total: number; count: number }) => Math.exp(nll.total / Math.max(1, nll.count))
 
 export interface OutputComparison {
