@@ -161,7 +161,7 @@ export const optimizeCommand = Command.make(
     calibration: Options.file("calibration-data", { exists: "yes" }).pipe(Options.withDescription("JSONL of {\"text\": ...} (with the model's tokenizer.json) or a .npy of input samples"), Options.optional),
     pruning: Options.choice("pruning", ["magnitude", "block"]).pipe(Options.optional),
     sparsity: Options.float("sparsity").pipe(Options.withDefault(0.3)),
-    sizeBudget: Options.text("size-budget").pipe(Options.withDescription("auto: bytes the weights may take, e.g. 2MB"), Options.optional),
+    sizeBudget: Options.text("size-budget").pipe(Options.withDescription("auto: the size the optimized file may take, e.g. 2MB"), Options.optional),
     minCosine: Options.float("min-cosine").pipe(Options.withDescription("refuse a result whose output cosine vs FP32 is lower"), Options.optional),
     maxPerplexityDelta: Options.float("max-perplexity-delta").pipe(Options.withDescription("language models: refuse a result whose held-out perplexity rises more than this over FP32"), Options.optional),
     target: Options.choice("target", ["browser", "node"]).pipe(Options.withDefault("node" as const)),

@@ -9,7 +9,7 @@ import type { OnnxModel } from "../onnx/OnnxModel.js"
 import { readModel, writeModel } from "../onnx/OnnxModel.js"
 import { promoteConstants } from "../onnx/Graph.js"
 import { float32Tensor, tensorToFloat32 } from "../onnx/Tensors.js"
-import type { Bits, LayerSensitivity } from "../quantize/AutoPrecision.js"
+import type { Bits, LayerSensitivity, PrecisionAssignment } from "../quantize/AutoPrecision.js"
 import { assignPrecision, layerBytes } from "../quantize/AutoPrecision.js"
 import { hessianOf, quantizeInt4Gptq } from "../quantize/Gptq.js"
 import { quantizeInt4Awq } from "../quantize/Awq.js"
@@ -33,7 +33,7 @@ export interface OptimizeOptions {
   readonly calibration?: ReadonlyArray<Feeds>
   /** Inputs the report compares FP32 and optimized outputs on (never the calibration ones). */
   readonly heldOut: ReadonlyArray<Feeds>
-  /** `auto`: the bytes the weights may take. Default: a quarter of the FP32 weights. */
+  /** `auto`: the bytes the optimized model file may take. Default: a quarter of the original file. */
   readonly sizeBudgetBytes?: number
   /**
    * A task metric (e.g. OCR character accuracy), run on the FP32 and on the optimized model: each
@@ -216,22 +216,61 @@ const formatFor = (quantization: Quantization): WeightFormat =>
 
 const widthFormat = (bits: Bits): WeightFormat => (bits === 4 ? "INT4" : bits === 8 ? "INT8" : bits === 16 ? "FP16" : "FP32")
 
-/** Damage of quantizing one weight at a time to 4 and 8 bits: 1 - worst output cosine on held-out inputs. */
-const measureSensitivities = async (model: OnnxModel, original: Uint8Array, options: OptimizeOptions): Promise<Array<LayerSensitivity>> => {
+/**
+ * Damage of quantizing one weight at a time to 4, 8 and 16 bits: 1 - worst output cosine on held-out
+ * inputs. A weight's 4-bit version is the one the final model would get (its GPTQ blocks when given).
+ */
+const measureSensitivities = async (
+  model: OnnxModel,
+  original: Uint8Array,
+  options: OptimizeOptions,
+  int4Blocks: ReadonlyMap<string, Int4Blocks> | undefined
+): Promise<Array<LayerSensitivity>> => {
   const sites = weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
   const probe = (options.calibration ?? options.heldOut).slice(0, 4)
   const layers: Array<LayerSensitivity> = []
   for (const [index, site] of sites.entries()) {
     options.onProgress?.("sensitivity", index, sites.length)
+    const parameters = site.dims.reduce((a, b) => a * b, 1)
     const damage: Partial<Record<Bits, number>> = {}
-    for (const bits of [4, 8] as const) {
-      const { model: single } = rewriteWeights(model, { defaultFormat: "FP32", formats: { [site.weight]: widthFormat(bits) }, blockSize: options.blockSize ?? 32 })
-      damage[bits] = Math.max(0, 1 - (await agreement(original, writeModel(single), probe)).cosine)
+    // The file with only this layer changed, against the original, says exactly what the layer costs.
+    const bytes: Partial<Record<Bits, number>> = { 32: layerBytes(parameters, 32) }
+    for (const bits of [4, 8, 16] as const) {
+      const { model: single } = rewriteWeights(model, {
+        defaultFormat: "FP32", formats: { [site.weight]: widthFormat(bits) }, blockSize: options.blockSize ?? 32, ...(int4Blocks === undefined ? {} : { int4Blocks })
+      })
+      const written = writeModel(single)
+      damage[bits] = Math.max(0, 1 - (await agreement(original, written, probe)).cosine)
+      bytes[bits] = written.length - original.length + layerBytes(parameters, 32)
     }
-    layers.push({ layer: site.weight, parameters: site.dims.reduce((a, b) => a * b, 1), damage })
+    layers.push({ layer: site.weight, parameters, damage, bytes })
   }
   options.onProgress?.("sensitivity", sites.length, sites.length)
   return layers
+}
+
+/**
+ * `auto`: bits per layer so the written file fits `budget` bytes. The weights get what the rest of the
+ * file leaves; the layers' measured sizes add up to within a few bytes of the written file, and an
+ * overshoot is taken off the weights' share and the choice made again (at most three times).
+ */
+const fitToBudget = (
+  sensitivities: ReadonlyArray<LayerSensitivity>,
+  budget: number,
+  fileBytes: number,
+  rewrite: (formats: Record<string, WeightFormat>) => Uint8Array
+) => {
+  const fp32Weights = sensitivities.reduce((sum, layer) => sum + (layer.bytes?.[32] ?? layerBytes(layer.parameters, 32)), 0)
+  let weightBudget = budget - (fileBytes - fp32Weights)
+  let attempt: { chosen: PrecisionAssignment; bytes: Uint8Array; formats: Record<string, WeightFormat> } | undefined
+  for (let round = 0; round < 3; round++) {
+    const chosen = assignPrecision(sensitivities, weightBudget)
+    const formats = Object.fromEntries(Object.entries(chosen.bits).map(([weight, bits]) => [weight, widthFormat(bits)]))
+    attempt = { chosen, formats, bytes: rewrite(formats) }
+    if (attempt.bytes.length <= budget || !chosen.fits) break
+    weightBudget -= attempt.bytes.length - budget
+  }
+  return attempt!
 }
 
 export const optimize = async (original: Uint8Array, options: OptimizeOptions): Promise<OptimizeResult> => {
@@ -251,31 +290,46 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   const pruned = writeModel(model)
   let sensitivities: Array<LayerSensitivity> | undefined
   let assignment: OptimizeResult["assignment"]
-  let formats: Record<string, WeightFormat> | undefined
   let int4Blocks: Map<string, Int4Blocks> | undefined
   let inputScales: Map<string, Float32Array> | undefined
-  if (options.quantization === "GPTQ" || options.quantization === "AWQ") {
-    const calibrated = await calibratedBlocks(model, options.quantization, options)
+  const rewriteWith = (formats: Record<string, WeightFormat> | undefined) =>
+    rewriteWeights(model, {
+      defaultFormat: formatFor(options.quantization),
+      blockSize: options.blockSize ?? 32,
+      ...(formats === undefined ? {} : { formats }),
+      ...(int4Blocks === undefined ? {} : { int4Blocks }),
+      ...(inputScales === undefined ? {} : { inputScales })
+    })
+  // auto quantizes its 4-bit layers with GPTQ when it has calibration data to do so.
+  const calibratedMethod = options.quantization === "auto" ? ((options.calibration ?? []).length > 0 ? "GPTQ" : undefined) : options.quantization
+  if (calibratedMethod === "GPTQ" || calibratedMethod === "AWQ") {
+    const calibrated = await calibratedBlocks(model, calibratedMethod, options)
     int4Blocks = calibrated.blocks
     inputScales = calibrated.inputScales
   }
+  let bytes: Uint8Array
+  let rewrite: RewriteReport
+  const budgetMisses: Array<string> = []
   if (options.quantization === "auto") {
-    sensitivities = await measureSensitivities(model, pruned, options)
-    const fp32Bytes = sensitivities.reduce((sum, layer) => sum + layerBytes(layer.parameters, 32), 0)
-    const budget = options.sizeBudgetBytes ?? Math.floor(fp32Bytes / 4)
-    const chosen = assignPrecision(sensitivities, budget)
-    assignment = { bits: chosen.bits, estimatedBytes: chosen.bytes, budgetBytes: budget, estimatedDamage: chosen.damage }
-    formats = Object.fromEntries(Object.entries(chosen.bits).map(([weight, bits]) => [weight, widthFormat(bits)]))
+    sensitivities = await measureSensitivities(model, pruned, options, int4Blocks)
+    const budget = options.sizeBudgetBytes ?? Math.floor(original.length / 4)
+    options.onProgress?.("quantize", 0, 1)
+    let lastReport: RewriteReport | undefined
+    const fitted = fitToBudget(sensitivities, budget, pruned.length, (formats) => {
+      const { model: rewritten, report } = rewriteWith(formats)
+      lastReport = report
+      return writeModel(rewritten)
+    })
+    bytes = fitted.bytes
+    rewrite = lastReport!
+    assignment = { bits: fitted.chosen.bits, estimatedBytes: fitted.chosen.bytes, budgetBytes: budget, estimatedDamage: fitted.chosen.damage }
+    if (bytes.length > budget) budgetMisses.push(`size ${bytes.length} bytes > budget ${budget} bytes (every layer at its narrowest width)`)
+  } else {
+    options.onProgress?.("quantize", 0, 1)
+    const rewritten = rewriteWith(undefined)
+    bytes = writeModel(rewritten.model)
+    rewrite = rewritten.report
   }
-  options.onProgress?.("quantize", 0, 1)
-  const { model: rewritten, report: rewrite } = rewriteWeights(model, {
-    defaultFormat: formatFor(options.quantization),
-    blockSize: options.blockSize ?? 32,
-    ...(formats === undefined ? {} : { formats }),
-    ...(int4Blocks === undefined ? {} : { int4Blocks }),
-    ...(inputScales === undefined ? {} : { inputScales })
-  })
-  const bytes = writeModel(rewritten)
   options.onProgress?.("quantize", 1, 1)
   const quantizationSeconds = (performance.now() - started) / 1000
   const quality = await agreement(original, bytes, options.heldOut, { languageModel: isCausalLanguageModel(model), ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) })
@@ -291,7 +345,7 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   const clash = Object.keys(task).find((figure) => measured[figure] !== undefined)
   if (clash !== undefined) throw new OptimizeError({ reason: `evaluate returned "${clash}", a figure the report already has: rename it` })
   const report: QualityReport = { ...measured, ...task }
-  const refused = qualityBarMisses(report, options.qualityBar ?? {})
+  const refused = [...budgetMisses, ...qualityBarMisses(report, options.qualityBar ?? {})]
   return {
     bytes, report, rewrite,
     ...(sensitivities === undefined ? {} : { sensitivities }),

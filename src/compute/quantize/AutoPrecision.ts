@@ -15,6 +15,8 @@ export interface LayerSensitivity {
    * 32 bits is the reference and costs nothing. Widths absent here are not available for the layer.
    */
   readonly damage: Partial<Record<Bits, number>>
+  /** Bytes the layer takes in the written file at each width, when measured; else `layerBytes` estimates them. */
+  readonly bytes?: Partial<Record<Bits, number>>
 }
 
 export interface PrecisionAssignment {
@@ -45,7 +47,7 @@ const WIDTHS: ReadonlyArray<Bits> = [4, 8, 16, 32]
 const optionsOf = (layer: LayerSensitivity) =>
   WIDTHS.filter((bits) => bits === 32 || layer.damage[bits] !== undefined).map((bits) => ({
     bits,
-    bytes: layerBytes(layer.parameters, bits),
+    bytes: layer.bytes?.[bits] ?? layerBytes(layer.parameters, bits),
     damage: bits === 32 ? 0 : layer.damage[bits]!
   }))
 
