@@ -105,7 +105,7 @@ const describe = (result: OptimizeResult, file: string) => {
     ...(report.perplexity === undefined || report.baselinePerplexity === undefined || report.perplexityDelta === undefined
       ? []
       : [`  held-out perplexity ${report.perplexity.toFixed(3)} (FP32 ${report.baselinePerplexity.toFixed(3)}, ${signed(report.perplexityDelta, 4)})`]),
-    `  latency ${report.latencyMs.toFixed(2)} ms (FP32 ${report.baselineLatencyMs.toFixed(2)} ms, ${report.latencyRatio.toFixed(2)}x); took ${report.quantizationSeconds.toFixed(1)} s`,
+    `  latency in ${result.runtime} ${report.latencyMs.toFixed(2)} ms (FP32 ${report.baselineLatencyMs.toFixed(2)} ms, ${report.latencyRatio.toFixed(2)}x); took ${report.quantizationSeconds.toFixed(1)} s`,
     `  quantized ${result.rewrite.quantized.length} weight(s); kept FP32: ${result.rewrite.keptFp32.length === 0 ? "none" : result.rewrite.keptFp32.map((k) => `${k.node} (${k.reason})`).join(", ")}`,
     ...(result.assignment === undefined ? [] : [`  precision per layer (budget ${formatBytes(result.assignment.budgetBytes)}, estimated ${formatBytes(result.assignment.estimatedBytes)}): ` +
       Object.entries(result.assignment.bits).map(([layer, bits]) => `${layer}=${bits}`).join(" ")])
@@ -122,7 +122,7 @@ const record = (data: Option.Option<string>, jobId: string, modelBytes: Uint8Arr
       const sha256 = crypto.createHash("sha256").update(modelBytes).digest("hex")
       yield* optimizer.request(jobId, { model: { sha256, size: modelBytes.length }, quantization: quantization === "none" ? "FP16" : quantization, blockSize })
       if (result.sensitivities !== undefined && result.assignment !== undefined) {
-        yield* optimizer.recordSensitivities(jobId, "1 - output cosine", result.sensitivities.map((layer) => ({ ...layer, damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0])) })))
+        yield* optimizer.recordSensitivities(jobId, result.sensitivityMetric ?? "1 - output cosine", result.sensitivities.map((layer) => ({ ...layer, damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0])) })))
         yield* optimizer.assignPrecision(jobId, result.assignment)
       }
       const report = Object.fromEntries(Object.entries(result.report).filter(([, value]) => Number.isFinite(value)))
@@ -164,7 +164,10 @@ export const optimizeCommand = Command.make(
     sizeBudget: Options.text("size-budget").pipe(Options.withDescription("auto: the size the optimized file may take, e.g. 2MB"), Options.optional),
     minCosine: Options.float("min-cosine").pipe(Options.withDescription("refuse a result whose output cosine vs FP32 is lower"), Options.optional),
     maxPerplexityDelta: Options.float("max-perplexity-delta").pipe(Options.withDescription("language models: refuse a result whose held-out perplexity rises more than this over FP32"), Options.optional),
-    target: Options.choice("target", ["browser", "node"]).pipe(Options.withDefault("node" as const)),
+    target: Options.choice("target", ["browser", "node"]).pipe(
+      Options.withDescription("where the model will run: the report validates and times it in onnxruntime-web (browser) or onnxruntime-node"),
+      Options.withDefault("node" as const)
+    ),
     output: Options.file("output").pipe(Options.optional),
     publish: Options.boolean("publish").pipe(Options.withDescription("sign the result and register it with a registry node, as `publish` does (needs --version)")),
     name: Options.text("name").pipe(Options.withDescription("--publish: model name (default: the source's file or folder name plus the mode, e.g. tiny-lm-int8)"), Options.optional),
@@ -217,7 +220,8 @@ export const optimizeCommand = Command.make(
               heldOut,
               ...(Option.isSome(budget) ? { sizeBudgetBytes: budget.value } : {}),
               ...(Object.keys(qualityBar).length === 0 ? {} : { qualityBar }),
-              onProgress: progress.update
+              onProgress: progress.update,
+              runtime: args.target === "browser" ? "onnxruntime-web" : "onnxruntime-node"
             }),
           catch: (error) => fail(error instanceof Error ? error.message : String(error))
         }).pipe(Effect.ensuring(Effect.sync(progress.done)))

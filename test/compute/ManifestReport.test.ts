@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { latencyRuntime, manifestReport } from "../../src/compute/optimize/ManifestReport.js"
+import { manifestReport } from "../../src/compute/optimize/ManifestReport.js"
 import type { OptimizeResult } from "../../src/compute/optimize/Optimize.js"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { parseManifest } from "../../src/content/Manifest.js"
@@ -15,8 +15,11 @@ import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { buildManifest } from "../../src/content/Publish.js"
 import { tempDir } from "../support/TempDir.js"
 
+const latencyRuntime = "onnxruntime-web"
+
 const autoResult: OptimizeResult = {
   bytes: new Uint8Array(0),
+  runtime: latencyRuntime,
   report: {
     originalBytes: 9_726_575, optimizedBytes: 2_552_160, sizeRatio: 0.2624, latencyMs: 4.8, baselineLatencyMs: 3.2, latencyRatio: 1.5,
     cosine: 0.9999, maxError: Number.POSITIVE_INFINITY, top1: 0.9, quantizationSeconds: 0.2,

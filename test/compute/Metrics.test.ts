@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { cosineSimilarity, maxAbsoluteError, negativeLogLikelihood, nextTokenNegativeLogLikelihood, perplexity, top1Agreement } from "../../src/compute/validate/Metrics.js"
+import { cosineSimilarity, klDivergence, maxAbsoluteError, negativeLogLikelihood, nextTokenNegativeLogLikelihood, perplexity, top1Agreement } from "../../src/compute/validate/Metrics.js"
 
 describe("validation metrics", () => {
   it("cosine, max error and top-1 agreement", () => {
@@ -37,5 +37,14 @@ describe("validation metrics", () => {
     expect(nextTokenNegativeLogLikelihood(logits, [2, 3, vocab], ids, [1, 1, 1, 1, 1, 0]).count).toBe(3)
     // A wrong next token costs about 30 nats.
     expect(nextTokenNegativeLogLikelihood(logits, [1, 3, vocab], [0, 1, 2]).total).toBeCloseTo(30, 3)
+  })
+
+  it("KL divergence of next-token distributions: zero for the same logits, the closed form for two tokens", () => {
+    const same = Float32Array.from([1, 2, 3, 0.5, -1, 4])
+    expect(klDivergence(same, same, 3)).toEqual({ total: 0, count: 2 })
+    // P = (0.5, 0.5), Q = softmax(ln 3, 0) = (0.75, 0.25): KL = 0.5 ln(0.5/0.75) + 0.5 ln(0.5/0.25).
+    const { total, count } = klDivergence([0, 0], [Math.log(3), 0], 2)
+    expect(count).toBe(1)
+    expect(total).toBeCloseTo(0.5 * Math.log(0.5 / 0.75) + 0.5 * Math.log(2), 6)
   })
 })

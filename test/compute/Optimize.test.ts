@@ -66,6 +66,14 @@ describe("optimize", () => {
     expect(result.report.cosine).toBeGreaterThan(0.99)
   }, 120_000)
 
+  it("a model meant for browsers is validated and timed in onnxruntime-web", async () => {
+    const result = await optimize(bytes, { quantization: "INT8", heldOut, runtime: "onnxruntime-web" })
+    expect(result.runtime).toBe("onnxruntime-web")
+    expect(result.report.cosine).toBeGreaterThan(0.999)
+    expect(result.report.latencyMs).toBeGreaterThan(0)
+    expect(result.report.baselineLatencyMs).toBeGreaterThan(0)
+  }, 60_000)
+
   it("auto: a budget no assignment reaches is refused with the sizes", async () => {
     const result = await optimize(bytes, { quantization: "auto", heldOut, sizeBudgetBytes: 1000 })
     expect(result.refused).toEqual([expect.stringMatching(/^size \d+ bytes > budget 1000 bytes/)])

@@ -11,9 +11,6 @@ export interface ManifestReportOptions extends Pick<OptimizeOptions, "quantizati
   readonly optimizerJob?: string
 }
 
-/** The runtime `optimize()` measures latency in. */
-export const latencyRuntime = "onnxruntime-node"
-
 const formats: Readonly<Record<Quantization, string | undefined>> = {
   INT8: "QDQ", INT8_DYNAMIC: "DynamicQuantizeLinear", INT4: "RTN", GPTQ: "GPTQ", AWQ: "AWQ", FP16: "FP16", auto: "auto", none: undefined
 }
@@ -62,8 +59,8 @@ export const manifestReport = (result: OptimizeResult, options: ManifestReportOp
   }
   const benchmarks: Benchmarks = {
     ...(report.perplexity !== undefined && Number.isFinite(report.perplexity) ? { perplexity: report.perplexity } : {}),
-    latencyMs: { [latencyRuntime]: report.latencyMs },
-    baselineLatencyMs: { [latencyRuntime]: report.baselineLatencyMs }
+    latencyMs: { [result.runtime]: report.latencyMs },
+    baselineLatencyMs: { [result.runtime]: report.baselineLatencyMs }
   }
   return { optimization, benchmarks }
 }

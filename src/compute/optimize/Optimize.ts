@@ -17,10 +17,10 @@ import type { Int4Blocks } from "../quantize/Int4.js"
 import { pruneBlocks, pruneMagnitude } from "../quantize/Prune.js"
 import type { RewriteReport, WeightFormat } from "../quantize/Rewrite.js"
 import { rewriteWeights, weightSites } from "../quantize/Rewrite.js"
-import { compareOutputs, nextTokenNegativeLogLikelihood, perplexity } from "../validate/Metrics.js"
+import { compareOutputs, klDivergence, nextTokenNegativeLogLikelihood, perplexity } from "../validate/Metrics.js"
 import { modelInputs } from "./Feeds.js"
 import { qualityBarMisses } from "./QualityBar.js"
-import type { Feeds, Outputs } from "./Runner.js"
+import type { Feeds, Outputs, Runtime } from "./Runner.js"
 import { captureActivations, createSession, latencyMs, run } from "./Runner.js"
 
 export type Quantization = "INT8" | "INT8_DYNAMIC" | "INT4" | "GPTQ" | "AWQ" | "FP16" | "auto" | "none"
@@ -46,6 +46,8 @@ export interface OptimizeOptions {
    */
   readonly qualityBar?: Readonly<Record<string, number>>
   readonly onProgress?: (step: string, done: number, total: number) => void
+  /** Where the report validates and times the models: the runtime the model is meant for (default onnxruntime-node). */
+  readonly runtime?: Runtime
 }
 
 export interface QualityReport {
@@ -65,6 +67,8 @@ export interface QualityReport {
   readonly perplexity?: number
   readonly baselinePerplexity?: number
   readonly perplexityDelta?: number
+  /** Mean KL divergence of the optimized model's next-token distribution from FP32's, in nats per position. */
+  readonly klDivergence?: number
 }
 
 export interface OptimizeResult {
@@ -72,8 +76,12 @@ export interface OptimizeResult {
   readonly report: QualityReport
   readonly rewrite: RewriteReport
   readonly sensitivities?: ReadonlyArray<LayerSensitivity>
+  /** What a layer's damage in `sensitivities` measures. */
+  readonly sensitivityMetric?: string
   readonly assignment?: { readonly bits: Readonly<Record<string, Bits>>; readonly estimatedBytes: number; readonly budgetBytes: number; readonly estimatedDamage: number }
   readonly refused?: ReadonlyArray<string>
+  /** The runtime the report's figures were measured in. */
+  readonly runtime: Runtime
 }
 
 export class OptimizeError extends Data.TaggedError("OptimizeError")<{ readonly reason: string }> {
@@ -152,15 +160,17 @@ interface AgreementOptions {
   /** Also measure both models' next-token perplexity on the inputs. */
   readonly languageModel?: boolean
   readonly onProgress?: OptimizeOptions["onProgress"]
+  readonly runtime?: Runtime
 }
 
 /** Worst-case agreement of two models' outputs over the held-out inputs, and their latency. */
 const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: ReadonlyArray<Feeds>, options: AgreementOptions = {}) => {
-  const [left, right] = await Promise.all([createSession(reference), createSession(candidate)])
+  const [left, right] = await Promise.all([createSession(reference, options.runtime), createSession(candidate, options.runtime)])
   let cosine = 1
   let maxError = 0
   let top1 = 1
   const nll = { reference: { total: 0, count: 0 }, candidate: { total: 0, count: 0 } }
+  const kl = { total: 0, count: 0 }
   for (const [index, feeds] of heldOut.entries()) {
     options.onProgress?.("validate", index, heldOut.length)
     const [expected, actual] = await Promise.all([run(left, feeds), run(right, feeds)])
@@ -169,6 +179,12 @@ const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: 
         const measured = nextTokenNll(outputs, feeds)
         nll[side].total += measured?.total ?? 0
         nll[side].count += measured?.count ?? 0
+      }
+      const [logits, other] = [expected["logits"], actual["logits"]]
+      if (logits !== undefined && other !== undefined) {
+        const moved = klDivergence(logits.data, other.data, logits.dims[logits.dims.length - 1] ?? 1)
+        kl.total += moved.total
+        kl.count += moved.count
       }
     }
     for (const [name, output] of Object.entries(expected)) {
@@ -186,7 +202,10 @@ const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: 
   options.onProgress?.("validate", heldOut.length, heldOut.length)
   const perplexities = nll.reference.count === 0
     ? {}
-    : { baselinePerplexity: perplexity(nll.reference), perplexity: perplexity(nll.candidate), perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference) }
+    : {
+      baselinePerplexity: perplexity(nll.reference), perplexity: perplexity(nll.candidate), perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference),
+      klDivergence: kl.total / Math.max(1, kl.count)
+    }
   return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]!, ...perplexities }
 }
 
@@ -217,9 +236,13 @@ const formatFor = (quantization: Quantization): WeightFormat =>
 const widthFormat = (bits: Bits): WeightFormat => (bits === 4 ? "INT4" : bits === 8 ? "INT8" : bits === 16 ? "FP16" : "FP32")
 
 /**
- * Damage of quantizing one weight at a time to 4, 8 and 16 bits: 1 - worst output cosine on held-out
- * inputs. A weight's 4-bit version is the one the final model would get (its GPTQ blocks when given).
+ * Damage of quantizing one weight at a time to 4, 8 and 16 bits, on calibration inputs: for a language
+ * model the mean KL divergence of its next-token predictions from FP32's, else 1 - worst output cosine.
+ * A weight's 4-bit version is the one the final model would get (its GPTQ blocks when given).
  */
+const sensitivityMetricOf = (model: OnnxModel) =>
+  isCausalLanguageModel(model) ? "mean next-token KL divergence from FP32 (nats)" : "1 - output cosine"
+
 const measureSensitivities = async (
   model: OnnxModel,
   original: Uint8Array,
@@ -228,6 +251,7 @@ const measureSensitivities = async (
 ): Promise<Array<LayerSensitivity>> => {
   const sites = weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
   const probe = (options.calibration ?? options.heldOut).slice(0, 4)
+  const languageModel = isCausalLanguageModel(model)
   const layers: Array<LayerSensitivity> = []
   for (const [index, site] of sites.entries()) {
     options.onProgress?.("sensitivity", index, sites.length)
@@ -240,7 +264,8 @@ const measureSensitivities = async (
         defaultFormat: "FP32", formats: { [site.weight]: widthFormat(bits) }, blockSize: options.blockSize ?? 32, ...(int4Blocks === undefined ? {} : { int4Blocks })
       })
       const written = writeModel(single)
-      damage[bits] = Math.max(0, 1 - (await agreement(original, written, probe)).cosine)
+      const measured = await agreement(original, written, probe, { languageModel })
+      damage[bits] = languageModel ? measured.klDivergence ?? 0 : Math.max(0, 1 - measured.cosine)
       bytes[bits] = written.length - original.length + layerBytes(parameters, 32)
     }
     layers.push({ layer: site.weight, parameters, damage, bytes })
@@ -332,7 +357,10 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   }
   options.onProgress?.("quantize", 1, 1)
   const quantizationSeconds = (performance.now() - started) / 1000
-  const quality = await agreement(original, bytes, options.heldOut, { languageModel: isCausalLanguageModel(model), ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) })
+  const runtime = options.runtime ?? "onnxruntime-node"
+  const quality = await agreement(original, bytes, options.heldOut, {
+    languageModel: isCausalLanguageModel(model), runtime, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+  })
   const measured: QualityReport = {
     originalBytes: original.length,
     optimizedBytes: bytes.length,
@@ -347,8 +375,8 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   const report: QualityReport = { ...measured, ...task }
   const refused = [...budgetMisses, ...qualityBarMisses(report, options.qualityBar ?? {})]
   return {
-    bytes, report, rewrite,
-    ...(sensitivities === undefined ? {} : { sensitivities }),
+    bytes, report, rewrite, runtime,
+    ...(sensitivities === undefined ? {} : { sensitivities, sensitivityMetric: sensitivityMetricOf(model) }),
     ...(assignment === undefined ? {} : { assignment }),
     ...(refused.length === 0 ? {} : { refused })
   }

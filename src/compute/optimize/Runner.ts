@@ -1,6 +1,7 @@
 /**
- * Running a model in onnxruntime-node for the optimizer: named feeds in, named Float32 outputs out,
- * median latency over repeated runs, and the activations feeding chosen tensors (for GPTQ / AWQ).
+ * Running a model for the optimizer, in onnxruntime-node or (for models meant for browsers)
+ * onnxruntime-web's WebAssembly build: named feeds in, named Float32 outputs out, median latency over
+ * repeated runs, and the activations feeding chosen tensors (for GPTQ / AWQ).
  */
 import * as ort from "onnxruntime-node"
 import type { OnnxModel } from "../onnx/OnnxModel.js"
@@ -16,14 +17,30 @@ export type Feeds = Readonly<Record<string, FeedTensor>>
 
 export type Outputs = Record<string, { readonly data: Float32Array; readonly dims: ReadonlyArray<number> }>
 
-export const createSession = (bytes: Uint8Array) =>
-  ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 })
+export type Runtime = "onnxruntime-node" | "onnxruntime-web"
 
-const toOrt = (feeds: Feeds): Record<string, ort.Tensor> =>
-  Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new ort.Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])]))
+/** The Tensor class of the package each session came from: a session only takes its own package's tensors. */
+const tensorClasses = new WeakMap<ort.InferenceSession, typeof ort.Tensor>()
+
+/** One thread each, so the FP32 and the optimized model are timed alike on a shared machine. */
+export const createSession = async (bytes: Uint8Array, runtime: Runtime = "onnxruntime-node"): Promise<ort.InferenceSession> => {
+  if (runtime === "onnxruntime-node") {
+    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 })
+    tensorClasses.set(session, ort.Tensor)
+    return session
+  }
+  const web = await import("onnxruntime-web")
+  web.env.wasm.numThreads = 1
+  const session = await web.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" })
+  tensorClasses.set(session as unknown as ort.InferenceSession, web.Tensor as unknown as typeof ort.Tensor)
+  return session as unknown as ort.InferenceSession
+}
+
+const toOrt = (Tensor: typeof ort.Tensor, feeds: Feeds): Record<string, ort.Tensor> =>
+  Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])]))
 
 export const run = async (session: ort.InferenceSession, feeds: Feeds, outputNames?: ReadonlyArray<string>): Promise<Outputs> => {
-  const wanted = Object.fromEntries(Object.entries(toOrt(feeds)).filter(([name]) => session.inputNames.includes(name)))
+  const wanted = Object.fromEntries(Object.entries(toOrt(tensorClasses.get(session) ?? ort.Tensor, feeds)).filter(([name]) => session.inputNames.includes(name)))
   const results = outputNames === undefined ? await session.run(wanted) : await session.run(wanted, [...outputNames])
   const outputs: Outputs = {}
   for (const [name, tensor] of Object.entries(results)) {
