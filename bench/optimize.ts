@@ -26,7 +26,25 @@ const corpus = () => {
 
 const row = (cells: ReadonlyArray<string | number>) => console.log(cells.map((cell) => String(cell).padEnd(14)).join(""))
 
-const textModel = async (name: string, modes: ReadonlyArray<[Quantization, 32 | 64 | 128]>, perplexityOf?: (bytes: Uint8Array, heldOut: ReadonlyArray<Feeds>) => Promise<number>) => {
+interface ModeResult {
+  readonly mode: string
+  readonly bytes: number
+  /** Higher is better: minus the perplexity increase for the LM, the output cosine otherwise. */
+  readonly quality: number
+  /** The LM's mean next-token KL divergence from FP32 (lower is better). */
+  readonly kl?: number
+}
+
+/**
+ * One table row per mode, then the automatic mode under a file-size budget (`budgetRatio` of the FP32
+ * file), checked against the fixed modes: it must fit, and match or beat the best of those that fit.
+ */
+const textModel = async (
+  name: string,
+  modes: ReadonlyArray<[Quantization, 32 | 64 | 128]>,
+  budgetRatio: number,
+  perplexityOf?: (bytes: Uint8Array, heldOut: ReadonlyArray<Feeds>) => Promise<number>
+) => {
   const dir = `models/reference/${name}`
   const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
   const model = readModel(bytes)
@@ -36,14 +54,33 @@ const textModel = async (name: string, modes: ReadonlyArray<[Quantization, 32 | 
   const heldOut = texts.slice(16).map((text) => textFeeds(model, tokenizer, text, 128))
   const base = perplexityOf === undefined ? undefined : await perplexityOf(bytes, heldOut)
   console.log(`\n### ${name} (FP32 ${(bytes.length / 1e6).toFixed(2)} MB${base === undefined ? "" : `, held-out perplexity ${base.toFixed(3)}`})`)
-  row(["mode", "block", "size ratio", "latency ratio", "cosine", "max error", ...(base === undefined ? [] : ["ppl delta"]), "seconds"])
+  row(["mode", "block", "size ratio", "latency ratio", "cosine", "max error", ...(base === undefined ? [] : ["ppl delta", "KL"]), "seconds"])
   const deltas: Record<string, number> = {}
-  for (const [quantization, blockSize] of modes) {
-    const result = await optimize(bytes, { quantization, blockSize, calibration, heldOut })
+  const results: Array<ModeResult> = []
+  const budget = Math.floor(bytes.length * budgetRatio)
+  for (const [quantization, blockSize] of [...modes, ["auto", 32] as const]) {
+    const result = await optimize(bytes, { quantization, blockSize, calibration, heldOut, ...(quantization === "auto" ? { sizeBudgetBytes: budget } : {}) })
     const delta = base === undefined ? undefined : (await perplexityOf!(result.bytes, heldOut)) - base
     if (delta !== undefined) deltas[`${quantization}/${blockSize}`] = delta
+    const kl = result.report.klDivergence
+    results.push({ mode: `${quantization}/${blockSize}`, bytes: result.bytes.length, quality: delta === undefined ? result.report.cosine : -delta, ...(kl === undefined ? {} : { kl }) })
     row([quantization, blockSize, result.report.sizeRatio.toFixed(3), result.report.latencyRatio.toFixed(2), result.report.cosine.toFixed(5),
-      result.report.maxError.toPrecision(3), ...(delta === undefined ? [] : [delta.toFixed(4)]), result.report.quantizationSeconds.toFixed(1)])
+      result.report.maxError.toPrecision(3), ...(delta === undefined ? [] : [delta.toFixed(4), (kl ?? Number.NaN).toExponential(2)]), result.report.quantizationSeconds.toFixed(1)])
+  }
+  const auto = results.pop()!
+  const fitting = results.filter((result) => result.bytes <= budget).sort((a, b) => b.quality - a.quality)
+  const figure = (quality: number) => (base === undefined ? `cosine ${quality.toFixed(6)}` : `ppl delta ${(-quality).toFixed(4)}`)
+  const best = fitting[0]
+  console.log(
+    `auto under a budget of ${(budgetRatio * 100).toFixed(0)}% (${(budget / 1e6).toFixed(3)} MB): ${(auto.bytes / 1e6).toFixed(3)} MB, ${auto.bytes <= budget ? "fits" : "OVER BUDGET"}, ${figure(auto.quality)}; ` +
+      (best === undefined
+        ? "no fixed mode fits"
+        : `best fixed mode that fits: ${best.mode}, ${figure(best.quality)} -> auto ${auto.quality >= best.quality ? "matches or beats it" : "is WORSE"}`) +
+      ` (${fitting.length} of ${results.length} fixed modes fit)`
+  )
+  if (auto.kl !== undefined && fitting.length > 0) {
+    const byKl = [...fitting].sort((a, b) => a.kl! - b.kl!)[0]!
+    console.log(`  by KL divergence from FP32: auto ${auto.kl.toExponential(3)}, best fixed mode that fits ${byKl.mode} ${byKl.kl!.toExponential(3)} -> auto ${auto.kl <= byKl.kl! ? "matches or beats it" : "is WORSE"}`)
   }
   return deltas
 }
@@ -98,13 +135,15 @@ const ocr = async () => {
 export const run = async () => {
   const only = process.env["OPTIMIZE_BENCH"]
   if (only === undefined || only === "lm") {
-    const deltas = await textModel("tiny-lm", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32], ["INT4", 128], ["GPTQ", 128]], lmPerplexity)
+    const deltas = await textModel("tiny-lm", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32], ["INT4", 128], ["GPTQ", 128], ["AWQ", 128]], 0.23, lmPerplexity)
     for (const block of [32, 128]) {
       const rtn = deltas[`INT4/${block}`]!
       const gptq = deltas[`GPTQ/${block}`]!
+      const awq = deltas[`AWQ/${block}`]!
       console.log(`GPTQ perplexity increase vs round-to-nearest, block ${block}: ${gptq.toFixed(4)} vs ${rtn.toFixed(4)}, ratio ${(gptq / rtn).toFixed(2)}x (target <= 0.8x)`)
+      console.log(`AWQ perplexity increase vs round-to-nearest, block ${block}: ${awq.toFixed(4)} vs ${rtn.toFixed(4)}, ratio ${(awq / rtn).toFixed(2)}x`)
     }
   }
-  if (only === undefined || only === "encoder") await textModel("tiny-encoder", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32]])
+  if (only === undefined || only === "encoder") await textModel("tiny-encoder", [["INT8", 32], ["INT8_DYNAMIC", 32], ["FP16", 32], ["INT4", 32], ["GPTQ", 32], ["AWQ", 32]], 0.23)
   if (only === undefined || only === "ocr") await ocr()
 }
