@@ -6,7 +6,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import {
-  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublishReceipt, RegistryNotFound, UnknownVersion, VersionExists, VersionNotNewer,
+  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublishReceipt, RegistryNotFound, SharingRefused, UnknownVersion, VersionExists, VersionNotNewer,
   VersionView, YankNotSigned
 } from "../actors/registry/Registry.js"
 import { ManifestError, ModelManifest } from "../content/Manifest.js"
@@ -59,6 +59,7 @@ const publishing = <Name extends string>(name: Name, path: "/v1/models" | "/v1/a
     .addError(ManifestRejected, { status: 400 })
     .addError(KindMismatch, { status: 400 })
     .addError(OwnershipViolation, { status: 403 })
+    .addError(SharingRefused, { status: 403 })
     .addError(VersionExists, { status: 409 })
     .addError(VersionNotNewer, { status: 409 })
 

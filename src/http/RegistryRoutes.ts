@@ -39,7 +39,7 @@ const readJson = (request: HttpServerRequest.HttpServerRequest) =>
   )
 
 const failureStatus: Record<string, number> = {
-  ManifestError: 400, ManifestRejected: 400, KindMismatch: 400, OwnershipViolation: 403, VersionExists: 409, VersionNotNewer: 409, VersionConflict: 409
+  ManifestError: 400, ManifestRejected: 400, KindMismatch: 400, OwnershipViolation: 403, SharingRefused: 403, VersionExists: 409, VersionNotNewer: 409, VersionConflict: 409
 }
 
 /** Publishing reads the raw body: the registry must keep every byte of meaning the publisher signed. */
@@ -90,7 +90,7 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
     .handle("yank", ({ path, payload }) =>
       Effect.flatMap(Registry, (registry) => registry.yank({ kind: "model", id: path.id, version: path.version, ...payload })).pipe(
         // A yank never publishes, so these cannot happen; the journal's conflict is retried by the runner first.
-        Effect.catchTags({ VersionConflict: Effect.die, KindMismatch: Effect.die, VersionExists: Effect.die, VersionNotNewer: Effect.die })
+        Effect.catchTags({ VersionConflict: Effect.die, KindMismatch: Effect.die, SharingRefused: Effect.die, VersionExists: Effect.die, VersionNotNewer: Effect.die })
       ))
     .handle("adapters", ({ urlParams }) => Effect.flatMap(Registry, (registry) => registry.listAdapters(urlParams)))
     .handleRaw("shareAdapter", ({ request }) => publishRaw(request, "adapter").pipe(Effect.orDie))

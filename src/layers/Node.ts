@@ -17,6 +17,7 @@ import { MarketReputation } from "../actors/market/BondingCurve.js"
 import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
 import { Market } from "../actors/market/MarketService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
+import { economyAdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { HttpServerLive } from "../http/Server.js"
@@ -48,7 +49,11 @@ const economyServices = Layer.mergeAll(Market.Default, Auctions.Default, Governa
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
-    Layer.provideMerge(Layer.mergeAll(economyServices, Registry.Default, Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes }))),
+    // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
+    Layer.provideMerge(Layer.mergeAll(
+      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+    )),
+    Layer.provideMerge(economyServices),
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )

@@ -7,7 +7,7 @@
 import { Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 
-export const ParameterOwner = Schema.Literal("economy", "market", "governance")
+export const ParameterOwner = Schema.Literal("economy", "market", "governance", "registry")
 export type ParameterOwner = typeof ParameterOwner.Type
 
 /**
@@ -31,7 +31,10 @@ export const PARAMETERS = {
   quorumPpm: { owner: "governance", default: 500_000n, description: "share of snapshot stake that must vote (50%)" },
   votingDelayMs: { owner: "governance", default: 0n, description: "wait between proposal and voting" },
   votingPeriodMs: { owner: "governance", default: 60_000n, description: "length of the vote" },
-  timelockMs: { owner: "governance", default: 10_000n, description: "wait between queueing and execution" }
+  timelockMs: { owner: "governance", default: 10_000n, description: "wait between queueing and execution" },
+  adapterShareMinReputationPpm: { owner: "registry", default: 700_000n, description: "reputation a node needs to share an adapter (0.7, seed 10.2)" },
+  adapterSharesPerHour: { owner: "registry", default: 10n, description: "adapters one node may share per hour (seed 10.2)" },
+  adapterMinQualityPpm: { owner: "registry", default: 500_000n, description: "quality score a shared adapter must reach (0.5)" }
 } as const satisfies Record<string, { owner: ParameterOwner; default: bigint; description: string }>
 
 export type ParameterName = keyof typeof PARAMETERS

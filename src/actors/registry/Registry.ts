@@ -115,6 +115,17 @@ export class UnknownVersion extends Schema.TaggedError<UnknownVersion>()("Unknow
   }
 }
 
+/** The registry's sharing gate refused an adapter (see AdapterSharing). */
+export class SharingRefused extends Schema.TaggedError<SharingRefused>()("SharingRefused", {
+  id: Schema.String,
+  keyId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.keyId} may not share adapter ${this.id}: ${this.reason}`
+  }
+}
+
 export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismatch", {
   id: Schema.String,
   type: Schema.String,
@@ -127,7 +138,7 @@ export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismat
   }
 }
 
-export const RegistryError = Schema.Union(OwnershipViolation, VersionExists, VersionNotNewer, UnknownVersion, KindMismatch)
+export const RegistryError = Schema.Union(OwnershipViolation, VersionExists, VersionNotNewer, UnknownVersion, KindMismatch, SharingRefused)
 export type RegistryError = typeof RegistryError.Type
 
 // Errors of the service around the decider.

@@ -2,7 +2,7 @@
  * The registry service: publishes correctly signed manifests (the first key to publish an id owns it),
  * yanks on the owner's signed request, and answers lookups and listings from a projection of the log.
  */
-import { Clock, Effect, Either, Schema } from "effect"
+import { Clock, Effect, Either, Option, Schema } from "effect"
 import type { ModelManifest } from "../../content/Manifest.js"
 import { parseManifest, parseManifestText } from "../../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
@@ -11,7 +11,8 @@ import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { makeProjection } from "../../events/Projection.js"
 import type { AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryKind, RegistryState, VersionRecord, VersionView } from "./Registry.js"
-import { Adapters, KindMismatch, latestVersion, Models, RegistryEvent, RegistryNotFound, versionsOf, yankMessage, YankNotSigned } from "./Registry.js"
+import { AdapterSharingGate, SHARE_WINDOW_MS, sharingProblem } from "./AdapterSharing.js"
+import { Adapters, KindMismatch, latestVersion, SharingRefused, Models, RegistryEvent, RegistryNotFound, versionsOf, yankMessage, YankNotSigned } from "./Registry.js"
 
 export interface PublishOptions {
   /** Publish a version below the highest one already published (a backport). */
@@ -72,7 +73,9 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     // The listing projection: every id's state, folded from the log, caught up on read.
     const projection = {
       states: { model: new Map<string, RegistryState>(), adapter: new Map<string, RegistryState>() },
-      artifacts: new Set<string>()
+      artifacts: new Set<string>(),
+      /** When each publisher key shared each adapter version (ms), for the sharing gate's hourly limit. */
+      shares: new Map<string, Array<number>>()
     }
     const { catchUp } = yield* makeProjection([Models.category, Adapters.category], (record) => {
       const kind: RegistryKind = streamCategory(record.streamId) === Models.category ? "model" : "adapter"
@@ -80,9 +83,29 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       const states = projection.states[kind]
       const id = streamEntityId(record.streamId)
       states.set(id, Models.decider.evolve(states.get(id) ?? Models.decider.initialState, event))
+      if (event._tag === "AdapterPublished") {
+        const times = projection.shares.get(event.keyId) ?? []
+        times.push(Date.parse(record.recordedAt))
+        projection.shares.set(event.keyId, times)
+      }
       if (event._tag !== "VersionYanked") {
         for (const artifact of Object.values(manifestOf(event).artifacts)) projection.artifacts.add(artifact.sha256)
       }
+    })
+
+    const sharingGate = yield* Effect.serviceOption(AdapterSharingGate)
+
+    /** Applies the sharing gate, when this registry has one, to a new adapter version. */
+    const checkSharing = Effect.fn("Registry.checkSharing")(function* (manifest: ModelManifest, keyId: string, nowMs: number) {
+      if (Option.isNone(sharingGate)) return
+      const gate = sharingGate.value
+      yield* catchUp
+      const problem = sharingProblem(yield* gate.rules, {
+        reputationPpm: yield* gate.reputationPpm(keyId),
+        sharesInWindow: (projection.shares.get(keyId) ?? []).filter((at) => at > nowMs - SHARE_WINDOW_MS).length,
+        quality: manifest.adapter?.quality
+      })
+      if (problem !== undefined) return yield* Effect.fail(new SharingRefused({ id: manifest.id, keyId, reason: problem }))
     })
 
     const publish = Effect.fn("Registry.publish")(function* (input: unknown, options: PublishOptions = {}) {
@@ -98,6 +121,8 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       // Co-signed manifests: the owner's signature, when present, is the one that publishes.
       const signatures = manifest.signatures ?? []
       const publisher = signatures.find((signature) => signature.publicKey === state.owner?.publicKey) ?? signatures[0]!
+      // A version already published is a resend, answered below without counting as a new share.
+      if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) yield* checkSharing(manifest, publisher.keyId, now.getTime())
       const result = yield* actor.send(
         manifest.id,
         { _tag: "Publish", manifest, keyId: publisher.keyId, publicKey: publisher.publicKey, allowOlder: options.allowOlder === true },
