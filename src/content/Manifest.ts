@@ -153,7 +153,7 @@ export type Benchmarks = typeof Benchmarks.Type
 /** What a LoRA adapter manifest (type "adapter") adds: the model it adapts and how. */
 export const AdapterInfo = object({
   baseModel: ManifestId,
-  /** sha256 of the base model's canonical manifest body, pinning the exact weights the adapter was trained on. */
+  /** sha256 of the base model's ONNX file (its `model` artifact), pinning the exact weights the adapter was trained on. */
   baseModelDigest: optional(Sha256Hex),
   rank: PositiveCount,
   alpha: optional(Measure),
