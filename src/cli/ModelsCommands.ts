@@ -25,6 +25,7 @@ import { runCommand } from "./RunCommand.js"
 import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { formatBytes, progressReporter } from "./Progress.js"
 import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
+import { adaptersCommand } from "./AdaptersCommands.js"
 import { jsonOption, output } from "./Shared.js"
 
 const modelSize = (manifest: ModelManifest) => Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
@@ -221,5 +222,5 @@ const info = Command.make(
 
 export const modelsCommand = Command.make("models").pipe(
   Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
-  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, runCommand, publishCommand, signCommand, keysCommand, cacheCommand, configCommand])
+  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, runCommand, publishCommand, signCommand, keysCommand, adaptersCommand, cacheCommand, configCommand])
 )

@@ -161,6 +161,7 @@ export const AdapterInfo = object({
   domain: Text,
   quality: optional(Measure)
 })
+export type AdapterInfo = typeof AdapterInfo.Type
 
 export const ManifestSignature = object({ keyId: KeyId, publicKey: PublicKeyHex, signature: SignatureHex })
 export type ManifestSignature = typeof ManifestSignature.Type

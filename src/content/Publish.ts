@@ -5,7 +5,7 @@
 import { Data, Effect, Either } from "effect"
 import * as path from "node:path"
 import { BlobStore } from "./BlobStore.js"
-import type { ArtifactEntry, Benchmarks, ModelManifest, Optimization } from "./Manifest.js"
+import type { AdapterInfo, ArtifactEntry, Benchmarks, ModelManifest, Optimization } from "./Manifest.js"
 import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
 import type { ManifestSigner } from "./ManifestSigning.js"
 import { signManifest } from "./ManifestSigning.js"
@@ -28,6 +28,8 @@ export interface PublishRequest {
   readonly quantization?: "FP32" | "FP16" | "INT8" | "INT4" | undefined
   /** How the model was optimized and what that measured (`quantization`, when also given, wins). */
   readonly optimization?: Optimization | undefined
+  /** For a manifest of type `adapter`: the model it adapts and how (seed 9.1's AdapterSummary fields). */
+  readonly adapter?: AdapterInfo | undefined
   readonly benchmarks?: Benchmarks | undefined
   readonly license: string
   readonly homepage?: string | undefined
@@ -77,6 +79,7 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       type: request.type,
       ...(request.family === undefined ? {} : { family: request.family }),
       ...(optimization === undefined ? {} : { optimization }),
+      ...(request.adapter === undefined ? {} : { adapter: request.adapter }),
       artifacts,
       ...(request.cdn === undefined ? {} : { distribution: { primary: { type: "http", baseUrl: `${request.cdn.replace(/\/+$/, "")}/${id}/v${request.version}/` } } }),
       license: request.license,

@@ -70,6 +70,25 @@ export const listModels = (registry: string, filter: { readonly type?: string | 
   return Effect.map(request(`${base(registry)}/v1/models${suffix}`), (body) => body as ReadonlyArray<ModelSummary>)
 }
 
+export interface AdapterSummary {
+  readonly id: string
+  readonly name: string
+  readonly version: string
+  readonly baseModel: string
+  readonly rank: number
+  readonly domain: string
+  readonly quality?: number
+  readonly keyId: string
+}
+
+export const listAdapters = (registry: string, filter: { readonly baseModel?: string | undefined; readonly domain?: string | undefined }) => {
+  const query = new URLSearchParams()
+  if (filter.baseModel !== undefined) query.set("baseModel", filter.baseModel)
+  if (filter.domain !== undefined) query.set("domain", filter.domain)
+  const suffix = query.size === 0 ? "" : `?${query}`
+  return Effect.map(request(`${base(registry)}/v1/adapters${suffix}`), (body) => body as ReadonlyArray<AdapterSummary>)
+}
+
 export const publishManifest = (registry: string, manifest: unknown, adapter = false) =>
   request(`${base(registry)}/v1/${adapter ? "adapters" : "models"}`, {
     method: "POST",
