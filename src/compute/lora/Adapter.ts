@@ -66,3 +66,62 @@ export const deltaWeight = (module: LoraModule, rank: number, scale: number): Fl
   }
   return delta
 }
+
+const MASK_64 = (1n << 64n) - 1n
+
+/** One SplitMix64 step (Steele, Lea & Flood), the generator xoshiro's authors recommend for seeding. */
+const splitMix64 = (state: bigint): { readonly state: bigint; readonly output: bigint } => {
+  const next = (state + 0x9e3779b97f4a7c15n) & MASK_64
+  let z = next
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK_64
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK_64
+  return { state: next, output: z ^ (z >> 31n) }
+}
+
+const rotateLeft = (value: number, bits: number) => (value << bits) | (value >>> (32 - bits))
+
+/**
+ * The seeded generator LoRA kernels draw from (MicroLoRA's initial A, DARE's drops), so that a seed
+ * names the same draws in every implementation, tools/lora_merge_reference.py included: xoshiro128**
+ * 1.0 (Blackman & Vigna), its four 32-bit state words the low then high halves of two successive
+ * SplitMix64 outputs of the seed. `nextUint32` is one draw; `uniform` maps one draw to [0, 1) as
+ * draw / 2^32; `draws` counts the draws made so far.
+ */
+export class SeededRandom {
+  private s0: number
+  private s1: number
+  private s2: number
+  private s3: number
+  #draws = 0
+
+  constructor(readonly seed: number) {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`a seed is a non-negative safe integer, not ${seed}`)
+    const first = splitMix64(BigInt(seed))
+    const second = splitMix64(first.state)
+    this.s0 = Number(first.output & 0xffffffffn) | 0
+    this.s1 = Number(first.output >> 32n) | 0
+    this.s2 = Number(second.output & 0xffffffffn) | 0
+    this.s3 = Number(second.output >> 32n) | 0
+  }
+
+  get draws(): number {
+    return this.#draws
+  }
+
+  nextUint32(): number {
+    const result = Math.imul(rotateLeft(Math.imul(this.s1, 5), 7), 9) >>> 0
+    const shifted = this.s1 << 9
+    this.s2 ^= this.s0
+    this.s3 ^= this.s1
+    this.s1 ^= this.s2
+    this.s0 ^= this.s3
+    this.s2 ^= shifted
+    this.s3 = rotateLeft(this.s3, 11)
+    this.#draws++
+    return result
+  }
+
+  uniform(): number {
+    return this.nextUint32() / 4294967296
+  }
+}
