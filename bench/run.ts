@@ -6,7 +6,9 @@ const suites: Record<string, () => Promise<void>> = {
   journal: async () => (await import("./journal.js")).run(),
   pull: async () => (await import("./pull.js")).run(),
   optimize: async () => (await import("./optimize.js")).run(),
-  embed: async () => (await import("./embed.js")).run()
+  embed: async () => (await import("./embed.js")).run(),
+  lora: async () => (await import("./lora.js")).run(),
+  market: async () => (await import("./market.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

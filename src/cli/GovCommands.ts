@@ -3,13 +3,14 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import { ParameterNameSchema } from "../actors/economy/NetworkParameters.js"
 import type { ProposalSummary } from "../actors/governance/Proposal.js"
-import { ProposalStatus } from "../actors/governance/Proposal.js"
+import { ProposalId, ProposalStatus } from "../actors/governance/Proposal.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAccount, parseWith, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const proposalArg = Args.text({ name: "proposal-id" })
+const parseProposalId = parseWith(ProposalId, "proposal id")
 
 const describeProposal = (p: ProposalSummary) =>
   `proposal ${p.proposalId}: ${p.status}, set ${p.parameter} to ${p.value} (by ${p.proposer}: "${p.description}")`
@@ -36,28 +37,28 @@ const vote = Command.make("vote", {
 }, ({ data, json, node, proposalId, support, voter }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceVote({ proposalId, voter: yield* parseAccount(voter), support }))
+    const receipt = yield* client.call(client.rpc.GovernanceVote({ proposalId: yield* parseProposalId(proposalId), voter: yield* parseAccount(voter), support }))
     yield* output(json, receipt, (r) => `voted ${support}\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("vote with the stake held at the proposal's snapshot"))
 
 const queue = Command.make("queue", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceQueue({ proposalId }))
+    const receipt = yield* client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) }))
     yield* output(json, receipt, (r) => `queued\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("queue a succeeded proposal behind the timelock"))
 
 const execute = Command.make("execute", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceExecute({ proposalId }))
+    const receipt = yield* client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) }))
     yield* output(json, receipt, (r) => `executed\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("execute a queued proposal after its timelock: the parameter changes"))
 
 const show = Command.make("show", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.GovernanceShow({ proposalId }))
+    const view = yield* client.call(client.rpc.GovernanceShow({ proposalId: yield* parseProposalId(proposalId) }))
     yield* output(json, view, (v) =>
       [describeProposal(v), ...v.votes.map((entry) => `  ${JSON.stringify(entry, (_k, item) => (typeof item === "bigint" ? item.toString() : item))}`)].join("\n"))
   }))).pipe(Command.withDescription("a proposal, its votes and its history"))

@@ -3,7 +3,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import type { Balance } from "../actors/economy/Ledger.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, withNode } from "./Shared.js"
 
 const describe = (balance: Balance) =>
   `${balance.account}: ${balance.available} rUv available${balance.held > 0n ? `, ${balance.held} held in ${Object.keys(balance.holds).length} escrow hold(s)` : ""}`
@@ -41,7 +41,8 @@ const transfer = Command.make(
         const payer = yield* parseAccount(from)
         const payee = yield* parseAccount(to)
         const credits = yield* parseAmount(amount)
-        const receipt = yield* (yield* NodeClient).transfer(payer, payee, credits, Option.getOrUndefined(id))
+        const transferId = Option.isNone(id) ? undefined : yield* parseOperationId(id.value)
+        const receipt = yield* (yield* NodeClient).transfer(payer, payee, credits, transferId)
         yield* output(json, receipt, (r) =>
           [
             `${r.duplicate ? "already transferred" : "transferred"} ${credits} rUv ${payer} -> ${payee} (transfer ${r.transferId}, position ${r.position})`,

@@ -5,12 +5,12 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import * as crypto from "node:crypto"
-import { AccountId, OperationId } from "../actors/economy/Account.js"
+import { AccountId } from "../actors/economy/Account.js"
 import type { AuctionView } from "../actors/market/MarketRpc.js"
-import { commitmentOf } from "../actors/market/TaskAuction.js"
+import { AuctionId, commitmentOf } from "../actors/market/TaskAuction.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, parseWith, positiveInteger, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const orderOption = Options.text("id").pipe(Options.withDescription("order id: sending the same id again trades nothing twice"), Options.optional)
@@ -22,7 +22,8 @@ const parseLimit = (text: Option.Option<string>) =>
   : /^[0-9]+$/.test(text.value) ? Effect.succeed(BigInt(text.value))
   : Effect.fail(new CliError({ message: `invalid limit "${text.value}": expected a whole number` }))
 
-const orderIdOf = (id: Option.Option<string>) => (Option.isNone(id) ? {} : { orderId: OperationId.make(id.value) })
+const orderIdOf = (id: Option.Option<string>) =>
+  Option.isNone(id) ? Effect.succeed({}) : Effect.map(parseOperationId(id.value), (orderId) => ({ orderId }))
 
 const quote = Command.make("quote", { side: sideArg, amount: Args.text({ name: "amount-in" }), trader: Options.text("trader").pipe(Options.optional), ...common },
   ({ amount, data, json, node, side, trader }) =>
@@ -46,7 +47,7 @@ const trade = (side: "buy" | "sell") =>
         const client = yield* NodeClient
         const account = yield* parseAccount(trader)
         const tradeSpec = { exact: "in" as const, amountIn: yield* parseAmount(amount), minAmountOut: yield* parseLimit(minOut) }
-        const payload = { trader: AccountId.make(account), trade: tradeSpec, ...orderIdOf(id) }
+        const payload = { trader: AccountId.make(account), trade: tradeSpec, ...(yield* orderIdOf(id)) }
         const receipt = yield* client.call(side === "buy" ? client.rpc.MarketBuy(payload) : client.rpc.MarketSell(payload))
         yield* output(json, receipt, (r) =>
           `${r.duplicate ? "already done: " : ""}${side === "buy" ? "bought" : "sold"}: ${r.amountIn} ${side === "buy" ? "rUv" : "compute"} -> ${r.amountOut} ${side === "buy" ? "compute" : "rUv"} (order ${r.orderId}, fee ${r.feeBps} bps${r.settled ? "" : ", settlement pending"})`)
@@ -69,7 +70,7 @@ const issue = Command.make("issue", { provider: Args.text({ name: "node-id" }), 
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
       const amount = yield* parseAmount(units)
-      const operationId = OperationId.make(Option.getOrElse(id, () => crypto.randomBytes(8).toString("hex")))
+      const operationId = yield* parseOperationId(Option.getOrElse(id, () => crypto.randomBytes(8).toString("hex")))
       const trader = yield* client.call(client.rpc.MarketIssueCompute({ node: yield* parseAccount(provider), units: amount, operationId }))
       yield* output(json, trader, (t) => `issued ${amount} compute units\n${t.node}: ${t.compute} compute, ${t.shares} shares`)
     }))).pipe(Command.withDescription("issue compute units to a node (the operator's capacity), e.g. to seed the pool"))
@@ -80,7 +81,7 @@ const addLiquidity = Command.make("add-liquidity", {
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
     const receipt = yield* client.call(client.rpc.MarketAddLiquidity({
-      provider: yield* parseAccount(provider), computeDesired: yield* parseAmount(compute), ruvDesired: yield* parseAmount(ruv), ...orderIdOf(id)
+      provider: yield* parseAccount(provider), computeDesired: yield* parseAmount(compute), ruvDesired: yield* parseAmount(ruv), ...(yield* orderIdOf(id))
     }))
     yield* output(json, receipt, (r) => `added ${r.compute} compute and ${r.ruv} rUv for ${r.shares} shares (of ${r.totalShares})`)
   }))).pipe(Command.withDescription("deposit compute units and rUv into the pool for shares"))
@@ -95,6 +96,7 @@ export const describeAuction = (a: typeof AuctionView.Type) =>
   ].join("\n")
 
 const auctionArg = Args.text({ name: "auction-id" })
+const parseAuctionId = parseWith(AuctionId, "auction id")
 const millis = (name: string, fallback: number, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.withDefault(fallback))
 
 const open = Command.make("open", {
@@ -109,8 +111,9 @@ const open = Command.make("open", {
     const client = yield* NodeClient
     const spec = yield* Effect.try({ try: () => JSON.parse(task) as unknown, catch: () => new CliError({ message: `--task is not JSON: ${task}` }) })
     const view = yield* client.call(client.rpc.AuctionOpen({
-      auctionId, poster: AccountId.make(yield* parseAccount(poster)), task: spec, maxPrice: yield* parseAmount(maxPrice), minBids,
-      commitPeriodMs: commitMs, revealPeriodMs: revealMs, leasePeriodMs: leaseMs
+      auctionId: yield* parseAuctionId(auctionId), poster: AccountId.make(yield* parseAccount(poster)), task: spec, maxPrice: yield* parseAmount(maxPrice),
+      minBids: yield* positiveInteger(minBids, "min-bids"), commitPeriodMs: yield* positiveInteger(commitMs, "commit-ms"),
+      revealPeriodMs: yield* positiveInteger(revealMs, "reveal-ms"), leasePeriodMs: yield* positiveInteger(leaseMs, "lease-ms")
     }))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("open a sealed-bid, second-price task auction"))
@@ -122,12 +125,13 @@ const commit = Command.make("commit", {
 }, ({ auctionId, bidder, data, json, node, price, salt }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
+    const id = yield* parseAuctionId(auctionId)
     const who = yield* parseAccount(bidder)
     const amount = yield* parseAmount(price)
     const secret = Option.getOrElse(salt, () => crypto.randomBytes(16).toString("hex"))
     // The price never leaves this machine before the reveal: only its commitment does.
-    const commitment = commitmentOf({ auctionId, bidder: who, price: amount, salt: secret })
-    const view = yield* client.call(client.rpc.AuctionCommit({ auctionId, bidder: AccountId.make(who), commitment }))
+    const commitment = commitmentOf({ auctionId: id, bidder: who, price: amount, salt: secret })
+    const view = yield* client.call(client.rpc.AuctionCommit({ auctionId: id, bidder: AccountId.make(who), commitment }))
     yield* output(json, { salt: secret, commitment, auction: view }, (r) =>
       `committed a sealed bid for ${auctionId} (commitment ${r.commitment})\nkeep this salt to reveal: ${r.salt}`)
   }))).pipe(Command.withDescription("commit a sealed bid: the price is hashed here with a salt, which you keep for the reveal"))
@@ -137,20 +141,23 @@ const reveal = Command.make("reveal", {
 }, ({ auctionId, bidder, data, json, node, price, salt }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionReveal({ auctionId, bidder: AccountId.make(yield* parseAccount(bidder)), price: yield* parseAmount(price), salt }))
+    const view = yield* client.call(client.rpc.AuctionReveal({ auctionId: yield* parseAuctionId(auctionId), bidder: AccountId.make(yield* parseAccount(bidder)), price: yield* parseAmount(price), salt }))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("reveal a sealed bid's price and salt"))
 
 const byArg = Args.text({ name: "by" })
 const resolve = Command.make("resolve", { auctionId: auctionArg, ...common }, ({ auctionId, data, json, node }) =>
-  withNode(data, node, Effect.flatMap(NodeClient, (client) =>
-    Effect.flatMap(client.call(client.rpc.AuctionResolve({ auctionId })), (view) => output(json, view, describeAuction))))
+  withNode(data, node, Effect.gen(function* () {
+    const client = yield* NodeClient
+    const view = yield* client.call(client.rpc.AuctionResolve({ auctionId: yield* parseAuctionId(auctionId) }))
+    yield* output(json, view, describeAuction)
+  }))
 ).pipe(Command.withDescription("after the reveal window: lowest price wins, paid the second-lowest"))
 
 const complete = Command.make("complete", { auctionId: auctionArg, by: byArg, ...common }, ({ auctionId, by, data, json, node }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionComplete({ auctionId, by: AccountId.make(yield* parseAccount(by)) }))
+    const view = yield* client.call(client.rpc.AuctionComplete({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)) }))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("the poster accepts the result: the winner is paid"))
 
@@ -161,13 +168,16 @@ const fail = Command.make("fail", {
 }, ({ auctionId, by, data, json, node, reason }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionFail({ auctionId, by: AccountId.make(yield* parseAccount(by)), reason }))
+    const view = yield* client.call(client.rpc.AuctionFail({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)), reason }))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("reject the result or report a timeout: the poster keeps the money, the winner is slashed"))
 
 const show = Command.make("show", { auctionId: auctionArg, ...common }, ({ auctionId, data, json, node }) =>
-  withNode(data, node, Effect.flatMap(NodeClient, (client) =>
-    Effect.flatMap(client.call(client.rpc.AuctionState({ auctionId })), (view) => output(json, view, describeAuction))))
+  withNode(data, node, Effect.gen(function* () {
+    const client = yield* NodeClient
+    const view = yield* client.call(client.rpc.AuctionState({ auctionId: yield* parseAuctionId(auctionId) }))
+    yield* output(json, view, describeAuction)
+  }))
 ).pipe(Command.withDescription("an auction's terms, bids and outcome"))
 
 const auction = Command.make("auction").pipe(

@@ -5,7 +5,7 @@
 import { Options } from "@effect/cli"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
-import { AccountId } from "../actors/economy/Account.js"
+import { AccountId, OperationId } from "../actors/economy/Account.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
@@ -56,14 +56,31 @@ export const parseAmount = (text: string) =>
     ? Effect.succeed(BigInt(text))
     : Effect.fail(new CliError({ message: `invalid amount "${text}": expected a positive whole number of rUv` }))
 
-const decodeAccount = Schema.decodeUnknown(AccountId)
+/**
+ * Checks a command-line value against the schema the node checks it with, before anything is sent: a
+ * value the schema refuses is one readable line (`invalid <what> "<text>": <why>`), not a parse tree.
+ */
+export const parseWith = <A>(schema: Schema.Schema<A, string>, what: string) => {
+  const decode = Schema.decodeUnknown(schema)
+  return (text: string) =>
+    decode(text).pipe(
+      Effect.mapError((error) => new CliError({ message: `invalid ${what} "${text}": ${innermost(ParseResult.TreeFormatter.formatErrorSync(error))}` }))
+    )
+}
 
-export const parseAccount = (text: string) =>
-  decodeAccount(text).pipe(
-    Effect.mapError((error) => new CliError({ message: `invalid account "${text}": ${firstLine(ParseResult.TreeFormatter.formatErrorSync(error))}` }))
-  )
+export const parseAccount = parseWith(AccountId, "account")
 
-const firstLine = (text: string) => text.split("\n").filter((line) => line.trim() !== "").pop()?.trim() ?? text
+/** An operation, order or transfer id given with `--id`. */
+export const parseOperationId = parseWith(OperationId, "id")
+
+/** An integer option that must be positive (a count, a period in ms). */
+export const positiveInteger = (value: number, option: string) =>
+  Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new CliError({ message: `invalid --${option} ${value}: expected a positive whole number` }))
+
+// The deepest line of a parse tree says what was wrong; the tree's glyphs go.
+const innermost = (text: string) => text.split("\n").filter((line) => line.trim() !== "").pop()?.replace(/^[\s└├│─]+/, "") ?? text
 
 export const toJson = (value: unknown): string =>
   JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)

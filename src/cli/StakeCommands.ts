@@ -1,15 +1,15 @@
 /** `edge-net stake add|unbond|withdraw|show`: a node's bonded rUv, its reputation and rewards. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { OperationId } from "../actors/economy/Account.js"
 import type { StakeView } from "../actors/economy/EconomyRpc.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const stakerArg = Args.text({ name: "node-id" })
 const operationOption = Options.text("id").pipe(Options.withDescription("operation id: sending the same id again moves nothing twice"), Options.optional)
-const operationOf = (id: Option.Option<string>) => (Option.isNone(id) ? {} : { operationId: OperationId.make(id.value) })
+const operationOf = (id: Option.Option<string>) =>
+  Option.isNone(id) ? Effect.succeed({}) : Effect.map(parseOperationId(id.value), (operationId) => ({ operationId }))
 
 const describeStake = (s: typeof StakeView.Type) =>
   [
@@ -21,7 +21,7 @@ const add = Command.make("add", { staker: stakerArg, amount: Args.text({ name: "
   ({ amount, data, id, json, node, staker }) =>
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
-      const receipt = yield* client.call(client.rpc.Stake({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...operationOf(id) }))
+      const receipt = yield* client.call(client.rpc.Stake({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) }))
       yield* output(json, receipt, (r) => `${r.duplicate ? "already staked" : "staked"} ${amount} rUv (position ${r.position})\n${describeStake(r)}`)
     }))).pipe(Command.withDescription("bond rUv from the node's account into its stake"))
 
@@ -29,14 +29,14 @@ const unbond = Command.make("unbond", { staker: stakerArg, amount: Args.text({ n
   ({ amount, data, id, json, node, staker }) =>
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
-      const receipt = yield* client.call(client.rpc.Unbond({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...operationOf(id) }))
+      const receipt = yield* client.call(client.rpc.Unbond({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) }))
       yield* output(json, receipt, (r) => `unbonding ${amount} rUv\n${describeStake(r)}`)
     }))).pipe(Command.withDescription("stop stake from counting now; withdraw it after the unbonding delay"))
 
 const withdraw = Command.make("withdraw", { staker: stakerArg, id: operationOption, ...common }, ({ data, id, json, node, staker }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.Withdraw({ node: yield* parseAccount(staker), ...operationOf(id) }))
+    const receipt = yield* client.call(client.rpc.Withdraw({ node: yield* parseAccount(staker), ...(yield* operationOf(id)) }))
     yield* output(json, receipt, (r) => `withdrew matured unbondings\n${describeStake(r)}`)
   }))).pipe(Command.withDescription("pay matured unbondings back to the node's account"))
 

@@ -6,6 +6,7 @@
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import type { Envelope } from "../../events/Envelope.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
+import { canonicalize } from "../../domain/CanonicalJson.js"
 import { streamEntityId } from "../../domain/Ids.js"
 import type { VersionConflict } from "../../events/Journal.js"
 import type { LedgerError } from "../economy/Account.js"
@@ -14,7 +15,7 @@ import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
 import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState, FailureReason } from "./TaskAuction.js"
 import {
-  AuctionClosed, AuctionEvent as AuctionEventSchema, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,
+  AuctionClosed, AuctionEvent as AuctionEventSchema, AuctionExists, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,
   TaskAuction
 } from "./TaskAuction.js"
 
@@ -89,6 +90,21 @@ const toView = (auctionId: string, state: AuctionState, version: number): Auctio
       .sort(([, a], [, b]) => a.sequence - b.sequence)
       .map(([bidder, bid]) => ({ bidder, commitment: bid.commitment, deposit: bid.deposit, sequence: bid.sequence, committedAt: bid.committedAt, price: bid.price, revealedAt: bid.revealedAt })),
     winner: state.winner, price: state.price, failure: state.failure, version
+  }
+}
+
+/** Whether an open request asks for the auction that is already open (a retry), judged by its recorded terms. */
+const sameTerms = (request: OpenRequest, terms: AuctionState["terms"]) =>
+  terms !== null && terms.poster === request.poster && terms.maxPrice === request.maxPrice && terms.minBids === request.minBids &&
+  terms.commitDeadline - terms.at === request.commitPeriodMs && terms.revealDeadline - terms.commitDeadline === request.revealPeriodMs &&
+  terms.leaseDeadline - terms.revealDeadline === request.leasePeriodMs && taskText(terms.task) === taskText(request.task)
+
+// A task is JSON as recorded; anything that is not (no JSON form) never equals a recorded task.
+const taskText = (task: unknown) => {
+  try {
+    return canonicalize(task ?? null)
+  } catch {
+    return Symbol("not JSON")
   }
 }
 
@@ -174,6 +190,8 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
       const result = yield* send(request.auctionId, {
         _tag: "Open", ...request, bidDepositRuv: market.values["bidDepositRuv"]!, parametersVersion: market.version
       }, commandId(request.auctionId, "open"))
+      // The open's command id is the auction's: a resend answers as the first open did, but other terms under the same id are another auction.
+      if (result.duplicate && !sameTerms(request, result.state.terms)) return yield* Effect.fail(new AuctionExists({ auctionId: request.auctionId }))
       return toView(request.auctionId, result.state, result.version)
     })
 

@@ -1,0 +1,93 @@
+/**
+ * The edge-net CLI and node compiled to JavaScript, as `npm run build` ships them (bin/edge-net.js runs
+ * dist/): for test files that run the CLI dozens of times, where tsx's loader would cost seconds per run.
+ */
+import { execFile, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { promisify } from "node:util"
+import ts from "typescript"
+import { freePort, type RunningNode } from "./NodeProcess.js"
+
+const exec = promisify(execFile)
+const SOURCES = "src"
+// Inside the repository, so the compiled files resolve the packages in node_modules like dist/ does.
+const CACHE = path.join("node_modules", ".cache", "edge-net-compiled-cli")
+
+const sourceFiles = () =>
+  (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => file.endsWith(".ts")).sort()
+
+/**
+ * Transpiles every source file (types stripped, modules kept; `npm run typecheck` checks the types)
+ * into a directory named after the sources' digest, so an unchanged tree is compiled once.
+ */
+export const compileCli = (): string => {
+  const files = sourceFiles().map((file) => ({ file, text: fs.readFileSync(path.join(SOURCES, file), "utf8") }))
+  const digest = crypto.createHash("sha256")
+  for (const { file, text } of files) digest.update(file).update("\0").update(text).update("\0")
+  const root = path.resolve(CACHE, digest.digest("hex").slice(0, 16))
+  if (fs.existsSync(path.join(root, "package.json"))) return root
+  // One tree at a time: whatever an older source tree left goes.
+  for (const stale of fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : []) fs.rmSync(path.join(CACHE, stale), { recursive: true, force: true })
+  const staging = `${root}.${process.pid}.tmp`
+  for (const { file, text } of files) {
+    const { outputText } = ts.transpileModule(text, {
+      fileName: file,
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true }
+    })
+    const target = path.join(staging, SOURCES, file.replace(/\.ts$/, ".js"))
+    fs.mkdirSync(path.dirname(target), { recursive: true })
+    fs.writeFileSync(target, outputText)
+  }
+  // Written last: its presence marks a complete tree (node_modules/ ends the package scope, so it is needed anyway).
+  fs.writeFileSync(path.join(staging, "package.json"), JSON.stringify({ type: "module" }))
+  fs.renameSync(staging, root)
+  return root
+}
+
+export interface CliResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `edge-net <args>` from the compiled tree, outside any data dir of the tests. */
+export const runCompiledCli = (root: string, args: ReadonlyArray<string>): Promise<CliResult> =>
+  exec(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), ...args], { env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net" } }).then(
+    ({ stderr, stdout }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr })
+  )
+
+/** `edge-net node start` from the compiled tree on a free loopback port; `env` adds e.g. `EDGE_NET_GENESIS`. */
+export const startCompiledNode = async (root: string, dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<RunningNode> => {
+  const port = await freePort()
+  const child = spawn(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), "node", "start", "--data", dataDir, "--port", String(port)], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, EDGE_NET_HOME: dataDir, ...env }
+  })
+  let output = ""
+  child.stdout.on("data", (chunk) => (output += chunk))
+  child.stderr.on("data", (chunk) => (output += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  while (!(await fetch(`${url}/health`).then((response) => response.ok, () => false))) {
+    if (child.exitCode !== null) throw new Error(`node exited with ${child.exitCode}:\n${output}`)
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL")
+      throw new Error(`node did not come up:\n${output}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    url,
+    process: child,
+    output: () => output,
+    exited,
+    kill: (signal) => {
+      child.kill(signal)
+      return exited
+    }
+  }
+}
