@@ -21,11 +21,13 @@ let dataDir = ""
 let node: RunningNode
 let auctionDeadlines = { commit: 0, reveal: 0 }
 /**
- * The voting, commit and reveal windows, on the node's clock: a few CLI runs long, as long as runs take
- * on this machine now (measured before the node starts), so a step lands inside its window on a busy
- * machine too, and an idle one does not wait longer than it must.
+ * How long one CLI run takes on this machine now, measured before the node starts. The voting, commit
+ * and reveal windows (on the node's clock) are a few runs long, so a step lands inside its window on a
+ * busy machine too, and an idle one does not wait longer than it must; while a window runs, the other
+ * stories keep the cores busy.
  */
-let windowMs = 0
+let runMs = 0
+const windowOf = (runs: number) => runs * runMs + 2_000
 
 type NodeRpc = Effect.Effect.Success<typeof nodeRpcClient>
 
@@ -91,12 +93,10 @@ beforeAll(async () => {
   root = compileCli()
   const probeStarted = Date.now()
   await runCompiledCli(root, ["--version"])
-  // A window holds the step's own run and those of up to two other timed steps ahead of it, on cores
-  // shared with other runs, and a margin.
-  windowMs = 5 * (Date.now() - probeStarted) + 2_000
+  runMs = Date.now() - probeStarted
   dataDir = tempDir()
   node = await startCompiledNode(root, dataDir, {
-    EDGE_NET_GENESIS: `votingPeriodMs=${windowMs},timelockMs=${TIMELOCK_MS},quorumPpm=100000,unbondingDelayMs=200`
+    EDGE_NET_GENESIS: `votingPeriodMs=${windowOf(8)},timelockMs=${TIMELOCK_MS},quorumPpm=100000,unbondingDelayMs=200`
   })
   // Money and stake the stories start from; the CLI is what they test, so this goes over RPC.
   const opened = await rpc((client) =>
@@ -108,7 +108,7 @@ beforeAll(async () => {
       yield* client.MarketAddLiquidity({ provider: account("poster"), computeDesired: 100_000n, ruvDesired: 5_000n, orderId: operation("lp-poster") })
       return yield* client.AuctionOpen({
         auctionId: "job-1", poster: account("poster"), task: { model: "tiny-lm", input: "job-1" }, maxPrice: 500n, minBids: 2,
-        commitPeriodMs: windowMs, revealPeriodMs: windowMs, leasePeriodMs: 60_000
+        commitPeriodMs: windowOf(8), revealPeriodMs: windowOf(6), leasePeriodMs: 60_000
       })
     })
   )
