@@ -5,10 +5,9 @@
  */
 import type Database from "better-sqlite3"
 import { Effect } from "effect"
-import { createRequire } from "node:module"
 import * as path from "node:path"
-import { pathToFileURL } from "node:url"
-import { Worker } from "node:worker_threads"
+import type { Worker } from "node:worker_threads"
+import { moduleWorker } from "../node/ModuleWorker.js"
 import type { NodeKeyPair } from "../content/NodeKey.js"
 import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import type { ExpectedVersion } from "./Journal.js"
@@ -99,14 +98,7 @@ export const startWriter = (data: WriterThreadData) =>
   Effect.acquireRelease(
     Effect.async<Worker, Error>((resume) => {
       const workerData = { ...data, file: path.resolve(data.file) }
-      // From sources (tests, tsx) the thread loads the .ts module through tsx's loader; from dist, the .js one.
-      const worker = import.meta.url.endsWith(".ts")
-        ? new Worker(
-            `import(${JSON.stringify(pathToFileURL(tsxEsmApi()).href)})
-               .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL("./SqliteWriterThread.ts", import.meta.url).href)}) })`,
-            { eval: true, workerData }
-          )
-        : new Worker(new URL("./SqliteWriterThread.js", import.meta.url), { workerData })
+      const worker = moduleWorker(import.meta.url, "./SqliteWriterThread", { workerData })
       worker.once("message", (message) =>
         message === "ready" ? resume(Effect.succeed(worker)) : resume(Effect.fail(new Error(String((message as { error?: string }).error ?? message))))
       )
@@ -148,7 +140,3 @@ const writerClient = (worker: Worker) => {
 }
 
 // tsx is a devDependency: only the from-sources path (tests, `node --import tsx`) ever loads it.
-const tsxEsmApi = () => {
-  const manifest = createRequire(import.meta.url).resolve("tsx/package.json")
-  return path.join(path.dirname(manifest), "dist", "esm", "api", "index.mjs")
-}

@@ -10,6 +10,7 @@
  */
 import type { LoraModule } from "./Adapter.js"
 import { SeededRandom } from "./Adapter.js"
+import { adamWUpdate } from "./train/Optimizer.js"
 
 export const maxMicroLoraRank = 16
 
@@ -357,17 +358,7 @@ export const makeAdamWState = (lora: MicroLora): AdamWState => ({
 export const adamWStep = (lora: MicroLora, state: AdamWState, options: AdamWOptions): void => {
   const { learningRate, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 0.01 } = options
   state.step++
-  const correction1 = 1 - beta1 ** state.step
-  const correction2 = 1 - beta2 ** state.step
-  const update = (theta: Float32Array, gradient: Float32Array, moment: Float32Array, variance: Float32Array) => {
-    for (let i = 0; i < theta.length; i++) {
-      const g = gradient[i]!
-      moment[i] = beta1 * moment[i]! + (1 - beta1) * g
-      variance[i] = beta2 * variance[i]! + (1 - beta2) * g * g
-      const denominator = Math.sqrt(variance[i]! / correction2) + epsilon
-      theta[i] = theta[i]! * (1 - learningRate * weightDecay) - (learningRate * moment[i]!) / correction1 / denominator
-    }
-  }
-  update(lora.A, lora.gradA, state.momentA, state.varianceA)
-  update(lora.B, lora.gradB, state.momentB, state.varianceB)
+  const settings = { betas: [beta1, beta2] as const, epsilon, weightDecay }
+  adamWUpdate(lora.A, lora.gradA, state.momentA, state.varianceA, state.step, learningRate, settings)
+  adamWUpdate(lora.B, lora.gradB, state.momentB, state.varianceB, state.step, learningRate, settings)
 }

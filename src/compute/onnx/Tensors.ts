@@ -115,7 +115,8 @@ const invalid = (reason: string) => new OnnxError({ kind: "Invalid", reason })
 
 /** A typed view of raw little-endian bytes, copying only when the bytes are not aligned for it. */
 const rawView = <A>(raw: Uint8Array, width: number, make: (buffer: ArrayBufferLike, offset: number, length: number) => A): A => {
-  const source = raw.byteOffset % width === 0 ? raw : raw.slice()
+  // A copy, not raw.slice(): on a Node Buffer (a file read whole) slice is a view at the same offset.
+  const source = raw.byteOffset % width === 0 ? raw : new Uint8Array(raw)
   return make(source.buffer, source.byteOffset, source.length / width)
 }
 

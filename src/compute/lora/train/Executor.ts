@@ -1,0 +1,190 @@
+/**
+ * A differentiable interpreter for an ONNX graph: the forward pass keeps every value, and the backward
+ * pass carries gradients from chosen outputs to chosen graph inputs (the trainable parameters) through
+ * the nodes that depend on them, in reverse order. Nothing else gets a gradient: the base model's
+ * weights are constants, which is what makes LoRA training cheap (no weight gradients for W, only
+ * activation gradients through it).
+ *
+ * Pure TypeScript over typed arrays, so the same code trains in Node's worker threads and in a
+ * browser's Web Worker.
+ */
+import { constantTensor } from "../../onnx/Graph.js"
+import type { OnnxModel, OnnxNode, OnnxTensor } from "../../onnx/OnnxModel.js"
+import { DataType } from "../../onnx/OnnxModel.js"
+import { tensorToFloat32 } from "../../onnx/Tensors.js"
+import type { Operator } from "./Operators.js"
+import { ExecutorError, operatorFor } from "./Operators.js"
+import type { Tensor } from "./Tensor.js"
+import { boolTensor, floatTensor, intTensor, sizeOf } from "./Tensor.js"
+
+export { ExecutorError } from "./Operators.js"
+
+interface Step {
+  readonly node: OnnxNode
+  readonly operator: Operator
+  /** Per input: does a parameter reach it (so its gradient is needed)? */
+  readonly wants: ReadonlyArray<boolean>
+  readonly differentiated: boolean
+}
+
+export interface Program {
+  readonly steps: ReadonlyArray<Step>
+  readonly constants: ReadonlyMap<string, Tensor>
+  readonly parameters: ReadonlyArray<string>
+  readonly outputs: ReadonlyArray<string>
+}
+
+/** The values of one forward pass, kept for the backward pass. */
+export interface Activations {
+  readonly values: Map<string, Tensor>
+  readonly training: boolean
+  readonly random: () => number
+}
+
+const int64Values = (tensor: OnnxTensor): Float64Array => {
+  if (tensor.int64Data !== undefined) return Float64Array.from(tensor.int64Data, Number)
+  if (tensor.rawData !== undefined) {
+    const copy = new Uint8Array(tensor.rawData)
+    return Float64Array.from(new BigInt64Array(copy.buffer, 0, copy.byteLength / 8), Number)
+  }
+  return new Float64Array(0)
+}
+
+const int32Values = (tensor: OnnxTensor): Float64Array => {
+  if (tensor.int32Data !== undefined) return Float64Array.from(tensor.int32Data)
+  if (tensor.rawData !== undefined) {
+    const copy = new Uint8Array(tensor.rawData)
+    return Float64Array.from(new Int32Array(copy.buffer, 0, copy.byteLength / 4))
+  }
+  return new Float64Array(0)
+}
+
+/** An ONNX tensor (initializer or Constant) as an executor tensor. */
+export const fromOnnxTensor = (tensor: OnnxTensor): Tensor => {
+  const dims = tensor.dims
+  switch (tensor.dataType) {
+    case DataType.FLOAT:
+    case DataType.FLOAT16:
+      return floatTensor(dims, tensorToFloat32(tensor))
+    case DataType.INT64:
+      return intTensor(dims, int64Values(tensor))
+    case DataType.INT32:
+      return intTensor(dims, int32Values(tensor))
+    case DataType.BOOL: {
+      const values = tensor.rawData === undefined ? Uint8Array.from(tensor.int32Data ?? []) : new Uint8Array(tensor.rawData)
+      return boolTensor(dims, values.length === sizeOf(dims) ? values : new Uint8Array(sizeOf(dims)))
+    }
+    default:
+      throw new ExecutorError(`tensor ${tensor.name ?? ""} has ONNX type ${tensor.dataType}, which training does not support`)
+  }
+}
+
+/**
+ * Prepares a graph for training the named graph inputs. Unknown operators are refused here, by name,
+ * before any data is touched.
+ */
+export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Program => {
+  const graph = model.graph
+  const inputNames = new Set(graph.inputs.map((input) => input.name))
+  for (const parameter of parameters) if (!inputNames.has(parameter)) throw new ExecutorError(`${parameter} is not an input of the graph`)
+  const constants = new Map<string, Tensor>()
+  for (const initializer of graph.initializers) if (initializer.name !== undefined) constants.set(initializer.name, fromOnnxTensor(initializer))
+  const unsupported = new Set<string>()
+  const reached = new Set(parameters)
+  const steps: Array<Step> = []
+  for (const node of graph.nodes) {
+    if (node.domain !== undefined && node.domain !== "" && node.domain !== "ai.onnx") {
+      unsupported.add(`${node.domain}.${node.opType}`)
+      continue
+    }
+    if (node.opType === "Constant") {
+      const value = constantTensor(node)
+      if (value === undefined) throw new ExecutorError(`Constant ${node.name ?? ""} has no tensor value`)
+      constants.set(node.outputs[0]!, fromOnnxTensor(value))
+      continue
+    }
+    const operator = operatorFor(node.opType)
+    if (operator === undefined) {
+      unsupported.add(node.opType)
+      continue
+    }
+    const wants = node.inputs.map((name) => reached.has(name))
+    const differentiated = operator.backward !== undefined && wants.some(Boolean)
+    if (differentiated) for (const output of node.outputs) reached.add(output)
+    steps.push({ node, operator, wants, differentiated })
+  }
+  if (unsupported.size > 0) {
+    throw new ExecutorError(`training does not support the operators ${[...unsupported].sort().join(", ")} of this model`)
+  }
+  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name) }
+}
+
+/** Runs the graph; `training` turns Dropout on (drawing from `random`). */
+export const forward = (
+  program: Program,
+  feeds: ReadonlyMap<string, Tensor>,
+  options: { readonly training?: boolean; readonly random?: () => number } = {}
+): Activations => {
+  const values = new Map<string, Tensor>(program.constants)
+  for (const [name, tensor] of feeds) values.set(name, tensor)
+  const training = options.training ?? false
+  const random = options.random ?? Math.random
+  for (const step of program.steps) {
+    const inputs = step.node.inputs.map((name) => {
+      if (name === "") return undefined
+      const value = values.get(name)
+      if (value === undefined) throw new ExecutorError(`${step.node.opType} ${step.node.name ?? ""}: its input ${name} has no value (was it fed?)`)
+      return value
+    })
+    const outputs = step.operator.forward(inputs, { node: step.node, training, random })
+    step.node.outputs.forEach((name, index) => {
+      const output = outputs[index]
+      if (name !== "" && output !== undefined) values.set(name, output)
+    })
+  }
+  return { values, training, random }
+}
+
+const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float32Array) => {
+  const existing = grads.get(name)
+  if (existing === undefined) {
+    grads.set(name, grad)
+    return
+  }
+  // Backward functions may hand one array to several inputs: sum into a fresh one, never in place.
+  const sum = new Float32Array(existing.length)
+  for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
+  grads.set(name, sum)
+}
+
+/**
+ * Gradients of the parameters, given the gradient of a scalar loss with respect to some values
+ * (usually graph outputs) of a forward pass.
+ */
+export const backward = (program: Program, activations: Activations, seeds: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> => {
+  const grads = new Map<string, Float32Array>(seeds)
+  const { values } = activations
+  const parameters = new Set(program.parameters)
+  for (let index = program.steps.length - 1; index >= 0; index--) {
+    const step = program.steps[index]!
+    if (!step.differentiated) continue
+    const outputGrads = step.node.outputs.map((name) => grads.get(name))
+    if (outputGrads.every((grad) => grad === undefined)) continue
+    const inputs = step.node.inputs.map((name) => (name === "" ? undefined : values.get(name)))
+    const outputs = step.node.outputs.map((name) => values.get(name)!)
+    const inputGrads = step.operator.backward!(inputs, outputs, outputGrads, step.wants, {
+      node: step.node, training: activations.training, random: activations.random
+    })
+    for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
+    step.node.inputs.forEach((name, position) => {
+      const grad = inputGrads[position]
+      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad)
+    })
+  }
+  const result = new Map<string, Float32Array>()
+  for (const parameter of program.parameters) {
+    const value = values.get(parameter)
+    result.set(parameter, grads.get(parameter) ?? new Float32Array(value === undefined ? 0 : value.data.length))
+  }
+  return result
+}

@@ -1,0 +1,20 @@
+/** The messages between a training thread and its host. */
+import type { ClassifierHead, MicroLoRAConfig, Objective, Sample, TrainingCheckpoint, TrainingProgress, TrainingResult } from "./LoraTrainer.js"
+import type { LoraWeights } from "../Adapter.js"
+import type { AdamWState } from "./Optimizer.js"
+
+export interface TrainingRequest {
+  /** The base model's ONNX bytes (weights inline). */
+  readonly modelBytes: Uint8Array
+  readonly config: MicroLoRAConfig
+  readonly objective: Objective
+  readonly samples: ReadonlyArray<Sample>
+  /** Continue from an adapter, a head, or a checkpoint's optimizer state. */
+  readonly start?: { readonly weights?: LoraWeights; readonly head?: ClassifierHead; readonly optimizer?: AdamWState }
+}
+
+export type TrainingMessage =
+  | { readonly type: "progress"; readonly progress: TrainingProgress }
+  | { readonly type: "checkpoint"; readonly checkpoint: TrainingCheckpoint }
+  | { readonly type: "done"; readonly result: TrainingResult }
+  | { readonly type: "error"; readonly message: string }

@@ -1,0 +1,30 @@
+/**
+ * Entry point of a training thread: one request in, progress and checkpoints out while it trains, then
+ * the result. Runs as a Node worker thread (TrainInWorker.ts) or as a browser Web Worker: the
+ * training code itself touches no Node API.
+ */
+import { readModel } from "../../onnx/OnnxModel.js"
+import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
+import { LoraTrainer, trainAdapter } from "./LoraTrainer.js"
+
+const handle = (request: TrainingRequest, post: (message: TrainingMessage) => void) => {
+  try {
+    const model = readModel(request.modelBytes)
+    const trainer = new LoraTrainer(model, request.config, request.objective, request.start)
+    const result = trainAdapter(trainer, request.samples, {
+      onProgress: (progress) => post({ type: "progress", progress }),
+      onCheckpoint: (checkpoint) => post({ type: "checkpoint", checkpoint })
+    })
+    post({ type: "done", result })
+  } catch (error) {
+    post({ type: "error", message: error instanceof Error ? error.message : String(error) })
+  }
+}
+
+const threads = typeof process !== "undefined" && process.versions?.node !== undefined ? await import("node:worker_threads") : undefined
+const port = threads?.parentPort
+if (port) port.once("message", (request: TrainingRequest) => handle(request, (message) => port.postMessage(message)))
+else {
+  const scope = globalThis as unknown as { onmessage: ((event: { data: TrainingRequest }) => void) | null; postMessage: (message: TrainingMessage) => void }
+  scope.onmessage = (event) => handle(event.data, (message) => scope.postMessage(message))
+}
