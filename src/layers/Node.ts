@@ -3,6 +3,7 @@
  * policies, and the HTTP/RPC server. The CLI's direct mode uses the same services without a server.
  */
 import { Effect, Layer } from "effect"
+import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { creditsPolicy, Ledger } from "../actors/economy/Ledger.js"
 import { NetworkParameters } from "../actors/economy/ParametersService.js"
 import { Reputation } from "../actors/economy/ReputationService.js"
@@ -51,7 +52,7 @@ export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     Layer.provideMerge(Layer.mergeAll(
-      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, AdapterPool.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
     )),
     Layer.provideMerge(economyServices),
     Layer.provideMerge(sqliteKernel(settings)),

@@ -1,0 +1,122 @@
+/**
+ * The adapter pool service: loads, uses, pins and unloads the node's resident adapters on its pool
+ * entity (`AdapterPool-local`), and picks the resident adapter nearest a task embedding, recording the use.
+ */
+import { Effect, Layer } from "effect"
+import * as ActorRunner from "../../events/ActorRunner.js"
+import type { AdapterPoolEvent, AdapterPoolState, AdapterToLoad, PoolLimits } from "./AdapterPool.js"
+import { AdapterPools, usedBytes } from "./AdapterPool.js"
+
+/** A node runs one pool: its adapters live in its own memory. */
+export const LOCAL_POOL = "local"
+
+export interface ResidentView {
+  readonly key: string
+  readonly adapterId: string
+  readonly version: string
+  readonly bytes: number
+  readonly pinned: boolean
+  readonly lastUsed: number
+  /** Length of the adapter's task embedding, null when it has none (never selected by embedding). */
+  readonly dimensions: number | null
+}
+
+export interface PoolView {
+  readonly maxSlots: number
+  readonly memoryBudgetBytes: number
+  readonly usedBytes: number
+  /** Most recently used first. */
+  readonly residents: ReadonlyArray<ResidentView>
+  readonly version: number
+}
+
+export interface PoolReceipt extends PoolView {
+  /** What this command recorded: loads, evictions (with their reason), uses, pins. */
+  readonly events: ReadonlyArray<AdapterPoolEvent>
+  readonly position: number
+}
+
+export interface Selection extends PoolReceipt {
+  readonly key: string
+  readonly similarity: number
+}
+
+const toView = (state: AdapterPoolState, version: number): PoolView => ({
+  maxSlots: state.maxSlots,
+  memoryBudgetBytes: state.memoryBudgetBytes,
+  usedBytes: usedBytes(state),
+  residents: Object.entries(state.residents)
+    .map(([key, resident]): ResidentView => ({
+      key, adapterId: resident.adapterId, version: resident.version, bytes: resident.bytes, pinned: resident.pinned,
+      lastUsed: resident.lastUsed, dimensions: resident.embedding?.length ?? null
+    }))
+    .sort((a, b) => b.lastUsed - a.lastUsed),
+  version
+})
+
+const receipt = (result: ActorRunner.CommandResult<AdapterPoolEvent, AdapterPoolState>): PoolReceipt => ({
+  ...toView(result.state, result.version), events: result.events, position: result.position
+})
+
+export class AdapterPool extends Effect.Service<AdapterPool>()("edge-net/AdapterPool", {
+  effect: Effect.gen(function* () {
+    const pools = yield* ActorRunner.make(AdapterPools, { snapshotEvery: 100 })
+
+    /** Makes the adapter resident, evicting least recently used unpinned adapters as slots and memory require. */
+    const load = Effect.fn("AdapterPool.load")(function* (adapter: AdapterToLoad) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Load", ...adapter }))
+    })
+
+    /** Marks a resident adapter (`<adapterId>@<version>`) as just used. */
+    const use = Effect.fn("AdapterPool.use")(function* (key: string) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Use", key }))
+    })
+
+    /** Keeps a resident adapter until it is unpinned: never evicted. */
+    const pin = Effect.fn("AdapterPool.pin")(function* (key: string) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Pin", key }))
+    })
+
+    const unpin = Effect.fn("AdapterPool.unpin")(function* (key: string) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Unpin", key }))
+    })
+
+    const unload = Effect.fn("AdapterPool.unload")(function* (key: string) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Unload", key }))
+    })
+
+    /** New limits (at most 16 slots); lowering one evicts least recently used unpinned adapters. */
+    const configure = Effect.fn("AdapterPool.configure")(function* (limits: PoolLimits) {
+      return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Configure", ...limits }))
+    })
+
+    /** The resident adapter nearest the task embedding (cosine), recorded as used. */
+    const select = Effect.fn("AdapterPool.select")(function* (embedding: ReadonlyArray<number>) {
+      const result = yield* pools.send(LOCAL_POOL, { _tag: "Select", embedding })
+      // Select decides exactly one AdapterUsed, carrying the similarity it chose by.
+      const used = result.events[0] as Extract<AdapterPoolEvent, { _tag: "AdapterUsed" }>
+      return { ...receipt(result), key: used.key, similarity: used.similarity ?? 0 } satisfies Selection
+    })
+
+    const state = Effect.fn("AdapterPool.state")(function* () {
+      const { state, version } = yield* pools.state(LOCAL_POOL)
+      return toView(state, version)
+    })
+
+    return { pools, load, use, pin, unpin, unload, configure, select, state } as const
+  })
+}) {}
+
+/**
+ * The pool as a node runs it: the service, with the node's limits applied at start (no event when they
+ * are already in force). Pinned adapters above a lowered limit keep the recorded limits, with a warning,
+ * rather than stop the node.
+ */
+export const adapterPoolLive = (limits: PoolLimits = {}) =>
+  Layer.effectDiscard(
+    Effect.flatMap(AdapterPool, (pool) =>
+      pool.configure(limits).pipe(
+        Effect.catchTag("PinnedAdaptersExceedLimit", (refused) => Effect.logWarning(`adapter pool: keeping its limits: ${refused.message}`))
+      )
+    )
+  ).pipe(Layer.provideMerge(AdapterPool.Default))
