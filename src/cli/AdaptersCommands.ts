@@ -3,15 +3,22 @@
  * registry: list, import (ours or PEFT's layout), export, share through the registry, merge, train.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
 import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
+import { classifierHeadFile, saveClassifierHead } from "../compute/lora/ClassifierHeadFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
 import { loraTargets } from "../compute/lora/GraphLora.js"
+import type { MergeMethod } from "../compute/lora/Merge.js"
+import { mergeAdapters } from "../compute/lora/Merge.js"
 import { exportPeft, importPeft, peftConfigFile } from "../compute/lora/Peft.js"
+import { trainOnFile } from "../compute/lora/train/FileTraining.js"
+import type { MicroLoRAConfig } from "../compute/lora/train/LoraTrainer.js"
+import type { TrainingTask } from "../compute/lora/train/TrainingData.js"
+import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { readModel } from "../compute/onnx/OnnxModel.js"
 import { idFromName } from "../content/Publish.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
@@ -21,7 +28,8 @@ import { listAdapters } from "../content/RegistryClient.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { keyOption, signerFor } from "./PublishCommands.js"
-import { jsonOption, output } from "./Shared.js"
+import { stepReporter } from "./Progress.js"
+import { jsonOption, output, toJson } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
 const asCli = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) => Effect.mapError(effect, (error) => fail(error.message))
@@ -36,6 +44,10 @@ const modelIdOf = (modelFile: string) => {
   const dir = path.basename(path.dirname(path.resolve(modelFile)))
   return idFromName(base === "model" ? (dir === "onnx" ? path.basename(path.dirname(path.dirname(path.resolve(modelFile)))) : dir) : base)
 }
+
+/** An adapter directory's files: weights, metadata, and a classifier's head when it has one. */
+const adapterFiles = (directory: string) =>
+  [adapterWeightsFile, adapterMetadataFile, ...(fs.existsSync(path.join(directory, classifierHeadFile)) ? [classifierHeadFile] : [])]
 
 const describe = (adapter: AdapterMetadata) =>
   `${`${adapter.id}@${adapter.version}`.padEnd(28)} base ${adapter.baseModel.padEnd(16)} rank ${String(adapter.rank).padEnd(3)} ` +
@@ -97,7 +109,7 @@ const importCommand = Command.make(
         const target = localAdapterDir(root, metadata.id, metadata.version)
         if (fs.existsSync(path.join(target, adapterMetadataFile))) return yield* Effect.fail(fail(`adapter ${metadata.id}@${metadata.version} is already stored here`))
         fs.mkdirSync(target, { recursive: true })
-        for (const file of [adapterWeightsFile, adapterMetadataFile]) fs.copyFileSync(path.join(args.directory, file), path.join(target, file))
+        for (const file of adapterFiles(args.directory)) fs.copyFileSync(path.join(args.directory, file), path.join(target, file))
         return yield* output(args.json, metadata, (adapter) => `imported ${describe(adapter)}`)
       }
       if (!fs.existsSync(path.join(args.directory, peftConfigFile))) {
@@ -144,7 +156,7 @@ const exportCommand = Command.make(
       } else {
         fs.mkdirSync(args.output, { recursive: true })
         const source = localAdapterDir(root, metadata.id, metadata.version)
-        for (const file of [adapterWeightsFile, adapterMetadataFile]) fs.copyFileSync(path.join(source, file), path.join(args.output, file))
+        for (const file of adapterFiles(source)) fs.copyFileSync(path.join(source, file), path.join(args.output, file))
       }
       yield* Effect.sync(() => console.log(`exported ${metadata.id}@${metadata.version} (${args.format}) to ${args.output}`))
     }))
@@ -171,7 +183,7 @@ const share = Command.make(
       const signer = yield* signerFor(args.key)
       const directory = localAdapterDir(root, metadata.id, metadata.version)
       const manifest = yield* buildManifest({
-        files: [path.join(directory, adapterWeightsFile), path.join(directory, adapterMetadataFile)],
+        files: adapterFiles(directory).map((file) => path.join(directory, file)),
         id: metadata.id,
         name: metadata.name,
         version: metadata.version,
@@ -196,7 +208,194 @@ const share = Command.make(
     }))
 ).pipe(Command.withDescription("publish an adapter to the registry (needs reputation above 0.7, at most 10 an hour, a quality score)"))
 
+/** The ONNX file and tokenizer of a model directory (`model.onnx` or `onnx/model.onnx`) or of a model file's directory. */
+const modelFiles = (target: string) => {
+  const directory = fs.statSync(target).isDirectory() ? target : path.dirname(target)
+  const modelFile = fs.statSync(target).isDirectory()
+    ? [path.join(target, "model.onnx"), path.join(target, "onnx", "model.onnx")].find((file) => fs.existsSync(file))
+    : target
+  if (modelFile === undefined) return Either.left(`${target} holds no model.onnx (nor onnx/model.onnx)`)
+  const tokenizerFile = [directory, path.dirname(directory)].map((dir) => path.join(dir, "tokenizer.json")).find((file) => fs.existsSync(file))
+  if (tokenizerFile === undefined) return Either.left(`no tokenizer.json beside ${modelFile}: training reads text through the model's tokenizer`)
+  return Either.right({ modelFile, tokenizerFile })
+}
+
+const optionalFloat = (name: string, description: string) => Options.float(name).pipe(Options.withDescription(description), Options.optional)
+const optionalInteger = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
+const listOf = (text: string) => text.split(",").map((item) => item.trim()).filter((item) => item !== "")
+
+const train = Command.make(
+  "train",
+  {
+    model: Args.path({ name: "model", exists: "yes" }).pipe(Args.withDescription("a model directory (model.onnx and tokenizer.json) or its ONNX file")),
+    data: Options.file("data", { exists: "yes" }).pipe(Options.withDescription("plain text (paragraphs split by blank lines) for a language model, or JSON lines {\"text\", \"label\"} for a classifier")),
+    task: Options.choice("task", ["auto", "lm", "classify"]).pipe(Options.withDescription("auto: classify for .jsonl files, lm otherwise"), Options.withDefault("auto" as const)),
+    id: Options.text("id").pipe(Options.withDescription("adapter id (default: <model>-<data file name>)"), Options.optional),
+    name: Options.text("name").pipe(Options.optional),
+    version: Options.text("model-version").pipe(Options.withDescription("version to store the adapter under (also --version)"), Options.withDefault("1.0.0")),
+    domain: Options.text("domain").pipe(Options.withDefault("general")),
+    license: Options.text("license").pipe(Options.withDefault("unknown")),
+    rank: Options.integer("rank").pipe(Options.withDefault(4)),
+    alpha: optionalFloat("alpha", "scale is alpha / rank (default 2 x rank)"),
+    dropout: optionalFloat("dropout", "dropout on each adapter branch's input while training (default 0)"),
+    targetModules: Options.text("target-modules").pipe(Options.withDescription("comma-separated module names or suffixes, e.g. c_attn,c_proj (default: every MatMul weight)"), Options.optional),
+    learningRate: optionalFloat("learning-rate", "peak learning rate (default 1e-3)"),
+    weightDecay: optionalFloat("weight-decay", "AdamW weight decay (default 0.01)"),
+    schedule: Options.choice("schedule", ["cosine", "linear", "constant"]).pipe(Options.withDefault("cosine" as const)),
+    warmupSteps: optionalInteger("warmup-steps", "steps of linear warmup (default 0)"),
+    epochs: Options.integer("epochs").pipe(Options.withDefault(1)),
+    maxSteps: optionalInteger("max-steps", "stop after this many optimizer steps"),
+    batchSize: optionalInteger("batch-size", "samples per forward/backward pass (default 8)"),
+    accumulation: optionalInteger("gradient-accumulation", "micro-batches per optimizer step (default 1)"),
+    maxGradNorm: optionalFloat("max-grad-norm", "clip the gradient norm to this, 0 for none (default 1)"),
+    seed: Options.integer("seed").pipe(Options.withDefault(0)),
+    checkpointEvery: Options.integer("checkpoint-every").pipe(Options.withDescription("steps between checkpoints; an interrupted run resumes from the last (0: none)"), Options.withDefault(10)),
+    window: Options.integer("window").pipe(Options.withDescription("tokens per language-model window"), Options.withDefault(128)),
+    maxTokens: Options.integer("max-tokens").pipe(Options.withDescription("tokens a classification example is cut to"), Options.withDefault(64)),
+    heldOut: Options.float("held-out").pipe(Options.withDescription("share of the data held out to measure before and after"), Options.withDefault(0.1)),
+    config: configOption,
+    json: jsonOption
+  },
+  (args) =>
+    withModels(args.config, Effect.gen(function* () {
+      const files = modelFiles(args.model)
+      if (Either.isLeft(files)) return yield* Effect.fail(fail(files.left))
+      const { modelFile, tokenizerFile } = files.right
+      const tokenizer = yield* asCli(Tokenizer.fromFile(tokenizerFile))
+      const baseModel = modelIdOf(modelFile)
+      const id = Option.getOrElse(args.id, () => idFromName(`${baseModel}-${path.basename(args.data).replace(/\.[^.]*$/, "")}`))
+      if (id === "") return yield* Effect.fail(fail("the adapter id is empty: give --id"))
+      const root = yield* cacheRoot
+      const target = localAdapterDir(root, id, args.version)
+      if (fs.existsSync(path.join(target, adapterMetadataFile))) {
+        return yield* Effect.fail(fail(`adapter ${id}@${args.version} is already stored here (give another --model-version or --id)`))
+      }
+      const task: TrainingTask | undefined = args.task === "auto" ? undefined : args.task === "lm" ? "causal-lm" : "classification"
+      const some = <A>(option: Option.Option<A>) => Option.getOrUndefined(option)
+      const trainingConfig: MicroLoRAConfig = Object.fromEntries(Object.entries({
+        rank: args.rank, alpha: some(args.alpha), dropout: some(args.dropout), learningRate: some(args.learningRate), weightDecay: some(args.weightDecay),
+        schedule: args.schedule, warmupSteps: some(args.warmupSteps), epochs: args.epochs, maxSteps: some(args.maxSteps), batchSize: some(args.batchSize),
+        gradientAccumulationSteps: some(args.accumulation), maxGradNorm: some(args.maxGradNorm), seed: args.seed, checkpointEvery: args.checkpointEvery
+      }).filter(([, value]) => value !== undefined)) as unknown as MicroLoRAConfig
+      const progress = stepReporter(args.json)
+      const outcome = yield* Effect.tryPromise({
+        try: (signal) => trainOnFile({
+          modelFile, tokenizer, dataFile: args.data, task, config: trainingConfig,
+          targetNames: Option.getOrUndefined(Option.map(args.targetModules, listOf)),
+          data: { windowLength: args.window, maxTokens: args.maxTokens, heldOutFraction: args.heldOut },
+          checkpointDirectory: path.join(root, "adapters", ".training", `${id}@${args.version}`),
+          onPhase: (phase, detail) => {
+            if (phase === "resume") return void Effect.runSync(Effect.logInfo(`resuming from the checkpoint at step ${detail}`))
+            if (phase !== "train") progress.update(phase, 0, 1)
+          },
+          onProgress: (step) => progress.update("train", step.step, step.totalSteps),
+          signal
+        }),
+        catch: (error) => fail(error instanceof Error ? error.message.split("\n")[0]! : String(error))
+      }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+      const { result } = outcome
+      const isLm = outcome.metric === "heldOutLoss"
+      const description: AdapterDescription = {
+        id,
+        name: Option.getOrElse(args.name, () => id),
+        description: `trained on ${path.basename(args.data)} (${outcome.trainSamples} ${isLm ? "windows" : "examples"}, ${outcome.heldOutSamples} held out)`,
+        version: args.version,
+        createdAt: new Date().toISOString(),
+        baseModel,
+        baseModelDigest: outcome.baseModelDigest,
+        training: { steps: result.steps, finalLoss: result.finalLoss, samples: result.samples, duration: Math.round(result.durationMs) / 1000 },
+        quality: isLm
+          ? { heldOutLossBefore: outcome.before, heldOutLossAfter: outcome.after, perplexityDelta: Math.exp(outcome.after) - Math.exp(outcome.before) }
+          : { taskAccuracy: outcome.after, probeAccuracy: outcome.before },
+        sharing: { public: false, domain: args.domain, license: args.license }
+      }
+      const metadata = yield* asCli(saveLocalAdapter(root, description, result.weights))
+      if (result.head !== undefined && outcome.labels !== undefined) saveClassifierHead(target, result.head, outcome.labels)
+      const figure = isLm
+        ? `held-out loss ${outcome.before.toFixed(4)} -> ${outcome.after.toFixed(4)} nats/token (perplexity ${Math.exp(outcome.before).toFixed(1)} -> ${Math.exp(outcome.after).toFixed(1)})`
+        : `held-out accuracy ${(outcome.before * 100).toFixed(1)}% (linear probe) -> ${(outcome.after * 100).toFixed(1)}% (adapter)`
+      const summary = {
+        event: "done", adapter: metadata, task: outcome.task, metric: outcome.metric, before: outcome.before, after: outcome.after,
+        steps: result.steps, trainSamples: outcome.trainSamples, heldOutSamples: outcome.heldOutSamples, durationMs: result.durationMs,
+        ...(outcome.resumedFrom === undefined ? {} : { resumedFrom: outcome.resumedFrom })
+      }
+      yield* Effect.sync(() => console.log(args.json ? toJson(summary) :
+        `trained ${describe(metadata)}\n${figure}; ${result.steps} steps in ${(result.durationMs / 1000).toFixed(1)} s` +
+        `${outcome.resumedFrom === undefined ? "" : ` (resumed at step ${outcome.resumedFrom})`}`))
+    }))
+).pipe(Command.withDescription("train a LoRA adapter on your text (language model) or labelled JSON lines (classifier), measured before and after on held-out data"))
+
+const merge = Command.make(
+  "merge",
+  {
+    adapters: Args.text({ name: "id[@version]" }).pipe(Args.atLeast(2)),
+    method: Options.choice("method", ["ties", "dare", "task_arithmetic"]),
+    id: Options.text("id").pipe(Options.withDescription("id of the merged adapter")),
+    version: Options.text("model-version").pipe(Options.withDescription("its version (also --version)"), Options.withDefault("1.0.0")),
+    weights: Options.text("weights").pipe(Options.withDescription("comma-separated weight per adapter (task_arithmetic: default all 1; dare: default all 1)"), Options.optional),
+    trim: Options.float("trim").pipe(Options.withDescription("ties: fraction of each update's smallest entries removed"), Options.withDefault(0.8)),
+    signElection: Options.choice("sign-election", ["majority", "weighted"]).pipe(Options.withDescription("ties: one vote per adapter, or votes weighted by magnitude"), Options.withDefault("weighted" as const)),
+    scaling: Options.float("scaling").pipe(Options.withDescription("ties: scale of the merged update"), Options.withDefault(1)),
+    dropRate: Options.float("drop-rate").pipe(Options.withDescription("dare: probability of dropping each entry"), Options.withDefault(0.5)),
+    noRescale: Options.boolean("no-rescale").pipe(Options.withDescription("dare: keep survivors as they are instead of dividing by 1 - drop rate")),
+    seed: Options.integer("seed").pipe(Options.withDescription("dare: seed of the drops (recorded in the result)"), Options.withDefault(0)),
+    rank: optionalInteger("rank", "rank of the merged adapter (default: the largest input rank)"),
+    alpha: optionalFloat("alpha", "alpha of the merged adapter (default: its rank)"),
+    domain: Options.text("domain").pipe(Options.withDefault("general")),
+    license: Options.text("license").pipe(Options.withDefault("unknown")),
+    config: configOption,
+    json: jsonOption
+  },
+  (args) =>
+    withModels(args.config, Effect.gen(function* () {
+      const root = yield* cacheRoot
+      const inputs = []
+      for (const reference of args.adapters) {
+        const { id, version } = parseReference(reference)
+        inputs.push(yield* asCli(loadLocalAdapter(root, id, version)))
+      }
+      const weights = Option.getOrUndefined(Option.map(args.weights, (text) => listOf(text).map(Number)))
+      if (weights !== undefined && (weights.length !== inputs.length || !weights.every(Number.isFinite))) {
+        return yield* Effect.fail(fail(`--weights needs ${inputs.length} numbers, one per adapter (got "${Option.getOrElse(args.weights, () => "")}")`))
+      }
+      const method: MergeMethod = args.method === "ties"
+        ? { method: "ties", trimFraction: args.trim, signElection: args.signElection, scalingCoef: args.scaling }
+        : args.method === "dare"
+        ? { method: "dare", dropRate: args.dropRate, rescale: !args.noRescale, seed: args.seed, ...(weights === undefined ? {} : { weights }) }
+        : { method: "task_arithmetic", weights: weights ?? inputs.map(() => 1) }
+      const rank = Option.getOrUndefined(args.rank)
+      const alpha = Option.getOrUndefined(args.alpha)
+      const merged = mergeAdapters(
+        inputs.map(({ metadata, weights }) => ({ id: `${metadata.id}@${metadata.version}`, baseModelDigest: metadata.baseModelDigest, weights })),
+        method,
+        { ...(rank === undefined ? {} : { rank }), ...(alpha === undefined ? {} : { alpha }) }
+      )
+      if (Either.isLeft(merged)) return yield* Effect.fail(fail(`cannot merge: ${merged.left.message}`))
+      const { report } = merged.right
+      const first = inputs[0]!.metadata
+      const description: AdapterDescription = {
+        id: args.id,
+        name: args.id,
+        description: `${args.method} merge of ${report.adapters.join(", ")}`,
+        version: args.version,
+        createdAt: new Date().toISOString(),
+        baseModel: first.baseModel,
+        baseModelDigest: first.baseModelDigest,
+        training: { steps: 0, finalLoss: 0, samples: 0, duration: 0 },
+        quality: {},
+        sharing: { public: false, domain: args.domain, license: args.license }
+      }
+      const metadata = yield* asCli(saveLocalAdapter(root, description, merged.right.weights))
+      const worst = Math.max(...Object.values(report.modules).map((module) => module.refactorError))
+      yield* output(args.json, { adapter: metadata, report }, () =>
+        `merged ${report.adapters.join(" + ")} by ${args.method} into ${describe(metadata)}\n` +
+        `re-factored to rank ${report.rank}: worst module relative error ${worst.toExponential(2)}` +
+        (report.random === undefined ? "" : `; ${report.random.draws} draws of ${report.random.generator} seed ${report.random.seed}`) +
+        (worst > 0.05 ? `\nrank ${report.rank} loses ${(worst * 100).toFixed(0)}% of the merged update in some module: a higher --rank keeps more` : ""))
+    }))
+).pipe(Command.withDescription("merge adapters of one base model by TIES, DARE or task arithmetic into a new adapter"))
+
 export const adaptersCommand = Command.make("adapters").pipe(
   Command.withDescription("LoRA adapters: list, import, export, share, merge, train"),
-  Command.withSubcommands([list, importCommand, exportCommand, share])
+  Command.withSubcommands([list, train, importCommand, exportCommand, share, merge])
 )

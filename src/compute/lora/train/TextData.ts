@@ -13,7 +13,7 @@ export const languageModelWindows = (
   tokenizer: Tokenizer,
   documents: ReadonlyArray<string>,
   length: number,
-  options: { readonly separator?: number; readonly maxWindows?: number } = {}
+  options: { readonly separator?: number | undefined; readonly maxWindows?: number | undefined } = {}
 ): Array<CausalLmSample> => {
   if (!Number.isInteger(length) || length < 2) throw new RangeError(`a window is 2 or more tokens (not ${length})`)
   const windows: Array<CausalLmSample> = []
