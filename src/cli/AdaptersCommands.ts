@@ -49,6 +49,14 @@ const modelIdOf = (modelFile: string) => {
 const adapterFiles = (directory: string) =>
   [adapterWeightsFile, adapterMetadataFile, ...(fs.existsSync(path.join(directory, classifierHeadFile)) ? [classifierHeadFile] : [])]
 
+/** What a command that stores an adapter asks besides its own options: its listing and the CLI's usual flags. */
+const storedAdapterOptions = {
+  domain: Options.text("domain").pipe(Options.withDefault("general")),
+  license: Options.text("license").pipe(Options.withDefault("unknown")),
+  config: configOption,
+  json: jsonOption
+}
+
 const describe = (adapter: AdapterMetadata) =>
   `${`${adapter.id}@${adapter.version}`.padEnd(28)} base ${adapter.baseModel.padEnd(16)} rank ${String(adapter.rank).padEnd(3)} ` +
   `${adapter.targetModules.length} module(s)  ${adapter.sharing.domain}${adapter.signature === undefined ? "" : `  signed by ${adapter.signature.keyId}`}`
@@ -94,10 +102,7 @@ const importCommand = Command.make(
     id: Options.text("id").pipe(Options.optional),
     name: Options.text("name").pipe(Options.optional),
     version: Options.text("model-version").pipe(Options.withDescription("version to store a PEFT adapter under (also --version)"), Options.withDefault("1.0.0")),
-    domain: Options.text("domain").pipe(Options.withDefault("general")),
-    license: Options.text("license").pipe(Options.withDefault("unknown")),
-    config: configOption,
-    json: jsonOption
+    ...storedAdapterOptions
   },
   (args) =>
     withModels(args.config, Effect.gen(function* () {
@@ -341,10 +346,7 @@ const merge = Command.make(
     seed: Options.integer("seed").pipe(Options.withDescription("dare: seed of the drops (recorded in the result)"), Options.withDefault(0)),
     rank: optionalInteger("rank", "rank of the merged adapter (default: the largest input rank)"),
     alpha: optionalFloat("alpha", "alpha of the merged adapter (default: its rank)"),
-    domain: Options.text("domain").pipe(Options.withDefault("general")),
-    license: Options.text("license").pipe(Options.withDefault("unknown")),
-    config: configOption,
-    json: jsonOption
+    ...storedAdapterOptions
   },
   (args) =>
     withModels(args.config, Effect.gen(function* () {

@@ -15,7 +15,7 @@ import path from "node:path"
 import type { LoraWeights } from "../../src/compute/lora/Adapter.js"
 import { mergeAdapter } from "../../src/compute/lora/GraphLora.js"
 import { accuracy, heldOutLoss, pooledFeatures } from "../../src/compute/lora/train/Evaluate.js"
-import type { ClassifierHead, MicroLoRAConfig, TrainingProgress } from "../../src/compute/lora/train/LoraTrainer.js"
+import type { CausalLmSample, ClassifierHead, MicroLoRAConfig, TrainingProgress } from "../../src/compute/lora/train/LoraTrainer.js"
 import { fitLinearProbe } from "../../src/compute/lora/train/LoraTrainer.js"
 import { classificationSamples, languageModelWindows } from "../../src/compute/lora/train/TextData.js"
 import { trainInWorker } from "../../src/compute/lora/train/TrainInWorker.js"
@@ -54,6 +54,9 @@ export interface DomainAdaptationResult {
   readonly trainMs: number
   readonly steps: number
   readonly weights: LoraWeights
+  /** What was trained on and measured with, for a baseline to repeat the run. */
+  readonly windows: { readonly train: ReadonlyArray<CausalLmSample>; readonly heldOut: ReadonlyArray<CausalLmSample> }
+  readonly config: MicroLoRAConfig
 }
 
 export const domainAdaptation = async (options: DomainAdaptationOptions = {}): Promise<DomainAdaptationResult> => {
@@ -81,7 +84,9 @@ export const domainAdaptation = async (options: DomainAdaptationOptions = {}): P
     adaptedTrainLoss: await heldOutLoss(adapted, model, train),
     trainMs,
     steps: result.steps,
-    weights: result.weights
+    weights: result.weights,
+    windows: { train, heldOut },
+    config
   }
 }
 

@@ -44,6 +44,15 @@ export const top1Agreement = (reference: ArrayLike<number>, candidate: ArrayLike
   return agree / rows
 }
 
+/** log Σ exp(values[start .. start + length)), shifted by the row's maximum so it cannot overflow. */
+export const logSumExp = (values: ArrayLike<number>, start: number, length: number): number => {
+  let max = -Infinity
+  for (let i = start; i < start + length; i++) max = Math.max(max, values[i]!)
+  let sum = 0
+  for (let i = start; i < start + length; i++) sum += Math.exp(values[i]! - max)
+  return Math.log(sum) + max
+}
+
 /**
  * Mean negative log-likelihood (nats per token) of `targets` under logits [positions, vocab], where
  * the logits at position t predict targets[t]; positions with a negative target are skipped.
@@ -55,11 +64,7 @@ export const negativeLogLikelihood = (logits: ArrayLike<number>, vocab: number, 
     const target = targets[t]!
     if (target < 0) continue
     const base = t * vocab
-    let max = -Infinity
-    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[base + v]!)
-    let sum = 0
-    for (let v = 0; v < vocab; v++) sum += Math.exp(logits[base + v]! - max)
-    total += Math.log(sum) + max - logits[base + target]!
+    total += logSumExp(logits, base, vocab) - logits[base + target]!
     count++
   }
   return { total, count }

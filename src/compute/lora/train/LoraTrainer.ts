@@ -13,6 +13,7 @@
 import type { OnnxModel, OnnxNode } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { float32Tensor } from "../../onnx/Tensors.js"
+import { logSumExp } from "../../validate/Metrics.js"
 import type { LoraModule, LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
 import { adapterInputNames, injectAdapterInputs, loraTargets } from "../GraphLora.js"
@@ -206,16 +207,12 @@ export const nextTokenLoss = (logits: FloatTensor, rows: ReadonlyArray<ReadonlyA
     const row = rows[b]!
     for (let t = 0; t + 1 < Math.min(length, row.length); t++) {
       const start = (b * length + t) * vocab
-      let max = -Infinity
-      for (let v = 0; v < vocab; v++) max = Math.max(max, x[start + v]!)
-      let sum = 0
-      for (let v = 0; v < vocab; v++) sum += Math.exp(x[start + v]! - max)
+      const normalizer = logSumExp(x, start, vocab)
       const target = row[t + 1]!
-      total += Math.log(sum) + max - x[start + target]!
+      total += normalizer - x[start + target]!
       count++
       if (grad !== undefined) {
-        const inverse = 1 / sum
-        for (let v = 0; v < vocab; v++) grad[start + v] = Math.exp(x[start + v]! - max) * inverse * gradScale!
+        for (let v = 0; v < vocab; v++) grad[start + v] = Math.exp(x[start + v]! - normalizer) * gradScale!
         grad[start + target]! -= gradScale!
       }
     }
@@ -256,12 +253,9 @@ const crossEntropy = (logits: Float32Array, labels: ReadonlyArray<number>, class
   const residual = new Float32Array(logits.length)
   labels.forEach((label, b) => {
     const start = b * classes
-    let max = -Infinity
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[start + c]!)
-    let sum = 0
-    for (let c = 0; c < classes; c++) sum += Math.exp(logits[start + c]! - max)
-    total += Math.log(sum) + max - logits[start + label]!
-    for (let c = 0; c < classes; c++) residual[start + c] = Math.exp(logits[start + c]! - max) / sum
+    const normalizer = logSumExp(logits, start, classes)
+    total += normalizer - logits[start + label]!
+    for (let c = 0; c < classes; c++) residual[start + c] = Math.exp(logits[start + c]! - normalizer)
     residual[start + label]! -= 1
   })
   return { total, residual }
