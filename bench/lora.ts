@@ -19,6 +19,8 @@ import {
   makeMicroLora,
   quantizeRows
 } from "../src/compute/lora/MicroLoRA.js"
+import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
+import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
 import { writeModel } from "../src/compute/onnx/OnnxModel.js"
 import { textFeeds } from "../src/compute/optimize/Feeds.js"
 import { createSession, latencyMs, run as runSession } from "../src/compute/optimize/Runner.js"
@@ -94,6 +96,18 @@ const vectorMicroLora = async () => {
   }
   report(`MicroLoRA forward (${shapes})`, "vectors/s", forward, torch.forward, `PyTorch ${torch.torch}, 1 thread`)
   report(`MicroLoRA backward (${shapes})`, "vectors/s", backward, torch.backward, `PyTorch ${torch.torch}, 1 thread`)
+}
+
+/** The training executor's matrix kernel on a step's largest shape (c_attn over 8 x 128 tokens): WebAssembly SIMD vs JavaScript. */
+const kernel = async () => {
+  const [m, q, len] = [1024, 576, 192]
+  const x = Float32Array.from({ length: m * len }, (_, i) => Math.sin(i))
+  const y = Float32Array.from({ length: q * len }, (_, i) => Math.cos(i))
+  const z = new Float32Array(m * q)
+  const simd = await bestOf(5, () => simdDotProducts(x, 0, y, 0, z, 0, m, q, len))
+  const scalar = await bestOf(3, () => scalarDotProducts(x, 0, y, 0, z, 0, m, q, len))
+  const gmac = (seconds: number) => (m * q * len) / seconds / 1e9
+  report(`training MatMul kernel [${m}x${len}]·[${q}x${len}]ᵀ, SIMD`, "GMAC/s", gmac(simd), gmac(scalar), "JavaScript loop")
 }
 
 /** The seed's target for training a rank-4 adapter on 100 samples of the reference LM. */
@@ -174,6 +188,7 @@ const inferenceLatency = async (weights: LoraWeights) => {
 
 export const run = async () => {
   await vectorMicroLora()
+  await kernel()
   const weights = await training()
   await inferenceLatency(weights)
 }

@@ -110,10 +110,40 @@ const elementwise = (
   return out
 }
 
-const binary = (apply: (x: number, y: number) => number, integer?: (x: number, y: number) => number): Forward => (inputs, { node }) => {
+type Arithmetic = "+" | "-" | "*" | "/"
+
+/**
+ * The four float operations with a loop each: through the shared `elementwise`, one callback per
+ * element for every operator is a call V8 cannot inline, and these are most of a step's element work.
+ */
+const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: FloatTensor): FloatTensor => {
+  const dims = broadcastDims(a.dims, b.dims) ?? fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
+  const out = floatTensor(dims)
+  const aMap = broadcastIndex(dims, a.dims)
+  const bMap = broadcastIndex(dims, b.dims)
+  const x = a.data, y = b.data, z = out.data
+  const size = z.length
+  switch (operation) {
+    case "+":
+      for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! + y[bMap === null ? i : bMap[i]!]!
+      break
+    case "-":
+      for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! - y[bMap === null ? i : bMap[i]!]!
+      break
+    case "*":
+      for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! * y[bMap === null ? i : bMap[i]!]!
+      break
+    case "/":
+      for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! / y[bMap === null ? i : bMap[i]!]!
+  }
+  return out
+}
+
+const binary = (operation: Arithmetic, apply: (x: number, y: number) => number, integer?: (x: number, y: number) => number): Forward => (inputs, { node }) => {
   const a = required(node, inputs, 0)
   const b = required(node, inputs, 1)
   if (a.kind !== b.kind) fail(node, `mixes ${a.kind} and ${b.kind} inputs`)
+  if (a.kind === "float") return [arithmetic(node, operation, a, b as FloatTensor)]
   return [elementwise(node, a, b, a.kind === "int" && integer !== undefined ? integer : apply)]
 }
 
@@ -272,21 +302,21 @@ const operators: Record<string, Operator> = {
   Identity: { forward: (inputs, { node }) => [required(node, inputs, 0)], backward: shapeBackward },
 
   Add: {
-    forward: binary((x, y) => x + y),
+    forward: binary("+", (x, y) => x + y),
     backward: (inputs, outputs, [grad], wants) => [
       wants[0] ? reduceToShape(grad!, outputs[0]!.dims, inputs[0]!.dims) : undefined,
       wants[1] ? reduceToShape(grad!, outputs[0]!.dims, inputs[1]!.dims) : undefined
     ]
   },
   Sub: {
-    forward: binary((x, y) => x - y),
+    forward: binary("-", (x, y) => x - y),
     backward: (inputs, outputs, [grad], wants) => [
       wants[0] ? reduceToShape(grad!, outputs[0]!.dims, inputs[0]!.dims) : undefined,
       wants[1] ? reduceToShape(grad!.map((value) => -value), outputs[0]!.dims, inputs[1]!.dims) : undefined
     ]
   },
-  Mul: { forward: binary((x, y) => x * y), backward: mulBackward },
-  Div: { forward: binary((x, y) => x / y, (x, y) => Math.trunc(x / y)), backward: divBackward },
+  Mul: { forward: binary("*", (x, y) => x * y), backward: mulBackward },
+  Div: { forward: binary("/", (x, y) => x / y, (x, y) => Math.trunc(x / y)), backward: divBackward },
 
   Erf: {
     forward: (inputs, { node }) => {

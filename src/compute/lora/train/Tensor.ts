@@ -6,6 +6,7 @@
  * Element types are kept to what the reference graphs compute with: float32 activations, integers
  * (ONNX int64 / int32, held exactly in a Float64Array up to 2^53) for shapes and token ids, and bool.
  */
+import { simdDotProducts } from "./SimdDotProducts.js"
 
 export type ElementKind = "float" | "int" | "bool"
 
@@ -117,12 +118,26 @@ export const reduceToShape = (grad: Float32Array, out: ReadonlyArray<number>, to
   return reduced
 }
 
+/** Below this many multiply-adds, copying operands into WebAssembly memory costs more than it saves. */
+const SIMD_MIN_WORK = 8_192
+
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ, row-major at the given offsets: every element a dot product of
- * two contiguous rows. Computed in 4 x 4 tiles (16 running sums from 8 loads per step), which is what
- * makes plain JavaScript reach about 1 GMAC/s; the sums are doubles.
+ * two contiguous rows. In WebAssembly SIMD when the runtime has it (SimdDotProducts.ts), else in
+ * JavaScript.
  */
 export const dotProducts = (
+  x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
+): void => {
+  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)) return
+  scalarDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)
+}
+
+/**
+ * `dotProducts` in plain JavaScript: 4 x 4 tiles (16 running sums from 8 loads per step), which is
+ * what makes it reach about 1 GMAC/s; the sums are doubles.
+ */
+export const scalarDotProducts = (
   x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
 ): void => {
   const fullRows = m - (m % 4)

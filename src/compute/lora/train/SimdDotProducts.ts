@@ -1,0 +1,94 @@
+/**
+ * The training executor's dot-product kernel in WebAssembly SIMD (DotProducts.wat), for Node and
+ * browsers alike: the operands are copied into the module's memory with their rows padded to whole
+ * vectors, multiplied there in 2 x 4 tiles of float32x4 sums, and the results added into Z. Where the
+ * runtime has no WebAssembly SIMD, `simdDotProducts` declines and the caller's JavaScript loop runs.
+ */
+import { dotProductsWasm } from "./DotProductsWasm.js"
+
+/** The part of the WebAssembly API used here (the project's type libraries do not declare it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(pages: number): number
+}
+
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean
+  Module: new (bytes: Uint8Array) => object
+  Instance: new (module: object) => { readonly exports: Record<string, unknown> }
+}
+
+interface Kernel {
+  readonly memory: WasmMemory
+  readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number) => void
+}
+
+const PAGE = 65_536
+let kernel: Kernel | null | undefined
+let enabled = true
+
+const instantiate = (): Kernel | null => {
+  try {
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
+    if (wasm === undefined) return null
+    const bytes = Uint8Array.from(atob(dotProductsWasm), (char) => char.charCodeAt(0))
+    if (!wasm.validate(bytes)) return null
+    const { exports } = new wasm.Instance(new wasm.Module(bytes))
+    return { memory: exports["memory"] as WasmMemory, dots: exports["dots"] as Kernel["dots"] }
+  } catch {
+    return null
+  }
+}
+
+/** Whether the SIMD kernel runs here (the runtime supports it and it is not switched off). */
+export const simdAvailable = (): boolean => {
+  if (kernel === undefined) kernel = instantiate()
+  return enabled && kernel !== null
+}
+
+/** Switches the SIMD kernel off (or back on): for benchmarks that compare it with the JavaScript loop. */
+export const setSimdEnabled = (on: boolean): void => {
+  enabled = on
+}
+
+/** `rows` rows of `len` floats from `source` into `heap` at `at`, each padded with zeros to `width`. */
+const pack = (source: Float32Array, offset: number, rows: number, len: number, heap: Float32Array, at: number, width: number) => {
+  if (width === len) {
+    heap.set(source.subarray(offset, offset + rows * len), at)
+    return
+  }
+  for (let r = 0; r < rows; r++) {
+    heap.set(source.subarray(offset + r * len, offset + (r + 1) * len), at + r * width)
+    heap.fill(0, at + r * width + len, at + (r + 1) * width)
+  }
+}
+
+/**
+ * Z[m, q] += X[m, len] · Y[q, len]ᵀ (row-major, at the given offsets) in WebAssembly; false, having
+ * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are.
+ */
+export const simdDotProducts = (
+  x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
+): boolean => {
+  if (!simdAvailable()) return false
+  const { memory, dots } = kernel!
+  const rows = m + (m & 1)
+  const cols = (q + 3) & ~3
+  const width = (len + 3) & ~3
+  const xFloats = rows * width
+  const yFloats = cols * width
+  const needed = (xFloats + yFloats + rows * cols) * 4
+  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE))
+  const heap = new Float32Array(memory.buffer)
+  // Padding rows only make outputs that are never read; padding columns must be zero.
+  pack(x, xOffset, m, len, heap, 0, width)
+  pack(y, yOffset, q, len, heap, xFloats, width)
+  dots(0, xFloats * 4, (xFloats + yFloats) * 4, rows, cols, width)
+  const results = xFloats + yFloats
+  for (let i = 0; i < m; i++) {
+    const from = results + i * cols
+    const to = zOffset + i * q
+    for (let j = 0; j < q; j++) z[to + j]! += heap[from + j]!
+  }
+  return true
+}

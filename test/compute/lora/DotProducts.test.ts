@@ -1,0 +1,37 @@
+/**
+ * The executor's WebAssembly SIMD dot-product kernel: the bytes shipped are the assembly of the .wat
+ * beside them, and its products equal the JavaScript loop's on every edge of the padding (rows, columns
+ * and lengths that are not whole tiles, offsets into larger arrays, accumulation into Z).
+ */
+import { describe, expect, it } from "vitest"
+import { readFileSync } from "node:fs"
+import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
+import { simdAvailable, simdDotProducts } from "../../../src/compute/lora/train/SimdDotProducts.js"
+import { scalarDotProducts } from "../../../src/compute/lora/train/Tensor.js"
+// @ts-expect-error: a plain JavaScript tool, without type declarations
+import { assemble, typescriptFor } from "../../../tools/assemble_wasm.mjs"
+
+const random = new SeededRandom(3)
+const values = (length: number) => Float32Array.from({ length }, () => random.uniform() * 2 - 1)
+
+describe("SIMD dot products", () => {
+  it("ships the assembly of DotProducts.wat", async () => {
+    const text = (typescriptFor as (bytes: Uint8Array) => string)(await (assemble as () => Promise<Uint8Array>)())
+    expect(readFileSync("src/compute/lora/train/DotProductsWasm.ts", "utf8")).toBe(text)
+  })
+
+  it("runs on this Node and equals the JavaScript loop, padding, offsets and accumulation included", () => {
+    expect(simdAvailable()).toBe(true)
+    for (const [m, q, len] of [[1, 1, 1], [2, 4, 4], [3, 5, 7], [17, 9, 33], [64, 48, 192], [5, 130, 3]] as const) {
+      const x = values(3 + m * len)
+      const y = values(5 + q * len)
+      const start = values(2 + m * q)
+      const simd = start.slice()
+      const scalar = start.slice()
+      expect(simdDotProducts(x, 3, y, 5, simd, 2, m, q, len)).toBe(true)
+      scalarDotProducts(x, 3, y, 5, scalar, 2, m, q, len)
+      expect(simd.slice(0, 2)).toEqual(start.slice(0, 2))
+      for (let i = 0; i < scalar.length; i++) expect(Math.abs(simd[i]! - scalar[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
+    }
+  })
+})
