@@ -4,6 +4,7 @@
  * entity (auction, proposal, account) from its events.
  */
 import { Effect, Schema } from "effect"
+import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { NetworkParameters } from "../actors/economy/ParametersService.js"
@@ -84,6 +85,7 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     const market = yield* Market
     const auctions = yield* Auctions
     const governance = yield* Governance
+    const adapterPool = yield* AdapterPool
 
     const verify = Effect.fn("NodeAudit.verify")(function* () {
       return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal))
@@ -100,7 +102,8 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         yield* compareReplay(market.pool),
         yield* compareReplay(auctions.auctions),
         yield* compareReplay(governance.proposals),
-        yield* compareReplay(parameters.entities)
+        yield* compareReplay(parameters.entities),
+        yield* compareReplay(adapterPool.pools)
       ]
       const supply = yield* ledger.supply()
       return {

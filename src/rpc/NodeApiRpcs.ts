@@ -1,4 +1,5 @@
 /** Every RPC group a node serves at /rpc, merged: the contract clients build against. */
+import { AdapterPoolRpcs } from "../actors/adapters/AdapterPoolRpc.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
 import { GovernanceRpcs } from "../actors/governance/GovernanceRpc.js"
@@ -7,4 +8,4 @@ import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
 
-export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(GovernanceRpcs).merge(OperatorRpcs)
+export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(GovernanceRpcs).merge(OperatorRpcs).merge(AdapterPoolRpcs)

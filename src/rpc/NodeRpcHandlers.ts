@@ -3,6 +3,8 @@
  * /rpc, and the CLI's direct mode calls them in process, so both modes answer alike.
  */
 import { Effect, Layer } from "effect"
+import { AdapterPoolRpcs } from "../actors/adapters/AdapterPoolRpc.js"
+import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
@@ -89,6 +91,22 @@ const OperatorRpcHandlers = OperatorRpcs.toLayer(
   })
 )
 
+const AdapterPoolRpcHandlers = AdapterPoolRpcs.toLayer(
+  Effect.gen(function* () {
+    const pool = yield* AdapterPool
+    return {
+      PoolState: () => pool.state(),
+      PoolLoad: (adapter) => pool.load(adapter),
+      PoolUse: ({ key }) => pool.use(key),
+      PoolPin: ({ key }) => pool.pin(key),
+      PoolUnpin: ({ key }) => pool.unpin(key),
+      PoolUnload: ({ key }) => pool.unload(key),
+      PoolConfigure: (limits) => pool.configure(limits),
+      PoolSelect: ({ embedding }) => pool.select(embedding)
+    }
+  })
+)
+
 export const NodeApiRpcHandlers = Layer.mergeAll(
-  OperatorRpcHandlers, NodeRpcHandlers, LedgerRpcHandlers, RegistryRpcHandlers, EconomyRpcHandlers, MarketRpcHandlers, GovernanceRpcHandlers
+  AdapterPoolRpcHandlers, OperatorRpcHandlers, NodeRpcHandlers, LedgerRpcHandlers, RegistryRpcHandlers, EconomyRpcHandlers, MarketRpcHandlers, GovernanceRpcHandlers
 )
