@@ -6,6 +6,8 @@
  * reproduce, bad options are refused in one line) — also through the worker thread.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as esbuild from "esbuild"
+import * as vm from "node:vm"
 import type { OnnxNode } from "../../../src/compute/onnx/OnnxModel.js"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { mergeAdapter } from "../../../src/compute/lora/GraphLora.js"
@@ -18,6 +20,7 @@ import { AdamW, clipGradNorm, learningRateAt } from "../../../src/compute/lora/t
 import type { Tensor } from "../../../src/compute/lora/train/Tensor.js"
 import { boolTensor, floatTensor, intTensor } from "../../../src/compute/lora/train/Tensor.js"
 import { trainInWorker } from "../../../src/compute/lora/train/TrainInWorker.js"
+import type { TrainingMessage } from "../../../src/compute/lora/train/TrainingProtocol.js"
 import { writeModel } from "../../../src/compute/onnx/OnnxModel.js"
 import { createSession, run } from "../../../src/compute/optimize/Runner.js"
 import { referenceModel } from "../../support/LoraTasks.js"
@@ -280,3 +283,30 @@ describe("training in a worker thread", () => {
     await expect(trainInWorker({ ...request, config: { rank: 1, targetModules: ["nope"] } })).rejects.toThrow("nope is not a LoRA target of this model")
   })
 })
+
+describe("training in a browser worker", () => {
+  it("bundles with no Node module and trains in a worker-like realm without process, as the Node thread does", async () => {
+    // A browser Web Worker's view: the module bundled for the browser, run in a fresh realm whose
+    // globals are a worker's (postMessage, onmessage, WebAssembly, atob, performance) and no `process`.
+    const bundle = await esbuild.build({
+      entryPoints: ["src/compute/lora/train/TrainingWorker.ts"], bundle: true, platform: "browser", format: "iife", write: false, logLevel: "silent"
+    })
+    const messages: Array<TrainingMessage> = []
+    const realm = vm.createContext({ postMessage: (message: TrainingMessage) => messages.push(message), onmessage: null, atob, performance, TextDecoder, TextEncoder, console })
+    vm.runInContext(bundle.outputFiles[0]!.text, realm)
+    expect(vm.runInContext("typeof process", realm)).toBe("undefined")
+    const { bytes, samples } = encoderTask()
+    const request = { modelBytes: bytes, config: { rank: 2, batchSize: 8, epochs: 2, targetModules: ["layers.0.value", "layers.1.query"] }, objective: { kind: "classification", classes: 2 } as const, samples }
+    ;(realm["onmessage"] as (event: { data: unknown }) => void)({ data: request })
+    const done = messages.find((message) => message.type === "done")
+    expect(messages.filter((message) => message.type === "progress").map((message) => message.type === "progress" && message.progress.step)).toEqual([1, 2])
+    expect(done?.type).toBe("done")
+    const fromThread = await trainInWorker(request)
+    const inBrowser = (done as Extract<TrainingMessage, { type: "done" }>).result
+    for (const [module, factors] of Object.entries(fromThread.weights.modules)) {
+      expect(Array.from(inBrowser.weights.modules[module]!.A)).toEqual(Array.from(factors.A))
+      expect(Array.from(inBrowser.weights.modules[module]!.B)).toEqual(Array.from(factors.B))
+    }
+  }, 60_000)
+})
+

@@ -21,7 +21,11 @@ const handle = (request: TrainingRequest, post: (message: TrainingMessage) => vo
   }
 }
 
-const threads = typeof process !== "undefined" && process.versions?.node !== undefined ? await import("node:worker_threads") : undefined
+// Node's worker_threads through process.getBuiltinModule, so that nothing here imports a Node module:
+// a bundler makes this file a browser worker as it is.
+type Threads = typeof import("node:worker_threads")
+const nodeProcess = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
+const threads = nodeProcess?.getBuiltinModule?.("node:worker_threads") as Threads | undefined
 const port = threads?.parentPort
 if (port) port.once("message", (request: TrainingRequest) => handle(request, (message) => port.postMessage(message)))
 else {
