@@ -1,25 +1,22 @@
-import { describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
-import { cliArgs, startNode } from "../support/NodeProcess.js"
+import { compileCli, runCompiledCli, startCompiledNode } from "../support/CompiledCli.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
 
-const cli = async (...args: ReadonlyArray<string>) => {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, cliArgs(...args), { env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net" } })
-    return { code: 0, stdout, stderr }
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string }
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
-  }
-}
+// The compiled CLI: a dozen runs through tsx's loader would cost more than the work they check.
+let root = ""
+beforeAll(() => {
+  root = compileCli()
+})
+const cli = (...args: ReadonlyArray<string>) => runCompiledCli(root, args)
 
 describe("edge-net CLI", () => {
   it("works on a data dir and through a running node, with one-line errors and JSON output", async () => {
     const dataDir = tempDir()
-    const node = await startNode(dataDir)
+    const node = await startCompiledNode(root, dataDir)
     try {
       const minted = await cli("ledger", "mint", "alice", "100", "--node", node.url, "--json")
       expect(minted.code).toBe(0)

@@ -16,7 +16,8 @@ import { parseManifest } from "../../src/content/Manifest.js"
 import type { ModelManifest } from "../../src/content/Manifest.js"
 import { signManifest } from "../../src/content/ManifestSigning.js"
 import { signerFromKeyText } from "../../src/content/TrustStore.js"
-import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { compileCli, startCompiledNode } from "../support/CompiledCli.js"
+import type { RunningNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
@@ -28,7 +29,9 @@ interface CliResult {
   readonly stderr: string
 }
 
-const modelsArgs = (...args: ReadonlyArray<string>) => ["--import", "tsx", "src/cli/edge-net-models.ts", ...args]
+// The compiled CLI and node: dozens of runs through tsx's loader would cost more than the work they check.
+const compiled = compileCli()
+const modelsArgs = (...args: ReadonlyArray<string>) => [path.join(compiled, "src", "cli", "edge-net-models.js"), ...args]
 const envFor = (home: string) => {
   const { EDGE_NET_MODELS_CONFIG: _, ...env } = process.env
   return { ...env, HOME: home }
@@ -125,7 +128,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(files, "model.onnx"), modelBytes)
   fs.writeFileSync(path.join(files, "tokenizer.json"), JSON.stringify({ model: { type: "BPE", vocab: { a: 0, b: 1 } } }))
   fs.writeFileSync(path.join(files, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: 2 }))
-  nodeA = await startNode(path.join(work, "node-a"))
+  nodeA = await startCompiledNode(compiled, path.join(work, "node-a"))
   const generated = await ok(publisherHome, "keys", "generate", "alice", "--json")
   alicePublicKey = (JSON.parse(generated.stdout) as { publicKey: string }).publicKey
   for (const version of ["1.0.0", "1.1.0"]) {

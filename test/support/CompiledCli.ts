@@ -28,8 +28,13 @@ export const compileCli = (): string => {
   for (const { file, text } of files) digest.update(file).update("\0").update(text).update("\0")
   const root = path.resolve(CACHE, digest.digest("hex").slice(0, 16))
   if (fs.existsSync(path.join(root, "package.json"))) return root
-  // One tree at a time: whatever an older source tree left goes.
-  for (const stale of fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : []) fs.rmSync(path.join(CACHE, stale), { recursive: true, force: true })
+  // One tree at a time: an older source tree's goes, but not another test process's staging in progress.
+  for (const entry of fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : []) {
+    const stale = path.join(CACHE, entry)
+    if (stale === root) continue
+    const modified = fs.statSync(stale, { throwIfNoEntry: false })?.mtimeMs ?? 0
+    if (!(entry.endsWith(".tmp") && Date.now() - modified < 10 * 60_000)) fs.rmSync(stale, { recursive: true, force: true })
+  }
   const staging = `${root}.${process.pid}.tmp`
   for (const { file, text } of files) {
     const { outputText } = ts.transpileModule(text, {
@@ -42,7 +47,13 @@ export const compileCli = (): string => {
   }
   // Written last: its presence marks a complete tree (node_modules/ ends the package scope, so it is needed anyway).
   fs.writeFileSync(path.join(staging, "package.json"), JSON.stringify({ type: "module" }))
-  fs.renameSync(staging, root)
+  try {
+    fs.renameSync(staging, root)
+  } catch (error) {
+    // Another test process finished the same tree first: use that one.
+    fs.rmSync(staging, { recursive: true, force: true })
+    if (!fs.existsSync(path.join(root, "package.json"))) throw error
+  }
   return root
 }
 
