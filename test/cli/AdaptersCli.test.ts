@@ -73,6 +73,12 @@ afterAll(async () => {
 
 describe("edge-net-models adapters", () => {
   it("trains on a text file, resumes a killed run from its checkpoint to the same weights, and lowers the held-out loss", async () => {
+    // Runs that do not depend on the kill go at the same time.
+    const uninterruptedRun = json<Trained>("adapters", "train", ...lmArgs, "--id", "mail", "--version", "2.0.0")
+    const attentionRuns = Promise.all([
+      models("adapters", "train", ...lmBase, "--id", "mail-attn", "--target-modules", "c_attn", "--max-steps", "2", "--seed", "9"),
+      models("adapters", "train", ...lmBase, "--id", "mail-attn", "--version", "2.0.0", "--target-modules", "c_attn", "--max-steps", "2", "--seed", "11")
+    ])
     // Killed right after its first checkpoint, like a laptop closed mid-run.
     const child = spawn(process.execPath, [cli, "adapters", "train", ...lmArgs, "--id", "mail", "--checkpoint-every", "1"], { env: environment, stdio: "ignore" })
     const state = path.join(adapters, ".training", "mail@1.0.0", "checkpoint.json")
@@ -87,7 +93,7 @@ describe("edge-net-models adapters", () => {
     expect(resumed.resumedFrom).toBeGreaterThanOrEqual(1)
     expect(resumed.resumedFrom).toBeLessThan(6)
     expect(fs.existsSync(path.dirname(state))).toBe(false)
-    const uninterrupted = await json<Trained>("adapters", "train", ...lmArgs, "--id", "mail", "--version", "2.0.0")
+    const uninterrupted = await uninterruptedRun
     expect(uninterrupted.resumedFrom).toBeUndefined()
     expect(resumed.adapter.checksum).toBe(uninterrupted.adapter.checksum)
 
@@ -97,11 +103,11 @@ describe("edge-net-models adapters", () => {
     expect(resumed.adapter).toMatchObject({ baseModel: "tiny-lm", rank: 4, alpha: 8, quality: { heldOutLossBefore: resumed.before, heldOutLossAfter: resumed.after } })
     expect(resumed.adapter.baseModelDigest).toBe(crypto.createHash("sha256").update(fs.readFileSync("models/reference/tiny-lm/onnx/model.onnx")).digest("hex"))
 
-    const human = await models("adapters", "train", ...lmBase, "--id", "mail-attn", "--target-modules", "c_attn", "--max-steps", "2", "--seed", "9")
+    const [human, second] = await attentionRuns
     expect(human.stderr).toBe("")
     expect(human.stdout).toMatch(/^trained mail-attn@1\.0\.0 .* rank 4 +4 module\(s\)/)
     expect(human.stdout).toMatch(/held-out loss \d\.\d{4} -> \d\.\d{4} nats\/token/)
-    expect((await models("adapters", "train", ...lmBase, "--id", "mail-attn", "--version", "2.0.0", "--target-modules", "c_attn", "--max-steps", "2", "--seed", "11")).code).toBe(0)
+    expect(second.code).toBe(0)
   }, 300_000)
 
   it("trains a classifier on labelled JSON lines against a linear probe and keeps its head", async () => {
