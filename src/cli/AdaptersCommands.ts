@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
 import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
-import { classifierHeadFile, saveClassifierHead } from "../compute/lora/ClassifierHeadFile.js"
+import { classifierHeadFile } from "../compute/lora/ClassifierHeadFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
 import { loraTargets } from "../compute/lora/GraphLora.js"
 import type { MergeMethod } from "../compute/lora/Merge.js"
@@ -314,8 +314,8 @@ const train = Command.make(
           : { taskAccuracy: outcome.after, probeAccuracy: outcome.before },
         sharing: { public: false, domain: args.domain, license: args.license }
       }
-      const metadata = yield* asCli(saveLocalAdapter(root, description, result.weights))
-      if (result.head !== undefined && outcome.labels !== undefined) saveClassifierHead(target, result.head, outcome.labels)
+      const classifier = result.head !== undefined && outcome.labels !== undefined ? { head: result.head, labels: outcome.labels } : undefined
+      const metadata = yield* asCli(saveLocalAdapter(root, description, result.weights, { classifier }))
       const figure = isLm
         ? `held-out loss ${outcome.before.toFixed(4)} -> ${outcome.after.toFixed(4)} nats/token (perplexity ${Math.exp(outcome.before).toFixed(1)} -> ${Math.exp(outcome.after).toFixed(1)})`
         : `held-out accuracy ${(outcome.before * 100).toFixed(1)}% (linear probe) -> ${(outcome.after * 100).toFixed(1)}% (adapter)`

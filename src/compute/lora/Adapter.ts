@@ -43,6 +43,8 @@ export interface AdapterMetadata {
   readonly sharing: { readonly public: boolean; readonly domain: string; readonly license: string }
   /** SHA-256 of the safetensors weights file. */
   readonly checksum: string
+  /** A classification adapter's head (`classifier.safetensors`): its class names and its file's SHA-256. */
+  readonly classifier?: { readonly labels: ReadonlyArray<string>; readonly checksum: string }
   /** Ed25519 over the canonical metadata without `signature` (see AdapterFile). */
   readonly signature?: { readonly keyId: string; readonly publicKey: string; readonly signature: string }
 }

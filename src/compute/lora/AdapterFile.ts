@@ -4,7 +4,8 @@
  *
  * `checksum` is the SHA-256 of the safetensors bytes, and the Ed25519 signature covers the RFC 8785
  * canonical JSON of the metadata without `signature` (checksum and base model digest included), so one
- * signature vouches for the weights and for the exact base model they apply to.
+ * signature vouches for the weights and for the exact base model they apply to. A classification
+ * adapter adds `classifier.safetensors` (its head), named with its SHA-256 in `classifier`.
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
@@ -16,6 +17,8 @@ import { verifySignature } from "../../content/NodeKey.js"
 import { createSha256, sha256, toHex } from "../../content/Sha256.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import type { AdapterMetadata, LoraModule, LoraWeights } from "./Adapter.js"
+import type { ClassifierHead } from "./train/LoraTrainer.js"
+import { classifierHeadFile, decodeClassifierHead, encodeClassifierHead } from "./ClassifierHeadFile.js"
 import type { SafetensorsTensor } from "./Safetensors.js"
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./Safetensors.js"
 
@@ -66,6 +69,7 @@ export const AdapterMetadataSchema = Schema.Struct({
   ).annotations({ message: () => "must be an object of named figures" }),
   sharing: object({ public: Flag, domain: AnyText, license: Text }),
   checksum: Sha256Hex,
+  classifier: optional(object({ labels: Schema.Array(Text), checksum: Sha256Hex })),
   signature: optional(object({ keyId: KeyId, publicKey: PublicKeyHex, signature: SignatureHex }))
 })
 
@@ -195,17 +199,26 @@ export const verifyAdapterSignature = (metadata: AdapterMetadata, options: Verif
 }
 
 /** What the caller says about an adapter; rank, alpha, target modules and checksum come from the weights. */
-export type AdapterDescription = Omit<AdapterMetadata, "rank" | "alpha" | "targetModules" | "checksum" | "signature">
+export type AdapterDescription = Omit<AdapterMetadata, "rank" | "alpha" | "targetModules" | "checksum" | "classifier" | "signature">
+
+/** A classification adapter's head and its class names, one name per class. */
+export interface AdapterClassifier {
+  readonly head: ClassifierHead
+  readonly labels: ReadonlyArray<string>
+}
 
 export interface SaveAdapterOptions {
   readonly signer?: ManifestSigner
   /** Storage of the factors (default F32). */
   readonly dtype?: "F32" | "F16"
+  /** A classification adapter's head, written to classifier.safetensors. */
+  readonly classifier?: AdapterClassifier | undefined
 }
 
 export interface Adapter {
   readonly metadata: AdapterMetadata
   readonly weights: LoraWeights
+  readonly classifier?: AdapterClassifier
 }
 
 /** Writes `file` whole or not at all: a temporary name beside it, then a rename. */
@@ -234,14 +247,20 @@ export const saveAdapter = Effect.fn("AdapterFile.saveAdapter")(function* (
     try: () => encodeAdapterWeights(weights, options.dtype),
     catch: (cause) => invalid(weightsFile, cause instanceof SafetensorsError ? cause.reason : String(cause))
   })
-  // A full metadata object passed as the description must not carry its old signature along.
-  const { signature: _, ...described } = description as AdapterDescription & Pick<AdapterMetadata, "signature">
+  const classifier = options.classifier
+  if (classifier !== undefined && classifier.labels.length !== classifier.head.classes) {
+    return yield* invalid(path.join(directory, classifierHeadFile), `${classifier.labels.length} label(s) for ${classifier.head.classes} classes`)
+  }
+  const headBytes = classifier === undefined ? undefined : encodeClassifierHead(classifier.head, classifier.labels)
+  // A full metadata object passed as the description must not carry its old signature (or head) along.
+  const { signature: _, classifier: _head, ...described } = description as AdapterDescription & Pick<AdapterMetadata, "signature" | "classifier">
   const unsigned: AdapterMetadata = {
     ...described,
     rank: weights.rank,
     alpha: weights.alpha,
     targetModules: Object.keys(weights.modules),
-    checksum: toHex(sha256(bytes))
+    checksum: toHex(sha256(bytes)),
+    ...(classifier === undefined ? {} : { classifier: { labels: [...classifier.labels], checksum: toHex(sha256(headBytes!)) } })
   }
   const metadataFile = path.join(directory, adapterMetadataFile)
   const problem = parseAdapterMetadata(unsigned)
@@ -251,6 +270,7 @@ export const saveAdapter = Effect.fn("AdapterFile.saveAdapter")(function* (
     try: async () => {
       await fsp.mkdir(directory, { recursive: true })
       await writeFileAtomically(weightsFile, bytes)
+      if (headBytes !== undefined) await writeFileAtomically(path.join(directory, classifierHeadFile), headBytes)
       await writeFileAtomically(metadataFile, JSON.stringify(metadata, null, 2) + "\n")
     },
     catch: (cause) => fileSystem(directory, cause)
@@ -288,7 +308,17 @@ export const loadAdapter = Effect.fn("AdapterFile.loadAdapter")(function* (direc
   if (!sameModules(metadata, weights)) {
     return yield* invalid(weightsFile, `holds modules ${Object.keys(weights.modules).sort().join(", ")}, but targetModules lists ${[...metadata.targetModules].sort().join(", ")}`)
   }
-  return { metadata, weights } satisfies Adapter
+  if (metadata.classifier === undefined) return { metadata, weights } satisfies Adapter
+  const headFile = path.join(directory, classifierHeadFile)
+  const headBuffer = yield* Effect.tryPromise({ try: () => fsp.readFile(headFile), catch: (cause) => fileSystem(headFile, cause) })
+  const headBytes = new Uint8Array(headBuffer.buffer, headBuffer.byteOffset, headBuffer.byteLength)
+  const headChecksum = toHex(sha256(headBytes))
+  if (headChecksum !== metadata.classifier.checksum) {
+    return yield* new AdapterFileError({ path: headFile, kind: "Checksum", problem: `has sha256 ${headChecksum}, but ${adapterMetadataFile} says ${metadata.classifier.checksum}` })
+  }
+  const decoded = yield* Effect.try({ try: () => decodeClassifierHead(headBytes), catch: (cause) => invalid(headFile, cause instanceof SafetensorsError ? cause.reason : String(cause)) })
+  if (typeof decoded === "string") return yield* invalid(headFile, decoded)
+  return { metadata, weights, classifier: decoded } satisfies Adapter
 })
 
 /** SHA-256 (hex) of a file, streamed. */

@@ -1,10 +1,9 @@
 /**
  * A classification adapter's head beside its LoRA factors: `classifier.safetensors` with `weight`
  * [hidden, classes], `bias` [classes] and the class names in its metadata (`labels`, JSON), like the
- * `modules_to_save` head PEFT stores with a sequence-classification adapter.
+ * `modules_to_save` head PEFT stores with a sequence-classification adapter. adapter.json names its
+ * SHA-256, so the adapter's checksum and signature cover it (AdapterFile.ts).
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
 import type { ClassifierHead } from "./train/LoraTrainer.js"
 import { readSafetensors, writeSafetensors } from "./Safetensors.js"
 
@@ -31,6 +30,3 @@ export const decodeClassifierHead = (bytes: Uint8Array): { readonly head: Classi
   if (labels.length !== classes) return `${labels.length} label(s) for ${classes} classes`
   return { head: { hidden, classes, weight: weight.data, bias: bias.data }, labels }
 }
-
-export const saveClassifierHead = (directory: string, head: ClassifierHead, labels: ReadonlyArray<string>): void =>
-  fs.writeFileSync(path.join(directory, classifierHeadFile), encodeClassifierHead(head, labels))

@@ -11,6 +11,7 @@ import * as path from "node:path"
 import type { LoraWeights } from "../../../src/compute/lora/Adapter.js"
 import type { AdapterDescription, AdapterFileError } from "../../../src/compute/lora/AdapterFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter, saveAdapter } from "../../../src/compute/lora/AdapterFile.js"
+import { classifierHeadFile } from "../../../src/compute/lora/ClassifierHeadFile.js"
 import { trustPolicy } from "../../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../../src/content/NodeKey.js"
 import { float16ToFloat32, float32ToFloat16 } from "../../../src/compute/onnx/Tensors.js"
@@ -179,5 +180,28 @@ describe("AdapterFile", () => {
       expect(error.message).toBe(
         `${lmFile}: adapter legal-encoder was made for base model tiny-encoder with sha256 ${encoderDigest}, but this file has sha256 ${sha256(fs.readFileSync(lmFile))}`
       )
+    }))
+
+  it.effect("keeps a classifier's head beside the factors, under the checksum and the signature", () =>
+    Effect.gen(function* () {
+      const directory = tempDir()
+      const head = { hidden: 192, classes: 2, weight: Float32Array.from({ length: 384 }, seeded(5)), bias: Float32Array.of(0.25, -0.25) }
+      const saved = yield* saveAdapter(directory, description, weights(2), { signer, classifier: { head, labels: ["ham", "spam"] } })
+      expect(saved.classifier?.labels).toEqual(["ham", "spam"])
+      expect(saved.classifier?.checksum).toBe(sha256(fs.readFileSync(path.join(directory, classifierHeadFile))))
+      const loaded = yield* loadAdapter(directory, { trust: trustPolicy([["alice", publisher.publicKey]]) })
+      expect(loaded.classifier?.labels).toEqual(["ham", "spam"])
+      expect(Array.from(loaded.classifier!.head.weight)).toEqual(Array.from(head.weight))
+      expect(Array.from(loaded.classifier!.head.bias)).toEqual(Array.from(head.bias))
+
+      const file = path.join(directory, classifierHeadFile)
+      const bytes = fs.readFileSync(file)
+      bytes[bytes.length - 1]! ^= 1
+      fs.writeFileSync(file, bytes)
+      const tampered = yield* failure(loadAdapter(directory))
+      expect(tampered.message).toMatch(/classifier\.safetensors: has sha256 [0-9a-f]{64}, but adapter\.json says [0-9a-f]{64}$/)
+
+      const mismatched = yield* failure(saveAdapter(tempDir(), description, weights(2), { classifier: { head, labels: ["only one"] } }))
+      expect(mismatched.message).toMatch(/1 label\(s\) for 2 classes$/)
     }))
 })
