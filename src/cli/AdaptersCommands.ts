@@ -9,8 +9,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
 import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
-import { classifierHeadFile } from "../compute/lora/ClassifierHeadFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
+import { classifierHeadFile } from "../compute/lora/ClassifierHeadFile.js"
 import { loraTargets } from "../compute/lora/GraphLora.js"
 import type { MergeMethod } from "../compute/lora/Merge.js"
 import { mergeAdapters } from "../compute/lora/Merge.js"
@@ -18,17 +18,19 @@ import { exportPeft, importPeft, peftConfigFile } from "../compute/lora/Peft.js"
 import { trainOnFile } from "../compute/lora/train/FileTraining.js"
 import type { MicroLoRAConfig } from "../compute/lora/train/LoraTrainer.js"
 import type { TrainingTask } from "../compute/lora/train/TrainingData.js"
-import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { readModel } from "../compute/onnx/OnnxModel.js"
+import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
+import { BlobStore } from "../content/BlobStore.js"
+import { listLocalAdapters, loadLocalAdapter, localAdapterDir, saveLocalAdapter } from "../content/LocalAdapters.js"
+import { readManifest } from "../content/LocalModels.js"
+import { cacheDirectory } from "../content/ModelsConfig.js"
 import { idFromName } from "../content/Publish.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
-import { listLocalAdapters, loadLocalAdapter, localAdapterDir, saveLocalAdapter } from "../content/LocalAdapters.js"
-import { cacheDirectory } from "../content/ModelsConfig.js"
 import { listAdapters } from "../content/RegistryClient.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
-import { keyOption, signerFor } from "./PublishCommands.js"
 import { stepReporter } from "./Progress.js"
+import { keyOption, signerFor } from "./PublishCommands.js"
 import { jsonOption, output, toJson } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
@@ -213,17 +215,45 @@ const share = Command.make(
     }))
 ).pipe(Command.withDescription("publish an adapter to the registry (needs reputation above 0.7, at most 10 an hour, a quality score)"))
 
-/** The ONNX file and tokenizer of a model directory (`model.onnx` or `onnx/model.onnx`) or of a model file's directory. */
-const modelFiles = (target: string) => {
-  const directory = fs.statSync(target).isDirectory() ? target : path.dirname(target)
-  const modelFile = fs.statSync(target).isDirectory()
-    ? [path.join(target, "model.onnx"), path.join(target, "onnx", "model.onnx")].find((file) => fs.existsSync(file))
-    : target
-  if (modelFile === undefined) return Either.left(`${target} holds no model.onnx (nor onnx/model.onnx)`)
-  const tokenizerFile = [directory, path.dirname(directory)].map((dir) => path.join(dir, "tokenizer.json")).find((file) => fs.existsSync(file))
-  if (tokenizerFile === undefined) return Either.left(`no tokenizer.json beside ${modelFile}: training reads text through the model's tokenizer`)
-  return Either.right({ modelFile, tokenizerFile })
+/** The model to train on: its ONNX file, its tokenizer and its id. */
+interface BaseModel {
+  readonly modelFile: string
+  readonly tokenizer: Tokenizer
+  readonly id: string
 }
+
+const readJsonFile = (file: string | undefined) => (file === undefined ? undefined : JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>)
+
+/**
+ * A model directory (`model.onnx` or `onnx/model.onnx`, tokenizer.json beside it or above), a model
+ * file with its tokenizer beside it, or the id of a model pulled into the cache (`tiny-lm[@1.0.0]`).
+ */
+const baseModelOf = (target: string) =>
+  Effect.gen(function* () {
+    if (fs.existsSync(target)) {
+      const isDirectory = fs.statSync(target).isDirectory()
+      const directory = isDirectory ? target : path.dirname(target)
+      const modelFile = isDirectory ? [path.join(target, "model.onnx"), path.join(target, "onnx", "model.onnx")].find((file) => fs.existsSync(file)) : target
+      if (modelFile === undefined) return yield* Effect.fail(fail(`${target} holds no model.onnx (nor onnx/model.onnx)`))
+      const tokenizerFile = [directory, path.dirname(directory)].map((dir) => path.join(dir, "tokenizer.json")).find((file) => fs.existsSync(file))
+      if (tokenizerFile === undefined) return yield* Effect.fail(fail(`no tokenizer.json beside ${modelFile}: training reads text through the model's tokenizer`))
+      return { modelFile, tokenizer: yield* asCli(Tokenizer.fromFile(tokenizerFile)), id: modelIdOf(modelFile) } satisfies BaseModel
+    }
+    const store = yield* BlobStore
+    const { id, version } = parseReference(target)
+    const manifest = yield* asCli(readManifest(store.root, id, version)).pipe(
+      Effect.mapError(() => fail(`${target} is neither a path nor a model pulled here (edge-net-models pull ${id} brings it)`))
+    )
+    const byName = new Map(Object.values(manifest.artifacts).map((artifact) => [artifact.filename, store.pathOf(artifact.sha256)]))
+    const model = [...byName.keys()].find((name) => name.endsWith(".onnx"))
+    const tokenizerFile = byName.get("tokenizer.json")
+    if (model === undefined || tokenizerFile === undefined) return yield* Effect.fail(fail(`${manifest.id}@${manifest.version} has no ONNX model and tokenizer.json to train on`))
+    const tokenizer = yield* Effect.try({
+      try: () => Tokenizer.fromJson(readJsonFile(tokenizerFile), readJsonFile(byName.get("tokenizer_config.json")) ?? {}, readJsonFile(byName.get("config.json")) ?? {}),
+      catch: (error) => fail(`${manifest.id}@${manifest.version}: ${(error as Error).message}`)
+    })
+    return { modelFile: byName.get(model)!, tokenizer, id: manifest.id } satisfies BaseModel
+  })
 
 const optionalFloat = (name: string, description: string) => Options.float(name).pipe(Options.withDescription(description), Options.optional)
 const optionalInteger = (name: string, description: string) => Options.integer(name).pipe(Options.withDescription(description), Options.optional)
@@ -232,7 +262,7 @@ const listOf = (text: string) => text.split(",").map((item) => item.trim()).filt
 const train = Command.make(
   "train",
   {
-    model: Args.path({ name: "model", exists: "yes" }).pipe(Args.withDescription("a model directory (model.onnx and tokenizer.json) or its ONNX file")),
+    model: Args.text({ name: "model" }).pipe(Args.withDescription("a model directory (model.onnx and tokenizer.json), its ONNX file, or a pulled model's id[@version]")),
     data: Options.file("data", { exists: "yes" }).pipe(Options.withDescription("plain text (paragraphs split by blank lines) for a language model, or JSON lines {\"text\", \"label\"} for a classifier")),
     task: Options.choice("task", ["auto", "lm", "classify"]).pipe(Options.withDescription("auto: classify for .jsonl files, lm otherwise"), Options.withDefault("auto" as const)),
     id: Options.text("id").pipe(Options.withDescription("adapter id (default: <model>-<data file name>)"), Options.optional),
@@ -263,11 +293,7 @@ const train = Command.make(
   },
   (args) =>
     withModels(args.config, Effect.gen(function* () {
-      const files = modelFiles(args.model)
-      if (Either.isLeft(files)) return yield* Effect.fail(fail(files.left))
-      const { modelFile, tokenizerFile } = files.right
-      const tokenizer = yield* asCli(Tokenizer.fromFile(tokenizerFile))
-      const baseModel = modelIdOf(modelFile)
+      const { modelFile, tokenizer, id: baseModel } = yield* baseModelOf(args.model)
       const id = Option.getOrElse(args.id, () => idFromName(`${baseModel}-${path.basename(args.data).replace(/\.[^.]*$/, "")}`))
       if (id === "") return yield* Effect.fail(fail("the adapter id is empty: give --id"))
       const root = yield* cacheRoot

@@ -172,6 +172,8 @@ describe("edge-net-models adapters", () => {
     expect(badData).toMatchObject({ code: 1, stderr: `edge-net-models: ${broken}:3: needs a "label" (a non-empty string or a whole number 0 or more)\n` })
     const badModule = await models("adapters", "train", ...lmArgs, "--id", "bad", "--target-modules", "q_proj")
     expect(badModule.stderr).toMatch(/^edge-net-models: no module of the model is or ends with "q_proj" \(such as .*\)\n$/)
+    const notPulled = await models("adapters", "train", "no-such-model", "--data", mailText, "--id", "bad")
+    expect(notPulled).toMatchObject({ code: 1, stderr: "edge-net-models: no-such-model is neither a path nor a model pulled here (edge-net-models pull no-such-model brings it)\n" })
     expect(fs.existsSync(path.join(adapters, "bad"))).toBe(false)
   }, 120_000)
 
