@@ -4,14 +4,17 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, Stream } from "effect"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Inference } from "../compute/inference/Inference.js"
-import type { ModelSource } from "../compute/inference/Model.js"
+import { type ModelSource, readModelFolder } from "../compute/inference/Model.js"
 import { BlobStore } from "../content/BlobStore.js"
+import { loadLocalAdapter } from "../content/LocalAdapters.js"
 import { readManifest } from "../content/LocalModels.js"
+import { cacheDirectory } from "../content/ModelsConfig.js"
 import { CliError } from "./CliError.js"
-import { configOption, parseReference, withModels } from "./ModelsContext.js"
+import { configOption, ModelsSettings, parseReference, withModels } from "./ModelsContext.js"
 import { jsonOption, output } from "./Shared.js"
 
 const readJson = (file: string) => (fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined)
@@ -42,6 +45,14 @@ const sourceOf = (target: string) =>
     return source
   })
 
+/** A stored adapter, checked (checksum, signature when signed). */
+const localAdapter = (reference: string) =>
+  Effect.gen(function* () {
+    const { config } = yield* ModelsSettings
+    const { id, version } = parseReference(reference)
+    return yield* loadLocalAdapter(cacheDirectory(config), id, version).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+  })
+
 export const runCommand = Command.make(
   "run",
   {
@@ -53,6 +64,7 @@ export const runCommand = Command.make(
     topK: Options.integer("top-k").pipe(Options.optional),
     topP: Options.float("top-p").pipe(Options.optional),
     backend: Options.choice("backend", ["node", "web"]).pipe(Options.withDefault("node" as const)),
+    adapter: Options.text("adapter").pipe(Options.withDescription("run with a LoRA adapter from this machine (id[@version]); it must be made for this model"), Options.optional),
     config: configOption,
     json: jsonOption
   },
@@ -62,16 +74,26 @@ export const runCommand = Command.make(
       Effect.scoped(
         Effect.gen(function* () {
           const inference = yield* Inference
-          const source = yield* sourceOf(args.target)
-          const handle = yield* inference.loadModel(source).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+          const found = yield* sourceOf(args.target)
+          const source = typeof found === "string" ? yield* readModelFolder(found).pipe(Effect.mapError((error) => new CliError({ message: error.message }))) : found
+          const adapter = Option.isNone(args.adapter) ? undefined : yield* localAdapter(args.adapter.value)
+          if (adapter !== undefined) {
+            const digest = crypto.createHash("sha256").update(source.model).digest("hex")
+            const { id, version, baseModel, baseModelDigest } = adapter.metadata
+            if (digest !== baseModelDigest) {
+              return yield* Effect.fail(new CliError({ message: `adapter ${id}@${version} was made for base model ${baseModel} (sha256 ${baseModelDigest}), not this one (sha256 ${digest})` }))
+            }
+          }
+          const slots = adapter === undefined ? undefined : { rank: adapter.weights.rank, modules: adapter.metadata.targetModules }
+          const handle = yield* inference.loadModel({ ...source, adapterSlots: slots }).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
           if (args.embed.length > 0) {
-            const vectors = yield* inference.embedBatch(handle, args.embed).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+            const vectors = yield* inference.embedBatch(handle, args.embed, { adapter }).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
             return yield* output(args.json, args.embed.map((text, i) => ({ text, embedding: Array.from(vectors[i]!) })), (rows) =>
               rows.map((r) => `${r.text}: [${r.embedding.slice(0, 6).map((v) => v.toFixed(4)).join(", ")}, ...] (${r.embedding.length} dims)`).join("\n"))
           }
           if (Option.isNone(args.prompt)) return yield* Effect.fail(new CliError({ message: "give --prompt TEXT to generate or --embed TEXT to embed" }))
           const options = {
-            maxNewTokens: args.maxTokens, temperature: args.temperature,
+            maxNewTokens: args.maxTokens, temperature: args.temperature, adapter,
             ...(Option.isSome(args.topK) ? { topK: args.topK.value } : {}), ...(Option.isSome(args.topP) ? { topP: args.topP.value } : {})
           }
           if (args.json) {

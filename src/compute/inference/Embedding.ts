@@ -3,6 +3,8 @@
  * hidden state over the attention mask, L2-normalize; results come back in the order of the input.
  */
 import { Effect } from "effect"
+import type { LoraWeights } from "../lora/Adapter.js"
+import { type AdapterLayout, feedsFor } from "../lora/GraphLora.js"
 import type { Tensor } from "./Backend.js"
 import { describeCause, InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
@@ -11,6 +13,8 @@ import { l2Normalize, lengthBuckets, meanPool } from "./Pooling.js"
 export interface EmbedOptions {
   /** Texts per model run; default 32. Texts are grouped by token length so padding stays small. */
   readonly batchSize?: number | undefined
+  /** Run with this LoRA adapter (the model loaded with `adapterSlots`). */
+  readonly adapter?: RunAdapter | undefined
 }
 
 export const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): Tensor => {
@@ -19,14 +23,53 @@ export const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): T
   return { type: "int64", data, dims }
 }
 
-/** One serialized run of the handle's session, its failure a typed error. */
-export const runModel = (handle: ModelHandle, feeds: Record<string, Tensor>, outputs: ReadonlyArray<string>) =>
-  handle.lock.withPermits(1)(
-    Effect.tryPromise({
-      try: () => handle.session.run(feeds, outputs),
-      catch: (cause) => new InferenceRunError({ reason: `${handle.name}: ${describeCause(cause)}` })
-    })
-  )
+/** An adapter to run with: the metadata's id and base model digest, and the factors (AdapterFile's `Adapter`). */
+export interface RunAdapter {
+  readonly metadata: { readonly id: string; readonly baseModelDigest: string }
+  readonly weights: LoraWeights
+}
+
+// The factor feeds of each adapter on each layout, made once: generation runs once per token.
+const adapterFeedCache = new WeakMap<AdapterLayout, WeakMap<LoraWeights, Record<string, Tensor>>>()
+const noAdapter = {} as LoraWeights
+
+/** The branch inputs for this run: the adapter's factors, or zeros (the base model) without one. */
+const adapterFeeds = (handle: ModelHandle, adapter: RunAdapter | undefined): Effect.Effect<Record<string, Tensor>, InferenceInputError> => {
+  const layout = handle.adapterLayout
+  if (layout === undefined) {
+    return adapter === undefined
+      ? Effect.succeed({})
+      : Effect.fail(new InferenceInputError({ reason: `${handle.name} was loaded without adapter slots: load it with adapterSlots to run adapter ${adapter.metadata.id}` }))
+  }
+  if (adapter !== undefined && adapter.metadata.baseModelDigest !== handle.baseModelDigest) {
+    return Effect.fail(new InferenceInputError({
+      reason: `adapter ${adapter.metadata.id} was made for base model ${adapter.metadata.baseModelDigest}, not ${handle.name} (${handle.baseModelDigest})`
+    }))
+  }
+  let byWeights = adapterFeedCache.get(layout)
+  if (byWeights === undefined) adapterFeedCache.set(layout, (byWeights = new WeakMap()))
+  const key = adapter?.weights ?? noAdapter
+  const cached = byWeights.get(key)
+  if (cached !== undefined) return Effect.succeed(cached)
+  return Effect.try({
+    try: () => {
+      const feeds = feedsFor(layout, adapter?.weights) as Record<string, Tensor>
+      byWeights.set(key, feeds)
+      return feeds
+    },
+    catch: (cause) => new InferenceInputError({ reason: `adapter ${adapter?.metadata.id}: ${describeCause(cause)}` })
+  })
+}
+
+/** One serialized run of the handle's session, with the adapter's branch inputs; its failure a typed error. */
+export const runModel = (handle: ModelHandle, feeds: Record<string, Tensor>, outputs: ReadonlyArray<string>, adapter?: RunAdapter) =>
+  Effect.flatMap(adapterFeeds(handle, adapter), (branches) =>
+    handle.lock.withPermits(1)(
+      Effect.tryPromise({
+        try: () => handle.session.run({ ...branches, ...feeds }, outputs),
+        catch: (cause) => new InferenceRunError({ reason: `${handle.name}: ${describeCause(cause)}` })
+      })
+    ))
 
 const requireEncoder = (handle: ModelHandle) =>
   handle.kind === "encoder"
@@ -61,7 +104,7 @@ export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, op
       const feeds: Record<string, Tensor> = { input_ids: int64(ids, dims) }
       if (handle.inputNames.has("attention_mask")) feeds.attention_mask = int64(mask, dims)
       if (wantsTypes) feeds.token_type_ids = int64(types, dims)
-      const outputs = yield* runModel(handle, feeds, ["last_hidden_state"])
+      const outputs = yield* runModel(handle, feeds, ["last_hidden_state"], options.adapter)
       const hidden = outputs.last_hidden_state
       if (hidden === undefined || hidden.type !== "float32" || hidden.dims.length !== 3) {
         return yield* new InferenceRunError({ reason: `${handle.name}: last_hidden_state is not a float32 [batch, seq, dim] tensor` })

@@ -6,7 +6,7 @@
 import { Effect, Option, Random, Stream } from "effect"
 import { StreamDecoder } from "../tokenizer/StreamDecoder.js"
 import type { Tensor } from "./Backend.js"
-import { int64, runModel } from "./Embedding.js"
+import { int64, type RunAdapter, runModel } from "./Embedding.js"
 import { InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
 import { selectToken, type SamplingOptions } from "./Sampling.js"
@@ -22,6 +22,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly ignoreEos?: boolean | undefined
   /** Encode the prompt with the tokenizer's special tokens (a BOS, say); default true. */
   readonly addSpecialTokens?: boolean | undefined
+  /** Run with this LoRA adapter (the model loaded with `adapterSlots`); another call may use another. */
+  readonly adapter?: RunAdapter | undefined
 }
 
 export interface GenerateResult {
@@ -125,7 +127,7 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
       if (handle.inputNames.has("attention_mask")) feeds.attention_mask = int64(new Array<number>(offset + fed.length).fill(1), [1, offset + fed.length])
       if (handle.inputNames.has("position_ids")) feeds.position_ids = int64(fed.map((_, i) => offset + i), [1, fed.length])
       const wanted = ["logits", ...(useCache ? handle.pastInputs.map((input) => input.output) : [])]
-      const outputs = yield* runModel(handle, feeds, wanted)
+      const outputs = yield* runModel(handle, feeds, wanted, options.adapter)
       const logits = outputs.logits
       if (logits === undefined || logits.type !== "float32" || logits.dims.length !== 3) {
         return yield* new InferenceRunError({ reason: `${handle.name}: logits is not a float32 [batch, seq, vocab] tensor` })
@@ -147,7 +149,7 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
       return { piece, done: true }
     }
 
-    const step: Effect.Effect<Step, InferenceRunError> = Effect.suspend(() => {
+    const step: Effect.Effect<Step, InferenceInputError | InferenceRunError> = Effect.suspend(() => {
       if (finished) return Effect.succeed({ piece: "", done: true })
       return Effect.gen(function* () {
         const logits = yield* forward

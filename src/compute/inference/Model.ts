@@ -6,6 +6,9 @@
 import { Effect, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { sha256, toHex } from "../../content/Sha256.js"
+import { type AdapterLayout, adapterLayout, injectAdapterInputs, loraTargets } from "../lora/GraphLora.js"
+import { readModel, writeModel } from "../onnx/OnnxModel.js"
 import { Tokenizer } from "../tokenizer/Tokenizer.js"
 import type { Backend, Session, ValueInfo } from "./Backend.js"
 import { chatTemplateOf, compileChatTemplate, type CompiledChatTemplate } from "./ChatTemplate.js"
@@ -23,6 +26,11 @@ export interface ModelSource {
   readonly generationConfig?: Json | undefined
   /** Names the model in errors. */
   readonly name?: string | undefined
+  /**
+   * LoRA branches whose factors are fed with every run, so adapters of up to `rank` on `modules`
+   * (default: every MatMul weight) are swapped per call without reloading the session.
+   */
+  readonly adapterSlots?: { readonly rank: number; readonly modules?: ReadonlyArray<string> | undefined } | undefined
 }
 
 export interface PastInput {
@@ -50,6 +58,10 @@ export interface ModelHandle {
   readonly chatTemplate: CompiledChatTemplate | undefined
   /** Runs of one session are serialized (onnxruntime-web cannot overlap them). */
   readonly lock: Effect.Semaphore
+  /** SHA-256 of the model file as given: an adapter runs only on the base model it was made for. */
+  readonly baseModelDigest: string
+  /** The adapter branches the session was built with (`adapterSlots`), if any. */
+  readonly adapterLayout: AdapterLayout | undefined
 }
 
 const readJson = (file: string): Json | undefined => {
@@ -128,9 +140,17 @@ export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<
         try: () => Tokenizer.fromJson(source.tokenizer, source.tokenizerConfig ?? {}, source.config ?? {}),
         catch: (cause) => new ModelLoadError({ reason: `${name}: ${describeCause(cause)}` })
       })
+    const slots = source.adapterSlots
+    const model = slots === undefined ? source.model : yield* Effect.try({
+      try: () => {
+        const graph = readModel(source.model)
+        return writeModel(injectAdapterInputs(graph, slots.modules ?? loraTargets(graph).map((target) => target.module), slots.rank))
+      },
+      catch: (cause) => new ModelLoadError({ reason: `${name}: cannot add adapter slots: ${describeCause(cause)}` })
+    })
     const session = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => backend.createSession(source.model),
+        try: () => backend.createSession(model),
         catch: (cause) => new ModelLoadError({ reason: `model file is not ONNX: ${name}: ${describeCause(cause)}` })
       }),
       (opened) => Effect.promise(() => opened.dispose().catch(() => undefined))
@@ -155,6 +175,8 @@ export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<
       maxLength: maxLength !== undefined && maxLength < 1e9 ? maxLength : undefined,
       eosIds,
       chatTemplate: template === undefined ? undefined : compileChatTemplate(template),
-      lock
+      lock,
+      baseModelDigest: toHex(sha256(source.model)),
+      adapterLayout: slots === undefined ? undefined : adapterLayout(readModel(model))
     } satisfies ModelHandle
   })
