@@ -1,9 +1,10 @@
-;; Z[m, q] = X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul.
+;; Z[m, q] += X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul.
 ;; Assembled by `node tools/assemble_wasm.mjs` into DotProductsWasm.ts (the bytes the executor loads);
 ;; test/compute/lora/DotProductsWasm.test.ts checks that the two agree.
 ;;
 ;; Pointers are byte offsets into the exported memory. The caller pads: m to a multiple of 2, q to a
-;; multiple of 4 and len to a multiple of 4 (zero rows and columns), so the loops have no edges. Each
+;; multiple of 4 and len to a multiple of 4 (zero rows and columns), so the loops have no edges; Z is
+;; laid out q wide and added to, so the caller copies it in and out rather than adding in JavaScript. Each
 ;; output is the dot product of two contiguous rows, summed in four float32 lanes over 2 x 4 tiles:
 ;; 8 accumulators and 3 operands, which fit the 16 vector registers of x86-64 and the 32 of ARM64.
 (module
@@ -73,10 +74,11 @@
                 (br $inner)))
             (local.set $out (i32.add (local.get $z)
               (i32.shl (i32.add (i32.mul (local.get $i) (local.get $q)) (local.get $j)) (i32.const 2))))
-            (v128.store (local.get $out)
-              (call $sums (local.get $a0) (local.get $a1) (local.get $a2) (local.get $a3)))
-            (v128.store (i32.add (local.get $out) (i32.shl (local.get $q) (i32.const 2)))
-              (call $sums (local.get $b0) (local.get $b1) (local.get $b2) (local.get $b3)))
+            (v128.store (local.get $out) (f32x4.add (v128.load (local.get $out))
+              (call $sums (local.get $a0) (local.get $a1) (local.get $a2) (local.get $a3))))
+            (local.set $out (i32.add (local.get $out) (i32.shl (local.get $q) (i32.const 2))))
+            (v128.store (local.get $out) (f32x4.add (v128.load (local.get $out))
+              (call $sums (local.get $b0) (local.get $b1) (local.get $b2) (local.get $b3))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $cols)))
         (local.set $i (i32.add (local.get $i) (i32.const 2)))

@@ -207,14 +207,21 @@ export const nextTokenLoss = (logits: FloatTensor, rows: ReadonlyArray<ReadonlyA
     const row = rows[b]!
     for (let t = 0; t + 1 < Math.min(length, row.length); t++) {
       const start = (b * length + t) * vocab
-      const normalizer = logSumExp(x, start, vocab)
       const target = row[t + 1]!
-      total += normalizer - x[start + target]!
       count++
-      if (grad !== undefined) {
-        for (let v = 0; v < vocab; v++) grad[start + v] = Math.exp(x[start + v]! - normalizer) * gradScale!
-        grad[start + target]! -= gradScale!
+      if (grad === undefined) {
+        total += logSumExp(x, start, vocab) - x[start + target]!
+        continue
       }
+      // The softmax's exponentials once, kept in the gradient, then scaled: exp is most of this loop.
+      let max = -Infinity
+      for (let v = 0; v < vocab; v++) max = Math.max(max, x[start + v]!)
+      let sum = 0
+      for (let v = 0; v < vocab; v++) sum += grad[start + v] = Math.exp(x[start + v]! - max)
+      total += Math.log(sum) + max - x[start + target]!
+      const scale = gradScale! / sum
+      for (let v = 0; v < vocab; v++) grad[start + v]! *= scale
+      grad[start + target]! -= gradScale!
     }
   }
   return { total, count, grad }

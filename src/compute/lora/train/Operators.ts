@@ -113,6 +113,20 @@ const elementwise = (
 type Arithmetic = "+" | "-" | "*" | "/"
 
 /**
+ * When `dims` (leading 1s aside) are the last axes of `out`, the tensor repeats every `period`
+ * elements of `out`: the length of those axes. Otherwise undefined.
+ */
+const trailingPeriod = (out: ReadonlyArray<number>, dims: ReadonlyArray<number>): number | undefined => {
+  let first = 0
+  while (first < dims.length && dims[first] === 1) first++
+  const kept = dims.slice(first)
+  if (kept.length > out.length) return undefined
+  const offset = out.length - kept.length
+  if (kept.some((dim, axis) => dim !== out[offset + axis])) return undefined
+  return kept.reduce((product, dim) => product * dim, 1)
+}
+
+/**
  * The four float operations with a loop each: through the shared `elementwise`, one callback per
  * element for every operator is a call V8 cannot inline, and these are most of a step's element work.
  */
@@ -123,6 +137,26 @@ const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: Fl
   const bMap = broadcastIndex(dims, b.dims)
   const x = a.data, y = b.data, z = out.data
   const size = z.length
+  // The common broadcast, B repeating along the leading axes of A (a bias, a scale), as plain rows.
+  const period = aMap === null && bMap !== null ? trailingPeriod(dims, b.dims) : undefined
+  if (period !== undefined && period >= 16) {
+    for (let row = 0; row < size; row += period) {
+      switch (operation) {
+        case "+":
+          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! + y[j]!
+          break
+        case "-":
+          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! - y[j]!
+          break
+        case "*":
+          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! * y[j]!
+          break
+        case "/":
+          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! / y[j]!
+      }
+    }
+    return out
+  }
   switch (operation) {
     case "+":
       for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! + y[bMap === null ? i : bMap[i]!]!

@@ -1,7 +1,7 @@
 /**
  * The training executor's dot-product kernel in WebAssembly SIMD (DotProducts.wat), for Node and
- * browsers alike: the operands are copied into the module's memory with their rows padded to whole
- * vectors, multiplied there in 2 x 4 tiles of float32x4 sums, and the results added into Z. Where the
+ * browsers alike: the operands (and Z) are copied into the module's memory with their rows padded to
+ * whole vectors, multiplied there in 2 x 4 tiles of float32x4 sums added into Z, and Z copied back. Where the
  * runtime has no WebAssembly SIMD, `simdDotProducts` declines and the caller's JavaScript loop runs.
  */
 import { dotProductsWasm } from "./DotProductsWasm.js"
@@ -83,12 +83,12 @@ export const simdDotProducts = (
   // Padding rows only make outputs that are never read; padding columns must be zero.
   pack(x, xOffset, m, len, heap, 0, width)
   pack(y, yOffset, q, len, heap, xFloats, width)
-  dots(0, xFloats * 4, (xFloats + yFloats) * 4, rows, cols, width)
+  // Z goes in and comes out by copies: the kernel adds to it.
   const results = xFloats + yFloats
-  for (let i = 0; i < m; i++) {
-    const from = results + i * cols
-    const to = zOffset + i * q
-    for (let j = 0; j < q; j++) z[to + j]! += heap[from + j]!
-  }
+  if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
+  else for (let i = 0; i < m; i++) heap.set(z.subarray(zOffset + i * q, zOffset + (i + 1) * q), results + i * cols)
+  dots(0, xFloats * 4, results * 4, rows, cols, width)
+  if (cols === q) z.set(heap.subarray(results, results + m * q), zOffset)
+  else for (let i = 0; i < m; i++) z.set(heap.subarray(results + i * cols, results + i * cols + q), zOffset + i * q)
   return true
 }
