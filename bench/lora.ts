@@ -38,21 +38,22 @@ interface TorchFigures {
   readonly backward: number
 }
 
-/** PyTorch's figures for the shapes, or why there are none. */
-const torchBaseline = (rank: number, width: number, batch: number): TorchFigures | string => {
-  const result = spawnSync(python, ["tools/lora_torch_bench.py", "--rank", `${rank}`, "--width", `${width}`, "--batch", `${batch}`], {
-    encoding: "utf8",
-    timeout: 180_000
-  })
+/** The JSON figures a tools/*.py baseline printed, or why there are none (no python, no torch, a crash). */
+const pythonFigures = <Figures>(script: string, args: ReadonlyArray<string>, timeoutMs: number): Figures | string => {
+  const result = spawnSync(python, [script, ...args], { encoding: "utf8", timeout: timeoutMs })
   if (result.error !== undefined) return `${python} did not run (${result.error.message})`
-  if (result.status !== 0) return `tools/lora_torch_bench.py exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
+  if (result.status !== 0) return `${script} exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
   try {
-    const figures = JSON.parse(result.stdout) as TorchFigures | { readonly unavailable: string }
-    return "unavailable" in figures ? figures.unavailable : figures
+    const figures = JSON.parse(result.stdout) as Figures | { readonly unavailable: string }
+    return typeof figures === "object" && figures !== null && "unavailable" in figures ? figures.unavailable : figures as Figures
   } catch {
-    return `tools/lora_torch_bench.py printed no JSON: ${result.stdout.trim().slice(0, 200)}`
+    return `${script} printed no JSON: ${result.stdout.trim().slice(0, 200)}`
   }
 }
+
+/** PyTorch's figures for the shapes, or why there are none. */
+const torchBaseline = (rank: number, width: number, batch: number) =>
+  pythonFigures<TorchFigures>("tools/lora_torch_bench.py", ["--rank", `${rank}`, "--width", `${width}`, "--batch", `${batch}`], 180_000)
 
 /** Vectors per second of `step` over `batch` rows, best of five runs of about 0.3 s each. */
 const vectorsPerSecond = async (batch: number, step: () => void): Promise<number> => {
@@ -122,17 +123,7 @@ interface TorchTraining {
 }
 
 /** PyTorch's run of the same training on the inputs in `directory`, or why there is none. */
-const torchTraining = (directory: string): TorchTraining | string => {
-  const result = spawnSync(python, ["tools/lora_torch_train.py", directory], { encoding: "utf8", timeout: 900_000 })
-  if (result.error !== undefined) return `${python} did not run (${result.error.message})`
-  if (result.status !== 0) return `tools/lora_torch_train.py exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
-  try {
-    const figures = JSON.parse(result.stdout) as TorchTraining | { readonly unavailable: string }
-    return "unavailable" in figures ? figures.unavailable : figures
-  } catch {
-    return `tools/lora_torch_train.py printed no JSON: ${result.stdout.trim().slice(0, 200)}`
-  }
-}
+const torchTraining = (directory: string) => pythonFigures<TorchTraining>("tools/lora_torch_train.py", [directory], 900_000)
 
 /** Rank 4 on 100 windows of 128 tokens of mail, 3 epochs of batch 8, in a worker thread; the adapter it made. */
 const training = async (): Promise<LoraWeights> => {

@@ -303,11 +303,11 @@ const train = Command.make(
       }
       const task: TrainingTask | undefined = args.task === "auto" ? undefined : args.task === "lm" ? "causal-lm" : "classification"
       const some = <A>(option: Option.Option<A>) => Option.getOrUndefined(option)
-      const trainingConfig: MicroLoRAConfig = Object.fromEntries(Object.entries({
+      const trainingConfig: MicroLoRAConfig = {
         rank: args.rank, alpha: some(args.alpha), dropout: some(args.dropout), learningRate: some(args.learningRate), weightDecay: some(args.weightDecay),
         schedule: args.schedule, warmupSteps: some(args.warmupSteps), epochs: args.epochs, maxSteps: some(args.maxSteps), batchSize: some(args.batchSize),
         gradientAccumulationSteps: some(args.accumulation), maxGradNorm: some(args.maxGradNorm), seed: args.seed, checkpointEvery: args.checkpointEvery
-      }).filter(([, value]) => value !== undefined)) as unknown as MicroLoRAConfig
+      }
       const progress = stepReporter(args.json)
       const outcome = yield* Effect.tryPromise({
         try: (signal) => trainOnFile({

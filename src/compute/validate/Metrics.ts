@@ -44,6 +44,21 @@ export const top1Agreement = (reference: ArrayLike<number>, candidate: ArrayLike
   return agree / rows
 }
 
+/**
+ * The softmax of values[start .. start + length) written to the same span of `out`, each exponential
+ * computed once; returns the row's log Σ exp (its log-normalizer), shifted by the maximum so it cannot
+ * overflow.
+ */
+export const softmaxInto = (values: ArrayLike<number>, start: number, length: number, out: Float32Array): number => {
+  let max = -Infinity
+  for (let i = start; i < start + length; i++) max = Math.max(max, values[i]!)
+  let sum = 0
+  for (let i = start; i < start + length; i++) sum += out[i] = Math.exp(values[i]! - max)
+  const inverse = 1 / sum
+  for (let i = start; i < start + length; i++) out[i]! *= inverse
+  return Math.log(sum) + max
+}
+
 /** log Σ exp(values[start .. start + length)), shifted by the row's maximum so it cannot overflow. */
 export const logSumExp = (values: ArrayLike<number>, start: number, length: number): number => {
   let max = -Infinity

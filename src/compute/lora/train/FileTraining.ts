@@ -10,8 +10,7 @@
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { mergeAdapter } from "../GraphLora.js"
-import { loraTargets } from "../GraphLora.js"
+import { loraTargets, mergeAdapter } from "../GraphLora.js"
 import { readModel, writeModel } from "../../onnx/OnnxModel.js"
 import { createSession } from "../../optimize/Runner.js"
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"

@@ -13,7 +13,7 @@
 import type { OnnxModel, OnnxNode } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { float32Tensor } from "../../onnx/Tensors.js"
-import { logSumExp } from "../../validate/Metrics.js"
+import { logSumExp, softmaxInto } from "../../validate/Metrics.js"
 import type { LoraModule, LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
 import { adapterInputNames, injectAdapterInputs, loraTargets } from "../GraphLora.js"
@@ -29,34 +29,34 @@ export interface MicroLoRAConfig {
   /** 1 to 64; MicroLoRA proper is 1-2, graph adapters usually 4-16. */
   readonly rank: number
   /** The update is scaled by alpha / rank (PEFT's lora_alpha). Default 2 · rank. */
-  readonly alpha?: number
+  readonly alpha?: number | undefined
   /** Dropout on each branch's input while training (PEFT's lora_dropout). Default 0. */
-  readonly dropout?: number
+  readonly dropout?: number | undefined
   /** Module paths to adapt (see loraTargets). Default: every target of the model. */
-  readonly targetModules?: ReadonlyArray<string>
-  readonly learningRate?: number
-  readonly weightDecay?: number
-  readonly betas?: readonly [number, number]
-  readonly epsilon?: number
-  readonly schedule?: Schedule
+  readonly targetModules?: ReadonlyArray<string> | undefined
+  readonly learningRate?: number | undefined
+  readonly weightDecay?: number | undefined
+  readonly betas?: readonly [number, number] | undefined
+  readonly epsilon?: number | undefined
+  readonly schedule?: Schedule | undefined
   /** Steps of linear warmup; or a fraction of all steps with warmupRatio. */
-  readonly warmupSteps?: number
-  readonly warmupRatio?: number
-  readonly epochs?: number
+  readonly warmupSteps?: number | undefined
+  readonly warmupRatio?: number | undefined
+  readonly epochs?: number | undefined
   /** Stop after this many optimizer steps (default: all epochs). */
-  readonly maxSteps?: number
+  readonly maxSteps?: number | undefined
   /** Samples per forward/backward pass. */
-  readonly batchSize?: number
+  readonly batchSize?: number | undefined
   /** Micro-batches whose gradients are summed before one optimizer step. */
-  readonly gradientAccumulationSteps?: number
+  readonly gradientAccumulationSteps?: number | undefined
   /** Clip the global gradient norm to this (0: no clipping). */
-  readonly maxGradNorm?: number
-  readonly seed?: number
+  readonly maxGradNorm?: number | undefined
+  readonly seed?: number | undefined
   /** Report a checkpoint every this many optimizer steps (0: none). */
-  readonly checkpointEvery?: number
+  readonly checkpointEvery?: number | undefined
 }
 
-export type ResolvedConfig = Required<Omit<MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps">> & {
+export type ResolvedConfig = { readonly [K in Exclude<keyof MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps">]-?: NonNullable<MicroLoRAConfig[K]> } & {
   readonly targetModules: ReadonlyArray<string>
   readonly maxSteps: number | undefined
   readonly warmupRatio: number | undefined
@@ -213,14 +213,8 @@ export const nextTokenLoss = (logits: FloatTensor, rows: ReadonlyArray<ReadonlyA
         total += logSumExp(x, start, vocab) - x[start + target]!
         continue
       }
-      // The softmax's exponentials once, kept in the gradient, then scaled: exp is most of this loop.
-      let max = -Infinity
-      for (let v = 0; v < vocab; v++) max = Math.max(max, x[start + v]!)
-      let sum = 0
-      for (let v = 0; v < vocab; v++) sum += grad[start + v] = Math.exp(x[start + v]! - max)
-      total += Math.log(sum) + max - x[start + target]!
-      const scale = gradScale! / sum
-      for (let v = 0; v < vocab; v++) grad[start + v]! *= scale
+      total += softmaxInto(x, start, vocab, grad) - x[start + target]!
+      for (let v = 0; v < vocab; v++) grad[start + v]! *= gradScale!
       grad[start + target]! -= gradScale!
     }
   }
@@ -260,9 +254,7 @@ const crossEntropy = (logits: Float32Array, labels: ReadonlyArray<number>, class
   const residual = new Float32Array(logits.length)
   labels.forEach((label, b) => {
     const start = b * classes
-    const normalizer = logSumExp(logits, start, classes)
-    total += normalizer - logits[start + label]!
-    for (let c = 0; c < classes; c++) residual[start + c] = Math.exp(logits[start + c]! - normalizer)
+    total += softmaxInto(logits, start, classes, residual) - logits[start + label]!
     residual[start + label]! -= 1
   })
   return { total, residual }
