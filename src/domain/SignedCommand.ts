@@ -1,0 +1,85 @@
+/**
+ * A signed command: what a caller asks a node to change, the key that asks, a command id, an expiry
+ * and the network, under an Ed25519 signature over the RFC 8785 canonical JSON of all of them.
+ */
+import { Schema } from "effect"
+import { canonicalize } from "./CanonicalJson.js"
+import type { Ed25519 } from "./Ed25519.js"
+import { ed25519, utf8 } from "./Ed25519.js"
+
+export const PublicKeyHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "a public key is 64 lowercase hex digits" }))
+export const SignatureHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{128}$/, { message: () => "a signature is 128 lowercase hex digits" }))
+export const CommandId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$/, { message: () => "a command id is 1-100 letters, digits or _ . : @ -" })
+)
+export const NetworkId = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: () => "a network id is 1-64 lowercase letters, digits or . _ -" }))
+
+export const Cosignature = Schema.Struct({ signer: PublicKeyHex, signature: SignatureHex })
+
+/** What travels beside a command's own fields: who signed it, for which network, until when. */
+export const CommandAuth = Schema.Struct({
+  signer: PublicKeyHex,
+  id: CommandId,
+  /** Milliseconds since the epoch; the node refuses the command after this. */
+  expiresAt: Schema.Int,
+  network: NetworkId,
+  signature: SignatureHex,
+  /** Further keys that signed the same message (k-of-n operator commands). */
+  cosigners: Schema.optional(Schema.Array(Cosignature).pipe(Schema.maxItems(16)))
+})
+export type CommandAuth = typeof CommandAuth.Type
+
+/** The signed text: domain-separated canonical JSON of the command, its signer, id, expiry and network. */
+export const commandMessage = (
+  command: string,
+  payload: unknown,
+  auth: Pick<CommandAuth, "signer" | "id" | "expiresAt" | "network">
+): string =>
+  `edge-net/command/v1\n${canonicalize({ command, payload, signer: auth.signer, id: auth.id, expiresAt: auth.expiresAt, network: auth.network })}`
+
+/**
+ * The command exactly as stored with the events it caused: anyone replaying the log checks its
+ * signatures and that its signer owns what the events act on.
+ */
+export const StoredCommand = Schema.Struct({
+  command: Schema.String,
+  payload: Schema.Unknown,
+  auth: CommandAuth
+})
+export type StoredCommand = typeof StoredCommand.Type
+
+export const storedCommandText = (command: string, payload: unknown, auth: CommandAuth): string =>
+  canonicalize({ command, payload, auth })
+
+export interface SigningKey {
+  readonly publicKey: string
+  readonly seed: Uint8Array
+}
+
+export const signCommand = (
+  key: SigningKey,
+  command: string,
+  payload: unknown,
+  fields: { readonly id: string; readonly expiresAt: number; readonly network: string },
+  cosigners: ReadonlyArray<SigningKey> = [],
+  signer: Ed25519 = ed25519
+): CommandAuth => {
+  const base = { signer: key.publicKey, id: fields.id, expiresAt: fields.expiresAt, network: fields.network }
+  const message = utf8(commandMessage(command, payload, base))
+  return {
+    ...base,
+    signature: signer.sign(key.seed, message),
+    ...(cosigners.length === 0 ? {} : { cosigners: cosigners.map((cosigner) => ({ signer: cosigner.publicKey, signature: signer.sign(cosigner.seed, message) })) })
+  }
+}
+
+/** The public keys whose signatures over the command verify: the signer first, then valid cosigners. */
+export const validSigners = (command: string, payload: unknown, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> => {
+  const message = utf8(commandMessage(command, payload, auth))
+  if (!verifier.verify(auth.signer, message, auth.signature)) return []
+  const signers = [auth.signer]
+  for (const cosigner of auth.cosigners ?? []) {
+    if (!signers.includes(cosigner.signer) && verifier.verify(cosigner.signer, message, cosigner.signature)) signers.push(cosigner.signer)
+  }
+  return signers
+}
