@@ -4,8 +4,9 @@
  * N events, retry on version conflicts, and idempotency by command id. Group commit comes from the
  * journal, which commits the appends of concurrent entities in one transaction.
  */
-import { Duration, Effect, Option, Random, Schema } from "effect"
+import { Duration, Effect, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
+import { CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
 import { Journal, VersionConflict } from "./Journal.js"
@@ -32,6 +33,11 @@ export interface CommandOptions {
   /** Same id twice: the second delivery returns the first one's events and appends nothing. */
   readonly commandId?: string | undefined
   readonly causationId?: string | undefined
+  /**
+   * Canonical JSON of the signed command, stored with the events. `send` fills it from
+   * CurrentAuthorization when the caller's fiber has one.
+   */
+  readonly authorization?: string | null | undefined
 }
 
 export interface CommandResult<Event, State> {
@@ -274,8 +280,12 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const actor: Actor<Command, Event, State, Err, R> = {
       category: definition.category,
+      // The authorization is read here, in the caller's fiber: the mailbox may run the command elsewhere.
       send: (entityId, command, commandOptions = {}) =>
-        withEntry(entityId, (entry) => handle(entry, command, commandOptions)),
+        Effect.flatMap(FiberRef.get(CurrentAuthorization), (authorization) => {
+          const options = authorization === null || commandOptions.authorization !== undefined ? commandOptions : { ...commandOptions, authorization }
+          return withEntry(entityId, (entry) => handle(entry, command, options))
+        }),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
           // Loading catches up by itself; a loaded entity only reads what other writers added since.

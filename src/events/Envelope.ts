@@ -18,6 +18,8 @@ export const Envelope = Schema.Struct({
   nodeId: Schema.String,
   commandId: Schema.NullOr(Schema.String),
   causationId: Schema.NullOr(Schema.String),
+  /** The signed command that caused the event, as parsed JSON; null for events no signed command caused. */
+  authorization: Schema.NullOr(Schema.Unknown),
   prevHash: Schema.String,
   hash: Schema.String
 })
@@ -40,6 +42,8 @@ export interface EnvelopeFields {
   readonly nodeId: string
   readonly commandId: string | null
   readonly causationId: string | null
+  /** The signed command's canonical text, hashed raw; null when no signed command caused the event. */
+  readonly authorizationText: string | null
   readonly prevHash: string
 }
 
@@ -65,12 +69,18 @@ export const recordToEnvelope = (record: StoredRecord): Envelope => ({
   nodeId: record.nodeId,
   commandId: record.commandId,
   causationId: record.causationId,
+  authorization: record.authorizationText === null ? null : JSON.parse(record.authorizationText),
   prevHash: record.prevHash,
   hash: record.hash
 })
 
+/**
+ * Keys in RFC 8785 order: "authorization" sorts first, and is left out when null, so every envelope
+ * written before authorizations existed hashes exactly as it did.
+ */
 export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
-  `{"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +
+  (fields.authorizationText === null ? "{" : `{"authorization":${fields.authorizationText},`) +
+  `"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +
   `,"commandId":${fields.commandId === null ? "null" : JSON.stringify(fields.commandId)}` +
   `,"eventType":${JSON.stringify(fields.eventType)}` +
   `,"nodeId":${JSON.stringify(fields.nodeId)}` +
@@ -82,6 +92,22 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
   `,"streamVersion":${fields.streamVersion}}`
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
+
+/**
+ * The authorization text an append stores, checked once per request: it is hashed raw and parsed on
+ * every read, so anything but canonical JSON would make the log unreadable. Throws on a caller's bug.
+ */
+export const checkedAuthorization = (text: string | null | undefined): string | null => {
+  if (text === undefined || text === null) return null
+  let canonical: string | undefined
+  try {
+    canonical = canonicalize(JSON.parse(text))
+  } catch {
+    canonical = undefined
+  }
+  if (canonical !== text) throw new Error("an event's authorization must be the canonical JSON text (RFC 8785) of the signed command")
+  return text
+}
 
 /** The message a node signs for a chain head: position and hash, domain-separated. */
 export const headMessage = (position: number, hash: string): string => `edge-net/journal-head/v1\n${position}\n${hash}`

@@ -22,6 +22,8 @@ export class VersionConflict extends Schema.TaggedError<VersionConflict>()("Vers
 export interface AppendOptions {
   readonly commandId?: string | undefined
   readonly causationId?: string | undefined
+  /** Canonical JSON text (RFC 8785) of the signed command that caused these events; stored and hashed with each. */
+  readonly authorization?: string | null | undefined
 }
 
 export interface AppendRequest extends AppendOptions {

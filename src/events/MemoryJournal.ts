@@ -6,7 +6,7 @@ import { Clock, Duration, Effect, Either, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
+import { canonicalPayload, checkedAuthorization, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
 import type { AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
 import { checkExpectedVersion, Journal, type VersionConflict } from "./Journal.js"
 
@@ -24,20 +24,23 @@ export const make = Effect.gen(function* () {
   const commit = (requests: ReadonlyArray<AppendRequest>, recordedAt: string) => {
     const outcomes: Array<Either.Either<AppendResult, VersionConflict>> = []
     const before = log.length
-    for (const request of requests) {
+    // Checked before anything is written: a bad one is a caller's bug and fails the whole batch.
+    const authorizations = requests.map((request) => checkedAuthorization(request.authorization))
+    for (const [index, request] of requests.entries()) {
       const stream = streams.get(request.streamId) ?? []
       const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
       if (conflict !== undefined) {
         outcomes.push(Either.left(conflict))
         continue
       }
+      const authorizationText = authorizations[index]!
       const envelopes: Array<Envelope> = []
       for (const event of request.events) {
         const payloadText = canonicalPayload(event.payload)
         const fields = {
           position: log.length + 1, streamId: request.streamId, streamVersion: stream.length + 1, eventType: event.eventType,
           payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
-          causationId: request.causationId ?? null, prevHash: lastHash()
+          causationId: request.causationId ?? null, authorizationText, prevHash: lastHash()
         }
         const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
         log.push(record)

@@ -61,7 +61,9 @@ const MIGRATIONS: ReadonlyArray<string> = [
    CREATE TABLE checkpoints (
      name     TEXT PRIMARY KEY,
      position INTEGER NOT NULL
-   ) WITHOUT ROWID;`
+   ) WITHOUT ROWID;`,
+  // The signed command that caused an event (canonical JSON), null for the events before it existed.
+  `ALTER TABLE events ADD COLUMN authorization TEXT;`
 ]
 
 /** True for SQLite's "database is locked" (another connection holds the write lock). */

@@ -8,7 +8,7 @@ import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from 
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { GENESIS_HASH } from "./Envelope.js"
+import { checkedAuthorization, GENESIS_HASH } from "./Envelope.js"
 import type { AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { Journal, VersionConflict } from "./Journal.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
@@ -27,17 +27,19 @@ interface Batch {
 }
 
 // Column order of every events query, read in raw (array) mode: no object per row from the driver.
-const COLUMNS = "position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash"
-type EventRow = [number, string, number, string, string, string, string, string | null, string | null, string, string]
+const COLUMNS =
+  "position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash, authorization"
+type EventRow = [number, string, number, string, string, string, string, string | null, string | null, string, string, string | null]
 
 const rowToRecord = (row: EventRow): StoredRecord => ({
   position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payloadText: row[4], recordedAt: row[5],
-  nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
+  nodeId: row[6], commandId: row[7], causationId: row[8], authorizationText: row[11], prevHash: row[9], hash: row[10]
 })
 
 const rowToEnvelope = (row: EventRow): Envelope => ({
   position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payload: JSON.parse(row[4]), recordedAt: row[5],
-  nodeId: row[6], commandId: row[7], causationId: row[8], prevHash: row[9], hash: row[10]
+  nodeId: row[6], commandId: row[7], causationId: row[8], authorization: row[11] === null ? null : JSON.parse(row[11]), prevHash: row[9],
+  hash: row[10]
 })
 
 const prepareStatements = (db: Database.Database) => ({
@@ -68,9 +70,11 @@ export const make = (options: SqliteJournalOptions = {}) =>
 
     const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
       if (!outcome.ok) return Either.left(new VersionConflict({ streamId: request.streamId, expected: request.expectedVersion, actual: outcome.actual }))
+      const authorizationText = request.authorization ?? null
+      const authorization = authorizationText === null ? null : JSON.parse(authorizationText)
       const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({
         position, streamId: request.streamId, streamVersion, eventType: request.events[index]!.eventType, payload: request.events[index]!.payload,
-        recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null, causationId: request.causationId ?? null, prevHash, hash
+        recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null, causationId: request.causationId ?? null, authorization, prevHash, hash
       }))
       return Either.right({ streamId: request.streamId, streamVersion: outcome.streamVersion, envelopes })
     }
@@ -91,7 +95,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
           writer.commit(
             batch.requests.map((request) => ({
               streamId: request.streamId, expectedVersion: request.expectedVersion, events: request.events,
-              commandId: request.commandId ?? null, causationId: request.causationId ?? null
+              commandId: request.commandId ?? null, causationId: request.causationId ?? null, authorization: request.authorization ?? null
             })),
             recordedAt
           )
@@ -138,13 +142,22 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const readAll = (fromPosition: number, limit: number) =>
       Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
 
+    // Checked here, before the batch: a bad authorization is the caller's bug and fails only its caller.
+    const checked = <A, E>(requests: ReadonlyArray<AppendRequest>, then: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        for (const request of requests) checkedAuthorization(request.authorization)
+        return then
+      })
+
     const service: JournalService = {
-      append: (streamId, expectedVersion, events, appendOptions = {}) =>
-        submit([{ streamId, expectedVersion, events, ...appendOptions }], (outcomes, offset) => outcomes[offset]!),
+      append: (streamId, expectedVersion, events, appendOptions = {}) => {
+        const request = { streamId, expectedVersion, events, ...appendOptions }
+        return checked([request], submit([request], (outcomes, offset) => outcomes[offset]!))
+      },
       appendBatch: (requests) =>
         requests.length === 0
           ? Effect.succeed([])
-          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length))),
+          : checked(requests, submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length)))),
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,

@@ -18,6 +18,8 @@ export interface WriteRequest {
   readonly events: ReadonlyArray<{ readonly eventType: string; readonly payload: unknown }>
   readonly commandId: string | null
   readonly causationId: string | null
+  /** Canonical JSON of the signed command behind these events, stored and hashed with each of them. */
+  readonly authorization: string | null
 }
 
 /** Per written event: position, stream version, prevHash, hash. */
@@ -48,8 +50,8 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair) => {
     .prepare<[string], number>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1")
     .pluck()
   const insertEvent = db.prepare(
-    `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+    `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash, authorization)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   )
   const insertHead = db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)")
   const commit = db.transaction((requests: ReadonlyArray<WriteRequest>, recordedAt: string): Array<WriteOutcome> => {
@@ -71,9 +73,12 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair) => {
         const payloadText = canonicalPayload(event.payload)
         const hash = envelopeHash({
           position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText, recordedAt,
-          nodeId: key.nodeId, commandId: request.commandId, causationId: request.causationId, prevHash
+          nodeId: key.nodeId, commandId: request.commandId, causationId: request.causationId, authorizationText: request.authorization, prevHash
         })
-        insertEvent.run(position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, request.commandId, request.causationId, prevHash, hash)
+        insertEvent.run(
+          position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, request.commandId, request.causationId, prevHash, hash,
+          request.authorization
+        )
         written.push([position, version, prevHash, hash])
         prevHash = hash
       }

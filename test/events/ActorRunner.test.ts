@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
+import { canonicalize } from "../../src/domain/CanonicalJson.js"
 import * as ActorRunner from "../../src/events/ActorRunner.js"
+import { withAuthorization } from "../../src/events/Authorization.js"
 import type { EventSourced } from "../../src/events/Decider.js"
 import { Journal } from "../../src/events/Journal.js"
 import { Snapshots } from "../../src/events/Snapshots.js"
@@ -113,6 +115,32 @@ describe("ActorRunner", () => {
       )
       expect(after.map((s) => s.state.total)).toEqual([97, 98, 99])
     }))
+
+  it.effect("withAuthorization puts the signed command on the events of that command only", () =>
+    Effect.gen(function* () {
+      const counter = yield* ActorRunner.make(Counter)
+      const journal = yield* Journal
+      const signed = canonicalize({ command: { add: 2 }, signer: "alice" })
+      yield* counter.send("a", { add: 1 })
+      yield* counter.send("a", { add: 2 }).pipe(withAuthorization(signed))
+      // Sent by another fiber (as a policy does), while this one is handling a signed command: carries none.
+      const gate = yield* Deferred.make<void>()
+      const policyLike = yield* Effect.fork(Deferred.await(gate).pipe(Effect.zipRight(counter.send("b", { add: 3 }))))
+      yield* Effect.gen(function* () {
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(policyLike)
+        yield* counter.send("a", { add: 4 })
+      }).pipe(withAuthorization(signed))
+      yield* counter.send("a", { add: 5 })
+      const events = yield* journal.readAll(1, 10)
+      expect(events.map((e) => [e.streamId, (e.payload as { amount: number }).amount, e.authorization])).toEqual([
+        ["Counter-a", 1, null],
+        ["Counter-a", 2, { command: { add: 2 }, signer: "alice" }],
+        ["Counter-b", 3, null],
+        ["Counter-a", 4, { command: { add: 2 }, signer: "alice" }],
+        ["Counter-a", 5, null]
+      ])
+    }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("a small cache evicts idle entities and reloads them correctly", () =>
     Effect.gen(function* () {

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Stream } from "effect"
 import type { Layer } from "effect"
+import { canonicalize } from "../../src/domain/CanonicalJson.js"
 import { verifyChain } from "../../src/events/Audit.js"
 import { Journal, VersionConflict } from "../../src/events/Journal.js"
 
@@ -107,5 +108,32 @@ export const journalContract = (name: string, makeLayer: () => Layer.Layer<Journ
         expect(report.headsChecked).toBeGreaterThan(0)
         const all = yield* journal.readAll(1, 100)
         for (let i = 1; i < all.length; i++) expect(all[i]!.prevHash).toBe(all[i - 1]!.hash)
+      }).pipe(Effect.provide(makeLayer())))
+
+    it.live("stores a command's authorization with its events and returns it on every read path", () =>
+      Effect.gen(function* () {
+        const journal = yield* Journal
+        const signed = { command: { _tag: "Add", n: 2 }, publicKey: "ab".repeat(32), signature: "cd".repeat(64) }
+        const text = canonicalize(signed)
+        yield* journal.append("Counter-a", "none", [event(1)])
+        const appended = yield* journal.append("Counter-a", 1, [event(2), event(3)], { commandId: "cmd-2", authorization: text })
+        yield* journal.appendBatch([{ streamId: "Counter-b", expectedVersion: "any", events: [event(4)], authorization: text }])
+        yield* journal.append("Counter-a", "any", [event(5)], { authorization: null })
+        const expected = [null, signed, signed, signed, null]
+        expect(appended.envelopes.map((e) => e.authorization)).toEqual([signed, signed])
+        expect((yield* journal.readAll(1, 10)).map((e) => e.authorization)).toEqual(expected)
+        expect((yield* journal.readStream("Counter-a")).map((e) => e.authorization)).toEqual([null, signed, signed, null])
+        expect((yield* journal.readRecords(1, 10)).map((r) => r.authorizationText)).toEqual(expected.map((a) => (a === null ? null : text)))
+        const followed = yield* journal.subscribe(1).pipe(Stream.take(5), Stream.runCollect)
+        expect(Chunk.toReadonlyArray(followed).map((e) => e.authorization)).toEqual(expected)
+        expect(yield* verifyChain()).toMatchObject({ ok: true, eventsChecked: 5 })
+      }).pipe(Effect.scoped, Effect.provide(makeLayer())))
+
+    it.scoped("refuses an authorization that is not canonical JSON, writing nothing", () =>
+      Effect.gen(function* () {
+        const journal = yield* Journal
+        const refused = yield* Effect.exit(journal.append("Counter-a", "any", [event(1)], { authorization: `{"b":1, "a":2}` }))
+        expect(refused._tag).toBe("Failure")
+        expect((yield* journal.head).position).toBe(0)
       }).pipe(Effect.provide(makeLayer())))
   })

@@ -41,7 +41,8 @@ const rewriteChainFrom = (file: string, position: number, payload: string) => {
   for (const row of rows.filter((r) => r.position >= position)) {
     const hash = envelopeHash({
       position: row.position, streamId: row.stream_id, streamVersion: row.stream_version, eventType: row.event_type, payloadText: row.payload,
-      recordedAt: row.recorded_at, nodeId: row.node_id, commandId: row.command_id, causationId: row.causation_id, prevHash
+      recordedAt: row.recorded_at, nodeId: row.node_id, commandId: row.command_id, causationId: row.causation_id,
+      authorizationText: row.authorization, prevHash
     })
     db.prepare("UPDATE events SET prev_hash = ?, hash = ? WHERE position = ?").run(prevHash, hash, row.position)
     prevHash = hash
@@ -50,6 +51,20 @@ const rewriteChainFrom = (file: string, position: number, payload: string) => {
 }
 
 describe("SqliteJournal", () => {
+  it.effect("a journal written before authorizations existed is migrated on open and still verifies", () =>
+    Effect.gen(function* () {
+      const file = path.join(tempDir(), "journal.db")
+      yield* seed(file, 5)
+      // Back to the first schema, as a journal.db from an older edge-net would be.
+      tamper(file, "ALTER TABLE events DROP COLUMN authorization; PRAGMA user_version = 1;")
+      yield* Effect.gen(function* () {
+        const journal = yield* Journal
+        yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 5 } }], { authorization: `{"signer":"alice"}` })
+        expect((yield* journal.readAll(1, 10)).map((e) => e.authorization)).toEqual([null, null, null, null, null, { signer: "alice" }])
+      }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
+      expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 6 })
+    }))
+
   it.live("a subscriber in this process sees appends made by another process, with no gap and no duplicate", () =>
     Effect.gen(function* () {
       const file = path.join(tempDir(), "journal.db")
@@ -107,6 +122,19 @@ describe("SqliteJournal", () => {
           expect(yield* verifyAt(file)).toMatchObject({ ok: false, ...expected })
         }))
     }
+
+    it.effect("an edited authorization", () =>
+      Effect.gen(function* () {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 20)
+        yield* Effect.gen(function* () {
+          const journal = yield* Journal
+          yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 20 } }], { authorization: `{"signer":"alice"}` })
+        }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 21 })
+        tamper(file, `UPDATE events SET authorization = '{"signer":"mallory"}' WHERE position = 21`)
+        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 21, problem: "event 21 was altered (hash mismatch)" })
+      }))
 
     it.effect("an untouched file verifies", () =>
       Effect.gen(function* () {
