@@ -3,7 +3,7 @@
  * (credits), escrow holds that are released or captured, and burns (slashing destroys rUv). Its
  * balance can never go negative.
  */
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 
 export const AccountId = Schema.String.pipe(
@@ -14,29 +14,54 @@ export const AccountId = Schema.String.pipe(
 )
 export type AccountId = typeof AccountId.Type
 
-/** An amount of rUv in the smallest unit. */
-export const Credits = Schema.BigInt
-export const PositiveCredits = Schema.BigInt.pipe(Schema.positiveBigInt({ message: () => "an amount must be a positive whole number of rUv" }))
+/** The longest amount accepted from outside: BigInt() of a 4,000,000-digit string takes the node with it. */
+export const MAX_AMOUNT_DIGITS = 30
+const plainDecimal = /^[0-9]{1,30}$/
+
+/**
+ * An amount of rUv in the smallest unit, as a plain decimal string of at most 30 digits ("0x10", "1e3",
+ * " 16" and "-1" are refused, where Schema.BigInt reads them). Encodes as the decimal string, unchecked.
+ */
+export const Credits = Schema.transformOrFail(Schema.String, Schema.BigIntFromSelf, {
+  strict: true,
+  decode: (text, _options, ast) =>
+    plainDecimal.test(text)
+      ? ParseResult.succeed(BigInt(text))
+      : ParseResult.fail(new ParseResult.Type(ast, text, `an amount is a whole number of rUv in at most ${MAX_AMOUNT_DIGITS} decimal digits`)),
+  encode: (amount) => ParseResult.succeed(amount.toString())
+}).annotations({ identifier: "Credits" })
+export const PositiveCredits = Credits.pipe(Schema.positiveBigInt({ message: () => "an amount must be a positive whole number of rUv" }))
+
+/**
+ * An amount the node itself recorded or computed (an event, a balance, a refused amount): decimal only,
+ * signed, up to 4096 digits, so a sum past 30 digits or a refused negative amount always reads back.
+ */
+export const RecordedCredits = Schema.transformOrFail(Schema.String, Schema.BigIntFromSelf, {
+  strict: true,
+  decode: (text, _options, ast) =>
+    /^-?[0-9]{1,4096}$/.test(text) ? ParseResult.succeed(BigInt(text)) : ParseResult.fail(new ParseResult.Type(ast, text, "a recorded amount is a decimal whole number")),
+  encode: (amount) => ParseResult.succeed(amount.toString())
+}).annotations({ identifier: "RecordedCredits" })
 
 export const OperationId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/), Schema.brand("OperationId"))
 export type OperationId = typeof OperationId.Type
 
 // Events
-export const Minted = Schema.TaggedStruct("Minted", { amount: Credits })
-export const Debited = Schema.TaggedStruct("Debited", { transferId: Schema.String, to: Schema.String, amount: Credits })
-export const Credited = Schema.TaggedStruct("Credited", { transferId: Schema.String, from: Schema.String, amount: Credits })
-export const Held = Schema.TaggedStruct("Held", { holdId: Schema.String, amount: Credits })
-export const Released = Schema.TaggedStruct("Released", { holdId: Schema.String, amount: Credits })
-export const HoldCaptured = Schema.TaggedStruct("HoldCaptured", { holdId: Schema.String, to: Schema.String, amount: Credits })
+export const Minted = Schema.TaggedStruct("Minted", { amount: RecordedCredits })
+export const Debited = Schema.TaggedStruct("Debited", { transferId: Schema.String, to: Schema.String, amount: RecordedCredits })
+export const Credited = Schema.TaggedStruct("Credited", { transferId: Schema.String, from: Schema.String, amount: RecordedCredits })
+export const Held = Schema.TaggedStruct("Held", { holdId: Schema.String, amount: RecordedCredits })
+export const Released = Schema.TaggedStruct("Released", { holdId: Schema.String, amount: RecordedCredits })
+export const HoldCaptured = Schema.TaggedStruct("HoldCaptured", { holdId: Schema.String, to: Schema.String, amount: RecordedCredits })
 /** rUv destroyed (a slash): it leaves the supply, so `minted = available + held + inFlight + burned`. */
-export const Burned = Schema.TaggedStruct("Burned", { operationId: Schema.String, amount: Credits })
+export const Burned = Schema.TaggedStruct("Burned", { operationId: Schema.String, amount: RecordedCredits })
 export const AccountEvent = Schema.Union(Minted, Debited, Credited, Held, Released, HoldCaptured, Burned)
 export type AccountEvent = typeof AccountEvent.Type
 
 export const AccountState = Schema.Struct({
-  available: Credits,
+  available: RecordedCredits,
   /** Open escrow holds by id. */
-  held: Schema.Record({ key: Schema.String, value: Credits })
+  held: Schema.Record({ key: Schema.String, value: RecordedCredits })
 })
 export type AccountState = typeof AccountState.Type
 
@@ -51,15 +76,15 @@ export type AccountCommand =
 
 // Errors a user can hit; they cross RPC as typed failures.
 export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", {
-  available: Credits,
-  requested: Credits
+  available: RecordedCredits,
+  requested: RecordedCredits
 }) {
   override get message() {
     return `insufficient funds: ${this.requested} rUv requested, ${this.available} available`
   }
 }
 
-export class InvalidAmount extends Schema.TaggedError<InvalidAmount>()("InvalidAmount", { amount: Credits, reason: Schema.String }) {
+export class InvalidAmount extends Schema.TaggedError<InvalidAmount>()("InvalidAmount", { amount: RecordedCredits, reason: Schema.String }) {
   override get message() {
     return `invalid amount ${this.amount}: ${this.reason}`
   }

@@ -64,8 +64,15 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return toBalance(account, state, version)
     })
 
+    /** Creates `amount` rUv on the account; an operation id minted once stays that mint (the same amount again is a retry). */
     const mint = Effect.fn("Ledger.mint")(function* (account: string, amount: bigint, operationId?: string) {
-      const result = yield* accounts.send(account, { _tag: "Mint", amount }, { commandId: `mint/${operationId ?? (yield* newId)}` })
+      const id = operationId ?? (yield* newId)
+      const result = yield* accounts.send(account, { _tag: "Mint", amount }, { commandId: `mint/${id}` })
+      const minted = result.events[0]
+      if (minted?._tag !== "Minted" || minted.amount !== amount) {
+        const earlier = minted?._tag === "Minted" ? `${minted.amount} rUv` : "another operation"
+        return yield* Effect.fail(new InvalidAmount({ amount, reason: `mint id ${id} was already used to mint ${earlier} on ${account}` }))
+      }
       return toBalance(account, result.state, result.version)
     })
 

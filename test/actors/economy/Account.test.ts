@@ -1,6 +1,8 @@
-import { describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Account, Burned, Credited, Debited, Held, HoldCaptured, InsufficientFunds, Minted, Released } from "../../../src/actors/economy/Account.js"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schema } from "effect"
+import {
+  Account, Burned, Credited, Credits, Debited, Held, HoldCaptured, InsufficientFunds, InvalidAmount, Minted, PositiveCredits, Released
+} from "../../../src/actors/economy/Account.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 
 const spec = DeciderSpecification.for(Account.decider)
@@ -70,4 +72,21 @@ describe("Account decider", () => {
         .thenFails((e) => e instanceof InsufficientFunds && e.available === 2n),
       spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount")
     ]))
+
+  it("reads amounts from outside as plain decimal strings of at most 30 digits, and writes them back unchanged", () => {
+    const decode = (schema: typeof Credits | typeof PositiveCredits, text: string) => Schema.decodeUnknownEither(schema)(text)
+    expect(decode(Credits, "0")).toEqual(Either.right(0n))
+    expect(decode(PositiveCredits, "9".repeat(30))).toEqual(Either.right(10n ** 30n - 1n))
+    expect(Schema.encodeSync(Credits)(1234n)).toBe("1234")
+    const refusal = "an amount is a whole number of rUv in at most 30 decimal digits"
+    for (const text of ["0x10", "1e3", " 16", "16 ", "-1", "+1", "", "1".repeat(31), "1".repeat(4_000_000), "1.5"]) {
+      const result = decode(Credits, text)
+      expect(Either.isLeft(result), text.slice(0, 40)).toBe(true)
+      if (Either.isLeft(result)) expect(result.left.message).toContain(refusal)
+    }
+    expect(Either.isLeft(decode(PositiveCredits, "0"))).toBe(true)
+    // What the node recorded (a refused negative amount, a balance past 30 digits) still crosses back.
+    const refused = new InvalidAmount({ amount: -5n, reason: "must be positive" })
+    expect(Schema.decodeUnknownSync(InvalidAmount)(Schema.encodeSync(InvalidAmount)(refused))).toEqual(refused)
+  })
 })

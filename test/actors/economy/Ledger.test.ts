@@ -24,6 +24,17 @@ describe("Ledger", () => {
       expect(yield* ledger.supply()).toMatchObject({ minted: 100n, available: 100n, inFlight: 0n, conserved: true })
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
+  it.effect("a mint id mints once: the same amount again is a retry, another amount is refused", () =>
+    Effect.gen(function* () {
+      const ledger = yield* Ledger
+      yield* ledger.mint("alice", 100n, "grant-1")
+      expect(yield* ledger.mint("alice", 100n, "grant-1")).toMatchObject({ available: 100n })
+      const reused = yield* Effect.flip(ledger.mint("alice", 1_000_000n, "grant-1"))
+      expect(reused.message).toBe("invalid amount 1000000: mint id grant-1 was already used to mint 100 rUv on alice")
+      expect((yield* ledger.balance("alice")).available).toBe(100n)
+      expect(yield* ledger.supply()).toMatchObject({ minted: 100n, conserved: true })
+    }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
+
   it.effect("a repeated transfer id moves money once", () =>
     Effect.gen(function* () {
       const ledger = yield* Ledger
