@@ -15,7 +15,7 @@ import { PARAMETERS } from "../economy/NetworkParameters.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
 import type { HistoryEntry, ProposalCommand, ProposalEvent, ProposalReceipt, ProposalState, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
 import { Proposal, ProposalEvent as ProposalEventSchema, ProposalId, summaryOf } from "./Proposal.js"
-import { InvalidProposal, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"
+import { InvalidProposal, ProposalNotFound } from "./ProposalErrors.js"
 import { VotingPower } from "./VotingPower.js"
 
 export interface ProposeInput {
@@ -70,24 +70,32 @@ export class Governance extends Effect.Service<Governance>()("edge-net/Governanc
         state.proposal === null ? Effect.fail(new ProposalNotFound({ proposalId })) : Effect.succeed(state.proposal)
       )
 
-    /** Records a proposal; the proposer needs active stake, and the journal's head becomes its snapshot. */
+    /** The parameter's value in force, against which a proposal's step is bounded. */
+    const valueInForce = (name: ParameterName) =>
+      Effect.map(parameters.current(PARAMETERS[name].owner), (current) => current.values[name] ?? PARAMETERS[name].default)
+
+    /**
+     * Records a proposal: the journal's head becomes its snapshot, and the proposer's stake there must
+     * reach the proposal threshold; the change must stay in the parameter's range and step.
+     */
     const propose = Effect.fn("Governance.propose")(function* (input: ProposeInput) {
       const proposalId = input.proposalId ?? proposalIdOf(input.parameter, input.value, input.description)
       if (!isProposalId(proposalId)) {
         return yield* Effect.fail(new InvalidProposal({ proposalId, reason: "an id is 1-128 letters, digits or _ . : @ -" }))
       }
-      const stake = yield* power.activeStake(input.proposer)
-      if (stake <= 0n) return yield* Effect.fail(new ProposerWithoutStake({ proposer: input.proposer, stake }))
       const snapshot = (yield* journal.head).position
       const totalStake = yield* power.totalStakeAt(snapshot)
+      const proposerStake = yield* power.stakeAt(input.proposer, snapshot)
+      const currentValue = yield* valueInForce(input.parameter)
       const governance = yield* parameters.current("governance")
-      const valueOf = (name: "quorumPpm" | "votingDelayMs" | "votingPeriodMs" | "timelockMs") => governance.values[name] ?? PARAMETERS[name].default
+      const valueOf = (name: "quorumPpm" | "proposalThresholdRuv" | "votingDelayMs" | "votingPeriodMs" | "timelockMs") =>
+        governance.values[name] ?? PARAMETERS[name].default
       return yield* send(proposalId, {
         _tag: "Propose", proposalId, proposer: input.proposer, parameter: input.parameter, value: input.value, description: input.description,
-        snapshot, totalStake,
+        snapshot, totalStake, proposerStake, currentValue,
         settings: {
-          quorumPpm: valueOf("quorumPpm"), votingDelayMs: valueOf("votingDelayMs"), votingPeriodMs: valueOf("votingPeriodMs"),
-          timelockMs: valueOf("timelockMs"), version: governance.version
+          quorumPpm: valueOf("quorumPpm"), proposalThresholdRuv: valueOf("proposalThresholdRuv"), votingDelayMs: valueOf("votingDelayMs"),
+          votingPeriodMs: valueOf("votingPeriodMs"), timelockMs: valueOf("timelockMs"), version: governance.version
         }
       }, `propose/${proposalId}/${input.proposer}`)
     })
@@ -103,9 +111,11 @@ export class Governance extends Effect.Service<Governance>()("edge-net/Governanc
       return yield* send(proposalId, { _tag: "Queue", proposalId }, `queue/${proposalId}`)
     })
 
-    /** Records the execution; the `governance.parameter-changes` policy then applies the change. */
+    /** Records the execution, the change checked again against the value in force; the `governance.parameter-changes` policy applies it. */
     const execute = Effect.fn("Governance.execute")(function* (proposalId: string) {
-      return yield* send(proposalId, { _tag: "Execute", proposalId }, `execute/${proposalId}`)
+      const proposal = yield* created(proposalId)
+      const currentValue = yield* valueInForce(proposal.parameter)
+      return yield* send(proposalId, { _tag: "Execute", proposalId, currentValue }, `execute/${proposalId}`)
     })
 
     const cancel = Effect.fn("Governance.cancel")(function* (proposalId: string, by: string) {

@@ -5,11 +5,11 @@
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 import type { ParameterName } from "../economy/NetworkParameters.js"
-import { InvalidParameter, ParameterNameSchema, ParameterOwner, Parameters, PARAMETERS } from "../economy/NetworkParameters.js"
+import { InvalidParameter, ParameterNameSchema, ParameterOwner, PARAMETERS, proposedChangeProblem } from "../economy/NetworkParameters.js"
 import type { ProposalError } from "./ProposalErrors.js"
 import {
   AlreadyExecuted, AlreadyVoted, InvalidProposal, MajorityNotReached, NoVotingPower, NotProposer, OutsideVotingWindow, ProposalExists,
-  ProposalExpired, ProposalNotFound, QuorumNotReached, TimelockNotExpired, UnexpectedProposalState
+  ProposalExpired, ProposalNotFound, ProposalThresholdNotMet, QuorumNotReached, TimelockNotExpired, UnexpectedProposalState
 } from "./ProposalErrors.js"
 
 /** How long a queued proposal stays executable after its eta (Compound's and OpenZeppelin's GRACE_PERIOD). */
@@ -92,6 +92,8 @@ export type ProposalState = typeof ProposalState.Type
 /** The governance parameters in force, as NetworkParameters.current("governance") gives them. */
 export interface GovernanceSettings {
   readonly quorumPpm: bigint
+  /** Stake the proposer must have at the snapshot (OpenZeppelin's proposalThreshold). */
+  readonly proposalThresholdRuv: bigint
   readonly votingDelayMs: bigint
   readonly votingPeriodMs: bigint
   readonly timelockMs: bigint
@@ -107,15 +109,19 @@ export type ProposalCommand =
     readonly parameter: ParameterName
     readonly value: bigint
     readonly description: string
-    /** Read by the service: the journal's head position and the network's active stake there. */
+    /** Read by the service: the journal's head position, the network's and the proposer's active stake there. */
     readonly snapshot: number
     readonly totalStake: bigint
+    readonly proposerStake: bigint
+    /** The parameter's value in force, which bounds how far the proposal may move it. */
+    readonly currentValue: bigint
     readonly settings: GovernanceSettings
   }
   /** `weight`: the voter's stake at the proposal's snapshot, which the service reads. */
   | { readonly _tag: "CastVote"; readonly proposalId: string; readonly voter: string; readonly support: Support; readonly weight: bigint }
   | { readonly _tag: "Queue"; readonly proposalId: string }
-  | { readonly _tag: "Execute"; readonly proposalId: string }
+  /** `currentValue`: the parameter's value in force now, against which the change is checked again. */
+  | { readonly _tag: "Execute"; readonly proposalId: string; readonly currentValue: bigint }
   | { readonly _tag: "Cancel"; readonly proposalId: string; readonly by: string }
 
 const initialState: ProposalState = {
@@ -167,24 +173,31 @@ const unexpected = (proposal: ProposalCreated, action: "queue" | "execute" | "ca
   return new UnexpectedProposalState({ proposalId: proposal.proposalId, action, status, at: now, ...(hint === undefined ? {} : { hint }) })
 }
 
-/** The Parameters decider's own checks (owner, range), run on a blank state: a proposal must be applicable. */
-const validateChange = (name: ParameterName, value: bigint) => {
-  const owner = PARAMETERS[name]?.owner
-  if (owner === undefined) return Effect.fail(new InvalidParameter({ name, reason: "is not a network parameter" }))
-  return Effect.asVoid(Parameters.decider.decide({ _tag: "SetParameter", owner, name, value }, Parameters.decider.initialState))
+/** The checks the parameter's owner makes on a change by proposal (range, then step from the value in force). */
+const validateChange = (name: ParameterName, from: bigint, to: bigint) => {
+  if (!Object.hasOwn(PARAMETERS, name)) return Effect.fail(new InvalidParameter({ name, reason: "is not a network parameter" }))
+  const problem = proposedChangeProblem(name, from, to)
+  return problem === undefined ? Effect.void : Effect.fail(new InvalidParameter({ name, reason: problem }))
 }
+
+/** At least 1 rUv of stake even when the threshold in force were lower: proposing is for stakers. */
+const thresholdOf = (settings: GovernanceSettings) => (settings.proposalThresholdRuv > 1n ? settings.proposalThresholdRuv : 1n)
 
 const decideAt = (command: ProposalCommand, state: ProposalState, now: number): Effect.Effect<ReadonlyArray<ProposalEvent>, ProposalError> => {
   const { proposal } = state
   if (command._tag === "Propose") {
     if (proposal !== null) return Effect.fail(new ProposalExists({ proposalId: command.proposalId }))
     const { settings, proposalId } = command
+    const threshold = thresholdOf(settings)
+    if (command.proposerStake < threshold) {
+      return Effect.fail(new ProposalThresholdNotMet({ proposer: command.proposer, stake: command.proposerStake, threshold, snapshot: command.snapshot }))
+    }
     if (command.description.trim() === "") return Effect.fail(new InvalidProposal({ proposalId, reason: "a description is required" }))
     if (settings.votingPeriodMs <= 0n) {
       return Effect.fail(new InvalidProposal({ proposalId, reason: "votingPeriodMs in force is 0: nothing could be voted" }))
     }
     const voteStart = now + Number(settings.votingDelayMs)
-    return Effect.as(validateChange(command.parameter, command.value), [
+    return Effect.as(validateChange(command.parameter, command.currentValue, command.value), [
       ProposalCreated.make({
         proposalId, proposer: command.proposer, parameter: command.parameter, owner: PARAMETERS[command.parameter].owner,
         value: command.value, description: command.description, at: now, snapshot: command.snapshot, totalStake: command.totalStake,
@@ -215,7 +228,8 @@ const decideAt = (command: ProposalCommand, state: ProposalState, now: number): 
       switch (status) {
         case "Queued":
           if (now < state.eta!) return Effect.fail(new TimelockNotExpired({ proposalId, eta: state.eta!, at: now }))
-          return Effect.succeed([
+          // Another proposal may have moved the value since: the step is measured from the value in force now.
+          return Effect.as(validateChange(proposal.parameter, command.currentValue, proposal.value), [
             ProposalExecuted.make({
               proposalId, parameter: proposal.parameter, value: proposal.value, at: now, forVotes: state.tally.for,
               againstVotes: state.tally.against, abstainVotes: state.tally.abstain, quorumRequired: quorumRequired(proposal)

@@ -28,13 +28,25 @@ export class InvalidProposal extends Schema.TaggedError<InvalidProposal>()("Inva
   }
 }
 
-/** Proposing needs active stake (OpenZeppelin's proposal threshold, here: more than nothing). */
+/** Kept for the RPC contract's error union; proposing is now refused with ProposalThresholdNotMet. */
 export class ProposerWithoutStake extends Schema.TaggedError<ProposerWithoutStake>()("ProposerWithoutStake", {
   proposer: Schema.String,
   stake: Schema.BigInt
 }) {
   override get message() {
     return `insufficient stake: ${this.proposer} has ${this.stake} rUv staked, proposing requires at least 1`
+  }
+}
+
+/** OpenZeppelin's proposal threshold: the proposer's stake at the snapshot must reach `proposalThresholdRuv`. */
+export class ProposalThresholdNotMet extends Schema.TaggedError<ProposalThresholdNotMet>()("ProposalThresholdNotMet", {
+  proposer: Schema.String,
+  stake: Schema.BigInt,
+  threshold: Schema.BigInt,
+  snapshot: Schema.Number
+}) {
+  override get message() {
+    return `insufficient stake to propose: ${this.proposer} has ${this.stake} rUv staked at position ${this.snapshot}, the proposal threshold is ${this.threshold}`
   }
 }
 
@@ -139,7 +151,7 @@ export class UnexpectedProposalState extends Schema.TaggedError<UnexpectedPropos
 }
 
 export const ProposalError = Schema.Union(
-  ProposalNotFound, ProposalExists, InvalidProposal, InvalidParameter, AlreadyVoted, OutsideVotingWindow, NoVotingPower, QuorumNotReached,
+  ProposalNotFound, ProposalExists, InvalidProposal, ProposalThresholdNotMet, InvalidParameter, AlreadyVoted, OutsideVotingWindow, NoVotingPower, QuorumNotReached,
   MajorityNotReached, TimelockNotExpired, AlreadyExecuted, ProposalExpired, NotProposer, UnexpectedProposalState
 )
 export type ProposalError = typeof ProposalError.Type

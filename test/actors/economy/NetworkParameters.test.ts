@@ -19,6 +19,19 @@ describe("network parameters", () => {
       spec.given([]).when({ _tag: "SetParameter", owner: "economy", name: "slashEquivocationPpm", value: 1_000_001n }).thenFails()
     ]))
 
+  it.effect("every value stays in its range; a change by proposal at most doubles or halves the value in force", () =>
+    Effect.all([
+      spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 1_001n }).thenFails((e) => e.message === "parameter feeBps: must be between 0 and 1000, not 1001"),
+      spec.given([]).when({ _tag: "SetParameter", owner: "governance", name: "quorumPpm", value: 50_000n }).thenFails(),
+      // Genesis settings (no proposal) may go anywhere in the range; a proposal only one step.
+      spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 1_000n })
+        .then([ParameterChanged.make({ name: "feeBps", from: 30n, to: 1_000n })]),
+      spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 61n, proposalId: "p1" })
+        .thenFails((e) => e.message === "parameter feeBps: one proposal may move it from 30 to between 15 and 60, not 61"),
+      spec.given([ParameterChanged.make({ name: "feeBps", from: 30n, to: 0n })]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 30n, proposalId: "p2" })
+        .then([ParameterChanged.make({ name: "feeBps", from: 0n, to: 30n, proposalId: "p2" })])
+    ]))
+
   it.effect("setting the value in force changes nothing", () =>
     spec.given([]).when({ _tag: "SetParameter", owner: "market", name: "feeBps", value: 30n }).thenNothing())
 

@@ -87,7 +87,7 @@ describe("Reputation service", () => {
       const reputation = yield* Reputation
       const parameters = yield* NetworkParameters
       yield* reputation.recordSuccess("n1", 2, "t1")
-      yield* parameters.set("reputationDecayPpm", 100_000n, { proposalId: "p1" })
+      yield* parameters.set("reputationDecayPpm", 100_000n)
       yield* TestClock.adjust(HOUR)
       expect(yield* reputation.score("n1")).toBe(540_000n)
       const receipt = yield* reputation.recordSuccess("n1", 1, "t2")

@@ -126,7 +126,7 @@ describe("Staking service", () => {
       yield* staking.stake("n1", 1_000n, "s1")
       const first = yield* staking.slash("n1", "IncorrectResult", "task-7", "slash-1")
       expect(first).toMatchObject({ active: 900n, slashed: 100n })
-      yield* parameters.set("slashIncorrectResultPpm", 250_000n, { proposalId: "p1" })
+      yield* parameters.set("slashIncorrectResultPpm", 250_000n)
       const second = yield* staking.slash("n1", "IncorrectResult", "task-8", "slash-2")
       expect(second.events[0]).toMatchObject({ _tag: "Slashed", amount: 225n, ratePpm: 250_000n, parametersVersion: 1 })
       const retried = yield* staking.slash("n1", "IncorrectResult", "task-8", "slash-2")

@@ -31,12 +31,18 @@ const runParameterPolicy = Effect.gen(function* () {
 
 const MINUTE = 60_000
 
+/** Test settings as a test network's genesis gives them: votes open at once, and any staker may propose. */
+const openAtOnce = Effect.flatMap(NetworkParameters, (parameters) =>
+  Effect.zipRight(parameters.set("votingDelayMs", 0n), parameters.set("proposalThresholdRuv", 1n))
+)
+
 describe("Governance service", () => {
   it.effect("a proposal to change feeBps passes, waits out the timelock, and the market's fee changes", () =>
     Effect.gen(function* () {
       const governance = yield* Governance
       const stakes = yield* TestStakes
       const parameters = yield* NetworkParameters
+      yield* openAtOnce
       yield* stakes.setStake("alice", 60n)
       yield* stakes.setStake("bob", 30n)
       yield* stakes.setStake("carol", 10n)
@@ -46,7 +52,7 @@ describe("Governance service", () => {
       const id = proposalIdOf("feeBps", 50n, "raise the AMM fee to 0.5%")
       expect(proposed.proposal).toMatchObject({
         proposalId: id, status: "Active", snapshot: head, totalStake: 100n, quorumPpm: 500_000n, quorumRequired: 50n, timelockMs: 10_000,
-        voteStart: 0, voteEnd: MINUTE, parametersVersion: 0
+        voteStart: 0, voteEnd: MINUTE, parametersVersion: 2
       })
       // Stake that arrives after the snapshot weighs nothing in this proposal.
       yield* stakes.setStake("carol", 1_000n)
@@ -91,8 +97,9 @@ describe("Governance service", () => {
     Effect.gen(function* () {
       const governance = yield* Governance
       const stakes = yield* TestStakes
+      yield* openAtOnce
       const refused = yield* Effect.flip(governance.propose({ proposer: "nobody", parameter: "feeBps", value: 40n, description: "lower it" }))
-      expect(refused.message).toBe("insufficient stake: nobody has 0 rUv staked, proposing requires at least 1")
+      expect(refused.message).toBe("insufficient stake to propose: nobody has 0 rUv staked at position 2, the proposal threshold is 1")
       expect(Schema.decodeUnknownSync(GovernanceFailure)(Schema.encodeSync(GovernanceFailure)(refused))).toEqual(refused)
       yield* stakes.setStake("alice", 10n)
       const { proposal } = yield* governance.propose({ proposer: "alice", parameter: "minStake", value: 200n, description: "more skin" })
@@ -114,11 +121,12 @@ describe("Governance service", () => {
       const governance = yield* Governance
       const stakes = yield* TestStakes
       const parameters = yield* NetworkParameters
+      yield* openAtOnce
       yield* parameters.set("votingDelayMs", 5_000n)
       yield* parameters.set("quorumPpm", 250_000n)
       yield* stakes.setStake("alice", 10n)
       const first = (yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 25n, description: "cheaper swaps" })).proposal
-      expect(first).toMatchObject({ status: "Pending", voteStart: 5_000, voteEnd: 65_000, quorumPpm: 250_000n, parametersVersion: 2 })
+      expect(first).toMatchObject({ status: "Pending", voteStart: 5_000, voteEnd: 65_000, quorumPpm: 250_000n, parametersVersion: 4 })
       expect((yield* Effect.flip(governance.vote(first.proposalId, "alice", "for")))._tag).toBe("OutsideVotingWindow")
       expect((yield* Effect.flip(governance.cancel(first.proposalId, "bob")))._tag).toBe("NotProposer")
       expect((yield* governance.cancel(first.proposalId, "alice")).proposal.status).toBe("Canceled")
@@ -141,6 +149,7 @@ describe("Governance service", () => {
       const governance = yield* Governance
       const parameters = yield* NetworkParameters
       yield* (yield* TestStakes).setStake("alice", 10n)
+      yield* openAtOnce
       yield* parameters.set("votingPeriodMs", 40n)
       yield* parameters.set("timelockMs", 10n)
       const { proposal } = yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 45n, description: "live" })
@@ -156,6 +165,7 @@ describe("Governance service", () => {
   it.scoped("the RPC contract carries every command, its refusals and the views", () =>
     Effect.gen(function* () {
       const client = yield* RpcTest.makeClient(GovernanceRpcs)
+      yield* openAtOnce
       yield* (yield* TestStakes).setStake("alice", 10n)
       const { proposal } = yield* client.GovernancePropose({ proposer: asAccount("alice"), parameter: "feeBps", value: 35n, description: "over rpc" })
       yield* client.GovernanceVote({ proposalId: proposal.proposalId, voter: asAccount("alice"), support: "for" })

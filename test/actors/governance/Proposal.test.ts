@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, TestClock } from "effect"
+import { Effect, Either, TestClock } from "effect"
+import type { ParameterName } from "../../../src/actors/economy/NetworkParameters.js"
 import type { ProposalCommand, ProposalEvent, Support } from "../../../src/actors/governance/Proposal.js"
 import {
   GRACE_PERIOD_MS, Proposal, ProposalCanceled, ProposalCreated, ProposalExecuted, ProposalQueued, quorumRequired, stateOf, VoteCast
@@ -9,10 +10,10 @@ import { DeciderSpecification } from "../../../src/events/DeciderSpecification.j
 import { fold } from "../../../src/events/Decider.js"
 
 const spec = DeciderSpecification.for(Proposal.decider)
-const settings = { quorumPpm: 500_000n, votingDelayMs: 100n, votingPeriodMs: 1_000n, timelockMs: 500n, version: 2 }
+const settings = { quorumPpm: 500_000n, proposalThresholdRuv: 20n, votingDelayMs: 100n, votingPeriodMs: 1_000n, timelockMs: 500n, version: 2 }
 const propose: ProposalCommand = {
   _tag: "Propose", proposalId: "p1", proposer: "alice", parameter: "feeBps", value: 50n, description: "raise the AMM fee to 0.5%",
-  snapshot: 7, totalStake: 100n, settings
+  snapshot: 7, totalStake: 100n, proposerStake: 40n, currentValue: 30n, settings
 }
 // Proposed at 1000: Pending until 1100, Active in [1100, 2100), then decided; eta = queue time + 500.
 const created = ProposalCreated.make({
@@ -27,7 +28,7 @@ const queued = ProposalQueued.make({ eta: 2700, at: 2200 })
 const at = (millis: number) => TestClock.setTime(millis)
 const vote = (voter: string, support: Support, weight: bigint): ProposalCommand => ({ _tag: "CastVote", proposalId: "p1", voter, support, weight })
 const queue: ProposalCommand = { _tag: "Queue", proposalId: "p1" }
-const execute: ProposalCommand = { _tag: "Execute", proposalId: "p1" }
+const execute: ProposalCommand = { _tag: "Execute", proposalId: "p1", currentValue: 30n }
 const cancel = (by: string): ProposalCommand => ({ _tag: "Cancel", proposalId: "p1", by })
 const failsWith = (tag: ProposalError["_tag"], message?: string) => (error: ProposalError) =>
   error._tag === tag && (message === undefined || error.message === message)
@@ -43,8 +44,8 @@ describe("Proposal decider", () => {
 
   it.effect("the proposed value is checked as the parameter's owner would check it", () =>
     Effect.gen(function* () {
-      yield* spec.given([]).when({ ...propose, value: 10_000n }).thenFails((error) => error.message === "parameter feeBps: is basis points: below 10000")
-      yield* spec.given([]).when({ ...propose, parameter: "quorumPpm", value: 1_000_001n }).thenFails(failsWith("InvalidParameter"))
+      yield* spec.given([]).when({ ...propose, value: 10_000n }).thenFails(failsWith("InvalidParameter", "parameter feeBps: must be between 0 and 1000, not 10000"))
+      yield* spec.given([]).when({ ...propose, parameter: "quorumPpm", value: 1_000_001n, currentValue: 500_000n }).thenFails(failsWith("InvalidParameter"))
       yield* spec.given([]).when({ ...propose, description: "  " }).thenFails(failsWith("InvalidProposal", "proposal p1: a description is required"))
     }))
 
@@ -156,3 +157,60 @@ describe("Proposal decider", () => {
 const executedFields = {
   proposalId: "p1", parameter: "feeBps", value: 50n, forVotes: 40n, againstVotes: 30n, abstainVotes: 20n, quorumRequired: 50n
 } as const
+
+describe("Proposal decider against a one-caller takeover", () => {
+  it.effect("the proposer's stake at the snapshot must reach the proposal threshold; below it nothing is recorded", () =>
+    Effect.gen(function* () {
+      yield* at(1000)
+      yield* spec.given([]).when({ ...propose, proposerStake: 19n }).thenFails(
+        failsWith("ProposalThresholdNotMet", "insufficient stake to propose: alice has 19 rUv staked at position 7, the proposal threshold is 20")
+      )
+      yield* spec.given([]).when({ ...propose, proposerStake: 20n }).then([created])
+      // A threshold of 0 in force still asks for some stake.
+      yield* spec.given([]).when({ ...propose, proposerStake: 0n, settings: { ...settings, proposalThresholdRuv: 0n } }).thenFails(
+        failsWith("ProposalThresholdNotMet", "insufficient stake to propose: alice has 0 rUv staked at position 7, the proposal threshold is 1")
+      )
+    }))
+
+  it.effect("feeBps=9999 is refused when proposed, in one line", () =>
+    Effect.gen(function* () {
+      yield* at(1000)
+      yield* spec.given([]).when({ ...propose, value: 9_999n }).thenFails(failsWith("InvalidParameter", "parameter feeBps: must be between 0 and 1000, not 9999"))
+    }))
+
+  it.effect("each parameter keeps to its range: quorum 10% to 100%, ppm rates at most 1,000,000, durations bounded", () =>
+    Effect.gen(function* () {
+      yield* at(1000)
+      const proposing = (parameter: ParameterName, value: bigint, currentValue: bigint) =>
+        spec.given([]).when({ ...propose, parameter, value, currentValue })
+      yield* proposing("quorumPpm", 99_999n, 150_000n).thenFails(failsWith("InvalidParameter", "parameter quorumPpm: must be between 100000 and 1000000, not 99999"))
+      yield* proposing("slashEquivocationPpm", 1_000_001n, 600_000n).thenFails(failsWith("InvalidParameter"))
+      yield* proposing("votingPeriodMs", 0n, 10n).thenFails(failsWith("InvalidParameter", "parameter votingPeriodMs: must be between 10 and 2592000000, not 0"))
+      yield* proposing("timelockMs", 40n * 86_400_000n, 30n * 86_400_000n).thenFails(failsWith("InvalidParameter"))
+    }))
+
+  it.effect("one proposal at most doubles or halves a value; from 0 it rises at most to the default", () =>
+    Effect.gen(function* () {
+      yield* at(1000)
+      const move = (value: bigint, currentValue: bigint) => spec.given([]).when({ ...propose, value, currentValue }).outcome
+      yield* spec.given([]).when({ ...propose, value: 61n }).thenFails(failsWith("InvalidParameter", "parameter feeBps: one proposal may move it from 30 to between 15 and 60, not 61"))
+      yield* spec.given([]).when({ ...propose, value: 14n }).thenFails(failsWith("InvalidParameter"))
+      expect(Either.isRight(yield* move(60n, 30n))).toBe(true)
+      expect(Either.isRight(yield* move(15n, 30n))).toBe(true)
+      expect(Either.isRight(yield* move(0n, 1n))).toBe(true)
+      expect(Either.isRight(yield* move(30n, 0n))).toBe(true)
+      yield* spec.given([]).when({ ...propose, value: 31n, currentValue: 0n }).thenFails(
+        failsWith("InvalidParameter", "parameter feeBps: one proposal may move it from 0 to between 0 and 30, not 31")
+      )
+    }))
+
+  it.effect("execution checks the change again against the value in force then", () =>
+    Effect.gen(function* () {
+      yield* at(2700)
+      // Another proposal halved the fee to 15 meanwhile: 15 -> 50 is more than double, so this one cannot run.
+      yield* spec.given([...passed, queued]).when({ ...execute, currentValue: 15n }).thenFails(
+        failsWith("InvalidParameter", "parameter feeBps: one proposal may move it from 15 to between 7 and 30, not 50")
+      )
+      yield* spec.given([...passed, queued]).when({ ...execute, currentValue: 25n }).then([ProposalExecuted.make({ ...executedFields, at: 2700 })])
+    }))
+})

@@ -33,7 +33,7 @@ const vote = fc.record({
   weight: fc.oneof({ arbitrary: fc.bigInt({ min: 1n, max: 150n }), weight: 15 }, { arbitrary: fc.constant(0n), weight: 1 })
 }).map((cast): ProposalCommand => ({ _tag: "CastVote", proposalId: "p", ...cast }))
 const queue = fc.constant<ProposalCommand>({ _tag: "Queue", proposalId: "p" })
-const execute = fc.constant<ProposalCommand>({ _tag: "Execute", proposalId: "p" })
+const execute = fc.constant<ProposalCommand>({ _tag: "Execute", proposalId: "p", currentValue: 30n })
 const cancel = fc.constantFrom("v0", "v1").map((by): ProposalCommand => ({ _tag: "Cancel", proposalId: "p", by }))
 const commands = (weights: { vote: number; queue: number; execute: number; cancel: number }) =>
   fc.oneof(
@@ -112,9 +112,9 @@ describe("Proposal properties", () => {
             const decide = (command: ProposalCommand, state: ProposalState) => Effect.withClock(Proposal.decider.decide(command, state), clockAt(now))
             const propose: ProposalCommand = {
               _tag: "Propose", proposalId: "p", proposer: "v0", parameter: "feeBps", value: 42n, description: "property", snapshot: 1,
-              totalStake: settings.totalStake,
+              totalStake: settings.totalStake, proposerStake: 1n, currentValue: 30n,
               settings: {
-                quorumPpm: settings.quorumPpm, votingDelayMs: BigInt(settings.votingDelayMs), votingPeriodMs: BigInt(settings.votingPeriodMs),
+                quorumPpm: settings.quorumPpm, proposalThresholdRuv: 1n, votingDelayMs: BigInt(settings.votingDelayMs), votingPeriodMs: BigInt(settings.votingPeriodMs),
                 timelockMs: BigInt(settings.timelockMs), version: 0
               }
             }
@@ -178,7 +178,7 @@ describe("Proposal properties", () => {
         fc.asyncProperty(
           fc.array(
             fc.oneof(
-              { arbitrary: fc.record({ kind: fc.constant("propose" as const), proposer: fc.constantFrom(...voters), value: fc.bigInt({ min: 0n, max: 200n }) }), weight: 2 },
+              { arbitrary: fc.record({ kind: fc.constant("propose" as const), proposer: fc.constantFrom(...voters), value: fc.oneof({ arbitrary: fc.bigInt({ min: 5n, max: 20n }), weight: 4 }, { arbitrary: fc.bigInt({ min: 0n, max: 200n }), weight: 1 }) }), weight: 2 },
               { arbitrary: fc.record({ kind: fc.constant("vote" as const), proposal: fc.nat(5), voter: fc.constantFrom(...voters), support: mostlyFor }), weight: 6 },
               { arbitrary: fc.record({ kind: fc.constantFrom("queue" as const, "execute" as const), proposal: fc.nat(5) }), weight: 3 },
               { arbitrary: fc.record({ kind: fc.constant("settle" as const) }), weight: 2 },
@@ -199,6 +199,7 @@ describe("Proposal properties", () => {
                 yield* parameters.set("timelockMs", 5_000n)
                 yield* parameters.set("quorumPpm", 200_000n)
                 yield* parameters.set("votingDelayMs", 2_000n)
+                yield* parameters.set("proposalThresholdRuv", 1n)
                 for (const node of voters) yield* stakes.setStake(node, 10n)
                 const ids: Array<string> = []
                 for (const operation of operations) {
