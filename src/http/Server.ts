@@ -1,20 +1,22 @@
 /**
  * The node's HTTP server: the HttpApi handlers, Swagger UI at /docs (OpenAPI JSON at
- * /docs/openapi.json) and the RPC groups at /rpc, on one port.
+ * /docs/openapi.json) and the RPC groups at /rpc, on one port, every route behind the guards
+ * (Host, Origin, body size, error replies: Guards.ts).
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
-import { createServer } from "node:http"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { Journal } from "../events/Journal.js"
-import { NodeConfig } from "../node/NodeConfig.js"
+import { httpLimitsOf, NodeConfig } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { NodeApi } from "./Api.js"
+import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
+import { GuardsLayer } from "./Guards.js"
 import { RegistryHandlers } from "./RegistryRoutes.js"
 
 const SystemHandlers = HttpApiBuilder.group(NodeApi, "system", (handlers) =>
@@ -45,9 +47,11 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", p
   Layer.provide([NodeApiRpcHandlers, RpcSerialization.layerNdjson])
 )
 
-/** Serves everything on the configured host and port until the layer's scope closes. */
-export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute), { disableLogger: true }).pipe(
-  Layer.provide(
-    Layer.unwrapEffect(Effect.map(NodeConfig, (config) => NodeHttpServer.layer(createServer, { host: config.host, port: config.port })))
-  )
+/** The Node.js server on the configured host and port, with the configured bounds. */
+export const NodeServerLive = Layer.unwrapEffect(Effect.map(NodeConfig, (config) =>
+  NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })))
+
+/** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
+export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, GuardsLayer), { disableLogger: true }).pipe(
+  Layer.provide(NodeServerLive)
 )

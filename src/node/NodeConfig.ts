@@ -15,7 +15,38 @@ export interface NodeSettings {
   readonly maxContentBytes?: number | undefined
   /** Parameter values applied at start while never changed (`EDGE_NET_GENESIS`, e.g. for a test network). */
   readonly genesisParameters?: Readonly<Record<string, bigint>> | undefined
+  /** Names besides loopback and `host` that clients reach this node by (`Host`), e.g. `node.lan` or `node.lan:8080`. */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** The URL clients reach this node at through a reverse proxy, e.g. `https://node.example.com`. */
+  readonly publicUrl?: string | undefined
+  /** Bounds on requests and connections; any left out takes its `DEFAULT_HTTP_LIMITS` value. */
+  readonly httpLimits?: Partial<HttpLimits> | undefined
 }
+
+/** What one client can make the HTTP server hold: body bytes, connections, time, header bytes. */
+export interface HttpLimits {
+  /** Largest request body on every route but blob uploads (those are bounded by the artifact's declared size). */
+  readonly maxBodyBytes: number
+  readonly maxConnections: number
+  /** Requests served on one keep-alive connection before it is closed. */
+  readonly maxRequestsPerSocket: number
+  /** Time a client has to send its request headers. */
+  readonly headersTimeoutMs: number
+  /** Time a client has to send its whole request (blob uploads included). */
+  readonly requestTimeoutMs: number
+  readonly maxHeaderBytes: number
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxBodyBytes: 1024 * 1024,
+  maxConnections: 1024,
+  maxRequestsPerSocket: 1000,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 300_000,
+  maxHeaderBytes: 16 * 1024
+}
+
+export const httpLimitsOf = (settings: Pick<NodeSettings, "httpLimits">): HttpLimits => ({ ...DEFAULT_HTTP_LIMITS, ...settings.httpLimits })
 
 export const DEFAULT_PORT = 7878
 export const DEFAULT_HOST = "127.0.0.1"

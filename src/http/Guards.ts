@@ -1,0 +1,140 @@
+/**
+ * What every request to the node passes before a route sees it: its Host must name the node (DNS
+ * rebinding), a state change must come from the node's own origin (CSRF), bodies are bounded, and
+ * failures answer one line of JSON: a 500 names a reference to the log, never the internal cause.
+ */
+import { HttpIncomingMessage, HttpLayerRouter, HttpServer, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+import { httpLimitsOf, NodeConfig } from "../node/NodeConfig.js"
+import type { HostPolicy } from "./HostPolicy.js"
+import { hostPolicy } from "./HostPolicy.js"
+import { RPC_CONTENT_TYPE, rpcBodyProblem, scrubRpcReply } from "./RpcBody.js"
+
+export interface GuardOptions {
+  readonly policy: HostPolicy
+  readonly maxBodyBytes: number
+  /** Where the RPC server is mounted. */
+  readonly rpcPath: string
+}
+
+const stateChanging = new Set(["POST", "PUT", "PATCH", "DELETE"])
+
+/** One line of JSON, the shape of every refusal the guards make. */
+export const refusal = (status: number, error: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson({ error }, { status, headers })
+
+const pathOf = (url: string) => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+/** Blob uploads are bounded by the artifact's declared size in their own route, not by the body cap. */
+const isBlobUpload = (request: HttpServerRequest.HttpServerRequest) =>
+  request.method === "PUT" && pathOf(request.url).startsWith("/v1/blobs/")
+
+const mediaType = (contentType: string | undefined) => (contentType ?? "").split(";")[0]!.trim().toLowerCase()
+
+const newRef = () => globalThis.crypto.randomUUID().slice(0, 8)
+
+/** Logs a failure under a fresh reference and answers the client with that reference only. */
+const internalError = (request: HttpServerRequest.HttpServerRequest, cause: unknown) => {
+  const ref = newRef()
+  return Effect.logError("internal error", cause).pipe(
+    Effect.annotateLogs({ ref, request: `${request.method} ${pathOf(request.url)}` }),
+    Effect.as(HttpServerResponse.unsafeJson({ error: "internal error", ref }, { status: 500 }))
+  )
+}
+
+/** Why a request is refused before any route runs, or undefined. */
+const refuseEarly = (request: HttpServerRequest.HttpServerRequest, options: GuardOptions) => {
+  const host = request.headers["host"]
+  if (host === undefined || host.trim() === "") return refusal(400, "missing Host header")
+  if (!options.policy.allowsHost(host)) return refusal(421, `this node does not answer to Host ${JSON.stringify(host.slice(0, 256))}`)
+  if (stateChanging.has(request.method)) {
+    const site = request.headers["sec-fetch-site"]
+    if (site === "cross-site" || site === "same-site") return refusal(403, `a ${site} request cannot change state on this node`)
+    const origin = request.headers["origin"]
+    if (origin !== undefined && !options.policy.isOwnOrigin(origin, host)) {
+      return refusal(403, "a request from another origin cannot change state on this node")
+    }
+  }
+  const isRpc = pathOf(request.url) === options.rpcPath
+  if (isRpc && request.method === "POST" && mediaType(request.headers["content-type"]) !== RPC_CONTENT_TYPE) {
+    return refusal(415, `/rpc takes ${RPC_CONTENT_TYPE} (@effect/rpc's NDJSON serialization)`)
+  }
+  const length = request.headers["content-length"]
+  if (!isBlobUpload(request) && length !== undefined && Number(length) > options.maxBodyBytes) {
+    // Node reads and drops the rest of the body, so the client sees this reply, not a reset.
+    return refusal(413, `request body over ${options.maxBodyBytes} bytes`)
+  }
+  return undefined
+}
+
+const isOverLimit = (error: HttpServerError.RequestError) => error.cause instanceof Error && error.cause.message.includes("maxBytes")
+
+/**
+ * Reads the whole /rpc body within the cap and checks its messages. The platform caches the body it
+ * read, so the RPC server reads the same text again without touching the socket.
+ */
+const checkRpcBody = (request: HttpServerRequest.HttpServerRequest, options: GuardOptions) =>
+  request.text.pipe(
+    HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
+    Effect.map((body) => {
+      const problem = rpcBodyProblem(body)
+      return problem === undefined ? undefined : refusal(400, problem)
+    }),
+    Effect.catchAll((error) =>
+      Effect.succeed(
+        isOverLimit(error)
+          ? refusal(413, `request body over ${options.maxBodyBytes} bytes`)
+          : refusal(400, "the request body could not be read")
+      ))
+  )
+
+/** Turns a route's failure into the platform's reply, except that a 5xx becomes a reference to the log. */
+const replyToFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>) =>
+  Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) =>
+    response.status === 404 && response.body._tag === "Empty"
+      ? Effect.succeed(refusal(404, "not found"))
+      : response.status < 500 || Cause.isInterruptedOnly(cause)
+      ? Effect.succeed(response)
+      : internalError(request, Cause.pretty(cause)))
+
+/** The guards around `app`, the whole router. */
+export const guard = (options: GuardOptions) =>
+<E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const early = refuseEarly(request, options)
+    if (early !== undefined) return early
+    const isRpc = request.method === "POST" && pathOf(request.url) === options.rpcPath
+    if (isRpc) {
+      const refused = yield* checkRpcBody(request, options)
+      if (refused !== undefined) return refused
+    }
+    const bounded = isBlobUpload(request) ? app : HttpIncomingMessage.withMaxBodySize(app, Option.some(options.maxBodyBytes))
+    const response = yield* Effect.catchAllCause(bounded, (cause) => replyToFailure(request, cause))
+    if (!isRpc) return response
+    return yield* scrubRpcReply(response, (defect) => {
+      const ref = newRef()
+      return Effect.as(Effect.logError("rpc defect", defect).pipe(Effect.annotateLogs({ ref })), ref)
+    })
+  })
+
+/**
+ * The guards as global middleware of the node's router: the Host policy from the node's settings
+ * and the port the server actually bound.
+ */
+export const GuardsLayer = HttpLayerRouter.middleware(
+  Effect.gen(function* () {
+    const config = yield* NodeConfig
+    const server = yield* HttpServer.HttpServer
+    const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
+    return guard({
+      policy: hostPolicy({ host: config.host, port, allowedHosts: config.allowedHosts, publicUrl: config.publicUrl }),
+      maxBodyBytes: httpLimitsOf(config).maxBodyBytes,
+      rpcPath: "/rpc"
+    })
+  }),
+  { global: true }
+)
