@@ -5,8 +5,9 @@ import { ParameterNameSchema } from "../actors/economy/NetworkParameters.js"
 import type { ProposalSummary } from "../actors/governance/Proposal.js"
 import { ProposalId, ProposalStatus } from "../actors/governance/Proposal.js"
 import { CliError } from "./CliError.js"
+import { asAnyKey, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseWith, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseWith, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const proposalArg = Args.text({ name: "proposal-id" })
@@ -19,39 +20,39 @@ const decodeParameter = Schema.decodeUnknown(ParameterNameSchema)
 
 const propose = Command.make("propose", {
   proposer: Args.text({ name: "proposer" }), parameter: Args.text({ name: "parameter" }), value: Args.text({ name: "value" }),
-  description: Options.text("description").pipe(Options.withDefault("")), ...common
-}, ({ data, description, json, node, parameter, proposer, value }) =>
+  description: Options.text("description").pipe(Options.withDefault("")), key: keyOption, ...common
+}, ({ data, description, json, key, node, parameter, proposer, value }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
     const name = yield* decodeParameter(parameter).pipe(Effect.mapError(() => new CliError({ message: `unknown parameter "${parameter}"` })))
     if (!/^[0-9]+$/.test(value)) return yield* Effect.fail(new CliError({ message: `invalid value "${value}": expected a whole number` }))
-    const receipt = yield* client.call(client.rpc.GovernancePropose({
+    const receipt = yield* asOwner(key, proposer)(client.call(client.rpc.GovernancePropose({
       proposer: yield* parseAccount(proposer), parameter: name, value: BigInt(value), description: description === "" ? `set ${name} to ${value}` : description
-    }))
+    })))
     yield* output(json, receipt, (r) => `${describeProposal(r.proposal)}\nvoting until ${new Date(r.proposal.voteEnd).toISOString()}`)
   }))).pipe(Command.withDescription("propose a network parameter change (the proposer needs active stake)"))
 
 const vote = Command.make("vote", {
   proposalId: proposalArg, voter: Args.text({ name: "voter" }), support: Args.choice([["for", "for"], ["against", "against"], ["abstain", "abstain"]] as const, { name: "support" }),
-  ...common
-}, ({ data, json, node, proposalId, support, voter }) =>
+  key: keyOption, ...common
+}, ({ data, json, key, node, proposalId, support, voter }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceVote({ proposalId: yield* parseProposalId(proposalId), voter: yield* parseAccount(voter), support }))
+    const receipt = yield* asOwner(key, voter)(client.call(client.rpc.GovernanceVote({ proposalId: yield* parseProposalId(proposalId), voter: yield* parseAccount(voter), support })))
     yield* output(json, receipt, (r) => `voted ${support}\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("vote with the stake held at the proposal's snapshot"))
 
-const queue = Command.make("queue", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
+const queue = Command.make("queue", { proposalId: proposalArg, key: keyOption, ...common }, ({ data, json, key, node, proposalId }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) }))
+    const receipt = yield* asAnyKey(key)(client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) })))
     yield* output(json, receipt, (r) => `queued\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("queue a succeeded proposal behind the timelock"))
 
-const execute = Command.make("execute", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
+const execute = Command.make("execute", { proposalId: proposalArg, key: keyOption, ...common }, ({ data, json, key, node, proposalId }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) }))
+    const receipt = yield* asAnyKey(key)(client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) })))
     yield* output(json, receipt, (r) => `executed\n${describeProposal(r.proposal)}`)
   }))).pipe(Command.withDescription("execute a queued proposal after its timelock: the parameter changes"))
 

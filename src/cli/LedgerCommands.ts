@@ -2,8 +2,9 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import type { Balance } from "../actors/economy/Ledger.js"
+import { asOperator, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, withNode } from "./Shared.js"
 
 const describe = (balance: Balance) =>
   `${balance.account}: ${balance.available} rUv available${balance.held > 0n ? `, ${balance.held} held in ${Object.keys(balance.holds).length} escrow hold(s)` : ""}`
@@ -31,9 +32,9 @@ const transfer = Command.make(
   "transfer",
   {
     from: Args.text({ name: "from" }), to: Args.text({ name: "to" }), amount: Args.text({ name: "amount" }),
-    id: transferId, data: dataOption, node: nodeOption, json: jsonOption
+    id: transferId, key: keyOption, data: dataOption, node: nodeOption, json: jsonOption
   },
-  ({ amount, data, from, id, json, node, to }) =>
+  ({ amount, data, from, id, json, key, node, to }) =>
     withNode(
       data,
       node,
@@ -42,7 +43,7 @@ const transfer = Command.make(
         const payee = yield* parseAccount(to)
         const credits = yield* parseAmount(amount)
         const transferId = Option.isNone(id) ? undefined : yield* parseOperationId(id.value)
-        const receipt = yield* (yield* NodeClient).transfer(payer, payee, credits, transferId)
+        const receipt = yield* asOwner(key, from)((yield* NodeClient).transfer(payer, payee, credits, transferId))
         yield* output(json, receipt, (r) =>
           [
             `${r.duplicate ? "already transferred" : "transferred"} ${credits} rUv ${payer} -> ${payee} (transfer ${r.transferId}, position ${r.position})`,
@@ -55,18 +56,22 @@ const transfer = Command.make(
 
 const mint = Command.make(
   "mint",
-  { account: Args.text({ name: "account" }), amount: Args.text({ name: "amount" }), data: dataOption, node: nodeOption, json: jsonOption },
-  ({ account, amount, data, json, node }) =>
+  {
+    account: Args.text({ name: "account" }), amount: Args.text({ name: "amount" }),
+    key: keyOption, data: dataOption, node: nodeOption, json: jsonOption
+  },
+  ({ account, amount, data, json, key, node }) =>
     withNode(
       data,
       node,
       Effect.gen(function* () {
         const id = yield* parseAccount(account)
         const credits = yield* parseAmount(amount)
-        yield* output(json, yield* (yield* NodeClient).mint(id, credits), (b) => `minted ${credits} rUv\n${describe(b)}`)
+        const balance = yield* asOperator(key, data)((yield* NodeClient).mint(id, credits))
+        yield* output(json, balance, (b) => `minted ${credits} rUv\n${describe(b)}`)
       })
     )
-).pipe(Command.withDescription("create new rUv in an account (the node operator's faucet)"))
+).pipe(Command.withDescription("create new rUv in an account: signed by the operator key(s) named at genesis (default: the node key of --data)"))
 
 export const ledgerCommand = Command.make("ledger").pipe(
   Command.withDescription("rUv credit accounts"),

@@ -9,8 +9,9 @@ import { AccountId } from "../actors/economy/Account.js"
 import type { AuctionView } from "../actors/market/MarketRpc.js"
 import { AuctionId, commitmentOf } from "../actors/market/TaskAuction.js"
 import { CliError } from "./CliError.js"
+import { asAnyKey, asOperator, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, parseWith, positiveInteger, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, parseWith, positiveInteger, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const orderOption = Options.text("id").pipe(Options.withDescription("order id: sending the same id again trades nothing twice"), Options.optional)
@@ -41,14 +42,14 @@ const quote = Command.make("quote", { side: sideArg, amount: Args.text({ name: "
     }))).pipe(Command.withDescription("what a trade of `amount-in` would give now, with the fee in force"))
 
 const trade = (side: "buy" | "sell") =>
-  Command.make(side, { trader: Args.text({ name: "trader" }), amount: Args.text({ name: "amount-in" }), minOut: minOutOption, id: orderOption, ...common },
-    ({ amount, data, id, json, minOut, node, trader }) =>
+  Command.make(side, { trader: Args.text({ name: "trader" }), amount: Args.text({ name: "amount-in" }), minOut: minOutOption, id: orderOption, key: keyOption, ...common },
+    ({ amount, data, id, json, key, minOut, node, trader }) =>
       withNode(data, node, Effect.gen(function* () {
         const client = yield* NodeClient
         const account = yield* parseAccount(trader)
         const tradeSpec = { exact: "in" as const, amountIn: yield* parseAmount(amount), minAmountOut: yield* parseLimit(minOut) }
         const payload = { trader: AccountId.make(account), trade: tradeSpec, ...(yield* orderIdOf(id)) }
-        const receipt = yield* client.call(side === "buy" ? client.rpc.MarketBuy(payload) : client.rpc.MarketSell(payload))
+        const receipt = yield* asOwner(key, trader)(client.call(side === "buy" ? client.rpc.MarketBuy(payload) : client.rpc.MarketSell(payload)))
         yield* output(json, receipt, (r) =>
           `${r.duplicate ? "already done: " : ""}${side === "buy" ? "bought" : "sold"}: ${r.amountIn} ${side === "buy" ? "rUv" : "compute"} -> ${r.amountOut} ${side === "buy" ? "compute" : "rUv"} (order ${r.orderId}, fee ${r.feeBps} bps${r.settled ? "" : ", settlement pending"})`)
       }))).pipe(Command.withDescription(side === "buy" ? "pay rUv for compute units from the pool" : "sell compute units to the pool for rUv"))
@@ -65,24 +66,24 @@ const pool = Command.make("pool", { trader: Options.text("trader").pipe(Options.
       ].join("\n"))
   }))).pipe(Command.withDescription("the compute pool's reserves (and a trader's balance with --trader)"))
 
-const issue = Command.make("issue", { provider: Args.text({ name: "node-id" }), units: Args.text({ name: "units" }), id: Options.text("id").pipe(Options.optional), ...common },
-  ({ data, id, json, node, provider, units }) =>
+const issue = Command.make("issue", { provider: Args.text({ name: "node-id" }), units: Args.text({ name: "units" }), id: Options.text("id").pipe(Options.optional), key: keyOption, ...common },
+  ({ data, id, json, key, node, provider, units }) =>
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
       const amount = yield* parseAmount(units)
       const operationId = yield* parseOperationId(Option.getOrElse(id, () => crypto.randomBytes(8).toString("hex")))
-      const trader = yield* client.call(client.rpc.MarketIssueCompute({ node: yield* parseAccount(provider), units: amount, operationId }))
+      const trader = yield* asOperator(key, data)(client.call(client.rpc.MarketIssueCompute({ node: yield* parseAccount(provider), units: amount, operationId })))
       yield* output(json, trader, (t) => `issued ${amount} compute units\n${t.node}: ${t.compute} compute, ${t.shares} shares`)
     }))).pipe(Command.withDescription("issue compute units to a node (the operator's capacity), e.g. to seed the pool"))
 
 const addLiquidity = Command.make("add-liquidity", {
-  provider: Args.text({ name: "provider" }), compute: Args.text({ name: "compute" }), ruv: Args.text({ name: "ruv" }), id: orderOption, ...common
-}, ({ compute, data, id, json, node, provider, ruv }) =>
+  provider: Args.text({ name: "provider" }), compute: Args.text({ name: "compute" }), ruv: Args.text({ name: "ruv" }), id: orderOption, key: keyOption, ...common
+}, ({ compute, data, id, json, key, node, provider, ruv }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.MarketAddLiquidity({
+    const receipt = yield* asOwner(key, provider)(client.call(client.rpc.MarketAddLiquidity({
       provider: yield* parseAccount(provider), computeDesired: yield* parseAmount(compute), ruvDesired: yield* parseAmount(ruv), ...(yield* orderIdOf(id))
-    }))
+    })))
     yield* output(json, receipt, (r) => `added ${r.compute} compute and ${r.ruv} rUv for ${r.shares} shares (of ${r.totalShares})`)
   }))).pipe(Command.withDescription("deposit compute units and rUv into the pool for shares"))
 
@@ -105,24 +106,24 @@ const open = Command.make("open", {
   commitMs: millis("commit-ms", 60_000, "commit window in ms"), revealMs: millis("reveal-ms", 60_000, "reveal window in ms"),
   leaseMs: millis("lease-ms", 3_600_000, "time the winner has to deliver, after the reveal window"),
   task: Options.text("task").pipe(Options.withDescription("the task's specification as JSON"), Options.withDefault("{}")),
-  ...common
-}, ({ auctionId, commitMs, data, json, leaseMs, maxPrice, minBids, node, poster, revealMs, task }) =>
+  key: keyOption, ...common
+}, ({ auctionId, commitMs, data, json, key, leaseMs, maxPrice, minBids, node, poster, revealMs, task }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
     const spec = yield* Effect.try({ try: () => JSON.parse(task) as unknown, catch: () => new CliError({ message: `--task is not JSON: ${task}` }) })
-    const view = yield* client.call(client.rpc.AuctionOpen({
+    const view = yield* asOwner(key, poster)(client.call(client.rpc.AuctionOpen({
       auctionId: yield* parseAuctionId(auctionId), poster: AccountId.make(yield* parseAccount(poster)), task: spec, maxPrice: yield* parseAmount(maxPrice),
       minBids: yield* positiveInteger(minBids, "min-bids"), commitPeriodMs: yield* positiveInteger(commitMs, "commit-ms"),
       revealPeriodMs: yield* positiveInteger(revealMs, "reveal-ms"), leasePeriodMs: yield* positiveInteger(leaseMs, "lease-ms")
-    }))
+    })))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("open a sealed-bid, second-price task auction"))
 
 const commit = Command.make("commit", {
   auctionId: auctionArg, bidder: Args.text({ name: "bidder" }), price: Args.text({ name: "price" }),
   salt: Options.text("salt").pipe(Options.withDescription("secret mixed into the commitment (default: 16 random bytes)"), Options.optional),
-  ...common
-}, ({ auctionId, bidder, data, json, node, price, salt }) =>
+  key: keyOption, ...common
+}, ({ auctionId, bidder, data, json, key, node, price, salt }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
     const id = yield* parseAuctionId(auctionId)
@@ -131,44 +132,44 @@ const commit = Command.make("commit", {
     const secret = Option.getOrElse(salt, () => crypto.randomBytes(16).toString("hex"))
     // The price never leaves this machine before the reveal: only its commitment does.
     const commitment = commitmentOf({ auctionId: id, bidder: who, price: amount, salt: secret })
-    const view = yield* client.call(client.rpc.AuctionCommit({ auctionId: id, bidder: AccountId.make(who), commitment }))
+    const view = yield* asOwner(key, bidder)(client.call(client.rpc.AuctionCommit({ auctionId: id, bidder: AccountId.make(who), commitment })))
     yield* output(json, { salt: secret, commitment, auction: view }, (r) =>
       `committed a sealed bid for ${auctionId} (commitment ${r.commitment})\nkeep this salt to reveal: ${r.salt}`)
   }))).pipe(Command.withDescription("commit a sealed bid: the price is hashed here with a salt, which you keep for the reveal"))
 
 const reveal = Command.make("reveal", {
-  auctionId: auctionArg, bidder: Args.text({ name: "bidder" }), price: Args.text({ name: "price" }), salt: Args.text({ name: "salt" }), ...common
-}, ({ auctionId, bidder, data, json, node, price, salt }) =>
+  auctionId: auctionArg, bidder: Args.text({ name: "bidder" }), price: Args.text({ name: "price" }), salt: Args.text({ name: "salt" }), key: keyOption, ...common
+}, ({ auctionId, bidder, data, json, key, node, price, salt }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionReveal({ auctionId: yield* parseAuctionId(auctionId), bidder: AccountId.make(yield* parseAccount(bidder)), price: yield* parseAmount(price), salt }))
+    const view = yield* asOwner(key, bidder)(client.call(client.rpc.AuctionReveal({ auctionId: yield* parseAuctionId(auctionId), bidder: AccountId.make(yield* parseAccount(bidder)), price: yield* parseAmount(price), salt })))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("reveal a sealed bid's price and salt"))
 
 const byArg = Args.text({ name: "by" })
-const resolve = Command.make("resolve", { auctionId: auctionArg, ...common }, ({ auctionId, data, json, node }) =>
+const resolve = Command.make("resolve", { auctionId: auctionArg, key: keyOption, ...common }, ({ auctionId, data, json, key, node }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionResolve({ auctionId: yield* parseAuctionId(auctionId) }))
+    const view = yield* asAnyKey(key)(client.call(client.rpc.AuctionResolve({ auctionId: yield* parseAuctionId(auctionId) })))
     yield* output(json, view, describeAuction)
   }))
 ).pipe(Command.withDescription("after the reveal window: lowest price wins, paid the second-lowest"))
 
-const complete = Command.make("complete", { auctionId: auctionArg, by: byArg, ...common }, ({ auctionId, by, data, json, node }) =>
+const complete = Command.make("complete", { auctionId: auctionArg, by: byArg, key: keyOption, ...common }, ({ auctionId, by, data, json, key, node }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionComplete({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)) }))
+    const view = yield* asOwner(key, by)(client.call(client.rpc.AuctionComplete({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)) })))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("the poster accepts the result: the winner is paid"))
 
 const fail = Command.make("fail", {
   auctionId: auctionArg, by: byArg,
   reason: Options.choice("reason", ["incorrectResult", "challengeTimeout"] as const).pipe(Options.withDefault("incorrectResult" as const)),
-  ...common
-}, ({ auctionId, by, data, json, node, reason }) =>
+  key: keyOption, ...common
+}, ({ auctionId, by, data, json, key, node, reason }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.AuctionFail({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)), reason }))
+    const view = yield* asOwner(key, by)(client.call(client.rpc.AuctionFail({ auctionId: yield* parseAuctionId(auctionId), by: AccountId.make(yield* parseAccount(by)), reason })))
     yield* output(json, view, describeAuction)
   }))).pipe(Command.withDescription("reject the result or report a timeout: the poster keeps the money, the winner is slashed"))
 

@@ -22,9 +22,12 @@ import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import type { NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
+import type { CommandRefused } from "../domain/CommandAuthority.js"
+import { signingClientLayer } from "../rpc/CommandSigning.js"
+import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { CliError } from "./CliError.js"
 
-type LedgerFailureType = typeof LedgerFailure.Type
+type LedgerFailureType = typeof LedgerFailure.Type | CommandRefused
 
 /** The node's whole RPC contract as a client: over HTTP in remote mode, in process in direct mode. */
 export type NodeRpcClient = RpcClient.RpcClient<RpcGroup.Rpcs<typeof NodeApiRpcs>, RpcClientError>
@@ -55,6 +58,20 @@ export interface NodeClientService {
   readonly call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError> | CliError>
 }
 
+// In process there is no transport to fail.
+const inProcess = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => effect as Effect.Effect<A, Exclude<E, RpcClientError>>
+
+/** Mint and transfer as signed commands through the node's RPC (the fiber's signer signs them). */
+const ledgerCommands = (rpc: NodeRpcClient) => ({
+  mint: (account: string, amount: bigint, operationId?: string) =>
+    rpc.LedgerMint({ account: AccountId.make(account), amount, ...(operationId === undefined ? {} : { operationId: OperationId.make(operationId) }) }),
+  transfer: (from: string, to: string, amount: bigint, transferId?: string) =>
+    rpc.LedgerTransfer({
+      from: AccountId.make(from), to: AccountId.make(to), amount,
+      ...(transferId === undefined ? {} : { transferId: OperationId.make(transferId) })
+    })
+})
+
 export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClient, NodeClientService>() {
   /** Opens the data dir's journal in this process. */
   static readonly direct = (settings: NodeSettings) =>
@@ -65,6 +82,7 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
         const audit = yield* NodeAudit
         const ledger = yield* Ledger
         const journal = yield* Journal
+        // In process, but through the same handlers and signature checks as a node's /rpc.
         const rpc: NodeRpcClient = yield* RpcTest.makeClient(NodeApiRpcs)
         const events = (from: number, limit: number) =>
           Effect.gen(function* () {
@@ -79,13 +97,16 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           events,
           follow: (from) => journal.subscribe(from),
           balance: (account) => ledger.balance(account),
-          mint: (account, amount, operationId) => ledger.mint(account, amount, operationId),
-          transfer: (from, to, amount, transferId) => ledger.transfer(from, to, amount, transferId),
+          mint: (account, amount, operationId) => inProcess(ledgerCommands(rpc).mint(account, amount, operationId)),
+          transfer: (from, to, amount, transferId) => inProcess(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
           rpc,
-          call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => effect as Effect.Effect<A, Exclude<E, RpcClientError>>
+          call: inProcess
         } satisfies NodeClientService
       })
-    ).pipe(Layer.provide(NodeApiRpcHandlers), Layer.provide(nodeServices(settings)))
+    ).pipe(
+      Layer.provide([NodeApiRpcHandlers, signedCommandsLayer(), signingClientLayer]),
+      Layer.provide(nodeServices(settings))
+    )
 
   /** Talks to a running node: RPC at `<url>/rpc`, the audit feed at `<url>/v1/events`. */
   static readonly remote = (url: string) =>
@@ -94,7 +115,8 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
       Effect.gen(function* () {
         const base = url.replace(/\/+$/, "")
         const rpc = yield* RpcClient.make(NodeApiRpcs).pipe(
-          Effect.provide(RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(Layer.provide(RpcSerialization.layerNdjson)))
+          Effect.provide(RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(Layer.provide(RpcSerialization.layerNdjson))),
+          Effect.provide(signingClientLayer)
         )
         const http = yield* HttpApiClient.make(NodeApi, { baseUrl: base })
         const unreachable = (cause: { readonly message: string }) =>
@@ -120,13 +142,8 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           events,
           follow,
           balance: (account) => call(rpc.LedgerBalance({ account: AccountId.make(account) })),
-          mint: (account, amount, operationId) =>
-            call(rpc.LedgerMint({ account: AccountId.make(account), amount, ...(operationId === undefined ? {} : { operationId: OperationId.make(operationId) }) })),
-          transfer: (from, to, amount, transferId) =>
-            call(rpc.LedgerTransfer({
-              from: AccountId.make(from), to: AccountId.make(to), amount,
-              ...(transferId === undefined ? {} : { transferId: OperationId.make(transferId) })
-            })),
+          mint: (account, amount, operationId) => call(ledgerCommands(rpc).mint(account, amount, operationId)),
+          transfer: (from, to, amount, transferId) => call(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
           rpc,
           call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => call(effect as Effect.Effect<A, Exclude<E, RpcClientError> | RpcClientError>)
         } satisfies NodeClientService

@@ -10,6 +10,7 @@ import { TrustStore } from "../content/TrustStore.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
 import { jsonOption, output, toJson } from "./Shared.js"
+import { accountIdOf } from "../domain/Ed25519.js"
 
 export const keyOption = Options.text("key").pipe(
   Options.withDescription("signing key: a key id in the trust store or a key file (our JSON or a PKCS8 PEM); default `signing` in models.yaml"),
@@ -102,8 +103,10 @@ const keysList = Command.make("list", { config: configOption, json: jsonOption }
     config,
     Effect.gen(function* () {
       const keys = yield* (yield* TrustStore).list()
-      yield* output(json, keys, (rows) =>
-        rows.length === 0 ? "no trusted keys" : rows.map((k) => `${k.keyId.padEnd(24)} ${k.publicKey}${k.canSign ? "  (can sign)" : ""}`).join("\n"))
+      yield* output(json, keys.map((key) => ({ ...key, account: accountIdOf(key.publicKey) })), (rows) =>
+        rows.length === 0
+          ? "no trusted keys"
+          : rows.map((k) => `${k.keyId.padEnd(24)} ${k.publicKey}  account ${k.account}${k.canSign ? "  (can sign)" : ""}`).join("\n"))
     })
   ))
 
@@ -112,7 +115,8 @@ const keysGenerate = Command.make("generate", { keyId: Args.text({ name: "key-id
     config,
     Effect.gen(function* () {
       const key = yield* (yield* TrustStore).generate(keyId)
-      yield* output(json, key, (k) => `created signing key ${k.keyId}\npublic key ${k.publicKey}\n(others trust it with: edge-net-models keys trust ${k.keyId} ${k.publicKey})`)
+      yield* output(json, { ...key, account: accountIdOf(key.publicKey) }, (k) =>
+        `created signing key ${k.keyId}\npublic key ${k.publicKey}\naccount    ${k.account}\n(others trust it with: edge-net-models keys trust ${k.keyId} ${k.publicKey})`)
     })
   ))
 

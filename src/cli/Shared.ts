@@ -68,7 +68,8 @@ export const parseWith = <A>(schema: Schema.Schema<A, string>, what: string) => 
     )
 }
 
-export const parseAccount = parseWith(AccountId, "account")
+/** An account id as the node checks it (CommandKeys.resolveAccount also takes a key's name). */
+export const parseAccountId = parseWith(AccountId, "account")
 
 /** An operation, order or transfer id given with `--id`. */
 export const parseOperationId = parseWith(OperationId, "id")

@@ -2,8 +2,9 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import type { StakeView } from "../actors/economy/EconomyRpc.js"
+import { asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAccount, parseAmount, parseOperationId, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const stakerArg = Args.text({ name: "node-id" })
@@ -17,26 +18,26 @@ const describeStake = (s: typeof StakeView.Type) =>
     ...s.pending.map((unbond) => `  ${unbond.amount} rUv withdrawable from ${new Date(unbond.availableAt).toISOString()}`)
   ].join("\n")
 
-const add = Command.make("add", { staker: stakerArg, amount: Args.text({ name: "amount" }), id: operationOption, ...common },
-  ({ amount, data, id, json, node, staker }) =>
+const add = Command.make("add", { staker: stakerArg, amount: Args.text({ name: "amount" }), id: operationOption, key: keyOption, ...common },
+  ({ amount, data, id, json, key, node, staker }) =>
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
-      const receipt = yield* client.call(client.rpc.Stake({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) }))
+      const receipt = yield* asOwner(key, staker)(client.call(client.rpc.Stake({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) })))
       yield* output(json, receipt, (r) => `${r.duplicate ? "already staked" : "staked"} ${amount} rUv (position ${r.position})\n${describeStake(r)}`)
     }))).pipe(Command.withDescription("bond rUv from the node's account into its stake"))
 
-const unbond = Command.make("unbond", { staker: stakerArg, amount: Args.text({ name: "amount" }), id: operationOption, ...common },
-  ({ amount, data, id, json, node, staker }) =>
+const unbond = Command.make("unbond", { staker: stakerArg, amount: Args.text({ name: "amount" }), id: operationOption, key: keyOption, ...common },
+  ({ amount, data, id, json, key, node, staker }) =>
     withNode(data, node, Effect.gen(function* () {
       const client = yield* NodeClient
-      const receipt = yield* client.call(client.rpc.Unbond({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) }))
+      const receipt = yield* asOwner(key, staker)(client.call(client.rpc.Unbond({ node: yield* parseAccount(staker), amount: yield* parseAmount(amount), ...(yield* operationOf(id)) })))
       yield* output(json, receipt, (r) => `unbonding ${amount} rUv\n${describeStake(r)}`)
     }))).pipe(Command.withDescription("stop stake from counting now; withdraw it after the unbonding delay"))
 
-const withdraw = Command.make("withdraw", { staker: stakerArg, id: operationOption, ...common }, ({ data, id, json, node, staker }) =>
+const withdraw = Command.make("withdraw", { staker: stakerArg, id: operationOption, key: keyOption, ...common }, ({ data, id, json, key, node, staker }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* client.call(client.rpc.Withdraw({ node: yield* parseAccount(staker), ...(yield* operationOf(id)) }))
+    const receipt = yield* asOwner(key, staker)(client.call(client.rpc.Withdraw({ node: yield* parseAccount(staker), ...(yield* operationOf(id)) })))
     yield* output(json, receipt, (r) => `withdrew matured unbondings\n${describeStake(r)}`)
   }))).pipe(Command.withDescription("pay matured unbondings back to the node's account"))
 

@@ -63,21 +63,27 @@ const seedFromPem = (pem: string): Uint8Array => {
   return key.export({ format: "der", type: "pkcs8" }).subarray(-32)
 }
 
+/** The seed of key file text (our JSON key file, as NodeKey and `keys generate` write, or a PKCS8 PEM) and the key id it names. */
+export const seedFromKeyText = (text: string): { readonly seed: Uint8Array; readonly keyId: string | undefined } => {
+  if (text.trimStart().startsWith("-----BEGIN")) return { seed: seedFromPem(text), keyId: undefined }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new Error("not an edge-net ed25519 key file or a PEM private key")
+  }
+  const parsed = decodePrivateKeyFile(json)
+  if (parsed._tag === "Left") throw new Error("not an edge-net ed25519 key file or a PEM private key")
+  const seed = Buffer.from(parsed.right.seed, "hex")
+  if (parsed.right.publicKey !== undefined && parsed.right.publicKey !== keyPairFromSeed(seed).publicKey) {
+    throw new Error("public key does not match the seed")
+  }
+  return { seed, keyId: parsed.right.keyId }
+}
+
 /** A signer from key file text: our JSON key file (as NodeKey writes, plus keyId) or a PKCS8 PEM. */
 export const signerFromKeyText = (text: string, fallbackKeyId: string, explicitKeyId?: string): ManifestSigner => {
-  let seed: Uint8Array
-  let fileKeyId: string | undefined
-  if (text.trimStart().startsWith("-----BEGIN")) {
-    seed = seedFromPem(text)
-  } else {
-    const parsed = decodePrivateKeyFile(JSON.parse(text))
-    if (parsed._tag === "Left") throw new Error("not an edge-net ed25519 key file or a PEM private key")
-    seed = Buffer.from(parsed.right.seed, "hex")
-    fileKeyId = parsed.right.keyId
-    if (parsed.right.publicKey !== undefined && parsed.right.publicKey !== keyPairFromSeed(seed).publicKey) {
-      throw new Error("public key does not match the seed")
-    }
-  }
+  const { keyId: fileKeyId, seed } = seedFromKeyText(text)
   const keyId = explicitKeyId ?? fileKeyId ?? fallbackKeyId
   if (!isKeyId(keyId)) throw new Error(`cannot use "${keyId}" as a key id: pass one explicitly (letters, digits, _ . @ -)`)
   const pair = keyPairFromSeed(seed)

@@ -6,17 +6,21 @@ import { RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
 import { CommandAuth } from "./SignedCommand.js"
 
-export type AuthorityRule =
-  /** The signer's account id must equal each named payload field. */
-  | { readonly _tag: "Owner"; readonly fields: ReadonlyArray<string> }
-  /** As many of the operator keys named at genesis as its threshold asks. */
-  | { readonly _tag: "Operator" }
-  /** Any valid signature: the command's own rules decide (resolving an auction, executing a proposal). */
-  | { readonly _tag: "AnyKey" }
+/**
+ * The signer's account id must equal each payload field in `owners`; with `operator`, the command's
+ * signatures must also include as many operator keys (named at genesis) as the threshold asks. With
+ * neither, any valid key may send it and the command's own rules decide (resolving an auction).
+ */
+export interface AuthorityRule {
+  readonly owners: ReadonlyArray<string>
+  readonly operator: boolean
+}
 
-export const owner = (...fields: ReadonlyArray<string>): AuthorityRule => ({ _tag: "Owner", fields })
-export const operator: AuthorityRule = { _tag: "Operator" }
-export const anyKey: AuthorityRule = { _tag: "AnyKey" }
+export const owner = (...owners: ReadonlyArray<string>): AuthorityRule => ({ owners, operator: false })
+export const operator: AuthorityRule = { owners: [], operator: true }
+/** The operators, acting on an account of their own (seeding the pool from the operator's account). */
+export const operatorOwning = (...owners: ReadonlyArray<string>): AuthorityRule => ({ owners, operator: true })
+export const anyKey: AuthorityRule = { owners: [], operator: false }
 
 export class Authority extends Context.Tag("edge-net/Authority")<Authority, AuthorityRule>() {}
 

@@ -17,6 +17,7 @@ import { Auctions, BidEligibility } from "../actors/market/AuctionService.js"
 import { MarketReputation } from "../actors/market/BondingCurve.js"
 import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
 import { Market } from "../actors/market/MarketService.js"
+import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { economyAdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 import { Registry } from "../actors/registry/RegistryService.js"
@@ -26,6 +27,7 @@ import { NodeAudit } from "../node/NodeAudit.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { blobsDir, NodeConfig } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
+import { charterLayer } from "./Charter.js"
 import { genesisParametersLayer } from "./Genesis.js"
 import { sqliteKernel } from "./Kernel.js"
 
@@ -49,10 +51,10 @@ const economyServices = Layer.mergeAll(Market.Default, Auctions.Default, Governa
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
-  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default).pipe(
+  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings)).pipe(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     Layer.provideMerge(Layer.mergeAll(
-      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, AdapterPool.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, AdapterPool.Default, NetworkCharter.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
     )),
     Layer.provideMerge(economyServices),
     Layer.provideMerge(sqliteKernel(settings)),

@@ -1,5 +1,6 @@
 /** Who this node is and where its journal stands, for /health, the Node RPC group and `node info`. */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { Journal } from "../events/Journal.js"
 import { NodeConfig } from "./NodeConfig.js"
@@ -11,10 +12,13 @@ export class NodeStatus extends Effect.Service<NodeStatus>()("edge-net/NodeStatu
     const key = yield* NodeKey
     const journal = yield* Journal
     const config = yield* NodeConfig
+    const charter = yield* NetworkCharter
     const startedAt = new Date().toISOString()
     const info = Effect.fn("NodeStatus.info")(function* () {
+      const terms = Option.getOrUndefined(yield* charter.terms())
       return {
-        nodeId: key.nodeId, publicKey: key.publicKey, version: VERSION, dataDir: config.dataDir, startedAt, head: yield* journal.head
+        nodeId: key.nodeId, publicKey: key.publicKey, version: VERSION, dataDir: config.dataDir, startedAt, head: yield* journal.head,
+        network: terms?.network ?? null, operators: terms?.operators ?? [], operatorThreshold: terms?.threshold ?? 0
       }
     })
     return { info, head: journal.head } as const

@@ -13,7 +13,11 @@ export const NodeInfoView = Schema.Struct({
   version: Schema.String,
   dataDir: Schema.String,
   startedAt: Schema.String,
-  head: ChainHeadView
+  head: ChainHeadView,
+  /** The network id signed commands must name, and the operator keys (k of n) named at genesis. */
+  network: Schema.NullOr(Schema.String),
+  operators: Schema.Array(Schema.String),
+  operatorThreshold: Schema.Number
 })
 
 export const ChainReportView = Schema.Struct({

@@ -40,8 +40,8 @@ const LedgerRpcHandlers = LedgerRpcs.toLayer(
     const ledger = yield* Ledger
     return {
     LedgerBalance: ({ account }) => ledger.balance(account),
-    LedgerMint: ({ account, amount, operationId }) => ledger.mint(account, amount, operationId),
-    LedgerTransfer: ({ from, to, amount, transferId }) => ledger.transfer(from, to, amount, transferId),
+    LedgerMint: ({ account, amount, auth, operationId }) => ledger.mint(account, amount, operationId ?? auth?.id),
+    LedgerTransfer: ({ amount, auth, from, to, transferId }) => ledger.transfer(from, to, amount, transferId ?? auth?.id),
     LedgerHold: ({ account, holdId, amount }) => ledger.hold(account, holdId, amount),
     LedgerRelease: ({ account, holdId }) => ledger.release(account, holdId),
     LedgerCapture: ({ account, holdId, to, amount }) => ledger.capture(account, holdId, to, amount)
@@ -55,9 +55,9 @@ const EconomyRpcHandlers = EconomyRpcs.toLayer(
     const reputation = yield* Reputation
     const rewards = yield* Rewards
     return {
-      Stake: ({ amount, node, operationId }) => staking.stake(node, amount, operationId),
-      Unbond: ({ amount, node, operationId }) => staking.unbond(node, amount, operationId),
-      Withdraw: ({ node, operationId }) => staking.withdraw(node, operationId),
+      Stake: ({ amount, auth, node, operationId }) => staking.stake(node, amount, operationId ?? auth?.id),
+      Unbond: ({ amount, auth, node, operationId }) => staking.unbond(node, amount, operationId ?? auth?.id),
+      Withdraw: ({ auth, node, operationId }) => staking.withdraw(node, operationId ?? auth?.id),
       Slash: ({ evidence, node, operationId, reason }) => staking.slash(node, reason, evidence, operationId),
       StakeOf: ({ node }) => staking.stakeOf(node),
       ReputationOf: ({ node }) => reputation.reputationOf(node),
@@ -75,7 +75,7 @@ const RegistryRpcHandlers = RegistryRpcs.toLayer(
       RegistryGet: ({ id, kind, version }) => registry.get(id, version, kind),
       RegistryVersions: ({ id, kind }) => registry.versions(id, kind),
       RegistryPublish: ({ allowOlder, manifest }) => registry.publish(manifest, { allowOlder, kind: "model" }),
-      RegistryYank: (request) => registry.yank(request),
+      RegistryYank: ({ auth: _, ...request }) => registry.yank(request),
       AdapterList: (filter) => registry.listAdapters(filter),
       AdapterPublish: ({ allowOlder, manifest }) => registry.publishAdapter(manifest, { allowOlder })
     }
@@ -96,12 +96,12 @@ const AdapterPoolRpcHandlers = AdapterPoolRpcs.toLayer(
     const pool = yield* AdapterPool
     return {
       PoolState: () => pool.state(),
-      PoolLoad: (adapter) => pool.load(adapter),
+      PoolLoad: ({ auth: _, ...adapter }) => pool.load(adapter),
       PoolUse: ({ key }) => pool.use(key),
       PoolPin: ({ key }) => pool.pin(key),
       PoolUnpin: ({ key }) => pool.unpin(key),
       PoolUnload: ({ key }) => pool.unload(key),
-      PoolConfigure: (limits) => pool.configure(limits),
+      PoolConfigure: ({ auth: _, ...limits }) => pool.configure(limits),
       PoolSelect: ({ embedding }) => pool.select(embedding)
     }
   })

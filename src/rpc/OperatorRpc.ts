@@ -5,11 +5,12 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { AccountId, OperationId, PositiveCredits } from "../actors/economy/Account.js"
 import { MarketFailure, TraderView } from "../actors/market/MarketRpc.js"
+import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
 
 export class OperatorRpcs extends RpcGroup.make(
   Rpc.make("MarketIssueCompute", {
-    payload: { node: AccountId, units: PositiveCredits, operationId: OperationId },
+    payload: { node: AccountId, units: PositiveCredits, operationId: OperationId, ...signedFields },
     success: TraderView,
     error: MarketFailure
-  })
+  }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

@@ -7,6 +7,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
 import { AdapterPoolError, AdapterPoolEvent } from "./AdapterPool.js"
+import { Authority, operator, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 export const AdapterPoolFailure = Schema.Union(AdapterPoolError, VersionConflict)
 
@@ -32,7 +33,7 @@ export const PoolView = Schema.Struct(poolFields)
 export const PoolReceiptView = Schema.Struct({ ...poolFields, events: Schema.Array(AdapterPoolEvent), position: Schema.Number })
 export const SelectionView = Schema.Struct({ ...PoolReceiptView.fields, key: Schema.String, similarity: Schema.Number })
 
-const Key = { key: Schema.String }
+const Key = { key: Schema.String, ...signedFields }
 
 export class AdapterPoolRpcs extends RpcGroup.make(
   Rpc.make("PoolState", { success: PoolView }),
@@ -42,19 +43,20 @@ export class AdapterPoolRpcs extends RpcGroup.make(
       version: Schema.String,
       bytes: Schema.Number,
       embedding: Schema.optional(Schema.Array(Schema.Number)),
-      pin: Schema.optional(Schema.Boolean)
+      pin: Schema.optional(Schema.Boolean),
+      ...signedFields
     },
     success: PoolReceiptView,
     error: AdapterPoolFailure
-  }),
-  Rpc.make("PoolUse", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }),
-  Rpc.make("PoolPin", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }),
-  Rpc.make("PoolUnpin", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }),
-  Rpc.make("PoolUnload", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }),
+  }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolUse", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolPin", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolUnpin", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolUnload", { payload: Key, success: PoolReceiptView, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("PoolConfigure", {
-    payload: { maxSlots: Schema.optional(Schema.Number), memoryBudgetBytes: Schema.optional(Schema.Number) },
+    payload: { maxSlots: Schema.optional(Schema.Number), memoryBudgetBytes: Schema.optional(Schema.Number), ...signedFields },
     success: PoolReceiptView,
     error: AdapterPoolFailure
-  }),
-  Rpc.make("PoolSelect", { payload: { embedding: Schema.Array(Schema.Number) }, success: SelectionView, error: AdapterPoolFailure })
+  }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolSelect", { payload: { embedding: Schema.Array(Schema.Number), ...signedFields }, success: SelectionView, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

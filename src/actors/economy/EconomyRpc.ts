@@ -8,6 +8,7 @@ import { VersionConflict } from "../../events/Journal.js"
 import { AccountId, LedgerError, OperationId, PositiveCredits } from "./Account.js"
 import { DuplicateReward, NoRewardToClaim, RewardNotVested, UnknownReward } from "./Reward.js"
 import { InsufficientStake, NothingToWithdraw, PendingUnbond, SlashReason, StakeEvent } from "./Stake.js"
+import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a staking command can fail with: a staking rule, the ledger refusing the money, a racing writer. */
 export const StakeFailure = Schema.Union(InsufficientStake, NothingToWithdraw, LedgerError, VersionConflict)
@@ -63,33 +64,34 @@ export const ClaimReceiptView = Schema.Struct({
 
 export class EconomyRpcs extends RpcGroup.make(
   Rpc.make("Stake", {
-    payload: { node: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId) },
+    payload: { node: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId), ...signedFields },
     success: StakeReceiptView,
     error: StakeFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("node")),
   Rpc.make("Unbond", {
-    payload: { node: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId) },
+    payload: { node: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId), ...signedFields },
     success: StakeReceiptView,
     error: StakeFailure
-  }),
-  Rpc.make("Withdraw", { payload: { node: AccountId, operationId: Schema.optional(OperationId) }, success: StakeReceiptView, error: StakeFailure }),
+  }).middleware(SignedCommands).annotate(Authority, owner("node")),
+  Rpc.make("Withdraw", { payload: { node: AccountId, operationId: Schema.optional(OperationId), ...signedFields }, success: StakeReceiptView, error: StakeFailure }).middleware(SignedCommands).annotate(Authority, owner("node")),
   Rpc.make("Slash", {
     payload: {
       node: AccountId,
       reason: SlashReason,
       /** What proves the offence (a task id, a digest, a pair of conflicting claims). */
       evidence: Schema.String,
-      operationId: OperationId
+      operationId: OperationId,
+      ...signedFields
     },
     success: StakeReceiptView,
     error: StakeFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("StakeOf", { payload: { node: AccountId }, success: StakeView }),
   Rpc.make("ReputationOf", { payload: { node: AccountId }, success: ReputationView }),
   Rpc.make("RewardsOf", { payload: { node: AccountId }, success: PendingRewardsView }),
   Rpc.make("ClaimReward", {
-    payload: { node: AccountId, rewardId: Schema.optional(Schema.String) },
+    payload: { node: AccountId, rewardId: Schema.optional(Schema.String), ...signedFields },
     success: ClaimReceiptView,
     error: RewardFailure
-  })
+  }).middleware(SignedCommands).annotate(Authority, owner("node"))
 ) {}

@@ -6,6 +6,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
 import { AccountId, LedgerError, OperationId, PositiveCredits } from "./Account.js"
+import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a ledger command can fail with: a domain error, or a stream that kept moving under it. */
 export const LedgerFailure = Schema.Union(LedgerError, VersionConflict)
@@ -29,24 +30,24 @@ export const TransferReceiptView = Schema.Struct({
 export class LedgerRpcs extends RpcGroup.make(
   Rpc.make("LedgerBalance", { payload: { account: AccountId }, success: BalanceView }),
   Rpc.make("LedgerMint", {
-    payload: { account: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId) },
+    payload: { account: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId), ...signedFields },
     success: BalanceView,
     error: LedgerFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerTransfer", {
-    payload: { from: AccountId, to: AccountId, amount: PositiveCredits, transferId: Schema.optional(OperationId) },
+    payload: { from: AccountId, to: AccountId, amount: PositiveCredits, transferId: Schema.optional(OperationId), ...signedFields },
     success: TransferReceiptView,
     error: LedgerFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("from")),
   Rpc.make("LedgerHold", {
-    payload: { account: AccountId, holdId: OperationId, amount: PositiveCredits },
+    payload: { account: AccountId, holdId: OperationId, amount: PositiveCredits, ...signedFields },
     success: BalanceView,
     error: LedgerFailure
-  }),
-  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId }, success: BalanceView, error: LedgerFailure }),
+  }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId, ...signedFields }, success: BalanceView, error: LedgerFailure }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerCapture", {
-    payload: { account: AccountId, holdId: OperationId, to: AccountId, amount: PositiveCredits },
+    payload: { account: AccountId, holdId: OperationId, to: AccountId, amount: PositiveCredits, ...signedFields },
     success: BalanceView,
     error: LedgerFailure
-  })
+  }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

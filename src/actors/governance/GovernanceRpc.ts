@@ -9,6 +9,7 @@ import { AccountId } from "../economy/Account.js"
 import { ParameterNameSchema } from "../economy/NetworkParameters.js"
 import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
 import { ProposalError, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"
+import { anyKey, Authority, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a command to a proposal can fail with: a governance rule, missing stake, a writer racing on it. */
 export const GovernanceFailure = Schema.Union(ProposalError, ProposerWithoutStake, VersionConflict)
@@ -23,19 +24,20 @@ export class GovernanceRpcs extends RpcGroup.make(
       value: Schema.BigInt,
       description: Schema.String,
       /** Defaults to the digest of the change and its description. */
-      proposalId: Schema.optional(ProposalId)
+      proposalId: Schema.optional(ProposalId),
+      ...signedFields
     },
     success: ProposalReceipt,
     error: GovernanceFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("proposer")),
   Rpc.make("GovernanceVote", {
-    payload: { ...ProposalRef, voter: AccountId, support: Support },
+    payload: { ...ProposalRef, voter: AccountId, support: Support, ...signedFields },
     success: ProposalReceipt,
     error: GovernanceFailure
-  }),
-  Rpc.make("GovernanceQueue", { payload: ProposalRef, success: ProposalReceipt, error: GovernanceFailure }),
-  Rpc.make("GovernanceExecute", { payload: ProposalRef, success: ProposalReceipt, error: GovernanceFailure }),
-  Rpc.make("GovernanceCancel", { payload: { ...ProposalRef, by: AccountId }, success: ProposalReceipt, error: GovernanceFailure }),
+  }).middleware(SignedCommands).annotate(Authority, owner("voter")),
+  Rpc.make("GovernanceQueue", { payload: { ...ProposalRef, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("GovernanceExecute", { payload: { ...ProposalRef, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("GovernanceCancel", { payload: { ...ProposalRef, by: AccountId, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("GovernanceShow", { payload: ProposalRef, success: ProposalView, error: ProposalNotFound }),
   Rpc.make("GovernanceList", { payload: { status: Schema.optional(ProposalStatus) }, success: Schema.Array(ProposalSummary) })
 ) {}

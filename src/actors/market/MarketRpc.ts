@@ -11,6 +11,7 @@ import {
   InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema
 } from "./ComputeAmm.js"
 import { AuctionError, AuctionId, AuctionStatus, FailureReason, NotEligible } from "./TaskAuction.js"
+import { anyKey, Authority, operatorOwning, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a market call can fail with: a pool rule, the ledger, or a stream that kept moving under it. */
 export const MarketFailure = Schema.Union(
@@ -66,18 +67,18 @@ export class MarketRpcs extends RpcGroup.make(
     success: Schema.Struct({ quote: QuoteView, reputation: Schema.NullOr(ReputationQuoteView) }),
     error: MarketFailure
   }),
-  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId }, success: SwapReceiptView, error: MarketFailure }),
-  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId }, success: SwapReceiptView, error: MarketFailure }),
+  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceiptView, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
+  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceiptView, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
   Rpc.make("MarketAddLiquidity", {
-    payload: { provider: AccountId, computeDesired: PositiveCredits, ruvDesired: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId },
+    payload: { provider: AccountId, computeDesired: PositiveCredits, ruvDesired: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
     success: LiquidityReceiptView,
     error: MarketFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, operatorOwning("provider")),
   Rpc.make("MarketRemoveLiquidity", {
-    payload: { provider: AccountId, shares: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId },
+    payload: { provider: AccountId, shares: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
     success: LiquidityReceiptView,
     error: MarketFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("provider")),
   Rpc.make("MarketPoolState", {
     payload: { node: Schema.optional(AccountId) },
     success: Schema.Struct({ pool: PoolView, trader: Schema.NullOr(TraderView) })
@@ -85,28 +86,28 @@ export class MarketRpcs extends RpcGroup.make(
   Rpc.make("AuctionOpen", {
     payload: {
       auctionId: AuctionId, poster: AccountId, task: Schema.Unknown, maxPrice: PositiveCredits, minBids: Schema.Int.pipe(Schema.positive()),
-      commitPeriodMs: Period, revealPeriodMs: Period, leasePeriodMs: Period
+      commitPeriodMs: Period, revealPeriodMs: Period, leasePeriodMs: Period, ...signedFields
     },
     success: AuctionView,
     error: AuctionFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("poster")),
   Rpc.make("AuctionCommit", {
     /** `commitment` = sha256 hex of canonical JSON {auctionId, bidder, price (decimal string), salt}; see `commitmentOf`. */
-    payload: { auctionId: AuctionId, bidder: AccountId, commitment: Schema.String },
+    payload: { auctionId: AuctionId, bidder: AccountId, commitment: Schema.String, ...signedFields },
     success: AuctionView,
     error: AuctionFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("bidder")),
   Rpc.make("AuctionReveal", {
-    payload: { auctionId: AuctionId, bidder: AccountId, price: PositiveCredits, salt: Schema.String },
+    payload: { auctionId: AuctionId, bidder: AccountId, price: PositiveCredits, salt: Schema.String, ...signedFields },
     success: AuctionView,
     error: AuctionFailure
-  }),
-  Rpc.make("AuctionResolve", { payload: { auctionId: AuctionId }, success: AuctionView, error: AuctionFailure }),
-  Rpc.make("AuctionComplete", { payload: { auctionId: AuctionId, by: AccountId }, success: AuctionView, error: AuctionFailure }),
+  }).middleware(SignedCommands).annotate(Authority, owner("bidder")),
+  Rpc.make("AuctionResolve", { payload: { auctionId: AuctionId, ...signedFields }, success: AuctionView, error: AuctionFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("AuctionComplete", { payload: { auctionId: AuctionId, by: AccountId, ...signedFields }, success: AuctionView, error: AuctionFailure }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("AuctionFail", {
-    payload: { auctionId: AuctionId, by: AccountId, reason: Schema.Literal("incorrectResult", "challengeTimeout") },
+    payload: { auctionId: AuctionId, by: AccountId, reason: Schema.Literal("incorrectResult", "challengeTimeout"), ...signedFields },
     success: AuctionView,
     error: AuctionFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("AuctionState", { payload: { auctionId: AuctionId }, success: AuctionView, error: AuctionFailure })
 ) {}

@@ -18,13 +18,13 @@ export const MarketRpcHandlers = MarketRpcs.toLayer(
           const reputation = node !== undefined && side === "buy" ? yield* market.quoteWithReputation(node, quote.amountOut) : null
           return { quote, reputation }
         }),
-      MarketBuy: ({ trader, trade, orderId }) => market.buy(trader, trade, orderId),
-      MarketSell: ({ trader, trade, orderId }) => market.sell(trader, trade, orderId),
-      MarketAddLiquidity: ({ provider, orderId, ...deposit }) => market.addLiquidity(provider, deposit, orderId),
-      MarketRemoveLiquidity: ({ provider, orderId, ...withdraw }) => market.removeLiquidity(provider, withdraw, orderId),
+      MarketBuy: ({ auth, orderId, trade, trader }) => market.buy(trader, trade, orderId ?? auth?.id),
+      MarketSell: ({ auth, orderId, trade, trader }) => market.sell(trader, trade, orderId ?? auth?.id),
+      MarketAddLiquidity: ({ auth, orderId, provider, ...deposit }) => market.addLiquidity(provider, deposit, orderId ?? auth?.id),
+      MarketRemoveLiquidity: ({ auth, orderId, provider, ...withdraw }) => market.removeLiquidity(provider, withdraw, orderId ?? auth?.id),
       MarketPoolState: ({ node }) =>
         Effect.zipWith(market.state(), node === undefined ? Effect.succeed(null) : market.account(node), (pool, trader) => ({ pool, trader })),
-      AuctionOpen: (request) => auctions.open(request),
+      AuctionOpen: ({ auth: _, ...request }) => auctions.open(request),
       AuctionCommit: ({ auctionId, bidder, commitment }) => auctions.commit(auctionId, bidder, commitment),
       AuctionReveal: ({ auctionId, bidder, price, salt }) => auctions.reveal(auctionId, bidder, price, salt),
       AuctionResolve: ({ auctionId }) => auctions.resolve(auctionId),

@@ -7,6 +7,7 @@ import { Schema } from "effect"
 import { ManifestError } from "../../content/Manifest.js"
 import { ManifestRejected } from "../../content/ManifestSigning.js"
 import { VersionConflict } from "../../events/Journal.js"
+import { anyKey, Authority, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import {
   AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryError, RegistryKind, RegistryNotFound, VersionView, YankNotSigned
 } from "./Registry.js"
@@ -36,7 +37,8 @@ export class RegistryRpcs extends RpcGroup.make(
     success: Schema.Array(VersionView),
     error: RegistryNotFound
   }),
-  Rpc.make("RegistryPublish", { payload: PublishPayload, success: PublishReceipt, error: PublishFailure }),
+  // The manifest's own signatures are the publisher's credential; the command signature says who sent it.
+  Rpc.make("RegistryPublish", { payload: { ...PublishPayload, ...signedFields }, success: PublishReceipt, error: PublishFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
   Rpc.make("RegistryYank", {
     payload: {
       kind: Schema.optional(RegistryKind),
@@ -46,14 +48,15 @@ export class RegistryRpcs extends RpcGroup.make(
       keyId: Schema.String,
       publicKey: Schema.String,
       /** The owner's Ed25519 signature (hex) over `yankMessage(kind, id, version, reason)`. */
-      signature: Schema.String
+      signature: Schema.String,
+      ...signedFields
     },
     success: VersionView,
     error: YankFailure
-  }),
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
   Rpc.make("AdapterList", {
     payload: { baseModel: Schema.optional(Schema.String), domain: Schema.optional(Schema.String) },
     success: Schema.Array(AdapterSummary)
   }),
-  Rpc.make("AdapterPublish", { payload: PublishPayload, success: PublishReceipt, error: PublishFailure })
+  Rpc.make("AdapterPublish", { payload: { ...PublishPayload, ...signedFields }, success: PublishReceipt, error: PublishFailure }).middleware(SignedCommands).annotate(Authority, anyKey)
 ) {}

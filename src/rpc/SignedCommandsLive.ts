@@ -1,0 +1,103 @@
+/**
+ * The node's gate for every state-changing RPC: a signature over the command, an expiry, this
+ * network's id, the authority its contract declares (owner, operators, any key) and a per-key rate.
+ * A refused command is one typed line and writes nothing; an accepted one runs with its signature
+ * attached, so the journal stores it with the events it caused.
+ */
+import type { Rpc } from "@effect/rpc"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { NetworkCharter } from "../actors/network/CharterService.js"
+import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/CommandAuthority.js"
+import type { AuthorityRule, RefusalReason } from "../domain/CommandAuthority.js"
+import { accountIdOf } from "../domain/Ed25519.js"
+import type { CommandAuth } from "../domain/SignedCommand.js"
+import { storedCommandText, validSigners } from "../domain/SignedCommand.js"
+import { withAuthorization } from "../events/Authorization.js"
+
+export interface GateOptions {
+  /** How far ahead of the node's clock an expiry may lie (default ten minutes). */
+  readonly maxExpiryAheadMs?: number
+  /** Commands one key may send per second, sustained (default 1000), and at once after a quiet spell (default 2x). */
+  readonly commandsPerSecondPerKey?: number
+}
+
+/** Per-key token buckets, at most `capacity` keys remembered (the least recently seen are forgotten). */
+const keyBuckets = (perSecond: number, capacity = 65_536) => {
+  const buckets = new Map<string, { tokens: number; at: number }>()
+  const burst = perSecond * 2
+  return (key: string, now: number): boolean => {
+    const bucket = buckets.get(key)
+    let tokens = burst
+    if (bucket !== undefined) {
+      buckets.delete(key)
+      tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * perSecond) / 1000)
+    } else if (buckets.size >= capacity) {
+      buckets.delete(buckets.keys().next().value as string)
+    }
+    const allowed = tokens >= 1
+    buckets.set(key, { tokens: allowed ? tokens - 1 : tokens, at: now })
+    return allowed
+  }
+}
+
+export const makeGate = (options: GateOptions = {}) =>
+  Effect.gen(function* () {
+    const charter = yield* NetworkCharter
+    const maxAhead = options.maxExpiryAheadMs ?? 10 * 60_000
+    const allow = keyBuckets(options.commandsPerSecondPerKey ?? 1000)
+    const encoders = new Map<string, (payload: unknown) => unknown>()
+    const encoderFor = (rpc: Rpc.AnyWithProps) => {
+      let encode = encoders.get(rpc._tag)
+      if (encode === undefined) {
+        encode = Schema.encodeSync(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
+        encoders.set(rpc._tag, encode)
+      }
+      return encode
+    }
+
+    const authorize = (command: string, rule: AuthorityRule, payload: Record<string, unknown>, signers: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        const refuse = (reason: RefusalReason, detail: string) => Effect.fail(new CommandRefused({ command, reason, detail }))
+        const account = accountIdOf(signers[0]!)
+        for (const field of rule.owners) {
+          if (payload[field] !== account) return yield* refuse("not-owner", `${field} ${String(payload[field])} is not the signer's account ${account}`)
+        }
+        if (!rule.operator) return
+        const terms = yield* charter.terms().pipe(Effect.orDie)
+        if (Option.isNone(terms)) return yield* refuse("not-operator", "this node has no network charter, so no operator")
+        const { operators, threshold } = terms.value
+        const signed = signers.filter((key) => operators.includes(key)).length
+        if (signed < threshold) return yield* refuse("not-operator", `needs ${threshold} of the ${operators.length} operator key(s), signed by ${signed}`)
+      })
+
+    const gate = Effect.fn("SignedCommands.gate")(function* (rpc: Rpc.AnyWithProps, payload: unknown) {
+      const command = rpc._tag
+      const rule = Context.getOption(rpc.annotations, Authority)
+      const refuse = (reason: RefusalReason, detail: string) => Effect.fail(new CommandRefused({ command, reason, detail }))
+      const { auth, ...fields } = payload as { readonly auth?: CommandAuth } & Record<string, unknown>
+      if (auth === undefined) return yield* refuse("unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
+      const terms = yield* charter.terms().pipe(Effect.orDie)
+      if (Option.isNone(terms)) return yield* refuse("wrong-network", "this node has no network charter yet")
+      const network = terms.value.network
+      if (auth.network !== network) return yield* refuse("wrong-network", `signed for network ${auth.network}, this is ${network}`)
+      const now = yield* Clock.currentTimeMillis
+      if (auth.expiresAt <= now) return yield* refuse("expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
+      if (auth.expiresAt > now + maxAhead) return yield* refuse("too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
+      const encoded = encoderFor(rpc)(fields)
+      const signers = validSigners(command, encoded, auth)
+      if (signers.length === 0) return yield* refuse("bad-signature", `the signature of ${auth.signer} does not verify`)
+      if (!allow(auth.signer, now)) return yield* refuse("rate-limited", `key ${auth.signer} sends too many commands; slow down`)
+      yield* authorize(command, Option.getOrElse(rule, () => anyKey), fields, signers)
+      return storedCommandText(command, encoded, auth)
+    })
+
+    return { gate } as const
+  })
+
+/** The middleware the node's RPC server runs for every Rpc marked `.middleware(SignedCommands)`. */
+export const signedCommandsLayer = (options: GateOptions = {}) =>
+  Layer.effect(
+    SignedCommands,
+    Effect.map(makeGate(options), ({ gate }) =>
+      SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (text) => withAuthorization(text)(next))))
+  )
