@@ -33,6 +33,13 @@ export interface BlobInfo {
 export interface Expected {
   readonly sha256?: string | undefined
   readonly size?: number | undefined
+  /** Refuse (BlobTooLarge) as soon as more bytes than this arrive, before writing them; `size` bounds them too. */
+  readonly atMost?: number | undefined
+  /**
+   * Refuse (BlobStoreFull) rather than go over the cap when pinned or in-use blobs leave no room; the
+   * bound (`size` or `atMost`) is reserved while the bytes stream in, so concurrent puts cannot overbook.
+   */
+  readonly mustFit?: boolean | undefined
 }
 
 export class BlobNotFound extends Data.TaggedError("BlobNotFound")<{ readonly digest: string }> {
@@ -48,6 +55,23 @@ export class BlobMismatch extends Data.TaggedError("BlobMismatch")<{
 }> {
   override get message() {
     return `received bytes do not match: ${this.what} is ${this.actual}, expected ${this.expected}`
+  }
+}
+
+export class BlobTooLarge extends Data.TaggedError("BlobTooLarge")<{ readonly limit: number }> {
+  override get message() {
+    return `more than ${this.limit} bytes sent: refused, nothing kept`
+  }
+}
+
+export class BlobStoreFull extends Data.TaggedError("BlobStoreFull")<{
+  readonly incoming: number
+  /** Bytes that cannot be evicted: pinned or in-use blobs and reservations of puts in progress. */
+  readonly held: number
+  readonly maxBytes: number
+}> {
+  override get message() {
+    return `the blob store is full: ${this.incoming} more bytes would exceed its cap of ${this.maxBytes} (${this.held} held by pinned or in-use blobs and uploads in progress)`
   }
 }
 
@@ -110,6 +134,8 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
   const partialDir = path.join(root, "partial")
   for (const dir of [blobsDir, tmpDir, partialDir]) fs.mkdirSync(dir, { recursive: true })
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
+  /** Bytes promised to puts in progress that must fit (`mustFit`), counted as if stored. */
+  let reserved = 0
 
   const pathOf = (digest: string) => path.join(blobsDir, digestOf(sha256Of(digest)))
 
@@ -130,18 +156,30 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
   /** Blobs that may go: not pinned, not in use by a live process, least recently used first. */
   const evictable = () => index.all().filter((row) => !row.pinned && !index.inUse(row.hex))
 
-  /** Evicts least recently used blobs until `incoming` more bytes fit under the cap. */
-  const makeRoom = (incoming: number) =>
+  /**
+   * Evicts least recently used blobs until `incoming` more bytes fit under the cap. With `mustFit`, when
+   * they cannot fit even after every evictable blob went, it evicts nothing and fails with BlobStoreFull;
+   * `ownReservation` is what the caller reserved for these very bytes (not counted twice).
+   */
+  const makeRoom = (incoming: number, options: { readonly mustFit?: boolean | undefined; readonly ownReservation?: number } = {}) =>
     Effect.gen(function* () {
+      const mustFit = options.mustFit === true
+      let total = index.totals().bytes + reserved - (options.ownReservation ?? 0)
+      const candidates = evictable()
+      if (mustFit) {
+        const evictableBytes = candidates.reduce((sum, row) => sum + row.size, 0)
+        if (total - evictableBytes + incoming > maxBytes) {
+          return yield* Effect.fail(new BlobStoreFull({ incoming, held: total - evictableBytes, maxBytes }))
+        }
+      }
       if (incoming > maxBytes) {
         return yield* Effect.fail(
           new BlobStoreError({ reason: `a blob of ${incoming} bytes is larger than the cache cap of ${maxBytes} bytes (raise cache.maxSize)` })
         )
       }
       const evicted: Array<BlobInfo> = []
-      let total = index.totals().bytes
       if (total + incoming <= maxBytes) return evicted
-      for (const row of evictable()) {
+      for (const row of candidates) {
         if (total + incoming <= maxBytes) break
         yield* remove(row.hex)
         evicted.push(toInfo(row))
@@ -151,9 +189,9 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
     })
 
   /** Moves a verified file into place and indexes it with its IPFS layout. */
-  const install = (file: string, sha256: string, layout: UnixFsLayout) =>
+  const install = (file: string, sha256: string, layout: UnixFsLayout, room: { readonly mustFit?: boolean; readonly ownReservation?: number } = {}) =>
     Effect.gen(function* () {
-      yield* makeRoom(layout.size)
+      yield* makeRoom(layout.size, room)
       const target = pathOf(sha256)
       yield* Effect.try({
         try: () => {
@@ -191,16 +229,21 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
       if (expected.sha256 !== undefined && !isSha256(sha256Of(expected.sha256))) {
         return yield* Effect.fail(new BlobStoreError({ reason: `invalid sha256 ${expected.sha256}` }))
       }
-      if (expected.size !== undefined) yield* makeRoom(expected.size)
+      const limit = Math.min(expected.size ?? Infinity, expected.atMost ?? Infinity)
+      const mustFit = expected.mustFit === true
+      const reservation = mustFit && Number.isFinite(limit) ? limit : 0
+      const room = expected.size !== undefined || reservation > 0 ? makeRoom(reservation > 0 ? reservation : limit, { mustFit }) : Effect.void
       const temporary = path.join(tmpDir, `${process.pid}-${crypto.randomBytes(8).toString("hex")}`)
-      return yield* Effect.acquireUseRelease(
+      const receive = Effect.acquireUseRelease(
         Effect.tryPromise({ try: () => fs.promises.open(temporary, "wx"), catch: ioError }),
         (handle) =>
           Effect.gen(function* () {
             const hash = crypto.createHash("sha256")
             const builder = UnixFsBuilder.make()
             let size = 0
-            yield* Stream.runForEach(bytes, (chunk) => {
+            yield* Stream.runForEach(bytes, (chunk): Effect.Effect<unknown, BlobTooLarge | BlobStoreError> => {
+              // Past the bound, nothing more is written: the sender is cut off at the first extra byte.
+              if (size + chunk.length > limit) return Effect.fail(new BlobTooLarge({ limit }))
               hash.update(chunk)
               builder.update(chunk)
               size += chunk.length
@@ -214,9 +257,17 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
               index.touch(sha256, Date.now())
               return toInfo(index.get(sha256)!)
             }
-            return yield* install(temporary, sha256, builder.finish())
+            return yield* install(temporary, sha256, builder.finish(), { mustFit, ownReservation: reservation })
           }),
-        (handle) => Effect.promise(() => handle.close().catch(() => undefined)).pipe(Effect.zipRight(Effect.sync(() => fs.rmSync(temporary, { force: true }))))
+        (handle) =>
+          Effect.promise(() => handle.close().catch(() => undefined)).pipe(
+            Effect.zipRight(Effect.sync(() => fs.rmSync(temporary, { force: true })))
+          )
+      )
+      return yield* Effect.acquireUseRelease(
+        Effect.zipRight(room, Effect.sync(() => (reserved += reservation))),
+        () => receive,
+        () => Effect.sync(() => (reserved -= reservation))
       )
     })
 

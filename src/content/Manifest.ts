@@ -196,6 +196,11 @@ export const ModelManifest = Schema.Struct({
   homepage: optional(Text),
   publishedAt: IsoDateTime,
   publishedBy: Text,
+  /**
+   * The publisher's Ed25519 public key. Inside the signed body, so no co-signer can change it: a
+   * registry gives a new id to this key only, and only when it is among the valid signatures.
+   */
+  publisherKey: optional(PublicKeyHex),
   expiresAt: IsoDateTime,
   signatures: optional(Schema.Array(ManifestSignature).annotations({ message: () => "must be a list of signatures" }))
 })

@@ -90,6 +90,16 @@ export const signManifest = (manifest: ModelManifest, key: ManifestSigner): Mode
   return { ...manifest, signatures }
 }
 
+/**
+ * Names `key` as the manifest's publisher (`publisherKey`, inside the signed body) and signs. Naming
+ * changes the body, so it comes before any co-signature: earlier signatures are dropped.
+ */
+export const signAsPublisher = (manifest: ModelManifest, key: ManifestSigner): ModelManifest => {
+  if (manifest.publisherKey === key.publicKey) return signManifest(manifest, key)
+  const { signatures: _, ...body } = manifest
+  return signManifest({ ...body, publisherKey: key.publicKey }, key)
+}
+
 type RejectionDetails = Omit<ConstructorParameters<typeof ManifestRejected>[0], "id" | "version" | "reason">
 
 const rejected = (manifest: ModelManifest, reason: RejectionReason, details: RejectionDetails = {}) =>

@@ -87,6 +87,7 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       ...(request.homepage === undefined ? {} : { homepage: request.homepage }),
       publishedAt: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
       publishedBy: request.signer.keyId,
+      publisherKey: request.signer.publicKey,
       expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")
     }
     const manifest = yield* Either.mapLeft(parseManifest(draft), (error) => new PublishError({ reason: error.message }))

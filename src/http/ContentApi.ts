@@ -38,7 +38,8 @@ export class ContentApi extends HttpApiGroup.make("content")
       .annotate(
         OpenApi.Description,
         "Uploads an artifact of a published manifest: the signed manifest is the credential, so only digests that a " +
-          "manifest in this registry lists are accepted, and the bytes must hash to the digest."
+          "manifest in this registry lists are accepted (403), never more bytes than it declares (413, cut off at the first " +
+          "byte over), within the blob store's cap (507), and the bytes must hash to the digest (400)."
       )
   )
   .add(

@@ -1,11 +1,14 @@
 /**
  * Handlers of the content API: blob bytes with Range / ETag / conditional requests, verified uploads
- * of published artifacts, and the IPFS trustless gateway (raw blocks and CARs) over the blob store.
+ * of published artifacts (never more bytes than declared, within the store's cap), and the IPFS
+ * trustless gateway (raw blocks and CARs) over the blob store. Also the bounded request bodies every
+ * route that reads one uses.
  */
 import * as dagPB from "@ipld/dag-pb"
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import type { HttpServerRequest } from "@effect/platform"
-import { Effect, Option, Stream } from "effect"
+import { NodeHttpServerRequest, NodeStream } from "@effect/platform-node"
+import { Data, Effect, Option, Stream } from "effect"
 import type { BlobStoreError } from "../content/BlobStore.js"
 import { BlobStore, digestOf, sha256Of } from "../content/BlobStore.js"
 import { carBlock, carHeader } from "../content/Car.js"
@@ -35,6 +38,60 @@ export const parseRange = (header: string | undefined, size: number): ByteRange 
   if (start >= size || end < start) return "unsatisfiable"
   return { start, end }
 }
+
+/** A request body over its route's limit; refused before it is read (Content-Length) or at the first byte past it. */
+export class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly what: string; readonly limit: number }> {
+  override get message() {
+    return `${this.what} is larger than ${this.limit} bytes: refused`
+  }
+}
+
+export class BodyUnreadable extends Data.TaggedError("BodyUnreadable")<{ readonly reason: string }> {
+  override get message() {
+    return `the request body could not be read: ${this.reason}`
+  }
+}
+
+/** The length a request announces, when it announces a sane one. */
+export const declaredLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
+  const header = request.headers["content-length"]
+  if (header === undefined || !/^\d{1,15}$/.test(header.trim())) return undefined
+  return Number(header)
+}
+
+/**
+ * The request's bytes as they arrive. Stopping early leaves the connection open, so the refusal can
+ * still be sent: every refusal of an unread body says `connection: close`, and Node then drops the
+ * socket instead of draining what the client still sends.
+ */
+export const bodyStream = (request: HttpServerRequest.HttpServerRequest): Stream.Stream<Uint8Array, BodyUnreadable> =>
+  NodeStream.fromReadable<BodyUnreadable, Uint8Array>(
+    () => NodeHttpServerRequest.toIncomingMessage(request),
+    (cause) => new BodyUnreadable({ reason: cause instanceof Error ? cause.message : String(cause) }),
+    { closeOnDone: false }
+  )
+
+/** The body as text, refused past `limit` bytes: by its Content-Length before reading, else at the first byte over. */
+export const readBoundedText = (request: HttpServerRequest.HttpServerRequest, what: string, limit: number) =>
+  Effect.gen(function* () {
+    const announced = declaredLength(request)
+    if (announced !== undefined && announced > limit) return yield* Effect.fail(new BodyTooLarge({ what, limit }))
+    const chunks: Array<Uint8Array> = []
+    let received = 0
+    yield* Stream.runForEach(bodyStream(request), (chunk) => {
+      received += chunk.length
+      if (received > limit) return Effect.fail(new BodyTooLarge({ what, limit }))
+      chunks.push(chunk)
+      return Effect.void
+    })
+    return Buffer.concat(chunks).toString("utf8")
+  })
+
+/** A one-line JSON refusal; `connection: close` because the body may be unread (see `bodyStream`). */
+export const refusal = (status: number, tag: string, message: string) =>
+  HttpServerResponse.unsafeJson({ _tag: tag, message }, { status, headers: { connection: "close" } })
+
+const uploadStatus: Record<string, number> = { BlobTooLarge: 413, BodyTooLarge: 413, BlobStoreFull: 507, BlobStoreError: 500 }
 
 const etagOf = (sha256: string) => `"${digestOf(sha256)}"`
 
@@ -116,15 +173,21 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         const store = yield* BlobStore
         const registry = yield* Registry
         const sha256 = sha256Of(path.digest)
-        if (!(yield* registry.listsArtifact(sha256))) {
-          return HttpServerResponse.unsafeJson(
-            { _tag: "Forbidden", message: `no published manifest lists ${path.digest}: publish the signed manifest first` },
-            { status: 403 }
-          )
+        // Only bytes a publisher asked for, and never more of them than its manifest declares.
+        const sizes = yield* registry.artifactSizes(sha256)
+        const declared = sizes[sizes.length - 1]
+        if (declared === undefined) {
+          return refusal(403, "Forbidden", `no published manifest lists ${path.digest}: publish the signed manifest first`)
         }
-        const stored = yield* store.put(request.stream, { sha256 }).pipe(Effect.either)
+        const announced = declaredLength(request)
+        if (announced !== undefined && announced > declared) {
+          return refusal(413, "BodyTooLarge", `${path.digest} is declared as ${declared} bytes: an upload of ${announced} is refused`)
+        }
+        const stored = yield* store.put(bodyStream(request), { sha256, atMost: declared, mustFit: true }).pipe(Effect.either)
         if (stored._tag === "Left") {
-          return HttpServerResponse.unsafeJson({ _tag: "BadUpload", message: stored.left.message }, { status: 400 })
+          const error = stored.left
+          const message = error._tag === "BlobTooLarge" ? `${path.digest} is declared as ${declared} bytes: ${error.message}` : error.message
+          return refusal(uploadStatus[error._tag] ?? 400, error._tag === "BlobMismatch" ? "BadUpload" : error._tag, message)
         }
         // What this registry publishes must stay servable: published artifacts are never evicted.
         yield* store.pin(sha256)

@@ -6,13 +6,26 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import {
-  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublishReceipt, RegistryNotFound, SharingRefused, UnknownVersion, VersionExists, VersionNotNewer,
-  VersionView, YankNotSigned
+  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublisherNotAllowed, PublisherNotSigned, PublisherUnnamed, PublishReceipt, RegistryNotFound,
+  SharingRefused, UnknownVersion, VersionExists, VersionNotNewer, VersionView, YankNotSigned
 } from "../actors/registry/Registry.js"
-import { ManifestError, ModelManifest } from "../content/Manifest.js"
+import { ManifestError, ManifestId, ModelManifest } from "../content/Manifest.js"
 import { ManifestRejected } from "../content/ManifestSigning.js"
 
-const IdPath = Schema.Struct({ id: Schema.String })
+/** The largest manifest a registry accepts; a body over it is refused (413) before it is parsed. */
+export const MANIFEST_BODY_LIMIT = 1024 * 1024
+/** The largest yank request (a reason and a signature). */
+export const YANK_BODY_LIMIT = 64 * 1024
+/**
+ * How long one path segment may be. The router's default (100) made valid ids of 101 to 128
+ * characters 404; the server passes this as the router's `maxParamLength`.
+ */
+export const ROUTE_PARAMETER_MAX_LENGTH = 1024
+
+/** The same id rule as the registry's manifests, so any id that can be published can be addressed. */
+const IdPath = Schema.Struct({ id: ManifestId })
+
+const ErrorLine = Schema.Struct({ _tag: Schema.String, message: Schema.String })
 
 export const ModelsQuery = Schema.Struct({
   type: Schema.optional(Schema.String),
@@ -58,10 +71,14 @@ const publishing = <Name extends string>(name: Name, path: "/v1/models" | "/v1/a
     .addError(ManifestError, { status: 400 })
     .addError(ManifestRejected, { status: 400 })
     .addError(KindMismatch, { status: 400 })
+    .addError(PublisherUnnamed, { status: 400 })
     .addError(OwnershipViolation, { status: 403 })
     .addError(SharingRefused, { status: 403 })
+    .addError(PublisherNotSigned, { status: 403 })
+    .addError(PublisherNotAllowed, { status: 403 })
     .addError(VersionExists, { status: 409 })
     .addError(VersionNotNewer, { status: 409 })
+    .addError(ErrorLine, { status: 413 })
 
 export class RegistryApi extends HttpApiGroup.make("registry")
   .add(
@@ -98,8 +115,9 @@ export class RegistryApi extends HttpApiGroup.make("registry")
   .add(
     publishing("publish", "/v1/models").annotate(
       OpenApi.Description,
-      "Publishes a signed manifest. The signature is the credential: the first key to publish an id owns it, and only that key " +
-        "may publish further versions. Upload the artifacts afterwards with PUT /v1/blobs/{digest}."
+      "Publishes a signed manifest (at most 1 MiB). The signature is the credential: a new id goes to the key the manifest names " +
+        "as `publisherKey`, which must have signed it, and only that key may publish further versions or yank. Upload the " +
+        "artifacts afterwards with PUT /v1/blobs/{digest}."
     )
   )
   .add(
@@ -111,6 +129,7 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       .addError(OwnershipViolation, { status: 403 })
       .addError(UnknownVersion, { status: 404 })
       .addError(RegistryNotFound, { status: 404 })
+      .addError(ErrorLine, { status: 413 })
       .annotate(OpenApi.Description, "Withdraws a version on its owner's signed request; it stays in the log and in `versions`, marked.")
   )
   .add(

@@ -1,21 +1,33 @@
 /**
  * Handlers of the registry API. Manifests go in and out as the exact JSON their publishers signed
  * (decoding and re-encoding could drop fields the signature covers), so those routes read and write
- * the body themselves.
+ * the body themselves, bounded in size before anything is parsed.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import type { HttpServerRequest } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RegistryKind } from "../actors/registry/Registry.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { cdnBaseUrls, gatewayRoots } from "../content/Manifest.js"
+import type { NodeSettings } from "../node/NodeConfig.js"
+import { NodeConfig } from "../node/NodeConfig.js"
 import { NodeApi } from "./Api.js"
+import { readBoundedText, refusal } from "./ContentRoutes.js"
 import type { DownloadUrls } from "./RegistryApi.js"
+import { MANIFEST_BODY_LIMIT, YANK_BODY_LIMIT, YankBody } from "./RegistryApi.js"
 
-/** This node's own base URL as the client reached it. */
-const selfUrl = (request: HttpServerRequest.HttpServerRequest) => `http://${request.headers["host"] ?? "127.0.0.1"}`
+/**
+ * This node's base URL from its configuration, never from the request's Host header (which the client
+ * writes); empty, so URLs are relative to wherever the client reached the node, when it listens on
+ * every interface and has no one address.
+ */
+export const publicBase = (config: Pick<NodeSettings, "host" | "port">) => {
+  const host = config.host.trim()
+  if (host === "" || host === "0.0.0.0" || host === "::") return ""
+  return `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`
+}
 
 const artifactUrls = (manifest: ModelManifest, source: "gcs" | "http" | "ipfs" | "peer", self: string, held: ReadonlySet<string>) => {
   const cdn = cdnBaseUrls(manifest)
@@ -33,26 +45,50 @@ const artifactUrls = (manifest: ModelManifest, source: "gcs" | "http" | "ipfs" |
   )
 }
 
-const readJson = (request: HttpServerRequest.HttpServerRequest) =>
-  request.json.pipe(
-    Effect.catchAll(() => Effect.succeed(undefined))
-  )
-
 const failureStatus: Record<string, number> = {
-  ManifestError: 400, ManifestRejected: 400, KindMismatch: 400, OwnershipViolation: 403, SharingRefused: 403, VersionExists: 409, VersionNotNewer: 409, VersionConflict: 409
+  ManifestError: 400, ManifestRejected: 400, KindMismatch: 400, PublisherUnnamed: 400, OwnershipViolation: 403, SharingRefused: 403, PublisherNotSigned: 403,
+  PublisherNotAllowed: 403, YankNotSigned: 403, UnknownVersion: 404, RegistryNotFound: 404, VersionExists: 409, VersionNotNewer: 409, VersionConflict: 409,
+  BodyTooLarge: 413, BodyUnreadable: 400
 }
+
+const failure = (error: { readonly _tag: string; readonly message: string }) =>
+  error._tag === "BodyTooLarge" || error._tag === "BodyUnreadable"
+    ? refusal(failureStatus[error._tag]!, error._tag, error.message)
+    : HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, { status: failureStatus[error._tag] ?? 400 })
+
+/** A bounded body parsed as JSON, or the one line saying why not. */
+const readJson = (request: HttpServerRequest.HttpServerRequest, what: string, limit: number) =>
+  Effect.flatMap(readBoundedText(request, what, limit), (text) =>
+    Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: () => ({ _tag: "BadRequest", message: `${what} is not JSON` })
+    }))
 
 /** Publishing reads the raw body: the registry must keep every byte of meaning the publisher signed. */
 const publishRaw = (request: HttpServerRequest.HttpServerRequest, kind: RegistryKind) =>
   Effect.gen(function* () {
     const registry = yield* Registry
-    const body = yield* readJson(request)
-    if (body === undefined) return HttpServerResponse.unsafeJson({ _tag: "ManifestError", message: "invalid manifest: the body is not JSON" }, { status: 400 })
-    const published = yield* Effect.either(kind === "adapter" ? registry.publishAdapter(body) : registry.publish(body, { kind: "model" }))
-    if (published._tag === "Right") return HttpServerResponse.unsafeJson(published.right, { status: published.right.duplicate ? 200 : 201 })
-    const error = published.left
-    return HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, { status: failureStatus[error._tag] ?? 400 })
-  })
+    const body = yield* readJson(request, "a manifest", MANIFEST_BODY_LIMIT).pipe(
+      Effect.mapError((error) => (error._tag === "BadRequest" ? { _tag: "ManifestError", message: "invalid manifest: the body is not JSON" } : error))
+    )
+    const receipt = yield* kind === "adapter" ? registry.publishAdapter(body) : registry.publish(body, { kind: "model" })
+    return HttpServerResponse.unsafeJson(receipt, { status: receipt.duplicate ? 200 : 201 })
+  }).pipe(Effect.catchAll((error) => Effect.succeed(failure(error))))
+
+const decodeYank = Schema.decodeUnknownEither(YankBody, { errors: "first" })
+
+/** A yank, with its body bounded and decoded here rather than parsed whole by the platform. */
+const yankRaw = (request: HttpServerRequest.HttpServerRequest, id: string, version: string) =>
+  Effect.gen(function* () {
+    const registry = yield* Registry
+    const body = yield* readJson(request, "a yank request", YANK_BODY_LIMIT)
+    const payload = yield* Either.mapLeft(decodeYank(body), (error) => ({
+      _tag: "BadRequest",
+      message: `invalid yank request: ${ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "does not match"}`
+    }))
+    const view = yield* registry.yank({ kind: "model", id, version, ...payload })
+    return HttpServerResponse.unsafeJson(view)
+  }).pipe(Effect.catchAll((error) => Effect.succeed(failure(error))))
 
 export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handlers) =>
   handlers
@@ -62,15 +98,16 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
         Effect.map((published) => HttpServerResponse.unsafeJson(published.manifest))
       ))
     .handle("versions", ({ path }) => Effect.flatMap(Registry, (registry) => registry.versions(path.id)))
-    .handle("download", ({ path, request, urlParams }) =>
+    .handle("download", ({ path, urlParams }) =>
       Effect.gen(function* () {
         const registry = yield* Registry
         const store = yield* BlobStore
+        const config = yield* NodeConfig
         const published = yield* registry.get(path.id, urlParams.version)
         const manifest = published.manifest
         const held = new Set<string>()
         for (const artifact of Object.values(manifest.artifacts)) if (yield* store.has(artifact.sha256)) held.add(artifact.sha256)
-        const self = selfUrl(request)
+        const self = publicBase(config)
         const artifacts = artifactUrls(manifest, urlParams.source, self, held)
         const first = (name: string) => Option.getOrUndefined(Option.fromNullable(artifacts[name]?.urls[0]))
         const urls: DownloadUrls = {
@@ -87,11 +124,7 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
         return urls
       }))
     .handleRaw("publish", ({ request }) => publishRaw(request, "model").pipe(Effect.orDie))
-    .handle("yank", ({ path, payload }) =>
-      Effect.flatMap(Registry, (registry) => registry.yank({ kind: "model", id: path.id, version: path.version, ...payload })).pipe(
-        // A yank never publishes, so these cannot happen; the journal's conflict is retried by the runner first.
-        Effect.catchTags({ VersionConflict: Effect.die, KindMismatch: Effect.die, SharingRefused: Effect.die, VersionExists: Effect.die, VersionNotNewer: Effect.die })
-      ))
+    .handleRaw("yank", ({ path, request }) => yankRaw(request, path.id, path.version))
     .handle("adapters", ({ urlParams }) => Effect.flatMap(Registry, (registry) => registry.listAdapters(urlParams)))
     .handleRaw("shareAdapter", ({ request }) => publishRaw(request, "adapter").pipe(Effect.orDie))
 )

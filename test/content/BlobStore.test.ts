@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Option, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -110,6 +110,52 @@ describe("BlobStore", () => {
         const tooBig = yield* Effect.exit(store.put(streamOf(bytesOf(5000)), { size: 5000 }))
         expect(String(Exit.isFailure(tooBig) && tooBig.cause)).toContain("larger than the cache cap")
       })),
+      { maxBytes: 3500 }
+    ))
+
+  it.effect("stops at the first byte past the bound, writing none of it and keeping nothing", () =>
+    withStore(
+      Effect.gen(function* () {
+        const store = yield* BlobStore
+        const bytes = bytesOf(300_000)
+        let pulled = 0
+        // A sender that would go on for 50 MB: the store stops pulling right after the bound.
+        const endless = Stream.repeatEffect(Effect.sync(() => {
+          pulled += 65_536
+          return bytes.subarray(0, 65_536)
+        })).pipe(Stream.take(800))
+        const exit = yield* Effect.exit(store.put(endless, { sha256: sha256(bytes), atMost: 300_000 }))
+        expect(String(Exit.isFailure(exit) && exit.cause)).toContain("more than 300000 bytes sent: refused, nothing kept")
+        expect(pulled).toBeLessThanOrEqual(6 * 65_536)
+        expect(fs.readdirSync(path.join(store.root, "tmp"))).toEqual([])
+        expect((yield* store.list).length).toBe(0)
+        // Exactly the bound is fine.
+        expect((yield* store.put(streamOf(bytes), { sha256: sha256(bytes), atMost: 300_000 })).size).toBe(300_000)
+      })
+    ))
+
+  it.effect("mustFit refuses what pinned blobs leave no room for, evicting nothing, and counts puts in progress", () =>
+    withStore(
+      Effect.gen(function* () {
+        const store = yield* BlobStore
+        const pinned = yield* store.put(streamOf(bytesOf(2000, 1)))
+        yield* store.pin(pinned.digest)
+        const loose = yield* store.put(streamOf(bytesOf(1000, 2)))
+        const full = yield* Effect.flip(store.put(streamOf(bytesOf(2000, 3)), { atMost: 2000, mustFit: true }))
+        expect(full.message).toBe("the blob store is full: 2000 more bytes would exceed its cap of 3500 (2000 held by pinned or in-use blobs and uploads in progress)")
+        expect(yield* store.has(loose.digest)).toBe(true)
+        // 1500 fits once the loose blob goes; a second put of 1500 while the first streams in does not.
+        const gate = yield* Deferred.make<void>()
+        const slow = Stream.concat(Stream.fromEffect(Effect.as(Deferred.await(gate), bytesOf(1500, 4))), Stream.empty)
+        const first = yield* Effect.fork(store.put(slow, { atMost: 1500, mustFit: true }))
+        yield* Effect.yieldNow()
+        const second = yield* Effect.flip(store.put(streamOf(bytesOf(1500, 5)), { atMost: 1500, mustFit: true }))
+        expect(second._tag).toBe("BlobStoreFull")
+        yield* Deferred.succeed(gate, undefined)
+        expect((yield* Fiber.join(first)).size).toBe(1500)
+        expect(yield* store.has(loose.digest)).toBe(false)
+        expect((yield* store.summary).bytes).toBe(3500)
+      }),
       { maxBytes: 3500 }
     ))
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ModelManifest } from "../../src/content/Manifest.js"
 import { parseManifest } from "../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
-import { signManifest } from "../../src/content/ManifestSigning.js"
+import { signAsPublisher } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { layoutOf, verifyBlock } from "../../src/content/UnixFs.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
@@ -59,12 +59,12 @@ describe("registry over HTTP", () => {
     expect(unsigned.status).toBe(400)
     expect(((await unsigned.json()) as { message: string }).message).toBe("manifest tiny-lm@1.0.0 is not signed")
 
-    const tampered = { ...signManifest(manifestOf("1.0.0"), alice), name: "Something else" }
+    const tampered = { ...signAsPublisher(manifestOf("1.0.0"), alice), name: "Something else" }
     const tamperedResponse = await post("/v1/models", tampered)
     expect(tamperedResponse.status).toBe(400)
     expect(((await tamperedResponse.json()) as { message: string }).message).toContain("does not verify")
 
-    const created = await post("/v1/models", signManifest(manifestOf("1.0.0"), alice))
+    const created = await post("/v1/models", signAsPublisher(manifestOf("1.0.0"), alice))
     expect(created.status).toBe(201)
     expect(await created.json()).toMatchObject({ id: "tiny-lm", version: "1.0.0", keyId: "alice" })
 
@@ -80,12 +80,12 @@ describe("registry over HTTP", () => {
   })
 
   it("gives an id to its first publisher's key only, and refuses versions that are not new", async () => {
-    const stolen = await post("/v1/models", signManifest(manifestOf("2.0.0"), mallory))
+    const stolen = await post("/v1/models", signAsPublisher(manifestOf("2.0.0"), mallory))
     expect(stolen.status).toBe(403)
-    const again = await post("/v1/models", signManifest(manifestOf("1.0.0", { name: "Tiny LM, again" }), alice))
+    const again = await post("/v1/models", signAsPublisher(manifestOf("1.0.0", { name: "Tiny LM, again" }), alice))
     expect(again.status).toBe(409)
-    expect((await post("/v1/models", signManifest(manifestOf("1.1.0"), alice))).status).toBe(201)
-    expect((await post("/v1/models", signManifest(manifestOf("0.9.0"), alice))).status).toBe(409)
+    expect((await post("/v1/models", signAsPublisher(manifestOf("1.1.0"), alice))).status).toBe(201)
+    expect((await post("/v1/models", signAsPublisher(manifestOf("0.9.0"), alice))).status).toBe(409)
   })
 
   it("lists, serves manifests exactly as signed, and gives download URLs", async () => {
@@ -93,7 +93,7 @@ describe("registry over HTTP", () => {
     expect(list).toMatchObject([{ id: "tiny-lm", version: "1.1.0" }])
     expect(await (await fetch(`${node.url}/v1/models?type=embedding`)).json()).toEqual([])
     const manifest = await (await fetch(`${node.url}/v1/models/tiny-lm?version=1.0.0`)).json()
-    expect(manifest).toEqual(signManifest(manifestOf("1.0.0"), alice))
+    expect(manifest).toEqual(signAsPublisher(manifestOf("1.0.0"), alice))
     const download = (await (await fetch(`${node.url}/v1/models/tiny-lm/download?source=peer`)).json()) as { model: string }
     expect(download.model).toBe(`${node.url}/v1/blobs/sha256-${sha256}`)
     expect((await fetch(`${node.url}/v1/models/nothing-here`)).status).toBe(404)
@@ -111,7 +111,7 @@ describe("registry over HTTP", () => {
       }).pipe(Effect.scoped, Effect.provide(rpcProtocol(node.url)))
     )
     expect(listed.map((model) => `${model.id}@${model.version}`)).toEqual(["tiny-lm@1.1.0"])
-    expect(latest.manifest).toEqual(signManifest(manifestOf("1.1.0"), alice))
+    expect(latest.manifest).toEqual(signAsPublisher(manifestOf("1.1.0"), alice))
   })
 
   it("serves blobs with Range, a strong ETag, 304 and 416", async () => {

@@ -1,11 +1,12 @@
 /**
  * The model and adapter registry as event-sourced entities, one stream per id (`Model-<id>`,
- * `Adapter-<id>`): the first key to publish an id owns it, versions only move forward, owners yank.
+ * `Adapter-<id>`): an id belongs to the key its first manifest names as publisher (which signed it),
+ * versions only move forward, owners yank.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import type { EventSourced } from "../../events/Decider.js"
-import type { ModelManifest } from "../../content/Manifest.js"
+import type { ManifestSignature, ModelManifest } from "../../content/Manifest.js"
 import { compareVersions, manifestDigest } from "../../content/Manifest.js"
 import type { ManifestSigner } from "../../content/ManifestSigning.js"
 
@@ -138,7 +139,38 @@ export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismat
   }
 }
 
-export const RegistryError = Schema.Union(OwnershipViolation, VersionExists, VersionNotNewer, UnknownVersion, KindMismatch, SharingRefused)
+/** The manifest does not name its publisher's key, so no key can be given its id. */
+export class PublisherUnnamed extends Schema.TaggedError<PublisherUnnamed>()("PublisherUnnamed", { id: Schema.String, version: Schema.String }) {
+  override get message() {
+    return `manifest ${this.id}@${this.version} names no publisherKey: a registry gives an id only to the key named as its publisher`
+  }
+}
+
+/** The key named as publisher is not among the manifest's signatures (co-signers cannot publish for it). */
+export class PublisherNotSigned extends Schema.TaggedError<PublisherNotSigned>()("PublisherNotSigned", {
+  id: Schema.String,
+  version: Schema.String,
+  publisherKey: Schema.String
+}) {
+  override get message() {
+    return `manifest ${this.id}@${this.version} is not signed by its publisher key ${this.publisherKey.slice(0, 16)}…`
+  }
+}
+
+/** This registry publishes only for the keys on its allow-list. */
+export class PublisherNotAllowed extends Schema.TaggedError<PublisherNotAllowed>()("PublisherNotAllowed", {
+  id: Schema.String,
+  keyId: Schema.String,
+  publicKey: Schema.String
+}) {
+  override get message() {
+    return `key ${this.keyId} (${this.publicKey.slice(0, 16)}…) may not publish on this registry: it is not on its list of publishers`
+  }
+}
+
+export const RegistryError = Schema.Union(
+  OwnershipViolation, VersionExists, VersionNotNewer, UnknownVersion, KindMismatch, SharingRefused, PublisherUnnamed, PublisherNotSigned, PublisherNotAllowed
+)
 export type RegistryError = typeof RegistryError.Type
 
 // Errors of the service around the decider.
@@ -167,6 +199,18 @@ export class YankNotSigned extends Schema.TaggedError<YankNotSigned>()("YankNotS
 
 const initialState: RegistryState = { owner: null, versions: {}, highest: null }
 
+/**
+ * The signature that publishes a manifest: the one by the key its signed body names as publisher.
+ * The signature list is outside the signed body, so its order gives nothing: a co-signer who puts
+ * their signature first still publishes for the named key, or not at all.
+ */
+export const publisherSignature = (manifest: ModelManifest): Either.Either<ManifestSignature, PublisherUnnamed | PublisherNotSigned> => {
+  const { id, version, publisherKey } = manifest
+  if (publisherKey === undefined) return Either.left(new PublisherUnnamed({ id, version }))
+  const signature = (manifest.signatures ?? []).find((entry) => entry.publicKey === publisherKey)
+  return signature === undefined ? Either.left(new PublisherNotSigned({ id, version, publisherKey })) : Either.right(signature)
+}
+
 const publishedEvent = (kind: RegistryKind, command: Extract<RegistryCommand, { _tag: "Publish" }>): RegistryEvent => {
   const { manifest } = command
   const fields = {
@@ -185,6 +229,10 @@ const makeDecide = (kind: RegistryKind) => (command: RegistryCommand, state: Reg
     case "Publish": {
       const { id, version, type } = command.manifest
       if ((type === "adapter") !== (kind === "adapter")) return Effect.fail(new KindMismatch({ id, type, expected: kind }))
+      // The service found this key's signature valid; the signed body must name it as publisher.
+      const { publisherKey } = command.manifest
+      if (publisherKey === undefined) return Effect.fail(new PublisherUnnamed({ id, version }))
+      if (publisherKey !== command.publicKey) return Effect.fail(new PublisherNotSigned({ id, version, publisherKey }))
       // Keys are compared, not key ids: anyone can name their key "alice".
       if (state.owner !== null && state.owner.publicKey !== command.publicKey) {
         return Effect.fail(new OwnershipViolation({ id, owner: state.owner.keyId, keyId: command.keyId }))

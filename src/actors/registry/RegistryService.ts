@@ -1,8 +1,9 @@
 /**
- * The registry service: publishes correctly signed manifests (the first key to publish an id owns it),
- * yanks on the owner's signed request, and answers lookups and listings from a projection of the log.
+ * The registry service: publishes correctly signed manifests (an id belongs to the key its first
+ * manifest names as publisher), yanks on the owner's signed request, and answers lookups and listings
+ * from a projection of the log.
  */
-import { Clock, Effect, Either, Option, Schema } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
 import type { ModelManifest } from "../../content/Manifest.js"
 import { parseManifest, parseManifestText } from "../../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
@@ -12,7 +13,24 @@ import * as ActorRunner from "../../events/ActorRunner.js"
 import { makeProjection } from "../../events/Projection.js"
 import type { AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryKind, RegistryState, VersionRecord, VersionView } from "./Registry.js"
 import { AdapterSharingGate, SHARE_WINDOW_MS, sharingProblem } from "./AdapterSharing.js"
-import { Adapters, KindMismatch, latestVersion, SharingRefused, Models, RegistryEvent, RegistryNotFound, versionsOf, yankMessage, YankNotSigned } from "./Registry.js"
+import {
+  Adapters, KindMismatch, latestVersion, Models, PublisherNotAllowed, publisherSignature, RegistryEvent, RegistryNotFound, SharingRefused, versionsOf, yankMessage,
+  YankNotSigned
+} from "./Registry.js"
+
+/**
+ * The publisher keys (Ed25519 public keys, hex) a registry publishes for, when it has such a list:
+ * others can neither claim an id nor upload bytes. Without it, any key may claim an unowned id.
+ */
+export class RegistryPublishers extends Context.Tag("edge-net/RegistryPublishers")<RegistryPublishers, ReadonlySet<string>>() {
+  static readonly layer = (publicKeys: Iterable<string>) => Layer.succeed(RegistryPublishers, new Set(publicKeys))
+}
+
+/** An artifact as one published manifest declares it, and the key that published that manifest. */
+export interface DeclaredArtifact {
+  readonly size: number
+  readonly publicKey: string
+}
 
 export interface PublishOptions {
   /** Publish a version below the highest one already published (a backport). */
@@ -73,7 +91,8 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     // The listing projection: every id's state, folded from the log, caught up on read.
     const projection = {
       states: { model: new Map<string, RegistryState>(), adapter: new Map<string, RegistryState>() },
-      artifacts: new Set<string>(),
+      /** Every artifact a published manifest lists, by sha256, as each manifest declares it. */
+      artifacts: new Map<string, Array<DeclaredArtifact>>(),
       /** When each publisher key shared each adapter version (ms), for the sharing gate's hourly limit. */
       shares: new Map<string, Array<number>>()
     }
@@ -89,11 +108,17 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         projection.shares.set(event.keyId, times)
       }
       if (event._tag !== "VersionYanked") {
-        for (const artifact of Object.values(manifestOf(event).artifacts)) projection.artifacts.add(artifact.sha256)
+        for (const artifact of Object.values(manifestOf(event).artifacts)) {
+          const declared = projection.artifacts.get(artifact.sha256) ?? []
+          declared.push({ size: artifact.size, publicKey: event.publicKey })
+          projection.artifacts.set(artifact.sha256, declared)
+        }
       }
     })
 
     const sharingGate = yield* Effect.serviceOption(AdapterSharingGate)
+    const allowList = yield* Effect.serviceOption(RegistryPublishers)
+    const mayPublish = (publicKey: string) => Option.isNone(allowList) || allowList.value.has(publicKey)
 
     /** Applies the sharing gate, when this registry has one, to a new adapter version. */
     const checkSharing = Effect.fn("Registry.checkSharing")(function* (manifest: ModelManifest, keyId: string, nowMs: number) {
@@ -117,10 +142,12 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         return yield* Effect.fail(new KindMismatch({ id: manifest.id, type: manifest.type, expected: options.kind }))
       }
       const actor = actorFor(kind)
+      // Co-signed manifests: the key the signed body names publishes, wherever its signature sits.
+      const publisher = yield* publisherSignature(manifest)
+      if (!mayPublish(publisher.publicKey)) {
+        return yield* Effect.fail(new PublisherNotAllowed({ id: manifest.id, keyId: publisher.keyId, publicKey: publisher.publicKey }))
+      }
       const { state } = yield* actor.state(manifest.id)
-      // Co-signed manifests: the owner's signature, when present, is the one that publishes.
-      const signatures = manifest.signatures ?? []
-      const publisher = signatures.find((signature) => signature.publicKey === state.owner?.publicKey) ?? signatures[0]!
       // A version already published is a resend, answered below without counting as a new share.
       if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) yield* checkSharing(manifest, publisher.keyId, now.getTime())
       const result = yield* actor.send(
@@ -209,12 +236,19 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       })
     })
 
-    /** Whether any published manifest (model or adapter, yanked or not) lists an artifact with this sha256. */
-    const listsArtifact = Effect.fn("Registry.listsArtifact")(function* (sha256: string) {
+    /**
+     * The sizes that published manifests (models or adapters, yanked or not) declare for an artifact with
+     * this sha256, counting only manifests whose publisher may still publish here; empty when none lists it.
+     */
+    const artifactSizes = Effect.fn("Registry.artifactSizes")(function* (sha256: string) {
       yield* catchUp
-      return projection.artifacts.has(sha256)
+      const declared = (projection.artifacts.get(sha256) ?? []).filter((artifact) => mayPublish(artifact.publicKey))
+      return [...new Set(declared.map((artifact) => artifact.size))].sort((left, right) => left - right)
     })
 
-    return { models, adapters, publish, publishAdapter, yank, get, versions, list, listAdapters, listsArtifact } as const
+    /** Whether such a manifest lists an artifact with this sha256 (see `artifactSizes`). */
+    const listsArtifact = (sha256: string) => Effect.map(artifactSizes(sha256), (sizes) => sizes.length > 0)
+
+    return { models, adapters, publish, publishAdapter, yank, get, versions, list, listAdapters, artifactSizes, listsArtifact } as const
   })
 }) {}

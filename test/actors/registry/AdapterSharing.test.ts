@@ -12,7 +12,7 @@ import { economyAdapterSharingGate, sharingProblem } from "../../../src/actors/r
 import { Registry } from "../../../src/actors/registry/RegistryService.js"
 import { parseManifest } from "../../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../../src/content/ManifestSigning.js"
-import { signManifest } from "../../../src/content/ManifestSigning.js"
+import { signAsPublisher } from "../../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../../src/content/NodeKey.js"
 import { memoryKernel } from "../../support/Layers.js"
 
@@ -23,7 +23,7 @@ const signerOf = (keyId: string, seedByte: number): ManifestSigner => {
 const alice = signerOf("alice", 1)
 
 const adapter = (id: string, quality?: number, version = "1.0.0") =>
-  signManifest(
+  signAsPublisher(
     Either.getOrThrow(parseManifest({
       id, name: id, version, type: "adapter", license: "MIT",
       artifacts: { adapter: { filename: "adapter.safetensors", size: 10, sha256: crypto.hash("sha256", id, "hex"), cid: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku" } },

@@ -4,10 +4,10 @@ import * as crypto from "node:crypto"
 import type { ModelManifest } from "../../../src/content/Manifest.js"
 import { manifestDigest, parseManifest } from "../../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../../src/content/ManifestSigning.js"
-import { signManifest } from "../../../src/content/ManifestSigning.js"
+import { signAsPublisher, signManifest } from "../../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../../src/content/NodeKey.js"
 import { Adapters, AdapterPublished, ModelPublished, Models, signYank, VersionYanked } from "../../../src/actors/registry/Registry.js"
-import { Registry } from "../../../src/actors/registry/RegistryService.js"
+import { Registry, RegistryPublishers } from "../../../src/actors/registry/RegistryService.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import { memoryKernel } from "../../support/Layers.js"
 
@@ -33,6 +33,9 @@ const manifestOf = (id: string, version: string, extra: Record<string, unknown> 
 const adapterOf = (id: string, version: string, baseModel: string, domain: string) =>
   manifestOf(id, version, { type: "adapter", adapter: { baseModel, rank: 8, alpha: 16, domain, quality: 0.9 } })
 
+/** The manifest naming `by` as its publisher (the decider trusts the service to have checked the signature). */
+const by = (manifest: ModelManifest, publisher: ManifestSigner): ModelManifest => ({ ...manifest, publisherKey: publisher.publicKey })
+
 const publish = (manifest: ModelManifest, by: ManifestSigner, allowOlder = false) =>
   ({ _tag: "Publish", manifest, keyId: by.keyId, publicKey: by.publicKey, allowOlder }) as const
 
@@ -40,9 +43,9 @@ const published = (manifest: ModelManifest, by: ManifestSigner) =>
   ModelPublished.make({ id: manifest.id, version: manifest.version, manifest, digest: manifestDigest(manifest), keyId: by.keyId, publicKey: by.publicKey })
 
 const spec = DeciderSpecification.for(Models.decider)
-const v1 = manifestOf("tiny-lm", "1.0.0")
-const v2 = manifestOf("tiny-lm", "2.0.0")
-const v09 = manifestOf("tiny-lm", "0.9.0")
+const v1 = by(manifestOf("tiny-lm", "1.0.0"), alice)
+const v2 = by(manifestOf("tiny-lm", "2.0.0"), alice)
+const v09 = by(manifestOf("tiny-lm", "0.9.0"), alice)
 
 describe("Registry decider", () => {
   it.effect("the first publisher of an id owns it", () => spec.given([]).when(publish(v1, alice)).then([published(v1, alice)]))
@@ -52,8 +55,19 @@ describe("Registry decider", () => {
   it.effect("another key cannot publish the id, whatever it calls itself", () =>
     spec
       .given([published(v1, alice)])
-      .when(publish(v2, { ...mallory, keyId: "alice" }))
+      .when(publish(by(v2, mallory), { ...mallory, keyId: "alice" }))
       .thenFails((error) => error._tag === "OwnershipViolation" && error.message === "tiny-lm belongs to key alice: key alice cannot publish or yank its versions"))
+
+  it.effect("only the key the manifest names as publisher publishes it, even on an id nobody owns", () =>
+    Effect.gen(function* () {
+      yield* spec.given([]).when(publish(manifestOf("tiny-lm", "1.0.0"), alice)).thenFails((error) =>
+        error._tag === "PublisherUnnamed" &&
+        error.message === "manifest tiny-lm@1.0.0 names no publisherKey: a registry gives an id only to the key named as its publisher"
+      )
+      yield* spec.given([]).when(publish(v1, mallory)).thenFails((error) =>
+        error._tag === "PublisherNotSigned" && error.message === `manifest tiny-lm@1.0.0 is not signed by its publisher key ${alice.publicKey.slice(0, 16)}…`
+      )
+    }))
 
   it.effect("a version is published once", () =>
     spec.given([published(v1, alice)]).when(publish(v1, alice)).thenFails((error) => error._tag === "VersionExists"))
@@ -80,7 +94,7 @@ describe("Registry decider", () => {
 
   it.effect("adapters are published as adapters, with their summary", () =>
     Effect.gen(function* () {
-      const adapter = adapterOf("coder-lora", "1.0.0", "tiny-lm", "coding")
+      const adapter = by(adapterOf("coder-lora", "1.0.0", "tiny-lm", "coding"), alice)
       yield* DeciderSpecification.for(Adapters.decider)
         .given([])
         .when(publish(adapter, alice))
@@ -102,7 +116,7 @@ describe("Registry service", () => {
     Effect.gen(function* () {
       const registry = yield* Registry
       const quantized = (id: string, type: string, quantization: string) =>
-        signManifest(manifestOf(id, "1.0.0", { type, optimization: { quantization, format: "RTN" } }), alice)
+        signAsPublisher(manifestOf(id, "1.0.0", { type, optimization: { quantization, format: "RTN" } }), alice)
       yield* registry.publish(quantized("tiny-lm", "text-generation", "INT4"))
       yield* registry.publish(JSON.stringify(quantized("embedder", "embedding", "INT8")))
       expect((yield* registry.list()).map((model) => model.id)).toEqual(["embedder", "tiny-lm"])
@@ -110,7 +124,7 @@ describe("Registry service", () => {
       expect((yield* registry.list({ quantization: "int4" })).map((model) => model.id)).toEqual(["tiny-lm"])
       // Published after the projection was first read: the next list catches up.
       yield* registry.publish(quantized("vision-net", "vision", "INT4"))
-      yield* registry.publish(signManifest(manifestOf("tiny-lm", "1.1.0", { optimization: { quantization: "FP16" } }), alice))
+      yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", "1.1.0", { optimization: { quantization: "FP16" } }), alice))
       const int4 = yield* registry.list({ quantization: "INT4" })
       expect(int4.map((model) => model.id)).toEqual(["vision-net"])
       expect(yield* registry.list({ type: "text-generation" })).toMatchObject([{ id: "tiny-lm", version: "1.1.0", quantization: "FP16", size: 1000 }])
@@ -119,16 +133,17 @@ describe("Registry service", () => {
   it.effect("keeps the first publisher's ownership, verifies signatures, and serves versions", () =>
     Effect.gen(function* () {
       const registry = yield* Registry
-      const unknownField = { ...signManifest(manifestOf("tiny-lm", "1.0.0", { "x-note": "kept" }), alice) }
+      const unknownField = { ...signAsPublisher(manifestOf("tiny-lm", "1.0.0", { "x-note": "kept" }), alice) }
       const receipt = yield* registry.publish(unknownField)
       expect(receipt).toMatchObject({ kind: "model", id: "tiny-lm", version: "1.0.0", keyId: "alice", duplicate: false })
       expect((yield* registry.publish(unknownField)).duplicate).toBe(true)
-      const stolen = yield* Effect.flip(registry.publish(signManifest(manifestOf("tiny-lm", "2.0.0"), mallory)))
+      const stolen = yield* Effect.flip(registry.publish(signAsPublisher(manifestOf("tiny-lm", "2.0.0"), mallory)))
       expect(stolen._tag).toBe("OwnershipViolation")
-      // Co-signed by mallory and alice: alice's signature publishes.
-      const cosigned = [mallory, alice].reduce(signManifest, manifestOf("tiny-lm", "2.0.0"))
+      // Co-signed by mallory, whose signature comes first: alice, the named publisher, publishes.
+      const cosigned = signManifest(signManifest(by(manifestOf("tiny-lm", "2.0.0"), alice), mallory), alice)
+      expect(cosigned.signatures?.[0]?.keyId).toBe("mallory")
       expect((yield* registry.publish(cosigned)).keyId).toBe("alice")
-      const forged = { ...signManifest(manifestOf("tiny-lm", "3.0.0"), alice), name: "forged" }
+      const forged = { ...signAsPublisher(manifestOf("tiny-lm", "3.0.0"), alice), name: "forged" }
       expect((yield* Effect.flip(registry.publish(forged))).message).toBe("manifest tiny-lm@3.0.0: signature by key alice does not verify")
       expect((yield* Effect.flip(registry.publish(manifestOf("tiny-lm", "3.0.0"))))._tag).toBe("ManifestRejected")
       expect((yield* Effect.flip(registry.publish({ id: "x" })))._tag).toBe("ManifestError")
@@ -137,6 +152,7 @@ describe("Registry service", () => {
       expect((first.manifest as Record<string, unknown>)["x-note"]).toBe("kept")
       expect(first.digest).toBe(receipt.digest)
       expect(yield* registry.listsArtifact(first.manifest.artifacts["model"]!.sha256)).toBe(true)
+      expect(yield* registry.artifactSizes(first.manifest.artifacts["model"]!.sha256)).toEqual([1000])
       expect(yield* registry.listsArtifact("f".repeat(64))).toBe(false)
 
       const forgedYank = { ...signYank(mallory, "model", "tiny-lm", "2.0.0", "broken"), keyId: "alice", publicKey: alice.publicKey }
@@ -149,13 +165,44 @@ describe("Registry service", () => {
       expect((yield* Effect.flip(registry.get("nothing"))).message).toBe("no model nothing in the registry")
     }).pipe(Effect.provide(registryLayer())))
 
+  it.effect("a co-signer who puts their signature first gains nothing on a fresh registry; unnamed or unsigned publishers write nothing", () =>
+    Effect.gen(function* () {
+      const registry = yield* Registry
+      const genuine = signAsPublisher(manifestOf("tiny-lm", "1.0.0"), alice)
+      const squat = { ...genuine, signatures: [...signManifest(genuine, mallory).signatures!].reverse() }
+      expect(squat.signatures.map((signature) => signature.keyId)).toEqual(["mallory", "alice"])
+      expect(yield* registry.publish(squat)).toMatchObject({ keyId: "alice", duplicate: false })
+      const yank = yield* Effect.flip(registry.yank(signYank(mallory, "model", "tiny-lm", "1.0.0", "mine now")))
+      expect(yank.message).toBe("tiny-lm belongs to key alice: key mallory cannot publish or yank its versions")
+      expect(yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", "1.1.0"), alice))).toMatchObject({ keyId: "alice" })
+
+      // Alice's genuine manifest, without alice's signature: mallory cannot publish it in alice's name.
+      const named = by(manifestOf("fresh-lm", "1.0.0"), alice)
+      const notSigned = yield* Effect.flip(registry.publish(signManifest(named, mallory)))
+      expect(notSigned.message).toBe(`manifest fresh-lm@1.0.0 is not signed by its publisher key ${alice.publicKey.slice(0, 16)}…`)
+      expect((yield* Effect.flip(registry.publish(signManifest(manifestOf("fresh-lm", "1.0.0"), alice))))._tag).toBe("PublisherUnnamed")
+      expect((yield* Effect.flip(registry.get("fresh-lm")))._tag).toBe("RegistryNotFound")
+      expect((yield* registry.versions("tiny-lm")).map((version) => version.keyId)).toEqual(["alice", "alice"])
+    }).pipe(Effect.provide(registryLayer())))
+
+  it.effect("a registry with a list of publishers publishes, and takes uploads, for those keys only", () =>
+    Effect.gen(function* () {
+      const registry = yield* Registry
+      const refused = yield* Effect.flip(registry.publish(signAsPublisher(manifestOf("phi-chat", "1.0.0"), mallory)))
+      expect(refused.message).toBe(`key mallory (${mallory.publicKey.slice(0, 16)}…) may not publish on this registry: it is not on its list of publishers`)
+      const published = yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", "1.0.0"), alice))
+      expect(published.keyId).toBe("alice")
+      expect(yield* registry.artifactSizes(crypto.hash("sha256", "tiny-lm@1.0.0", "hex"))).toEqual([1000])
+      expect(yield* registry.artifactSizes(crypto.hash("sha256", "phi-chat@1.0.0", "hex"))).toEqual([])
+    }).pipe(Effect.provide(Registry.Default.pipe(Layer.provide(RegistryPublishers.layer([alice.publicKey])), Layer.provideMerge(memoryKernel())))))
+
   it.effect("publishes and lists adapters by base model and domain", () =>
     Effect.gen(function* () {
       const registry = yield* Registry
-      yield* registry.publishAdapter(signManifest(adapterOf("coder-lora", "1.0.0", "tiny-lm", "coding"), alice))
-      yield* registry.publish(signManifest(adapterOf("chat-lora", "1.0.0", "tiny-lm", "chat"), alice))
-      yield* registry.publish(signManifest(adapterOf("phi-chat", "1.0.0", "phi-1.5-q4", "chat"), mallory))
-      expect((yield* Effect.flip(registry.publishAdapter(signManifest(manifestOf("tiny-lm", "1.0.0"), alice))))._tag).toBe("KindMismatch")
+      yield* registry.publishAdapter(signAsPublisher(adapterOf("coder-lora", "1.0.0", "tiny-lm", "coding"), alice))
+      yield* registry.publish(signAsPublisher(adapterOf("chat-lora", "1.0.0", "tiny-lm", "chat"), alice))
+      yield* registry.publish(signAsPublisher(adapterOf("phi-chat", "1.0.0", "phi-1.5-q4", "chat"), mallory))
+      expect((yield* Effect.flip(registry.publishAdapter(signAsPublisher(manifestOf("tiny-lm", "1.0.0"), alice))))._tag).toBe("KindMismatch")
       expect((yield* registry.listAdapters({ baseModel: "tiny-lm" })).map((adapter) => adapter.id)).toEqual(["chat-lora", "coder-lora"])
       expect(yield* registry.listAdapters({ domain: "chat" })).toMatchObject([{ id: "chat-lora" }, { id: "phi-chat", keyId: "mallory", rank: 8 }])
       expect(yield* registry.list()).toEqual([])
