@@ -211,15 +211,19 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             const result = { events, state: entry.state, version: entry.version, position: envelopes[envelopes.length - 1]!.position, duplicate: false }
             return Effect.as(maybeSnapshot(entry, previousVersion), result)
           },
-          // Another writer moved the stream: catch up (which also learns the command ids it ran) and decide again.
-          onFailure: (conflict) =>
-            retriesLeft === 0
-              ? Effect.fail(conflict)
+          onFailure: (refused) => {
+            // An event over the journal's size limit: bounded input should have stopped it before the
+            // decider, so it is a defect (with its one-line message) and the actor's error type stays as it was.
+            if (refused._tag === "PayloadTooLarge") return Effect.die(refused)
+            // Another writer moved the stream: catch up (which also learns the command ids it ran) and decide again.
+            return retriesLeft === 0
+              ? Effect.fail(refused)
               : Effect.flatMap(Effect.zipRight(backoff(maxRetries - retriesLeft), catchUp(entry)), () =>
                   Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (ranElsewhere) =>
                     Option.isSome(ranElsewhere) ? Effect.succeed(ranElsewhere.value) : attempt(entry, command, commandOptions, retriesLeft - 1)
                   )
                 )
+          }
         })
       })
 

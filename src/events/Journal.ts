@@ -4,6 +4,7 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
+import { utf8Length } from "../domain/CanonicalJson.js"
 import type { Envelope, NewEvent, StoredRecord } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
@@ -18,6 +19,23 @@ export class VersionConflict extends Schema.TaggedError<VersionConflict>()("Vers
     return `version conflict on ${this.streamId}: expected ${this.expected}, stream is at ${this.actual}`
   }
 }
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  streamId: Schema.String,
+  eventType: Schema.String,
+  bytes: Schema.Number,
+  maxBytes: Schema.Number
+}) {
+  override get message() {
+    return `event ${this.eventType} on ${this.streamId} is ${this.bytes} bytes of JSON, more than the journal's limit of ${this.maxBytes}`
+  }
+}
+
+/** Why an append wrote nothing. */
+export type AppendRefused = VersionConflict | PayloadTooLarge
+
+/** The largest canonical payload an event may have, unless a journal layer is given another. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
 export interface AppendOptions {
   readonly commandId?: string | undefined
@@ -50,17 +68,20 @@ export interface SignedHead extends ChainHead {
 }
 
 export interface JournalService {
-  /** Appends atomically; concurrent callers are committed together (group commit). */
+  /**
+   * Appends atomically; concurrent callers are committed together (group commit). An event whose
+   * canonical payload is over the journal's size limit fails the append, and nothing of it is written.
+   */
   readonly append: (
     streamId: string,
     expectedVersion: ExpectedVersion,
     events: ReadonlyArray<NewEvent>,
     options?: AppendOptions
-  ) => Effect.Effect<AppendResult, VersionConflict>
-  /** Appends to several streams in one transaction; a conflict on one stream leaves the others written. */
+  ) => Effect.Effect<AppendResult, AppendRefused>
+  /** Appends to several streams in one transaction; a refused request leaves the others written. */
   readonly appendBatch: (
     requests: ReadonlyArray<AppendRequest>
-  ) => Effect.Effect<ReadonlyArray<Either.Either<AppendResult, VersionConflict>>>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<AppendResult, AppendRefused>>>
   /** Events of one stream from `fromVersion` (1-based, inclusive), at most `limit` of them. */
   readonly readStream: (streamId: string, fromVersion?: number, limit?: number) => Effect.Effect<ReadonlyArray<Envelope>>
   /** The global log from `fromPosition` (1-based, inclusive), at most `limit` envelopes. */
@@ -76,6 +97,14 @@ export interface JournalService {
 }
 
 export class Journal extends Context.Tag("edge-net/Journal")<Journal, JournalService>() {}
+
+/** The refusal for `payloadText` when it is over `maxBytes` (UTF-8), else undefined. */
+export const checkPayloadSize = (streamId: string, eventType: string, payloadText: string, maxBytes: number): PayloadTooLarge | undefined => {
+  // Each UTF-16 unit is 1 to 3 bytes: most payloads are decided without counting.
+  if (payloadText.length * 3 <= maxBytes) return undefined
+  const bytes = utf8Length(payloadText)
+  return bytes > maxBytes ? new PayloadTooLarge({ streamId, eventType, bytes, maxBytes }) : undefined
+}
 
 export const checkExpectedVersion = (
   streamId: string,

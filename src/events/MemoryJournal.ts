@@ -7,81 +7,102 @@ import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
 import { canonicalPayload, checkedAuthorization, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
-import type { AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
-import { checkExpectedVersion, Journal, type VersionConflict } from "./Journal.js"
+import type { AppendRefused, AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
+import { checkExpectedVersion, checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, Journal } from "./Journal.js"
 
-export const make = Effect.gen(function* () {
-  const key = yield* NodeKey
-  // Stored as the SQLite journal stores them (payload text), and parsed on every read the same way.
-  const log: Array<StoredRecord> = []
-  const heads: Array<SignedHead> = []
-  const streams = new Map<string, Array<StoredRecord>>()
-  const signal = new ChangeSignal()
+export interface MemoryJournalOptions {
+  /** Largest canonical payload of one event, in bytes (default 256 KiB). */
+  readonly maxPayloadBytes?: number | undefined
+}
 
-  const lastHash = () => log[log.length - 1]?.hash ?? GENESIS_HASH
+export const makeWith = (options: MemoryJournalOptions = {}) =>
+  Effect.gen(function* () {
+    const key = yield* NodeKey
+    const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
+    // Stored as the SQLite journal stores them (payload text), and parsed on every read the same way.
+    const log: Array<StoredRecord> = []
+    const heads: Array<SignedHead> = []
+    const streams = new Map<string, Array<StoredRecord>>()
+    const signal = new ChangeSignal()
 
-  // Synchronous from start to end: JavaScript runs it to completion, which makes it one transaction.
-  const commit = (requests: ReadonlyArray<AppendRequest>, recordedAt: string) => {
-    const outcomes: Array<Either.Either<AppendResult, VersionConflict>> = []
-    const before = log.length
-    // Checked before anything is written: a bad one is a caller's bug and fails the whole batch.
-    const authorizations = requests.map((request) => checkedAuthorization(request.authorization))
-    for (const [index, request] of requests.entries()) {
-      const stream = streams.get(request.streamId) ?? []
-      const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
-      if (conflict !== undefined) {
-        outcomes.push(Either.left(conflict))
-        continue
-      }
-      const authorizationText = authorizations[index]!
-      const envelopes: Array<Envelope> = []
-      for (const event of request.events) {
-        const payloadText = canonicalPayload(event.payload)
-        const fields = {
-          position: log.length + 1, streamId: request.streamId, streamVersion: stream.length + 1, eventType: event.eventType,
-          payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
-          causationId: request.causationId ?? null, authorizationText, prevHash: lastHash()
+    const lastHash = () => log[log.length - 1]?.hash ?? GENESIS_HASH
+
+    // Synchronous from start to end: JavaScript runs it to completion, which makes it one transaction.
+    const commit = (requests: ReadonlyArray<AppendRequest>, recordedAt: string) => {
+      const outcomes: Array<Either.Either<AppendResult, AppendRefused>> = []
+      const before = log.length
+      // Checked before anything is written: a bad one is a caller's bug and fails the whole batch.
+      const authorizations = requests.map((request) => checkedAuthorization(request.authorization))
+      for (const [index, request] of requests.entries()) {
+        const stream = streams.get(request.streamId) ?? []
+        const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
+        if (conflict !== undefined) {
+          outcomes.push(Either.left(conflict))
+          continue
         }
-        const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
-        log.push(record)
-        stream.push(record)
-        envelopes.push(recordToEnvelope(record))
+        // Every payload is sized before any is written: a request is appended whole or not at all.
+        const payloadTexts = request.events.map((event) => canonicalPayload(event.payload))
+        const tooLarge = payloadTexts
+          .map((text, i) => checkPayloadSize(request.streamId, request.events[i]!.eventType, text, maxPayloadBytes))
+          .find((refusal) => refusal !== undefined)
+        if (tooLarge !== undefined) {
+          outcomes.push(Either.left(tooLarge))
+          continue
+        }
+        const authorizationText = authorizations[index]!
+        const envelopes: Array<Envelope> = []
+        for (const [i, event] of request.events.entries()) {
+          const payloadText = payloadTexts[i]!
+          const fields = {
+            position: log.length + 1, streamId: request.streamId, streamVersion: stream.length + 1, eventType: event.eventType,
+            payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
+            causationId: request.causationId ?? null, authorizationText, prevHash: lastHash()
+          }
+          const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
+          log.push(record)
+          stream.push(record)
+          envelopes.push(recordToEnvelope(record))
+        }
+        streams.set(request.streamId, stream)
+        outcomes.push(Either.right({ streamId: request.streamId, streamVersion: stream.length, envelopes }))
       }
-      streams.set(request.streamId, stream)
-      outcomes.push(Either.right({ streamId: request.streamId, streamVersion: stream.length, envelopes }))
+      if (log.length > before) {
+        const hash = lastHash()
+        heads.push({ position: log.length, hash, publicKey: key.publicKey, signature: key.sign(headMessage(log.length, hash)) })
+        signal.notify()
+      }
+      return outcomes
     }
-    if (log.length > before) {
-      const hash = lastHash()
-      heads.push({ position: log.length, hash, publicKey: key.publicKey, signature: key.sign(headMessage(log.length, hash)) })
-      signal.notify()
+
+    const appendBatch = (requests: ReadonlyArray<AppendRequest>) =>
+      Clock.currentTimeMillis.pipe(Effect.map((now) => commit(requests, new Date(now).toISOString())))
+
+    /** `limit` entries from the 1-based `from` on. */
+    const page = <A>(entries: ReadonlyArray<A>, from: number, limit: number) =>
+      entries.slice(Math.max(0, from - 1), Math.max(0, from - 1) + limit)
+
+    const readAll = (fromPosition: number, limit: number) => Effect.sync(() => page(log, fromPosition, limit).map(recordToEnvelope))
+
+    const service: JournalService = {
+      append: (streamId, expectedVersion, events, options = {}) =>
+        appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(Effect.flatMap((outcomes) => outcomes[0]!)),
+      appendBatch,
+      readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
+        Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),
+      readAll,
+      readRecords: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
+      subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
+      head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
+      signedHeads: (fromPosition, limit) =>
+        Effect.sync(() => heads.filter((head) => head.position >= fromPosition).slice(0, limit)),
+      streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0)
     }
-    return outcomes
-  }
+    return service
+  })
 
-  const appendBatch = (requests: ReadonlyArray<AppendRequest>) =>
-    Clock.currentTimeMillis.pipe(Effect.map((now) => commit(requests, new Date(now).toISOString())))
-
-  /** `limit` entries from the 1-based `from` on. */
-  const page = <A>(entries: ReadonlyArray<A>, from: number, limit: number) =>
-    entries.slice(Math.max(0, from - 1), Math.max(0, from - 1) + limit)
-
-  const readAll = (fromPosition: number, limit: number) => Effect.sync(() => page(log, fromPosition, limit).map(recordToEnvelope))
-
-  const service: JournalService = {
-    append: (streamId, expectedVersion, events, options = {}) =>
-      appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(Effect.flatMap((outcomes) => outcomes[0]!)),
-    appendBatch,
-    readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
-      Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),
-    readAll,
-    readRecords: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
-    subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
-    head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
-    signedHeads: (fromPosition, limit) =>
-      Effect.sync(() => heads.filter((head) => head.position >= fromPosition).slice(0, limit)),
-    streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0)
-  }
-  return service
-})
+export const make = makeWith()
 
 export const layer = Layer.effect(Journal, make)
+
+/** The memory journal with options (a payload size limit other than 256 KiB). */
+export const layerWith = (options: MemoryJournalOptions) => Layer.effect(Journal, makeWith(options))

@@ -9,17 +9,19 @@ import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
 import { checkedAuthorization, GENESIS_HASH } from "./Envelope.js"
-import type { AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
-import { Journal, VersionConflict } from "./Journal.js"
+import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
+import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
 import { startWriter, type WriteOutcome } from "./SqliteWriter.js"
 
 export interface SqliteJournalOptions {
   /** How often a caught-up subscriber looks for appends made by other processes. */
   readonly pollInterval?: Duration.DurationInput
+  /** Largest canonical payload of one event, in bytes (default 256 KiB); a bigger one is refused. */
+  readonly maxPayloadBytes?: number | undefined
 }
 
-type AppendOutcome = Either.Either<AppendResult, VersionConflict>
+type AppendOutcome = Either.Either<AppendResult, AppendRefused>
 
 interface Batch {
   readonly requests: Array<AppendRequest>
@@ -65,11 +67,17 @@ export const make = (options: SqliteJournalOptions = {}) =>
 
     const writer = yield* startWriter({
       file: database.file, seed: key.seed, busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
-      synchronous: database.options.synchronous ?? "normal"
+      synchronous: database.options.synchronous ?? "normal", maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
     })
 
     const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
-      if (!outcome.ok) return Either.left(new VersionConflict({ streamId: request.streamId, expected: request.expectedVersion, actual: outcome.actual }))
+      if (!outcome.ok) {
+        return Either.left(
+          "actual" in outcome
+            ? new VersionConflict({ streamId: request.streamId, expected: request.expectedVersion, actual: outcome.actual })
+            : new PayloadTooLarge({ streamId: request.streamId, eventType: outcome.eventType, bytes: outcome.bytes, maxBytes: outcome.maxBytes })
+        )
+      }
       const authorizationText = request.authorization ?? null
       const authorization = authorizationText === null ? null : JSON.parse(authorizationText)
       const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({

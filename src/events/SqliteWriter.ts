@@ -10,7 +10,7 @@ import type { Worker } from "node:worker_threads"
 import { moduleWorker } from "../node/ModuleWorker.js"
 import type { NodeKeyPair } from "../content/NodeKey.js"
 import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
-import type { ExpectedVersion } from "./Journal.js"
+import { checkPayloadSize, type ExpectedVersion } from "./Journal.js"
 
 export interface WriteRequest {
   readonly streamId: string
@@ -27,7 +27,10 @@ export type WrittenEvent = readonly [number, number, string, string]
 
 export type WriteOutcome =
   | { readonly ok: true; readonly streamVersion: number; readonly events: ReadonlyArray<WrittenEvent> }
+  /** The stream was not at the expected version. */
   | { readonly ok: false; readonly actual: number }
+  /** An event's canonical payload was over the size limit; nothing of the request was written. */
+  | { readonly ok: false; readonly eventType: string; readonly bytes: number; readonly maxBytes: number }
 
 interface WriterMessage {
   readonly id: number
@@ -44,7 +47,7 @@ const versionMatches = (expected: ExpectedVersion, actual: number) =>
  * Appends a batch in one IMMEDIATE transaction. The chain head and stream versions are read inside
  * it, under the write lock, so commits by other processes are respected.
  */
-export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair) => {
+export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxPayloadBytes: number) => {
   const lastEvent = db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
   const streamVersion = db
     .prepare<[string], number>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1")
@@ -66,11 +69,20 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair) => {
         outcomes.push({ ok: false, actual: version })
         continue
       }
+      // Every payload is sized before any is written: a request is appended whole or not at all.
+      const payloadTexts = request.events.map((event) => canonicalPayload(event.payload))
+      const tooLarge = payloadTexts
+        .map((text, i) => checkPayloadSize(request.streamId, request.events[i]!.eventType, text, maxPayloadBytes))
+        .find((refusal) => refusal !== undefined)
+      if (tooLarge !== undefined) {
+        outcomes.push({ ok: false, eventType: tooLarge.eventType, bytes: tooLarge.bytes, maxBytes: tooLarge.maxBytes })
+        continue
+      }
       const written: Array<WrittenEvent> = []
-      for (const event of request.events) {
+      for (const [i, event] of request.events.entries()) {
         position++
         version++
-        const payloadText = canonicalPayload(event.payload)
+        const payloadText = payloadTexts[i]!
         const hash = envelopeHash({
           position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText, recordedAt,
           nodeId: key.nodeId, commandId: request.commandId, causationId: request.causationId, authorizationText: request.authorization, prevHash
@@ -96,6 +108,7 @@ export interface WriterThreadData {
   readonly seed: Uint8Array
   readonly busyTimeoutMs: number
   readonly synchronous: string
+  readonly maxPayloadBytes: number
 }
 
 /** Starts the writer thread; closing the scope lets queued batches finish, then stops it. */

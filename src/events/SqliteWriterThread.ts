@@ -11,7 +11,7 @@ try {
   const db = openDatabase({
     file: data.file, busyTimeoutMs: data.busyTimeoutMs, synchronous: data.synchronous as Synchronous, autoCheckpointPages: INLINE_CHECKPOINT_PAGES
   })
-  const commit = makeBatchCommitter(db, keyPairFromSeed(data.seed))
+  const commit = makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes)
   port.on("message", (message: "close" | { id: number; requests: ReadonlyArray<WriteRequest>; recordedAt: string }) => {
     if (message === "close") {
       db.close()

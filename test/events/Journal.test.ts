@@ -8,10 +8,10 @@ import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
 import * as SqliteJournal from "../../src/events/SqliteJournal.js"
 import { journalContract } from "./JournalContract.js"
 
-journalContract("memory", () => MemoryJournal.layer.pipe(Layer.provide(NodeKey.ephemeral)))
+journalContract("memory", (options) => MemoryJournal.layerWith(options ?? {}).pipe(Layer.provide(NodeKey.ephemeral)))
 
-journalContract("sqlite", () =>
-  SqliteJournal.layer().pipe(
+journalContract("sqlite", (options) =>
+  SqliteJournal.layer(options).pipe(
     Layer.provide(SqliteDatabase.layer({ file: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edge-net-journal-")), "journal.db") })),
     Layer.provide(NodeKey.ephemeral)
   ))

@@ -7,11 +7,15 @@ import { Chunk, Effect, Either, Fiber, Stream } from "effect"
 import type { Layer } from "effect"
 import { canonicalize } from "../../src/domain/CanonicalJson.js"
 import { verifyChain } from "../../src/events/Audit.js"
-import { Journal, VersionConflict } from "../../src/events/Journal.js"
+import { Journal, PayloadTooLarge, VersionConflict } from "../../src/events/Journal.js"
 
 const event = (n: number) => ({ eventType: "Counted", payload: { n } })
 
-export const journalContract = (name: string, makeLayer: () => Layer.Layer<Journal, unknown>) =>
+export interface ContractJournalOptions {
+  readonly maxPayloadBytes?: number
+}
+
+export const journalContract = (name: string, makeLayer: (options?: ContractJournalOptions) => Layer.Layer<Journal, unknown>) =>
   describe(`Journal contract: ${name}`, () => {
     it.scoped("appends with expected versions and reads streams back in order", () =>
       Effect.gen(function* () {
@@ -38,9 +42,9 @@ export const journalContract = (name: string, makeLayer: () => Layer.Layer<Journ
         expect(stale).toBeInstanceOf(VersionConflict)
         expect(stale).toMatchObject({ streamId: "Counter-a", expected: 0, actual: 1 })
         const exists = yield* Effect.flip(journal.append("Counter-a", "none", [event(2)]))
-        expect(exists.actual).toBe(1)
+        expect(exists).toMatchObject({ _tag: "VersionConflict", actual: 1 })
         const ahead = yield* Effect.flip(journal.append("Counter-new", 3, [event(2)]))
-        expect(ahead.actual).toBe(0)
+        expect(ahead).toMatchObject({ _tag: "VersionConflict", actual: 0 })
         expect((yield* journal.head).position).toBe(1)
       }).pipe(Effect.provide(makeLayer())))
 
@@ -128,6 +132,32 @@ export const journalContract = (name: string, makeLayer: () => Layer.Layer<Journ
         expect(Chunk.toReadonlyArray(followed).map((e) => e.authorization)).toEqual(expected)
         expect(yield* verifyChain()).toMatchObject({ ok: true, eventsChecked: 5 })
       }).pipe(Effect.scoped, Effect.provide(makeLayer())))
+
+    it.scoped("refuses an event whose payload is over the size limit with a one-line error, writing nothing of its request", () =>
+      Effect.gen(function* () {
+        const journal = yield* Journal
+        yield* journal.append("Counter-a", "none", [event(1)])
+        const huge = { eventType: "Counted", payload: { text: "é".repeat(150_000) } } // 300,000 bytes of UTF-8
+        const refused = yield* Effect.flip(journal.append("Counter-a", 1, [event(2), huge]))
+        expect(refused).toBeInstanceOf(PayloadTooLarge)
+        expect(refused.message).toBe("event Counted on Counter-a is 300011 bytes of JSON, more than the journal's limit of 262144")
+        const outcomes = yield* journal.appendBatch([
+          { streamId: "Counter-b", expectedVersion: "any", events: [huge] },
+          { streamId: "Counter-c", expectedVersion: "any", events: [event(3)] }
+        ])
+        expect(outcomes.map((outcome) => (Either.isLeft(outcome) ? outcome.left._tag : "written"))).toEqual(["PayloadTooLarge", "written"])
+        expect((yield* journal.readAll(1, 10)).map((e) => e.streamId)).toEqual(["Counter-a", "Counter-c"])
+        expect((yield* verifyChain()).ok).toBe(true)
+      }).pipe(Effect.provide(makeLayer())))
+
+    it.scoped("the payload limit is an option of the journal", () =>
+      Effect.gen(function* () {
+        const journal = yield* Journal
+        yield* journal.append("Counter-a", "any", [{ eventType: "Counted", payload: { text: "x".repeat(1000) } }])
+        const refused = yield* Effect.flip(journal.append("Counter-a", "any", [{ eventType: "Counted", payload: { text: "x".repeat(1025) } }]))
+        expect(refused).toMatchObject({ _tag: "PayloadTooLarge", bytes: 1036, maxBytes: 1034 })
+        expect((yield* journal.head).position).toBe(1)
+      }).pipe(Effect.provide(makeLayer({ maxPayloadBytes: 1034 }))))
 
     it.scoped("refuses an authorization that is not canonical JSON, writing nothing", () =>
       Effect.gen(function* () {
