@@ -1,6 +1,7 @@
 /** `edge-net node start|info`: run a node in the foreground, or describe one. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
+import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
 import { parseGenesisParameters } from "../layers/Genesis.js"
 import { nodeLive } from "../layers/Node.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
@@ -10,16 +11,31 @@ import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } fro
 
 const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default ${DEFAULT_PORT})`), Options.withDefault(DEFAULT_PORT))
 const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default ${DEFAULT_HOST})`), Options.withDefault(DEFAULT_HOST))
+const allowHost = Options.text("allow-host").pipe(
+  Options.withDescription("another name clients reach the node by (Host header), e.g. node.lan or node.lan:8080; repeatable"),
+  Options.repeated
+)
+const publicUrl = Options.text("public-url").pipe(
+  Options.withDescription("the URL clients reach the node at through a reverse proxy, e.g. https://node.example.com"),
+  Options.optional
+)
 
 const genesisFromEnvironment = Effect.try({
   try: () => parseGenesisParameters(process.env["EDGE_NET_GENESIS"]),
   catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
 })
 
-const start = Command.make("start", { data: dataOption, port, host }, ({ data, host, port }) =>
-  Effect.flatMap(genesisFromEnvironment, (genesisParameters) => {
-    const settings = settingsFor(data, { host, port, genesisParameters })
+const checkedPublicUrl = (url: Option.Option<string>) => {
+  const problem = Option.flatMapNullable(url, publicUrlProblem)
+  return Option.isSome(problem) ? Effect.fail(new CliError({ message: problem.value })) : Effect.succeed(Option.getOrUndefined(url))
+}
+
+const start = Command.make("start", { data: dataOption, port, host, allowHost, publicUrl }, ({ allowHost, data, host, port, publicUrl }) =>
+  Effect.flatMap(Effect.zip(genesisFromEnvironment, checkedPublicUrl(publicUrl)), ([genesisParameters, url]) => {
+    const settings = settingsFor(data, { host, port, genesisParameters, allowedHosts: allowHost, ...(url === undefined ? {} : { publicUrl: url }) })
+    const warning = exposureWarning(host)
     return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
+      Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
       Effect.zipRight(Layer.launch(nodeLive(settings))),
       Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
     )
