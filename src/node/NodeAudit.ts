@@ -1,22 +1,25 @@
 /**
  * The node's audit: verify the journal's chain and signed heads; rebuild every actor's state from the
- * log alone and compare it with the live state, plus the ledger's conservation of rUv; explain one
- * entity (auction, proposal, account) from its events.
+ * log alone and compare it with the live state, the ledger's conservation of rUv, and each subsystem's
+ * books against the ledger accounts it keeps its rUv in; explain one entity (auction, proposal, account).
  */
 import { Effect, Schema } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import { Account } from "../actors/economy/Account.js"
+import type { AccountState } from "../actors/economy/Account.js"
+import { Account, heldTotal } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { NetworkParameters } from "../actors/economy/ParametersService.js"
 import { Reputation } from "../actors/economy/ReputationService.js"
 import { Rewards } from "../actors/economy/RewardService.js"
+import { stakeAccount, unbondingTotal } from "../actors/economy/Stake.js"
 import { Staking } from "../actors/economy/StakeService.js"
 import { Proposal, ProposalEvent } from "../actors/governance/Proposal.js"
 import { Governance } from "../actors/governance/GovernanceService.js"
 import { explainAuction } from "../actors/market/AuctionExplain.js"
 import { Auctions } from "../actors/market/AuctionService.js"
+import { POOL_ACCOUNT, POOL_ID } from "../actors/market/ComputeAmm.js"
 import { Market } from "../actors/market/MarketService.js"
-import { TaskAuction } from "../actors/market/TaskAuction.js"
+import { escrowAccountOf, TaskAuction } from "../actors/market/TaskAuction.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId } from "../domain/Ids.js"
 import { compareReplay, verifyChain } from "../events/Audit.js"
@@ -27,6 +30,44 @@ import { EntityNotFound } from "../rpc/NodeRpc.js"
 
 const PAGE = 4096
 const decodeProposalEvent = Schema.decodeUnknownSync(ProposalEvent)
+
+/**
+ * One subsystem's books against the ledger: `expected` is the rUv the subsystem says it keeps (the
+ * pool's reserve, stakers' active + unbonding stake, open auctions' deposits), `actual` the balance of
+ * the ledger accounts that should hold it. A book is one line; an account of it that disagrees gets a
+ * line of its own, so drift between two stakers shows even when the totals agree.
+ */
+export const BookLine = Schema.Struct({ book: Schema.String, expected: Schema.BigInt, actual: Schema.BigInt, ok: Schema.Boolean })
+export type BookLine = typeof BookLine.Type
+
+/** What `audit replay` reports: the RPC view's fields and the books. */
+export type ReplayReport = ReplayReportView & { readonly books: ReadonlyArray<BookLine> }
+
+const STAKE_PREFIX = stakeAccount("")
+const ESCROW_PREFIX = escrowAccountOf("")
+
+/**
+ * A book kept in many accounts (one per staker, one per auction): a line for the whole, then a line
+ * for each account that disagrees, including accounts under the book's prefix that the subsystem
+ * does not know (their rUv is owed to nobody).
+ */
+const bookOf = (book: string, expectedByAccount: ReadonlyMap<string, bigint>, balances: ReadonlyMap<string, bigint>, prefix: string) => {
+  const accounts = new Set(expectedByAccount.keys())
+  for (const account of balances.keys()) if (account.startsWith(prefix)) accounts.add(account)
+  let expected = 0n
+  let actual = 0n
+  const mismatches: Array<BookLine> = []
+  for (const account of [...accounts].sort()) {
+    const owed = expectedByAccount.get(account) ?? 0n
+    const held = balances.get(account) ?? 0n
+    expected += owed
+    actual += held
+    if (owed !== held) mismatches.push({ book: account, expected: owed, actual: held, ok: false })
+  }
+  return [{ book, expected, actual, ok: mismatches.length === 0 }, ...mismatches]
+}
+
+const balanceOf = (state: AccountState) => state.available + heldTotal(state)
 
 const categoryOf: Record<ExplainKind, string> = { auction: TaskAuction.category, proposal: Proposal.category, account: Account.category }
 
@@ -91,7 +132,32 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal))
     })
 
-    /** Every actor of the node rebuilt from the log and compared, then the ledger's supply. */
+    /**
+     * The pool, stake and escrow books, each folded from the log, against the ledger accounts folded
+     * from the log. Read while a settlement is under way (a capture not yet credited, a withdrawal
+     * not yet paid), a book can differ until the settlement policies finish it.
+     */
+    const books = Effect.fn("NodeAudit.books")(function* () {
+      const balances = new Map<string, bigint>()
+      for (const [account, { state }] of yield* ledger.accounts.replay()) balances.set(account, balanceOf(state))
+      const pool = (yield* market.pool.replay()).get(POOL_ID)
+      const poolLine = { book: POOL_ACCOUNT, expected: pool?.state.ruv ?? 0n, actual: balances.get(POOL_ACCOUNT) ?? 0n }
+      const staked = new Map<string, bigint>()
+      for (const [node, { state }] of yield* staking.stakes.replay()) staked.set(stakeAccount(node), state.active + unbondingTotal(state))
+      const escrowed = new Map<string, bigint>()
+      for (const [auctionId, { state }] of yield* auctions.auctions.replay()) {
+        // Deposits sit in escrow while the auction is open; resolution or cancellation refunds or forfeits them all.
+        const deposits = state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n
+        escrowed.set(escrowAccountOf(auctionId), deposits)
+      }
+      return [
+        { ...poolLine, ok: poolLine.expected === poolLine.actual },
+        ...bookOf("stake", staked, balances, STAKE_PREFIX),
+        ...bookOf("escrow", escrowed, balances, ESCROW_PREFIX)
+      ] satisfies ReadonlyArray<BookLine>
+    })
+
+    /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
     const replay = Effect.fn("NodeAudit.replay")(function* () {
       const head = yield* journal.head
       const actors = [
@@ -106,12 +172,14 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         yield* compareReplay(adapterPool.pools)
       ]
       const supply = yield* ledger.supply()
+      const reconciled = yield* books()
       return {
-        ok: actors.every((actor) => actor.mismatches.length === 0) && supply.conserved,
+        ok: actors.every((actor) => actor.mismatches.length === 0) && supply.conserved && reconciled.every((line) => line.ok),
         head,
         actors,
-        supply
-      } satisfies ReplayReportView
+        supply,
+        books: reconciled
+      } satisfies ReplayReport
     })
 
     /** One entity's events in log order with position and hash, and why it stands where it does. */
@@ -134,6 +202,6 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       } satisfies ExplainView
     })
 
-    return { verify, replay, explain } as const
+    return { verify, replay, books, explain } as const
   })
 }) {}
