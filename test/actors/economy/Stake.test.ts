@@ -17,6 +17,7 @@ import { DeciderSpecification } from "../../../src/events/DeciderSpecification.j
 import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { memoryKernel } from "../../support/Layers.js"
+import { acceptUnsigned } from "../../support/Signing.js"
 
 const spec = DeciderSpecification.for(Stakes.decider)
 const parameters = { values: defaultsFor("economy"), version: 0 }
@@ -185,7 +186,7 @@ describe("Staking service", () => {
       expect((yield* Effect.flip(client.ClaimReward({ node: "n1" as never })))._tag).toBe("RewardNotVested")
       yield* TestClock.adjust("60 seconds")
       expect(yield* client.ClaimReward({ node: "n1" as never, rewardId: "task-1" })).toMatchObject({ amount: 20n })
-    }).pipe(Effect.scoped, Effect.provide(handlers), Effect.provide(economy())))
+    }).pipe(Effect.scoped, Effect.provide([handlers, acceptUnsigned]), Effect.provide(economy())))
 })
 
 const handlers = EconomyRpcs.toLayer(

@@ -13,6 +13,7 @@ import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { memoryKernel } from "../../support/Layers.js"
 import { TestStakes, testVotingPower } from "./TestStakes.js"
+import { acceptUnsigned } from "../../support/Signing.js"
 
 /** Governance on a fresh in-memory kernel, with its parameters service and test stakes beside it. */
 export const governanceLayer = () =>
@@ -179,7 +180,7 @@ describe("Governance service", () => {
       expect((yield* client.GovernanceShow({ proposalId: proposal.proposalId })).history).toHaveLength(4)
       expect((yield* client.GovernanceList({ status: "Executed" })).map((p) => p.proposalId)).toEqual([proposal.proposalId])
       expect((yield* Effect.flip(client.GovernanceCancel({ proposalId: proposal.proposalId, by: asAccount("alice") })))._tag).toBe("UnexpectedProposalState")
-    }).pipe(Effect.provide(GovernanceRpcHandlers.pipe(Layer.provideMerge(governanceLayer())))))
+    }).pipe(Effect.provide(Layer.merge(GovernanceRpcHandlers, acceptUnsigned).pipe(Layer.provideMerge(governanceLayer())))))
 })
 
 const asAccount = (id: string) => Schema.decodeSync(AccountId)(id)

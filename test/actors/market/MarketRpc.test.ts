@@ -10,6 +10,7 @@ import { MarketRpcHandlers } from "../../../src/actors/market/MarketRpcHandlers.
 import { Market } from "../../../src/actors/market/MarketService.js"
 import { commitmentOf } from "../../../src/actors/market/TaskAuction.js"
 import { memoryKernel } from "../../support/Layers.js"
+import { acceptUnsigned } from "../../support/Signing.js"
 
 const services = Layer.mergeAll(Market.Default, Auctions.Default).pipe(
   Layer.provideMerge(Layer.mergeAll(Ledger.Default, NetworkParameters.Default, BidEligibility.permissive)),
@@ -46,5 +47,5 @@ describe("MarketRpcs", () => {
       expect(early._tag).toBe("OutsideWindow")
       expect((yield* client.AuctionState({ auctionId: "job-7" })).bids).toHaveLength(1)
       expect((yield* Effect.flip(client.AuctionState({ auctionId: "nope" })))._tag).toBe("AuctionNotFound")
-    }).pipe(Effect.provide(MarketRpcHandlers.pipe(Layer.provideMerge(services)))))
+    }).pipe(Effect.provide(Layer.merge(MarketRpcHandlers, acceptUnsigned).pipe(Layer.provideMerge(services)))))
 })

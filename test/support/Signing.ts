@@ -1,0 +1,40 @@
+/** Keys, accounts and signers for tests of signed commands. */
+import { Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { SignedCommands } from "../../src/domain/CommandAuthority.js"
+import { accountIdOf, ed25519 } from "../../src/domain/Ed25519.js"
+import type { SigningKey } from "../../src/domain/SignedCommand.js"
+import { AccountId } from "../../src/actors/economy/Account.js"
+import type { CommandSigner } from "../../src/rpc/CommandSigning.js"
+import { signingAs } from "../../src/rpc/CommandSigning.js"
+
+export interface TestKey extends SigningKey {
+  readonly account: AccountId
+}
+
+/** A fresh key, or the same key every run for a given `seedText`. */
+export const testKey = (seedText?: string): TestKey => {
+  const seed = seedText === undefined ? crypto.randomBytes(32) : crypto.createHash("sha256").update(seedText).digest()
+  const publicKey = ed25519.publicKeyOf(seed)
+  return { seed, publicKey, account: AccountId.make(accountIdOf(publicKey)) }
+}
+
+export const DEV_NETWORK = "edge-net-dev"
+
+export const as = (key: SigningKey, options: Partial<Omit<CommandSigner, "key">> = {}) =>
+  signingAs({ key, network: DEV_NETWORK, ...options })
+
+/**
+ * The SignedCommands middleware as a pass-through, for tests of an RPC contract's handlers alone:
+ * signatures and authority have their own tests (test/rpc/SignedCommands.test.ts, test/node/Attacks.test.ts).
+ */
+export const acceptUnsigned = Layer.succeed(SignedCommands, SignedCommands.of(({ next }) => next))
+
+export const writeKeyFile = (directory: string, name: string, key: SigningKey) =>
+  Effect.sync(() => {
+    fs.mkdirSync(directory, { recursive: true })
+    fs.writeFileSync(path.join(directory, `${name}.key`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey, seed: Buffer.from(key.seed).toString("hex") }), { mode: 0o600 })
+    fs.writeFileSync(path.join(directory, `${name}.pub`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey }))
+  })
