@@ -96,7 +96,7 @@ beforeAll(async () => {
   runMs = Date.now() - probeStarted
   dataDir = tempDir()
   node = await startCompiledNode(root, dataDir, {
-    EDGE_NET_GENESIS: `votingPeriodMs=${windowOf(8)},timelockMs=${TIMELOCK_MS},quorumPpm=100000,unbondingDelayMs=200`
+    EDGE_NET_GENESIS: `votingDelayMs=0,votingPeriodMs=${windowOf(8)},timelockMs=${TIMELOCK_MS},quorumPpm=100000,unbondingDelayMs=200`
   })
   // Money and stake the stories start from; the CLI is what they test, so this goes over RPC.
   const opened = await rpc((client) =>
@@ -175,13 +175,13 @@ describe.concurrent("edge-net economy commands against a running node", () => {
   }, 240_000)
 
   it("gov propose, vote, queue, execute and show; audit explain proposal, through the node and on its data dir", async () => {
-    const proposedResult = await timed("gov", "propose", "carol", "bidDepositRuv", "25", "--description", "raise the bid deposit", "--json")
+    const proposedResult = await timed("gov", "propose", "carol", "bidDepositRuv", "20", "--description", "raise the bid deposit", "--json")
     const proposed = json<{ proposal: { proposalId: string; status: string; proposer: string; parameter: string; value: string; voteEnd: number } }>(proposedResult)
     const proposalId = proposed.proposal.proposalId
-    expect(proposed.proposal).toMatchObject({ status: "Active", proposer: "carol", parameter: "bidDepositRuv", value: "25" })
+    expect(proposed.proposal).toMatchObject({ status: "Active", proposer: "carol", parameter: "bidDepositRuv", value: "20" })
 
     const [voted, early] = await Promise.all([timed("gov", "vote", proposalId, "carol", "for"), timed("gov", "queue", proposalId)])
-    expect(text(voted)).toBe(`voted for\nproposal ${proposalId}: Active, set bidDepositRuv to 25 (by carol: "raise the bid deposit")\n`)
+    expect(text(voted)).toBe(`voted for\nproposal ${proposalId}: Active, set bidDepositRuv to 20 (by carol: "raise the bid deposit")\n`)
     refused(early, `cannot queue proposal ${proposalId}: it is Active (voting ends at ${new Date(proposed.proposal.voteEnd).toISOString()})`)
     const afterVote = await rpc((client) => client.GovernanceShow({ proposalId }))
     expect(afterVote.history.map((entry) => entry.event._tag)).toEqual(["ProposalCreated", "VoteCast"])
@@ -189,7 +189,7 @@ describe.concurrent("edge-net economy commands against a running node", () => {
     await sleepUntil(proposed.proposal.voteEnd)
     expect(text(await timed("gov", "queue", proposalId))).toContain(`queued\nproposal ${proposalId}: Queued`)
     await sleepUntil(Date.now() + TIMELOCK_MS)
-    expect(text(await timed("gov", "execute", proposalId))).toContain(`executed\nproposal ${proposalId}: Executed, set bidDepositRuv to 25`)
+    expect(text(await timed("gov", "execute", proposalId))).toContain(`executed\nproposal ${proposalId}: Executed, set bidDepositRuv to 20`)
 
     const [shownResult, explainedText, explainedJson] = await Promise.all([
       cli("gov", "show", proposalId, "--json"),
@@ -200,7 +200,7 @@ describe.concurrent("edge-net economy commands against a running node", () => {
     const shown = json<{ status: string; tally: Record<string, string>; votes: Array<{ voter: string; support: string; weight: string }> }>(shownResult)
     expect(shown).toMatchObject({ status: "Executed", tally: { for: "200", against: "0", abstain: "0" } })
     expect(shown.votes).toMatchObject([{ voter: "carol", support: "for", weight: "200" }])
-    const why = `Proposal ${proposalId} by carol: set bidDepositRuv (market) to 25 ("raise the bid deposit")`
+    const why = `Proposal ${proposalId} by carol: set bidDepositRuv (market) to 20 ("raise the bid deposit")`
     expect(text(explainedText)).toContain(why)
     expect(explainedText.stdout).toContain("Votes: carol for 200. Queued; executable after ")
     expect(explainedText.stdout).toContain("Executed: for 200, against 0, abstain 0")
@@ -212,7 +212,7 @@ describe.concurrent("edge-net economy commands against a running node", () => {
     // The change reaches the market: the next auction locks the new deposit.
     await eventually(
       () => rpc((client) => client.AuctionOpen({ auctionId: `gov-check-${Date.now()}`, poster: account("carol"), task: {}, maxPrice: 1n, minBids: 1, commitPeriodMs: 1_000, revealPeriodMs: 1_000, leasePeriodMs: 1_000 })),
-      (auction) => auction.bidDepositRuv === 25n
+      (auction) => auction.bidDepositRuv === 20n
     )
   }, 240_000)
 

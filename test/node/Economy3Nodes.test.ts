@@ -41,7 +41,7 @@ describe("economy across three nodes", () => {
       const dirA = tempDir()
       const [a, b, c] = yield* Effect.promise(() =>
         Promise.all([
-          startNode(dirA, undefined, { EDGE_NET_GENESIS: `votingPeriodMs=${PERIOD},timelockMs=300` }),
+          startNode(dirA, undefined, { EDGE_NET_GENESIS: `votingDelayMs=0,votingPeriodMs=${PERIOD},timelockMs=300` }),
           startNode(tempDir()),
           startNode(tempDir())
         ])
