@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { Credits, InvalidAmount } from "./Account.js"
+import { InvalidAmount, RecordedCredits } from "./Account.js"
 
 /** The system account rewards are paid from (minted into by the operator). */
 export const REWARDS_ACCOUNT = "rewards"
@@ -16,7 +16,7 @@ export const rewardHoldId = (node: string, rewardId: string) => `reward/${node}/
 export const RewardGranted = Schema.TaggedStruct("RewardGranted", {
   rewardId: Schema.String,
   taskId: Schema.String,
-  amount: Credits,
+  amount: RecordedCredits,
   /** The hold on the `rewards` account that funds it. */
   holdId: Schema.String,
   at: Schema.Number,
@@ -26,7 +26,7 @@ export const RewardGranted = Schema.TaggedStruct("RewardGranted", {
 })
 export const RewardClaimed = Schema.TaggedStruct("RewardClaimed", {
   rewardId: Schema.String,
-  amount: Credits,
+  amount: RecordedCredits,
   holdId: Schema.String,
   at: Schema.Number
 })
@@ -36,7 +36,7 @@ export type RewardEvent = typeof RewardEvent.Type
 export const PendingReward = Schema.Struct({
   rewardId: Schema.String,
   taskId: Schema.String,
-  amount: Credits,
+  amount: RecordedCredits,
   holdId: Schema.String,
   vestsAt: Schema.Number
 })
@@ -45,8 +45,8 @@ export type PendingReward = typeof PendingReward.Type
 export const RewardState = Schema.Struct({
   /** Granted and not yet claimed, by reward id. */
   unclaimed: Schema.Record({ key: Schema.String, value: PendingReward }),
-  granted: Credits,
-  claimed: Credits
+  granted: RecordedCredits,
+  claimed: RecordedCredits
 })
 export type RewardState = typeof RewardState.Type
 
@@ -84,7 +84,7 @@ export class NoRewardToClaim extends Schema.TaggedError<NoRewardToClaim>()("NoRe
   }
 }
 
-export class DuplicateReward extends Schema.TaggedError<DuplicateReward>()("DuplicateReward", { rewardId: Schema.String, amount: Credits }) {
+export class DuplicateReward extends Schema.TaggedError<DuplicateReward>()("DuplicateReward", { rewardId: Schema.String, amount: RecordedCredits }) {
   override get message() {
     return this.amount > 0n ? `reward ${this.rewardId} was already granted (${this.amount} rUv)` : `reward ${this.rewardId} was already granted and claimed`
   }

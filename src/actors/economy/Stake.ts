@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { Credits, InvalidAmount } from "./Account.js"
+import { InvalidAmount, RecordedCredits } from "./Account.js"
 import type { ParameterName } from "./NetworkParameters.js"
 
 /** The seed's offences, each with its own slashing rate (`slash<Reason>Ppm`). */
@@ -19,10 +19,10 @@ export const stakeAccount = (node: string): string => `stake:${node}`
 const PPM = 1_000_000n
 
 // Events
-export const Staked = Schema.TaggedStruct("Staked", { stakeId: Schema.String, amount: Credits, at: Schema.Number })
+export const Staked = Schema.TaggedStruct("Staked", { stakeId: Schema.String, amount: RecordedCredits, at: Schema.Number })
 export const Unbonding = Schema.TaggedStruct("Unbonding", {
   unbondId: Schema.String,
-  amount: Credits,
+  amount: RecordedCredits,
   at: Schema.Number,
   availableAt: Schema.Number,
   unbondingDelayMs: Schema.BigInt,
@@ -30,7 +30,7 @@ export const Unbonding = Schema.TaggedStruct("Unbonding", {
 })
 export const Withdrawn = Schema.TaggedStruct("Withdrawn", {
   withdrawId: Schema.String,
-  amount: Credits,
+  amount: RecordedCredits,
   /** The matured unbondings this withdrawal paid out. */
   unbondIds: Schema.Array(Schema.String),
   at: Schema.Number
@@ -39,9 +39,9 @@ export const Slashed = Schema.TaggedStruct("Slashed", {
   slashId: Schema.String,
   reason: SlashReason,
   /** floor(activeBefore * ratePpm / 1e6), burned from `stake:<node>`. */
-  amount: Credits,
+  amount: RecordedCredits,
   ratePpm: Schema.BigInt,
-  activeBefore: Credits,
+  activeBefore: RecordedCredits,
   evidence: Schema.String,
   at: Schema.Number,
   parametersVersion: Schema.Number
@@ -49,16 +49,16 @@ export const Slashed = Schema.TaggedStruct("Slashed", {
 export const StakeEvent = Schema.Union(Staked, Unbonding, Withdrawn, Slashed)
 export type StakeEvent = typeof StakeEvent.Type
 
-export const PendingUnbond = Schema.Struct({ unbondId: Schema.String, amount: Credits, availableAt: Schema.Number })
+export const PendingUnbond = Schema.Struct({ unbondId: Schema.String, amount: RecordedCredits, availableAt: Schema.Number })
 export type PendingUnbond = typeof PendingUnbond.Type
 
 export const StakeState = Schema.Struct({
   /** Bonded stake: what counts for bidding, voting and slashing. */
-  active: Credits,
+  active: RecordedCredits,
   /** Unbonded, waiting for its delay; no longer active, not yet withdrawn. */
   unbonding: Schema.Array(PendingUnbond),
-  withdrawn: Credits,
-  slashed: Credits
+  withdrawn: RecordedCredits,
+  slashed: RecordedCredits
 })
 export type StakeState = typeof StakeState.Type
 
@@ -82,8 +82,8 @@ export type StakeCommand =
 
 // Errors a node can hit; they cross RPC as typed failures.
 export class InsufficientStake extends Schema.TaggedError<InsufficientStake>()("InsufficientStake", {
-  staked: Credits,
-  required: Credits
+  staked: RecordedCredits,
+  required: RecordedCredits
 }) {
   override get message() {
     return `insufficient stake: ${this.staked} rUv staked, ${this.required} required`
@@ -91,7 +91,7 @@ export class InsufficientStake extends Schema.TaggedError<InsufficientStake>()("
 }
 
 export class NothingToWithdraw extends Schema.TaggedError<NothingToWithdraw>()("NothingToWithdraw", {
-  unbonding: Credits,
+  unbonding: RecordedCredits,
   /** When the first unbonding matures (ms since the epoch), null when nothing is unbonding. */
   availableAt: Schema.NullOr(Schema.Number)
 }) {
