@@ -16,11 +16,12 @@ const verify = Command.make("verify", { data: dataOption, node: nodeOption, json
       const report = yield* (yield* NodeClient).verify
       yield* output(json, report, (r) =>
         r.ok
-          ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}`
+          ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}\n` +
+            `commands ok: ${r.commandsChecked} signed commands verified, ${r.ownerEventsChecked} debits, holds, stakes, votes and bids signed by their owners`
           : `chain BROKEN at position ${r.firstBadPosition}: ${r.problem}`)
       if (!report.ok) return yield* Effect.fail(new CliError({ message: `the journal does not verify (first bad position ${report.firstBadPosition})` }))
     })
-  )).pipe(Command.withDescription("verify the hash chain and every signed head of the journal"))
+  )).pipe(Command.withDescription("verify the hash chain, every signed head, and every stored command's signature and authority"))
 
 const replay = Command.make("replay", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
   withNode(

@@ -11,7 +11,6 @@ import { AccountId, OperationId } from "../actors/economy/Account.js"
 import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import type { LedgerFailure } from "../actors/economy/LedgerRpc.js"
-import type { ChainReport } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApi } from "../http/Api.js"
@@ -20,7 +19,7 @@ import { NodeAudit } from "../node/NodeAudit.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
-import type { NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
+import type { ChainReportView, NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import type { CommandRefused } from "../domain/CommandAuthority.js"
 import { signingClientLayer } from "../rpc/CommandSigning.js"
@@ -40,7 +39,7 @@ export interface EventsPage {
 
 export interface NodeClientService {
   readonly info: Effect.Effect<typeof NodeInfoView.Type, CliError>
-  readonly verify: Effect.Effect<ChainReport, CliError>
+  readonly verify: Effect.Effect<ChainReportView, CliError>
   readonly replay: Effect.Effect<ReplayReportView, CliError>
   readonly events: (from: number, limit: number) => Effect.Effect<EventsPage, CliError>
   readonly follow: (from: number) => Stream.Stream<Envelope, CliError>
@@ -92,7 +91,7 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           })
         return {
           info: status.info(),
-          verify: audit.verify(),
+          verify: inProcess(rpc.AuditVerify()),
           replay: audit.replay(),
           events,
           follow: (from) => journal.subscribe(from),

@@ -29,7 +29,9 @@ export const signingAs =
     Effect.locally(effect, CurrentSigner, signer)
 
 const encoders = new Map<string, (payload: unknown) => unknown>()
-const encodePayload = (rpc: Rpc.AnyWithProps, payload: unknown) => {
+type SignedRpc = Pick<Rpc.AnyWithProps, "_tag" | "payloadSchema">
+
+const encodePayload = (rpc: SignedRpc, payload: unknown) => {
   let encode = encoders.get(rpc._tag)
   if (encode === undefined) {
     encode = Schema.encodeSync(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
@@ -39,7 +41,7 @@ const encodePayload = (rpc: Rpc.AnyWithProps, payload: unknown) => {
 }
 
 /** Signs one command's payload (without `auth`) as the node will check it: the Schema-encoded fields. */
-export const authFor = (rpc: Rpc.AnyWithProps, payload: Record<string, unknown>, signer: CommandSigner, now: number): CommandAuth =>
+export const authFor = (rpc: SignedRpc, payload: Record<string, unknown>, signer: CommandSigner, now: number): CommandAuth =>
   signCommand(signer.key, rpc._tag, encodePayload(rpc, payload), {
     id: signer.commandId ?? globalThis.crypto.randomUUID(),
     expiresAt: now + (signer.expiresInMs ?? 120_000),

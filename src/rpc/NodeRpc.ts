@@ -27,8 +27,13 @@ export const ChainReportView = Schema.Struct({
   head: ChainHeadView,
   firstBadPosition: Schema.NullOr(Schema.Number),
   problem: Schema.NullOr(Schema.String),
-  signers: Schema.Array(Schema.String)
+  signers: Schema.Array(Schema.String),
+  /** Distinct signed commands whose signatures, network and authority were checked. */
+  commandsChecked: Schema.Number,
+  /** Debits, holds, stakes, votes, bids and proposals checked to come from their owner's command. */
+  ownerEventsChecked: Schema.Number
 })
+export type ChainReportView = typeof ChainReportView.Type
 
 export const ReplayReportView = Schema.Struct({
   ok: Schema.Boolean,

@@ -15,20 +15,38 @@ import { GovernanceRpcHandlers } from "../actors/governance/GovernanceRpcHandler
 import { MarketRpcHandlers } from "../actors/market/MarketRpcHandlers.js"
 import { Market } from "../actors/market/MarketService.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
+import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Registry } from "../actors/registry/RegistryService.js"
+import type { ChainReport } from "../events/Audit.js"
+import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../node/NodeAudit.js"
 import { NodeStatus } from "../node/NodeStatus.js"
+import { auditCommands } from "./CommandAudit.js"
+import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
+
+/** The chain's report joined with the audit of every stored command: the first problem of either. */
+const verifyWithCommands = <E, R>(chain: Effect.Effect<ChainReport, E, R>) =>
+  Effect.zipWith(chain, auditCommands, (report, commands): ChainReportView => ({
+    ...report,
+    ok: report.ok && commands.problem === null,
+    firstBadPosition: report.firstBadPosition ?? commands.firstBadPosition,
+    problem: report.problem ?? commands.problem,
+    commandsChecked: commands.commandsChecked,
+    ownerEventsChecked: commands.eventsRequiringOwner
+  }))
 
 const NodeRpcHandlers = NodeRpcs.toLayer(
   Effect.gen(function* () {
     const status = yield* NodeStatus
     const audit = yield* NodeAudit
+    const journal = yield* Journal
+    const charter = yield* NetworkCharter
     return {
       NodeInfo: () => status.info(),
       JournalHead: () => status.head,
-      AuditVerify: () => audit.verify(),
+      AuditVerify: () => verifyWithCommands(audit.verify()).pipe(Effect.provideService(Journal, journal), Effect.provideService(NetworkCharter, charter)),
       AuditReplay: () => audit.replay(),
       AuditExplain: ({ id, kind }) => audit.explain(kind, id)
     }

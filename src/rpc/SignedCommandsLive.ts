@@ -9,6 +9,7 @@ import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/CommandAuthority.js"
 import type { AuthorityRule, RefusalReason } from "../domain/CommandAuthority.js"
+import { checkJsonBounds, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
 import { accountIdOf } from "../domain/Ed25519.js"
 import type { CommandAuth } from "../domain/SignedCommand.js"
 import { storedCommandText, validSigners } from "../domain/SignedCommand.js"
@@ -19,6 +20,9 @@ export interface GateOptions {
   readonly maxExpiryAheadMs?: number
   /** Commands one key may send per second, sustained (default 1000), and at once after a quiet spell (default 2x). */
   readonly commandsPerSecondPerKey?: number
+  /** How deep a command's JSON may nest (default 64) and how large it may be (default 256 KiB). */
+  readonly maxDepth?: number
+  readonly maxBytes?: number
 }
 
 /** Per-key token buckets, at most `capacity` keys remembered (the least recently seen are forgotten). */
@@ -44,6 +48,8 @@ export const makeGate = (options: GateOptions = {}) =>
   Effect.gen(function* () {
     const charter = yield* NetworkCharter
     const maxAhead = options.maxExpiryAheadMs ?? 10 * 60_000
+    const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH
+    const maxBytes = options.maxBytes ?? 256 * 1024
     const allow = keyBuckets(options.commandsPerSecondPerKey ?? 1000)
     const encoders = new Map<string, (payload: unknown) => unknown>()
     const encoderFor = (rpc: Rpc.AnyWithProps) => {
@@ -84,6 +90,8 @@ export const makeGate = (options: GateOptions = {}) =>
       if (auth.expiresAt <= now) return yield* refuse("expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
       if (auth.expiresAt > now + maxAhead) return yield* refuse("too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
       const encoded = encoderFor(rpc)(fields)
+      const unbounded = checkJsonBounds(encoded, { maxDepth: maxDepth, maxBytes: maxBytes })
+      if (unbounded !== undefined) return yield* refuse("too-large", unbounded.message)
       const signers = validSigners(command, encoded, auth)
       if (signers.length === 0) return yield* refuse("bad-signature", `the signature of ${auth.signer} does not verify`)
       if (!allow(auth.signer, now)) return yield* refuse("rate-limited", `key ${auth.signer} sends too many commands; slow down`)
