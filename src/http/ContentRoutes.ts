@@ -61,8 +61,7 @@ export const declaredLength = (request: HttpServerRequest.HttpServerRequest): nu
 
 /**
  * The request's bytes as they arrive. Stopping early leaves the connection open, so the refusal can
- * still be sent: every refusal of an unread body says `connection: close`, and Node then drops the
- * socket instead of draining what the client still sends.
+ * still be sent (see `refuseBody` for what happens to the rest).
  */
 export const bodyStream = (request: HttpServerRequest.HttpServerRequest): Stream.Stream<Uint8Array, BodyUnreadable> =>
   NodeStream.fromReadable<BodyUnreadable, Uint8Array>(
@@ -87,9 +86,31 @@ export const readBoundedText = (request: HttpServerRequest.HttpServerRequest, wh
     return Buffer.concat(chunks).toString("utf8")
   })
 
-/** A one-line JSON refusal; `connection: close` because the body may be unread (see `bodyStream`). */
-export const refusal = (status: number, tag: string, message: string) =>
-  HttpServerResponse.unsafeJson({ _tag: tag, message }, { status, headers: { connection: "close" } })
+/**
+ * What a client may still send after its body was refused: read and dropped (never stored), so that it
+ * reads the refusal instead of a reset; past this, the connection is dropped.
+ */
+export const LINGER_BYTES = 4 * 1024 * 1024
+
+/**
+ * A one-line JSON refusal of a request whose body is unread or partly read. The rest of the body is
+ * dropped as it arrives, up to LINGER_BYTES, then the socket is closed: a client that goes on sending
+ * after the answer is cut off, and none of it is kept. (Closing at once would reset the connection
+ * under the answer before most clients read it.)
+ */
+export const refuseBody = (request: HttpServerRequest.HttpServerRequest, status: number, tag: string, message: string) =>
+  Effect.sync(() => {
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+    if (!incoming.complete) {
+      let dropped = 0
+      incoming.on("data", (chunk: Buffer) => {
+        dropped += chunk.length
+        if (dropped > LINGER_BYTES) incoming.socket.destroy()
+      })
+      incoming.resume()
+    }
+    return HttpServerResponse.unsafeJson({ _tag: tag, message }, { status })
+  })
 
 const uploadStatus: Record<string, number> = { BlobTooLarge: 413, BodyTooLarge: 413, BlobStoreFull: 507, BlobStoreError: 500 }
 
@@ -177,17 +198,17 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         const sizes = yield* registry.artifactSizes(sha256)
         const declared = sizes[sizes.length - 1]
         if (declared === undefined) {
-          return refusal(403, "Forbidden", `no published manifest lists ${path.digest}: publish the signed manifest first`)
+          return yield* refuseBody(request, 403, "Forbidden", `no published manifest lists ${path.digest}: publish the signed manifest first`)
         }
         const announced = declaredLength(request)
         if (announced !== undefined && announced > declared) {
-          return refusal(413, "BodyTooLarge", `${path.digest} is declared as ${declared} bytes: an upload of ${announced} is refused`)
+          return yield* refuseBody(request, 413, "BodyTooLarge", `${path.digest} is declared as ${declared} bytes: an upload of ${announced} is refused`)
         }
         const stored = yield* store.put(bodyStream(request), { sha256, atMost: declared, mustFit: true }).pipe(Effect.either)
         if (stored._tag === "Left") {
           const error = stored.left
           const message = error._tag === "BlobTooLarge" ? `${path.digest} is declared as ${declared} bytes: ${error.message}` : error.message
-          return refusal(uploadStatus[error._tag] ?? 400, error._tag === "BlobMismatch" ? "BadUpload" : error._tag, message)
+          return yield* refuseBody(request, uploadStatus[error._tag] ?? 400, error._tag === "BlobMismatch" ? "BadUpload" : error._tag, message)
         }
         // What this registry publishes must stay servable: published artifacts are never evicted.
         yield* store.pin(sha256)

@@ -14,16 +14,17 @@ import { cdnBaseUrls, gatewayRoots } from "../content/Manifest.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { NodeConfig } from "../node/NodeConfig.js"
 import { NodeApi } from "./Api.js"
-import { readBoundedText, refusal } from "./ContentRoutes.js"
+import { readBoundedText, refuseBody } from "./ContentRoutes.js"
 import type { DownloadUrls } from "./RegistryApi.js"
 import { MANIFEST_BODY_LIMIT, YANK_BODY_LIMIT, YankBody } from "./RegistryApi.js"
 
 /**
- * This node's base URL from its configuration, never from the request's Host header (which the client
- * writes); empty, so URLs are relative to wherever the client reached the node, when it listens on
- * every interface and has no one address.
+ * This node's base URL from its configuration (its public URL, else its host and port), never from the
+ * request's Host header, which the client writes; empty, so URLs are relative to wherever the client
+ * reached the node, when it listens on every interface and has no public URL.
  */
-export const publicBase = (config: Pick<NodeSettings, "host" | "port">) => {
+export const publicBase = (config: Pick<NodeSettings, "host" | "port" | "publicUrl">) => {
+  if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/+$/, "")
   const host = config.host.trim()
   if (host === "" || host === "0.0.0.0" || host === "::") return ""
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`
@@ -51,10 +52,10 @@ const failureStatus: Record<string, number> = {
   BodyTooLarge: 413, BodyUnreadable: 400
 }
 
-const failure = (error: { readonly _tag: string; readonly message: string }) =>
+const failure = (request: HttpServerRequest.HttpServerRequest, error: { readonly _tag: string; readonly message: string }) =>
   error._tag === "BodyTooLarge" || error._tag === "BodyUnreadable"
-    ? refusal(failureStatus[error._tag]!, error._tag, error.message)
-    : HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, { status: failureStatus[error._tag] ?? 400 })
+    ? refuseBody(request, failureStatus[error._tag]!, error._tag, error.message)
+    : Effect.succeed(HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, { status: failureStatus[error._tag] ?? 400 }))
 
 /** A bounded body parsed as JSON, or the one line saying why not. */
 const readJson = (request: HttpServerRequest.HttpServerRequest, what: string, limit: number) =>
@@ -73,7 +74,7 @@ const publishRaw = (request: HttpServerRequest.HttpServerRequest, kind: Registry
     )
     const receipt = yield* kind === "adapter" ? registry.publishAdapter(body) : registry.publish(body, { kind: "model" })
     return HttpServerResponse.unsafeJson(receipt, { status: receipt.duplicate ? 200 : 201 })
-  }).pipe(Effect.catchAll((error) => Effect.succeed(failure(error))))
+  }).pipe(Effect.catchAll((error) => failure(request, error)))
 
 const decodeYank = Schema.decodeUnknownEither(YankBody, { errors: "first" })
 
@@ -88,7 +89,7 @@ const yankRaw = (request: HttpServerRequest.HttpServerRequest, id: string, versi
     }))
     const view = yield* registry.yank({ kind: "model", id, version, ...payload })
     return HttpServerResponse.unsafeJson(view)
-  }).pipe(Effect.catchAll((error) => Effect.succeed(failure(error))))
+  }).pipe(Effect.catchAll((error) => failure(request, error)))
 
 export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handlers) =>
   handlers
