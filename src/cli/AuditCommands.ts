@@ -34,6 +34,7 @@ const replay = Command.make("replay", { data: dataOption, node: nodeOption, json
           ...r.actors.map((actor) =>
             `${actor.category}: ${actor.entities} entities replayed, ${actor.mismatches.length === 0 ? "all equal to live state" : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`}`
           ),
+          ...r.books.map((book) => `${book.book}: ${book.expected} rUv kept, ${book.actual} in the ledger${book.ok ? "" : " MISMATCH"}`),
           `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
           `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
         ].join("\n"))

@@ -25,23 +25,14 @@ import { makeStreamId } from "../domain/Ids.js"
 import { compareReplay, verifyChain } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
-import type { ExplainKind, ExplainView, ReplayReportView } from "../rpc/NodeRpc.js"
+import type { BookLine, ExplainKind, ExplainView, ReplayReportView } from "../rpc/NodeRpc.js"
 import { EntityNotFound } from "../rpc/NodeRpc.js"
 
 const PAGE = 4096
 const decodeProposalEvent = Schema.decodeUnknownSync(ProposalEvent)
 
-/**
- * One subsystem's books against the ledger: `expected` is the rUv the subsystem says it keeps (the
- * pool's reserve, stakers' active + unbonding stake, open auctions' deposits), `actual` the balance of
- * the ledger accounts that should hold it. A book is one line; an account of it that disagrees gets a
- * line of its own, so drift between two stakers shows even when the totals agree.
- */
-export const BookLine = Schema.Struct({ book: Schema.String, expected: Schema.BigInt, actual: Schema.BigInt, ok: Schema.Boolean })
-export type BookLine = typeof BookLine.Type
-
-/** What `audit replay` reports: the RPC view's fields and the books. */
-export type ReplayReport = ReplayReportView & { readonly books: ReadonlyArray<BookLine> }
+/** What `audit replay` reports: every actor replayed, the rUv supply, and the books. */
+export type ReplayReport = ReplayReportView
 
 const STAKE_PREFIX = stakeAccount("")
 const ESCROW_PREFIX = escrowAccountOf("")

@@ -35,6 +35,15 @@ export const ChainReportView = Schema.Struct({
 })
 export type ChainReportView = typeof ChainReportView.Type
 
+/**
+ * One subsystem's books against the ledger: `expected` is the rUv the subsystem says it keeps (the
+ * pool's reserve, stakers' active + unbonding stake, open auctions' deposits), `actual` the balance of
+ * the ledger accounts that should hold it. A book is one line; an account of it that disagrees gets a
+ * line of its own, so drift between two stakers shows even when the totals agree.
+ */
+export const BookLine = Schema.Struct({ book: Schema.String, expected: Schema.BigInt, actual: Schema.BigInt, ok: Schema.Boolean })
+export type BookLine = typeof BookLine.Type
+
 export const ReplayReportView = Schema.Struct({
   ok: Schema.Boolean,
   head: ChainHeadView,
@@ -52,7 +61,8 @@ export const ReplayReportView = Schema.Struct({
     inFlight: Schema.BigInt,
     burned: Schema.BigInt,
     conserved: Schema.Boolean
-  })
+  }),
+  books: Schema.Array(BookLine)
 })
 export type ReplayReportView = typeof ReplayReportView.Type
 

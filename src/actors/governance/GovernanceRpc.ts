@@ -5,7 +5,7 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
-import { AccountId } from "../economy/Account.js"
+import { AccountId, Credits } from "../economy/Account.js"
 import { ParameterNameSchema } from "../economy/NetworkParameters.js"
 import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
 import { ProposalError, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"
@@ -21,7 +21,7 @@ export class GovernanceRpcs extends RpcGroup.make(
     payload: {
       proposer: AccountId,
       parameter: ParameterNameSchema,
-      value: Schema.BigInt,
+      value: Credits,
       description: Schema.String,
       /** Defaults to the digest of the change and its description. */
       proposalId: Schema.optional(ProposalId),

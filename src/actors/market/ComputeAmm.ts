@@ -5,7 +5,7 @@
  */
 import { Clock, Effect, Either, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { InvalidAmount } from "../economy/Account.js"
+import { Credits, InvalidAmount } from "../economy/Account.js"
 import type { Reserves } from "./AmmMath.js"
 import {
   amountsForShares, ceilDiv, getAmountIn, getAmountOut, InsufficientLiquidity, KInvariantViolated, MINIMUM_LIQUIDITY, productOf, quote,
@@ -137,9 +137,10 @@ export type PoolState = typeof PoolState.Type
 export type Trade =
   | { readonly exact: "in"; readonly amountIn: bigint; readonly minAmountOut: bigint }
   | { readonly exact: "out"; readonly amountOut: bigint; readonly maxAmountIn: bigint }
+/** A trade as a trader asks for it: amounts from outside, so decimal and bounded (Credits). */
 export const TradeSchema = Schema.Union(
-  Schema.Struct({ exact: Schema.Literal("in"), amountIn: Amount, minAmountOut: Amount }),
-  Schema.Struct({ exact: Schema.Literal("out"), amountOut: Amount, maxAmountIn: Amount })
+  Schema.Struct({ exact: Schema.Literal("in"), amountIn: Credits, minAmountOut: Credits }),
+  Schema.Struct({ exact: Schema.Literal("out"), amountOut: Credits, maxAmountIn: Credits })
 )
 
 export interface FeeInForce {

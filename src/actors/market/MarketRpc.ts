@@ -5,7 +5,7 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
-import { AccountId, LedgerError, OperationId, PositiveCredits } from "../economy/Account.js"
+import { AccountId, Credits, LedgerError, OperationId, PositiveCredits } from "../economy/Account.js"
 import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
 import {
   InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema
@@ -21,7 +21,7 @@ export const MarketFailure = Schema.Union(
 export const AuctionFailure = Schema.Union(AuctionError, NotEligible, LedgerError, VersionConflict)
 
 const Amount = Schema.BigInt
-const NonNegative = Schema.BigInt.pipe(Schema.nonNegativeBigInt({ message: () => "an amount must not be negative" }))
+const NonNegative = Credits
 const Period = Schema.Int.pipe(Schema.positive({ message: () => "a period is a positive number of milliseconds" }))
 const Side = Schema.Literal("buy", "sell")
 
