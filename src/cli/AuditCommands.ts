@@ -5,6 +5,7 @@
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
 import { CliError } from "./CliError.js"
+import { parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
 
@@ -52,7 +53,9 @@ const explain = Command.make("explain", {
     node,
     Effect.gen(function* () {
       const client = yield* NodeClient
-      const view = yield* client.call(client.rpc.AuditExplain({ kind, id }))
+      // An account may be named by the key that owns it, as everywhere in the CLI.
+      const entity = kind === "account" ? yield* parseAccount(id) : id
+      const view = yield* client.call(client.rpc.AuditExplain({ kind, id: entity }))
       yield* output(json, view, (v) =>
         [
           ...v.events.map((event) => `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`),

@@ -116,6 +116,20 @@ const freshKey = (): NamedKey => {
   return { name: "one-time", seed, publicKey: keyPairFromSeed(seed).publicKey }
 }
 
+/**
+ * Signs as the owner of `account` together with the operators (seeding the pool): `--key` (the owner's
+ * key first, then operator keys), else the key named `account` and the node key of the data directory.
+ */
+export const asOwnerAndOperator = (keys: ReadonlyArray<string>, account: string, data: Option.Option<string>) =>
+  <A, E, R>(use: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      if (keys.length > 0) return yield* signedWith(yield* Effect.forEach(keys, loadKey), use)
+      const owner = yield* loadKey(account)
+      const nodeKey = keyFile(settingsFor(data))
+      const operators = fs.existsSync(nodeKey) ? [yield* readKey(nodeKey, "node")] : []
+      return yield* signedWith([owner, ...operators], use)
+    })
+
 /** Signs as the network's operator(s): `--key` (repeatable), else the node key of the data directory. */
 export const asOperator = (keys: ReadonlyArray<string>, data: Option.Option<string>) =>
   <A, E, R>(use: Effect.Effect<A, E, R>) =>

@@ -9,7 +9,7 @@ import { AccountId } from "../actors/economy/Account.js"
 import type { AuctionView } from "../actors/market/MarketRpc.js"
 import { AuctionId, commitmentOf } from "../actors/market/TaskAuction.js"
 import { CliError } from "./CliError.js"
-import { asAnyKey, asOperator, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
+import { asAnyKey, asOperator, asOwner, asOwnerAndOperator, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, parseWith, positiveInteger, withNode } from "./Shared.js"
 
@@ -81,11 +81,11 @@ const addLiquidity = Command.make("add-liquidity", {
 }, ({ compute, data, id, json, key, node, provider, ruv }) =>
   withNode(data, node, Effect.gen(function* () {
     const client = yield* NodeClient
-    const receipt = yield* asOwner(key, provider)(client.call(client.rpc.MarketAddLiquidity({
+    const receipt = yield* asOwnerAndOperator(key, provider, data)(client.call(client.rpc.MarketAddLiquidity({
       provider: yield* parseAccount(provider), computeDesired: yield* parseAmount(compute), ruvDesired: yield* parseAmount(ruv), ...(yield* orderIdOf(id))
     })))
     yield* output(json, receipt, (r) => `added ${r.compute} compute and ${r.ruv} rUv for ${r.shares} shares (of ${r.totalShares})`)
-  }))).pipe(Command.withDescription("deposit compute units and rUv into the pool for shares"))
+  }))).pipe(Command.withDescription("deposit compute units and rUv into the pool for shares: signed by the provider and the operator key(s)"))
 
 // Auctions
 export const describeAuction = (a: typeof AuctionView.Type) =>

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest"
 import { execFile } from "node:child_process"
+import * as path from "node:path"
 import { promisify } from "node:util"
 import { compileCli, runCompiledCli, startCompiledNode } from "../support/CompiledCli.js"
 import { tempDir } from "../support/TempDir.js"
@@ -11,38 +12,53 @@ let root = ""
 beforeAll(() => {
   root = compileCli()
 })
-const cli = (...args: ReadonlyArray<string>) => runCompiledCli(root, args)
+// A HOME of the tests' own: the CLI signs with the keys in its ~/.edge-net/keys.
+const home = tempDir()
+const cli = (...args: ReadonlyArray<string>) => runCompiledCli(root, args, { HOME: home })
 
 describe("edge-net CLI", () => {
   it("works on a data dir and through a running node, with one-line errors and JSON output", async () => {
     const dataDir = tempDir()
     const node = await startCompiledNode(root, dataDir)
     try {
-      const minted = await cli("ledger", "mint", "alice", "100", "--node", node.url, "--json")
+      // Each account is a key: its id is derived from the public key, and only that key spends from it.
+      const [aliceKey, bobKey] = await Promise.all([cli("models", "keys", "generate", "alice", "--json"), cli("models", "keys", "generate", "bob", "--json")])
+      const alice = (JSON.parse(aliceKey.stdout) as { account: string }).account
+      const bob = (JSON.parse(bobKey.stdout) as { account: string }).account
+      expect(alice).toMatch(/^[0-9a-f]{32}$/)
+
+      // Minting takes an operator key: through a node, the operator names it (here the node's own key).
+      const [minted, anonymous] = await Promise.all([
+        cli("ledger", "mint", "alice", "100", "--node", node.url, "--key", path.join(dataDir, "node.key"), "--json"),
+        cli("ledger", "mint", "alice", "100", "--node", node.url, "--key", "bob")
+      ])
       expect(minted.code).toBe(0)
-      expect(JSON.parse(minted.stdout)).toMatchObject({ account: "alice", available: "100" })
+      expect(JSON.parse(minted.stdout)).toMatchObject({ account: alice, available: "100" })
+      expect(anonymous.stderr).toBe("edge-net: LedgerMint refused: needs 1 of the 1 operator key(s), signed by 0\n")
 
       // Directly on the data dir, beside the running node.
       const moved = await cli("ledger", "transfer", "alice", "bob", "30", "--id", "t-1", "--data", dataDir)
       expect(moved.code).toBe(0)
-      expect(moved.stdout).toContain("transferred 30 rUv alice -> bob (transfer t-1")
+      expect(moved.stdout).toContain(`transferred 30 rUv ${alice} -> ${bob} (transfer t-1`)
 
-      const [again, poor, badAmount, badAccount, balance] = await Promise.all([
+      const [again, poor, badAmount, badAccount, balance, stolen] = await Promise.all([
         cli("ledger", "transfer", "alice", "bob", "30", "--id", "t-1", "--node", node.url),
         cli("ledger", "transfer", "bob", "alice", "31", "--node", node.url),
         cli("ledger", "transfer", "bob", "alice", "1.5", "--data", dataDir),
         cli("ledger", "balance", "no spaces allowed", "--data", dataDir),
-        cli("ledger", "balance", "bob", "--node", node.url, "--json")
+        cli("ledger", "balance", "bob", "--node", node.url, "--json"),
+        cli("ledger", "transfer", "alice", "bob", "5", "--key", "bob", "--node", node.url)
       ])
       expect(again.stdout).toContain("already transferred")
-      for (const failure of [poor, badAmount, badAccount]) {
+      for (const failure of [poor, badAmount, badAccount, stolen]) {
         expect(failure.code).toBe(1)
         expect(failure.stderr.trim().split("\n")).toHaveLength(1)
       }
       expect(poor.stderr).toContain("edge-net: insufficient funds: 31 rUv requested, 30 available")
       expect(badAmount.stderr).toContain('invalid amount "1.5"')
       expect(badAccount.stderr).toContain('invalid account "no spaces allowed"')
-      expect(JSON.parse(balance.stdout)).toMatchObject({ account: "bob", available: "30", held: "0" })
+      expect(stolen.stderr).toBe(`edge-net: LedgerTransfer refused: from ${alice} is not the signer's account ${bob}\n`)
+      expect(JSON.parse(balance.stdout)).toMatchObject({ account: bob, available: "30", held: "0" })
 
       const [tail, verify, replay, info] = await Promise.all([
         cli("events", "tail", "--data", dataDir, "--json"),
@@ -51,11 +67,12 @@ describe("edge-net CLI", () => {
         cli("node", "info", "--node", node.url, "--json")
       ])
       const events = tail.stdout.trim().split("\n").map((line) => JSON.parse(line) as { eventType: string })
-      expect(events.map((e) => e.eventType)).toEqual(["Minted", "Debited", "Credited"])
-      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, eventsChecked: 3, headsChecked: 3 })
+      // The network's charter (its id and operator keys) is the journal's first event.
+      expect(events.map((e) => e.eventType)).toEqual(["NetworkFounded", "Minted", "Debited", "Credited"])
+      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, eventsChecked: 4, headsChecked: 4, commandsChecked: 2, ownerEventsChecked: 1 })
       expect(replay.stdout).toContain("Account: 2 entities replayed, all equal to live state")
       expect(replay.stdout).toContain("conserved")
-      expect(JSON.parse(info.stdout)).toMatchObject({ dataDir, head: { position: 3 } })
+      expect(JSON.parse(info.stdout)).toMatchObject({ dataDir, head: { position: 4 }, network: "edge-net-dev", operatorThreshold: 1 })
     } finally {
       await node.kill("SIGTERM")
     }

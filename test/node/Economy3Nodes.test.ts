@@ -4,13 +4,15 @@
  * governance vote that changes the AMM fee, then `audit explain` and `audit replay` on A's data dir.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Layer, Schedule } from "effect"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { AccountId, OperationId } from "../../src/actors/economy/Account.js"
 import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { cliArgs, startNode } from "../support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
+import { as, operatorKeyOf } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
@@ -39,53 +41,58 @@ describe("economy across three nodes", () => {
   it.live("auctions pay the second price, a failed lease slashes, governance changes the fee; explain and replay agree", () =>
     Effect.gen(function* () {
       const dirA = tempDir()
+      const [dirB, dirC] = [tempDir(), tempDir()]
       const [a, b, c] = yield* Effect.promise(() =>
         Promise.all([
           startNode(dirA, undefined, { EDGE_NET_GENESIS: `votingDelayMs=0,votingPeriodMs=${PERIOD},timelockMs=300` }),
-          startNode(tempDir()),
-          startNode(tempDir())
+          startNode(dirB),
+          startNode(dirC)
         ])
       )
+      // Each node signs with its own node key, whose account is its node id; A's key is the network's operator.
+      const [keyA, keyB, keyC] = [operatorKeyOf(dirA), operatorKeyOf(dirB), operatorKeyOf(dirC)]
       try {
-        const market = yield* nodeRpcClient.pipe(Effect.provide(rpcProtocol(a.url)))
+        const market = yield* nodeRpcClient.pipe(Effect.provide(Layer.merge(rpcProtocol(a.url), signingClientLayer)))
+        const keyOf = (account: string) => [keyA, keyB, keyC].find((key) => key.account === account)!
         const idOf = (url: string) => Effect.map(nodeRpcClient.pipe(Effect.flatMap((rpc) => rpc.NodeInfo()), Effect.provide(rpcProtocol(url))), (info) => AccountId.make(info.nodeId))
         const poster = yield* idOf(a.url)
         const bidderB = yield* idOf(b.url)
         const bidderC = yield* idOf(c.url)
         expect(new Set([poster, bidderB, bidderC]).size).toBe(3)
+        expect([poster, bidderB, bidderC]).toEqual([keyA.account, keyB.account, keyC.account])
 
         // Money: the poster funds tasks; B and C stake to become eligible bidders (minStake 100).
-        yield* market.LedgerMint({ account: poster, amount: 10_000n, operationId: OperationId.make("mint-a") })
+        yield* as(keyA)(market.LedgerMint({ account: poster, amount: 10_000n, operationId: OperationId.make("mint-a") }))
         for (const bidder of [bidderB, bidderC]) {
-          yield* market.LedgerMint({ account: bidder, amount: 1_000n, operationId: OperationId.make(`mint-${bidder}`) })
-          yield* market.Stake({ node: bidder, amount: 200n, operationId: OperationId.make(`stake-${bidder}`) })
+          yield* as(keyA)(market.LedgerMint({ account: bidder, amount: 1_000n, operationId: OperationId.make(`mint-${bidder}`) }))
+          yield* as(keyOf(bidder))(market.Stake({ node: bidder, amount: 200n, operationId: OperationId.make(`stake-${bidder}`) }))
         }
         // A pool to quote against: A issues compute units and provides liquidity.
-        yield* market.MarketIssueCompute({ node: poster, units: 100_000n, operationId: OperationId.make("issue-a") })
-        yield* market.MarketAddLiquidity({ provider: poster, computeDesired: 100_000n, ruvDesired: 5_000n, orderId: OperationId.make("lp-a") })
+        yield* as(keyA)(market.MarketIssueCompute({ node: poster, units: 100_000n, operationId: OperationId.make("issue-a") }))
+        yield* as(keyA)(market.MarketAddLiquidity({ provider: poster, computeDesired: 100_000n, ruvDesired: 5_000n, orderId: OperationId.make("lp-a") }))
 
         const runAuction = (auctionId: string, prices: Readonly<Record<string, bigint>>) =>
           Effect.gen(function* () {
-            const opened = yield* market.AuctionOpen({
+            const opened = yield* as(keyA)(market.AuctionOpen({
               auctionId, poster, task: { model: "tiny", input: auctionId }, maxPrice: 500n, minBids: 2,
               commitPeriodMs: PERIOD, revealPeriodMs: PERIOD, leasePeriodMs: 60_000
-            })
+            }))
             for (const [bidder, price] of Object.entries(prices)) {
               const commitment = commitmentOf({ auctionId, bidder, price, salt: `salt-${bidder}` })
-              yield* market.AuctionCommit({ auctionId, bidder: AccountId.make(bidder), commitment })
+              yield* as(keyOf(bidder))(market.AuctionCommit({ auctionId, bidder: AccountId.make(bidder), commitment }))
             }
             yield* waitUntil(opened.commitDeadline)
             for (const [bidder, price] of Object.entries(prices)) {
-              yield* market.AuctionReveal({ auctionId, bidder: AccountId.make(bidder), price, salt: `salt-${bidder}` })
+              yield* as(keyOf(bidder))(market.AuctionReveal({ auctionId, bidder: AccountId.make(bidder), price, salt: `salt-${bidder}` }))
             }
             yield* waitUntil(opened.revealDeadline)
-            return yield* market.AuctionResolve({ auctionId })
+            return yield* as(keyA)(market.AuctionResolve({ auctionId }))
           })
 
         // Auction 1: B asks 100, C asks 150 -> B wins and is paid 150; A accepts the result.
         const first = yield* runAuction("job-1", { [bidderB]: 100n, [bidderC]: 150n })
         expect(first).toMatchObject({ status: "resolved", winner: bidderB, price: 150n })
-        yield* market.AuctionComplete({ auctionId: "job-1", by: poster })
+        yield* as(keyA)(market.AuctionComplete({ auctionId: "job-1", by: poster }))
         // 1000 minted - 200 staked, deposit refunded, + 150 paid.
         yield* eventually(market.LedgerBalance({ account: bidderB }), (balance) => balance.available === 950n)
         const upB = yield* eventually(market.ReputationOf({ node: bidderB }), (reputation) => reputation.successes === 1)
@@ -94,7 +101,7 @@ describe("economy across three nodes", () => {
         // Auction 2: C asks 120, B asks 300 -> C wins at 300; A rejects the result -> C slashed 10%, reputation down.
         const second = yield* runAuction("job-2", { [bidderB]: 300n, [bidderC]: 120n })
         expect(second).toMatchObject({ winner: bidderC, price: 300n })
-        yield* market.AuctionFail({ auctionId: "job-2", by: poster, reason: "incorrectResult" })
+        yield* as(keyA)(market.AuctionFail({ auctionId: "job-2", by: poster, reason: "incorrectResult" }))
         const slashed = yield* eventually(market.StakeOf({ node: bidderC }), (stake) => stake.slashed > 0n)
         expect(slashed).toMatchObject({ active: 180n, slashed: 20n })
         const downC = yield* eventually(market.ReputationOf({ node: bidderC }), (reputation) => reputation.failures === 1)
@@ -102,15 +109,15 @@ describe("economy across three nodes", () => {
         expect((yield* market.LedgerBalance({ account: poster })).held).toBe(0n)
 
         // Governance: B proposes feeBps 30 -> 50, B and C vote for, queue, execute after the timelock.
-        const proposed = yield* market.GovernancePropose({ proposer: bidderB, parameter: "feeBps", value: 50n, description: "raise the AMM fee" })
+        const proposed = yield* as(keyB)(market.GovernancePropose({ proposer: bidderB, parameter: "feeBps", value: 50n, description: "raise the AMM fee" }))
         const proposalId = proposed.proposal.proposalId
-        yield* market.GovernanceVote({ proposalId, voter: bidderB, support: "for" })
-        yield* market.GovernanceVote({ proposalId, voter: bidderC, support: "for" })
+        yield* as(keyB)(market.GovernanceVote({ proposalId, voter: bidderB, support: "for" }))
+        yield* as(keyC)(market.GovernanceVote({ proposalId, voter: bidderC, support: "for" }))
         yield* waitUntil(proposed.proposal.voteEnd)
-        const queued = yield* market.GovernanceQueue({ proposalId })
+        const queued = yield* as(keyC)(market.GovernanceQueue({ proposalId }))
         expect(queued.proposal.status).toBe("Queued")
         yield* waitUntil(Date.now() + 400)
-        yield* market.GovernanceExecute({ proposalId })
+        yield* as(keyC)(market.GovernanceExecute({ proposalId }))
         yield* eventually(
           market.MarketQuote({ side: "buy", trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n } }),
           (quoted) => quoted.quote.feeBps === 50n
@@ -132,6 +139,10 @@ describe("economy across three nodes", () => {
         expect(replayed.stdout).toContain("replayed up to position")
         expect(replayed.stdout).not.toContain("differ")
         expect(replayed.code).toBe(0)
+        // Every debit, stake, bid, vote and proposal in A's log was signed by its owner's key.
+        const verified = yield* cli("audit", "verify", "--data", dirA)
+        expect(verified.stdout).toMatch(/commands ok: \d+ signed commands verified/)
+        expect(verified.code).toBe(0)
       } finally {
         yield* Effect.promise(() => Promise.all([a.kill("SIGTERM"), b.kill("SIGTERM"), c.kill("SIGTERM")]))
       }

@@ -32,7 +32,7 @@ describe("edge-net node process", () => {
       const dataDir = tempDir()
       const first = yield* Effect.promise(() => startNode(dataDir))
       const acknowledged: Array<string> = []
-      yield* transferUntilKilled(first.url, 0, acknowledged, 400, () => first.process.kill("SIGKILL"))
+      yield* transferUntilKilled(first, 0, acknowledged, 400, () => first.process.kill("SIGKILL"))
       expect(yield* Effect.promise(() => first.exited)).toBeNull()
       expect(acknowledged.length).toBeGreaterThanOrEqual(400)
       const second = yield* Effect.promise(() => startNode(dataDir))

@@ -16,7 +16,7 @@ describe("crash soak", () => {
       for (let round = 0; round < 5; round++) {
         const node = yield* Effect.promise(() => startNode(dataDir))
         if (round > 0) yield* expectRecovered(node.url, acknowledged, BigInt(round) * 8_000_000n)
-        yield* transferUntilKilled(node.url, round, acknowledged, 300 + round * 450, () => node.process.kill("SIGKILL"))
+        yield* transferUntilKilled(node, round, acknowledged, 300 + round * 450, () => node.process.kill("SIGKILL"))
         expect(yield* Effect.promise(() => node.exited)).toBeNull()
       }
       const last = yield* Effect.promise(() => startNode(dataDir))

@@ -63,9 +63,9 @@ export interface CliResult {
   readonly stderr: string
 }
 
-/** Runs `edge-net <args>` from the compiled tree, outside any data dir of the tests. */
-export const runCompiledCli = (root: string, args: ReadonlyArray<string>): Promise<CliResult> =>
-  exec(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), ...args], { env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net" } }).then(
+/** Runs `edge-net <args>` from the compiled tree, outside any data dir of the tests; `env` adds e.g. `HOME` (whose .edge-net/keys sign). */
+export const runCompiledCli = (root: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): Promise<CliResult> =>
+  exec(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), ...args], { env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net", ...env } }).then(
     ({ stderr, stdout }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr })
   )
@@ -93,6 +93,7 @@ export const startCompiledNode = async (root: string, dataDir: string, env: Read
   }
   return {
     url,
+    dataDir,
     process: child,
     output: () => output,
     exited,

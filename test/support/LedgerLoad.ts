@@ -3,12 +3,16 @@
  * the checks a restarted node must pass (every acknowledged transfer whole, chain verifies, replay
  * equals live state, rUv conserved once the credits policy has caught up).
  */
-import { Effect, Either, Schedule } from "effect"
+import { Effect, Either, Layer, Schedule } from "effect"
 import { expect } from "vitest"
-import { AccountId } from "../../src/actors/economy/Account.js"
+import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
+import type { RunningNode } from "./NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "./RpcClient.js"
+import { as, operatorKeyOf, testKey } from "./Signing.js"
 
-export const accounts = Array.from({ length: 8 }, (_, i) => AccountId.make(`acct-${i}`))
+/** Eight account holders, the same keys in every round and every restart. */
+export const holders = Array.from({ length: 8 }, (_, i) => testKey(`ledger-load-${i}`))
+export const accounts = holders.map((holder) => holder.account)
 
 interface EventsPage {
   readonly events: ReadonlyArray<{ readonly eventType: string; readonly payload: { readonly transferId?: string } }>
@@ -27,19 +31,22 @@ export const allEvents = async (url: string) => {
 }
 
 /** Mints into every account (idempotently, per round), then 64 callers transfer until `kill` runs. */
-export const transferUntilKilled = (url: string, round: number, acknowledged: Array<string>, killAfter: number, kill: () => void) =>
+export const transferUntilKilled = (node: Pick<RunningNode, "url" | "dataDir">, round: number, acknowledged: Array<string>, killAfter: number, kill: () => void) =>
   Effect.gen(function* () {
     const client = yield* nodeRpcClient
-    yield* Effect.forEach(accounts, (account) => client.LedgerMint({ account, amount: 1_000_000n, operationId: `mint-${round}-${account}` as never }))
+    const operator = operatorKeyOf(node.dataDir)
+    yield* Effect.forEach(accounts, (account) =>
+      as(operator)(client.LedgerMint({ account, amount: 1_000_000n, operationId: `mint-${round}-${account}` as never })))
     const caller = (n: number) =>
       Effect.gen(function* () {
         for (let i = 0; ; i++) {
           const transferId = `t-${round}-${n}-${i}`
+          const payer = holders[(n + i) % 8]!
           const outcome = yield* Effect.either(
-            client.LedgerTransfer({
-              from: accounts[(n + i) % 8]!, to: accounts[(n + i + 1 + (i % 7)) % 8]!, amount: BigInt(1 + ((n * 31 + i) % 50)),
+            as(payer)(client.LedgerTransfer({
+              from: payer.account, to: accounts[(n + i + 1 + (i % 7)) % 8]!, amount: BigInt(1 + ((n * 31 + i) % 50)),
               transferId: transferId as never
-            })
+            }))
           )
           if (Either.isLeft(outcome)) return
           acknowledged.push(transferId)
@@ -53,7 +60,7 @@ export const transferUntilKilled = (url: string, round: number, acknowledged: Ar
     yield* Effect.all([Effect.forEach(Array.from({ length: 64 }, (_, n) => n), caller, { concurrency: 64 }), killer], {
       concurrency: "unbounded"
     })
-  }).pipe(Effect.scoped, Effect.provide(rpcProtocol(url)))
+  }).pipe(Effect.scoped, Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer)))
 
 /** Everything a node restarted after a crash must show. */
 export const expectRecovered = (url: string, acknowledged: ReadonlyArray<string>, minted: bigint) =>

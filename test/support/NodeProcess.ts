@@ -7,6 +7,7 @@ import * as net from "node:net"
 
 export interface RunningNode {
   readonly url: string
+  readonly dataDir: string
   readonly process: ChildProcess
   readonly output: () => string
   readonly exited: Promise<number | null>
@@ -51,6 +52,7 @@ export const startNode = async (dataDir: string, port?: number, env: Readonly<Re
   }
   return {
     url,
+    dataDir,
     process: child,
     output: () => output,
     exited,

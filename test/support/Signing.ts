@@ -38,3 +38,11 @@ export const writeKeyFile = (directory: string, name: string, key: SigningKey) =
     fs.writeFileSync(path.join(directory, `${name}.key`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey, seed: Buffer.from(key.seed).toString("hex") }), { mode: 0o600 })
     fs.writeFileSync(path.join(directory, `${name}.pub`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey }))
   })
+
+/** The operator key of a node's data dir: its node key, the default operator at genesis. */
+export const operatorKeyOf = (dataDir: string): TestKey => {
+  const file = JSON.parse(fs.readFileSync(path.join(dataDir, "node.key"), "utf8")) as { readonly seed: string }
+  const seed = Buffer.from(file.seed, "hex")
+  const publicKey = ed25519.publicKeyOf(seed)
+  return { seed, publicKey, account: AccountId.make(accountIdOf(publicKey)) }
+}

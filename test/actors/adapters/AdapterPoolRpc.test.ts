@@ -4,10 +4,12 @@
  * replays the pool from the log, and a restarted node serves the same pool.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, FiberRef, Layer } from "effect"
 import * as path from "node:path"
 import { compileCli, startCompiledNode } from "../../support/CompiledCli.js"
 import { nodeRpcClient, rpcProtocol } from "../../support/RpcClient.js"
+import { CurrentSigner, signingClientLayer } from "../../../src/rpc/CommandSigning.js"
+import { as, DEV_NETWORK, operatorKeyOf, testKey } from "../../support/Signing.js"
 import { tempDir } from "../../support/TempDir.js"
 
 describe("adapter pool over RPC", () => {
@@ -18,7 +20,11 @@ describe("adapter pool over RPC", () => {
       const first = yield* Effect.promise(() => startCompiledNode(root, dataDir))
       let before: unknown
       try {
-        const rpc = yield* nodeRpcClient.pipe(Effect.provide(rpcProtocol(first.url)))
+        const rpc = yield* nodeRpcClient.pipe(Effect.provide(Layer.merge(rpcProtocol(first.url), signingClientLayer)))
+        // The pool is the node's own: only its operator key changes it.
+        const stranger = yield* Effect.flip(as(testKey())(rpc.PoolConfigure({ maxSlots: 1 })))
+        expect(stranger.message).toBe("PoolConfigure refused: needs 1 of the 1 operator key(s), signed by 0")
+        yield* FiberRef.set(CurrentSigner, { key: operatorKeyOf(dataDir), network: DEV_NETWORK })
         yield* rpc.PoolConfigure({ maxSlots: 2, memoryBudgetBytes: 1_000_000 })
         yield* rpc.PoolLoad({ adapterId: "code", version: "1.0.0", bytes: 300_000, embedding: [1, 0, 0] })
         yield* rpc.PoolLoad({ adapterId: "chat", version: "1.0.0", bytes: 200_000, embedding: [0, 1, 0], pin: true })
