@@ -146,12 +146,23 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         if (snapshotEvery > 0) {
           const snapshot = yield* snapshots.load(entry.streamId)
           if (Option.isSome(snapshot)) {
-            entry.state = decodeState(snapshot.value.state)
-            entry.version = snapshot.value.version
-            // The snapshot holds state only; the command ids of the events before it come from the stream.
-            const window = Math.min(idempotencyWindow, entry.version)
-            const recent = yield* journal.readStream(entry.streamId, entry.version - window + 1, window)
-            for (const envelope of recent) if (envelope.commandId !== null) entry.commands.record(envelope.commandId, envelope.position)
+            const { eventHash, position, version } = snapshot.value
+            // The snapshot holds state only; the command ids of the events before it come from the stream,
+            // read together with the event it names, which must be the stream's event at that version.
+            const window = Math.max(1, Math.min(idempotencyWindow, version))
+            const recent = yield* journal.readStream(entry.streamId, version - window + 1, window)
+            const taken = recent[recent.length - 1]
+            if (taken !== undefined && taken.streamVersion === version && taken.position === position && taken.hash === eventHash) {
+              entry.state = decodeState(snapshot.value.state)
+              entry.version = version
+              for (const envelope of recent.slice(recent.length - Math.min(idempotencyWindow, version))) {
+                if (envelope.commandId !== null) entry.commands.record(envelope.commandId, envelope.position)
+              }
+            } else {
+              yield* Effect.logWarning(
+                `snapshot of ${entry.streamId} at version ${version} does not match the journal's event there: ignored, state rebuilt from the stream`
+              )
+            }
           }
         }
         yield* catchUp(entry)
@@ -177,9 +188,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       )
     }
 
-    const maybeSnapshot = (entry: Entry<State>, previousVersion: number) =>
+    /** `last` is the entity's newest event, the one a snapshot taken now stands on. */
+    const maybeSnapshot = (entry: Entry<State>, previousVersion: number, last: Envelope) =>
       snapshotEvery > 0 && Math.floor(entry.version / snapshotEvery) > Math.floor(previousVersion / snapshotEvery)
-        ? snapshots.save(entry.streamId, { version: entry.version, state: encodeState(entry.state) })
+        ? snapshots.save(entry.streamId, { version: entry.version, position: last.position, eventHash: last.hash, state: encodeState(entry.state) })
         : Effect.void
 
     // Two writers racing on one entity (two nodes, or a node and the CLI) would otherwise collide again
@@ -208,8 +220,9 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             if (commandOptions.commandId !== undefined) {
               for (const envelope of envelopes) entry.commands.record(commandOptions.commandId, envelope.position)
             }
-            const result = { events, state: entry.state, version: entry.version, position: envelopes[envelopes.length - 1]!.position, duplicate: false }
-            return Effect.as(maybeSnapshot(entry, previousVersion), result)
+            const last = envelopes[envelopes.length - 1]!
+            const result = { events, state: entry.state, version: entry.version, position: last.position, duplicate: false }
+            return Effect.as(maybeSnapshot(entry, previousVersion, last), result)
           },
           onFailure: (refused) => {
             // An event over the journal's size limit: bounded input should have stopped it before the

@@ -3,11 +3,12 @@
  * where the log stops being what its writers signed; rebuild state from the log and compare it with
  * what the live actors hold.
  */
-import { Effect } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { canonicalize } from "../domain/CanonicalJson.js"
 import { verifySignature } from "../content/NodeKey.js"
 import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import { Journal } from "./Journal.js"
+import { Snapshots } from "./Snapshots.js"
 
 export interface ChainReport {
   readonly ok: boolean
@@ -23,6 +24,8 @@ export interface ChainReport {
 export interface VerifyOptions {
   /** Public keys (hex) whose head signatures are accepted; empty accepts any valid signature. */
   readonly trustedKeys?: ReadonlyArray<string>
+  /** Also report snapshots that loading would ignore, when Snapshots is in the context (default true). */
+  readonly checkSnapshots?: boolean
 }
 
 const PAGE = 4096
@@ -30,6 +33,10 @@ const PAGE = 4096
 export const verifyChain = (options: VerifyOptions = {}) =>
   Effect.gen(function* () {
     const journal = yield* Journal
+    // Read before the log: a head recorded by a commit that lands meanwhile is still within what we read.
+    const recorded = yield* journal.recordedHead
+    const recordedPosition = recorded._tag === "Recorded" ? recorded.head.position : 0
+    let hashAtRecorded: string | undefined
     const trusted = new Set(options.trustedKeys ?? [])
     const signers = new Set<string>()
     let expected = 1
@@ -79,6 +86,7 @@ export const verifyChain = (options: VerifyOptions = {}) =>
           if (headProblem !== null) return report(expected, headProblem)
         }
         prevHash = record.hash
+        if (record.position === recordedPosition) hashAtRecorded = record.hash
         expected++
       }
       if (page.length < PAGE) break
@@ -90,8 +98,90 @@ export const verifyChain = (options: VerifyOptions = {}) =>
     if (last > lastHeadPosition) {
       return report(lastHeadPosition + 1, `events ${lastHeadPosition + 1}..${last} are not covered by a signed head`)
     }
+    if (recorded._tag === "Unreadable") return report(null, `the head file cannot be read (${recorded.reason})`)
+    if (recorded._tag === "Recorded") {
+      const { head } = recorded
+      if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
+        return report(null, `the head file's signature does not verify (it says position ${head.position})`)
+      }
+      if (trusted.size > 0 && !trusted.has(head.publicKey)) return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
+      if (last < head.position) {
+        return report(last + 1, `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`)
+      }
+      if (head.position > 0 && hashAtRecorded !== head.hash) {
+        return report(head.position, `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${hashAtRecorded}`)
+      }
+    }
+    // Snapshots are checked when the caller's context has them (a node's audit does).
+    const snapshots = yield* Effect.serviceOption(Snapshots)
+    if (Option.isSome(snapshots) && (options.checkSnapshots ?? true)) {
+      const bad = yield* findBadSnapshots(1).pipe(Effect.provideService(Snapshots, snapshots.value))
+      const first = bad[0]
+      if (first !== undefined) return report(first.position, first.problem)
+    }
     return report(null, null)
   }).pipe(Effect.withSpan("Audit.verifyChain"))
+
+export interface BadSnapshot {
+  readonly streamId: string
+  readonly version: number
+  readonly position: number
+  readonly problem: string
+}
+
+/**
+ * Snapshots that loading would ignore: not sealed by the node, or naming an event the stream does not
+ * have at that version. At most `limit` of them, in stream id order.
+ */
+export const findBadSnapshots = (limit = Number.MAX_SAFE_INTEGER) =>
+  Effect.gen(function* () {
+    const journal = yield* Journal
+    const snapshots = yield* Snapshots
+    const bad: Array<BadSnapshot> = []
+    let after = ""
+    while (bad.length < limit) {
+      const page = yield* snapshots.stored(after, PAGE)
+      for (const { sealed, snapshot, streamId } of page) {
+        const where = `snapshot of ${streamId} at version ${snapshot.version}`
+        const problem = !sealed
+          ? `${where} is not sealed by this node (its state was edited): it is ignored and the state rebuilt from the journal`
+          : yield* journal.readStream(streamId, snapshot.version, 1).pipe(
+              Effect.map(([event]) =>
+                event === undefined || event.streamVersion !== snapshot.version || event.position !== snapshot.position || event.hash !== snapshot.eventHash
+                  ? `${where} does not match the journal's event there: it is ignored and the state rebuilt from the journal`
+                  : undefined
+              )
+            )
+        if (problem !== undefined && bad.length < limit) bad.push({ streamId, version: snapshot.version, position: snapshot.position, problem })
+      }
+      if (page.length < PAGE) break
+      after = page[page.length - 1]!.streamId
+    }
+    return bad as ReadonlyArray<BadSnapshot>
+  }).pipe(Effect.withSpan("Audit.findBadSnapshots"))
+
+export class JournalDoesNotVerify extends Schema.TaggedError<JournalDoesNotVerify>()("JournalDoesNotVerify", {
+  file: Schema.String,
+  position: Schema.NullOr(Schema.Number),
+  problem: Schema.String
+}) {
+  override get message() {
+    const where = this.position === null ? "" : ` at position ${this.position}`
+    return `${this.file} does not verify${where} (${this.problem}); restore it from a follower or a backup, or run \`edge-net audit verify\` to see where`
+  }
+}
+
+/**
+ * Fails unless the journal's chain, signed heads and recorded head verify: a node must not extend a
+ * log it cannot vouch for. Snapshots are not part of it (a bad one is ignored and only reported).
+ */
+export const requireVerifiedJournal = (file: string, options: VerifyOptions = {}) =>
+  verifyChain({ ...options, checkSnapshots: false }).pipe(
+    Effect.flatMap((report) =>
+      report.ok ? Effect.succeed(report) : Effect.fail(new JournalDoesNotVerify({ file, position: report.firstBadPosition, problem: report.problem ?? "unknown" }))
+    ),
+    Effect.withSpan("Audit.requireVerifiedJournal")
+  )
 
 export interface ReplayReport {
   readonly category: string

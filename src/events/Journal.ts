@@ -67,6 +67,12 @@ export interface SignedHead extends ChainHead {
   readonly signature: string
 }
 
+/** The last signed head a journal keeps outside its store, to notice a log cut short with its heads. */
+export type RecordedHead =
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "Unreadable"; readonly reason: string }
+  | { readonly _tag: "Recorded"; readonly head: SignedHead }
+
 export interface JournalService {
   /**
    * Appends atomically; concurrent callers are committed together (group commit). An event whose
@@ -94,6 +100,8 @@ export interface JournalService {
   /** Signed heads from `fromPosition` on, in position order. */
   readonly signedHeads: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<SignedHead>>
   readonly streamVersion: (streamId: string) => Effect.Effect<number>
+  /** The head recorded outside the store (SQLite: `journal.head`); "Missing" for stores that keep none. */
+  readonly recordedHead: Effect.Effect<RecordedHead>
 }
 
 export class Journal extends Context.Tag("edge-net/Journal")<Journal, JournalService>() {}

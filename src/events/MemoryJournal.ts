@@ -95,7 +95,9 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
       head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
       signedHeads: (fromPosition, limit) =>
         Effect.sync(() => heads.filter((head) => head.position >= fromPosition).slice(0, limit)),
-      streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0)
+      streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0),
+      // Nothing outside the process to cut the log short: no record needed.
+      recordedHead: Effect.succeed({ _tag: "Missing" })
     }
     return service
   })

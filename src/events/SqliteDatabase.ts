@@ -63,7 +63,17 @@ const MIGRATIONS: ReadonlyArray<string> = [
      position INTEGER NOT NULL
    ) WITHOUT ROWID;`,
   // The signed command that caused an event (canonical JSON), null for the events before it existed.
-  `ALTER TABLE events ADD COLUMN authorization TEXT;`
+  `ALTER TABLE events ADD COLUMN authorization TEXT;`,
+  // Snapshots name the event they were taken at and carry the node's seal; older ones (a cache) are dropped.
+  `DROP TABLE snapshots;
+   CREATE TABLE snapshots (
+     stream_id  TEXT    PRIMARY KEY,
+     version    INTEGER NOT NULL,
+     position   INTEGER NOT NULL,
+     event_hash TEXT    NOT NULL,
+     state      TEXT    NOT NULL,
+     seal       TEXT    NOT NULL
+   ) WITHOUT ROWID;`
 ]
 
 /** True for SQLite's "database is locked" (another connection holds the write lock). */

@@ -11,6 +11,7 @@ import type { Envelope, StoredRecord } from "./Envelope.js"
 import { checkedAuthorization, GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
+import { headFileFor, readHeadFile } from "./JournalHeadFile.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
 import { startWriter, type WriteOutcome } from "./SqliteWriter.js"
 
@@ -19,6 +20,8 @@ export interface SqliteJournalOptions {
   readonly pollInterval?: Duration.DurationInput
   /** Largest canonical payload of one event, in bytes (default 256 KiB); a bigger one is refused. */
   readonly maxPayloadBytes?: number | undefined
+  /** Where the last signed head is also kept; default `journal.head` beside the database, null for none. */
+  readonly headFile?: string | null | undefined
 }
 
 type AppendOutcome = Either.Either<AppendResult, AppendRefused>
@@ -64,10 +67,12 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const statements = prepareStatements(db)
     const signal = new ChangeSignal()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
+    const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
     const writer = yield* startWriter({
       file: database.file, seed: key.seed, busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
-      synchronous: database.options.synchronous ?? "normal", maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
+      synchronous: database.options.synchronous ?? "normal", maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      headFile
     })
 
     const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
@@ -181,7 +186,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
             (row): SignedHead => ({ position: row.position, hash: row.hash, publicKey: row.public_key, signature: row.signature })
           )
         ),
-      streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0)
+      streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0),
+      recordedHead: Effect.sync(() => (headFile === null ? { _tag: "Missing" } : readHeadFile(headFile)))
     }
     return service
   })

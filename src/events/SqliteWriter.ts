@@ -4,13 +4,13 @@
  * node's event loop keeps serving while the disk works, and the two cores share the load.
  */
 import type Database from "better-sqlite3"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
 import { moduleWorker } from "../node/ModuleWorker.js"
 import type { NodeKeyPair } from "../content/NodeKey.js"
 import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
-import { checkPayloadSize, type ExpectedVersion } from "./Journal.js"
+import { checkPayloadSize, type ExpectedVersion, type SignedHead } from "./Journal.js"
 
 export interface WriteRequest {
   readonly streamId: string
@@ -57,7 +57,10 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   )
   const insertHead = db.prepare("INSERT INTO heads (position, hash, public_key, signature) VALUES (?, ?, ?, ?)")
+  // The head this batch signed, if it wrote anything; read by the caller once the transaction committed.
+  let signed: SignedHead | undefined
   const commit = db.transaction((requests: ReadonlyArray<WriteRequest>, recordedAt: string): Array<WriteOutcome> => {
+    signed = undefined
     const last = lastEvent.get()
     let position = last?.position ?? 0
     let prevHash = last?.hash ?? GENESIS_HASH
@@ -97,11 +100,23 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
       versions.set(request.streamId, version)
       outcomes.push({ ok: true, streamVersion: version, events: written })
     }
-    if (position !== (last?.position ?? 0)) insertHead.run(position, prevHash, key.publicKey, key.sign(headMessage(position, prevHash)))
+    if (position !== (last?.position ?? 0)) {
+      signed = { position, hash: prevHash, publicKey: key.publicKey, signature: key.sign(headMessage(position, prevHash)) }
+      insertHead.run(signed.position, signed.hash, signed.publicKey, signed.signature)
+    }
     return outcomes
   })
-  return (requests: ReadonlyArray<WriteRequest>, recordedAt: string) => commit.immediate(requests, recordedAt)
+  return (requests: ReadonlyArray<WriteRequest>, recordedAt: string) => {
+    const outcomes = commit.immediate(requests, recordedAt)
+    return { outcomes, head: signed }
+  }
 }
+
+/** The newest signed head in the database, if any. */
+export const lastSignedHead = (db: Database.Database): Option.Option<SignedHead> =>
+  Option.fromNullable(
+    db.prepare<[], SignedHead>("SELECT position, hash, public_key AS publicKey, signature FROM heads ORDER BY position DESC LIMIT 1").get()
+  )
 
 export interface WriterThreadData {
   readonly file: string
@@ -109,6 +124,8 @@ export interface WriterThreadData {
   readonly busyTimeoutMs: number
   readonly synchronous: string
   readonly maxPayloadBytes: number
+  /** Where the last signed head is kept outside the database (see JournalHeadFile.ts); null for none. */
+  readonly headFile: string | null
 }
 
 /** Starts the writer thread; closing the scope lets queued batches finish, then stops it. */

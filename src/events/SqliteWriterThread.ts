@@ -1,8 +1,9 @@
 /** Entry point of the journal's writer thread (see SqliteWriter.ts): one connection, batches in order. */
 import { parentPort, workerData } from "node:worker_threads"
 import { keyPairFromSeed } from "../content/NodeKey.js"
+import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
 import { INLINE_CHECKPOINT_PAGES, openDatabase, type Synchronous } from "./SqliteDatabase.js"
-import { makeBatchCommitter, type WriteRequest, type WriterThreadData } from "./SqliteWriter.js"
+import { lastSignedHead, makeBatchCommitter, type WriteRequest, type WriterThreadData } from "./SqliteWriter.js"
 
 const data = workerData as WriterThreadData
 const port = parentPort!
@@ -12,14 +13,22 @@ try {
     file: data.file, busyTimeoutMs: data.busyTimeoutMs, synchronous: data.synchronous as Synchronous, autoCheckpointPages: INLINE_CHECKPOINT_PAGES
   })
   const commit = makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes)
+  const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
+  const headFile = data.headFile === null ? undefined : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
+  if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
   port.on("message", (message: "close" | { id: number; requests: ReadonlyArray<WriteRequest>; recordedAt: string }) => {
     if (message === "close") {
-      db.close()
-      port.close()
+      void (headFile?.settled() ?? Promise.resolve()).finally(() => {
+        db.close()
+        port.close()
+      })
       return
     }
     try {
-      port.postMessage({ id: message.id, outcomes: commit(message.requests, message.recordedAt) })
+      const { head, outcomes } = commit(message.requests, message.recordedAt)
+      port.postMessage({ id: message.id, outcomes })
+      // After the reply: the callers go on while the head file is written in the background.
+      if (head !== undefined) headFile?.update(head)
     } catch (error) {
       port.postMessage({ id: message.id, error: error instanceof Error ? error.message : String(error) })
     }

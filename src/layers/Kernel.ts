@@ -2,8 +2,9 @@
  * The event kernel a node runs on, composed from its config: SQLite journal, snapshots and checkpoints
  * in `<data>/journal.db`, the node key in `<data>/node.key`.
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
+import { findBadSnapshots, requireVerifiedJournal } from "../events/Audit.js"
 import { Checkpoints } from "../events/Checkpoints.js"
 import * as MemoryJournal from "../events/MemoryJournal.js"
 import { Snapshots } from "../events/Snapshots.js"
@@ -12,12 +13,27 @@ import * as SqliteJournal from "../events/SqliteJournal.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
 import { journalFile, keyFile } from "../node/NodeConfig.js"
 
+/**
+ * A node writes on a journal only once its chain, signed heads and recorded head verify against the
+ * node's key; snapshots that loading would ignore are reported at once (they cost a replay, not trust).
+ */
+const refuseUnverifiedJournal = (file: string) =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const key = yield* NodeKey
+      yield* requireVerifiedJournal(file, { trustedKeys: [key.publicKey] })
+      for (const bad of yield* findBadSnapshots(100)) yield* Effect.logWarning(bad.problem)
+    })
+  )
+
 export const sqliteKernel = (settings: Pick<NodeSettings, "dataDir" | "synchronous">) => {
   const key = NodeKey.fromFile(keyFile(settings))
-  const stores = Layer.mergeAll(SqliteJournal.layer(), Snapshots.sqlite, Checkpoints.sqlite).pipe(
-    Layer.provide(SqliteDatabase.layer({ file: journalFile(settings), synchronous: settings.synchronous }))
+  const file = journalFile(settings)
+  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(SqliteJournal.layer(), Snapshots.sqlite, Checkpoints.sqlite)))
+  return stores.pipe(
+    Layer.provide(SqliteDatabase.layer({ file, synchronous: settings.synchronous })),
+    Layer.provideMerge(key)
   )
-  return stores.pipe(Layer.provideMerge(key))
 }
 
 export const memoryKernel = Layer.mergeAll(MemoryJournal.layer, Snapshots.memory, Checkpoints.memory).pipe(

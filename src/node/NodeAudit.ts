@@ -25,6 +25,7 @@ import { makeStreamId } from "../domain/Ids.js"
 import { compareReplay, verifyChain } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
+import { Snapshots } from "../events/Snapshots.js"
 import type { BookLine, ExplainKind, ExplainView, ReplayReportView } from "../rpc/NodeRpc.js"
 import { EntityNotFound } from "../rpc/NodeRpc.js"
 
@@ -118,9 +119,11 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     const auctions = yield* Auctions
     const governance = yield* Governance
     const adapterPool = yield* AdapterPool
+    const snapshots = yield* Snapshots
 
     const verify = Effect.fn("NodeAudit.verify")(function* () {
-      return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal))
+      // With Snapshots in context, verifyChain also reports snapshots that loading would ignore.
+      return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal), Effect.provideService(Snapshots, snapshots))
     })
 
     /**

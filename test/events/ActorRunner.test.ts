@@ -1,12 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
+import Database from "better-sqlite3"
 import * as path from "node:path"
+import { generateKeyPair, NodeKey, type NodeKeyPair } from "../../src/content/NodeKey.js"
 import { canonicalize } from "../../src/domain/CanonicalJson.js"
 import * as ActorRunner from "../../src/events/ActorRunner.js"
 import { withAuthorization } from "../../src/events/Authorization.js"
 import type { EventSourced } from "../../src/events/Decider.js"
+import { findBadSnapshots, verifyChain } from "../../src/events/Audit.js"
+import { Checkpoints } from "../../src/events/Checkpoints.js"
 import { Journal } from "../../src/events/Journal.js"
 import { Snapshots } from "../../src/events/Snapshots.js"
+import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
+import * as SqliteJournal from "../../src/events/SqliteJournal.js"
 import { memoryKernel, sqliteKernel } from "../support/Layers.js"
 import { tempDir } from "../support/TempDir.js"
 
@@ -25,6 +31,13 @@ const Counter: EventSourced<{ readonly add: number }, typeof Added.Type, { reado
   event: Added,
   state: Schema.Struct({ total: Schema.Number })
 }
+
+/** A node's stores on `file` with one key across restarts, as a data dir has: its snapshots are sealed with it. */
+const nodeStoresAt = (file: string, key: NodeKeyPair) =>
+  Layer.mergeAll(SqliteJournal.layer(), Snapshots.sqlite, Checkpoints.sqlite).pipe(
+    Layer.provide(SqliteDatabase.layer({ file })),
+    Layer.provide(Layer.succeed(NodeKey, key))
+  )
 
 describe("ActorRunner", () => {
   it.effect("runs commands against cached state and appends their events", () =>
@@ -92,15 +105,57 @@ describe("ActorRunner", () => {
       const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       for (let i = 0; i < 25; i++) yield* counter.send("a", { add: 2 })
       const snapshots = yield* Snapshots
-      const snapshot = yield* snapshots.load("Counter-a")
-      expect(Option.getOrThrow(snapshot)).toEqual({ version: 20, state: { total: 40 } })
-      // Prove the restarted runner used the snapshot: doctor it, and the doctored total shows through.
-      yield* snapshots.save("Counter-a", { version: 20, state: { total: 1 } })
+      const journal = yield* Journal
+      const [twentieth] = yield* journal.readStream("Counter-a", 20, 1)
+      const snapshot = Option.getOrThrow(yield* snapshots.load("Counter-a"))
+      expect(snapshot).toEqual({ version: 20, position: twentieth!.position, eventHash: twentieth!.hash, state: { total: 40 } })
+      // Prove the restarted runner used the snapshot: doctor it through the store (which seals it), and it shows through.
+      yield* snapshots.save("Counter-a", { ...snapshot, state: { total: 1 } })
       const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       expect(yield* restarted.state("a")).toEqual({ state: { total: 11 }, version: 25 })
       // Replay ignores snapshots and sees the truth.
       expect((yield* restarted.replay()).get("a")).toEqual({ state: { total: 50 }, version: 25 })
     }).pipe(Effect.provide(sqliteKernel())))
+
+  it.effect("a snapshot edited in the database is ignored: the state read is the replayed one, and audit reports it", () =>
+    Effect.gen(function* () {
+      const file = path.join(tempDir(), "journal.db")
+      const kernel = nodeStoresAt(file, generateKeyPair())
+      yield* Effect.gen(function* () {
+        const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
+        for (let i = 0; i < 12; i++) yield* counter.send("a", { add: 2 })
+        for (let i = 0; i < 10; i++) yield* counter.send("b", { add: 1 })
+      }).pipe(Effect.provide(kernel))
+      // An attacker with the file inflates a's balance in its snapshot, and moves b's to an event that is not there.
+      const db = new Database(file)
+      db.prepare(`UPDATE snapshots SET state = '{"total":1000000000}' WHERE stream_id = 'Counter-a'`).run()
+      db.prepare(`UPDATE snapshots SET version = 5 WHERE stream_id = 'Counter-b'`).run()
+      db.close()
+      yield* Effect.gen(function* () {
+        const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
+        expect(yield* counter.state("a")).toEqual({ state: { total: 24 }, version: 12 })
+        expect(yield* counter.state("b")).toEqual({ state: { total: 10 }, version: 10 })
+        const report = yield* verifyChain()
+        expect(report).toMatchObject({
+          ok: false,
+          problem: "snapshot of Counter-a at version 10 is not sealed by this node (its state was edited): it is ignored and the state rebuilt from the journal"
+        })
+        expect((yield* findBadSnapshots()).map((bad) => [bad.streamId, bad.version])).toEqual([["Counter-a", 10], ["Counter-b", 5]])
+      }).pipe(Effect.provide(kernel))
+    }))
+
+  it.effect("a sealed snapshot that names another event than the stream's is ignored too", () =>
+    Effect.gen(function* () {
+      const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
+      for (let i = 0; i < 10; i++) yield* counter.send("a", { add: 3 })
+      const snapshots = yield* Snapshots
+      yield* snapshots.save("Counter-a", { version: 10, position: 10, eventHash: "ab".repeat(32), state: { total: 999 } })
+      const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
+      expect(yield* restarted.state("a")).toEqual({ state: { total: 30 }, version: 10 })
+      expect((yield* findBadSnapshots())[0]?.problem).toBe(
+        "snapshot of Counter-a at version 10 does not match the journal's event there: it is ignored and the state rebuilt from the journal"
+      )
+    }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("state survives a restart on the same SQLite file", () =>
     Effect.gen(function* () {

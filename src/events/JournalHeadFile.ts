@@ -1,0 +1,113 @@
+/**
+ * The journal's last signed head, kept in a file beside the database (`journal.head`): a log whose
+ * tail was cut off together with its signed heads still verifies on its own, but no longer reaches
+ * the head recorded here. Written atomically (temp file, fsync, rename), off the commit path.
+ */
+import { Option, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { threadId } from "node:worker_threads"
+import type { RecordedHead, SignedHead } from "./Journal.js"
+
+const HeadFileContent = Schema.parseJson(
+  Schema.Struct({
+    position: Schema.Number.pipe(Schema.int(), Schema.nonNegative()),
+    hash: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)),
+    publicKey: Schema.String,
+    signature: Schema.String
+  })
+)
+const decodeHeadFile = Schema.decodeUnknownEither(HeadFileContent)
+
+/** `<dir>/journal.db` -> `<dir>/journal.head`. */
+export const headFileFor = (databaseFile: string): string => {
+  const resolved = path.resolve(databaseFile)
+  return path.join(path.dirname(resolved), `${path.basename(resolved, path.extname(resolved))}.head`)
+}
+
+export const readHeadFile = (file: string): RecordedHead => {
+  let text: string
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch (error) {
+    if (typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT") return { _tag: "Missing" }
+    return { _tag: "Unreadable", reason: error instanceof Error ? error.message : String(error) }
+  }
+  const decoded = decodeHeadFile(text)
+  return decoded._tag === "Right" ? { _tag: "Recorded", head: decoded.right } : { _tag: "Unreadable", reason: "not a signed journal head" }
+}
+
+const temporaryFor = (file: string) => `${file}.${process.pid}.${threadId}.tmp`
+
+/** Writes `head` (mode 0600): temp file, fsync, rename, so a reader sees the old head or the new one. */
+export const writeHeadFileSync = (file: string, head: SignedHead): void => {
+  const temporary = temporaryFor(file)
+  const descriptor = fs.openSync(temporary, "w", 0o600)
+  try {
+    fs.writeSync(descriptor, JSON.stringify(head) + "\n")
+    fs.fsyncSync(descriptor)
+  } finally {
+    fs.closeSync(descriptor)
+  }
+  fs.renameSync(temporary, file)
+}
+
+const writeHeadFile = async (file: string, head: SignedHead): Promise<void> => {
+  const temporary = temporaryFor(file)
+  const handle = await fs.promises.open(temporary, "w", 0o600)
+  try {
+    await handle.writeFile(JSON.stringify(head) + "\n")
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.promises.rename(temporary, file)
+}
+
+/**
+ * Keeps the head file up to date from a writer's commits: at most one write in flight, and only the
+ * newest head is written when it lands (a burst of commits costs one or two fsyncs, not one each).
+ * It replaces the recorded head only with one that extends it (`hashAt` its position is its hash): a
+ * database cut short, or rewritten, must not erase the evidence of what it was.
+ */
+export const makeHeadFileWriter = (file: string, hashAt: (position: number) => string | undefined) => {
+  const extendsRecorded = (head: SignedHead) => {
+    const recorded = readHeadFile(file)
+    if (recorded._tag === "Missing") return true
+    if (recorded._tag === "Unreadable") return false
+    return head.position >= recorded.head.position && (recorded.head.position === 0 || hashAt(recorded.head.position) === recorded.head.hash)
+  }
+
+  let latest: SignedHead | undefined // the newest head not written yet
+  let flushing: Promise<void> | undefined
+
+  const flush = async () => {
+    await undefined // always asynchronous, so `flushing` is set before this runs on
+    while (latest !== undefined) {
+      const head = latest
+      latest = undefined
+      try {
+        if (extendsRecorded(head)) await writeHeadFile(file, head)
+      } catch {
+        // The file is evidence, not state: a failed write is redone with the next commit's head.
+      }
+    }
+    flushing = undefined
+  }
+
+  return {
+    /** Records the head after a commit; returns at once. */
+    update: (head: SignedHead): void => {
+      latest = head
+      flushing ??= flush()
+    },
+    /** Resolves once the newest head is on disk. */
+    settled: (): Promise<void> => flushing ?? Promise.resolve()
+  }
+}
+
+/** Records the database's head when no file exists yet (a journal from before head files, or a new one). */
+export const initializeHeadFile = (file: string, head: Option.Option<SignedHead>): void => {
+  if (Option.isNone(head) || readHeadFile(file)._tag !== "Missing") return
+  writeHeadFileSync(file, head.value)
+}
