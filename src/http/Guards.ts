@@ -91,14 +91,26 @@ const checkRpcBody = (request: HttpServerRequest.HttpServerRequest, options: Gua
       ))
   )
 
-/** Turns a route's failure into the platform's reply, except that a 5xx becomes a reference to the log. */
-const replyToFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>) =>
-  Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) =>
-    response.status === 404 && response.body._tag === "Empty"
-      ? Effect.succeed(refusal(404, "not found"))
-      : response.status < 500 || Cause.isInterruptedOnly(cause)
-      ? Effect.succeed(response)
-      : internalError(request, Cause.pretty(cause)))
+/** A body a route could not read: past the cap while counting a body sent without a length, or broken. */
+const unreadableBody = (cause: Cause.Cause<unknown>, maxBodyBytes: number) => {
+  const error = [...Cause.failures(cause), ...Cause.defects(cause)].find(HttpServerError.isServerError)
+  if (error === undefined || error._tag !== "RequestError") return refusal(400, "bad request")
+  return isOverLimit(error) ? refusal(413, `request body over ${maxBodyBytes} bytes`) : refusal(400, "the request body could not be read")
+}
+
+/**
+ * Turns a route's failure into the platform's reply, with one line of JSON where the platform's
+ * is empty, and a 5xx as a reference to the log.
+ */
+const replyToFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>, options: GuardOptions) =>
+  Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) => {
+    if (Cause.isInterruptedOnly(cause)) return Effect.succeed(response)
+    if (response.status >= 500) return internalError(request, Cause.pretty(cause))
+    if (response.body._tag !== "Empty") return Effect.succeed(response)
+    if (response.status === 404) return Effect.succeed(refusal(404, "not found"))
+    if (response.status === 400) return Effect.succeed(unreadableBody(cause, options.maxBodyBytes))
+    return Effect.succeed(response)
+  })
 
 /** The guards around `app`, the whole router. */
 export const guard = (options: GuardOptions) =>
@@ -113,7 +125,7 @@ export const guard = (options: GuardOptions) =>
       if (refused !== undefined) return refused
     }
     const bounded = isBlobUpload(request) ? app : HttpIncomingMessage.withMaxBodySize(app, Option.some(options.maxBodyBytes))
-    const response = yield* Effect.catchAllCause(bounded, (cause) => replyToFailure(request, cause))
+    const response = yield* Effect.catchAllCause(bounded, (cause) => replyToFailure(request, cause, options))
     if (!isRpc) return response
     return yield* scrubRpcReply(response, (defect) => {
       const ref = newRef()

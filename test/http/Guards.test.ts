@@ -32,6 +32,7 @@ const Routes = HttpLayerRouter.addAll([
   HttpLayerRouter.route("GET", "/hello", HttpServerResponse.text("hello")),
   HttpLayerRouter.route("POST", "/echo", (request) =>
     Effect.map(request.text, (text) => HttpServerResponse.unsafeJson({ bytes: text.length })).pipe(Effect.orDie)),
+  HttpLayerRouter.route("POST", "/json", (request) => Effect.map(Effect.orDie(request.json), (body) => HttpServerResponse.unsafeJson(body))),
   HttpLayerRouter.route("GET", "/boom", Effect.die(new Error(SECRET))),
   HttpLayerRouter.route("PUT", "/v1/blobs/:digest", (request) =>
     Stream.runFold(request.stream, 0, (total, chunk) => total + chunk.length).pipe(
@@ -168,6 +169,17 @@ describe("bounded requests", () => {
     const blob = await send("PUT", "/v1/blobs/sha256-abc", {}, Buffer.alloc(4 * MAX_BODY, 1))
     expect(blob.status).toBe(201)
     expect(JSON.parse(blob.body)).toEqual({ bytes: 4 * MAX_BODY })
+  })
+
+  it("answers a body a route cannot read with one line: 413 past the cap, 400 when broken", async () => {
+    const broken = await send("POST", "/json", { "content-type": "application/json" }, "{not json")
+    expect(broken.status).toBe(400)
+    expect(oneLineError(broken.body)).toBe("the request body could not be read")
+    const reply = await raw(
+      `POST /json HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        `${(MAX_BODY + 10).toString(16)}\r\n${"a".repeat(MAX_BODY + 10)}\r\n0\r\n\r\n`
+    )
+    expect(reply === "" || /^HTTP\/1\.1 413 [^]*\{"error":"request body over \d+ bytes"\}$/.test(reply)).toBe(true)
   })
 
   it("counts a chunked body while reading it", async () => {
