@@ -13,6 +13,7 @@ import { httpLimitsOf, NodeConfig } from "../node/NodeConfig.js"
 import { NodeStatus } from "../node/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
+import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
@@ -45,7 +46,7 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/open
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide([NodeApiRpcHandlers, RpcSerialization.layerNdjson])
+  Layer.provide([NodeApiRpcHandlers, signedCommandsLayer(), RpcSerialization.layerNdjson])
 )
 
 /** The Node.js server on the configured host and port, with the configured bounds. */

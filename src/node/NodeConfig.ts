@@ -15,6 +15,12 @@ export interface NodeSettings {
   readonly maxContentBytes?: number | undefined
   /** Parameter values applied at start while never changed (`EDGE_NET_GENESIS`, e.g. for a test network). */
   readonly genesisParameters?: Readonly<Record<string, bigint>> | undefined
+  /** The network id every signed command must name (`EDGE_NET_NETWORK`; default `edge-net-dev`); fixed at genesis. */
+  readonly network?: string | undefined
+  /** Operator public keys named at genesis (`EDGE_NET_OPERATORS`, comma-separated; default the node's own key). */
+  readonly operators?: ReadonlyArray<string> | undefined
+  /** How many operator keys must sign an operator command (`EDGE_NET_OPERATOR_THRESHOLD`; default 1). */
+  readonly operatorThreshold?: number | undefined
   /** Names besides loopback and `host` that clients reach this node by (`Host`), e.g. `node.lan` or `node.lan:8080`. */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** The URL clients reach this node at through a reverse proxy, e.g. `https://node.example.com`. */
@@ -48,6 +54,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
 
 export const httpLimitsOf = (settings: Pick<NodeSettings, "httpLimits">): HttpLimits => ({ ...DEFAULT_HTTP_LIMITS, ...settings.httpLimits })
 
+export const DEFAULT_NETWORK = "edge-net-dev"
 export const DEFAULT_PORT = 7878
 export const DEFAULT_HOST = "127.0.0.1"
 

@@ -15,7 +15,8 @@ describe("edge-net node process", () => {
         // The node key was made on first start, readable by its owner only.
         expect(fs.statSync(path.join(dataDir, "node.key")).mode & 0o777).toBe(0o600)
         const health = yield* Effect.promise(() => fetch(`${node.url}/health`).then((r) => r.json()))
-        expect(health).toMatchObject({ status: "ok", head: { position: 0 } })
+        // The one event of a new node: its network's charter (network id and operator keys).
+        expect(health).toMatchObject({ status: "ok", head: { position: 1 } })
         const docs = yield* Effect.promise(() => fetch(`${node.url}/docs`).then((r) => r.text()))
         expect(docs).toContain("swagger")
         const openapi = (yield* Effect.promise(() => fetch(`${node.url}/docs/openapi.json`).then((r) => r.json()))) as { paths: object }

@@ -18,7 +18,7 @@ export interface SharingRules {
 }
 
 export interface SharingRequest {
-  /** The publisher's reputation now, in ppm; its key id names the node. */
+  /** The publisher's reputation now, in ppm, of the account its key owns. */
   readonly reputationPpm: bigint
   /** Adapters the publisher shared in the hour before this one. */
   readonly sharesInWindow: number
@@ -42,7 +42,8 @@ export const sharingProblem = (rules: SharingRules, request: SharingRequest): st
 /** The rules in force and the publisher's reputation, as the registry asks for them. */
 export class AdapterSharingGate extends Context.Tag("edge-net/AdapterSharingGate")<AdapterSharingGate, {
   readonly rules: Effect.Effect<SharingRules>
-  readonly reputationPpm: (keyId: string) => Effect.Effect<bigint>
+  /** Reputation of the publisher's account (derived from its public key). */
+  readonly reputationPpm: (account: string) => Effect.Effect<bigint>
 }>() {}
 
 /** The node's gate: bars from the registry's network parameters, reputation from the economy. */
@@ -57,7 +58,7 @@ export const economyAdapterSharingGate = Layer.effect(
         sharesPerHour: Number(values["adapterSharesPerHour"]!),
         minQualityPpm: values["adapterMinQualityPpm"]!
       })),
-      reputationPpm: (keyId: string) => Effect.orDie(reputation.score(keyId))
+      reputationPpm: (account: string) => Effect.orDie(reputation.score(account))
     }
   })
 )

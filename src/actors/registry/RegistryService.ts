@@ -8,6 +8,7 @@ import type { ModelManifest } from "../../content/Manifest.js"
 import { parseManifest, parseManifestText } from "../../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
 import { verifySignature } from "../../content/NodeKey.js"
+import { accountIdOf } from "../../domain/Ed25519.js"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { makeProjection } from "../../events/Projection.js"
@@ -103,9 +104,11 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       const id = streamEntityId(record.streamId)
       states.set(id, Models.decider.evolve(states.get(id) ?? Models.decider.initialState, event))
       if (event._tag === "AdapterPublished") {
-        const times = projection.shares.get(event.keyId) ?? []
+        // Keyed by the publisher's account (derived from its key), not its key id, a name anyone can pick.
+        const publisher = accountIdOf(event.publicKey)
+        const times = projection.shares.get(publisher) ?? []
         times.push(Date.parse(record.recordedAt))
-        projection.shares.set(event.keyId, times)
+        projection.shares.set(publisher, times)
       }
       if (event._tag !== "VersionYanked") {
         for (const artifact of Object.values(manifestOf(event).artifacts)) {
@@ -121,13 +124,15 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     const mayPublish = (publicKey: string) => Option.isNone(allowList) || allowList.value.has(publicKey)
 
     /** Applies the sharing gate, when this registry has one, to a new adapter version. */
-    const checkSharing = Effect.fn("Registry.checkSharing")(function* (manifest: ModelManifest, keyId: string, nowMs: number) {
+    const checkSharing = Effect.fn("Registry.checkSharing")(function* (manifest: ModelManifest, keyId: string, publicKey: string, nowMs: number) {
       if (Option.isNone(sharingGate)) return
       const gate = sharingGate.value
       yield* catchUp
+      // Reputation belongs to the publisher's account, the one its key owns in the economy.
+      const account = accountIdOf(publicKey)
       const problem = sharingProblem(yield* gate.rules, {
-        reputationPpm: yield* gate.reputationPpm(keyId),
-        sharesInWindow: (projection.shares.get(keyId) ?? []).filter((at) => at > nowMs - SHARE_WINDOW_MS).length,
+        reputationPpm: yield* gate.reputationPpm(account),
+        sharesInWindow: (projection.shares.get(account) ?? []).filter((at) => at > nowMs - SHARE_WINDOW_MS).length,
         quality: manifest.adapter?.quality
       })
       if (problem !== undefined) return yield* Effect.fail(new SharingRefused({ id: manifest.id, keyId, reason: problem }))
@@ -149,7 +154,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       }
       const { state } = yield* actor.state(manifest.id)
       // A version already published is a resend, answered below without counting as a new share.
-      if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) yield* checkSharing(manifest, publisher.keyId, now.getTime())
+      if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) yield* checkSharing(manifest, publisher.keyId, publisher.publicKey, now.getTime())
       const result = yield* actor.send(
         manifest.id,
         { _tag: "Publish", manifest, keyId: publisher.keyId, publicKey: publisher.publicKey, allowOlder: options.allowOlder === true },

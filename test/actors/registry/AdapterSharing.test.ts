@@ -14,6 +14,7 @@ import { parseManifest } from "../../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../../src/content/NodeKey.js"
+import { accountIdOf } from "../../../src/domain/Ed25519.js"
 import { memoryKernel } from "../../support/Layers.js"
 
 const signerOf = (keyId: string, seedByte: number): ManifestSigner => {
@@ -21,6 +22,8 @@ const signerOf = (keyId: string, seedByte: number): ManifestSigner => {
   return { keyId, publicKey: pair.publicKey, sign: (message) => pair.sign(message) }
 }
 const alice = signerOf("alice", 1)
+/** Alice's account in the economy: derived from her key, so another key named "alice" is not her. */
+const aliceAccount = accountIdOf(alice.publicKey)
 
 const adapter = (id: string, quality?: number, version = "1.0.0") =>
   signAsPublisher(
@@ -59,8 +62,12 @@ describe("Registry with the sharing gate", () => {
       const registry = yield* Registry
       const reputation = yield* Reputation
       expect(yield* refusal(registry.publishAdapter(adapter("a0", 0.9)))).toBe("alice may not share adapter a0: reputation 0.50 is not above 0.70")
-      for (let task = 0; task < 5; task++) yield* reputation.recordSuccess("alice", 1, `task-${task}`)
-      expect(yield* reputation.score("alice")).toBe(750_000n)
+      for (let task = 0; task < 5; task++) yield* reputation.recordSuccess(aliceAccount, 1, `task-${task}`)
+      expect(yield* reputation.score(aliceAccount)).toBe(750_000n)
+      // A key that calls itself alice does not borrow her reputation.
+      const impostor = signerOf("alice", 2)
+      expect(yield* refusal(registry.publishAdapter(signAsPublisher(adapter("fake", 0.9), impostor))))
+        .toBe("alice may not share adapter fake: reputation 0.50 is not above 0.70")
 
       expect(yield* refusal(registry.publishAdapter(adapter("low", 0.3)))).toMatch(/quality 0.30 is below 0.50$/)
       for (let n = 0; n < 10; n++) yield* registry.publishAdapter(adapter(`a${n}`, 0.9))
