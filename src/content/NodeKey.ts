@@ -67,6 +67,18 @@ interface KeyFile {
 
 /** Reads the key file, or creates it (mode 0600, written atomically) when it does not exist yet. */
 export const loadOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyError> =>
+  Effect.zipLeft(readOrCreateKeyFile(file), warnWhenReadableByOthers(file))
+
+/** A key file others can read is a key others may hold: say so, with the fix, on every load. */
+const warnWhenReadableByOthers = (file: string) =>
+  Effect.suspend(() => {
+    const mode = fs.statSync(file).mode & 0o777
+    return (mode & 0o044) === 0
+      ? Effect.void
+      : Effect.logWarning(`${path.basename(file)} is readable by other users (mode 0${mode.toString(8)}): chmod 600 ${file}`)
+  }).pipe(Effect.catchAllDefect(() => Effect.void))
+
+const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyError> =>
   Effect.try({
     try: () => {
       if (fs.existsSync(file)) {
@@ -78,7 +90,7 @@ export const loadOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, No
         if (parsed.publicKey !== undefined && parsed.publicKey !== pair.publicKey) throw new Error("public key does not match the seed")
         return pair
       }
-      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
       const seed = crypto.randomBytes(32)
       const pair = keyPairFromSeed(seed)
       const body: KeyFile = { type: "ed25519", publicKey: pair.publicKey, seed: seed.toString("hex") }

@@ -80,8 +80,25 @@ const MIGRATIONS: ReadonlyArray<string> = [
 export const isBusy = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "code" in error && (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED")
 
+/**
+ * The journal holds every account's history: only its owner reads it. A new file (and any directory
+ * made for it) is created private; an existing one readable by others is made private, with its WAL.
+ */
+const makePrivate = (file: string): void => {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  // SQLite gives the -wal and -shm files the main file's mode, so creating it 0600 covers them.
+  fs.closeSync(fs.openSync(file, "a", 0o600))
+  for (const name of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((fs.statSync(name).mode & 0o077) !== 0) fs.chmodSync(name, 0o600)
+    } catch {
+      // Absent (no WAL yet) or not ours to change: nothing to tighten.
+    }
+  }
+}
+
 export const openDatabase = (options: SqliteOptions): Database.Database => {
-  fs.mkdirSync(path.dirname(path.resolve(options.file)), { recursive: true })
+  if (options.file !== ":memory:") makePrivate(path.resolve(options.file))
   const db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5_000 })
   db.pragma("journal_mode = WAL")
   db.pragma(`synchronous = ${options.synchronous ?? "normal"}`)
