@@ -16,7 +16,15 @@ import { Journal } from "../src/events/Journal.js"
 import { Snapshots } from "../src/events/Snapshots.js"
 import { SqliteDatabase } from "../src/events/SqliteDatabase.js"
 import * as SqliteJournal from "../src/events/SqliteJournal.js"
-import { bestOf, report } from "./Report.js"
+import { Rpc } from "@effect/rpc"
+import { NetworkCharter } from "../src/actors/network/CharterService.js"
+import { Authority, owner, SignedCommands, signedFields } from "../src/domain/CommandAuthority.js"
+import type { Ed25519 } from "../src/domain/Ed25519.js"
+import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519 } from "../src/domain/Ed25519.js"
+import { signCommand } from "../src/domain/SignedCommand.js"
+import { withAuthorization } from "../src/events/Authorization.js"
+import { makeGate } from "../src/rpc/SignedCommandsLive.js"
+import { bestOf, report, time } from "./Report.js"
 
 const Added = Schema.TaggedStruct("Added", { amount: Schema.Number })
 const Counter: EventSourced<{ readonly add: number }, typeof Added.Type, { readonly total: number }> = {
@@ -97,6 +105,11 @@ export const run = async () => {
   await commands("normal", 40_000)
   await commands("full", 10_000)
 
+  // 2b. The same commands signed by 64 callers' keys, checked by the node's gate (signature, expiry,
+  // network, owner) and stored with their events, against unsigned commands on a fresh journal.
+  await signedCommands(20_000)
+  verifications()
+
   // 3. Replay: decode and fold every event of a category vs raw SELECT + JSON.parse + fold.
   const counterReplay = await runtime.runPromise(ActorRunner.make(Counter))
   const rawDb = new Database(file, { readonly: true })
@@ -160,4 +173,74 @@ const commands = async (synchronous: "normal" | "full", count: number) => {
   )
   report(`commands, 64 callers, synchronous=${synchronous}`, "cmds/s", count / oursCommands, rawCount / rawCommands, "raw txn/cmd", synchronous === "normal" ? ">= 25,000 cmds/s" : undefined)
   await commandRuntime.dispose()
+}
+
+/** A command contract for the bench: one caller's counter, owned by the caller's key. */
+const BenchAdd = Rpc.make("BenchAdd", { payload: { account: Schema.String, add: Schema.Number, ...signedFields } })
+  .middleware(SignedCommands)
+  .annotate(Authority, owner("account"))
+
+const signedCommands = async (count: number) => {
+  const perCaller = count / 64
+  const unsigned = async () => {
+    const runtime = ManagedRuntime.make(kernelAt(path.join(scratch(), "unsigned.db")))
+    const counter = await runtime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
+    const seconds = await time(() =>
+      runtime.runPromise(Effect.forEach(Array.from({ length: 64 }, (_, caller) => caller), (caller) =>
+        Effect.forEach(Array.from({ length: perCaller }, (_, i) => i), (i) =>
+          counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}` }), { discard: true }), { concurrency: 64, discard: true })))
+    await runtime.dispose()
+    return seconds
+  }
+  const signed = async () => {
+    const runtime = ManagedRuntime.make(NetworkCharter.Default.pipe(Layer.provideMerge(kernelAt(path.join(scratch(), "signed.db")))))
+    const founder = ed25519.publicKeyOf(crypto.randomBytes(32))
+    await runtime.runPromise(Effect.flatMap(NetworkCharter, (charter) => charter.found({ network: "bench", operators: [founder], threshold: 1 })))
+    const { gate } = await runtime.runPromise(makeGate({ commandsPerSecondPerKey: 1_000_000 }))
+    const counter = await runtime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
+    // Callers sign before the clock starts: the node's work is to verify, not to sign.
+    const expiresAt = Date.now() + 5 * 60_000
+    const commands = Array.from({ length: 64 }, (_, caller) => {
+      const seed = crypto.randomBytes(32)
+      const key = { seed, publicKey: ed25519.publicKeyOf(seed) }
+      const account = accountIdOf(key.publicKey)
+      return Array.from({ length: perCaller }, (_, i) => {
+        const payload = { account, add: 1 }
+        return { ...payload, auth: signCommand(key, "BenchAdd", payload, { id: `cmd-${caller}-${i}`, expiresAt, network: "bench" }) }
+      })
+    })
+    const seconds = await time(() =>
+      runtime.runPromise(Effect.forEach(commands, (callerCommands) =>
+        Effect.forEach(callerCommands, (payload) =>
+          Effect.flatMap(gate(BenchAdd, payload), (text) =>
+            withAuthorization(text)(counter.send(payload.account, { add: 1 }, { commandId: payload.auth.id }))), { discard: true }),
+        { concurrency: 64, discard: true })))
+    await runtime.dispose()
+    return seconds
+  }
+  // Alternated, best of two each, so both see the same state of the machine.
+  let bestUnsigned = Infinity
+  let bestSigned = Infinity
+  for (let round = 0; round < 2; round++) {
+    bestUnsigned = Math.min(bestUnsigned, await unsigned())
+    bestSigned = Math.min(bestSigned, await signed())
+  }
+  report("signed commands, 64 callers, gate + journal", "cmds/s", count / bestSigned, count / bestUnsigned, "unsigned", ">= 0.5x")
+}
+
+/** Ed25519 verifications per second: node:crypto (the node's path) against @noble/ed25519 (the browser's). */
+const verifications = () => {
+  const seed = crypto.randomBytes(32)
+  const publicKey = ed25519.publicKeyOf(seed)
+  const message = new TextEncoder().encode(`edge-net/command/v1\n${"x".repeat(200)}`)
+  const signature = nobleEd25519.sign(seed, message)
+  const rate = (verifier: Ed25519, count: number) => {
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < count; i++) if (!verifier.verify(publicKey, message, signature)) throw new Error(`${verifier.name} rejected a good signature`)
+    return count / (Number(process.hrtime.bigint() - start) / 1e9)
+  }
+  const nodePath = nodeCryptoEd25519 ?? ed25519
+  rate(nodePath, 2_000)
+  rate(nobleEd25519, 200)
+  report("Ed25519 verify", "verifs/s", rate(nodePath, 20_000), rate(nobleEd25519, 2_000), "@noble/ed25519")
 }

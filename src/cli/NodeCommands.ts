@@ -2,6 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
+import { parseCharterSettings } from "../layers/Charter.js"
 import { parseGenesisParameters } from "../layers/Genesis.js"
 import { nodeLive } from "../layers/Node.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
@@ -21,7 +22,7 @@ const publicUrl = Options.text("public-url").pipe(
 )
 
 const genesisFromEnvironment = Effect.try({
-  try: () => parseGenesisParameters(process.env["EDGE_NET_GENESIS"]),
+  try: () => ({ genesisParameters: parseGenesisParameters(process.env["EDGE_NET_GENESIS"]), ...parseCharterSettings(process.env) }),
   catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
 })
 
@@ -31,8 +32,8 @@ const checkedPublicUrl = (url: Option.Option<string>) => {
 }
 
 const start = Command.make("start", { data: dataOption, port, host, allowHost, publicUrl }, ({ allowHost, data, host, port, publicUrl }) =>
-  Effect.flatMap(Effect.zip(genesisFromEnvironment, checkedPublicUrl(publicUrl)), ([genesisParameters, url]) => {
-    const settings = settingsFor(data, { host, port, genesisParameters, allowedHosts: allowHost, ...(url === undefined ? {} : { publicUrl: url }) })
+  Effect.flatMap(Effect.zip(genesisFromEnvironment, checkedPublicUrl(publicUrl)), ([genesis, url]) => {
+    const settings = settingsFor(data, { host, port, ...genesis, allowedHosts: allowHost, ...(url === undefined ? {} : { publicUrl: url }) })
     const warning = exposureWarning(host)
     return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
       Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
@@ -41,7 +42,8 @@ const start = Command.make("start", { data: dataOption, port, host, allowHost, p
     )
   })
 ).pipe(Command.withDescription(
-  "run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc); EDGE_NET_GENESIS=name=value,... sets parameters never changed yet"
+  "run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc); EDGE_NET_GENESIS=name=value,... sets parameters never changed yet; " +
+    "at first start EDGE_NET_NETWORK, EDGE_NET_OPERATORS (public keys) and EDGE_NET_OPERATOR_THRESHOLD found the network (default: this node's key, 1 of 1)"
 ))
 
 const info = Command.make("info", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
@@ -57,6 +59,7 @@ const info = Command.make("info", { data: dataOption, node: nodeOption, json: js
             `version    ${i.version}`,
             `data       ${i.dataDir}`,
             `journal    ${i.head.position} events, head ${i.head.hash}`,
+            `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${i.operators.join(", ")}]`,
             ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
           ].join("\n"))
       )

@@ -44,6 +44,9 @@ const keyBuckets = (perSecond: number, capacity = 65_536) => {
   }
 }
 
+/** What the gate reads of an Rpc: its name, its payload's Schema and its authority annotation. */
+type GatedRpc = Pick<Rpc.AnyWithProps, "_tag" | "payloadSchema" | "annotations">
+
 export const makeGate = (options: GateOptions = {}) =>
   Effect.gen(function* () {
     const charter = yield* NetworkCharter
@@ -52,7 +55,7 @@ export const makeGate = (options: GateOptions = {}) =>
     const maxBytes = options.maxBytes ?? 256 * 1024
     const allow = keyBuckets(options.commandsPerSecondPerKey ?? 1000)
     const encoders = new Map<string, (payload: unknown) => unknown>()
-    const encoderFor = (rpc: Rpc.AnyWithProps) => {
+    const encoderFor = (rpc: GatedRpc) => {
       let encode = encoders.get(rpc._tag)
       if (encode === undefined) {
         encode = Schema.encodeSync(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
@@ -76,7 +79,7 @@ export const makeGate = (options: GateOptions = {}) =>
         if (signed < threshold) return yield* refuse("not-operator", `needs ${threshold} of the ${operators.length} operator key(s), signed by ${signed}`)
       })
 
-    const gate = Effect.fn("SignedCommands.gate")(function* (rpc: Rpc.AnyWithProps, payload: unknown) {
+    const gate = Effect.fn("SignedCommands.gate")(function* (rpc: GatedRpc, payload: unknown) {
       const command = rpc._tag
       const rule = Context.getOption(rpc.annotations, Authority)
       const refuse = (reason: RefusalReason, detail: string) => Effect.fail(new CommandRefused({ command, reason, detail }))
