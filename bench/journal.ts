@@ -180,7 +180,7 @@ const BenchAdd = Rpc.make("BenchAdd", { payload: { account: Schema.String, add: 
   .middleware(SignedCommands)
   .annotate(Authority, owner("account"))
 
-const signedCommands = async (count: number) => {
+export const signedCommands = async (count: number) => {
   const perCaller = count / 64
   const unsigned = async () => {
     const runtime = ManagedRuntime.make(kernelAt(path.join(scratch(), "unsigned.db")))
@@ -229,7 +229,7 @@ const signedCommands = async (count: number) => {
 }
 
 /** Ed25519 verifications per second: node:crypto (the node's path) against @noble/ed25519 (the browser's). */
-const verifications = () => {
+export const verifications = () => {
   const seed = crypto.randomBytes(32)
   const publicKey = ed25519.publicKeyOf(seed)
   const message = new TextEncoder().encode(`edge-net/command/v1\n${"x".repeat(200)}`)

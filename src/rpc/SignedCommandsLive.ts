@@ -8,7 +8,8 @@ import type { Rpc } from "@effect/rpc"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/CommandAuthority.js"
-import type { AuthorityRule, RefusalReason } from "../domain/CommandAuthority.js"
+import type { RefusalReason } from "../domain/CommandAuthority.js"
+import type { CharterTerms } from "../actors/network/Charter.js"
 import { checkJsonBounds, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
 import { accountIdOf } from "../domain/Ed25519.js"
 import type { CommandAuth } from "../domain/SignedCommand.js"
@@ -64,43 +65,50 @@ export const makeGate = (options: GateOptions = {}) =>
       return encode
     }
 
-    const authorize = (command: string, rule: AuthorityRule, payload: Record<string, unknown>, signers: ReadonlyArray<string>) =>
-      Effect.gen(function* () {
-        const refuse = (reason: RefusalReason, detail: string) => Effect.fail(new CommandRefused({ command, reason, detail }))
-        const account = accountIdOf(signers[0]!)
-        for (const field of rule.owners) {
-          if (payload[field] !== account) return yield* refuse("not-owner", `${field} ${String(payload[field])} is not the signer's account ${account}`)
-        }
-        if (!rule.operator) return
-        const terms = yield* charter.terms().pipe(Effect.orDie)
-        if (Option.isNone(terms)) return yield* refuse("not-operator", "this node has no network charter, so no operator")
-        const { operators, threshold } = terms.value
-        const signed = signers.filter((key) => operators.includes(key)).length
-        if (signed < threshold) return yield* refuse("not-operator", `needs ${threshold} of the ${operators.length} operator key(s), signed by ${signed}`)
-      })
+    // The charter never changes once recorded: read it once, then from memory.
+    let charterTerms: CharterTerms | undefined
+    const termsNow = Effect.suspend(() =>
+      charterTerms !== undefined
+        ? Effect.succeed(charterTerms)
+        : Effect.map(Effect.orDie(charter.terms()), (terms) => (charterTerms = Option.getOrUndefined(terms))))
 
-    const gate = Effect.fn("SignedCommands.gate")(function* (rpc: GatedRpc, payload: unknown) {
+    /** Every check but the clock's and the charter's reading, synchronously: the hot path of every command. */
+    const check = (rpc: GatedRpc, payload: unknown, now: number, terms: CharterTerms | undefined): CommandRefused | string => {
       const command = rpc._tag
-      const rule = Context.getOption(rpc.annotations, Authority)
-      const refuse = (reason: RefusalReason, detail: string) => Effect.fail(new CommandRefused({ command, reason, detail }))
+      const refuse = (reason: RefusalReason, detail: string) => new CommandRefused({ command, reason, detail })
       const { auth, ...fields } = payload as { readonly auth?: CommandAuth } & Record<string, unknown>
-      if (auth === undefined) return yield* refuse("unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
-      const terms = yield* charter.terms().pipe(Effect.orDie)
-      if (Option.isNone(terms)) return yield* refuse("wrong-network", "this node has no network charter yet")
-      const network = terms.value.network
-      if (auth.network !== network) return yield* refuse("wrong-network", `signed for network ${auth.network}, this is ${network}`)
-      const now = yield* Clock.currentTimeMillis
-      if (auth.expiresAt <= now) return yield* refuse("expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
-      if (auth.expiresAt > now + maxAhead) return yield* refuse("too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
+      if (auth === undefined) return refuse("unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
+      if (terms === undefined) return refuse("wrong-network", "this node has no network charter yet")
+      if (auth.network !== terms.network) return refuse("wrong-network", `signed for network ${auth.network}, this is ${terms.network}`)
+      if (auth.expiresAt <= now) return refuse("expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
+      if (auth.expiresAt > now + maxAhead) return refuse("too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
       const encoded = encoderFor(rpc)(fields)
-      const unbounded = checkJsonBounds(encoded, { maxDepth: maxDepth, maxBytes: maxBytes })
-      if (unbounded !== undefined) return yield* refuse("too-large", unbounded.message)
+      const unbounded = checkJsonBounds(encoded, { maxDepth, maxBytes })
+      if (unbounded !== undefined) return refuse("too-large", unbounded.message)
       const signers = validSigners(command, encoded, auth)
-      if (signers.length === 0) return yield* refuse("bad-signature", `the signature of ${auth.signer} does not verify`)
-      if (!allow(auth.signer, now)) return yield* refuse("rate-limited", `key ${auth.signer} sends too many commands; slow down`)
-      yield* authorize(command, Option.getOrElse(rule, () => anyKey), fields, signers)
+      if (signers.length === 0) return refuse("bad-signature", `the signature of ${auth.signer} does not verify`)
+      if (!allow(auth.signer, now)) return refuse("rate-limited", `key ${auth.signer} sends too many commands; slow down`)
+      const rule = Option.getOrElse(Context.getOption(rpc.annotations, Authority), () => anyKey)
+      const account = accountIdOf(signers[0]!)
+      for (const field of rule.owners) {
+        if (fields[field] !== account) return refuse("not-owner", `${field} ${String(fields[field])} is not the signer's account ${account}`)
+      }
+      if (rule.operator) {
+        const signed = signers.filter((key) => terms.operators.includes(key)).length
+        if (signed < terms.threshold) {
+          return refuse("not-operator", `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${signed}`)
+        }
+      }
       return storedCommandText(command, encoded, auth)
-    })
+    }
+
+    /** The stored command text of an accepted command, or its refusal. */
+    const gate = (rpc: GatedRpc, payload: unknown): Effect.Effect<string, CommandRefused> =>
+      Effect.flatMap(termsNow, (terms) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const verdict = check(rpc, payload, now, terms)
+          return typeof verdict === "string" ? Effect.succeed(verdict) : Effect.fail(verdict)
+        }))
 
     return { gate } as const
   })
