@@ -7,6 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { NodeId } from "../domain/Ids.js"
+import { ed25519, utf8 } from "../domain/Ed25519.js"
 
 export class NodeKeyError extends Data.TaggedError("NodeKeyError")<{ readonly path: string; readonly reason: string }> {
   override get message() {
@@ -41,21 +42,12 @@ export const keyPairFromSeed = (seed: Uint8Array): NodeKeyPair => {
   }
 }
 
-const publicKeyCache = new Map<string, crypto.KeyObject>()
-
-/** Verifies an Ed25519 signature (hex) by a raw public key (hex); false on any malformed input. */
-export const verifySignature = (publicKeyHex: string, message: Uint8Array | string, signatureHex: string): boolean => {
-  try {
-    let key = publicKeyCache.get(publicKeyHex)
-    if (key === undefined) {
-      key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(publicKeyHex, "hex")]), format: "der", type: "spki" })
-      publicKeyCache.set(publicKeyHex, key)
-    }
-    return crypto.verify(null, typeof message === "string" ? Buffer.from(message) : message, key, Buffer.from(signatureHex, "hex"))
-  } catch {
-    return false
-  }
-}
+/**
+ * Verifies an Ed25519 signature (hex) by a raw public key (hex); false on any malformed input. One
+ * signing service for the whole node (src/domain/Ed25519.ts), with its bounded cache of parsed keys.
+ */
+export const verifySignature = (publicKeyHex: string, message: Uint8Array | string, signatureHex: string): boolean =>
+  ed25519.verify(publicKeyHex, typeof message === "string" ? utf8(message) : message, signatureHex)
 
 export const generateKeyPair = (): NodeKeyPair => keyPairFromSeed(crypto.randomBytes(32))
 
