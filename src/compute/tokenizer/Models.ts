@@ -2,6 +2,7 @@
  * Tokenizer models: BPE (merges by rank, with byte fallback and unknown-token fusing), WordPiece
  * (greedy longest match) and WordLevel (whole-word lookup). Each turns one pre-tokenized word into ids.
  */
+import { LruCache } from "../../domain/LruCache.js"
 import { utf8 } from "./Text.js"
 import { booleanOr, fail, numberOr, objectAt, unsupported } from "./TokenizerError.js"
 
@@ -9,28 +10,6 @@ export interface Model {
   readonly vocab: ReadonlyMap<string, number>
   readonly unkToken: string | undefined
   readonly tokenize: (word: string) => ReadonlyArray<number>
-}
-
-/** A small least-recently-used cache: a Map keeps insertion order, so the oldest entry is first. */
-export class LruCache<K, V> {
-  private readonly entries = new Map<K, V>()
-  constructor(readonly capacity: number) {}
-  get(key: K): V | undefined {
-    const value = this.entries.get(key)
-    if (value !== undefined) {
-      this.entries.delete(key)
-      this.entries.set(key, value)
-    }
-    return value
-  }
-  set(key: K, value: V) {
-    this.entries.delete(key)
-    this.entries.set(key, value)
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!)
-  }
-  get size() {
-    return this.entries.size
-  }
 }
 
 const readVocab = (json: unknown): Map<string, number> => {
