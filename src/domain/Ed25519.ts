@@ -6,6 +6,7 @@
 import * as noble from "@noble/ed25519"
 import { sha256, sha512 } from "@noble/hashes/sha2.js"
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
+import { LruCache } from "./LruCache.js"
 
 noble.hashes.sha512 = sha512
 
@@ -54,35 +55,39 @@ const concat = (left: Uint8Array, right: Uint8Array) => {
   return joined
 }
 
+/** Public keys kept parsed: bounded, since random keys sent by anyone grew a node's memory without bound. */
+export const PUBLIC_KEY_CACHE_SIZE = 4096
+
 /**
- * A least-recently-used map of bounded size: the public keys a node has parsed. Unbounded, random keys
- * sent by anyone grew a node's memory by hundreds of megabytes.
+ * node:crypto's check of a signature given as bytes, public keys parsed once into a bounded cache.
+ * False on a bad signature and on any malformed key or signature: never throws.
  */
-class BoundedCache<V> {
-  private readonly entries = new Map<string, V>()
-  constructor(private readonly capacity: number) {}
-  get(key: string): V | undefined {
-    const value = this.entries.get(key)
-    if (value !== undefined) {
-      this.entries.delete(key)
-      this.entries.set(key, value)
+const makeNodeVerify = (crypto: NodeCrypto) => {
+  const publicKeys = new LruCache<string, import("node:crypto").KeyObject>(PUBLIC_KEY_CACHE_SIZE)
+  return (publicKeyHex: string, message: Uint8Array, signature: Uint8Array): boolean => {
+    if (!HEX_KEY.test(publicKeyHex) || signature.length !== 64) return false
+    try {
+      let key = publicKeys.get(publicKeyHex)
+      if (key === undefined) {
+        key = crypto.createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, hexToBytes(publicKeyHex))), format: "der", type: "spki" })
+        publicKeys.set(publicKeyHex, key)
+      }
+      return crypto.verify(null, message, key, signature)
+    } catch {
+      return false
     }
-    return value
-  }
-  set(key: string, value: V) {
-    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as string)
-    this.entries.set(key, value)
-  }
-  get size() {
-    return this.entries.size
   }
 }
 
-export const PUBLIC_KEY_CACHE_SIZE = 4096
+/** The node:crypto verifier of signature bytes (a verifier thread's), or undefined outside Node. */
+export const nodeCryptoVerifyBytes = (): ((publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean) | undefined => {
+  const crypto = nodeCrypto()
+  return crypto === undefined ? undefined : makeNodeVerify(crypto)
+}
 
 const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
-  const publicKeys = new BoundedCache<import("node:crypto").KeyObject>(PUBLIC_KEY_CACHE_SIZE)
-  const privateKeys = new BoundedCache<import("node:crypto").KeyObject>(64)
+  const verifyBytes = makeNodeVerify(crypto)
+  const privateKeys = new LruCache<string, import("node:crypto").KeyObject>(64)
   const privateKey = (seed: Uint8Array) => {
     const id = bytesToHex(seed)
     let key = privateKeys.get(id)
@@ -97,19 +102,8 @@ const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
     publicKeyOf: (seed) =>
       Buffer.from(crypto.createPublicKey(privateKey(seed)).export({ format: "der", type: "spki" })).subarray(SPKI_PREFIX.length).toString("hex"),
     sign: (seed, message) => crypto.sign(null, message, privateKey(seed)).toString("hex"),
-    verify: (publicKeyHex, message, signatureHex) => {
-      if (!HEX_KEY.test(publicKeyHex) || !HEX_SIGNATURE.test(signatureHex)) return false
-      try {
-        let key = publicKeys.get(publicKeyHex)
-        if (key === undefined) {
-          key = crypto.createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, hexToBytes(publicKeyHex))), format: "der", type: "spki" })
-          publicKeys.set(publicKeyHex, key)
-        }
-        return crypto.verify(null, message, key, Buffer.from(signatureHex, "hex"))
-      } catch {
-        return false
-      }
-    }
+    verify: (publicKeyHex, message, signatureHex) =>
+      HEX_SIGNATURE.test(signatureHex) && verifyBytes(publicKeyHex, message, Buffer.from(signatureHex, "hex"))
   }
 }
 
@@ -130,3 +124,5 @@ export const utf8 = (text: string): Uint8Array => encoder.encode(text)
 export const accountIdOf = (publicKeyHex: string): string => bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
 
 export const isPublicKeyHex = (text: string): boolean => HEX_KEY.test(text)
+
+export const isSignatureHex = (text: string): boolean => HEX_SIGNATURE.test(text)
