@@ -6,6 +6,7 @@ import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
 import { utf8Length } from "../domain/CanonicalJson.js"
 import type { Envelope, NewEvent, StoredRecord } from "./Envelope.js"
+import { canonicalPayload } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
 export type ExpectedVersion = "any" | "none" | number
@@ -112,6 +113,24 @@ export const checkPayloadSize = (streamId: string, eventType: string, payloadTex
   if (payloadText.length * 3 <= maxBytes) return undefined
   const bytes = utf8Length(payloadText)
   return bytes > maxBytes ? new PayloadTooLarge({ streamId, eventType, bytes, maxBytes }) : undefined
+}
+
+/**
+ * Every event's canonical payload text, or the refusal of the first one over `maxBytes`: all are
+ * sized before any is written, so a request is appended whole or not at all.
+ */
+export const sizedPayloads = (
+  request: { readonly streamId: string; readonly events: ReadonlyArray<NewEvent> },
+  maxBytes: number
+): ReadonlyArray<string> | PayloadTooLarge => {
+  const texts: Array<string> = []
+  for (const event of request.events) {
+    const text = canonicalPayload(event.payload)
+    const tooLarge = checkPayloadSize(request.streamId, event.eventType, text, maxBytes)
+    if (tooLarge !== undefined) return tooLarge
+    texts.push(text)
+  }
+  return texts
 }
 
 export const checkExpectedVersion = (

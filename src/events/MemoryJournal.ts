@@ -6,9 +6,9 @@ import { Clock, Duration, Effect, Either, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { canonicalPayload, checkedAuthorization, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
+import { checkedAuthorization, envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
-import { checkExpectedVersion, checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, Journal } from "./Journal.js"
+import { checkExpectedVersion, DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, sizedPayloads } from "./Journal.js"
 
 export interface MemoryJournalOptions {
   /** Largest canonical payload of one event, in bytes (default 256 KiB). */
@@ -40,15 +40,12 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
           outcomes.push(Either.left(conflict))
           continue
         }
-        // Every payload is sized before any is written: a request is appended whole or not at all.
-        const payloadTexts = request.events.map((event) => canonicalPayload(event.payload))
-        const tooLarge = payloadTexts
-          .map((text, i) => checkPayloadSize(request.streamId, request.events[i]!.eventType, text, maxPayloadBytes))
-          .find((refusal) => refusal !== undefined)
-        if (tooLarge !== undefined) {
-          outcomes.push(Either.left(tooLarge))
+        const sized = sizedPayloads(request, maxPayloadBytes)
+        if (sized instanceof PayloadTooLarge) {
+          outcomes.push(Either.left(sized))
           continue
         }
+        const payloadTexts = sized
         const authorizationText = authorizations[index]!
         const envelopes: Array<Envelope> = []
         for (const [i, event] of request.events.entries()) {

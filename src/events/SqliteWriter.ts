@@ -9,8 +9,8 @@ import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
 import { moduleWorker } from "../node/ModuleWorker.js"
 import type { NodeKeyPair } from "../content/NodeKey.js"
-import { canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
-import { checkPayloadSize, type ExpectedVersion, type SignedHead } from "./Journal.js"
+import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import { type ExpectedVersion, PayloadTooLarge, type SignedHead, sizedPayloads } from "./Journal.js"
 
 export interface WriteRequest {
   readonly streamId: string
@@ -72,15 +72,12 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
         outcomes.push({ ok: false, actual: version })
         continue
       }
-      // Every payload is sized before any is written: a request is appended whole or not at all.
-      const payloadTexts = request.events.map((event) => canonicalPayload(event.payload))
-      const tooLarge = payloadTexts
-        .map((text, i) => checkPayloadSize(request.streamId, request.events[i]!.eventType, text, maxPayloadBytes))
-        .find((refusal) => refusal !== undefined)
-      if (tooLarge !== undefined) {
-        outcomes.push({ ok: false, eventType: tooLarge.eventType, bytes: tooLarge.bytes, maxBytes: tooLarge.maxBytes })
+      const sized = sizedPayloads(request, maxPayloadBytes)
+      if (sized instanceof PayloadTooLarge) {
+        outcomes.push({ ok: false, eventType: sized.eventType, bytes: sized.bytes, maxBytes: sized.maxBytes })
         continue
       }
+      const payloadTexts = sized
       const written: Array<WrittenEvent> = []
       for (const [i, event] of request.events.entries()) {
         position++
