@@ -19,8 +19,8 @@ const verify = Command.make("verify", { data: dataOption, node: nodeOption, json
         r.ok
           ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}\n` +
             `commands ok: ${r.commandsChecked} signed commands verified, ${r.ownerEventsChecked} debits, holds, stakes, votes and bids signed by their owners`
-          : `chain BROKEN at position ${r.firstBadPosition}: ${r.problem}`)
-      if (!report.ok) return yield* Effect.fail(new CliError({ message: `the journal does not verify (first bad position ${report.firstBadPosition})` }))
+          : `audit FAILED at position ${r.firstBadPosition}: ${r.problem}`)
+      if (!report.ok) return yield* Effect.fail(new CliError({ message: `audit verify found a problem at position ${report.firstBadPosition}` }))
     })
   )).pipe(Command.withDescription("verify the hash chain, every signed head, and every stored command's signature and authority"))
 
@@ -39,7 +39,16 @@ const replay = Command.make("replay", { data: dataOption, node: nodeOption, json
           `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
           `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
         ].join("\n"))
-      if (!report.ok) return yield* Effect.fail(new CliError({ message: "replaying the log does not give the live state" }))
+      if (!report.ok) {
+        const differ = report.actors.some((actor) => actor.mismatches.length > 0)
+        const books = report.books.filter((book) => !book.ok).map((book) => book.book)
+        const why = [
+          ...(differ ? ["replaying the log does not give the live state"] : []),
+          ...(books.length > 0 ? [`books do not agree with the ledger: ${[...new Set(books)].join(", ")}`] : []),
+          ...(report.supply.conserved ? [] : ["rUv is not conserved"])
+        ]
+        return yield* Effect.fail(new CliError({ message: why.join("; ") || "replay is not ok" }))
+      }
     })
   )).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
 
