@@ -3,7 +3,7 @@
  * batched append, commands through the actor runner with group commit, replay, chain verification.
  */
 import Database from "better-sqlite3"
-import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { Effect, Exit, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -23,6 +23,7 @@ import type { Ed25519 } from "../src/domain/Ed25519.js"
 import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519 } from "../src/domain/Ed25519.js"
 import { signCommand } from "../src/domain/SignedCommand.js"
 import { withAuthorization } from "../src/events/Authorization.js"
+import { makeVerifierPool } from "../src/node/VerifierPool.js"
 import { makeGate } from "../src/rpc/SignedCommandsLive.js"
 import { bestOf, report, time } from "./Report.js"
 
@@ -109,6 +110,7 @@ export const run = async () => {
   // network, owner) and stored with their events, against unsigned commands on a fresh journal.
   await signedCommands(20_000)
   verifications()
+  await poolVerifications(20_000)
 
   // 3. Replay: decode and fold every event of a category vs raw SELECT + JSON.parse + fold.
   const counterReplay = await runtime.runPromise(ActorRunner.make(Counter))
@@ -192,11 +194,14 @@ export const signedCommands = async (count: number) => {
     await runtime.dispose()
     return seconds
   }
+  // As the node runs it: signatures checked on the verifier threads (signedCommandsLayer's default).
   const signed = async () => {
     const runtime = ManagedRuntime.make(NetworkCharter.Default.pipe(Layer.provideMerge(kernelAt(path.join(scratch(), "signed.db")))))
+    const poolScope = Effect.runSync(Scope.make())
+    const verifier = await Effect.runPromise(Scope.extend(makeVerifierPool(), poolScope))
     const founder = ed25519.publicKeyOf(crypto.randomBytes(32))
     await runtime.runPromise(Effect.flatMap(NetworkCharter, (charter) => charter.found({ network: "bench", operators: [founder], threshold: 1 })))
-    const { gate } = await runtime.runPromise(makeGate({ commandsPerSecondPerKey: 1_000_000 }))
+    const { gate } = await runtime.runPromise(makeGate({ commandsPerSecondPerKey: 1_000_000, verifier }))
     const counter = await runtime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
     // Callers sign before the clock starts: the node's work is to verify, not to sign.
     const expiresAt = Date.now() + 5 * 60_000
@@ -216,6 +221,7 @@ export const signedCommands = async (count: number) => {
             withAuthorization(text)(counter.send(payload.account, { add: 1 }, { commandId: payload.auth.id }))), { discard: true }),
         { concurrency: 64, discard: true })))
     await runtime.dispose()
+    await Effect.runPromise(Scope.close(poolScope, Exit.void))
     return seconds
   }
   // Alternated, best of two each, so both see the same state of the machine.
@@ -243,4 +249,30 @@ export const verifications = () => {
   rate(nodePath, 2_000)
   rate(nobleEd25519, 200)
   report("Ed25519 verify", "verifs/s", rate(nodePath, 20_000), rate(nobleEd25519, 2_000), "@noble/ed25519")
+}
+
+/** Ed25519 verifications per second through the verifier pool (batched, as the gate asks) against node:crypto on this thread. */
+export const poolVerifications = async (count: number) => {
+  const seed = crypto.randomBytes(32)
+  const publicKey = ed25519.publicKeyOf(seed)
+  const message = new TextEncoder().encode(`edge-net/command/v1\n${"x".repeat(200)}`)
+  const signature = ed25519.sign(seed, message)
+  const nodePath = nodeCryptoEd25519 ?? ed25519
+  const onThisThread = () => {
+    for (let i = 0; i < count; i++) if (!nodePath.verify(publicKey, message, signature)) throw new Error("node:crypto rejected a good signature")
+  }
+  await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+    const pool = yield* makeVerifierPool()
+    const threads = pool.threads().length
+    const throughPool = Effect.forEach(Array.from({ length: count }, (_, i) => i), () => pool.verify(publicKey, message, signature), { concurrency: 256, discard: true })
+    yield* Effect.forEach(Array.from({ length: 2_000 }, (_, i) => i), () => pool.verify(publicKey, message, signature), { concurrency: 256, discard: true })
+    onThisThread()
+    let ours = Infinity
+    let baseline = Infinity
+    for (let round = 0; round < 2; round++) {
+      ours = Math.min(ours, yield* Effect.promise(() => time(() => Effect.runPromise(throughPool))))
+      baseline = Math.min(baseline, yield* Effect.promise(() => time(onThisThread)))
+    }
+    report(`Ed25519 verify, pool of ${threads} thread${threads === 1 ? "" : "s"}`, "verifs/s", count / ours, count / baseline, "node:crypto here")
+  })))
 }

@@ -1,6 +1,6 @@
 /**
  * Ed25519 verification on worker threads, so the node's event loop keeps serving while signatures are
- * checked. The requests of one tick travel as one packed ArrayBuffer per thread (transferred, not copied).
+ * checked. The requests of one tick travel as one batch per thread, packed into memory shared with it.
  */
 import { Effect } from "effect"
 import { availableParallelism } from "node:os"
@@ -15,22 +15,32 @@ export interface SignatureVerifier {
 
 export interface VerifierPoolOptions {
   /** Worker threads (default: one fewer than the cores, at least one). */
-  readonly threads?: number
-  /** Requests that make a batch be sent at once rather than at the end of the tick (default 256). */
-  readonly maxBatch?: number
+  readonly threads?: number | undefined
+  /**
+   * Requests that make a batch be sent at once rather than at the end of the tick (default 16): small
+   * batches let the node go on with the first answers while the thread checks the next ones.
+   */
+  readonly maxBatch?: number | undefined
 }
 
-/** A batch as posted to a thread: per signature, 32 key bytes, 64 signature bytes, u32le length, message. */
-export interface VerifyBatch {
-  readonly id: number
-  readonly count: number
-  readonly buffer: ArrayBuffer
-}
+/**
+ * A batch as posted to a thread: per signature, 32 key bytes, 64 signature bytes, u32le length,
+ * message. It lies in the thread's arena at `offset` (the answer is written over its first `count`
+ * bytes, and the reply is the bare id), or, when it does not fit there, in a transferred `buffer`.
+ */
+export type VerifyBatch =
+  | { readonly id: number; readonly count: number; readonly offset: number }
+  | { readonly id: number; readonly count: number; readonly buffer: ArrayBuffer }
 
-/** A thread's answer: one byte per signature of the batch, 1 when it verifies. */
+/** A thread's answer to a batch sent in a buffer: one byte per signature, 1 when it verifies. */
 export interface VerifyReply {
   readonly id: number
   readonly verdicts: Uint8Array
+}
+
+/** What a thread is started with: the memory it shares with the pool. */
+export interface VerifierThreadData {
+  readonly arena: SharedArrayBuffer
 }
 
 interface Request {
@@ -40,23 +50,36 @@ interface Request {
   readonly resume: (verdict: Effect.Effect<boolean>) => void
 }
 
+interface InFlight {
+  readonly requests: ReadonlyArray<Request>
+  /** Where the batch starts in the arena; -1 for a batch sent in its own buffer. */
+  readonly start: number
+}
+
 interface Thread {
   readonly worker: Worker
-  readonly pending: Map<number, ReadonlyArray<Request>>
+  readonly arena: Buffer
+  /** Batches in the order sent, which is the order the thread answers them. */
+  readonly pending: Map<number, InFlight>
+  /** Where the next batch is written in the arena. */
+  head: number
   /** Verifications sent and not yet answered: a batch goes to the least loaded thread. */
   load: number
 }
 
+const ARENA_BYTES = 1 << 20
 const FRAME_BYTES = 32 + 64 + 4
 const malformed = Effect.succeed(false)
 const verdictOf = [Effect.succeed(false), Effect.succeed(true)] as const
 
-const pack = (batch: ReadonlyArray<Request>): ArrayBuffer => {
+const packedSize = (batch: ReadonlyArray<Request>) => {
   let size = 0
   for (const request of batch) size += FRAME_BYTES + request.message.length
-  const buffer = new ArrayBuffer(size)
-  const bytes = Buffer.from(buffer)
-  let offset = 0
+  return size
+}
+
+const pack = (batch: ReadonlyArray<Request>, bytes: Buffer, start: number) => {
+  let offset = start
   for (const request of batch) {
     offset += bytes.write(request.publicKeyHex, offset, 32, "hex")
     offset += bytes.write(request.signatureHex, offset, 64, "hex")
@@ -64,7 +87,24 @@ const pack = (batch: ReadonlyArray<Request>): ArrayBuffer => {
     bytes.set(request.message, offset)
     offset += request.message.length
   }
-  return buffer
+}
+
+/** Where `size` bytes fit in the thread's arena now, after the batches still in flight; -1 if nowhere. */
+const arenaRoom = (thread: Thread, size: number): number => {
+  let oldest: InFlight | undefined
+  for (const batch of thread.pending.values()) {
+    if (batch.start >= 0) {
+      oldest = batch
+      break
+    }
+  }
+  if (oldest === undefined) return size <= ARENA_BYTES ? 0 : -1
+  const tail = oldest.start
+  if (thread.head > tail) {
+    if (thread.head + size <= ARENA_BYTES) return thread.head
+    return size < tail ? 0 : -1
+  }
+  return thread.head + size < tail ? thread.head : -1
 }
 
 /**
@@ -74,21 +114,28 @@ const pack = (batch: ReadonlyArray<Request>): ArrayBuffer => {
 export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
   Effect.gen(function* () {
     const size = Math.max(1, Math.floor(options.threads ?? availableParallelism() - 1))
-    const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 256))
+    const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 16))
     let closed = false
     let nextId = 0
 
+    const answer = (thread: Thread, id: number, verdicts: Uint8Array) => {
+      const batch = thread.pending.get(id)
+      if (batch === undefined) return
+      thread.pending.delete(id)
+      thread.load -= batch.requests.length
+      for (let i = 0; i < batch.requests.length; i++) batch.requests[i]!.resume(verdictOf[verdicts[i] === 1 ? 1 : 0])
+    }
+
     const spawn = (): Thread => {
-      const worker = moduleWorker(import.meta.url, "./VerifierThread")
-      const thread: Thread = { worker, pending: new Map(), load: 0 }
+      const shared = new SharedArrayBuffer(ARENA_BYTES)
+      const worker = moduleWorker(import.meta.url, "./VerifierThread", { workerData: { arena: shared } satisfies VerifierThreadData })
+      const thread: Thread = { worker, arena: Buffer.from(shared), pending: new Map(), head: 0, load: 0 }
       let failure: Error | undefined
-      worker.on("message", (reply: VerifyReply | "ready") => {
-        if (reply === "ready") return
-        const batch = thread.pending.get(reply.id)
-        if (batch === undefined) return
-        thread.pending.delete(reply.id)
-        thread.load -= batch.length
-        for (let i = 0; i < batch.length; i++) batch[i]!.resume(verdictOf[reply.verdicts[i] === 1 ? 1 : 0])
+      worker.on("message", (reply: number | VerifyReply | "ready") => {
+        if (typeof reply === "number") {
+          const batch = thread.pending.get(reply)
+          if (batch !== undefined) answer(thread, reply, thread.arena.subarray(batch.start, batch.start + batch.requests.length))
+        } else if (reply !== "ready") answer(thread, reply.id, reply.verdicts)
       })
       worker.on("error", (error) => (failure = error))
       worker.once("exit", (code) => {
@@ -96,7 +143,7 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
         if (index >= 0) threads[index] = undefined
         const why = closed ? "the verifier pool was closed" : `an Ed25519 verifier thread exited (code ${code}${failure === undefined ? "" : `: ${failure.message}`})`
         for (const batch of thread.pending.values()) {
-          for (const request of batch) request.resume(Effect.die(new Error(`${why} before the signature was checked`)))
+          for (const request of batch.requests) request.resume(Effect.die(new Error(`${why} before the signature was checked`)))
         }
         thread.pending.clear()
         thread.load = 0
@@ -106,15 +153,11 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
     const threads: Array<Thread | undefined> = []
 
     yield* Effect.acquireRelease(
-      Effect.async<void, Error>((resume) => {
-        let ready = 0
-        for (let i = 0; i < size; i++) {
-          const thread = spawn()
-          threads.push(thread)
-          thread.worker.once("message", () => ++ready === size && resume(Effect.void))
-          thread.worker.once("error", (error) => resume(Effect.fail(error)))
-        }
-      }).pipe(Effect.orDie),
+      // Not waiting for the threads to load: batches wait in their ports meanwhile, and a thread that
+      // fails to start fails its batches like one that dies.
+      Effect.sync(() => {
+        for (let i = 0; i < size; i++) threads.push(spawn())
+      }),
       () =>
         Effect.promise(() => {
           closed = true
@@ -135,13 +178,24 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
       return best as Thread
     }
 
-    const post = (batch: ReadonlyArray<Request>) => {
+    const post = (requests: ReadonlyArray<Request>) => {
       const thread = leastLoaded()
       const id = nextId++
-      const buffer = pack(batch)
-      thread.pending.set(id, batch)
-      thread.load += batch.length
-      thread.worker.postMessage({ id, count: batch.length, buffer } satisfies VerifyBatch, [buffer])
+      const bytes = packedSize(requests)
+      const start = arenaRoom(thread, bytes)
+      thread.load += requests.length
+      if (start >= 0) {
+        pack(requests, thread.arena, start)
+        thread.head = start + bytes
+        thread.pending.set(id, { requests, start })
+        thread.worker.postMessage({ id, count: requests.length, offset: start } satisfies VerifyBatch)
+      } else {
+        // Larger than the room left in the arena (commands may be up to 256 KiB): its own buffer.
+        const buffer = new ArrayBuffer(bytes)
+        pack(requests, Buffer.from(buffer), 0)
+        thread.pending.set(id, { requests, start: -1 })
+        thread.worker.postMessage({ id, count: requests.length, buffer } satisfies VerifyBatch, [buffer])
+      }
     }
 
     let queue: Array<Request> = []

@@ -1,21 +1,21 @@
 /**
- * Entry point of an Ed25519 verifier thread (see VerifierPool.ts): each message is one batch packed
- * in an ArrayBuffer, the reply one byte per signature, 1 when it verifies, in the batch's order.
+ * Entry point of an Ed25519 verifier thread (see VerifierPool.ts): each message is one packed batch,
+ * answered with one byte per signature, 1 when it verifies, in the batch's order.
  */
-import { parentPort } from "node:worker_threads"
+import { parentPort, workerData } from "node:worker_threads"
 import { nodeCryptoVerifyBytes } from "../domain/Ed25519.js"
-import type { VerifyBatch, VerifyReply } from "./VerifierPool.js"
+import type { VerifierThreadData, VerifyBatch, VerifyReply } from "./VerifierPool.js"
 
 const PUBLIC_KEY_BYTES = 32
 const SIGNATURE_BYTES = 64
 const port = parentPort
 const verify = nodeCryptoVerifyBytes()
 if (port === null || verify === undefined) throw new Error("the verifier thread runs in a Node worker thread")
+const arena = Buffer.from((workerData as VerifierThreadData).arena)
 
-port.on("message", ({ id, count, buffer }: VerifyBatch) => {
-  const bytes = Buffer.from(buffer)
-  const verdicts = new Uint8Array(count)
-  let offset = 0
+/** Checks the batch at `start` of `bytes`, writing verdict i to `verdicts[i]`. */
+const check = (bytes: Buffer, start: number, count: number, verdicts: Uint8Array) => {
+  let offset = start
   for (let i = 0; i < count; i++) {
     const publicKeyHex = bytes.toString("hex", offset, offset + PUBLIC_KEY_BYTES)
     offset += PUBLIC_KEY_BYTES
@@ -23,9 +23,21 @@ port.on("message", ({ id, count, buffer }: VerifyBatch) => {
     offset += SIGNATURE_BYTES
     const length = bytes.readUInt32LE(offset)
     offset += 4
-    verdicts[i] = verify(publicKeyHex, bytes.subarray(offset, offset + length), signature) ? 1 : 0
+    const verdict = verify(publicKeyHex, bytes.subarray(offset, offset + length), signature) ? 1 : 0
     offset += length
+    // In the arena, verdict i goes over bytes of frames 0..i, which have all been read by now.
+    verdicts[i] = verdict
   }
-  port.postMessage({ id, verdicts } satisfies VerifyReply, [verdicts.buffer])
+}
+
+port.on("message", (batch: VerifyBatch) => {
+  if ("offset" in batch) {
+    check(arena, batch.offset, batch.count, arena.subarray(batch.offset, batch.offset + batch.count))
+    port.postMessage(batch.id)
+  } else {
+    const verdicts = new Uint8Array(batch.count)
+    check(Buffer.from(batch.buffer), 0, batch.count, verdicts)
+    port.postMessage({ id: batch.id, verdicts } satisfies VerifyReply, [verdicts.buffer])
+  }
 })
 port.postMessage("ready")

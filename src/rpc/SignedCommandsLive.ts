@@ -11,10 +11,11 @@ import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/Com
 import type { RefusalReason } from "../domain/CommandAuthority.js"
 import type { CharterTerms } from "../actors/network/Charter.js"
 import { checkJsonBounds, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
-import { accountIdOf } from "../domain/Ed25519.js"
+import { accountIdOf, utf8 } from "../domain/Ed25519.js"
 import type { CommandAuth } from "../domain/SignedCommand.js"
-import { storedCommandText, validSigners } from "../domain/SignedCommand.js"
+import { commandMessage, storedCommandText, validSigners } from "../domain/SignedCommand.js"
 import { withAuthorization } from "../events/Authorization.js"
+import { makeVerifierPool, type SignatureVerifier } from "../node/VerifierPool.js"
 
 export interface GateOptions {
   /** How far ahead of the node's clock an expiry may lie (default ten minutes). */
@@ -24,6 +25,33 @@ export interface GateOptions {
   /** How deep a command's JSON may nest (default 64) and how large it may be (default 256 KiB). */
   readonly maxDepth?: number
   readonly maxBytes?: number
+  /** Where signatures are checked (a pool of verifier threads); without one, synchronously on this thread. */
+  readonly verifier?: SignatureVerifier | undefined
+}
+
+const noSigners: Effect.Effect<ReadonlyArray<string>> = Effect.succeed([])
+
+/**
+ * `validSigners` through a verifier: the signer's signature first (a command it does not verify costs
+ * no more checks), then every cosigner's at once; a key counts once, the signer first.
+ */
+const signersVerifiedBy = (verifier: SignatureVerifier, command: string, payload: unknown, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> => {
+  const message = utf8(commandMessage(command, payload, auth))
+  return Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
+    if (!signerValid) return noSigners
+    const cosigners = auth.cosigners ?? []
+    if (cosigners.length === 0) return Effect.succeed([auth.signer])
+    return Effect.map(
+      Effect.forEach(cosigners, (cosigner) => (cosigner.signer === auth.signer ? Effect.succeed(false) : verifier.verify(cosigner.signer, message, cosigner.signature)), {
+        concurrency: "unbounded"
+      }),
+      (valid) => {
+        const signers = [auth.signer]
+        cosigners.forEach((cosigner, i) => valid[i] === true && !signers.includes(cosigner.signer) && signers.push(cosigner.signer))
+        return signers
+      }
+    )
+  })
 }
 
 /** Per-key token buckets, at most `capacity` keys remembered (the least recently seen are forgotten). */
@@ -51,6 +79,7 @@ type GatedRpc = Pick<Rpc.AnyWithProps, "_tag" | "payloadSchema" | "annotations">
 export const makeGate = (options: GateOptions = {}) =>
   Effect.gen(function* () {
     const charter = yield* NetworkCharter
+    const verifier = options.verifier
     const maxAhead = options.maxExpiryAheadMs ?? 10 * 60_000
     const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH
     const maxBytes = options.maxBytes ?? 256 * 1024
@@ -72,51 +101,79 @@ export const makeGate = (options: GateOptions = {}) =>
         ? Effect.succeed(charterTerms)
         : Effect.map(Effect.orDie(charter.terms()), (terms) => (charterTerms = Option.getOrUndefined(terms))))
 
-    /** Every check but the clock's and the charter's reading, synchronously: the hot path of every command. */
-    const check = (rpc: GatedRpc, payload: unknown, now: number, terms: CharterTerms | undefined): CommandRefused | string => {
+    type Signed = {
+      readonly command: string
+      readonly fields: Record<string, unknown>
+      readonly encoded: unknown
+      readonly auth: CommandAuth
+      readonly terms: CharterTerms
+    }
+    const refuse = (command: string, reason: RefusalReason, detail: string) => new CommandRefused({ command, reason, detail })
+
+    /** The checks before the signature's: signed at all, for this network, in time, within bounds. */
+    const checkShape = (rpc: GatedRpc, payload: unknown, now: number, terms: CharterTerms | undefined): CommandRefused | Signed => {
       const command = rpc._tag
-      const refuse = (reason: RefusalReason, detail: string) => new CommandRefused({ command, reason, detail })
       const { auth, ...fields } = payload as { readonly auth?: CommandAuth } & Record<string, unknown>
-      if (auth === undefined) return refuse("unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
-      if (terms === undefined) return refuse("wrong-network", "this node has no network charter yet")
-      if (auth.network !== terms.network) return refuse("wrong-network", `signed for network ${auth.network}, this is ${terms.network}`)
-      if (auth.expiresAt <= now) return refuse("expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
-      if (auth.expiresAt > now + maxAhead) return refuse("too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
+      if (auth === undefined) return refuse(command, "unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
+      if (terms === undefined) return refuse(command, "wrong-network", "this node has no network charter yet")
+      if (auth.network !== terms.network) return refuse(command, "wrong-network", `signed for network ${auth.network}, this is ${terms.network}`)
+      if (auth.expiresAt <= now) return refuse(command, "expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
+      if (auth.expiresAt > now + maxAhead) return refuse(command, "too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
       const encoded = encoderFor(rpc)(fields)
       const unbounded = checkJsonBounds(encoded, { maxDepth, maxBytes })
-      if (unbounded !== undefined) return refuse("too-large", unbounded.message)
-      const signers = validSigners(command, encoded, auth)
-      if (signers.length === 0) return refuse("bad-signature", `the signature of ${auth.signer} does not verify`)
-      if (!allow(auth.signer, now)) return refuse("rate-limited", `key ${auth.signer} sends too many commands; slow down`)
+      if (unbounded !== undefined) return refuse(command, "too-large", unbounded.message)
+      return { command, fields, encoded, auth, terms }
+    }
+
+    /** The checks after it, given the keys whose signatures verify (the signer first): rate, owner, operators. */
+    const checkAuthority = (rpc: GatedRpc, signed: Signed, signers: ReadonlyArray<string>, now: number): CommandRefused | string => {
+      const { auth, command, encoded, fields, terms } = signed
+      if (signers.length === 0) return refuse(command, "bad-signature", `the signature of ${auth.signer} does not verify`)
+      if (!allow(auth.signer, now)) return refuse(command, "rate-limited", `key ${auth.signer} sends too many commands; slow down`)
       const rule = Option.getOrElse(Context.getOption(rpc.annotations, Authority), () => anyKey)
       const account = accountIdOf(signers[0]!)
       for (const field of rule.owners) {
-        if (fields[field] !== account) return refuse("not-owner", `${field} ${String(fields[field])} is not the signer's account ${account}`)
+        if (fields[field] !== account) return refuse(command, "not-owner", `${field} ${String(fields[field])} is not the signer's account ${account}`)
       }
       if (rule.operator) {
-        const signed = signers.filter((key) => terms.operators.includes(key)).length
-        if (signed < terms.threshold) {
-          return refuse("not-operator", `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${signed}`)
+        const count = signers.filter((key) => terms.operators.includes(key)).length
+        if (count < terms.threshold) {
+          return refuse(command, "not-operator", `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${count}`)
         }
       }
       return storedCommandText(command, encoded, auth)
     }
 
+    const verdictOf = (verdict: CommandRefused | string): Effect.Effect<string, CommandRefused> =>
+      typeof verdict === "string" ? Effect.succeed(verdict) : Effect.fail(verdict)
+
     /** The stored command text of an accepted command, or its refusal. */
     const gate = (rpc: GatedRpc, payload: unknown): Effect.Effect<string, CommandRefused> =>
       Effect.flatMap(termsNow, (terms) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const verdict = check(rpc, payload, now, terms)
-          return typeof verdict === "string" ? Effect.succeed(verdict) : Effect.fail(verdict)
+          const signed = checkShape(rpc, payload, now, terms)
+          if (signed instanceof CommandRefused) return Effect.fail(signed)
+          if (verifier === undefined) {
+            return verdictOf(checkAuthority(rpc, signed, validSigners(signed.command, signed.encoded, signed.auth), now))
+          }
+          return Effect.flatMap(signersVerifiedBy(verifier, signed.command, signed.encoded, signed.auth), (signers) =>
+            verdictOf(checkAuthority(rpc, signed, signers, now)))
         }))
 
     return { gate } as const
   })
 
-/** The middleware the node's RPC server runs for every Rpc marked `.middleware(SignedCommands)`. */
-export const signedCommandsLayer = (options: GateOptions = {}) =>
-  Layer.effect(
+/**
+ * The middleware the node's RPC server runs for every Rpc marked `.middleware(SignedCommands)`.
+ * Signatures are checked on a pool of verifier threads (`verifierThreads`, default one fewer than the
+ * cores), stopped with the layer; `verifierThreads: 0` checks them on this thread.
+ */
+export const signedCommandsLayer = (options: GateOptions & { readonly verifierThreads?: number } = {}) =>
+  Layer.scoped(
     SignedCommands,
-    Effect.map(makeGate(options), ({ gate }) =>
-      SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (text) => withAuthorization(text)(next))))
+    Effect.gen(function* () {
+      const verifier = options.verifier ?? (options.verifierThreads === 0 ? undefined : yield* makeVerifierPool({ threads: options.verifierThreads }))
+      const { gate } = yield* makeGate({ ...options, verifier })
+      return SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (text) => withAuthorization(text)(next)))
+    })
   )

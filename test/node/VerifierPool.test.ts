@@ -51,6 +51,24 @@ describe("VerifierPool", () => {
       expect(verdicts).toEqual(items.map((item) => item.expected))
     }))
 
+  it.scoped("checks messages larger than the memory it shares with a thread", () =>
+    Effect.gen(function* () {
+      const pool = yield* makeVerifierPool({ threads: 1 })
+      const large = new Uint8Array(3 << 20).fill(7)
+      const signature = ed25519.sign(seed, large)
+      const small = signed("beside a large one")
+      const verdicts = yield* Effect.all(
+        [
+          pool.verify(publicKey, small.message, small.signature),
+          pool.verify(publicKey, large, signature),
+          pool.verify(publicKey, large.subarray(1), signature),
+          pool.verify(publicKey, small.message, small.signature)
+        ],
+        { concurrency: "unbounded" }
+      )
+      expect(verdicts).toEqual([true, true, false, true])
+    }))
+
   it.effect("stops its threads when the scope closes, and refuses to verify after", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
@@ -72,6 +90,8 @@ describe("VerifierPool", () => {
       const pool = yield* makeVerifierPool({ threads: 1 })
       const [worker] = pool.threads()
       const { message, signature } = signed("in flight")
+      // Once the thread has loaded and answered, it is killed in the middle of a burst.
+      expect(yield* pool.verify(publicKey, message, signature)).toBe(true)
       const inFlight = yield* Effect.fork(Effect.forEach(Array.from({ length: 500 }, () => 0), () => pool.verify(publicKey, message, signature), { concurrency: "unbounded" }))
       yield* Effect.sleep("5 millis")
       yield* Effect.promise(() => worker!.terminate())
