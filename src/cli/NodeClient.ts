@@ -103,7 +103,7 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
         } satisfies NodeClientService
       })
     ).pipe(
-      Layer.provide([NodeApiRpcHandlers, signedCommandsLayer(), signingClientLayer]),
+      Layer.provide([NodeApiRpcHandlers, signedCommandsLayer({ verifierThreads: 0 }), signingClientLayer]),
       Layer.provide(nodeServices(settings))
     )
 
