@@ -153,10 +153,11 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
     const threads: Array<Thread | undefined> = []
 
     yield* Effect.acquireRelease(
-      // Not waiting for the threads to load: batches wait in their ports meanwhile, and a thread that
+      // Threads start with the first batch (a node that is never sent a signed command starts none),
+      // and nobody waits for them to load: batches wait in their ports meanwhile, and a thread that
       // fails to start fails its batches like one that dies.
       Effect.sync(() => {
-        for (let i = 0; i < size; i++) threads.push(spawn())
+        for (let i = 0; i < size; i++) threads.push(undefined)
       }),
       () =>
         Effect.promise(() => {

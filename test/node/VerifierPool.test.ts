@@ -73,11 +73,13 @@ describe("VerifierPool", () => {
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const pool = yield* Scope.extend(makeVerifierPool({ threads: 2 }), scope)
+      // Threads start with the first batch.
+      expect(pool.threads()).toHaveLength(0)
+      const { message, signature } = signed("before close")
+      expect(yield* pool.verify(publicKey, message, signature)).toBe(true)
       const threads = pool.threads()
       expect(threads).toHaveLength(2)
       const exited = threads.map((worker) => new Promise<number>((resolve) => worker.once("exit", resolve)))
-      const { message, signature } = signed("before close")
-      expect(yield* pool.verify(publicKey, message, signature)).toBe(true)
       yield* Scope.close(scope, Exit.void)
       expect(yield* Effect.promise(() => Promise.all(exited))).toHaveLength(2)
       expect(pool.threads()).toHaveLength(0)
@@ -88,10 +90,10 @@ describe("VerifierPool", () => {
   it.scopedLive("fails the verifications of a thread that dies, then starts it again", () =>
     Effect.gen(function* () {
       const pool = yield* makeVerifierPool({ threads: 1 })
-      const [worker] = pool.threads()
       const { message, signature } = signed("in flight")
       // Once the thread has loaded and answered, it is killed in the middle of a burst.
       expect(yield* pool.verify(publicKey, message, signature)).toBe(true)
+      const [worker] = pool.threads()
       const inFlight = yield* Effect.fork(Effect.forEach(Array.from({ length: 500 }, () => 0), () => pool.verify(publicKey, message, signature), { concurrency: "unbounded" }))
       yield* Effect.sleep("5 millis")
       yield* Effect.promise(() => worker!.terminate())
