@@ -44,7 +44,24 @@ const hasCycle = (stack: ReadonlyArray<Frame>): boolean => new Set(stack.map((fr
  * Serializes a JSON value canonically: keys sorted by UTF-16 code units, ECMAScript number form.
  * Iterative (an explicit stack, no recursion), so no nesting depth can overflow the call stack.
  */
-export const canonicalize = (value: unknown): string => {
+export const canonicalize = (value: unknown): string => write(value, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY) as string
+
+/**
+ * The canonical text of `value` if it keeps within `bounds`, else the first bound it breaks: one walk
+ * that stops as soon as a bound is crossed, for input that has to be both checked and serialized.
+ */
+export const canonicalizeWithin = (value: unknown, bounds: JsonBounds = {}): string | JsonBoundsError => {
+  const maxBytes = bounds.maxBytes ?? Number.POSITIVE_INFINITY
+  const written = write(value, bounds.maxDepth ?? DEFAULT_MAX_JSON_DEPTH, maxBytes)
+  if (typeof written !== "string") return written
+  return written.length <= maxBytes / 3 || utf8Length(written) <= maxBytes ? written : new JsonTooLarge({ maxBytes })
+}
+
+/**
+ * The walk behind both: past `maxDepth` open containers it answers JsonTooDeep, and once the text
+ * is longer than `maxBytes` UTF-16 units (each at least one UTF-8 byte) JsonTooLarge.
+ */
+const write = (value: unknown, maxDepth: number, maxBytes: number): string | JsonBoundsError => {
   const stack: Array<Frame> = []
   let text = ""
   let next: unknown = value
@@ -53,6 +70,8 @@ export const canonicalize = (value: unknown): string => {
   while (true) {
     if (pending) {
       if (typeof next === "object" && next !== null) {
+        // This container opens one more level than the ones around it: `[]` is as deep as `[1]`.
+        if (stack.length + 1 > maxDepth) return new JsonTooDeep({ maxDepth })
         if (Array.isArray(next)) {
           if (next.length === 0) text += "[]"
           else {
@@ -75,6 +94,7 @@ export const canonicalize = (value: unknown): string => {
       } else {
         text += next === null ? "null" : scalarText(next)
       }
+      if (text.length > maxBytes) return new JsonTooLarge({ maxBytes })
     }
     const frame = stack[stack.length - 1]
     if (frame === undefined) return text

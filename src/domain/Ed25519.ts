@@ -121,7 +121,12 @@ export const utf8 = (text: string): Uint8Array => encoder.encode(text)
  * An account id derived from its public key: the first 128 bits of SHA-256 over the key, in hex (as a
  * node id is). Nobody needs to register it, any replayer can check it, and no other key can own it.
  */
-export const accountIdOf = (publicKeyHex: string): string => bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
+export const accountIdOf = (publicKeyHex: string): string =>
+  !HEX_KEY.test(publicKeyHex)
+    ? bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32) // malformed: noble's one-line error, as before
+    : available === undefined
+    ? bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
+    : available.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32)
 
 export const isPublicKeyHex = (text: string): boolean => HEX_KEY.test(text)
 

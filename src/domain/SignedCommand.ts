@@ -34,8 +34,19 @@ export const commandMessage = (
   command: string,
   payload: unknown,
   auth: Pick<CommandAuth, "signer" | "id" | "expiresAt" | "network">
+): string => commandMessageOf(command, canonicalize(payload), auth)
+
+/**
+ * `commandMessage` given the payload's canonical text: the envelope around it is written in RFC 8785
+ * key order by hand (command, expiresAt, id, network, payload, signer), so the payload is walked once.
+ */
+export const commandMessageOf = (
+  command: string,
+  payloadText: string,
+  auth: Pick<CommandAuth, "signer" | "id" | "expiresAt" | "network">
 ): string =>
-  `edge-net/command/v1\n${canonicalize({ command, payload, signer: auth.signer, id: auth.id, expiresAt: auth.expiresAt, network: auth.network })}`
+  `edge-net/command/v1\n{"command":${JSON.stringify(command)},"expiresAt":${canonicalize(auth.expiresAt)},"id":${JSON.stringify(auth.id)}` +
+  `,"network":${JSON.stringify(auth.network)},"payload":${payloadText},"signer":${JSON.stringify(auth.signer)}}`
 
 /**
  * The command exactly as stored with the events it caused: anyone replaying the log checks its
@@ -49,7 +60,11 @@ export const StoredCommand = Schema.Struct({
 export type StoredCommand = typeof StoredCommand.Type
 
 export const storedCommandText = (command: string, payload: unknown, auth: CommandAuth): string =>
-  canonicalize({ command, payload, auth })
+  storedCommandTextOf(command, canonicalize(payload), auth)
+
+/** `storedCommandText` given the payload's canonical text (keys in RFC 8785 order: auth, command, payload). */
+export const storedCommandTextOf = (command: string, payloadText: string, auth: CommandAuth): string =>
+  `{"auth":${canonicalize(auth)},"command":${JSON.stringify(command)},"payload":${payloadText}}`
 
 export interface SigningKey {
   readonly publicKey: string
@@ -74,8 +89,11 @@ export const signCommand = (
 }
 
 /** The public keys whose signatures over the command verify: the signer first, then valid cosigners. */
-export const validSigners = (command: string, payload: unknown, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> => {
-  const message = utf8(commandMessage(command, payload, auth))
+export const validSigners = (command: string, payload: unknown, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> =>
+  signersOf(utf8(commandMessage(command, payload, auth)), auth, verifier)
+
+/** `validSigners` of the signed message itself. */
+export const signersOf = (message: Uint8Array, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> => {
   if (!verifier.verify(auth.signer, message, auth.signature)) return []
   const signers = [auth.signer]
   for (const cosigner of auth.cosigners ?? []) {

@@ -6,7 +6,7 @@
  */
 import { Duration, Effect, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
-import { CurrentAuthorization } from "./Authorization.js"
+import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
 import { Journal, VersionConflict } from "./Journal.js"
@@ -34,10 +34,10 @@ export interface CommandOptions {
   readonly commandId?: string | undefined
   readonly causationId?: string | undefined
   /**
-   * Canonical JSON of the signed command, stored with the events. `send` fills it from
-   * CurrentAuthorization when the caller's fiber has one.
+   * The signed command, stored with the events. `send` fills it from CurrentAuthorization when the
+   * caller's fiber has one.
    */
-  readonly authorization?: string | null | undefined
+  readonly authorization?: Authorization | null | undefined
 }
 
 export interface CommandResult<Event, State> {

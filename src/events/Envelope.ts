@@ -93,21 +93,5 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
 
-/**
- * The authorization text an append stores, checked once per request: it is hashed raw and parsed on
- * every read, so anything but canonical JSON would make the log unreadable. Throws on a caller's bug.
- */
-export const checkedAuthorization = (text: string | null | undefined): string | null => {
-  if (text === undefined || text === null) return null
-  let canonical: string | undefined
-  try {
-    canonical = canonicalize(JSON.parse(text))
-  } catch {
-    canonical = undefined
-  }
-  if (canonical !== text) throw new Error("an event's authorization must be the canonical JSON text (RFC 8785) of the signed command")
-  return text
-}
-
 /** The message a node signs for a chain head: position and hash, domain-separated. */
 export const headMessage = (position: number, hash: string): string => `edge-net/journal-head/v1\n${position}\n${hash}`

@@ -5,6 +5,7 @@
 import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
 import { utf8Length } from "../domain/CanonicalJson.js"
+import type { Authorization } from "./Authorization.js"
 import type { Envelope, NewEvent, StoredRecord } from "./Envelope.js"
 import { canonicalPayload } from "./Envelope.js"
 
@@ -41,8 +42,8 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 export interface AppendOptions {
   readonly commandId?: string | undefined
   readonly causationId?: string | undefined
-  /** Canonical JSON text (RFC 8785) of the signed command that caused these events; stored and hashed with each. */
-  readonly authorization?: string | null | undefined
+  /** The signed command that caused these events; its canonical text is stored and hashed with each. */
+  readonly authorization?: Authorization | null | undefined
 }
 
 export interface AppendRequest extends AppendOptions {

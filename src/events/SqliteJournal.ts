@@ -8,7 +8,7 @@ import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from 
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { checkedAuthorization, GENESIS_HASH } from "./Envelope.js"
+import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
 import { headFileFor, readHeadFile } from "./JournalHeadFile.js"
@@ -83,8 +83,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
             : new PayloadTooLarge({ streamId: request.streamId, eventType: outcome.eventType, bytes: outcome.bytes, maxBytes: outcome.maxBytes })
         )
       }
-      const authorizationText = request.authorization ?? null
-      const authorization = authorizationText === null ? null : JSON.parse(authorizationText)
+      const authorization = request.authorization == null ? null : request.authorization.value
       const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({
         position, streamId: request.streamId, streamVersion, eventType: request.events[index]!.eventType, payload: request.events[index]!.payload,
         recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null, causationId: request.causationId ?? null, authorization, prevHash, hash
@@ -108,7 +107,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
           writer.commit(
             batch.requests.map((request) => ({
               streamId: request.streamId, expectedVersion: request.expectedVersion, events: request.events,
-              commandId: request.commandId ?? null, causationId: request.causationId ?? null, authorization: request.authorization ?? null
+              commandId: request.commandId ?? null, causationId: request.causationId ?? null,
+              authorization: request.authorization == null ? null : request.authorization.text
             })),
             recordedAt
           )
@@ -155,22 +155,15 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const readAll = (fromPosition: number, limit: number) =>
       Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
 
-    // Checked here, before the batch: a bad authorization is the caller's bug and fails only its caller.
-    const checked = <A, E>(requests: ReadonlyArray<AppendRequest>, then: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.suspend(() => {
-        for (const request of requests) checkedAuthorization(request.authorization)
-        return then
-      })
-
     const service: JournalService = {
       append: (streamId, expectedVersion, events, appendOptions = {}) => {
         const request = { streamId, expectedVersion, events, ...appendOptions }
-        return checked([request], submit([request], (outcomes, offset) => outcomes[offset]!))
+        return submit([request], (outcomes, offset) => outcomes[offset]!)
       },
       appendBatch: (requests) =>
         requests.length === 0
           ? Effect.succeed([])
-          : checked(requests, submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length)))),
+          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length))),
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,

@@ -10,11 +10,11 @@ import { NetworkCharter } from "../actors/network/CharterService.js"
 import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/CommandAuthority.js"
 import type { RefusalReason } from "../domain/CommandAuthority.js"
 import type { CharterTerms } from "../actors/network/Charter.js"
-import { checkJsonBounds, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
+import { canonicalizeWithin, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
 import { accountIdOf, utf8 } from "../domain/Ed25519.js"
 import type { CommandAuth } from "../domain/SignedCommand.js"
-import { commandMessage, storedCommandText, validSigners } from "../domain/SignedCommand.js"
-import { withAuthorization } from "../events/Authorization.js"
+import { commandMessageOf, signersOf, storedCommandTextOf } from "../domain/SignedCommand.js"
+import { Authorization, withAuthorization } from "../events/Authorization.js"
 import { makeVerifierPool, type SignatureVerifier } from "../node/VerifierPool.js"
 
 export interface GateOptions {
@@ -35,9 +35,7 @@ const noSigners: Effect.Effect<ReadonlyArray<string>> = Effect.succeed([])
  * `validSigners` through a verifier: the signer's signature first (a command it does not verify costs
  * no more checks), then every cosigner's at once; a key counts once, the signer first.
  */
-const signersVerifiedBy = (verifier: SignatureVerifier, command: string, payload: unknown, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> => {
-  const message = utf8(commandMessage(command, payload, auth))
-  return Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
+const signersVerifiedBy = (verifier: SignatureVerifier, message: Uint8Array, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> => Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
     if (!signerValid) return noSigners
     const cosigners = auth.cosigners ?? []
     if (cosigners.length === 0) return Effect.succeed([auth.signer])
@@ -52,7 +50,6 @@ const signersVerifiedBy = (verifier: SignatureVerifier, command: string, payload
       }
     )
   })
-}
 
 /** Per-key token buckets, at most `capacity` keys remembered (the least recently seen are forgotten). */
 const keyBuckets = (perSecond: number, capacity = 65_536) => {
@@ -104,7 +101,11 @@ export const makeGate = (options: GateOptions = {}) =>
     type Signed = {
       readonly command: string
       readonly fields: Record<string, unknown>
+      /** The payload as its Schema encodes it (what the caller signed), and its canonical text. */
       readonly encoded: unknown
+      readonly payloadText: string
+      /** The signed message. */
+      readonly message: Uint8Array
       readonly auth: CommandAuth
       readonly terms: CharterTerms
     }
@@ -120,14 +121,15 @@ export const makeGate = (options: GateOptions = {}) =>
       if (auth.expiresAt <= now) return refuse(command, "expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
       if (auth.expiresAt > now + maxAhead) return refuse(command, "too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
       const encoded = encoderFor(rpc)(fields)
-      const unbounded = checkJsonBounds(encoded, { maxDepth, maxBytes })
-      if (unbounded !== undefined) return refuse(command, "too-large", unbounded.message)
-      return { command, fields, encoded, auth, terms }
+      // Checked and written in one walk: the canonical payload text is both signed and stored.
+      const payloadText = canonicalizeWithin(encoded, { maxDepth, maxBytes })
+      if (typeof payloadText !== "string") return refuse(command, "too-large", payloadText.message)
+      return { command, fields, encoded, payloadText, message: utf8(commandMessageOf(command, payloadText, auth)), auth, terms }
     }
 
     /** The checks after it, given the keys whose signatures verify (the signer first): rate, owner, operators. */
-    const checkAuthority = (rpc: GatedRpc, signed: Signed, signers: ReadonlyArray<string>, now: number): CommandRefused | string => {
-      const { auth, command, encoded, fields, terms } = signed
+    const checkAuthority = (rpc: GatedRpc, signed: Signed, signers: ReadonlyArray<string>, now: number): CommandRefused | Authorization => {
+      const { auth, command, encoded, fields, payloadText, terms } = signed
       if (signers.length === 0) return refuse(command, "bad-signature", `the signature of ${auth.signer} does not verify`)
       if (!allow(auth.signer, now)) return refuse(command, "rate-limited", `key ${auth.signer} sends too many commands; slow down`)
       const rule = Option.getOrElse(Context.getOption(rpc.annotations, Authority), () => anyKey)
@@ -141,22 +143,22 @@ export const makeGate = (options: GateOptions = {}) =>
           return refuse(command, "not-operator", `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${count}`)
         }
       }
-      return storedCommandText(command, encoded, auth)
+      return Authorization.unsafeCanonical(storedCommandTextOf(command, payloadText, auth), { auth, command, payload: encoded })
     }
 
-    const verdictOf = (verdict: CommandRefused | string): Effect.Effect<string, CommandRefused> =>
-      typeof verdict === "string" ? Effect.succeed(verdict) : Effect.fail(verdict)
+    const verdictOf = (verdict: CommandRefused | Authorization): Effect.Effect<Authorization, CommandRefused> =>
+      verdict instanceof Authorization ? Effect.succeed(verdict) : Effect.fail(verdict)
 
-    /** The stored command text of an accepted command, or its refusal. */
-    const gate = (rpc: GatedRpc, payload: unknown): Effect.Effect<string, CommandRefused> =>
+    /** The accepted command as the journal stores it, or its refusal. */
+    const gate = (rpc: GatedRpc, payload: unknown): Effect.Effect<Authorization, CommandRefused> =>
       Effect.flatMap(termsNow, (terms) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const signed = checkShape(rpc, payload, now, terms)
           if (signed instanceof CommandRefused) return Effect.fail(signed)
           if (verifier === undefined) {
-            return verdictOf(checkAuthority(rpc, signed, validSigners(signed.command, signed.encoded, signed.auth), now))
+            return verdictOf(checkAuthority(rpc, signed, signersOf(signed.message, signed.auth), now))
           }
-          return Effect.flatMap(signersVerifiedBy(verifier, signed.command, signed.encoded, signed.auth), (signers) =>
+          return Effect.flatMap(signersVerifiedBy(verifier, signed.message, signed.auth), (signers) =>
             verdictOf(checkAuthority(rpc, signed, signers, now)))
         }))
 
@@ -174,6 +176,6 @@ export const signedCommandsLayer = (options: GateOptions & { readonly verifierTh
     Effect.gen(function* () {
       const verifier = options.verifier ?? (options.verifierThreads === 0 ? undefined : yield* makeVerifierPool({ threads: options.verifierThreads }))
       const { gate } = yield* makeGate({ ...options, verifier })
-      return SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (text) => withAuthorization(text)(next)))
+      return SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (authorization) => withAuthorization(authorization)(next)))
     })
   )

@@ -3,9 +3,8 @@ import { Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
 import Database from "better-sqlite3"
 import * as path from "node:path"
 import { generateKeyPair, NodeKey, type NodeKeyPair } from "../../src/content/NodeKey.js"
-import { canonicalize } from "../../src/domain/CanonicalJson.js"
 import * as ActorRunner from "../../src/events/ActorRunner.js"
-import { withAuthorization } from "../../src/events/Authorization.js"
+import { Authorization, withAuthorization } from "../../src/events/Authorization.js"
 import type { EventSourced } from "../../src/events/Decider.js"
 import { findBadSnapshots, verifyChain } from "../../src/events/Audit.js"
 import { Checkpoints } from "../../src/events/Checkpoints.js"
@@ -175,7 +174,7 @@ describe("ActorRunner", () => {
     Effect.gen(function* () {
       const counter = yield* ActorRunner.make(Counter)
       const journal = yield* Journal
-      const signed = canonicalize({ command: { add: 2 }, signer: "alice" })
+      const signed = Authorization.of({ command: { add: 2 }, signer: "alice" })
       yield* counter.send("a", { add: 1 })
       yield* counter.send("a", { add: 2 }).pipe(withAuthorization(signed))
       // Sent by another fiber (as a policy does), while this one is handling a signed command: carries none.

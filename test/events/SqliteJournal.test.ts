@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { promisify } from "node:util"
 import { NodeKey } from "../../src/content/NodeKey.js"
 import { verifyChain } from "../../src/events/Audit.js"
+import { Authorization } from "../../src/events/Authorization.js"
 import { envelopeHash, GENESIS_HASH } from "../../src/events/Envelope.js"
 import { Journal } from "../../src/events/Journal.js"
 import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
@@ -59,7 +60,7 @@ describe("SqliteJournal", () => {
       tamper(file, "ALTER TABLE events DROP COLUMN authorization; PRAGMA user_version = 1;")
       yield* Effect.gen(function* () {
         const journal = yield* Journal
-        yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 5 } }], { authorization: `{"signer":"alice"}` })
+        yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 5 } }], { authorization: Authorization.fromText(`{"signer":"alice"}`) })
         expect((yield* journal.readAll(1, 10)).map((e) => e.authorization)).toEqual([null, null, null, null, null, { signer: "alice" }])
       }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
       expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 6 })
@@ -129,7 +130,7 @@ describe("SqliteJournal", () => {
         yield* seed(file, 20)
         yield* Effect.gen(function* () {
           const journal = yield* Journal
-          yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 20 } }], { authorization: `{"signer":"alice"}` })
+          yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 20 } }], { authorization: Authorization.fromText(`{"signer":"alice"}`) })
         }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
         expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 21 })
         tamper(file, `UPDATE events SET authorization = '{"signer":"mallory"}' WHERE position = 21`)
