@@ -14,6 +14,7 @@ import type { ModelManifest } from "../content/Manifest.js"
 import { verifyManifest } from "../content/ManifestSigning.js"
 import type { PullReceipt } from "../content/Pull.js"
 import { pull } from "../content/Pull.js"
+import { ModelSummary } from "../actors/registry/Registry.js"
 import { fetchManifest, listModels } from "../content/RegistryClient.js"
 import { parseManifest } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
@@ -48,11 +49,11 @@ const list = Command.make(
             .map((m) => ({
               id: m.id, name: m.name, type: m.type, quantization: m.optimization?.quantization ?? "FP32", size: modelSize(m), version: m.version, publishedBy: m.publishedBy
             }))
-          : yield* listModels(yield* registryUrl(registry), filter)
+          : yield* listModels(yield* registryUrl(registry), filter, ModelSummary)
         yield* output(json, models, (rows) =>
           rows.length === 0
             ? "no models"
-            : rows.map((m) => `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${m.quantization.padEnd(5)} ${formatBytes(m.size).padStart(10)}  ${m.name}`).join("\n"))
+            : rows.map((m) => `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${(m.quantization ?? "FP32").padEnd(5)} ${formatBytes(m.size).padStart(10)}  ${m.name}`).join("\n"))
       })
     )
 ).pipe(Command.withDescription("models in the registry (or, with --local, in the cache)"))

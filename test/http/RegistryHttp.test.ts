@@ -12,6 +12,8 @@ import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { layoutOf, verifyBlock } from "../../src/content/UnixFs.js"
+import { ModelSummary } from "../../src/actors/registry/Registry.js"
+import { listModels } from "../../src/content/RegistryClient.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { tempDir } from "../support/TempDir.js"
@@ -156,5 +158,18 @@ describe("registry over HTTP", () => {
     const file = await fetch(`${node.url}/ipfs/${layout.root}`)
     expect(Buffer.from(await file.arrayBuffer()).equals(weights)).toBe(true)
     expect((await fetch(`${node.url}/ipfs/not-a-cid?format=raw`)).status).toBe(400)
+  })
+
+  it("lists a model published without quantization through the client, decoded with the registry's own view", async () => {
+    const plain = { ...manifestOf("1.0.0"), id: "plain-lm" } as Record<string, unknown>
+    delete plain.optimization
+    expect((await post("/v1/models", signAsPublisher(Either.getOrThrow(parseManifest(plain)), alice))).status).toBe(201)
+    const listed = await Effect.runPromise(listModels(node.url, { type: "text-generation" }, ModelSummary))
+    expect(listed.find((model) => model.id === "plain-lm")).toMatchObject({ id: "plain-lm", version: "1.0.0" })
+    expect(listed.find((model) => model.id === "plain-lm")?.quantization).toBeUndefined()
+    // An answer of another shape is one line naming the URL, not a crash further on.
+    const wrong = await Effect.runPromise(Effect.flip(listModels(`${node.url}/v1/models/tiny-lm?version=1.0.0#`, {}, ModelSummary)))
+    expect(wrong.message).toMatch(/^registry http:\/\/.*: unexpected answer: /)
+    expect(wrong.message).not.toContain("\n")
   })
 })
