@@ -122,11 +122,11 @@ export const utf8 = (text: string): Uint8Array => encoder.encode(text)
  * node id is). Nobody needs to register it, any replayer can check it, and no other key can own it.
  */
 export const accountIdOf = (publicKeyHex: string): string =>
-  !HEX_KEY.test(publicKeyHex)
-    ? bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32) // malformed: noble's one-line error, as before
-    : available === undefined
-    ? bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
-    : available.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32)
+  // node:crypto where it exists (a hot path of the gate); noble elsewhere, and for malformed keys, whose
+  // one-line error it gives (Buffer.from would silently drop the bad digits).
+  available !== undefined && HEX_KEY.test(publicKeyHex)
+    ? available.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32)
+    : bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
 
 export const isPublicKeyHex = (text: string): boolean => HEX_KEY.test(text)
 

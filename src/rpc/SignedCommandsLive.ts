@@ -35,7 +35,8 @@ const noSigners: Effect.Effect<ReadonlyArray<string>> = Effect.succeed([])
  * `validSigners` through a verifier: the signer's signature first (a command it does not verify costs
  * no more checks), then every cosigner's at once; a key counts once, the signer first.
  */
-const signersVerifiedBy = (verifier: SignatureVerifier, message: Uint8Array, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> => Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
+const signersVerifiedBy = (verifier: SignatureVerifier, message: Uint8Array, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
     if (!signerValid) return noSigners
     const cosigners = auth.cosigners ?? []
     if (cosigners.length === 0) return Effect.succeed([auth.signer])
