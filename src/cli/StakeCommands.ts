@@ -1,7 +1,7 @@
 /** `edge-net stake add|unbond|withdraw|show`: a node's bonded rUv, its reputation and rewards. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import type { StakeView } from "../actors/economy/EconomyRpc.js"
+import type { StakeView } from "../actors/economy/StakeService.js"
 import { asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, withNode } from "./Shared.js"

@@ -5,7 +5,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { AccountId } from "../actors/economy/Account.js"
-import { BalanceView } from "../actors/economy/LedgerRpc.js"
+import { Balance } from "../actors/economy/Ledger.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../rpc/NodeRpc.js"
 import { ContentApi } from "./ContentApi.js"
@@ -45,7 +45,7 @@ export class EventsApi extends HttpApiGroup.make("events").add(
 export class LedgerApi extends HttpApiGroup.make("ledger").add(
   HttpApiEndpoint.get("balance", "/v1/ledger/accounts/:account")
     .setPath(Schema.Struct({ account: AccountId }))
-    .addSuccess(BalanceView)
+    .addSuccess(Balance)
 ) {}
 
 export class NodeApi extends HttpApi.make("edge-net")

@@ -4,7 +4,8 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { AccountId, OperationId, PositiveCredits } from "../actors/economy/Account.js"
-import { MarketFailure, TraderView } from "../actors/market/MarketRpc.js"
+import { MarketFailure } from "../actors/market/MarketRpc.js"
+import { TraderView } from "../actors/market/MarketService.js"
 import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
 
 export class OperatorRpcs extends RpcGroup.make(

@@ -2,44 +2,46 @@
  * The adapter pool service: loads, uses, pins and unloads the node's resident adapters on its pool
  * entity (`AdapterPool-local`), and picks the resident adapter nearest a task embedding, recording the use.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { AdapterPoolEvent, AdapterPoolState, AdapterToLoad, PoolLimits } from "./AdapterPool.js"
-import { AdapterPools, usedBytes } from "./AdapterPool.js"
+import { AdapterPoolEvent as AdapterPoolEventSchema, AdapterPools, usedBytes } from "./AdapterPool.js"
 
 /** A node runs one pool: its adapters live in its own memory. */
 export const LOCAL_POOL = "local"
 
-export interface ResidentView {
-  readonly key: string
-  readonly adapterId: string
-  readonly version: string
-  readonly bytes: number
-  readonly pinned: boolean
-  readonly lastUsed: number
+export const ResidentView = Schema.Struct({
+  key: Schema.String,
+  adapterId: Schema.String,
+  version: Schema.String,
+  bytes: Schema.Number,
+  pinned: Schema.Boolean,
+  lastUsed: Schema.Number,
   /** Length of the adapter's task embedding, null when it has none (never selected by embedding). */
-  readonly dimensions: number | null
-}
+  dimensions: Schema.NullOr(Schema.Number)
+})
+export type ResidentView = typeof ResidentView.Type
 
-export interface PoolView {
-  readonly maxSlots: number
-  readonly memoryBudgetBytes: number
-  readonly usedBytes: number
+export const PoolView = Schema.Struct({
+  maxSlots: Schema.Number,
+  memoryBudgetBytes: Schema.Number,
+  usedBytes: Schema.Number,
   /** Most recently used first. */
-  readonly residents: ReadonlyArray<ResidentView>
-  readonly version: number
-}
+  residents: Schema.Array(ResidentView),
+  version: Schema.Number
+})
+export type PoolView = typeof PoolView.Type
 
-export interface PoolReceipt extends PoolView {
+export const PoolReceipt = Schema.Struct({
+  ...PoolView.fields,
   /** What this command recorded: loads, evictions (with their reason), uses, pins. */
-  readonly events: ReadonlyArray<AdapterPoolEvent>
-  readonly position: number
-}
+  events: Schema.Array(AdapterPoolEventSchema),
+  position: Schema.Number
+})
+export type PoolReceipt = typeof PoolReceipt.Type
 
-export interface Selection extends PoolReceipt {
-  readonly key: string
-  readonly similarity: number
-}
+export const Selection = Schema.Struct({ ...PoolReceipt.fields, key: Schema.String, similarity: Schema.Number })
+export type Selection = typeof Selection.Type
 
 const toView = (state: AdapterPoolState, version: number): PoolView => ({
   maxSlots: state.maxSlots,

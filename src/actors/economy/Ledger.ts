@@ -12,22 +12,25 @@ import * as Policy from "../../events/Policy.js"
 import type { AccountState } from "./Account.js"
 import { Account, AccountEvent, heldTotal, InvalidAmount } from "./Account.js"
 
-export interface Balance {
-  readonly account: string
-  readonly available: bigint
-  readonly held: bigint
-  readonly holds: Readonly<Record<string, bigint>>
-  readonly version: number
-}
+/** An account as clients see it: spendable, held in total and per hold, and the stream version. */
+export const Balance = Schema.Struct({
+  account: Schema.String,
+  available: Schema.BigInt,
+  held: Schema.BigInt,
+  holds: Schema.Record({ key: Schema.String, value: Schema.BigInt }),
+  version: Schema.Number
+})
+export type Balance = typeof Balance.Type
 
-export interface TransferReceipt {
-  readonly transferId: string
-  readonly from: Balance
-  readonly to: Balance
+export const TransferReceipt = Schema.Struct({
+  transferId: Schema.String,
+  from: Balance,
+  to: Balance,
   /** Global position of the credit, the transfer's last event. */
-  readonly position: number
-  readonly duplicate: boolean
-}
+  position: Schema.Number,
+  duplicate: Schema.Boolean
+})
+export type TransferReceipt = typeof TransferReceipt.Type
 
 export interface SupplyReport {
   readonly minted: bigint

@@ -6,48 +6,33 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
 import { AccountId, LedgerError, OperationId, PositiveCredits } from "./Account.js"
+import { Balance, TransferReceipt } from "./Ledger.js"
 import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a ledger command can fail with: a domain error, or a stream that kept moving under it. */
 export const LedgerFailure = Schema.Union(LedgerError, VersionConflict)
 
-export const BalanceView = Schema.Struct({
-  account: Schema.String,
-  available: Schema.BigInt,
-  held: Schema.BigInt,
-  holds: Schema.Record({ key: Schema.String, value: Schema.BigInt }),
-  version: Schema.Number
-})
-
-export const TransferReceiptView = Schema.Struct({
-  transferId: Schema.String,
-  from: BalanceView,
-  to: BalanceView,
-  position: Schema.Number,
-  duplicate: Schema.Boolean
-})
-
 export class LedgerRpcs extends RpcGroup.make(
-  Rpc.make("LedgerBalance", { payload: { account: AccountId }, success: BalanceView }),
+  Rpc.make("LedgerBalance", { payload: { account: AccountId }, success: Balance }),
   Rpc.make("LedgerMint", {
     payload: { account: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId), ...signedFields },
-    success: BalanceView,
+    success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerTransfer", {
     payload: { from: AccountId, to: AccountId, amount: PositiveCredits, transferId: Schema.optional(OperationId), ...signedFields },
-    success: TransferReceiptView,
+    success: TransferReceipt,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, owner("from")),
   Rpc.make("LedgerHold", {
     payload: { account: AccountId, holdId: OperationId, amount: PositiveCredits, ...signedFields },
-    success: BalanceView,
+    success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId, ...signedFields }, success: BalanceView, error: LedgerFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId, ...signedFields }, success: Balance, error: LedgerFailure }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerCapture", {
     payload: { account: AccountId, holdId: OperationId, to: AccountId, amount: PositiveCredits, ...signedFields },
-    success: BalanceView,
+    success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

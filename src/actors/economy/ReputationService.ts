@@ -2,28 +2,31 @@
  * Reputation: records task outcomes on `Reputation-<node>` with the decay parameters in force, and
  * answers a node's effective score now (decay applied lazily, on read as on write).
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Schema } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { NetworkParameters } from "./ParametersService.js"
-import type { DecayParameters, Outcome, ReputationEvent } from "./Reputation.js"
-import { decayedScore, Reputations } from "./Reputation.js"
+import type { DecayParameters, Outcome } from "./Reputation.js"
+import { decayedScore, ReputationEvent as ReputationEventSchema, Reputations } from "./Reputation.js"
 
-export interface ReputationView {
-  readonly node: string
+export const ReputationView = Schema.Struct({
+  node: Schema.String,
   /** Effective score now, in ppm (0..1_000_000). */
-  readonly scorePpm: bigint
+  scorePpm: Schema.BigInt,
   /** The score as last written, before decay since then. */
-  readonly storedPpm: bigint
-  readonly successes: number
-  readonly failures: number
-  readonly version: number
-}
+  storedPpm: Schema.BigInt,
+  successes: Schema.Number,
+  failures: Schema.Number,
+  version: Schema.Number
+})
+export type ReputationView = typeof ReputationView.Type
 
-export interface OutcomeReceipt extends ReputationView {
-  readonly event: ReputationEvent
-  readonly position: number
-  readonly duplicate: boolean
-}
+export const OutcomeReceipt = Schema.Struct({
+  ...ReputationView.fields,
+  event: ReputationEventSchema,
+  position: Schema.Number,
+  duplicate: Schema.Boolean
+})
+export type OutcomeReceipt = typeof OutcomeReceipt.Type
 
 export class Reputation extends Effect.Service<Reputation>()("edge-net/Reputation", {
   effect: Effect.gen(function* () {

@@ -13,31 +13,34 @@ import { NetworkParameters } from "./ParametersService.js"
 import type { RewardEvent, RewardState } from "./Reward.js"
 import { DuplicateReward, REWARDS_ACCOUNT, RewardEvent as RewardEventSchema, RewardGrants, rewardHoldId } from "./Reward.js"
 
-export interface RewardView {
-  readonly rewardId: string
-  readonly taskId: string
-  readonly amount: bigint
-  readonly vestsAt: number
-  readonly vested: boolean
-}
+export const RewardView = Schema.Struct({
+  rewardId: Schema.String,
+  taskId: Schema.String,
+  amount: Schema.BigInt,
+  vestsAt: Schema.Number,
+  vested: Schema.Boolean
+})
+export type RewardView = typeof RewardView.Type
 
-export interface PendingRewards {
-  readonly node: string
+export const PendingRewards = Schema.Struct({
+  node: Schema.String,
   /** Unclaimed rewards, earliest vesting first. */
-  readonly rewards: ReadonlyArray<RewardView>
-  readonly total: bigint
+  rewards: Schema.Array(RewardView),
+  total: Schema.BigInt,
   /** The part of `total` that can be claimed now. */
-  readonly vested: bigint
-  readonly claimed: bigint
-  readonly version: number
-}
+  vested: Schema.BigInt,
+  claimed: Schema.BigInt,
+  version: Schema.Number
+})
+export type PendingRewards = typeof PendingRewards.Type
 
-export interface ClaimReceipt {
-  readonly node: string
-  readonly claimed: ReadonlyArray<{ readonly rewardId: string; readonly amount: bigint }>
-  readonly amount: bigint
-  readonly duplicate: boolean
-}
+export const ClaimReceipt = Schema.Struct({
+  node: Schema.String,
+  claimed: Schema.Array(Schema.Struct({ rewardId: Schema.String, amount: Schema.BigInt })),
+  amount: Schema.BigInt,
+  duplicate: Schema.Boolean
+})
+export type ClaimReceipt = typeof ClaimReceipt.Type
 
 const pendingOf = (node: string, state: RewardState, version: number, now: number): PendingRewards => {
   const rewards = Object.values(state.unclaimed)

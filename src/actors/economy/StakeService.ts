@@ -11,26 +11,29 @@ import * as Policy from "../../events/Policy.js"
 import { InvalidAmount } from "./Account.js"
 import { Ledger } from "./Ledger.js"
 import { NetworkParameters } from "./ParametersService.js"
-import type { PendingUnbond, SlashReason, StakeEvent, StakeState } from "./Stake.js"
-import { InsufficientStake, stakeAccount, StakeEvent as StakeEventSchema, Stakes, unbondingTotal } from "./Stake.js"
+import type { SlashReason, StakeEvent, StakeState } from "./Stake.js"
+import { InsufficientStake, PendingUnbond, stakeAccount, StakeEvent as StakeEventSchema, Stakes, unbondingTotal } from "./Stake.js"
 
-export interface StakeView {
-  readonly node: string
-  readonly active: bigint
-  readonly unbonding: bigint
-  readonly pending: ReadonlyArray<PendingUnbond>
-  readonly withdrawn: bigint
-  readonly slashed: bigint
-  readonly version: number
-}
+export const StakeView = Schema.Struct({
+  node: Schema.String,
+  active: Schema.BigInt,
+  unbonding: Schema.BigInt,
+  pending: Schema.Array(PendingUnbond),
+  withdrawn: Schema.BigInt,
+  slashed: Schema.BigInt,
+  version: Schema.Number
+})
+export type StakeView = typeof StakeView.Type
 
-export interface StakeReceipt extends StakeView {
+export const StakeReceipt = Schema.Struct({
+  ...StakeView.fields,
   /** What this command recorded (the original events when it was a retry). */
-  readonly events: ReadonlyArray<StakeEvent>
+  events: Schema.Array(StakeEventSchema),
   /** Global position of the stake entity's event. */
-  readonly position: number
-  readonly duplicate: boolean
-}
+  position: Schema.Number,
+  duplicate: Schema.Boolean
+})
+export type StakeReceipt = typeof StakeReceipt.Type
 
 const PAGE = 4096
 

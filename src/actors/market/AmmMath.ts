@@ -10,10 +10,8 @@ export const BPS = 10_000n
 /** Shares locked forever by the first deposit, as UniswapV2Pair locks 1000 units at address 0. */
 export const MINIMUM_LIQUIDITY = 1_000n
 
-export interface Reserves {
-  readonly compute: bigint
-  readonly ruv: bigint
-}
+export const Reserves = Schema.Struct({ compute: Schema.BigInt, ruv: Schema.BigInt })
+export type Reserves = typeof Reserves.Type
 
 /** What a low-level swap puts in and takes out of each side of the pool. */
 export interface SwapAmounts {

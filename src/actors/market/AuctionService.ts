@@ -13,9 +13,9 @@ import type { LedgerError } from "../economy/Account.js"
 import { InsufficientFunds } from "../economy/Account.js"
 import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
-import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState, FailureReason } from "./TaskAuction.js"
+import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState } from "./TaskAuction.js"
 import {
-  AuctionClosed, AuctionEvent as AuctionEventSchema, AuctionExists, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,
+  AuctionClosed, AuctionStatus, FailureReason, AuctionEvent as AuctionEventSchema, AuctionExists, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,
   TaskAuction
 } from "./TaskAuction.js"
 
@@ -44,34 +44,36 @@ export interface OpenRequest {
   readonly leasePeriodMs: number
 }
 
-export interface BidView {
-  readonly bidder: string
-  readonly commitment: string
-  readonly deposit: bigint
-  readonly sequence: number
-  readonly committedAt: number
-  readonly price: bigint | null
-  readonly revealedAt: number | null
-}
+export const BidView = Schema.Struct({
+  bidder: Schema.String,
+  commitment: Schema.String,
+  deposit: Schema.BigInt,
+  sequence: Schema.Number,
+  committedAt: Schema.Number,
+  price: Schema.NullOr(Schema.BigInt),
+  revealedAt: Schema.NullOr(Schema.Number)
+})
+export type BidView = typeof BidView.Type
 
-export interface AuctionView {
-  readonly auctionId: string
-  readonly status: AuctionState["status"]
-  readonly poster: string
-  readonly task: unknown
-  readonly maxPrice: bigint
-  readonly minBids: number
-  readonly commitDeadline: number
-  readonly revealDeadline: number
-  readonly leaseDeadline: number
-  readonly bidDepositRuv: bigint
-  readonly parametersVersion: number
-  readonly bids: ReadonlyArray<BidView>
-  readonly winner: string | null
-  readonly price: bigint | null
-  readonly failure: FailureReason | null
-  readonly version: number
-}
+export const AuctionView = Schema.Struct({
+  auctionId: Schema.String,
+  status: AuctionStatus,
+  poster: Schema.String,
+  task: Schema.Unknown,
+  maxPrice: Schema.BigInt,
+  minBids: Schema.Number,
+  commitDeadline: Schema.Number,
+  revealDeadline: Schema.Number,
+  leaseDeadline: Schema.Number,
+  bidDepositRuv: Schema.BigInt,
+  parametersVersion: Schema.Number,
+  bids: Schema.Array(BidView),
+  winner: Schema.NullOr(Schema.String),
+  price: Schema.NullOr(Schema.BigInt),
+  failure: Schema.NullOr(FailureReason),
+  version: Schema.Number
+})
+export type AuctionView = typeof AuctionView.Type
 
 const commandId = (auctionId: string, step: string) => `auction/${auctionId}/${step}`
 /** Complete, Fail and the unfunded lease share one id: a lease ends one way only. */

@@ -2,18 +2,19 @@
  * The reputation bonding curve: a price discounted by the buyer's reputation, linearly up to
  * `maxDiscountPpm` for a perfect score, in integer ppm arithmetic rounded in the system's favour.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 
 export const PPM = 1_000_000n
 
-export interface ReputationQuote {
-  readonly basePrice: bigint
+export const ReputationQuote = Schema.Struct({
+  basePrice: Schema.BigInt,
   /** The buyer's reputation as read, clamped to 0..1_000_000. */
-  readonly reputationPpm: bigint
-  readonly maxDiscountPpm: bigint
-  readonly discountPpm: bigint
-  readonly price: bigint
-}
+  reputationPpm: Schema.BigInt,
+  maxDiscountPpm: Schema.BigInt,
+  discountPpm: Schema.BigInt,
+  price: Schema.BigInt
+})
+export type ReputationQuote = typeof ReputationQuote.Type
 
 const clampPpm = (value: bigint) => (value < 0n ? 0n : value > PPM ? PPM : value)
 

@@ -10,7 +10,9 @@ import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
 import {
   InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema
 } from "./ComputeAmm.js"
-import { AuctionError, AuctionId, AuctionStatus, FailureReason, NotEligible } from "./TaskAuction.js"
+import { AuctionError, AuctionId, NotEligible } from "./TaskAuction.js"
+import { AuctionView } from "./AuctionService.js"
+import { LiquidityReceipt, PoolView, QuoteView, ReputationQuoteView, SwapReceipt, TraderView } from "./MarketService.js"
 import { anyKey, Authority, operatorOwning, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a market call can fail with: a pool rule, the ledger, or a stream that kept moving under it. */
@@ -20,43 +22,9 @@ export const MarketFailure = Schema.Union(
 )
 export const AuctionFailure = Schema.Union(AuctionError, NotEligible, LedgerError, VersionConflict)
 
-const Amount = Schema.BigInt
 const NonNegative = Credits
 const Period = Schema.Int.pipe(Schema.positive({ message: () => "a period is a positive number of milliseconds" }))
 const Side = Schema.Literal("buy", "sell")
-
-export const ReservesView = Schema.Struct({ compute: Amount, ruv: Amount })
-
-export const PoolView = Schema.Struct({
-  compute: Amount, ruv: Amount, virtualCompute: Amount, virtualRuv: Amount, pricing: ReservesView, k: Amount, totalShares: Amount, version: Schema.Number
-})
-export const TraderView = Schema.Struct({ node: Schema.String, compute: Amount, shares: Amount })
-
-export const QuoteView = Schema.Struct({
-  side: Side, amountIn: Amount, amountOut: Amount, feeBps: Amount, parametersVersion: Schema.Number, reserves: ReservesView
-})
-export const ReputationQuoteView = Schema.Struct({
-  node: Schema.String, computeOut: Amount, basePrice: Amount, reputationPpm: Amount, maxDiscountPpm: Amount, discountPpm: Amount, price: Amount,
-  feeBps: Amount, parametersVersion: Schema.Number
-})
-export const SwapReceiptView = Schema.Struct({
-  ...QuoteView.fields, orderId: Schema.String, settled: Schema.Boolean, duplicate: Schema.Boolean
-})
-export const LiquidityReceiptView = Schema.Struct({
-  orderId: Schema.String, provider: Schema.String, compute: Amount, ruv: Amount, shares: Amount, totalShares: Amount,
-  settled: Schema.Boolean, duplicate: Schema.Boolean
-})
-
-export const AuctionView = Schema.Struct({
-  auctionId: Schema.String, status: AuctionStatus, poster: Schema.String, task: Schema.Unknown, maxPrice: Amount, minBids: Schema.Number,
-  commitDeadline: Schema.Number, revealDeadline: Schema.Number, leaseDeadline: Schema.Number,
-  bidDepositRuv: Amount, parametersVersion: Schema.Number,
-  bids: Schema.Array(Schema.Struct({
-    bidder: Schema.String, commitment: Schema.String, deposit: Amount, sequence: Schema.Number, committedAt: Schema.Number,
-    price: Schema.NullOr(Amount), revealedAt: Schema.NullOr(Schema.Number)
-  })),
-  winner: Schema.NullOr(Schema.String), price: Schema.NullOr(Amount), failure: Schema.NullOr(FailureReason), version: Schema.Number
-})
 
 const orderId = Schema.optional(OperationId)
 
@@ -67,16 +35,16 @@ export class MarketRpcs extends RpcGroup.make(
     success: Schema.Struct({ quote: QuoteView, reputation: Schema.NullOr(ReputationQuoteView) }),
     error: MarketFailure
   }),
-  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceiptView, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
-  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceiptView, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
+  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceipt, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
+  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceipt, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
   Rpc.make("MarketAddLiquidity", {
     payload: { provider: AccountId, computeDesired: PositiveCredits, ruvDesired: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
-    success: LiquidityReceiptView,
+    success: LiquidityReceipt,
     error: MarketFailure
   }).middleware(SignedCommands).annotate(Authority, operatorOwning("provider")),
   Rpc.make("MarketRemoveLiquidity", {
     payload: { provider: AccountId, shares: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
-    success: LiquidityReceiptView,
+    success: LiquidityReceipt,
     error: MarketFailure
   }).middleware(SignedCommands).annotate(Authority, owner("provider")),
   Rpc.make("MarketPoolState", {

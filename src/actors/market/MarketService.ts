@@ -10,66 +10,70 @@ import * as Policy from "../../events/Policy.js"
 import { InvalidAmount } from "../economy/Account.js"
 import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
-import type { Reserves } from "./AmmMath.js"
-import { productOf } from "./AmmMath.js"
-import type { ReputationQuote } from "./BondingCurve.js"
-import { MarketReputation, ReputationBondingCurve } from "./BondingCurve.js"
+import { productOf, Reserves } from "./AmmMath.js"
+import { MarketReputation, ReputationBondingCurve, ReputationQuote } from "./BondingCurve.js"
 import type { PoolCommand, PoolEvent, PoolState, Trade } from "./ComputeAmm.js"
 import { computeBalanceOf, ComputePool, POOL_ACCOUNT, POOL_ID, PoolEvent as PoolEventSchema, priceTrade, pricingReserves, sharesOf } from "./ComputeAmm.js"
 
-export interface PoolView {
+const Side = Schema.Literal("buy", "sell")
+
+export const PoolView = Schema.Struct({
   /** Real reserves: what the pool owns and can pay out. */
-  readonly compute: bigint
-  readonly ruv: bigint
-  readonly virtualCompute: bigint
-  readonly virtualRuv: bigint
+  compute: Schema.BigInt,
+  ruv: Schema.BigInt,
+  virtualCompute: Schema.BigInt,
+  virtualRuv: Schema.BigInt,
   /** Reserves prices are computed from (real + virtual) and their product k. */
-  readonly pricing: Reserves
-  readonly k: bigint
-  readonly totalShares: bigint
-  readonly version: number
-}
+  pricing: Reserves,
+  k: Schema.BigInt,
+  totalShares: Schema.BigInt,
+  version: Schema.Number
+})
+export type PoolView = typeof PoolView.Type
 
-export interface TraderView {
-  readonly node: string
-  readonly compute: bigint
-  readonly shares: bigint
-}
+export const TraderView = Schema.Struct({ node: Schema.String, compute: Schema.BigInt, shares: Schema.BigInt })
+export type TraderView = typeof TraderView.Type
 
-export interface QuoteView {
-  readonly side: "buy" | "sell"
-  readonly amountIn: bigint
-  readonly amountOut: bigint
-  readonly feeBps: bigint
-  readonly parametersVersion: number
+export const QuoteView = Schema.Struct({
+  side: Side,
+  amountIn: Schema.BigInt,
+  amountOut: Schema.BigInt,
+  feeBps: Schema.BigInt,
+  parametersVersion: Schema.Number,
   /** Pricing reserves after the trade, were it made now. */
-  readonly reserves: Reserves
-}
+  reserves: Reserves
+})
+export type QuoteView = typeof QuoteView.Type
 
-export interface ReputationQuoteView extends ReputationQuote {
-  readonly node: string
-  readonly computeOut: bigint
-  readonly feeBps: bigint
-  readonly parametersVersion: number
-}
+export const ReputationQuoteView = Schema.Struct({
+  ...ReputationQuote.fields,
+  node: Schema.String,
+  computeOut: Schema.BigInt,
+  feeBps: Schema.BigInt,
+  parametersVersion: Schema.Number
+})
+export type ReputationQuoteView = typeof ReputationQuoteView.Type
 
-export interface SwapReceipt extends QuoteView {
-  readonly orderId: string
+export const SwapReceipt = Schema.Struct({
+  ...QuoteView.fields,
+  orderId: Schema.String,
   /** False when the rUv leg is still on its way (the settlement policy finishes it). */
-  readonly settled: boolean
-  readonly duplicate: boolean
-}
+  settled: Schema.Boolean,
+  duplicate: Schema.Boolean
+})
+export type SwapReceipt = typeof SwapReceipt.Type
 
-export interface LiquidityReceipt {
-  readonly orderId: string
-  readonly provider: string
-  readonly compute: bigint
-  readonly ruv: bigint
-  readonly shares: bigint
-  readonly totalShares: bigint
-  readonly settled: boolean
-  readonly duplicate: boolean
-}
+export const LiquidityReceipt = Schema.Struct({
+  orderId: Schema.String,
+  provider: Schema.String,
+  compute: Schema.BigInt,
+  ruv: Schema.BigInt,
+  shares: Schema.BigInt,
+  totalShares: Schema.BigInt,
+  settled: Schema.Boolean,
+  duplicate: Schema.Boolean
+})
+export type LiquidityReceipt = typeof LiquidityReceipt.Type
 
 export interface DepositRequest {
   readonly computeDesired: bigint

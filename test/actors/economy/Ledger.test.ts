@@ -102,7 +102,7 @@ describe("Ledger", () => {
               Effect.gen(function* () {
                 const ledger = yield* Ledger
                 const accounts = ["a0", "a1", "a2", "a3"]
-                yield* Effect.forEach(initial, (amount, i) => (amount > 0n ? ledger.mint(accounts[i]!, amount) : Effect.void))
+                yield* Effect.forEach(initial, (amount, i) => (amount > 0n ? Effect.asVoid(ledger.mint(accounts[i]!, amount)) : Effect.void))
                 const outcomes = yield* Effect.forEach(
                   transfers,
                   (t) => Effect.either(ledger.transfer(accounts[t.from]!, accounts[t.to]!, t.amount)),

@@ -230,7 +230,7 @@ const runHistory = (initial: ReadonlyArray<bigint>, rewardsFund: bigint, history
     const journal = yield* Journal
     // After each step: the journal head and every node's active stake, for the snapshots checked below.
     const seen: Array<{ readonly position: number; readonly active: ReadonlyArray<bigint> }> = []
-    yield* Effect.forEach(initial, (amount, i) => (amount > 0n ? ledger.mint(nodes[i]!, amount) : Effect.void))
+    yield* Effect.forEach(initial, (amount, i) => (amount > 0n ? Effect.asVoid(ledger.mint(nodes[i]!, amount)) : Effect.void))
     if (rewardsFund > 0n) yield* ledger.mint(REWARDS_ACCOUNT, rewardsFund)
     let step = 0
     for (const entry of history) {
