@@ -26,8 +26,7 @@ import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
 import { idFromName } from "../content/Publish.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
-import { AdapterSummary } from "../actors/registry/Registry.js"
-import { listAdapters } from "../content/RegistryClient.js"
+import { listAdapters } from "../http/RegistryClient.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { stepReporter } from "./Progress.js"
@@ -78,7 +77,7 @@ const list = Command.make(
     withModels(args.config, Effect.gen(function* () {
       if (args.remote) {
         const registry = yield* registryUrl(args.registry)
-        const shared = yield* asCli(listAdapters(registry, { baseModel: Option.getOrUndefined(args.baseModel), domain: Option.getOrUndefined(args.domain) }, AdapterSummary))
+        const shared = yield* asCli(listAdapters(registry, { baseModel: Option.getOrUndefined(args.baseModel), domain: Option.getOrUndefined(args.domain) }))
         return yield* output(args.json, shared, (rows) =>
           rows.length === 0 ? `no adapters shared on ${registry}` : rows.map((row) =>
             `${`${row.id}@${row.version}`.padEnd(28)} base ${row.baseModel.padEnd(16)} rank ${String(row.rank).padEnd(3)} ${row.domain}` +

@@ -14,8 +14,8 @@ import type { ModelManifest } from "../content/Manifest.js"
 import { verifyManifest } from "../content/ManifestSigning.js"
 import type { PullReceipt } from "../content/Pull.js"
 import { pull } from "../content/Pull.js"
-import { ModelSummary } from "../actors/registry/Registry.js"
-import { fetchManifest, listModels } from "../content/RegistryClient.js"
+import { fetchManifest } from "../content/RegistryTransfer.js"
+import { listModels } from "../http/RegistryClient.js"
 import { parseManifest } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { UnixFsBuilder } from "../content/UnixFs.js"
@@ -49,7 +49,7 @@ const list = Command.make(
             .map((m) => ({
               id: m.id, name: m.name, type: m.type, quantization: m.optimization?.quantization ?? "FP32", size: modelSize(m), version: m.version, publishedBy: m.publishedBy
             }))
-          : yield* listModels(yield* registryUrl(registry), filter, ModelSummary)
+          : yield* listModels(yield* registryUrl(registry), filter)
         yield* output(json, models, (rows) =>
           rows.length === 0
             ? "no models"

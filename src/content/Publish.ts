@@ -9,7 +9,7 @@ import type { AdapterInfo, ArtifactEntry, Benchmarks, ModelManifest, Optimizatio
 import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
 import type { ManifestSigner } from "./ManifestSigning.js"
 import { signManifest } from "./ManifestSigning.js"
-import { hasBlob, publishManifest, uploadBlob } from "./RegistryClient.js"
+import { hasBlob, publishManifest, uploadBlob } from "./RegistryTransfer.js"
 
 export class PublishError extends Data.TaggedError("PublishError")<{ readonly reason: string }> {
   override get message() {

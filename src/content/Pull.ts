@@ -16,7 +16,7 @@ import { cdnBaseUrls, gatewayRoot, gatewayRoots, parseManifest } from "./Manifes
 import { verifyManifest } from "./ManifestSigning.js"
 import type { ModelsConfig, SourceKind } from "./ModelsConfig.js"
 import { parseByteSize } from "./ModelsConfig.js"
-import { fetchManifest } from "./RegistryClient.js"
+import { fetchManifest } from "./RegistryTransfer.js"
 import type { BlobSource } from "./Sources.js"
 import { httpSource, ipfsGatewaySource, peerSource } from "./Sources.js"
 import { TrustStore } from "./TrustStore.js"

@@ -5,6 +5,8 @@
 import { CarReader } from "@ipld/car"
 import { Effect, Either } from "effect"
 import * as crypto from "node:crypto"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ModelManifest } from "../../src/content/Manifest.js"
 import { parseManifest } from "../../src/content/Manifest.js"
@@ -12,8 +14,7 @@ import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { layoutOf, verifyBlock } from "../../src/content/UnixFs.js"
-import { ModelSummary } from "../../src/actors/registry/Registry.js"
-import { listModels } from "../../src/content/RegistryClient.js"
+import { listModels } from "../../src/http/RegistryClient.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { tempDir } from "../support/TempDir.js"
@@ -164,12 +165,22 @@ describe("registry over HTTP", () => {
     const plain = { ...manifestOf("1.0.0"), id: "plain-lm" } as Record<string, unknown>
     delete plain.optimization
     expect((await post("/v1/models", signAsPublisher(Either.getOrThrow(parseManifest(plain)), alice))).status).toBe(201)
-    const listed = await Effect.runPromise(listModels(node.url, { type: "text-generation" }, ModelSummary))
+    const listed = await Effect.runPromise(listModels(node.url, { type: "text-generation" }))
     expect(listed.find((model) => model.id === "plain-lm")).toMatchObject({ id: "plain-lm", version: "1.0.0" })
     expect(listed.find((model) => model.id === "plain-lm")?.quantization).toBeUndefined()
     // An answer of another shape is one line naming the URL, not a crash further on.
-    const wrong = await Effect.runPromise(Effect.flip(listModels(`${node.url}/v1/models/tiny-lm?version=1.0.0#`, {}, ModelSummary)))
-    expect(wrong.message).toMatch(/^registry http:\/\/.*: unexpected answer: /)
-    expect(wrong.message).not.toContain("\n")
+    const impostor = http.createServer((_, response) => response.writeHead(200, { "content-type": "application/json" }).end('[{"id":5}]'))
+    await new Promise<void>((resolve) => impostor.listen(0, "127.0.0.1", resolve))
+    try {
+      const { port } = impostor.address() as AddressInfo
+      const wrong = await Effect.runPromise(Effect.flip(listModels(`http://127.0.0.1:${port}`, {})))
+      expect(wrong.message).toMatch(/^registry http:\/\/127\.0\.0\.1:\d+\/v1\/models: unexpected answer: /)
+      expect(wrong.message).not.toContain("\n")
+    } finally {
+      impostor.close()
+    }
+    // A registry that is not there is one line too.
+    const away = await Effect.runPromise(Effect.flip(listModels("http://127.0.0.1:9", {})))
+    expect(away.message).toMatch(/^cannot reach the registry at http:\/\/127\.0\.0\.1:9\/v1\/models: /)
   })
 })

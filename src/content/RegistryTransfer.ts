@@ -1,8 +1,9 @@
 /**
- * The HTTP client side of a registry node (`/v1/models`, `/v1/blobs`): fetch manifests, list models,
- * publish a signed manifest and upload its artifacts. Every failure is one line naming the URL.
+ * Moves signed manifests and blobs to and from a registry node byte for byte: fetch a manifest as
+ * its publisher signed it, publish one, upload artifacts. Every failure is one line naming the URL.
+ * (The registry's other JSON answers are read by the typed client in http/RegistryClient.ts.)
  */
-import { Data, Effect, ParseResult, Schema } from "effect"
+import { Data, Effect } from "effect"
 import * as fs from "node:fs"
 import { Readable } from "node:stream"
 
@@ -47,45 +48,9 @@ const request = (url: string, init: RequestInit = {}, timeoutMs = 30_000) =>
 
 const base = (registry: string) => registry.replace(/\/+$/, "")
 
-/**
- * Decodes a registry's answer with the Schema the registry itself declares for it (the caller passes
- * it: the views live with the registry actor), so an answer of another shape is one clear line.
- */
-const decodedAs =
-  <A, I>(url: string, schema: Schema.Schema<A, I>) =>
-  (body: unknown): Effect.Effect<A, RegistryError> =>
-    Effect.mapError(Schema.decodeUnknown(schema)(body), (error) =>
-      new RegistryError({ url, reason: `unexpected answer: ${ParseResult.TreeFormatter.formatErrorSync(error).split("\n").join(" ")}`, status: 200 }))
-
 /** The raw JSON of a manifest as its publisher signed it: latest version unless one is asked for. */
 export const fetchManifest = (registry: string, id: string, version?: string) =>
   request(`${base(registry)}/v1/models/${encodeURIComponent(id)}${version === undefined ? "" : `?version=${encodeURIComponent(version)}`}`)
-
-export const listModels = <A, I>(
-  registry: string,
-  filter: { readonly type?: string | undefined; readonly quantization?: string | undefined },
-  summary: Schema.Schema<A, I>
-) => {
-  const query = new URLSearchParams()
-  if (filter.type !== undefined) query.set("type", filter.type)
-  if (filter.quantization !== undefined) query.set("quantization", filter.quantization)
-  const suffix = query.size === 0 ? "" : `?${query}`
-  const url = `${base(registry)}/v1/models${suffix}`
-  return Effect.flatMap(request(url), decodedAs(url, Schema.Array(summary)))
-}
-
-export const listAdapters = <A, I>(
-  registry: string,
-  filter: { readonly baseModel?: string | undefined; readonly domain?: string | undefined },
-  summary: Schema.Schema<A, I>
-) => {
-  const query = new URLSearchParams()
-  if (filter.baseModel !== undefined) query.set("baseModel", filter.baseModel)
-  if (filter.domain !== undefined) query.set("domain", filter.domain)
-  const suffix = query.size === 0 ? "" : `?${query}`
-  const url = `${base(registry)}/v1/adapters${suffix}`
-  return Effect.flatMap(request(url), decodedAs(url, Schema.Array(summary)))
-}
 
 export const publishManifest = (registry: string, manifest: unknown, adapter = false) =>
   request(`${base(registry)}/v1/${adapter ? "adapters" : "models"}`, {
