@@ -32,11 +32,13 @@ export const ManifestId = Schema.String.pipe(
 
 /**
  * A version as manifests, adapters and the trust store hold it: SemVer 2.0.0 `major.minor.patch` with an
- * optional `-prerelease`, as the semver package reads it (major, minor and patch safe integers), written
- * canonically: no `v` prefix and no build metadata, which has no precedence, so `1.0.0+a` and `1.0.0+b`
- * would be two versions that no order could tell apart.
+ * optional `-prerelease`, as the semver package reads it, written canonically: no `v` prefix and no build
+ * metadata, which has no precedence, so `1.0.0+a` and `1.0.0+b` would be two versions no order tells
+ * apart. Every number is a safe integer (semver compares numeric prerelease parts as doubles, which
+ * would make 1.0.0-9007199254740993 equal to 1.0.0-9007199254740992).
  */
-export const isVersion = (text: string): boolean => semver.valid(text) === text
+export const isVersion = (text: string): boolean =>
+  semver.valid(text) === text && semver.prerelease(text)?.some((part) => typeof part === "string" && /^\d+$/.test(part)) !== true
 
 export const SemVer = Schema.String.pipe(Schema.filter(isVersion)).annotations(says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1"))
 

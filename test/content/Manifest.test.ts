@@ -183,7 +183,7 @@ describe("Manifest", () => {
   })
 
   it("refuses to order text that is not a version, and lists only versions", () => {
-    for (const text of ["1.0", "v1.0.0", "1.0.0+build.1", "01.0.0", "99999999999999999999.0.0", "latest", ""]) {
+    for (const text of ["1.0", "v1.0.0", "1.0.0+build.1", "01.0.0", "99999999999999999999.0.0", "1.0.0-99999999999999999999", "latest", ""]) {
       expect(() => compareVersions(text, "1.0.0"), text).toThrow(new InvalidVersion(`"${text}" is not a semantic version such as 1.0.0 or 1.0.0-rc.1`))
       expect(() => compareVersions("1.0.0", text), text).toThrow(InvalidVersion)
       // What cannot be ordered cannot be a manifest's version either.
