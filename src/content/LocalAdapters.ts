@@ -8,7 +8,7 @@ import * as path from "node:path"
 import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "../compute/lora/AdapterFile.js"
 import { loadAdapter, parseAdapterMetadata, saveAdapter } from "../compute/lora/AdapterFile.js"
 import type { AdapterMetadata, LoraWeights } from "../compute/lora/Adapter.js"
-import { compareVersions } from "./Manifest.js"
+import { versionsAmong } from "./Manifest.js"
 
 export class LocalAdapterError extends Data.TaggedError("LocalAdapterError")<{ readonly reason: string }> {
   override get message() {
@@ -23,7 +23,7 @@ export const localAdapterDir = (cacheRoot: string, id: string, version: string) 
 const versionsOf = (cacheRoot: string, id: string): Array<string> => {
   const dir = path.join(adaptersRoot(cacheRoot), id)
   if (!fs.existsSync(dir)) return []
-  return fs.readdirSync(dir).filter((version) => fs.existsSync(path.join(dir, version, "adapter.json"))).sort(compareVersions)
+  return versionsAmong(fs.readdirSync(dir)).filter((version) => fs.existsSync(path.join(dir, version, "adapter.json")))
 }
 
 /** Stores an adapter under its id and version; an existing version is never overwritten. */

@@ -6,7 +6,7 @@ import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { ModelManifest } from "./Manifest.js"
-import { compareVersions, parseManifest } from "./Manifest.js"
+import { parseManifest, versionsAmong } from "./Manifest.js"
 
 export class LocalModelError extends Data.TaggedError("LocalModelError")<{ readonly reason: string }> {
   override get message() {
@@ -33,11 +33,7 @@ export const saveManifest = (cacheRoot: string, manifest: ModelManifest) =>
 const versionsOf = (cacheRoot: string, id: string) => {
   const dir = path.join(manifestsDir(cacheRoot), id)
   if (!fs.existsSync(dir)) return []
-  return fs
-    .readdirSync(dir)
-    .filter((name) => name.endsWith(".json"))
-    .map((name) => name.slice(0, -5))
-    .sort(compareVersions)
+  return versionsAmong(fs.readdirSync(dir).filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -5)))
 }
 
 /** A pulled manifest: the given version, else the highest one pulled. */

@@ -5,6 +5,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { CID } from "multiformats/cid"
 import * as crypto from "node:crypto"
+import semver from "semver"
 import { canonicalize } from "../domain/CanonicalJson.js"
 
 export const MANIFEST_SCHEMA_URL = "https://edge-net.ruvector.dev/schemas/model-manifest-v1.json"
@@ -29,10 +30,17 @@ export const ManifestId = Schema.String.pipe(
   Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,127}$/)
 ).annotations(says("must be 1-128 lowercase letters, digits or . _ -, starting with a letter or digit"))
 
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?$/
+/**
+ * A version as manifests, adapters and the trust store hold it: SemVer 2.0.0 `major.minor.patch` with an
+ * optional `-prerelease`, as the semver package reads it, written canonically: no `v` prefix and no build
+ * metadata, which has no precedence, so `1.0.0+a` and `1.0.0+b` would be two versions no order tells
+ * apart. Every number is a safe integer (semver compares numeric prerelease parts as doubles, which
+ * would make 1.0.0-9007199254740993 equal to 1.0.0-9007199254740992).
+ */
+export const isVersion = (text: string): boolean =>
+  semver.valid(text) === text && semver.prerelease(text)?.some((part) => typeof part === "string" && /^\d+$/.test(part)) !== true
 
-/** `major.minor.patch` with an optional `-prerelease`; build metadata is refused (it has no precedence). */
-export const SemVer = Schema.String.pipe(Schema.pattern(SEMVER)).annotations(says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1"))
+export const SemVer = Schema.String.pipe(Schema.filter(isVersion)).annotations(says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1"))
 
 export const ModelType = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9-]{0,63}$/)).annotations(
   says(`must be a lowercase word such as ${KnownModelTypes.join(", ")}`)
@@ -289,64 +297,25 @@ export const signedBody = (manifest: ModelManifest): string => {
 /** sha256 (hex) of the signed body: names a manifest's content whatever signatures it carries. */
 export const manifestDigest = (manifest: ModelManifest): string => crypto.hash("sha256", signedBody(manifest), "hex")
 
-interface ParsedVersion {
-  readonly core: readonly [string, string, string]
-  readonly prerelease: ReadonlyArray<string>
+/** Text compared as a version that is not one (see isVersion); versions from parsed manifests never are. */
+export class InvalidVersion extends Error {
+  override readonly name = "InvalidVersion"
 }
 
-const LOOSE_SEMVER = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/
-
-const parseVersion = (version: string): ParsedVersion | undefined => {
-  const match = LOOSE_SEMVER.exec(version)
-  if (match === null) return undefined
-  return { core: [match[1]!, match[2]!, match[3]!], prerelease: match[4] === undefined ? [] : match[4].split(".") }
-}
-
-const isNumeric = (identifier: string) => /^\d+$/.test(identifier)
-
-// Numbers of any length, without parsing them: strip leading zeros, then the longer is larger.
-const compareNumeric = (left: string, right: string): number => {
-  const a = left.replace(/^0+(?=\d)/, "")
-  const b = right.replace(/^0+(?=\d)/, "")
-  if (a.length !== b.length) return a.length < b.length ? -1 : 1
-  return a < b ? -1 : a > b ? 1 : 0
-}
-
-const compareIdentifiers = (left: string, right: string): number => {
-  const leftNumeric = isNumeric(left)
-  const rightNumeric = isNumeric(right)
-  if (leftNumeric && rightNumeric) return compareNumeric(left, right)
-  if (leftNumeric !== rightNumeric) return leftNumeric ? -1 : 1
-  return left < right ? -1 : left > right ? 1 : 0
+const required = (version: string) => {
+  if (!isVersion(version)) throw new InvalidVersion(`"${version}" is not a semantic version such as 1.0.0 or 1.0.0-rc.1`)
+  return version
 }
 
 /**
- * Semantic Versioning 2.0.0 precedence: -1, 0 or 1. A prerelease sorts before its release, its
- * identifiers compare one by one (numbers numerically and below words), build metadata is ignored.
- * Text that is not a version sorts before every version, and such texts compare as plain strings.
+ * Semantic Versioning 2.0.0 precedence (semver's compare): -1, 0 or 1. A prerelease sorts before its
+ * release, its identifiers compare one by one (numbers numerically and below words). Rollback checks
+ * rest on this order, so there is no lenient reading: anything isVersion refuses throws InvalidVersion.
  */
-export const compareVersions = (left: string, right: string): -1 | 0 | 1 => {
-  const a = parseVersion(left)
-  const b = parseVersion(right)
-  const sign = (n: number) => (n < 0 ? -1 : n > 0 ? 1 : 0)
-  if (a === undefined || b === undefined) {
-    if (a !== undefined) return 1
-    if (b !== undefined) return -1
-    return sign(left < right ? -1 : left > right ? 1 : 0)
-  }
-  for (let index = 0; index < 3; index++) {
-    const order = compareNumeric(a.core[index]!, b.core[index]!)
-    if (order !== 0) return sign(order)
-  }
-  if (a.prerelease.length === 0 || b.prerelease.length === 0) {
-    return sign(b.prerelease.length - a.prerelease.length)
-  }
-  for (let index = 0; index < Math.min(a.prerelease.length, b.prerelease.length); index++) {
-    const order = compareIdentifiers(a.prerelease[index]!, b.prerelease[index]!)
-    if (order !== 0) return sign(order)
-  }
-  return sign(a.prerelease.length - b.prerelease.length)
-}
+export const compareVersions = (left: string, right: string): -1 | 0 | 1 => semver.compare(required(left), required(right))
+
+/** The versions among `names` (directory or file names: anything else there is not ours), oldest first. */
+export const versionsAmong = (names: Iterable<string>): Array<string> => Array.from(names).filter(isVersion).sort(compareVersions)
 
 const distributionEntries = (manifest: ModelManifest) => [manifest.distribution?.primary, manifest.distribution?.fallback]
 

@@ -7,7 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Json } from "../domain/CanonicalJson.js"
-import { compareVersions, KeyId, PublicKeyHex } from "./Manifest.js"
+import { compareVersions, isVersion, KeyId, PublicKeyHex, SemVer } from "./Manifest.js"
 import type { ManifestSigner, TrustPolicy } from "./ManifestSigning.js"
 import { keyPairFromSeed } from "./NodeKey.js"
 
@@ -34,7 +34,8 @@ const PrivateKeyFile = Schema.Struct({
   publicKey: Schema.optional(PublicKeyHex),
   seed: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
 })
-const TrustedVersions = Schema.Record({ key: Schema.String, value: Schema.String })
+// A floor that is not a version would compare with nothing: the file is refused rather than read leniently.
+const TrustedVersions = Schema.Record({ key: Schema.String, value: SemVer })
 
 const decodePublicKeyFile = Schema.decodeUnknownEither(PublicKeyFile)
 const decodePrivateKeyFile = Schema.decodeUnknownEither(PrivateKeyFile)
@@ -212,6 +213,7 @@ export class TrustStore extends Effect.Service<TrustStore>()("edge-net/TrustStor
       const recordTrusted = Effect.fn("TrustStore.recordTrusted")(function* (id: string, version: string) {
         return yield* versionsLock.withPermits(1)(
           attempt(versionsFile, () => {
+            if (!isVersion(version)) throw fail(versionsFile, `cannot trust ${id}@${version}: "${version}" is not a semantic version such as 1.0.0`)
             const versions = readVersions()
             const current = Object.hasOwn(versions, id) ? versions[id] : undefined
             if (current !== undefined && compareVersions(current, version) >= 0) return current

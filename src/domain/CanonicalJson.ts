@@ -26,6 +26,10 @@ const FIRST_CYCLE_CHECK = 10_000
 const scalarText = (value: unknown): string => {
   switch (typeof value) {
     case "string":
+      // Keys are written by JSON.stringify too. RFC 8785 (3.2.2.2) wants an error on a lone surrogate;
+      // JSON.stringify writes it as a \udxxx escape, and we keep that: the text is still one ASCII
+      // spelling on every node, and a payload from the network carrying one cannot make the signed-command
+      // gate or an event append throw (a defect, not a refusal).
       return JSON.stringify(value)
     case "boolean":
       return value ? "true" : "false"

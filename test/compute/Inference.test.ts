@@ -1,10 +1,11 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Template } from "@huggingface/jinja"
 import { env, pipeline } from "@huggingface/transformers"
 import { Chunk, Context, Effect, Exit, Layer, Random, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { compileChatTemplate, defaultChatPrompt, renderChatPrompt } from "../../src/compute/inference/ChatTemplate.js"
+import {
+  type ChatMessage, ChatTemplateError, type ChatTemplateContext, chatTemplateOf, compileChatTemplate, defaultChatPrompt, renderChatPrompt
+} from "../../src/compute/inference/ChatTemplate.js"
 import { StopFilter } from "../../src/compute/inference/Generation.js"
 import { Inference, type ModelHandle } from "../../src/compute/inference/Inference.js"
 import { cosineSimilarity, l2Normalize, lengthBuckets, meanPool } from "../../src/compute/inference/Pooling.js"
@@ -109,27 +110,93 @@ describe("chat templates", () => {
     { role: "assistant", content: "Hello." },
     { role: "user", content: "Bye" }
   ]
-  const templates = {
-    chatml: "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
-    zephyr: "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
-    gemmaLike: "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set offset = 1 %}{% else %}{% set offset = 0 %}{% endif %}{% for message in messages[offset:] %}{%- if message.role == 'assistant' -%}{% set role = 'model' %}{%- else -%}{% set role = message.role %}{%- endif -%}<start_of_turn>{{ role }}\n{{ message.content | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-  }
+  // Templates as tokenizer_config.json files carry them (String.raw: `\n` inside a Jinja string literal is Jinja's escape).
+  const chatml = String.raw`{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
+  const qwen = String.raw`{%- if messages[0]['role'] == 'system' %}
+    {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+{%- else %}
+    {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant") %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+`
+  const llama2 = String.raw`{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
+  const llama3 = String.raw`{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}`
+  // Block tags on lines of their own: trim_blocks drops the newline after each, an output tag keeps its own.
+  const zephyr = String.raw`{% for message in messages %}
+{% if message['role'] == 'user' %}
+{{ '<|user|>\n' + message['content'] + eos_token }}
+{% elif message['role'] == 'system' %}
+{{ '<|system|>\n' + message['content'] + eos_token }}
+{% elif message['role'] == 'assistant' %}
+{{ '<|assistant|>\n'  + message['content'] + eos_token }}
+{% endif %}
+{% if loop.last and add_generation_prompt %}
+{{ '<|assistant|>' }}
+{% endif %}
+{% endfor %}`
+  const render = (source: string, context: ChatTemplateContext, turns: ReadonlyArray<ChatMessage> = messages) =>
+    renderChatPrompt(compileChatTemplate(source), turns, context)
 
-  it("renders common templates exactly as @huggingface/jinja does", () => {
-    for (const [name, source] of Object.entries(templates)) {
-      const context = { bos_token: "<s>", eos_token: "</s>", add_generation_prompt: true }
-      const expected = new Template(source).render({ messages, ...context })
-      const compiled = compileChatTemplate(source)
-      expect(compiled, name).toBeDefined()
-      expect(compiled!.render(messages, context), name).toBe(expected)
-    }
+  it("renders ChatML and Qwen's template, with and without the generation prompt", () => {
+    const turns = "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+    const chatmlPrompt = `<|im_start|>system\nYou are terse.<|im_end|>\n${turns}<|im_start|>assistant\n`
+    expect(render(chatml, { add_generation_prompt: true })).toBe(chatmlPrompt)
+    expect(render(chatml, { add_generation_prompt: false })).toBe(`<|im_start|>system\nYou are terse.<|im_end|>\n${turns}`)
+    // add_generation_prompt is on unless the caller says otherwise.
+    expect(render(chatml, {})).toBe(chatmlPrompt)
+    expect(render(qwen, {})).toBe(chatmlPrompt)
+    expect(render(qwen, { add_generation_prompt: false }, messages.slice(1))).toBe(
+      `<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n${turns}`
+    )
   })
 
-  it("falls back to the default template for Jinja it does not implement", () => {
-    const macro = "{% macro f() %}x{% endmacro %}{{ f() }}"
-    expect(compileChatTemplate(macro)).toBeUndefined()
-    expect(renderChatPrompt(compileChatTemplate(macro), messages.slice(1, 2), {})).toBe("<|user|>\nHi there\n<|assistant|>\n")
+  it("renders Llama 2's and Llama 3's templates with the model's bos and eos tokens", () => {
+    expect(render(llama2, { bos_token: "<s>", eos_token: "</s>" })).toBe(
+      "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello. </s><s>[INST] Bye [/INST]"
+    )
+    const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`
+    expect(render(llama3, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" }, [{ role: "user", content: "  Hi there\n" }])).toBe(
+      `<|begin_of_text|>${header("user")}Hi there<|eot_id|>${header("assistant")}`
+    )
+  })
+
+  it("applies HF's trim_blocks and lstrip_blocks", () => {
+    expect(render(zephyr, { eos_token: "</s>" })).toBe(
+      "<|system|>\nYou are terse.</s>\n<|user|>\nHi there</s>\n<|assistant|>\nHello.</s>\n<|user|>\nBye</s>\n<|assistant|>\n"
+    )
+  })
+
+  it("says in one line what is wrong with a template that does not parse or raises", () => {
+    for (const broken of ["{% if %}x{% endif %}", "{{ messages[0]['content'] ", "{% for message in messages %}{{ message.content }}"]) {
+      const compiled = compileChatTemplate(broken)
+      expect(() => compiled.render(messages, {}), broken).toThrow(ChatTemplateError)
+      expect(() => compiled.render(messages, {}), broken).toThrow(/^chat_template does not parse: [^\n]+$/)
+    }
+    expect(() => render("{% if %}", {})).toThrow("chat_template does not parse: Unexpected token: CloseStatement")
+    // Two user turns in a row: Llama 2's template refuses them with raise_exception.
+    expect(() => render(llama2, {}, [messages[1]!, messages[3]!])).toThrow(
+      new ChatTemplateError("chat_template: Conversation roles must alternate user/assistant/user/assistant/...")
+    )
+    expect(() => render("{{ messages | no_such_filter }}", {})).toThrow(/^chat_template: .*no_such_filter$/)
+  })
+
+  it("uses the default template when the model has none", () => {
+    expect(renderChatPrompt(undefined, messages.slice(1, 2), {})).toBe("<|user|>\nHi there\n<|assistant|>\n")
     expect(defaultChatPrompt(messages.slice(0, 1), false)).toBe("<|system|>\nYou are terse.\n")
+  })
+
+  it("takes the default template of a tokenizer_config.json that names several", () => {
+    expect(chatTemplateOf({ chat_template: chatml })).toBe(chatml)
+    expect(chatTemplateOf({ chat_template: [{ name: "tool_use", template: "t" }, { name: "default", template: "d" }] })).toBe("d")
+    expect(chatTemplateOf({ chat_template: [{ name: "rag", template: "r" }] })).toBe("r")
+    expect(chatTemplateOf({})).toBeUndefined()
   })
 })
 

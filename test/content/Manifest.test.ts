@@ -4,7 +4,8 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { ModelManifest } from "../../src/content/Manifest.js"
-import { compareVersions, manifestDigest, parseManifest, parseManifestText, signedBody } from "../../src/content/Manifest.js"
+import { readManifest, saveManifest } from "../../src/content/LocalModels.js"
+import { compareVersions, InvalidVersion, manifestDigest, parseManifest, parseManifestText, signedBody, versionsAmong } from "../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signManifest, trustPolicy, verifyEmbeddedSignatures, verifyManifest } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed, verifySignature } from "../../src/content/NodeKey.js"
@@ -147,6 +148,11 @@ describe("Manifest", () => {
     expect(refused?.message).toBe("manifest tiny-lm@0.9.0 is a rollback: 1.0.0 is already trusted (pass --allow-rollback to accept it)")
     expect(Either.isRight(verifyManifest(older, trust, NOW, { highestTrusted: "1.0.0", allowRollback: true }))).toBe(true)
     expect(Either.isRight(verifyManifest(older, trust, NOW, { highestTrusted: "0.9.0" }))).toBe(true)
+    // By precedence, not by text: 1.9.0 is older than 1.10.0, 1.10.0-rc.1 than 1.10.0 and newer than 1.9.0.
+    const versioned = (version: string) => signManifest(parsed(rawManifest({ version })), alice)
+    expect(rejection(verifyManifest(versioned("1.9.0"), trust, NOW, { highestTrusted: "1.10.0" }))?.reason).toBe("rollback")
+    expect(rejection(verifyManifest(versioned("1.10.0-rc.1"), trust, NOW, { highestTrusted: "1.10.0" }))?.reason).toBe("rollback")
+    expect(Either.isRight(verifyManifest(versioned("1.10.0-rc.1"), trust, NOW, { highestTrusted: "1.9.0" }))).toBe(true)
   })
 
   it("needs k distinct trusted keys: 2-of-3 passes with one bad signature, fails with two", () => {
@@ -173,9 +179,28 @@ describe("Manifest", () => {
     const ordered = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.2.0", "1.10.0", "10.0.0"]
     const shuffled = [...ordered].reverse().sort(compareVersions)
     expect(shuffled).toEqual(ordered)
-    expect(compareVersions("1.0.0+build.1", "1.0.0")).toBe(0)
-    expect(compareVersions("99999999999999999999.0.0", "99999999999999999998.0.0")).toBe(1)
+    expect(compareVersions("9007199254740991.0.0", "9007199254740990.0.0")).toBe(1)
   })
+
+  it("refuses to order text that is not a version, and lists only versions", () => {
+    for (const text of ["1.0", "v1.0.0", "1.0.0+build.1", "01.0.0", "99999999999999999999.0.0", "1.0.0-99999999999999999999", "latest", ""]) {
+      expect(() => compareVersions(text, "1.0.0"), text).toThrow(new InvalidVersion(`"${text}" is not a semantic version such as 1.0.0 or 1.0.0-rc.1`))
+      expect(() => compareVersions("1.0.0", text), text).toThrow(InvalidVersion)
+      // What cannot be ordered cannot be a manifest's version either.
+      expect(problem(rawManifest({ version: text })), text).toBe("invalid manifest: version must be a semantic version such as 1.0.0 or 1.0.0-rc.1")
+    }
+    expect(versionsAmong(["2.0.0", "notes", "1.10.0", "v3.0.0", "1.2.0", "1.10.0-rc.1"])).toEqual(["1.2.0", "1.10.0-rc.1", "1.10.0", "2.0.0"])
+  })
+
+  it.effect("reads the highest pulled version of a model, by precedence, past files that are not versions", () =>
+    Effect.gen(function* () {
+      const root = tempDir("manifests-")
+      for (const version of ["1.2.0", "1.10.0", "1.10.1-rc.1"]) yield* saveManifest(root, parsed(rawManifest({ version })))
+      fs.writeFileSync(path.join(root, "manifests", "tiny-lm", "zzz-draft.json"), "{}")
+      expect((yield* readManifest(root, "tiny-lm")).version).toBe("1.10.1-rc.1")
+      expect((yield* readManifest(root, "tiny-lm", "1.2.0")).version).toBe("1.2.0")
+      expect((yield* Effect.flip(readManifest(root, "tiny-lm", "zzz-draft"))).message).toMatch(/^tiny-lm@zzz-draft is not in the cache/)
+    }))
 })
 
 describe("TrustStore", () => {
@@ -225,5 +250,9 @@ describe("TrustStore", () => {
       const file = path.join(store.directory, "trusted-versions.json")
       expect(JSON.parse(fs.readFileSync(file, "utf8"))).toEqual({ "tiny-lm": "1.0.0", other: "2.0.0-rc.1" })
       expect(fs.readdirSync(store.directory).filter((name) => name.endsWith(".tmp"))).toEqual([])
+      expect((yield* Effect.flip(store.recordTrusted("tiny-lm", "v2"))).message).toContain(`cannot trust tiny-lm@v2: "v2" is not a semantic version`)
+      // A floor that is not a version is refused, not read as lower than every version.
+      fs.writeFileSync(file, JSON.stringify({ "tiny-lm": "latest" }))
+      expect((yield* Effect.flip(store.highestTrusted("tiny-lm"))).message).toContain("not a map of manifest ids to versions")
     }).pipe(Effect.provide(TrustStore.Default(tempDir("keys-")))))
 })

@@ -1,8 +1,9 @@
 /**
- * Chat prompts: the `chat_template` of tokenizer_config.json rendered by our Jinja subset, or a plain
- * default template when there is none or it needs more Jinja than the subset has.
+ * Chat prompts: the `chat_template` of tokenizer_config.json rendered by @huggingface/jinja (the Jinja
+ * of transformers.js, with HF's trim_blocks + lstrip_blocks), or a plain default template when the
+ * model has none.
  */
-import { parseTemplate, renderTemplate, type Template, TemplateError } from "./Jinja.js"
+import { Template } from "@huggingface/jinja"
 
 export interface ChatMessage {
   readonly role: string
@@ -15,34 +16,50 @@ export interface ChatTemplateContext {
   readonly add_generation_prompt?: boolean | undefined
 }
 
+/** A chat_template that does not parse, or that failed while rendering (raise_exception included): one line. */
+export class ChatTemplateError extends Error {
+  override readonly name = "ChatTemplateError"
+}
+
+const oneLine = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, " ").trim()
+
 /** `<|role|>\ncontent\n` per message, then the assistant's prefix. */
 export const defaultChatPrompt = (messages: ReadonlyArray<ChatMessage>, addGenerationPrompt = true) =>
   messages.map((message) => `<|${message.role}|>\n${message.content}\n`).join("") + (addGenerationPrompt ? "<|assistant|>\n" : "")
 
 export interface CompiledChatTemplate {
+  /** Throws ChatTemplateError. */
   readonly render: (messages: ReadonlyArray<ChatMessage>, context: ChatTemplateContext) => string
 }
 
-/** Compiles a chat_template; undefined when it uses Jinja this subset does not implement. */
-export const compileChatTemplate = (template: string): CompiledChatTemplate | undefined => {
-  let parsed: Template
+/**
+ * Parses a chat_template once. One that does not parse still compiles, to a template whose every
+ * render throws why: the model loads and generates, and only chat says what is wrong with it.
+ */
+export const compileChatTemplate = (source: string): CompiledChatTemplate => {
+  let template: Template
   try {
-    parsed = parseTemplate(template)
-  } catch (error) {
-    if (error instanceof TemplateError) return undefined
-    throw error
+    template = new Template(source)
+  } catch (cause) {
+    const problem = new ChatTemplateError(`chat_template does not parse: ${oneLine(cause)}`)
+    return {
+      render: () => {
+        throw problem
+      }
+    }
   }
   return {
     render: (messages, context) => {
-      return renderTemplate(parsed, {
-        messages,
-        bos_token: context.bos_token ?? "",
-        eos_token: context.eos_token ?? "",
-        add_generation_prompt: context.add_generation_prompt ?? true,
-        raise_exception: (message: unknown) => {
-          throw new Error(`chat template: ${String(message)}`)
-        }
-      })
+      try {
+        return template.render({
+          messages,
+          bos_token: context.bos_token ?? "",
+          eos_token: context.eos_token ?? "",
+          add_generation_prompt: context.add_generation_prompt ?? true
+        })
+      } catch (cause) {
+        throw new ChatTemplateError(`chat_template: ${oneLine(cause)}`)
+      }
     }
   }
 }
@@ -59,14 +76,6 @@ export const chatTemplateOf = (config: Readonly<Record<string, unknown>>): strin
   return undefined
 }
 
-/** The prompt for `messages`: the compiled template, or the default one when there is none or it needs more Jinja. */
-export const renderChatPrompt = (template: CompiledChatTemplate | undefined, messages: ReadonlyArray<ChatMessage>, context: ChatTemplateContext) => {
-  if (template !== undefined) {
-    try {
-      return template.render(messages, context)
-    } catch (error) {
-      if (!(error instanceof TemplateError)) throw error
-    }
-  }
-  return defaultChatPrompt(messages, context.add_generation_prompt ?? true)
-}
+/** The prompt for `messages`: the model's template when it has one (throwing ChatTemplateError), else the default one. */
+export const renderChatPrompt = (template: CompiledChatTemplate | undefined, messages: ReadonlyArray<ChatMessage>, context: ChatTemplateContext) =>
+  template === undefined ? defaultChatPrompt(messages, context.add_generation_prompt ?? true) : template.render(messages, context)
