@@ -13,6 +13,7 @@ export interface ClassifierHead {
   readonly weight: Float32Array
   readonly bias: Float32Array
 }
+
 export const headLogits = (head: ClassifierHead, pooled: Float32Array, batch: number): Float32Array => {
   const { hidden, classes, weight, bias } = head
   const logits = new Float32Array(batch * classes)
@@ -56,6 +57,7 @@ export const headBackward = (head: ClassifierHead, pooled: Float32Array, residua
   }
   return { dWeight, dBias, dPooled }
 }
+
 export const HEAD_WEIGHT = "head.weight"
 export const HEAD_BIAS = "head.bias"
 
@@ -64,6 +66,7 @@ export const argmax = (values: ArrayLike<number>): number => {
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i
   return best
 }
+
 /**
  * A linear probe: multinomial logistic regression on fixed features, full-batch AdamW for `epochs`
  * passes from a zero head. The baseline a classification adapter has to beat.

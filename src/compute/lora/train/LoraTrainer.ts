@@ -9,6 +9,7 @@
  * trained with the adapter, like PEFT's `modules_to_save`).
  *
  * Everything here is synchronous and free of Node APIs: TrainingWorker runs it off the main thread.
+ * The options are TrainingConfig's, the losses Objectives' and ClassifierHead's, the epochs TrainingLoop's.
  */
 import type { OnnxModel, OnnxNode } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
@@ -48,6 +49,7 @@ export const trainingGraph = (model: OnnxModel, modules: ReadonlyArray<string>, 
   })
   return { ...injected, graph: { ...injected.graph, nodes, initializers: [...injected.graph.initializers, float32Tensor(ratio, [], [dropout])] } }
 }
+
 /** Everything a run needs to continue where it stopped, and what it has learned so far. */
 export interface TrainingCheckpoint {
   readonly step: number
@@ -55,6 +57,7 @@ export interface TrainingCheckpoint {
   readonly head?: ClassifierHead
   readonly optimizer: AdamWState
 }
+
 /** Modules' A [rank, in] and B [out, rank]: A uniform in ±1/√in (kaiming_uniform with a = √5, as PEFT), B zero. */
 const initialModules = (model: OnnxModel, modules: ReadonlyArray<string>, rank: number, random: SeededRandom): Record<string, LoraModule> => {
   const shapes = new Map(loraTargets(model).map((target) => [target.module, target]))

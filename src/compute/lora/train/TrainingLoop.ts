@@ -2,8 +2,8 @@
  * The training loop: epochs over the samples in a seeded order, one optimizer step per accumulated group
  * of micro-batches, progress after each step and checkpoints on schedule; a resumed run continues exactly.
  */
-import { SeededRandom } from "../Adapter.js"
 import type { LoraWeights } from "../Adapter.js"
+import { SeededRandom } from "../Adapter.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import type { LoraTrainer, TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Sample } from "./Objectives.js"
@@ -37,6 +37,7 @@ export interface TrainingResult {
   readonly durationMs: number
   readonly losses: ReadonlyArray<number>
 }
+
 /** Seeded Fisher-Yates permutation of 0..n-1. */
 const permutation = (n: number, random: SeededRandom): Array<number> => {
   const order = Array.from({ length: n }, (_, i) => i)
