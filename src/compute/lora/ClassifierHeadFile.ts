@@ -4,7 +4,7 @@
  * `modules_to_save` head PEFT stores with a sequence-classification adapter. adapter.json names its
  * SHA-256, so the adapter's checksum and signature cover it (AdapterFile.ts).
  */
-import type { ClassifierHead } from "./train/LoraTrainer.js"
+import type { ClassifierHead } from "./train/ClassifierHead.js"
 import { readSafetensors, writeSafetensors } from "./Safetensors.js"
 
 export const classifierHeadFile = "classifier.safetensors"

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
-import type { MicroLora } from "../../../src/compute/lora/MicroLoRA.js"
+import type { MicroLora } from "../../support/MicroLoRA.js"
 import {
   adamWStep,
   backwardMicroLora,
@@ -17,7 +17,7 @@ import {
   quantizeRows,
   sgdStep,
   zeroGradients
-} from "../../../src/compute/lora/MicroLoRA.js"
+} from "../../support/MicroLoRA.js"
 
 const uniform = (seed: number, length: number, size = 1) => {
   const random = new SeededRandom(seed)

@@ -12,12 +12,13 @@ import { constantTensor } from "../../onnx/Graph.js"
 import type { OnnxModel, OnnxNode, OnnxTensor } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { tensorToFloat32 } from "../../onnx/Tensors.js"
-import type { Operator } from "./Operators.js"
-import { ExecutorError, operatorFor } from "./Operators.js"
+import type { Operator } from "./Operator.js"
+import { ExecutorError } from "./Operator.js"
+import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
 import { boolTensor, floatTensor, intTensor, sizeOf } from "./Tensor.js"
 
-export { ExecutorError } from "./Operators.js"
+export { ExecutorError } from "./Operator.js"
 
 interface Step {
   readonly node: OnnxNode

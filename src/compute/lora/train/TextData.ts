@@ -3,7 +3,7 @@
  * end-of-text token, as GPT-2 was trained), and truncated labelled sequences for a classifier.
  */
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
-import type { CausalLmSample, ClassificationSample } from "./LoraTrainer.js"
+import type { CausalLmSample, ClassificationSample } from "./Objectives.js"
 
 /**
  * Non-overlapping windows of `length` tokens over the documents, in order; the tail shorter than a

@@ -4,8 +4,8 @@
  * with the thread's one-line error. Interrupting (the signal) terminates the thread.
  */
 import { moduleWorker } from "../../../node/ModuleWorker.js"
-import type { TrainingHooks, TrainingResult } from "./LoraTrainer.js"
-import { TrainingError } from "./LoraTrainer.js"
+import { TrainingError } from "./TrainingConfig.js"
+import type { TrainingHooks, TrainingResult } from "./TrainingLoop.js"
 import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
 
 export const trainInWorker = (request: TrainingRequest, hooks: TrainingHooks = {}, signal?: AbortSignal): Promise<TrainingResult> =>

@@ -5,8 +5,8 @@
  * on text the adapter never trained on, spread over the whole file.
  */
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
-import type { CausalLmSample, ClassificationSample } from "./LoraTrainer.js"
-import { TrainingError } from "./LoraTrainer.js"
+import type { CausalLmSample, ClassificationSample } from "./Objectives.js"
+import { TrainingError } from "./TrainingConfig.js"
 import { classificationSamples, languageModelWindows } from "./TextData.js"
 
 export type TrainingTask = "causal-lm" | "classification"

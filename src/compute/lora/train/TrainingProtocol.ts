@@ -1,5 +1,9 @@
 /** The messages between a training thread and its host. */
-import type { ClassifierHead, MicroLoRAConfig, Objective, Sample, TrainingCheckpoint, TrainingProgress, TrainingResult } from "./LoraTrainer.js"
+import type { ClassifierHead } from "./ClassifierHead.js"
+import type { TrainingCheckpoint } from "./LoraTrainer.js"
+import type { Objective, Sample } from "./Objectives.js"
+import type { MicroLoRAConfig } from "./TrainingConfig.js"
+import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
 import type { LoraWeights } from "../Adapter.js"
 import type { AdamWState } from "./Optimizer.js"
 

@@ -5,7 +5,8 @@
  */
 import { readModel } from "../../onnx/OnnxModel.js"
 import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
-import { LoraTrainer, trainAdapter } from "./LoraTrainer.js"
+import { LoraTrainer } from "./LoraTrainer.js"
+import { trainAdapter } from "./TrainingLoop.js"
 
 const handle = (request: TrainingRequest, post: (message: TrainingMessage) => void) => {
   try {

@@ -7,10 +7,12 @@
  * init) from a `SeededRandom`. The quantization-aware kernels take int8 rows with per-row scales (or
  * one scale for the whole batch) and dequantize inside the loop. Kernels allocate nothing: outputs go
  * to caller-owned arrays and rank 1 and 2, the seed's sizes, have their own loops.
+ *
+ * Not shipped: only its tests and `bench/lora.ts` run these kernels (training uses `train/`).
  */
-import type { LoraModule } from "./Adapter.js"
-import { SeededRandom } from "./Adapter.js"
-import { adamWUpdate } from "./train/Optimizer.js"
+import type { LoraModule } from "../../src/compute/lora/Adapter.js"
+import { SeededRandom } from "../../src/compute/lora/Adapter.js"
+import { adamWUpdate } from "../../src/compute/lora/train/Optimizer.js"
 
 export const maxMicroLoraRank = 16
 

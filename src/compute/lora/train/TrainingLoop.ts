@@ -1,0 +1,119 @@
+/**
+ * The training loop: epochs over the samples in a seeded order, one optimizer step per accumulated group
+ * of micro-batches, progress after each step and checkpoints on schedule; a resumed run continues exactly.
+ */
+import type { LoraWeights } from "../Adapter.js"
+import { SeededRandom } from "../Adapter.js"
+import type { ClassifierHead } from "./ClassifierHead.js"
+import type { LoraTrainer, TrainingCheckpoint } from "./LoraTrainer.js"
+import type { Sample } from "./Objectives.js"
+import { learningRateAt } from "./Optimizer.js"
+import type { ResolvedConfig } from "./TrainingConfig.js"
+import { check } from "./TrainingConfig.js"
+
+export interface TrainingProgress {
+  readonly epoch: number
+  readonly step: number
+  readonly totalSteps: number
+  /** Mean loss per token (LM) or per sample (classification) over this step's micro-batches. */
+  readonly loss: number
+  readonly learningRate: number
+  readonly gradNorm: number
+  readonly samplesPerSecond: number
+  readonly elapsedMs: number
+}
+
+export interface TrainingHooks {
+  readonly onProgress?: ((progress: TrainingProgress) => void) | undefined
+  readonly onCheckpoint?: ((checkpoint: TrainingCheckpoint) => void) | undefined
+}
+
+export interface TrainingResult {
+  readonly weights: LoraWeights
+  readonly head?: ClassifierHead
+  readonly steps: number
+  readonly finalLoss: number
+  readonly samples: number
+  readonly durationMs: number
+  readonly losses: ReadonlyArray<number>
+}
+
+/** Seeded Fisher-Yates permutation of 0..n-1. */
+const permutation = (n: number, random: SeededRandom): Array<number> => {
+  const order = Array.from({ length: n }, (_, i) => i)
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random.uniform() * (i + 1))
+    ;[order[i], order[j]] = [order[j]!, order[i]!]
+  }
+  return order
+}
+
+/** Optimizer steps of a run over `samples` under `config`. */
+export const plannedSteps = (config: ResolvedConfig, samples: number): number => {
+  const perEpoch = Math.ceil(Math.ceil(samples / config.batchSize) / config.gradientAccumulationSteps)
+  const all = perEpoch * config.epochs
+  return config.maxSteps === undefined ? all : Math.min(all, config.maxSteps)
+}
+
+/**
+ * Trains over `samples` for the configured epochs (each in a seeded order), one optimizer step per
+ * `gradientAccumulationSteps` micro-batches, with progress after every step and checkpoints every
+ * `checkpointEvery`. A trainer started from a checkpoint skips the steps it has done; the shuffles and
+ * each step's dropout draws are functions of the seed and the step, so the resumed run continues
+ * exactly as the uninterrupted one would have.
+ */
+export const trainAdapter = (trainer: LoraTrainer, samples: ReadonlyArray<Sample>, hooks: TrainingHooks = {}): TrainingResult => {
+  const config = trainer.config
+  check(samples.length > 0, "no training samples")
+  const totalSteps = plannedSteps(config, samples.length)
+  const warmup = config.warmupRatio === undefined ? config.warmupSteps : Math.round(config.warmupRatio * totalSteps)
+  const shuffles = new SeededRandom(config.seed + 1)
+  const began = performance.now()
+  const losses: Array<number> = []
+  let step = 0
+  let seen = 0
+  let finalLoss = Number.NaN
+  const micro = config.batchSize
+  const accumulation = config.gradientAccumulationSteps
+  const perSequence = trainer.objective.kind === "classification"
+  for (let epoch = 0; epoch < config.epochs && step < totalSteps; epoch++) {
+    const order = permutation(samples.length, shuffles)
+    const batches: Array<Array<Sample>> = []
+    for (let start = 0; start < order.length; start += micro) batches.push(order.slice(start, start + micro).map((index) => samples[index]!))
+    for (let first = 0; first < batches.length && step < totalSteps; first += accumulation) {
+      const group = batches.slice(first, first + accumulation)
+      if (step < trainer.optimizerStep) {
+        step++
+        continue
+      }
+      // The loss is a mean over the step's tokens (LM) or sequences (classifier), whatever the micro-batching.
+      const units = group.reduce((total, batch) => total + batch.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0), 0)
+      const dropout = new SeededRandom(config.seed * 1_000_003 + step + 7)
+      const random = () => dropout.uniform()
+      const summed = new Map<string, Float32Array>()
+      let total = 0
+      let count = 0
+      for (const batch of group) {
+        const result = trainer.lossAndGrads(batch, 1 / Math.max(1, units), random)
+        total += result.total
+        count += result.count
+        for (const [name, grad] of result.grads) {
+          const into = summed.get(name)
+          if (into === undefined) summed.set(name, grad)
+          else for (let i = 0; i < grad.length; i++) into[i]! += grad[i]!
+        }
+        seen += batch.length
+      }
+      const learningRate = learningRateAt(config.schedule, config.learningRate, step, totalSteps, warmup)
+      const gradNorm = trainer.applyGradients(summed, learningRate)
+      step++
+      finalLoss = total / Math.max(1, count)
+      losses.push(finalLoss)
+      const elapsedMs = performance.now() - began
+      hooks.onProgress?.({ epoch, step, totalSteps, loss: finalLoss, learningRate, gradNorm, samplesPerSecond: (seen / elapsedMs) * 1000, elapsedMs })
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && step < totalSteps) hooks.onCheckpoint?.(trainer.checkpoint())
+    }
+  }
+  const head = trainer.head()
+  return { weights: trainer.weights(), ...(head === undefined ? {} : { head }), steps: step, finalLoss, samples: samples.length, durationMs: performance.now() - began, losses }
+}
