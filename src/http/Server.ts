@@ -22,10 +22,7 @@ import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { RegistryHandlers } from "./RegistryRoutes.js"
 
 const SystemHandlers = HttpApiBuilder.group(NodeApi, "system", (handlers) =>
-  handlers.handle("health", () =>
-    Effect.flatMap(NodeStatus, (status) => status.info()).pipe(
-      Effect.map((info) => ({ status: "ok" as const, nodeId: info.nodeId, head: info.head }))
-    )))
+  handlers.handle("health", () => Effect.flatMap(NodeStatus, (status) => status.health())))
 
 const EventsHandlers = HttpApiBuilder.group(NodeApi, "events", (handlers) =>
   handlers.handle("list", ({ urlParams }) =>
