@@ -18,6 +18,7 @@ import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { GuardsLayer } from "./Guards.js"
+import { MetricsRoute } from "./Metrics.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { RegistryHandlers } from "./RegistryRoutes.js"
 
@@ -51,7 +52,7 @@ export const NodeServerLive = Layer.unwrapEffect(Effect.map(NodeConfig, (config)
   NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })))
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
-export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, GuardsLayer), {
+export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, MetricsRoute, GuardsLayer), {
   disableLogger: true,
   // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
   routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH }
