@@ -24,11 +24,12 @@ const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
 interface Family {
   readonly type: "counter" | "gauge" | "histogram" | "summary"
   readonly help: string
-  readonly lines: Array<string>
+  /** Each series' samples, under its labels' text, so series sort stably and a histogram's buckets keep their order. */
+  readonly series: Array<readonly [string, ReadonlyArray<string>]>
 }
 
 /** The samples of one metric series, with its labels, as exposition lines. */
-const samplesOf = (name: string, labels: ReadonlyArray<readonly [string, string]>, state: MetricState.MetricState.Untyped): Family["lines"] => {
+const samplesOf = (name: string, labels: ReadonlyArray<readonly [string, string]>, state: MetricState.MetricState.Untyped): Array<string> => {
   if (MetricState.isCounterState(state)) return [`${name}${labelText(labels)} ${formatValue(state.count)}`]
   if (MetricState.isGaugeState(state)) return [`${name}${labelText(labels)} ${formatValue(state.value)}`]
   if (MetricState.isHistogramState(state)) {
@@ -64,16 +65,16 @@ export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
   for (const pair of pairs) {
     const name = sanitizeName(pair.metricKey.name)
     const labels = pair.metricKey.tags.map((label) => [label.key, label.value] as const)
-    const family = families.get(name) ?? { type: typeOf(pair.metricState), help: pair.metricKey.description._tag === "Some" ? pair.metricKey.description.value : name, lines: [] }
+    const family = families.get(name) ?? { type: typeOf(pair.metricState), help: pair.metricKey.description._tag === "Some" ? pair.metricKey.description.value : name, series: [] }
     families.set(name, family)
-    for (const line of samplesOf(name, labels, pair.metricState)) family.lines.push(line)
+    family.series.push([labelText(labels), samplesOf(name, labels, pair.metricState)])
   }
   const text: Array<string> = []
   for (const name of [...families.keys()].sort()) {
     const family = families.get(name)
-    if (family === undefined || family.lines.length === 0) continue
+    if (family === undefined || family.series.every(([, lines]) => lines.length === 0)) continue
     text.push(`# HELP ${name} ${escapeHelp(family.help)}`, `# TYPE ${name} ${family.type}`)
-    for (const line of family.lines.sort()) text.push(line)
+    for (const [, lines] of family.series.sort(([a], [b]) => a.localeCompare(b))) for (const line of lines) text.push(line)
   }
   return text.join("\n") + "\n"
 }
