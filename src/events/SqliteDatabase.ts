@@ -75,7 +75,8 @@ const MIGRATIONS: ReadonlyArray<string> = [
      seal       TEXT    NOT NULL
    ) WITHOUT ROWID;`,
   // Events a policy gave up on after its retries (Checkpoints.ts says why they live beside the checkpoints).
-  `CREATE TABLE dead_letters (
+  // IF NOT EXISTS: a file whose user_version was set back by hand runs this again over its own table.
+  `CREATE TABLE IF NOT EXISTS dead_letters (
      policy     TEXT    NOT NULL,
      position   INTEGER NOT NULL,
      stream_id  TEXT    NOT NULL,
