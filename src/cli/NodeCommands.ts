@@ -46,6 +46,8 @@ const start = Command.make("start", { data: dataOption, port, host, allowHost, p
     "at first start EDGE_NET_NETWORK, EDGE_NET_OPERATORS (public keys) and EDGE_NET_OPERATOR_THRESHOLD found the network (default: this node's key, 1 of 1)"
 ))
 
+const firstLine = (text: string) => text.split("\n", 1)[0] ?? ""
+
 const info = Command.make("info", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
   withNode(
     data,
@@ -60,6 +62,9 @@ const info = Command.make("info", { data: dataOption, node: nodeOption, json: js
             `data       ${i.dataDir}`,
             `journal    ${i.head.position} events, head ${i.head.hash}`,
             `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${i.operators.join(", ")}]`,
+            ...i.policies.map((p) => `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`),
+            `dead       ${i.deadLetterCount} dead letter${i.deadLetterCount === 1 ? "" : "s"}`,
+            ...i.deadLetters.map((d) => `  ${d.policy} gave up on position ${d.position} (${d.eventType} on ${d.streamId}) after ${d.attempts} attempts at ${d.failedAt}: ${firstLine(d.error)}`),
             ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
           ].join("\n"))
       )

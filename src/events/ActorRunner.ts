@@ -4,8 +4,9 @@
  * N events, retry on version conflicts, and idempotency by command id. Group commit comes from the
  * journal, which commits the appends of concurrent entities in one transaction.
  */
-import { Duration, Effect, FiberRef, Option, Random, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
+import * as Metrics from "../domain/Metrics.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
@@ -84,6 +85,21 @@ interface Entry<State> {
 
 const PAGE = 4096
 
+/** `edge_net_commands_handled_total` of one category, a series per outcome. */
+const commandCounters = (category: string) => {
+  const of = (outcome: string) => Metrics.counter("edge_net_commands_handled_total", "Commands actors handled, by category and outcome", { category, outcome })
+  return { ok: of("ok"), duplicate: of("duplicate"), refused: of("refused"), conflict: of("conflict"), defect: of("defect") }
+}
+
+const countOutcome = (counters: ReturnType<typeof commandCounters>) => <A extends { readonly duplicate: boolean }, E>(exit: Exit.Exit<A, E>) =>
+  Effect.sync(() => {
+    if (Exit.isSuccess(exit)) return (exit.value.duplicate ? counters.duplicate : counters.ok).unsafeUpdate(1, [])
+    if (Cause.isInterruptedOnly(exit.cause)) return
+    const failure = Cause.failureOption(exit.cause)
+    const counter = Option.isNone(failure) ? counters.defect : failure.value instanceof VersionConflict ? counters.conflict : counters.refused
+    counter.unsafeUpdate(1, [])
+  })
+
 export const make = <Command, Event extends { readonly _tag: string }, State, Err, R>(
   definition: EventSourced<Command, Event, State, Err, R>,
   options: ActorOptions = {}
@@ -101,6 +117,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     const encodeState = Schema.encodeSync(definition.state)
     const decodeState = Schema.decodeUnknownSync(definition.state)
     const entries = new Map<string, Entry<State>>()
+    const recordOutcome = countOutcome(commandCounters(definition.category))
 
     const entryFor = (entityId: string): Entry<State> => {
       let entry = entries.get(entityId)
@@ -302,7 +319,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         Effect.flatMap(FiberRef.get(CurrentAuthorization), (authorization) => {
           const options = authorization === null || commandOptions.authorization !== undefined ? commandOptions : { ...commandOptions, authorization }
           return withEntry(entityId, (entry) => handle(entry, command, options))
-        }),
+        }).pipe(Effect.onExit(recordOutcome)),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
           // Loading catches up by itself; a loaded entity only reads what other writers added since.

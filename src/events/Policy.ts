@@ -2,10 +2,14 @@
  * Policies (process managers): durable, checkpointed subscriptions that turn events of one subsystem
  * into commands of another. Delivery is at least once; handlers send commands whose id is derived
  * from the event's position, so a redelivered event changes nothing (effectively once).
+ *
+ * A policy never stalls: an event its handler fails on (error or defect) is retried a bounded number
+ * of times with backoff, then recorded as a dead letter (Checkpoints.deadLetter) and passed over.
  */
-import { Chunk, Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Layer, Metric, Schedule, Stream } from "effect"
+import * as Metrics from "../domain/Metrics.js"
 import { streamCategory } from "../domain/Ids.js"
-import { Checkpoints } from "./Checkpoints.js"
+import { Checkpoints, DEAD_LETTER_ERROR_CHARS } from "./Checkpoints.js"
 import type { Envelope } from "./Envelope.js"
 import { Journal } from "./Journal.js"
 
@@ -15,7 +19,19 @@ export interface PolicyDefinition<R> {
   readonly categories?: ReadonlyArray<string>
   readonly eventTypes?: ReadonlyArray<string>
   readonly handle: (envelope: Envelope) => Effect.Effect<void, unknown, R>
+  /** When a failed event is tried again before it becomes a dead letter; default RETRY_SCHEDULE. */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
 }
+
+/**
+ * Six retries from 50 ms, doubling, jittered: about 3 s in all. Long enough to ride out a busy
+ * database or a conflict with another writer; an event that fails for 3 s fails for a reason a retry
+ * cannot change (a payload its handler cannot decode, a command its owner refuses).
+ */
+export const RETRY_SCHEDULE: Schedule.Schedule<unknown, unknown> = Schedule.exponential(Duration.millis(50)).pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(6))
+)
 
 /** The command id a policy uses for what it does about one event: the same on every redelivery. */
 export const commandIdFor = (policyName: string, envelope: Envelope, step = "0"): string =>
@@ -29,33 +45,80 @@ const matches = <R>(definition: PolicyDefinition<R>) => {
     (eventTypes === undefined || eventTypes.has(envelope.eventType))
 }
 
+const metricsOf = (policy: string) => ({
+  handled: Metrics.counter("edge_net_policy_events_handled_total", "Events a policy handled", { policy }),
+  retries: Metrics.counter("edge_net_policy_retries_total", "Times a policy tried an event again after it failed", { policy }),
+  deadLetters: Metrics.counter("edge_net_policy_dead_letters_total", "Events a policy gave up on since the process started", { policy })
+})
+
 /** Runs until interrupted: resume after the checkpoint, handle each matching event, checkpoint each page. */
 export const run = <R>(definition: PolicyDefinition<R>) =>
   Effect.gen(function* () {
     const journal = yield* Journal
     const checkpoints = yield* Checkpoints
     const wanted = matches(definition)
-    // A failing handler is retried with backoff; the checkpoint does not move past an unhandled event.
-    const handleWithRetry = (envelope: Envelope) =>
-      definition.handle(envelope).pipe(
-        Effect.tapError((error) =>
-          Effect.logWarning(`policy ${definition.name} failed on position ${envelope.position}, retrying`, error)
-        ),
-        Effect.retry(Schedule.exponential(Duration.millis(50)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5))))),
-        Effect.orDie
-      )
+    const metrics = metricsOf(definition.name)
+    const retry = definition.retry ?? RETRY_SCHEDULE
+
+    // Interruption is the policy being stopped, never a failure of the event: it is not retried or recorded.
+    const giveUp = (envelope: Envelope, cause: Cause.Cause<unknown>, attempts: number) =>
+      Effect.gen(function* () {
+        const error = Cause.pretty(cause).slice(0, DEAD_LETTER_ERROR_CHARS)
+        yield* Effect.logError(`policy ${definition.name} gave up on position ${envelope.position} after ${attempts} attempts: dead letter recorded`, cause)
+        yield* checkpoints.deadLetter({
+          policy: definition.name, position: envelope.position, streamId: envelope.streamId, eventType: envelope.eventType,
+          error, attempts, failedAt: new Date().toISOString()
+        })
+        yield* Metric.increment(metrics.deadLetters)
+      })
+
+    const handleOrGiveUp = (envelope: Envelope) =>
+      Effect.suspend(() => {
+        let attempts = 0
+        return Effect.suspend(() => {
+          attempts++
+          return definition.handle(envelope)
+        }).pipe(
+          Effect.sandbox,
+          Effect.tapError((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Effect.logWarning(`policy ${definition.name} failed on position ${envelope.position} (attempt ${attempts})`, cause).pipe(
+                Effect.zipRight(Metric.increment(metrics.retries))
+              )
+          ),
+          Effect.retry({ schedule: retry, while: (cause) => !Cause.isInterruptedOnly(cause) }),
+          Effect.zipRight(Metric.increment(metrics.handled)),
+          Effect.catchAll((cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : giveUp(envelope, cause, attempts))),
+          Effect.orDie
+        )
+      })
+
     const from = (yield* checkpoints.load(definition.name)) + 1
+    // Listed among the checkpoints from its first start, so its lag shows before it finished a page.
+    if (from === 1) yield* checkpoints.save(definition.name, 0)
     yield* journal.subscribe(from).pipe(
       Stream.runForEachChunk((chunk) =>
-        Effect.forEach(Chunk.filter(chunk, wanted), handleWithRetry, { discard: true }).pipe(
+        Effect.forEach(Chunk.filter(chunk, wanted), handleOrGiveUp, { discard: true }).pipe(
           Effect.zipRight(checkpoints.save(definition.name, Chunk.unsafeLast(chunk).position))
         )
       )
     )
   }).pipe(Effect.withSpan(`Policy.${definition.name}`))
 
-/** The policy as a background layer: it starts with the layer and stops when the layer's scope closes. */
-export const layer = <R>(definition: PolicyDefinition<R>) => Layer.scopedDiscard(Effect.forkScoped(run(definition)))
+/**
+ * The policy as a background layer: it starts with the layer and stops when the layer's scope closes.
+ * Should the policy itself die (its store, not an event), it is logged and started again after its checkpoint.
+ */
+export const layer = <R>(definition: PolicyDefinition<R>) =>
+  Layer.scopedDiscard(Effect.forkScoped(
+    run(definition).pipe(
+      Effect.sandbox,
+      Effect.tapError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`policy ${definition.name} stopped; restarting`, cause))),
+      Effect.retry({ schedule: Schedule.spaced(Duration.seconds(1)), while: (cause) => !Cause.isInterruptedOnly(cause) }),
+      Effect.ignore
+    )
+  ))
 
 /** Waits until the named policy has checkpointed the journal's current head (for tests and shutdown). */
 export const awaitCaughtUp = (name: string) =>

@@ -73,6 +73,18 @@ const MIGRATIONS: ReadonlyArray<string> = [
      event_hash TEXT    NOT NULL,
      state      TEXT    NOT NULL,
      seal       TEXT    NOT NULL
+   ) WITHOUT ROWID;`,
+  // Events a policy gave up on after its retries (Checkpoints.ts says why they live beside the checkpoints).
+  // IF NOT EXISTS: a file whose user_version was set back by hand runs this again over its own table.
+  `CREATE TABLE IF NOT EXISTS dead_letters (
+     policy     TEXT    NOT NULL,
+     position   INTEGER NOT NULL,
+     stream_id  TEXT    NOT NULL,
+     event_type TEXT    NOT NULL,
+     error      TEXT    NOT NULL,
+     attempts   INTEGER NOT NULL,
+     failed_at  TEXT    NOT NULL,
+     PRIMARY KEY (policy, position)
    ) WITHOUT ROWID;`
 ]
 

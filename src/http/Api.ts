@@ -6,15 +6,19 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platfor
 import { Schema } from "effect"
 import { AccountId } from "../actors/economy/Account.js"
 import { Balance } from "../actors/economy/Ledger.js"
+import { DeadLetter } from "../events/Checkpoints.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../rpc/NodeRpc.js"
 import { ContentApi } from "./ContentApi.js"
 import { RegistryApi } from "./RegistryApi.js"
 
+/** 200 while the node serves; "degraded" when a policy gave up on an event (its dead letters say which). */
 export const Health = Schema.Struct({
-  status: Schema.Literal("ok"),
+  status: Schema.Literal("ok", "degraded"),
   nodeId: Schema.String,
-  head: ChainHeadView
+  head: ChainHeadView,
+  deadLetterCount: Schema.Number,
+  deadLetters: Schema.Array(DeadLetter)
 })
 
 export const EventsPage = Schema.Struct({

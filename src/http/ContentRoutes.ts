@@ -14,7 +14,23 @@ import { BlobStore, digestOf, sha256Of } from "../content/BlobStore.js"
 import { carBlock, carHeader } from "../content/Car.js"
 import { parseCid } from "../content/UnixFs.js"
 import { Registry } from "../actors/registry/RegistryService.js"
+import * as Metrics from "../domain/Metrics.js"
 import { NodeApi } from "./Api.js"
+
+/** Pulls this node served to clients and peers (whole or ranged blobs, raw blocks, CARs), and their body bytes. */
+const pullMetrics = (kind: "blob" | "block" | "car") => ({
+  pulls: Metrics.counter("edge_net_pulls_total", "Pulls served: blob bodies (whole or ranged), raw blocks and CARs", { kind }),
+  bytes: Metrics.counter("edge_net_pull_bytes_total", "Body bytes of the pulls served", { kind })
+})
+const blobPulls = pullMetrics("blob")
+const blockPulls = pullMetrics("block")
+const carPulls = pullMetrics("car")
+
+const countPull = (metrics: ReturnType<typeof pullMetrics>, bytes: number) =>
+  Effect.sync(() => {
+    metrics.pulls.unsafeUpdate(1, [])
+    metrics.bytes.unsafeUpdate(bytes, [])
+  })
 
 export type ByteRange = { readonly start: number; readonly end: number }
 
@@ -145,6 +161,7 @@ export const serveBlob = (request: HttpServerRequest.HttpServerRequest, digest: 
     if (head || length === 0) {
       return HttpServerResponse.empty({ status, headers: { ...headers, ...rangeHeaders, "content-length": String(length) } })
     }
+    yield* countPull(blobPulls, length)
     const response = yield* HttpServerResponse.file(store.pathOf(sha256), {
       status, offset: start, bytesToRead: length, contentType: "application/octet-stream", headers: rangeHeaders
     })
@@ -224,6 +241,7 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         if (format === "raw") {
           const block = yield* store.block(path.cid)
           if (Option.isNone(block)) return notFound(`block ${path.cid}`)
+          yield* countPull(blockPulls, block.value.length)
           return HttpServerResponse.uint8Array(block.value, {
             contentType: "application/vnd.ipld.raw",
             headers: { etag: `"${path.cid}.raw"`, "cache-control": "public, max-age=29030400, immutable", "x-ipfs-roots": path.cid }
@@ -231,7 +249,9 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         }
         if (format === "car") {
           if (Option.isNone(yield* store.block(path.cid))) return notFound(`block ${path.cid}`)
-          return HttpServerResponse.stream(carStream(store, path.cid), {
+          yield* countPull(carPulls, 0)
+          const counted = Stream.tap(carStream(store, path.cid), (section) => Effect.sync(() => carPulls.bytes.unsafeUpdate(section.length, [])))
+          return HttpServerResponse.stream(counted, {
             contentType: "application/vnd.ipld.car; version=1",
             headers: { etag: `"${path.cid}.car"`, "x-ipfs-roots": path.cid }
           })

@@ -18,14 +18,12 @@ import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { GuardsLayer } from "./Guards.js"
+import { MetricsRoute } from "./Metrics.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { RegistryHandlers } from "./RegistryRoutes.js"
 
 const SystemHandlers = HttpApiBuilder.group(NodeApi, "system", (handlers) =>
-  handlers.handle("health", () =>
-    Effect.flatMap(NodeStatus, (status) => status.info()).pipe(
-      Effect.map((info) => ({ status: "ok" as const, nodeId: info.nodeId, head: info.head }))
-    )))
+  handlers.handle("health", () => Effect.flatMap(NodeStatus, (status) => status.health())))
 
 const EventsHandlers = HttpApiBuilder.group(NodeApi, "events", (handlers) =>
   handlers.handle("list", ({ urlParams }) =>
@@ -54,7 +52,7 @@ export const NodeServerLive = Layer.unwrapEffect(Effect.map(NodeConfig, (config)
   NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })))
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
-export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, GuardsLayer), {
+export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, MetricsRoute, GuardsLayer), {
   disableLogger: true,
   // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
   routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH }

@@ -6,6 +6,7 @@ import { Effect, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { findBadSnapshots, requireVerifiedJournal } from "../events/Audit.js"
 import { Checkpoints } from "../events/Checkpoints.js"
+import { instrumentedLayer } from "../events/JournalMetrics.js"
 import * as MemoryJournal from "../events/MemoryJournal.js"
 import { Snapshots } from "../events/Snapshots.js"
 import { SqliteDatabase } from "../events/SqliteDatabase.js"
@@ -29,13 +30,13 @@ const refuseUnverifiedJournal = (file: string) =>
 export const sqliteKernel = (settings: Pick<NodeSettings, "dataDir" | "synchronous">) => {
   const key = NodeKey.fromFile(keyFile(settings))
   const file = journalFile(settings)
-  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(SqliteJournal.layer(), Snapshots.sqlite, Checkpoints.sqlite)))
+  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(instrumentedLayer(SqliteJournal.layer()), Snapshots.sqlite, Checkpoints.sqlite)))
   return stores.pipe(
     Layer.provide(SqliteDatabase.layer({ file, synchronous: settings.synchronous })),
     Layer.provideMerge(key)
   )
 }
 
-export const memoryKernel = Layer.mergeAll(MemoryJournal.layer, Snapshots.memory, Checkpoints.memory).pipe(
+export const memoryKernel = Layer.mergeAll(instrumentedLayer(MemoryJournal.layer), Snapshots.memory, Checkpoints.memory).pipe(
   Layer.provideMerge(NodeKey.ephemeral)
 )

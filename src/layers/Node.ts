@@ -30,6 +30,7 @@ import { NodeStatus } from "../node/NodeStatus.js"
 import { charterLayer } from "./Charter.js"
 import { genesisParametersLayer } from "./Genesis.js"
 import { sqliteKernel } from "./Kernel.js"
+import { TelemetryLive } from "./Telemetry.js"
 
 /** The economy plugged into the market and governance: stake decides who may bid and vote, reputation prices. */
 const economyAdapters = Layer.mergeAll(
@@ -66,9 +67,13 @@ export const nodePolicies = Layer.mergeAll(
   creditsPolicy, stakingSettlementPolicy, rewardsSettlementPolicy, auctionSettlementPolicy, leaseOutcomesPolicy, parameterChangesPolicy
 )
 
-/** Everything `edge-net node start` runs: genesis settings, services, policies, and the server on host:port. */
+/**
+ * Everything `edge-net node start` runs: genesis settings, services, policies, and the server on
+ * host:port, traced over OTLP when configured (Telemetry.ts), the tracer set before anything starts.
+ */
 export const nodeLive = (settings: NodeSettings) =>
   Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
     Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
-    Layer.provide(nodeServices(settings))
+    Layer.provide(nodeServices(settings)),
+    Layer.provide(TelemetryLive)
   )

@@ -4,8 +4,11 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
+import { DeadLetter } from "../events/Checkpoints.js"
 
 export const ChainHeadView = Schema.Struct({ position: Schema.Number, hash: Schema.String })
+
+export const PolicyView = Schema.Struct({ name: Schema.String, checkpoint: Schema.Number, lag: Schema.Number })
 
 export const NodeInfoView = Schema.Struct({
   nodeId: Schema.String,
@@ -17,7 +20,12 @@ export const NodeInfoView = Schema.Struct({
   /** The network id signed commands must name, and the operator keys (k of n) named at genesis. */
   network: Schema.NullOr(Schema.String),
   operators: Schema.Array(Schema.String),
-  operatorThreshold: Schema.Number
+  operatorThreshold: Schema.Number,
+  /** Each policy's checkpoint, and its lag: events of the log it has still to look at. */
+  policies: Schema.Array(PolicyView),
+  /** Events a policy gave up on after its retries (all of them counted, the newest shown). */
+  deadLetterCount: Schema.Number,
+  deadLetters: Schema.Array(DeadLetter)
 })
 
 export const ChainReportView = Schema.Struct({

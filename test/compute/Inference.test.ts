@@ -1,6 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { env, pipeline } from "@huggingface/transformers"
-import { Chunk, Context, Effect, Exit, Layer, Random, Stream } from "effect"
+import { Chunk, Context, Effect, Exit, Layer, Metric, MetricState, Random, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import {
@@ -23,6 +23,13 @@ const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance
   for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!))
   expect(worst).toBeLessThan(tolerance)
 }
+
+/** A counter's count in the process's metrics (what /metrics renders), 0 before its first update. */
+const counted = (name: string, tags: Readonly<Record<string, string>>) =>
+  Effect.map(Metric.snapshot, (pairs) =>
+    pairs
+      .filter((pair) => pair.metricKey.name === name && Object.entries(tags).every(([key, value]) => pair.metricKey.tags.some((tag) => tag.key === key && tag.value === value)))
+      .reduce((sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0), 0))
 
 const norm = (vector: ArrayLike<number>) => Math.sqrt(Array.from(vector).reduce((sum, x) => sum + x * x, 0))
 
@@ -331,7 +338,13 @@ for (const [name, backend] of backends) {
         Effect.gen(function* () {
           const inference = yield* Inference
           const { lm, encoder } = yield* Models
+          const failedBefore = yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "failed" })
+          const succeededBefore = yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "ok" })
+          yield* inference.embed(encoder, "a boat")
           expect((yield* Effect.flip(inference.embed(encoder, "  "))).message).toBe("text is empty")
+          // Each run counted by its outcome, for a node's /metrics.
+          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "failed" })).toBe(failedBefore + 1)
+          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "ok" })).toBe(succeededBefore + 1)
           expect((yield* Effect.flip(inference.embed(lm, "hello"))).message).toContain("embeddings need an encoder")
           expect((yield* Effect.flip(inference.generate(encoder, "hello"))).message).toContain("generation needs a decoder")
           const notOnnx = yield* Effect.flip(Effect.scoped(inference.loadModel({ model: new TextEncoder().encode("<html>not a model</html>"), tokenizer: {} })))

@@ -72,6 +72,79 @@ describe("Policy", () => {
     }))
 })
 
+/** A policy that cannot handle one event (as with a payload its handler cannot decode), whatever it tries. */
+const poisonedPolicy = (poison: number, seen: Array<number>, attempts: Map<number, number>) =>
+  Policy.layer({
+    name: "orders.poisoned",
+    categories: ["Order"],
+    retry: Schedule.spaced("5 millis").pipe(Schedule.intersect(Schedule.recurs(3))),
+    handle: (envelope: Envelope) =>
+      Effect.suspend(() => {
+        attempts.set(envelope.position, (attempts.get(envelope.position) ?? 0) + 1)
+        if (envelope.position === poison) return Effect.die(new Error(`cannot decode order at ${envelope.position}`))
+        seen.push(envelope.position)
+        return Effect.void
+      })
+  })
+
+describe("Policy dead letters", () => {
+  it.live("an event that always fails is retried a bounded number of times, dead-lettered, and passed over, across a restart", () =>
+    Effect.gen(function* () {
+      const file = path.join(tempDir(), "journal.db")
+      const firstRun: Array<number> = []
+      const attempts = new Map<number, number>()
+      yield* Effect.gen(function* () {
+        yield* appendOrders(5)
+        yield* Effect.scoped(Layer.launch(poisonedPolicy(3, firstRun, attempts)).pipe(Effect.race(Policy.awaitCaughtUp("orders.poisoned"))))
+        // Later events were handled; the poisoned one was tried once and retried three times, no more.
+        expect(firstRun).toEqual([1, 2, 4, 5])
+        expect(attempts.get(3)).toBe(4)
+        const checkpoints = yield* Checkpoints
+        const [letter, ...others] = yield* checkpoints.deadLetters(10)
+        expect(others).toEqual([])
+        expect(letter).toMatchObject({ policy: "orders.poisoned", position: 3, streamId: "Order-2", eventType: "Placed", attempts: 4 })
+        expect(letter?.error).toContain("cannot decode order at 3")
+        expect(yield* checkpoints.load("orders.poisoned")).toBe(5)
+      }).pipe(Effect.provide(sqliteKernel(file)))
+
+      // Restart on the same file: the dead letter and the checkpoint past it are still there; the
+      // poisoned event is not tried again and new events are handled.
+      const secondRun: Array<number> = []
+      yield* Effect.gen(function* () {
+        yield* appendOrders(2)
+        const checkpoints = yield* Checkpoints
+        expect(yield* checkpoints.deadLetterCount).toBe(1)
+        expect(yield* checkpoints.all).toContainEqual({ name: "orders.poisoned", position: 5 })
+        yield* Effect.scoped(Layer.launch(poisonedPolicy(3, secondRun, attempts)).pipe(Effect.race(Policy.awaitCaughtUp("orders.poisoned"))))
+        expect(secondRun).toEqual([6, 7])
+        expect(attempts.get(3)).toBe(4)
+      }).pipe(Effect.provide(sqliteKernel(file)))
+    }))
+
+  it.live("an event that fails with an error (not a defect) is dead-lettered the same way; interruption is not a failure", () =>
+    Effect.gen(function* () {
+      const seen: Array<number> = []
+      yield* appendOrders(3)
+      const failing = Policy.layer({
+        name: "orders.refused",
+        categories: ["Order"],
+        retry: Schedule.recurs(1),
+        handle: (envelope: Envelope) => (envelope.position === 1 ? Effect.fail("refused by its owner") : Effect.sync(() => void seen.push(envelope.position)))
+      })
+      yield* Effect.scoped(Layer.launch(failing).pipe(Effect.race(Policy.awaitCaughtUp("orders.refused"))))
+      expect(seen).toEqual([2, 3])
+      const letters = yield* Effect.flatMap(Checkpoints, (checkpoints) => checkpoints.deadLetters(10))
+      expect(letters.map((letter) => [letter.position, letter.attempts])).toEqual([[1, 2]])
+      expect(letters[0]?.error).toContain("refused by its owner")
+
+      // A handler still running when its policy stops leaves no dead letter behind.
+      yield* appendOrders(1)
+      const slow = Policy.layer({ name: "orders.refused", categories: ["Order"], handle: () => Effect.never })
+      yield* Effect.scoped(Layer.launch(slow).pipe(Effect.timeout("100 millis"), Effect.ignore))
+      expect((yield* Effect.flatMap(Checkpoints, (checkpoints) => checkpoints.deadLetters(10))).length).toBe(1)
+    }).pipe(Effect.provide(sqliteKernel())))
+})
+
 const waitForTally = (tally: { readonly state: (id: string) => Effect.Effect<{ readonly state: { readonly count: number } }> }, count: number) =>
   tally.state("all").pipe(
     Effect.repeat({ until: (current) => current.state.count >= count, schedule: Schedule.spaced("5 millis") }),

@@ -148,7 +148,8 @@ describe("registry over HTTP", () => {
     const root = await fetch(`${node.url}/ipfs/${layout.root}`, { headers: { accept: "application/vnd.ipld.raw" } })
     expect(verifyBlock(layout.root, new Uint8Array(await root.arrayBuffer()))).toBe(true)
     const car = await fetch(`${node.url}/ipfs/${layout.root}?format=car`)
-    const reader = await CarReader.fromBytes(new Uint8Array(await car.arrayBuffer()))
+    const carBytes = new Uint8Array(await car.arrayBuffer())
+    const reader = await CarReader.fromBytes(carBytes)
     expect((await reader.getRoots()).map(String)).toEqual([layout.root])
     const blocks: Array<string> = []
     for await (const { bytes, cid } of reader.blocks()) {
@@ -159,6 +160,14 @@ describe("registry over HTTP", () => {
     const file = await fetch(`${node.url}/ipfs/${layout.root}`)
     expect(Buffer.from(await file.arrayBuffer()).equals(weights)).toBe(true)
     expect((await fetch(`${node.url}/ipfs/not-a-cid?format=raw`)).status).toBe(400)
+
+    // What an operator's Prometheus sees of these pulls: counted by kind, with the bytes served.
+    const metrics = await (await fetch(`${node.url}/metrics`)).text()
+    const sample = (series: string) => Number(metrics.split("\n").find((line) => line.startsWith(`${series} `))?.slice(series.length + 1))
+    expect(sample('edge_net_pulls_total{kind="car"}')).toBe(1)
+    expect(sample('edge_net_pull_bytes_total{kind="car"}')).toBe(carBytes.length)
+    expect(sample('edge_net_pulls_total{kind="block"}')).toBeGreaterThanOrEqual(2)
+    expect(sample('edge_net_pull_bytes_total{kind="blob"}')).toBeGreaterThanOrEqual(2 * weights.length)
   })
 
   it("lists a model published without quantization through the client, decoded with the registry's own view", async () => {

@@ -4,6 +4,7 @@
  * onnxruntime-web (which also runs under Node).
  */
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import * as Metrics from "../../domain/Metrics.js"
 import { makeNodeBackend, makeWebBackend, type Backend, type NodeBackendOptions, type WebBackendOptions } from "./Backend.js"
 import { renderChatPrompt, type ChatMessage } from "./ChatTemplate.js"
 import { embedTexts, type EmbedOptions } from "./Embedding.js"
@@ -61,6 +62,27 @@ const chatOptions = (handle: ModelHandle, options: ChatOptions): GenerateOptions
   return options.stopAtTurnEnd === false ? options : { ...options, stop: [...(options.stop ?? []), "<|"] }
 }
 
+/** Runs of one operation counted by outcome and timed, for /metrics wherever a node runs inference. */
+const measured = (operation: string) => {
+  const runs = (outcome: string) => Metrics.counter("edge_net_inference_runs_total", "Inference runs, by operation and outcome", { operation, outcome })
+  const succeeded = runs("ok")
+  const failed = runs("failed")
+  const seconds = Metrics.histogram("edge_net_inference_seconds", "Time of one inference run", { operation })
+  return <A, E, R>(run: Effect.Effect<A, E, R>) =>
+    Effect.suspend(() => {
+      const started = performance.now()
+      return Effect.onExit(run, (exit) =>
+        Effect.sync(() => {
+          seconds.unsafeUpdate((performance.now() - started) / 1000, [])
+          const outcome = exit._tag === "Success" ? succeeded : failed
+          outcome.unsafeUpdate(1, [])
+        }))
+    })
+}
+const measuredEmbed = measured("embed")
+const measuredGenerate = measured("generate")
+const measuredChat = measured("chat")
+
 export const makeInference = (backend: Backend): InferenceService => ({
   backend: backend.name,
   loadModel: (source) =>
@@ -69,16 +91,17 @@ export const makeInference = (backend: Backend): InferenceService => ({
       return yield* openModel(backend, parts)
     }).pipe(Effect.withSpan("Inference.loadModel")),
   embed: (handle, text) =>
-    embedTexts(handle, [text]).pipe(Effect.map((vectors) => vectors[0]!), Effect.withSpan("Inference.embed")),
+    embedTexts(handle, [text]).pipe(Effect.map((vectors) => vectors[0]!), measuredEmbed, Effect.withSpan("Inference.embed")),
   embedBatch: (handle, texts, options) =>
-    embedTexts(handle, texts, options).pipe(Effect.withSpan("Inference.embedBatch", { attributes: { texts: texts.length } })),
+    embedTexts(handle, texts, options).pipe(measuredEmbed, Effect.withSpan("Inference.embedBatch", { attributes: { texts: texts.length } })),
   similarity: (handle, a, b) =>
-    embedTexts(handle, [a, b]).pipe(Effect.map(([x, y]) => cosineSimilarity(x!, y!)), Effect.withSpan("Inference.similarity")),
-  generate: (handle, prompt, options) => generateText(handle, prompt, options).pipe(Effect.withSpan("Inference.generate")),
+    embedTexts(handle, [a, b]).pipe(Effect.map(([x, y]) => cosineSimilarity(x!, y!)), measuredEmbed, Effect.withSpan("Inference.similarity")),
+  generate: (handle, prompt, options) => generateText(handle, prompt, options).pipe(measuredGenerate, Effect.withSpan("Inference.generate")),
   generateStream: (handle, prompt, options) => generateTextStream(handle, prompt, options),
   chat: (handle, messages, options = {}) =>
     chatPrompt(handle, messages).pipe(
       Effect.flatMap((prompt) => generateText(handle, prompt, chatOptions(handle, options))),
+      measuredChat,
       Effect.withSpan("Inference.chat")
     ),
   chatStream: (handle, messages, options = {}) =>

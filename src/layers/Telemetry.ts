@@ -1,0 +1,40 @@
+/**
+ * Tracing for a running node: the spans its code already makes (Effect.withSpan, Effect.fn, the HTTP
+ * server's request spans) exported over OTLP/HTTP (JSON) when an endpoint is configured; off otherwise.
+ */
+// Subpaths: the package index would also load the OpenTelemetry SDK, which OTLP export does not need.
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
+import { FetchHttpClient } from "@effect/platform"
+import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
+import { VERSION } from "../node/NodeStatus.js"
+
+/**
+ * `EDGE_NET_OTLP_ENDPOINT`, else the standard `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL
+ * (traces go to `<url>/v1/traces`). `EDGE_NET_OTLP_EXPORT_INTERVAL` (default 5 seconds) is how often
+ * spans are sent; the last ones are sent when the node stops.
+ */
+export const TelemetryConfig = Config.all({
+  endpoint: Config.option(Config.string("EDGE_NET_OTLP_ENDPOINT").pipe(Config.orElse(() => Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")))),
+  exportInterval: Config.duration("EDGE_NET_OTLP_EXPORT_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
+}).pipe(
+  Config.mapOrFail(({ endpoint, exportInterval }) => {
+    const url = Option.map(Option.filter(endpoint, (text) => text.trim() !== ""), (text) => text.trim().replace(/\/+$/, ""))
+    if (Option.isSome(url) && !/^https?:\/\/[^\s/]+/.test(url.value)) {
+      return Either.left(ConfigError.InvalidData([], `EDGE_NET_OTLP_ENDPOINT: "${url.value}" is not an http(s) URL`))
+    }
+    return Either.right({ endpoint: url, exportInterval })
+  })
+)
+
+/** Sets the OTLP tracer for everything built on top of it, when an endpoint is configured. */
+export const TelemetryLive = Layer.unwrapEffect(
+  Effect.map(TelemetryConfig, ({ endpoint, exportInterval }) =>
+    Option.match(endpoint, {
+      onNone: () => Layer.empty,
+      onSome: (url) =>
+        OtlpTracer.layer({ url: `${url}/v1/traces`, resource: { serviceName: "edge-net", serviceVersion: VERSION }, exportInterval }).pipe(
+          Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer])
+        )
+    }))
+)
