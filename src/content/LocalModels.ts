@@ -5,6 +5,7 @@
 import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 import type { ModelManifest } from "./Manifest.js"
 import { compareVersions, parseManifest } from "./Manifest.js"
 
@@ -22,9 +23,7 @@ export const saveManifest = (cacheRoot: string, manifest: ModelManifest) =>
       const dir = path.join(manifestsDir(cacheRoot), manifest.id)
       fs.mkdirSync(dir, { recursive: true })
       const file = path.join(dir, `${manifest.version}.json`)
-      const temporary = `${file}.${process.pid}.tmp`
-      fs.writeFileSync(temporary, JSON.stringify(manifest, null, 2) + "\n")
-      fs.renameSync(temporary, file)
+      writeFileAtomicallySync(file, JSON.stringify(manifest, null, 2) + "\n")
       return file
     },
     catch: (cause) => new LocalModelError({ reason: `cannot save the manifest of ${manifest.id}: ${String(cause)}` })

@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as YAML from "yaml"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly file: string; readonly reason: string }> {
   override get message() {
@@ -135,9 +136,7 @@ export const setConfig = (key: string, value: string, file = configFile()) =>
     yield* Effect.try({
       try: () => {
         fs.mkdirSync(path.dirname(file), { recursive: true })
-        const temporary = `${file}.${process.pid}.tmp`
-        fs.writeFileSync(temporary, document.toString())
-        fs.renameSync(temporary, file)
+        writeFileAtomicallySync(file, document.toString())
       },
       catch: (cause) => new ConfigError({ file, reason: cause instanceof Error ? cause.message : String(cause) })
     })

@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { NodeId } from "../domain/Ids.js"
 import { ed25519, utf8 } from "../domain/Ed25519.js"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class NodeKeyError extends Data.TaggedError("NodeKeyError")<{ readonly path: string; readonly reason: string }> {
   override get message() {
@@ -86,9 +87,7 @@ const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyEr
       const seed = crypto.randomBytes(32)
       const pair = keyPairFromSeed(seed)
       const body: KeyFile = { type: "ed25519", publicKey: pair.publicKey, seed: seed.toString("hex") }
-      const temporary = `${file}.${process.pid}.tmp`
-      fs.writeFileSync(temporary, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
-      fs.renameSync(temporary, file)
+      writeFileAtomicallySync(file, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
       return pair
     },
     catch: (cause) => new NodeKeyError({ path: file, reason: cause instanceof Error ? cause.message : String(cause) })

@@ -130,18 +130,6 @@ export const writeChunks = async (handle: fs.promises.FileHandle, chunks: Readon
   }
 }
 
-export const writeFileAtomically = async (file: string, contents: string) => {
-  const temporary = `${file}.${process.pid}.tmp`
-  const handle = await fs.promises.open(temporary, "w")
-  try {
-    await handle.writeFile(contents)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.promises.rename(temporary, file)
-}
-
 export const removeQuietly = async (...files: ReadonlyArray<string>) => {
   for (const file of files) await fs.promises.rm(file, { force: true }).catch(() => undefined)
 }

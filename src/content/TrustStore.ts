@@ -7,6 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Json } from "../domain/CanonicalJson.js"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 import { compareVersions, KeyId, PublicKeyHex } from "./Manifest.js"
 import type { ManifestSigner, TrustPolicy } from "./ManifestSigning.js"
 import { keyPairFromSeed } from "./NodeKey.js"
@@ -47,13 +48,7 @@ const reason = (cause: unknown) => (cause instanceof Error ? cause.message : Str
 /** Writes `file` whole or not at all: a reader sees the old content or the new, never half of it. */
 const writeAtomically = (file: string, body: Json, mode: number) => {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  const temporary = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`
-  try {
-    fs.writeFileSync(temporary, JSON.stringify(body, null, 2) + "\n", { mode })
-    fs.renameSync(temporary, file)
-  } finally {
-    fs.rmSync(temporary, { force: true })
-  }
+  writeFileAtomicallySync(file, JSON.stringify(body, null, 2) + "\n", { mode })
 }
 
 // PKCS8 DER of an Ed25519 key is a fixed 16-byte prefix and the 32-byte seed.

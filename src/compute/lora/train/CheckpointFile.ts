@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { writeFileAtomicallySync } from "../../../node/AtomicFile.js"
 import type { LoraModule } from "../Adapter.js"
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../Safetensors.js"
 import type { TrainingCheckpoint } from "./LoraTrainer.js"
@@ -20,12 +21,6 @@ interface CheckpointState {
   readonly alpha: number
   readonly modules: Readonly<Record<string, { readonly inFeatures: number; readonly outFeatures: number }>>
   readonly head?: { readonly hidden: number; readonly classes: number }
-}
-
-const writeAtomically = (file: string, bytes: Uint8Array | string) => {
-  const temporary = `${file}.tmp-${process.pid}`
-  fs.writeFileSync(temporary, bytes)
-  fs.renameSync(temporary, file)
 }
 
 /** Writes the checkpoint: tensors first, then the state naming them, each by an atomic rename. */
@@ -48,8 +43,8 @@ export const saveCheckpoint = (directory: string, fingerprint: string, checkpoin
     ...(head === undefined ? {} : { head: { hidden: head.hidden, classes: head.classes } })
   }
   fs.mkdirSync(directory, { recursive: true })
-  writeAtomically(path.join(directory, WEIGHTS), writeSafetensors(tensors))
-  writeAtomically(path.join(directory, STATE), JSON.stringify(state, null, 2) + "\n")
+  writeFileAtomicallySync(path.join(directory, WEIGHTS), writeSafetensors(tensors))
+  writeFileAtomicallySync(path.join(directory, STATE), JSON.stringify(state, null, 2) + "\n")
 }
 
 /** The checkpoint of the run with this fingerprint, or undefined when there is none (or another run's). */
