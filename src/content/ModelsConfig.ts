@@ -69,7 +69,8 @@ export const defaultConfig = (): ModelsConfig => ({
 
 export const expandHome = (file: string) => (file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file)
 
-export const configFile = (override?: string) => override ?? process.env["EDGE_NET_MODELS_CONFIG"] ?? path.join(configHome(), "models.yaml")
+/** `override` (the CLI's `--config`, else `EDGE_NET_MODELS_CONFIG`), else `~/.edge-net/models.yaml`. */
+export const configFile = (override?: string) => override ?? path.join(configHome(), "models.yaml")
 
 type Tree = Record<string, unknown>
 
