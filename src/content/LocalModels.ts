@@ -5,6 +5,7 @@
 import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { jsonDecoder, JsonValue } from "../domain/JsonText.js"
 import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 import type { ModelManifest } from "./Manifest.js"
 import { compareVersions, parseManifest } from "./Manifest.js"
@@ -14,6 +15,9 @@ export class LocalModelError extends Data.TaggedError("LocalModelError")<{ reado
     return this.reason
   }
 }
+
+// The manifest decoder checks the shape; this only turns the text into a value, with the file named.
+const decodeJson = jsonDecoder(JsonValue)
 
 const manifestsDir = (cacheRoot: string) => path.join(cacheRoot, "manifests")
 
@@ -50,7 +54,9 @@ export const readManifest = (cacheRoot: string, id: string, version?: string) =>
       )
     }
     const file = path.join(manifestsDir(cacheRoot), id, `${chosen}.json`)
-    const parsed = parseManifest(JSON.parse(fs.readFileSync(file, "utf8")))
+    const json = decodeJson(fs.readFileSync(file, "utf8"), file)
+    if (Either.isLeft(json)) return yield* Effect.fail(new LocalModelError({ reason: json.left.message }))
+    const parsed = parseManifest(json.right)
     if (Either.isLeft(parsed)) return yield* Effect.fail(new LocalModelError({ reason: `${file}: ${parsed.left.message}` }))
     return parsed.right
   })
