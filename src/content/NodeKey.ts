@@ -56,7 +56,7 @@ export const generateKeyPair = (): NodeKeyPair => keyPairFromSeed(crypto.randomB
 const KeyFile = Schema.Struct({
   type: Schema.Literal("ed25519"),
   publicKey: Schema.optional(Schema.String),
-  seed: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "seed: expected 64 lowercase hex digits" }))
+  seed: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "expected 64 lowercase hex digits" }))
 })
 type KeyFile = typeof KeyFile.Type
 const decodeKeyFile = jsonDecoderSync(KeyFile)

@@ -10,14 +10,19 @@ export class JsonTextError extends Data.TaggedError("JsonTextError")<{ readonly 
   }
 }
 
-// The deepest line of a parse tree says what was wrong; the tree's glyphs go.
-const innermost = (text: string) => text.split("\n").filter((line) => line.trim() !== "").pop()?.replace(/^[\s└├│─]+/, "") ?? text
+// The first issue, with the path to it: `alpha: is missing`, `done.0.1: Expected number, actual "50"`.
+const firstIssue = (error: ParseResult.ParseError) => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  if (issue === undefined) return error.message
+  const message = issue.message.replace(/\s+/g, " ")
+  return issue.path.length === 0 ? message : `${issue.path.join(".")}: ${message}`
+}
 
 /** A decoder of JSON text into `schema`'s type; build it once per schema, at module level. */
 export const jsonDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
   return (text: string, source: string): Either.Either<A, JsonTextError> =>
-    Either.mapLeft(decode(text), (error) => new JsonTextError({ source, problem: innermost(ParseResult.TreeFormatter.formatErrorSync(error)) }))
+    Either.mapLeft(decode(text), (error) => new JsonTextError({ source, problem: firstIssue(error) }))
 }
 
 /** Like `jsonDecoder`, throwing the error: for synchronous readers inside an `Effect.try`. */
