@@ -27,6 +27,7 @@ import { cacheDirectory } from "../content/ModelsConfig.js"
 import { idFromName } from "../content/Publish.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
 import { listAdapters } from "../http/RegistryClient.js"
+import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { stepReporter } from "./Progress.js"
@@ -222,7 +223,8 @@ interface BaseModel {
   readonly id: string
 }
 
-const readJsonFile = (file: string | undefined) => (file === undefined ? undefined : JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>)
+const decodeJsonObject = jsonDecoderSync(JsonObject)
+const readJsonFile = (file: string | undefined) => (file === undefined ? undefined : decodeJsonObject(fs.readFileSync(file, "utf8"), file))
 
 /**
  * A model directory (`model.onnx` or `onnx/model.onnx`, tokenizer.json beside it or above), a model

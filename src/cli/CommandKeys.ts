@@ -125,7 +125,7 @@ export const asOwnerAndOperator = (keys: ReadonlyArray<string>, account: string,
     Effect.gen(function* () {
       if (keys.length > 0) return yield* signedWith(yield* Effect.forEach(keys, loadKey), use)
       const owner = yield* loadKey(account)
-      const nodeKey = keyFile(settingsFor(data))
+      const nodeKey = keyFile(yield* settingsFor(data))
       const operators = fs.existsSync(nodeKey) ? [yield* readKey(nodeKey, "node")] : []
       return yield* signedWith([owner, ...operators], use)
     })
@@ -135,7 +135,7 @@ export const asOperator = (keys: ReadonlyArray<string>, data: Option.Option<stri
   <A, E, R>(use: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       if (keys.length > 0) return yield* signedWith(yield* Effect.forEach(keys, loadKey), use)
-      const nodeKey = keyFile(settingsFor(data))
+      const nodeKey = keyFile(yield* settingsFor(data))
       if (!fs.existsSync(nodeKey)) {
         return yield* Effect.fail(new CliError({ message: `an operator command needs an operator key: pass --key NAME|FILE (no node key at ${nodeKey})` }))
       }

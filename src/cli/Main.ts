@@ -5,6 +5,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Option } from "effect"
+import { Environment } from "../layers/Environment.js"
 import { VERSION } from "../node/NodeStatus.js"
 import { auditCommand } from "./AuditCommands.js"
 import { eventsCommand } from "./EventsCommands.js"
@@ -50,11 +51,13 @@ export const modelVersionArgs = (argv: ReadonlyArray<string>): ReadonlyArray<str
 
 /** Runs a command tree as a program: `argv` as in process.argv. */
 export const runCli = <Name extends string, E>(
-  command: Command.Command<Name, NodeContext.NodeContext, E, any>,
+  command: Command.Command<Name, NodeContext.NodeContext | Environment, E, any>,
   name: string,
   argv: ReadonlyArray<string>
 ) =>
   Command.run(command, { name, version: VERSION })(modelVersionArgs(argv)).pipe(
+    // The environment is read and checked before any command runs: a bad variable is the one line printed.
+    Effect.provide(Environment.layer),
     Effect.tapErrorCause(report(name)),
     Effect.provide(NodeContext.layer),
     NodeRuntime.runMain({ disableErrorReporting: true })

@@ -8,6 +8,7 @@ import { BlobStore } from "../content/BlobStore.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
 import { cacheDirectory, cacheMaxBytes, configFile, keysDirectory, loadConfig } from "../content/ModelsConfig.js"
 import { TrustStore } from "../content/TrustStore.js"
+import { Environment } from "../layers/Environment.js"
 import { CliError } from "./CliError.js"
 
 export class ModelsSettings extends Context.Tag("edge-net/cli/ModelsSettings")<
@@ -32,9 +33,10 @@ const asCliError = <A, E extends { readonly message: string }, R>(effect: Effect
 export const withModels = <A, E, R>(
   configPath: Option.Option<string>,
   use: Effect.Effect<A, E, R | ModelsSettings | BlobStore>
-): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore>> =>
+): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore> | Environment> =>
   Effect.gen(function* () {
-    const file = configFile(Option.getOrUndefined(configPath))
+    const environment = yield* Environment
+    const file = configFile(Option.getOrUndefined(Option.orElse(configPath, () => environment.modelsConfig)))
     const config = yield* asCliError(loadConfig(file))
     const store = BlobStore.layer({ root: cacheDirectory(config), maxBytes: cacheMaxBytes(config) }).pipe(
       Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message })))

@@ -2,16 +2,15 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
-import { parseCharterSettings } from "../layers/Charter.js"
-import { parseGenesisParameters } from "../layers/Genesis.js"
+import { Environment } from "../layers/Environment.js"
 import { nodeLive } from "../layers/Node.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
 
-const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default ${DEFAULT_PORT})`), Options.withDefault(DEFAULT_PORT))
-const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default ${DEFAULT_HOST})`), Options.withDefault(DEFAULT_HOST))
+const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default $EDGE_NET_PORT, else ${DEFAULT_PORT})`), Options.optional)
+const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default $EDGE_NET_HOST, else ${DEFAULT_HOST})`), Options.optional)
 const allowHost = Options.text("allow-host").pipe(
   Options.withDescription("another name clients reach the node by (Host header), e.g. node.lan or node.lan:8080; repeatable"),
   Options.repeated
@@ -21,10 +20,14 @@ const publicUrl = Options.text("public-url").pipe(
   Options.optional
 )
 
-const genesisFromEnvironment = Effect.try({
-  try: () => ({ genesisParameters: parseGenesisParameters(process.env["EDGE_NET_GENESIS"]), ...parseCharterSettings(process.env) }),
-  catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
-})
+const checkedPort = (port: Option.Option<number>) =>
+  Option.match(port, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (value) =>
+      Number.isSafeInteger(value) && value >= 1 && value <= 65535
+        ? Effect.succeed(value)
+        : Effect.fail(new CliError({ message: `invalid --port ${value}: expected a port number from 1 to 65535` }))
+  })
 
 const checkedPublicUrl = (url: Option.Option<string>) => {
   const problem = Option.flatMapNullable(url, publicUrlProblem)
@@ -32,10 +35,22 @@ const checkedPublicUrl = (url: Option.Option<string>) => {
 }
 
 const start = Command.make("start", { data: dataOption, port, host, allowHost, publicUrl }, ({ allowHost, data, host, port, publicUrl }) =>
-  Effect.flatMap(Effect.zip(genesisFromEnvironment, checkedPublicUrl(publicUrl)), ([genesis, url]) => {
-    const settings = settingsFor(data, { host, port, ...genesis, allowedHosts: allowHost, ...(url === undefined ? {} : { publicUrl: url }) })
-    const warning = exposureWarning(host)
-    return Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
+  Effect.gen(function* () {
+    const environment = yield* Environment
+    const url = yield* checkedPublicUrl(publicUrl)
+    const listenPort = yield* checkedPort(port)
+    const settings = yield* settingsFor(data, {
+      ...(Option.isSome(host) ? { host: host.value } : {}),
+      ...(listenPort === undefined ? {} : { port: listenPort }),
+      genesisParameters: environment.genesisParameters,
+      ...(environment.network === undefined ? {} : { network: environment.network }),
+      ...(environment.operators === undefined ? {} : { operators: environment.operators }),
+      ...(environment.operatorThreshold === undefined ? {} : { operatorThreshold: environment.operatorThreshold }),
+      allowedHosts: allowHost,
+      ...(url === undefined ? {} : { publicUrl: url })
+    })
+    const warning = exposureWarning(settings.host)
+    return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
       Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
       Effect.zipRight(Layer.launch(nodeLive(settings))),
       Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))

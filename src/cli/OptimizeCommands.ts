@@ -115,7 +115,7 @@ const describe = (result: OptimizeResult, file: string) => {
 /** Records the job on the node's optimizer actor when a node data directory exists. */
 const record = (data: Option.Option<string>, jobId: string, modelBytes: Uint8Array, quantization: Quantization, result: OptimizeResult, blockSize: number) =>
   Effect.gen(function* () {
-    const settings = settingsFor(data)
+    const settings = yield* settingsFor(data)
     if (!fs.existsSync(journalFile(settings))) return false
     yield* Effect.gen(function* () {
       const optimizer = yield* Optimizer

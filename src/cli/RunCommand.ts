@@ -13,11 +13,13 @@ import { BlobStore } from "../content/BlobStore.js"
 import { loadLocalAdapter } from "../content/LocalAdapters.js"
 import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
+import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, withModels } from "./ModelsContext.js"
 import { jsonOption, output } from "./Shared.js"
 
-const readJson = (file: string) => (fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined)
+const decodeJson = jsonDecoderSync(JsonObject)
+const readJson = (file: string) => (fs.existsSync(file) ? decodeJson(fs.readFileSync(file, "utf8"), file) : undefined)
 
 /** The model's files, from a directory, a model file with its siblings, or a pulled id's artifacts. */
 const sourceOf = (target: string) =>
@@ -35,14 +37,16 @@ const sourceOf = (target: string) =>
     if (model === undefined || tokenizer === undefined) {
       return yield* Effect.fail(new CliError({ message: `${manifest.id}@${manifest.version} has no ONNX model and tokenizer.json to run` }))
     }
-    const source: ModelSource = {
-      name: `${manifest.id}@${manifest.version}`,
-      model: new Uint8Array(fs.readFileSync(byFile.get(model)!)),
-      tokenizer: readJson(tokenizer),
-      tokenizerConfig: Option.getOrUndefined(Option.fromNullable(byFile.get("tokenizer_config.json")).pipe(Option.map(readJson))),
-      config: Option.getOrUndefined(Option.fromNullable(byFile.get("config.json")).pipe(Option.map(readJson)))
-    }
-    return source
+    return yield* Effect.try({
+      try: (): ModelSource => ({
+        name: `${manifest.id}@${manifest.version}`,
+        model: new Uint8Array(fs.readFileSync(byFile.get(model)!)),
+        tokenizer: readJson(tokenizer),
+        tokenizerConfig: Option.getOrUndefined(Option.fromNullable(byFile.get("tokenizer_config.json")).pipe(Option.map(readJson))),
+        config: Option.getOrUndefined(Option.fromNullable(byFile.get("config.json")).pipe(Option.map(readJson)))
+      }),
+      catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
+    })
   })
 
 /** A stored adapter, checked (checksum, signature when signed). */

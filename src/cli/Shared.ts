@@ -5,11 +5,11 @@
 import { Options } from "@effect/cli"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { AccountId, OperationId } from "../actors/economy/Account.js"
-import { parseByteSize } from "../content/ModelsConfig.js"
-import type { Synchronous } from "../events/SqliteDatabase.js"
+import { Environment } from "../layers/Environment.js"
 import type { NodeSettings } from "../node/NodeConfig.js"
-import { DEFAULT_HOST, DEFAULT_PORT, journalFile, resolveDataDir } from "../node/NodeConfig.js"
+import { journalFile } from "../node/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
 
@@ -25,30 +25,33 @@ export const nodeOption = Options.text("node").pipe(
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON instead of text"))
 
-export const settingsFor = (data: Option.Option<string>, overrides: Partial<NodeSettings> = {}): NodeSettings => ({
-  dataDir: resolveDataDir(Option.getOrUndefined(data)),
-  host: DEFAULT_HOST,
-  port: DEFAULT_PORT,
-  synchronous: (process.env["EDGE_NET_SYNC"] as Synchronous | undefined) ?? "normal",
-  maxContentBytes: parseByteSize(process.env["EDGE_NET_CONTENT_MAX"] ?? "10GiB"),
-  ...overrides
-})
+/** A node's settings: `--data`, else `EDGE_NET_HOME`, else `./.edge-net`; the rest from the environment. */
+export const settingsFor = (data: Option.Option<string>, overrides: Partial<NodeSettings> = {}) =>
+  Effect.map(Environment, (environment): NodeSettings => ({
+    dataDir: path.resolve(Option.getOrElse(Option.orElse(data, () => environment.home), () => ".edge-net")),
+    host: environment.host,
+    port: environment.port,
+    synchronous: environment.synchronous,
+    maxContentBytes: environment.maxContentBytes,
+    ...overrides
+  }))
 
 /** Runs `use` against the node at `--node`, or directly on the data directory, which must exist. */
 export const withNode = <A, E, R>(
   data: Option.Option<string>,
   node: Option.Option<string>,
   use: Effect.Effect<A, E, R | NodeClient>
-): Effect.Effect<A, E | CliError, Exclude<R, NodeClient>> => {
+): Effect.Effect<A, E | CliError, Exclude<R, NodeClient> | Environment> => {
   if (Option.isSome(node)) return Effect.provide(use, NodeClient.remote(node.value))
-  const settings = settingsFor(data)
-  if (!fs.existsSync(journalFile(settings))) {
-    return Effect.fail(
-      new CliError({ message: `no edge-net data in ${settings.dataDir} (start a node there first: edge-net node start --data ${settings.dataDir})` })
-    )
-  }
-  const direct = NodeClient.direct(settings).pipe(Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message }))))
-  return Effect.provide(use, direct)
+  return Effect.flatMap(settingsFor(data), (settings) => {
+    if (!fs.existsSync(journalFile(settings))) {
+      return Effect.fail(
+        new CliError({ message: `no edge-net data in ${settings.dataDir} (start a node there first: edge-net node start --data ${settings.dataDir})` })
+      )
+    }
+    const direct = NodeClient.direct(settings).pipe(Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message }))))
+    return Effect.provide(use, direct)
+  })
 }
 
 export const parseAmount = (text: string) =>

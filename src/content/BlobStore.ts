@@ -7,6 +7,7 @@ import { Context, Data, Effect, Layer, Option, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { moveIntoPlaceSync } from "../node/AtomicFile.js"
 import type { BlobIndex, BlobRow } from "./BlobIndex.js"
 import { openBlobIndex } from "./BlobIndex.js"
 import type { UnixFsLayout } from "./UnixFs.js"
@@ -194,15 +195,7 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
       yield* makeRoom(layout.size, room)
       const target = pathOf(sha256)
       yield* Effect.try({
-        try: () => {
-          fs.renameSync(file, target)
-          const dir = fs.openSync(blobsDir, "r")
-          try {
-            fs.fsyncSync(dir)
-          } finally {
-            fs.closeSync(dir)
-          }
-        },
+        try: () => moveIntoPlaceSync(file, target),
         catch: ioError
       })
       const now = Date.now()

@@ -8,7 +8,11 @@ import * as path from "node:path"
 import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "../compute/lora/AdapterFile.js"
 import { loadAdapter, parseAdapterMetadata, saveAdapter } from "../compute/lora/AdapterFile.js"
 import type { AdapterMetadata, LoraWeights } from "../compute/lora/Adapter.js"
+import { jsonDecoderSync, JsonTextError, JsonValue } from "../domain/JsonText.js"
 import { versionsAmong } from "./Manifest.js"
+
+// adapter.json as a value; parseAdapterMetadata checks its shape.
+const decodeJson = jsonDecoderSync(JsonValue)
 
 export class LocalAdapterError extends Data.TaggedError("LocalAdapterError")<{ readonly reason: string }> {
   override get message() {
@@ -61,11 +65,11 @@ export const listLocalAdapters = (cacheRoot: string) =>
       if (version === undefined) continue
       const file = path.join(localAdapterDir(cacheRoot, id, version), "adapter.json")
       try {
-        const metadata = parseAdapterMetadata(JSON.parse(fs.readFileSync(file, "utf8")))
+        const metadata = parseAdapterMetadata(decodeJson(fs.readFileSync(file, "utf8"), file))
         if (Either.isRight(metadata)) adapters.push(metadata.right)
         else unreadable.push(`${file}: ${metadata.left}`)
       } catch (error) {
-        unreadable.push(`${file}: ${error instanceof Error ? error.message : String(error)}`)
+        unreadable.push(error instanceof JsonTextError ? error.message : `${file}: ${error instanceof Error ? error.message : String(error)}`)
       }
     }
     return { adapters, unreadable }

@@ -5,6 +5,8 @@
 import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { jsonDecoder, JsonValue } from "../domain/JsonText.js"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 import type { ModelManifest } from "./Manifest.js"
 import { parseManifest, versionsAmong } from "./Manifest.js"
 
@@ -14,6 +16,9 @@ export class LocalModelError extends Data.TaggedError("LocalModelError")<{ reado
   }
 }
 
+// The manifest decoder checks the shape; this only turns the text into a value, with the file named.
+const decodeJson = jsonDecoder(JsonValue)
+
 const manifestsDir = (cacheRoot: string) => path.join(cacheRoot, "manifests")
 
 export const saveManifest = (cacheRoot: string, manifest: ModelManifest) =>
@@ -22,9 +27,7 @@ export const saveManifest = (cacheRoot: string, manifest: ModelManifest) =>
       const dir = path.join(manifestsDir(cacheRoot), manifest.id)
       fs.mkdirSync(dir, { recursive: true })
       const file = path.join(dir, `${manifest.version}.json`)
-      const temporary = `${file}.${process.pid}.tmp`
-      fs.writeFileSync(temporary, JSON.stringify(manifest, null, 2) + "\n")
-      fs.renameSync(temporary, file)
+      writeFileAtomicallySync(file, JSON.stringify(manifest, null, 2) + "\n")
       return file
     },
     catch: (cause) => new LocalModelError({ reason: `cannot save the manifest of ${manifest.id}: ${String(cause)}` })
@@ -47,7 +50,9 @@ export const readManifest = (cacheRoot: string, id: string, version?: string) =>
       )
     }
     const file = path.join(manifestsDir(cacheRoot), id, `${chosen}.json`)
-    const parsed = parseManifest(JSON.parse(fs.readFileSync(file, "utf8")))
+    const json = decodeJson(fs.readFileSync(file, "utf8"), file)
+    if (Either.isLeft(json)) return yield* Effect.fail(new LocalModelError({ reason: json.left.message }))
+    const parsed = parseManifest(json.right)
     if (Either.isLeft(parsed)) return yield* Effect.fail(new LocalModelError({ reason: `${file}: ${parsed.left.message}` }))
     return parsed.right
   })

@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as YAML from "yaml"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly file: string; readonly reason: string }> {
   override get message() {
@@ -39,12 +40,13 @@ export const ModelsConfigSchema = Schema.Struct({
   /** Which kind of source a pull uses when `--source` is not given; `auto` uses all of them at once. */
   defaultSource: Schema.Literal("auto", "http", "ipfs", "peer", "gcs", "cdn"),
   registry: Url,
+  /** `autoCleanup`: a pull evicts least recently used blobs to stay under `maxSize`; off, it fails instead. */
   cache: Schema.Struct({ directory: Schema.String, maxSize: ByteSize, autoCleanup: Schema.Boolean }),
   cdn: Schema.Struct({ endpoint: Schema.String, timeout: Schema.Number, retries: Schema.Number }),
-  ipfs: Schema.Struct({ gateways: Schema.Array(Url), parallel: Schema.Number, timeout: Schema.Number }),
+  /** `timeout`: ms a gateway may go without sending a byte (also bounds finding a file's pieces). */
+  ipfs: Schema.Struct({ gateways: Schema.Array(Url), timeout: Schema.Number.pipe(Schema.int(), Schema.positive()) }),
   peers: Schema.Array(Url),
   download: Schema.Struct({ parallel: Schema.Number, maxBytesPerSecond: ByteSize }),
-  preferences: Schema.Struct({ preferQuantization: Schema.String, preferSmallModels: Schema.Boolean, autoUpdate: Schema.Boolean }),
   signing: Schema.Struct({ keyPath: Schema.String, keyId: Schema.String }),
   trust: Schema.Struct({ keysDir: Schema.String, threshold: Schema.Number })
 })
@@ -58,19 +60,21 @@ export const defaultConfig = (): ModelsConfig => ({
   registry: "http://127.0.0.1:7878",
   cache: { directory: "~/.edge-net/models", maxSize: "10GiB", autoCleanup: true },
   cdn: { endpoint: "", timeout: 30_000, retries: 3 },
-  ipfs: { gateways: ["https://ipfs.io/", "https://dweb.link/"], parallel: 4, timeout: 60_000 },
+  ipfs: { gateways: ["https://ipfs.io/", "https://dweb.link/"], timeout: 60_000 },
   peers: [],
   download: { parallel: 4, maxBytesPerSecond: 0 },
-  preferences: { preferQuantization: "INT4", preferSmallModels: true, autoUpdate: true },
   signing: { keyPath: "~/.edge-net/keys/publisher.key", keyId: "publisher" },
   trust: { keysDir: "~/.edge-net/keys", threshold: 1 }
 })
 
 export const expandHome = (file: string) => (file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file)
 
-export const configFile = (override?: string) => override ?? process.env["EDGE_NET_MODELS_CONFIG"] ?? path.join(configHome(), "models.yaml")
+/** `override` (the CLI's `--config`, else `EDGE_NET_MODELS_CONFIG`), else `~/.edge-net/models.yaml`. */
+export const configFile = (override?: string) => override ?? path.join(configHome(), "models.yaml")
 
 type Tree = Record<string, unknown>
+
+const defaultTree = (): Tree => defaultConfig()
 
 const isTree = (value: unknown): value is Tree => typeof value === "object" && value !== null && !Array.isArray(value)
 
@@ -102,12 +106,36 @@ const readTree = (file: string) =>
     catch: (cause) => new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
   })
 
-/** Reads the config file (missing file = defaults), validated; a bad file is one clear error. */
+/**
+ * The first key of `user` the CLI does not use, dotted. The seed's `ipfs.parallel` and `preferences.*`
+ * are among them: downloads take their parallelism from `download.parallel`, and nothing chooses among
+ * a model's variants, so a file that sets them is told so rather than silently ignored.
+ */
+const unknownKey = (user: Tree, base: Tree, prefix = ""): string | undefined => {
+  for (const [key, value] of Object.entries(user)) {
+    if (!Object.hasOwn(base, key)) return `${prefix}${key}`
+    const inner = base[key]
+    if (isTree(value) && isTree(inner)) {
+      const found = unknownKey(value, inner, `${prefix}${key}.`)
+      if (found !== undefined) return found
+    }
+  }
+  return undefined
+}
+
+/** Reads the config file (missing file = defaults), validated; a bad file or an unknown key is one clear error. */
 export const loadConfig = (file = configFile()) =>
-  Effect.flatMap(readTree(file), (tree) => validate(file, overlay(defaultConfig() as unknown as Tree, tree)))
+  Effect.flatMap(readTree(file), (tree) => {
+    const defaults = defaultTree()
+    const unknown = unknownKey(tree, defaults)
+    if (unknown !== undefined) {
+      return Effect.fail(new ConfigError({ file, reason: `unknown key "${unknown}" (keys: ${configKeys().filter((k) => k !== "version").join(", ")})` }))
+    }
+    return validate(file, overlay(defaults, tree))
+  })
 
 /** Every settable key, dotted, e.g. `cache.maxSize`. */
-export const configKeys = (tree: Tree = defaultConfig() as unknown as Tree, prefix = ""): Array<string> =>
+export const configKeys = (tree: Tree = defaultTree(), prefix = ""): Array<string> =>
   Object.entries(tree).flatMap(([key, value]) => (isTree(value) ? configKeys(value, `${prefix}${key}.`) : [`${prefix}${key}`]))
 
 const coerce = (current: unknown, text: string): unknown => {
@@ -124,7 +152,7 @@ export const setConfig = (key: string, value: string, file = configFile()) =>
     if (!keys.includes(key) || key === "version") {
       return yield* Effect.fail(new ConfigError({ file, reason: `unknown key "${key}" (keys: ${keys.filter((k) => k !== "version").join(", ")})` }))
     }
-    const defaults = defaultConfig() as unknown as Tree
+    const defaults = defaultTree()
     const segments = key.split(".")
     const current = segments.reduce<unknown>((node, segment) => (isTree(node) ? node[segment] : undefined), defaults)
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "version: 1\n"
@@ -135,9 +163,7 @@ export const setConfig = (key: string, value: string, file = configFile()) =>
     yield* Effect.try({
       try: () => {
         fs.mkdirSync(path.dirname(file), { recursive: true })
-        const temporary = `${file}.${process.pid}.tmp`
-        fs.writeFileSync(temporary, document.toString())
-        fs.renameSync(temporary, file)
+        writeFileAtomicallySync(file, document.toString())
       },
       catch: (cause) => new ConfigError({ file, reason: cause instanceof Error ? cause.message : String(cause) })
     })

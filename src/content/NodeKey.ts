@@ -2,12 +2,14 @@
  * The node's Ed25519 identity: generated on first start, kept in a 0600 file in the data dir, used to
  * sign journal heads and, later, every message that changes another node's state.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Either, Layer, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { NodeId } from "../domain/Ids.js"
 import { ed25519, utf8 } from "../domain/Ed25519.js"
+import { jsonDecoderSync, JsonTextError } from "../domain/JsonText.js"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class NodeKeyError extends Data.TaggedError("NodeKeyError")<{ readonly path: string; readonly reason: string }> {
   override get message() {
@@ -51,11 +53,13 @@ export const verifySignature = (publicKeyHex: string, message: Uint8Array | stri
 
 export const generateKeyPair = (): NodeKeyPair => keyPairFromSeed(crypto.randomBytes(32))
 
-interface KeyFile {
-  readonly type: "ed25519"
-  readonly publicKey: string
-  readonly seed: string
-}
+const KeyFile = Schema.Struct({
+  type: Schema.Literal("ed25519"),
+  publicKey: Schema.optional(Schema.String),
+  seed: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "expected 64 lowercase hex digits" }))
+})
+type KeyFile = typeof KeyFile.Type
+const decodeKeyFile = jsonDecoderSync(KeyFile)
 
 /** Reads the key file, or creates it (mode 0600, written atomically) when it does not exist yet. */
 export const loadOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyError> =>
@@ -74,10 +78,11 @@ const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyEr
   Effect.try({
     try: () => {
       if (fs.existsSync(file)) {
-        const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<KeyFile>
-        if (parsed.type !== "ed25519" || typeof parsed.seed !== "string" || !/^[0-9a-f]{64}$/.test(parsed.seed)) {
-          throw new Error("not an edge-net ed25519 key file")
-        }
+        const text = fs.readFileSync(file, "utf8")
+        const parsed = Either.getOrThrowWith(
+          Either.try(() => decodeKeyFile(text, file)),
+          (error) => new Error(`not an edge-net ed25519 key file (${error instanceof JsonTextError ? error.problem : String(error)})`)
+        )
         const pair = keyPairFromSeed(Buffer.from(parsed.seed, "hex"))
         if (parsed.publicKey !== undefined && parsed.publicKey !== pair.publicKey) throw new Error("public key does not match the seed")
         return pair
@@ -86,9 +91,7 @@ const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyEr
       const seed = crypto.randomBytes(32)
       const pair = keyPairFromSeed(seed)
       const body: KeyFile = { type: "ed25519", publicKey: pair.publicKey, seed: seed.toString("hex") }
-      const temporary = `${file}.${process.pid}.tmp`
-      fs.writeFileSync(temporary, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
-      fs.renameSync(temporary, file)
+      writeFileAtomicallySync(file, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
       return pair
     },
     catch: (cause) => new NodeKeyError({ path: file, reason: cause instanceof Error ? cause.message : String(cause) })

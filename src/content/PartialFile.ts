@@ -2,8 +2,10 @@
  * A download's partial file on disk: the sparse `.part` file, the byte ranges of it already verified,
  * and the `.state.json` that records them (written only after the data it names is synced).
  */
+import { Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { jsonDecoder } from "../domain/JsonText.js"
 import { isAlive } from "./BlobIndex.js"
 
 /** What the partial file needs to know of a download: what it will hold, and its pieces if known. */
@@ -62,12 +64,15 @@ export class Coverage {
   }
 }
 
-export interface PartialState {
-  readonly format: 1
-  readonly sha256: string
-  readonly size: number
-  readonly done: ReadonlyArray<readonly [number, number]>
-}
+const Offset = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+const PartialStateSchema = Schema.Struct({
+  format: Schema.Literal(1),
+  sha256: Schema.String,
+  size: Offset,
+  done: Schema.Array(Schema.Tuple(Offset, Offset))
+})
+export type PartialState = typeof PartialStateSchema.Type
+const decodeState = jsonDecoder(PartialStateSchema)
 
 /**
  * Opens the `.part` file and what an earlier run verified in it; without a state that matches the target
@@ -105,14 +110,12 @@ export const openPartial = async (target: PartialTarget, partFile: string, state
 
 const readState = async (stateFile: string, target: PartialTarget): Promise<PartialState | undefined> => {
   try {
-    const parsed = JSON.parse(await fs.promises.readFile(stateFile, "utf8")) as Partial<PartialState>
-    const rangesValid = Array.isArray(parsed.done) && parsed.done.every((range) =>
-      Array.isArray(range) && range.length === 2 && Number.isSafeInteger(range[0]) && Number.isSafeInteger(range[1]) &&
-      0 <= range[0] && range[0] < range[1] && range[1] <= target.size
-    )
-    return parsed.format === 1 && parsed.sha256 === target.sha256 && parsed.size === target.size && rangesValid
-      ? parsed as PartialState
-      : undefined
+    // A state that does not decode, or describes another download, is no state: the download starts over.
+    const decoded = decodeState(await fs.promises.readFile(stateFile, "utf8"), stateFile)
+    if (Either.isLeft(decoded)) return undefined
+    const parsed = decoded.right
+    const rangesValid = parsed.done.every(([start, end]) => start < end && end <= target.size)
+    return parsed.sha256 === target.sha256 && parsed.size === target.size && rangesValid ? parsed : undefined
   } catch {
     return undefined
   }
@@ -128,18 +131,6 @@ export const writeChunks = async (handle: fs.promises.FileHandle, chunks: Readon
       offset += (await handle.write(rest, offset, rest.length - offset, position + written + offset)).bytesWritten
     }
   }
-}
-
-export const writeFileAtomically = async (file: string, contents: string) => {
-  const temporary = `${file}.${process.pid}.tmp`
-  const handle = await fs.promises.open(temporary, "w")
-  try {
-    await handle.writeFile(contents)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.promises.rename(temporary, file)
 }
 
 export const removeQuietly = async (...files: ReadonlyArray<string>) => {

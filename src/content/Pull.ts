@@ -3,7 +3,7 @@
  * rollback, then fetch each artifact from every source that has it (CDN, IPFS gateways, peers) in
  * verified pieces, into the blob store, and remember the manifest for offline verify and info.
  */
-import { Data, Effect, Either, Option } from "effect"
+import { Data, Duration, Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { BlobStore } from "./BlobStore.js"
@@ -84,7 +84,7 @@ export const sourcesFor = (config: ModelsConfig, registry: string, manifest: Mod
     for (const gateway of gatewayRoots(manifest)) gateways.add(gateway)
     // Every edge-net node is a trustless gateway too.
     for (const peer of peers) gateways.add(peer)
-    for (const gateway of gateways) sources.push(ipfsGatewaySource(gateway))
+    for (const gateway of gateways) sources.push(ipfsGatewaySource(gateway, undefined, { idleTimeoutMs: config.ipfs.timeout }))
   }
   if (wanted("peer")) for (const peer of peers) sources.push(peerSource(peer, artifact.sha256))
   return sources
@@ -106,9 +106,9 @@ const piecesOf = (config: ModelsConfig, registry: string, artifact: ArtifactEntr
     }
     const gateways = [...new Set([registry, ...config.peers, ...config.ipfs.gateways].map(gatewayRoot))]
     for (const gateway of gateways) {
-      const source = ipfsGatewaySource(gateway)
+      const source = ipfsGatewaySource(gateway, undefined, { idleTimeoutMs: config.ipfs.timeout })
       const resolved = yield* resolveLeaves(artifact.cid, (cid: string) => source.fetchBlock!(cid)).pipe(
-        Effect.timeout("10 seconds"),
+        Effect.timeout(Duration.millis(Math.min(config.ipfs.timeout, 10_000))),
         Effect.option
       )
       if (Option.isSome(resolved) && resolved.value.size === artifact.size) return resolved.value
@@ -129,7 +129,16 @@ const pullArtifact = (request: PullRequest, config: ModelsConfig, manifest: Mode
     const sources = sourcesFor(config, request.registry, manifest, artifact, request.sources ?? [])
     if (sources.length === 0) return yield* Effect.fail(new PullError({ reason: `no source is configured for ${ref}/${artifact.filename}` }))
     const pieces: UnixFsLayout | undefined = yield* piecesOf(config, request.registry, artifact)
-    yield* store.makeRoom(artifact.size)
+    if (config.cache.autoCleanup) yield* store.makeRoom(artifact.size)
+    else {
+      const { bytes, maxBytes } = yield* store.summary
+      if (bytes + artifact.size > maxBytes) {
+        return yield* Effect.fail(new PullError({
+          reason: `${ref}/${artifact.filename} (${artifact.size} bytes) does not fit in the cache (${bytes} of ${maxBytes} bytes used) and cache.autoCleanup is off: ` +
+            "free space with `edge-net-models cache prune` or `cache clear`, or raise cache.maxSize"
+        }))
+      }
+    }
     const maxBytesPerSecond = parseByteSize(config.download.maxBytesPerSecond) ?? 0
     const lock = lockDownload(store.partialDir, artifact.sha256)
     if (lock.release === undefined) {

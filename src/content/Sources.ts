@@ -55,8 +55,11 @@ export const peerSource = (nodeBaseUrl: string, sha256: string, name?: string): 
   }
 }
 
-/** An IPFS trustless gateway: single raw blocks by CID, which the caller checks against their hashes. */
-export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string): BlobSource => {
+/**
+ * An IPFS trustless gateway: single raw blocks by CID, which the caller checks against their hashes.
+ * `own` (models.yaml's `ipfs.timeout`) takes precedence over what the caller asks of every source.
+ */
+export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string, own?: RequestOptions): BlobSource => {
   const base = gatewayBaseUrl.replace(/\/+$/, "")
   const sourceName = name ?? `ipfs ${base}`
   return {
@@ -67,7 +70,7 @@ export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string): BlobSo
         Effect.gen(function*() {
           const request = yield* openRequest(sourceName, `${base}/ipfs/${cid}?format=raw`, {
             accept: "application/vnd.ipld.raw"
-          }, options)
+          }, { ...options, ...own })
           if (request.response.status !== 200) return yield* request.fail(`HTTP ${request.response.status} for block ${cid}`)
           const parts: Array<Uint8Array> = []
           let received = 0

@@ -7,6 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Json } from "../domain/CanonicalJson.js"
+import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 import { compareVersions, isVersion, KeyId, PublicKeyHex, SemVer } from "./Manifest.js"
 import type { ManifestSigner, TrustPolicy } from "./ManifestSigning.js"
 import { keyPairFromSeed } from "./NodeKey.js"
@@ -37,9 +38,9 @@ const PrivateKeyFile = Schema.Struct({
 // A floor that is not a version would compare with nothing: the file is refused rather than read leniently.
 const TrustedVersions = Schema.Record({ key: Schema.String, value: SemVer })
 
-const decodePublicKeyFile = Schema.decodeUnknownEither(PublicKeyFile)
-const decodePrivateKeyFile = Schema.decodeUnknownEither(PrivateKeyFile)
-const decodeTrustedVersions = Schema.decodeUnknownEither(TrustedVersions)
+const decodePublicKeyFile = Schema.decodeUnknownEither(Schema.parseJson(PublicKeyFile))
+const decodePrivateKeyFile = Schema.decodeUnknownEither(Schema.parseJson(PrivateKeyFile))
+const decodeTrustedVersions = Schema.decodeUnknownEither(Schema.parseJson(TrustedVersions))
 const isKeyId = Schema.is(KeyId)
 const isPublicKey = Schema.is(PublicKeyHex)
 
@@ -48,13 +49,7 @@ const reason = (cause: unknown) => (cause instanceof Error ? cause.message : Str
 /** Writes `file` whole or not at all: a reader sees the old content or the new, never half of it. */
 const writeAtomically = (file: string, body: Json, mode: number) => {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  const temporary = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`
-  try {
-    fs.writeFileSync(temporary, JSON.stringify(body, null, 2) + "\n", { mode })
-    fs.renameSync(temporary, file)
-  } finally {
-    fs.rmSync(temporary, { force: true })
-  }
+  writeFileAtomicallySync(file, JSON.stringify(body, null, 2) + "\n", { mode })
 }
 
 // PKCS8 DER of an Ed25519 key is a fixed 16-byte prefix and the 32-byte seed.
@@ -67,13 +62,7 @@ const seedFromPem = (pem: string): Uint8Array => {
 /** The seed of key file text (our JSON key file, as NodeKey and `keys generate` write, or a PKCS8 PEM) and the key id it names. */
 export const seedFromKeyText = (text: string): { readonly seed: Uint8Array; readonly keyId: string | undefined } => {
   if (text.trimStart().startsWith("-----BEGIN")) return { seed: seedFromPem(text), keyId: undefined }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    throw new Error("not an edge-net ed25519 key file or a PEM private key")
-  }
-  const parsed = decodePrivateKeyFile(json)
+  const parsed = decodePrivateKeyFile(text)
   if (parsed._tag === "Left") throw new Error("not an edge-net ed25519 key file or a PEM private key")
   const seed = Buffer.from(parsed.right.seed, "hex")
   if (parsed.right.publicKey !== undefined && parsed.right.publicKey !== keyPairFromSeed(seed).publicKey) {
@@ -108,7 +97,7 @@ export class TrustStore extends Effect.Service<TrustStore>()("edge-net/TrustStor
         isKeyId(keyId) ? Effect.void : Effect.fail(fail(directory, `"${keyId}" is not a key id (letters, digits, _ . @ -, starting with a letter or digit)`))
 
       const readPublic = (file: string) => {
-        const parsed = decodePublicKeyFile(JSON.parse(fs.readFileSync(file, "utf8")))
+        const parsed = decodePublicKeyFile(fs.readFileSync(file, "utf8"))
         if (parsed._tag === "Left") throw fail(file, "not an edge-net ed25519 public key file")
         // The file name is the key id the policy uses: a file naming another key would trust it under a false name.
         if (`${parsed.right.keyId}.pub` !== path.basename(file)) throw fail(file, `holds key ${parsed.right.keyId}, not the key its name says`)
@@ -198,7 +187,7 @@ export class TrustStore extends Effect.Service<TrustStore>()("edge-net/TrustStor
 
       const readVersions = () => {
         if (!fs.existsSync(versionsFile)) return {}
-        const parsed = decodeTrustedVersions(JSON.parse(fs.readFileSync(versionsFile, "utf8")))
+        const parsed = decodeTrustedVersions(fs.readFileSync(versionsFile, "utf8"))
         if (parsed._tag === "Left") throw fail(versionsFile, "not a map of manifest ids to versions")
         return parsed.right
       }

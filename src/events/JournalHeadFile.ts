@@ -6,7 +6,7 @@
 import { Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { threadId } from "node:worker_threads"
+import { writeFileAtomically, writeFileAtomicallySync } from "../node/AtomicFile.js"
 import type { RecordedHead, SignedHead } from "./Journal.js"
 
 const HeadFileContent = Schema.parseJson(
@@ -37,35 +37,15 @@ export const readHeadFile = (file: string): RecordedHead => {
   return decoded._tag === "Right" ? { _tag: "Recorded", head: decoded.right } : { _tag: "Unreadable", reason: "not a signed journal head" }
 }
 
-const temporaryFor = (file: string) => `${file}.${process.pid}.${threadId}.tmp`
-
-/** Writes `head` (mode 0600): temp file, fsync, rename, so a reader sees the old head or the new one. */
-export const writeHeadFileSync = (file: string, head: SignedHead): void => {
-  const temporary = temporaryFor(file)
-  const descriptor = fs.openSync(temporary, "w", 0o600)
-  try {
-    fs.writeSync(descriptor, JSON.stringify(head) + "\n")
-    fs.fsyncSync(descriptor)
-  } finally {
-    fs.closeSync(descriptor)
-  }
-  fs.renameSync(temporary, file)
-}
+/** Writes `head` (mode 0600) atomically, so a reader sees the old head or the new one. */
+export const writeHeadFileSync = (file: string, head: SignedHead): void =>
+  writeFileAtomicallySync(file, JSON.stringify(head) + "\n", { mode: 0o600 })
 
 /** The shortest time between two writes of the head file while commits keep coming. */
 export const MIN_WRITE_INTERVAL_MS = 200
 
-const writeHeadFile = async (file: string, head: SignedHead): Promise<void> => {
-  const temporary = temporaryFor(file)
-  const handle = await fs.promises.open(temporary, "w", 0o600)
-  try {
-    await handle.writeFile(JSON.stringify(head) + "\n")
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.promises.rename(temporary, file)
-}
+const writeHeadFile = (file: string, head: SignedHead): Promise<void> =>
+  writeFileAtomically(file, JSON.stringify(head) + "\n", { mode: 0o600 })
 
 /**
  * Keeps the head file up to date from a writer's commits: at most one write in flight, and only the

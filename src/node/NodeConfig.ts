@@ -58,10 +58,6 @@ export const DEFAULT_NETWORK = "edge-net-dev"
 export const DEFAULT_PORT = 7878
 export const DEFAULT_HOST = "127.0.0.1"
 
-/** `--data`, else `EDGE_NET_HOME`, else `./.edge-net`. */
-export const resolveDataDir = (flag: string | undefined): string =>
-  path.resolve(flag ?? process.env["EDGE_NET_HOME"] ?? ".edge-net")
-
 export const journalFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "journal.db")
 export const blobsDir = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "content")
 export const keyFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "node.key")

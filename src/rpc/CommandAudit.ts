@@ -9,6 +9,7 @@ import { Context, Effect, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Authority } from "../domain/CommandAuthority.js"
 import { accountIdOf } from "../domain/Ed25519.js"
+import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { StoredCommand, validSigners } from "../domain/SignedCommand.js"
 import { streamCategory, streamEntityId } from "../domain/Ids.js"
 import type { StoredRecord } from "../events/Envelope.js"
@@ -29,6 +30,8 @@ const isSystemAccount = (account: string) => account.includes(":") || account ==
  * Who must have signed an event: the account it spends or acts for, or undefined when the event is a
  * subsystem's own consequence (a credit, a settlement) that needs no signature of its own.
  */
+const decodePayload = jsonDecoderSync(JsonObject)
+
 const ownerOf = (record: StoredRecord, payload: () => Record<string, unknown>): string | undefined => {
   const category = streamCategory(record.streamId)
   const entity = streamEntityId(record.streamId)
@@ -125,7 +128,7 @@ export const auditCommands = Effect.gen(function* () {
         authorizedAt.set(record.position, verdict)
       }
       let parsed: Record<string, unknown> | undefined
-      const owner = ownerOf(record, () => (parsed ??= JSON.parse(record.payloadText) as Record<string, unknown>))
+      const owner = ownerOf(record, () => (parsed ??= decodePayload(record.payloadText, `event ${record.position}`)))
       if (owner === undefined) continue
       eventsRequiringOwner++
       const authorizer = authorizerOf(record, (at) => recent.get(at))

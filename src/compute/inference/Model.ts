@@ -3,10 +3,11 @@
  * about it (encoder or decoder, KV-cache inputs, context length, end-of-sequence ids), read from a
  * Hugging Face style folder (model.onnx or onnx/model.onnx) or from bytes and JSON given directly.
  */
-import { Effect, type Scope } from "effect"
+import { Effect, Either, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { sha256, toHex } from "../../content/Sha256.js"
+import { jsonDecoder, JsonObject } from "../../domain/JsonText.js"
 import { type AdapterLayout, adapterLayout, injectAdapterInputs, loraTargets } from "../lora/GraphLora.js"
 import { readModel, writeModel } from "../onnx/OnnxModel.js"
 import { Tokenizer } from "../tokenizer/Tokenizer.js"
@@ -64,13 +65,13 @@ export interface ModelHandle {
   readonly adapterLayout: AdapterLayout | undefined
 }
 
+const decodeJson = jsonDecoder(JsonObject)
+
 const readJson = (file: string): Json | undefined => {
   if (!fs.existsSync(file)) return undefined
-  try {
-    return JSON.parse(fs.readFileSync(file, "utf8")) as Json
-  } catch (cause) {
-    throw new ModelLoadError({ reason: `${file} is not JSON: ${describeCause(cause)}` })
-  }
+  const decoded = decodeJson(fs.readFileSync(file, "utf8"), file)
+  if (Either.isLeft(decoded)) throw new ModelLoadError({ reason: decoded.left.message })
+  return decoded.right
 }
 
 /** Reads a model folder: model.onnx or onnx/model.onnx, tokenizer.json, and the optional JSON configs. */

@@ -16,6 +16,7 @@ import type { ManifestSigner, TrustPolicy } from "../../content/ManifestSigning.
 import { verifySignature } from "../../content/NodeKey.js"
 import { createSha256, sha256, toHex } from "../../content/Sha256.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
+import { writeFileAtomically } from "../../node/AtomicFile.js"
 import type { AdapterMetadata, LoraModule, LoraWeights } from "./Adapter.js"
 import type { ClassifierHead } from "./train/ClassifierHead.js"
 import { classifierHeadFile, decodeClassifierHead, encodeClassifierHead } from "./ClassifierHeadFile.js"
@@ -219,17 +220,6 @@ export interface Adapter {
   readonly metadata: AdapterMetadata
   readonly weights: LoraWeights
   readonly classifier?: AdapterClassifier
-}
-
-/** Writes `file` whole or not at all: a temporary name beside it, then a rename. */
-export const writeFileAtomically = async (file: string, bytes: Uint8Array | string): Promise<void> => {
-  const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
-  try {
-    await fsp.writeFile(temporary, bytes)
-    await fsp.rename(temporary, file)
-  } finally {
-    await fsp.rm(temporary, { force: true })
-  }
 }
 
 /**

@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { writeFileAtomically } from "../../node/AtomicFile.js"
 import { allTensors, mapTensors } from "./Graph.js"
 import { DataLocation, DataType, encodedModelSize, maxModelBytes, OnnxError, readModel, writeModel, type OnnxModel, type OnnxTensor } from "./OnnxModel.js"
 import { isExternal } from "./Tensors.js"
@@ -150,19 +151,6 @@ const writeFully = async (handle: fs.FileHandle, bytes: Uint8Array, position: nu
   }
 }
 
-/** Writes to a temporary name beside the target, then renames: readers never see a partial file. */
-const writeAtomically = async (file: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> => {
-  const temporary = `${file}.tmp-${process.pid}`
-  const handle = await fs.open(temporary, "w")
-  try {
-    await write(handle)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.rename(temporary, file)
-}
-
 /**
  * Writes a model file. When the model would pass 2 GiB (or with `forceExternal`), initializers of at
  * least `externalDataThreshold` bytes go to `<model file>.data` instead, at 4096-aligned offsets.
@@ -180,7 +168,7 @@ export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function*
   if (!useExternal) {
     const bytes = yield* Effect.try({ try: () => writeModel(model), catch: (error) => error as OnnxError })
     return yield* Effect.tryPromise({
-      try: () => writeAtomically(modelFile, (handle) => writeFully(handle, bytes, 0)),
+      try: () => writeFileAtomically(modelFile, (handle) => writeFully(handle, bytes, 0)),
       catch: (error) => fileError(modelFile, error)
     })
   }
@@ -219,14 +207,14 @@ export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function*
   if (placed.size === 0) return yield* externalError(modelFile, `no initializer holds ${threshold} bytes or more to store as external data`)
   yield* Effect.tryPromise({
     try: () =>
-      writeAtomically(dataFile, async (handle) => {
+      writeFileAtomically(dataFile, async (handle) => {
         for (const { offset, bytes: tensorBytes } of placed.values()) await writeFully(handle, tensorBytes, offset)
         await handle.truncate(end)
       }),
     catch: (error) => fileError(dataFile, error)
   })
   yield* Effect.tryPromise({
-    try: () => writeAtomically(modelFile, (handle) => writeFully(handle, bytes, 0)),
+    try: () => writeFileAtomically(modelFile, (handle) => writeFully(handle, bytes, 0)),
     catch: (error) => fileError(modelFile, error)
   })
 })

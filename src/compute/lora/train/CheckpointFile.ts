@@ -4,8 +4,11 @@
  * and the run's fingerprint (base model, data, options). A checkpoint resumes only the run it was taken
  * from: with another fingerprint it is ignored and replaced.
  */
+import { Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { jsonDecoderSync } from "../../../domain/JsonText.js"
+import { writeFileAtomicallySync } from "../../../node/AtomicFile.js"
 import type { LoraModule } from "../Adapter.js"
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../Safetensors.js"
 import type { TrainingCheckpoint } from "./LoraTrainer.js"
@@ -13,20 +16,17 @@ import type { TrainingCheckpoint } from "./LoraTrainer.js"
 const WEIGHTS = "checkpoint.safetensors"
 const STATE = "checkpoint.json"
 
-interface CheckpointState {
-  readonly fingerprint: string
-  readonly step: number
-  readonly rank: number
-  readonly alpha: number
-  readonly modules: Readonly<Record<string, { readonly inFeatures: number; readonly outFeatures: number }>>
-  readonly head?: { readonly hidden: number; readonly classes: number }
-}
-
-const writeAtomically = (file: string, bytes: Uint8Array | string) => {
-  const temporary = `${file}.tmp-${process.pid}`
-  fs.writeFileSync(temporary, bytes)
-  fs.renameSync(temporary, file)
-}
+const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+const CheckpointState = Schema.Struct({
+  fingerprint: Schema.String,
+  step: Count,
+  rank: Count,
+  alpha: Schema.Number,
+  modules: Schema.Record({ key: Schema.String, value: Schema.Struct({ inFeatures: Count, outFeatures: Count }) }),
+  head: Schema.optional(Schema.Struct({ hidden: Count, classes: Count }))
+})
+type CheckpointState = typeof CheckpointState.Type
+const decodeState = jsonDecoderSync(CheckpointState)
 
 /** Writes the checkpoint: tensors first, then the state naming them, each by an atomic rename. */
 export const saveCheckpoint = (directory: string, fingerprint: string, checkpoint: TrainingCheckpoint): void => {
@@ -48,15 +48,15 @@ export const saveCheckpoint = (directory: string, fingerprint: string, checkpoin
     ...(head === undefined ? {} : { head: { hidden: head.hidden, classes: head.classes } })
   }
   fs.mkdirSync(directory, { recursive: true })
-  writeAtomically(path.join(directory, WEIGHTS), writeSafetensors(tensors))
-  writeAtomically(path.join(directory, STATE), JSON.stringify(state, null, 2) + "\n")
+  writeFileAtomicallySync(path.join(directory, WEIGHTS), writeSafetensors(tensors))
+  writeFileAtomicallySync(path.join(directory, STATE), JSON.stringify(state, null, 2) + "\n")
 }
 
 /** The checkpoint of the run with this fingerprint, or undefined when there is none (or another run's). */
 export const loadCheckpoint = (directory: string, fingerprint: string): TrainingCheckpoint | undefined => {
   const stateFile = path.join(directory, STATE)
   if (!fs.existsSync(stateFile)) return undefined
-  const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as CheckpointState
+  const state = decodeState(fs.readFileSync(stateFile, "utf8"), stateFile)
   if (state.fingerprint !== fingerprint) return undefined
   const { tensors } = readSafetensors(new Uint8Array(fs.readFileSync(path.join(directory, WEIGHTS))))
   const tensor = (name: string) => {

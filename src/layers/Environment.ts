@@ -1,0 +1,114 @@
+/**
+ * Every setting a program takes from its environment (`EDGE_NET_*`), read once through Effect's
+ * `Config`, validated, with its default: a bad value is one line naming the variable, at start.
+ */
+import { Config, ConfigError, Context, Data, Effect, Either, Layer, Option } from "effect"
+import { parseByteSize } from "../content/ModelsConfig.js"
+import type { Synchronous } from "../events/SqliteDatabase.js"
+import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
+import { parseCharterSettings } from "./Charter.js"
+import type { GenesisParameters } from "./Genesis.js"
+import { parseGenesisParameters } from "./Genesis.js"
+
+export interface EnvironmentSettings {
+  /** `EDGE_NET_HOME`: the data directory when `--data` is not given. */
+  readonly home: Option.Option<string>
+  /** `EDGE_NET_MODELS_CONFIG`: models.yaml when `--config` is not given. */
+  readonly modelsConfig: Option.Option<string>
+  /** `EDGE_NET_SYNC`: SQLite's `synchronous` for the journal (off, normal, full); default normal. */
+  readonly synchronous: Synchronous
+  /** `EDGE_NET_CONTENT_MAX`: the cap of a node's blob store, e.g. 10GiB (the default). */
+  readonly maxContentBytes: number
+  /** `EDGE_NET_HOST` and `EDGE_NET_PORT`: where `node start` listens when `--host` / `--port` are not given. */
+  readonly host: string
+  readonly port: number
+  /** `EDGE_NET_GENESIS`: `name=value,...` parameters applied while never changed. */
+  readonly genesisParameters: GenesisParameters
+  /** `EDGE_NET_NETWORK`, `EDGE_NET_OPERATORS`, `EDGE_NET_OPERATOR_THRESHOLD`: the charter named at first start. */
+  readonly network?: string | undefined
+  readonly operators?: ReadonlyArray<string> | undefined
+  readonly operatorThreshold?: number | undefined
+}
+
+const byteSize = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const bytes = parseByteSize(text)
+      return bytes === undefined
+        ? Either.left(invalid(`expected a size such as 10GiB, 512MB or a number of bytes, got "${text}"`))
+        : Either.right(bytes)
+    })
+  )
+
+// The parsers of the genesis and charter variables name the variable in their message already.
+const parsed = <A>(name: string, parse: (text: string) => A) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      try {
+        return Either.right(parse(text))
+      } catch (error) {
+        return Either.left(invalid((error instanceof Error ? error.message : String(error)).replace(`${name}: `, "")))
+      }
+    })
+  )
+
+// Config prefixes the variable's name to a problem found by mapping its value.
+const invalid = (message: string, path: ReadonlyArray<string> = []) => ConfigError.InvalidData([...path], message)
+
+const charter = Config.all({
+  network: Config.option(Config.string("EDGE_NET_NETWORK")),
+  operators: Config.option(Config.string("EDGE_NET_OPERATORS")),
+  threshold: Config.option(Config.string("EDGE_NET_OPERATOR_THRESHOLD"))
+}).pipe(
+  Config.mapOrFail(({ network, operators, threshold }) => {
+    try {
+      return Either.right(parseCharterSettings({
+        EDGE_NET_NETWORK: Option.getOrUndefined(network),
+        EDGE_NET_OPERATORS: Option.getOrUndefined(operators),
+        EDGE_NET_OPERATOR_THRESHOLD: Option.getOrUndefined(threshold)
+      }))
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      const [name = "EDGE_NET_NETWORK", ...rest] = message.split(": ")
+      return Either.left(invalid(rest.join(": "), [name]))
+    }
+  })
+)
+
+export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all({
+  home: Config.option(Config.nonEmptyString("EDGE_NET_HOME")),
+  modelsConfig: Config.option(Config.nonEmptyString("EDGE_NET_MODELS_CONFIG")),
+  synchronous: Config.literal("off", "normal", "full")("EDGE_NET_SYNC").pipe(Config.withDefault("normal" as const)),
+  maxContentBytes: byteSize("EDGE_NET_CONTENT_MAX").pipe(Config.withDefault(10 * 1024 ** 3)),
+  host: Config.nonEmptyString("EDGE_NET_HOST").pipe(Config.withDefault(DEFAULT_HOST)),
+  port: Config.port("EDGE_NET_PORT").pipe(Config.withDefault(DEFAULT_PORT)),
+  genesisParameters: parsed("EDGE_NET_GENESIS", parseGenesisParameters).pipe(Config.withDefault({})),
+  charter
+}).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
+
+export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{ readonly variable: string; readonly problem: string }> {
+  override get message() {
+    return `${this.variable}: ${this.problem}`
+  }
+}
+
+/** The first thing wrong, as `VARIABLE: what was expected`. */
+const firstProblem = (error: ConfigError.ConfigError): EnvironmentError => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return firstProblem(error.left)
+    case "InvalidData":
+    case "MissingData":
+    case "SourceUnavailable":
+    case "Unsupported": {
+      const message = error.message.replace(/^Expected/, "expected")
+      return new EnvironmentError({ variable: error.path.join("_") || "environment", problem: message })
+    }
+  }
+}
+
+/** The environment's settings, validated; provided once at a program's edge. */
+export class Environment extends Context.Tag("edge-net/Environment")<Environment, EnvironmentSettings>() {
+  static readonly layer = Layer.effect(Environment, Effect.mapError(environmentConfig, firstProblem))
+}
