@@ -362,7 +362,7 @@ const merge = Command.make(
   {
     adapters: Args.text({ name: "id[@version]" }).pipe(Args.atLeast(2)),
     method: Options.choice("method", ["ties", "dare", "task_arithmetic"]),
-    id: Options.text("id").pipe(Options.withDescription("id of the merged adapter")),
+    id: Options.text("id").pipe(Options.withAlias("output"), Options.withDescription("id of the merged adapter (also --output, as the seed writes it)")),
     version: Options.text("model-version").pipe(Options.withDescription("its version (also --version)"), Options.withDefault("1.0.0")),
     weights: Options.text("weights").pipe(Options.withDescription("comma-separated weight per adapter (task_arithmetic: default all 1; dare: default all 1)"), Options.optional),
     trim: Options.float("trim").pipe(Options.withDescription("ties: fraction of each update's smallest entries removed"), Options.withDefault(0.8)),
