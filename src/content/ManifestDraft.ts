@@ -6,7 +6,7 @@
 import { Effect, Either } from "effect"
 import * as path from "node:path"
 import { type FileDescription, verifyArtifactSignature } from "./ArtifactSignature.js"
-import { ManifestError, type ModelManifest, parseManifest } from "./Manifest.js"
+import { ManifestError, type ModelManifest, parseManifest, signedBody } from "./Manifest.js"
 
 /** JSON with `//` and `/* *\/` comments (outside strings) turned into spaces. */
 export const stripJsonComments = (text: string): string => {
@@ -62,7 +62,11 @@ export const completeManifest = <E, R>(text: string, options: DraftOptions<E, R>
       catch: (cause) => invalid("", `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
     })
     if (!isObject(json)) return yield* invalid("", "must be a JSON object")
-    if (json["signatures"] !== undefined) return yield* invalid("signatures", "are there, but the manifest is incomplete: completing it would change what they signed")
+    // A signed manifest is taken as it is, once its files are found to be the ones it names.
+    const signed = json["signatures"] === undefined ? undefined : parseManifest(json)
+    if (signed !== undefined && Either.isLeft(signed)) {
+      return yield* invalid("signatures", `are there, but the manifest is not complete (${signed.left.message}): completing it would change what they signed`)
+    }
     if (!isObject(json["artifacts"])) return yield* invalid("artifacts", "must be an object of named artifacts")
     const warnings: Array<string> = []
     const artifacts: Record<string, unknown> = {}
@@ -106,5 +110,7 @@ export const completeManifest = <E, R>(text: string, options: DraftOptions<E, R>
       expiresAt: json["expiresAt"] ?? isoSeconds(new Date(now.getTime() + options.expiresInDays * 86_400_000))
     }
     const manifest: ModelManifest = yield* Either.match(parseManifest(completed), { onLeft: Effect.fail, onRight: Effect.succeed })
-    return { manifest, warnings }
+    if (signed === undefined) return { manifest, warnings }
+    if (signedBody(manifest) !== signedBody(signed.right)) return yield* invalid("signatures", "are there, but the files beside the manifest are not the ones it names")
+    return { manifest: signed.right, warnings }
   })

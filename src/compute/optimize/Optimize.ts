@@ -307,18 +307,18 @@ const fitToBudget = (
 export const optimize = async (original: Uint8Array, options: OptimizeOptions): Promise<OptimizeResult> => {
   const started = performance.now()
   let model: OnnxModel
+  let simplified: SimplifyReport | undefined
   try {
-    model = promoteConstants(readModel(original))
+    model = readModel(original)
+    if (options.simplify === true) {
+      options.onProgress?.("simplify", 0, 1)
+      ;({ model, report: simplified } = simplify(model))
+      options.onProgress?.("simplify", 1, 1)
+    } else model = promoteConstants(model)
   } catch (error) {
     throw new OptimizeError({ reason: error instanceof Error ? error.message : String(error) })
   }
   if (options.heldOut.length === 0) throw new OptimizeError({ reason: "no held-out inputs to validate the optimized model on" })
-  let simplified: SimplifyReport | undefined
-  if (options.simplify === true) {
-    options.onProgress?.("simplify", 0, 1)
-    ;({ model, report: simplified } = simplify(model))
-    options.onProgress?.("simplify", 1, 1)
-  }
   if (options.pruning !== undefined) {
     options.onProgress?.("prune", 0, 1)
     model = prune(model, options.pruning)
