@@ -140,8 +140,6 @@ afterAll(async () => {
   await node?.kill("SIGTERM")
 })
 
-const pulled = (stdout: string) => JSON.parse(stdout.slice(stdout.indexOf('{\n  "event": "done"'))) as { artifacts: Array<{ sources: Array<{ name: string; bytes: number }>; cached: boolean }> }
-
 describe("the seed's edge-net-models command lines (section 6.1)", () => {
   it("accepts the seed's example manifest (4.4) as written, completed from its files and signed", async () => {
     const manifest = parseManifest(JSON.parse(fs.readFileSync(path.join(work, "phi", "manifest.json"), "utf8")))

@@ -28,9 +28,8 @@ const expectSameOutputs = async (before: Uint8Array, after: Uint8Array, feeds: F
   }
 }
 
-const ints = (name: string, values: ReadonlyArray<number>): OnnxAttribute => ({ name, type: AttributeType.INTS, ints: values.map(BigInt) })
 const node = (opType: string, inputs: ReadonlyArray<string>, outputs: ReadonlyArray<string>, attributes: ReadonlyArray<OnnxAttribute> = []): OnnxNode =>
-  ({ opType, inputs, outputs, attributes, name: outputs[0] })
+  ({ opType, inputs, outputs, attributes, name: outputs[0] ?? opType })
 
 /** y = ((x as [2, 3]) + w)² · 2, written the long way an exporter might. */
 const redundant: OnnxModel = {
