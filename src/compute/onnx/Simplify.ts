@@ -6,7 +6,8 @@
  * The main graph is rewritten; subgraphs stay as they are, and a value they read is never renamed.
  */
 import { createHash } from "node:crypto"
-import { evaluate, foldableOperators, staticShapeValue, tensorOf, valueOf, type Value } from "./ConstantFolding.js"
+import { evaluate, foldableOperators, staticShapeValue } from "./ConstantFolding.js"
+import { tensorOf, valueOf, type Value } from "./TensorValue.js"
 import { allGraphs, initializerMap, isDefaultDomain, outerNames, promoteConstants, subgraphsOf, valuesRead } from "./Graph.js"
 import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from "./OnnxModel.js"
 import { isExternal, tensorByteSize } from "./Tensors.js"
