@@ -73,18 +73,16 @@ const publish = Command.make(
     withTrust(
       args.config,
       Effect.gen(function* () {
-        const signer = yield* signerFor(args.key)
         const [first = ""] = args.files
-        const fromDraft = args.files.length === 1 && holdsManifest(first)
         const [name, version, type] = [args.name, args.version, args.type].map(Option.getOrUndefined)
-        if (!fromDraft && (name === undefined || version === undefined || type === undefined)) {
+        const release = name !== undefined && version !== undefined && type !== undefined ? { name, version, type } : undefined
+        if (release === undefined && !(args.files.length === 1 && holdsManifest(first))) {
           return yield* Effect.fail(new CliError({ message: "publish needs --name, --version and --type (or one manifest.json that says them)" }))
         }
-        const { manifest, warnings } = fromDraft ? yield* buildManifestFromDraft(first, signer, args.expiresIn) : { warnings: [], manifest: yield* buildManifest({
+        const signer = yield* signerFor(args.key)
+        const { manifest, warnings } = release === undefined ? yield* buildManifestFromDraft(first, signer, args.expiresIn) : { warnings: [], manifest: yield* buildManifest({
           files: args.files,
-          name: name!,
-          version: version!,
-          type: type!,
+          ...release,
           id: Option.getOrUndefined(args.id),
           family: Option.getOrUndefined(args.family),
           quantization: Option.getOrUndefined(args.quantization),
