@@ -5,7 +5,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { parseManifestText } from "../content/Manifest.js"
 import { describeFile, signArtifact } from "../content/ArtifactSignature.js"
-import { completeManifest, looksLikeManifest } from "../content/ManifestDraft.js"
+import { completeManifest, isManifestText, looksLikeManifest } from "../content/ManifestDraft.js"
 import { signAsPublisher, signManifest } from "../content/ManifestSigning.js"
 import { expandHome } from "../content/ModelsConfig.js"
 import { buildManifest, buildManifestFromDraft, pushToRegistry } from "../content/Publish.js"
@@ -116,13 +116,13 @@ const sign = Command.make(
       args.config,
       Effect.gen(function* () {
         const signer = yield* signerFor(args.key)
-        if (!holdsManifest(args.file)) {
+        const text = holdsManifest(args.file) ? fs.readFileSync(args.file, "utf8") : undefined
+        if (text === undefined || !isManifestText(text)) {
           const signed = yield* signArtifact(args.file, signer).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
           return yield* Effect.sync(() => console.log(
             `signed ${args.file} (${signed.signature.size} bytes, sha256 ${signed.signature.sha256}) with ${signer.keyId} -> ${signed.file}`
           ))
         }
-        const text = fs.readFileSync(args.file, "utf8")
         const parsed = parseManifestText(text)
         // A complete manifest gets one more signature (k-of-n); one written by hand is completed from the files beside it first.
         const { signed, warnings } = Either.isRight(parsed)

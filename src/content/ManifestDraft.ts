@@ -8,6 +8,8 @@ import * as path from "node:path"
 import { type FileDescription, verifyArtifactSignature } from "./ArtifactSignature.js"
 import { ManifestError, type ModelManifest, parseManifest, signedBody } from "./Manifest.js"
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+
 /** JSON with `//` and `/* *\/` comments (outside strings) turned into spaces. */
 export const stripJsonComments = (text: string): string => {
   let out = ""
@@ -32,6 +34,16 @@ export const stripJsonComments = (text: string): string => {
 /** Manifest text: JSON, possibly with comments. Whether a file holds one is told by its first character. */
 export const looksLikeManifest = (head: string) => /^\s*[{/]/.test(head)
 
+/** Text that is a manifest, complete or not: a JSON object (comments allowed) with `artifacts`, not just any JSON file. */
+export const isManifestText = (text: string): boolean => {
+  try {
+    const json: unknown = JSON.parse(stripJsonComments(text))
+    return isObject(json) && isObject(json["artifacts"])
+  } catch {
+    return false
+  }
+}
+
 export interface DraftOptions<E, R> {
   /** Where the artifacts' files are (the manifest's own directory). */
   readonly directory: string
@@ -42,8 +54,6 @@ export interface DraftOptions<E, R> {
   readonly expiresInDays: number
   readonly now?: Date
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
 
 const invalid = (field: string, problem: string) => new ManifestError({ field, problem })
 

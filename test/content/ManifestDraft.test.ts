@@ -9,7 +9,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describeFile } from "../../src/content/ArtifactSignature.js"
-import { completeManifest, stripJsonComments } from "../../src/content/ManifestDraft.js"
+import { completeManifest, isManifestText, stripJsonComments } from "../../src/content/ManifestDraft.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { tempDir } from "../support/TempDir.js"
@@ -29,8 +29,10 @@ const modelDirectory = () => {
 const options = (directory: string) => ({ directory, signer, describe: describeFile, expiresInDays: 30, now: new Date("2026-12-04T12:00:00Z") })
 
 describe("ManifestDraft", () => {
-  it("keeps // inside strings and drops comments", () => {
+  it("keeps // inside strings and drops comments; tells a manifest from other JSON", () => {
     expect(JSON.parse(stripJsonComments('{ "url": "https://a/b", // a comment\n "n": 1 /* another */ }'))).toEqual({ url: "https://a/b", n: 1 })
+    expect(isManifestText(seedManifest)).toBe(true)
+    expect(isManifestText(fs.readFileSync("models/reference/tiny-lm/tokenizer.json", "utf8"))).toBe(false)
   })
 
   it.effect("completes the seed's example from the files beside it, saying what was a placeholder and what no one checks", () =>
