@@ -10,6 +10,7 @@ import * as path from "node:path"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
 import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
+import { exportAdapterJson, importAdapterJson } from "../compute/lora/AdapterJson.js"
 import { classifierHeadFile } from "../compute/lora/ClassifierHeadFile.js"
 import { loraTargets } from "../compute/lora/GraphLora.js"
 import type { MergeMethod } from "../compute/lora/Merge.js"
@@ -96,7 +97,7 @@ const list = Command.make(
 const importCommand = Command.make(
   "import",
   {
-    directory: Args.directory({ name: "adapter-dir", exists: "yes" }),
+    directory: Args.path({ name: "adapter-dir|adapter.json", exists: "yes" }),
     baseModel: Options.file("base-model", { exists: "yes" }).pipe(
       Options.withDescription("the base model's ONNX file: PEFT adapters are matched to its layers, and every adapter is pinned to its sha256"),
       Options.optional
@@ -110,6 +111,12 @@ const importCommand = Command.make(
   (args) =>
     withModels(args.config, Effect.gen(function* () {
       const root = yield* cacheRoot
+      if (fs.statSync(args.directory).isFile()) {
+        // One JSON file with the weights inline, as `adapters export --output adapter.json` writes it.
+        const metadata = yield* asCli(importAdapterJson(args.directory, (adapter) => localAdapterDir(root, adapter.id, adapter.version)))
+        if (Option.isSome(args.baseModel)) yield* asCli(checkBaseModel(metadata, args.baseModel.value))
+        return yield* output(args.json, metadata, (adapter) => `imported ${describe(adapter)}`)
+      }
       if (fs.existsSync(path.join(args.directory, adapterMetadataFile))) {
         // Ours: checked (checksum, signature when signed) and copied byte for byte, so its signature stays valid.
         const { metadata } = yield* asCli(loadAdapter(args.directory))
@@ -144,14 +151,17 @@ const importCommand = Command.make(
       const metadata = yield* asCli(saveLocalAdapter(root, description, peft.weights))
       yield* output(args.json, metadata, (adapter) => `imported PEFT adapter as ${describe(adapter)}`)
     }))
-).pipe(Command.withDescription("bring in an adapter directory: edge-net's (adapter.json) or PEFT's (adapter_config.json)"))
+).pipe(Command.withDescription("bring in an adapter: one JSON file as `export` writes it, or a directory, edge-net's (adapter.json) or PEFT's (adapter_config.json)"))
 
 const exportCommand = Command.make(
   "export",
   {
     adapter: Args.text({ name: "id[@version]" }),
-    output: Options.directory("output"),
-    format: Options.choice("format", ["edge-net", "peft"]).pipe(Options.withDefault("edge-net" as const)),
+    output: Options.text("output").pipe(Options.withDescription("a directory, or a .json file for one JSON document with the weights inline")),
+    format: Options.choice("format", ["edge-net", "peft", "json"]).pipe(
+      Options.withDescription("edge-net or PEFT directory, or one JSON file (default: json when --output ends in .json, else edge-net)"),
+      Options.optional
+    ),
     config: configOption
   },
   (args) =>
@@ -159,16 +169,19 @@ const exportCommand = Command.make(
       const { id, version } = parseReference(args.adapter)
       const root = yield* cacheRoot
       const { metadata, weights } = yield* asCli(loadLocalAdapter(root, id, version))
-      if (args.format === "peft") {
+      const format = Option.getOrElse(args.format, () => (args.output.endsWith(".json") ? "json" as const : "edge-net" as const))
+      if (format === "json") {
+        yield* asCli(exportAdapterJson(localAdapterDir(root, metadata.id, metadata.version), args.output))
+      } else if (format === "peft") {
         yield* asCli(exportPeft(args.output, weights, { baseModelNameOrPath: metadata.baseModel }))
       } else {
         fs.mkdirSync(args.output, { recursive: true })
         const source = localAdapterDir(root, metadata.id, metadata.version)
         for (const file of adapterFiles(source)) fs.copyFileSync(path.join(source, file), path.join(args.output, file))
       }
-      yield* Effect.sync(() => console.log(`exported ${metadata.id}@${metadata.version} (${args.format}) to ${args.output}`))
+      yield* Effect.sync(() => console.log(`exported ${metadata.id}@${metadata.version} (${format}) to ${args.output}`))
     }))
-).pipe(Command.withDescription("write an adapter out as an edge-net adapter directory or in PEFT's layout"))
+).pipe(Command.withDescription("write an adapter out as one JSON file (the seed's LoRAAdapter, weights inline), an edge-net adapter directory or in PEFT's layout"))
 
 const share = Command.make(
   "share",
@@ -363,7 +376,7 @@ const merge = Command.make(
   {
     adapters: Args.text({ name: "id[@version]" }).pipe(Args.atLeast(2)),
     method: Options.choice("method", ["ties", "dare", "task_arithmetic"]),
-    id: Options.text("id").pipe(Options.withDescription("id of the merged adapter")),
+    id: Options.text("id").pipe(Options.withAlias("output"), Options.withDescription("id of the merged adapter (also --output, as the seed writes it)")),
     version: Options.text("model-version").pipe(Options.withDescription("its version (also --version)"), Options.withDefault("1.0.0")),
     weights: Options.text("weights").pipe(Options.withDescription("comma-separated weight per adapter (task_arithmetic: default all 1; dare: default all 1)"), Options.optional),
     trim: Options.float("trim").pipe(Options.withDescription("ties: fraction of each update's smallest entries removed"), Options.withDefault(0.8)),

@@ -4,7 +4,7 @@ import { Effect, Option } from "effect"
 import * as YAML from "yaml"
 import { BlobStore } from "../content/BlobStore.js"
 import type { BlobInfo } from "../content/BlobStore.js"
-import { setConfig } from "../content/ModelsConfig.js"
+import { configKeyOf, setConfig } from "../content/ModelsConfig.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, withModels } from "./ModelsContext.js"
 import { formatBytes } from "./Progress.js"
@@ -88,10 +88,10 @@ const set = Command.make(
       Effect.gen(function* () {
         const { file } = yield* ModelsSettings
         yield* setConfig(key, value, file).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
-        yield* Effect.sync(() => console.log(`${key} = ${value} (${file})`))
+        yield* Effect.sync(() => console.log(`${configKeyOf(key)} = ${value} (${file})`))
       })
     )
-).pipe(Command.withDescription("set one key, e.g. `config set cache.maxSize 20GB`, `config set ipfs.gateways URL1,URL2`"))
+).pipe(Command.withDescription("set one key, e.g. `config set cache.maxSize 20GB`, `config set ipfs.gateways URL1,URL2`, `config set cacheDir DIR` (the seed's name for cache.directory)"))
 
 export const configCommand = Command.make("config").pipe(
   Command.withDescription("show or change ~/.edge-net/models.yaml"),

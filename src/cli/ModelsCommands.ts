@@ -4,7 +4,6 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { readModelFile } from "../compute/onnx/ExternalData.js"
 import { formatSummary, summarize } from "../compute/onnx/Summary.js"
@@ -18,7 +17,7 @@ import { fetchManifest } from "../content/RegistryTransfer.js"
 import { listModels } from "../http/RegistryClient.js"
 import { parseManifest } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
-import { UnixFsBuilder } from "../content/UnixFs.js"
+import { describeFile } from "../content/ArtifactSignature.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
 import { optimizeCommand } from "./OptimizeCommands.js"
@@ -160,19 +159,7 @@ const verify = Command.make(
 ).pipe(Command.withDescription("re-hash a pulled model's files and, with --check-signature, check its signatures against trusted keys"))
 
 const fileSummary = (file: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const hash = crypto.createHash("sha256")
-      const builder = UnixFsBuilder.make()
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>) {
-        hash.update(chunk)
-        builder.update(chunk)
-      }
-      const layout = builder.finish()
-      return { file, size: layout.size, sha256: hash.digest("hex"), cid: layout.root }
-    },
-    catch: (cause) => new CliError({ message: `cannot read ${file}: ${String(cause)}` })
-  })
+  describeFile(file).pipe(Effect.map((described) => ({ file, ...described })), Effect.mapError((error) => new CliError({ message: error.message })))
 
 const describeManifest = (manifest: ModelManifest, benchmarks: boolean, requirements: boolean) =>
   [

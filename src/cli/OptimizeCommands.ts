@@ -20,6 +20,7 @@ import { manifestReport } from "../compute/optimize/ManifestReport.js"
 import type { OptimizeResult, Quantization } from "../compute/optimize/Optimize.js"
 import { isCausalLanguageModel, optimize } from "../compute/optimize/Optimize.js"
 import type { Feeds } from "../compute/optimize/Runner.js"
+import type { SimplifyReport } from "../compute/onnx/Simplify.js"
 import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
@@ -95,6 +96,11 @@ const feedsFor = (model: OnnxModel, modelFile: string, calibration: Option.Optio
     return { calibration: [1, 2, 3, 4].map(random), heldOut: [11, 12].map(random) }
   })
 
+const describeSimplified = (simplified: SimplifyReport) =>
+  `  simplified the graph: ${simplified.nodesBefore} -> ${simplified.nodesAfter} nodes (${simplified.constantsPromoted} Constant nodes made initializers, ` +
+  `${simplified.folded} folded, ${simplified.duplicateNodes} duplicate nodes and ${simplified.duplicateInitializers} duplicate initializers merged, ` +
+  `${simplified.identitiesRemoved} Identity and ${simplified.deadNodesRemoved} dead nodes dropped, ${simplified.unusedInitializersRemoved} unused initializers)`
+
 const signed = (value: number, digits: number) => `${value >= 0 ? "+" : ""}${value.toFixed(digits)}`
 
 const describe = (result: OptimizeResult, file: string) => {
@@ -106,6 +112,7 @@ const describe = (result: OptimizeResult, file: string) => {
       ? []
       : [`  held-out perplexity ${report.perplexity.toFixed(3)} (FP32 ${report.baselinePerplexity.toFixed(3)}, ${signed(report.perplexityDelta, 4)})`]),
     `  latency in ${result.runtime} ${report.latencyMs.toFixed(2)} ms (FP32 ${report.baselineLatencyMs.toFixed(2)} ms, ${report.latencyRatio.toFixed(2)}x); took ${report.quantizationSeconds.toFixed(1)} s`,
+    ...(result.simplified === undefined ? [] : [describeSimplified(result.simplified)]),
     `  quantized ${result.rewrite.quantized.length} weight(s); kept FP32: ${result.rewrite.keptFp32.length === 0 ? "none" : result.rewrite.keptFp32.map((k) => `${k.node} (${k.reason})`).join(", ")}`,
     ...(result.assignment === undefined ? [] : [`  precision per layer (budget ${formatBytes(result.assignment.budgetBytes)}, estimated ${formatBytes(result.assignment.estimatedBytes)}): ` +
       Object.entries(result.assignment.bits).map(([layer, bits]) => `${layer}=${bits}`).join(" ")])
@@ -160,6 +167,7 @@ export const optimizeCommand = Command.make(
     blockSize: Options.choice("block-size", ["32", "64", "128"]).pipe(Options.withDefault("32" as const)),
     calibration: Options.file("calibration-data", { exists: "yes" }).pipe(Options.withDescription("JSONL of {\"text\": ...} (with the model's tokenizer.json) or a .npy of input samples"), Options.optional),
     pruning: Options.choice("pruning", ["magnitude", "block"]).pipe(Options.optional),
+    simplify: Options.boolean("onnx-simplify").pipe(Options.withDescription("simplify the graph first: Constant nodes to initializers, constants folded, duplicate nodes and initializers merged, Identity and dead nodes dropped")),
     sparsity: Options.float("sparsity").pipe(Options.withDefault(0.3)),
     sizeBudget: Options.text("size-budget").pipe(Options.withDescription("auto: the size the optimized file may take, e.g. 2MB"), Options.optional),
     minCosine: Options.float("min-cosine").pipe(Options.withDescription("refuse a result whose output cosine vs FP32 is lower"), Options.optional),
@@ -202,6 +210,7 @@ export const optimizeCommand = Command.make(
       const settings = {
         quantization,
         blockSize: Number(args.blockSize) as 32 | 64 | 128,
+        simplify: args.simplify,
         ...(Option.isSome(args.pruning) ? { pruning: { method: args.pruning.value, sparsity: args.sparsity } } : {})
       }
 

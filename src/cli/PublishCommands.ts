@@ -2,10 +2,13 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { parseManifestText } from "../content/Manifest.js"
-import { signManifest } from "../content/ManifestSigning.js"
+import { describeFile, signArtifact } from "../content/ArtifactSignature.js"
+import { completeManifest, isManifestText, looksLikeManifest } from "../content/ManifestDraft.js"
+import { signAsPublisher, signManifest } from "../content/ManifestSigning.js"
 import { expandHome } from "../content/ModelsConfig.js"
-import { buildManifest, pushToRegistry } from "../content/Publish.js"
+import { buildManifest, buildManifestFromDraft, pushToRegistry } from "../content/Publish.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
@@ -27,13 +30,32 @@ export const signerFor = (key: Option.Option<string>) =>
     return yield* (fs.existsSync(configured) ? trust.signer(configured, config.signing.keyId) : trust.signer(config.signing.keyId))
   })
 
+/** Reads the start of a file: manifest text begins with `{` (or a comment), a model file never does. */
+const holdsManifest = (file: string) => {
+  const head = Buffer.alloc(64)
+  const descriptor = fs.openSync(file, "r")
+  try {
+    return looksLikeManifest(head.subarray(0, fs.readSync(descriptor, head, 0, head.length, 0)).toString("latin1"))
+  } finally {
+    fs.closeSync(descriptor)
+  }
+}
+
+const printWarnings = (warnings: ReadonlyArray<string>) =>
+  Effect.sync(() => {
+    for (const warning of warnings) console.error(`edge-net-models: warning: ${warning}`)
+  })
+
 const publish = Command.make(
   "publish",
   {
-    files: Args.file({ name: "file", exists: "yes" }).pipe(Args.atLeast(1)),
-    name: Options.text("name"),
-    version: Options.text("model-version").pipe(Options.withDescription("semantic version of this release (also --version)")),
-    type: Options.text("type").pipe(Options.withDescription("text-generation, embedding, vision, ...")),
+    files: Args.file({ name: "file", exists: "yes" }).pipe(
+      Args.withDescription("the model's files, or one manifest.json written by hand (seed 4.4) whose artifacts are the files beside it"),
+      Args.atLeast(1)
+    ),
+    name: Options.text("name").pipe(Options.optional),
+    version: Options.text("model-version").pipe(Options.withDescription("semantic version of this release (also --version)"), Options.optional),
+    type: Options.text("type").pipe(Options.withDescription("text-generation, embedding, vision, ..."), Options.optional),
     id: Options.text("id").pipe(Options.withDescription("model id (default: from --name)"), Options.optional),
     family: Options.text("family").pipe(Options.optional),
     quantization: Options.choice("quantization", ["FP32", "FP16", "INT8", "INT4"]).pipe(Options.optional),
@@ -51,12 +73,16 @@ const publish = Command.make(
     withTrust(
       args.config,
       Effect.gen(function* () {
+        const [first = ""] = args.files
+        const [name, version, type] = [args.name, args.version, args.type].map(Option.getOrUndefined)
+        const release = name !== undefined && version !== undefined && type !== undefined ? { name, version, type } : undefined
+        if (release === undefined && !(args.files.length === 1 && holdsManifest(first))) {
+          return yield* Effect.fail(new CliError({ message: "publish needs --name, --version and --type (or one manifest.json that says them)" }))
+        }
         const signer = yield* signerFor(args.key)
-        const manifest = yield* buildManifest({
+        const { manifest, warnings } = release === undefined ? yield* buildManifestFromDraft(first, signer, args.expiresIn) : { warnings: [], manifest: yield* buildManifest({
           files: args.files,
-          name: args.name,
-          version: args.version,
-          type: args.type,
+          ...release,
           id: Option.getOrUndefined(args.id),
           family: Option.getOrUndefined(args.family),
           quantization: Option.getOrUndefined(args.quantization),
@@ -65,7 +91,8 @@ const publish = Command.make(
           cdn: Option.getOrUndefined(args.cdn),
           expiresInDays: args.expiresIn,
           signer
-        })
+        }) }
+        yield* printWarnings(warnings)
         if (Option.isSome(args.manifestOut)) fs.writeFileSync(args.manifestOut.value, JSON.stringify(manifest, null, 2) + "\n")
         const registry = yield* registryUrl(args.registry)
         const uploaded = yield* pushToRegistry(registry, manifest)
@@ -78,25 +105,39 @@ const publish = Command.make(
 const sign = Command.make(
   "sign",
   {
-    manifest: Args.file({ name: "manifest.json", exists: "yes" }),
+    file: Args.file({ name: "manifest.json|model-file", exists: "yes" }),
     key: keyOption,
-    output: Options.file("output").pipe(Options.withDescription("write the signed manifest here (default: in place)"), Options.optional),
+    output: Options.file("output").pipe(Options.withDescription("a manifest: write the signed manifest here (default: in place)"), Options.optional),
+    expiresIn: Options.integer("expires-in-days").pipe(Options.withDescription("a manifest without expiresAt: how long it stays valid"), Options.withDefault(365)),
     config: configOption
   },
   (args) =>
     withTrust(
       args.config,
       Effect.gen(function* () {
-        const parsed = parseManifestText(fs.readFileSync(args.manifest, "utf8"))
-        if (Either.isLeft(parsed)) return yield* Effect.fail(new CliError({ message: `${args.manifest}: ${parsed.left.message}` }))
         const signer = yield* signerFor(args.key)
-        const signed = signManifest(parsed.right, signer)
-        const target = Option.getOrElse(args.output, () => args.manifest)
+        const text = holdsManifest(args.file) ? fs.readFileSync(args.file, "utf8") : undefined
+        if (text === undefined || !isManifestText(text)) {
+          const signed = yield* signArtifact(args.file, signer).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+          return yield* Effect.sync(() => console.log(
+            `signed ${args.file} (${signed.signature.size} bytes, sha256 ${signed.signature.sha256}) with ${signer.keyId} -> ${signed.file}`
+          ))
+        }
+        const parsed = parseManifestText(text)
+        // A complete manifest gets one more signature (k-of-n); one written by hand is completed from the files beside it first.
+        const { signed, warnings } = Either.isRight(parsed)
+          ? { signed: signManifest(parsed.right, signer), warnings: [] }
+          : yield* completeManifest(text, { directory: path.dirname(args.file), signer, describe: describeFile, expiresInDays: args.expiresIn }).pipe(
+            Effect.map(({ manifest, warnings }) => ({ signed: signAsPublisher(manifest, signer), warnings })),
+            Effect.mapError((error) => new CliError({ message: `${args.file}: ${error.message}` }))
+          )
+        yield* printWarnings(warnings)
+        const target = Option.getOrElse(args.output, () => args.file)
         fs.writeFileSync(target, JSON.stringify(signed, null, 2) + "\n")
         yield* Effect.sync(() => console.log(`signed ${signed.id}@${signed.version} with ${signer.keyId} (${signed.signatures?.length ?? 0} signature(s)) -> ${target}`))
       })
     )
-).pipe(Command.withDescription("add a signature to a manifest (several keys can sign one manifest: k-of-n)"))
+).pipe(Command.withDescription("sign a model file (writes <file>.sig) or a manifest (adds a signature; several keys can sign one manifest: k-of-n)"))
 
 const keysList = Command.make("list", { config: configOption, json: jsonOption }, ({ config, json }) =>
   withTrust(

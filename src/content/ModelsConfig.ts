@@ -145,9 +145,16 @@ const coerce = (current: unknown, text: string): unknown => {
   return text
 }
 
+/** The seed's camelCase spellings of keys (`config set cacheDir ~/.edge-net/models`, seed 6.1) and the dotted keys they set. */
+const seedKeys: ReadonlyMap<string, string> = new Map([["cacheDir", "cache.directory"]])
+
+/** The dotted key a `config set` key names: itself, or the key a seed spelling stands for. */
+export const configKeyOf = (key: string) => seedKeys.get(key) ?? key
+
 /** Sets one dotted key in the file, keeping the user's comments and layout, after validating the result. */
-export const setConfig = (key: string, value: string, file = configFile()) =>
+export const setConfig = (requested: string, value: string, file = configFile()) =>
   Effect.gen(function* () {
+    const key = configKeyOf(requested)
     const keys = configKeys()
     if (!keys.includes(key) || key === "version") {
       return yield* Effect.fail(new ConfigError({ file, reason: `unknown key "${key}" (keys: ${keys.filter((k) => k !== "version").join(", ")})` }))

@@ -3,12 +3,14 @@
  * them in a manifest in the seed's format, sign it, and hand both to a registry node.
  */
 import { Data, Effect, Either } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { BlobStore } from "./BlobStore.js"
 import type { AdapterInfo, ArtifactEntry, Benchmarks, ModelManifest, Optimization } from "./Manifest.js"
 import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
 import type { ManifestSigner } from "./ManifestSigning.js"
-import { signManifest } from "./ManifestSigning.js"
+import { signAsPublisher, signManifest } from "./ManifestSigning.js"
+import { completeManifest } from "./ManifestDraft.js"
 import { hasBlob, publishManifest, uploadBlob } from "./RegistryTransfer.js"
 
 export class PublishError extends Data.TaggedError("PublishError")<{ readonly reason: string }> {
@@ -93,6 +95,26 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
     const manifest = yield* Either.mapLeft(parseManifest(draft), (error) => new PublishError({ reason: error.message }))
     for (const artifact of Object.values(manifest.artifacts)) yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
     return signManifest(manifest, request.signer)
+  })
+
+/**
+ * A manifest written by hand (ManifestDraft) completed from the files beside it, which are stored and
+ * pinned, then signed by `signer` as its publisher. Returns it with the draft's warnings.
+ */
+export const buildManifestFromDraft = (file: string, signer: ManifestSigner, expiresInDays: number) =>
+  Effect.gen(function* () {
+    const store = yield* BlobStore
+    const text = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (cause) => new PublishError({ reason: `${file}: ${String(cause)}` }) })
+    const describe = (artifact: string) =>
+      store.putFile(artifact).pipe(
+        Effect.tap((stored) => store.pin(stored.digest)),
+        Effect.mapError((error) => new PublishError({ reason: `${artifact}: ${error.message}` }))
+      )
+    const { manifest, warnings } = yield* completeManifest(text, { directory: path.dirname(file), signer, describe, expiresInDays }).pipe(
+      Effect.mapError((error) => (error instanceof PublishError ? error : new PublishError({ reason: `${file}: ${error.message}` })))
+    )
+    for (const artifact of Object.values(manifest.artifacts)) yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    return { manifest: signAsPublisher(manifest, signer), warnings }
   })
 
 /** Sends the signed manifest, then every artifact the registry does not hold yet (it checks them against the manifest). */

@@ -8,6 +8,8 @@ import { Data } from "effect"
 import type { OnnxModel } from "../onnx/OnnxModel.js"
 import { readModel, writeModel } from "../onnx/OnnxModel.js"
 import { promoteConstants } from "../onnx/Graph.js"
+import type { SimplifyReport } from "../onnx/Simplify.js"
+import { simplify } from "../onnx/Simplify.js"
 import { float32Tensor, tensorToFloat32 } from "../onnx/Tensors.js"
 import type { Bits, LayerSensitivity, PrecisionAssignment } from "../quantize/AutoPrecision.js"
 import { assignPrecision, layerBytes } from "../quantize/AutoPrecision.js"
@@ -29,6 +31,8 @@ export interface OptimizeOptions {
   readonly quantization: Quantization
   readonly blockSize?: 32 | 64 | 128
   readonly pruning?: { readonly method: "magnitude" | "block"; readonly sparsity: number; readonly blockSize?: 4 | 8 }
+  /** Simplify the graph first (`--onnx-simplify`): fold constants, merge duplicates, drop Identity and dead nodes. */
+  readonly simplify?: boolean
   /** Inputs for GPTQ / AWQ statistics and for measuring sensitivities. */
   readonly calibration?: ReadonlyArray<Feeds>
   /** Inputs the report compares FP32 and optimized outputs on (never the calibration ones). */
@@ -80,6 +84,8 @@ export interface OptimizeResult {
   readonly sensitivityMetric?: string
   readonly assignment?: { readonly bits: Readonly<Record<string, Bits>>; readonly estimatedBytes: number; readonly budgetBytes: number; readonly estimatedDamage: number }
   readonly refused?: ReadonlyArray<string>
+  /** What simplifying the graph did, when asked to. */
+  readonly simplified?: SimplifyReport
   /** The runtime the report's figures were measured in. */
   readonly runtime: Runtime
 }
@@ -301,8 +307,14 @@ const fitToBudget = (
 export const optimize = async (original: Uint8Array, options: OptimizeOptions): Promise<OptimizeResult> => {
   const started = performance.now()
   let model: OnnxModel
+  let simplified: SimplifyReport | undefined
   try {
-    model = promoteConstants(readModel(original))
+    model = readModel(original)
+    if (options.simplify === true) {
+      options.onProgress?.("simplify", 0, 1)
+      ;({ model, report: simplified } = simplify(model))
+      options.onProgress?.("simplify", 1, 1)
+    } else model = promoteConstants(model)
   } catch (error) {
     throw new OptimizeError({ reason: error instanceof Error ? error.message : String(error) })
   }
@@ -378,6 +390,7 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     bytes, report, rewrite, runtime,
     ...(sensitivities === undefined ? {} : { sensitivities, sensitivityMetric: sensitivityMetricOf(model) }),
     ...(assignment === undefined ? {} : { assignment }),
+    ...(simplified === undefined ? {} : { simplified }),
     ...(refused.length === 0 ? {} : { refused })
   }
 }
