@@ -5,7 +5,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Option } from "effect"
-import { VERSION } from "../node/NodeStatus.js"
+import { VERSION } from "../layers/NodeStatus.js"
 import { auditCommand } from "./AuditCommands.js"
 import { eventsCommand } from "./EventsCommands.js"
 import { govCommand } from "./GovCommands.js"

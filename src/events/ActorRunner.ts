@@ -6,6 +6,8 @@
  */
 import { Duration, Effect, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
+import { ActorRegistry } from "./ActorRegistry.js"
+import { compareReplay } from "./Audit.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
@@ -312,6 +314,9 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       replayEntity,
       encodeState
     }
+    // Where the node keeps a registry, its audit replays this actor; a library user's runner needs none.
+    const registry = yield* Effect.serviceOption(ActorRegistry)
+    if (Option.isSome(registry)) yield* registry.value.register({ category: actor.category, compareReplay: compareReplay(actor) })
     return actor
   })
 

@@ -7,7 +7,7 @@ import { Schema } from "effect"
 import { AccountId } from "../actors/economy/Account.js"
 import { BalanceView } from "../actors/economy/LedgerRpc.js"
 import { Envelope } from "../events/Envelope.js"
-import { ChainHeadView } from "../rpc/NodeRpc.js"
+import { ChainHeadView } from "../layers/NodeStatus.js"
 import { ContentApi } from "./ContentApi.js"
 import { RegistryApi } from "./RegistryApi.js"
 

@@ -1,6 +1,6 @@
 /**
- * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems,
- * policies, and the HTTP/RPC server. The CLI's direct mode uses the same services without a server.
+ * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems and
+ * policies. The server (http/Server.ts) runs on them; the CLI's direct mode uses them without one.
  */
 import { Effect, Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
@@ -22,13 +22,11 @@ import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { economyAdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
-import { HttpServerLive } from "../http/Server.js"
-import { NodeAudit } from "../node/NodeAudit.js"
-import type { NodeSettings } from "../node/NodeConfig.js"
-import { blobsDir, NodeConfig } from "../node/NodeConfig.js"
-import { NodeStatus } from "../node/NodeStatus.js"
+import { NodeAudit } from "./NodeAudit.js"
+import type { NodeSettings } from "./NodeConfig.js"
+import { blobsDir, NodeConfig } from "./NodeConfig.js"
+import { NodeStatus } from "./NodeStatus.js"
 import { charterLayer } from "./Charter.js"
-import { genesisParametersLayer } from "./Genesis.js"
 import { sqliteKernel } from "./Kernel.js"
 
 /** The economy plugged into the market and governance: stake decides who may bid and vote, reputation prices. */
@@ -65,10 +63,3 @@ export const nodeServices = (settings: NodeSettings) =>
 export const nodePolicies = Layer.mergeAll(
   creditsPolicy, stakingSettlementPolicy, rewardsSettlementPolicy, auctionSettlementPolicy, leaseOutcomesPolicy, parameterChangesPolicy
 )
-
-/** Everything `edge-net node start` runs: genesis settings, services, policies, and the server on host:port. */
-export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
-    Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
-    Layer.provide(nodeServices(settings))
-  )

@@ -152,6 +152,13 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return { minted, available, held, inFlight, burned, conserved: minted === available + held + inFlight + burned } satisfies SupplyReport
     })
 
+    /** Every account's balance (available and held) folded from the log alone: the figures the audit reconciles books with. */
+    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function* () {
+      const balances = new Map<string, bigint>()
+      for (const [account, { state }] of yield* accounts.replay()) balances.set(account, state.available + heldTotal(state))
+      return balances as ReadonlyMap<string, bigint>
+    })
+
     /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
     const completeCredit = (envelope: Envelope) =>
       Effect.gen(function* () {
@@ -163,7 +170,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
         }
       })
 
-    return { accounts, balance, mint, transfer, hold, release, capture, burn, supply, completeCredit } as const
+    return { balance, mint, transfer, hold, release, capture, burn, supply, balancesFromLog, completeCredit } as const
   })
 }) {}
 

@@ -32,6 +32,12 @@ export class NetworkParameters extends Effect.Service<NetworkParameters>()("edge
       return yield* current(owner)
     })
 
-    return { entities, current, set } as const
+    /** Whether the parameter was ever changed (by genesis settings or a proposal) from its default. */
+    const wasChanged = Effect.fn("NetworkParameters.wasChanged")(function* (name: ParameterName) {
+      const { state } = yield* entities.state(PARAMETERS[name].owner)
+      return Object.hasOwn(state.changed, name)
+    })
+
+    return { current, set, wasChanged } as const
   })
 }) {}

@@ -107,7 +107,7 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
     /** For the settlement policy: finishes the capture of a RewardClaimed event. */
     const completeSettlement = (envelope: Envelope) => settle(streamEntityId(envelope.streamId), decodeEvent(envelope.payload))
 
-    return { grants, grant, claim, pending, completeSettlement } as const
+    return { grant, claim, pending, completeSettlement } as const
   })
 }) {}
 

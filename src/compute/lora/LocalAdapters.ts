@@ -5,10 +5,10 @@
 import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "../compute/lora/AdapterFile.js"
-import { loadAdapter, parseAdapterMetadata, saveAdapter } from "../compute/lora/AdapterFile.js"
-import type { AdapterMetadata, LoraWeights } from "../compute/lora/Adapter.js"
-import { compareVersions } from "./Manifest.js"
+import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "./AdapterFile.js"
+import { loadAdapter, parseAdapterMetadata, saveAdapter } from "./AdapterFile.js"
+import type { AdapterMetadata, LoraWeights } from "./Adapter.js"
+import { compareVersions } from "../../content/Manifest.js"
 
 export class LocalAdapterError extends Data.TaggedError("LocalAdapterError")<{ readonly reason: string }> {
   override get message() {
