@@ -5,7 +5,7 @@
 import { Options } from "@effect/cli"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
-import { AccountId, OperationId } from "../actors/economy/Account.js"
+import { AccountId, OperationId } from "../domain/Money.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"

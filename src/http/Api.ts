@@ -4,7 +4,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { AccountId } from "../actors/economy/Account.js"
+import { AccountId } from "../domain/Money.js"
 import { BalanceView } from "../actors/economy/LedgerRpc.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../layers/NodeStatus.js"

@@ -6,7 +6,7 @@
 import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Schema } from "effect"
-import { AccountId } from "../../src/actors/economy/Account.js"
+import { AccountId } from "../../src/domain/Money.js"
 import { NodeKey } from "../../src/content/NodeKey.js"
 import type { CommandRefused } from "../../src/domain/CommandAuthority.js"
 import { StoredCommand } from "../../src/domain/SignedCommand.js"

@@ -10,7 +10,8 @@ import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
 import type { AccountState } from "./Account.js"
-import { Account, AccountEvent, heldTotal, InvalidAmount } from "./Account.js"
+import { Account, AccountEvent, heldTotal } from "./Account.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 
 export interface Balance {
   readonly account: string

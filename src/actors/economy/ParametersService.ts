@@ -5,7 +5,8 @@
 import { Effect } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { ParameterName, ParameterOwner } from "./NetworkParameters.js"
-import { Parameters, PARAMETERS, valuesOf } from "./NetworkParameters.js"
+import { PARAMETERS } from "./NetworkParameters.js"
+import { Parameters, valuesOf } from "./Parameters.js"
 
 export interface ParametersInForce {
   readonly owner: ParameterOwner

@@ -8,11 +8,14 @@ import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
-import { InvalidAmount } from "./Account.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
 import { NetworkParameters } from "./ParametersService.js"
 import type { PendingUnbond, SlashReason, StakeEvent, StakeState } from "./Stake.js"
 import { InsufficientStake, stakeAccount, StakeEvent as StakeEventSchema, Stakes, unbondingTotal } from "./Stake.js"
+
+/** The offences a slash names, for callers of `slash`. */
+export type { SlashReason }
 
 export interface StakeView {
   readonly node: string

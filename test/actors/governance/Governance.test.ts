@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
 import { Effect, Layer, Schema, TestClock } from "effect"
-import { AccountId } from "../../../src/actors/economy/Account.js"
+import { AccountId } from "../../../src/domain/Money.js"
 import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
 import { applyExecutedProposal, parameterChangesPolicy, parameterChangesPolicyName } from "../../../src/actors/governance/GovernancePolicies.js"
 import { GovernanceFailure, GovernanceRpcs } from "../../../src/actors/governance/GovernanceRpc.js"
