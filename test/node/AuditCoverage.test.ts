@@ -19,6 +19,7 @@ import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { Optimizer } from "../../src/actors/optimizer/Optimizer.js"
 import { Registry } from "../../src/actors/registry/RegistryService.js"
 import { parseManifest } from "../../src/content/Manifest.js"
+import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../src/content/NodeKey.js"
 import { streamCategory } from "../../src/domain/Ids.js"
@@ -30,7 +31,7 @@ import { tempDir } from "../support/TempDir.js"
 const node = () => nodeServices({ dataDir: tempDir(), host: "127.0.0.1", port: 0, synchronous: "normal" })
 
 const publisherPair = keyPairFromSeed(new Uint8Array(32).fill(7))
-const publisher = { keyId: "team", publicKey: publisherPair.publicKey, sign: (message: Uint8Array) => publisherPair.sign(message) }
+const publisher: ManifestSigner = { keyId: "team", publicKey: publisherPair.publicKey, sign: (message) => publisherPair.sign(message) }
 
 const manifestOf = (id: string, extra: Record<string, unknown>) =>
   Either.getOrThrow(parseManifest({
