@@ -16,7 +16,7 @@ import { MarketReputation } from "../actors/market/BondingCurve.js"
 import { Market } from "../actors/market/MarketService.js"
 import { AdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 
-/** The economy plugged into the market and governance: stake decides who may bid and vote, reputation prices. */
+/** The ports the market and governance declare, answered by stake and reputation. */
 const economyAdapters = Layer.mergeAll(
   Layer.effect(BidEligibility, Effect.map(Staking, (staking) => ({ canBid: (node: string) => Effect.orDie(staking.hasMinStake(node)) }))),
   Layer.effect(MarketReputation, Effect.map(Reputation, (reputation) => ({ reputationOf: (node: string) => Effect.orDie(reputation.score(node)) }))),
