@@ -35,6 +35,7 @@ const replay = Command.make("replay", { data: dataOption, node: nodeOption, json
           ...r.actors.map((actor) =>
             `${actor.category}: ${actor.entities} entities replayed, ${actor.mismatches.length === 0 ? "all equal to live state" : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`}`
           ),
+          ...r.unreplayed.map(({ category, events }) => `${category}: ${events} events that no actor of this node replays MISMATCH`),
           ...r.books.map((book) => `${book.book}: ${book.expected} rUv kept, ${book.actual} in the ledger${book.ok ? "" : " MISMATCH"}`),
           `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
           `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
@@ -44,6 +45,7 @@ const replay = Command.make("replay", { data: dataOption, node: nodeOption, json
         const books = report.books.filter((book) => !book.ok).map((book) => book.book)
         const why = [
           ...(differ ? ["replaying the log does not give the live state"] : []),
+          ...(report.unreplayed.length > 0 ? [`no actor replays ${report.unreplayed.map(({ category }) => category).join(", ")}`] : []),
           ...(books.length > 0 ? [`books do not agree with the ledger: ${[...new Set(books)].join(", ")}`] : []),
           ...(report.supply.conserved ? [] : ["rUv is not conserved"])
         ]

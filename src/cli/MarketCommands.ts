@@ -5,7 +5,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import * as crypto from "node:crypto"
-import { AccountId } from "../actors/economy/Account.js"
+import { AccountId } from "../domain/Money.js"
 import type { AuctionView } from "../actors/market/AuctionService.js"
 import { AuctionId, commitmentOf } from "../actors/market/TaskAuction.js"
 import { CliError } from "./CliError.js"

@@ -7,7 +7,7 @@ import { RpcClient, RpcSerialization, RpcTest } from "@effect/rpc"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import type { RpcGroup } from "@effect/rpc"
 import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
-import { AccountId, OperationId } from "../actors/economy/Account.js"
+import { AccountId, OperationId } from "../domain/Money.js"
 import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import type { LedgerFailure } from "../actors/economy/LedgerRpc.js"
@@ -15,11 +15,13 @@ import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApi } from "../http/Api.js"
 import { nodeServices } from "../layers/Node.js"
-import { NodeAudit } from "../node/NodeAudit.js"
-import type { NodeSettings } from "../node/NodeConfig.js"
-import { NodeStatus } from "../node/NodeStatus.js"
+import type { ReplayReportView } from "../layers/NodeAudit.js"
+import { NodeAudit } from "../layers/NodeAudit.js"
+import type { NodeSettings } from "../layers/NodeConfig.js"
+import type { NodeInfoView } from "../layers/NodeStatus.js"
+import { NodeStatus } from "../layers/NodeStatus.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
-import type { ChainReportView, NodeInfoView, ReplayReportView } from "../rpc/NodeRpc.js"
+import type { ChainReportView } from "../rpc/NodeRpc.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import type { CommandRefused } from "../domain/CommandAuthority.js"
 import { signingClientLayer } from "../rpc/CommandSigning.js"
@@ -38,7 +40,7 @@ export interface EventsPage {
 }
 
 export interface NodeClientService {
-  readonly info: Effect.Effect<typeof NodeInfoView.Type, CliError>
+  readonly info: Effect.Effect<NodeInfoView, CliError>
   readonly verify: Effect.Effect<ChainReportView, CliError>
   readonly replay: Effect.Effect<ReplayReportView, CliError>
   readonly events: (from: number, limit: number) => Effect.Effect<EventsPage, CliError>

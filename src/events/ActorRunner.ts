@@ -7,6 +7,8 @@
 import { Cause, Duration, Effect, Exit, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
 import * as Metrics from "../domain/Metrics.js"
+import { ActorRegistry } from "./ActorRegistry.js"
+import { compareReplay } from "./Audit.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope } from "./Envelope.js"
@@ -329,6 +331,9 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       replayEntity,
       encodeState
     }
+    // Where the node keeps a registry, its audit replays this actor; a library user's runner needs none.
+    const registry = yield* Effect.serviceOption(ActorRegistry)
+    if (Option.isSome(registry)) yield* registry.value.register({ category: actor.category, compareReplay: compareReplay(actor) })
     return actor
   })
 

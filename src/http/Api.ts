@@ -4,11 +4,11 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { AccountId } from "../actors/economy/Account.js"
+import { AccountId } from "../domain/Money.js"
 import { Balance } from "../actors/economy/Ledger.js"
 import { DeadLetter } from "../events/Checkpoints.js"
 import { Envelope } from "../events/Envelope.js"
-import { ChainHeadView } from "../rpc/NodeRpc.js"
+import { ChainHeadView } from "../layers/NodeStatus.js"
 import { ContentApi } from "./ContentApi.js"
 import { RegistryApi } from "./RegistryApi.js"
 

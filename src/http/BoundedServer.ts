@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http"
 import type { Duplex } from "node:stream"
-import type { HttpLimits } from "../node/NodeConfig.js"
+import type { HttpLimits } from "../layers/NodeConfig.js"
 
 const statusLine: Record<number, string> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }
 

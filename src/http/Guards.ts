@@ -5,7 +5,7 @@
  */
 import { HttpIncomingMessage, HttpLayerRouter, HttpServer, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
-import { httpLimitsOf, NodeConfig } from "../node/NodeConfig.js"
+import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
 import type { HostPolicy } from "./HostPolicy.js"
 import { hostPolicy } from "./HostPolicy.js"
 import { RPC_CONTENT_TYPE, rpcBodyProblem, scrubRpcReply } from "./RpcBody.js"

@@ -7,7 +7,7 @@ import { Effect, Metric, MetricState } from "effect"
 import type { MetricPair } from "effect"
 import * as Metrics from "../domain/Metrics.js"
 import { Checkpoints } from "../events/Checkpoints.js"
-import { NodeStatus } from "../node/NodeStatus.js"
+import { NodeStatus } from "../layers/NodeStatus.js"
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

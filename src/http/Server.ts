@@ -9,8 +9,12 @@ import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { Journal } from "../events/Journal.js"
-import { httpLimitsOf, NodeConfig } from "../node/NodeConfig.js"
-import { NodeStatus } from "../node/NodeStatus.js"
+import { genesisParametersLayer } from "../layers/Genesis.js"
+import { nodePolicies, nodeServices } from "../layers/Node.js"
+import type { NodeSettings } from "../layers/NodeConfig.js"
+import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { NodeStatus } from "../layers/NodeStatus.js"
+import { TelemetryLive } from "../layers/Telemetry.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
@@ -59,3 +63,11 @@ export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, Do
 }).pipe(
   Layer.provide(NodeServerLive)
 )
+
+/** Everything `edge-net node start` runs: genesis settings, services, policies, and the server on host:port, traced over OTLP when configured (layers/Telemetry.ts). */
+export const nodeLive = (settings: NodeSettings) =>
+  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
+    Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
+    Layer.provide(nodeServices(settings)),
+    Layer.provide(TelemetryLive)
+  )

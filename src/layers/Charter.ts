@@ -6,8 +6,8 @@
 import { Effect, Layer, Option } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
-import type { NodeSettings } from "../node/NodeConfig.js"
-import { DEFAULT_NETWORK } from "../node/NodeConfig.js"
+import type { NodeSettings } from "./NodeConfig.js"
+import { DEFAULT_NETWORK } from "./NodeConfig.js"
 
 export const foundCharter = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) =>
   Effect.gen(function* () {

@@ -5,7 +5,7 @@
 import { Config, ConfigError, Context, Data, Effect, Either, Layer, Option } from "effect"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
-import { DEFAULT_HOST, DEFAULT_PORT } from "../node/NodeConfig.js"
+import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { parseCharterSettings } from "./Charter.js"
 import type { GenesisParameters } from "./Genesis.js"
 import { parseGenesisParameters } from "./Genesis.js"

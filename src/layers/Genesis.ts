@@ -27,8 +27,7 @@ export const applyGenesisParameters = (settings: GenesisParameters) =>
   Effect.gen(function* () {
     const parameters = yield* NetworkParameters
     for (const [name, value] of Object.entries(settings) as Array<[ParameterName, bigint]>) {
-      const { state } = yield* parameters.entities.state(PARAMETERS[name].owner)
-      if (Object.hasOwn(state.changed, name)) continue
+      if (yield* parameters.wasChanged(name)) continue
       yield* parameters.set(name, value, { commandId: `genesis/${name}` })
       yield* Effect.logInfo(`genesis: ${name} = ${value}`)
     }

@@ -5,14 +5,15 @@
 import { Effect, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { findBadSnapshots, requireVerifiedJournal } from "../events/Audit.js"
+import { ActorRegistry } from "../events/ActorRegistry.js"
 import { Checkpoints } from "../events/Checkpoints.js"
 import { instrumentedLayer } from "../events/JournalMetrics.js"
 import * as MemoryJournal from "../events/MemoryJournal.js"
 import { Snapshots } from "../events/Snapshots.js"
 import { SqliteDatabase } from "../events/SqliteDatabase.js"
 import * as SqliteJournal from "../events/SqliteJournal.js"
-import type { NodeSettings } from "../node/NodeConfig.js"
-import { journalFile, keyFile } from "../node/NodeConfig.js"
+import type { NodeSettings } from "./NodeConfig.js"
+import { journalFile, keyFile } from "./NodeConfig.js"
 
 /**
  * A node writes on a journal only once its chain, signed heads and recorded head verify against the
@@ -30,13 +31,13 @@ const refuseUnverifiedJournal = (file: string) =>
 export const sqliteKernel = (settings: Pick<NodeSettings, "dataDir" | "synchronous">) => {
   const key = NodeKey.fromFile(keyFile(settings))
   const file = journalFile(settings)
-  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(instrumentedLayer(SqliteJournal.layer()), Snapshots.sqlite, Checkpoints.sqlite)))
+  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(instrumentedLayer(SqliteJournal.layer()), Snapshots.sqlite, Checkpoints.sqlite, ActorRegistry.layer)))
   return stores.pipe(
     Layer.provide(SqliteDatabase.layer({ file, synchronous: settings.synchronous })),
     Layer.provideMerge(key)
   )
 }
 
-export const memoryKernel = Layer.mergeAll(instrumentedLayer(MemoryJournal.layer), Snapshots.memory, Checkpoints.memory).pipe(
+export const memoryKernel = Layer.mergeAll(instrumentedLayer(MemoryJournal.layer), Snapshots.memory, Checkpoints.memory, ActorRegistry.layer).pipe(
   Layer.provideMerge(NodeKey.ephemeral)
 )

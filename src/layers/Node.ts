@@ -1,54 +1,26 @@
 /**
- * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems,
- * policies, and the HTTP/RPC server. The CLI's direct mode uses the same services without a server.
+ * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems and
+ * policies. The server (http/Server.ts) runs on them; the CLI's direct mode uses them without one.
  */
-import { Effect, Layer } from "effect"
+import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import { creditsPolicy, Ledger } from "../actors/economy/Ledger.js"
-import { NetworkParameters } from "../actors/economy/ParametersService.js"
-import { Reputation } from "../actors/economy/ReputationService.js"
-import { Rewards, rewardsSettlementPolicy } from "../actors/economy/RewardService.js"
-import { Staking, stakingSettlementPolicy } from "../actors/economy/StakeService.js"
+import { creditsPolicy } from "../actors/economy/Ledger.js"
+import { rewardsSettlementPolicy } from "../actors/economy/RewardService.js"
+import { stakingSettlementPolicy } from "../actors/economy/StakeService.js"
 import { parameterChangesPolicy } from "../actors/governance/GovernancePolicies.js"
-import { Governance } from "../actors/governance/GovernanceService.js"
-import { VotingPower } from "../actors/governance/VotingPower.js"
 import { auctionSettlementPolicy } from "../actors/market/AuctionPolicies.js"
-import { Auctions, BidEligibility } from "../actors/market/AuctionService.js"
-import { MarketReputation } from "../actors/market/BondingCurve.js"
 import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
-import { Market } from "../actors/market/MarketService.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
-import { economyAdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
-import { HttpServerLive } from "../http/Server.js"
-import { NodeAudit } from "../node/NodeAudit.js"
-import type { NodeSettings } from "../node/NodeConfig.js"
-import { blobsDir, NodeConfig } from "../node/NodeConfig.js"
-import { NodeStatus } from "../node/NodeStatus.js"
+import { NodeAudit } from "./NodeAudit.js"
+import type { NodeSettings } from "./NodeConfig.js"
+import { blobsDir, NodeConfig } from "./NodeConfig.js"
+import { NodeStatus } from "./NodeStatus.js"
 import { charterLayer } from "./Charter.js"
-import { genesisParametersLayer } from "./Genesis.js"
+import { economyAdapterSharingGate, economyServices } from "./Economy.js"
 import { sqliteKernel } from "./Kernel.js"
-import { TelemetryLive } from "./Telemetry.js"
-
-/** The economy plugged into the market and governance: stake decides who may bid and vote, reputation prices. */
-const economyAdapters = Layer.mergeAll(
-  Layer.effect(BidEligibility, Effect.map(Staking, (staking) => ({ canBid: (node: string) => Effect.orDie(staking.hasMinStake(node)) }))),
-  Layer.effect(MarketReputation, Effect.map(Reputation, (reputation) => ({ reputationOf: (node: string) => Effect.orDie(reputation.score(node)) }))),
-  Layer.effect(VotingPower, Effect.map(Staking, (staking) => ({
-    stakeAt: (node: string, position: number) => Effect.orDie(staking.stakeAt(node, position)),
-    totalStakeAt: (position: number) => Effect.orDie(staking.totalActiveStakeAt(position)),
-    activeStake: (node: string) => Effect.orDie(staking.activeStake(node))
-  })))
-)
-
-/** Ledger and parameters first; stake, reputation, rewards on them; market, auctions, governance on top. */
-const economyServices = Layer.mergeAll(Market.Default, Auctions.Default, Governance.Default).pipe(
-  Layer.provideMerge(economyAdapters),
-  Layer.provideMerge(Layer.mergeAll(Staking.Default, Reputation.Default, Rewards.Default)),
-  Layer.provideMerge(Layer.mergeAll(Ledger.Default, NetworkParameters.Default))
-)
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
@@ -66,14 +38,3 @@ export const nodeServices = (settings: NodeSettings) =>
 export const nodePolicies = Layer.mergeAll(
   creditsPolicy, stakingSettlementPolicy, rewardsSettlementPolicy, auctionSettlementPolicy, leaseOutcomesPolicy, parameterChangesPolicy
 )
-
-/**
- * Everything `edge-net node start` runs: genesis settings, services, policies, and the server on
- * host:port, traced over OTLP when configured (Telemetry.ts), the tracer set before anything starts.
- */
-export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
-    Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
-    Layer.provide(nodeServices(settings)),
-    Layer.provide(TelemetryLive)
-  )

@@ -7,7 +7,7 @@ import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { FetchHttpClient } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
-import { VERSION } from "../node/NodeStatus.js"
+import { VERSION } from "../layers/NodeStatus.js"
 
 /**
  * `EDGE_NET_OTLP_ENDPOINT`, else the standard `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL

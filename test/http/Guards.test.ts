@@ -11,7 +11,7 @@ import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { GuardsLayer } from "../../src/http/Guards.js"
 import { NodeServerLive } from "../../src/http/Server.js"
-import { NodeConfig } from "../../src/node/NodeConfig.js"
+import { NodeConfig } from "../../src/layers/NodeConfig.js"
 
 const SECRET = "SQLITE_CORRUPT: /srv/secret/journal.db is malformed"
 const MAX_BODY = 64 * 1024

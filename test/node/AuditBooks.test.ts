@@ -7,7 +7,7 @@ import { POOL_ACCOUNT } from "../../src/actors/market/ComputeAmm.js"
 import { Market } from "../../src/actors/market/MarketService.js"
 import { commitmentOf, escrowAccountOf } from "../../src/actors/market/TaskAuction.js"
 import { nodeServices } from "../../src/layers/Node.js"
-import { NodeAudit } from "../../src/node/NodeAudit.js"
+import { NodeAudit } from "../../src/layers/NodeAudit.js"
 import { tempDir } from "../support/TempDir.js"
 
 /** A node's services (no server, no background policies) on a fresh SQLite data dir. */

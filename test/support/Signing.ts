@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { SignedCommands } from "../../src/domain/CommandAuthority.js"
 import { accountIdOf, ed25519 } from "../../src/domain/Ed25519.js"
 import type { SigningKey } from "../../src/domain/SignedCommand.js"
-import { AccountId } from "../../src/actors/economy/Account.js"
+import { AccountId } from "../../src/domain/Money.js"
 import type { CommandSigner } from "../../src/rpc/CommandSigning.js"
 import { signingAs } from "../../src/rpc/CommandSigning.js"
 

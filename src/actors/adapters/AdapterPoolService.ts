@@ -105,7 +105,7 @@ export class AdapterPool extends Effect.Service<AdapterPool>()("edge-net/Adapter
       return toView(state, version)
     })
 
-    return { pools, load, use, pin, unpin, unload, configure, select, state } as const
+    return { load, use, pin, unpin, unload, configure, select, state } as const
   })
 }) {}
 

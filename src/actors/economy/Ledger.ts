@@ -10,7 +10,8 @@ import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
 import type { AccountState } from "./Account.js"
-import { Account, AccountEvent, heldTotal, InvalidAmount } from "./Account.js"
+import { Account, AccountEvent, heldTotal } from "./Account.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 
 /** An account as clients see it: spendable, held in total and per hold, and the stream version. */
 export const Balance = Schema.Struct({
@@ -155,6 +156,13 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return { minted, available, held, inFlight, burned, conserved: minted === available + held + inFlight + burned } satisfies SupplyReport
     })
 
+    /** Every account's balance (available and held) folded from the log alone: the figures the audit reconciles books with. */
+    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function* () {
+      const balances = new Map<string, bigint>()
+      for (const [account, { state }] of yield* accounts.replay()) balances.set(account, state.available + heldTotal(state))
+      return balances as ReadonlyMap<string, bigint>
+    })
+
     /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
     const completeCredit = (envelope: Envelope) =>
       Effect.gen(function* () {
@@ -166,7 +174,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
         }
       })
 
-    return { accounts, balance, mint, transfer, hold, release, capture, burn, supply, completeCredit } as const
+    return { balance, mint, transfer, hold, release, capture, burn, supply, balancesFromLog, completeCredit } as const
   })
 }) {}
 

@@ -5,8 +5,9 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
-import { AccountId, LedgerError, OperationId, PositiveCredits } from "./Account.js"
+import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
 import { Balance, TransferReceipt } from "./Ledger.js"
+import { LedgerError } from "./LedgerErrors.js"
 import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a ledger command can fail with: a domain error, or a stream that kept moving under it. */

@@ -1,11 +1,9 @@
 /**
  * The network's tunable parameters (the seed's `NetworkParameter`s and more), each owned by one
- * subsystem. A subsystem keeps its parameters in its own entity (`Parameters-<owner>`), changed only by
- * a command (from an executed governance proposal, or at genesis), and records the values in force
- * in the events of every decision that used them.
+ * subsystem, with their ranges and the rules a change must pass: the catalogue every subsystem reads.
+ * The values in force live in `Parameters-<owner>` entities (Parameters.ts), changed only by command.
  */
-import { Effect, Schema } from "effect"
-import type { EventSourced } from "../../events/Decider.js"
+import { Schema } from "effect"
 
 export const ParameterOwner = Schema.Literal("economy", "market", "governance", "registry")
 export type ParameterOwner = typeof ParameterOwner.Type
@@ -55,29 +53,6 @@ export const parametersOwnedBy = (owner: ParameterOwner): ReadonlyArray<Paramete
 export const defaultsFor = (owner: ParameterOwner): Record<string, bigint> =>
   Object.fromEntries(parametersOwnedBy(owner).map((name) => [name, PARAMETERS[name].default]))
 
-// Events and state of a `Parameters-<owner>` entity.
-export const ParameterChanged = Schema.TaggedStruct("ParameterChanged", {
-  name: ParameterNameSchema,
-  from: Schema.BigInt,
-  to: Schema.BigInt,
-  /** The governance proposal that changed it (absent for genesis settings). */
-  proposalId: Schema.optional(Schema.String)
-})
-export const ParametersEvent = Schema.Union(ParameterChanged)
-export type ParametersEvent = typeof ParametersEvent.Type
-
-/** Values that differ from the defaults; `valuesOf` fills in the rest. */
-export const ParametersState = Schema.Struct({ changed: Schema.Record({ key: Schema.String, value: Schema.BigInt }) })
-export type ParametersState = typeof ParametersState.Type
-
-export type ParametersCommand = {
-  readonly _tag: "SetParameter"
-  readonly owner: ParameterOwner
-  readonly name: ParameterName
-  readonly value: bigint
-  readonly proposalId?: string | undefined
-}
-
 export class InvalidParameter extends Schema.TaggedError<InvalidParameter>()("InvalidParameter", {
   name: Schema.String,
   reason: Schema.String
@@ -86,12 +61,6 @@ export class InvalidParameter extends Schema.TaggedError<InvalidParameter>()("In
     return `parameter ${this.name}: ${this.reason}`
   }
 }
-
-export const valueOf = (state: ParametersState, name: ParameterName): bigint =>
-  (Object.hasOwn(state.changed, name) ? state.changed[name] : undefined) ?? PARAMETERS[name].default
-
-export const valuesOf = (owner: ParameterOwner, state: ParametersState): Record<string, bigint> =>
-  Object.fromEntries(parametersOwnedBy(owner).map((name) => [name, valueOf(state, name)]))
 
 /** Why `value` is outside the parameter's range, or undefined when it is inside. */
 export const boundsProblem = (name: ParameterName, value: bigint): string | undefined => {
@@ -115,26 +84,3 @@ export const stepProblem = (name: ParameterName, from: bigint, to: bigint): stri
 /** The checks a change by proposal must pass against the value in force: the range, then the step. */
 export const proposedChangeProblem = (name: ParameterName, from: bigint, to: bigint): string | undefined =>
   boundsProblem(name, to) ?? stepProblem(name, from, to)
-
-const decide = (command: ParametersCommand, state: ParametersState): Effect.Effect<ReadonlyArray<ParametersEvent>, InvalidParameter> => {
-  if (!Object.hasOwn(PARAMETERS, command.name) || PARAMETERS[command.name].owner !== command.owner) {
-    return Effect.fail(new InvalidParameter({ name: command.name, reason: `is not owned by ${command.owner}` }))
-  }
-  const from = valueOf(state, command.name)
-  // Genesis settings are checked against the range only; a proposal's change also against the step.
-  const problem = command.proposalId === undefined ? boundsProblem(command.name, command.value) : proposedChangeProblem(command.name, from, command.value)
-  if (problem !== undefined) return Effect.fail(new InvalidParameter({ name: command.name, reason: problem }))
-  if (from === command.value) return Effect.succeed([])
-  return Effect.succeed([ParameterChanged.make({ name: command.name, from, to: command.value, proposalId: command.proposalId })])
-}
-
-const evolve = (state: ParametersState, event: ParametersEvent): ParametersState => ({
-  changed: { ...state.changed, [event.name]: event.to }
-})
-
-export const Parameters: EventSourced<ParametersCommand, ParametersEvent, ParametersState, InvalidParameter> = {
-  category: "Parameters",
-  decider: { initialState: { changed: {} }, decide, evolve },
-  event: ParametersEvent,
-  state: ParametersState
-}

@@ -5,7 +5,8 @@
 import { Effect } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { ParameterName, ParameterOwner } from "./NetworkParameters.js"
-import { Parameters, PARAMETERS, valuesOf } from "./NetworkParameters.js"
+import { PARAMETERS } from "./NetworkParameters.js"
+import { Parameters, valuesOf } from "./Parameters.js"
 
 export interface ParametersInForce {
   readonly owner: ParameterOwner
@@ -32,6 +33,12 @@ export class NetworkParameters extends Effect.Service<NetworkParameters>()("edge
       return yield* current(owner)
     })
 
-    return { entities, current, set } as const
+    /** Whether the parameter was ever changed (by genesis settings or a proposal) from its default. */
+    const wasChanged = Effect.fn("NetworkParameters.wasChanged")(function* (name: ParameterName) {
+      const { state } = yield* entities.state(PARAMETERS[name].owner)
+      return Object.hasOwn(state.changed, name)
+    })
+
+    return { current, set, wasChanged } as const
   })
 }) {}

@@ -75,6 +75,6 @@ export class Reputation extends Effect.Service<Reputation>()("edge-net/Reputatio
       return (yield* reputationOf(node)).scorePpm
     })
 
-    return { reputations, recordSuccess, recordFailure, reputationOf, score } as const
+    return { recordSuccess, recordFailure, reputationOf, score } as const
   })
 }) {}

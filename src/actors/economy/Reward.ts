@@ -4,7 +4,8 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { InvalidAmount, RecordedCredits } from "./Account.js"
+import { RecordedCredits } from "../../domain/Money.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 
 /** The system account rewards are paid from (minted into by the operator). */
 export const REWARDS_ACCOUNT = "rewards"

@@ -7,7 +7,7 @@ import { streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
-import { InvalidAmount } from "./Account.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
 import { NetworkParameters } from "./ParametersService.js"
 import type { RewardEvent, RewardState } from "./Reward.js"
@@ -110,7 +110,7 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
     /** For the settlement policy: finishes the capture of a RewardClaimed event. */
     const completeSettlement = (envelope: Envelope) => settle(streamEntityId(envelope.streamId), decodeEvent(envelope.payload))
 
-    return { grants, grant, claim, pending, completeSettlement } as const
+    return { grant, claim, pending, completeSettlement } as const
   })
 }) {}
 

@@ -4,7 +4,8 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { InvalidAmount, RecordedCredits } from "./Account.js"
+import { RecordedCredits } from "../../domain/Money.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 import type { ParameterName } from "./NetworkParameters.js"
 
 /** The seed's offences, each with its own slashing rate (`slash<Reason>Ppm`). */

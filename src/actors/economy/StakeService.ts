@@ -8,11 +8,14 @@ import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
-import { InvalidAmount } from "./Account.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
 import { NetworkParameters } from "./ParametersService.js"
 import type { SlashReason, StakeEvent, StakeState } from "./Stake.js"
 import { InsufficientStake, PendingUnbond, stakeAccount, StakeEvent as StakeEventSchema, Stakes, unbondingTotal } from "./Stake.js"
+
+/** The offences a slash names, for callers of `slash`. */
+export type { SlashReason }
 
 export const StakeView = Schema.Struct({
   node: Schema.String,
@@ -150,12 +153,19 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
       return total
     })
 
+    /** The rUv each stake account should hold (active and unbonding stake), folded from the log alone, for the audit's books. */
+    const stakeAccountsFromLog = Effect.fn("Staking.stakeAccountsFromLog")(function* () {
+      const owed = new Map<string, bigint>()
+      for (const [node, { state }] of yield* stakes.replay()) owed.set(stakeAccount(node), state.active + unbondingTotal(state))
+      return owed as ReadonlyMap<string, bigint>
+    })
+
     /** For the settlement policy: finishes the payout or burn of a Withdrawn or Slashed event. */
     const completeSettlement = (envelope: Envelope) => settle(streamEntityId(envelope.streamId), decodeEvent(envelope.payload))
 
     return {
-      stakes, stake, unbond, withdraw, slash, stakeOf, activeStake, hasMinStake, requireMinStake, stakeAt, totalActiveStakeAt,
-      completeSettlement
+      stake, unbond, withdraw, slash, stakeOf, activeStake, hasMinStake, requireMinStake, stakeAt, totalActiveStakeAt,
+      stakeAccountsFromLog, completeSettlement
     } as const
   })
 }) {}

@@ -5,7 +5,7 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
-import { AccountId, Credits } from "../economy/Account.js"
+import { AccountId, Credits } from "../../domain/Money.js"
 import { ParameterNameSchema } from "../economy/NetworkParameters.js"
 import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
 import { ProposalError, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"

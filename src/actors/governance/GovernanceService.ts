@@ -161,6 +161,6 @@ export class Governance extends Effect.Service<Governance>()("edge-net/Governanc
       return summaries.sort((left, right) => right.createdAt - left.createdAt || (left.proposalId < right.proposalId ? -1 : 1))
     })
 
-    return { proposals, propose, vote, queue, execute, cancel, show, list } as const
+    return { propose, vote, queue, execute, cancel, show, list } as const
   })
 }) {}

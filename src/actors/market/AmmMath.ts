@@ -3,7 +3,7 @@
  * the pair's fee-adjusted k check, and the share math of mint and burn. Pure functions, no services.
  */
 import { Either, Schema } from "effect"
-import { InvalidAmount } from "../economy/Account.js"
+import { InvalidAmount } from "../economy/LedgerErrors.js"
 
 /** Fees are in basis points: Uniswap's 997/1000 is 9970/10000 here (feeBps = 30). */
 export const BPS = 10_000n

@@ -9,8 +9,8 @@ import * as ActorRunner from "../../events/ActorRunner.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import { streamEntityId } from "../../domain/Ids.js"
 import type { VersionConflict } from "../../events/Journal.js"
-import type { LedgerError } from "../economy/Account.js"
-import { InsufficientFunds } from "../economy/Account.js"
+import type { LedgerError } from "../economy/LedgerErrors.js"
+import { InsufficientFunds } from "../economy/LedgerErrors.js"
 import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
 import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState } from "./TaskAuction.js"
@@ -275,10 +275,22 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
       return toView(auctionId, result.state, result.version)
     })
 
+    /**
+     * The rUv each auction's escrow account should hold, folded from the log alone, for the audit's books:
+     * deposits while the auction is open; resolution or cancellation refunds or forfeits them all.
+     */
+    const escrowAccountsFromLog = Effect.fn("Auctions.escrowAccountsFromLog")(function* () {
+      const owed = new Map<string, bigint>()
+      for (const [auctionId, { state }] of yield* auctions.replay()) {
+        owed.set(escrowAccountOf(auctionId), state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n)
+      }
+      return owed as ReadonlyMap<string, bigint>
+    })
+
     /** For the policies: the ledger leg of one stored auction event. */
     const settleEnvelope = (envelope: Envelope) =>
       Effect.flatMap(Effect.orDie(decodeEvent(envelope.payload)), (event) => settle(streamEntityId(envelope.streamId), event))
 
-    return { auctions, state, open, commit, reveal, resolve, complete, fail, settle, settleEnvelope } as const
+    return { state, open, commit, reveal, resolve, complete, fail, settle, settleEnvelope, escrowAccountsFromLog } as const
   })
 }) {}

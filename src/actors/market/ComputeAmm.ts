@@ -5,7 +5,8 @@
  */
 import { Clock, Effect, Either, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import { Credits, InvalidAmount } from "../economy/Account.js"
+import { Credits } from "../../domain/Money.js"
+import { InvalidAmount } from "../economy/LedgerErrors.js"
 import type { Reserves } from "./AmmMath.js"
 import {
   amountsForShares, ceilDiv, getAmountIn, getAmountOut, InsufficientLiquidity, KInvariantViolated, MINIMUM_LIQUIDITY, productOf, quote,

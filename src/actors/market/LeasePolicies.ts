@@ -8,7 +8,7 @@ import { streamEntityId } from "../../domain/Ids.js"
 import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
 import { Reputation } from "../economy/ReputationService.js"
-import type { SlashReason } from "../economy/Stake.js"
+import type { SlashReason } from "../economy/StakeService.js"
 import { Staking } from "../economy/StakeService.js"
 import { LeaseCompleted, LeaseFailed, TaskAuction } from "./TaskAuction.js"
 

@@ -5,7 +5,8 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { VersionConflict } from "../../events/Journal.js"
-import { AccountId, Credits, LedgerError, OperationId, PositiveCredits } from "../economy/Account.js"
+import { AccountId, Credits, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { LedgerError } from "../economy/LedgerErrors.js"
 import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
 import {
   InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema

@@ -7,7 +7,7 @@ import { Clock, Effect, Layer, Option, Random, Schedule, Schema } from "effect"
 import type { Envelope } from "../../events/Envelope.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import * as Policy from "../../events/Policy.js"
-import { InvalidAmount } from "../economy/Account.js"
+import { InvalidAmount } from "../economy/LedgerErrors.js"
 import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/ParametersService.js"
 import { productOf, Reserves } from "./AmmMath.js"
@@ -324,12 +324,17 @@ export class Market extends Effect.Service<Market>()("edge-net/Market", {
       return { adjustment: adjusted?._tag === "LiquidityAdjusted" ? adjusted : null, pool: toPoolView(result.state, result.version) }
     })
 
+    /** The rUv the pool says it holds, folded from the log alone: what the audit expects in the pool's account. */
+    const reserveFromLog = Effect.fn("Market.reserveFromLog")(function* () {
+      return (yield* pool.replay()).get(POOL_ID)?.state.ruv ?? 0n
+    })
+
     /** For the settlement policy: the ledger leg of one stored pool event. */
     const settleEnvelope = (envelope: Envelope) => Effect.flatMap(Effect.orDie(decodeEvent(envelope.payload)), settle)
 
     return {
-      pool, state, account, quote, quoteWithReputation, buy, sell, addLiquidity, removeLiquidity, cancel, issueCompute, redeemCompute,
-      adjustLiquidity, settle, settleEnvelope
+      state, account, quote, quoteWithReputation, buy, sell, addLiquidity, removeLiquidity, cancel, issueCompute, redeemCompute,
+      adjustLiquidity, reserveFromLog, settle, settleEnvelope
     } as const
   })
 }) {}

@@ -28,6 +28,6 @@ export class NetworkCharter extends Effect.Service<NetworkCharter>()("edge-net/N
       return Option.fromNullable(state.terms)
     })
 
-    return { found, terms, replay: charter.replay, encodeState: charter.encodeState } as const
+    return { found, terms } as const
   })
 }) {}

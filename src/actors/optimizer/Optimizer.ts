@@ -50,6 +50,6 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       journal.readStream(makeStreamId(OptimizerJob.category, jobId), 1)
     )
 
-    return { jobs, request, recordSensitivities, assignPrecision, complete, refuse, fail, job, history } as const
+    return { request, recordSensitivities, assignPrecision, complete, refuse, fail, job, history } as const
   })
 }) {}

@@ -2,12 +2,11 @@
  * Who may share an adapter through the registry (model-distribution seed 10.2): a publisher whose
  * reputation is above the bar, at most so many shares per hour, and an adapter whose quality score
  * reaches the minimum; the manifest's signature is required as for every publication. The bars are
- * network parameters owned by the registry, so governance can move them. A registry without this
- * gate (a library user's, or a test's) publishes adapters as it publishes models.
+ * network parameters owned by the registry, so governance can move them; the node answers the gate
+ * from the economy (layers/Economy.ts). A registry without it (a library user's, or a test's) publishes
+ * adapters as it publishes models.
  */
-import { Context, Effect, Layer } from "effect"
-import { NetworkParameters } from "../economy/ParametersService.js"
-import { Reputation } from "../economy/ReputationService.js"
+import { Context, Effect } from "effect"
 
 export const SHARE_WINDOW_MS = 3_600_000
 
@@ -45,20 +44,3 @@ export class AdapterSharingGate extends Context.Tag("edge-net/AdapterSharingGate
   /** Reputation of the publisher's account (derived from its public key). */
   readonly reputationPpm: (account: string) => Effect.Effect<bigint>
 }>() {}
-
-/** The node's gate: bars from the registry's network parameters, reputation from the economy. */
-export const economyAdapterSharingGate = Layer.effect(
-  AdapterSharingGate,
-  Effect.gen(function* () {
-    const parameters = yield* NetworkParameters
-    const reputation = yield* Reputation
-    return {
-      rules: Effect.map(Effect.orDie(parameters.current("registry")), ({ values }) => ({
-        minReputationPpm: values["adapterShareMinReputationPpm"]!,
-        sharesPerHour: Number(values["adapterSharesPerHour"]!),
-        minQualityPpm: values["adapterMinQualityPpm"]!
-      })),
-      reputationPpm: (account: string) => Effect.orDie(reputation.score(account))
-    }
-  })
-)

@@ -254,6 +254,6 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     /** Whether such a manifest lists an artifact with this sha256 (see `artifactSizes`). */
     const listsArtifact = (sha256: string) => Effect.map(artifactSizes(sha256), (sizes) => sizes.length > 0)
 
-    return { models, adapters, publish, publishAdapter, yank, get, versions, list, listAdapters, artifactSizes, listsArtifact } as const
+    return { publish, publishAdapter, yank, get, versions, list, listAdapters, artifactSizes, listsArtifact } as const
   })
 }) {}

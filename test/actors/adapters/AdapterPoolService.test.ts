@@ -3,11 +3,11 @@ import { Effect, Layer } from "effect"
 import * as path from "node:path"
 import { AdapterPool, adapterPoolLive } from "../../../src/actors/adapters/AdapterPoolService.js"
 import { makeStreamId } from "../../../src/domain/Ids.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { Journal } from "../../../src/events/Journal.js"
 import type { Snapshots } from "../../../src/events/Snapshots.js"
 import { memoryKernel, sqliteKernel } from "../../support/Layers.js"
 import { tempDir } from "../../support/TempDir.js"
+import { replayMismatches } from "../../support/Actors.js"
 
 const poolOn = (file: string, pool: Layer.Layer<AdapterPool, unknown, Journal | Snapshots> = AdapterPool.Default) =>
   pool.pipe(Layer.provideMerge(sqliteKernel(file)))
@@ -51,7 +51,7 @@ describe("AdapterPool service", () => {
       yield* Effect.gen(function* () {
         const pool = yield* AdapterPool
         expect(yield* pool.state()).toEqual(before)
-        expect((yield* compareReplay(pool.pools)).mismatches).toEqual([])
+        expect(yield* replayMismatches("AdapterPool")).toEqual([])
         const next = yield* pool.load({ adapterId: "audio", version: "1", bytes: 300 })
         expect(next.events[0]).toMatchObject({ _tag: "AdapterEvicted", key: "chat@1.0.0", reason: "memory" })
       }).pipe(Effect.provide(poolOn(file)))

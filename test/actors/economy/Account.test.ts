@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
-import {
-  Account, Burned, Credited, Credits, Debited, Held, HoldCaptured, InsufficientFunds, InvalidAmount, Minted, PositiveCredits, Released
-} from "../../../src/actors/economy/Account.js"
+import { Credits, PositiveCredits } from "../../../src/domain/Money.js"
+import { Account, Burned, Credited, Debited, Held, HoldCaptured, Minted, Released } from "../../../src/actors/economy/Account.js"
+import { InsufficientFunds, InvalidAmount } from "../../../src/actors/economy/LedgerErrors.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 
 const spec = DeciderSpecification.for(Account.decider)

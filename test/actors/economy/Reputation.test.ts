@@ -5,9 +5,9 @@ import { NetworkParameters } from "../../../src/actors/economy/ParametersService
 import type { ReputationCommand } from "../../../src/actors/economy/Reputation.js"
 import { decayedScore, initialReputation, Reputations, TaskFailed, TaskSucceeded } from "../../../src/actors/economy/Reputation.js"
 import { Reputation } from "../../../src/actors/economy/ReputationService.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import { memoryKernel } from "../../support/Layers.js"
+import { replayMismatches } from "../../support/Actors.js"
 
 const spec = DeciderSpecification.for(Reputations.decider)
 const HOUR = 3_600_000
@@ -118,7 +118,7 @@ describe("Reputation service", () => {
                   expect(receipt.scorePpm >= 0n && receipt.scorePpm <= 1_000_000n).toBe(true)
                   expect(receipt.scorePpm).toBe(yield* reputation.score(node))
                 }
-                expect((yield* compareReplay(reputation.reputations)).mismatches).toEqual([])
+                expect(yield* replayMismatches(Reputations.category)).toEqual([])
               }).pipe(Effect.provide(reputationOn()), Effect.provide(TestContext.TestContext))
             )
         ),

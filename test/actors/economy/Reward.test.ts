@@ -5,10 +5,10 @@ import { NetworkParameters } from "../../../src/actors/economy/ParametersService
 import type { RewardCommand } from "../../../src/actors/economy/Reward.js"
 import { REWARDS_ACCOUNT, RewardClaimed, RewardGranted, RewardGrants, RewardNotVested } from "../../../src/actors/economy/Reward.js"
 import { Rewards, rewardsSettlementPolicy } from "../../../src/actors/economy/RewardService.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { memoryKernel } from "../../support/Layers.js"
+import { anotherRunner, replayMismatches } from "../../support/Actors.js"
 
 const spec = DeciderSpecification.for(RewardGrants.decider)
 const grant = (rewardId: string, amount: bigint): RewardCommand => ({
@@ -91,7 +91,7 @@ describe("Rewards service", () => {
       expect((yield* ledger.balance("n1")).available).toBe(50n)
       expect(yield* ledger.balance(REWARDS_ACCOUNT)).toMatchObject({ available: 50n, held: 0n })
       expect(yield* ledger.supply()).toMatchObject({ minted: 100n, conserved: true })
-      expect((yield* compareReplay(rewards.grants)).mismatches).toEqual([])
+      expect(yield* replayMismatches(RewardGrants.category)).toEqual([])
     }).pipe(Effect.provide(rewardsOn())))
 
   it.effect("the vesting period in force is used and recorded", () =>
@@ -100,7 +100,7 @@ describe("Rewards service", () => {
       yield* (yield* Ledger).mint(REWARDS_ACCOUNT, 100n)
       yield* (yield* NetworkParameters).set("vestingPeriodMs", 5_000n)
       yield* rewards.grant("n1", 10n, "t1")
-      const { state } = yield* rewards.grants.state("n1")
+      const { state } = yield* (yield* anotherRunner(RewardGrants)).state("n1")
       expect(state.unclaimed["t1"]).toMatchObject({ vestsAt: 5_000 })
       yield* TestClock.adjust("5 seconds")
       expect((yield* rewards.claim("n1")).amount).toBe(10n)
@@ -114,7 +114,7 @@ describe("Rewards service", () => {
       yield* ledger.mint(REWARDS_ACCOUNT, 100n)
       yield* rewards.grant("n1", 40n, "t1")
       // Only the first step, as if the process died between recording the claim and capturing the hold.
-      yield* rewards.grants.send("n1", { _tag: "Claim", rewardId: "t1" }, { commandId: "claim/t1" })
+      yield* (yield* anotherRunner(RewardGrants)).send("n1", { _tag: "Claim", rewardId: "t1" }, { commandId: "claim/t1" })
       expect((yield* ledger.balance("n1")).available).toBe(0n)
       yield* Policy.awaitCaughtUp("rewards.settlement").pipe(Effect.provide(rewardsSettlementPolicy))
       expect((yield* ledger.balance("n1")).available).toBe(40n)

@@ -7,17 +7,19 @@ import { Ledger } from "../../../src/actors/economy/Ledger.js"
 import { defaultsFor } from "../../../src/actors/economy/NetworkParameters.js"
 import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
 import { Reputation } from "../../../src/actors/economy/ReputationService.js"
-import { REWARDS_ACCOUNT } from "../../../src/actors/economy/Reward.js"
+import { Account } from "../../../src/actors/economy/Account.js"
+import { Reputations } from "../../../src/actors/economy/Reputation.js"
+import { REWARDS_ACCOUNT, RewardGrants } from "../../../src/actors/economy/Reward.js"
 import { Rewards } from "../../../src/actors/economy/RewardService.js"
 import type { SlashReason } from "../../../src/actors/economy/Stake.js"
 import { InsufficientStake, NothingToWithdraw, Slashed, Staked, Stakes, Unbonding, Withdrawn } from "../../../src/actors/economy/Stake.js"
 import { Staking, stakingSettlementPolicy } from "../../../src/actors/economy/StakeService.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { memoryKernel } from "../../support/Layers.js"
 import { acceptUnsigned } from "../../support/Signing.js"
+import { anotherRunner, replayMismatches } from "../../support/Actors.js"
 
 const spec = DeciderSpecification.for(Stakes.decider)
 const parameters = { values: defaultsFor("economy"), version: 0 }
@@ -162,7 +164,7 @@ describe("Staking service", () => {
       yield* ledger.mint("n1", 100n)
       yield* staking.stake("n1", 100n, "s1")
       // Only the first step, as if the process died between recording the slash and burning.
-      yield* staking.stakes.send("n1", { _tag: "Slash", slashId: "x1", reason: "SybilAttack", evidence: "e", parameters }, { commandId: "slash/n1/x1" })
+      yield* (yield* anotherRunner(Stakes)).send("n1", { _tag: "Slash", slashId: "x1", reason: "SybilAttack", evidence: "e", parameters }, { commandId: "slash/n1/x1" })
       expect((yield* ledger.balance("stake:n1")).available).toBe(100n)
       yield* Policy.awaitCaughtUp("staking.settlement").pipe(Effect.provide(stakingSettlementPolicy))
       expect((yield* ledger.balance("stake:n1")).available).toBe(0n)
@@ -264,12 +266,12 @@ const runHistory = (initial: ReadonlyArray<bigint>, rewardsFund: bigint, history
       expect(yield* staking.totalActiveStakeAt(position)).toBe(active.reduce((a, b) => a + b, 0n))
     }
 
-    const accounts = yield* ledger.accounts.replay()
+    const accounts = yield* (yield* anotherRunner(Account)).replay()
     for (const { state } of accounts.values()) {
       expect(state.available).toBeGreaterThanOrEqual(0n)
       for (const held of Object.values(state.held)) expect(held).toBeGreaterThan(0n)
     }
-    const stakes = yield* staking.stakes.replay()
+    const stakes = yield* (yield* anotherRunner(Stakes)).replay()
     let slashed = 0n
     for (const [node, { state }] of stakes) {
       slashed += state.slashed
@@ -279,7 +281,7 @@ const runHistory = (initial: ReadonlyArray<bigint>, rewardsFund: bigint, history
       expect(account.available).toBe(state.active + state.unbonding.reduce((sum, unbond) => sum + unbond.amount, 0n))
     }
     let unclaimed = 0n
-    for (const { state } of (yield* rewards.grants.replay()).values()) {
+    for (const { state } of (yield* (yield* anotherRunner(RewardGrants)).replay()).values()) {
       for (const reward of Object.values(state.unclaimed)) unclaimed += reward.amount
     }
     expect((yield* ledger.balance(REWARDS_ACCOUNT)).held).toBe(unclaimed)
@@ -291,11 +293,11 @@ const runHistory = (initial: ReadonlyArray<bigint>, rewardsFund: bigint, history
     for (const { state } of accounts.values()) total += state.available + Object.values(state.held).reduce((a, b) => a + b, 0n)
     expect(total).toBe(minted - slashed)
 
-    for (const { state } of (yield* reputation.reputations.replay()).values()) {
+    for (const { state } of (yield* (yield* anotherRunner(Reputations)).replay()).values()) {
       expect(state.scorePpm >= 0n && state.scorePpm <= 1_000_000n).toBe(true)
     }
-    for (const actor of [ledger.accounts, staking.stakes, rewards.grants, reputation.reputations] as const) {
-      expect((yield* compareReplay(actor as Parameters<typeof compareReplay>[0])).mismatches).toEqual([])
+    for (const category of [Account.category, Stakes.category, RewardGrants.category, Reputations.category]) {
+      expect(yield* replayMismatches(category)).toEqual([])
     }
   })
 

@@ -1,19 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
 import { Effect, Layer, Schema, TestClock } from "effect"
-import { AccountId } from "../../../src/actors/economy/Account.js"
+import { AccountId } from "../../../src/domain/Money.js"
 import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
 import { applyExecutedProposal, parameterChangesPolicy, parameterChangesPolicyName } from "../../../src/actors/governance/GovernancePolicies.js"
 import { GovernanceFailure, GovernanceRpcs } from "../../../src/actors/governance/GovernanceRpc.js"
 import { GovernanceRpcHandlers } from "../../../src/actors/governance/GovernanceRpcHandlers.js"
 import { Governance, proposalIdOf } from "../../../src/actors/governance/GovernanceService.js"
 import { ProposalView } from "../../../src/actors/governance/Proposal.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { memoryKernel } from "../../support/Layers.js"
 import { TestStakes, testVotingPower } from "./TestStakes.js"
 import { acceptUnsigned } from "../../support/Signing.js"
+import { replayMismatches } from "../../support/Actors.js"
 
 /** Governance on a fresh in-memory kernel, with its parameters service and test stakes beside it. */
 export const governanceLayer = () =>
@@ -142,7 +142,7 @@ describe("Governance service", () => {
       yield* TestClock.adjust(5_000)
       expect((yield* governance.list({ status: "Active" })).map((p) => p.proposalId)).toEqual([second.proposalId])
       // Replaying the log gives the same proposals the live actors hold.
-      expect((yield* compareReplay(governance.proposals)).mismatches).toEqual([])
+      expect(yield* replayMismatches("Proposal")).toEqual([])
     }).pipe(Effect.provide(governanceLayer())))
 
   it.live("as a background policy, an executed proposal reaches the parameter's owner", () =>

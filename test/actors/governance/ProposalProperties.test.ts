@@ -5,10 +5,10 @@ import { NetworkParameters } from "../../../src/actors/economy/ParametersService
 import { Governance } from "../../../src/actors/governance/GovernanceService.js"
 import type { ProposalCommand, ProposalEvent, ProposalState, Support } from "../../../src/actors/governance/Proposal.js"
 import { GRACE_PERIOD_MS, Proposal } from "../../../src/actors/governance/Proposal.js"
-import { compareReplay } from "../../../src/events/Audit.js"
 import { fold } from "../../../src/events/Decider.js"
 import { memoryKernel } from "../../support/Layers.js"
 import { TestStakes, testVotingPower } from "./TestStakes.js"
+import { replayMismatches } from "../../support/Actors.js"
 
 const voters = ["v0", "v1", "v2", "v3", "v4"]
 const support = fc.constantFrom<Support>("for", "against", "abstain")
@@ -233,7 +233,7 @@ describe("Proposal properties", () => {
                       yield* TestClock.adjust(operation.millis)
                   }
                 }
-                expect((yield* compareReplay(governance.proposals)).mismatches).toEqual([])
+                expect(yield* replayMismatches(Proposal.category)).toEqual([])
                 // The listing projection and each proposal's own stream agree with the live actors.
                 const listed = yield* governance.list()
                 expect(listed.length).toBe(ids.length)

@@ -1,7 +1,7 @@
 import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { AccountId, OperationId } from "../../../src/actors/economy/Account.js"
+import { AccountId, OperationId } from "../../../src/domain/Money.js"
 import { Ledger } from "../../../src/actors/economy/Ledger.js"
 import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
 import { Auctions, BidEligibility } from "../../../src/actors/market/AuctionService.js"

@@ -5,11 +5,11 @@
 import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "../compute/lora/AdapterFile.js"
-import { loadAdapter, parseAdapterMetadata, saveAdapter } from "../compute/lora/AdapterFile.js"
-import type { AdapterMetadata, LoraWeights } from "../compute/lora/Adapter.js"
-import { jsonDecoderSync, JsonTextError, JsonValue } from "../domain/JsonText.js"
-import { versionsAmong } from "./Manifest.js"
+import type { AdapterDescription, SaveAdapterOptions, VerifyAdapterOptions } from "./AdapterFile.js"
+import { loadAdapter, parseAdapterMetadata, saveAdapter } from "./AdapterFile.js"
+import type { AdapterMetadata, LoraWeights } from "./Adapter.js"
+import { jsonDecoderSync, JsonTextError, JsonValue } from "../../domain/JsonText.js"
+import { versionsAmong } from "../../content/Manifest.js"
 
 // adapter.json as a value; parseAdapterMetadata checks its shape.
 const decodeJson = jsonDecoderSync(JsonValue)

@@ -1,15 +1,38 @@
 /** Who this node is and where its journal stands, for /health, /metrics, the Node RPC group and `node info`. */
-import { Effect, Option } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
-import { Checkpoints } from "../events/Checkpoints.js"
 import { Journal } from "../events/Journal.js"
+import { Checkpoints, DeadLetter } from "../events/Checkpoints.js"
 import { NodeConfig } from "./NodeConfig.js"
 
 export const VERSION = "0.1.0"
 
 /** Dead letters shown whole by /health and `node info`; the count covers all of them. */
 export const DEAD_LETTERS_SHOWN = 20
+
+export const ChainHeadView = Schema.Struct({ position: Schema.Number, hash: Schema.String })
+
+export const PolicyView = Schema.Struct({ name: Schema.String, checkpoint: Schema.Number, lag: Schema.Number })
+
+export const NodeInfoView = Schema.Struct({
+  nodeId: Schema.String,
+  publicKey: Schema.String,
+  version: Schema.String,
+  dataDir: Schema.String,
+  startedAt: Schema.String,
+  head: ChainHeadView,
+  /** The network id signed commands must name, and the operator keys (k of n) named at genesis. */
+  network: Schema.NullOr(Schema.String),
+  operators: Schema.Array(Schema.String),
+  operatorThreshold: Schema.Number,
+  /** Each policy's checkpoint, and its lag: events of the log it has still to look at. */
+  policies: Schema.Array(PolicyView),
+  /** Events a policy gave up on after its retries (all of them counted, the newest shown). */
+  deadLetterCount: Schema.Number,
+  deadLetters: Schema.Array(DeadLetter)
+})
+export type NodeInfoView = typeof NodeInfoView.Type
 
 export class NodeStatus extends Effect.Service<NodeStatus>()("edge-net/NodeStatus", {
   effect: Effect.gen(function* () {

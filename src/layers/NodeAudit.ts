@@ -4,32 +4,90 @@
  * books against the ledger accounts it keeps its rUv in; explain one entity (auction, proposal, account).
  */
 import { Effect, Schema } from "effect"
-import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import type { AccountState } from "../actors/economy/Account.js"
-import { Account, heldTotal } from "../actors/economy/Account.js"
+import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
-import { NetworkParameters } from "../actors/economy/ParametersService.js"
-import { Reputation } from "../actors/economy/ReputationService.js"
-import { Rewards } from "../actors/economy/RewardService.js"
-import { stakeAccount, unbondingTotal } from "../actors/economy/Stake.js"
+import { stakeAccount } from "../actors/economy/Stake.js"
 import { Staking } from "../actors/economy/StakeService.js"
 import { Proposal, ProposalEvent } from "../actors/governance/Proposal.js"
-import { Governance } from "../actors/governance/GovernanceService.js"
 import { explainAuction } from "../actors/market/AuctionExplain.js"
 import { Auctions } from "../actors/market/AuctionService.js"
-import { POOL_ACCOUNT, POOL_ID } from "../actors/market/ComputeAmm.js"
+import { POOL_ACCOUNT } from "../actors/market/ComputeAmm.js"
 import { Market } from "../actors/market/MarketService.js"
 import { escrowAccountOf, TaskAuction } from "../actors/market/TaskAuction.js"
 import { NodeKey } from "../content/NodeKey.js"
-import { makeStreamId } from "../domain/Ids.js"
-import { compareReplay, verifyChain } from "../events/Audit.js"
+import { makeStreamId, streamCategory } from "../domain/Ids.js"
+import { ActorRegistry } from "../events/ActorRegistry.js"
+import { verifyChain } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { Snapshots } from "../events/Snapshots.js"
-import type { BookLine, ExplainKind, ExplainView, ReplayReportView } from "../rpc/NodeRpc.js"
-import { EntityNotFound } from "../rpc/NodeRpc.js"
+import { ChainHeadView } from "./NodeStatus.js"
 
 const PAGE = 4096
+
+/**
+ * One subsystem's books against the ledger: `expected` is the rUv the subsystem says it keeps (the
+ * pool's reserve, stakers' active + unbonding stake, open auctions' deposits), `actual` the balance of
+ * the ledger accounts that should hold it. A book is one line; an account of it that disagrees gets a
+ * line of its own, so drift between two stakers shows even when the totals agree.
+ */
+export const BookLine = Schema.Struct({ book: Schema.String, expected: Schema.BigInt, actual: Schema.BigInt, ok: Schema.Boolean })
+export type BookLine = typeof BookLine.Type
+
+export const ReplayReportView = Schema.Struct({
+  ok: Schema.Boolean,
+  head: ChainHeadView,
+  actors: Schema.Array(
+    Schema.Struct({
+      category: Schema.String,
+      entities: Schema.Number,
+      mismatches: Schema.Array(Schema.Struct({ entityId: Schema.String, live: Schema.Unknown, replayed: Schema.Unknown }))
+    })
+  ),
+  supply: Schema.Struct({
+    minted: Schema.BigInt,
+    available: Schema.BigInt,
+    held: Schema.BigInt,
+    inFlight: Schema.BigInt,
+    burned: Schema.BigInt,
+    conserved: Schema.Boolean
+  }),
+  books: Schema.Array(BookLine),
+  /** Stream categories in the log that no actor of the node replays: events nobody audits. */
+  unreplayed: Schema.Array(Schema.Struct({ category: Schema.String, events: Schema.Number }))
+})
+export type ReplayReportView = typeof ReplayReportView.Type
+
+export const ExplainKind = Schema.Literal("auction", "proposal", "account")
+export type ExplainKind = typeof ExplainKind.Type
+
+export const ExplainView = Schema.Struct({
+  kind: ExplainKind,
+  id: Schema.String,
+  streamId: Schema.String,
+  events: Schema.Array(Schema.Struct({
+    position: Schema.Number,
+    streamVersion: Schema.Number,
+    hash: Schema.String,
+    eventType: Schema.String,
+    recordedAt: Schema.String,
+    commandId: Schema.NullOr(Schema.String),
+    causationId: Schema.NullOr(Schema.String),
+    payload: Schema.Unknown
+  })),
+  /** One paragraph: why the entity is in the state it is in, from its events alone. */
+  why: Schema.String,
+  /** The facts the paragraph states, as JSON (amounts as decimal strings). */
+  facts: Schema.Unknown
+})
+export type ExplainView = typeof ExplainView.Type
+
+export class EntityNotFound extends Schema.TaggedError<EntityNotFound>()("EntityNotFound", { kind: Schema.String, id: Schema.String }) {
+  override get message() {
+    return `no ${this.kind} ${this.id} in the journal`
+  }
+}
+
 const decodeProposalEvent = Schema.decodeUnknownSync(ProposalEvent)
 
 /** What `audit replay` reports: every actor replayed, the rUv supply, and the books. */
@@ -58,8 +116,6 @@ const bookOf = (book: string, expectedByAccount: ReadonlyMap<string, bigint>, ba
   }
   return [{ book, expected, actual, ok: mismatches.length === 0 }, ...mismatches]
 }
-
-const balanceOf = (state: AccountState) => state.available + heldTotal(state)
 
 const categoryOf: Record<ExplainKind, string> = { auction: TaskAuction.category, proposal: Proposal.category, account: Account.category }
 
@@ -110,16 +166,13 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
   effect: Effect.gen(function* () {
     const journal = yield* Journal
     const key = yield* NodeKey
-    const ledger = yield* Ledger
-    const parameters = yield* NetworkParameters
-    const staking = yield* Staking
-    const reputation = yield* Reputation
-    const rewards = yield* Rewards
-    const market = yield* Market
-    const auctions = yield* Auctions
-    const governance = yield* Governance
-    const adapterPool = yield* AdapterPool
     const snapshots = yield* Snapshots
+    // Every actor the node made registered itself here: the audit replays them all, not a list kept by hand.
+    const registry = yield* ActorRegistry
+    const ledger = yield* Ledger
+    const market = yield* Market
+    const staking = yield* Staking
+    const auctions = yield* Auctions
 
     const verify = Effect.fn("NodeAudit.verify")(function* () {
       // With Snapshots in context, verifyChain also reports snapshots that loading would ignore.
@@ -132,47 +185,49 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
      * not yet paid), a book can differ until the settlement policies finish it.
      */
     const books = Effect.fn("NodeAudit.books")(function* () {
-      const balances = new Map<string, bigint>()
-      for (const [account, { state }] of yield* ledger.accounts.replay()) balances.set(account, balanceOf(state))
-      const pool = (yield* market.pool.replay()).get(POOL_ID)
-      const poolLine = { book: POOL_ACCOUNT, expected: pool?.state.ruv ?? 0n, actual: balances.get(POOL_ACCOUNT) ?? 0n }
-      const staked = new Map<string, bigint>()
-      for (const [node, { state }] of yield* staking.stakes.replay()) staked.set(stakeAccount(node), state.active + unbondingTotal(state))
-      const escrowed = new Map<string, bigint>()
-      for (const [auctionId, { state }] of yield* auctions.auctions.replay()) {
-        // Deposits sit in escrow while the auction is open; resolution or cancellation refunds or forfeits them all.
-        const deposits = state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n
-        escrowed.set(escrowAccountOf(auctionId), deposits)
-      }
+      const balances = yield* ledger.balancesFromLog()
+      const poolLine = { book: POOL_ACCOUNT, expected: yield* market.reserveFromLog(), actual: balances.get(POOL_ACCOUNT) ?? 0n }
       return [
         { ...poolLine, ok: poolLine.expected === poolLine.actual },
-        ...bookOf("stake", staked, balances, STAKE_PREFIX),
-        ...bookOf("escrow", escrowed, balances, ESCROW_PREFIX)
+        ...bookOf("stake", yield* staking.stakeAccountsFromLog(), balances, STAKE_PREFIX),
+        ...bookOf("escrow", yield* auctions.escrowAccountsFromLog(), balances, ESCROW_PREFIX)
       ] satisfies ReadonlyArray<BookLine>
+    })
+
+    /** How many events of each stream category the log holds. */
+    const categoriesInLog = Effect.fn("NodeAudit.categoriesInLog")(function* () {
+      const counts = new Map<string, number>()
+      let position = 1
+      while (true) {
+        // Stored records: the category is in the stream id, no payload needs parsing.
+        const page = yield* journal.readRecords(position, PAGE)
+        for (const record of page) {
+          const category = streamCategory(record.streamId)
+          counts.set(category, (counts.get(category) ?? 0) + 1)
+        }
+        const last = page.at(-1)
+        if (page.length < PAGE || last === undefined) break
+        position = last.position + 1
+      }
+      return counts
     })
 
     /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
     const replay = Effect.fn("NodeAudit.replay")(function* () {
       const head = yield* journal.head
-      const actors = [
-        yield* compareReplay(ledger.accounts),
-        yield* compareReplay(staking.stakes),
-        yield* compareReplay(reputation.reputations),
-        yield* compareReplay(rewards.grants),
-        yield* compareReplay(market.pool),
-        yield* compareReplay(auctions.auctions),
-        yield* compareReplay(governance.proposals),
-        yield* compareReplay(parameters.entities),
-        yield* compareReplay(adapterPool.pools)
-      ]
+      const registered = yield* registry.actors
+      const actors = yield* Effect.forEach(registered, (actor) => actor.compareReplay)
+      const replayed = new Set(registered.map((actor) => actor.category))
+      const unreplayed = [...(yield* categoriesInLog())].filter(([category]) => !replayed.has(category)).map(([category, events]) => ({ category, events }))
       const supply = yield* ledger.supply()
       const reconciled = yield* books()
       return {
-        ok: actors.every((actor) => actor.mismatches.length === 0) && supply.conserved && reconciled.every((line) => line.ok),
+        ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved && reconciled.every((line) => line.ok),
         head,
         actors,
         supply,
-        books: reconciled
+        books: reconciled,
+        unreplayed
       } satisfies ReplayReport
     })
 

@@ -1,0 +1,29 @@
+/**
+ * The actors a node runs, as its audit reads them: every ActorRunner registers itself here when it
+ * is made, so `audit replay` replays each actor the node runs and no hand-kept list can miss one.
+ */
+import { Context, Effect, Layer } from "effect"
+import type { ReplayReport } from "./Audit.js"
+
+/** What the audit may do with an actor: rebuild it from the log and compare; never send it a command. */
+export interface AuditedActor {
+  readonly category: string
+  readonly compareReplay: Effect.Effect<ReplayReport>
+}
+
+export class ActorRegistry extends Context.Tag("edge-net/ActorRegistry")<ActorRegistry, {
+  /** The first actor made for a category stands for it; another runner on the same streams reads the same log. */
+  readonly register: (actor: AuditedActor) => Effect.Effect<void>
+  /** Every registered actor, by category. */
+  readonly actors: Effect.Effect<ReadonlyArray<AuditedActor>>
+}>() {
+  static readonly layer = Layer.sync(ActorRegistry, () => {
+    const byCategory = new Map<string, AuditedActor>()
+    return {
+      register: (actor) => Effect.sync(() => {
+        if (!byCategory.has(actor.category)) byCategory.set(actor.category, actor)
+      }),
+      actors: Effect.sync(() => [...byCategory.values()].sort((a, b) => a.category.localeCompare(b.category)))
+    }
+  })
+}
