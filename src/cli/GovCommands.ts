@@ -1,7 +1,7 @@
 /** `edge-net gov propose|vote|queue|execute|show|list`: parameter changes voted by stake. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, ParseResult, Schema } from "effect"
-import { ParameterNameSchema } from "../actors/economy/NetworkParameters.js"
+import { ParameterNameSchema } from "../actors/economy/ParameterCatalogue.js"
 import type { ProposalSummary } from "../actors/governance/Proposal.js"
 import { ProposalId, ProposalStatus } from "../actors/governance/Proposal.js"
 import { CliError } from "./CliError.js"

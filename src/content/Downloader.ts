@@ -10,7 +10,7 @@ import { planUnits } from "./DownloadUnits.js"
 import { makeWorker } from "./DownloadWorkers.js"
 import { openPartial, partFileOf, removeQuietly, stateFileOf } from "./PartialFile.js"
 import { makePartWriter } from "./PartWriter.js"
-import * as RateLimiter from "./RateLimiter.js"
+import * as ByteRate from "./ByteRate.js"
 import type { BlobSource, RequestOptions } from "./Sources.js"
 import { SourcePool } from "./SourcePool.js"
 import { fetchUnit } from "./UnitFetch.js"
@@ -132,7 +132,7 @@ export const download = (
     const stateFile = stateFileOf(options.partialDir, target.sha256)
     const parallel = Math.max(1, Math.floor(options.parallel ?? 4))
     const requestOptions: RequestOptions = { idleTimeoutMs: options.timeoutMs ?? 30_000 }
-    const limiter = yield* RateLimiter.make(options.maxBytesPerSecond)
+    const limiter = yield* ByteRate.make(options.maxBytesPerSecond)
     let bytesReused = 0
     let discardPartial = false
 

@@ -8,7 +8,7 @@ import type { DownloadError, Leaf } from "./Downloader.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import type { PartWriter } from "./PartWriter.js"
 import { WRITE_BATCH_BYTES, WriteBatch } from "./PartWriter.js"
-import * as RateLimiter from "./RateLimiter.js"
+import * as ByteRate from "./ByteRate.js"
 import type { BlobSource, RequestOptions } from "./Sources.js"
 import { SourceError } from "./Sources.js"
 
@@ -21,7 +21,7 @@ export class BadPiece extends Data.TaggedError("BadPiece")<{ readonly index: num
 export interface UnitFetchOptions {
   readonly leaves: ReadonlyArray<Leaf> | undefined
   readonly requestOptions: RequestOptions
-  readonly limiter: RateLimiter.RateLimiter
+  readonly limiter: ByteRate.ByteRate
   readonly part: PartWriter
 }
 
@@ -83,7 +83,7 @@ const fetchByRange = (
       }
       return batch.bytes >= WRITE_BATCH_BYTES ? part.flush(unit, batch) : Effect.void
     }
-    const onChunks = limiter === RateLimiter.unlimited ? accept : (chunks: Chunk.Chunk<Uint8Array>) => {
+    const onChunks = limiter === ByteRate.unlimited ? accept : (chunks: Chunk.Chunk<Uint8Array>) => {
       let bytes = 0
       for (const chunk of Chunk.toReadonlyArray(chunks)) bytes += chunk.length
       return Effect.zipRight(limiter.take(bytes), Effect.suspend(() => accept(chunks)))

@@ -5,7 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
-import { NetworkParameters } from "../actors/economy/ParametersService.js"
+import { NetworkParameters } from "../actors/economy/NetworkParameters.js"
 import { Reputation } from "../actors/economy/ReputationService.js"
 import { Rewards } from "../actors/economy/RewardService.js"
 import { Staking } from "../actors/economy/StakeService.js"

@@ -4,9 +4,9 @@
  * governance is never overwritten by a restart with the same settings.
  */
 import { Effect, Layer } from "effect"
-import type { ParameterName } from "../actors/economy/NetworkParameters.js"
-import { PARAMETERS } from "../actors/economy/NetworkParameters.js"
-import { NetworkParameters } from "../actors/economy/ParametersService.js"
+import type { ParameterName } from "../actors/economy/ParameterCatalogue.js"
+import { PARAMETERS } from "../actors/economy/ParameterCatalogue.js"
+import { NetworkParameters } from "../actors/economy/NetworkParameters.js"
 
 /** Parameter name to value; the names are checked when parsed. */
 export type GenesisParameters = Readonly<Record<string, bigint>>

@@ -9,7 +9,7 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { DownloadOptions, DownloadTarget, Leaf, Progress } from "../../src/content/Downloader.js"
 import { download, DownloadError, partFileOf, stateFileOf } from "../../src/content/Downloader.js"
-import * as RateLimiter from "../../src/content/RateLimiter.js"
+import * as ByteRate from "../../src/content/ByteRate.js"
 import { httpSource, ipfsGatewaySource, SourceError } from "../../src/content/Sources.js"
 import { tempDir } from "../support/TempDir.js"
 
@@ -323,10 +323,10 @@ describe("Sources", () => {
     }))
 })
 
-describe("RateLimiter", () => {
+describe("ByteRate", () => {
   it.effect("lets a burst through, then makes the next request wait for the bytes it owes", () =>
     Effect.gen(function*() {
-      const limiter = yield* RateLimiter.make(1000, { burstBytes: 1000 })
+      const limiter = yield* ByteRate.make(1000, { burstBytes: 1000 })
       yield* limiter.take(1000)
       const waiting = yield* Effect.fork(limiter.take(2000))
       yield* TestClock.adjust("1999 millis")

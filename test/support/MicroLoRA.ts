@@ -12,7 +12,7 @@
  */
 import type { LoraModule } from "../../src/compute/lora/Adapter.js"
 import { SeededRandom } from "../../src/compute/lora/Adapter.js"
-import { adamWUpdate } from "../../src/compute/lora/train/Optimizer.js"
+import { adamWUpdate } from "../../src/compute/lora/train/AdamW.js"
 
 export const maxMicroLoraRank = 16
 

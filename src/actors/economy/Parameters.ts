@@ -4,8 +4,8 @@
  */
 import { Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import type { ParameterName, ParameterOwner } from "./NetworkParameters.js"
-import { boundsProblem, InvalidParameter, ParameterNameSchema, PARAMETERS, parametersOwnedBy, proposedChangeProblem } from "./NetworkParameters.js"
+import type { ParameterName, ParameterOwner } from "./ParameterCatalogue.js"
+import { boundsProblem, InvalidParameter, ParameterNameSchema, PARAMETERS, parametersOwnedBy, proposedChangeProblem } from "./ParameterCatalogue.js"
 
 export const ParameterChanged = Schema.TaggedStruct("ParameterChanged", {
   name: ParameterNameSchema,

@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
-import { NetworkParameters } from "./ParametersService.js"
+import { NetworkParameters } from "./NetworkParameters.js"
 import type { DecayParameters, Outcome } from "./Reputation.js"
 import { decayedScore, ReputationEvent as ReputationEventSchema, Reputations } from "./Reputation.js"
 

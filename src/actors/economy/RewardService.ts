@@ -9,7 +9,7 @@ import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
 import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
-import { NetworkParameters } from "./ParametersService.js"
+import { NetworkParameters } from "./NetworkParameters.js"
 import type { RewardEvent, RewardState } from "./Reward.js"
 import { DuplicateReward, REWARDS_ACCOUNT, RewardEvent as RewardEventSchema, RewardGrants, rewardHoldId } from "./Reward.js"
 

@@ -6,7 +6,7 @@ import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 import { RecordedCredits } from "../../domain/Money.js"
 import { InvalidAmount } from "./LedgerErrors.js"
-import type { ParameterName } from "./NetworkParameters.js"
+import type { ParameterName } from "./ParameterCatalogue.js"
 
 /** The seed's offences, each with its own slashing rate (`slash<Reason>Ppm`). */
 export const SlashReason = Schema.Literal("IncorrectResult", "Equivocation", "ChallengeTimeout", "SybilAttack", "ProtocolViolation")

@@ -10,7 +10,7 @@ import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
 import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
-import { NetworkParameters } from "./ParametersService.js"
+import { NetworkParameters } from "./NetworkParameters.js"
 import type { SlashReason, StakeEvent, StakeState } from "./Stake.js"
 import { InsufficientStake, PendingUnbond, stakeAccount, StakeEvent as StakeEventSchema, Stakes, unbondingTotal } from "./Stake.js"
 

@@ -5,7 +5,7 @@
 import { Effect, Schema } from "effect"
 import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
-import { NetworkParameters } from "../economy/ParametersService.js"
+import { NetworkParameters } from "../economy/NetworkParameters.js"
 import { Proposal, ProposalExecuted } from "./Proposal.js"
 
 export const parameterChangesPolicyName = "governance.parameter-changes"

@@ -4,8 +4,8 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
-import type { ParameterName } from "../economy/NetworkParameters.js"
-import { InvalidParameter, ParameterNameSchema, ParameterOwner, PARAMETERS, proposedChangeProblem } from "../economy/NetworkParameters.js"
+import type { ParameterName } from "../economy/ParameterCatalogue.js"
+import { InvalidParameter, ParameterNameSchema, ParameterOwner, PARAMETERS, proposedChangeProblem } from "../economy/ParameterCatalogue.js"
 import type { ProposalError } from "./ProposalErrors.js"
 import {
   AlreadyExecuted, AlreadyVoted, InvalidProposal, MajorityNotReached, NoVotingPower, NotProposer, OutsideVotingWindow, ProposalExists,

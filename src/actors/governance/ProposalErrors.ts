@@ -3,7 +3,7 @@
  * RPC and print as one line naming the proposal and what was wrong.
  */
 import { Schema } from "effect"
-import { InvalidParameter } from "../economy/NetworkParameters.js"
+import { InvalidParameter } from "../economy/ParameterCatalogue.js"
 
 // The literals of Proposal.ts's Support and ProposalStatus (which imports this module).
 const SupportField = Schema.Literal("for", "against", "abstain")

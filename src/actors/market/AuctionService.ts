@@ -12,7 +12,7 @@ import type { VersionConflict } from "../../events/Journal.js"
 import type { LedgerError } from "../economy/LedgerErrors.js"
 import { InsufficientFunds } from "../economy/LedgerErrors.js"
 import { Ledger } from "../economy/Ledger.js"
-import { NetworkParameters } from "../economy/ParametersService.js"
+import { NetworkParameters } from "../economy/NetworkParameters.js"
 import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState } from "./TaskAuction.js"
 import {
   AuctionClosed, AuctionStatus, FailureReason, AuctionEvent as AuctionEventSchema, AuctionExists, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,

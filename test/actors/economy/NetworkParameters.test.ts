@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { ParameterChanged, Parameters } from "../../../src/actors/economy/Parameters.js"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import { memoryKernel } from "../../support/Layers.js"
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import type { ReputationCommand } from "../../../src/actors/economy/Reputation.js"
 import { decayedScore, initialReputation, Reputations, TaskFailed, TaskSucceeded } from "../../../src/actors/economy/Reputation.js"
 import { Reputation } from "../../../src/actors/economy/ReputationService.js"

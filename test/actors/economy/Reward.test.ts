@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
 import { Ledger } from "../../../src/actors/economy/Ledger.js"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import type { RewardCommand } from "../../../src/actors/economy/Reward.js"
 import { REWARDS_ACCOUNT, RewardClaimed, RewardGranted, RewardGrants, RewardNotVested } from "../../../src/actors/economy/Reward.js"
 import { Rewards, rewardsSettlementPolicy } from "../../../src/actors/economy/RewardService.js"

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import { applyExecutedProposal } from "../../../src/actors/governance/GovernancePolicies.js"
 import { Governance } from "../../../src/actors/governance/GovernanceService.js"
 import { Journal } from "../../../src/events/Journal.js"

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, TestClock } from "effect"
-import type { ParameterName } from "../../../src/actors/economy/NetworkParameters.js"
+import type { ParameterName } from "../../../src/actors/economy/ParameterCatalogue.js"
 import type { ProposalCommand, ProposalEvent, Support } from "../../../src/actors/governance/Proposal.js"
 import {
   GRACE_PERIOD_MS, Proposal, ProposalCanceled, ProposalCreated, ProposalExecuted, ProposalQueued, quorumRequired, stateOf, VoteCast

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Either, Layer, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import { Governance } from "../../../src/actors/governance/GovernanceService.js"
 import type { ProposalCommand, ProposalEvent, ProposalState, Support } from "../../../src/actors/governance/Proposal.js"
 import { GRACE_PERIOD_MS, Proposal } from "../../../src/actors/governance/Proposal.js"

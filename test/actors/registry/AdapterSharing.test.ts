@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, TestClock } from "effect"
 import * as crypto from "node:crypto"
-import { NetworkParameters } from "../../../src/actors/economy/ParametersService.js"
+import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import { Reputation } from "../../../src/actors/economy/ReputationService.js"
 import { sharingProblem } from "../../../src/actors/registry/AdapterSharing.js"
 import { economyAdapterSharingGate } from "../../../src/layers/Economy.js"

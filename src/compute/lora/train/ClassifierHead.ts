@@ -3,7 +3,7 @@
  * logits, its softmax cross-entropy gradients, and a linear probe that fits one on fixed features alone.
  */
 import { softmaxInto } from "../../validate/Metrics.js"
-import { AdamW } from "./Optimizer.js"
+import { AdamW } from "./AdamW.js"
 import { check } from "./TrainingConfig.js"
 
 /** A linear classification head [hidden, classes] with its bias. */

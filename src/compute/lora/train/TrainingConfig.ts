@@ -4,7 +4,7 @@
  */
 import type { OnnxModel } from "../../onnx/OnnxModel.js"
 import { loraTargets } from "../GraphLora.js"
-import type { Schedule } from "./Optimizer.js"
+import type { Schedule } from "./AdamW.js"
 
 /** The seed's `MicroLoRAConfig`: the adapter's shape and how it is trained. */
 export interface MicroLoRAConfig {

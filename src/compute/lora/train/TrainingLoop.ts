@@ -7,7 +7,7 @@ import { SeededRandom } from "../Adapter.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import type { LoraTrainer, TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Sample } from "./Objectives.js"
-import { learningRateAt } from "./Optimizer.js"
+import { learningRateAt } from "./AdamW.js"
 import type { ResolvedConfig } from "./TrainingConfig.js"
 import { check } from "./TrainingConfig.js"
 

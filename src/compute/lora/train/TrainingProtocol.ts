@@ -5,7 +5,7 @@ import type { Objective, Sample } from "./Objectives.js"
 import type { MicroLoRAConfig } from "./TrainingConfig.js"
 import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
 import type { LoraWeights } from "../Adapter.js"
-import type { AdamWState } from "./Optimizer.js"
+import type { AdamWState } from "./AdamW.js"
 
 export interface TrainingRequest {
   /** The base model's ONNX bytes (weights inline). */

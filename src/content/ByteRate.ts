@@ -4,7 +4,7 @@
  */
 import { Duration, Effect } from "effect"
 
-export interface RateLimiter {
+export interface ByteRate {
   /** The cap, or `Infinity` for a limiter that never waits. */
   readonly bytesPerSecond: number
   /**
@@ -14,15 +14,15 @@ export interface RateLimiter {
   readonly take: (bytes: number) => Effect.Effect<void>
 }
 
-export interface RateLimiterOptions {
+export interface ByteRateOptions {
   /** How much may pass at once after a quiet spell; default an eighth of a second's worth, at least 64 KiB. */
   readonly burstBytes?: number
 }
 
-export const unlimited: RateLimiter = { bytesPerSecond: Infinity, take: () => Effect.void }
+export const unlimited: ByteRate = { bytesPerSecond: Infinity, take: () => Effect.void }
 
 /** A limiter for `bytesPerSecond` (undefined, zero or negative: no limit), starting with a full bucket. */
-export const make = (bytesPerSecond: number | undefined, options: RateLimiterOptions = {}): Effect.Effect<RateLimiter> =>
+export const make = (bytesPerSecond: number | undefined, options: ByteRateOptions = {}): Effect.Effect<ByteRate> =>
   bytesPerSecond === undefined || !(bytesPerSecond > 0) || bytesPerSecond === Infinity
     ? Effect.succeed(unlimited)
     : Effect.clockWith((clock) =>
