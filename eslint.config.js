@@ -40,12 +40,13 @@ export default tseslint.config(
       // Non-null assertions after an index the code just checked are how noUncheckedIndexedAccess is lived with.
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-explicit-any": "error",
-      "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "separate-type-imports" }]
+      // import("x").T stays allowed in annotations: it names a type of a module that is loaded lazily.
+      "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "separate-type-imports", disallowTypeAnnotations: false }]
     }
   },
   {
     // Tests and benches may build deliberately broken values, and time or load code the product never does.
     files: ["test/**/*.ts", "bench/**/*.ts"],
-    rules: { "no-restricted-syntax": ["error", banned[0]] }
+    rules: { "no-restricted-syntax": ["error", banned[0]], "@typescript-eslint/no-explicit-any": "off" }
   }
 )

@@ -15,11 +15,18 @@ export const bestOf = async (runs: number, work: () => unknown | Promise<unknown
 
 const format = (value: number) => (value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(2))
 
-export const report = (name: string, unit: string, ours: number, baseline: number, baselineName: string, target?: string) => {
+export const report = (
+  name: string,
+  unit: string,
+  ours: number,
+  baseline: number,
+  baselineName: string,
+  target?: string
+) => {
   const ratio = ours / baseline
   console.log(
-    `${name.padEnd(44)} ours ${format(ours).padStart(11)} ${unit}   ${baselineName} ${format(baseline).padStart(11)} ${unit}   ratio ${ratio.toFixed(2)}x${
-      target === undefined ? "" : `   (target ${target})`
-    }`
+    `${name.padEnd(44)} ours ${format(ours).padStart(11)} ${unit}   ${baselineName} ${
+      format(baseline).padStart(11)
+    } ${unit}   ratio ${ratio.toFixed(2)}x${target === undefined ? "" : `   (target ${target})`}`
   )
 }

@@ -8,8 +8,27 @@ import { Effect } from "effect"
 import { Inference } from "../src/compute/inference/Inference.js"
 import { report } from "./Report.js"
 
-const WORDS = ["whale", "ship", "sea", "captain", "harpoon", "storm", "sailor", "ocean", "white", "deck", "crew", "voyage", "wind", "night", "island"]
-const texts = Array.from({ length: 512 }, (_, i) => Array.from({ length: 4 + (i % 13) }, (_, j) => WORDS[(i * 7 + j * 3) % WORDS.length]).join(" "))
+const WORDS = [
+  "whale",
+  "ship",
+  "sea",
+  "captain",
+  "harpoon",
+  "storm",
+  "sailor",
+  "ocean",
+  "white",
+  "deck",
+  "crew",
+  "voyage",
+  "wind",
+  "night",
+  "island"
+]
+const texts = Array.from(
+  { length: 512 },
+  (_, i) => Array.from({ length: 4 + (i % 13) }, (_, j) => WORDS[(i * 7 + j * 3) % WORDS.length]).join(" ")
+)
 
 export const run = async () => {
   env.allowRemoteModels = false
@@ -17,15 +36,17 @@ export const run = async () => {
   const extractor = await pipeline("feature-extraction", "tiny-encoder", { dtype: "fp32" })
   const theirs = async () => {
     const started = performance.now()
-    for (let i = 0; i < texts.length; i += 32) await extractor(texts.slice(i, i + 32), { pooling: "mean", normalize: true })
+    for (let i = 0; i < texts.length; i += 32) {
+      await extractor(texts.slice(i, i + 32), { pooling: "mean", normalize: true })
+    }
     return texts.length / ((performance.now() - started) / 1000)
   }
   const ours = await Effect.runPromise(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const inference = yield* Inference
       const encoder = yield* inference.loadModel("models/reference/tiny-encoder")
       yield* inference.embedBatch(encoder, texts.slice(0, 64))
-      const measure = Effect.gen(function* () {
+      const measure = Effect.gen(function*() {
         const started = performance.now()
         yield* inference.embedBatch(encoder, texts, { batchSize: 32 })
         return texts.length / ((performance.now() - started) / 1000)
@@ -39,9 +60,14 @@ export const run = async () => {
       }
       const lm = yield* inference.loadModel("models/reference/tiny-lm")
       const tokensPerSecond = (useCache: boolean) =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const started = performance.now()
-          const result = yield* inference.generate(lm, "The whale", { maxNewTokens: 96, temperature: 0, useCache, ignoreEos: true })
+          const result = yield* inference.generate(lm, "The whale", {
+            maxNewTokens: 96,
+            temperature: 0,
+            useCache,
+            ignoreEos: true
+          })
           return result.tokenIds.length / ((performance.now() - started) / 1000)
         })
       yield* tokensPerSecond(true)

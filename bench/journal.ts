@@ -2,27 +2,27 @@
  * Journal benchmarks against raw better-sqlite3 on the same kind of table, same pragmas:
  * batched append, commands through the actor runner with group commit, replay, chain verification.
  */
+import { Rpc } from "@effect/rpc"
 import Database from "better-sqlite3"
 import { Effect, Exit, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { NetworkCharter } from "../src/actors/network/CharterService.js"
 import { NodeKey } from "../src/content/NodeKey.js"
+import { Authority, owner, SignedCommands, signedFields } from "../src/domain/CommandAuthority.js"
+import type { Ed25519 } from "../src/domain/Ed25519.js"
+import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519 } from "../src/domain/Ed25519.js"
+import { signCommand } from "../src/domain/SignedCommand.js"
 import * as ActorRunner from "../src/events/ActorRunner.js"
 import { verifyChain } from "../src/events/Audit.js"
+import { withAuthorization } from "../src/events/Authorization.js"
 import type { EventSourced } from "../src/events/Decider.js"
 import { Journal } from "../src/events/Journal.js"
 import { Snapshots } from "../src/events/Snapshots.js"
 import { SqliteDatabase } from "../src/events/SqliteDatabase.js"
 import * as SqliteJournal from "../src/events/SqliteJournal.js"
-import { Rpc } from "@effect/rpc"
-import { NetworkCharter } from "../src/actors/network/CharterService.js"
-import { Authority, owner, SignedCommands, signedFields } from "../src/domain/CommandAuthority.js"
-import type { Ed25519 } from "../src/domain/Ed25519.js"
-import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519 } from "../src/domain/Ed25519.js"
-import { signCommand } from "../src/domain/SignedCommand.js"
-import { withAuthorization } from "../src/events/Authorization.js"
 import { makeVerifierPool } from "../src/node/VerifierPool.js"
 import { makeGate } from "../src/rpc/SignedCommandsLive.js"
 import { bestOf, report, time } from "./Report.js"
@@ -65,7 +65,9 @@ export const run = async () => {
   // 1. Batched append: 100k events, 1k per transaction, ours (hash chain + signed head) vs raw inserts.
   const rawAppend = await bestOf(3, () => {
     const db = rawDatabase(path.join(scratch(), "raw.db"))
-    const insert = db.prepare("INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)")
+    const insert = db.prepare(
+      "INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)"
+    )
     const versions = new Map<string, number>()
     const write = db.transaction((from: number) => {
       const now = new Date().toISOString()
@@ -84,20 +86,29 @@ export const run = async () => {
   await runtime.runPromise(Journal) // start the journal (and its writer thread) before timing
   const oursAppend = await bestOf(3, () =>
     runtime.runPromise(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const journal = yield* Journal
         for (let i = 0; i < EVENTS; i += BATCH) {
           const requests = Array.from({ length: 100 }, (_, s) => ({
             streamId: `Counter-${s}`,
             expectedVersion: "any" as const,
-            events: Array.from({ length: BATCH / 100 }, (_, k) => ({ eventType: "Added", payload: payloadFor(i + s + k * 100) }))
+            events: Array.from(
+              { length: BATCH / 100 },
+              (_, k) => ({ eventType: "Added", payload: payloadFor(i + s + k * 100) })
+            )
           }))
           yield* journal.appendBatch(requests)
         }
       })
-    )
+    ))
+  report(
+    "batched append (1k events/transaction)",
+    "events/s",
+    EVENTS / oursAppend,
+    EVENTS / rawAppend,
+    "raw insert",
+    ">= 0.5x"
   )
-  report("batched append (1k events/transaction)", "events/s", EVENTS / oursAppend, EVENTS / rawAppend, "raw insert", ">= 0.5x")
   const journalEvents = 3 * EVENTS
 
   // 2. Commands from 64 concurrent callers through the actor runner (group commit) vs one raw
@@ -117,18 +128,33 @@ export const run = async () => {
   const rawDb = new Database(file, { readonly: true })
   const rawReplay = await bestOf(3, () => {
     const totals = new Map<string, number>()
-    for (const row of rawDb.prepare<[], { stream_id: string; payload: string }>("SELECT stream_id, payload FROM events ORDER BY position").iterate()) {
+    for (
+      const row of rawDb.prepare<[], { stream_id: string; payload: string }>(
+        "SELECT stream_id, payload FROM events ORDER BY position"
+      ).iterate()
+    ) {
       const event = JSON.parse(row.payload) as { amount: number }
       totals.set(row.stream_id, (totals.get(row.stream_id) ?? 0) + event.amount)
     }
   })
   const oursReplay = await bestOf(3, () => runtime.runPromise(counterReplay.replay()))
-  report("replay (decode + fold)", "events/s", journalEvents / oursReplay, journalEvents / rawReplay, "raw select+parse", ">= 0.5x")
+  report(
+    "replay (decode + fold)",
+    "events/s",
+    journalEvents / oursReplay,
+    journalEvents / rawReplay,
+    "raw select+parse",
+    ">= 0.5x"
+  )
 
   // 4. verifyChain: recompute every hash and check every signed head vs raw SELECT + one sha256 per row.
   const rawVerify = await bestOf(3, () => {
     let previous = ""
-    for (const row of rawDb.prepare<[], { payload: string; hash: string }>("SELECT payload, hash FROM events ORDER BY position").iterate()) {
+    for (
+      const row of rawDb.prepare<[], { payload: string; hash: string }>(
+        "SELECT payload, hash FROM events ORDER BY position"
+      ).iterate()
+    ) {
       previous = crypto.createHash("sha256").update(previous).update(row.payload).digest("hex")
     }
   })
@@ -150,12 +176,22 @@ const commands = async (synchronous: "normal" | "full", count: number) => {
     const db = rawDatabase(path.join(scratch(), "raw-commands.db"))
     db.pragma(`synchronous = ${synchronous}`)
     const version = db
-      .prepare<[string], number | null>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1")
+      .prepare<[string], number | null>(
+        "SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1"
+      )
       .pluck()
-    const insert = db.prepare("INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)")
+    const insert = db.prepare(
+      "INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)"
+    )
     const command = db.transaction((i: number) => {
       const stream = `Counter-${i % 64}`
-      insert.run(stream, (version.get(stream) ?? 0) + 1, "Added", JSON.stringify(payloadFor(i)), new Date().toISOString())
+      insert.run(
+        stream,
+        (version.get(stream) ?? 0) + 1,
+        "Added",
+        JSON.stringify(payloadFor(i)),
+        new Date().toISOString()
+      )
     })
     for (let i = 0; i < rawCount; i++) command.immediate(i)
     db.close()
@@ -168,12 +204,20 @@ const commands = async (synchronous: "normal" | "full", count: number) => {
         Array.from({ length: 64 }, (_, caller) => caller),
         (caller) =>
           Effect.forEach(Array.from({ length: count / 64 }, (_, i) => i), (i) =>
-            counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}-${Math.random()}` }), { discard: true }),
+            counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}-${Math.random()}` }), {
+            discard: true
+          }),
         { concurrency: 64, discard: true }
       )
-    )
+    ))
+  report(
+    `commands, 64 callers, synchronous=${synchronous}`,
+    "cmds/s",
+    count / oursCommands,
+    rawCount / rawCommands,
+    "raw txn/cmd",
+    synchronous === "normal" ? ">= 25,000 cmds/s" : undefined
   )
-  report(`commands, 64 callers, synchronous=${synchronous}`, "cmds/s", count / oursCommands, rawCount / rawCommands, "raw txn/cmd", synchronous === "normal" ? ">= 25,000 cmds/s" : undefined)
   await commandRuntime.dispose()
 }
 
@@ -188,19 +232,33 @@ export const signedCommands = async (count: number) => {
     const runtime = ManagedRuntime.make(kernelAt(path.join(scratch(), "unsigned.db")))
     const counter = await runtime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
     const seconds = await time(() =>
-      runtime.runPromise(Effect.forEach(Array.from({ length: 64 }, (_, caller) => caller), (caller) =>
-        Effect.forEach(Array.from({ length: perCaller }, (_, i) => i), (i) =>
-          counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}` }), { discard: true }), { concurrency: 64, discard: true })))
+      runtime.runPromise(
+        Effect.forEach(
+          Array.from({ length: 64 }, (_, caller) => caller),
+          (caller) =>
+            Effect.forEach(Array.from({ length: perCaller }, (_, i) => i), (i) =>
+              counter.send(`c${caller}`, { add: 1 }, { commandId: `cmd-${caller}-${i}` }), { discard: true }),
+          { concurrency: 64, discard: true }
+        )
+      )
+    )
     await runtime.dispose()
     return seconds
   }
   // As the node runs it: signatures checked on the verifier threads (signedCommandsLayer's default).
   const signed = async () => {
-    const runtime = ManagedRuntime.make(NetworkCharter.Default.pipe(Layer.provideMerge(kernelAt(path.join(scratch(), "signed.db")))))
+    const runtime = ManagedRuntime.make(
+      NetworkCharter.Default.pipe(Layer.provideMerge(kernelAt(path.join(scratch(), "signed.db"))))
+    )
     const poolScope = Effect.runSync(Scope.make())
     const verifier = await Effect.runPromise(Scope.extend(makeVerifierPool(), poolScope))
     const founder = ed25519.publicKeyOf(crypto.randomBytes(32))
-    await runtime.runPromise(Effect.flatMap(NetworkCharter, (charter) => charter.found({ network: "bench", operators: [founder], threshold: 1 })))
+    await runtime.runPromise(
+      Effect.flatMap(
+        NetworkCharter,
+        (charter) => charter.found({ network: "bench", operators: [founder], threshold: 1 })
+      )
+    )
     const { gate } = await runtime.runPromise(makeGate({ commandsPerSecondPerKey: 1_000_000, verifier }))
     const counter = await runtime.runPromise(ActorRunner.make(Counter, { snapshotEvery: 100 }))
     // Callers sign before the clock starts: the node's work is to verify, not to sign.
@@ -211,15 +269,22 @@ export const signedCommands = async (count: number) => {
       const account = accountIdOf(key.publicKey)
       return Array.from({ length: perCaller }, (_, i) => {
         const payload = { account, add: 1 }
-        return { ...payload, auth: signCommand(key, "BenchAdd", payload, { id: `cmd-${caller}-${i}`, expiresAt, network: "bench" }) }
+        return {
+          ...payload,
+          auth: signCommand(key, "BenchAdd", payload, { id: `cmd-${caller}-${i}`, expiresAt, network: "bench" })
+        }
       })
     })
     const seconds = await time(() =>
-      runtime.runPromise(Effect.forEach(commands, (callerCommands) =>
-        Effect.forEach(callerCommands, (payload) =>
-          Effect.flatMap(gate(BenchAdd, payload), (text) =>
-            withAuthorization(text)(counter.send(payload.account, { add: 1 }, { commandId: payload.auth.id }))), { discard: true }),
-        { concurrency: 64, discard: true })))
+      runtime.runPromise(
+        Effect.forEach(commands, (callerCommands) =>
+          Effect.forEach(callerCommands, (payload) =>
+            Effect.flatMap(gate(BenchAdd, payload), (text) =>
+              withAuthorization(text)(counter.send(payload.account, { add: 1 }, { commandId: payload.auth.id }))), {
+            discard: true
+          }), { concurrency: 64, discard: true })
+      )
+    )
     await runtime.dispose()
     await Effect.runPromise(Scope.close(poolScope, Exit.void))
     return seconds
@@ -231,7 +296,14 @@ export const signedCommands = async (count: number) => {
     bestUnsigned = Math.min(bestUnsigned, await unsigned())
     bestSigned = Math.min(bestSigned, await signed())
   }
-  report("signed commands, 64 callers, gate + journal", "cmds/s", count / bestSigned, count / bestUnsigned, "unsigned", ">= 0.5x")
+  report(
+    "signed commands, 64 callers, gate + journal",
+    "cmds/s",
+    count / bestSigned,
+    count / bestUnsigned,
+    "unsigned",
+    ">= 0.5x"
+  )
 }
 
 /** Ed25519 verifications per second: node:crypto (the node's path) against @noble/ed25519 (the browser's). */
@@ -242,7 +314,11 @@ export const verifications = () => {
   const signature = nobleEd25519.sign(seed, message)
   const rate = (verifier: Ed25519, count: number) => {
     const start = process.hrtime.bigint()
-    for (let i = 0; i < count; i++) if (!verifier.verify(publicKey, message, signature)) throw new Error(`${verifier.name} rejected a good signature`)
+    for (let i = 0; i < count; i++) {
+      if (!verifier.verify(publicKey, message, signature)) {
+        throw new Error(`${verifier.name} rejected a good signature`)
+      }
+    }
     return count / (Number(process.hrtime.bigint() - start) / 1e9)
   }
   const nodePath = nodeCryptoEd25519 ?? ed25519
@@ -259,12 +335,22 @@ export const poolVerifications = async (count: number) => {
   const signature = ed25519.sign(seed, message)
   const nodePath = nodeCryptoEd25519 ?? ed25519
   const onThisThread = () => {
-    for (let i = 0; i < count; i++) if (!nodePath.verify(publicKey, message, signature)) throw new Error("node:crypto rejected a good signature")
+    for (let i = 0; i < count; i++) {
+      if (!nodePath.verify(publicKey, message, signature)) throw new Error("node:crypto rejected a good signature")
+    }
   }
-  await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const pool = yield* makeVerifierPool()
-    const throughPool = Effect.forEach(Array.from({ length: count }, (_, i) => i), () => pool.verify(publicKey, message, signature), { concurrency: 256, discard: true })
-    yield* Effect.forEach(Array.from({ length: 2_000 }, (_, i) => i), () => pool.verify(publicKey, message, signature), { concurrency: 256, discard: true })
+    const throughPool = Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      () => pool.verify(publicKey, message, signature),
+      { concurrency: 256, discard: true }
+    )
+    yield* Effect.forEach(
+      Array.from({ length: 2_000 }, (_, i) => i),
+      () => pool.verify(publicKey, message, signature),
+      { concurrency: 256, discard: true }
+    )
     // Counted once warmed up: the threads start with the first batch.
     const threads = pool.threads().length
     onThisThread()
@@ -274,6 +360,12 @@ export const poolVerifications = async (count: number) => {
       ours = Math.min(ours, yield* Effect.promise(() => time(() => Effect.runPromise(throughPool))))
       baseline = Math.min(baseline, yield* Effect.promise(() => time(onThisThread)))
     }
-    report(`Ed25519 verify, pool of ${threads} thread${threads === 1 ? "" : "s"}`, "verifs/s", count / ours, count / baseline, "node:crypto here")
+    report(
+      `Ed25519 verify, pool of ${threads} thread${threads === 1 ? "" : "s"}`,
+      "verifs/s",
+      count / ours,
+      count / baseline,
+      "node:crypto here"
+    )
   })))
 }

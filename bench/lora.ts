@@ -12,6 +12,12 @@ import { tmpdir } from "node:os"
 import path from "node:path"
 import type { LoraWeights } from "../src/compute/lora/Adapter.js"
 import { adapterLayout, feedsFor, injectAdapterInputs, mergeAdapter } from "../src/compute/lora/GraphLora.js"
+import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
+import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
+import { writeModel } from "../src/compute/onnx/OnnxModel.js"
+import { textFeeds } from "../src/compute/optimize/Feeds.js"
+import { createSession, latencyMs, run as runSession } from "../src/compute/optimize/Runner.js"
+import { domainAdaptation, referenceModel } from "../test/support/LoraTasks.js"
 import {
   backwardMicroLora,
   forwardMicroLora,
@@ -19,12 +25,6 @@ import {
   makeMicroLora,
   quantizeRows
 } from "../test/support/MicroLoRA.js"
-import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
-import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
-import { writeModel } from "../src/compute/onnx/OnnxModel.js"
-import { textFeeds } from "../src/compute/optimize/Feeds.js"
-import { createSession, latencyMs, run as runSession } from "../src/compute/optimize/Runner.js"
-import { domainAdaptation, referenceModel } from "../test/support/LoraTasks.js"
 import { bestOf, report } from "./Report.js"
 import { writeTorchInputs } from "./support/LoraTorchInputs.js"
 
@@ -42,10 +42,14 @@ interface TorchFigures {
 const pythonFigures = <Figures>(script: string, args: ReadonlyArray<string>, timeoutMs: number): Figures | string => {
   const result = spawnSync(python, [script, ...args], { encoding: "utf8", timeout: timeoutMs })
   if (result.error !== undefined) return `${python} did not run (${result.error.message})`
-  if (result.status !== 0) return `${script} exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
+  if (result.status !== 0) {
+    return `${script} exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
+  }
   try {
     const figures = JSON.parse(result.stdout) as Figures | { readonly unavailable: string }
-    return typeof figures === "object" && figures !== null && "unavailable" in figures ? figures.unavailable : figures as Figures
+    return typeof figures === "object" && figures !== null && "unavailable" in figures
+      ? figures.unavailable
+      : figures as Figures
   } catch {
     return `${script} printed no JSON: ${result.stdout.trim().slice(0, 200)}`
   }
@@ -53,7 +57,14 @@ const pythonFigures = <Figures>(script: string, args: ReadonlyArray<string>, tim
 
 /** PyTorch's figures for the shapes, or why there are none. */
 const torchBaseline = (rank: number, width: number, batch: number) =>
-  pythonFigures<TorchFigures>("tools/lora_torch_bench.py", ["--rank", `${rank}`, "--width", `${width}`, "--batch", `${batch}`], 180_000)
+  pythonFigures<TorchFigures>("tools/lora_torch_bench.py", [
+    "--rank",
+    `${rank}`,
+    "--width",
+    `${width}`,
+    "--batch",
+    `${batch}`
+  ], 180_000)
 
 /** Vectors per second of `step` over `batch` rows, best of five runs of about 0.3 s each. */
 const vectorsPerSecond = async (batch: number, step: () => void): Promise<number> => {
@@ -108,7 +119,13 @@ const kernel = async () => {
   const simd = await bestOf(5, () => simdDotProducts(x, 0, y, 0, z, 0, m, q, len))
   const scalar = await bestOf(3, () => scalarDotProducts(x, 0, y, 0, z, 0, m, q, len))
   const gmac = (seconds: number) => (m * q * len) / seconds / 1e9
-  report(`training MatMul kernel [${m}x${len}]·[${q}x${len}]ᵀ, SIMD`, "GMAC/s", gmac(simd), gmac(scalar), "JavaScript loop")
+  report(
+    `training MatMul kernel [${m}x${len}]·[${q}x${len}]ᵀ, SIMD`,
+    "GMAC/s",
+    gmac(simd),
+    gmac(scalar),
+    "JavaScript loop"
+  )
 }
 
 /** The seed's target for training a rank-4 adapter on 100 samples of the reference LM. */
@@ -123,15 +140,21 @@ interface TorchTraining {
 }
 
 /** PyTorch's run of the same training on the inputs in `directory`, or why there is none. */
-const torchTraining = (directory: string) => pythonFigures<TorchTraining>("tools/lora_torch_train.py", [directory], 900_000)
+const torchTraining = (directory: string) =>
+  pythonFigures<TorchTraining>("tools/lora_torch_train.py", [directory], 900_000)
 
 /** Rank 4 on 100 windows of 128 tokens of mail, 3 epochs of batch 8, in a worker thread; the adapter it made. */
 const training = async (): Promise<LoraWeights> => {
   console.log("training tiny-lm's rank-4 adapter on 100 windows of 128 tokens (3 epochs, batch 8; a few minutes) ...")
   const result = await domainAdaptation()
   const seconds = result.trainMs / 1000
-  const what = `LoRA training, rank 4, ${result.windows.train.length} x ${result.windowLength} tokens, ${result.steps} steps`
-  console.log(`  held-out loss ${result.baseLoss.toFixed(4)} -> ${result.adaptedLoss.toFixed(4)} nats/token on ${result.heldOutWindows} windows (a time ratio under 1 is faster)`)
+  const what =
+    `LoRA training, rank 4, ${result.windows.train.length} x ${result.windowLength} tokens, ${result.steps} steps`
+  console.log(
+    `  held-out loss ${result.baseLoss.toFixed(4)} -> ${
+      result.adaptedLoss.toFixed(4)
+    } nats/token on ${result.heldOutWindows} windows (a time ratio under 1 is faster)`
+  )
   report(what, "s", seconds, SEED_TRAINING_SECONDS, "seed target", "< 1x")
   const directory = mkdtempSync(path.join(tmpdir(), "lora-torch-"))
   try {
@@ -139,7 +162,11 @@ const training = async (): Promise<LoraWeights> => {
     const torch = torchTraining(directory)
     if (typeof torch === "string") console.log(`PyTorch training baseline unavailable: ${torch}`)
     else {
-      console.log(`  PyTorch: ${torch.steps} steps, held-out loss ${torch.base_loss.toFixed(4)} -> ${torch.adapted_loss.toFixed(4)}`)
+      console.log(
+        `  PyTorch: ${torch.steps} steps, held-out loss ${torch.base_loss.toFixed(4)} -> ${
+          torch.adapted_loss.toFixed(4)
+        }`
+      )
       report(what, "s", seconds, torch.seconds, `PyTorch ${torch.torch}, 1 thread`)
     }
   } finally {
@@ -148,22 +175,30 @@ const training = async (): Promise<LoraWeights> => {
   return result.weights
 }
 
-const largestDifference = (a: Float32Array, b: Float32Array) => a.reduce((worst, value, index) => Math.max(worst, Math.abs(value - b[index]!)), 0)
+const largestDifference = (a: Float32Array, b: Float32Array) =>
+  a.reduce((worst, value, index) => Math.max(worst, Math.abs(value - b[index]!)), 0)
 
 /** ONNX Runtime, one thread, one 128-token prompt: the base model, adapter branches fed as inputs, the adapter merged. */
 const inferenceLatency = async (weights: LoraWeights) => {
   const { bytes, model, tokenizer } = referenceModel("tiny-lm")
-  const text = "Hi all, the mailing list server will be down for maintenance tonight; please resend anything that bounces. ".repeat(8)
+  const text =
+    "Hi all, the mailing list server will be down for maintenance tonight; please resend anything that bounces. "
+      .repeat(8)
   const feeds = textFeeds(model, tokenizer, text, 128)
   const injected = injectAdapterInputs(model, Object.keys(weights.modules), weights.rank)
   const branchFeeds = { ...feeds, ...feedsFor(adapterLayout(injected), weights) }
   const base = await createSession(bytes)
   const branch = await createSession(writeModel(injected))
   const merged = await createSession(writeModel(mergeAdapter(model, weights)))
-  const logits = async (session: typeof base, input: typeof feeds) => (await runSession(session, input, ["logits"]))["logits"]!.data
+  const logits = async (session: typeof base, input: typeof feeds) =>
+    (await runSession(session, input, ["logits"]))["logits"]!.data
   const difference = largestDifference(await logits(branch, branchFeeds), await logits(merged, feeds))
   const tokens = (feeds["input_ids"]!.dims as ReadonlyArray<number>)[1]
-  console.log(`  adapter branch and merged adapter agree to ${difference.toExponential(2)} (largest logit difference), ${tokens}-token prompt`)
+  console.log(
+    `  adapter branch and merged adapter agree to ${
+      difference.toExponential(2)
+    } (largest logit difference), ${tokens}-token prompt`
+  )
   const median = async (session: typeof base, input: typeof feeds) => {
     let best = Number.POSITIVE_INFINITY
     for (let round = 0; round < 3; round++) best = Math.min(best, await latencyMs(session, input, 15))
@@ -172,7 +207,13 @@ const inferenceLatency = async (weights: LoraWeights) => {
   const baseMs = await median(base, feeds)
   const branchMs = await median(branch, branchFeeds)
   const mergedMs = await median(merged, feeds)
-  report(`ORT latency, adapter branch (rank ${weights.rank}, ${Object.keys(weights.modules).length} modules)`, "ms", branchMs, baseMs, "base model")
+  report(
+    `ORT latency, adapter branch (rank ${weights.rank}, ${Object.keys(weights.modules).length} modules)`,
+    "ms",
+    branchMs,
+    baseMs,
+    "base model"
+  )
   report("ORT latency, merged adapter", "ms", mergedMs, baseMs, "base model")
   await Promise.all([base.release(), branch.release(), merged.release()])
 }

@@ -8,15 +8,15 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { AccountId, OperationId } from "../src/domain/Money.js"
 import { Account } from "../src/actors/economy/Account.js"
-import { Stakes, stakeAccount } from "../src/actors/economy/Stake.js"
+import { stakeAccount, Stakes } from "../src/actors/economy/Stake.js"
 import { getAmountOut } from "../src/actors/market/AmmMath.js"
 import { ComputePool, POOL_ACCOUNT, POOL_ID } from "../src/actors/market/ComputeAmm.js"
 import { commitmentOf, TaskAuction } from "../src/actors/market/TaskAuction.js"
 import { makeStreamId } from "../src/domain/Ids.js"
+import { AccountId, OperationId } from "../src/domain/Money.js"
 import type { EventSourced } from "../src/events/Decider.js"
-import { Journal, type AppendRequest, type JournalService } from "../src/events/Journal.js"
+import { type AppendRequest, Journal, type JournalService } from "../src/events/Journal.js"
 import { sqliteKernel } from "../src/layers/Kernel.js"
 import { nodeServices } from "../src/layers/Node.js"
 import { NodeAudit } from "../src/layers/NodeAudit.js"
@@ -66,13 +66,26 @@ export const run = async () => {
 const rpcFigures = async () => {
   const node = await startNode(scratch())
   try {
-    await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
-      const clients: Array<Client> = yield* Effect.forEach(ids(CLIENTS), () => nodeRpcClient.pipe(Effect.provide(rpcProtocol(node.url))))
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const clients: Array<Client> = yield* Effect.forEach(
+        ids(CLIENTS),
+        () => nodeRpcClient.pipe(Effect.provide(rpcProtocol(node.url)))
+      )
       const admin = clients[0]!
-      const mint = (who: string, amount: bigint) => admin.LedgerMint({ account: account(who), amount, operationId: operation(`mint-${who}`) })
+      const mint = (who: string, amount: bigint) =>
+        admin.LedgerMint({ account: account(who), amount, operationId: operation(`mint-${who}`) })
       yield* mint("provider", 10n ** 12n)
-      yield* admin.MarketIssueCompute({ node: account("provider"), units: 10n ** 12n, operationId: operation("issue-provider") })
-      yield* admin.MarketAddLiquidity({ provider: account("provider"), computeDesired: 10n ** 11n, ruvDesired: 10n ** 11n, orderId: operation("lp-provider") })
+      yield* admin.MarketIssueCompute({
+        node: account("provider"),
+        units: 10n ** 12n,
+        operationId: operation("issue-provider")
+      })
+      yield* admin.MarketAddLiquidity({
+        provider: account("provider"),
+        computeDesired: 10n ** 11n,
+        ruvDesired: 10n ** 11n,
+        orderId: operation("lp-provider")
+      })
       yield* mint("poster", 10n ** 9n)
       yield* Effect.forEach(ids(CLIENTS), (i) =>
         Effect.zipRight(
@@ -83,50 +96,124 @@ const rpcFigures = async () => {
       // Commits go first: their auctions' reveal window opens while the swaps run.
       const windowMs = 25_000
       const auctions = ids(AUCTIONS).map((a) => `job-${a}`)
-      yield* Effect.forEach(auctions, (auctionId) => admin.AuctionOpen({
-        auctionId, poster: account("poster"), task: { model: "tiny-lm", input: auctionId }, maxPrice: 1_000n, minBids: 1,
-        commitPeriodMs: windowMs, revealPeriodMs: windowMs, leasePeriodMs: 60_000
-      }), { discard: true })
+      yield* Effect.forEach(auctions, (auctionId) =>
+        admin.AuctionOpen({
+          auctionId,
+          poster: account("poster"),
+          task: { model: "tiny-lm", input: auctionId },
+          maxPrice: 1_000n,
+          minBids: 1,
+          commitPeriodMs: windowMs,
+          revealPeriodMs: windowMs,
+          leasePeriodMs: 60_000
+        }), { discard: true })
       const commitDeadline = Date.now() + windowMs - 1_000
       const priceOf = (bidder: number, auction: number) => BigInt(100 + ((bidder * 7 + auction * 13) % 800))
-      const bidPhase = (step: (client: Client, bidder: string, auctionId: string, price: bigint, salt: string) => Effect.Effect<unknown, unknown>) =>
-        Effect.forEach(clients, (client, i) =>
-          Effect.forEach(auctions, (auctionId, a) => step(client, `bidder-${i}`, auctionId, priceOf(i, a), `salt-${i}-${a}`), { discard: true }),
-          { concurrency: "unbounded", discard: true })
-      const commitSeconds = yield* timed(bidPhase((client, bidder, auctionId, price, salt) =>
-        client.AuctionCommit({ auctionId, bidder: account(bidder), commitment: commitmentOf({ auctionId, bidder, price, salt }) })))
+      const bidPhase = (
+        step: (
+          client: Client,
+          bidder: string,
+          auctionId: string,
+          price: bigint,
+          salt: string
+        ) => Effect.Effect<unknown, unknown>
+      ) =>
+        Effect.forEach(
+          clients,
+          (client, i) =>
+            Effect.forEach(auctions, (auctionId, a) =>
+              step(client, `bidder-${i}`, auctionId, priceOf(i, a), `salt-${i}-${a}`), { discard: true }),
+          { concurrency: "unbounded", discard: true }
+        )
+      const commitSeconds = yield* timed(
+        bidPhase((client, bidder, auctionId, price, salt) =>
+          client.AuctionCommit({
+            auctionId,
+            bidder: account(bidder),
+            commitment: commitmentOf({ auctionId, bidder, price, salt })
+          })
+        )
+      )
       if (Date.now() > commitDeadline) throw new Error("the commits overran their window: raise windowMs")
 
       let unsettled = 0
-      const swapSeconds = yield* timed(Effect.forEach(clients, (client, i) =>
-        Effect.forEach(ids(SWAPS_PER_CLIENT / 2), (k) => Effect.gen(function* () {
-          const trader = account(`trader-${i}`)
-          const bought = yield* client.MarketBuy({ trader, trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n }, orderId: operation(`buy-${i}-${k}`) })
-          const sold = yield* client.MarketSell({ trader, trade: { exact: "in", amountIn: bought.amountOut, minAmountOut: 0n }, orderId: operation(`sell-${i}-${k}`) })
-          if (!bought.settled) unsettled++
-          if (!sold.settled) unsettled++
-        }), { discard: true }),
-        { concurrency: "unbounded", discard: true }))
-      const transferSeconds = yield* timed(Effect.forEach(clients, (client, i) =>
-        Effect.forEach(ids(SWAPS_PER_CLIENT), (k) =>
-          client.LedgerTransfer({ from: account(`trader-${i}`), to: account(`trader-${(i + 1) % CLIENTS}`), amount: 1n, transferId: operation(`t-${i}-${k}`) }), { discard: true }),
-        { concurrency: "unbounded", discard: true }))
+      const swapSeconds = yield* timed(
+        Effect.forEach(clients, (client, i) =>
+          Effect.forEach(ids(SWAPS_PER_CLIENT / 2), (k) =>
+            Effect.gen(function*() {
+              const trader = account(`trader-${i}`)
+              const bought = yield* client.MarketBuy({
+                trader,
+                trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n },
+                orderId: operation(`buy-${i}-${k}`)
+              })
+              const sold = yield* client.MarketSell({
+                trader,
+                trade: { exact: "in", amountIn: bought.amountOut, minAmountOut: 0n },
+                orderId: operation(`sell-${i}-${k}`)
+              })
+              if (!bought.settled) unsettled++
+              if (!sold.settled) unsettled++
+            }), { discard: true }), { concurrency: "unbounded", discard: true })
+      )
+      const transferSeconds = yield* timed(
+        Effect.forEach(clients, (client, i) =>
+          Effect.forEach(ids(SWAPS_PER_CLIENT), (k) =>
+            client.LedgerTransfer({
+              from: account(`trader-${i}`),
+              to: account(`trader-${(i + 1) % CLIENTS}`),
+              amount: 1n,
+              transferId: operation(`t-${i}-${k}`)
+            }), { discard: true }), { concurrency: "unbounded", discard: true })
+      )
 
       const swaps = CLIENTS * SWAPS_PER_CLIENT
       const rawSwap = yield* Effect.promise(() => bestOf(3, () => rawSwaps(swaps)))
-      report(`swaps, ${CLIENTS} RPC clients`, "swaps/s", swaps / swapSeconds, swaps / rawSwap, "raw: AMM math + 1 SQLite txn/swap, in-process")
-      report(`swaps vs ledger transfers, ${CLIENTS} RPC clients`, "ops/s", swaps / swapSeconds, swaps / transferSeconds, "transfers on the same RPC path")
-      console.log(`  (raw is ${Math.round(swapSeconds / rawSwap)}x faster: one process, no RPC, no actor, no ledger legs; a swap here is 3 or 4 actor commands` +
-        `${unsettled > 0 ? `; ${unsettled} swaps left their rUv leg to the settlement policy` : ""})`)
+      report(
+        `swaps, ${CLIENTS} RPC clients`,
+        "swaps/s",
+        swaps / swapSeconds,
+        swaps / rawSwap,
+        "raw: AMM math + 1 SQLite txn/swap, in-process"
+      )
+      report(
+        `swaps vs ledger transfers, ${CLIENTS} RPC clients`,
+        "ops/s",
+        swaps / swapSeconds,
+        swaps / transferSeconds,
+        "transfers on the same RPC path"
+      )
+      console.log(
+        `  (raw is ${
+          Math.round(swapSeconds / rawSwap)
+        }x faster: one process, no RPC, no actor, no ledger legs; a swap here is 3 or 4 actor commands` +
+          `${unsettled > 0 ? `; ${unsettled} swaps left their rUv leg to the settlement policy` : ""})`
+      )
 
       yield* Effect.sleep(Math.max(0, commitDeadline + 1_000 - Date.now()))
-      const revealSeconds = yield* timed(bidPhase((client, bidder, auctionId, price, salt) => client.AuctionReveal({ auctionId, bidder: account(bidder), price, salt })))
+      const revealSeconds = yield* timed(
+        bidPhase((client, bidder, auctionId, price, salt) =>
+          client.AuctionReveal({ auctionId, bidder: account(bidder), price, salt })
+        )
+      )
       const bids = CLIENTS * AUCTIONS
       const rawBid = yield* Effect.promise(() => bestOf(3, () => rawBids(bids)))
-      report(`bids (commit + reveal), ${CLIENTS} RPC clients`, "bids/s", bids / (commitSeconds + revealSeconds), bids / rawBid, "raw: sha256 + 1 SQLite txn/step, in-process")
-      console.log(`  (raw is ${Math.round((commitSeconds + revealSeconds) / rawBid)}x faster; a bid here is a deposit hold, the commit, the deposit's capture and credit, the reveal)`)
+      report(
+        `bids (commit + reveal), ${CLIENTS} RPC clients`,
+        "bids/s",
+        bids / (commitSeconds + revealSeconds),
+        bids / rawBid,
+        "raw: sha256 + 1 SQLite txn/step, in-process"
+      )
+      console.log(
+        `  (raw is ${
+          Math.round((commitSeconds + revealSeconds) / rawBid)
+        }x faster; a bid here is a deposit hold, the commit, the deposit's capture and credit, the reveal)`
+      )
       const sample = yield* admin.AuctionState({ auctionId: auctions[0]! })
-      if (sample.bids.length !== CLIENTS || sample.bids.some((bid) => bid.price === null)) throw new Error("not every bid was committed and revealed")
+      if (sample.bids.length !== CLIENTS || sample.bids.some((bid) => bid.price === null)) {
+        throw new Error("not every bid was committed and revealed")
+      }
     })))
   } finally {
     await node.kill("SIGTERM")
@@ -141,18 +228,26 @@ const measure = async <A>(work: () => Promise<A>): Promise<[number, A]> => {
 }
 
 /** Seconds the effect took. */
-const timed = <A, E>(effect: Effect.Effect<A, E>) => Effect.map(Effect.timed(effect), ([duration]) => Duration.toMillis(duration) / 1e3)
+const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.timed(effect), ([duration]) => Duration.toMillis(duration) / 1e3)
 
 /** The swap's arithmetic and one durable insert per swap, nothing else: no RPC, no actor, no ledger. */
 const rawSwaps = (count: number) => {
-  const db = rawDatabase(path.join(scratch(), "raw-swaps.db"), "trader TEXT, side TEXT, amount_in TEXT, amount_out TEXT, compute TEXT, ruv TEXT")
-  const insert = db.prepare("INSERT INTO rows (trader, side, amount_in, amount_out, compute, ruv) VALUES (?, ?, ?, ?, ?, ?)")
+  const db = rawDatabase(
+    path.join(scratch(), "raw-swaps.db"),
+    "trader TEXT, side TEXT, amount_in TEXT, amount_out TEXT, compute TEXT, ruv TEXT"
+  )
+  const insert = db.prepare(
+    "INSERT INTO rows (trader, side, amount_in, amount_out, compute, ruv) VALUES (?, ?, ?, ?, ?, ?)"
+  )
   const write = db.transaction((...row: Array<string>) => insert.run(...row))
   let compute = 10n ** 11n
   let ruv = 10n ** 11n
   for (let i = 0; i < count; i++) {
     const buy = i % 2 === 0
-    const amountOut = buy ? getAmountOut(1_000n, ruv, compute, FEE.feeBps) : getAmountOut(1_000n, compute, ruv, FEE.feeBps)
+    const amountOut = buy
+      ? getAmountOut(1_000n, ruv, compute, FEE.feeBps)
+      : getAmountOut(1_000n, compute, ruv, FEE.feeBps)
     if (buy) [compute, ruv] = [compute - amountOut, ruv + 1_000n]
     else [compute, ruv] = [compute + 1_000n, ruv - amountOut]
     write.immediate(`trader-${i % CLIENTS}`, buy ? "buy" : "sell", "1000", `${amountOut}`, `${compute}`, `${ruv}`)
@@ -162,10 +257,18 @@ const rawSwaps = (count: number) => {
 
 /** A commitment hashed and stored, then checked against its reveal and stored, one transaction each. */
 const rawBids = (count: number) => {
-  const db = rawDatabase(path.join(scratch(), "raw-bids.db"), "auction TEXT, bidder TEXT, step TEXT, commitment TEXT, price TEXT")
+  const db = rawDatabase(
+    path.join(scratch(), "raw-bids.db"),
+    "auction TEXT, bidder TEXT, step TEXT, commitment TEXT, price TEXT"
+  )
   const insert = db.prepare("INSERT INTO rows (auction, bidder, step, commitment, price) VALUES (?, ?, ?, ?, ?)")
   const write = db.transaction((...row: Array<string | null>) => insert.run(...row))
-  const bid = (i: number) => ({ auctionId: `job-${i % AUCTIONS}`, bidder: `bidder-${i % CLIENTS}`, price: BigInt(100 + (i % 800)), salt: `salt-${i}` })
+  const bid = (i: number) => ({
+    auctionId: `job-${i % AUCTIONS}`,
+    bidder: `bidder-${i % CLIENTS}`,
+    price: BigInt(100 + (i % 800)),
+    salt: `salt-${i}`
+  })
   const commitments: Array<string> = []
   for (let i = 0; i < count; i++) {
     const sealed = bid(i)
@@ -190,38 +293,70 @@ const auditFigures = async () => {
   await kernel.dispose()
   const db = new Database(path.join(dataDir, "journal.db"), { readonly: true })
   const head = db.prepare<[], number>("SELECT count(*) FROM events").pluck().get()!
-  console.log(`  (${head.toLocaleString("en-US")} events generated in ${generated.toFixed(1)} s by the deciders through journal.appendBatch: ` +
-    `${Math.round(head / generated).toLocaleString("en-US")} events/s)`)
+  console.log(
+    `  (${head.toLocaleString("en-US")} events generated in ${
+      generated.toFixed(1)
+    } s by the deciders through journal.appendBatch: ` +
+      `${Math.round(head / generated).toLocaleString("en-US")} events/s)`
+  )
 
   // A fresh node's services on that data dir, as `edge-net audit replay|verify --data` would open it.
   const audit = ManagedRuntime.make(nodeServices(settings))
   const nodeAudit = await audit.runPromise(NodeAudit)
   const [replaySeconds, replayed] = await measure(() => audit.runPromise(nodeAudit.replay()))
-  if (!replayed.ok) throw new Error(`replay does not match live state: ${JSON.stringify(replayed, (_k, v) => (typeof v === "bigint" ? `${v}` : v))}`)
+  if (!replayed.ok) {
+    throw new Error(
+      `replay does not match live state: ${JSON.stringify(replayed, (_k, v) => (typeof v === "bigint" ? `${v}` : v))}`
+    )
+  }
   const [verifySeconds, chain] = await measure(() => audit.runPromise(nodeAudit.verify()))
-  if (!chain.ok || chain.eventsChecked !== head) throw new Error(`chain does not verify: ${chain.problem ?? `${chain.eventsChecked} of ${head} events checked`}`)
+  if (!chain.ok || chain.eventsChecked !== head) {
+    throw new Error(`chain does not verify: ${chain.problem ?? `${chain.eventsChecked} of ${head} events checked`}`)
+  }
   await audit.dispose()
 
   const rawReplay = await time(() => {
     const perStream = new Map<string, number>()
-    for (const row of db.prepare<[], { stream_id: string; payload: string }>("SELECT stream_id, payload FROM events ORDER BY position").iterate()) {
+    for (
+      const row of db.prepare<[], { stream_id: string; payload: string }>(
+        "SELECT stream_id, payload FROM events ORDER BY position"
+      ).iterate()
+    ) {
       JSON.parse(row.payload)
       perStream.set(row.stream_id, (perStream.get(row.stream_id) ?? 0) + 1)
     }
   })
   const rawVerify = await time(() => {
     let previous = ""
-    for (const row of db.prepare<[], { payload: string; hash: string }>("SELECT payload, hash FROM events ORDER BY position").iterate()) {
+    for (
+      const row of db.prepare<[], { payload: string; hash: string }>(
+        "SELECT payload, hash FROM events ORDER BY position"
+      ).iterate()
+    ) {
       previous = crypto.createHash("sha256").update(previous).update(row.payload).digest("hex")
     }
   })
   db.close()
   const millions = `${(head / 1e6).toFixed(head >= 1e6 ? 0 : 2)}M`
   const entities = replayed.actors.map((actor) => `${actor.category} ${actor.entities}`).join(", ")
-  report(`audit replay, ${millions} events (s, lower is better)`, "s", replaySeconds, rawReplay, "raw select+JSON.parse")
+  report(
+    `audit replay, ${millions} events (s, lower is better)`,
+    "s",
+    replaySeconds,
+    rawReplay,
+    "raw select+JSON.parse"
+  )
   report(`audit verify, ${millions} events (s, lower is better)`, "s", verifySeconds, rawVerify, "raw select+sha256")
-  report(`replay + verify, ${millions} events (s, lower is better)`, "s", replaySeconds + verifySeconds, rawReplay + rawVerify, "raw both")
-  console.log(`  (replayed and compared with live state: ${entities}; the raw passes fold and hash, and compare nothing)`)
+  report(
+    `replay + verify, ${millions} events (s, lower is better)`,
+    "s",
+    replaySeconds + verifySeconds,
+    rawReplay + rawVerify,
+    "raw both"
+  )
+  console.log(
+    `  (replayed and compared with live state: ${entities}; the raw passes fold and hash, and compare nothing)`
+  )
 }
 
 interface Entity<S> {
@@ -255,15 +390,30 @@ class History {
   constructor(private readonly journal: JournalService) {}
 
   /** Decides `command` on the entity's state, folds the events in and queues their append. */
-  private send<C, E extends { readonly _tag: string }, S>(definition: EventSourced<C, E, S, unknown>, entityId: string, command: C, commandId: string) {
+  private send<C, E extends { readonly _tag: string }, S>(
+    definition: EventSourced<C, E, S, unknown>,
+    entityId: string,
+    command: C,
+    commandId: string
+  ) {
     const streamId = makeStreamId(definition.category, entityId)
     const entity = (this.entities.get(streamId) ?? { state: definition.decider.initialState, version: 0 }) as Entity<S>
     this.now++
     const events = Effect.runSync(Effect.withClock(definition.decider.decide(command, entity.state), this.clock))
     let encode = this.encoders.get(definition.category)
-    if (encode === undefined) this.encoders.set(definition.category, (encode = Schema.encodeSync(definition.event as Schema.Schema<unknown, unknown>)))
+    if (encode === undefined) {
+      this.encoders.set(
+        definition.category,
+        encode = Schema.encodeSync(definition.event as Schema.Schema<unknown, unknown>)
+      )
+    }
     for (const event of events) entity.state = definition.decider.evolve(entity.state, event)
-    this.pending.push({ streamId, expectedVersion: entity.version, events: events.map((event) => ({ eventType: event._tag, payload: encode!(event) })), commandId })
+    this.pending.push({
+      streamId,
+      expectedVersion: entity.version,
+      events: events.map((event) => ({ eventType: event._tag, payload: encode!(event) })),
+      commandId
+    })
     entity.version += events.length
     this.entities.set(streamId, entity)
     this.pendingEvents += events.length
@@ -277,8 +427,15 @@ class History {
     this.written += this.pendingEvents
     this.pending = []
     this.pendingEvents = 0
-    this.inFlight = Effect.runFork(Effect.flatMap(this.journal.appendBatch(batch), (outcomes) =>
-      outcomes.every((outcome) => outcome._tag === "Right") ? Effect.void : Effect.die(new Error("the generator's versions diverged from the journal"))))
+    this.inFlight = Effect.runFork(
+      Effect.flatMap(
+        this.journal.appendBatch(batch),
+        (outcomes) =>
+          outcomes.every((outcome) => outcome._tag === "Right")
+            ? Effect.void
+            : Effect.die(new Error("the generator's versions diverged from the journal"))
+      )
+    )
   }
 
   private transfer(from: string, to: string, amount: bigint, transferId: string) {
@@ -288,7 +445,12 @@ class History {
 
   private capture(account: string, holdId: string, to: string, amount: bigint) {
     this.send(Account, account, { _tag: "Capture", holdId, to, amount }, `capture/${holdId}`)
-    this.send(Account, to, { _tag: "Credit", transferId: `capture/${holdId}`, from: account, amount }, `credit/capture/${holdId}`)
+    this.send(
+      Account,
+      to,
+      { _tag: "Credit", transferId: `capture/${holdId}`, from: account, amount },
+      `credit/capture/${holdId}`
+    )
   }
 
   private hold(account: string, holdId: string, amount: bigint) {
@@ -298,11 +460,23 @@ class History {
   private swapCycle(trader: string, n: number) {
     const buyId = `buy-${n}`
     this.hold(trader, `market/${buyId}`, 1_000n)
-    const [bought] = this.send(ComputePool, POOL_ID, { _tag: "Buy", orderId: buyId, trader, trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n }, fee: FEE }, `market/order/${buyId}`)
+    const [bought] = this.send(ComputePool, POOL_ID, {
+      _tag: "Buy",
+      orderId: buyId,
+      trader,
+      trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n },
+      fee: FEE
+    }, `market/order/${buyId}`)
     if (bought?._tag !== "ComputeBought") throw new Error(`buy refused: ${JSON.stringify(bought)}`)
     this.capture(trader, `market/${buyId}`, POOL_ACCOUNT, 1_000n)
     const sellId = `sell-${n}`
-    const [sold] = this.send(ComputePool, POOL_ID, { _tag: "Sell", orderId: sellId, trader, trade: { exact: "in", amountIn: bought.computeOut, minAmountOut: 0n }, fee: FEE }, `market/order/${sellId}`)
+    const [sold] = this.send(ComputePool, POOL_ID, {
+      _tag: "Sell",
+      orderId: sellId,
+      trader,
+      trade: { exact: "in", amountIn: bought.computeOut, minAmountOut: 0n },
+      fee: FEE
+    }, `market/order/${sellId}`)
     if (sold?._tag !== "ComputeSold") throw new Error("sell refused")
     this.transfer(POOL_ACCOUNT, trader, sold.ruvOut, `market/${sellId}`)
   }
@@ -311,23 +485,51 @@ class History {
     const auctionId = `auction-${n}`
     const escrow = `escrow:auction:${auctionId}`
     this.send(TaskAuction, auctionId, {
-      _tag: "Open", auctionId, poster, task: { model: "tiny-lm", input: n }, maxPrice: 500n, minBids: 2,
-      commitPeriodMs: 1_000, revealPeriodMs: 1_000, leasePeriodMs: 60_000, bidDepositRuv: 10n, parametersVersion: 0
+      _tag: "Open",
+      auctionId,
+      poster,
+      task: { model: "tiny-lm", input: n },
+      maxPrice: 500n,
+      minBids: 2,
+      commitPeriodMs: 1_000,
+      revealPeriodMs: 1_000,
+      leasePeriodMs: 60_000,
+      bidDepositRuv: 10n,
+      parametersVersion: 0
     }, `auction/${auctionId}/open`)
     const opened = this.now
-    const bids = bidders.map((bidder, b) => ({ auctionId, bidder, price: BigInt(100 + ((n * 31 + b * 57) % 400)), salt: `salt-${n}-${b}` }))
+    const bids = bidders.map((bidder, b) => ({
+      auctionId,
+      bidder,
+      price: BigInt(100 + ((n * 31 + b * 57) % 400)),
+      salt: `salt-${n}-${b}`
+    }))
     for (const bid of bids) {
       const holdId = `auction/${auctionId}/deposit/${bid.bidder}`
       this.hold(bid.bidder, holdId, 10n)
-      this.send(TaskAuction, auctionId, { _tag: "Commit", bidder: bid.bidder, commitment: commitmentOf(bid) }, `auction/${auctionId}/commit/${bid.bidder}`)
+      this.send(
+        TaskAuction,
+        auctionId,
+        { _tag: "Commit", bidder: bid.bidder, commitment: commitmentOf(bid) },
+        `auction/${auctionId}/commit/${bid.bidder}`
+      )
       this.capture(bid.bidder, holdId, escrow, 10n)
     }
     this.now = opened + 1_000
-    for (const bid of bids) this.send(TaskAuction, auctionId, { _tag: "Reveal", bidder: bid.bidder, price: bid.price, salt: bid.salt }, `auction/${auctionId}/reveal/${bid.bidder}`)
+    for (const bid of bids) {
+      this.send(
+        TaskAuction,
+        auctionId,
+        { _tag: "Reveal", bidder: bid.bidder, price: bid.price, salt: bid.salt },
+        `auction/${auctionId}/reveal/${bid.bidder}`
+      )
+    }
     this.now = opened + 2_000
     const [resolved] = this.send(TaskAuction, auctionId, { _tag: "Resolve" }, `auction/${auctionId}/resolve`)
     if (resolved?._tag !== "AuctionResolved") throw new Error("auction not resolved")
-    for (const bid of resolved.bids) this.transfer(escrow, bid.bidder, bid.deposit, `auction/${auctionId}/refund/${bid.bidder}`)
+    for (const bid of resolved.bids) {
+      this.transfer(escrow, bid.bidder, bid.deposit, `auction/${auctionId}/refund/${bid.bidder}`)
+    }
     this.hold(poster, `auction/${auctionId}`, resolved.price)
     this.send(TaskAuction, auctionId, { _tag: "Complete", by: poster }, `auction/${auctionId}/lease`)
     this.capture(poster, `auction/${auctionId}`, resolved.winner, resolved.price)
@@ -336,21 +538,42 @@ class History {
   async generate(target: number) {
     const traders = ids(2_000).map((i) => `trader-${i}`)
     const bidders = ids(64).map((i) => `bidder-${i}`)
-    for (const account of [...traders, ...bidders, "provider"]) this.send(Account, account, { _tag: "Mint", amount: 10n ** 12n }, `mint/${account}`)
+    for (const account of [...traders, ...bidders, "provider"]) {
+      this.send(Account, account, { _tag: "Mint", amount: 10n ** 12n }, `mint/${account}`)
+    }
     for (const bidder of bidders) {
       this.transfer(bidder, stakeAccount(bidder), 1_000n, `stake/${bidder}/s`)
       this.send(Stakes, bidder, { _tag: "Stake", stakeId: "s", amount: 1_000n }, `stake/${bidder}/s`)
     }
-    this.send(ComputePool, POOL_ID, { _tag: "IssueCompute", operationId: "issue", node: "provider", units: 10n ** 12n }, "market/issue/issue")
+    this.send(
+      ComputePool,
+      POOL_ID,
+      { _tag: "IssueCompute", operationId: "issue", node: "provider", units: 10n ** 12n },
+      "market/issue/issue"
+    )
     this.hold("provider", "market/lp", 10n ** 11n)
     this.send(ComputePool, POOL_ID, {
-      _tag: "AddLiquidity", orderId: "lp", provider: "provider", computeDesired: 10n ** 11n, ruvDesired: 10n ** 11n, computeMin: 0n, ruvMin: 0n
+      _tag: "AddLiquidity",
+      orderId: "lp",
+      provider: "provider",
+      computeDesired: 10n ** 11n,
+      ruvDesired: 10n ** 11n,
+      computeMin: 0n,
+      ruvMin: 0n
     }, "market/order/lp")
     this.capture("provider", "market/lp", POOL_ACCOUNT, 10n ** 11n)
     for (let n = 0; this.written + this.pendingEvents < target; n++) {
       this.swapCycle(traders[n % traders.length]!, n)
-      if (n % 10 === 0) this.transfer(traders[(n * 7) % traders.length]!, traders[(n * 7 + 1) % traders.length]!, 5n, `t-${n}`)
-      if (n % 40 === 0) this.auction(n, traders[(n * 3) % traders.length]!, ids(8).map((b) => bidders[(n + b * 8) % bidders.length]!))
+      if (n % 10 === 0) {
+        this.transfer(traders[(n * 7) % traders.length]!, traders[(n * 7 + 1) % traders.length]!, 5n, `t-${n}`)
+      }
+      if (n % 40 === 0) {
+        this.auction(
+          n,
+          traders[(n * 3) % traders.length]!,
+          ids(8).map((b) => bidders[(n + b * 8) % bidders.length]!)
+        )
+      }
       if (this.pendingEvents >= 8_192) await this.flush()
     }
     await this.flush()

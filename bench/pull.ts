@@ -38,7 +38,15 @@ const makeFile = (file: string, size: number) => {
 }
 
 const startServer = async (root: string) => {
-  const child = spawn(process.execPath, ["--import", "tsx", "test/support/static-server.ts", "--root", root, "--port", "0"], {
+  const child = spawn(process.execPath, [
+    "--import",
+    "tsx",
+    "test/support/static-server.ts",
+    "--root",
+    root,
+    "--port",
+    "0"
+  ], {
     stdio: ["ignore", "pipe", "inherit"]
   })
   const lines = readline.createInterface({ input: child.stdout! })
@@ -54,7 +62,9 @@ const startServer = async (root: string) => {
 
 const hashFile = async (file: string, create: typeof createSha256) => {
   const hash = create()
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) hash.update(chunk)
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) {
+    hash.update(chunk)
+  }
   return hash.digest()
 }
 
@@ -82,9 +92,11 @@ export const run = async () => {
       let fetched = 0
       const ourSeconds = await time(() =>
         Effect.runPromise(
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             const store = yield* BlobStore
-            const result = yield* download({ sha256, size: SIZE, label: "bench/model.onnx" }, [httpSource(url, "loopback")], {
+            const result = yield* download({ sha256, size: SIZE, label: "bench/model.onnx" }, [
+              httpSource(url, "loopback")
+            ], {
               partialDir: store.partialDir,
               parallel: 4
             })
@@ -95,12 +107,28 @@ export const run = async () => {
       )
       if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
       const mib = SIZE / MiB
-      report(`pull ${mib} MiB: 4 ranges + streaming verify + store`, "MiB/s", mib / ourSeconds, mib / (curlSeconds + sumSeconds), "curl+sha256sum", ">= 1.0")
-      console.log(`  (ours ${ourSeconds.toFixed(2)} s; curl ${curlSeconds.toFixed(2)} s + sha256sum ${sumSeconds.toFixed(2)} s)`)
+      report(
+        `pull ${mib} MiB: 4 ranges + streaming verify + store`,
+        "MiB/s",
+        mib / ourSeconds,
+        mib / (curlSeconds + sumSeconds),
+        "curl+sha256sum",
+        ">= 1.0"
+      )
+      console.log(
+        `  (ours ${ourSeconds.toFixed(2)} s; curl ${curlSeconds.toFixed(2)} s + sha256sum ${sumSeconds.toFixed(2)} s)`
+      )
 
       const nodeSeconds = await time(() => hashFile(file, createSha256))
       const sha256sumSeconds = await time(() => exec("sha256sum", [file]))
-      report("sha256 of the file (node:crypto)", "MiB/s", mib / nodeSeconds, mib / sha256sumSeconds, "sha256sum", ">= 0.9")
+      report(
+        "sha256 of the file (node:crypto)",
+        "MiB/s",
+        mib / nodeSeconds,
+        mib / sha256sumSeconds,
+        "sha256sum",
+        ">= 0.9"
+      )
     } finally {
       server.stop()
     }

@@ -24,7 +24,9 @@ export const writeTorchInputs = (
   const initializers = initializerMap(model.graph)
   // Named initializers keep their names; each LoRA target's MatMul weight [in, out] is named `<module>.weight`.
   const tensors = new Map<string, { dims: ReadonlyArray<number>; data: Float32Array }>()
-  for (const [name, tensor] of initializers) if (name.startsWith("model.")) tensors.set(name, { dims: tensor.dims, data: tensorToFloat32(tensor) })
+  for (const [name, tensor] of initializers) {
+    if (name.startsWith("model.")) tensors.set(name, { dims: tensor.dims, data: tensorToFloat32(tensor) })
+  }
   for (const target of loraTargets(model)) {
     const weight = initializers.get(target.weight)!
     tensors.set(`${target.module}.weight`, { dims: weight.dims, data: tensorToFloat32(weight) })

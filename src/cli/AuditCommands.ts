@@ -9,72 +9,110 @@ import { parseAccount } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
 
-const verify = Command.make("verify", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
-  withNode(
-    data,
-    node,
-    Effect.gen(function* () {
-      const report = yield* (yield* NodeClient).verify
-      yield* output(json, report, (r) =>
-        r.ok
-          ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}\n` +
-            `commands ok: ${r.commandsChecked} signed commands verified, ${r.ownerEventsChecked} debits, holds, stakes, votes and bids signed by their owners`
-          : `audit FAILED at position ${r.firstBadPosition}: ${r.problem}`)
-      if (!report.ok) return yield* Effect.fail(new CliError({ message: `audit verify found a problem at position ${report.firstBadPosition}` }))
-    })
-  )).pipe(Command.withDescription("verify the hash chain, every signed head, and every stored command's signature and authority"))
+const verify = Command.make(
+  "verify",
+  { data: dataOption, node: nodeOption, json: jsonOption },
+  ({ data, json, node }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const report = yield* (yield* NodeClient).verify
+        yield* output(json, report, (r) =>
+          r.ok
+            ? `chain ok: ${r.eventsChecked} events, ${r.headsChecked} signed heads, head ${r.head.position} ${r.head.hash}\n` +
+              `commands ok: ${r.commandsChecked} signed commands verified, ${r.ownerEventsChecked} debits, holds, stakes, votes and bids signed by their owners`
+            : `audit FAILED at position ${r.firstBadPosition}: ${r.problem}`)
+        if (!report.ok) {
+          return yield* Effect.fail(
+            new CliError({ message: `audit verify found a problem at position ${report.firstBadPosition}` })
+          )
+        }
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "verify the hash chain, every signed head, and every stored command's signature and authority"
+  )
+)
 
-const replay = Command.make("replay", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
-  withNode(
-    data,
-    node,
-    Effect.gen(function* () {
-      const report = yield* (yield* NodeClient).replay
-      yield* output(json, report, (r) =>
-        [
-          ...r.actors.map((actor) =>
-            `${actor.category}: ${actor.entities} entities replayed, ${actor.mismatches.length === 0 ? "all equal to live state" : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`}`
-          ),
-          ...r.unreplayed.map(({ category, events }) => `${category}: ${events} events that no actor of this node replays MISMATCH`),
-          ...r.books.map((book) => `${book.book}: ${book.expected} rUv kept, ${book.actual} in the ledger${book.ok ? "" : " MISMATCH"}`),
-          `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${r.supply.conserved ? "conserved" : "NOT conserved"}`,
-          `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
-        ].join("\n"))
-      if (!report.ok) {
-        const differ = report.actors.some((actor) => actor.mismatches.length > 0)
-        const books = report.books.filter((book) => !book.ok).map((book) => book.book)
-        const why = [
-          ...(differ ? ["replaying the log does not give the live state"] : []),
-          ...(report.unreplayed.length > 0 ? [`no actor replays ${report.unreplayed.map(({ category }) => category).join(", ")}`] : []),
-          ...(books.length > 0 ? [`books do not agree with the ledger: ${[...new Set(books)].join(", ")}`] : []),
-          ...(report.supply.conserved ? [] : ["rUv is not conserved"])
-        ]
-        return yield* Effect.fail(new CliError({ message: why.join("; ") || "replay is not ok" }))
-      }
-    })
-  )).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
+const replay = Command.make(
+  "replay",
+  { data: dataOption, node: nodeOption, json: jsonOption },
+  ({ data, json, node }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const report = yield* (yield* NodeClient).replay
+        yield* output(json, report, (r) =>
+          [
+            ...r.actors.map((actor) =>
+              `${actor.category}: ${actor.entities} entities replayed, ${
+                actor.mismatches.length === 0
+                  ? "all equal to live state"
+                  : `${actor.mismatches.length} differ: ${actor.mismatches.map((m) => m.entityId).join(", ")}`
+              }`
+            ),
+            ...r.unreplayed.map(({ category, events }) =>
+              `${category}: ${events} events that no actor of this node replays MISMATCH`
+            ),
+            ...r.books.map((book) =>
+              `${book.book}: ${book.expected} rUv kept, ${book.actual} in the ledger${book.ok ? "" : " MISMATCH"}`
+            ),
+            `rUv supply: minted ${r.supply.minted} = available ${r.supply.available} + held ${r.supply.held} + in flight ${r.supply.inFlight} + burned ${r.supply.burned}: ${
+              r.supply.conserved ? "conserved" : "NOT conserved"
+            }`,
+            `replayed up to position ${r.head.position}: ${r.ok ? "ok" : "MISMATCH"}`
+          ].join("\n"))
+        if (!report.ok) {
+          const differ = report.actors.some((actor) => actor.mismatches.length > 0)
+          const books = report.books.filter((book) => !book.ok).map((book) => book.book)
+          const why = [
+            ...(differ ? ["replaying the log does not give the live state"] : []),
+            ...(report.unreplayed.length > 0
+              ? [`no actor replays ${report.unreplayed.map(({ category }) => category).join(", ")}`]
+              : []),
+            ...(books.length > 0 ? [`books do not agree with the ledger: ${[...new Set(books)].join(", ")}`] : []),
+            ...(report.supply.conserved ? [] : ["rUv is not conserved"])
+          ]
+          return yield* Effect.fail(new CliError({ message: why.join("; ") || "replay is not ok" }))
+        }
+      })
+    )
+).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
 
 const explain = Command.make("explain", {
-  kind: Args.choice([["auction", "auction"], ["proposal", "proposal"], ["account", "account"]] as const, { name: "kind" }),
+  kind: Args.choice([["auction", "auction"], ["proposal", "proposal"], ["account", "account"]] as const, {
+    name: "kind"
+  }),
   id: Args.text({ name: "id" }),
-  data: dataOption, node: nodeOption, json: jsonOption
+  data: dataOption,
+  node: nodeOption,
+  json: jsonOption
 }, ({ data, id, json, kind, node }) =>
   withNode(
     data,
     node,
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const client = yield* NodeClient
       // An account may be named by the key that owns it, as everywhere in the CLI.
       const entity = kind === "account" ? yield* parseAccount(id) : id
       const view = yield* client.call(client.rpc.AuditExplain({ kind, id: entity }))
       yield* output(json, view, (v) =>
         [
-          ...v.events.map((event) => `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`),
+          ...v.events.map((event) =>
+            `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`
+          ),
           "",
           v.why
         ].join("\n"))
     })
-  )).pipe(Command.withDescription("one auction, proposal or account: its events in order (position, hash, type, payload) and why it stands where it does"))
+  )).pipe(
+    Command.withDescription(
+      "one auction, proposal or account: its events in order (position, hash, type, payload) and why it stands where it does"
+    )
+  )
 
 export const auditCommand = Command.make("audit").pipe(
   Command.withDescription("tamper evidence and replay"),

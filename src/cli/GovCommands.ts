@@ -19,62 +19,147 @@ const describeProposal = (p: ProposalSummary) =>
 const decodeParameter = Schema.decodeUnknown(ParameterNameSchema)
 
 const propose = Command.make("propose", {
-  proposer: Args.text({ name: "proposer" }), parameter: Args.text({ name: "parameter" }), value: Args.text({ name: "value" }),
-  description: Options.text("description").pipe(Options.withDefault("")), key: keyOption, ...common
+  proposer: Args.text({ name: "proposer" }),
+  parameter: Args.text({ name: "parameter" }),
+  value: Args.text({ name: "value" }),
+  description: Options.text("description").pipe(Options.withDefault("")),
+  key: keyOption,
+  ...common
 }, ({ data, description, json, key, node, parameter, proposer, value }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const name = yield* decodeParameter(parameter).pipe(Effect.mapError(() => new CliError({ message: `unknown parameter "${parameter}"` })))
-    if (!/^[0-9]+$/.test(value)) return yield* Effect.fail(new CliError({ message: `invalid value "${value}": expected a whole number` }))
-    const receipt = yield* asOwner(key, proposer)(client.call(client.rpc.GovernancePropose({
-      proposer: yield* parseAccount(proposer), parameter: name, value: BigInt(value), description: description === "" ? `set ${name} to ${value}` : description
-    })))
-    yield* output(json, receipt, (r) => `${describeProposal(r.proposal)}\nvoting until ${new Date(r.proposal.voteEnd).toISOString()}`)
-  }))).pipe(Command.withDescription("propose a network parameter change (the proposer needs active stake)"))
+  withNode(
+    data,
+    node,
+    Effect.gen(function*() {
+      const client = yield* NodeClient
+      const name = yield* decodeParameter(parameter).pipe(
+        Effect.mapError(() => new CliError({ message: `unknown parameter "${parameter}"` }))
+      )
+      if (!/^[0-9]+$/.test(value)) {
+        return yield* Effect.fail(new CliError({ message: `invalid value "${value}": expected a whole number` }))
+      }
+      const receipt = yield* asOwner(key, proposer)(client.call(client.rpc.GovernancePropose({
+        proposer: yield* parseAccount(proposer),
+        parameter: name,
+        value: BigInt(value),
+        description: description === "" ? `set ${name} to ${value}` : description
+      })))
+      yield* output(
+        json,
+        receipt,
+        (r) => `${describeProposal(r.proposal)}\nvoting until ${new Date(r.proposal.voteEnd).toISOString()}`
+      )
+    })
+  )).pipe(Command.withDescription("propose a network parameter change (the proposer needs active stake)"))
 
 const vote = Command.make("vote", {
-  proposalId: proposalArg, voter: Args.text({ name: "voter" }), support: Args.choice([["for", "for"], ["against", "against"], ["abstain", "abstain"]] as const, { name: "support" }),
-  key: keyOption, ...common
+  proposalId: proposalArg,
+  voter: Args.text({ name: "voter" }),
+  support: Args.choice([["for", "for"], ["against", "against"], ["abstain", "abstain"]] as const, { name: "support" }),
+  key: keyOption,
+  ...common
 }, ({ data, json, key, node, proposalId, support, voter }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const receipt = yield* asOwner(key, voter)(client.call(client.rpc.GovernanceVote({ proposalId: yield* parseProposalId(proposalId), voter: yield* parseAccount(voter), support })))
-    yield* output(json, receipt, (r) => `voted ${support}\n${describeProposal(r.proposal)}`)
-  }))).pipe(Command.withDescription("vote with the stake held at the proposal's snapshot"))
+  withNode(
+    data,
+    node,
+    Effect.gen(function*() {
+      const client = yield* NodeClient
+      const receipt = yield* asOwner(key, voter)(
+        client.call(
+          client.rpc.GovernanceVote({
+            proposalId: yield* parseProposalId(proposalId),
+            voter: yield* parseAccount(voter),
+            support
+          })
+        )
+      )
+      yield* output(json, receipt, (r) => `voted ${support}\n${describeProposal(r.proposal)}`)
+    })
+  )).pipe(Command.withDescription("vote with the stake held at the proposal's snapshot"))
 
-const queue = Command.make("queue", { proposalId: proposalArg, key: keyOption, ...common }, ({ data, json, key, node, proposalId }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const receipt = yield* asAnyKey(key)(client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) })))
-    yield* output(json, receipt, (r) => `queued\n${describeProposal(r.proposal)}`)
-  }))).pipe(Command.withDescription("queue a succeeded proposal behind the timelock"))
+const queue = Command.make(
+  "queue",
+  { proposalId: proposalArg, key: keyOption, ...common },
+  ({ data, json, key, node, proposalId }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const client = yield* NodeClient
+        const receipt = yield* asAnyKey(key)(
+          client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) }))
+        )
+        yield* output(json, receipt, (r) => `queued\n${describeProposal(r.proposal)}`)
+      })
+    )
+).pipe(Command.withDescription("queue a succeeded proposal behind the timelock"))
 
-const execute = Command.make("execute", { proposalId: proposalArg, key: keyOption, ...common }, ({ data, json, key, node, proposalId }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const receipt = yield* asAnyKey(key)(client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) })))
-    yield* output(json, receipt, (r) => `executed\n${describeProposal(r.proposal)}`)
-  }))).pipe(Command.withDescription("execute a queued proposal after its timelock: the parameter changes"))
+const execute = Command.make(
+  "execute",
+  { proposalId: proposalArg, key: keyOption, ...common },
+  ({ data, json, key, node, proposalId }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const client = yield* NodeClient
+        const receipt = yield* asAnyKey(key)(
+          client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) }))
+        )
+        yield* output(json, receipt, (r) => `executed\n${describeProposal(r.proposal)}`)
+      })
+    )
+).pipe(Command.withDescription("execute a queued proposal after its timelock: the parameter changes"))
 
-const show = Command.make("show", { proposalId: proposalArg, ...common }, ({ data, json, node, proposalId }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const view = yield* client.call(client.rpc.GovernanceShow({ proposalId: yield* parseProposalId(proposalId) }))
-    yield* output(json, view, (v) =>
-      [describeProposal(v), ...v.votes.map((entry) => `  ${JSON.stringify(entry, (_k, item) => (typeof item === "bigint" ? item.toString() : item))}`)].join("\n"))
-  }))).pipe(Command.withDescription("a proposal, its votes and its history"))
+const show = Command.make(
+  "show",
+  { proposalId: proposalArg, ...common },
+  ({ data, json, node, proposalId }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const client = yield* NodeClient
+        const view = yield* client.call(client.rpc.GovernanceShow({ proposalId: yield* parseProposalId(proposalId) }))
+        yield* output(json, view, (v) =>
+          [
+            describeProposal(v),
+            ...v.votes.map((entry) =>
+              `  ${JSON.stringify(entry, (_k, item) => (typeof item === "bigint" ? item.toString() : item))}`
+            )
+          ].join("\n"))
+      })
+    )
+).pipe(Command.withDescription("a proposal, its votes and its history"))
 
 const decodeStatus = Schema.decodeUnknown(ProposalStatus)
 
-const list = Command.make("list", { status: Options.text("status").pipe(Options.optional), ...common }, ({ data, json, node, status }) =>
-  withNode(data, node, Effect.gen(function* () {
-    const client = yield* NodeClient
-    const filter = Option.isNone(status) ? {} : {
-      status: yield* decodeStatus(status.value).pipe(Effect.mapError((error) => new CliError({ message: `invalid status: ${ParseResult.TreeFormatter.formatErrorSync(error).split("\n")[0]}` })))
-    }
-    const proposals = yield* client.call(client.rpc.GovernanceList(filter))
-    yield* output(json, proposals, (all) => (all.length === 0 ? "no proposals" : all.map(describeProposal).join("\n")))
-  }))).pipe(Command.withDescription("every proposal, or those in one status"))
+const list = Command.make(
+  "list",
+  { status: Options.text("status").pipe(Options.optional), ...common },
+  ({ data, json, node, status }) =>
+    withNode(
+      data,
+      node,
+      Effect.gen(function*() {
+        const client = yield* NodeClient
+        const filter = Option.isNone(status) ? {} : {
+          status: yield* decodeStatus(status.value).pipe(
+            Effect.mapError((error) =>
+              new CliError({
+                message: `invalid status: ${ParseResult.TreeFormatter.formatErrorSync(error).split("\n")[0]}`
+              })
+            )
+          )
+        }
+        const proposals = yield* client.call(client.rpc.GovernanceList(filter))
+        yield* output(
+          json,
+          proposals,
+          (all) => (all.length === 0 ? "no proposals" : all.map(describeProposal).join("\n"))
+        )
+      })
+    )
+).pipe(Command.withDescription("every proposal, or those in one status"))
 
 export const govCommand = Command.make("gov").pipe(
   Command.withDescription("governance: propose, vote, queue and execute parameter changes"),

@@ -7,7 +7,9 @@ import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, withNode } from "./Shared.js"
 
 const describe = (balance: Balance) =>
-  `${balance.account}: ${balance.available} rUv available${balance.held > 0n ? `, ${balance.held} held in ${Object.keys(balance.holds).length} escrow hold(s)` : ""}`
+  `${balance.account}: ${balance.available} rUv available${
+    balance.held > 0n ? `, ${balance.held} held in ${Object.keys(balance.holds).length} escrow hold(s)` : ""
+  }`
 
 const balance = Command.make(
   "balance",
@@ -16,7 +18,7 @@ const balance = Command.make(
     withNode(
       data,
       node,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* parseAccount(account)
         yield* output(json, yield* (yield* NodeClient).balance(id), describe)
       })
@@ -31,14 +33,20 @@ const transferId = Options.text("id").pipe(
 const transfer = Command.make(
   "transfer",
   {
-    from: Args.text({ name: "from" }), to: Args.text({ name: "to" }), amount: Args.text({ name: "amount" }),
-    id: transferId, key: keyOption, data: dataOption, node: nodeOption, json: jsonOption
+    from: Args.text({ name: "from" }),
+    to: Args.text({ name: "to" }),
+    amount: Args.text({ name: "amount" }),
+    id: transferId,
+    key: keyOption,
+    data: dataOption,
+    node: nodeOption,
+    json: jsonOption
   },
   ({ amount, data, from, id, json, key, node, to }) =>
     withNode(
       data,
       node,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const payer = yield* parseAccount(from)
         const payee = yield* parseAccount(to)
         const credits = yield* parseAmount(amount)
@@ -46,7 +54,9 @@ const transfer = Command.make(
         const receipt = yield* asOwner(key, from)((yield* NodeClient).transfer(payer, payee, credits, transferId))
         yield* output(json, receipt, (r) =>
           [
-            `${r.duplicate ? "already transferred" : "transferred"} ${credits} rUv ${payer} -> ${payee} (transfer ${r.transferId}, position ${r.position})`,
+            `${
+              r.duplicate ? "already transferred" : "transferred"
+            } ${credits} rUv ${payer} -> ${payee} (transfer ${r.transferId}, position ${r.position})`,
             describe(r.from),
             describe(r.to)
           ].join("\n"))
@@ -57,21 +67,29 @@ const transfer = Command.make(
 const mint = Command.make(
   "mint",
   {
-    account: Args.text({ name: "account" }), amount: Args.text({ name: "amount" }),
-    key: keyOption, data: dataOption, node: nodeOption, json: jsonOption
+    account: Args.text({ name: "account" }),
+    amount: Args.text({ name: "amount" }),
+    key: keyOption,
+    data: dataOption,
+    node: nodeOption,
+    json: jsonOption
   },
   ({ account, amount, data, json, key, node }) =>
     withNode(
       data,
       node,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* parseAccount(account)
         const credits = yield* parseAmount(amount)
         const balance = yield* asOperator(key, data)((yield* NodeClient).mint(id, credits))
         yield* output(json, balance, (b) => `minted ${credits} rUv\n${describe(b)}`)
       })
     )
-).pipe(Command.withDescription("create new rUv in an account: signed by the operator key(s) named at genesis (default: the node key of --data)"))
+).pipe(
+  Command.withDescription(
+    "create new rUv in an account: signed by the operator key(s) named at genesis (default: the node key of --data)"
+  )
+)
 
 export const ledgerCommand = Command.make("ledger").pipe(
   Command.withDescription("rUv credit accounts"),

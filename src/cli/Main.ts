@@ -18,11 +18,23 @@ import { stakeCommand } from "./StakeCommands.js"
 
 export const edgeNet = Command.make("edge-net").pipe(
   Command.withDescription("edge-net: optimize, distribute, adapt and trade AI models between peers"),
-  Command.withSubcommands([nodeCommand, auditCommand, eventsCommand, ledgerCommand, stakeCommand, marketCommand, govCommand, modelsCommand])
+  Command.withSubcommands([
+    nodeCommand,
+    auditCommand,
+    eventsCommand,
+    ledgerCommand,
+    stakeCommand,
+    marketCommand,
+    govCommand,
+    modelsCommand
+  ])
 )
 
 const messageOf = (error: unknown): string => {
-  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
+  if (
+    typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" &&
+    error.message !== ""
+  ) {
     return error.message
   }
   if (typeof error === "object" && error !== null && "_tag" in error) return String(error._tag)
@@ -46,11 +58,19 @@ const report = (name: string) => (cause: Cause.Cause<unknown>) =>
 export const modelVersionArgs = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
   const [runtime = "", script = "", ...args] = argv
   if (args.length <= 1) return argv
-  return [runtime, script, ...args.map((arg) => (arg === "--version" ? "--model-version" : arg.startsWith("--version=") ? `--model-${arg.slice(2)}` : arg))]
+  return [
+    runtime,
+    script,
+    ...args.map((
+      arg
+    ) => (arg === "--version" ? "--model-version" : arg.startsWith("--version=") ? `--model-${arg.slice(2)}` : arg))
+  ]
 }
 
 /** Runs a command tree as a program: `argv` as in process.argv. */
 export const runCli = <Name extends string, E>(
+  // Any command tree, whatever its parsed arguments (Command is invariant in them).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   command: Command.Command<Name, NodeContext.NodeContext | Environment, E, any>,
   name: string,
   argv: ReadonlyArray<string>

@@ -7,58 +7,94 @@ import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
 import { readModelFile } from "../compute/onnx/ExternalData.js"
 import { formatSummary, summarize } from "../compute/onnx/Summary.js"
+import { describeFile } from "../content/ArtifactSignature.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { listManifests, readManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
+import { parseManifest } from "../content/Manifest.js"
 import { verifyManifest } from "../content/ManifestSigning.js"
 import type { PullReceipt } from "../content/Pull.js"
 import { pull } from "../content/Pull.js"
 import { fetchManifest } from "../content/RegistryTransfer.js"
-import { listModels } from "../http/RegistryClient.js"
-import { parseManifest } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
-import { describeFile } from "../content/ArtifactSignature.js"
+import { listModels } from "../http/RegistryClient.js"
+import { adaptersCommand } from "./AdaptersCommands.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
+import {
+  configOption,
+  ModelsSettings,
+  parseReference,
+  registryOption,
+  registryUrl,
+  withModels,
+  withTrust
+} from "./ModelsContext.js"
 import { optimizeCommand } from "./OptimizeCommands.js"
-import { runCommand } from "./RunCommand.js"
-import { configOption, ModelsSettings, parseReference, registryOption, registryUrl, withModels, withTrust } from "./ModelsContext.js"
 import { formatBytes, progressReporter } from "./Progress.js"
 import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
-import { adaptersCommand } from "./AdaptersCommands.js"
+import { runCommand } from "./RunCommand.js"
 import { jsonOption, output } from "./Shared.js"
 
-const modelSize = (manifest: ModelManifest) => Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
+const modelSize = (manifest: ModelManifest) =>
+  Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
 
-const typeOption = Options.text("type").pipe(Options.withDescription("text-generation, embedding, vision, ..."), Options.optional)
+const typeOption = Options.text("type").pipe(
+  Options.withDescription("text-generation, embedding, vision, ..."),
+  Options.optional
+)
 const quantizationOption = Options.choice("quantization", ["FP32", "FP16", "INT8", "INT4"]).pipe(Options.optional)
-const localOption = Options.boolean("local").pipe(Options.withDescription("list the models pulled into the cache instead of the registry's"))
+const localOption = Options.boolean("local").pipe(
+  Options.withDescription("list the models pulled into the cache instead of the registry's")
+)
 
 const list = Command.make(
   "list",
-  { type: typeOption, quantization: quantizationOption, local: localOption, registry: registryOption, config: configOption, json: jsonOption },
+  {
+    type: typeOption,
+    quantization: quantizationOption,
+    local: localOption,
+    registry: registryOption,
+    config: configOption,
+    json: jsonOption
+  },
   ({ config, json, local, quantization, registry, type }) =>
     withModels(
       config,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const filter = { type: Option.getOrUndefined(type), quantization: Option.getOrUndefined(quantization) }
         const models = local
           ? (yield* listManifests((yield* BlobStore).root))
-            .filter((m) => (filter.type === undefined || m.type === filter.type) && (filter.quantization === undefined || m.optimization?.quantization === filter.quantization))
+            .filter((m) =>
+              (filter.type === undefined || m.type === filter.type) &&
+              (filter.quantization === undefined || m.optimization?.quantization === filter.quantization)
+            )
             .map((m) => ({
-              id: m.id, name: m.name, type: m.type, quantization: m.optimization?.quantization ?? "FP32", size: modelSize(m), version: m.version, publishedBy: m.publishedBy
+              id: m.id,
+              name: m.name,
+              type: m.type,
+              quantization: m.optimization?.quantization ?? "FP32",
+              size: modelSize(m),
+              version: m.version,
+              publishedBy: m.publishedBy
             }))
           : yield* listModels(yield* registryUrl(registry), filter)
         yield* output(json, models, (rows) =>
           rows.length === 0
             ? "no models"
-            : rows.map((m) => `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${(m.quantization ?? "FP32").padEnd(5)} ${formatBytes(m.size).padStart(10)}  ${m.name}`).join("\n"))
+            : rows.map((m) =>
+              `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${
+                (m.quantization ?? "FP32").padEnd(5)
+              } ${formatBytes(m.size).padStart(10)}  ${m.name}`
+            ).join("\n"))
       })
     )
 ).pipe(Command.withDescription("models in the registry (or, with --local, in the cache)"))
 
 const sourceOption = Options.choice("source", ["http", "ipfs", "peer", "gcs", "cdn"]).pipe(
-  Options.withDescription("take bytes only from the CDN (http), IPFS gateways, or peers (default: all of them at once)"),
+  Options.withDescription(
+    "take bytes only from the CDN (http), IPFS gateways, or peers (default: all of them at once)"
+  ),
   Options.optional
 )
 
@@ -66,7 +102,9 @@ const describePull = (receipt: PullReceipt) =>
   [
     `pulled ${receipt.id}@${receipt.version} (signed by ${receipt.verifiedBy.join(", ")})`,
     ...receipt.artifacts.map((a) => {
-      const from = a.cached ? "already cached" : a.sources.filter((s) => s.bytes > 0).map((s) => `${s.name}: ${formatBytes(s.bytes)}`).join(", ")
+      const from = a.cached
+        ? "already cached"
+        : a.sources.filter((s) => s.bytes > 0).map((s) => `${s.name}: ${formatBytes(s.bytes)}`).join(", ")
       const resumed = a.bytesReused > 0 && !a.cached ? `, ${formatBytes(a.bytesReused)} resumed` : ""
       return `  ${a.filename}  ${formatBytes(a.size)}  ${a.digest.slice(0, 19)}  ${from}${resumed}`
     }),
@@ -78,10 +116,18 @@ const pullCommand = Command.make(
   "pull",
   {
     model: Args.text({ name: "id[@version]" }),
-    version: Options.text("model-version").pipe(Options.withDescription("the version to pull (also --version)"), Options.optional),
+    version: Options.text("model-version").pipe(
+      Options.withDescription("the version to pull (also --version)"),
+      Options.optional
+    ),
     source: sourceOption,
-    output: Options.directory("output").pipe(Options.withDescription("also write the files (and manifest.json) here"), Options.optional),
-    allowRollback: Options.boolean("allow-rollback").pipe(Options.withDescription("accept a version older than one trusted before")),
+    output: Options.directory("output").pipe(
+      Options.withDescription("also write the files (and manifest.json) here"),
+      Options.optional
+    ),
+    allowRollback: Options.boolean("allow-rollback").pipe(
+      Options.withDescription("accept a version older than one trusted before")
+    ),
     registry: registryOption,
     config: configOption,
     json: jsonOption
@@ -89,12 +135,14 @@ const pullCommand = Command.make(
   (args) =>
     withTrust(
       args.config,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { config } = yield* ModelsSettings
         const reference = parseReference(args.model)
         const source = Option.getOrUndefined(args.source)
         const kind = source === "gcs" || source === "cdn" ? "http" : source
-        const defaultKind = config.defaultSource === "gcs" || config.defaultSource === "cdn" ? "http" : config.defaultSource
+        const defaultKind = config.defaultSource === "gcs" || config.defaultSource === "cdn"
+          ? "http"
+          : config.defaultSource
         const kinds = kind !== undefined ? [kind] : defaultKind === "auto" ? [] : [defaultKind]
         const progress = progressReporter(args.json)
         const receipt = yield* pull(
@@ -121,11 +169,16 @@ const pullCommand = Command.make(
 
 const verify = Command.make(
   "verify",
-  { model: Args.text({ name: "id[@version]" }), checkSignature: Options.boolean("check-signature"), config: configOption, json: jsonOption },
+  {
+    model: Args.text({ name: "id[@version]" }),
+    checkSignature: Options.boolean("check-signature"),
+    config: configOption,
+    json: jsonOption
+  },
   ({ checkSignature, config, json, model }) =>
     withTrust(
       config,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const trust = yield* TrustStore
         const { config: settings } = yield* ModelsSettings
@@ -135,39 +188,72 @@ const verify = Command.make(
         const artifacts: Array<{ filename: string; digest: string; ok: boolean }> = []
         for (const artifact of Object.values(manifest.artifacts)) {
           const checked = yield* Effect.either(store.verify(artifact.sha256))
-          const ok = Either.isRight(checked) && checked.right.size === artifact.size && checked.right.cid === artifact.cid
-          if (!ok) problems.push(`${artifact.filename}: ${Either.isLeft(checked) ? checked.left.message : "size or CID differs from the manifest"}`)
+          const ok = Either.isRight(checked) && checked.right.size === artifact.size &&
+            checked.right.cid === artifact.cid
+          if (!ok) {
+            problems.push(
+              `${artifact.filename}: ${
+                Either.isLeft(checked) ? checked.left.message : "size or CID differs from the manifest"
+              }`
+            )
+          }
           artifacts.push({ filename: artifact.filename, digest: `sha256-${artifact.sha256}`, ok })
         }
         let signedBy: ReadonlyArray<string> = []
         if (checkSignature) {
-          const verified = verifyManifest(manifest, yield* trust.policy(settings.trust.threshold), new Date(), { allowRollback: true })
+          const verified = verifyManifest(manifest, yield* trust.policy(settings.trust.threshold), new Date(), {
+            allowRollback: true
+          })
           if (Either.isLeft(verified)) problems.push(verified.left.message)
           else signedBy = verified.right.verifiedBy
         }
-        const report = { id: manifest.id, version: manifest.version, ok: problems.length === 0, artifacts, signedBy, problems }
+        const report = {
+          id: manifest.id,
+          version: manifest.version,
+          ok: problems.length === 0,
+          artifacts,
+          signedBy,
+          problems
+        }
         if (json) yield* output(true, report, () => "")
-        if (problems.length > 0) return yield* Effect.fail(new CliError({ message: `${manifest.id}@${manifest.version} failed verification: ${problems.join("; ")}` }))
+        if (problems.length > 0) {
+          return yield* Effect.fail(
+            new CliError({ message: `${manifest.id}@${manifest.version} failed verification: ${problems.join("; ")}` })
+          )
+        }
         if (!json) {
-          yield* Effect.sync(() => console.log(
-            `${manifest.id}@${manifest.version}: ${artifacts.length} artifact(s) verified (sha256 and CID)` +
-            (checkSignature ? `, signed by ${signedBy.join(", ")}` : "")
-          ))
+          yield* Effect.sync(() =>
+            console.log(
+              `${manifest.id}@${manifest.version}: ${artifacts.length} artifact(s) verified (sha256 and CID)` +
+                (checkSignature ? `, signed by ${signedBy.join(", ")}` : "")
+            )
+          )
         }
       })
     )
-).pipe(Command.withDescription("re-hash a pulled model's files and, with --check-signature, check its signatures against trusted keys"))
+).pipe(
+  Command.withDescription(
+    "re-hash a pulled model's files and, with --check-signature, check its signatures against trusted keys"
+  )
+)
 
 const fileSummary = (file: string) =>
-  describeFile(file).pipe(Effect.map((described) => ({ file, ...described })), Effect.mapError((error) => new CliError({ message: error.message })))
+  describeFile(file).pipe(
+    Effect.map((described) => ({ file, ...described })),
+    Effect.mapError((error) => new CliError({ message: error.message }))
+  )
 
 const describeManifest = (manifest: ModelManifest, benchmarks: boolean, requirements: boolean) =>
   [
     `${manifest.id}@${manifest.version}  ${manifest.name}`,
     `  type ${manifest.type}${manifest.family === undefined ? "" : `, family ${manifest.family}`}, ` +
-    `${manifest.optimization?.quantization ?? "FP32"}${manifest.optimization?.format === undefined ? "" : ` (${manifest.optimization.format})`}, ${formatBytes(modelSize(manifest))}`,
+    `${manifest.optimization?.quantization ?? "FP32"}${
+      manifest.optimization?.format === undefined ? "" : ` (${manifest.optimization.format})`
+    }, ${formatBytes(modelSize(manifest))}`,
     `  published ${manifest.publishedAt} by ${manifest.publishedBy}, expires ${manifest.expiresAt}, license ${manifest.license}`,
-    ...Object.entries(manifest.artifacts).map(([name, a]) => `  ${name}: ${a.filename} ${formatBytes(a.size)} sha256:${a.sha256.slice(0, 12)} ${a.cid}`),
+    ...Object.entries(manifest.artifacts).map(([name, a]) =>
+      `  ${name}: ${a.filename} ${formatBytes(a.size)} sha256:${a.sha256.slice(0, 12)} ${a.cid}`
+    ),
     ...(benchmarks ? [`  benchmarks: ${JSON.stringify(manifest.benchmarks ?? {})}`] : []),
     ...(requirements ? [`  requirements: ${JSON.stringify(manifest.requirements ?? {})}`] : [])
   ].join("\n")
@@ -185,12 +271,14 @@ const info = Command.make(
   ({ benchmarks, config, json, registry, requirements, target }) =>
     withModels(
       config,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         if (fs.existsSync(target) && fs.statSync(target).isFile()) {
           const file = yield* fileSummary(target)
           const digests = `${file.file}: ${formatBytes(file.size)}\n  sha256 ${file.sha256}\n  cid    ${file.cid}`
           if (!target.endsWith(".onnx")) return yield* output(json, file, () => digests)
-          const model = yield* readModelFile(target).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+          const model = yield* readModelFile(target).pipe(
+            Effect.mapError((error) => new CliError({ message: error.message }))
+          )
           const onnx = summarize(model, { fileSize: file.size })
           return yield* output(json, { ...file, onnx }, () => `${digests}\n${formatSummary(onnx)}`)
         }
@@ -201,14 +289,37 @@ const info = Command.make(
           : yield* Effect.flatMap(fetchManifest(yield* registryUrl(registry), reference.id, reference.version), (raw) =>
             Either.mapLeft(parseManifest(raw), (error) => new CliError({ message: error.message })))
         const view = json && (benchmarks || requirements)
-          ? { id: manifest.id, version: manifest.version, ...(benchmarks ? { benchmarks: manifest.benchmarks ?? {} } : {}), ...(requirements ? { requirements: manifest.requirements ?? {} } : {}) }
+          ? {
+            id: manifest.id,
+            version: manifest.version,
+            ...(benchmarks ? { benchmarks: manifest.benchmarks ?? {} } : {}),
+            ...(requirements ? { requirements: manifest.requirements ?? {} } : {})
+          }
           : manifest
-        yield* output(json, view, () => describeManifest(manifest, benchmarks, requirements))
+        yield* output(json, view, () =>
+          describeManifest(manifest, benchmarks, requirements))
       })
     )
-).pipe(Command.withDescription("a model's manifest (cache first, then the registry), or a file's size, sha256 and CID (for ONNX: operators, parameters, tensor sizes)"))
+).pipe(
+  Command.withDescription(
+    "a model's manifest (cache first, then the registry), or a file's size, sha256 and CID (for ONNX: operators, parameters, tensor sizes)"
+  )
+)
 
 export const modelsCommand = Command.make("models").pipe(
   Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
-  Command.withSubcommands([list, pullCommand, verify, info, optimizeCommand, runCommand, publishCommand, signCommand, keysCommand, adaptersCommand, cacheCommand, configCommand])
+  Command.withSubcommands([
+    list,
+    pullCommand,
+    verify,
+    info,
+    optimizeCommand,
+    runCommand,
+    publishCommand,
+    signCommand,
+    keysCommand,
+    adaptersCommand,
+    cacheCommand,
+    configCommand
+  ])
 )

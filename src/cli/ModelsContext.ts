@@ -34,7 +34,7 @@ export const withModels = <A, E, R>(
   configPath: Option.Option<string>,
   use: Effect.Effect<A, E, R | ModelsSettings | BlobStore>
 ): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore> | Environment> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const environment = yield* Environment
     const file = configFile(Option.getOrUndefined(Option.orElse(configPath, () => environment.modelsConfig)))
     const config = yield* asCliError(loadConfig(file))
@@ -49,7 +49,10 @@ export const registryUrl = (flag: Option.Option<string>) =>
 
 /** `withModels` plus the trust store of `trust.keysDir` (publisher keys, trusted versions). */
 export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
-  withModels(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config)))))
+  withModels(
+    config,
+    Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config))))
+  )
 
 /** `id` or `id@version`. */
 export const parseReference = (text: string) => {

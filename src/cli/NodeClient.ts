@@ -4,13 +4,14 @@
  */
 import { FetchHttpClient, HttpApiClient } from "@effect/platform"
 import { RpcClient, RpcSerialization, RpcTest } from "@effect/rpc"
-import { RpcClientError } from "@effect/rpc/RpcClientError"
 import type { RpcGroup } from "@effect/rpc"
+import { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
-import { AccountId, OperationId } from "../domain/Money.js"
 import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import type { LedgerFailure } from "../actors/economy/LedgerRpc.js"
+import type { CommandRefused } from "../domain/CommandAuthority.js"
+import { AccountId, OperationId } from "../domain/Money.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApi } from "../http/Api.js"
@@ -20,11 +21,10 @@ import { NodeAudit } from "../layers/NodeAudit.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
 import type { NodeInfoView } from "../layers/NodeStatus.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
+import { signingClientLayer } from "../rpc/CommandSigning.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import type { ChainReportView } from "../rpc/NodeRpc.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
-import type { CommandRefused } from "../domain/CommandAuthority.js"
-import { signingClientLayer } from "../rpc/CommandSigning.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { CliError } from "./CliError.js"
 
@@ -46,7 +46,11 @@ export interface NodeClientService {
   readonly events: (from: number, limit: number) => Effect.Effect<EventsPage, CliError>
   readonly follow: (from: number) => Stream.Stream<Envelope, CliError>
   readonly balance: (account: string) => Effect.Effect<Balance, CliError>
-  readonly mint: (account: string, amount: bigint, operationId?: string) => Effect.Effect<Balance, CliError | LedgerFailureType>
+  readonly mint: (
+    account: string,
+    amount: bigint,
+    operationId?: string
+  ) => Effect.Effect<Balance, CliError | LedgerFailureType>
   readonly transfer: (
     from: string,
     to: string,
@@ -56,19 +60,28 @@ export interface NodeClientService {
   /** Every RPC of the node (market, auctions, staking, governance, audit explain); wrap calls in `call`. */
   readonly rpc: NodeRpcClient
   /** Turns "cannot reach the node" into a CliError; domain failures pass through as they are. */
-  readonly call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => Effect.Effect<A, Exclude<E, RpcClientError> | CliError>
+  readonly call: <A, E>(
+    effect: Effect.Effect<A, E | RpcClientError>
+  ) => Effect.Effect<A, Exclude<E, RpcClientError> | CliError>
 }
 
 // In process there is no transport to fail.
-const inProcess = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => effect as Effect.Effect<A, Exclude<E, RpcClientError>>
+const inProcess = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) =>
+  effect as Effect.Effect<A, Exclude<E, RpcClientError>>
 
 /** Mint and transfer as signed commands through the node's RPC (the fiber's signer signs them). */
 const ledgerCommands = (rpc: NodeRpcClient) => ({
   mint: (account: string, amount: bigint, operationId?: string) =>
-    rpc.LedgerMint({ account: AccountId.make(account), amount, ...(operationId === undefined ? {} : { operationId: OperationId.make(operationId) }) }),
+    rpc.LedgerMint({
+      account: AccountId.make(account),
+      amount,
+      ...(operationId === undefined ? {} : { operationId: OperationId.make(operationId) })
+    }),
   transfer: (from: string, to: string, amount: bigint, transferId?: string) =>
     rpc.LedgerTransfer({
-      from: AccountId.make(from), to: AccountId.make(to), amount,
+      from: AccountId.make(from),
+      to: AccountId.make(to),
+      amount,
       ...(transferId === undefined ? {} : { transferId: OperationId.make(transferId) })
     })
 })
@@ -78,7 +91,7 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
   static readonly direct = (settings: NodeSettings) =>
     Layer.scoped(
       NodeClient,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const status = yield* NodeStatus
         const audit = yield* NodeAudit
         const ledger = yield* Ledger
@@ -86,10 +99,14 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
         // In process, but through the same handlers and signature checks as a node's /rpc.
         const rpc: NodeRpcClient = yield* RpcTest.makeClient(NodeApiRpcs)
         const events = (from: number, limit: number) =>
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             const page = yield* journal.readAll(from, limit)
             const head = yield* journal.head
-            return { events: page, next: page.length === 0 ? from : page[page.length - 1]!.position + 1, head: head.position }
+            return {
+              events: page,
+              next: page.length === 0 ? from : page[page.length - 1]!.position + 1,
+              head: head.position
+            }
           })
         return {
           info: status.info(),
@@ -99,7 +116,8 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           follow: (from) => journal.subscribe(from),
           balance: (account) => ledger.balance(account),
           mint: (account, amount, operationId) => inProcess(ledgerCommands(rpc).mint(account, amount, operationId)),
-          transfer: (from, to, amount, transferId) => inProcess(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
+          transfer: (from, to, amount, transferId) =>
+            inProcess(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
           rpc,
           call: inProcess
         } satisfies NodeClientService
@@ -113,17 +131,21 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
   static readonly remote = (url: string) =>
     Layer.scoped(
       NodeClient,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const base = url.replace(/\/+$/, "")
         const rpc = yield* RpcClient.make(NodeApiRpcs).pipe(
-          Effect.provide(RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(Layer.provide(RpcSerialization.layerNdjson))),
+          Effect.provide(
+            RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(Layer.provide(RpcSerialization.layerNdjson))
+          ),
           Effect.provide(signingClientLayer)
         )
         const http = yield* HttpApiClient.make(NodeApi, { baseUrl: base })
         const unreachable = (cause: { readonly message: string }) =>
           new CliError({ message: `cannot reach the edge-net node at ${base}: ${cause.message}` })
         const call = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) =>
-          Effect.catchIf(effect, (error): error is RpcClientError => error instanceof RpcClientError, (error) => Effect.fail(unreachable(error)))
+          Effect.catchIf(effect, (error): error is RpcClientError =>
+            error instanceof RpcClientError, (error) =>
+            Effect.fail(unreachable(error)))
         const events = (from: number, limit: number) =>
           http.events.list({ urlParams: { from, limit } }).pipe(Effect.mapError(unreachable))
         const follow = (from: number): Stream.Stream<Envelope, CliError> =>
@@ -134,19 +156,20 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
                   ? Effect.as(Effect.sleep("250 millis"), [Chunk.empty<Envelope>(), Option.some(cursor)] as const)
                   : Effect.succeed([Chunk.fromIterable(page.events), Option.some(page.next)] as const)
               )
-            )
-          )
+            ))
         return {
           info: call(rpc.NodeInfo()),
           verify: call(rpc.AuditVerify()),
           replay: call(rpc.AuditReplay()),
           events,
           follow,
-          balance: (account) => call(rpc.LedgerBalance({ account: AccountId.make(account) })),
+          balance: (account) =>
+            call(rpc.LedgerBalance({ account: AccountId.make(account) })),
           mint: (account, amount, operationId) => call(ledgerCommands(rpc).mint(account, amount, operationId)),
           transfer: (from, to, amount, transferId) => call(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
           rpc,
-          call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => call(effect as Effect.Effect<A, Exclude<E, RpcClientError> | RpcClientError>)
+          call: <A, E>(effect: Effect.Effect<A, E | RpcClientError>) =>
+            call(effect as Effect.Effect<A, Exclude<E, RpcClientError> | RpcClientError>)
         } satisfies NodeClientService
       })
     ).pipe(Layer.provide(FetchHttpClient.layer))

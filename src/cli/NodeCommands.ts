@@ -2,17 +2,25 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
-import { Environment } from "../layers/Environment.js"
 import { nodeLive } from "../http/Server.js"
+import { Environment } from "../layers/Environment.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
 import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
 
-const port = Options.integer("port").pipe(Options.withDescription(`HTTP port (default $EDGE_NET_PORT, else ${DEFAULT_PORT})`), Options.optional)
-const host = Options.text("host").pipe(Options.withDescription(`address to listen on (default $EDGE_NET_HOST, else ${DEFAULT_HOST})`), Options.optional)
+const port = Options.integer("port").pipe(
+  Options.withDescription(`HTTP port (default $EDGE_NET_PORT, else ${DEFAULT_PORT})`),
+  Options.optional
+)
+const host = Options.text("host").pipe(
+  Options.withDescription(`address to listen on (default $EDGE_NET_HOST, else ${DEFAULT_HOST})`),
+  Options.optional
+)
 const allowHost = Options.text("allow-host").pipe(
-  Options.withDescription("another name clients reach the node by (Host header), e.g. node.lan or node.lan:8080; repeatable"),
+  Options.withDescription(
+    "another name clients reach the node by (Host header), e.g. node.lan or node.lan:8080; repeatable"
+  ),
   Options.repeated
 )
 const publicUrl = Options.text("public-url").pipe(
@@ -31,31 +39,36 @@ const checkedPort = (port: Option.Option<number>) =>
 
 const checkedPublicUrl = (url: Option.Option<string>) => {
   const problem = Option.flatMapNullable(url, publicUrlProblem)
-  return Option.isSome(problem) ? Effect.fail(new CliError({ message: problem.value })) : Effect.succeed(Option.getOrUndefined(url))
+  return Option.isSome(problem)
+    ? Effect.fail(new CliError({ message: problem.value }))
+    : Effect.succeed(Option.getOrUndefined(url))
 }
 
-const start = Command.make("start", { data: dataOption, port, host, allowHost, publicUrl }, ({ allowHost, data, host, port, publicUrl }) =>
-  Effect.gen(function* () {
-    const environment = yield* Environment
-    const url = yield* checkedPublicUrl(publicUrl)
-    const listenPort = yield* checkedPort(port)
-    const settings = yield* settingsFor(data, {
-      ...(Option.isSome(host) ? { host: host.value } : {}),
-      ...(listenPort === undefined ? {} : { port: listenPort }),
-      genesisParameters: environment.genesisParameters,
-      ...(environment.network === undefined ? {} : { network: environment.network }),
-      ...(environment.operators === undefined ? {} : { operators: environment.operators }),
-      ...(environment.operatorThreshold === undefined ? {} : { operatorThreshold: environment.operatorThreshold }),
-      allowedHosts: allowHost,
-      ...(url === undefined ? {} : { publicUrl: url })
+const start = Command.make(
+  "start",
+  { data: dataOption, port, host, allowHost, publicUrl },
+  ({ allowHost, data, host, port, publicUrl }) =>
+    Effect.gen(function*() {
+      const environment = yield* Environment
+      const url = yield* checkedPublicUrl(publicUrl)
+      const listenPort = yield* checkedPort(port)
+      const settings = yield* settingsFor(data, {
+        ...(Option.isSome(host) ? { host: host.value } : {}),
+        ...(listenPort === undefined ? {} : { port: listenPort }),
+        genesisParameters: environment.genesisParameters,
+        ...(environment.network === undefined ? {} : { network: environment.network }),
+        ...(environment.operators === undefined ? {} : { operators: environment.operators }),
+        ...(environment.operatorThreshold === undefined ? {} : { operatorThreshold: environment.operatorThreshold }),
+        allowedHosts: allowHost,
+        ...(url === undefined ? {} : { publicUrl: url })
+      })
+      const warning = exposureWarning(settings.host)
+      return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
+        Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
+        Effect.zipRight(Layer.launch(nodeLive(settings))),
+        Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
+      )
     })
-    const warning = exposureWarning(settings.host)
-    return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
-      Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
-      Effect.zipRight(Layer.launch(nodeLive(settings))),
-      Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
-    )
-  })
 ).pipe(Command.withDescription(
   "run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc); EDGE_NET_GENESIS=name=value,... sets parameters never changed yet; " +
     "at first start EDGE_NET_NETWORK, EDGE_NET_OPERATORS (public keys) and EDGE_NET_OPERATOR_THRESHOLD found the network (default: this node's key, 1 of 1)"
@@ -63,28 +76,38 @@ const start = Command.make("start", { data: dataOption, port, host, allowHost, p
 
 const firstLine = (text: string) => text.split("\n", 1)[0] ?? ""
 
-const info = Command.make("info", { data: dataOption, node: nodeOption, json: jsonOption }, ({ data, json, node }) =>
-  withNode(
-    data,
-    node,
-    Effect.flatMap(NodeClient, (client) => client.info).pipe(
-      Effect.flatMap((info) =>
-        output(json, info, (i) =>
-          [
-            `node       ${i.nodeId}`,
-            `public key ${i.publicKey}`,
-            `version    ${i.version}`,
-            `data       ${i.dataDir}`,
-            `journal    ${i.head.position} events, head ${i.head.hash}`,
-            `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${i.operators.join(", ")}]`,
-            ...i.policies.map((p) => `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`),
-            `dead       ${i.deadLetterCount} dead letter${i.deadLetterCount === 1 ? "" : "s"}`,
-            ...i.deadLetters.map((d) => `  ${d.policy} gave up on position ${d.position} (${d.eventType} on ${d.streamId}) after ${d.attempts} attempts at ${d.failedAt}: ${firstLine(d.error)}`),
-            ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
-          ].join("\n"))
+const info = Command.make(
+  "info",
+  { data: dataOption, node: nodeOption, json: jsonOption },
+  ({ data, json, node }) =>
+    withNode(
+      data,
+      node,
+      Effect.flatMap(NodeClient, (client) => client.info).pipe(
+        Effect.flatMap((info) =>
+          output(json, info, (i) =>
+            [
+              `node       ${i.nodeId}`,
+              `public key ${i.publicKey}`,
+              `version    ${i.version}`,
+              `data       ${i.dataDir}`,
+              `journal    ${i.head.position} events, head ${i.head.hash}`,
+              `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${
+                i.operators.join(", ")
+              }]`,
+              ...i.policies.map((p) => `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`),
+              `dead       ${i.deadLetterCount} dead letter${i.deadLetterCount === 1 ? "" : "s"}`,
+              ...i.deadLetters.map((d) =>
+                `  ${d.policy} gave up on position ${d.position} (${d.eventType} on ${d.streamId}) after ${d.attempts} attempts at ${d.failedAt}: ${
+                  firstLine(d.error)
+                }`
+              ),
+              ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
+            ].join("\n"))
+        )
       )
     )
-  )).pipe(Command.withDescription("who the node is and where its journal stands"))
+).pipe(Command.withDescription("who the node is and where its journal stands"))
 
 export const nodeCommand = Command.make("node").pipe(
   Command.withDescription("run or inspect a node"),

@@ -15,12 +15,12 @@ import { parseCalibrationJsonl, parseNpy } from "../compute/Calibration.js"
 import { readModelFile, writeModelFile } from "../compute/onnx/ExternalData.js"
 import type { OnnxModel } from "../compute/onnx/OnnxModel.js"
 import { OnnxError, readModel, writeModel } from "../compute/onnx/OnnxModel.js"
+import type { SimplifyReport } from "../compute/onnx/Simplify.js"
 import { modelInputs, randomFeeds, textFeeds } from "../compute/optimize/Feeds.js"
 import { manifestReport } from "../compute/optimize/ManifestReport.js"
 import type { OptimizeResult, Quantization } from "../compute/optimize/Optimize.js"
 import { isCausalLanguageModel, optimize } from "../compute/optimize/Optimize.js"
 import type { Feeds } from "../compute/optimize/Runner.js"
-import type { SimplifyReport } from "../compute/onnx/Simplify.js"
 import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
@@ -37,7 +37,9 @@ const fail = (message: string) => new CliError({ message })
 
 /** A file next to the model, or one directory up (for the `<model>/onnx/model.onnx` layout). */
 const besideModel = (modelFile: string, name: string) =>
-  [path.join(path.dirname(modelFile), name), path.join(path.dirname(modelFile), "..", name)].find((file) => fs.existsSync(file))
+  [path.join(path.dirname(modelFile), name), path.join(path.dirname(modelFile), "..", name)].find((file) =>
+    fs.existsSync(file)
+  )
 
 /**
  * The most one model may take before the optimizer loads it: it holds the original, the rewritten
@@ -54,39 +56,57 @@ const memoryLimit = () => {
 
 /** The model with its external data, and the one buffer `optimize()` takes (ONNX Runtime loads from it). */
 const loadModel = (modelFile: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const model = yield* readModelFile(modelFile, memoryLimit()).pipe(Effect.mapError((error) => fail(error.message)))
     const bytes = yield* Effect.try({
       try: () => writeModel(model),
       catch: (error) =>
-        fail(error instanceof OnnxError && error.kind === "TooLarge"
-          ? `${modelFile}: the model takes over 2 GiB with its external data inlined, and the optimizer validates models in ONNX Runtime from one protobuf buffer, which is limited to 2 GiB`
-          : `${modelFile}: ${error instanceof Error ? error.message : String(error)}`)
+        fail(
+          error instanceof OnnxError && error.kind === "TooLarge"
+            ? `${modelFile}: the model takes over 2 GiB with its external data inlined, and the optimizer validates models in ONNX Runtime from one protobuf buffer, which is limited to 2 GiB`
+            : `${modelFile}: ${error instanceof Error ? error.message : String(error)}`
+        )
     })
     return { model, bytes }
   })
 
 /** Held-out and calibration inputs: texts through the model's tokenizer, `.npy` tensors, or seeded random tensors. */
 const feedsFor = (model: OnnxModel, modelFile: string, calibration: Option.Option<string>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const tokenizerFile = besideModel(modelFile, "tokenizer.json")
     if (Option.isSome(calibration) && calibration.value.endsWith(".jsonl")) {
-      if (tokenizerFile === undefined) return yield* Effect.fail(fail(`text calibration data needs the model's tokenizer.json next to ${modelFile}`))
+      if (tokenizerFile === undefined) {
+        return yield* Effect.fail(fail(`text calibration data needs the model's tokenizer.json next to ${modelFile}`))
+      }
       const tokenizer = yield* Tokenizer.fromFile(tokenizerFile).pipe(Effect.mapError((error) => fail(error.message)))
-      const texts = yield* Effect.try({ try: () => parseCalibrationJsonl(fs.readFileSync(calibration.value, "utf8"), calibration.value), catch: (error) => fail((error as Error).message) })
+      const texts = yield* Effect.try({
+        try: () => parseCalibrationJsonl(fs.readFileSync(calibration.value, "utf8"), calibration.value),
+        catch: (error) => fail((error as Error).message)
+      })
       // The last fifth (at least one text) is held out for validation, never calibrated on.
       const held = Math.max(1, Math.floor(texts.length / 5))
       const feeds = texts.map((text) => textFeeds(model, tokenizer, text, 128))
       return { calibration: feeds.slice(0, Math.max(1, feeds.length - held)), heldOut: feeds.slice(-held) }
     }
     if (Option.isSome(calibration) && calibration.value.endsWith(".npy")) {
-      const tensor = yield* Effect.try({ try: () => parseNpy(new Uint8Array(fs.readFileSync(calibration.value)), calibration.value), catch: (error) => fail((error as Error).message) })
+      const tensor = yield* Effect.try({
+        try: () => parseNpy(new Uint8Array(fs.readFileSync(calibration.value)), calibration.value),
+        catch: (error) => fail((error as Error).message)
+      })
       const input = model.graph.inputs[0]
-      if (input === undefined || tensor.dtype !== "float32") return yield* Effect.fail(fail(`${calibration.value}: expected float32 samples for input ${input?.name ?? "?"}`))
+      if (input === undefined || tensor.dtype !== "float32") {
+        return yield* Effect.fail(
+          fail(`${calibration.value}: expected float32 samples for input ${input?.name ?? "?"}`)
+        )
+      }
       const [samples = 1, ...rest] = tensor.shape
       const size = rest.reduce((a, b) => a * b, 1)
       const feeds: Array<Feeds> = Array.from({ length: samples }, (_, i) => ({
-        [input.name]: { type: "float32" as const, data: (tensor.data as Float32Array).slice(i * size, (i + 1) * size), dims: [1, ...rest] }
+        [input.name]: {
+          type: "float32" as const,
+          data: (tensor.data as Float32Array).slice(i * size, (i + 1) * size),
+          dims: [1, ...rest]
+        }
       }))
       const held = Math.max(1, Math.floor(samples / 5))
       return { calibration: feeds.slice(0, Math.max(1, samples - held)), heldOut: feeds.slice(-held) }
@@ -106,53 +126,107 @@ const signed = (value: number, digits: number) => `${value >= 0 ? "+" : ""}${val
 const describe = (result: OptimizeResult, file: string) => {
   const { report } = result
   return [
-    `${file}: ${formatBytes(report.originalBytes)} -> ${formatBytes(report.optimizedBytes)} (${(report.sizeRatio * 100).toFixed(1)}%)`,
-    `  quality vs FP32 on held-out inputs: cosine ${report.cosine.toFixed(5)}, max error ${report.maxError.toPrecision(3)}, top-1 ${(report.top1 * 100).toFixed(1)}%`,
-    ...(report.perplexity === undefined || report.baselinePerplexity === undefined || report.perplexityDelta === undefined
+    `${file}: ${formatBytes(report.originalBytes)} -> ${formatBytes(report.optimizedBytes)} (${
+      (report.sizeRatio * 100).toFixed(1)
+    }%)`,
+    `  quality vs FP32 on held-out inputs: cosine ${report.cosine.toFixed(5)}, max error ${
+      report.maxError.toPrecision(3)
+    }, top-1 ${(report.top1 * 100).toFixed(1)}%`,
+    ...(report.perplexity === undefined || report.baselinePerplexity === undefined ||
+        report.perplexityDelta === undefined
       ? []
-      : [`  held-out perplexity ${report.perplexity.toFixed(3)} (FP32 ${report.baselinePerplexity.toFixed(3)}, ${signed(report.perplexityDelta, 4)})`]),
-    `  latency in ${result.runtime} ${report.latencyMs.toFixed(2)} ms (FP32 ${report.baselineLatencyMs.toFixed(2)} ms, ${report.latencyRatio.toFixed(2)}x); took ${report.quantizationSeconds.toFixed(1)} s`,
+      : [
+        `  held-out perplexity ${report.perplexity.toFixed(3)} (FP32 ${report.baselinePerplexity.toFixed(3)}, ${
+          signed(report.perplexityDelta, 4)
+        })`
+      ]),
+    `  latency in ${result.runtime} ${report.latencyMs.toFixed(2)} ms (FP32 ${
+      report.baselineLatencyMs.toFixed(2)
+    } ms, ${report.latencyRatio.toFixed(2)}x); took ${report.quantizationSeconds.toFixed(1)} s`,
     ...(result.simplified === undefined ? [] : [describeSimplified(result.simplified)]),
-    `  quantized ${result.rewrite.quantized.length} weight(s); kept FP32: ${result.rewrite.keptFp32.length === 0 ? "none" : result.rewrite.keptFp32.map((k) => `${k.node} (${k.reason})`).join(", ")}`,
-    ...(result.assignment === undefined ? [] : [`  precision per layer (budget ${formatBytes(result.assignment.budgetBytes)}, estimated ${formatBytes(result.assignment.estimatedBytes)}): ` +
-      Object.entries(result.assignment.bits).map(([layer, bits]) => `${layer}=${bits}`).join(" ")])
+    `  quantized ${result.rewrite.quantized.length} weight(s); kept FP32: ${
+      result.rewrite.keptFp32.length === 0
+        ? "none"
+        : result.rewrite.keptFp32.map((k) => `${k.node} (${k.reason})`).join(", ")
+    }`,
+    ...(result.assignment === undefined ?
+      [] :
+      [
+        `  precision per layer (budget ${formatBytes(result.assignment.budgetBytes)}, estimated ${
+          formatBytes(result.assignment.estimatedBytes)
+        }): ` +
+        Object.entries(result.assignment.bits).map(([layer, bits]) => `${layer}=${bits}`).join(" ")
+      ])
   ].join("\n")
 }
 
 /** Records the job on the node's optimizer actor when a node data directory exists. */
-const record = (data: Option.Option<string>, jobId: string, modelBytes: Uint8Array, quantization: Quantization, result: OptimizeResult, blockSize: number) =>
-  Effect.gen(function* () {
+const record = (
+  data: Option.Option<string>,
+  jobId: string,
+  modelBytes: Uint8Array,
+  quantization: Quantization,
+  result: OptimizeResult,
+  blockSize: number
+) =>
+  Effect.gen(function*() {
     const settings = yield* settingsFor(data)
     if (!fs.existsSync(journalFile(settings))) return false
-    yield* Effect.gen(function* () {
+    yield* Effect.gen(function*() {
       const optimizer = yield* Optimizer
       const sha256 = crypto.createHash("sha256").update(modelBytes).digest("hex")
-      yield* optimizer.request(jobId, { model: { sha256, size: modelBytes.length }, quantization: quantization === "none" ? "FP16" : quantization, blockSize })
+      yield* optimizer.request(jobId, {
+        model: { sha256, size: modelBytes.length },
+        quantization: quantization === "none" ? "FP16" : quantization,
+        blockSize
+      })
       if (result.sensitivities !== undefined && result.assignment !== undefined) {
-        yield* optimizer.recordSensitivities(jobId, result.sensitivityMetric ?? "1 - output cosine", result.sensitivities.map((layer) => ({ ...layer, damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0])) })))
+        yield* optimizer.recordSensitivities(
+          jobId,
+          result.sensitivityMetric ?? "1 - output cosine",
+          result.sensitivities.map((layer) => ({
+            ...layer,
+            damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0]))
+          }))
+        )
         yield* optimizer.assignPrecision(jobId, result.assignment)
       }
       const report = Object.fromEntries(Object.entries(result.report).filter(([, value]) => Number.isFinite(value)))
       if (result.refused !== undefined) yield* optimizer.refuse(jobId, report, result.refused)
       else {
         yield* optimizer.complete(jobId, {
-          artifact: { sha256: crypto.createHash("sha256").update(result.bytes).digest("hex"), size: result.bytes.length },
-          report, keptFp32: result.rewrite.keptFp32.map((kept) => kept.node)
+          artifact: {
+            sha256: crypto.createHash("sha256").update(result.bytes).digest("hex"),
+            size: result.bytes.length
+          },
+          report,
+          keptFp32: result.rewrite.keptFp32.map((kept) => kept.node)
         })
       }
-    }).pipe(Effect.provide(nodeServices(settings).pipe(Layer.orDie)), Effect.mapError((error) => fail(`recording the job: ${String(error)}`)))
+    }).pipe(
+      Effect.provide(nodeServices(settings).pipe(Layer.orDie)),
+      Effect.mapError((error) => fail(`recording the job: ${String(error)}`))
+    )
     return true
   })
 
 /** The manifest type of a model: text-generation for a causal LM, embedding for other token-id models. */
 const inferredType = (model: OnnxModel): string | undefined =>
-  isCausalLanguageModel(model) ? "text-generation" : modelInputs(model).some((input) => input.name === "input_ids") ? "embedding" : undefined
+  isCausalLanguageModel(model)
+    ? "text-generation"
+    : modelInputs(model).some((input) => input.name === "input_ids")
+    ? "embedding"
+    : undefined
 
 /** `tiny-lm-int8` for models/reference/tiny-lm/model.onnx: the file's name, or its folder's when the file is just `model`. */
 const defaultName = (modelFile: string, quantization: Quantization) => {
   const folder = path.resolve(path.dirname(modelFile))
   const base = path.basename(modelFile).replace(/\.onnx$/, "")
-  const named = base !== "model" ? base : path.basename(folder) === "onnx" ? path.basename(path.dirname(folder)) : path.basename(folder)
+  const named = base !== "model"
+    ? base
+    : path.basename(folder) === "onnx"
+    ? path.basename(path.dirname(folder))
+    : path.basename(folder)
   return `${named}-${quantization.toLowerCase()}`
 }
 
@@ -163,25 +237,74 @@ export const optimizeCommand = Command.make(
   "optimize",
   {
     model: Args.file({ name: "model.onnx", exists: "yes" }),
-    quantization: Options.choice("quantization", ["INT8", "INT8_DYNAMIC", "INT4", "GPTQ", "AWQ", "FP16", "auto", "none"]).pipe(Options.withDefault("INT8" as const)),
+    quantization: Options.choice("quantization", [
+      "INT8",
+      "INT8_DYNAMIC",
+      "INT4",
+      "GPTQ",
+      "AWQ",
+      "FP16",
+      "auto",
+      "none"
+    ]).pipe(Options.withDefault("INT8" as const)),
     blockSize: Options.choice("block-size", ["32", "64", "128"]).pipe(Options.withDefault("32" as const)),
-    calibration: Options.file("calibration-data", { exists: "yes" }).pipe(Options.withDescription("JSONL of {\"text\": ...} (with the model's tokenizer.json) or a .npy of input samples"), Options.optional),
+    calibration: Options.file("calibration-data", { exists: "yes" }).pipe(
+      Options.withDescription("JSONL of {\"text\": ...} (with the model's tokenizer.json) or a .npy of input samples"),
+      Options.optional
+    ),
     pruning: Options.choice("pruning", ["magnitude", "block"]).pipe(Options.optional),
-    simplify: Options.boolean("onnx-simplify").pipe(Options.withDescription("simplify the graph first: Constant nodes to initializers, constants folded, duplicate nodes and initializers merged, Identity and dead nodes dropped")),
+    simplify: Options.boolean("onnx-simplify").pipe(
+      Options.withDescription(
+        "simplify the graph first: Constant nodes to initializers, constants folded, duplicate nodes and initializers merged, Identity and dead nodes dropped"
+      )
+    ),
     sparsity: Options.float("sparsity").pipe(Options.withDefault(0.3)),
-    sizeBudget: Options.text("size-budget").pipe(Options.withDescription("auto: the size the optimized file may take, e.g. 2MB"), Options.optional),
-    minCosine: Options.float("min-cosine").pipe(Options.withDescription("refuse a result whose output cosine vs FP32 is lower"), Options.optional),
-    maxPerplexityDelta: Options.float("max-perplexity-delta").pipe(Options.withDescription("language models: refuse a result whose held-out perplexity rises more than this over FP32"), Options.optional),
+    sizeBudget: Options.text("size-budget").pipe(
+      Options.withDescription("auto: the size the optimized file may take, e.g. 2MB"),
+      Options.optional
+    ),
+    minCosine: Options.float("min-cosine").pipe(
+      Options.withDescription("refuse a result whose output cosine vs FP32 is lower"),
+      Options.optional
+    ),
+    maxPerplexityDelta: Options.float("max-perplexity-delta").pipe(
+      Options.withDescription(
+        "language models: refuse a result whose held-out perplexity rises more than this over FP32"
+      ),
+      Options.optional
+    ),
     target: Options.choice("target", ["browser", "node"]).pipe(
-      Options.withDescription("where the model will run: the report validates and times it in onnxruntime-web (browser) or onnxruntime-node"),
+      Options.withDescription(
+        "where the model will run: the report validates and times it in onnxruntime-web (browser) or onnxruntime-node"
+      ),
       Options.withDefault("node" as const)
     ),
     output: Options.file("output").pipe(Options.optional),
-    publish: Options.boolean("publish").pipe(Options.withDescription("sign the result and register it with a registry node, as `publish` does (needs --version)")),
-    name: Options.text("name").pipe(Options.withDescription("--publish: model name (default: the source's file or folder name plus the mode, e.g. tiny-lm-int8)"), Options.optional),
-    version: Options.text("model-version").pipe(Options.withDescription("--publish: semantic version of this release (also --version)"), Options.optional),
-    type: Options.text("type").pipe(Options.withDescription("--publish: text-generation, embedding, vision, ... (default: text-generation for input_ids + logits, embedding for other input_ids models)"), Options.optional),
-    id: Options.text("id").pipe(Options.withDescription("--publish: model id (default: from --name)"), Options.optional),
+    publish: Options.boolean("publish").pipe(
+      Options.withDescription(
+        "sign the result and register it with a registry node, as `publish` does (needs --version)"
+      )
+    ),
+    name: Options.text("name").pipe(
+      Options.withDescription(
+        "--publish: model name (default: the source's file or folder name plus the mode, e.g. tiny-lm-int8)"
+      ),
+      Options.optional
+    ),
+    version: Options.text("model-version").pipe(
+      Options.withDescription("--publish: semantic version of this release (also --version)"),
+      Options.optional
+    ),
+    type: Options.text("type").pipe(
+      Options.withDescription(
+        "--publish: text-generation, embedding, vision, ... (default: text-generation for input_ids + logits, embedding for other input_ids models)"
+      ),
+      Options.optional
+    ),
+    id: Options.text("id").pipe(
+      Options.withDescription("--publish: model id (default: from --name)"),
+      Options.optional
+    ),
     license: Options.text("license").pipe(Options.withDefault("unknown")),
     key: keyOption,
     registry: registryOption,
@@ -190,22 +313,44 @@ export const optimizeCommand = Command.make(
     json: jsonOption
   },
   (args) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const quantization = args.quantization as Quantization
       const name = Option.getOrElse(args.name, () => defaultName(args.model, quantization))
       const id = Option.getOrElse(args.id, () => idFromName(name))
       const version = Option.getOrUndefined(args.version)
       // Everything --publish needs is checked before any work, so a bad release line writes nothing.
       if (args.publish) {
-        if (version === undefined) return yield* Effect.fail(fail("optimize --publish needs --version (the release's semantic version, e.g. 1.0.0)"))
-        if (!isSemVer(version)) return yield* Effect.fail(fail(`invalid --version "${version}": expected a semantic version such as 1.0.0 or 1.0.0-rc.1`))
-        if (!isManifestId(id)) return yield* Effect.fail(fail(`invalid model id "${id}": 1-128 lowercase letters, digits or . _ -, starting with a letter or digit (pass --id)`))
+        if (version === undefined) {
+          return yield* Effect.fail(
+            fail("optimize --publish needs --version (the release's semantic version, e.g. 1.0.0)")
+          )
+        }
+        if (!isSemVer(version)) {
+          return yield* Effect.fail(
+            fail(`invalid --version "${version}": expected a semantic version such as 1.0.0 or 1.0.0-rc.1`)
+          )
+        }
+        if (!isManifestId(id)) {
+          return yield* Effect.fail(
+            fail(
+              `invalid model id "${id}": 1-128 lowercase letters, digits or . _ -, starting with a letter or digit (pass --id)`
+            )
+          )
+        }
       }
       const budget = Option.map(args.sizeBudget, (text) => parseByteSize(text) ?? Number.NaN)
-      if (Option.isSome(budget) && !Number.isFinite(budget.value)) return yield* Effect.fail(fail(`invalid --size-budget "${Option.getOrElse(args.sizeBudget, () => "")}": expected e.g. 2MB or 512KiB`))
+      if (Option.isSome(budget) && !Number.isFinite(budget.value)) {
+        return yield* Effect.fail(
+          fail(`invalid --size-budget "${Option.getOrElse(args.sizeBudget, () => "")}": expected e.g. 2MB or 512KiB`)
+        )
+      }
       const { model, bytes } = yield* loadModel(args.model)
       const type = Option.getOrUndefined(args.type) ?? inferredType(model)
-      if (args.publish && type === undefined) return yield* Effect.fail(fail(`cannot tell what kind of model ${args.model} is: pass --type (vision, ocr, audio, ...)`))
+      if (args.publish && type === undefined) {
+        return yield* Effect.fail(
+          fail(`cannot tell what kind of model ${args.model} is: pass --type (vision, ocr, audio, ...)`)
+        )
+      }
       const release = args.publish && version !== undefined && type !== undefined ? { version, type } : undefined
       const settings = {
         quantization,
@@ -214,7 +359,7 @@ export const optimizeCommand = Command.make(
         ...(Option.isSome(args.pruning) ? { pruning: { method: args.pruning.value, sparsity: args.sparsity } } : {})
       }
 
-      const run = Effect.gen(function* () {
+      const run = Effect.gen(function*() {
         const { calibration, heldOut } = yield* feedsFor(model, args.model, args.calibration)
         const qualityBar = {
           ...(Option.isSome(args.minCosine) ? { cosine: args.minCosine.value } : {}),
@@ -234,13 +379,22 @@ export const optimizeCommand = Command.make(
             }),
           catch: (error) => fail(error instanceof Error ? error.message : String(error))
         }).pipe(Effect.ensuring(Effect.sync(progress.done)))
-        const target = Option.getOrElse(args.output, () => args.model.replace(/\.onnx$/, "") + `.${quantization.toLowerCase()}.onnx`)
+        const target = Option.getOrElse(args.output, () =>
+          args.model.replace(/\.onnx$/, "") + `.${quantization.toLowerCase()}.onnx`)
         const jobId = `optimize-${crypto.randomBytes(6).toString("hex")}`
         const recorded = yield* record(args.data, jobId, bytes, quantization, result, settings.blockSize)
         if (result.refused !== undefined) {
-          return yield* Effect.fail(fail(`refused: ${result.refused.join("; ")} (size ${(result.report.sizeRatio * 100).toFixed(1)}%, cosine ${result.report.cosine.toFixed(5)})`))
+          return yield* Effect.fail(
+            fail(
+              `refused: ${result.refused.join("; ")} (size ${(result.report.sizeRatio * 100).toFixed(1)}%, cosine ${
+                result.report.cosine.toFixed(5)
+              })`
+            )
+          )
         }
-        yield* writeModelFile(target, readModel(result.bytes)).pipe(Effect.mapError((error) => fail(error.message)))
+        yield* writeModelFile(target, readModel(result.bytes)).pipe(Effect.mapError((error) =>
+          fail(error.message)
+        ))
         return { result, target, ...(recorded ? { jobId } : {}) }
       })
 
@@ -257,20 +411,40 @@ export const optimizeCommand = Command.make(
       }
       yield* withTrust(
         args.config,
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const signer = yield* signerFor(args.key)
           const registry = yield* registryUrl(args.registry)
           const done = yield* run
-          const measured = manifestReport(done.result, { ...settings, ...(done.jobId === undefined ? {} : { optimizerJob: done.jobId }) })
-          const files = [done.target, ...["tokenizer.json", "config.json"].flatMap((file) => besideModel(args.model, file) ?? [])]
+          const measured = manifestReport(done.result, {
+            ...settings,
+            ...(done.jobId === undefined ? {} : { optimizerJob: done.jobId })
+          })
+          const files = [
+            done.target,
+            ...["tokenizer.json", "config.json"].flatMap((file) => besideModel(args.model, file) ?? [])
+          ]
           const manifest = yield* buildManifest({
-            files, name, id, version: release.version, type: release.type, license: args.license,
-            optimization: measured.optimization, benchmarks: measured.benchmarks, expiresInDays: 365, signer
+            files,
+            name,
+            id,
+            version: release.version,
+            type: release.type,
+            license: args.license,
+            optimization: measured.optimization,
+            benchmarks: measured.benchmarks,
+            expiresInDays: 365,
+            signer
           })
           const uploaded = yield* pushToRegistry(registry, manifest)
-          const line = `published ${manifest.id}@${manifest.version} to ${registry} (signed by ${signer.keyId}; uploaded ${uploaded.length} of ${Object.keys(manifest.artifacts).length} file(s))`
-          yield* output(args.json, { ...view(done), published: { registry, uploaded, manifest } }, () => `${text(done)}\n  ${line}`)
+          const line =
+            `published ${manifest.id}@${manifest.version} to ${registry} (signed by ${signer.keyId}; uploaded ${uploaded.length} of ${
+              Object.keys(manifest.artifacts).length
+            } file(s))`
+          yield* output(args.json, { ...view(done), published: { registry, uploaded, manifest } }, () =>
+            `${text(done)}\n  ${line}`)
         })
       )
     })
-).pipe(Command.withDescription("quantize / prune an ONNX model, validate it against the original, and optionally publish it"))
+).pipe(
+  Command.withDescription("quantize / prune an ONNX model, validate it against the original, and optionally publish it")
+)

@@ -37,8 +37,10 @@ const bar = (done: number, total: number, width: number) => {
 }
 
 export const progressLine = (update: ProgressUpdate, width = 24): string =>
-  `${update.label} ${bar(update.bytesDone, update.bytesTotal, width)} ${formatBytes(update.bytesDone)}/${formatBytes(update.bytesTotal)} ` +
-    `${formatBytes(update.bytesPerSecond)}/s ETA ${formatClock(update.etaSeconds)}`
+  `${update.label} ${bar(update.bytesDone, update.bytesTotal, width)} ${formatBytes(update.bytesDone)}/${
+    formatBytes(update.bytesTotal)
+  } ` +
+  `${formatBytes(update.bytesPerSecond)}/s ETA ${formatClock(update.etaSeconds)}`
 
 export interface StepUpdate {
   readonly step: string
@@ -48,7 +50,9 @@ export interface StepUpdate {
 }
 
 export const stepLine = (update: StepUpdate, width = 24): string =>
-  `${update.step.padEnd(11)} ${bar(update.done, update.total, width)} ${update.done}/${update.total} elapsed ${formatClock(update.elapsedSeconds)}`
+  `${update.step.padEnd(11)} ${bar(update.done, update.total, width)} ${update.done}/${update.total} elapsed ${
+    formatClock(update.elapsedSeconds)
+  }`
 
 /** Where updates go: a JSON line on stdout, or `line` redrawn on stderr when it is a TTY. */
 const sink = <U extends object>(json: boolean, line: (update: U, width: number) => string, reservedColumns: number) => {
@@ -59,7 +63,9 @@ const sink = <U extends object>(json: boolean, line: (update: U, width: number) 
       if (json) {
         process.stdout.write(JSON.stringify({ event: "progress", ...update }) + "\n")
       } else if (tty) {
-        process.stderr.write(`\r\x1b[2K${line(update, Math.max(10, Math.min(40, (process.stderr.columns ?? 80) - reservedColumns)))}`)
+        process.stderr.write(
+          `\r\x1b[2K${line(update, Math.max(10, Math.min(40, (process.stderr.columns ?? 80) - reservedColumns)))}`
+        )
         drawn = true
       }
     },

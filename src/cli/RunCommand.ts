@@ -9,8 +9,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Inference } from "../compute/inference/Inference.js"
 import { type ModelSource, readModelFolder } from "../compute/inference/Model.js"
-import { BlobStore } from "../content/BlobStore.js"
 import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
+import { BlobStore } from "../content/BlobStore.js"
 import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
@@ -23,26 +23,34 @@ const readJson = (file: string) => (fs.existsSync(file) ? decodeJson(fs.readFile
 
 /** The model's files, from a directory, a model file with its siblings, or a pulled id's artifacts. */
 const sourceOf = (target: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     if (fs.existsSync(target)) {
       const dir = fs.statSync(target).isDirectory() ? target : path.dirname(target)
       return dir
     }
     const store = yield* BlobStore
     const reference = parseReference(target)
-    const manifest = yield* readManifest(store.root, reference.id, reference.version).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
-    const byFile = new Map(Object.values(manifest.artifacts).map((artifact) => [artifact.filename, store.pathOf(artifact.sha256)]))
+    const manifest = yield* readManifest(store.root, reference.id, reference.version).pipe(
+      Effect.mapError((error) => new CliError({ message: error.message }))
+    )
+    const byFile = new Map(
+      Object.values(manifest.artifacts).map((artifact) => [artifact.filename, store.pathOf(artifact.sha256)])
+    )
     const model = [...byFile.keys()].find((name) => name.endsWith(".onnx"))
     const tokenizer = byFile.get("tokenizer.json")
     if (model === undefined || tokenizer === undefined) {
-      return yield* Effect.fail(new CliError({ message: `${manifest.id}@${manifest.version} has no ONNX model and tokenizer.json to run` }))
+      return yield* Effect.fail(
+        new CliError({ message: `${manifest.id}@${manifest.version} has no ONNX model and tokenizer.json to run` })
+      )
     }
     return yield* Effect.try({
       try: (): ModelSource => ({
         name: `${manifest.id}@${manifest.version}`,
         model: new Uint8Array(fs.readFileSync(byFile.get(model)!)),
         tokenizer: readJson(tokenizer),
-        tokenizerConfig: Option.getOrUndefined(Option.fromNullable(byFile.get("tokenizer_config.json")).pipe(Option.map(readJson))),
+        tokenizerConfig: Option.getOrUndefined(
+          Option.fromNullable(byFile.get("tokenizer_config.json")).pipe(Option.map(readJson))
+        ),
         config: Option.getOrUndefined(Option.fromNullable(byFile.get("config.json")).pipe(Option.map(readJson)))
       }),
       catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
@@ -51,10 +59,12 @@ const sourceOf = (target: string) =>
 
 /** A stored adapter, checked (checksum, signature when signed). */
 const localAdapter = (reference: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const { config } = yield* ModelsSettings
     const { id, version } = parseReference(reference)
-    return yield* loadLocalAdapter(cacheDirectory(config), id, version).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+    return yield* loadLocalAdapter(cacheDirectory(config), id, version).pipe(
+      Effect.mapError((error) => new CliError({ message: error.message }))
+    )
   })
 
 export const runCommand = Command.make(
@@ -68,7 +78,12 @@ export const runCommand = Command.make(
     topK: Options.integer("top-k").pipe(Options.optional),
     topP: Options.float("top-p").pipe(Options.optional),
     backend: Options.choice("backend", ["node", "web"]).pipe(Options.withDefault("node" as const)),
-    adapter: Options.text("adapter").pipe(Options.withDescription("run with a LoRA adapter from this machine (id[@version]); it must be made for this model"), Options.optional),
+    adapter: Options.text("adapter").pipe(
+      Options.withDescription(
+        "run with a LoRA adapter from this machine (id[@version]); it must be made for this model"
+      ),
+      Options.optional
+    ),
     config: configOption,
     json: jsonOption
   },
@@ -76,39 +91,76 @@ export const runCommand = Command.make(
     withModels(
       args.config,
       Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const found = yield* sourceOf(args.target)
-          const source = typeof found === "string" ? yield* readModelFolder(found).pipe(Effect.mapError((error) => new CliError({ message: error.message }))) : found
+          const source = typeof found === "string"
+            ? yield* readModelFolder(found).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
+            : found
           const adapter = Option.isNone(args.adapter) ? undefined : yield* localAdapter(args.adapter.value)
           if (adapter !== undefined) {
             const digest = crypto.createHash("sha256").update(source.model).digest("hex")
             const { id, version, baseModel, baseModelDigest } = adapter.metadata
             if (digest !== baseModelDigest) {
-              return yield* Effect.fail(new CliError({ message: `adapter ${id}@${version} was made for base model ${baseModel} (sha256 ${baseModelDigest}), not this one (sha256 ${digest})` }))
+              return yield* Effect.fail(
+                new CliError({
+                  message:
+                    `adapter ${id}@${version} was made for base model ${baseModel} (sha256 ${baseModelDigest}), not this one (sha256 ${digest})`
+                })
+              )
             }
           }
-          const slots = adapter === undefined ? undefined : { rank: adapter.weights.rank, modules: adapter.metadata.targetModules }
-          const handle = yield* inference.loadModel({ ...source, adapterSlots: slots }).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
-          if (args.embed.length > 0) {
-            const vectors = yield* inference.embedBatch(handle, args.embed, { adapter }).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
-            return yield* output(args.json, args.embed.map((text, i) => ({ text, embedding: Array.from(vectors[i]!) })), (rows) =>
-              rows.map((r) => `${r.text}: [${r.embedding.slice(0, 6).map((v) => v.toFixed(4)).join(", ")}, ...] (${r.embedding.length} dims)`).join("\n"))
-          }
-          if (Option.isNone(args.prompt)) return yield* Effect.fail(new CliError({ message: "give --prompt TEXT to generate or --embed TEXT to embed" }))
-          const options = {
-            maxNewTokens: args.maxTokens, temperature: args.temperature, adapter,
-            ...(Option.isSome(args.topK) ? { topK: args.topK.value } : {}), ...(Option.isSome(args.topP) ? { topP: args.topP.value } : {})
-          }
-          if (args.json) {
-            const result = yield* inference.generate(handle, args.prompt.value, options).pipe(Effect.mapError((error) => new CliError({ message: error.message })))
-            return yield* output(true, result, () => "")
-          }
-          yield* Stream.runForEach(inference.generateStream(handle, args.prompt.value, options), (piece) => Effect.sync(() => process.stdout.write(piece))).pipe(
+          const slots = adapter === undefined
+            ? undefined
+            : { rank: adapter.weights.rank, modules: adapter.metadata.targetModules }
+          const handle = yield* inference.loadModel({ ...source, adapterSlots: slots }).pipe(
             Effect.mapError((error) => new CliError({ message: error.message }))
           )
+          if (args.embed.length > 0) {
+            const vectors = yield* inference.embedBatch(handle, args.embed, { adapter }).pipe(
+              Effect.mapError((error) => new CliError({ message: error.message }))
+            )
+            return yield* output(
+              args.json,
+              args.embed.map((text, i) => ({ text, embedding: Array.from(vectors[i]!) })),
+              (rows) =>
+                rows.map((r) =>
+                  `${r.text}: [${
+                    r.embedding.slice(0, 6).map((v) => v.toFixed(4)).join(", ")
+                  }, ...] (${r.embedding.length} dims)`
+                ).join("\n")
+            )
+          }
+          if (Option.isNone(args.prompt)) {
+            return yield* Effect.fail(
+              new CliError({ message: "give --prompt TEXT to generate or --embed TEXT to embed" })
+            )
+          }
+          const options = {
+            maxNewTokens: args.maxTokens,
+            temperature: args.temperature,
+            adapter,
+            ...(Option.isSome(args.topK) ? { topK: args.topK.value } : {}),
+            ...(Option.isSome(args.topP) ? { topP: args.topP.value } : {})
+          }
+          if (args.json) {
+            const result = yield* inference.generate(handle, args.prompt.value, options).pipe(
+              Effect.mapError((error) => new CliError({ message: error.message }))
+            )
+            return yield* output(true, result, () => "")
+          }
+          yield* Stream.runForEach(inference.generateStream(handle, args.prompt.value, options), (piece) =>
+            Effect.sync(() => process.stdout.write(piece))).pipe(
+              Effect.mapError((error) =>
+                new CliError({ message: error.message })
+              )
+            )
           yield* Effect.sync(() => process.stdout.write("\n"))
         })
       ).pipe(Effect.provide(args.backend === "web" ? Inference.web : Inference.node))
     )
-).pipe(Command.withDescription("generate from a language model (--prompt) or embed texts (--embed) with a model dir, file or pulled id"))
+).pipe(
+  Command.withDescription(
+    "generate from a language model (--prompt) or embed texts (--embed) with a model dir, file or pulled id"
+  )
+)

@@ -19,7 +19,9 @@ export const dataOption = Options.text("data").pipe(
 )
 
 export const nodeOption = Options.text("node").pipe(
-  Options.withDescription("URL of a running node to ask over RPC, e.g. http://127.0.0.1:7878 (default: open the data directory)"),
+  Options.withDescription(
+    "URL of a running node to ask over RPC, e.g. http://127.0.0.1:7878 (default: open the data directory)"
+  ),
   Options.optional
 )
 
@@ -46,10 +48,15 @@ export const withNode = <A, E, R>(
   return Effect.flatMap(settingsFor(data), (settings) => {
     if (!fs.existsSync(journalFile(settings))) {
       return Effect.fail(
-        new CliError({ message: `no edge-net data in ${settings.dataDir} (start a node there first: edge-net node start --data ${settings.dataDir})` })
+        new CliError({
+          message:
+            `no edge-net data in ${settings.dataDir} (start a node there first: edge-net node start --data ${settings.dataDir})`
+        })
       )
     }
-    const direct = NodeClient.direct(settings).pipe(Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message }))))
+    const direct = NodeClient.direct(settings).pipe(
+      Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message })))
+    )
     return Effect.provide(use, direct)
   })
 }
@@ -67,7 +74,11 @@ export const parseWith = <A>(schema: Schema.Schema<A, string>, what: string) => 
   const decode = Schema.decodeUnknown(schema)
   return (text: string) =>
     decode(text).pipe(
-      Effect.mapError((error) => new CliError({ message: `invalid ${what} "${text}": ${innermost(ParseResult.TreeFormatter.formatErrorSync(error))}` }))
+      Effect.mapError((error) =>
+        new CliError({
+          message: `invalid ${what} "${text}": ${innermost(ParseResult.TreeFormatter.formatErrorSync(error))}`
+        })
+      )
     )
 }
 
@@ -84,7 +95,8 @@ export const positiveInteger = (value: number, option: string) =>
     : Effect.fail(new CliError({ message: `invalid --${option} ${value}: expected a positive whole number` }))
 
 // The deepest line of a parse tree says what was wrong; the tree's glyphs go.
-const innermost = (text: string) => text.split("\n").filter((line) => line.trim() !== "").pop()?.replace(/^[\s└├│─]+/, "") ?? text
+const innermost = (text: string) =>
+  text.split("\n").filter((line) => line.trim() !== "").pop()?.replace(/^[\s└├│─]+/, "") ?? text
 
 export const toJson = (value: unknown): string =>
   JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)

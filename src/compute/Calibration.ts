@@ -4,7 +4,9 @@
  */
 import { Data } from "effect"
 
-export class CalibrationError extends Data.TaggedError("CalibrationError")<{ readonly source: string; readonly reason: string }> {
+export class CalibrationError
+  extends Data.TaggedError("CalibrationError")<{ readonly source: string; readonly reason: string }>
+{
   override get message() {
     return `${this.source}: ${this.reason}`
   }
@@ -23,7 +25,7 @@ export const parseCalibrationJsonl = (text: string, source = "calibration data")
       throw new CalibrationError({ source: `${source}:${index + 1}`, reason: "not JSON" })
     }
     if (typeof parsed !== "object" || parsed === null || typeof (parsed as { text?: unknown }).text !== "string") {
-      throw new CalibrationError({ source: `${source}:${index + 1}`, reason: 'expected {"text": "..."}' })
+      throw new CalibrationError({ source: `${source}:${index + 1}`, reason: "expected {\"text\": \"...\"}" })
     }
     texts.push((parsed as { text: string }).text)
   }
@@ -40,30 +42,53 @@ export interface NpyTensor {
 }
 
 const DTYPES: Record<string, NpyTensor["dtype"]> = {
-  "<f4": "float32", "<f8": "float64", "<i4": "int32", "<i8": "int64", "|i1": "int8", "|u1": "uint8"
+  "<f4": "float32",
+  "<f8": "float64",
+  "<i4": "int32",
+  "<i8": "int64",
+  "|i1": "int8",
+  "|u1": "uint8"
 }
 
 /** Reads a little-endian, C-ordered `.npy` array (format versions 1 to 3). */
 export const parseNpy = (bytes: Uint8Array, source = "tensor file"): NpyTensor => {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]
-  if (bytes.length < 10 || magic.some((byte, i) => bytes[i] !== byte)) throw new CalibrationError({ source, reason: "not a .npy file" })
+  if (bytes.length < 10 || magic.some((byte, i) => bytes[i] !== byte)) {
+    throw new CalibrationError({ source, reason: "not a .npy file" })
+  }
   const major = bytes[6]!
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true)
   const headerStart = major === 1 ? 10 : 12
-  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(headerStart, headerStart + headerLength))
+  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
+    bytes.subarray(headerStart, headerStart + headerLength)
+  )
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1]
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1]
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1]
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new CalibrationError({ source, reason: "malformed .npy header" })
+  if (descr === undefined || fortran === undefined || shapeText === undefined) {
+    throw new CalibrationError({ source, reason: "malformed .npy header" })
+  }
   const dtype = DTYPES[descr]
-  if (dtype === undefined) throw new CalibrationError({ source, reason: `unsupported dtype ${descr} (float32, float64, int32, int64, int8, uint8)` })
-  if (fortran === "True") throw new CalibrationError({ source, reason: "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)" })
+  if (dtype === undefined) {
+    throw new CalibrationError({
+      source,
+      reason: `unsupported dtype ${descr} (float32, float64, int32, int64, int8, uint8)`
+    })
+  }
+  if (fortran === "True") {
+    throw new CalibrationError({
+      source,
+      reason: "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)"
+    })
+  }
   const shape = shapeText.split(",").map((part) => part.trim()).filter((part) => part !== "").map(Number)
   const count = shape.reduce((product, dim) => product * dim, 1)
   const offset = headerStart + headerLength
   const width = { float32: 4, float64: 8, int32: 4, int64: 8, int8: 1, uint8: 1 }[dtype]
-  if (bytes.length - offset < count * width) throw new CalibrationError({ source, reason: `truncated: ${count} values need ${count * width} bytes` })
+  if (bytes.length - offset < count * width) {
+    throw new CalibrationError({ source, reason: `truncated: ${count} values need ${count * width} bytes` })
+  }
   const body = bytes.slice(offset, offset + count * width).buffer
   const data: NpyData = {
     float32: () => new Float32Array(body),

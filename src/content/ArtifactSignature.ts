@@ -13,7 +13,9 @@ import type { ManifestSigner } from "./ManifestSigning.js"
 import { verifySignature } from "./NodeKey.js"
 import { UnixFsBuilder } from "./UnixFs.js"
 
-export class ArtifactSignatureError extends Data.TaggedError("ArtifactSignatureError")<{ readonly file: string; readonly reason: string }> {
+export class ArtifactSignatureError
+  extends Data.TaggedError("ArtifactSignatureError")<{ readonly file: string; readonly reason: string }>
+{
   override get message() {
     return `${this.file}: ${this.reason}`
   }
@@ -31,14 +33,20 @@ export const describeFile = (file: string) =>
     try: async (): Promise<FileDescription> => {
       const hash = crypto.createHash("sha256")
       const builder = UnixFsBuilder.make()
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>) {
+      for await (
+        const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>
+      ) {
         hash.update(chunk)
         builder.update(chunk)
       }
       const layout = builder.finish()
       return { size: layout.size, sha256: hash.digest("hex"), cid: layout.root }
     },
-    catch: (cause) => new ArtifactSignatureError({ file, reason: `cannot read it (${cause instanceof Error ? cause.message : String(cause)})` })
+    catch: (cause) =>
+      new ArtifactSignatureError({
+        file,
+        reason: `cannot read it (${cause instanceof Error ? cause.message : String(cause)})`
+      })
   })
 
 /** `<file>.sig`: who signed which bytes, and the signature in base64 (the form the seed's manifest shows). */
@@ -54,13 +62,14 @@ export const ArtifactSignatureFile = Schema.Struct({
 export type ArtifactSignatureFile = typeof ArtifactSignatureFile.Type
 
 /** The bytes signed: what the file is, never where it lies, so a renamed or re-hosted copy still verifies. */
-export const artifactStatement = (sha256: string, size: number) => canonicalize({ type: "ed25519-artifact-v1", sha256, size })
+export const artifactStatement = (sha256: string, size: number) =>
+  canonicalize({ type: "ed25519-artifact-v1", sha256, size })
 
 export const signatureFileOf = (file: string) => `${file}.sig`
 
 /** Signs `file` with `signer` and writes `<file>.sig`; returns what it wrote. */
 export const signArtifact = (file: string, signer: ManifestSigner) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const described = yield* describeFile(file)
     const signature: ArtifactSignatureFile = {
       type: "ed25519-artifact-v1",
@@ -74,13 +83,20 @@ export const signArtifact = (file: string, signer: ManifestSigner) =>
     const target = signatureFileOf(file)
     yield* Effect.try({
       try: () => fs.writeFileSync(target, JSON.stringify(signature, null, 2) + "\n"),
-      catch: (cause) => new ArtifactSignatureError({ file: target, reason: cause instanceof Error ? cause.message : String(cause) })
+      catch: (cause) =>
+        new ArtifactSignatureError({ file: target, reason: cause instanceof Error ? cause.message : String(cause) })
     })
     return { file: target, signature }
   })
 
 /** True when `signature` (base64, as in a manifest) is `publicKey`'s Ed25519 signature of a file of this digest and size. */
-export const verifyArtifactSignature = (signature: string, publicKey: string, sha256: string, size: number): boolean => {
+export const verifyArtifactSignature = (
+  signature: string,
+  publicKey: string,
+  sha256: string,
+  size: number
+): boolean => {
   const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(signature) ? Buffer.from(signature, "base64") : undefined
-  return bytes !== undefined && bytes.length === 64 && verifySignature(publicKey, artifactStatement(sha256, size), bytes.toString("hex"))
+  return bytes !== undefined && bytes.length === 64 &&
+    verifySignature(publicKey, artifactStatement(sha256, size), bytes.toString("hex"))
 }

@@ -71,8 +71,15 @@ export const isAlive = (pid: number): boolean => {
   }
 }
 
-const toRow = (row: { hex: string; size: number; cid: string; added_at: number; last_used: number; pinned: number }): BlobRow => ({
-  hex: row.hex, size: row.size, cid: row.cid, addedAt: row.added_at, lastUsed: row.last_used, pinned: row.pinned === 1
+const toRow = (
+  row: { hex: string; size: number; cid: string; added_at: number; last_used: number; pinned: number }
+): BlobRow => ({
+  hex: row.hex,
+  size: row.size,
+  cid: row.cid,
+  addedAt: row.added_at,
+  lastUsed: row.last_used,
+  pinned: row.pinned === 1
 })
 
 export interface BlobIndex {
@@ -159,7 +166,12 @@ export const openBlobIndex = (file: string): BlobIndex => {
     add: (row, blocks) => void add(row, blocks),
     remove: (hex) => void remove(hex),
     block: (cid: string): BlockLocation | undefined => {
-      const row = statements.block.get(cid) as { hex: string; offset: number | null; length: number | null; node: Buffer | null } | undefined
+      const row = statements.block.get(cid) as {
+        hex: string
+        offset: number | null
+        length: number | null
+        node: Buffer | null
+      } | undefined
       if (row === undefined) return undefined
       if (row.node !== null) return { kind: "node", bytes: new Uint8Array(row.node) }
       return { kind: "leaf", hex: row.hex, offset: row.offset ?? 0, length: row.length ?? 0 }
@@ -168,8 +180,10 @@ export const openBlobIndex = (file: string): BlobIndex => {
     setPinned: (hex: string, pinned: boolean) => statements.pin.run(pinned ? 1 : 0, hex).changes > 0,
     addRef: (hex: string, ref: string) => void statements.addRef.run(hex, ref),
     removeRef: (hex: string, ref: string) => void statements.removeRef.run(hex, ref),
-    refsOf: (hex: string): Array<string> => (statements.refsOf.all(hex) as Array<{ ref: string }>).map((row) => row.ref),
-    referenced: (): Set<string> => new Set((statements.referenced.all() as Array<{ hex: string }>).map((row) => row.hex)),
+    refsOf: (hex: string): Array<string> =>
+      (statements.refsOf.all(hex) as Array<{ ref: string }>).map((row) => row.ref),
+    referenced: (): Set<string> =>
+      new Set((statements.referenced.all() as Array<{ hex: string }>).map((row) => row.hex)),
     lease: (hex: string) => void statements.lease.run(hex, process.pid),
     unlease: (hex: string) => {
       statements.unlease.run(hex, process.pid)

@@ -14,11 +14,15 @@ import type { UnixFsLayout } from "./UnixFs.js"
 import { UnixFsBuilder } from "./UnixFs.js"
 
 export const BlobDigest = Schema.String.pipe(
-  Schema.pattern(/^sha256-[0-9a-f]{64}$/, { message: () => "a blob digest is sha256- followed by 64 lowercase hex characters" })
+  Schema.pattern(/^sha256-[0-9a-f]{64}$/, {
+    message: () => "a blob digest is sha256- followed by 64 lowercase hex characters"
+  })
 )
 
 export const digestOf = (sha256: string) => `sha256-${sha256}`
-export const sha256Of = (digestOrHex: string) => (digestOrHex.startsWith("sha256-") ? digestOrHex.slice(7) : digestOrHex)
+export const sha256Of = (
+  digestOrHex: string
+) => (digestOrHex.startsWith("sha256-") ? digestOrHex.slice(7) : digestOrHex)
 const isSha256 = (hex: string) => /^[0-9a-f]{64}$/.test(hex)
 
 export interface BlobInfo {
@@ -93,10 +97,17 @@ export interface BlobStoreOptions {
 export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3
 
 const toInfo = (row: BlobRow): BlobInfo => ({
-  digest: digestOf(row.hex), sha256: row.hex, size: row.size, cid: row.cid, addedAt: row.addedAt, lastUsed: row.lastUsed, pinned: row.pinned
+  digest: digestOf(row.hex),
+  sha256: row.hex,
+  size: row.size,
+  cid: row.cid,
+  addedAt: row.addedAt,
+  lastUsed: row.lastUsed,
+  pinned: row.pinned
 })
 
-const ioError = (cause: unknown) => new BlobStoreError({ reason: cause instanceof Error ? cause.message : String(cause) })
+const ioError = (cause: unknown) =>
+  new BlobStoreError({ reason: cause instanceof Error ? cause.message : String(cause) })
 
 const READ_CHUNK = 4 * 1024 * 1024
 
@@ -140,7 +151,8 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   const pathOf = (digest: string) => path.join(blobsDir, digestOf(sha256Of(digest)))
 
-  const stat = (digest: string) => Effect.sync(() => Option.map(Option.fromNullable(index.get(sha256Of(digest))), toInfo))
+  const stat = (digest: string) =>
+    Effect.sync(() => Option.map(Option.fromNullable(index.get(sha256Of(digest))), toInfo))
 
   const has = (digest: string) =>
     Effect.sync(() => {
@@ -162,8 +174,11 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
    * they cannot fit even after every evictable blob went, it evicts nothing and fails with BlobStoreFull;
    * `ownReservation` is what the caller reserved for these very bytes (not counted twice).
    */
-  const makeRoom = (incoming: number, options: { readonly mustFit?: boolean | undefined; readonly ownReservation?: number } = {}) =>
-    Effect.gen(function* () {
+  const makeRoom = (
+    incoming: number,
+    options: { readonly mustFit?: boolean | undefined; readonly ownReservation?: number } = {}
+  ) =>
+    Effect.gen(function*() {
       const mustFit = options.mustFit === true
       let total = index.totals().bytes + reserved - (options.ownReservation ?? 0)
       const candidates = evictable()
@@ -175,7 +190,10 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
       }
       if (incoming > maxBytes) {
         return yield* Effect.fail(
-          new BlobStoreError({ reason: `a blob of ${incoming} bytes is larger than the cache cap of ${maxBytes} bytes (raise cache.maxSize)` })
+          new BlobStoreError({
+            reason:
+              `a blob of ${incoming} bytes is larger than the cache cap of ${maxBytes} bytes (raise cache.maxSize)`
+          })
         )
       }
       const evicted: Array<BlobInfo> = []
@@ -190,8 +208,13 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
     })
 
   /** Moves a verified file into place and indexes it with its IPFS layout. */
-  const install = (file: string, sha256: string, layout: UnixFsLayout, room: { readonly mustFit?: boolean; readonly ownReservation?: number } = {}) =>
-    Effect.gen(function* () {
+  const install = (
+    file: string,
+    sha256: string,
+    layout: UnixFsLayout,
+    room: { readonly mustFit?: boolean; readonly ownReservation?: number } = {}
+  ) =>
+    Effect.gen(function*() {
       yield* makeRoom(layout.size, room)
       const target = pathOf(sha256)
       yield* Effect.try({
@@ -218,19 +241,21 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
    * the hash (and `expected`, when given) matched; a failure leaves no trace.
    */
   const put = <E>(bytes: Stream.Stream<Uint8Array, E>, expected: Expected = {}) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       if (expected.sha256 !== undefined && !isSha256(sha256Of(expected.sha256))) {
         return yield* Effect.fail(new BlobStoreError({ reason: `invalid sha256 ${expected.sha256}` }))
       }
       const limit = Math.min(expected.size ?? Infinity, expected.atMost ?? Infinity)
       const mustFit = expected.mustFit === true
       const reservation = mustFit && Number.isFinite(limit) ? limit : 0
-      const room = expected.size !== undefined || reservation > 0 ? makeRoom(reservation > 0 ? reservation : limit, { mustFit }) : Effect.void
+      const room = expected.size !== undefined || reservation > 0
+        ? makeRoom(reservation > 0 ? reservation : limit, { mustFit })
+        : Effect.void
       const temporary = path.join(tmpDir, `${process.pid}-${crypto.randomBytes(8).toString("hex")}`)
       const receive = Effect.acquireUseRelease(
         Effect.tryPromise({ try: () => fs.promises.open(temporary, "wx"), catch: ioError }),
         (handle) =>
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             const hash = crypto.createHash("sha256")
             const builder = UnixFsBuilder.make()
             let size = 0
@@ -271,8 +296,11 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
    * Takes over a file whose whole SHA-256 the caller already verified (the downloader hashes while it
    * downloads) and moves it into place; the IPFS layout is read from the file unless the caller has it.
    */
-  const adopt = (file: string, verified: { readonly sha256: string; readonly size: number; readonly layout?: UnixFsLayout | undefined }) =>
-    Effect.gen(function* () {
+  const adopt = (
+    file: string,
+    verified: { readonly sha256: string; readonly size: number; readonly layout?: UnixFsLayout | undefined }
+  ) =>
+    Effect.gen(function*() {
       let layout = verified.layout
       if (layout === undefined) {
         const builder = UnixFsBuilder.make()
@@ -289,9 +317,11 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   /** Re-hashes a stored blob; a blob whose bytes changed on disk is removed and reported. */
   const verify = (digest: string) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const hex = sha256Of(digest)
-      if (index.get(hex) === undefined || !fs.existsSync(pathOf(hex))) return yield* Effect.fail(new BlobNotFound({ digest: digestOf(hex) }))
+      if (index.get(hex) === undefined || !fs.existsSync(pathOf(hex))) {
+        return yield* Effect.fail(new BlobNotFound({ digest: digestOf(hex) }))
+      }
       const hash = crypto.createHash("sha256")
       yield* scanFile(pathOf(hex), [(chunk) => hash.update(chunk)])
       const actual = hash.digest("hex")
@@ -304,9 +334,11 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   /** Holds a blob open for the scope: it cannot be evicted meanwhile, and its last use is now. */
   const use = (digest: string) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const hex = sha256Of(digest)
-      if (index.get(hex) === undefined || !fs.existsSync(pathOf(hex))) return yield* Effect.fail(new BlobNotFound({ digest: digestOf(hex) }))
+      if (index.get(hex) === undefined || !fs.existsSync(pathOf(hex))) {
+        return yield* Effect.fail(new BlobNotFound({ digest: digestOf(hex) }))
+      }
       if (options.verifyOnUse === true) yield* verify(hex)
       yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -321,7 +353,10 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
   const touch = (digest: string) => Effect.sync(() => index.touch(sha256Of(digest), Date.now()))
 
   const pin = (digest: string, pinned = true) =>
-    Effect.suspend(() => (index.setPinned(sha256Of(digest), pinned) ? Effect.void : Effect.fail(new BlobNotFound({ digest: digestOf(sha256Of(digest)) }))))
+    Effect.suspend(() => (index.setPinned(sha256Of(digest), pinned)
+      ? Effect.void
+      : Effect.fail(new BlobNotFound({ digest: digestOf(sha256Of(digest)) })))
+    )
 
   const addRef = (digest: string, ref: string) => Effect.sync(() => index.addRef(sha256Of(digest), ref))
   const removeRef = (digest: string, ref: string) => Effect.sync(() => index.removeRef(sha256Of(digest), ref))
@@ -331,11 +366,17 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   const summary = Effect.sync(() => {
     const totals = index.totals()
-    return { root, blobs: totals.count, bytes: totals.bytes, maxBytes, pinned: index.all().filter((row) => row.pinned).length }
+    return {
+      root,
+      blobs: totals.count,
+      bytes: totals.bytes,
+      maxBytes,
+      pinned: index.all().filter((row) => row.pinned).length
+    }
   })
 
   const removeWhere = (keep: (row: BlobRow) => boolean) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const removed: Array<BlobInfo> = []
       for (const row of evictable()) {
         if (keep(row)) continue
@@ -359,7 +400,7 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
 
   /** The bytes of one IPFS block held here: a raw leaf (a slice of a blob) or an internal DAG node. */
   const block = (cid: string) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const location = index.block(cid)
       if (location === undefined) return Option.none<Uint8Array>()
       if (location.kind === "node") return Option.some(location.bytes)
@@ -383,8 +424,30 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
   const byCid = (cid: string) => Effect.sync(() => Option.map(Option.fromNullable(index.byCid(cid)), toInfo))
 
   return {
-    root, partialDir, maxBytes, pathOf, stat, has, put, putFile, adopt, verify, use, touch, pin, addRef, removeRef, refsOf,
-    list, summary, clear, prune, makeRoom, block, byCid, remove: (digest: string) => remove(sha256Of(digest))
+    root,
+    partialDir,
+    maxBytes,
+    pathOf,
+    stat,
+    has,
+    put,
+    putFile,
+    adopt,
+    verify,
+    use,
+    touch,
+    pin,
+    addRef,
+    removeRef,
+    refsOf,
+    list,
+    summary,
+    clear,
+    prune,
+    makeRoom,
+    block,
+    byCid,
+    remove: (digest: string) => remove(sha256Of(digest))
   } as const
 }
 

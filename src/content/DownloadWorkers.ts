@@ -64,7 +64,9 @@ export const makeWorker = (options: WorkersOptions): Effect.Effect<Effect.Effect
         slot.active++
         yield* Effect.gen(function*() {
           // Only a source's own failures are retried, and only while it is in use: bad bytes drop it at once.
-          const outcome = yield* Effect.either(Effect.retry(attempt(unit, slot), { while: (error) => error._tag === "SourceError" && !slot.dropped }))
+          const outcome = yield* Effect.either(
+            Effect.retry(attempt(unit, slot), { while: (error) => error._tag === "SourceError" && !slot.dropped })
+          )
           if (outcome._tag === "Right") {
             yield* slot.retry.reset
             return yield* unitFinished

@@ -4,18 +4,17 @@
  */
 import { Data, Deferred, Duration, Effect, Queue } from "effect"
 import * as fs from "node:fs"
+import * as ByteRate from "./ByteRate.js"
 import { progressReporter } from "./DownloadProgress.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import { planUnits } from "./DownloadUnits.js"
 import { makeWorker } from "./DownloadWorkers.js"
 import { openPartial, partFileOf, removeQuietly, stateFileOf } from "./PartialFile.js"
 import { makePartWriter } from "./PartWriter.js"
-import * as ByteRate from "./ByteRate.js"
-import type { BlobSource, RequestOptions } from "./Sources.js"
 import { SourcePool } from "./SourcePool.js"
+import type { BlobSource, RequestOptions } from "./Sources.js"
 import { fetchUnit } from "./UnitFetch.js"
 import type { UnixFsLayout } from "./UnixFs.js"
-
 
 export interface Leaf {
   readonly cid: string
@@ -95,7 +94,9 @@ export interface DownloadResult {
   readonly layout?: UnixFsLayout
 }
 
-export class DownloadError extends Data.TaggedError("DownloadError")<{ readonly label: string; readonly reason: string }> {
+export class DownloadError
+  extends Data.TaggedError("DownloadError")<{ readonly label: string; readonly reason: string }>
+{
   override get message() {
     return `could not download ${this.label}: ${this.reason}`
   }
@@ -123,9 +124,11 @@ export const download = (
     const retries = Math.floor(Math.max(0, options.retries ?? 3))
     const pool = yield* SourcePool.make(sources, leaves, retries, options.onSourceDropped)
     if (pool.slots.length === 0) {
-      return yield* Effect.fail(fail(sources.length === 0
-        ? "no sources"
-        : "no source can serve it (IPFS gateways need the file's piece list)"))
+      return yield* Effect.fail(fail(
+        sources.length === 0
+          ? "no sources"
+          : "no source can serve it (IPFS gateways need the file's piece list)"
+      ))
     }
 
     const partFile = partFileOf(options.partialDir, target.sha256)
@@ -154,7 +157,12 @@ export const download = (
         units: units.length,
         done,
         fetchUnit: (unit, slot) =>
-          fetchUnit({ leaves, requestOptions, limiter, part }, unit, slot.source, (bytes) => pool.received(slot, bytes)),
+          fetchUnit(
+            { leaves, requestOptions, limiter, part },
+            unit,
+            slot.source,
+            (bytes) => pool.received(slot, bytes)
+          ),
         unitFinished: part.persistSoon,
         fail
       })
@@ -166,12 +174,15 @@ export const download = (
         exit._tag === "Success" ? Effect.void : Effect.suspend(() => {
           if (coverage.bytes === 0) discardPartial = true
           return Effect.ignore(part.persist)
-        }))
+        })
+      )
       yield* Effect.forkScoped(part.persistOnWake)
       yield* Effect.forkScoped(part.persistPeriodically)
       yield* Effect.forkScoped(part.hashPrefix)
       if (options.onProgress !== undefined) {
-        yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(PROGRESS_INTERVAL_MS)), report(false))))
+        yield* Effect.forkScoped(
+          Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(PROGRESS_INTERVAL_MS)), report(false)))
+        )
       }
       for (let index = 0; index < Math.min(parallel, units.length); index++) yield* Effect.forkScoped(worker)
       if (units.length === 0) yield* Deferred.succeed(done, undefined)
@@ -193,9 +204,7 @@ export const download = (
     })
 
     const { layout, sha256 } = yield* Effect.scoped(run).pipe(
-      Effect.tapError(() =>
-        discardPartial ? Effect.promise(() => removeQuietly(partFile, stateFile)) : Effect.void
-      )
+      Effect.tapError(() => discardPartial ? Effect.promise(() => removeQuietly(partFile, stateFile)) : Effect.void)
     )
     yield* Effect.promise(() => removeQuietly(stateFile))
     return {
@@ -212,11 +221,15 @@ export const download = (
 
 const targetProblem = (target: DownloadTarget): string | undefined => {
   if (!/^[0-9a-f]{64}$/.test(target.sha256)) return "the expected SHA-256 is not 64 lowercase hex characters"
-  if (!Number.isSafeInteger(target.size) || target.size < 0) return `the expected size ${target.size} is not a byte count`
+  if (!Number.isSafeInteger(target.size) || target.size < 0) {
+    return `the expected size ${target.size} is not a byte count`
+  }
   if (target.leaves === undefined) return undefined
   let offset = 0
   for (const [index, leaf] of target.leaves.entries()) {
-    if (leaf.offset !== offset || !(leaf.length > 0) || leaf.sha256.length !== 32) return `piece ${index} of the piece list is malformed`
+    if (leaf.offset !== offset || !(leaf.length > 0) || leaf.sha256.length !== 32) {
+      return `piece ${index} of the piece list is malformed`
+    }
     offset += leaf.length
   }
   return offset === target.size ? undefined : `the piece list covers ${offset} bytes, not ${target.size}`

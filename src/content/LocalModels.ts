@@ -41,25 +41,31 @@ const versionsOf = (cacheRoot: string, id: string) => {
 
 /** A pulled manifest: the given version, else the highest one pulled. */
 export const readManifest = (cacheRoot: string, id: string, version?: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const versions = versionsOf(cacheRoot, id)
     const chosen = version ?? versions[versions.length - 1]
     if (chosen === undefined || !versions.includes(chosen)) {
       return yield* Effect.fail(
-        new LocalModelError({ reason: `${id}${version === undefined ? "" : `@${version}`} is not in the cache (pull it first: edge-net-models pull ${id})` })
+        new LocalModelError({
+          reason: `${id}${
+            version === undefined ? "" : `@${version}`
+          } is not in the cache (pull it first: edge-net-models pull ${id})`
+        })
       )
     }
     const file = path.join(manifestsDir(cacheRoot), id, `${chosen}.json`)
     const json = decodeJson(fs.readFileSync(file, "utf8"), file)
     if (Either.isLeft(json)) return yield* Effect.fail(new LocalModelError({ reason: json.left.message }))
     const parsed = parseManifest(json.right)
-    if (Either.isLeft(parsed)) return yield* Effect.fail(new LocalModelError({ reason: `${file}: ${parsed.left.message}` }))
+    if (Either.isLeft(parsed)) {
+      return yield* Effect.fail(new LocalModelError({ reason: `${file}: ${parsed.left.message}` }))
+    }
     return parsed.right
   })
 
 /** Every pulled model's highest version. */
 export const listManifests = (cacheRoot: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const dir = manifestsDir(cacheRoot)
     if (!fs.existsSync(dir)) return []
     const ids = fs.readdirSync(dir).sort()

@@ -17,14 +17,21 @@ export const KnownModelTypes = ["text-generation", "embedding", "vision", "ocr",
 // "<field> <message>" without Effect's structural dump of the expected type.
 const says = (message: string) => ({ message: () => ({ message, override: true }) })
 
-const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)).annotations(says("must be a non-empty string of at most 1024 characters"))
+const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)).annotations(
+  says("must be a non-empty string of at most 1024 characters")
+)
 const Flag = Schema.Boolean.annotations(says("must be true or false"))
-const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(says("must be a whole number, 0 or more"))
-const PositiveCount = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(says("must be a whole number, 1 or more"))
+const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(
+  says("must be a whole number, 0 or more")
+)
+const PositiveCount = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(
+  says("must be a whole number, 1 or more")
+)
 const Measure = Schema.Number.pipe(Schema.finite()).annotations(says("must be a finite number"))
 const TextList = Schema.Array(Text).annotations(says("must be a list of non-empty strings"))
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
-const object = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations({ message: () => "must be an object" })
+const object = <Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Struct(fields).annotations({ message: () => "must be an object" })
 
 export const ManifestId = Schema.String.pipe(
   Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,127}$/)
@@ -38,15 +45,20 @@ export const ManifestId = Schema.String.pipe(
  * would make 1.0.0-9007199254740993 equal to 1.0.0-9007199254740992).
  */
 export const isVersion = (text: string): boolean =>
-  semver.valid(text) === text && semver.prerelease(text)?.some((part) => typeof part === "string" && /^\d+$/.test(part)) !== true
+  semver.valid(text) === text &&
+  semver.prerelease(text)?.some((part) => typeof part === "string" && /^\d+$/.test(part)) !== true
 
-export const SemVer = Schema.String.pipe(Schema.filter(isVersion)).annotations(says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1"))
+export const SemVer = Schema.String.pipe(Schema.filter(isVersion)).annotations(
+  says("must be a semantic version such as 1.0.0 or 1.0.0-rc.1")
+)
 
 export const ModelType = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9-]{0,63}$/)).annotations(
   says(`must be a lowercase word such as ${KnownModelTypes.join(", ")}`)
 )
 
-export const Sha256Hex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)).annotations(says("must be 64 lowercase hex characters"))
+export const Sha256Hex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)).annotations(
+  says("must be 64 lowercase hex characters")
+)
 
 /** An IPFS CIDv1 in base32 (`bafk…` raw leaves, `bafy…` dag-pb), as any gateway accepts it. */
 export const ArtifactCid = Schema.String.pipe(
@@ -95,7 +107,9 @@ export const ArtifactEntry = object({
 })
 export type ArtifactEntry = typeof ArtifactEntry.Type
 
-export const Quantization = Schema.Literal("FP32", "FP16", "INT8", "INT4").annotations(says("must be one of FP32, FP16, INT8, INT4"))
+export const Quantization = Schema.Literal("FP32", "FP16", "INT8", "INT4").annotations(
+  says("must be one of FP32, FP16, INT8, INT4")
+)
 export type Quantization = typeof Quantization.Type
 
 export const Architecture = object({
@@ -106,7 +120,9 @@ export const Architecture = object({
   contextLength: optional(PositiveCount)
 })
 
-const Figures = Schema.Record({ key: Schema.String, value: Measure }).annotations({ message: () => "must be an object of finite numbers" })
+const Figures = Schema.Record({ key: Schema.String, value: Measure }).annotations({
+  message: () => "must be an object of finite numbers"
+})
 
 export const Optimization = object({
   quantization: Quantization,
@@ -123,7 +139,11 @@ export const Optimization = object({
   /** Nodes whose weights stayed FP32. */
   keptFp32: optional(TextList),
   /** Bits per weight, when the precision was chosen per layer (`auto`). */
-  precision: optional(Schema.Record({ key: Schema.String, value: PositiveCount }).annotations({ message: () => "must be an object of bit widths" })),
+  precision: optional(
+    Schema.Record({ key: Schema.String, value: PositiveCount }).annotations({
+      message: () => "must be an object of bit widths"
+    })
+  ),
   /** The optimizer actor's job that produced the model (its decisions can be audited there). */
   optimizerJob: optional(Text)
 })
@@ -146,7 +166,11 @@ export const Requirements = object({
   browserSupport: optional(TextList)
 })
 
-export const AdapterSlots = object({ baseRank: optional(PositiveCount), microRank: optional(PositiveCount), slots: optional(TextList) })
+export const AdapterSlots = object({
+  baseRank: optional(PositiveCount),
+  microRank: optional(PositiveCount),
+  slots: optional(TextList)
+})
 
 export const Benchmarks = object({
   perplexity: optional(Measure),
@@ -227,7 +251,10 @@ export class ManifestError extends Schema.TaggedError<ManifestError>()("Manifest
 const decode = Schema.decodeUnknownEither(ModelManifest, { onExcessProperty: "preserve", errors: "first" })
 
 const fieldPath = (path: ReadonlyArray<PropertyKey>) =>
-  path.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`), "")
+  path.reduce<string>(
+    (text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`),
+    ""
+  )
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -235,21 +262,36 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 // Rules that span fields, checked once the shape is right.
 const crossFieldProblem = (manifest: ModelManifest): ManifestError | undefined => {
   if (manifest.$schema !== undefined && manifest.$schema !== MANIFEST_SCHEMA_URL) {
-    return new ManifestError({ field: "$schema", problem: `must be ${MANIFEST_SCHEMA_URL} (the only manifest format this version reads)` })
+    return new ManifestError({
+      field: "$schema",
+      problem: `must be ${MANIFEST_SCHEMA_URL} (the only manifest format this version reads)`
+    })
   }
   for (const name of Object.keys(manifest.artifacts)) {
     if (!ARTIFACT_NAME.test(name)) {
-      return new ManifestError({ field: `artifacts[${JSON.stringify(name)}]`, problem: "is not a valid artifact name (letters, digits, _ . - only)" })
+      return new ManifestError({
+        field: `artifacts[${JSON.stringify(name)}]`,
+        problem: "is not a valid artifact name (letters, digits, _ . - only)"
+      })
     }
   }
   if (Date.parse(manifest.expiresAt) <= Date.parse(manifest.publishedAt)) {
-    return new ManifestError({ field: "expiresAt", problem: `must be later than publishedAt (${manifest.publishedAt})` })
+    return new ManifestError({
+      field: "expiresAt",
+      problem: `must be later than publishedAt (${manifest.publishedAt})`
+    })
   }
   if (manifest.type === "adapter" && manifest.adapter === undefined) {
-    return new ManifestError({ field: "adapter", problem: "is missing (a manifest of type adapter describes its base model)" })
+    return new ManifestError({
+      field: "adapter",
+      problem: "is missing (a manifest of type adapter describes its base model)"
+    })
   }
   if (manifest.type !== "adapter" && manifest.adapter !== undefined) {
-    return new ManifestError({ field: "adapter", problem: `is only allowed on manifests of type adapter, not ${manifest.type}` })
+    return new ManifestError({
+      field: "adapter",
+      problem: `is only allowed on manifests of type adapter, not ${manifest.type}`
+    })
   }
   const seen = new Set<string>()
   for (const [index, signature] of (manifest.signatures ?? []).entries()) {
@@ -267,7 +309,11 @@ export const parseManifest = (json: unknown): Either.Either<ModelManifest, Manif
   return Either.flatMap(
     Either.mapLeft(decode(json), (error) => {
       const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-      const problem = issue === undefined ? "does not match model-manifest-v1" : issue._tag === "Missing" ? "is missing" : issue.message
+      const problem = issue === undefined
+        ? "does not match model-manifest-v1"
+        : issue._tag === "Missing"
+        ? "is missing"
+        : issue.message
       return new ManifestError({ field: fieldPath(issue?.path ?? []), problem })
     }),
     (manifest) => {
@@ -283,7 +329,12 @@ export const parseManifestText = (text: string): Either.Either<ModelManifest, Ma
   try {
     json = JSON.parse(text)
   } catch (cause) {
-    return Either.left(new ManifestError({ field: "", problem: `is not JSON (${cause instanceof Error ? cause.message : String(cause)})` }))
+    return Either.left(
+      new ManifestError({
+        field: "",
+        problem: `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`
+      })
+    )
   }
   return parseManifest(json)
 }
@@ -303,7 +354,9 @@ export class InvalidVersion extends Error {
 }
 
 const required = (version: string) => {
-  if (!isVersion(version)) throw new InvalidVersion(`"${version}" is not a semantic version such as 1.0.0 or 1.0.0-rc.1`)
+  if (!isVersion(version)) {
+    throw new InvalidVersion(`"${version}" is not a semantic version such as 1.0.0 or 1.0.0-rc.1`)
+  }
   return version
 }
 
@@ -312,23 +365,31 @@ const required = (version: string) => {
  * release, its identifiers compare one by one (numbers numerically and below words). Rollback checks
  * rest on this order, so there is no lenient reading: anything isVersion refuses throws InvalidVersion.
  */
-export const compareVersions = (left: string, right: string): -1 | 0 | 1 => semver.compare(required(left), required(right))
+export const compareVersions = (left: string, right: string): -1 | 0 | 1 =>
+  semver.compare(required(left), required(right))
 
 /** The versions among `names` (directory or file names: anything else there is not ours), oldest first. */
-export const versionsAmong = (names: Iterable<string>): Array<string> => Array.from(names).filter(isVersion).sort(compareVersions)
+export const versionsAmong = (names: Iterable<string>): Array<string> =>
+  Array.from(names).filter(isVersion).sort(compareVersions)
 
-const distributionEntries = (manifest: ModelManifest) => [manifest.distribution?.primary, manifest.distribution?.fallback]
+const distributionEntries = (
+  manifest: ModelManifest
+) => [manifest.distribution?.primary, manifest.distribution?.fallback]
 
 /** The manifest's CDN base URLs (every non-IPFS distribution entry), each ending in `/`. */
 export const cdnBaseUrls = (manifest: ModelManifest): Array<string> =>
   distributionEntries(manifest).flatMap((entry) =>
-    entry?.baseUrl !== undefined && entry.type !== "ipfs" ? [entry.baseUrl.endsWith("/") ? entry.baseUrl : `${entry.baseUrl}/`] : []
+    entry?.baseUrl !== undefined && entry.type !== "ipfs"
+      ? [entry.baseUrl.endsWith("/") ? entry.baseUrl : `${entry.baseUrl}/`]
+      : []
   )
 
 /** The manifest's IPFS gateways as roots (`https://ipfs.io`, without a trailing `/ipfs`). */
 export const gatewayRoots = (manifest: ModelManifest): Array<string> =>
   distributionEntries(manifest).flatMap((entry) =>
-    entry?.type === "ipfs" ? (entry.gateways ?? []).map((gateway) => gatewayRoot(gateway.includes("://") ? gateway : `https://${gateway}`)) : []
+    entry?.type === "ipfs"
+      ? (entry.gateways ?? []).map((gateway) => gatewayRoot(gateway.includes("://") ? gateway : `https://${gateway}`))
+      : []
   )
 
 /** `https://ipfs.io/ipfs/` and `https://ipfs.io` name the same gateway. */

@@ -3,9 +3,9 @@
  * TUF: k-of-n distinct trusted keys, an expiry, and no silent rollback to an older version.
  */
 import { Either, Schema } from "effect"
-import { verifySignature } from "./NodeKey.js"
 import type { ManifestSignature, ModelManifest } from "./Manifest.js"
 import { compareVersions, manifestDigest, signedBody } from "./Manifest.js"
+import { verifySignature } from "./NodeKey.js"
 
 /** A key that can sign: its name, its public key (hex) and a function returning a hex signature. */
 export interface ManifestSigner {
@@ -38,7 +38,14 @@ export interface VerifiedManifest {
   readonly verifiedBy: ReadonlyArray<string>
 }
 
-export const RejectionReason = Schema.Literal("unsigned", "bad-signature", "untrusted-key", "threshold", "expired", "rollback")
+export const RejectionReason = Schema.Literal(
+  "unsigned",
+  "bad-signature",
+  "untrusted-key",
+  "threshold",
+  "expired",
+  "rollback"
+)
 export type RejectionReason = typeof RejectionReason.Type
 
 const plural = (count: number, one: string, many: string) => (count === 1 ? one : many)
@@ -63,7 +70,9 @@ export class ManifestRejected extends Schema.TaggedError<ManifestRejected>()("Ma
       case "unsigned":
         return `${subject} is not signed`
       case "bad-signature":
-        return `${subject}: ${plural(count, "signature by key", "signatures by keys")} ${keys} ${plural(count, "does", "do")} not verify`
+        return `${subject}: ${plural(count, "signature by key", "signatures by keys")} ${keys} ${
+          plural(count, "does", "do")
+        } not verify`
       case "untrusted-key":
         return count === 0
           ? `${subject} is not signed by any trusted key`
@@ -71,22 +80,32 @@ export class ManifestRejected extends Schema.TaggedError<ManifestRejected>()("Ma
       case "threshold": {
         const valid = this.verifiedBy?.length ?? 0
         const failed = count === 0 ? "" : ` (not counted: ${keys})`
-        return `${subject} has ${valid} valid ${plural(valid, "signature", "signatures")} from trusted keys, ${this.required ?? "?"} required${failed}`
+        return `${subject} has ${valid} valid ${plural(valid, "signature", "signatures")} from trusted keys, ${
+          this.required ?? "?"
+        } required${failed}`
       }
       case "expired":
         return `${subject} is expired (expired ${this.expiresAt ?? "?"})`
       case "rollback":
-        return `${subject} is a rollback: ${this.highestTrusted ?? "a newer version"} is already trusted (pass --allow-rollback to accept it)`
+        return `${subject} is a rollback: ${
+          this.highestTrusted ?? "a newer version"
+        } is already trusted (pass --allow-rollback to accept it)`
     }
   }
 }
 
 /** Adds `key`'s signature over the signed body, replacing an earlier one by the same key id. */
 export const signManifest = (manifest: ModelManifest, key: ManifestSigner): ModelManifest => {
-  const signature: ManifestSignature = { keyId: key.keyId, publicKey: key.publicKey, signature: key.sign(signedBody(manifest)) }
+  const signature: ManifestSignature = {
+    keyId: key.keyId,
+    publicKey: key.publicKey,
+    signature: key.sign(signedBody(manifest))
+  }
   const existing = manifest.signatures ?? []
   const replaced = existing.some((entry) => entry.keyId === key.keyId)
-  const signatures = replaced ? existing.map((entry) => (entry.keyId === key.keyId ? signature : entry)) : [...existing, signature]
+  const signatures = replaced
+    ? existing.map((entry) => (entry.keyId === key.keyId ? signature : entry))
+    : [...existing, signature]
   return { ...manifest, signatures }
 }
 
@@ -106,12 +125,21 @@ const rejected = (manifest: ModelManifest, reason: RejectionReason, details: Rej
   new ManifestRejected({ id: manifest.id, version: manifest.version, reason, ...details })
 
 // Freshness and rollback, once the signatures are known good (TUF checks them in this order too).
-const checkVersionAndExpiry = (manifest: ModelManifest, now: Date, options: VerifyOptions): ManifestRejected | undefined => {
+const checkVersionAndExpiry = (
+  manifest: ModelManifest,
+  now: Date,
+  options: VerifyOptions
+): ManifestRejected | undefined => {
   const { highestTrusted } = options
-  if (highestTrusted !== undefined && options.allowRollback !== true && compareVersions(manifest.version, highestTrusted) < 0) {
+  if (
+    highestTrusted !== undefined && options.allowRollback !== true &&
+    compareVersions(manifest.version, highestTrusted) < 0
+  ) {
     return rejected(manifest, "rollback", { highestTrusted })
   }
-  if (Date.parse(manifest.expiresAt) <= now.getTime()) return rejected(manifest, "expired", { expiresAt: manifest.expiresAt })
+  if (Date.parse(manifest.expiresAt) <= now.getTime()) {
+    return rejected(manifest, "expired", { expiresAt: manifest.expiresAt })
+  }
   return undefined
 }
 
@@ -137,7 +165,8 @@ export const verifyManifest = (
   for (const signature of signatures) {
     // A trusted key id decides which key must have signed; an unknown key id still counts when the key
     // it names is trusted under another name (keys, not names, are what TUF trusts).
-    const trustedKey = trust.keys.get(signature.keyId) ?? (trustedKeys.has(signature.publicKey) ? signature.publicKey : undefined)
+    const trustedKey = trust.keys.get(signature.keyId) ??
+      (trustedKeys.has(signature.publicKey) ? signature.publicKey : undefined)
     if (trustedKey === undefined) untrusted.push(signature.keyId)
     else if (!verifySignature(trustedKey, body, signature.signature)) failed.push(signature.keyId)
     // Two key ids for one key are one signer, as TUF counts them.
@@ -147,27 +176,40 @@ export const verifyManifest = (
     }
   }
   if (verifiedBy.length < required) {
-    if (verifiedBy.length === 0 && failed.length === 0) return Either.left(rejected(manifest, "untrusted-key", { keyIds: untrusted }))
+    if (verifiedBy.length === 0 && failed.length === 0) {
+      return Either.left(rejected(manifest, "untrusted-key", { keyIds: untrusted }))
+    }
     if (verifiedBy.length === 0) return Either.left(rejected(manifest, "bad-signature", { keyIds: failed }))
     return Either.left(rejected(manifest, "threshold", { keyIds: [...failed, ...untrusted], verifiedBy, required }))
   }
   const problem = checkVersionAndExpiry(manifest, now, options)
-  return problem === undefined ? Either.right({ manifest, digest: manifestDigest(manifest), verifiedBy }) : Either.left(problem)
+  return problem === undefined
+    ? Either.right({ manifest, digest: manifestDigest(manifest), verifiedBy })
+    : Either.left(problem)
 }
 
 /**
  * Self-consistency, as a registry checks it: signed, every signature verifies against the public key
  * it names, and not expired. Says nothing about whether anyone should trust those keys.
  */
-export const verifyEmbeddedSignatures = (manifest: ModelManifest, now: Date): Either.Either<VerifiedManifest, ManifestRejected> => {
+export const verifyEmbeddedSignatures = (
+  manifest: ModelManifest,
+  now: Date
+): Either.Either<VerifiedManifest, ManifestRejected> => {
   const signatures = manifest.signatures ?? []
   if (signatures.length === 0) return Either.left(rejected(manifest, "unsigned"))
   const body = signedBody(manifest)
-  const failed = signatures.filter((signature) => !verifySignature(signature.publicKey, body, signature.signature)).map((signature) => signature.keyId)
+  const failed = signatures.filter((signature) => !verifySignature(signature.publicKey, body, signature.signature)).map(
+    (signature) => signature.keyId
+  )
   if (failed.length > 0) return Either.left(rejected(manifest, "bad-signature", { keyIds: failed }))
   const problem = checkVersionAndExpiry(manifest, now, {})
   return problem === undefined
-    ? Either.right({ manifest, digest: manifestDigest(manifest), verifiedBy: signatures.map((signature) => signature.keyId) })
+    ? Either.right({
+      manifest,
+      digest: manifestDigest(manifest),
+      verifiedBy: signatures.map((signature) => signature.keyId)
+    })
     : Either.left(problem)
 }
 

@@ -21,7 +21,15 @@ export const parseByteSize = (text: string | number): number | undefined => {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$/i.exec(text)
   if (match === null) return undefined
   const units: Record<string, number> = {
-    b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    kib: 1024,
+    mib: 1024 ** 2,
+    gib: 1024 ** 3,
+    tib: 1024 ** 4
   }
   return Math.floor(Number(match[1]) * (units[(match[2] ?? "b").toLowerCase()] ?? 1))
 }
@@ -67,7 +75,9 @@ export const defaultConfig = (): ModelsConfig => ({
   trust: { keysDir: "~/.edge-net/keys", threshold: 1 }
 })
 
-export const expandHome = (file: string) => (file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file)
+export const expandHome = (
+  file: string
+) => (file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file)
 
 /** `override` (the CLI's `--config`, else `EDGE_NET_MODELS_CONFIG`), else `~/.edge-net/models.yaml`. */
 export const configFile = (override?: string) => override ?? path.join(configHome(), "models.yaml")
@@ -81,17 +91,24 @@ const isTree = (value: unknown): value is Tree => typeof value === "object" && v
 /** The user's settings laid over the defaults, key by key. */
 const overlay = (base: Tree, user: Tree): Tree => {
   const merged: Tree = { ...base }
-  for (const [key, value] of Object.entries(user)) merged[key] = isTree(value) && isTree(base[key]) ? overlay(base[key], value) : value
+  for (const [key, value] of Object.entries(user)) {
+    merged[key] = isTree(value) && isTree(base[key])
+      ? overlay(base[key], value)
+      : value
+  }
   return merged
 }
 
 const decode = Schema.decodeUnknownEither(ModelsConfigSchema, { onExcessProperty: "error" })
 
-const firstIssue = (error: { message: string }) => error.message.split("\n").filter((line) => line.trim() !== "").slice(-1)[0]?.trim() ?? error.message
+const firstIssue = (error: { message: string }) =>
+  error.message.split("\n").filter((line) => line.trim() !== "").slice(-1)[0]?.trim() ?? error.message
 
 const validate = (file: string, tree: Tree) => {
   const decoded = decode(tree)
-  return decoded._tag === "Right" ? Effect.succeed(decoded.right) : Effect.fail(new ConfigError({ file, reason: firstIssue(decoded.left) }))
+  return decoded._tag === "Right"
+    ? Effect.succeed(decoded.right)
+    : Effect.fail(new ConfigError({ file, reason: firstIssue(decoded.left) }))
 }
 
 const readTree = (file: string) =>
@@ -103,7 +120,8 @@ const readTree = (file: string) =>
       if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
       return parsed
     },
-    catch: (cause) => new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
+    catch: (cause) =>
+      new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
   })
 
 /**
@@ -129,14 +147,21 @@ export const loadConfig = (file = configFile()) =>
     const defaults = defaultTree()
     const unknown = unknownKey(tree, defaults)
     if (unknown !== undefined) {
-      return Effect.fail(new ConfigError({ file, reason: `unknown key "${unknown}" (keys: ${configKeys().filter((k) => k !== "version").join(", ")})` }))
+      return Effect.fail(
+        new ConfigError({
+          file,
+          reason: `unknown key "${unknown}" (keys: ${configKeys().filter((k) => k !== "version").join(", ")})`
+        })
+      )
     }
     return validate(file, overlay(defaults, tree))
   })
 
 /** Every settable key, dotted, e.g. `cache.maxSize`. */
 export const configKeys = (tree: Tree = defaultTree(), prefix = ""): Array<string> =>
-  Object.entries(tree).flatMap(([key, value]) => (isTree(value) ? configKeys(value, `${prefix}${key}.`) : [`${prefix}${key}`]))
+  Object.entries(tree).flatMap((
+    [key, value]
+  ) => (isTree(value) ? configKeys(value, `${prefix}${key}.`) : [`${prefix}${key}`]))
 
 const coerce = (current: unknown, text: string): unknown => {
   if (Array.isArray(current)) return text === "" ? [] : text.split(",").map((item) => item.trim())
@@ -153,11 +178,16 @@ export const configKeyOf = (key: string) => seedKeys.get(key) ?? key
 
 /** Sets one dotted key in the file, keeping the user's comments and layout, after validating the result. */
 export const setConfig = (requested: string, value: string, file = configFile()) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const key = configKeyOf(requested)
     const keys = configKeys()
     if (!keys.includes(key) || key === "version") {
-      return yield* Effect.fail(new ConfigError({ file, reason: `unknown key "${key}" (keys: ${keys.filter((k) => k !== "version").join(", ")})` }))
+      return yield* Effect.fail(
+        new ConfigError({
+          file,
+          reason: `unknown key "${key}" (keys: ${keys.filter((k) => k !== "version").join(", ")})`
+        })
+      )
     }
     const defaults = defaultTree()
     const segments = key.split(".")

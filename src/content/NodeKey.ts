@@ -6,8 +6,8 @@ import { Context, Data, Effect, Either, Layer, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { NodeId } from "../domain/Ids.js"
 import { ed25519, utf8 } from "../domain/Ed25519.js"
+import type { NodeId } from "../domain/Ids.js"
 import { jsonDecoderSync, JsonTextError } from "../domain/JsonText.js"
 import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
@@ -40,7 +40,8 @@ export const keyPairFromSeed = (seed: Uint8Array): NodeKeyPair => {
     nodeId: nodeIdOf(publicKey),
     publicKey,
     seed: Uint8Array.from(seed),
-    sign: (message) => crypto.sign(null, typeof message === "string" ? Buffer.from(message) : message, privateKey).toString("hex")
+    sign: (message) =>
+      crypto.sign(null, typeof message === "string" ? Buffer.from(message) : message, privateKey).toString("hex")
   }
 }
 
@@ -71,7 +72,9 @@ const warnWhenReadableByOthers = (file: string) =>
     const mode = fs.statSync(file).mode & 0o777
     return (mode & 0o044) === 0
       ? Effect.void
-      : Effect.logWarning(`${path.basename(file)} is readable by other users (mode 0${mode.toString(8)}): chmod 600 ${file}`)
+      : Effect.logWarning(
+        `${path.basename(file)} is readable by other users (mode 0${mode.toString(8)}): chmod 600 ${file}`
+      )
   }).pipe(Effect.catchAllDefect(() => Effect.void))
 
 const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyError> =>
@@ -81,10 +84,15 @@ const readOrCreateKeyFile = (file: string): Effect.Effect<NodeKeyPair, NodeKeyEr
         const text = fs.readFileSync(file, "utf8")
         const parsed = Either.getOrThrowWith(
           Either.try(() => decodeKeyFile(text, file)),
-          (error) => new Error(`not an edge-net ed25519 key file (${error instanceof JsonTextError ? error.problem : String(error)})`)
+          (error) =>
+            new Error(
+              `not an edge-net ed25519 key file (${error instanceof JsonTextError ? error.problem : String(error)})`
+            )
         )
         const pair = keyPairFromSeed(Buffer.from(parsed.seed, "hex"))
-        if (parsed.publicKey !== undefined && parsed.publicKey !== pair.publicKey) throw new Error("public key does not match the seed")
+        if (parsed.publicKey !== undefined && parsed.publicKey !== pair.publicKey) {
+          throw new Error("public key does not match the seed")
+        }
         return pair
       }
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })

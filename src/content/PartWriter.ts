@@ -5,10 +5,10 @@
 import { Deferred, Duration, Effect, Queue } from "effect"
 import * as crypto from "node:crypto"
 import type * as fs from "node:fs"
+import { writeFileAtomically } from "../node/AtomicFile.js"
 import type { DownloadError, DownloadTarget } from "./Downloader.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import type { Coverage, PartialState } from "./PartialFile.js"
-import { writeFileAtomically } from "../node/AtomicFile.js"
 import { writeChunks } from "./PartialFile.js"
 import type { UnixFsLayout } from "./UnixFs.js"
 import { UnixFsBuilder } from "./UnixFs.js"
@@ -76,24 +76,40 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
 
     // The whole-file hash follows the verified prefix: from memory when a batch lands right at its end,
     // from the `.part` file (page cache) when other workers got there first, or an earlier run did.
-    const prefix = { hash: crypto.createHash("sha256"), layout: target.leaves === undefined ? UnixFsBuilder.make() : undefined, hashedUpTo: 0, reading: false }
+    const prefix = {
+      hash: crypto.createHash("sha256"),
+      layout: target.leaves === undefined ? UnixFsBuilder.make() : undefined,
+      hashedUpTo: 0,
+      reading: false
+    }
     const hashPrefix = Effect.gen(function*() {
       const buffer = Buffer.allocUnsafe(Math.min(READ_BACK_BYTES, Math.max(1, target.size)))
       for (;;) {
-        for (let end = coverage.contiguousEnd(prefix.hashedUpTo); end > prefix.hashedUpTo; end = coverage.contiguousEnd(prefix.hashedUpTo)) {
+        for (
+          let end = coverage.contiguousEnd(prefix.hashedUpTo);
+          end > prefix.hashedUpTo;
+          end = coverage.contiguousEnd(prefix.hashedUpTo)
+        ) {
           const length = Math.min(end - prefix.hashedUpTo, buffer.length)
           prefix.reading = true
-          const { bytesRead } = yield* io("cannot read the partial file", () => handle.read(buffer, 0, length, prefix.hashedUpTo))
+          const { bytesRead } = yield* io("cannot read the partial file", () =>
+            handle.read(buffer, 0, length, prefix.hashedUpTo))
           prefix.reading = false
-          if (bytesRead === 0) return yield* Effect.fail(fail("the partial file is shorter than expected"))
+          if (bytesRead === 0) {
+            return yield* Effect.fail(fail("the partial file is shorter than expected"))
+          }
           prefix.hash.update(buffer.subarray(0, bytesRead))
           prefix.layout?.update(buffer.subarray(0, bytesRead))
           prefix.hashedUpTo += bytesRead
         }
-        if (prefix.hashedUpTo === target.size) return yield* Deferred.succeed(hashed, prefix.hash.digest("hex"))
+        if (prefix.hashedUpTo === target.size) {
+          return yield* Deferred.succeed(hashed, prefix.hash.digest("hex"))
+        }
         yield* Queue.take(hasherWakeups)
       }
-    }).pipe(Effect.catchAll((error) => Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))))
+    }).pipe(Effect.catchAll((error) =>
+      Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))
+    ))
 
     // The state names only bytes already on disk: the range list is taken before the fdatasync.
     const persist = Effect.gen(function*() {
@@ -110,9 +126,12 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
       Queue.unsafeOffer(persistWakeups, undefined)
     }
     const persistPeriodically = Effect.forever(
-      Effect.zipRight(Effect.sleep(Duration.millis(PERSIST_EVERY_MS)), Effect.sync(() => {
-        if (coverage.bytes > persistRequestedAt) requestPersist()
-      }))
+      Effect.zipRight(
+        Effect.sleep(Duration.millis(PERSIST_EVERY_MS)),
+        Effect.sync(() => {
+          if (coverage.bytes > persistRequestedAt) requestPersist()
+        })
+      )
     )
 
     const flush = (unit: WorkUnit, batch: WriteBatch): Effect.Effect<void, DownloadError> =>

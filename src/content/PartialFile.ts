@@ -90,7 +90,9 @@ export const openPartial = async (target: PartialTarget, partFile: string, state
         // With leaves only whole verified leaves count: a range from a run without them may split one.
         const coverage = target.leaves === undefined ? recorded : new Coverage()
         for (const leaf of target.leaves ?? []) {
-          if (recorded.covers(leaf.offset, leaf.offset + leaf.length)) coverage.add(leaf.offset, leaf.offset + leaf.length)
+          if (recorded.covers(leaf.offset, leaf.offset + leaf.length)) {
+            coverage.add(leaf.offset, leaf.offset + leaf.length)
+          }
         }
         return { handle, coverage }
       }
@@ -121,9 +123,13 @@ const readState = async (stateFile: string, target: PartialTarget): Promise<Part
   }
 }
 
-export const writeChunks = async (handle: fs.promises.FileHandle, chunks: ReadonlyArray<Uint8Array>, position: number) => {
+export const writeChunks = async (
+  handle: fs.promises.FileHandle,
+  chunks: ReadonlyArray<Uint8Array>,
+  position: number
+) => {
   const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0)
-  let written = (await handle.writev(chunks as Array<Uint8Array>, position)).bytesWritten
+  const written = (await handle.writev(chunks as Array<Uint8Array>, position)).bytesWritten
   // writev may stop short (signals, quotas); finish the rest from one copy, which is rare enough.
   if (written < total) {
     const rest = Buffer.concat(chunks as Array<Uint8Array>).subarray(written)
@@ -143,7 +149,10 @@ const heldHere = new Set<string>()
  * Claims a download for this process: `<sha256>.lock` holds the owner's pid, created exclusively. A lock
  * left by a process that died (a killed pull) is taken over; a live owner's is an error naming it.
  */
-export const lockDownload = (partialDir: string, sha256: string): { readonly ownerPid?: number; readonly release?: () => void } => {
+export const lockDownload = (
+  partialDir: string,
+  sha256: string
+): { readonly ownerPid?: number; readonly release?: () => void } => {
   fs.mkdirSync(partialDir, { recursive: true })
   const file = path.join(partialDir, `${sha256}.lock`)
   if (heldHere.has(file)) return { ownerPid: process.pid }
@@ -160,7 +169,9 @@ export const lockDownload = (partialDir: string, sha256: string): { readonly own
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
       const owner = Number(fs.readFileSync(file, "utf8"))
-      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) return { ownerPid: owner }
+      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        return { ownerPid: owner }
+      }
       fs.rmSync(file, { force: true })
     }
   }

@@ -8,9 +8,9 @@ import * as path from "node:path"
 import { BlobStore } from "./BlobStore.js"
 import type { AdapterInfo, ArtifactEntry, Benchmarks, ModelManifest, Optimization } from "./Manifest.js"
 import { MANIFEST_SCHEMA_URL, parseManifest } from "./Manifest.js"
+import { completeManifest } from "./ManifestDraft.js"
 import type { ManifestSigner } from "./ManifestSigning.js"
 import { signAsPublisher, signManifest } from "./ManifestSigning.js"
-import { completeManifest } from "./ManifestDraft.js"
 import { hasBlob, publishManifest, uploadBlob } from "./RegistryTransfer.js"
 
 export class PublishError extends Data.TaggedError("PublishError")<{ readonly reason: string }> {
@@ -56,23 +56,32 @@ const artifactName = (file: string, taken: ReadonlySet<string>) => {
 
 /** Stores the files and returns the signed manifest describing them. */
 export const buildManifest = (request: PublishRequest, now = new Date()) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const store = yield* BlobStore
     const artifacts: Record<string, ArtifactEntry> = {}
     const filenames = new Set<string>()
     for (const file of request.files) {
       const filename = path.basename(file)
-      if (filenames.has(filename)) return yield* Effect.fail(new PublishError({ reason: `two files are named ${filename}` }))
+      if (filenames.has(filename)) {
+        return yield* Effect.fail(new PublishError({ reason: `two files are named ${filename}` }))
+      }
       filenames.add(filename)
       const stored = yield* store.putFile(file).pipe(
         Effect.mapError((error) => new PublishError({ reason: `${file}: ${error.message}` }))
       )
       yield* store.pin(stored.digest)
-      artifacts[artifactName(file, new Set(Object.keys(artifacts)))] = { filename, size: stored.size, sha256: stored.sha256, cid: stored.cid }
+      artifacts[artifactName(file, new Set(Object.keys(artifacts)))] = {
+        filename,
+        size: stored.size,
+        sha256: stored.sha256,
+        cid: stored.cid
+      }
     }
     const id = request.id ?? idFromName(request.name)
     const expiresAt = new Date(now.getTime() + request.expiresInDays * 86_400_000)
-    const optimization = request.quantization === undefined ? request.optimization : { ...request.optimization, quantization: request.quantization }
+    const optimization = request.quantization === undefined
+      ? request.optimization
+      : { ...request.optimization, quantization: request.quantization }
     const draft = {
       $schema: MANIFEST_SCHEMA_URL,
       id,
@@ -83,7 +92,13 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       ...(optimization === undefined ? {} : { optimization }),
       ...(request.adapter === undefined ? {} : { adapter: request.adapter }),
       artifacts,
-      ...(request.cdn === undefined ? {} : { distribution: { primary: { type: "http", baseUrl: `${request.cdn.replace(/\/+$/, "")}/${id}/v${request.version}/` } } }),
+      ...(request.cdn === undefined
+        ? {}
+        : {
+          distribution: {
+            primary: { type: "http", baseUrl: `${request.cdn.replace(/\/+$/, "")}/${id}/v${request.version}/` }
+          }
+        }),
       license: request.license,
       ...(request.benchmarks === undefined ? {} : { benchmarks: request.benchmarks }),
       ...(request.homepage === undefined ? {} : { homepage: request.homepage }),
@@ -93,7 +108,9 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")
     }
     const manifest = yield* Either.mapLeft(parseManifest(draft), (error) => new PublishError({ reason: error.message }))
-    for (const artifact of Object.values(manifest.artifacts)) yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    for (const artifact of Object.values(manifest.artifacts)) {
+      yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    }
     return signManifest(manifest, request.signer)
   })
 
@@ -102,24 +119,36 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
  * pinned, then signed by `signer` as its publisher. Returns it with the draft's warnings.
  */
 export const buildManifestFromDraft = (file: string, signer: ManifestSigner, expiresInDays: number) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const store = yield* BlobStore
-    const text = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (cause) => new PublishError({ reason: `${file}: ${String(cause)}` }) })
+    const text = yield* Effect.try({
+      try: () => fs.readFileSync(file, "utf8"),
+      catch: (cause) => new PublishError({ reason: `${file}: ${String(cause)}` })
+    })
     const describe = (artifact: string) =>
       store.putFile(artifact).pipe(
         Effect.tap((stored) => store.pin(stored.digest)),
         Effect.mapError((error) => new PublishError({ reason: `${artifact}: ${error.message}` }))
       )
-    const { manifest, warnings } = yield* completeManifest(text, { directory: path.dirname(file), signer, describe, expiresInDays }).pipe(
-      Effect.mapError((error) => (error instanceof PublishError ? error : new PublishError({ reason: `${file}: ${error.message}` })))
+    const { manifest, warnings } = yield* completeManifest(text, {
+      directory: path.dirname(file),
+      signer,
+      describe,
+      expiresInDays
+    }).pipe(
+      Effect.mapError((
+        error
+      ) => (error instanceof PublishError ? error : new PublishError({ reason: `${file}: ${error.message}` })))
     )
-    for (const artifact of Object.values(manifest.artifacts)) yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    for (const artifact of Object.values(manifest.artifacts)) {
+      yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
+    }
     return { manifest: signAsPublisher(manifest, signer), warnings }
   })
 
 /** Sends the signed manifest, then every artifact the registry does not hold yet (it checks them against the manifest). */
 export const pushToRegistry = (registry: string, manifest: ModelManifest) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const store = yield* BlobStore
     yield* publishManifest(registry, manifest, manifest.type === "adapter")
     const uploaded: Array<string> = []

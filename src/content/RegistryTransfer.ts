@@ -7,9 +7,13 @@ import { Data, Effect } from "effect"
 import * as fs from "node:fs"
 import { Readable } from "node:stream"
 
-export class RegistryError extends Data.TaggedError("RegistryError")<{ readonly url: string; readonly reason: string; readonly status?: number }> {
+export class RegistryError
+  extends Data.TaggedError("RegistryError")<{ readonly url: string; readonly reason: string; readonly status?: number }>
+{
   override get message() {
-    return this.status === undefined ? `cannot reach the registry at ${this.url}: ${this.reason}` : `registry ${this.url}: ${this.reason}`
+    return this.status === undefined
+      ? `cannot reach the registry at ${this.url}: ${this.reason}`
+      : `registry ${this.url}: ${this.reason}`
   }
 }
 
@@ -50,7 +54,11 @@ const base = (registry: string) => registry.replace(/\/+$/, "")
 
 /** The raw JSON of a manifest as its publisher signed it: latest version unless one is asked for. */
 export const fetchManifest = (registry: string, id: string, version?: string) =>
-  request(`${base(registry)}/v1/models/${encodeURIComponent(id)}${version === undefined ? "" : `?version=${encodeURIComponent(version)}`}`)
+  request(
+    `${base(registry)}/v1/models/${encodeURIComponent(id)}${
+      version === undefined ? "" : `?version=${encodeURIComponent(version)}`
+    }`
+  )
 
 export const publishManifest = (registry: string, manifest: unknown, adapter = false) =>
   request(`${base(registry)}/v1/${adapter ? "adapters" : "models"}`, {

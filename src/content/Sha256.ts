@@ -15,6 +15,7 @@ interface NodeCrypto {
 
 // Loaded without a static import so bundles for browsers do not pull in node:crypto.
 const nodeCrypto: NodeCrypto | undefined = typeof process !== "undefined" && process.versions?.node !== undefined
+  // eslint-disable-next-line no-restricted-syntax -- getBuiltinModule is newer than the oldest Node this module must still load on (and absent in browsers)
   ? (process as unknown as { getBuiltinModule?: (name: string) => NodeCrypto }).getBuiltinModule?.("node:crypto")
   : undefined
 

@@ -39,7 +39,10 @@ export class SourcePool {
   bytesFetched = 0
   #nextTurn = 0
 
-  private constructor(readonly slots: ReadonlyArray<SourceSlot>, readonly onSourceDropped: ((report: SourceDropped) => void) | undefined) {}
+  private constructor(
+    readonly slots: ReadonlyArray<SourceSlot>,
+    readonly onSourceDropped: ((report: SourceDropped) => void) | undefined
+  ) {}
 
   /** The sources that can serve the target: byte ranges, or blocks when its pieces are known. */
   static make(
@@ -48,10 +51,18 @@ export class SourcePool {
     retries: number,
     onSourceDropped: ((report: SourceDropped) => void) | undefined
   ): Effect.Effect<SourcePool> {
-    const usable = sources.filter((source) => source.fetchRange !== undefined || (leaves !== undefined && source.fetchBlock !== undefined))
+    const usable = sources.filter((source) =>
+      source.fetchRange !== undefined || (leaves !== undefined && source.fetchBlock !== undefined)
+    )
     return Effect.map(
-      Effect.forEach(usable, (source) =>
-        Effect.map(Schedule.driver(retrySchedule(retries)), (retry): SourceSlot => ({ source, active: 0, bytes: 0, dropped: false, retry }))),
+      Effect.forEach(
+        usable,
+        (source) =>
+          Effect.map(
+            Schedule.driver(retrySchedule(retries)),
+            (retry): SourceSlot => ({ source, active: 0, bytes: 0, dropped: false, retry })
+          )
+      ),
       (slots) => new SourcePool(slots, onSourceDropped)
     )
   }
@@ -87,6 +98,11 @@ export class SourcePool {
   }
 
   stats(): ReadonlyArray<SourceStats> {
-    return this.slots.map((slot) => ({ name: slot.source.name, kind: slot.source.kind, bytes: slot.bytes, dropped: slot.dropped }))
+    return this.slots.map((slot) => ({
+      name: slot.source.name,
+      kind: slot.source.kind,
+      bytes: slot.bytes,
+      dropped: slot.dropped
+    }))
   }
 }

@@ -71,14 +71,18 @@ export const ipfsGatewaySource = (gatewayBaseUrl: string, name?: string, own?: R
           const request = yield* openRequest(sourceName, `${base}/ipfs/${cid}?format=raw`, {
             accept: "application/vnd.ipld.raw"
           }, { ...options, ...own })
-          if (request.response.status !== 200) return yield* request.fail(`HTTP ${request.response.status} for block ${cid}`)
+          if (request.response.status !== 200) {
+            return yield* request.fail(`HTTP ${request.response.status} for block ${cid}`)
+          }
           const parts: Array<Uint8Array> = []
           let received = 0
           for (;;) {
             const chunk = yield* request.read
             if (chunk === undefined) break
             received += chunk.length
-            if (received > MAX_BLOCK_BYTES) return yield* request.fail(`block ${cid} is larger than ${MAX_BLOCK_BYTES} bytes`)
+            if (received > MAX_BLOCK_BYTES) {
+              return yield* request.fail(`block ${cid} is larger than ${MAX_BLOCK_BYTES} bytes`)
+            }
             parts.push(chunk)
           }
           return parts.length === 1 ? parts[0]! : Buffer.concat(parts, received)
@@ -147,7 +151,9 @@ const openRequest = (
     })
     const reader = response.body?.getReader()
     const readPromise = (): Promise<Uint8Array | undefined> =>
-      reader === undefined ? Promise.resolve(undefined) : guard(() => reader.read()).then((step) => (step.done ? undefined : step.value))
+      reader === undefined
+        ? Promise.resolve(undefined)
+        : guard(() => reader.read()).then((step) => (step.done ? undefined : step.value))
     const read = Effect.tryPromise({ try: readPromise, catch: failure })
     const fail = (reason: string) => Effect.fail(new SourceError({ source, reason }))
     return { response, readPromise, read, failure, fail }
@@ -172,10 +178,14 @@ const rangeStream = (
         const contentRange = request.response.headers.get("content-range") ?? ""
         const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange.trim())
         if (match === null || Number(match[1]) !== start || Number(match[2]) !== end - 1) {
-          return yield* request.fail(`answered "${contentRange || "no Content-Range"}" to a request for bytes ${start}-${end - 1}`)
+          return yield* request.fail(
+            `answered "${contentRange || "no Content-Range"}" to a request for bytes ${start}-${end - 1}`
+          )
         }
       } else if (status !== 200 || start !== 0) {
-        return yield* request.fail(status === 200 ? `ignored the Range header (HTTP 200 for bytes ${start}-${end - 1})` : `HTTP ${status}`)
+        return yield* request.fail(
+          status === 200 ? `ignored the Range header (HTTP 200 for bytes ${start}-${end - 1})` : `HTTP ${status}`
+        )
       }
       const expected = end - start
       let received = 0
@@ -187,10 +197,15 @@ const rangeStream = (
         const batch: Array<Uint8Array> = []
         const startedAt = performance.now()
         try {
-          for (let batchBytes = 0; batchBytes < STREAM_BATCH_BYTES && !finished && performance.now() - startedAt < STREAM_BATCH_MS;) {
+          for (
+            let batchBytes = 0;
+            batchBytes < STREAM_BATCH_BYTES && !finished && performance.now() - startedAt < STREAM_BATCH_MS;
+          ) {
             const chunk = await request.readPromise()
             if (chunk === undefined) {
-              if (received < expected) throw new BodyProblem(`the response ended after ${received} of ${expected} bytes`)
+              if (received < expected) {
+                throw new BodyProblem(`the response ended after ${received} of ${expected} bytes`)
+              }
               finished = true
             } else if (received >= expected) {
               // A 200 carries the rest of the file: stop at `end`; the scope's abort drops the remainder.
@@ -212,7 +227,11 @@ const rangeStream = (
         finished && failedWith === undefined ? Effect.fail(Option.none()) : Effect.tryPromise({
           try: readBatch,
           catch: (cause) => Option.some(request.failure(cause))
-        }).pipe(Effect.flatMap((batch) => batch.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(batch))))
+        }).pipe(
+          Effect.flatMap((batch) =>
+            batch.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(batch))
+          )
+        )
       )
       return Stream.repeatEffectChunkOption(pull)
     })

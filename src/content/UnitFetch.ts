@@ -4,11 +4,11 @@
  */
 import { Chunk, Data, Effect, Stream } from "effect"
 import * as crypto from "node:crypto"
+import * as ByteRate from "./ByteRate.js"
 import type { DownloadError, Leaf } from "./Downloader.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import type { PartWriter } from "./PartWriter.js"
 import { WRITE_BATCH_BYTES, WriteBatch } from "./PartWriter.js"
-import * as ByteRate from "./ByteRate.js"
 import type { BlobSource, RequestOptions } from "./Sources.js"
 import { SourceError } from "./Sources.js"
 
@@ -66,7 +66,9 @@ const fetchByRange = (
         leafFilled += piece.length
         rest = rest.subarray(piece.length)
         if (leafFilled === leaf.length) {
-          if (!sameDigest(leafHash.digest(), leaf.sha256)) return new BadPiece({ index: leafIndex, offset: leaf.offset })
+          if (!sameDigest(leafHash.digest(), leaf.sha256)) {
+            return new BadPiece({ index: leafIndex, offset: leaf.offset })
+          }
           for (const verified of leafChunks) batch.push(verified)
           batch.leafEnd = ++leafIndex
           leafHash = crypto.createHash("sha256")
@@ -92,7 +94,11 @@ const fetchByRange = (
       Effect.zipRight(part.flush(unit, batch)),
       Effect.filterOrFail(
         () => unit.position === unit.end,
-        () => new SourceError({ source: source.name, reason: `ended ${unit.end - unit.position} bytes short of the range asked for` })
+        () =>
+          new SourceError({
+            source: source.name,
+            reason: `ended ${unit.end - unit.position} bytes short of the range asked for`
+          })
       ),
       // Verified bytes already received are kept whatever ends the attempt.
       Effect.ensuring(Effect.ignore(part.flush(unit, batch)))
@@ -114,7 +120,9 @@ const fetchByBlocks = (
         const block = yield* fetchBlock(leaf.cid, requestOptions)
         yield* limiter.take(block.length)
         received(block.length)
-        if (block.length !== leaf.length || !sameDigest(crypto.createHash("sha256").update(block).digest(), leaf.sha256)) {
+        if (
+          block.length !== leaf.length || !sameDigest(crypto.createHash("sha256").update(block).digest(), leaf.sha256)
+        ) {
           return yield* Effect.fail(new BadPiece({ index, offset: leaf.offset }))
         }
         batch.push(block)

@@ -54,7 +54,6 @@ export class CidError extends Data.TaggedError("CidError")<{ readonly cid: strin
   }
 }
 
-
 const cidOf = (codec: number, digest: Uint8Array): CID => CID.createV1(codec, createDigest(SHA2_256, digest))
 
 /** Parses a CID in any base multiformats reads without extra decoders (base32, base58btc); undefined if malformed. */
@@ -69,7 +68,8 @@ export const parseCid = (text: string): CID | undefined => {
 /** True when `bytes` hash (sha2-256, the only hash we accept) to the digest inside `cid`. */
 export const verifyBlock = (cid: string, bytes: Uint8Array): boolean => {
   const parsed = parseCid(cid)
-  return parsed !== undefined && parsed.multihash.code === SHA2_256 && bytesEqual(parsed.multihash.digest, sha256(bytes))
+  return parsed !== undefined && parsed.multihash.code === SHA2_256 &&
+    bytesEqual(parsed.multihash.digest, sha256(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -121,7 +121,9 @@ const balancedTree = (leaves: ReadonlyArray<Child>): { readonly root: CID; reado
     nodes.push({ cid: node.cid.toString(), bytes: node.bytes })
     const below = levels[depth - 1]
     if (below === undefined) return
-    for (let child = index * MAX_LINKS; child < Math.min((index + 1) * MAX_LINKS, below.length); child++) visit(depth - 1, child)
+    for (let child = index * MAX_LINKS; child < Math.min((index + 1) * MAX_LINKS, below.length); child++) {
+      visit(depth - 1, child)
+    }
   }
   visit(levels.length - 1, 0)
   return { root: level[0]!.cid, nodes }
@@ -228,10 +230,14 @@ const decodeFileNode = (cid: string, bytes: Uint8Array): FileNode => {
     if (node.Data === undefined) throw refuse("has no UnixFS data")
     unixFs = UnixFS.unmarshal(node.Data)
   } catch (cause) {
-    throw cause instanceof CidError ? cause : refuse(`is not a UnixFS dag-pb node (${cause instanceof Error ? cause.message : String(cause)})`)
+    throw cause instanceof CidError
+      ? cause
+      : refuse(`is not a UnixFS dag-pb node (${cause instanceof Error ? cause.message : String(cause)})`)
   }
   if (unixFs.type !== "file") throw refuse(`is a UnixFS ${unixFs.type}, not a file`)
-  if (unixFs.data !== undefined && unixFs.data.length > 0) throw refuse("carries inline file data (not the raw-leaves layout)")
+  if (unixFs.data !== undefined && unixFs.data.length > 0) {
+    throw refuse("carries inline file data (not the raw-leaves layout)")
+  }
   if (node.Links.length === 0) throw refuse("is a file node without links")
   if (node.Links.length > MAX_LINKS) throw refuse(`has ${node.Links.length} links, more than ${MAX_LINKS}`)
   if (unixFs.blockSizes.length !== node.Links.length) {
@@ -253,21 +259,36 @@ export const resolveLeaves = <E, R>(
   getBlock: (cid: string) => Effect.Effect<Uint8Array, E, R>
 ): Effect.Effect<ResolvedLayout, CidError | E, R> => {
   const fetchVerified = (cid: CID): Effect.Effect<Uint8Array, CidError | E, R> =>
-    Effect.flatMap(getBlock(cid.toString()), (bytes) =>
-      verifyBlock(cid.toString(), bytes) ? Effect.succeed(bytes) : Effect.fail(new CidError({ cid: cid.toString(), reason: "does not match its CID" }))
+    Effect.flatMap(
+      getBlock(cid.toString()),
+      (bytes) =>
+        verifyBlock(cid.toString(), bytes)
+          ? Effect.succeed(bytes)
+          : Effect.fail(new CidError({ cid: cid.toString(), reason: "does not match its CID" }))
     )
 
-  const resolveNode = (cid: CID, expectedSize: number | undefined, depth: number): Effect.Effect<Subtree, CidError | E, R> =>
-    Effect.gen(function* () {
-      if (depth > MAX_DEPTH) return yield* new CidError({ cid: cid.toString(), reason: `lies deeper than ${MAX_DEPTH} levels` })
+  const resolveNode = (
+    cid: CID,
+    expectedSize: number | undefined,
+    depth: number
+  ): Effect.Effect<Subtree, CidError | E, R> =>
+    Effect.gen(function*() {
+      if (depth > MAX_DEPTH) {
+        return yield* new CidError({ cid: cid.toString(), reason: `lies deeper than ${MAX_DEPTH} levels` })
+      }
       const bytes = yield* fetchVerified(cid)
       const node = yield* Effect.try({
         try: () => decodeFileNode(cid.toString(), bytes),
-        catch: (cause) => (cause instanceof CidError ? cause : new CidError({ cid: cid.toString(), reason: String(cause) }))
+        catch: (
+          cause
+        ) => (cause instanceof CidError ? cause : new CidError({ cid: cid.toString(), reason: String(cause) }))
       })
       const size = node.blockSizes.reduce((sum, blockSize) => sum + blockSize, 0)
       if (expectedSize !== undefined && size !== expectedSize) {
-        return yield* new CidError({ cid: cid.toString(), reason: `holds ${size} bytes, its parent says ${expectedSize}` })
+        return yield* new CidError({
+          cid: cid.toString(),
+          reason: `holds ${size} bytes, its parent says ${expectedSize}`
+        })
       }
       const children = yield* Effect.forEach(
         node.links,
@@ -283,31 +304,49 @@ export const resolveLeaves = <E, R>(
 
   const resolveChild = (cid: CID, blockSize: number, depth: number): Effect.Effect<Subtree, CidError | E, R> => {
     const refuse = (reason: string) => Effect.fail(new CidError({ cid: cid.toString(), reason }))
-    if (cid.multihash.code !== SHA2_256) return refuse(`is hashed with multihash 0x${cid.multihash.code.toString(16)}, not sha2-256`)
+    if (cid.multihash.code !== SHA2_256) {
+      return refuse(`is hashed with multihash 0x${cid.multihash.code.toString(16)}, not sha2-256`)
+    }
     if (cid.code === dagPb.code) return resolveNode(cid, blockSize, depth)
     if (cid.code !== raw.code) return refuse(`has codec 0x${cid.code.toString(16)}, not a raw leaf or dag-pb node`)
     if (blockSize > CHUNK_SIZE) return refuse(`is a leaf of ${blockSize} bytes, more than ${CHUNK_SIZE}`)
     return Effect.succeed({ size: blockSize, leaves: [{ cid, length: blockSize }], nodes: [] })
   }
 
-  return Effect.gen(function* () {
+  return Effect.gen(function*() {
     const rootCid = parseCid(root)
     if (rootCid === undefined) return yield* new CidError({ cid: root, reason: "is not a valid CID" })
     if (rootCid.multihash.code !== SHA2_256) {
-      return yield* new CidError({ cid: root, reason: `is hashed with multihash 0x${rootCid.multihash.code.toString(16)}, not sha2-256` })
+      return yield* new CidError({
+        cid: root,
+        reason: `is hashed with multihash 0x${rootCid.multihash.code.toString(16)}, not sha2-256`
+      })
     }
     if (rootCid.code === raw.code) {
       const bytes = yield* fetchVerified(rootCid)
       const cid = rootCid.toString()
-      return { root: cid, size: bytes.length, leaves: [{ cid, offset: 0, length: bytes.length, sha256: rootCid.multihash.digest.slice() }], nodes: [] }
+      return {
+        root: cid,
+        size: bytes.length,
+        leaves: [{ cid, offset: 0, length: bytes.length, sha256: rootCid.multihash.digest.slice() }],
+        nodes: []
+      }
     }
     if (rootCid.code !== dagPb.code) {
-      return yield* new CidError({ cid: root, reason: `has codec 0x${rootCid.code.toString(16)}, not a raw leaf or dag-pb node` })
+      return yield* new CidError({
+        cid: root,
+        reason: `has codec 0x${rootCid.code.toString(16)}, not a raw leaf or dag-pb node`
+      })
     }
     const tree = yield* resolveNode(rootCid, undefined, 0)
     let offset = 0
     const leaves = tree.leaves.map((leaf): Leaf => {
-      const placed = { cid: leaf.cid.toString(), offset, length: leaf.length, sha256: leaf.cid.multihash.digest.slice() }
+      const placed = {
+        cid: leaf.cid.toString(),
+        offset,
+        length: leaf.length,
+        sha256: leaf.cid.multihash.digest.slice()
+      }
       offset += leaf.length
       return placed
     })

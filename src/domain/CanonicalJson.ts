@@ -2,7 +2,8 @@
  * RFC 8785 (JSON Canonicalization Scheme): one byte-exact text per JSON value, so hashes and
  * signatures over JSON are reproducible on every node and in every language.
  */
-import { Effect, ParseResult, Schema } from "effect"
+import type { ParseResult } from "effect"
+import { Effect, Schema } from "effect"
 
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
@@ -42,13 +43,15 @@ const scalarText = (value: unknown): string => {
   }
 }
 
-const hasCycle = (stack: ReadonlyArray<Frame>): boolean => new Set(stack.map((frame) => frame.members)).size !== stack.length
+const hasCycle = (stack: ReadonlyArray<Frame>): boolean =>
+  new Set(stack.map((frame) => frame.members)).size !== stack.length
 
 /**
  * Serializes a JSON value canonically: keys sorted by UTF-16 code units, ECMAScript number form.
  * Iterative (an explicit stack, no recursion), so no nesting depth can overflow the call stack.
  */
-export const canonicalize = (value: unknown): string => write(value, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY) as string
+export const canonicalize = (value: unknown): string =>
+  write(value, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY) as string
 
 /**
  * The canonical text of `value` if it keeps within `bounds`, else the first bound it breaks: one walk
@@ -193,7 +196,11 @@ export const checkJsonBounds = (value: unknown, bounds: JsonBounds = {}): JsonBo
         }
       }
     } else {
-      bytes += next === undefined || next === null ? 4 : typeof next === "string" ? utf8Length(JSON.stringify(next)) : String(next).length
+      bytes += next === undefined || next === null
+        ? 4
+        : typeof next === "string"
+        ? utf8Length(JSON.stringify(next))
+        : String(next).length
     }
     if (bytes > maxBytes) return new JsonTooLarge({ maxBytes })
   }
@@ -207,10 +214,16 @@ export const boundedJson = (value: unknown, bounds: JsonBounds = {}): Effect.Eff
 }
 
 /** Parses JSON text within bounds: the text's size is checked before parsing, the depth after. */
-export const parseBoundedJson = (text: string, bounds: JsonBounds = {}): Effect.Effect<unknown, JsonBoundsError | ParseResult.ParseError> =>
+export const parseBoundedJson = (
+  text: string,
+  bounds: JsonBounds = {}
+): Effect.Effect<unknown, JsonBoundsError | ParseResult.ParseError> =>
   bounds.maxBytes !== undefined && utf8Length(text) > bounds.maxBytes
     ? Effect.fail(new JsonTooLarge({ maxBytes: bounds.maxBytes }))
-    : Effect.flatMap(Schema.decodeUnknown(Schema.parseJson())(text), (value) => boundedJson(value, { maxDepth: bounds.maxDepth }))
+    : Effect.flatMap(
+      Schema.decodeUnknown(Schema.parseJson())(text),
+      (value) => boundedJson(value, { maxDepth: bounds.maxDepth })
+    )
 
 /**
  * Any JSON value within `bounds`: for `Unknown` fields (payloads, task specs) that would otherwise

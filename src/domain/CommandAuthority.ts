@@ -28,7 +28,15 @@ export class Authority extends Context.Tag("edge-net/Authority")<Authority, Auth
 export const signedFields = { auth: Schema.optional(CommandAuth) }
 
 export const RefusalReason = Schema.Literal(
-  "unsigned", "bad-signature", "not-owner", "not-operator", "expired", "too-far-ahead", "wrong-network", "rate-limited", "too-large"
+  "unsigned",
+  "bad-signature",
+  "not-owner",
+  "not-operator",
+  "expired",
+  "too-far-ahead",
+  "wrong-network",
+  "rate-limited",
+  "too-large"
 )
 export type RefusalReason = typeof RefusalReason.Type
 

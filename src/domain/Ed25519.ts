@@ -69,7 +69,11 @@ const makeNodeVerify = (crypto: NodeCrypto) => {
     try {
       let key = publicKeys.get(publicKeyHex)
       if (key === undefined) {
-        key = crypto.createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, hexToBytes(publicKeyHex))), format: "der", type: "spki" })
+        key = crypto.createPublicKey({
+          key: Buffer.from(concat(SPKI_PREFIX, hexToBytes(publicKeyHex))),
+          format: "der",
+          type: "spki"
+        })
         publicKeys.set(publicKeyHex, key)
       }
       return crypto.verify(null, message, key, signature)
@@ -80,7 +84,10 @@ const makeNodeVerify = (crypto: NodeCrypto) => {
 }
 
 /** The node:crypto verifier of signature bytes (a verifier thread's), or undefined outside Node. */
-export const nodeCryptoVerifyBytes = (): ((publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean) | undefined => {
+export const nodeCryptoVerifyBytes = ():
+  | ((publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean)
+  | undefined =>
+{
   const crypto = nodeCrypto()
   return crypto === undefined ? undefined : makeNodeVerify(crypto)
 }
@@ -100,7 +107,9 @@ const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
   return {
     name: "node:crypto",
     publicKeyOf: (seed) =>
-      Buffer.from(crypto.createPublicKey(privateKey(seed)).export({ format: "der", type: "spki" })).subarray(SPKI_PREFIX.length).toString("hex"),
+      Buffer.from(crypto.createPublicKey(privateKey(seed)).export({ format: "der", type: "spki" })).subarray(
+        SPKI_PREFIX.length
+      ).toString("hex"),
     sign: (seed, message) => crypto.sign(null, message, privateKey(seed)).toString("hex"),
     verify: (publicKeyHex, message, signatureHex) =>
       HEX_SIGNATURE.test(signatureHex) && verifyBytes(publicKeyHex, message, Buffer.from(signatureHex, "hex"))

@@ -12,8 +12,7 @@ export type NodeId = typeof NodeId.Type
 export const StreamId = Schema.String.pipe(Schema.pattern(/^[A-Za-z][A-Za-z0-9]*-.+$/), Schema.brand("StreamId"))
 export type StreamId = typeof StreamId.Type
 
-export const makeStreamId = (category: string, entityId: string): StreamId =>
-  `${category}-${entityId}` as StreamId
+export const makeStreamId = (category: string, entityId: string): StreamId => `${category}-${entityId}` as StreamId
 
 export const streamCategory = (streamId: string): string => {
   const dash = streamId.indexOf("-")

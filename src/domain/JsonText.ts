@@ -4,7 +4,9 @@
  */
 import { Data, Either, ParseResult, Schema } from "effect"
 
-export class JsonTextError extends Data.TaggedError("JsonTextError")<{ readonly source: string; readonly problem: string }> {
+export class JsonTextError
+  extends Data.TaggedError("JsonTextError")<{ readonly source: string; readonly problem: string }>
+{
   override get message() {
     return `${this.source}: ${this.problem}`
   }

@@ -25,10 +25,18 @@ export const Credits = Schema.transformOrFail(Schema.String, Schema.BigIntFromSe
   decode: (text, _options, ast) =>
     plainDecimal.test(text)
       ? ParseResult.succeed(BigInt(text))
-      : ParseResult.fail(new ParseResult.Type(ast, text, `an amount is a whole number of rUv in at most ${MAX_AMOUNT_DIGITS} decimal digits`)),
+      : ParseResult.fail(
+        new ParseResult.Type(
+          ast,
+          text,
+          `an amount is a whole number of rUv in at most ${MAX_AMOUNT_DIGITS} decimal digits`
+        )
+      ),
   encode: (amount) => ParseResult.succeed(amount.toString())
 }).annotations({ identifier: "Credits" })
-export const PositiveCredits = Credits.pipe(Schema.positiveBigInt({ message: () => "an amount must be a positive whole number of rUv" }))
+export const PositiveCredits = Credits.pipe(
+  Schema.positiveBigInt({ message: () => "an amount must be a positive whole number of rUv" })
+)
 
 /**
  * An amount the node itself recorded or computed (an event, a balance, a refused amount): decimal only,
@@ -37,9 +45,14 @@ export const PositiveCredits = Credits.pipe(Schema.positiveBigInt({ message: () 
 export const RecordedCredits = Schema.transformOrFail(Schema.String, Schema.BigIntFromSelf, {
   strict: true,
   decode: (text, _options, ast) =>
-    /^-?[0-9]{1,4096}$/.test(text) ? ParseResult.succeed(BigInt(text)) : ParseResult.fail(new ParseResult.Type(ast, text, "a recorded amount is a decimal whole number")),
+    /^-?[0-9]{1,4096}$/.test(text)
+      ? ParseResult.succeed(BigInt(text))
+      : ParseResult.fail(new ParseResult.Type(ast, text, "a recorded amount is a decimal whole number")),
   encode: (amount) => ParseResult.succeed(amount.toString())
 }).annotations({ identifier: "RecordedCredits" })
 
-export const OperationId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/), Schema.brand("OperationId"))
+export const OperationId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/),
+  Schema.brand("OperationId")
+)
 export type OperationId = typeof OperationId.Type

@@ -7,12 +7,22 @@ import { canonicalize } from "./CanonicalJson.js"
 import type { Ed25519 } from "./Ed25519.js"
 import { ed25519, utf8 } from "./Ed25519.js"
 
-export const PublicKeyHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "a public key is 64 lowercase hex digits" }))
-export const SignatureHex = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{128}$/, { message: () => "a signature is 128 lowercase hex digits" }))
-export const CommandId = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$/, { message: () => "a command id is 1-100 letters, digits or _ . : @ -" })
+export const PublicKeyHex = Schema.String.pipe(
+  Schema.pattern(/^[0-9a-f]{64}$/, { message: () => "a public key is 64 lowercase hex digits" })
 )
-export const NetworkId = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: () => "a network id is 1-64 lowercase letters, digits or . _ -" }))
+export const SignatureHex = Schema.String.pipe(
+  Schema.pattern(/^[0-9a-f]{128}$/, { message: () => "a signature is 128 lowercase hex digits" })
+)
+export const CommandId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$/, {
+    message: () => "a command id is 1-100 letters, digits or _ . : @ -"
+  })
+)
+export const NetworkId = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+    message: () => "a network id is 1-64 lowercase letters, digits or . _ -"
+  })
+)
 
 export const Cosignature = Schema.Struct({ signer: PublicKeyHex, signature: SignatureHex })
 
@@ -45,7 +55,9 @@ export const commandMessageOf = (
   payloadText: string,
   auth: Pick<CommandAuth, "signer" | "id" | "expiresAt" | "network">
 ): string =>
-  `edge-net/command/v1\n{"command":${JSON.stringify(command)},"expiresAt":${canonicalize(auth.expiresAt)},"id":${JSON.stringify(auth.id)}` +
+  `edge-net/command/v1\n{"command":${JSON.stringify(command)},"expiresAt":${canonicalize(auth.expiresAt)},"id":${
+    JSON.stringify(auth.id)
+  }` +
   `,"network":${JSON.stringify(auth.network)},"payload":${payloadText},"signer":${JSON.stringify(auth.signer)}}`
 
 /**
@@ -84,20 +96,37 @@ export const signCommand = (
   return {
     ...base,
     signature: signer.sign(key.seed, message),
-    ...(cosigners.length === 0 ? {} : { cosigners: cosigners.map((cosigner) => ({ signer: cosigner.publicKey, signature: signer.sign(cosigner.seed, message) })) })
+    ...(cosigners.length === 0
+      ? {}
+      : {
+        cosigners: cosigners.map((cosigner) => ({
+          signer: cosigner.publicKey,
+          signature: signer.sign(cosigner.seed, message)
+        }))
+      })
   }
 }
 
 /** The public keys whose signatures over the command verify: the signer first, then valid cosigners. */
-export const validSigners = (command: string, payload: unknown, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> =>
-  signersOf(utf8(commandMessage(command, payload, auth)), auth, verifier)
+export const validSigners = (
+  command: string,
+  payload: unknown,
+  auth: CommandAuth,
+  verifier: Ed25519 = ed25519
+): ReadonlyArray<string> => signersOf(utf8(commandMessage(command, payload, auth)), auth, verifier)
 
 /** `validSigners` of the signed message itself. */
-export const signersOf = (message: Uint8Array, auth: CommandAuth, verifier: Ed25519 = ed25519): ReadonlyArray<string> => {
+export const signersOf = (
+  message: Uint8Array,
+  auth: CommandAuth,
+  verifier: Ed25519 = ed25519
+): ReadonlyArray<string> => {
   if (!verifier.verify(auth.signer, message, auth.signature)) return []
   const signers = [auth.signer]
   for (const cosigner of auth.cosigners ?? []) {
-    if (!signers.includes(cosigner.signer) && verifier.verify(cosigner.signer, message, cosigner.signature)) signers.push(cosigner.signer)
+    if (!signers.includes(cosigner.signer) && verifier.verify(cosigner.signer, message, cosigner.signature)) {
+      signers.push(cosigner.signer)
+    }
   }
   return signers
 }

@@ -20,9 +20,10 @@ export class ActorRegistry extends Context.Tag("edge-net/ActorRegistry")<ActorRe
   static readonly layer = Layer.sync(ActorRegistry, () => {
     const byCategory = new Map<string, AuditedActor>()
     return {
-      register: (actor) => Effect.sync(() => {
-        if (!byCategory.has(actor.category)) byCategory.set(actor.category, actor)
-      }),
+      register: (actor) =>
+        Effect.sync(() => {
+          if (!byCategory.has(actor.category)) byCategory.set(actor.category, actor)
+        }),
       actors: Effect.sync(() => [...byCategory.values()].sort((a, b) => a.category.localeCompare(b.category)))
     }
   })

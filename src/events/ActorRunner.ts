@@ -89,24 +89,40 @@ const PAGE = 4096
 
 /** `edge_net_commands_handled_total` of one category, a series per outcome. */
 const commandCounters = (category: string) => {
-  const of = (outcome: string) => Metrics.counter("edge_net_commands_handled_total", "Commands actors handled, by category and outcome", { category, outcome })
-  return { ok: of("ok"), duplicate: of("duplicate"), refused: of("refused"), conflict: of("conflict"), defect: of("defect") }
+  const of = (outcome: string) =>
+    Metrics.counter("edge_net_commands_handled_total", "Commands actors handled, by category and outcome", {
+      category,
+      outcome
+    })
+  return {
+    ok: of("ok"),
+    duplicate: of("duplicate"),
+    refused: of("refused"),
+    conflict: of("conflict"),
+    defect: of("defect")
+  }
 }
 
-const countOutcome = (counters: ReturnType<typeof commandCounters>) => <A extends { readonly duplicate: boolean }, E>(exit: Exit.Exit<A, E>) =>
-  Effect.sync(() => {
-    if (Exit.isSuccess(exit)) return (exit.value.duplicate ? counters.duplicate : counters.ok).unsafeUpdate(1, [])
-    if (Cause.isInterruptedOnly(exit.cause)) return
-    const failure = Cause.failureOption(exit.cause)
-    const counter = Option.isNone(failure) ? counters.defect : failure.value instanceof VersionConflict ? counters.conflict : counters.refused
-    counter.unsafeUpdate(1, [])
-  })
+const countOutcome =
+  (counters: ReturnType<typeof commandCounters>) =>
+  <A extends { readonly duplicate: boolean }, E>(exit: Exit.Exit<A, E>) =>
+    Effect.sync(() => {
+      if (Exit.isSuccess(exit)) return (exit.value.duplicate ? counters.duplicate : counters.ok).unsafeUpdate(1, [])
+      if (Cause.isInterruptedOnly(exit.cause)) return
+      const failure = Cause.failureOption(exit.cause)
+      const counter = Option.isNone(failure)
+        ? counters.defect
+        : failure.value instanceof VersionConflict
+        ? counters.conflict
+        : counters.refused
+      counter.unsafeUpdate(1, [])
+    })
 
 export const make = <Command, Event extends { readonly _tag: string }, State, Err, R>(
   definition: EventSourced<Command, Event, State, Err, R>,
   options: ActorOptions = {}
 ) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     const snapshots = yield* Snapshots
     const { decider } = definition
@@ -127,8 +143,14 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         entries.delete(entityId) // re-insert: Map order is our LRU order
       } else {
         entry = {
-          entityId, streamId: makeStreamId(definition.category, entityId), mailbox: Effect.unsafeMakeSemaphore(1),
-          state: decider.initialState, version: 0, loaded: false, inflight: 0, commands: new RecentCommands(idempotencyWindow)
+          entityId,
+          streamId: makeStreamId(definition.category, entityId),
+          mailbox: Effect.unsafeMakeSemaphore(1),
+          state: decider.initialState,
+          version: 0,
+          loaded: false,
+          inflight: 0,
+          commands: new RecentCommands(idempotencyWindow)
         }
         if (entries.size >= cacheCapacity) evictIdle()
       }
@@ -161,7 +183,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       )
 
     const load = (entry: Entry<State>) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         if (snapshotEvery > 0) {
           const snapshot = yield* snapshots.load(entry.streamId)
           if (Option.isSome(snapshot)) {
@@ -171,7 +193,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             const window = Math.max(1, Math.min(idempotencyWindow, version))
             const recent = yield* journal.readStream(entry.streamId, version - window + 1, window)
             const taken = recent[recent.length - 1]
-            if (taken !== undefined && taken.streamVersion === version && taken.position === position && taken.hash === eventHash) {
+            if (
+              taken !== undefined && taken.streamVersion === version && taken.position === position &&
+              taken.hash === eventHash
+            ) {
               entry.state = decodeState(snapshot.value.state)
               entry.version = version
               for (const envelope of recent.slice(recent.length - Math.min(idempotencyWindow, version))) {
@@ -197,7 +222,9 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       return journal.readAll(span[0], span[1] - span[0] + 1).pipe(
         Effect.map((previous) =>
           Option.some({
-            events: previous.filter((envelope) => envelope.streamId === entry.streamId).map((envelope) => decodeEvent(envelope.payload)),
+            events: previous.filter((envelope) => envelope.streamId === entry.streamId).map((envelope) =>
+              decodeEvent(envelope.payload)
+            ),
             state: entry.state,
             version: entry.version,
             position: span[1],
@@ -210,13 +237,23 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     /** `last` is the entity's newest event, the one a snapshot taken now stands on. */
     const maybeSnapshot = (entry: Entry<State>, previousVersion: number, last: Envelope) =>
       snapshotEvery > 0 && Math.floor(entry.version / snapshotEvery) > Math.floor(previousVersion / snapshotEvery)
-        ? snapshots.save(entry.streamId, { version: entry.version, position: last.position, eventHash: last.hash, state: encodeState(entry.state) })
+        ? snapshots.save(entry.streamId, {
+          version: entry.version,
+          position: last.position,
+          eventHash: last.hash,
+          state: encodeState(entry.state)
+        })
         : Effect.void
 
     // Two writers racing on one entity (two nodes, or a node and the CLI) would otherwise collide again
     // on every retry: the second retry on waits a random, growing while (full jitter).
     const backoff = (retry: number) =>
-      retry === 0 ? Effect.void : Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** retry)), (millis) => Effect.sleep(Duration.millis(millis)))
+      retry === 0
+        ? Effect.void
+        : Effect.flatMap(
+          Random.nextIntBetween(0, Math.min(64, 2 ** retry)),
+          (millis) => Effect.sleep(Duration.millis(millis))
+        )
 
     // The hot path, written as a plain chain of effects (no generator): decide, append, fold in.
     const attempt = (
@@ -240,7 +277,13 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
               for (const envelope of envelopes) entry.commands.record(commandOptions.commandId, envelope.position)
             }
             const last = envelopes[envelopes.length - 1]!
-            const result = { events, state: entry.state, version: entry.version, position: last.position, duplicate: false }
+            const result = {
+              events,
+              state: entry.state,
+              version: entry.version,
+              position: last.position,
+              duplicate: false
+            }
             return Effect.as(maybeSnapshot(entry, previousVersion, last), result)
           },
           onFailure: (refused) => {
@@ -251,24 +294,27 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             return retriesLeft === 0
               ? Effect.fail(refused)
               : Effect.flatMap(Effect.zipRight(backoff(maxRetries - retriesLeft), catchUp(entry)), () =>
-                  Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (ranElsewhere) =>
-                    Option.isSome(ranElsewhere) ? Effect.succeed(ranElsewhere.value) : attempt(entry, command, commandOptions, retriesLeft - 1)
-                  )
-                )
+                Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (ranElsewhere) =>
+                  Option.isSome(ranElsewhere)
+                    ? Effect.succeed(ranElsewhere.value)
+                    : attempt(entry, command, commandOptions, retriesLeft - 1)))
           }
         })
       })
 
     const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) => {
       // The common case, decided without any lookup: a loaded entity and a command id it has not seen.
-      if (entry.loaded && (commandOptions.commandId === undefined || entry.commands.get(commandOptions.commandId) === undefined)) {
+      if (
+        entry.loaded &&
+        (commandOptions.commandId === undefined || entry.commands.get(commandOptions.commandId) === undefined)
+      ) {
         return attempt(entry, command, commandOptions, maxRetries)
       }
       return Effect.flatMap(ensureLoaded(entry), () =>
         Effect.flatMap(duplicateOf(entry, commandOptions.commandId), (duplicate) =>
-          Option.isSome(duplicate) ? Effect.succeed(duplicate.value) : attempt(entry, command, commandOptions, maxRetries)
-        )
-      )
+          Option.isSome(duplicate)
+            ? Effect.succeed(duplicate.value)
+            : attempt(entry, command, commandOptions, maxRetries)))
     }
 
     const withEntry = <A, E, R2>(entityId: string, use: (entry: Entry<State>) => Effect.Effect<A, E, R2>) =>
@@ -276,39 +322,61 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         const entry = entryFor(entityId)
         entry.inflight++
         // Suspended: the command must see the state as it is once the mailbox is ours, not as it was when queued.
-        return entry.mailbox.withPermits(1)(Effect.suspend(() => use(entry))).pipe(Effect.ensuring(Effect.sync(() => entry.inflight--)))
+        return entry.mailbox.withPermits(1)(Effect.suspend(() =>
+          use(entry)
+        )).pipe(Effect.ensuring(Effect.sync(() =>
+          entry.inflight--
+        )))
       })
 
     const prefix = `${definition.category}-`
     const replay = (upToPosition = Number.MAX_SAFE_INTEGER) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const states = new Map<string, Replayed<State>>()
         let position = 1
         while (position <= upToPosition) {
           // Stored records, so events of other categories are skipped without parsing their payloads.
           const page = yield* journal.readRecords(position, PAGE)
           for (const record of page) {
-            if (record.position > upToPosition) break
-            if (!record.streamId.startsWith(prefix)) continue
+            if (record.position > upToPosition) {
+              break
+            }
+            if (!record.streamId.startsWith(prefix)) {
+              continue
+            }
             const entityId = record.streamId.slice(prefix.length)
             const state = states.get(entityId)?.state ?? decider.initialState
-            states.set(entityId, { state: decider.evolve(state, decodeEvent(JSON.parse(record.payloadText))), version: record.streamVersion })
+            states.set(entityId, {
+              state: decider.evolve(state, decodeEvent(JSON.parse(record.payloadText))),
+              version: record.streamVersion
+            })
           }
-          if (page.length < PAGE) break
+          if (page.length < PAGE) {
+            break
+          }
           position = page[page.length - 1]!.position + 1
         }
         return states as ReadonlyMap<string, Replayed<State>>
       })
 
     const replayEntity = (entityId: string, upToVersion: number) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const streamId = makeStreamId(definition.category, entityId)
         let replayed: Replayed<State> = { state: decider.initialState, version: 0 }
         while (replayed.version < upToVersion) {
-          const page = yield* journal.readStream(streamId, replayed.version + 1, Math.min(PAGE, upToVersion - replayed.version))
-          if (page.length === 0) break
+          const page = yield* journal.readStream(
+            streamId,
+            replayed.version + 1,
+            Math.min(PAGE, upToVersion - replayed.version)
+          )
+          if (page.length === 0) {
+            break
+          }
           for (const envelope of page) {
-            replayed = { state: decider.evolve(replayed.state, decodeEvent(envelope.payload)), version: envelope.streamVersion }
+            replayed = {
+              state: decider.evolve(replayed.state, decodeEvent(envelope.payload)),
+              version: envelope.streamVersion
+            }
           }
         }
         return replayed
@@ -319,21 +387,27 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       // The authorization is read here, in the caller's fiber: the mailbox may run the command elsewhere.
       send: (entityId, command, commandOptions = {}) =>
         Effect.flatMap(FiberRef.get(CurrentAuthorization), (authorization) => {
-          const options = authorization === null || commandOptions.authorization !== undefined ? commandOptions : { ...commandOptions, authorization }
-          return withEntry(entityId, (entry) => handle(entry, command, options))
+          const options = authorization === null || commandOptions.authorization !== undefined
+            ? commandOptions
+            : { ...commandOptions, authorization }
+          return withEntry(entityId, (entry) =>
+            handle(entry, command, options))
         }).pipe(Effect.onExit(recordOutcome)),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
           // Loading catches up by itself; a loaded entity only reads what other writers added since.
-          (entry.loaded ? catchUp(entry) : load(entry)).pipe(Effect.map(() => ({ state: entry.state, version: entry.version })))
-        ),
+          (entry.loaded ? catchUp(entry) : load(entry)).pipe(
+            Effect.map(() => ({ state: entry.state, version: entry.version }))
+          )),
       replay,
       replayEntity,
       encodeState
     }
     // Where the node keeps a registry, its audit replays this actor; a library user's runner needs none.
     const registry = yield* Effect.serviceOption(ActorRegistry)
-    if (Option.isSome(registry)) yield* registry.value.register({ category: actor.category, compareReplay: compareReplay(actor) })
+    if (Option.isSome(registry)) {
+      yield* registry.value.register({ category: actor.category, compareReplay: compareReplay(actor) })
+    }
     return actor
   })
 

@@ -4,8 +4,8 @@
  * what the live actors hold.
  */
 import { Effect, Option, Schema } from "effect"
-import { canonicalize } from "../domain/CanonicalJson.js"
 import { verifySignature } from "../content/NodeKey.js"
+import { canonicalize } from "../domain/CanonicalJson.js"
 import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import { Journal } from "./Journal.js"
 import { Snapshots } from "./Snapshots.js"
@@ -31,7 +31,7 @@ export interface VerifyOptions {
 const PAGE = 4096
 
 export const verifyChain = (options: VerifyOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     // Read before the log: a head recorded by a commit that lands meanwhile is still within what we read.
     const recorded = yield* journal.recordedHead
@@ -46,13 +46,18 @@ export const verifyChain = (options: VerifyOptions = {}) =>
     let headIndex = 0
     let lastHeadPosition = 0
     const report = (position: number | null, problem: string | null): ChainReport => ({
-      ok: problem === null, eventsChecked: expected - 1, headsChecked, head: { position: expected - 1, hash: prevHash },
-      firstBadPosition: position, problem, signers: [...signers]
+      ok: problem === null,
+      eventsChecked: expected - 1,
+      headsChecked,
+      head: { position: expected - 1, hash: prevHash },
+      firstBadPosition: position,
+      problem,
+      signers: [...signers]
     })
 
     // Checks every signed head at or below `position`, given the chain hash at `position`.
     const checkHeadsUpTo = (position: number, hash: string) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         while (true) {
           if (headIndex >= heads.length) {
             if (heads.length < PAGE) return null
@@ -62,11 +67,15 @@ export const verifyChain = (options: VerifyOptions = {}) =>
           }
           const head = heads[headIndex]!
           if (head.position > position) return null
-          if (head.position === position && head.hash !== hash) return `signed head at ${head.position} does not match the chain`
+          if (head.position === position && head.hash !== hash) {
+            return `signed head at ${head.position} does not match the chain`
+          }
           if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
             return `bad signature on the head at ${head.position}`
           }
-          if (trusted.size > 0 && !trusted.has(head.publicKey)) return `head at ${head.position} signed by an untrusted key ${head.publicKey}`
+          if (trusted.size > 0 && !trusted.has(head.publicKey)) {
+            return `head at ${head.position} signed by an untrusted key ${head.publicKey}`
+          }
           signers.add(head.publicKey)
           lastHeadPosition = head.position
           headsChecked++
@@ -78,12 +87,20 @@ export const verifyChain = (options: VerifyOptions = {}) =>
       // The stored text is hashed as it is: it is what was written, and what the hash and heads cover.
       const page = yield* journal.readRecords(expected, PAGE)
       for (const record of page) {
-        if (record.position !== expected) return report(expected, `event ${expected} is missing (next is ${record.position})`)
-        if (record.prevHash !== prevHash) return report(expected, `event ${expected} does not link to the event before it`)
-        if (envelopeHash(record) !== record.hash) return report(expected, `event ${expected} was altered (hash mismatch)`)
+        if (record.position !== expected) {
+          return report(expected, `event ${expected} is missing (next is ${record.position})`)
+        }
+        if (record.prevHash !== prevHash) {
+          return report(expected, `event ${expected} does not link to the event before it`)
+        }
+        if (envelopeHash(record) !== record.hash) {
+          return report(expected, `event ${expected} was altered (hash mismatch)`)
+        }
         if (headIndex < heads.length || heads.length === PAGE) {
           const headProblem = yield* checkHeadsUpTo(expected, record.hash)
-          if (headProblem !== null) return report(expected, headProblem)
+          if (headProblem !== null) {
+            return report(expected, headProblem)
+          }
         }
         prevHash = record.hash
         if (record.position === recordedPosition) hashAtRecorded = record.hash
@@ -94,22 +111,34 @@ export const verifyChain = (options: VerifyOptions = {}) =>
     const last = expected - 1
     // Whatever heads remain claim positions past the end of the log: events were cut off the end.
     const remaining = headIndex < heads.length ? heads[headIndex] : (yield* journal.signedHeads(last + 1, 1))[0]
-    if (remaining !== undefined) return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
+    if (remaining !== undefined) {
+      return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
+    }
     if (last > lastHeadPosition) {
       return report(lastHeadPosition + 1, `events ${lastHeadPosition + 1}..${last} are not covered by a signed head`)
     }
-    if (recorded._tag === "Unreadable") return report(null, `the head file cannot be read (${recorded.reason})`)
+    if (recorded._tag === "Unreadable") {
+      return report(null, `the head file cannot be read (${recorded.reason})`)
+    }
     if (recorded._tag === "Recorded") {
       const { head } = recorded
       if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
         return report(null, `the head file's signature does not verify (it says position ${head.position})`)
       }
-      if (trusted.size > 0 && !trusted.has(head.publicKey)) return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
+      if (trusted.size > 0 && !trusted.has(head.publicKey)) {
+        return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
+      }
       if (last < head.position) {
-        return report(last + 1, `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`)
+        return report(
+          last + 1,
+          `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`
+        )
       }
       if (head.position > 0 && hashAtRecorded !== head.hash) {
-        return report(head.position, `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${hashAtRecorded}`)
+        return report(
+          head.position,
+          `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${hashAtRecorded}`
+        )
       }
     }
     // Snapshots are checked when the caller's context has them (a node's audit does).
@@ -134,7 +163,7 @@ export interface BadSnapshot {
  * have at that version. At most `limit` of them, in stream id order.
  */
 export const findBadSnapshots = (limit = Number.MAX_SAFE_INTEGER) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     const snapshots = yield* Snapshots
     const bad: Array<BadSnapshot> = []
@@ -146,15 +175,20 @@ export const findBadSnapshots = (limit = Number.MAX_SAFE_INTEGER) =>
         const problem = !sealed
           ? `${where} is not sealed by this node (its state was edited): it is ignored and the state rebuilt from the journal`
           : yield* journal.readStream(streamId, snapshot.version, 1).pipe(
-              Effect.map(([event]) =>
-                event === undefined || event.streamVersion !== snapshot.version || event.position !== snapshot.position || event.hash !== snapshot.eventHash
-                  ? `${where} does not match the journal's event there: it is ignored and the state rebuilt from the journal`
-                  : undefined
-              )
+            Effect.map(([event]) =>
+              event === undefined || event.streamVersion !== snapshot.version || event.position !== snapshot.position ||
+                event.hash !== snapshot.eventHash
+                ? `${where} does not match the journal's event there: it is ignored and the state rebuilt from the journal`
+                : undefined
             )
-        if (problem !== undefined && bad.length < limit) bad.push({ streamId, version: snapshot.version, position: snapshot.position, problem })
+          )
+        if (problem !== undefined && bad.length < limit) {
+          bad.push({ streamId, version: snapshot.version, position: snapshot.position, problem })
+        }
       }
-      if (page.length < PAGE) break
+      if (page.length < PAGE) {
+        break
+      }
       after = page[page.length - 1]!.streamId
     }
     return bad as ReadonlyArray<BadSnapshot>
@@ -178,7 +212,11 @@ export class JournalDoesNotVerify extends Schema.TaggedError<JournalDoesNotVerif
 export const requireVerifiedJournal = (file: string, options: VerifyOptions = {}) =>
   verifyChain({ ...options, checkSnapshots: false }).pipe(
     Effect.flatMap((report) =>
-      report.ok ? Effect.succeed(report) : Effect.fail(new JournalDoesNotVerify({ file, position: report.firstBadPosition, problem: report.problem ?? "unknown" }))
+      report.ok
+        ? Effect.succeed(report)
+        : Effect.fail(
+          new JournalDoesNotVerify({ file, position: report.firstBadPosition, problem: report.problem ?? "unknown" })
+        )
     ),
     Effect.withSpan("Audit.requireVerifiedJournal")
   )
@@ -197,11 +235,14 @@ export interface ReplayReport {
 export const compareReplay = <S>(actor: {
   readonly category: string
   readonly replay: () => Effect.Effect<ReadonlyMap<string, { readonly state: S; readonly version: number }>>
-  readonly replayEntity: (entityId: string, upToVersion: number) => Effect.Effect<{ readonly state: S; readonly version: number }>
+  readonly replayEntity: (
+    entityId: string,
+    upToVersion: number
+  ) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly state: (entityId: string) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly encodeState: (state: S) => unknown
 }) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const replayed = yield* actor.replay()
     const mismatches: Array<ReplayReport["mismatches"][number]> = []
     for (const [entityId, fromLog] of replayed) {
@@ -210,7 +251,11 @@ export const compareReplay = <S>(actor: {
       const liveEncoded = actor.encodeState(live.state)
       const freshEncoded = actor.encodeState(fresh.state)
       if (live.version !== fresh.version || canonicalize(liveEncoded) !== canonicalize(freshEncoded)) {
-        mismatches.push({ entityId, live: { version: live.version, state: liveEncoded }, replayed: { version: fresh.version, state: freshEncoded } })
+        mismatches.push({
+          entityId,
+          live: { version: live.version, state: liveEncoded },
+          replayed: { version: fresh.version, state: freshEncoded }
+        })
       }
     }
     return { category: actor.category, entities: replayed.size, mismatches } satisfies ReplayReport

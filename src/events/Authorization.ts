@@ -45,7 +45,9 @@ export class Authorization {
     } catch {
       canonical = undefined
     }
-    if (canonical !== text) throw new Error("an event's authorization must be the canonical JSON text (RFC 8785) of the signed command")
+    if (canonical !== text) {
+      throw new Error("an event's authorization must be the canonical JSON text (RFC 8785) of the signed command")
+    }
     return new Authorization(text, undefined, false)
   }
 
@@ -62,10 +64,11 @@ export class Authorization {
  * The signed command whose handling is running, or null. Set by the RPC layer around one command;
  * policies run on their own fibers and carry none.
  */
-export const CurrentAuthorization: FiberRef.FiberRef<Authorization | null> = FiberRef.unsafeMake<Authorization | null>(null)
+export const CurrentAuthorization: FiberRef.FiberRef<Authorization | null> = FiberRef.unsafeMake<Authorization | null>(
+  null
+)
 
 /** Runs `effect` with `authorization` as its signed command; appends made for it store it. */
 export const withAuthorization =
-  (authorization: Authorization | null) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  (authorization: Authorization | null) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.locally(effect, CurrentAuthorization, authorization)

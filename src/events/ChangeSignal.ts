@@ -3,7 +3,8 @@
  * Positions are assigned inside the writer's transaction, so the log never shows a later position
  * before an earlier one: reading forward from a cursor can neither skip nor repeat an event.
  */
-import { Chunk, Duration, Effect, Stream } from "effect"
+import type { Duration } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import type { Envelope } from "./Envelope.js"
 
 export class ChangeSignal {

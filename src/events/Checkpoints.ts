@@ -54,14 +54,21 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
     return {
       load: (name) => Effect.sync(() => store.get(name) ?? 0),
       save: (name, position) => Effect.sync(() => void store.set(name, position)),
-      all: Effect.sync(() => [...store].map(([name, position]) => ({ name, position })).sort((a, b) => a.name.localeCompare(b.name))),
+      all: Effect.sync(() =>
+        [...store].map(([name, position]) => ({ name, position })).sort((a, b) => a.name.localeCompare(b.name))
+      ),
       deadLetter: (letter) =>
         Effect.sync(() => {
           letters.set(`${letter.policy}@${letter.position}`, letter)
           store.set(letter.policy, Math.max(store.get(letter.policy) ?? 0, letter.position))
         }),
       deadLetters: (limit) =>
-        Effect.sync(() => [...letters.values()].sort((a, b) => b.failedAt.localeCompare(a.failedAt) || b.position - a.position).slice(0, limit)),
+        Effect.sync(() =>
+          [...letters.values()].sort((a, b) => b.failedAt.localeCompare(a.failedAt) || b.position - a.position).slice(
+            0,
+            limit
+          )
+        ),
       deadLetterCount: Effect.sync(() => letters.size)
     }
   })
@@ -81,12 +88,31 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
         `INSERT INTO dead_letters (policy, position, stream_id, event_type, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (policy, position) DO UPDATE SET error = excluded.error, attempts = attempts + excluded.attempts, failed_at = excluded.failed_at`
       )
-      const selectLetters = db.prepare<[number], { policy: string; position: number; stream_id: string; event_type: string; error: string; attempts: number; failed_at: string }>(
+      const selectLetters = db.prepare<
+        [number],
+        {
+          policy: string
+          position: number
+          stream_id: string
+          event_type: string
+          error: string
+          attempts: number
+          failed_at: string
+        }
+      >(
         "SELECT policy, position, stream_id, event_type, error, attempts, failed_at FROM dead_letters ORDER BY failed_at DESC, position DESC LIMIT ?"
       )
       const countLetters = db.prepare<[], number>("SELECT count(*) FROM dead_letters").pluck()
       const recordLetter = db.transaction((letter: DeadLetter) => {
-        insertLetter.run(letter.policy, letter.position, letter.streamId, letter.eventType, letter.error, letter.attempts, letter.failedAt)
+        insertLetter.run(
+          letter.policy,
+          letter.position,
+          letter.streamId,
+          letter.eventType,
+          letter.error,
+          letter.attempts,
+          letter.failedAt
+        )
         advance.run(letter.policy, letter.position)
       })
       return {
@@ -104,14 +130,24 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
         // moving on without the record would lose the only trace of the event it gave up on.
         deadLetter: (letter) =>
           Effect.try({ try: () => recordLetter.immediate(letter), catch: (error) => error }).pipe(
-            Effect.retry({ while: isBusy, schedule: Schedule.exponential(Duration.millis(1)).pipe(Schedule.union(Schedule.spaced(Duration.millis(100)))) }),
+            Effect.retry({
+              while: isBusy,
+              schedule: Schedule.exponential(Duration.millis(1)).pipe(
+                Schedule.union(Schedule.spaced(Duration.millis(100)))
+              )
+            }),
             Effect.orDie
           ),
         deadLetters: (limit) =>
           Effect.sync(() =>
             selectLetters.all(limit).map((row): DeadLetter => ({
-              policy: row.policy, position: row.position, streamId: row.stream_id, eventType: row.event_type, error: row.error,
-              attempts: row.attempts, failedAt: row.failed_at
+              policy: row.policy,
+              position: row.position,
+              streamId: row.stream_id,
+              eventType: row.event_type,
+              error: row.error,
+              attempts: row.attempts,
+              failedAt: row.failed_at
             }))
           ),
         deadLetterCount: Effect.sync(() => countLetters.get() ?? 0)

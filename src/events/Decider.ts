@@ -19,11 +19,18 @@ export interface Decider<Command, Event, State, Err = never, R = never> {
 export interface EventSourced<Command, Event extends { readonly _tag: string }, State, Err = never, R = never> {
   readonly category: string
   readonly decider: Decider<Command, Event, State, Err, R>
+  // The encoded side is each decider's own (Schema is invariant in it), so it is left open here.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly event: Schema.Schema<Event, any>
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly state: Schema.Schema<State, any>
 }
 
-export const fold = <Event, State>(evolve: (state: State, event: Event) => State, state: State, events: Iterable<Event>): State => {
+export const fold = <Event, State>(
+  evolve: (state: State, event: Event) => State,
+  state: State,
+  events: Iterable<Event>
+): State => {
   let current = state
   for (const event of events) current = evolve(current, event)
   return current

@@ -18,22 +18,28 @@ export class SpecificationFailure extends Error {
   override readonly name = "SpecificationFailure"
 }
 
-const show = (value: unknown) =>
-  JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item))
+const show = (value: unknown) => JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item))
 
 export const DeciderSpecification = {
   for: <Command, Event, State, Err, R>(decider: Decider<Command, Event, State, Err, R>) => ({
     given: (events: ReadonlyArray<Event>) => ({
-      when: (command: Command): DeciderThen<Event, Err> & { readonly outcome: Effect.Effect<Either.Either<ReadonlyArray<Event>, Err>, never, R> } => {
+      when: (
+        command: Command
+      ): DeciderThen<Event, Err> & {
+        readonly outcome: Effect.Effect<Either.Either<ReadonlyArray<Event>, Err>, never, R>
+      } => {
         const outcome = Effect.either(decider.decide(command, fold(decider.evolve, decider.initialState, events)))
         const expectEvents = (expected: ReadonlyArray<Event>) =>
           Effect.flatMap(outcome, (result) =>
             Either.isLeft(result)
-              ? Effect.die(new SpecificationFailure(`expected events ${show(expected)}, decider failed with ${show(result.left)}`))
-              : result.right.length === expected.length && result.right.every((event, index) => Equal.equals(event, expected[index]) || show(event) === show(expected[index]))
+              ? Effect.die(
+                new SpecificationFailure(`expected events ${show(expected)}, decider failed with ${show(result.left)}`)
+              )
+              : result.right.length === expected.length && result.right.every((event, index) =>
+                  Equal.equals(event, expected[index]) || show(event) === show(expected[index])
+                )
               ? Effect.void
-              : Effect.die(new SpecificationFailure(`expected events ${show(expected)}, got ${show(result.right)}`))
-          )
+              : Effect.die(new SpecificationFailure(`expected events ${show(expected)}, got ${show(result.right)}`)))
         return {
           outcome,
           then: expectEvents as (expected: ReadonlyArray<Event>) => Effect.Effect<void>,
@@ -44,8 +50,9 @@ export const DeciderSpecification = {
                 ? Effect.die(new SpecificationFailure(`expected a failure, decider produced ${show(result.right)}`))
                 : check === undefined || check(result.left)
                 ? Effect.void
-                : Effect.die(new SpecificationFailure(`the decider failed with an unexpected error ${show(result.left)}`))
-            ) as Effect.Effect<void>
+                : Effect.die(
+                  new SpecificationFailure(`the decider failed with an unexpected error ${show(result.left)}`)
+                )) as Effect.Effect<void>
         }
       }
     })

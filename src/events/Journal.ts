@@ -91,7 +91,11 @@ export interface JournalService {
     requests: ReadonlyArray<AppendRequest>
   ) => Effect.Effect<ReadonlyArray<Either.Either<AppendResult, AppendRefused>>>
   /** Events of one stream from `fromVersion` (1-based, inclusive), at most `limit` of them. */
-  readonly readStream: (streamId: string, fromVersion?: number, limit?: number) => Effect.Effect<ReadonlyArray<Envelope>>
+  readonly readStream: (
+    streamId: string,
+    fromVersion?: number,
+    limit?: number
+  ) => Effect.Effect<ReadonlyArray<Envelope>>
   /** The global log from `fromPosition` (1-based, inclusive), at most `limit` envelopes. */
   readonly readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>
   /** Like readAll, in stored form (payload unparsed): for verification and fast replay. */
@@ -109,7 +113,12 @@ export interface JournalService {
 export class Journal extends Context.Tag("edge-net/Journal")<Journal, JournalService>() {}
 
 /** The refusal for `payloadText` when it is over `maxBytes` (UTF-8), else undefined. */
-export const checkPayloadSize = (streamId: string, eventType: string, payloadText: string, maxBytes: number): PayloadTooLarge | undefined => {
+export const checkPayloadSize = (
+  streamId: string,
+  eventType: string,
+  payloadText: string,
+  maxBytes: number
+): PayloadTooLarge | undefined => {
   // Each UTF-16 unit is 1 to 3 bytes: most payloads are decided without counting.
   if (payloadText.length * 3 <= maxBytes) return undefined
   const bytes = utf8Length(payloadText)

@@ -30,11 +30,15 @@ export const readHeadFile = (file: string): RecordedHead => {
   try {
     text = fs.readFileSync(file, "utf8")
   } catch (error) {
-    if (typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT") return { _tag: "Missing" }
+    if (typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT") {
+      return { _tag: "Missing" }
+    }
     return { _tag: "Unreadable", reason: error instanceof Error ? error.message : String(error) }
   }
   const decoded = decodeHeadFile(text)
-  return decoded._tag === "Right" ? { _tag: "Recorded", head: decoded.right } : { _tag: "Unreadable", reason: "not a signed journal head" }
+  return decoded._tag === "Right"
+    ? { _tag: "Recorded", head: decoded.right }
+    : { _tag: "Unreadable", reason: "not a signed journal head" }
 }
 
 /** Writes `head` (mode 0600) atomically, so a reader sees the old head or the new one. */
@@ -58,7 +62,8 @@ export const makeHeadFileWriter = (file: string, hashAt: (position: number) => s
     const recorded = readHeadFile(file)
     if (recorded._tag === "Missing") return true
     if (recorded._tag === "Unreadable") return false
-    return head.position >= recorded.head.position && (recorded.head.position === 0 || hashAt(recorded.head.position) === recorded.head.hash)
+    return head.position >= recorded.head.position &&
+      (recorded.head.position === 0 || hashAt(recorded.head.position) === recorded.head.hash)
   }
 
   let latest: SignedHead | undefined // the newest head not written yet

@@ -7,10 +7,19 @@ import * as Metrics from "../domain/Metrics.js"
 import { Journal, type JournalService } from "./Journal.js"
 
 const appended = Metrics.counter("edge_net_events_appended_total", "Events appended to the journal")
-const refused = Metrics.counter("edge_net_journal_appends_refused_total", "Appends the journal refused (version conflict, payload too large)")
-const latency = Metrics.histogram("edge_net_journal_append_seconds", "Time from an append's call to its commit, group commit included")
+const refused = Metrics.counter(
+  "edge_net_journal_appends_refused_total",
+  "Appends the journal refused (version conflict, payload too large)"
+)
+const latency = Metrics.histogram(
+  "edge_net_journal_append_seconds",
+  "Time from an append's call to its commit, group commit included"
+)
 
-const timed = <A, E>(append: Effect.Effect<A, E>, count: (value: A) => { readonly events: number; readonly refused: number }) =>
+const timed = <A, E>(
+  append: Effect.Effect<A, E>,
+  count: (value: A) => { readonly events: number; readonly refused: number }
+) =>
   Effect.suspend(() => {
     const started = performance.now()
     return Effect.onExit(append, (exit) =>
@@ -26,10 +35,16 @@ const timed = <A, E>(append: Effect.Effect<A, E>, count: (value: A) => { readonl
 export const instrumented = (journal: JournalService): JournalService => ({
   ...journal,
   append: (streamId, expectedVersion, events, options) =>
-    timed(journal.append(streamId, expectedVersion, events, options), (result) => ({ events: result.envelopes.length, refused: 0 })),
+    timed(
+      journal.append(streamId, expectedVersion, events, options),
+      (result) => ({ events: result.envelopes.length, refused: 0 })
+    ),
   appendBatch: (requests) =>
     timed(journal.appendBatch(requests), (outcomes) => ({
-      events: outcomes.reduce((sum, outcome) => sum + (Either.isRight(outcome) ? outcome.right.envelopes.length : 0), 0),
+      events: outcomes.reduce(
+        (sum, outcome) => sum + (Either.isRight(outcome) ? outcome.right.envelopes.length : 0),
+        0
+      ),
       refused: outcomes.filter(Either.isLeft).length
     }))
 })

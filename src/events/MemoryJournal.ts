@@ -16,7 +16,7 @@ export interface MemoryJournalOptions {
 }
 
 export const makeWith = (options: MemoryJournalOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const key = yield* NodeKey
     const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
     // Stored as the SQLite journal stores them (payload text), and parsed on every read the same way.
@@ -50,9 +50,17 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
         for (const [i, event] of request.events.entries()) {
           const payloadText = payloadTexts[i]!
           const fields = {
-            position: log.length + 1, streamId: request.streamId, streamVersion: stream.length + 1, eventType: event.eventType,
-            payloadText, recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null,
-            causationId: request.causationId ?? null, authorizationText, prevHash: lastHash()
+            position: log.length + 1,
+            streamId: request.streamId,
+            streamVersion: stream.length + 1,
+            eventType: event.eventType,
+            payloadText,
+            recordedAt,
+            nodeId: key.nodeId,
+            commandId: request.commandId ?? null,
+            causationId: request.causationId ?? null,
+            authorizationText,
+            prevHash: lastHash()
           }
           const record: StoredRecord = { ...fields, hash: envelopeHash(fields) }
           log.push(record)
@@ -64,7 +72,12 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
       }
       if (log.length > before) {
         const hash = lastHash()
-        heads.push({ position: log.length, hash, publicKey: key.publicKey, signature: key.sign(headMessage(log.length, hash)) })
+        heads.push({
+          position: log.length,
+          hash,
+          publicKey: key.publicKey,
+          signature: key.sign(headMessage(log.length, hash))
+        })
         signal.notify()
       }
       return outcomes
@@ -77,11 +90,14 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
     const page = <A>(entries: ReadonlyArray<A>, from: number, limit: number) =>
       entries.slice(Math.max(0, from - 1), Math.max(0, from - 1) + limit)
 
-    const readAll = (fromPosition: number, limit: number) => Effect.sync(() => page(log, fromPosition, limit).map(recordToEnvelope))
+    const readAll = (fromPosition: number, limit: number) =>
+      Effect.sync(() => page(log, fromPosition, limit).map(recordToEnvelope))
 
     const service: JournalService = {
       append: (streamId, expectedVersion, events, options = {}) =>
-        appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(Effect.flatMap((outcomes) => outcomes[0]!)),
+        appendBatch([{ streamId, expectedVersion, events, ...options }]).pipe(
+          Effect.flatMap((outcomes) => outcomes[0]!)
+        ),
       appendBatch,
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),

@@ -7,8 +7,8 @@
  * of times with backoff, then recorded as a dead letter (Checkpoints.deadLetter) and passed over.
  */
 import { Cause, Chunk, Duration, Effect, Layer, Metric, Schedule, Stream } from "effect"
-import * as Metrics from "../domain/Metrics.js"
 import { streamCategory } from "../domain/Ids.js"
+import * as Metrics from "../domain/Metrics.js"
 import { Checkpoints, DEAD_LETTER_ERROR_CHARS } from "./Checkpoints.js"
 import type { Envelope } from "./Envelope.js"
 import { Journal } from "./Journal.js"
@@ -47,13 +47,19 @@ const matches = <R>(definition: PolicyDefinition<R>) => {
 
 const metricsOf = (policy: string) => ({
   handled: Metrics.counter("edge_net_policy_events_handled_total", "Events a policy handled", { policy }),
-  retries: Metrics.counter("edge_net_policy_retries_total", "Times a policy tried an event again after it failed", { policy }),
-  deadLetters: Metrics.counter("edge_net_policy_dead_letters_total", "Events a policy gave up on since the process started", { policy })
+  retries: Metrics.counter("edge_net_policy_retries_total", "Times a policy tried an event again after it failed", {
+    policy
+  }),
+  deadLetters: Metrics.counter(
+    "edge_net_policy_dead_letters_total",
+    "Events a policy gave up on since the process started",
+    { policy }
+  )
 })
 
 /** Runs until interrupted: resume after the checkpoint, handle each matching event, checkpoint each page. */
 export const run = <R>(definition: PolicyDefinition<R>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     const checkpoints = yield* Checkpoints
     const wanted = matches(definition)
@@ -62,12 +68,20 @@ export const run = <R>(definition: PolicyDefinition<R>) =>
 
     // Interruption is the policy being stopped, never a failure of the event: it is not retried or recorded.
     const giveUp = (envelope: Envelope, cause: Cause.Cause<unknown>, attempts: number) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const error = Cause.pretty(cause).slice(0, DEAD_LETTER_ERROR_CHARS)
-        yield* Effect.logError(`policy ${definition.name} gave up on position ${envelope.position} after ${attempts} attempts: dead letter recorded`, cause)
+        yield* Effect.logError(
+          `policy ${definition.name} gave up on position ${envelope.position} after ${attempts} attempts: dead letter recorded`,
+          cause
+        )
         yield* checkpoints.deadLetter({
-          policy: definition.name, position: envelope.position, streamId: envelope.streamId, eventType: envelope.eventType,
-          error, attempts, failedAt: new Date().toISOString()
+          policy: definition.name,
+          position: envelope.position,
+          streamId: envelope.streamId,
+          eventType: envelope.eventType,
+          error,
+          attempts,
+          failedAt: new Date().toISOString()
         })
         yield* Metric.increment(metrics.deadLetters)
       })
@@ -83,13 +97,18 @@ export const run = <R>(definition: PolicyDefinition<R>) =>
           Effect.tapError((cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
-              : Effect.logWarning(`policy ${definition.name} failed on position ${envelope.position} (attempt ${attempts})`, cause).pipe(
+              : Effect.logWarning(
+                `policy ${definition.name} failed on position ${envelope.position} (attempt ${attempts})`,
+                cause
+              ).pipe(
                 Effect.zipRight(Metric.increment(metrics.retries))
               )
           ),
           Effect.retry({ schedule: retry, while: (cause) => !Cause.isInterruptedOnly(cause) }),
           Effect.zipRight(Metric.increment(metrics.handled)),
-          Effect.catchAll((cause) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : giveUp(envelope, cause, attempts))),
+          Effect.catchAll((
+            cause
+          ) => (Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : giveUp(envelope, cause, attempts))),
           Effect.orDie
         )
       })
@@ -114,15 +133,21 @@ export const layer = <R>(definition: PolicyDefinition<R>) =>
   Layer.scopedDiscard(Effect.forkScoped(
     run(definition).pipe(
       Effect.sandbox,
-      Effect.tapError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`policy ${definition.name} stopped; restarting`, cause))),
-      Effect.retry({ schedule: Schedule.spaced(Duration.seconds(1)), while: (cause) => !Cause.isInterruptedOnly(cause) }),
+      Effect.tapError((cause) => (Cause.isInterruptedOnly(cause)
+        ? Effect.void
+        : Effect.logError(`policy ${definition.name} stopped; restarting`, cause))
+      ),
+      Effect.retry({
+        schedule: Schedule.spaced(Duration.seconds(1)),
+        while: (cause) => !Cause.isInterruptedOnly(cause)
+      }),
       Effect.ignore
     )
   ))
 
 /** Waits until the named policy has checkpointed the journal's current head (for tests and shutdown). */
 export const awaitCaughtUp = (name: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     const checkpoints = yield* Checkpoints
     const target = (yield* journal.head).position

@@ -11,14 +11,14 @@ import { Journal } from "./Journal.js"
 const PAGE = 4096
 
 export const makeProjection = (categories: ReadonlyArray<string>, apply: (record: StoredRecord) => void) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
     const wanted = new Set(categories)
     const lock = yield* Effect.makeSemaphore(1)
     let position = 0
     /** Folds in everything appended since the last catch-up. */
     const catchUp = lock.withPermits(1)(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         while (true) {
           const page = yield* journal.readRecords(position + 1, PAGE)
           for (const record of page) {

@@ -51,7 +51,10 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<Snapshots, Snap
     const store = new Map<string, Snapshot>()
     return {
       // Copies in and out, as on disk: a caller's later mutation cannot reach a stored state.
-      load: (streamId) => Effect.sync(() => Option.map(Option.fromNullable(store.get(streamId)), (snapshot) => structuredClone(snapshot))),
+      load: (streamId) =>
+        Effect.sync(() =>
+          Option.map(Option.fromNullable(store.get(streamId)), (snapshot) => structuredClone(snapshot))
+        ),
       save: (streamId, snapshot) => Effect.sync(() => void store.set(streamId, structuredClone(snapshot))),
       stored: (afterStreamId, limit) =>
         Effect.sync(() =>
@@ -69,10 +72,12 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<Snapshots, Snap
 
   static readonly sqlite = Layer.effect(
     Snapshots,
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { db } = yield* SqliteDatabase
       const key = yield* NodeKey
-      const select = db.prepare<[string], SnapshotRow>("SELECT stream_id, version, position, event_hash, state, seal FROM snapshots WHERE stream_id = ?")
+      const select = db.prepare<[string], SnapshotRow>(
+        "SELECT stream_id, version, position, event_hash, state, seal FROM snapshots WHERE stream_id = ?"
+      )
       const page = db.prepare<[string, number], SnapshotRow>(
         "SELECT stream_id, version, position, event_hash, state, seal FROM snapshots WHERE stream_id > ? ORDER BY stream_id LIMIT ?"
       )
@@ -83,7 +88,11 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<Snapshots, Snap
          WHERE excluded.version >= snapshots.version`
       )
       const sealed = (row: SnapshotRow) =>
-        verifySignature(key.publicKey, sealMessage(row.stream_id, row.version, row.position, row.event_hash, row.state), row.seal)
+        verifySignature(
+          key.publicKey,
+          sealMessage(row.stream_id, row.version, row.position, row.event_hash, row.state),
+          row.seal
+        )
       const toStored = (row: SnapshotRow): StoredSnapshot => {
         const snapshot = { version: row.version, position: row.position, eventHash: row.event_hash }
         // The seal is checked first: only text this node wrote (which always parses) is parsed.
@@ -98,14 +107,21 @@ export class Snapshots extends Context.Tag("edge-net/Snapshots")<Snapshots, Snap
             const found = toStored(row)
             return found.sealed
               ? Effect.succeed(Option.some(found.snapshot))
-              : Effect.as(Effect.logWarning(`snapshot of ${streamId} at version ${row.version} is not sealed by this node: ignored, state rebuilt from the journal`), Option.none())
+              : Effect.as(
+                Effect.logWarning(
+                  `snapshot of ${streamId} at version ${row.version} is not sealed by this node: ignored, state rebuilt from the journal`
+                ),
+                Option.none()
+              )
           }),
         // A snapshot is only a shortcut: when the writer thread holds the lock, this one is skipped.
         save: (streamId, snapshot) =>
           Effect.try({
             try: () => {
               const stateText = JSON.stringify(snapshot.state)
-              const seal = key.sign(sealMessage(streamId, snapshot.version, snapshot.position, snapshot.eventHash, stateText))
+              const seal = key.sign(
+                sealMessage(streamId, snapshot.version, snapshot.position, snapshot.eventHash, stateText)
+              )
               upsert.run(streamId, snapshot.version, snapshot.position, snapshot.eventHash, stateText, seal)
             },
             catch: (error) => error

@@ -90,7 +90,8 @@ const MIGRATIONS: ReadonlyArray<string> = [
 
 /** True for SQLite's "database is locked" (another connection holds the write lock). */
 export const isBusy = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "code" in error && (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED")
+  typeof error === "object" && error !== null && "code" in error &&
+  (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED")
 
 /**
  * The journal holds every account's history: only its owner reads it. A new file (and any directory
@@ -179,7 +180,7 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
   static readonly layer = (options: SqliteOptions) =>
     Layer.scoped(
       SqliteDatabase,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const opened = yield* Effect.acquireRelease(
           Effect.try({
             try: () => {
@@ -191,7 +192,8 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
               db.pragma("busy_timeout = 0")
               return { file: options.file, db, options }
             },
-            catch: (cause) => new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
+            catch: (cause) =>
+              new SqliteError({ file: options.file, reason: cause instanceof Error ? cause.message : String(cause) })
           }),
           ({ db }) => Effect.sync(() => db.close())
         )

@@ -34,25 +34,65 @@ interface Batch {
 // Column order of every events query, read in raw (array) mode: no object per row from the driver.
 const COLUMNS =
   "position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash, authorization"
-type EventRow = [number, string, number, string, string, string, string, string | null, string | null, string, string, string | null]
+type EventRow = [
+  number,
+  string,
+  number,
+  string,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string,
+  string,
+  string | null
+]
 
 const rowToRecord = (row: EventRow): StoredRecord => ({
-  position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payloadText: row[4], recordedAt: row[5],
-  nodeId: row[6], commandId: row[7], causationId: row[8], authorizationText: row[11], prevHash: row[9], hash: row[10]
+  position: row[0],
+  streamId: row[1],
+  streamVersion: row[2],
+  eventType: row[3],
+  payloadText: row[4],
+  recordedAt: row[5],
+  nodeId: row[6],
+  commandId: row[7],
+  causationId: row[8],
+  authorizationText: row[11],
+  prevHash: row[9],
+  hash: row[10]
 })
 
 const rowToEnvelope = (row: EventRow): Envelope => ({
-  position: row[0], streamId: row[1], streamVersion: row[2], eventType: row[3], payload: JSON.parse(row[4]), recordedAt: row[5],
-  nodeId: row[6], commandId: row[7], causationId: row[8], authorization: row[11] === null ? null : JSON.parse(row[11]), prevHash: row[9],
+  position: row[0],
+  streamId: row[1],
+  streamVersion: row[2],
+  eventType: row[3],
+  payload: JSON.parse(row[4]),
+  recordedAt: row[5],
+  nodeId: row[6],
+  commandId: row[7],
+  causationId: row[8],
+  authorization: row[11] === null ? null : JSON.parse(row[11]),
+  prevHash: row[9],
   hash: row[10]
 })
 
 const prepareStatements = (db: Database.Database) => ({
-  lastEvent: db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
-  streamVersion: db.prepare<[string], number | null>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1").pluck(),
-  readAll: db.prepare<[number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?`).raw(),
+  lastEvent: db.prepare<[], { position: number; hash: string }>(
+    "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+  ),
+  streamVersion: db.prepare<[string], number | null>(
+    "SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1"
+  ).pluck(),
+  readAll: db.prepare<[number, number], EventRow>(
+    `SELECT ${COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?`
+  ).raw(),
   readStream: db
-    .prepare<[string, number, number], EventRow>(`SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`)
+    .prepare<[string, number, number], EventRow>(
+      `SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`
+    )
     .raw(),
   heads: db.prepare<[number, number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT ?"
@@ -60,7 +100,7 @@ const prepareStatements = (db: Database.Database) => ({
 })
 
 export const make = (options: SqliteJournalOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const database = yield* SqliteDatabase
     const db = database.db
     const key = yield* NodeKey
@@ -70,8 +110,11 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
     const writer = yield* startWriter({
-      file: database.file, seed: key.seed, busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
-      synchronous: database.options.synchronous ?? "normal", maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      file: database.file,
+      seed: key.seed,
+      busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
+      synchronous: database.options.synchronous ?? "normal",
+      maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       headFile
     })
 
@@ -79,14 +122,33 @@ export const make = (options: SqliteJournalOptions = {}) =>
       if (!outcome.ok) {
         return Either.left(
           "actual" in outcome
-            ? new VersionConflict({ streamId: request.streamId, expected: request.expectedVersion, actual: outcome.actual })
-            : new PayloadTooLarge({ streamId: request.streamId, eventType: outcome.eventType, bytes: outcome.bytes, maxBytes: outcome.maxBytes })
+            ? new VersionConflict({
+              streamId: request.streamId,
+              expected: request.expectedVersion,
+              actual: outcome.actual
+            })
+            : new PayloadTooLarge({
+              streamId: request.streamId,
+              eventType: outcome.eventType,
+              bytes: outcome.bytes,
+              maxBytes: outcome.maxBytes
+            })
         )
       }
       const authorization = request.authorization == null ? null : request.authorization.value
       const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({
-        position, streamId: request.streamId, streamVersion, eventType: request.events[index]!.eventType, payload: request.events[index]!.payload,
-        recordedAt, nodeId: key.nodeId, commandId: request.commandId ?? null, causationId: request.causationId ?? null, authorization, prevHash, hash
+        position,
+        streamId: request.streamId,
+        streamVersion,
+        eventType: request.events[index]!.eventType,
+        payload: request.events[index]!.payload,
+        recordedAt,
+        nodeId: key.nodeId,
+        commandId: request.commandId ?? null,
+        causationId: request.causationId ?? null,
+        authorization,
+        prevHash,
+        hash
       }))
       return Either.right({ streamId: request.streamId, streamVersion: outcome.streamVersion, envelopes })
     }
@@ -100,14 +162,17 @@ export const make = (options: SqliteJournalOptions = {}) =>
     let peakWaiting = 0
 
     const commit = (batch: Batch) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         if (open === batch) open = undefined
         const recordedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
         const written = yield* Effect.exit(
           writer.commit(
             batch.requests.map((request) => ({
-              streamId: request.streamId, expectedVersion: request.expectedVersion, events: request.events,
-              commandId: request.commandId ?? null, causationId: request.causationId ?? null,
+              streamId: request.streamId,
+              expectedVersion: request.expectedVersion,
+              events: request.events,
+              commandId: request.commandId ?? null,
+              causationId: request.causationId ?? null,
               authorization: request.authorization == null ? null : request.authorization.text
             })),
             recordedAt
@@ -115,11 +180,16 @@ export const make = (options: SqliteJournalOptions = {}) =>
         )
         waiting -= batch.requests.length
         // A failed transaction rolled back as a whole: every caller in the batch learns why.
-        yield* Deferred.done(batch.done, Exit.map(written, (outcomes) => outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt))))
+        yield* Deferred.done(
+          batch.done,
+          Exit.map(written, (outcomes) =>
+            outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt)))
+        )
         signal.notify()
       })
 
-    const batchCap = () => Math.max(1, Math.ceil(peakWaiting / 2))
+    const batchCap = () =>
+      Math.max(1, Math.ceil(peakWaiting / 2))
 
     // The leader yields while the batch has room and callers seen recently have not submitted yet
     // (they are still deciding), a bounded number of times: every fiber with an append ready joins.
@@ -146,10 +216,12 @@ export const make = (options: SqliteJournalOptions = {}) =>
         const leader = open === undefined || open.requests.length >= batchCap()
         const batch = leader ? (open = { requests: [], done: Deferred.unsafeMake(FiberId.none) }) : open!
         const offset = batch.requests.length
-        batch.requests.push(...requests)
+        for (const item of requests) batch.requests.push(item)
         const mine = Effect.flatMap(Deferred.await(batch.done), (outcomes) => take(outcomes, offset))
         // Uninterruptible: the batch's other callers wait on its leader to hand it over.
-        return leader ? Effect.uninterruptible(gather(batch, 8).pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine)) : mine
+        return leader
+          ? Effect.uninterruptible(gather(batch, 8).pipe(Effect.zipRight(commit(batch)))).pipe(Effect.zipRight(mine))
+          : mine
       })
 
     const readAll = (fromPosition: number, limit: number) =>
@@ -167,7 +239,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
       readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
         Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
       readAll,
-      readRecords: (fromPosition, limit) => Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
+      readRecords: (fromPosition, limit) =>
+        Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
       subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
       head: Effect.sync((): ChainHead => {
         const last = statements.lastEvent.get()
@@ -176,7 +249,12 @@ export const make = (options: SqliteJournalOptions = {}) =>
       signedHeads: (fromPosition, limit) =>
         Effect.sync(() =>
           statements.heads.all(fromPosition, limit).map(
-            (row): SignedHead => ({ position: row.position, hash: row.hash, publicKey: row.public_key, signature: row.signature })
+            (row): SignedHead => ({
+              position: row.position,
+              hash: row.hash,
+              publicKey: row.public_key,
+              signature: row.signature
+            })
           )
         ),
       streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0),

@@ -7,8 +7,8 @@ import type Database from "better-sqlite3"
 import { Effect, Option } from "effect"
 import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
-import { moduleWorker } from "../node/ModuleWorker.js"
 import type { NodeKeyPair } from "../content/NodeKey.js"
+import { moduleWorker } from "../node/ModuleWorker.js"
 import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import { type ExpectedVersion, PayloadTooLarge, type SignedHead, sizedPayloads } from "./Journal.js"
 
@@ -38,7 +38,10 @@ interface WriterMessage {
   readonly recordedAt: string
 }
 
-type WriterReply = { readonly id: number; readonly outcomes: ReadonlyArray<WriteOutcome> } | { readonly id: number; readonly error: string }
+type WriterReply = { readonly id: number; readonly outcomes: ReadonlyArray<WriteOutcome> } | {
+  readonly id: number
+  readonly error: string
+}
 
 const versionMatches = (expected: ExpectedVersion, actual: number) =>
   expected === "any" || (expected === "none" ? actual === 0 : actual === expected)
@@ -48,9 +51,13 @@ const versionMatches = (expected: ExpectedVersion, actual: number) =>
  * it, under the write lock, so commits by other processes are respected.
  */
 export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxPayloadBytes: number) => {
-  const lastEvent = db.prepare<[], { position: number; hash: string }>("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+  const lastEvent = db.prepare<[], { position: number; hash: string }>(
+    "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+  )
   const streamVersion = db
-    .prepare<[string], number>("SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1")
+    .prepare<[string], number>(
+      "SELECT stream_version FROM events WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1"
+    )
     .pluck()
   const insertEvent = db.prepare(
     `INSERT INTO events (position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash, authorization)
@@ -84,11 +91,30 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
         version++
         const payloadText = payloadTexts[i]!
         const hash = envelopeHash({
-          position, streamId: request.streamId, streamVersion: version, eventType: event.eventType, payloadText, recordedAt,
-          nodeId: key.nodeId, commandId: request.commandId, causationId: request.causationId, authorizationText: request.authorization, prevHash
+          position,
+          streamId: request.streamId,
+          streamVersion: version,
+          eventType: event.eventType,
+          payloadText,
+          recordedAt,
+          nodeId: key.nodeId,
+          commandId: request.commandId,
+          causationId: request.causationId,
+          authorizationText: request.authorization,
+          prevHash
         })
         insertEvent.run(
-          position, request.streamId, version, event.eventType, payloadText, recordedAt, key.nodeId, request.commandId, request.causationId, prevHash, hash,
+          position,
+          request.streamId,
+          version,
+          event.eventType,
+          payloadText,
+          recordedAt,
+          key.nodeId,
+          request.commandId,
+          request.causationId,
+          prevHash,
+          hash,
           request.authorization
         )
         written.push([position, version, prevHash, hash])
@@ -98,7 +124,12 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
       outcomes.push({ ok: true, streamVersion: version, events: written })
     }
     if (position !== (last?.position ?? 0)) {
-      signed = { position, hash: prevHash, publicKey: key.publicKey, signature: key.sign(headMessage(position, prevHash)) }
+      signed = {
+        position,
+        hash: prevHash,
+        publicKey: key.publicKey,
+        signature: key.sign(headMessage(position, prevHash))
+      }
       insertHead.run(signed.position, signed.hash, signed.publicKey, signed.signature)
     }
     return outcomes
@@ -112,7 +143,9 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
 /** The newest signed head in the database, if any. */
 export const lastSignedHead = (db: Database.Database): Option.Option<SignedHead> =>
   Option.fromNullable(
-    db.prepare<[], SignedHead>("SELECT position, hash, public_key AS publicKey, signature FROM heads ORDER BY position DESC LIMIT 1").get()
+    db.prepare<[], SignedHead>(
+      "SELECT position, hash, public_key AS publicKey, signature FROM heads ORDER BY position DESC LIMIT 1"
+    ).get()
   )
 
 export interface WriterThreadData {
@@ -132,8 +165,9 @@ export const startWriter = (data: WriterThreadData) =>
       const workerData = { ...data, file: path.resolve(data.file) }
       const worker = moduleWorker(import.meta.url, "./SqliteWriterThread", { workerData })
       worker.once("message", (message) =>
-        message === "ready" ? resume(Effect.succeed(worker)) : resume(Effect.fail(new Error(String((message as { error?: string }).error ?? message))))
-      )
+        message === "ready"
+          ? resume(Effect.succeed(worker))
+          : resume(Effect.fail(new Error(String((message as { error?: string }).error ?? message)))))
       worker.once("error", (error) => resume(Effect.fail(error)))
     }),
     (worker) =>
@@ -165,7 +199,10 @@ const writerClient = (worker: Worker) => {
       Effect.async<ReadonlyArray<WriteOutcome>>((resume) => {
         if (failure !== undefined) return resume(Effect.die(failure))
         const id = nextId++
-        pending.set(id, (reply) => resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes)))
+        pending.set(
+          id,
+          (reply) => resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes))
+        )
         worker.postMessage({ id, requests, recordedAt } satisfies WriterMessage)
       })
   }

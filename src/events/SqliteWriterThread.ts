@@ -10,11 +10,16 @@ const port = parentPort!
 
 try {
   const db = openDatabase({
-    file: data.file, busyTimeoutMs: data.busyTimeoutMs, synchronous: data.synchronous as Synchronous, autoCheckpointPages: INLINE_CHECKPOINT_PAGES
+    file: data.file,
+    busyTimeoutMs: data.busyTimeoutMs,
+    synchronous: data.synchronous as Synchronous,
+    autoCheckpointPages: INLINE_CHECKPOINT_PAGES
   })
   const commit = makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes)
   const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
-  const headFile = data.headFile === null ? undefined : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
+  const headFile = data.headFile === null
+    ? undefined
+    : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
   if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
   port.on("message", (message: "close" | { id: number; requests: ReadonlyArray<WriteRequest>; recordedAt: string }) => {
     if (message === "close") {

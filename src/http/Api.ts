@@ -4,8 +4,8 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { AccountId } from "../domain/Money.js"
 import { Balance } from "../actors/economy/Ledger.js"
+import { AccountId } from "../domain/Money.js"
 import { DeadLetter } from "../events/Checkpoints.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../layers/NodeStatus.js"
@@ -31,8 +31,12 @@ export const EventsPage = Schema.Struct({
 export const MAX_EVENTS_PAGE = 1_000
 
 export const EventsQuery = Schema.Struct({
-  from: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(1)), { default: () => 1 }),
-  limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, MAX_EVENTS_PAGE)), { default: () => 100 })
+  from: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(1)), {
+    default: () => 1
+  }),
+  limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, MAX_EVENTS_PAGE)), {
+    default: () => 100
+  })
 })
 
 export class SystemApi extends HttpApiGroup.make("system").add(
@@ -60,5 +64,8 @@ export class NodeApi extends HttpApi.make("edge-net")
   .add(RegistryApi)
   .annotate(OpenApi.Title, "edge-net node")
   .annotate(OpenApi.Version, "0.1.0")
-  .annotate(OpenApi.Description, "HTTP API of an edge-net node. RPC (@effect/rpc, NDJSON over HTTP POST) is served at /rpc.") {}
-
+  .annotate(
+    OpenApi.Description,
+    "HTTP API of an edge-net node. RPC (@effect/rpc, NDJSON over HTTP POST) is served at /rpc."
+  )
+{}

@@ -7,11 +7,17 @@ import { createServer, type Server } from "node:http"
 import type { Duplex } from "node:stream"
 import type { HttpLimits } from "../layers/NodeConfig.js"
 
-const statusLine: Record<number, string> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }
+const statusLine: Record<number, string> = {
+  400: "Bad Request",
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large"
+}
 
 const rawReply = (status: number, error: string) => {
   const body = JSON.stringify({ error })
-  return `HTTP/1.1 ${status} ${statusLine[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  return `HTTP/1.1 ${status} ${statusLine[status]}\r\ncontent-type: application/json\r\ncontent-length: ${
+    Buffer.byteLength(body)
+  }\r\nconnection: close\r\n\r\n${body}`
 }
 
 /** Node's default answer to a malformed request is a bare status line; ours says what was wrong. */

@@ -53,4 +53,5 @@ export class ContentApi extends HttpApiGroup.make("content")
           "`?format=car` (or `Accept: application/vnd.ipld.car`) the whole DAG under the CID as a CARv1 in depth-first order; " +
           "without either, the file's bytes."
       )
-  ) {}
+  )
+{}

@@ -4,22 +4,24 @@
  * trustless gateway (raw blocks and CARs) over the blob store. Also the bounded request bodies every
  * route that reads one uses.
  */
-import * as dagPB from "@ipld/dag-pb"
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import type { HttpServerRequest } from "@effect/platform"
 import { NodeHttpServerRequest, NodeStream } from "@effect/platform-node"
+import * as dagPB from "@ipld/dag-pb"
 import { Data, Effect, Option, Stream } from "effect"
+import { Registry } from "../actors/registry/RegistryService.js"
 import type { BlobStoreError } from "../content/BlobStore.js"
 import { BlobStore, digestOf, sha256Of } from "../content/BlobStore.js"
 import { carBlock, carHeader } from "../content/Car.js"
 import { parseCid } from "../content/UnixFs.js"
-import { Registry } from "../actors/registry/RegistryService.js"
 import * as Metrics from "../domain/Metrics.js"
 import { NodeApi } from "./Api.js"
 
 /** Pulls this node served to clients and peers (whole or ranged blobs, raw blocks, CARs), and their body bytes. */
 const pullMetrics = (kind: "blob" | "block" | "car") => ({
-  pulls: Metrics.counter("edge_net_pulls_total", "Pulls served: blob bodies (whole or ranged), raw blocks and CARs", { kind }),
+  pulls: Metrics.counter("edge_net_pulls_total", "Pulls served: blob bodies (whole or ranged), raw blocks and CARs", {
+    kind
+  }),
   bytes: Metrics.counter("edge_net_pull_bytes_total", "Body bytes of the pulls served", { kind })
 })
 const blobPulls = pullMetrics("blob")
@@ -88,7 +90,7 @@ export const bodyStream = (request: HttpServerRequest.HttpServerRequest): Stream
 
 /** The body as text, refused past `limit` bytes: by its Content-Length before reading, else at the first byte over. */
 export const readBoundedText = (request: HttpServerRequest.HttpServerRequest, what: string, limit: number) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const announced = declaredLength(request)
     if (announced !== undefined && announced > limit) return yield* Effect.fail(new BodyTooLarge({ what, limit }))
     const chunks: Array<Uint8Array> = []
@@ -114,7 +116,12 @@ export const LINGER_BYTES = 4 * 1024 * 1024
  * after the answer is cut off, and none of it is kept. (Closing at once would reset the connection
  * under the answer before most clients read it.)
  */
-export const refuseBody = (request: HttpServerRequest.HttpServerRequest, status: number, tag: string, message: string) =>
+export const refuseBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  status: number,
+  tag: string,
+  message: string
+) =>
   Effect.sync(() => {
     const incoming = NodeHttpServerRequest.toIncomingMessage(request)
     if (!incoming.complete) {
@@ -128,7 +135,12 @@ export const refuseBody = (request: HttpServerRequest.HttpServerRequest, status:
     return HttpServerResponse.unsafeJson({ _tag: tag, message }, { status })
   })
 
-const uploadStatus: Record<string, number> = { BlobTooLarge: 413, BodyTooLarge: 413, BlobStoreFull: 507, BlobStoreError: 500 }
+const uploadStatus: Record<string, number> = {
+  BlobTooLarge: 413,
+  BodyTooLarge: 413,
+  BlobStoreFull: 507,
+  BlobStoreError: 500
+}
 
 const etagOf = (sha256: string) => `"${digestOf(sha256)}"`
 
@@ -137,7 +149,7 @@ const notFound = (what: string) =>
 
 /** Serves a stored blob's bytes honouring Range, If-None-Match and If-Range; `head` sends no body. */
 export const serveBlob = (request: HttpServerRequest.HttpServerRequest, digest: string, head = false) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const store = yield* BlobStore
     const info = yield* store.stat(digest)
     if (Option.isNone(info) || !(yield* store.has(digest))) return notFound(`blob ${digestOf(sha256Of(digest))}`)
@@ -159,11 +171,18 @@ export const serveBlob = (request: HttpServerRequest.HttpServerRequest, digest: 
     const status = range === undefined ? 200 : 206
     const rangeHeaders = range === undefined ? {} : { "content-range": `bytes ${range.start}-${range.end}/${size}` }
     if (head || length === 0) {
-      return HttpServerResponse.empty({ status, headers: { ...headers, ...rangeHeaders, "content-length": String(length) } })
+      return HttpServerResponse.empty({
+        status,
+        headers: { ...headers, ...rangeHeaders, "content-length": String(length) }
+      })
     }
     yield* countPull(blobPulls, length)
     const response = yield* HttpServerResponse.file(store.pathOf(sha256), {
-      status, offset: start, bytesToRead: length, contentType: "application/octet-stream", headers: rangeHeaders
+      status,
+      offset: start,
+      bytesToRead: length,
+      contentType: "application/octet-stream",
+      headers: rangeHeaders
     })
     // The platform sets a weak ETag from the file's mtime; ours is the content's digest.
     return HttpServerResponse.setHeaders(response, headers)
@@ -207,7 +226,7 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
     .handle("blob", ({ path, request }) => serveBlob(request, path.digest).pipe(Effect.orDie))
     .handle("blobHead", ({ path, request }) => serveBlob(request, path.digest, true).pipe(Effect.orDie))
     .handleRaw("uploadBlob", ({ path, request }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const registry = yield* Registry
         const sha256 = sha256Of(path.digest)
@@ -215,27 +234,52 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
         const sizes = yield* registry.artifactSizes(sha256)
         const declared = sizes[sizes.length - 1]
         if (declared === undefined) {
-          return yield* refuseBody(request, 403, "Forbidden", `no published manifest lists ${path.digest}: publish the signed manifest first`)
+          return yield* refuseBody(
+            request,
+            403,
+            "Forbidden",
+            `no published manifest lists ${path.digest}: publish the signed manifest first`
+          )
         }
         const announced = declaredLength(request)
         if (announced !== undefined && announced > declared) {
-          return yield* refuseBody(request, 413, "BodyTooLarge", `${path.digest} is declared as ${declared} bytes: an upload of ${announced} is refused`)
+          return yield* refuseBody(
+            request,
+            413,
+            "BodyTooLarge",
+            `${path.digest} is declared as ${declared} bytes: an upload of ${announced} is refused`
+          )
         }
-        const stored = yield* store.put(bodyStream(request), { sha256, atMost: declared, mustFit: true }).pipe(Effect.either)
+        const stored = yield* store.put(bodyStream(request), { sha256, atMost: declared, mustFit: true }).pipe(
+          Effect.either
+        )
         if (stored._tag === "Left") {
           const error = stored.left
-          const message = error._tag === "BlobTooLarge" ? `${path.digest} is declared as ${declared} bytes: ${error.message}` : error.message
-          return yield* refuseBody(request, uploadStatus[error._tag] ?? 400, error._tag === "BlobMismatch" ? "BadUpload" : error._tag, message)
+          const message = error._tag === "BlobTooLarge"
+            ? `${path.digest} is declared as ${declared} bytes: ${error.message}`
+            : error.message
+          return yield* refuseBody(
+            request,
+            uploadStatus[error._tag] ?? 400,
+            error._tag === "BlobMismatch" ? "BadUpload" : error._tag,
+            message
+          )
         }
         // What this registry publishes must stay servable: published artifacts are never evicted.
         yield* store.pin(sha256)
-        return HttpServerResponse.unsafeJson({ digest: stored.right.digest, size: stored.right.size, cid: stored.right.cid }, { status: 201 })
+        return HttpServerResponse.unsafeJson({
+          digest: stored.right.digest,
+          size: stored.right.size,
+          cid: stored.right.cid
+        }, { status: 201 })
       }).pipe(Effect.orDie))
     .handle("ipfs", ({ path, urlParams, request }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         if (parseCid(path.cid) === undefined) {
-          return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: `invalid CID ${path.cid}` }, { status: 400 })
+          return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: `invalid CID ${path.cid}` }, {
+            status: 400
+          })
         }
         const format = wants(request, urlParams.format)
         if (format === "raw") {
@@ -244,20 +288,28 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
           yield* countPull(blockPulls, block.value.length)
           return HttpServerResponse.uint8Array(block.value, {
             contentType: "application/vnd.ipld.raw",
-            headers: { etag: `"${path.cid}.raw"`, "cache-control": "public, max-age=29030400, immutable", "x-ipfs-roots": path.cid }
+            headers: {
+              etag: `"${path.cid}.raw"`,
+              "cache-control": "public, max-age=29030400, immutable",
+              "x-ipfs-roots": path.cid
+            }
           })
         }
         if (format === "car") {
           if (Option.isNone(yield* store.block(path.cid))) return notFound(`block ${path.cid}`)
           yield* countPull(carPulls, 0)
-          const counted = Stream.tap(carStream(store, path.cid), (section) => Effect.sync(() => carPulls.bytes.unsafeUpdate(section.length, [])))
+          const counted = Stream.tap(
+            carStream(store, path.cid),
+            (section) => Effect.sync(() => carPulls.bytes.unsafeUpdate(section.length, []))
+          )
           return HttpServerResponse.stream(counted, {
             contentType: "application/vnd.ipld.car; version=1",
             headers: { etag: `"${path.cid}.car"`, "x-ipfs-roots": path.cid }
           })
         }
         const blob = yield* store.byCid(path.cid)
-        if (Option.isNone(blob)) return notFound(`file ${path.cid}`)
+        if (Option.isNone(blob)) {
+          return notFound(`file ${path.cid}`)
+        }
         return yield* serveBlob(request, blob.value.sha256)
-      }).pipe(Effect.orDie))
-)
+      }).pipe(Effect.orDie)))

@@ -3,7 +3,14 @@
  * rebinding), a state change must come from the node's own origin (CSRF), bodies are bounded, and
  * failures answer one line of JSON: a 500 names a reference to the log, never the internal cause.
  */
-import { HttpIncomingMessage, HttpLayerRouter, HttpServer, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  HttpIncomingMessage,
+  HttpLayerRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
 import type { HostPolicy } from "./HostPolicy.js"
@@ -49,10 +56,14 @@ const internalError = (request: HttpServerRequest.HttpServerRequest, cause: unkn
 const refuseEarly = (request: HttpServerRequest.HttpServerRequest, options: GuardOptions) => {
   const host = request.headers["host"]
   if (host === undefined || host.trim() === "") return refusal(400, "missing Host header")
-  if (!options.policy.allowsHost(host)) return refusal(421, `this node does not answer to Host ${JSON.stringify(host.slice(0, 256))}`)
+  if (!options.policy.allowsHost(host)) {
+    return refusal(421, `this node does not answer to Host ${JSON.stringify(host.slice(0, 256))}`)
+  }
   if (stateChanging.has(request.method)) {
     const site = request.headers["sec-fetch-site"]
-    if (site === "cross-site" || site === "same-site") return refusal(403, `a ${site} request cannot change state on this node`)
+    if (site === "cross-site" || site === "same-site") {
+      return refusal(403, `a ${site} request cannot change state on this node`)
+    }
     const origin = request.headers["origin"]
     if (origin !== undefined && !options.policy.isOwnOrigin(origin, host)) {
       return refusal(403, "a request from another origin cannot change state on this node")
@@ -70,7 +81,8 @@ const refuseEarly = (request: HttpServerRequest.HttpServerRequest, options: Guar
   return undefined
 }
 
-const isOverLimit = (error: HttpServerError.RequestError) => error.cause instanceof Error && error.cause.message.includes("maxBytes")
+const isOverLimit = (error: HttpServerError.RequestError) =>
+  error.cause instanceof Error && error.cause.message.includes("maxBytes")
 
 /**
  * Reads the whole /rpc body within the cap and checks its messages. The platform caches the body it
@@ -88,21 +100,28 @@ const checkRpcBody = (request: HttpServerRequest.HttpServerRequest, options: Gua
         isOverLimit(error)
           ? refusal(413, `request body over ${options.maxBodyBytes} bytes`)
           : refusal(400, "the request body could not be read")
-      ))
+      )
+    )
   )
 
 /** A body a route could not read: past the cap while counting a body sent without a length, or broken. */
 const unreadableBody = (cause: Cause.Cause<unknown>, maxBodyBytes: number) => {
   const error = [...Cause.failures(cause), ...Cause.defects(cause)].find(HttpServerError.isServerError)
   if (error === undefined || error._tag !== "RequestError") return refusal(400, "bad request")
-  return isOverLimit(error) ? refusal(413, `request body over ${maxBodyBytes} bytes`) : refusal(400, "the request body could not be read")
+  return isOverLimit(error)
+    ? refusal(413, `request body over ${maxBodyBytes} bytes`)
+    : refusal(400, "the request body could not be read")
 }
 
 /**
  * Turns a route's failure into the platform's reply, with one line of JSON where the platform's
  * is empty, and a 5xx as a reference to the log.
  */
-const replyToFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>, options: GuardOptions) =>
+const replyToFailure = (
+  request: HttpServerRequest.HttpServerRequest,
+  cause: Cause.Cause<unknown>,
+  options: GuardOptions
+) =>
   Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) => {
     if (Cause.isInterruptedOnly(cause)) return Effect.succeed(response)
     if (response.status >= 500) return internalError(request, Cause.pretty(cause))
@@ -114,8 +133,10 @@ const replyToFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cau
 
 /** The guards around `app`, the whole router. */
 export const guard = (options: GuardOptions) =>
-<E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
-  Effect.gen(function* () {
+<E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const early = refuseEarly(request, options)
     if (early !== undefined) return early
@@ -124,7 +145,9 @@ export const guard = (options: GuardOptions) =>
       const refused = yield* checkRpcBody(request, options)
       if (refused !== undefined) return refused
     }
-    const bounded = isBlobUpload(request) ? app : HttpIncomingMessage.withMaxBodySize(app, Option.some(options.maxBodyBytes))
+    const bounded = isBlobUpload(request)
+      ? app
+      : HttpIncomingMessage.withMaxBodySize(app, Option.some(options.maxBodyBytes))
     const response = yield* Effect.catchAllCause(bounded, (cause) => replyToFailure(request, cause, options))
     if (!isRpc) return response
     return yield* scrubRpcReply(response, (defect) => {
@@ -138,7 +161,7 @@ export const guard = (options: GuardOptions) =>
  * and the port the server actually bound.
  */
 export const GuardsLayer = HttpLayerRouter.middleware(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const config = yield* NodeConfig
     const server = yield* HttpServer.HttpServer
     const port = server.address._tag === "TcpAddress" ? server.address.port : config.port

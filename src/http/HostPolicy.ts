@@ -70,19 +70,24 @@ export const hostPolicy = (options: HostPolicyOptions): HostPolicy => {
   const isOwnOrigin = (origin: string, host: string) => {
     const lower = origin.trim().toLowerCase()
     const reached = host.trim().toLowerCase()
-    return lower === `http://${reached}` || lower === `https://${reached}` || (publicUrl !== undefined && lower === publicUrl.origin.toLowerCase())
+    return lower === `http://${reached}` || lower === `https://${reached}` ||
+      (publicUrl !== undefined && lower === publicUrl.origin.toLowerCase())
   }
   return { allowsHost, isOwnOrigin }
 }
 
 /** What a node listening on `host` tells its operator at start when other machines can reach it. */
 export const exposureWarning = (host: string): string | undefined =>
-  isLoopbackAddress(host) ? undefined : `listening on ${host}: every state-changing call needs a signed command; reads are public`
+  isLoopbackAddress(host)
+    ? undefined
+    : `listening on ${host}: every state-changing call needs a signed command; reads are public`
 
 /** `--public-url` as the Host policy reads it: an http(s) URL with no path, or why not. */
 export const publicUrlProblem = (url: string): string | undefined => {
   if (!URL.canParse(url)) return `invalid --public-url "${url}": expected a URL such as https://node.example.com`
   const parsed = new URL(url)
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return `invalid --public-url "${url}": expected http or https`
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    return `invalid --public-url "${url}": expected http or https`
+  }
   return undefined
 }

@@ -16,10 +16,20 @@ const escapeHelp = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g
 const sanitizeName = (name: string) => name.replace(/[^a-zA-Z0-9_:]/g, "_").replace(/^([0-9])/, "_$1")
 
 const formatValue = (value: number | bigint) =>
-  typeof value === "bigint" ? value.toString() : Number.isNaN(value) ? "NaN" : value === Infinity ? "+Inf" : value === -Infinity ? "-Inf" : String(value)
+  typeof value === "bigint"
+    ? value.toString()
+    : Number.isNaN(value)
+    ? "NaN"
+    : value === Infinity
+    ? "+Inf"
+    : value === -Infinity
+    ? "-Inf"
+    : String(value)
 
 const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
-  labels.length === 0 ? "" : `{${labels.map(([key, value]) => `${sanitizeName(key)}="${escapeLabel(value)}"`).join(",")}}`
+  labels.length === 0
+    ? ""
+    : `{${labels.map(([key, value]) => `${sanitizeName(key)}="${escapeLabel(value)}"`).join(",")}}`
 
 interface Family {
   readonly type: "counter" | "gauge" | "histogram" | "summary"
@@ -29,21 +39,36 @@ interface Family {
 }
 
 /** The samples of one metric series, with its labels, as exposition lines. */
-const samplesOf = (name: string, labels: ReadonlyArray<readonly [string, string]>, state: MetricState.MetricState.Untyped): Array<string> => {
+const samplesOf = (
+  name: string,
+  labels: ReadonlyArray<readonly [string, string]>,
+  state: MetricState.MetricState.Untyped
+): Array<string> => {
   if (MetricState.isCounterState(state)) return [`${name}${labelText(labels)} ${formatValue(state.count)}`]
   if (MetricState.isGaugeState(state)) return [`${name}${labelText(labels)} ${formatValue(state.value)}`]
   if (MetricState.isHistogramState(state)) {
     const lines = state.buckets
       .filter(([boundary]) => boundary !== Infinity)
-      .map(([boundary, cumulative]) => `${name}_bucket${labelText([...labels, ["le", formatValue(boundary)]])} ${cumulative}`)
+      .map(([boundary, cumulative]) =>
+        `${name}_bucket${labelText([...labels, ["le", formatValue(boundary)]])} ${cumulative}`
+      )
     lines.push(`${name}_bucket${labelText([...labels, ["le", "+Inf"]])} ${state.count}`)
-    lines.push(`${name}_sum${labelText(labels)} ${formatValue(state.sum)}`, `${name}_count${labelText(labels)} ${state.count}`)
+    lines.push(
+      `${name}_sum${labelText(labels)} ${formatValue(state.sum)}`,
+      `${name}_count${labelText(labels)} ${state.count}`
+    )
     return lines
   }
   if (MetricState.isSummaryState(state)) {
     const lines = state.quantiles.flatMap(([quantile, value]) =>
-      value._tag === "Some" ? [`${name}${labelText([...labels, ["quantile", String(quantile)]])} ${formatValue(value.value)}`] : [])
-    lines.push(`${name}_sum${labelText(labels)} ${formatValue(state.sum)}`, `${name}_count${labelText(labels)} ${state.count}`)
+      value._tag === "Some"
+        ? [`${name}${labelText([...labels, ["quantile", String(quantile)]])} ${formatValue(value.value)}`]
+        : []
+    )
+    lines.push(
+      `${name}_sum${labelText(labels)} ${formatValue(state.sum)}`,
+      `${name}_count${labelText(labels)} ${state.count}`
+    )
     return lines
   }
   // A frequency: one counter series per word it counted.
@@ -54,7 +79,13 @@ const samplesOf = (name: string, labels: ReadonlyArray<readonly [string, string]
 }
 
 const typeOf = (state: MetricState.MetricState.Untyped): Family["type"] =>
-  MetricState.isGaugeState(state) ? "gauge" : MetricState.isHistogramState(state) ? "histogram" : MetricState.isSummaryState(state) ? "summary" : "counter"
+  MetricState.isGaugeState(state)
+    ? "gauge"
+    : MetricState.isHistogramState(state)
+    ? "histogram"
+    : MetricState.isSummaryState(state)
+    ? "summary"
+    : "counter"
 
 /**
  * Renders metric pairs as Prometheus text: one HELP and TYPE per family, its series after them, in
@@ -65,7 +96,12 @@ export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
   for (const pair of pairs) {
     const name = sanitizeName(pair.metricKey.name)
     const labels = pair.metricKey.tags.map((label) => [label.key, label.value] as const)
-    const family = families.get(name) ?? { type: typeOf(pair.metricState), help: pair.metricKey.description._tag === "Some" ? pair.metricKey.description.value : name, series: [] }
+    const family = families.get(name) ??
+      {
+        type: typeOf(pair.metricState),
+        help: pair.metricKey.description._tag === "Some" ? pair.metricKey.description.value : name,
+        series: []
+      }
     families.set(name, family)
     family.series.push([labelText(labels), samplesOf(name, labels, pair.metricState)])
   }
@@ -74,22 +110,40 @@ export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
     const family = families.get(name)
     if (family === undefined || family.series.every(([, lines]) => lines.length === 0)) continue
     text.push(`# HELP ${name} ${escapeHelp(family.help)}`, `# TYPE ${name} ${family.type}`)
-    for (const [, lines] of family.series.sort(([a], [b]) => a.localeCompare(b))) for (const line of lines) text.push(line)
+    for (const [, lines] of family.series.sort(([a], [b]) => a.localeCompare(b))) {
+      for (const line of lines) text.push(line)
+    }
   }
   return text.join("\n") + "\n"
 }
 
 /** Reads what is state rather than an event (the journal's head, each policy's lag) into gauges, then snapshots. */
-export const scrape = Effect.gen(function* () {
+export const scrape = Effect.gen(function*() {
   const status = yield* NodeStatus
   const checkpoints = yield* Checkpoints
   const head = yield* status.head
-  yield* Metric.set(Metrics.gauge("edge_net_journal_head_position", "Position of the last event in the journal"), head.position)
+  yield* Metric.set(
+    Metrics.gauge("edge_net_journal_head_position", "Position of the last event in the journal"),
+    head.position
+  )
   for (const policy of yield* status.policies()) {
-    yield* Metric.set(Metrics.gauge("edge_net_policy_lag_events", "Events of the journal a policy has still to look at (head minus checkpoint)", { policy: policy.name }), policy.lag)
-    yield* Metric.set(Metrics.gauge("edge_net_policy_checkpoint_position", "Last position a policy finished", { policy: policy.name }), policy.checkpoint)
+    yield* Metric.set(
+      Metrics.gauge(
+        "edge_net_policy_lag_events",
+        "Events of the journal a policy has still to look at (head minus checkpoint)",
+        { policy: policy.name }
+      ),
+      policy.lag
+    )
+    yield* Metric.set(
+      Metrics.gauge("edge_net_policy_checkpoint_position", "Last position a policy finished", { policy: policy.name }),
+      policy.checkpoint
+    )
   }
-  yield* Metric.set(Metrics.gauge("edge_net_dead_letters", "Events policies gave up on, recorded in the journal's database"), yield* checkpoints.deadLetterCount)
+  yield* Metric.set(
+    Metrics.gauge("edge_net_dead_letters", "Events policies gave up on, recorded in the journal's database"),
+    yield* checkpoints.deadLetterCount
+  )
   return renderPrometheus(yield* Metric.snapshot)
 }).pipe(Effect.withSpan("Metrics.scrape"))
 

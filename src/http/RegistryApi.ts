@@ -6,8 +6,21 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import {
-  AdapterSummary, KindMismatch, ModelSummary, OwnershipViolation, PublisherNotAllowed, PublisherNotSigned, PublisherUnnamed, PublishReceipt, RegistryNotFound,
-  SharingRefused, UnknownVersion, VersionExists, VersionNotNewer, VersionView, YankNotSigned
+  AdapterSummary,
+  KindMismatch,
+  ModelSummary,
+  OwnershipViolation,
+  PublisherNotAllowed,
+  PublisherNotSigned,
+  PublisherUnnamed,
+  PublishReceipt,
+  RegistryNotFound,
+  SharingRefused,
+  UnknownVersion,
+  VersionExists,
+  VersionNotNewer,
+  VersionView,
+  YankNotSigned
 } from "../actors/registry/Registry.js"
 import { ManifestError, ManifestId, ModelManifest } from "../content/Manifest.js"
 import { ManifestRejected } from "../content/ManifestSigning.js"
@@ -93,7 +106,10 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       .setUrlParams(Schema.Struct({ version: Schema.optional(Schema.String) }))
       .addSuccess(ModelManifest)
       .addError(RegistryNotFound, { status: 404 })
-      .annotate(OpenApi.Description, "A model's manifest exactly as its publisher signed it: the latest version that is not yanked, or `version`.")
+      .annotate(
+        OpenApi.Description,
+        "A model's manifest exactly as its publisher signed it: the latest version that is not yanked, or `version`."
+      )
   )
   .add(
     HttpApiEndpoint.get("versions", "/v1/models/:id/versions")
@@ -110,7 +126,10 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       }))
       .addSuccess(DownloadUrls)
       .addError(RegistryNotFound, { status: 404 })
-      .annotate(OpenApi.Description, "Download URLs of a model's artifacts: the CDN of its manifest (`gcs`/`http`), IPFS gateways, or this node.")
+      .annotate(
+        OpenApi.Description,
+        "Download URLs of a model's artifacts: the CDN of its manifest (`gcs`/`http`), IPFS gateways, or this node."
+      )
   )
   .add(
     publishing("publish", "/v1/models").annotate(
@@ -130,17 +149,26 @@ export class RegistryApi extends HttpApiGroup.make("registry")
       .addError(UnknownVersion, { status: 404 })
       .addError(RegistryNotFound, { status: 404 })
       .addError(ErrorLine, { status: 413 })
-      .annotate(OpenApi.Description, "Withdraws a version on its owner's signed request; it stays in the log and in `versions`, marked.")
+      .annotate(
+        OpenApi.Description,
+        "Withdraws a version on its owner's signed request; it stays in the log and in `versions`, marked."
+      )
   )
   .add(
     HttpApiEndpoint.get("adapters", "/v1/adapters")
-      .setUrlParams(Schema.Struct({ baseModel: Schema.optional(Schema.String), domain: Schema.optional(Schema.String) }))
+      .setUrlParams(
+        Schema.Struct({ baseModel: Schema.optional(Schema.String), domain: Schema.optional(Schema.String) })
+      )
       .addSuccess(Schema.Array(AdapterSummary))
-      .annotate(OpenApi.Description, "The latest version of every shared adapter, optionally for one base model and domain.")
+      .annotate(
+        OpenApi.Description,
+        "The latest version of every shared adapter, optionally for one base model and domain."
+      )
   )
   .add(
     publishing("shareAdapter", "/v1/adapters").annotate(
       OpenApi.Description,
       "Shares a signed adapter manifest (type `adapter`), as POST /v1/models does for models."
     )
-  ) {}
+  )
+{}

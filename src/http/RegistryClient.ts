@@ -20,10 +20,16 @@ export const registryClient = (registry: string) =>
 /** Transport failures and answers of another shape become one line naming the URL. */
 const oneLine = (url: string) => (error: unknown): RegistryError => {
   if (ParseResult.isParseError(error)) {
-    return new RegistryError({ url, reason: `unexpected answer: ${ParseResult.TreeFormatter.formatErrorSync(error).split("\n").join(" ")}`, status: 200 })
+    return new RegistryError({
+      url,
+      reason: `unexpected answer: ${ParseResult.TreeFormatter.formatErrorSync(error).split("\n").join(" ")}`,
+      status: 200
+    })
   }
   if (HttpClientError.isHttpClientError(error)) {
-    if (error._tag === "ResponseError") return new RegistryError({ url, reason: `HTTP ${error.response.status}`, status: error.response.status })
+    if (error._tag === "ResponseError") {
+      return new RegistryError({ url, reason: `HTTP ${error.response.status}`, status: error.response.status })
+    }
     const cause = error.cause instanceof Error ? error.cause.message : error.message
     return new RegistryError({ url, reason: cause })
   }
@@ -35,11 +41,15 @@ export const listModels = (
   registry: string,
   filter: { readonly type?: string | undefined; readonly quantization?: "FP32" | "FP16" | "INT8" | "INT4" | undefined }
 ) =>
-  Effect.flatMap(registryClient(registry), (client) =>
-    client.registry.list({ urlParams: filter })).pipe(Effect.mapError(oneLine(`${base(registry)}/v1/models`)))
+  Effect.flatMap(registryClient(registry), (client) => client.registry.list({ urlParams: filter })).pipe(
+    Effect.mapError(oneLine(`${base(registry)}/v1/models`))
+  )
 
 /** The latest version of every shared adapter, optionally for one base model and domain. */
-export const listAdapters = (registry: string, filter: { readonly baseModel?: string | undefined; readonly domain?: string | undefined }) =>
-  Effect.flatMap(registryClient(registry), (client) =>
-    client.registry.adapters({ urlParams: filter })).pipe(Effect.mapError(oneLine(`${base(registry)}/v1/adapters`)))
-
+export const listAdapters = (
+  registry: string,
+  filter: { readonly baseModel?: string | undefined; readonly domain?: string | undefined }
+) =>
+  Effect.flatMap(registryClient(registry), (client) => client.registry.adapters({ urlParams: filter })).pipe(
+    Effect.mapError(oneLine(`${base(registry)}/v1/adapters`))
+  )

@@ -30,32 +30,66 @@ export const publicBase = (config: Pick<NodeSettings, "host" | "port" | "publicU
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`
 }
 
-const artifactUrls = (manifest: ModelManifest, source: "gcs" | "http" | "ipfs" | "peer", self: string, held: ReadonlySet<string>) => {
+const artifactUrls = (
+  manifest: ModelManifest,
+  source: "gcs" | "http" | "ipfs" | "peer",
+  self: string,
+  held: ReadonlySet<string>
+) => {
   const cdn = cdnBaseUrls(manifest)
   const gateways = gatewayRoots(manifest)
   return Object.fromEntries(
     Object.entries(manifest.artifacts).map(([name, artifact]) => {
       const here = held.has(artifact.sha256) ? [`${self}/v1/blobs/sha256-${artifact.sha256}`] : []
       const urls = source === "ipfs"
-        ? [...(held.has(artifact.sha256) ? [`${self}/ipfs/${artifact.cid}`] : []), ...gateways.map((gateway) => `${gateway}/ipfs/${artifact.cid}`)]
+        ? [
+          ...(held.has(artifact.sha256) ? [`${self}/ipfs/${artifact.cid}`] : []),
+          ...gateways.map((gateway) => `${gateway}/ipfs/${artifact.cid}`)
+        ]
         : source === "peer"
         ? here
         : [...cdn.map((base) => `${base}${encodeURIComponent(artifact.filename)}`), ...here]
-      return [name, { filename: artifact.filename, size: artifact.size, sha256: artifact.sha256, cid: artifact.cid, urls }]
+      return [name, {
+        filename: artifact.filename,
+        size: artifact.size,
+        sha256: artifact.sha256,
+        cid: artifact.cid,
+        urls
+      }]
     })
   )
 }
 
 const failureStatus: Record<string, number> = {
-  ManifestError: 400, ManifestRejected: 400, KindMismatch: 400, PublisherUnnamed: 400, OwnershipViolation: 403, SharingRefused: 403, PublisherNotSigned: 403,
-  PublisherNotAllowed: 403, YankNotSigned: 403, UnknownVersion: 404, RegistryNotFound: 404, VersionExists: 409, VersionNotNewer: 409, VersionConflict: 409,
-  BodyTooLarge: 413, BodyUnreadable: 400
+  ManifestError: 400,
+  ManifestRejected: 400,
+  KindMismatch: 400,
+  PublisherUnnamed: 400,
+  OwnershipViolation: 403,
+  SharingRefused: 403,
+  PublisherNotSigned: 403,
+  PublisherNotAllowed: 403,
+  YankNotSigned: 403,
+  UnknownVersion: 404,
+  RegistryNotFound: 404,
+  VersionExists: 409,
+  VersionNotNewer: 409,
+  VersionConflict: 409,
+  BodyTooLarge: 413,
+  BodyUnreadable: 400
 }
 
-const failure = (request: HttpServerRequest.HttpServerRequest, error: { readonly _tag: string; readonly message: string }) =>
+const failure = (
+  request: HttpServerRequest.HttpServerRequest,
+  error: { readonly _tag: string; readonly message: string }
+) =>
   error._tag === "BodyTooLarge" || error._tag === "BodyUnreadable"
     ? refuseBody(request, failureStatus[error._tag]!, error._tag, error.message)
-    : Effect.succeed(HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, { status: failureStatus[error._tag] ?? 400 }))
+    : Effect.succeed(
+      HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, {
+        status: failureStatus[error._tag] ?? 400
+      })
+    )
 
 /** A bounded body parsed as JSON, or the one line saying why not. */
 const readJson = (request: HttpServerRequest.HttpServerRequest, what: string, limit: number) =>
@@ -67,12 +101,17 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, what: string, li
 
 /** Publishing reads the raw body: the registry must keep every byte of meaning the publisher signed. */
 const publishRaw = (request: HttpServerRequest.HttpServerRequest, kind: RegistryKind) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const registry = yield* Registry
     const body = yield* readJson(request, "a manifest", MANIFEST_BODY_LIMIT).pipe(
-      Effect.mapError((error) => (error._tag === "BadRequest" ? { _tag: "ManifestError", message: "invalid manifest: the body is not JSON" } : error))
+      Effect.mapError((error) => (error._tag === "BadRequest"
+        ? { _tag: "ManifestError", message: "invalid manifest: the body is not JSON" }
+        : error)
+      )
     )
-    const receipt = yield* kind === "adapter" ? registry.publishAdapter(body) : registry.publish(body, { kind: "model" })
+    const receipt = yield* kind === "adapter"
+      ? registry.publishAdapter(body)
+      : registry.publish(body, { kind: "model" })
     return HttpServerResponse.unsafeJson(receipt, { status: receipt.duplicate ? 200 : 201 })
   }).pipe(Effect.catchAll((error) => failure(request, error)))
 
@@ -80,12 +119,14 @@ const decodeYank = Schema.decodeUnknownEither(YankBody, { errors: "first" })
 
 /** A yank, with its body bounded and decoded here rather than parsed whole by the platform. */
 const yankRaw = (request: HttpServerRequest.HttpServerRequest, id: string, version: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const registry = yield* Registry
     const body = yield* readJson(request, "a yank request", YANK_BODY_LIMIT)
     const payload = yield* Either.mapLeft(decodeYank(body), (error) => ({
       _tag: "BadRequest",
-      message: `invalid yank request: ${ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "does not match"}`
+      message: `invalid yank request: ${
+        ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "does not match"
+      }`
     }))
     const view = yield* registry.yank({ kind: "model", id, version, ...payload })
     return HttpServerResponse.unsafeJson(view)
@@ -95,19 +136,23 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
   handlers
     .handle("list", ({ urlParams }) => Effect.flatMap(Registry, (registry) => registry.list(urlParams)))
     .handle("get", ({ path, urlParams }) =>
-      Effect.flatMap(Registry, (registry) => registry.get(path.id, urlParams.version)).pipe(
-        Effect.map((published) => HttpServerResponse.unsafeJson(published.manifest))
-      ))
-    .handle("versions", ({ path }) => Effect.flatMap(Registry, (registry) => registry.versions(path.id)))
+      Effect.flatMap(Registry, (registry) =>
+        registry.get(path.id, urlParams.version)).pipe(
+          Effect.map((published) => HttpServerResponse.unsafeJson(published.manifest))
+        ))
+    .handle("versions", ({ path }) =>
+      Effect.flatMap(Registry, (registry) => registry.versions(path.id)))
     .handle("download", ({ path, urlParams }) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const registry = yield* Registry
         const store = yield* BlobStore
         const config = yield* NodeConfig
         const published = yield* registry.get(path.id, urlParams.version)
         const manifest = published.manifest
         const held = new Set<string>()
-        for (const artifact of Object.values(manifest.artifacts)) if (yield* store.has(artifact.sha256)) held.add(artifact.sha256)
+        for (const artifact of Object.values(manifest.artifacts)) {
+          if (yield* store.has(artifact.sha256)) held.add(artifact.sha256)
+        }
         const self = publicBase(config)
         const artifacts = artifactUrls(manifest, urlParams.source, self, held)
         const first = (name: string) => Option.getOrUndefined(Option.fromNullable(artifacts[name]?.urls[0]))
@@ -115,7 +160,9 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
           id: manifest.id,
           version: manifest.version,
           source: urlParams.source,
-          signature: `${self}/v1/models/${encodeURIComponent(manifest.id)}?version=${encodeURIComponent(manifest.version)}`,
+          signature: `${self}/v1/models/${encodeURIComponent(manifest.id)}?version=${
+            encodeURIComponent(manifest.version)
+          }`,
           artifacts,
           ...Object.fromEntries((["model", "tokenizer", "config"] as const).flatMap((name) => {
             const url = first(name)
@@ -127,5 +174,4 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
     .handleRaw("publish", ({ request }) => publishRaw(request, "model").pipe(Effect.orDie))
     .handleRaw("yank", ({ path, request }) => yankRaw(request, path.id, path.version))
     .handle("adapters", ({ urlParams }) => Effect.flatMap(Registry, (registry) => registry.listAdapters(urlParams)))
-    .handleRaw("shareAdapter", ({ request }) => publishRaw(request, "adapter").pipe(Effect.orDie))
-)
+    .handleRaw("shareAdapter", ({ request }) => publishRaw(request, "adapter").pipe(Effect.orDie)))

@@ -31,7 +31,9 @@ const decodeMessage = Schema.decodeUnknownEither(Schema.parseJson(ClientMessage)
 export const rpcBodyProblem = (body: string): string | undefined => {
   const lines = body.split("\n")
   const unterminated = lines.pop()
-  if (unterminated !== undefined && unterminated.trim() !== "") return "the last RPC message does not end with a newline"
+  if (unterminated !== undefined && unterminated.trim() !== "") {
+    return "the last RPC message does not end with a newline"
+  }
   if (lines.length === 0) return "the body holds no RPC message"
   for (let index = 0; index < lines.length; index++) {
     if (Either.isLeft(decodeMessage(lines[index]))) {
@@ -46,7 +48,8 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const defectMarker = Buffer.from("\"_tag\":\"Defect\"")
 
-const containsMarker = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(defectMarker)
+const containsMarker = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(defectMarker)
 
 /**
  * Replaces the defect of every `Defect` line (a handler that died: its message can name files,
@@ -57,7 +60,8 @@ const scrubLines = (bytes: Uint8Array, report: (defect: string) => Effect.Effect
   const lines = decoder.decode(bytes).split("\n")
   return Effect.forEach(lines, (line) =>
     line.startsWith(DEFECT_PREFIX)
-      ? Effect.map(report(line), (ref) => JSON.stringify({ _tag: "Defect", defect: { name: "InternalError", message: `internal error (ref ${ref})` } }))
+      ? Effect.map(report(line), (ref) =>
+        JSON.stringify({ _tag: "Defect", defect: { name: "InternalError", message: `internal error (ref ${ref})` } }))
       : Effect.succeed(line)).pipe(Effect.map((scrubbed) => encoder.encode(scrubbed.join("\n"))))
 }
 
@@ -68,8 +72,13 @@ export const scrubRpcReply = (
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   const body = response.body
   if (body._tag === "Uint8Array") {
-    return Effect.map(scrubLines(body.body, report), (bytes) =>
-      bytes === body.body ? response : HttpServerResponse.setBody(response, HttpBody.uint8Array(bytes, body.contentType)))
+    return Effect.map(
+      scrubLines(body.body, report),
+      (bytes) =>
+        bytes === body.body
+          ? response
+          : HttpServerResponse.setBody(response, HttpBody.uint8Array(bytes, body.contentType))
+    )
   }
   if (body._tag === "Stream") {
     // The server writes each message whole into one chunk, so a chunk never splits a line.

@@ -26,20 +26,35 @@ import { MetricsRoute } from "./Metrics.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { RegistryHandlers } from "./RegistryRoutes.js"
 
-const SystemHandlers = HttpApiBuilder.group(NodeApi, "system", (handlers) =>
-  handlers.handle("health", () => Effect.flatMap(NodeStatus, (status) => status.health())))
+const SystemHandlers = HttpApiBuilder.group(
+  NodeApi,
+  "system",
+  (handlers) => handlers.handle("health", () => Effect.flatMap(NodeStatus, (status) => status.health()))
+)
 
-const EventsHandlers = HttpApiBuilder.group(NodeApi, "events", (handlers) =>
-  handlers.handle("list", ({ urlParams }) =>
-    Effect.gen(function* () {
-      const journal = yield* Journal
-      const events = yield* journal.readAll(urlParams.from, urlParams.limit)
-      const head = yield* journal.head
-      return { events, next: events.length === 0 ? urlParams.from : events[events.length - 1]!.position + 1, head: head.position }
-    })))
+const EventsHandlers = HttpApiBuilder.group(
+  NodeApi,
+  "events",
+  (handlers) =>
+    handlers.handle("list", ({ urlParams }) =>
+      Effect.gen(function*() {
+        const journal = yield* Journal
+        const events = yield* journal.readAll(urlParams.from, urlParams.limit)
+        const head = yield* journal.head
+        return {
+          events,
+          next: events.length === 0 ? urlParams.from : events[events.length - 1]!.position + 1,
+          head: head.position
+        }
+      }))
+)
 
-const LedgerHandlers = HttpApiBuilder.group(NodeApi, "ledger", (handlers) =>
-  handlers.handle("balance", ({ path }) => Effect.flatMap(Ledger, (ledger) => ledger.balance(path.account))))
+const LedgerHandlers = HttpApiBuilder.group(
+  NodeApi,
+  "ledger",
+  (handlers) =>
+    handlers.handle("balance", ({ path }) => Effect.flatMap(Ledger, (ledger) => ledger.balance(path.account)))
+)
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
   Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers])
@@ -52,15 +67,22 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", p
 )
 
 /** The Node.js server on the configured host and port, with the configured bounds. */
-export const NodeServerLive = Layer.unwrapEffect(Effect.map(NodeConfig, (config) =>
-  NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })))
+export const NodeServerLive = Layer.unwrapEffect(
+  Effect.map(
+    NodeConfig,
+    (config) => NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })
+  )
+)
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
-export const HttpServerLive = HttpLayerRouter.serve(Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, MetricsRoute, GuardsLayer), {
-  disableLogger: true,
-  // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
-  routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH }
-}).pipe(
+export const HttpServerLive = HttpLayerRouter.serve(
+  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, MetricsRoute, GuardsLayer),
+  {
+    disableLogger: true,
+    // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
+    routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH }
+  }
+).pipe(
   Layer.provide(NodeServerLive)
 )
 

@@ -10,11 +10,12 @@ import type { NodeSettings } from "./NodeConfig.js"
 import { DEFAULT_NETWORK } from "./NodeConfig.js"
 
 export const foundCharter = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const charter = yield* NetworkCharter
     const key = yield* NodeKey
     const recorded = yield* charter.terms()
-    const named = settings.network !== undefined || settings.operators !== undefined || settings.operatorThreshold !== undefined
+    const named = settings.network !== undefined || settings.operators !== undefined ||
+      settings.operatorThreshold !== undefined
     if (Option.isSome(recorded) && !named) return recorded.value
     const previous = Option.getOrUndefined(recorded)
     return yield* charter.found({
@@ -24,7 +25,8 @@ export const foundCharter = (settings: Pick<NodeSettings, "network" | "operators
     })
   }).pipe(Effect.withSpan("Charter.foundCharter"))
 
-export const charterLayer = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) => Layer.effectDiscard(foundCharter(settings))
+export const charterLayer = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) =>
+  Layer.effectDiscard(foundCharter(settings))
 
 /**
  * Reads `EDGE_NET_NETWORK`, `EDGE_NET_OPERATORS` (comma-separated public keys) and
@@ -38,7 +40,9 @@ export const parseCharterSettings = (environment: Readonly<Record<string, string
     throw new Error(`EDGE_NET_NETWORK: "${network}" is not a network id (1-64 lowercase letters, digits or . _ -)`)
   }
   for (const key of operators ?? []) {
-    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`EDGE_NET_OPERATORS: "${key}" is not an Ed25519 public key (64 lowercase hex digits)`)
+    if (!/^[0-9a-f]{64}$/.test(key)) {
+      throw new Error(`EDGE_NET_OPERATORS: "${key}" is not an Ed25519 public key (64 lowercase hex digits)`)
+    }
   }
   if (threshold !== undefined && !/^[1-9][0-9]{0,1}$/.test(threshold)) {
     throw new Error(`EDGE_NET_OPERATOR_THRESHOLD: "${threshold}" is not a whole number from 1 to 99`)

@@ -18,13 +18,22 @@ import { AdapterSharingGate } from "../actors/registry/AdapterSharing.js"
 
 /** The ports the market and governance declare, answered by stake and reputation. */
 const economyAdapters = Layer.mergeAll(
-  Layer.effect(BidEligibility, Effect.map(Staking, (staking) => ({ canBid: (node: string) => Effect.orDie(staking.hasMinStake(node)) }))),
-  Layer.effect(MarketReputation, Effect.map(Reputation, (reputation) => ({ reputationOf: (node: string) => Effect.orDie(reputation.score(node)) }))),
-  Layer.effect(VotingPower, Effect.map(Staking, (staking) => ({
-    stakeAt: (node: string, position: number) => Effect.orDie(staking.stakeAt(node, position)),
-    totalStakeAt: (position: number) => Effect.orDie(staking.totalActiveStakeAt(position)),
-    activeStake: (node: string) => Effect.orDie(staking.activeStake(node))
-  })))
+  Layer.effect(
+    BidEligibility,
+    Effect.map(Staking, (staking) => ({ canBid: (node: string) => Effect.orDie(staking.hasMinStake(node)) }))
+  ),
+  Layer.effect(
+    MarketReputation,
+    Effect.map(Reputation, (reputation) => ({ reputationOf: (node: string) => Effect.orDie(reputation.score(node)) }))
+  ),
+  Layer.effect(
+    VotingPower,
+    Effect.map(Staking, (staking) => ({
+      stakeAt: (node: string, position: number) => Effect.orDie(staking.stakeAt(node, position)),
+      totalStakeAt: (position: number) => Effect.orDie(staking.totalActiveStakeAt(position)),
+      activeStake: (node: string) => Effect.orDie(staking.activeStake(node))
+    }))
+  )
 )
 
 /** Ledger and parameters first; stake, reputation, rewards on them; market, auctions, governance on top. */
@@ -37,7 +46,7 @@ export const economyServices = Layer.mergeAll(Market.Default, Auctions.Default, 
 /** The node's gate: bars from the registry's network parameters, reputation from the economy. */
 export const economyAdapterSharingGate = Layer.effect(
   AdapterSharingGate,
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const parameters = yield* NetworkParameters
     const reputation = yield* Reputation
     return {

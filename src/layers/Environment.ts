@@ -86,7 +86,9 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
   charter
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
 
-export class EnvironmentError extends Data.TaggedError("EnvironmentError")<{ readonly variable: string; readonly problem: string }> {
+export class EnvironmentError
+  extends Data.TaggedError("EnvironmentError")<{ readonly variable: string; readonly problem: string }>
+{
   override get message() {
     return `${this.variable}: ${this.problem}`
   }

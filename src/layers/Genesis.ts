@@ -4,9 +4,9 @@
  * governance is never overwritten by a restart with the same settings.
  */
 import { Effect, Layer } from "effect"
+import { NetworkParameters } from "../actors/economy/NetworkParameters.js"
 import type { ParameterName } from "../actors/economy/ParameterCatalogue.js"
 import { PARAMETERS } from "../actors/economy/ParameterCatalogue.js"
-import { NetworkParameters } from "../actors/economy/NetworkParameters.js"
 
 /** Parameter name to value; the names are checked when parsed. */
 export type GenesisParameters = Readonly<Record<string, bigint>>
@@ -24,7 +24,7 @@ export const parseGenesisParameters = (text: string | undefined): GenesisParamet
 }
 
 export const applyGenesisParameters = (settings: GenesisParameters) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const parameters = yield* NetworkParameters
     for (const [name, value] of Object.entries(settings) as Array<[ParameterName, bigint]>) {
       if (yield* parameters.wasChanged(name)) continue
@@ -34,4 +34,5 @@ export const applyGenesisParameters = (settings: GenesisParameters) =>
   }).pipe(Effect.withSpan("Genesis.applyGenesisParameters"))
 
 /** Applies the settings once, before the server and policies start. */
-export const genesisParametersLayer = (settings: GenesisParameters) => Layer.effectDiscard(Effect.orDie(applyGenesisParameters(settings)))
+export const genesisParametersLayer = (settings: GenesisParameters) =>
+  Layer.effectDiscard(Effect.orDie(applyGenesisParameters(settings)))

@@ -4,8 +4,8 @@
  */
 import { Effect, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
-import { findBadSnapshots, requireVerifiedJournal } from "../events/Audit.js"
 import { ActorRegistry } from "../events/ActorRegistry.js"
+import { findBadSnapshots, requireVerifiedJournal } from "../events/Audit.js"
 import { Checkpoints } from "../events/Checkpoints.js"
 import { instrumentedLayer } from "../events/JournalMetrics.js"
 import * as MemoryJournal from "../events/MemoryJournal.js"
@@ -21,7 +21,7 @@ import { journalFile, keyFile } from "./NodeConfig.js"
  */
 const refuseUnverifiedJournal = (file: string) =>
   Layer.effectDiscard(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const key = yield* NodeKey
       yield* requireVerifiedJournal(file, { trustedKeys: [key.publicKey] })
       for (const bad of yield* findBadSnapshots(100)) yield* Effect.logWarning(bad.problem)
@@ -31,13 +31,27 @@ const refuseUnverifiedJournal = (file: string) =>
 export const sqliteKernel = (settings: Pick<NodeSettings, "dataDir" | "synchronous">) => {
   const key = NodeKey.fromFile(keyFile(settings))
   const file = journalFile(settings)
-  const stores = refuseUnverifiedJournal(file).pipe(Layer.provideMerge(Layer.mergeAll(instrumentedLayer(SqliteJournal.layer()), Snapshots.sqlite, Checkpoints.sqlite, ActorRegistry.layer)))
+  const stores = refuseUnverifiedJournal(file).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        instrumentedLayer(SqliteJournal.layer()),
+        Snapshots.sqlite,
+        Checkpoints.sqlite,
+        ActorRegistry.layer
+      )
+    )
+  )
   return stores.pipe(
     Layer.provide(SqliteDatabase.layer({ file, synchronous: settings.synchronous })),
     Layer.provideMerge(key)
   )
 }
 
-export const memoryKernel = Layer.mergeAll(instrumentedLayer(MemoryJournal.layer), Snapshots.memory, Checkpoints.memory, ActorRegistry.layer).pipe(
+export const memoryKernel = Layer.mergeAll(
+  instrumentedLayer(MemoryJournal.layer),
+  Snapshots.memory,
+  Checkpoints.memory,
+  ActorRegistry.layer
+).pipe(
   Layer.provideMerge(NodeKey.ephemeral)
 )

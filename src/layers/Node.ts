@@ -14,20 +14,24 @@ import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
+import { charterLayer } from "./Charter.js"
+import { economyAdapterSharingGate, economyServices } from "./Economy.js"
+import { sqliteKernel } from "./Kernel.js"
 import { NodeAudit } from "./NodeAudit.js"
 import type { NodeSettings } from "./NodeConfig.js"
 import { blobsDir, NodeConfig } from "./NodeConfig.js"
 import { NodeStatus } from "./NodeStatus.js"
-import { charterLayer } from "./Charter.js"
-import { economyAdapterSharingGate, economyServices } from "./Economy.js"
-import { sqliteKernel } from "./Kernel.js"
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings)).pipe(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     Layer.provideMerge(Layer.mergeAll(
-      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)), Optimizer.Default, AdapterPool.Default, NetworkCharter.Default, BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),
+      Optimizer.Default,
+      AdapterPool.Default,
+      NetworkCharter.Default,
+      BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
     )),
     Layer.provideMerge(economyServices),
     Layer.provideMerge(sqliteKernel(settings)),
@@ -36,5 +40,10 @@ export const nodeServices = (settings: NodeSettings) =>
 
 /** The policies that carry one subsystem's events into another's commands, each on its own checkpoint. */
 export const nodePolicies = Layer.mergeAll(
-  creditsPolicy, stakingSettlementPolicy, rewardsSettlementPolicy, auctionSettlementPolicy, leaseOutcomesPolicy, parameterChangesPolicy
+  creditsPolicy,
+  stakingSettlementPolicy,
+  rewardsSettlementPolicy,
+  auctionSettlementPolicy,
+  leaseOutcomesPolicy,
+  parameterChangesPolicy
 )

@@ -31,7 +31,12 @@ const PAGE = 4096
  * the ledger accounts that should hold it. A book is one line; an account of it that disagrees gets a
  * line of its own, so drift between two stakers shows even when the totals agree.
  */
-export const BookLine = Schema.Struct({ book: Schema.String, expected: Schema.BigInt, actual: Schema.BigInt, ok: Schema.Boolean })
+export const BookLine = Schema.Struct({
+  book: Schema.String,
+  expected: Schema.BigInt,
+  actual: Schema.BigInt,
+  ok: Schema.Boolean
+})
 export type BookLine = typeof BookLine.Type
 
 export const ReplayReportView = Schema.Struct({
@@ -41,7 +46,9 @@ export const ReplayReportView = Schema.Struct({
     Schema.Struct({
       category: Schema.String,
       entities: Schema.Number,
-      mismatches: Schema.Array(Schema.Struct({ entityId: Schema.String, live: Schema.Unknown, replayed: Schema.Unknown }))
+      mismatches: Schema.Array(
+        Schema.Struct({ entityId: Schema.String, live: Schema.Unknown, replayed: Schema.Unknown })
+      )
     })
   ),
   supply: Schema.Struct({
@@ -82,7 +89,9 @@ export const ExplainView = Schema.Struct({
 })
 export type ExplainView = typeof ExplainView.Type
 
-export class EntityNotFound extends Schema.TaggedError<EntityNotFound>()("EntityNotFound", { kind: Schema.String, id: Schema.String }) {
+export class EntityNotFound
+  extends Schema.TaggedError<EntityNotFound>()("EntityNotFound", { kind: Schema.String, id: Schema.String })
+{
   override get message() {
     return `no ${this.kind} ${this.id} in the journal`
   }
@@ -101,7 +110,12 @@ const ESCROW_PREFIX = escrowAccountOf("")
  * for each account that disagrees, including accounts under the book's prefix that the subsystem
  * does not know (their rUv is owed to nobody).
  */
-const bookOf = (book: string, expectedByAccount: ReadonlyMap<string, bigint>, balances: ReadonlyMap<string, bigint>, prefix: string) => {
+const bookOf = (
+  book: string,
+  expectedByAccount: ReadonlyMap<string, bigint>,
+  balances: ReadonlyMap<string, bigint>,
+  prefix: string
+) => {
   const accounts = new Set(expectedByAccount.keys())
   for (const account of balances.keys()) if (account.startsWith(prefix)) accounts.add(account)
   let expected = 0n
@@ -117,7 +131,11 @@ const bookOf = (book: string, expectedByAccount: ReadonlyMap<string, bigint>, ba
   return [{ book, expected, actual, ok: mismatches.length === 0 }, ...mismatches]
 }
 
-const categoryOf: Record<ExplainKind, string> = { auction: TaskAuction.category, proposal: Proposal.category, account: Account.category }
+const categoryOf: Record<ExplainKind, string> = {
+  auction: TaskAuction.category,
+  proposal: Proposal.category,
+  account: Account.category
+}
 
 /** A proposal's votes and fate, from its events. */
 const explainProposal = (proposalId: string, payloads: ReadonlyArray<unknown>) => {
@@ -130,7 +148,9 @@ const explainProposal = (proposalId: string, payloads: ReadonlyArray<unknown>) =
         sentences.push(
           `Proposal ${proposalId} by ${event.proposer}: set ${event.parameter} (${event.owner}) to ${event.value} ("${event.description}"); ` +
             `stake snapshot at position ${event.snapshot} (total ${event.totalStake} rUv), quorum ${event.quorumPpm} ppm, voting ` +
-            `${new Date(event.voteStart).toISOString()}..${new Date(event.voteEnd).toISOString()}, timelock ${event.timelockMs} ms (governance parameters version ${event.parametersVersion}).`
+            `${new Date(event.voteStart).toISOString()}..${
+              new Date(event.voteEnd).toISOString()
+            }, timelock ${event.timelockMs} ms (governance parameters version ${event.parametersVersion}).`
         )
         break
       case "VoteCast":
@@ -140,14 +160,22 @@ const explainProposal = (proposalId: string, payloads: ReadonlyArray<unknown>) =
         sentences.push(`Queued; executable after ${new Date(event.eta).toISOString()}.`)
         break
       case "ProposalExecuted":
-        sentences.push(`Executed: for ${event.forVotes}, against ${event.againstVotes}, abstain ${event.abstainVotes}, quorum ${event.quorumRequired} rUv required.`)
+        sentences.push(
+          `Executed: for ${event.forVotes}, against ${event.againstVotes}, abstain ${event.abstainVotes}, quorum ${event.quorumRequired} rUv required.`
+        )
         break
       case "ProposalCanceled":
         sentences.push(`Canceled by ${event.by}.`)
         break
     }
   }
-  if (votes.length > 0) sentences.splice(1, 0, `Votes: ${votes.map((vote) => `${vote.voter} ${vote.support} ${vote.weight}`).join(", ")}.`)
+  if (votes.length > 0) {
+    sentences.splice(
+      1,
+      0,
+      `Votes: ${votes.map((vote) => `${vote.voter} ${vote.support} ${vote.weight}`).join(", ")}.`
+    )
+  }
   return { why: sentences.join(" "), facts: { votes } }
 }
 
@@ -159,11 +187,14 @@ const explainAccount = (account: string, events: ReadonlyArray<Envelope>) => {
     if (amount !== undefined) totals[envelope.eventType] = (totals[envelope.eventType] ?? 0n) + BigInt(amount)
   }
   const parts = Object.entries(totals).map(([eventType, total]) => `${eventType} ${total} rUv`)
-  return { why: `Account ${account}: ${events.length} event(s)${parts.length > 0 ? `; ${parts.join(", ")}` : ""}.`, facts: { totals } }
+  return {
+    why: `Account ${account}: ${events.length} event(s)${parts.length > 0 ? `; ${parts.join(", ")}` : ""}.`,
+    facts: { totals }
+  }
 }
 
 export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const journal = yield* Journal
     const key = yield* NodeKey
     const snapshots = yield* Snapshots
@@ -174,9 +205,12 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     const staking = yield* Staking
     const auctions = yield* Auctions
 
-    const verify = Effect.fn("NodeAudit.verify")(function* () {
+    const verify = Effect.fn("NodeAudit.verify")(function*() {
       // With Snapshots in context, verifyChain also reports snapshots that loading would ignore.
-      return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(Effect.provideService(Journal, journal), Effect.provideService(Snapshots, snapshots))
+      return yield* verifyChain({ trustedKeys: [key.publicKey] }).pipe(
+        Effect.provideService(Journal, journal),
+        Effect.provideService(Snapshots, snapshots)
+      )
     })
 
     /**
@@ -184,9 +218,13 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
      * from the log. Read while a settlement is under way (a capture not yet credited, a withdrawal
      * not yet paid), a book can differ until the settlement policies finish it.
      */
-    const books = Effect.fn("NodeAudit.books")(function* () {
+    const books = Effect.fn("NodeAudit.books")(function*() {
       const balances = yield* ledger.balancesFromLog()
-      const poolLine = { book: POOL_ACCOUNT, expected: yield* market.reserveFromLog(), actual: balances.get(POOL_ACCOUNT) ?? 0n }
+      const poolLine = {
+        book: POOL_ACCOUNT,
+        expected: yield* market.reserveFromLog(),
+        actual: balances.get(POOL_ACCOUNT) ?? 0n
+      }
       return [
         { ...poolLine, ok: poolLine.expected === poolLine.actual },
         ...bookOf("stake", yield* staking.stakeAccountsFromLog(), balances, STAKE_PREFIX),
@@ -195,7 +233,7 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     })
 
     /** How many events of each stream category the log holds. */
-    const categoriesInLog = Effect.fn("NodeAudit.categoriesInLog")(function* () {
+    const categoriesInLog = Effect.fn("NodeAudit.categoriesInLog")(function*() {
       const counts = new Map<string, number>()
       let position = 1
       while (true) {
@@ -213,16 +251,19 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     })
 
     /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
-    const replay = Effect.fn("NodeAudit.replay")(function* () {
+    const replay = Effect.fn("NodeAudit.replay")(function*() {
       const head = yield* journal.head
       const registered = yield* registry.actors
       const actors = yield* Effect.forEach(registered, (actor) => actor.compareReplay)
       const replayed = new Set(registered.map((actor) => actor.category))
-      const unreplayed = [...(yield* categoriesInLog())].filter(([category]) => !replayed.has(category)).map(([category, events]) => ({ category, events }))
+      const unreplayed = [...(yield* categoriesInLog())].filter(([category]) => !replayed.has(category)).map((
+        [category, events]
+      ) => ({ category, events }))
       const supply = yield* ledger.supply()
       const reconciled = yield* books()
       return {
-        ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved && reconciled.every((line) => line.ok),
+        ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved &&
+          reconciled.every((line) => line.ok),
         head,
         actors,
         supply,
@@ -232,21 +273,40 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
     })
 
     /** One entity's events in log order with position and hash, and why it stands where it does. */
-    const explain = Effect.fn("NodeAudit.explain")(function* (kind: ExplainKind, id: string) {
+    const explain = Effect.fn("NodeAudit.explain")(function*(kind: ExplainKind, id: string) {
       const streamId = makeStreamId(categoryOf[kind], id)
       const events: Array<Envelope> = []
       while (true) {
         const page = yield* journal.readStream(streamId, events.length + 1, PAGE)
-        events.push(...page)
+        for (const item of page) events.push(item)
         if (page.length < PAGE) break
       }
       if (events.length === 0) return yield* Effect.fail(new EntityNotFound({ kind, id }))
       const payloads = events.map((envelope) => envelope.payload)
-      const { facts, why } = kind === "auction" ? explainAuction(id, payloads) : kind === "proposal" ? explainProposal(id, payloads) : explainAccount(id, events)
+      const { facts, why } = kind === "auction"
+        ? explainAuction(id, payloads)
+        : kind === "proposal"
+        ? explainProposal(id, payloads)
+        : explainAccount(id, events)
       return {
-        kind, id, streamId, why, facts: JSON.parse(JSON.stringify(facts, (_key, value) => (typeof value === "bigint" ? value.toString() : value))),
-        events: events.map(({ causationId, commandId, eventType, hash, payload, position, recordedAt, streamVersion }) => ({
-          position, streamVersion, hash, eventType, recordedAt, commandId, causationId, payload
+        kind,
+        id,
+        streamId,
+        why,
+        facts: JSON.parse(
+          JSON.stringify(facts, (_key, value) => (typeof value === "bigint" ? value.toString() : value))
+        ),
+        events: events.map((
+          { causationId, commandId, eventType, hash, payload, position, recordedAt, streamVersion }
+        ) => ({
+          position,
+          streamVersion,
+          hash,
+          eventType,
+          recordedAt,
+          commandId,
+          causationId,
+          payload
         }))
       } satisfies ExplainView
     })

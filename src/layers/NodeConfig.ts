@@ -52,7 +52,10 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxHeaderBytes: 16 * 1024
 }
 
-export const httpLimitsOf = (settings: Pick<NodeSettings, "httpLimits">): HttpLimits => ({ ...DEFAULT_HTTP_LIMITS, ...settings.httpLimits })
+export const httpLimitsOf = (settings: Pick<NodeSettings, "httpLimits">): HttpLimits => ({
+  ...DEFAULT_HTTP_LIMITS,
+  ...settings.httpLimits
+})
 
 export const DEFAULT_NETWORK = "edge-net-dev"
 export const DEFAULT_PORT = 7878

@@ -2,8 +2,8 @@
 import { Effect, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
-import { Journal } from "../events/Journal.js"
 import { Checkpoints, DeadLetter } from "../events/Checkpoints.js"
+import { Journal } from "../events/Journal.js"
 import { NodeConfig } from "./NodeConfig.js"
 
 export const VERSION = "0.1.0"
@@ -35,7 +35,7 @@ export const NodeInfoView = Schema.Struct({
 export type NodeInfoView = typeof NodeInfoView.Type
 
 export class NodeStatus extends Effect.Service<NodeStatus>()("edge-net/NodeStatus", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const key = yield* NodeKey
     const journal = yield* Journal
     const checkpoints = yield* Checkpoints
@@ -44,32 +44,48 @@ export class NodeStatus extends Effect.Service<NodeStatus>()("edge-net/NodeStatu
     const startedAt = new Date().toISOString()
 
     /** Each policy's checkpoint and how many events of the log it has still to look at. */
-    const policies = Effect.fn("NodeStatus.policies")(function* () {
+    const policies = Effect.fn("NodeStatus.policies")(function*() {
       const head = yield* journal.head
       const all = yield* checkpoints.all
-      return all.map(({ name, position }) => ({ name, checkpoint: position, lag: Math.max(0, head.position - position) }))
+      return all.map(({ name, position }) => ({
+        name,
+        checkpoint: position,
+        lag: Math.max(0, head.position - position)
+      }))
     })
 
     /** Events policies gave up on: a node that has any is up but "degraded" until an operator looks. */
-    const deadLetters = Effect.fn("NodeStatus.deadLetters")(function* () {
+    const deadLetters = Effect.fn("NodeStatus.deadLetters")(function*() {
       return { count: yield* checkpoints.deadLetterCount, newest: yield* checkpoints.deadLetters(DEAD_LETTERS_SHOWN) }
     })
 
-    const health = Effect.fn("NodeStatus.health")(function* () {
+    const health = Effect.fn("NodeStatus.health")(function*() {
       const letters = yield* deadLetters()
       return {
-        status: letters.count === 0 ? "ok" as const : "degraded" as const, nodeId: key.nodeId, head: yield* journal.head,
-        deadLetterCount: letters.count, deadLetters: letters.newest
+        status: letters.count === 0 ? "ok" as const : "degraded" as const,
+        nodeId: key.nodeId,
+        head: yield* journal.head,
+        deadLetterCount: letters.count,
+        deadLetters: letters.newest
       }
     })
 
-    const info = Effect.fn("NodeStatus.info")(function* () {
+    const info = Effect.fn("NodeStatus.info")(function*() {
       const terms = Option.getOrUndefined(yield* charter.terms())
       const letters = yield* deadLetters()
       return {
-        nodeId: key.nodeId, publicKey: key.publicKey, version: VERSION, dataDir: config.dataDir, startedAt, head: yield* journal.head,
-        network: terms?.network ?? null, operators: terms?.operators ?? [], operatorThreshold: terms?.threshold ?? 0,
-        policies: yield* policies(), deadLetterCount: letters.count, deadLetters: letters.newest
+        nodeId: key.nodeId,
+        publicKey: key.publicKey,
+        version: VERSION,
+        dataDir: config.dataDir,
+        startedAt,
+        head: yield* journal.head,
+        network: terms?.network ?? null,
+        operators: terms?.operators ?? [],
+        operatorThreshold: terms?.threshold ?? 0,
+        policies: yield* policies(),
+        deadLetterCount: letters.count,
+        deadLetters: letters.newest
       }
     })
     return { info, health, policies, head: journal.head } as const

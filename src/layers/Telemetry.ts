@@ -15,11 +15,16 @@ import { VERSION } from "../layers/NodeStatus.js"
  * spans are sent; the last ones are sent when the node stops.
  */
 export const TelemetryConfig = Config.all({
-  endpoint: Config.option(Config.string("EDGE_NET_OTLP_ENDPOINT").pipe(Config.orElse(() => Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")))),
+  endpoint: Config.option(
+    Config.string("EDGE_NET_OTLP_ENDPOINT").pipe(Config.orElse(() => Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")))
+  ),
   exportInterval: Config.duration("EDGE_NET_OTLP_EXPORT_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
 }).pipe(
   Config.mapOrFail(({ endpoint, exportInterval }) => {
-    const url = Option.map(Option.filter(endpoint, (text) => text.trim() !== ""), (text) => text.trim().replace(/\/+$/, ""))
+    const url = Option.map(
+      Option.filter(endpoint, (text) => text.trim() !== ""),
+      (text) => text.trim().replace(/\/+$/, "")
+    )
     if (Option.isSome(url) && !/^https?:\/\/[^\s/]+/.test(url.value)) {
       return Either.left(ConfigError.InvalidData([], `EDGE_NET_OTLP_ENDPOINT: "${url.value}" is not an http(s) URL`))
     }
@@ -33,7 +38,11 @@ export const TelemetryLive = Layer.unwrapEffect(
     Option.match(endpoint, {
       onNone: () => Layer.empty,
       onSome: (url) =>
-        OtlpTracer.layer({ url: `${url}/v1/traces`, resource: { serviceName: "edge-net", serviceVersion: VERSION }, exportInterval }).pipe(
+        OtlpTracer.layer({
+          url: `${url}/v1/traces`,
+          resource: { serviceName: "edge-net", serviceVersion: VERSION },
+          exportInterval
+        }).pipe(
           Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer])
         )
     }))

@@ -16,8 +16,10 @@ const tsxEsmApi = () => {
 export const moduleWorker = (callerUrl: string, relative: string, options: WorkerOptions = {}): Worker =>
   callerUrl.endsWith(".ts")
     ? new Worker(
-        `import(${JSON.stringify(pathToFileURL(tsxEsmApi()).href)})
-           .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL(`${relative}.ts`, callerUrl).href)}) })`,
-        { ...options, eval: true }
-      )
+      `import(${JSON.stringify(pathToFileURL(tsxEsmApi()).href)})
+           .then((tsx) => { tsx.register(); return import(${
+        JSON.stringify(new URL(`${relative}.ts`, callerUrl).href)
+      }) })`,
+      { ...options, eval: true }
+    )
     : new Worker(new URL(`${relative}.js`, callerUrl), options)

@@ -112,7 +112,7 @@ const arenaRoom = (thread: Thread, size: number): number => {
  * verifications as defects and is started again for the next batch.
  */
 export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const size = Math.max(1, Math.floor(options.threads ?? availableParallelism() - 1))
     const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 16))
     let closed = false
@@ -128,22 +128,32 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
 
     const spawn = (): Thread => {
       const shared = new SharedArrayBuffer(ARENA_BYTES)
-      const worker = moduleWorker(import.meta.url, "./VerifierThread", { workerData: { arena: shared } satisfies VerifierThreadData })
+      const worker = moduleWorker(import.meta.url, "./VerifierThread", {
+        workerData: { arena: shared } satisfies VerifierThreadData
+      })
       const thread: Thread = { worker, arena: Buffer.from(shared), pending: new Map(), head: 0, load: 0 }
       let failure: Error | undefined
       worker.on("message", (reply: number | VerifyReply | "ready") => {
         if (typeof reply === "number") {
           const batch = thread.pending.get(reply)
-          if (batch !== undefined) answer(thread, reply, thread.arena.subarray(batch.start, batch.start + batch.requests.length))
-        } else if (reply !== "ready") answer(thread, reply.id, reply.verdicts)
+          if (batch !== undefined) {
+            answer(thread, reply, thread.arena.subarray(batch.start, batch.start + batch.requests.length))
+          }
+        } else if (reply !== "ready") {
+          answer(thread, reply.id, reply.verdicts)
+        }
       })
       worker.on("error", (error) => (failure = error))
       worker.once("exit", (code) => {
         const index = threads.indexOf(thread)
         if (index >= 0) threads[index] = undefined
-        const why = closed ? "the verifier pool was closed" : `an Ed25519 verifier thread exited (code ${code}${failure === undefined ? "" : `: ${failure.message}`})`
+        const why = closed
+          ? "the verifier pool was closed"
+          : `an Ed25519 verifier thread exited (code ${code}${failure === undefined ? "" : `: ${failure.message}`})`
         for (const batch of thread.pending.values()) {
-          for (const request of batch.requests) request.resume(Effect.die(new Error(`${why} before the signature was checked`)))
+          for (const request of batch.requests) {
+            request.resume(Effect.die(new Error(`${why} before the signature was checked`)))
+          }
         }
         thread.pending.clear()
         thread.load = 0
@@ -163,7 +173,9 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
         Effect.promise(() => {
           closed = true
           const stopping = threads.flatMap((thread) => (thread === undefined ? [] : [thread.worker.terminate()]))
-          for (const request of queue.splice(0)) request.resume(Effect.die(new Error("the verifier pool was closed before the signature was checked")))
+          for (const request of queue.splice(0)) {
+            request.resume(Effect.die(new Error("the verifier pool was closed before the signature was checked")))
+          }
           return Promise.all(stopping)
         })
     )
@@ -215,7 +227,9 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
       !isPublicKeyHex(publicKeyHex) || !isSignatureHex(signatureHex)
         ? malformed
         : Effect.async<boolean>((resume) => {
-          if (closed) return resume(Effect.die(new Error("the verifier pool was closed before the signature was checked")))
+          if (closed) {
+            return resume(Effect.die(new Error("the verifier pool was closed before the signature was checked")))
+          }
           queue.push({ publicKeyHex, message, signatureHex, resume })
           if (queue.length >= maxBatch) {
             const batch = queue

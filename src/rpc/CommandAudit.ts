@@ -9,9 +9,9 @@ import { Context, Effect, Option, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Authority } from "../domain/CommandAuthority.js"
 import { accountIdOf } from "../domain/Ed25519.js"
+import { streamCategory, streamEntityId } from "../domain/Ids.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { StoredCommand, validSigners } from "../domain/SignedCommand.js"
-import { streamCategory, streamEntityId } from "../domain/Ids.js"
 import type { StoredRecord } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApiRpcs } from "./NodeApiRpcs.js"
@@ -57,12 +57,15 @@ const ownerOf = (record: StoredRecord, payload: () => Record<string, unknown>): 
 const decodeStored = Schema.decodeUnknownEither(Schema.parseJson(StoredCommand))
 const PAGE = 4096
 
-export const auditCommands = Effect.gen(function* () {
+export const auditCommands = Effect.gen(function*() {
   const journal = yield* Journal
   const charter = yield* NetworkCharter
   const terms = Option.getOrUndefined(yield* charter.terms())
   // Per stored command text: the account of its signer, or the problem with it (each text checked once).
-  const checked = new Map<string, { readonly signerAccount: string; readonly operator: boolean } | { readonly problem: string }>()
+  const checked = new Map<
+    string,
+    { readonly signerAccount: string; readonly operator: boolean } | { readonly problem: string }
+  >()
   // Positions of events that carry a command, with its signer's account: where causation chains end.
   const authorizedAt = new Map<number, { readonly signerAccount: string; readonly operator: boolean }>()
   let commandsChecked = 0
@@ -77,8 +80,12 @@ export const auditCommands = Effect.gen(function* () {
       const { auth, command, payload } = decoded.right
       commandsChecked++
       const signers = validSigners(command, payload, auth)
-      if (signers.length === 0) return { problem: `${command} ${auth.id}: the signature of ${auth.signer} does not verify` }
-      if (terms !== undefined && auth.network !== terms.network) return { problem: `${command} ${auth.id} was signed for network ${auth.network}` }
+      if (signers.length === 0) {
+        return { problem: `${command} ${auth.id}: the signature of ${auth.signer} does not verify` }
+      }
+      if (terms !== undefined && auth.network !== terms.network) {
+        return { problem: `${command} ${auth.id} was signed for network ${auth.network}` }
+      }
       const rpc = NodeApiRpcs.requests.get(command)
       if (rpc === undefined) return { problem: `${command} ${auth.id}: no such command` }
       const rule = Context.getOption(rpc.annotations, Authority)
@@ -88,9 +95,13 @@ export const auditCommands = Effect.gen(function* () {
       const operator = terms !== undefined && operatorKeys.length >= terms.threshold
       if (Option.isSome(rule)) {
         for (const field of rule.value.owners) {
-          if (fields[field] !== signerAccount) return { problem: `${command} ${auth.id}: ${field} ${String(fields[field])} is not the signer's account` }
+          if (fields[field] !== signerAccount) {
+            return { problem: `${command} ${auth.id}: ${field} ${String(fields[field])} is not the signer's account` }
+          }
         }
-        if (rule.value.operator && !operator) return { problem: `${command} ${auth.id}: not signed by the operators named at genesis` }
+        if (rule.value.operator && !operator) {
+          return { problem: `${command} ${auth.id}: not signed by the operators named at genesis` }
+        }
       }
       return { signerAccount, operator }
     })()
@@ -132,9 +143,14 @@ export const auditCommands = Effect.gen(function* () {
       if (owner === undefined) continue
       eventsRequiringOwner++
       const authorizer = authorizerOf(record, (at) => recent.get(at))
-      if (authorizer === undefined) return bad(record.position, `${record.eventType} on ${record.streamId} was not authorized by a signed command`)
+      if (authorizer === undefined) {
+        return bad(record.position, `${record.eventType} on ${record.streamId} was not authorized by a signed command`)
+      }
       if (authorizer.signerAccount !== owner && !authorizer.operator) {
-        return bad(record.position, `${record.eventType} on ${record.streamId} was signed by ${authorizer.signerAccount}, not by its owner ${owner}`)
+        return bad(
+          record.position,
+          `${record.eventType} on ${record.streamId} was signed by ${authorizer.signerAccount}, not by its owner ${owner}`
+        )
       }
     }
     if (page.length < PAGE) break

@@ -23,10 +23,8 @@ export interface CommandSigner {
 export const CurrentSigner: FiberRef.FiberRef<CommandSigner | null> = FiberRef.unsafeMake<CommandSigner | null>(null)
 
 /** Runs `effect` with every state-changing RPC it sends signed by `signer`. */
-export const signingAs =
-  (signer: CommandSigner) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.locally(effect, CurrentSigner, signer)
+export const signingAs = (signer: CommandSigner) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.locally(effect, CurrentSigner, signer)
 
 const encoders = new Map<string, (payload: unknown) => unknown>()
 type SignedRpc = Pick<Rpc.AnyWithProps, "_tag" | "payloadSchema">
@@ -41,7 +39,12 @@ const encodePayload = (rpc: SignedRpc, payload: unknown) => {
 }
 
 /** Signs one command's payload (without `auth`) as the node will check it: the Schema-encoded fields. */
-export const authFor = (rpc: SignedRpc, payload: Record<string, unknown>, signer: CommandSigner, now: number): CommandAuth =>
+export const authFor = (
+  rpc: SignedRpc,
+  payload: Record<string, unknown>,
+  signer: CommandSigner,
+  now: number
+): CommandAuth =>
   signCommand(signer.key, rpc._tag, encodePayload(rpc, payload), {
     id: signer.commandId ?? globalThis.crypto.randomUUID(),
     expiresAt: now + (signer.expiresInMs ?? 120_000),
@@ -49,12 +52,18 @@ export const authFor = (rpc: SignedRpc, payload: Record<string, unknown>, signer
   }, signer.cosigners ?? [])
 
 /** The client middleware: adds `auth` to a signed RPC's payload when the fiber has a signer and the payload none. */
-export const signingClientLayer = RpcMiddleware.layerClient(SignedCommands, ({ request, rpc }) =>
-  Effect.gen(function* () {
-    const payload = request.payload as Record<string, unknown>
-    const signer = yield* FiberRef.get(CurrentSigner)
-    if (signer === null || payload["auth"] !== undefined) return request
-    const now = yield* Clock.currentTimeMillis
-    const signed: typeof request = { ...request, payload: { ...payload, auth: authFor(rpc, payload, signer, now) } as typeof request.payload }
-    return signed
-  }))
+export const signingClientLayer = RpcMiddleware.layerClient(
+  SignedCommands,
+  ({ request, rpc }) =>
+    Effect.gen(function*() {
+      const payload = request.payload as Record<string, unknown>
+      const signer = yield* FiberRef.get(CurrentSigner)
+      if (signer === null || payload["auth"] !== undefined) return request
+      const now = yield* Clock.currentTimeMillis
+      const signed: typeof request = {
+        ...request,
+        payload: { ...payload, auth: authFor(rpc, payload, signer, now) } as typeof request.payload
+      }
+      return signed
+    })
+)

@@ -8,4 +8,6 @@ import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
 
-export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(GovernanceRpcs).merge(OperatorRpcs).merge(AdapterPoolRpcs)
+export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(
+  GovernanceRpcs
+).merge(OperatorRpcs).merge(AdapterPoolRpcs)

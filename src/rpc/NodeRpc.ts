@@ -27,5 +27,9 @@ export class NodeRpcs extends RpcGroup.make(
   Rpc.make("JournalHead", { success: ChainHeadView }),
   Rpc.make("AuditVerify", { success: ChainReportView }),
   Rpc.make("AuditReplay", { success: ReplayReportView }),
-  Rpc.make("AuditExplain", { payload: { kind: ExplainKind, id: Schema.String }, success: ExplainView, error: EntityNotFound })
+  Rpc.make("AuditExplain", {
+    payload: { kind: ExplainKind, id: Schema.String },
+    success: ExplainView,
+    error: EntityNotFound
+  })
 ) {}

@@ -14,8 +14,8 @@ import { Staking } from "../actors/economy/StakeService.js"
 import { GovernanceRpcHandlers } from "../actors/governance/GovernanceRpcHandlers.js"
 import { MarketRpcHandlers } from "../actors/market/MarketRpcHandlers.js"
 import { Market } from "../actors/market/MarketService.js"
-import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
+import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import type { ChainReport } from "../events/Audit.js"
 import { Journal } from "../events/Journal.js"
@@ -38,7 +38,7 @@ const verifyWithCommands = <E, R>(chain: Effect.Effect<ChainReport, E, R>) =>
   }))
 
 const NodeRpcHandlers = NodeRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const status = yield* NodeStatus
     const audit = yield* NodeAudit
     const journal = yield* Journal
@@ -46,7 +46,11 @@ const NodeRpcHandlers = NodeRpcs.toLayer(
     return {
       NodeInfo: () => status.info(),
       JournalHead: () => status.head,
-      AuditVerify: () => verifyWithCommands(audit.verify()).pipe(Effect.provideService(Journal, journal), Effect.provideService(NetworkCharter, charter)),
+      AuditVerify: () =>
+        verifyWithCommands(audit.verify()).pipe(
+          Effect.provideService(Journal, journal),
+          Effect.provideService(NetworkCharter, charter)
+        ),
       AuditReplay: () => audit.replay(),
       AuditExplain: ({ id, kind }) => audit.explain(kind, id)
     }
@@ -54,21 +58,22 @@ const NodeRpcHandlers = NodeRpcs.toLayer(
 )
 
 const LedgerRpcHandlers = LedgerRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const ledger = yield* Ledger
     return {
-    LedgerBalance: ({ account }) => ledger.balance(account),
-    LedgerMint: ({ account, amount, auth, operationId }) => ledger.mint(account, amount, operationId ?? auth?.id),
-    LedgerTransfer: ({ amount, auth, from, to, transferId }) => ledger.transfer(from, to, amount, transferId ?? auth?.id),
-    LedgerHold: ({ account, holdId, amount }) => ledger.hold(account, holdId, amount),
-    LedgerRelease: ({ account, holdId }) => ledger.release(account, holdId),
-    LedgerCapture: ({ account, holdId, to, amount }) => ledger.capture(account, holdId, to, amount)
+      LedgerBalance: ({ account }) => ledger.balance(account),
+      LedgerMint: ({ account, amount, auth, operationId }) => ledger.mint(account, amount, operationId ?? auth?.id),
+      LedgerTransfer: ({ amount, auth, from, to, transferId }) =>
+        ledger.transfer(from, to, amount, transferId ?? auth?.id),
+      LedgerHold: ({ account, holdId, amount }) => ledger.hold(account, holdId, amount),
+      LedgerRelease: ({ account, holdId }) => ledger.release(account, holdId),
+      LedgerCapture: ({ account, holdId, to, amount }) => ledger.capture(account, holdId, to, amount)
     }
   })
 )
 
 const EconomyRpcHandlers = EconomyRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const staking = yield* Staking
     const reputation = yield* Reputation
     const rewards = yield* Rewards
@@ -86,7 +91,7 @@ const EconomyRpcHandlers = EconomyRpcs.toLayer(
 )
 
 const RegistryRpcHandlers = RegistryRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const registry = yield* Registry
     return {
       RegistryList: (filter) => registry.list(filter),
@@ -101,7 +106,7 @@ const RegistryRpcHandlers = RegistryRpcs.toLayer(
 )
 
 const OperatorRpcHandlers = OperatorRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const market = yield* Market
     return {
       MarketIssueCompute: ({ node, operationId, units }) => market.issueCompute(node, units, operationId)
@@ -110,7 +115,7 @@ const OperatorRpcHandlers = OperatorRpcs.toLayer(
 )
 
 const AdapterPoolRpcHandlers = AdapterPoolRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const pool = yield* AdapterPool
     return {
       PoolState: () => pool.state(),
@@ -126,5 +131,12 @@ const AdapterPoolRpcHandlers = AdapterPoolRpcs.toLayer(
 )
 
 export const NodeApiRpcHandlers = Layer.mergeAll(
-  AdapterPoolRpcHandlers, OperatorRpcHandlers, NodeRpcHandlers, LedgerRpcHandlers, RegistryRpcHandlers, EconomyRpcHandlers, MarketRpcHandlers, GovernanceRpcHandlers
+  AdapterPoolRpcHandlers,
+  OperatorRpcHandlers,
+  NodeRpcHandlers,
+  LedgerRpcHandlers,
+  RegistryRpcHandlers,
+  EconomyRpcHandlers,
+  MarketRpcHandlers,
+  GovernanceRpcHandlers
 )

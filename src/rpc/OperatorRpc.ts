@@ -3,10 +3,10 @@
  * node's capacity) to a provider, who can then seed the pool with liquidity.
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
-import { AccountId, OperationId, PositiveCredits } from "../domain/Money.js"
 import { MarketFailure } from "../actors/market/MarketRpc.js"
 import { TraderView } from "../actors/market/MarketService.js"
 import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
+import { AccountId, OperationId, PositiveCredits } from "../domain/Money.js"
 
 export class OperatorRpcs extends RpcGroup.make(
   Rpc.make("MarketIssueCompute", {

@@ -6,11 +6,11 @@
  */
 import type { Rpc } from "@effect/rpc"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import type { CharterTerms } from "../actors/network/Charter.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
+import { canonicalizeWithin, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
 import { anyKey, Authority, CommandRefused, SignedCommands } from "../domain/CommandAuthority.js"
 import type { RefusalReason } from "../domain/CommandAuthority.js"
-import type { CharterTerms } from "../actors/network/Charter.js"
-import { canonicalizeWithin, DEFAULT_MAX_JSON_DEPTH } from "../domain/CanonicalJson.js"
 import { accountIdOf, utf8 } from "../domain/Ed25519.js"
 import type { CommandAuth } from "../domain/SignedCommand.js"
 import { commandMessageOf, signersOf, storedCommandTextOf } from "../domain/SignedCommand.js"
@@ -35,18 +35,30 @@ const noSigners: Effect.Effect<ReadonlyArray<string>> = Effect.succeed([])
  * `validSigners` through a verifier: the signer's signature first (a command it does not verify costs
  * no more checks), then every cosigner's at once; a key counts once, the signer first.
  */
-const signersVerifiedBy = (verifier: SignatureVerifier, message: Uint8Array, auth: CommandAuth): Effect.Effect<ReadonlyArray<string>> =>
+const signersVerifiedBy = (
+  verifier: SignatureVerifier,
+  message: Uint8Array,
+  auth: CommandAuth
+): Effect.Effect<ReadonlyArray<string>> =>
   Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
     if (!signerValid) return noSigners
     const cosigners = auth.cosigners ?? []
     if (cosigners.length === 0) return Effect.succeed([auth.signer])
     return Effect.map(
-      Effect.forEach(cosigners, (cosigner) => (cosigner.signer === auth.signer ? Effect.succeed(false) : verifier.verify(cosigner.signer, message, cosigner.signature)), {
-        concurrency: "unbounded"
-      }),
+      Effect.forEach(
+        cosigners,
+        (cosigner) => (cosigner.signer === auth.signer
+          ? Effect.succeed(false)
+          : verifier.verify(cosigner.signer, message, cosigner.signature)),
+        {
+          concurrency: "unbounded"
+        }
+      ),
       (valid) => {
         const signers = [auth.signer]
-        cosigners.forEach((cosigner, i) => valid[i] === true && !signers.includes(cosigner.signer) && signers.push(cosigner.signer))
+        cosigners.forEach((cosigner, i) =>
+          valid[i] === true && !signers.includes(cosigner.signer) && signers.push(cosigner.signer)
+        )
         return signers
       }
     )
@@ -75,7 +87,7 @@ const keyBuckets = (perSecond: number, capacity = 65_536) => {
 type GatedRpc = Pick<Rpc.AnyWithProps, "_tag" | "payloadSchema" | "annotations">
 
 export const makeGate = (options: GateOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const charter = yield* NetworkCharter
     const verifier = options.verifier
     const maxAhead = options.maxExpiryAheadMs ?? 10 * 60_000
@@ -97,7 +109,8 @@ export const makeGate = (options: GateOptions = {}) =>
     const termsNow = Effect.suspend(() =>
       charterTerms !== undefined
         ? Effect.succeed(charterTerms)
-        : Effect.map(Effect.orDie(charter.terms()), (terms) => (charterTerms = Option.getOrUndefined(terms))))
+        : Effect.map(Effect.orDie(charter.terms()), (terms) => (charterTerms = Option.getOrUndefined(terms)))
+    )
 
     type Signed = {
       readonly command: string
@@ -110,41 +123,92 @@ export const makeGate = (options: GateOptions = {}) =>
       readonly auth: CommandAuth
       readonly terms: CharterTerms
     }
-    const refuse = (command: string, reason: RefusalReason, detail: string) => new CommandRefused({ command, reason, detail })
+    const refuse = (command: string, reason: RefusalReason, detail: string) =>
+      new CommandRefused({ command, reason, detail })
 
     /** The checks before the signature's: signed at all, for this network, in time, within bounds. */
-    const checkShape = (rpc: GatedRpc, payload: unknown, now: number, terms: CharterTerms | undefined): CommandRefused | Signed => {
+    const checkShape = (
+      rpc: GatedRpc,
+      payload: unknown,
+      now: number,
+      terms: CharterTerms | undefined
+    ): CommandRefused | Signed => {
       const command = rpc._tag
       const { auth, ...fields } = payload as { readonly auth?: CommandAuth } & Record<string, unknown>
-      if (auth === undefined) return refuse(command, "unsigned", "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)")
+      if (auth === undefined) {
+        return refuse(
+          command,
+          "unsigned",
+          "the command is not signed (it needs auth: signer, id, expiresAt, network, signature)"
+        )
+      }
       if (terms === undefined) return refuse(command, "wrong-network", "this node has no network charter yet")
-      if (auth.network !== terms.network) return refuse(command, "wrong-network", `signed for network ${auth.network}, this is ${terms.network}`)
-      if (auth.expiresAt <= now) return refuse(command, "expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
-      if (auth.expiresAt > now + maxAhead) return refuse(command, "too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
+      if (auth.network !== terms.network) {
+        return refuse(command, "wrong-network", `signed for network ${auth.network}, this is ${terms.network}`)
+      }
+      if (auth.expiresAt <= now) {
+        return refuse(command, "expired", `expired at ${new Date(auth.expiresAt).toISOString()}`)
+      }
+      if (auth.expiresAt > now + maxAhead) {
+        return refuse(command, "too-far-ahead", `expires more than ${maxAhead / 60_000} minutes ahead`)
+      }
       const encoded = encoderFor(rpc)(fields)
       // Checked and written in one walk: the canonical payload text is both signed and stored.
       const payloadText = canonicalizeWithin(encoded, { maxDepth, maxBytes })
-      if (typeof payloadText !== "string") return refuse(command, "too-large", payloadText.message)
-      return { command, fields, encoded, payloadText, message: utf8(commandMessageOf(command, payloadText, auth)), auth, terms }
+      if (typeof payloadText !== "string") {
+        return refuse(command, "too-large", payloadText.message)
+      }
+      return {
+        command,
+        fields,
+        encoded,
+        payloadText,
+        message: utf8(commandMessageOf(command, payloadText, auth)),
+        auth,
+        terms
+      }
     }
 
     /** The checks after it, given the keys whose signatures verify (the signer first): rate, owner, operators. */
-    const checkAuthority = (rpc: GatedRpc, signed: Signed, signers: ReadonlyArray<string>, now: number): CommandRefused | Authorization => {
+    const checkAuthority = (
+      rpc: GatedRpc,
+      signed: Signed,
+      signers: ReadonlyArray<string>,
+      now: number
+    ): CommandRefused | Authorization => {
       const { auth, command, encoded, fields, payloadText, terms } = signed
-      if (signers.length === 0) return refuse(command, "bad-signature", `the signature of ${auth.signer} does not verify`)
-      if (!allow(auth.signer, now)) return refuse(command, "rate-limited", `key ${auth.signer} sends too many commands; slow down`)
+      if (signers.length === 0) {
+        return refuse(command, "bad-signature", `the signature of ${auth.signer} does not verify`)
+      }
+      if (!allow(auth.signer, now)) {
+        return refuse(command, "rate-limited", `key ${auth.signer} sends too many commands; slow down`)
+      }
       const rule = Option.getOrElse(Context.getOption(rpc.annotations, Authority), () => anyKey)
       const account = accountIdOf(signers[0]!)
       for (const field of rule.owners) {
-        if (fields[field] !== account) return refuse(command, "not-owner", `${field} ${String(fields[field])} is not the signer's account ${account}`)
+        if (fields[field] !== account) {
+          return refuse(
+            command,
+            "not-owner",
+            `${field} ${String(fields[field])} is not the signer's account ${account}`
+          )
+        }
       }
       if (rule.operator) {
         const count = signers.filter((key) => terms.operators.includes(key)).length
         if (count < terms.threshold) {
-          return refuse(command, "not-operator", `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${count}`)
+          return refuse(
+            command,
+            "not-operator",
+            `needs ${terms.threshold} of the ${terms.operators.length} operator key(s), signed by ${count}`
+          )
         }
       }
-      return Authorization.unsafeCanonical(storedCommandTextOf(command, payloadText, auth), { auth, command, payload: encoded })
+      return Authorization.unsafeCanonical(storedCommandTextOf(command, payloadText, auth), {
+        auth,
+        command,
+        payload: encoded
+      })
     }
 
     const verdictOf = (verdict: CommandRefused | Authorization): Effect.Effect<Authorization, CommandRefused> =>
@@ -159,8 +223,10 @@ export const makeGate = (options: GateOptions = {}) =>
           if (verifier === undefined) {
             return verdictOf(checkAuthority(rpc, signed, signersOf(signed.message, signed.auth), now))
           }
-          return Effect.flatMap(signersVerifiedBy(verifier, signed.message, signed.auth), (signers) =>
-            verdictOf(checkAuthority(rpc, signed, signers, now)))
+          return Effect.flatMap(
+            signersVerifiedBy(verifier, signed.message, signed.auth),
+            (signers) => verdictOf(checkAuthority(rpc, signed, signers, now))
+          )
         }))
 
     return { gate } as const
@@ -174,9 +240,12 @@ export const makeGate = (options: GateOptions = {}) =>
 export const signedCommandsLayer = (options: GateOptions & { readonly verifierThreads?: number } = {}) =>
   Layer.scoped(
     SignedCommands,
-    Effect.gen(function* () {
-      const verifier = options.verifier ?? (options.verifierThreads === 0 ? undefined : yield* makeVerifierPool({ threads: options.verifierThreads }))
+    Effect.gen(function*() {
+      const verifier = options.verifier ??
+        (options.verifierThreads === 0 ? undefined : yield* makeVerifierPool({ threads: options.verifierThreads }))
       const { gate } = yield* makeGate({ ...options, verifier })
-      return SignedCommands.of(({ next, payload, rpc }) => Effect.flatMap(gate(rpc, payload), (authorization) => withAuthorization(authorization)(next)))
+      return SignedCommands.of(({ next, payload, rpc }) =>
+        Effect.flatMap(gate(rpc, payload), (authorization) => withAuthorization(authorization)(next))
+      )
     })
   )

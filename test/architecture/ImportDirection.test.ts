@@ -31,11 +31,26 @@ import ts from "typescript"
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src")
 
 const FOLDER_RANK: Readonly<Record<string, number>> = {
-  domain: 0, node: 1, content: 2, compute: 3, events: 3, actors: 4, layers: 5, rpc: 6, http: 7, cli: 8
+  domain: 0,
+  node: 1,
+  content: 2,
+  compute: 3,
+  events: 3,
+  actors: 4,
+  layers: 5,
+  rpc: 6,
+  http: 7,
+  cli: 8
 }
 
 const SUBSYSTEM_RANK: Readonly<Record<string, number>> = {
-  network: 0, economy: 1, market: 2, governance: 2, registry: 2, adapters: 2, optimizer: 2
+  network: 0,
+  economy: 1,
+  market: 2,
+  governance: 2,
+  registry: 2,
+  adapters: 2,
+  optimizer: 2
 }
 
 const sourceFiles = (dir: string): Array<string> =>
@@ -70,7 +85,10 @@ const typeOnlySpecifiers = (file: string, text: string): ReadonlySet<string> => 
 }
 
 const importGraph = () => {
-  const graph = new Map<string, Array<{ readonly target: string; readonly specifier: string; readonly typeOnly: boolean }>>()
+  const graph = new Map<
+    string,
+    Array<{ readonly target: string; readonly specifier: string; readonly typeOnly: boolean }>
+  >()
   for (const file of sourceFiles(SRC)) {
     const text = fs.readFileSync(file, "utf8")
     const typeOnly = typeOnlySpecifiers(file, text)
@@ -106,7 +124,9 @@ describe("import direction", () => {
       for (const { specifier, target } of imports) {
         const to = folderOf(target)
         if (to === from) continue
-        if ((FOLDER_RANK[to] ?? Infinity) >= (FOLDER_RANK[from] ?? -Infinity)) upward.push(`${file} imports "${specifier}" (${from} -> ${to})`)
+        if ((FOLDER_RANK[to] ?? Infinity) >= (FOLDER_RANK[from] ?? -Infinity)) {
+          upward.push(`${file} imports "${specifier}" (${from} -> ${to})`)
+        }
       }
     }
     expect(upward).toEqual([])
@@ -120,8 +140,11 @@ describe("import direction", () => {
       for (const { specifier, target } of imports) {
         const to = subsystemOf(target)
         if (to === undefined || to === from) continue
-        if ((SUBSYSTEM_RANK[to] ?? Infinity) >= (SUBSYSTEM_RANK[from] ?? -Infinity)) wrong.push(`${file} imports "${specifier}" (${from} -> ${to})`)
-        else if (definesDecider(target)) wrong.push(`${file} imports "${specifier}": ${to}'s decider, not its service`)
+        if ((SUBSYSTEM_RANK[to] ?? Infinity) >= (SUBSYSTEM_RANK[from] ?? -Infinity)) {
+          wrong.push(`${file} imports "${specifier}" (${from} -> ${to})`)
+        } else if (definesDecider(target)) {
+          wrong.push(`${file} imports "${specifier}": ${to}'s decider, not its service`)
+        }
       }
     }
     expect(wrong).toEqual([])

@@ -1,7 +1,7 @@
-import { beforeAll, describe, expect, it } from "vitest"
 import { execFile } from "node:child_process"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import { beforeAll, describe, expect, it } from "vitest"
 import { compileCli, runCompiledCli, startCompiledNode } from "../support/CompiledCli.js"
 import { tempDir } from "../support/TempDir.js"
 
@@ -22,7 +22,10 @@ describe("edge-net CLI", () => {
     const node = await startCompiledNode(root, dataDir)
     try {
       // Each account is a key: its id is derived from the public key, and only that key spends from it.
-      const [aliceKey, bobKey] = await Promise.all([cli("models", "keys", "generate", "alice", "--json"), cli("models", "keys", "generate", "bob", "--json")])
+      const [aliceKey, bobKey] = await Promise.all([
+        cli("models", "keys", "generate", "alice", "--json"),
+        cli("models", "keys", "generate", "bob", "--json")
+      ])
       const alice = (JSON.parse(aliceKey.stdout) as { account: string }).account
       const bob = (JSON.parse(bobKey.stdout) as { account: string }).account
       expect(alice).toMatch(/^[0-9a-f]{32}$/)
@@ -55,8 +58,8 @@ describe("edge-net CLI", () => {
         expect(failure.stderr.trim().split("\n")).toHaveLength(1)
       }
       expect(poor.stderr).toContain("edge-net: insufficient funds: 31 rUv requested, 30 available")
-      expect(badAmount.stderr).toContain('invalid amount "1.5"')
-      expect(badAccount.stderr).toContain('invalid account "no spaces allowed"')
+      expect(badAmount.stderr).toContain("invalid amount \"1.5\"")
+      expect(badAccount.stderr).toContain("invalid account \"no spaces allowed\"")
       expect(stolen.stderr).toBe(`edge-net: LedgerTransfer refused: from ${alice} is not the signer's account ${bob}\n`)
       expect(JSON.parse(balance.stdout)).toMatchObject({ account: bob, available: "30", held: "0" })
 
@@ -69,10 +72,21 @@ describe("edge-net CLI", () => {
       const events = tail.stdout.trim().split("\n").map((line) => JSON.parse(line) as { eventType: string })
       // The network's charter (its id and operator keys) is the journal's first event.
       expect(events.map((e) => e.eventType)).toEqual(["NetworkFounded", "Minted", "Debited", "Credited"])
-      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, eventsChecked: 4, headsChecked: 4, commandsChecked: 2, ownerEventsChecked: 1 })
+      expect(JSON.parse(verify.stdout)).toMatchObject({
+        ok: true,
+        eventsChecked: 4,
+        headsChecked: 4,
+        commandsChecked: 2,
+        ownerEventsChecked: 1
+      })
       expect(replay.stdout).toContain("Account: 2 entities replayed, all equal to live state")
       expect(replay.stdout).toContain("conserved")
-      expect(JSON.parse(info.stdout)).toMatchObject({ dataDir, head: { position: 4 }, network: "edge-net-dev", operatorThreshold: 1 })
+      expect(JSON.parse(info.stdout)).toMatchObject({
+        dataDir,
+        head: { position: 4 },
+        network: "edge-net-dev",
+        operatorThreshold: 1
+      })
     } finally {
       await node.kill("SIGTERM")
     }

@@ -28,11 +28,17 @@ describe("edge-net environment", () => {
       expect(failure.code).toBe(1)
       expect(failure.stderr.trim().split("\n")).toHaveLength(1)
     }
-    expect(sync.stderr).toBe('edge-net: EDGE_NET_SYNC: expected one of (off, normal, full) but received "fsync-always"\n')
-    expect(content.stderr).toBe(`edge-net: EDGE_NET_CONTENT_MAX: expected a size such as 10GiB, 512MB or a number of bytes, got "lots"\n`)
-    expect(port.stderr).toBe('edge-net: EDGE_NET_PORT: expected a network port value but received "99999"\n')
+    expect(sync.stderr).toBe(
+      "edge-net: EDGE_NET_SYNC: expected one of (off, normal, full) but received \"fsync-always\"\n"
+    )
+    expect(content.stderr).toBe(
+      `edge-net: EDGE_NET_CONTENT_MAX: expected a size such as 10GiB, 512MB or a number of bytes, got "lots"\n`
+    )
+    expect(port.stderr).toBe("edge-net: EDGE_NET_PORT: expected a network port value but received \"99999\"\n")
     expect(genesis.stderr).toBe(`edge-net: EDGE_NET_GENESIS: unknown parameter "noSuchParameter"\n`)
-    expect(operators.stderr).toBe(`edge-net: EDGE_NET_OPERATORS: "not-a-key" is not an Ed25519 public key (64 lowercase hex digits)\n`)
+    expect(operators.stderr).toBe(
+      `edge-net: EDGE_NET_OPERATORS: "not-a-key" is not an Ed25519 public key (64 lowercase hex digits)\n`
+    )
     expect(flag.stderr).toBe("edge-net: invalid --port 70000: expected a port number from 1 to 65535\n")
     expect(models.stderr).toContain("edge-net: EDGE_NET_SYNC: expected one of (off, normal, full)")
     expect(fs.existsSync(dataDir)).toBe(false)
@@ -42,7 +48,10 @@ describe("edge-net environment", () => {
     const home = tempDir("environment-home-")
     const config = path.join(home, "elsewhere.yaml")
     fs.writeFileSync(config, "version: 1\ncache:\n  maxSize: 3MB\n")
-    const shown = await runCompiledCli(root, ["models", "config", "show", "--json"], { HOME: home, EDGE_NET_MODELS_CONFIG: config })
+    const shown = await runCompiledCli(root, ["models", "config", "show", "--json"], {
+      HOME: home,
+      EDGE_NET_MODELS_CONFIG: config
+    })
     expect(shown.code).toBe(0)
     expect(JSON.parse(shown.stdout)).toMatchObject({ cache: { maxSize: "3MB" } })
   })

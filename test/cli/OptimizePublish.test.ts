@@ -19,7 +19,11 @@ const exec = promisify(execFile)
 const work = tempDir("optimize-publish-")
 const models = (...args: ReadonlyArray<string>) =>
   exec(process.execPath, ["--import", "tsx", "src/cli/edge-net-models.ts", ...args], {
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "EDGE_NET_MODELS_CONFIG")), HOME: work, EDGE_NET_HOME: path.join(work, "no-node") },
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "EDGE_NET_MODELS_CONFIG")),
+      HOME: work,
+      EDGE_NET_HOME: path.join(work, "no-node")
+    },
     maxBuffer: 32 * 1024 * 1024
   })
 
@@ -35,33 +39,61 @@ describe("edge-net-models optimize --publish", () => {
     fs.writeFileSync(keyFile, privateKey.export({ format: "pem", type: "pkcs8" }))
     const alicePublicKey = Buffer.from(publicKey.export({ format: "der", type: "spki" })).subarray(-32).toString("hex")
     const calibration = path.join(work, "calibration.jsonl")
-    fs.writeFileSync(calibration, [
-      "Call me Ishmael. Some years ago, never mind how long precisely, having little money in my purse.",
-      "It was a cold morning when the whale was seen off the bow of the ship.",
-      "The captain stood on the deck and looked at the sea for a long time.",
-      "There is a wisdom that is woe; but there is a woe that is madness.",
-      "And the sea rolled on as it rolled five thousand years ago."
-    ].map((text) => JSON.stringify({ text })).join("\n") + "\n")
+    fs.writeFileSync(
+      calibration,
+      [
+        "Call me Ishmael. Some years ago, never mind how long precisely, having little money in my purse.",
+        "It was a cold morning when the whale was seen off the bow of the ship.",
+        "The captain stood on the deck and looked at the sea for a long time.",
+        "There is a wisdom that is woe; but there is a woe that is madness.",
+        "And the sea rolled on as it rolled five thousand years ago."
+      ].map((text) => JSON.stringify({ text })).join("\n") + "\n"
+    )
     const output = path.join(work, "tiny-lm.int8.onnx")
 
     // No --version: refused at once, before any work, while the registry node comes up.
     const [unversioned, started] = await Promise.all([
-      models("optimize", "models/reference/tiny-lm/model.onnx", "--publish", "--output", output).catch((error: { code: number; stderr: string }) => error),
+      models("optimize", "models/reference/tiny-lm/model.onnx", "--publish", "--output", output).catch((
+        error: { code: number; stderr: string }
+      ) => error),
       startNode(path.join(work, "node"))
     ])
     node = started
     expect((unversioned as { code: number }).code).toBe(1)
-    expect((unversioned as { stderr: string }).stderr).toBe("edge-net-models: optimize --publish needs --version (the release's semantic version, e.g. 1.0.0)\n")
+    expect((unversioned as { stderr: string }).stderr).toBe(
+      "edge-net-models: optimize --publish needs --version (the release's semantic version, e.g. 1.0.0)\n"
+    )
     expect(fs.existsSync(output)).toBe(false)
 
     const { stdout } = await models(
-      "optimize", "models/reference/tiny-lm/model.onnx", "--quantization", "INT8", "--calibration-data", calibration, "--publish", "--version", "1.0.0",
-      "--key", keyFile, "--registry", node.url, "--license", "MIT", "--output", output, "--json"
+      "optimize",
+      "models/reference/tiny-lm/model.onnx",
+      "--quantization",
+      "INT8",
+      "--calibration-data",
+      calibration,
+      "--publish",
+      "--version",
+      "1.0.0",
+      "--key",
+      keyFile,
+      "--registry",
+      node.url,
+      "--license",
+      "MIT",
+      "--output",
+      output,
+      "--json"
     )
-    const lines = stdout.slice(0, stdout.indexOf('{\n  "event": "done"')).trim().split("\n").map((line) => JSON.parse(line) as { event: string; step: string })
+    const lines = stdout.slice(0, stdout.indexOf("{\n  \"event\": \"done\"")).trim().split("\n").map((line) =>
+      JSON.parse(line) as { event: string; step: string }
+    )
     expect(lines.every((line) => line.event === "progress")).toBe(true)
     expect(lines.map((line) => line.step)).toContain("validate")
-    const done = JSON.parse(stdout.slice(stdout.indexOf('{\n  "event": "done"'))) as { output: string; published: { uploaded: Array<string> } }
+    const done = JSON.parse(stdout.slice(stdout.indexOf("{\n  \"event\": \"done\""))) as {
+      output: string
+      published: { uploaded: Array<string> }
+    }
     expect(done.output).toBe(output)
     expect(done.published.uploaded.sort()).toEqual(["config.json", "tiny-lm.int8.onnx", "tokenizer.json"])
 

@@ -7,8 +7,11 @@ const NUMPY_INT64_3X4 =
 
 describe("calibration data", () => {
   it("reads the seed's JSONL and names the line of a bad sample", () => {
-    expect(parseCalibrationJsonl('{"text": "The quick brown fox."}\n\n{"text": "Machine learning."}\n')).toEqual(["The quick brown fox.", "Machine learning."])
-    expect(() => parseCalibrationJsonl('{"text": "ok"}\n{"txt": 1}', "cal.jsonl")).toThrow('cal.jsonl:2: expected {"text": "..."}')
+    expect(parseCalibrationJsonl("{\"text\": \"The quick brown fox.\"}\n\n{\"text\": \"Machine learning.\"}\n"))
+      .toEqual(["The quick brown fox.", "Machine learning."])
+    expect(() => parseCalibrationJsonl("{\"text\": \"ok\"}\n{\"txt\": 1}", "cal.jsonl")).toThrow(
+      "cal.jsonl:2: expected {\"text\": \"...\"}"
+    )
     expect(() => parseCalibrationJsonl("{oops", "cal.jsonl")).toThrow("cal.jsonl:1: not JSON")
     expect(() => parseCalibrationJsonl("\n", "cal.jsonl")).toThrow("cal.jsonl: no samples")
   })

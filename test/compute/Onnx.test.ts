@@ -3,9 +3,32 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as ort from "onnxruntime-node"
-import { externalDataAlignment, externalDataPathFor, readModelFile, writeModelFile } from "../../src/compute/onnx/ExternalData.js"
-import { allGraphs, allTensors, consumersOf, constantTensor, initializerMap, isTopologicallySorted, producerOf, promoteConstants, topologicalOrderIssues } from "../../src/compute/onnx/Graph.js"
-import { AttributeType, DataType, OnnxError, readModel, writeModel, type OnnxModel, type OnnxNode } from "../../src/compute/onnx/OnnxModel.js"
+import {
+  externalDataAlignment,
+  externalDataPathFor,
+  readModelFile,
+  writeModelFile
+} from "../../src/compute/onnx/ExternalData.js"
+import {
+  allGraphs,
+  allTensors,
+  constantTensor,
+  consumersOf,
+  initializerMap,
+  isTopologicallySorted,
+  producerOf,
+  promoteConstants,
+  topologicalOrderIssues
+} from "../../src/compute/onnx/Graph.js"
+import {
+  AttributeType,
+  DataType,
+  OnnxError,
+  type OnnxModel,
+  type OnnxNode,
+  readModel,
+  writeModel
+} from "../../src/compute/onnx/OnnxModel.js"
 import { encodeMessage, type ProtoSink } from "../../src/compute/onnx/Protobuf.js"
 import { summarize } from "../../src/compute/onnx/Summary.js"
 import {
@@ -38,7 +61,8 @@ const randomFloats = (count: number, seed: number): Float32Array => {
 }
 
 type Feeds = Record<string, ort.Tensor>
-const float = (dims: Array<number>, seed: number) => new ort.Tensor("float32", randomFloats(dims.reduce((a, b) => a * b, 1), seed), dims)
+const float = (dims: Array<number>, seed: number) =>
+  new ort.Tensor("float32", randomFloats(dims.reduce((a, b) => a * b, 1), seed), dims)
 
 interface RealModel {
   readonly file: string
@@ -52,21 +76,34 @@ const realModels: ReadonlyArray<RealModel> = [
     // sr picks the If branch: 16 kHz and 8 kHz run different subgraphs.
     file: "node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx",
     feeds: [
-      { input: float([1, 512], 3), state: float([2, 1, 128], 4), sr: new ort.Tensor("int64", BigInt64Array.of(16000n), []) },
-      { input: float([1, 256], 5), state: float([2, 1, 128], 6), sr: new ort.Tensor("int64", BigInt64Array.of(8000n), []) }
+      {
+        input: float([1, 512], 3),
+        state: float([2, 1, 128], 4),
+        sr: new ort.Tensor("int64", BigInt64Array.of(16000n), [])
+      },
+      {
+        input: float([1, 256], 5),
+        state: float([2, 1, 128], 6),
+        sr: new ort.Tensor("int64", BigInt64Array.of(8000n), [])
+      }
     ]
   },
   { file: `${wakeword}/embedding_model.onnx`, feeds: [{ input_1: float([1, 76, 32, 1], 7) }] },
   { file: `${wakeword}/melspectrogram.onnx`, feeds: [{ input: float([1, 1280], 8) }] }
 ]
 
-const run = async (model: Uint8Array | string, feeds: ReadonlyArray<Feeds>): Promise<Array<Record<string, Float32Array>>> => {
+const run = async (
+  model: Uint8Array | string,
+  feeds: ReadonlyArray<Feeds>
+): Promise<Array<Record<string, Float32Array>>> => {
   const session = await ort.InferenceSession.create(model as Uint8Array, { intraOpNumThreads: 2 })
   try {
     const results: Array<Record<string, Float32Array>> = []
     for (const feed of feeds) {
       const outputs = await session.run(feed)
-      results.push(Object.fromEntries(Object.entries(outputs).map(([name, tensor]) => [name, tensor.data as Float32Array])))
+      results.push(
+        Object.fromEntries(Object.entries(outputs).map(([name, tensor]) => [name, tensor.data as Float32Array]))
+      )
     }
     return results
   } finally {
@@ -104,10 +141,17 @@ describe("ONNX model I/O on real models", () => {
       const initializersBefore = allGraphs(model).reduce((sum, { graph }) => sum + graph.initializers.length, 0)
       expect(initializersAfter).toBe(initializersBefore + constantsBefore)
       expect(isTopologicallySorted(promoted)).toBe(true)
-      const others = (m: OnnxModel) => allGraphs(m).flatMap(({ graph }) => graph.nodes.filter((node) => constantTensor(node) === undefined).map((n) => n.name ?? n.opType))
+      const others = (m: OnnxModel) =>
+        allGraphs(m).flatMap(({ graph }) =>
+          graph.nodes.filter((node) => constantTensor(node) === undefined).map((n) => n.name ?? n.opType)
+        )
       expect(others(promoted)).toEqual(others(model))
 
-      const [expected, rewritten, fromPromoted] = await Promise.all([run(original, feeds), run(written, feeds), run(writeModel(promoted), feeds)])
+      const [expected, rewritten, fromPromoted] = await Promise.all([
+        run(original, feeds),
+        run(written, feeds),
+        run(writeModel(promoted), feeds)
+      ])
       expect(rewritten).toEqual(expected)
       expect(fromPromoted).toEqual(expected)
     })
@@ -167,21 +211,24 @@ describe("bad input", () => {
     const whole = writeModel(model)
     const cut = writeModel({ ...model, opsetImports: [] })
     expect(Buffer.compare(whole.subarray(0, cut.length), cut)).toBe(0)
-    expect(caught(() => readModel(cut)).message).toBe(`truncated ONNX file at byte ${cut.length}: it ends after the graph, before opset_import`)
+    expect(caught(() => readModel(cut)).message).toBe(
+      `truncated ONNX file at byte ${cut.length}: it ends after the graph, before opset_import`
+    )
   })
 
   it.effect("readModelFile names the file in its error", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = tempDir("onnx-bad-")
       const file = path.join(dir, "cut.onnx")
       fs.writeFileSync(file, det().subarray(0, 5000))
       const cut = yield* Effect.flip(readModelFile(file))
-      expect(cut.message).toBe(`${file}: truncated ONNX file at byte 5000: the field starting at byte 2 runs past the end`)
+      expect(cut.message).toBe(
+        `${file}: truncated ONNX file at byte 5000: the field starting at byte 2 runs past the end`
+      )
       const missing = yield* Effect.flip(readModelFile(path.join(dir, "missing.onnx")))
       expect(missing.kind).toBe("FileSystem")
       expect(missing.message).not.toContain("\n")
-    })
-  )
+    }))
 })
 
 describe("float16", () => {
@@ -232,7 +279,12 @@ describe("float16", () => {
       opsetImports: [{ domain: "", version: 17 }],
       graph: {
         name: "cast",
-        nodes: [{ inputs: ["x"], outputs: ["y"], opType: "Cast", attributes: [{ name: "to", type: AttributeType.INT, i: BigInt(DataType.FLOAT16) }] }],
+        nodes: [{
+          inputs: ["x"],
+          outputs: ["y"],
+          opType: "Cast",
+          attributes: [{ name: "to", type: AttributeType.INT, i: BigInt(DataType.FLOAT16) }]
+        }],
         initializers: [],
         inputs: [{ name: "x", type: { tensorType: { elemType: DataType.FLOAT, shape: [{ value: count }] } } }],
         outputs: [{ name: "y", type: { tensorType: { elemType: DataType.FLOAT16, shape: [{ value: count }] } } }],
@@ -261,13 +313,22 @@ const tinyModel = (): { model: OnnxModel; w: Float32Array; b: Float32Array } => 
     graph: {
       name: "tiny",
       nodes: [
-        { inputs: [], outputs: ["b"], name: "bias", opType: "Constant", attributes: [{ name: "value", type: AttributeType.TENSOR, t: bias }] },
+        {
+          inputs: [],
+          outputs: ["b"],
+          name: "bias",
+          opType: "Constant",
+          attributes: [{ name: "value", type: AttributeType.TENSOR, t: bias }]
+        },
         { inputs: ["x", "w"], outputs: ["xw"], name: "matmul", opType: "MatMul", attributes: [] },
         { inputs: ["xw", "b"], outputs: ["sum"], name: "add", opType: "Add", attributes: [] },
         { inputs: ["sum", "shape"], outputs: ["y"], name: "reshape", opType: "Reshape", attributes: [] }
       ],
       initializers: [float32Tensor("w", [4, 3], w), int64Tensor("shape", [2], [3, 2])],
-      inputs: [{ name: "x", type: { tensorType: { elemType: DataType.FLOAT, shape: [{ param: "batch" }, { value: 4 }] } } }],
+      inputs: [{
+        name: "x",
+        type: { tensorType: { elemType: DataType.FLOAT, shape: [{ param: "batch" }, { value: 4 }] } }
+      }],
       outputs: [{ name: "y", type: { tensorType: { elemType: DataType.FLOAT, shape: [{ value: 3 }, { value: 2 }] } } }],
       valueInfo: []
     }
@@ -303,7 +364,12 @@ describe("the codec beyond what the real models use", () => {
 
   it("round-trips every field kind: typed data, extreme int64s, UTF-8 names, subgraphs", () => {
     const branch = (value: number): OnnxModel["graph"] => ({
-      nodes: [{ inputs: [], outputs: ["out"], opType: "Constant", attributes: [{ name: "value", type: AttributeType.TENSOR, t: float32Tensor("v", [], [value]) }] }],
+      nodes: [{
+        inputs: [],
+        outputs: ["out"],
+        opType: "Constant",
+        attributes: [{ name: "value", type: AttributeType.TENSOR, t: float32Tensor("v", [], [value]) }]
+      }],
       initializers: [],
       inputs: [],
       outputs: [{ name: "out", type: { tensorType: { elemType: DataType.FLOAT } } }],
@@ -334,9 +400,17 @@ describe("the codec beyond what the real models use", () => {
               { name: "else_branch", type: AttributeType.GRAPH, g: branch(2) },
               { name: "ints", type: AttributeType.INTS, ints: [-1n, 0n, 9223372036854775807n, -9223372036854775808n] },
               { name: "floats", type: AttributeType.FLOATS, floats: [0.5, -0, Infinity, 3.4028234663852886e38] },
-              { name: "strings", type: AttributeType.STRINGS, strings: [new TextEncoder().encode("ä"), new Uint8Array(0)] },
+              {
+                name: "strings",
+                type: AttributeType.STRINGS,
+                strings: [new TextEncoder().encode("ä"), new Uint8Array(0)]
+              },
               { name: "graphs", type: AttributeType.GRAPHS, graphs: [branch(3)] },
-              { name: "tp", type: AttributeType.TYPE_PROTO, tp: { tensorType: { elemType: DataType.INT8, shape: [{ param: "n", denotation: "BATCH" }, {}] } } },
+              {
+                name: "tp",
+                type: AttributeType.TYPE_PROTO,
+                tp: { tensorType: { elemType: DataType.INT8, shape: [{ param: "n", denotation: "BATCH" }, {}] } }
+              },
               { name: "sparse", type: AttributeType.SPARSE_TENSOR, sparseTensor: Uint8Array.of(0x1a, 0x01, 0x02) },
               { name: "ref", type: AttributeType.FLOAT, refAttrName: "alpha", f: Number.NaN }
             ]
@@ -344,15 +418,36 @@ describe("the codec beyond what the real models use", () => {
         ],
         initializers: [
           { name: "f", dataType: DataType.FLOAT, dims: [2], floatData: Float32Array.of(1.5, -2) },
-          { name: "h", dataType: DataType.FLOAT16, dims: [3], int32Data: Int32Array.from(float32ToFloat16([1, -0.5, 65504])) },
+          {
+            name: "h",
+            dataType: DataType.FLOAT16,
+            dims: [3],
+            int32Data: Int32Array.from(float32ToFloat16([1, -0.5, 65504]))
+          },
           { name: "i8", dataType: DataType.INT8, dims: [3], int32Data: Int32Array.of(-128, 0, 127) },
           { name: "i64", dataType: DataType.INT64, dims: [2], int64Data: BigInt64Array.of(-5n, 1n << 62n) },
           { name: "d", dataType: DataType.DOUBLE, dims: [1], doubleData: Float64Array.of(Math.PI) },
           { name: "u64", dataType: DataType.UINT64, dims: [1], uint64Data: BigUint64Array.of(2n ** 64n - 1n) },
-          { name: "s", dataType: DataType.STRING, dims: [2], stringData: [new TextEncoder().encode("a"), new TextEncoder().encode("ß")] },
-          { name: "neg", dataType: DataType.FLOAT, dims: [0, 3], rawData: new Uint8Array(0), docString: "empty", segment: Uint8Array.of(8, 0, 16, 0) }
+          {
+            name: "s",
+            dataType: DataType.STRING,
+            dims: [2],
+            stringData: [new TextEncoder().encode("a"), new TextEncoder().encode("ß")]
+          },
+          {
+            name: "neg",
+            dataType: DataType.FLOAT,
+            dims: [0, 3],
+            rawData: new Uint8Array(0),
+            docString: "empty",
+            segment: Uint8Array.of(8, 0, 16, 0)
+          }
         ],
-        inputs: [{ name: "cond", type: { tensorType: { elemType: DataType.BOOL, shape: [] }, denotation: "x" }, docString: "c" }],
+        inputs: [{
+          name: "cond",
+          type: { tensorType: { elemType: DataType.BOOL, shape: [] }, denotation: "x" },
+          docString: "c"
+        }],
         outputs: [{ name: "y" }],
         valueInfo: [{ name: "seq", type: { unknownFields: [Uint8Array.of(0x22, 0x00)] } }],
         quantizationAnnotations: [Uint8Array.of(0x0a, 0x00)],
@@ -371,17 +466,22 @@ describe("the codec beyond what the real models use", () => {
     expect(Array.from(tensorToFloat32(int8Tensor("q", [2], [-3, 4])))).toEqual([-3, 4])
     expect(Array.from(tensorToFloat32(float16Tensor("h2", [2], [0.1, 3])))).toEqual([float16BitsToFloat32(0x2e66), 3])
     expect(() => float32Tensor("bad", [2, 2], [1, 2, 3])).toThrow("bad: 3 elements for dims [2, 2]")
-    expect(summarize(reread)).toMatchObject({ nodes: 4, subgraphs: 3, opCounts: [{ op: "Constant", count: 3 }, { op: "If", count: 1 }] })
+    expect(summarize(reread)).toMatchObject({
+      nodes: 4,
+      subgraphs: 3,
+      opCounts: [{ op: "Constant", count: 3 }, { op: "If", count: 1 }]
+    })
   })
 
   it("reads what other writers emit: packed dims, unpacked float_data", async () => {
     // A proto3-style writer: dims packed, and float_data one element per field; y = x + c.
     const valueInfo = (name: string, s: ProtoSink) => {
       s.string(1, name)
-      s.message(2, null, (_, type) => type.message(1, null, (__, tensor) => {
-        tensor.varint(1, DataType.FLOAT)
-        tensor.message(2, null, (___, shape) => shape.message(1, null, (____, dim) => dim.varint(1, 3)))
-      }))
+      s.message(2, null, (_, type) =>
+        type.message(1, null, (__, tensor) => {
+          tensor.varint(1, DataType.FLOAT)
+          tensor.message(2, null, (___, shape) => shape.message(1, null, (____, dim) => dim.varint(1, 3)))
+        }))
     }
     const bytes = encodeMessage(null, (_, s) => {
       s.varint(1, 8)
@@ -407,7 +507,10 @@ describe("the codec beyond what the real models use", () => {
     const c = model.graph.initializers[0]!
     expect(c.dims).toEqual([3])
     expect(Array.from(c.floatData!)).toEqual([10, 20, 30])
-    const [ours, theirs] = await Promise.all([run(writeModel(model), [{ x: float([3], 51) }]), run(bytes, [{ x: float([3], 51) }])])
+    const [ours, theirs] = await Promise.all([
+      run(writeModel(model), [{ x: float([3], 51) }]),
+      run(bytes, [{ x: float([3], 51) }])
+    ])
     expect(ours).toEqual(theirs)
   })
 })
@@ -466,7 +569,7 @@ describe("summary", () => {
 
 describe("external data", () => {
   it.effect("forceExternal writes a model + .data pair that ORT loads and readModelFile reads back", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = `${wakeword}/embedding_model.onnx`
       const original = new Uint8Array(fs.readFileSync(file))
       const model = readModel(original)
@@ -493,27 +596,31 @@ describe("external data", () => {
 
       const loaded = yield* readModelFile(target)
       expect(Buffer.compare(writeModel(loaded), original)).toBe(0)
-    })
-  )
+    }))
 
   it.effect("a model past the memory limit is refused before loading, with its size and the limit", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = tempDir("onnx-external-")
       const target = path.join(dir, "tiny.onnx")
       yield* writeModelFile(target, tinyModel().model, { forceExternal: true, externalDataThreshold: 16 })
       const fileBytes = fs.statSync(target).size
       const total = fileBytes + fs.statSync(externalDataPathFor(target)).size
       // The side file is what tips it over: counted from its size, never read.
-      const error = yield* Effect.flip(readModelFile(target, { maxBytes: total - 1, limitDescription: "40% of this machine's memory" }))
+      const error = yield* Effect.flip(
+        readModelFile(target, { maxBytes: total - 1, limitDescription: "40% of this machine's memory" })
+      )
       expect(error.kind).toBe("TooLarge")
-      expect(error.message).toBe(`${target}: the model and its external data take ${(total / 2 ** 30).toFixed(2)} GiB, more than fits in memory here (${((total - 1) / 2 ** 30).toFixed(2)} GiB: 40% of this machine's memory)`)
+      expect(error.message).toBe(
+        `${target}: the model and its external data take ${
+          (total / 2 ** 30).toFixed(2)
+        } GiB, more than fits in memory here (${((total - 1) / 2 ** 30).toFixed(2)} GiB: 40% of this machine's memory)`
+      )
       expect((yield* Effect.flip(readModelFile(target, { maxBytes: fileBytes - 1 }))).kind).toBe("TooLarge")
       expect((yield* readModelFile(target, { maxBytes: total })).graph.initializers.length).toBeGreaterThan(0)
-    })
-  )
+    }))
 
   it.effect("a missing side file is a one-line error naming the model", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dir = tempDir("onnx-external-")
       const target = path.join(dir, "tiny.onnx")
       yield* writeModelFile(target, tinyModel().model, { forceExternal: true, externalDataThreshold: 16 })
@@ -521,6 +628,5 @@ describe("external data", () => {
       const error = yield* Effect.flip(readModelFile(target))
       expect(error.kind).toBe("FileSystem")
       expect(error.message).toMatch(/tiny\.onnx\.data: ENOENT[^\n]*$/)
-    })
-  )
+    }))
 })

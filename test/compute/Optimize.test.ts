@@ -22,8 +22,14 @@ const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
 const model = readModel(bytes)
 const tokenizer = await Effect.runPromise(Tokenizer.fromFile(`${dir}/tokenizer.json`))
 const sentences = [
-  "a large body of water", "an animal that barks", "to move quickly on foot", "the colour of the clear sky",
-  "a place where books are kept", "to speak in a low voice", "a young dog", "feeling great happiness"
+  "a large body of water",
+  "an animal that barks",
+  "to move quickly on foot",
+  "the colour of the clear sky",
+  "a place where books are kept",
+  "to speak in a low voice",
+  "a young dog",
+  "feeling great happiness"
 ]
 const calibration = sentences.slice(0, 6).map((text) => textFeeds(model, tokenizer, text, 32))
 const heldOut = sentences.slice(6).map((text) => textFeeds(model, tokenizer, text, 32))
@@ -34,14 +40,25 @@ ortWeb.env.wasm.numThreads = 1
 const runsInWeb = async (optimized: Uint8Array) => {
   const session = await ortWeb.InferenceSession.create(optimized)
   const feeds = heldOut[0]!
-  const inputs = Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new ortWeb.Tensor(tensor.type, tensor.data as BigInt64Array, [...tensor.dims])]))
+  const inputs = Object.fromEntries(
+    Object.entries(feeds).map((
+      [name, tensor]
+    ) => [name, new ortWeb.Tensor(tensor.type, tensor.data as BigInt64Array, [...tensor.dims])])
+  )
   const outputs = await session.run(inputs)
   await session.release()
   return (outputs["last_hidden_state"]?.data as Float32Array | undefined)?.length ?? 0
 }
 
 describe("optimize", () => {
-  const modes: ReadonlyArray<[Quantization, number]> = [["INT8", 0.999], ["INT8_DYNAMIC", 0.99], ["INT4", 0.99], ["FP16", 0.9999], ["GPTQ", 0.99], ["AWQ", 0.99]]
+  const modes: ReadonlyArray<[Quantization, number]> = [
+    ["INT8", 0.999],
+    ["INT8_DYNAMIC", 0.99],
+    ["INT4", 0.99],
+    ["FP16", 0.9999],
+    ["GPTQ", 0.99],
+    ["AWQ", 0.99]
+  ]
   for (const [quantization, minimumCosine] of modes) {
     it(`${quantization}: smaller, close to FP32, and loads in onnxruntime-node and -web`, async () => {
       const result = await optimize(bytes, { quantization, calibration, heldOut })
@@ -57,8 +74,12 @@ describe("optimize", () => {
     const budget = Math.floor(bytes.length * 0.23)
     const result = await optimize(bytes, { quantization: "auto", calibration, heldOut, sizeBudgetBytes: budget })
     const quantizedWeights = new Set(result.rewrite.quantized.map((entry) => entry.weight))
-    for (const [layer, bits] of Object.entries(result.assignment!.bits)) if (bits < 32) expect(quantizedWeights.has(layer), layer).toBe(true)
-    expect(Object.keys(result.assignment!.bits).sort()).toEqual(result.sensitivities!.map((layer) => layer.layer).sort())
+    for (const [layer, bits] of Object.entries(result.assignment!.bits)) {
+      if (bits < 32) expect(quantizedWeights.has(layer), layer).toBe(true)
+    }
+    expect(Object.keys(result.assignment!.bits).sort()).toEqual(
+      result.sensitivities!.map((layer) => layer.layer).sort()
+    )
     expect(result.bytes.length).toBeLessThanOrEqual(budget)
     expect(result.refused).toBeUndefined()
     const widths = new Set(Object.values(result.assignment!.bits))
@@ -86,7 +107,11 @@ describe("optimize", () => {
   }, 60_000)
 
   it("pruning reaches its sparsity and the model still runs", async () => {
-    const result = await optimize(bytes, { quantization: "none", heldOut, pruning: { method: "magnitude", sparsity: 0.3 } })
+    const result = await optimize(bytes, {
+      quantization: "none",
+      heldOut,
+      pruning: { method: "magnitude", sparsity: 0.3 }
+    })
     expect(result.report.cosine).toBeGreaterThan(0.9)
     expect(await runsInWeb(result.bytes)).toBeGreaterThan(0)
   }, 60_000)
@@ -96,7 +121,10 @@ describe("optimize", () => {
     const lmBytes = new Uint8Array(fs.readFileSync(`${lmDir}/model.onnx`))
     const lmModel = readModel(lmBytes)
     const lmTokenizer = await Effect.runPromise(Tokenizer.fromFile(`${lmDir}/tokenizer.json`))
-    const texts = ["Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about.", "The whale rose out of the sea, and the men in the boats cried out."]
+    const texts = [
+      "Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about.",
+      "The whale rose out of the sea, and the men in the boats cried out."
+    ]
     const lmHeldOut = texts.map((text) => textFeeds(lmModel, lmTokenizer, text, 64))
     // Computed here as the optimize bench does it: logits at t score input_ids[t + 1].
     const heldOutPerplexity = async (model: Uint8Array, feeds: ReadonlyArray<Feeds>) => {
@@ -112,7 +140,11 @@ describe("optimize", () => {
       await session.release()
       return perplexity(nll)
     }
-    const result = await optimize(lmBytes, { quantization: "INT8", heldOut: lmHeldOut, qualityBar: { cosine: 0.99, perplexityDelta: 100, maxPerplexityDelta: -1 } })
+    const result = await optimize(lmBytes, {
+      quantization: "INT8",
+      heldOut: lmHeldOut,
+      qualityBar: { cosine: 0.99, perplexityDelta: 100, maxPerplexityDelta: -1 }
+    })
     const { baselinePerplexity, perplexity: optimized, perplexityDelta } = result.report
     expect(baselinePerplexity).toBeCloseTo(await heldOutPerplexity(lmBytes, lmHeldOut), 6)
     expect(optimized).toBeCloseTo(await heldOutPerplexity(result.bytes, lmHeldOut), 6)
@@ -124,17 +156,27 @@ describe("optimize", () => {
 
   it("evaluate: a task metric on both models, with baseline and delta, bounded like any figure", async () => {
     const evaluate = async (model: Uint8Array) => ({ kilobytes: model.length / 1000 })
-    const result = await optimize(bytes, { quantization: "FP16", heldOut, evaluate, qualityBar: { kilobytesDelta: -1e9, maxKilobytes: 1000 } })
+    const result = await optimize(bytes, {
+      quantization: "FP16",
+      heldOut,
+      evaluate,
+      qualityBar: { kilobytesDelta: -1e9, maxKilobytes: 1000 }
+    })
     expect(result.report.perplexity).toBeUndefined()
     expect(result.report["baselineKilobytes"]).toBe(bytes.length / 1000)
     expect(result.report["kilobytes"]).toBe(result.bytes.length / 1000)
     expect(result.report["kilobytesDelta"]).toBeCloseTo((result.bytes.length - bytes.length) / 1000, 9)
     expect(result.refused).toEqual([`kilobytes ${(result.bytes.length / 1000).toFixed(4)} > 1000`])
-    await expect(optimize(bytes, { quantization: "FP16", heldOut, evaluate: async () => ({ cosine: 1 }) })).rejects.toThrow(/^evaluate returned "cosine", a figure the report already has/)
+    await expect(optimize(bytes, { quantization: "FP16", heldOut, evaluate: async () => ({ cosine: 1 }) })).rejects
+      .toThrow(/^evaluate returned "cosine", a figure the report already has/)
   }, 60_000)
 
   it("garbage and truncated files are one clear line", async () => {
-    await expect(optimize(new TextEncoder().encode("not a model"), { quantization: "INT8", heldOut })).rejects.toThrow(/^not an ONNX model/)
-    await expect(optimize(bytes.subarray(0, 5000), { quantization: "INT8", heldOut })).rejects.toThrow(/^truncated ONNX file at byte 5000/)
+    await expect(optimize(new TextEncoder().encode("not a model"), { quantization: "INT8", heldOut })).rejects.toThrow(
+      /^not an ONNX model/
+    )
+    await expect(optimize(bytes.subarray(0, 5000), { quantization: "INT8", heldOut })).rejects.toThrow(
+      /^truncated ONNX file at byte 5000/
+    )
   })
 })

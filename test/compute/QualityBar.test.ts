@@ -6,9 +6,17 @@ import { describe, expect, it } from "vitest"
 import { boundOf, qualityBarMisses } from "../../src/compute/optimize/QualityBar.js"
 
 const report = {
-  cosine: 0.995, maxError: 0.2, top1: 0.9, sizeRatio: 0.26, latencyRatio: 1.4,
-  perplexity: 71.2, baselinePerplexity: 71.1, perplexityDelta: 0.1,
-  characterAccuracy: 0.93, baselineCharacterAccuracy: 0.94, characterAccuracyDelta: -0.01
+  cosine: 0.995,
+  maxError: 0.2,
+  top1: 0.9,
+  sizeRatio: 0.26,
+  latencyRatio: 1.4,
+  perplexity: 71.2,
+  baselinePerplexity: 71.1,
+  perplexityDelta: 0.1,
+  characterAccuracy: 0.93,
+  baselineCharacterAccuracy: 0.94,
+  characterAccuracyDelta: -0.01
 }
 
 describe("quality bar", () => {
@@ -33,9 +41,16 @@ describe("quality bar", () => {
   })
 
   it("lists each miss with the value and the limit it crossed", () => {
-    expect(qualityBarMisses(report, { cosine: 0.99, maxError: 0.5, perplexityDelta: 0.5, characterAccuracyDelta: -0.02 })).toEqual([])
-    expect(qualityBarMisses(report, { cosine: 0.999, maxError: 0.1, maxPerplexityDelta: 0.05, characterAccuracyDelta: 0 })).toEqual([
-      "cosine 0.9950 < 0.999", "maxError 0.2000 > 0.1", "perplexityDelta 0.1000 > 0.05", "characterAccuracyDelta -0.0100 < 0"
+    expect(
+      qualityBarMisses(report, { cosine: 0.99, maxError: 0.5, perplexityDelta: 0.5, characterAccuracyDelta: -0.02 })
+    ).toEqual([])
+    expect(
+      qualityBarMisses(report, { cosine: 0.999, maxError: 0.1, maxPerplexityDelta: 0.05, characterAccuracyDelta: 0 })
+    ).toEqual([
+      "cosine 0.9950 < 0.999",
+      "maxError 0.2000 > 0.1",
+      "perplexityDelta 0.1000 > 0.05",
+      "characterAccuracyDelta -0.0100 < 0"
     ])
     expect(qualityBarMisses({ ...report, cosine: Number.NaN }, { cosine: 0.9 })).toEqual(["cosine NaN < 0.9"])
   })

@@ -42,7 +42,9 @@ describe("quantization kernels", () => {
     const w = matrix(64, 48, 1)
     const q = quantizeInt8PerChannel(w, 64, 48, 1)
     const back = dequantizeInt8PerChannel(q, 64, 48, 1)
-    for (let i = 0; i < w.length; i++) expect(Math.abs(back[i]! - w[i]!)).toBeLessThanOrEqual(q.scales[i % 48]! / 2 + 1e-7)
+    for (let i = 0; i < w.length; i++) {
+      expect(Math.abs(back[i]! - w[i]!)).toBeLessThanOrEqual(q.scales[i % 48]! / 2 + 1e-7)
+    }
   })
 
   it("INT4 blocks pack two values per byte, low nibble first, and dequantize within half a step", () => {
@@ -83,7 +85,14 @@ describe("quantization kernels", () => {
     }
     const w = matrix(K, N, 6)
     const rtn = outputError(x, samples, K, N, w, dequantizeInt4(quantizeInt4Rtn(w, K, N, 32)))
-    const gptq = outputError(x, samples, K, N, w, dequantizeInt4(quantizeInt4Gptq(w, K, N, 32, hessianOf(x, samples, K))))
+    const gptq = outputError(
+      x,
+      samples,
+      K,
+      N,
+      w,
+      dequantizeInt4(quantizeInt4Gptq(w, K, N, 32, hessianOf(x, samples, K)))
+    )
     expect(gptq).toBeLessThan(0.8 * rtn)
   })
 })

@@ -33,7 +33,11 @@ const textImage = (text: string) => {
   const data = new Float32Array(3 * 64 * width)
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < 64; y++) {
-      for (let x = 0; x < width; x++) data[(c * 64 + y) * width + x] = x < image.width ? (image.pixels[y * image.width + x]! / 255 - 0.5) / 0.5 : 1
+      for (let x = 0; x < width; x++) {
+        data[(c * 64 + y) * width + x] = x < image.width
+          ? (image.pixels[y * image.width + x]! / 255 - 0.5) / 0.5
+          : 1
+      }
     }
   }
   return float(data, [1, 3, 64, width])
@@ -73,7 +77,11 @@ const models: ReadonlyArray<{ name: string; file: string; feeds: (seed: number) 
 
 const runsInWeb = async (bytes: Uint8Array, feeds: Feeds) => {
   const session = await ortWeb.InferenceSession.create(bytes)
-  const inputs = Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new ortWeb.Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])]))
+  const inputs = Object.fromEntries(
+    Object.entries(feeds).map((
+      [name, tensor]
+    ) => [name, new ortWeb.Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])])
+  )
   const outputs = await session.run(inputs)
   await session.release()
   return Object.keys(outputs).length
@@ -88,7 +96,9 @@ describe("quantizing real models", () => {
       const modes: ReadonlyArray<Quantization> = ["INT8", "INT8_DYNAMIC", "INT4", "GPTQ", "AWQ", "FP16"]
       for (const quantization of modes) {
         const result = await optimize(bytes, { quantization, calibration, heldOut })
-        expect(result.report.cosine, `${quantization} cosine`).toBeGreaterThanOrEqual(quantization === "FP16" ? 0.999 : model.minimumCosine)
+        expect(result.report.cosine, `${quantization} cosine`).toBeGreaterThanOrEqual(
+          quantization === "FP16" ? 0.999 : model.minimumCosine
+        )
         expect(await runsInWeb(result.bytes, heldOut[0]!), `${quantization} in onnxruntime-web`).toBeGreaterThan(0)
         expect(result.rewrite.quantized.length + result.rewrite.keptFp32.length).toBeGreaterThan(0)
       }

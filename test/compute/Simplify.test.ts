@@ -4,11 +4,19 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
-import { AttributeType, DataType, readModel, writeModel, type OnnxAttribute, type OnnxModel, type OnnxNode } from "../../src/compute/onnx/OnnxModel.js"
+import {
+  AttributeType,
+  DataType,
+  type OnnxAttribute,
+  type OnnxModel,
+  type OnnxNode,
+  readModel,
+  writeModel
+} from "../../src/compute/onnx/OnnxModel.js"
 import { simplify } from "../../src/compute/onnx/Simplify.js"
 import { float32Tensor, int64Tensor } from "../../src/compute/onnx/Tensors.js"
 import { randomFeeds } from "../../src/compute/optimize/Feeds.js"
-import { createSession, run, type Feeds } from "../../src/compute/optimize/Runner.js"
+import { createSession, type Feeds, run } from "../../src/compute/optimize/Runner.js"
 
 const outputsOf = async (bytes: Uint8Array, feeds: Feeds) => {
   const session = await createSession(bytes)
@@ -28,8 +36,12 @@ const expectSameOutputs = async (before: Uint8Array, after: Uint8Array, feeds: F
   }
 }
 
-const node = (opType: string, inputs: ReadonlyArray<string>, outputs: ReadonlyArray<string>, attributes: ReadonlyArray<OnnxAttribute> = []): OnnxNode =>
-  ({ opType, inputs, outputs, attributes, name: outputs[0] ?? opType })
+const node = (
+  opType: string,
+  inputs: ReadonlyArray<string>,
+  outputs: ReadonlyArray<string>,
+  attributes: ReadonlyArray<OnnxAttribute> = []
+): OnnxNode => ({ opType, inputs, outputs, attributes, name: outputs[0] ?? opType })
 
 /** y = ((x as [2, 3]) + w)² · 2, written the long way an exporter might. */
 const redundant: OnnxModel = {
@@ -40,9 +52,18 @@ const redundant: OnnxModel = {
     inputs: [{ name: "x", type: { tensorType: { elemType: DataType.FLOAT, shape: [{ value: 2 }, { value: 3 }] } } }],
     outputs: [{ name: "y", type: { tensorType: { elemType: DataType.FLOAT, shape: [{ value: 2 }, { value: 3 }] } } }],
     valueInfo: [],
-    initializers: [float32Tensor("w", [3], [0.5, -1, 2]), int64Tensor("zero", [], [0]), int64Tensor("axis0", [1], [0]), int64Tensor("axis0_again", [1], [0])],
+    initializers: [
+      float32Tensor("w", [3], [0.5, -1, 2]),
+      int64Tensor("zero", [], [0]),
+      int64Tensor("axis0", [1], [0]),
+      int64Tensor("axis0_again", [1], [0])
+    ],
     nodes: [
-      node("Constant", [], ["minus_one"], [{ name: "value", type: AttributeType.TENSOR, t: int64Tensor("", [1], [-1]) }]),
+      node("Constant", [], ["minus_one"], [{
+        name: "value",
+        type: AttributeType.TENSOR,
+        t: int64Tensor("", [1], [-1])
+      }]),
       node("Shape", ["x"], ["shape"]),
       node("Gather", ["shape", "zero"], ["rows"], [{ name: "axis", type: AttributeType.INT, i: 0n }]),
       node("Unsqueeze", ["rows", "axis0"], ["rows_1d"]),
@@ -65,7 +86,15 @@ describe("Simplify", () => {
   it("removes each kind of redundancy, and the outputs stay exactly the same", async () => {
     const { model, report } = simplify(redundant)
     expect(model.graph.nodes.map((n) => n.opType)).toEqual(["Reshape", "Add", "Mul", "Mul"])
-    expect(report).toMatchObject({ nodesBefore: 15, nodesAfter: 4, constantsPromoted: 2, identitiesRemoved: 1, duplicateNodes: 1, deadNodesRemoved: 1, duplicateInitializers: 2 })
+    expect(report).toMatchObject({
+      nodesBefore: 15,
+      nodesAfter: 4,
+      constantsPromoted: 2,
+      identitiesRemoved: 1,
+      duplicateNodes: 1,
+      deadNodesRemoved: 1,
+      duplicateInitializers: 2
+    })
     // Shape of the fixed-size x, Gather, Unsqueeze, Concat; Cast and Unsqueeze of the 2. Equal scalars 2 (rows, two_int) merge too.
     expect(report.folded).toBe(6)
     // Only what the remaining nodes read is left: w, the folded shape and the folded 2.
@@ -74,26 +103,33 @@ describe("Simplify", () => {
     await expectSameOutputs(writeModel(redundant), writeModel(model), { x: { type: "float32", data: x, dims: [2, 3] } })
   })
 
-  it.each(["tiny-lm", "tiny-encoder"])("shrinks the reference %s and runs it to the same bits in ONNX Runtime", async (name) => {
-    const bytes = new Uint8Array(fs.readFileSync(`models/reference/${name}/onnx/model.onnx`))
-    const original = readModel(bytes)
-    const { model, report } = simplify(original)
-    expect(report.nodesAfter).toBeLessThan(report.nodesBefore * 0.7)
-    expect(report.duplicateNodes).toBeGreaterThan(0)
-    const simplified = writeModel(model)
-    expect(simplified.length).toBeLessThan(bytes.length)
-    const sizes = { batch_size: 2, sequence_length: 9, total_sequence_length: 9, past_sequence_length: 0 }
-    for (const seed of [1, 2]) await expectSameOutputs(bytes, simplified, randomFeeds(original, seed, sizes))
-  }, 60_000)
+  it.each(["tiny-lm", "tiny-encoder"])(
+    "shrinks the reference %s and runs it to the same bits in ONNX Runtime",
+    async (name) => {
+      const bytes = new Uint8Array(fs.readFileSync(`models/reference/${name}/onnx/model.onnx`))
+      const original = readModel(bytes)
+      const { model, report } = simplify(original)
+      expect(report.nodesAfter).toBeLessThan(report.nodesBefore * 0.7)
+      expect(report.duplicateNodes).toBeGreaterThan(0)
+      const simplified = writeModel(model)
+      expect(simplified.length).toBeLessThan(bytes.length)
+      const sizes = { batch_size: 2, sequence_length: 9, total_sequence_length: 9, past_sequence_length: 0 }
+      for (const seed of [1, 2]) await expectSameOutputs(bytes, simplified, randomFeeds(original, seed, sizes))
+    },
+    60_000
+  )
 
   it("keeps a model with nothing to simplify as it is", () => {
     const plain: OnnxModel = {
       ...redundant,
-      graph: { ...redundant.graph, initializers: [float32Tensor("w", [3], [1, 2, 3])], nodes: [node("Add", ["x", "w"], ["y"])] }
+      graph: {
+        ...redundant.graph,
+        initializers: [float32Tensor("w", [3], [1, 2, 3])],
+        nodes: [node("Add", ["x", "w"], ["y"])]
+      }
     }
     const { model, report } = simplify(plain)
     expect(model.graph.nodes).toEqual(plain.graph.nodes)
     expect(report).toMatchObject({ nodesBefore: 1, nodesAfter: 1, folded: 0, duplicateNodes: 0, deadNodesRemoved: 0 })
   })
 })
-

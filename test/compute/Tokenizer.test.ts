@@ -87,15 +87,28 @@ const byteLevelVocab = (specials: ReadonlyArray<string>) => {
   return vocab
 }
 
-const addedToken = (content: string, id: number, flags: Partial<Record<"lstrip" | "rstrip" | "normalized" | "special" | "single_word", boolean>> = {}) => ({
-  id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true, ...flags
+const addedToken = (
+  content: string,
+  id: number,
+  flags: Partial<Record<"lstrip" | "rstrip" | "normalized" | "special" | "single_word", boolean>> = {}
+) => ({
+  id,
+  content,
+  single_word: false,
+  lstrip: false,
+  rstrip: false,
+  normalized: false,
+  special: true,
+  ...flags
 })
 
 /** GPT-2 style: ByteLevel everything, merges as "a b" strings, special tokens with lstrip / rstrip. */
 const gpt2Style = () => {
   const vocab = byteLevelVocab(["<|endoftext|>", "<|user|>", "<|sep|>"])
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [
       addedToken("<|endoftext|>", vocab["<|endoftext|>"]!, { normalized: true }),
       addedToken("<|user|>", vocab["<|user|>"]!, { rstrip: true }),
@@ -105,7 +118,17 @@ const gpt2Style = () => {
     pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges: MERGES.map(([a, b]) => `${a} ${b}`) }
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "",
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: MERGES.map(([a, b]) => `${a} ${b}`)
+    }
   }
 }
 
@@ -114,13 +137,23 @@ const llama3Style = () => {
   const vocab = byteLevelVocab(["<|begin_of_text|>", "<|end_of_text|>"])
   const bos = vocab["<|begin_of_text|>"]!
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [addedToken("<|begin_of_text|>", bos), addedToken("<|end_of_text|>", vocab["<|end_of_text|>"]!)],
     normalizer: null,
     pre_tokenizer: {
       type: "Sequence",
       pretokenizers: [
-        { type: "Split", pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: "Isolated", invert: false },
+        {
+          type: "Split",
+          pattern: {
+            Regex:
+              "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+          },
+          behavior: "Isolated",
+          invert: false
+        },
         { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false }
       ]
     },
@@ -131,13 +164,28 @@ const llama3Style = () => {
         {
           type: "TemplateProcessing",
           single: [{ SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-          pair: [{ SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "<|begin_of_text|>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
-          special_tokens: { "<|begin_of_text|>": { id: "<|begin_of_text|>", ids: [bos], tokens: ["<|begin_of_text|>"] } }
+          pair: [{ SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, {
+            SpecialToken: { id: "<|begin_of_text|>", type_id: 1 }
+          }, { Sequence: { id: "B", type_id: 1 } }],
+          special_tokens: {
+            "<|begin_of_text|>": { id: "<|begin_of_text|>", ids: [bos], tokens: ["<|begin_of_text|>"] }
+          }
         }
       ]
     },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true, vocab, merges: MERGES }
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: true,
+      vocab,
+      merges: MERGES
+    }
   }
 }
 
@@ -147,7 +195,11 @@ const sentencePieceStyle = () => {
   let next = 3
   for (let byte = 0; byte < 256; byte++) vocab[`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`] = next++
   const words = new Map<string, number>()
-  for (const text of CORPUS) for (const word of text.replace(/ /g, "\u2581").match(/\u2581?[^\u2581]+/gu) ?? []) words.set(`\u2581${word.replace(/^\u2581/, "")}`, (words.get(word) ?? 0) + 1)
+  for (const text of CORPUS) {
+    for (const word of text.replace(/ /g, "\u2581").match(/\u2581?[^\u2581]+/gu) ?? []) {
+      words.set(`\u2581${word.replace(/^\u2581/, "")}`, (words.get(word) ?? 0) + 1)
+    }
+  }
   const chars = new Set<string>()
   for (const text of CORPUS.slice(0, 6)) for (const char of text.replace(/ /g, "\u2581")) chars.add(char)
   chars.add("\u2581")
@@ -164,21 +216,44 @@ const sentencePieceStyle = () => {
     }
   }
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [addedToken("<unk>", 0), addedToken("<s>", 1), addedToken("</s>", 2)],
-    normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }] },
+    normalizer: {
+      type: "Sequence",
+      normalizers: [{ type: "Prepend", prepend: "\u2581" }, {
+        type: "Replace",
+        pattern: { String: " " },
+        content: "\u2581"
+      }]
+    },
     pre_tokenizer: null,
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "<s>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
+      pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, {
+        SpecialToken: { id: "<s>", type_id: 1 }
+      }, { Sequence: { id: "B", type_id: 1 } }],
       special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } }
     },
     decoder: {
       type: "Sequence",
-      decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }]
+      decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, {
+        type: "Fuse"
+      }, { type: "Strip", content: " ", start: 1, stop: 0 }]
     },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges }
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      vocab,
+      merges
+    }
   }
 }
 
@@ -194,9 +269,11 @@ const wordPieceVocab = (specials: ReadonlyArray<string>, lowercase: boolean) => 
   }
   const text = CORPUS.slice(0, 6).join(" ")
   const normalized = lowercase ? text.normalize("NFD").replace(/\p{Mn}/gu, "").toLowerCase() : text
-  for (const char of normalized) if (!/\s/u.test(char)) {
-    add(char)
-    add(`##${char}`)
+  for (const char of normalized) {
+    if (!/\s/u.test(char)) {
+      add(char)
+      add(`##${char}`)
+    }
   }
   for (const word of normalized.match(/\p{L}+/gu) ?? []) {
     add(word)
@@ -212,18 +289,43 @@ const wordPieceVocab = (specials: ReadonlyArray<string>, lowercase: boolean) => 
 const bertStyle = () => {
   const vocab = wordPieceVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], true)
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map((token, id) => addedToken(token, id)),
-    normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    normalizer: {
+      type: "BertNormalizer",
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: true
+    },
     pre_tokenizer: { type: "BertPreTokenizer" },
     post_processor: {
       type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }, { SpecialToken: { id: "[SEP]", type_id: 1 } }],
-      special_tokens: { "[CLS]": { id: "[CLS]", ids: [2], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [3], tokens: ["[SEP]"] } }
+      single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, {
+        SpecialToken: { id: "[SEP]", type_id: 0 }
+      }],
+      pair: [
+        { SpecialToken: { id: "[CLS]", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "[SEP]", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } },
+        { SpecialToken: { id: "[SEP]", type_id: 1 } }
+      ],
+      special_tokens: {
+        "[CLS]": { id: "[CLS]", ids: [2], tokens: ["[CLS]"] },
+        "[SEP]": { id: "[SEP]", ids: [3], tokens: ["[SEP]"] }
+      }
     },
     decoder: { type: "WordPiece", prefix: "##", cleanup: true },
-    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab }
+    model: {
+      type: "WordPiece",
+      unk_token: "[UNK]",
+      continuing_subword_prefix: "##",
+      max_input_chars_per_word: 100,
+      vocab
+    }
   }
 }
 
@@ -231,25 +333,52 @@ const bertStyle = () => {
 const casedWordPieceStyle = () => {
   const vocab = wordPieceVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], false)
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].map((token, id) => addedToken(token, id)),
-    normalizer: { type: "Sequence", normalizers: [{ type: "NFKC" }, { type: "Strip", strip_left: true, strip_right: true }, { type: "Replace", pattern: { Regex: "\\s+" }, content: " " }] },
-    pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Punctuation", behavior: "Contiguous" }, { type: "Digits", individual_digits: true }] },
+    normalizer: {
+      type: "Sequence",
+      normalizers: [{ type: "NFKC" }, { type: "Strip", strip_left: true, strip_right: true }, {
+        type: "Replace",
+        pattern: { Regex: "\\s+" },
+        content: " "
+      }]
+    },
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Punctuation", behavior: "Contiguous" }, {
+        type: "Digits",
+        individual_digits: true
+      }]
+    },
     post_processor: { type: "BertProcessing", sep: ["[SEP]", 3], cls: ["[CLS]", 2] },
     decoder: { type: "WordPiece", prefix: "##", cleanup: false },
-    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 12, vocab }
+    model: {
+      type: "WordPiece",
+      unk_token: "[UNK]",
+      continuing_subword_prefix: "##",
+      max_input_chars_per_word: 12,
+      vocab
+    }
   }
 }
 
 /** Learns merges over words given as symbol lists (most frequent pair first), for the non-byte-level BPEs. */
-const learnMerges = (words: ReadonlyArray<ReadonlyArray<string>>, count: number, join: (a: string, b: string) => string = (a, b) => a + b) => {
+const learnMerges = (
+  words: ReadonlyArray<ReadonlyArray<string>>,
+  count: number,
+  join: (a: string, b: string) => string = (a, b) => a + b
+) => {
   let split = words.map((word) => [...word])
   const merges: Array<[string, string]> = []
   for (let round = 0; round < count; round++) {
     const pairs = new Map<string, number>()
-    for (const symbols of split) for (let i = 0; i + 1 < symbols.length; i++) {
-      const key = `${symbols[i]}\u0000${symbols[i + 1]}`
-      pairs.set(key, (pairs.get(key) ?? 0) + 1)
+    for (const symbols of split) {
+      for (let i = 0; i + 1 < symbols.length; i++) {
+        const key = `${symbols[i]}\u0000${symbols[i + 1]}`
+        pairs.set(key, (pairs.get(key) ?? 0) + 1)
+      }
     }
     const best = [...pairs].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]
     if (best === undefined || best[1] < 2) break
@@ -269,10 +398,17 @@ const learnMerges = (words: ReadonlyArray<ReadonlyArray<string>>, count: number,
   return merges
 }
 
-const vocabFrom = (specials: ReadonlyArray<string>, symbols: Iterable<string>, merges: ReadonlyArray<readonly [string, string]>, join: (a: string, b: string) => string = (a, b) => a + b) => {
+const vocabFrom = (
+  specials: ReadonlyArray<string>,
+  symbols: Iterable<string>,
+  merges: ReadonlyArray<readonly [string, string]>,
+  join: (a: string, b: string) => string = (a, b) => a + b
+) => {
   const vocab: Record<string, number> = {}
   let next = 0
-  for (const token of [...specials, ...symbols, ...merges.map(([a, b]) => join(a, b))]) if (vocab[token] === undefined) vocab[token] = next++
+  for (const token of [...specials, ...symbols, ...merges.map(([a, b]) => join(a, b))]) {
+    if (vocab[token] === undefined) vocab[token] = next++
+  }
   return vocab
 }
 
@@ -282,46 +418,91 @@ const metaspaceStyle = () => {
   const merges = learnMerges(words, 150)
   const vocab = vocabFrom(["<unk>", "<s>", "</s>"], new Set(words.flat()), merges)
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [addedToken("<unk>", 0), addedToken("<s>", 1), addedToken("</s>", 2)],
     normalizer: { type: "NFKC" },
     pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: true },
     post_processor: {
       type: "TemplateProcessing",
       single: [{ Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }],
-      pair: [{ Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }, { Sequence: { id: "B", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }],
+      pair: [{ Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }, {
+        Sequence: { id: "B", type_id: 0 }
+      }, { SpecialToken: { id: "</s>", type_id: 0 } }],
       special_tokens: { "</s>": { id: "</s>", ids: [2], tokens: ["</s>"] } }
     },
     decoder: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: true },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges }
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges
+    }
   }
 }
 
 /** CLIP-like BPE: lowercase, whitespace split, an end-of-word suffix, the BPEDecoder. */
 const endOfWordStyle = () => {
-  const words = CORPUS.slice(0, 5).flatMap((text) => text.toLowerCase().split(/\s+/).filter((word) => word.length > 0).map((word) => {
-    const chars = Array.from(word)
-    return [...chars.slice(0, -1), `${chars.at(-1)}</w>`]
-  }))
+  const words = CORPUS.slice(0, 5).flatMap((text) =>
+    text.toLowerCase().split(/\s+/).filter((word) => word.length > 0).map((word) => {
+      const chars = Array.from(word)
+      return [...chars.slice(0, -1), `${chars.at(-1)}</w>`]
+    })
+  )
   const merges = learnMerges(words, 150)
   const vocab = vocabFrom(["<|startoftext|>", "<|endoftext|>", "<unk>"], new Set(words.flat()), merges)
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [addedToken("<|startoftext|>", 0), addedToken("<|endoftext|>", 1)],
-    normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Replace", pattern: { Regex: "\\s+" }, content: " " }, { type: "Lowercase" }] },
+    normalizer: {
+      type: "Sequence",
+      normalizers: [{ type: "NFC" }, { type: "Replace", pattern: { Regex: "\\s+" }, content: " " }, {
+        type: "Lowercase"
+      }]
+    },
     pre_tokenizer: { type: "WhitespaceSplit" },
-    post_processor: { type: "RobertaProcessing", sep: ["<|endoftext|>", 1], cls: ["<|startoftext|>", 0], trim_offsets: false, add_prefix_space: false },
+    post_processor: {
+      type: "RobertaProcessing",
+      sep: ["<|endoftext|>", 1],
+      cls: ["<|startoftext|>", 0],
+      trim_offsets: false,
+      add_prefix_space: false
+    },
     decoder: { type: "BPEDecoder", suffix: "</w>" },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: "", end_of_word_suffix: "</w>", fuse_unk: false, byte_fallback: false, vocab, merges: merges.map(([a, b]) => `${a} ${b}`) }
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "</w>",
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: merges.map(([a, b]) => `${a} ${b}`)
+    }
   }
 }
 
 /** WordLevel with accent stripping and the Whitespace pre-tokenizer. */
 const wordLevelStyle = () => {
-  const words = new Set(CORPUS.join(" ").normalize("NFD").replace(/\p{M}/gu, "").toLowerCase().match(/[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]+/gu) ?? [])
+  const words = new Set(
+    CORPUS.join(" ").normalize("NFD").replace(/\p{M}/gu, "").toLowerCase().match(
+      /[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]+/gu
+    ) ?? []
+  )
   const vocab = vocabFrom(["[UNK]", "[CLS]", "[SEP]"], words, [])
   return {
-    version: "1.0", truncation: null, padding: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
     added_tokens: [addedToken("[UNK]", 0), addedToken("[CLS]", 1), addedToken("[SEP]", 2)],
     normalizer: { type: "Sequence", normalizers: [{ type: "NFD" }, { type: "StripAccents" }, { type: "Lowercase" }] },
     pre_tokenizer: { type: "Whitespace" },
@@ -342,10 +523,15 @@ const compareWithTransformers = (name: string, json: object, sentences: Readonly
         const expected = reference.encode(sentence, { add_special_tokens: addSpecialTokens })
         const actual = Array.from(ours.encode(sentence, { addSpecialTokens }).ids)
         const tokens = (ids: ReadonlyArray<number>) => ids.map((id) => ours.idToToken(id)).join(" ")
-        expect(actual, `${JSON.stringify(sentence)} (special tokens ${addSpecialTokens}): ${tokens(actual)} vs ${tokens(expected)}`).toEqual(expected)
+        expect(
+          actual,
+          `${JSON.stringify(sentence)} (special tokens ${addSpecialTokens}): ${tokens(actual)} vs ${tokens(expected)}`
+        ).toEqual(expected)
         if (expected.length === 0) continue
         for (const skipSpecialTokens of [false, true]) {
-          expect(ours.decode(actual, { skipSpecialTokens }), `decode ${JSON.stringify(sentence)}`).toBe(reference.decode(expected, { skip_special_tokens: skipSpecialTokens }))
+          expect(ours.decode(actual, { skipSpecialTokens }), `decode ${JSON.stringify(sentence)}`).toBe(
+            reference.decode(expected, { skip_special_tokens: skipSpecialTokens })
+          )
         }
       }
     }
@@ -353,29 +539,68 @@ const compareWithTransformers = (name: string, json: object, sentences: Readonly
 }
 
 describe("Tokenizer against transformers.js on synthetic tokenizer.json files", () => {
-  const withSpecials = [...SENTENCES, "<|user|>   hello there <|sep|>  general<|endoftext|>after", "x<|endoftext|><|endoftext|>y <|user|>"]
+  const withSpecials = [
+    ...SENTENCES,
+    "<|user|>   hello there <|sep|>  general<|endoftext|>after",
+    "x<|endoftext|><|endoftext|>y <|user|>"
+  ]
   compareWithTransformers("byte-level BPE (GPT-2)", gpt2Style(), withSpecials)
-  compareWithTransformers("byte-level BPE (Llama 3)", llama3Style(), [...SENTENCES, "<|begin_of_text|>Hi<|end_of_text|> there"])
-  compareWithTransformers("SentencePiece BPE with byte fallback", sentencePieceStyle(), [...SENTENCES, "<s>Hi</s> there <unk>"])
-  compareWithTransformers("Metaspace BPE", metaspaceStyle(), [...SENTENCES, "<s>Hi</s> there", "</s> starts with a special token"])
-  compareWithTransformers("BPE with an end-of-word suffix", endOfWordStyle(), [...SENTENCES, "<|startoftext|>the fox<|endoftext|>"])
+  compareWithTransformers("byte-level BPE (Llama 3)", llama3Style(), [
+    ...SENTENCES,
+    "<|begin_of_text|>Hi<|end_of_text|> there"
+  ])
+  compareWithTransformers("SentencePiece BPE with byte fallback", sentencePieceStyle(), [
+    ...SENTENCES,
+    "<s>Hi</s> there <unk>"
+  ])
+  compareWithTransformers("Metaspace BPE", metaspaceStyle(), [
+    ...SENTENCES,
+    "<s>Hi</s> there",
+    "</s> starts with a special token"
+  ])
+  compareWithTransformers("BPE with an end-of-word suffix", endOfWordStyle(), [
+    ...SENTENCES,
+    "<|startoftext|>the fox<|endoftext|>"
+  ])
   // transformers.js has no WordLevel model; its fallback reads the unknown token from tokenizer_config.
-  compareWithTransformers("WordLevel", wordLevelStyle(), [...SENTENCES.map((sentence) => sentence.replace(", 👨‍👩‍👧 family", "")), "[CLS] the dog [SEP]"], { unk_token: "[UNK]" })
+  compareWithTransformers("WordLevel", wordLevelStyle(), [
+    ...SENTENCES.map((sentence) => sentence.replace(", 👨‍👩‍👧 family", "")),
+    "[CLS] the dog [SEP]"
+  ], { unk_token: "[UNK]" })
 
   it("treats the zero-width joiner as a word character in the Whitespace pre-tokenizer, as Rust's regex crate does", () => {
     // transformers.js' \w is ASCII-only; emoji joined by U+200D come apart around the joiners here.
     expect(Tokenizer.fromJson(wordLevelStyle()).encode("the 👨‍👩‍👧", { addSpecialTokens: false }).ids.length).toBe(6)
   })
-  compareWithTransformers("WordPiece (BERT uncased)", bertStyle(), [...SENTENCES, "[CLS] the [MASK] sat [SEP] on [PAD]"])
+  compareWithTransformers("WordPiece (BERT uncased)", bertStyle(), [
+    ...SENTENCES,
+    "[CLS] the [MASK] sat [SEP] on [PAD]"
+  ])
   // transformers.js tests digits with JavaScript's ASCII-only \d; the library uses char::is_numeric (see below).
-  compareWithTransformers("WordPiece (cased, sequences)", casedWordPieceStyle(), SENTENCES.map((sentence) => sentence.replace(" and ١٢٣ and ½", "")))
+  compareWithTransformers(
+    "WordPiece (cased, sequences)",
+    casedWordPieceStyle(),
+    SENTENCES.map((sentence) => sentence.replace(" and ١٢٣ and ½", ""))
+  )
 
   it("isolates each punctuation character, as the library's Punctuation pre-tokenizer does", () => {
     // transformers.js groups runs of punctuation whatever the behaviour; the library splits per character.
     const json = casedWordPieceStyle()
-    const isolated = Tokenizer.fromJson({ ...json, pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Punctuation", behavior: "Isolated" }] } })
+    const isolated = Tokenizer.fromJson({
+      ...json,
+      pre_tokenizer: {
+        type: "Sequence",
+        pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Punctuation", behavior: "Isolated" }]
+      }
+    })
     expect(isolated.encode("f(x):", { addSpecialTokens: false }).tokens).toEqual(["f", "(", "x", ")", ":"])
-    expect(Tokenizer.fromJson(json).encode("f(x):", { addSpecialTokens: false }).tokens).toEqual(["f", "(", "x", ")", "##:"])
+    expect(Tokenizer.fromJson(json).encode("f(x):", { addSpecialTokens: false }).tokens).toEqual([
+      "f",
+      "(",
+      "x",
+      ")",
+      "##:"
+    ])
   })
 
   it("splits every Unicode digit as the library's Digits pre-tokenizer does (½ is 1⁄2 after NFKC)", () => {
@@ -399,20 +624,21 @@ for (const model of ["tiny-lm", "tiny-encoder"]) {
         const expected = reference.encode(sentence)
         const actual = Array.from(ours.encode(sentence).ids)
         expect(actual, JSON.stringify(sentence)).toEqual(expected)
-        expect(ours.decode(actual, { skipSpecialTokens: true })).toBe(reference.decode(expected, { skip_special_tokens: true }))
+        expect(ours.decode(actual, { skipSpecialTokens: true })).toBe(
+          reference.decode(expected, { skip_special_tokens: true })
+        )
       }
     })
 
     it.effect("loads from its file with the special token ids of its config", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const tokenizer = yield* Tokenizer.fromFile(file)
         if (model === "tiny-lm") expect(tokenizer.specialIds.eos).toBe(tokenizer.tokenToId("<|endoftext|>"))
         else {
           expect(tokenizer.specialIds.cls).toBe(tokenizer.tokenToId("[CLS]"))
           expect(tokenizer.specialIds.pad).toBe(tokenizer.tokenToId("[PAD]"))
         }
-      })
-    )
+      }))
   })
 }
 
@@ -443,20 +669,21 @@ describe("Tokenizer", () => {
 
   it("names the component it does not support", () => {
     const json = { ...bertStyle(), pre_tokenizer: { type: "UnicodeScripts" } }
-    expect(() => Tokenizer.fromJson(json)).toThrow('tokenizer.json: unsupported pre_tokenizer type "UnicodeScripts"')
-    expect(() => Tokenizer.fromJson({ ...bertStyle(), model: { type: "Unigram", vocab: [] } })).toThrow('unsupported model type "Unigram"')
+    expect(() => Tokenizer.fromJson(json)).toThrow("tokenizer.json: unsupported pre_tokenizer type \"UnicodeScripts\"")
+    expect(() => Tokenizer.fromJson({ ...bertStyle(), model: { type: "Unigram", vocab: [] } })).toThrow(
+      "unsupported model type \"Unigram\""
+    )
   })
 
   it.effect("fails with a typed error for a file that is not a tokenizer", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const folder = fs.mkdtempSync(path.join(os.tmpdir(), "tokenizer-"))
       fs.writeFileSync(path.join(folder, "tokenizer.json"), "{ not json")
       const exit = yield* Effect.exit(Tokenizer.fromFile(path.join(folder, "tokenizer.json")))
       fs.rmSync(folder, { recursive: true })
       expect(Exit.isFailure(exit)).toBe(true)
       if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("is not JSON")
-    })
-  )
+    }))
 
   it("decodes a stream of ids without splitting multi-byte characters", () => {
     const gpt2 = Tokenizer.fromJson(gpt2Style())

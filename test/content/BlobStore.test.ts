@@ -18,7 +18,11 @@ const bytesOf = (size: number, seed = 1) => {
 }
 const sha256 = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
 const streamOf = (bytes: Uint8Array, piece = 100_003) =>
-  Stream.fromChunk(Chunk.unsafeFromArray(Array.from({ length: Math.ceil(bytes.length / piece) }, (_, i) => bytes.subarray(i * piece, (i + 1) * piece))))
+  Stream.fromChunk(
+    Chunk.unsafeFromArray(
+      Array.from({ length: Math.ceil(bytes.length / piece) }, (_, i) => bytes.subarray(i * piece, (i + 1) * piece))
+    )
+  )
 
 const withStore = <A, E>(use: Effect.Effect<A, E, BlobStore>, options: { maxBytes?: number; root?: string } = {}) =>
   Effect.provide(use, BlobStore.layer({ root: options.root ?? tempDir("blobs-"), ...options }))
@@ -26,7 +30,7 @@ const withStore = <A, E>(use: Effect.Effect<A, E, BlobStore>, options: { maxByte
 describe("BlobStore", () => {
   it.effect("stores bytes under their SHA-256 with the kubo CID, and serves their IPFS blocks", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const bytes = bytesOf(700_000)
         const info = yield* store.put(streamOf(bytes), { sha256: sha256(bytes), size: bytes.length })
@@ -38,14 +42,16 @@ describe("BlobStore", () => {
         const leaf = layout.leaves[1]!
         const block = yield* store.block(leaf.cid)
         expect(Option.getOrThrow(block)).toEqual(bytes.subarray(leaf.offset, leaf.offset + leaf.length))
-        expect(Option.getOrThrow(yield* store.block(layout.root))).toEqual(layout.nodes.find((node) => node.cid === layout.root)!.bytes)
+        expect(Option.getOrThrow(yield* store.block(layout.root))).toEqual(
+          layout.nodes.find((node) => node.cid === layout.root)!.bytes
+        )
         expect(Option.getOrThrow(yield* store.byCid(layout.root)).sha256).toBe(info.sha256)
       })
     ))
 
   it.effect("refuses bytes that do not match the expected digest and leaves nothing behind", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const bytes = bytesOf(300_000)
         const wrong = sha256(bytesOf(10))
@@ -61,7 +67,7 @@ describe("BlobStore", () => {
 
   it.effect("a failing stream leaves nothing visible", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const bytes = bytesOf(300_000)
         const broken = Stream.concat(streamOf(bytes.subarray(0, 100_000)), Stream.fail("connection reset"))
@@ -74,7 +80,7 @@ describe("BlobStore", () => {
 
   it.effect("re-verifies on demand and drops a blob whose bytes changed on disk", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const bytes = bytesOf(50_000)
         const info = yield* store.put(streamOf(bytes))
@@ -91,7 +97,7 @@ describe("BlobStore", () => {
 
   it.effect("evicts least recently used blobs to stay under the cap, never pinned or in-use ones", () =>
     withStore(
-      Effect.scoped(Effect.gen(function* () {
+      Effect.scoped(Effect.gen(function*() {
         const store = yield* BlobStore
         const put = (seed: number) => store.put(streamOf(bytesOf(1000, seed)))
         const a = yield* put(1)
@@ -115,7 +121,7 @@ describe("BlobStore", () => {
 
   it.effect("stops at the first byte past the bound, writing none of it and keeping nothing", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const bytes = bytesOf(300_000)
         let pulled = 0
@@ -125,7 +131,9 @@ describe("BlobStore", () => {
           return bytes.subarray(0, 65_536)
         })).pipe(Stream.take(800))
         const exit = yield* Effect.exit(store.put(endless, { sha256: sha256(bytes), atMost: 300_000 }))
-        expect(String(Exit.isFailure(exit) && exit.cause)).toContain("more than 300000 bytes sent: refused, nothing kept")
+        expect(String(Exit.isFailure(exit) && exit.cause)).toContain(
+          "more than 300000 bytes sent: refused, nothing kept"
+        )
         expect(pulled).toBeLessThanOrEqual(6 * 65_536)
         expect(fs.readdirSync(path.join(store.root, "tmp"))).toEqual([])
         expect((yield* store.list).length).toBe(0)
@@ -136,13 +144,15 @@ describe("BlobStore", () => {
 
   it.effect("mustFit refuses what pinned blobs leave no room for, evicting nothing, and counts puts in progress", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const pinned = yield* store.put(streamOf(bytesOf(2000, 1)))
         yield* store.pin(pinned.digest)
         const loose = yield* store.put(streamOf(bytesOf(1000, 2)))
         const full = yield* Effect.flip(store.put(streamOf(bytesOf(2000, 3)), { atMost: 2000, mustFit: true }))
-        expect(full.message).toBe("the blob store is full: 2000 more bytes would exceed its cap of 3500 (2000 held by pinned or in-use blobs and uploads in progress)")
+        expect(full.message).toBe(
+          "the blob store is full: 2000 more bytes would exceed its cap of 3500 (2000 held by pinned or in-use blobs and uploads in progress)"
+        )
         expect(yield* store.has(loose.digest)).toBe(true)
         // 1500 fits once the loose blob goes; a second put of 1500 while the first streams in does not.
         const gate = yield* Deferred.make<void>()
@@ -161,7 +171,7 @@ describe("BlobStore", () => {
 
   it.effect("prune removes blobs no manifest refers to; clear honours --older-than", () =>
     withStore(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const store = yield* BlobStore
         const kept = yield* store.put(streamOf(bytesOf(100, 1)))
         const loose = yield* store.put(streamOf(bytesOf(100, 2)))
@@ -175,7 +185,7 @@ describe("BlobStore", () => {
     ))
 
   it.effect("the index survives a reopen: another process sees the same blobs", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const root = tempDir("blobs-")
       const bytes = bytesOf(1234)
       const first = yield* withStore(Effect.flatMap(BlobStore, (store) => store.put(streamOf(bytes))), { root })

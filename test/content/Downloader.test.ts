@@ -7,9 +7,9 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as ByteRate from "../../src/content/ByteRate.js"
 import type { DownloadOptions, DownloadTarget, Leaf, Progress } from "../../src/content/Downloader.js"
 import { download, DownloadError, partFileOf, stateFileOf } from "../../src/content/Downloader.js"
-import * as ByteRate from "../../src/content/ByteRate.js"
 import { httpSource, ipfsGatewaySource, SourceError } from "../../src/content/Sources.js"
 import { tempDir } from "../support/TempDir.js"
 
@@ -53,7 +53,9 @@ const blobServer = (file: Buffer, options: BlobServerOptions = {}): Effect.Effec
         let start = 0
         if (requestUrl.pathname.startsWith("/ipfs/")) {
           const block = options.blocks?.get(requestUrl.pathname.slice(6))
-          if (block === undefined || requestUrl.searchParams.get("format") !== "raw") return void response.writeHead(404).end()
+          if (block === undefined || requestUrl.searchParams.get("format") !== "raw") {
+            return void response.writeHead(404).end()
+          }
           body = Buffer.from(block)
           response.writeHead(200, { "content-type": "application/vnd.ipld.raw", "content-length": body.length })
         } else {
@@ -65,7 +67,10 @@ const blobServer = (file: Buffer, options: BlobServerOptions = {}): Effect.Effec
             start = Number(range[1])
             const end = Math.min(Number(range[2]), file.length - 1)
             body = file.subarray(start, end + 1)
-            response.writeHead(206, { "content-range": `bytes ${start}-${end}/${file.length}`, "content-length": body.length })
+            response.writeHead(206, {
+              "content-range": `bytes ${start}-${end}/${file.length}`,
+              "content-length": body.length
+            })
           }
           const flips = (options.flipBytesAt ?? []).filter((offset) => start <= offset && offset < start + body.length)
           if (flips.length > 0) {
@@ -112,7 +117,12 @@ const leavesOf = (file: Buffer): Array<Leaf> => {
   for (let offset = 0; offset < file.length; offset += PIECE) {
     const piece = file.subarray(offset, Math.min(file.length, offset + PIECE))
     const sha256 = crypto.createHash("sha256").update(piece).digest()
-    leaves.push({ cid: CID.createV1(0x55, createDigest(0x12, sha256)).toString(), offset, length: piece.length, sha256 })
+    leaves.push({
+      cid: CID.createV1(0x55, createDigest(0x12, sha256)).toString(),
+      offset,
+      length: piece.length,
+      sha256
+    })
   }
   return leaves
 }
@@ -136,9 +146,17 @@ describe("Downloader", () => {
       const { file, target, partialDir } = fixture(true)
       const cdn = yield* blobServer(file)
       const peer = yield* blobServer(file)
-      const result = yield* download(target, [httpSource(blobUrl(cdn), "cdn"), httpSource(blobUrl(peer), "peer")], { partialDir })
+      const result = yield* download(target, [httpSource(blobUrl(cdn), "cdn"), httpSource(blobUrl(peer), "peer")], {
+        partialDir
+      })
       expect(fs.readFileSync(result.path).equals(file)).toBe(true)
-      expect(result).toMatchObject({ sha256: target.sha256, size: FILE_SIZE, bytesFetched: FILE_SIZE, bytesReused: 0, dropped: [] })
+      expect(result).toMatchObject({
+        sha256: target.sha256,
+        size: FILE_SIZE,
+        bytesFetched: FILE_SIZE,
+        bytesReused: 0,
+        dropped: []
+      })
       expect(cdn.bytesServed()).toBeGreaterThan(0)
       expect(peer.bytesServed()).toBeGreaterThan(0)
       expect(result.sources.map((source) => source.bytes)).toEqual([cdn.bytesServed(), peer.bytesServed()])
@@ -163,11 +181,15 @@ describe("Downloader", () => {
       const honest = yield* blobServer(file)
       const reports: Array<{ source: string; reason: string }> = []
       // One worker, and the liar first: it serves pieces 0-2 well, then a bad piece 3.
-      const result = yield* download(target, [httpSource(blobUrl(liar), "liar"), httpSource(blobUrl(honest), "honest")], {
-        partialDir,
-        parallel: 1,
-        onSourceDropped: (report) => reports.push(report)
-      })
+      const result = yield* download(
+        target,
+        [httpSource(blobUrl(liar), "liar"), httpSource(blobUrl(honest), "honest")],
+        {
+          partialDir,
+          parallel: 1,
+          onSourceDropped: (report) => reports.push(report)
+        }
+      )
       expect(fs.readFileSync(result.path).equals(file)).toBe(true)
       expect(reports).toEqual([{ source: "liar", reason: "sent bytes that do not match piece 3 (offset 786432)" }])
       expect(result.dropped).toEqual(reports)
@@ -204,7 +226,9 @@ describe("Downloader", () => {
     Effect.gen(function*() {
       const { file, target, partialDir } = fixture(false)
       const flaky = yield* blobServer(file, { cutAfterBytes: 2_000_000 })
-      const failed = yield* Effect.flip(download(target, [httpSource(blobUrl(flaky), "flaky")], { partialDir, retries: 0, parallel: 2 }))
+      const failed = yield* Effect.flip(
+        download(target, [httpSource(blobUrl(flaky), "flaky")], { partialDir, retries: 0, parallel: 2 })
+      )
       expect(failed.message).toMatch(/every source failed \(flaky: /)
       // Bytes were written, so the partial download is kept for the next attempt.
       expect(leftovers(partialDir, target.sha256)).toHaveLength(2)
@@ -221,7 +245,11 @@ describe("Downloader", () => {
       const { file, target, partialDir } = fixture(true)
       const missing = yield* blobServer(file, { status: 404 })
       const cdn = yield* blobServer(file)
-      const result = yield* download(target, [httpSource(blobUrl(missing), "missing"), httpSource(blobUrl(cdn), "cdn")], { partialDir, retries: 1 })
+      const result = yield* download(
+        target,
+        [httpSource(blobUrl(missing), "missing"), httpSource(blobUrl(cdn), "cdn")],
+        { partialDir, retries: 1 }
+      )
       expect(fs.readFileSync(result.path).equals(file)).toBe(true)
       expect(result.dropped).toEqual([{ source: "missing", reason: "HTTP 404" }])
     }))
@@ -230,7 +258,9 @@ describe("Downloader", () => {
     Effect.gen(function*() {
       const { file, target, partialDir } = fixture(true)
       const busy = yield* blobServer(file, { status: 503 })
-      const error = yield* Effect.flip(download(target, [httpSource(blobUrl(busy), "busy")], { partialDir, retries: 2, parallel: 1 }))
+      const error = yield* Effect.flip(
+        download(target, [httpSource(blobUrl(busy), "busy")], { partialDir, retries: 2, parallel: 1 })
+      )
       expect(error.message).toBe("could not download tiny-lm@1.0.0/model.onnx: every source failed (busy: HTTP 503)")
       expect(busy.requests()).toHaveLength(3)
     }))
@@ -240,11 +270,15 @@ describe("Downloader", () => {
       const { file, target, partialDir } = fixture(true)
       const stalled = yield* blobServer(file, { stallAfterBytes: 100_000 })
       const cdn = yield* blobServer(file)
-      const result = yield* download(target, [httpSource(blobUrl(stalled), "stalled"), httpSource(blobUrl(cdn), "cdn")], {
-        partialDir,
-        timeoutMs: 300,
-        retries: 0
-      })
+      const result = yield* download(
+        target,
+        [httpSource(blobUrl(stalled), "stalled"), httpSource(blobUrl(cdn), "cdn")],
+        {
+          partialDir,
+          timeoutMs: 300,
+          retries: 0
+        }
+      )
       expect(fs.readFileSync(result.path).equals(file)).toBe(true)
       expect(result.dropped).toEqual([{ source: "stalled", reason: "stalled: no byte for 300 ms" }])
     }))
@@ -254,10 +288,12 @@ describe("Downloader", () => {
       const { file, target, partialDir } = fixture(true)
       const missing = yield* blobServer(file, { status: 404 })
       const liar = yield* blobServer(file, { flipBytesAt: target.leaves!.map((leaf) => leaf.offset) })
-      const error = yield* Effect.flip(download(target, [httpSource(blobUrl(missing), "cdn"), httpSource(blobUrl(liar), "peer")], {
-        partialDir,
-        retries: 1
-      }))
+      const error = yield* Effect.flip(
+        download(target, [httpSource(blobUrl(missing), "cdn"), httpSource(blobUrl(liar), "peer")], {
+          partialDir,
+          retries: 1
+        })
+      )
       expect(error).toBeInstanceOf(DownloadError)
       expect(error.message).toMatch(
         /^could not download tiny-lm@1\.0\.0\/model\.onnx: every source failed \((cdn: HTTP 404; peer: sent bytes that do not match piece \d+ \(offset \d+\)|peer: sent bytes that do not match piece \d+ \(offset \d+\); cdn: HTTP 404)\)$/
@@ -268,7 +304,9 @@ describe("Downloader", () => {
   it.scopedLive("an IPFS gateway alone serves the file block by block when the pieces are known", () =>
     Effect.gen(function*() {
       const { file, target, partialDir } = fixture(true)
-      const blocks = new Map(target.leaves!.map((leaf) => [leaf.cid, file.subarray(leaf.offset, leaf.offset + leaf.length)]))
+      const blocks = new Map(
+        target.leaves!.map((leaf) => [leaf.cid, file.subarray(leaf.offset, leaf.offset + leaf.length)])
+      )
       const gateway = yield* blobServer(file, { blocks })
       const result = yield* download(target, [ipfsGatewaySource(gateway.url)], { partialDir })
       expect(fs.readFileSync(result.path).equals(file)).toBe(true)
@@ -285,7 +323,9 @@ describe("Downloader", () => {
       const { file, target, partialDir } = fixture(false)
       const liar = yield* blobServer(file, { flipBytesAt: [1_000_000] })
       const error = yield* Effect.flip(download(target, [httpSource(blobUrl(liar), "liar")], { partialDir }))
-      expect(error.message).toMatch(/^could not download tiny-lm@1\.0\.0\/model\.onnx: the received file has SHA-256 [0-9a-f]{64} .*bytes from liar\).*discarded$/)
+      expect(error.message).toMatch(
+        /^could not download tiny-lm@1\.0\.0\/model\.onnx: the received file has SHA-256 [0-9a-f]{64} .*bytes from liar\).*discarded$/
+      )
       expect(error.message).not.toContain("\n")
       expect(leftovers(partialDir, target.sha256)).toEqual([])
     }))
@@ -296,7 +336,11 @@ describe("Downloader", () => {
       const cdn = yield* blobServer(file)
       const peer = yield* blobServer(file)
       const reports: Array<Progress> = []
-      const options: DownloadOptions = { partialDir, maxBytesPerSecond: 2_000_000, onProgress: (progress) => reports.push(progress) }
+      const options: DownloadOptions = {
+        partialDir,
+        maxBytesPerSecond: 2_000_000,
+        onProgress: (progress) => reports.push(progress)
+      }
       const startedAt = Date.now()
       yield* download(target, [httpSource(blobUrl(cdn)), httpSource(blobUrl(peer))], options)
       const seconds = (Date.now() - startedAt) / 1000

@@ -14,10 +14,14 @@ describe("JSON files on disk", () => {
     const file = path.join(tempDir("json-"), "node.key")
     fs.writeFileSync(file, JSON.stringify({ type: "ed25519", seed: "zz" }))
     const loaded = await Effect.runPromise(Effect.either(loadOrCreateKeyFile(file)))
-    expect(Either.isLeft(loaded) && loaded.left.message).toBe(`node key ${file}: not an edge-net ed25519 key file (seed: expected 64 lowercase hex digits)`)
+    expect(Either.isLeft(loaded) && loaded.left.message).toBe(
+      `node key ${file}: not an edge-net ed25519 key file (seed: expected 64 lowercase hex digits)`
+    )
     fs.writeFileSync(file, "{not json")
     const garbled = await Effect.runPromise(Effect.either(loadOrCreateKeyFile(file)))
-    expect(Either.isLeft(garbled) && garbled.left.message).toMatch(new RegExp(`^node key ${file}: not an edge-net ed25519 key file \\(.*JSON`))
+    expect(Either.isLeft(garbled) && garbled.left.message).toMatch(
+      new RegExp(`^node key ${file}: not an edge-net ed25519 key file \\(.*JSON`)
+    )
   })
 
   it("a checkpoint state with a missing field throws one line naming checkpoint.json", () => {

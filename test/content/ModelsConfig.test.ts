@@ -17,19 +17,25 @@ const configWith = (text: string) => {
 
 describe("models.yaml", () => {
   it("refuses the seed's keys nothing uses (ipfs.parallel, preferences.*) and any other unknown key, naming it", async () => {
-    for (const [text, key] of [
-      ["version: 1\nipfs:\n  parallel: 4\n", "ipfs.parallel"],
-      ["version: 1\npreferences:\n  preferQuantization: INT4\n", "preferences"],
-      ["version: 1\ncache:\n  autoClean: true\n", "cache.autoClean"]
-    ] as const) {
+    for (
+      const [text, key] of [
+        ["version: 1\nipfs:\n  parallel: 4\n", "ipfs.parallel"],
+        ["version: 1\npreferences:\n  preferQuantization: INT4\n", "preferences"],
+        ["version: 1\ncache:\n  autoClean: true\n", "cache.autoClean"]
+      ] as const
+    ) {
       const file = configWith(text)
       const loaded = await Effect.runPromise(Effect.either(loadConfig(file)))
-      expect(Either.isLeft(loaded) && loaded.left.message).toMatch(new RegExp(`^${file}: unknown key "${key.replace(".", "\\.")}" \\(keys: `))
+      expect(Either.isLeft(loaded) && loaded.left.message).toMatch(
+        new RegExp(`^${file}: unknown key "${key.replace(".", "\\.")}" \\(keys: `)
+      )
     }
     const file = configWith("version: 1\n")
     const set = await Effect.runPromise(Effect.either(setConfig("preferences.autoUpdate", "true", file)))
-    expect(Either.isLeft(set) && set.left.message).toContain('unknown key "preferences.autoUpdate"')
-    const accepted = await Effect.runPromise(loadConfig(configWith("version: 1\ncache:\n  autoCleanup: false\nipfs:\n  timeout: 250\n")))
+    expect(Either.isLeft(set) && set.left.message).toContain("unknown key \"preferences.autoUpdate\"")
+    const accepted = await Effect.runPromise(
+      loadConfig(configWith("version: 1\ncache:\n  autoCleanup: false\nipfs:\n  timeout: 250\n"))
+    )
     expect(accepted.cache.autoCleanup).toBe(false)
     expect(accepted.ipfs.timeout).toBe(250)
   })

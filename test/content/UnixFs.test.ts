@@ -77,7 +77,8 @@ const blocksOf = (layout: UnixFsLayout, bytes: Uint8Array): Map<string, Uint8Arr
     ...layout.nodes.map((node) => [node.cid, node.bytes] as const)
   ])
 
-const sameBytes = (left: Uint8Array, right: Uint8Array): boolean => Buffer.from(left.buffer, left.byteOffset, left.length).equals(right)
+const sameBytes = (left: Uint8Array, right: Uint8Array): boolean =>
+  Buffer.from(left.buffer, left.byteOffset, left.length).equals(right)
 
 class MissingBlock extends Data.TaggedError("MissingBlock")<{ readonly cid: string }> {}
 
@@ -97,7 +98,9 @@ const carOf = (layout: UnixFsLayout, bytes: Uint8Array, options?: CarOrderOption
   Buffer.concat([
     carHeader(layout.root),
     ...carBlocksInOrder(layout, options).map((entry) =>
-      entry.kind === "node" ? carBlock(entry.cid, entry.bytes) : carBlock(entry.cid, bytes.subarray(entry.offset, entry.offset + entry.length))
+      entry.kind === "node"
+        ? carBlock(entry.cid, entry.bytes)
+        : carBlock(entry.cid, bytes.subarray(entry.offset, entry.offset + entry.length))
     )
   ])
 
@@ -105,7 +108,9 @@ const readCar = async (car: Uint8Array) => {
   const reader = await CarReader.fromBytes(car)
   const blocks: Array<{ cid: string; bytes: Uint8Array }> = []
   // Copied out of the Buffer the CAR was concatenated into, so they compare as plain bytes.
-  for await (const block of reader.blocks()) blocks.push({ cid: block.cid.toString(), bytes: Uint8Array.from(block.bytes) })
+  for await (const block of reader.blocks()) {
+    blocks.push({ cid: block.cid.toString(), bytes: Uint8Array.from(block.bytes) })
+  }
   return { roots: (await reader.getRoots()).map(String), blocks }
 }
 
@@ -137,7 +142,9 @@ describe("UnixFs layout", () => {
 
       const ours = blocksOf(layout, bytes)
       expect([...ours.keys()].sort()).toEqual([...reference.blocks.keys()].sort())
-      const differing = [...reference.blocks].filter(([cid, block]) => !sameBytes(ours.get(cid)!, block)).map(([cid]) => cid)
+      const differing = [...reference.blocks].filter(([cid, block]) => !sameBytes(ours.get(cid)!, block)).map(([cid]) =>
+        cid
+      )
       expect(differing).toEqual([])
 
       // Leaves tile the file, and each one's sha256 is the digest inside its CID.
@@ -191,9 +198,8 @@ describe("UnixFs layout", () => {
 })
 
 describe("resolveLeaves", () => {
-
   it.effect("walks a DAG back to the layout it was built from", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       for (const bytes of [twoLevels, pseudoRandomBytes(3 * MiB + 5, 5), pseudoRandomBytes(10, 9), new Uint8Array(0)]) {
         const layout = bytes === twoLevels ? twoLevelLayout : layoutOf(bytes)
         expect(yield* resolveLeaves(layout.root, getBlockFrom(blocksOf(layout, bytes)))).toEqual(layout)
@@ -201,15 +207,20 @@ describe("resolveLeaves", () => {
     }))
 
   it.effect("fetches internal nodes only, except a raw root", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const fetched: Array<string> = []
       const blocks = blocksOf(twoLevelLayout, twoLevels)
-      yield* resolveLeaves(twoLevelLayout.root, (cid) => Effect.sync(() => fetched.push(cid)).pipe(Effect.zipRight(getBlockFrom(blocks)(cid))))
-      expect(fetched.sort()).toEqual(twoLevelLayout.nodes.map((node) => node.cid).sort())
+      yield* resolveLeaves(twoLevelLayout.root, (cid) =>
+        Effect.sync(() => fetched.push(cid)).pipe(Effect.zipRight(getBlockFrom(blocks)(cid))))
+      expect(fetched.sort()).toEqual(
+        twoLevelLayout.nodes.map((node) =>
+          node.cid
+        ).sort()
+      )
     }))
 
   it.effect("refuses a tampered block, naming it", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const blocks = blocksOf(twoLevelLayout, twoLevels)
       const victim = twoLevelLayout.nodes[1]!
       const tampered = Uint8Array.from(victim.bytes)
@@ -222,14 +233,14 @@ describe("resolveLeaves", () => {
     }))
 
   it.effect("refuses a tampered raw root", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { root } = layoutOf(pseudoRandomBytes(10, 9))
       const error = yield* Effect.flip(resolveLeaves(root, () => Effect.succeed(new Uint8Array(10))))
       expect(error).toMatchObject({ _tag: "CidError", cid: root })
     }))
 
   it.effect("refuses CIDs hashed with anything but sha2-256, as root or as a link", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const bytes = pseudoRandomBytes(10, 10)
       const sha512Leaf = CID.createV1(raw.code, yield* Effect.promise(async () => sha512.digest(bytes)))
       const rootError = yield* Effect.flip(resolveLeaves(sha512Leaf.toString(), () => Effect.succeed(bytes)))
@@ -242,13 +253,22 @@ describe("resolveLeaves", () => {
     }))
 
   it.effect("refuses what kubo's raw-leaves layout never makes", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const leaf = sha256Cid(raw.code, pseudoRandomBytes(10, 11))
       const refusals = [
         { node: handMadeNode(new UnixFS({ type: "directory" }), [leaf]), reason: "is a UnixFS directory, not a file" },
-        { node: handMadeNode(new UnixFS({ type: "file", data: new Uint8Array(3), blockSizes: [10n] }), [leaf]), reason: "carries inline file data" },
-        { node: handMadeNode(new UnixFS({ type: "file", blockSizes: [10n] }), [sha256Cid(0x71, new Uint8Array(1))]), reason: "has codec 0x71" },
-        { node: handMadeNode(new UnixFS({ type: "file", blockSizes: [10n, 5n] }), [leaf]), reason: "has 1 links but 2 blocksizes" }
+        {
+          node: handMadeNode(new UnixFS({ type: "file", data: new Uint8Array(3), blockSizes: [10n] }), [leaf]),
+          reason: "carries inline file data"
+        },
+        {
+          node: handMadeNode(new UnixFS({ type: "file", blockSizes: [10n] }), [sha256Cid(0x71, new Uint8Array(1))]),
+          reason: "has codec 0x71"
+        },
+        {
+          node: handMadeNode(new UnixFS({ type: "file", blockSizes: [10n, 5n] }), [leaf]),
+          reason: "has 1 links but 2 blocksizes"
+        }
       ]
       for (const { node, reason } of refusals) {
         const error = yield* Effect.flip(resolveLeaves(node.cid, getBlockFrom(new Map([[node.cid, node.bytes]]))))
@@ -258,13 +278,13 @@ describe("resolveLeaves", () => {
     }))
 
   it.effect("passes getBlock's own errors through", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const error = yield* Effect.flip(resolveLeaves(twoLevelLayout.root, getBlockFrom(new Map())))
       expect(error).toEqual(new MissingBlock({ cid: twoLevelLayout.root }))
     }))
 
   it.effect("refuses text that is not a CID", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const error = yield* Effect.flip(resolveLeaves("bafy-nonsense", () => Effect.succeed(new Uint8Array(0))))
       expect(error.message).toBe("block bafy-nonsense is not a valid CID")
     }))
@@ -284,7 +304,11 @@ describe("Car", () => {
     ]
     expect(car.blocks.map((block) => block.cid)).toEqual(expectedOrder)
     const store = blocksOf(layout, twoLevels)
-    expect(car.blocks.filter((block) => !verifyBlock(block.cid, block.bytes) || !sameBytes(block.bytes, store.get(block.cid)!))).toEqual([])
+    expect(
+      car.blocks.filter((block) =>
+        !verifyBlock(block.cid, block.bytes) || !sameBytes(block.bytes, store.get(block.cid)!)
+      )
+    ).toEqual([])
   })
 
   it("sends a repeated block once unless duplicates are asked for", async () => {

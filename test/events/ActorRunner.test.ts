@@ -1,13 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
 import Database from "better-sqlite3"
+import { Deferred, Effect, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { generateKeyPair, NodeKey, type NodeKeyPair } from "../../src/content/NodeKey.js"
 import * as ActorRunner from "../../src/events/ActorRunner.js"
-import { Authorization, withAuthorization } from "../../src/events/Authorization.js"
-import type { EventSourced } from "../../src/events/Decider.js"
 import { findBadSnapshots, verifyChain } from "../../src/events/Audit.js"
+import { Authorization, withAuthorization } from "../../src/events/Authorization.js"
 import { Checkpoints } from "../../src/events/Checkpoints.js"
+import type { EventSourced } from "../../src/events/Decider.js"
 import { Journal } from "../../src/events/Journal.js"
 import { Snapshots } from "../../src/events/Snapshots.js"
 import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
@@ -24,7 +24,9 @@ const Counter: EventSourced<{ readonly add: number }, typeof Added.Type, { reado
   decider: {
     initialState: { total: 0 },
     decide: (command, state) =>
-      state.total + command.add > 1000 ? Effect.fail(new TooBig({ amount: command.add })) : Effect.succeed(command.add === 0 ? [] : [Added.make({ amount: command.add })]),
+      state.total + command.add > 1000
+        ? Effect.fail(new TooBig({ amount: command.add }))
+        : Effect.succeed(command.add === 0 ? [] : [Added.make({ amount: command.add })]),
     evolve: (state, event) => ({ total: state.total + event.amount })
   },
   event: Added,
@@ -40,7 +42,7 @@ const nodeStoresAt = (file: string, key: NodeKeyPair) =>
 
 describe("ActorRunner", () => {
   it.effect("runs commands against cached state and appends their events", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter)
       yield* counter.send("a", { add: 3 })
       const result = yield* counter.send("a", { add: 4 })
@@ -51,12 +53,17 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("the same command id twice gives the same result and no new events", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter)
       const journal = yield* Journal
       const first = yield* counter.send("a", { add: 5 }, { commandId: "c-1" })
       const again = yield* counter.send("a", { add: 5 }, { commandId: "c-1" })
-      expect(again).toMatchObject({ duplicate: true, position: first.position, events: first.events, state: { total: 5 } })
+      expect(again).toMatchObject({
+        duplicate: true,
+        position: first.position,
+        events: first.events,
+        state: { total: 5 }
+      })
       expect((yield* journal.head).position).toBe(1)
       // A fresh runner (a restarted process) remembers it too: the journal is the memory.
       const restarted = yield* ActorRunner.make(Counter)
@@ -65,28 +72,35 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("command ids survive snapshots, and the window forgets the oldest ones", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const journal = yield* Journal
       const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 5, idempotencyWindow: 10 })
       for (let i = 0; i < 12; i++) yield* counter.send("a", { add: 1 }, { commandId: `c-${i}` })
       // Restarted from the snapshot at version 10 plus two events: still knows c-2..c-11.
       const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 5, idempotencyWindow: 10 })
       const repeat = yield* restarted.send("a", { add: 1 }, { commandId: "c-3" })
-      expect(repeat).toMatchObject({ duplicate: true, position: 4, events: [{ _tag: "Added", amount: 1 }], state: { total: 12 } })
+      expect(repeat).toMatchObject({
+        duplicate: true,
+        position: 4,
+        events: [{ _tag: "Added", amount: 1 }],
+        state: { total: 12 }
+      })
       expect((yield* journal.head).position).toBe(12)
       // c-0 fell out of the window of 10: it runs again, as documented.
       expect((yield* restarted.send("a", { add: 1 }, { commandId: "c-0" })).duplicate).toBe(false)
     }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("commands to one entity are serialized; 200 concurrent adds lose nothing", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter)
-      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), () => counter.send("a", { add: 1 }), { concurrency: "unbounded" })
+      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), () => counter.send("a", { add: 1 }), {
+        concurrency: "unbounded"
+      })
       expect(yield* counter.state("a")).toEqual({ state: { total: 200 }, version: 200 })
     }).pipe(Effect.provide(sqliteKernel())))
 
   it.live("two runners on one journal (two nodes) retry on version conflicts and never double-count", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const left = yield* ActorRunner.make(Counter)
       const right = yield* ActorRunner.make(Counter)
       yield* Effect.forEach(
@@ -100,14 +114,19 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(sqliteKernel())))
 
   it.effect("snapshots every N events and loads from the snapshot plus the tail", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       for (let i = 0; i < 25; i++) yield* counter.send("a", { add: 2 })
       const snapshots = yield* Snapshots
       const journal = yield* Journal
       const [twentieth] = yield* journal.readStream("Counter-a", 20, 1)
       const snapshot = Option.getOrThrow(yield* snapshots.load("Counter-a"))
-      expect(snapshot).toEqual({ version: 20, position: twentieth!.position, eventHash: twentieth!.hash, state: { total: 40 } })
+      expect(snapshot).toEqual({
+        version: 20,
+        position: twentieth!.position,
+        eventHash: twentieth!.hash,
+        state: { total: 40 }
+      })
       // Prove the restarted runner used the snapshot: doctor it through the store (which seals it), and it shows through.
       yield* snapshots.save("Counter-a", { ...snapshot, state: { total: 1 } })
       const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
@@ -117,10 +136,10 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(sqliteKernel())))
 
   it.effect("a snapshot edited in the database is ignored: the state read is the replayed one, and audit reports it", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const kernel = nodeStoresAt(file, generateKeyPair())
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
         for (let i = 0; i < 12; i++) yield* counter.send("a", { add: 2 })
         for (let i = 0; i < 10; i++) yield* counter.send("b", { add: 1 })
@@ -130,25 +149,34 @@ describe("ActorRunner", () => {
       db.prepare(`UPDATE snapshots SET state = '{"total":1000000000}' WHERE stream_id = 'Counter-a'`).run()
       db.prepare(`UPDATE snapshots SET version = 5 WHERE stream_id = 'Counter-b'`).run()
       db.close()
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
         expect(yield* counter.state("a")).toEqual({ state: { total: 24 }, version: 12 })
         expect(yield* counter.state("b")).toEqual({ state: { total: 10 }, version: 10 })
         const report = yield* verifyChain()
         expect(report).toMatchObject({
           ok: false,
-          problem: "snapshot of Counter-a at version 10 is not sealed by this node (its state was edited): it is ignored and the state rebuilt from the journal"
+          problem:
+            "snapshot of Counter-a at version 10 is not sealed by this node (its state was edited): it is ignored and the state rebuilt from the journal"
         })
-        expect((yield* findBadSnapshots()).map((bad) => [bad.streamId, bad.version])).toEqual([["Counter-a", 10], ["Counter-b", 5]])
+        expect((yield* findBadSnapshots()).map((bad) => [bad.streamId, bad.version])).toEqual([["Counter-a", 10], [
+          "Counter-b",
+          5
+        ]])
       }).pipe(Effect.provide(kernel))
     }))
 
   it.effect("a sealed snapshot that names another event than the stream's is ignored too", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       for (let i = 0; i < 10; i++) yield* counter.send("a", { add: 3 })
       const snapshots = yield* Snapshots
-      yield* snapshots.save("Counter-a", { version: 10, position: 10, eventHash: "ab".repeat(32), state: { total: 999 } })
+      yield* snapshots.save("Counter-a", {
+        version: 10,
+        position: 10,
+        eventHash: "ab".repeat(32),
+        state: { total: 999 }
+      })
       const restarted = yield* ActorRunner.make(Counter, { snapshotEvery: 10 })
       expect(yield* restarted.state("a")).toEqual({ state: { total: 30 }, version: 10 })
       expect((yield* findBadSnapshots())[0]?.problem).toBe(
@@ -157,9 +185,9 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("state survives a restart on the same SQLite file", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const counter = yield* ActorRunner.make(Counter)
         yield* Effect.forEach(["a", "b", "c"], (id) => counter.send(id, { add: id.charCodeAt(0) }), { concurrency: 3 })
       }).pipe(Effect.provide(sqliteKernel(file)))
@@ -171,7 +199,7 @@ describe("ActorRunner", () => {
     }))
 
   it.effect("withAuthorization puts the signed command on the events of that command only", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter)
       const journal = yield* Journal
       const signed = Authorization.of({ command: { add: 2 }, signer: "alice" })
@@ -180,7 +208,7 @@ describe("ActorRunner", () => {
       // Sent by another fiber (as a policy does), while this one is handling a signed command: carries none.
       const gate = yield* Deferred.make<void>()
       const policyLike = yield* Effect.fork(Deferred.await(gate).pipe(Effect.zipRight(counter.send("b", { add: 3 }))))
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(policyLike)
         yield* counter.send("a", { add: 4 })
@@ -197,10 +225,12 @@ describe("ActorRunner", () => {
     }).pipe(Effect.provide(memoryKernel())))
 
   it.effect("a small cache evicts idle entities and reloads them correctly", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const counter = yield* ActorRunner.make(Counter, { cacheCapacity: 4 })
       for (let round = 0; round < 3; round++) {
-        yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => `e${i}`), (id) => counter.send(id, { add: 1 }), { concurrency: 5 })
+        yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => `e${i}`), (id) => counter.send(id, { add: 1 }), {
+          concurrency: 5
+        })
       }
       const totals = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => `e${i}`), (id) => counter.state(id))
       expect(totals.every((s) => s.state.total === 3 && s.version === 3)).toBe(true)

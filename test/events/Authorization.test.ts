@@ -1,7 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { canonicalize } from "../../src/domain/CanonicalJson.js"
-import { commandMessage, commandMessageOf, storedCommandText, storedCommandTextOf } from "../../src/domain/SignedCommand.js"
+import {
+  commandMessage,
+  commandMessageOf,
+  storedCommandText,
+  storedCommandTextOf
+} from "../../src/domain/SignedCommand.js"
 import { Authorization } from "../../src/events/Authorization.js"
 
 const auth = fc.record({
@@ -16,7 +21,9 @@ describe("Authorization", () => {
   it("is made only of canonical text: other text is refused in one line", () => {
     expect(Authorization.fromText(`{"a":2,"b":1}`).value).toEqual({ a: 2, b: 1 })
     for (const text of [`{"b":1, "a":2}`, `{"b":1,"a":2}`, "not json", `{"a":1.0}`]) {
-      expect(() => Authorization.fromText(text)).toThrow("an event's authorization must be the canonical JSON text (RFC 8785) of the signed command")
+      expect(() => Authorization.fromText(text)).toThrow(
+        "an event's authorization must be the canonical JSON text (RFC 8785) of the signed command"
+      )
     }
     const made = Authorization.of({ b: [1, { d: null, c: "é" }], a: undefined })
     expect(made.text).toBe(`{"b":[1,{"c":"é","d":null}]}`)
@@ -28,7 +35,8 @@ describe("Authorization", () => {
         const payloadText = canonicalize(payload)
         const { signature: _signature, ...unsigned } = fields
         return (
-          commandMessageOf(command, payloadText, fields) === `edge-net/command/v1\n${canonicalize({ command, payload, ...unsigned })}` &&
+          commandMessageOf(command, payloadText, fields) ===
+            `edge-net/command/v1\n${canonicalize({ command, payload, ...unsigned })}` &&
           commandMessageOf(command, payloadText, fields) === commandMessage(command, payload, fields) &&
           storedCommandTextOf(command, payloadText, fields) === canonicalize({ command, payload, auth: fields }) &&
           storedCommandTextOf(command, payloadText, fields) === storedCommandText(command, payload, fields)

@@ -2,7 +2,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
 import fc from "fast-check"
 import {
-  BoundedJson, canonicalize, canonicalizeWithin, checkJsonBounds, decodeBounded, JsonTooDeep, JsonTooLarge, parseBoundedJson
+  BoundedJson,
+  canonicalize,
+  canonicalizeWithin,
+  checkJsonBounds,
+  decodeBounded,
+  JsonTooDeep,
+  JsonTooLarge,
+  parseBoundedJson
 } from "../../src/domain/CanonicalJson.js"
 
 /** The recursive definition canonicalize used to be: the iterative one must write exactly the same text. */
@@ -76,14 +83,22 @@ describe("JSON bounds", () => {
 
   it("canonicalizeWithin writes what canonicalize writes, or refuses exactly where checkJsonBounds does", () => {
     fc.assert(
-      fc.property(fc.jsonValue(), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 400 }), (value, maxDepth, maxBytes) => {
-        const written = canonicalizeWithin(value, { maxDepth, maxBytes })
-        const problem = checkJsonBounds(value, { maxDepth, maxBytes })
-        if (problem === undefined) return written === canonicalize(value)
-        // Both bounds broken: either refusal is right (the walks meet them in different orders).
-        const other = problem instanceof JsonTooDeep ? checkJsonBounds(value, { maxDepth: 1_000, maxBytes }) : checkJsonBounds(value, { maxDepth, maxBytes: Infinity })
-        return typeof written !== "string" && (written._tag === problem._tag || (other !== undefined && written._tag === other._tag))
-      }),
+      fc.property(
+        fc.jsonValue(),
+        fc.integer({ min: 0, max: 6 }),
+        fc.integer({ min: 0, max: 400 }),
+        (value, maxDepth, maxBytes) => {
+          const written = canonicalizeWithin(value, { maxDepth, maxBytes })
+          const problem = checkJsonBounds(value, { maxDepth, maxBytes })
+          if (problem === undefined) return written === canonicalize(value)
+          // Both bounds broken: either refusal is right (the walks meet them in different orders).
+          const other = problem instanceof JsonTooDeep
+            ? checkJsonBounds(value, { maxDepth: 1_000, maxBytes })
+            : checkJsonBounds(value, { maxDepth, maxBytes: Infinity })
+          return typeof written !== "string" &&
+            (written._tag === problem._tag || (other !== undefined && written._tag === other._tag))
+        }
+      ),
       { numRuns: 1_000 }
     )
     expect(canonicalizeWithin(nested(3_000, "object"))).toBeInstanceOf(JsonTooDeep)
@@ -92,7 +107,7 @@ describe("JSON bounds", () => {
   })
 
   it.effect("decode helpers refuse deep input before the schema sees it", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const Task = Schema.Struct({ name: Schema.String, spec: Schema.Unknown })
       const deep = { name: "t", spec: nested(3_000, "array") }
       const refused = yield* Effect.flip(decodeBounded(Task)(deep))

@@ -55,7 +55,9 @@ describe("RFC 8785 numbers (Appendix B: ECMAScript Number.prototype.toString)", 
   })
 
   it("switches to exponent form below 1e-6 and from 1e21, as ECMAScript does", () => {
-    expect(both([1e-7, 0.000001, 1e20, 1e21, 1.5e300, 2e-3, 4.5, 1e30])).toBe("[1e-7,0.000001,100000000000000000000,1e+21,1.5e+300,0.002,4.5,1e+30]")
+    expect(both([1e-7, 0.000001, 1e20, 1e21, 1.5e300, 2e-3, 4.5, 1e30])).toBe(
+      "[1e-7,0.000001,100000000000000000000,1e+21,1.5e+300,0.002,4.5,1e+30]"
+    )
   })
 
   it("refuses NaN and the infinities, which JSON cannot carry (the table's 7fffffffffffffff and 7ff0000000000000)", () => {
@@ -75,7 +77,9 @@ describe("RFC 8785 strings (3.2.2.2)", () => {
     )
     expect(both(`"\\/`)).toBe(String.raw`"\"\\/"`)
     // DEL, non-ASCII and astral characters are written as themselves (in UTF-8), never escaped.
-    expect(utf8Hex(both("\u007f\u0080é€\ud83d\ude00"))).toBe("22" + "7f" + "c280" + "c3a9" + "e282ac" + "f09f9880" + "22")
+    expect(utf8Hex(both("\u007f\u0080é€\ud83d\ude00"))).toBe(
+      "22" + "7f" + "c280" + "c3a9" + "e282ac" + "f09f9880" + "22"
+    )
   })
 
   it("does not normalize Unicode (testdata/unicode.json: A + combining ring stays two code points)", () => {
@@ -110,7 +114,9 @@ describe("RFC 8785 property sorting (3.2.3)", () => {
   })
 
   it("sorts nested objects too, ignores locale, and leaves array order alone", () => {
-    expect(both({ b: { z: 1, y: [3, { d: 1, c: 2 }, 1] }, a: "x", B: 0, "": true })).toBe(`{"":true,"B":0,"a":"x","b":{"y":[3,{"c":2,"d":1},1],"z":1}}`)
+    expect(both({ b: { z: 1, y: [3, { d: 1, c: 2 }, 1] }, a: "x", B: 0, "": true })).toBe(
+      `{"":true,"B":0,"a":"x","b":{"y":[3,{"c":2,"d":1},1],"z":1}}`
+    )
   })
 })
 
@@ -138,8 +144,8 @@ const REFERENCE: ReadonlyArray<readonly [string, string, string]> = [
   "sin":   "ignore locale"
 }`,
     "7b227065616368223a225468697320736f7274696e67206f72646572222c2270c3a96368c3a9223a2269732077726f6e" +
-      "67206163636f7264696e6720746f204672656e6368222c2270c3aa636865223a226275742063616e6f6e6963616c697a" +
-      "6174696f6e204d555354222c2273696e223a2269676e6f7265206c6f63616c65227d"
+    "67206163636f7264696e6720746f204672656e6368222c2270c3aa636865223a226275742063616e6f6e6963616c697a" +
+    "6174696f6e204d555354222c2273696e223a2269676e6f7265206c6f63616c65227d"
   ],
   [
     "structures",
@@ -152,8 +158,8 @@ const REFERENCE: ReadonlyArray<readonly [string, string, string]> = [
   "A": { }
 }`,
     "7b22223a22656d707479222c2231223a7b225c6e223a35362c2266223a7b2246223a352c2266223a226869227d7d2c22" +
-      "3130223a7b7d2c22313131223a5b7b2245223a226e6f222c2265223a22796573227d5d2c2241223a7b7d2c2261223a7b" +
-      "7d7d"
+    "3130223a7b7d2c22313131223a5b7b2245223a226e6f222c2265223a22796573227d5d2c2241223a7b7d2c2261223a7b" +
+    "7d7d"
   ],
   [
     "unicode",
@@ -171,8 +177,8 @@ const REFERENCE: ReadonlyArray<readonly [string, string, string]> = [
   "literals": [null, true, false]
 }`,
     "7b226c69746572616c73223a5b6e756c6c2c747275652c66616c73655d2c226e756d62657273223a5b33333333333333" +
-      "33332e333333333333332c31652b33302c342e352c302e3030322c31652d32375d2c22737472696e67223a22e282ac24" +
-      "5c75303030665c6e4127425c225c5c5c5c5c222f227d"
+    "33332e333333333333332c31652b33302c342e352c302e3030322c31652d32375d2c22737472696e67223a22e282ac24" +
+    "5c75303030665c6e4127425c225c5c5c5c5c222f227d"
   ],
   [
     "weird",
@@ -188,10 +194,10 @@ const REFERENCE: ReadonlyArray<readonly [string, string, string]> = [
   "</script>": "Browser Challenge"
 }`,
     "7b225c6e223a224e65776c696e65222c225c72223a2243617272696167652052657475726e222c2231223a224f6e6522" +
-      "2c223c2f7363726970743e223a2242726f77736572204368616c6c656e6765222c22c280223a22436f6e74726f6c7f22" +
-      "2c22c3b6223a224c6174696e20536d616c6c204c6574746572204f205769746820446961657265736973222c22e282ac" +
-      "223a224575726f205369676e222c22f09f9882223a22536d696c6579222c22efacb3223a22486562726577204c657474" +
-      "65722044616c6574205769746820446167657368227d"
+    "2c223c2f7363726970743e223a2242726f77736572204368616c6c656e6765222c22c280223a22436f6e74726f6c7f22" +
+    "2c22c3b6223a224c6174696e20536d616c6c204c6574746572204f205769746820446961657265736973222c22e282ac" +
+    "223a224575726f205369676e222c22f09f9882223a22536d696c6579222c22efacb3223a22486562726577204c657474" +
+    "65722044616c6574205769746820446167657368227d"
   ]
 ]
 
@@ -202,6 +208,9 @@ describe("RFC 8785 reference test data", () => {
 
   it("writes the RFC's 3.2.4 example as the text it gives", () => {
     const input = JSON.parse(REFERENCE.find(([name]) => name === "values")![1])
-    expect(both(input)).toBe(String.raw`{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}`)
+    expect(both(input)).toBe(
+      String
+        .raw`{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}`
+    )
   })
 })

@@ -12,6 +12,10 @@ journalContract("memory", (options) => MemoryJournal.layerWith(options ?? {}).pi
 
 journalContract("sqlite", (options) =>
   SqliteJournal.layer(options).pipe(
-    Layer.provide(SqliteDatabase.layer({ file: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edge-net-journal-")), "journal.db") })),
+    Layer.provide(
+      SqliteDatabase.layer({
+        file: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edge-net-journal-")), "journal.db")
+      })
+    ),
     Layer.provide(NodeKey.ephemeral)
   ))

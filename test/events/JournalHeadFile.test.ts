@@ -15,9 +15,11 @@ const journalAt = (file: string, key: NodeKeyPair) =>
   SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(Layer.succeed(NodeKey, key)))
 
 const append = (file: string, key: NodeKeyPair, count: number) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
-    for (let i = 0; i < count; i++) yield* journal.append(`Counter-${i % 3}`, "any", [{ eventType: "Counted", payload: { n: i } }])
+    for (let i = 0; i < count; i++) {
+      yield* journal.append(`Counter-${i % 3}`, "any", [{ eventType: "Counted", payload: { n: i } }])
+    }
     return yield* journal.head
   }).pipe(Effect.provide(journalAt(file, key)), Effect.scoped)
 
@@ -33,18 +35,21 @@ const cutTail = (file: string, keep: number) => {
 
 describe("journal.head", () => {
   it.effect("holds the last signed head after the commits, written 0600 beside the database", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const key = generateKeyPair()
       const head = yield* append(file, key, 30)
       const headFile = path.join(path.dirname(file), "journal.head")
-      expect(readHeadFile(headFile)).toEqual({ _tag: "Recorded", head: { ...head, publicKey: key.publicKey, signature: expect.any(String) } })
+      expect(readHeadFile(headFile)).toEqual({
+        _tag: "Recorded",
+        head: { ...head, publicKey: key.publicKey, signature: expect.any(String) }
+      })
       expect(fs.statSync(headFile).mode & 0o777).toBe(0o600)
       expect(fs.readdirSync(path.dirname(file)).filter((name) => name.endsWith(".tmp"))).toEqual([])
     }))
 
   it.effect("a tail deleted with its signed heads is reported as truncated, and appending after it does not erase the evidence", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const key = generateKeyPair()
       const head = yield* append(file, key, 20)
@@ -57,10 +62,15 @@ describe("journal.head", () => {
       })
       // A writer that knows nothing of the check goes on from 12: the head file keeps saying 20...
       yield* append(file, key, 3)
-      expect((yield* verifyAt(file, key)).problem).toBe(`journal truncated: head file says position 20 (hash ${head.hash}), database ends at 15`)
+      expect((yield* verifyAt(file, key)).problem).toBe(
+        `journal truncated: head file says position 20 (hash ${head.hash}), database ends at 15`
+      )
       // ...and once the log is past 20 again, its event 20 is not the one the head file names.
       yield* append(file, key, 10)
-      const [twentieth] = yield* Effect.flatMap(Journal, (journal) => journal.readAll(20, 1)).pipe(Effect.provide(journalAt(file, key)), Effect.scoped)
+      const [twentieth] = yield* Effect.flatMap(Journal, (journal) => journal.readAll(20, 1)).pipe(
+        Effect.provide(journalAt(file, key)),
+        Effect.scoped
+      )
       expect(yield* verifyAt(file, key)).toMatchObject({
         ok: false,
         firstBadPosition: 20,
@@ -69,17 +79,20 @@ describe("journal.head", () => {
     }))
 
   it.effect("a journal from before head files gets one on open and verifies", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const key = generateKeyPair()
       yield* append(file, key, 5)
       fs.rmSync(path.join(path.dirname(file), "journal.head"))
       expect(yield* verifyAt(file, key)).toMatchObject({ ok: true, eventsChecked: 5 })
-      expect(readHeadFile(path.join(path.dirname(file), "journal.head"))).toMatchObject({ _tag: "Recorded", head: { position: 5 } })
+      expect(readHeadFile(path.join(path.dirname(file), "journal.head"))).toMatchObject({
+        _tag: "Recorded",
+        head: { position: 5 }
+      })
     }))
 
   it.effect("a head file signed by another key, or unreadable, fails verification", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const key = generateKeyPair()
       yield* append(file, key, 5)

@@ -24,40 +24,50 @@ const Tally: EventSourced<{ readonly from: number }, typeof Noted.Type, { readon
 }
 
 const appendOrders = (count: number) =>
-  Effect.flatMap(Journal, (journal) =>
-    Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
-      journal.append(`Order-${i % 3}`, "any", [{ eventType: "Placed", payload: { n: i } }])
-    )
+  Effect.flatMap(
+    Journal,
+    (journal) =>
+      Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
+        journal.append(`Order-${i % 3}`, "any", [{ eventType: "Placed", payload: { n: i } }]))
   )
 
 /** A policy that turns every Order event into a Tally command, and records what it was handed. */
-const tallyPolicy = (tally: ActorRunner.Actor<{ readonly from: number }, typeof Noted.Type, { readonly count: number }, never, never>, seen: Array<number>) =>
+const tallyPolicy = (
+  tally: ActorRunner.Actor<{ readonly from: number }, typeof Noted.Type, { readonly count: number }, never, never>,
+  seen: Array<number>
+) =>
   Policy.layer({
     name: "orders.tally",
     categories: ["Order"],
     handle: (envelope: Envelope) => {
       seen.push(envelope.position)
-      return tally.send("all", { from: envelope.position }, { commandId: Policy.commandIdFor("orders.tally", envelope) })
+      return tally.send("all", { from: envelope.position }, {
+        commandId: Policy.commandIdFor("orders.tally", envelope)
+      })
     }
   })
 
 describe("Policy", () => {
   it.live("resumes after its checkpoint on restart, and a redelivered event changes nothing", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const kernel = sqliteKernel(file)
       const firstRun: Array<number> = []
       const secondRun: Array<number> = []
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const tally = yield* ActorRunner.make(Tally)
         yield* appendOrders(5)
-        yield* Effect.scoped(Layer.launch(tallyPolicy(tally, firstRun)).pipe(Effect.race(Policy.awaitCaughtUp("orders.tally").pipe(Effect.delay("20 millis")))))
+        yield* Effect.scoped(
+          Layer.launch(tallyPolicy(tally, firstRun)).pipe(
+            Effect.race(Policy.awaitCaughtUp("orders.tally").pipe(Effect.delay("20 millis")))
+          )
+        )
         expect(firstRun).toEqual([1, 2, 3, 4, 5])
         expect((yield* tally.state("all")).state.count).toBe(5)
       }).pipe(Effect.provide(kernel))
 
       // "Restart" on the same file with more events; then a crash that lost the last checkpoint.
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const tally = yield* ActorRunner.make(Tally)
         yield* appendOrders(3)
         const checkpoints = yield* Checkpoints
@@ -89,20 +99,28 @@ const poisonedPolicy = (poison: number, seen: Array<number>, attempts: Map<numbe
 
 describe("Policy dead letters", () => {
   it.live("an event that always fails is retried a bounded number of times, dead-lettered, and passed over, across a restart", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       const firstRun: Array<number> = []
       const attempts = new Map<number, number>()
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         yield* appendOrders(5)
-        yield* Effect.scoped(Layer.launch(poisonedPolicy(3, firstRun, attempts)).pipe(Effect.race(Policy.awaitCaughtUp("orders.poisoned"))))
+        yield* Effect.scoped(
+          Layer.launch(poisonedPolicy(3, firstRun, attempts)).pipe(Effect.race(Policy.awaitCaughtUp("orders.poisoned")))
+        )
         // Later events were handled; the poisoned one was tried once and retried three times, no more.
         expect(firstRun).toEqual([1, 2, 4, 5])
         expect(attempts.get(3)).toBe(4)
         const checkpoints = yield* Checkpoints
         const [letter, ...others] = yield* checkpoints.deadLetters(10)
         expect(others).toEqual([])
-        expect(letter).toMatchObject({ policy: "orders.poisoned", position: 3, streamId: "Order-2", eventType: "Placed", attempts: 4 })
+        expect(letter).toMatchObject({
+          policy: "orders.poisoned",
+          position: 3,
+          streamId: "Order-2",
+          eventType: "Placed",
+          attempts: 4
+        })
         expect(letter?.error).toContain("cannot decode order at 3")
         expect(yield* checkpoints.load("orders.poisoned")).toBe(5)
       }).pipe(Effect.provide(sqliteKernel(file)))
@@ -110,26 +128,34 @@ describe("Policy dead letters", () => {
       // Restart on the same file: the dead letter and the checkpoint past it are still there; the
       // poisoned event is not tried again and new events are handled.
       const secondRun: Array<number> = []
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         yield* appendOrders(2)
         const checkpoints = yield* Checkpoints
         expect(yield* checkpoints.deadLetterCount).toBe(1)
         expect(yield* checkpoints.all).toContainEqual({ name: "orders.poisoned", position: 5 })
-        yield* Effect.scoped(Layer.launch(poisonedPolicy(3, secondRun, attempts)).pipe(Effect.race(Policy.awaitCaughtUp("orders.poisoned"))))
+        yield* Effect.scoped(
+          Layer.launch(poisonedPolicy(3, secondRun, attempts)).pipe(
+            Effect.race(Policy.awaitCaughtUp("orders.poisoned"))
+          )
+        )
         expect(secondRun).toEqual([6, 7])
         expect(attempts.get(3)).toBe(4)
       }).pipe(Effect.provide(sqliteKernel(file)))
     }))
 
   it.live("an event that fails with an error (not a defect) is dead-lettered the same way; interruption is not a failure", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const seen: Array<number> = []
       yield* appendOrders(3)
       const failing = Policy.layer({
         name: "orders.refused",
         categories: ["Order"],
         retry: Schedule.recurs(1),
-        handle: (envelope: Envelope) => (envelope.position === 1 ? Effect.fail("refused by its owner") : Effect.sync(() => void seen.push(envelope.position)))
+        handle: (
+          envelope: Envelope
+        ) => (envelope.position === 1
+          ? Effect.fail("refused by its owner")
+          : Effect.sync(() => void seen.push(envelope.position)))
       })
       yield* Effect.scoped(Layer.launch(failing).pipe(Effect.race(Policy.awaitCaughtUp("orders.refused"))))
       expect(seen).toEqual([2, 3])
@@ -145,7 +171,10 @@ describe("Policy dead letters", () => {
     }).pipe(Effect.provide(sqliteKernel())))
 })
 
-const waitForTally = (tally: { readonly state: (id: string) => Effect.Effect<{ readonly state: { readonly count: number } }> }, count: number) =>
+const waitForTally = (
+  tally: { readonly state: (id: string) => Effect.Effect<{ readonly state: { readonly count: number } }> },
+  count: number
+) =>
   tally.state("all").pipe(
     Effect.repeat({ until: (current) => current.state.count >= count, schedule: Schedule.spaced("5 millis") }),
     Effect.zipRight(Effect.sleep("50 millis"))

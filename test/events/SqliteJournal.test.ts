@@ -19,9 +19,11 @@ const journalAt = (file: string) =>
   SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(NodeKey.ephemeral))
 
 const seed = (file: string, count: number) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* Journal
-    for (let i = 0; i < count; i++) yield* journal.append(`Counter-${i % 4}`, "any", [{ eventType: "Counted", payload: { n: i } }])
+    for (let i = 0; i < count; i++) {
+      yield* journal.append(`Counter-${i % 4}`, "any", [{ eventType: "Counted", payload: { n: i } }])
+    }
   }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
 
 const verifyAt = (file: string) => verifyChain().pipe(Effect.provide(journalAt(file)), Effect.scoped)
@@ -37,13 +39,23 @@ const tamper = (file: string, sql: string) => {
 const rewriteChainFrom = (file: string, position: number, payload: string) => {
   const db = new Database(file)
   db.prepare("UPDATE events SET payload = ? WHERE position = ?").run(payload, position)
-  const rows = db.prepare("SELECT * FROM events WHERE position >= ? ORDER BY position").all(position - 1) as Array<Record<string, any>>
+  const rows = db.prepare("SELECT * FROM events WHERE position >= ? ORDER BY position").all(position - 1) as Array<
+    Record<string, any>
+  >
   let prevHash = rows[0]!.position === position ? GENESIS_HASH : rows[0]!.hash
   for (const row of rows.filter((r) => r.position >= position)) {
     const hash = envelopeHash({
-      position: row.position, streamId: row.stream_id, streamVersion: row.stream_version, eventType: row.event_type, payloadText: row.payload,
-      recordedAt: row.recorded_at, nodeId: row.node_id, commandId: row.command_id, causationId: row.causation_id,
-      authorizationText: row.authorization, prevHash
+      position: row.position,
+      streamId: row.stream_id,
+      streamVersion: row.stream_version,
+      eventType: row.event_type,
+      payloadText: row.payload,
+      recordedAt: row.recorded_at,
+      nodeId: row.node_id,
+      commandId: row.command_id,
+      causationId: row.causation_id,
+      authorizationText: row.authorization,
+      prevHash
     })
     db.prepare("UPDATE events SET prev_hash = ?, hash = ? WHERE position = ?").run(prevHash, hash, row.position)
     prevHash = hash
@@ -53,48 +65,75 @@ const rewriteChainFrom = (file: string, position: number, payload: string) => {
 
 describe("SqliteJournal", () => {
   it.effect("a journal written before authorizations existed is migrated on open and still verifies", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
       yield* seed(file, 5)
       // Back to the first schema, as a journal.db from an older edge-net would be.
       tamper(file, "ALTER TABLE events DROP COLUMN authorization; PRAGMA user_version = 1;")
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         const journal = yield* Journal
-        yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 5 } }], { authorization: Authorization.fromText(`{"signer":"alice"}`) })
-        expect((yield* journal.readAll(1, 10)).map((e) => e.authorization)).toEqual([null, null, null, null, null, { signer: "alice" }])
+        yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 5 } }], {
+          authorization: Authorization.fromText(`{"signer":"alice"}`)
+        })
+        expect((yield* journal.readAll(1, 10)).map((e) => e.authorization)).toEqual([null, null, null, null, null, {
+          signer: "alice"
+        }])
       }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
       expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 6 })
     }))
 
-  it.live("a subscriber in this process sees appends made by another process, with no gap and no duplicate", () =>
-    Effect.gen(function* () {
-      const file = path.join(tempDir(), "journal.db")
-      yield* seed(file, 10)
-      const seen = yield* Effect.gen(function* () {
-        const journal = yield* Journal
-        const reader = yield* journal.subscribe(1).pipe(Stream.take(10 + 200 + 100), Stream.runCollect, Effect.fork)
-        const child = Effect.promise(() => run(process.execPath, ["--import", "tsx", "test/support/appender.ts", file, "200", "Child"]))
-        const local = Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
-          journal.append(`Local-${i % 2}`, "any", [{ eventType: "Counted", payload: { n: i } }]).pipe(Effect.zipLeft(Effect.sleep("2 millis")))
-        )
-        yield* Effect.all([child, local], { concurrency: "unbounded" })
-        return Chunk.toReadonlyArray(yield* Fiber.join(reader))
-      }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
-      expect(seen.map((e) => e.position)).toEqual(Array.from({ length: 310 }, (_, i) => i + 1))
-      expect(seen.filter((e) => e.streamId.startsWith("Child-")).length).toBe(200)
-      expect((yield* verifyAt(file)).ok).toBe(true)
-    }), 60_000)
+  it.live(
+    "a subscriber in this process sees appends made by another process, with no gap and no duplicate",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 10)
+        const seen = yield* Effect.gen(function*() {
+          const journal = yield* Journal
+          const reader = yield* journal.subscribe(1).pipe(Stream.take(10 + 200 + 100), Stream.runCollect, Effect.fork)
+          const child = Effect.promise(() =>
+            run(process.execPath, ["--import", "tsx", "test/support/appender.ts", file, "200", "Child"])
+          )
+          const local = Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
+            journal.append(`Local-${i % 2}`, "any", [{ eventType: "Counted", payload: { n: i } }]).pipe(
+              Effect.zipLeft(Effect.sleep("2 millis"))
+            ))
+          yield* Effect.all([child, local], { concurrency: "unbounded" })
+          return Chunk.toReadonlyArray(yield* Fiber.join(reader))
+        }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
+        expect(seen.map((e) =>
+          e.position
+        )).toEqual(Array.from({ length: 310 }, (_, i) => i + 1))
+        expect(seen.filter((e) => e.streamId.startsWith("Child-")).length).toBe(200)
+        expect((yield* verifyAt(file)).ok).toBe(true)
+      }),
+    60_000
+  )
 
   describe("verifyChain finds the first position that was tampered with in the file", () => {
-    const cases: ReadonlyArray<{ readonly name: string; readonly edit: (file: string) => void; readonly expected: object }> = [
-      { name: "an edited payload", edit: (file) => tamper(file, `UPDATE events SET payload = '{"n":999}' WHERE position = 7`), expected: { firstBadPosition: 7 } },
-      { name: "a replaced hash", edit: (file) => tamper(file, `UPDATE events SET hash = '${"ab".repeat(32)}' WHERE position = 12`), expected: { firstBadPosition: 12 } },
+    const cases: ReadonlyArray<
+      { readonly name: string; readonly edit: (file: string) => void; readonly expected: object }
+    > = [
+      {
+        name: "an edited payload",
+        edit: (file) => tamper(file, `UPDATE events SET payload = '{"n":999}' WHERE position = 7`),
+        expected: { firstBadPosition: 7 }
+      },
+      {
+        name: "a replaced hash",
+        edit: (file) => tamper(file, `UPDATE events SET hash = '${"ab".repeat(32)}' WHERE position = 12`),
+        expected: { firstBadPosition: 12 }
+      },
       {
         name: "an edited payload with the whole chain after it recomputed: the signed heads catch it",
         edit: (file) => rewriteChainFrom(file, 7, `{"n":999}`),
         expected: { firstBadPosition: 7, problem: "signed head at 7 does not match the chain" }
       },
-      { name: "a deleted row", edit: (file) => tamper(file, `DELETE FROM events WHERE position = 5`), expected: { firstBadPosition: 5 } },
+      {
+        name: "a deleted row",
+        edit: (file) => tamper(file, `DELETE FROM events WHERE position = 5`),
+        expected: { firstBadPosition: 5 }
+      },
       {
         name: "two rows swapped",
         edit: (file) =>
@@ -106,7 +145,11 @@ describe("SqliteJournal", () => {
           ),
         expected: { firstBadPosition: 9 }
       },
-      { name: "the newest events cut off the end", edit: (file) => tamper(file, `DELETE FROM events WHERE position > 17`), expected: { firstBadPosition: 18 } },
+      {
+        name: "the newest events cut off the end",
+        edit: (file) => tamper(file, `DELETE FROM events WHERE position > 17`),
+        expected: { firstBadPosition: 18 }
+      },
       {
         name: "a forged head signature",
         edit: (file) => tamper(file, `UPDATE heads SET signature = '${"00".repeat(64)}' WHERE position = 15`),
@@ -116,7 +159,7 @@ describe("SqliteJournal", () => {
 
     for (const { edit, expected, name } of cases) {
       it.effect(name, () =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const file = path.join(tempDir(), "journal.db")
           yield* seed(file, 20)
           edit(file)
@@ -125,20 +168,26 @@ describe("SqliteJournal", () => {
     }
 
     it.effect("an edited authorization", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const file = path.join(tempDir(), "journal.db")
         yield* seed(file, 20)
-        yield* Effect.gen(function* () {
+        yield* Effect.gen(function*() {
           const journal = yield* Journal
-          yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 20 } }], { authorization: Authorization.fromText(`{"signer":"alice"}`) })
+          yield* journal.append("Counter-0", "any", [{ eventType: "Counted", payload: { n: 20 } }], {
+            authorization: Authorization.fromText(`{"signer":"alice"}`)
+          })
         }).pipe(Effect.provide(journalAt(file)), Effect.scoped)
         expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 21 })
         tamper(file, `UPDATE events SET authorization = '{"signer":"mallory"}' WHERE position = 21`)
-        expect(yield* verifyAt(file)).toMatchObject({ ok: false, firstBadPosition: 21, problem: "event 21 was altered (hash mismatch)" })
+        expect(yield* verifyAt(file)).toMatchObject({
+          ok: false,
+          firstBadPosition: 21,
+          problem: "event 21 was altered (hash mismatch)"
+        })
       }))
 
     it.effect("an untouched file verifies", () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const file = path.join(tempDir(), "journal.db")
         yield* seed(file, 20)
         expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 20, headsChecked: 20 })

@@ -23,34 +23,59 @@ class TestRpcs extends RpcGroup.make(
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: TestRpcs, path: "/rpc", protocol: "http" }).pipe(
   Layer.provide([
-    TestRpcs.toLayer({ Hello: ({ name }) => Effect.succeed(`hello ${name}`), Crash: () => Effect.die(new Error(SECRET)) }),
+    TestRpcs.toLayer({
+      Hello: ({ name }) => Effect.succeed(`hello ${name}`),
+      Crash: () => Effect.die(new Error(SECRET))
+    }),
     RpcSerialization.layerNdjson
   ])
 )
 
 const Routes = HttpLayerRouter.addAll([
   HttpLayerRouter.route("GET", "/hello", HttpServerResponse.text("hello")),
-  HttpLayerRouter.route("POST", "/echo", (request) =>
-    Effect.map(request.text, (text) => HttpServerResponse.unsafeJson({ bytes: text.length })).pipe(Effect.orDie)),
-  HttpLayerRouter.route("POST", "/json", (request) => Effect.map(Effect.orDie(request.json), (body) => HttpServerResponse.unsafeJson(body))),
+  HttpLayerRouter.route(
+    "POST",
+    "/echo",
+    (request) =>
+      Effect.map(request.text, (text) => HttpServerResponse.unsafeJson({ bytes: text.length })).pipe(Effect.orDie)
+  ),
+  HttpLayerRouter.route(
+    "POST",
+    "/json",
+    (request) => Effect.map(Effect.orDie(request.json), (body) => HttpServerResponse.unsafeJson(body))
+  ),
   HttpLayerRouter.route("GET", "/boom", Effect.die(new Error(SECRET))),
-  HttpLayerRouter.route("PUT", "/v1/blobs/:digest", (request) =>
-    Stream.runFold(request.stream, 0, (total, chunk) => total + chunk.length).pipe(
-      Effect.map((bytes) => HttpServerResponse.unsafeJson({ bytes }, { status: 201 })),
-      Effect.orDie
-    ))
+  HttpLayerRouter.route(
+    "PUT",
+    "/v1/blobs/:digest",
+    (request) =>
+      Stream.runFold(request.stream, 0, (total, chunk) => total + chunk.length).pipe(
+        Effect.map((bytes) => HttpServerResponse.unsafeJson({ bytes }, { status: 201 })),
+        Effect.orDie
+      )
+  )
 ])
 
 const logs: Array<string> = []
-const captureLogs = Logger.replace(Logger.defaultLogger, Logger.make(({ annotations, message }) => {
-  logs.push(`${JSON.stringify(message)} ${JSON.stringify(Object.fromEntries(annotations))}`)
-}))
+const captureLogs = Logger.replace(
+  Logger.defaultLogger,
+  Logger.make(({ annotations, message }) => {
+    logs.push(`${JSON.stringify(message)} ${JSON.stringify(Object.fromEntries(annotations))}`)
+  })
+)
 
-const TestServer = HttpLayerRouter.serve(Layer.mergeAll(Routes, RpcRoute, GuardsLayer), { disableLogger: true, disableListenLog: true }).pipe(
+const TestServer = HttpLayerRouter.serve(Layer.mergeAll(Routes, RpcRoute, GuardsLayer), {
+  disableLogger: true,
+  disableListenLog: true
+}).pipe(
   Layer.provideMerge(NodeServerLive),
   Layer.provide(NodeConfig.layer({
-    dataDir: "/nonexistent", host: "127.0.0.1", port: 0, synchronous: "normal",
-    allowedHosts: ["node.lan"], httpLimits: { maxBodyBytes: MAX_BODY, maxHeaderBytes: 4096 }
+    dataDir: "/nonexistent",
+    host: "127.0.0.1",
+    port: 0,
+    synchronous: "normal",
+    allowedHosts: ["node.lan"],
+    httpLimits: { maxBodyBytes: MAX_BODY, maxHeaderBytes: 4096 }
   })),
   Layer.provide(captureLogs)
 )
@@ -77,7 +102,13 @@ interface Reply {
 /** node:http, which (unlike fetch) sends whatever Host it is given, as a rebinding page's browser would. */
 const send = (method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer) =>
   new Promise<Reply>((resolve, reject) => {
-    const request = http.request({ host: "127.0.0.1", port, method, path, headers: { host: `127.0.0.1:${port}`, ...headers } }, (response) => {
+    const request = http.request({
+      host: "127.0.0.1",
+      port,
+      method,
+      path,
+      headers: { host: `127.0.0.1:${port}`, ...headers }
+    }, (response) => {
       let text = ""
       response.setEncoding("utf8")
       response.on("data", (chunk) => (text += chunk))
@@ -100,14 +131,17 @@ const raw = (bytes: string) =>
     setTimeout(() => (socket.destroy(), resolve(text)), 1_000)
   })
 
-const rpcLine = (tag: string, payload: unknown) => `${JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] })}\n`
+const rpcLine = (tag: string, payload: unknown) =>
+  `${JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] })}\n`
 const rpcHeaders = { "content-type": "application/ndjson" }
 
 const rpcClient = () =>
   RpcClient.make(TestRpcs).pipe(
-    Effect.provide(RpcClient.layerProtocolHttp({ url: `http://127.0.0.1:${port}/rpc` }).pipe(
-      Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson])
-    ))
+    Effect.provide(
+      RpcClient.layerProtocolHttp({ url: `http://127.0.0.1:${port}/rpc` }).pipe(
+        Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson])
+      )
+    )
   )
 
 const oneLineError = (body: string) => {
@@ -117,7 +151,9 @@ const oneLineError = (body: string) => {
 
 describe("host and origin", () => {
   it("lets @effect/rpc's HTTP client and plain reads through", async () => {
-    const greeting = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(), (client) => client.Hello({ name: "node" }))))
+    const greeting = await Effect.runPromise(
+      Effect.scoped(Effect.flatMap(rpcClient(), (client) => client.Hello({ name: "node" })))
+    )
     expect(greeting).toBe("hello node")
     expect((await send("GET", "/hello")).body).toBe("hello")
   })
@@ -130,7 +166,9 @@ describe("host and origin", () => {
     expect(rebound.status).toBe(421)
     expect(oneLineError(rebound.body)).toContain("does not answer to Host")
     expect((await send("GET", "/hello", { host: `127.0.0.1:${port + 1}` })).status).toBe(421)
-    expect((await send("POST", "/rpc", { ...rpcHeaders, host: "attacker.example" }, rpcLine("Hello", { name: "x" }))).status).toBe(421)
+    expect(
+      (await send("POST", "/rpc", { ...rpcHeaders, host: "attacker.example" }, rpcLine("Hello", { name: "x" }))).status
+    ).toBe(421)
   })
 
   it("refuses state changes from another origin or site, and accepts its own origin", async () => {
@@ -140,8 +178,13 @@ describe("host and origin", () => {
     expect((await send("POST", "/echo", { origin: "null" }, "{}")).status).toBe(403)
     expect((await send("POST", "/echo", { "sec-fetch-site": "cross-site" }, "{}")).status).toBe(403)
     expect((await send("POST", "/echo", { "sec-fetch-site": "same-site" }, "{}")).status).toBe(403)
-    expect((await send("POST", "/echo", { origin: `http://127.0.0.1:${port}`, "sec-fetch-site": "same-origin" }, "{}")).status).toBe(200)
-    expect((await send("POST", "/echo", { host: `localhost:${port}`, origin: `http://localhost:${port}` }, "{}")).status).toBe(200)
+    expect(
+      (await send("POST", "/echo", { origin: `http://127.0.0.1:${port}`, "sec-fetch-site": "same-origin" }, "{}"))
+        .status
+    ).toBe(200)
+    expect(
+      (await send("POST", "/echo", { host: `localhost:${port}`, origin: `http://localhost:${port}` }, "{}")).status
+    ).toBe(200)
     // Reads are public: a foreign page may GET (without CORS it cannot read the answer).
     expect((await send("GET", "/hello", { origin: "https://attacker.example" })).status).toBe(200)
   })
@@ -150,7 +193,10 @@ describe("host and origin", () => {
     const simple = await send("POST", "/rpc", { "content-type": "text/plain" }, rpcLine("Hello", { name: "x" }))
     expect(simple.status).toBe(415)
     expect(oneLineError(simple.body)).toContain("application/ndjson")
-    const preflight = await send("OPTIONS", "/rpc", { origin: "https://attacker.example", "access-control-request-method": "POST" })
+    const preflight = await send("OPTIONS", "/rpc", {
+      origin: "https://attacker.example",
+      "access-control-request-method": "POST"
+    })
     expect(preflight.headers["access-control-allow-origin"]).toBeUndefined()
     expect(preflight.headers["access-control-allow-methods"]).toBeUndefined()
     const answered = await send("POST", "/rpc", rpcHeaders, rpcLine("Hello", { name: "x" }))
@@ -203,7 +249,12 @@ describe("bounded requests", () => {
   })
 
   it("refuses RPC messages the RPC server could not read (no headers, not JSON) with 400", async () => {
-    const headerless = await send("POST", "/rpc", rpcHeaders, `${JSON.stringify({ _tag: "Request", id: "1", tag: "Hello", payload: { name: "x" } })}\n`)
+    const headerless = await send(
+      "POST",
+      "/rpc",
+      rpcHeaders,
+      `${JSON.stringify({ _tag: "Request", id: "1", tag: "Hello", payload: { name: "x" } })}\n`
+    )
     expect(headerless.status).toBe(400)
     expect(oneLineError(headerless.body)).toContain("RPC message 1 is not an @effect/rpc message")
     expect((await send("POST", "/rpc", rpcHeaders, "garbage\n")).status).toBe(400)
@@ -225,7 +276,9 @@ describe("error replies", () => {
   })
 
   it("gives an RPC client a reference for a handler's defect, not its message", async () => {
-    const exit = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(), (client) => Effect.exit(client.Crash()))))
+    const exit = await Effect.runPromise(
+      Effect.scoped(Effect.flatMap(rpcClient(), (client) => Effect.exit(client.Crash())))
+    )
     expect(Exit.isFailure(exit)).toBe(true)
     const text = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
     expect(text).not.toContain("SQLITE")

@@ -9,7 +9,7 @@ import { renderPrometheus } from "../../src/http/Metrics.js"
 
 describe("renderPrometheus", () => {
   it.effect("renders counters, gauges and histograms with HELP, TYPE and escaped labels", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ok = Metrics.counter("test_render_commands_total", "Commands\nhandled", { outcome: "ok" })
       const odd = Metrics.counter("test_render_commands_total", "Commands\nhandled", { outcome: "say \"no\"\\" })
       const lag = Metrics.gauge("test_render_lag", "Lag", { policy: "ledger.credits" })
@@ -18,7 +18,9 @@ describe("renderPrometheus", () => {
       yield* Metric.increment(odd)
       yield* Metric.set(lag, 7)
       for (const value of [0.05, 0.5, 0.7, 5]) yield* Metric.update(seconds, value)
-      const text = renderPrometheus((yield* Metric.snapshot).filter((pair) => pair.metricKey.name.startsWith("test_render_")))
+      const text = renderPrometheus(
+        (yield* Metric.snapshot).filter((pair) => pair.metricKey.name.startsWith("test_render_"))
+      )
       expect(text).toBe([
         "# HELP test_render_commands_total Commands\\nhandled",
         "# TYPE test_render_commands_total counter",

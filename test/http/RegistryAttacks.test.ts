@@ -39,9 +39,17 @@ const artifactOf = (size: number): Artifact => {
 const manifestOf = (id: string, version: string, artifact: Artifact): ModelManifest =>
   Either.getOrThrow(
     parseManifest({
-      id, name: id, version, type: "text-generation", license: "MIT",
-      artifacts: { model: { filename: "model.onnx", size: artifact.bytes.length, sha256: artifact.sha256, cid: artifact.cid } },
-      publishedAt: "2026-11-01T00:00:00Z", publishedBy: "alice", expiresAt: "2099-01-01T00:00:00Z"
+      id,
+      name: id,
+      version,
+      type: "text-generation",
+      license: "MIT",
+      artifacts: {
+        model: { filename: "model.onnx", size: artifact.bytes.length, sha256: artifact.sha256, cid: artifact.cid }
+      },
+      publishedAt: "2026-11-01T00:00:00Z",
+      publishedBy: "alice",
+      expiresAt: "2099-01-01T00:00:00Z"
     })
   )
 
@@ -63,9 +71,18 @@ interface Reply {
   readonly body: { readonly _tag?: string; readonly message?: string; readonly [key: string]: unknown }
 }
 
-const reply = async (response: Response): Promise<Reply> => ({ status: response.status, body: (await response.json()) as Reply["body"] })
+const reply = async (response: Response): Promise<Reply> => ({
+  status: response.status,
+  body: (await response.json()) as Reply["body"]
+})
 const post = async (url: string, body: unknown) =>
-  reply(await fetch(`${node.url}${url}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }))
+  reply(
+    await fetch(`${node.url}${url}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+  )
 const journalHead = async () => ((await (await fetch(`${node.url}/health`)).json()) as { head: unknown }).head
 
 /** A refusal as a user sees it: this status and one line (routes say `message`, the server's guards `error`). */
@@ -88,7 +105,12 @@ interface Streamed extends Reply {
  * not (chunked); between two writes it lets its event loop turn, so it notices an answer at once, and
  * then stops sending.
  */
-const stream = (method: string, url: string, total: number, options: { readonly announce: boolean; readonly contentType?: string }) =>
+const stream = (
+  method: string,
+  url: string,
+  total: number,
+  options: { readonly announce: boolean; readonly contentType?: string }
+) =>
   new Promise<Streamed>((resolve, reject) => {
     const headers: Record<string, string> = { "content-type": options.contentType ?? "application/octet-stream" }
     if (options.announce) headers["content-length"] = String(total)
@@ -122,7 +144,8 @@ const stream = (method: string, url: string, total: number, options: { readonly 
 
 const FIFTY_MB = 50 * 1024 * 1024
 const leftovers = () => fs.readdirSync(path.join(dataDir, "content", "tmp"))
-const blobStatus = async (artifact: Artifact) => (await fetch(`${node.url}/v1/blobs/sha256-${artifact.sha256}`, { method: "HEAD" })).status
+const blobStatus = async (artifact: Artifact) =>
+  (await fetch(`${node.url}/v1/blobs/sha256-${artifact.sha256}`, { method: "HEAD" })).status
 
 describe("registry attacks against a running node", () => {
   const weights = artifactOf(1000)
@@ -148,23 +171,40 @@ describe("registry attacks against a running node", () => {
     )
     // A yank in alice's name, signed by mallory.
     expectRefused(
-      await post("/v1/models/tiny-lm/versions/1.0.0/yank", { ...yank(mallory), keyId: "alice", publicKey: alice.publicKey }),
+      await post("/v1/models/tiny-lm/versions/1.0.0/yank", {
+        ...yank(mallory),
+        keyId: "alice",
+        publicKey: alice.publicKey
+      }),
       403,
       "yank of tiny-lm@1.0.0: signature by key alice does not verify"
     )
     // A new version naming alice as publisher but signed by mallory alone, then one in mallory's own name.
-    const inAlicesName = signManifest({ ...manifestOf("tiny-lm", "2.0.0", weights), publisherKey: alice.publicKey }, mallory)
-    expectRefused(await post("/v1/models", inAlicesName), 403, `manifest tiny-lm@2.0.0 is not signed by its publisher key ${alice.publicKey.slice(0, 16)}…`)
+    const inAlicesName = signManifest(
+      { ...manifestOf("tiny-lm", "2.0.0", weights), publisherKey: alice.publicKey },
+      mallory
+    )
+    expectRefused(
+      await post("/v1/models", inAlicesName),
+      403,
+      `manifest tiny-lm@2.0.0 is not signed by its publisher key ${alice.publicKey.slice(0, 16)}…`
+    )
     expectRefused(
       await post("/v1/models", signAsPublisher(manifestOf("tiny-lm", "2.0.0", weights), mallory)),
       403,
       "tiny-lm belongs to key alice: key mallory cannot publish or yank its versions"
     )
     // A manifest naming no publisher.
-    expectRefused(await post("/v1/models", signManifest(manifestOf("other-lm", "1.0.0", weights), mallory)), 400, /names no publisherKey/)
+    expectRefused(
+      await post("/v1/models", signManifest(manifestOf("other-lm", "1.0.0", weights), mallory)),
+      400,
+      /names no publisherKey/
+    )
     expect(await journalHead()).toEqual(before)
 
-    const versions = (await (await fetch(`${node.url}/v1/models/tiny-lm/versions`)).json()) as Array<{ keyId: string; yanked?: string }>
+    const versions = (await (await fetch(`${node.url}/v1/models/tiny-lm/versions`)).json()) as Array<
+      { keyId: string; yanked?: string }
+    >
     expect(versions).toEqual([expect.objectContaining({ version: "1.0.0", keyId: "alice" })])
     expect(versions[0]?.yanked).toBeUndefined()
     const ownYank = await post("/v1/models/tiny-lm/versions/1.0.0/yank", yank(alice))
@@ -178,12 +218,20 @@ describe("registry attacks against a running node", () => {
     const before = await journalHead()
 
     const unannounced = await stream("PUT", `/v1/blobs/sha256-${small.sha256}`, FIFTY_MB, { announce: false })
-    expectRefused(unannounced, 413, `sha256-${small.sha256} is declared as 300000 bytes: more than 300000 bytes sent: refused, nothing kept`)
+    expectRefused(
+      unannounced,
+      413,
+      `sha256-${small.sha256} is declared as 300000 bytes: more than 300000 bytes sent: refused, nothing kept`
+    )
     // Answered once the declared size was passed, not after 50 MB (socket buffers hold a few MB at most).
     expect(unannounced.sent).toBeLessThan(8 * 1024 * 1024)
 
     const announced = await stream("PUT", `/v1/blobs/sha256-${small.sha256}`, FIFTY_MB, { announce: true })
-    expectRefused(announced, 413, `sha256-${small.sha256} is declared as 300000 bytes: an upload of ${FIFTY_MB} is refused`)
+    expectRefused(
+      announced,
+      413,
+      `sha256-${small.sha256} is declared as 300000 bytes: an upload of ${FIFTY_MB} is refused`
+    )
     expect(announced.sent).toBeLessThan(8 * 1024 * 1024)
 
     expect(leftovers()).toEqual([])
@@ -198,17 +246,29 @@ describe("registry attacks against a running node", () => {
     // 300 KB are pinned already; 800 KB more would pass the 1 MiB cap, and 64 MiB never fit.
     const medium = artifactOf(800_000)
     const huge = { ...artifactOf(16), size: 64 * CAP }
-    expect((await post("/v1/models", signAsPublisher(manifestOf("medium-lm", "1.0.0", medium), alice))).status).toBe(201)
+    expect((await post("/v1/models", signAsPublisher(manifestOf("medium-lm", "1.0.0", medium), alice))).status).toBe(
+      201
+    )
     const hugeManifest = Either.getOrThrow(parseManifest({
       ...manifestOf("huge-lm", "1.0.0", huge),
       artifacts: { model: { filename: "model.onnx", size: huge.size, sha256: huge.sha256, cid: huge.cid } }
     }))
     expect((await post("/v1/models", signAsPublisher(hugeManifest, alice))).status).toBe(201)
 
-    const full = await reply(await fetch(`${node.url}/v1/blobs/sha256-${medium.sha256}`, { method: "PUT", body: medium.bytes }))
-    expectRefused(full, 507, `the blob store is full: 800000 more bytes would exceed its cap of ${CAP} (300000 held by pinned or in-use blobs and uploads in progress)`)
+    const full = await reply(
+      await fetch(`${node.url}/v1/blobs/sha256-${medium.sha256}`, { method: "PUT", body: medium.bytes })
+    )
+    expectRefused(
+      full,
+      507,
+      `the blob store is full: 800000 more bytes would exceed its cap of ${CAP} (300000 held by pinned or in-use blobs and uploads in progress)`
+    )
     const tooBig = await stream("PUT", `/v1/blobs/sha256-${huge.sha256}`, huge.size, { announce: true })
-    expectRefused(tooBig, 507, new RegExp(`^the blob store is full: ${huge.size} more bytes would exceed its cap of ${CAP}`))
+    expectRefused(
+      tooBig,
+      507,
+      new RegExp(`^the blob store is full: ${huge.size} more bytes would exceed its cap of ${CAP}`)
+    )
     expect(tooBig.sent).toBeLessThan(8 * 1024 * 1024)
     expect(leftovers()).toEqual([])
     expect(await blobStatus(medium)).toBe(404)
@@ -224,7 +284,10 @@ describe("registry attacks against a running node", () => {
         expect(answer.sent).toBeLessThan(8 * 1024 * 1024)
       }
     }
-    const chunkedYank = await stream("POST", "/v1/models/tiny-lm/versions/1.0.0/yank", FIFTY_MB, { announce: false, contentType: "application/json" })
+    const chunkedYank = await stream("POST", "/v1/models/tiny-lm/versions/1.0.0/yank", FIFTY_MB, {
+      announce: false,
+      contentType: "application/json"
+    })
     expectRefused(chunkedYank, 413, "a yank request is larger than 65536 bytes: refused")
     expect(await journalHead()).toEqual(before)
   })
@@ -232,7 +295,9 @@ describe("registry attacks against a running node", () => {
   it("builds download URLs from the node's address, not from the Host header", async () => {
     const port = new URL(node.url).port
     const answer = await new Promise<string>((resolve, reject) => {
-      const request = http.request(`${node.url}/v1/models/small-lm/download?source=peer`, { headers: { host: `localhost:${port}` } }, (response) => {
+      const request = http.request(`${node.url}/v1/models/small-lm/download?source=peer`, {
+        headers: { host: `localhost:${port}` }
+      }, (response) => {
         let text = ""
         response.setEncoding("utf8")
         response.on("data", (data: string) => (text += data))
@@ -252,7 +317,10 @@ describe("registry attacks against a running node", () => {
     expect((await post("/v1/models", signAsPublisher(manifestOf(id, "1.0.0", weights), alice))).status).toBe(201)
     for (const route of [`/v1/models/${id}`, `/v1/models/${id}/versions`, `/v1/models/${id}/download`]) {
       // The router's default bound on a path segment is 100 characters: Server.ts passes ROUTE_PARAMETER_MAX_LENGTH.
-      expect((await fetch(`${node.url}${route}`)).status, `${route.length} characters: is HttpLayerRouter.serve given { routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH } }?`).toBe(200)
+      expect(
+        (await fetch(`${node.url}${route}`)).status,
+        `${route.length} characters: is HttpLayerRouter.serve given { routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH } }?`
+      ).toBe(200)
     }
     expect((await fetch(`${node.url}/v1/models/${id}x`)).status).toBe(400)
   })

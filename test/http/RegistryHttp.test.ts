@@ -33,17 +33,27 @@ const sha256 = crypto.hash("sha256", weights, "hex")
 const manifestOf = (version: string, extra: Record<string, unknown> = {}): ModelManifest =>
   Either.getOrThrow(
     parseManifest({
-      id: "tiny-lm", name: "Tiny LM", version, type: "text-generation", license: "MIT",
+      id: "tiny-lm",
+      name: "Tiny LM",
+      version,
+      type: "text-generation",
+      license: "MIT",
       optimization: { quantization: "INT8" },
       artifacts: { model: { filename: "model.onnx", size: weights.length, sha256, cid: layout.root } },
-      publishedAt: "2026-11-01T00:00:00Z", publishedBy: "alice", expiresAt: "2099-01-01T00:00:00Z",
+      publishedAt: "2026-11-01T00:00:00Z",
+      publishedBy: "alice",
+      expiresAt: "2099-01-01T00:00:00Z",
       ...extra
     })
   )
 
 let node: RunningNode
 const post = (path: string, body: unknown) =>
-  fetch(`${node.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+  fetch(`${node.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body)
+  })
 
 beforeAll(async () => {
   node = await startNode(tempDir("registry-http-"))
@@ -55,7 +65,10 @@ afterAll(async () => {
 describe("registry over HTTP", () => {
   it("publishes a signed manifest, then accepts only the bytes it lists", async () => {
     const unlisted = crypto.randomBytes(100)
-    const refused = await fetch(`${node.url}/v1/blobs/sha256-${crypto.hash("sha256", unlisted, "hex")}`, { method: "PUT", body: unlisted })
+    const refused = await fetch(`${node.url}/v1/blobs/sha256-${crypto.hash("sha256", unlisted, "hex")}`, {
+      method: "PUT",
+      body: unlisted
+    })
     expect(refused.status).toBe(403)
 
     const unsigned = await post("/v1/models", manifestOf("1.0.0"))
@@ -92,23 +105,36 @@ describe("registry over HTTP", () => {
   })
 
   it("lists, serves manifests exactly as signed, and gives download URLs", async () => {
-    const list = (await (await fetch(`${node.url}/v1/models?quantization=INT8`)).json()) as Array<{ id: string; version: string }>
+    const list = (await (await fetch(`${node.url}/v1/models?quantization=INT8`)).json()) as Array<
+      { id: string; version: string }
+    >
     expect(list).toMatchObject([{ id: "tiny-lm", version: "1.1.0" }])
     expect(await (await fetch(`${node.url}/v1/models?type=embedding`)).json()).toEqual([])
     const manifest = await (await fetch(`${node.url}/v1/models/tiny-lm?version=1.0.0`)).json()
     expect(manifest).toEqual(signAsPublisher(manifestOf("1.0.0"), alice))
-    const download = (await (await fetch(`${node.url}/v1/models/tiny-lm/download?source=peer`)).json()) as { model: string }
+    const download = (await (await fetch(`${node.url}/v1/models/tiny-lm/download?source=peer`)).json()) as {
+      model: string
+    }
     expect(download.model).toBe(`${node.url}/v1/blobs/sha256-${sha256}`)
     expect((await fetch(`${node.url}/v1/models/nothing-here`)).status).toBe(404)
     const docs = (await (await fetch(`${node.url}/docs/openapi.json`)).json()) as { paths: Record<string, unknown> }
-    for (const path of ["/v1/models", "/v1/models/{id}", "/v1/models/{id}/download", "/v1/adapters", "/v1/blobs/{digest}", "/ipfs/{cid}"]) {
+    for (
+      const path of [
+        "/v1/models",
+        "/v1/models/{id}",
+        "/v1/models/{id}/download",
+        "/v1/adapters",
+        "/v1/blobs/{digest}",
+        "/ipfs/{cid}"
+      ]
+    ) {
       expect(Object.keys(docs.paths)).toContain(path)
     }
   })
 
   it("answers the same over @effect/rpc, manifests included exactly as signed", async () => {
     const { latest, listed } = await Effect.runPromise(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const client = yield* nodeRpcClient
         return { listed: yield* client.RegistryList({}), latest: yield* client.RegistryGet({ id: "tiny-lm" }) }
       }).pipe(Effect.scoped, Effect.provide(rpcProtocol(node.url)))
@@ -134,7 +160,7 @@ describe("registry over HTTP", () => {
     const outside = await fetch(url, { headers: { range: `bytes=${weights.length}-` } })
     expect(outside.status).toBe(416)
     expect(outside.headers.get("content-range")).toBe(`bytes */${weights.length}`)
-    const stale = await fetch(url, { headers: { range: "bytes=0-9", "if-range": '"sha256-other"' } })
+    const stale = await fetch(url, { headers: { range: "bytes=0-9", "if-range": "\"sha256-other\"" } })
     expect(stale.status).toBe(200)
     await stale.arrayBuffer()
   })
@@ -163,11 +189,12 @@ describe("registry over HTTP", () => {
 
     // What an operator's Prometheus sees of these pulls: counted by kind, with the bytes served.
     const metrics = await (await fetch(`${node.url}/metrics`)).text()
-    const sample = (series: string) => Number(metrics.split("\n").find((line) => line.startsWith(`${series} `))?.slice(series.length + 1))
-    expect(sample('edge_net_pulls_total{kind="car"}')).toBe(1)
-    expect(sample('edge_net_pull_bytes_total{kind="car"}')).toBe(carBytes.length)
-    expect(sample('edge_net_pulls_total{kind="block"}')).toBeGreaterThanOrEqual(2)
-    expect(sample('edge_net_pull_bytes_total{kind="blob"}')).toBeGreaterThanOrEqual(2 * weights.length)
+    const sample = (series: string) =>
+      Number(metrics.split("\n").find((line) => line.startsWith(`${series} `))?.slice(series.length + 1))
+    expect(sample("edge_net_pulls_total{kind=\"car\"}")).toBe(1)
+    expect(sample("edge_net_pull_bytes_total{kind=\"car\"}")).toBe(carBytes.length)
+    expect(sample("edge_net_pulls_total{kind=\"block\"}")).toBeGreaterThanOrEqual(2)
+    expect(sample("edge_net_pull_bytes_total{kind=\"blob\"}")).toBeGreaterThanOrEqual(2 * weights.length)
   })
 
   it("lists a model published without quantization through the client, decoded with the registry's own view", async () => {
@@ -178,7 +205,9 @@ describe("registry over HTTP", () => {
     expect(listed.find((model) => model.id === "plain-lm")).toMatchObject({ id: "plain-lm", version: "1.0.0" })
     expect(listed.find((model) => model.id === "plain-lm")?.quantization).toBeUndefined()
     // An answer of another shape is one line naming the URL, not a crash further on.
-    const impostor = http.createServer((_, response) => response.writeHead(200, { "content-type": "application/json" }).end('[{"id":5}]'))
+    const impostor = http.createServer((_, response) =>
+      response.writeHead(200, { "content-type": "application/json" }).end("[{\"id\":5}]")
+    )
     await new Promise<void>((resolve) => impostor.listen(0, "127.0.0.1", resolve))
     try {
       const { port } = impostor.address() as AddressInfo

@@ -47,7 +47,10 @@ describe("AtomicFile", () => {
     AtomicFile.writeFileAtomicallySync(file, OLD)
     // A child rewrites the file in a loop, alternating two contents of different sizes, until killed.
     const child = spawn(process.execPath, [
-      "--import", "tsx", "--input-type=module", "-e",
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
       `import { writeFileAtomicallySync } from ${JSON.stringify(path.resolve("src/node/AtomicFile.ts"))}
        const [file, a, b] = [process.argv[1], "a".repeat(${OLD.length}), "b".repeat(${NEW.length})]
        for (let i = 0; ; i++) writeFileAtomicallySync(file, i % 2 === 0 ? b : a)`,

@@ -7,11 +7,11 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { AccountId } from "../../src/domain/Money.js"
+import { ProposalId } from "../../src/actors/governance/Proposal.js"
 import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { AuctionId } from "../../src/actors/market/TaskAuction.js"
-import { ProposalId } from "../../src/actors/governance/Proposal.js"
 import { ed25519 } from "../../src/domain/Ed25519.js"
+import { AccountId } from "../../src/domain/Money.js"
 import type { SigningKey } from "../../src/domain/SignedCommand.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
@@ -29,7 +29,11 @@ type NodeRpc = Effect.Effect.Success<typeof nodeRpcClient>
 type Attack = (client: NodeRpc) => Effect.Effect<unknown, unknown>
 
 const rpc = <A, E>(use: (client: NodeRpc) => Effect.Effect<A, E>): Promise<A> =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer))))
+  Effect.runPromise(
+    Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(
+      Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer))
+    )
+  )
 
 const head = () => rpc((client) => client.JournalHead())
 
@@ -51,12 +55,13 @@ beforeAll(async () => {
   const seed = Buffer.from(keyFile.seed, "hex")
   operator = { seed, publicKey: ed25519.publicKeyOf(seed) }
   await rpc((client) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* as(operator)(client.LedgerMint({ account: alice.account, amount: 10_000n }))
       yield* as(alice)(client.LedgerTransfer({ from: alice.account, to: mallory.account, amount: 500n }))
       yield* as(alice)(client.Stake({ node: alice.account, amount: 5_000n }))
       yield* as(mallory)(client.Stake({ node: mallory.account, amount: 400n }))
-    }))
+    })
+  )
 }, 60_000)
 afterAll(async () => {
   await node?.kill("SIGTERM")
@@ -64,8 +69,12 @@ afterAll(async () => {
 
 describe("attacks on a running node", () => {
   it("an anonymous or self-made mint is refused", async () => {
-    expect((await refused((client) => client.LedgerMint({ account: mallory.account, amount: 1_000_000n }))).reason).toBe("unsigned")
-    expect((await refused((client) => as(mallory)(client.LedgerMint({ account: mallory.account, amount: 1_000_000n })))).reason).toBe("not-operator")
+    expect((await refused((client) => client.LedgerMint({ account: mallory.account, amount: 1_000_000n }))).reason)
+      .toBe("unsigned")
+    expect(
+      (await refused((client) => as(mallory)(client.LedgerMint({ account: mallory.account, amount: 1_000_000n }))))
+        .reason
+    ).toBe("not-operator")
   })
 
   it("nobody acts in another's name: transfer, stake, unbond, bid, vote", async () => {
@@ -74,9 +83,12 @@ describe("attacks on a running node", () => {
       (client: NodeRpc) => client.Stake({ node: alice.account, amount: 10n }),
       (client: NodeRpc) => client.Unbond({ node: alice.account, amount: 10n }),
       (client: NodeRpc) => client.Withdraw({ node: alice.account }),
-      (client: NodeRpc) => client.AuctionCommit({ auctionId: AuctionId.make("a1"), bidder: alice.account, commitment: "00".repeat(32) }),
-      (client: NodeRpc) => client.GovernanceVote({ proposalId: ProposalId.make("p1"), voter: alice.account, support: "for" }),
-      (client: NodeRpc) => client.MarketBuy({ trader: alice.account, trade: { exact: "in", amountIn: 10n, minAmountOut: 0n } })
+      (client: NodeRpc) =>
+        client.AuctionCommit({ auctionId: AuctionId.make("a1"), bidder: alice.account, commitment: "00".repeat(32) }),
+      (client: NodeRpc) =>
+        client.GovernanceVote({ proposalId: ProposalId.make("p1"), voter: alice.account, support: "for" }),
+      (client: NodeRpc) =>
+        client.MarketBuy({ trader: alice.account, trade: { exact: "in", amountIn: 10n, minAmountOut: 0n } })
     ]
     for (const attack of inAlicesName) {
       const failure = await refused((client) => as(mallory)(attack(client)))
@@ -87,17 +99,23 @@ describe("attacks on a running node", () => {
 
   it("operator commands need the operator key", async () => {
     const operatorOnly: Array<Attack> = [
-      (client: NodeRpc) => client.MarketIssueCompute({ node: mallory.account, units: 5_000n, operationId: "i1" as never }),
-      (client: NodeRpc) => client.Slash({ node: alice.account, reason: "SybilAttack", evidence: "none", operationId: "s1" as never }),
+      (client: NodeRpc) =>
+        client.MarketIssueCompute({ node: mallory.account, units: 5_000n, operationId: "i1" as never }),
+      (client: NodeRpc) =>
+        client.Slash({ node: alice.account, reason: "SybilAttack", evidence: "none", operationId: "s1" as never }),
       (client: NodeRpc) => client.LedgerHold({ account: alice.account, holdId: "h1" as never, amount: 10n }),
       (client: NodeRpc) => client.PoolConfigure({ maxSlots: 1 })
     ]
-    for (const attack of operatorOnly) expect((await refused((client) => as(mallory)(attack(client)))).reason).toBe("not-operator")
+    for (const attack of operatorOnly) {
+      expect((await refused((client) => as(mallory)(attack(client)))).reason).toBe("not-operator")
+    }
   })
 
   it("system accounts cannot be spent by any key", async () => {
     for (const system of [`stake:${alice.account}`, "pool:compute", "escrow:auction:a1", "treasury"]) {
-      const failure = await refused((client) => as(mallory)(client.LedgerTransfer({ from: AccountId.make(system), to: mallory.account, amount: 1n })))
+      const failure = await refused((client) =>
+        as(mallory)(client.LedgerTransfer({ from: AccountId.make(system), to: mallory.account, amount: 1n }))
+      )
       expect(failure.reason).toBe("not-owner")
     }
   })
@@ -105,17 +123,36 @@ describe("attacks on a running node", () => {
   it("one caller cannot take over governance", async () => {
     // Out of bounds: no proposal moves the fee to 99.99%.
     const extreme = await refused((client) =>
-      as(mallory)(client.GovernancePropose({ proposer: mallory.account, parameter: "feeBps", value: 9999n, description: "mine" })))
+      as(mallory)(
+        client.GovernancePropose({ proposer: mallory.account, parameter: "feeBps", value: 9999n, description: "mine" })
+      )
+    )
     expect(extreme.message).toMatch(/feeBps/)
     // Within bounds, alone with 7% of the stake: the vote cannot reach quorum, so nothing can be queued.
     const { proposal } = await rpc((client) =>
-      as(mallory)(client.GovernancePropose({ proposer: mallory.account, parameter: "feeBps", value: 60n, description: "double the fee" })))
-    await rpc((client) => as(mallory)(client.GovernanceVote({ proposalId: proposal.proposalId, voter: mallory.account, support: "for" })))
+      as(mallory)(
+        client.GovernancePropose({
+          proposer: mallory.account,
+          parameter: "feeBps",
+          value: 60n,
+          description: "double the fee"
+        })
+      )
+    )
+    await rpc((client) =>
+      as(mallory)(client.GovernanceVote({ proposalId: proposal.proposalId, voter: mallory.account, support: "for" }))
+    )
     await new Promise((resolve) => setTimeout(resolve, 2_200))
-    const queue = await rpc((client) => Effect.flip(as(mallory)(client.GovernanceQueue({ proposalId: proposal.proposalId }))))
+    const queue = await rpc((client) =>
+      Effect.flip(as(mallory)(client.GovernanceQueue({ proposalId: proposal.proposalId })))
+    )
     expect((queue as { message: string }).message).toMatch(/quorum|Defeated/i)
-    const fee = await rpc((client) => client.MarketQuote({ side: "buy", trade: { exact: "in", amountIn: 10_000n, minAmountOut: 0n } }).pipe(Effect.either))
-    expect(JSON.stringify(fee)).not.toContain('"feeBps":60')
+    const fee = await rpc((client) =>
+      client.MarketQuote({ side: "buy", trade: { exact: "in", amountIn: 10_000n, minAmountOut: 0n } }).pipe(
+        Effect.either
+      )
+    )
+    expect(JSON.stringify(fee)).not.toContain("\"feeBps\":60")
   }, 20_000)
 
   it("a 3,000-deep payload and a huge amount are refused", async () => {
@@ -123,8 +160,16 @@ describe("attacks on a running node", () => {
     for (let depth = 0; depth < 3_000; depth++) task = [task]
     const deep = await refused((client) =>
       as(mallory)(client.AuctionOpen({
-        auctionId: AuctionId.make("deep"), poster: mallory.account, task, maxPrice: 10n, minBids: 1, commitPeriodMs: 1000, revealPeriodMs: 1000, leasePeriodMs: 1000
-      })))
+        auctionId: AuctionId.make("deep"),
+        poster: mallory.account,
+        task,
+        maxPrice: 10n,
+        minBids: 1,
+        commitPeriodMs: 1000,
+        revealPeriodMs: 1000,
+        leasePeriodMs: 1000
+      }))
+    )
     expect(deep.message).toMatch(/nested deeper than 64/)
     const commitment = commitmentOf({ auctionId: "x", bidder: mallory.account, price: 1n, salt: "s" })
     expect(commitment).toMatch(/^[0-9a-f]{64}$/)
@@ -133,7 +178,15 @@ describe("attacks on a running node", () => {
     const response = await fetch(`${node.url}/rpc`, {
       method: "POST",
       headers: { "content-type": "application/ndjson" },
-      body: `${JSON.stringify({ _tag: "Request", id: "1", tag: "LedgerMint", payload: { account: mallory.account, amount: "9".repeat(4_000_000) }, headers: [] })}\n`
+      body: `${
+        JSON.stringify({
+          _tag: "Request",
+          id: "1",
+          tag: "LedgerMint",
+          payload: { account: mallory.account, amount: "9".repeat(4_000_000) },
+          headers: []
+        })
+      }\n`
     })
     expect(response.status).toBeGreaterThanOrEqual(400)
     expect(await head()).toEqual(before)

@@ -31,19 +31,41 @@ import { tempDir } from "../support/TempDir.js"
 const node = () => nodeServices({ dataDir: tempDir(), host: "127.0.0.1", port: 0, synchronous: "normal" })
 
 const publisherPair = keyPairFromSeed(new Uint8Array(32).fill(7))
-const publisher: ManifestSigner = { keyId: "team", publicKey: publisherPair.publicKey, sign: (message) => publisherPair.sign(message) }
+const publisher: ManifestSigner = {
+  keyId: "team",
+  publicKey: publisherPair.publicKey,
+  sign: (message) => publisherPair.sign(message)
+}
 
 const manifestOf = (id: string, extra: Record<string, unknown>) =>
   Either.getOrThrow(parseManifest({
-    id, name: id, version: "1.0.0", license: "MIT",
-    artifacts: { model: { filename: "model.onnx", size: 1000, sha256: crypto.hash("sha256", id, "hex"), cid: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku" } },
-    publishedAt: "2026-01-03T00:00:00Z", publishedBy: "team", expiresAt: "2099-01-01T00:00:00Z", ...extra
+    id,
+    name: id,
+    version: "1.0.0",
+    license: "MIT",
+    artifacts: {
+      model: {
+        filename: "model.onnx",
+        size: 1000,
+        sha256: crypto.hash("sha256", id, "hex"),
+        cid: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+      }
+    },
+    publishedAt: "2026-01-03T00:00:00Z",
+    publishedBy: "team",
+    expiresAt: "2099-01-01T00:00:00Z",
+    ...extra
   }))
 
 /** One command or more to every subsystem a node runs (the charter is founded when the node starts). */
-const everySubsystemAtWork = Effect.gen(function* () {
+const everySubsystemAtWork = Effect.gen(function*() {
   const ledger = yield* Ledger
-  for (const [account, amount] of [["provider", 10_000n], ["trader", 1_000n], ["bidder", 500n], ["poster", 1_000n], [REWARDS_ACCOUNT, 100n]] as const) {
+  for (
+    const [account, amount] of [["provider", 10_000n], ["trader", 1_000n], ["bidder", 500n], ["poster", 1_000n], [
+      REWARDS_ACCOUNT,
+      100n
+    ]] as const
+  ) {
     yield* ledger.mint(account, amount, `genesis/${account}`)
   }
   yield* ledger.transfer("trader", "poster", 10n, "tip-1")
@@ -56,25 +78,42 @@ const everySubsystemAtWork = Effect.gen(function* () {
   yield* (yield* Rewards).grant("bidder", 30n, "task-1")
   const auctions = yield* Auctions
   yield* auctions.open({
-    auctionId: "a1", poster: "poster", task: { kind: "inference" }, maxPrice: 100n, minBids: 1, commitPeriodMs: 60_000, revealPeriodMs: 60_000,
+    auctionId: "a1",
+    poster: "poster",
+    task: { kind: "inference" },
+    maxPrice: 100n,
+    minBids: 1,
+    commitPeriodMs: 60_000,
+    revealPeriodMs: 60_000,
     leasePeriodMs: 60_000
   })
   yield* auctions.commit("a1", "bidder", commitmentOf({ auctionId: "a1", bidder: "bidder", price: 40n, salt: "s" }))
-  yield* (yield* Governance).propose({ proposer: "bidder", parameter: "feeBps", value: 40n, description: "a lower AMM fee" })
+  yield* (yield* Governance).propose({
+    proposer: "bidder",
+    parameter: "feeBps",
+    value: 40n,
+    description: "a lower AMM fee"
+  })
   yield* (yield* NetworkParameters).set("votingDelayMs", 5_000n, { commandId: "genesis/votingDelayMs" })
   yield* (yield* AdapterPool).load({ adapterId: "chat", version: "1.0.0", bytes: 1_000, embedding: [1, 0] })
   yield* (yield* Optimizer).request("job-1", { model: { sha256: "ab".repeat(32), size: 1_000 }, quantization: "INT8" })
   const registry = yield* Registry
   yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", { type: "text-generation" }), publisher))
   // A new key's reputation (0.5) is under the sharing bar (0.7): the bar is lowered as a test network's genesis would.
-  yield* (yield* NetworkParameters).set("adapterShareMinReputationPpm", 400_000n, { commandId: "genesis/adapterShareMinReputationPpm" })
-  yield* registry.publishAdapter(signAsPublisher(manifestOf("tiny-chat", {
-    type: "adapter", adapter: { baseModel: "tiny-lm", rank: 4, alpha: 8, domain: "chat", quality: 0.9 }
-  }), publisher))
+  yield* (yield* NetworkParameters).set("adapterShareMinReputationPpm", 400_000n, {
+    commandId: "genesis/adapterShareMinReputationPpm"
+  })
+  yield* registry.publishAdapter(signAsPublisher(
+    manifestOf("tiny-chat", {
+      type: "adapter",
+      adapter: { baseModel: "tiny-lm", rank: 4, alpha: 8, domain: "chat", quality: 0.9 }
+    }),
+    publisher
+  ))
 })
 
 /** Every stream category the log holds, read from the stored records. */
-const categoriesInLog = Effect.gen(function* () {
+const categoriesInLog = Effect.gen(function*() {
   const journal = yield* Journal
   const categories = new Set<string>()
   for (const record of yield* journal.readRecords(1, 100_000)) categories.add(streamCategory(record.streamId))
@@ -82,33 +121,55 @@ const categoriesInLog = Effect.gen(function* () {
 })
 
 describe("audit replay covers every actor the node runs", () => {
-  it.scoped("after every subsystem has worked, each actor is reported, has entities, and equals its replay", () =>
-    Effect.gen(function* () {
-      yield* everySubsystemAtWork
-      const report = yield* (yield* NodeAudit).replay()
-      const reported = report.actors.map((actor) => actor.category)
-      // The node's actors, each written to by the work above: a new actor the work leaves out shows here as 0 entities.
-      expect(reported).toEqual([
-        "Account", "Adapter", "AdapterPool", "Auction", "Charter", "Model", "OptimizerJob", "Parameters", "Pool", "Proposal", "Reputation",
-        "Reward", "Stake"
-      ])
-      expect(report.actors.filter((actor) => actor.entities === 0).map((actor) => actor.category)).toEqual([])
-      // Every category the log holds is one the audit replayed.
-      expect((yield* categoriesInLog).filter((category) => !reported.includes(category))).toEqual([])
-      expect(report.unreplayed).toEqual([])
-      expect(report.actors.flatMap((actor) => actor.mismatches)).toEqual([])
-      expect(report.ok).toBe(true)
-    }).pipe(Effect.provide(node())), 60_000)
+  it.scoped(
+    "after every subsystem has worked, each actor is reported, has entities, and equals its replay",
+    () =>
+      Effect.gen(function*() {
+        yield* everySubsystemAtWork
+        const report = yield* (yield* NodeAudit).replay()
+        const reported = report.actors.map((actor) => actor.category)
+        // The node's actors, each written to by the work above: a new actor the work leaves out shows here as 0 entities.
+        expect(reported).toEqual([
+          "Account",
+          "Adapter",
+          "AdapterPool",
+          "Auction",
+          "Charter",
+          "Model",
+          "OptimizerJob",
+          "Parameters",
+          "Pool",
+          "Proposal",
+          "Reputation",
+          "Reward",
+          "Stake"
+        ])
+        expect(report.actors.filter((actor) => actor.entities === 0).map((actor) => actor.category)).toEqual([])
+        // Every category the log holds is one the audit replayed.
+        expect((yield* categoriesInLog).filter((category) => !reported.includes(category))).toEqual([])
+        expect(report.unreplayed).toEqual([])
+        expect(report.actors.flatMap((actor) => actor.mismatches)).toEqual([])
+        expect(report.ok).toBe(true)
+      }).pipe(Effect.provide(node())),
+    60_000
+  )
 
-  it.scoped("events of a category no actor replays fail the audit, named with their count", () =>
-    Effect.gen(function* () {
-      yield* (yield* Ledger).mint("alice", 10n, "genesis/alice")
-      const journal = yield* Journal
-      // Written past every service, as a rogue writer on the node's journal would.
-      yield* journal.append("Backdoor-1", "none", [{ eventType: "Granted", payload: { to: "mallory" } }, { eventType: "Granted", payload: { to: "eve" } }])
-      const report = yield* (yield* NodeAudit).replay()
-      expect(report.unreplayed).toEqual([{ category: "Backdoor", events: 2 }])
-      expect(report.actors.flatMap((actor) => actor.mismatches)).toEqual([])
-      expect(report.ok).toBe(false)
-    }).pipe(Effect.provide(node())), 60_000)
+  it.scoped(
+    "events of a category no actor replays fail the audit, named with their count",
+    () =>
+      Effect.gen(function*() {
+        yield* (yield* Ledger).mint("alice", 10n, "genesis/alice")
+        const journal = yield* Journal
+        // Written past every service, as a rogue writer on the node's journal would.
+        yield* journal.append("Backdoor-1", "none", [{ eventType: "Granted", payload: { to: "mallory" } }, {
+          eventType: "Granted",
+          payload: { to: "eve" }
+        }])
+        const report = yield* (yield* NodeAudit).replay()
+        expect(report.unreplayed).toEqual([{ category: "Backdoor", events: 2 }])
+        expect(report.actors.flatMap((actor) => actor.mismatches)).toEqual([])
+        expect(report.ok).toBe(false)
+      }).pipe(Effect.provide(node())),
+    60_000
+  )
 })

@@ -20,9 +20,18 @@ afterAll(async () => {
   await node?.kill("SIGTERM")
 })
 
-const mintLine = `${JSON.stringify({ _tag: "Request", id: "1", tag: "LedgerMint", payload: { account: "mallory", amount: "1000000" }, headers: [] })}\n`
+const mintLine = `${
+  JSON.stringify({
+    _tag: "Request",
+    id: "1",
+    tag: "LedgerMint",
+    payload: { account: "mallory", amount: "1000000" },
+    headers: []
+  })
+}\n`
 
-const head = async () => ((await (await fetch(`${node.url}/health`)).json()) as { head: { position: number; hash: string } }).head
+const head = async () =>
+  ((await (await fetch(`${node.url}/health`)).json()) as { head: { position: number; hash: string } }).head
 
 interface Reply {
   readonly status: number
@@ -75,14 +84,21 @@ describe("a web page against a node on loopback", () => {
     expect(fromPage.status).toBe(403)
     expect(errorOf(fromPage.body)).toContain("cannot change state")
     // A browser that strips Origin still sends text/plain for a simple request.
-    const withoutOrigin = await send("POST", "/rpc", { host: `127.0.0.1:${port}`, "content-type": "text/plain;charset=UTF-8" }, mintLine)
+    const withoutOrigin = await send("POST", "/rpc", {
+      host: `127.0.0.1:${port}`,
+      "content-type": "text/plain;charset=UTF-8"
+    }, mintLine)
     expect(withoutOrigin.status).toBe(415)
     expect(await head()).toEqual(before)
   })
 
   it("cannot drive or read the node through DNS rebinding (a foreign Host)", async () => {
     const before = await head()
-    const rebound = { host: `attacker.example:${port}`, origin: `http://attacker.example:${port}`, "content-type": "application/ndjson" }
+    const rebound = {
+      host: `attacker.example:${port}`,
+      origin: `http://attacker.example:${port}`,
+      "content-type": "application/ndjson"
+    }
     const posted = await send("POST", "/rpc", rebound, mintLine)
     expect(posted.status).toBe(421)
     expect(errorOf(posted.body)).toContain("does not answer to Host")
@@ -110,7 +126,9 @@ describe("oversized and broken requests", () => {
     const streamed = await fetch(`${node.url}/rpc`, {
       method: "POST",
       headers: { "content-type": "application/ndjson" },
-      body: new ReadableStream({ pull: (controller) => (++sent > 50 ? controller.close() : controller.enqueue(chunk)) }),
+      body: new ReadableStream({
+        pull: (controller) => (++sent > 50 ? controller.close() : controller.enqueue(chunk))
+      }),
       duplex: "half"
     } as RequestInit).then((reply) => reply.status, () => "reset")
     expect([413, "reset"]).toContain(streamed)
@@ -122,18 +140,31 @@ describe("oversized and broken requests", () => {
     const reply = await raw("POST /rpc HTTP/1.0\r\n\r\n")
     expect(reply).toMatch(/^HTTP\/1\.1 400 /)
     expect(reply.endsWith("{\"error\":\"missing Host header\"}")).toBe(true)
-    const noRpcHeaders = await send("POST", "/rpc", { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" },
-      `${JSON.stringify({ _tag: "Request", id: "1", tag: "NodeInfo", payload: {} })}\n`)
+    const noRpcHeaders = await send(
+      "POST",
+      "/rpc",
+      { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" },
+      `${JSON.stringify({ _tag: "Request", id: "1", tag: "NodeInfo", payload: {} })}\n`
+    )
     expect(noRpcHeaders.status).toBe(400)
     expect(errorOf(noRpcHeaders.body)).toContain("is not an @effect/rpc message")
   })
 
   it("does not echo internal messages: a parser's error or an RPC defect", async () => {
-    const garbage = await send("POST", "/rpc", { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" }, "garbage\n")
+    const garbage = await send(
+      "POST",
+      "/rpc",
+      { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" },
+      "garbage\n"
+    )
     expect(garbage.status).toBe(400)
     expect(garbage.body).not.toContain("Unexpected token")
-    const unknown = await send("POST", "/rpc", { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" },
-      `${JSON.stringify({ _tag: "Request", id: "1", tag: "NoSuchRpc", payload: {}, headers: [] })}\n`)
+    const unknown = await send(
+      "POST",
+      "/rpc",
+      { host: `127.0.0.1:${port}`, "content-type": "application/ndjson" },
+      `${JSON.stringify({ _tag: "Request", id: "1", tag: "NoSuchRpc", payload: {}, headers: [] })}\n`
+    )
     expect(unknown.status).toBe(200)
     expect(unknown.body).not.toContain("NoSuchRpc")
     const ref = /internal error \(ref ([0-9a-f]{8})\)/.exec(unknown.body)?.[1]

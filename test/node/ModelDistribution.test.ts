@@ -31,7 +31,9 @@ interface CliResult {
 
 // The compiled CLI and node: dozens of runs through tsx's loader would cost more than the work they check.
 const compiled = compileCli()
-const modelsArgs = (...args: ReadonlyArray<string>) => [path.join(compiled, "src", "cli", "edge-net-models.js"), ...args]
+const modelsArgs = (
+  ...args: ReadonlyArray<string>
+) => [path.join(compiled, "src", "cli", "edge-net-models.js"), ...args]
 const envFor = (home: string) => {
   const { EDGE_NET_MODELS_CONFIG: _, ...env } = process.env
   return { ...env, HOME: home }
@@ -39,7 +41,10 @@ const envFor = (home: string) => {
 
 const cli = async (home: string, ...args: ReadonlyArray<string>): Promise<CliResult> => {
   try {
-    const { stderr, stdout } = await exec(process.execPath, modelsArgs(...args), { env: envFor(home), maxBuffer: 64 * 1024 * 1024 })
+    const { stderr, stdout } = await exec(process.execPath, modelsArgs(...args), {
+      env: envFor(home),
+      maxBuffer: 64 * 1024 * 1024
+    })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string }
@@ -49,7 +54,9 @@ const cli = async (home: string, ...args: ReadonlyArray<string>): Promise<CliRes
 
 const ok = async (home: string, ...args: ReadonlyArray<string>) => {
   const result = await cli(home, ...args)
-  if (result.code !== 0) throw new Error(`edge-net-models ${args.join(" ")} failed (${result.code}):\n${result.stderr}\n${result.stdout}`)
+  if (result.code !== 0) {
+    throw new Error(`edge-net-models ${args.join(" ")} failed (${result.code}):\n${result.stderr}\n${result.stdout}`)
+  }
   return result
 }
 
@@ -61,7 +68,14 @@ interface StaticServer {
 }
 
 const startStatic = async (root: string, flip?: string): Promise<StaticServer> => {
-  const child = spawn(process.execPath, ["--import", "tsx", "test/support/static-server.ts", "--root", root, ...(flip === undefined ? [] : ["--flip", flip])], {
+  const child = spawn(process.execPath, [
+    "--import",
+    "tsx",
+    "test/support/static-server.ts",
+    "--root",
+    root,
+    ...(flip === undefined ? [] : ["--flip", flip])
+  ], {
     stdio: ["ignore", "pipe", "inherit"]
   })
   const served = new Map<string, number>()
@@ -87,7 +101,8 @@ interface PullReceiptJson {
 }
 
 /** The receipt a `--json` pull prints last, after its one-line progress events. */
-const doneReceipt = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{\n  "event": "done"'))) as PullReceiptJson
+const doneReceipt = (stdout: string) =>
+  JSON.parse(stdout.slice(stdout.lastIndexOf("{\n  \"event\": \"done\""))) as PullReceiptJson
 
 const work = tempDir("distribution-")
 const files = path.join(work, "files")
@@ -121,20 +136,39 @@ const pullerHome = async (name: string, options: { cdn?: string; registry?: stri
   return home
 }
 
-const aliceSigner = () => signerFromKeyText(fs.readFileSync(path.join(publisherHome, ".edge-net", "keys", "alice.key"), "utf8"), "alice")
+const aliceSigner = () =>
+  signerFromKeyText(fs.readFileSync(path.join(publisherHome, ".edge-net", "keys", "alice.key"), "utf8"), "alice")
 
 beforeAll(async () => {
   fs.mkdirSync(files, { recursive: true })
   fs.writeFileSync(path.join(files, "model.onnx"), modelBytes)
-  fs.writeFileSync(path.join(files, "tokenizer.json"), JSON.stringify({ model: { type: "BPE", vocab: { a: 0, b: 1 } } }))
+  fs.writeFileSync(
+    path.join(files, "tokenizer.json"),
+    JSON.stringify({ model: { type: "BPE", vocab: { a: 0, b: 1 } } })
+  )
   fs.writeFileSync(path.join(files, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: 2 }))
   nodeA = await startCompiledNode(compiled, path.join(work, "node-a"))
   const generated = await ok(publisherHome, "keys", "generate", "alice", "--json")
   alicePublicKey = (JSON.parse(generated.stdout) as { publicKey: string }).publicKey
   for (const version of ["1.0.0", "1.1.0"]) {
     await ok(
-      publisherHome, "publish", path.join(files, "model.onnx"), path.join(files, "tokenizer.json"), path.join(files, "config.json"),
-      "--name", "Tiny LM", "--version", version, "--type", "text-generation", "--quantization", "INT8", "--key", "alice", "--registry", nodeA.url
+      publisherHome,
+      "publish",
+      path.join(files, "model.onnx"),
+      path.join(files, "tokenizer.json"),
+      path.join(files, "config.json"),
+      "--name",
+      "Tiny LM",
+      "--version",
+      version,
+      "--type",
+      "text-generation",
+      "--quantization",
+      "INT8",
+      "--key",
+      "alice",
+      "--registry",
+      nodeA.url
     )
   }
   // The CDN holds the files in the seed's layout: <base>/<id>/v<version>/<filename>.
@@ -161,7 +195,9 @@ describe("model distribution across processes", () => {
       const pulled = await ok(home, "pull", "tiny-lm", "--version", "1.1.0", "--source", source, "--json")
       const model = doneReceipt(pulled.stdout).artifacts.find((a) => a.filename === "model.onnx")!
       expect(model.bytesFetched).toBe(MODEL_BYTES)
-      expect(model.sources.filter((s) => s.bytes > 0).map((s) => s.name.split(" ")[0])).toEqual([source === "http" ? "cdn" : source])
+      expect(model.sources.filter((s) => s.bytes > 0).map((s) => s.name.split(" ")[0])).toEqual([
+        source === "http" ? "cdn" : source
+      ])
       await ok(home, "verify", "tiny-lm", "--check-signature")
     }
     const home = await pullerHome("all-sources")
@@ -177,13 +213,21 @@ describe("model distribution across processes", () => {
   it("resumes after SIGKILL without fetching again what it already verified", async () => {
     const home = await pullerHome("resume")
     await ok(home, "config", "set", "download.maxBytesPerSecond", "3MB")
-    const child = spawn(process.execPath, modelsArgs("pull", "tiny-lm", "--source", "http", "--json"), { env: envFor(home), stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, modelsArgs("pull", "tiny-lm", "--source", "http", "--json"), {
+      env: envFor(home),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     const lines = readline.createInterface({ input: child.stdout! })
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal === "SIGKILL" ? -9 : _code)))
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (_code, signal) => resolve(signal === "SIGKILL" ? -9 : _code))
+    )
     await new Promise<void>((resolve, reject) => {
       lines.on("line", (line) => {
         const message = JSON.parse(line) as { event?: string; label?: string; bytesDone?: number }
-        if (message.event === "progress" && message.label?.endsWith("model.onnx") && (message.bytesDone ?? 0) > 6 * 1024 * 1024) {
+        if (
+          message.event === "progress" && message.label?.endsWith("model.onnx") &&
+          (message.bytesDone ?? 0) > 6 * 1024 * 1024
+        ) {
           child.kill("SIGKILL")
           resolve()
         }
@@ -217,7 +261,8 @@ describe("model distribution across processes", () => {
   it("refuses unsigned, expired, wrongly signed and rolled-back manifests with a clear message", async () => {
     const published = parseManifest(await (await fetch(`${nodeA.url}/v1/models/tiny-lm?version=1.1.0`)).json())
     const { signatures: _, ...unsigned } = Either.getOrThrow(published) as ModelManifest
-    const serve = (manifest: unknown) => fs.writeFileSync(path.join(fakeRegistryRoot, "v1", "models", "tiny-lm"), JSON.stringify(manifest))
+    const serve = (manifest: unknown) =>
+      fs.writeFileSync(path.join(fakeRegistryRoot, "v1", "models", "tiny-lm"), JSON.stringify(manifest))
     const home = await pullerHome("refusals", { registry: fakeRegistry.url })
     const refusal = async (expected: string) => {
       const result = await cli(home, "pull", "tiny-lm")
@@ -226,7 +271,12 @@ describe("model distribution across processes", () => {
     }
     serve(unsigned)
     await refusal("manifest tiny-lm@1.1.0 is not signed")
-    serve(signManifest({ ...unsigned, publishedAt: "2020-01-01T00:00:00Z", expiresAt: "2021-01-01T00:00:00Z" }, aliceSigner()))
+    serve(
+      signManifest(
+        { ...unsigned, publishedAt: "2020-01-01T00:00:00Z", expiresAt: "2021-01-01T00:00:00Z" },
+        aliceSigner()
+      )
+    )
     await refusal("manifest tiny-lm@1.1.0 is expired (expired 2021-01-01T00:00:00Z)")
     serve({ ...signManifest(unsigned, aliceSigner()), name: "Not what alice signed" })
     await refusal("manifest tiny-lm@1.1.0: signature by key alice does not verify")

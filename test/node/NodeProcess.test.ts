@@ -8,7 +8,7 @@ import { tempDir } from "../support/TempDir.js"
 
 describe("edge-net node process", () => {
   it.live("serves /health, /docs and the audit feed", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = tempDir()
       const node = yield* Effect.promise(() => startNode(dataDir))
       try {
@@ -19,8 +19,12 @@ describe("edge-net node process", () => {
         expect(health).toMatchObject({ status: "ok", head: { position: 1 } })
         const docs = yield* Effect.promise(() => fetch(`${node.url}/docs`).then((r) => r.text()))
         expect(docs).toContain("swagger")
-        const openapi = (yield* Effect.promise(() => fetch(`${node.url}/docs/openapi.json`).then((r) => r.json()))) as { paths: object }
-        expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(["/health", "/v1/events", "/v1/ledger/accounts/{account}"]))
+        const openapi = (yield* Effect.promise(() => fetch(`${node.url}/docs/openapi.json`).then((r) => r.json()))) as {
+          paths: object
+        }
+        expect(Object.keys(openapi.paths)).toEqual(
+          expect.arrayContaining(["/health", "/v1/events", "/v1/ledger/accounts/{account}"])
+        )
         const bad = yield* Effect.promise(() => fetch(`${node.url}/v1/events?from=0`))
         expect(bad.status).toBe(400)
       } finally {
@@ -28,20 +32,24 @@ describe("edge-net node process", () => {
       }
     }), 60_000)
 
-  it.live("SIGKILL mid-load loses no acknowledged transfer; the chain verifies and replay equals live state after restart", () =>
-    Effect.gen(function* () {
-      const dataDir = tempDir()
-      const first = yield* Effect.promise(() => startNode(dataDir))
-      const acknowledged: Array<string> = []
-      yield* transferUntilKilled(first, 0, acknowledged, 400, () => first.process.kill("SIGKILL"))
-      expect(yield* Effect.promise(() => first.exited)).toBeNull()
-      expect(acknowledged.length).toBeGreaterThanOrEqual(400)
-      const second = yield* Effect.promise(() => startNode(dataDir))
-      try {
-        yield* expectRecovered(second.url, acknowledged, 8_000_000n)
-      } finally {
-        expect(yield* Effect.promise(() => second.kill("SIGTERM"))).toBe(0)
-        expect(second.output()).toContain("edge-net node stopped")
-      }
-    }), 120_000)
+  it.live(
+    "SIGKILL mid-load loses no acknowledged transfer; the chain verifies and replay equals live state after restart",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = tempDir()
+        const first = yield* Effect.promise(() => startNode(dataDir))
+        const acknowledged: Array<string> = []
+        yield* transferUntilKilled(first, 0, acknowledged, 400, () => first.process.kill("SIGKILL"))
+        expect(yield* Effect.promise(() => first.exited)).toBeNull()
+        expect(acknowledged.length).toBeGreaterThanOrEqual(400)
+        const second = yield* Effect.promise(() => startNode(dataDir))
+        try {
+          yield* expectRecovered(second.url, acknowledged, 8_000_000n)
+        } finally {
+          expect(yield* Effect.promise(() => second.kill("SIGTERM"))).toBe(0)
+          expect(second.output()).toContain("edge-net node stopped")
+        }
+      }),
+    120_000
+  )
 })

@@ -7,9 +7,9 @@ import Database from "better-sqlite3"
 import { Effect, Layer } from "effect"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
-import { OperationId } from "../../src/domain/Money.js"
 import { Ledger } from "../../src/actors/economy/Ledger.js"
 import { POOL_ACCOUNT } from "../../src/actors/market/ComputeAmm.js"
+import { OperationId } from "../../src/domain/Money.js"
 import { nodeServices } from "../../src/layers/Node.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { type CliResult, compileCli, runCompiledCli, startCompiledNode } from "../support/CompiledCli.js"
@@ -25,7 +25,11 @@ const cli = (...args: ReadonlyArray<string>): Promise<CliResult> => runCompiledC
 const start = (dataDir: string) => startCompiledNode(root, dataDir)
 
 const rpc = <A, E>(node: RunningNode, use: (client: NodeRpc) => Effect.Effect<A, E>): Promise<A> =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer))))
+  Effect.runPromise(
+    Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(
+      Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer))
+    )
+  )
 
 const operation = (id: string) => OperationId.make(id)
 
@@ -57,9 +61,13 @@ describe("a node whose journal tail was deleted", () => {
     const operator = operatorKeyOf(dataDir)
     const alice = testKey()
     await rpc(node, (client) =>
-      Effect.gen(function* () {
-        yield* as(operator)(client.LedgerMint({ account: alice.account, amount: 1_000n, operationId: operation("mint-1") }))
-        yield* as(operator)(client.LedgerMint({ account: alice.account, amount: 500n, operationId: operation("mint-2") }))
+      Effect.gen(function*() {
+        yield* as(operator)(
+          client.LedgerMint({ account: alice.account, amount: 1_000n, operationId: operation("mint-1") })
+        )
+        yield* as(operator)(
+          client.LedgerMint({ account: alice.account, amount: 500n, operationId: operation("mint-2") })
+        )
         yield* as(alice)(client.LedgerTransfer({ from: alice.account, to: operator.account, amount: 300n }))
         yield* as(alice)(client.LedgerTransfer({ from: alice.account, to: operator.account, amount: 200n }))
       }))
@@ -68,7 +76,9 @@ describe("a node whose journal tail was deleted", () => {
     // The last two commands go, with the signed heads that covered them: the chain left behind is whole.
     const { cut, end } = withJournal(dataDir, (db) => {
       const end = (db.prepare("SELECT max(position) AS end FROM events").get() as { end: number }).end
-      const { cut } = db.prepare("SELECT position AS cut FROM heads ORDER BY position DESC LIMIT 1 OFFSET 2").get() as { cut: number }
+      const { cut } = db.prepare("SELECT position AS cut FROM heads ORDER BY position DESC LIMIT 1 OFFSET 2").get() as {
+        cut: number
+      }
       db.prepare("DELETE FROM events WHERE position > ?").run(cut)
       db.prepare("DELETE FROM heads WHERE position > ?").run(cut)
       return { cut, end }
@@ -81,7 +91,11 @@ describe("a node whose journal tail was deleted", () => {
     expect(verify.stderr).toContain(`journal truncated: head file says position ${end}`)
     expect(verify.stderr).toContain(`database ends at ${cut}`)
 
-    const restart = await runCompiledCli(root, ["node", "start", "--data", dataDir, "--port", String(await freePort())], { EDGE_NET_HOME: dataDir })
+    const restart = await runCompiledCli(
+      root,
+      ["node", "start", "--data", dataDir, "--port", String(await freePort())],
+      { EDGE_NET_HOME: dataDir }
+    )
     expect(restart.code).not.toBe(0)
     const refusal = lines(restart.stderr)
     expect(refusal).toHaveLength(1)
@@ -97,13 +111,20 @@ describe("a node whose snapshot was forged", () => {
     const operator = operatorKeyOf(dataDir)
     const alice = testKey()
     // 120 mints: alice's account crosses version 100, where the ledger takes its snapshot.
-    await rpc(node, (client) =>
-      Effect.forEach(Array.from({ length: 120 }, (_, index) => index), (index) =>
-        as(operator)(client.LedgerMint({ account: alice.account, amount: 10n, operationId: operation(`mint-${index}`) })), { discard: true }))
+    await rpc(
+      node,
+      (client) =>
+        Effect.forEach(Array.from({ length: 120 }, (_, index) => index), (index) =>
+          as(operator)(
+            client.LedgerMint({ account: alice.account, amount: 10n, operationId: operation(`mint-${index}`) })
+          ), { discard: true })
+    )
     await stop(node)
 
     const forged = withJournal(dataDir, (db) => {
-      const row = db.prepare("SELECT stream_id, version, state FROM snapshots WHERE stream_id LIKE ?").get(`%${alice.account}`) as
+      const row = db.prepare("SELECT stream_id, version, state FROM snapshots WHERE stream_id LIKE ?").get(
+        `%${alice.account}`
+      ) as
         | { stream_id: string; version: number; state: string }
         | undefined
       expect(row?.version).toBe(100)
@@ -123,7 +144,9 @@ describe("a node whose snapshot was forged", () => {
 
       const verify = await cli("audit", "verify", "--node", restarted.url)
       expect(verify.code).toBe(1)
-      expect(verify.stdout).toContain(`snapshot of ${forged} at version 100 is not sealed by this node (its state was edited)`)
+      expect(verify.stdout).toContain(
+        `snapshot of ${forged} at version 100 is not sealed by this node (its state was edited)`
+      )
       expect(lines(verify.stderr)).toHaveLength(1)
     } finally {
       await stop(restarted)
@@ -137,11 +160,22 @@ describe("rUv drained from the pool's account behind the market's back", () => {
     const node = await start(dataDir)
     const operator = operatorKeyOf(dataDir)
     await rpc(node, (client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         // The operator seeds the pool from its own account: issuing compute and adding liquidity are its to sign.
-        yield* as(operator)(client.LedgerMint({ account: operator.account, amount: 20_000n, operationId: operation("mint-op") }))
-        yield* as(operator)(client.MarketIssueCompute({ node: operator.account, units: 1_000n, operationId: operation("issue-1") }))
-        yield* as(operator)(client.MarketAddLiquidity({ provider: operator.account, computeDesired: 1_000n, ruvDesired: 10_000n, orderId: operation("seed-1") }))
+        yield* as(operator)(
+          client.LedgerMint({ account: operator.account, amount: 20_000n, operationId: operation("mint-op") })
+        )
+        yield* as(operator)(
+          client.MarketIssueCompute({ node: operator.account, units: 1_000n, operationId: operation("issue-1") })
+        )
+        yield* as(operator)(
+          client.MarketAddLiquidity({
+            provider: operator.account,
+            computeDesired: 1_000n,
+            ruvDesired: 10_000n,
+            orderId: operation("seed-1")
+          })
+        )
         yield* as(operator)(client.Stake({ node: operator.account, amount: 2_000n, operationId: operation("stake-1") }))
       }))
     const agreed = await cli("audit", "replay", "--node", node.url)
@@ -155,9 +189,10 @@ describe("rUv drained from the pool's account behind the market's back", () => {
 
     // No key may spend the pool's account over RPC; someone with the data dir writes through the services.
     await Effect.runPromise(
-      Effect.scoped(Effect.flatMap(Ledger, (ledger) => ledger.transfer(POOL_ACCOUNT, "mallory", 5_000n, "drain-1"))).pipe(
-        Effect.provide(nodeServices({ dataDir, host: "127.0.0.1", port: 0, synchronous: "normal" }))
-      )
+      Effect.scoped(Effect.flatMap(Ledger, (ledger) => ledger.transfer(POOL_ACCOUNT, "mallory", 5_000n, "drain-1")))
+        .pipe(
+          Effect.provide(nodeServices({ dataDir, host: "127.0.0.1", port: 0, synchronous: "normal" }))
+        )
     )
 
     const restarted = await start(dataDir)

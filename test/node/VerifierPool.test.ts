@@ -15,7 +15,7 @@ const signed = (text: string) => ({ message: utf8(text), signature: ed25519.sign
 
 describe("VerifierPool", () => {
   it.scoped("answers good, bad and malformed signatures of one batch in order", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pool = yield* makeVerifierPool({ threads: 2 })
       const good = signed("edge-net/command/v1\npay bob 10")
       const other = signed("edge-net/command/v1\npay bob 11")
@@ -40,19 +40,21 @@ describe("VerifierPool", () => {
     }))
 
   it.scoped("answers thousands of concurrent verifications, each its own", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pool = yield* makeVerifierPool({ threads: 2, maxBatch: 64 })
       const items = Array.from({ length: 2_000 }, (_, i) => {
         const { message, signature } = signed(`command ${i}`)
         // Every third signature is over another message.
         return { message: i % 3 === 0 ? utf8(`command ${i + 1}`) : message, signature, expected: i % 3 !== 0 }
       })
-      const verdicts = yield* Effect.forEach(items, (item) => pool.verify(publicKey, item.message, item.signature), { concurrency: 64 })
+      const verdicts = yield* Effect.forEach(items, (item) => pool.verify(publicKey, item.message, item.signature), {
+        concurrency: 64
+      })
       expect(verdicts).toEqual(items.map((item) => item.expected))
     }))
 
   it.scoped("checks messages larger than the memory it shares with a thread", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pool = yield* makeVerifierPool({ threads: 1 })
       const large = new Uint8Array(3 << 20).fill(7)
       const signature = ed25519.sign(seed, large)
@@ -70,7 +72,7 @@ describe("VerifierPool", () => {
     }))
 
   it.effect("stops its threads when the scope closes, and refuses to verify after", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const scope = yield* Scope.make()
       const pool = yield* Scope.extend(makeVerifierPool({ threads: 2 }), scope)
       // Threads start with the first batch.
@@ -88,13 +90,17 @@ describe("VerifierPool", () => {
     }))
 
   it.scopedLive("fails the verifications of a thread that dies, then starts it again", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pool = yield* makeVerifierPool({ threads: 1 })
       const { message, signature } = signed("in flight")
       // Once the thread has loaded and answered, it is killed in the middle of a burst.
       expect(yield* pool.verify(publicKey, message, signature)).toBe(true)
       const [worker] = pool.threads()
-      const inFlight = yield* Effect.fork(Effect.forEach(Array.from({ length: 500 }, () => 0), () => pool.verify(publicKey, message, signature), { concurrency: "unbounded" }))
+      const inFlight = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 500 }, () => 0), () => pool.verify(publicKey, message, signature), {
+          concurrency: "unbounded"
+        })
+      )
       yield* Effect.sleep("5 millis")
       yield* Effect.promise(() => worker!.terminate())
       const lost = yield* Effect.exit(inFlight)

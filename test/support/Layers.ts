@@ -11,7 +11,9 @@ import { tempDir } from "./TempDir.js"
 
 /** Journal, snapshots and checkpoints in memory. */
 export const memoryKernel = () =>
-  Layer.mergeAll(MemoryJournal.layer, Snapshots.memory, Checkpoints.memory, ActorRegistry.layer).pipe(Layer.provide(NodeKey.ephemeral))
+  Layer.mergeAll(MemoryJournal.layer, Snapshots.memory, Checkpoints.memory, ActorRegistry.layer).pipe(
+    Layer.provide(NodeKey.ephemeral)
+  )
 
 /** Journal, snapshots and checkpoints in one SQLite file (a fresh one unless `file` is given). */
 export const sqliteKernel = (file = path.join(tempDir(), "journal.db")) =>

@@ -24,27 +24,37 @@ export const allEvents = async (url: string) => {
   let from = 1
   while (true) {
     const page = (await (await fetch(`${url}/v1/events?from=${from}&limit=1000`)).json()) as EventsPage
-    events.push(...page.events)
+    for (const item of page.events) events.push(item)
     if (page.events.length < 1000) return events
     from = page.next
   }
 }
 
 /** Mints into every account (idempotently, per round), then 64 callers transfer until `kill` runs. */
-export const transferUntilKilled = (node: Pick<RunningNode, "url" | "dataDir">, round: number, acknowledged: Array<string>, killAfter: number, kill: () => void) =>
-  Effect.gen(function* () {
+export const transferUntilKilled = (
+  node: Pick<RunningNode, "url" | "dataDir">,
+  round: number,
+  acknowledged: Array<string>,
+  killAfter: number,
+  kill: () => void
+) =>
+  Effect.gen(function*() {
     const client = yield* nodeRpcClient
     const operator = operatorKeyOf(node.dataDir)
     yield* Effect.forEach(accounts, (account) =>
-      as(operator)(client.LedgerMint({ account, amount: 1_000_000n, operationId: `mint-${round}-${account}` as never })))
+      as(operator)(
+        client.LedgerMint({ account, amount: 1_000_000n, operationId: `mint-${round}-${account}` as never })
+      ))
     const caller = (n: number) =>
-      Effect.gen(function* () {
-        for (let i = 0; ; i++) {
+      Effect.gen(function*() {
+        for (let i = 0;; i++) {
           const transferId = `t-${round}-${n}-${i}`
           const payer = holders[(n + i) % 8]!
           const outcome = yield* Effect.either(
             as(payer)(client.LedgerTransfer({
-              from: payer.account, to: accounts[(n + i + 1 + (i % 7)) % 8]!, amount: BigInt(1 + ((n * 31 + i) % 50)),
+              from: payer.account,
+              to: accounts[(n + i + 1 + (i % 7)) % 8]!,
+              amount: BigInt(1 + ((n * 31 + i) % 50)),
               transferId: transferId as never
             }))
           )
@@ -64,7 +74,7 @@ export const transferUntilKilled = (node: Pick<RunningNode, "url" | "dataDir">, 
 
 /** Everything a node restarted after a crash must show. */
 export const expectRecovered = (url: string, acknowledged: ReadonlyArray<string>, minted: bigint) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const events = yield* Effect.promise(() => allEvents(url))
     const debited = new Set(events.filter((e) => e.eventType === "Debited").map((e) => e.payload.transferId))
     const credited = new Set(events.filter((e) => e.eventType === "Credited").map((e) => e.payload.transferId))

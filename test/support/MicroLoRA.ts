@@ -45,8 +45,12 @@ export interface Int8Rows {
 
 export const makeMicroLora = (options: MicroLoraOptions): MicroLora => {
   const { width, rank, alpha = rank, seed = 0 } = options
-  if (!Number.isInteger(width) || width < 1) throw new RangeError(`MicroLoRA width must be a positive integer, not ${width}`)
-  if (!Number.isInteger(rank) || rank < 1 || rank > maxMicroLoraRank) throw new RangeError(`MicroLoRA rank must be 1 to ${maxMicroLoraRank}, not ${rank}`)
+  if (!Number.isInteger(width) || width < 1) {
+    throw new RangeError(`MicroLoRA width must be a positive integer, not ${width}`)
+  }
+  if (!Number.isInteger(rank) || rank < 1 || rank > maxMicroLoraRank) {
+    throw new RangeError(`MicroLoRA rank must be 1 to ${maxMicroLoraRank}, not ${rank}`)
+  }
   const random = new SeededRandom(seed)
   const bound = 1 / Math.sqrt(width)
   const A = Float32Array.from({ length: rank * width }, () => (2 * random.uniform() - 1) * bound)
@@ -68,13 +72,19 @@ const hidden = new Float64Array(maxMicroLoraRank)
 const hiddenGrad = new Float64Array(maxMicroLoraRank)
 
 const checkRows = (lora: MicroLora, what: string, length: number, batch: number) => {
-  if (!Number.isInteger(batch) || batch < 0 || length < batch * lora.inFeatures)
-    throw new RangeError(`MicroLoRA ${what} holds ${length} values, fewer than batch ${batch} × width ${lora.inFeatures}`)
+  if (!Number.isInteger(batch) || batch < 0 || length < batch * lora.inFeatures) {
+    throw new RangeError(
+      `MicroLoRA ${what} holds ${length} values, fewer than batch ${batch} × width ${lora.inFeatures}`
+    )
+  }
 }
 
 const checkScales = (rows: Int8Rows, batch: number) => {
-  if (rows.scales.length !== 1 && rows.scales.length < batch)
-    throw new RangeError(`MicroLoRA int8 input has ${rows.scales.length} scales for ${batch} rows: give one per row, or one for all`)
+  if (rows.scales.length !== 1 && rows.scales.length < batch) {
+    throw new RangeError(
+      `MicroLoRA int8 input has ${rows.scales.length} scales for ${batch} rows: give one per row, or one for all`
+    )
+  }
 }
 
 // The kernels below take rows of float32 or int8 input: row b starts at b·d and its values are
@@ -82,7 +92,10 @@ const checkScales = (rows: Int8Rows, batch: number) => {
 // B and each update of gradA and gradB serves both; rank 1 has its own loop; any other rank, and the
 // odd last row of rank 2, runs the general loop.
 
-const rowScaleOf = (scales: Float32Array | undefined, b: number) => (scales === undefined ? 1 : scales[scales.length === 1 ? 0 : b]!)
+const rowScaleOf = (
+  scales: Float32Array | undefined,
+  b: number
+) => (scales === undefined ? 1 : scales[scales.length === 1 ? 0 : b]!)
 
 /** y = x + scale · (x Aᵀ) Bᵀ for one row starting at `row`. */
 const forwardRow = (lora: MicroLora, x: Float32Array | Int8Array, row: number, rowScale: number, y: Float32Array) => {
@@ -107,7 +120,14 @@ const forwardRow = (lora: MicroLora, x: Float32Array | Int8Array, row: number, r
 }
 
 /** `forwardRow` at rank 2 for the rows starting at `row` and `row + d`. */
-const forwardRank2Pair = (lora: MicroLora, x: Float32Array | Int8Array, row: number, scale0: number, scale1: number, y: Float32Array) => {
+const forwardRank2Pair = (
+  lora: MicroLora,
+  x: Float32Array | Int8Array,
+  row: number,
+  scale0: number,
+  scale1: number,
+  y: Float32Array
+) => {
   const { inFeatures: d, scale, A, B } = lora
   const next = row + d
   let h00 = 0
@@ -141,7 +161,14 @@ const forwardRank2Pair = (lora: MicroLora, x: Float32Array | Int8Array, row: num
  * dL/dB += scale · gᵀ h. h is recomputed from x rather than kept from the forward pass, so backward
  * needs nothing but its arguments. dx may be dy itself.
  */
-const backwardRow = (lora: MicroLora, x: Float32Array | Int8Array, row: number, rowScale: number, dy: Float32Array, dx: Float32Array) => {
+const backwardRow = (
+  lora: MicroLora,
+  x: Float32Array | Int8Array,
+  row: number,
+  rowScale: number,
+  dy: Float32Array,
+  dx: Float32Array
+) => {
   const { inFeatures: d, rank, scale, A, B, gradA, gradB } = lora
   if (rank === 1) {
     let h0 = 0
@@ -252,17 +279,38 @@ const backwardRank2Pair = (
   }
 }
 
-const forwardRows = (lora: MicroLora, x: Float32Array | Int8Array, scales: Float32Array | undefined, batch: number, y: Float32Array) => {
+const forwardRows = (
+  lora: MicroLora,
+  x: Float32Array | Int8Array,
+  scales: Float32Array | undefined,
+  batch: number,
+  y: Float32Array
+) => {
   const d = lora.inFeatures
   let b = 0
-  if (lora.rank === 2) for (; b + 1 < batch; b += 2) forwardRank2Pair(lora, x, b * d, rowScaleOf(scales, b), rowScaleOf(scales, b + 1), y)
+  if (lora.rank === 2) {
+    for (; b + 1 < batch; b += 2) {
+      forwardRank2Pair(lora, x, b * d, rowScaleOf(scales, b), rowScaleOf(scales, b + 1), y)
+    }
+  }
   for (; b < batch; b++) forwardRow(lora, x, b * d, rowScaleOf(scales, b), y)
 }
 
-const backwardRows = (lora: MicroLora, x: Float32Array | Int8Array, scales: Float32Array | undefined, dy: Float32Array, batch: number, dx: Float32Array) => {
+const backwardRows = (
+  lora: MicroLora,
+  x: Float32Array | Int8Array,
+  scales: Float32Array | undefined,
+  dy: Float32Array,
+  batch: number,
+  dx: Float32Array
+) => {
   const d = lora.inFeatures
   let b = 0
-  if (lora.rank === 2) for (; b + 1 < batch; b += 2) backwardRank2Pair(lora, x, b * d, rowScaleOf(scales, b), rowScaleOf(scales, b + 1), dy, dx)
+  if (lora.rank === 2) {
+    for (; b + 1 < batch; b += 2) {
+      backwardRank2Pair(lora, x, b * d, rowScaleOf(scales, b), rowScaleOf(scales, b + 1), dy, dx)
+    }
+  }
   for (; b < batch; b++) backwardRow(lora, x, b * d, rowScaleOf(scales, b), dy, dx)
 }
 
@@ -274,7 +322,13 @@ export const forwardMicroLora = (lora: MicroLora, x: Float32Array, batch: number
 }
 
 /** Given dL/dy for the rows x went forward with: writes dL/dx into dx (which may be dy) and adds to gradA, gradB. */
-export const backwardMicroLora = (lora: MicroLora, x: Float32Array, dy: Float32Array, batch: number, dx: Float32Array): void => {
+export const backwardMicroLora = (
+  lora: MicroLora,
+  x: Float32Array,
+  dy: Float32Array,
+  batch: number,
+  dx: Float32Array
+): void => {
   checkRows(lora, "input", x.length, batch)
   checkRows(lora, "output gradient", dy.length, batch)
   checkRows(lora, "input gradient", dx.length, batch)
@@ -290,7 +344,13 @@ export const forwardMicroLoraInt8 = (lora: MicroLora, x: Int8Rows, batch: number
 }
 
 /** `backwardMicroLora` for int8 rows that went forward, dequantized inside the kernel. */
-export const backwardMicroLoraInt8 = (lora: MicroLora, x: Int8Rows, dy: Float32Array, batch: number, dx: Float32Array): void => {
+export const backwardMicroLoraInt8 = (
+  lora: MicroLora,
+  x: Int8Rows,
+  dy: Float32Array,
+  batch: number,
+  dx: Float32Array
+): void => {
   checkRows(lora, "input", x.values.length, batch)
   checkRows(lora, "output gradient", dy.length, batch)
   checkRows(lora, "input gradient", dx.length, batch)

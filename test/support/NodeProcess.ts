@@ -27,7 +27,11 @@ export const freePort = (): Promise<number> =>
 export const cliArgs = (...args: ReadonlyArray<string>) => ["--import", "tsx", "src/cli/edge-net.ts", ...args]
 
 /** `env` adds to the environment, e.g. `EDGE_NET_GENESIS` for short governance periods. */
-export const startNode = async (dataDir: string, port?: number, env: Readonly<Record<string, string>> = {}): Promise<RunningNode> => {
+export const startNode = async (
+  dataDir: string,
+  port?: number,
+  env: Readonly<Record<string, string>> = {}
+): Promise<RunningNode> => {
   const chosen = port ?? (await freePort())
   const child = spawn(process.execPath, cliArgs("node", "start", "--data", dataDir, "--port", String(chosen)), {
     stdio: ["ignore", "pipe", "pipe"],

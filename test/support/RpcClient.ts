@@ -7,4 +7,6 @@ import { NodeApiRpcs } from "../../src/rpc/NodeApiRpcs.js"
 export const nodeRpcClient = RpcClient.make(NodeApiRpcs)
 
 export const rpcProtocol = (url: string) =>
-  RpcClient.layerProtocolHttp({ url: `${url}/rpc` }).pipe(Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson]))
+  RpcClient.layerProtocolHttp({ url: `${url}/rpc` }).pipe(
+    Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson])
+  )

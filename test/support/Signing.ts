@@ -5,8 +5,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { SignedCommands } from "../../src/domain/CommandAuthority.js"
 import { accountIdOf, ed25519 } from "../../src/domain/Ed25519.js"
-import type { SigningKey } from "../../src/domain/SignedCommand.js"
 import { AccountId } from "../../src/domain/Money.js"
+import type { SigningKey } from "../../src/domain/SignedCommand.js"
 import type { CommandSigner } from "../../src/rpc/CommandSigning.js"
 import { signingAs } from "../../src/rpc/CommandSigning.js"
 
@@ -35,8 +35,20 @@ export const acceptUnsigned = Layer.succeed(SignedCommands, SignedCommands.of(({
 export const writeKeyFile = (directory: string, name: string, key: SigningKey) =>
   Effect.sync(() => {
     fs.mkdirSync(directory, { recursive: true })
-    fs.writeFileSync(path.join(directory, `${name}.key`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey, seed: Buffer.from(key.seed).toString("hex") }), { mode: 0o600 })
-    fs.writeFileSync(path.join(directory, `${name}.pub`), JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey }))
+    fs.writeFileSync(
+      path.join(directory, `${name}.key`),
+      JSON.stringify({
+        type: "ed25519",
+        keyId: name,
+        publicKey: key.publicKey,
+        seed: Buffer.from(key.seed).toString("hex")
+      }),
+      { mode: 0o600 }
+    )
+    fs.writeFileSync(
+      path.join(directory, `${name}.pub`),
+      JSON.stringify({ type: "ed25519", keyId: name, publicKey: key.publicKey })
+    )
   })
 
 /** The operator key of a node's data dir: its node key, the default operator at genesis. */

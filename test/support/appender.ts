@@ -10,7 +10,7 @@ import * as SqliteJournal from "../../src/events/SqliteJournal.js"
 
 const [file, count, prefix] = process.argv.slice(2)
 
-const program = Effect.gen(function* () {
+const program = Effect.gen(function*() {
   const journal = yield* Journal
   for (let i = 0; i < Number(count); i++) {
     yield* journal.append(`${prefix}-${i % 3}`, "any", [{ eventType: "Counted", payload: { n: i, from: "child" } }])
@@ -19,7 +19,9 @@ const program = Effect.gen(function* () {
 
 Effect.runPromise(
   program.pipe(
-    Effect.provide(SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file: file! })), Layer.provide(NodeKey.ephemeral))),
+    Effect.provide(
+      SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file: file! })), Layer.provide(NodeKey.ephemeral))
+    ),
     Effect.scoped
   )
 ).catch((error) => {

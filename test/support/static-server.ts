@@ -17,7 +17,9 @@ const argument = (name: string) => {
 const root = path.resolve(argument("root") ?? ".")
 const port = Number(argument("port") ?? 0)
 const flip = argument("flip")
-const [flipPath, flipOffset] = flip === undefined ? [undefined, -1] : [flip.slice(0, flip.lastIndexOf(":")), Number(flip.slice(flip.lastIndexOf(":") + 1))]
+const [flipPath, flipOffset] = flip === undefined
+  ? [undefined, -1]
+  : [flip.slice(0, flip.lastIndexOf(":")), Number(flip.slice(flip.lastIndexOf(":") + 1))]
 
 const server = http.createServer((request, response) => {
   const url = new URL(request.url ?? "/", "http://localhost")
@@ -47,7 +49,9 @@ const server = http.createServer((request, response) => {
   const headers: http.OutgoingHttpHeaders = {
     "content-length": end - start + 1,
     "accept-ranges": "bytes",
-    "content-type": relative.endsWith(".json") || relative.startsWith("v1/") ? "application/json" : "application/octet-stream"
+    "content-type": relative.endsWith(".json") || relative.startsWith("v1/")
+      ? "application/json"
+      : "application/octet-stream"
   }
   if (status === 206) headers["content-range"] = `bytes ${start}-${end}/${size}`
   response.writeHead(status, headers)
@@ -60,7 +64,9 @@ const server = http.createServer((request, response) => {
   let position = start
   stream.on("data", (chunk) => {
     const bytes = chunk as Buffer
-    if (corrupt && flipOffset >= position && flipOffset < position + bytes.length) bytes[flipOffset - position] = bytes[flipOffset - position]! ^ 0xff
+    if (corrupt && flipOffset >= position && flipOffset < position + bytes.length) {
+      bytes[flipOffset - position] = bytes[flipOffset - position]! ^ 0xff
+    }
     position += bytes.length
     response.write(bytes)
   })

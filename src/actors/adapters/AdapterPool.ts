@@ -29,14 +29,32 @@ export const AdapterLoaded = Schema.TaggedStruct("AdapterLoaded", {
   embedding: Schema.NullOr(Embedding),
   pinned: Schema.Boolean
 })
-export const AdapterEvicted = Schema.TaggedStruct("AdapterEvicted", { key: Schema.String, bytes: Schema.Number, reason: EvictionReason })
+export const AdapterEvicted = Schema.TaggedStruct("AdapterEvicted", {
+  key: Schema.String,
+  bytes: Schema.Number,
+  reason: EvictionReason
+})
 /** A use; `similarity` when the pool chose the adapter for a task embedding (cosine, for audits). */
-export const AdapterUsed = Schema.TaggedStruct("AdapterUsed", { key: Schema.String, similarity: Schema.optionalWith(Schema.Number, { exact: true }) })
+export const AdapterUsed = Schema.TaggedStruct("AdapterUsed", {
+  key: Schema.String,
+  similarity: Schema.optionalWith(Schema.Number, { exact: true })
+})
 export const AdapterPinned = Schema.TaggedStruct("AdapterPinned", { key: Schema.String })
 export const AdapterUnpinned = Schema.TaggedStruct("AdapterUnpinned", { key: Schema.String })
 export const AdapterUnloaded = Schema.TaggedStruct("AdapterUnloaded", { key: Schema.String, bytes: Schema.Number })
-export const PoolConfigured = Schema.TaggedStruct("PoolConfigured", { maxSlots: Schema.Number, memoryBudgetBytes: Schema.Number })
-export const AdapterPoolEvent = Schema.Union(AdapterLoaded, AdapterEvicted, AdapterUsed, AdapterPinned, AdapterUnpinned, AdapterUnloaded, PoolConfigured)
+export const PoolConfigured = Schema.TaggedStruct("PoolConfigured", {
+  maxSlots: Schema.Number,
+  memoryBudgetBytes: Schema.Number
+})
+export const AdapterPoolEvent = Schema.Union(
+  AdapterLoaded,
+  AdapterEvicted,
+  AdapterUsed,
+  AdapterPinned,
+  AdapterUnpinned,
+  AdapterUnloaded,
+  PoolConfigured
+)
 export type AdapterPoolEvent = typeof AdapterPoolEvent.Type
 
 export const ResidentAdapter = Schema.Struct({
@@ -82,28 +100,36 @@ export type AdapterPoolCommand =
   | { readonly _tag: "Select"; readonly embedding: ReadonlyArray<number> }
 
 // Errors a user can hit, each readable in one line.
-export class InvalidAdapter extends Schema.TaggedError<InvalidAdapter>()("InvalidAdapter", { key: Schema.String, reason: Schema.String }) {
+export class InvalidAdapter
+  extends Schema.TaggedError<InvalidAdapter>()("InvalidAdapter", { key: Schema.String, reason: Schema.String })
+{
   override get message() {
     return `invalid adapter ${this.key}: ${this.reason}`
   }
 }
 
-export class InvalidEmbedding extends Schema.TaggedError<InvalidEmbedding>()("InvalidEmbedding", { reason: Schema.String }) {
+export class InvalidEmbedding
+  extends Schema.TaggedError<InvalidEmbedding>()("InvalidEmbedding", { reason: Schema.String })
+{
   override get message() {
     return `invalid task embedding: ${this.reason}`
   }
 }
 
-export class EmbeddingDimensionMismatch extends Schema.TaggedError<EmbeddingDimensionMismatch>()("EmbeddingDimensionMismatch", {
-  expected: Schema.Number,
-  actual: Schema.Number
-}) {
+export class EmbeddingDimensionMismatch
+  extends Schema.TaggedError<EmbeddingDimensionMismatch>()("EmbeddingDimensionMismatch", {
+    expected: Schema.Number,
+    actual: Schema.Number
+  })
+{
   override get message() {
     return `task embedding has ${this.actual} dimensions, the pool's adapters have ${this.expected}`
   }
 }
 
-export class InvalidPoolConfig extends Schema.TaggedError<InvalidPoolConfig>()("InvalidPoolConfig", { reason: Schema.String }) {
+export class InvalidPoolConfig
+  extends Schema.TaggedError<InvalidPoolConfig>()("InvalidPoolConfig", { reason: Schema.String })
+{
   override get message() {
     return `invalid adapter pool configuration: ${this.reason}`
   }
@@ -135,11 +161,13 @@ export class PinnedAdaptersFillPool extends Schema.TaggedError<PinnedAdaptersFil
 }
 
 /** A lower limit that the pinned adapters alone already exceed. */
-export class PinnedAdaptersExceedLimit extends Schema.TaggedError<PinnedAdaptersExceedLimit>()("PinnedAdaptersExceedLimit", {
-  limit: Schema.Literal("slots", "memory"),
-  requested: Schema.Number,
-  pinned: Schema.Number
-}) {
+export class PinnedAdaptersExceedLimit
+  extends Schema.TaggedError<PinnedAdaptersExceedLimit>()("PinnedAdaptersExceedLimit", {
+    limit: Schema.Literal("slots", "memory"),
+    requested: Schema.Number,
+    pinned: Schema.Number
+  })
+{
   override get message() {
     return this.limit === "slots"
       ? `cannot lower the pool to ${this.requested} slots: ${this.pinned} adapters are pinned; unpin some first`
@@ -147,7 +175,9 @@ export class PinnedAdaptersExceedLimit extends Schema.TaggedError<PinnedAdapters
   }
 }
 
-export class AdapterNotResident extends Schema.TaggedError<AdapterNotResident>()("AdapterNotResident", { key: Schema.String }) {
+export class AdapterNotResident
+  extends Schema.TaggedError<AdapterNotResident>()("AdapterNotResident", { key: Schema.String })
+{
   override get message() {
     return `adapter ${this.key} is not resident in the pool`
   }
@@ -166,16 +196,31 @@ export class NoAdapterForTask extends Schema.TaggedError<NoAdapterForTask>()("No
 }
 
 export const AdapterPoolError = Schema.Union(
-  InvalidAdapter, InvalidEmbedding, EmbeddingDimensionMismatch, InvalidPoolConfig, AdapterTooLarge, PinnedAdaptersFillPool,
-  PinnedAdaptersExceedLimit, AdapterNotResident, AdapterIsPinned, NoAdapterForTask
+  InvalidAdapter,
+  InvalidEmbedding,
+  EmbeddingDimensionMismatch,
+  InvalidPoolConfig,
+  AdapterTooLarge,
+  PinnedAdaptersFillPool,
+  PinnedAdaptersExceedLimit,
+  AdapterNotResident,
+  AdapterIsPinned,
+  NoAdapterForTask
 )
 export type AdapterPoolError = typeof AdapterPoolError.Type
 
-const initialState: AdapterPoolState = { maxSlots: MAX_SLOTS, memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES, clock: 0, residents: {} }
+const initialState: AdapterPoolState = {
+  maxSlots: MAX_SLOTS,
+  memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
+  clock: 0,
+  residents: {}
+}
 
 export const residentKeys = (state: AdapterPoolState): ReadonlyArray<string> => Object.keys(state.residents)
-export const usedBytes = (state: AdapterPoolState): number => Object.values(state.residents).reduce((sum, resident) => sum + resident.bytes, 0)
-const pinnedResidents = (state: AdapterPoolState) => Object.values(state.residents).filter((resident) => resident.pinned)
+export const usedBytes = (state: AdapterPoolState): number =>
+  Object.values(state.residents).reduce((sum, resident) => sum + resident.bytes, 0)
+const pinnedResidents = (state: AdapterPoolState) =>
+  Object.values(state.residents).filter((resident) => resident.pinned)
 
 /** Unpinned residents, least recently used first: the order eviction takes them in. */
 export const evictionOrder = (state: AdapterPoolState): ReadonlyArray<string> =>
@@ -185,11 +230,17 @@ export const evictionOrder = (state: AdapterPoolState): ReadonlyArray<string> =>
     .map(([key]) => key)
 
 /** The vector scaled to length 1, or why it cannot be. */
-export const normalizeEmbedding = (embedding: ReadonlyArray<number>): Either.Either<ReadonlyArray<number>, InvalidEmbedding> => {
+export const normalizeEmbedding = (
+  embedding: ReadonlyArray<number>
+): Either.Either<ReadonlyArray<number>, InvalidEmbedding> => {
   if (embedding.length === 0) return Either.left(new InvalidEmbedding({ reason: "it is empty" }))
-  if (!embedding.every(Number.isFinite)) return Either.left(new InvalidEmbedding({ reason: "it holds a value that is not a finite number" }))
+  if (!embedding.every(Number.isFinite)) {
+    return Either.left(new InvalidEmbedding({ reason: "it holds a value that is not a finite number" }))
+  }
   const norm = Math.sqrt(embedding.reduce((sum, value) => sum + value * value, 0))
-  if (!(norm > 0) || !Number.isFinite(norm)) return Either.left(new InvalidEmbedding({ reason: "its length is zero (or overflows)" }))
+  if (!(norm > 0) || !Number.isFinite(norm)) {
+    return Either.left(new InvalidEmbedding({ reason: "its length is zero (or overflows)" }))
+  }
   return Either.right(embedding.map((value) => value / norm))
 }
 
@@ -214,7 +265,9 @@ export const nearestAdapter = (
 ): Either.Either<ReadonlyArray<AdapterMatch>, InvalidEmbedding | EmbeddingDimensionMismatch> =>
   Either.flatMap(normalizeEmbedding(queryEmbedding), (query) => {
     const expected = poolDimensions(state)
-    if (expected !== undefined && expected !== query.length) return Either.left(new EmbeddingDimensionMismatch({ expected, actual: query.length }))
+    if (expected !== undefined && expected !== query.length) {
+      return Either.left(new EmbeddingDimensionMismatch({ expected, actual: query.length }))
+    }
     const matches: Array<AdapterMatch> = []
     for (const [key, resident] of Object.entries(state.residents)) {
       if (resident.embedding === null) continue
@@ -230,7 +283,9 @@ export const nearestAdapter = (
 const isPositiveInteger = (value: number) => Number.isSafeInteger(value) && value > 0
 
 const resident = (state: AdapterPoolState, key: string) =>
-  Object.hasOwn(state.residents, key) ? Effect.succeed(state.residents[key]!) : Effect.fail(new AdapterNotResident({ key }))
+  Object.hasOwn(state.residents, key)
+    ? Effect.succeed(state.residents[key]!)
+    : Effect.fail(new AdapterNotResident({ key }))
 
 /** Evictions, least recently used unpinned first, until `fits` holds; the caller checked that it can. */
 const evictUntil = (
@@ -251,58 +306,105 @@ const evictUntil = (
   return evictions
 }
 
-const decideLoad = (command: AdapterToLoad, state: AdapterPoolState): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
+const decideLoad = (
+  command: AdapterToLoad,
+  state: AdapterPoolState
+): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
   const key = adapterKey(command.adapterId, command.version)
-  if (command.adapterId === "" || command.version === "") return Effect.fail(new InvalidAdapter({ key, reason: "it needs an id and a version" }))
+  if (command.adapterId === "" || command.version === "") {
+    return Effect.fail(new InvalidAdapter({ key, reason: "it needs an id and a version" }))
+  }
   // Keys split at their last `@`, so an id may hold one and a version may not.
-  if (command.version.includes("@")) return Effect.fail(new InvalidAdapter({ key, reason: "a version cannot contain @" }))
-  if (!isPositiveInteger(command.bytes)) return Effect.fail(new InvalidAdapter({ key, reason: `bytes must be a positive integer, got ${command.bytes}` }))
+  if (command.version.includes("@")) {
+    return Effect.fail(new InvalidAdapter({ key, reason: "a version cannot contain @" }))
+  }
+  if (!isPositiveInteger(command.bytes)) {
+    return Effect.fail(new InvalidAdapter({ key, reason: `bytes must be a positive integer, got ${command.bytes}` }))
+  }
   const pin = command.pin === true
   if (Object.hasOwn(state.residents, key)) {
     // Already resident: the same version is the same adapter, so loading it again is a use.
     const current = state.residents[key]!
     return Effect.succeed([AdapterUsed.make({ key }), ...(pin && !current.pinned ? [AdapterPinned.make({ key })] : [])])
   }
-  return Effect.gen(function* () {
+  return Effect.gen(function*() {
     const embedding = command.embedding === undefined ? null : yield* normalizeEmbedding(command.embedding)
     const expected = poolDimensions(state)
     if (embedding !== null && expected !== undefined && embedding.length !== expected) {
       return yield* Effect.fail(new EmbeddingDimensionMismatch({ expected, actual: embedding.length }))
     }
     const { maxSlots, memoryBudgetBytes } = state
-    if (command.bytes > memoryBudgetBytes) return yield* Effect.fail(new AdapterTooLarge({ key, bytes: command.bytes, memoryBudgetBytes }))
+    if (command.bytes > memoryBudgetBytes) {
+      return yield* Effect.fail(new AdapterTooLarge({ key, bytes: command.bytes, memoryBudgetBytes }))
+    }
     const pinned = pinnedResidents(state)
     if (pinned.length + 1 > maxSlots) {
-      return yield* Effect.fail(new PinnedAdaptersFillPool({ key, bytes: command.bytes, limit: "slots", pinned: pinned.length, capacity: maxSlots }))
+      return yield* Effect.fail(
+        new PinnedAdaptersFillPool({
+          key,
+          bytes: command.bytes,
+          limit: "slots",
+          pinned: pinned.length,
+          capacity: maxSlots
+        })
+      )
     }
     const pinnedBytes = pinned.reduce((sum, adapter) => sum + adapter.bytes, 0)
     if (pinnedBytes + command.bytes > memoryBudgetBytes) {
-      return yield* Effect.fail(new PinnedAdaptersFillPool({ key, bytes: command.bytes, limit: "memory", pinned: pinnedBytes, capacity: memoryBudgetBytes }))
+      return yield* Effect.fail(
+        new PinnedAdaptersFillPool({
+          key,
+          bytes: command.bytes,
+          limit: "memory",
+          pinned: pinnedBytes,
+          capacity: memoryBudgetBytes
+        })
+      )
     }
     const evictions = evictUntil(
       state,
       (slots, bytes) => slots + 1 <= maxSlots && bytes + command.bytes <= memoryBudgetBytes,
       (slots) => (slots + 1 > maxSlots ? "slots" : "memory")
     )
-    const loaded = AdapterLoaded.make({ key, adapterId: command.adapterId, version: command.version, bytes: command.bytes, embedding, pinned: pin })
+    const loaded = AdapterLoaded.make({
+      key,
+      adapterId: command.adapterId,
+      version: command.version,
+      bytes: command.bytes,
+      embedding,
+      pinned: pin
+    })
     return [...evictions, loaded]
   })
 }
 
-const decideConfigure = (command: PoolLimits, state: AdapterPoolState): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
+const decideConfigure = (
+  command: PoolLimits,
+  state: AdapterPoolState
+): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
   const maxSlots = command.maxSlots ?? state.maxSlots
   const memoryBudgetBytes = command.memoryBudgetBytes ?? state.memoryBudgetBytes
   if (!Number.isSafeInteger(maxSlots) || maxSlots < 1 || maxSlots > MAX_SLOTS) {
-    return Effect.fail(new InvalidPoolConfig({ reason: `maxSlots must be an integer from 1 to ${MAX_SLOTS}, got ${maxSlots}` }))
+    return Effect.fail(
+      new InvalidPoolConfig({ reason: `maxSlots must be an integer from 1 to ${MAX_SLOTS}, got ${maxSlots}` })
+    )
   }
   if (!isPositiveInteger(memoryBudgetBytes)) {
-    return Effect.fail(new InvalidPoolConfig({ reason: `memoryBudgetBytes must be a positive integer, got ${memoryBudgetBytes}` }))
+    return Effect.fail(
+      new InvalidPoolConfig({ reason: `memoryBudgetBytes must be a positive integer, got ${memoryBudgetBytes}` })
+    )
   }
   if (maxSlots === state.maxSlots && memoryBudgetBytes === state.memoryBudgetBytes) return Effect.succeed([])
   const pinned = pinnedResidents(state)
-  if (pinned.length > maxSlots) return Effect.fail(new PinnedAdaptersExceedLimit({ limit: "slots", requested: maxSlots, pinned: pinned.length }))
+  if (pinned.length > maxSlots) {
+    return Effect.fail(new PinnedAdaptersExceedLimit({ limit: "slots", requested: maxSlots, pinned: pinned.length }))
+  }
   const pinnedBytes = pinned.reduce((sum, adapter) => sum + adapter.bytes, 0)
-  if (pinnedBytes > memoryBudgetBytes) return Effect.fail(new PinnedAdaptersExceedLimit({ limit: "memory", requested: memoryBudgetBytes, pinned: pinnedBytes }))
+  if (pinnedBytes > memoryBudgetBytes) {
+    return Effect.fail(
+      new PinnedAdaptersExceedLimit({ limit: "memory", requested: memoryBudgetBytes, pinned: pinnedBytes })
+    )
+  }
   // Evictions first, so the pool fits its limits after every event of the command.
   const evictions = evictUntil(
     state,
@@ -312,25 +414,42 @@ const decideConfigure = (command: PoolLimits, state: AdapterPoolState): Effect.E
   return Effect.succeed([...evictions, PoolConfigured.make({ maxSlots, memoryBudgetBytes })])
 }
 
-const decide = (command: AdapterPoolCommand, state: AdapterPoolState): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
+const decide = (
+  command: AdapterPoolCommand,
+  state: AdapterPoolState
+): Effect.Effect<ReadonlyArray<AdapterPoolEvent>, AdapterPoolError> => {
   switch (command._tag) {
     case "Load":
       return decideLoad(command, state)
     case "Use":
       return Effect.as(resident(state, command.key), [AdapterUsed.make({ key: command.key })])
     case "Pin":
-      return Effect.map(resident(state, command.key), (adapter) => (adapter.pinned ? [] : [AdapterPinned.make({ key: command.key })]))
+      return Effect.map(
+        resident(state, command.key),
+        (adapter) => (adapter.pinned ? [] : [AdapterPinned.make({ key: command.key })])
+      )
     case "Unpin":
-      return Effect.map(resident(state, command.key), (adapter) => (adapter.pinned ? [AdapterUnpinned.make({ key: command.key })] : []))
+      return Effect.map(
+        resident(state, command.key),
+        (adapter) => (adapter.pinned ? [AdapterUnpinned.make({ key: command.key })] : [])
+      )
     case "Unload":
-      return Effect.flatMap(resident(state, command.key), (adapter) =>
-        adapter.pinned ? Effect.fail(new AdapterIsPinned({ key: command.key })) : Effect.succeed([AdapterUnloaded.make({ key: command.key, bytes: adapter.bytes })])
+      return Effect.flatMap(
+        resident(state, command.key),
+        (adapter) =>
+          adapter.pinned
+            ? Effect.fail(new AdapterIsPinned({ key: command.key }))
+            : Effect.succeed([AdapterUnloaded.make({ key: command.key, bytes: adapter.bytes })])
       )
     case "Configure":
       return decideConfigure(command, state)
     case "Select":
-      return Effect.flatMap(nearestAdapter(state, command.embedding, 1), ([best]) =>
-        best === undefined ? Effect.fail(new NoAdapterForTask()) : Effect.succeed([AdapterUsed.make({ key: best.key, similarity: best.similarity })])
+      return Effect.flatMap(
+        nearestAdapter(state, command.embedding, 1),
+        ([best]) =>
+          best === undefined
+            ? Effect.fail(new NoAdapterForTask())
+            : Effect.succeed([AdapterUsed.make({ key: best.key, similarity: best.similarity })])
       )
   }
 }
@@ -341,14 +460,21 @@ const withoutResident = (state: AdapterPoolState, key: string): AdapterPoolState
 }
 
 const updateResident = (state: AdapterPoolState, key: string, change: Partial<ResidentAdapter>): AdapterPoolState =>
-  Object.hasOwn(state.residents, key) ? { ...state, residents: { ...state.residents, [key]: { ...state.residents[key]!, ...change } } } : state
+  Object.hasOwn(state.residents, key)
+    ? { ...state, residents: { ...state.residents, [key]: { ...state.residents[key]!, ...change } } }
+    : state
 
 const evolve = (state: AdapterPoolState, event: AdapterPoolEvent): AdapterPoolState => {
   switch (event._tag) {
     case "AdapterLoaded": {
       const clock = state.clock + 1
       const loaded: ResidentAdapter = {
-        adapterId: event.adapterId, version: event.version, bytes: event.bytes, embedding: event.embedding, pinned: event.pinned, lastUsed: clock
+        adapterId: event.adapterId,
+        version: event.version,
+        bytes: event.bytes,
+        embedding: event.embedding,
+        pinned: event.pinned,
+        lastUsed: clock
       }
       return { ...state, clock, residents: { ...state.residents, [event.key]: loaded } }
     }

@@ -5,10 +5,10 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
+import { Authority, operator, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { AdapterPoolError } from "./AdapterPool.js"
 import { PoolReceipt, PoolView, Selection } from "./AdapterPoolService.js"
-import { Authority, operator, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 export const AdapterPoolFailure = Schema.Union(AdapterPoolError, VersionConflict)
 
@@ -28,14 +28,26 @@ export class AdapterPoolRpcs extends RpcGroup.make(
     success: PoolReceipt,
     error: AdapterPoolFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("PoolUse", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("PoolPin", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("PoolUnpin", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("PoolUnload", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("PoolUse", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands)
+    .annotate(Authority, operator),
+  Rpc.make("PoolPin", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands)
+    .annotate(Authority, operator),
+  Rpc.make("PoolUnpin", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands)
+    .annotate(Authority, operator),
+  Rpc.make("PoolUnload", { payload: Key, success: PoolReceipt, error: AdapterPoolFailure }).middleware(SignedCommands)
+    .annotate(Authority, operator),
   Rpc.make("PoolConfigure", {
-    payload: { maxSlots: Schema.optional(Schema.Number), memoryBudgetBytes: Schema.optional(Schema.Number), ...signedFields },
+    payload: {
+      maxSlots: Schema.optional(Schema.Number),
+      memoryBudgetBytes: Schema.optional(Schema.Number),
+      ...signedFields
+    },
     success: PoolReceipt,
     error: AdapterPoolFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("PoolSelect", { payload: { embedding: Schema.Array(Schema.Number), ...signedFields }, success: Selection, error: AdapterPoolFailure }).middleware(SignedCommands).annotate(Authority, operator)
+  Rpc.make("PoolSelect", {
+    payload: { embedding: Schema.Array(Schema.Number), ...signedFields },
+    success: Selection,
+    error: AdapterPoolFailure
+  }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

@@ -49,58 +49,65 @@ const toView = (state: AdapterPoolState, version: number): PoolView => ({
   usedBytes: usedBytes(state),
   residents: Object.entries(state.residents)
     .map(([key, resident]): ResidentView => ({
-      key, adapterId: resident.adapterId, version: resident.version, bytes: resident.bytes, pinned: resident.pinned,
-      lastUsed: resident.lastUsed, dimensions: resident.embedding?.length ?? null
+      key,
+      adapterId: resident.adapterId,
+      version: resident.version,
+      bytes: resident.bytes,
+      pinned: resident.pinned,
+      lastUsed: resident.lastUsed,
+      dimensions: resident.embedding?.length ?? null
     }))
     .sort((a, b) => b.lastUsed - a.lastUsed),
   version
 })
 
 const receipt = (result: ActorRunner.CommandResult<AdapterPoolEvent, AdapterPoolState>): PoolReceipt => ({
-  ...toView(result.state, result.version), events: result.events, position: result.position
+  ...toView(result.state, result.version),
+  events: result.events,
+  position: result.position
 })
 
 export class AdapterPool extends Effect.Service<AdapterPool>()("edge-net/AdapterPool", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const pools = yield* ActorRunner.make(AdapterPools, { snapshotEvery: 100 })
 
     /** Makes the adapter resident, evicting least recently used unpinned adapters as slots and memory require. */
-    const load = Effect.fn("AdapterPool.load")(function* (adapter: AdapterToLoad) {
+    const load = Effect.fn("AdapterPool.load")(function*(adapter: AdapterToLoad) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Load", ...adapter }))
     })
 
     /** Marks a resident adapter (`<adapterId>@<version>`) as just used. */
-    const use = Effect.fn("AdapterPool.use")(function* (key: string) {
+    const use = Effect.fn("AdapterPool.use")(function*(key: string) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Use", key }))
     })
 
     /** Keeps a resident adapter until it is unpinned: never evicted. */
-    const pin = Effect.fn("AdapterPool.pin")(function* (key: string) {
+    const pin = Effect.fn("AdapterPool.pin")(function*(key: string) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Pin", key }))
     })
 
-    const unpin = Effect.fn("AdapterPool.unpin")(function* (key: string) {
+    const unpin = Effect.fn("AdapterPool.unpin")(function*(key: string) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Unpin", key }))
     })
 
-    const unload = Effect.fn("AdapterPool.unload")(function* (key: string) {
+    const unload = Effect.fn("AdapterPool.unload")(function*(key: string) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Unload", key }))
     })
 
     /** New limits (at most 16 slots); lowering one evicts least recently used unpinned adapters. */
-    const configure = Effect.fn("AdapterPool.configure")(function* (limits: PoolLimits) {
+    const configure = Effect.fn("AdapterPool.configure")(function*(limits: PoolLimits) {
       return receipt(yield* pools.send(LOCAL_POOL, { _tag: "Configure", ...limits }))
     })
 
     /** The resident adapter nearest the task embedding (cosine), recorded as used. */
-    const select = Effect.fn("AdapterPool.select")(function* (embedding: ReadonlyArray<number>) {
+    const select = Effect.fn("AdapterPool.select")(function*(embedding: ReadonlyArray<number>) {
       const result = yield* pools.send(LOCAL_POOL, { _tag: "Select", embedding })
       // Select decides exactly one AdapterUsed, carrying the similarity it chose by.
       const used = result.events[0] as Extract<AdapterPoolEvent, { _tag: "AdapterUsed" }>
       return { ...receipt(result), key: used.key, similarity: used.similarity ?? 0 } satisfies Selection
     })
 
-    const state = Effect.fn("AdapterPool.state")(function* () {
+    const state = Effect.fn("AdapterPool.state")(function*() {
       const { state, version } = yield* pools.state(LOCAL_POOL)
       return toView(state, version)
     })
@@ -118,7 +125,9 @@ export const adapterPoolLive = (limits: PoolLimits = {}) =>
   Layer.effectDiscard(
     Effect.flatMap(AdapterPool, (pool) =>
       pool.configure(limits).pipe(
-        Effect.catchTag("PinnedAdaptersExceedLimit", (refused) => Effect.logWarning(`adapter pool: keeping its limits: ${refused.message}`))
-      )
-    )
+        Effect.catchTag(
+          "PinnedAdaptersExceedLimit",
+          (refused) => Effect.logWarning(`adapter pool: keeping its limits: ${refused.message}`)
+        )
+      ))
   ).pipe(Layer.provideMerge(AdapterPool.Default))

@@ -10,11 +10,23 @@ import { DuplicateHold, InsufficientFunds, InvalidAmount, type LedgerError, Unkn
 
 // Events
 export const Minted = Schema.TaggedStruct("Minted", { amount: RecordedCredits })
-export const Debited = Schema.TaggedStruct("Debited", { transferId: Schema.String, to: Schema.String, amount: RecordedCredits })
-export const Credited = Schema.TaggedStruct("Credited", { transferId: Schema.String, from: Schema.String, amount: RecordedCredits })
+export const Debited = Schema.TaggedStruct("Debited", {
+  transferId: Schema.String,
+  to: Schema.String,
+  amount: RecordedCredits
+})
+export const Credited = Schema.TaggedStruct("Credited", {
+  transferId: Schema.String,
+  from: Schema.String,
+  amount: RecordedCredits
+})
 export const Held = Schema.TaggedStruct("Held", { holdId: Schema.String, amount: RecordedCredits })
 export const Released = Schema.TaggedStruct("Released", { holdId: Schema.String, amount: RecordedCredits })
-export const HoldCaptured = Schema.TaggedStruct("HoldCaptured", { holdId: Schema.String, to: Schema.String, amount: RecordedCredits })
+export const HoldCaptured = Schema.TaggedStruct("HoldCaptured", {
+  holdId: Schema.String,
+  to: Schema.String,
+  amount: RecordedCredits
+})
 /** rUv destroyed (a slash): it leaves the supply, so `minted = available + held + inFlight + burned`. */
 export const Burned = Schema.TaggedStruct("Burned", { operationId: Schema.String, amount: RecordedCredits })
 export const AccountEvent = Schema.Union(Minted, Debited, Credited, Held, Released, HoldCaptured, Burned)
@@ -42,9 +54,14 @@ const positive = (amount: bigint) =>
   amount > 0n ? Effect.void : Effect.fail(new InvalidAmount({ amount, reason: "must be positive" }))
 
 const spend = (state: AccountState, amount: bigint) =>
-  state.available >= amount ? Effect.void : Effect.fail(new InsufficientFunds({ available: state.available, requested: amount }))
+  state.available >= amount
+    ? Effect.void
+    : Effect.fail(new InsufficientFunds({ available: state.available, requested: amount }))
 
-const decide = (command: AccountCommand, state: AccountState): Effect.Effect<ReadonlyArray<AccountEvent>, LedgerError> => {
+const decide = (
+  command: AccountCommand,
+  state: AccountState
+): Effect.Effect<ReadonlyArray<AccountEvent>, LedgerError> => {
   switch (command._tag) {
     case "Mint":
       return positive(command.amount).pipe(Effect.as([Minted.make({ amount: command.amount })]))
@@ -72,12 +89,16 @@ const decide = (command: AccountCommand, state: AccountState): Effect.Effect<Rea
       const held = state.held[command.holdId]
       if (held === undefined) return Effect.fail(new UnknownHold({ holdId: command.holdId }))
       if (command.amount <= 0n || command.amount > held) {
-        return Effect.fail(new InvalidAmount({ amount: command.amount, reason: `a capture must be between 1 and the ${held} rUv held` }))
+        return Effect.fail(
+          new InvalidAmount({ amount: command.amount, reason: `a capture must be between 1 and the ${held} rUv held` })
+        )
       }
       const captured = HoldCaptured.make({ holdId: command.holdId, to: command.to, amount: command.amount })
       // Whatever the capture does not take goes back to the account in the same decision.
       return Effect.succeed(
-        command.amount === held ? [captured] : [captured, Released.make({ holdId: command.holdId, amount: held - command.amount })]
+        command.amount === held
+          ? [captured]
+          : [captured, Released.make({ holdId: command.holdId, amount: held - command.amount })]
       )
     }
     case "Burn":
@@ -107,7 +128,10 @@ const evolve = (state: AccountState, event: AccountEvent): AccountState => {
       return { available: state.available + event.amount, held: withoutHold(state.held, event.holdId) }
     case "HoldCaptured": {
       const remaining = (state.held[event.holdId] ?? 0n) - event.amount
-      return { ...state, held: remaining > 0n ? { ...state.held, [event.holdId]: remaining } : withoutHold(state.held, event.holdId) }
+      return {
+        ...state,
+        held: remaining > 0n ? { ...state.held, [event.holdId]: remaining } : withoutHold(state.held, event.holdId)
+      }
     }
   }
 }
@@ -119,4 +143,5 @@ export const Account: EventSourced<AccountCommand, AccountEvent, AccountState, L
   state: AccountState
 }
 
-export const heldTotal = (state: AccountState): bigint => Object.values(state.held).reduce((sum, amount) => sum + amount, 0n)
+export const heldTotal = (state: AccountState): bigint =>
+  Object.values(state.held).reduce((sum, amount) => sum + amount, 0n)

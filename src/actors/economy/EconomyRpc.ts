@@ -4,19 +4,26 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { VersionConflict } from "../../events/Journal.js"
+import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { VersionConflict } from "../../events/Journal.js"
 import { LedgerError } from "./LedgerErrors.js"
+import { ReputationView } from "./ReputationService.js"
 import { DuplicateReward, NoRewardToClaim, RewardNotVested, UnknownReward } from "./Reward.js"
+import { ClaimReceipt, PendingRewards } from "./RewardService.js"
 import { InsufficientStake, NothingToWithdraw, SlashReason } from "./Stake.js"
 import { StakeReceipt, StakeView } from "./StakeService.js"
-import { ReputationView } from "./ReputationService.js"
-import { ClaimReceipt, PendingRewards } from "./RewardService.js"
-import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a staking command can fail with: a staking rule, the ledger refusing the money, a racing writer. */
 export const StakeFailure = Schema.Union(InsufficientStake, NothingToWithdraw, LedgerError, VersionConflict)
-export const RewardFailure = Schema.Union(RewardNotVested, UnknownReward, NoRewardToClaim, DuplicateReward, LedgerError, VersionConflict)
+export const RewardFailure = Schema.Union(
+  RewardNotVested,
+  UnknownReward,
+  NoRewardToClaim,
+  DuplicateReward,
+  LedgerError,
+  VersionConflict
+)
 
 export class EconomyRpcs extends RpcGroup.make(
   Rpc.make("Stake", {
@@ -29,7 +36,11 @@ export class EconomyRpcs extends RpcGroup.make(
     success: StakeReceipt,
     error: StakeFailure
   }).middleware(SignedCommands).annotate(Authority, owner("node")),
-  Rpc.make("Withdraw", { payload: { node: AccountId, operationId: Schema.optional(OperationId), ...signedFields }, success: StakeReceipt, error: StakeFailure }).middleware(SignedCommands).annotate(Authority, owner("node")),
+  Rpc.make("Withdraw", {
+    payload: { node: AccountId, operationId: Schema.optional(OperationId), ...signedFields },
+    success: StakeReceipt,
+    error: StakeFailure
+  }).middleware(SignedCommands).annotate(Authority, owner("node")),
   Rpc.make("Slash", {
     payload: {
       node: AccountId,

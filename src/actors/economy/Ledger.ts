@@ -50,81 +50,111 @@ const creditCommandId = (transferId: string) => `credit/${transferId}`
 const captureTransferId = (holdId: string) => `capture/${holdId}`
 
 const toBalance = (account: string, state: AccountState, version: number): Balance => ({
-  account, available: state.available, held: heldTotal(state), holds: state.held, version
+  account,
+  available: state.available,
+  held: heldTotal(state),
+  holds: state.held,
+  version
 })
 
-const newId = Effect.zipWith(Clock.currentTimeMillis, Random.nextInt, (now, n) => `${now.toString(36)}-${(n >>> 0).toString(36)}`)
+const newId = Effect.zipWith(
+  Clock.currentTimeMillis,
+  Random.nextInt,
+  (now, n) => `${now.toString(36)}-${(n >>> 0).toString(36)}`
+)
 
 export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const accounts = yield* ActorRunner.make(Account, { snapshotEvery: 100 })
     const journal = yield* Journal
 
     const credit = (to: string, transferId: string, from: string, amount: bigint, causationId?: string) =>
-      accounts.send(to, { _tag: "Credit", transferId, from, amount }, { commandId: creditCommandId(transferId), causationId })
+      accounts.send(to, { _tag: "Credit", transferId, from, amount }, {
+        commandId: creditCommandId(transferId),
+        causationId
+      })
 
-    const balance = Effect.fn("Ledger.balance")(function* (account: string) {
+    const balance = Effect.fn("Ledger.balance")(function*(account: string) {
       const { state, version } = yield* accounts.state(account)
       return toBalance(account, state, version)
     })
 
     /** Creates `amount` rUv on the account; an operation id minted once stays that mint (the same amount again is a retry). */
-    const mint = Effect.fn("Ledger.mint")(function* (account: string, amount: bigint, operationId?: string) {
+    const mint = Effect.fn("Ledger.mint")(function*(account: string, amount: bigint, operationId?: string) {
       const id = operationId ?? (yield* newId)
       const result = yield* accounts.send(account, { _tag: "Mint", amount }, { commandId: `mint/${id}` })
       const minted = result.events[0]
       if (minted?._tag !== "Minted" || minted.amount !== amount) {
         const earlier = minted?._tag === "Minted" ? `${minted.amount} rUv` : "another operation"
-        return yield* Effect.fail(new InvalidAmount({ amount, reason: `mint id ${id} was already used to mint ${earlier} on ${account}` }))
+        return yield* Effect.fail(
+          new InvalidAmount({ amount, reason: `mint id ${id} was already used to mint ${earlier} on ${account}` })
+        )
       }
       return toBalance(account, result.state, result.version)
     })
 
-    const transfer = Effect.fn("Ledger.transfer")(function* (from: string, to: string, amount: bigint, transferId?: string) {
-      if (from === to) return yield* Effect.fail(new InvalidAmount({ amount, reason: "payer and payee are the same account" }))
-      const id = transferId ?? (yield* newId)
-      const debit = yield* accounts.send(from, { _tag: "Debit", transferId: id, to, amount }, { commandId: debitCommandId(id) })
-      const debitEvent = debit.events[0]
-      if (debitEvent?._tag !== "Debited" || debitEvent.to !== to || debitEvent.amount !== amount) {
-        return yield* Effect.fail(new InvalidAmount({ amount, reason: `transfer id ${id} was already used for another transfer` }))
+    const transfer = Effect.fn("Ledger.transfer")(
+      function*(from: string, to: string, amount: bigint, transferId?: string) {
+        if (from === to) {
+          return yield* Effect.fail(new InvalidAmount({ amount, reason: "payer and payee are the same account" }))
+        }
+        const id = transferId ?? (yield* newId)
+        const debit = yield* accounts.send(from, { _tag: "Debit", transferId: id, to, amount }, {
+          commandId: debitCommandId(id)
+        })
+        const debitEvent = debit.events[0]
+        if (debitEvent?._tag !== "Debited" || debitEvent.to !== to || debitEvent.amount !== amount) {
+          return yield* Effect.fail(
+            new InvalidAmount({ amount, reason: `transfer id ${id} was already used for another transfer` })
+          )
+        }
+        const credited = yield* credit(to, id, from, amount, `debit@${debit.position}`)
+        const payer = yield* balance(from)
+        return {
+          transferId: id,
+          from: payer,
+          to: toBalance(to, credited.state, credited.version),
+          position: credited.position,
+          duplicate: debit.duplicate
+        } satisfies TransferReceipt
       }
-      const credited = yield* credit(to, id, from, amount, `debit@${debit.position}`)
-      const payer = yield* balance(from)
-      return {
-        transferId: id, from: payer, to: toBalance(to, credited.state, credited.version), position: credited.position,
-        duplicate: debit.duplicate
-      } satisfies TransferReceipt
-    })
+    )
 
-    const hold = Effect.fn("Ledger.hold")(function* (account: string, holdId: string, amount: bigint) {
+    const hold = Effect.fn("Ledger.hold")(function*(account: string, holdId: string, amount: bigint) {
       const result = yield* accounts.send(account, { _tag: "Hold", holdId, amount }, { commandId: `hold/${holdId}` })
       return toBalance(account, result.state, result.version)
     })
 
-    const release = Effect.fn("Ledger.release")(function* (account: string, holdId: string) {
+    const release = Effect.fn("Ledger.release")(function*(account: string, holdId: string) {
       const result = yield* accounts.send(account, { _tag: "Release", holdId }, { commandId: `release/${holdId}` })
       return toBalance(account, result.state, result.version)
     })
 
     /** Pays `amount` of a hold to `to`; the rest of the hold returns to the account. */
-    const capture = Effect.fn("Ledger.capture")(function* (account: string, holdId: string, to: string, amount: bigint) {
-      const captured = yield* accounts.send(account, { _tag: "Capture", holdId, to, amount }, { commandId: `capture/${holdId}` })
+    const capture = Effect.fn("Ledger.capture")(function*(account: string, holdId: string, to: string, amount: bigint) {
+      const captured = yield* accounts.send(account, { _tag: "Capture", holdId, to, amount }, {
+        commandId: `capture/${holdId}`
+      })
       yield* credit(to, captureTransferId(holdId), account, amount, `capture@${captured.position}`)
       return toBalance(account, captured.state, captured.version)
     })
 
     /** Destroys `amount` of the account's available rUv (a slash); never more than it holds. */
-    const burn = Effect.fn("Ledger.burn")(function* (account: string, amount: bigint, operationId: string) {
-      const result = yield* accounts.send(account, { _tag: "Burn", operationId, amount }, { commandId: `burn/${operationId}` })
+    const burn = Effect.fn("Ledger.burn")(function*(account: string, amount: bigint, operationId: string) {
+      const result = yield* accounts.send(account, { _tag: "Burn", operationId, amount }, {
+        commandId: `burn/${operationId}`
+      })
       const burned = result.events[0]
       if (burned?._tag !== "Burned" || burned.amount !== amount) {
-        return yield* Effect.fail(new InvalidAmount({ amount, reason: `operation id ${operationId} was already used for another burn` }))
+        return yield* Effect.fail(
+          new InvalidAmount({ amount, reason: `operation id ${operationId} was already used for another burn` })
+        )
       }
       return toBalance(account, result.state, result.version)
     })
 
     /** Folds the whole log: minted supply against balances, holds and credits still on their way. */
-    const supply = Effect.fn("Ledger.supply")(function* () {
+    const supply = Effect.fn("Ledger.supply")(function*() {
       const states = yield* accounts.replay()
       let minted = 0n
       let burned = 0n
@@ -139,8 +169,9 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
           if (envelope.eventType === "Minted") minted += BigInt(payload.amount)
           else if (envelope.eventType === "Burned") burned += BigInt(payload.amount)
           else if (envelope.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
-          else if (envelope.eventType === "HoldCaptured") outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
-          else if (envelope.eventType === "Credited") incoming.add(payload.transferId!)
+          else if (envelope.eventType === "HoldCaptured") {
+            outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
+          } else if (envelope.eventType === "Credited") incoming.add(payload.transferId!)
         }
         if (page.length < 4096) break
         position = page[page.length - 1]!.position + 1
@@ -153,24 +184,41 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       }
       let inFlight = 0n
       for (const [transferId, amount] of outgoing) if (!incoming.has(transferId)) inFlight += amount
-      return { minted, available, held, inFlight, burned, conserved: minted === available + held + inFlight + burned } satisfies SupplyReport
+      return {
+        minted,
+        available,
+        held,
+        inFlight,
+        burned,
+        conserved: minted === available + held + inFlight + burned
+      } satisfies SupplyReport
     })
 
     /** Every account's balance (available and held) folded from the log alone: the figures the audit reconciles books with. */
-    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function* () {
+    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function*() {
       const balances = new Map<string, bigint>()
-      for (const [account, { state }] of yield* accounts.replay()) balances.set(account, state.available + heldTotal(state))
+      for (const [account, { state }] of yield* accounts.replay()) {
+        balances.set(account, state.available + heldTotal(state))
+      }
       return balances as ReadonlyMap<string, bigint>
     })
 
     /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
     const completeCredit = (envelope: Envelope) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const account = streamEntityId(envelope.streamId)
         const decoded = yield* Effect.orDie(decodeEvent(envelope.payload))
-        if (decoded._tag === "Debited") yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
+        if (decoded._tag === "Debited") {
+          yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
+        }
         if (decoded._tag === "HoldCaptured") {
-          yield* credit(decoded.to, captureTransferId(decoded.holdId), account, decoded.amount, `capture@${envelope.position}`)
+          yield* credit(
+            decoded.to,
+            captureTransferId(decoded.holdId),
+            account,
+            decoded.amount,
+            `capture@${envelope.position}`
+          )
         }
       })
 
@@ -188,6 +236,5 @@ export const creditsPolicy = Layer.unwrapEffect(
       categories: ["Account"],
       eventTypes: ["Debited", "HoldCaptured"],
       handle: ledger.completeCredit
-    })
-  )
+    }))
 )

@@ -14,7 +14,9 @@ export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("
   }
 }
 
-export class InvalidAmount extends Schema.TaggedError<InvalidAmount>()("InvalidAmount", { amount: RecordedCredits, reason: Schema.String }) {
+export class InvalidAmount
+  extends Schema.TaggedError<InvalidAmount>()("InvalidAmount", { amount: RecordedCredits, reason: Schema.String })
+{
   override get message() {
     return `invalid amount ${this.amount}: ${this.reason}`
   }

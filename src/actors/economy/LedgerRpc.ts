@@ -4,11 +4,11 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { VersionConflict } from "../../events/Journal.js"
+import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { VersionConflict } from "../../events/Journal.js"
 import { Balance, TransferReceipt } from "./Ledger.js"
 import { LedgerError } from "./LedgerErrors.js"
-import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a ledger command can fail with: a domain error, or a stream that kept moving under it. */
 export const LedgerFailure = Schema.Union(LedgerError, VersionConflict)
@@ -16,12 +16,23 @@ export const LedgerFailure = Schema.Union(LedgerError, VersionConflict)
 export class LedgerRpcs extends RpcGroup.make(
   Rpc.make("LedgerBalance", { payload: { account: AccountId }, success: Balance }),
   Rpc.make("LedgerMint", {
-    payload: { account: AccountId, amount: PositiveCredits, operationId: Schema.optional(OperationId), ...signedFields },
+    payload: {
+      account: AccountId,
+      amount: PositiveCredits,
+      operationId: Schema.optional(OperationId),
+      ...signedFields
+    },
     success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerTransfer", {
-    payload: { from: AccountId, to: AccountId, amount: PositiveCredits, transferId: Schema.optional(OperationId), ...signedFields },
+    payload: {
+      from: AccountId,
+      to: AccountId,
+      amount: PositiveCredits,
+      transferId: Schema.optional(OperationId),
+      ...signedFields
+    },
     success: TransferReceipt,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, owner("from")),
@@ -30,7 +41,11 @@ export class LedgerRpcs extends RpcGroup.make(
     success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
-  Rpc.make("LedgerRelease", { payload: { account: AccountId, holdId: OperationId, ...signedFields }, success: Balance, error: LedgerFailure }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("LedgerRelease", {
+    payload: { account: AccountId, holdId: OperationId, ...signedFields },
+    success: Balance,
+    error: LedgerFailure
+  }).middleware(SignedCommands).annotate(Authority, operator),
   Rpc.make("LedgerCapture", {
     payload: { account: AccountId, holdId: OperationId, to: AccountId, amount: PositiveCredits, ...signedFields },
     success: Balance,

@@ -16,25 +16,27 @@ export interface ParametersInForce {
 }
 
 export class NetworkParameters extends Effect.Service<NetworkParameters>()("edge-net/NetworkParameters", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const entities = yield* ActorRunner.make(Parameters, { snapshotEvery: 0 })
 
-    const current = Effect.fn("NetworkParameters.current")(function* (owner: ParameterOwner) {
+    const current = Effect.fn("NetworkParameters.current")(function*(owner: ParameterOwner) {
       const { state, version } = yield* entities.state(owner)
       return { owner, values: valuesOf(owner, state), version } satisfies ParametersInForce
     })
 
     /** Sets one parameter on its owner; `commandId` makes a redelivered change apply once. */
-    const set = Effect.fn("NetworkParameters.set")(function* (name: ParameterName, value: bigint, options: { proposalId?: string; commandId?: string } = {}) {
-      const owner = PARAMETERS[name].owner
-      yield* entities.send(owner, { _tag: "SetParameter", owner, name, value, proposalId: options.proposalId }, {
-        commandId: options.commandId ?? `set/${name}/${value}/${options.proposalId ?? "genesis"}`
-      })
-      return yield* current(owner)
-    })
+    const set = Effect.fn("NetworkParameters.set")(
+      function*(name: ParameterName, value: bigint, options: { proposalId?: string; commandId?: string } = {}) {
+        const owner = PARAMETERS[name].owner
+        yield* entities.send(owner, { _tag: "SetParameter", owner, name, value, proposalId: options.proposalId }, {
+          commandId: options.commandId ?? `set/${name}/${value}/${options.proposalId ?? "genesis"}`
+        })
+        return yield* current(owner)
+      }
+    )
 
     /** Whether the parameter was ever changed (by genesis settings or a proposal) from its default. */
-    const wasChanged = Effect.fn("NetworkParameters.wasChanged")(function* (name: ParameterName) {
+    const wasChanged = Effect.fn("NetworkParameters.wasChanged")(function*(name: ParameterName) {
       const { state } = yield* entities.state(PARAMETERS[name].owner)
       return Object.hasOwn(state.changed, name)
     })

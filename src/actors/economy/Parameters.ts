@@ -5,7 +5,14 @@
 import { Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 import type { ParameterName, ParameterOwner } from "./ParameterCatalogue.js"
-import { boundsProblem, InvalidParameter, ParameterNameSchema, PARAMETERS, parametersOwnedBy, proposedChangeProblem } from "./ParameterCatalogue.js"
+import {
+  boundsProblem,
+  InvalidParameter,
+  ParameterNameSchema,
+  PARAMETERS,
+  parametersOwnedBy,
+  proposedChangeProblem
+} from "./ParameterCatalogue.js"
 
 export const ParameterChanged = Schema.TaggedStruct("ParameterChanged", {
   name: ParameterNameSchema,
@@ -35,16 +42,23 @@ export const valueOf = (state: ParametersState, name: ParameterName): bigint =>
 export const valuesOf = (owner: ParameterOwner, state: ParametersState): Record<string, bigint> =>
   Object.fromEntries(parametersOwnedBy(owner).map((name) => [name, valueOf(state, name)]))
 
-const decide = (command: ParametersCommand, state: ParametersState): Effect.Effect<ReadonlyArray<ParametersEvent>, InvalidParameter> => {
+const decide = (
+  command: ParametersCommand,
+  state: ParametersState
+): Effect.Effect<ReadonlyArray<ParametersEvent>, InvalidParameter> => {
   if (!Object.hasOwn(PARAMETERS, command.name) || PARAMETERS[command.name].owner !== command.owner) {
     return Effect.fail(new InvalidParameter({ name: command.name, reason: `is not owned by ${command.owner}` }))
   }
   const from = valueOf(state, command.name)
   // Genesis settings are checked against the range only; a proposal's change also against the step.
-  const problem = command.proposalId === undefined ? boundsProblem(command.name, command.value) : proposedChangeProblem(command.name, from, command.value)
+  const problem = command.proposalId === undefined
+    ? boundsProblem(command.name, command.value)
+    : proposedChangeProblem(command.name, from, command.value)
   if (problem !== undefined) return Effect.fail(new InvalidParameter({ name: command.name, reason: problem }))
   if (from === command.value) return Effect.succeed([])
-  return Effect.succeed([ParameterChanged.make({ name: command.name, from, to: command.value, proposalId: command.proposalId })])
+  return Effect.succeed([
+    ParameterChanged.make({ name: command.name, from, to: command.value, proposalId: command.proposalId })
+  ])
 }
 
 const evolve = (state: ParametersState, event: ParametersEvent): ParametersState => ({

@@ -72,7 +72,12 @@ export class InvalidWeight extends Schema.TaggedError<InvalidWeight>()("InvalidW
   }
 }
 
-export const initialReputation: ReputationState = { scorePpm: INITIAL_SCORE_PPM, decayedUntil: null, successes: 0, failures: 0 }
+export const initialReputation: ReputationState = {
+  scorePpm: INITIAL_SCORE_PPM,
+  decayedUntil: null,
+  successes: 0,
+  failures: 0
+}
 
 export interface Decayed {
   readonly scorePpm: bigint
@@ -85,7 +90,11 @@ export interface Decayed {
  * decayPpm) / 1e6). Integer arithmetic only; every step with a positive score and rate takes at least
  * 1 ppm, so the loop ends within 1e6 steps however long the node was idle.
  */
-export const decayedScore = (state: ReputationState, now: number, decay: Pick<DecayParameters, "decayPpm" | "decayIntervalMs">): Decayed => {
+export const decayedScore = (
+  state: ReputationState,
+  now: number,
+  decay: Pick<DecayParameters, "decayPpm" | "decayIntervalMs">
+): Decayed => {
   if (state.decayedUntil === null || decay.decayIntervalMs <= 0n || now <= state.decayedUntil) {
     return { scorePpm: state.scorePpm, intervals: 0, decayedUntil: state.decayedUntil }
   }
@@ -102,16 +111,27 @@ export const decayedScore = (state: ReputationState, now: number, decay: Pick<De
 
 const clamp = (score: bigint) => (score < 0n ? 0n : score > MAX_SCORE_PPM ? MAX_SCORE_PPM : score)
 
-const decide = (command: ReputationCommand, state: ReputationState): Effect.Effect<ReadonlyArray<ReputationEvent>, InvalidWeight> => {
+const decide = (
+  command: ReputationCommand,
+  state: ReputationState
+): Effect.Effect<ReadonlyArray<ReputationEvent>, InvalidWeight> => {
   const { weight } = command
   if (!Number.isInteger(weight) || weight < 1 || weight > MAX_WEIGHT) return Effect.fail(new InvalidWeight({ weight }))
   return Effect.map(Clock.currentTimeMillis, (at) => {
     const decayed = decayedScore(state, at, command.decay)
     const step = command.outcome === "success" ? SUCCESS_STEP_PPM * BigInt(weight) : -FAILURE_STEP_PPM * BigInt(weight)
     const fields = {
-      taskId: command.taskId, weight, at, storedPpm: state.scorePpm, decayIntervals: decayed.intervals, scoreBeforePpm: decayed.scorePpm,
-      scoreAfterPpm: clamp(decayed.scorePpm + step), decayedUntil: decayed.decayedUntil ?? at, decayPpm: command.decay.decayPpm,
-      decayIntervalMs: command.decay.decayIntervalMs, parametersVersion: command.decay.version
+      taskId: command.taskId,
+      weight,
+      at,
+      storedPpm: state.scorePpm,
+      decayIntervals: decayed.intervals,
+      scoreBeforePpm: decayed.scorePpm,
+      scoreAfterPpm: clamp(decayed.scorePpm + step),
+      decayedUntil: decayed.decayedUntil ?? at,
+      decayPpm: command.decay.decayPpm,
+      decayIntervalMs: command.decay.decayIntervalMs,
+      parametersVersion: command.decay.version
     }
     return [command.outcome === "success" ? TaskSucceeded.make(fields) : TaskFailed.make(fields)]
   })

@@ -29,7 +29,7 @@ export const OutcomeReceipt = Schema.Struct({
 export type OutcomeReceipt = typeof OutcomeReceipt.Type
 
 export class Reputation extends Effect.Service<Reputation>()("edge-net/Reputation", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const reputations = yield* ActorRunner.make(Reputations, { snapshotEvery: 100 })
     const parameters = yield* NetworkParameters
 
@@ -40,38 +40,54 @@ export class Reputation extends Effect.Service<Reputation>()("edge-net/Reputatio
     }))
 
     const record = (outcome: Outcome, node: string, weight: number, taskId: string) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const decay = yield* decayInForce
         const result = yield* reputations.send(node, { _tag: "RecordOutcome", outcome, taskId, weight, decay }, {
           commandId: `${outcome}/${taskId}`
         })
         const event = result.events[0]!
         return {
-          node, scorePpm: event.scoreAfterPpm, storedPpm: result.state.scorePpm, successes: result.state.successes,
-          failures: result.state.failures, version: result.version, event, position: result.position, duplicate: result.duplicate
+          node,
+          scorePpm: event.scoreAfterPpm,
+          storedPpm: result.state.scorePpm,
+          successes: result.state.successes,
+          failures: result.state.failures,
+          version: result.version,
+          event,
+          position: result.position,
+          duplicate: result.duplicate
         } satisfies OutcomeReceipt
       })
 
     /** +50_000 ppm per unit of weight (after decay), at most 1_000_000; once per task. */
-    const recordSuccess = Effect.fn("Reputation.recordSuccess")(function* (node: string, weight: number, taskId: string) {
-      return yield* record("success", node, weight, taskId)
-    })
+    const recordSuccess = Effect.fn("Reputation.recordSuccess")(
+      function*(node: string, weight: number, taskId: string) {
+        return yield* record("success", node, weight, taskId)
+      }
+    )
 
     /** -100_000 ppm per unit of weight (after decay), at least 0; once per task. */
-    const recordFailure = Effect.fn("Reputation.recordFailure")(function* (node: string, weight: number, taskId: string) {
-      return yield* record("failure", node, weight, taskId)
-    })
+    const recordFailure = Effect.fn("Reputation.recordFailure")(
+      function*(node: string, weight: number, taskId: string) {
+        return yield* record("failure", node, weight, taskId)
+      }
+    )
 
-    const reputationOf = Effect.fn("Reputation.reputationOf")(function* (node: string) {
+    const reputationOf = Effect.fn("Reputation.reputationOf")(function*(node: string) {
       const { state, version } = yield* reputations.state(node)
       const decayed = decayedScore(state, yield* Clock.currentTimeMillis, yield* decayInForce)
       return {
-        node, scorePpm: decayed.scorePpm, storedPpm: state.scorePpm, successes: state.successes, failures: state.failures, version
+        node,
+        scorePpm: decayed.scorePpm,
+        storedPpm: state.scorePpm,
+        successes: state.successes,
+        failures: state.failures,
+        version
       } satisfies ReputationView
     })
 
     /** The node's effective score now, in ppm. */
-    const score = Effect.fn("Reputation.score")(function* (node: string) {
+    const score = Effect.fn("Reputation.score")(function*(node: string) {
       return (yield* reputationOf(node)).scorePpm
     })
 

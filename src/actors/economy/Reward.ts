@@ -3,8 +3,8 @@
  * `rewards` account until it vests (`vestingPeriodMs` in force), then the node claims it.
  */
 import { Clock, Effect, Schema } from "effect"
-import type { EventSourced } from "../../events/Decider.js"
 import { RecordedCredits } from "../../domain/Money.js"
+import type { EventSourced } from "../../events/Decider.js"
 import { InvalidAmount } from "./LedgerErrors.js"
 
 /** The system account rewards are paid from (minted into by the operator). */
@@ -85,9 +85,13 @@ export class NoRewardToClaim extends Schema.TaggedError<NoRewardToClaim>()("NoRe
   }
 }
 
-export class DuplicateReward extends Schema.TaggedError<DuplicateReward>()("DuplicateReward", { rewardId: Schema.String, amount: RecordedCredits }) {
+export class DuplicateReward
+  extends Schema.TaggedError<DuplicateReward>()("DuplicateReward", { rewardId: Schema.String, amount: RecordedCredits })
+{
   override get message() {
-    return this.amount > 0n ? `reward ${this.rewardId} was already granted (${this.amount} rUv)` : `reward ${this.rewardId} was already granted and claimed`
+    return this.amount > 0n
+      ? `reward ${this.rewardId} was already granted (${this.amount} rUv)`
+      : `reward ${this.rewardId} was already granted and claimed`
   }
 }
 
@@ -103,27 +107,45 @@ const decide = (command: RewardCommand, state: RewardState): Effect.Effect<Reado
   Effect.flatMap(Clock.currentTimeMillis, (at): Effect.Effect<ReadonlyArray<RewardEvent>, RewardError> => {
     switch (command._tag) {
       case "Grant": {
-        if (command.amount <= 0n) return Effect.fail(new InvalidAmount({ amount: command.amount, reason: "must be positive" }))
-        const existing = Object.hasOwn(state.unclaimed, command.rewardId) ? state.unclaimed[command.rewardId] : undefined
-        if (existing !== undefined) return Effect.fail(new DuplicateReward({ rewardId: command.rewardId, amount: existing.amount }))
+        if (command.amount <= 0n) {
+          return Effect.fail(new InvalidAmount({ amount: command.amount, reason: "must be positive" }))
+        }
+        const existing = Object.hasOwn(state.unclaimed, command.rewardId)
+          ? state.unclaimed[command.rewardId]
+          : undefined
+        if (existing !== undefined) {
+          return Effect.fail(new DuplicateReward({ rewardId: command.rewardId, amount: existing.amount }))
+        }
         const { vestingPeriodMs, version } = command.parameters
         return Effect.succeed([RewardGranted.make({
-          rewardId: command.rewardId, taskId: command.taskId, amount: command.amount, holdId: command.holdId, at,
-          vestsAt: at + Number(vestingPeriodMs), vestingPeriodMs, parametersVersion: version
+          rewardId: command.rewardId,
+          taskId: command.taskId,
+          amount: command.amount,
+          holdId: command.holdId,
+          at,
+          vestsAt: at + Number(vestingPeriodMs),
+          vestingPeriodMs,
+          parametersVersion: version
         })])
       }
       case "Claim": {
         if (command.rewardId !== undefined) {
-          const reward = Object.hasOwn(state.unclaimed, command.rewardId) ? state.unclaimed[command.rewardId] : undefined
+          const reward = Object.hasOwn(state.unclaimed, command.rewardId)
+            ? state.unclaimed[command.rewardId]
+            : undefined
           if (reward === undefined) return Effect.fail(new UnknownReward({ rewardId: command.rewardId }))
-          if (reward.vestsAt > at) return Effect.fail(new RewardNotVested({ rewardId: reward.rewardId, vestsAt: reward.vestsAt }))
+          if (reward.vestsAt > at) {
+            return Effect.fail(new RewardNotVested({ rewardId: reward.rewardId, vestsAt: reward.vestsAt }))
+          }
           return Effect.succeed([claimedEvent(reward, at)])
         }
         const rewards = Object.values(state.unclaimed).sort((left, right) => left.vestsAt - right.vestsAt)
         if (rewards.length === 0) return Effect.fail(new NoRewardToClaim())
         const vested = rewards.filter((reward) => reward.vestsAt <= at)
         // Nothing vested yet: name the reward that vests first.
-        if (vested.length === 0) return Effect.fail(new RewardNotVested({ rewardId: rewards[0]!.rewardId, vestsAt: rewards[0]!.vestsAt }))
+        if (vested.length === 0) {
+          return Effect.fail(new RewardNotVested({ rewardId: rewards[0]!.rewardId, vestsAt: rewards[0]!.vestsAt }))
+        }
         return Effect.succeed(vested.map((reward) => claimedEvent(reward, at)))
       }
     }
@@ -133,7 +155,11 @@ const evolve = (state: RewardState, event: RewardEvent): RewardState => {
   switch (event._tag) {
     case "RewardGranted": {
       const { rewardId, taskId, amount, holdId, vestsAt } = event
-      return { ...state, unclaimed: { ...state.unclaimed, [rewardId]: { rewardId, taskId, amount, holdId, vestsAt } }, granted: state.granted + amount }
+      return {
+        ...state,
+        unclaimed: { ...state.unclaimed, [rewardId]: { rewardId, taskId, amount, holdId, vestsAt } },
+        granted: state.granted + amount
+      }
     }
     case "RewardClaimed": {
       const { [event.rewardId]: _, ...unclaimed } = state.unclaimed

@@ -7,11 +7,17 @@ import { streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
-import { InvalidAmount } from "./LedgerErrors.js"
 import { Ledger } from "./Ledger.js"
+import { InvalidAmount } from "./LedgerErrors.js"
 import { NetworkParameters } from "./NetworkParameters.js"
 import type { RewardEvent, RewardState } from "./Reward.js"
-import { DuplicateReward, REWARDS_ACCOUNT, RewardEvent as RewardEventSchema, RewardGrants, rewardHoldId } from "./Reward.js"
+import {
+  DuplicateReward,
+  RewardEvent as RewardEventSchema,
+  RewardGrants,
+  rewardHoldId,
+  REWARDS_ACCOUNT
+} from "./Reward.js"
 
 export const RewardView = Schema.Struct({
   rewardId: Schema.String,
@@ -47,13 +53,17 @@ const pendingOf = (node: string, state: RewardState, version: number, now: numbe
     .sort((left, right) => left.vestsAt - right.vestsAt || (left.rewardId < right.rewardId ? -1 : 1))
     .map(({ rewardId, taskId, amount, vestsAt }) => ({ rewardId, taskId, amount, vestsAt, vested: vestsAt <= now }))
   return {
-    node, rewards, total: rewards.reduce((sum, reward) => sum + reward.amount, 0n),
-    vested: rewards.reduce((sum, reward) => (reward.vested ? sum + reward.amount : sum), 0n), claimed: state.claimed, version
+    node,
+    rewards,
+    total: rewards.reduce((sum, reward) => sum + reward.amount, 0n),
+    vested: rewards.reduce((sum, reward) => (reward.vested ? sum + reward.amount : sum), 0n),
+    claimed: state.claimed,
+    version
   }
 }
 
 export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const grants = yield* ActorRunner.make(RewardGrants, { snapshotEvery: 100 })
     const ledger = yield* Ledger
     const parameters = yield* NetworkParameters
@@ -63,7 +73,7 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
     // `rewards.settlement` policy finishes a capture that a crash interrupted.
     const settle = (node: string, event: RewardEvent) =>
       event._tag === "RewardClaimed"
-        ? Effect.gen(function* () {
+        ? Effect.gen(function*() {
           // The hold is gone once captured: a redelivered claim (older than the idempotency window) pays nothing twice.
           const { holds } = yield* ledger.balance(REWARDS_ACCOUNT)
           if (!Object.hasOwn(holds, event.holdId)) return
@@ -71,19 +81,21 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
         })
         : Effect.void
 
-    const pending = Effect.fn("Rewards.pending")(function* (node: string) {
+    const pending = Effect.fn("Rewards.pending")(function*(node: string) {
       const { state, version } = yield* grants.state(node)
       return pendingOf(node, state, version, yield* Clock.currentTimeMillis)
     })
 
     /** Reserves `amount` of the `rewards` account for the node's task; claimable after `vestingPeriodMs` in force. */
-    const grant = Effect.fn("Rewards.grant")(function* (node: string, amount: bigint, taskId: string) {
+    const grant = Effect.fn("Rewards.grant")(function*(node: string, amount: bigint, taskId: string) {
       if (amount <= 0n) return yield* Effect.fail(new InvalidAmount({ amount, reason: "must be positive" }))
       const rewardId = taskId
       const holdId = rewardHoldId(node, rewardId)
       const { state } = yield* grants.state(node)
       const existing = Object.hasOwn(state.unclaimed, rewardId) ? state.unclaimed[rewardId] : undefined
-      if (existing !== undefined && existing.amount !== amount) return yield* Effect.fail(new DuplicateReward({ rewardId, amount: existing.amount }))
+      if (existing !== undefined && existing.amount !== amount) {
+        return yield* Effect.fail(new DuplicateReward({ rewardId, amount: existing.amount }))
+      }
       // Money first, as for a transfer: a reward is never recorded unfunded. A retry after a crash
       // between the two steps finds its hold open (or is a duplicate command) and records the grant.
       if (existing === undefined) {
@@ -92,7 +104,11 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
         if (held !== amount) return yield* Effect.fail(new DuplicateReward({ rewardId, amount: held ?? 0n }))
         const inForce = yield* parameters.current("economy")
         yield* grants.send(node, {
-          _tag: "Grant", rewardId, taskId, amount, holdId,
+          _tag: "Grant",
+          rewardId,
+          taskId,
+          amount,
+          holdId,
           parameters: { vestingPeriodMs: inForce.values["vestingPeriodMs"] ?? 0n, version: inForce.version }
         }, { commandId: `grant/${rewardId}` })
       }
@@ -100,15 +116,27 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
     })
 
     /** Claims one reward, or every vested one; refused before vesting with the time it vests. */
-    const claim = Effect.fn("Rewards.claim")(function* (node: string, rewardId?: string) {
-      const result = yield* grants.send(node, { _tag: "Claim", rewardId }, rewardId === undefined ? {} : { commandId: `claim/${rewardId}` })
-      const claimed = result.events.flatMap((event) => (event._tag === "RewardClaimed" ? [{ rewardId: event.rewardId, amount: event.amount }] : []))
+    const claim = Effect.fn("Rewards.claim")(function*(node: string, rewardId?: string) {
+      const result = yield* grants.send(
+        node,
+        { _tag: "Claim", rewardId },
+        rewardId === undefined ? {} : { commandId: `claim/${rewardId}` }
+      )
+      const claimed = result.events.flatMap((
+        event
+      ) => (event._tag === "RewardClaimed" ? [{ rewardId: event.rewardId, amount: event.amount }] : []))
       yield* Effect.forEach(result.events, (event) => settle(node, event), { discard: true })
-      return { node, claimed, amount: claimed.reduce((sum, reward) => sum + reward.amount, 0n), duplicate: result.duplicate } satisfies ClaimReceipt
+      return {
+        node,
+        claimed,
+        amount: claimed.reduce((sum, reward) => sum + reward.amount, 0n),
+        duplicate: result.duplicate
+      } satisfies ClaimReceipt
     })
 
     /** For the settlement policy: finishes the capture of a RewardClaimed event. */
-    const completeSettlement = (envelope: Envelope) => settle(streamEntityId(envelope.streamId), decodeEvent(envelope.payload))
+    const completeSettlement = (envelope: Envelope) =>
+      settle(streamEntityId(envelope.streamId), decodeEvent(envelope.payload))
 
     return { grant, claim, pending, completeSettlement } as const
   })
@@ -116,7 +144,14 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
 
 /** The policy that pays out claims a crash interrupted: at least once, applied once. */
 export const rewardsSettlementPolicy = Layer.unwrapEffect(
-  Effect.map(Rewards, (rewards) =>
-    Policy.layer({ name: "rewards.settlement", categories: [RewardGrants.category], eventTypes: ["RewardClaimed"], handle: rewards.completeSettlement })
+  Effect.map(
+    Rewards,
+    (rewards) =>
+      Policy.layer({
+        name: "rewards.settlement",
+        categories: [RewardGrants.category],
+        eventTypes: ["RewardClaimed"],
+        handle: rewards.completeSettlement
+      })
   )
 )

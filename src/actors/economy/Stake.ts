@@ -3,13 +3,19 @@
  * a delay before it can be withdrawn, and slashed (burned) for offences at the rate in force.
  */
 import { Clock, Effect, Schema } from "effect"
-import type { EventSourced } from "../../events/Decider.js"
 import { RecordedCredits } from "../../domain/Money.js"
+import type { EventSourced } from "../../events/Decider.js"
 import { InvalidAmount } from "./LedgerErrors.js"
 import type { ParameterName } from "./ParameterCatalogue.js"
 
 /** The seed's offences, each with its own slashing rate (`slash<Reason>Ppm`). */
-export const SlashReason = Schema.Literal("IncorrectResult", "Equivocation", "ChallengeTimeout", "SybilAttack", "ProtocolViolation")
+export const SlashReason = Schema.Literal(
+  "IncorrectResult",
+  "Equivocation",
+  "ChallengeTimeout",
+  "SybilAttack",
+  "ProtocolViolation"
+)
 export type SlashReason = typeof SlashReason.Type
 
 export const slashRateParameter = (reason: SlashReason): ParameterName => `slash${reason}Ppm`
@@ -20,7 +26,11 @@ export const stakeAccount = (node: string): string => `stake:${node}`
 const PPM = 1_000_000n
 
 // Events
-export const Staked = Schema.TaggedStruct("Staked", { stakeId: Schema.String, amount: RecordedCredits, at: Schema.Number })
+export const Staked = Schema.TaggedStruct("Staked", {
+  stakeId: Schema.String,
+  amount: RecordedCredits,
+  at: Schema.Number
+})
 export const Unbonding = Schema.TaggedStruct("Unbonding", {
   unbondId: Schema.String,
   amount: RecordedCredits,
@@ -50,7 +60,11 @@ export const Slashed = Schema.TaggedStruct("Slashed", {
 export const StakeEvent = Schema.Union(Staked, Unbonding, Withdrawn, Slashed)
 export type StakeEvent = typeof StakeEvent.Type
 
-export const PendingUnbond = Schema.Struct({ unbondId: Schema.String, amount: RecordedCredits, availableAt: Schema.Number })
+export const PendingUnbond = Schema.Struct({
+  unbondId: Schema.String,
+  amount: RecordedCredits,
+  availableAt: Schema.Number
+})
 export type PendingUnbond = typeof PendingUnbond.Type
 
 export const StakeState = Schema.Struct({
@@ -99,7 +113,9 @@ export class NothingToWithdraw extends Schema.TaggedError<NothingToWithdraw>()("
   override get message() {
     return this.availableAt === null
       ? "nothing to withdraw: no stake is unbonding"
-      : `nothing to withdraw yet: ${this.unbonding} rUv unbonding, the first available at ${new Date(this.availableAt).toISOString()}`
+      : `nothing to withdraw yet: ${this.unbonding} rUv unbonding, the first available at ${
+        new Date(this.availableAt).toISOString()
+      }`
   }
 }
 
@@ -108,7 +124,8 @@ export type StakeError = typeof StakeError.Type
 
 const initialState: StakeState = { active: 0n, unbonding: [], withdrawn: 0n, slashed: 0n }
 
-export const unbondingTotal = (state: StakeState): bigint => state.unbonding.reduce((sum, unbond) => sum + unbond.amount, 0n)
+export const unbondingTotal = (state: StakeState): bigint =>
+  state.unbonding.reduce((sum, unbond) => sum + unbond.amount, 0n)
 
 const positive = (amount: bigint) =>
   amount > 0n ? Effect.void : Effect.fail(new InvalidAmount({ amount, reason: "must be positive" }))
@@ -119,24 +136,37 @@ const decide = (command: StakeCommand, state: StakeState): Effect.Effect<Readonl
   Effect.flatMap(Clock.currentTimeMillis, (at): Effect.Effect<ReadonlyArray<StakeEvent>, StakeError> => {
     switch (command._tag) {
       case "Stake":
-        return positive(command.amount).pipe(Effect.as([Staked.make({ stakeId: command.stakeId, amount: command.amount, at })]))
+        return positive(command.amount).pipe(
+          Effect.as([Staked.make({ stakeId: command.stakeId, amount: command.amount, at })])
+        )
       case "Unbond": {
-        if (command.amount > state.active) return Effect.fail(new InsufficientStake({ staked: state.active, required: command.amount }))
+        if (command.amount > state.active) {
+          return Effect.fail(new InsufficientStake({ staked: state.active, required: command.amount }))
+        }
         const unbondingDelayMs = parameter(command.parameters, "unbondingDelayMs")
         return positive(command.amount).pipe(Effect.as([Unbonding.make({
-          unbondId: command.unbondId, amount: command.amount, at, availableAt: at + Number(unbondingDelayMs), unbondingDelayMs,
+          unbondId: command.unbondId,
+          amount: command.amount,
+          at,
+          availableAt: at + Number(unbondingDelayMs),
+          unbondingDelayMs,
           parametersVersion: command.parameters.version
         })]))
       }
       case "Withdraw": {
         const matured = state.unbonding.filter((unbond) => unbond.availableAt <= at)
         if (matured.length === 0) {
-          const first = state.unbonding.reduce<number | null>((min, unbond) => (min === null || unbond.availableAt < min ? unbond.availableAt : min), null)
+          const first = state.unbonding.reduce<number | null>(
+            (min, unbond) => (min === null || unbond.availableAt < min ? unbond.availableAt : min),
+            null
+          )
           return Effect.fail(new NothingToWithdraw({ unbonding: unbondingTotal(state), availableAt: first }))
         }
         return Effect.succeed([Withdrawn.make({
-          withdrawId: command.withdrawId, amount: matured.reduce((sum, unbond) => sum + unbond.amount, 0n),
-          unbondIds: matured.map((unbond) => unbond.unbondId), at
+          withdrawId: command.withdrawId,
+          amount: matured.reduce((sum, unbond) => sum + unbond.amount, 0n),
+          unbondIds: matured.map((unbond) => unbond.unbondId),
+          at
         })])
       }
       case "Slash": {
@@ -144,7 +174,13 @@ const decide = (command: StakeCommand, state: StakeState): Effect.Effect<Readonl
         // Floor, as the design says: the slashed node never loses more than the rate.
         const amount = (state.active * ratePpm) / PPM
         return Effect.succeed([Slashed.make({
-          slashId: command.slashId, reason: command.reason, amount, ratePpm, activeBefore: state.active, evidence: command.evidence, at,
+          slashId: command.slashId,
+          reason: command.reason,
+          amount,
+          ratePpm,
+          activeBefore: state.active,
+          evidence: command.evidence,
+          at,
           parametersVersion: command.parameters.version
         })])
       }
@@ -159,11 +195,19 @@ const evolve = (state: StakeState, event: StakeEvent): StakeState => {
       return {
         ...state,
         active: state.active - event.amount,
-        unbonding: [...state.unbonding, { unbondId: event.unbondId, amount: event.amount, availableAt: event.availableAt }]
+        unbonding: [...state.unbonding, {
+          unbondId: event.unbondId,
+          amount: event.amount,
+          availableAt: event.availableAt
+        }]
       }
     case "Withdrawn": {
       const paid = new Set(event.unbondIds)
-      return { ...state, unbonding: state.unbonding.filter((unbond) => !paid.has(unbond.unbondId)), withdrawn: state.withdrawn + event.amount }
+      return {
+        ...state,
+        unbonding: state.unbonding.filter((unbond) => !paid.has(unbond.unbondId)),
+        withdrawn: state.withdrawn + event.amount
+      }
     }
     case "Slashed":
       return { ...state, active: state.active - event.amount, slashed: state.slashed + event.amount }

@@ -18,7 +18,7 @@ const decodeExecuted = Schema.decodeUnknown(ProposalExecuted)
  * already ran when the proposal was made, and retrying could never make it pass.
  */
 export const applyExecutedProposal = (envelope: Envelope) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const parameters = yield* NetworkParameters
     const executed = yield* Effect.orDie(decodeExecuted(envelope.payload))
     yield* parameters.set(executed.parameter, executed.value, {
@@ -26,8 +26,7 @@ export const applyExecutedProposal = (envelope: Envelope) =>
       commandId: Policy.commandIdFor(parameterChangesPolicyName, envelope)
     }).pipe(
       Effect.catchTag("InvalidParameter", (refused) =>
-        Effect.logError(`proposal ${executed.proposalId} was executed but its change was refused: ${refused.message}`)
-      ),
+        Effect.logError(`proposal ${executed.proposalId} was executed but its change was refused: ${refused.message}`)),
       Effect.asVoid
     )
   }).pipe(Effect.withSpan("GovernancePolicies.applyExecutedProposal"))

@@ -4,12 +4,12 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { VersionConflict } from "../../events/Journal.js"
+import { anyKey, Authority, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, Credits } from "../../domain/Money.js"
+import { VersionConflict } from "../../events/Journal.js"
 import { ParameterNameSchema } from "../economy/ParameterCatalogue.js"
 import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
 import { ProposalError, ProposalNotFound, ProposerWithoutStake } from "./ProposalErrors.js"
-import { anyKey, Authority, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 
 /** What a command to a proposal can fail with: a governance rule, missing stake, a writer racing on it. */
 export const GovernanceFailure = Schema.Union(ProposalError, ProposerWithoutStake, VersionConflict)
@@ -35,9 +35,24 @@ export class GovernanceRpcs extends RpcGroup.make(
     success: ProposalReceipt,
     error: GovernanceFailure
   }).middleware(SignedCommands).annotate(Authority, owner("voter")),
-  Rpc.make("GovernanceQueue", { payload: { ...ProposalRef, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
-  Rpc.make("GovernanceExecute", { payload: { ...ProposalRef, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
-  Rpc.make("GovernanceCancel", { payload: { ...ProposalRef, by: AccountId, ...signedFields }, success: ProposalReceipt, error: GovernanceFailure }).middleware(SignedCommands).annotate(Authority, owner("by")),
+  Rpc.make("GovernanceQueue", {
+    payload: { ...ProposalRef, ...signedFields },
+    success: ProposalReceipt,
+    error: GovernanceFailure
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("GovernanceExecute", {
+    payload: { ...ProposalRef, ...signedFields },
+    success: ProposalReceipt,
+    error: GovernanceFailure
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("GovernanceCancel", {
+    payload: { ...ProposalRef, by: AccountId, ...signedFields },
+    success: ProposalReceipt,
+    error: GovernanceFailure
+  }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("GovernanceShow", { payload: ProposalRef, success: ProposalView, error: ProposalNotFound }),
-  Rpc.make("GovernanceList", { payload: { status: Schema.optional(ProposalStatus) }, success: Schema.Array(ProposalSummary) })
+  Rpc.make("GovernanceList", {
+    payload: { status: Schema.optional(ProposalStatus) },
+    success: Schema.Array(ProposalSummary)
+  })
 ) {}

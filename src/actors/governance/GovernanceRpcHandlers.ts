@@ -7,7 +7,7 @@ import { GovernanceRpcs } from "./GovernanceRpc.js"
 import { Governance } from "./GovernanceService.js"
 
 export const GovernanceRpcHandlers = GovernanceRpcs.toLayer(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const governance = yield* Governance
     return {
       GovernancePropose: ({ proposer, parameter, value, description, proposalId }) =>

@@ -5,11 +5,29 @@
 import { Clock, Effect, Schema } from "effect"
 import type { EventSourced } from "../../events/Decider.js"
 import type { ParameterName } from "../economy/ParameterCatalogue.js"
-import { InvalidParameter, ParameterNameSchema, ParameterOwner, PARAMETERS, proposedChangeProblem } from "../economy/ParameterCatalogue.js"
+import {
+  InvalidParameter,
+  ParameterNameSchema,
+  ParameterOwner,
+  PARAMETERS,
+  proposedChangeProblem
+} from "../economy/ParameterCatalogue.js"
 import type { ProposalError } from "./ProposalErrors.js"
 import {
-  AlreadyExecuted, AlreadyVoted, InvalidProposal, MajorityNotReached, NoVotingPower, NotProposer, OutsideVotingWindow, ProposalExists,
-  ProposalExpired, ProposalNotFound, ProposalThresholdNotMet, QuorumNotReached, TimelockNotExpired, UnexpectedProposalState
+  AlreadyExecuted,
+  AlreadyVoted,
+  InvalidProposal,
+  MajorityNotReached,
+  NotProposer,
+  NoVotingPower,
+  OutsideVotingWindow,
+  ProposalExists,
+  ProposalExpired,
+  ProposalNotFound,
+  ProposalThresholdNotMet,
+  QuorumNotReached,
+  TimelockNotExpired,
+  UnexpectedProposalState
 } from "./ProposalErrors.js"
 
 /** How long a queued proposal stays executable after its eta (Compound's and OpenZeppelin's GRACE_PERIOD). */
@@ -26,7 +44,16 @@ export const Support = Schema.Literal("for", "against", "abstain")
 export type Support = typeof Support.Type
 
 /** OpenZeppelin Governor's ProposalState. */
-export const ProposalStatus = Schema.Literal("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+export const ProposalStatus = Schema.Literal(
+  "Pending",
+  "Active",
+  "Canceled",
+  "Defeated",
+  "Succeeded",
+  "Queued",
+  "Expired",
+  "Executed"
+)
 export type ProposalStatus = typeof ProposalStatus.Type
 
 // Events
@@ -54,7 +81,12 @@ export const ProposalCreated = Schema.TaggedStruct("ProposalCreated", {
 })
 export type ProposalCreated = typeof ProposalCreated.Type
 /** `weight` is the voter's stake at the snapshot, as the service read it. */
-export const VoteCast = Schema.TaggedStruct("VoteCast", { voter: Schema.String, support: Support, weight: Schema.BigInt, at: Schema.Number })
+export const VoteCast = Schema.TaggedStruct("VoteCast", {
+  voter: Schema.String,
+  support: Support,
+  weight: Schema.BigInt,
+  at: Schema.Number
+})
 export const ProposalCanceled = Schema.TaggedStruct("ProposalCanceled", { by: Schema.String, at: Schema.Number })
 export const ProposalQueued = Schema.TaggedStruct("ProposalQueued", { eta: Schema.Number, at: Schema.Number })
 /** Carries the change and the count that carried it, so the parameter policy needs nothing else. */
@@ -118,18 +150,30 @@ export type ProposalCommand =
     readonly settings: GovernanceSettings
   }
   /** `weight`: the voter's stake at the proposal's snapshot, which the service reads. */
-  | { readonly _tag: "CastVote"; readonly proposalId: string; readonly voter: string; readonly support: Support; readonly weight: bigint }
+  | {
+    readonly _tag: "CastVote"
+    readonly proposalId: string
+    readonly voter: string
+    readonly support: Support
+    readonly weight: bigint
+  }
   | { readonly _tag: "Queue"; readonly proposalId: string }
   /** `currentValue`: the parameter's value in force now, against which the change is checked again. */
   | { readonly _tag: "Execute"; readonly proposalId: string; readonly currentValue: bigint }
   | { readonly _tag: "Cancel"; readonly proposalId: string; readonly by: string }
 
 const initialState: ProposalState = {
-  proposal: null, tally: { for: 0n, against: 0n, abstain: 0n }, ballots: {}, eta: null, canceledAt: null, executedAt: null
+  proposal: null,
+  tally: { for: 0n, against: 0n, abstain: 0n },
+  ballots: {},
+  eta: null,
+  canceledAt: null,
+  executedAt: null
 }
 
 /** Stake that must vote for or abstain: quorumPpm of the snapshot's total, rounded up (never below the rate). */
-export const quorumRequired = (proposal: ProposalCreated): bigint => (proposal.quorumPpm * proposal.totalStake + 999_999n) / 1_000_000n
+export const quorumRequired = (proposal: ProposalCreated): bigint =>
+  (proposal.quorumPpm * proposal.totalStake + 999_999n) / 1_000_000n
 
 export const quorumReached = (state: ProposalState): boolean =>
   state.proposal !== null && state.tally.for + state.tally.abstain >= quorumRequired(state.proposal)
@@ -157,10 +201,23 @@ export const stateOf = (state: ProposalState, now: number): ProposalStatus | und
 /** Why a finished vote failed: no quorum first (as the count is checked), then no majority. */
 const defeatOf = (state: ProposalState, proposal: ProposalCreated) =>
   !quorumReached(state)
-    ? new QuorumNotReached({ proposalId: proposal.proposalId, votes: state.tally.for + state.tally.abstain, required: quorumRequired(proposal) })
-    : new MajorityNotReached({ proposalId: proposal.proposalId, forVotes: state.tally.for, againstVotes: state.tally.against })
+    ? new QuorumNotReached({
+      proposalId: proposal.proposalId,
+      votes: state.tally.for + state.tally.abstain,
+      required: quorumRequired(proposal)
+    })
+    : new MajorityNotReached({
+      proposalId: proposal.proposalId,
+      forVotes: state.tally.for,
+      againstVotes: state.tally.against
+    })
 
-const unexpected = (proposal: ProposalCreated, action: "queue" | "execute" | "cancel", status: ProposalStatus, now: number) => {
+const unexpected = (
+  proposal: ProposalCreated,
+  action: "queue" | "execute" | "cancel",
+  status: ProposalStatus,
+  now: number
+) => {
   const hint = action === "cancel"
     ? "only a Pending proposal can be canceled"
     : status === "Pending"
@@ -170,39 +227,75 @@ const unexpected = (proposal: ProposalCreated, action: "queue" | "execute" | "ca
     : status === "Succeeded" && action === "execute"
     ? "queue it first"
     : undefined
-  return new UnexpectedProposalState({ proposalId: proposal.proposalId, action, status, at: now, ...(hint === undefined ? {} : { hint }) })
+  return new UnexpectedProposalState({
+    proposalId: proposal.proposalId,
+    action,
+    status,
+    at: now,
+    ...(hint === undefined ? {} : { hint })
+  })
 }
 
 /** The checks the parameter's owner makes on a change by proposal (range, then step from the value in force). */
 const validateChange = (name: ParameterName, from: bigint, to: bigint) => {
-  if (!Object.hasOwn(PARAMETERS, name)) return Effect.fail(new InvalidParameter({ name, reason: "is not a network parameter" }))
+  if (!Object.hasOwn(PARAMETERS, name)) {
+    return Effect.fail(new InvalidParameter({ name, reason: "is not a network parameter" }))
+  }
   const problem = proposedChangeProblem(name, from, to)
   return problem === undefined ? Effect.void : Effect.fail(new InvalidParameter({ name, reason: problem }))
 }
 
 /** At least 1 rUv of stake even when the threshold in force were lower: proposing is for stakers. */
-const thresholdOf = (settings: GovernanceSettings) => (settings.proposalThresholdRuv > 1n ? settings.proposalThresholdRuv : 1n)
+const thresholdOf = (
+  settings: GovernanceSettings
+) => (settings.proposalThresholdRuv > 1n ? settings.proposalThresholdRuv : 1n)
 
-const decideAt = (command: ProposalCommand, state: ProposalState, now: number): Effect.Effect<ReadonlyArray<ProposalEvent>, ProposalError> => {
+const decideAt = (
+  command: ProposalCommand,
+  state: ProposalState,
+  now: number
+): Effect.Effect<ReadonlyArray<ProposalEvent>, ProposalError> => {
   const { proposal } = state
   if (command._tag === "Propose") {
     if (proposal !== null) return Effect.fail(new ProposalExists({ proposalId: command.proposalId }))
     const { settings, proposalId } = command
     const threshold = thresholdOf(settings)
     if (command.proposerStake < threshold) {
-      return Effect.fail(new ProposalThresholdNotMet({ proposer: command.proposer, stake: command.proposerStake, threshold, snapshot: command.snapshot }))
+      return Effect.fail(
+        new ProposalThresholdNotMet({
+          proposer: command.proposer,
+          stake: command.proposerStake,
+          threshold,
+          snapshot: command.snapshot
+        })
+      )
     }
-    if (command.description.trim() === "") return Effect.fail(new InvalidProposal({ proposalId, reason: "a description is required" }))
+    if (command.description.trim() === "") {
+      return Effect.fail(new InvalidProposal({ proposalId, reason: "a description is required" }))
+    }
     if (settings.votingPeriodMs <= 0n) {
-      return Effect.fail(new InvalidProposal({ proposalId, reason: "votingPeriodMs in force is 0: nothing could be voted" }))
+      return Effect.fail(
+        new InvalidProposal({ proposalId, reason: "votingPeriodMs in force is 0: nothing could be voted" })
+      )
     }
     const voteStart = now + Number(settings.votingDelayMs)
     return Effect.as(validateChange(command.parameter, command.currentValue, command.value), [
       ProposalCreated.make({
-        proposalId, proposer: command.proposer, parameter: command.parameter, owner: PARAMETERS[command.parameter].owner,
-        value: command.value, description: command.description, at: now, snapshot: command.snapshot, totalStake: command.totalStake,
-        voteStart, voteEnd: voteStart + Number(settings.votingPeriodMs), quorumPpm: settings.quorumPpm,
-        votingDelayMs: Number(settings.votingDelayMs), votingPeriodMs: Number(settings.votingPeriodMs), timelockMs: Number(settings.timelockMs),
+        proposalId,
+        proposer: command.proposer,
+        parameter: command.parameter,
+        owner: PARAMETERS[command.parameter].owner,
+        value: command.value,
+        description: command.description,
+        at: now,
+        snapshot: command.snapshot,
+        totalStake: command.totalStake,
+        voteStart,
+        voteEnd: voteStart + Number(settings.votingPeriodMs),
+        quorumPpm: settings.quorumPpm,
+        votingDelayMs: Number(settings.votingDelayMs),
+        votingPeriodMs: Number(settings.votingPeriodMs),
+        timelockMs: Number(settings.timelockMs),
         parametersVersion: settings.version
       })
     ])
@@ -213,16 +306,32 @@ const decideAt = (command: ProposalCommand, state: ProposalState, now: number): 
   switch (command._tag) {
     case "CastVote": {
       if (status !== "Active") {
-        return Effect.fail(new OutsideVotingWindow({ proposalId, status, voteStart: proposal.voteStart, voteEnd: proposal.voteEnd, at: now }))
+        return Effect.fail(
+          new OutsideVotingWindow({
+            proposalId,
+            status,
+            voteStart: proposal.voteStart,
+            voteEnd: proposal.voteEnd,
+            at: now
+          })
+        )
       }
       // Own keys only: a voter named "constructor" has not voted by inheritance.
       const previous = Object.hasOwn(state.ballots, command.voter) ? state.ballots[command.voter] : undefined
-      if (previous !== undefined) return Effect.fail(new AlreadyVoted({ proposalId, voter: command.voter, support: previous.support }))
-      if (command.weight <= 0n) return Effect.fail(new NoVotingPower({ proposalId, voter: command.voter, snapshot: proposal.snapshot }))
-      return Effect.succeed([VoteCast.make({ voter: command.voter, support: command.support, weight: command.weight, at: now })])
+      if (previous !== undefined) {
+        return Effect.fail(new AlreadyVoted({ proposalId, voter: command.voter, support: previous.support }))
+      }
+      if (command.weight <= 0n) {
+        return Effect.fail(new NoVotingPower({ proposalId, voter: command.voter, snapshot: proposal.snapshot }))
+      }
+      return Effect.succeed([
+        VoteCast.make({ voter: command.voter, support: command.support, weight: command.weight, at: now })
+      ])
     }
     case "Queue":
-      if (status === "Succeeded") return Effect.succeed([ProposalQueued.make({ eta: now + proposal.timelockMs, at: now })])
+      if (status === "Succeeded") {
+        return Effect.succeed([ProposalQueued.make({ eta: now + proposal.timelockMs, at: now })])
+      }
       return Effect.fail(status === "Defeated" ? defeatOf(state, proposal) : unexpected(proposal, "queue", status, now))
     case "Execute":
       switch (status) {
@@ -231,8 +340,14 @@ const decideAt = (command: ProposalCommand, state: ProposalState, now: number): 
           // Another proposal may have moved the value since: the step is measured from the value in force now.
           return Effect.as(validateChange(proposal.parameter, command.currentValue, proposal.value), [
             ProposalExecuted.make({
-              proposalId, parameter: proposal.parameter, value: proposal.value, at: now, forVotes: state.tally.for,
-              againstVotes: state.tally.against, abstainVotes: state.tally.abstain, quorumRequired: quorumRequired(proposal)
+              proposalId,
+              parameter: proposal.parameter,
+              value: proposal.value,
+              at: now,
+              forVotes: state.tally.for,
+              againstVotes: state.tally.against,
+              abstainVotes: state.tally.abstain,
+              quorumRequired: quorumRequired(proposal)
             })
           ])
         case "Executed":
@@ -245,7 +360,9 @@ const decideAt = (command: ProposalCommand, state: ProposalState, now: number): 
           return Effect.fail(unexpected(proposal, "execute", status, now))
       }
     case "Cancel":
-      if (command.by !== proposal.proposer) return Effect.fail(new NotProposer({ proposalId, proposer: proposal.proposer, by: command.by }))
+      if (command.by !== proposal.proposer) {
+        return Effect.fail(new NotProposer({ proposalId, proposer: proposal.proposer, by: command.by }))
+      }
       if (status !== "Pending") return Effect.fail(unexpected(proposal, "cancel", status, now))
       return Effect.succeed([ProposalCanceled.make({ by: command.by, at: now })])
   }
@@ -309,7 +426,12 @@ export const ProposalSummary = Schema.Struct({
 })
 export type ProposalSummary = typeof ProposalSummary.Type
 
-export const VoteView = Schema.Struct({ voter: Schema.String, support: Support, weight: Schema.BigInt, at: Schema.Number })
+export const VoteView = Schema.Struct({
+  voter: Schema.String,
+  support: Support,
+  weight: Schema.BigInt,
+  at: Schema.Number
+})
 export const HistoryEntry = Schema.Struct({ position: Schema.Number, version: Schema.Number, event: ProposalEvent })
 export type HistoryEntry = typeof HistoryEntry.Type
 
@@ -326,12 +448,29 @@ export const summaryOf = (state: ProposalState, now: number): ProposalSummary | 
   const { proposal } = state
   if (proposal === null) return undefined
   return {
-    proposalId: proposal.proposalId, status: stateOf(state, now)!, proposer: proposal.proposer, parameter: proposal.parameter,
-    owner: proposal.owner, value: proposal.value, description: proposal.description, createdAt: proposal.at, snapshot: proposal.snapshot,
-    totalStake: proposal.totalStake, quorumPpm: proposal.quorumPpm, quorumRequired: quorumRequired(proposal), timelockMs: proposal.timelockMs,
-    parametersVersion: proposal.parametersVersion, voteStart: proposal.voteStart, voteEnd: proposal.voteEnd, tally: state.tally,
-    quorumReached: quorumReached(state), majorityReached: majorityReached(state), eta: state.eta,
-    expiresAt: state.eta === null ? null : state.eta + GRACE_PERIOD_MS, canceledAt: state.canceledAt, executedAt: state.executedAt
+    proposalId: proposal.proposalId,
+    status: stateOf(state, now)!,
+    proposer: proposal.proposer,
+    parameter: proposal.parameter,
+    owner: proposal.owner,
+    value: proposal.value,
+    description: proposal.description,
+    createdAt: proposal.at,
+    snapshot: proposal.snapshot,
+    totalStake: proposal.totalStake,
+    quorumPpm: proposal.quorumPpm,
+    quorumRequired: quorumRequired(proposal),
+    timelockMs: proposal.timelockMs,
+    parametersVersion: proposal.parametersVersion,
+    voteStart: proposal.voteStart,
+    voteEnd: proposal.voteEnd,
+    tally: state.tally,
+    quorumReached: quorumReached(state),
+    majorityReached: majorityReached(state),
+    eta: state.eta,
+    expiresAt: state.eta === null ? null : state.eta + GRACE_PERIOD_MS,
+    canceledAt: state.canceledAt,
+    executedAt: state.executedAt
   }
 }
 

@@ -7,22 +7,37 @@ import { InvalidParameter } from "../economy/ParameterCatalogue.js"
 
 // The literals of Proposal.ts's Support and ProposalStatus (which imports this module).
 const SupportField = Schema.Literal("for", "against", "abstain")
-const StatusField = Schema.Literal("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+const StatusField = Schema.Literal(
+  "Pending",
+  "Active",
+  "Canceled",
+  "Defeated",
+  "Succeeded",
+  "Queued",
+  "Expired",
+  "Executed"
+)
 const iso = (millis: number) => new Date(millis).toISOString()
 
-export class ProposalNotFound extends Schema.TaggedError<ProposalNotFound>()("ProposalNotFound", { proposalId: Schema.String }) {
+export class ProposalNotFound
+  extends Schema.TaggedError<ProposalNotFound>()("ProposalNotFound", { proposalId: Schema.String })
+{
   override get message() {
     return `no proposal ${this.proposalId}`
   }
 }
 
-export class ProposalExists extends Schema.TaggedError<ProposalExists>()("ProposalExists", { proposalId: Schema.String }) {
+export class ProposalExists
+  extends Schema.TaggedError<ProposalExists>()("ProposalExists", { proposalId: Schema.String })
+{
   override get message() {
     return `proposal ${this.proposalId} already exists (the same change with the same description: change the description to propose it again)`
   }
 }
 
-export class InvalidProposal extends Schema.TaggedError<InvalidProposal>()("InvalidProposal", { proposalId: Schema.String, reason: Schema.String }) {
+export class InvalidProposal
+  extends Schema.TaggedError<InvalidProposal>()("InvalidProposal", { proposalId: Schema.String, reason: Schema.String })
+{
   override get message() {
     return `proposal ${this.proposalId}: ${this.reason}`
   }
@@ -68,7 +83,9 @@ export class OutsideVotingWindow extends Schema.TaggedError<OutsideVotingWindow>
   at: Schema.Number
 }) {
   override get message() {
-    if (this.status === "Pending") return `voting on proposal ${this.proposalId} opens at ${iso(this.voteStart)} (in ${this.voteStart - this.at} ms)`
+    if (this.status === "Pending") {
+      return `voting on proposal ${this.proposalId} opens at ${iso(this.voteStart)} (in ${this.voteStart - this.at} ms)`
+    }
     if (this.status === "Canceled") return `proposal ${this.proposalId} was canceled: no more votes`
     return `voting on proposal ${this.proposalId} closed at ${iso(this.voteEnd)} (it is ${this.status})`
   }
@@ -115,15 +132,23 @@ export class TimelockNotExpired extends Schema.TaggedError<TimelockNotExpired>()
   }
 }
 
-export class AlreadyExecuted extends Schema.TaggedError<AlreadyExecuted>()("AlreadyExecuted", { proposalId: Schema.String, executedAt: Schema.Number }) {
+export class AlreadyExecuted extends Schema.TaggedError<AlreadyExecuted>()("AlreadyExecuted", {
+  proposalId: Schema.String,
+  executedAt: Schema.Number
+}) {
   override get message() {
     return `proposal ${this.proposalId} was already executed at ${iso(this.executedAt)}`
   }
 }
 
-export class ProposalExpired extends Schema.TaggedError<ProposalExpired>()("ProposalExpired", { proposalId: Schema.String, expiredAt: Schema.Number }) {
+export class ProposalExpired extends Schema.TaggedError<ProposalExpired>()("ProposalExpired", {
+  proposalId: Schema.String,
+  expiredAt: Schema.Number
+}) {
   override get message() {
-    return `proposal ${this.proposalId} expired at ${iso(this.expiredAt)}: it was not executed within 14 days of its eta`
+    return `proposal ${this.proposalId} expired at ${
+      iso(this.expiredAt)
+    }: it was not executed within 14 days of its eta`
   }
 }
 
@@ -146,12 +171,27 @@ export class UnexpectedProposalState extends Schema.TaggedError<UnexpectedPropos
   hint: Schema.optionalWith(Schema.String, { exact: true })
 }) {
   override get message() {
-    return `cannot ${this.action} proposal ${this.proposalId}: it is ${this.status}${this.hint === undefined ? "" : ` (${this.hint})`}`
+    return `cannot ${this.action} proposal ${this.proposalId}: it is ${this.status}${
+      this.hint === undefined ? "" : ` (${this.hint})`
+    }`
   }
 }
 
 export const ProposalError = Schema.Union(
-  ProposalNotFound, ProposalExists, InvalidProposal, ProposalThresholdNotMet, InvalidParameter, AlreadyVoted, OutsideVotingWindow, NoVotingPower, QuorumNotReached,
-  MajorityNotReached, TimelockNotExpired, AlreadyExecuted, ProposalExpired, NotProposer, UnexpectedProposalState
+  ProposalNotFound,
+  ProposalExists,
+  InvalidProposal,
+  ProposalThresholdNotMet,
+  InvalidParameter,
+  AlreadyVoted,
+  OutsideVotingWindow,
+  NoVotingPower,
+  QuorumNotReached,
+  MajorityNotReached,
+  TimelockNotExpired,
+  AlreadyExecuted,
+  ProposalExpired,
+  NotProposer,
+  UnexpectedProposalState
 )
 export type ProposalError = typeof ProposalError.Type

@@ -27,7 +27,9 @@ export class InsufficientLiquidity extends Schema.TaggedError<InsufficientLiquid
   reserve: Schema.BigInt
 }) {
   override get message() {
-    return `insufficient liquidity: ${this.requested} ${this.side === "ruv" ? "rUv" : "compute units"} requested, the pool holds ${this.reserve}`
+    return `insufficient liquidity: ${this.requested} ${
+      this.side === "ruv" ? "rUv" : "compute units"
+    } requested, the pool holds ${this.reserve}`
   }
 }
 
@@ -87,15 +89,25 @@ export const swap = (reserves: Reserves, amounts: SwapAmounts, feeBps: bigint): 
   for (const [name, value] of Object.entries(amounts)) {
     if (value < 0n) return Either.left(new InvalidAmount({ amount: value, reason: `${name} must not be negative` }))
   }
-  if (computeOut === 0n && ruvOut === 0n) return Either.left(new InvalidAmount({ amount: 0n, reason: "a swap must take something out" }))
-  if (computeOut >= reserves.compute) return Either.left(new InsufficientLiquidity({ side: "compute", requested: computeOut, reserve: reserves.compute }))
-  if (ruvOut >= reserves.ruv) return Either.left(new InsufficientLiquidity({ side: "ruv", requested: ruvOut, reserve: reserves.ruv }))
+  if (computeOut === 0n && ruvOut === 0n) {
+    return Either.left(new InvalidAmount({ amount: 0n, reason: "a swap must take something out" }))
+  }
+  if (computeOut >= reserves.compute) {
+    return Either.left(new InsufficientLiquidity({ side: "compute", requested: computeOut, reserve: reserves.compute }))
+  }
+  if (ruvOut >= reserves.ruv) {
+    return Either.left(new InsufficientLiquidity({ side: "ruv", requested: ruvOut, reserve: reserves.ruv }))
+  }
   const balanceCompute = reserves.compute + computeIn - computeOut
   const balanceRuv = reserves.ruv + ruvIn - ruvOut
   // The pair derives what came in from its balances; here the balances come from what came in.
-  const amountComputeIn = balanceCompute > reserves.compute - computeOut ? balanceCompute - (reserves.compute - computeOut) : 0n
+  const amountComputeIn = balanceCompute > reserves.compute - computeOut
+    ? balanceCompute - (reserves.compute - computeOut)
+    : 0n
   const amountRuvIn = balanceRuv > reserves.ruv - ruvOut ? balanceRuv - (reserves.ruv - ruvOut) : 0n
-  if (amountComputeIn === 0n && amountRuvIn === 0n) return Either.left(new InvalidAmount({ amount: 0n, reason: "a swap must put something in" }))
+  if (amountComputeIn === 0n && amountRuvIn === 0n) {
+    return Either.left(new InvalidAmount({ amount: 0n, reason: "a swap must put something in" }))
+  }
   const adjusted = (balanceCompute * BPS - amountComputeIn * feeBps) * (balanceRuv * BPS - amountRuvIn * feeBps)
   const required = reserves.compute * reserves.ruv * BPS * BPS
   if (adjusted < required) return Either.left(new KInvariantViolated({ required, adjusted }))

@@ -7,19 +7,29 @@ import { AuctionEvent } from "./TaskAuction.js"
 
 export interface AuctionFacts {
   readonly poster: string | null
-  readonly commitments: ReadonlyArray<{ readonly bidder: string; readonly commitment: string; readonly deposit: bigint }>
+  readonly commitments: ReadonlyArray<
+    { readonly bidder: string; readonly commitment: string; readonly deposit: bigint }
+  >
   readonly reveals: ReadonlyArray<{ readonly bidder: string; readonly price: bigint }>
   readonly unrevealed: ReadonlyArray<string>
   readonly winner: string | null
   readonly price: bigint | null
   readonly outcome: string
-  readonly parameters: { readonly bidDepositRuv: bigint; readonly parametersVersion: number; readonly minBids: number; readonly maxPrice: bigint } | null
+  readonly parameters: {
+    readonly bidDepositRuv: bigint
+    readonly parametersVersion: number
+    readonly minBids: number
+    readonly maxPrice: bigint
+  } | null
 }
 
 const decodeEvent = Schema.decodeUnknownSync(AuctionEvent)
 
 /** Folds the auction's stored payloads (in order) into the facts and a one-paragraph explanation. */
-export const explainAuction = (auctionId: string, payloads: ReadonlyArray<unknown>): { readonly facts: AuctionFacts; readonly why: string } => {
+export const explainAuction = (
+  auctionId: string,
+  payloads: ReadonlyArray<unknown>
+): { readonly facts: AuctionFacts; readonly why: string } => {
   let poster: string | null = null
   let parameters: AuctionFacts["parameters"] = null
   const commitments: Array<AuctionFacts["commitments"][number]> = []
@@ -33,7 +43,12 @@ export const explainAuction = (auctionId: string, payloads: ReadonlyArray<unknow
     switch (event._tag) {
       case "AuctionOpened":
         poster = event.poster
-        parameters = { bidDepositRuv: event.bidDepositRuv, parametersVersion: event.parametersVersion, minBids: event.minBids, maxPrice: event.maxPrice }
+        parameters = {
+          bidDepositRuv: event.bidDepositRuv,
+          parametersVersion: event.parametersVersion,
+          minBids: event.minBids,
+          maxPrice: event.maxPrice
+        }
         break
       case "BidCommitted":
         commitments.push({ bidder: event.bidder, commitment: event.commitment, deposit: event.deposit })
@@ -58,26 +73,37 @@ export const explainAuction = (auctionId: string, payloads: ReadonlyArray<unknow
         break
       case "LeaseFailed":
         outcome = "failed"
-        ending = ` The lease failed (${event.reason}, reported by ${event.by}): the ${event.price} rUv returned to the poster.`
+        ending =
+          ` The lease failed (${event.reason}, reported by ${event.by}): the ${event.price} rUv returned to the poster.`
         break
     }
   }
   const revealed = new Set(reveals.map((reveal) => reveal.bidder))
-  const unrevealed = commitments.filter((commitment) => !revealed.has(commitment.bidder)).map((commitment) => commitment.bidder)
+  const unrevealed = commitments.filter((commitment) => !revealed.has(commitment.bidder)).map((commitment) =>
+    commitment.bidder
+  )
   const ranked = [...reveals].sort((a, b) => (a.price < b.price ? -1 : a.price > b.price ? 1 : 0))
   const sentences = [
     `Auction ${auctionId}${poster === null ? "" : ` posted by ${poster}`}` +
-      (parameters === null ? "." : ` (max price ${parameters.maxPrice} rUv, at least ${parameters.minBids} revealed bid(s), bid deposit ${parameters.bidDepositRuv} rUv from market parameters version ${parameters.parametersVersion}).`),
+    (parameters === null
+      ? "."
+      : ` (max price ${parameters.maxPrice} rUv, at least ${parameters.minBids} revealed bid(s), bid deposit ${parameters.bidDepositRuv} rUv from market parameters version ${parameters.parametersVersion}).`),
     commitments.length === 0
       ? "No sealed bid was committed."
-      : `${commitments.length} sealed bid(s) were committed: ${commitments.map((c) => `${c.bidder} (${c.commitment.slice(0, 12)}…)`).join(", ")}.`,
+      : `${commitments.length} sealed bid(s) were committed: ${
+        commitments.map((c) => `${c.bidder} (${c.commitment.slice(0, 12)}…)`).join(", ")
+      }.`,
     reveals.length === 0
       ? "No bid was revealed."
-      : `Revealed prices: ${ranked.map((r) => `${r.bidder} ${r.price} rUv`).join(", ")}${unrevealed.length > 0 ? `; never revealed (deposit forfeited): ${unrevealed.join(", ")}` : ""}.`,
+      : `Revealed prices: ${ranked.map((r) => `${r.bidder} ${r.price} rUv`).join(", ")}${
+        unrevealed.length > 0 ? `; never revealed (deposit forfeited): ${unrevealed.join(", ")}` : ""
+      }.`,
     winner === null || price === null
       ? ""
       : `The winner is ${winner}, the lowest revealed price (${ranked[0]?.price} rUv); it is paid ${price} rUv, ` +
-        (ranked.length > 1 ? `the second-lowest revealed price (second price).` : "its own price, as the only revealed bid.")
+        (ranked.length > 1
+          ? `the second-lowest revealed price (second price).`
+          : "its own price, as the only revealed bid.")
   ]
   return {
     facts: { poster, commitments, reveals, unrevealed, winner, price, outcome, parameters },

@@ -25,6 +25,5 @@ export const auctionSettlementPolicy = Layer.unwrapEffect(
       categories: [TaskAuction.category],
       eventTypes: ["BidCommitted", "AuctionResolved", "AuctionCancelled", "LeaseCompleted", "LeaseFailed"],
       handle: auctions.settleEnvelope
-    })
-  )
+    }))
 )

@@ -4,18 +4,31 @@
  * ids derived from the auction, so the policies in AuctionPolicies.ts can finish any of them again.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
-import type { Envelope } from "../../events/Envelope.js"
-import * as ActorRunner from "../../events/ActorRunner.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import { streamEntityId } from "../../domain/Ids.js"
+import * as ActorRunner from "../../events/ActorRunner.js"
+import type { Envelope } from "../../events/Envelope.js"
 import type { VersionConflict } from "../../events/Journal.js"
+import { Ledger } from "../economy/Ledger.js"
 import type { LedgerError } from "../economy/LedgerErrors.js"
 import { InsufficientFunds } from "../economy/LedgerErrors.js"
-import { Ledger } from "../economy/Ledger.js"
 import { NetworkParameters } from "../economy/NetworkParameters.js"
 import type { AuctionCommand, AuctionError, AuctionEvent, AuctionState } from "./TaskAuction.js"
 import {
-  AuctionClosed, AuctionStatus, FailureReason, AuctionEvent as AuctionEventSchema, AuctionExists, AuctionNotFound, BidRefused, depositHoldIdOf, escrowAccountOf, isCommitment, leaseHoldIdOf, NotEligible, NotPermitted, OutsideWindow,
+  AuctionClosed,
+  AuctionEvent as AuctionEventSchema,
+  AuctionExists,
+  AuctionNotFound,
+  AuctionStatus,
+  BidRefused,
+  depositHoldIdOf,
+  escrowAccountOf,
+  FailureReason,
+  isCommitment,
+  leaseHoldIdOf,
+  NotEligible,
+  NotPermitted,
+  OutsideWindow,
   TaskAuction
 } from "./TaskAuction.js"
 
@@ -85,21 +98,43 @@ export type SettlementError = LedgerError | AuctionError | VersionConflict
 const toView = (auctionId: string, state: AuctionState, version: number): AuctionView => {
   const terms = state.terms!
   return {
-    auctionId, status: state.status, poster: terms.poster, task: terms.task, maxPrice: terms.maxPrice, minBids: terms.minBids,
-    commitDeadline: terms.commitDeadline, revealDeadline: terms.revealDeadline, leaseDeadline: terms.leaseDeadline,
-    bidDepositRuv: terms.bidDepositRuv, parametersVersion: terms.parametersVersion,
+    auctionId,
+    status: state.status,
+    poster: terms.poster,
+    task: terms.task,
+    maxPrice: terms.maxPrice,
+    minBids: terms.minBids,
+    commitDeadline: terms.commitDeadline,
+    revealDeadline: terms.revealDeadline,
+    leaseDeadline: terms.leaseDeadline,
+    bidDepositRuv: terms.bidDepositRuv,
+    parametersVersion: terms.parametersVersion,
     bids: Object.entries(state.bids)
       .sort(([, a], [, b]) => a.sequence - b.sequence)
-      .map(([bidder, bid]) => ({ bidder, commitment: bid.commitment, deposit: bid.deposit, sequence: bid.sequence, committedAt: bid.committedAt, price: bid.price, revealedAt: bid.revealedAt })),
-    winner: state.winner, price: state.price, failure: state.failure, version
+      .map(([bidder, bid]) => ({
+        bidder,
+        commitment: bid.commitment,
+        deposit: bid.deposit,
+        sequence: bid.sequence,
+        committedAt: bid.committedAt,
+        price: bid.price,
+        revealedAt: bid.revealedAt
+      })),
+    winner: state.winner,
+    price: state.price,
+    failure: state.failure,
+    version
   }
 }
 
 /** Whether an open request asks for the auction that is already open (a retry), judged by its recorded terms. */
 const sameTerms = (request: OpenRequest, terms: AuctionState["terms"]) =>
-  terms !== null && terms.poster === request.poster && terms.maxPrice === request.maxPrice && terms.minBids === request.minBids &&
-  terms.commitDeadline - terms.at === request.commitPeriodMs && terms.revealDeadline - terms.commitDeadline === request.revealPeriodMs &&
-  terms.leaseDeadline - terms.revealDeadline === request.leasePeriodMs && taskText(terms.task) === taskText(request.task)
+  terms !== null && terms.poster === request.poster && terms.maxPrice === request.maxPrice &&
+  terms.minBids === request.minBids &&
+  terms.commitDeadline - terms.at === request.commitPeriodMs &&
+  terms.revealDeadline - terms.commitDeadline === request.revealPeriodMs &&
+  terms.leaseDeadline - terms.revealDeadline === request.leasePeriodMs &&
+  taskText(terms.task) === taskText(request.task)
 
 // A task is JSON as recorded; anything that is not (no JSON form) never equals a recorded task.
 const taskText = (task: unknown) => {
@@ -111,40 +146,59 @@ const taskText = (task: unknown) => {
 }
 
 export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const auctions = yield* ActorRunner.make(TaskAuction, { snapshotEvery: 50 })
     const ledger = yield* Ledger
     const parameters = yield* NetworkParameters
     const eligibility = yield* BidEligibility
 
     const existing = (auctionId: string) =>
-      Effect.flatMap(auctions.state(auctionId), ({ state, version }) =>
-        state.terms === null ? Effect.fail(new AuctionNotFound({ auctionId })) : Effect.succeed({ state, terms: state.terms, version })
+      Effect.flatMap(
+        auctions.state(auctionId),
+        ({ state, version }) =>
+          state.terms === null
+            ? Effect.fail(new AuctionNotFound({ auctionId }))
+            : Effect.succeed({ state, terms: state.terms, version })
       )
 
-    const send = (auctionId: string, command: AuctionCommand, step: string) => auctions.send(auctionId, command, { commandId: step })
+    const send = (auctionId: string, command: AuctionCommand, step: string) =>
+      auctions.send(auctionId, command, { commandId: step })
 
     /** A hold already gone is fine for a release; for a capture it is an anomaly worth a log line, not an endless retry. */
-    const ignoreUnknownHold = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>, anomaly?: string) =>
-      Effect.catchIf(Effect.asVoid(effect), (error) => error._tag === "UnknownHold", () => (anomaly === undefined ? Effect.void : Effect.logError(anomaly)))
+    const ignoreUnknownHold = <A, E extends { readonly _tag: string }, R>(
+      effect: Effect.Effect<A, E, R>,
+      anomaly?: string
+    ) =>
+      Effect.catchIf(
+        Effect.asVoid(effect),
+        (error) => error._tag === "UnknownHold",
+        () => (anomaly === undefined ? Effect.void : Effect.logError(anomaly))
+      )
 
     /** Funds the lease on the poster's account; a poster who cannot pay fails the lease instead. */
     const openLease = (auctionId: string, poster: string, price: bigint) =>
       ledger.hold(poster, leaseHoldIdOf(auctionId), price).pipe(
         Effect.asVoid,
-        Effect.catchTag("InsufficientFunds", () =>
-          send(auctionId, { _tag: "MarkUnfunded" }, leaseCommandId(auctionId)).pipe(Effect.flatMap((result) => settleAll(auctionId, result.events)))
+        Effect.catchTag(
+          "InsufficientFunds",
+          () =>
+            send(auctionId, { _tag: "MarkUnfunded" }, leaseCommandId(auctionId)).pipe(
+              Effect.flatMap((result) => settleAll(auctionId, result.events))
+            )
         )
       )
 
     /** The ledger leg of one auction event; each step is idempotent under its own id. */
     const settle = (auctionId: string, event: AuctionEvent): Effect.Effect<void, SettlementError> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const escrow = escrowAccountOf(auctionId)
         switch (event._tag) {
           case "BidCommitted":
             if (event.deposit > 0n) {
-              yield* ignoreUnknownHold(ledger.capture(event.bidder, depositHoldIdOf(auctionId, event.bidder), escrow, event.deposit), `auction ${auctionId}: the deposit hold of ${event.bidder} is gone`)
+              yield* ignoreUnknownHold(
+                ledger.capture(event.bidder, depositHoldIdOf(auctionId, event.bidder), escrow, event.deposit),
+                `auction ${auctionId}: the deposit hold of ${event.bidder} is gone`
+              )
             }
             return
           case "AuctionResolved":
@@ -163,7 +217,10 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
           }
           case "LeaseCompleted": {
             const { terms } = yield* existing(auctionId)
-            yield* ignoreUnknownHold(ledger.capture(terms.poster, leaseHoldIdOf(auctionId), event.winner, event.price), `auction ${auctionId}: the lease was completed without its hold`)
+            yield* ignoreUnknownHold(
+              ledger.capture(terms.poster, leaseHoldIdOf(auctionId), event.winner, event.price),
+              `auction ${auctionId}: the lease was completed without its hold`
+            )
             return
           }
           case "LeaseFailed": {
@@ -179,21 +236,28 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
     const settleAll = (auctionId: string, events: ReadonlyArray<AuctionEvent>): Effect.Effect<void, SettlementError> =>
       Effect.forEach(events, (event) => settle(auctionId, event), { discard: true })
 
-    const state = Effect.fn("Auctions.state")(function* (auctionId: string) {
+    const state = Effect.fn("Auctions.state")(function*(auctionId: string) {
       const { state: current, version } = yield* existing(auctionId)
       return toView(auctionId, current, version)
     })
 
     /** Opens an auction with the market's bid deposit in force; the poster must be able to pay its maximum price. */
-    const open = Effect.fn("Auctions.open")(function* (request: OpenRequest) {
+    const open = Effect.fn("Auctions.open")(function*(request: OpenRequest) {
       const market = yield* parameters.current("market")
       const funds = yield* ledger.balance(request.poster)
-      if (funds.available < request.maxPrice) return yield* Effect.fail(new InsufficientFunds({ available: funds.available, requested: request.maxPrice }))
+      if (funds.available < request.maxPrice) {
+        return yield* Effect.fail(new InsufficientFunds({ available: funds.available, requested: request.maxPrice }))
+      }
       const result = yield* send(request.auctionId, {
-        _tag: "Open", ...request, bidDepositRuv: market.values["bidDepositRuv"]!, parametersVersion: market.version
+        _tag: "Open",
+        ...request,
+        bidDepositRuv: market.values["bidDepositRuv"]!,
+        parametersVersion: market.version
       }, commandId(request.auctionId, "open"))
       // The open's command id is the auction's: a resend answers as the first open did, but other terms under the same id are another auction.
-      if (result.duplicate && !sameTerms(request, result.state.terms)) return yield* Effect.fail(new AuctionExists({ auctionId: request.auctionId }))
+      if (result.duplicate && !sameTerms(request, result.state.terms)) {
+        return yield* Effect.fail(new AuctionExists({ auctionId: request.auctionId }))
+      }
       return toView(request.auctionId, result.state, result.version)
     })
 
@@ -201,22 +265,40 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
      * A sealed bid: eligibility, the deposit held, the auction's decision, the deposit captured into the
      * auction's escrow. A retry after a crash completes the bid, or (once refused) returns the deposit.
      */
-    const commit = Effect.fn("Auctions.commit")(function* (auctionId: string, bidder: string, commitment: string) {
+    const commit = Effect.fn("Auctions.commit")(function*(auctionId: string, bidder: string, commitment: string) {
       const { state: current, terms } = yield* existing(auctionId)
-      if (current.status !== "open") return yield* Effect.fail(new AuctionClosed({ auctionId, action: "commit", status: current.status }))
+      if (current.status !== "open") {
+        return yield* Effect.fail(new AuctionClosed({ auctionId, action: "commit", status: current.status }))
+      }
       const now = yield* Clock.currentTimeMillis
-      if (now >= terms.commitDeadline) return yield* Effect.fail(new OutsideWindow({ action: "commit", at: now, opensAt: terms.at, closesAt: terms.commitDeadline }))
+      if (now >= terms.commitDeadline) {
+        return yield* Effect.fail(
+          new OutsideWindow({ action: "commit", at: now, opensAt: terms.at, closesAt: terms.commitDeadline })
+        )
+      }
       if (!(yield* eligibility.canBid(bidder))) return yield* Effect.fail(new NotEligible({ node: bidder }))
       // Refusals the decider would make anyway, checked before any deposit is held: a held-then-refused bid cannot be retried.
-      if (!isCommitment(commitment)) return yield* Effect.fail(new BidRefused({ bidder, reason: "a commitment is a sha256 in hex" }))
-      if (bidder === terms.poster) return yield* Effect.fail(new NotPermitted({ who: bidder, action: "bid", reason: "the poster cannot bid on its own task" }))
+      if (!isCommitment(commitment)) {
+        return yield* Effect.fail(new BidRefused({ bidder, reason: "a commitment is a sha256 in hex" }))
+      }
+      if (bidder === terms.poster) {
+        return yield* Effect.fail(
+          new NotPermitted({ who: bidder, action: "bid", reason: "the poster cannot bid on its own task" })
+        )
+      }
       const deposit = terms.bidDepositRuv
       const step = commandId(auctionId, `commit/${bidder}`)
       if (deposit > 0n && !(bidder in current.bids)) {
         const holdId = depositHoldIdOf(auctionId, bidder)
         const held = yield* ledger.hold(bidder, holdId, deposit)
         if (held.holds[holdId] === undefined) {
-          return yield* Effect.fail(new NotPermitted({ who: bidder, action: "bid again", reason: "this bid was refused earlier and its deposit returned" }))
+          return yield* Effect.fail(
+            new NotPermitted({
+              who: bidder,
+              action: "bid again",
+              reason: "this bid was refused earlier and its deposit returned"
+            })
+          )
         }
         const result = yield* send(auctionId, { _tag: "Commit", bidder, commitment }, step).pipe(
           Effect.tapError(() => ignoreUnknownHold(ledger.release(bidder, holdId)).pipe(Effect.ignore))
@@ -230,22 +312,30 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
       return toView(auctionId, result.state, result.version)
     })
 
-    const reveal = Effect.fn("Auctions.reveal")(function* (auctionId: string, bidder: string, price: bigint, salt: string) {
-      yield* existing(auctionId)
-      const result = yield* send(auctionId, { _tag: "Reveal", bidder, price, salt }, commandId(auctionId, `reveal/${bidder}`))
-      return toView(auctionId, result.state, result.version)
-    })
+    const reveal = Effect.fn("Auctions.reveal")(
+      function*(auctionId: string, bidder: string, price: bigint, salt: string) {
+        yield* existing(auctionId)
+        const result = yield* send(
+          auctionId,
+          { _tag: "Reveal", bidder, price, salt },
+          commandId(auctionId, `reveal/${bidder}`)
+        )
+        return toView(auctionId, result.state, result.version)
+      }
+    )
 
     /** After the reveal deadline: winner and price, or cancellation; deposits refunded or forfeited; the lease funded. */
-    const resolve = Effect.fn("Auctions.resolve")(function* (auctionId: string) {
+    const resolve = Effect.fn("Auctions.resolve")(function*(auctionId: string) {
       yield* existing(auctionId)
       const result = yield* send(auctionId, { _tag: "Resolve" }, commandId(auctionId, "resolve"))
-      yield* settleAll(auctionId, result.events).pipe(Effect.catchAll((error) => Effect.logWarning(`auction ${auctionId}: settlement left to the policy`, error)))
+      yield* settleAll(auctionId, result.events).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`auction ${auctionId}: settlement left to the policy`, error))
+      )
       return yield* state(auctionId)
     })
 
     /** The poster accepts the result: the lease hold pays the winner. */
-    const complete = Effect.fn("Auctions.complete")(function* (auctionId: string, by: string) {
+    const complete = Effect.fn("Auctions.complete")(function*(auctionId: string, by: string) {
       const { state: current, terms } = yield* existing(auctionId)
       if (current.status === "resolved" && by === terms.poster) {
         // Fund the lease first (a no-op when the policy already did), so the capture always finds its hold.
@@ -254,43 +344,74 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
       const result = yield* send(auctionId, { _tag: "Complete", by }, leaseCommandId(auctionId)).pipe(
         // Refused because the lease ended meanwhile: do not leave the hold just made behind.
         Effect.tapError(() =>
-          Effect.flatMap(existing(auctionId), ({ state: after }) =>
-            after.status === "failed" ? ignoreUnknownHold(ledger.release(terms.poster, leaseHoldIdOf(auctionId))) : Effect.void
+          Effect.flatMap(
+            existing(auctionId),
+            ({ state: after }) =>
+              after.status === "failed"
+                ? ignoreUnknownHold(ledger.release(terms.poster, leaseHoldIdOf(auctionId)))
+                : Effect.void
           ).pipe(Effect.ignore)
         )
       )
       yield* settleAll(auctionId, result.events).pipe(Effect.orDie)
       const event = result.events[0]
-      if (event?._tag !== "LeaseCompleted") return yield* Effect.fail(new AuctionClosed({ auctionId, action: "complete the lease", status: result.state.status }))
+      if (event?._tag !== "LeaseCompleted") {
+        return yield* Effect.fail(
+          new AuctionClosed({ auctionId, action: "complete the lease", status: result.state.status })
+        )
+      }
       return toView(auctionId, result.state, result.version)
     })
 
     /** The poster rejects the result, or anyone reports that the lease deadline passed: the hold returns to the poster. */
-    const fail = Effect.fn("Auctions.fail")(function* (auctionId: string, by: string, reason: "incorrectResult" | "challengeTimeout") {
-      yield* existing(auctionId)
-      const result = yield* send(auctionId, { _tag: "Fail", by, reason }, leaseCommandId(auctionId))
-      yield* settleAll(auctionId, result.events).pipe(Effect.orDie)
-      const event = result.events[0]
-      if (event?._tag !== "LeaseFailed") return yield* Effect.fail(new AuctionClosed({ auctionId, action: "fail the lease", status: result.state.status }))
-      return toView(auctionId, result.state, result.version)
-    })
+    const fail = Effect.fn("Auctions.fail")(
+      function*(auctionId: string, by: string, reason: "incorrectResult" | "challengeTimeout") {
+        yield* existing(auctionId)
+        const result = yield* send(auctionId, { _tag: "Fail", by, reason }, leaseCommandId(auctionId))
+        yield* settleAll(auctionId, result.events).pipe(Effect.orDie)
+        const event = result.events[0]
+        if (event?._tag !== "LeaseFailed") {
+          return yield* Effect.fail(
+            new AuctionClosed({ auctionId, action: "fail the lease", status: result.state.status })
+          )
+        }
+        return toView(auctionId, result.state, result.version)
+      }
+    )
 
     /**
      * The rUv each auction's escrow account should hold, folded from the log alone, for the audit's books:
      * deposits while the auction is open; resolution or cancellation refunds or forfeits them all.
      */
-    const escrowAccountsFromLog = Effect.fn("Auctions.escrowAccountsFromLog")(function* () {
+    const escrowAccountsFromLog = Effect.fn("Auctions.escrowAccountsFromLog")(function*() {
       const owed = new Map<string, bigint>()
       for (const [auctionId, { state }] of yield* auctions.replay()) {
-        owed.set(escrowAccountOf(auctionId), state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n)
+        owed.set(
+          escrowAccountOf(auctionId),
+          state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n
+        )
       }
       return owed as ReadonlyMap<string, bigint>
     })
 
     /** For the policies: the ledger leg of one stored auction event. */
     const settleEnvelope = (envelope: Envelope) =>
-      Effect.flatMap(Effect.orDie(decodeEvent(envelope.payload)), (event) => settle(streamEntityId(envelope.streamId), event))
+      Effect.flatMap(
+        Effect.orDie(decodeEvent(envelope.payload)),
+        (event) => settle(streamEntityId(envelope.streamId), event)
+      )
 
-    return { state, open, commit, reveal, resolve, complete, fail, settle, settleEnvelope, escrowAccountsFromLog } as const
+    return {
+      state,
+      open,
+      commit,
+      reveal,
+      resolve,
+      complete,
+      fail,
+      settle,
+      settleEnvelope,
+      escrowAccountsFromLog
+    } as const
   })
 }) {}

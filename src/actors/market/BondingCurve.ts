@@ -23,13 +23,20 @@ const clampPpm = (value: bigint) => (value < 0n ? 0n : value > PPM ? PPM : value
  * and the price up, so integer rounding never gives away more than the formula does.
  */
 export const ReputationBondingCurve = {
-  discountPpm: (reputationPpm: bigint, maxDiscountPpm: bigint): bigint => (clampPpm(maxDiscountPpm) * clampPpm(reputationPpm)) / PPM,
+  discountPpm: (reputationPpm: bigint, maxDiscountPpm: bigint): bigint =>
+    (clampPpm(maxDiscountPpm) * clampPpm(reputationPpm)) / PPM,
 
   quote: (basePrice: bigint, reputationPpm: bigint, maxDiscountPpm: bigint): ReputationQuote => {
     if (basePrice < 0n) throw new RangeError(`a price cannot be negative, got ${basePrice}`)
     const discountPpm = ReputationBondingCurve.discountPpm(reputationPpm, maxDiscountPpm)
     const price = (basePrice * (PPM - discountPpm) + PPM - 1n) / PPM
-    return { basePrice, reputationPpm: clampPpm(reputationPpm), maxDiscountPpm: clampPpm(maxDiscountPpm), discountPpm, price }
+    return {
+      basePrice,
+      reputationPpm: clampPpm(reputationPpm),
+      maxDiscountPpm: clampPpm(maxDiscountPpm),
+      discountPpm,
+      price
+    }
   }
 } as const
 

@@ -4,13 +4,22 @@
  * utilization adjustment. rUv itself stays in the ledger account `pool:compute`; this entity decides.
  */
 import { Clock, Effect, Either, Schema } from "effect"
-import type { EventSourced } from "../../events/Decider.js"
 import { Credits } from "../../domain/Money.js"
+import type { EventSourced } from "../../events/Decider.js"
 import { InvalidAmount } from "../economy/LedgerErrors.js"
 import type { Reserves } from "./AmmMath.js"
 import {
-  amountsForShares, ceilDiv, getAmountIn, getAmountOut, InsufficientLiquidity, KInvariantViolated, MINIMUM_LIQUIDITY, productOf, quote,
-  sharesForDeposit, swap
+  amountsForShares,
+  ceilDiv,
+  getAmountIn,
+  getAmountOut,
+  InsufficientLiquidity,
+  KInvariantViolated,
+  MINIMUM_LIQUIDITY,
+  productOf,
+  quote,
+  sharesForDeposit,
+  swap
 } from "./AmmMath.js"
 
 export const POOL_ID = "compute"
@@ -65,7 +74,9 @@ export class PoolEmpty extends Schema.TaggedError<PoolEmpty>()("PoolEmpty", {}) 
   }
 }
 
-export class LiquidityTooSmall extends Schema.TaggedError<LiquidityTooSmall>()("LiquidityTooSmall", { reason: Schema.String }) {
+export class LiquidityTooSmall
+  extends Schema.TaggedError<LiquidityTooSmall>()("LiquidityTooSmall", { reason: Schema.String })
+{
   override get message() {
     return `liquidity too small: ${this.reason}`
   }
@@ -78,42 +89,108 @@ export class OrderCancelled extends Schema.TaggedError<OrderCancelled>()("OrderC
 }
 
 export const PoolError = Schema.Union(
-  InvalidAmount, InsufficientLiquidity, KInvariantViolated, SlippageExceeded, InsufficientCompute, InsufficientShares, PoolEmpty,
-  LiquidityTooSmall, OrderCancelled
+  InvalidAmount,
+  InsufficientLiquidity,
+  KInvariantViolated,
+  SlippageExceeded,
+  InsufficientCompute,
+  InsufficientShares,
+  PoolEmpty,
+  LiquidityTooSmall,
+  OrderCancelled
 )
 export type PoolError = typeof PoolError.Type
 
 // Events. Every swap records the fee in force and the version of the market parameters it came from.
 const feeFields = { feeBps: Amount, parametersVersion: Schema.Number }
-export const ComputeIssued = Schema.TaggedStruct("ComputeIssued", { operationId: Schema.String, node: Schema.String, units: Amount, at: Schema.Number })
-export const ComputeRedeemed = Schema.TaggedStruct("ComputeRedeemed", { operationId: Schema.String, node: Schema.String, units: Amount, at: Schema.Number })
+export const ComputeIssued = Schema.TaggedStruct("ComputeIssued", {
+  operationId: Schema.String,
+  node: Schema.String,
+  units: Amount,
+  at: Schema.Number
+})
+export const ComputeRedeemed = Schema.TaggedStruct("ComputeRedeemed", {
+  operationId: Schema.String,
+  node: Schema.String,
+  units: Amount,
+  at: Schema.Number
+})
 export const ComputeBought = Schema.TaggedStruct("ComputeBought", {
-  orderId: Schema.String, trader: Schema.String, ruvIn: Amount, computeOut: Amount, ...feeFields,
+  orderId: Schema.String,
+  trader: Schema.String,
+  ruvIn: Amount,
+  computeOut: Amount,
+  ...feeFields,
   /** Pricing reserves after the swap. */
-  reserves: ReservesSchema, at: Schema.Number
+  reserves: ReservesSchema,
+  at: Schema.Number
 })
 export const ComputeSold = Schema.TaggedStruct("ComputeSold", {
-  orderId: Schema.String, trader: Schema.String, computeIn: Amount, ruvOut: Amount, ...feeFields, reserves: ReservesSchema, at: Schema.Number
+  orderId: Schema.String,
+  trader: Schema.String,
+  computeIn: Amount,
+  ruvOut: Amount,
+  ...feeFields,
+  reserves: ReservesSchema,
+  at: Schema.Number
 })
 export const LiquidityAdded = Schema.TaggedStruct("LiquidityAdded", {
-  orderId: Schema.String, provider: Schema.String, compute: Amount, ruv: Amount, shares: Amount,
+  orderId: Schema.String,
+  provider: Schema.String,
+  compute: Amount,
+  ruv: Amount,
+  shares: Amount,
   /** Shares locked for good by the first deposit (MINIMUM_LIQUIDITY), 0 afterwards. */
-  locked: Amount, totalShares: Amount, virtualCompute: Amount, virtualRuv: Amount, at: Schema.Number
+  locked: Amount,
+  totalShares: Amount,
+  virtualCompute: Amount,
+  virtualRuv: Amount,
+  at: Schema.Number
 })
 export const LiquidityRemoved = Schema.TaggedStruct("LiquidityRemoved", {
-  orderId: Schema.String, provider: Schema.String, shares: Amount, compute: Amount, ruv: Amount,
-  totalShares: Amount, virtualCompute: Amount, virtualRuv: Amount, at: Schema.Number
+  orderId: Schema.String,
+  provider: Schema.String,
+  shares: Amount,
+  compute: Amount,
+  ruv: Amount,
+  totalShares: Amount,
+  virtualCompute: Amount,
+  virtualRuv: Amount,
+  at: Schema.Number
 })
 /** A funded order (its rUv held on the trader's account) the pool turned down: the hold is released. */
 export const OrderRefused = Schema.TaggedStruct("OrderRefused", {
-  orderId: Schema.String, account: Schema.String, order: Schema.Literal("buy", "addLiquidity"), error: PoolError, at: Schema.Number
+  orderId: Schema.String,
+  account: Schema.String,
+  order: Schema.Literal("buy", "addLiquidity"),
+  error: PoolError,
+  at: Schema.Number
 })
 export const LiquidityAdjusted = Schema.TaggedStruct("LiquidityAdjusted", {
-  adjustmentId: Schema.String, utilizationPpm: Amount, direction: Schema.Literal("grow", "shrink"),
-  ratePpm: Amount, growAbovePpm: Amount, shrinkBelowPpm: Amount,
-  computeDelta: Amount, ruvDelta: Amount, before: ReservesSchema, after: ReservesSchema, kBefore: Amount, kAfter: Amount, at: Schema.Number
+  adjustmentId: Schema.String,
+  utilizationPpm: Amount,
+  direction: Schema.Literal("grow", "shrink"),
+  ratePpm: Amount,
+  growAbovePpm: Amount,
+  shrinkBelowPpm: Amount,
+  computeDelta: Amount,
+  ruvDelta: Amount,
+  before: ReservesSchema,
+  after: ReservesSchema,
+  kBefore: Amount,
+  kAfter: Amount,
+  at: Schema.Number
 })
-export const PoolEvent = Schema.Union(ComputeIssued, ComputeRedeemed, ComputeBought, ComputeSold, LiquidityAdded, LiquidityRemoved, OrderRefused, LiquidityAdjusted)
+export const PoolEvent = Schema.Union(
+  ComputeIssued,
+  ComputeRedeemed,
+  ComputeBought,
+  ComputeSold,
+  LiquidityAdded,
+  LiquidityRemoved,
+  OrderRefused,
+  LiquidityAdjusted
+)
 export type PoolEvent = typeof PoolEvent.Type
 
 export const PoolState = Schema.Struct({
@@ -152,23 +229,62 @@ export interface FeeInForce {
 export type PoolCommand =
   | { readonly _tag: "IssueCompute"; readonly operationId: string; readonly node: string; readonly units: bigint }
   | { readonly _tag: "RedeemCompute"; readonly operationId: string; readonly node: string; readonly units: bigint }
-  | { readonly _tag: "Buy"; readonly orderId: string; readonly trader: string; readonly trade: Trade; readonly fee: FeeInForce }
-  | { readonly _tag: "Sell"; readonly orderId: string; readonly trader: string; readonly trade: Trade; readonly fee: FeeInForce }
   | {
-    readonly _tag: "AddLiquidity"; readonly orderId: string; readonly provider: string
-    readonly computeDesired: bigint; readonly ruvDesired: bigint; readonly computeMin: bigint; readonly ruvMin: bigint
+    readonly _tag: "Buy"
+    readonly orderId: string
+    readonly trader: string
+    readonly trade: Trade
+    readonly fee: FeeInForce
   }
-  | { readonly _tag: "RemoveLiquidity"; readonly orderId: string; readonly provider: string; readonly shares: bigint; readonly computeMin: bigint; readonly ruvMin: bigint }
+  | {
+    readonly _tag: "Sell"
+    readonly orderId: string
+    readonly trader: string
+    readonly trade: Trade
+    readonly fee: FeeInForce
+  }
+  | {
+    readonly _tag: "AddLiquidity"
+    readonly orderId: string
+    readonly provider: string
+    readonly computeDesired: bigint
+    readonly ruvDesired: bigint
+    readonly computeMin: bigint
+    readonly ruvMin: bigint
+  }
+  | {
+    readonly _tag: "RemoveLiquidity"
+    readonly orderId: string
+    readonly provider: string
+    readonly shares: bigint
+    readonly computeMin: bigint
+    readonly ruvMin: bigint
+  }
   /** Sent with the order's command id: refuses the order if the pool has not decided it yet. */
-  | { readonly _tag: "Cancel"; readonly orderId: string; readonly account: string; readonly order: "buy" | "addLiquidity" }
+  | {
+    readonly _tag: "Cancel"
+    readonly orderId: string
+    readonly account: string
+    readonly order: "buy" | "addLiquidity"
+  }
   | { readonly _tag: "AdjustLiquidity"; readonly adjustmentId: string; readonly utilizationPpm: bigint }
 
 export const initialPoolState: PoolState = {
-  compute: 0n, ruv: 0n, virtualCompute: 0n, virtualRuv: 0n, totalShares: 0n, shares: {}, balances: {}, issued: 0n
+  compute: 0n,
+  ruv: 0n,
+  virtualCompute: 0n,
+  virtualRuv: 0n,
+  totalShares: 0n,
+  shares: {},
+  balances: {},
+  issued: 0n
 }
 
 /** The reserves prices are computed from: real plus virtual liquidity. */
-export const pricingReserves = (state: PoolState): Reserves => ({ compute: state.compute + state.virtualCompute, ruv: state.ruv + state.virtualRuv })
+export const pricingReserves = (state: PoolState): Reserves => ({
+  compute: state.compute + state.virtualCompute,
+  ruv: state.ruv + state.virtualRuv
+})
 
 export const computeBalanceOf = (state: PoolState, node: string): bigint => state.balances[node] ?? 0n
 export const sharesOf = (state: PoolState, node: string): bigint => state.shares[node] ?? 0n
@@ -177,7 +293,10 @@ const invalid = (amount: bigint, reason: string) => Either.left(new InvalidAmoun
 
 /** Prices a trade against the pool and runs the pair's k check; `buy` pays rUv for compute, `sell` the reverse. */
 export const priceTrade = (
-  state: PoolState, side: "buy" | "sell", trade: Trade, feeBps: bigint
+  state: PoolState,
+  side: "buy" | "sell",
+  trade: Trade,
+  feeBps: bigint
 ): Either.Either<{ readonly amountIn: bigint; readonly amountOut: bigint; readonly reserves: Reserves }, PoolError> => {
   if (state.totalShares === 0n) return Either.left(new PoolEmpty())
   const pricing = pricingReserves(state)
@@ -192,16 +311,28 @@ export const priceTrade = (
     if (trade.minAmountOut < 0n) return invalid(trade.minAmountOut, "the minimum out must not be negative")
     amountIn = trade.amountIn
     amountOut = getAmountOut(amountIn, reserveIn, reserveOut, feeBps)
-    if (amountOut < trade.minAmountOut) return Either.left(new SlippageExceeded({ limit: "minOut", unit: outSide, bound: trade.minAmountOut, actual: amountOut }))
+    if (amountOut < trade.minAmountOut) {
+      return Either.left(
+        new SlippageExceeded({ limit: "minOut", unit: outSide, bound: trade.minAmountOut, actual: amountOut })
+      )
+    }
   } else {
     if (trade.amountOut <= 0n) return invalid(trade.amountOut, "the amount out must be positive")
-    if (trade.amountOut >= reserveOut) return Either.left(new InsufficientLiquidity({ side: outSide, requested: trade.amountOut, reserve: reserveOut }))
+    if (trade.amountOut >= reserveOut) {
+      return Either.left(new InsufficientLiquidity({ side: outSide, requested: trade.amountOut, reserve: reserveOut }))
+    }
     amountOut = trade.amountOut
     amountIn = getAmountIn(amountOut, reserveIn, reserveOut, feeBps)
-    if (amountIn > trade.maxAmountIn) return Either.left(new SlippageExceeded({ limit: "maxIn", unit: inSide, bound: trade.maxAmountIn, actual: amountIn }))
+    if (amountIn > trade.maxAmountIn) {
+      return Either.left(
+        new SlippageExceeded({ limit: "maxIn", unit: inSide, bound: trade.maxAmountIn, actual: amountIn })
+      )
+    }
   }
   // Virtual liquidity is priced but never paid out: the real reserve must cover the output.
-  if (amountOut >= state[outSide]) return Either.left(new InsufficientLiquidity({ side: outSide, requested: amountOut, reserve: state[outSide] }))
+  if (amountOut >= state[outSide]) {
+    return Either.left(new InsufficientLiquidity({ side: outSide, requested: amountOut, reserve: state[outSide] }))
+  }
   const amounts = side === "buy"
     ? { computeIn: 0n, ruvIn: amountIn, computeOut: amountOut, ruvOut: 0n }
     : { computeIn: amountIn, ruvIn: 0n, computeOut: 0n, ruvOut: amountOut }
@@ -210,8 +341,15 @@ export const priceTrade = (
 
 /** Router-style deposit amounts (UniswapV2Router02._addLiquidity) and the shares they mint. */
 export const priceDeposit = (
-  state: PoolState, computeDesired: bigint, ruvDesired: bigint, computeMin: bigint, ruvMin: bigint
-): Either.Either<{ readonly compute: bigint; readonly ruv: bigint; readonly shares: bigint; readonly locked: bigint }, PoolError> => {
+  state: PoolState,
+  computeDesired: bigint,
+  ruvDesired: bigint,
+  computeMin: bigint,
+  ruvMin: bigint
+): Either.Either<
+  { readonly compute: bigint; readonly ruv: bigint; readonly shares: bigint; readonly locked: bigint },
+  PoolError
+> => {
   if (computeDesired <= 0n) return invalid(computeDesired, "the compute deposit must be positive")
   if (ruvDesired <= 0n) return invalid(ruvDesired, "the rUv deposit must be positive")
   let compute = computeDesired
@@ -219,42 +357,89 @@ export const priceDeposit = (
   if (state.totalShares > 0n) {
     const ruvOptimal = quote(computeDesired, state.compute, state.ruv)
     if (ruvOptimal <= ruvDesired) {
-      if (ruvOptimal < ruvMin) return Either.left(new SlippageExceeded({ limit: "minOut", unit: "ruv", bound: ruvMin, actual: ruvOptimal }))
+      if (ruvOptimal < ruvMin) {
+        return Either.left(new SlippageExceeded({ limit: "minOut", unit: "ruv", bound: ruvMin, actual: ruvOptimal }))
+      }
       ruv = ruvOptimal
     } else {
       const computeOptimal = quote(ruvDesired, state.ruv, state.compute)
-      if (computeOptimal < computeMin) return Either.left(new SlippageExceeded({ limit: "minOut", unit: "compute", bound: computeMin, actual: computeOptimal }))
+      if (computeOptimal < computeMin) {
+        return Either.left(
+          new SlippageExceeded({ limit: "minOut", unit: "compute", bound: computeMin, actual: computeOptimal })
+        )
+      }
       compute = computeOptimal
     }
   }
   const shares = sharesForDeposit(state, state.totalShares, compute, ruv)
-  if (shares <= 0n) return Either.left(new LiquidityTooSmall({ reason: state.totalShares === 0n ? `the first deposit must exceed sqrt(compute * rUv) = ${MINIMUM_LIQUIDITY}` : "the deposit mints no share" }))
+  if (shares <= 0n) {
+    return Either.left(
+      new LiquidityTooSmall({
+        reason: state.totalShares === 0n
+          ? `the first deposit must exceed sqrt(compute * rUv) = ${MINIMUM_LIQUIDITY}`
+          : "the deposit mints no share"
+      })
+    )
+  }
   return Either.right({ compute, ruv, shares, locked: state.totalShares === 0n ? MINIMUM_LIQUIDITY : 0n })
 }
 
 // Virtual liquidity belongs to the shares like real liquidity: it scales with the supply, rounded up so
 // that neither real nor pricing reserves per share ever fall on a mint or a burn.
-const scaleVirtual = (virtual: bigint, totalShares: bigint, newTotal: bigint) => (totalShares === 0n ? 0n : ceilDiv(virtual * newTotal, totalShares))
+const scaleVirtual = (
+  virtual: bigint,
+  totalShares: bigint,
+  newTotal: bigint
+) => (totalShares === 0n ? 0n : ceilDiv(virtual * newTotal, totalShares))
 
-const decideBuyOrDeposit = (command: Extract<PoolCommand, { _tag: "Buy" | "AddLiquidity" }>, state: PoolState, at: number): PoolEvent => {
+const decideBuyOrDeposit = (
+  command: Extract<PoolCommand, { _tag: "Buy" | "AddLiquidity" }>,
+  state: PoolState,
+  at: number
+): PoolEvent => {
   if (command._tag === "Buy") {
     const priced = priceTrade(state, "buy", command.trade, command.fee.feeBps)
-    if (Either.isLeft(priced)) return OrderRefused.make({ orderId: command.orderId, account: command.trader, order: "buy", error: priced.left, at })
+    if (Either.isLeft(priced)) {
+      return OrderRefused.make({
+        orderId: command.orderId,
+        account: command.trader,
+        order: "buy",
+        error: priced.left,
+        at
+      })
+    }
     return ComputeBought.make({
-      orderId: command.orderId, trader: command.trader, ruvIn: priced.right.amountIn, computeOut: priced.right.amountOut,
-      feeBps: command.fee.feeBps, parametersVersion: command.fee.parametersVersion, reserves: priced.right.reserves, at
+      orderId: command.orderId,
+      trader: command.trader,
+      ruvIn: priced.right.amountIn,
+      computeOut: priced.right.amountOut,
+      feeBps: command.fee.feeBps,
+      parametersVersion: command.fee.parametersVersion,
+      reserves: priced.right.reserves,
+      at
     })
   }
-  const refuse = (error: PoolError) => OrderRefused.make({ orderId: command.orderId, account: command.provider, order: "addLiquidity", error, at })
+  const refuse = (error: PoolError) =>
+    OrderRefused.make({ orderId: command.orderId, account: command.provider, order: "addLiquidity", error, at })
   const priced = priceDeposit(state, command.computeDesired, command.ruvDesired, command.computeMin, command.ruvMin)
   if (Either.isLeft(priced)) return refuse(priced.left)
   const { compute, ruv, shares, locked } = priced.right
   const available = computeBalanceOf(state, command.provider)
-  if (available < compute) return refuse(new InsufficientCompute({ node: command.provider, available, requested: compute }))
+  if (available < compute) {
+    return refuse(new InsufficientCompute({ node: command.provider, available, requested: compute }))
+  }
   const totalShares = state.totalShares + shares + locked
   return LiquidityAdded.make({
-    orderId: command.orderId, provider: command.provider, compute, ruv, shares, locked, totalShares,
-    virtualCompute: scaleVirtual(state.virtualCompute, state.totalShares, totalShares), virtualRuv: scaleVirtual(state.virtualRuv, state.totalShares, totalShares), at
+    orderId: command.orderId,
+    provider: command.provider,
+    compute,
+    ruv,
+    shares,
+    locked,
+    totalShares,
+    virtualCompute: scaleVirtual(state.virtualCompute, state.totalShares, totalShares),
+    virtualRuv: scaleVirtual(state.virtualRuv, state.totalShares, totalShares),
+    at
   })
 }
 
@@ -262,47 +447,100 @@ const decide = (command: PoolCommand, state: PoolState): Effect.Effect<ReadonlyA
   Effect.flatMap(Clock.currentTimeMillis, (at): Effect.Effect<ReadonlyArray<PoolEvent>, PoolError> => {
     switch (command._tag) {
       case "IssueCompute":
-        if (command.units <= 0n) return Effect.fail(new InvalidAmount({ amount: command.units, reason: "must be positive" }))
-        return Effect.succeed([ComputeIssued.make({ operationId: command.operationId, node: command.node, units: command.units, at })])
+        if (command.units <= 0n) {
+          return Effect.fail(new InvalidAmount({ amount: command.units, reason: "must be positive" }))
+        }
+        return Effect.succeed([
+          ComputeIssued.make({ operationId: command.operationId, node: command.node, units: command.units, at })
+        ])
       case "RedeemCompute": {
-        if (command.units <= 0n) return Effect.fail(new InvalidAmount({ amount: command.units, reason: "must be positive" }))
+        if (command.units <= 0n) {
+          return Effect.fail(new InvalidAmount({ amount: command.units, reason: "must be positive" }))
+        }
         const available = computeBalanceOf(state, command.node)
-        if (available < command.units) return Effect.fail(new InsufficientCompute({ node: command.node, available, requested: command.units }))
-        return Effect.succeed([ComputeRedeemed.make({ operationId: command.operationId, node: command.node, units: command.units, at })])
+        if (available < command.units) {
+          return Effect.fail(new InsufficientCompute({ node: command.node, available, requested: command.units }))
+        }
+        return Effect.succeed([
+          ComputeRedeemed.make({ operationId: command.operationId, node: command.node, units: command.units, at })
+        ])
       }
       // Funded orders never fail: the trader's rUv is already held, so a refusal is recorded and releases it.
       case "Buy":
       case "AddLiquidity":
         return Effect.succeed([decideBuyOrDeposit(command, state, at)])
       case "Cancel":
-        return Effect.succeed([OrderRefused.make({ orderId: command.orderId, account: command.account, order: command.order, error: new OrderCancelled({ orderId: command.orderId }), at })])
+        return Effect.succeed([
+          OrderRefused.make({
+            orderId: command.orderId,
+            account: command.account,
+            order: command.order,
+            error: new OrderCancelled({ orderId: command.orderId }),
+            at
+          })
+        ])
       case "Sell": {
         const available = computeBalanceOf(state, command.trader)
         const priced = priceTrade(state, "sell", command.trade, command.fee.feeBps)
         if (Either.isLeft(priced)) return Effect.fail(priced.left)
-        if (available < priced.right.amountIn) return Effect.fail(new InsufficientCompute({ node: command.trader, available, requested: priced.right.amountIn }))
+        if (available < priced.right.amountIn) {
+          return Effect.fail(
+            new InsufficientCompute({ node: command.trader, available, requested: priced.right.amountIn })
+          )
+        }
         return Effect.succeed([ComputeSold.make({
-          orderId: command.orderId, trader: command.trader, computeIn: priced.right.amountIn, ruvOut: priced.right.amountOut,
-          feeBps: command.fee.feeBps, parametersVersion: command.fee.parametersVersion, reserves: priced.right.reserves, at
+          orderId: command.orderId,
+          trader: command.trader,
+          computeIn: priced.right.amountIn,
+          ruvOut: priced.right.amountOut,
+          feeBps: command.fee.feeBps,
+          parametersVersion: command.fee.parametersVersion,
+          reserves: priced.right.reserves,
+          at
         })])
       }
       case "RemoveLiquidity": {
-        if (command.shares <= 0n) return Effect.fail(new InvalidAmount({ amount: command.shares, reason: "shares to burn must be positive" }))
+        if (command.shares <= 0n) {
+          return Effect.fail(new InvalidAmount({ amount: command.shares, reason: "shares to burn must be positive" }))
+        }
         const held = sharesOf(state, command.provider)
-        if (held < command.shares) return Effect.fail(new InsufficientShares({ node: command.provider, available: held, requested: command.shares }))
+        if (held < command.shares) {
+          return Effect.fail(
+            new InsufficientShares({ node: command.provider, available: held, requested: command.shares })
+          )
+        }
         const { compute, ruv } = amountsForShares(state, state.totalShares, command.shares)
-        if (compute === 0n || ruv === 0n) return Effect.fail(new LiquidityTooSmall({ reason: "burning these shares pays out nothing on one side" }))
-        if (compute < command.computeMin) return Effect.fail(new SlippageExceeded({ limit: "minOut", unit: "compute", bound: command.computeMin, actual: compute }))
-        if (ruv < command.ruvMin) return Effect.fail(new SlippageExceeded({ limit: "minOut", unit: "ruv", bound: command.ruvMin, actual: ruv }))
+        if (compute === 0n || ruv === 0n) {
+          return Effect.fail(new LiquidityTooSmall({ reason: "burning these shares pays out nothing on one side" }))
+        }
+        if (compute < command.computeMin) {
+          return Effect.fail(
+            new SlippageExceeded({ limit: "minOut", unit: "compute", bound: command.computeMin, actual: compute })
+          )
+        }
+        if (ruv < command.ruvMin) {
+          return Effect.fail(new SlippageExceeded({ limit: "minOut", unit: "ruv", bound: command.ruvMin, actual: ruv }))
+        }
         const totalShares = state.totalShares - command.shares
         return Effect.succeed([LiquidityRemoved.make({
-          orderId: command.orderId, provider: command.provider, shares: command.shares, compute, ruv, totalShares,
-          virtualCompute: scaleVirtual(state.virtualCompute, state.totalShares, totalShares), virtualRuv: scaleVirtual(state.virtualRuv, state.totalShares, totalShares), at
+          orderId: command.orderId,
+          provider: command.provider,
+          shares: command.shares,
+          compute,
+          ruv,
+          totalShares,
+          virtualCompute: scaleVirtual(state.virtualCompute, state.totalShares, totalShares),
+          virtualRuv: scaleVirtual(state.virtualRuv, state.totalShares, totalShares),
+          at
         })])
       }
       case "AdjustLiquidity": {
         const utilization = command.utilizationPpm
-        if (utilization < 0n || utilization > 1_000_000n) return Effect.fail(new InvalidAmount({ amount: utilization, reason: "utilization is parts per million: 0 to 1000000" }))
+        if (utilization < 0n || utilization > 1_000_000n) {
+          return Effect.fail(
+            new InvalidAmount({ amount: utilization, reason: "utilization is parts per million: 0 to 1000000" })
+          )
+        }
         if (state.totalShares === 0n) return Effect.fail(new PoolEmpty())
         const direction = utilization > GROW_ABOVE_PPM ? "grow" : utilization < SHRINK_BELOW_PPM ? "shrink" : undefined
         if (direction === undefined) return Effect.succeed([])
@@ -312,8 +550,19 @@ const decide = (command: PoolCommand, state: PoolState): Effect.Effect<ReadonlyA
         const ruvDelta = sign * ((before.ruv * ADJUST_RATE_PPM) / 1_000_000n)
         const after = { compute: before.compute + computeDelta, ruv: before.ruv + ruvDelta }
         return Effect.succeed([LiquidityAdjusted.make({
-          adjustmentId: command.adjustmentId, utilizationPpm: utilization, direction, ratePpm: ADJUST_RATE_PPM, growAbovePpm: GROW_ABOVE_PPM,
-          shrinkBelowPpm: SHRINK_BELOW_PPM, computeDelta, ruvDelta, before, after, kBefore: productOf(before), kAfter: productOf(after), at
+          adjustmentId: command.adjustmentId,
+          utilizationPpm: utilization,
+          direction,
+          ratePpm: ADJUST_RATE_PPM,
+          growAbovePpm: GROW_ABOVE_PPM,
+          shrinkBelowPpm: SHRINK_BELOW_PPM,
+          computeDelta,
+          ruvDelta,
+          before,
+          after,
+          kBefore: productOf(before),
+          kAfter: productOf(after),
+          at
         })])
       }
     }
@@ -328,29 +577,61 @@ const withAmount = (record: Readonly<Record<string, bigint>>, key: string, delta
 const evolve = (state: PoolState, event: PoolEvent): PoolState => {
   switch (event._tag) {
     case "ComputeIssued":
-      return { ...state, balances: withAmount(state.balances, event.node, event.units), issued: state.issued + event.units }
+      return {
+        ...state,
+        balances: withAmount(state.balances, event.node, event.units),
+        issued: state.issued + event.units
+      }
     case "ComputeRedeemed":
-      return { ...state, balances: withAmount(state.balances, event.node, -event.units), issued: state.issued - event.units }
+      return {
+        ...state,
+        balances: withAmount(state.balances, event.node, -event.units),
+        issued: state.issued - event.units
+      }
     case "ComputeBought":
-      return { ...state, compute: state.compute - event.computeOut, ruv: state.ruv + event.ruvIn, balances: withAmount(state.balances, event.trader, event.computeOut) }
+      return {
+        ...state,
+        compute: state.compute - event.computeOut,
+        ruv: state.ruv + event.ruvIn,
+        balances: withAmount(state.balances, event.trader, event.computeOut)
+      }
     case "ComputeSold":
-      return { ...state, compute: state.compute + event.computeIn, ruv: state.ruv - event.ruvOut, balances: withAmount(state.balances, event.trader, -event.computeIn) }
+      return {
+        ...state,
+        compute: state.compute + event.computeIn,
+        ruv: state.ruv - event.ruvOut,
+        balances: withAmount(state.balances, event.trader, -event.computeIn)
+      }
     case "LiquidityAdded":
       return {
-        ...state, compute: state.compute + event.compute, ruv: state.ruv + event.ruv, totalShares: event.totalShares,
-        virtualCompute: event.virtualCompute, virtualRuv: event.virtualRuv,
-        shares: withAmount(state.shares, event.provider, event.shares), balances: withAmount(state.balances, event.provider, -event.compute)
+        ...state,
+        compute: state.compute + event.compute,
+        ruv: state.ruv + event.ruv,
+        totalShares: event.totalShares,
+        virtualCompute: event.virtualCompute,
+        virtualRuv: event.virtualRuv,
+        shares: withAmount(state.shares, event.provider, event.shares),
+        balances: withAmount(state.balances, event.provider, -event.compute)
       }
     case "LiquidityRemoved":
       return {
-        ...state, compute: state.compute - event.compute, ruv: state.ruv - event.ruv, totalShares: event.totalShares,
-        virtualCompute: event.virtualCompute, virtualRuv: event.virtualRuv,
-        shares: withAmount(state.shares, event.provider, -event.shares), balances: withAmount(state.balances, event.provider, event.compute)
+        ...state,
+        compute: state.compute - event.compute,
+        ruv: state.ruv - event.ruv,
+        totalShares: event.totalShares,
+        virtualCompute: event.virtualCompute,
+        virtualRuv: event.virtualRuv,
+        shares: withAmount(state.shares, event.provider, -event.shares),
+        balances: withAmount(state.balances, event.provider, event.compute)
       }
     case "OrderRefused":
       return state
     case "LiquidityAdjusted":
-      return { ...state, virtualCompute: state.virtualCompute + event.computeDelta, virtualRuv: state.virtualRuv + event.ruvDelta }
+      return {
+        ...state,
+        virtualCompute: state.virtualCompute + event.computeDelta,
+        virtualRuv: state.virtualRuv + event.ruvDelta
+      }
   }
 }
 

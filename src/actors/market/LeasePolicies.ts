@@ -24,7 +24,7 @@ const slashReasonOf = (reason: typeof LeaseFailed.Type["reason"]): SlashReason |
 export const leaseTaskIdOf = (auctionId: string) => `auction.${auctionId}`
 
 export const applyLeaseOutcome = (envelope: Envelope) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const staking = yield* Staking
     const reputation = yield* Reputation
     const auctionId = streamEntityId(envelope.streamId)
@@ -35,8 +35,12 @@ export const applyLeaseOutcome = (envelope: Envelope) =>
     }
     const reason = slashReasonOf(outcome.reason)
     if (reason === undefined) return
-    yield* staking.slash(outcome.winner, reason, `auction ${auctionId}: lease failed (${outcome.reason}) at position ${envelope.position}`,
-      Policy.commandIdFor(LEASE_OUTCOMES, envelope, "slash"))
+    yield* staking.slash(
+      outcome.winner,
+      reason,
+      `auction ${auctionId}: lease failed (${outcome.reason}) at position ${envelope.position}`,
+      Policy.commandIdFor(LEASE_OUTCOMES, envelope, "slash")
+    )
     yield* reputation.recordFailure(outcome.winner, 1, leaseTaskIdOf(auctionId))
   }).pipe(Effect.withSpan("LeasePolicies.applyLeaseOutcome"))
 

@@ -4,22 +4,43 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { VersionConflict } from "../../events/Journal.js"
+import {
+  anyKey,
+  Authority,
+  operatorOwning,
+  owner,
+  SignedCommands,
+  signedFields
+} from "../../domain/CommandAuthority.js"
 import { AccountId, Credits, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { VersionConflict } from "../../events/Journal.js"
 import { LedgerError } from "../economy/LedgerErrors.js"
 import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
-import {
-  InsufficientCompute, InsufficientShares, LiquidityTooSmall, OrderCancelled, PoolEmpty, SlippageExceeded, TradeSchema
-} from "./ComputeAmm.js"
-import { AuctionError, AuctionId, NotEligible } from "./TaskAuction.js"
 import { AuctionView } from "./AuctionService.js"
+import {
+  InsufficientCompute,
+  InsufficientShares,
+  LiquidityTooSmall,
+  OrderCancelled,
+  PoolEmpty,
+  SlippageExceeded,
+  TradeSchema
+} from "./ComputeAmm.js"
 import { LiquidityReceipt, PoolView, QuoteView, ReputationQuoteView, SwapReceipt, TraderView } from "./MarketService.js"
-import { anyKey, Authority, operatorOwning, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
+import { AuctionError, AuctionId, NotEligible } from "./TaskAuction.js"
 
 /** What a market call can fail with: a pool rule, the ledger, or a stream that kept moving under it. */
 export const MarketFailure = Schema.Union(
-  InsufficientLiquidity, KInvariantViolated, SlippageExceeded, InsufficientCompute, InsufficientShares, PoolEmpty, LiquidityTooSmall, OrderCancelled,
-  LedgerError, VersionConflict
+  InsufficientLiquidity,
+  KInvariantViolated,
+  SlippageExceeded,
+  InsufficientCompute,
+  InsufficientShares,
+  PoolEmpty,
+  LiquidityTooSmall,
+  OrderCancelled,
+  LedgerError,
+  VersionConflict
 )
 export const AuctionFailure = Schema.Union(AuctionError, NotEligible, LedgerError, VersionConflict)
 
@@ -36,15 +57,38 @@ export class MarketRpcs extends RpcGroup.make(
     success: Schema.Struct({ quote: QuoteView, reputation: Schema.NullOr(ReputationQuoteView) }),
     error: MarketFailure
   }),
-  Rpc.make("MarketBuy", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceipt, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
-  Rpc.make("MarketSell", { payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields }, success: SwapReceipt, error: MarketFailure }).middleware(SignedCommands).annotate(Authority, owner("trader")),
+  Rpc.make("MarketBuy", {
+    payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields },
+    success: SwapReceipt,
+    error: MarketFailure
+  }).middleware(SignedCommands).annotate(Authority, owner("trader")),
+  Rpc.make("MarketSell", {
+    payload: { trader: AccountId, trade: TradeSchema, orderId, ...signedFields },
+    success: SwapReceipt,
+    error: MarketFailure
+  }).middleware(SignedCommands).annotate(Authority, owner("trader")),
   Rpc.make("MarketAddLiquidity", {
-    payload: { provider: AccountId, computeDesired: PositiveCredits, ruvDesired: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
+    payload: {
+      provider: AccountId,
+      computeDesired: PositiveCredits,
+      ruvDesired: PositiveCredits,
+      computeMin: Schema.optional(NonNegative),
+      ruvMin: Schema.optional(NonNegative),
+      orderId,
+      ...signedFields
+    },
     success: LiquidityReceipt,
     error: MarketFailure
   }).middleware(SignedCommands).annotate(Authority, operatorOwning("provider")),
   Rpc.make("MarketRemoveLiquidity", {
-    payload: { provider: AccountId, shares: PositiveCredits, computeMin: Schema.optional(NonNegative), ruvMin: Schema.optional(NonNegative), orderId, ...signedFields },
+    payload: {
+      provider: AccountId,
+      shares: PositiveCredits,
+      computeMin: Schema.optional(NonNegative),
+      ruvMin: Schema.optional(NonNegative),
+      orderId,
+      ...signedFields
+    },
     success: LiquidityReceipt,
     error: MarketFailure
   }).middleware(SignedCommands).annotate(Authority, owner("provider")),
@@ -54,8 +98,15 @@ export class MarketRpcs extends RpcGroup.make(
   }),
   Rpc.make("AuctionOpen", {
     payload: {
-      auctionId: AuctionId, poster: AccountId, task: Schema.Unknown, maxPrice: PositiveCredits, minBids: Schema.Int.pipe(Schema.positive()),
-      commitPeriodMs: Period, revealPeriodMs: Period, leasePeriodMs: Period, ...signedFields
+      auctionId: AuctionId,
+      poster: AccountId,
+      task: Schema.Unknown,
+      maxPrice: PositiveCredits,
+      minBids: Schema.Int.pipe(Schema.positive()),
+      commitPeriodMs: Period,
+      revealPeriodMs: Period,
+      leasePeriodMs: Period,
+      ...signedFields
     },
     success: AuctionView,
     error: AuctionFailure
@@ -71,10 +122,23 @@ export class MarketRpcs extends RpcGroup.make(
     success: AuctionView,
     error: AuctionFailure
   }).middleware(SignedCommands).annotate(Authority, owner("bidder")),
-  Rpc.make("AuctionResolve", { payload: { auctionId: AuctionId, ...signedFields }, success: AuctionView, error: AuctionFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
-  Rpc.make("AuctionComplete", { payload: { auctionId: AuctionId, by: AccountId, ...signedFields }, success: AuctionView, error: AuctionFailure }).middleware(SignedCommands).annotate(Authority, owner("by")),
+  Rpc.make("AuctionResolve", {
+    payload: { auctionId: AuctionId, ...signedFields },
+    success: AuctionView,
+    error: AuctionFailure
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("AuctionComplete", {
+    payload: { auctionId: AuctionId, by: AccountId, ...signedFields },
+    success: AuctionView,
+    error: AuctionFailure
+  }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("AuctionFail", {
-    payload: { auctionId: AuctionId, by: AccountId, reason: Schema.Literal("incorrectResult", "challengeTimeout"), ...signedFields },
+    payload: {
+      auctionId: AuctionId,
+      by: AccountId,
+      reason: Schema.Literal("incorrectResult", "challengeTimeout"),
+      ...signedFields
+    },
     success: AuctionView,
     error: AuctionFailure
   }).middleware(SignedCommands).annotate(Authority, owner("by")),

@@ -3,8 +3,8 @@
  * operator keys, k of n, whose signatures mint rUv, issue compute, seed liquidity and slash.
  */
 import { Effect, Schema } from "effect"
-import type { EventSourced } from "../../events/Decider.js"
 import { NetworkId, PublicKeyHex } from "../../domain/SignedCommand.js"
+import type { EventSourced } from "../../events/Decider.js"
 
 export const CharterTerms = Schema.Struct({
   network: NetworkId,
@@ -28,8 +28,11 @@ export class CharterMismatch extends Schema.TaggedError<CharterMismatch>()("Char
   requested: CharterTerms
 }) {
   override get message() {
-    const describe = (terms: CharterTerms) => `network ${terms.network}, ${terms.threshold} of [${terms.operators.join(", ")}]`
-    return `this journal was founded as ${describe(this.recorded)}; the settings ask for ${describe(this.requested)} (a charter never changes)`
+    const describe = (terms: CharterTerms) =>
+      `network ${terms.network}, ${terms.threshold} of [${terms.operators.join(", ")}]`
+    return `this journal was founded as ${describe(this.recorded)}; the settings ask for ${
+      describe(this.requested)
+    } (a charter never changes)`
   }
 }
 
@@ -41,20 +44,35 @@ export class InvalidCharter extends Schema.TaggedError<InvalidCharter>()("Invali
 
 const sameTerms = (left: CharterTerms, right: CharterTerms) =>
   left.network === right.network && left.threshold === right.threshold &&
-  left.operators.length === right.operators.length && left.operators.every((key, index) => right.operators[index] === key)
+  left.operators.length === right.operators.length && left.operators.every((key, index) =>
+    right.operators[index] === key
+  )
 
-const decide = (command: CharterCommand, state: CharterState): Effect.Effect<ReadonlyArray<CharterEvent>, CharterMismatch | InvalidCharter> => {
+const decide = (
+  command: CharterCommand,
+  state: CharterState
+): Effect.Effect<ReadonlyArray<CharterEvent>, CharterMismatch | InvalidCharter> => {
   const { terms } = command
-  if (new Set(terms.operators).size !== terms.operators.length) return Effect.fail(new InvalidCharter({ reason: "an operator key is named twice" }))
+  if (new Set(terms.operators).size !== terms.operators.length) {
+    return Effect.fail(new InvalidCharter({ reason: "an operator key is named twice" }))
+  }
   if (terms.threshold > terms.operators.length) {
-    return Effect.fail(new InvalidCharter({ reason: `threshold ${terms.threshold} is more than the ${terms.operators.length} operator key(s)` }))
+    return Effect.fail(
+      new InvalidCharter({
+        reason: `threshold ${terms.threshold} is more than the ${terms.operators.length} operator key(s)`
+      })
+    )
   }
   if (state.terms === null) return Effect.succeed([NetworkFounded.make(terms)])
-  return sameTerms(state.terms, terms) ? Effect.succeed([]) : Effect.fail(new CharterMismatch({ recorded: state.terms, requested: terms }))
+  return sameTerms(state.terms, terms)
+    ? Effect.succeed([])
+    : Effect.fail(new CharterMismatch({ recorded: state.terms, requested: terms }))
 }
 
 const evolve = (state: CharterState, event: CharterEvent): CharterState =>
-  state.terms === null ? { terms: { network: event.network, operators: event.operators, threshold: event.threshold } } : state
+  state.terms === null
+    ? { terms: { network: event.network, operators: event.operators, threshold: event.threshold } }
+    : state
 
 export const Charter: EventSourced<CharterCommand, CharterEvent, CharterState, CharterMismatch | InvalidCharter> = {
   category: "Charter",

@@ -8,12 +8,12 @@ import type { CharterTerms } from "./Charter.js"
 import { Charter, CHARTER_ID } from "./Charter.js"
 
 export class NetworkCharter extends Effect.Service<NetworkCharter>()("edge-net/NetworkCharter", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const charter = yield* ActorRunner.make(Charter, { snapshotEvery: 0 })
     let cached: CharterTerms | undefined
 
     /** Records the terms on first use; the same terms again change nothing, other terms are refused. */
-    const found = Effect.fn("NetworkCharter.found")(function* (terms: CharterTerms) {
+    const found = Effect.fn("NetworkCharter.found")(function*(terms: CharterTerms) {
       // No command id: a restart with the same terms must be decided again, so that other terms are refused.
       const result = yield* charter.send(CHARTER_ID, { _tag: "Found", terms })
       cached = result.state.terms ?? undefined
@@ -21,7 +21,7 @@ export class NetworkCharter extends Effect.Service<NetworkCharter>()("edge-net/N
     })
 
     /** The recorded terms, if the network was founded. */
-    const terms = Effect.fn("NetworkCharter.terms")(function* () {
+    const terms = Effect.fn("NetworkCharter.terms")(function*() {
       if (cached !== undefined) return Option.some(cached)
       const { state } = yield* charter.state(CHARTER_ID)
       if (state.terms !== null) cached = state.terms

@@ -13,7 +13,13 @@ export const JobSpec = Schema.Struct({
   model: Schema.Struct({ sha256: Schema.String, size: Schema.Number, name: Schema.optional(Schema.String) }),
   quantization: Schema.Literal("INT8", "INT8_DYNAMIC", "INT4", "GPTQ", "AWQ", "FP16", "auto"),
   blockSize: Schema.optional(Schema.Number),
-  pruning: Schema.optional(Schema.Struct({ method: Schema.Literal("magnitude", "block"), sparsity: Schema.Number, blockSize: Schema.optional(Schema.Number) })),
+  pruning: Schema.optional(
+    Schema.Struct({
+      method: Schema.Literal("magnitude", "block"),
+      sparsity: Schema.Number,
+      blockSize: Schema.optional(Schema.Number)
+    })
+  ),
   calibration: Schema.optional(Schema.Struct({ sha256: Schema.String, samples: Schema.Number })),
   target: Schema.optional(Schema.Literal("browser", "node")),
   /** For `auto`: the size the optimized weights must fit. */
@@ -46,10 +52,21 @@ export const PrecisionAssigned = Schema.TaggedStruct("PrecisionAssigned", {
   budgetBytes: Schema.Number,
   estimatedDamage: Schema.Number
 })
-export const JobCompleted = Schema.TaggedStruct("JobCompleted", { artifact: Artifact, report: Report, keptFp32: Schema.Array(Schema.String) })
+export const JobCompleted = Schema.TaggedStruct("JobCompleted", {
+  artifact: Artifact,
+  report: Report,
+  keptFp32: Schema.Array(Schema.String)
+})
 export const JobRefused = Schema.TaggedStruct("JobRefused", { report: Report, reasons: Schema.Array(Schema.String) })
 export const JobFailed = Schema.TaggedStruct("JobFailed", { reason: Schema.String })
-export const JobEvent = Schema.Union(JobRequested, SensitivitiesMeasured, PrecisionAssigned, JobCompleted, JobRefused, JobFailed)
+export const JobEvent = Schema.Union(
+  JobRequested,
+  SensitivitiesMeasured,
+  PrecisionAssigned,
+  JobCompleted,
+  JobRefused,
+  JobFailed
+)
 export type JobEvent = typeof JobEvent.Type
 
 export const JobStatus = Schema.Literal("none", "requested", "measured", "assigned", "completed", "refused", "failed")
@@ -66,10 +83,29 @@ export type JobState = typeof JobState.Type
 
 export type JobCommand =
   | { readonly _tag: "Request"; readonly spec: JobSpec }
-  | { readonly _tag: "RecordSensitivities"; readonly metric: string; readonly layers: ReadonlyArray<typeof LayerSensitivity.Type> }
-  | { readonly _tag: "AssignPrecision"; readonly bits: Readonly<Record<string, 4 | 8 | 16 | 32>>; readonly estimatedBytes: number; readonly budgetBytes: number; readonly estimatedDamage: number }
-  | { readonly _tag: "Complete"; readonly artifact: typeof Artifact.Type; readonly report: Readonly<Record<string, number>>; readonly keptFp32: ReadonlyArray<string> }
-  | { readonly _tag: "Refuse"; readonly report: Readonly<Record<string, number>>; readonly reasons: ReadonlyArray<string> }
+  | {
+    readonly _tag: "RecordSensitivities"
+    readonly metric: string
+    readonly layers: ReadonlyArray<typeof LayerSensitivity.Type>
+  }
+  | {
+    readonly _tag: "AssignPrecision"
+    readonly bits: Readonly<Record<string, 4 | 8 | 16 | 32>>
+    readonly estimatedBytes: number
+    readonly budgetBytes: number
+    readonly estimatedDamage: number
+  }
+  | {
+    readonly _tag: "Complete"
+    readonly artifact: typeof Artifact.Type
+    readonly report: Readonly<Record<string, number>>
+    readonly keptFp32: ReadonlyArray<string>
+  }
+  | {
+    readonly _tag: "Refuse"
+    readonly report: Readonly<Record<string, number>>
+    readonly reasons: ReadonlyArray<string>
+  }
   | { readonly _tag: "Fail"; readonly reason: string }
 
 export class JobStepRejected extends Schema.TaggedError<JobStepRejected>()("JobStepRejected", {
@@ -81,7 +117,14 @@ export class JobStepRejected extends Schema.TaggedError<JobStepRejected>()("JobS
   }
 }
 
-const initialState: JobState = { status: "none", spec: null, sensitivities: null, bits: null, artifact: null, report: null }
+const initialState: JobState = {
+  status: "none",
+  spec: null,
+  sensitivities: null,
+  bits: null,
+  artifact: null,
+  report: null
+}
 
 const finished = (status: JobState["status"]) => status === "completed" || status === "refused" || status === "failed"
 
@@ -90,13 +133,17 @@ const allowed: Record<JobCommand["_tag"], (state: JobState) => boolean> = {
   // Sensitivities and precision are the automatic mode's steps, in that order.
   RecordSensitivities: (state) => state.status === "requested" && state.spec?.quantization === "auto",
   AssignPrecision: (state) => state.status === "measured",
-  Complete: (state) => !finished(state.status) && state.status !== "none" && (state.spec?.quantization !== "auto" || state.status === "assigned"),
+  Complete: (state) =>
+    !finished(state.status) && state.status !== "none" &&
+    (state.spec?.quantization !== "auto" || state.status === "assigned"),
   Refuse: (state) => !finished(state.status) && state.status !== "none",
   Fail: (state) => !finished(state.status) && state.status !== "none"
 }
 
 const decide = (command: JobCommand, state: JobState): Effect.Effect<ReadonlyArray<JobEvent>, JobStepRejected> => {
-  if (!allowed[command._tag](state)) return Effect.fail(new JobStepRejected({ step: command._tag, status: state.status }))
+  if (!allowed[command._tag](state)) {
+    return Effect.fail(new JobStepRejected({ step: command._tag, status: state.status }))
+  }
   switch (command._tag) {
     case "Request":
       return Effect.succeed([JobRequested.make({ spec: command.spec })])
@@ -104,10 +151,15 @@ const decide = (command: JobCommand, state: JobState): Effect.Effect<ReadonlyArr
       return Effect.succeed([SensitivitiesMeasured.make({ metric: command.metric, layers: command.layers })])
     case "AssignPrecision":
       return Effect.succeed([PrecisionAssigned.make({
-        bits: command.bits, estimatedBytes: command.estimatedBytes, budgetBytes: command.budgetBytes, estimatedDamage: command.estimatedDamage
+        bits: command.bits,
+        estimatedBytes: command.estimatedBytes,
+        budgetBytes: command.budgetBytes,
+        estimatedDamage: command.estimatedDamage
       })])
     case "Complete":
-      return Effect.succeed([JobCompleted.make({ artifact: command.artifact, report: command.report, keptFp32: command.keptFp32 })])
+      return Effect.succeed([
+        JobCompleted.make({ artifact: command.artifact, report: command.report, keptFp32: command.keptFp32 })
+      ])
     case "Refuse":
       return Effect.succeed([JobRefused.make({ report: command.report, reasons: command.reasons })])
     case "Fail":

@@ -6,7 +6,8 @@
  * from the economy (layers/Economy.ts). A registry without it (a library user's, or a test's) publishes
  * adapters as it publishes models.
  */
-import { Context, Effect } from "effect"
+import type { Effect } from "effect"
+import { Context } from "effect"
 
 export const SHARE_WINDOW_MS = 3_600_000
 
@@ -32,9 +33,15 @@ export const sharingProblem = (rules: SharingRules, request: SharingRequest): st
   if (request.reputationPpm <= rules.minReputationPpm) {
     return `reputation ${ppm(request.reputationPpm)} is not above ${ppm(rules.minReputationPpm)}`
   }
-  if (request.sharesInWindow >= rules.sharesPerHour) return `already shared ${request.sharesInWindow} adapters in the last hour (at most ${rules.sharesPerHour})`
-  if (request.quality === undefined) return `the manifest has no adapter.quality score (at least ${ppm(rules.minQualityPpm)} required)`
-  if (request.quality * 1e6 < Number(rules.minQualityPpm)) return `quality ${request.quality.toFixed(2)} is below ${ppm(rules.minQualityPpm)}`
+  if (request.sharesInWindow >= rules.sharesPerHour) {
+    return `already shared ${request.sharesInWindow} adapters in the last hour (at most ${rules.sharesPerHour})`
+  }
+  if (request.quality === undefined) {
+    return `the manifest has no adapter.quality score (at least ${ppm(rules.minQualityPpm)} required)`
+  }
+  if (request.quality * 1e6 < Number(rules.minQualityPpm)) {
+    return `quality ${request.quality.toFixed(2)} is below ${ppm(rules.minQualityPpm)}`
+  }
   return undefined
 }
 

@@ -4,11 +4,11 @@
  * versions only move forward, owners yank.
  */
 import { Effect, Either, Schema } from "effect"
-import { canonicalize } from "../../domain/CanonicalJson.js"
-import type { EventSourced } from "../../events/Decider.js"
 import type { ManifestSignature, ModelManifest } from "../../content/Manifest.js"
 import { compareVersions, manifestDigest } from "../../content/Manifest.js"
 import type { ManifestSigner } from "../../content/ManifestSigning.js"
+import { canonicalize } from "../../domain/CanonicalJson.js"
+import type { EventSourced } from "../../events/Decider.js"
 
 export const RegistryKind = Schema.Literal("model", "adapter")
 export type RegistryKind = typeof RegistryKind.Type
@@ -38,7 +38,11 @@ export const AdapterPublished = Schema.TaggedStruct("AdapterPublished", {
   domain: Schema.String,
   quality: optional(Schema.Number)
 })
-export const VersionYanked = Schema.TaggedStruct("VersionYanked", { id: Schema.String, version: Schema.String, reason: Schema.String })
+export const VersionYanked = Schema.TaggedStruct("VersionYanked", {
+  id: Schema.String,
+  version: Schema.String,
+  reason: Schema.String
+})
 export const RegistryEvent = Schema.Union(ModelPublished, AdapterPublished, VersionYanked)
 export type RegistryEvent = typeof RegistryEvent.Type
 
@@ -94,7 +98,9 @@ export class OwnershipViolation extends Schema.TaggedError<OwnershipViolation>()
   }
 }
 
-export class VersionExists extends Schema.TaggedError<VersionExists>()("VersionExists", { id: Schema.String, version: Schema.String }) {
+export class VersionExists
+  extends Schema.TaggedError<VersionExists>()("VersionExists", { id: Schema.String, version: Schema.String })
+{
   override get message() {
     return `${this.id}@${this.version} is already published (versions are immutable: publish a new one)`
   }
@@ -110,7 +116,9 @@ export class VersionNotNewer extends Schema.TaggedError<VersionNotNewer>()("Vers
   }
 }
 
-export class UnknownVersion extends Schema.TaggedError<UnknownVersion>()("UnknownVersion", { id: Schema.String, version: Schema.String }) {
+export class UnknownVersion
+  extends Schema.TaggedError<UnknownVersion>()("UnknownVersion", { id: Schema.String, version: Schema.String })
+{
   override get message() {
     return `${this.id}@${this.version} is not published`
   }
@@ -140,7 +148,9 @@ export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismat
 }
 
 /** The manifest does not name its publisher's key, so no key can be given its id. */
-export class PublisherUnnamed extends Schema.TaggedError<PublisherUnnamed>()("PublisherUnnamed", { id: Schema.String, version: Schema.String }) {
+export class PublisherUnnamed
+  extends Schema.TaggedError<PublisherUnnamed>()("PublisherUnnamed", { id: Schema.String, version: Schema.String })
+{
   override get message() {
     return `manifest ${this.id}@${this.version} names no publisherKey: a registry gives an id only to the key named as its publisher`
   }
@@ -164,12 +174,22 @@ export class PublisherNotAllowed extends Schema.TaggedError<PublisherNotAllowed>
   publicKey: Schema.String
 }) {
   override get message() {
-    return `key ${this.keyId} (${this.publicKey.slice(0, 16)}…) may not publish on this registry: it is not on its list of publishers`
+    return `key ${this.keyId} (${
+      this.publicKey.slice(0, 16)
+    }…) may not publish on this registry: it is not on its list of publishers`
   }
 }
 
 export const RegistryError = Schema.Union(
-  OwnershipViolation, VersionExists, VersionNotNewer, UnknownVersion, KindMismatch, SharingRefused, PublisherUnnamed, PublisherNotSigned, PublisherNotAllowed
+  OwnershipViolation,
+  VersionExists,
+  VersionNotNewer,
+  UnknownVersion,
+  KindMismatch,
+  SharingRefused,
+  PublisherUnnamed,
+  PublisherNotSigned,
+  PublisherNotAllowed
 )
 export type RegistryError = typeof RegistryError.Type
 
@@ -183,7 +203,9 @@ export class RegistryNotFound extends Schema.TaggedError<RegistryNotFound>()("Re
 }) {
   override get message() {
     if (this.version !== undefined) return `no version ${this.version} of ${this.kind} ${this.id}`
-    return this.allYanked === true ? `every version of ${this.kind} ${this.id} is yanked` : `no ${this.kind} ${this.id} in the registry`
+    return this.allYanked === true
+      ? `every version of ${this.kind} ${this.id} is yanked`
+      : `no ${this.kind} ${this.id} in the registry`
   }
 }
 
@@ -204,69 +226,96 @@ const initialState: RegistryState = { owner: null, versions: {}, highest: null }
  * The signature list is outside the signed body, so its order gives nothing: a co-signer who puts
  * their signature first still publishes for the named key, or not at all.
  */
-export const publisherSignature = (manifest: ModelManifest): Either.Either<ManifestSignature, PublisherUnnamed | PublisherNotSigned> => {
+export const publisherSignature = (
+  manifest: ModelManifest
+): Either.Either<ManifestSignature, PublisherUnnamed | PublisherNotSigned> => {
   const { id, version, publisherKey } = manifest
   if (publisherKey === undefined) return Either.left(new PublisherUnnamed({ id, version }))
   const signature = (manifest.signatures ?? []).find((entry) => entry.publicKey === publisherKey)
-  return signature === undefined ? Either.left(new PublisherNotSigned({ id, version, publisherKey })) : Either.right(signature)
+  return signature === undefined
+    ? Either.left(new PublisherNotSigned({ id, version, publisherKey }))
+    : Either.right(signature)
 }
 
 const publishedEvent = (kind: RegistryKind, command: Extract<RegistryCommand, { _tag: "Publish" }>): RegistryEvent => {
   const { manifest } = command
   const fields = {
-    id: manifest.id, version: manifest.version, manifest, digest: manifestDigest(manifest), keyId: command.keyId, publicKey: command.publicKey
+    id: manifest.id,
+    version: manifest.version,
+    manifest,
+    digest: manifestDigest(manifest),
+    keyId: command.keyId,
+    publicKey: command.publicKey
   }
   if (kind === "model" || manifest.adapter === undefined) return ModelPublished.make(fields)
   const { adapter } = manifest
   return AdapterPublished.make({
-    ...fields, name: manifest.name, baseModel: adapter.baseModel, rank: adapter.rank, domain: adapter.domain,
+    ...fields,
+    name: manifest.name,
+    baseModel: adapter.baseModel,
+    rank: adapter.rank,
+    domain: adapter.domain,
     ...(adapter.quality === undefined ? {} : { quality: adapter.quality })
   })
 }
 
-const makeDecide = (kind: RegistryKind) => (command: RegistryCommand, state: RegistryState): Effect.Effect<ReadonlyArray<RegistryEvent>, RegistryError> => {
-  switch (command._tag) {
-    case "Publish": {
-      const { id, version, type } = command.manifest
-      if ((type === "adapter") !== (kind === "adapter")) return Effect.fail(new KindMismatch({ id, type, expected: kind }))
-      // The service found this key's signature valid; the signed body must name it as publisher.
-      const { publisherKey } = command.manifest
-      if (publisherKey === undefined) return Effect.fail(new PublisherUnnamed({ id, version }))
-      if (publisherKey !== command.publicKey) return Effect.fail(new PublisherNotSigned({ id, version, publisherKey }))
-      // Keys are compared, not key ids: anyone can name their key "alice".
-      if (state.owner !== null && state.owner.publicKey !== command.publicKey) {
-        return Effect.fail(new OwnershipViolation({ id, owner: state.owner.keyId, keyId: command.keyId }))
+const makeDecide =
+  (kind: RegistryKind) =>
+  (command: RegistryCommand, state: RegistryState): Effect.Effect<ReadonlyArray<RegistryEvent>, RegistryError> => {
+    switch (command._tag) {
+      case "Publish": {
+        const { id, version, type } = command.manifest
+        if ((type === "adapter") !== (kind === "adapter")) {
+          return Effect.fail(new KindMismatch({ id, type, expected: kind }))
+        }
+        // The service found this key's signature valid; the signed body must name it as publisher.
+        const { publisherKey } = command.manifest
+        if (publisherKey === undefined) return Effect.fail(new PublisherUnnamed({ id, version }))
+        if (publisherKey !== command.publicKey) {
+          return Effect.fail(new PublisherNotSigned({ id, version, publisherKey }))
+        }
+        // Keys are compared, not key ids: anyone can name their key "alice".
+        if (state.owner !== null && state.owner.publicKey !== command.publicKey) {
+          return Effect.fail(new OwnershipViolation({ id, owner: state.owner.keyId, keyId: command.keyId }))
+        }
+        if (Object.hasOwn(state.versions, version)) return Effect.fail(new VersionExists({ id, version }))
+        if (state.highest !== null && command.allowOlder !== true && compareVersions(version, state.highest) < 0) {
+          return Effect.fail(new VersionNotNewer({ id, version, highest: state.highest }))
+        }
+        return Effect.succeed([publishedEvent(kind, command)])
       }
-      if (Object.hasOwn(state.versions, version)) return Effect.fail(new VersionExists({ id, version }))
-      if (state.highest !== null && command.allowOlder !== true && compareVersions(version, state.highest) < 0) {
-        return Effect.fail(new VersionNotNewer({ id, version, highest: state.highest }))
+      case "Yank": {
+        const { id, version } = command
+        const record = Object.hasOwn(state.versions, version) ? state.versions[version] : undefined
+        if (state.owner === null || record === undefined) return Effect.fail(new UnknownVersion({ id, version }))
+        if (state.owner.publicKey !== command.publicKey) {
+          return Effect.fail(new OwnershipViolation({ id, owner: state.owner.keyId, keyId: command.keyId }))
+        }
+        // Yanking twice changes nothing: the first reason stands.
+        return Effect.succeed(
+          record.yanked === undefined ? [VersionYanked.make({ id, version, reason: command.reason })] : []
+        )
       }
-      return Effect.succeed([publishedEvent(kind, command)])
-    }
-    case "Yank": {
-      const { id, version } = command
-      const record = Object.hasOwn(state.versions, version) ? state.versions[version] : undefined
-      if (state.owner === null || record === undefined) return Effect.fail(new UnknownVersion({ id, version }))
-      if (state.owner.publicKey !== command.publicKey) {
-        return Effect.fail(new OwnershipViolation({ id, owner: state.owner.keyId, keyId: command.keyId }))
-      }
-      // Yanking twice changes nothing: the first reason stands.
-      return Effect.succeed(record.yanked === undefined ? [VersionYanked.make({ id, version, reason: command.reason })] : [])
     }
   }
-}
 
 const evolve = (state: RegistryState, event: RegistryEvent): RegistryState => {
   switch (event._tag) {
     case "ModelPublished":
     case "AdapterPublished": {
       const record: VersionRecord = {
-        version: event.version, manifest: event.manifest, digest: event.digest, keyId: event.keyId, publicKey: event.publicKey
+        version: event.version,
+        manifest: event.manifest,
+        digest: event.digest,
+        keyId: event.keyId,
+        publicKey: event.publicKey
       }
       return {
         owner: state.owner ?? { keyId: event.keyId, publicKey: event.publicKey },
         versions: { ...state.versions, [event.version]: record },
-        highest: state.highest === null || compareVersions(event.version, state.highest) > 0 ? event.version : state.highest
+        highest: state.highest === null || compareVersions(event.version, state.highest) > 0
+          ? event.version
+          : state.highest
       }
     }
     case "VersionYanked": {
@@ -277,7 +326,10 @@ const evolve = (state: RegistryState, event: RegistryEvent): RegistryState => {
   }
 }
 
-const registryOf = (kind: RegistryKind, category: string): EventSourced<RegistryCommand, RegistryEvent, RegistryState, RegistryError> => ({
+const registryOf = (
+  kind: RegistryKind,
+  category: string
+): EventSourced<RegistryCommand, RegistryEvent, RegistryState, RegistryError> => ({
   category,
   decider: { initialState, decide: makeDecide(kind), evolve },
   event: RegistryEvent,
@@ -291,7 +343,9 @@ export const Adapters = registryOf("adapter", "Adapter")
 export const latestVersion = (state: RegistryState): VersionRecord | undefined => {
   let latest: VersionRecord | undefined
   for (const record of Object.values(state.versions)) {
-    if (record.yanked === undefined && (latest === undefined || compareVersions(record.version, latest.version) > 0)) latest = record
+    if (record.yanked === undefined && (latest === undefined || compareVersions(record.version, latest.version) > 0)) {
+      latest = record
+    }
   }
   return latest
 }
@@ -308,7 +362,13 @@ export const yankMessage = (kind: RegistryKind, id: string, version: string, rea
   canonicalize({ type: "edge-net/yank/v1", kind, id, version, reason })
 
 export const signYank = (signer: ManifestSigner, kind: RegistryKind, id: string, version: string, reason: string) => ({
-  kind, id, version, reason, keyId: signer.keyId, publicKey: signer.publicKey, signature: signer.sign(yankMessage(kind, id, version, reason))
+  kind,
+  id,
+  version,
+  reason,
+  keyId: signer.keyId,
+  publicKey: signer.publicKey,
+  signature: signer.sign(yankMessage(kind, id, version, reason))
 })
 
 // Views: what the service answers and the RPC contract carries.

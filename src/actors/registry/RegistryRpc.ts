@@ -6,10 +6,18 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { ManifestError } from "../../content/Manifest.js"
 import { ManifestRejected } from "../../content/ManifestSigning.js"
-import { VersionConflict } from "../../events/Journal.js"
 import { anyKey, Authority, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
+import { VersionConflict } from "../../events/Journal.js"
 import {
-  AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryError, RegistryKind, RegistryNotFound, VersionView, YankNotSigned
+  AdapterSummary,
+  ModelSummary,
+  PublishedView,
+  PublishReceipt,
+  RegistryError,
+  RegistryKind,
+  RegistryNotFound,
+  VersionView,
+  YankNotSigned
 } from "./Registry.js"
 
 /** What a publication can fail with: a malformed or badly signed manifest, a registry rule, a racing writer. */
@@ -38,7 +46,11 @@ export class RegistryRpcs extends RpcGroup.make(
     error: RegistryNotFound
   }),
   // The manifest's own signatures are the publisher's credential; the command signature says who sent it.
-  Rpc.make("RegistryPublish", { payload: { ...PublishPayload, ...signedFields }, success: PublishReceipt, error: PublishFailure }).middleware(SignedCommands).annotate(Authority, anyKey),
+  Rpc.make("RegistryPublish", {
+    payload: { ...PublishPayload, ...signedFields },
+    success: PublishReceipt,
+    error: PublishFailure
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
   Rpc.make("RegistryYank", {
     payload: {
       kind: Schema.optional(RegistryKind),
@@ -58,5 +70,9 @@ export class RegistryRpcs extends RpcGroup.make(
     payload: { baseModel: Schema.optional(Schema.String), domain: Schema.optional(Schema.String) },
     success: Schema.Array(AdapterSummary)
   }),
-  Rpc.make("AdapterPublish", { payload: { ...PublishPayload, ...signedFields }, success: PublishReceipt, error: PublishFailure }).middleware(SignedCommands).annotate(Authority, anyKey)
+  Rpc.make("AdapterPublish", {
+    payload: { ...PublishPayload, ...signedFields },
+    success: PublishReceipt,
+    error: PublishFailure
+  }).middleware(SignedCommands).annotate(Authority, anyKey)
 ) {}

@@ -12,10 +12,29 @@ import { accountIdOf } from "../../domain/Ed25519.js"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { makeProjection } from "../../events/Projection.js"
-import type { AdapterSummary, ModelSummary, PublishedView, PublishReceipt, RegistryKind, RegistryState, VersionRecord, VersionView } from "./Registry.js"
 import { AdapterSharingGate, SHARE_WINDOW_MS, sharingProblem } from "./AdapterSharing.js"
+import type {
+  AdapterSummary,
+  ModelSummary,
+  PublishedView,
+  PublishReceipt,
+  RegistryKind,
+  RegistryState,
+  VersionRecord,
+  VersionView
+} from "./Registry.js"
 import {
-  Adapters, KindMismatch, latestVersion, Models, PublisherNotAllowed, publisherSignature, RegistryEvent, RegistryNotFound, SharingRefused, versionsOf, yankMessage,
+  Adapters,
+  KindMismatch,
+  latestVersion,
+  Models,
+  PublisherNotAllowed,
+  publisherSignature,
+  RegistryEvent,
+  RegistryNotFound,
+  SharingRefused,
+  versionsOf,
+  yankMessage,
   YankNotSigned
 } from "./Registry.js"
 
@@ -23,7 +42,9 @@ import {
  * The publisher keys (Ed25519 public keys, hex) a registry publishes for, when it has such a list:
  * others can neither claim an id nor upload bytes. Without it, any key may claim an unowned id.
  */
-export class RegistryPublishers extends Context.Tag("edge-net/RegistryPublishers")<RegistryPublishers, ReadonlySet<string>>() {
+export class RegistryPublishers
+  extends Context.Tag("edge-net/RegistryPublishers")<RegistryPublishers, ReadonlySet<string>>()
+{
   static readonly layer = (publicKeys: Iterable<string>) => Layer.succeed(RegistryPublishers, new Set(publicKeys))
 }
 
@@ -69,11 +90,14 @@ export interface AdapterFilter {
 const decodeEvent = Schema.decodeUnknownSync(RegistryEvent)
 
 const toVersionView = (record: VersionRecord): VersionView => ({
-  version: record.version, digest: record.digest, keyId: record.keyId, ...(record.yanked === undefined ? {} : { yanked: record.yanked })
+  version: record.version,
+  digest: record.digest,
+  keyId: record.keyId,
+  ...(record.yanked === undefined ? {} : { yanked: record.yanked })
 })
 
 export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const models = yield* ActorRunner.make(Models, { snapshotEvery: 50 })
     const adapters = yield* ActorRunner.make(Adapters, { snapshotEvery: 50 })
     const actorFor = (kind: RegistryKind) => (kind === "model" ? models : adapters)
@@ -83,7 +107,10 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     const manifestOf = (record: { readonly manifest: unknown; readonly digest: string }): ModelManifest => {
       let manifest = parsed.get(record.digest)
       if (manifest === undefined) {
-        manifest = Either.getOrThrowWith(parseManifest(record.manifest), (error) => new Error(`stored manifest ${record.digest}: ${error.message}`))
+        manifest = Either.getOrThrowWith(
+          parseManifest(record.manifest),
+          (error) => new Error(`stored manifest ${record.digest}: ${error.message}`)
+        )
         parsed.set(record.digest, manifest)
       }
       return manifest
@@ -124,21 +151,25 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     const mayPublish = (publicKey: string) => Option.isNone(allowList) || allowList.value.has(publicKey)
 
     /** Applies the sharing gate, when this registry has one, to a new adapter version. */
-    const checkSharing = Effect.fn("Registry.checkSharing")(function* (manifest: ModelManifest, keyId: string, publicKey: string, nowMs: number) {
-      if (Option.isNone(sharingGate)) return
-      const gate = sharingGate.value
-      yield* catchUp
-      // Reputation belongs to the publisher's account, the one its key owns in the economy.
-      const account = accountIdOf(publicKey)
-      const problem = sharingProblem(yield* gate.rules, {
-        reputationPpm: yield* gate.reputationPpm(account),
-        sharesInWindow: (projection.shares.get(account) ?? []).filter((at) => at > nowMs - SHARE_WINDOW_MS).length,
-        quality: manifest.adapter?.quality
-      })
-      if (problem !== undefined) return yield* Effect.fail(new SharingRefused({ id: manifest.id, keyId, reason: problem }))
-    })
+    const checkSharing = Effect.fn("Registry.checkSharing")(
+      function*(manifest: ModelManifest, keyId: string, publicKey: string, nowMs: number) {
+        if (Option.isNone(sharingGate)) return
+        const gate = sharingGate.value
+        yield* catchUp
+        // Reputation belongs to the publisher's account, the one its key owns in the economy.
+        const account = accountIdOf(publicKey)
+        const problem = sharingProblem(yield* gate.rules, {
+          reputationPpm: yield* gate.reputationPpm(account),
+          sharesInWindow: (projection.shares.get(account) ?? []).filter((at) => at > nowMs - SHARE_WINDOW_MS).length,
+          quality: manifest.adapter?.quality
+        })
+        if (problem !== undefined) {
+          return yield* Effect.fail(new SharingRefused({ id: manifest.id, keyId, reason: problem }))
+        }
+      }
+    )
 
-    const publish = Effect.fn("Registry.publish")(function* (input: unknown, options: PublishOptions = {}) {
+    const publish = Effect.fn("Registry.publish")(function*(input: unknown, options: PublishOptions = {}) {
       const manifest = yield* typeof input === "string" ? parseManifestText(input) : parseManifest(input)
       const now = new Date(yield* Clock.currentTimeMillis)
       const verified = yield* verifyEmbeddedSignatures(manifest, now)
@@ -150,48 +181,80 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
       // Co-signed manifests: the key the signed body names publishes, wherever its signature sits.
       const publisher = yield* publisherSignature(manifest)
       if (!mayPublish(publisher.publicKey)) {
-        return yield* Effect.fail(new PublisherNotAllowed({ id: manifest.id, keyId: publisher.keyId, publicKey: publisher.publicKey }))
+        return yield* Effect.fail(
+          new PublisherNotAllowed({ id: manifest.id, keyId: publisher.keyId, publicKey: publisher.publicKey })
+        )
       }
       const { state } = yield* actor.state(manifest.id)
       // A version already published is a resend, answered below without counting as a new share.
-      if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) yield* checkSharing(manifest, publisher.keyId, publisher.publicKey, now.getTime())
+      if (kind === "adapter" && !Object.hasOwn(state.versions, manifest.version)) {
+        yield* checkSharing(manifest, publisher.keyId, publisher.publicKey, now.getTime())
+      }
       const result = yield* actor.send(
         manifest.id,
-        { _tag: "Publish", manifest, keyId: publisher.keyId, publicKey: publisher.publicKey, allowOlder: options.allowOlder === true },
+        {
+          _tag: "Publish",
+          manifest,
+          keyId: publisher.keyId,
+          publicKey: publisher.publicKey,
+          allowOlder: options.allowOlder === true
+        },
         { commandId: `publish/${manifest.version}/${verified.digest}` }
       )
       return {
-        kind, id: manifest.id, version: manifest.version, digest: verified.digest, keyId: publisher.keyId, position: result.position,
+        kind,
+        id: manifest.id,
+        version: manifest.version,
+        digest: verified.digest,
+        keyId: publisher.keyId,
+        position: result.position,
         duplicate: result.duplicate
       } satisfies PublishReceipt
     })
 
-    const publishAdapter = (input: unknown, options: Omit<PublishOptions, "kind"> = {}) => publish(input, { ...options, kind: "adapter" })
+    const publishAdapter = (input: unknown, options: Omit<PublishOptions, "kind"> = {}) =>
+      publish(input, { ...options, kind: "adapter" })
 
-    const yank = Effect.fn("Registry.yank")(function* (request: YankRequest) {
+    const yank = Effect.fn("Registry.yank")(function*(request: YankRequest) {
       const kind = request.kind ?? "model"
       const { id, version, reason, keyId, publicKey } = request
       if (!verifySignature(publicKey, yankMessage(kind, id, version, reason), request.signature)) {
         return yield* Effect.fail(new YankNotSigned({ id, version, keyId }))
       }
-      const result = yield* actorFor(kind).send(id, { _tag: "Yank", id, version, reason, keyId, publicKey }, { commandId: `yank/${version}` })
+      const result = yield* actorFor(kind).send(id, { _tag: "Yank", id, version, reason, keyId, publicKey }, {
+        commandId: `yank/${version}`
+      })
       return toVersionView(result.state.versions[version]!)
     })
 
     /** One version, or the latest that is not yanked. */
-    const get = Effect.fn("Registry.get")(function* (id: string, version?: string, kind: RegistryKind = "model") {
+    const get = Effect.fn("Registry.get")(function*(id: string, version?: string, kind: RegistryKind = "model") {
       const { state } = yield* actorFor(kind).state(id)
-      const record = version === undefined ? latestVersion(state) : Object.hasOwn(state.versions, version) ? state.versions[version] : undefined
+      const record = version === undefined
+        ? latestVersion(state)
+        : Object.hasOwn(state.versions, version)
+        ? state.versions[version]
+        : undefined
       if (record === undefined) {
         return yield* Effect.fail(
-          new RegistryNotFound({ kind, id, ...(version === undefined ? { allYanked: state.owner !== null } : { version }) })
+          new RegistryNotFound({
+            kind,
+            id,
+            ...(version === undefined ? { allYanked: state.owner !== null } : { version })
+          })
         )
       }
-      return { kind, id, ...toVersionView(record), publicKey: record.publicKey, manifest: manifestOf(record) } satisfies PublishedManifest
+      return {
+        kind,
+        id,
+        ...toVersionView(record),
+        publicKey: record.publicKey,
+        manifest: manifestOf(record)
+      } satisfies PublishedManifest
     })
 
     /** Every version of an id, oldest first, yanked ones included and marked. */
-    const versions = Effect.fn("Registry.versions")(function* (id: string, kind: RegistryKind = "model") {
+    const versions = Effect.fn("Registry.versions")(function*(id: string, kind: RegistryKind = "model") {
       const { state } = yield* actorFor(kind).state(id)
       if (state.owner === null) return yield* Effect.fail(new RegistryNotFound({ kind, id }))
       return versionsOf(state).map(toVersionView)
@@ -206,7 +269,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         })
 
     /** The latest version of every model, optionally of one type and quantization, sorted by id. */
-    const list = Effect.fn("Registry.list")(function* (filter: ModelFilter = {}) {
+    const list = Effect.fn("Registry.list")(function*(filter: ModelFilter = {}) {
       yield* catchUp
       return latestOfEach("model").flatMap(({ id, record, manifest }): Array<ModelSummary> => {
         const quantization = manifest.optimization?.quantization
@@ -214,19 +277,25 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         if (filter.quantization !== undefined && quantization !== filter.quantization.toUpperCase()) return []
         const format = manifest.optimization?.format
         return [{
-          id, name: manifest.name, version: record.version, type: manifest.type,
+          id,
+          name: manifest.name,
+          version: record.version,
+          type: manifest.type,
           ...(manifest.family === undefined ? {} : { family: manifest.family }),
           ...(quantization === undefined ? {} : { quantization }),
           ...(format === undefined ? {} : { format }),
           size: Object.values(manifest.artifacts).reduce((total, artifact) => total + artifact.size, 0),
-          digest: record.digest, keyId: record.keyId, publishedBy: manifest.publishedBy, publishedAt: manifest.publishedAt,
+          digest: record.digest,
+          keyId: record.keyId,
+          publishedBy: manifest.publishedBy,
+          publishedAt: manifest.publishedAt,
           expiresAt: manifest.expiresAt
         }]
       })
     })
 
     /** The latest version of every adapter, optionally for one base model and domain, sorted by id. */
-    const listAdapters = Effect.fn("Registry.listAdapters")(function* (filter: AdapterFilter = {}) {
+    const listAdapters = Effect.fn("Registry.listAdapters")(function*(filter: AdapterFilter = {}) {
       yield* catchUp
       return latestOfEach("adapter").flatMap(({ id, record, manifest }): Array<AdapterSummary> => {
         const adapter = manifest.adapter
@@ -234,9 +303,16 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         if (filter.baseModel !== undefined && adapter.baseModel !== filter.baseModel) return []
         if (filter.domain !== undefined && adapter.domain !== filter.domain) return []
         return [{
-          id, name: manifest.name, version: record.version, baseModel: adapter.baseModel, rank: adapter.rank, domain: adapter.domain,
+          id,
+          name: manifest.name,
+          version: record.version,
+          baseModel: adapter.baseModel,
+          rank: adapter.rank,
+          domain: adapter.domain,
           ...(adapter.quality === undefined ? {} : { quality: adapter.quality }),
-          digest: record.digest, keyId: record.keyId, publishedAt: manifest.publishedAt
+          digest: record.digest,
+          keyId: record.keyId,
+          publishedAt: manifest.publishedAt
         }]
       })
     })
@@ -245,7 +321,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
      * The sizes that published manifests (models or adapters, yanked or not) declare for an artifact with
      * this sha256, counting only manifests whose publisher may still publish here; empty when none lists it.
      */
-    const artifactSizes = Effect.fn("Registry.artifactSizes")(function* (sha256: string) {
+    const artifactSizes = Effect.fn("Registry.artifactSizes")(function*(sha256: string) {
       yield* catchUp
       const declared = (projection.artifacts.get(sha256) ?? []).filter((artifact) => mayPublish(artifact.publicKey))
       return [...new Set(declared.map((artifact) => artifact.size))].sort((left, right) => left - right)

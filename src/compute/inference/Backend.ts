@@ -25,7 +25,10 @@ export interface ValueInfo {
 export interface Session {
   readonly inputs: ReadonlyArray<ValueInfo>
   readonly outputs: ReadonlyArray<ValueInfo>
-  readonly run: (feeds: Readonly<Record<string, Tensor>>, outputNames?: ReadonlyArray<string>) => Promise<Record<string, Tensor>>
+  readonly run: (
+    feeds: Readonly<Record<string, Tensor>>,
+    outputNames?: ReadonlyArray<string>
+  ) => Promise<Record<string, Tensor>>
   readonly dispose: () => Promise<void>
 }
 
@@ -51,28 +54,43 @@ interface OrtSession {
 }
 
 export interface OrtModule {
-  readonly Tensor: new (type: TensorType, data: TensorData, dims: ReadonlyArray<number>) => OrtTensor
+  readonly Tensor: new(type: TensorType, data: TensorData, dims: ReadonlyArray<number>) => OrtTensor
   readonly InferenceSession: { create(model: Uint8Array, options?: Record<string, unknown>): Promise<OrtSession> }
 }
 
 const describe = (names: ReadonlyArray<string>, metadata: ReadonlyArray<unknown> | undefined): Array<ValueInfo> =>
   names.map((name, index) => {
-    const entry = metadata?.[index] as { name?: string; isTensor?: boolean; type?: string; shape?: ReadonlyArray<number | string> } | undefined
+    const entry = metadata?.[index] as {
+      name?: string
+      isTensor?: boolean
+      type?: string
+      shape?: ReadonlyArray<number | string>
+    } | undefined
     const matches = entry !== undefined && entry.name === name && entry.isTensor === true
     return {
       name,
       type: matches ? entry.type : undefined,
-      shape: matches && entry.shape !== undefined ? entry.shape.map((dim) => (typeof dim === "number" && dim >= 0 ? dim : typeof dim === "string" ? dim : undefined)) : undefined
+      shape: matches && entry.shape !== undefined
+        ? entry.shape.map((
+          dim
+        ) => (typeof dim === "number" && dim >= 0 ? dim : typeof dim === "string" ? dim : undefined))
+        : undefined
     }
   })
 
 const fromOrt = (tensor: OrtTensor): Tensor => {
   const type = tensor.type
-  if (type !== "float32" && type !== "int64" && type !== "int32") throw new Error(`output of type ${type} is not supported (float32, int64, int32)`)
+  if (type !== "float32" && type !== "int64" && type !== "int32") {
+    throw new Error(`output of type ${type} is not supported (float32, int64, int32)`)
+  }
   return { type, data: tensor.data as TensorData, dims: [...tensor.dims] }
 }
 
-export const ortBackend = (name: Backend["name"], ort: OrtModule, sessionOptions: Record<string, unknown>): Backend => ({
+export const ortBackend = (
+  name: Backend["name"],
+  ort: OrtModule,
+  sessionOptions: Record<string, unknown>
+): Backend => ({
   name,
   createSession: async (model) => {
     const session = await ort.InferenceSession.create(model, sessionOptions)
@@ -81,7 +99,9 @@ export const ortBackend = (name: Backend["name"], ort: OrtModule, sessionOptions
       outputs: describe(session.outputNames, session.outputMetadata),
       run: async (feeds, outputNames) => {
         const ortFeeds: Record<string, OrtTensor> = {}
-        for (const [key, tensor] of Object.entries(feeds)) ortFeeds[key] = new ort.Tensor(tensor.type, tensor.data, tensor.dims)
+        for (const [key, tensor] of Object.entries(feeds)) {
+          ortFeeds[key] = new ort.Tensor(tensor.type, tensor.data, tensor.dims)
+        }
         const results = await session.run(ortFeeds, outputNames)
         const out: Record<string, Tensor> = {}
         for (const [key, tensor] of Object.entries(results)) out[key] = fromOrt(tensor)
@@ -105,8 +125,11 @@ export interface NodeBackendOptions {
 }
 
 export const makeNodeBackend = async (options: NodeBackendOptions = {}): Promise<Backend> => {
+  // eslint-disable-next-line no-restricted-syntax -- onnxruntime-node and -web declare the same API as two unrelated type trees; OrtModule is the part both satisfy
   const ort = (await import("onnxruntime-node")) as unknown as OrtModule
-  const threads = options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads, interOpNumThreads: 1 }
+  const threads = options.intraOpNumThreads === undefined
+    ? {}
+    : { intraOpNumThreads: options.intraOpNumThreads, interOpNumThreads: 1 }
   return ortBackend("onnxruntime-node", ort, { graphOptimizationLevel: "all", ...threads })
 }
 
@@ -114,5 +137,9 @@ export const makeWebBackend = async (options: WebBackendOptions = {}): Promise<B
   const ort = await import("onnxruntime-web")
   ort.env.wasm.numThreads = options.numThreads ?? 1
   if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths
-  return ortBackend("onnxruntime-web", ort as unknown as OrtModule, { executionProviders: ["wasm"], graphOptimizationLevel: "all" })
+  // eslint-disable-next-line no-restricted-syntax -- onnxruntime-node and -web declare the same API as two unrelated type trees; OrtModule is the part both satisfy
+  return ortBackend("onnxruntime-web", ort as unknown as OrtModule, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all"
+  })
 }

@@ -21,11 +21,13 @@ export class ChatTemplateError extends Error {
   override readonly name = "ChatTemplateError"
 }
 
-const oneLine = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, " ").trim()
+const oneLine = (cause: unknown) =>
+  (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, " ").trim()
 
 /** `<|role|>\ncontent\n` per message, then the assistant's prefix. */
 export const defaultChatPrompt = (messages: ReadonlyArray<ChatMessage>, addGenerationPrompt = true) =>
-  messages.map((message) => `<|${message.role}|>\n${message.content}\n`).join("") + (addGenerationPrompt ? "<|assistant|>\n" : "")
+  messages.map((message) => `<|${message.role}|>\n${message.content}\n`).join("") +
+  (addGenerationPrompt ? "<|assistant|>\n" : "")
 
 export interface CompiledChatTemplate {
   /** Throws ChatTemplateError. */
@@ -77,5 +79,11 @@ export const chatTemplateOf = (config: Readonly<Record<string, unknown>>): strin
 }
 
 /** The prompt for `messages`: the model's template when it has one (throwing ChatTemplateError), else the default one. */
-export const renderChatPrompt = (template: CompiledChatTemplate | undefined, messages: ReadonlyArray<ChatMessage>, context: ChatTemplateContext) =>
-  template === undefined ? defaultChatPrompt(messages, context.add_generation_prompt ?? true) : template.render(messages, context)
+export const renderChatPrompt = (
+  template: CompiledChatTemplate | undefined,
+  messages: ReadonlyArray<ChatMessage>,
+  context: ChatTemplateContext
+) =>
+  template === undefined
+    ? defaultChatPrompt(messages, context.add_generation_prompt ?? true)
+    : template.render(messages, context)

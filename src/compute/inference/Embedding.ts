@@ -34,20 +34,31 @@ const adapterFeedCache = new WeakMap<AdapterLayout, WeakMap<LoraWeights, Record<
 const noAdapter = {} as LoraWeights
 
 /** The branch inputs for this run: the adapter's factors, or zeros (the base model) without one. */
-const adapterFeeds = (handle: ModelHandle, adapter: RunAdapter | undefined): Effect.Effect<Record<string, Tensor>, InferenceInputError> => {
+const adapterFeeds = (
+  handle: ModelHandle,
+  adapter: RunAdapter | undefined
+): Effect.Effect<Record<string, Tensor>, InferenceInputError> => {
   const layout = handle.adapterLayout
   if (layout === undefined) {
     return adapter === undefined
       ? Effect.succeed({})
-      : Effect.fail(new InferenceInputError({ reason: `${handle.name} was loaded without adapter slots: load it with adapterSlots to run adapter ${adapter.metadata.id}` }))
+      : Effect.fail(
+        new InferenceInputError({
+          reason:
+            `${handle.name} was loaded without adapter slots: load it with adapterSlots to run adapter ${adapter.metadata.id}`
+        })
+      )
   }
   if (adapter !== undefined && adapter.metadata.baseModelDigest !== handle.baseModelDigest) {
-    return Effect.fail(new InferenceInputError({
-      reason: `adapter ${adapter.metadata.id} was made for base model ${adapter.metadata.baseModelDigest}, not ${handle.name} (${handle.baseModelDigest})`
-    }))
+    return Effect.fail(
+      new InferenceInputError({
+        reason:
+          `adapter ${adapter.metadata.id} was made for base model ${adapter.metadata.baseModelDigest}, not ${handle.name} (${handle.baseModelDigest})`
+      })
+    )
   }
   let byWeights = adapterFeedCache.get(layout)
-  if (byWeights === undefined) adapterFeedCache.set(layout, (byWeights = new WeakMap()))
+  if (byWeights === undefined) adapterFeedCache.set(layout, byWeights = new WeakMap())
   const key = adapter?.weights ?? noAdapter
   const cached = byWeights.get(key)
   if (cached !== undefined) return Effect.succeed(cached)
@@ -62,7 +73,12 @@ const adapterFeeds = (handle: ModelHandle, adapter: RunAdapter | undefined): Eff
 }
 
 /** One serialized run of the handle's session, with the adapter's branch inputs; its failure a typed error. */
-export const runModel = (handle: ModelHandle, feeds: Record<string, Tensor>, outputs: ReadonlyArray<string>, adapter?: RunAdapter) =>
+export const runModel = (
+  handle: ModelHandle,
+  feeds: Record<string, Tensor>,
+  outputs: ReadonlyArray<string>,
+  adapter?: RunAdapter
+) =>
   Effect.flatMap(adapterFeeds(handle, adapter), (branches) =>
     handle.lock.withPermits(1)(
       Effect.tryPromise({
@@ -74,14 +90,24 @@ export const runModel = (handle: ModelHandle, feeds: Record<string, Tensor>, out
 const requireEncoder = (handle: ModelHandle) =>
   handle.kind === "encoder"
     ? Effect.void
-    : Effect.fail(new InferenceInputError({ reason: `${handle.name} has no output named last_hidden_state: embeddings need an encoder` }))
+    : Effect.fail(
+      new InferenceInputError({
+        reason: `${handle.name} has no output named last_hidden_state: embeddings need an encoder`
+      })
+    )
 
 export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, options: EmbedOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     yield* requireEncoder(handle)
     const empty = texts.findIndex((text) => text.trim().length === 0)
-    if (empty >= 0) return yield* new InferenceInputError({ reason: texts.length === 1 ? "text is empty" : `text is empty (item ${empty})` })
-    const limits = [handle.tokenizer.maxLength, handle.maxLength].filter((limit): limit is number => limit !== undefined)
+    if (empty >= 0) {
+      return yield* new InferenceInputError({
+        reason: texts.length === 1 ? "text is empty" : `text is empty (item ${empty})`
+      })
+    }
+    const limits = [handle.tokenizer.maxLength, handle.maxLength].filter((limit): limit is number =>
+      limit !== undefined
+    )
     const truncation = limits.length > 0 ? Math.min(...limits) : undefined
     const encodings = texts.map((text) => handle.tokenizer.encode(text, { truncation }))
     const padId = handle.tokenizer.specialIds.pad ?? 0
@@ -107,7 +133,9 @@ export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, op
       const outputs = yield* runModel(handle, feeds, ["last_hidden_state"], options.adapter)
       const hidden = outputs.last_hidden_state
       if (hidden === undefined || hidden.type !== "float32" || hidden.dims.length !== 3) {
-        return yield* new InferenceRunError({ reason: `${handle.name}: last_hidden_state is not a float32 [batch, seq, dim] tensor` })
+        return yield* new InferenceRunError({
+          reason: `${handle.name}: last_hidden_state is not a float32 [batch, seq, dim] tensor`
+        })
       }
       const pooled = meanPool(hidden.data as Float32Array, [bucket.length, length, hidden.dims[2]!], mask)
       bucket.forEach((index, row) => {

@@ -9,7 +9,7 @@ import type { Tensor } from "./Backend.js"
 import { int64, type RunAdapter, runModel } from "./Embedding.js"
 import { InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
-import { selectToken, type SamplingOptions } from "./Sampling.js"
+import { type SamplingOptions, selectToken } from "./Sampling.js"
 
 export interface GenerateOptions extends SamplingOptions {
   /** Default 64. */
@@ -81,7 +81,9 @@ export const earliestStop = (text: string, stops: ReadonlyArray<string>): number
 const requireDecoder = (handle: ModelHandle) =>
   handle.kind === "decoder"
     ? Effect.void
-    : Effect.fail(new InferenceInputError({ reason: `${handle.name} has no output named logits: generation needs a decoder` }))
+    : Effect.fail(
+      new InferenceInputError({ reason: `${handle.name} has no output named logits: generation needs a decoder` })
+    )
 
 interface Step {
   readonly piece: string
@@ -90,18 +92,24 @@ interface Step {
 
 /** Prepares a generation; `step` adds one token and returns the text that is now safe to show. */
 const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     yield* requireDecoder(handle)
     const maxNewTokens = options.maxNewTokens ?? 64
-    if (!(maxNewTokens >= 0)) return yield* new InferenceInputError({ reason: `maxNewTokens must be at least 0, got ${maxNewTokens}` })
-    let promptIds = Array.from(handle.tokenizer.encode(prompt, { addSpecialTokens: options.addSpecialTokens ?? true, truncation: false }).ids)
+    if (!(maxNewTokens >= 0)) {
+      return yield* new InferenceInputError({ reason: `maxNewTokens must be at least 0, got ${maxNewTokens}` })
+    }
+    let promptIds = Array.from(
+      handle.tokenizer.encode(prompt, { addSpecialTokens: options.addSpecialTokens ?? true, truncation: false }).ids
+    )
     if (promptIds.length === 0) {
       const bos = handle.tokenizer.specialIds.bos
       if (bos === undefined) return yield* new InferenceInputError({ reason: "text is empty" })
       promptIds = [bos]
     }
     if (handle.maxLength !== undefined && promptIds.length >= handle.maxLength) {
-      return yield* new InferenceInputError({ reason: `prompt has ${promptIds.length} tokens; the model takes at most ${handle.maxLength}` })
+      return yield* new InferenceInputError({
+        reason: `prompt has ${promptIds.length} tokens; the model takes at most ${handle.maxLength}`
+      })
     }
     const ids = [...promptIds]
     const generated: Array<number> = []
@@ -115,22 +123,41 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
 
     const emptyPast = () => {
       const feeds: Record<string, Tensor> = {}
-      for (const input of handle.pastInputs) feeds[input.input] = { type: "float32", data: new Float32Array(0), dims: [1, input.heads, 0, input.headDim] }
+      for (const input of handle.pastInputs) {
+        feeds[input.input] = { type: "float32", data: new Float32Array(0), dims: [1, input.heads, 0, input.headDim] }
+      }
       return feeds
     }
 
-    const forward = Effect.gen(function* () {
+    const forward = Effect.gen(function*() {
       const incremental = useCache && past !== undefined
       const fed = incremental ? ids.slice(pastLength) : ids
       const offset = incremental ? pastLength : 0
-      const feeds: Record<string, Tensor> = { ...(incremental ? past : emptyPast()), input_ids: int64(fed, [1, fed.length]) }
-      if (handle.inputNames.has("attention_mask")) feeds.attention_mask = int64(new Array<number>(offset + fed.length).fill(1), [1, offset + fed.length])
-      if (handle.inputNames.has("position_ids")) feeds.position_ids = int64(fed.map((_, i) => offset + i), [1, fed.length])
-      const wanted = ["logits", ...(useCache ? handle.pastInputs.map((input) => input.output) : [])]
+      const feeds: Record<string, Tensor> = {
+        ...(incremental ? past : emptyPast()),
+        input_ids: int64(fed, [1, fed.length])
+      }
+      if (handle.inputNames.has("attention_mask")) {
+        feeds.attention_mask = int64(new Array<number>(offset + fed.length).fill(1), [1, offset + fed.length])
+      }
+      if (handle.inputNames.has("position_ids")) {
+        feeds.position_ids = int64(
+          fed.map((_, i) => offset + i),
+          [1, fed.length]
+        )
+      }
+      const wanted = [
+        "logits",
+        ...(useCache
+          ? handle.pastInputs.map((input) => input.output)
+          : [])
+      ]
       const outputs = yield* runModel(handle, feeds, wanted, options.adapter)
       const logits = outputs.logits
       if (logits === undefined || logits.type !== "float32" || logits.dims.length !== 3) {
-        return yield* new InferenceRunError({ reason: `${handle.name}: logits is not a float32 [batch, seq, vocab] tensor` })
+        return yield* new InferenceRunError({
+          reason: `${handle.name}: logits is not a float32 [batch, seq, vocab] tensor`
+        })
       }
       if (useCache) {
         const next: Record<string, Tensor> = {}
@@ -151,7 +178,7 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
 
     const step: Effect.Effect<Step, InferenceInputError | InferenceRunError> = Effect.suspend(() => {
       if (finished) return Effect.succeed({ piece: "", done: true })
-      return Effect.gen(function* () {
+      return Effect.gen(function*() {
         const logits = yield* forward
         const sampling = (options.temperature ?? 0) > 0
         const uniform = sampling ? yield* Random.next : 0
@@ -166,7 +193,10 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
         if (out.stopped) return finish("stop", out.release)
         if (generated.length >= maxNewTokens || (handle.maxLength !== undefined && ids.length >= handle.maxLength)) {
           const tail = stops.push(stream.flush())
-          return finish(tail.stopped ? "stop" : "length", out.release + tail.release + (tail.stopped ? "" : stops.end()))
+          return finish(
+            tail.stopped ? "stop" : "length",
+            out.release + tail.release + (tail.stopped ? "" : stops.end())
+          )
         }
         return { piece: out.release, done: false }
       })
@@ -175,13 +205,18 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
     const result = (): GenerateResult => {
       const text = handle.tokenizer.decode(generated, { skipSpecialTokens: true })
       const cut = earliestStop(text, options.stop ?? [])
-      return { text: cut === undefined ? text : text.slice(0, cut), tokenIds: [...generated], promptTokens: promptIds.length, finishReason }
+      return {
+        text: cut === undefined ? text : text.slice(0, cut),
+        tokenIds: [...generated],
+        promptTokens: promptIds.length,
+        finishReason
+      }
     }
     return { step, result }
   })
 
 export const generateText = (handle: ModelHandle, prompt: string, options: GenerateOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const generation = yield* start(handle, prompt, options)
     while (!(yield* generation.step).done) {
       // every step's text is also in the final decode
@@ -192,6 +227,9 @@ export const generateText = (handle: ModelHandle, prompt: string, options: Gener
 export const generateTextStream = (handle: ModelHandle, prompt: string, options: GenerateOptions = {}) =>
   Stream.unwrap(
     Effect.map(start(handle, prompt, options), (generation) =>
-      Stream.paginateEffect(undefined, () => Effect.map(generation.step, (step) => [step.piece, step.done ? Option.none() : Option.some(undefined)] as const))
-    )
-  ).pipe(Stream.filter((piece) => piece.length > 0))
+      Stream.paginateEffect(undefined, () =>
+        Effect.map(generation.step, (step) =>
+          [step.piece, step.done ? Option.none() : Option.some(undefined)] as const)))
+  ).pipe(Stream.filter((piece) =>
+    piece.length > 0
+  ))

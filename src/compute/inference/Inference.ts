@@ -5,12 +5,18 @@
  */
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as Metrics from "../../domain/Metrics.js"
-import { makeNodeBackend, makeWebBackend, type Backend, type NodeBackendOptions, type WebBackendOptions } from "./Backend.js"
-import { renderChatPrompt, type ChatMessage } from "./ChatTemplate.js"
-import { embedTexts, type EmbedOptions } from "./Embedding.js"
-import { generateText, generateTextStream, type GenerateOptions, type GenerateResult } from "./Generation.js"
+import {
+  type Backend,
+  makeNodeBackend,
+  makeWebBackend,
+  type NodeBackendOptions,
+  type WebBackendOptions
+} from "./Backend.js"
+import { type ChatMessage, renderChatPrompt } from "./ChatTemplate.js"
+import { type EmbedOptions, embedTexts } from "./Embedding.js"
+import { type GenerateOptions, type GenerateResult, generateText, generateTextStream } from "./Generation.js"
 import { describeCause, InferenceInputError, type InferenceRunError, ModelLoadError } from "./InferenceError.js"
-import { openModel, readModelFolder, type ModelHandle, type ModelSource } from "./Model.js"
+import { type ModelHandle, type ModelSource, openModel, readModelFolder } from "./Model.js"
 import { cosineSimilarity } from "./Pooling.js"
 
 export type { ChatMessage } from "./ChatTemplate.js"
@@ -29,18 +35,48 @@ export interface InferenceService {
   /** A model folder (model.onnx or onnx/model.onnx, tokenizer.json, configs) or its parts; released with the scope. */
   readonly loadModel: (source: string | ModelSource) => Effect.Effect<ModelHandle, ModelLoadError, Scope.Scope>
   /** Unit-length sentence embedding: mean of the last hidden state over the attention mask. */
-  readonly embed: (handle: ModelHandle, text: string) => Effect.Effect<Float32Array, InferenceInputError | InferenceRunError>
-  readonly embedBatch: (handle: ModelHandle, texts: ReadonlyArray<string>, options?: EmbedOptions) => Effect.Effect<Array<Float32Array>, InferenceInputError | InferenceRunError>
+  readonly embed: (
+    handle: ModelHandle,
+    text: string
+  ) => Effect.Effect<Float32Array, InferenceInputError | InferenceRunError>
+  readonly embedBatch: (
+    handle: ModelHandle,
+    texts: ReadonlyArray<string>,
+    options?: EmbedOptions
+  ) => Effect.Effect<Array<Float32Array>, InferenceInputError | InferenceRunError>
   /** Cosine similarity of two texts' embeddings. */
-  readonly similarity: (handle: ModelHandle, a: string, b: string) => Effect.Effect<number, InferenceInputError | InferenceRunError>
-  readonly generate: (handle: ModelHandle, prompt: string, options?: GenerateOptions) => Effect.Effect<GenerateResult, InferenceInputError | InferenceRunError>
+  readonly similarity: (
+    handle: ModelHandle,
+    a: string,
+    b: string
+  ) => Effect.Effect<number, InferenceInputError | InferenceRunError>
+  readonly generate: (
+    handle: ModelHandle,
+    prompt: string,
+    options?: GenerateOptions
+  ) => Effect.Effect<GenerateResult, InferenceInputError | InferenceRunError>
   /** The generated text in pieces as they are decoded; a multi-byte character is never split. */
-  readonly generateStream: (handle: ModelHandle, prompt: string, options?: GenerateOptions) => Stream.Stream<string, InferenceInputError | InferenceRunError>
+  readonly generateStream: (
+    handle: ModelHandle,
+    prompt: string,
+    options?: GenerateOptions
+  ) => Stream.Stream<string, InferenceInputError | InferenceRunError>
   /** Renders the messages with the model's chat template (or the default one), then generates the reply. */
-  readonly chat: (handle: ModelHandle, messages: ReadonlyArray<ChatMessage>, options?: ChatOptions) => Effect.Effect<GenerateResult, InferenceInputError | InferenceRunError>
-  readonly chatStream: (handle: ModelHandle, messages: ReadonlyArray<ChatMessage>, options?: ChatOptions) => Stream.Stream<string, InferenceInputError | InferenceRunError>
+  readonly chat: (
+    handle: ModelHandle,
+    messages: ReadonlyArray<ChatMessage>,
+    options?: ChatOptions
+  ) => Effect.Effect<GenerateResult, InferenceInputError | InferenceRunError>
+  readonly chatStream: (
+    handle: ModelHandle,
+    messages: ReadonlyArray<ChatMessage>,
+    options?: ChatOptions
+  ) => Stream.Stream<string, InferenceInputError | InferenceRunError>
   /** The prompt `chat` would generate from. */
-  readonly chatPrompt: (handle: ModelHandle, messages: ReadonlyArray<ChatMessage>) => Effect.Effect<string, InferenceInputError>
+  readonly chatPrompt: (
+    handle: ModelHandle,
+    messages: ReadonlyArray<ChatMessage>
+  ) => Effect.Effect<string, InferenceInputError>
 }
 
 const chatPrompt = (handle: ModelHandle, messages: ReadonlyArray<ChatMessage>) =>
@@ -64,7 +100,8 @@ const chatOptions = (handle: ModelHandle, options: ChatOptions): GenerateOptions
 
 /** Runs of one operation counted by outcome and timed, for /metrics wherever a node runs inference. */
 const measured = (operation: string) => {
-  const runs = (outcome: string) => Metrics.counter("edge_net_inference_runs_total", "Inference runs, by operation and outcome", { operation, outcome })
+  const runs = (outcome: string) =>
+    Metrics.counter("edge_net_inference_runs_total", "Inference runs, by operation and outcome", { operation, outcome })
   const succeeded = runs("ok")
   const failed = runs("failed")
   const seconds = Metrics.histogram("edge_net_inference_seconds", "Time of one inference run", { operation })
@@ -86,17 +123,29 @@ const measuredChat = measured("chat")
 export const makeInference = (backend: Backend): InferenceService => ({
   backend: backend.name,
   loadModel: (source) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const parts = typeof source === "string" ? yield* readModelFolder(source) : source
       return yield* openModel(backend, parts)
     }).pipe(Effect.withSpan("Inference.loadModel")),
   embed: (handle, text) =>
-    embedTexts(handle, [text]).pipe(Effect.map((vectors) => vectors[0]!), measuredEmbed, Effect.withSpan("Inference.embed")),
+    embedTexts(handle, [text]).pipe(
+      Effect.map((vectors) => vectors[0]!),
+      measuredEmbed,
+      Effect.withSpan("Inference.embed")
+    ),
   embedBatch: (handle, texts, options) =>
-    embedTexts(handle, texts, options).pipe(measuredEmbed, Effect.withSpan("Inference.embedBatch", { attributes: { texts: texts.length } })),
+    embedTexts(handle, texts, options).pipe(
+      measuredEmbed,
+      Effect.withSpan("Inference.embedBatch", { attributes: { texts: texts.length } })
+    ),
   similarity: (handle, a, b) =>
-    embedTexts(handle, [a, b]).pipe(Effect.map(([x, y]) => cosineSimilarity(x!, y!)), measuredEmbed, Effect.withSpan("Inference.similarity")),
-  generate: (handle, prompt, options) => generateText(handle, prompt, options).pipe(measuredGenerate, Effect.withSpan("Inference.generate")),
+    embedTexts(handle, [a, b]).pipe(
+      Effect.map(([x, y]) => cosineSimilarity(x!, y!)),
+      measuredEmbed,
+      Effect.withSpan("Inference.similarity")
+    ),
+  generate: (handle, prompt, options) =>
+    generateText(handle, prompt, options).pipe(measuredGenerate, Effect.withSpan("Inference.generate")),
   generateStream: (handle, prompt, options) => generateTextStream(handle, prompt, options),
   chat: (handle, messages, options = {}) =>
     chatPrompt(handle, messages).pipe(
@@ -105,20 +154,34 @@ export const makeInference = (backend: Backend): InferenceService => ({
       Effect.withSpan("Inference.chat")
     ),
   chatStream: (handle, messages, options = {}) =>
-    Stream.unwrap(Effect.map(chatPrompt(handle, messages), (prompt) => generateTextStream(handle, prompt, chatOptions(handle, options)))),
+    Stream.unwrap(
+      Effect.map(chatPrompt(handle, messages), (prompt) =>
+        generateTextStream(handle, prompt, chatOptions(handle, options)))
+    ),
   chatPrompt
 })
 
-const backendError = (name: string) => (cause: unknown) => new ModelLoadError({ reason: `${name} is not available: ${describeCause(cause)}` })
+const backendError = (name: string) => (cause: unknown) =>
+  new ModelLoadError({ reason: `${name} is not available: ${describeCause(cause)}` })
 
 export class Inference extends Context.Tag("edge-net/Inference")<Inference, InferenceService>() {
   /** onnxruntime-node: native, multi-threaded (one operator thread per core unless told). */
   static readonly layerNode = (options: NodeBackendOptions = {}) =>
-    Layer.effect(Inference, Effect.tryPromise({ try: () => makeNodeBackend(options), catch: backendError("onnxruntime-node") }).pipe(Effect.map(makeInference)))
+    Layer.effect(
+      Inference,
+      Effect.tryPromise({ try: () => makeNodeBackend(options), catch: backendError("onnxruntime-node") }).pipe(
+        Effect.map(makeInference)
+      )
+    )
 
   /** onnxruntime-web: WebAssembly, in a browser or under Node (one thread unless told). */
   static readonly layerWeb = (options: WebBackendOptions = {}) =>
-    Layer.effect(Inference, Effect.tryPromise({ try: () => makeWebBackend(options), catch: backendError("onnxruntime-web") }).pipe(Effect.map(makeInference)))
+    Layer.effect(
+      Inference,
+      Effect.tryPromise({ try: () => makeWebBackend(options), catch: backendError("onnxruntime-web") }).pipe(
+        Effect.map(makeInference)
+      )
+    )
 
   static readonly node = Inference.layerNode()
   static readonly web = Inference.layerWeb()

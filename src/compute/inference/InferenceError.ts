@@ -25,4 +25,5 @@ export class InferenceRunError extends Data.TaggedError("InferenceRunError")<{ r
   }
 }
 
-export const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause)).split("\n")[0]!.trim()
+export const describeCause = (cause: unknown) =>
+  (cause instanceof Error ? cause.message : String(cause)).split("\n")[0]!.trim()

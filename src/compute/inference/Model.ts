@@ -80,10 +80,16 @@ export const readModelFolder = (location: string): Effect.Effect<ModelSource, Mo
     try: () => {
       const isFile = fs.existsSync(location) && fs.statSync(location).isFile()
       let folder = isFile ? path.dirname(location) : location
-      const candidates = isFile ? [location] : [path.join(location, "model.onnx"), path.join(location, "onnx", "model.onnx")]
+      const candidates = isFile
+        ? [location]
+        : [path.join(location, "model.onnx"), path.join(location, "onnx", "model.onnx")]
       const modelFile = candidates.find((file) => fs.existsSync(file))
-      if (modelFile === undefined) throw new ModelLoadError({ reason: `no model.onnx in ${location} (looked for ${candidates.join(", ")})` })
-      if (isFile && path.basename(folder) === "onnx" && !fs.existsSync(path.join(folder, "tokenizer.json"))) folder = path.dirname(folder)
+      if (modelFile === undefined) {
+        throw new ModelLoadError({ reason: `no model.onnx in ${location} (looked for ${candidates.join(", ")})` })
+      }
+      if (isFile && path.basename(folder) === "onnx" && !fs.existsSync(path.join(folder, "tokenizer.json"))) {
+        folder = path.dirname(folder)
+      }
       const tokenizer = readJson(path.join(folder, "tokenizer.json"))
       if (tokenizer === undefined) throw new ModelLoadError({ reason: `no tokenizer.json in ${folder}` })
       return {
@@ -95,7 +101,9 @@ export const readModelFolder = (location: string): Effect.Effect<ModelSource, Mo
         name: modelFile
       }
     },
-    catch: (cause) => (cause instanceof ModelLoadError ? cause : new ModelLoadError({ reason: `cannot read ${location}: ${describeCause(cause)}` }))
+    catch: (cause) => (cause instanceof ModelLoadError
+      ? cause
+      : new ModelLoadError({ reason: `cannot read ${location}: ${describeCause(cause)}` }))
   })
 
 const numberAt = (config: Json, ...keys: ReadonlyArray<string>) => {
@@ -103,24 +111,47 @@ const numberAt = (config: Json, ...keys: ReadonlyArray<string>) => {
   return undefined
 }
 
-const idsOf = (value: unknown): Array<number> => (typeof value === "number" ? [value] : Array.isArray(value) ? value.filter((id): id is number => typeof id === "number") : [])
+const idsOf = (
+  value: unknown
+): Array<
+  number
+> => (typeof value === "number"
+  ? [value]
+  : Array.isArray(value)
+  ? value.filter((id): id is number => typeof id === "number")
+  : [])
 
 /** The past inputs with their shapes, from the session's metadata or else the config. */
-const pastInputsOf = (name: string, inputs: ReadonlyArray<ValueInfo>, outputs: ReadonlySet<string>, config: Json): Array<PastInput> => {
+const pastInputsOf = (
+  name: string,
+  inputs: ReadonlyArray<ValueInfo>,
+  outputs: ReadonlySet<string>,
+  config: Json
+): Array<PastInput> => {
   const past = inputs.filter((input) => input.name.startsWith("past_key_values."))
   const configHeads = numberAt(config, "num_key_value_heads", "n_head", "num_attention_heads", "num_heads")
   const width = numberAt(config, "n_embd", "hidden_size", "d_model")
-  const configHeadDim = numberAt(config, "head_dim") ?? (width !== undefined && numberAt(config, "n_head", "num_attention_heads", "num_heads") !== undefined
-    ? width / numberAt(config, "n_head", "num_attention_heads", "num_heads")!
-    : undefined)
+  const configHeadDim = numberAt(config, "head_dim") ??
+    (width !== undefined && numberAt(config, "n_head", "num_attention_heads", "num_heads") !== undefined
+      ? width / numberAt(config, "n_head", "num_attention_heads", "num_heads")!
+      : undefined)
   return past.map((input) => {
     const output = input.name.replace("past_key_values.", "present.")
-    if (!outputs.has(output)) throw new ModelLoadError({ reason: `${name}: model has input ${input.name} but no output named ${output}` })
-    if (input.type !== undefined && input.type !== "float32") throw new ModelLoadError({ reason: `${name}: ${input.name} is ${input.type}; only float32 KV caches are supported` })
+    if (!outputs.has(output)) {
+      throw new ModelLoadError({ reason: `${name}: model has input ${input.name} but no output named ${output}` })
+    }
+    if (input.type !== undefined && input.type !== "float32") {
+      throw new ModelLoadError({
+        reason: `${name}: ${input.name} is ${input.type}; only float32 KV caches are supported`
+      })
+    }
     const heads = typeof input.shape?.[1] === "number" ? input.shape[1] : configHeads
     const headDim = typeof input.shape?.[3] === "number" ? input.shape[3] : configHeadDim
     if (heads === undefined || headDim === undefined) {
-      throw new ModelLoadError({ reason: `${name}: cannot tell the shape of ${input.name} (config.json needs n_head and n_embd, or num_attention_heads and hidden_size)` })
+      throw new ModelLoadError({
+        reason:
+          `${name}: cannot tell the shape of ${input.name} (config.json needs n_head and n_embd, or num_attention_heads and hidden_size)`
+      })
     }
     return { input: input.name, output, heads, headDim }
   })
@@ -129,11 +160,16 @@ const pastInputsOf = (name: string, inputs: ReadonlyArray<ValueInfo>, outputs: R
 const ONNX_FIRST_BYTE = 0x08 // field 1 (ir_version), varint: every ONNX ModelProto writer puts it first
 
 /** Opens the session and reads what the service needs; the session is released when the scope closes. */
-export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<ModelHandle, ModelLoadError, Scope.Scope> =>
-  Effect.gen(function* () {
+export const openModel = (
+  backend: Backend,
+  source: ModelSource
+): Effect.Effect<ModelHandle, ModelLoadError, Scope.Scope> =>
+  Effect.gen(function*() {
     const name = source.name ?? "model"
     if (source.model.length < 16 || source.model[0] !== ONNX_FIRST_BYTE) {
-      return yield* new ModelLoadError({ reason: `model file is not ONNX: ${name} does not start with an ONNX ModelProto` })
+      return yield* new ModelLoadError({
+        reason: `model file is not ONNX: ${name} does not start with an ONNX ModelProto`
+      })
     }
     const tokenizer = source.tokenizer instanceof Tokenizer
       ? source.tokenizer
@@ -145,7 +181,9 @@ export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<
     const model = slots === undefined ? source.model : yield* Effect.try({
       try: () => {
         const graph = readModel(source.model)
-        return writeModel(injectAdapterInputs(graph, slots.modules ?? loraTargets(graph).map((target) => target.module), slots.rank))
+        return writeModel(
+          injectAdapterInputs(graph, slots.modules ?? loraTargets(graph).map((target) => target.module), slots.rank)
+        )
       },
       catch: (cause) => new ModelLoadError({ reason: `${name}: cannot add adapter slots: ${describeCause(cause)}` })
     })
@@ -160,7 +198,9 @@ export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<
     const outputNames = new Set(session.outputs.map((output) => output.name))
     if (!inputNames.has("input_ids")) return yield* new ModelLoadError({ reason: "model has no input named input_ids" })
     const kind = outputNames.has("logits") ? "decoder" : outputNames.has("last_hidden_state") ? "encoder" : undefined
-    if (kind === undefined) return yield* new ModelLoadError({ reason: `${name}: model has no output named logits or last_hidden_state` })
+    if (kind === undefined) {
+      return yield* new ModelLoadError({ reason: `${name}: model has no output named logits or last_hidden_state` })
+    }
     const config = source.config ?? {}
     const pastInputs = yield* Effect.try({
       try: () => pastInputsOf(name, session.inputs, outputNames, config),
@@ -168,11 +208,20 @@ export const openModel = (backend: Backend, source: ModelSource): Effect.Effect<
     })
     const eosIds = new Set([...idsOf(source.generationConfig?.eos_token_id), ...idsOf(config.eos_token_id)])
     if (eosIds.size === 0 && tokenizer.specialIds.eos !== undefined) eosIds.add(tokenizer.specialIds.eos)
-    const maxLength = numberAt(config, "n_positions", "max_position_embeddings", "n_ctx") ?? numberAt(source.tokenizerConfig ?? {}, "model_max_length")
+    const maxLength = numberAt(config, "n_positions", "max_position_embeddings", "n_ctx") ??
+      numberAt(source.tokenizerConfig ?? {}, "model_max_length")
     const template = chatTemplateOf(source.tokenizerConfig ?? {})
     const lock = yield* Effect.makeSemaphore(1)
     return {
-      name, backend: backend.name, kind, session, tokenizer, config, inputNames, outputNames, pastInputs,
+      name,
+      backend: backend.name,
+      kind,
+      session,
+      tokenizer,
+      config,
+      inputNames,
+      outputNames,
+      pastInputs,
       maxLength: maxLength !== undefined && maxLength < 1e9 ? maxLength : undefined,
       eosIds,
       chatTemplate: template === undefined ? undefined : compileChatTemplate(template),

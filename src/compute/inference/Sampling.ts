@@ -22,7 +22,11 @@ export const argmax = (values: ArrayLike<number>): number => {
 }
 
 /** HF's RepetitionPenaltyLogitsProcessor: each distinct token already present is penalized once. */
-export const applyRepetitionPenalty = (logits: Float32Array, previous: Iterable<number>, penalty: number): Float32Array => {
+export const applyRepetitionPenalty = (
+  logits: Float32Array,
+  previous: Iterable<number>,
+  penalty: number
+): Float32Array => {
   const out = Float32Array.from(logits)
   if (penalty === 1) return out
   for (const id of new Set(previous)) {
@@ -51,7 +55,9 @@ export const softmax = (logits: ArrayLike<number>, temperature = 1): Float64Arra
 /** Candidate tokens in descending order of logit, cut to the top k (ties with the k-th kept, as HF does). */
 export const topKCandidates = (logits: ArrayLike<number>, k: number | undefined): Array<number> => {
   const descending = (a: number, b: number) => logits[b]! - logits[a]! || a - b
-  if (k === undefined || k <= 0 || k >= logits.length) return Array.from({ length: logits.length }, (_, i) => i).sort(descending)
+  if (k === undefined || k <= 0 || k >= logits.length) {
+    return Array.from({ length: logits.length }, (_, i) => i).sort(descending)
+  }
   // The k-th largest logit through a size-k min-heap: no full sort of a large vocabulary per token.
   const heap: Array<number> = []
   const siftDown = (start: number) => {
@@ -70,7 +76,9 @@ export const topKCandidates = (logits: ArrayLike<number>, k: number | undefined)
     const value = logits[i]!
     if (heap.length < k) {
       heap.push(value)
-      for (let j = heap.length - 1; j > 0 && heap[(j - 1) >> 1]! > heap[j]!; j = (j - 1) >> 1) [heap[j], heap[(j - 1) >> 1]] = [heap[(j - 1) >> 1]!, heap[j]!]
+      for (let j = heap.length - 1; j > 0 && heap[(j - 1) >> 1]! > heap[j]!; j = (j - 1) >> 1) {
+        ;[heap[j], heap[(j - 1) >> 1]] = [heap[(j - 1) >> 1]!, heap[j]!]
+      }
     } else if (value > heap[0]!) {
       heap[0] = value
       siftDown(0)
@@ -121,8 +129,15 @@ export const samplingDistribution = (logits: Float32Array, previous: Iterable<nu
 }
 
 /** The next token: argmax of the penalized logits at temperature 0, otherwise one draw with `uniform`. */
-export const selectToken = (logits: Float32Array, previous: Iterable<number>, options: SamplingOptions, uniform: number): number => {
-  if ((options.temperature ?? 0) <= 0) return argmax(applyRepetitionPenalty(logits, previous, options.repetitionPenalty ?? 1))
+export const selectToken = (
+  logits: Float32Array,
+  previous: Iterable<number>,
+  options: SamplingOptions,
+  uniform: number
+): number => {
+  if ((options.temperature ?? 0) <= 0) {
+    return argmax(applyRepetitionPenalty(logits, previous, options.repetitionPenalty ?? 1))
+  }
   const distribution = samplingDistribution(logits, previous, options)
   return distribution[drawIndex(distribution.map((entry) => entry.probability), uniform)]!.id
 }

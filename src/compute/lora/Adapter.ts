@@ -38,8 +38,18 @@ export interface AdapterMetadata {
   readonly rank: number
   readonly alpha: number
   readonly targetModules: ReadonlyArray<string>
-  readonly training: { readonly steps: number; readonly finalLoss: number; readonly samples: number; readonly duration: number }
-  readonly quality: { readonly perplexityDelta?: number; readonly taskAccuracy?: number; readonly humanScore?: number; readonly [figure: string]: number | undefined }
+  readonly training: {
+    readonly steps: number
+    readonly finalLoss: number
+    readonly samples: number
+    readonly duration: number
+  }
+  readonly quality: {
+    readonly perplexityDelta?: number
+    readonly taskAccuracy?: number
+    readonly humanScore?: number
+    readonly [figure: string]: number | undefined
+  }
   readonly sharing: { readonly public: boolean; readonly domain: string; readonly license: string }
   /** SHA-256 of the safetensors weights file. */
   readonly checksum: string
@@ -52,8 +62,7 @@ export interface AdapterMetadata {
 export const scaleOf = (weights: Pick<LoraWeights, "rank" | "alpha">): number => weights.alpha / weights.rank
 
 /** The module path of an ONNX node name: `/model/blocks.0/attn/c_attn/MatMul` -> `model.blocks.0.attn.c_attn`. */
-export const moduleNameOf = (nodeName: string): string =>
-  nodeName.replace(/^\/+/, "").split("/").slice(0, -1).join(".")
+export const moduleNameOf = (nodeName: string): string => nodeName.replace(/^\/+/, "").split("/").slice(0, -1).join(".")
 
 /** The dense update scale · Aᵀ Bᵀ in ONNX MatMul layout [in, out]. */
 export const deltaWeight = (module: LoraModule, rank: number, scale: number): Float32Array => {
@@ -97,7 +106,9 @@ export class SeededRandom {
   #draws = 0
 
   constructor(readonly seed: number) {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`a seed is a non-negative safe integer, not ${seed}`)
+    if (!Number.isSafeInteger(seed) || seed < 0) {
+      throw new RangeError(`a seed is a non-negative safe integer, not ${seed}`)
+    }
     const first = splitMix64(BigInt(seed))
     const second = splitMix64(first.state)
     this.s0 = Number(first.output & 0xffffffffn) | 0

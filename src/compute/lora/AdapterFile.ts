@@ -11,24 +11,40 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
-import { IsoDateTime, KeyId, ManifestId, PublicKeyHex, SemVer, Sha256Hex, SignatureHex } from "../../content/Manifest.js"
+import {
+  IsoDateTime,
+  KeyId,
+  ManifestId,
+  PublicKeyHex,
+  SemVer,
+  Sha256Hex,
+  SignatureHex
+} from "../../content/Manifest.js"
 import type { ManifestSigner, TrustPolicy } from "../../content/ManifestSigning.js"
 import { verifySignature } from "../../content/NodeKey.js"
 import { createSha256, sha256, toHex } from "../../content/Sha256.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import { writeFileAtomically } from "../../node/AtomicFile.js"
 import type { AdapterMetadata, LoraModule, LoraWeights } from "./Adapter.js"
-import type { ClassifierHead } from "./train/ClassifierHead.js"
 import { classifierHeadFile, decodeClassifierHead, encodeClassifierHead } from "./ClassifierHeadFile.js"
 import type { SafetensorsTensor } from "./Safetensors.js"
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./Safetensors.js"
+import type { ClassifierHead } from "./train/ClassifierHead.js"
 
 export const adapterMetadataFile = "adapter.json"
 export const adapterWeightsFile = "adapter.safetensors"
 
 export class AdapterFileError extends Schema.TaggedError<AdapterFileError>()("AdapterFileError", {
   path: Schema.String,
-  kind: Schema.Literal("FileSystem", "Invalid", "Checksum", "Unsigned", "BadSignature", "UntrustedKey", "BaseModelMismatch"),
+  kind: Schema.Literal(
+    "FileSystem",
+    "Invalid",
+    "Checksum",
+    "Unsigned",
+    "BadSignature",
+    "UntrustedKey",
+    "BaseModelMismatch"
+  ),
   problem: Schema.String
 }) {
   override get message() {
@@ -38,15 +54,24 @@ export class AdapterFileError extends Schema.TaggedError<AdapterFileError>()("Ad
 
 // Every leaf says what it wants, so a parse error reads "<field> <message>" on one line.
 const says = (message: string) => ({ message: () => ({ message, override: true }) })
-const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)).annotations(says("must be a non-empty string of at most 1024 characters"))
-const AnyText = Schema.String.pipe(Schema.maxLength(4096)).annotations(says("must be a string of at most 4096 characters"))
-const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(says("must be a whole number, 0 or more"))
-const Rank = Schema.Number.pipe(Schema.int(), Schema.between(1, 1024)).annotations(says("must be a whole number from 1 to 1024"))
+const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1024)).annotations(
+  says("must be a non-empty string of at most 1024 characters")
+)
+const AnyText = Schema.String.pipe(Schema.maxLength(4096)).annotations(
+  says("must be a string of at most 4096 characters")
+)
+const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(
+  says("must be a whole number, 0 or more")
+)
+const Rank = Schema.Number.pipe(Schema.int(), Schema.between(1, 1024)).annotations(
+  says("must be a whole number from 1 to 1024")
+)
 const Measure = Schema.Number.pipe(Schema.finite()).annotations(says("must be a finite number"))
 const Positive = Schema.Number.pipe(Schema.finite(), Schema.positive()).annotations(says("must be a positive number"))
 const Flag = Schema.Boolean.annotations(says("must be true or false"))
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
-const object = <Fields extends Schema.Struct.Fields>(fields: Fields) => Schema.Struct(fields).annotations({ message: () => "must be an object" })
+const object = <Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Struct(fields).annotations({ message: () => "must be an object" })
 
 /**
  * adapter.json. No defaults or transformations, and unknown fields are kept: the decoded value is the
@@ -74,10 +99,16 @@ export const AdapterMetadataSchema = Schema.Struct({
   signature: optional(object({ keyId: KeyId, publicKey: PublicKeyHex, signature: SignatureHex }))
 })
 
-const decodeMetadata = Schema.decodeUnknownEither(AdapterMetadataSchema, { onExcessProperty: "preserve", errors: "first" })
+const decodeMetadata = Schema.decodeUnknownEither(AdapterMetadataSchema, {
+  onExcessProperty: "preserve",
+  errors: "first"
+})
 
 const fieldPath = (keys: ReadonlyArray<PropertyKey>) =>
-  keys.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`), "")
+  keys.reduce<string>(
+    (text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`),
+    ""
+  )
 
 /** Validates adapter.json's content; the problem is one line naming the field. */
 export const parseAdapterMetadata = (json: unknown): Either.Either<AdapterMetadata, string> => {
@@ -92,7 +123,11 @@ export const parseAdapterMetadata = (json: unknown): Either.Either<AdapterMetada
 const invalid = (file: string, problem: string) => new AdapterFileError({ path: file, kind: "Invalid", problem })
 
 const fileSystem = (file: string, cause: unknown) =>
-  new AdapterFileError({ path: file, kind: "FileSystem", problem: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
+  new AdapterFileError({
+    path: file,
+    kind: "FileSystem",
+    problem: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)
+  })
 
 /** The safetensors bytes of an adapter's factors, F32 (exact) or F16 (half the size). */
 export const encodeAdapterWeights = (weights: LoraWeights, dtype: "F32" | "F16" = "F32"): Uint8Array =>
@@ -127,11 +162,19 @@ export const loraModulesFrom = (
       const [have, missing] = A === undefined ? ["B", "A"] : ["A", "B"]
       return Either.left(`module ${module} has lora_${have} but no lora_${missing}`)
     }
-    if (A.shape.length !== 2 || B.shape.length !== 2) return Either.left(`module ${module}: lora_A and lora_B must be matrices, not [${A.shape.join(", ")}] and [${B.shape.join(", ")}]`)
+    if (A.shape.length !== 2 || B.shape.length !== 2) {
+      return Either.left(
+        `module ${module}: lora_A and lora_B must be matrices, not [${A.shape.join(", ")}] and [${B.shape.join(", ")}]`
+      )
+    }
     const [rankOfA, inFeatures] = A.shape as [number, number]
     const [outFeatures, rankOfB] = B.shape as [number, number]
     if (rankOfA !== rank || rankOfB !== rank) {
-      return Either.left(`module ${module}: lora_A [${A.shape.join(", ")}] and lora_B [${B.shape.join(", ")}] are not rank ${rank} ([rank, in] and [out, rank])`)
+      return Either.left(
+        `module ${module}: lora_A [${A.shape.join(", ")}] and lora_B [${
+          B.shape.join(", ")
+        }] are not rank ${rank} ([rank, in] and [out, rank])`
+      )
     }
     modules.push([module, { inFeatures, outFeatures, A: A.data, B: B.data }])
   }
@@ -141,11 +184,17 @@ export const loraModulesFrom = (
 
 const ourFactor = (key: string) => {
   const match = /^(.+)\.lora_([AB])$/.exec(key)
-  return match === null ? `tensor "${key}" is not <module>.lora_A or <module>.lora_B` : { module: match[1]!, factor: match[2] as "A" | "B" }
+  return match === null
+    ? `tensor "${key}" is not <module>.lora_A or <module>.lora_B`
+    : { module: match[1]!, factor: match[2] as "A" | "B" }
 }
 
 /** The adapter's weights from adapter.safetensors bytes, with rank and alpha from its metadata. */
-export const decodeAdapterWeights = (bytes: Uint8Array, rank: number, alpha: number): Either.Either<LoraWeights, string> => {
+export const decodeAdapterWeights = (
+  bytes: Uint8Array,
+  rank: number,
+  alpha: number
+): Either.Either<LoraWeights, string> => {
   let tensors: ReadonlyMap<string, SafetensorsTensor>
   try {
     tensors = readSafetensors(bytes).tensors
@@ -178,7 +227,11 @@ export interface VerifyAdapterOptions {
  * Checks the signature: it must verify against the public key it names and, given a trust policy, that
  * key must be trusted (under the key id it names, or as a trusted key under another id, as manifests do).
  */
-export const verifyAdapterSignature = (metadata: AdapterMetadata, options: VerifyAdapterOptions, file: string): Either.Either<void, AdapterFileError> => {
+export const verifyAdapterSignature = (
+  metadata: AdapterMetadata,
+  options: VerifyAdapterOptions,
+  file: string
+): Either.Either<void, AdapterFileError> => {
   const signature = metadata.signature
   const subject = `adapter ${metadata.id}@${metadata.version}`
   if (signature === undefined) {
@@ -189,18 +242,34 @@ export const verifyAdapterSignature = (metadata: AdapterMetadata, options: Verif
   const trust = options.trust
   const trusted = trust === undefined
     ? signature.publicKey
-    : trust.keys.get(signature.keyId) ?? ([...trust.keys.values()].includes(signature.publicKey) ? signature.publicKey : undefined)
+    : trust.keys.get(signature.keyId) ??
+      ([...trust.keys.values()].includes(signature.publicKey) ? signature.publicKey : undefined)
   if (trusted === undefined) {
-    return Either.left(new AdapterFileError({ path: file, kind: "UntrustedKey", problem: `${subject} is signed by untrusted key ${signature.keyId}` }))
+    return Either.left(
+      new AdapterFileError({
+        path: file,
+        kind: "UntrustedKey",
+        problem: `${subject} is signed by untrusted key ${signature.keyId}`
+      })
+    )
   }
   if (!verifySignature(trusted, adapterSignedBody(metadata), signature.signature)) {
-    return Either.left(new AdapterFileError({ path: file, kind: "BadSignature", problem: `${subject}: the signature by key ${signature.keyId} does not verify` }))
+    return Either.left(
+      new AdapterFileError({
+        path: file,
+        kind: "BadSignature",
+        problem: `${subject}: the signature by key ${signature.keyId} does not verify`
+      })
+    )
   }
   return Either.void
 }
 
 /** What the caller says about an adapter; rank, alpha, target modules and checksum come from the weights. */
-export type AdapterDescription = Omit<AdapterMetadata, "rank" | "alpha" | "targetModules" | "checksum" | "classifier" | "signature">
+export type AdapterDescription = Omit<
+  AdapterMetadata,
+  "rank" | "alpha" | "targetModules" | "checksum" | "classifier" | "signature"
+>
 
 /** A classification adapter's head and its class names, one name per class. */
 export interface AdapterClassifier {
@@ -226,7 +295,7 @@ export interface Adapter {
  * Writes `directory/adapter.safetensors`, then `directory/adapter.json` (weights first, so metadata
  * never names weights that are not there yet), each atomically. Returns the metadata written.
  */
-export const saveAdapter = Effect.fn("AdapterFile.saveAdapter")(function* (
+export const saveAdapter = Effect.fn("AdapterFile.saveAdapter")(function*(
   directory: string,
   description: AdapterDescription,
   weights: LoraWeights,
@@ -239,18 +308,25 @@ export const saveAdapter = Effect.fn("AdapterFile.saveAdapter")(function* (
   })
   const classifier = options.classifier
   if (classifier !== undefined && classifier.labels.length !== classifier.head.classes) {
-    return yield* invalid(path.join(directory, classifierHeadFile), `${classifier.labels.length} label(s) for ${classifier.head.classes} classes`)
+    return yield* invalid(
+      path.join(directory, classifierHeadFile),
+      `${classifier.labels.length} label(s) for ${classifier.head.classes} classes`
+    )
   }
   const headBytes = classifier === undefined ? undefined : encodeClassifierHead(classifier.head, classifier.labels)
   // A full metadata object passed as the description must not carry its old signature (or head) along.
-  const { signature: _, classifier: _head, ...described } = description as AdapterDescription & Pick<AdapterMetadata, "signature" | "classifier">
+  const { signature: _, classifier: _head, ...described } = description as
+    & AdapterDescription
+    & Pick<AdapterMetadata, "signature" | "classifier">
   const unsigned: AdapterMetadata = {
     ...described,
     rank: weights.rank,
     alpha: weights.alpha,
     targetModules: Object.keys(weights.modules),
     checksum: toHex(sha256(bytes)),
-    ...(classifier === undefined ? {} : { classifier: { labels: [...classifier.labels], checksum: toHex(sha256(headBytes!)) } })
+    ...(classifier === undefined
+      ? {}
+      : { classifier: { labels: [...classifier.labels], checksum: toHex(sha256(headBytes!)) } })
   }
   const metadataFile = path.join(directory, adapterMetadataFile)
   const problem = parseAdapterMetadata(unsigned)
@@ -278,59 +354,96 @@ const sameModules = (metadata: AdapterMetadata, weights: LoraWeights) => {
  * Reads an adapter directory: metadata validated, the weights' SHA-256 checked against `checksum`,
  * their modules and rank against the metadata, and the signature when present (or when required).
  */
-export const loadAdapter = Effect.fn("AdapterFile.loadAdapter")(function* (directory: string, options: VerifyAdapterOptions = {}) {
-  const metadataFile = path.join(directory, adapterMetadataFile)
-  const weightsFile = path.join(directory, adapterWeightsFile)
-  const text = yield* Effect.tryPromise({ try: () => fsp.readFile(metadataFile, "utf8"), catch: (cause) => fileSystem(metadataFile, cause) })
-  const json = yield* Effect.try({
-    try: () => JSON.parse(text) as unknown,
-    catch: (cause) => invalid(metadataFile, `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
-  })
-  const metadata = yield* Either.mapLeft(parseAdapterMetadata(json), (problem) => invalid(metadataFile, problem))
-  yield* verifyAdapterSignature(metadata, options, metadataFile)
-  const buffer = yield* Effect.tryPromise({ try: () => fsp.readFile(weightsFile), catch: (cause) => fileSystem(weightsFile, cause) })
-  const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-  const checksum = toHex(sha256(bytes))
-  if (checksum !== metadata.checksum) {
-    return yield* new AdapterFileError({ path: weightsFile, kind: "Checksum", problem: `has sha256 ${checksum}, but ${adapterMetadataFile} says ${metadata.checksum}` })
+export const loadAdapter = Effect.fn("AdapterFile.loadAdapter")(
+  function*(directory: string, options: VerifyAdapterOptions = {}) {
+    const metadataFile = path.join(directory, adapterMetadataFile)
+    const weightsFile = path.join(directory, adapterWeightsFile)
+    const text = yield* Effect.tryPromise({
+      try: () => fsp.readFile(metadataFile, "utf8"),
+      catch: (cause) => fileSystem(metadataFile, cause)
+    })
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (cause) => invalid(metadataFile, `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
+    })
+    const metadata = yield* Either.mapLeft(parseAdapterMetadata(json), (problem) => invalid(metadataFile, problem))
+    yield* verifyAdapterSignature(metadata, options, metadataFile)
+    const buffer = yield* Effect.tryPromise({
+      try: () => fsp.readFile(weightsFile),
+      catch: (cause) => fileSystem(weightsFile, cause)
+    })
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+    const checksum = toHex(sha256(bytes))
+    if (checksum !== metadata.checksum) {
+      return yield* new AdapterFileError({
+        path: weightsFile,
+        kind: "Checksum",
+        problem: `has sha256 ${checksum}, but ${adapterMetadataFile} says ${metadata.checksum}`
+      })
+    }
+    const weights = yield* Either.mapLeft(
+      decodeAdapterWeights(bytes, metadata.rank, metadata.alpha),
+      (problem) => invalid(weightsFile, problem)
+    )
+    if (!sameModules(metadata, weights)) {
+      return yield* invalid(
+        weightsFile,
+        `holds modules ${Object.keys(weights.modules).sort().join(", ")}, but targetModules lists ${
+          [...metadata.targetModules].sort().join(", ")
+        }`
+      )
+    }
+    if (metadata.classifier === undefined) {
+      return { metadata, weights } satisfies Adapter
+    }
+    const headFile = path.join(directory, classifierHeadFile)
+    const headBuffer = yield* Effect.tryPromise({
+      try: () => fsp.readFile(headFile),
+      catch: (cause) => fileSystem(headFile, cause)
+    })
+    const headBytes = new Uint8Array(headBuffer.buffer, headBuffer.byteOffset, headBuffer.byteLength)
+    const headChecksum = toHex(sha256(headBytes))
+    if (headChecksum !== metadata.classifier.checksum) {
+      return yield* new AdapterFileError({
+        path: headFile,
+        kind: "Checksum",
+        problem: `has sha256 ${headChecksum}, but ${adapterMetadataFile} says ${metadata.classifier.checksum}`
+      })
+    }
+    const decoded = yield* Effect.try({
+      try: () => decodeClassifierHead(headBytes),
+      catch: (cause) => invalid(headFile, cause instanceof SafetensorsError ? cause.reason : String(cause))
+    })
+    if (typeof decoded === "string") return yield* invalid(headFile, decoded)
+    return { metadata, weights, classifier: decoded } satisfies Adapter
   }
-  const weights = yield* Either.mapLeft(decodeAdapterWeights(bytes, metadata.rank, metadata.alpha), (problem) => invalid(weightsFile, problem))
-  if (!sameModules(metadata, weights)) {
-    return yield* invalid(weightsFile, `holds modules ${Object.keys(weights.modules).sort().join(", ")}, but targetModules lists ${[...metadata.targetModules].sort().join(", ")}`)
-  }
-  if (metadata.classifier === undefined) return { metadata, weights } satisfies Adapter
-  const headFile = path.join(directory, classifierHeadFile)
-  const headBuffer = yield* Effect.tryPromise({ try: () => fsp.readFile(headFile), catch: (cause) => fileSystem(headFile, cause) })
-  const headBytes = new Uint8Array(headBuffer.buffer, headBuffer.byteOffset, headBuffer.byteLength)
-  const headChecksum = toHex(sha256(headBytes))
-  if (headChecksum !== metadata.classifier.checksum) {
-    return yield* new AdapterFileError({ path: headFile, kind: "Checksum", problem: `has sha256 ${headChecksum}, but ${adapterMetadataFile} says ${metadata.classifier.checksum}` })
-  }
-  const decoded = yield* Effect.try({ try: () => decodeClassifierHead(headBytes), catch: (cause) => invalid(headFile, cause instanceof SafetensorsError ? cause.reason : String(cause)) })
-  if (typeof decoded === "string") return yield* invalid(headFile, decoded)
-  return { metadata, weights, classifier: decoded } satisfies Adapter
-})
+)
 
 /** SHA-256 (hex) of a file, streamed. */
 const fileDigest = (file: string) =>
   Effect.tryPromise({
     try: async () => {
       const hash = createSha256()
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>) hash.update(chunk)
+      for await (
+        const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }) as AsyncIterable<Buffer>
+      ) hash.update(chunk)
       return toHex(hash.digest())
     },
     catch: (cause) => fileSystem(file, cause)
   })
 
 /** Refuses to apply an adapter to any model file but the one whose SHA-256 it names. */
-export const checkBaseModel = Effect.fn("AdapterFile.checkBaseModel")(function* (metadata: AdapterMetadata, modelFile: string) {
-  const digest = yield* fileDigest(modelFile)
-  if (digest !== metadata.baseModelDigest) {
-    return yield* new AdapterFileError({
-      path: modelFile,
-      kind: "BaseModelMismatch",
-      problem: `adapter ${metadata.id} was made for base model ${metadata.baseModel} with sha256 ${metadata.baseModelDigest}, but this file has sha256 ${digest}`
-    })
+export const checkBaseModel = Effect.fn("AdapterFile.checkBaseModel")(
+  function*(metadata: AdapterMetadata, modelFile: string) {
+    const digest = yield* fileDigest(modelFile)
+    if (digest !== metadata.baseModelDigest) {
+      return yield* new AdapterFileError({
+        path: modelFile,
+        kind: "BaseModelMismatch",
+        problem:
+          `adapter ${metadata.id} was made for base model ${metadata.baseModel} with sha256 ${metadata.baseModelDigest}, but this file has sha256 ${digest}`
+      })
+    }
+    return digest
   }
-  return digest
-})
+)

@@ -6,8 +6,8 @@
  */
 import { Either, Schema } from "effect"
 import { jsonDecoder } from "../../domain/JsonText.js"
-import type { ClassifierHead } from "./train/ClassifierHead.js"
 import { readSafetensors, writeSafetensors } from "./Safetensors.js"
+import type { ClassifierHead } from "./train/ClassifierHead.js"
 
 export const classifierHeadFile = "classifier.safetensors"
 
@@ -23,13 +23,19 @@ export const encodeClassifierHead = (head: ClassifierHead, labels: ReadonlyArray
 const decodeLabels = jsonDecoder(Schema.Array(Schema.String))
 
 /** The head and its class names, or a one-line reason the bytes are not one. */
-export const decodeClassifierHead = (bytes: Uint8Array): { readonly head: ClassifierHead; readonly labels: ReadonlyArray<string> } | string => {
+export const decodeClassifierHead = (
+  bytes: Uint8Array
+): { readonly head: ClassifierHead; readonly labels: ReadonlyArray<string> } | string => {
   const { tensors, metadata } = readSafetensors(bytes)
   const weight = tensors.get("weight")
   const bias = tensors.get("bias")
-  if (weight === undefined || bias === undefined || weight.shape.length !== 2) return "a classifier head needs weight [hidden, classes] and bias [classes]"
+  if (weight === undefined || bias === undefined || weight.shape.length !== 2) {
+    return "a classifier head needs weight [hidden, classes] and bias [classes]"
+  }
   const [hidden, classes] = weight.shape as [number, number]
-  if (bias.shape.length !== 1 || bias.shape[0] !== classes) return `bias [${bias.shape.join(", ")}] does not match weight [${hidden}, ${classes}]`
+  if (bias.shape.length !== 1 || bias.shape[0] !== classes) {
+    return `bias [${bias.shape.join(", ")}] does not match weight [${hidden}, ${classes}]`
+  }
   const decoded = decodeLabels(metadata["labels"] ?? "[]", "labels")
   if (Either.isLeft(decoded)) return decoded.left.message
   const labels = decoded.right

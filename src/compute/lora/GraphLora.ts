@@ -55,12 +55,26 @@ export const loraTargets = (model: OnnxModel): Array<LoraTarget> => {
     if (input === undefined || weight === undefined || output === undefined) continue
     const direct = initializers.get(weight)
     const source = producedBy.get(weight)
-    const stored = direct ?? (source && ["DequantizeLinear", "Cast"].includes(source.opType) ? initializers.get(source.inputs[0] ?? "") : undefined)
-    if (stored === undefined || stored.dims.length !== 2 || (direct !== undefined && direct.dataType !== DataType.FLOAT)) continue
+    const stored = direct ??
+      (source && ["DequantizeLinear", "Cast"].includes(source.opType)
+        ? initializers.get(source.inputs[0] ?? "")
+        : undefined)
+    if (
+      stored === undefined || stored.dims.length !== 2 || (direct !== undefined && direct.dataType !== DataType.FLOAT)
+    ) continue
     const module = moduleNameOf(node.name)
     if (module === "") continue
     const [inFeatures, outFeatures] = stored.dims as [number, number]
-    const target: LoraTarget = { module, node: node.name, input, output, weight, inFeatures, outFeatures, storage: direct ? "float32" : "dequantized" }
+    const target: LoraTarget = {
+      module,
+      node: node.name,
+      input,
+      output,
+      weight,
+      inFeatures,
+      outFeatures,
+      storage: direct ? "float32" : "dequantized"
+    }
     found.set(module, found.has(module) ? "ambiguous" : target)
   }
   return [...found.values()].filter((target): target is LoraTarget => target !== "ambiguous")
@@ -76,7 +90,9 @@ const floatInput = (name: string, dims: ReadonlyArray<number>): OnnxValueInfo =>
 
 const describeQuantized = (model: OnnxModel): string | undefined => {
   const op = model.graph.nodes.find((node) => quantizedOps.has(node.opType))?.opType
-  return op === undefined ? undefined : `the model's weights are quantized (${op}): apply the adapter to the FP32 model, then quantize`
+  return op === undefined
+    ? undefined
+    : `the model's weights are quantized (${op}): apply the adapter to the FP32 model, then quantize`
 }
 
 const targetsByModule = (model: OnnxModel, modules: ReadonlyArray<string>): Array<LoraTarget> => {
@@ -85,7 +101,12 @@ const targetsByModule = (model: OnnxModel, modules: ReadonlyArray<string>): Arra
     const target = all.get(module)
     if (target !== undefined) return target
     const examples = [...all.keys()].slice(0, 3).join(", ")
-    return fail(describeQuantized(model) ?? `${module} is not a LoRA target of this model (${all.size} targets${examples === "" ? "" : `, such as ${examples}`})`)
+    return fail(
+      describeQuantized(model) ??
+        `${module} is not a LoRA target of this model (${all.size} targets${
+          examples === "" ? "" : `, such as ${examples}`
+        })`
+    )
   })
 }
 
@@ -112,7 +133,13 @@ export const injectAdapterInputs = (model: OnnxModel, modules: ReadonlyArray<str
     branches.set(target.node, [
       { opType: "MatMul", name: `${down}/MatMul`, inputs: [target.input, names.A], outputs: [down], attributes: [] },
       { opType: "MatMul", name: `${up}/MatMul`, inputs: [down, names.B], outputs: [up], attributes: [] },
-      { opType: "Add", name: `lora.${target.module}.add/Add`, inputs: [base, up], outputs: [target.output], attributes: [] }
+      {
+        opType: "Add",
+        name: `lora.${target.module}.add/Add`,
+        inputs: [base, up],
+        outputs: [target.output],
+        attributes: []
+      }
     ])
   }
   const nodes = model.graph.nodes.flatMap((node) => {
@@ -140,10 +167,15 @@ export const adapterLayout = (model: OnnxModel): AdapterLayout => {
     const module = match[1]!
     const [inFeatures, rankOfA] = byName.get(input.name)!
     const [rankOfB, outFeatures] = byName.get(adapterInputNames(module).B) ?? []
-    if (inFeatures === undefined || rankOfA === undefined || rankOfB !== rankOfA || outFeatures === undefined || Math.min(inFeatures, rankOfA, outFeatures) < 1) {
+    if (
+      inFeatures === undefined || rankOfA === undefined || rankOfB !== rankOfA || outFeatures === undefined ||
+      Math.min(inFeatures, rankOfA, outFeatures) < 1
+    ) {
       fail(`the adapter inputs of ${module} do not have fixed shapes [in, rank] and [rank, out]`)
     }
-    if (rank !== undefined && rank !== rankOfA) fail(`adapter inputs have ranks ${rank} and ${rankOfA}; one graph has one rank`)
+    if (rank !== undefined && rank !== rankOfA) {
+      fail(`adapter inputs have ranks ${rank} and ${rankOfA}; one graph has one rank`)
+    }
     rank = rankOfA
     modules[module] = { inFeatures: inFeatures!, outFeatures: outFeatures! }
   }
@@ -151,7 +183,11 @@ export const adapterLayout = (model: OnnxModel): AdapterLayout => {
   return { rank: rank!, modules }
 }
 
-const zeros = (dims: ReadonlyArray<number>): FeedTensor => ({ type: "float32", data: new Float32Array(dims[0]! * dims[1]!), dims })
+const zeros = (dims: ReadonlyArray<number>): FeedTensor => ({
+  type: "float32",
+  data: new Float32Array(dims[0]! * dims[1]!),
+  dims
+})
 
 /**
  * The factor feeds for one run: `weights` transposed, its scale folded into B and zero-padded to the
@@ -172,7 +208,11 @@ export const feedsFor = (layout: AdapterLayout, weights?: LoraWeights): Feeds =>
     const slot = layout.modules[module]
     if (slot === undefined) fail(`the graph has no adapter branch for ${module}`)
     if (slot!.inFeatures !== inFeatures || slot!.outFeatures !== outFeatures) {
-      fail(`${module}: the adapter is [${inFeatures} -> ${outFeatures}], the graph's branch [${slot!.inFeatures} -> ${slot!.outFeatures}]`)
+      fail(
+        `${module}: the adapter is [${inFeatures} -> ${outFeatures}], the graph's branch [${slot!.inFeatures} -> ${
+          slot!.outFeatures
+        }]`
+      )
     }
     const names = adapterInputNames(module)
     const fedA = feeds[names.A]!.data as Float32Array
@@ -201,10 +241,14 @@ export const mergeAdapter = (model: OnnxModel, weights: LoraWeights): OnnxModel 
   const added: Array<OnnxTensor> = []
   const rewired = new Map<string, string>()
   for (const target of targets) {
-    if (target.storage !== "float32") fail(`${target.module}: its weight is stored quantized (INT8 / FP16); merge into the FP32 model, then quantize`)
+    if (target.storage !== "float32") {
+      fail(`${target.module}: its weight is stored quantized (INT8 / FP16); merge into the FP32 model, then quantize`)
+    }
     const module = weights.modules[target.module]!
     if (module.inFeatures !== target.inFeatures || module.outFeatures !== target.outFeatures) {
-      fail(`${target.module}: the adapter is [${module.inFeatures} -> ${module.outFeatures}], the model's weight [${target.inFeatures} -> ${target.outFeatures}]`)
+      fail(
+        `${target.module}: the adapter is [${module.inFeatures} -> ${module.outFeatures}], the model's weight [${target.inFeatures} -> ${target.outFeatures}]`
+      )
     }
     const merged = tensorToFloat32(initializers.get(target.weight)!)
     const delta = deltaWeight(module, weights.rank, scale)
@@ -221,6 +265,8 @@ export const mergeAdapter = (model: OnnxModel, weights: LoraWeights): OnnxModel 
     const name = node.name === undefined ? undefined : rewired.get(node.name)
     return name === undefined ? node : { ...node, inputs: [node.inputs[0]!, name, ...node.inputs.slice(2)] }
   })
-  const kept = graph.initializers.map((tensor) => (tensor.name === undefined ? tensor : replaced.get(tensor.name) ?? tensor))
+  const kept = graph.initializers.map((
+    tensor
+  ) => (tensor.name === undefined ? tensor : replaced.get(tensor.name) ?? tensor))
   return { ...promoted, graph: { ...graph, nodes, initializers: [...kept, ...added] } }
 }

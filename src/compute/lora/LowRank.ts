@@ -38,7 +38,9 @@ export const symmetricEigen = (matrix: Float64Array, n: number): SymmetricEigen 
         // The rotation J (J_pp = J_qq = c, J_pq = s, J_qp = -s) with t = s / c the smaller root of
         // t² + 2θt - 1 = 0 zeroes a_pq in Jᵀ a J.
         const theta = (a[q * n + q]! - a[p * n + p]!) / (2 * apq)
-        const t = Math.abs(theta) > 1e150 ? 1 / (2 * theta) : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
+        const t = Math.abs(theta) > 1e150
+          ? 1 / (2 * theta)
+          : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
         const c = 1 / Math.sqrt(t * t + 1)
         const s = t * c
         for (let k = 0; k < n; k++) {
@@ -87,9 +89,21 @@ export interface Refactored {
  * kept component σ u vᵀ becomes the column u √σ / √scale of Aᵀ and v √σ / √scale of B, so A and B
  * carry equal magnitudes.
  */
-export const refactorDelta = (delta: Float64Array, inFeatures: number, outFeatures: number, rank: number, scale: number): Refactored => {
-  if (delta.length !== inFeatures * outFeatures) throw new RangeError(`a [${inFeatures}, ${outFeatures}] delta holds ${inFeatures * outFeatures} values, not ${delta.length}`)
-  if (!Number.isInteger(rank) || rank < 1) throw new RangeError(`the target rank must be a positive integer, not ${rank}`)
+export const refactorDelta = (
+  delta: Float64Array,
+  inFeatures: number,
+  outFeatures: number,
+  rank: number,
+  scale: number
+): Refactored => {
+  if (delta.length !== inFeatures * outFeatures) {
+    throw new RangeError(
+      `a [${inFeatures}, ${outFeatures}] delta holds ${inFeatures * outFeatures} values, not ${delta.length}`
+    )
+  }
+  if (!Number.isInteger(rank) || rank < 1) {
+    throw new RangeError(`the target rank must be a positive integer, not ${rank}`)
+  }
   if (!(scale > 0)) throw new RangeError(`the adapter scale must be positive, not ${scale}`)
   // Work on M [rows, cols] with cols the shorter side: M = ΔW, or ΔWᵀ when in < out.
   const transposed = inFeatures < outFeatures
@@ -141,7 +155,9 @@ export const refactorDelta = (delta: Float64Array, inFeatures: number, outFeatur
 
 const transpose = (matrix: Float64Array, rows: number, cols: number) => {
   const result = new Float64Array(rows * cols)
-  for (let row = 0; row < rows; row++) for (let col = 0; col < cols; col++) result[col * rows + row] = matrix[row * cols + col]!
+  for (let row = 0; row < rows; row++) {
+    for (let col = 0; col < cols; col++) result[col * rows + row] = matrix[row * cols + col]!
+  }
   return result
 }
 

@@ -131,37 +131,66 @@ const problemOf = (adapters: ReadonlyArray<MergeInput>, method: MergeMethod): Me
   const first = adapters[0]
   if (first === undefined) return fail("BadOptions", "nothing to merge: no adapters given")
   for (const adapter of adapters) {
-    if (adapter.baseModelDigest !== first.baseModelDigest)
+    if (adapter.baseModelDigest !== first.baseModelDigest) {
       return fail(
         "BaseModelMismatch",
         `adapter ${adapter.id} was made for base model ${adapter.baseModelDigest}, adapter ${first.id} for ${first.baseModelDigest}: adapters of different base models cannot be merged`
       )
+    }
   }
   const shapes = new Map<string, { readonly id: string; readonly inFeatures: number; readonly outFeatures: number }>()
   for (const { id, weights } of adapters) {
-    if (!Number.isInteger(weights.rank) || weights.rank < 1 || !(weights.alpha > 0))
-      return fail("BadAdapter", `adapter ${id} has rank ${weights.rank} and alpha ${weights.alpha}; a rank is a positive integer and alpha positive`)
+    if (!Number.isInteger(weights.rank) || weights.rank < 1 || !(weights.alpha > 0)) {
+      return fail(
+        "BadAdapter",
+        `adapter ${id} has rank ${weights.rank} and alpha ${weights.alpha}; a rank is a positive integer and alpha positive`
+      )
+    }
     for (const [name, module] of Object.entries(weights.modules)) {
       const { inFeatures, outFeatures, A, B } = module
-      if (A.length !== weights.rank * inFeatures || B.length !== outFeatures * weights.rank)
-        return fail("BadAdapter", `adapter ${id} module ${name}: A holds ${A.length} and B ${B.length} values, not rank ${weights.rank} × ${inFeatures} and ${outFeatures} × rank`)
-      if (!A.every(Number.isFinite) || !B.every(Number.isFinite)) return fail("BadAdapter", `adapter ${id} module ${name} holds a non-finite value`)
+      if (A.length !== weights.rank * inFeatures || B.length !== outFeatures * weights.rank) {
+        return fail(
+          "BadAdapter",
+          `adapter ${id} module ${name}: A holds ${A.length} and B ${B.length} values, not rank ${weights.rank} × ${inFeatures} and ${outFeatures} × rank`
+        )
+      }
+      if (!A.every(Number.isFinite) || !B.every(Number.isFinite)) {
+        return fail("BadAdapter", `adapter ${id} module ${name} holds a non-finite value`)
+      }
       const seen = shapes.get(name)
       if (seen === undefined) shapes.set(name, { id, inFeatures, outFeatures })
-      else if (seen.inFeatures !== inFeatures || seen.outFeatures !== outFeatures)
-        return fail("ShapeMismatch", `module ${name} is [${seen.inFeatures}, ${seen.outFeatures}] in adapter ${seen.id} but [${inFeatures}, ${outFeatures}] in adapter ${id}`)
+      else if (seen.inFeatures !== inFeatures || seen.outFeatures !== outFeatures) {
+        return fail(
+          "ShapeMismatch",
+          `module ${name} is [${seen.inFeatures}, ${seen.outFeatures}] in adapter ${seen.id} but [${inFeatures}, ${outFeatures}] in adapter ${id}`
+        )
+      }
     }
   }
   const weights = method.method === "ties" ? undefined : method.weights
-  if (weights !== undefined && (weights.length !== adapters.length || !weights.every(Number.isFinite)))
-    return fail("BadOptions", `${method.method} needs one finite weight per adapter: ${adapters.length} adapters, weights [${weights.join(", ")}]`)
+  if (weights !== undefined && (weights.length !== adapters.length || !weights.every(Number.isFinite))) {
+    return fail(
+      "BadOptions",
+      `${method.method} needs one finite weight per adapter: ${adapters.length} adapters, weights [${
+        weights.join(", ")
+      }]`
+    )
+  }
   if (method.method === "ties") {
-    if (!(method.trimFraction >= 0 && method.trimFraction <= 1)) return fail("BadOptions", `TIES trimFraction must be between 0 and 1, not ${method.trimFraction}`)
-    if (!Number.isFinite(method.scalingCoef)) return fail("BadOptions", `TIES scalingCoef must be finite, not ${method.scalingCoef}`)
+    if (!(method.trimFraction >= 0 && method.trimFraction <= 1)) {
+      return fail("BadOptions", `TIES trimFraction must be between 0 and 1, not ${method.trimFraction}`)
+    }
+    if (!Number.isFinite(method.scalingCoef)) {
+      return fail("BadOptions", `TIES scalingCoef must be finite, not ${method.scalingCoef}`)
+    }
   }
   if (method.method === "dare") {
-    if (!(method.dropRate >= 0 && method.dropRate < 1)) return fail("BadOptions", `DARE dropRate must be at least 0 and below 1, not ${method.dropRate}`)
-    if (!Number.isSafeInteger(method.seed) || method.seed < 0) return fail("BadOptions", `DARE seed must be a non-negative safe integer, not ${method.seed}`)
+    if (!(method.dropRate >= 0 && method.dropRate < 1)) {
+      return fail("BadOptions", `DARE dropRate must be at least 0 and below 1, not ${method.dropRate}`)
+    }
+    if (!Number.isSafeInteger(method.seed) || method.seed < 0) {
+      return fail("BadOptions", `DARE seed must be a non-negative safe integer, not ${method.seed}`)
+    }
   }
   return undefined
 }
@@ -232,7 +261,11 @@ const weightedSum = (updates: ReadonlyArray<Float64Array>, weights: ReadonlyArra
   return delta
 }
 
-const dare = (updates: ReadonlyArray<Float64Array>, options: Dare, random: SeededRandom): { delta: Float64Array; dropped: number } => {
+const dare = (
+  updates: ReadonlyArray<Float64Array>,
+  options: Dare,
+  random: SeededRandom
+): { delta: Float64Array; dropped: number } => {
   const keptFactor = options.rescale ? 1 / (1 - options.dropRate) : 1
   let dropped = 0
   const thinned = updates.map((update) =>
@@ -248,20 +281,28 @@ const dare = (updates: ReadonlyArray<Float64Array>, options: Dare, random: Seede
 }
 
 /** The merged dense update of every module any adapter holds, before re-factoring. */
-export const mergeDeltas = (adapters: ReadonlyArray<MergeInput>, method: MergeMethod): Either.Either<MergedDeltas, MergeError> => {
+export const mergeDeltas = (
+  adapters: ReadonlyArray<MergeInput>,
+  method: MergeMethod
+): Either.Either<MergedDeltas, MergeError> => {
   const problem = problemOf(adapters, method)
   if (problem !== undefined) return Either.left(problem)
   const names = [...new Set(adapters.flatMap(({ weights }) => Object.keys(weights.modules)))].sort()
   const random = method.method === "dare" ? new SeededRandom(method.seed) : undefined
   const modules: Record<string, MergedDelta> = {}
   for (const name of names) {
-    const { inFeatures, outFeatures } = adapters.map(({ weights }) => weights.modules[name]).find((module) => module !== undefined)!
+    const { inFeatures, outFeatures } = adapters.map(({ weights }) => weights.modules[name]).find((module) =>
+      module !== undefined
+    )!
     const updates = adapters.map(({ weights }) => {
       const module = weights.modules[name]
-      return module === undefined ? new Float64Array(inFeatures * outFeatures) : denseDelta(module, weights.rank, scaleOf(weights))
+      return module === undefined
+        ? new Float64Array(inFeatures * outFeatures)
+        : denseDelta(module, weights.rank, scaleOf(weights))
     })
-    if (method.method === "task_arithmetic") modules[name] = { inFeatures, outFeatures, delta: weightedSum(updates, method.weights) }
-    else if (method.method === "ties") {
+    if (method.method === "task_arithmetic") {
+      modules[name] = { inFeatures, outFeatures, delta: weightedSum(updates, method.weights) }
+    } else if (method.method === "ties") {
       const { delta, trimmed } = ties(updates, method)
       modules[name] = { inFeatures, outFeatures, delta, trimmed }
     } else {
@@ -269,7 +310,11 @@ export const mergeDeltas = (adapters: ReadonlyArray<MergeInput>, method: MergeMe
       modules[name] = { inFeatures, outFeatures, delta, dropped }
     }
   }
-  return Either.right(random === undefined ? { modules } : { modules, random: { generator: "xoshiro128**", seed: random.seed, draws: random.draws } })
+  return Either.right(
+    random === undefined
+      ? { modules }
+      : { modules, random: { generator: "xoshiro128**", seed: random.seed, draws: random.draws } }
+  )
 }
 
 /**
@@ -278,12 +323,20 @@ export const mergeDeltas = (adapters: ReadonlyArray<MergeInput>, method: MergeMe
  * re-factoring lost. Refuses, with one line, adapters of different base models, modules whose shapes
  * disagree, and options out of range.
  */
-export const mergeAdapters = (adapters: ReadonlyArray<MergeInput>, method: MergeMethod, target: MergeTarget = {}): Either.Either<MergedAdapter, MergeError> =>
+export const mergeAdapters = (
+  adapters: ReadonlyArray<MergeInput>,
+  method: MergeMethod,
+  target: MergeTarget = {}
+): Either.Either<MergedAdapter, MergeError> =>
   Either.flatMap(mergeDeltas(adapters, method), (merged) => {
     const rank = target.rank ?? Math.max(...adapters.map(({ weights }) => weights.rank))
     const alpha = target.alpha ?? rank
-    if (!Number.isInteger(rank) || rank < 1) return refuse("BadOptions", `the merged rank must be a positive integer, not ${rank}`)
-    if (!(alpha > 0 && Number.isFinite(alpha))) return refuse("BadOptions", `the merged alpha must be positive, not ${alpha}`)
+    if (!Number.isInteger(rank) || rank < 1) {
+      return refuse("BadOptions", `the merged rank must be a positive integer, not ${rank}`)
+    }
+    if (!(alpha > 0 && Number.isFinite(alpha))) {
+      return refuse("BadOptions", `the merged alpha must be positive, not ${alpha}`)
+    }
     const modules: Record<string, LoraModule> = {}
     const reports: Record<string, ModuleMergeReport> = {}
     for (const [name, { inFeatures, outFeatures, delta, trimmed, dropped }] of Object.entries(merged.modules)) {

@@ -20,8 +20,8 @@ import { Data, Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
-import type { LoraWeights } from "./Adapter.js"
 import { writeFileAtomically } from "../../node/AtomicFile.js"
+import type { LoraWeights } from "./Adapter.js"
 import { loraModulesFrom } from "./AdapterFile.js"
 import type { SafetensorsFile } from "./Safetensors.js"
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./Safetensors.js"
@@ -54,8 +54,12 @@ const handledFlags = new Set(["use_rslora", "use_dora"])
 const refusal = (config: Record<string, unknown>): string | undefined => {
   const { peft_type: peftType, bias, init_lora_weights: init } = config
   if (peftType !== "LORA") return `peft_type ${JSON.stringify(peftType)} is not supported (only LORA)`
-  if (config.use_dora === true) return "DoRA adapters (use_dora) are not supported: their magnitude vectors rescale the base weights"
-  if (bias !== undefined && bias !== "none") return `bias ${JSON.stringify(bias)} also trains the base layers' biases; only bias "none" is supported`
+  if (config.use_dora === true) {
+    return "DoRA adapters (use_dora) are not supported: their magnitude vectors rescale the base weights"
+  }
+  if (bias !== undefined && bias !== "none") {
+    return `bias ${JSON.stringify(bias)} also trains the base layers' biases; only bias "none" is supported`
+  }
   if (config.lora_bias === true) return "lora_bias (a trained bias on lora_B) is not supported"
   const unsupported: ReadonlyArray<readonly [string, string]> = [
     ["rank_pattern", "per-module ranks"],
@@ -68,7 +72,9 @@ const refusal = (config: Record<string, unknown>): string | undefined => {
   ]
   for (const [key, what] of unsupported) if (!isEmpty(config[key])) return `${key} (${what}) is not supported`
   if ((typeof init === "string" && /^(pissa|olora|loftq|corda)/i.test(init)) || !isEmpty(config.loftq_config)) {
-    return `init_lora_weights ${JSON.stringify(init)} adapters expect a modified base model; save them converted to plain LoRA first`
+    return `init_lora_weights ${
+      JSON.stringify(init)
+    } adapters expect a modified base model; save them converted to plain LoRA first`
   }
   for (const [key, value] of Object.entries(config)) {
     if (key.startsWith("use_") && !handledFlags.has(key) && !isEmpty(value)) return `${key} is not supported`
@@ -77,7 +83,8 @@ const refusal = (config: Record<string, unknown>): string | undefined => {
   return undefined
 }
 
-const positiveNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value > 0
+const positiveNumber = (value: unknown): value is number =>
+  typeof value === "number" && Number.isFinite(value) && value > 0
 
 const peftFactor = (key: string) => {
   const match = /^(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight$/.exec(key)
@@ -89,14 +96,19 @@ const peftFactor = (key: string) => {
 }
 
 /** Reads PEFT's config (parsed JSON) and weights (safetensors bytes); the problem is one line. */
-export const peftAdapterFrom = (config: unknown, weightsBytes: Uint8Array): Either.Either<PeftAdapter, { readonly file: string; readonly problem: string }> => {
+export const peftAdapterFrom = (
+  config: unknown,
+  weightsBytes: Uint8Array
+): Either.Either<PeftAdapter, { readonly file: string; readonly problem: string }> => {
   const inConfig = (problem: string) => Either.left({ file: peftConfigFile, problem })
   if (typeof config !== "object" || config === null || Array.isArray(config)) return inConfig("must be a JSON object")
   const fields = config as Record<string, unknown>
   const refused = refusal(fields)
   if (refused !== undefined) return inConfig(refused)
   const { r: rank, lora_alpha: alpha } = fields
-  if (typeof rank !== "number" || !Number.isInteger(rank) || rank < 1) return inConfig(`r must be a whole number, 1 or more (it is ${JSON.stringify(rank)})`)
+  if (typeof rank !== "number" || !Number.isInteger(rank) || rank < 1) {
+    return inConfig(`r must be a whole number, 1 or more (it is ${JSON.stringify(rank)})`)
+  }
   if (!positiveNumber(alpha)) return inConfig(`lora_alpha must be a positive number (it is ${JSON.stringify(alpha)})`)
   const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined)
   let tensors: SafetensorsFile["tensors"]
@@ -123,15 +135,24 @@ export const peftAdapterFrom = (config: unknown, weightsBytes: Uint8Array): Eith
  * same name, else to the one target that ends with it or that it ends with, at a dot (PyTorch wrappers
  * add or drop a prefix: PEFT's `blocks.0.attn.c_attn` is the ONNX export's `model.blocks.0.attn.c_attn`).
  */
-export const matchModules = (weights: LoraWeights, targets: ReadonlyArray<string>): Either.Either<LoraWeights, string> => {
+export const matchModules = (
+  weights: LoraWeights,
+  targets: ReadonlyArray<string>
+): Either.Either<LoraWeights, string> => {
   const modules: Array<readonly [string, LoraWeights["modules"][string]]> = []
   const claimedBy = new Map<string, string>()
   for (const [module, factors] of Object.entries(weights.modules)) {
     const exact = targets.filter((target) => target === module)
-    const matches = exact.length > 0 ? exact : targets.filter((target) => target.endsWith(`.${module}`) || module.endsWith(`.${target}`))
+    const matches = exact.length > 0
+      ? exact
+      : targets.filter((target) => target.endsWith(`.${module}`) || module.endsWith(`.${target}`))
     if (matches.length === 0) {
       const examples = targets.slice(0, 3).join(", ")
-      return Either.left(`module ${module} matches none of the model's ${targets.length} LoRA targets${examples === "" ? "" : ` (${examples}${targets.length > 3 ? ", ..." : ""})`}`)
+      return Either.left(
+        `module ${module} matches none of the model's ${targets.length} LoRA targets${
+          examples === "" ? "" : ` (${examples}${targets.length > 3 ? ", ..." : ""})`
+        }`
+      )
     }
     if (matches.length > 1) return Either.left(`module ${module} matches several targets: ${matches.join(", ")}`)
     const target = matches[0]!
@@ -143,7 +164,8 @@ export const matchModules = (weights: LoraWeights, targets: ReadonlyArray<string
   return Either.right({ ...weights, modules: Object.fromEntries(modules) })
 }
 
-const fileError = (file: string, cause: unknown) => new PeftError({ path: file, problem: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
+const fileError = (file: string, cause: unknown) =>
+  new PeftError({ path: file, problem: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
 
 export interface ImportPeftOptions {
   /** The model's LoRA targets: when given, modules are renamed to them (see matchModules). */
@@ -151,19 +173,29 @@ export interface ImportPeftOptions {
 }
 
 /** Reads a PEFT adapter directory. */
-export const importPeft = Effect.fn("Peft.importPeft")(function* (directory: string, options: ImportPeftOptions = {}) {
+export const importPeft = Effect.fn("Peft.importPeft")(function*(directory: string, options: ImportPeftOptions = {}) {
   const configPath = path.join(directory, peftConfigFile)
   const weightsPath = path.join(directory, peftWeightsFile)
-  const text = yield* Effect.tryPromise({ try: () => fsp.readFile(configPath, "utf8"), catch: (cause) => fileError(configPath, cause) })
+  const text = yield* Effect.tryPromise({
+    try: () => fsp.readFile(configPath, "utf8"),
+    catch: (cause) => fileError(configPath, cause)
+  })
   const config = yield* Effect.try({
     try: () => JSON.parse(text) as unknown,
-    catch: (cause) => new PeftError({ path: configPath, problem: `is not JSON (${cause instanceof Error ? cause.message : String(cause)})` })
+    catch: (cause) =>
+      new PeftError({
+        path: configPath,
+        problem: `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`
+      })
   })
   const buffer = yield* Effect.tryPromise({
     try: () => fsp.readFile(weightsPath),
     catch: (cause) =>
       fs.existsSync(path.join(directory, "adapter_model.bin"))
-        ? new PeftError({ path: weightsPath, problem: "is missing; adapter_model.bin (a PyTorch pickle) is not read: save with safe_serialization=True" })
+        ? new PeftError({
+          path: weightsPath,
+          problem: "is missing; adapter_model.bin (a PyTorch pickle) is not read: save with safe_serialization=True"
+        })
         : fileError(weightsPath, cause)
   })
   const adapter = yield* Either.mapLeft(
@@ -171,7 +203,10 @@ export const importPeft = Effect.fn("Peft.importPeft")(function* (directory: str
     ({ file, problem }) => new PeftError({ path: path.join(directory, file), problem })
   )
   if (options.targets === undefined) return adapter
-  const weights = yield* Either.mapLeft(matchModules(adapter.weights, options.targets), (problem) => new PeftError({ path: weightsPath, problem }))
+  const weights = yield* Either.mapLeft(
+    matchModules(adapter.weights, options.targets),
+    (problem) => new PeftError({ path: weightsPath, problem })
+  )
   return { ...adapter, weights } satisfies PeftAdapter
 })
 
@@ -184,7 +219,11 @@ export interface ExportPeftOptions {
 }
 
 /** adapter_config.json for these weights, as PEFT writes a plain LoRA config. */
-export const peftConfigOf = (weights: LoraWeights, targetModules: ReadonlyArray<string>, options: ExportPeftOptions = {}) => ({
+export const peftConfigOf = (
+  weights: LoraWeights,
+  targetModules: ReadonlyArray<string>,
+  options: ExportPeftOptions = {}
+) => ({
   peft_type: "LORA",
   task_type: options.taskType ?? null,
   base_model_name_or_path: options.baseModelNameOrPath ?? null,
@@ -208,28 +247,38 @@ export const peftConfigOf = (weights: LoraWeights, targetModules: ReadonlyArray<
 })
 
 /** Writes a PEFT adapter directory (F32 weights, `format: pt` metadata as PyTorch writers set). */
-export const exportPeft = Effect.fn("Peft.exportPeft")(function* (directory: string, weights: LoraWeights, options: ExportPeftOptions = {}) {
-  const rename = options.renameModule ?? ((module: string) => module)
-  const named = Object.entries(weights.modules).map(([module, factors]) => [rename(module), factors] as const)
-  const weightsPath = path.join(directory, peftWeightsFile)
-  const bytes = yield* Effect.try({
-    try: () =>
-      writeSafetensors(
-        named.flatMap(([module, { inFeatures, outFeatures, A, B }]) => [
-          [`base_model.model.${module}.lora_A.weight`, { dtype: "F32", shape: [weights.rank, inFeatures], data: A }] as const,
-          [`base_model.model.${module}.lora_B.weight`, { dtype: "F32", shape: [outFeatures, weights.rank], data: B }] as const
-        ]),
-        { format: "pt" }
-      ),
-    catch: (cause) => fileError(weightsPath, cause)
-  })
-  const config = peftConfigOf(weights, named.map(([module]) => module), options)
-  yield* Effect.tryPromise({
-    try: async () => {
-      await fsp.mkdir(directory, { recursive: true })
-      await writeFileAtomically(weightsPath, bytes)
-      await writeFileAtomically(path.join(directory, peftConfigFile), JSON.stringify(config, null, 2) + "\n")
-    },
-    catch: (cause) => fileError(directory, cause)
-  })
-})
+export const exportPeft = Effect.fn("Peft.exportPeft")(
+  function*(directory: string, weights: LoraWeights, options: ExportPeftOptions = {}) {
+    const rename = options.renameModule ?? ((module: string) => module)
+    const named = Object.entries(weights.modules).map(([module, factors]) => [rename(module), factors] as const)
+    const weightsPath = path.join(directory, peftWeightsFile)
+    const bytes = yield* Effect.try({
+      try: () =>
+        writeSafetensors(
+          named.flatMap(([module, { inFeatures, outFeatures, A, B }]) => [
+            [`base_model.model.${module}.lora_A.weight`, {
+              dtype: "F32",
+              shape: [weights.rank, inFeatures],
+              data: A
+            }] as const,
+            [`base_model.model.${module}.lora_B.weight`, {
+              dtype: "F32",
+              shape: [outFeatures, weights.rank],
+              data: B
+            }] as const
+          ]),
+          { format: "pt" }
+        ),
+      catch: (cause) => fileError(weightsPath, cause)
+    })
+    const config = peftConfigOf(weights, named.map(([module]) => module), options)
+    yield* Effect.tryPromise({
+      try: async () => {
+        await fsp.mkdir(directory, { recursive: true })
+        await writeFileAtomically(weightsPath, bytes)
+        await writeFileAtomically(path.join(directory, peftConfigFile), JSON.stringify(config, null, 2) + "\n")
+      },
+      catch: (cause) => fileError(directory, cause)
+    })
+  }
+)

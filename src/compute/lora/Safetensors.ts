@@ -47,9 +47,11 @@ const fail = (reason: string): never => {
   throw new SafetensorsError({ reason: `not a valid safetensors file: ${reason}` })
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
 
-const isSize = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+const isSize = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
 
 const decode = (dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array => {
   // Copy into a fresh, aligned buffer: the values must not alias the file's bytes.
@@ -74,8 +76,12 @@ const parseEntry = (name: string, value: unknown): Entry => {
   if (!isRecord(value)) return fail(`tensor "${name}" is not described by an object`)
   const { dtype, shape, data_offsets: offsets } = value
   if (typeof dtype !== "string") return fail(`tensor "${name}" has no dtype`)
-  if (!(dtype in widths)) return fail(`tensor "${name}" has dtype ${JSON.stringify(dtype)}; this reader takes F32, F16 and BF16`)
-  if (!Array.isArray(shape) || !shape.every(isSize)) return fail(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of sizes`)
+  if (!(dtype in widths)) {
+    return fail(`tensor "${name}" has dtype ${JSON.stringify(dtype)}; this reader takes F32, F16 and BF16`)
+  }
+  if (!Array.isArray(shape) || !shape.every(isSize)) {
+    return fail(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of sizes`)
+  }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize)) {
     return fail(`tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`)
   }
@@ -83,7 +89,9 @@ const parseEntry = (name: string, value: unknown): Entry => {
   if (end < begin) return fail(`tensor "${name}" ends (${end}) before it begins (${begin})`)
   const expected = (shape as Array<number>).reduce((count, dim) => count * dim, 1) * widths[dtype as SafetensorsDtype]
   if (end - begin !== expected) {
-    return fail(`tensor "${name}" (${dtype} [${shape.join(", ")}]) needs ${expected} bytes, its data_offsets give ${end - begin}`)
+    return fail(
+      `tensor "${name}" (${dtype} [${shape.join(", ")}]) needs ${expected} bytes, its data_offsets give ${end - begin}`
+    )
   }
   return { name, dtype: dtype as SafetensorsDtype, shape: shape as Array<number>, begin, end }
 }
@@ -95,7 +103,9 @@ export const readSafetensors = (bytes: Uint8Array): SafetensorsFile => {
   const declared = view.getBigUint64(0, true)
   if (declared > BigInt(maxHeaderBytes)) return fail(`the header claims ${declared} bytes (at most ${maxHeaderBytes})`)
   const headerLength = Number(declared)
-  if (8 + headerLength > bytes.length) return fail(`the header claims ${headerLength} bytes but only ${bytes.length - 8} follow (truncated?)`)
+  if (8 + headerLength > bytes.length) {
+    return fail(`the header claims ${headerLength} bytes but only ${bytes.length - 8} follow (truncated?)`)
+  }
   let header: unknown
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength))
@@ -123,7 +133,9 @@ export const readSafetensors = (bytes: Uint8Array): SafetensorsFile => {
   let covered = 0
   let previous: Entry | undefined
   for (const entry of entries) {
-    if (entry.begin < covered) return fail(`tensors "${previous!.name}" and "${entry.name}" overlap (bytes ${entry.begin}..${covered})`)
+    if (entry.begin < covered) {
+      return fail(`tensors "${previous!.name}" and "${entry.name}" overlap (bytes ${entry.begin}..${covered})`)
+    }
     if (entry.begin > covered) return fail(`bytes ${covered}..${entry.begin} of the data section belong to no tensor`)
     if (entry.end > dataLength) {
       return fail(`tensor "${entry.name}" ends at byte ${entry.end} of a ${dataLength}-byte data section (truncated?)`)
@@ -159,7 +171,9 @@ export const writeSafetensors = (
     if (Object.hasOwn(header, name)) throw new SafetensorsError({ reason: `cannot write two tensors named "${name}"` })
     const count = tensor.shape.reduce((product, dim) => product * dim, 1)
     if (!tensor.shape.every(isSize) || count !== tensor.data.length) {
-      throw new SafetensorsError({ reason: `tensor "${name}": ${tensor.data.length} values for shape [${tensor.shape.join(", ")}]` })
+      throw new SafetensorsError({
+        reason: `tensor "${name}": ${tensor.data.length} values for shape [${tensor.shape.join(", ")}]`
+      })
     }
     const bytes = encode(tensor)
     header[name] = { dtype: tensor.dtype, shape: [...tensor.shape], data_offsets: [offset, offset + bytes.length] }

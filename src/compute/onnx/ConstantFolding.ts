@@ -5,25 +5,39 @@
  * computes bit for bit the same way are here (float +, -, *, / and sqrt are correctly rounded in both);
  * anything else is left to run, so a folded model gives exactly the outputs it gave before.
  */
-import { DataType, type OnnxAttribute, type OnnxNode } from "./OnnxModel.js"
 import { findAttribute, isDefaultDomain } from "./Graph.js"
+import { DataType, type OnnxAttribute, type OnnxNode } from "./OnnxModel.js"
 import { elementCount } from "./Tensors.js"
 import {
-  allocate, broadcastDims, broadcastIndices, elementwise, isFloat, isInteger, maxFoldedElements, normalizeAxis, pick, stridesOf, valueOf, withDims,
-  type Value
+  allocate,
+  broadcastDims,
+  broadcastIndices,
+  elementwise,
+  isFloat,
+  isInteger,
+  maxFoldedElements,
+  normalizeAxis,
+  pick,
+  stridesOf,
+  type Value,
+  valueOf,
+  withDims
 } from "./TensorValue.js"
 
 // ---- reading operands ----
 
 const ints = (value: Value | undefined): Array<number> | undefined =>
-  value !== undefined && isInteger(value.dataType) ? Array.from(value.data as ArrayLike<number | bigint>, Number) : undefined
+  value !== undefined && isInteger(value.dataType)
+    ? Array.from(value.data as ArrayLike<number | bigint>, Number)
+    : undefined
 
 const attributeInt = (node: OnnxNode, name: string, fallback: number) => {
   const attribute = findAttribute(node, name)
   return attribute?.i === undefined ? fallback : Number(attribute.i)
 }
 
-const attributeInts = (node: OnnxNode, name: string): Array<number> | undefined => findAttribute(node, name)?.ints?.map(Number)
+const attributeInts = (node: OnnxNode, name: string): Array<number> | undefined =>
+  findAttribute(node, name)?.ints?.map(Number)
 
 const arithmetic = (op: string, a: Value, b: Value): Value | undefined => {
   if (a.dataType !== b.dataType) return undefined
@@ -59,7 +73,15 @@ const comparison = (op: string, a: Value, b: Value): Value | undefined => {
   if (a.dataType !== b.dataType || a.dataType === DataType.BOOL && op !== "Equal") return undefined
   return elementwise([a, b], DataType.BOOL, ([x, y]) => {
     const [l, r] = [x!, y!]
-    const holds = op === "Equal" ? l === r : op === "Less" ? l < r : op === "Greater" ? l > r : op === "LessOrEqual" ? l <= r : l >= r
+    const holds = op === "Equal"
+      ? l === r
+      : op === "Less"
+      ? l < r
+      : op === "Greater"
+      ? l > r
+      : op === "LessOrEqual"
+      ? l <= r
+      : l >= r
     return holds ? 1 : 0
   })
 }
@@ -67,14 +89,20 @@ const comparison = (op: string, a: Value, b: Value): Value | undefined => {
 const logical = (op: string, a: Value, b: Value): Value | undefined =>
   a.dataType !== DataType.BOOL || b.dataType !== DataType.BOOL
     ? undefined
-    : elementwise([a, b], DataType.BOOL, ([x, y]) => (op === "And" ? (x && y ? 1 : 0) : op === "Or" ? (x || y ? 1 : 0) : x !== y ? 1 : 0))
+    : elementwise(
+      [a, b],
+      DataType.BOOL,
+      ([x, y]) => (op === "And" ? (x && y ? 1 : 0) : op === "Or" ? (x || y ? 1 : 0) : x !== y ? 1 : 0)
+    )
 
 const unary = (op: string, a: Value): Value | undefined => {
   const type = a.dataType
   if (op === "Not") return type === DataType.BOOL ? elementwise([a], type, ([x]) => (x ? 0 : 1)) : undefined
   if (type === DataType.INT64) {
     if (op === "Neg") return elementwise([a], type, ([x]) => BigInt.asIntN(64, -(x as bigint)))
-    if (op === "Abs") return elementwise([a], type, ([x]) => BigInt.asIntN(64, (x as bigint) < 0n ? -(x as bigint) : (x as bigint)))
+    if (op === "Abs") {
+      return elementwise([a], type, ([x]) => BigInt.asIntN(64, (x as bigint) < 0n ? -(x as bigint) : (x as bigint)))
+    }
     return undefined
   }
   if (type === DataType.INT32) {
@@ -93,7 +121,9 @@ const cast = (value: Value, to: number): Value | undefined => {
   if (allocate(to, 0) === undefined) return undefined
   return elementwise([value], to, ([x]) => {
     // Beyond 2^53 an int64 would be rounded twice (to double, then to float): not folded.
-    if (typeof x === "bigint" && (to === DataType.FLOAT || to === DataType.DOUBLE) && (x > 2n ** 53n || x < -(2n ** 53n))) return undefined
+    if (
+      typeof x === "bigint" && (to === DataType.FLOAT || to === DataType.DOUBLE) && (x > 2n ** 53n || x < -(2n ** 53n))
+    ) return undefined
     const number = typeof x === "bigint" ? Number(x) : x!
     switch (to) {
       case DataType.FLOAT:
@@ -129,7 +159,9 @@ const unsqueeze = (value: Value, axes: ReadonlyArray<number>): Value | undefined
 
 const squeeze = (value: Value, axes: ReadonlyArray<number> | undefined): Value | undefined => {
   const rank = value.dims.length
-  const removed = axes === undefined ? value.dims.flatMap((dim, axis) => (dim === 1 ? [axis] : [])) : axes.map((axis) => normalizeAxis(axis, rank))
+  const removed = axes === undefined
+    ? value.dims.flatMap((dim, axis) => (dim === 1 ? [axis] : []))
+    : axes.map((axis) => normalizeAxis(axis, rank))
   if (removed.some((axis) => axis === undefined || value.dims[axis] !== 1)) return undefined
   return withDims(value, value.dims.filter((_, axis) => !removed.includes(axis)))
 }
@@ -144,11 +176,17 @@ const reshape = (value: Value, shape: ReadonlyArray<number>, allowZero: boolean)
 
 const concat = (values: ReadonlyArray<Value>, axisAttribute: number): Value | undefined => {
   const first = values[0]
-  if (first === undefined || values.some((value) => value.dataType !== first.dataType || value.dims.length !== first.dims.length)) return undefined
+  if (
+    first === undefined ||
+    values.some((value) => value.dataType !== first.dataType || value.dims.length !== first.dims.length)
+  ) return undefined
   const axis = normalizeAxis(axisAttribute, first.dims.length)
   if (axis === undefined) return undefined
   if (values.some((value) => value.dims.some((dim, i) => i !== axis && dim !== first.dims[i]))) return undefined
-  const dims = first.dims.map((dim, i) => (i === axis ? values.reduce((sum, value) => sum + value.dims[axis]!, 0) : dim))
+  const dims = first.dims.map((
+    dim,
+    i
+  ) => (i === axis ? values.reduce((sum, value) => sum + value.dims[axis]!, 0) : dim))
   const outer = elementCount(first.dims.slice(0, axis))
   const data = allocate(first.dataType, elementCount(dims))
   if (data === undefined) return undefined
@@ -166,7 +204,9 @@ const concat = (values: ReadonlyArray<Value>, axisAttribute: number): Value | un
 const transpose = (value: Value, permAttribute: ReadonlyArray<number> | undefined): Value | undefined => {
   const rank = value.dims.length
   const perm = permAttribute ?? value.dims.map((_, axis) => rank - 1 - axis)
-  if (perm.length !== rank || new Set(perm).size !== rank || perm.some((axis) => axis < 0 || axis >= rank)) return undefined
+  if (perm.length !== rank || new Set(perm).size !== rank || perm.some((axis) => axis < 0 || axis >= rank)) {
+    return undefined
+  }
   const dims = perm.map((axis) => value.dims[axis]!)
   const strides = stridesOf(value.dims)
   // Each output position's source: the strides of the permuted input axes, walked in output order.
@@ -203,18 +243,28 @@ const gather = (value: Value, indicesValue: Value, axisAttribute: number): Value
   return pick(value, [...value.dims.slice(0, axis), ...indicesValue.dims, ...value.dims.slice(axis + 1)], positions)
 }
 
-const slice = (value: Value, starts: ReadonlyArray<number>, ends: ReadonlyArray<number>, axesGiven: ReadonlyArray<number> | undefined, stepsGiven: ReadonlyArray<number> | undefined): Value | undefined => {
+const slice = (
+  value: Value,
+  starts: ReadonlyArray<number>,
+  ends: ReadonlyArray<number>,
+  axesGiven: ReadonlyArray<number> | undefined,
+  stepsGiven: ReadonlyArray<number> | undefined
+): Value | undefined => {
   const rank = value.dims.length
   const axes = (axesGiven ?? starts.map((_, i) => i)).map((axis) => normalizeAxis(axis, rank))
   const steps = stepsGiven ?? starts.map(() => 1)
-  if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length || axes.some((axis) => axis === undefined) || steps.includes(0)) return undefined
+  if (
+    ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length ||
+    axes.some((axis) => axis === undefined) || steps.includes(0)
+  ) return undefined
   const begin = value.dims.map(() => 0)
   const step = value.dims.map(() => 1)
   const dims = [...value.dims]
   for (const [k, axis] of (axes as Array<number>).entries()) {
     const size = value.dims[axis]!
     const s = steps[k]!
-    const clamp = (index: number, low: number, high: number) => Math.min(Math.max(index < 0 ? index + size : index, low), high)
+    const clamp = (index: number, low: number, high: number) =>
+      Math.min(Math.max(index < 0 ? index + size : index, low), high)
     const start = s > 0 ? clamp(starts[k]!, 0, size) : clamp(starts[k]!, 0, size - 1)
     const end = s > 0 ? clamp(ends[k]!, 0, size) : clamp(ends[k]!, -1, size - 1)
     begin[axis] = start
@@ -239,23 +289,32 @@ const slice = (value: Value, starts: ReadonlyArray<number>, ends: ReadonlyArray<
 }
 
 const int64Value = (dims: ReadonlyArray<number>, values: ReadonlyArray<number>): Value => ({
-  dataType: DataType.INT64, dims, data: BigInt64Array.from(values, (x) => BigInt(x))
+  dataType: DataType.INT64,
+  dims,
+  data: BigInt64Array.from(values, (x) => BigInt(x))
 })
 
 const range = (start: Value, limit: Value, delta: Value): Value | undefined => {
   // Integers only: a float range accumulates rounding the way the runtime's loop does, not ours.
   const [a, b, d] = [ints(start), ints(limit), ints(delta)]
-  if (a?.length !== 1 || b?.length !== 1 || d?.length !== 1 || d[0] === 0 || start.dataType !== limit.dataType || start.dataType !== delta.dataType) return undefined
+  if (
+    a?.length !== 1 || b?.length !== 1 || d?.length !== 1 || d[0] === 0 || start.dataType !== limit.dataType ||
+    start.dataType !== delta.dataType
+  ) return undefined
   const count = Math.max(Math.ceil((b[0]! - a[0]!) / d[0]!), 0)
   if (count > maxFoldedElements) return undefined
   const values = Array.from({ length: count }, (_, i) => a[0]! + i * d[0]!)
-  return start.dataType === DataType.INT64 ? int64Value([count], values) : { dataType: DataType.INT32, dims: [count], data: Int32Array.from(values) }
+  return start.dataType === DataType.INT64
+    ? int64Value([count], values)
+    : { dataType: DataType.INT32, dims: [count], data: Int32Array.from(values) }
 }
 
 const constantOfShape = (shapeValue: Value, attribute: OnnxAttribute | undefined): Value | undefined => {
   const dims = ints(shapeValue)
   if (dims === undefined || dims.some((dim) => dim < 0) || elementCount(dims) > maxFoldedElements) return undefined
-  const fill = attribute?.t === undefined ? { dataType: DataType.FLOAT, dims: [1], data: new Float32Array(1) } : valueOf(attribute.t)
+  const fill = attribute?.t === undefined
+    ? { dataType: DataType.FLOAT, dims: [1], data: new Float32Array(1) }
+    : valueOf(attribute.t)
   if (fill === undefined || fill.data.length !== 1) return undefined
   const data = allocate(fill.dataType, elementCount(dims))
   if (data === undefined) return undefined
@@ -281,9 +340,39 @@ const shapeOf = (dims: ReadonlyArray<number>, node: OnnxNode): Value => {
 
 /** Operators `evaluate` can fold. */
 export const foldableOperators: ReadonlySet<string> = new Set([
-  "Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Concat", "Transpose", "Gather", "Slice", "Shape", "Size",
-  "Range", "ConstantOfShape", "Expand", "Add", "Sub", "Mul", "Div", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
-  "And", "Or", "Xor", "Not", "Neg", "Abs", "Sqrt", "Reciprocal", "Where"
+  "Identity",
+  "Cast",
+  "Unsqueeze",
+  "Squeeze",
+  "Reshape",
+  "Flatten",
+  "Concat",
+  "Transpose",
+  "Gather",
+  "Slice",
+  "Shape",
+  "Size",
+  "Range",
+  "ConstantOfShape",
+  "Expand",
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Equal",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "And",
+  "Or",
+  "Xor",
+  "Not",
+  "Neg",
+  "Abs",
+  "Sqrt",
+  "Reciprocal",
+  "Where"
 ])
 
 /**
@@ -291,7 +380,11 @@ export const foldableOperators: ReadonlySet<string> = new Set([
  * when it cannot be folded here. `opset` is the model's default-domain version (Unsqueeze, Squeeze and
  * Slice read their axes from attributes before 13, 13 and 10).
  */
-export const evaluate = (node: OnnxNode, inputs: ReadonlyArray<Value | undefined>, opset: number): Array<Value> | undefined => {
+export const evaluate = (
+  node: OnnxNode,
+  inputs: ReadonlyArray<Value | undefined>,
+  opset: number
+): Array<Value> | undefined => {
   if (!isDefaultDomain(node.domain) || !foldableOperators.has(node.opType)) return undefined
   const [a, b, c] = inputs
   const one = (value: Value | undefined) => (value === undefined ? undefined : [value])
@@ -321,7 +414,9 @@ export const evaluate = (node: OnnxNode, inputs: ReadonlyArray<Value | undefined
         : undefined
     }
     case "Concat":
-      return inputs.every((value) => value !== undefined) ? one(concat(inputs as Array<Value>, attributeInt(node, "axis", 0))) : undefined
+      return inputs.every((value) => value !== undefined)
+        ? one(concat(inputs as Array<Value>, attributeInt(node, "axis", 0)))
+        : undefined
     case "Transpose":
       return a && one(transpose(a, attributeInts(node, "perm")))
     case "Gather":
@@ -331,7 +426,10 @@ export const evaluate = (node: OnnxNode, inputs: ReadonlyArray<Value | undefined
       const [starts, ends] = [ints(b), ints(c)]
       const axes = inputs[3] === undefined ? undefined : ints(inputs[3])
       const steps = inputs[4] === undefined ? undefined : ints(inputs[4])
-      if (starts === undefined || ends === undefined || (inputs[3] !== undefined && axes === undefined) || (inputs[4] !== undefined && steps === undefined)) return undefined
+      if (
+        starts === undefined || ends === undefined || (inputs[3] !== undefined && axes === undefined) ||
+        (inputs[4] !== undefined && steps === undefined)
+      ) return undefined
       return one(slice(a, starts, ends, axes, steps))
     }
     case "Shape":

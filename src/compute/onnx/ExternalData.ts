@@ -7,7 +7,17 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { writeFileAtomically } from "../../node/AtomicFile.js"
 import { allTensors, mapTensors } from "./Graph.js"
-import { DataLocation, DataType, encodedModelSize, maxModelBytes, OnnxError, readModel, writeModel, type OnnxModel, type OnnxTensor } from "./OnnxModel.js"
+import {
+  DataLocation,
+  DataType,
+  encodedModelSize,
+  maxModelBytes,
+  OnnxError,
+  type OnnxModel,
+  type OnnxTensor,
+  readModel,
+  writeModel
+} from "./OnnxModel.js"
 import { isExternal } from "./Tensors.js"
 
 export const externalDataAlignment = 4096
@@ -22,7 +32,11 @@ export interface WriteModelFileOptions {
 export const externalDataPathFor = (modelPath: string): string => `${modelPath}.data`
 
 const fileError = (file: string, error: unknown) =>
-  new OnnxError({ kind: "FileSystem", file, reason: error instanceof Error ? error.message.split("\n")[0]! : String(error) })
+  new OnnxError({
+    kind: "FileSystem",
+    file,
+    reason: error instanceof Error ? error.message.split("\n")[0]! : String(error)
+  })
 
 const externalError = (file: string, reason: string) => new OnnxError({ kind: "ExternalData", file, reason })
 
@@ -44,7 +58,9 @@ const externalRef = (tensor: OnnxTensor, modelFile: string): ExternalRef => {
     const text = entries.get(key)
     if (text === undefined) return undefined
     const value = Number(text)
-    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw externalError(modelFile, `${label}: external data ${key} "${text}" is not a byte count`)
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+      throw externalError(modelFile, `${label}: external data ${key} "${text}" is not a byte count`)
+    }
     return value
   }
   return { location, offset: number("offset") ?? 0, length: number("length") }
@@ -58,47 +74,57 @@ const withoutExternal = (tensor: OnnxTensor, rawData: Uint8Array): OnnxTensor =>
 }
 
 /** Reads the external data of a model loaded from `modelFile` into its tensors' rawData. */
-export const loadExternalData = Effect.fn("ExternalData.loadExternalData")(function* (model: OnnxModel, modelFile: string) {
-  const pending = allTensors(model).filter(({ tensor }) => isExternal(tensor))
-  if (pending.length === 0) return model
-  const directory = path.dirname(modelFile)
-  const loaded = new Map<OnnxTensor, Uint8Array>()
-  const refs = yield* Effect.try({ try: () => pending.map(({ tensor }) => [tensor, externalRef(tensor, modelFile)] as const), catch: (e) => e as OnnxError })
-  const byLocation = new Map<string, Array<(typeof refs)[number]>>()
-  for (const entry of refs) {
-    const group = byLocation.get(entry[1].location)
-    if (group) group.push(entry)
-    else byLocation.set(entry[1].location, [entry])
-  }
-  for (const [location, tensors] of byLocation) {
-    const file = path.join(directory, location)
-    yield* Effect.tryPromise({
-      try: async () => {
-        const handle = await fs.open(file, "r")
-        try {
-          const size = (await handle.stat()).size
-          for (const [tensor, ref] of tensors) {
-            const length = ref.length ?? size - ref.offset
-            if (ref.offset + length > size) {
-              throw externalError(modelFile, `${tensor.name ?? "tensor"}: bytes ${ref.offset}..${ref.offset + length} are past the end of ${location} (${size} bytes)`)
+export const loadExternalData = Effect.fn("ExternalData.loadExternalData")(
+  function*(model: OnnxModel, modelFile: string) {
+    const pending = allTensors(model).filter(({ tensor }) => isExternal(tensor))
+    if (pending.length === 0) return model
+    const directory = path.dirname(modelFile)
+    const loaded = new Map<OnnxTensor, Uint8Array>()
+    const refs = yield* Effect.try({
+      try: () => pending.map(({ tensor }) => [tensor, externalRef(tensor, modelFile)] as const),
+      catch: (e) => e as OnnxError
+    })
+    const byLocation = new Map<string, Array<(typeof refs)[number]>>()
+    for (const entry of refs) {
+      const group = byLocation.get(entry[1].location)
+      if (group) group.push(entry)
+      else byLocation.set(entry[1].location, [entry])
+    }
+    for (const [location, tensors] of byLocation) {
+      const file = path.join(directory, location)
+      yield* Effect.tryPromise({
+        try: async () => {
+          const handle = await fs.open(file, "r")
+          try {
+            const size = (await handle.stat()).size
+            for (const [tensor, ref] of tensors) {
+              const length = ref.length ?? size - ref.offset
+              if (ref.offset + length > size) {
+                throw externalError(
+                  modelFile,
+                  `${tensor.name ?? "tensor"}: bytes ${ref.offset}..${
+                    ref.offset + length
+                  } are past the end of ${location} (${size} bytes)`
+                )
+              }
+              const bytes = new Uint8Array(length)
+              const { bytesRead } = await handle.read(bytes, 0, length, ref.offset)
+              if (bytesRead !== length) throw externalError(modelFile, `${location}: short read at byte ${ref.offset}`)
+              loaded.set(tensor, bytes)
             }
-            const bytes = new Uint8Array(length)
-            const { bytesRead } = await handle.read(bytes, 0, length, ref.offset)
-            if (bytesRead !== length) throw externalError(modelFile, `${location}: short read at byte ${ref.offset}`)
-            loaded.set(tensor, bytes)
+          } finally {
+            await handle.close()
           }
-        } finally {
-          await handle.close()
-        }
-      },
-      catch: (error) => (error instanceof OnnxError ? error : fileError(file, error))
+        },
+        catch: (error) => (error instanceof OnnxError ? error : fileError(file, error))
+      })
+    }
+    return mapTensors(model, (tensor) => {
+      const bytes = loaded.get(tensor)
+      return bytes ? withoutExternal(tensor, bytes) : tensor
     })
   }
-  return mapTensors(model, (tensor) => {
-    const bytes = loaded.get(tensor)
-    return bytes ? withoutExternal(tensor, bytes) : tensor
-  })
-})
+)
 
 export interface ReadModelFileOptions {
   /**
@@ -112,40 +138,57 @@ export interface ReadModelFileOptions {
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`
 
-const fileSize = (file: string) => Effect.tryPromise({ try: async () => (await fs.stat(file)).size, catch: (error) => fileError(file, error) })
+const fileSize = (file: string) =>
+  Effect.tryPromise({ try: async () => (await fs.stat(file)).size, catch: (error) => fileError(file, error) })
 
 /** Reads a model file and the external data it names (relative to the model's directory). */
-export const readModelFile = Effect.fn("ExternalData.readModelFile")(function* (modelFile: string, options: ReadModelFileOptions = {}) {
-  const { maxBytes } = options
-  const tooLarge = (size: number) =>
-    new OnnxError({
-      kind: "TooLarge",
-      file: modelFile,
-      reason: `the model and its external data take ${gib(size)}, more than fits in memory here (${gib(maxBytes!)}${options.limitDescription === undefined ? "" : `: ${options.limitDescription}`})`
+export const readModelFile = Effect.fn("ExternalData.readModelFile")(
+  function*(modelFile: string, options: ReadModelFileOptions = {}) {
+    const { maxBytes } = options
+    const tooLarge = (size: number) =>
+      new OnnxError({
+        kind: "TooLarge",
+        file: modelFile,
+        reason: `the model and its external data take ${gib(size)}, more than fits in memory here (${gib(maxBytes!)}${
+          options.limitDescription === undefined ? "" : `: ${options.limitDescription}`
+        })`
+      })
+    const fileBytes = maxBytes === undefined ? 0 : yield* fileSize(modelFile)
+    if (maxBytes !== undefined && fileBytes > maxBytes) return yield* tooLarge(fileBytes)
+    const bytes = yield* Effect.tryPromise({
+      try: () => fs.readFile(modelFile),
+      catch: (error) => fileError(modelFile, error)
     })
-  const fileBytes = maxBytes === undefined ? 0 : yield* fileSize(modelFile)
-  if (maxBytes !== undefined && fileBytes > maxBytes) return yield* tooLarge(fileBytes)
-  const bytes = yield* Effect.tryPromise({ try: () => fs.readFile(modelFile), catch: (error) => fileError(modelFile, error) })
-  const model = yield* Effect.try({
-    try: () => readModel(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
-    catch: (error) => (error instanceof OnnxError ? new OnnxError({ kind: error.kind, reason: error.reason, file: modelFile }) : fileError(modelFile, error))
-  })
-  if (maxBytes !== undefined) {
-    const locations = yield* Effect.try({
-      try: () => new Set(allTensors(model).filter(({ tensor }) => isExternal(tensor)).map(({ tensor }) => externalRef(tensor, modelFile).location)),
-      catch: (error) => error as OnnxError
+    const model = yield* Effect.try({
+      try: () => readModel(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
+      catch: (error) => (error instanceof OnnxError
+        ? new OnnxError({ kind: error.kind, reason: error.reason, file: modelFile })
+        : fileError(modelFile, error))
     })
-    let total = fileBytes
-    for (const location of locations) total += yield* fileSize(path.join(path.dirname(modelFile), location))
-    if (total > maxBytes) return yield* tooLarge(total)
+    if (maxBytes !== undefined) {
+      const locations = yield* Effect.try({
+        try: () =>
+          new Set(
+            allTensors(model).filter(({ tensor }) => isExternal(tensor)).map(({ tensor }) =>
+              externalRef(tensor, modelFile).location
+            )
+          ),
+        catch: (error) => error as OnnxError
+      })
+      let total = fileBytes
+      for (const location of locations) {
+        total += yield* fileSize(path.join(path.dirname(modelFile), location))
+      }
+      if (total > maxBytes) return yield* tooLarge(total)
+    }
+    return yield* loadExternalData(model, modelFile)
   }
-  return yield* loadExternalData(model, modelFile)
-})
+)
 
 const alignUp = (offset: number): number => Math.ceil(offset / externalDataAlignment) * externalDataAlignment
 
 const writeFully = async (handle: fs.FileHandle, bytes: Uint8Array, position: number): Promise<void> => {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done)
     done += bytesWritten
   }
@@ -155,7 +198,7 @@ const writeFully = async (handle: fs.FileHandle, bytes: Uint8Array, position: nu
  * Writes a model file. When the model would pass 2 GiB (or with `forceExternal`), initializers of at
  * least `externalDataThreshold` bytes go to `<model file>.data` instead, at 4096-aligned offsets.
  */
-export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function* (
+export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function*(
   modelFile: string,
   model: OnnxModel,
   options: WriteModelFileOptions = {}
@@ -179,7 +222,10 @@ export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function*
   let end = 0
   for (const { tensor, origin } of allTensors(model)) {
     const raw = tensor.rawData
-    if (origin !== "initializer" || !raw || raw.length < threshold || tensor.dataType === DataType.STRING || placed.has(tensor)) continue
+    if (
+      origin !== "initializer" || !raw || raw.length < threshold || tensor.dataType === DataType.STRING ||
+      placed.has(tensor)
+    ) continue
     const offset = alignUp(end)
     placed.set(tensor, { offset, bytes: raw })
     end = offset + raw.length
@@ -201,10 +247,16 @@ export const writeModelFile = Effect.fn("ExternalData.writeModelFile")(function*
     try: () => writeModel(rewritten),
     catch: (error) =>
       error instanceof OnnxError && error.kind === "TooLarge"
-        ? new OnnxError({ kind: "TooLarge", file: modelFile, reason: `${error.reason}; weights held by Constant nodes stay inline (promoteConstants first)` })
+        ? new OnnxError({
+          kind: "TooLarge",
+          file: modelFile,
+          reason: `${error.reason}; weights held by Constant nodes stay inline (promoteConstants first)`
+        })
         : (error as OnnxError)
   })
-  if (placed.size === 0) return yield* externalError(modelFile, `no initializer holds ${threshold} bytes or more to store as external data`)
+  if (placed.size === 0) {
+    return yield* externalError(modelFile, `no initializer holds ${threshold} bytes or more to store as external data`)
+  }
   yield* Effect.tryPromise({
     try: () =>
       writeFileAtomically(dataFile, async (handle) => {

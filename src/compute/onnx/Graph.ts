@@ -2,9 +2,18 @@
  * Reading and rewriting graphs: subgraphs (If/Loop/Scan bodies), producers and consumers of values,
  * topological order, and promoting Constant nodes to initializers. Rewrites return new values.
  */
-import { AttributeType, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "./OnnxModel.js"
+import {
+  AttributeType,
+  type OnnxAttribute,
+  type OnnxGraph,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo
+} from "./OnnxModel.js"
 
-export const isDefaultDomain = (domain: string | undefined): boolean => domain === undefined || domain === "" || domain === "ai.onnx"
+export const isDefaultDomain = (domain: string | undefined): boolean =>
+  domain === undefined || domain === "" || domain === "ai.onnx"
 
 export const findAttribute = (node: OnnxNode, name: string): OnnxAttribute | undefined =>
   node.attributes.find((attribute) => attribute.name === name)
@@ -14,7 +23,7 @@ export const subgraphsOf = (node: OnnxNode): Array<{ readonly attribute: string;
   const found: Array<{ attribute: string; graph: OnnxGraph }> = []
   for (const attribute of node.attributes) {
     if (attribute.g) found.push({ attribute: attribute.name, graph: attribute.g })
-    if (attribute.graphs) for (const graph of attribute.graphs) found.push({ attribute: attribute.name, graph })
+    if (attribute.graphs) { for (const graph of attribute.graphs) found.push({ attribute: attribute.name, graph }) }
   }
   return found
 }
@@ -45,7 +54,11 @@ export const allGraphs = (root: OnnxModel | OnnxGraph): Array<GraphVisit> => {
  * Rewrites a graph and all its subgraphs bottom-up: `rewrite` sees each graph with its subgraphs
  * already rewritten. Unchanged parts are shared, not copied.
  */
-export const mapGraphs = (graph: OnnxGraph, rewrite: (graph: OnnxGraph, depth: number) => OnnxGraph, depth = 0): OnnxGraph => {
+export const mapGraphs = (
+  graph: OnnxGraph,
+  rewrite: (graph: OnnxGraph, depth: number) => OnnxGraph,
+  depth = 0
+): OnnxGraph => {
   let changed = false
   const nodes = graph.nodes.map((node) => {
     if (!node.attributes.some((a) => a.g || a.graphs)) return node
@@ -54,7 +67,9 @@ export const mapGraphs = (graph: OnnxGraph, rewrite: (graph: OnnxGraph, depth: n
       if (!attribute.g && !attribute.graphs) return attribute
       const g = attribute.g && mapGraphs(attribute.g, rewrite, depth + 1)
       const graphs = attribute.graphs?.map((sub) => mapGraphs(sub, rewrite, depth + 1))
-      if (g === attribute.g && (graphs === undefined || graphs.every((sub, i) => sub === attribute.graphs![i]))) return attribute
+      if (g === attribute.g && (graphs === undefined || graphs.every((sub, i) => sub === attribute.graphs![i]))) {
+        return attribute
+      }
       nodeChanged = true
       return { ...attribute, ...(g ? { g } : {}), ...(graphs ? { graphs } : {}) }
     })
@@ -80,11 +95,16 @@ export const producers = (graph: OnnxGraph): Map<string, OnnxNode> => {
  * none of its inputs, initializers or nodes.
  */
 export const outerNames = (graph: OnnxGraph): Set<string> => {
-  const defined = new Set<string>([...graph.inputs.map((i) => i.name), ...graph.initializers.flatMap((t) => (t.name ? [t.name] : []))])
+  const defined = new Set<string>([
+    ...graph.inputs.map((i) => i.name),
+    ...graph.initializers.flatMap((t) => (t.name ? [t.name] : []))
+  ])
   const free = new Set<string>()
   for (const node of graph.nodes) {
     for (const input of node.inputs) if (input !== "" && !defined.has(input)) free.add(input)
-    for (const { graph: sub } of subgraphsOf(node)) for (const name of outerNames(sub)) if (!defined.has(name)) free.add(name)
+    for (const { graph: sub } of subgraphsOf(node)) {
+      for (const name of outerNames(sub)) if (!defined.has(name)) free.add(name)
+    }
     for (const output of node.outputs) defined.add(output)
   }
   for (const output of graph.outputs) if (!defined.has(output.name)) free.add(output.name)
@@ -135,7 +155,9 @@ export const topologicalOrderIssues = (root: OnnxModel | OnnxGraph): Array<Order
     for (const tensor of graph.initializers) if (tensor.name !== undefined) available.add(tensor.name)
     graph.nodes.forEach((node, index) => {
       const label = node.name || `${node.opType}#${index}`
-      for (const input of node.inputs) if (input !== "" && !available.has(input)) issues.push({ path, node: label, input })
+      for (const input of node.inputs) {
+        if (input !== "" && !available.has(input)) issues.push({ path, node: label, input })
+      }
       for (const { attribute, graph: sub } of subgraphsOf(node)) check(sub, available, `${path}/${label}.${attribute}`)
       for (const output of node.outputs) if (output !== "") available.add(output)
     })
@@ -204,7 +226,11 @@ export const allTensors = (root: OnnxModel | OnnxGraph): Array<TensorVisit> =>
     ...graph.initializers.map((tensor) => ({ tensor, path, origin: "initializer" as const })),
     ...graph.nodes.flatMap((node) =>
       node.attributes.flatMap((attribute) =>
-        [...(attribute.t ? [attribute.t] : []), ...(attribute.tensors ?? [])].map((tensor) => ({ tensor, path, origin: "attribute" as const }))
+        [...(attribute.t ? [attribute.t] : []), ...(attribute.tensors ?? [])].map((tensor) => ({
+          tensor,
+          path,
+          origin: "attribute" as const
+        }))
       )
     )
   ])
@@ -214,7 +240,9 @@ export const mapTensors = (model: OnnxModel, replace: (tensor: OnnxTensor) => On
   const mapAttribute = (attribute: OnnxAttribute): OnnxAttribute => {
     const t = attribute.t && replace(attribute.t)
     const tensors = attribute.tensors?.map(replace)
-    if (t === attribute.t && (tensors === undefined || tensors.every((tensor, i) => tensor === attribute.tensors![i]))) return attribute
+    if (
+      t === attribute.t && (tensors === undefined || tensors.every((tensor, i) => tensor === attribute.tensors![i]))
+    ) return attribute
     return { ...attribute, ...(t ? { t } : {}), ...(tensors ? { tensors } : {}) }
   }
   const graph = mapGraphs(model.graph, (graph) => {
@@ -223,7 +251,8 @@ export const mapTensors = (model: OnnxModel, replace: (tensor: OnnxTensor) => On
       const attributes = node.attributes.map(mapAttribute)
       return attributes.every((attribute, i) => attribute === node.attributes[i]) ? node : { ...node, attributes }
     })
-    const same = initializers.every((tensor, i) => tensor === graph.initializers[i]) && nodes.every((node, i) => node === graph.nodes[i])
+    const same = initializers.every((tensor, i) => tensor === graph.initializers[i]) &&
+      nodes.every((node, i) => node === graph.nodes[i])
     return same ? graph : { ...graph, initializers, nodes }
   })
   return graph === model.graph ? model : { ...model, graph }

@@ -20,7 +20,12 @@ import type { ProtoReader } from "./Protobuf.js"
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const tag = (field: number, wireType: number) => field * 8 + wireType
-const keep = (r: ProtoReader, wireTag: number, start: number, into: Array<Uint8Array> | undefined): Array<Uint8Array> => {
+const keep = (
+  r: ProtoReader,
+  wireTag: number,
+  start: number,
+  into: Array<Uint8Array> | undefined
+): Array<Uint8Array> => {
   r.skip(wireTag & 7)
   const list = into ?? []
   list.push(r.bytes.subarray(start, r.pos))
@@ -45,6 +50,7 @@ const joined = <A extends Float32Array | Float64Array | Int32Array | BigInt64Arr
   const all = make(parts.reduce((sum, part) => sum + part.length, 0))
   let at = 0
   for (const part of parts) {
+    // eslint-disable-next-line no-restricted-syntax -- every typed array has set(); TypeScript cannot name it over the union A of typed-array types
     ;(all as unknown as { set(a: A, at: number): void }).set(part, at)
     at += part.length
   }
@@ -161,13 +167,31 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
     const start = r.pos
     const t = r.uint32()
     switch (t) {
-      case tag(1, 0): dims.push(r.int64Number()); break
-      case tag(1, 2): { const end = r.packedEnd(); while (r.pos < end) dims.push(r.int64Number()); break }
-      case tag(2, 0): tensor.dataType = r.int32(); break
-      case tag(3, 2): tensor.segment = r.bytesField(); break
-      case tag(4, 2): { const b = r.packedFixed(4); floats.push(new Float32Array(b.buffer, 0, b.length / 4)); break }
-      case tag(4, 5): floats.push(Float32Array.of(r.float())); break
-      case tag(5, 0): int32s.push(Int32Array.of(r.int32())); break
+      case tag(1, 0):
+        dims.push(r.int64Number())
+        break
+      case tag(1, 2): {
+        const end = r.packedEnd()
+        while (r.pos < end) dims.push(r.int64Number())
+        break
+      }
+      case tag(2, 0):
+        tensor.dataType = r.int32()
+        break
+      case tag(3, 2):
+        tensor.segment = r.bytesField()
+        break
+      case tag(4, 2): {
+        const b = r.packedFixed(4)
+        floats.push(new Float32Array(b.buffer, 0, b.length / 4))
+        break
+      }
+      case tag(4, 5):
+        floats.push(Float32Array.of(r.float()))
+        break
+      case tag(5, 0):
+        int32s.push(Int32Array.of(r.int32()))
+        break
       case tag(5, 2): {
         const end = r.packedEnd()
         const values = new Int32Array(varintCount(r.bytes, r.pos, end))
@@ -175,8 +199,12 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
         int32s.push(values)
         break
       }
-      case tag(6, 2): (strings ??= []).push(r.bytesField()); break
-      case tag(7, 0): int64s.push(BigInt64Array.of(r.int64())); break
+      case tag(6, 2):
+        ;(strings ??= []).push(r.bytesField())
+        break
+      case tag(7, 0):
+        int64s.push(BigInt64Array.of(r.int64()))
+        break
       case tag(7, 2): {
         const end = r.packedEnd()
         const values = new BigInt64Array(varintCount(r.bytes, r.pos, end))
@@ -184,11 +212,23 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
         int64s.push(values)
         break
       }
-      case tag(8, 2): tensor.name = r.string(); break
-      case tag(9, 2): tensor.rawData = r.bytesField(); break
-      case tag(10, 1): doubles.push(Float64Array.of(r.double())); break
-      case tag(10, 2): { const b = r.packedFixed(8); doubles.push(new Float64Array(b.buffer, 0, b.length / 8)); break }
-      case tag(11, 0): uint64s.push(BigUint64Array.of(r.uint64())); break
+      case tag(8, 2):
+        tensor.name = r.string()
+        break
+      case tag(9, 2):
+        tensor.rawData = r.bytesField()
+        break
+      case tag(10, 1):
+        doubles.push(Float64Array.of(r.double()))
+        break
+      case tag(10, 2): {
+        const b = r.packedFixed(8)
+        doubles.push(new Float64Array(b.buffer, 0, b.length / 8))
+        break
+      }
+      case tag(11, 0):
+        uint64s.push(BigUint64Array.of(r.uint64()))
+        break
       case tag(11, 2): {
         const end = r.packedEnd()
         const values = new BigUint64Array(varintCount(r.bytes, r.pos, end))
@@ -196,11 +236,20 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
         uint64s.push(values)
         break
       }
-      case tag(12, 2): tensor.docString = r.string(); break
-      case tag(13, 2): (external ??= []).push(nested(r, decodeEntry)); break
-      case tag(14, 0): tensor.dataLocation = r.int32(); break
-      case tag(16, 2): (metadata ??= []).push(nested(r, decodeEntry)); break
-      default: unknown = keep(r, t, start, unknown)
+      case tag(12, 2):
+        tensor.docString = r.string()
+        break
+      case tag(13, 2):
+        ;(external ??= []).push(nested(r, decodeEntry))
+        break
+      case tag(14, 0):
+        tensor.dataLocation = r.int32()
+        break
+      case tag(16, 2):
+        ;(metadata ??= []).push(nested(r, decodeEntry))
+        break
+      default:
+        unknown = keep(r, t, start, unknown)
     }
   }
   tensor.dims = dims
@@ -230,27 +279,74 @@ const decodeAttribute = (r: ProtoReader): OnnxAttribute => {
     const start = r.pos
     const t = r.uint32()
     switch (t) {
-      case tag(1, 2): attribute.name = r.string(); break
-      case tag(2, 5): attribute.f = r.float(); break
-      case tag(3, 0): attribute.i = r.int64(); break
-      case tag(4, 2): attribute.s = r.bytesField(); break
-      case tag(5, 2): attribute.t = nested(r, decodeTensor); break
-      case tag(6, 2): attribute.g = nested(r, decodeGraph); break
-      case tag(7, 5): (floats ??= []).push(r.float()); break
-      case tag(7, 2): { const end = r.packedEnd(); floats ??= []; while (r.pos < end) floats.push(r.float()); break }
-      case tag(8, 0): (ints ??= []).push(r.int64()); break
-      case tag(8, 2): { const end = r.packedEnd(); ints ??= []; while (r.pos < end) ints.push(r.int64()); break }
-      case tag(9, 2): (strings ??= []).push(r.bytesField()); break
-      case tag(10, 2): (tensors ??= []).push(nested(r, decodeTensor)); break
-      case tag(11, 2): (graphs ??= []).push(nested(r, decodeGraph)); break
-      case tag(13, 2): attribute.docString = r.string(); break
-      case tag(14, 2): attribute.tp = nested(r, decodeType); break
-      case tag(15, 2): (typeProtos ??= []).push(nested(r, decodeType)); break
-      case tag(20, 0): attribute.type = r.int32(); break
-      case tag(21, 2): attribute.refAttrName = r.string(); break
-      case tag(22, 2): attribute.sparseTensor = r.bytesField(); break
-      case tag(23, 2): (sparseTensors ??= []).push(r.bytesField()); break
-      default: unknown = keep(r, t, start, unknown)
+      case tag(1, 2):
+        attribute.name = r.string()
+        break
+      case tag(2, 5):
+        attribute.f = r.float()
+        break
+      case tag(3, 0):
+        attribute.i = r.int64()
+        break
+      case tag(4, 2):
+        attribute.s = r.bytesField()
+        break
+      case tag(5, 2):
+        attribute.t = nested(r, decodeTensor)
+        break
+      case tag(6, 2):
+        attribute.g = nested(r, decodeGraph)
+        break
+      case tag(7, 5):
+        ;(floats ??= []).push(r.float())
+        break
+      case tag(7, 2): {
+        const end = r.packedEnd()
+        floats ??= []
+        while (r.pos < end) floats.push(r.float())
+        break
+      }
+      case tag(8, 0):
+        ;(ints ??= []).push(r.int64())
+        break
+      case tag(8, 2): {
+        const end = r.packedEnd()
+        ints ??= []
+        while (r.pos < end) ints.push(r.int64())
+        break
+      }
+      case tag(9, 2):
+        ;(strings ??= []).push(r.bytesField())
+        break
+      case tag(10, 2):
+        ;(tensors ??= []).push(nested(r, decodeTensor))
+        break
+      case tag(11, 2):
+        ;(graphs ??= []).push(nested(r, decodeGraph))
+        break
+      case tag(13, 2):
+        attribute.docString = r.string()
+        break
+      case tag(14, 2):
+        attribute.tp = nested(r, decodeType)
+        break
+      case tag(15, 2):
+        ;(typeProtos ??= []).push(nested(r, decodeType))
+        break
+      case tag(20, 0):
+        attribute.type = r.int32()
+        break
+      case tag(21, 2):
+        attribute.refAttrName = r.string()
+        break
+      case tag(22, 2):
+        attribute.sparseTensor = r.bytesField()
+        break
+      case tag(23, 2):
+        ;(sparseTensors ??= []).push(r.bytesField())
+        break
+      default:
+        unknown = keep(r, t, start, unknown)
     }
   }
   if (floats) attribute.floats = floats
@@ -275,16 +371,35 @@ const decodeNode = (r: ProtoReader): OnnxNode => {
     const start = r.pos
     const t = r.uint32()
     switch (t) {
-      case tag(1, 2): inputs.push(r.string()); break
-      case tag(2, 2): outputs.push(r.string()); break
-      case tag(3, 2): node.name = r.string(); break
-      case tag(4, 2): node.opType = r.string(); break
-      case tag(5, 2): attributes.push(nested(r, decodeAttribute)); break
-      case tag(6, 2): node.docString = r.string(); break
-      case tag(7, 2): node.domain = r.string(); break
-      case tag(8, 2): node.overload = r.string(); break
-      case tag(9, 2): (metadata ??= []).push(nested(r, decodeEntry)); break
-      default: unknown = keep(r, t, start, unknown)
+      case tag(1, 2):
+        inputs.push(r.string())
+        break
+      case tag(2, 2):
+        outputs.push(r.string())
+        break
+      case tag(3, 2):
+        node.name = r.string()
+        break
+      case tag(4, 2):
+        node.opType = r.string()
+        break
+      case tag(5, 2):
+        attributes.push(nested(r, decodeAttribute))
+        break
+      case tag(6, 2):
+        node.docString = r.string()
+        break
+      case tag(7, 2):
+        node.domain = r.string()
+        break
+      case tag(8, 2):
+        node.overload = r.string()
+        break
+      case tag(9, 2):
+        ;(metadata ??= []).push(nested(r, decodeEntry))
+        break
+      default:
+        unknown = keep(r, t, start, unknown)
     }
   }
   if (metadata) node.metadataProps = metadata
@@ -307,17 +422,38 @@ function decodeGraph(r: ProtoReader): OnnxGraph {
     const start = r.pos
     const t = r.uint32()
     switch (t) {
-      case tag(1, 2): nodes.push(nested(r, decodeNode)); break
-      case tag(2, 2): graph.name = r.string(); break
-      case tag(5, 2): initializers.push(nested(r, decodeTensor)); break
-      case tag(10, 2): graph.docString = r.string(); break
-      case tag(11, 2): inputs.push(nested(r, decodeValueInfo)); break
-      case tag(12, 2): outputs.push(nested(r, decodeValueInfo)); break
-      case tag(13, 2): valueInfo.push(nested(r, decodeValueInfo)); break
-      case tag(14, 2): (annotations ??= []).push(r.bytesField()); break
-      case tag(15, 2): (sparse ??= []).push(r.bytesField()); break
-      case tag(16, 2): (metadata ??= []).push(nested(r, decodeEntry)); break
-      default: unknown = keep(r, t, start, unknown)
+      case tag(1, 2):
+        nodes.push(nested(r, decodeNode))
+        break
+      case tag(2, 2):
+        graph.name = r.string()
+        break
+      case tag(5, 2):
+        initializers.push(nested(r, decodeTensor))
+        break
+      case tag(10, 2):
+        graph.docString = r.string()
+        break
+      case tag(11, 2):
+        inputs.push(nested(r, decodeValueInfo))
+        break
+      case tag(12, 2):
+        outputs.push(nested(r, decodeValueInfo))
+        break
+      case tag(13, 2):
+        valueInfo.push(nested(r, decodeValueInfo))
+        break
+      case tag(14, 2):
+        ;(annotations ??= []).push(r.bytesField())
+        break
+      case tag(15, 2):
+        ;(sparse ??= []).push(r.bytesField())
+        break
+      case tag(16, 2):
+        ;(metadata ??= []).push(nested(r, decodeEntry))
+        break
+      default:
+        unknown = keep(r, t, start, unknown)
     }
   }
   if (annotations) graph.quantizationAnnotations = annotations
@@ -338,18 +474,41 @@ export const decodeModel = (r: ProtoReader): OnnxModel => {
     const start = r.pos
     const t = r.uint32()
     switch (t) {
-      case tag(1, 0): model.irVersion = r.int64Number(); break
-      case tag(2, 2): model.producerName = r.string(); break
-      case tag(3, 2): model.producerVersion = r.string(); break
-      case tag(4, 2): model.domain = r.string(); break
-      case tag(5, 0): model.modelVersion = r.int64Number(); break
-      case tag(6, 2): model.docString = r.string(); break
-      case tag(7, 2): model.graph = nested(r, decodeGraph); break
-      case tag(8, 2): opsetImports.push(nested(r, decodeOpset)); break
-      case tag(14, 2): (metadata ??= []).push(nested(r, decodeEntry)); break
-      case tag(20, 2): (training ??= []).push(r.bytesField()); break
-      case tag(25, 2): (functions ??= []).push(r.bytesField()); break
-      default: unknown = keep(r, t, start, unknown)
+      case tag(1, 0):
+        model.irVersion = r.int64Number()
+        break
+      case tag(2, 2):
+        model.producerName = r.string()
+        break
+      case tag(3, 2):
+        model.producerVersion = r.string()
+        break
+      case tag(4, 2):
+        model.domain = r.string()
+        break
+      case tag(5, 0):
+        model.modelVersion = r.int64Number()
+        break
+      case tag(6, 2):
+        model.docString = r.string()
+        break
+      case tag(7, 2):
+        model.graph = nested(r, decodeGraph)
+        break
+      case tag(8, 2):
+        opsetImports.push(nested(r, decodeOpset))
+        break
+      case tag(14, 2):
+        ;(metadata ??= []).push(nested(r, decodeEntry))
+        break
+      case tag(20, 2):
+        ;(training ??= []).push(r.bytesField())
+        break
+      case tag(25, 2):
+        ;(functions ??= []).push(r.bytesField())
+        break
+      default:
+        unknown = keep(r, t, start, unknown)
     }
   }
   if (metadata) model.metadataProps = metadata

@@ -23,13 +23,13 @@ const encodeEntry = (entry: StringStringEntry, s: ProtoSink): void => {
   s.string(2, entry.value)
 }
 const encodeEntries = (field: number, entries: ReadonlyArray<StringStringEntry> | undefined, s: ProtoSink): void => {
-  if (entries) for (const entry of entries) s.message(field, entry, encodeEntry)
+  if (entries) { for (const entry of entries) s.message(field, entry, encodeEntry) }
 }
 const encodeOpaque = (field: number, payloads: ReadonlyArray<Uint8Array> | undefined, s: ProtoSink): void => {
-  if (payloads) for (const payload of payloads) s.bytes(field, payload)
+  if (payloads) { for (const payload of payloads) s.bytes(field, payload) }
 }
 const encodeUnknown = (fields: UnknownFields | undefined, s: ProtoSink): void => {
-  if (fields) for (const field of fields) s.raw(field)
+  if (fields) { for (const field of fields) s.raw(field) }
 }
 
 const encodeOpset = (opset: OperatorSetId, s: ProtoSink): void => {
@@ -71,7 +71,7 @@ const encodeTensor = (tensor: OnnxTensor, s: ProtoSink): void => {
   if (tensor.segment) s.bytes(3, tensor.segment)
   if (tensor.floatData && tensor.floatData.length > 0) s.packedFixed(4, tensor.floatData)
   if (tensor.int32Data && tensor.int32Data.length > 0) s.packedInt32(5, tensor.int32Data)
-  if (tensor.stringData) for (const text of tensor.stringData) s.bytes(6, text)
+  if (tensor.stringData) { for (const text of tensor.stringData) s.bytes(6, text) }
   if (tensor.int64Data && tensor.int64Data.length > 0) s.packedInt64(7, tensor.int64Data)
   if (tensor.name !== undefined) s.string(8, tensor.name)
   if (tensor.rawData) s.bytes(9, tensor.rawData)
@@ -91,14 +91,14 @@ const encodeAttribute = (a: OnnxAttribute, s: ProtoSink): void => {
   if (a.s) s.bytes(4, a.s)
   if (a.t) s.message(5, a.t, encodeTensor)
   if (a.g) s.message(6, a.g, encodeGraph)
-  if (a.floats) for (const f of a.floats) s.float(7, f)
-  if (a.ints) for (const i of a.ints) s.int64(8, i)
-  if (a.strings) for (const text of a.strings) s.bytes(9, text)
-  if (a.tensors) for (const t of a.tensors) s.message(10, t, encodeTensor)
-  if (a.graphs) for (const g of a.graphs) s.message(11, g, encodeGraph)
+  if (a.floats) { for (const f of a.floats) s.float(7, f) }
+  if (a.ints) { for (const i of a.ints) s.int64(8, i) }
+  if (a.strings) { for (const text of a.strings) s.bytes(9, text) }
+  if (a.tensors) { for (const t of a.tensors) s.message(10, t, encodeTensor) }
+  if (a.graphs) { for (const g of a.graphs) s.message(11, g, encodeGraph) }
   if (a.docString !== undefined) s.string(13, a.docString)
   if (a.tp) s.message(14, a.tp, encodeType)
-  if (a.typeProtos) for (const tp of a.typeProtos) s.message(15, tp, encodeType)
+  if (a.typeProtos) { for (const tp of a.typeProtos) s.message(15, tp, encodeType) }
   if (a.type !== 0) s.varint(20, a.type)
   if (a.refAttrName !== undefined) s.string(21, a.refAttrName)
   if (a.sparseTensor) s.bytes(22, a.sparseTensor)

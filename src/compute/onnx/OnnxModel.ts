@@ -20,15 +20,51 @@ export class OnnxError extends Data.TaggedError("OnnxError")<{
 }
 
 export const DataType = {
-  UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, COMPLEX64: 14, COMPLEX128: 15, BFLOAT16: 16,
-  FLOAT8E4M3FN: 17, FLOAT8E4M3FNUZ: 18, FLOAT8E5M2: 19, FLOAT8E5M2FNUZ: 20, UINT4: 21, INT4: 22,
-  FLOAT4E2M1: 23, FLOAT8E8M0: 24, UINT2: 25, INT2: 26
+  UNDEFINED: 0,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  COMPLEX64: 14,
+  COMPLEX128: 15,
+  BFLOAT16: 16,
+  FLOAT8E4M3FN: 17,
+  FLOAT8E4M3FNUZ: 18,
+  FLOAT8E5M2: 19,
+  FLOAT8E5M2FNUZ: 20,
+  UINT4: 21,
+  INT4: 22,
+  FLOAT4E2M1: 23,
+  FLOAT8E8M0: 24,
+  UINT2: 25,
+  INT2: 26
 } as const
 
 export const AttributeType = {
-  UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8,
-  TENSORS: 9, GRAPHS: 10, SPARSE_TENSOR: 11, SPARSE_TENSORS: 12, TYPE_PROTO: 13, TYPE_PROTOS: 14
+  UNDEFINED: 0,
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+  GRAPHS: 10,
+  SPARSE_TENSOR: 11,
+  SPARSE_TENSORS: 12,
+  TYPE_PROTO: 13,
+  TYPE_PROTOS: 14
 } as const
 
 export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const
@@ -195,7 +231,9 @@ const checkEnvelope = (bytes: Uint8Array): void => {
       const t = r.uint32()
       const field = t >>> 3
       const wireType = t & 7
-      if (field === 0 || wireType === 3 || wireType === 4 || wireType > 5) throw notOnnx(`invalid protobuf tag at byte ${start}`)
+      if (field === 0 || wireType === 3 || wireType === 4 || wireType > 5) {
+        throw notOnnx(`invalid protobuf tag at byte ${start}`)
+      }
       if (field === 1) {
         if (wireType !== 0) throw notOnnx(`ir_version at byte ${start} is not an integer`)
         irVersion = r.int64Number()
@@ -203,7 +241,9 @@ const checkEnvelope = (bytes: Uint8Array): void => {
         continue
       }
       if (irVersion === undefined) throw notOnnx(`it does not start with an ir_version field`)
-      if (field >= 2 && field <= 8 && wireType !== (field === 5 ? 0 : 2)) throw notOnnx(`field ${field} at byte ${start} has the wrong wire type`)
+      if (field >= 2 && field <= 8 && wireType !== (field === 5 ? 0 : 2)) {
+        throw notOnnx(`field ${field} at byte ${start} has the wrong wire type`)
+      }
       if (field === 7) hasGraph = true
       if (field === 8) hasOpset = true
       lastField = field
@@ -226,7 +266,10 @@ const checkEnvelope = (bytes: Uint8Array): void => {
   if (!hasOpset && irVersion >= 3) {
     // Writers put opset_import right after the graph: a file ending there was most likely cut.
     if (lastField === 7) {
-      throw new OnnxError({ kind: "Truncated", reason: `truncated ONNX file at byte ${bytes.length}: it ends after the graph, before opset_import` })
+      throw new OnnxError({
+        kind: "Truncated",
+        reason: `truncated ONNX file at byte ${bytes.length}: it ends after the graph, before opset_import`
+      })
     }
     throw notOnnx("no opset_import")
   }

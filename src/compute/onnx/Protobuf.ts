@@ -44,7 +44,10 @@ export class ProtoReader {
 
   private need(count: number): void {
     if (this.pos + count > this.limit) {
-      this.fail(this.limit === this.bytes.length ? "truncated" : "malformed", `${count} bytes needed, ${this.limit - this.pos} left`)
+      this.fail(
+        this.limit === this.bytes.length ? "truncated" : "malformed",
+        `${count} bytes needed, ${this.limit - this.pos} left`
+      )
     }
   }
 
@@ -71,7 +74,7 @@ export class ProtoReader {
     lo |= (b & 0x7f) << 28
     let hi = (b & 0x7f) >> 4
     if (b >= 0x80) {
-      for (let shift = 3; ; shift += 7) {
+      for (let shift = 3;; shift += 7) {
         if (shift > 31) this.fail("malformed", "varint longer than 10 bytes", pos)
         if (pos >= limit) this.fail(limit === bytes.length ? "truncated" : "malformed", "varint runs past the end", pos)
         b = bytes[pos++]!
@@ -218,7 +221,9 @@ export class ProtoReader {
   /** A packed run of fixed-width elements, copied out aligned (4 or 8 bytes each). */
   packedFixed(width: 4 | 8): Uint8Array {
     const view = this.bytesField()
-    if (view.length % width !== 0) this.fail("malformed", `packed field of ${view.length} bytes is not a multiple of ${width}`)
+    if (view.length % width !== 0) {
+      this.fail("malformed", `packed field of ${view.length} bytes is not a multiple of ${width}`)
+    }
     return view.slice()
   }
 }

@@ -7,10 +7,18 @@
  */
 import { createHash } from "node:crypto"
 import { evaluate, foldableOperators, staticShapeValue } from "./ConstantFolding.js"
-import { tensorOf, valueOf, type Value } from "./TensorValue.js"
-import { allGraphs, initializerMap, isDefaultDomain, outerNames, promoteConstants, subgraphsOf, valuesRead } from "./Graph.js"
+import {
+  allGraphs,
+  initializerMap,
+  isDefaultDomain,
+  outerNames,
+  promoteConstants,
+  subgraphsOf,
+  valuesRead
+} from "./Graph.js"
 import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from "./OnnxModel.js"
 import { isExternal, tensorByteSize } from "./Tensors.js"
+import { tensorOf, type Value, valueOf } from "./TensorValue.js"
 
 export interface SimplifyReport {
   /** Nodes in the main graph and every subgraph, before and after. */
@@ -34,7 +42,14 @@ export interface SimplifyReport {
 const smallConstantBytes = 1024
 
 /** Operators whose every run may differ: never merged with an identical node. */
-const nondeterministic = new Set(["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"])
+const nondeterministic = new Set([
+  "RandomNormal",
+  "RandomUniform",
+  "RandomNormalLike",
+  "RandomUniformLike",
+  "Multinomial",
+  "Bernoulli"
+])
 
 const nodeCount = (model: OnnxModel) => allGraphs(model).reduce((sum, { graph }) => sum + graph.nodes.length, 0)
 
@@ -48,11 +63,14 @@ interface Fixed {
 const fixedNames = (graph: OnnxGraph): Fixed => ({
   inputs: new Set(graph.inputs.map((input) => input.name)),
   outputs: new Set(graph.outputs.map((output) => output.name)),
-  readBySubgraphs: new Set(graph.nodes.flatMap((node) => subgraphsOf(node).flatMap(({ graph: sub }) => [...outerNames(sub)])))
+  readBySubgraphs: new Set(
+    graph.nodes.flatMap((node) => subgraphsOf(node).flatMap(({ graph: sub }) => [...outerNames(sub)]))
+  )
 })
 
 /** A value whose uses may be pointed at another value, so it can go. */
-const replaceable = (name: string, fixed: Fixed) => !fixed.outputs.has(name) && !fixed.readBySubgraphs.has(name) && !fixed.inputs.has(name)
+const replaceable = (name: string, fixed: Fixed) =>
+  !fixed.outputs.has(name) && !fixed.readBySubgraphs.has(name) && !fixed.inputs.has(name)
 
 /** Points every use of a renamed value at what replaced it; value infos of the old names go. */
 const applyRenames = (graph: OnnxGraph, renames: ReadonlyMap<string, string>): OnnxGraph => {
@@ -64,7 +82,9 @@ const applyRenames = (graph: OnnxGraph, renames: ReadonlyMap<string, string>): O
   }
   return {
     ...graph,
-    nodes: graph.nodes.map((node) => (node.inputs.some((input) => renames.has(input)) ? { ...node, inputs: node.inputs.map(resolve) } : node)),
+    nodes: graph.nodes.map((
+      node
+    ) => (node.inputs.some((input) => renames.has(input)) ? { ...node, inputs: node.inputs.map(resolve) } : node)),
     valueInfo: graph.valueInfo.filter((info) => !renames.has(info.name))
   }
 }
@@ -80,7 +100,12 @@ const declaredShapes = (graph: OnnxGraph) => {
   const shapes = new Map<string, Array<number>>()
   for (const info of [...graph.inputs, ...graph.valueInfo, ...graph.outputs]) {
     const dims = info.type?.tensorType?.shape
-    if (dims !== undefined && dims.every((dim) => dim.value !== undefined && dim.param === undefined)) shapes.set(info.name, dims.map((dim) => dim.value!))
+    if (dims !== undefined && dims.every((dim) => dim.value !== undefined && dim.param === undefined)) {
+      shapes.set(
+        info.name,
+        dims.map((dim) => dim.value!)
+      )
+    }
   }
   return shapes
 }
@@ -112,7 +137,9 @@ const foldConstants = (graph: OnnxGraph, opset: number, fixed: Fixed) => {
     // Inputs this node alone reads go with it: folding a transposed weight swaps one copy for another.
     const freedBytes = [...new Set(node.inputs)].reduce((sum, name) => {
       const tensor = constants.get(name)
-      return tensor !== undefined && useCount.get(name) === 1 && replaceable(name, fixed) ? sum + tensorByteSize(tensor) : sum
+      return tensor !== undefined && useCount.get(name) === 1 && replaceable(name, fixed)
+        ? sum + tensorByteSize(tensor)
+        : sum
     }, 0)
     if (addedBytes > smallConstantBytes && addedBytes > freedBytes) {
       nodes.push(node)
@@ -124,14 +151,22 @@ const foldConstants = (graph: OnnxGraph, opset: number, fixed: Fixed) => {
       added.push(tensor)
     }
   }
-  return { graph: { ...graph, nodes, initializers: [...graph.initializers, ...added] }, folded: graph.nodes.length - nodes.length }
+  return {
+    graph: { ...graph, nodes, initializers: [...graph.initializers, ...added] },
+    folded: graph.nodes.length - nodes.length
+  }
 }
 
 const foldable = (node: OnnxNode, fixed: Fixed) =>
   isDefaultDomain(node.domain) && foldableOperators.has(node.opType) && subgraphsOf(node).length === 0 &&
   node.outputs.every((output) => output !== "" && replaceable(output, fixed))
 
-const fold = (node: OnnxNode, opset: number, valueNamed: (name: string) => Value | undefined, shapes: ReadonlyMap<string, Array<number>>) => {
+const fold = (
+  node: OnnxNode,
+  opset: number,
+  valueNamed: (name: string) => Value | undefined,
+  shapes: ReadonlyMap<string, Array<number>>
+) => {
   const [first = ""] = node.inputs
   if (node.opType === "Shape" && valueNamed(first) === undefined) {
     const dims = shapes.get(first)
@@ -145,11 +180,24 @@ const fold = (node: OnnxNode, opset: number, valueNamed: (name: string) => Value
 /** Bytes of a tensor's elements in one canonical form, whichever field holds them; undefined when not comparable. */
 const contentKey = (tensor: OnnxTensor): string | undefined => {
   if (isExternal(tensor) || tensor.segment !== undefined || tensor.stringData !== undefined) return undefined
-  const typed = tensor.rawData ?? tensor.floatData ?? tensor.int32Data ?? tensor.int64Data ?? tensor.doubleData ?? tensor.uint64Data
+  const typed = tensor.rawData ?? tensor.floatData ?? tensor.int32Data ?? tensor.int64Data ?? tensor.doubleData ??
+    tensor.uint64Data
   if (typed === undefined) return undefined
   // A raw field and a typed field holding the same values key differently: such pairs are just not merged.
-  const field = tensor.rawData !== undefined ? "raw" : tensor.floatData ? "f" : tensor.int32Data ? "i32" : tensor.int64Data ? "i64" : tensor.doubleData ? "d" : "u64"
-  const digest = createHash("sha256").update(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength)).digest("hex")
+  const field = tensor.rawData !== undefined
+    ? "raw"
+    : tensor.floatData
+    ? "f"
+    : tensor.int32Data
+    ? "i32"
+    : tensor.int64Data
+    ? "i64"
+    : tensor.doubleData
+    ? "d"
+    : "u64"
+  const digest = createHash("sha256").update(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength)).digest(
+    "hex"
+  )
   return `${tensor.dataType}:${tensor.dims.join("x")}:${field}:${digest}`
 }
 
@@ -169,13 +217,22 @@ const mergeDuplicateInitializers = (graph: OnnxGraph, fixed: Fixed) => {
 }
 
 const attributeKey = (attribute: OnnxAttribute): string | undefined => {
-  if (attribute.g || attribute.graphs || attribute.t || attribute.tensors || attribute.sparseTensor || attribute.sparseTensors || attribute.tp || attribute.typeProtos || attribute.refAttrName) {
+  if (
+    attribute.g || attribute.graphs || attribute.t || attribute.tensors || attribute.sparseTensor ||
+    attribute.sparseTensors || attribute.tp || attribute.typeProtos || attribute.refAttrName
+  ) {
     return undefined
   }
   const bytes = (value: Uint8Array) => Buffer.from(value).toString("base64")
   return JSON.stringify([
-    attribute.name, attribute.type, attribute.f ?? null, attribute.i?.toString() ?? null, attribute.s === undefined ? null : bytes(attribute.s),
-    attribute.floats ?? null, attribute.ints?.map(String) ?? null, attribute.strings?.map(bytes) ?? null
+    attribute.name,
+    attribute.type,
+    attribute.f ?? null,
+    attribute.i?.toString() ?? null,
+    attribute.s === undefined ? null : bytes(attribute.s),
+    attribute.floats ?? null,
+    attribute.ints?.map(String) ?? null,
+    attribute.strings?.map(bytes) ?? null
   ])
 }
 
@@ -186,15 +243,26 @@ const mergeDuplicateNodes = (graph: OnnxGraph, fixed: Fixed) => {
   const nodes: Array<OnnxNode> = []
   const resolve = (name: string) => renames.get(name) ?? name
   for (const original of graph.nodes) {
-    const node = original.inputs.some((input) => renames.has(input)) ? { ...original, inputs: original.inputs.map(resolve) } : original
+    const node = original.inputs.some((input) => renames.has(input))
+      ? { ...original, inputs: original.inputs.map(resolve) }
+      : original
     const attributes = node.attributes.map(attributeKey)
-    const mergeable = node.outputs.length > 0 && !nondeterministic.has(node.opType) && attributes.every((key) => key !== undefined) &&
+    const mergeable = node.outputs.length > 0 && !nondeterministic.has(node.opType) && attributes.every((key) =>
+      key !== undefined
+    ) &&
       node.outputs.every((output) => output !== "" && replaceable(output, fixed))
     if (!mergeable) {
       nodes.push(node)
       continue
     }
-    const key = JSON.stringify([node.domain ?? "", node.opType, node.overload ?? "", node.inputs, node.outputs.length, [...attributes].sort()])
+    const key = JSON.stringify([
+      node.domain ?? "",
+      node.opType,
+      node.overload ?? "",
+      node.inputs,
+      node.outputs.length,
+      [...attributes].sort()
+    ])
     const earlier = seen.get(key)
     if (earlier === undefined) {
       seen.set(key, node)
@@ -211,7 +279,8 @@ const bypassIdentities = (graph: OnnxGraph, fixed: Fixed) => {
   const nodes = graph.nodes.filter((node) => {
     const [input = "", ...more] = node.inputs
     const [output = "", ...others] = node.outputs
-    const bypass = node.opType === "Identity" && isDefaultDomain(node.domain) && more.length === 0 && others.length === 0 && input !== "" &&
+    const bypass = node.opType === "Identity" && isDefaultDomain(node.domain) && more.length === 0 &&
+      others.length === 0 && input !== "" &&
       output !== "" && replaceable(output, fixed)
     if (bypass) renames.set(output, input)
     return !bypass
@@ -231,8 +300,14 @@ const dropUnused = (graph: OnnxGraph) => {
   }
   kept.reverse()
   const initializers = graph.initializers.filter((tensor) => tensor.name === undefined || needed.has(tensor.name))
-  const dropped = new Set(graph.initializers.filter((tensor) => !initializers.includes(tensor)).map((tensor) => tensor.name))
-  const produced = new Set([...kept.flatMap((node) => node.outputs), ...initializers.map((tensor) => tensor.name), ...graph.inputs.map((input) => input.name)])
+  const dropped = new Set(
+    graph.initializers.filter((tensor) => !initializers.includes(tensor)).map((tensor) => tensor.name)
+  )
+  const produced = new Set([
+    ...kept.flatMap((node) => node.outputs),
+    ...initializers.map((tensor) => tensor.name),
+    ...graph.inputs.map((input) => input.name)
+  ])
   return {
     graph: {
       ...graph,
@@ -252,7 +327,14 @@ export const simplify = (model: OnnxModel): { readonly model: OnnxModel; readonl
   const initializersBefore = model.graph.initializers.length
   const promoted = promoteConstants(model)
   const opset = model.opsetImports.find((entry) => isDefaultDomain(entry.domain))?.version ?? 1
-  const totals = { folded: 0, duplicateInitializers: 0, duplicateNodes: 0, identitiesRemoved: 0, deadNodesRemoved: 0, unusedInitializersRemoved: 0 }
+  const totals = {
+    folded: 0,
+    duplicateInitializers: 0,
+    duplicateNodes: 0,
+    identitiesRemoved: 0,
+    deadNodesRemoved: 0,
+    unusedInitializersRemoved: 0
+  }
   let graph = promoted.graph
   // Each pass can open work for another (a merged node makes its consumers equal, a fold makes a node dead).
   for (let round = 0; round < 8; round++) {
@@ -268,7 +350,8 @@ export const simplify = (model: OnnxModel): { readonly model: OnnxModel; readonl
     totals.identitiesRemoved += identities.removed
     totals.deadNodesRemoved += unused.deadNodes
     totals.unusedInitializersRemoved += unused.unusedInitializers
-    const changes = folded.folded + initializers.merged + duplicates.merged + identities.removed + unused.deadNodes + unused.unusedInitializers
+    const changes = folded.folded + initializers.merged + duplicates.merged + identities.removed + unused.deadNodes +
+      unused.unusedInitializers
     if (changes === 0) break
   }
   const simplified: OnnxModel = { ...promoted, graph }

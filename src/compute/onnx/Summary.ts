@@ -2,9 +2,9 @@
  * What is in an ONNX model, for `edge-net-models info`: versions, inputs and outputs, operators
  * (subgraphs included), parameters per data type and the largest tensors.
  */
-import { fieldNumberOf } from "./Protobuf.js"
 import { allGraphs, constantTensor, isDefaultDomain } from "./Graph.js"
 import { encodedModelSize, type OnnxModel, type OnnxType, type OnnxValueInfo } from "./OnnxModel.js"
+import { fieldNumberOf } from "./Protobuf.js"
 import { dataTypeName, elementCount, isExternal, tensorByteSize } from "./Tensors.js"
 
 export interface ValueSummary {
@@ -48,7 +48,12 @@ export interface ModelSummary {
   /** By count, most frequent first; ops outside the default domain as `domain:Op`. */
   readonly opCounts: ReadonlyArray<{ readonly op: string; readonly count: number }>
   /** Initializers and Constant tensors of every graph. */
-  readonly parameters: { readonly tensors: number; readonly elements: number; readonly bytes: number; readonly byDataType: ReadonlyArray<ParameterGroup> }
+  readonly parameters: {
+    readonly tensors: number
+    readonly elements: number
+    readonly bytes: number
+    readonly byDataType: ReadonlyArray<ParameterGroup>
+  }
   readonly largestTensors: ReadonlyArray<TensorSummary>
   /** Bytes of the model file itself (external data not included). */
   readonly fileSize: number
@@ -70,19 +75,31 @@ const describeValue = (info: OnnxValueInfo): ValueSummary => {
   return tensorType.shape ? { ...base, shape: tensorType.shape.map((dim) => dim.value ?? dim.param ?? null) } : base
 }
 
-export const summarize = (model: OnnxModel, options: { readonly fileSize?: number; readonly largest?: number } = {}): ModelSummary => {
+export const summarize = (
+  model: OnnxModel,
+  options: { readonly fileSize?: number; readonly largest?: number } = {}
+): ModelSummary => {
   const ops = new Map<string, number>()
   const groups = new Map<string, { tensors: number; elements: number; bytes: number }>()
   const tensors: Array<TensorSummary> = []
   const graphs = allGraphs(model)
   let nodes = 0
-  const addTensor = (tensor: Parameters<typeof tensorByteSize>[0], name: string, origin: TensorSummary["origin"], graph: string) => {
+  const addTensor = (
+    tensor: Parameters<typeof tensorByteSize>[0],
+    name: string,
+    origin: TensorSummary["origin"],
+    graph: string
+  ) => {
     const dataType = dataTypeName(tensor.dataType)
     const elements = elementCount(tensor.dims)
     const bytes = tensorByteSize(tensor)
     tensors.push({ name, dataType, dims: tensor.dims, elements, bytes, origin, graph, external: isExternal(tensor) })
     const group = groups.get(dataType) ?? { tensors: 0, elements: 0, bytes: 0 }
-    groups.set(dataType, { tensors: group.tensors + 1, elements: group.elements + elements, bytes: group.bytes + bytes })
+    groups.set(dataType, {
+      tensors: group.tensors + 1,
+      elements: group.elements + elements,
+      bytes: group.bytes + bytes
+    })
   }
   for (const { graph, path } of graphs) {
     for (const tensor of graph.initializers) addTensor(tensor, tensor.name ?? "", "initializer", path)
@@ -96,7 +113,9 @@ export const summarize = (model: OnnxModel, options: { readonly fileSize?: numbe
   }
   const byDataType = [...groups].map(([dataType, group]) => ({ dataType, ...group })).sort((a, b) => b.bytes - a.bytes)
   const sum = (key: "tensors" | "elements" | "bytes") => byDataType.reduce((total, group) => total + group[key], 0)
-  const producer = [model.producerName, model.producerVersion].filter((part) => part !== undefined && part !== "").join(" ")
+  const producer = [model.producerName, model.producerVersion].filter((part) => part !== undefined && part !== "").join(
+    " "
+  )
   return {
     irVersion: model.irVersion,
     ...(producer !== "" ? { producer } : {}),
@@ -107,7 +126,9 @@ export const summarize = (model: OnnxModel, options: { readonly fileSize?: numbe
     outputs: model.graph.outputs.map(describeValue),
     nodes,
     subgraphs: graphs.length - 1,
-    opCounts: [...ops].map(([op, count]) => ({ op, count })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
+    opCounts: [...ops].map(([op, count]) => ({ op, count })).sort((a, b) =>
+      b.count - a.count || a.op.localeCompare(b.op)
+    ),
     parameters: { tensors: sum("tensors"), elements: sum("elements"), bytes: sum("bytes"), byDataType },
     largestTensors: tensors.sort((a, b) => b.bytes - a.bytes).slice(0, options.largest ?? 10),
     fileSize: options.fileSize ?? encodedModelSize(model),
@@ -116,14 +137,18 @@ export const summarize = (model: OnnxModel, options: { readonly fileSize?: numbe
 }
 
 const bytesText = (bytes: number): string =>
-  bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB`
-  : bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(2)} MiB`
-  : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB`
-  : `${bytes} B`
+  bytes >= 1024 ** 3 ?
+    `${(bytes / 1024 ** 3).toFixed(2)} GiB`
+    : bytes >= 1024 ** 2 ?
+    `${(bytes / 1024 ** 2).toFixed(2)} MiB`
+    : bytes >= 1024 ?
+    `${(bytes / 1024).toFixed(1)} KiB`
+    : `${bytes} B`
 
 const valueText = (value: ValueSummary): string =>
-  value.kind !== "tensor" ? `${value.name}: ${value.kind}`
-  : `${value.name}: ${value.elemType}${value.shape ? `[${value.shape.map((dim) => dim ?? "?").join(", ")}]` : "[?]"}`
+  value.kind !== "tensor" ?
+    `${value.name}: ${value.kind}`
+    : `${value.name}: ${value.elemType}${value.shape ? `[${value.shape.map((dim) => dim ?? "?").join(", ")}]` : "[?]"}`
 
 /** The summary as the CLI prints it. */
 export const formatSummary = (summary: ModelSummary): string => {
@@ -131,18 +156,26 @@ export const formatSummary = (summary: ModelSummary): string => {
     `IR version     ${summary.irVersion}`,
     `opsets         ${summary.opsetImports.map((opset) => `${opset.domain} ${opset.version}`).join(", ")}`,
     ...(summary.producer ? [`producer       ${summary.producer}`] : []),
-    `file size      ${bytesText(summary.fileSize)}${summary.externalDataBytes > 0 ? ` + ${bytesText(summary.externalDataBytes)} external data` : ""}`,
+    `file size      ${bytesText(summary.fileSize)}${
+      summary.externalDataBytes > 0 ? ` + ${bytesText(summary.externalDataBytes)} external data` : ""
+    }`,
     `inputs         ${summary.inputs.map(valueText).join("; ")}`,
     `outputs        ${summary.outputs.map(valueText).join("; ")}`,
     `nodes          ${summary.nodes}${summary.subgraphs > 0 ? ` (${summary.subgraphs} subgraphs)` : ""}`,
     `operators      ${summary.opCounts.map(({ op, count }) => `${op} ${count}`).join(", ")}`,
-    `parameters     ${summary.parameters.elements.toLocaleString("en-US")} in ${summary.parameters.tensors} tensors, ${bytesText(summary.parameters.bytes)}`,
+    `parameters     ${summary.parameters.elements.toLocaleString("en-US")} in ${summary.parameters.tensors} tensors, ${
+      bytesText(summary.parameters.bytes)
+    }`,
     ...summary.parameters.byDataType.map((group) =>
-      `  ${group.dataType.padEnd(12)} ${group.elements.toLocaleString("en-US")} in ${group.tensors} tensors, ${bytesText(group.bytes)}`
+      `  ${group.dataType.padEnd(12)} ${group.elements.toLocaleString("en-US")} in ${group.tensors} tensors, ${
+        bytesText(group.bytes)
+      }`
     ),
     `largest tensors`,
     ...summary.largestTensors.map((tensor) =>
-      `  ${tensor.name} ${tensor.dataType}[${tensor.dims.join(", ")}] ${bytesText(tensor.bytes)} (${tensor.origin}${tensor.graph === "main" ? "" : ` in ${tensor.graph}`}${tensor.external ? ", external" : ""})`
+      `  ${tensor.name} ${tensor.dataType}[${tensor.dims.join(", ")}] ${bytesText(tensor.bytes)} (${tensor.origin}${
+        tensor.graph === "main" ? "" : ` in ${tensor.graph}`
+      }${tensor.external ? ", external" : ""})`
     )
   ]
   return lines.join("\n")

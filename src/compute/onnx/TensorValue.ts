@@ -69,7 +69,9 @@ export const valueOf = (tensor: OnnxTensor): Value | undefined => {
   else if (tensor.dataType === DataType.INT64) data = BigInt64Array.from(tensor.int64Data ?? [])
   else if (tensor.dataType === DataType.INT32) data = Int32Array.from(tensor.int32Data ?? [])
   else if (tensor.dataType === DataType.BOOL) data = Uint8Array.from(tensor.int32Data ?? [])
-  return data !== undefined && data.length === count ? { dataType: tensor.dataType, dims: tensor.dims, data } : undefined
+  return data !== undefined && data.length === count
+    ? { dataType: tensor.dataType, dims: tensor.dims, data }
+    : undefined
 }
 
 /** The value as an initializer named `name` (raw little-endian data). */
@@ -123,7 +125,10 @@ export const broadcastDims = (shapes: ReadonlyArray<ReadonlyArray<number>>): Arr
 }
 
 /** For each operand, the flat index of its element at each output position (numpy broadcasting). */
-export const broadcastIndices = (shapes: ReadonlyArray<ReadonlyArray<number>>, out: ReadonlyArray<number>): Array<Int32Array> => {
+export const broadcastIndices = (
+  shapes: ReadonlyArray<ReadonlyArray<number>>,
+  out: ReadonlyArray<number>
+): Array<Int32Array> => {
   const count = elementCount(out)
   return shapes.map((dims) => {
     const offset = out.length - dims.length

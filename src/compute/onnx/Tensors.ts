@@ -12,12 +12,31 @@ const dataTypeNames: Record<number, string> = Object.fromEntries(
 export const dataTypeName = (dataType: number): string => dataTypeNames[dataType] ?? `type${dataType}`
 
 const bits: Record<number, number> = {
-  [DataType.FLOAT]: 32, [DataType.UINT8]: 8, [DataType.INT8]: 8, [DataType.UINT16]: 16, [DataType.INT16]: 16,
-  [DataType.INT32]: 32, [DataType.INT64]: 64, [DataType.BOOL]: 8, [DataType.FLOAT16]: 16, [DataType.DOUBLE]: 64,
-  [DataType.UINT32]: 32, [DataType.UINT64]: 64, [DataType.COMPLEX64]: 64, [DataType.COMPLEX128]: 128,
-  [DataType.BFLOAT16]: 16, [DataType.FLOAT8E4M3FN]: 8, [DataType.FLOAT8E4M3FNUZ]: 8, [DataType.FLOAT8E5M2]: 8,
-  [DataType.FLOAT8E5M2FNUZ]: 8, [DataType.UINT4]: 4, [DataType.INT4]: 4, [DataType.FLOAT4E2M1]: 4,
-  [DataType.FLOAT8E8M0]: 8, [DataType.UINT2]: 2, [DataType.INT2]: 2
+  [DataType.FLOAT]: 32,
+  [DataType.UINT8]: 8,
+  [DataType.INT8]: 8,
+  [DataType.UINT16]: 16,
+  [DataType.INT16]: 16,
+  [DataType.INT32]: 32,
+  [DataType.INT64]: 64,
+  [DataType.BOOL]: 8,
+  [DataType.FLOAT16]: 16,
+  [DataType.DOUBLE]: 64,
+  [DataType.UINT32]: 32,
+  [DataType.UINT64]: 64,
+  [DataType.COMPLEX64]: 64,
+  [DataType.COMPLEX128]: 128,
+  [DataType.BFLOAT16]: 16,
+  [DataType.FLOAT8E4M3FN]: 8,
+  [DataType.FLOAT8E4M3FNUZ]: 8,
+  [DataType.FLOAT8E5M2]: 8,
+  [DataType.FLOAT8E5M2FNUZ]: 8,
+  [DataType.UINT4]: 4,
+  [DataType.INT4]: 4,
+  [DataType.FLOAT4E2M1]: 4,
+  [DataType.FLOAT8E8M0]: 8,
+  [DataType.UINT2]: 2,
+  [DataType.INT2]: 2
 }
 
 /** Bits per element; undefined for strings (variable) and unknown types. */
@@ -114,7 +133,11 @@ export const float16ToFloat32 = (halves: ArrayLike<number>): Float32Array => {
 const invalid = (reason: string) => new OnnxError({ kind: "Invalid", reason })
 
 /** A typed view of raw little-endian bytes, copying only when the bytes are not aligned for it. */
-const rawView = <A>(raw: Uint8Array, width: number, make: (buffer: ArrayBufferLike, offset: number, length: number) => A): A => {
+const rawView = <A>(
+  raw: Uint8Array,
+  width: number,
+  make: (buffer: ArrayBufferLike, offset: number, length: number) => A
+): A => {
   // A copy, not raw.slice(): on a Node Buffer (a file read whole) slice is a view at the same offset.
   const source = raw.byteOffset % width === 0 ? raw : new Uint8Array(raw)
   return make(source.buffer, source.byteOffset, source.length / width)
@@ -126,13 +149,20 @@ const rawView = <A>(raw: Uint8Array, width: number, make: (buffer: ArrayBufferLi
  */
 export const tensorToFloat32 = (tensor: OnnxTensor): Float32Array => {
   const label = tensor.name ?? "tensor"
-  if (isExternal(tensor)) throw new OnnxError({ kind: "ExternalData", reason: `${label}: its data is in an external file that was not loaded` })
+  if (isExternal(tensor)) {
+    throw new OnnxError({
+      kind: "ExternalData",
+      reason: `${label}: its data is in an external file that was not loaded`
+    })
+  }
   const count = elementCount(tensor.dims)
   const type = tensor.dataType
   const raw = tensor.rawData
   const expected = dataTypeByteSize(type, count)
   if (raw && expected !== undefined && raw.length !== expected) {
-    throw invalid(`${label}: raw_data holds ${raw.length} bytes, ${expected} expected for ${count} ${dataTypeName(type)} elements`)
+    throw invalid(
+      `${label}: raw_data holds ${raw.length} bytes, ${expected} expected for ${count} ${dataTypeName(type)} elements`
+    )
   }
   const values = ((): ArrayLike<number | bigint> => {
     switch (type) {
@@ -182,7 +212,9 @@ export const tensorToFloat32 = (tensor: OnnxTensor): Float32Array => {
 // ---- constructing ----
 
 const checkCount = (name: string, dims: ReadonlyArray<number>, length: number): void => {
-  if (dims.some((dim) => !Number.isInteger(dim) || dim < 0)) throw invalid(`${name}: dims [${dims.join(", ")}] are not sizes`)
+  if (dims.some((dim) => !Number.isInteger(dim) || dim < 0)) {
+    throw invalid(`${name}: dims [${dims.join(", ")}] are not sizes`)
+  }
   if (elementCount(dims) !== length) throw invalid(`${name}: ${length} elements for dims [${dims.join(", ")}]`)
 }
 
@@ -208,7 +240,9 @@ export const float16Tensor = (name: string, dims: ReadonlyArray<number>, data: A
 const integers = (name: string, data: ArrayLike<number>, min: number, max: number): void => {
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!
-    if (!Number.isInteger(v) || v < min || v > max) throw invalid(`${name}: element ${i} (${v}) is outside [${min}, ${max}]`)
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw invalid(`${name}: element ${i} (${v}) is outside [${min}, ${max}]`)
+    }
   }
 }
 
@@ -231,12 +265,18 @@ export const int32Tensor = (name: string, dims: ReadonlyArray<number>, data: Arr
 }
 
 /** An int64 tensor; numbers must be safe integers. */
-export const int64Tensor = (name: string, dims: ReadonlyArray<number>, data: ArrayLike<number | bigint>): OnnxTensor => {
+export const int64Tensor = (
+  name: string,
+  dims: ReadonlyArray<number>,
+  data: ArrayLike<number | bigint>
+): OnnxTensor => {
   checkCount(name, dims, data.length)
   const values = new BigInt64Array(data.length)
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!
-    if (typeof v === "number" && !Number.isSafeInteger(v)) throw invalid(`${name}: element ${i} (${v}) is not an integer`)
+    if (typeof v === "number" && !Number.isSafeInteger(v)) {
+      throw invalid(`${name}: element ${i} (${v}) is not an integer`)
+    }
     values[i] = BigInt.asIntN(64, BigInt(v))
   }
   return rawTensor(name, DataType.INT64, dims, values)

@@ -14,7 +14,9 @@ export const modelInputs = (model: OnnxModel): Array<OnnxValueInfo> => {
 }
 
 const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): FeedTensor => ({
-  type: "int64", data: BigInt64Array.from(Array.from(values, (value) => BigInt(value))), dims
+  type: "int64",
+  data: BigInt64Array.from(Array.from(values, (value) => BigInt(value))),
+  dims
 })
 
 /** Feeds for one text, for a model with `input_ids` (and any of attention mask, type ids, positions, past). */
@@ -54,15 +56,25 @@ const seeded = (seed: number) => {
  * Random feeds from the declared input shapes, symbolic dimensions set from `sizes` (by name, else 1).
  * Integer inputs get zeros (or `integers[name]`); floats get seeded values.
  */
-export const randomFeeds = (model: OnnxModel, seed: number, sizes: Readonly<Record<string, number>> = {}, integers: Readonly<Record<string, number>> = {}): Feeds => {
+export const randomFeeds = (
+  model: OnnxModel,
+  seed: number,
+  sizes: Readonly<Record<string, number>> = {},
+  integers: Readonly<Record<string, number>> = {}
+): Feeds => {
   const next = seeded(seed)
   const feeds: Record<string, FeedTensor> = {}
   for (const input of modelInputs(model)) {
     const tensorType = input.type?.tensorType
-    const dims = (tensorType?.shape ?? []).map((dim) => dim.value ?? (dim.param === undefined ? 1 : sizes[dim.param] ?? 1))
+    const dims = (tensorType?.shape ?? []).map((dim) =>
+      dim.value ?? (dim.param === undefined ? 1 : sizes[dim.param] ?? 1)
+    )
     const count = dims.reduce((product, dim) => product * dim, 1)
-    if (tensorType?.elemType === DataType.FLOAT) feeds[input.name] = { type: "float32", data: Float32Array.from({ length: count }, next), dims }
-    else if (tensorType?.elemType === DataType.INT64) feeds[input.name] = int64(Array.from({ length: count }, () => integers[input.name] ?? 0), dims)
+    if (tensorType?.elemType === DataType.FLOAT) {
+      feeds[input.name] = { type: "float32", data: Float32Array.from({ length: count }, next), dims }
+    } else if (tensorType?.elemType === DataType.INT64) {
+      feeds[input.name] = int64(Array.from({ length: count }, () => integers[input.name] ?? 0), dims)
+    }
   }
   return feeds
 }

@@ -12,15 +12,31 @@ export interface ManifestReportOptions extends Pick<OptimizeOptions, "quantizati
 }
 
 const formats: Readonly<Record<Quantization, string | undefined>> = {
-  INT8: "QDQ", INT8_DYNAMIC: "DynamicQuantizeLinear", INT4: "RTN", GPTQ: "GPTQ", AWQ: "AWQ", FP16: "FP16", auto: "auto", none: undefined
+  INT8: "QDQ",
+  INT8_DYNAMIC: "DynamicQuantizeLinear",
+  INT4: "RTN",
+  GPTQ: "GPTQ",
+  AWQ: "AWQ",
+  FP16: "FP16",
+  auto: "auto",
+  none: undefined
 }
 
 // Narrowest first: the manifest's one precision word names the narrowest width any weight got.
-const widths: ReadonlyArray<[WeightFormat, Optimization["quantization"]]> = [["INT4", "INT4"], ["INT8", "INT8"], ["INT8_DYNAMIC", "INT8"], ["FP16", "FP16"]]
+const widths: ReadonlyArray<[WeightFormat, Optimization["quantization"]]> = [["INT4", "INT4"], ["INT8", "INT8"], [
+  "INT8_DYNAMIC",
+  "INT8"
+], ["FP16", "FP16"]]
 
 // Figures about size and speed go elsewhere in the manifest; everything else the report holds is quality.
 const notQuality: ReadonlySet<string> = new Set([
-  "originalBytes", "optimizedBytes", "sizeRatio", "latencyMs", "baselineLatencyMs", "latencyRatio", "quantizationSeconds"
+  "originalBytes",
+  "optimizedBytes",
+  "sizeRatio",
+  "latencyMs",
+  "baselineLatencyMs",
+  "latencyRatio",
+  "quantizationSeconds"
 ])
 
 const sizeText = (bytes: number): string => {
@@ -34,13 +50,18 @@ const sizeText = (bytes: number): string => {
   return `${unit === 0 ? value : value.toFixed(2)} ${units[unit]}`
 }
 
-export const manifestReport = (result: OptimizeResult, options: ManifestReportOptions): { optimization: Optimization; benchmarks: Benchmarks } => {
+export const manifestReport = (
+  result: OptimizeResult,
+  options: ManifestReportOptions
+): { optimization: Optimization; benchmarks: Benchmarks } => {
   const { report, rewrite } = result
   const applied = new Set(rewrite.quantized.map((entry) => entry.format))
   const quantization = widths.find(([format]) => applied.has(format))?.[1] ?? "FP32"
   const format = formats[options.quantization]
   const grouped = applied.has("INT4")
-  const quality = Object.fromEntries(Object.entries(report).filter(([figure, value]) => !notQuality.has(figure) && Number.isFinite(value)))
+  const quality = Object.fromEntries(
+    Object.entries(report).filter(([figure, value]) => !notQuality.has(figure) && Number.isFinite(value))
+  )
   // The rewrite also lists weights it stored in another width than asked (an INT4 Gather as INT8): not FP32.
   const quantizedNodes = new Set(rewrite.quantized.map((entry) => entry.node))
   const keptFp32 = rewrite.keptFp32.map((kept) => kept.node).filter((node) => node !== "" && !quantizedNodes.has(node))
@@ -51,7 +72,9 @@ export const manifestReport = (result: OptimizeResult, options: ManifestReportOp
     originalSize: sizeText(report.originalBytes),
     optimizedSize: sizeText(report.optimizedBytes),
     sizeRatio: report.sizeRatio,
-    ...(options.pruning === undefined ? {} : { pruning: { method: options.pruning.method, sparsity: options.pruning.sparsity } }),
+    ...(options.pruning === undefined
+      ? {}
+      : { pruning: { method: options.pruning.method, sparsity: options.pruning.sparsity } }),
     quality,
     ...(keptFp32.length === 0 ? {} : { keptFp32 }),
     ...(result.assignment === undefined ? {} : { precision: { ...result.assignment.bits } }),

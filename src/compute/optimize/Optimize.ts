@@ -5,16 +5,16 @@
  * perplexity, the caller's task metric), and refuse it when it misses the quality bar.
  */
 import { Data } from "effect"
+import { promoteConstants } from "../onnx/Graph.js"
 import type { OnnxModel } from "../onnx/OnnxModel.js"
 import { readModel, writeModel } from "../onnx/OnnxModel.js"
-import { promoteConstants } from "../onnx/Graph.js"
 import type { SimplifyReport } from "../onnx/Simplify.js"
 import { simplify } from "../onnx/Simplify.js"
 import { float32Tensor, tensorToFloat32 } from "../onnx/Tensors.js"
 import type { Bits, LayerSensitivity, PrecisionAssignment } from "../quantize/AutoPrecision.js"
 import { assignPrecision, layerBytes } from "../quantize/AutoPrecision.js"
-import { hessianOf, quantizeInt4Gptq } from "../quantize/Gptq.js"
 import { quantizeInt4Awq } from "../quantize/Awq.js"
+import { hessianOf, quantizeInt4Gptq } from "../quantize/Gptq.js"
 import type { Int4Blocks } from "../quantize/Int4.js"
 import { pruneBlocks, pruneMagnitude } from "../quantize/Prune.js"
 import type { RewriteReport, WeightFormat } from "../quantize/Rewrite.js"
@@ -82,7 +82,12 @@ export interface OptimizeResult {
   readonly sensitivities?: ReadonlyArray<LayerSensitivity>
   /** What a layer's damage in `sensitivities` measures. */
   readonly sensitivityMetric?: string
-  readonly assignment?: { readonly bits: Readonly<Record<string, Bits>>; readonly estimatedBytes: number; readonly budgetBytes: number; readonly estimatedDamage: number }
+  readonly assignment?: {
+    readonly bits: Readonly<Record<string, Bits>>
+    readonly estimatedBytes: number
+    readonly budgetBytes: number
+    readonly estimatedDamage: number
+  }
   readonly refused?: ReadonlyArray<string>
   /** What simplifying the graph did, when asked to. */
   readonly simplified?: SimplifyReport
@@ -108,8 +113,9 @@ const prune = (model: OnnxModel, pruning: NonNullable<OptimizeOptions["pruning"]
         const site = tensor.name === undefined ? undefined : targets.get(tensor.name)
         if (site === undefined) return tensor
         const values = tensorToFloat32(tensor)
-        if (pruning.method === "block" && site.kind === "MatMul") pruneBlocks(values, site.dims[0]!, site.dims[1]!, pruning.blockSize ?? 4, pruning.sparsity)
-        else pruneMagnitude(values, pruning.sparsity)
+        if (pruning.method === "block" && site.kind === "MatMul") {
+          pruneBlocks(values, site.dims[0]!, site.dims[1]!, pruning.blockSize ?? 4, pruning.sparsity)
+        } else pruneMagnitude(values, pruning.sparsity)
         return float32Tensor(tensor.name!, tensor.dims, values)
       })
     }
@@ -119,9 +125,13 @@ const prune = (model: OnnxModel, pruning: NonNullable<OptimizeOptions["pruning"]
 /** GPTQ or AWQ blocks for every MatMul weight, from the activations feeding it on calibration inputs. */
 const calibratedBlocks = async (model: OnnxModel, method: "GPTQ" | "AWQ", options: OptimizeOptions) => {
   const calibration = options.calibration ?? []
-  if (calibration.length === 0) throw new OptimizeError({ reason: `${method} needs calibration data (--calibration-data)` })
+  if (calibration.length === 0) {
+    throw new OptimizeError({ reason: `${method} needs calibration data (--calibration-data)` })
+  }
   const blockSize = options.blockSize ?? 32
-  const sites = weightSites(model.graph).sites.filter((site) => site.kind === "MatMul" && site.dims[0]! * site.dims[1]! >= 1024)
+  const sites = weightSites(model.graph).sites.filter((site) =>
+    site.kind === "MatMul" && site.dims[0]! * site.dims[1]! >= 1024
+  )
   // No MatMul weight to calibrate (a convolutional model): the rewrite falls back per weight and says so.
   if (sites.length === 0) return { blocks: new Map<string, Int4Blocks>(), inputScales: new Map<string, Float32Array>() }
   const activations = await captureActivations(model, sites.map((site) => site.node.inputs[0]!), calibration)
@@ -158,8 +168,15 @@ const nextTokenNll = (outputs: Outputs, feeds: Feeds) => {
   if (logits === undefined || ids === undefined || logits.dims.length !== 3) return undefined
   const mask = feeds["attention_mask"]
   // A mask longer than the ids also covers a past (KV cache); only one as long lines up with the logits.
-  const aligned = mask !== undefined && mask.data.length === ids.data.length ? Array.from(mask.data as ArrayLike<number | bigint>, Number) : undefined
-  return nextTokenNegativeLogLikelihood(logits.data, logits.dims, Array.from(ids.data as ArrayLike<number | bigint>, Number), aligned)
+  const aligned = mask !== undefined && mask.data.length === ids.data.length
+    ? Array.from(mask.data as ArrayLike<number | bigint>, Number)
+    : undefined
+  return nextTokenNegativeLogLikelihood(
+    logits.data,
+    logits.dims,
+    Array.from(ids.data as ArrayLike<number | bigint>, Number),
+    aligned
+  )
 }
 
 interface AgreementOptions {
@@ -170,8 +187,16 @@ interface AgreementOptions {
 }
 
 /** Worst-case agreement of two models' outputs over the held-out inputs, and their latency. */
-const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: ReadonlyArray<Feeds>, options: AgreementOptions = {}) => {
-  const [left, right] = await Promise.all([createSession(reference, options.runtime), createSession(candidate, options.runtime)])
+const agreement = async (
+  reference: Uint8Array,
+  candidate: Uint8Array,
+  heldOut: ReadonlyArray<Feeds>,
+  options: AgreementOptions = {}
+) => {
+  const [left, right] = await Promise.all([
+    createSession(reference, options.runtime),
+    createSession(candidate, options.runtime)
+  ])
   let cosine = 1
   let maxError = 0
   let top1 = 1
@@ -203,13 +228,17 @@ const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: 
       top1 = Math.min(top1, comparison.top1)
     }
   }
-  const latency = heldOut[0] === undefined ? [0, 0] : [await latencyMs(left, heldOut[0]), await latencyMs(right, heldOut[0])]
+  const latency = heldOut[0] === undefined
+    ? [0, 0]
+    : [await latencyMs(left, heldOut[0]), await latencyMs(right, heldOut[0])]
   await Promise.all([left.release(), right.release()])
   options.onProgress?.("validate", heldOut.length, heldOut.length)
   const perplexities = nll.reference.count === 0
     ? {}
     : {
-      baselinePerplexity: perplexity(nll.reference), perplexity: perplexity(nll.candidate), perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference),
+      baselinePerplexity: perplexity(nll.reference),
+      perplexity: perplexity(nll.candidate),
+      perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference),
       klDivergence: kl.total / Math.max(1, kl.count)
     }
   return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]!, ...perplexities }
@@ -218,7 +247,12 @@ const agreement = async (reference: Uint8Array, candidate: Uint8Array, heldOut: 
 const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
 
 /** The caller's task metric on the FP32 and the optimized model, as `<name>`, `baseline<Name>`, `<name>Delta`. */
-const taskFigures = async (evaluate: NonNullable<OptimizeOptions["evaluate"]>, original: Uint8Array, optimized: Uint8Array, options: OptimizeOptions) => {
+const taskFigures = async (
+  evaluate: NonNullable<OptimizeOptions["evaluate"]>,
+  original: Uint8Array,
+  optimized: Uint8Array,
+  options: OptimizeOptions
+) => {
   const measure = async (model: Uint8Array, step: number) => {
     options.onProgress?.("evaluate", step, 2)
     try {
@@ -230,16 +264,28 @@ const taskFigures = async (evaluate: NonNullable<OptimizeOptions["evaluate"]>, o
   const baseline = await measure(original, 0)
   const measured = await measure(optimized, 1)
   options.onProgress?.("evaluate", 2, 2)
-  return Object.fromEntries(Object.entries(measured).flatMap(([name, value]) => {
-    const before = baseline[name]
-    return before === undefined ? [[name, value]] : [[name, value], [`baseline${capitalize(name)}`, before], [`${name}Delta`, value - before]]
-  }))
+  return Object.fromEntries(
+    Object.entries(measured).flatMap(([name, value]) => {
+      const before = baseline[name]
+      return before === undefined
+        ? [[name, value]]
+        : [[name, value], [`baseline${capitalize(name)}`, before], [`${name}Delta`, value - before]]
+    })
+  )
 }
 
 const formatFor = (quantization: Quantization): WeightFormat =>
-  quantization === "GPTQ" || quantization === "AWQ" ? "INT4" : quantization === "auto" ? "FP32" : quantization === "none" ? "FP32" : quantization
+  quantization === "GPTQ" || quantization === "AWQ"
+    ? "INT4"
+    : quantization === "auto"
+    ? "FP32"
+    : quantization === "none"
+    ? "FP32"
+    : quantization
 
-const widthFormat = (bits: Bits): WeightFormat => (bits === 4 ? "INT4" : bits === 8 ? "INT8" : bits === 16 ? "FP16" : "FP32")
+const widthFormat = (
+  bits: Bits
+): WeightFormat => (bits === 4 ? "INT4" : bits === 8 ? "INT8" : bits === 16 ? "FP16" : "FP32")
 
 /**
  * Damage of quantizing one weight at a time to 4, 8 and 16 bits, on calibration inputs: for a language
@@ -267,7 +313,10 @@ const measureSensitivities = async (
     const bytes: Partial<Record<Bits, number>> = { 32: layerBytes(parameters, 32) }
     for (const bits of [4, 8, 16] as const) {
       const { model: single } = rewriteWeights(model, {
-        defaultFormat: "FP32", formats: { [site.weight]: widthFormat(bits) }, blockSize: options.blockSize ?? 32, ...(int4Blocks === undefined ? {} : { int4Blocks })
+        defaultFormat: "FP32",
+        formats: { [site.weight]: widthFormat(bits) },
+        blockSize: options.blockSize ?? 32,
+        ...(int4Blocks === undefined ? {} : { int4Blocks })
       })
       const written = writeModel(single)
       const measured = await agreement(original, written, probe, { languageModel })
@@ -291,7 +340,10 @@ const fitToBudget = (
   fileBytes: number,
   rewrite: (formats: Record<string, WeightFormat>) => Uint8Array
 ) => {
-  const fp32Weights = sensitivities.reduce((sum, layer) => sum + (layer.bytes?.[32] ?? layerBytes(layer.parameters, 32)), 0)
+  const fp32Weights = sensitivities.reduce(
+    (sum, layer) => sum + (layer.bytes?.[32] ?? layerBytes(layer.parameters, 32)),
+    0
+  )
   let weightBudget = budget - (fileBytes - fp32Weights)
   let attempt: { chosen: PrecisionAssignment; bytes: Uint8Array; formats: Record<string, WeightFormat> } | undefined
   for (let round = 0; round < 3; round++) {
@@ -318,7 +370,9 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   } catch (error) {
     throw new OptimizeError({ reason: error instanceof Error ? error.message : String(error) })
   }
-  if (options.heldOut.length === 0) throw new OptimizeError({ reason: "no held-out inputs to validate the optimized model on" })
+  if (options.heldOut.length === 0) {
+    throw new OptimizeError({ reason: "no held-out inputs to validate the optimized model on" })
+  }
   if (options.pruning !== undefined) {
     options.onProgress?.("prune", 0, 1)
     model = prune(model, options.pruning)
@@ -338,7 +392,9 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
       ...(inputScales === undefined ? {} : { inputScales })
     })
   // auto quantizes its 4-bit layers with GPTQ when it has calibration data to do so.
-  const calibratedMethod = options.quantization === "auto" ? ((options.calibration ?? []).length > 0 ? "GPTQ" : undefined) : options.quantization
+  const calibratedMethod = options.quantization === "auto"
+    ? ((options.calibration ?? []).length > 0 ? "GPTQ" : undefined)
+    : options.quantization
   if (calibratedMethod === "GPTQ" || calibratedMethod === "AWQ") {
     const calibrated = await calibratedBlocks(model, calibratedMethod, options)
     int4Blocks = calibrated.blocks
@@ -359,8 +415,15 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
     })
     bytes = fitted.bytes
     rewrite = lastReport!
-    assignment = { bits: fitted.chosen.bits, estimatedBytes: fitted.chosen.bytes, budgetBytes: budget, estimatedDamage: fitted.chosen.damage }
-    if (bytes.length > budget) budgetMisses.push(`size ${bytes.length} bytes > budget ${budget} bytes (every layer at its narrowest width)`)
+    assignment = {
+      bits: fitted.chosen.bits,
+      estimatedBytes: fitted.chosen.bytes,
+      budgetBytes: budget,
+      estimatedDamage: fitted.chosen.damage
+    }
+    if (bytes.length > budget) {
+      budgetMisses.push(`size ${bytes.length} bytes > budget ${budget} bytes (every layer at its narrowest width)`)
+    }
   } else {
     options.onProgress?.("quantize", 0, 1)
     const rewritten = rewriteWith(undefined)
@@ -371,7 +434,9 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   const quantizationSeconds = (performance.now() - started) / 1000
   const runtime = options.runtime ?? "onnxruntime-node"
   const quality = await agreement(original, bytes, options.heldOut, {
-    languageModel: isCausalLanguageModel(model), runtime, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+    languageModel: isCausalLanguageModel(model),
+    runtime,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
   })
   const measured: QualityReport = {
     originalBytes: original.length,
@@ -383,11 +448,16 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
   }
   const task = options.evaluate === undefined ? {} : await taskFigures(options.evaluate, original, bytes, options)
   const clash = Object.keys(task).find((figure) => measured[figure] !== undefined)
-  if (clash !== undefined) throw new OptimizeError({ reason: `evaluate returned "${clash}", a figure the report already has: rename it` })
+  if (clash !== undefined) {
+    throw new OptimizeError({ reason: `evaluate returned "${clash}", a figure the report already has: rename it` })
+  }
   const report: QualityReport = { ...measured, ...task }
   const refused = [...budgetMisses, ...qualityBarMisses(report, options.qualityBar ?? {})]
   return {
-    bytes, report, rewrite, runtime,
+    bytes,
+    report,
+    rewrite,
+    runtime,
     ...(sensitivities === undefined ? {} : { sensitivities, sensitivityMetric: sensitivityMetricOf(model) }),
     ...(assignment === undefined ? {} : { assignment }),
     ...(simplified === undefined ? {} : { simplified }),

@@ -8,7 +8,13 @@
  * accuracy) is better when larger. `baseline<Figure>` and `<figure>Delta` go the way `<figure>` goes.
  */
 const smallerIsBetter: ReadonlySet<string> = new Set([
-  "maxError", "perplexity", "sizeRatio", "optimizedBytes", "latencyMs", "latencyRatio", "quantizationSeconds"
+  "maxError",
+  "perplexity",
+  "sizeRatio",
+  "optimizedBytes",
+  "latencyMs",
+  "latencyRatio",
+  "quantizationSeconds"
 ])
 
 const uncapitalize = (text: string) => text.charAt(0).toLowerCase() + text.slice(1)
@@ -38,7 +44,10 @@ export const boundOf = (key: string, report: Readonly<Record<string, number>>): 
 }
 
 /** Each missed bound as `<figure> <value> <|> <limit>`; empty when the report meets the bar. */
-export const qualityBarMisses = (report: Readonly<Record<string, number>>, bar: Readonly<Record<string, number>>): Array<string> =>
+export const qualityBarMisses = (
+  report: Readonly<Record<string, number>>,
+  bar: Readonly<Record<string, number>>
+): Array<string> =>
   Object.entries(bar).flatMap(([key, limit]) => {
     const bound = boundOf(key, report)
     if (bound === undefined) return [`${key}: not measured`]

@@ -23,24 +23,48 @@ export type Runtime = "onnxruntime-node" | "onnxruntime-web"
 const tensorClasses = new WeakMap<ort.InferenceSession, typeof ort.Tensor>()
 
 /** One thread each, so the FP32 and the optimized model are timed alike on a shared machine. */
-export const createSession = async (bytes: Uint8Array, runtime: Runtime = "onnxruntime-node"): Promise<ort.InferenceSession> => {
+export const createSession = async (
+  bytes: Uint8Array,
+  runtime: Runtime = "onnxruntime-node"
+): Promise<ort.InferenceSession> => {
   if (runtime === "onnxruntime-node") {
-    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 })
+    const session = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1
+    })
     tensorClasses.set(session, ort.Tensor)
     return session
   }
   const web = await import("onnxruntime-web")
   web.env.wasm.numThreads = 1
-  const session = await web.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" })
+  const session = await web.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all"
+  })
+  // eslint-disable-next-line no-restricted-syntax -- onnxruntime-web's session and tensor are onnxruntime-node's at run time, under a separate type tree
   tensorClasses.set(session as unknown as ort.InferenceSession, web.Tensor as unknown as typeof ort.Tensor)
+  // eslint-disable-next-line no-restricted-syntax -- the same session object, typed by the other package
   return session as unknown as ort.InferenceSession
 }
 
 const toOrt = (Tensor: typeof ort.Tensor, feeds: Feeds): Record<string, ort.Tensor> =>
-  Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])]))
+  Object.fromEntries(
+    Object.entries(feeds).map((
+      [name, tensor]
+    ) => [name, new Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])])
+  )
 
-export const run = async (session: ort.InferenceSession, feeds: Feeds, outputNames?: ReadonlyArray<string>): Promise<Outputs> => {
-  const wanted = Object.fromEntries(Object.entries(toOrt(tensorClasses.get(session) ?? ort.Tensor, feeds)).filter(([name]) => session.inputNames.includes(name)))
+export const run = async (
+  session: ort.InferenceSession,
+  feeds: Feeds,
+  outputNames?: ReadonlyArray<string>
+): Promise<Outputs> => {
+  const wanted = Object.fromEntries(
+    Object.entries(toOrt(tensorClasses.get(session) ?? ort.Tensor, feeds)).filter(([name]) =>
+      session.inputNames.includes(name)
+    )
+  )
   const results = outputNames === undefined ? await session.run(wanted) : await session.run(wanted, [...outputNames])
   const outputs: Outputs = {}
   for (const [name, tensor] of Object.entries(results)) {
@@ -66,12 +90,22 @@ export const latencyMs = async (session: ort.InferenceSession, feeds: Feeds, rep
  * The values of the named intermediate tensors for each feed: the model is rewritten so they are also
  * graph outputs, then run. Each result is flattened to rows of its last dimension.
  */
-export const captureActivations = async (model: OnnxModel, tensors: ReadonlyArray<string>, feeds: ReadonlyArray<Feeds>) => {
+export const captureActivations = async (
+  model: OnnxModel,
+  tensors: ReadonlyArray<string>,
+  feeds: ReadonlyArray<Feeds>
+) => {
   const existing = new Set(model.graph.outputs.map((output) => output.name))
   const extra = tensors.filter((name) => !existing.has(name))
   const probe: OnnxModel = {
     ...model,
-    graph: { ...model.graph, outputs: [...model.graph.outputs, ...extra.map((name) => ({ name, type: { tensorType: { elemType: DataType.FLOAT } } }))] }
+    graph: {
+      ...model.graph,
+      outputs: [
+        ...model.graph.outputs,
+        ...extra.map((name) => ({ name, type: { tensorType: { elemType: DataType.FLOAT } } }))
+      ]
+    }
   }
   const session = await createSession(writeModel(probe))
   const collected = new Map<string, { rows: Array<Float32Array>; width: number }>()

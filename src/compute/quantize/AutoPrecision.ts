@@ -69,7 +69,10 @@ export const assignPrecision = (layers: ReadonlyArray<LayerSensitivity>, budgetB
     for (const option of options) {
       // A wider option that does no better than a cheaper one is never worth its bytes.
       if (hull.length > 0 && hull[hull.length - 1]!.damage <= option.damage) continue
-      while (hull.length >= 2 && removedPerByte(hull[hull.length - 2]!, hull[hull.length - 1]!) <= removedPerByte(hull[hull.length - 1]!, option)) {
+      while (
+        hull.length >= 2 &&
+        removedPerByte(hull[hull.length - 2]!, hull[hull.length - 1]!) <= removedPerByte(hull[hull.length - 1]!, option)
+      ) {
         hull.pop()
       }
       hull.push(option)

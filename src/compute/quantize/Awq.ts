@@ -7,7 +7,16 @@
  * calibration row.
  */
 import type { Int4Blocks } from "./Int4.js"
-import { blockParameters, blocksPerColumn, dequantizeInt4, int4Range, quantizeInt4Rtn, quantizeValue, setBlockParameters, setQuantized } from "./Int4.js"
+import {
+  blockParameters,
+  blocksPerColumn,
+  dequantizeInt4,
+  int4Range,
+  quantizeInt4Rtn,
+  quantizeValue,
+  setBlockParameters,
+  setQuantized
+} from "./Int4.js"
 
 export interface AwqResult {
   readonly blocks: Int4Blocks
@@ -37,7 +46,15 @@ const outputEnergy = (x: Float32Array, samples: number, K: number, N: number, d:
 }
 
 /** ‖X (W - Ŵ)‖² / ‖X W‖², given ‖X W‖². */
-const relativeOutputError = (x: Float32Array, samples: number, K: number, N: number, exact: Float32Array, approx: Float32Array, exactEnergy: number) => {
+const relativeOutputError = (
+  x: Float32Array,
+  samples: number,
+  K: number,
+  N: number,
+  exact: Float32Array,
+  approx: Float32Array,
+  exactEnergy: number
+) => {
   if (exactEnergy === 0) return 0
   const difference = new Float32Array(K * N)
   for (let i = 0; i < difference.length; i++) difference[i] = exact[i]! - approx[i]!
@@ -51,7 +68,12 @@ const CLIP_RATIOS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5]
 const evenlySpacedRows = (activations: Float32Array, samples: number, K: number, rows: number) => {
   if (samples <= rows) return { data: activations, samples }
   const data = new Float32Array(rows * K)
-  for (let r = 0; r < rows; r++) data.set(activations.subarray(Math.floor((r * samples) / rows) * K, Math.floor((r * samples) / rows) * K + K), r * K)
+  for (let r = 0; r < rows; r++) {
+    data.set(
+      activations.subarray(Math.floor((r * samples) / rows) * K, Math.floor((r * samples) / rows) * K + K),
+      r * K
+    )
+  }
   return { data, samples: rows }
 }
 
@@ -112,13 +134,22 @@ const clipBlocks = (target: Int4Blocks, scaled: Float32Array, scales: Float64Arr
       const current = blockParameters(target, n, block)
       if (best.scale === current.scale && best.zeroPoint === current.zeroPoint) continue
       setBlockParameters(target, n, block, best.scale, best.zeroPoint)
-      for (let k = start; k < end; k++) setQuantized(target, k, n, quantizeValue(scaled[k * N + n]!, best.scale, best.zeroPoint))
+      for (let k = start; k < end; k++) {
+        setQuantized(target, k, n, quantizeValue(scaled[k * N + n]!, best.scale, best.zeroPoint))
+      }
     }
   }
 }
 
 /** The scaled weights W s_k and their plain 4-bit blocks for one α. */
-const scaleAndQuantize = (weights: Float32Array, K: number, N: number, blockSize: number, meanAbs: Float64Array, alpha: number) => {
+const scaleAndQuantize = (
+  weights: Float32Array,
+  K: number,
+  N: number,
+  blockSize: number,
+  meanAbs: Float64Array,
+  alpha: number
+) => {
   const scales = new Float64Array(K)
   let min = Infinity
   let max = 0
@@ -165,7 +196,15 @@ export const quantizeInt4Awq = (
   let rtnError = 0
   for (let step = 0; step <= grid; step++) {
     const candidate = scaleAndQuantize(weights, K, N, blockSize, meanAbs, grid === 0 ? 0 : step / grid)
-    const error = relativeOutputError(search.data, search.samples, K, N, weights, effectiveWeights(candidate.blocks, candidate.scales), exactEnergy)
+    const error = relativeOutputError(
+      search.data,
+      search.samples,
+      K,
+      N,
+      weights,
+      effectiveWeights(candidate.blocks, candidate.scales),
+      exactEnergy
+    )
     if (step === 0) rtnError = error
     if (error < bestError) {
       bestError = error
@@ -174,6 +213,14 @@ export const quantizeInt4Awq = (
   }
   const chosen = scaleAndQuantize(weights, K, N, blockSize, meanAbs, alpha)
   clipBlocks(chosen.blocks, chosen.scaled, chosen.scales, blockGrams(activations, samples, K, blockSize))
-  const error = relativeOutputError(search.data, search.samples, K, N, weights, effectiveWeights(chosen.blocks, chosen.scales), exactEnergy)
+  const error = relativeOutputError(
+    search.data,
+    search.samples,
+    K,
+    N,
+    weights,
+    effectiveWeights(chosen.blocks, chosen.scales),
+    exactEnergy
+  )
   return { blocks: chosen.blocks, inputScales: Float32Array.from(chosen.scales, (s) => 1 / s), alpha, error, rtnError }
 }

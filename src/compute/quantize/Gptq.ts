@@ -81,7 +81,14 @@ export interface GptqOptions {
  * Quantizes B [K, N] with GPTQ to 4-bit blocks of `blockSize` along K. Each block's scale and zero
  * point are chosen when quantization reaches it, from the weights as earlier errors have updated them.
  */
-export const quantizeInt4Gptq = (weights: Float32Array, K: number, N: number, blockSize: number, hessian: Float64Array, options: GptqOptions = {}): Int4Blocks => {
+export const quantizeInt4Gptq = (
+  weights: Float32Array,
+  K: number,
+  N: number,
+  blockSize: number,
+  hessian: Float64Array,
+  options: GptqOptions = {}
+): Int4Blocks => {
   const w = Float64Array.from(weights)
   const h = Float64Array.from(hessian)
   // Inputs that never fire carry no information: their weights do not matter, so make them zero.

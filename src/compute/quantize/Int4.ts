@@ -34,7 +34,9 @@ export const quantizeValue = (value: number, scale: number, zeroPoint: number) =
 export const emptyInt4Blocks = (K: number, N: number, blockSize: number): Int4Blocks => {
   const blocks = blocksPerColumn(K, blockSize)
   return {
-    K, N, blockSize,
+    K,
+    N,
+    blockSize,
     packed: new Uint8Array(N * blocks * (blockSize / 2)),
     scales: new Float32Array(N * blocks),
     zeroPoints: new Uint8Array(N * Math.ceil(blocks / 2))
@@ -45,7 +47,9 @@ export const setBlockParameters = (target: Int4Blocks, n: number, block: number,
   const blocks = blocksPerColumn(target.K, target.blockSize)
   target.scales[n * blocks + block] = scale
   const index = n * Math.ceil(blocks / 2) + (block >> 1)
-  target.zeroPoints[index] = block % 2 === 0 ? (target.zeroPoints[index]! & 0xf0) | zeroPoint : (target.zeroPoints[index]! & 0x0f) | (zeroPoint << 4)
+  target.zeroPoints[index] = block % 2 === 0
+    ? (target.zeroPoints[index]! & 0xf0) | zeroPoint
+    : (target.zeroPoints[index]! & 0x0f) | (zeroPoint << 4)
 }
 
 export const setQuantized = (target: Int4Blocks, k: number, n: number, q: number) => {
@@ -53,7 +57,9 @@ export const setQuantized = (target: Int4Blocks, k: number, n: number, q: number
   const block = Math.floor(k / target.blockSize)
   const within = k % target.blockSize
   const index = (n * blocks + block) * (target.blockSize / 2) + (within >> 1)
-  target.packed[index] = within % 2 === 0 ? (target.packed[index]! & 0xf0) | q : (target.packed[index]! & 0x0f) | (q << 4)
+  target.packed[index] = within % 2 === 0
+    ? (target.packed[index]! & 0xf0) | q
+    : (target.packed[index]! & 0x0f) | (q << 4)
 }
 
 export const blockParameters = (source: Int4Blocks, n: number, block: number) => {

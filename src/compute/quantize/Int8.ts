@@ -25,7 +25,11 @@ export const quantizeInt8PerChannel = (weights: Float32Array, rows: number, cols
     }
   }
   const scales = new Float32Array(channels)
-  for (let channel = 0; channel < channels; channel++) scales[channel] = maxAbs[channel]! === 0 ? 1 : maxAbs[channel]! / 127
+  for (let channel = 0; channel < channels; channel++) {
+    scales[channel] = maxAbs[channel]! === 0
+      ? 1
+      : maxAbs[channel]! / 127
+  }
   const values = new Int8Array(rows * cols)
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
@@ -36,10 +40,17 @@ export const quantizeInt8PerChannel = (weights: Float32Array, rows: number, cols
   return { values, scales }
 }
 
-export const dequantizeInt8PerChannel = (quantized: Int8Weights, rows: number, cols: number, axis: 0 | 1): Float32Array => {
+export const dequantizeInt8PerChannel = (
+  quantized: Int8Weights,
+  rows: number,
+  cols: number,
+  axis: 0 | 1
+): Float32Array => {
   const out = new Float32Array(rows * cols)
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[r * cols + c] = quantized.values[r * cols + c]! * quantized.scales[axis === 1 ? c : r]!
+    for (let c = 0; c < cols; c++) {
+      out[r * cols + c] = quantized.values[r * cols + c]! * quantized.scales[axis === 1 ? c : r]!
+    }
   }
   return out
 }

@@ -49,4 +49,5 @@ export const pruneBlocks = (weights: Float32Array, K: number, N: number, block: 
   return count
 }
 
-export const sparsityOf = (weights: Float32Array) => weights.reduce((zeros, value) => zeros + (value === 0 ? 1 : 0), 0) / Math.max(1, weights.length)
+export const sparsityOf = (weights: Float32Array) =>
+  weights.reduce((zeros, value) => zeros + (value === 0 ? 1 : 0), 0) / Math.max(1, weights.length)

@@ -4,9 +4,9 @@
  * 4-bit MatMulNBits (round-to-nearest, or blocks computed by GPTQ / AWQ), and FP16 weight storage.
  * Weights it cannot handle stay FP32 and are listed with the reason.
  */
+import { findAttribute, initializerMap, promoteConstants } from "../onnx/Graph.js"
 import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from "../onnx/OnnxModel.js"
 import { AttributeType, DataType } from "../onnx/OnnxModel.js"
-import { findAttribute, initializerMap, promoteConstants } from "../onnx/Graph.js"
 import { float16Tensor, float32Tensor, int8Tensor, tensorToFloat32, uint8Tensor } from "../onnx/Tensors.js"
 import type { Int4Blocks } from "./Int4.js"
 import { quantizeInt4Rtn } from "./Int4.js"
@@ -39,7 +39,9 @@ export interface RewriteOptions {
 }
 
 export interface RewriteReport {
-  readonly quantized: ReadonlyArray<{ readonly weight: string; readonly node: string; readonly format: WeightFormat; readonly elements: number }>
+  readonly quantized: ReadonlyArray<
+    { readonly weight: string; readonly node: string; readonly format: WeightFormat; readonly elements: number }
+  >
   readonly keptFp32: ReadonlyArray<{ readonly node: string; readonly opType: string; readonly reason: string }>
 }
 
@@ -47,23 +49,36 @@ const nodeLabel = (node: OnnxNode, index: number) => node.name ?? `${node.opType
 
 const intAttribute = (node: OnnxNode, name: string, fallback: bigint) => findAttribute(node, name)?.i ?? fallback
 
-const int = (name: string, value: number | bigint): OnnxAttribute => ({ name, type: AttributeType.INT, i: BigInt(value) })
+const int = (name: string, value: number | bigint): OnnxAttribute => ({
+  name,
+  type: AttributeType.INT,
+  i: BigInt(value)
+})
 
 /** Every weight site of the main graph, and the nodes in subgraphs that will stay FP32. */
-export const weightSites = (graph: OnnxGraph): { sites: Array<WeightSite>; subgraphNodes: Array<{ node: string; opType: string }> } => {
+export const weightSites = (
+  graph: OnnxGraph
+): { sites: Array<WeightSite>; subgraphNodes: Array<{ node: string; opType: string }> } => {
   const initializers = initializerMap(graph)
   const sites: Array<WeightSite> = []
   const subgraphNodes: Array<{ node: string; opType: string }> = []
   graph.nodes.forEach((node, nodeIndex) => {
     for (const attribute of node.attributes) {
       for (const sub of [...(attribute.g === undefined ? [] : [attribute.g]), ...(attribute.graphs ?? [])]) {
-        for (const inner of sub.nodes) if (["MatMul", "Gemm", "Conv"].includes(inner.opType)) subgraphNodes.push({ node: inner.name ?? inner.opType, opType: inner.opType })
+        for (const inner of sub.nodes) {
+          if (["MatMul", "Gemm", "Conv"].includes(inner.opType)) {
+            subgraphNodes.push({ node: inner.name ?? inner.opType, opType: inner.opType })
+          }
+        }
       }
     }
     if ((node.domain ?? "") !== "") return
     // An embedding table: Gather(table, ids), quantized per row (one scale per token).
     const table = node.opType === "Gather" ? initializers.get(node.inputs[0] ?? "") : undefined
-    if (table !== undefined && table.dataType === DataType.FLOAT && table.dims.length === 2 && (findAttribute(node, "axis")?.i ?? 0n) === 0n) {
+    if (
+      table !== undefined && table.dataType === DataType.FLOAT && table.dims.length === 2 &&
+      (findAttribute(node, "axis")?.i ?? 0n) === 0n
+    ) {
       sites.push({ node, nodeIndex, weight: node.inputs[0]!, dims: table.dims, kind: "Gather", transposed: false })
       return
     }
@@ -73,7 +88,14 @@ export const weightSites = (graph: OnnxGraph): { sites: Array<WeightSite>; subgr
     if (node.opType === "MatMul" && tensor.dims.length === 2) {
       sites.push({ node, nodeIndex, weight, dims: tensor.dims, kind: "MatMul", transposed: false })
     } else if (node.opType === "Gemm" && tensor.dims.length === 2 && intAttribute(node, "transA", 0n) === 0n) {
-      sites.push({ node, nodeIndex, weight, dims: tensor.dims, kind: "Gemm", transposed: intAttribute(node, "transB", 0n) === 1n })
+      sites.push({
+        node,
+        nodeIndex,
+        weight,
+        dims: tensor.dims,
+        kind: "Gemm",
+        transposed: intAttribute(node, "transB", 0n) === 1n
+      })
     } else if (node.opType === "Conv" && tensor.dims.length >= 3) {
       sites.push({ node, nodeIndex, weight, dims: tensor.dims, kind: "Conv", transposed: false })
     }
@@ -81,7 +103,8 @@ export const weightSites = (graph: OnnxGraph): { sites: Array<WeightSite>; subgr
   return { sites, subgraphNodes }
 }
 
-const defaultOpset = (model: OnnxModel) => model.opsetImports.find((opset) => (opset.domain ?? "") === "" || opset.domain === "ai.onnx")?.version ?? 1
+const defaultOpset = (model: OnnxModel) =>
+  model.opsetImports.find((opset) => (opset.domain ?? "") === "" || opset.domain === "ai.onnx")?.version ?? 1
 
 const withOpset = (model: OnnxModel, domain: string, version: number): OnnxModel =>
   model.opsetImports.some((opset) => (opset.domain ?? "") === domain)
@@ -94,7 +117,10 @@ const elementsOf = (dims: ReadonlyArray<number>) => dims.reduce((product, dim) =
  * Quantizes the model's weights as `options` say. Constant-node weights are promoted to initializers
  * first. Returns the new model and what was quantized or kept.
  */
-export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { model: OnnxModel; report: RewriteReport } => {
+export const rewriteWeights = (
+  source: OnnxModel,
+  options: RewriteOptions
+): { model: OnnxModel; report: RewriteReport } => {
   let model = promoteConstants(source)
   const graph = model.graph
   const initializers = initializerMap(graph)
@@ -107,7 +133,10 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
   const newInitializers: Array<OnnxTensor> = []
   const retired = new Set<string>()
   const quantized: Array<RewriteReport["quantized"][number]> = []
-  const keptFp32: Array<RewriteReport["keptFp32"][number]> = subgraphNodes.map((entry) => ({ ...entry, reason: "inside a subgraph (If/Loop/Scan)" }))
+  const keptFp32: Array<RewriteReport["keptFp32"][number]> = subgraphNodes.map((entry) => ({
+    ...entry,
+    reason: "inside a subgraph (If/Loop/Scan)"
+  }))
   const dequantized = new Set<string>()
   const readers = new Map<string, number>()
   for (const node of graph.nodes) for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1)
@@ -144,12 +173,21 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
       const inputScales = options.inputScales?.get(site.weight)
       if (inputScales !== undefined) {
         newInitializers.push(float32Tensor(`${base}_awq`, [K], inputScales))
-        nodes.push({ opType: "Mul", name: `${base}_awq_mul`, inputs: [input, `${base}_awq`], outputs: [`${base}_scaled_input`], attributes: [] })
+        nodes.push({
+          opType: "Mul",
+          name: `${base}_awq_mul`,
+          inputs: [input, `${base}_awq`],
+          outputs: [`${base}_scaled_input`],
+          attributes: []
+        })
         input = `${base}_scaled_input`
       }
       nodes.push({
-        opType: "MatMulNBits", domain: "com.microsoft", name: `${base}_matmul`,
-        inputs: [input, `${base}_B`, `${base}_scales`, `${base}_zero_points`], outputs: [...site.node.outputs],
+        opType: "MatMulNBits",
+        domain: "com.microsoft",
+        name: `${base}_matmul`,
+        inputs: [input, `${base}_B`, `${base}_scales`, `${base}_zero_points`],
+        outputs: [...site.node.outputs],
         attributes: [int("K", K), int("N", N), int("bits", 4), int("block_size", blocks.blockSize)]
       })
       replaced.set(site.nodeIndex, nodes)
@@ -170,11 +208,41 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
       )
       const output = site.node.outputs[0]!
       replaced.set(site.nodeIndex, [
-        { opType: "DynamicQuantizeLinear", name: `${base}_dql`, inputs: [site.node.inputs[0]!], outputs: [`${base}_A`, `${base}_A_scale`, `${base}_A_zero_point`], attributes: [] },
-        { opType: "MatMulInteger", name: `${base}_mmi`, inputs: [`${base}_A`, `${base}_W`, `${base}_A_zero_point`, `${base}_W_zero_point`], outputs: [`${base}_int32`], attributes: [] },
-        { opType: "Cast", name: `${base}_cast`, inputs: [`${base}_int32`], outputs: [`${base}_float`], attributes: [int("to", DataType.FLOAT)] },
-        { opType: "Mul", name: `${base}_scale`, inputs: [`${base}_A_scale`, `${base}_W_scale`], outputs: [`${base}_scales`], attributes: [] },
-        { opType: "Mul", name: `${base}_rescale`, inputs: [`${base}_float`, `${base}_scales`], outputs: [output], attributes: [] }
+        {
+          opType: "DynamicQuantizeLinear",
+          name: `${base}_dql`,
+          inputs: [site.node.inputs[0]!],
+          outputs: [`${base}_A`, `${base}_A_scale`, `${base}_A_zero_point`],
+          attributes: []
+        },
+        {
+          opType: "MatMulInteger",
+          name: `${base}_mmi`,
+          inputs: [`${base}_A`, `${base}_W`, `${base}_A_zero_point`, `${base}_W_zero_point`],
+          outputs: [`${base}_int32`],
+          attributes: []
+        },
+        {
+          opType: "Cast",
+          name: `${base}_cast`,
+          inputs: [`${base}_int32`],
+          outputs: [`${base}_float`],
+          attributes: [int("to", DataType.FLOAT)]
+        },
+        {
+          opType: "Mul",
+          name: `${base}_scale`,
+          inputs: [`${base}_A_scale`, `${base}_W_scale`],
+          outputs: [`${base}_scales`],
+          attributes: []
+        },
+        {
+          opType: "Mul",
+          name: `${base}_rescale`,
+          inputs: [`${base}_float`, `${base}_scales`],
+          outputs: [output],
+          attributes: []
+        }
       ])
       if (!sharedWeight) retired.add(site.weight)
       quantized.push({ weight: site.weight, node: label, format, elements })
@@ -189,7 +257,13 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
       // dequantizing prologue, so the rest of the graph is untouched.
       if (format === "FP16") {
         newInitializers.push(float16Tensor(`${base}_fp16`, site.dims, values))
-        prologue.push({ opType: "Cast", name: `${base}_cast`, inputs: [`${base}_fp16`], outputs: [site.weight], attributes: [int("to", DataType.FLOAT)] })
+        prologue.push({
+          opType: "Cast",
+          name: `${base}_cast`,
+          inputs: [`${base}_fp16`],
+          outputs: [site.weight],
+          attributes: [int("to", DataType.FLOAT)]
+        })
       } else {
         // INT8 QDQ; also the fallback for INT4 / dynamic INT8 on weights MatMulNBits / MatMulInteger cannot take.
         const axis = site.kind === "MatMul" || (site.kind === "Gemm" && !site.transposed) ? 1 : 0 // Conv, Gather and Gemm with transB: per row
@@ -200,10 +274,16 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
         newInitializers.push(int8Tensor(`${base}_quantized`, site.dims, q.values))
         if (opset >= 13) {
           // The QDQ form: ONNX Runtime fuses DequantizeLinear into its INT8 kernels where it can.
-          newInitializers.push(float32Tensor(`${base}_scale`, [channels], q.scales), int8Tensor(`${base}_zero_point`, [channels], new Int8Array(channels)))
+          newInitializers.push(
+            float32Tensor(`${base}_scale`, [channels], q.scales),
+            int8Tensor(`${base}_zero_point`, [channels], new Int8Array(channels))
+          )
           prologue.push({
-            opType: "DequantizeLinear", name: `${base}_dequantize`,
-            inputs: [`${base}_quantized`, `${base}_scale`, `${base}_zero_point`], outputs: [site.weight], attributes: [int("axis", axis)]
+            opType: "DequantizeLinear",
+            name: `${base}_dequantize`,
+            inputs: [`${base}_quantized`, `${base}_scale`, `${base}_zero_point`],
+            outputs: [site.weight],
+            attributes: [int("axis", axis)]
           })
         } else {
           // Before opset 13 DequantizeLinear has no axis (and before 10 it does not exist): Cast and a
@@ -211,13 +291,31 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
           const scaleDims = axis === 1 ? [channels] : [channels, ...site.dims.slice(1).map(() => 1)]
           newInitializers.push(float32Tensor(`${base}_scale`, scaleDims, q.scales))
           prologue.push(
-            { opType: "Cast", name: `${base}_cast`, inputs: [`${base}_quantized`], outputs: [`${base}_int8_as_float`], attributes: [int("to", DataType.FLOAT)] },
-            { opType: "Mul", name: `${base}_dequantize`, inputs: [`${base}_int8_as_float`, `${base}_scale`], outputs: [site.weight], attributes: [] }
+            {
+              opType: "Cast",
+              name: `${base}_cast`,
+              inputs: [`${base}_quantized`],
+              outputs: [`${base}_int8_as_float`],
+              attributes: [int("to", DataType.FLOAT)]
+            },
+            {
+              opType: "Mul",
+              name: `${base}_dequantize`,
+              inputs: [`${base}_int8_as_float`, `${base}_scale`],
+              outputs: [site.weight],
+              attributes: []
+            }
           )
         }
         if (format !== "INT8") {
-          const why = site.kind !== "MatMul" ? `needs a MatMul weight, not ${site.kind}` : `needs opset 11 (the model has ${opset})`
-          keptFp32.push({ node: label, opType: site.kind, reason: `${format} ${why}; stored as INT8 weight-only instead` })
+          const why = site.kind !== "MatMul"
+            ? `needs a MatMul weight, not ${site.kind}`
+            : `needs opset 11 (the model has ${opset})`
+          keptFp32.push({
+            node: label,
+            opType: site.kind,
+            reason: `${format} ${why}; stored as INT8 weight-only instead`
+          })
         }
       }
       retired.add(site.weight)
@@ -231,7 +329,10 @@ export const rewriteWeights = (source: OnnxModel, options: RewriteOptions): { mo
     graph: {
       ...graph,
       nodes,
-      initializers: [...graph.initializers.filter((tensor) => tensor.name === undefined || !retired.has(tensor.name)), ...newInitializers],
+      initializers: [
+        ...graph.initializers.filter((tensor) => tensor.name === undefined || !retired.has(tensor.name)),
+        ...newInitializers
+      ],
       // Retired initializers may have been listed as graph inputs by old exporters.
       inputs: graph.inputs.filter((input) => !retired.has(input.name))
     }

@@ -27,7 +27,9 @@ export const parseAddedTokens = (json: unknown): Array<AddedToken> => {
   if (!Array.isArray(json)) return fail("added_tokens must be a list")
   return json.map((entry: unknown, index) => {
     const record = objectAt(entry, `added_tokens[${index}]`)
-    if (typeof record.id !== "number" || typeof record.content !== "string") return fail(`added_tokens[${index}] needs an id and a content`)
+    if (typeof record.id !== "number" || typeof record.content !== "string") {
+      return fail(`added_tokens[${index}] needs an id and a content`)
+    }
     const special = booleanOr(record.special, false)
     return {
       id: record.id,
@@ -121,9 +123,14 @@ export class AddedVocabulary {
     this.tokens = tokens
     this.byId = new Map(tokens.map((token) => [token.id, token]))
     this.byContent = new Map(tokens.map((token) => [token.content, token]))
-    this.raw = new Matcher(tokens.filter((token) => !token.normalized).map((token) => ({ pattern: token.content, token })))
+    this.raw = new Matcher(
+      tokens.filter((token) => !token.normalized).map((token) => ({ pattern: token.content, token }))
+    )
     this.normalizedMatcher = new Matcher(
-      tokens.filter((token) => token.normalized).map((token) => ({ pattern: normalizer === undefined ? token.content : normalizer(token.content), token }))
+      tokens.filter((token) => token.normalized).map((token) => ({
+        pattern: normalizer === undefined ? token.content : normalizer(token.content),
+        token
+      }))
     )
   }
 
@@ -134,7 +141,9 @@ export class AddedVocabulary {
       const normalized = this.normalizer === undefined ? raw : this.normalizer(raw)
       let previous = 0
       for (const match of this.normalizedMatcher.find(normalized)) {
-        if (match.start > previous) segments.push({ kind: "text", text: normalized.slice(previous, match.start), first: first && previous === 0 })
+        if (match.start > previous) {
+          segments.push({ kind: "text", text: normalized.slice(previous, match.start), first: first && previous === 0 })
+        }
         segments.push({ kind: "token", id: match.token.id })
         previous = match.end
       }

@@ -22,18 +22,28 @@ const byteLevel: Decoder = (tokens) => {
       mapped.push(byte)
     }
     // A token outside the byte alphabet (an added token, say) contributes its own UTF-8 bytes.
-    bytes.push(...(complete ? mapped : utf8(token)))
+    for (const item of (complete ? mapped : utf8(token))) bytes.push(item)
   }
   return [decodeUtf8(Uint8Array.from(bytes))]
 }
 
 const CLEANUPS: ReadonlyArray<readonly [string, string]> = [
-  [" .", "."], [" ?", "?"], [" !", "!"], [" ,", ","], [" ' ", "'"], [" n't", "n't"], [" 'm", "'m"],
-  [" do not", " don't"], [" 's", "'s"], [" 've", "'ve"], [" 're", "'re"]
+  [" .", "."],
+  [" ?", "?"],
+  [" !", "!"],
+  [" ,", ","],
+  [" ' ", "'"],
+  [" n't", "n't"],
+  [" 'm", "'m"],
+  [" do not", " don't"],
+  [" 's", "'s"],
+  [" 've", "'ve"],
+  [" 're", "'re"]
 ]
 
 /** The library's `cleanup` of spaces BERT-style tokenization leaves before punctuation and contractions. */
-export const cleanupSpaces = (text: string) => CLEANUPS.reduce((current, [from, to]) => current.replaceAll(from, to), text)
+export const cleanupSpaces = (text: string) =>
+  CLEANUPS.reduce((current, [from, to]) => current.replaceAll(from, to), text)
 
 const wordPiece = (config: Record<string, unknown>): Decoder => {
   const prefix = stringOr(config.prefix, "##")
@@ -48,7 +58,11 @@ const wordPiece = (config: Record<string, unknown>): Decoder => {
 
 const metaspace = (config: Record<string, unknown>): Decoder => {
   const replacement = stringOr(config.replacement, "\u2581")
-  const scheme = typeof config.prepend_scheme === "string" ? config.prepend_scheme : booleanOr(config.add_prefix_space, true) ? "always" : "never"
+  const scheme = typeof config.prepend_scheme === "string"
+    ? config.prepend_scheme
+    : booleanOr(config.add_prefix_space, true)
+    ? "always"
+    : "never"
   return (tokens) =>
     tokens.map((token, index) => {
       let out = ""
@@ -129,7 +143,9 @@ export const buildDecoder = (json: unknown): Decoder | undefined => {
       return (tokens) => tokens.map((token) => token.replace(regex, () => content))
     }
     case "Sequence": {
-      const steps = (Array.isArray(config.decoders) ? config.decoders : []).map(buildDecoder).filter((step): step is Decoder => step !== undefined)
+      const steps = (Array.isArray(config.decoders) ? config.decoders : []).map(buildDecoder).filter((
+        step
+      ): step is Decoder => step !== undefined)
       return (tokens) => steps.reduce<Array<string>>((current, step) => step(current), [...tokens])
     }
     default:

@@ -32,7 +32,12 @@ const unkIdOf = (vocab: ReadonlyMap<string, number>, unkToken: string | undefine
 }
 
 /** Merges a word's symbols by rank, lowest first and leftmost on ties, as the library's priority queue does. */
-const mergeSymbols = (ids: Array<number>, ranks: ReadonlyMap<number, number>, results: ReadonlyMap<number, number>, width: number) => {
+const mergeSymbols = (
+  ids: Array<number>,
+  ranks: ReadonlyMap<number, number>,
+  results: ReadonlyMap<number, number>,
+  width: number
+) => {
   const count = ids.length
   if (count < 2) return ids
   const next = new Int32Array(count)
@@ -45,14 +50,18 @@ const mergeSymbols = (ids: Array<number>, ranks: ReadonlyMap<number, number>, re
   // A binary heap of candidate merges ordered by (rank, position).
   const heapRank: Array<number> = []
   const heapPos: Array<number> = []
-  const less = (a: number, b: number) => heapRank[a]! < heapRank[b]! || (heapRank[a] === heapRank[b] && heapPos[a]! < heapPos[b]!)
+  const less = (a: number, b: number) =>
+    heapRank[a]! < heapRank[b]! || (heapRank[a] === heapRank[b] && heapPos[a]! < heapPos[b]!)
   const swap = (a: number, b: number) => {
     const rank = heapRank[a]!, pos = heapPos[a]!
-    heapRank[a] = heapRank[b]!; heapPos[a] = heapPos[b]!
-    heapRank[b] = rank; heapPos[b] = pos
+    heapRank[a] = heapRank[b]!
+    heapPos[a] = heapPos[b]!
+    heapRank[b] = rank
+    heapPos[b] = pos
   }
   const push = (rank: number, pos: number) => {
-    heapRank.push(rank); heapPos.push(pos)
+    heapRank.push(rank)
+    heapPos.push(pos)
     let i = heapRank.length - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
@@ -65,7 +74,8 @@ const mergeSymbols = (ids: Array<number>, ranks: ReadonlyMap<number, number>, re
     const rank = heapRank[0]!, pos = heapPos[0]!
     const lastRank = heapRank.pop()!, lastPos = heapPos.pop()!
     if (heapRank.length > 0) {
-      heapRank[0] = lastRank; heapPos[0] = lastPos
+      heapRank[0] = lastRank
+      heapPos[0] = lastPos
       let i = 0
       while (true) {
         const left = 2 * i + 1, right = left + 1
@@ -125,14 +135,18 @@ const bpe = (config: Record<string, unknown>): Model => {
     if (typeof merge === "string") {
       const space = merge.indexOf(" ", 1)
       if (space > 0) pair = [merge.slice(0, space), merge.slice(space + 1)]
-    } else if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === "string" && typeof merge[1] === "string") {
+    } else if (
+      Array.isArray(merge) && merge.length === 2 && typeof merge[0] === "string" && typeof merge[1] === "string"
+    ) {
       pair = [merge[0], merge[1]]
     }
     if (pair === undefined) return fail(`model.merges[${rank}] is not a pair`)
     const left = vocab.get(pair[0])
     const right = vocab.get(pair[1])
     const result = vocab.get(pair[0] + pair[1].slice(prefix.length && pair[1].startsWith(prefix) ? prefix.length : 0))
-    if (left === undefined || right === undefined || result === undefined) return fail(`model.merges[${rank}] uses a token missing from the vocab`)
+    if (left === undefined || right === undefined || result === undefined) {
+      return fail(`model.merges[${rank}] uses a token missing from the vocab`)
+    }
     const key = left * width + right
     if (!ranks.has(key)) {
       ranks.set(key, rank)
@@ -160,10 +174,13 @@ const bpe = (config: Record<string, unknown>): Model => {
         return
       }
       if (byteFallback) {
-        const bytes = Array.from(utf8(symbol), (byte) => vocab.get(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`))
+        const bytes = Array.from(
+          utf8(symbol),
+          (byte) => vocab.get(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`)
+        )
         if (bytes.every((byteId) => byteId !== undefined)) {
           flushUnk()
-          ids.push(...(bytes as Array<number>))
+          for (const item of (bytes as Array<number>)) ids.push(item)
           return
         }
       }
@@ -243,14 +260,17 @@ const wordLevel = (config: Record<string, unknown>): Model => {
     unkToken,
     tokenize: (word) => {
       const id = vocab.get(word) ?? unkId
-      return id === undefined ? fail(`WordLevel: ${JSON.stringify(word)} is not in the vocab and there is no unk_token`) : [id]
+      return id === undefined
+        ? fail(`WordLevel: ${JSON.stringify(word)} is not in the vocab and there is no unk_token`)
+        : [id]
     }
   }
 }
 
 export const buildModel = (json: unknown): Model => {
   const config = objectAt(json, "model")
-  const type = config.type ?? ("merges" in config ? "BPE" : "continuing_subword_prefix" in config ? "WordPiece" : undefined)
+  const type = config.type ??
+    ("merges" in config ? "BPE" : "continuing_subword_prefix" in config ? "WordPiece" : undefined)
   switch (type) {
     case "BPE":
       return bpe(config)

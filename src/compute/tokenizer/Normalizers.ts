@@ -3,7 +3,15 @@
  * stripping, replace, strip, prepend, and sequences of them.
  */
 import {
-  isAscii, isBertControl, isBertWhitespace, isChineseCharacter, isWhitespace, lowercase, patternRegex, removeMarks, removeNonspacingMarks
+  isAscii,
+  isBertControl,
+  isBertWhitespace,
+  isChineseCharacter,
+  isWhitespace,
+  lowercase,
+  patternRegex,
+  removeMarks,
+  removeNonspacingMarks
 } from "./Text.js"
 import { booleanOr, objectAt, stringOr, unsupported } from "./TokenizerError.js"
 

@@ -22,8 +22,8 @@ export type PostProcessor = (a: Encoded, b: Encoded | undefined, addSpecialToken
 const empty = (): Processed => ({ ids: [], tokens: [], typeIds: [], specialMask: [] })
 
 const appendSequence = (out: Processed, sequence: Encoded, typeId: number) => {
-  out.ids.push(...sequence.ids)
-  out.tokens.push(...sequence.tokens)
+  for (const item of sequence.ids) out.ids.push(item)
+  for (const item of sequence.tokens) out.tokens.push(item)
   for (let i = 0; i < sequence.ids.length; i++) {
     out.typeIds.push(typeId)
     out.specialMask.push(0)
@@ -31,8 +31,8 @@ const appendSequence = (out: Processed, sequence: Encoded, typeId: number) => {
 }
 
 const appendSpecial = (out: Processed, ids: ReadonlyArray<number>, tokens: ReadonlyArray<string>, typeId: number) => {
-  out.ids.push(...ids)
-  out.tokens.push(...tokens)
+  for (const item of ids) out.ids.push(item)
+  for (const item of tokens) out.tokens.push(item)
   for (let i = 0; i < ids.length; i++) {
     out.typeIds.push(typeId)
     out.specialMask.push(1)
@@ -87,7 +87,9 @@ const templateProcessing = (config: Record<string, unknown>): PostProcessor => {
     specials.set(typeof record.id === "string" ? record.id : name, { ids, tokens })
   }
   for (const piece of [...single, ...pair]) {
-    if (piece.kind === "special" && !specials.has(piece.name)) fail(`post_processor template uses ${JSON.stringify(piece.name)}, missing from special_tokens`)
+    if (piece.kind === "special" && !specials.has(piece.name)) {
+      fail(`post_processor template uses ${JSON.stringify(piece.name)}, missing from special_tokens`)
+    }
   }
   return (a, b, addSpecialTokens) => {
     const out = empty()
@@ -144,7 +146,9 @@ export const buildPostProcessor = (json: unknown): PostProcessor => {
       return plainProcessor
     case "Sequence": {
       // ByteLevel steps only move offsets; what is left is at most one processor that adds tokens.
-      const steps = (Array.isArray(config.processors) ? config.processors : []).map(buildPostProcessor).filter((step) => step !== plainProcessor)
+      const steps = (Array.isArray(config.processors) ? config.processors : []).map(buildPostProcessor).filter((step) =>
+        step !== plainProcessor
+      )
       if (steps.length > 1) return fail("post_processor: a Sequence with more than one token-adding processor")
       return steps[0] ?? plainProcessor
     }

@@ -3,7 +3,16 @@
  * "words" a model then encodes one by one), exactly where the Rust library cuts them.
  */
 import {
-  compileRegex, isNumeric, isPunctuation, isWhitespace, markChars, markRegex, parseBehaviour, patternRegex, splitMarked, toByteLevel
+  compileRegex,
+  isNumeric,
+  isPunctuation,
+  isWhitespace,
+  markChars,
+  markRegex,
+  parseBehaviour,
+  patternRegex,
+  splitMarked,
+  toByteLevel
 } from "./Text.js"
 import { booleanOr, objectAt, stringOr, unsupported } from "./TokenizerError.js"
 
@@ -46,18 +55,23 @@ const metaspace = (config: Record<string, unknown>): PreTokenizer => {
   const replacement = stringOr(config.replacement, "\u2581")
   const scheme = typeof config.prepend_scheme === "string"
     ? config.prepend_scheme
-    : booleanOr(config.add_prefix_space, true) ? "always" : "never"
+    : booleanOr(config.add_prefix_space, true)
+    ? "always"
+    : "never"
   const split = booleanOr(config.split, true)
   return eachPiece((text, first) => {
     let replaced = text.replaceAll(" ", replacement)
-    if ((scheme === "always" || (scheme === "first" && first)) && !replaced.startsWith(replacement)) replaced = replacement + replaced
+    if ((scheme === "always" || (scheme === "first" && first)) && !replaced.startsWith(replacement)) {
+      replaced = replacement + replaced
+    }
     if (!split) return [replaced]
     return splitMarked(replaced, markChars(replaced, (char) => char === replacement), "MergedWithNext")
   })
 }
 
 // The Whitespace pre-tokenizer's \w+|[^\w\s]+ in the Rust regex crate, whose \w has Alphabetic and Join_Control.
-const WHITESPACE_WORDS = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\p{White_Space}]+/gu
+const WHITESPACE_WORDS =
+  /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\p{White_Space}]+/gu
 
 export const buildPreTokenizer = (json: unknown): PreTokenizer | undefined => {
   if (json === null || json === undefined) return undefined

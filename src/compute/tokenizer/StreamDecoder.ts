@@ -10,7 +10,10 @@ export class StreamDecoder {
   private prefixOffset = 0
   private readOffset = 0
 
-  constructor(private readonly tokenizer: Tokenizer, private readonly options: DecodeOptions = { skipSpecialTokens: true }) {}
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly options: DecodeOptions = { skipSpecialTokens: true }
+  ) {}
 
   /** The text `id` adds; empty while a character is still incomplete. */
   push(id: number): string {

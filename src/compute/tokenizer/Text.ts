@@ -15,7 +15,8 @@ const WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u
 
 // ASCII answers without a regex: most text is ASCII, and these run once per character.
 const isAsciiWhitespace = (code: number) => code === 32 || (code >= 9 && code <= 13)
-const isAsciiPunctuation = (code: number) => (code >= 33 && code <= 47) || (code >= 58 && code <= 64) || (code >= 91 && code <= 96) || (code >= 123 && code <= 126)
+const isAsciiPunctuation = (code: number) =>
+  (code >= 33 && code <= 47) || (code >= 58 && code <= 64) || (code >= 91 && code <= 96) || (code >= 123 && code <= 126)
 
 /** Rust's `char::is_whitespace`: the Unicode White_Space property. */
 export const isWhitespace = (char: string) => {
@@ -47,7 +48,8 @@ export const isBertControl = (char: string) => {
 
 export const isChineseCharacter = (code: number) =>
   (code >= 0x4e00 && code <= 0x9fff) || (code >= 0x3400 && code <= 0x4dbf) || (code >= 0x20000 && code <= 0x2a6df) ||
-  (code >= 0x2a700 && code <= 0x2b73f) || (code >= 0x2b740 && code <= 0x2b81f) || (code >= 0x2b820 && code <= 0x2ceaf) ||
+  (code >= 0x2a700 && code <= 0x2b73f) || (code >= 0x2b740 && code <= 0x2b81f) ||
+  (code >= 0x2b820 && code <= 0x2ceaf) ||
   (code >= 0xf900 && code <= 0xfaff) || (code >= 0x2f800 && code <= 0x2fa1f)
 
 const NON_ASCII = /[^\x00-\x7f]/
@@ -115,13 +117,26 @@ export const translateRegex = (pattern: string): string => {
       if (next === undefined) return fail(`regex ${JSON.stringify(pattern)} ends with a backslash`)
       i++
       switch (next) {
-        case "s": out += inClass ? SPACE_CLASS : `[${SPACE_CLASS}]`; break
-        case "S": out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\S inside a class`) : `[^${SPACE_CLASS}]`; break
-        case "d": out += inClass ? DIGIT_CLASS : `[${DIGIT_CLASS}]`; break
-        case "D": out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\D inside a class`) : `[^${DIGIT_CLASS}]`; break
-        case "w": out += inClass ? WORD_CLASS : `[${WORD_CLASS}]`; break
-        case "W": out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\W inside a class`) : `[^${WORD_CLASS}]`; break
-        case "p": case "P": {
+        case "s":
+          out += inClass ? SPACE_CLASS : `[${SPACE_CLASS}]`
+          break
+        case "S":
+          out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\S inside a class`) : `[^${SPACE_CLASS}]`
+          break
+        case "d":
+          out += inClass ? DIGIT_CLASS : `[${DIGIT_CLASS}]`
+          break
+        case "D":
+          out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\D inside a class`) : `[^${DIGIT_CLASS}]`
+          break
+        case "w":
+          out += inClass ? WORD_CLASS : `[${WORD_CLASS}]`
+          break
+        case "W":
+          out += inClass ? fail(`regex ${JSON.stringify(pattern)}: \\W inside a class`) : `[^${WORD_CLASS}]`
+          break
+        case "p":
+        case "P": {
           const close = pattern.indexOf("}", i)
           out += pattern.slice(i - 1, close + 1)
           i = close
@@ -166,7 +181,9 @@ export const translateRegex = (pattern: string): string => {
         i += 3
         continue
       }
-      if (pattern.startsWith("(?>", i) || /^\(\?[imsx-]+[:)]/.test(pattern.slice(i))) fail(`regex ${JSON.stringify(pattern)} uses an unsupported group`)
+      if (pattern.startsWith("(?>", i) || /^\(\?[imsx-]+[:)]/.test(pattern.slice(i))) {
+        fail(`regex ${JSON.stringify(pattern)} uses an unsupported group`)
+      }
       groups.push(false)
       out += char
       continue
@@ -192,7 +209,9 @@ export const compileRegex = (pattern: string): RegExp => {
   try {
     return new RegExp(translateRegex(pattern), "gu")
   } catch (error) {
-    return fail(`cannot compile regex ${JSON.stringify(pattern)}: ${error instanceof Error ? error.message : String(error)}`)
+    return fail(
+      `cannot compile regex ${JSON.stringify(pattern)}: ${error instanceof Error ? error.message : String(error)}`
+    )
   }
 }
 
@@ -290,8 +309,13 @@ export const splitMarked = (text: string, marked: Marked, behaviour: SplitBehavi
 export const parseBehaviour = (value: unknown, fallback: SplitBehaviour): SplitBehaviour => {
   if (value === undefined || value === null) return fallback
   const names: Record<string, SplitBehaviour> = {
-    removed: "Removed", isolated: "Isolated", mergedwithprevious: "MergedWithPrevious", merged_with_previous: "MergedWithPrevious",
-    mergedwithnext: "MergedWithNext", merged_with_next: "MergedWithNext", contiguous: "Contiguous"
+    removed: "Removed",
+    isolated: "Isolated",
+    mergedwithprevious: "MergedWithPrevious",
+    merged_with_previous: "MergedWithPrevious",
+    mergedwithnext: "MergedWithNext",
+    merged_with_next: "MergedWithNext",
+    contiguous: "Contiguous"
   }
   const name = typeof value === "string" ? names[value.toLowerCase()] : undefined
   return name ?? fail(`unknown split behaviour ${JSON.stringify(value)}`)

@@ -170,9 +170,19 @@ export class Tokenizer {
           const sibling = path.join(folder, name)
           return fs.existsSync(sibling) ? (parseJson(fs.readFileSync(sibling, "utf8"), name) as TokenizerConfig) : {}
         }
-        return Tokenizer.fromJson(parseJson(fs.readFileSync(file, "utf8"), file), optional("tokenizer_config.json"), optional("config.json"))
+        return Tokenizer.fromJson(
+          parseJson(fs.readFileSync(file, "utf8"), file),
+          optional("tokenizer_config.json"),
+          optional("config.json")
+        )
       },
-      catch: (error) => (error instanceof TokenizerError ? error : new TokenizerError({ reason: `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}` }))
+      catch: (
+        error
+      ) => (error instanceof TokenizerError
+        ? error
+        : new TokenizerError({
+          reason: `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`
+        }))
     })
   }
 
@@ -216,9 +226,16 @@ export class Tokenizer {
     const addSpecialTokens = options.addSpecialTokens ?? true
     let a = this.encodeText(text)
     let b = options.pair === undefined ? undefined : this.encodeText(options.pair)
-    const truncation = options.truncation === false ? undefined : options.truncation !== undefined ? { maxLength: options.truncation, left: this.truncation?.left ?? false } : this.truncation
+    const truncation = options.truncation === false
+      ? undefined
+      : options.truncation !== undefined
+      ? { maxLength: options.truncation, left: this.truncation?.left ?? false }
+      : this.truncation
     if (truncation !== undefined) {
-      const budget = Math.max(0, truncation.maxLength - (addSpecialTokens ? addedTokenCount(this.postProcessor, b !== undefined) : 0))
+      const budget = Math.max(
+        0,
+        truncation.maxLength - (addSpecialTokens ? addedTokenCount(this.postProcessor, b !== undefined) : 0)
+      )
       ;[a, b] = truncatePair(a, b, budget, truncation.left)
     }
     const processed = this.postProcessor(a, b, addSpecialTokens)
@@ -234,19 +251,29 @@ export class Tokenizer {
   /** Encodes every text, then pads them to a common length (padding default: longest in the batch). */
   encodeBatch(texts: ReadonlyArray<string>, options: EncodeBatchOptions = {}): Array<Encoding> {
     const encodings = texts.map((text) => this.encode(text, options))
-    const padding = options.padding === false ? undefined : options.padding !== undefined ? { ...this.paddingDefaults(), length: options.padding } : this.padding ?? this.paddingDefaults()
+    const padding = options.padding === false
+      ? undefined
+      : options.padding !== undefined
+      ? { ...this.paddingDefaults(), length: options.padding }
+      : this.padding ?? this.paddingDefaults()
     if (padding === undefined) return encodings
-    let length = padding.length === "longest" ? Math.max(0, ...encodings.map((encoding) => encoding.ids.length)) : padding.length
-    if (padding.multipleOf !== undefined && padding.multipleOf > 0) length = Math.ceil(length / padding.multipleOf) * padding.multipleOf
+    let length = padding.length === "longest"
+      ? Math.max(0, ...encodings.map((encoding) => encoding.ids.length))
+      : padding.length
+    if (padding.multipleOf !== undefined && padding.multipleOf > 0) {
+      length = Math.ceil(length / padding.multipleOf) * padding.multipleOf
+    }
     if (encodings.every((encoding) => encoding.ids.length >= length)) return encodings
     // Without a pad token the library pads with id 0; the attention mask hides it either way.
-    const padId = padding.padId ?? (padding.padToken !== undefined ? this.tokenToId(padding.padToken) : undefined) ?? this.specialIds.pad ?? 0
+    const padId = padding.padId ?? (padding.padToken !== undefined ? this.tokenToId(padding.padToken) : undefined) ??
+      this.specialIds.pad ?? 0
     const padToken = this.idToToken(padId) ?? ""
     return encodings.map((encoding) => padEncoding(encoding, length, padId, padToken, padding.padTypeId, padding.left))
   }
 
   private paddingDefaults(): Padding {
-    return this.padding ?? { length: "longest", left: false, padId: undefined, padTypeId: 0, padToken: undefined, multipleOf: undefined }
+    return this.padding ??
+      { length: "longest", left: false, padId: undefined, padTypeId: 0, padToken: undefined, multipleOf: undefined }
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
@@ -275,17 +302,37 @@ export class Tokenizer {
       return undefined
     }
     const resolve = (kind: keyof SpecialTokenIds) =>
-      firstId(modelConfig[`${kind}_token_id`]) ?? byName(kind) ?? (kind === "unk" && this.model.unkToken !== undefined ? this.tokenToId(this.model.unkToken) : undefined) ?? conventional(kind)
+      firstId(modelConfig[`${kind}_token_id`]) ?? byName(kind) ??
+        (kind === "unk" && this.model.unkToken !== undefined ? this.tokenToId(this.model.unkToken) : undefined) ??
+        conventional(kind)
     const pad = this.padding?.padId ?? resolve("pad")
-    return { pad, eos: resolve("eos"), bos: resolve("bos"), unk: resolve("unk"), cls: resolve("cls"), sep: resolve("sep"), mask: resolve("mask") }
+    return {
+      pad,
+      eos: resolve("eos"),
+      bos: resolve("bos"),
+      unk: resolve("unk"),
+      cls: resolve("cls"),
+      sep: resolve("sep"),
+      mask: resolve("mask")
+    }
   }
 }
 
 const CLEAN_UPS: ReadonlyArray<readonly [string, string]> = [
-  [" .", "."], [" ?", "?"], [" !", "!"], [" ,", ","], [" ' ", "'"], [" n't", "n't"], [" 'm", "'m"], [" 's", "'s"], [" 've", "'ve"], [" 're", "'re"]
+  [" .", "."],
+  [" ?", "?"],
+  [" !", "!"],
+  [" ,", ","],
+  [" ' ", "'"],
+  [" n't", "n't"],
+  [" 'm", "'m"],
+  [" 's", "'s"],
+  [" 've", "'ve"],
+  [" 're", "'re"]
 ]
 
-const cleanUpTokenizationSpaces = (text: string) => CLEAN_UPS.reduce((current, [from, to]) => current.replaceAll(from, to), text)
+const cleanUpTokenizationSpaces = (text: string) =>
+  CLEAN_UPS.reduce((current, [from, to]) => current.replaceAll(from, to), text)
 
 const parseJson = (text: string, source: string): unknown => {
   try {
@@ -302,7 +349,12 @@ const truncateOne = (sequence: Encoded, keep: number, left: boolean): Encoded =>
 }
 
 /** The library's "longest first" strategy: trim the longer sequence until both fit the budget. */
-const truncatePair = (a: Encoded, b: Encoded | undefined, budget: number, left: boolean): [Encoded, Encoded | undefined] => {
+const truncatePair = (
+  a: Encoded,
+  b: Encoded | undefined,
+  budget: number,
+  left: boolean
+): [Encoded, Encoded | undefined] => {
   if (b === undefined) return [truncateOne(a, budget, left), undefined]
   let keepA = a.ids.length
   let keepB = b.ids.length
@@ -313,7 +365,14 @@ const truncatePair = (a: Encoded, b: Encoded | undefined, budget: number, left: 
   return [truncateOne(a, keepA, left), truncateOne(b, keepB, left)]
 }
 
-const padEncoding = (encoding: Encoding, length: number, padId: number, padToken: string, padTypeId: number, left: boolean): Encoding => {
+const padEncoding = (
+  encoding: Encoding,
+  length: number,
+  padId: number,
+  padToken: string,
+  padTypeId: number,
+  left: boolean
+): Encoding => {
   const extra = length - encoding.ids.length
   if (extra <= 0) return encoding
   const pad = <A extends Int32Array>(values: A, fill: number) => {

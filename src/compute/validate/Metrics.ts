@@ -40,7 +40,9 @@ export const top1Agreement = (reference: ArrayLike<number>, candidate: ArrayLike
   const rows = Math.floor(reference.length / lastAxis)
   if (rows === 0) return 1
   let agree = 0
-  for (let row = 0; row < rows; row++) if (argmax(reference, row * lastAxis, lastAxis) === argmax(candidate, row * lastAxis, lastAxis)) agree++
+  for (let row = 0; row < rows; row++) {
+    if (argmax(reference, row * lastAxis, lastAxis) === argmax(candidate, row * lastAxis, lastAxis)) agree++
+  }
   return agree / rows
 }
 
@@ -72,7 +74,11 @@ export const logSumExp = (values: ArrayLike<number>, start: number, length: numb
  * Mean negative log-likelihood (nats per token) of `targets` under logits [positions, vocab], where
  * the logits at position t predict targets[t]; positions with a negative target are skipped.
  */
-export const negativeLogLikelihood = (logits: ArrayLike<number>, vocab: number, targets: ArrayLike<number>): { total: number; count: number } => {
+export const negativeLogLikelihood = (
+  logits: ArrayLike<number>,
+  vocab: number,
+  targets: ArrayLike<number>
+): { total: number; count: number } => {
   let total = 0
   let count = 0
   for (let t = 0; t < targets.length; t++) {
@@ -103,7 +109,11 @@ export const nextTokenNegativeLogLikelihood = (
       const next = row * sequence + t + 1
       return t + 1 < sequence && (attentionMask === undefined || attentionMask[next] !== 0) ? inputIds[next]! : -1
     })
-    const nll = negativeLogLikelihood(logits.subarray(row * sequence * vocab, (row + 1) * sequence * vocab), vocab, targets)
+    const nll = negativeLogLikelihood(
+      logits.subarray(row * sequence * vocab, (row + 1) * sequence * vocab),
+      vocab,
+      targets
+    )
     total += nll.total
     count += nll.count
   }
@@ -116,7 +126,11 @@ export const nextTokenNegativeLogLikelihood = (
  * llama.cpp's perplexity tool reports for quantizations. Never negative, and far steadier than a
  * perplexity difference on a few hundred tokens.
  */
-export const klDivergence = (reference: ArrayLike<number>, candidate: ArrayLike<number>, vocab: number): { total: number; count: number } => {
+export const klDivergence = (
+  reference: ArrayLike<number>,
+  candidate: ArrayLike<number>,
+  vocab: number
+): { total: number; count: number } => {
   const positions = Math.floor(reference.length / vocab)
   let total = 0
   for (let t = 0; t < positions; t++) {
@@ -154,7 +168,12 @@ export interface OutputComparison {
   readonly top1: number
 }
 
-export const compareOutputs = (name: string, reference: ArrayLike<number>, candidate: ArrayLike<number>, lastAxis: number): OutputComparison => ({
+export const compareOutputs = (
+  name: string,
+  reference: ArrayLike<number>,
+  candidate: ArrayLike<number>,
+  lastAxis: number
+): OutputComparison => ({
   name,
   cosine: cosineSimilarity(reference, candidate),
   maxError: maxAbsoluteError(reference, candidate),

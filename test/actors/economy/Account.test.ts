@@ -1,16 +1,27 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
-import { Credits, PositiveCredits } from "../../../src/domain/Money.js"
-import { Account, Burned, Credited, Debited, Held, HoldCaptured, Minted, Released } from "../../../src/actors/economy/Account.js"
+import {
+  Account,
+  Burned,
+  Credited,
+  Debited,
+  Held,
+  HoldCaptured,
+  Minted,
+  Released
+} from "../../../src/actors/economy/Account.js"
 import { InsufficientFunds, InvalidAmount } from "../../../src/actors/economy/LedgerErrors.js"
+import { Credits, PositiveCredits } from "../../../src/domain/Money.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 
 const spec = DeciderSpecification.for(Account.decider)
 
 describe("Account decider", () => {
-  it.effect("mints into an empty account", () => spec.given([]).when({ _tag: "Mint", amount: 5n }).then([Minted.make({ amount: 5n })]))
+  it.effect("mints into an empty account", () =>
+    spec.given([]).when({ _tag: "Mint", amount: 5n }).then([Minted.make({ amount: 5n })]))
 
-  it.effect("refuses to mint nothing", () => spec.given([]).when({ _tag: "Mint", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount"))
+  it.effect("refuses to mint nothing", () =>
+    spec.given([]).when({ _tag: "Mint", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount"))
 
   it.effect("debits what is available", () =>
     spec
@@ -25,7 +36,9 @@ describe("Account decider", () => {
       .thenFails((e) => e instanceof InsufficientFunds && e.available === 6n && e.requested === 7n))
 
   it.effect("credits any positive amount", () =>
-    spec.given([]).when({ _tag: "Credit", transferId: "t1", from: "ann", amount: 3n }).then([Credited.make({ transferId: "t1", from: "ann", amount: 3n })]))
+    spec.given([]).when({ _tag: "Credit", transferId: "t1", from: "ann", amount: 3n }).then([
+      Credited.make({ transferId: "t1", from: "ann", amount: 3n })
+    ]))
 
   it.effect("holds cannot spend held credits twice", () =>
     spec
@@ -59,22 +72,31 @@ describe("Account decider", () => {
 
   it.effect("cannot release a captured hold", () =>
     spec
-      .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n }), HoldCaptured.make({ holdId: "h1", to: "bob", amount: 8n })])
+      .given([
+        Minted.make({ amount: 10n }),
+        Held.make({ holdId: "h1", amount: 8n }),
+        HoldCaptured.make({ holdId: "h1", to: "bob", amount: 8n })
+      ])
       .when({ _tag: "Release", holdId: "h1" })
       .thenFails((e) => e._tag === "UnknownHold"))
 
   it.effect("burns available credits, never more, and never held ones", () =>
     Effect.all([
-      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 10n }).then([Burned.make({ operationId: "slash-1", amount: 10n })]),
+      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 10n }).then([
+        Burned.make({ operationId: "slash-1", amount: 10n })
+      ]),
       spec
         .given([Minted.make({ amount: 10n }), Held.make({ holdId: "h1", amount: 8n })])
         .when({ _tag: "Burn", operationId: "slash-1", amount: 3n })
         .thenFails((e) => e instanceof InsufficientFunds && e.available === 2n),
-      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 0n }).thenFails((e) => e._tag === "InvalidAmount")
+      spec.given([Minted.make({ amount: 10n })]).when({ _tag: "Burn", operationId: "slash-1", amount: 0n }).thenFails((
+        e
+      ) => e._tag === "InvalidAmount")
     ]))
 
   it("reads amounts from outside as plain decimal strings of at most 30 digits, and writes them back unchanged", () => {
-    const decode = (schema: typeof Credits | typeof PositiveCredits, text: string) => Schema.decodeUnknownEither(schema)(text)
+    const decode = (schema: typeof Credits | typeof PositiveCredits, text: string) =>
+      Schema.decodeUnknownEither(schema)(text)
     expect(decode(Credits, "0")).toEqual(Either.right(0n))
     expect(decode(PositiveCredits, "9".repeat(30))).toEqual(Either.right(10n ** 30n - 1n))
     expect(Schema.encodeSync(Credits)(1234n)).toBe("1234")

@@ -1,19 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import * as fc from "fast-check"
+import { Account } from "../../../src/actors/economy/Account.js"
 import { Ledger } from "../../../src/actors/economy/Ledger.js"
+import { creditsPolicy } from "../../../src/actors/economy/Ledger.js"
 import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
-import { creditsPolicy } from "../../../src/actors/economy/Ledger.js"
-import { memoryKernel, sqliteKernel } from "../../support/Layers.js"
-import { Account } from "../../../src/actors/economy/Account.js"
 import { anotherRunner, replayMismatches } from "../../support/Actors.js"
+import { memoryKernel, sqliteKernel } from "../../support/Layers.js"
 
 const ledgerOn = (kernel: Layer.Layer<any, any, never>) => Ledger.Default.pipe(Layer.provideMerge(kernel))
 
 describe("Ledger", () => {
   it.effect("mints, transfers and reports balances", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("alice", 100n)
       const receipt = yield* ledger.transfer("alice", "bob", 30n, "t-1")
@@ -26,7 +26,7 @@ describe("Ledger", () => {
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.effect("a mint id mints once: the same amount again is a retry, another amount is refused", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("alice", 100n, "grant-1")
       expect(yield* ledger.mint("alice", 100n, "grant-1")).toMatchObject({ available: 100n })
@@ -37,7 +37,7 @@ describe("Ledger", () => {
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.effect("a repeated transfer id moves money once", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("alice", 100n)
       yield* ledger.transfer("alice", "bob", 10n, "t-1")
@@ -50,7 +50,7 @@ describe("Ledger", () => {
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.effect("holds escrow credits, captures part to a payee and releases the rest", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("buyer", 50n)
       const held = yield* ledger.hold("buyer", "auction-1", 40n)
@@ -65,7 +65,7 @@ describe("Ledger", () => {
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.effect("burns destroy rUv once per operation id, and the supply counts them", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("stake:n1", 100n)
       expect(yield* ledger.burn("stake:n1", 30n, "slash/n1/x1")).toMatchObject({ available: 70n })
@@ -76,13 +76,17 @@ describe("Ledger", () => {
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.live("the credits policy finishes a transfer that stopped after its debit", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const ledger = yield* Ledger
       yield* ledger.mint("alice", 10n)
       // Only the first step, as if the process died between debit and credit.
-      yield* (yield* anotherRunner(Account)).send("alice", { _tag: "Debit", transferId: "t-9", to: "bob", amount: 4n }, { commandId: "debit/t-9" })
+      yield* (yield* anotherRunner(Account)).send(
+        "alice",
+        { _tag: "Debit", transferId: "t-9", to: "bob", amount: 4n },
+        { commandId: "debit/t-9" }
+      )
       expect(yield* ledger.supply()).toMatchObject({ inFlight: 4n, conserved: true })
-      yield* Effect.gen(function* () {
+      yield* Effect.gen(function*() {
         yield* Policy.awaitCaughtUp("ledger.credits")
       }).pipe(Effect.provide(creditsPolicy))
       expect((yield* ledger.balance("bob")).available).toBe(4n)
@@ -92,37 +96,47 @@ describe("Ledger", () => {
       expect(yield* ledger.supply()).toMatchObject({ inFlight: 0n, conserved: true })
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
-  it.live("no balance goes negative under 64 concurrent racing transfers; replay equals live; rUv is conserved", () =>
-    Effect.promise(() =>
-      fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.bigInt({ min: 0n, max: 50n }), { minLength: 4, maxLength: 4 }),
-          fc.array(fc.record({ from: fc.nat(3), to: fc.nat(3), amount: fc.bigInt({ min: 1n, max: 40n }) }), { minLength: 64, maxLength: 64 }),
-          (initial, transfers) =>
-            Effect.runPromise(
-              Effect.gen(function* () {
-                const ledger = yield* Ledger
-                const accounts = ["a0", "a1", "a2", "a3"]
-                yield* Effect.forEach(initial, (amount, i) => (amount > 0n ? Effect.asVoid(ledger.mint(accounts[i]!, amount)) : Effect.void))
-                const outcomes = yield* Effect.forEach(
-                  transfers,
-                  (t) => Effect.either(ledger.transfer(accounts[t.from]!, accounts[t.to]!, t.amount)),
-                  { concurrency: 64 }
-                )
-                const balances = yield* Effect.forEach(accounts, (id) => ledger.balance(id))
-                for (const balance of balances) expect(balance.available).toBeGreaterThanOrEqual(0n)
-                const minted = initial.reduce((a, b) => a + b, 0n)
-                expect(balances.reduce((sum, b) => sum + b.available, 0n)).toBe(minted)
-                const succeeded = outcomes.filter(Either.isRight).length
-                const events = (yield* (yield* Journal).head).position
-                const mints = initial.filter((a) => a > 0n).length
-                expect(events).toBe(mints + 2 * succeeded)
-                expect(yield* replayMismatches("Account")).toEqual([])
-                expect((yield* ledger.supply()).conserved).toBe(true)
-              }).pipe(Effect.provide(ledgerOn(sqliteKernel())), Effect.scoped)
-            )
-        ),
-        { numRuns: 15 }
-      )
-    ), 120_000)
+  it.live(
+    "no balance goes negative under 64 concurrent racing transfers; replay equals live; rUv is conserved",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.bigInt({ min: 0n, max: 50n }), { minLength: 4, maxLength: 4 }),
+            fc.array(fc.record({ from: fc.nat(3), to: fc.nat(3), amount: fc.bigInt({ min: 1n, max: 40n }) }), {
+              minLength: 64,
+              maxLength: 64
+            }),
+            (initial, transfers) =>
+              Effect.runPromise(
+                Effect.gen(function*() {
+                  const ledger = yield* Ledger
+                  const accounts = ["a0", "a1", "a2", "a3"]
+                  yield* Effect.forEach(
+                    initial,
+                    (amount, i) => (amount > 0n ? Effect.asVoid(ledger.mint(accounts[i]!, amount)) : Effect.void)
+                  )
+                  const outcomes = yield* Effect.forEach(
+                    transfers,
+                    (t) => Effect.either(ledger.transfer(accounts[t.from]!, accounts[t.to]!, t.amount)),
+                    { concurrency: 64 }
+                  )
+                  const balances = yield* Effect.forEach(accounts, (id) => ledger.balance(id))
+                  for (const balance of balances) expect(balance.available).toBeGreaterThanOrEqual(0n)
+                  const minted = initial.reduce((a, b) => a + b, 0n)
+                  expect(balances.reduce((sum, b) => sum + b.available, 0n)).toBe(minted)
+                  const succeeded = outcomes.filter(Either.isRight).length
+                  const events = (yield* (yield* Journal).head).position
+                  const mints = initial.filter((a) => a > 0n).length
+                  expect(events).toBe(mints + 2 * succeeded)
+                  expect(yield* replayMismatches("Account")).toEqual([])
+                  expect((yield* ledger.supply()).conserved).toBe(true)
+                }).pipe(Effect.provide(ledgerOn(sqliteKernel())), Effect.scoped)
+              )
+          ),
+          { numRuns: 15 }
+        )
+      ),
+    120_000
+  )
 })

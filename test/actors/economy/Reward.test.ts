@@ -3,38 +3,64 @@ import { Effect, Layer, TestClock } from "effect"
 import { Ledger } from "../../../src/actors/economy/Ledger.js"
 import { NetworkParameters } from "../../../src/actors/economy/NetworkParameters.js"
 import type { RewardCommand } from "../../../src/actors/economy/Reward.js"
-import { REWARDS_ACCOUNT, RewardClaimed, RewardGranted, RewardGrants, RewardNotVested } from "../../../src/actors/economy/Reward.js"
+import {
+  RewardClaimed,
+  RewardGranted,
+  RewardGrants,
+  RewardNotVested,
+  REWARDS_ACCOUNT
+} from "../../../src/actors/economy/Reward.js"
 import { Rewards, rewardsSettlementPolicy } from "../../../src/actors/economy/RewardService.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
 import * as Policy from "../../../src/events/Policy.js"
-import { memoryKernel } from "../../support/Layers.js"
 import { anotherRunner, replayMismatches } from "../../support/Actors.js"
+import { memoryKernel } from "../../support/Layers.js"
 
 const spec = DeciderSpecification.for(RewardGrants.decider)
 const grant = (rewardId: string, amount: bigint): RewardCommand => ({
-  _tag: "Grant", rewardId, taskId: rewardId, amount, holdId: `reward/n1/${rewardId}`, parameters: { vestingPeriodMs: 60_000n, version: 0 }
+  _tag: "Grant",
+  rewardId,
+  taskId: rewardId,
+  amount,
+  holdId: `reward/n1/${rewardId}`,
+  parameters: { vestingPeriodMs: 60_000n, version: 0 }
 })
 const granted = (rewardId: string, amount: bigint, at = 0) =>
-  RewardGranted.make({ rewardId, taskId: rewardId, amount, holdId: `reward/n1/${rewardId}`, at, vestsAt: at + 60_000, vestingPeriodMs: 60_000n, parametersVersion: 0 })
+  RewardGranted.make({
+    rewardId,
+    taskId: rewardId,
+    amount,
+    holdId: `reward/n1/${rewardId}`,
+    at,
+    vestsAt: at + 60_000,
+    vestingPeriodMs: 60_000n,
+    parametersVersion: 0
+  })
 
 const rewardsOn = () =>
-  Rewards.Default.pipe(Layer.provideMerge(Layer.mergeAll(NetworkParameters.Default, Ledger.Default)), Layer.provideMerge(memoryKernel()))
+  Rewards.Default.pipe(
+    Layer.provideMerge(Layer.mergeAll(NetworkParameters.Default, Ledger.Default)),
+    Layer.provideMerge(memoryKernel())
+  )
 
 describe("Reward decider", () => {
   it.effect("a grant records when it vests and the vesting period in force", () =>
     spec.given([]).when(grant("t1", 10n)).then([granted("t1", 10n)]))
 
   it.effect("refuses an empty grant and a second grant of the same reward", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* spec.given([]).when(grant("t1", 0n)).thenFails((e) => e._tag === "InvalidAmount")
-      yield* spec.given([granted("t1", 10n)]).when(grant("t1", 11n)).thenFails((e) => e.message === "reward t1 was already granted (10 rUv)")
+      yield* spec.given([granted("t1", 10n)]).when(grant("t1", 11n)).thenFails((e) =>
+        e.message === "reward t1 was already granted (10 rUv)"
+      )
     }))
 
   it.effect("claiming before vesting is refused with the time it vests", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* TestClock.adjust("59 seconds")
       yield* spec.given([granted("t1", 10n)]).when({ _tag: "Claim", rewardId: "t1" }).thenFails((e) =>
-        e instanceof RewardNotVested && e.message === "reward t1 is not vested: it can be claimed from 1970-01-01T00:01:00.000Z"
+        e instanceof RewardNotVested &&
+        e.message === "reward t1 is not vested: it can be claimed from 1970-01-01T00:01:00.000Z"
       )
       yield* spec.given([granted("t1", 10n), granted("t2", 5n, 30_000)]).when({ _tag: "Claim" }).thenFails((e) =>
         e.message === "reward t1 is not vested: it can be claimed from 1970-01-01T00:01:00.000Z"
@@ -42,10 +68,12 @@ describe("Reward decider", () => {
     }))
 
   it.effect("claims one vested reward, or every vested one", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* TestClock.adjust("60 seconds")
       const given = spec.given([granted("t1", 10n), granted("t2", 5n, 30_000), granted("t3", 7n)])
-      yield* given.when({ _tag: "Claim", rewardId: "t3" }).then([RewardClaimed.make({ rewardId: "t3", amount: 7n, holdId: "reward/n1/t3", at: 60_000 })])
+      yield* given.when({ _tag: "Claim", rewardId: "t3" }).then([
+        RewardClaimed.make({ rewardId: "t3", amount: 7n, holdId: "reward/n1/t3", at: 60_000 })
+      ])
       yield* given.when({ _tag: "Claim" }).then([
         RewardClaimed.make({ rewardId: "t1", amount: 10n, holdId: "reward/n1/t1", at: 60_000 }),
         RewardClaimed.make({ rewardId: "t3", amount: 7n, holdId: "reward/n1/t3", at: 60_000 })
@@ -53,30 +81,45 @@ describe("Reward decider", () => {
     }))
 
   it.effect("a claimed or unknown reward cannot be claimed, and with nothing granted there is nothing to claim", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* TestClock.adjust("60 seconds")
-      const claimed = [granted("t1", 10n), RewardClaimed.make({ rewardId: "t1", amount: 10n, holdId: "reward/n1/t1", at: 60_000 })]
-      yield* spec.given(claimed).when({ _tag: "Claim", rewardId: "t1" }).thenFails((e) => e.message === "no unclaimed reward t1")
-      yield* spec.given(claimed).when({ _tag: "Claim" }).thenFails((e) => e.message === "nothing to claim: no unclaimed reward")
+      const claimed = [
+        granted("t1", 10n),
+        RewardClaimed.make({ rewardId: "t1", amount: 10n, holdId: "reward/n1/t1", at: 60_000 })
+      ]
+      yield* spec.given(claimed).when({ _tag: "Claim", rewardId: "t1" }).thenFails((e) =>
+        e.message === "no unclaimed reward t1"
+      )
+      yield* spec.given(claimed).when({ _tag: "Claim" }).thenFails((e) =>
+        e.message === "nothing to claim: no unclaimed reward"
+      )
     }))
 })
 
 describe("Rewards service", () => {
   it.effect("a grant holds rUv on the rewards account; a claim after vesting pays the node", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const rewards = yield* Rewards
       const ledger = yield* Ledger
       expect((yield* Effect.flip(rewards.grant("n1", 10n, "t1")))._tag).toBe("InsufficientFunds")
       yield* ledger.mint(REWARDS_ACCOUNT, 100n)
       yield* rewards.grant("n1", 30n, "t1")
       yield* rewards.grant("n1", 30n, "t1") // a retry holds nothing twice
-      expect((yield* Effect.flip(rewards.grant("n1", 31n, "t1"))).message).toBe("reward t1 was already granted (30 rUv)")
+      expect((yield* Effect.flip(rewards.grant("n1", 31n, "t1"))).message).toBe(
+        "reward t1 was already granted (30 rUv)"
+      )
       yield* TestClock.adjust("30 seconds")
       yield* rewards.grant("n1", 20n, "t2")
       expect(yield* ledger.balance(REWARDS_ACCOUNT)).toMatchObject({ available: 50n, held: 50n })
       expect(yield* rewards.pending("n1")).toMatchObject({
-        total: 50n, vested: 0n,
-        rewards: [{ rewardId: "t1", amount: 30n, vestsAt: 60_000, vested: false }, { rewardId: "t2", amount: 20n, vestsAt: 90_000, vested: false }]
+        total: 50n,
+        vested: 0n,
+        rewards: [{ rewardId: "t1", amount: 30n, vestsAt: 60_000, vested: false }, {
+          rewardId: "t2",
+          amount: 20n,
+          vestsAt: 90_000,
+          vested: false
+        }]
       })
       const early = yield* Effect.flip(rewards.claim("n1", "t1"))
       expect(early.message).toBe("reward t1 is not vested: it can be claimed from 1970-01-01T00:01:00.000Z")
@@ -95,7 +138,7 @@ describe("Rewards service", () => {
     }).pipe(Effect.provide(rewardsOn())))
 
   it.effect("the vesting period in force is used and recorded", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const rewards = yield* Rewards
       yield* (yield* Ledger).mint(REWARDS_ACCOUNT, 100n)
       yield* (yield* NetworkParameters).set("vestingPeriodMs", 5_000n)
@@ -107,14 +150,16 @@ describe("Rewards service", () => {
     }).pipe(Effect.provide(rewardsOn())))
 
   it.live("the settlement policy pays out a claim that a crash interrupted", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const rewards = yield* Rewards
       const ledger = yield* Ledger
       yield* (yield* NetworkParameters).set("vestingPeriodMs", 0n)
       yield* ledger.mint(REWARDS_ACCOUNT, 100n)
       yield* rewards.grant("n1", 40n, "t1")
       // Only the first step, as if the process died between recording the claim and capturing the hold.
-      yield* (yield* anotherRunner(RewardGrants)).send("n1", { _tag: "Claim", rewardId: "t1" }, { commandId: "claim/t1" })
+      yield* (yield* anotherRunner(RewardGrants)).send("n1", { _tag: "Claim", rewardId: "t1" }, {
+        commandId: "claim/t1"
+      })
       expect((yield* ledger.balance("n1")).available).toBe(0n)
       yield* Policy.awaitCaughtUp("rewards.settlement").pipe(Effect.provide(rewardsSettlementPolicy))
       expect((yield* ledger.balance("n1")).available).toBe(40n)

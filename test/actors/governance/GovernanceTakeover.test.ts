@@ -17,7 +17,7 @@ const governanceLayer = () =>
 const headPosition = Effect.flatMap(Journal, (journal) => Effect.map(journal.head, (head) => head.position))
 
 /** Runs the parameter policy's handler over every executed proposal in the log, as the policy would. */
-const runParameterPolicy = Effect.gen(function* () {
+const runParameterPolicy = Effect.gen(function*() {
   const journal = yield* Journal
   for (const envelope of yield* journal.readAll(1, 10_000)) {
     if (envelope.eventType === "ProposalExecuted") yield* applyExecutedProposal(envelope)
@@ -31,53 +31,82 @@ const TIMELOCK = 10_000
 
 describe("Governance against a one-caller takeover", () => {
   it.effect("a proposer below the proposal threshold is refused in one line and nothing is written", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const governance = yield* Governance
       yield* (yield* TestStakes).setStake("mallory", 99n)
       const before = yield* headPosition
-      const refused = yield* Effect.flip(governance.propose({ proposer: "mallory", parameter: "feeBps", value: 60n, description: "fee up" }))
+      const refused = yield* Effect.flip(
+        governance.propose({ proposer: "mallory", parameter: "feeBps", value: 60n, description: "fee up" })
+      )
       expect(refused._tag).toBe("ProposalThresholdNotMet")
-      expect(refused.message).toBe(`insufficient stake to propose: mallory has 99 rUv staked at position ${before}, the proposal threshold is 100`)
+      expect(refused.message).toBe(
+        `insufficient stake to propose: mallory has 99 rUv staked at position ${before}, the proposal threshold is 100`
+      )
       expect(yield* headPosition).toBe(before)
       yield* (yield* TestStakes).setStake("mallory", 100n)
-      expect((yield* governance.propose({ proposer: "mallory", parameter: "feeBps", value: 60n, description: "fee up" })).proposal.status).toBe("Pending")
+      expect(
+        (yield* governance.propose({ proposer: "mallory", parameter: "feeBps", value: 60n, description: "fee up" }))
+          .proposal.status
+      ).toBe("Pending")
     }).pipe(Effect.provide(governanceLayer())))
 
   it.effect("proposing feeBps=9999 is refused at once, and nothing is written", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const governance = yield* Governance
       yield* (yield* TestStakes).setStake("mallory", 1_000_000n)
       const before = yield* headPosition
-      const refused = yield* Effect.flip(governance.propose({ proposer: "mallory", parameter: "feeBps", value: 9_999n, description: "mine" }))
+      const refused = yield* Effect.flip(
+        governance.propose({ proposer: "mallory", parameter: "feeBps", value: 9_999n, description: "mine" })
+      )
       expect(refused.message).toBe("parameter feeBps: must be between 0 and 1000, not 9999")
-      const tooFar = yield* Effect.flip(governance.propose({ proposer: "mallory", parameter: "feeBps", value: 1_000n, description: "mine" }))
+      const tooFar = yield* Effect.flip(
+        governance.propose({ proposer: "mallory", parameter: "feeBps", value: 1_000n, description: "mine" })
+      )
       expect(tooFar.message).toBe("parameter feeBps: one proposal may move it from 30 to between 15 and 60, not 1000")
       expect(yield* headPosition).toBe(before)
     }).pipe(Effect.provide(governanceLayer())))
 
   it.effect("stake acquired after the snapshot, while the vote is pending, does not vote", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const governance = yield* Governance
       const stakes = yield* TestStakes
       yield* stakes.setStake("alice", 100n)
-      const { proposal } = yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 60n, description: "fee up" })
+      const { proposal } = yield* governance.propose({
+        proposer: "alice",
+        parameter: "feeBps",
+        value: 60n,
+        description: "fee up"
+      })
       expect(proposal).toMatchObject({ status: "Pending", voteStart: DELAY, voteEnd: DELAY + PERIOD })
       // During the delay, someone buys a large stake to swing the vote.
       yield* stakes.setStake("mallory", 1_000_000n)
-      expect((yield* Effect.flip(governance.vote(proposal.proposalId, "alice", "for")))._tag).toBe("OutsideVotingWindow")
+      expect((yield* Effect.flip(governance.vote(proposal.proposalId, "alice", "for")))._tag).toBe(
+        "OutsideVotingWindow"
+      )
       yield* TestClock.adjust(DELAY)
       const late = yield* Effect.flip(governance.vote(proposal.proposalId, "mallory", "against"))
-      expect(late.message).toBe(`mallory had no stake at position ${proposal.snapshot}, the snapshot of proposal ${proposal.proposalId}: no vote to cast`)
-      expect((yield* governance.vote(proposal.proposalId, "alice", "for")).proposal.tally).toEqual({ for: 100n, against: 0n, abstain: 0n })
+      expect(late.message).toBe(
+        `mallory had no stake at position ${proposal.snapshot}, the snapshot of proposal ${proposal.proposalId}: no vote to cast`
+      )
+      expect((yield* governance.vote(proposal.proposalId, "alice", "for")).proposal.tally).toEqual({
+        for: 100n,
+        against: 0n,
+        abstain: 0n
+      })
     }).pipe(Effect.provide(governanceLayer())))
 
   it.effect("quorum is measured against the total active stake at the snapshot, not against who shows up or stakes later", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const governance = yield* Governance
       const stakes = yield* TestStakes
       yield* stakes.setStake("alice", 100n)
       yield* stakes.setStake("bob", 300n)
-      const { proposal } = yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 60n, description: "fee up" })
+      const { proposal } = yield* governance.propose({
+        proposer: "alice",
+        parameter: "feeBps",
+        value: 60n,
+        description: "fee up"
+      })
       expect(proposal).toMatchObject({ totalStake: 400n, quorumRequired: 200n })
       // Bob leaves after the snapshot: the quorum still counts his stake there.
       yield* stakes.setStake("bob", 0n)
@@ -85,16 +114,22 @@ describe("Governance against a one-caller takeover", () => {
       yield* governance.vote(proposal.proposalId, "alice", "for")
       yield* TestClock.adjust(PERIOD)
       const defeated = yield* Effect.flip(governance.queue(proposal.proposalId))
-      expect(defeated.message).toBe(`proposal ${proposal.proposalId} was defeated: no quorum (100 rUv of stake voted for or abstained, 200 required)`)
+      expect(defeated.message).toBe(
+        `proposal ${proposal.proposalId} was defeated: no quorum (100 rUv of stake voted for or abstained, 200 required)`
+      )
     }).pipe(Effect.provide(governanceLayer())))
 
   it.effect("execution re-checks the step against the value in force: two passed proposals cannot compound past it", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const governance = yield* Governance
       const parameters = yield* NetworkParameters
       yield* (yield* TestStakes).setStake("alice", 100n)
-      const up = (yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 60n, description: "fee up" })).proposal
-      const down = (yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 15n, description: "fee down" })).proposal
+      const up =
+        (yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 60n, description: "fee up" }))
+          .proposal
+      const down =
+        (yield* governance.propose({ proposer: "alice", parameter: "feeBps", value: 15n, description: "fee down" }))
+          .proposal
       yield* TestClock.adjust(DELAY)
       yield* governance.vote(up.proposalId, "alice", "for")
       yield* governance.vote(down.proposalId, "alice", "for")

@@ -3,17 +3,20 @@
  * so a proposal's snapshot position separates the stakes that count from those that came later.
  */
 import { Effect, Layer } from "effect"
+import { VotingPower } from "../../../src/actors/governance/VotingPower.js"
 import { streamCategory } from "../../../src/domain/Ids.js"
 import { Journal } from "../../../src/events/Journal.js"
-import { VotingPower } from "../../../src/actors/governance/VotingPower.js"
 
 export class TestStakes extends Effect.Service<TestStakes>()("test/TestStakes", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const journal = yield* Journal
 
     /** Sets the node's active stake; returns the position of the change. */
     const setStake = (node: string, amount: bigint) =>
-      journal.append(`TestStake-${node}`, "any", [{ eventType: "StakeSet", payload: { node, amount: amount.toString() } }]).pipe(
+      journal.append(`TestStake-${node}`, "any", [{
+        eventType: "StakeSet",
+        payload: { node, amount: amount.toString() }
+      }]).pipe(
         Effect.orDie,
         Effect.map((result) => result.envelopes[0]!.position)
       )
@@ -30,7 +33,8 @@ export class TestStakes extends Effect.Service<TestStakes>()("test/TestStakes", 
         return stakes
       })
 
-    const stakeAt = (node: string, position: number) => Effect.map(stakesAt(position), (stakes) => stakes.get(node) ?? 0n)
+    const stakeAt = (node: string, position: number) =>
+      Effect.map(stakesAt(position), (stakes) => stakes.get(node) ?? 0n)
     const totalStakeAt = (position: number) =>
       Effect.map(stakesAt(position), (stakes) => [...stakes.values()].reduce((sum, amount) => sum + amount, 0n))
     const activeStake = (node: string) => Effect.flatMap(journal.head, (head) => stakeAt(node, head.position))

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { amountsForShares, getAmountIn, getAmountOut, MINIMUM_LIQUIDITY, sharesForDeposit, sqrt, swap } from "../../../src/actors/market/AmmMath.js"
+import {
+  amountsForShares,
+  getAmountIn,
+  getAmountOut,
+  MINIMUM_LIQUIDITY,
+  sharesForDeposit,
+  sqrt,
+  swap
+} from "../../../src/actors/market/AmmMath.js"
 
 const e18 = (n: number | bigint) => BigInt(n) * 10n ** 18n
 const FEE = 30n
@@ -50,7 +58,9 @@ describe("Uniswap v2 arithmetic at 30 bps", () => {
     ]
     for (const [output, compute, ruv, input] of cases) {
       const reserves = { compute, ruv }
-      expect(Either.isRight(swap(reserves, { computeIn: input, ruvIn: 0n, computeOut: output, ruvOut: 0n }, FEE))).toBe(true)
+      expect(Either.isRight(swap(reserves, { computeIn: input, ruvIn: 0n, computeOut: output, ruvOut: 0n }, FEE))).toBe(
+        true
+      )
       const refused = swap(reserves, { computeIn: input, ruvIn: 0n, computeOut: output + 1n, ruvOut: 0n }, FEE)
       expect(Either.isLeft(refused) && refused.left._tag).toBe("KInvariantViolated")
     }
@@ -72,14 +82,19 @@ describe("Uniswap v2 arithmetic at 30 bps", () => {
     const tag = (result: ReturnType<typeof swap>) => (Either.isLeft(result) ? result.left._tag : "ok")
     expect(tag(swap(reserves, { computeIn: 10n, ruvIn: 0n, computeOut: 0n, ruvOut: 0n }, FEE))).toBe("InvalidAmount")
     expect(tag(swap(reserves, { computeIn: 0n, ruvIn: 0n, computeOut: 0n, ruvOut: 5n }, FEE))).toBe("InvalidAmount")
-    expect(tag(swap(reserves, { computeIn: 10n ** 9n, ruvIn: 0n, computeOut: 0n, ruvOut: 1000n }, FEE))).toBe("InsufficientLiquidity")
+    expect(tag(swap(reserves, { computeIn: 10n ** 9n, ruvIn: 0n, computeOut: 0n, ruvOut: 1000n }, FEE))).toBe(
+      "InsufficientLiquidity"
+    )
   })
 
   it("mint and burn: the published vectors, with 1000 shares locked by the first deposit", () => {
     expect(sharesForDeposit({ compute: 0n, ruv: 0n }, 0n, e18(1), e18(4))).toBe(e18(2) - MINIMUM_LIQUIDITY)
     // burn: 3/3 deposited, everything but the locked shares burned -> 3e18 - 1000 of each back.
     const total = e18(3)
-    expect(amountsForShares({ compute: e18(3), ruv: e18(3) }, total, total - MINIMUM_LIQUIDITY)).toEqual({ compute: e18(3) - 1000n, ruv: e18(3) - 1000n })
+    expect(amountsForShares({ compute: e18(3), ruv: e18(3) }, total, total - MINIMUM_LIQUIDITY)).toEqual({
+      compute: e18(3) - 1000n,
+      ruv: e18(3) - 1000n
+    })
   })
 
   it("sqrt is the floor square root", () => {

@@ -10,11 +10,17 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { LoraWeights } from "../../../src/compute/lora/Adapter.js"
 import type { AdapterDescription, AdapterFileError } from "../../../src/compute/lora/AdapterFile.js"
-import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter, saveAdapter } from "../../../src/compute/lora/AdapterFile.js"
+import {
+  adapterMetadataFile,
+  adapterWeightsFile,
+  checkBaseModel,
+  loadAdapter,
+  saveAdapter
+} from "../../../src/compute/lora/AdapterFile.js"
 import { classifierHeadFile } from "../../../src/compute/lora/ClassifierHeadFile.js"
+import { float16ToFloat32, float32ToFloat16 } from "../../../src/compute/onnx/Tensors.js"
 import { trustPolicy } from "../../../src/content/ManifestSigning.js"
 import { keyPairFromSeed } from "../../../src/content/NodeKey.js"
-import { float16ToFloat32, float32ToFloat16 } from "../../../src/compute/onnx/Tensors.js"
 import { tempDir } from "../../support/TempDir.js"
 
 const sha256 = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
@@ -34,7 +40,11 @@ const weights = (rank: number, seed = 1): LoraWeights => {
     A: Float32Array.from({ length: rank * inFeatures }, next),
     B: Float32Array.from({ length: outFeatures * rank }, next)
   })
-  return { rank, alpha: 2 * rank, modules: { "layers.0.query": module(192, 192), "layers.1.intermediate": module(192, 512) } }
+  return {
+    rank,
+    alpha: 2 * rank,
+    modules: { "layers.0.query": module(192, 192), "layers.1.intermediate": module(192, 512) }
+  }
 }
 
 const description: AdapterDescription = {
@@ -68,7 +78,7 @@ const editJson = (file: string, edit: (json: Record<string, unknown>) => void) =
 
 describe("AdapterFile", () => {
   it.effect("saves adapter.json and adapter.safetensors and loads them back unchanged", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       const original = weights(4)
       const metadata = yield* saveAdapter(directory, description, original)
@@ -81,7 +91,7 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("stores F16 weights in half the bytes, rounded to half precision", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const full = tempDir("adapter-")
       const half = tempDir("adapter-")
       const original = weights(4)
@@ -95,7 +105,7 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("refuses weights whose SHA-256 is not the checksum, naming both digests", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       const metadata = yield* saveAdapter(directory, description, weights(2))
       const file = path.join(directory, adapterWeightsFile)
@@ -108,7 +118,7 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("signs the metadata, checksum included, and verifies it against a trust policy", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       const metadata = yield* saveAdapter(directory, description, weights(2), { signer })
       expect(metadata.signature).toMatchObject({ keyId: "alice", publicKey: publisher.publicKey })
@@ -127,16 +137,19 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("accepts an unsigned adapter unless a signature is required", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       yield* saveAdapter(directory, description, weights(2))
       yield* loadAdapter(directory)
-      expect((yield* failure(loadAdapter(directory, { requireSignature: true }))).problem).toBe("adapter legal-encoder@1.0.0 is not signed")
-      expect((yield* failure(loadAdapter(directory, { trust: trustPolicy([["alice", publisher.publicKey]]) }))).kind).toBe("Unsigned")
+      expect((yield* failure(loadAdapter(directory, { requireSignature: true }))).problem).toBe(
+        "adapter legal-encoder@1.0.0 is not signed"
+      )
+      expect((yield* failure(loadAdapter(directory, { trust: trustPolicy([["alice", publisher.publicKey]]) }))).kind)
+        .toBe("Unsigned")
     }))
 
   it.effect("re-saving loaded metadata without a signer drops the old signature instead of keeping a stale one", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       const signed = yield* saveAdapter(directory, description, weights(2), { signer })
       const again = yield* saveAdapter(tempDir("adapter-"), signed, weights(2, 5))
@@ -145,7 +158,7 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("refuses invalid metadata and mismatched weights with one line naming the field", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir("adapter-")
       yield* saveAdapter(directory, description, weights(2))
       const metadataFile = path.join(directory, adapterMetadataFile)
@@ -157,7 +170,9 @@ describe("AdapterFile", () => {
       }
       expect(yield* problemWith((json) => (json.rank = 0))).toBe("rank must be a whole number from 1 to 1024")
       expect(yield* problemWith((json) => delete json.baseModelDigest)).toBe("baseModelDigest is missing")
-      expect(yield* problemWith((json) => (json.training = { steps: -1, finalLoss: 1, samples: 1, duration: 1 }))).toBe("training.steps must be a whole number, 0 or more")
+      expect(yield* problemWith((json) => (json.training = { steps: -1, finalLoss: 1, samples: 1, duration: 1 }))).toBe(
+        "training.steps must be a whole number, 0 or more"
+      )
       expect(yield* problemWith((json) => (json.rank = 4))).toBe(
         "module layers.0.query: lora_A [2, 192] and lora_B [192, 2] are not rank 4 ([rank, in] and [out, rank])"
       )
@@ -171,22 +186,32 @@ describe("AdapterFile", () => {
     }))
 
   it.effect("applies only to the base model file whose SHA-256 it names", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const metadata = yield* saveAdapter(tempDir("adapter-"), description, weights(2))
       expect(yield* checkBaseModel(metadata, encoderFile)).toBe(encoderDigest)
       const lmFile = "models/reference/tiny-lm/onnx/model.onnx"
       const error = yield* failure(checkBaseModel(metadata, lmFile))
       expect(error.kind).toBe("BaseModelMismatch")
       expect(error.message).toBe(
-        `${lmFile}: adapter legal-encoder was made for base model tiny-encoder with sha256 ${encoderDigest}, but this file has sha256 ${sha256(fs.readFileSync(lmFile))}`
+        `${lmFile}: adapter legal-encoder was made for base model tiny-encoder with sha256 ${encoderDigest}, but this file has sha256 ${
+          sha256(fs.readFileSync(lmFile))
+        }`
       )
     }))
 
   it.effect("keeps a classifier's head beside the factors, under the checksum and the signature", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const directory = tempDir()
-      const head = { hidden: 192, classes: 2, weight: Float32Array.from({ length: 384 }, seeded(5)), bias: Float32Array.of(0.25, -0.25) }
-      const saved = yield* saveAdapter(directory, description, weights(2), { signer, classifier: { head, labels: ["ham", "spam"] } })
+      const head = {
+        hidden: 192,
+        classes: 2,
+        weight: Float32Array.from({ length: 384 }, seeded(5)),
+        bias: Float32Array.of(0.25, -0.25)
+      }
+      const saved = yield* saveAdapter(directory, description, weights(2), {
+        signer,
+        classifier: { head, labels: ["ham", "spam"] }
+      })
       expect(saved.classifier?.labels).toEqual(["ham", "spam"])
       expect(saved.classifier?.checksum).toBe(sha256(fs.readFileSync(path.join(directory, classifierHeadFile))))
       const loaded = yield* loadAdapter(directory, { trust: trustPolicy([["alice", publisher.publicKey]]) })
@@ -199,9 +224,13 @@ describe("AdapterFile", () => {
       bytes[bytes.length - 1]! ^= 1
       fs.writeFileSync(file, bytes)
       const tampered = yield* failure(loadAdapter(directory))
-      expect(tampered.message).toMatch(/classifier\.safetensors: has sha256 [0-9a-f]{64}, but adapter\.json says [0-9a-f]{64}$/)
+      expect(tampered.message).toMatch(
+        /classifier\.safetensors: has sha256 [0-9a-f]{64}, but adapter\.json says [0-9a-f]{64}$/
+      )
 
-      const mismatched = yield* failure(saveAdapter(tempDir(), description, weights(2), { classifier: { head, labels: ["only one"] } }))
+      const mismatched = yield* failure(
+        saveAdapter(tempDir(), description, weights(2), { classifier: { head, labels: ["only one"] } })
+      )
       expect(mismatched.message).toMatch(/1 label\(s\) for 2 classes$/)
     }))
 })

@@ -16,7 +16,12 @@ import { tempDir } from "../../support/TempDir.js"
 const module = (inFeatures: number, outFeatures: number, rank: number, seed: number) => {
   let state = seed
   const next = () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5
-  return { inFeatures, outFeatures, A: Float32Array.from({ length: rank * inFeatures }, next), B: Float32Array.from({ length: outFeatures * rank }, next) }
+  return {
+    inFeatures,
+    outFeatures,
+    A: Float32Array.from({ length: rank * inFeatures }, next),
+    B: Float32Array.from({ length: outFeatures * rank }, next)
+  }
 }
 
 const description: AdapterDescription = {
@@ -35,8 +40,14 @@ const description: AdapterDescription = {
 const publisher = keyPairFromSeed(new Uint8Array(32).fill(7))
 const signer = { keyId: "alice", publicKey: publisher.publicKey, sign: (message: string) => publisher.sign(message) }
 
-const edited = (file: string, edit: (json: { weights: Record<string, { lora_A: Array<number> }>; description: string }) => void) => {
-  const json = JSON.parse(fs.readFileSync(file, "utf8")) as { weights: Record<string, { lora_A: Array<number> }>; description: string }
+const edited = (
+  file: string,
+  edit: (json: { weights: Record<string, { lora_A: Array<number> }>; description: string }) => void
+) => {
+  const json = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    weights: Record<string, { lora_A: Array<number> }>
+    description: string
+  }
   edit(json)
   const target = `${file}.edited.json`
   fs.writeFileSync(target, JSON.stringify(json))
@@ -45,18 +56,27 @@ const edited = (file: string, edit: (json: { weights: Record<string, { lora_A: A
 
 describe("AdapterJson", () => {
   it.effect("exports a signed F16 adapter to one JSON file and imports it back byte for byte", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const work = tempDir("adapter-json-")
       const source = path.join(work, "source")
-      const weights = { rank: 4, alpha: 8, modules: { "layers.1.intermediate": module(192, 512, 4, 1), "layers.0.query": module(192, 192, 4, 2) } }
+      const weights = {
+        rank: 4,
+        alpha: 8,
+        modules: { "layers.1.intermediate": module(192, 512, 4, 1), "layers.0.query": module(192, 192, 4, 2) }
+      }
       yield* saveAdapter(source, description, weights, { signer, dtype: "F16" })
       const file = path.join(work, "adapter.json")
       yield* exportAdapterJson(source, file)
       const target = path.join(work, "target")
       const imported = yield* importAdapterJson(file, () => target)
       expect(imported.signature?.keyId).toBe("alice")
-      expect(fs.readFileSync(path.join(target, adapterWeightsFile)).equals(fs.readFileSync(path.join(source, adapterWeightsFile)))).toBe(true)
-      const metadata = (directory: string): unknown => JSON.parse(fs.readFileSync(path.join(directory, adapterMetadataFile), "utf8"))
+      expect(
+        fs.readFileSync(path.join(target, adapterWeightsFile)).equals(
+          fs.readFileSync(path.join(source, adapterWeightsFile))
+        )
+      ).toBe(true)
+      const metadata = (directory: string): unknown =>
+        JSON.parse(fs.readFileSync(path.join(directory, adapterMetadataFile), "utf8"))
       expect(metadata(target)).toEqual(metadata(source))
 
       const changedWeight = edited(file, (json) => {
@@ -73,6 +93,8 @@ describe("AdapterJson", () => {
       const unsigned = yield* Effect.flip(importAdapterJson(forged, () => path.join(work, "forged")))
       expect(unsigned.message).toMatch(/the signature by key alice does not verify/)
       expect(fs.existsSync(path.join(work, "forged"))).toBe(false)
-      expect(yield* Effect.flip(importAdapterJson(file, () => target))).toMatchObject({ message: expect.stringMatching(/is already stored here$/) })
+      expect(yield* Effect.flip(importAdapterJson(file, () => target))).toMatchObject({
+        message: expect.stringMatching(/is already stored here$/)
+      })
     }))
 })

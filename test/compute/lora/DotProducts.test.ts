@@ -3,8 +3,8 @@
  * beside them, and its products equal the JavaScript loop's on every edge of the padding (rows, columns
  * and lengths that are not whole tiles, offsets into larger arrays, accumulation into Z).
  */
-import { describe, expect, it } from "vitest"
 import { readFileSync } from "node:fs"
+import { describe, expect, it } from "vitest"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { simdAvailable, simdDotProducts } from "../../../src/compute/lora/train/SimdDotProducts.js"
 import { scalarDotProducts } from "../../../src/compute/lora/train/Tensor.js"
@@ -31,7 +31,9 @@ describe("SIMD dot products", () => {
       expect(simdDotProducts(x, 3, y, 5, simd, 2, m, q, len)).toBe(true)
       scalarDotProducts(x, 3, y, 5, scalar, 2, m, q, len)
       expect(simd.slice(0, 2)).toEqual(start.slice(0, 2))
-      for (let i = 0; i < scalar.length; i++) expect(Math.abs(simd[i]! - scalar[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
+      for (let i = 0; i < scalar.length; i++) {
+        expect(Math.abs(simd[i]! - scalar[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
+      }
     }
   })
 })

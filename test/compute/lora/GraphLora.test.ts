@@ -11,7 +11,13 @@ import { describe, expect, it } from "vitest"
 import type { LoraWeights } from "../../../src/compute/lora/Adapter.js"
 import { deltaWeight, scaleOf } from "../../../src/compute/lora/Adapter.js"
 import type { LoraTarget } from "../../../src/compute/lora/GraphLora.js"
-import { adapterLayout, feedsFor, injectAdapterInputs, loraTargets, mergeAdapter } from "../../../src/compute/lora/GraphLora.js"
+import {
+  adapterLayout,
+  feedsFor,
+  injectAdapterInputs,
+  loraTargets,
+  mergeAdapter
+} from "../../../src/compute/lora/GraphLora.js"
 import { importPeft } from "../../../src/compute/lora/Peft.js"
 import { initializerMap } from "../../../src/compute/onnx/Graph.js"
 import type { OnnxModel } from "../../../src/compute/onnx/OnnxModel.js"
@@ -54,7 +60,9 @@ const randomAdapter = (targets: ReadonlyArray<LoraTarget>, rank: number, seed: n
     rank,
     alpha: 2 * rank,
     modules: Object.fromEntries(
-      targets.map(({ module, inFeatures, outFeatures }) => [module, { inFeatures, outFeatures, A: factors(rank * inFeatures), B: factors(outFeatures * rank) }])
+      targets.map((
+        { module, inFeatures, outFeatures }
+      ) => [module, { inFeatures, outFeatures, A: factors(rank * inFeatures), B: factors(outFeatures * rank) }])
     )
   }
 }
@@ -83,10 +91,18 @@ const modulesOf = (targets: ReadonlyArray<LoraTarget>) => targets.map((target) =
 describe("GraphLora", () => {
   it("finds each model's linear layers as targets, not attention products or the tied LM head", () => {
     const lmLayers = ["attn.c_attn", "attn.c_proj", "c_fc", "mlp_proj"]
-    expect(modulesOf(lm.targets)).toEqual([0, 1, 2, 3].flatMap((block) => lmLayers.map((layer) => `model.blocks.${block}.${layer}`)))
+    expect(modulesOf(lm.targets)).toEqual(
+      [0, 1, 2, 3].flatMap((block) => lmLayers.map((layer) => `model.blocks.${block}.${layer}`))
+    )
     const encoderLayers = ["query", "key", "value", "attention_output", "intermediate", "output"]
-    expect(modulesOf(encoder.targets)).toEqual([0, 1, 2, 3].flatMap((layer) => encoderLayers.map((name) => `layers.${layer}.${name}`)))
-    expect(lm.targets.find((target) => target.module === "model.blocks.2.c_fc")).toMatchObject({ inFeatures: 192, outFeatures: 768, storage: "float32" })
+    expect(modulesOf(encoder.targets)).toEqual(
+      [0, 1, 2, 3].flatMap((layer) => encoderLayers.map((name) => `layers.${layer}.${name}`))
+    )
+    expect(lm.targets.find((target) => target.module === "model.blocks.2.c_fc")).toMatchObject({
+      inFeatures: 192,
+      outFeatures: 768,
+      storage: "float32"
+    })
   })
 
   for (const subject of [lm, encoder]) {
@@ -121,7 +137,8 @@ describe("GraphLora", () => {
         for (let o = 0; o < target.outFeatures; o++) {
           let sum = 0
           for (let i = 0; i < target.inFeatures; i++) {
-            sum += x.data[row * target.inFeatures + i]! * (weight[i * target.outFeatures + o]! + delta[i * target.outFeatures + o]!)
+            sum += x.data[row * target.inFeatures + i]! *
+              (weight[i * target.outFeatures + o]! + delta[i * target.outFeatures + o]!)
           }
           expected[row * target.outFeatures + o] = sum
         }
@@ -132,12 +149,14 @@ describe("GraphLora", () => {
 
   it("swaps adapters of different ranks on one session, each run giving that adapter's merged output", async () => {
     // One adapter saved by PEFT itself (rank 4, three modules), one random of rank 2 on every module.
-    const peft = (await Effect.runPromise(importPeft("test/fixtures/peft/tiny-lm", { targets: modulesOf(lm.targets) }))).weights
+    const peft =
+      (await Effect.runPromise(importPeft("test/fixtures/peft/tiny-lm", { targets: modulesOf(lm.targets) }))).weights
     const small = randomAdapter(lm.targets, 2, 13)
     const injected = injectAdapterInputs(lm.model, modulesOf(lm.targets), 4)
     const layout = adapterLayout(injected)
     const session = await createSession(writeModel(injected))
-    const runWith = async (adapter?: LoraWeights) => (await run(session, { ...lm.feeds, ...feedsFor(layout, adapter) }))[lm.output]!.data
+    const runWith = async (adapter?: LoraWeights) =>
+      (await run(session, { ...lm.feeds, ...feedsFor(layout, adapter) }))[lm.output]!.data
     const outputs = [await runWith(peft), await runWith(small), await runWith(), await runWith(peft)]
     await session.release()
     const expected = [
@@ -158,7 +177,11 @@ describe("GraphLora", () => {
     const feeds = { ...encoder.feeds, ...feedsFor(adapterLayout(injected), adapter) }
     const node = await outputOf(injected, feeds, encoder.output)
     const session = await ortWeb.InferenceSession.create(writeModel(injected))
-    const inputs = Object.fromEntries(Object.entries(feeds).map(([name, tensor]) => [name, new ortWeb.Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])]))
+    const inputs = Object.fromEntries(
+      Object.entries(feeds).map((
+        [name, tensor]
+      ) => [name, new ortWeb.Tensor(tensor.type, tensor.data as Float32Array, [...tensor.dims])])
+    )
     const web = (await session.run(inputs))[encoder.output]!.data as Float32Array
     await session.release()
     expect(relativeDifference(web, node)).toBeLessThan(1e-4)
@@ -167,13 +190,22 @@ describe("GraphLora", () => {
   it("merges into a weight held by a Constant node, copying it for one MatMul when another shares it", async () => {
     const next = seeded(15)
     const weight = Float32Array.from({ length: 12 }, next)
-    const floatValue = (name: string, dims: Array<number>) => ({ name, type: { tensorType: { elemType: DataType.FLOAT, shape: dims.map((value) => ({ value })) } } })
+    const floatValue = (name: string, dims: Array<number>) => ({
+      name,
+      type: { tensorType: { elemType: DataType.FLOAT, shape: dims.map((value) => ({ value })) } }
+    })
     const model: OnnxModel = {
       irVersion: 8,
       opsetImports: [{ version: 17 }],
       graph: {
         nodes: [
-          { opType: "Constant", name: "/w/Constant", inputs: [], outputs: ["W"], attributes: [{ name: "value", type: AttributeType.TENSOR, t: float32Tensor("W", [4, 3], weight) }] },
+          {
+            opType: "Constant",
+            name: "/w/Constant",
+            inputs: [],
+            outputs: ["W"],
+            attributes: [{ name: "value", type: AttributeType.TENSOR, t: float32Tensor("W", [4, 3], weight) }]
+          },
           { opType: "MatMul", name: "/a/MatMul", inputs: ["x", "W"], outputs: ["ya"], attributes: [] },
           { opType: "MatMul", name: "/b/MatMul", inputs: ["x", "W"], outputs: ["yb"], attributes: [] }
         ],
@@ -184,7 +216,18 @@ describe("GraphLora", () => {
       }
     }
     expect(modulesOf(loraTargets(model))).toEqual(["a", "b"])
-    const adapter: LoraWeights = { rank: 2, alpha: 3, modules: { a: { inFeatures: 4, outFeatures: 3, A: Float32Array.from({ length: 8 }, next), B: Float32Array.from({ length: 6 }, next) } } }
+    const adapter: LoraWeights = {
+      rank: 2,
+      alpha: 3,
+      modules: {
+        a: {
+          inFeatures: 4,
+          outFeatures: 3,
+          A: Float32Array.from({ length: 8 }, next),
+          B: Float32Array.from({ length: 6 }, next)
+        }
+      }
+    }
     const merged = mergeAdapter(model, adapter)
     expect(merged.graph.nodes.map((node) => node.opType)).toEqual(["MatMul", "MatMul"])
     const x = Float32Array.from({ length: 8 }, next)
@@ -193,15 +236,20 @@ describe("GraphLora", () => {
     await session.release()
     const delta = deltaWeight(adapter.modules.a!, 2, 1.5)
     const product = (matrix: (i: number, o: number) => number) =>
-      Float32Array.from({ length: 6 }, (_, k) => [0, 1, 2, 3].reduce((sum, i) => sum + x[Math.floor(k / 3) * 4 + i]! * matrix(i, k % 3), 0))
-    expect(relativeDifference(outputs.ya!.data, product((i, o) => weight[i * 3 + o]! + delta[i * 3 + o]!))).toBeLessThan(1e-6)
+      Float32Array.from(
+        { length: 6 },
+        (_, k) => [0, 1, 2, 3].reduce((sum, i) => sum + x[Math.floor(k / 3) * 4 + i]! * matrix(i, k % 3), 0)
+      )
+    expect(relativeDifference(outputs.ya!.data, product((i, o) => weight[i * 3 + o]! + delta[i * 3 + o]!)))
+      .toBeLessThan(1e-6)
     expect(relativeDifference(outputs.yb!.data, product((i, o) => weight[i * 3 + o]!))).toBeLessThan(1e-6)
   })
 
   it("refuses 4-bit bases; a weight-only INT8 base takes a branch but refuses a merge", async () => {
     const adapter = randomAdapter(encoder.targets, 2, 16)
     const int4 = rewriteWeights(encoder.model, { defaultFormat: "INT4" }).model
-    const quantized = "the model's weights are quantized (MatMulNBits): apply the adapter to the FP32 model, then quantize"
+    const quantized =
+      "the model's weights are quantized (MatMulNBits): apply the adapter to the FP32 model, then quantize"
     expect(() => mergeAdapter(int4, adapter)).toThrow(quantized)
     expect(() => injectAdapterInputs(int4, ["layers.0.query"], 2)).toThrow(quantized)
 
@@ -209,11 +257,14 @@ describe("GraphLora", () => {
     const targets = loraTargets(int8)
     expect(modulesOf(targets)).toEqual(modulesOf(encoder.targets))
     expect(new Set(targets.map((target) => target.storage))).toEqual(new Set(["dequantized"]))
-    expect(() => mergeAdapter(int8, adapter)).toThrow("layers.0.query: its weight is stored quantized (INT8 / FP16); merge into the FP32 model, then quantize")
+    expect(() => mergeAdapter(int8, adapter)).toThrow(
+      "layers.0.query: its weight is stored quantized (INT8 / FP16); merge into the FP32 model, then quantize"
+    )
     const injected = injectAdapterInputs(int8, modulesOf(targets), 2)
     const session = await createSession(writeModel(injected))
     const zero = (await run(session, { ...encoder.feeds, ...feedsFor(adapterLayout(injected)) }))[encoder.output]!.data
-    const adapted = (await run(session, { ...encoder.feeds, ...feedsFor(adapterLayout(injected), adapter) }))[encoder.output]!.data
+    const adapted =
+      (await run(session, { ...encoder.feeds, ...feedsFor(adapterLayout(injected), adapter) }))[encoder.output]!.data
     await session.release()
     const base = await outputOf(int8, encoder.feeds, encoder.output)
     expect(relativeDifference(zero, base)).toBeLessThan(1e-6)
@@ -225,15 +276,33 @@ describe("GraphLora", () => {
       "model.blocks.9.c_fc is not a LoRA target of this model (16 targets, such as model.blocks.0.attn.c_attn, model.blocks.0.attn.c_proj, model.blocks.0.c_fc)"
     )
     const injected = injectAdapterInputs(encoder.model, ["layers.0.query", "layers.0.value"], 2)
-    expect(() => injectAdapterInputs(injected, ["layers.0.query"], 2)).toThrow("layers.0.query already has an adapter branch")
+    expect(() => injectAdapterInputs(injected, ["layers.0.query"], 2)).toThrow(
+      "layers.0.query already has an adapter branch"
+    )
     const layout = adapterLayout(injected)
-    expect(layout).toEqual({ rank: 2, modules: { "layers.0.query": { inFeatures: 192, outFeatures: 192 }, "layers.0.value": { inFeatures: 192, outFeatures: 192 } } })
-    expect(() => feedsFor(layout, randomAdapter(encoder.targets.slice(0, 1), 4, 17))).toThrow("the adapter has rank 4, more than the graph's 2")
-    expect(() => feedsFor(layout, randomAdapter(encoder.targets.slice(1, 2), 2, 17))).toThrow("the graph has no adapter branch for layers.0.key")
+    expect(layout).toEqual({
+      rank: 2,
+      modules: {
+        "layers.0.query": { inFeatures: 192, outFeatures: 192 },
+        "layers.0.value": { inFeatures: 192, outFeatures: 192 }
+      }
+    })
+    expect(() => feedsFor(layout, randomAdapter(encoder.targets.slice(0, 1), 4, 17))).toThrow(
+      "the adapter has rank 4, more than the graph's 2"
+    )
+    expect(() => feedsFor(layout, randomAdapter(encoder.targets.slice(1, 2), 2, 17))).toThrow(
+      "the graph has no adapter branch for layers.0.key"
+    )
     const wide = randomAdapter([{ ...encoder.targets[0]!, outFeatures: 64 }], 2, 18)
-    expect(() => feedsFor(layout, wide)).toThrow("layers.0.query: the adapter is [192 -> 64], the graph's branch [192 -> 192]")
-    expect(() => mergeAdapter(encoder.model, wide)).toThrow("layers.0.query: the adapter is [192 -> 64], the model's weight [192 -> 192]")
+    expect(() => feedsFor(layout, wide)).toThrow(
+      "layers.0.query: the adapter is [192 -> 64], the graph's branch [192 -> 192]"
+    )
+    expect(() => mergeAdapter(encoder.model, wide)).toThrow(
+      "layers.0.query: the adapter is [192 -> 64], the model's weight [192 -> 192]"
+    )
     expect(() => adapterLayout(encoder.model)).toThrow("the model has no adapter inputs (see injectAdapterInputs)")
-    expect(() => injectAdapterInputs(encoder.model, ["layers.0.query"], 0)).toThrow("rank must be a whole number, 1 or more (not 0)")
+    expect(() => injectAdapterInputs(encoder.model, ["layers.0.query"], 0)).toThrow(
+      "rank must be a whole number, 1 or more (not 0)"
+    )
   })
 })

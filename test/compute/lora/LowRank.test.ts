@@ -18,7 +18,11 @@ const lowRankMatrix = (seed: number, rows: number, cols: number, rank: number) =
   const left = randomMatrix(seed, rows, rank)
   const right = randomMatrix(seed + 1, rank, cols)
   const product = new Float64Array(rows * cols)
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) for (let r = 0; r < rank; r++) product[i * cols + j]! += left[i * rank + r]! * right[r * cols + j]!
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      for (let r = 0; r < rank; r++) product[i * cols + j]! += left[i * rank + r]! * right[r * cols + j]!
+    }
+  }
   return product
 }
 
@@ -47,26 +51,39 @@ describe("LowRank", () => {
 
   it("re-factoring to full rank is exact", () => {
     fc.assert(
-      fc.property(fc.nat(), sizes, sizes, fc.double({ min: 0.25, max: 4, noNaN: true }), (seed, inFeatures, outFeatures, scale) => {
-        const delta = randomMatrix(seed, inFeatures, outFeatures)
-        const rank = Math.min(inFeatures, outFeatures)
-        const { module, relativeError: error } = refactorDelta(delta, inFeatures, outFeatures, rank, scale)
-        expect(module.A.length).toBe(rank * inFeatures)
-        expect(module.B.length).toBe(outFeatures * rank)
-        expect(error).toBeLessThan(1e-6)
-        expect(relativeError(delta, module, rank, scale)).toBe(error)
-      }),
+      fc.property(
+        fc.nat(),
+        sizes,
+        sizes,
+        fc.double({ min: 0.25, max: 4, noNaN: true }),
+        (seed, inFeatures, outFeatures, scale) => {
+          const delta = randomMatrix(seed, inFeatures, outFeatures)
+          const rank = Math.min(inFeatures, outFeatures)
+          const { module, relativeError: error } = refactorDelta(delta, inFeatures, outFeatures, rank, scale)
+          expect(module.A.length).toBe(rank * inFeatures)
+          expect(module.B.length).toBe(outFeatures * rank)
+          expect(error).toBeLessThan(1e-6)
+          expect(relativeError(delta, module, rank, scale)).toBe(error)
+        }
+      ),
       { numRuns: 100 }
     )
   })
 
   it("an update of rank r is recovered exactly at any target rank from r up, past min(in, out) too", () => {
     fc.assert(
-      fc.property(fc.nat(), sizes, sizes, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 6 }), (seed, inFeatures, outFeatures, rank, extra) => {
-        const delta = lowRankMatrix(seed, inFeatures, outFeatures, rank)
-        const refactored = refactorDelta(delta, inFeatures, outFeatures, rank + extra, 1)
-        expect(refactored.relativeError).toBeLessThan(1e-6)
-      }),
+      fc.property(
+        fc.nat(),
+        sizes,
+        sizes,
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 6 }),
+        (seed, inFeatures, outFeatures, rank, extra) => {
+          const delta = lowRankMatrix(seed, inFeatures, outFeatures, rank)
+          const refactored = refactorDelta(delta, inFeatures, outFeatures, rank + extra, 1)
+          expect(refactored.relativeError).toBeLessThan(1e-6)
+        }
+      ),
       { numRuns: 100 }
     )
   })

@@ -26,12 +26,24 @@ interface Fixture {
   readonly name: string
   readonly method: MergeMethod
   readonly target: MergeTarget
-  readonly adapters: ReadonlyArray<{ id: string; baseModelDigest: string; rank: number; alpha: number; modules: Record<string, FixtureModule> }>
+  readonly adapters: ReadonlyArray<
+    { id: string; baseModelDigest: string; rank: number; alpha: number; modules: Record<string, FixtureModule> }
+  >
   readonly expected: {
     readonly rank: number
     readonly alpha: number
     readonly random: { generator: string; seed: number; draws: number } | null
-    readonly modules: Record<string, { merged: Array<number>; truncated: Array<number>; singularValues: Array<number>; refactorError: number; trimmed?: number; dropped?: number }>
+    readonly modules: Record<
+      string,
+      {
+        merged: Array<number>
+        truncated: Array<number>
+        singularValues: Array<number>
+        refactorError: number
+        trimmed?: number
+        dropped?: number
+      }
+    >
   }
 }
 
@@ -48,7 +60,11 @@ const inputsOf = (fixture: Fixture): Array<MergeInput> =>
     weights: {
       rank,
       alpha,
-      modules: Object.fromEntries(Object.entries(modules).map(([name, m]) => [name, { ...m, A: Float32Array.from(m.A), B: Float32Array.from(m.B) }]))
+      modules: Object.fromEntries(
+        Object.entries(modules).map((
+          [name, m]
+        ) => [name, { ...m, A: Float32Array.from(m.A), B: Float32Array.from(m.B) }])
+      )
     }
   }))
 
@@ -56,12 +72,13 @@ const inputsOf = (fixture: Fixture): Array<MergeInput> =>
 const dense = (module: LoraModule, rank: number, scale: number) => {
   const { inFeatures, outFeatures, A, B } = module
   const delta = new Float64Array(inFeatures * outFeatures)
-  for (let i = 0; i < inFeatures; i++)
+  for (let i = 0; i < inFeatures; i++) {
     for (let o = 0; o < outFeatures; o++) {
       let sum = 0
       for (let r = 0; r < rank; r++) sum += A[r * inFeatures + i]! * B[o * rank + r]!
       delta[i * outFeatures + o] = scale * sum
     }
+  }
   return delta
 }
 
@@ -89,12 +106,16 @@ const rightOf = <A>(result: Either.Either<A, MergeError>): A => {
 
 describe("merges match the numpy reference", () => {
   it("the fixtures cover every method and sign election", () => {
-    const methods = cases.map(({ method }) => (method.method === "ties" ? `ties-${method.signElection}` : method.method))
+    const methods = cases.map((
+      { method }
+    ) => (method.method === "ties" ? `ties-${method.signElection}` : method.method))
     expect(new Set(methods)).toEqual(new Set(["ties-majority", "ties-weighted", "dare", "task_arithmetic"]))
   })
 
   it("the seeded generator draws what the reference's draws", () => {
-    const { firstDraws } = JSON.parse(fs.readFileSync(path.join(fixtures, "prng.json"), "utf8")) as { firstDraws: Record<string, Array<number>> }
+    const { firstDraws } = JSON.parse(fs.readFileSync(path.join(fixtures, "prng.json"), "utf8")) as {
+      firstDraws: Record<string, Array<number>>
+    }
     for (const [seed, draws] of Object.entries(firstDraws)) {
       const random = new SeededRandom(Number(seed))
       expect(draws.map(() => random.nextUint32())).toEqual(draws)
@@ -114,7 +135,8 @@ describe("merges match the numpy reference", () => {
       expect(report.adapters).toEqual(fixture.adapters.map(({ id }) => id))
       for (const [name, reference] of Object.entries(expected.modules)) {
         expect(largestDifference(deltas.modules[name]!.delta, reference.merged)).toBeLessThan(1e-6)
-        expect(largestDifference(dense(weights.modules[name]!, weights.rank, scaleOf(weights)), reference.truncated)).toBeLessThan(1e-6)
+        expect(largestDifference(dense(weights.modules[name]!, weights.rank, scaleOf(weights)), reference.truncated))
+          .toBeLessThan(1e-6)
         const moduleReport = report.modules[name]!
         expect(largestDifference(moduleReport.singularValues, reference.singularValues)).toBeLessThan(1e-6)
         expect(Math.abs(moduleReport.refactorError - reference.refactorError)).toBeLessThan(1e-6)
@@ -127,24 +149,40 @@ describe("merges match the numpy reference", () => {
 
 const digest = `sha256-${"ab".repeat(32)}`
 
-const randomAdapter = (id: string, seed: number, rank: number, shapes: ReadonlyArray<readonly [string, number, number]>, alpha = 2 * rank): MergeInput => {
+const randomAdapter = (
+  id: string,
+  seed: number,
+  rank: number,
+  shapes: ReadonlyArray<readonly [string, number, number]>,
+  alpha = 2 * rank
+): MergeInput => {
   const random = new SeededRandom(seed)
   const values = (count: number) => Float32Array.from({ length: count }, () => random.uniform() * 2 - 1)
-  const modules = Object.fromEntries(shapes.map(([name, inFeatures, outFeatures]) => [name, { inFeatures, outFeatures, A: values(rank * inFeatures), B: values(outFeatures * rank) }]))
+  const modules = Object.fromEntries(
+    shapes.map((
+      [name, inFeatures, outFeatures]
+    ) => [name, { inFeatures, outFeatures, A: values(rank * inFeatures), B: values(outFeatures * rank) }])
+  )
   return { id, baseModelDigest: digest, weights: { rank, alpha, modules } }
 }
 
-const shapesArbitrary = fc.uniqueArray(fc.tuple(fc.constantFrom("q", "k", "v", "o"), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 })), {
-  minLength: 1,
-  maxLength: 3,
-  selector: ([name]) => name
-})
+const shapesArbitrary = fc.uniqueArray(
+  fc.tuple(fc.constantFrom("q", "k", "v", "o"), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 })),
+  {
+    minLength: 1,
+    maxLength: 3,
+    selector: ([name]) => name
+  }
+)
 
 /** ‖ΔW_merged - ΔW_adapter‖_F / ‖ΔW_adapter‖_F, worst over modules. */
 const worstRelative = (merged: LoraWeights, adapter: LoraWeights) =>
   Math.max(
     ...Object.entries(adapter.modules).map(([name, module]) =>
-      relativeDifference(dense(merged.modules[name]!, merged.rank, scaleOf(merged)), dense(module, adapter.rank, scaleOf(adapter)))
+      relativeDifference(
+        dense(merged.modules[name]!, merged.rank, scaleOf(merged)),
+        dense(module, adapter.rank, scaleOf(adapter))
+      )
     )
   )
 
@@ -163,14 +201,21 @@ describe("merge properties", () => {
 
   it("TIES without trimming merges identical adapters into that adapter", () => {
     fc.assert(
-      fc.property(fc.nat(), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), shapesArbitrary, fc.constantFrom("majority" as const, "weighted" as const), (seed, rank, copies, shapes, signElection) => {
-        const adapter = randomAdapter("same", seed, rank, shapes)
-        const method: MergeMethod = { method: "ties", trimFraction: 0, signElection, scalingCoef: 1 }
-        const adapters = Array.from({ length: copies }, (_, i) => ({ ...adapter, id: `copy-${i}` }))
-        const { weights, report } = rightOf(mergeAdapters(adapters, method))
-        expect(worstRelative(weights, adapter.weights)).toBeLessThan(1e-5)
-        expect(Object.values(report.modules).every(({ trimmed }) => trimmed === 0)).toBe(true)
-      }),
+      fc.property(
+        fc.nat(),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        shapesArbitrary,
+        fc.constantFrom("majority" as const, "weighted" as const),
+        (seed, rank, copies, shapes, signElection) => {
+          const adapter = randomAdapter("same", seed, rank, shapes)
+          const method: MergeMethod = { method: "ties", trimFraction: 0, signElection, scalingCoef: 1 }
+          const adapters = Array.from({ length: copies }, (_, i) => ({ ...adapter, id: `copy-${i}` }))
+          const { weights, report } = rightOf(mergeAdapters(adapters, method))
+          expect(worstRelative(weights, adapter.weights)).toBeLessThan(1e-5)
+          expect(Object.values(report.modules).every(({ trimmed }) => trimmed === 0)).toBe(true)
+        }
+      ),
       { numRuns: 60 }
     )
   })
@@ -181,7 +226,9 @@ describe("merge properties", () => {
     const weights = [0.75, -0.5]
     const plain = rightOf(mergeDeltas(adapters, { method: "task_arithmetic", weights }))
     const undropped = rightOf(mergeDeltas(adapters, { method: "dare", dropRate: 0, rescale: true, seed: 3, weights }))
-    for (const name of ["q", "v"]) expect(largestDifference(undropped.modules[name]!.delta, plain.modules[name]!.delta)).toBe(0)
+    for (const name of ["q", "v"]) {
+      expect(largestDifference(undropped.modules[name]!.delta, plain.modules[name]!.delta)).toBe(0)
+    }
     const dare: MergeMethod = { method: "dare", dropRate: 0.5, rescale: true, seed: 11 }
     const first = rightOf(mergeDeltas(adapters, dare))
     const again = rightOf(mergeDeltas(adapters, dare))
@@ -198,12 +245,25 @@ describe("merge properties", () => {
     const single = (id: string, a: Array<number>, b: Array<number>): MergeInput => ({
       id,
       baseModelDigest: digest,
-      weights: { rank: 1, alpha: 1, modules: { m: { inFeatures: a.length, outFeatures: b.length, A: Float32Array.from(a), B: Float32Array.from(b) } } }
+      weights: {
+        rank: 1,
+        alpha: 1,
+        modules: {
+          m: { inFeatures: a.length, outFeatures: b.length, A: Float32Array.from(a), B: Float32Array.from(b) }
+        }
+      }
     })
     // Entry updates (A · B with one output): x = [3, 1, -2, 2], y = [-1, 1, -2, -1], z = [-1, 2, 4, 0].
-    const adapters = [single("x", [3, 1, -2, 2], [1]), single("y", [-1, 1, -2, -1], [1]), single("z", [-1, 2, 4, 0], [1])]
+    const adapters = [
+      single("x", [3, 1, -2, 2], [1]),
+      single("y", [-1, 1, -2, -1], [1]),
+      single("z", [-1, 2, 4, 0], [1])
+    ]
     const merge = (signElection: "majority" | "weighted") =>
-      Array.from(rightOf(mergeDeltas(adapters, { method: "ties", trimFraction: 0, signElection, scalingCoef: 2 })).modules.m!.delta)
+      Array.from(
+        rightOf(mergeDeltas(adapters, { method: "ties", trimFraction: 0, signElection, scalingCoef: 2 })).modules.m!
+          .delta
+      )
     // Entry 0: two of three vote -, but + carries more magnitude (3 against 2). Entry 2: two votes
     // for -, and a sum of 0, which elects +. Entry 3: a tied count (z is 0), decided by the sum.
     expect(merge("majority")).toEqual([2 * -1, 2 * (4 / 3), 2 * -2, 2 * 2])
@@ -213,7 +273,11 @@ describe("merge properties", () => {
 
 describe("merges are refused with one line", () => {
   const shapes = [["q", 4, 4] as const]
-  const refusal = (adapters: ReadonlyArray<MergeInput>, method: MergeMethod = { method: "task_arithmetic", weights: adapters.map(() => 1) }, target?: MergeTarget) => {
+  const refusal = (
+    adapters: ReadonlyArray<MergeInput>,
+    method: MergeMethod = { method: "task_arithmetic", weights: adapters.map(() => 1) },
+    target?: MergeTarget
+  ) => {
     const result = mergeAdapters(adapters, method, target)
     if (Either.isRight(result)) throw new Error("expected a refusal")
     expect(result.left.message).not.toContain("\n")
@@ -235,9 +299,12 @@ describe("merges are refused with one line", () => {
 
   it("options out of range, and no adapters at all", () => {
     const adapters = [randomAdapter("mine", 1, 2, shapes)]
-    expect(refusal(adapters, { method: "ties", trimFraction: 1.5, signElection: "majority", scalingCoef: 1 }).message).toContain("trimFraction")
+    expect(refusal(adapters, { method: "ties", trimFraction: 1.5, signElection: "majority", scalingCoef: 1 }).message)
+      .toContain("trimFraction")
     expect(refusal(adapters, { method: "dare", dropRate: 1, rescale: true, seed: 0 }).message).toContain("dropRate")
-    expect(refusal(adapters, { method: "task_arithmetic", weights: [1, 1] }).message).toContain("one finite weight per adapter")
+    expect(refusal(adapters, { method: "task_arithmetic", weights: [1, 1] }).message).toContain(
+      "one finite weight per adapter"
+    )
     expect(refusal(adapters, undefined, { rank: 0 }).message).toContain("rank")
     expect(refusal([]).message).toBe("nothing to merge: no adapters given")
   })

@@ -39,10 +39,20 @@ const reference = (lora: MicroLora, x: ArrayLike<number>, dy: ArrayLike<number>,
   const gradA = new Float64Array(rank * d)
   const gradB = new Float64Array(d * rank)
   for (let b = 0; b < batch; b++) {
-    const h = Array.from({ length: rank }, (_, r) => Array.from({ length: d }, (_, i) => x[b * d + i]! * A[r * d + i]!).reduce((s, v) => s + v, 0))
-    const gB = Array.from({ length: rank }, (_, r) => Array.from({ length: d }, (_, o) => dy[b * d + o]! * B[o * rank + r]!).reduce((s, v) => s + v, 0))
-    for (let o = 0; o < d; o++) y[b * d + o] = x[b * d + o]! + scale * h.reduce((s, hr, r) => s + hr * B[o * rank + r]!, 0)
-    for (let i = 0; i < d; i++) dx[b * d + i] = dy[b * d + i]! + scale * gB.reduce((s, g, r) => s + g * A[r * d + i]!, 0)
+    const h = Array.from(
+      { length: rank },
+      (_, r) => Array.from({ length: d }, (_, i) => x[b * d + i]! * A[r * d + i]!).reduce((s, v) => s + v, 0)
+    )
+    const gB = Array.from(
+      { length: rank },
+      (_, r) => Array.from({ length: d }, (_, o) => dy[b * d + o]! * B[o * rank + r]!).reduce((s, v) => s + v, 0)
+    )
+    for (let o = 0; o < d; o++) {
+      y[b * d + o] = x[b * d + o]! + scale * h.reduce((s, hr, r) => s + hr * B[o * rank + r]!, 0)
+    }
+    for (let i = 0; i < d; i++) {
+      dx[b * d + i] = dy[b * d + i]! + scale * gB.reduce((s, g, r) => s + g * A[r * d + i]!, 0)
+    }
     for (let r = 0; r < rank; r++) {
       for (let i = 0; i < d; i++) gradA[r * d + i]! += scale * gB[r]! * x[b * d + i]!
       for (let o = 0; o < d; o++) gradB[o * rank + r]! += scale * dy[b * d + o]! * h[r]!
@@ -109,7 +119,9 @@ describe("MicroLoRA", () => {
         return (up - down) / (2 * step)
       }
       for (const [values, gradient] of [[x, dx], [lora.A, lora.gradA], [lora.B, lora.gradB]] as const) {
-        for (let index = 0; index < values.length; index++) expect(Math.abs(centralDifference(values, index) - gradient[index]!)).toBeLessThan(2e-3)
+        for (let index = 0; index < values.length; index++) {
+          expect(Math.abs(centralDifference(values, index) - gradient[index]!)).toBeLessThan(2e-3)
+        }
       }
     })
   }
@@ -121,7 +133,10 @@ describe("MicroLoRA", () => {
       const x = Float32Array.from(uniform(4, batch * width), (value, i) => value * (1 + Math.floor(i / width)))
       const quantized = quantizeRows(x, batch, width, perTensor)
       expect(quantized.scales.length).toBe(perTensor ? 1 : batch)
-      const dequantized = Float32Array.from(quantized.values, (value, i) => value * quantized.scales[perTensor ? 0 : Math.floor(i / width)]!)
+      const dequantized = Float32Array.from(
+        quantized.values,
+        (value, i) => value * quantized.scales[perTensor ? 0 : Math.floor(i / width)]!
+      )
       const dy = uniform(5, batch * width)
       const run = (forward: (y: Float32Array) => void, backward: (dx: Float32Array) => void) => {
         zeroGradients(lora)
@@ -131,10 +146,21 @@ describe("MicroLoRA", () => {
         backward(dx)
         return { y, dx, gradA: Float32Array.from(lora.gradA), gradB: Float32Array.from(lora.gradB) }
       }
-      const int8 = run((y) => forwardMicroLoraInt8(lora, quantized, batch, y), (dx) => backwardMicroLoraInt8(lora, quantized, dy, batch, dx))
-      const onDequantized = run((y) => forwardMicroLora(lora, dequantized, batch, y), (dx) => backwardMicroLora(lora, dequantized, dy, batch, dx))
-      const onOriginal = run((y) => forwardMicroLora(lora, x, batch, y), (dx) => backwardMicroLora(lora, x, dy, batch, dx))
-      for (const key of ["y", "dx", "gradA", "gradB"] as const) expect(largestRelative(int8[key], onDequantized[key])).toBeLessThan(1e-6)
+      const int8 = run(
+        (y) => forwardMicroLoraInt8(lora, quantized, batch, y),
+        (dx) => backwardMicroLoraInt8(lora, quantized, dy, batch, dx)
+      )
+      const onDequantized = run(
+        (y) => forwardMicroLora(lora, dequantized, batch, y),
+        (dx) => backwardMicroLora(lora, dequantized, dy, batch, dx)
+      )
+      const onOriginal = run(
+        (y) => forwardMicroLora(lora, x, batch, y),
+        (dx) => backwardMicroLora(lora, x, dy, batch, dx)
+      )
+      for (const key of ["y", "dx", "gradA", "gradB"] as const) {
+        expect(largestRelative(int8[key], onDequantized[key])).toBeLessThan(1e-6)
+      }
       // Rounding to 255 levels moves each input by at most half a step: about 0.4% of the row's range.
       const bound = perTensor ? 0.02 : 0.01
       expect(largestRelative(int8.y, onOriginal.y)).toBeLessThan(bound)
@@ -159,8 +185,12 @@ describe("MicroLoRA", () => {
   it("refuses ranks past 16 and buffers shorter than the batch", () => {
     expect(() => makeMicroLora({ width: 8, rank: 17 })).toThrow("MicroLoRA rank must be 1 to 16, not 17")
     const lora = makeMicroLora({ width: 8, rank: 1 })
-    expect(() => forwardMicroLora(lora, new Float32Array(16), 3, new Float32Array(24))).toThrow("fewer than batch 3 × width 8")
-    expect(() => forwardMicroLoraInt8(lora, { values: new Int8Array(24), scales: new Float32Array(2) }, 3, new Float32Array(24))).toThrow("2 scales for 3 rows")
+    expect(() => forwardMicroLora(lora, new Float32Array(16), 3, new Float32Array(24))).toThrow(
+      "fewer than batch 3 × width 8"
+    )
+    expect(() =>
+      forwardMicroLoraInt8(lora, { values: new Int8Array(24), scales: new Float32Array(2) }, 3, new Float32Array(24))
+    ).toThrow("2 scales for 3 rows")
   })
 
   for (const optimizer of ["SGD", "AdamW"] as const) {

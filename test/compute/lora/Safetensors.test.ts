@@ -52,7 +52,11 @@ describe("Safetensors", () => {
   it("writes the exact layout: little-endian header length, space-padded JSON to 8 bytes, data in order", () => {
     const a = Float32Array.from([1, -2, 0.1])
     const b = Float32Array.from([0.1, 70000])
-    const bytes = writeSafetensors([["a", { dtype: "F32", shape: [3], data: a }], ["b", { dtype: "F16", shape: [1, 2], data: b }]], { format: "pt" })
+    const bytes = writeSafetensors([["a", { dtype: "F32", shape: [3], data: a }], ["b", {
+      dtype: "F16",
+      shape: [1, 2],
+      data: b
+    }]], { format: "pt" })
     const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true))
     expect(headerLength % 8).toBe(0)
     const headerText = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))
@@ -72,7 +76,11 @@ describe("Safetensors", () => {
 
   it("keeps tensor names that are also Object.prototype's properties", () => {
     const data = Float32Array.from([1])
-    const bytes = writeSafetensors([["__proto__", { dtype: "F32", shape: [1], data }], ["toString", { dtype: "F32", shape: [1], data }]])
+    const bytes = writeSafetensors([["__proto__", { dtype: "F32", shape: [1], data }], ["toString", {
+      dtype: "F32",
+      shape: [1],
+      data
+    }]])
     expect([...readSafetensors(bytes).tensors.keys()].sort()).toEqual(["__proto__", "toString"])
   })
 
@@ -81,36 +89,52 @@ describe("Safetensors", () => {
     const good = writeSafetensors([["a", { dtype: "F32", shape: [4], data: new Float32Array(4) }]])
     expect(refusal(good.subarray(0, 20))).toMatch(/header claims \d+ bytes but only 12 follow/)
     expect(refusal(good.subarray(0, good.length - 3))).toMatch(/tensor "a" ends at byte 16 of a 13-byte data section/)
-    expect(refusal(new TextEncoder().encode("PK\u0003\u0004 this is a zip file, not safetensors"))).toContain("header claims")
+    expect(refusal(new TextEncoder().encode("PK\u0003\u0004 this is a zip file, not safetensors"))).toContain(
+      "header claims"
+    )
     expect(refusal(fileOf("[1, 2]", new Uint8Array(0)))).toContain("does not start with {")
     const garbage = new Uint8Array(16)
     garbage[0] = 8
     garbage.fill(0xff, 8)
     expect(refusal(garbage)).toContain("not UTF-8 JSON")
-    expect(refusal(fileOf({ __metadata__: { version: 2 } }, new Uint8Array(0)))).toContain("__metadata__.version is not a string")
+    expect(refusal(fileOf({ __metadata__: { version: 2 } }, new Uint8Array(0)))).toContain(
+      "__metadata__.version is not a string"
+    )
   })
 
   it("refuses overlapping, out-of-range, missized and gapped offsets", () => {
     const data = floats(1, 2, 3, 4)
-    const overlap = fileOf({ a: { dtype: "F32", shape: [3], data_offsets: [0, 12] }, b: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, data)
-    expect(refusal(overlap)).toBe('not a valid safetensors file: tensors "a" and "b" overlap (bytes 8..12)')
+    const overlap = fileOf({
+      a: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+      b: { dtype: "F32", shape: [2], data_offsets: [8, 16] }
+    }, data)
+    expect(refusal(overlap)).toBe("not a valid safetensors file: tensors \"a\" and \"b\" overlap (bytes 8..12)")
     const outside = fileOf({ a: { dtype: "F32", shape: [5], data_offsets: [0, 20] } }, data)
-    expect(refusal(outside)).toContain('tensor "a" ends at byte 20 of a 16-byte data section')
+    expect(refusal(outside)).toContain("tensor \"a\" ends at byte 20 of a 16-byte data section")
     const missized = fileOf({ a: { dtype: "F32", shape: [2, 3], data_offsets: [0, 16] } }, data)
-    expect(refusal(missized)).toContain('tensor "a" (F32 [2, 3]) needs 24 bytes, its data_offsets give 16')
-    const gap = fileOf({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, data.subarray(0, 12))
+    expect(refusal(missized)).toContain("tensor \"a\" (F32 [2, 3]) needs 24 bytes, its data_offsets give 16")
+    const gap = fileOf({
+      a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+      b: { dtype: "F32", shape: [1], data_offsets: [8, 12] }
+    }, data.subarray(0, 12))
     expect(refusal(gap)).toContain("bytes 4..8 of the data section belong to no tensor")
     const reversed = fileOf({ a: { dtype: "F32", shape: [0], data_offsets: [8, 4] } }, data)
-    expect(refusal(reversed)).toContain('tensor "a" ends (4) before it begins (8)')
+    expect(refusal(reversed)).toContain("tensor \"a\" ends (4) before it begins (8)")
     const trailing = fileOf({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, data)
     expect(refusal(trailing)).toContain("the data section has 16 bytes but its tensors cover 4")
   })
 
   it("refuses unknown and unsupported dtypes by name", () => {
     const data = floats(1, 2)
-    expect(refusal(fileOf({ a: { dtype: "Q9", shape: [2], data_offsets: [0, 8] } }, data))).toContain('tensor "a" has dtype "Q9"; this reader takes F32, F16 and BF16')
-    expect(refusal(fileOf({ ids: { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, data))).toContain('tensor "ids" has dtype "I64"')
-    expect(refusal(fileOf({ a: { shape: [2], data_offsets: [0, 8] } }, data))).toContain('tensor "a" has no dtype')
-    expect(refusal(fileOf({ a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] } }, data))).toContain("not a list of sizes")
+    expect(refusal(fileOf({ a: { dtype: "Q9", shape: [2], data_offsets: [0, 8] } }, data))).toContain(
+      "tensor \"a\" has dtype \"Q9\"; this reader takes F32, F16 and BF16"
+    )
+    expect(refusal(fileOf({ ids: { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, data))).toContain(
+      "tensor \"ids\" has dtype \"I64\""
+    )
+    expect(refusal(fileOf({ a: { shape: [2], data_offsets: [0, 8] } }, data))).toContain("tensor \"a\" has no dtype")
+    expect(refusal(fileOf({ a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] } }, data))).toContain(
+      "not a list of sizes"
+    )
   })
 })

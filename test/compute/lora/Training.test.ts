@@ -8,22 +8,22 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as esbuild from "esbuild"
 import * as vm from "node:vm"
-import type { OnnxNode } from "../../../src/compute/onnx/OnnxModel.js"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { mergeAdapter } from "../../../src/compute/lora/GraphLora.js"
+import { AdamW, clipGradNorm, learningRateAt } from "../../../src/compute/lora/train/AdamW.js"
 import { ortFeeds } from "../../../src/compute/lora/train/Evaluate.js"
 import { compile, forward } from "../../../src/compute/lora/train/Executor.js"
 import { LoraTrainer } from "../../../src/compute/lora/train/LoraTrainer.js"
 import type { ClassificationSample } from "../../../src/compute/lora/train/Objectives.js"
 import { tokenFeeds } from "../../../src/compute/lora/train/Objectives.js"
-import type { MicroLoRAConfig } from "../../../src/compute/lora/train/TrainingConfig.js"
-import { trainAdapter } from "../../../src/compute/lora/train/TrainingLoop.js"
 import { operatorFor } from "../../../src/compute/lora/train/Operators.js"
-import { AdamW, clipGradNorm, learningRateAt } from "../../../src/compute/lora/train/AdamW.js"
 import type { Tensor } from "../../../src/compute/lora/train/Tensor.js"
 import { boolTensor, floatTensor, intTensor } from "../../../src/compute/lora/train/Tensor.js"
-import { trainInWorker } from "../../../src/compute/lora/train/TrainInWorker.js"
+import type { MicroLoRAConfig } from "../../../src/compute/lora/train/TrainingConfig.js"
+import { trainAdapter } from "../../../src/compute/lora/train/TrainingLoop.js"
 import type { TrainingMessage } from "../../../src/compute/lora/train/TrainingProtocol.js"
+import { trainInWorker } from "../../../src/compute/lora/train/TrainInWorker.js"
+import type { OnnxNode } from "../../../src/compute/onnx/OnnxModel.js"
 import { writeModel } from "../../../src/compute/onnx/OnnxModel.js"
 import { createSession, run } from "../../../src/compute/optimize/Runner.js"
 import { referenceModel } from "../../support/LoraTasks.js"
@@ -48,7 +48,12 @@ const int = (name: string, value: number) => ({ name, type: 2, i: BigInt(value) 
  * The operator's vector-Jacobian product for L = Σ_k w_k · output_k against central differences of L
  * for every element of every float input, in float32 (h = 1e-2).
  */
-const checkGradients = (opType: string, inputs: Array<Tensor | undefined>, attributes: OnnxNode["attributes"] = [], outputs = 1) => {
+const checkGradients = (
+  opType: string,
+  inputs: Array<Tensor | undefined>,
+  attributes: OnnxNode["attributes"] = [],
+  outputs = 1
+) => {
   const operator = operatorFor(opType)!
   const onnxNode = node(opType, inputs.length, attributes, outputs)
   const context = { node: onnxNode, training: false, random: () => 0.5 }
@@ -61,7 +66,9 @@ const checkGradients = (opType: string, inputs: Array<Tensor | undefined>, attri
       return total + sum
     }, 0)
   // LayerNormalization's scale and bias are base weights: training never asks for their gradients.
-  const wants = inputs.map((input, position) => input?.kind === "float" && !(opType === "LayerNormalization" && position > 0))
+  const wants = inputs.map((input, position) =>
+    input?.kind === "float" && !(opType === "LayerNormalization" && position > 0)
+  )
   const grads = operator.backward!(inputs, results, weights, wants, context)
   let worst = 0
   inputs.forEach((input, position) => {
@@ -88,7 +95,8 @@ const checkGradients = (opType: string, inputs: Array<Tensor | undefined>, attri
 
 describe("training executor operators", () => {
   it("every differentiable operator's gradient matches central differences", () => {
-    const f = (seed: number, dims: Array<number>, size = 1) => floatTensor(dims, random(seed, dims.reduce((a, b) => a * b, 1), size))
+    const f = (seed: number, dims: Array<number>, size = 1) =>
+      floatTensor(dims, random(seed, dims.reduce((a, b) => a * b, 1), size))
     const cases: Array<[string, Array<Tensor | undefined>, OnnxNode["attributes"]?, number?]> = [
       ["Add", [f(1, [2, 3, 4]), f(2, [4])]],
       ["Sub", [f(3, [2, 1, 4]), f(4, [3, 1])]],
@@ -97,7 +105,11 @@ describe("training executor operators", () => {
       ["MatMul", [f(8, [2, 3, 4]), f(9, [4, 5])]],
       ["MatMul", [f(10, [2, 2, 5, 3]), f(11, [2, 2, 3, 6])]],
       ["Softmax", [f(12, [3, 7], 2)], [int("axis", -1)]],
-      ["LayerNormalization", [f(13, [4, 6]), f(14, [6]), f(15, [6])], [int("axis", -1), { name: "epsilon", type: 1, f: 1e-5 }]],
+      ["LayerNormalization", [f(13, [4, 6]), f(14, [6]), f(15, [6])], [int("axis", -1), {
+        name: "epsilon",
+        type: 1,
+        f: 1e-5
+      }]],
       ["Erf", [f(16, [10], 2)]],
       ["Transpose", [f(17, [2, 3, 4, 5])], [ints("perm", [0, 2, 1, 3])]],
       ["Reshape", [f(18, [2, 6]), intTensor([3], Float64Array.from([0, 3, -1]))]],
@@ -114,17 +126,26 @@ describe("training executor operators", () => {
 
   it("refuses a model with operators it cannot differentiate, naming them", () => {
     const { model } = referenceModel("tiny-encoder")
-    const nodes = [...model.graph.nodes, { opType: "Loop", name: "loop", inputs: [], outputs: ["x"], attributes: [] }, { opType: "Foo", domain: "com.example", inputs: [], outputs: ["y"], attributes: [] }]
-    expect(() => compile({ ...model, graph: { ...model.graph, nodes } }, [])).toThrow("training does not support the operators Loop, com.example.Foo of this model")
+    const nodes = [...model.graph.nodes, { opType: "Loop", name: "loop", inputs: [], outputs: ["x"], attributes: [] }, {
+      opType: "Foo",
+      domain: "com.example",
+      inputs: [],
+      outputs: ["y"],
+      attributes: []
+    }]
+    expect(() => compile({ ...model, graph: { ...model.graph, nodes } }, [])).toThrow(
+      "training does not support the operators Loop, com.example.Foo of this model"
+    )
   })
 })
 
 describe("training executor on the reference models", () => {
   it.each(["tiny-lm", "tiny-encoder"] as const)("runs %s as ONNX Runtime does", async (name) => {
     const { bytes, model, tokenizer } = referenceModel(name)
-    const rows = ["The whale was seen off the coast of Nantucket in the year 1820.", "Congress shall make no law respecting an establishment"].map((text) =>
-      Array.from(tokenizer.encode(text, { truncation: 14 }).ids, Number)
-    )
+    const rows = [
+      "The whale was seen off the coast of Nantucket in the year 1820.",
+      "Congress shall make no law respecting an establishment"
+    ].map((text) => Array.from(tokenizer.encode(text, { truncation: 14 }).ids, Number))
     const feeds = tokenFeeds(model, rows)
     const output = model.graph.outputs[0]!.name
     const ours = forward(compile(model, []), feeds).values.get(output)!.data as Float32Array
@@ -148,20 +169,38 @@ const encoderTask = () => {
     ["You have been selected for a cash reward", 1],
     ["The release branch is frozen until Monday", 0]
   ] as const
-  const samples: Array<ClassificationSample> = texts.map(([text, label]) => ({ ids: Array.from(tokenizer.encode(text, { truncation: 12 }).ids, Number), label }))
+  const samples: Array<ClassificationSample> = texts.map(([text, label]) => ({
+    ids: Array.from(tokenizer.encode(text, { truncation: 12 }).ids, Number),
+    label
+  }))
   return { bytes, model, samples }
 }
 
 describe("adapter gradients through a whole model", () => {
   it("match central differences for A, B and the head on the encoder", () => {
     const { model, samples } = encoderTask()
-    const trainer = new LoraTrainer(model, { rank: 2, alpha: 4, targetModules: ["layers.0.query", "layers.1.value", "layers.3.output"] }, { kind: "classification", classes: 2 })
-    for (const [name, values] of trainer.parameters()) values.set(random(name.length * 31 + values.length, values.length, 0.3))
+    const trainer = new LoraTrainer(model, {
+      rank: 2,
+      alpha: 4,
+      targetModules: ["layers.0.query", "layers.1.value", "layers.3.output"]
+    }, { kind: "classification", classes: 2 })
+    for (const [name, values] of trainer.parameters()) {
+      values.set(random(name.length * 31 + values.length, values.length, 0.3))
+    }
     const batch = samples.slice(0, 4)
     const lossOf = () => trainer.lossAndGrads(batch, 1, () => 0.5).total
     const { grads } = trainer.lossAndGrads(batch, 1, () => 0.5)
     let worst = 0
-    for (const name of ["layers.0.query.A", "layers.1.value.B", "layers.3.output.A", "layers.3.output.B", "head.weight", "head.bias"]) {
+    for (
+      const name of [
+        "layers.0.query.A",
+        "layers.1.value.B",
+        "layers.3.output.A",
+        "layers.3.output.B",
+        "head.weight",
+        "head.bias"
+      ]
+    ) {
       const values = trainer.parameters().get(name)!
       for (const index of new Set([0, Math.floor(values.length / 2)])) {
         const original = values[index]!
@@ -198,12 +237,22 @@ describe("AdamW and schedules", () => {
 })
 
 describe("the training loop", () => {
-  const config: MicroLoRAConfig = { rank: 2, alpha: 4, learningRate: 5e-3, batchSize: 4, epochs: 3, seed: 3, targetModules: ["layers.2.query", "layers.2.value", "layers.3.intermediate"] }
+  const config: MicroLoRAConfig = {
+    rank: 2,
+    alpha: 4,
+    learningRate: 5e-3,
+    batchSize: 4,
+    epochs: 3,
+    seed: 3,
+    targetModules: ["layers.2.query", "layers.2.value", "layers.3.intermediate"]
+  }
 
   it("lowers the loss, reports progress every step, and reproduces a run from its seed", () => {
     const { model, samples } = encoderTask()
     const steps: Array<number> = []
-    const first = trainAdapter(new LoraTrainer(model, config, { kind: "classification", classes: 2 }), samples, { onProgress: (progress) => steps.push(progress.step) })
+    const first = trainAdapter(new LoraTrainer(model, config, { kind: "classification", classes: 2 }), samples, {
+      onProgress: (progress) => steps.push(progress.step)
+    })
     expect(steps).toEqual([1, 2, 3, 4, 5, 6])
     expect(first.losses.at(-1)!).toBeLessThan(first.losses[0]!)
     const second = trainAdapter(new LoraTrainer(model, config, { kind: "classification", classes: 2 }), samples)
@@ -214,7 +263,13 @@ describe("the training loop", () => {
   it("gives the same update for one batch of 8 as for 4 + 4 accumulated", () => {
     const { model, samples } = encoderTask()
     const run = (batchSize: number, gradientAccumulationSteps: number) =>
-      trainAdapter(new LoraTrainer(model, { ...config, epochs: 2, batchSize, gradientAccumulationSteps }, { kind: "classification", classes: 2 }), samples).weights
+      trainAdapter(
+        new LoraTrainer(model, { ...config, epochs: 2, batchSize, gradientAccumulationSteps }, {
+          kind: "classification",
+          classes: 2
+        }),
+        samples
+      ).weights
     const whole = run(8, 1)
     const accumulated = run(4, 2)
     for (const [module, factors] of Object.entries(whole.modules)) {
@@ -228,15 +283,23 @@ describe("the training loop", () => {
     const { model, samples } = encoderTask()
     const withDropout = { ...config, dropout: 0.1, checkpointEvery: 2 }
     const checkpoints: Array<ReturnType<LoraTrainer["checkpoint"]>> = []
-    const whole = trainAdapter(new LoraTrainer(model, withDropout, { kind: "classification", classes: 2 }), samples, { onCheckpoint: (checkpoint) => checkpoints.push(checkpoint) })
+    const whole = trainAdapter(new LoraTrainer(model, withDropout, { kind: "classification", classes: 2 }), samples, {
+      onCheckpoint: (checkpoint) => checkpoints.push(checkpoint)
+    })
     expect(checkpoints.map((checkpoint) => checkpoint.step)).toEqual([2, 4])
     const saved = checkpoints[0]!
     const resumed = trainAdapter(
-      new LoraTrainer(model, withDropout, { kind: "classification", classes: 2 }, { weights: saved.weights, head: saved.head!, optimizer: saved.optimizer }),
+      new LoraTrainer(model, withDropout, { kind: "classification", classes: 2 }, {
+        weights: saved.weights,
+        head: saved.head!,
+        optimizer: saved.optimizer
+      }),
       samples
     )
     expect(resumed.losses).toEqual(whole.losses.slice(2))
-    expect(resumed.weights.modules["layers.3.intermediate"]!.A).toEqual(whole.weights.modules["layers.3.intermediate"]!.A)
+    expect(resumed.weights.modules["layers.3.intermediate"]!.A).toEqual(
+      whole.weights.modules["layers.3.intermediate"]!.A
+    )
   })
 
   it("trains an adapter that ONNX Runtime runs merged into the model", async () => {
@@ -245,7 +308,10 @@ describe("the training loop", () => {
     const result = trainAdapter(trainer, samples)
     const feeds = tokenFeeds(model, samples.slice(0, 2).map((sample) => sample.ids))
     const output = model.graph.outputs[0]!.name
-    const merged = (await run(await createSession(writeModel(mergeAdapter(model, result.weights))), ortFeeds(feeds), [output]))[output]!.data
+    const merged =
+      (await run(await createSession(writeModel(mergeAdapter(model, result.weights))), ortFeeds(feeds), [output]))[
+        output
+      ]!.data
     const base = (await run(await createSession(bytes), ortFeeds(feeds), [output]))[output]!.data
     const ours = trainer.features(samples.slice(0, 2))
     let moved = 0
@@ -264,13 +330,21 @@ describe("the training loop", () => {
   it("refuses bad options in one line", () => {
     const { model } = encoderTask()
     const objective = { kind: "classification", classes: 2 } as const
-    expect(() => new LoraTrainer(model, { rank: 0 }, objective)).toThrow("rank must be a whole number from 1 to 64 (not 0)")
-    expect(() => new LoraTrainer(model, { rank: 2, dropout: 1 }, objective)).toThrow("dropout must be in [0, 1) (not 1)")
-    expect(() => new LoraTrainer(model, { rank: 2, schedule: "step" as "cosine" }, objective)).toThrow("schedule must be cosine, linear or constant (not step)")
+    expect(() => new LoraTrainer(model, { rank: 0 }, objective)).toThrow(
+      "rank must be a whole number from 1 to 64 (not 0)"
+    )
+    expect(() => new LoraTrainer(model, { rank: 2, dropout: 1 }, objective)).toThrow(
+      "dropout must be in [0, 1) (not 1)"
+    )
+    expect(() => new LoraTrainer(model, { rank: 2, schedule: "step" as "cosine" }, objective)).toThrow(
+      "schedule must be cosine, linear or constant (not step)"
+    )
     expect(() => new LoraTrainer(model, { rank: 2, targetModules: ["layers.9.query"] }, objective)).toThrow(
       "layers.9.query is not a LoRA target of this model (24 targets, such as layers.0.query, layers.0.key, layers.0.value)"
     )
-    expect(() => new LoraTrainer(model, { rank: 2 }, { kind: "classification", classes: 1 })).toThrow("a classifier needs 2 or more classes (not 1)")
+    expect(() => new LoraTrainer(model, { rank: 2 }, { kind: "classification", classes: 1 })).toThrow(
+      "a classifier needs 2 or more classes (not 1)"
+    )
   })
 })
 
@@ -278,38 +352,70 @@ describe("training in a worker thread", () => {
   it("reports progress and returns the adapter; a bad request fails in one line", async () => {
     const { bytes, samples } = encoderTask()
     const progress: Array<number> = []
-    const request = { modelBytes: bytes, config: { rank: 1, batchSize: 8, epochs: 2, targetModules: ["layers.0.value"] }, objective: { kind: "classification", classes: 2 } as const, samples }
+    const request = {
+      modelBytes: bytes,
+      config: { rank: 1, batchSize: 8, epochs: 2, targetModules: ["layers.0.value"] },
+      objective: { kind: "classification", classes: 2 } as const,
+      samples
+    }
     const result = await trainInWorker(request, { onProgress: (step) => progress.push(step.step) })
     expect(progress).toEqual([1, 2])
     expect(Object.keys(result.weights.modules)).toEqual(["layers.0.value"])
     expect(result.weights.modules["layers.0.value"]!.B.some((value) => value !== 0)).toBe(true)
-    await expect(trainInWorker({ ...request, config: { rank: 1, targetModules: ["nope"] } })).rejects.toThrow("nope is not a LoRA target of this model")
+    await expect(trainInWorker({ ...request, config: { rank: 1, targetModules: ["nope"] } })).rejects.toThrow(
+      "nope is not a LoRA target of this model"
+    )
   })
 })
 
 describe("training in a browser worker", () => {
-  it("bundles with no Node module and trains in a worker-like realm without process, as the Node thread does", async () => {
-    // A browser Web Worker's view: the module bundled for the browser, run in a fresh realm whose
-    // globals are a worker's (postMessage, onmessage, WebAssembly, atob, performance) and no `process`.
-    const bundle = await esbuild.build({
-      entryPoints: ["src/compute/lora/train/TrainingWorker.ts"], bundle: true, platform: "browser", format: "iife", write: false, logLevel: "silent"
-    })
-    const messages: Array<TrainingMessage> = []
-    const realm = vm.createContext({ postMessage: (message: TrainingMessage) => messages.push(message), onmessage: null, atob, performance, TextDecoder, TextEncoder, console })
-    vm.runInContext(bundle.outputFiles[0]!.text, realm)
-    expect(vm.runInContext("typeof process", realm)).toBe("undefined")
-    const { bytes, samples } = encoderTask()
-    const request = { modelBytes: bytes, config: { rank: 2, batchSize: 8, epochs: 2, targetModules: ["layers.0.value", "layers.1.query"] }, objective: { kind: "classification", classes: 2 } as const, samples }
-    ;(realm["onmessage"] as (event: { data: unknown }) => void)({ data: request })
-    const done = messages.find((message) => message.type === "done")
-    expect(messages.filter((message) => message.type === "progress").map((message) => message.type === "progress" && message.progress.step)).toEqual([1, 2])
-    expect(done?.type).toBe("done")
-    const fromThread = await trainInWorker(request)
-    const inBrowser = (done as Extract<TrainingMessage, { type: "done" }>).result
-    for (const [module, factors] of Object.entries(fromThread.weights.modules)) {
-      expect(Array.from(inBrowser.weights.modules[module]!.A)).toEqual(Array.from(factors.A))
-      expect(Array.from(inBrowser.weights.modules[module]!.B)).toEqual(Array.from(factors.B))
-    }
-  }, 60_000)
+  it(
+    "bundles with no Node module and trains in a worker-like realm without process, as the Node thread does",
+    async () => {
+      // A browser Web Worker's view: the module bundled for the browser, run in a fresh realm whose
+      // globals are a worker's (postMessage, onmessage, WebAssembly, atob, performance) and no `process`.
+      const bundle = await esbuild.build({
+        entryPoints: ["src/compute/lora/train/TrainingWorker.ts"],
+        bundle: true,
+        platform: "browser",
+        format: "iife",
+        write: false,
+        logLevel: "silent"
+      })
+      const messages: Array<TrainingMessage> = []
+      const realm = vm.createContext({
+        postMessage: (message: TrainingMessage) => messages.push(message),
+        onmessage: null,
+        atob,
+        performance,
+        TextDecoder,
+        TextEncoder,
+        console
+      })
+      vm.runInContext(bundle.outputFiles[0]!.text, realm)
+      expect(vm.runInContext("typeof process", realm)).toBe("undefined")
+      const { bytes, samples } = encoderTask()
+      const request = {
+        modelBytes: bytes,
+        config: { rank: 2, batchSize: 8, epochs: 2, targetModules: ["layers.0.value", "layers.1.query"] },
+        objective: { kind: "classification", classes: 2 } as const,
+        samples
+      }
+      ;(realm["onmessage"] as (event: { data: unknown }) => void)({ data: request })
+      const done = messages.find((message) => message.type === "done")
+      expect(
+        messages.filter((message) => message.type === "progress").map((message) =>
+          message.type === "progress" && message.progress.step
+        )
+      ).toEqual([1, 2])
+      expect(done?.type).toBe("done")
+      const fromThread = await trainInWorker(request)
+      const inBrowser = (done as Extract<TrainingMessage, { type: "done" }>).result
+      for (const [module, factors] of Object.entries(fromThread.weights.modules)) {
+        expect(Array.from(inBrowser.weights.modules[module]!.A)).toEqual(Array.from(factors.A))
+        expect(Array.from(inBrowser.weights.modules[module]!.B)).toEqual(Array.from(factors.B))
+      }
+    },
+    60_000
+  )
 })
-

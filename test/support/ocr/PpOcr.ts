@@ -72,7 +72,11 @@ export const loadDictionary = (path: string): Array<string> => parseDictionary(r
 export const classCharacters = (dictionary: ReadonlyArray<string>, classes: number): Array<string> => {
   if (classes === dictionary.length + 1) return ["", ...dictionary]
   if (classes === dictionary.length + 2) return ["", ...dictionary, " "]
-  throw new Error(`The model has ${classes} classes; a dictionary of ${dictionary.length} lines needs ${dictionary.length + 1} or ${dictionary.length + 2}`)
+  throw new Error(
+    `The model has ${classes} classes; a dictionary of ${dictionary.length} lines needs ${dictionary.length + 1} or ${
+      dictionary.length + 2
+    }`
+  )
 }
 
 export interface Recognition {
@@ -86,7 +90,12 @@ export interface Recognition {
  * dropped. PP-OCRv4's export ends in a softmax, so the scores are probabilities and the confidence is
  * in [0, 1]; argmax decoding is the same on raw logits.
  */
-export const ctcDecode = (scores: Float32Array, frames: number, classes: number, dictionary: ReadonlyArray<string>): Recognition => {
+export const ctcDecode = (
+  scores: Float32Array,
+  frames: number,
+  classes: number,
+  dictionary: ReadonlyArray<string>
+): Recognition => {
   if (scores.length < frames * classes) throw new Error(`Expected ${frames}×${classes} scores, got ${scores.length}`)
   const characters = classCharacters(dictionary, classes)
   let text = ""

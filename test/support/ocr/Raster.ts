@@ -238,8 +238,12 @@ export const coverageToGray = (coverage: Float32Array, width: number, height: nu
   return { width, height, pixels }
 }
 
-export const rasterizePath = (commands: ReadonlyArray<PathCommand>, width: number, height: number, subScanlines = 16): GrayImage =>
-  coverageToGray(fillPolygons(flattenPath(commands), width, height, subScanlines), width, height)
+export const rasterizePath = (
+  commands: ReadonlyArray<PathCommand>,
+  width: number,
+  height: number,
+  subScanlines = 16
+): GrayImage => coverageToGray(fillPolygons(flattenPath(commands), width, height, subScanlines), width, height)
 
 // ---------------------------------------------------------------------------------------------------
 // Text lines
@@ -284,7 +288,7 @@ export const renderLine = (font: Font, text: string, options: RenderOptions): Gr
   for (const character of text) {
     const glyph = font.charToGlyph(character)
     if (previous !== undefined) pen += kerning(previous, glyph) * scale
-    contours.push(...flattenPath(glyph.getPath(pen, baseline, fontSize).commands))
+    for (const item of flattenPath(glyph.getPath(pen, baseline, fontSize).commands)) contours.push(item)
     pen += (glyph.advanceWidth ?? 0) * scale
     previous = glyph
   }

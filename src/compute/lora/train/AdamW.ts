@@ -25,8 +25,13 @@ export interface AdamWState {
  * gradient, the weights decay by learningRate · weightDecay, then step by the bias-corrected ratio.
  */
 export const adamWUpdate = (
-  theta: Float32Array, gradient: Float32Array, moment: Float32Array, variance: Float32Array, step: number,
-  learningRate: number, options: Omit<AdamWOptions, "learningRate">
+  theta: Float32Array,
+  gradient: Float32Array,
+  moment: Float32Array,
+  variance: Float32Array,
+  step: number,
+  learningRate: number,
+  options: Omit<AdamWOptions, "learningRate">
 ): void => {
   const [beta1, beta2] = options.betas
   const correction1 = 1 - beta1 ** step
@@ -60,7 +65,11 @@ export class AdamW {
   }
 
   /** One update of every parameter at learning rate `learningRate` (the schedule's value for this step). */
-  update(parameters: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>, learningRate: number): void {
+  update(
+    parameters: ReadonlyMap<string, Float32Array>,
+    grads: ReadonlyMap<string, Float32Array>,
+    learningRate: number
+  ): void {
     this.#step++
     for (const [name, value] of parameters) {
       const grad = grads.get(name)
@@ -87,7 +96,13 @@ export class AdamW {
 }
 
 /** The learning rate at optimizer step `step` (0-based) of `totalSteps`. */
-export const learningRateAt = (schedule: Schedule, baseRate: number, step: number, totalSteps: number, warmupSteps: number): number => {
+export const learningRateAt = (
+  schedule: Schedule,
+  baseRate: number,
+  step: number,
+  totalSteps: number,
+  warmupSteps: number
+): number => {
   if (step < warmupSteps) return (baseRate * step) / Math.max(1, warmupSteps)
   const progress = (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps)
   switch (schedule) {

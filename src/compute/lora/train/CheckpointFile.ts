@@ -44,7 +44,11 @@ export const saveCheckpoint = (directory: string, fingerprint: string, checkpoin
     step: checkpoint.step,
     rank: weights.rank,
     alpha: weights.alpha,
-    modules: Object.fromEntries(Object.entries(weights.modules).map(([module, { inFeatures, outFeatures }]) => [module, { inFeatures, outFeatures }])),
+    modules: Object.fromEntries(
+      Object.entries(weights.modules).map((
+        [module, { inFeatures, outFeatures }]
+      ) => [module, { inFeatures, outFeatures }])
+    ),
     ...(head === undefined ? {} : { head: { hidden: head.hidden, classes: head.classes } })
   }
   fs.mkdirSync(directory, { recursive: true })
@@ -69,11 +73,17 @@ export const loadCheckpoint = (directory: string, fingerprint: string): Training
     modules[module] = { inFeatures, outFeatures, A: tensor(`A/${module}`), B: tensor(`B/${module}`) }
   }
   const moments = (prefix: string) =>
-    Object.fromEntries([...tensors].filter(([name]) => name.startsWith(prefix)).map(([name, value]) => [name.slice(prefix.length), value.data]))
+    Object.fromEntries(
+      [...tensors].filter(([name]) => name.startsWith(prefix)).map((
+        [name, value]
+      ) => [name.slice(prefix.length), value.data])
+    )
   return {
     step: state.step,
     weights: { rank: state.rank, alpha: state.alpha, modules },
-    ...(state.head === undefined ? {} : { head: { ...state.head, weight: tensor("head/weight"), bias: tensor("head/bias") } }),
+    ...(state.head === undefined
+      ? {}
+      : { head: { ...state.head, weight: tensor("head/weight"), bias: tensor("head/bias") } }),
     optimizer: { step: state.step, firstMoments: moments("m/"), secondMoments: moments("v/") }
   }
 }

@@ -40,7 +40,13 @@ export const crossEntropy = (logits: Float32Array, labels: ReadonlyArray<number>
 }
 
 /** The head's logistic-regression update from pooled features: its gradients and the features' gradient. */
-export const headBackward = (head: ClassifierHead, pooled: Float32Array, residual: Float32Array, batch: number, scale: number) => {
+export const headBackward = (
+  head: ClassifierHead,
+  pooled: Float32Array,
+  residual: Float32Array,
+  batch: number,
+  scale: number
+) => {
   const { hidden, classes, weight } = head
   const dWeight = new Float32Array(weight.length)
   const dBias = new Float32Array(classes)
@@ -79,10 +85,20 @@ export const fitLinearProbe = (
 ): ClassifierHead => {
   check(features.length > 0 && features.length === labels.length, "a probe needs one label per feature vector")
   const hidden = features[0]!.length
-  const head: ClassifierHead = { hidden, classes, weight: new Float32Array(hidden * classes), bias: new Float32Array(classes) }
+  const head: ClassifierHead = {
+    hidden,
+    classes,
+    weight: new Float32Array(hidden * classes),
+    bias: new Float32Array(classes)
+  }
   const pooled = new Float32Array(features.length * hidden)
   features.forEach((feature, index) => pooled.set(feature, index * hidden))
-  const optimizer = new AdamW({ learningRate: options.learningRate ?? 1e-2, betas: [0.9, 0.999], epsilon: 1e-8, weightDecay: options.weightDecay ?? 0.01 })
+  const optimizer = new AdamW({
+    learningRate: options.learningRate ?? 1e-2,
+    betas: [0.9, 0.999],
+    epsilon: 1e-8,
+    weightDecay: options.weightDecay ?? 0.01
+  })
   const parameters = new Map([[HEAD_WEIGHT, head.weight], [HEAD_BIAS, head.bias]])
   for (let epoch = 0; epoch < (options.epochs ?? 300); epoch++) {
     const { residual } = crossEntropy(headLogits(head, pooled, features.length), labels, classes)

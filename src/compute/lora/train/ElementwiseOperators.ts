@@ -6,7 +6,16 @@ import type { OnnxNode } from "../../onnx/OnnxModel.js"
 import type { Backward, Forward, Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, required } from "./Operator.js"
 import type { BoolTensor, FloatTensor, Tensor } from "./Tensor.js"
-import { boolTensor, broadcastDims, broadcastIndex, describeDims, floatTensor, intTensor, like, reduceToShape } from "./Tensor.js"
+import {
+  boolTensor,
+  broadcastDims,
+  broadcastIndex,
+  describeDims,
+  floatTensor,
+  intTensor,
+  like,
+  reduceToShape
+} from "./Tensor.js"
 
 const elementwise = (
   node: OnnxNode,
@@ -15,15 +24,16 @@ const elementwise = (
   apply: (x: number, y: number) => number,
   resultKind?: "bool"
 ): Tensor => {
-  const dims = broadcastDims(a.dims, b.dims) ?? fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
+  const dims = broadcastDims(a.dims, b.dims) ??
+    fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
   const out: Tensor = resultKind === "bool" ? boolTensor(dims) : like(a, dims)
   const aMap = broadcastIndex(dims, a.dims)
   const bMap = broadcastIndex(dims, b.dims)
   const x = a.data, y = b.data, z = out.data
   const size = z.length
-  if (aMap === null && bMap === null) for (let i = 0; i < size; i++) z[i] = apply(x[i]!, y[i]!)
-  else if (aMap === null) for (let i = 0; i < size; i++) z[i] = apply(x[i]!, y[bMap![i]!]!)
-  else if (bMap === null) for (let i = 0; i < size; i++) z[i] = apply(x[aMap[i]!]!, y[i]!)
+  if (aMap === null && bMap === null) { for (let i = 0; i < size; i++) z[i] = apply(x[i]!, y[i]!) }
+  else if (aMap === null) { for (let i = 0; i < size; i++) z[i] = apply(x[i]!, y[bMap![i]!]!) }
+  else if (bMap === null) { for (let i = 0; i < size; i++) z[i] = apply(x[aMap[i]!]!, y[i]!) }
   else for (let i = 0; i < size; i++) z[i] = apply(x[aMap[i]!]!, y[bMap[i]!]!)
   return out
 }
@@ -49,7 +59,8 @@ const trailingPeriod = (out: ReadonlyArray<number>, dims: ReadonlyArray<number>)
  * element for every operator is a call V8 cannot inline, and these are most of a step's element work.
  */
 const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: FloatTensor): FloatTensor => {
-  const dims = broadcastDims(a.dims, b.dims) ?? fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
+  const dims = broadcastDims(a.dims, b.dims) ??
+    fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
   const out = floatTensor(dims)
   const aMap = broadcastIndex(dims, a.dims)
   const bMap = broadcastIndex(dims, b.dims)
@@ -91,7 +102,12 @@ const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: Fl
   return out
 }
 
-const binary = (operation: Arithmetic, apply: (x: number, y: number) => number, integer?: (x: number, y: number) => number): Forward => (inputs, { node }) => {
+const binary = (
+  operation: Arithmetic,
+  apply: (x: number, y: number) => number,
+  integer?: (x: number, y: number) => number
+): Forward =>
+(inputs, { node }) => {
   const a = required(node, inputs, 0)
   const b = required(node, inputs, 1)
   if (a.kind !== b.kind) fail(node, `mixes ${a.kind} and ${b.kind} inputs`)
@@ -113,7 +129,7 @@ const mulBackward: Backward = (inputs, outputs, [grad], wants) => {
     const map = broadcastIndex(dims, other.dims)
     const full = new Float32Array(g.length)
     const y = other.data
-    if (map === null) for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[i]!
+    if (map === null) { for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[i]! }
     else for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[map[i]!]!
     return reduceToShape(full, dims, self.dims)
   }
@@ -185,11 +201,20 @@ export const elementwiseOperators: Record<string, Operator> = {
       const y = required(node, inputs, 2)
       const inner = broadcastDims(x.dims, y.dims)
       const dims = inner === undefined ? undefined : broadcastDims(condition.dims, inner)
-      if (dims === undefined) return fail(node, `shapes ${describeDims(condition.dims)}, ${describeDims(x.dims)}, ${describeDims(y.dims)} do not broadcast`)
+      if (dims === undefined) {
+        return fail(
+          node,
+          `shapes ${describeDims(condition.dims)}, ${describeDims(x.dims)}, ${describeDims(y.dims)} do not broadcast`
+        )
+      }
       const out = like(x, dims)
-      const cMap = broadcastIndex(dims, condition.dims), xMap = broadcastIndex(dims, x.dims), yMap = broadcastIndex(dims, y.dims)
+      const cMap = broadcastIndex(dims, condition.dims),
+        xMap = broadcastIndex(dims, x.dims),
+        yMap = broadcastIndex(dims, y.dims)
       for (let i = 0; i < out.data.length; i++) {
-        out.data[i] = condition.data[cMap === null ? i : cMap[i]!] ? x.data[xMap === null ? i : xMap[i]!]! : y.data[yMap === null ? i : yMap[i]!]!
+        out.data[i] = condition.data[cMap === null ? i : cMap[i]!]
+          ? x.data[xMap === null ? i : xMap[i]!]!
+          : y.data[yMap === null ? i : yMap[i]!]!
       }
       return [out]
     },
@@ -213,13 +238,25 @@ export const elementwiseOperators: Record<string, Operator> = {
     forward: (inputs, { node }) => {
       const input = required(node, inputs, 0)
       const to = intAttribute(node, "to")
-      const out: Tensor = to === 1 ? floatTensor(input.dims) : to === 9 ? boolTensor(input.dims) : [6, 7, 2, 3, 4, 5, 12, 13].includes(to) ? intTensor(input.dims) : fail(node, `casting to ONNX type ${to} is not supported`)
-      if (out.kind === "bool") for (let i = 0; i < out.data.length; i++) out.data[i] = input.data[i] ? 1 : 0
-      else if (out.kind === "int" && input.kind === "float") for (let i = 0; i < out.data.length; i++) out.data[i] = Math.trunc(input.data[i]!)
-      else out.data.set(input.data)
+      const out: Tensor = to === 1
+        ? floatTensor(input.dims)
+        : to === 9
+        ? boolTensor(input.dims)
+        : [6, 7, 2, 3, 4, 5, 12, 13].includes(to)
+        ? intTensor(input.dims)
+        : fail(node, `casting to ONNX type ${to} is not supported`)
+      if (out.kind === "bool") { for (let i = 0; i < out.data.length; i++) out.data[i] = input.data[i] ? 1 : 0 }
+      else if (out.kind === "int" && input.kind === "float") {
+        for (let i = 0; i < out.data.length; i++) out.data[i] = Math.trunc(input.data[i]!)
+      } else out.data.set(input.data)
       return [out]
     },
-    backward: (inputs, outputs, [grad], wants) => [wants[0] && inputs[0]!.kind === "float" && outputs[0]!.kind === "float" ? grad : undefined]
+    backward: (
+      inputs,
+      outputs,
+      [grad],
+      wants
+    ) => [wants[0] && inputs[0]!.kind === "float" && outputs[0]!.kind === "float" ? grad : undefined]
   },
 
   Dropout: {
@@ -279,12 +316,19 @@ const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI)
 const erf = (x: number): number => {
   const z = Math.abs(x)
   const t = 1 / (1 + 0.5 * z)
-  const r =
-    t *
+  const r = t *
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
     )
   return x >= 0 ? 1 - r : r - 1
 }

@@ -18,18 +18,22 @@ import { floatTensor } from "./Tensor.js"
 export const ortFeeds = (tensors: ReadonlyMap<string, Tensor>): Feeds => {
   const feeds: Record<string, FeedTensor> = {}
   for (const [name, tensor] of tensors) {
-    feeds[name] =
-      tensor.kind === "float"
-        ? { type: "float32", data: tensor.data, dims: tensor.dims }
-        : tensor.kind === "int"
-          ? { type: "int64", data: BigInt64Array.from(tensor.data, (value) => BigInt(value)), dims: tensor.dims }
-          : { type: "bool", data: tensor.data, dims: tensor.dims }
+    feeds[name] = tensor.kind === "float"
+      ? { type: "float32", data: tensor.data, dims: tensor.dims }
+      : tensor.kind === "int"
+      ? { type: "int64", data: BigInt64Array.from(tensor.data, (value) => BigInt(value)), dims: tensor.dims }
+      : { type: "bool", data: tensor.data, dims: tensor.dims }
   }
   return feeds
 }
 
 /** Mean next-token loss, nats per token, of windows under a session of `model`. */
-export const heldOutLoss = async (session: ort.InferenceSession, model: OnnxModel, windows: ReadonlyArray<CausalLmSample>, batchSize = 8): Promise<number> => {
+export const heldOutLoss = async (
+  session: ort.InferenceSession,
+  model: OnnxModel,
+  windows: ReadonlyArray<CausalLmSample>,
+  batchSize = 8
+): Promise<number> => {
   const output = model.graph.outputs[0]!.name
   let total = 0
   let count = 0
@@ -64,7 +68,11 @@ export const pooledFeatures = async (
 }
 
 /** The fraction of features a head labels correctly. */
-export const accuracy = (head: ClassifierHead, features: ReadonlyArray<Float32Array>, labels: ReadonlyArray<number>): number => {
+export const accuracy = (
+  head: ClassifierHead,
+  features: ReadonlyArray<Float32Array>,
+  labels: ReadonlyArray<number>
+): number => {
   let correct = 0
   features.forEach((feature, index) => {
     if (argmax(headLogits(head, feature, 1)) === labels[index]) correct++

@@ -72,11 +72,15 @@ export const fromOnnxTensor = (tensor: OnnxTensor): Tensor => {
     case DataType.INT32:
       return intTensor(dims, int32Values(tensor))
     case DataType.BOOL: {
-      const values = tensor.rawData === undefined ? Uint8Array.from(tensor.int32Data ?? []) : new Uint8Array(tensor.rawData)
+      const values = tensor.rawData === undefined
+        ? Uint8Array.from(tensor.int32Data ?? [])
+        : new Uint8Array(tensor.rawData)
       return boolTensor(dims, values.length === sizeOf(dims) ? values : new Uint8Array(sizeOf(dims)))
     }
     default:
-      throw new ExecutorError(`tensor ${tensor.name ?? ""} has ONNX type ${tensor.dataType}, which training does not support`)
+      throw new ExecutorError(
+        `tensor ${tensor.name ?? ""} has ONNX type ${tensor.dataType}, which training does not support`
+      )
   }
 }
 
@@ -87,9 +91,13 @@ export const fromOnnxTensor = (tensor: OnnxTensor): Tensor => {
 export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Program => {
   const graph = model.graph
   const inputNames = new Set(graph.inputs.map((input) => input.name))
-  for (const parameter of parameters) if (!inputNames.has(parameter)) throw new ExecutorError(`${parameter} is not an input of the graph`)
+  for (const parameter of parameters) {
+    if (!inputNames.has(parameter)) throw new ExecutorError(`${parameter} is not an input of the graph`)
+  }
   const constants = new Map<string, Tensor>()
-  for (const initializer of graph.initializers) if (initializer.name !== undefined) constants.set(initializer.name, fromOnnxTensor(initializer))
+  for (const initializer of graph.initializers) {
+    if (initializer.name !== undefined) constants.set(initializer.name, fromOnnxTensor(initializer))
+  }
   const unsupported = new Set<string>()
   const reached = new Set(parameters)
   const steps: Array<Step> = []
@@ -111,11 +119,13 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
     }
     const wants = node.inputs.map((name) => reached.has(name))
     const differentiated = operator.backward !== undefined && wants.some(Boolean)
-    if (differentiated) for (const output of node.outputs) reached.add(output)
+    if (differentiated) { for (const output of node.outputs) reached.add(output) }
     steps.push({ node, operator, wants, differentiated })
   }
   if (unsupported.size > 0) {
-    throw new ExecutorError(`training does not support the operators ${[...unsupported].sort().join(", ")} of this model`)
+    throw new ExecutorError(
+      `training does not support the operators ${[...unsupported].sort().join(", ")} of this model`
+    )
   }
   return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name) }
 }
@@ -134,7 +144,11 @@ export const forward = (
     const inputs = step.node.inputs.map((name) => {
       if (name === "") return undefined
       const value = values.get(name)
-      if (value === undefined) throw new ExecutorError(`${step.node.opType} ${step.node.name ?? ""}: its input ${name} has no value (was it fed?)`)
+      if (value === undefined) {
+        throw new ExecutorError(
+          `${step.node.opType} ${step.node.name ?? ""}: its input ${name} has no value (was it fed?)`
+        )
+      }
       return value
     })
     const outputs = step.operator.forward(inputs, { node: step.node, training, random })
@@ -162,7 +176,11 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
  * Gradients of the parameters, given the gradient of a scalar loss with respect to some values
  * (usually graph outputs) of a forward pass.
  */
-export const backward = (program: Program, activations: Activations, seeds: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> => {
+export const backward = (
+  program: Program,
+  activations: Activations,
+  seeds: ReadonlyMap<string, Float32Array>
+): Map<string, Float32Array> => {
   const grads = new Map<string, Float32Array>(seeds)
   const { values } = activations
   const parameters = new Set(program.parameters)
@@ -174,7 +192,9 @@ export const backward = (program: Program, activations: Activations, seeds: Read
     const inputs = step.node.inputs.map((name) => (name === "" ? undefined : values.get(name)))
     const outputs = step.node.outputs.map((name) => values.get(name)!)
     const inputGrads = step.operator.backward!(inputs, outputs, outputGrads, step.wants, {
-      node: step.node, training: activations.training, random: activations.random
+      node: step.node,
+      training: activations.training,
+      random: activations.random
     })
     for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
     step.node.inputs.forEach((name, position) => {

@@ -10,19 +10,19 @@
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { loraTargets, mergeAdapter } from "../GraphLora.js"
 import { readModel, writeModel } from "../../onnx/OnnxModel.js"
 import { createSession } from "../../optimize/Runner.js"
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
+import { loraTargets, mergeAdapter } from "../GraphLora.js"
 import { loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./CheckpointFile.js"
-import { accuracy, heldOutLoss, pooledFeatures } from "./Evaluate.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import { fitLinearProbe } from "./ClassifierHead.js"
+import { accuracy, heldOutLoss, pooledFeatures } from "./Evaluate.js"
 import type { MicroLoRAConfig } from "./TrainingConfig.js"
 import { resolveConfig } from "./TrainingConfig.js"
-import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
 import type { TrainingData, TrainingDataOptions, TrainingTask } from "./TrainingData.js"
 import { matchTargetModules, taskForFile, trainingData } from "./TrainingData.js"
+import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
 import { trainInWorker } from "./TrainInWorker.js"
 
 export interface FileTrainingRequest {
@@ -73,10 +73,17 @@ export const trainOnFile = async (request: FileTrainingRequest): Promise<FileTra
   // Bad options fail here, before any data is read or measured.
   const resolved = resolveConfig(model, config)
   const separator = request.tokenizer.specialIds.eos
-  const data: TrainingData = trainingData(content, request.dataFile, task, request.tokenizer, { separator, ...request.data })
+  const data: TrainingData = trainingData(content, request.dataFile, task, request.tokenizer, {
+    separator,
+    ...request.data
+  })
   const baseModelDigest = sha256(modelBytes)
-  const fingerprint = sha256(JSON.stringify({ baseModelDigest, data: sha256(content), task, config: resolved, options: request.data ?? {} }))
-  const checkpoint = request.checkpointDirectory === undefined ? undefined : loadCheckpoint(request.checkpointDirectory, fingerprint)
+  const fingerprint = sha256(
+    JSON.stringify({ baseModelDigest, data: sha256(content), task, config: resolved, options: request.data ?? {} })
+  )
+  const checkpoint = request.checkpointDirectory === undefined
+    ? undefined
+    : loadCheckpoint(request.checkpointDirectory, fingerprint)
 
   request.onPhase?.("baseline")
   const base = await createSession(modelBytes)
@@ -94,14 +101,22 @@ export const trainOnFile = async (request: FileTrainingRequest): Promise<FileTra
   if (checkpoint !== undefined) request.onPhase?.("resume", checkpoint.step)
   request.onPhase?.("train")
   const start = checkpoint !== undefined
-    ? { weights: checkpoint.weights, optimizer: checkpoint.optimizer, ...(checkpoint.head === undefined ? {} : { head: checkpoint.head }) }
-    : probe === undefined ? undefined : { head: probe }
+    ? {
+      weights: checkpoint.weights,
+      optimizer: checkpoint.optimizer,
+      ...(checkpoint.head === undefined ? {} : { head: checkpoint.head })
+    }
+    : probe === undefined
+    ? undefined
+    : { head: probe }
   const directory = request.checkpointDirectory
   const result = await trainInWorker(
     {
       modelBytes,
       config,
-      objective: data.task === "causal-lm" ? { kind: "causal-lm" } : { kind: "classification", classes: data.labels.length },
+      objective: data.task === "causal-lm"
+        ? { kind: "causal-lm" }
+        : { kind: "classification", classes: data.labels.length },
       samples: data.train,
       ...(start === undefined ? {} : { start })
     },

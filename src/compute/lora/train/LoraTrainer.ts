@@ -17,14 +17,14 @@ import { float32Tensor } from "../../onnx/Tensors.js"
 import type { LoraModule, LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
 import { adapterInputNames, injectAdapterInputs, loraTargets } from "../GraphLora.js"
+import type { AdamWState } from "./AdamW.js"
+import { AdamW, clipGradNorm } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import { argmax, crossEntropy, HEAD_BIAS, HEAD_WEIGHT, headBackward, headLogits } from "./ClassifierHead.js"
 import type { Activations, Program } from "./Executor.js"
 import { backward, compile, forward } from "./Executor.js"
 import type { CausalLmSample, ClassificationSample, Objective, Sample } from "./Objectives.js"
 import { meanPool, nextTokenLoss, tokenFeeds } from "./Objectives.js"
-import type { AdamWState } from "./AdamW.js"
-import { AdamW, clipGradNorm } from "./AdamW.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
 import { floatTensor } from "./Tensor.js"
 import type { MicroLoRAConfig, ResolvedConfig } from "./TrainingConfig.js"
@@ -34,7 +34,12 @@ import { check, resolveConfig } from "./TrainingConfig.js"
  * The base graph with a rank-`rank` branch per module and, when `dropout` > 0, a Dropout on each
  * branch's input (the base path sees the undropped input, as in PEFT).
  */
-export const trainingGraph = (model: OnnxModel, modules: ReadonlyArray<string>, rank: number, dropout: number): OnnxModel => {
+export const trainingGraph = (
+  model: OnnxModel,
+  modules: ReadonlyArray<string>,
+  rank: number,
+  dropout: number
+): OnnxModel => {
   const injected = injectAdapterInputs(model, modules, rank)
   if (dropout === 0) return injected
   const ratio = "lora.dropout.ratio"
@@ -43,11 +48,24 @@ export const trainingGraph = (model: OnnxModel, modules: ReadonlyArray<string>, 
     if (match === null) return [node]
     const dropped = `lora.${match[1]}.dropout`
     return [
-      { opType: "Dropout", name: `${dropped}/Dropout`, inputs: [node.inputs[0]!, ratio], outputs: [dropped, `${dropped}/mask`], attributes: [] },
+      {
+        opType: "Dropout",
+        name: `${dropped}/Dropout`,
+        inputs: [node.inputs[0]!, ratio],
+        outputs: [dropped, `${dropped}/mask`],
+        attributes: []
+      },
       { ...node, inputs: [dropped, node.inputs[1]!] }
     ]
   })
-  return { ...injected, graph: { ...injected.graph, nodes, initializers: [...injected.graph.initializers, float32Tensor(ratio, [], [dropout])] } }
+  return {
+    ...injected,
+    graph: {
+      ...injected.graph,
+      nodes,
+      initializers: [...injected.graph.initializers, float32Tensor(ratio, [], [dropout])]
+    }
+  }
 }
 
 /** Everything a run needs to continue where it stopped, and what it has learned so far. */
@@ -59,7 +77,12 @@ export interface TrainingCheckpoint {
 }
 
 /** Modules' A [rank, in] and B [out, rank]: A uniform in ±1/√in (kaiming_uniform with a = √5, as PEFT), B zero. */
-const initialModules = (model: OnnxModel, modules: ReadonlyArray<string>, rank: number, random: SeededRandom): Record<string, LoraModule> => {
+const initialModules = (
+  model: OnnxModel,
+  modules: ReadonlyArray<string>,
+  rank: number,
+  random: SeededRandom
+): Record<string, LoraModule> => {
   const shapes = new Map(loraTargets(model).map((target) => [target.module, target]))
   return Object.fromEntries(
     modules.map((module) => {
@@ -83,17 +106,28 @@ export class LoraTrainer {
   #head: ClassifierHead | undefined
   #optimizer: AdamW
 
-  constructor(model: OnnxModel, config: MicroLoRAConfig, objective: Objective, start?: { readonly weights?: LoraWeights; readonly head?: ClassifierHead; readonly optimizer?: AdamWState }) {
+  constructor(
+    model: OnnxModel,
+    config: MicroLoRAConfig,
+    objective: Objective,
+    start?: { readonly weights?: LoraWeights; readonly head?: ClassifierHead; readonly optimizer?: AdamWState }
+  ) {
     this.config = resolveConfig(model, config)
     this.#model = model
     this.#objective = objective
     const { rank, alpha, dropout, targetModules, seed } = this.config
     this.#scale = alpha / rank
     const graph = trainingGraph(model, targetModules, rank, dropout)
-    this.program = compile(graph, targetModules.flatMap((module) => [adapterInputNames(module).A, adapterInputNames(module).B]))
+    this.program = compile(
+      graph,
+      targetModules.flatMap((module) => [adapterInputNames(module).A, adapterInputNames(module).B])
+    )
     if (start?.weights !== undefined) {
       const weights = start.weights
-      check(weights.rank === rank && weights.alpha === alpha, `the starting adapter has rank ${weights.rank} / alpha ${weights.alpha}, the config ${rank} / ${alpha}`)
+      check(
+        weights.rank === rank && weights.alpha === alpha,
+        `the starting adapter has rank ${weights.rank} / alpha ${weights.alpha}, the config ${rank} / ${alpha}`
+      )
       const missing = targetModules.find((module) => weights.modules[module] === undefined)
       check(missing === undefined, `the starting adapter has no factors for ${missing}`)
       this.#modules = Object.fromEntries(targetModules.map((module) => {
@@ -106,18 +140,38 @@ export class LoraTrainer {
       this.#parameters.set(`${module}.B`, factors.B as Float32Array)
     }
     if (objective.kind === "classification") {
-      check(Number.isInteger(objective.classes) && objective.classes >= 2, `a classifier needs 2 or more classes (not ${objective.classes})`)
+      check(
+        Number.isInteger(objective.classes) && objective.classes >= 2,
+        `a classifier needs 2 or more classes (not ${objective.classes})`
+      )
       const output = model.graph.outputs[0]
       const hidden = output?.type?.tensorType?.shape?.at(-1)?.value
-      check(hidden !== undefined && output?.type?.tensorType?.elemType === DataType.FLOAT, "a classifier needs a float output [batch, sequence, hidden] with a fixed hidden size")
-      const head = start?.head ?? { hidden: hidden!, classes: objective.classes, weight: new Float32Array(hidden! * objective.classes), bias: new Float32Array(objective.classes) }
-      check(head.hidden === hidden && head.classes === objective.classes, `the starting head is [${head.hidden} -> ${head.classes}], the model needs [${hidden} -> ${objective.classes}]`)
+      check(
+        hidden !== undefined && output?.type?.tensorType?.elemType === DataType.FLOAT,
+        "a classifier needs a float output [batch, sequence, hidden] with a fixed hidden size"
+      )
+      const head = start?.head ??
+        {
+          hidden: hidden!,
+          classes: objective.classes,
+          weight: new Float32Array(hidden! * objective.classes),
+          bias: new Float32Array(objective.classes)
+        }
+      check(
+        head.hidden === hidden && head.classes === objective.classes,
+        `the starting head is [${head.hidden} -> ${head.classes}], the model needs [${hidden} -> ${objective.classes}]`
+      )
       this.#head = { ...head, weight: head.weight.slice(), bias: head.bias.slice() }
       this.#parameters.set(HEAD_WEIGHT, this.#head.weight)
       this.#parameters.set(HEAD_BIAS, this.#head.bias)
     }
     this.#optimizer = new AdamW(
-      { learningRate: this.config.learningRate, betas: this.config.betas, epsilon: this.config.epsilon, weightDecay: this.config.weightDecay },
+      {
+        learningRate: this.config.learningRate,
+        betas: this.config.betas,
+        epsilon: this.config.epsilon,
+        weightDecay: this.config.weightDecay
+      },
       start?.optimizer
     )
   }
@@ -137,7 +191,11 @@ export class LoraTrainer {
 
   /** The adapter as trained so far (copies). */
   weights(): LoraWeights {
-    const modules = Object.fromEntries(Object.entries(this.#modules).map(([module, factors]) => [module, { ...factors, A: factors.A.slice(), B: factors.B.slice() }]))
+    const modules = Object.fromEntries(
+      Object.entries(this.#modules).map((
+        [module, factors]
+      ) => [module, { ...factors, A: factors.A.slice(), B: factors.B.slice() }])
+    )
     return { rank: this.config.rank, alpha: this.config.alpha, modules }
   }
 
@@ -148,7 +206,12 @@ export class LoraTrainer {
 
   checkpoint(): TrainingCheckpoint {
     const head = this.head()
-    return { step: this.#optimizer.step, weights: this.weights(), ...(head === undefined ? {} : { head }), optimizer: this.#optimizer.state() }
+    return {
+      step: this.#optimizer.step,
+      weights: this.weights(),
+      ...(head === undefined ? {} : { head }),
+      optimizer: this.#optimizer.state()
+    }
   }
 
   /** The branch inputs for the current factors: Aᵀ [in, rank] and scale · Bᵀ [rank, out]. */
@@ -182,7 +245,11 @@ export class LoraTrainer {
    * Loss of one micro-batch and the gradients of every trainable parameter (PEFT layout), each scaled
    * by `gradScale` (1 / the number of units the optimizer step averages over).
    */
-  lossAndGrads(samples: ReadonlyArray<Sample>, gradScale: number, random: () => number): { total: number; count: number; grads: Map<string, Float32Array> } {
+  lossAndGrads(
+    samples: ReadonlyArray<Sample>,
+    gradScale: number,
+    random: () => number
+  ): { total: number; count: number; grads: Map<string, Float32Array> } {
     const rows = samples.map((sample) => sample.ids)
     const activations = this.#run(rows, true, random)
     const output = this.#output(activations)
@@ -209,7 +276,9 @@ export class LoraTrainer {
       const dHidden = new Float32Array(output.data.length)
       for (let b = 0; b < batch; b++) {
         const used = Math.min(length, rows[b]!.length)
-        for (let t = 0; t < used; t++) for (let h = 0; h < width; h++) dHidden[(b * length + t) * width + h] = dPooled[b * width + h]! / used
+        for (let t = 0; t < used; t++) {
+          for (let h = 0; h < width; h++) dHidden[(b * length + t) * width + h] = dPooled[b * width + h]! / used
+        }
       }
       seeds.set(this.program.outputs[0]!, dHidden)
     }
@@ -252,7 +321,10 @@ export class LoraTrainer {
   }
 
   /** Pooled features of sequences through the current adapter (no dropout), [n, hidden]. */
-  features(samples: ReadonlyArray<{ readonly ids: ReadonlyArray<number> }>, batchSize = this.config.batchSize): Array<Float32Array> {
+  features(
+    samples: ReadonlyArray<{ readonly ids: ReadonlyArray<number> }>,
+    batchSize = this.config.batchSize
+  ): Array<Float32Array> {
     const features: Array<Float32Array> = []
     for (let start = 0; start < samples.length; start += batchSize) {
       const rows = samples.slice(start, start + batchSize).map((sample) => sample.ids)
@@ -265,7 +337,10 @@ export class LoraTrainer {
   }
 
   /** Predicted class of each sequence. */
-  classify(samples: ReadonlyArray<{ readonly ids: ReadonlyArray<number> }>, batchSize = this.config.batchSize): Array<number> {
+  classify(
+    samples: ReadonlyArray<{ readonly ids: ReadonlyArray<number> }>,
+    batchSize = this.config.batchSize
+  ): Array<number> {
     const head = this.#head
     check(head !== undefined, "classify needs a classification objective")
     return this.features(samples, batchSize).map((pooled) => argmax(headLogits(head!, pooled, 1)))

@@ -18,14 +18,24 @@ export interface ClassificationSample {
   readonly label: number
 }
 
-export type Objective = { readonly kind: "causal-lm" } | { readonly kind: "classification"; readonly classes: number; readonly padId?: number }
+export type Objective = { readonly kind: "causal-lm" } | {
+  readonly kind: "classification"
+  readonly classes: number
+  readonly padId?: number
+}
 
 export type Sample = CausalLmSample | ClassificationSample
 const symbolicDims = (model: OnnxModel, name: string): Array<number | string> =>
-  (model.graph.inputs.find((input) => input.name === name)?.type?.tensorType?.shape ?? []).map((dim) => dim.value ?? dim.param ?? "?")
+  (model.graph.inputs.find((input) => input.name === name)?.type?.tensorType?.shape ?? []).map((dim) =>
+    dim.value ?? dim.param ?? "?"
+  )
 
 /** Feeds for a batch of token rows (right-padded to one length, mask 0 on padding), empty KV cache. */
-export const tokenFeeds = (model: OnnxModel, rows: ReadonlyArray<ReadonlyArray<number>>, padId = 0): Map<string, Tensor> => {
+export const tokenFeeds = (
+  model: OnnxModel,
+  rows: ReadonlyArray<ReadonlyArray<number>>,
+  padId = 0
+): Map<string, Tensor> => {
   const batch = rows.length
   const length = Math.max(...rows.map((row) => row.length))
   const ids = new Float64Array(batch * length).fill(padId)
@@ -48,7 +58,10 @@ export const tokenFeeds = (model: OnnxModel, rows: ReadonlyArray<ReadonlyArray<n
     else if (name === "position_ids") feeds.set(name, intTensor([batch, length], positions))
     else if (name === "token_type_ids") feeds.set(name, intTensor([batch, length]))
     else if (name.startsWith("past_key_values")) {
-      const dims = symbolicDims(model, name).map((dim, axis) => (axis === 0 ? batch : axis === 2 ? 0 : typeof dim === "number" ? dim : 1))
+      const dims = symbolicDims(model, name).map((
+        dim,
+        axis
+      ) => (axis === 0 ? batch : axis === 2 ? 0 : typeof dim === "number" ? dim : 1))
       feeds.set(name, floatTensor(dims))
     }
   }

@@ -54,13 +54,20 @@ export const floatAttribute = (node: OnnxNode, name: string, fallback: number): 
 export const intsAttribute = (node: OnnxNode, name: string): Array<number> | undefined =>
   node.attributes.find((candidate) => candidate.name === name)?.ints?.map(Number)
 
-export const required = <T extends Tensor>(node: OnnxNode, inputs: ReadonlyArray<Tensor | undefined>, index: number): T => {
+export const required = <T extends Tensor>(
+  node: OnnxNode,
+  inputs: ReadonlyArray<Tensor | undefined>,
+  index: number
+): T => {
   const tensor = inputs[index]
   if (tensor === undefined) return fail(node, `input ${index} is missing`)
   return tensor as T
 }
 
-export const asFloat = (node: OnnxNode, tensor: Tensor): FloatTensor => (tensor.kind === "float" ? tensor : fail(node, `expects float input, got ${tensor.kind}`))
+export const asFloat = (
+  node: OnnxNode,
+  tensor: Tensor
+): FloatTensor => (tensor.kind === "float" ? tensor : fail(node, `expects float input, got ${tensor.kind}`))
 
 export const intValues = (tensor: Tensor): Array<number> => Array.from(tensor.data as ArrayLike<number>)
 

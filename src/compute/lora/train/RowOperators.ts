@@ -104,13 +104,17 @@ export const rowOperators: Record<string, Operator> = {
           variance += d * d
         }
         const inverse = 1 / Math.sqrt(variance / width + epsilon)
-        for (let j = 0; j < width; j++) y[start + j] = (x[start + j]! - mean) * inverse * gamma[j]! + (beta === undefined ? 0 : beta[j]!)
+        for (let j = 0; j < width; j++) {
+          y[start + j] = (x[start + j]! - mean) * inverse * gamma[j]! + (beta === undefined ? 0 : beta[j]!)
+        }
       }
       return [out]
     },
     backward: (inputs, _outputs, [grad], wants, { node }) => {
       if (!wants[0]) return [undefined]
-      if (wants[1] || wants[2]) fail(node, "gradients for the scale and bias are not supported (the base model is frozen)")
+      if (wants[1] || wants[2]) {
+        fail(node, "gradients for the scale and bias are not supported (the base model is frozen)")
+      }
       const input = inputs[0] as FloatTensor
       const gamma = (inputs[1] as FloatTensor).data
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
@@ -135,7 +139,9 @@ export const rowOperators: Record<string, Operator> = {
         }
         meanG /= width
         meanGX /= width
-        for (let j = 0; j < width; j++) dx[start + j] = inverse * (g[start + j]! * gamma[j]! - meanG - xhat[j]! * meanGX)
+        for (let j = 0; j < width; j++) {
+          dx[start + j] = inverse * (g[start + j]! * gamma[j]! - meanG - xhat[j]! * meanGX)
+        }
       }
       return [dx]
     }

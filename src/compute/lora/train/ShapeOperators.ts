@@ -14,12 +14,20 @@ const shapeBackward: Backward = (_inputs, _outputs, [grad], wants) => [wants[0] 
 
 const reshapeTarget = (node: OnnxNode, input: Tensor, shape: ReadonlyArray<number>): Array<number> => {
   const allowZero = intAttribute(node, "allowzero", 0) === 1
-  const dims = shape.map((dim, axis) => (dim === 0 && !allowZero ? (input.dims[axis] ?? fail(node, `shape copies axis ${axis}, which the input lacks`)) : dim))
+  const dims = shape.map((
+    dim,
+    axis
+  ) => (dim === 0 && !allowZero
+    ? (input.dims[axis] ?? fail(node, `shape copies axis ${axis}, which the input lacks`))
+    : dim)
+  )
   const inferred = dims.indexOf(-1)
   const known = dims.reduce((product, dim) => (dim === -1 ? product : product * dim), 1)
   const total = sizeOf(input.dims)
   if (inferred >= 0) {
-    if (known === 0 || total % known !== 0) fail(node, `cannot reshape ${describeDims(input.dims)} to ${describeDims(shape)}`)
+    if (known === 0 || total % known !== 0) {
+      fail(node, `cannot reshape ${describeDims(input.dims)} to ${describeDims(shape)}`)
+    }
     dims[inferred] = total / known
   }
   if (sizeOf(dims) !== total) fail(node, `cannot reshape ${describeDims(input.dims)} to ${describeDims(shape)}`)
@@ -87,20 +95,32 @@ const concatOf = (tensors: ReadonlyArray<Tensor>, axis: number, template: Tensor
 }
 
 /** The slices of `grad` (laid out as `dims`) along `axis`, of the given sizes. */
-const splitGrad = (grad: Float32Array, dims: ReadonlyArray<number>, axis: number, sizes: ReadonlyArray<number>): Array<Float32Array> => {
+const splitGrad = (
+  grad: Float32Array,
+  dims: ReadonlyArray<number>,
+  axis: number,
+  sizes: ReadonlyArray<number>
+): Array<Float32Array> => {
   const { outer, inner } = axisLayout(dims, axis)
   const rowLength = dims[axis]! * inner
   let start = 0
   return sizes.map((size) => {
     const chunk = size * inner
     const part = new Float32Array(outer * chunk)
-    for (let o = 0; o < outer; o++) part.set(grad.subarray(o * rowLength + start, o * rowLength + start + chunk), o * chunk)
+    for (let o = 0; o < outer; o++) {
+      part.set(grad.subarray(o * rowLength + start, o * rowLength + start + chunk), o * chunk)
+    }
     start += chunk
     return part
   })
 }
 
-const splitSizes = (node: OnnxNode, inputs: ReadonlyArray<Tensor | undefined>, input: Tensor, axis: number): Array<number> => {
+const splitSizes = (
+  node: OnnxNode,
+  inputs: ReadonlyArray<Tensor | undefined>,
+  input: Tensor,
+  axis: number
+): Array<number> => {
   const given = inputs[1]
   if (given !== undefined) return intValues(given)
   const attribute = intsAttribute(node, "split")
@@ -138,7 +158,9 @@ export const shapeOperators: Record<string, Operator> = {
   Unsqueeze: {
     forward: (inputs, { node }) => {
       const input = required(node, inputs, 0)
-      const axes = inputs[1] === undefined ? (intsAttribute(node, "axes") ?? fail(node, "needs axes")) : intValues(inputs[1])
+      const axes = inputs[1] === undefined
+        ? (intsAttribute(node, "axes") ?? fail(node, "needs axes"))
+        : intValues(inputs[1])
       const rank = input.dims.length + axes.length
       const sorted = axes.map((axis) => normalizeAxis(node, axis, rank)).sort((x, y) => x - y)
       const dims = [...input.dims]
@@ -157,14 +179,18 @@ export const shapeOperators: Record<string, Operator> = {
       const parts = tensors.filter((tensor) => tensor.dims.length === template.dims.length)
       for (const part of parts) {
         if (part.kind !== template.kind) fail(node, `mixes ${part.kind} and ${template.kind} inputs`)
-        if (part.dims.some((dim, index) => index !== axis && dim !== template.dims[index])) fail(node, `shapes ${describeDims(part.dims)} and ${describeDims(template.dims)} differ off axis ${axis}`)
+        if (part.dims.some((dim, index) => index !== axis && dim !== template.dims[index])) {
+          fail(node, `shapes ${describeDims(part.dims)} and ${describeDims(template.dims)} differ off axis ${axis}`)
+        }
       }
       return [concatOf(parts, axis, template)]
     },
     backward: (inputs, outputs, [grad], wants, { node }) => {
       const out = outputs[0]!
       const axis = normalizeAxis(node, intAttribute(node, "axis"), out.dims.length)
-      const sizes = inputs.map((tensor) => (tensor === undefined || tensor.dims.length !== out.dims.length ? 0 : tensor.dims[axis]!))
+      const sizes = inputs.map((
+        tensor
+      ) => (tensor === undefined || tensor.dims.length !== out.dims.length ? 0 : tensor.dims[axis]!))
       const parts = splitGrad(grad!, out.dims, axis, sizes)
       return parts.map((part, index) => (wants[index] ? part : undefined))
     }
@@ -175,7 +201,9 @@ export const shapeOperators: Record<string, Operator> = {
       const input = required(node, inputs, 0)
       const axis = normalizeAxis(node, intAttribute(node, "axis", 0), input.dims.length)
       const sizes = splitSizes(node, inputs, input, axis)
-      if (sizes.reduce((total, size) => total + size, 0) !== input.dims[axis]) fail(node, `split sizes ${sizes.join(", ")} do not add up to ${input.dims[axis]}`)
+      if (sizes.reduce((total, size) => total + size, 0) !== input.dims[axis]) {
+        fail(node, `split sizes ${sizes.join(", ")} do not add up to ${input.dims[axis]}`)
+      }
       const { outer, inner } = axisLayout(input.dims, axis)
       const rowLength = input.dims[axis]! * inner
       let start = 0
@@ -184,7 +212,12 @@ export const shapeOperators: Record<string, Operator> = {
         dims[axis] = size
         const out = like(input, dims)
         const chunk = size * inner
-        for (let o = 0; o < outer; o++) (out.data as Float32Array).set(input.data.subarray(o * rowLength + start, o * rowLength + start + chunk) as Float32Array, o * chunk)
+        for (let o = 0; o < outer; o++) {
+          ;(out.data as Float32Array).set(
+            input.data.subarray(o * rowLength + start, o * rowLength + start + chunk) as Float32Array,
+            o * chunk
+          )
+        }
         start += chunk
         return out
       })
@@ -193,7 +226,9 @@ export const shapeOperators: Record<string, Operator> = {
       if (!wants[0]) return [undefined]
       const input = inputs[0]!
       const axis = normalizeAxis(node, intAttribute(node, "axis", 0), input.dims.length)
-      const filled = outputs.map((output, index) => floatTensor(output.dims, grads[index] ?? new Float32Array(sizeOf(output.dims))))
+      const filled = outputs.map((output, index) =>
+        floatTensor(output.dims, grads[index] ?? new Float32Array(sizeOf(output.dims)))
+      )
       return [concatOf(filled, axis, floatTensor(input.dims)).data as Float32Array]
     }
   },
@@ -212,9 +247,14 @@ export const shapeOperators: Record<string, Operator> = {
         for (let index = 0; index < count; index++) {
           let at = indices.data[index]!
           if (at < 0) at += axisSize
-          if (at < 0 || at >= axisSize) fail(node, `index ${indices.data[index]} is out of range for axis size ${axisSize}`)
+          if (at < 0 || at >= axisSize) {
+            fail(node, `index ${indices.data[index]} is out of range for axis size ${axisSize}`)
+          }
           const from = (o * axisSize + at) * inner
-          ;(out.data as Float32Array).set(data.data.subarray(from, from + inner) as Float32Array, (o * count + index) * inner)
+          ;(out.data as Float32Array).set(
+            data.data.subarray(from, from + inner) as Float32Array,
+            (o * count + index) * inner
+          )
         }
       }
       return [out]

@@ -14,8 +14,8 @@ interface WasmMemory {
 
 interface WasmApi {
   validate(bytes: Uint8Array): boolean
-  Module: new (bytes: Uint8Array) => object
-  Instance: new (module: object) => { readonly exports: Record<string, unknown> }
+  Module: new(bytes: Uint8Array) => object
+  Instance: new(module: object) => { readonly exports: Record<string, unknown> }
 }
 
 interface Kernel {
@@ -52,7 +52,15 @@ export const setSimdEnabled = (on: boolean): void => {
 }
 
 /** `rows` rows of `len` floats from `source` into `heap` at `at`, each padded with zeros to `width`. */
-const pack = (source: Float32Array, offset: number, rows: number, len: number, heap: Float32Array, at: number, width: number) => {
+const pack = (
+  source: Float32Array,
+  offset: number,
+  rows: number,
+  len: number,
+  heap: Float32Array,
+  at: number,
+  width: number
+) => {
   if (width === len) {
     heap.set(source.subarray(offset, offset + rows * len), at)
     return
@@ -68,7 +76,15 @@ const pack = (source: Float32Array, offset: number, rows: number, len: number, h
  * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are.
  */
 export const simdDotProducts = (
-  x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
+  x: Float32Array,
+  xOffset: number,
+  y: Float32Array,
+  yOffset: number,
+  z: Float32Array,
+  zOffset: number,
+  m: number,
+  q: number,
+  len: number
 ): boolean => {
   if (!simdAvailable()) return false
   const { memory, dots } = kernel!

@@ -36,9 +36,18 @@ export const sizeOf = (dims: ReadonlyArray<number>): number => {
   return size
 }
 
-export const floatTensor = (dims: ReadonlyArray<number>, data: Float32Array = new Float32Array(sizeOf(dims))): FloatTensor => ({ kind: "float", dims, data })
-export const intTensor = (dims: ReadonlyArray<number>, data: Float64Array = new Float64Array(sizeOf(dims))): IntTensor => ({ kind: "int", dims, data })
-export const boolTensor = (dims: ReadonlyArray<number>, data: Uint8Array = new Uint8Array(sizeOf(dims))): BoolTensor => ({ kind: "bool", dims, data })
+export const floatTensor = (
+  dims: ReadonlyArray<number>,
+  data: Float32Array = new Float32Array(sizeOf(dims))
+): FloatTensor => ({ kind: "float", dims, data })
+export const intTensor = (
+  dims: ReadonlyArray<number>,
+  data: Float64Array = new Float64Array(sizeOf(dims))
+): IntTensor => ({ kind: "int", dims, data })
+export const boolTensor = (
+  dims: ReadonlyArray<number>,
+  data: Uint8Array = new Uint8Array(sizeOf(dims))
+): BoolTensor => ({ kind: "bool", dims, data })
 
 /** A tensor of the same kind with new data (and dims). */
 export const like = (tensor: Tensor, dims: ReadonlyArray<number>): Tensor =>
@@ -110,7 +119,11 @@ export const broadcastIndex = (out: ReadonlyArray<number>, from: ReadonlyArray<n
 }
 
 /** The gradient of a broadcast input: `grad` (shape `out`) summed back onto shape `to`. */
-export const reduceToShape = (grad: Float32Array, out: ReadonlyArray<number>, to: ReadonlyArray<number>): Float32Array => {
+export const reduceToShape = (
+  grad: Float32Array,
+  out: ReadonlyArray<number>,
+  to: ReadonlyArray<number>
+): Float32Array => {
   const map = broadcastIndex(out, to)
   if (map === null) return grad
   const reduced = new Float32Array(sizeOf(to))
@@ -127,7 +140,15 @@ const SIMD_MIN_WORK = 8_192
  * JavaScript.
  */
 export const dotProducts = (
-  x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
+  x: Float32Array,
+  xOffset: number,
+  y: Float32Array,
+  yOffset: number,
+  z: Float32Array,
+  zOffset: number,
+  m: number,
+  q: number,
+  len: number
 ): void => {
   if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)) return
   scalarDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)
@@ -138,7 +159,15 @@ export const dotProducts = (
  * what makes it reach about 1 GMAC/s; the sums are doubles.
  */
 export const scalarDotProducts = (
-  x: Float32Array, xOffset: number, y: Float32Array, yOffset: number, z: Float32Array, zOffset: number, m: number, q: number, len: number
+  x: Float32Array,
+  xOffset: number,
+  y: Float32Array,
+  yOffset: number,
+  z: Float32Array,
+  zOffset: number,
+  m: number,
+  q: number,
+  len: number
 ): void => {
   const fullRows = m - (m % 4)
   const fullCols = q - (q % 4)
@@ -151,16 +180,40 @@ export const scalarDotProducts = (
       for (let p = 0; p < len; p++) {
         const a0 = x[x0 + p]!, a1 = x[x1 + p]!, a2 = x[x2 + p]!, a3 = x[x3 + p]!
         const b0 = y[y0 + p]!, b1 = y[y1 + p]!, b2 = y[y2 + p]!, b3 = y[y3 + p]!
-        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3
-        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3
-        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3
-        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3
+        c00 += a0 * b0
+        c01 += a0 * b1
+        c02 += a0 * b2
+        c03 += a0 * b3
+        c10 += a1 * b0
+        c11 += a1 * b1
+        c12 += a1 * b2
+        c13 += a1 * b3
+        c20 += a2 * b0
+        c21 += a2 * b1
+        c22 += a2 * b2
+        c23 += a2 * b3
+        c30 += a3 * b0
+        c31 += a3 * b1
+        c32 += a3 * b2
+        c33 += a3 * b3
       }
       const z0 = zOffset + i * q + j, z1 = z0 + q, z2 = z1 + q, z3 = z2 + q
-      z[z0]! += c00; z[z0 + 1]! += c01; z[z0 + 2]! += c02; z[z0 + 3]! += c03
-      z[z1]! += c10; z[z1 + 1]! += c11; z[z1 + 2]! += c12; z[z1 + 3]! += c13
-      z[z2]! += c20; z[z2 + 1]! += c21; z[z2 + 2]! += c22; z[z2 + 3]! += c23
-      z[z3]! += c30; z[z3 + 1]! += c31; z[z3 + 2]! += c32; z[z3 + 3]! += c33
+      z[z0]! += c00
+      z[z0 + 1]! += c01
+      z[z0 + 2]! += c02
+      z[z0 + 3]! += c03
+      z[z1]! += c10
+      z[z1 + 1]! += c11
+      z[z1 + 2]! += c12
+      z[z1 + 3]! += c13
+      z[z2]! += c20
+      z[z2 + 1]! += c21
+      z[z2 + 2]! += c22
+      z[z2 + 3]! += c23
+      z[z3]! += c30
+      z[z3 + 1]! += c31
+      z[z3 + 2]! += c32
+      z[z3 + 3]! += c33
     }
   }
   // The edges: rows past the last full tile, and columns past it in the tiled rows.
@@ -216,7 +269,9 @@ export interface MatMulPlan {
 }
 
 export const matMulPlan = (aDims: ReadonlyArray<number>, bDims: ReadonlyArray<number>): MatMulPlan | string => {
-  if (aDims.length < 2 || bDims.length < 2) return `MatMul of 1-D operands is not supported (${describeDims(aDims)} x ${describeDims(bDims)})`
+  if (aDims.length < 2 || bDims.length < 2) {
+    return `MatMul of 1-D operands is not supported (${describeDims(aDims)} x ${describeDims(bDims)})`
+  }
   const m = aDims[aDims.length - 2]!
   const k = aDims[aDims.length - 1]!
   const n = bDims[bDims.length - 1]!
@@ -224,7 +279,9 @@ export const matMulPlan = (aDims: ReadonlyArray<number>, bDims: ReadonlyArray<nu
   const aBatchDims = aDims.slice(0, -2)
   const bBatchDims = bDims.slice(0, -2)
   const batchDims = broadcastDims(aBatchDims, bBatchDims)
-  if (batchDims === undefined) return `MatMul batch shapes ${describeDims(aDims)} x ${describeDims(bDims)} do not broadcast`
+  if (batchDims === undefined) {
+    return `MatMul batch shapes ${describeDims(aDims)} x ${describeDims(bDims)} do not broadcast`
+  }
   const batches = sizeOf(batchDims)
   const aMap = broadcastIndex(batchDims, aBatchDims)
   const bMap = broadcastIndex(batchDims, bBatchDims)

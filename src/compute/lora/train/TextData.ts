@@ -20,7 +20,7 @@ export const languageModelWindows = (
   let pending: Array<number> = []
   for (const document of documents) {
     const ids = Array.from(tokenizer.encode(document, { addSpecialTokens: false, truncation: false }).ids, Number)
-    pending.push(...ids)
+    for (const item of ids) pending.push(item)
     if (options.separator !== undefined) pending.push(options.separator)
     while (pending.length >= length) {
       windows.push({ ids: pending.slice(0, length) })
@@ -37,4 +37,7 @@ export const classificationSamples = (
   items: ReadonlyArray<{ readonly text: string; readonly label: number }>,
   maxLength: number
 ): Array<ClassificationSample> =>
-  items.map(({ text, label }) => ({ ids: Array.from(tokenizer.encode(text, { truncation: maxLength }).ids, Number), label }))
+  items.map(({ text, label }) => ({
+    ids: Array.from(tokenizer.encode(text, { truncation: maxLength }).ids, Number),
+    label
+  }))

@@ -8,7 +8,11 @@ import { TrainingError } from "./TrainingConfig.js"
 import type { TrainingHooks, TrainingResult } from "./TrainingLoop.js"
 import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
 
-export const trainInWorker = (request: TrainingRequest, hooks: TrainingHooks = {}, signal?: AbortSignal): Promise<TrainingResult> =>
+export const trainInWorker = (
+  request: TrainingRequest,
+  hooks: TrainingHooks = {},
+  signal?: AbortSignal
+): Promise<TrainingResult> =>
   new Promise((resolve, reject) => {
     const worker = moduleWorker(import.meta.url, "./TrainingWorker")
     let settled = false
@@ -37,6 +41,7 @@ export const trainInWorker = (request: TrainingRequest, hooks: TrainingHooks = {
       }
     })
     worker.on("error", (error) => finish(() => reject(error)))
-    worker.on("exit", (code) => finish(() => reject(new TrainingError(`the training thread exited (code ${code}) before finishing`))))
+    worker.on("exit", (code) =>
+      finish(() => reject(new TrainingError(`the training thread exited (code ${code}) before finishing`))))
     worker.postMessage(request)
   })

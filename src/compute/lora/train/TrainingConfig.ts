@@ -38,11 +38,17 @@ export interface MicroLoRAConfig {
   readonly checkpointEvery?: number | undefined
 }
 
-export type ResolvedConfig = { readonly [K in Exclude<keyof MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps">]-?: NonNullable<MicroLoRAConfig[K]> } & {
-  readonly targetModules: ReadonlyArray<string>
-  readonly maxSteps: number | undefined
-  readonly warmupRatio: number | undefined
-}
+export type ResolvedConfig =
+  & {
+    readonly [K in Exclude<keyof MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps">]-?: NonNullable<
+      MicroLoRAConfig[K]
+    >
+  }
+  & {
+    readonly targetModules: ReadonlyArray<string>
+    readonly maxSteps: number | undefined
+    readonly warmupRatio: number | undefined
+  }
 
 export class TrainingError extends Error {
   override readonly name = "TrainingError"
@@ -77,24 +83,65 @@ export const resolveConfig = (model: OnnxModel, config: MicroLoRAConfig): Resolv
     seed: config.seed ?? 0,
     checkpointEvery: config.checkpointEvery ?? 0
   }
-  check(resolved.alpha > 0 && Number.isFinite(resolved.alpha), `alpha must be a positive number (not ${resolved.alpha})`)
+  check(
+    resolved.alpha > 0 && Number.isFinite(resolved.alpha),
+    `alpha must be a positive number (not ${resolved.alpha})`
+  )
   check(resolved.dropout >= 0 && resolved.dropout < 1, `dropout must be in [0, 1) (not ${resolved.dropout})`)
-  check(resolved.learningRate > 0 && Number.isFinite(resolved.learningRate), `learningRate must be a positive number (not ${resolved.learningRate})`)
+  check(
+    resolved.learningRate > 0 && Number.isFinite(resolved.learningRate),
+    `learningRate must be a positive number (not ${resolved.learningRate})`
+  )
   check(resolved.weightDecay >= 0, `weightDecay must be 0 or more (not ${resolved.weightDecay})`)
-  check(resolved.betas.every((beta) => beta >= 0 && beta < 1), `betas must be in [0, 1) (not ${resolved.betas.join(", ")})`)
-  check(["cosine", "linear", "constant"].includes(resolved.schedule), `schedule must be cosine, linear or constant (not ${resolved.schedule})`)
-  check(Number.isInteger(resolved.warmupSteps) && resolved.warmupSteps >= 0, `warmupSteps must be a whole number, 0 or more (not ${resolved.warmupSteps})`)
-  check(resolved.warmupRatio === undefined || (resolved.warmupRatio >= 0 && resolved.warmupRatio < 1), `warmupRatio must be in [0, 1) (not ${resolved.warmupRatio})`)
-  check(Number.isInteger(resolved.epochs) && resolved.epochs >= 1, `epochs must be a whole number, 1 or more (not ${resolved.epochs})`)
-  check(resolved.maxSteps === undefined || (Number.isInteger(resolved.maxSteps) && resolved.maxSteps >= 1), `maxSteps must be a whole number, 1 or more (not ${resolved.maxSteps})`)
-  check(Number.isInteger(resolved.batchSize) && resolved.batchSize >= 1, `batchSize must be a whole number, 1 or more (not ${resolved.batchSize})`)
-  check(Number.isInteger(resolved.gradientAccumulationSteps) && resolved.gradientAccumulationSteps >= 1, `gradientAccumulationSteps must be a whole number, 1 or more (not ${resolved.gradientAccumulationSteps})`)
+  check(
+    resolved.betas.every((beta) => beta >= 0 && beta < 1),
+    `betas must be in [0, 1) (not ${resolved.betas.join(", ")})`
+  )
+  check(
+    ["cosine", "linear", "constant"].includes(resolved.schedule),
+    `schedule must be cosine, linear or constant (not ${resolved.schedule})`
+  )
+  check(
+    Number.isInteger(resolved.warmupSteps) && resolved.warmupSteps >= 0,
+    `warmupSteps must be a whole number, 0 or more (not ${resolved.warmupSteps})`
+  )
+  check(
+    resolved.warmupRatio === undefined || (resolved.warmupRatio >= 0 && resolved.warmupRatio < 1),
+    `warmupRatio must be in [0, 1) (not ${resolved.warmupRatio})`
+  )
+  check(
+    Number.isInteger(resolved.epochs) && resolved.epochs >= 1,
+    `epochs must be a whole number, 1 or more (not ${resolved.epochs})`
+  )
+  check(
+    resolved.maxSteps === undefined || (Number.isInteger(resolved.maxSteps) && resolved.maxSteps >= 1),
+    `maxSteps must be a whole number, 1 or more (not ${resolved.maxSteps})`
+  )
+  check(
+    Number.isInteger(resolved.batchSize) && resolved.batchSize >= 1,
+    `batchSize must be a whole number, 1 or more (not ${resolved.batchSize})`
+  )
+  check(
+    Number.isInteger(resolved.gradientAccumulationSteps) && resolved.gradientAccumulationSteps >= 1,
+    `gradientAccumulationSteps must be a whole number, 1 or more (not ${resolved.gradientAccumulationSteps})`
+  )
   check(resolved.maxGradNorm >= 0, `maxGradNorm must be 0 or more (not ${resolved.maxGradNorm})`)
-  check(Number.isSafeInteger(resolved.seed) && resolved.seed >= 0, `seed must be a non-negative whole number (not ${resolved.seed})`)
-  check(Number.isInteger(resolved.checkpointEvery) && resolved.checkpointEvery >= 0, `checkpointEvery must be a whole number, 0 or more (not ${resolved.checkpointEvery})`)
+  check(
+    Number.isSafeInteger(resolved.seed) && resolved.seed >= 0,
+    `seed must be a non-negative whole number (not ${resolved.seed})`
+  )
+  check(
+    Number.isInteger(resolved.checkpointEvery) && resolved.checkpointEvery >= 0,
+    `checkpointEvery must be a whole number, 0 or more (not ${resolved.checkpointEvery})`
+  )
   check(resolved.targetModules.length > 0, "no target modules: the model has no MatMul weights LoRA can adapt")
   const known = new Set(targets)
   const unknown = resolved.targetModules.filter((module) => !known.has(module))
-  check(unknown.length === 0, `${unknown[0]} is not a LoRA target of this model (${targets.length} targets, such as ${targets.slice(0, 3).join(", ")})`)
+  check(
+    unknown.length === 0,
+    `${unknown[0]} is not a LoRA target of this model (${targets.length} targets, such as ${
+      targets.slice(0, 3).join(", ")
+    })`
+  )
   return resolved
 }

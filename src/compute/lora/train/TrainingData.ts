@@ -6,13 +6,17 @@
  */
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
 import type { CausalLmSample, ClassificationSample } from "./Objectives.js"
-import { TrainingError } from "./TrainingConfig.js"
 import { classificationSamples, languageModelWindows } from "./TextData.js"
+import { TrainingError } from "./TrainingConfig.js"
 
 export type TrainingTask = "causal-lm" | "classification"
 
 export type TrainingData =
-  | { readonly task: "causal-lm"; readonly train: ReadonlyArray<CausalLmSample>; readonly heldOut: ReadonlyArray<CausalLmSample> }
+  | {
+    readonly task: "causal-lm"
+    readonly train: ReadonlyArray<CausalLmSample>
+    readonly heldOut: ReadonlyArray<CausalLmSample>
+  }
   | {
     readonly task: "classification"
     readonly train: ReadonlyArray<ClassificationSample>
@@ -68,9 +72,14 @@ export const labelledLines = (content: string, file: string): Array<LabelledText
       return fail(`${where}: not JSON (each line is {"text": ..., "label": ...})`)
     }
     const record = value as { text?: unknown; label?: unknown }
-    if (typeof value !== "object" || value === null || typeof record.text !== "string") return fail(`${where}: needs a "text" string`)
+    if (typeof value !== "object" || value === null || typeof record.text !== "string") {
+      return fail(`${where}: needs a "text" string`)
+    }
     const label = record.label
-    if (!(typeof label === "string" && label !== "") && !(typeof label === "number" && Number.isSafeInteger(label) && label >= 0)) {
+    if (
+      !(typeof label === "string" && label !== "") &&
+      !(typeof label === "number" && Number.isSafeInteger(label) && label >= 0)
+    ) {
       return fail(`${where}: needs a "label" (a non-empty string or a whole number 0 or more)`)
     }
     items.push({ text: record.text, label })
@@ -89,7 +98,9 @@ const classNames = (items: ReadonlyArray<LabelledText>): Array<string> => {
 }
 
 /** `causal-lm` for a text file, `classification` for JSON lines (`.jsonl` / `.ndjson`). */
-export const taskForFile = (file: string): TrainingTask => (/\.(jsonl|ndjson)$/i.test(file) ? "classification" : "causal-lm")
+export const taskForFile = (
+  file: string
+): TrainingTask => (/\.(jsonl|ndjson)$/i.test(file) ? "classification" : "causal-lm")
 
 export const trainingData = (
   content: string,
@@ -101,9 +112,17 @@ export const trainingData = (
   const fraction = options.heldOutFraction ?? 0.1
   if (task === "causal-lm") {
     const windowLength = options.windowLength ?? 128
-    if (!Number.isInteger(windowLength) || windowLength < 2) fail(`the window must be a whole number of tokens, 2 or more (not ${windowLength})`)
-    const windows = languageModelWindows(tokenizer, textDocuments(content), windowLength, { separator: options.separator })
-    if (windows.length < 2) fail(`${file} makes ${windows.length} window(s) of ${windowLength} tokens: training and a held-out figure need 2 or more (give more text or a shorter --window)`)
+    if (!Number.isInteger(windowLength) || windowLength < 2) {
+      fail(`the window must be a whole number of tokens, 2 or more (not ${windowLength})`)
+    }
+    const windows = languageModelWindows(tokenizer, textDocuments(content), windowLength, {
+      separator: options.separator
+    })
+    if (windows.length < 2) {
+      fail(
+        `${file} makes ${windows.length} window(s) of ${windowLength} tokens: training and a held-out figure need 2 or more (give more text or a shorter --window)`
+      )
+    }
     return { task, ...holdOut(windows, fraction) }
   }
   const items = labelledLines(content, file)
@@ -111,7 +130,11 @@ export const trainingData = (
   if (labels.length < 2) fail(`${file} has ${labels.length} class(es): a classifier needs 2 or more`)
   if (items.length < 4) fail(`${file} has ${items.length} example(s): training and a held-out figure need 4 or more`)
   const index = new Map(labels.map((label, position) => [label, position]))
-  const samples = classificationSamples(tokenizer, items.map((item) => ({ text: item.text, label: index.get(String(item.label))! })), options.maxTokens ?? 64)
+  const samples = classificationSamples(
+    tokenizer,
+    items.map((item) => ({ text: item.text, label: index.get(String(item.label))! })),
+    options.maxTokens ?? 64
+  )
   return { task, labels, ...holdOut(samples, fraction) }
 }
 
@@ -123,7 +146,9 @@ export const matchTargetModules = (available: ReadonlyArray<string>, names: Read
   const chosen = new Set<string>()
   for (const name of names) {
     const matches = available.filter((module) => module === name || module.endsWith(`.${name}`))
-    if (matches.length === 0) fail(`no module of the model is or ends with "${name}" (such as ${available.slice(0, 3).join(", ")})`)
+    if (matches.length === 0) {
+      fail(`no module of the model is or ends with "${name}" (such as ${available.slice(0, 3).join(", ")})`)
+    }
     for (const module of matches) chosen.add(module)
   }
   return available.filter((module) => chosen.has(module))

@@ -4,10 +4,10 @@
  */
 import type { LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
+import { learningRateAt } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import type { LoraTrainer, TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Sample } from "./Objectives.js"
-import { learningRateAt } from "./AdamW.js"
 import type { ResolvedConfig } from "./TrainingConfig.js"
 import { check } from "./TrainingConfig.js"
 
@@ -62,7 +62,11 @@ export const plannedSteps = (config: ResolvedConfig, samples: number): number =>
  * each step's dropout draws are functions of the seed and the step, so the resumed run continues
  * exactly as the uninterrupted one would have.
  */
-export const trainAdapter = (trainer: LoraTrainer, samples: ReadonlyArray<Sample>, hooks: TrainingHooks = {}): TrainingResult => {
+export const trainAdapter = (
+  trainer: LoraTrainer,
+  samples: ReadonlyArray<Sample>,
+  hooks: TrainingHooks = {}
+): TrainingResult => {
   const config = trainer.config
   check(samples.length > 0, "no training samples")
   const totalSteps = plannedSteps(config, samples.length)
@@ -79,7 +83,9 @@ export const trainAdapter = (trainer: LoraTrainer, samples: ReadonlyArray<Sample
   for (let epoch = 0; epoch < config.epochs && step < totalSteps; epoch++) {
     const order = permutation(samples.length, shuffles)
     const batches: Array<Array<Sample>> = []
-    for (let start = 0; start < order.length; start += micro) batches.push(order.slice(start, start + micro).map((index) => samples[index]!))
+    for (let start = 0; start < order.length; start += micro) {
+      batches.push(order.slice(start, start + micro).map((index) => samples[index]!))
+    }
     for (let first = 0; first < batches.length && step < totalSteps; first += accumulation) {
       const group = batches.slice(first, first + accumulation)
       if (step < trainer.optimizerStep) {
@@ -87,7 +93,11 @@ export const trainAdapter = (trainer: LoraTrainer, samples: ReadonlyArray<Sample
         continue
       }
       // The loss is a mean over the step's tokens (LM) or sequences (classifier), whatever the micro-batching.
-      const units = group.reduce((total, batch) => total + batch.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0), 0)
+      const units = group.reduce(
+        (total, batch) =>
+          total + batch.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0),
+        0
+      )
       const dropout = new SeededRandom(config.seed * 1_000_003 + step + 7)
       const random = () => dropout.uniform()
       const summed = new Map<string, Float32Array>()
@@ -110,10 +120,29 @@ export const trainAdapter = (trainer: LoraTrainer, samples: ReadonlyArray<Sample
       finalLoss = total / Math.max(1, count)
       losses.push(finalLoss)
       const elapsedMs = performance.now() - began
-      hooks.onProgress?.({ epoch, step, totalSteps, loss: finalLoss, learningRate, gradNorm, samplesPerSecond: (seen / elapsedMs) * 1000, elapsedMs })
-      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && step < totalSteps) hooks.onCheckpoint?.(trainer.checkpoint())
+      hooks.onProgress?.({
+        epoch,
+        step,
+        totalSteps,
+        loss: finalLoss,
+        learningRate,
+        gradNorm,
+        samplesPerSecond: (seen / elapsedMs) * 1000,
+        elapsedMs
+      })
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && step < totalSteps) {
+        hooks.onCheckpoint?.(trainer.checkpoint())
+      }
     }
   }
   const head = trainer.head()
-  return { weights: trainer.weights(), ...(head === undefined ? {} : { head }), steps: step, finalLoss, samples: samples.length, durationMs: performance.now() - began, losses }
+  return {
+    weights: trainer.weights(),
+    ...(head === undefined ? {} : { head }),
+    steps: step,
+    finalLoss,
+    samples: samples.length,
+    durationMs: performance.now() - began,
+    losses
+  }
 }

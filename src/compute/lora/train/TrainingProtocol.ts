@@ -1,11 +1,11 @@
 /** The messages between a training thread and its host. */
+import type { LoraWeights } from "../Adapter.js"
+import type { AdamWState } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import type { TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Objective, Sample } from "./Objectives.js"
 import type { MicroLoRAConfig } from "./TrainingConfig.js"
 import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
-import type { LoraWeights } from "../Adapter.js"
-import type { AdamWState } from "./AdamW.js"
 
 export interface TrainingRequest {
   /** The base model's ONNX bytes (weights inline). */

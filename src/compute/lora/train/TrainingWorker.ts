@@ -4,9 +4,9 @@
  * training code itself touches no Node API.
  */
 import { readModel } from "../../onnx/OnnxModel.js"
-import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
 import { LoraTrainer } from "./LoraTrainer.js"
 import { trainAdapter } from "./TrainingLoop.js"
+import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
 
 const handle = (request: TrainingRequest, post: (message: TrainingMessage) => void) => {
   try {
@@ -30,6 +30,10 @@ const threads = nodeProcess?.getBuiltinModule?.("node:worker_threads") as Thread
 const port = threads?.parentPort
 if (port) port.once("message", (request: TrainingRequest) => handle(request, (message) => port.postMessage(message)))
 else {
-  const scope = globalThis as unknown as { onmessage: ((event: { data: TrainingRequest }) => void) | null; postMessage: (message: TrainingMessage) => void }
+  // eslint-disable-next-line no-restricted-syntax -- a Web Worker's global scope: lib.dom is not in this project's types (the worker also runs in browsers)
+  const scope = globalThis as unknown as {
+    onmessage: ((event: { data: TrainingRequest }) => void) | null
+    postMessage: (message: TrainingMessage) => void
+  }
   scope.onmessage = (event) => handle(event.data, (message) => scope.postMessage(message))
 }
