@@ -91,35 +91,50 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(home, ".edge-net", "keys"), { recursive: true })
   fs.writeFileSync(path.join(home, ".edge-net", "keys", "private.pem"), pem)
   // Seed 6.2 as written, but for the endpoints: the CDN and the IPFS gateway are on loopback, and the registry is our node.
-  fs.writeFileSync(
-    path.join(home, ".edge-net", "models.yaml"),
-    [
-      "version: 1",
-      "defaultSource: gcs",
-      `registry: ${node.url}`,
-      "cache:",
-      "  directory: ~/.edge-net/models",
-      "  maxSize: 10GB",
-      "  autoCleanup: true",
-      "cdn:",
-      `  endpoint: http://127.0.0.1:${cdnPort}/edge-net-models`,
-      "  timeout: 30000",
-      "  retries: 3",
-      "ipfs:",
-      "  gateways:",
-      `    - ${node.url}/ipfs/`,
-      "  parallel: 4",
-      "  timeout: 60000",
-      "preferences:",
-      "  preferQuantization: INT4",
-      "  preferSmallModels: true",
-      "  autoUpdate: true",
-      "signing:",
-      "  keyPath: ~/.edge-net/keys/private.pem",
-      "  keyId: ruvector-team",
-      ""
-    ].join("\n")
+  const seedConfig = [
+    "version: 1",
+    "defaultSource: gcs",
+    `registry: ${node.url}`,
+    "cache:",
+    "  directory: ~/.edge-net/models",
+    "  maxSize: 10GB",
+    "  autoCleanup: true",
+    "cdn:",
+    `  endpoint: http://127.0.0.1:${cdnPort}/edge-net-models`,
+    "  timeout: 30000",
+    "  retries: 3",
+    "ipfs:",
+    "  gateways:",
+    `    - ${node.url}/ipfs/`,
+    "  parallel: 4",
+    "  timeout: 60000",
+    "preferences:",
+    "  preferQuantization: INT4",
+    "  preferSmallModels: true",
+    "  autoUpdate: true",
+    "signing:",
+    "  keyPath: ~/.edge-net/keys/private.pem",
+    "  keyId: ruvector-team",
+    ""
+  ]
+  // `ipfs.parallel` and `preferences.*` mean nothing to this CLI (downloads take their parallelism from
+  // `download.parallel`; nothing picks among variants), so the file as the seed writes it is refused in
+  // one line naming the key, and the test goes on with the keys the CLI honours.
+  const configFile = path.join(home, ".edge-net", "models.yaml")
+  fs.writeFileSync(configFile, seedConfig.join("\n"))
+  const refused = await run("config show", home)
+  expect(refused.code).toBe(1)
+  expect(refused.stderr.trim()).toMatch(
+    /^edge-net-models: .*models\.yaml: unknown key "ipfs\.parallel" \(keys: [^\n]*\)$/
   )
+  const unused = new Set([
+    "  parallel: 4",
+    "preferences:",
+    "  preferQuantization: INT4",
+    "  preferSmallModels: true",
+    "  autoUpdate: true"
+  ])
+  fs.writeFileSync(configFile, seedConfig.filter((line) => !unused.has(line)).join("\n"))
 
   // The model directory the seed's manifest describes: model.onnx, tokenizer.json, config.json and manifest.json.
   const phi = path.join(work, "phi")
