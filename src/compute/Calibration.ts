@@ -2,7 +2,7 @@
  * Calibration data for quantization: the seed's JSONL (`{"text": ...}` per line) for text models, or
  * tensors in NumPy's `.npy` format (what PyTorch and ONNX tooling write) for any model input.
  */
-import { Data } from "effect"
+import { Data, Either, ParseResult, Schema } from "effect"
 
 export class CalibrationError
   extends Data.TaggedError("CalibrationError")<{ readonly source: string; readonly reason: string }>
@@ -12,26 +12,30 @@ export class CalibrationError
   }
 }
 
+const decodeCalibrationLine = Schema.decodeUnknownEither(Schema.parseJson(Schema.Struct({ text: Schema.String })))
+
 /** The texts of a JSONL file; a bad line is an error naming its number. Blank lines are skipped. */
 export const parseCalibrationJsonl = (text: string, source = "calibration data"): Array<string> => {
   const texts: Array<string> = []
   const lines = text.split(/\r?\n/)
   for (const [index, line] of lines.entries()) {
     if (line.trim() === "") continue
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(line)
-    } catch {
-      throw new CalibrationError({ source: `${source}:${index + 1}`, reason: "not JSON" })
+    const decoded = decodeCalibrationLine(line)
+    if (Either.isLeft(decoded)) {
+      // A line that parses as JSON but has no text string is a shape problem; anything else is not JSON.
+      const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]?.path.length === 0 && !isJson(line)
+        ? "not JSON"
+        : "expected {\"text\": \"...\"}"
+      throw new CalibrationError({ source: `${source}:${index + 1}`, reason })
     }
-    if (typeof parsed !== "object" || parsed === null || typeof (parsed as { text?: unknown }).text !== "string") {
-      throw new CalibrationError({ source: `${source}:${index + 1}`, reason: "expected {\"text\": \"...\"}" })
-    }
-    texts.push((parsed as { text: string }).text)
+    texts.push(decoded.right.text)
   }
   if (texts.length === 0) throw new CalibrationError({ source, reason: "no samples" })
   return texts
 }
+
+const isJson = (line: string): boolean => Either.isRight(decodeJsonValue(line))
+const decodeJsonValue = Schema.decodeUnknownEither(Schema.parseJson())
 
 export type NpyData = Float32Array | Float64Array | Int32Array | BigInt64Array | Int8Array | Uint8Array
 

@@ -4,6 +4,7 @@
  * window or example is held out (k from the held-out fraction), so the before/after figure is measured
  * on text the adapter never trained on, spread over the whole file.
  */
+import { Either, ParseResult, Schema } from "effect"
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
 import type { CausalLmSample, ClassificationSample } from "./Objectives.js"
 import { classificationSamples, languageModelWindows } from "./TextData.js"
@@ -54,9 +55,21 @@ export const holdOut = <T>(items: ReadonlyArray<T>, fraction: number): { train: 
 export const textDocuments = (text: string): Array<string> =>
   text.split(/\r?\n[ \t]*\r?\n/).map((document) => document.trim()).filter((document) => document.length > 0)
 
-interface LabelledText {
-  readonly text: string
-  readonly label: string | number
+/** One line of a classifier's training file: the text and its class (a name, or an index 0 or more). */
+const LabelledText = Schema.Struct({
+  text: Schema.String,
+  label: Schema.Union(Schema.NonEmptyString, Schema.NonNegativeInt)
+})
+type LabelledText = typeof LabelledText.Type
+const decodeLabelledLine = Schema.decodeUnknownEither(Schema.parseJson(LabelledText))
+const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
+
+/** What was wrong with a line, named by the first field its decoding stopped at. */
+const lineProblem = (line: string, error: ParseResult.ParseError): string => {
+  const field = ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.path[0]
+  if (field === "text" || (field === undefined && Either.isRight(decodeJson(line)))) return "needs a \"text\" string"
+  if (field === "label") return "needs a \"label\" (a non-empty string or a whole number 0 or more)"
+  return "not JSON (each line is {\"text\": ..., \"label\": ...})"
 }
 
 /** JSON lines of `{"text", "label"}`; blank lines are skipped, anything else is refused with its line number. */
@@ -64,25 +77,9 @@ export const labelledLines = (content: string, file: string): Array<LabelledText
   const items: Array<LabelledText> = []
   content.split(/\r?\n/).forEach((line, index) => {
     if (line.trim() === "") return
-    const where = `${file}:${index + 1}`
-    let value: unknown
-    try {
-      value = JSON.parse(line)
-    } catch {
-      return fail(`${where}: not JSON (each line is {"text": ..., "label": ...})`)
-    }
-    const record = value as { text?: unknown; label?: unknown }
-    if (typeof value !== "object" || value === null || typeof record.text !== "string") {
-      return fail(`${where}: needs a "text" string`)
-    }
-    const label = record.label
-    if (
-      !(typeof label === "string" && label !== "") &&
-      !(typeof label === "number" && Number.isSafeInteger(label) && label >= 0)
-    ) {
-      return fail(`${where}: needs a "label" (a non-empty string or a whole number 0 or more)`)
-    }
-    items.push({ text: record.text, label })
+    const decoded = decodeLabelledLine(line)
+    if (Either.isLeft(decoded)) return fail(`${file}:${index + 1}: ${lineProblem(line, decoded.left)}`)
+    items.push(decoded.right)
   })
   return items
 }
@@ -90,7 +87,7 @@ export const labelledLines = (content: string, file: string): Array<LabelledText
 /** Class names by index: 0..max for whole-number labels, else the distinct strings sorted. */
 const classNames = (items: ReadonlyArray<LabelledText>): Array<string> => {
   if (items.every((item) => typeof item.label === "number")) {
-    const max = Math.max(...items.map((item) => item.label as number))
+    const max = items.reduce((highest, item) => Math.max(highest, item.label as number), 0)
     return Array.from({ length: max + 1 }, (_, index) => String(index))
   }
   if (items.some((item) => typeof item.label === "number")) fail("labels mix numbers and strings: use one kind")
