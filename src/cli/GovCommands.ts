@@ -76,39 +76,34 @@ const vote = Command.make("vote", {
     })
   )).pipe(Command.withDescription("vote with the stake held at the proposal's snapshot"))
 
-const queue = Command.make(
-  "queue",
-  { proposalId: proposalArg, key: keyOption, ...common },
-  ({ data, json, key, node, proposalId }) =>
-    withNode(
-      data,
-      node,
-      Effect.gen(function*() {
-        const client = yield* NodeClient
-        const receipt = yield* asAnyKey(key)(
-          client.call(client.rpc.GovernanceQueue({ proposalId: yield* parseProposalId(proposalId) }))
-        )
-        yield* output(json, receipt, (r) => `queued\n${describeProposal(r.proposal)}`)
-      })
-    )
-).pipe(Command.withDescription("queue a succeeded proposal behind the timelock"))
+/** Queue and execute: the same signed call on a proposal id, told apart by the RPC and the word printed. */
+const lifecycleStep = (
+  name: "queue" | "execute",
+  done: string,
+  description: string
+) =>
+  Command.make(
+    name,
+    { proposalId: proposalArg, key: keyOption, ...common },
+    ({ data, json, key, node, proposalId }) =>
+      withNode(
+        data,
+        node,
+        Effect.gen(function*() {
+          const client = yield* NodeClient
+          const step = name === "queue" ? client.rpc.GovernanceQueue : client.rpc.GovernanceExecute
+          const receipt = yield* asAnyKey(key)(client.call(step({ proposalId: yield* parseProposalId(proposalId) })))
+          yield* output(json, receipt, (r) => `${done}\n${describeProposal(r.proposal)}`)
+        })
+      )
+  ).pipe(Command.withDescription(description))
 
-const execute = Command.make(
+const queue = lifecycleStep("queue", "queued", "queue a succeeded proposal behind the timelock")
+const execute = lifecycleStep(
   "execute",
-  { proposalId: proposalArg, key: keyOption, ...common },
-  ({ data, json, key, node, proposalId }) =>
-    withNode(
-      data,
-      node,
-      Effect.gen(function*() {
-        const client = yield* NodeClient
-        const receipt = yield* asAnyKey(key)(
-          client.call(client.rpc.GovernanceExecute({ proposalId: yield* parseProposalId(proposalId) }))
-        )
-        yield* output(json, receipt, (r) => `executed\n${describeProposal(r.proposal)}`)
-      })
-    )
-).pipe(Command.withDescription("execute a queued proposal after its timelock: the parameter changes"))
+  "executed",
+  "execute a queued proposal after its timelock: the parameter changes"
+)
 
 const show = Command.make(
   "show",
