@@ -2,9 +2,6 @@
  * Tracing for a running node: the spans its code already makes (Effect.withSpan, Effect.fn, the HTTP
  * server's request spans) exported over OTLP/HTTP (JSON) when an endpoint is configured; off otherwise.
  */
-// Subpaths: the package index would also load the OpenTelemetry SDK, which OTLP export does not need.
-import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
-import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { FetchHttpClient } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
 import { VERSION } from "../layers/NodeStatus.js"
@@ -32,18 +29,22 @@ export const TelemetryConfig = Config.all({
   })
 )
 
-/** Sets the OTLP tracer for everything built on top of it, when an endpoint is configured. */
+/**
+ * Sets the OTLP tracer for everything built on top of it, when an endpoint is configured. The exporter's
+ * modules are loaded only then (subpaths: the package index would also load the OpenTelemetry SDK), so a
+ * node or a CLI command without tracing never pays for them.
+ */
 export const TelemetryLive = Layer.unwrapEffect(
-  Effect.map(TelemetryConfig, ({ endpoint, exportInterval }) =>
-    Option.match(endpoint, {
-      onNone: () => Layer.empty,
-      onSome: (url) =>
-        OtlpTracer.layer({
-          url: `${url}/v1/traces`,
-          resource: { serviceName: "edge-net", serviceVersion: VERSION },
-          exportInterval
-        }).pipe(
-          Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer])
-        )
-    }))
+  Effect.gen(function*() {
+    const { endpoint, exportInterval } = yield* TelemetryConfig
+    if (Option.isNone(endpoint)) return Layer.empty
+    const [OtlpTracer, OtlpSerialization] = yield* Effect.promise(() =>
+      Promise.all([import("@effect/opentelemetry/OtlpTracer"), import("@effect/opentelemetry/OtlpSerialization")])
+    )
+    return OtlpTracer.layer({
+      url: `${endpoint.value}/v1/traces`,
+      resource: { serviceName: "edge-net", serviceVersion: VERSION },
+      exportInterval
+    }).pipe(Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer]))
+  })
 )
