@@ -14,12 +14,14 @@ import { ledgerCommand } from "./LedgerCommands.js"
 import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
 import { nodeCommand } from "./NodeCommands.js"
+import { peersCommand } from "./PeersCommands.js"
 import { stakeCommand } from "./StakeCommands.js"
 
 export const edgeNet = Command.make("edge-net").pipe(
   Command.withDescription("edge-net: optimize, distribute, adapt and trade AI models between peers"),
   Command.withSubcommands([
     nodeCommand,
+    peersCommand,
     auditCommand,
     eventsCommand,
     ledgerCommand,

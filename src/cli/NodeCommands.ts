@@ -7,6 +7,7 @@ import { Environment } from "../layers/Environment.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { NodeClient } from "./NodeClient.js"
+import { peersLines } from "./PeersCommands.js"
 import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
 
 const port = Options.integer("port").pipe(
@@ -28,6 +29,25 @@ const publicUrl = Options.text("public-url").pipe(
   Options.optional
 )
 
+const bootstrap = Options.text("bootstrap").pipe(
+  Options.withDescription(
+    "a peer address to dial at start, e.g. /ip4/10.0.0.2/tcp/7879/p2p/12D3KooW...; repeatable (adds to $EDGE_NET_BOOTSTRAP)"
+  ),
+  Options.repeated
+)
+const follow = Options.text("follow").pipe(
+  Options.withDescription(
+    "a peer id whose journal feed this node copies and verifies; repeatable (adds to $EDGE_NET_FOLLOW)"
+  ),
+  Options.repeated
+)
+const p2pListen = Options.text("p2p-listen").pipe(
+  Options.withDescription(
+    "a multiaddr the peer listens on; repeatable (default $EDGE_NET_P2P_LISTEN, else TCP on port+1 and WebSockets on port+2)"
+  ),
+  Options.repeated
+)
+
 const checkedPort = (port: Option.Option<number>) =>
   Option.match(port, {
     onNone: () => Effect.succeed(undefined),
@@ -46,8 +66,8 @@ const checkedPublicUrl = (url: Option.Option<string>) => {
 
 const start = Command.make(
   "start",
-  { data: dataOption, port, host, allowHost, publicUrl },
-  ({ allowHost, data, host, port, publicUrl }) =>
+  { data: dataOption, port, host, allowHost, publicUrl, bootstrap, follow, p2pListen },
+  ({ allowHost, bootstrap, data, follow, host, p2pListen, port, publicUrl }) =>
     Effect.gen(function*() {
       const environment = yield* Environment
       const url = yield* checkedPublicUrl(publicUrl)
@@ -60,7 +80,16 @@ const start = Command.make(
         ...(environment.operators === undefined ? {} : { operators: environment.operators }),
         ...(environment.operatorThreshold === undefined ? {} : { operatorThreshold: environment.operatorThreshold }),
         allowedHosts: allowHost,
-        ...(url === undefined ? {} : { publicUrl: url })
+        ...(url === undefined ? {} : { publicUrl: url }),
+        p2p: {
+          ...(p2pListen.length > 0
+            ? { listen: p2pListen }
+            : Option.isSome(environment.p2pListen)
+            ? { listen: environment.p2pListen.value }
+            : {}),
+          bootstrap: [...environment.bootstrap, ...bootstrap],
+          follow: [...environment.follow, ...follow]
+        }
       })
       const warning = exposureWarning(settings.host)
       return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
@@ -83,29 +112,33 @@ const info = Command.make(
     withNode(
       data,
       node,
-      Effect.flatMap(NodeClient, (client) => client.info).pipe(
-        Effect.flatMap((info) =>
-          output(json, info, (i) =>
-            [
-              `node       ${i.nodeId}`,
-              `public key ${i.publicKey}`,
-              `version    ${i.version}`,
-              `data       ${i.dataDir}`,
-              `journal    ${i.head.position} events, head ${i.head.hash}`,
-              `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${
-                i.operators.join(", ")
-              }]`,
-              ...i.policies.map((p) => `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`),
-              `dead       ${i.deadLetterCount} dead letter${i.deadLetterCount === 1 ? "" : "s"}`,
-              ...i.deadLetters.map((d) =>
-                `  ${d.policy} gave up on position ${d.position} (${d.eventType} on ${d.streamId}) after ${d.attempts} attempts at ${d.failedAt}: ${
-                  firstLine(d.error)
-                }`
-              ),
-              ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : [])
-            ].join("\n"))
+      Effect.flatMap(NodeClient, (client) =>
+        Effect.zipWith(client.info, client.call(client.rpc.PeersList()), (info, peers) => ({ ...info, peers }))).pipe(
+          Effect.flatMap((info) =>
+            output(json, info, (i) =>
+              [
+                `node       ${i.nodeId}`,
+                `public key ${i.publicKey}`,
+                `version    ${i.version}`,
+                `data       ${i.dataDir}`,
+                `journal    ${i.head.position} events, head ${i.head.hash}`,
+                `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${
+                  i.operators.join(", ")
+                }]`,
+                ...i.policies.map((p) =>
+                  `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`
+                ),
+                `dead       ${i.deadLetterCount} dead letter${i.deadLetterCount === 1 ? "" : "s"}`,
+                ...i.deadLetters.map((d) =>
+                  `  ${d.policy} gave up on position ${d.position} (${d.eventType} on ${d.streamId}) after ${d.attempts} attempts at ${d.failedAt}: ${
+                    firstLine(d.error)
+                  }`
+                ),
+                ...(Option.isSome(node) ? [`started    ${i.startedAt}`] : []),
+                ...peersLines(i.peers)
+              ].join("\n"))
+          )
         )
-      )
     )
 ).pipe(Command.withDescription("who the node is and where its journal stands"))
 

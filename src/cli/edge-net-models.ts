@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "../node/Polyfills.js"
 import { runCli } from "./Main.js"
 import { modelsCommand } from "./ModelsCommands.js"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "../node/Polyfills.js"
 import { edgeNet, runCli } from "./Main.js"
 
 runCli(edgeNet, "edge-net", process.argv)

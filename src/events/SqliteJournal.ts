@@ -99,12 +99,48 @@ const prepareStatements = (db: Database.Database) => ({
   )
 })
 
+/** Every read of a journal on `db`: the node's own, or a read-only copy of another node's feed. */
+const readsOf = (
+  db: Database.Database,
+  signal: ChangeSignal,
+  pollInterval: Duration.DurationInput,
+  headFile: string | null
+): Omit<JournalService, "append" | "appendBatch"> => {
+  const statements = prepareStatements(db)
+  const readAll = (fromPosition: number, limit: number) =>
+    Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
+  return {
+    readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
+      Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
+    readAll,
+    readRecords: (fromPosition, limit) =>
+      Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
+    subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
+    head: Effect.sync((): ChainHead => {
+      const last = statements.lastEvent.get()
+      return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }
+    }),
+    signedHeads: (fromPosition, limit) =>
+      Effect.sync(() =>
+        statements.heads.all(fromPosition, limit).map(
+          (row): SignedHead => ({
+            position: row.position,
+            hash: row.hash,
+            publicKey: row.public_key,
+            signature: row.signature
+          })
+        )
+      ),
+    streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0),
+    recordedHead: Effect.sync(() => (headFile === null ? { _tag: "Missing" } : readHeadFile(headFile)))
+  }
+}
+
 export const make = (options: SqliteJournalOptions = {}) =>
   Effect.gen(function*() {
     const database = yield* SqliteDatabase
     const db = database.db
     const key = yield* NodeKey
-    const statements = prepareStatements(db)
     const signal = new ChangeSignal()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
@@ -224,10 +260,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
           : mine
       })
 
-    const readAll = (fromPosition: number, limit: number) =>
-      Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
-
     const service: JournalService = {
+      ...readsOf(db, signal, pollInterval, headFile),
       append: (streamId, expectedVersion, events, appendOptions = {}) => {
         const request = { streamId, expectedVersion, events, ...appendOptions }
         return submit([request], (outcomes, offset) => outcomes[offset]!)
@@ -235,34 +269,26 @@ export const make = (options: SqliteJournalOptions = {}) =>
       appendBatch: (requests) =>
         requests.length === 0
           ? Effect.succeed([])
-          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length))),
-      readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
-        Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
-      readAll,
-      readRecords: (fromPosition, limit) =>
-        Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
-      subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
-      head: Effect.sync((): ChainHead => {
-        const last = statements.lastEvent.get()
-        return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }
-      }),
-      signedHeads: (fromPosition, limit) =>
-        Effect.sync(() =>
-          statements.heads.all(fromPosition, limit).map(
-            (row): SignedHead => ({
-              position: row.position,
-              hash: row.hash,
-              publicKey: row.public_key,
-              signature: row.signature
-            })
-          )
-        ),
-      streamVersion: (streamId) => Effect.sync(() => statements.streamVersion.get(streamId) ?? 0),
-      recordedHead: Effect.sync(() => (headFile === null ? { _tag: "Missing" } : readHeadFile(headFile)))
+          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length)))
     }
     return service
   })
 
 export const layer = (options: SqliteJournalOptions = {}) => Layer.scoped(Journal, make(options))
+
+/**
+ * A journal that is only read: a copy of another node's feed (events/Replica.ts fills it). Appending
+ * to it is a bug, not an input error: nothing of this node may land in another node's log.
+ */
+export const readOnlyLayer = (options: Pick<SqliteJournalOptions, "pollInterval"> = {}) =>
+  Layer.effect(
+    Journal,
+    Effect.map(SqliteDatabase, (database): JournalService => ({
+      ...readsOf(database.db, new ChangeSignal(), options.pollInterval ?? Duration.millis(50), null),
+      append: (streamId) =>
+        Effect.dieMessage(`${database.file} is a read-only copy of a feed: cannot append to ${streamId}`),
+      appendBatch: () => Effect.dieMessage(`${database.file} is a read-only copy of a feed: cannot append`)
+    }))
+  )
 
 export { VersionConflict }

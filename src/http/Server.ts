@@ -8,13 +8,15 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
+import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
 import { genesisParametersLayer } from "../layers/Genesis.js"
 import { nodePolicies, nodeServices } from "../layers/Node.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
-import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { DEFAULT_NETWORK, httpLimitsOf, NodeConfig, p2pSettingsOf } from "../layers/NodeConfig.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { TelemetryLive } from "../layers/Telemetry.js"
+import { peerNodeLayer } from "../net/PeerNode.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
@@ -86,9 +88,24 @@ export const HttpServerLive = HttpLayerRouter.serve(
   Layer.provide(NodeServerLive)
 )
 
-/** Everything `edge-net node start` runs: genesis settings, services, policies, and the server on host:port, traced over OTLP when configured (layers/Telemetry.ts). */
+/** The node's libp2p peer, on the network its charter names. */
+const peerLive = (settings: NodeSettings) =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const terms = yield* (yield* NetworkCharter).terms()
+      const network = terms._tag === "Some" ? terms.value.network : settings.network ?? DEFAULT_NETWORK
+      return peerNodeLayer({ dataDir: settings.dataDir, network, ...p2pSettingsOf(settings) })
+    })
+  )
+
+/**
+ * Everything `edge-net node start` runs: genesis settings, services, policies, the libp2p peer (its
+ * `Peers` shadows the services' peer book), and the server on host:port, traced over OTLP when
+ * configured (layers/Telemetry.ts).
+ */
 export const nodeLive = (settings: NodeSettings) =>
   Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
+    Layer.provide(peerLive(settings)),
     Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
     Layer.provide(nodeServices(settings)),
     Layer.provide(TelemetryLive)

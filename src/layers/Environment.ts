@@ -28,6 +28,10 @@ export interface EnvironmentSettings {
   readonly network?: string | undefined
   readonly operators?: ReadonlyArray<string> | undefined
   readonly operatorThreshold?: number | undefined
+  /** `EDGE_NET_P2P_LISTEN`, `EDGE_NET_BOOTSTRAP`, `EDGE_NET_FOLLOW`: comma-separated multiaddrs / peer ids. */
+  readonly p2pListen: Option.Option<ReadonlyArray<string>>
+  readonly bootstrap: ReadonlyArray<string>
+  readonly follow: ReadonlyArray<string>
 }
 
 const byteSize = (name: string) =>
@@ -75,6 +79,19 @@ const charter = Config.all({
   })
 )
 
+const commaList = (name: string, item: RegExp, expected: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const items = text.split(",").map((part) => part.trim()).filter((part) => part !== "")
+      const bad = items.find((part) => !item.test(part))
+      return bad === undefined ? Either.right(items) : Either.left(invalid(`"${bad}" is not ${expected}`))
+    })
+  )
+
+const MULTIADDR = /^\/[^,\s]+$/
+const PEER_MULTIADDR = /^\/[^,\s]+\/p2p\/[1-9A-HJ-NP-Za-km-z]{46,60}$/
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/
+
 export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all({
   home: Config.option(Config.nonEmptyString("EDGE_NET_HOME")),
   modelsConfig: Config.option(Config.nonEmptyString("EDGE_NET_MODELS_CONFIG")),
@@ -83,7 +100,14 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
   host: Config.nonEmptyString("EDGE_NET_HOST").pipe(Config.withDefault(DEFAULT_HOST)),
   port: Config.port("EDGE_NET_PORT").pipe(Config.withDefault(DEFAULT_PORT)),
   genesisParameters: parsed("EDGE_NET_GENESIS", parseGenesisParameters).pipe(Config.withDefault({})),
-  charter
+  charter,
+  p2pListen: Config.option(commaList("EDGE_NET_P2P_LISTEN", MULTIADDR, "a multiaddr such as /ip4/0.0.0.0/tcp/7879")),
+  bootstrap: commaList(
+    "EDGE_NET_BOOTSTRAP",
+    PEER_MULTIADDR,
+    "a peer address such as /ip4/10.0.0.2/tcp/7879/p2p/12D3KooW..."
+  ).pipe(Config.withDefault([])),
+  follow: commaList("EDGE_NET_FOLLOW", PEER_ID, "a peer id such as 12D3KooW...").pipe(Config.withDefault([]))
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
 
 export class EnvironmentError

@@ -14,6 +14,7 @@ import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
+import * as Peers from "../net/Peers.js"
 import { charterLayer } from "./Charter.js"
 import { economyAdapterSharingGate, economyServices } from "./Economy.js"
 import { sqliteKernel } from "./Kernel.js"
@@ -22,9 +23,12 @@ import type { NodeSettings } from "./NodeConfig.js"
 import { blobsDir, NodeConfig } from "./NodeConfig.js"
 import { NodeStatus } from "./NodeStatus.js"
 
-/** Subsystems and node services on the node's data dir, with no server and no background policies. */
+/**
+ * Subsystems and node services on the node's data dir, with no server and no background policies;
+ * its peers are the peer book alone (a running node's peer is `nodeLive`'s).
+ */
 export const nodeServices = (settings: NodeSettings) =>
-  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings)).pipe(
+  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings), Peers.offline(settings.dataDir)).pipe(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     Layer.provideMerge(Layer.mergeAll(
       Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),

@@ -27,6 +27,38 @@ export interface NodeSettings {
   readonly publicUrl?: string | undefined
   /** Bounds on requests and connections; any left out takes its `DEFAULT_HTTP_LIMITS` value. */
   readonly httpLimits?: Partial<HttpLimits> | undefined
+  /** The node as a libp2p peer; any left out takes its default (`p2pSettingsOf`). */
+  readonly p2p?: Partial<P2pSettings> | undefined
+}
+
+export interface P2pSettings {
+  /** Multiaddrs to listen on (`EDGE_NET_P2P_LISTEN`); default TCP on the HTTP port + 1 and WebSockets on + 2. */
+  readonly listen: ReadonlyArray<string>
+  /** Multiaddrs with `/p2p/<peer id>` dialled at start (`EDGE_NET_BOOTSTRAP`, `--bootstrap`). */
+  readonly bootstrap: ReadonlyArray<string>
+  /** Peer ids whose journal feeds this node copies and verifies (`EDGE_NET_FOLLOW`, `--follow`). */
+  readonly follow: ReadonlyArray<string>
+}
+
+/** The multiaddr of a listening host: an IPv4 or IPv6 literal as is, `localhost` as loopback, a name by DNS. */
+const hostAddress = (host: string) =>
+  host === "localhost"
+    ? "/ip4/127.0.0.1"
+    : /^[0-9.]+$/.test(host)
+    ? `/ip4/${host}`
+    : host.includes(":")
+    ? `/ip6/${host.replace(/^\[|\]$/g, "")}`
+    : `/dns/${host}`
+
+export const p2pSettingsOf = (settings: Pick<NodeSettings, "host" | "port" | "p2p">): P2pSettings => {
+  const base = hostAddress(settings.host)
+  // An HTTP port picked by the system (0) makes the peer's ports picked by the system too.
+  const offset = (n: number) => (settings.port === 0 ? 0 : settings.port + n)
+  return {
+    listen: settings.p2p?.listen ?? [`${base}/tcp/${offset(1)}`, `${base}/tcp/${offset(2)}/ws`],
+    bootstrap: settings.p2p?.bootstrap ?? [],
+    follow: settings.p2p?.follow ?? []
+  }
 }
 
 /** What one client can make the HTTP server hold: body bytes, connections, time, header bytes. */

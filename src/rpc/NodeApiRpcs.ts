@@ -7,7 +7,8 @@ import { MarketRpcs } from "../actors/market/MarketRpc.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
+import { PeersRpcs } from "./PeersRpc.js"
 
 export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(
   GovernanceRpcs
-).merge(OperatorRpcs).merge(AdapterPoolRpcs)
+).merge(OperatorRpcs).merge(AdapterPoolRpcs).merge(PeersRpcs)

@@ -21,10 +21,12 @@ import type { ChainReport } from "../events/Audit.js"
 import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../layers/NodeAudit.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
+import { Peers } from "../net/Peers.js"
 import { auditCommands } from "./CommandAudit.js"
 import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
+import { PeersRpcs } from "./PeersRpc.js"
 
 /** The chain's report joined with the audit of every stored command: the first problem of either. */
 const verifyWithCommands = <E, R>(chain: Effect.Effect<ChainReport, E, R>) =>
@@ -130,7 +132,19 @@ const AdapterPoolRpcHandlers = AdapterPoolRpcs.toLayer(
   })
 )
 
+const PeersRpcHandlers = PeersRpcs.toLayer(
+  Effect.gen(function*() {
+    const peers = yield* Peers
+    return {
+      PeersList: () => peers.view,
+      PeersAdd: ({ address, follow }) => peers.add(address, follow),
+      PeersRemove: ({ peerId }) => peers.remove(peerId)
+    }
+  })
+)
+
 export const NodeApiRpcHandlers = Layer.mergeAll(
+  PeersRpcHandlers,
   AdapterPoolRpcHandlers,
   OperatorRpcHandlers,
   NodeRpcHandlers,

@@ -11,6 +11,8 @@
  *   events   (3) journal, envelope, actor runner, policies, audit: use content (the node key), never
  *                compute. Same rank as compute, so neither may import the other.
  *   actors   (4) the subsystems: deciders and services on events, compute and content.
+ *   net    (4.5) the node as a libp2p peer: head gossip, feeds followed into verified copies, peers;
+ *                on events and content, under the layers that start it with the node.
  *   layers   (5) composition and the node's own services (config, status, audit across actors).
  *   rpc      (6) the RPC contracts and handlers over the services.
  *   http     (7) the server: HTTP API and the RPC groups mounted at /rpc.
@@ -37,6 +39,7 @@ const FOLDER_RANK: Readonly<Record<string, number>> = {
   compute: 3,
   events: 3,
   actors: 4,
+  net: 4.5,
   layers: 5,
   rpc: 6,
   http: 7,

@@ -13,7 +13,7 @@ import { OperationId } from "../../src/domain/Money.js"
 import { nodeServices } from "../../src/layers/Node.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { type CliResult, compileCli, runCompiledCli, startCompiledNode } from "../support/CompiledCli.js"
-import { freePort, type RunningNode } from "../support/NodeProcess.js"
+import { freePort, type RunningNode, SYSTEM_PICKED_P2P } from "../support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
@@ -94,7 +94,7 @@ describe("a node whose journal tail was deleted", () => {
     const restart = await runCompiledCli(
       root,
       ["node", "start", "--data", dataDir, "--port", String(await freePort())],
-      { EDGE_NET_HOME: dataDir }
+      { EDGE_NET_HOME: dataDir, ...SYSTEM_PICKED_P2P }
     )
     expect(restart.code).not.toBe(0)
     const refusal = lines(restart.stderr)

@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import ts from "typescript"
-import { freePort, type RunningNode } from "./NodeProcess.js"
+import { freePort, type RunningNode, SYSTEM_PICKED_P2P } from "./NodeProcess.js"
 
 const exec = promisify(execFile)
 const SOURCES = "src"
@@ -99,7 +99,7 @@ export const startCompiledNode = async (
     String(port)
   ], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGE_NET_HOME: dataDir, ...env }
+    env: { ...process.env, EDGE_NET_HOME: dataDir, ...SYSTEM_PICKED_P2P, ...env }
   })
   let output = ""
   child.stdout.on("data", (chunk) => (output += chunk))

@@ -24,6 +24,9 @@ export const freePort = (): Promise<number> =>
     })
   })
 
+/** Test nodes let the system pick their peer's ports: the HTTP port's neighbours may be taken. */
+export const SYSTEM_PICKED_P2P = { EDGE_NET_P2P_LISTEN: "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws" }
+
 export const cliArgs = (...args: ReadonlyArray<string>) => ["--import", "tsx", "src/cli/edge-net.ts", ...args]
 
 /** `env` adds to the environment, e.g. `EDGE_NET_GENESIS` for short governance periods. */
@@ -35,7 +38,7 @@ export const startNode = async (
   const chosen = port ?? (await freePort())
   const child = spawn(process.execPath, cliArgs("node", "start", "--data", dataDir, "--port", String(chosen)), {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGE_NET_HOME: dataDir, ...env }
+    env: { ...process.env, EDGE_NET_HOME: dataDir, ...SYSTEM_PICKED_P2P, ...env }
   })
   let output = ""
   child.stdout!.on("data", (chunk) => (output += chunk))

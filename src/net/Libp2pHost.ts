@@ -1,0 +1,253 @@
+/**
+ * The node as a libp2p peer: TCP and WebSockets, Noise, Yamux, identify, ping and gossipsub, its peer
+ * id the node key's. Everything above this file speaks in peer id strings, multiaddr strings and bytes:
+ * libp2p's types stay here, and this module is loaded only when a node starts its peer (a CLI command
+ * that never talks to peers never pays for importing libp2p).
+ *
+ * Discovery: bootstrap addresses and the operator's peer book are dialled at start; beyond them, peers
+ * of peers are learnt from the pubsub peer-discovery topic (each peer announces its addresses there,
+ * signed by its libp2p key) and dialled while the node has fewer than `targetPeers` connections.
+ *
+ * Gossipsub is hardened as its authors recommend: only our topics are allowed, every message is signed
+ * (StrictSign) and validated by its topic's validator before it is forwarded, a rejected message
+ * costs its sender score, and peers below the thresholds are no longer gossiped with, published to,
+ * or heard at all (graylisted).
+ */
+import "../node/Polyfills.js"
+import { noise } from "@chainsafe/libp2p-noise"
+import { yamux } from "@chainsafe/libp2p-yamux"
+import { bootstrap } from "@libp2p/bootstrap"
+import { privateKeyFromRaw } from "@libp2p/crypto/keys"
+import { gossipsub, TopicValidatorResult } from "@libp2p/gossipsub"
+import type { GossipSub } from "@libp2p/gossipsub"
+import { identify } from "@libp2p/identify"
+import type { PeerId } from "@libp2p/interface"
+import { peerIdFromString } from "@libp2p/peer-id"
+import { ping } from "@libp2p/ping"
+import { pubsubPeerDiscovery, TOPIC as DISCOVERY_TOPIC } from "@libp2p/pubsub-peer-discovery"
+import { tcp } from "@libp2p/tcp"
+import { lpStream } from "@libp2p/utils"
+import { webSockets } from "@libp2p/websockets"
+import { multiaddr } from "@multiformats/multiaddr"
+import { createLibp2p } from "libp2p"
+
+/** What a topic's validator says of a message: forward it, drop it quietly, or drop it and blame the sender. */
+export type Verdict = "accept" | "ignore" | "reject"
+
+export interface TopicSpec {
+  readonly topic: string
+  /** Decides before the message is delivered or forwarded; a reject lowers the sender's score. */
+  readonly validate: (data: Uint8Array) => Verdict
+  readonly onMessage: (data: Uint8Array, from: string) => void
+}
+
+export interface ProtocolSpec {
+  /** A libp2p protocol id, e.g. `/edge-net/feed/1.0.0`. */
+  readonly protocol: string
+  /** Largest request accepted, in bytes. */
+  readonly maxRequestBytes: number
+  readonly handle: (request: Uint8Array, from: string) => Promise<Uint8Array>
+}
+
+export interface HostOptions {
+  /** The node key's 32-byte seed and its raw public key: the peer id is derived from them. */
+  readonly seed: Uint8Array
+  readonly publicKey: Uint8Array
+  readonly listen: ReadonlyArray<string>
+  /** Multiaddrs with a `/p2p/<peer id>` part, dialled at start and redialled while below target. */
+  readonly bootstrap: ReadonlyArray<string>
+  readonly topics: ReadonlyArray<TopicSpec>
+  readonly protocols: ReadonlyArray<ProtocolSpec>
+  /** How many connections the node tries to keep by dialling discovered peers (default 16). */
+  readonly targetPeers?: number | undefined
+  /** How often this node announces its addresses on the discovery topic (default 2 s). */
+  readonly discoveryIntervalMs?: number | undefined
+}
+
+export interface ConnectedPeer {
+  readonly peerId: string
+  readonly addresses: ReadonlyArray<string>
+  readonly direction: "inbound" | "outbound"
+  /** Round-trip time of identify's or ping's last exchange, when known. */
+  readonly latencyMs: number | null
+}
+
+export interface Host {
+  readonly peerId: string
+  readonly addresses: () => ReadonlyArray<string>
+  readonly connected: () => ReadonlyArray<ConnectedPeer>
+  /** Dials an address (with its `/p2p/` part) and resolves with the peer id it reached. */
+  readonly dial: (address: string) => Promise<string>
+  readonly hangUp: (peerId: string) => Promise<void>
+  readonly publish: (topic: string, data: Uint8Array) => Promise<number>
+  /** Peers subscribed to `topic` that this node can send to. */
+  readonly topicPeers: (topic: string) => number
+  /** One request, one response, on a fresh stream; fails after `timeoutMs` or past `maxResponseBytes`. */
+  readonly request: (
+    peerId: string,
+    protocol: string,
+    data: Uint8Array,
+    options: { readonly timeoutMs: number; readonly maxResponseBytes: number }
+  ) => Promise<Uint8Array>
+  readonly stop: () => Promise<void>
+}
+
+/** The libp2p public key (raw Ed25519, hex) a peer id names; undefined for ids that embed no Ed25519 key. */
+export const publicKeyOfPeer = (peerId: string): string | undefined => {
+  try {
+    const key = peerIdFromString(peerId).publicKey
+    return key?.type === "Ed25519" ? Buffer.from(key.raw).toString("hex") : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const verdictOf: Readonly<Record<Verdict, TopicValidatorResult>> = {
+  accept: TopicValidatorResult.Accept,
+  ignore: TopicValidatorResult.Ignore,
+  reject: TopicValidatorResult.Reject
+}
+
+/** Score settings: an invalid message weighs heavily, and the thresholds cut a misbehaving peer off in steps. */
+const scoreThresholds = {
+  gossipThreshold: -100,
+  publishThreshold: -500,
+  graylistThreshold: -1000,
+  acceptPXThreshold: 10,
+  opportunisticGraftThreshold: 5
+}
+
+const topicScore = {
+  topicWeight: 1,
+  timeInMeshWeight: 0.01,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 100,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.9,
+  firstMessageDeliveriesCap: 50,
+  // Delivery quotas in the mesh are off: heads and announcements are bursty, and a quiet peer is not a bad one.
+  meshMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesDecay: 0.9,
+  meshMessageDeliveriesCap: 10,
+  meshMessageDeliveriesThreshold: 1,
+  meshMessageDeliveriesWindow: 10,
+  meshMessageDeliveriesActivation: 60_000,
+  meshFailurePenaltyWeight: 0,
+  meshFailurePenaltyDecay: 0.9,
+  invalidMessageDeliveriesWeight: -100,
+  invalidMessageDeliveriesDecay: 0.99
+}
+
+export const startHost = async (options: HostOptions): Promise<Host> => {
+  const privateKey = privateKeyFromRaw(Uint8Array.from([...options.seed, ...options.publicKey]))
+  const topics = [...options.topics.map((spec) => spec.topic), DISCOVERY_TOPIC]
+  const node = await createLibp2p({
+    privateKey,
+    addresses: { listen: [...options.listen] },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: [
+      ...(options.bootstrap.length === 0 ? [] : [bootstrap({ list: [...options.bootstrap], timeout: 100 })]),
+      pubsubPeerDiscovery({ interval: options.discoveryIntervalMs ?? 2_000 })
+    ],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        allowedTopics: topics,
+        maxInboundDataLength: 1024 * 1024,
+        scoreThresholds,
+        scoreParams: {
+          topics: Object.fromEntries(options.topics.map((spec) => [spec.topic, topicScore])),
+          // One IP may hold many peers on loopback and in tests; a colocation penalty would punish them all.
+          IPColocationFactorWeight: 0
+        }
+      })
+    }
+  })
+  const pubsub = node.services.pubsub as GossipSub
+  const target = options.targetPeers ?? 16
+
+  for (const spec of options.topics) {
+    pubsub.topicValidators.set(spec.topic, (_peer, message) => {
+      try {
+        return verdictOf[spec.validate(message.data)]
+      } catch {
+        return TopicValidatorResult.Reject
+      }
+    })
+    pubsub.subscribe(spec.topic)
+  }
+  const byTopic = new Map(options.topics.map((spec) => [spec.topic, spec]))
+  pubsub.addEventListener("message", (event) => {
+    const message = event.detail
+    const spec = byTopic.get(message.topic)
+    if (spec === undefined) return
+    const from = message.type === "signed" ? message.from.toString() : "unknown"
+    spec.onMessage(message.data, from)
+  })
+
+  // libp2p only records what discovery finds; dialling is ours, up to the target number of peers.
+  node.addEventListener("peer:discovery", (event) => {
+    const peer = event.detail.id
+    if (peer.equals(node.peerId) || node.getConnections(peer).length > 0) return
+    if (node.getPeers().length >= target) return
+    node.dial(peer).catch(() => undefined)
+  })
+
+  for (const spec of options.protocols) {
+    await node.handle(spec.protocol, async (stream, connection) => {
+      const framed = lpStream(stream, { maxDataLength: spec.maxRequestBytes })
+      try {
+        const request = await framed.read({ signal: AbortSignal.timeout(30_000) })
+        const response = await spec.handle(request.subarray(), connection.remotePeer.toString())
+        await framed.write(response)
+        await stream.close()
+      } catch (error) {
+        stream.abort(error instanceof Error ? error : new Error(String(error)))
+      }
+    }, { maxInboundStreams: 64 })
+  }
+
+  const peerOf = (peerId: string): PeerId => peerIdFromString(peerId)
+
+  return {
+    peerId: node.peerId.toString(),
+    addresses: () => node.getMultiaddrs().map((address) => address.toString()),
+    connected: () =>
+      node.getConnections().map((connection) => ({
+        peerId: connection.remotePeer.toString(),
+        addresses: [connection.remoteAddr.toString()],
+        direction: connection.direction,
+        latencyMs: connection.rtt ?? null
+      })),
+    dial: async (address) => {
+      const connection = await node.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) })
+      return connection.remotePeer.toString()
+    },
+    hangUp: async (peerId) => {
+      await node.hangUp(peerOf(peerId))
+    },
+    publish: async (topic, data) => (await pubsub.publish(topic, data)).recipients.length,
+    topicPeers: (topic) => pubsub.getSubscribers(topic).length,
+    request: async (peerId, protocol, data, { maxResponseBytes, timeoutMs }) => {
+      const signal = AbortSignal.timeout(timeoutMs)
+      const stream = await node.dialProtocol(peerOf(peerId), protocol, { signal })
+      const framed = lpStream(stream, { maxDataLength: maxResponseBytes })
+      try {
+        await framed.write(data, { signal })
+        const response = await framed.read({ signal })
+        await stream.close({ signal }).catch(() => undefined)
+        return response.subarray()
+      } catch (error) {
+        stream.abort(error instanceof Error ? error : new Error(String(error)))
+        throw error
+      }
+    },
+    stop: async () => {
+      await node.stop()
+    }
+  }
+}

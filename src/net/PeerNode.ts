@@ -1,0 +1,391 @@
+/**
+ * A running node's peer: the libp2p host (loaded here, at start), its heads announced on gossipsub,
+ * its journal served as a feed, the feeds it follows copied and verified, and equivocation caught.
+ *
+ * Heads: whenever the journal's signed head moves (and every few seconds, for peers that just came),
+ * the node publishes it on `edge-net/<network>/heads/1`. Every peer checks each head's signature before
+ * it is forwarded, and remembers the recent heads of every key: a second head for a position with
+ * another hash is a fork proof, published on `edge-net/<network>/forks/1` and kept by every peer.
+ *
+ * Following: for each followed peer, a fiber pulls the feed from the copy's head on, whenever the peer
+ * announces a head past it (and on a timer, should an announcement be lost). Batches are checked
+ * before anything is written (events/Replica.ts), so a follower killed mid-stream restarts from the
+ * copy's head with no gap and no duplicate. A source that serves a head below one the copy holds has
+ * rolled its log back; one whose events no longer extend the copy has rewritten it: either is
+ * reported, and the copy keeps what the source signed before.
+ */
+import { Effect, Either, Fiber, Layer, Queue, Ref, Schedule } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { NodeKey } from "../content/NodeKey.js"
+import { Journal } from "../events/Journal.js"
+import type { SignedHead } from "../events/Journal.js"
+import type { Replica } from "../events/Replica.js"
+import { openReplica, ReplicaRefused } from "../events/Replica.js"
+import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
+import * as Wire from "./FeedWire.js"
+import type { Host } from "./Libp2pHost.js"
+import type { BookEntry } from "./PeerBook.js"
+import { openPeerBook } from "./PeerBook.js"
+import type { FeedView, PeersService, PeerView } from "./Peers.js"
+import { bookEntryOf, checkedPeerId, Peers, PeersError } from "./Peers.js"
+
+export interface PeerSettings {
+  readonly dataDir: string
+  readonly network: string
+  /** Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/7879` and `/ip4/127.0.0.1/tcp/7880/ws`. */
+  readonly listen: ReadonlyArray<string>
+  /** Multiaddrs (with `/p2p/<id>`) dialled at start. */
+  readonly bootstrap: ReadonlyArray<string>
+  /** Peer ids whose feeds this node follows, besides those the peer book marks. */
+  readonly follow: ReadonlyArray<string>
+  /** How often a followed feed is polled when no announcement came (default 5 s). */
+  readonly pollIntervalMs?: number | undefined
+}
+
+/** Where a followed feed's verified copy lives. */
+export const feedFile = (dataDir: string, peerId: string) => path.join(dataDir, "feeds", `${peerId}.db`)
+
+const FEED_PAGE = 1_000
+/** Heads remembered per key to catch equivocation: the newest this many positions. */
+const HEADS_REMEMBERED = 4_096
+const decodeFeedRequest = Wire.wireDecoder(Wire.FeedRequest)
+const decodeFeedResponse = Wire.wireDecoder(Wire.FeedResponse)
+const decodeHead = Wire.wireDecoder(Wire.HeadAnnouncement)
+const decodeProof = Wire.wireDecoder(Wire.ForkProof)
+
+interface FollowedFeed {
+  readonly peerId: string
+  readonly publicKey: string
+  readonly replica: Replica
+  readonly wake: Queue.Queue<void>
+  fibers: ReadonlyArray<Fiber.RuntimeFiber<never>>
+  announced: number
+  status: FeedView["status"]
+  problem: string | null
+}
+
+const forkProofsFile = (dataDir: string) => path.join(dataDir, "fork-proofs.jsonl")
+
+const readForkProofs = (dataDir: string): Array<ForkProof> => {
+  const file = forkProofsFile(dataDir)
+  if (!fs.existsSync(file)) return []
+  return fs.readFileSync(file, "utf8").split("\n").filter((line) => line !== "").flatMap((line) => {
+    const proof = decodeProof(new TextEncoder().encode(line))
+    return Either.isRight(proof) && Wire.forkProofValid(proof.right) ? [proof.right] : []
+  })
+}
+
+export const peerNodeLayer = (settings: PeerSettings) =>
+  Layer.scoped(
+    Peers,
+    Effect.gen(function*() {
+      const key = yield* NodeKey
+      const journal = yield* Journal
+      const book = yield* openPeerBook(settings.dataDir).pipe(
+        Effect.mapError((error) => new PeersError({ message: error.message }))
+      )
+      const { publicKeyOfPeer, startHost } = yield* Effect.promise(() => import("./Libp2pHost.js"))
+      const headsTopic = `edge-net/${settings.network}/heads/1`
+      const forksTopic = `edge-net/${settings.network}/forks/1`
+      const layerScope = yield* Effect.scope
+
+      // Recent heads of every key seen, by position: the evidence a fork proof is made of.
+      const seenHeads = new Map<string, Map<number, SignedHead>>()
+      const proofs = new Map<string, ForkProof>()
+      for (const proof of readForkProofs(settings.dataDir)) proofs.set(proofKey(proof), proof)
+      const feeds = new Map<string, FollowedFeed>()
+      // Set once the host is up; a proof found while it starts is published by the next peer to see it.
+      const running: { host: Host | undefined } = { host: undefined }
+
+      const recordProof = (proof: ForkProof, publish: boolean) => {
+        const normal = Wire.normalizedProof(proof)
+        const id = proofKey(normal)
+        if (proofs.has(id)) return
+        proofs.set(id, normal)
+        fs.appendFileSync(forkProofsFile(settings.dataDir), `${JSON.stringify(normal)}\n`, { mode: 0o600 })
+        for (const feed of feeds.values()) {
+          if (feed.publicKey === normal.publicKey) {
+            feed.status = "diverged"
+            feed.problem = `signed two heads at position ${normal.position}`
+          }
+        }
+        if (publish && running.host !== undefined) {
+          running.host.publish(forksTopic, Wire.encodeJson(normal)).catch(() => undefined)
+        }
+      }
+
+      /** Remembers a head; a different hash already held for its key and position is an equivocation. */
+      const witness = (head: SignedHead) => {
+        let byPosition = seenHeads.get(head.publicKey)
+        if (byPosition === undefined) seenHeads.set(head.publicKey, byPosition = new Map())
+        const known = byPosition.get(head.position) ?? replicaHeadAt(head.publicKey, head.position)
+        if (known !== undefined && known.hash !== head.hash) {
+          recordProof({
+            publicKey: head.publicKey,
+            position: head.position,
+            first: { hash: known.hash, signature: known.signature },
+            second: { hash: head.hash, signature: head.signature }
+          }, true)
+          return
+        }
+        byPosition.set(head.position, head)
+        if (byPosition.size > HEADS_REMEMBERED) byPosition.delete(byPosition.keys().next().value as number)
+      }
+
+      const replicaHeadAt = (publicKey: string, position: number) => {
+        for (const feed of feeds.values()) {
+          if (feed.publicKey === publicKey) return feed.replica.signedHeadAt(position)
+        }
+        return undefined
+      }
+
+      const onHead = (head: SignedHead) => {
+        witness(head)
+        for (const feed of feeds.values()) {
+          if (feed.publicKey !== head.publicKey) continue
+          feed.announced = Math.max(feed.announced, head.position)
+          if (head.position > feed.replica.head().position) Queue.unsafeOffer(feed.wake, undefined)
+        }
+      }
+
+      const serve = (bytes: Uint8Array) => {
+        const request = decodeFeedRequest(bytes)
+        if (Either.isLeft(request)) return Promise.reject(new Error(`bad feed request: ${request.left}`))
+        return Effect.runPromise(Wire.serveFeed(journal, request.right)).then(Wire.encodeJson)
+      }
+
+      const started = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () =>
+            startHost({
+              seed: key.seed,
+              publicKey: Buffer.from(key.publicKey, "hex"),
+              listen: settings.listen,
+              bootstrap: settings.bootstrap,
+              topics: [
+                {
+                  topic: headsTopic,
+                  validate: (data) => {
+                    const head = decodeHead(data)
+                    return Either.isRight(head) && Wire.headSignatureValid(head.right) ? "accept" : "reject"
+                  },
+                  onMessage: (data) => Either.map(decodeHead(data), onHead)
+                },
+                {
+                  topic: forksTopic,
+                  validate: (data) => {
+                    const proof = decodeProof(data)
+                    return Either.isRight(proof) && Wire.forkProofValid(proof.right) ? "accept" : "reject"
+                  },
+                  onMessage: (data) => Either.map(decodeProof(data), (proof) => recordProof(proof, false))
+                }
+              ],
+              protocols: [{ protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve }]
+            }),
+          catch: (error) =>
+            new PeersError({
+              message: `cannot start the node's peer on ${settings.listen.join(", ")}: ${String(error)}`
+            })
+        }),
+        (started) => Effect.promise(() => started.stop())
+      )
+      running.host = started
+
+      // --- following --------------------------------------------------------------------------
+      const fetchPage = (feed: FollowedFeed, request: FeedRequest) =>
+        Effect.tryPromise({
+          try: () =>
+            started.request(feed.peerId, Wire.FEED_PROTOCOL, Wire.encodeJson(request), {
+              timeoutMs: 30_000,
+              maxResponseBytes: Wire.MAX_FEED_RESPONSE_BYTES
+            }),
+          catch: (error) => `cannot fetch: ${error instanceof Error ? error.message : String(error)}`
+        }).pipe(
+          Effect.flatMap((bytes): Effect.Effect<FeedResponse, string> => {
+            const response = decodeFeedResponse(bytes)
+            return Either.isRight(response)
+              ? Effect.succeed(response.right)
+              : Effect.fail(`bad answer: ${response.left}`)
+          })
+        )
+
+      /** Pulls until the copy reaches the source's head; stops at the first thing wrong, and says what. */
+      const catchUp = (feed: FollowedFeed) =>
+        Effect.gen(function*() {
+          while (true) {
+            const held = feed.replica.lastSignedHead()
+            const response = yield* fetchPage(feed, { from: feed.replica.head().position + 1, limit: FEED_PAGE })
+            if (response.head !== null) {
+              onHead(response.head)
+              if (held !== undefined && response.head.position < held.position) {
+                feed.status = "rolled back"
+                feed.problem =
+                  `serves head ${response.head.position} but signed head ${held.position} (${held.hash}) before: its log was cut back`
+                return
+              }
+            }
+            if (response.records.length === 0) return
+            const appended = feed.replica.append(response.records, response.heads)
+            if (appended instanceof ReplicaRefused) {
+              const diverged = appended.position === feed.replica.head().position + 1 &&
+                appended.reason.includes("does not link")
+              feed.status = diverged ? "diverged" : feed.status
+              feed.problem = diverged
+                ? `its event ${appended.position} does not extend the copy's head ${
+                  held?.position ?? 0
+                }: its log was rewritten`
+                : appended.message
+              return
+            }
+            for (const head of response.heads) witness(head)
+            if (feed.status === "following") feed.problem = null
+          }
+        }).pipe(Effect.catchAll((problem) => Effect.sync(() => (feed.problem = problem))))
+
+      const follow = (peerId: string) =>
+        Effect.gen(function*() {
+          if (feeds.has(peerId)) return
+          const publicKey = publicKeyOfPeer(peerId)
+          if (publicKey === undefined) {
+            return yield* Effect.fail(
+              new PeersError({ message: `cannot follow ${peerId}: its peer id names no Ed25519 key` })
+            )
+          }
+          fs.mkdirSync(path.dirname(feedFile(settings.dataDir, peerId)), { recursive: true, mode: 0o700 })
+          const replica = openReplica(feedFile(settings.dataDir, peerId), publicKey)
+          const feed: FollowedFeed = {
+            peerId,
+            publicKey,
+            replica,
+            wake: yield* Queue.sliding<void>(1),
+            fibers: [],
+            announced: replica.head().position,
+            status: "following",
+            problem: null
+          }
+          feeds.set(peerId, feed)
+          const poll = Effect.sleep(settings.pollIntervalMs ?? 5_000).pipe(
+            Effect.zipRight(Queue.offer(feed.wake, undefined))
+          )
+          const pull = Effect.zipRight(
+            Queue.take(feed.wake),
+            Effect.suspend(() => feed.status === "following" ? catchUp(feed) : Effect.void)
+          )
+          // In the layer's scope: a feed followed from `add` lives as long as the node, not the request.
+          feed.fibers = [
+            yield* Effect.forkIn(Effect.forever(poll), layerScope),
+            yield* Effect.forkIn(Effect.forever(pull), layerScope)
+          ]
+          yield* Queue.offer(feed.wake, undefined)
+        })
+
+      // --- announcing our own head ------------------------------------------------------------
+      const lastAnnounced = yield* Ref.make(0)
+      const announce = (force: boolean) =>
+        Effect.gen(function*() {
+          const recorded = yield* journal.recordedHead
+          if (recorded._tag !== "Recorded") return
+          const head = recorded.head
+          if (!force && head.position === (yield* Ref.get(lastAnnounced))) return
+          yield* Ref.set(lastAnnounced, head.position)
+          witness(head)
+          yield* Effect.promise(() => started.publish(headsTopic, Wire.encodeJson(head)).catch(() => 0))
+        })
+      let ticks = 0
+      yield* Effect.forkScoped(
+        Effect.repeat(Effect.suspend(() => announce(++ticks % 20 === 0)), Schedule.spaced("250 millis"))
+      )
+
+      // --- the book and the bootstrap list --------------------------------------------------------
+      const dialQuietly = (address: string) =>
+        Effect.promise(() => started.dial(address).then(() => undefined, () => undefined))
+      yield* Effect.forkScoped(
+        Effect.forEach([...book.entries().map((entry) => entry.address)], dialQuietly, { concurrency: 8 })
+      )
+      const initialFollows = new Set([
+        ...settings.follow,
+        ...book.entries().filter((e) => e.follow).map((e) => e.peerId)
+      ])
+      for (const peerId of initialFollows) yield* follow(peerId)
+
+      const bootstrapIds = new Set(settings.bootstrap.map((address) => address.slice(address.lastIndexOf("/p2p/") + 5)))
+      const viewOf = (peerId: string, entry: BookEntry | undefined): PeerView => {
+        const connections = started.connected().filter((peer) => peer.peerId === peerId)
+        return {
+          peerId,
+          addresses: [
+            ...new Set([...(entry === undefined ? [] : [entry.address]), ...connections.flatMap((c) => c.addresses)])
+          ],
+          connected: connections.length > 0,
+          source: entry !== undefined ? "book" : bootstrapIds.has(peerId) ? "bootstrap" : "discovered",
+          follow: feeds.has(peerId),
+          latencyMs: connections[0]?.latencyMs ?? null
+        }
+      }
+
+      const service: PeersService = {
+        view: Effect.sync(() => {
+          const entries = new Map(book.entries().map((entry) => [entry.peerId, entry]))
+          const ids = new Set([...entries.keys(), ...started.connected().map((peer) => peer.peerId)])
+          return {
+            peerId: started.peerId,
+            listening: started.addresses(),
+            peers: [...ids].sort().map((peerId) => viewOf(peerId, entries.get(peerId))),
+            feeds: [...feeds.values()].map((feed) => ({
+              peerId: feed.peerId,
+              publicKey: feed.publicKey,
+              position: feed.replica.head().position,
+              hash: feed.replica.head().hash,
+              announced: feed.announced,
+              status: feed.status,
+              problem: feed.problem
+            })),
+            forkProofs: [...proofs.values()]
+          }
+        }),
+        add: (address, shouldFollow) =>
+          Effect.gen(function*() {
+            const entry = yield* bookEntryOf(address, shouldFollow)
+            if (entry.peerId === started.peerId) {
+              return yield* Effect.fail(new PeersError({ message: `${address} is this node itself` }))
+            }
+            const reached = yield* Effect.tryPromise({
+              try: () => started.dial(entry.address),
+              catch: (error) =>
+                new PeersError({
+                  message: `cannot reach ${address}: ${error instanceof Error ? error.message : String(error)}`
+                })
+            })
+            if (reached !== entry.peerId) {
+              return yield* Effect.fail(
+                new PeersError({ message: `${address} answered as ${reached}, not ${entry.peerId}` })
+              )
+            }
+            yield* book.put(entry).pipe(Effect.mapError((error) => new PeersError({ message: error.message })))
+            if (shouldFollow) yield* follow(entry.peerId)
+            return viewOf(entry.peerId, entry)
+          }),
+        remove: (peerId) =>
+          Effect.gen(function*() {
+            const checked = yield* checkedPeerId(peerId)
+            const feed = feeds.get(checked)
+            if (feed !== undefined) {
+              feeds.delete(checked)
+              yield* Fiber.interruptAll(feed.fibers)
+              feed.replica.close()
+            }
+            const known = yield* book.remove(checked).pipe(
+              Effect.mapError((error) => new PeersError({ message: error.message }))
+            )
+            const connected = started.connected().some((peer) => peer.peerId === checked)
+            yield* Effect.promise(() => started.hangUp(checked).catch(() => undefined))
+            return known || connected || feed !== undefined
+          })
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => feeds.forEach((feed) => feed.replica.close())))
+      return service
+    }).pipe(Effect.withSpan("PeerNode.start"))
+  )
+
+const proofKey = (proof: ForkProof) => `${proof.publicKey}:${proof.position}`
