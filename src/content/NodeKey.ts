@@ -109,4 +109,17 @@ export class NodeKey extends Context.Tag("edge-net/NodeKey")<NodeKey, NodeKeyPai
   static readonly fromFile = (file: string) => Layer.effect(NodeKey, loadOrCreateKeyFile(file))
   /** A fresh key for tests and in-memory nodes. */
   static readonly ephemeral = Layer.sync(NodeKey, generateKeyPair)
+  /**
+   * Another node's identity, known by its public key only: for reading and auditing a copy of its
+   * feed, where nothing may be signed in its name (signing is a defect).
+   */
+  static readonly publicOnly = (publicKey: string) =>
+    Layer.succeed(NodeKey, {
+      nodeId: nodeIdOf(publicKey),
+      publicKey,
+      seed: new Uint8Array(0),
+      sign: () => {
+        throw new Error(`cannot sign as ${publicKey}: only its public key is known here`)
+      }
+    })
 }

@@ -4,6 +4,7 @@
  * what the live actors hold.
  */
 import { Effect, Option, Schema } from "effect"
+import * as crypto from "node:crypto"
 import { verifySignature } from "../content/NodeKey.js"
 import { canonicalize } from "../domain/CanonicalJson.js"
 import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
@@ -224,6 +225,11 @@ export const requireVerifiedJournal = (file: string, options: VerifyOptions = {}
 export interface ReplayReport {
   readonly category: string
   readonly entities: number
+  /**
+   * SHA-256 over every replayed entity (id, version, canonical state), in id order: two nodes that
+   * replay the same log, one its own and one a follower's copy, get the same digest.
+   */
+  readonly digest: string
   readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
 }
 
@@ -245,11 +251,16 @@ export const compareReplay = <S>(actor: {
   Effect.gen(function*() {
     const replayed = yield* actor.replay()
     const mismatches: Array<ReplayReport["mismatches"][number]> = []
-    for (const [entityId, fromLog] of replayed) {
+    const digest = crypto.createHash("sha256")
+    for (const entityId of [...replayed.keys()].sort()) {
+      const fromLog = replayed.get(entityId)!
       const live = yield* actor.state(entityId)
       const fresh = live.version === fromLog.version ? fromLog : yield* actor.replayEntity(entityId, live.version)
       const liveEncoded = actor.encodeState(live.state)
       const freshEncoded = actor.encodeState(fresh.state)
+      digest.update(
+        `${JSON.stringify(entityId)}\n${fromLog.version}\n${canonicalize(actor.encodeState(fromLog.state))}\n`
+      )
       if (live.version !== fresh.version || canonicalize(liveEncoded) !== canonicalize(freshEncoded)) {
         mismatches.push({
           entityId,
@@ -258,5 +269,10 @@ export const compareReplay = <S>(actor: {
         })
       }
     }
-    return { category: actor.category, entities: replayed.size, mismatches } satisfies ReplayReport
+    return {
+      category: actor.category,
+      entities: replayed.size,
+      digest: digest.digest("hex"),
+      mismatches
+    } satisfies ReplayReport
   }).pipe(Effect.withSpan("Audit.compareReplay"))

@@ -47,6 +47,17 @@ export const sqliteKernel = (settings: Pick<NodeSettings, "dataDir" | "synchrono
   )
 }
 
+/**
+ * The kernel of a copy of another node's feed (`<data>/feeds/<peer id>.db`): its journal read-only,
+ * snapshots and checkpoints in memory (nothing is written to the copy), the feed's key known by its
+ * public half, so its signed heads are the ones trusted.
+ */
+export const feedKernel = (feed: { readonly file: string; readonly publicKey: string }) =>
+  Layer.mergeAll(SqliteJournal.readOnlyLayer(), Snapshots.memory, Checkpoints.memory, ActorRegistry.layer).pipe(
+    Layer.provide(SqliteDatabase.layer({ file: feed.file, synchronous: "normal" })),
+    Layer.provideMerge(NodeKey.publicOnly(feed.publicKey))
+  )
+
 export const memoryKernel = Layer.mergeAll(
   instrumentedLayer(MemoryJournal.layer),
   Snapshots.memory,

@@ -17,11 +17,28 @@ import { BlobStore } from "../content/BlobStore.js"
 import * as Peers from "../net/Peers.js"
 import { charterLayer } from "./Charter.js"
 import { economyAdapterSharingGate, economyServices } from "./Economy.js"
-import { sqliteKernel } from "./Kernel.js"
+import { feedKernel, sqliteKernel } from "./Kernel.js"
 import { NodeAudit } from "./NodeAudit.js"
 import type { NodeSettings } from "./NodeConfig.js"
 import { blobsDir, NodeConfig } from "./NodeConfig.js"
 import { NodeStatus } from "./NodeStatus.js"
+
+/** The subsystems on a kernel: what a node runs, and what an audit of another node's feed replays. */
+const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelServices, E, R>) =>
+  Layer.mergeAll(
+    // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
+    Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),
+    Optimizer.Default,
+    AdapterPool.Default,
+    NetworkCharter.Default,
+    BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+  ).pipe(
+    Layer.provideMerge(economyServices),
+    Layer.provideMerge(kernel),
+    Layer.provideMerge(NodeConfig.layer(settings))
+  )
+
+type KernelServices = Layer.Layer.Success<ReturnType<typeof sqliteKernel>>
 
 /**
  * Subsystems and node services on the node's data dir, with no server and no background policies;
@@ -29,18 +46,15 @@ import { NodeStatus } from "./NodeStatus.js"
  */
 export const nodeServices = (settings: NodeSettings) =>
   Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings), Peers.offline(settings.dataDir)).pipe(
-    // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
-    Layer.provideMerge(Layer.mergeAll(
-      Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),
-      Optimizer.Default,
-      AdapterPool.Default,
-      NetworkCharter.Default,
-      BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
-    )),
-    Layer.provideMerge(economyServices),
-    Layer.provideMerge(sqliteKernel(settings)),
-    Layer.provideMerge(NodeConfig.layer(settings))
+    Layer.provideMerge(subsystemsOn(settings, sqliteKernel(settings)))
   )
+
+/**
+ * The audit of a followed feed's verified copy: the same subsystems replayed from the copy, which
+ * nothing writes to (no charter founded, no policies, snapshots in memory).
+ */
+export const feedServices = (settings: NodeSettings, feed: { readonly file: string; readonly publicKey: string }) =>
+  NodeAudit.Default.pipe(Layer.provideMerge(subsystemsOn(settings, feedKernel(feed))))
 
 /** The policies that carry one subsystem's events into another's commands, each on its own checkpoint. */
 export const nodePolicies = Layer.mergeAll(

@@ -4,6 +4,7 @@
  * books against the ledger accounts it keeps its rUv in; explain one entity (auction, proposal, account).
  */
 import { Effect, Schema } from "effect"
+import * as crypto from "node:crypto"
 import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { stakeAccount } from "../actors/economy/Stake.js"
@@ -42,10 +43,13 @@ export type BookLine = typeof BookLine.Type
 export const ReplayReportView = Schema.Struct({
   ok: Schema.Boolean,
   head: ChainHeadView,
+  /** SHA-256 over the actors' digests: the state the log replays to, comparable between nodes. */
+  stateDigest: Schema.String,
   actors: Schema.Array(
     Schema.Struct({
       category: Schema.String,
       entities: Schema.Number,
+      digest: Schema.String,
       mismatches: Schema.Array(
         Schema.Struct({ entityId: Schema.String, live: Schema.Unknown, replayed: Schema.Unknown })
       )
@@ -265,6 +269,9 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved &&
           reconciled.every((line) => line.ok),
         head,
+        stateDigest: crypto.createHash("sha256").update(
+          actors.map((actor) => `${actor.category}:${actor.digest}`).join("\n")
+        ).digest("hex"),
         actors,
         supply,
         books: reconciled,

@@ -92,16 +92,6 @@ export interface Host {
   readonly stop: () => Promise<void>
 }
 
-/** The libp2p public key (raw Ed25519, hex) a peer id names; undefined for ids that embed no Ed25519 key. */
-export const publicKeyOfPeer = (peerId: string): string | undefined => {
-  try {
-    const key = peerIdFromString(peerId).publicKey
-    return key?.type === "Ed25519" ? Buffer.from(key.raw).toString("hex") : undefined
-  } catch {
-    return undefined
-  }
-}
-
 const verdictOf: Readonly<Record<Verdict, TopicValidatorResult>> = {
   accept: TopicValidatorResult.Accept,
   ignore: TopicValidatorResult.Ignore,

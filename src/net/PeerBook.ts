@@ -4,6 +4,7 @@
  * are not written here; they are found again.
  */
 import { Data, Effect, Either, Schema } from "effect"
+import { base58btc } from "multiformats/bases/base58"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { jsonDecoder } from "../domain/JsonText.js"
@@ -38,6 +39,25 @@ const BookFile = Schema.Struct({ peers: Schema.Array(BookEntry) })
 const decodeBook = jsonDecoder(BookFile)
 
 export const peerBookFile = (dataDir: string) => path.join(dataDir, "peers.json")
+
+/** Where a followed feed's verified copy lives. */
+export const feedFile = (dataDir: string, peerId: string) => path.join(dataDir, "feeds", `${peerId}.db`)
+
+// A peer id of an Ed25519 key is the identity multihash (0x00, length 36) of the key's protobuf
+// (field 1 KeyType = 1 Ed25519, field 2 Data of 32 bytes): the key is read from the id itself.
+const ED25519_PEER_ID_PREFIX = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20]
+
+/** The Ed25519 public key (hex) a peer id names, without loading libp2p; undefined for any other id. */
+export const publicKeyOfPeerId = (peerId: string): string | undefined => {
+  let bytes: Uint8Array
+  try {
+    bytes = base58btc.baseDecode(peerId)
+  } catch {
+    return undefined
+  }
+  if (bytes.length !== 38 || ED25519_PEER_ID_PREFIX.some((byte, i) => bytes[i] !== byte)) return undefined
+  return Buffer.from(bytes.subarray(6)).toString("hex")
+}
 
 export const peerIdOfAddress = (address: string): string => address.slice(address.lastIndexOf("/p2p/") + 5)
 

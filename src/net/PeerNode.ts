@@ -26,7 +26,7 @@ import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
 import type { BookEntry } from "./PeerBook.js"
-import { openPeerBook } from "./PeerBook.js"
+import { feedFile, openPeerBook, publicKeyOfPeerId } from "./PeerBook.js"
 import type { FeedView, PeersService, PeerView } from "./Peers.js"
 import { bookEntryOf, checkedPeerId, Peers, PeersError } from "./Peers.js"
 
@@ -42,9 +42,6 @@ export interface PeerSettings {
   /** How often a followed feed is polled when no announcement came (default 5 s). */
   readonly pollIntervalMs?: number | undefined
 }
-
-/** Where a followed feed's verified copy lives. */
-export const feedFile = (dataDir: string, peerId: string) => path.join(dataDir, "feeds", `${peerId}.db`)
 
 const FEED_PAGE = 1_000
 /** Heads remembered per key to catch equivocation: the newest this many positions. */
@@ -85,7 +82,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const book = yield* openPeerBook(settings.dataDir).pipe(
         Effect.mapError((error) => new PeersError({ message: error.message }))
       )
-      const { publicKeyOfPeer, startHost } = yield* Effect.promise(() => import("./Libp2pHost.js"))
+      const { startHost } = yield* Effect.promise(() => import("./Libp2pHost.js"))
       const headsTopic = `edge-net/${settings.network}/heads/1`
       const forksTopic = `edge-net/${settings.network}/forks/1`
       const layerScope = yield* Effect.scope
@@ -246,7 +243,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const follow = (peerId: string) =>
         Effect.gen(function*() {
           if (feeds.has(peerId)) return
-          const publicKey = publicKeyOfPeer(peerId)
+          const publicKey = publicKeyOfPeerId(peerId)
           if (publicKey === undefined) {
             return yield* Effect.fail(
               new PeersError({ message: `cannot follow ${peerId}: its peer id names no Ed25519 key` })

@@ -29,7 +29,7 @@ import { OperatorRpcs } from "./OperatorRpc.js"
 import { PeersRpcs } from "./PeersRpc.js"
 
 /** The chain's report joined with the audit of every stored command: the first problem of either. */
-const verifyWithCommands = <E, R>(chain: Effect.Effect<ChainReport, E, R>) =>
+export const verifyWithCommands = <E, R>(chain: Effect.Effect<ChainReport, E, R>) =>
   Effect.zipWith(chain, auditCommands, (report, commands): ChainReportView => ({
     ...report,
     ok: report.ok && commands.problem === null,
