@@ -30,7 +30,7 @@ export const peersLines = (view: PeersView): Array<string> => [
     }`
   ),
   ...view.forkProofs.map((proof) =>
-    `FORK       key ${proof.publicKey} signed two heads at ${proof.position}: ${proof.first.hash} and ${proof.second.hash}`
+    `FORK       key ${proof.publicKey} signed two histories: head ${proof.first.position} ${proof.first.hash} is not on the chain of head ${proof.second.position} ${proof.second.hash}`
   )
 ]
 

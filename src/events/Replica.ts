@@ -30,6 +30,10 @@ export interface Replica {
   readonly lastSignedHead: () => SignedHead | undefined
   /** The signed head held at `position`, if the copy has one there. */
   readonly signedHeadAt: (position: number) => SignedHead | undefined
+  /** The first signed head at or after `position`. */
+  readonly signedHeadFrom: (position: number) => SignedHead | undefined
+  /** Events `from` to `to` (inclusive) as stored. */
+  readonly records: (from: number, to: number) => ReadonlyArray<StoredRecord>
   /** Appends records and heads that continue the copy; refuses the whole batch otherwise. */
   readonly append: (
     records: ReadonlyArray<StoredRecord>,
@@ -107,6 +111,23 @@ export const openReplica = (file: string, publicKey: string): Replica => {
   const lastHead = db.prepare<[], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads ORDER BY position DESC LIMIT 1"
   )
+  const headFrom = db.prepare<[number], { position: number; hash: string; public_key: string; signature: string }>(
+    "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT 1"
+  )
+  const recordsBetween = db.prepare<[number, number], {
+    position: number
+    stream_id: string
+    stream_version: number
+    event_type: string
+    payload: string
+    recorded_at: string
+    node_id: string
+    command_id: string | null
+    causation_id: string | null
+    prev_hash: string
+    hash: string
+    authorization: string | null
+  }>("SELECT * FROM events WHERE position >= ? AND position <= ? ORDER BY position")
   const headAt = db.prepare<[number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position = ?"
   )
@@ -143,6 +164,22 @@ export const openReplica = (file: string, publicKey: string): Replica => {
     head,
     lastSignedHead: () => headRow(lastHead.get()),
     signedHeadAt: (position) => headRow(headAt.get(position)),
+    signedHeadFrom: (position) => headRow(headFrom.get(position)),
+    records: (from, to) =>
+      recordsBetween.all(from, to).map((row) => ({
+        position: row.position,
+        streamId: row.stream_id,
+        streamVersion: row.stream_version,
+        eventType: row.event_type,
+        payloadText: row.payload,
+        recordedAt: row.recorded_at,
+        nodeId: row.node_id,
+        commandId: row.command_id,
+        causationId: row.causation_id,
+        authorizationText: row.authorization,
+        prevHash: row.prev_hash,
+        hash: row.hash
+      })),
     append: (records, heads) => {
       const refused = checkBatch(head(), publicKey, records, heads)
       if (refused !== undefined) return refused

@@ -6,7 +6,7 @@
 import { Effect, Either, Schema } from "effect"
 import { verifySignature } from "../content/NodeKey.js"
 import { PublicKeyHex, SignatureHex } from "../domain/SignedCommand.js"
-import { headMessage } from "../events/Envelope.js"
+import { envelopeHash, headMessage } from "../events/Envelope.js"
 import type { StoredRecord } from "../events/Envelope.js"
 import type { JournalService, SignedHead } from "../events/Journal.js"
 
@@ -63,27 +63,54 @@ export type FeedResponse = typeof FeedResponse.Type
 export const HeadAnnouncement = SignedHeadWire
 export type HeadAnnouncement = typeof HeadAnnouncement.Type
 
-/** Two heads one key signed for one position, with different hashes: proof that the key's node equivocated. */
+/** Most events a fork proof carries between its two heads. */
+export const MAX_PROOF_CHAIN = 1_000
+
+const SignedPoint = Schema.Struct({ position: Position, hash: Hash, signature: SignatureHex })
+
+/**
+ * Proof that one key signed two histories: `first` and `second` are heads it signed, `first` no
+ * later than `second`. For one position the two hashes differ; otherwise `chain` holds the events
+ * of the second history from `first.position` to `second.position`, which hash and link up to
+ * `second.hash` while the event at `first.position` is not the one `first` signed. Anyone can
+ * check it with nothing but the key.
+ */
 export const ForkProof = Schema.Struct({
   publicKey: PublicKeyHex,
-  position: Position,
-  first: Schema.Struct({ hash: Hash, signature: SignatureHex }),
-  second: Schema.Struct({ hash: Hash, signature: SignatureHex })
+  first: SignedPoint,
+  second: SignedPoint,
+  chain: Schema.Array(StoredRecordWire).pipe(Schema.maxItems(MAX_PROOF_CHAIN + 1))
 })
 export type ForkProof = typeof ForkProof.Type
 
 export const headSignatureValid = (head: SignedHead): boolean =>
   verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)
 
-/** A proof stands on its own: same key, same position, two hashes, both signatures valid. */
-export const forkProofValid = (proof: ForkProof): boolean =>
-  proof.first.hash !== proof.second.hash &&
-  verifySignature(proof.publicKey, headMessage(proof.position, proof.first.hash), proof.first.signature) &&
-  verifySignature(proof.publicKey, headMessage(proof.position, proof.second.hash), proof.second.signature)
+const signed = (publicKey: string, point: { position: number; hash: string; signature: string }) =>
+  verifySignature(publicKey, headMessage(point.position, point.hash), point.signature)
 
-/** The same proof whichever head was seen first: the two hashes in order, so peers store it once. */
-export const normalizedProof = (proof: ForkProof): ForkProof =>
-  proof.first.hash < proof.second.hash ? proof : { ...proof, first: proof.second, second: proof.first }
+/** Whether the proof stands on its own (see `ForkProof`). */
+export const forkProofValid = (proof: ForkProof): boolean => {
+  const { chain, first, second } = proof
+  if (first.position > second.position) return false
+  if (first.position === second.position) {
+    if (first.hash === second.hash || chain.length !== 0) return false
+  } else {
+    if (chain.length !== second.position - first.position + 1) return false
+    let prevHash: string | undefined
+    for (const [i, record] of chain.entries()) {
+      if (record.position !== first.position + i || envelopeHash(record) !== record.hash) return false
+      if (prevHash !== undefined && record.prevHash !== prevHash) return false
+      prevHash = record.hash
+    }
+    if (chain[0]!.hash === first.hash || prevHash !== second.hash) return false
+  }
+  return signed(proof.publicKey, first) && signed(proof.publicKey, second)
+}
+
+/** What identifies a proof, so peers keep one copy of each whichever way it reached them. */
+export const forkProofId = (proof: ForkProof): string =>
+  `${proof.publicKey}:${proof.first.position}:${proof.first.hash}:${proof.second.position}:${proof.second.hash}`
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder("utf-8", { fatal: true })
@@ -105,14 +132,24 @@ export const wireDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
 }
 
 /**
+ * The journal's newest signed head, from its heads table: every batch ends at one, so the head of
+ * the chain has one. (The head file lags the table by design; a follower must not mistake that lag
+ * for a log cut back.)
+ */
+export const newestSignedHead = (journal: JournalService) =>
+  Effect.flatMap(journal.head, (chain) =>
+    chain.position === 0
+      ? Effect.succeed(undefined)
+      : Effect.map(journal.signedHeads(chain.position, 1), ([signed]) => signed))
+
+/**
  * Answers a feed request from the journal: events from `from`, extended to the end of their batch (the
  * next signed head) so the follower can verify all it gets, with the heads among them and the
  * journal's newest signed head.
  */
 export const serveFeed = (journal: JournalService, request: FeedRequest) =>
   Effect.gen(function*() {
-    const newest = yield* journal.recordedHead
-    const head = newest._tag === "Recorded" ? newest.head : null
+    const head = (yield* newestSignedHead(journal)) ?? null
     const records: Array<StoredRecord> = [...(yield* journal.readRecords(request.from, request.limit))]
     if (records.length === 0) return { head, records: [], heads: [] } satisfies FeedResponse
     const heads: Array<SignedHead> = [...(yield* journal.signedHeads(request.from, records.length))].filter((h) =>

@@ -90,51 +90,70 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       // Recent heads of every key seen, by position: the evidence a fork proof is made of.
       const seenHeads = new Map<string, Map<number, SignedHead>>()
       const proofs = new Map<string, ForkProof>()
-      for (const proof of readForkProofs(settings.dataDir)) proofs.set(proofKey(proof), proof)
+      for (const proof of readForkProofs(settings.dataDir)) proofs.set(Wire.forkProofId(proof), proof)
       const feeds = new Map<string, FollowedFeed>()
       // Set once the host is up; a proof found while it starts is published by the next peer to see it.
       const running: { host: Host | undefined } = { host: undefined }
 
       const recordProof = (proof: ForkProof, publish: boolean) => {
-        const normal = Wire.normalizedProof(proof)
-        const id = proofKey(normal)
+        const id = Wire.forkProofId(proof)
         if (proofs.has(id)) return
-        proofs.set(id, normal)
-        fs.appendFileSync(forkProofsFile(settings.dataDir), `${JSON.stringify(normal)}\n`, { mode: 0o600 })
+        proofs.set(id, proof)
+        fs.appendFileSync(forkProofsFile(settings.dataDir), `${JSON.stringify(proof)}\n`, { mode: 0o600 })
         for (const feed of feeds.values()) {
-          if (feed.publicKey === normal.publicKey) {
+          if (feed.publicKey === proof.publicKey) {
             feed.status = "diverged"
-            feed.problem = `signed two heads at position ${normal.position}`
+            feed.problem =
+              `signed two histories: head ${proof.first.position} (${proof.first.hash}) is not on the chain of head ${proof.second.position}`
           }
         }
         if (publish && running.host !== undefined) {
-          running.host.publish(forksTopic, Wire.encodeJson(normal)).catch(() => undefined)
+          running.host.publish(forksTopic, Wire.encodeJson(proof)).catch(() => undefined)
         }
       }
 
-      /** Remembers a head; a different hash already held for its key and position is an equivocation. */
+      /**
+       * What a copy of the key's feed holds against `head`: its own head at that position with another
+       * hash, or an event there with another hash and the next head it holds, with the events between.
+       */
+      const evidenceAgainst = (head: SignedHead): ForkProof | undefined => {
+        for (const feed of feeds.values()) {
+          if (feed.publicKey !== head.publicKey) continue
+          const held = feed.replica.signedHeadFrom(head.position)
+          if (held === undefined || held.position - head.position > Wire.MAX_PROOF_CHAIN) return undefined
+          const point = (h: SignedHead) => ({ position: h.position, hash: h.hash, signature: h.signature })
+          if (held.position === head.position) {
+            return held.hash === head.hash
+              ? undefined
+              : { publicKey: head.publicKey, first: point(head), second: point(held), chain: [] }
+          }
+          const chain = feed.replica.records(head.position, held.position)
+          return chain[0] === undefined || chain[0].hash === head.hash
+            ? undefined
+            : { publicKey: head.publicKey, first: point(head), second: point(held), chain }
+        }
+        return undefined
+      }
+
+      /** Remembers a head; another hash for its key and position, seen or held in a copy, is an equivocation. */
       const witness = (head: SignedHead) => {
         let byPosition = seenHeads.get(head.publicKey)
         if (byPosition === undefined) seenHeads.set(head.publicKey, byPosition = new Map())
-        const known = byPosition.get(head.position) ?? replicaHeadAt(head.publicKey, head.position)
-        if (known !== undefined && known.hash !== head.hash) {
-          recordProof({
+        const seen = byPosition.get(head.position)
+        const proof = seen !== undefined && seen.hash !== head.hash
+          ? {
             publicKey: head.publicKey,
-            position: head.position,
-            first: { hash: known.hash, signature: known.signature },
-            second: { hash: head.hash, signature: head.signature }
-          }, true)
+            first: { position: head.position, hash: head.hash, signature: head.signature },
+            second: { position: seen.position, hash: seen.hash, signature: seen.signature },
+            chain: []
+          }
+          : evidenceAgainst(head)
+        if (proof !== undefined && Wire.forkProofValid(proof)) {
+          recordProof(proof, true)
           return
         }
         byPosition.set(head.position, head)
         if (byPosition.size > HEADS_REMEMBERED) byPosition.delete(byPosition.keys().next().value as number)
-      }
-
-      const replicaHeadAt = (publicKey: string, position: number) => {
-        for (const feed of feeds.values()) {
-          if (feed.publicKey === publicKey) return feed.replica.signedHeadAt(position)
-        }
-        return undefined
       }
 
       const onHead = (head: SignedHead) => {
@@ -281,9 +300,8 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const lastAnnounced = yield* Ref.make(0)
       const announce = (force: boolean) =>
         Effect.gen(function*() {
-          const recorded = yield* journal.recordedHead
-          if (recorded._tag !== "Recorded") return
-          const head = recorded.head
+          const head = yield* Wire.newestSignedHead(journal)
+          if (head === undefined) return
           if (!force && head.position === (yield* Ref.get(lastAnnounced))) return
           yield* Ref.set(lastAnnounced, head.position)
           witness(head)
@@ -384,5 +402,3 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       return service
     }).pipe(Effect.withSpan("PeerNode.start"))
   )
-
-const proofKey = (proof: ForkProof) => `${proof.publicKey}:${proof.position}`
