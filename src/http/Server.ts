@@ -64,9 +64,20 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/open
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
 
+// One set of handlers and one signature gate (its verifier threads) behind both RPC routes.
+const RpcHandlers = Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer())
+
+/** RPC over HTTP POST, NDJSON: one request per round trip, for curl and one-shot clients. */
 const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide([NodeApiRpcHandlers, signedCommandsLayer(), RpcSerialization.layerNdjson])
+  Layer.provide(RpcSerialization.layerNdjson)
 )
+
+/**
+ * RPC over one WebSocket per client, MessagePack: requests multiplexed on a connection that stays
+ * open, for programs that send many commands (no HTTP request, parse and reply per command).
+ */
+const RpcSocketRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc/ws", protocol: "websocket" })
+  .pipe(Layer.provide(RpcSerialization.layerMsgPack))
 
 /** The Node.js server on the configured host and port, with the configured bounds. */
 export const NodeServerLive = Layer.unwrapEffect(
@@ -78,7 +89,9 @@ export const NodeServerLive = Layer.unwrapEffect(
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
 export const HttpServerLive = HttpLayerRouter.serve(
-  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, MetricsRoute, GuardsLayer),
+  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, RpcSocketRoute, MetricsRoute, GuardsLayer).pipe(
+    Layer.provide(RpcHandlers)
+  ),
   {
     disableLogger: true,
     // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
