@@ -1,15 +1,9 @@
 /**
- * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems and
- * policies. The server (http/Server.ts) runs on them; the CLI's direct mode uses them without one.
+ * The layers of a running node, composed once here: kernel (SQLite journal, node key) and subsystems;
+ * the server (http/Server.ts) runs them with the policies (NodePolicies.ts), the CLI's direct mode without.
  */
 import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import { creditsPolicy } from "../actors/economy/Ledger.js"
-import { rewardsSettlementPolicy } from "../actors/economy/RewardService.js"
-import { stakingSettlementPolicy } from "../actors/economy/StakeService.js"
-import { parameterChangesPolicy } from "../actors/governance/GovernancePolicies.js"
-import { auctionSettlementPolicy } from "../actors/market/AuctionPolicies.js"
-import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
@@ -20,11 +14,12 @@ import { sqliteKernel } from "./Kernel.js"
 import { NodeAudit } from "./NodeAudit.js"
 import type { NodeSettings } from "./NodeConfig.js"
 import { blobsDir, NodeConfig } from "./NodeConfig.js"
+import { NodeDeadLetters } from "./NodeDeadLetters.js"
 import { NodeStatus } from "./NodeStatus.js"
 
 /** Subsystems and node services on the node's data dir, with no server and no background policies. */
 export const nodeServices = (settings: NodeSettings) =>
-  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings)).pipe(
+  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, NodeDeadLetters.Default, charterLayer(settings)).pipe(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     Layer.provideMerge(Layer.mergeAll(
       Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),
@@ -37,13 +32,3 @@ export const nodeServices = (settings: NodeSettings) =>
     Layer.provideMerge(sqliteKernel(settings)),
     Layer.provideMerge(NodeConfig.layer(settings))
   )
-
-/** The policies that carry one subsystem's events into another's commands, each on its own checkpoint. */
-export const nodePolicies = Layer.mergeAll(
-  creditsPolicy,
-  stakingSettlementPolicy,
-  rewardsSettlementPolicy,
-  auctionSettlementPolicy,
-  leaseOutcomesPolicy,
-  parameterChangesPolicy
-)
