@@ -1,4 +1,4 @@
-/** `edge-net node start|info`: run a node in the foreground, or describe one. */
+/** `edge-net node start|info|dead-letters`: run a node in the foreground, describe one, or tend its dead letters. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
 import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
@@ -6,6 +6,7 @@ import { nodeLive } from "../http/Server.js"
 import { Environment } from "../layers/Environment.js"
 import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
+import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { NodeClient } from "./NodeClient.js"
 import { peersLines } from "./PeersCommands.js"
 import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
@@ -144,5 +145,5 @@ const info = Command.make(
 
 export const nodeCommand = Command.make("node").pipe(
   Command.withDescription("run or inspect a node"),
-  Command.withSubcommands([start, info])
+  Command.withSubcommands([start, info, deadLettersCommand])
 )

@@ -21,10 +21,13 @@ const firstIssue = (error: ParseResult.ParseError) => {
 }
 
 /** A decoder of JSON text into `schema`'s type; build it once per schema, at module level. */
-export const jsonDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
-  return (text: string, source: string): Either.Either<A, JsonTextError> =>
-    Either.mapLeft(decode(text), (error) => new JsonTextError({ source, problem: firstIssue(error) }))
+export const jsonDecoder = <A, I>(schema: Schema.Schema<A, I>) => jsonValueDecoder(Schema.parseJson(schema))
+
+/** Like `jsonDecoder`, for JSON a caller has already parsed (an object handed to a library function). */
+export const jsonValueDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (value: unknown, source: string): Either.Either<A, JsonTextError> =>
+    Either.mapLeft(decode(value), (error) => new JsonTextError({ source, problem: firstIssue(error) }))
 }
 
 /** Like `jsonDecoder`, throwing the error: for synchronous readers inside an `Effect.try`. */

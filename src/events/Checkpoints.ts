@@ -40,12 +40,17 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
     readonly all: Effect.Effect<ReadonlyArray<PolicyCheckpoint>>
     /**
      * Records the dead letter and moves its policy's checkpoint to the event (never back), at once:
-     * the policy goes on after it, and after a restart too.
+     * the policy goes on after it, and after a restart too. Recorded again, the letter takes the new
+     * error and time, and adds the new attempts to the old.
      */
     readonly deadLetter: (letter: DeadLetter) => Effect.Effect<void>
     /** The newest dead letters first, at most `limit`. */
     readonly deadLetters: (limit: number) => Effect.Effect<ReadonlyArray<DeadLetter>>
     readonly deadLetterCount: Effect.Effect<number>
+    /** The dead letter of `policy` at `position`, if there is one. */
+    readonly findDeadLetter: (policy: string, position: number) => Effect.Effect<DeadLetter | undefined>
+    /** Forgets a dead letter (its event was handled after all, or an operator let it go); false if there was none. */
+    readonly removeDeadLetter: (policy: string, position: number) => Effect.Effect<boolean>
   }
 >() {
   static readonly memory = Layer.sync(Checkpoints, () => {
@@ -59,7 +64,13 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
       ),
       deadLetter: (letter) =>
         Effect.sync(() => {
-          letters.set(`${letter.policy}@${letter.position}`, letter)
+          const earlier = letters.get(`${letter.policy}@${letter.position}`)
+          letters.set(`${letter.policy}@${letter.position}`, {
+            ...letter,
+            streamId: earlier?.streamId ?? letter.streamId,
+            eventType: earlier?.eventType ?? letter.eventType,
+            attempts: (earlier?.attempts ?? 0) + letter.attempts
+          })
           store.set(letter.policy, Math.max(store.get(letter.policy) ?? 0, letter.position))
         }),
       deadLetters: (limit) =>
@@ -69,7 +80,9 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
             limit
           )
         ),
-      deadLetterCount: Effect.sync(() => letters.size)
+      deadLetterCount: Effect.sync(() => letters.size),
+      findDeadLetter: (policy, position) => Effect.sync(() => letters.get(`${policy}@${position}`)),
+      removeDeadLetter: (policy, position) => Effect.sync(() => letters.delete(`${policy}@${position}`))
     }
   })
 
@@ -88,21 +101,33 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
         `INSERT INTO dead_letters (policy, position, stream_id, event_type, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (policy, position) DO UPDATE SET error = excluded.error, attempts = attempts + excluded.attempts, failed_at = excluded.failed_at`
       )
-      const selectLetters = db.prepare<
-        [number],
-        {
-          policy: string
-          position: number
-          stream_id: string
-          event_type: string
-          error: string
-          attempts: number
-          failed_at: string
-        }
-      >(
-        "SELECT policy, position, stream_id, event_type, error, attempts, failed_at FROM dead_letters ORDER BY failed_at DESC, position DESC LIMIT ?"
+      type LetterRow = {
+        policy: string
+        position: number
+        stream_id: string
+        event_type: string
+        error: string
+        attempts: number
+        failed_at: string
+      }
+      const letterColumns = "policy, position, stream_id, event_type, error, attempts, failed_at"
+      const selectLetters = db.prepare<[number], LetterRow>(
+        `SELECT ${letterColumns} FROM dead_letters ORDER BY failed_at DESC, position DESC LIMIT ?`
       )
+      const selectLetter = db.prepare<[string, number], LetterRow>(
+        `SELECT ${letterColumns} FROM dead_letters WHERE policy = ? AND position = ?`
+      )
+      const deleteLetter = db.prepare<[string, number]>("DELETE FROM dead_letters WHERE policy = ? AND position = ?")
       const countLetters = db.prepare<[], number>("SELECT count(*) FROM dead_letters").pluck()
+      const toLetter = (row: LetterRow): DeadLetter => ({
+        policy: row.policy,
+        position: row.position,
+        streamId: row.stream_id,
+        eventType: row.event_type,
+        error: row.error,
+        attempts: row.attempts,
+        failedAt: row.failed_at
+      })
       const recordLetter = db.transaction((letter: DeadLetter) => {
         insertLetter.run(
           letter.policy,
@@ -138,19 +163,19 @@ export class Checkpoints extends Context.Tag("edge-net/Checkpoints")<
             }),
             Effect.orDie
           ),
-        deadLetters: (limit) =>
-          Effect.sync(() =>
-            selectLetters.all(limit).map((row): DeadLetter => ({
-              policy: row.policy,
-              position: row.position,
-              streamId: row.stream_id,
-              eventType: row.event_type,
-              error: row.error,
-              attempts: row.attempts,
-              failedAt: row.failed_at
-            }))
-          ),
-        deadLetterCount: Effect.sync(() => countLetters.get() ?? 0)
+        deadLetters: (limit) => Effect.sync(() => selectLetters.all(limit).map(toLetter)),
+        deadLetterCount: Effect.sync(() => countLetters.get() ?? 0),
+        findDeadLetter: (policy, position) =>
+          Effect.sync(() => {
+            const row = selectLetter.get(policy, position)
+            return row === undefined ? undefined : toLetter(row)
+          }),
+        // Like a dead letter, its removal waits for the lock rather than be lost.
+        removeDeadLetter: (policy, position) =>
+          Effect.try({ try: () => deleteLetter.run(policy, position).changes > 0, catch: (error) => error }).pipe(
+            Effect.retry({ while: isBusy, schedule: Schedule.spaced(Duration.millis(20)), times: 500 }),
+            Effect.orDie
+          )
       }
     })
   )

@@ -33,6 +33,16 @@ export const RETRY_SCHEDULE: Schedule.Schedule<unknown, unknown> = Schedule.expo
   Schedule.intersect(Schedule.recurs(6))
 )
 
+/**
+ * The definition with the services its handler needs provided now: one a node can keep in a list
+ * beside its other policies, and run again on a dead letter's event.
+ */
+export const withServices = <R>(definition: PolicyDefinition<R>): Effect.Effect<PolicyDefinition<never>, never, R> =>
+  Effect.map(Effect.context<R>(), (context) => ({
+    ...definition,
+    handle: (envelope: Envelope) => Effect.provide(definition.handle(envelope), context)
+  }))
+
 /** The command id a policy uses for what it does about one event: the same on every redelivery. */
 export const commandIdFor = (policyName: string, envelope: Envelope, step = "0"): string =>
   `${policyName}@${envelope.position}/${step}`

@@ -1,15 +1,9 @@
 /**
- * The layers of a running node, composed once here: kernel (SQLite journal, node key), subsystems and
- * policies. The server (http/Server.ts) runs on them; the CLI's direct mode uses them without one.
+ * The layers of a running node, composed once here: kernel (SQLite journal, node key) and subsystems;
+ * the server (http/Server.ts) runs them with the policies (NodePolicies.ts), the CLI's direct mode without.
  */
 import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import { creditsPolicy } from "../actors/economy/Ledger.js"
-import { rewardsSettlementPolicy } from "../actors/economy/RewardService.js"
-import { stakingSettlementPolicy } from "../actors/economy/StakeService.js"
-import { parameterChangesPolicy } from "../actors/governance/GovernancePolicies.js"
-import { auctionSettlementPolicy } from "../actors/market/AuctionPolicies.js"
-import { leaseOutcomesPolicy } from "../actors/market/LeasePolicies.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
@@ -21,6 +15,7 @@ import { feedKernel, sqliteKernel } from "./Kernel.js"
 import { NodeAudit } from "./NodeAudit.js"
 import type { NodeSettings } from "./NodeConfig.js"
 import { blobsDir, NodeConfig } from "./NodeConfig.js"
+import { NodeDeadLetters } from "./NodeDeadLetters.js"
 import { NodeStatus } from "./NodeStatus.js"
 
 /** The subsystems on a kernel: what a node runs, and what an audit of another node's feed replays. */
@@ -45,7 +40,13 @@ type KernelServices = Layer.Layer.Success<ReturnType<typeof sqliteKernel>>
  * its peers are the peer book alone (a running node's peer is `nodeLive`'s).
  */
 export const nodeServices = (settings: NodeSettings) =>
-  Layer.mergeAll(NodeStatus.Default, NodeAudit.Default, charterLayer(settings), Peers.offline(settings.dataDir)).pipe(
+  Layer.mergeAll(
+    NodeStatus.Default,
+    NodeAudit.Default,
+    NodeDeadLetters.Default,
+    charterLayer(settings),
+    Peers.offline(settings.dataDir)
+  ).pipe(
     Layer.provideMerge(subsystemsOn(settings, sqliteKernel(settings)))
   )
 
@@ -55,13 +56,3 @@ export const nodeServices = (settings: NodeSettings) =>
  */
 export const feedServices = (settings: NodeSettings, feed: { readonly file: string; readonly publicKey: string }) =>
   NodeAudit.Default.pipe(Layer.provideMerge(subsystemsOn(settings, feedKernel(feed))))
-
-/** The policies that carry one subsystem's events into another's commands, each on its own checkpoint. */
-export const nodePolicies = Layer.mergeAll(
-  creditsPolicy,
-  stakingSettlementPolicy,
-  rewardsSettlementPolicy,
-  auctionSettlementPolicy,
-  leaseOutcomesPolicy,
-  parameterChangesPolicy
-)

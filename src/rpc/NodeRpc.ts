@@ -1,9 +1,13 @@
 /**
- * The node's own RPC contract: who it is, where its journal stands, and the audit it can run on
- * itself (chain verification, replay against live state).
+ * The node's own RPC contract: who it is, where its journal stands, the audit it can run on itself
+ * (chain verification, replay against live state), and its policies' dead letters, which only the
+ * network's operators retry or clear.
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
+import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
+import { DeadLetter } from "../events/Checkpoints.js"
+import { DeadLetterNotFound, DeadLettersView, DeadLetterTarget, RetryOutcome } from "../events/DeadLetters.js"
 import { EntityNotFound, ExplainKind, ExplainView, ReplayReportView } from "../layers/NodeAudit.js"
 import { ChainHeadView, NodeInfoView } from "../layers/NodeStatus.js"
 
@@ -31,5 +35,19 @@ export class NodeRpcs extends RpcGroup.make(
     payload: { kind: ExplainKind, id: Schema.String },
     success: ExplainView,
     error: EntityNotFound
-  })
+  }),
+  Rpc.make("DeadLetterList", {
+    payload: { limit: Schema.Number.pipe(Schema.int(), Schema.between(1, 10_000)) },
+    success: DeadLettersView
+  }),
+  Rpc.make("DeadLetterRetry", {
+    payload: { target: DeadLetterTarget, ...signedFields },
+    success: Schema.Array(RetryOutcome),
+    error: DeadLetterNotFound
+  }).middleware(SignedCommands).annotate(Authority, operator),
+  Rpc.make("DeadLetterClear", {
+    payload: { target: DeadLetterTarget, ...signedFields },
+    success: Schema.Array(DeadLetter),
+    error: DeadLetterNotFound
+  }).middleware(SignedCommands).annotate(Authority, operator)
 ) {}

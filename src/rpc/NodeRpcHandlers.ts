@@ -20,6 +20,7 @@ import { Registry } from "../actors/registry/RegistryService.js"
 import type { ChainReport } from "../events/Audit.js"
 import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../layers/NodeAudit.js"
+import { NodeDeadLetters } from "../layers/NodeDeadLetters.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { Peers } from "../net/Peers.js"
 import { auditCommands } from "./CommandAudit.js"
@@ -43,6 +44,7 @@ const NodeRpcHandlers = NodeRpcs.toLayer(
   Effect.gen(function*() {
     const status = yield* NodeStatus
     const audit = yield* NodeAudit
+    const deadLetters = yield* NodeDeadLetters
     const journal = yield* Journal
     const charter = yield* NetworkCharter
     return {
@@ -54,7 +56,10 @@ const NodeRpcHandlers = NodeRpcs.toLayer(
           Effect.provideService(NetworkCharter, charter)
         ),
       AuditReplay: () => audit.replay(),
-      AuditExplain: ({ id, kind }) => audit.explain(kind, id)
+      AuditExplain: ({ id, kind }) => audit.explain(kind, id),
+      DeadLetterList: ({ limit }) => deadLetters.list(limit),
+      DeadLetterRetry: ({ target }) => deadLetters.retry(target),
+      DeadLetterClear: ({ target }) => deadLetters.clear(target)
     }
   })
 )

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { PreTrainedTokenizer } from "@huggingface/transformers"
-import { Effect, Exit } from "effect"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -675,14 +675,47 @@ describe("Tokenizer", () => {
     )
   })
 
-  it.effect("fails with a typed error for a file that is not a tokenizer", () =>
+  it.effect("fails with one line naming the file and the member at fault for a file that is not a tokenizer", () =>
     Effect.gen(function*() {
       const folder = fs.mkdtempSync(path.join(os.tmpdir(), "tokenizer-"))
-      fs.writeFileSync(path.join(folder, "tokenizer.json"), "{ not json")
-      const exit = yield* Effect.exit(Tokenizer.fromFile(path.join(folder, "tokenizer.json")))
+      const file = path.join(folder, "tokenizer.json")
+      const refusal = (tokenizerJson: string, configJson?: string) =>
+        Effect.gen(function*() {
+          fs.writeFileSync(file, tokenizerJson)
+          if (configJson === undefined) fs.rmSync(path.join(folder, "config.json"), { force: true })
+          else fs.writeFileSync(path.join(folder, "config.json"), configJson)
+          const error = yield* Effect.flip(Tokenizer.fromFile(file))
+          expect(error._tag).toBe("TokenizerError")
+          expect(error.message).not.toContain("\n")
+          return error.message
+        })
+      const bert = bertStyle()
+      expect(yield* refusal("{ not json")).toMatch(new RegExp(`^${file}: Expected property name .*JSON at position 2`))
+      expect(yield* refusal("[1, 2]")).toBe(`${file}: is not an object`)
+      const { model: _, ...noModel } = bert
+      expect(yield* refusal(JSON.stringify(noModel))).toBe(`${file}: model: is missing`)
+      expect(yield* refusal(JSON.stringify({ ...bert, decoder: "WordPiece" }))).toBe(
+        `${file}: decoder: is not an object`
+      )
+      const noContent = { ...bert, added_tokens: [...bert.added_tokens, { id: 9, special: true }] }
+      expect(yield* refusal(JSON.stringify(noContent))).toBe(`${file}: added_tokens.5.content: is missing`)
+      const badPadding = { ...bert, padding: { strategy: "Longest", direction: "Right", pad_id: 0 } }
+      expect(yield* refusal(JSON.stringify(badPadding))).toBe(
+        `${file}: padding.strategy: is neither "BatchLongest" nor { "Fixed": length }`
+      )
+      expect(yield* refusal(JSON.stringify({ ...bert, truncation: { max_length: -1 } }))).toMatch(
+        new RegExp(`^${file}: truncation.max_length: Expected a non-negative number, actual -1`)
+      )
+      const configFile = path.join(folder, "config.json")
+      expect(yield* refusal(JSON.stringify(bert), "[\"not\", \"an object\"]")).toBe(`${configFile}: is not an object`)
+      expect(yield* refusal(JSON.stringify({ ...bert, pre_tokenizer: { type: "UnicodeScripts" } }))).toBe(
+        `${file}: unsupported pre_tokenizer type "UnicodeScripts"`
+      )
+      // The same file with fixed padding is a tokenizer that pads to that length.
+      fs.writeFileSync(file, JSON.stringify({ ...bert, padding: { strategy: { Fixed: 6 }, pad_id: 0 } }))
+      const padded = yield* Tokenizer.fromFile(file)
+      expect(padded.encodeBatch(["the fox"])[0]!.ids.length).toBe(6)
       fs.rmSync(folder, { recursive: true })
-      expect(Exit.isFailure(exit)).toBe(true)
-      if (Exit.isFailure(exit)) expect(String(exit.cause)).toContain("is not JSON")
     }))
 
   it("decodes a stream of ids without splitting multi-byte characters", () => {

@@ -229,12 +229,11 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
 const decodeEvent = Schema.decodeUnknown(AccountEvent)
 
 /** The policy that completes interrupted transfers and captures: at least once, applied once. */
-export const creditsPolicy = Layer.unwrapEffect(
-  Effect.map(Ledger, (ledger) =>
-    Policy.layer({
-      name: "ledger.credits",
-      categories: ["Account"],
-      eventTypes: ["Debited", "HoldCaptured"],
-      handle: ledger.completeCredit
-    }))
-)
+export const creditsPolicyDefinition = Effect.map(Ledger, (ledger): Policy.PolicyDefinition<never> => ({
+  name: "ledger.credits",
+  categories: ["Account"],
+  eventTypes: ["Debited", "HoldCaptured"],
+  handle: ledger.completeCredit
+}))
+
+export const creditsPolicy = Layer.unwrapEffect(Effect.map(creditsPolicyDefinition, Policy.layer))

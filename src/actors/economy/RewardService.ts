@@ -143,15 +143,11 @@ export class Rewards extends Effect.Service<Rewards>()("edge-net/Rewards", {
 }) {}
 
 /** The policy that pays out claims a crash interrupted: at least once, applied once. */
-export const rewardsSettlementPolicy = Layer.unwrapEffect(
-  Effect.map(
-    Rewards,
-    (rewards) =>
-      Policy.layer({
-        name: "rewards.settlement",
-        categories: [RewardGrants.category],
-        eventTypes: ["RewardClaimed"],
-        handle: rewards.completeSettlement
-      })
-  )
-)
+export const rewardsSettlementPolicyDefinition = Effect.map(Rewards, (rewards): Policy.PolicyDefinition<never> => ({
+  name: "rewards.settlement",
+  categories: [RewardGrants.category],
+  eventTypes: ["RewardClaimed"],
+  handle: rewards.completeSettlement
+}))
+
+export const rewardsSettlementPolicy = Layer.unwrapEffect(Effect.map(rewardsSettlementPolicyDefinition, Policy.layer))

@@ -220,12 +220,11 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
 }) {}
 
 /** The policy that finishes withdrawals and burns a crash interrupted: at least once, applied once. */
-export const stakingSettlementPolicy = Layer.unwrapEffect(
-  Effect.map(Staking, (staking) =>
-    Policy.layer({
-      name: "staking.settlement",
-      categories: [Stakes.category],
-      eventTypes: ["Withdrawn", "Slashed"],
-      handle: staking.completeSettlement
-    }))
-)
+export const stakingSettlementPolicyDefinition = Effect.map(Staking, (staking): Policy.PolicyDefinition<never> => ({
+  name: "staking.settlement",
+  categories: [Stakes.category],
+  eventTypes: ["Withdrawn", "Slashed"],
+  handle: staking.completeSettlement
+}))
+
+export const stakingSettlementPolicy = Layer.unwrapEffect(Effect.map(stakingSettlementPolicyDefinition, Policy.layer))

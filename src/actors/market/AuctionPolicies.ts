@@ -18,12 +18,11 @@ export const AUCTION_SETTLEMENT = "auction.settlement"
  * LeaseCompleted -> the hold captured to the winner. LeaseFailed -> the hold released to the poster.
  * Slashing and reputation on LeaseCompleted / LeaseFailed belong to a policy of the economy.
  */
-export const auctionSettlementPolicy = Layer.unwrapEffect(
-  Effect.map(Auctions, (auctions) =>
-    Policy.layer({
-      name: AUCTION_SETTLEMENT,
-      categories: [TaskAuction.category],
-      eventTypes: ["BidCommitted", "AuctionResolved", "AuctionCancelled", "LeaseCompleted", "LeaseFailed"],
-      handle: auctions.settleEnvelope
-    }))
-)
+export const auctionSettlementPolicyDefinition = Effect.map(Auctions, (auctions): Policy.PolicyDefinition<never> => ({
+  name: AUCTION_SETTLEMENT,
+  categories: [TaskAuction.category],
+  eventTypes: ["BidCommitted", "AuctionResolved", "AuctionCancelled", "LeaseCompleted", "LeaseFailed"],
+  handle: auctions.settleEnvelope
+}))
+
+export const auctionSettlementPolicy = Layer.unwrapEffect(Effect.map(auctionSettlementPolicyDefinition, Policy.layer))

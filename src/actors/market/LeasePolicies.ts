@@ -45,9 +45,11 @@ export const applyLeaseOutcome = (envelope: Envelope) =>
   }).pipe(Effect.withSpan("LeasePolicies.applyLeaseOutcome"))
 
 /** LeaseCompleted -> reputation success; LeaseFailed (winner's fault) -> slash + reputation failure. */
-export const leaseOutcomesPolicy = Policy.layer({
+export const leaseOutcomesPolicyDefinition: Policy.PolicyDefinition<Reputation | Staking> = {
   name: LEASE_OUTCOMES,
   categories: [TaskAuction.category],
   eventTypes: ["LeaseCompleted", "LeaseFailed"],
   handle: applyLeaseOutcome
-})
+}
+
+export const leaseOutcomesPolicy = Policy.layer(leaseOutcomesPolicyDefinition)

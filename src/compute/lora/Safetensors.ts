@@ -7,7 +7,7 @@
  * As the reference reader does, a file is refused unless its tensors tile the data section exactly
  * (no overlap, no gap, nothing past the end), each range holding exactly dtype size × element count.
  */
-import { Data } from "effect"
+import { Data, Either, ParseResult, Schema } from "effect"
 import { float16ToFloat32, float32ToFloat16 } from "../onnx/Tensors.js"
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16"
@@ -47,11 +47,52 @@ const fail = (reason: string): never => {
   throw new SafetensorsError({ reason: `not a valid safetensors file: ${reason}` })
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
 const isSize = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+const show = (value: unknown) => JSON.stringify(value) ?? String(value)
+
+const Size = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+
+// Each field names what it found in its own words, so an error reads `tensor "a" has shape [-2], ...`.
+const named = <A, I>(schema: Schema.Schema<A, I>, missing: string, found: (actual: unknown) => string) =>
+  Schema.propertySignature(
+    schema.annotations({ message: (issue) => ({ message: found(issue.actual), override: true }) })
+  ).annotations({ missingMessage: () => missing })
+
+/** One tensor's entry in the header: only what the reader uses; other members are ignored, as the reference does. */
+const TensorInfo = Schema.Struct({
+  dtype: named(
+    Schema.Literal("F32", "F16", "BF16"),
+    "has no dtype",
+    (actual) => `has dtype ${show(actual)}; this reader takes F32, F16 and BF16`
+  ),
+  shape: named(Schema.Array(Size), "has no shape", (actual) => `has shape ${show(actual)}, not a list of sizes`),
+  data_offsets: named(
+    Schema.Tuple(Size, Size),
+    "has no data_offsets",
+    (actual) => `has data_offsets ${show(actual)}, not [begin, end]`
+  )
+}).annotations({ message: () => "is not described by an object" })
+
+/** `__metadata__`: string values only, as the reference library requires. */
+const Metadata = Schema.Record({
+  key: Schema.String,
+  value: Schema.String.annotations({ message: () => "is not a string" })
+}).annotations({ message: () => "is not an object" })
+
+// The header is decoded member by member rather than as one Record: a Record builds its output by
+// assignment, and a tensor named "__proto__" would become that object's prototype instead of a tensor.
+const decodeHeader = Schema.decodeUnknownEither(Schema.parseJson(Schema.Object))
+const decodeTensorInfo = Schema.decodeUnknownEither(TensorInfo)
+const decodeMetadata = Schema.decodeUnknownEither(Metadata)
+
+/** The first thing wrong, with the path below the member (`.version` for `__metadata__.version`). */
+const firstIssue = (error: ParseResult.ParseError) => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  if (issue === undefined) return { below: "", message: error.message }
+  return { below: issue.path.map((key) => `.${String(key)}`).join(""), message: issue.message.replace(/\s+/g, " ") }
+}
 
 const decode = (dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array => {
   // Copy into a fresh, aligned buffer: the values must not alias the file's bytes.
@@ -73,27 +114,17 @@ interface Entry {
 }
 
 const parseEntry = (name: string, value: unknown): Entry => {
-  if (!isRecord(value)) return fail(`tensor "${name}" is not described by an object`)
-  const { dtype, shape, data_offsets: offsets } = value
-  if (typeof dtype !== "string") return fail(`tensor "${name}" has no dtype`)
-  if (!(dtype in widths)) {
-    return fail(`tensor "${name}" has dtype ${JSON.stringify(dtype)}; this reader takes F32, F16 and BF16`)
-  }
-  if (!Array.isArray(shape) || !shape.every(isSize)) {
-    return fail(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of sizes`)
-  }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize)) {
-    return fail(`tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`)
-  }
-  const [begin, end] = offsets as [number, number]
+  const decoded = decodeTensorInfo(value)
+  if (Either.isLeft(decoded)) return fail(`tensor "${name}" ${firstIssue(decoded.left).message}`)
+  const { dtype, shape, data_offsets: [begin, end] } = decoded.right
   if (end < begin) return fail(`tensor "${name}" ends (${end}) before it begins (${begin})`)
-  const expected = (shape as Array<number>).reduce((count, dim) => count * dim, 1) * widths[dtype as SafetensorsDtype]
+  const expected = shape.reduce((count, dim) => count * dim, 1) * widths[dtype]
   if (end - begin !== expected) {
     return fail(
       `tensor "${name}" (${dtype} [${shape.join(", ")}]) needs ${expected} bytes, its data_offsets give ${end - begin}`
     )
   }
-  return { name, dtype: dtype as SafetensorsDtype, shape: shape as Array<number>, begin, end }
+  return { name, dtype, shape, begin, end }
 }
 
 /** Parses a whole safetensors file; throws SafetensorsError (one line) on anything malformed. */
@@ -106,25 +137,25 @@ export const readSafetensors = (bytes: Uint8Array): SafetensorsFile => {
   if (8 + headerLength > bytes.length) {
     return fail(`the header claims ${headerLength} bytes but only ${bytes.length - 8} follow (truncated?)`)
   }
-  let header: unknown
+  let text: string
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength))
-    if (!text.startsWith("{")) return fail("the header does not start with {")
-    header = JSON.parse(text)
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength))
   } catch (cause) {
-    if (cause instanceof SafetensorsError) throw cause
     return fail(`the header is not UTF-8 JSON (${cause instanceof Error ? cause.message : String(cause)})`)
   }
-  if (!isRecord(header)) return fail("the header is not a JSON object")
+  if (!text.startsWith("{")) return fail("the header does not start with {")
+  const header = decodeHeader(text)
+  if (Either.isLeft(header)) return fail(`the header is not UTF-8 JSON (${firstIssue(header.left).message})`)
   const metadata: Record<string, string> = Object.create(null)
   const entries: Array<Entry> = []
-  for (const [name, value] of Object.entries(header)) {
+  for (const [name, value] of Object.entries(header.right)) {
     if (name === "__metadata__") {
-      if (!isRecord(value)) return fail("__metadata__ is not an object")
-      for (const [key, text] of Object.entries(value)) {
-        if (typeof text !== "string") return fail(`__metadata__.${key} is not a string`)
-        metadata[key] = text
+      const decoded = decodeMetadata(value)
+      if (Either.isLeft(decoded)) {
+        const { below, message } = firstIssue(decoded.left)
+        return fail(`__metadata__${below} ${message}`)
       }
+      Object.assign(metadata, decoded.right)
     } else entries.push(parseEntry(name, value))
   }
   const dataStart = 8 + headerLength

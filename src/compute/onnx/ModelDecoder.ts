@@ -20,17 +20,6 @@ import type { ProtoReader } from "./Protobuf.js"
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const tag = (field: number, wireType: number) => field * 8 + wireType
-const keep = (
-  r: ProtoReader,
-  wireTag: number,
-  start: number,
-  into: Array<Uint8Array> | undefined
-): Array<Uint8Array> => {
-  r.skip(wireTag & 7)
-  const list = into ?? []
-  list.push(r.bytes.subarray(start, r.pos))
-  return list
-}
 const nested = <T>(r: ProtoReader, decode: (r: ProtoReader) => T): T => {
   const outer = r.enter()
   const value = decode(r)
@@ -61,7 +50,7 @@ const decodeEntry = (r: ProtoReader): StringStringEntry => {
   let key = ""
   let value = ""
   while (r.pos < r.limit) {
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 2)) key = r.string()
     else if (t === tag(2, 2)) value = r.string()
     else r.skip(t & 7)
@@ -72,7 +61,7 @@ const decodeEntry = (r: ProtoReader): StringStringEntry => {
 const decodeOpset = (r: ProtoReader): OperatorSetId => {
   const opset: Mutable<OperatorSetId> = { version: 0 }
   while (r.pos < r.limit) {
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 2)) opset.domain = r.string()
     else if (t === tag(2, 0)) opset.version = r.int64Number()
     else r.skip(t & 7)
@@ -84,12 +73,11 @@ const decodeDimension = (r: ProtoReader): OnnxDimension => {
   const dim: Mutable<OnnxDimension> = {}
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 0)) dim.value = r.int64Number()
     else if (t === tag(2, 2)) dim.param = r.string()
     else if (t === tag(3, 2)) dim.denotation = r.string()
-    else unknown = keep(r, t, start, unknown)
+    else (unknown ??= []).push(r.rawField())
   }
   if (unknown) dim.unknownFields = unknown
   return dim
@@ -98,7 +86,7 @@ const decodeDimension = (r: ProtoReader): OnnxDimension => {
 const decodeShape = (r: ProtoReader): Array<OnnxDimension> => {
   const dims: Array<OnnxDimension> = []
   while (r.pos < r.limit) {
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 2)) dims.push(nested(r, decodeDimension))
     else r.skip(t & 7)
   }
@@ -109,11 +97,10 @@ const decodeTensorType = (r: ProtoReader): OnnxTensorType => {
   const type: Mutable<OnnxTensorType> = { elemType: 0 }
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 0)) type.elemType = r.int32()
     else if (t === tag(2, 2)) type.shape = nested(r, decodeShape)
-    else unknown = keep(r, t, start, unknown)
+    else (unknown ??= []).push(r.rawField())
   }
   if (unknown) type.unknownFields = unknown
   return type
@@ -123,11 +110,10 @@ const decodeType = (r: ProtoReader): OnnxType => {
   const type: Mutable<OnnxType> = {}
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 2)) type.tensorType = nested(r, decodeTensorType)
     else if (t === tag(6, 2)) type.denotation = r.string()
-    else unknown = keep(r, t, start, unknown)
+    else (unknown ??= []).push(r.rawField())
   }
   if (unknown) type.unknownFields = unknown
   return type
@@ -138,13 +124,12 @@ const decodeValueInfo = (r: ProtoReader): OnnxValueInfo => {
   let metadata: Array<StringStringEntry> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
+    const t = r.tag()
     if (t === tag(1, 2)) info.name = r.string()
     else if (t === tag(2, 2)) info.type = nested(r, decodeType)
     else if (t === tag(3, 2)) info.docString = r.string()
     else if (t === tag(4, 2)) (metadata ??= []).push(nested(r, decodeEntry))
-    else unknown = keep(r, t, start, unknown)
+    else (unknown ??= []).push(r.rawField())
   }
   if (metadata) info.metadataProps = metadata
   if (unknown) info.unknownFields = unknown
@@ -164,9 +149,7 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
   let metadata: Array<StringStringEntry> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
-    switch (t) {
+    switch (r.tag()) {
       case tag(1, 0):
         dims.push(r.int64Number())
         break
@@ -249,7 +232,7 @@ const decodeTensor = (r: ProtoReader): OnnxTensor => {
         ;(metadata ??= []).push(nested(r, decodeEntry))
         break
       default:
-        unknown = keep(r, t, start, unknown)
+        ;(unknown ??= []).push(r.rawField())
     }
   }
   tensor.dims = dims
@@ -276,9 +259,7 @@ const decodeAttribute = (r: ProtoReader): OnnxAttribute => {
   let typeProtos: Array<OnnxType> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
-    switch (t) {
+    switch (r.tag()) {
       case tag(1, 2):
         attribute.name = r.string()
         break
@@ -346,7 +327,7 @@ const decodeAttribute = (r: ProtoReader): OnnxAttribute => {
         ;(sparseTensors ??= []).push(r.bytesField())
         break
       default:
-        unknown = keep(r, t, start, unknown)
+        ;(unknown ??= []).push(r.rawField())
     }
   }
   if (floats) attribute.floats = floats
@@ -368,9 +349,7 @@ const decodeNode = (r: ProtoReader): OnnxNode => {
   let metadata: Array<StringStringEntry> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
-    switch (t) {
+    switch (r.tag()) {
       case tag(1, 2):
         inputs.push(r.string())
         break
@@ -399,7 +378,7 @@ const decodeNode = (r: ProtoReader): OnnxNode => {
         ;(metadata ??= []).push(nested(r, decodeEntry))
         break
       default:
-        unknown = keep(r, t, start, unknown)
+        ;(unknown ??= []).push(r.rawField())
     }
   }
   if (metadata) node.metadataProps = metadata
@@ -419,9 +398,7 @@ function decodeGraph(r: ProtoReader): OnnxGraph {
   let metadata: Array<StringStringEntry> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
-    switch (t) {
+    switch (r.tag()) {
       case tag(1, 2):
         nodes.push(nested(r, decodeNode))
         break
@@ -453,7 +430,7 @@ function decodeGraph(r: ProtoReader): OnnxGraph {
         ;(metadata ??= []).push(nested(r, decodeEntry))
         break
       default:
-        unknown = keep(r, t, start, unknown)
+        ;(unknown ??= []).push(r.rawField())
     }
   }
   if (annotations) graph.quantizationAnnotations = annotations
@@ -471,9 +448,7 @@ export const decodeModel = (r: ProtoReader): OnnxModel => {
   let functions: Array<Uint8Array> | undefined
   let unknown: Array<Uint8Array> | undefined
   while (r.pos < r.limit) {
-    const start = r.pos
-    const t = r.uint32()
-    switch (t) {
+    switch (r.tag()) {
       case tag(1, 0):
         model.irVersion = r.int64Number()
         break
@@ -508,7 +483,7 @@ export const decodeModel = (r: ProtoReader): OnnxModel => {
         ;(functions ??= []).push(r.bytesField())
         break
       default:
-        unknown = keep(r, t, start, unknown)
+        ;(unknown ??= []).push(r.rawField())
     }
   }
   if (metadata) model.metadataProps = metadata

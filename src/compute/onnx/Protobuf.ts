@@ -32,6 +32,8 @@ export class ProtoReader {
   limit: number
   private lo = 0
   private hi = 0
+  // Where the field whose tag `tag()` read last begins.
+  private fieldStart = 0
 
   constructor(readonly bytes: Uint8Array, start = 0, end = bytes.length) {
     this.pos = start
@@ -85,6 +87,23 @@ export class ProtoReader {
     this.pos = pos
     this.lo = lo >>> 0
     this.hi = hi >>> 0
+  }
+
+  /** The next field's tag (field number × 8 + wire type), remembering where the field begins. */
+  tag(): number {
+    this.fieldStart = this.pos
+    return this.uint32()
+  }
+
+  /**
+   * The field whose tag `tag()` just read, whole (tag and value) as a view, the reader past it: how a
+   * decoder keeps a field it does not model byte for byte. Reading the tag again costs only such fields.
+   */
+  rawField(): Uint8Array {
+    const start = this.fieldStart
+    this.pos = start
+    this.skip(this.uint32() & 7)
+    return this.bytes.subarray(start, this.pos)
   }
 
   /** An unsigned varint below 2^32 (tags, lengths, enums). */

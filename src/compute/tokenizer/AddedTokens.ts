@@ -3,9 +3,9 @@
  * raw text for tokens marked `normalized: false` and on the normalized text for the others, leftmost
  * longest first, with the lstrip / rstrip / single_word rules of the library.
  */
+import { Schema } from "effect"
 import type { Normalizer } from "./Normalizers.js"
 import { isWhitespace, isWordCharacter } from "./Text.js"
-import { booleanOr, fail, objectAt } from "./TokenizerError.js"
 
 export interface AddedToken {
   readonly id: number
@@ -22,26 +22,32 @@ export type Segment =
   | { readonly kind: "token"; readonly id: number }
   | { readonly kind: "text"; readonly text: string; readonly first: boolean }
 
-export const parseAddedTokens = (json: unknown): Array<AddedToken> => {
-  if (json === undefined || json === null) return []
-  if (!Array.isArray(json)) return fail("added_tokens must be a list")
-  return json.map((entry: unknown, index) => {
-    const record = objectAt(entry, `added_tokens[${index}]`)
-    if (typeof record.id !== "number" || typeof record.content !== "string") {
-      return fail(`added_tokens[${index}] needs an id and a content`)
-    }
-    const special = booleanOr(record.special, false)
+/** An entry of tokenizer.json's `added_tokens`: the members this reader uses, each flag optional. */
+export const AddedTokenJson = Schema.Struct({
+  id: Schema.Number.pipe(Schema.int(), Schema.nonNegative()),
+  content: Schema.String,
+  special: Schema.optional(Schema.Boolean),
+  single_word: Schema.optional(Schema.Boolean),
+  lstrip: Schema.optional(Schema.Boolean),
+  rstrip: Schema.optional(Schema.Boolean),
+  normalized: Schema.optional(Schema.Boolean)
+}).annotations({ message: () => "is not an object" })
+
+export const parseAddedTokens = (
+  entries: ReadonlyArray<typeof AddedTokenJson.Type> | null | undefined
+): Array<AddedToken> =>
+  (entries ?? []).map((entry) => {
+    const special = entry.special ?? false
     return {
-      id: record.id,
-      content: record.content,
+      id: entry.id,
+      content: entry.content,
       special,
-      singleWord: booleanOr(record.single_word, false),
-      lstrip: booleanOr(record.lstrip, false),
-      rstrip: booleanOr(record.rstrip, false),
-      normalized: booleanOr(record.normalized, !special)
+      singleWord: entry.single_word ?? false,
+      lstrip: entry.lstrip ?? false,
+      rstrip: entry.rstrip ?? false,
+      normalized: entry.normalized ?? !special
     }
   })
-}
 
 interface Candidate {
   readonly pattern: string

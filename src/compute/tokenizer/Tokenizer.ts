@@ -2,16 +2,17 @@
  * A Hugging Face `tokenizer.json` read into a tokenizer that encodes and decodes exactly as the Rust
  * `tokenizers` library does: added tokens, normalizer, pre-tokenizer, model, post-processor, decoder.
  */
-import { Effect } from "effect"
+import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { AddedVocabulary, parseAddedTokens } from "./AddedTokens.js"
+import { jsonDecoder, jsonDecoderSync, JsonObject, JsonTextError, jsonValueDecoder } from "../../domain/JsonText.js"
+import { AddedTokenJson, AddedVocabulary, parseAddedTokens } from "./AddedTokens.js"
 import { buildDecoder, type Decoder } from "./Decoders.js"
 import { buildModel, type Model } from "./Models.js"
 import { buildNormalizer } from "./Normalizers.js"
 import { addedTokenCount, buildPostProcessor, type Encoded, type PostProcessor } from "./PostProcessors.js"
 import { buildPreTokenizer, type PreTokenizer } from "./PreTokenizers.js"
-import { fail, objectAt, TokenizerError } from "./TokenizerError.js"
+import { fail, TokenizerError } from "./TokenizerError.js"
 
 export { TokenizerError } from "./TokenizerError.js"
 
@@ -90,25 +91,60 @@ const tokenName = (value: unknown): string | undefined => {
 const firstId = (value: unknown): number | undefined =>
   typeof value === "number" ? value : Array.isArray(value) && typeof value[0] === "number" ? value[0] : undefined
 
-const readTruncation = (json: unknown): Truncation | undefined => {
-  if (json === null || json === undefined) return undefined
-  const record = objectAt(json, "truncation")
-  if (typeof record.max_length !== "number") return undefined
-  return { maxLength: record.max_length, left: record.direction === "Left" }
-}
+const Count = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+const Side = Schema.optional(Schema.Literal("Left", "Right"))
+const anObject = { message: () => "is not an object" }
 
-const readPadding = (json: unknown): Padding | undefined => {
+/** tokenizer.json's `truncation`, as the library writes it (strategy and stride are not used here). */
+const TruncationJson = Schema.Struct({ max_length: Count, direction: Side }).annotations(anObject)
+
+/** tokenizer.json's `padding`: `strategy` is "BatchLongest" or `{ "Fixed": length }`. */
+const PaddingJson = Schema.Struct({
+  strategy: Schema.optional(
+    Schema.Union(Schema.Literal("BatchLongest"), Schema.Struct({ Fixed: Count })).annotations({
+      message: () => ({ message: "is neither \"BatchLongest\" nor { \"Fixed\": length }", override: true })
+    })
+  ),
+  direction: Side,
+  pad_id: Schema.optional(Count),
+  pad_type_id: Schema.optional(Count),
+  pad_token: Schema.optional(Schema.String),
+  pad_to_multiple_of: Schema.optional(Schema.NullOr(Count))
+}).annotations(anObject)
+
+/** A pipeline component (normalizer, model, ...): an object whose `type` its builder reads; null for none. */
+const Component = JsonObject.annotations(anObject)
+const OptionalComponent = Schema.optional(Schema.NullOr(Component))
+
+/** The members of tokenizer.json this reader uses; each component's own members are read by its builder. */
+const TokenizerJson = Schema.Struct({
+  model: Component,
+  normalizer: OptionalComponent,
+  pre_tokenizer: OptionalComponent,
+  post_processor: OptionalComponent,
+  decoder: OptionalComponent,
+  truncation: Schema.optional(Schema.NullOr(TruncationJson)),
+  padding: Schema.optional(Schema.NullOr(PaddingJson)),
+  added_tokens: Schema.optional(Schema.NullOr(Schema.Array(AddedTokenJson)))
+}).annotations(anObject)
+
+const decodeTokenizerText = jsonDecoder(TokenizerJson)
+const decodeTokenizerValue = jsonValueDecoder(TokenizerJson)
+const decodeConfigText = jsonDecoderSync(JsonObject.annotations(anObject))
+
+const readTruncation = (json: typeof TruncationJson.Type | null | undefined): Truncation | undefined =>
+  json === null || json === undefined ? undefined : { maxLength: json.max_length, left: json.direction === "Left" }
+
+const readPadding = (json: typeof PaddingJson.Type | null | undefined): Padding | undefined => {
   if (json === null || json === undefined) return undefined
-  const record = objectAt(json, "padding")
-  const strategy = record.strategy
-  const fixed = typeof strategy === "object" && strategy !== null ? (strategy as { Fixed?: unknown }).Fixed : undefined
+  const strategy = json.strategy
   return {
-    length: typeof fixed === "number" ? fixed : "longest",
-    left: record.direction === "Left",
-    padId: typeof record.pad_id === "number" ? record.pad_id : undefined,
-    padTypeId: typeof record.pad_type_id === "number" ? record.pad_type_id : 0,
-    padToken: typeof record.pad_token === "string" ? record.pad_token : undefined,
-    multipleOf: typeof record.pad_to_multiple_of === "number" ? record.pad_to_multiple_of : undefined
+    length: typeof strategy === "object" ? strategy.Fixed : "longest",
+    left: json.direction === "Left",
+    padId: json.pad_id,
+    padTypeId: json.pad_type_id ?? 0,
+    padToken: json.pad_token,
+    multipleOf: json.pad_to_multiple_of ?? undefined
   }
 }
 
@@ -136,7 +172,7 @@ export class Tokenizer {
   private readonly idToTokenMap = new Map<number, string>()
   private readonly specialIdSet = new Set<number>()
 
-  private constructor(json: Record<string, unknown>, config: TokenizerConfig, modelConfig: TokenizerConfig) {
+  private constructor(json: typeof TokenizerJson.Type, config: TokenizerConfig, modelConfig: TokenizerConfig) {
     this.config = config
     const normalizer = buildNormalizer(json.normalizer)
     this.model = buildModel(json.model)
@@ -154,35 +190,50 @@ export class Tokenizer {
     this.specialIds = this.resolveSpecialIds(config, modelConfig)
   }
 
-  /** Reads a parsed tokenizer.json (and optionally tokenizer_config.json and the model's config.json); throws TokenizerError. */
+  /**
+   * Reads tokenizer.json, as text or already parsed (and optionally tokenizer_config.json and the
+   * model's config.json); throws TokenizerError.
+   */
   static fromJson(json: unknown, config: TokenizerConfig = {}, modelConfig: TokenizerConfig = {}): Tokenizer {
-    const record = objectAt(typeof json === "string" ? parseJson(json, "tokenizer.json") : json, "the top level")
-    if (record.model === undefined) fail("no model")
-    return new Tokenizer(record, config, modelConfig)
+    const decoded = typeof json === "string"
+      ? decodeTokenizerText(json, "tokenizer.json")
+      : decodeTokenizerValue(json, "tokenizer.json")
+    if (Either.isLeft(decoded)) return fail(decoded.left.problem)
+    return new Tokenizer(decoded.right, config, modelConfig)
   }
 
   /** Reads tokenizer.json, with tokenizer_config.json and config.json from the same folder when present. */
   static fromFile(file: string): Effect.Effect<Tokenizer, TokenizerError> {
+    // Every error names the file at fault: tokenizer.json itself or the sibling config it came from.
+    const read = <A>(name: string, decode: (text: string) => A): A => {
+      try {
+        return decode(fs.readFileSync(name, "utf8"))
+      } catch (error) {
+        throw new TokenizerError({
+          file: name,
+          reason: error instanceof TokenizerError
+            ? error.reason
+            : error instanceof JsonTextError
+            ? error.problem
+            : `cannot read it: ${error instanceof Error ? error.message : String(error)}`
+        })
+      }
+    }
     return Effect.try({
       try: () => {
         const folder = path.dirname(file)
-        const optional = (name: string) => {
+        const optional = (name: string): TokenizerConfig => {
           const sibling = path.join(folder, name)
-          return fs.existsSync(sibling) ? (parseJson(fs.readFileSync(sibling, "utf8"), name) as TokenizerConfig) : {}
+          return fs.existsSync(sibling) ? read(sibling, (text) => decodeConfigText(text, sibling)) : {}
         }
-        return Tokenizer.fromJson(
-          parseJson(fs.readFileSync(file, "utf8"), file),
-          optional("tokenizer_config.json"),
-          optional("config.json")
-        )
+        const config = optional("tokenizer_config.json")
+        const modelConfig = optional("config.json")
+        return read(file, (text) => Tokenizer.fromJson(text, config, modelConfig))
       },
-      catch: (
-        error
-      ) => (error instanceof TokenizerError
-        ? error
-        : new TokenizerError({
-          reason: `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`
-        }))
+      catch: (error) =>
+        error instanceof TokenizerError
+          ? error
+          : new TokenizerError({ file, reason: error instanceof Error ? error.message : String(error) })
     })
   }
 
@@ -333,14 +384,6 @@ const CLEAN_UPS: ReadonlyArray<readonly [string, string]> = [
 
 const cleanUpTokenizationSpaces = (text: string) =>
   CLEAN_UPS.reduce((current, [from, to]) => current.replaceAll(from, to), text)
-
-const parseJson = (text: string, source: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch (error) {
-    return fail(`${source} is not JSON: ${error instanceof Error ? error.message : String(error)}`)
-  }
-}
 
 const truncateOne = (sequence: Encoded, keep: number, left: boolean): Encoded => {
   if (sequence.ids.length <= keep) return sequence

@@ -4,9 +4,13 @@
  */
 import { Data } from "effect"
 
-export class TokenizerError extends Data.TaggedError("TokenizerError")<{ readonly reason: string }> {
+export class TokenizerError extends Data.TaggedError("TokenizerError")<{
+  readonly reason: string
+  /** The file at fault when one was read; `tokenizer.json` otherwise. */
+  readonly file?: string | undefined
+}> {
   override get message() {
-    return `tokenizer.json: ${this.reason}`
+    return `${this.file ?? "tokenizer.json"}: ${this.reason}`
   }
 }
 

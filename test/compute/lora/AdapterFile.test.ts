@@ -117,6 +117,27 @@ describe("AdapterFile", () => {
       expect(error.message).toBe(`${file}: has sha256 ${sha256(bytes)}, but adapter.json says ${metadata.checksum}`)
     }))
 
+  it.effect("refuses weights whose safetensors header is malformed, naming the file and the tensor", () =>
+    Effect.gen(function*() {
+      const directory = tempDir("adapter-")
+      yield* saveAdapter(directory, description, weights(2))
+      const file = path.join(directory, adapterWeightsFile)
+      // A header whose one tensor has a dtype the reader does not take, the checksum updated to match.
+      const header = new TextEncoder().encode(
+        JSON.stringify({ "layers.0.query.lora_A": { dtype: "I8", shape: [4], data_offsets: [0, 4] } })
+      )
+      const bytes = new Uint8Array(8 + header.length + 4)
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true)
+      bytes.set(header, 8)
+      fs.writeFileSync(file, bytes)
+      editJson(path.join(directory, adapterMetadataFile), (json) => (json.checksum = sha256(bytes)))
+      const error = yield* failure(loadAdapter(directory))
+      expect(error.kind).toBe("Invalid")
+      expect(error.message).toBe(
+        `${file}: not a valid safetensors file: tensor "layers.0.query.lora_A" has dtype "I8"; this reader takes F32, F16 and BF16`
+      )
+    }))
+
   it.effect("signs the metadata, checksum included, and verifies it against a trust policy", () =>
     Effect.gen(function*() {
       const directory = tempDir("adapter-")

@@ -124,6 +124,33 @@ describe("Safetensors", () => {
     expect(refusal(trailing)).toContain("the data section has 16 bytes but its tensors cover 4")
   })
 
+  it("refuses a header that is not JSON, or whose entries are not what the format describes, naming the member", () => {
+    const data = floats(1, 2)
+    const headerText = (text: string) => {
+      const bytes = new Uint8Array(8 + text.length)
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true)
+      bytes.set(new TextEncoder().encode(text), 8)
+      return bytes
+    }
+    expect(refusal(headerText("{ \"a\": oops }"))).toMatch(
+      /^not a valid safetensors file: the header is not UTF-8 JSON \(Unexpected token .*\)$/
+    )
+    expect(refusal(fileOf({ a: [0, 8] }, data))).toBe(
+      "not a valid safetensors file: tensor \"a\" is not described by an object"
+    )
+    expect(refusal(fileOf({ a: { dtype: "F32", shape: [2] } }, data))).toBe(
+      "not a valid safetensors file: tensor \"a\" has no data_offsets"
+    )
+    expect(refusal(fileOf({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8, 16] } }, data))).toBe(
+      "not a valid safetensors file: tensor \"a\" has data_offsets [0,8,16], not [begin, end]"
+    )
+    expect(refusal(fileOf({ a: { dtype: "F32", shape: [2], data_offsets: [0, 7.5] } }, data))).toBe(
+      "not a valid safetensors file: tensor \"a\" has data_offsets [0,7.5], not [begin, end]"
+    )
+    expect(refusal(fileOf({ __metadata__: ["pt"], a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, data)))
+      .toBe("not a valid safetensors file: __metadata__ is not an object")
+  })
+
   it("refuses unknown and unsupported dtypes by name", () => {
     const data = floats(1, 2)
     expect(refusal(fileOf({ a: { dtype: "Q9", shape: [2], data_offsets: [0, 8] } }, data))).toContain(
