@@ -12,6 +12,8 @@ import type { StoredRecord } from "./Envelope.js"
 import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
 import type { ChainHead, SignedHead } from "./Journal.js"
 import { openDatabase } from "./SqliteDatabase.js"
+import type { EventRow } from "./SqliteJournal.js"
+import { COLUMNS, rowToRecord } from "./SqliteJournal.js"
 
 /** Why a batch from a feed was refused; `position` is the first position that does not fit. */
 export class ReplicaRefused extends Data.TaggedError("ReplicaRefused")<{
@@ -114,20 +116,9 @@ export const openReplica = (file: string, publicKey: string): Replica => {
   const headFrom = db.prepare<[number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position >= ? ORDER BY position LIMIT 1"
   )
-  const recordsBetween = db.prepare<[number, number], {
-    position: number
-    stream_id: string
-    stream_version: number
-    event_type: string
-    payload: string
-    recorded_at: string
-    node_id: string
-    command_id: string | null
-    causation_id: string | null
-    prev_hash: string
-    hash: string
-    authorization: string | null
-  }>("SELECT * FROM events WHERE position >= ? AND position <= ? ORDER BY position")
+  const recordsBetween = db.prepare<[number, number], EventRow>(
+    `SELECT ${COLUMNS} FROM events WHERE position >= ? AND position <= ? ORDER BY position`
+  ).raw()
   const headAt = db.prepare<[number], { position: number; hash: string; public_key: string; signature: string }>(
     "SELECT position, hash, public_key, signature FROM heads WHERE position = ?"
   )
@@ -165,21 +156,7 @@ export const openReplica = (file: string, publicKey: string): Replica => {
     lastSignedHead: () => headRow(lastHead.get()),
     signedHeadAt: (position) => headRow(headAt.get(position)),
     signedHeadFrom: (position) => headRow(headFrom.get(position)),
-    records: (from, to) =>
-      recordsBetween.all(from, to).map((row) => ({
-        position: row.position,
-        streamId: row.stream_id,
-        streamVersion: row.stream_version,
-        eventType: row.event_type,
-        payloadText: row.payload,
-        recordedAt: row.recorded_at,
-        nodeId: row.node_id,
-        commandId: row.command_id,
-        causationId: row.causation_id,
-        authorizationText: row.authorization,
-        prevHash: row.prev_hash,
-        hash: row.hash
-      })),
+    records: (from, to) => recordsBetween.all(from, to).map(rowToRecord),
     append: (records, heads) => {
       const refused = checkBatch(head(), publicKey, records, heads)
       if (refused !== undefined) return refused

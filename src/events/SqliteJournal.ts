@@ -32,9 +32,9 @@ interface Batch {
 }
 
 // Column order of every events query, read in raw (array) mode: no object per row from the driver.
-const COLUMNS =
+export const COLUMNS =
   "position, stream_id, stream_version, event_type, payload, recorded_at, node_id, command_id, causation_id, prev_hash, hash, authorization"
-type EventRow = [
+export type EventRow = [
   number,
   string,
   number,
@@ -49,7 +49,7 @@ type EventRow = [
   string | null
 ]
 
-const rowToRecord = (row: EventRow): StoredRecord => ({
+export const rowToRecord = (row: EventRow): StoredRecord => ({
   position: row[0],
   streamId: row[1],
   streamVersion: row[2],
