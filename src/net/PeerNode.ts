@@ -26,7 +26,7 @@ import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
 import type { BookEntry } from "./PeerBook.js"
-import { feedFile, openPeerBook, publicKeyOfPeerId } from "./PeerBook.js"
+import { feedFile, openPeerBook, peerIdOfAddress, publicKeyOfPeerId } from "./PeerBook.js"
 import type { FeedView, PeersService, PeerView } from "./Peers.js"
 import { bookEntryOf, checkedPeerId, Peers, PeersError } from "./Peers.js"
 
@@ -324,7 +324,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       ])
       for (const peerId of initialFollows) yield* follow(peerId)
 
-      const bootstrapIds = new Set(settings.bootstrap.map((address) => address.slice(address.lastIndexOf("/p2p/") + 5)))
+      const bootstrapIds = new Set(settings.bootstrap.map(peerIdOfAddress))
       const viewOf = (peerId: string, entry: BookEntry | undefined): PeerView => {
         const connections = started.connected().filter((peer) => peer.peerId === peerId)
         return {

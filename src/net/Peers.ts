@@ -4,7 +4,7 @@
  * answers from its libp2p peer (net/PeerNode.ts); a data dir without a running node answers from its
  * peer book alone (`offline`), and changes made there take effect when the node starts.
  */
-import { Context, Data, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { ForkProof } from "./FeedWire.js"
 import type { BookEntry } from "./PeerBook.js"
 import { openPeerBook, PeerAddress, peerIdOfAddress, PeerIdText } from "./PeerBook.js"
@@ -72,15 +72,13 @@ export const checkedPeerId = (peerId: string) =>
     () => new PeersError({ message: `invalid peer id "${peerId}": expected base58 text such as 12D3KooW...` })
   )
 
-class BookUnreadable extends Data.TaggedError("BookUnreadable")<{ readonly message: string }> {}
-
 /** Peers of a data dir whose node is not running: the book, read and edited on disk. */
 export const offline = (dataDir: string) =>
   Layer.effect(
     Peers,
     Effect.gen(function*() {
       const book = () =>
-        openPeerBook(dataDir).pipe(Effect.mapError((error) => new BookUnreadable({ message: error.message })))
+        openPeerBook(dataDir).pipe(Effect.mapError((error) => new PeersError({ message: error.message })))
       return {
         view: book().pipe(
           Effect.map((opened): PeersView => ({
@@ -113,14 +111,14 @@ export const offline = (dataDir: string) =>
               latencyMs: null
             }
           }).pipe(
-            Effect.mapError((error) => error instanceof PeersError ? error : new PeersError({ message: error.message }))
+            Effect.catchTag("PeerBookError", (error) => Effect.fail(new PeersError({ message: error.message })))
           ),
         remove: (peerId) =>
           Effect.gen(function*() {
             const checked = yield* checkedPeerId(peerId)
             return yield* (yield* book()).remove(checked)
           }).pipe(
-            Effect.mapError((error) => error instanceof PeersError ? error : new PeersError({ message: error.message }))
+            Effect.catchTag("PeerBookError", (error) => Effect.fail(new PeersError({ message: error.message })))
           )
       }
     })
