@@ -8,10 +8,10 @@ import type { RpcGroup } from "@effect/rpc"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
 import type { Balance, TransferReceipt } from "../actors/economy/Ledger.js"
-import { Ledger } from "../actors/economy/Ledger.js"
 import type { LedgerFailure } from "../actors/economy/LedgerRpc.js"
 import type { CommandRefused } from "../domain/CommandAuthority.js"
 import { AccountId, OperationId } from "../domain/Money.js"
+import type { SequencerUnreachable } from "../domain/Sequencing.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApi } from "../http/Api.js"
@@ -25,10 +25,11 @@ import { signingClientLayer } from "../rpc/CommandSigning.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import type { ChainReportView } from "../rpc/NodeRpc.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
+import { sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { CliError } from "./CliError.js"
 
-type LedgerFailureType = typeof LedgerFailure.Type | CommandRefused
+type LedgerFailureType = typeof LedgerFailure.Type | CommandRefused | SequencerUnreachable
 
 /** The node's whole RPC contract as a client: over HTTP in remote mode, in process in direct mode. */
 export type NodeRpcClient = RpcClient.RpcClient<RpcGroup.Rpcs<typeof NodeApiRpcs>, RpcClientError>
@@ -45,7 +46,7 @@ export interface NodeClientService {
   readonly replay: Effect.Effect<ReplayReportView, CliError>
   readonly events: (from: number, limit: number) => Effect.Effect<EventsPage, CliError>
   readonly follow: (from: number) => Stream.Stream<Envelope, CliError>
-  readonly balance: (account: string) => Effect.Effect<Balance, CliError>
+  readonly balance: (account: string) => Effect.Effect<Balance, CliError | SequencerUnreachable>
   readonly mint: (
     account: string,
     amount: bigint,
@@ -94,7 +95,6 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
       Effect.gen(function*() {
         const status = yield* NodeStatus
         const audit = yield* NodeAudit
-        const ledger = yield* Ledger
         const journal = yield* Journal
         // In process, but through the same handlers and signature checks as a node's /rpc.
         const rpc: NodeRpcClient = yield* RpcTest.makeClient(NodeApiRpcs)
@@ -114,7 +114,7 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
           replay: audit.replay(),
           events,
           follow: (from) => journal.subscribe(from),
-          balance: (account) => ledger.balance(account),
+          balance: (account) => inProcess(rpc.LedgerBalance({ account: AccountId.make(account) })),
           mint: (account, amount, operationId) => inProcess(ledgerCommands(rpc).mint(account, amount, operationId)),
           transfer: (from, to, amount, transferId) =>
             inProcess(ledgerCommands(rpc).transfer(from, to, amount, transferId)),
@@ -123,7 +123,12 @@ export class NodeClient extends Context.Tag("edge-net/cli/NodeClient")<NodeClien
         } satisfies NodeClientService
       })
     ).pipe(
-      Layer.provide([NodeApiRpcHandlers, signedCommandsLayer({ verifierThreads: 0 }), signingClientLayer]),
+      Layer.provide([
+        NodeApiRpcHandlers,
+        signedCommandsLayer({ verifierThreads: 0 }),
+        sequencedLayer,
+        signingClientLayer
+      ]),
       Layer.provide(nodeServices(settings))
     )
 

@@ -80,6 +80,7 @@ const start = Command.make(
         ...(environment.network === undefined ? {} : { network: environment.network }),
         ...(environment.operators === undefined ? {} : { operators: environment.operators }),
         ...(environment.operatorThreshold === undefined ? {} : { operatorThreshold: environment.operatorThreshold }),
+        ...(environment.sequencer === undefined ? {} : { sequencer: environment.sequencer }),
         allowedHosts: allowHost,
         ...(url === undefined ? {} : { publicUrl: url }),
         p2p: {
@@ -101,7 +102,7 @@ const start = Command.make(
     })
 ).pipe(Command.withDescription(
   "run a node: SQLite journal, HTTP API (/health, /v1/events, /docs) and RPC (/rpc); EDGE_NET_GENESIS=name=value,... sets parameters never changed yet; " +
-    "at first start EDGE_NET_NETWORK, EDGE_NET_OPERATORS (public keys) and EDGE_NET_OPERATOR_THRESHOLD found the network (default: this node's key, 1 of 1)"
+    "at first start EDGE_NET_NETWORK, EDGE_NET_OPERATORS (public keys), EDGE_NET_OPERATOR_THRESHOLD and EDGE_NET_SEQUENCER (self, a public key or a peer id) found the network (default: this node's key, 1 of 1, each node its own sequencer)"
 ))
 
 const firstLine = (text: string) => text.split("\n", 1)[0] ?? ""
@@ -126,6 +127,13 @@ const info = Command.make(
                 `network    ${i.network ?? "(no charter yet)"}, operators ${i.operatorThreshold} of [${
                   i.operators.join(", ")
                 }]`,
+                `sequencer  ${
+                  i.sequencer === null
+                    ? "none (this node sequences its own economy)"
+                    : i.sequencer === i.publicKey
+                    ? "this node"
+                    : i.sequencer
+                }`,
                 ...i.policies.map((p) =>
                   `policy     ${p.name} at ${p.checkpoint}, ${p.lag} behind`
                 ),

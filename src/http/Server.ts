@@ -20,6 +20,7 @@ import { TelemetryLive } from "../layers/Telemetry.js"
 import { peerNodeLayer } from "../net/PeerNode.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
+import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
@@ -65,8 +66,9 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/open
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
 
-// One set of handlers and one signature gate (its verifier threads) behind both RPC routes.
-const RpcHandlers = Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer())
+// One set of handlers, one signature gate (its verifier threads) and one route to the economy's
+// sequencer behind both RPC routes and the commands other nodes forward here.
+const RpcHandlers = Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer(), sequencedLayer)
 
 /** RPC over HTTP POST, NDJSON: one request per round trip, for curl and one-shot clients. */
 const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", protocol: "http" }).pipe(
@@ -90,9 +92,8 @@ export const NodeServerLive = Layer.unwrapEffect(
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
 export const HttpServerLive = HttpLayerRouter.serve(
-  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, RpcSocketRoute, MetricsRoute, GuardsLayer).pipe(
-    Layer.provide(RpcHandlers)
-  ),
+  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, RpcSocketRoute, MetricsRoute, GuardsLayer, forwardedCommandsIntake)
+    .pipe(Layer.provide(RpcHandlers)),
   {
     disableLogger: true,
     // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.

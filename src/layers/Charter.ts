@@ -1,41 +1,48 @@
 /**
  * Founds the network's charter at a node's first start, from its settings: network id, operator keys
- * (the node's own key unless others are named) and threshold. Later starts keep what was recorded;
- * settings that name other terms stop the node with one line.
+ * (the node's own key unless others are named), threshold and the economy's sequencer (none unless
+ * named; `self` names this node). Later starts keep what was recorded; settings that name other terms
+ * stop the node with one line.
  */
 import { Effect, Layer, Option } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
+import { publicKeyOfPeerId } from "../net/PeerBook.js"
 import type { NodeSettings } from "./NodeConfig.js"
 import { DEFAULT_NETWORK } from "./NodeConfig.js"
 
-export const foundCharter = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) =>
+type CharterSettings = Pick<NodeSettings, "network" | "operators" | "operatorThreshold" | "sequencer">
+
+export const foundCharter = (settings: CharterSettings) =>
   Effect.gen(function*() {
     const charter = yield* NetworkCharter
     const key = yield* NodeKey
     const recorded = yield* charter.terms()
     const named = settings.network !== undefined || settings.operators !== undefined ||
-      settings.operatorThreshold !== undefined
+      settings.operatorThreshold !== undefined || settings.sequencer !== undefined
     if (Option.isSome(recorded) && !named) return recorded.value
     const previous = Option.getOrUndefined(recorded)
+    const sequencer = settings.sequencer === "self" ? key.publicKey : settings.sequencer ?? previous?.sequencer
     return yield* charter.found({
       network: settings.network ?? previous?.network ?? DEFAULT_NETWORK,
       operators: settings.operators ?? previous?.operators ?? [key.publicKey],
-      threshold: settings.operatorThreshold ?? previous?.threshold ?? 1
+      threshold: settings.operatorThreshold ?? previous?.threshold ?? 1,
+      ...(sequencer === undefined ? {} : { sequencer })
     })
   }).pipe(Effect.withSpan("Charter.foundCharter"))
 
-export const charterLayer = (settings: Pick<NodeSettings, "network" | "operators" | "operatorThreshold">) =>
-  Layer.effectDiscard(foundCharter(settings))
+export const charterLayer = (settings: CharterSettings) => Layer.effectDiscard(foundCharter(settings))
 
 /**
- * Reads `EDGE_NET_NETWORK`, `EDGE_NET_OPERATORS` (comma-separated public keys) and
- * `EDGE_NET_OPERATOR_THRESHOLD`; a malformed value is an error that names the variable.
+ * Reads `EDGE_NET_NETWORK`, `EDGE_NET_OPERATORS` (comma-separated public keys),
+ * `EDGE_NET_OPERATOR_THRESHOLD` and `EDGE_NET_SEQUENCER` (`self`, a public key or a peer id); a
+ * malformed value is an error that names the variable.
  */
 export const parseCharterSettings = (environment: Readonly<Record<string, string | undefined>>) => {
   const network = environment["EDGE_NET_NETWORK"]?.trim()
   const operators = environment["EDGE_NET_OPERATORS"]?.split(",").map((key) => key.trim()).filter((key) => key !== "")
   const threshold = environment["EDGE_NET_OPERATOR_THRESHOLD"]?.trim()
+  const sequencer = sequencerOf(environment["EDGE_NET_SEQUENCER"]?.trim())
   if (network !== undefined && !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(network)) {
     throw new Error(`EDGE_NET_NETWORK: "${network}" is not a network id (1-64 lowercase letters, digits or . _ -)`)
   }
@@ -50,6 +57,18 @@ export const parseCharterSettings = (environment: Readonly<Record<string, string
   return {
     ...(network === undefined || network === "" ? {} : { network }),
     ...(operators === undefined || operators.length === 0 ? {} : { operators }),
-    ...(threshold === undefined || threshold === "" ? {} : { operatorThreshold: Number(threshold) })
-  } satisfies Pick<NodeSettings, "network" | "operators" | "operatorThreshold">
+    ...(threshold === undefined || threshold === "" ? {} : { operatorThreshold: Number(threshold) }),
+    ...(sequencer === undefined ? {} : { sequencer })
+  } satisfies CharterSettings
+}
+
+/** `self`, a node's public key, or its peer id (which names the key): the public key or `self`. */
+const sequencerOf = (text: string | undefined): string | undefined => {
+  if (text === undefined || text === "") return undefined
+  if (text === "self" || /^[0-9a-f]{64}$/.test(text)) return text
+  const fromPeerId = publicKeyOfPeerId(text)
+  if (fromPeerId !== undefined) return fromPeerId
+  throw new Error(
+    `EDGE_NET_SEQUENCER: "${text}" is not self, an Ed25519 public key (64 lowercase hex digits) or an Ed25519 peer id`
+  )
 }

@@ -28,6 +28,8 @@ export interface EnvironmentSettings {
   readonly network?: string | undefined
   readonly operators?: ReadonlyArray<string> | undefined
   readonly operatorThreshold?: number | undefined
+  /** `EDGE_NET_SEQUENCER`: the economy's sequencer named at first start (`self`, a public key or a peer id). */
+  readonly sequencer?: string | undefined
   /** `EDGE_NET_P2P_LISTEN`, `EDGE_NET_BOOTSTRAP`, `EDGE_NET_FOLLOW`: comma-separated multiaddrs / peer ids. */
   readonly p2pListen: Option.Option<ReadonlyArray<string>>
   readonly bootstrap: ReadonlyArray<string>
@@ -62,14 +64,16 @@ const invalid = (message: string, path: ReadonlyArray<string> = []) => ConfigErr
 const charter = Config.all({
   network: Config.option(Config.string("EDGE_NET_NETWORK")),
   operators: Config.option(Config.string("EDGE_NET_OPERATORS")),
-  threshold: Config.option(Config.string("EDGE_NET_OPERATOR_THRESHOLD"))
+  threshold: Config.option(Config.string("EDGE_NET_OPERATOR_THRESHOLD")),
+  sequencer: Config.option(Config.string("EDGE_NET_SEQUENCER"))
 }).pipe(
-  Config.mapOrFail(({ network, operators, threshold }) => {
+  Config.mapOrFail(({ network, operators, sequencer, threshold }) => {
     try {
       return Either.right(parseCharterSettings({
         EDGE_NET_NETWORK: Option.getOrUndefined(network),
         EDGE_NET_OPERATORS: Option.getOrUndefined(operators),
-        EDGE_NET_OPERATOR_THRESHOLD: Option.getOrUndefined(threshold)
+        EDGE_NET_OPERATOR_THRESHOLD: Option.getOrUndefined(threshold),
+        EDGE_NET_SEQUENCER: Option.getOrUndefined(sequencer)
       }))
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)

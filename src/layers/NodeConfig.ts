@@ -21,6 +21,11 @@ export interface NodeSettings {
   readonly operators?: ReadonlyArray<string> | undefined
   /** How many operator keys must sign an operator command (`EDGE_NET_OPERATOR_THRESHOLD`; default 1). */
   readonly operatorThreshold?: number | undefined
+  /**
+   * The economy's sequencer named at genesis (`EDGE_NET_SEQUENCER`): `self`, or another node's public key.
+   * Unnamed, each node sequences its own economy.
+   */
+  readonly sequencer?: string | undefined
   /** Names besides loopback and `host` that clients reach this node by (`Host`), e.g. `node.lan` or `node.lan:8080`. */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** The URL clients reach this node at through a reverse proxy, e.g. `https://node.example.com`. */

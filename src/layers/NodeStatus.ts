@@ -26,6 +26,8 @@ export const NodeInfoView = Schema.Struct({
   network: Schema.NullOr(Schema.String),
   operators: Schema.Array(Schema.String),
   operatorThreshold: Schema.Number,
+  /** The node key that sequences the network's economy; null when each node sequences its own. */
+  sequencer: Schema.NullOr(Schema.String),
   /** Each policy's checkpoint, and its lag: events of the log it has still to look at. */
   policies: Schema.Array(PolicyView),
   /** Events a policy gave up on after its retries (all of them counted, the newest shown). */
@@ -83,6 +85,7 @@ export class NodeStatus extends Effect.Service<NodeStatus>()("edge-net/NodeStatu
         network: terms?.network ?? null,
         operators: terms?.operators ?? [],
         operatorThreshold: terms?.threshold ?? 0,
+        sequencer: terms?.sequencer ?? null,
         policies: yield* policies(),
         deadLetterCount: letters.count,
         deadLetters: letters.newest

@@ -59,6 +59,10 @@ export const publicKeyOfPeerId = (peerId: string): string | undefined => {
   return Buffer.from(bytes.subarray(6)).toString("hex")
 }
 
+/** The peer id of an Ed25519 public key (hex): the inverse of `publicKeyOfPeerId`. */
+export const peerIdOfPublicKey = (publicKey: string): string =>
+  base58btc.baseEncode(Uint8Array.from([...ED25519_PEER_ID_PREFIX, ...Buffer.from(publicKey, "hex")]))
+
 export const peerIdOfAddress = (address: string): string => address.slice(address.lastIndexOf("/p2p/") + 5)
 
 export interface PeerBook {

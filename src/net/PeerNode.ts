@@ -22,11 +22,13 @@ import { Journal } from "../events/Journal.js"
 import type { SignedHead } from "../events/Journal.js"
 import type { Replica } from "../events/Replica.js"
 import { openReplica, ReplicaRefused } from "../events/Replica.js"
+import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
+import * as Commands from "./CommandWire.js"
 import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
 import type { BookEntry } from "./PeerBook.js"
-import { feedFile, openPeerBook, peerIdOfAddress, publicKeyOfPeerId } from "./PeerBook.js"
+import { feedFile, openPeerBook, peerIdOfAddress, peerIdOfPublicKey, publicKeyOfPeerId } from "./PeerBook.js"
 import type { FeedView, PeersService, PeerView } from "./Peers.js"
 import { bookEntryOf, checkedPeerId, Peers, PeersError } from "./Peers.js"
 
@@ -50,6 +52,8 @@ const decodeFeedRequest = Wire.wireDecoder(Wire.FeedRequest)
 const decodeFeedResponse = Wire.wireDecoder(Wire.FeedResponse)
 const decodeHead = Wire.wireDecoder(Wire.HeadAnnouncement)
 const decodeProof = Wire.wireDecoder(Wire.ForkProof)
+const decodeCommand = Wire.wireDecoder(Commands.ForwardedCommand)
+const decodeAnswer = Wire.wireDecoder(Commands.ForwardedAnswer)
 
 interface FollowedFeed {
   readonly peerId: string
@@ -165,6 +169,20 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         }
       }
 
+      // Forwarded commands are answered by the node's RPC server once it is up (it depends on this layer).
+      const intake: { answer: ((command: ForwardedCommand) => Effect.Effect<ForwardedAnswer>) | undefined } = {
+        answer: undefined
+      }
+      const answerForwarded = (bytes: Uint8Array): Promise<Uint8Array> => {
+        const command = decodeCommand(bytes)
+        const answer = Either.isLeft(command)
+          ? Effect.succeed<ForwardedAnswer>({ refused: `bad forwarded command: ${command.left}` })
+          : intake.answer === undefined
+          ? Effect.succeed<ForwardedAnswer>({ refused: "this node is starting: try again" })
+          : intake.answer(command.right)
+        return Effect.runPromise(answer).then(Wire.encodeJson)
+      }
+
       const serve = (bytes: Uint8Array) => {
         const request = decodeFeedRequest(bytes)
         if (Either.isLeft(request)) return Promise.reject(new Error(`bad feed request: ${request.left}`))
@@ -197,7 +215,14 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                   onMessage: (data) => Either.map(decodeProof(data), (proof) => recordProof(proof, false))
                 }
               ],
-              protocols: [{ protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve }]
+              protocols: [
+                { protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve },
+                {
+                  protocol: Commands.COMMAND_PROTOCOL,
+                  maxRequestBytes: Commands.MAX_COMMAND_BYTES,
+                  handle: answerForwarded
+                }
+              ]
             }),
           catch: (error) =>
             new PeersError({
@@ -396,7 +421,24 @@ export const peerNodeLayer = (settings: PeerSettings) =>
             const connected = started.connected().some((peer) => peer.peerId === checked)
             yield* Effect.promise(() => started.hangUp(checked).catch(() => undefined))
             return known || connected || feed !== undefined
-          })
+          }),
+        forward: (publicKey, command) =>
+          Effect.tryPromise({
+            try: () =>
+              started.request(peerIdOfPublicKey(publicKey), Commands.COMMAND_PROTOCOL, Wire.encodeJson(command), {
+                timeoutMs: 30_000,
+                maxResponseBytes: Commands.MAX_ANSWER_BYTES
+              }),
+            catch: (error) => new PeersError({ message: error instanceof Error ? error.message : String(error) })
+          }).pipe(
+            Effect.flatMap((bytes) =>
+              Either.match(decodeAnswer(bytes), {
+                onLeft: (problem) => Effect.fail(new PeersError({ message: `bad answer: ${problem}` })),
+                onRight: Effect.succeed
+              })
+            )
+          ),
+        acceptForwarded: (answer) => Effect.sync(() => (intake.answer = answer))
       }
       yield* Effect.addFinalizer(() => Effect.sync(() => feeds.forEach((feed) => feed.replica.close())))
       return service

@@ -5,6 +5,7 @@
  * peer book alone (`offline`), and changes made there take effect when the node starts.
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import { ForkProof } from "./FeedWire.js"
 import type { BookEntry } from "./PeerBook.js"
 import { openPeerBook, PeerAddress, peerIdOfAddress, PeerIdText } from "./PeerBook.js"
@@ -52,6 +53,12 @@ export interface PeersService {
   readonly add: (address: string, follow: boolean) => Effect.Effect<PeerView, PeersError>
   /** Hangs up (when running), stops following and forgets the peer. */
   readonly remove: (peerId: string) => Effect.Effect<boolean, PeersError>
+  /** Sends a command to the node whose key is `publicKey` (the sequencer) and returns its answer. */
+  readonly forward: (publicKey: string, command: ForwardedCommand) => Effect.Effect<ForwardedAnswer, PeersError>
+  /** Answers the commands other nodes forward here with `answer` (the node's RPC server, in process). */
+  readonly acceptForwarded: (
+    answer: (command: ForwardedCommand) => Effect.Effect<ForwardedAnswer>
+  ) => Effect.Effect<void>
 }
 
 export class Peers extends Context.Tag("edge-net/Peers")<Peers, PeersService>() {}
@@ -119,7 +126,14 @@ export const offline = (dataDir: string) =>
             return yield* (yield* book()).remove(checked)
           }).pipe(
             Effect.catchTag("PeerBookError", (error) => Effect.fail(new PeersError({ message: error.message })))
-          )
+          ),
+        forward: () =>
+          Effect.fail(
+            new PeersError({
+              message: "this node's peer is not running: send the command to a running node (--node URL)"
+            })
+          ),
+        acceptForwarded: () => Effect.void
       }
     })
   )

@@ -7,6 +7,7 @@ import { MarketFailure } from "../actors/market/MarketRpc.js"
 import { TraderView } from "../actors/market/MarketService.js"
 import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../domain/Money.js"
+import { Sequenced } from "../domain/Sequencing.js"
 
 export class OperatorRpcs extends RpcGroup.make(
   Rpc.make("MarketIssueCompute", {
@@ -14,4 +15,4 @@ export class OperatorRpcs extends RpcGroup.make(
     success: TraderView,
     error: MarketFailure
   }).middleware(SignedCommands).annotate(Authority, operator)
-) {}
+).middleware(Sequenced) {}

@@ -16,12 +16,13 @@ import type { NodeSettings } from "../../src/layers/NodeConfig.js"
 import { authFor, signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { NodeApiRpcs } from "../../src/rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../../src/rpc/NodeRpcHandlers.js"
+import { sequencedLayer } from "../../src/rpc/Sequencing.js"
 import { signedCommandsLayer } from "../../src/rpc/SignedCommandsLive.js"
 import { as, DEV_NETWORK, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 const node = (overrides: Partial<NodeSettings> = {}) =>
-  Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer(), signingClientLayer).pipe(
+  Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer(), sequencedLayer, signingClientLayer).pipe(
     Layer.provideMerge(
       nodeServices({ dataDir: tempDir(), host: "127.0.0.1", port: 0, synchronous: "normal", ...overrides })
     )

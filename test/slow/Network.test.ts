@@ -1,8 +1,10 @@
 /**
- * Five node processes on loopback as a network: they find each other through one bootstrap address,
- * follow the first node's feed into verified copies that replay to its state, resume a copy after a
- * SIGKILL with no gap or duplicate, catch the first node cutting its log back, and all hold the fork
- * proof when it then signs a second head for a position they hold.
+ * Five node processes on loopback as a network whose charter names the first node as the economy's
+ * sequencer: they find each other through one bootstrap address, a command submitted to a third node
+ * is forwarded to the first and sequenced there, the others follow its feed into verified copies that
+ * replay to its state, resume a copy after a SIGKILL with no gap or duplicate, catch the first node
+ * cutting its log back, and all hold the fork proof when it then signs a second head for a position
+ * they hold.
  */
 import Database from "better-sqlite3"
 import { Effect, Layer } from "effect"
@@ -77,21 +79,25 @@ describe("five nodes on loopback", () => {
   const k = testKey()
   const l = testKey()
 
+  /** The environment of a node that joins the first node's network and follows its feed. */
+  let member: Record<string, string>
+  const sourceEnv = () => ({ EDGE_NET_P2P_LISTEN: `/ip4/127.0.0.1/tcp/${sourcePorts.p2p}`, EDGE_NET_SEQUENCER: "self" })
+
   beforeAll(async () => {
     sourcePorts = { http: await freePort(), p2p: await freePort() }
-    source = await startNode(tempDir(), sourcePorts.http, {
-      EDGE_NET_P2P_LISTEN: `/ip4/127.0.0.1/tcp/${sourcePorts.p2p}`
-    })
+    source = await startNode(tempDir(), sourcePorts.http, sourceEnv())
     nodes.push(source)
     const view = await peers(source)
     sourcePeerId = view.peerId!
-    const bootstrap = view.listening[0]!
-    // One after another: four starts at once on two cores can take longer than a start's deadline.
-    for (let i = 0; i < 4; i++) {
-      nodes.push(
-        await startNode(tempDir(), undefined, { EDGE_NET_BOOTSTRAP: bootstrap, EDGE_NET_FOLLOW: sourcePeerId })
-      )
+    const sourceKey = (await rpc(source.url, (client) => client.NodeInfo())).publicKey
+    member = {
+      EDGE_NET_BOOTSTRAP: view.listening[0]!,
+      EDGE_NET_FOLLOW: sourcePeerId,
+      EDGE_NET_OPERATORS: sourceKey,
+      EDGE_NET_SEQUENCER: sourcePeerId
     }
+    // One after another: four starts at once on two cores can take longer than a start's deadline.
+    for (let i = 0; i < 4; i++) nodes.push(await startNode(tempDir(), undefined, member))
   }, 120_000)
 
   afterAll(async () => {
@@ -107,12 +113,26 @@ describe("five nodes on loopback", () => {
     }
   }, 60_000)
 
-  it("follow the first node's feed and replay it to the same state", async () => {
-    await rpc(source.url, (client) =>
-      Effect.gen(function*() {
-        yield* as(operatorKey())(client.LedgerMint({ account: k.account, amount: 1_000n }))
-        yield* as(k)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 250n }))
-      }))
+  it("sequence on the first node a command submitted to another, and follow its feed to the same state", async () => {
+    const submittedTo = nodes[2]!
+    const submittedToHead = await headOf(submittedTo)
+    // The operator mints through one node, K moves its own rUv through another: both run on the sequencer.
+    await rpc(nodes[1]!.url, (client) => as(operatorKey())(client.LedgerMint({ account: k.account, amount: 1_000n })))
+    const receipt = await rpc(submittedTo.url, (client) =>
+      as(k)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 250n })))
+    expect(receipt.from.available).toBe(750n)
+    expect(await rpc(source.url, (client) => client.LedgerBalance({ account: l.account }))).toMatchObject({
+      available: 250n
+    })
+    // Reads of the economy on any node answer from the sequencer; the node itself wrote nothing.
+    expect(await rpc(nodes[3]!.url, (client) => client.LedgerBalance({ account: k.account }))).toMatchObject({
+      available: 750n
+    })
+    expect((await headOf(submittedTo)).position).toBe(submittedToHead.position)
+    // A command the sequencer refuses comes back refused, in its own terms.
+    const refused = await rpc(submittedTo.url, (client) =>
+      Effect.flip(as(l)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 1n }))))
+    expect(refused).toMatchObject({ _tag: "CommandRefused", reason: "not-owner" })
     const head = await headOf(source)
     for (const follower of nodes.slice(1)) {
       await until(`${follower.url} holds the feed up to ${head.position}`, async () => {
@@ -142,10 +162,7 @@ describe("five nodes on loopback", () => {
     const head = await headOf(source)
     const dataDir = tempDir()
     const copyFile = feedFile(dataDir, sourcePeerId)
-    const follower = await startNode(dataDir, undefined, {
-      EDGE_NET_BOOTSTRAP: (await peers(source)).listening[0]!,
-      EDGE_NET_FOLLOW: sourcePeerId
-    })
+    const follower = await startNode(dataDir, undefined, member)
     // SIGKILL as soon as part of the feed is in the copy.
     const partial = await until("the copy holds part of the feed", async () => {
       if (!fs.existsSync(copyFile)) return undefined
@@ -154,10 +171,7 @@ describe("five nodes on loopback", () => {
     }, 60_000)
     await follower.kill("SIGKILL")
     expect(partial).toBeLessThan(head.position)
-    const restarted = await startNode(dataDir, undefined, {
-      EDGE_NET_BOOTSTRAP: (await peers(source)).listening[0]!,
-      EDGE_NET_FOLLOW: sourcePeerId
-    })
+    const restarted = await startNode(dataDir, undefined, member)
     nodes.push(restarted)
     await until("the restarted follower holds the whole feed", async () => {
       const feed = (await peers(restarted)).feeds.find((f) => f.peerId === sourcePeerId)
@@ -189,9 +203,7 @@ describe("five nodes on loopback", () => {
       db.prepare("DELETE FROM heads WHERE position > ?").run(cut)
       db.close()
       fs.rmSync(path.join(source.dataDir, "journal.head"), { force: true })
-      source = await startNode(source.dataDir, sourcePorts.http, {
-        EDGE_NET_P2P_LISTEN: `/ip4/127.0.0.1/tcp/${sourcePorts.p2p}`
-      })
+      source = await startNode(source.dataDir, sourcePorts.http, sourceEnv())
       nodes[0] = source
       for (const follower of followers) {
         const feed = await until(`${follower.url} catches the rollback`, async () => {

@@ -9,6 +9,7 @@ import { AccountId } from "../../src/domain/Money.js"
 import type { SigningKey } from "../../src/domain/SignedCommand.js"
 import type { CommandSigner } from "../../src/rpc/CommandSigning.js"
 import { signingAs } from "../../src/rpc/CommandSigning.js"
+import { sequencedHere } from "../../src/rpc/Sequencing.js"
 
 export interface TestKey extends SigningKey {
   readonly account: AccountId
@@ -27,10 +28,14 @@ export const as = (key: SigningKey, options: Partial<Omit<CommandSigner, "key">>
   signingAs({ key, network: DEV_NETWORK, ...options })
 
 /**
- * The SignedCommands middleware as a pass-through, for tests of an RPC contract's handlers alone:
- * signatures and authority have their own tests (test/rpc/SignedCommands.test.ts, test/node/Attacks.test.ts).
+ * The SignedCommands middleware as a pass-through (and every economy RPC run here), for tests of an
+ * RPC contract's handlers alone: signatures and authority have their own tests
+ * (test/rpc/SignedCommands.test.ts, test/node/Attacks.test.ts), forwarding to a sequencer its own.
  */
-export const acceptUnsigned = Layer.succeed(SignedCommands, SignedCommands.of(({ next }) => next))
+export const acceptUnsigned = Layer.merge(
+  Layer.succeed(SignedCommands, SignedCommands.of(({ next }) => next)),
+  sequencedHere
+)
 
 export const writeKeyFile = (directory: string, name: string, key: SigningKey) =>
   Effect.sync(() => {

@@ -6,6 +6,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { Sequenced } from "../../domain/Sequencing.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { LedgerError } from "./LedgerErrors.js"
 import { ReputationView } from "./ReputationService.js"
@@ -61,4 +62,4 @@ export class EconomyRpcs extends RpcGroup.make(
     success: ClaimReceipt,
     error: RewardFailure
   }).middleware(SignedCommands).annotate(Authority, owner("node"))
-) {}
+).middleware(Sequenced) {}

@@ -6,6 +6,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { Sequenced } from "../../domain/Sequencing.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { Balance, TransferReceipt } from "./Ledger.js"
 import { LedgerError } from "./LedgerErrors.js"
@@ -51,4 +52,4 @@ export class LedgerRpcs extends RpcGroup.make(
     success: Balance,
     error: LedgerFailure
   }).middleware(SignedCommands).annotate(Authority, operator)
-) {}
+).middleware(Sequenced) {}

@@ -6,6 +6,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { anyKey, Authority, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, Credits } from "../../domain/Money.js"
+import { Sequenced } from "../../domain/Sequencing.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { ParameterNameSchema } from "../economy/ParameterCatalogue.js"
 import { ProposalId, ProposalReceipt, ProposalStatus, ProposalSummary, ProposalView, Support } from "./Proposal.js"
@@ -55,4 +56,4 @@ export class GovernanceRpcs extends RpcGroup.make(
     payload: { status: Schema.optional(ProposalStatus) },
     success: Schema.Array(ProposalSummary)
   })
-) {}
+).middleware(Sequenced) {}

@@ -13,6 +13,7 @@ import {
   signedFields
 } from "../../domain/CommandAuthority.js"
 import { AccountId, Credits, OperationId, PositiveCredits } from "../../domain/Money.js"
+import { Sequenced } from "../../domain/Sequencing.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { LedgerError } from "../economy/LedgerErrors.js"
 import { InsufficientLiquidity, KInvariantViolated } from "./AmmMath.js"
@@ -143,4 +144,4 @@ export class MarketRpcs extends RpcGroup.make(
     error: AuctionFailure
   }).middleware(SignedCommands).annotate(Authority, owner("by")),
   Rpc.make("AuctionState", { payload: { auctionId: AuctionId }, success: AuctionView, error: AuctionFailure })
-) {}
+).middleware(Sequenced) {}

@@ -1,6 +1,8 @@
 /**
- * The network's charter, written once at genesis: its id (every signed command names it) and the
- * operator keys, k of n, whose signatures mint rUv, issue compute, seed liquidity and slash.
+ * The network's charter, written once at genesis: its id (every signed command names it), the
+ * operator keys, k of n, whose signatures mint rUv, issue compute, seed liquidity and slash, and the
+ * node that sequences the economy for everyone. A charter that names no sequencer (every charter
+ * founded before sequencers existed) leaves each node sequencing its own economy.
  */
 import { Effect, Schema } from "effect"
 import { NetworkId, PublicKeyHex } from "../../domain/SignedCommand.js"
@@ -10,7 +12,9 @@ export const CharterTerms = Schema.Struct({
   network: NetworkId,
   operators: Schema.Array(PublicKeyHex).pipe(Schema.minItems(1), Schema.maxItems(16)),
   /** How many distinct operator keys must sign an operator command. */
-  threshold: Schema.Int.pipe(Schema.positive())
+  threshold: Schema.Int.pipe(Schema.positive()),
+  /** The node key of the network's economy sequencer: other nodes forward economy commands to it. */
+  sequencer: Schema.optional(PublicKeyHex)
 })
 export type CharterTerms = typeof CharterTerms.Type
 
@@ -29,7 +33,9 @@ export class CharterMismatch extends Schema.TaggedError<CharterMismatch>()("Char
 }) {
   override get message() {
     const describe = (terms: CharterTerms) =>
-      `network ${terms.network}, ${terms.threshold} of [${terms.operators.join(", ")}]`
+      `network ${terms.network}, ${terms.threshold} of [${terms.operators.join(", ")}]${
+        terms.sequencer === undefined ? "" : `, sequencer ${terms.sequencer}`
+      }`
     return `this journal was founded as ${describe(this.recorded)}; the settings ask for ${
       describe(this.requested)
     } (a charter never changes)`
@@ -43,7 +49,7 @@ export class InvalidCharter extends Schema.TaggedError<InvalidCharter>()("Invali
 }
 
 const sameTerms = (left: CharterTerms, right: CharterTerms) =>
-  left.network === right.network && left.threshold === right.threshold &&
+  left.network === right.network && left.threshold === right.threshold && left.sequencer === right.sequencer &&
   left.operators.length === right.operators.length && left.operators.every((key, index) =>
     right.operators[index] === key
   )
@@ -71,7 +77,14 @@ const decide = (
 
 const evolve = (state: CharterState, event: CharterEvent): CharterState =>
   state.terms === null
-    ? { terms: { network: event.network, operators: event.operators, threshold: event.threshold } }
+    ? {
+      terms: {
+        network: event.network,
+        operators: event.operators,
+        threshold: event.threshold,
+        ...(event.sequencer === undefined ? {} : { sequencer: event.sequencer })
+      }
+    }
     : state
 
 export const Charter: EventSourced<CharterCommand, CharterEvent, CharterState, CharterMismatch | InvalidCharter> = {
