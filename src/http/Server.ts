@@ -18,6 +18,8 @@ import { nodePolicies } from "../layers/NodePolicies.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { TelemetryLive } from "../layers/Telemetry.js"
 import { peerNodeLayer } from "../net/PeerNode.js"
+import { signingClientLayer } from "../rpc/CommandSigning.js"
+import { equivocationReports } from "../rpc/EquivocationReports.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
@@ -92,8 +94,16 @@ export const NodeServerLive = Layer.unwrapEffect(
 
 /** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
 export const HttpServerLive = HttpLayerRouter.serve(
-  Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute, RpcSocketRoute, MetricsRoute, GuardsLayer, forwardedCommandsIntake)
-    .pipe(Layer.provide(RpcHandlers)),
+  Layer.mergeAll(
+    ApiRoutes,
+    DocsRoute,
+    RpcRoute,
+    RpcSocketRoute,
+    MetricsRoute,
+    GuardsLayer,
+    forwardedCommandsIntake,
+    equivocationReports().pipe(Layer.provide(signingClientLayer))
+  ).pipe(Layer.provide(RpcHandlers)),
   {
     disableLogger: true,
     // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.

@@ -18,13 +18,15 @@ import { Effect, Either, Fiber, Layer, Queue, Ref, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { NodeKey } from "../content/NodeKey.js"
+import type { ForkProof } from "../events/ForkProof.js"
+import * as Proofs from "../events/ForkProof.js"
 import { Journal } from "../events/Journal.js"
 import type { SignedHead } from "../events/Journal.js"
 import type { Replica } from "../events/Replica.js"
 import { openReplica, ReplicaRefused } from "../events/Replica.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import * as Commands from "./CommandWire.js"
-import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
+import type { FeedRequest, FeedResponse } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
 import type { BookEntry } from "./PeerBook.js"
@@ -51,7 +53,7 @@ const HEADS_REMEMBERED = 4_096
 const decodeFeedRequest = Wire.wireDecoder(Wire.FeedRequest)
 const decodeFeedResponse = Wire.wireDecoder(Wire.FeedResponse)
 const decodeHead = Wire.wireDecoder(Wire.HeadAnnouncement)
-const decodeProof = Wire.wireDecoder(Wire.ForkProof)
+const decodeProof = Wire.wireDecoder(Proofs.ForkProof)
 const decodeCommand = Wire.wireDecoder(Commands.ForwardedCommand)
 const decodeAnswer = Wire.wireDecoder(Commands.ForwardedAnswer)
 
@@ -73,7 +75,7 @@ const readForkProofs = (dataDir: string): Array<ForkProof> => {
   if (!fs.existsSync(file)) return []
   return fs.readFileSync(file, "utf8").split("\n").filter((line) => line !== "").flatMap((line) => {
     const proof = decodeProof(new TextEncoder().encode(line))
-    return Either.isRight(proof) && Wire.forkProofValid(proof.right) ? [proof.right] : []
+    return Either.isRight(proof) && Proofs.forkProofValid(proof.right) ? [proof.right] : []
   })
 }
 
@@ -94,13 +96,13 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       // Recent heads of every key seen, by position: the evidence a fork proof is made of.
       const seenHeads = new Map<string, Map<number, SignedHead>>()
       const proofs = new Map<string, ForkProof>()
-      for (const proof of readForkProofs(settings.dataDir)) proofs.set(Wire.forkProofId(proof), proof)
+      for (const proof of readForkProofs(settings.dataDir)) proofs.set(Proofs.forkProofId(proof), proof)
       const feeds = new Map<string, FollowedFeed>()
       // Set once the host is up; a proof found while it starts is published by the next peer to see it.
       const running: { host: Host | undefined } = { host: undefined }
 
       const recordProof = (proof: ForkProof, publish: boolean) => {
-        const id = Wire.forkProofId(proof)
+        const id = Proofs.forkProofId(proof)
         if (proofs.has(id)) return
         proofs.set(id, proof)
         fs.appendFileSync(forkProofsFile(settings.dataDir), `${JSON.stringify(proof)}\n`, { mode: 0o600 })
@@ -124,7 +126,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         for (const feed of feeds.values()) {
           if (feed.publicKey !== head.publicKey) continue
           const held = feed.replica.signedHeadFrom(head.position)
-          if (held === undefined || held.position - head.position > Wire.MAX_PROOF_CHAIN) return undefined
+          if (held === undefined || held.position - head.position > Proofs.MAX_PROOF_CHAIN) return undefined
           const point = (h: SignedHead) => ({ position: h.position, hash: h.hash, signature: h.signature })
           if (held.position === head.position) {
             return held.hash === head.hash
@@ -152,7 +154,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
             chain: []
           }
           : evidenceAgainst(head)
-        if (proof !== undefined && Wire.forkProofValid(proof)) {
+        if (proof !== undefined && Proofs.forkProofValid(proof)) {
           recordProof(proof, true)
           return
         }
@@ -210,7 +212,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                   topic: forksTopic,
                   validate: (data) => {
                     const proof = decodeProof(data)
-                    return Either.isRight(proof) && Wire.forkProofValid(proof.right) ? "accept" : "reject"
+                    return Either.isRight(proof) && Proofs.forkProofValid(proof.right) ? "accept" : "reject"
                   },
                   onMessage: (data) => Either.map(decodeProof(data), (proof) => recordProof(proof, false))
                 }

@@ -5,8 +5,8 @@
  * peer book alone (`offline`), and changes made there take effect when the node starts.
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import { ForkProof } from "../events/ForkProof.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
-import { ForkProof } from "./FeedWire.js"
 import type { BookEntry } from "./PeerBook.js"
 import { openPeerBook, PeerAddress, peerIdOfAddress, PeerIdText } from "./PeerBook.js"
 

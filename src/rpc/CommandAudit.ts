@@ -13,6 +13,7 @@ import { streamCategory, streamEntityId } from "../domain/Ids.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { StoredCommand, validSigners } from "../domain/SignedCommand.js"
 import type { StoredRecord } from "../events/Envelope.js"
+import { ForkProof, forkProofValid } from "../events/ForkProof.js"
 import { Journal } from "../events/Journal.js"
 import { NodeApiRpcs } from "./NodeApiRpcs.js"
 
@@ -55,6 +56,11 @@ const ownerOf = (record: StoredRecord, payload: () => Record<string, unknown>): 
 }
 
 const decodeStored = Schema.decodeUnknownEither(Schema.parseJson(StoredCommand))
+const decodeProof = Schema.decodeUnknownEither(ForkProof)
+const proofHolds = (proof: unknown) => {
+  const decoded = decodeProof(proof)
+  return decoded._tag === "Right" && forkProofValid(decoded.right)
+}
 const PAGE = 4096
 
 export const auditCommands = Effect.gen(function*() {
@@ -102,6 +108,10 @@ export const auditCommands = Effect.gen(function*() {
         if (rule.value.operator && !operator) {
           return { problem: `${command} ${auth.id}: not signed by the operators named at genesis` }
         }
+      }
+      // A slash on a fork proof is authorized by the proof, not the signer: check the proof again.
+      if (command === "ReportEquivocation" && !proofHolds(fields["proof"])) {
+        return { problem: `${command} ${auth.id}: its fork proof does not show two histories signed by one key` }
       }
       return { signerAccount, operator }
     })()

@@ -89,6 +89,7 @@ const EconomyRpcHandlers = EconomyRpcs.toLayer(
       Unbond: ({ amount, auth, node, operationId }) => staking.unbond(node, amount, operationId ?? auth?.id),
       Withdraw: ({ auth, node, operationId }) => staking.withdraw(node, operationId ?? auth?.id),
       Slash: ({ evidence, node, operationId, reason }) => staking.slash(node, reason, evidence, operationId),
+      ReportEquivocation: ({ proof }) => staking.slashEquivocation(proof),
       StakeOf: ({ node }) => staking.stakeOf(node),
       ReputationOf: ({ node }) => reputation.reputationOf(node),
       RewardsOf: ({ node }) => rewards.pending(node),

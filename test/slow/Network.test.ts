@@ -117,9 +117,18 @@ describe("five nodes on loopback", () => {
     const submittedTo = nodes[2]!
     const submittedToHead = await headOf(submittedTo)
     // The operator mints through one node, K moves its own rUv through another: both run on the sequencer.
-    await rpc(nodes[1]!.url, (client) => as(operatorKey())(client.LedgerMint({ account: k.account, amount: 1_000n })))
-    const receipt = await rpc(submittedTo.url, (client) =>
-      as(k)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 250n })))
+    // The first node stakes too: its stake answers for its log.
+    const operator = operatorKey()
+    await rpc(nodes[1]!.url, (client) =>
+      Effect.gen(function*() {
+        yield* as(operator)(client.LedgerMint({ account: k.account, amount: 1_000n }))
+        yield* as(operator)(client.LedgerMint({ account: operator.account, amount: 1_000n }))
+        yield* as(operator)(client.Stake({ node: operator.account, amount: 1_000n }))
+      }))
+    const receipt = await rpc(
+      submittedTo.url,
+      (client) => as(k)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 250n }))
+    )
     expect(receipt.from.available).toBe(750n)
     expect(await rpc(source.url, (client) => client.LedgerBalance({ account: l.account }))).toMatchObject({
       available: 250n
@@ -130,8 +139,11 @@ describe("five nodes on loopback", () => {
     })
     expect((await headOf(submittedTo)).position).toBe(submittedToHead.position)
     // A command the sequencer refuses comes back refused, in its own terms.
-    const refused = await rpc(submittedTo.url, (client) =>
-      Effect.flip(as(l)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 1n }))))
+    const refused = await rpc(
+      submittedTo.url,
+      (client) =>
+        Effect.flip(as(l)(client.LedgerTransfer({ from: k.account, to: AccountId.make(l.account), amount: 1n })))
+    )
     expect(refused).toMatchObject({ _tag: "CommandRefused", reason: "not-owner" })
     const head = await headOf(source)
     for (const follower of nodes.slice(1)) {
@@ -221,6 +233,18 @@ describe("five nodes on loopback", () => {
         }, 30_000)
         expect(view.forkProofs[0]!.first.position).toBeGreaterThan(cut)
       }
+      // Every peer reports the proof; the economy slashes the first node's stake once, by its rate (50%).
+      const stake = await until("the equivocation is slashed", async () => {
+        const found = await rpc(nodes[4]!.url, (client) => client.StakeOf({ node: operatorKey().account }))
+        return found.active < 1_000n ? found : undefined
+      }, 30_000)
+      expect(stake.active).toBe(500n)
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      expect(await rpc(source.url, (client) => client.StakeOf({ node: operatorKey().account }))).toMatchObject({
+        active: 500n
+      })
+      const verified = await cli("audit", "verify", "--data", source.dataDir, "--json")
+      expect(verified.ok).toBe(true)
     },
     240_000
   )

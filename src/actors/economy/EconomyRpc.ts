@@ -4,15 +4,16 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
+import { anyKey, Authority, operator, owner, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
 import { AccountId, OperationId, PositiveCredits } from "../../domain/Money.js"
 import { Sequenced } from "../../domain/Sequencing.js"
+import { ForkProof } from "../../events/ForkProof.js"
 import { VersionConflict } from "../../events/Journal.js"
 import { LedgerError } from "./LedgerErrors.js"
 import { ReputationView } from "./ReputationService.js"
 import { DuplicateReward, NoRewardToClaim, RewardNotVested, UnknownReward } from "./Reward.js"
 import { ClaimReceipt, PendingRewards } from "./RewardService.js"
-import { InsufficientStake, NothingToWithdraw, SlashReason } from "./Stake.js"
+import { InsufficientStake, InvalidForkProof, NothingToWithdraw, SlashReason } from "./Stake.js"
 import { StakeReceipt, StakeView } from "./StakeService.js"
 
 /** What a staking command can fail with: a staking rule, the ledger refusing the money, a racing writer. */
@@ -54,6 +55,12 @@ export class EconomyRpcs extends RpcGroup.make(
     success: StakeReceipt,
     error: StakeFailure
   }).middleware(SignedCommands).annotate(Authority, operator),
+  /** Any key may bring a fork proof: the proof, checked by the economy, is what authorizes the slash. */
+  Rpc.make("ReportEquivocation", {
+    payload: { proof: ForkProof, ...signedFields },
+    success: StakeReceipt,
+    error: Schema.Union(InvalidForkProof, StakeFailure)
+  }).middleware(SignedCommands).annotate(Authority, anyKey),
   Rpc.make("StakeOf", { payload: { node: AccountId }, success: StakeView }),
   Rpc.make("ReputationOf", { payload: { node: AccountId }, success: ReputationView }),
   Rpc.make("RewardsOf", { payload: { node: AccountId }, success: PendingRewards }),

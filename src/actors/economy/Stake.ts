@@ -96,6 +96,15 @@ export type StakeCommand =
   }
 
 // Errors a node can hit; they cross RPC as typed failures.
+/** A fork proof brought to slash a node that proves nothing: refused before anything is decided. */
+export class InvalidForkProof extends Schema.TaggedError<InvalidForkProof>()("InvalidForkProof", {
+  publicKey: Schema.String
+}) {
+  override get message() {
+    return `the fork proof against ${this.publicKey} does not show two histories signed by that key`
+  }
+}
+
 export class InsufficientStake extends Schema.TaggedError<InsufficientStake>()("InsufficientStake", {
   staked: RecordedCredits,
   required: RecordedCredits

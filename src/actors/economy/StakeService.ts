@@ -3,9 +3,12 @@
  * once matured, and lose a share of it (burned) when slashed; active stake now or at a journal position.
  */
 import { Clock, Effect, Layer, Random, Schema } from "effect"
+import { accountIdOf } from "../../domain/Ed25519.js"
 import { makeStreamId, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
+import type { ForkProof } from "../../events/ForkProof.js"
+import { forkProofId, forkProofValid } from "../../events/ForkProof.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
 import { Ledger } from "./Ledger.js"
@@ -14,6 +17,7 @@ import { NetworkParameters } from "./NetworkParameters.js"
 import type { SlashReason, StakeEvent, StakeState } from "./Stake.js"
 import {
   InsufficientStake,
+  InvalidForkProof,
   PendingUnbond,
   stakeAccount,
   StakeEvent as StakeEventSchema,
@@ -148,6 +152,20 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
       }
     )
 
+    /**
+     * Slashes the node whose key signed two histories, on a fork proof anyone may bring (the proof is
+     * the authority: it is checked here, and stored with the command for every replayer to check
+     * again). The node is the key's account; one proof slashes once, however many peers report it.
+     */
+    const slashEquivocation = Effect.fn("Staking.slashEquivocation")(function*(proof: ForkProof) {
+      if (!forkProofValid(proof)) return yield* new InvalidForkProof({ publicKey: proof.publicKey })
+      const { first, second } = proof
+      const operationId = `equivocation:${first.position}:${first.hash.slice(0, 24)}:${second.position}:${
+        second.hash.slice(0, 24)
+      }`
+      return yield* slash(accountIdOf(proof.publicKey), "Equivocation", forkProofId(proof), operationId)
+    })
+
     const activeStake = Effect.fn("Staking.activeStake")(function*(node: string) {
       return (yield* stakes.state(node)).state.active
     })
@@ -207,6 +225,7 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
       unbond,
       withdraw,
       slash,
+      slashEquivocation,
       stakeOf,
       activeStake,
       hasMinStake,

@@ -22,12 +22,14 @@ import {
   Withdrawn
 } from "../../../src/actors/economy/Stake.js"
 import { Staking, stakingSettlementPolicy } from "../../../src/actors/economy/StakeService.js"
+import { ed25519, utf8 } from "../../../src/domain/Ed25519.js"
 import { DeciderSpecification } from "../../../src/events/DeciderSpecification.js"
+import { headMessage } from "../../../src/events/Envelope.js"
 import { Journal } from "../../../src/events/Journal.js"
 import * as Policy from "../../../src/events/Policy.js"
 import { anotherRunner, replayMismatches } from "../../support/Actors.js"
 import { memoryKernel } from "../../support/Layers.js"
-import { acceptUnsigned } from "../../support/Signing.js"
+import { acceptUnsigned, testKey } from "../../support/Signing.js"
 
 const spec = DeciderSpecification.for(Stakes.decider)
 const parameters = { values: defaultsFor("economy"), version: 0 }
@@ -264,6 +266,36 @@ describe("Staking service", () => {
       expect(yield* ledger.supply()).toMatchObject({ burned: 100n, conserved: true })
     }).pipe(Effect.provide(economy())))
 
+  it.effect("a fork proof slashes the key's stake once, whoever brings it; a proof of nothing is refused", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const staking = yield* Staking
+      const equivocator = testKey()
+      yield* ledger.mint(equivocator.account, 1_000n)
+      yield* staking.stake(equivocator.account, 1_000n, "s1")
+      const signedPoint = (position: number, hash: string) => ({
+        position,
+        hash,
+        signature: ed25519.sign(equivocator.seed, utf8(headMessage(position, hash)))
+      })
+      const proof = {
+        publicKey: equivocator.publicKey,
+        first: signedPoint(7, "a".repeat(64)),
+        second: signedPoint(7, "b".repeat(64)),
+        chain: []
+      }
+      const slashed = yield* staking.slashEquivocation(proof)
+      // slashEquivocationPpm in force at genesis.
+      const rate = (yield* (yield* NetworkParameters).current("economy")).values["slashEquivocationPpm"]!
+      expect(slashed.active).toBe(1_000n - (1_000n * rate) / 1_000_000n)
+      expect(yield* staking.slashEquivocation(proof)).toMatchObject({ active: slashed.active })
+      const forged = { ...proof, second: { ...proof.second, signature: testKey().publicKey.repeat(2) } }
+      expect(yield* Effect.flip(staking.slashEquivocation(forged))).toMatchObject({ _tag: "InvalidForkProof" })
+      const sameHash = { ...proof, second: signedPoint(7, "a".repeat(64)) }
+      expect(yield* Effect.flip(staking.slashEquivocation(sameHash))).toMatchObject({ _tag: "InvalidForkProof" })
+      expect((yield* staking.stakeOf(equivocator.account)).active).toBe(slashed.active)
+    }).pipe(Effect.provide(economy())))
+
   it.effect("the RPC contract serves stake, reputation and rewards", () =>
     Effect.gen(function*() {
       const ledger = yield* Ledger
@@ -303,6 +335,7 @@ const handlers = EconomyRpcs.toLayer(
       Unbond: ({ node, amount, operationId }) => staking.unbond(node, amount, operationId),
       Withdraw: ({ node, operationId }) => staking.withdraw(node, operationId),
       Slash: ({ node, reason, evidence, operationId }) => staking.slash(node, reason, evidence, operationId),
+      ReportEquivocation: ({ proof }) => staking.slashEquivocation(proof),
       StakeOf: ({ node }) => staking.stakeOf(node),
       ReputationOf: ({ node }) => reputation.reputationOf(node),
       RewardsOf: ({ node }) => rewards.pending(node),
