@@ -16,7 +16,7 @@ import { verifyManifest } from "./ManifestSigning.js"
 import type { ModelsConfig, SourceKind } from "./ModelsConfig.js"
 import { parseByteSize } from "./ModelsConfig.js"
 import { lockDownload } from "./PartialFile.js"
-import { fetchManifest } from "./RegistryTransfer.js"
+import { blobHolders, fetchManifest } from "./RegistryTransfer.js"
 import { toHex } from "./Sha256.js"
 import type { BlobSource } from "./Sources.js"
 import { httpSource, ipfsGatewaySource, peerSource } from "./Sources.js"
@@ -74,7 +74,9 @@ export const sourcesFor = (
   registry: string,
   manifest: ModelManifest,
   artifact: ArtifactEntry,
-  kinds: ReadonlyArray<SourceKind>
+  kinds: ReadonlyArray<SourceKind>,
+  /** Node URLs of peers the registry heard announce the blob on gossip. */
+  holders: ReadonlyArray<string> = []
 ) => {
   const wanted = (kind: SourceKind) => kinds.length === 0 || kinds.includes(kind)
   const sources: Array<BlobSource> = []
@@ -96,7 +98,12 @@ export const sourcesFor = (
       sources.push(ipfsGatewaySource(gateway, undefined, { idleTimeoutMs: config.ipfs.timeout }))
     }
   }
-  if (wanted("peer")) { for (const peer of peers) sources.push(peerSource(peer, artifact.sha256)) }
+  if (wanted("peer")) {
+    for (const peer of peers) sources.push(peerSource(peer, artifact.sha256))
+    for (const holder of new Set(holders.map(trimSlash))) {
+      if (!peers.includes(holder)) sources.push(peerSource(holder, artifact.sha256, `peer ${holder} (gossip)`))
+    }
+  }
   return sources
 }
 
@@ -157,7 +164,11 @@ const pullArtifact = (
         dropped: []
       } satisfies PulledArtifact
     }
-    const sources = sourcesFor(config, request.registry, manifest, artifact, request.sources ?? [])
+    const kinds = request.sources ?? []
+    const holders = kinds.length === 0 || kinds.includes("peer")
+      ? (yield* blobHolders(request.registry, artifact.sha256)).map((holder) => holder.url)
+      : []
+    const sources = sourcesFor(config, request.registry, manifest, artifact, kinds, holders)
     if (sources.length === 0) {
       return yield* Effect.fail(new PullError({ reason: `no source is configured for ${ref}/${artifact.filename}` }))
     }

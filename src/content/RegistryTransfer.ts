@@ -3,7 +3,7 @@
  * its publisher signed it, publish one, upload artifacts. Every failure is one line naming the URL.
  * (The registry's other JSON answers are read by the typed client in http/RegistryClient.ts.)
  */
-import { Data, Effect } from "effect"
+import { Data, Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import { Readable } from "node:stream"
 
@@ -72,6 +72,22 @@ export const hasBlob = (registry: string, sha256: string) =>
     try: async () => (await fetch(`${base(registry)}/v1/blobs/sha256-${sha256}`, { method: "HEAD" })).ok,
     catch: (cause) => new RegistryError({ url: registry, reason: causeText(cause) })
   })
+
+/** A peer that says it holds a blob, and the node URL it serves it at (`<url>/v1/blobs/sha256-<hex>`). */
+export const BlobHolder = Schema.Struct({ peerId: Schema.String, url: Schema.String })
+export type BlobHolder = typeof BlobHolder.Type
+export const BlobHolders = Schema.Struct({ holders: Schema.Array(BlobHolder) })
+const decodeHolders = Schema.decodeUnknownEither(BlobHolders)
+
+/**
+ * The peers the registry node heard announce a blob on gossip. A registry that cannot tell (an older
+ * node, or one not reached) has none to offer: holders only add sources, so their absence is no error.
+ */
+export const blobHolders = (registry: string, sha256: string) =>
+  request(`${base(registry)}/v1/blobs/sha256-${sha256}/holders`, {}, 5_000).pipe(
+    Effect.map((body) => Either.getOrElse(Either.map(decodeHolders(body), (found) => found.holders), () => [])),
+    Effect.orElseSucceed((): ReadonlyArray<BlobHolder> => [])
+  )
 
 /** Streams a file to the registry, which verifies it against the digest before storing it. */
 export const uploadBlob = (registry: string, sha256: string, file: string) =>

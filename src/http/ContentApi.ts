@@ -5,6 +5,7 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BlobDigest } from "../content/BlobStore.js"
+import { BlobHolders } from "../content/RegistryTransfer.js"
 
 const Bytes = HttpApiSchema.Uint8Array({ contentType: "application/octet-stream" })
 
@@ -40,6 +41,16 @@ export class ContentApi extends HttpApiGroup.make("content")
         "Uploads an artifact of a published manifest: the signed manifest is the credential, so only digests that a " +
           "manifest in this registry lists are accepted (403), never more bytes than it declares (413, cut off at the first " +
           "byte over), within the blob store's cap (507), and the bytes must hash to the digest (400)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("blobHolders", "/v1/blobs/:digest/holders")
+      .setPath(Schema.Struct({ digest: BlobDigest }))
+      .addSuccess(BlobHolders)
+      .annotate(
+        OpenApi.Description,
+        "The peers that announced on gossip, in the last two minutes, that they hold a blob, with the URL each serves " +
+          "it at (`<url>/v1/blobs/<digest>`): more sources for a pull. A holder proves nothing; bytes are checked as always."
       )
   )
   .add(

@@ -15,6 +15,7 @@ import { BlobStore, digestOf, sha256Of } from "../content/BlobStore.js"
 import { carBlock, carHeader } from "../content/Car.js"
 import { parseCid } from "../content/UnixFs.js"
 import * as Metrics from "../domain/Metrics.js"
+import { Peers } from "../net/Peers.js"
 import { NodeApi } from "./Api.js"
 
 /** Pulls this node served to clients and peers (whole or ranged blobs, raw blocks, CARs), and their body bytes. */
@@ -225,6 +226,11 @@ export const ContentHandlers = HttpApiBuilder.group(NodeApi, "content", (handler
   handlers
     .handle("blob", ({ path, request }) => serveBlob(request, path.digest).pipe(Effect.orDie))
     .handle("blobHead", ({ path, request }) => serveBlob(request, path.digest, true).pipe(Effect.orDie))
+    .handle("blobHolders", ({ path }) =>
+      Effect.map(
+        Effect.flatMap(Peers, (peers) => peers.holders(sha256Of(path.digest))),
+        (holders) => ({ holders })
+      ))
     .handleRaw("uploadBlob", ({ path, request }) =>
       Effect.gen(function*() {
         const store = yield* BlobStore

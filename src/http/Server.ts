@@ -30,7 +30,7 @@ import { ContentHandlers } from "./ContentRoutes.js"
 import { GuardsLayer } from "./Guards.js"
 import { MetricsRoute } from "./Metrics.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
-import { RegistryHandlers } from "./RegistryRoutes.js"
+import { publicBase, RegistryHandlers } from "./RegistryRoutes.js"
 
 const SystemHandlers = HttpApiBuilder.group(
   NodeApi,
@@ -119,7 +119,13 @@ const peerLive = (settings: NodeSettings) =>
     Effect.gen(function*() {
       const terms = yield* (yield* NetworkCharter).terms()
       const network = terms._tag === "Some" ? terms.value.network : settings.network ?? DEFAULT_NETWORK
-      return peerNodeLayer({ dataDir: settings.dataDir, network, ...p2pSettingsOf(settings) })
+      const blobsUrl = publicBase(settings)
+      return peerNodeLayer({
+        dataDir: settings.dataDir,
+        network,
+        ...p2pSettingsOf(settings),
+        ...(blobsUrl === "" ? {} : { blobsUrl })
+      })
     })
   )
 

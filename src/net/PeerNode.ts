@@ -17,6 +17,7 @@
 import { Effect, Either, Fiber, Layer, Queue, Ref, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { BlobStore } from "../content/BlobStore.js"
 import { NodeKey } from "../content/NodeKey.js"
 import type { ForkProof } from "../events/ForkProof.js"
 import * as Proofs from "../events/ForkProof.js"
@@ -24,6 +25,8 @@ import { Journal } from "../events/Journal.js"
 import type { SignedHead } from "../events/Journal.js"
 import type { Replica } from "../events/Replica.js"
 import { openReplica, ReplicaRefused } from "../events/Replica.js"
+import type { BlobAnnouncement } from "./BlobWire.js"
+import * as Blobs from "./BlobWire.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import * as Commands from "./CommandWire.js"
 import type { FeedRequest, FeedResponse } from "./FeedWire.js"
@@ -45,6 +48,8 @@ export interface PeerSettings {
   readonly follow: ReadonlyArray<string>
   /** How often a followed feed is polled when no announcement came (default 5 s). */
   readonly pollIntervalMs?: number | undefined
+  /** Where this node serves its blobs over HTTP, announced with them; none, and they are not announced. */
+  readonly blobsUrl?: string | undefined
 }
 
 const FEED_PAGE = 1_000
@@ -56,6 +61,7 @@ const decodeHead = Wire.wireDecoder(Wire.HeadAnnouncement)
 const decodeProof = Wire.wireDecoder(Proofs.ForkProof)
 const decodeCommand = Wire.wireDecoder(Commands.ForwardedCommand)
 const decodeAnswer = Wire.wireDecoder(Commands.ForwardedAnswer)
+const decodeBlobs = Wire.wireDecoder(Blobs.BlobAnnouncement)
 
 interface FollowedFeed {
   readonly peerId: string
@@ -91,6 +97,15 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const { startHost } = yield* Effect.promise(() => import("./Libp2pHost.js"))
       const headsTopic = `edge-net/${settings.network}/heads/1`
       const forksTopic = `edge-net/${settings.network}/forks/1`
+      const blobsTopic = `edge-net/${settings.network}/blobs/1`
+      const store = yield* BlobStore
+      // What each peer last announced it holds, and when.
+      const announcedBlobs = new Map<
+        string,
+        { readonly url: string; readonly sha256s: ReadonlySet<string>; at: number }
+      >()
+      const onBlobs = (announcement: BlobAnnouncement, from: string) =>
+        announcedBlobs.set(from, { url: announcement.url, sha256s: new Set(announcement.sha256s), at: Date.now() })
       const layerScope = yield* Effect.scope
 
       // Recent heads of every key seen, by position: the evidence a fork proof is made of.
@@ -207,6 +222,12 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                     return Either.isRight(head) && Wire.headSignatureValid(head.right) ? "accept" : "reject"
                   },
                   onMessage: (data) => Either.map(decodeHead(data), onHead)
+                },
+                {
+                  topic: blobsTopic,
+                  validate: (data) => Either.isRight(decodeBlobs(data)) ? "accept" : "reject",
+                  onMessage: (data, from) =>
+                    Either.map(decodeBlobs(data), (announcement) => onBlobs(announcement, from))
                 },
                 {
                   topic: forksTopic,
@@ -339,6 +360,25 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         Effect.repeat(Effect.suspend(() => announce(++ticks % 20 === 0)), Schedule.spaced("250 millis"))
       )
 
+      // --- announcing the blobs this node holds -------------------------------------------------
+      if (settings.blobsUrl !== undefined) {
+        const url = settings.blobsUrl
+        let last = ""
+        let rounds = 0
+        const announceBlobs = Effect.gen(function*() {
+          const held = (yield* store.list).sort((a, b) => b.addedAt - a.addedAt).slice(0, Blobs.MAX_ANNOUNCED_BLOBS)
+          const sha256s = held.map((blob) => blob.sha256)
+          const key = sha256s.join(",")
+          // On change, and every half minute for peers that just came (and to keep the holders' entries fresh).
+          if (key === last && ++rounds % 15 !== 0) return
+          last = key
+          rounds = 0
+          if (sha256s.length === 0) return
+          yield* Effect.promise(() => started.publish(blobsTopic, Wire.encodeJson({ url, sha256s })).catch(() => 0))
+        })
+        yield* Effect.forkScoped(Effect.repeat(Effect.ignore(announceBlobs), Schedule.spaced("2 seconds")))
+      }
+
       // --- the book and the bootstrap list --------------------------------------------------------
       const dialQuietly = (address: string) =>
         Effect.promise(() => started.dial(address).then(() => undefined, () => undefined))
@@ -440,6 +480,12 @@ export const peerNodeLayer = (settings: PeerSettings) =>
               })
             )
           ),
+        holders: (sha256) =>
+          Effect.sync(() => {
+            const fresh = Date.now() - Blobs.HOLDER_TTL_MS
+            return [...announcedBlobs.entries()].filter(([, held]) => held.at >= fresh && held.sha256s.has(sha256))
+              .map(([peerId, held]) => ({ peerId, url: held.url }))
+          }),
         acceptForwarded: (answer) => Effect.sync(() => (intake.answer = answer))
       }
       yield* Effect.addFinalizer(() => Effect.sync(() => feeds.forEach((feed) => feed.replica.close())))

@@ -5,6 +5,7 @@
  * peer book alone (`offline`), and changes made there take effect when the node starts.
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import type { BlobHolder } from "../content/RegistryTransfer.js"
 import { ForkProof } from "../events/ForkProof.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import type { BookEntry } from "./PeerBook.js"
@@ -55,6 +56,8 @@ export interface PeersService {
   readonly remove: (peerId: string) => Effect.Effect<boolean, PeersError>
   /** Sends a command to the node whose key is `publicKey` (the sequencer) and returns its answer. */
   readonly forward: (publicKey: string, command: ForwardedCommand) => Effect.Effect<ForwardedAnswer, PeersError>
+  /** The peers that announced holding the blob (SHA-256 hex) lately, with where they serve it. */
+  readonly holders: (sha256: string) => Effect.Effect<ReadonlyArray<BlobHolder>>
   /** Answers the commands other nodes forward here with `answer` (the node's RPC server, in process). */
   readonly acceptForwarded: (
     answer: (command: ForwardedCommand) => Effect.Effect<ForwardedAnswer>
@@ -133,6 +136,7 @@ export const offline = (dataDir: string) =>
               message: "this node's peer is not running: send the command to a running node (--node URL)"
             })
           ),
+        holders: () => Effect.succeed([]),
         acceptForwarded: () => Effect.void
       }
     })

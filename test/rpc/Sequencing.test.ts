@@ -42,6 +42,7 @@ const linkedPeers = (intakes: Map<string, Answer>, self: { answer?: Answer }) =>
         ? Effect.die(sent.left)
         : Effect.map(answer(sent.right), (reply) => Either.getOrThrow(wireDecoder(AnswerSchema)(encodeJson(reply))))
     },
+    holders: () => Effect.succeed([]),
     acceptForwarded: (answer) => Effect.sync(() => (self.answer = answer))
   })
 

@@ -160,7 +160,7 @@ describe("five nodes on loopback", () => {
       const verified = await cli("audit", "verify", "--data", follower.dataDir, "--feed", sourcePeerId, "--json")
       expect(verified.ok).toBe(true)
     }
-  }, 120_000)
+  }, 300_000)
 
   it("resume a copy after the follower is killed mid-stream, with no gap or duplicate", async () => {
     // Enough events for several pages of the feed.

@@ -155,15 +155,13 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
     /**
      * Slashes the node whose key signed two histories, on a fork proof anyone may bring (the proof is
      * the authority: it is checked here, and stored with the command for every replayer to check
-     * again). The node is the key's account; one proof slashes once, however many peers report it.
+     * again). The node is the key's account. Peers that catch one fork hold different pairs of heads
+     * for it, so the slash is once per key: a key proven to equivocate is slashed once, and every
+     * follower has stopped trusting its feed; further proofs against it change nothing.
      */
     const slashEquivocation = Effect.fn("Staking.slashEquivocation")(function*(proof: ForkProof) {
       if (!forkProofValid(proof)) return yield* new InvalidForkProof({ publicKey: proof.publicKey })
-      const { first, second } = proof
-      const operationId = `equivocation:${first.position}:${first.hash.slice(0, 24)}:${second.position}:${
-        second.hash.slice(0, 24)
-      }`
-      return yield* slash(accountIdOf(proof.publicKey), "Equivocation", forkProofId(proof), operationId)
+      return yield* slash(accountIdOf(proof.publicKey), "Equivocation", forkProofId(proof), "equivocation")
     })
 
     const activeStake = Effect.fn("Staking.activeStake")(function*(node: string) {

@@ -266,7 +266,7 @@ describe("Staking service", () => {
       expect(yield* ledger.supply()).toMatchObject({ burned: 100n, conserved: true })
     }).pipe(Effect.provide(economy())))
 
-  it.effect("a fork proof slashes the key's stake once, whoever brings it; a proof of nothing is refused", () =>
+  it.effect("a fork proof slashes the key's stake once, whatever proofs follow; a proof of nothing is refused", () =>
     Effect.gen(function*() {
       const ledger = yield* Ledger
       const staking = yield* Staking
@@ -289,6 +289,9 @@ describe("Staking service", () => {
       const rate = (yield* (yield* NetworkParameters).current("economy")).values["slashEquivocationPpm"]!
       expect(slashed.active).toBe(1_000n - (1_000n * rate) / 1_000_000n)
       expect(yield* staking.slashEquivocation(proof)).toMatchObject({ active: slashed.active })
+      // Another peer's proof of the same key (other heads) slashes nothing more.
+      const another = { ...proof, first: signedPoint(9, "c".repeat(64)), second: signedPoint(9, "d".repeat(64)) }
+      expect(yield* staking.slashEquivocation(another)).toMatchObject({ active: slashed.active })
       const forged = { ...proof, second: { ...proof.second, signature: testKey().publicKey.repeat(2) } }
       expect(yield* Effect.flip(staking.slashEquivocation(forged))).toMatchObject({ _tag: "InvalidForkProof" })
       const sameHash = { ...proof, second: signedPoint(7, "a".repeat(64)) }
