@@ -210,6 +210,58 @@ describe("model distribution across processes", () => {
     expect(doneReceipt(again.stdout).artifacts.every((a) => a.cached)).toBe(true)
   }, 120_000)
 
+  it("finds a peer that holds the model from its gossip announcement, with no peer in config", async () => {
+    // Node B joins A's network through A's peer address and holds the model (published to it as well).
+    const edgeNet = (...args: ReadonlyArray<string>) =>
+      exec(process.execPath, [path.join(compiled, "src", "cli", "edge-net.js"), ...args], { env: envFor(work) })
+    const aPeers = JSON.parse((await edgeNet("peers", "list", "--node", nodeA.url, "--json")).stdout) as {
+      listening: ReadonlyArray<string>
+    }
+    const nodeB = await startCompiledNode(compiled, path.join(work, "node-b"), {
+      EDGE_NET_BOOTSTRAP: aPeers.listening[0]!
+    })
+    try {
+      await ok(
+        publisherHome,
+        "publish",
+        path.join(files, "model.onnx"),
+        path.join(files, "tokenizer.json"),
+        path.join(files, "config.json"),
+        "--name",
+        "Tiny LM",
+        "--version",
+        "1.1.0",
+        "--type",
+        "text-generation",
+        "--quantization",
+        "INT8",
+        "--key",
+        "alice",
+        "--registry",
+        nodeB.url
+      )
+      const sha256 = crypto.createHash("sha256").update(modelBytes).digest("hex")
+      const deadline = Date.now() + 30_000
+      while (true) {
+        const answer = await fetch(`${nodeA.url}/v1/blobs/sha256-${sha256}/holders`)
+        const { holders } = (await answer.json()) as { holders: ReadonlyArray<{ url: string }> }
+        if (holders.some((holder) => holder.url === nodeB.url)) break
+        if (Date.now() > deadline) throw new Error(`A never heard B announce the model: ${JSON.stringify(holders)}`)
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      // The puller knows only the registry (A); B comes from A's gossip.
+      const home = await pullerHome("gossip")
+      const pulled = await ok(home, "pull", "tiny-lm", "--version", "1.1.0", "--source", "peer", "--json")
+      const model = doneReceipt(pulled.stdout).artifacts.find((a) => a.filename === "model.onnx")!
+      expect(model.bytesFetched).toBe(MODEL_BYTES)
+      const fromB = model.sources.find((source) => source.name === `peer ${nodeB.url} (gossip)`)
+      expect(fromB?.bytes).toBeGreaterThan(0)
+      await ok(home, "verify", "tiny-lm", "--check-signature")
+    } finally {
+      await nodeB.kill("SIGTERM")
+    }
+  }, 120_000)
+
   it("resumes after SIGKILL without fetching again what it already verified", async () => {
     const home = await pullerHome("resume")
     await ok(home, "config", "set", "download.maxBytesPerSecond", "3MB")
