@@ -8,7 +8,8 @@ const suites: Record<string, () => Promise<void>> = {
   optimize: async () => (await import("./optimize.js")).run(),
   embed: async () => (await import("./embed.js")).run(),
   lora: async () => (await import("./lora.js")).run(),
-  market: async () => (await import("./market.js")).run()
+  market: async () => (await import("./market.js")).run(),
+  network: async () => (await import("./network.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

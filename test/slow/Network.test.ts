@@ -243,8 +243,17 @@ describe("five nodes on loopback", () => {
       expect(await rpc(source.url, (client) => client.StakeOf({ node: operatorKey().account }))).toMatchObject({
         active: 500n
       })
-      const verified = await cli("audit", "verify", "--data", source.dataDir, "--json")
-      expect(verified.ok).toBe(true)
+      // The slash carries the signed report with the proof, for every replayer to check again.
+      const db = new Database(path.join(source.dataDir, "journal.db"), { readonly: true })
+      const slashes = db.prepare("SELECT authorization FROM events WHERE event_type = 'Slashed'").all() as Array<{
+        authorization: string
+      }>
+      db.close()
+      expect(slashes).toHaveLength(1)
+      expect(JSON.parse(slashes[0]!.authorization)).toMatchObject({
+        command: "ReportEquivocation",
+        payload: { proof: { publicKey: operatorKey().publicKey } }
+      })
     },
     240_000
   )
