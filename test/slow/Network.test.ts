@@ -244,11 +244,11 @@ describe("five nodes on loopback", () => {
         active: 500n
       })
       // The slash carries the signed report with the proof, for every replayer to check again.
-      const db = new Database(path.join(source.dataDir, "journal.db"), { readonly: true })
-      const slashes = db.prepare("SELECT authorization FROM events WHERE event_type = 'Slashed'").all() as Array<{
+      const journal = new Database(path.join(source.dataDir, "journal.db"), { readonly: true })
+      const slashes = journal.prepare("SELECT authorization FROM events WHERE event_type = 'Slashed'").all() as Array<{
         authorization: string
       }>
-      db.close()
+      journal.close()
       expect(slashes).toHaveLength(1)
       expect(JSON.parse(slashes[0]!.authorization)).toMatchObject({
         command: "ReportEquivocation",
