@@ -21,52 +21,53 @@ export const makeEventQueue = (): EventQueue => {
   let processed = 0
   let clock = 0
 
-  const before = (i: number, j: number) => times[i]! < times[j]! || (times[i] === times[j] && orders[i]! < orders[j]!)
-  const swap = (i: number, j: number) => {
-    const time = times[i]!
-    times[i] = times[j]!
-    times[j] = time
-    const order = orders[i]!
-    orders[i] = orders[j]!
-    orders[j] = order
-    const action = actions[i]!
-    actions[i] = actions[j]!
-    actions[j] = action
-  }
+  const before = (time: number, order: number, i: number) =>
+    time < times[i]! || (time === times[i] && order < orders[i]!)
 
+  // Sift with a hole: the moving entry is written once, where it comes to rest.
   const schedule = (at: number, action: () => void) => {
+    const time = Math.max(at, clock)
+    const order = scheduled++
     let i = times.length
-    times.push(Math.max(at, clock))
-    orders.push(scheduled++)
+    times.push(time)
+    orders.push(order)
     actions.push(action)
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (!before(i, parent)) break
-      swap(i, parent)
+      if (!before(time, order, parent)) break
+      times[i] = times[parent]!
+      orders[i] = orders[parent]!
+      actions[i] = actions[parent]!
       i = parent
     }
+    times[i] = time
+    orders[i] = order
+    actions[i] = action
   }
 
   const pop = (): () => void => {
     const action = actions[0]!
     clock = times[0]!
-    const last = times.length - 1
-    swap(0, last)
-    times.pop()
-    orders.pop()
-    actions.pop()
-    let i = 0
+    const time = times.pop()!
+    const order = orders.pop()!
+    const moving = actions.pop()!
     const size = times.length
+    if (size === 0) return action
+    let i = 0
     while (true) {
       const left = 2 * i + 1
+      if (left >= size) break
       const right = left + 1
-      let smallest = i
-      if (left < size && before(left, smallest)) smallest = left
-      if (right < size && before(right, smallest)) smallest = right
-      if (smallest === i) break
-      swap(i, smallest)
-      i = smallest
+      const child = right < size && before(times[right]!, orders[right]!, left) ? right : left
+      if (before(time, order, child)) break
+      times[i] = times[child]!
+      orders[i] = orders[child]!
+      actions[i] = actions[child]!
+      i = child
     }
+    times[i] = time
+    orders[i] = order
+    actions[i] = moving
     return action
   }
 

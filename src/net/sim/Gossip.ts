@@ -99,18 +99,33 @@ export const makeGossip = (
   }
 
   /** Gossipsub's score of `of` as `peer` sees it: P1, P2 and P4 of our topic (capped), and P7. */
+  const {
+    firstMessageDeliveriesCap: firstDeliveriesCap,
+    firstMessageDeliveriesWeight,
+    invalidMessageDeliveriesWeight,
+    timeInMeshCap,
+    timeInMeshQuantum,
+    timeInMeshWeight,
+    topicWeight
+  } = topicScore
+  const { gossipThreshold, graylistThreshold: graylist, publishThreshold } = scoreThresholds
+  const { behaviourPenaltyWeight, topicScoreCap } = params
   const score = (peer: number, of: number): number => {
     const s = peers[peer]!.scores.get(of)
     if (s === undefined) return 0
-    const inMesh = s.meshSince < 0
-      ? 0
-      : Math.min((queue.now() - s.meshSince) / topicScore.timeInMeshQuantum, topicScore.timeInMeshCap)
-    const topic = topicScore.topicWeight * (
-      topicScore.timeInMeshWeight * inMesh +
-      topicScore.firstMessageDeliveriesWeight * s.firstDeliveries +
-      topicScore.invalidMessageDeliveriesWeight * s.invalid * s.invalid
+    const inMesh = s.meshSince < 0 ? 0 : Math.min((queue.now() - s.meshSince) / timeInMeshQuantum, timeInMeshCap)
+    const topic = topicWeight * (
+      timeInMeshWeight * inMesh +
+      firstMessageDeliveriesWeight * s.firstDeliveries +
+      invalidMessageDeliveriesWeight * s.invalid * s.invalid
     )
-    return Math.min(topic, params.topicScoreCap) + params.behaviourPenaltyWeight * s.behaviour * s.behaviour
+    return Math.min(topic, topicScoreCap) + behaviourPenaltyWeight * s.behaviour * s.behaviour
+  }
+
+  /** Whether `peer` still listens to `of`: only invalid messages and broken promises can graylist a peer. */
+  const heard = (peer: number, of: number) => {
+    const s = peers[peer]!.scores.get(of)
+    return s === undefined || (s.invalid === 0 && s.behaviour === 0) || score(peer, of) >= graylist
   }
 
   const seen = (message: Message, peer: number) =>
@@ -120,35 +135,38 @@ export const makeGossip = (
     else message.seenSet!.add(peer)
   }
 
-  const sendMessage = (from: number, to: number, message: Message) =>
-    network.send(from, to, message.wireBytes, "gossip", () => receive(to, from, message))
-
-  const forward = (peer: number, from: number, message: Message) => {
-    if (message.kind === "forged") counters.forgedForwarded++
-    for (const next of peers[peer]!.mesh) {
-      if (next !== from && next !== message.publisher) sendMessage(peer, next, message)
+  const sendMessage = (from: number, to: number, message: Message, delayMs = 0) => {
+    if (message.kind === "forged" && liar[from] === 0) counters.forgedForwarded++
+    if (seen(message, to)) {
+      // The receiver already has it: a duplicate whatever the timing, counted now rather than scheduled.
+      network.sendDiscarded(from, to, message.wireBytes, "gossip")
+      if (network.connected(to, from) && heard(to, from)) counters.duplicates++
+      return
     }
+    network.send(from, to, message.wireBytes, "gossip", () => receive(to, from, message), delayMs)
   }
 
+  /** A head the peer has just heard of, checked (validationMs) and then delivered and passed on. */
   const accept = (peer: number, from: number, message: Message) => {
-    if (online[peer] === 0) return
     if (message.kind !== "head") {
       counters.forgedRejected++
       scoreOf(peer, from).invalid++
       return
     }
-    message.deliveredAt![peer] = queue.now()
+    message.deliveredAt![peer] = queue.now() + validationMs
     counters.delivered++
     const s = scoreOf(peer, from)
-    s.firstDeliveries = Math.min(s.firstDeliveries + 1, topicScore.firstMessageDeliveriesCap)
+    s.firstDeliveries = Math.min(s.firstDeliveries + 1, firstDeliveriesCap)
     peers[peer]!.windows[0]!.push(message.id)
-    forward(peer, from, message)
+    for (const next of peers[peer]!.mesh) {
+      if (next !== from && next !== message.publisher) sendMessage(peer, next, message, validationMs)
+    }
     onDeliver(peer, message)
   }
 
   const receive = (peer: number, from: number, message: Message) => {
     if (!network.connected(peer, from)) return
-    if (score(peer, from) < scoreThresholds.graylistThreshold) return
+    if (!heard(peer, from)) return
     if (seen(message, peer)) {
       counters.duplicates++
       return
@@ -159,8 +177,7 @@ export const makeGossip = (
       if (message.kind === "head") peers[peer]!.windows[0]!.push(message.id)
       return
     }
-    if (validationMs > 0) queue.schedule(queue.now() + validationMs, () => accept(peer, from, message))
-    else accept(peer, from, message)
+    accept(peer, from, message)
   }
 
   const publish = (peer: number, kind: Message["kind"], feed: number, position: number): Message => {
@@ -187,7 +204,7 @@ export const makeGossip = (
     }
     const targets = params.floodPublish || kind === "forged" ? network.neighbors[peer]! : [...peers[peer]!.mesh]
     for (const to of targets) {
-      if (kind === "forged" || score(peer, to) >= scoreThresholds.publishThreshold) sendMessage(peer, to, message)
+      if (kind === "forged" || score(peer, to) >= publishThreshold) sendMessage(peer, to, message)
     }
     return message
   }
@@ -224,7 +241,7 @@ export const makeGossip = (
 
   const onIHave = (peer: number, from: number, ids: ReadonlyArray<number>) => {
     if (liar[peer] === 1 || !network.connected(peer, from)) return
-    if (score(peer, from) < scoreThresholds.gossipThreshold) return
+    if (score(peer, from) < gossipThreshold) return
     const wanted = ids.filter((id) => !seen(messages[id]!, peer))
     if (wanted.length === 0) return
     network.send(peer, from, iwantBytes(wanted.length), "gossip", () => onIWant(from, peer, wanted))
@@ -236,7 +253,7 @@ export const makeGossip = (
   }
   const onIWant = (peer: number, from: number, ids: ReadonlyArray<number>) => {
     if (liar[peer] === 1 || !network.connected(peer, from)) return
-    if (score(peer, from) < scoreThresholds.gossipThreshold) return
+    if (score(peer, from) < gossipThreshold) return
     const cached = peers[peer]!.windows
     for (const id of ids) {
       if (cached.some((window) => window.includes(id))) sendMessage(peer, from, messages[id]!)
@@ -282,7 +299,7 @@ export const makeGossip = (
     if (liar[peer] === 1) ids.push(publish(peer, "phantom", -1, 0).id)
     if (ids.length === 0) return
     const candidates = network.neighbors[peer]!.filter((other) =>
-      !state.mesh.has(other) && score(peer, other) >= scoreThresholds.gossipThreshold
+      !state.mesh.has(other) && score(peer, other) >= gossipThreshold
     )
     const count = Math.max(params.Dlazy, Math.floor(params.gossipFactor * candidates.length))
     for (const to of random.shuffle(candidates).slice(0, count)) {

@@ -20,7 +20,7 @@ export const spreadOf = (values: ReadonlyArray<number>): Spread => {
  * forwards nothing), each hop paying its link latency and a signature check. Infinity where unreached.
  */
 export const shortestPaths = (network: Network, source: number): Float64Array => {
-  const { size, online, liar, neighbors } = network
+  const { size, online, liar, neighbors, linkLatencies } = network
   const validationMs = network.config.validationMs
   const distance = new Float64Array(size).fill(Number.POSITIVE_INFINITY)
   const done = new Uint8Array(size)
@@ -71,9 +71,12 @@ export const shortestPaths = (network: Network, source: number): Float64Array =>
     // The source's own message is not checked; a relay checks before it passes it on.
     if (peer !== source && (liar[peer] === 1 || online[peer] === 0)) continue
     const base = distance[peer]!
-    for (const next of neighbors[peer]!) {
+    const links = neighbors[peer]!
+    const latencies = linkLatencies[peer]!
+    for (let k = 0; k < links.length; k++) {
+      const next = links[k]!
       if (online[next] === 0) continue
-      const d = base + network.latency(peer, next) + validationMs
+      const d = base + latencies[k]! + validationMs
       if (d < distance[next]!) {
         distance[next] = d
         push(d, next)

@@ -51,6 +51,11 @@ export const gossipDefaults: GossipParams = {
 export interface SimulationConfig {
   readonly seed: number
   readonly peers: number
+  /**
+   * How peers connect: at random as our host does (each dials until it has targetPeers, and keeps
+   * dialling discovered peers when below), or a fixed line or star (peer 0 the hub) with no discovery.
+   */
+  readonly topology: "random" | "line" | "star"
   /** Connections a peer dials up to (our host's target, 16). */
   readonly targetPeers: number
   /** Peers a joiner dials first; the rest it finds through discovery, one dial per heartbeat. */
@@ -101,6 +106,7 @@ export interface SimulationConfig {
 export const simulationDefaults: SimulationConfig = {
   seed: 1,
   peers: 1_000,
+  topology: "random",
   targetPeers: 16,
   bootstrapPeers: 3,
   latencyMedianMs: 50,
@@ -181,6 +187,8 @@ export interface Rate {
 
 export interface SimulationResult {
   readonly config: SimulationConfig
+  /** The peers whose heads moved (drawn from the seed). */
+  readonly writerPeers: ReadonlyArray<number>
   readonly honestPeers: number
   /** Mean connections per online peer at the end of the warm-up. */
   readonly meanDegree: number

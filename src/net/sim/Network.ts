@@ -20,10 +20,27 @@ export interface Network {
   readonly joinedAt: Float64Array
   /** Each peer's open connections (both directions: a connection is one entry at each end). */
   readonly neighbors: ReadonlyArray<Array<number>>
+  /** The latency of each of those connections, index for index (drawn once, when it opens). */
+  readonly linkLatencies: ReadonlyArray<Array<number>>
   readonly latency: (a: number, b: number) => number
   readonly connected: (a: number, b: number) => boolean
-  /** Sends `bytes` from one peer to another; `arrive` runs on arrival if the receiver is still online. */
-  readonly send: (from: number, to: number, bytes: number, channel: Channel, arrive: () => void) => void
+  /**
+   * Sends `bytes` from one peer to another, leaving after `delayMs` of work at the sender; `arrive` runs
+   * on arrival if the receiver is still online.
+   */
+  readonly send: (
+    from: number,
+    to: number,
+    bytes: number,
+    channel: Channel,
+    arrive: () => void,
+    delayMs?: number
+  ) => void
+  /**
+   * Counts what a send costs both ends without scheduling its arrival: for a copy the receiver is
+   * already known to discard (a duplicate), which is most of gossipsub's traffic.
+   */
+  readonly sendDiscarded: (from: number, to: number, bytes: number, channel: Channel) => void
   readonly connect: (a: number, b: number) => void
   readonly disconnectAll: (peer: number) => void
   /** A uniformly random online peer other than `except` (-1 when there is none). */
@@ -47,6 +64,7 @@ export const makeNetwork = (
   for (const peer of liars) liar[peer] = 1
   const joinedAt = new Float64Array(size)
   const neighbors: Array<Array<number>> = Array.from({ length: size }, () => [])
+  const linkLatencies: Array<Array<number>> = Array.from({ length: size }, () => [])
   const uplinkFreeAt = new Float64Array(size)
   const windowStart = config.warmupMs
   const windowEnd = config.warmupMs + config.durationMs
@@ -64,17 +82,31 @@ export const makeNetwork = (
   const onlineList: Array<number> = Array.from({ length: size }, (_, peer) => peer)
   const onlineIndex = Int32Array.from({ length: size }, (_, peer) => peer)
 
-  const latency = (a: number, b: number) => pairLatency(config.seed, a, b, config.latencyMedianMs, config.latencySigma)
+  const pairOf = (a: number, b: number) => pairLatency(config.seed, a, b, config.latencyMedianMs, config.latencySigma)
+  const latency = (a: number, b: number) => {
+    const index = neighbors[a]!.indexOf(b)
+    return index < 0 ? pairOf(a, b) : linkLatencies[a]![index]!
+  }
   const connected = (a: number, b: number) => neighbors[a]!.includes(b)
 
-  const send = (from: number, to: number, count: number, channel: Channel, arrive: () => void) => {
+  const depart = (from: number, count: number, channel: Channel, delayMs: number) => {
     const now = queue.now()
-    let departs = now
+    let departs = now + delayMs
     if (config.uplinkBytesPerSecond !== null) {
-      departs = Math.max(now, uplinkFreeAt[from]!) + (count * 1_000) / config.uplinkBytesPerSecond
+      departs = Math.max(departs, uplinkFreeAt[from]!) + (count * 1_000) / config.uplinkBytesPerSecond
       uplinkFreeAt[from] = departs
     }
     if (inWindow()) (channel === "gossip" ? bytes.gossipSent : bytes.pullSent)[from]! += count
+    return departs
+  }
+
+  const sendDiscarded = (from: number, to: number, count: number, channel: Channel) => {
+    depart(from, count, channel, 0)
+    if (online[to] === 1 && inWindow()) (channel === "gossip" ? bytes.gossipReceived : bytes.pullReceived)[to]! += count
+  }
+
+  const send = (from: number, to: number, count: number, channel: Channel, arrive: () => void, delayMs = 0) => {
+    const departs = depart(from, count, channel, delayMs)
     queue.schedule(departs + latency(from, to), () => {
       if (online[to] === 0) return
       if (inWindow()) (channel === "gossip" ? bytes.gossipReceived : bytes.pullReceived)[to]! += count
@@ -93,20 +125,27 @@ export const makeNetwork = (
     liar,
     joinedAt,
     neighbors,
+    linkLatencies,
     latency,
     connected,
     send,
+    sendDiscarded,
     connect: (a, b) => {
       if (a === b || online[a] === 0 || online[b] === 0 || connected(a, b)) return
+      const link = pairOf(a, b)
       neighbors[a]!.push(b)
+      linkLatencies[a]!.push(link)
       neighbors[b]!.push(a)
+      linkLatencies[b]!.push(link)
     },
     disconnectAll: (peer) => {
       for (const other of neighbors[peer]!) {
-        const list = neighbors[other]!
-        list.splice(list.indexOf(peer), 1)
+        const index = neighbors[other]!.indexOf(peer)
+        neighbors[other]!.splice(index, 1)
+        linkLatencies[other]!.splice(index, 1)
       }
       neighbors[peer]!.length = 0
+      linkLatencies[peer]!.length = 0
     },
     randomOnline: (except) => {
       if (onlineList.length === 0 || (onlineList.length === 1 && onlineList[0] === except)) return -1

@@ -53,13 +53,20 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
   const end = windowEnd + config.horizonMs
 
   // --- the graph: every peer dials random peers until it has targetPeers connections ---------------
+  const discovery = config.topology === "random"
+  if (config.topology === "line") { for (let peer = 1; peer < config.peers; peer++) network.connect(peer - 1, peer) }
+  if (config.topology === "star") { for (let peer = 1; peer < config.peers; peer++) network.connect(0, peer) }
   for (const peer of random.shuffle(Array.from({ length: config.peers }, (_, p) => p))) {
-    for (let attempt = 0; neighbors[peer]!.length < config.targetPeers && attempt < 4 * config.targetPeers; attempt++) {
+    for (
+      let attempt = 0;
+      discovery && neighbors[peer]!.length < config.targetPeers && attempt < 4 * config.targetPeers;
+      attempt++
+    ) {
       network.connect(peer, network.randomOnline(peer))
     }
   }
   const dial = (peer: number) => {
-    const other = network.randomOnline(peer)
+    const other = discovery ? network.randomOnline(peer) : -1
     if (other < 0) return
     queue.schedule(queue.now() + HANDSHAKE_TRIPS * network.latency(peer, other), () => network.connect(peer, other))
   }
@@ -185,6 +192,7 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
 
   return {
     config,
+    writerPeers,
     honestPeers: config.peers - liarCount,
     meanDegree: onlineCount === 0 ? 0 : degreeSum / onlineCount,
     headsMeasured: timings.length,
