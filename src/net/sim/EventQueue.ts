@@ -14,9 +14,11 @@ export interface EventQueue {
 }
 
 export const makeEventQueue = (): EventQueue => {
-  const times: Array<number> = []
-  const orders: Array<number> = []
-  const actions: Array<() => void> = []
+  // Keys in typed arrays that double when full; `size` entries are live.
+  let times = new Float64Array(1_024)
+  let orders = new Float64Array(1_024)
+  const actions: Array<(() => void) | undefined> = []
+  let size = 0
   let scheduled = 0
   let processed = 0
   let clock = 0
@@ -28,10 +30,15 @@ export const makeEventQueue = (): EventQueue => {
   const schedule = (at: number, action: () => void) => {
     const time = Math.max(at, clock)
     const order = scheduled++
-    let i = times.length
-    times.push(time)
-    orders.push(order)
-    actions.push(action)
+    if (size === times.length) {
+      const grownTimes = new Float64Array(2 * size)
+      grownTimes.set(times)
+      times = grownTimes
+      const grownOrders = new Float64Array(2 * size)
+      grownOrders.set(orders)
+      orders = grownOrders
+    }
+    let i = size++
     while (i > 0) {
       const parent = (i - 1) >> 1
       if (!before(time, order, parent)) break
@@ -48,10 +55,11 @@ export const makeEventQueue = (): EventQueue => {
   const pop = (): () => void => {
     const action = actions[0]!
     clock = times[0]!
-    const time = times.pop()!
-    const order = orders.pop()!
-    const moving = actions.pop()!
-    const size = times.length
+    size--
+    const time = times[size]!
+    const order = orders[size]!
+    const moving = actions[size]!
+    actions[size] = undefined
     if (size === 0) return action
     let i = 0
     while (true) {
@@ -75,7 +83,7 @@ export const makeEventQueue = (): EventQueue => {
     now: () => clock,
     schedule,
     runUntil: (until) => {
-      while (times.length > 0 && times[0]! <= until) {
+      while (size > 0 && times[0]! <= until) {
         processed++
         pop()()
       }

@@ -40,6 +40,8 @@ interface Score {
 interface PeerState {
   readonly mesh: Set<number>
   readonly scores: Map<number, Score>
+  /** Peers with invalid messages or broken promises on record: the only ones that can fall to the graylist. */
+  readonly penalised: Set<number>
   /** Until when a peer may not be grafted again after a prune (gossipsub's prune backoff). */
   readonly backoff: Map<number, number>
   /** The message cache, newest heartbeat first. */
@@ -79,6 +81,7 @@ export const makeGossip = (
   const peers: Array<PeerState> = Array.from({ length: size }, () => ({
     mesh: new Set(),
     scores: new Map(),
+    penalised: new Set(),
     backoff: new Map(),
     windows: [[]]
   }))
@@ -124,8 +127,8 @@ export const makeGossip = (
 
   /** Whether `peer` still listens to `of`: only invalid messages and broken promises can graylist a peer. */
   const heard = (peer: number, of: number) => {
-    const s = peers[peer]!.scores.get(of)
-    return s === undefined || (s.invalid === 0 && s.behaviour === 0) || score(peer, of) >= graylist
+    const penalised = peers[peer]!.penalised
+    return penalised.size === 0 || !penalised.has(of) || score(peer, of) >= graylist
   }
 
   const seen = (message: Message, peer: number) =>
@@ -151,6 +154,7 @@ export const makeGossip = (
     if (message.kind !== "head") {
       counters.forgedRejected++
       scoreOf(peer, from).invalid++
+      peers[peer]!.penalised.add(from)
       return
     }
     message.deliveredAt![peer] = queue.now() + validationMs
@@ -248,7 +252,10 @@ export const makeGossip = (
     // The promise is kept if the message arrives from anyone in time; gossipsub tracks one id per IWANT.
     const promised = messages[wanted[random.below(wanted.length)]!]!
     queue.schedule(queue.now() + params.iwantFollowupMs, () => {
-      if (online[peer] === 1 && !seen(promised, peer)) scoreOf(peer, from).behaviour++
+      if (online[peer] === 1 && !seen(promised, peer)) {
+        scoreOf(peer, from).behaviour++
+        peers[peer]!.penalised.add(from)
+      }
     })
   }
   const onIWant = (peer: number, from: number, ids: ReadonlyArray<number>) => {
@@ -310,6 +317,10 @@ export const makeGossip = (
   const heartbeat = (peer: number) => {
     const state = peers[peer]!
     for (const s of state.scores.values()) decay(s)
+    for (const other of state.penalised) {
+      const s = state.scores.get(other)
+      if (s === undefined || (s.invalid === 0 && s.behaviour === 0)) state.penalised.delete(other)
+    }
     // Connections closed since the last heartbeat leave the mesh.
     for (const other of state.mesh) if (!network.connected(peer, other)) leaveMesh(peer, other)
     maintainMesh(peer)
@@ -327,6 +338,7 @@ export const makeGossip = (
       const state = peers[peer]!
       state.mesh.clear()
       state.scores.clear()
+      state.penalised.clear()
       state.backoff.clear()
       state.windows = [[]]
     },
