@@ -28,6 +28,11 @@ export interface Message {
   readonly seenSet: Set<number> | null
   /** When each peer's application got it (NaN: not yet), for heads only. */
   readonly deliveredAt: Float64Array | null
+  /** The earliest arrival of a copy already on its way to each peer (Infinity: none), for heads only. */
+  readonly arrivesAt: Float64Array | null
+  /** The earliest copy counted as a duplicate before it landed, and its sender: the fallback if that copy is lost. */
+  readonly fallbackAt: Float64Array | null
+  readonly fallbackFrom: Int32Array | null
 }
 
 interface Score {
@@ -62,6 +67,8 @@ export interface Gossip {
   readonly counters: GossipCounters
   readonly publish: (peer: number, kind: Message["kind"], feed: number, position: number) => Message
   readonly heartbeat: (peer: number) => void
+  /** A peer is leaving: its peers drop it from their meshes at once, as on a closed connection. */
+  readonly leave: (peer: number) => void
   /** A peer restarts with an empty mesh and cache (its connections were closed). */
   readonly reset: (peer: number) => void
   readonly score: (peer: number, of: number) => number
@@ -140,13 +147,22 @@ export const makeGossip = (
 
   const sendMessage = (from: number, to: number, message: Message, delayMs = 0) => {
     if (message.kind === "forged" && liar[from] === 0) counters.forgedForwarded++
-    if (seen(message, to)) {
-      // The receiver already has it: a duplicate whatever the timing, counted now rather than scheduled.
-      network.sendDiscarded(from, to, message.wireBytes, "gossip")
+    const at = network.transmit(from, to, message.wireBytes, "gossip", delayMs)
+    // A copy that arrives after one already seen or already on its way is a duplicate: counted now, not
+    // scheduled (most of gossipsub's traffic is such copies). Should the copy on its way be lost (its
+    // sender left), the earliest of these takes its place (see `lost`).
+    const arrivesAt = message.arrivesAt
+    if (seen(message, to) || (arrivesAt !== null && arrivesAt[to]! <= at)) {
+      network.discard(to, message.wireBytes, "gossip")
       if (network.connected(to, from) && heard(to, from)) counters.duplicates++
+      if (!seen(message, to) && at < message.fallbackAt![to]!) {
+        message.fallbackAt![to] = at
+        message.fallbackFrom![to] = from
+      }
       return
     }
-    network.send(from, to, message.wireBytes, "gossip", () => receive(to, from, message), delayMs)
+    if (arrivesAt !== null) arrivesAt[to] = at
+    network.deliver(at, to, message.wireBytes, "gossip", () => receive(to, from, message))
   }
 
   /** A head the peer has just heard of, checked (validationMs) and then delivered and passed on. */
@@ -168,9 +184,27 @@ export const makeGossip = (
     onDeliver(peer, message)
   }
 
+  /** A head's copy that did not land: the earliest copy counted as a duplicate meanwhile lands instead. */
+  const lost = (peer: number, message: Message) => {
+    const fallbackAt = message.fallbackAt
+    if (fallbackAt === null || seen(message, peer)) return
+    if (fallbackAt[peer] === Number.POSITIVE_INFINITY) {
+      // Nothing else was on its way: the next copy sent is scheduled as the first.
+      message.arrivesAt![peer] = Number.POSITIVE_INFINITY
+      return
+    }
+    const at = fallbackAt[peer]!
+    const from = message.fallbackFrom![peer]!
+    fallbackAt[peer] = Number.POSITIVE_INFINITY
+    message.arrivesAt![peer] = at
+    queue.schedule(at, () => receive(peer, from, message))
+  }
+
   const receive = (peer: number, from: number, message: Message) => {
-    if (!network.connected(peer, from)) return
-    if (!heard(peer, from)) return
+    if (!network.connected(peer, from) || !heard(peer, from)) {
+      lost(peer, message)
+      return
+    }
     if (seen(message, peer)) {
       counters.duplicates++
       return
@@ -196,7 +230,10 @@ export const makeGossip = (
       position,
       seenBits: head ? new Uint8Array(size) : null,
       seenSet: head ? null : new Set(),
-      deliveredAt: head ? new Float64Array(size).fill(Number.NaN) : null
+      deliveredAt: head ? new Float64Array(size).fill(Number.NaN) : null,
+      arrivesAt: head ? new Float64Array(size).fill(Number.POSITIVE_INFINITY) : null,
+      fallbackAt: head ? new Float64Array(size).fill(Number.POSITIVE_INFINITY) : null,
+      fallbackFrom: head ? new Int32Array(size) : null
     }
     messages.push(message)
     markSeen(message, peer)
@@ -321,8 +358,14 @@ export const makeGossip = (
       const s = state.scores.get(other)
       if (s === undefined || (s.invalid === 0 && s.behaviour === 0)) state.penalised.delete(other)
     }
-    // Connections closed since the last heartbeat leave the mesh.
-    for (const other of state.mesh) if (!network.connected(peer, other)) leaveMesh(peer, other)
+    // Connections closed since the last heartbeat leave the mesh, with no backoff: a peer that comes
+    // back may be grafted again at once (gossipsub backs off only after a PRUNE).
+    for (const other of state.mesh) {
+      if (!network.connected(peer, other)) {
+        state.mesh.delete(other)
+        scoreOf(peer, other).meshSince = -1
+      }
+    }
     maintainMesh(peer)
     emitGossip(peer)
     state.windows.unshift([])
@@ -334,6 +377,11 @@ export const makeGossip = (
     counters,
     publish,
     heartbeat,
+    leave: (peer) => {
+      for (const other of network.neighbors[peer]!) {
+        if (peers[other]!.mesh.delete(peer)) scoreOf(other, peer).meshSince = -1
+      }
+    },
     reset: (peer) => {
       const state = peers[peer]!
       state.mesh.clear()

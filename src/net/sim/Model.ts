@@ -179,7 +179,7 @@ export interface Spread {
   readonly max: number
 }
 
-/** Bytes per second per honest peer, over the time each was online in the window. */
+/** Bytes per second per honest peer online for at least half the window, over the time it was online. */
 export interface Rate {
   readonly mean: number
   readonly max: number
@@ -194,7 +194,10 @@ export interface SimulationResult {
   readonly meanDegree: number
   /** Valid heads published in the window and measured. */
   readonly headsMeasured: number
-  /** Time for a head to reach 50%, 99% and 100% of the honest peers online throughout its horizon. */
+  /**
+   * Time for a head to reach 50%, 99% and 100% of the honest peers online throughout its horizon and
+   * reachable from its source through honest peers when it was published.
+   */
   readonly toHalf: Spread
   readonly to99: Spread
   readonly toAll: Spread

@@ -24,10 +24,11 @@ export interface Network {
   readonly linkLatencies: ReadonlyArray<Array<number>>
   readonly latency: (a: number, b: number) => number
   readonly connected: (a: number, b: number) => boolean
-  /**
-   * Sends `bytes` from one peer to another, leaving after `delayMs` of work at the sender; `arrive` runs
-   * on arrival if the receiver is still online.
-   */
+  /** Puts `bytes` on the sender's link after `delayMs` of work there, and returns when they arrive. */
+  readonly transmit: (from: number, to: number, bytes: number, channel: Channel, delayMs?: number) => number
+  /** At `at`, counts the bytes received and runs `arrive`, if the receiver is still online. */
+  readonly deliver: (at: number, to: number, bytes: number, channel: Channel, arrive: () => void) => void
+  /** transmit, then deliver. */
   readonly send: (
     from: number,
     to: number,
@@ -40,7 +41,7 @@ export interface Network {
    * Counts what a send costs both ends without scheduling its arrival: for a copy the receiver is
    * already known to discard (a duplicate), which is most of gossipsub's traffic.
    */
-  readonly sendDiscarded: (from: number, to: number, bytes: number, channel: Channel) => void
+  readonly discard: (to: number, bytes: number, channel: Channel) => void
   readonly connect: (a: number, b: number) => void
   readonly disconnectAll: (peer: number) => void
   /** A uniformly random online peer other than `except` (-1 when there is none). */
@@ -89,7 +90,7 @@ export const makeNetwork = (
   }
   const connected = (a: number, b: number) => neighbors[a]!.includes(b)
 
-  const depart = (from: number, count: number, channel: Channel, delayMs: number) => {
+  const transmit = (from: number, to: number, count: number, channel: Channel, delayMs = 0) => {
     const now = queue.now()
     let departs = now + delayMs
     if (config.uplinkBytesPerSecond !== null) {
@@ -97,22 +98,22 @@ export const makeNetwork = (
       uplinkFreeAt[from] = departs
     }
     if (inWindow()) (channel === "gossip" ? bytes.gossipSent : bytes.pullSent)[from]! += count
-    return departs
+    return departs + latency(from, to)
   }
 
-  const sendDiscarded = (from: number, to: number, count: number, channel: Channel) => {
-    depart(from, count, channel, 0)
+  const discard = (to: number, count: number, channel: Channel) => {
     if (online[to] === 1 && inWindow()) (channel === "gossip" ? bytes.gossipReceived : bytes.pullReceived)[to]! += count
   }
 
-  const send = (from: number, to: number, count: number, channel: Channel, arrive: () => void, delayMs = 0) => {
-    const departs = depart(from, count, channel, delayMs)
-    queue.schedule(departs + latency(from, to), () => {
+  const deliver = (at: number, to: number, count: number, channel: Channel, arrive: () => void) =>
+    queue.schedule(at, () => {
       if (online[to] === 0) return
       if (inWindow()) (channel === "gossip" ? bytes.gossipReceived : bytes.pullReceived)[to]! += count
       arrive()
     })
-  }
+
+  const send = (from: number, to: number, count: number, channel: Channel, arrive: () => void, delayMs = 0) =>
+    deliver(transmit(from, to, count, channel, delayMs), to, count, channel, arrive)
 
   const clipped = (from: number, to: number) => Math.max(0, Math.min(to, windowEnd) - Math.max(from, windowStart))
 
@@ -128,8 +129,10 @@ export const makeNetwork = (
     linkLatencies,
     latency,
     connected,
+    transmit,
+    deliver,
     send,
-    sendDiscarded,
+    discard,
     connect: (a, b) => {
       if (a === b || online[a] === 0 || online[b] === 0 || connected(a, b)) return
       const link = pairOf(a, b)

@@ -89,7 +89,11 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
     queue.schedule(now + config.horizonMs, () => {
       const targets: Array<number> = []
       for (let peer = 0; peer < config.peers; peer++) {
-        if (peer !== message.publisher && online[peer] === 1 && liar[peer] === 0 && network.joinedAt[peer]! <= now) {
+        // Peers online throughout, and reachable through honest peers when the head was published.
+        if (
+          peer !== message.publisher && online[peer] === 1 && liar[peer] === 0 && network.joinedAt[peer]! <= now &&
+          Number.isFinite(bound[peer]!)
+        ) {
           targets.push(peer)
         }
       }
@@ -145,6 +149,7 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
     const peer = network.randomOnline(-1)
     if (peer >= 0 && !writerSet.has(peer)) {
       network.setOnline(peer, false)
+      gossip.leave(peer)
       network.disconnectAll(peer)
       gossip.reset(peer)
       queue.schedule(queue.now() + random.exponential(config.meanOfflineMs), () => {
@@ -170,8 +175,10 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
 
   // --- the figures ---------------------------------------------------------------------------------
   const onlineMs = network.onlineMs()
+  // Rates are per peer online for at least half the window: a peer that came back for a moment has a
+  // rate made of a few bursts.
   const honest = Array.from({ length: config.peers }, (_, peer) => peer).filter((peer) =>
-    liar[peer] === 0 && onlineMs[peer]! > 0
+    liar[peer] === 0 && onlineMs[peer]! >= config.durationMs / 2
   )
   const rate = (bytes: Float64Array): Rate => {
     let sum = 0
