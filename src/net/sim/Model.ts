@@ -195,8 +195,9 @@ export interface SimulationResult {
   /** Valid heads published in the window and measured. */
   readonly headsMeasured: number
   /**
-   * Time for a head to reach 50%, 99% and 100% of the honest peers online throughout its horizon and
-   * reachable from its source through honest peers when it was published.
+   * Time for a head to reach 50%, 99% and 100% of the honest peers online from two heartbeats before
+   * its publication to the end of its horizon, and reachable from its source through honest peers
+   * when it was published.
    */
   readonly toHalf: Spread
   readonly to99: Spread

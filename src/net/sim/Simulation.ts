@@ -89,9 +89,12 @@ export const simulate = (settings: SimulationSettings = {}): SimulationResult =>
     queue.schedule(now + config.horizonMs, () => {
       const targets: Array<number> = []
       for (let peer = 0; peer < config.peers; peer++) {
-        // Peers online throughout, and reachable through honest peers when the head was published.
+        // Peers online throughout, settled (joined two heartbeats before: a joiner has no mesh before its
+        // first heartbeat, and gets what was published then only by chance of gossip, or at the next
+        // forced announcement), and reachable through honest peers when the head was published.
         if (
-          peer !== message.publisher && online[peer] === 1 && liar[peer] === 0 && network.joinedAt[peer]! <= now &&
+          peer !== message.publisher && online[peer] === 1 && liar[peer] === 0 &&
+          network.joinedAt[peer]! <= now - 2 * config.gossip.heartbeatMs &&
           Number.isFinite(bound[peer]!)
         ) {
           targets.push(peer)
