@@ -30,6 +30,7 @@ import { lpStream } from "@libp2p/utils"
 import { webSockets } from "@libp2p/websockets"
 import { multiaddr } from "@multiformats/multiaddr"
 import { createLibp2p } from "libp2p"
+import { scoreThresholds, topicScore } from "./GossipScoring.js"
 
 /** What a topic's validator says of a message: forward it, drop it quietly, or drop it and blame the sender. */
 export type Verdict = "accept" | "ignore" | "reject"
@@ -96,36 +97,6 @@ const verdictOf: Readonly<Record<Verdict, TopicValidatorResult>> = {
   accept: TopicValidatorResult.Accept,
   ignore: TopicValidatorResult.Ignore,
   reject: TopicValidatorResult.Reject
-}
-
-/** Score settings: an invalid message weighs heavily, and the thresholds cut a misbehaving peer off in steps. */
-const scoreThresholds = {
-  gossipThreshold: -100,
-  publishThreshold: -500,
-  graylistThreshold: -1000,
-  acceptPXThreshold: 10,
-  opportunisticGraftThreshold: 5
-}
-
-const topicScore = {
-  topicWeight: 1,
-  timeInMeshWeight: 0.01,
-  timeInMeshQuantum: 1000,
-  timeInMeshCap: 100,
-  firstMessageDeliveriesWeight: 1,
-  firstMessageDeliveriesDecay: 0.9,
-  firstMessageDeliveriesCap: 50,
-  // Delivery quotas in the mesh are off: heads and announcements are bursty, and a quiet peer is not a bad one.
-  meshMessageDeliveriesWeight: 0,
-  meshMessageDeliveriesDecay: 0.9,
-  meshMessageDeliveriesCap: 10,
-  meshMessageDeliveriesThreshold: 1,
-  meshMessageDeliveriesWindow: 10,
-  meshMessageDeliveriesActivation: 60_000,
-  meshFailurePenaltyWeight: 0,
-  meshFailurePenaltyDecay: 0.9,
-  invalidMessageDeliveriesWeight: -100,
-  invalidMessageDeliveriesDecay: 0.99
 }
 
 export const startHost = async (options: HostOptions): Promise<Host> => {
