@@ -344,6 +344,17 @@ export const peerNodeLayer = (settings: PeerSettings) =>
           yield* Queue.offer(feed.wake, undefined)
         })
 
+      /** A probe that says whether a peer connected since it last looked. */
+      const arrivals = () => {
+        let known = new Set<string>()
+        return () => {
+          const now = new Set(started.connected().map((peer) => peer.peerId))
+          const arrived = [...now].some((peerId) => !known.has(peerId))
+          known = now
+          return arrived
+        }
+      }
+
       // --- announcing our own head ------------------------------------------------------------
       const lastAnnounced = yield* Ref.make(0)
       const announce = (force: boolean) =>
@@ -355,9 +366,19 @@ export const peerNodeLayer = (settings: PeerSettings) =>
           witness(head)
           yield* Effect.promise(() => started.publish(headsTopic, Wire.encodeJson(head)).catch(() => 0))
         })
+      // Besides every move, the head goes out again for peers that connected since (checked every 5 s)
+      // and once a minute: re-announcing on a timer alone costs every peer traffic that grows with the
+      // network (the simulation's finding, docs/network.md).
+      const newcomers = arrivals()
       let ticks = 0
       yield* Effect.forkScoped(
-        Effect.repeat(Effect.suspend(() => announce(++ticks % 20 === 0)), Schedule.spaced("250 millis"))
+        Effect.repeat(
+          Effect.suspend(() => {
+            ticks++
+            return announce(ticks % 240 === 0 || (ticks % 20 === 0 && newcomers()))
+          }),
+          Schedule.spaced("250 millis")
+        )
       )
 
       // --- announcing the blobs this node holds -------------------------------------------------
@@ -365,12 +386,13 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         const url = settings.blobsUrl
         let last = ""
         let rounds = 0
+        const blobNewcomers = arrivals()
         const announceBlobs = Effect.gen(function*() {
           const held = (yield* store.list).sort((a, b) => b.addedAt - a.addedAt).slice(0, Blobs.MAX_ANNOUNCED_BLOBS)
           const sha256s = held.map((blob) => blob.sha256)
           const key = sha256s.join(",")
-          // On change, and every half minute for peers that just came (and to keep the holders' entries fresh).
-          if (key === last && ++rounds % 15 !== 0) return
+          // On change, for peers that just came, and every minute to keep the holders' entries fresh.
+          if (key === last && ++rounds % 30 !== 0 && !blobNewcomers()) return
           last = key
           rounds = 0
           if (sha256s.length === 0) return
