@@ -1,7 +1,13 @@
 /**
- * Network benchmarks: signed commands from 32 concurrent clients through a node's network path (RPC
- * over one WebSocket per client, MessagePack) into its journal, beside the same commands run by the
- * actor runner in process; and the simulation of the gossip and follow logic at 100 to 10,000 peers.
+ * Network benchmarks, each beside a baseline measured in the same run:
+ * 1. signed commands from 32 concurrent clients through a node's network path (RPC over one
+ *    WebSocket per client, MessagePack) into its journal, beside the same transfers run by the
+ *    ledger's actors in process;
+ * 2. feed replication between two node processes over libp2p (fetched, verified, stored by the
+ *    follower), beside `verifyChain` of the same events in process;
+ * 3. a head announced on gossipsub reaching the other four of five nodes, beside the round trip of
+ *    asking each of them over RPC;
+ * 4. the simulation of the same gossip and follow logic at 100 to 10,000 peers.
  */
 import { RpcClient } from "@effect/rpc"
 import { Effect, Layer, ManagedRuntime } from "effect"
@@ -13,13 +19,20 @@ import { Ledger } from "../src/actors/economy/Ledger.js"
 import { accountIdOf, ed25519 } from "../src/domain/Ed25519.js"
 import { AccountId, OperationId } from "../src/domain/Money.js"
 import type { SigningKey } from "../src/domain/SignedCommand.js"
+import { verifyChain } from "../src/events/Audit.js"
+import { Journal } from "../src/events/Journal.js"
+import { feedKernel, sqliteKernel } from "../src/layers/Kernel.js"
 import { nodeServices } from "../src/layers/Node.js"
+import { feedFile } from "../src/net/PeerBook.js"
+import type { PeersView } from "../src/net/Peers.js"
 import { authFor, signingAs, signingClientLayer } from "../src/rpc/CommandSigning.js"
 import { NodeApiRpcs } from "../src/rpc/NodeApiRpcs.js"
 import { socketProtocol } from "../src/rpc/NodeConnection.js"
+import type { RunningNode } from "../test/support/NodeProcess.js"
 import { startNode } from "../test/support/NodeProcess.js"
 import { operatorKeyOf } from "../test/support/Signing.js"
-import { report, time } from "./Report.js"
+import { runSimulation } from "./network-simulation.js"
+import { bestOf, report, time } from "./Report.js"
 
 const CLIENTS = 32
 const PER_CLIENT = Number(process.env["NETWORK_BENCH_COMMANDS"] ?? 500)
@@ -31,6 +44,8 @@ const scratch = () => {
   scratchDirs.push(dir)
   return dir
 }
+const nodeRpc = RpcClient.make(NodeApiRpcs)
+type NodeRpc = Effect.Effect.Success<typeof nodeRpc>
 const ids = (count: number) => Array.from({ length: count }, (_, i) => i)
 const keyOf = (): SigningKey & { account: string } => {
   const seed = crypto.randomBytes(32)
@@ -41,6 +56,8 @@ const keyOf = (): SigningKey & { account: string } => {
 export const run = async () => {
   try {
     await commandFigures()
+    await feedFigures()
+    await runSimulation()
   } finally {
     for (const dir of scratchDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -134,5 +151,146 @@ const commandFigures = async () => {
     )
   } finally {
     await node.kill("SIGTERM")
+  }
+}
+
+const FEED_EVENTS = Number(process.env["NETWORK_BENCH_FEED_EVENTS"] ?? 100_000)
+
+/** One short-lived RPC client per call: a PeersList or a JournalHead from a node. */
+const ask = <A>(url: string, use: (client: NodeRpc) => Effect.Effect<A, unknown>) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.flatMap(
+        Layer.build(socketProtocol(url)),
+        (context) => Effect.flatMap(Effect.provide(nodeRpc, context), use)
+      )
+    ) as Effect.Effect<A>
+  )
+
+const peersOf = (node: RunningNode): Promise<PeersView> => ask(node.url, (client) => client.PeersList())
+
+const waitFor = async <A>(what: string, probe: () => Promise<A | undefined>, timeoutMs = 300_000, everyMs = 20) => {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const found = await probe().catch(() => undefined)
+    if (found !== undefined) return found
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
+  }
+}
+
+const payloadFor = (i: number) => ({ _tag: "Added", amount: i % 100, note: "benchmark event with a short text" })
+
+// 2 and 3: a source node with a journal of FEED_EVENTS events, a follower that copies it, then five nodes.
+const feedFigures = async () => {
+  const sourceDir = scratch()
+  const kernel = ManagedRuntime.make(sqliteKernel({ dataDir: sourceDir, synchronous: "normal" }))
+  await kernel.runPromise(Effect.gen(function*() {
+    const journal = yield* Journal
+    for (let i = 0; i < FEED_EVENTS; i += 1_000) {
+      yield* journal.appendBatch(
+        ids(100).map((s) => ({
+          streamId: `Counter-${s}`,
+          expectedVersion: "any" as const,
+          events: ids(10).map((k) => ({ eventType: "Added", payload: payloadFor(i + s + k * 100) }))
+        }))
+      )
+    }
+  }))
+  await kernel.dispose()
+
+  const nodes: Array<RunningNode> = []
+  try {
+    const source = await startNode(sourceDir)
+    nodes.push(source)
+    const view = await peersOf(source)
+    const sourcePeerId = view.peerId!
+    const member = { EDGE_NET_BOOTSTRAP: view.listening[0]!, EDGE_NET_FOLLOW: sourcePeerId }
+    const head = await ask(source.url, (client) => client.JournalHead())
+
+    // 2. The follower's copy, from its first batch to the source's head.
+    const followerDir = scratch()
+    const follower = await startNode(followerDir, undefined, member)
+    nodes.push(follower)
+    const positionOf = async () => (await peersOf(follower)).feeds.find((feed) => feed.peerId === sourcePeerId)
+    const first = await waitFor("the follower's first batch", async () => {
+      const feed = await positionOf()
+      return feed !== undefined && feed.position > 0 ? { position: feed.position, at: performance.now() } : undefined
+    })
+    const doneAt = await waitFor("the follower holds the feed", async () => {
+      const feed = await positionOf()
+      return feed !== undefined && feed.position >= head.position ? performance.now() : undefined
+    })
+    const replicated = (head.position - first.position) / ((doneAt - first.at) / 1000)
+    const copy = ManagedRuntime.make(
+      feedKernel({ file: feedFile(followerDir, sourcePeerId), publicKey: operatorKeyOf(sourceDir).publicKey })
+    )
+    let checked = 0
+    const verifySeconds = await bestOf(3, async () => {
+      const result = await copy.runPromise(verifyChain())
+      if (!result.ok) throw new Error(`the copy does not verify: ${result.problem}`)
+      checked = result.eventsChecked
+    })
+    await copy.dispose()
+    report(
+      "feed replication, libp2p, fetched+verified+stored",
+      "events/s",
+      replicated,
+      checked / verifySeconds,
+      "verifyChain in process",
+      ">= 0.5x"
+    )
+
+    // 3. Five nodes: a head the source announces reaches the other four.
+    for (let i = 0; i < 3; i++) nodes.push(await startNode(scratch(), undefined, member))
+    const followers = nodes.slice(1)
+    for (const node of followers) {
+      await waitFor(
+        "five nodes connected",
+        async () => ((await peersOf(node)).peers.some((p) => p.peerId === sourcePeerId && p.connected)
+          ? true
+          : undefined)
+      )
+    }
+    const operator = operatorKeyOf(sourceDir)
+    const spreads: Array<number> = []
+    const asks: Array<number> = []
+    for (let round = 0; round < 10; round++) {
+      const minted = await ask(source.url, (client) =>
+        Effect.zipRight(
+          signingAs({ key: operator, network: NETWORK })(
+            client.LedgerMint({ account: AccountId.make(operator.account), amount: 1n })
+          ),
+          client.JournalHead()
+        ))
+      const start = performance.now()
+      await Promise.all(followers.map((node) =>
+        waitFor(
+          "the head reaches every peer",
+          async () => {
+            const feed = (await peersOf(node)).feeds.find((f) => f.peerId === sourcePeerId)
+            return feed !== undefined && feed.announced >= minted.position ? true : undefined
+          },
+          30_000,
+          5
+        )
+      ))
+      spreads.push(performance.now() - start)
+      const askStart = performance.now()
+      await Promise.all(followers.map((node) => ask(node.url, (client) => client.JournalHead())))
+      asks.push(performance.now() - askStart)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    const median = (values: Array<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+    report(
+      "head announced on gossipsub -> all 4 other peers",
+      "ms",
+      median(spreads),
+      median(asks),
+      "asking the 4 peers over RPC (median of 10)"
+    )
+    console.log(`  (announced every 250 ms tick; spread per head: ${spreads.map((ms) => ms.toFixed(0)).join(", ")} ms)`)
+  } finally {
+    await Promise.all(nodes.map((node) => node.kill("SIGTERM")))
   }
 }
