@@ -161,7 +161,7 @@ const ask = <A>(url: string, use: (client: NodeRpc) => Effect.Effect<A, unknown>
   Effect.runPromise(
     Effect.scoped(
       Effect.flatMap(
-        Layer.build(socketProtocol(url)),
+        Layer.build(Layer.merge(socketProtocol(url), signingClientLayer)),
         (context) => Effect.flatMap(Effect.provide(nodeRpc, context), use)
       )
     ) as Effect.Effect<A>
