@@ -22,6 +22,7 @@ import { Journal } from "../events/Journal.js"
 import type { SignedHead } from "../events/Journal.js"
 import type { Replica } from "../events/Replica.js"
 import { openReplica, ReplicaRefused } from "../events/Replica.js"
+import { makeAdapterPeer } from "./AdapterPeer.js"
 import type { FeedRequest, FeedResponse, ForkProof } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
@@ -94,6 +95,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const feeds = new Map<string, FollowedFeed>()
       // Set once the host is up; a proof found while it starts is published by the next peer to see it.
       const running: { host: Host | undefined } = { host: undefined }
+      const adapters = yield* makeAdapterPeer(settings.network, () => running.host)
 
       const recordProof = (proof: ForkProof, publish: boolean) => {
         const id = Wire.forkProofId(proof)
@@ -195,9 +197,10 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                     return Either.isRight(proof) && Wire.forkProofValid(proof.right) ? "accept" : "reject"
                   },
                   onMessage: (data) => Either.map(decodeProof(data), (proof) => recordProof(proof, false))
-                }
+                },
+                ...adapters.topics
               ],
-              protocols: [{ protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve }]
+              protocols: [{ protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve }, ...adapters.protocols]
             }),
           catch: (error) =>
             new PeersError({
@@ -207,6 +210,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         (started) => Effect.promise(() => started.stop())
       )
       running.host = started
+      yield* Effect.forkScoped(adapters.announcing)
 
       // --- following --------------------------------------------------------------------------
       const fetchPage = (feed: FollowedFeed, request: FeedRequest) =>
@@ -340,6 +344,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       }
 
       const service: PeersService = {
+        adapters: adapters.service,
         view: Effect.sync(() => {
           const entries = new Map(book.entries().map((entry) => [entry.peerId, entry]))
           const ids = new Set([...entries.keys(), ...started.connected().map((peer) => peer.peerId)])

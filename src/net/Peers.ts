@@ -5,6 +5,7 @@
  * peer book alone (`offline`), and changes made there take effect when the node starts.
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import type { AdapterPullReceipt, AdapterReportReceipt, AdapterSwarmView } from "./AdapterSwarm.js"
 import { ForkProof } from "./FeedWire.js"
 import type { BookEntry } from "./PeerBook.js"
 import { openPeerBook, PeerAddress, peerIdOfAddress, PeerIdText } from "./PeerBook.js"
@@ -52,7 +53,21 @@ export interface PeersService {
   readonly add: (address: string, follow: boolean) => Effect.Effect<PeerView, PeersError>
   /** Hangs up (when running), stops following and forgets the peer. */
   readonly remove: (peerId: string) => Effect.Effect<boolean, PeersError>
+  /** Adapters shared between peers (net/AdapterPeer.ts); a node whose peer is not running has none. */
+  readonly adapters: AdapterPeersService
 }
+
+/** The adapter swarm as a running node offers it: who holds what, pull from peers, publish a signed report. */
+export interface AdapterPeersService {
+  readonly view: Effect.Effect<AdapterSwarmView, PeersError>
+  readonly pull: (id: string, version: string | undefined) => Effect.Effect<AdapterPullReceipt, PeersError>
+  /** A report encoded and signed by its reporter (AdapterReport), hex. */
+  readonly report: (reportHex: string) => Effect.Effect<AdapterReportReceipt, PeersError>
+}
+
+const notRunning = Effect.fail(
+  new PeersError({ message: "adapters are shared between running nodes: ask a node that runs (--node URL)" })
+)
 
 export class Peers extends Context.Tag("edge-net/Peers")<Peers, PeersService>() {}
 
@@ -119,7 +134,8 @@ export const offline = (dataDir: string) =>
             return yield* (yield* book()).remove(checked)
           }).pipe(
             Effect.catchTag("PeerBookError", (error) => Effect.fail(new PeersError({ message: error.message })))
-          )
+          ),
+        adapters: { view: notRunning, pull: () => notRunning, report: () => notRunning }
       }
     })
   )
