@@ -124,7 +124,9 @@ const list = Command.make(
                 `${`${row.id}@${row.version}`.padEnd(28)} base ${row.baseModel.padEnd(16)} rank ${
                   String(row.rank).padEnd(3)
                 } ${row.domain}` +
-                `${row.quality === undefined ? "" : `  quality ${row.quality.toFixed(2)}`}  by ${row.keyId}`
+                `${row.quality === undefined ? "" : `  quality ${row.quality.toFixed(2)}`}${
+                  row.score === undefined ? "" : `  score ${row.score.toFixed(2)} (${row.reports ?? 0} report(s))`
+                }  by ${row.keyId}`
               ).join("\n"))
         }
         const { adapters, unreadable } = yield* listLocalAdapters(yield* cacheRoot)
