@@ -86,6 +86,11 @@ export const registryHoldings = Effect.gen(function*() {
         Effect.either,
         Effect.map((result) => (Either.isRight(result) ? result.right : undefined))
       ),
-    score: scoreOf
+    score: scoreOf,
+    standing: (id) =>
+      registry.adapterScore(id).pipe(
+        Effect.map((found) => found.standing),
+        Effect.orElseSucceed(() => [])
+      )
   } satisfies AdapterHoldings
 })

@@ -30,6 +30,8 @@ const peerIdOfKey = (publicKeyHex: string) =>
   base58btc.baseEncode(Uint8Array.from([...ED25519_PEER_ID_PREFIX, ...Buffer.from(publicKeyHex, "hex")]))
 
 const REQUEST_TIMEOUT_MS = 30_000
+/** Standing reports are published again every this many announcement rounds, for nodes that came late. */
+const REPUBLISH_EVERY = 5
 
 /** Builds the swarm; `host` is read when used, since the host starts with the topics and protocols made here. */
 export const makeAdapterPeer = (network: string, host: () => Host | undefined) =>
@@ -96,6 +98,7 @@ export const makeAdapterPeer = (network: string, host: () => Host | undefined) =
     const announcing = Effect.gen(function*() {
       let last = ""
       let sinceAnnounce = 0
+      let rounds = 0
       yield* Effect.repeat(
         Effect.gen(function*() {
           const held = (yield* holdings.held).map((manifest) => `${manifest.id}@${manifest.version}`).sort().join(",")
@@ -104,6 +107,7 @@ export const makeAdapterPeer = (network: string, host: () => Host | undefined) =
           last = held
           sinceAnnounce = 0
           yield* swarm.announceHeld
+          if (++rounds % REPUBLISH_EVERY === 0) yield* swarm.republishReports
         }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("adapter announcement failed", cause))),
         Schedule.spaced("1 second")
       )

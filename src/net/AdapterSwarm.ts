@@ -36,6 +36,8 @@ export interface AdapterHoldings {
   /** Records a report checked here; undefined when no such adapter is held. */
   readonly recordReport: (id: string, report: QualityReport) => Effect.Effect<QualityScore | undefined>
   readonly score: (id: string) => Effect.Effect<QualityScore | undefined>
+  /** The standing report of each reporter on a held adapter, as recorded (signatures included). */
+  readonly standing: (id: string) => Effect.Effect<ReadonlyArray<QualityReport>>
 }
 
 export interface SwarmTransport {
@@ -455,6 +457,25 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
         yield* record(decoded.right)
       })
 
+    /**
+     * Publishes again the standing reports on every adapter held here, so a node that came to hold one
+     * after a report was gossiped records it too (recording is idempotent: the latest report stands).
+     */
+    const republishReports = Effect.gen(function*() {
+      for (const manifest of yield* holdings.held) {
+        for (const standing of yield* holdings.standing(manifest.id)) {
+          yield* transport.publishReport(Wire.encodeReport({
+            adapterId: manifest.id,
+            reporterId: standing.reporter,
+            qualityScore: standing.score,
+            feedback: standing.feedback,
+            timestamp: standing.timestamp,
+            signature: hexBytes(standing.signature)
+          }))
+        }
+      }
+    })
+
     const view = Effect.gen(function*() {
       const nowMs = yield* Clock.currentTimeMillis
       const held = new Set((yield* holdings.held).map((manifest) => keyOf(manifest.id, manifest.version)))
@@ -476,7 +497,7 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
       } satisfies AdapterSwarmView
     })
 
-    return { onAnnounce, announceHeld, serve, pull, report, onReport, view } as const
+    return { onAnnounce, announceHeld, serve, pull, report, onReport, republishReports, view } as const
   })
 
 export type AdapterSwarm = Effect.Effect.Success<ReturnType<typeof makeAdapterSwarm>>

@@ -235,7 +235,7 @@ describe("AdapterSwarm", () => {
 
   it.live("moves the score on every node by signed reports, the latest per reporter standing", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { a, b, d } = yield* network(["a", "b", "d"])
+      const { a, b, d, e } = yield* network(["a", "b", "d", "e"])
       yield* shareOn(a!, "coder", 1000, 0.9)
       yield* a!.swarm.announceHeld
       yield* b!.swarm.pull("coder")
@@ -257,6 +257,11 @@ describe("AdapterSwarm", () => {
         expect([reports, score]).toEqual([2, (0.9 + 0.5 + 1) / 3])
         expect((yield* node.registry.listAdapters())[0]).toMatchObject({ score, reports: 2 })
       }
+      // A node that comes to hold the adapter after the reports records them when they are published again.
+      yield* e!.swarm.pull("coder")
+      expect(yield* e!.registry.adapterScore("coder")).toMatchObject({ reports: 0 })
+      yield* b!.swarm.republishReports
+      expect(yield* e!.registry.adapterScore("coder")).toMatchObject({ score: (0.9 + 0.5 + 1) / 3, reports: 2 })
       // Forged: signed by another key than reporter_id names.
       const forged = Wire.encodeReport({
         ...Either.getOrThrow(Wire.decodeReport(reportBy(other, "coder", 0, 3_000))),
