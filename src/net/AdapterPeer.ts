@@ -74,16 +74,21 @@ export const makeAdapterPeer = (network: string, host: () => Host | undefined) =
     })
 
     const run = <A>(effect: Effect.Effect<A>) => Runtime.runPromise(runtime)(effect)
+    // Gossip handlers return nothing: a defect is logged, never an unhandled rejection.
+    const handleInBackground = (effect: Effect.Effect<void>) =>
+      Runtime.runFork(runtime)(
+        effect.pipe(Effect.catchAllCause((cause) => Effect.logWarning("adapter gossip message failed", cause)))
+      )
     const topics: ReadonlyArray<TopicSpec> = [
       {
         topic: announceTopic,
         validate: (data) => announceVerdict(data, Date.now(), ttl),
-        onMessage: (data, from) => void run(swarm.onAnnounce(data, from))
+        onMessage: (data, from) => void handleInBackground(swarm.onAnnounce(data, from))
       },
       {
         topic: reportTopic,
         validate: (data) => reportVerdict(data, Date.now()),
-        onMessage: (data) => void run(swarm.onReport(data))
+        onMessage: (data) => void handleInBackground(swarm.onReport(data))
       }
     ]
     const protocols: ReadonlyArray<ProtocolSpec> = [

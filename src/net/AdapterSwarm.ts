@@ -17,7 +17,7 @@ import type { SharingRules } from "../actors/registry/AdapterSharing.js"
 import { SHARE_WINDOW_MS, sharingProblem } from "../actors/registry/AdapterSharing.js"
 import { publisherSignature } from "../actors/registry/Registry.js"
 import type { ModelManifest } from "../content/Manifest.js"
-import { parseManifestText } from "../content/Manifest.js"
+import { compareVersions, manifestDigest, parseManifestText } from "../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../content/ManifestSigning.js"
 import { sha256, toHex } from "../content/Sha256.js"
 import { accountIdOf } from "../domain/Ed25519.js"
@@ -238,9 +238,13 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
         if (mismatch) return refuse(`${who}: its fields or checksum differ from the signed manifest`)
         const problem = yield* gateProblem(manifest, announce.peerId, nowMs)
         if (problem !== undefined) return refuse(`${who}: ${problem}`)
-        countShare(announce.peerId, manifest, nowMs)
         const key = keyOf(manifest.id, manifest.version)
-        const entry = table.get(key) ?? { manifest, announce, holders: new Map<string, number>() }
+        const known = table.get(key)
+        if (known !== undefined && manifestDigest(known.manifest) !== manifestDigest(manifest)) {
+          return refuse(`${who}: another manifest than the one announced before for ${key}`)
+        }
+        countShare(announce.peerId, manifest, nowMs)
+        const entry = known ?? { manifest, announce, holders: new Map<string, number>() }
         entry.holders.set(announce.peerId, announce.timestamp)
         table.set(key, { ...entry, announce })
       })
@@ -364,14 +368,15 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
           holdersOf(entry, nowMs).length > 0
         )
         const entry = candidates.sort((left, right) =>
-          left.announce.timestamp - right.announce.timestamp
+          compareVersions(left.manifest.version, right.manifest.version)
         )[candidates.length - 1]
         if (entry === undefined) {
           return yield* Effect.fail(`no peer announces adapter ${id}${version === undefined ? "" : `@${version}`}`)
         }
         const { manifest } = entry
         const layout = bundleLayout(manifest)
-        const size = layout.reduce((sum, part) => sum + part.size, 0)
+        const size = layout.reduce((sum, part) =>
+          sum + part.size, 0)
         const total = Wire.totalChunksOf(size)
         const base = { id, version: manifest.version, bytes: size, chunks: total }
         if ((yield* holdings.bundle(id, manifest.version)) !== undefined) {
@@ -390,9 +395,9 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
           )
           if (bad.length === 0) break
           if (round === holders.length) {
-            return yield* Effect.fail(`${
-              bad.map((part) => part.name).join(", ")
-            } of ${id} does not match its signed digest`)
+            return yield* Effect.fail(
+              `${bad.map((part) => part.name).join(", ")} of ${id} does not match its signed digest`
+            )
           }
           const indices = [
             ...new Set(bad.flatMap((part) => {
