@@ -34,6 +34,7 @@ import { idFromName } from "../content/Publish.js"
 import { buildManifest, pushToRegistry } from "../content/Publish.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { listAdapters } from "../http/RegistryClient.js"
+import { adapterPeersCommands } from "./AdapterPeersCommands.js"
 import { CliError } from "./CliError.js"
 import {
   configOption,
@@ -123,7 +124,9 @@ const list = Command.make(
                 `${`${row.id}@${row.version}`.padEnd(28)} base ${row.baseModel.padEnd(16)} rank ${
                   String(row.rank).padEnd(3)
                 } ${row.domain}` +
-                `${row.quality === undefined ? "" : `  quality ${row.quality.toFixed(2)}`}  by ${row.keyId}`
+                `${row.quality === undefined ? "" : `  quality ${row.quality.toFixed(2)}`}${
+                  row.score === undefined ? "" : `  score ${row.score.toFixed(2)} (${row.reports ?? 0} report(s))`
+                }  by ${row.keyId}`
               ).join("\n"))
         }
         const { adapters, unreadable } = yield* listLocalAdapters(yield* cacheRoot)
@@ -751,6 +754,8 @@ const merge = Command.make(
 ).pipe(Command.withDescription("merge adapters of one base model by TIES, DARE or task arithmetic into a new adapter"))
 
 export const adaptersCommand = Command.make("adapters").pipe(
-  Command.withDescription("LoRA adapters: list, import, export, share, merge, train"),
-  Command.withSubcommands([list, train, importCommand, exportCommand, share, merge])
+  Command.withDescription(
+    "LoRA adapters: list, import, export, share, merge, train; pull, report, peers between nodes"
+  ),
+  Command.withSubcommands([list, train, importCommand, exportCommand, share, merge, ...adapterPeersCommands])
 )

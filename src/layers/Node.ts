@@ -22,7 +22,8 @@ import { NodeStatus } from "./NodeStatus.js"
 const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelServices, E, R>) =>
   Layer.mergeAll(
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
-    Registry.Default.pipe(Layer.provide(economyAdapterSharingGate)),
+    // The gate stays in the context: the peer's adapter swarm applies it to announcements too.
+    Registry.Default.pipe(Layer.provideMerge(economyAdapterSharingGate)),
     Optimizer.Default,
     AdapterPool.Default,
     NetworkCharter.Default,

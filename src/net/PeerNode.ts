@@ -25,6 +25,7 @@ import { Journal } from "../events/Journal.js"
 import type { SignedHead } from "../events/Journal.js"
 import type { Replica } from "../events/Replica.js"
 import { openReplica, ReplicaRefused } from "../events/Replica.js"
+import { makeAdapterPeer } from "./AdapterPeer.js"
 import type { BlobAnnouncement } from "./BlobWire.js"
 import * as Blobs from "./BlobWire.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
@@ -115,6 +116,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       const feeds = new Map<string, FollowedFeed>()
       // Set once the host is up; a proof found while it starts is published by the next peer to see it.
       const running: { host: Host | undefined } = { host: undefined }
+      const adapters = yield* makeAdapterPeer(settings.network, () => running.host)
 
       const recordProof = (proof: ForkProof, publish: boolean) => {
         const id = Proofs.forkProofId(proof)
@@ -236,7 +238,8 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                     return Either.isRight(proof) && Proofs.forkProofValid(proof.right) ? "accept" : "reject"
                   },
                   onMessage: (data) => Either.map(decodeProof(data), (proof) => recordProof(proof, false))
-                }
+                },
+                ...adapters.topics
               ],
               protocols: [
                 { protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve },
@@ -244,7 +247,8 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                   protocol: Commands.COMMAND_PROTOCOL,
                   maxRequestBytes: Commands.MAX_COMMAND_BYTES,
                   handle: answerForwarded
-                }
+                },
+                ...adapters.protocols
               ]
             }),
           catch: (error) =>
@@ -255,6 +259,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         (started) => Effect.promise(() => started.stop())
       )
       running.host = started
+      yield* Effect.forkScoped(adapters.announcing)
 
       // --- following --------------------------------------------------------------------------
       const fetchPage = (feed: FollowedFeed, request: FeedRequest) =>
@@ -429,6 +434,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       }
 
       const service: PeersService = {
+        adapters: adapters.service,
         view: Effect.sync(() => {
           const entries = new Map(book.entries().map((entry) => [entry.peerId, entry]))
           const ids = new Set([...entries.keys(), ...started.connected().map((peer) => peer.peerId)])

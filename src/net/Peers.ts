@@ -7,6 +7,7 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import type { BlobHolder } from "../content/RegistryTransfer.js"
 import { ForkProof } from "../events/ForkProof.js"
+import type { AdapterPullReceipt, AdapterReportReceipt, AdapterSwarmView } from "./AdapterSwarm.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import type { BookEntry } from "./PeerBook.js"
 import { openPeerBook, PeerAddress, peerIdOfAddress, PeerIdText } from "./PeerBook.js"
@@ -62,7 +63,21 @@ export interface PeersService {
   readonly acceptForwarded: (
     answer: (command: ForwardedCommand) => Effect.Effect<ForwardedAnswer>
   ) => Effect.Effect<void>
+  /** Adapters shared between peers (net/AdapterPeer.ts); a node whose peer is not running has none. */
+  readonly adapters: AdapterPeersService
 }
+
+/** The adapter swarm as a running node offers it: who holds what, pull from peers, publish a signed report. */
+export interface AdapterPeersService {
+  readonly view: Effect.Effect<AdapterSwarmView, PeersError>
+  readonly pull: (id: string, version: string | undefined) => Effect.Effect<AdapterPullReceipt, PeersError>
+  /** A report encoded and signed by its reporter (AdapterReport), hex. */
+  readonly report: (reportHex: string) => Effect.Effect<AdapterReportReceipt, PeersError>
+}
+
+const notRunning = Effect.fail(
+  new PeersError({ message: "adapters are shared between running nodes: ask a node that runs (--node URL)" })
+)
 
 export class Peers extends Context.Tag("edge-net/Peers")<Peers, PeersService>() {}
 
@@ -137,7 +152,8 @@ export const offline = (dataDir: string) =>
             })
           ),
         holders: () => Effect.succeed([]),
-        acceptForwarded: () => Effect.void
+        acceptForwarded: () => Effect.void,
+        adapters: { view: notRunning, pull: () => notRunning, report: () => notRunning }
       }
     })
   )

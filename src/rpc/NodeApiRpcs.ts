@@ -5,6 +5,7 @@ import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
 import { GovernanceRpcs } from "../actors/governance/GovernanceRpc.js"
 import { MarketRpcs } from "../actors/market/MarketRpc.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
+import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
 import { PeersRpcs } from "./PeersRpc.js"
@@ -12,3 +13,4 @@ import { PeersRpcs } from "./PeersRpc.js"
 export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(
   GovernanceRpcs
 ).merge(OperatorRpcs).merge(AdapterPoolRpcs).merge(PeersRpcs)
+  .merge(AdapterPeersRpcs)

@@ -23,6 +23,7 @@ import { NodeAudit } from "../layers/NodeAudit.js"
 import { NodeDeadLetters } from "../layers/NodeDeadLetters.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { Peers } from "../net/Peers.js"
+import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { auditCommands } from "./CommandAudit.js"
 import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
@@ -149,8 +150,20 @@ const PeersRpcHandlers = PeersRpcs.toLayer(
   })
 )
 
+const AdapterPeersRpcHandlers = AdapterPeersRpcs.toLayer(
+  Effect.gen(function*() {
+    const { adapters } = yield* Peers
+    return {
+      AdapterPeersList: () => adapters.view,
+      AdapterPeersPull: ({ id, version }) => adapters.pull(id, version),
+      AdapterPeersReport: ({ report }) => adapters.report(report)
+    }
+  })
+)
+
 export const NodeApiRpcHandlers = Layer.mergeAll(
   PeersRpcHandlers,
+  AdapterPeersRpcHandlers,
   AdapterPoolRpcHandlers,
   OperatorRpcHandlers,
   NodeRpcHandlers,

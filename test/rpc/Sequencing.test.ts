@@ -43,6 +43,11 @@ const linkedPeers = (intakes: Map<string, Answer>, self: { answer?: Answer }) =>
         : Effect.map(answer(sent.right), (reply) => Either.getOrThrow(wireDecoder(AnswerSchema)(encodeJson(reply))))
     },
     holders: () => Effect.succeed([]),
+    adapters: {
+      view: Effect.die("not used"),
+      pull: () => Effect.die("not used"),
+      report: () => Effect.die("not used")
+    },
     acceptForwarded: (answer) => Effect.sync(() => (self.answer = answer))
   })
 

@@ -9,6 +9,8 @@ import { compareVersions, manifestDigest } from "../../content/Manifest.js"
 import type { ManifestSigner } from "../../content/ManifestSigning.js"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import type { EventSourced } from "../../events/Decider.js"
+import type { QualityReport } from "./AdapterReports.js"
+import { AdapterQualityReported, QualityReport as QualityReportSchema, supersedes } from "./AdapterReports.js"
 
 export const RegistryKind = Schema.Literal("model", "adapter")
 export type RegistryKind = typeof RegistryKind.Type
@@ -43,7 +45,7 @@ export const VersionYanked = Schema.TaggedStruct("VersionYanked", {
   version: Schema.String,
   reason: Schema.String
 })
-export const RegistryEvent = Schema.Union(ModelPublished, AdapterPublished, VersionYanked)
+export const RegistryEvent = Schema.Union(ModelPublished, AdapterPublished, VersionYanked, AdapterQualityReported)
 export type RegistryEvent = typeof RegistryEvent.Type
 
 export const PublisherKey = Schema.Struct({ keyId: Schema.String, publicKey: Schema.String })
@@ -63,7 +65,9 @@ export const RegistryState = Schema.Struct({
   owner: Schema.NullOr(PublisherKey),
   versions: Schema.Record({ key: Schema.String, value: VersionRecord }),
   /** The highest version ever published, yanked or not: new versions must pass it. */
-  highest: Schema.NullOr(Schema.String)
+  highest: Schema.NullOr(Schema.String),
+  /** An adapter's standing quality report of each reporter key (AdapterReports.ts); absent until the first. */
+  reports: optional(Schema.Record({ key: Schema.String, value: QualityReportSchema }))
 })
 export type RegistryState = typeof RegistryState.Type
 
@@ -85,6 +89,12 @@ export type RegistryCommand =
     /** The requester's key, whose signature on the yank the service has checked. */
     readonly keyId: string
     readonly publicKey: string
+  }
+  | {
+    readonly _tag: "Report"
+    readonly id: string
+    /** A report whose signature by `report.reporter` the caller has checked (net/AdapterSwarm.ts). */
+    readonly report: QualityReport
   }
 
 // Errors a publisher can hit; they cross RPC as typed failures.
@@ -296,6 +306,16 @@ const makeDecide =
           record.yanked === undefined ? [VersionYanked.make({ id, version, reason: command.reason })] : []
         )
       }
+      case "Report": {
+        const { id, report } = command
+        if (state.owner === null) return Effect.fail(new UnknownVersion({ id, version: "any" }))
+        // Latest by the report's own timestamp: replaying or reordering reports records nothing new.
+        return Effect.succeed(
+          supersedes(report, state.reports?.[report.reporter])
+            ? [AdapterQualityReported.make({ id, ...report })]
+            : []
+        )
+      }
     }
   }
 
@@ -322,6 +342,11 @@ const evolve = (state: RegistryState, event: RegistryEvent): RegistryState => {
       const record = state.versions[event.version]
       if (record === undefined) return state
       return { ...state, versions: { ...state.versions, [event.version]: { ...record, yanked: event.reason } } }
+    }
+    case "AdapterQualityReported": {
+      const { _tag: _, id: __, ...report } = event
+      if (!supersedes(report, state.reports?.[report.reporter])) return state
+      return { ...state, reports: { ...state.reports, [report.reporter]: report } }
     }
   }
 }
@@ -430,6 +455,10 @@ export const AdapterSummary = Schema.Struct({
   rank: Schema.Number,
   domain: Schema.String,
   quality: optional(Schema.Number),
+  /** The quality score from signed reports and the declared quality (AdapterReports.ts), when there is one. */
+  score: optional(Schema.Number),
+  /** How many reporters' reports the score holds. */
+  reports: optional(Schema.Number),
   digest: Schema.String,
   keyId: Schema.String,
   publishedAt: Schema.String

@@ -12,6 +12,8 @@ import { accountIdOf } from "../../domain/Ed25519.js"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { makeProjection } from "../../events/Projection.js"
+import type { QualityReport } from "./AdapterReports.js"
+import { qualityScore } from "./AdapterReports.js"
 import { AdapterSharingGate, SHARE_WINDOW_MS, sharingProblem } from "./AdapterSharing.js"
 import type {
   AdapterSummary,
@@ -137,7 +139,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         times.push(Date.parse(record.recordedAt))
         projection.shares.set(publisher, times)
       }
-      if (event._tag !== "VersionYanked") {
+      if (event._tag === "ModelPublished" || event._tag === "AdapterPublished") {
         for (const artifact of Object.values(manifestOf(event).artifacts)) {
           const declared = projection.artifacts.get(artifact.sha256) ?? []
           declared.push({ size: artifact.size, publicKey: event.publicKey })
@@ -302,6 +304,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
         if (adapter === undefined) return []
         if (filter.baseModel !== undefined && adapter.baseModel !== filter.baseModel) return []
         if (filter.domain !== undefined && adapter.domain !== filter.domain) return []
+        const { reports, score } = qualityScore(projection.states.adapter.get(id)?.reports, adapter.quality)
         return [{
           id,
           name: manifest.name,
@@ -310,6 +313,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
           rank: adapter.rank,
           domain: adapter.domain,
           ...(adapter.quality === undefined ? {} : { quality: adapter.quality }),
+          ...(score === undefined ? {} : { score, reports }),
           digest: record.digest,
           keyId: record.keyId,
           publishedAt: manifest.publishedAt
@@ -330,6 +334,44 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
     /** Whether such a manifest lists an artifact with this sha256 (see `artifactSizes`). */
     const listsArtifact = (sha256: string) => Effect.map(artifactSizes(sha256), (sizes) => sizes.length > 0)
 
-    return { publish, publishAdapter, yank, get, versions, list, listAdapters, artifactSizes, listsArtifact } as const
+    /**
+     * Records a quality report on a published adapter, one standing report per reporter (the latest by
+     * its signed timestamp). The caller has checked the reporter's signature; the signature is stored
+     * with the report, so an audit can check it again. Answers the adapter's score after it.
+     */
+    const reportAdapter = Effect.fn("Registry.reportAdapter")(function*(id: string, report: QualityReport) {
+      const { state } = yield* adapters.state(id)
+      if (state.owner === null) return yield* Effect.fail(new RegistryNotFound({ kind: "adapter", id }))
+      const result = yield* adapters.send(id, { _tag: "Report", id, report }, {
+        commandId: `report/${report.reporter}/${report.timestamp}/${report.signature.slice(0, 32)}`
+      })
+      return { ...scoreOf(result.state), recorded: result.position > 0 && !result.duplicate }
+    })
+
+    const scoreOf = (state: RegistryState) => {
+      const latest = latestVersion(state)
+      return qualityScore(state.reports, latest === undefined ? undefined : manifestOf(latest).adapter?.quality)
+    }
+
+    /** An adapter's quality score and standing reports (see AdapterReports.ts). */
+    const adapterScore = Effect.fn("Registry.adapterScore")(function*(id: string) {
+      const { state } = yield* adapters.state(id)
+      if (state.owner === null) return yield* Effect.fail(new RegistryNotFound({ kind: "adapter", id }))
+      return { ...scoreOf(state), standing: Object.values(state.reports ?? {}) }
+    })
+
+    return {
+      publish,
+      publishAdapter,
+      yank,
+      get,
+      versions,
+      list,
+      listAdapters,
+      artifactSizes,
+      listsArtifact,
+      reportAdapter,
+      adapterScore
+    } as const
   })
 }) {}
