@@ -34,6 +34,48 @@ export class ChangeSignal {
 }
 
 const PAGE_SIZE = 1024
+/** Pages the shared tail remembers: enough for subscribers a few pages apart. */
+const SHARED_PAGES = 64
+
+/**
+ * `readAll` for many subscribers of one journal: each page a subscriber asks for is read and decoded
+ * once, then served from memory to the others (a node's policies all follow the same tail, and
+ * each commit used to cost every one of them its own query and decode). A full page never changes; a
+ * partial one is served only while no commit has landed since it was read, and the generation is
+ * read before the query, so a cached page holds at least what was committed at its generation. A
+ * subscriber that got a page moves past it, so the only page asked for twice is an empty one, which
+ * is never kept.
+ */
+export const sharedPages = (
+  readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>,
+  signal: ChangeSignal
+) => {
+  const pages = new Map<number, { readonly generation: number; readonly page: ReadonlyArray<Envelope> }>()
+  return (fromPosition: number, limit: number): Effect.Effect<ReadonlyArray<Envelope>> => {
+    if (limit !== PAGE_SIZE) return readAll(fromPosition, limit)
+    return Effect.suspend(() => {
+      const cached = pages.get(fromPosition)
+      if (cached !== undefined && (cached.page.length === limit || cached.generation === signal.current)) {
+        return Effect.succeed(cached.page)
+      }
+      // A partial page read before later commits is extended by what came since, never read again.
+      const generation = signal.current
+      const held = cached?.page ?? []
+      const last = held[held.length - 1]
+      const rest = last === undefined ? readAll(fromPosition, limit) : readAll(last.position + 1, limit - held.length)
+      return Effect.map(rest, (more) => {
+        const page = held.length === 0 ? more : more.length === 0 ? held : [...held, ...more]
+        // An empty page is never kept: a subscriber asks again for the same position after its poll
+        // interval, and appends by another process (which this signal never hears of) must show then.
+        if (page.length === 0) return page
+        pages.delete(fromPosition)
+        pages.set(fromPosition, { generation, page })
+        if (pages.size > SHARED_PAGES) pages.delete(pages.keys().next().value as number)
+        return page
+      })
+    })
+  }
+}
 
 /**
  * Catch up from `fromPosition`, then follow: the generation is read *before* each query, so a commit

@@ -6,7 +6,7 @@
 import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
-import { ChangeSignal, followLog } from "./ChangeSignal.js"
+import { ChangeSignal, followLog, sharedPages } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
 import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
@@ -109,13 +109,14 @@ const readsOf = (
   const statements = prepareStatements(db)
   const readAll = (fromPosition: number, limit: number) =>
     Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToEnvelope))
+  const tail = sharedPages(readAll, signal)
   return {
     readStream: (streamId, fromVersion = 1, limit = Number.MAX_SAFE_INTEGER) =>
       Effect.sync(() => statements.readStream.all(streamId, fromVersion, limit).map(rowToEnvelope)),
     readAll,
     readRecords: (fromPosition, limit) =>
       Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
-    subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, pollInterval),
+    subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval),
     head: Effect.sync((): ChainHead => {
       const last = statements.lastEvent.get()
       return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }

@@ -53,7 +53,7 @@ export interface PeerSettings {
   readonly blobsUrl?: string | undefined
 }
 
-const FEED_PAGE = 1_000
+const FEED_PAGE = Wire.MAX_FEED_LIMIT
 /** Heads remembered per key to catch equivocation: the newest this many positions. */
 const HEADS_REMEMBERED = 4_096
 const decodeFeedRequest = Wire.wireDecoder(Wire.FeedRequest)
@@ -279,12 +279,18 @@ export const peerNodeLayer = (settings: PeerSettings) =>
           })
         )
 
-      /** Pulls until the copy reaches the source's head; stops at the first thing wrong, and says what. */
+      /**
+       * Pulls until the copy reaches the source's head; stops at the first thing wrong, and says what.
+       * The next page is asked for as soon as a page arrives, so the source reads and sends it while
+       * this node checks and stores the one before (the prefetch is dropped when the pull stops).
+       */
       const catchUp = (feed: FollowedFeed) =>
         Effect.gen(function*() {
+          const page = (from: number) => Effect.forkScoped(fetchPage(feed, { from, limit: FEED_PAGE }))
+          let pending = yield* page(feed.replica.head().position + 1)
           while (true) {
             const held = feed.replica.lastSignedHead()
-            const response = yield* fetchPage(feed, { from: feed.replica.head().position + 1, limit: FEED_PAGE })
+            const response = yield* Fiber.join(pending)
             if (response.head !== null) {
               onHead(response.head)
               if (held !== undefined && response.head.position < held.position) {
@@ -294,7 +300,9 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                 return
               }
             }
-            if (response.records.length === 0) return
+            const last = response.records[response.records.length - 1]
+            if (last === undefined) return
+            pending = yield* page(last.position + 1)
             const appended = feed.replica.append(response.records, response.heads)
             if (appended instanceof ReplicaRefused) {
               const diverged = appended.position === feed.replica.head().position + 1 &&
@@ -310,7 +318,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
             for (const head of response.heads) witness(head)
             if (feed.status === "following") feed.problem = null
           }
-        }).pipe(Effect.catchAll((problem) => Effect.sync(() => (feed.problem = problem))))
+        }).pipe(Effect.scoped, Effect.catchAll((problem) => Effect.sync(() => (feed.problem = problem))))
 
       const follow = (peerId: string) =>
         Effect.gen(function*() {
@@ -380,9 +388,10 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         Effect.repeat(
           Effect.suspend(() => {
             ticks++
-            return announce(ticks % 240 === 0 || (ticks % 20 === 0 && newcomers()))
+            return announce(ticks % 1_200 === 0 || (ticks % 100 === 0 && newcomers()))
           }),
-          Schedule.spaced("250 millis")
+          // The newest signed head is one indexed read: looking every 50 ms keeps a new head's wait short.
+          Schedule.spaced("50 millis")
         )
       )
 

@@ -119,8 +119,10 @@ export const simulationDefaults: SimulationConfig = {
   followsPerPeer: 2,
   pullFrom: "source",
   pollIntervalMs: 5_000,
-  announceTickMs: 250,
-  forcedAnnounceMs: 5_000,
+  // As PeerNode: a moved head goes out at the next 50 ms look, an unmoved one once a minute (PeerNode
+  // also re-announces within 5 s of a peer connecting, which joiners here make up for by polling).
+  announceTickMs: 50,
+  forcedAnnounceMs: 60_000,
   announcers: "writers",
   liarFraction: 0,
   forgeIntervalMs: 1_000,
