@@ -71,6 +71,7 @@ interface FollowedFeed {
   readonly wake: Queue.Queue<void>
   fibers: ReadonlyArray<Fiber.RuntimeFiber<never>>
   announced: number
+  announcedAt: number | null
   status: FeedView["status"]
   problem: string | null
 }
@@ -183,7 +184,10 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         witness(head)
         for (const feed of feeds.values()) {
           if (feed.publicKey !== head.publicKey) continue
-          feed.announced = Math.max(feed.announced, head.position)
+          if (head.position > feed.announced) {
+            feed.announced = head.position
+            feed.announcedAt = Date.now()
+          }
           if (head.position > feed.replica.head().position) Queue.unsafeOffer(feed.wake, undefined)
         }
       }
@@ -338,6 +342,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
             wake: yield* Queue.sliding<void>(1),
             fibers: [],
             announced: replica.head().position,
+            announcedAt: null,
             status: "following",
             problem: null
           }
@@ -457,6 +462,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
               position: feed.replica.head().position,
               hash: feed.replica.head().hash,
               announced: feed.announced,
+              announcedAt: feed.announcedAt,
               status: feed.status,
               problem: feed.problem
             })),

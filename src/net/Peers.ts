@@ -33,6 +33,8 @@ export const FeedView = Schema.Struct({
   hash: Schema.String,
   /** The newest head the source announced or served. */
   announced: Schema.Number,
+  /** When this node first heard of that head (ms since the epoch); null before any. */
+  announcedAt: Schema.NullOr(Schema.Number),
   /** "following", or what the follower caught: the source served a head below one it signed before, or a history that does not extend the copy. */
   status: Schema.Literal("following", "rolled back", "diverged"),
   problem: Schema.NullOr(Schema.String)
