@@ -136,6 +136,28 @@ const pullerHome = async (name: string, options: { cdn?: string; registry?: stri
   return home
 }
 
+/** Alice publishes the model's files as tiny-lm at `version` to the registry at `registry`. */
+const publishTo = (registry: string, version: string) =>
+  ok(
+    publisherHome,
+    "publish",
+    path.join(files, "model.onnx"),
+    path.join(files, "tokenizer.json"),
+    path.join(files, "config.json"),
+    "--name",
+    "Tiny LM",
+    "--version",
+    version,
+    "--type",
+    "text-generation",
+    "--quantization",
+    "INT8",
+    "--key",
+    "alice",
+    "--registry",
+    registry
+  )
+
 const aliceSigner = () =>
   signerFromKeyText(fs.readFileSync(path.join(publisherHome, ".edge-net", "keys", "alice.key"), "utf8"), "alice")
 
@@ -150,27 +172,7 @@ beforeAll(async () => {
   nodeA = await startCompiledNode(compiled, path.join(work, "node-a"))
   const generated = await ok(publisherHome, "keys", "generate", "alice", "--json")
   alicePublicKey = (JSON.parse(generated.stdout) as { publicKey: string }).publicKey
-  for (const version of ["1.0.0", "1.1.0"]) {
-    await ok(
-      publisherHome,
-      "publish",
-      path.join(files, "model.onnx"),
-      path.join(files, "tokenizer.json"),
-      path.join(files, "config.json"),
-      "--name",
-      "Tiny LM",
-      "--version",
-      version,
-      "--type",
-      "text-generation",
-      "--quantization",
-      "INT8",
-      "--key",
-      "alice",
-      "--registry",
-      nodeA.url
-    )
-  }
+  for (const version of ["1.0.0", "1.1.0"]) await publishTo(nodeA.url, version)
   // The CDN holds the files in the seed's layout: <base>/<id>/v<version>/<filename>.
   for (const version of ["1.0.0", "1.1.0"]) {
     const dir = path.join(cdnRoot, "tiny-lm", `v${version}`)
@@ -221,25 +223,7 @@ describe("model distribution across processes", () => {
       EDGE_NET_BOOTSTRAP: aPeers.listening[0]!
     })
     try {
-      await ok(
-        publisherHome,
-        "publish",
-        path.join(files, "model.onnx"),
-        path.join(files, "tokenizer.json"),
-        path.join(files, "config.json"),
-        "--name",
-        "Tiny LM",
-        "--version",
-        "1.1.0",
-        "--type",
-        "text-generation",
-        "--quantization",
-        "INT8",
-        "--key",
-        "alice",
-        "--registry",
-        nodeB.url
-      )
+      await publishTo(nodeB.url, "1.1.0")
       const sha256 = crypto.createHash("sha256").update(modelBytes).digest("hex")
       const deadline = Date.now() + 30_000
       while (true) {
