@@ -209,6 +209,16 @@ const feedFigures = async () => {
     const sourcePeerId = view.peerId!
     const member = { EDGE_NET_BOOTSTRAP: view.listening[0]!, EDGE_NET_FOLLOW: sourcePeerId }
     const head = await ask(source.url, (client) => client.JournalHead())
+    // The source's policies first read the prebuilt log through once: replication is timed after that.
+    await waitFor(
+      "the source's policies have read its log",
+      async () => {
+        const info = await ask(source.url, (client) => client.NodeInfo())
+        return info.policies.every((policy) => policy.lag === 0) ? true : undefined
+      },
+      300_000,
+      200
+    )
 
     // 2. The follower's copy, from its first batch to the source's head.
     const followerDir = scratch()
