@@ -9,8 +9,8 @@ import * as fs from "node:fs"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
+import { bundleLayout } from "./AdapterDownload.js"
 import type { AdapterHoldings } from "./AdapterSwarm.js"
-import { bundleLayout } from "./AdapterSwarm.js"
 
 /** Bundles kept in memory for serving: a pull asks for every chunk of one adapter in a short time. */
 const BUNDLES_CACHED = 4

@@ -4,12 +4,9 @@
  * chunk from every holder at once; signed quality reports that move an adapter's score.
  *
  * Trust: an announcement is signed by the peer that announces it and carries the publisher's signed
- * manifest, whose artifact digests are what a pull is checked against. A chunk whose data does not hash
- * to its `chunk_hash` is refused, its peer takes a strike, and the chunk is asked of another holder.
- * Nothing is stored until every artifact hashes to the manifest's digest; should one not (a peer that
- * sent wrong data under a matching hash), that artifact's chunks are asked again of other holders, and
- * the peers whose chunks differed take the strikes. Transport-agnostic: the node wires it to libp2p
- * (net/PeerNode.ts), tests to each other in memory.
+ * manifest, whose artifact digests are what a pull is checked against (the download and its checks:
+ * AdapterDownload.ts). Nothing is stored until every artifact hashes to the manifest's digest.
+ * Transport-agnostic: the node wires it to libp2p (net/PeerNode.ts), tests to each other in memory.
  */
 import { Clock, Effect, Either, Schema } from "effect"
 import type { QualityReport, QualityScore } from "../actors/registry/AdapterReports.js"
@@ -19,8 +16,9 @@ import { publisherSignature } from "../actors/registry/Registry.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { compareVersions, manifestDigest, parseManifestText } from "../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../content/ManifestSigning.js"
-import { sha256, toHex } from "../content/Sha256.js"
+import { toHex } from "../content/Sha256.js"
 import { accountIdOf } from "../domain/Ed25519.js"
+import { bundleLayout, downloadBundle, RefusedChunk } from "./AdapterDownload.js"
 import type { AdapterAnnounce, AdapterReport } from "./AdapterWire.js"
 import * as Wire from "./AdapterWire.js"
 import type { Verdict } from "./Libp2pHost.js"
@@ -85,7 +83,6 @@ export const AdapterSwarmView = Schema.Struct({
 })
 export type AdapterSwarmView = typeof AdapterSwarmView.Type
 
-export const RefusedChunk = Schema.Struct({ peerId: Schema.String, chunk: Schema.Number, reason: Schema.String })
 export const AdapterPullReceipt = Schema.Struct({
   id: Schema.String,
   version: Schema.String,
@@ -111,17 +108,6 @@ const ANNOUNCE_SKEW_MS = 5 * 60_000
 const MAX_TEXT = 1024
 const MAX_MANIFEST_BYTES = 256 * 1024
 const REFUSALS_KEPT = 32
-
-/** The artifacts in the order their bytes follow one another on the wire: by artifact name. */
-export const bundleLayout = (manifest: ModelManifest) => {
-  let offset = 0
-  return Object.keys(manifest.artifacts).sort().map((name) => {
-    const artifact = manifest.artifacts[name]!
-    const part = { name, offset, size: artifact.size, sha256: artifact.sha256 }
-    offset += artifact.size
-    return part
-  })
-}
 
 /** The weights artifact, whose digest is the announcement's `checksum` (the seed's "SHA-256 of weights"). */
 export const weightsDigestOf = (manifest: ModelManifest): string => {
@@ -320,46 +306,6 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
         .map(([peerId]) => peerId)
         .filter((peerId) => (strikes.get(peerId) ?? 0) < maxStrikes)
 
-    /** Fetches the chunks at `indices`, each from a holder not in its `tried` set, spreading them over the holders. */
-    const fetchChunks = (
-      entry: Announced,
-      holders: ReadonlyArray<string>,
-      indices: ReadonlyArray<number>,
-      tried: Array<Set<string>>,
-      refused: Array<typeof RefusedChunk.Type>
-    ) => {
-      const { id, version } = entry.manifest
-      const total = Wire.totalChunksOf(bundleLayout(entry.manifest).reduce((sum, part) => sum + part.size, 0))
-      return Effect.forEach(indices, (index) =>
-        Effect.gen(function*() {
-          for (let attempt = 0; attempt < holders.length; attempt++) {
-            const peerId = holders[(index + attempt) % holders.length]!
-            if (tried[index]!.has(peerId) || (strikes.get(peerId) ?? 0) >= maxStrikes) continue
-            tried[index]!.add(peerId)
-            const request = Wire.encodeRequest({
-              adapterId: id,
-              requesterId: transport.peerId,
-              timestamp: yield* Clock.currentTimeMillis,
-              chunkIndex: index,
-              version
-            })
-            const answer = yield* Effect.either(transport.request(peerId, request))
-            const problem = Either.isLeft(answer)
-              ? answer.left
-              : Either.match(Wire.decodeChunk(answer.right), {
-                onLeft: (line) => line,
-                onRight: (chunk) =>
-                  Wire.chunkProblem({ adapterId: id, version, chunkIndex: index }, total, chunk) ??
-                    { data: chunk.data, peerId }
-              })
-            if (typeof problem !== "string") return problem
-            refused.push({ peerId, chunk: index, reason: problem })
-            strike(peerId)
-          }
-          return yield* Effect.fail(`no holder served chunk ${index} of ${id}@${version} intact`)
-        }), { concurrency: Math.min(8, 2 * holders.length) })
-    }
-
     const pull = (id: string, version?: string) =>
       Effect.gen(function*() {
         const nowMs = yield* Clock.currentTimeMillis
@@ -374,49 +320,19 @@ export const makeAdapterSwarm = (holdings: AdapterHoldings, transport: SwarmTran
           return yield* Effect.fail(`no peer announces adapter ${id}${version === undefined ? "" : `@${version}`}`)
         }
         const { manifest } = entry
-        const layout = bundleLayout(manifest)
-        const size = layout.reduce((sum, part) =>
+        const size = bundleLayout(manifest).reduce((sum, part) =>
           sum + part.size, 0)
         const total = Wire.totalChunksOf(size)
         const base = { id, version: manifest.version, bytes: size, chunks: total }
         if ((yield* holdings.bundle(id, manifest.version)) !== undefined) {
           return { ...base, sources: [], refused: [], alreadyHeld: true } satisfies AdapterPullReceipt
         }
-        const holders = holdersOf(entry, nowMs)
-        const tried = Array.from({ length: total }, () => new Set<string>())
-        const refused: Array<typeof RefusedChunk.Type> = []
-        const pieces = yield* fetchChunks(entry, holders, [...Array(total).keys()], tried, refused)
-        const bundle = new Uint8Array(size)
-        pieces.forEach((piece, index) => bundle.set(piece.data, index * Wire.CHUNK_SIZE))
-        // The whole, artifact by artifact, against the digests the publisher signed.
-        for (let round = 0;; round++) {
-          const bad = layout.filter((part) =>
-            toHex(sha256(bundle.subarray(part.offset, part.offset + part.size))) !== part.sha256
-          )
-          if (bad.length === 0) break
-          if (round === holders.length) {
-            return yield* Effect.fail(
-              `${bad.map((part) => part.name).join(", ")} of ${id} does not match its signed digest`
-            )
-          }
-          const indices = [
-            ...new Set(bad.flatMap((part) => {
-              const first = Math.floor(part.offset / Wire.CHUNK_SIZE)
-              const last = Math.floor(Math.max(part.offset, part.offset + part.size - 1) / Wire.CHUNK_SIZE)
-              return Array.from({ length: last - first + 1 }, (_, k) => first + k)
-            }))
-          ]
-          const again = yield* fetchChunks(entry, holders, indices, tried, refused)
-          again.forEach((piece, k) => {
-            const index = indices[k]!
-            const before = pieces[index]!
-            if (toHex(sha256(before.data)) === toHex(sha256(piece.data))) return
-            refused.push({ peerId: before.peerId, chunk: index, reason: "differs from another holder's copy" })
-            strike(before.peerId)
-            pieces[index] = piece
-            bundle.set(piece.data, index * Wire.CHUNK_SIZE)
-          })
-        }
+        const { bundle, pieces, refused } = yield* downloadBundle(manifest, holdersOf(entry, nowMs), {
+          self: transport.peerId,
+          request: transport.request,
+          struck: (peerId) => (strikes.get(peerId) ?? 0) >= maxStrikes,
+          strike
+        })
         yield* holdings.store(manifest, bundle)
         const counts = new Map<string, number>()
         for (const piece of pieces) counts.set(piece.peerId, (counts.get(piece.peerId) ?? 0) + 1)
