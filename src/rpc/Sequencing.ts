@@ -8,7 +8,7 @@
  */
 import type { RpcMiddleware } from "@effect/rpc"
 import { Rpc, RpcTest } from "@effect/rpc"
-import { Effect, Layer, Option, ParseResult, Schema } from "effect"
+import { Effect, Layer, ParseResult, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { Sequenced, SequencerUnreachable } from "../domain/Sequencing.js"
@@ -20,19 +20,10 @@ import { NodeApiRpcs } from "./NodeApiRpcs.js"
 export const sequencedHere = Layer.succeed(Sequenced, Sequenced.of(({ next }) => next))
 
 /** The sequencer's key from the charter (read once: a charter never changes), or none. */
-const sequencerOfCharter = Effect.gen(function*() {
-  const charter = yield* NetworkCharter
-  let known: Option.Option<string | undefined> = Option.none()
-  return Effect.suspend(() =>
-    Option.isSome(known)
-      ? Effect.succeed(known.value)
-      : Effect.map(Effect.orDie(charter.terms()), (terms) => {
-        const sequencer = Option.getOrUndefined(terms)?.sequencer
-        if (Option.isSome(terms)) known = Option.some(sequencer)
-        return sequencer
-      })
-  )
-})
+const sequencerOfCharter = Effect.map(
+  NetworkCharter,
+  (charter) => Effect.map(charter.termsNow, (terms) => terms?.sequencer)
+)
 
 const firstLine = (text: string) => text.split("\n", 1)[0] ?? text
 

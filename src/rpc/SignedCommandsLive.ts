@@ -104,13 +104,8 @@ export const makeGate = (options: GateOptions = {}) =>
       return encode
     }
 
-    // The charter never changes once recorded: read it once, then from memory.
-    let charterTerms: CharterTerms | undefined
-    const termsNow = Effect.suspend(() =>
-      charterTerms !== undefined
-        ? Effect.succeed(charterTerms)
-        : Effect.map(Effect.orDie(charter.terms()), (terms) => (charterTerms = Option.getOrUndefined(terms)))
-    )
+    // The charter never changes once recorded: read once, then from memory.
+    const termsNow = charter.termsNow
 
     type Signed = {
       readonly command: string

@@ -28,6 +28,14 @@ export class NetworkCharter extends Effect.Service<NetworkCharter>()("edge-net/N
       return Option.fromNullable(state.terms)
     })
 
-    return { found, terms } as const
+    /**
+     * The recorded terms from memory once read, without a span: for the checks every command passes
+     * (the gate, the route to the sequencer). Undefined while the network is not founded.
+     */
+    const termsNow: Effect.Effect<CharterTerms | undefined> = Effect.suspend(() =>
+      cached !== undefined ? Effect.succeed(cached) : Effect.map(Effect.orDie(terms()), Option.getOrUndefined)
+    )
+
+    return { found, terms, termsNow } as const
   })
 }) {}
