@@ -13,7 +13,7 @@ import { NetworkCharter } from "../src/actors/network/CharterService.js"
 import { NodeKey } from "../src/content/NodeKey.js"
 import { Authority, owner, SignedCommands, signedFields } from "../src/domain/CommandAuthority.js"
 import type { Ed25519 } from "../src/domain/Ed25519.js"
-import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519 } from "../src/domain/Ed25519.js"
+import { accountIdOf, ed25519, nobleEd25519, nodeCryptoEd25519, sodiumEd25519 } from "../src/domain/Ed25519.js"
 import { signCommand } from "../src/domain/SignedCommand.js"
 import * as ActorRunner from "../src/events/ActorRunner.js"
 import { verifyChain } from "../src/events/Audit.js"
@@ -306,7 +306,10 @@ export const signedCommands = async (count: number) => {
   )
 }
 
-/** Ed25519 verifications per second: node:crypto (the node's path) against @noble/ed25519 (the browser's). */
+/**
+ * Ed25519 verifications per second: libsodium (the node's path) against node:crypto, and node:crypto
+ * against @noble/ed25519 (the browser's).
+ */
 export const verifications = () => {
   const seed = crypto.randomBytes(32)
   const publicKey = ed25519.publicKeyOf(seed)
@@ -321,22 +324,25 @@ export const verifications = () => {
     }
     return count / (Number(process.hrtime.bigint() - start) / 1e9)
   }
-  const nodePath = nodeCryptoEd25519 ?? ed25519
-  rate(nodePath, 2_000)
+  const openssl = nodeCryptoEd25519 ?? ed25519
+  rate(openssl, 2_000)
   rate(nobleEd25519, 200)
-  report("Ed25519 verify", "verifs/s", rate(nodePath, 20_000), rate(nobleEd25519, 2_000), "@noble/ed25519")
+  if (sodiumEd25519 !== undefined) {
+    rate(sodiumEd25519, 2_000)
+    report("Ed25519 verify, libsodium", "verifs/s", rate(sodiumEd25519, 20_000), rate(openssl, 20_000), "node:crypto")
+  }
+  report("Ed25519 verify, node:crypto", "verifs/s", rate(openssl, 20_000), rate(nobleEd25519, 2_000), "@noble/ed25519")
 }
 
-/** Ed25519 verifications per second through the verifier pool (batched, as the gate asks) against node:crypto on this thread. */
+/** Ed25519 verifications per second through the verifier pool (batched, as the gate asks) against the same verifier on this thread. */
 export const poolVerifications = async (count: number) => {
   const seed = crypto.randomBytes(32)
   const publicKey = ed25519.publicKeyOf(seed)
   const message = new TextEncoder().encode(`edge-net/command/v1\n${"x".repeat(200)}`)
   const signature = ed25519.sign(seed, message)
-  const nodePath = nodeCryptoEd25519 ?? ed25519
   const onThisThread = () => {
     for (let i = 0; i < count; i++) {
-      if (!nodePath.verify(publicKey, message, signature)) throw new Error("node:crypto rejected a good signature")
+      if (!ed25519.verify(publicKey, message, signature)) throw new Error(`${ed25519.name} rejected a good signature`)
     }
   }
   await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -365,7 +371,7 @@ export const poolVerifications = async (count: number) => {
       "verifs/s",
       count / ours,
       count / baseline,
-      "node:crypto here"
+      `${ed25519.name} here`
     )
   })))
 }

@@ -11,7 +11,7 @@ import { LruCache } from "./LruCache.js"
 noble.hashes.sha512 = sha512
 
 export interface Ed25519 {
-  readonly name: "noble" | "node:crypto"
+  readonly name: "noble" | "node:crypto" | "libsodium"
   /** The 32-byte public key of a 32-byte seed, in hex. */
   readonly publicKeyOf: (seed: Uint8Array) => string
   readonly sign: (seed: Uint8Array, message: Uint8Array) => string
@@ -29,7 +29,8 @@ export const nobleEd25519: Ed25519 = {
   verify: (publicKeyHex, message, signatureHex) => {
     if (!HEX_KEY.test(publicKeyHex) || !HEX_SIGNATURE.test(signatureHex)) return false
     try {
-      return noble.verify(hexToBytes(signatureHex), message, hexToBytes(publicKeyHex))
+      // RFC 8032's strict checks (canonical encodings, no key of small order), not ZIP-215's.
+      return noble.verify(hexToBytes(signatureHex), message, hexToBytes(publicKeyHex), { zip215: false })
     } catch {
       return false
     }
@@ -55,6 +56,19 @@ const concat = (left: Uint8Array, right: Uint8Array) => {
   return joined
 }
 
+/**
+ * Whether a public key may sign at all: a canonical encoding of a point outside the small subgroup.
+ * OpenSSL checks neither, and a key of small order "signs" any message (the identity point with
+ * R = identity, S = 0 verifies everywhere), so such a key would let anyone act as its account.
+ */
+export const isStrongPublicKey = (publicKey: Uint8Array): boolean => {
+  try {
+    return !noble.Point.fromBytes(publicKey, false).isSmallOrder()
+  } catch {
+    return false
+  }
+}
+
 /** Public keys kept parsed: bounded, since random keys sent by anyone grew a node's memory without bound. */
 export const PUBLIC_KEY_CACHE_SIZE = 4096
 
@@ -63,37 +77,65 @@ export const PUBLIC_KEY_CACHE_SIZE = 4096
  * False on a bad signature and on any malformed key or signature: never throws.
  */
 const makeNodeVerify = (crypto: NodeCrypto) => {
-  const publicKeys = new LruCache<string, import("node:crypto").KeyObject>(PUBLIC_KEY_CACHE_SIZE)
+  // A weak key is remembered as null: it verifies nothing.
+  const publicKeys = new LruCache<string, import("node:crypto").KeyObject | null>(PUBLIC_KEY_CACHE_SIZE)
   return (publicKeyHex: string, message: Uint8Array, signature: Uint8Array): boolean => {
     if (!HEX_KEY.test(publicKeyHex) || signature.length !== 64) return false
     try {
       let key = publicKeys.get(publicKeyHex)
       if (key === undefined) {
-        key = crypto.createPublicKey({
-          key: Buffer.from(concat(SPKI_PREFIX, hexToBytes(publicKeyHex))),
-          format: "der",
-          type: "spki"
-        })
+        const bytes = hexToBytes(publicKeyHex)
+        key = isStrongPublicKey(bytes)
+          ? crypto.createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, bytes)), format: "der", type: "spki" })
+          : null
         publicKeys.set(publicKeyHex, key)
       }
-      return crypto.verify(null, message, key, signature)
+      return key !== null && crypto.verify(null, message, key, signature)
     } catch {
       return false
     }
   }
 }
 
-/** The node:crypto verifier of signature bytes (a verifier thread's), or undefined outside Node. */
-export const nodeCryptoVerifyBytes = ():
-  | ((publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean)
-  | undefined =>
-{
+/** The part of sodium-native (libsodium's Node binding) that checks a detached signature. */
+interface Sodium {
+  readonly crypto_sign_verify_detached: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean
+}
+
+// Loaded through createRequire, so this module also loads in a browser, and without the native addon.
+const loadSodium = (): Sodium | undefined => {
+  const runtime = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
+  const nodeModule = runtime?.getBuiltinModule?.("node:module") as typeof import("node:module") | undefined
+  try {
+    return nodeModule?.createRequire(import.meta.url)("sodium-native") as Sodium | undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * libsodium's check of a signature given as bytes: about 1.7x node:crypto's (OpenSSL's) here. It is
+ * the strictest of the three (non-canonical encodings, keys and R of small order refused), so what it
+ * accepts, the other two accept. Its binding does not read shared memory.
+ */
+const makeSodiumVerify = (sodium: Sodium) => (publicKeyHex: string, message: Uint8Array, signature: Uint8Array) =>
+  HEX_KEY.test(publicKeyHex) && signature.length === 64 &&
+  sodium.crypto_sign_verify_detached(signature, message, Buffer.from(publicKeyHex, "hex"))
+
+type VerifyBytes = (publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean
+
+/**
+ * The fastest verifier of signature bytes this runtime has (libsodium, else node:crypto; a verifier
+ * thread's), or undefined outside Node.
+ */
+export const nodeVerifyBytes = (): VerifyBytes | undefined => {
+  const sodium = loadSodium()
+  if (sodium !== undefined) return makeSodiumVerify(sodium)
   const crypto = nodeCrypto()
   return crypto === undefined ? undefined : makeNodeVerify(crypto)
 }
 
-const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
-  const verifyBytes = makeNodeVerify(crypto)
+const makeNodeEd25519 = (crypto: NodeCrypto, verifyBytes: VerifyBytes, name: Ed25519["name"]): Ed25519 => {
   const privateKeys = new LruCache<string, import("node:crypto").KeyObject>(64)
   const privateKey = (seed: Uint8Array) => {
     const id = bytesToHex(seed)
@@ -105,7 +147,7 @@ const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
     return key
   }
   return {
-    name: "node:crypto",
+    name,
     publicKeyOf: (seed) =>
       Buffer.from(crypto.createPublicKey(privateKey(seed)).export({ format: "der", type: "spki" })).subarray(
         SPKI_PREFIX.length
@@ -117,11 +159,24 @@ const makeNodeEd25519 = (crypto: NodeCrypto): Ed25519 => {
 }
 
 const available = nodeCrypto()
+const sodium = available === undefined ? undefined : loadSodium()
 
-/** node:crypto where it exists (about 10x faster here: `npm run bench -- journal`), else @noble/ed25519. */
-export const ed25519: Ed25519 = available === undefined ? nobleEd25519 : makeNodeEd25519(available)
+/** Signing and verifying with node:crypto alone (OpenSSL), or undefined outside Node. */
+export const nodeCryptoEd25519: Ed25519 | undefined = available === undefined
+  ? undefined
+  : makeNodeEd25519(available, makeNodeVerify(available), "node:crypto")
 
-export const nodeCryptoEd25519: Ed25519 | undefined = available === undefined ? undefined : makeNodeEd25519(available)
+/** node:crypto's signing with libsodium's verifying, where Node has the sodium-native addon. */
+export const sodiumEd25519: Ed25519 | undefined = available === undefined || sodium === undefined
+  ? undefined
+  : makeNodeEd25519(available, makeSodiumVerify(sodium), "libsodium")
+
+/**
+ * The fastest this runtime has (`npm run bench -- journal` prints all three): on Node, node:crypto
+ * signs and libsodium verifies (node:crypto verifies when the addon is missing); in a browser,
+ * @noble/ed25519.
+ */
+export const ed25519: Ed25519 = sodiumEd25519 ?? nodeCryptoEd25519 ?? nobleEd25519
 
 const encoder = new TextEncoder()
 export const utf8 = (text: string): Uint8Array => encoder.encode(text)

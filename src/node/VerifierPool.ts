@@ -25,11 +25,11 @@ export interface VerifierPoolOptions {
 
 /**
  * A batch as posted to a thread: per signature, 32 key bytes, 64 signature bytes, u32le length,
- * message. It lies in the thread's arena at `offset` (the answer is written over its first `count`
+ * message. It lies in the thread's arena, `bytes` long at `offset` (the answer is written over its first `count`
  * bytes, and the reply is the bare id), or, when it does not fit there, in a transferred `buffer`.
  */
 export type VerifyBatch =
-  | { readonly id: number; readonly count: number; readonly offset: number }
+  | { readonly id: number; readonly count: number; readonly offset: number; readonly bytes: number }
   | { readonly id: number; readonly count: number; readonly buffer: ArrayBuffer }
 
 /** A thread's answer to a batch sent in a buffer: one byte per signature, 1 when it verifies. */
@@ -201,7 +201,7 @@ export const makeVerifierPool = (options: VerifierPoolOptions = {}) =>
         pack(requests, thread.arena, start)
         thread.head = start + bytes
         thread.pending.set(id, { requests, start })
-        thread.worker.postMessage({ id, count: requests.length, offset: start } satisfies VerifyBatch)
+        thread.worker.postMessage({ id, count: requests.length, offset: start, bytes } satisfies VerifyBatch)
       } else {
         // Larger than the room left in the arena (commands may be up to 256 KiB): its own buffer.
         const buffer = new ArrayBuffer(bytes)

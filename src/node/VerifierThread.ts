@@ -3,13 +3,13 @@
  * answered with one byte per signature, 1 when it verifies, in the batch's order.
  */
 import { parentPort, workerData } from "node:worker_threads"
-import { nodeCryptoVerifyBytes } from "../domain/Ed25519.js"
+import { nodeVerifyBytes } from "../domain/Ed25519.js"
 import type { VerifierThreadData, VerifyBatch, VerifyReply } from "./VerifierPool.js"
 
 const PUBLIC_KEY_BYTES = 32
 const SIGNATURE_BYTES = 64
 const port = parentPort
-const verify = nodeCryptoVerifyBytes()
+const verify = nodeVerifyBytes()
 if (port === null || verify === undefined) throw new Error("the verifier thread runs in a Node worker thread")
 const arena = Buffer.from((workerData as VerifierThreadData).arena)
 
@@ -32,7 +32,9 @@ const check = (bytes: Buffer, start: number, count: number, verdicts: Uint8Array
 
 port.on("message", (batch: VerifyBatch) => {
   if ("offset" in batch) {
-    check(arena, batch.offset, batch.count, arena.subarray(batch.offset, batch.offset + batch.count))
+    // Copied out of shared memory first: libsodium's binding does not read a SharedArrayBuffer.
+    const frames = Buffer.from(arena.subarray(batch.offset, batch.offset + batch.bytes))
+    check(frames, 0, batch.count, arena.subarray(batch.offset, batch.offset + batch.count))
     port.postMessage(batch.id)
   } else {
     const verdicts = new Uint8Array(batch.count)
