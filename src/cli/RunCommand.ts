@@ -8,18 +8,15 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Inference } from "../compute/inference/Inference.js"
-import { type ModelSource, readModelFolder } from "../compute/inference/Model.js"
+import { readModelFolder } from "../compute/inference/Model.js"
 import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
-import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
+import { modelSourceOf } from "../sdk/ModelLoader.js"
 import { CliError } from "./CliError.js"
 import { configOption, ModelsSettings, parseReference, withModels } from "./ModelsContext.js"
 import { jsonOption, output } from "./Shared.js"
-
-const decodeJson = jsonDecoderSync(JsonObject)
-const readJson = (file: string) => (fs.existsSync(file) ? decodeJson(fs.readFileSync(file, "utf8"), file) : undefined)
 
 /** The model's files, from a directory, a model file with its siblings, or a pulled id's artifacts. */
 const sourceOf = (target: string) =>
@@ -33,28 +30,9 @@ const sourceOf = (target: string) =>
     const manifest = yield* readManifest(store.root, reference.id, reference.version).pipe(
       Effect.mapError((error) => new CliError({ message: error.message }))
     )
-    const byFile = new Map(
-      Object.values(manifest.artifacts).map((artifact) => [artifact.filename, store.pathOf(artifact.sha256)])
+    return yield* modelSourceOf(store, manifest).pipe(
+      Effect.mapError((error) => new CliError({ message: error.message }))
     )
-    const model = [...byFile.keys()].find((name) => name.endsWith(".onnx"))
-    const tokenizer = byFile.get("tokenizer.json")
-    if (model === undefined || tokenizer === undefined) {
-      return yield* Effect.fail(
-        new CliError({ message: `${manifest.id}@${manifest.version} has no ONNX model and tokenizer.json to run` })
-      )
-    }
-    return yield* Effect.try({
-      try: (): ModelSource => ({
-        name: `${manifest.id}@${manifest.version}`,
-        model: new Uint8Array(fs.readFileSync(byFile.get(model)!)),
-        tokenizer: readJson(tokenizer),
-        tokenizerConfig: Option.getOrUndefined(
-          Option.fromNullable(byFile.get("tokenizer_config.json")).pipe(Option.map(readJson))
-        ),
-        config: Option.getOrUndefined(Option.fromNullable(byFile.get("config.json")).pipe(Option.map(readJson)))
-      }),
-      catch: (error) => new CliError({ message: error instanceof Error ? error.message : String(error) })
-    })
   })
 
 /** A stored adapter, checked (checksum, signature when signed). */
