@@ -106,6 +106,48 @@ export interface ClearReport {
 
 export type EvictionPolicy = "lru" | "fifo"
 
+/**
+ * Where the loader finds manifests; the blobs they name are in the loader's BlobStore. The models
+ * cache (`cacheCatalog`, the default) holds what was pulled; a node's registry holds what was
+ * published to it (`registryCatalog` in RegistryCatalog.ts).
+ */
+export interface ModelCatalog {
+  /** What the catalog is, in errors: "the cache at DIR", "the registry of this node". */
+  readonly name: string
+  /** The given version, else the highest; absent (None) when the catalog does not hold it. */
+  readonly manifest: (id: string, version?: string) => Effect.Effect<Option.Option<ModelManifest>, ModelLoaderError>
+  /** The highest version of every model. */
+  readonly list: () => Effect.Effect<ReadonlyArray<ModelManifest>, ModelLoaderError>
+  /** Forgets one version (the cache removes its manifest file); absent where models are not removed so. */
+  readonly forget?: ((id: string, version: string) => Effect.Effect<void>) | undefined
+  /** Every version of one model held, lowest first. */
+  readonly versions: (id: string) => Effect.Effect<ReadonlyArray<string>>
+}
+
+/** The models cache: manifests saved by pulls as `manifests/<id>/<version>.json` under `root`. */
+export const cacheCatalog = (root: string): ModelCatalog => {
+  const versionsOf = (id: string) => {
+    const dir = path.join(root, "manifests", id)
+    if (!fs.existsSync(dir)) return []
+    return versionsAmong(fs.readdirSync(dir).filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -5)))
+  }
+  const asLoaderError = (error: { readonly message: string }) => new ModelLoaderError({ reason: error.message })
+  return {
+    name: `the cache at ${root}`,
+    manifest: (id, version) =>
+      Effect.suspend(() => {
+        const versions = versionsOf(id)
+        const chosen = version ?? versions[versions.length - 1]
+        return chosen === undefined || !versions.includes(chosen)
+          ? Effect.succeed(Option.none())
+          : Effect.map(Effect.mapError(readManifest(root, id, chosen), asLoaderError), Option.some)
+      }),
+    list: () => Effect.mapError(listManifests(root), asLoaderError),
+    forget: (id, version) => removeManifest(root, id, version),
+    versions: (id) => Effect.sync(() => versionsOf(id))
+  }
+}
+
 export interface ModelLoaderOptions {
   /** Models kept open at once (default 3). */
   readonly maxModels?: number | undefined
@@ -115,6 +157,8 @@ export interface ModelLoaderOptions {
   readonly eviction?: EvictionPolicy | undefined
   /** Where to pull a model that is not cached, with the config's sources and trust (none: cache only). */
   readonly pullFrom?: { readonly registry: string; readonly config: ModelsConfig } | undefined
+  /** Where manifests are found (default: the models cache in the BlobStore's root). */
+  readonly catalog?: ModelCatalog | undefined
 }
 
 export interface ModelLoaderService {
@@ -124,6 +168,8 @@ export interface ModelLoaderService {
     options?: LoadOptions
   ) => Effect.Effect<LoadedModel, ModelLoaderError, Scope.Scope>
   readonly isCached: (id: string, version?: string) => Effect.Effect<boolean>
+  /** The manifest of a model the catalog holds (the given version, else the highest). */
+  readonly getManifest: (id: string, version?: string) => Effect.Effect<ModelManifest, ModelLoaderError>
   /** Every cached model's highest version. */
   readonly getCachedModels: () => Effect.Effect<ReadonlyArray<CachedModel>, ModelLoaderError>
   /** Pulls each model into the cache without opening it; returns the versions pulled. */
@@ -261,7 +307,13 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
     const fail = (reason: string) => new ModelLoaderError({ reason })
     const asLoaderError = (error: { readonly message: string }) => fail(error.message)
 
-    const manifestOf = (id: string, version?: string) => Effect.mapError(readManifest(root, id, version), asLoaderError)
+    const catalog = options.catalog ?? cacheCatalog(root)
+    const nameOf = (id: string, version: string | undefined) => `${id}${version === undefined ? "" : `@${version}`}`
+    const manifestOf = (id: string, version?: string) =>
+      Effect.flatMap(catalog.manifest(id, version), (found) =>
+        Option.isSome(found)
+          ? Effect.succeed(found.value)
+          : Effect.fail(fail(`${nameOf(id, version)} is not in ${catalog.name}`)))
 
     const closeEntry = (entry: Entry) =>
       Effect.suspend(() => {
@@ -291,11 +343,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
       const from = options.pullFrom
       if (from === undefined) {
         return Effect.fail(
-          fail(
-            `${id}${
-              version === undefined ? "" : `@${version}`
-            } is not in the cache at ${root}, and no registry is set to pull it from`
-          )
+          fail(`${nameOf(id, version)} is not in ${catalog.name}, and no registry is set to pull it from`)
         )
       }
       return pull(
@@ -317,7 +365,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
     }
 
     const isCached = (id: string, version?: string) =>
-      Effect.map(Effect.either(readManifest(root, id, version)), (found) => found._tag === "Right")
+      Effect.map(Effect.option(catalog.manifest(id, version)), (found) => Option.isSome(Option.flatten(found)))
 
     /** The manifest of a cached model, pulled first when it is not cached. */
     const ensureCached = (id: string, version: string | undefined, onProgress?: (progress: LoadProgress) => void) =>
@@ -408,15 +456,14 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
       })
 
     const getCachedModels = () =>
-      Effect.map(Effect.mapError(listManifests(root), asLoaderError), (manifests) =>
+      Effect.map(catalog.list(), (manifests) =>
         manifests.map((manifest): CachedModel => ({
           id: manifest.id,
           version: manifest.version,
           name: manifest.name,
           type: manifest.type,
           quantization: manifest.optimization?.quantization,
-          bytes: Object.values(manifest.artifacts).reduce((sum, artifact) =>
-            sum + artifact.size, 0)
+          bytes: Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
         })))
 
     const preload = (ids: ReadonlyArray<string>, onProgress?: (progress: LoadProgress) => void) =>
@@ -428,20 +475,12 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
         }))
       })
 
-    const versionsOf = (id: string) => {
-      const dir = path.join(root, "manifests", id)
-      if (!fs.existsSync(dir)) {
-        return []
-      }
-      return versionsAmong(
-        fs.readdirSync(dir).filter((name) =>
-          name.endsWith(".json")
-        ).map((name) => name.slice(0, -5))
-      )
-    }
-
     const clearCache = (id: string) =>
       lock.withPermits(1)(Effect.gen(function*() {
+        const forget = catalog.forget
+        if (forget === undefined) {
+          return yield* Effect.fail(fail(`${catalog.name} does not remove models: ${id} stays`))
+        }
         const open = [...entries.values()].filter((entry) => entry.id === id)
         const busy = open.find((entry) => entry.users > 0)
         if (busy !== undefined) {
@@ -450,7 +489,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
           )
         }
         yield* Effect.forEach(open, closeEntry, { discard: true })
-        const versions = versionsOf(id)
+        const versions = yield* catalog.versions(id)
         let blobsRemoved = 0
         let bytesFreed = 0
         for (const version of versions) {
@@ -466,15 +505,15 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
               bytesFreed += info.value.size
             }
           }
-          yield* removeManifest(root, id, version)
+          yield* forget(id, version)
         }
         return { versions, blobsRemoved, bytesFreed } satisfies ClearReport
       }))
 
     const clearAllCache = () =>
       Effect.gen(function*() {
-        const ids = fs.existsSync(path.join(root, "manifests")) ? fs.readdirSync(path.join(root, "manifests")) : []
-        const reports = yield* Effect.forEach(ids.sort(), clearCache)
+        const ids = (yield* catalog.list()).map((manifest) => manifest.id).sort()
+        const reports = yield* Effect.forEach(ids, clearCache)
         return {
           versions: reports.flatMap((report, i) => report.versions.map((version) => `${ids[i]}@${version}`)),
           blobsRemoved: reports.reduce((sum, report) => sum + report.blobsRemoved, 0),
@@ -517,6 +556,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
 
     return {
       load,
+      getManifest: manifestOf,
       isCached,
       getCachedModels,
       preload,
