@@ -12,6 +12,9 @@
  * for await (const piece of session.generateStream("The sea")) process.stdout.write(piece)
  * await loader.close()
  * ```
+ *
+ * @packageDocumentation
+ * @module edge-net/promise
  */
 import { Cause, Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
 import * as path from "node:path"

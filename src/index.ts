@@ -1,0 +1,46 @@
+/**
+ * edge-net: the node of a peer-to-peer edge AI network, as Effect services and layers.
+ *
+ * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`),
+ * the inference service, and a whole node's layers. The rest is grouped by subsystem:
+ *
+ * - `edge-net/events`: the event kernel (journal, actors, snapshots, audit);
+ * - `edge-net/compute`: inference, optimization, quantization, LoRA adapters, tokenizers;
+ * - `edge-net/models`: manifests, the blob store, pulling, publishing, trust;
+ * - `edge-net/economy`: ledger, stake, reputation, rewards, market, auctions, governance;
+ * - `edge-net/rpc`: calling a node over RPC with signed commands;
+ * - `edge-net/promise`: the SDK for programs that do not use Effect.
+ *
+ * @packageDocumentation
+ * @module edge-net
+ */
+export { Inference } from "./compute/inference/Inference.js"
+export type { ChatMessage, GenerateOptions, GenerateResult, InferenceService } from "./compute/inference/Inference.js"
+export { InferenceInputError, InferenceRunError, ModelLoadError } from "./compute/inference/InferenceError.js"
+export { nodeLive } from "./http/Server.js"
+export { feedServices, nodeServices } from "./layers/Node.js"
+export { DEFAULT_NETWORK, DEFAULT_PORT, NodeConfig } from "./layers/NodeConfig.js"
+export type { NodeSettings } from "./layers/NodeConfig.js"
+export * as InferenceSession from "./sdk/InferenceSession.js"
+export {
+  cacheCatalog,
+  makeModelLoader,
+  ModelLoader,
+  ModelLoaderError,
+  modelSourceOf,
+  parseModelReference
+} from "./sdk/ModelLoader.js"
+export type {
+  CachedModel,
+  ClearReport,
+  CompatibilityReport,
+  EvictionPolicy,
+  LoadedModel,
+  LoadOptions,
+  LoadProgress,
+  ModelCatalog,
+  ModelLoaderOptions,
+  ModelLoaderService,
+  ResidentModel
+} from "./sdk/ModelLoader.js"
+export { registryCatalog } from "./sdk/RegistryCatalog.js"
