@@ -15,6 +15,7 @@ import { nodeServices } from "../layers/Node.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
 import { DEFAULT_NETWORK, httpLimitsOf, NodeConfig, p2pSettingsOf } from "../layers/NodeConfig.js"
 import { nodePolicies } from "../layers/NodePolicies.js"
+import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { TelemetryLive } from "../layers/Telemetry.js"
 import { peerNodeLayer } from "../net/PeerNode.js"
@@ -29,6 +30,7 @@ import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { GuardsLayer } from "./Guards.js"
 import { MetricsRoute } from "./Metrics.js"
+import { OpenAiHandlers } from "./OpenAiRoutes.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { publicBase, RegistryHandlers } from "./RegistryRoutes.js"
 
@@ -63,7 +65,9 @@ const LedgerHandlers = HttpApiBuilder.group(
 )
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
-  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers])
+  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers, OpenAiHandlers]),
+  // Inference is served from the node's registry and blobs; its runtime loads on the first request.
+  Layer.provide(InferenceServing.Default)
 )
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })

@@ -1,0 +1,84 @@
+/**
+ * Handlers of the OpenAI-compatible routes: the body read within the node's cap, decoded, handed to
+ * InferenceServing, and the answer written as JSON or server-sent events; every refusal is OpenAI's
+ * error shape (`{error: {message, type, param, code}}`) with a 4xx, so OpenAI's clients report it.
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import type { HttpServerRequest } from "@effect/platform"
+import { Effect, Either, Stream } from "effect"
+import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { InferenceServing } from "../serve/OpenAi.js"
+import {
+  ChatCompletionRequest,
+  CompletionRequest,
+  decodeRequest,
+  EmbeddingRequest,
+  invalidRequest,
+  OpenAiError
+} from "../serve/OpenAiSchema.js"
+import { NodeApi } from "./Api.js"
+import { readBoundedText } from "./ContentRoutes.js"
+
+export const openAiErrorResponse = (error: OpenAiError) =>
+  HttpServerResponse.unsafeJson(error.body, { status: error.status })
+
+/** The body as JSON, within the node's body cap. */
+const readJson = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const limit = httpLimitsOf(yield* NodeConfig).maxBodyBytes
+    const text = yield* readBoundedText(request, "the request body", limit).pipe(
+      Effect.mapError((error) =>
+        error._tag === "BodyTooLarge"
+          ? new OpenAiError({
+            status: 413,
+            message: `the request body is over ${limit} bytes`,
+            type: "invalid_request_error",
+            param: null,
+            code: "body_too_large"
+          })
+          : invalidRequest("the request body could not be read")
+      )
+    )
+    return yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: () => invalidRequest("the request body is not JSON", null, "invalid_json")
+    })
+  })
+
+const decodeEmbedding = decodeRequest(EmbeddingRequest)
+const decodeCompletion = decodeRequest(CompletionRequest)
+const decodeChat = decodeRequest(ChatCompletionRequest)
+
+const answer = <R>(run: Effect.Effect<HttpServerResponse.HttpServerResponse, OpenAiError, R>) =>
+  Effect.catchAll(run, (error) => Effect.succeed(openAiErrorResponse(error)))
+
+const eventStream = (events: Stream.Stream<string>) =>
+  HttpServerResponse.stream(Stream.encodeText(events), {
+    contentType: "text/event-stream",
+    headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+  })
+
+const generationRoute = <A extends { readonly stream?: boolean | null | undefined }>(
+  request: HttpServerRequest.HttpServerRequest,
+  decode: (body: unknown) => Either.Either<A, OpenAiError>,
+  asked: (decoded: A) => Parameters<InferenceServing["complete"]>[0]
+) =>
+  answer(Effect.gen(function*() {
+    const serving = yield* InferenceServing
+    const decoded = yield* Effect.flatMap(readJson(request), decode)
+    if (decoded.stream === true) return eventStream(yield* serving.completeStream(asked(decoded)))
+    return HttpServerResponse.unsafeJson(yield* serving.complete(asked(decoded)))
+  }))
+
+export const OpenAiHandlers = HttpApiBuilder.group(NodeApi, "openai", (handlers) =>
+  handlers
+    .handleRaw("embeddings", ({ request }) =>
+      answer(Effect.gen(function*() {
+        const serving = yield* InferenceServing
+        const decoded = yield* Effect.flatMap(readJson(request), decodeEmbedding)
+        return HttpServerResponse.unsafeJson(yield* serving.embeddings(decoded))
+      })))
+    .handleRaw("completions", ({ request }) =>
+      generationRoute(request, decodeCompletion, (decoded) => ({ kind: "completion", request: decoded })))
+    .handleRaw("chatCompletions", ({ request }) =>
+      generationRoute(request, decodeChat, (decoded) => ({ kind: "chat", request: decoded }))))
