@@ -5,7 +5,8 @@
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import type { HttpServerRequest } from "@effect/platform"
-import { Effect, Either, Stream } from "effect"
+import type { Either } from "effect"
+import { Effect, Stream } from "effect"
 import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
 import { InferenceServing } from "../serve/OpenAi.js"
 import {

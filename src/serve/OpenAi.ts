@@ -18,7 +18,7 @@ import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
-import { generateOptionsOf, type GenerateConfig } from "../sdk/InferenceSession.js"
+import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
 import { type LoadedModel, ModelLoader, parseModelReference } from "../sdk/ModelLoader.js"
 import { registryCatalog } from "../sdk/RegistryCatalog.js"
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
@@ -135,7 +135,10 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         ),
         serviceScope
       ).pipe(
-        Effect.map((context) => ({ loader: Context.get(context, ModelLoader), inference: Context.get(context, Inference) })),
+        Effect.map((context) => ({
+          loader: Context.get(context, ModelLoader),
+          inference: Context.get(context, Inference)
+        })),
         Effect.mapError((error) => serverError(`inference is not available on this node: ${error.message}`, 503))
       )
     )
@@ -265,7 +268,8 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           const vectors = yield* inference.embedBatch(loaded.handle, texts, adapter === undefined ? {} : { adapter })
             .pipe(Effect.mapError(inferenceFailure))
           const tokens = texts.reduce(
-            (sum, text) => sum + loaded.handle.tokenizer.encode(text, { truncation: loaded.handle.maxLength }).ids.length,
+            (sum, text) =>
+              sum + loaded.handle.tokenizer.encode(text, { truncation: loaded.handle.maxLength }).ids.length,
             0
           )
           return {
@@ -291,7 +295,11 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           loaded.handle,
           chatMessagesOf(asked.request),
           generateOptionsOf(
-            configOf(asked.request, asked.request.max_completion_tokens ?? asked.request.max_tokens, CHAT_DEFAULT_TOKENS),
+            configOf(
+              asked.request,
+              asked.request.max_completion_tokens ?? asked.request.max_tokens,
+              CHAT_DEFAULT_TOKENS
+            ),
             adapter
           )
         ).pipe(Stream.mapError(inferenceFailure))
@@ -305,10 +313,13 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     }
 
     const resultOf = (events: Stream.Stream<GenerationEvent, OpenAiError>) =>
-      Effect.flatMap(Stream.runLast(Stream.filter(events, (event) => event._tag === "Done")), (last) =>
-        Option.isSome(last) && last.value._tag === "Done"
-          ? Effect.succeed(last.value.result)
-          : Effect.fail(serverError("the generation ended without a result")))
+      Effect.flatMap(
+        Stream.runLast(Stream.filter(events, (event) => event._tag === "Done")),
+        (last) =>
+          Option.isSome(last) && last.value._tag === "Done"
+            ? Effect.succeed(last.value.result)
+            : Effect.fail(serverError("the generation ended without a result"))
+      )
 
     const complete = Effect.fn("InferenceServing.complete")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
@@ -363,7 +374,9 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           Stream.map(generation(asked)(leased), (event) =>
             event._tag === "Piece" ? piece(event.text) : last(event.result))
         ).pipe(
-          Stream.catchAll((error) => Stream.make(sse(error.body))),
+          Stream.catchAll((error) =>
+            Stream.make(sse(error.body))
+          ),
           Stream.concat(Stream.make(SSE_DONE))
         ))
     })

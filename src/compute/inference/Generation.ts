@@ -253,4 +253,6 @@ export const generateTextEvents = (handle: ModelHandle, prompt: string, options:
           )
           : Effect.map(generation.step, (step) =>
             [{ _tag: "Piece", text: step.piece } as GenerationEvent, Option.some(step.done)] as const)))
-  ).pipe(Stream.filter((event) => event._tag === "Done" || event.text.length > 0))
+  ).pipe(Stream.filter((event) =>
+    event._tag === "Done" || event.text.length > 0
+  ))
