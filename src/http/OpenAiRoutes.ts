@@ -8,7 +8,7 @@ import type { HttpServerRequest } from "@effect/platform"
 import type { Either } from "effect"
 import { Effect, Stream } from "effect"
 import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
-import { InferenceServing } from "../serve/OpenAi.js"
+import { InferenceServing, type Served } from "../serve/OpenAi.js"
 import {
   ChatCompletionRequest,
   CompletionRequest,
@@ -53,10 +53,19 @@ const decodeChat = decodeRequest(ChatCompletionRequest)
 const answer = <R>(run: Effect.Effect<HttpServerResponse.HttpServerResponse, OpenAiError, R>) =>
   Effect.catchAll(run, (error) => Effect.succeed(openAiErrorResponse(error)))
 
-const eventStream = (events: Stream.Stream<string>) =>
-  HttpServerResponse.stream(Stream.encodeText(events), {
+/** Which stored adapter ran the request (named by it or chosen by the pool), as `id@version`. */
+export const ADAPTER_HEADER = "x-edge-net-adapter"
+
+const adapterHeader = (served: Served<unknown>): Record<string, string> =>
+  served.adapter === undefined ? {} : { [ADAPTER_HEADER]: served.adapter }
+
+const json = (served: Served<unknown>) =>
+  HttpServerResponse.unsafeJson(served.value, { headers: adapterHeader(served) })
+
+const eventStream = (served: Served<Stream.Stream<string>>) =>
+  HttpServerResponse.stream(Stream.encodeText(served.value), {
     contentType: "text/event-stream",
-    headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    headers: { "cache-control": "no-cache", "x-accel-buffering": "no", ...adapterHeader(served) }
   })
 
 const generationRoute = <A extends { readonly stream?: boolean | null | undefined }>(
@@ -68,7 +77,7 @@ const generationRoute = <A extends { readonly stream?: boolean | null | undefine
     const serving = yield* InferenceServing
     const decoded = yield* Effect.flatMap(readJson(request), decode)
     if (decoded.stream === true) return eventStream(yield* serving.completeStream(asked(decoded)))
-    return HttpServerResponse.unsafeJson(yield* serving.complete(asked(decoded)))
+    return json(yield* serving.complete(asked(decoded)))
   }))
 
 export const OpenAiHandlers = HttpApiBuilder.group(NodeApi, "openai", (handlers) =>
@@ -77,7 +86,7 @@ export const OpenAiHandlers = HttpApiBuilder.group(NodeApi, "openai", (handlers)
       answer(Effect.gen(function*() {
         const serving = yield* InferenceServing
         const decoded = yield* Effect.flatMap(readJson(request), decodeEmbedding)
-        return HttpServerResponse.unsafeJson(yield* serving.embeddings(decoded))
+        return json(yield* serving.embeddings(decoded))
       })))
     .handleRaw("completions", ({ request }) =>
       generationRoute(request, decodeCompletion, (decoded) => ({ kind: "completion", request: decoded })))

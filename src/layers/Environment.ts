@@ -34,7 +34,8 @@ export interface EnvironmentSettings {
   readonly p2pListen: Option.Option<ReadonlyArray<string>>
   readonly bootstrap: ReadonlyArray<string>
   readonly follow: ReadonlyArray<string>
-  /** `EDGE_NET_INFERENCE_CONCURRENCY`, `EDGE_NET_INFERENCE_QUEUE`, `EDGE_NET_INFERENCE_MODELS`: served inference's bounds. */
+  /** `EDGE_NET_INFERENCE_CONCURRENCY`, `EDGE_NET_INFERENCE_QUEUE`, `EDGE_NET_INFERENCE_MODELS`: served inference's bounds;
+   * `EDGE_NET_TASK_ENCODER`: the model that embeds requests for the adapter pool's choice. */
   readonly inference: InferenceSettings
 }
 
@@ -127,8 +128,12 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
   inference: Config.all({
     concurrency: count("EDGE_NET_INFERENCE_CONCURRENCY", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.concurrency)),
     queue: count("EDGE_NET_INFERENCE_QUEUE", 0).pipe(Config.withDefault(DEFAULT_INFERENCE.queue)),
-    maxModels: count("EDGE_NET_INFERENCE_MODELS", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.maxModels))
-  })
+    maxModels: count("EDGE_NET_INFERENCE_MODELS", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.maxModels)),
+    taskEncoder: Config.option(Config.nonEmptyString("EDGE_NET_TASK_ENCODER"))
+  }).pipe(Config.map(({ taskEncoder, ...bounds }): InferenceSettings => ({
+    ...bounds,
+    ...(Option.isSome(taskEncoder) ? { taskEncoder: taskEncoder.value } : {})
+  })))
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
 
 export class EnvironmentError

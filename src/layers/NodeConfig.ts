@@ -46,6 +46,12 @@ export interface InferenceSettings {
   readonly queue: number
   /** Models kept open in memory at once (`EDGE_NET_INFERENCE_MODELS`, default 2). */
   readonly maxModels: number
+  /**
+   * An embedding model of the registry (`id[@version]`, `EDGE_NET_TASK_ENCODER`) that embeds a request
+   * naming no adapter, so the adapter pool can choose the resident adapter nearest its task; unset, a
+   * request without an adapter runs the base model.
+   */
+  readonly taskEncoder?: string | undefined
 }
 
 export const DEFAULT_INFERENCE: InferenceSettings = { concurrency: 1, queue: 16, maxModels: 2 }

@@ -9,6 +9,7 @@
 import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
+import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import type { ChatMessage, GenerateResult, GenerationEvent } from "../compute/inference/Inference.js"
 import { Inference, type InferenceService } from "../compute/inference/Inference.js"
@@ -32,7 +33,24 @@ const CHAT_DEFAULT_TOKENS = 256
 export interface Target {
   readonly manifest: ModelManifest
   readonly adapter: Adapter | undefined
+  /** The text the adapter pool chooses an adapter by, when the request named none. */
+  readonly task: string | undefined
 }
+
+/** `adapter: "none"` runs the base model: no adapter, and none chosen by the pool. */
+export const NO_ADAPTER = "none"
+
+/** What ran a request, for the `x-edge-net-adapter` header: the adapter's `id@version`, if any. */
+export interface Served<A> {
+  readonly value: A
+  readonly adapter: string | undefined
+}
+
+const adapterKeyOf = (adapter: Adapter | undefined) =>
+  adapter === undefined ? undefined : `${adapter.metadata.id}@${adapter.metadata.version}`
+
+const onnxDigestOf = (manifest: ModelManifest) =>
+  Object.values(manifest.artifacts).find((artifact) => artifact.filename.endsWith(".onnx"))?.sha256
 
 const serverError = (message: string, status = 500) =>
   new OpenAiError({ status, message, type: "server_error", param: null, code: null })
@@ -96,6 +114,11 @@ const chatMessagesOf = (request: ChatCompletionRequest): ReadonlyArray<ChatMessa
   }))
 
 /** A model open for one request, with the adapter it runs with. */
+interface Runtime {
+  readonly loader: ModelLoader["Type"]
+  readonly inference: InferenceService
+}
+
 interface Lease {
   readonly inference: InferenceService
   readonly loaded: LoadedModel
@@ -107,6 +130,15 @@ export type GenerationRequest =
   | { readonly kind: "completion"; readonly request: CompletionRequest }
   | { readonly kind: "chat"; readonly request: ChatCompletionRequest }
 
+/** What the adapter pool chooses by: the prompt, or the last thing the user said. */
+const taskOf = (asked: GenerationRequest) => {
+  if (asked.kind === "completion") {
+    return typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0]
+  }
+  const messages = chatMessagesOf(asked.request)
+  return ([...messages].reverse().find((message) => message.role === "user") ?? messages[messages.length - 1])?.content
+}
+
 /** One server-sent event carrying JSON. */
 const sse = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
 export const SSE_DONE = "data: [DONE]\n\n"
@@ -114,6 +146,7 @@ export const SSE_DONE = "data: [DONE]\n\n"
 export class InferenceServing extends Effect.Service<InferenceServing>()("edge-net/InferenceServing", {
   scoped: Effect.gen(function*() {
     const registry = yield* Registry
+    const pool = yield* AdapterPool
     const store = yield* BlobStore
     const config = yield* NodeConfig
     const settings = inferenceSettingsOf(config)
@@ -171,7 +204,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         Effect.zipRight(restore(permits.take(1)), Scope.addFinalizer(scope, permits.release(1)))
       )
 
-    const resolve = (model: string, adapterField: string | null | undefined) =>
+    const resolve = (model: string, adapterField: string | null | undefined, task: string | undefined) =>
       Effect.gen(function*() {
         const parsed = yield* parseModelField(model, adapterField)
         const { id, version } = parsed.model
@@ -186,7 +219,8 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           )
         }
         const manifest = found.value
-        if (parsed.adapter === undefined) return { manifest, adapter: undefined } satisfies Target
+        if (parsed.adapter === NO_ADAPTER) return { manifest, adapter: undefined, task: undefined } satisfies Target
+        if (parsed.adapter === undefined) return { manifest, adapter: undefined, task } satisfies Target
         const reference = parseModelReference(parsed.adapter)
         const adapter = yield* loadLocalAdapter(store.root, reference.id, reference.version).pipe(
           Effect.mapError((error) =>
@@ -195,16 +229,51 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
               : serverError(`adapter ${parsed.adapter} cannot be read: ${error.message}`)
           )
         )
-        const onnx = Object.values(manifest.artifacts).find((artifact) => artifact.filename.endsWith(".onnx"))
-        if (onnx === undefined || onnx.sha256 !== adapter.metadata.baseModelDigest) {
+        if (onnxDigestOf(manifest) !== adapter.metadata.baseModelDigest) {
           return yield* invalidRequest(
             `adapter ${adapter.metadata.id}@${adapter.metadata.version} was made for base model ${adapter.metadata.baseModel}, not ${manifest.id}@${manifest.version}`,
             "adapter",
             "adapter_model_mismatch"
           )
         }
-        return { manifest, adapter } satisfies Target
+        return { manifest, adapter, task: undefined } satisfies Target
       })
+
+    /**
+     * The adapter the pool chooses for a request that named none: the task encoder embeds the request's
+     * text, and the nearest resident adapter made for this base model runs it, its use recorded in the
+     * pool's log. Nothing is chosen (the base model runs) when no task encoder is set, no resident
+     * adapter has a task embedding, or none fits this model.
+     */
+    const chooseAdapter = (manifest: ModelManifest, task: string, runtime: Runtime, scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const encoder = settings.taskEncoder
+        if (encoder === undefined || task.trim() === "") return undefined
+        const view = yield* pool.state()
+        if (!view.residents.some((resident) => resident.dimensions !== null)) return undefined
+        const encoderRef = parseModelReference(encoder)
+        const encoderModel = yield* runtime.loader.load(encoderRef.id, { version: encoderRef.version }).pipe(
+          Scope.extend(scope),
+          Effect.mapError((error) => serverError(`the task encoder ${encoder} cannot be opened: ${error.message}`))
+        )
+        const [embedding] = yield* runtime.inference.embedBatch(encoderModel.handle, [task]).pipe(
+          Effect.mapError((error) => serverError(`the task encoder ${encoder} failed: ${error.message}`))
+        )
+        const matches = yield* pool.nearest(Array.from(embedding ?? [])).pipe(
+          Effect.catchAll((refused) =>
+            Effect.as(Effect.logWarning(`adapter pool: no choice by task: ${refused.message}`), [])
+          )
+        )
+        const digest = onnxDigestOf(manifest)
+        for (const match of matches) {
+          const { id, version } = parseModelReference(match.key)
+          const stored = yield* Effect.option(loadLocalAdapter(store.root, id, version))
+          if (Option.isNone(stored) || stored.value.metadata.baseModelDigest !== digest) continue
+          const recorded = yield* Effect.either(pool.use(match.key))
+          if (recorded._tag === "Right") return stored.value
+        }
+        return undefined
+      }).pipe(Effect.withSpan("InferenceServing.chooseAdapter"))
 
     /**
      * Admits a request, waits its turn, and opens its model, all held by `scope`: the permit and the
@@ -214,8 +283,10 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       Effect.gen(function*() {
         yield* admit(scope)
         yield* takePermit(scope)
-        const { inference, loader } = yield* runtime
-        const adapter = target.adapter
+        const opened = yield* runtime
+        const { inference, loader } = opened
+        const adapter = target.adapter ??
+          (target.task === undefined ? undefined : yield* chooseAdapter(target.manifest, target.task, opened, scope))
         const loaded: LoadedModel = yield* loader.load(target.manifest.id, {
           version: target.manifest.version,
           adapterRank: adapter?.weights.rank
@@ -230,9 +301,11 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     const withLease = <A>(
       target: Target,
       use: (lease: Lease) => Effect.Effect<A, OpenAiError>
-    ) =>
+    ): Effect.Effect<Served<A>, OpenAiError> =>
       Effect.scoped(
-        Effect.flatMap(Effect.scope, (scope) => Effect.flatMap(lease(target, scope), use))
+        Effect.flatMap(Effect.scope, (scope) =>
+          Effect.flatMap(lease(target, scope), (leased) =>
+            Effect.map(use(leased), (value) => ({ value, adapter: adapterKeyOf(leased.adapter) }))))
       )
 
     /** A stream on a leased model: the request is admitted (or refused) before the first byte is sent. */
@@ -243,7 +316,10 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const leased = yield* lease(target, scope).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
-        return events(leased).pipe(Stream.ensuring(Scope.close(scope, Exit.void)))
+        return {
+          value: events(leased).pipe(Stream.ensuring(Scope.close(scope, Exit.void))),
+          adapter: adapterKeyOf(leased.adapter)
+        } satisfies Served<Stream.Stream<string>>
       })
 
     const requireKind = (loaded: LoadedModel, kind: "encoder" | "decoder", endpoint: string) =>
@@ -260,8 +336,9 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         )
 
     const embeddings = Effect.fn("InferenceServing.embeddings")(function*(request: EmbeddingRequest) {
-      const target = yield* resolve(request.model, request.adapter)
       const texts = typeof request.input === "string" ? [request.input] : request.input
+      // Embeddings run the adapter they name, or none: a pool's adapters are chosen for generation tasks.
+      const target = yield* resolve(request.model, request.adapter, undefined)
       return yield* withLease(target, ({ adapter, inference, loaded }) =>
         Effect.gen(function*() {
           yield* requireKind(loaded, "encoder", "/v1/embeddings")
@@ -323,8 +400,9 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
 
     const complete = Effect.fn("InferenceServing.complete")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
-      const target = yield* resolve(request.model, request.adapter)
-      const result = yield* withLease(target, (leased) => resultOf(generation(asked)(leased)))
+      const target = yield* resolve(request.model, request.adapter, taskOf(asked))
+      const served = yield* withLease(target, (leased) => resultOf(generation(asked)(leased)))
+      const result = served.value
       const head = {
         id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`,
         object: kind === "chat" ? "chat.completion" : "text_completion",
@@ -339,7 +417,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           finish_reason: finishReasonOf(result)
         }
         : { index: 0, text: result.text, logprobs: null, finish_reason: finishReasonOf(result) }
-      return { ...head, choices: [choice], usage: usageOf(result) }
+      return { value: { ...head, choices: [choice], usage: usageOf(result) }, adapter: served.adapter }
     })
 
     /**
@@ -348,7 +426,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
      */
     const completeStream = Effect.fn("InferenceServing.completeStream")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
-      const target = yield* resolve(request.model, request.adapter)
+      const target = yield* resolve(request.model, request.adapter, taskOf(asked))
       const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`
       const created = Math.floor(Date.now() / 1000)
       const chunk = (choice: Record<string, unknown>) =>

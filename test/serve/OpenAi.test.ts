@@ -4,21 +4,25 @@
  * completions and chat (whole and streamed, alike), a stored adapter chosen per request, OpenAI's
  * error shape for every bad request, and 429 when the queue is full.
  */
-import { Effect, type Scope } from "effect"
+import { Effect, FiberRef, Layer, type Scope } from "effect"
 import * as path from "node:path"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Inference } from "../../src/compute/inference/Inference.js"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { pushToRegistry } from "../../src/content/Publish.js"
+import { CurrentSigner, signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import * as InferenceSession from "../../src/sdk/InferenceSession.js"
 import type { ModelLoader } from "../../src/sdk/ModelLoader.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { cacheReferenceModel, loaderLayer, storeRandomAdapter } from "../support/SdkModels.js"
+import { DEV_NETWORK, operatorKeyOf } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 let node: RunningNode
 let client: OpenAI
+let dataDir: string
 /** The library's own cache with the same models and adapters, to compare against. */
 const local = tempDir("openai-local-")
 
@@ -29,8 +33,12 @@ const ADAPTER_RANK = 4
 const ADAPTER_SEED = 11
 
 beforeAll(async () => {
-  const dataDir = tempDir("openai-node-")
-  node = await startNode(dataDir, undefined, { EDGE_NET_INFERENCE_CONCURRENCY: "1", EDGE_NET_INFERENCE_QUEUE: "1" })
+  dataDir = tempDir("openai-node-")
+  node = await startNode(dataDir, undefined, {
+    EDGE_NET_INFERENCE_CONCURRENCY: "1",
+    EDGE_NET_INFERENCE_QUEUE: "1",
+    EDGE_NET_TASK_ENCODER: "tiny-encoder"
+  })
   client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: "unused", maxRetries: 0 })
   await Effect.runPromise(
     Effect.gen(function*() {
@@ -283,5 +291,50 @@ describe("OpenAI-compatible inference on a node", () => {
     // Once the queue drains, the node serves again.
     const after = await client.completions.create({ model: "tiny-lm", prompt: "Hello", max_tokens: 2 })
     expect(after.choices).toHaveLength(1)
+  })
+
+  it("lets the adapter pool choose the resident adapter nearest the request's task, made for its model", async () => {
+    const [task, plain, adapted] = await withLibrary(
+      Effect.gen(function*() {
+        const encoder = yield* InferenceSession.create("tiny-encoder")
+        const task = yield* encoder.embed(question[0]!.content)
+        const session = yield* InferenceSession.create("tiny-lm")
+        const plain = yield* session.chat(question, { maxTokens: 20, temperature: 0 })
+        yield* session.loadAdapter("random-a")
+        return [Array.from(task), plain, yield* session.chat(question, { maxTokens: 20, temperature: 0 })] as const
+      })
+    )
+    const pool = <A, E>(use: (rpc: Effect.Effect.Success<typeof nodeRpcClient>) => Effect.Effect<A, E>) =>
+      Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const rpc = yield* nodeRpcClient.pipe(Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer)))
+        yield* FiberRef.set(CurrentSigner, { key: operatorKeyOf(dataDir), network: DEV_NETWORK })
+        return yield* use(rpc)
+      })))
+    // The encoder's adapter is nearest the task, but made for another model: passed over.
+    const nudged = task.map((value, i) => (i === 0 ? value + 0.5 : value))
+    await pool((rpc) =>
+      Effect.gen(function*() {
+        yield* rpc.PoolLoad({ adapterId: "encoder-a", version: "1.0.0", bytes: 1_000, embedding: task })
+        yield* rpc.PoolLoad({ adapterId: "random-a", version: "1.0.0", bytes: 1_000, embedding: nudged })
+      })
+    )
+    const lastUsed = (view: { residents: ReadonlyArray<{ key: string; lastUsed: number }> }) =>
+      view.residents.find((resident) => resident.key === "random-a@1.0.0")?.lastUsed
+    const before = lastUsed(await pool((rpc) => rpc.PoolState()))
+
+    const { data, response } = await client.chat.completions.create({
+      model: "tiny-lm",
+      messages: question,
+      max_tokens: 20,
+      temperature: 0
+    }).withResponse()
+    expect(response.headers.get("x-edge-net-adapter")).toBe("random-a@1.0.0")
+    expect(data.choices[0]!.message.content).toBe(adapted)
+    expect(lastUsed(await pool((rpc) => rpc.PoolState()))).toBeGreaterThan(before!)
+
+    const base = { model: "tiny-lm", adapter: "none", messages: question, max_tokens: 20, temperature: 0 }
+    const unadapted = await client.chat.completions.create(base).withResponse()
+    expect(unadapted.response.headers.get("x-edge-net-adapter")).toBeNull()
+    expect(unadapted.data.choices[0]!.message.content).toBe(plain)
   })
 })
