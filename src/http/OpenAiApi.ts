@@ -5,6 +5,9 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "../serve/OpenAiSchema.js"
 
+/** The paths of the OpenAI-compatible routes, whose refusals (the guards' too) take OpenAI's error shape. */
+export const OPENAI_ROUTES: ReadonlySet<string> = new Set(["/v1/embeddings", "/v1/completions", "/v1/chat/completions"])
+
 export class OpenAiApi extends HttpApiGroup.make("openai")
   .add(
     HttpApiEndpoint.post("embeddings", "/v1/embeddings")

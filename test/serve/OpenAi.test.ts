@@ -266,6 +266,15 @@ describe("OpenAI-compatible inference on a node", () => {
         code: "invalid_json"
       }
     })
+    const huge = await post("/v1/embeddings", JSON.stringify({ model: "tiny-encoder", input: "x".repeat(1_100_000) }))
+    expect(huge.status).toBe(413)
+    expect(await huge.json()).toMatchObject({ error: { message: "request body over 1048576 bytes", param: null } })
+    const usage = await post(
+      "/v1/chat/completions",
+      JSON.stringify({ model: "tiny-lm", messages: question, stream: true, stream_options: { include_usage: true } })
+    )
+    expect(usage.status).toBe(400)
+    expect(await usage.json()).toMatchObject({ error: { param: "stream_options", code: "unsupported_parameter" } })
     const missing = await post("/v1/completions", JSON.stringify({ model: "tiny-lm" }))
     expect(missing.status).toBe(400)
     expect(await missing.json()).toMatchObject({ error: { param: "prompt", code: "missing_required_parameter" } })
