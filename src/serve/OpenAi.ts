@@ -7,11 +7,10 @@
  * serves no inference pays nothing for it.
  */
 import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
-import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Registry } from "../actors/registry/RegistryService.js"
-import type { ChatMessage, GenerateResult, GenerationEvent } from "../compute/inference/Inference.js"
+import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
 import { Inference, type InferenceService } from "../compute/inference/Inference.js"
 import type { Adapter } from "../compute/lora/AdapterFile.js"
 import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
@@ -22,6 +21,7 @@ import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
 import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
 import { type LoadedModel, ModelLoader, parseModelReference } from "../sdk/ModelLoader.js"
 import { registryCatalog } from "../sdk/RegistryCatalog.js"
+import { embeddingReply, sse, SSE_DONE, streamFrames, wholeReply } from "./OpenAiReplies.js"
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
 import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
 
@@ -55,14 +55,6 @@ const onnxDigestOf = (manifest: ModelManifest) =>
 const serverError = (message: string, status = 500) =>
   new OpenAiError({ status, message, type: "server_error", param: null, code: null })
 
-const finishReasonOf = (result: GenerateResult) => (result.finishReason === "length" ? "length" : "stop")
-
-const usageOf = (result: GenerateResult) => ({
-  prompt_tokens: result.promptTokens,
-  completion_tokens: result.tokenIds.length,
-  total_tokens: result.promptTokens + result.tokenIds.length
-})
-
 /**
  * `model` is `id[@version]`, or `id[@version]:adapter[@version]` for clients that can only name a
  * model (a registry id has no colon, so the split is never ambiguous); `adapter` says the same in a
@@ -79,13 +71,6 @@ export const parseModelField = (model: string, adapterField: string | null | und
     )
   }
   return Effect.succeed({ model: parseModelReference(base), adapter: inModel ?? adapter })
-}
-
-/** Little-endian float32 bytes in base64, as OpenAI's `encoding_format: "base64"`. */
-export const base64OfFloats = (vector: Float32Array) => {
-  const bytes = Buffer.alloc(vector.length * 4)
-  for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i]!, i * 4)
-  return bytes.toString("base64")
 }
 
 const stopOf = (stop: string | ReadonlyArray<string> | null | undefined) =>
@@ -113,12 +98,13 @@ const chatMessagesOf = (request: ChatCompletionRequest): ReadonlyArray<ChatMessa
     content: textOf(message.content)
   }))
 
-/** A model open for one request, with the adapter it runs with. */
+/** The loader and inference service, built on the first request that needs them. */
 interface Runtime {
   readonly loader: ModelLoader["Type"]
   readonly inference: InferenceService
 }
 
+/** A model open for one request, with the adapter it runs with. */
 interface Lease {
   readonly inference: InferenceService
   readonly loaded: LoadedModel
@@ -138,10 +124,6 @@ const taskOf = (asked: GenerationRequest) => {
   const messages = chatMessagesOf(asked.request)
   return ([...messages].reverse().find((message) => message.role === "user") ?? messages[messages.length - 1])?.content
 }
-
-/** One server-sent event carrying JSON. */
-const sse = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
-export const SSE_DONE = "data: [DONE]\n\n"
 
 export class InferenceServing extends Effect.Service<InferenceServing>()("edge-net/InferenceServing", {
   scoped: Effect.gen(function*() {
@@ -181,8 +163,9 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     let admitted = 0
     const capacity = settings.concurrency + settings.queue
 
+    // Counted and its release registered in one step, so an interruption never loses a place.
     const admit = (scope: Scope.Scope) =>
-      Effect.suspend(() => {
+      Effect.uninterruptible(Effect.suspend(() => {
         if (admitted >= capacity) {
           return Effect.fail(
             new OpenAiError({
@@ -196,7 +179,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         }
         admitted++
         return Scope.addFinalizer(scope, Effect.sync(() => admitted--))
-      })
+      }))
 
     /** Waits for a permit, interruptibly; it goes back when `scope` closes. */
     const takePermit = (scope: Scope.Scope) =>
@@ -349,16 +332,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
               sum + loaded.handle.tokenizer.encode(text, { truncation: loaded.handle.maxLength }).ids.length,
             0
           )
-          return {
-            object: "list" as const,
-            data: vectors.map((vector, index) => ({
-              object: "embedding" as const,
-              index,
-              embedding: request.encoding_format === "base64" ? base64OfFloats(vector) : Array.from(vector)
-            })),
-            model: request.model,
-            usage: { prompt_tokens: tokens, total_tokens: tokens }
-          }
+          return embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens)
         }))
     })
 
@@ -402,22 +376,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       const { kind, request } = asked
       const target = yield* resolve(request.model, request.adapter, taskOf(asked))
       const served = yield* withLease(target, (leased) => resultOf(generation(asked)(leased)))
-      const result = served.value
-      const head = {
-        id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`,
-        object: kind === "chat" ? "chat.completion" : "text_completion",
-        created: Math.floor(Date.now() / 1000),
-        model: request.model
-      }
-      const choice = kind === "chat"
-        ? {
-          index: 0,
-          message: { role: "assistant", content: result.text, refusal: null },
-          logprobs: null,
-          finish_reason: finishReasonOf(result)
-        }
-        : { index: 0, text: result.text, logprobs: null, finish_reason: finishReasonOf(result) }
-      return { value: { ...head, choices: [choice], usage: usageOf(result) }, adapter: served.adapter }
+      return { value: wholeReply(kind, request.model, served.value), adapter: served.adapter }
     })
 
     /**
@@ -427,30 +386,12 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     const completeStream = Effect.fn("InferenceServing.completeStream")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
       const target = yield* resolve(request.model, request.adapter, taskOf(asked))
-      const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`
-      const created = Math.floor(Date.now() / 1000)
-      const chunk = (choice: Record<string, unknown>) =>
-        sse({
-          id,
-          object: kind === "chat" ? "chat.completion.chunk" : "text_completion",
-          created,
-          model: request.model,
-          choices: [{ index: 0, logprobs: null, ...choice }]
-        })
-      const piece = (text: string) =>
-        kind === "chat"
-          ? chunk({ delta: { content: text }, finish_reason: null })
-          : chunk({ text, finish_reason: null })
-      const last = (result: GenerateResult) =>
-        kind === "chat"
-          ? chunk({ delta: {}, finish_reason: finishReasonOf(result) })
-          : chunk({ text: "", finish_reason: finishReasonOf(result) })
-      const first = kind === "chat" ? [chunk({ delta: { role: "assistant", content: "" }, finish_reason: null })] : []
+      const frames = streamFrames(kind, request.model)
       return yield* streamWithLease(target, (leased) =>
         Stream.concat(
-          Stream.fromIterable(first),
+          Stream.fromIterable(frames.first),
           Stream.map(generation(asked)(leased), (event) =>
-            event._tag === "Piece" ? piece(event.text) : last(event.result))
+            event._tag === "Piece" ? frames.piece(event.text) : frames.last(event.result))
         ).pipe(
           Stream.catchAll((error) =>
             Stream.make(sse(error.body))
