@@ -327,9 +327,13 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           yield* requireKind(loaded, "encoder", "/v1/embeddings")
           const vectors = yield* inference.embedBatch(loaded.handle, texts, adapter === undefined ? {} : { adapter })
             .pipe(Effect.mapError(inferenceFailure))
+          // Counted as the embedding reads them: cut at the tokenizer's and the model's limits.
+          const limits = [loaded.handle.tokenizer.maxLength, loaded.handle.maxLength].filter((limit) =>
+            limit !== undefined
+          )
+          const truncation = limits.length > 0 ? Math.min(...limits) : undefined
           const tokens = texts.reduce(
-            (sum, text) =>
-              sum + loaded.handle.tokenizer.encode(text, { truncation: loaded.handle.maxLength }).ids.length,
+            (sum, text) => sum + loaded.handle.tokenizer.encode(text, { truncation }).ids.length,
             0
           )
           return embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens)
