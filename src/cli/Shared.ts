@@ -35,6 +35,7 @@ export const settingsFor = (data: Option.Option<string>, overrides: Partial<Node
     port: environment.port,
     synchronous: environment.synchronous,
     maxContentBytes: environment.maxContentBytes,
+    inference: environment.inference,
     ...overrides
   }))
 

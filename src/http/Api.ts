@@ -10,6 +10,7 @@ import { DeadLetter } from "../events/Checkpoints.js"
 import { Envelope } from "../events/Envelope.js"
 import { ChainHeadView } from "../layers/NodeStatus.js"
 import { ContentApi } from "./ContentApi.js"
+import { OpenAiApi } from "./OpenAiApi.js"
 import { RegistryApi } from "./RegistryApi.js"
 
 /** 200 while the node serves; "degraded" when a policy gave up on an event (its dead letters say which). */
@@ -62,6 +63,7 @@ export class NodeApi extends HttpApi.make("edge-net")
   .add(LedgerApi)
   .add(ContentApi)
   .add(RegistryApi)
+  .add(OpenAiApi)
   .annotate(OpenApi.Title, "edge-net node")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

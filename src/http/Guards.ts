@@ -15,6 +15,7 @@ import { Cause, Effect, Option } from "effect"
 import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
 import type { HostPolicy } from "./HostPolicy.js"
 import { hostPolicy } from "./HostPolicy.js"
+import { OPENAI_ROUTES } from "./OpenAiApi.js"
 import { RPC_CONTENT_TYPE, rpcBodyProblem, scrubRpcReply } from "./RpcBody.js"
 
 export interface GuardOptions {
@@ -29,6 +30,16 @@ const stateChanging = new Set(["POST", "PUT", "PATCH", "DELETE"])
 /** One line of JSON, the shape of every refusal the guards make. */
 export const refusal = (status: number, error: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ error }, { status, headers })
+
+/**
+ * The same refusal in OpenAI's error shape, for the OpenAI-compatible routes: OpenAI's clients read
+ * `error.message`, and would show a bare string as no message at all.
+ */
+export const openAiRefusal = (status: number, message: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson(
+    { error: { message, type: "invalid_request_error", param: null, code: null } },
+    { status, headers }
+  )
 
 const pathOf = (url: string) => {
   const query = url.indexOf("?")
@@ -53,7 +64,11 @@ const internalError = (request: HttpServerRequest.HttpServerRequest, cause: unkn
 }
 
 /** Why a request is refused before any route runs, or undefined. */
-const refuseEarly = (request: HttpServerRequest.HttpServerRequest, options: GuardOptions) => {
+const refuseEarly = (
+  request: HttpServerRequest.HttpServerRequest,
+  options: GuardOptions,
+  refusal: typeof openAiRefusal
+) => {
   const host = request.headers["host"]
   if (host === undefined || host.trim() === "") return refusal(400, "missing Host header")
   if (!options.policy.allowsHost(host)) {
@@ -138,7 +153,7 @@ export const guard = (options: GuardOptions) =>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const early = refuseEarly(request, options)
+    const early = refuseEarly(request, options, OPENAI_ROUTES.has(pathOf(request.url)) ? openAiRefusal : refusal)
     if (early !== undefined) return early
     const isRpc = request.method === "POST" && pathOf(request.url) === options.rpcPath
     if (isRpc) {

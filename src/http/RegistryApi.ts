@@ -42,7 +42,9 @@ const ErrorLine = Schema.Struct({ _tag: Schema.String, message: Schema.String })
 
 export const ModelsQuery = Schema.Struct({
   type: Schema.optional(Schema.String),
-  quantization: Schema.optional(Schema.Literal("FP32", "FP16", "INT8", "INT4"))
+  quantization: Schema.optional(Schema.Literal("FP32", "FP16", "INT8", "INT4")),
+  /** Which listing: the registry's array, or OpenAI's `{object: "list", data}` (see `listingFormat`). */
+  format: Schema.optional(Schema.Literal("registry", "openai"))
 })
 
 export const ArtifactUrls = Schema.Struct({
@@ -98,7 +100,12 @@ export class RegistryApi extends HttpApiGroup.make("registry")
     HttpApiEndpoint.get("list", "/v1/models")
       .setUrlParams(ModelsQuery)
       .addSuccess(Schema.Array(ModelSummary))
-      .annotate(OpenApi.Description, "The latest version of every model, optionally of one type and quantization.")
+      .annotate(
+        OpenApi.Description,
+        "The latest version of every model, optionally of one type and quantization: an array (the seed registry's " +
+          "listing), or OpenAI's `{object: \"list\", data: [{id, object: \"model\", created, owned_by, ...}]}` for " +
+          "`format=openai` and for OpenAI clients (a request with `Authorization: Bearer` or OpenAI's SDK headers)."
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/v1/models/:id")

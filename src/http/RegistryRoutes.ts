@@ -6,7 +6,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import type { HttpServerRequest } from "@effect/platform"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
-import type { RegistryKind } from "../actors/registry/Registry.js"
+import type { ModelSummary, RegistryKind } from "../actors/registry/Registry.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
@@ -59,6 +59,34 @@ const artifactUrls = (
     })
   )
 }
+
+/**
+ * GET /v1/models is two listings on one path: the seed registry's array, which its clients (our CLI, the
+ * registry client) decode, and OpenAI's `{object: "list", data}`, which OpenAI's clients read (given the
+ * array they would list nothing). An array cannot carry OpenAI's fields, so the request chooses:
+ * `format=openai|registry` when given; else OpenAI's when it looks like an OpenAI client, which always
+ * sends an API key (`Authorization: Bearer`, that no registry client sends) and, from the official SDKs,
+ * `X-Stainless-Lang`; else the array, so every registry client keeps its answer.
+ */
+export const listingFormat = (
+  request: HttpServerRequest.HttpServerRequest,
+  format: "registry" | "openai" | undefined
+): "registry" | "openai" => {
+  if (format !== undefined) return format
+  const authorization = request.headers["authorization"] ?? ""
+  return /^bearer\s/i.test(authorization) || request.headers["x-stainless-lang"] !== undefined ? "openai" : "registry"
+}
+
+/** OpenAI's model listing, each entry with the registry's fields too. */
+const openAiListing = (models: ReadonlyArray<ModelSummary>) => ({
+  object: "list",
+  data: models.map((model) => ({
+    ...model,
+    object: "model",
+    created: Math.floor(Date.parse(model.publishedAt) / 1000),
+    owned_by: model.publishedBy
+  }))
+})
 
 const failureStatus: Record<string, number> = {
   ManifestError: 400,
@@ -134,7 +162,16 @@ const yankRaw = (request: HttpServerRequest.HttpServerRequest, id: string, versi
 
 export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handlers) =>
   handlers
-    .handle("list", ({ urlParams }) => Effect.flatMap(Registry, (registry) => registry.list(urlParams)))
+    .handle("list", ({ request, urlParams }) => {
+      const { format, ...filter } = urlParams
+      return Effect.flatMap(Registry, (registry) => registry.list(filter)).pipe(
+        Effect.map((models) =>
+          listingFormat(request, format) === "openai"
+            ? HttpServerResponse.unsafeJson(openAiListing(models))
+            : models
+        )
+      )
+    })
     .handle("get", ({ path, urlParams }) =>
       Effect.flatMap(Registry, (registry) =>
         registry.get(path.id, urlParams.version)).pipe(

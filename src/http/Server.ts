@@ -24,11 +24,13 @@ import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
+import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { GuardsLayer } from "./Guards.js"
 import { MetricsRoute } from "./Metrics.js"
+import { OpenAiHandlers } from "./OpenAiRoutes.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
 import { publicBase, RegistryHandlers } from "./RegistryRoutes.js"
 
@@ -63,7 +65,9 @@ const LedgerHandlers = HttpApiBuilder.group(
 )
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
-  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers])
+  Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers, OpenAiHandlers]),
+  // Inference is served from the node's registry and blobs; its runtime loads on the first request.
+  Layer.provide(InferenceServing.Default)
 )
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })

@@ -5,7 +5,7 @@
 import { Config, ConfigError, Context, Data, Effect, Either, Layer, Option } from "effect"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
-import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
+import { DEFAULT_HOST, DEFAULT_INFERENCE, DEFAULT_PORT, type InferenceSettings } from "../layers/NodeConfig.js"
 import { parseCharterSettings } from "./Charter.js"
 import type { GenesisParameters } from "./Genesis.js"
 import { parseGenesisParameters } from "./Genesis.js"
@@ -34,6 +34,9 @@ export interface EnvironmentSettings {
   readonly p2pListen: Option.Option<ReadonlyArray<string>>
   readonly bootstrap: ReadonlyArray<string>
   readonly follow: ReadonlyArray<string>
+  /** `EDGE_NET_INFERENCE_CONCURRENCY`, `EDGE_NET_INFERENCE_QUEUE`, `EDGE_NET_INFERENCE_MODELS`: served inference's bounds;
+   * `EDGE_NET_TASK_ENCODER`: the model that embeds requests for the adapter pool's choice. */
+  readonly inference: InferenceSettings
 }
 
 const byteSize = (name: string) =>
@@ -92,6 +95,16 @@ const commaList = (name: string, item: RegExp, expected: string) =>
     })
   )
 
+const count = (name: string, least: number) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const value = Number(text.trim())
+      return Number.isSafeInteger(value) && value >= least && text.trim() !== ""
+        ? Either.right(value)
+        : Either.left(invalid(`expected a whole number of at least ${least}, got "${text}"`))
+    })
+  )
+
 const MULTIADDR = /^\/[^,\s]+$/
 const PEER_MULTIADDR = /^\/[^,\s]+\/p2p\/[1-9A-HJ-NP-Za-km-z]{46,60}$/
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/
@@ -111,7 +124,16 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
     PEER_MULTIADDR,
     "a peer address such as /ip4/10.0.0.2/tcp/7879/p2p/12D3KooW..."
   ).pipe(Config.withDefault([])),
-  follow: commaList("EDGE_NET_FOLLOW", PEER_ID, "a peer id such as 12D3KooW...").pipe(Config.withDefault([]))
+  follow: commaList("EDGE_NET_FOLLOW", PEER_ID, "a peer id such as 12D3KooW...").pipe(Config.withDefault([])),
+  inference: Config.all({
+    concurrency: count("EDGE_NET_INFERENCE_CONCURRENCY", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.concurrency)),
+    queue: count("EDGE_NET_INFERENCE_QUEUE", 0).pipe(Config.withDefault(DEFAULT_INFERENCE.queue)),
+    maxModels: count("EDGE_NET_INFERENCE_MODELS", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.maxModels)),
+    taskEncoder: Config.option(Config.nonEmptyString("EDGE_NET_TASK_ENCODER"))
+  }).pipe(Config.map(({ taskEncoder, ...bounds }): InferenceSettings => ({
+    ...bounds,
+    ...(Option.isSome(taskEncoder) ? { taskEncoder: taskEncoder.value } : {})
+  })))
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
 
 export class EnvironmentError

@@ -34,7 +34,32 @@ export interface NodeSettings {
   readonly httpLimits?: Partial<HttpLimits> | undefined
   /** The node as a libp2p peer; any left out takes its default (`p2pSettingsOf`). */
   readonly p2p?: Partial<P2pSettings> | undefined
+  /** How the node serves inference (`/v1/embeddings`, `/v1/chat/completions`...); defaults in `inferenceSettingsOf`. */
+  readonly inference?: Partial<InferenceSettings> | undefined
 }
+
+/** Bounds on the inference a node serves over HTTP. */
+export interface InferenceSettings {
+  /** Requests run at once (`EDGE_NET_INFERENCE_CONCURRENCY`, default 1: one model run already uses every core). */
+  readonly concurrency: number
+  /** Requests waiting for a turn; one more is refused with 429 (`EDGE_NET_INFERENCE_QUEUE`, default 16). */
+  readonly queue: number
+  /** Models kept open in memory at once (`EDGE_NET_INFERENCE_MODELS`, default 2). */
+  readonly maxModels: number
+  /**
+   * An embedding model of the registry (`id[@version]`, `EDGE_NET_TASK_ENCODER`) that embeds a request
+   * naming no adapter, so the adapter pool can choose the resident adapter nearest its task; unset, a
+   * request without an adapter runs the base model.
+   */
+  readonly taskEncoder?: string | undefined
+}
+
+export const DEFAULT_INFERENCE: InferenceSettings = { concurrency: 1, queue: 16, maxModels: 2 }
+
+export const inferenceSettingsOf = (settings: Pick<NodeSettings, "inference">): InferenceSettings => ({
+  ...DEFAULT_INFERENCE,
+  ...settings.inference
+})
 
 export interface P2pSettings {
   /** Multiaddrs to listen on (`EDGE_NET_P2P_LISTEN`); default TCP on the HTTP port + 1 and WebSockets on + 2. */

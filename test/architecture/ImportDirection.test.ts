@@ -13,8 +13,11 @@
  *   actors   (4) the subsystems: deciders and services on events, compute and content.
  *   net    (4.5) the node as a libp2p peer: head gossip, feeds followed into verified copies, peers;
  *                on events and content, under the layers that start it with the node.
+ *   sdk    (4.8) the library's model loader and sessions: on compute and content, with the registry
+ *                actor as one catalog of models; under the node's layers so a node can use it.
  *   layers   (5) composition and the node's own services (config, status, audit across actors).
  *   rpc      (6) the RPC contracts and handlers over the services.
+ *   serve  (6.5) inference served over HTTP (OpenAI-compatible): on the sdk, under the http server.
  *   http     (7) the server: HTTP API and the RPC groups mounted at /rpc.
  *   cli      (8) the commands, in process on a data dir or through a running node's RPC.
  *
@@ -40,8 +43,10 @@ const FOLDER_RANK: Readonly<Record<string, number>> = {
   events: 3,
   actors: 4,
   net: 4.5,
+  sdk: 4.8,
   layers: 5,
   rpc: 6,
+  serve: 6.5,
   http: 7,
   cli: 8
 }

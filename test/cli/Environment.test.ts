@@ -11,21 +11,22 @@ beforeAll(() => {
 })
 
 describe("edge-net environment", () => {
-  it("refuses a bad EDGE_NET_SYNC, EDGE_NET_CONTENT_MAX, EDGE_NET_PORT, EDGE_NET_GENESIS, EDGE_NET_OPERATORS, EDGE_NET_SEQUENCER or --port with one line, touching nothing", async () => {
+  it("refuses a bad EDGE_NET_SYNC, EDGE_NET_CONTENT_MAX, EDGE_NET_PORT, EDGE_NET_GENESIS, EDGE_NET_OPERATORS, EDGE_NET_SEQUENCER, EDGE_NET_INFERENCE_QUEUE or --port with one line, touching nothing", async () => {
     const dataDir = path.join(tempDir("environment-"), "node")
     const start = ["node", "start", "--data", dataDir]
-    const [sync, content, port, genesis, operators, sequencer, flag, models] = await Promise.all([
+    const [sync, content, port, genesis, operators, sequencer, queue, flag, models] = await Promise.all([
       runCompiledCli(root, start, { EDGE_NET_SYNC: "fsync-always" }),
       runCompiledCli(root, start, { EDGE_NET_CONTENT_MAX: "lots" }),
       runCompiledCli(root, start, { EDGE_NET_PORT: "99999" }),
       runCompiledCli(root, start, { EDGE_NET_GENESIS: "noSuchParameter=1" }),
       runCompiledCli(root, start, { EDGE_NET_OPERATORS: "not-a-key" }),
       runCompiledCli(root, start, { EDGE_NET_SEQUENCER: "the-first-node" }),
+      runCompiledCli(root, start, { EDGE_NET_INFERENCE_QUEUE: "-1" }),
       runCompiledCli(root, [...start, "--port", "70000"]),
       // Every command reads the environment first, the models CLI included.
       runCompiledCli(root, ["models", "cache", "info"], { EDGE_NET_SYNC: "sometimes" })
     ])
-    for (const failure of [sync, content, port, genesis, operators, sequencer, flag, models]) {
+    for (const failure of [sync, content, port, genesis, operators, sequencer, queue, flag, models]) {
       expect(failure.code).toBe(1)
       expect(failure.stderr.trim().split("\n")).toHaveLength(1)
     }
@@ -42,6 +43,9 @@ describe("edge-net environment", () => {
     )
     expect(sequencer.stderr).toBe(
       `edge-net: EDGE_NET_SEQUENCER: "the-first-node" is not self, an Ed25519 public key (64 lowercase hex digits) or an Ed25519 peer id\n`
+    )
+    expect(queue.stderr).toBe(
+      `edge-net: EDGE_NET_INFERENCE_QUEUE: expected a whole number of at least 0, got "-1"\n`
     )
     expect(flag.stderr).toBe("edge-net: invalid --port 70000: expected a port number from 1 to 65535\n")
     expect(models.stderr).toContain("edge-net: EDGE_NET_SYNC: expected one of (off, normal, full)")

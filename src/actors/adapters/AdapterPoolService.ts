@@ -5,7 +5,13 @@
 import { Effect, Layer, Schema } from "effect"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { AdapterPoolEvent, AdapterPoolState, AdapterToLoad, PoolLimits } from "./AdapterPool.js"
-import { AdapterPoolEvent as AdapterPoolEventSchema, AdapterPools, usedBytes } from "./AdapterPool.js"
+import {
+  AdapterPoolEvent as AdapterPoolEventSchema,
+  AdapterPools,
+  MAX_SLOTS,
+  nearestAdapter,
+  usedBytes
+} from "./AdapterPool.js"
 
 /** A node runs one pool: its adapters live in its own memory. */
 export const LOCAL_POOL = "local"
@@ -107,12 +113,22 @@ export class AdapterPool extends Effect.Service<AdapterPool>()("edge-net/Adapter
       return { ...receipt(result), key: used.key, similarity: used.similarity ?? 0 } satisfies Selection
     })
 
+    /**
+     * The resident adapters nearest the task embedding (cosine), best first, without recording a use:
+     * a caller that must also filter them (an inference server wants one made for its base model)
+     * records the one it runs with `use`.
+     */
+    const nearest = Effect.fn("AdapterPool.nearest")(function*(embedding: ReadonlyArray<number>, k = MAX_SLOTS) {
+      const { state } = yield* pools.state(LOCAL_POOL)
+      return yield* nearestAdapter(state, embedding, k)
+    })
+
     const state = Effect.fn("AdapterPool.state")(function*() {
       const { state, version } = yield* pools.state(LOCAL_POOL)
       return toView(state, version)
     })
 
-    return { load, use, pin, unpin, unload, configure, select, state } as const
+    return { load, use, pin, unpin, unload, configure, select, nearest, state } as const
   })
 }) {}
 

@@ -233,3 +233,26 @@ export const generateTextStream = (handle: ModelHandle, prompt: string, options:
   ).pipe(Stream.filter((piece) =>
     piece.length > 0
   ))
+
+/** A piece of text as it is decoded, or the end of the generation with its whole result. */
+export type GenerationEvent =
+  | { readonly _tag: "Piece"; readonly text: string }
+  | { readonly _tag: "Done"; readonly result: GenerateResult }
+
+/**
+ * The pieces `generateTextStream` gives, then the result (why it stopped, token counts): a server that
+ * streams must still say at the end whether the reply was cut by the token limit.
+ */
+export const generateTextEvents = (handle: ModelHandle, prompt: string, options: GenerateOptions = {}) =>
+  Stream.unwrap(
+    Effect.map(start(handle, prompt, options), (generation) =>
+      Stream.paginateEffect(false, (done) =>
+        done
+          ? Effect.succeed(
+            [{ _tag: "Done", result: generation.result() } as GenerationEvent, Option.none<boolean>()] as const
+          )
+          : Effect.map(generation.step, (step) =>
+            [{ _tag: "Piece", text: step.piece } as GenerationEvent, Option.some(step.done)] as const)))
+  ).pipe(Stream.filter((event) =>
+    event._tag === "Done" || event.text.length > 0
+  ))

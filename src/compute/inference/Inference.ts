@@ -14,14 +14,21 @@ import {
 } from "./Backend.js"
 import { type ChatMessage, renderChatPrompt } from "./ChatTemplate.js"
 import { type EmbedOptions, embedTexts } from "./Embedding.js"
-import { type GenerateOptions, type GenerateResult, generateText, generateTextStream } from "./Generation.js"
+import {
+  type GenerateOptions,
+  type GenerateResult,
+  generateText,
+  generateTextEvents,
+  generateTextStream,
+  type GenerationEvent
+} from "./Generation.js"
 import { describeCause, InferenceInputError, type InferenceRunError, ModelLoadError } from "./InferenceError.js"
 import { type ModelHandle, type ModelSource, openModel, readModelFolder } from "./Model.js"
 import { cosineSimilarity } from "./Pooling.js"
 
 export type { ChatMessage } from "./ChatTemplate.js"
 export type { EmbedOptions } from "./Embedding.js"
-export type { GenerateOptions, GenerateResult } from "./Generation.js"
+export type { GenerateOptions, GenerateResult, GenerationEvent } from "./Generation.js"
 export { InferenceInputError, InferenceRunError, ModelLoadError } from "./InferenceError.js"
 export type { ModelHandle, ModelSource } from "./Model.js"
 
@@ -61,6 +68,12 @@ export interface InferenceService {
     prompt: string,
     options?: GenerateOptions
   ) => Stream.Stream<string, InferenceInputError | InferenceRunError>
+  /** As `generateStream`, ending with the whole result (finish reason, token counts). */
+  readonly generateEvents: (
+    handle: ModelHandle,
+    prompt: string,
+    options?: GenerateOptions
+  ) => Stream.Stream<GenerationEvent, InferenceInputError | InferenceRunError>
   /** Renders the messages with the model's chat template (or the default one), then generates the reply. */
   readonly chat: (
     handle: ModelHandle,
@@ -72,6 +85,12 @@ export interface InferenceService {
     messages: ReadonlyArray<ChatMessage>,
     options?: ChatOptions
   ) => Stream.Stream<string, InferenceInputError | InferenceRunError>
+  /** As `chatStream`, ending with the whole result (finish reason, token counts). */
+  readonly chatEvents: (
+    handle: ModelHandle,
+    messages: ReadonlyArray<ChatMessage>,
+    options?: ChatOptions
+  ) => Stream.Stream<GenerationEvent, InferenceInputError | InferenceRunError>
   /** The prompt `chat` would generate from. */
   readonly chatPrompt: (
     handle: ModelHandle,
@@ -147,6 +166,7 @@ export const makeInference = (backend: Backend): InferenceService => ({
   generate: (handle, prompt, options) =>
     generateText(handle, prompt, options).pipe(measuredGenerate, Effect.withSpan("Inference.generate")),
   generateStream: (handle, prompt, options) => generateTextStream(handle, prompt, options),
+  generateEvents: (handle, prompt, options) => generateTextEvents(handle, prompt, options),
   chat: (handle, messages, options = {}) =>
     chatPrompt(handle, messages).pipe(
       Effect.flatMap((prompt) => generateText(handle, prompt, chatOptions(handle, options))),
@@ -157,6 +177,11 @@ export const makeInference = (backend: Backend): InferenceService => ({
     Stream.unwrap(
       Effect.map(chatPrompt(handle, messages), (prompt) =>
         generateTextStream(handle, prompt, chatOptions(handle, options)))
+    ),
+  chatEvents: (handle, messages, options = {}) =>
+    Stream.unwrap(
+      Effect.map(chatPrompt(handle, messages), (prompt) =>
+        generateTextEvents(handle, prompt, chatOptions(handle, options)))
     ),
   chatPrompt
 })

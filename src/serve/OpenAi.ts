@@ -1,0 +1,409 @@
+/**
+ * Inference served by the node, as OpenAI's API answers it: a request names a model of this node's
+ * registry (and optionally a stored LoRA adapter), waits its turn in a bounded queue, and runs on the
+ * SDK's ModelLoader, which opens models from the node's own BlobStore and keeps a few in memory.
+ *
+ * The inference runtime (onnxruntime) is built on the first request, never at start: a node that
+ * serves no inference pays nothing for it.
+ */
+import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
+import * as path from "node:path"
+import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
+import { Registry } from "../actors/registry/RegistryService.js"
+import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
+import { Inference, type InferenceService } from "../compute/inference/Inference.js"
+import type { Adapter } from "../compute/lora/AdapterFile.js"
+import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
+import { BlobStore } from "../content/BlobStore.js"
+import type { ModelManifest } from "../content/Manifest.js"
+import { TrustStore } from "../content/TrustStore.js"
+import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
+import { type LoadedModel, ModelLoader, parseModelReference } from "../sdk/ModelLoader.js"
+import { registryCatalog } from "../sdk/RegistryCatalog.js"
+import { embeddingReply, sse, SSE_DONE, streamFrames, wholeReply } from "./OpenAiReplies.js"
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
+import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
+
+/** Completions default to OpenAI's 16 new tokens; chat to 256, so one request cannot hold the queue for long. */
+const COMPLETION_DEFAULT_TOKENS = 16
+const CHAT_DEFAULT_TOKENS = 256
+
+/** What a request asked for, resolved: the manifest of its model and the adapter it runs with. */
+export interface Target {
+  readonly manifest: ModelManifest
+  readonly adapter: Adapter | undefined
+  /** The text the adapter pool chooses an adapter by, when the request named none. */
+  readonly task: string | undefined
+}
+
+/** `adapter: "none"` runs the base model: no adapter, and none chosen by the pool. */
+export const NO_ADAPTER = "none"
+
+/** What ran a request, for the `x-edge-net-adapter` header: the adapter's `id@version`, if any. */
+export interface Served<A> {
+  readonly value: A
+  readonly adapter: string | undefined
+}
+
+const adapterKeyOf = (adapter: Adapter | undefined) =>
+  adapter === undefined ? undefined : `${adapter.metadata.id}@${adapter.metadata.version}`
+
+const onnxDigestOf = (manifest: ModelManifest) =>
+  Object.values(manifest.artifacts).find((artifact) => artifact.filename.endsWith(".onnx"))?.sha256
+
+const serverError = (message: string, status = 500) =>
+  new OpenAiError({ status, message, type: "server_error", param: null, code: null })
+
+/**
+ * `model` is `id[@version]`, or `id[@version]:adapter[@version]` for clients that can only name a
+ * model (a registry id has no colon, so the split is never ambiguous); `adapter` says the same in a
+ * field of its own. Both at once must agree.
+ */
+export const parseModelField = (model: string, adapterField: string | null | undefined) => {
+  const colon = model.indexOf(":")
+  const base = colon === -1 ? model : model.slice(0, colon)
+  const inModel = colon === -1 ? undefined : model.slice(colon + 1)
+  const adapter = adapterField ?? undefined
+  if (inModel !== undefined && adapter !== undefined && inModel !== adapter) {
+    return Effect.fail(
+      invalidRequest(`model names adapter ${inModel} but adapter names ${adapter}: give one`, "adapter", "conflict")
+    )
+  }
+  return Effect.succeed({ model: parseModelReference(base), adapter: inModel ?? adapter })
+}
+
+const stopOf = (stop: string | ReadonlyArray<string> | null | undefined) =>
+  stop === null || stop === undefined ? undefined : typeof stop === "string" ? [stop] : stop
+
+const configOf = (
+  request: CompletionRequest | ChatCompletionRequest,
+  maxTokens: number | null | undefined,
+  defaultTokens: number
+): GenerateConfig => ({
+  maxTokens: maxTokens ?? defaultTokens,
+  // OpenAI's defaults: temperature 1 and top_p 1 (sampling); 0 asks for greedy decoding.
+  temperature: request.temperature ?? 1,
+  topP: request.top_p ?? 1,
+  stopSequences: stopOf(request.stop)
+})
+
+const textOf = (content: string | ReadonlyArray<{ readonly text: string }>) =>
+  typeof content === "string" ? content : content.map((part) => part.text).join("")
+
+/** OpenAI's `developer` role is the system role of older templates. */
+const chatMessagesOf = (request: ChatCompletionRequest): ReadonlyArray<ChatMessage> =>
+  request.messages.map((message) => ({
+    role: message.role === "developer" ? "system" : message.role,
+    content: textOf(message.content)
+  }))
+
+/** The loader and inference service, built on the first request that needs them. */
+interface Runtime {
+  readonly loader: ModelLoader["Type"]
+  readonly inference: InferenceService
+}
+
+/** A model open for one request, with the adapter it runs with. */
+interface Lease {
+  readonly inference: InferenceService
+  readonly loaded: LoadedModel
+  readonly adapter: Adapter | undefined
+}
+
+/** A completion or a chat completion, told apart by the endpoint it came to. */
+export type GenerationRequest =
+  | { readonly kind: "completion"; readonly request: CompletionRequest }
+  | { readonly kind: "chat"; readonly request: ChatCompletionRequest }
+
+/** What the adapter pool chooses by: the prompt, or the last thing the user said. */
+const taskOf = (asked: GenerationRequest) => {
+  if (asked.kind === "completion") {
+    return typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0]
+  }
+  const messages = chatMessagesOf(asked.request)
+  return ([...messages].reverse().find((message) => message.role === "user") ?? messages[messages.length - 1])?.content
+}
+
+export class InferenceServing extends Effect.Service<InferenceServing>()("edge-net/InferenceServing", {
+  scoped: Effect.gen(function*() {
+    const registry = yield* Registry
+    const pool = yield* AdapterPool
+    const store = yield* BlobStore
+    const config = yield* NodeConfig
+    const settings = inferenceSettingsOf(config)
+    const catalog = registryCatalog(registry)
+    const serviceScope = yield* Effect.scope
+
+    // Built by the first request that needs a model, and kept for the node's life (its models too).
+    const runtime = yield* Effect.cached(
+      Layer.buildWithScope(
+        ModelLoader.layer({ catalog, maxModels: settings.maxModels }).pipe(
+          Layer.provideMerge(
+            Layer.mergeAll(
+              Inference.node,
+              Layer.succeed(BlobStore, store),
+              // Only pulls consult the trust store, and the node's loader never pulls.
+              TrustStore.Default(path.join(config.dataDir, "keys"))
+            )
+          )
+        ),
+        serviceScope
+      ).pipe(
+        Effect.map((context) => ({
+          loader: Context.get(context, ModelLoader),
+          inference: Context.get(context, Inference)
+        })),
+        Effect.mapError((error) => serverError(`inference is not available on this node: ${error.message}`, 503))
+      )
+    )
+
+    const permits = yield* Effect.makeSemaphore(settings.concurrency)
+    // Requests running or waiting for a permit: the queue is full when all permits are out and `queue` wait.
+    let admitted = 0
+    const capacity = settings.concurrency + settings.queue
+
+    // Counted and its release registered in one step, so an interruption never loses a place.
+    const admit = (scope: Scope.Scope) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (admitted >= capacity) {
+          return Effect.fail(
+            new OpenAiError({
+              status: 429,
+              message: `this node is busy: ${settings.concurrency} running and ${settings.queue} waiting; retry later`,
+              type: "rate_limit_error",
+              param: null,
+              code: "queue_full"
+            })
+          )
+        }
+        admitted++
+        return Scope.addFinalizer(scope, Effect.sync(() => admitted--))
+      }))
+
+    /** Waits for a permit, interruptibly; it goes back when `scope` closes. */
+    const takePermit = (scope: Scope.Scope) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(restore(permits.take(1)), Scope.addFinalizer(scope, permits.release(1)))
+      )
+
+    const resolve = (model: string, adapterField: string | null | undefined, task: string | undefined) =>
+      Effect.gen(function*() {
+        const parsed = yield* parseModelField(model, adapterField)
+        const { id, version } = parsed.model
+        const found = yield* catalog.manifest(id, version).pipe(
+          Effect.mapError((error) => serverError(error.message))
+        )
+        if (Option.isNone(found)) {
+          return yield* notFound(
+            `model ${model} is not published to this node (GET /v1/models lists what is)`,
+            "model",
+            "model_not_found"
+          )
+        }
+        const manifest = found.value
+        if (parsed.adapter === NO_ADAPTER) return { manifest, adapter: undefined, task: undefined } satisfies Target
+        if (parsed.adapter === undefined) return { manifest, adapter: undefined, task } satisfies Target
+        const reference = parseModelReference(parsed.adapter)
+        const adapter = yield* loadLocalAdapter(store.root, reference.id, reference.version).pipe(
+          Effect.mapError((error) =>
+            error.message.startsWith("no adapter")
+              ? notFound(`adapter ${parsed.adapter} is not stored on this node`, "adapter", "adapter_not_found")
+              : serverError(`adapter ${parsed.adapter} cannot be read: ${error.message}`)
+          )
+        )
+        if (onnxDigestOf(manifest) !== adapter.metadata.baseModelDigest) {
+          return yield* invalidRequest(
+            `adapter ${adapter.metadata.id}@${adapter.metadata.version} was made for base model ${adapter.metadata.baseModel}, not ${manifest.id}@${manifest.version}`,
+            "adapter",
+            "adapter_model_mismatch"
+          )
+        }
+        return { manifest, adapter, task: undefined } satisfies Target
+      })
+
+    /**
+     * The adapter the pool chooses for a request that named none: the task encoder embeds the request's
+     * text, and the nearest resident adapter made for this base model runs it, its use recorded in the
+     * pool's log. Nothing is chosen (the base model runs) when no task encoder is set, no resident
+     * adapter has a task embedding, or none fits this model.
+     */
+    const chooseAdapter = (manifest: ModelManifest, task: string, runtime: Runtime, scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const encoder = settings.taskEncoder
+        if (encoder === undefined || task.trim() === "") return undefined
+        const view = yield* pool.state()
+        if (!view.residents.some((resident) => resident.dimensions !== null)) return undefined
+        const encoderRef = parseModelReference(encoder)
+        const encoderModel = yield* runtime.loader.load(encoderRef.id, { version: encoderRef.version }).pipe(
+          Scope.extend(scope),
+          Effect.mapError((error) => serverError(`the task encoder ${encoder} cannot be opened: ${error.message}`))
+        )
+        const [embedding] = yield* runtime.inference.embedBatch(encoderModel.handle, [task]).pipe(
+          Effect.mapError((error) => serverError(`the task encoder ${encoder} failed: ${error.message}`))
+        )
+        const matches = yield* pool.nearest(Array.from(embedding ?? [])).pipe(
+          Effect.catchAll((refused) =>
+            Effect.as(Effect.logWarning(`adapter pool: no choice by task: ${refused.message}`), [])
+          )
+        )
+        const digest = onnxDigestOf(manifest)
+        for (const match of matches) {
+          const { id, version } = parseModelReference(match.key)
+          const stored = yield* Effect.option(loadLocalAdapter(store.root, id, version))
+          if (Option.isNone(stored) || stored.value.metadata.baseModelDigest !== digest) continue
+          const recorded = yield* Effect.either(pool.use(match.key))
+          if (recorded._tag === "Right") return stored.value
+        }
+        return undefined
+      }).pipe(Effect.withSpan("InferenceServing.chooseAdapter"))
+
+    /**
+     * Admits a request, waits its turn, and opens its model, all held by `scope`: the permit and the
+     * model go back when it closes (a stream closes it when its last event is written).
+     */
+    const lease = (target: Target, scope: Scope.Scope) =>
+      Effect.gen(function*() {
+        yield* admit(scope)
+        yield* takePermit(scope)
+        const opened = yield* runtime
+        const { inference, loader } = opened
+        const adapter = target.adapter ??
+          (target.task === undefined ? undefined : yield* chooseAdapter(target.manifest, target.task, opened, scope))
+        const loaded: LoadedModel = yield* loader.load(target.manifest.id, {
+          version: target.manifest.version,
+          adapterRank: adapter?.weights.rank
+        }).pipe(Scope.extend(scope), Effect.mapError((error) => serverError(error.message)))
+        return { inference, loaded, adapter } satisfies Lease
+      })
+
+    const inferenceFailure = (error: { readonly _tag: string; readonly message: string }) =>
+      error._tag === "InferenceInputError" ? invalidRequest(error.message) : serverError(error.message)
+
+    /** Runs `use` on a leased model, the lease returned when it ends. */
+    const withLease = <A>(
+      target: Target,
+      use: (lease: Lease) => Effect.Effect<A, OpenAiError>
+    ): Effect.Effect<Served<A>, OpenAiError> =>
+      Effect.scoped(
+        Effect.flatMap(Effect.scope, (scope) =>
+          Effect.flatMap(lease(target, scope), (leased) =>
+            Effect.map(use(leased), (value) => ({ value, adapter: adapterKeyOf(leased.adapter) }))))
+      )
+
+    /** A stream on a leased model: the request is admitted (or refused) before the first byte is sent. */
+    const streamWithLease = (
+      target: Target,
+      events: (lease: Lease) => Stream.Stream<string>
+    ) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const leased = yield* lease(target, scope).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
+        return {
+          value: events(leased).pipe(Stream.ensuring(Scope.close(scope, Exit.void))),
+          adapter: adapterKeyOf(leased.adapter)
+        } satisfies Served<Stream.Stream<string>>
+      })
+
+    const requireKind = (loaded: LoadedModel, kind: "encoder" | "decoder", endpoint: string) =>
+      loaded.handle.kind === kind
+        ? Effect.void
+        : Effect.fail(
+          invalidRequest(
+            `${loaded.id}@${loaded.version} is ${
+              loaded.handle.kind === "encoder" ? "an embedding model" : "a text generation model"
+            }: ${endpoint} needs ${kind === "encoder" ? "an embedding model" : "a text generation model"}`,
+            "model",
+            "model_not_supported"
+          )
+        )
+
+    const embeddings = Effect.fn("InferenceServing.embeddings")(function*(request: EmbeddingRequest) {
+      const texts = typeof request.input === "string" ? [request.input] : request.input
+      // Embeddings run the adapter they name, or none: a pool's adapters are chosen for generation tasks.
+      const target = yield* resolve(request.model, request.adapter, undefined)
+      return yield* withLease(target, ({ adapter, inference, loaded }) =>
+        Effect.gen(function*() {
+          yield* requireKind(loaded, "encoder", "/v1/embeddings")
+          const vectors = yield* inference.embedBatch(loaded.handle, texts, adapter === undefined ? {} : { adapter })
+            .pipe(Effect.mapError(inferenceFailure))
+          // Counted as the embedding reads them: cut at the tokenizer's and the model's limits.
+          const limits = [loaded.handle.tokenizer.maxLength, loaded.handle.maxLength].filter((limit) =>
+            limit !== undefined
+          )
+          const truncation = limits.length > 0 ? Math.min(...limits) : undefined
+          const tokens = texts.reduce(
+            (sum, text) => sum + loaded.handle.tokenizer.encode(text, { truncation }).ids.length,
+            0
+          )
+          return embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens)
+        }))
+    })
+
+    /** The generation a completion or chat request runs, as a stream of events. */
+    const generation = (asked: GenerationRequest) =>
+    (
+      { adapter, inference, loaded }: Lease
+    ): Stream.Stream<GenerationEvent, OpenAiError> => {
+      const generate: Stream.Stream<GenerationEvent, OpenAiError> = asked.kind === "chat"
+        ? inference.chatEvents(
+          loaded.handle,
+          chatMessagesOf(asked.request),
+          generateOptionsOf(
+            configOf(
+              asked.request,
+              asked.request.max_completion_tokens ?? asked.request.max_tokens,
+              CHAT_DEFAULT_TOKENS
+            ),
+            adapter
+          )
+        ).pipe(Stream.mapError(inferenceFailure))
+        : inference.generateEvents(
+          loaded.handle,
+          typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0],
+          generateOptionsOf(configOf(asked.request, asked.request.max_tokens, COMPLETION_DEFAULT_TOKENS), adapter)
+        ).pipe(Stream.mapError(inferenceFailure))
+      const endpoint = asked.kind === "chat" ? "/v1/chat/completions" : "/v1/completions"
+      return Stream.unwrap(Effect.as(requireKind(loaded, "decoder", endpoint), generate))
+    }
+
+    const resultOf = (events: Stream.Stream<GenerationEvent, OpenAiError>) =>
+      Effect.flatMap(
+        Stream.runLast(Stream.filter(events, (event) => event._tag === "Done")),
+        (last) =>
+          Option.isSome(last) && last.value._tag === "Done"
+            ? Effect.succeed(last.value.result)
+            : Effect.fail(serverError("the generation ended without a result"))
+      )
+
+    const complete = Effect.fn("InferenceServing.complete")(function*(asked: GenerationRequest) {
+      const { kind, request } = asked
+      const target = yield* resolve(request.model, request.adapter, taskOf(asked))
+      const served = yield* withLease(target, (leased) => resultOf(generation(asked)(leased)))
+      return { value: wholeReply(kind, request.model, served.value), adapter: served.adapter }
+    })
+
+    /**
+     * The reply as OpenAI streams it: server-sent events of chunks, the last one with the finish
+     * reason, then `data: [DONE]`. A failure after the first byte is sent as an `error` event.
+     */
+    const completeStream = Effect.fn("InferenceServing.completeStream")(function*(asked: GenerationRequest) {
+      const { kind, request } = asked
+      const target = yield* resolve(request.model, request.adapter, taskOf(asked))
+      const frames = streamFrames(kind, request.model)
+      return yield* streamWithLease(target, (leased) =>
+        Stream.concat(
+          Stream.fromIterable(frames.first),
+          Stream.map(generation(asked)(leased), (event) =>
+            event._tag === "Piece" ? frames.piece(event.text) : frames.last(event.result))
+        ).pipe(
+          Stream.catchAll((error) =>
+            Stream.make(sse(error.body))
+          ),
+          Stream.concat(Stream.make(SSE_DONE))
+        ))
+    })
+
+    return { resolve, embeddings, complete, completeStream } as const
+  })
+}) {}
