@@ -5,7 +5,6 @@
  * @packageDocumentation
  * @module edge-net/models
  */
-export { listAdapters, listModels } from "../http/RegistryClient.js"
 export {
   BlobMismatch,
   BlobNotFound,

@@ -5,7 +5,6 @@
  * @packageDocumentation
  * @module edge-net/events
  */
-export { memoryKernel, sqliteKernel } from "../layers/Kernel.js"
 export * as ActorRunner from "./ActorRunner.js"
 export type { Actor, ActorOptions, CommandOptions, CommandResult } from "./ActorRunner.js"
 export { compareReplay, findBadSnapshots, JournalDoesNotVerify, requireVerifiedJournal, verifyChain } from "./Audit.js"

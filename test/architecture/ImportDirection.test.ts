@@ -48,7 +48,9 @@ const FOLDER_RANK: Readonly<Record<string, number>> = {
   rpc: 6,
   serve: 6.5,
   http: 7,
-  cli: 8
+  cli: 8,
+  // src/index.ts: the package's root entry, above everything it re-exports.
+  "(root)": 9
 }
 
 const SUBSYSTEM_RANK: Readonly<Record<string, number>> = {
