@@ -52,6 +52,23 @@ export const cacheReferenceModel = (name: "tiny-lm" | "tiny-encoder", version = 
     return manifest
   })
 
+/** Random LoRA factors of `rank` on every `every`-th MatMul of a model (seeded, so reproducible). */
+export const randomLoraWeights = (modelBytes: Uint8Array, seed: number, rank: number, every = 1): LoraWeights => {
+  const random = new SeededRandom(seed)
+  const draw = (length: number, size: number) => Float32Array.from({ length }, () => (random.uniform() * 2 - 1) * size)
+  const modules = Object.fromEntries(
+    loraTargets(readModel(modelBytes)).filter((_, index) => index % every === 0).map((
+      { module, inFeatures, outFeatures }
+    ) => [module, {
+      inFeatures,
+      outFeatures,
+      A: draw(rank * inFeatures, 1 / Math.sqrt(inFeatures)),
+      B: draw(outFeatures * rank, 0.6)
+    }])
+  )
+  return { rank, alpha: 2 * rank, modules }
+}
+
 /** A random adapter of `rank` on every `every`-th MatMul of the model, stored in the cache as `id@1.0.0`. */
 export const storeRandomAdapter = (
   cacheRoot: string,
@@ -63,20 +80,7 @@ export const storeRandomAdapter = (
 ) =>
   Effect.gen(function*() {
     const bytes = new Uint8Array(fs.readFileSync(path.join(REFERENCE, model, "onnx", "model.onnx")))
-    const random = new SeededRandom(seed)
-    const draw = (length: number, size: number) =>
-      Float32Array.from({ length }, () => (random.uniform() * 2 - 1) * size)
-    const modules = Object.fromEntries(
-      loraTargets(readModel(bytes)).filter((_, index) => index % every === 0).map((
-        { module, inFeatures, outFeatures }
-      ) => [module, {
-        inFeatures,
-        outFeatures,
-        A: draw(rank * inFeatures, 1 / Math.sqrt(inFeatures)),
-        B: draw(outFeatures * rank, 0.6)
-      }])
-    )
-    const weights: LoraWeights = { rank, alpha: 2 * rank, modules }
+    const weights = randomLoraWeights(bytes, seed, rank, every)
     yield* saveLocalAdapter(cacheRoot, {
       id,
       name: id,

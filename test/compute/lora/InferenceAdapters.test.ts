@@ -8,26 +8,12 @@ import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import { Inference } from "../../../src/compute/inference/Inference.js"
 import { readModelFolder } from "../../../src/compute/inference/Model.js"
-import type { LoraWeights } from "../../../src/compute/lora/Adapter.js"
-import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
-import { loraTargets, mergeAdapter } from "../../../src/compute/lora/GraphLora.js"
+import { mergeAdapter } from "../../../src/compute/lora/GraphLora.js"
 import { readModel, writeModel } from "../../../src/compute/onnx/OnnxModel.js"
+import { randomLoraWeights } from "../../support/SdkModels.js"
 
 const randomAdapter = (modelBytes: Uint8Array, seed: number, rank: number, every: number) => {
-  const model = readModel(modelBytes)
-  const random = new SeededRandom(seed)
-  const draw = (length: number, size: number) => Float32Array.from({ length }, () => (random.uniform() * 2 - 1) * size)
-  const modules = Object.fromEntries(
-    loraTargets(model).filter((_, index) => index % every === 0).map((
-      { module, inFeatures, outFeatures }
-    ) => [module, {
-      inFeatures,
-      outFeatures,
-      A: draw(rank * inFeatures, 1 / Math.sqrt(inFeatures)),
-      B: draw(outFeatures * rank, 0.6)
-    }])
-  )
-  const weights: LoraWeights = { rank, alpha: 2 * rank, modules }
+  const weights = randomLoraWeights(modelBytes, seed, rank, every)
   const baseModelDigest = crypto.createHash("sha256").update(modelBytes).digest("hex")
   return { metadata: { id: `random-${seed}`, baseModelDigest }, weights }
 }
