@@ -11,20 +11,21 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as v8 from "node:v8"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
+import type { OptimizeSettings } from "../actors/optimizer/OptimizeRun.js"
 import { parseCalibrationJsonl, parseNpy } from "../compute/Calibration.js"
 import { readModelFile, writeModelFile } from "../compute/onnx/ExternalData.js"
 import type { OnnxModel } from "../compute/onnx/OnnxModel.js"
 import { OnnxError, readModel, writeModel } from "../compute/onnx/OnnxModel.js"
 import type { SimplifyReport } from "../compute/onnx/Simplify.js"
-import { modelInputs, randomFeeds, textFeeds } from "../compute/optimize/Feeds.js"
+import { modelInputs, randomFeedSets, sampleFeedSets, textFeedSets } from "../compute/optimize/Feeds.js"
 import { manifestReport } from "../compute/optimize/ManifestReport.js"
 import type { OptimizeResult, Quantization } from "../compute/optimize/Optimize.js"
-import { isCausalLanguageModel, optimize } from "../compute/optimize/Optimize.js"
-import type { Feeds } from "../compute/optimize/Runner.js"
+import { isCausalLanguageModel } from "../compute/optimize/Optimize.js"
 import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import { buildManifest, idFromName, pushToRegistry } from "../content/Publish.js"
+import { memoryKernel } from "../layers/Kernel.js"
 import { nodeServices } from "../layers/Node.js"
 import { journalFile } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
@@ -73,47 +74,36 @@ const loadModel = (modelFile: string) =>
 /** Held-out and calibration inputs: texts through the model's tokenizer, `.npy` tensors, or seeded random tensors. */
 const feedsFor = (model: OnnxModel, modelFile: string, calibration: Option.Option<string>) =>
   Effect.gen(function*() {
-    const tokenizerFile = besideModel(modelFile, "tokenizer.json")
-    if (Option.isSome(calibration) && calibration.value.endsWith(".jsonl")) {
+    if (Option.isNone(calibration)) return { feeds: randomFeedSets(model), calibration: undefined }
+    const file = calibration.value
+    const bytes = new Uint8Array(fs.readFileSync(file))
+    const digest = crypto.createHash("sha256").update(bytes).digest("hex")
+    if (file.endsWith(".jsonl")) {
+      const tokenizerFile = besideModel(modelFile, "tokenizer.json")
       if (tokenizerFile === undefined) {
         return yield* Effect.fail(fail(`text calibration data needs the model's tokenizer.json next to ${modelFile}`))
       }
       const tokenizer = yield* Tokenizer.fromFile(tokenizerFile).pipe(Effect.mapError((error) => fail(error.message)))
       const texts = yield* Effect.try({
-        try: () => parseCalibrationJsonl(fs.readFileSync(calibration.value, "utf8"), calibration.value),
+        try: () => parseCalibrationJsonl(new TextDecoder().decode(bytes), file),
         catch: (error) => fail((error as Error).message)
       })
-      // The last fifth (at least one text) is held out for validation, never calibrated on.
-      const held = Math.max(1, Math.floor(texts.length / 5))
-      const feeds = texts.map((text) => textFeeds(model, tokenizer, text, 128))
-      return { calibration: feeds.slice(0, Math.max(1, feeds.length - held)), heldOut: feeds.slice(-held) }
+      return { feeds: textFeedSets(model, tokenizer, texts), calibration: { sha256: digest, samples: texts.length } }
     }
-    if (Option.isSome(calibration) && calibration.value.endsWith(".npy")) {
+    if (file.endsWith(".npy")) {
       const tensor = yield* Effect.try({
-        try: () => parseNpy(new Uint8Array(fs.readFileSync(calibration.value)), calibration.value),
+        try: () => parseNpy(bytes, file),
         catch: (error) => fail((error as Error).message)
       })
-      const input = model.graph.inputs[0]
-      if (input === undefined || tensor.dtype !== "float32") {
-        return yield* Effect.fail(
-          fail(`${calibration.value}: expected float32 samples for input ${input?.name ?? "?"}`)
-        )
+      const input = modelInputs(model)[0]
+      if (tensor.dtype !== "float32") {
+        return yield* Effect.fail(fail(`${file}: expected float32 samples for input ${input?.name ?? "?"}`))
       }
-      const [samples = 1, ...rest] = tensor.shape
-      const size = rest.reduce((a, b) => a * b, 1)
-      const feeds: Array<Feeds> = Array.from({ length: samples }, (_, i) => ({
-        [input.name]: {
-          type: "float32" as const,
-          data: (tensor.data as Float32Array).slice(i * size, (i + 1) * size),
-          dims: [1, ...rest]
-        }
-      }))
-      const held = Math.max(1, Math.floor(samples / 5))
-      return { calibration: feeds.slice(0, Math.max(1, samples - held)), heldOut: feeds.slice(-held) }
+      const feeds = sampleFeedSets(model, tensor.data as Float32Array, tensor.shape)
+      if (typeof feeds === "string") return yield* Effect.fail(fail(`${file}: ${feeds}`))
+      return { feeds, calibration: { sha256: digest, samples: tensor.shape[0] ?? 1 } }
     }
-    const sizes = { batch_size: 1, sequence_length: 16, total_sequence_length: 16, past_sequence_length: 0 }
-    const random = (seed: number) => randomFeeds(model, seed, sizes)
-    return { calibration: [1, 2, 3, 4].map(random), heldOut: [11, 12].map(random) }
+    return yield* Effect.fail(fail(`${file}: calibration data is a .jsonl of texts or a .npy of samples`))
   })
 
 const describeSimplified = (simplified: SimplifyReport) =>
@@ -160,55 +150,15 @@ const describe = (result: OptimizeResult, file: string) => {
   ].join("\n")
 }
 
-/** Records the job on the node's optimizer actor when a node data directory exists. */
-const record = (
-  data: Option.Option<string>,
-  jobId: string,
-  modelBytes: Uint8Array,
-  quantization: Quantization,
-  result: OptimizeResult,
-  blockSize: number
-) =>
-  Effect.gen(function*() {
-    const settings = yield* settingsFor(data)
-    if (!fs.existsSync(journalFile(settings))) return false
-    yield* Effect.gen(function*() {
-      const optimizer = yield* Optimizer
-      const sha256 = crypto.createHash("sha256").update(modelBytes).digest("hex")
-      yield* optimizer.request(jobId, {
-        model: { sha256, size: modelBytes.length },
-        quantization: quantization === "none" ? "FP16" : quantization,
-        blockSize
-      })
-      if (result.sensitivities !== undefined && result.assignment !== undefined) {
-        yield* optimizer.recordSensitivities(
-          jobId,
-          result.sensitivityMetric ?? "1 - output cosine",
-          result.sensitivities.map((layer) => ({
-            ...layer,
-            damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0]))
-          }))
-        )
-        yield* optimizer.assignPrecision(jobId, result.assignment)
-      }
-      const report = Object.fromEntries(Object.entries(result.report).filter(([, value]) => Number.isFinite(value)))
-      if (result.refused !== undefined) yield* optimizer.refuse(jobId, report, result.refused)
-      else {
-        yield* optimizer.complete(jobId, {
-          artifact: {
-            sha256: crypto.createHash("sha256").update(result.bytes).digest("hex"),
-            size: result.bytes.length
-          },
-          report,
-          keptFp32: result.rewrite.keptFp32.map((kept) => kept.node)
-        })
-      }
-    }).pipe(
-      Effect.provide(nodeServices(settings).pipe(Layer.orDie)),
-      Effect.mapError((error) => fail(`recording the job: ${String(error)}`))
-    )
-    return true
-  })
+/**
+ * The optimizer service this command runs on: the node's, recording the job in its journal, when a
+ * node data directory is at hand; otherwise one on an in-memory journal (the job is told, not kept).
+ */
+const optimizerLayer = (data: Option.Option<string>) =>
+  Effect.map(settingsFor(data), (settings) =>
+    fs.existsSync(journalFile(settings))
+      ? { layer: nodeServices(settings).pipe(Layer.orDie), recorded: true }
+      : { layer: Optimizer.Default.pipe(Layer.provide(memoryKernel)), recorded: false })
 
 /** The manifest type of a model: text-generation for a causal LM, embedding for other token-id models. */
 const inferredType = (model: OnnxModel): string | undefined =>
@@ -352,37 +302,37 @@ export const optimizeCommand = Command.make(
         )
       }
       const release = args.publish && version !== undefined && type !== undefined ? { version, type } : undefined
-      const settings = {
+      const qualityBar = {
+        ...(Option.isSome(args.minCosine) ? { cosine: args.minCosine.value } : {}),
+        ...(Option.isSome(args.maxPerplexityDelta) ? { maxPerplexityDelta: args.maxPerplexityDelta.value } : {})
+      }
+      const settings: OptimizeSettings = {
         quantization,
         blockSize: Number(args.blockSize) as 32 | 64 | 128,
         simplify: args.simplify,
-        ...(Option.isSome(args.pruning) ? { pruning: { method: args.pruning.value, sparsity: args.sparsity } } : {})
+        target: args.target,
+        ...(Option.isSome(args.pruning) ? { pruning: { method: args.pruning.value, sparsity: args.sparsity } } : {}),
+        ...(Option.isSome(budget) ? { sizeBudgetBytes: budget.value } : {}),
+        ...(Object.keys(qualityBar).length === 0 ? {} : { qualityBar })
       }
 
       const run = Effect.gen(function*() {
-        const { calibration, heldOut } = yield* feedsFor(model, args.model, args.calibration)
-        const qualityBar = {
-          ...(Option.isSome(args.minCosine) ? { cosine: args.minCosine.value } : {}),
-          ...(Option.isSome(args.maxPerplexityDelta) ? { maxPerplexityDelta: args.maxPerplexityDelta.value } : {})
-        }
+        const { calibration, feeds } = yield* feedsFor(model, args.model, args.calibration)
         const progress = stepReporter(args.json)
-        const result = yield* Effect.tryPromise({
-          try: () =>
-            optimize(bytes, {
-              ...settings,
-              calibration,
-              heldOut,
-              ...(Option.isSome(budget) ? { sizeBudgetBytes: budget.value } : {}),
-              ...(Object.keys(qualityBar).length === 0 ? {} : { qualityBar }),
-              onProgress: progress.update,
-              runtime: args.target === "browser" ? "onnxruntime-web" : "onnxruntime-node"
-            }),
-          catch: (error) => fail(error instanceof Error ? error.message : String(error))
-        }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+        const { layer, recorded } = yield* optimizerLayer(args.data)
+        const { jobId, result } = yield* Effect.flatMap(
+          Optimizer,
+          (optimizer) =>
+            optimizer.run({ model: bytes, name: path.basename(args.model), settings, feeds, calibration }, (event) => {
+              if (event._tag === "OptimizeStep") progress.update(event.step, event.done, event.total)
+            })
+        ).pipe(
+          Effect.provide(layer),
+          Effect.mapError((error) => fail(error.message)),
+          Effect.ensuring(Effect.sync(progress.done))
+        )
         const target = Option.getOrElse(args.output, () =>
           args.model.replace(/\.onnx$/, "") + `.${quantization.toLowerCase()}.onnx`)
-        const jobId = `optimize-${crypto.randomBytes(6).toString("hex")}`
-        const recorded = yield* record(args.data, jobId, bytes, quantization, result, settings.blockSize)
         if (result.refused !== undefined) {
           return yield* Effect.fail(
             fail(
@@ -416,7 +366,9 @@ export const optimizeCommand = Command.make(
           const registry = yield* registryUrl(args.registry)
           const done = yield* run
           const measured = manifestReport(done.result, {
-            ...settings,
+            quantization,
+            blockSize: Number(args.blockSize) as 32 | 64 | 128,
+            ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
             ...(done.jobId === undefined ? {} : { optimizerJob: done.jobId })
           })
           const files = [

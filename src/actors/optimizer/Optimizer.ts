@@ -1,14 +1,49 @@
 /**
- * The optimizer service: records each optimization job's steps on its entity (requested, layer
- * sensitivities, precision per layer, completed / refused / failed), and reads a job's state and
- * full history back for audits.
+ * The optimizer service: runs the optimization pipeline on a model (quantize, prune, validate against
+ * the original, refuse below a quality bar) and records each job's steps on its entity (requested,
+ * layer sensitivities, precision per layer, completed / refused / failed) as they happen, reporting
+ * both to the caller; and reads a job's state and full history back for audits.
  */
-import { Effect } from "effect"
+import { Effect, Mailbox, Stream } from "effect"
+import * as crypto from "node:crypto"
+import type { FeedSets } from "../../compute/optimize/Feeds.js"
+import type { OptimizeResult } from "../../compute/optimize/Optimize.js"
+import { optimize } from "../../compute/optimize/Optimize.js"
 import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
-import type { JobCommand, JobSpec } from "./OptimizerJob.js"
+import type { JobCommand, JobSpec, JobState } from "./OptimizerJob.js"
 import { OptimizerJob } from "./OptimizerJob.js"
+import type { OptimizeFinished, OptimizeProgress, OptimizeSettings } from "./OptimizeRun.js"
+import { OptimizeRunFailed } from "./OptimizeRun.js"
+
+/** One run: the model's bytes, what to do, and the inputs that calibrate and validate it. */
+export interface OptimizeRequest {
+  readonly model: Uint8Array
+  /** The model's name, kept in the job's spec. */
+  readonly name?: string | undefined
+  readonly settings: OptimizeSettings
+  readonly feeds: FeedSets
+  /** Where the calibration inputs came from (their digest), when the caller gave any. */
+  readonly calibration?: { readonly sha256: string; readonly samples: number } | undefined
+  /** Default: `optimize-` and 12 random hex digits. */
+  readonly jobId?: string | undefined
+}
+
+export interface OptimizeOutcome {
+  readonly jobId: string
+  readonly result: OptimizeResult
+  readonly finished: OptimizeFinished
+}
+
+const sha256 = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
+
+const finiteFigures = (report: object): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(report).filter((entry): entry is [string, number] =>
+      typeof entry[1] === "number" && Number.isFinite(entry[1])
+    )
+  )
 
 export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer", {
   effect: Effect.gen(function*() {
@@ -59,6 +94,132 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       journal.readStream(makeStreamId(OptimizerJob.category, jobId), 1)
     )
 
-    return { request, recordSensitivities, assignPrecision, complete, refuse, fail, job, history } as const
+    /**
+     * Runs the pipeline on `request.model`, recording the job as it goes: `onProgress` sees each
+     * pipeline step, each recorded job step and the outcome. A refused result succeeds (with
+     * `result.refused`); a pipeline error records the job as failed and fails with its one line.
+     */
+    const run = Effect.fn("Optimizer.run")(function*(
+      request: OptimizeRequest,
+      onProgress: (progress: OptimizeProgress) => void = () => {}
+    ) {
+      const { settings } = request
+      const jobId = request.jobId ?? `optimize-${crypto.randomBytes(6).toString("hex")}`
+      const failed = (reason: string) => new OptimizeRunFailed({ jobId, reason })
+      const recorded = <E extends { readonly message: string }>(
+        effect: Effect.Effect<{ readonly status: JobState["status"]; readonly version: number }, E>
+      ) =>
+        effect.pipe(
+          Effect.tap(({ status, version }) =>
+            Effect.sync(() => onProgress({ _tag: "OptimizeRecorded", jobId, status, version }))
+          ),
+          Effect.mapError((error) => failed(`recording optimizer job ${jobId}: ${error.message}`))
+        )
+      const spec: JobSpec = {
+        model: {
+          sha256: sha256(request.model),
+          size: request.model.length,
+          ...(request.name === undefined ? {} : { name: request.name })
+        },
+        quantization: settings.quantization,
+        ...(settings.blockSize === undefined ? {} : { blockSize: settings.blockSize }),
+        ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
+        ...(request.calibration === undefined ? {} : { calibration: request.calibration }),
+        ...(settings.target === undefined ? {} : { target: settings.target }),
+        ...(settings.sizeBudgetBytes === undefined ? {} : { sizeBudgetBytes: settings.sizeBudgetBytes }),
+        ...(settings.qualityBar === undefined ? {} : { qualityBar: settings.qualityBar })
+      }
+      yield* recorded(step(jobId, { _tag: "Request", spec }))
+      const result = yield* Effect.tryPromise({
+        try: () =>
+          optimize(request.model, {
+            quantization: settings.quantization,
+            blockSize: settings.blockSize ?? 32,
+            simplify: settings.simplify ?? false,
+            ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
+            calibration: request.feeds.calibration,
+            heldOut: request.feeds.heldOut,
+            ...(settings.sizeBudgetBytes === undefined ? {} : { sizeBudgetBytes: settings.sizeBudgetBytes }),
+            ...(settings.qualityBar === undefined ? {} : { qualityBar: settings.qualityBar }),
+            onProgress: (name, done, total) => onProgress({ _tag: "OptimizeStep", step: name, done, total }),
+            runtime: settings.target === "browser" ? "onnxruntime-web" : "onnxruntime-node"
+          }),
+        catch: (error) => failed(error instanceof Error ? error.message.split("\n")[0]! : String(error))
+      }).pipe(
+        Effect.tapError((error) => Effect.ignore(step(jobId, { _tag: "Fail", reason: error.reason })))
+      )
+      if (result.sensitivities !== undefined && result.assignment !== undefined) {
+        yield* recorded(
+          step(jobId, {
+            _tag: "RecordSensitivities",
+            metric: result.sensitivityMetric ?? "1 - output cosine",
+            layers: result.sensitivities.map((layer) => ({
+              ...layer,
+              damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0]))
+            }))
+          })
+        )
+        yield* recorded(step(jobId, { _tag: "AssignPrecision", ...result.assignment }))
+      }
+      const report = finiteFigures(result.report)
+      const artifact = { sha256: sha256(result.bytes), size: result.bytes.length }
+      const keptFp32 = result.rewrite.keptFp32.map((kept) => kept.node)
+      yield* recorded(
+        result.refused !== undefined
+          ? step(jobId, { _tag: "Refuse", report, reasons: result.refused })
+          : step(jobId, { _tag: "Complete", artifact, report, keptFp32 })
+      )
+      const finished: OptimizeFinished = {
+        _tag: "OptimizeFinished",
+        jobId,
+        status: result.refused === undefined ? "completed" : "refused",
+        artifact,
+        report,
+        reasons: result.refused ?? [],
+        keptFp32,
+        ...(result.assignment === undefined ? {} : { bits: result.assignment.bits })
+      }
+      onProgress(finished)
+      return { jobId, result, finished } satisfies OptimizeOutcome
+    })
+
+    /**
+     * `run` as a stream of its progress, ending with `OptimizeFinished`; `store` keeps the optimized
+     * bytes (a service's blob store) before the outcome is told.
+     */
+    const runStream = <E, R>(
+      request: OptimizeRequest,
+      store: (bytes: Uint8Array) => Effect.Effect<unknown, E, R>
+    ): Stream.Stream<OptimizeProgress, OptimizeRunFailed | E, R> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const mailbox = yield* Mailbox.make<OptimizeProgress, OptimizeRunFailed | E>()
+        const told = (progress: OptimizeProgress) => {
+          if (progress._tag !== "OptimizeFinished") mailbox.unsafeOffer(progress)
+        }
+        yield* run(request, told).pipe(
+          Effect.tap(({ finished, result }) =>
+            Effect.zipRight(
+              finished.status === "completed" ? store(result.bytes) : Effect.void,
+              mailbox.offer(finished)
+            )
+          ),
+          Mailbox.into(mailbox),
+          Effect.forkScoped
+        )
+        return Mailbox.toStream(mailbox)
+      }))
+
+    return {
+      request,
+      recordSensitivities,
+      assignPrecision,
+      complete,
+      refuse,
+      fail,
+      run,
+      runStream,
+      job,
+      history
+    } as const
   })
 }) {}

@@ -11,7 +11,8 @@ export const Bits = Schema.Literal(4, 8, 16, 32)
 export const JobSpec = Schema.Struct({
   /** The source model: its SHA-256 and size. */
   model: Schema.Struct({ sha256: Schema.String, size: Schema.Number, name: Schema.optional(Schema.String) }),
-  quantization: Schema.Literal("INT8", "INT8_DYNAMIC", "INT4", "GPTQ", "AWQ", "FP16", "auto"),
+  /** "none": only the optional steps (pruning, simplification), weights kept in FP32. */
+  quantization: Schema.Literal("INT8", "INT8_DYNAMIC", "INT4", "GPTQ", "AWQ", "FP16", "auto", "none"),
   blockSize: Schema.optional(Schema.Number),
   pruning: Schema.optional(
     Schema.Struct({

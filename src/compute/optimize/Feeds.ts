@@ -78,3 +78,42 @@ export const randomFeeds = (
   }
   return feeds
 }
+
+/** Calibration inputs and the held-out inputs that validate the result (never calibrated on). */
+export interface FeedSets {
+  readonly calibration: ReadonlyArray<Feeds>
+  readonly heldOut: ReadonlyArray<Feeds>
+}
+
+/** The last fifth (at least one) held out; the rest (at least one) calibrates. */
+export const splitHeldOut = (feeds: ReadonlyArray<Feeds>): FeedSets => {
+  const held = Math.max(1, Math.floor(feeds.length / 5))
+  return { calibration: feeds.slice(0, Math.max(1, feeds.length - held)), heldOut: feeds.slice(-held) }
+}
+
+/** Texts through the model's tokenizer, at most `maxTokens` each. */
+export const textFeedSets = (model: OnnxModel, tokenizer: Tokenizer, texts: ReadonlyArray<string>, maxTokens = 128) =>
+  splitHeldOut(texts.map((text) => textFeeds(model, tokenizer, text, maxTokens)))
+
+/** Float32 samples for the model's first input, one per row of `data` (shape [samples, ...sample]). */
+export const sampleFeedSets = (
+  model: OnnxModel,
+  data: Float32Array,
+  shape: ReadonlyArray<number>
+): FeedSets | string => {
+  const input = modelInputs(model)[0]
+  if (input === undefined) return "the model has no inputs to feed samples to"
+  const [samples = 1, ...rest] = shape
+  const size = rest.reduce((a, b) => a * b, 1)
+  if (samples * size !== data.length) return `${data.length} values do not fill the shape [${shape.join(", ")}]`
+  return splitHeldOut(Array.from({ length: samples }, (_, i): Feeds => ({
+    [input.name]: { type: "float32", data: data.slice(i * size, (i + 1) * size), dims: [1, ...rest] }
+  })))
+}
+
+/** Seeded random inputs (sequence length 16 for text models): four to calibrate, two held out. */
+export const randomFeedSets = (model: OnnxModel): FeedSets => {
+  const sizes = { batch_size: 1, sequence_length: 16, total_sequence_length: 16, past_sequence_length: 0 }
+  const random = (seed: number) => randomFeeds(model, seed, sizes)
+  return { calibration: [1, 2, 3, 4].map(random), heldOut: [11, 12].map(random) }
+}
