@@ -7,6 +7,7 @@ import { Effect, Either, Option } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
 import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
 import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
@@ -22,7 +23,6 @@ import {
 import type { MergeMethod } from "../compute/lora/Merge.js"
 import { mergeAdapters } from "../compute/lora/Merge.js"
 import { exportPeft, importPeft, peftConfigFile } from "../compute/lora/Peft.js"
-import { trainOnFile } from "../compute/lora/train/FileTraining.js"
 import type { MicroLoRAConfig } from "../compute/lora/train/TrainingConfig.js"
 import type { TrainingTask } from "../compute/lora/train/TrainingData.js"
 import { readModel } from "../compute/onnx/OnnxModel.js"
@@ -47,7 +47,7 @@ import {
 } from "./ModelsContext.js"
 import { stepReporter } from "./Progress.js"
 import { keyOption, signerFor } from "./PublishCommands.js"
-import { jsonOption, output, toJson } from "./Shared.js"
+import { jobServices, jsonOption, output, toJson } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
 const asCli = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -539,59 +539,40 @@ const train = Command.make(
           checkpointEvery: args.checkpointEvery
         }
         const progress = stepReporter(args.json)
-        const outcome = yield* Effect.tryPromise({
-          try: (signal) =>
-            trainOnFile({
-              modelFile,
-              tokenizer,
-              dataFile: args.data,
+        // The job is recorded in the node's journal at $EDGE_NET_HOME (else ./.edge-net) when one is there.
+        const { layer, recorded } = yield* jobServices(Option.none())
+        const trained = yield* Effect.flatMap(AdapterTraining, (training) =>
+          training.train(
+            {
+              base: { bytes: new Uint8Array(fs.readFileSync(modelFile)), tokenizer, id: baseModel },
+              data: { content: fs.readFileSync(args.data, "utf8"), name: args.data },
               task,
               config: trainingConfig,
               targetNames: Option.getOrUndefined(Option.map(args.targetModules, listOf)),
-              data: { windowLength: args.window, maxTokens: args.maxTokens, heldOutFraction: args.heldOut },
-              checkpointDirectory: path.join(root, "adapters", ".training", `${id}@${args.version}`),
-              onPhase: (phase, detail) => {
-                if (phase === "resume") {
-                  return void Effect.runSync(Effect.logInfo(`resuming from the checkpoint at step ${detail}`))
-                }
-                if (phase !== "train") progress.update(phase, 0, 1)
+              dataOptions: { windowLength: args.window, maxTokens: args.maxTokens, heldOutFraction: args.heldOut },
+              adapter: {
+                id,
+                version: args.version,
+                name: Option.getOrUndefined(args.name),
+                domain: args.domain,
+                license: args.license
               },
-              onProgress: (step) => progress.update("train", step.step, step.totalSteps),
-              signal
-            }),
-          catch: (error) => fail(error instanceof Error ? error.message.split("\n")[0]! : String(error))
-        }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+              storeRoot: root
+            },
+            (event) => {
+              if (event._tag === "TrainingStep") progress.update("train", event.step, event.totalSteps)
+              else if (event._tag === "TrainingPhase" && event.phase === "resume") {
+                Effect.runSync(Effect.logInfo(`resuming from the checkpoint at step ${event.detail}`))
+              } else if (event._tag === "TrainingPhase" && event.phase !== "train") progress.update(event.phase, 0, 1)
+            }
+          )).pipe(
+            Effect.provide(layer),
+            Effect.mapError((error) => fail(error.message)),
+            Effect.ensuring(Effect.sync(progress.done))
+          )
+        const { jobId, metadata, outcome } = trained
         const { result } = outcome
         const isLm = outcome.metric === "heldOutLoss"
-        const description: AdapterDescription = {
-          id,
-          name: Option.getOrElse(args.name, () => id),
-          description: `trained on ${path.basename(args.data)} (${outcome.trainSamples} ${
-            isLm ? "windows" : "examples"
-          }, ${outcome.heldOutSamples} held out)`,
-          version: args.version,
-          createdAt: new Date().toISOString(),
-          baseModel,
-          baseModelDigest: outcome.baseModelDigest,
-          training: {
-            steps: result.steps,
-            finalLoss: result.finalLoss,
-            samples: result.samples,
-            duration: Math.round(result.durationMs) / 1000
-          },
-          quality: isLm
-            ? {
-              heldOutLossBefore: outcome.before,
-              heldOutLossAfter: outcome.after,
-              perplexityDelta: Math.exp(outcome.after) - Math.exp(outcome.before)
-            }
-            : { taskAccuracy: outcome.after, probeAccuracy: outcome.before },
-          sharing: { public: false, domain: args.domain, license: args.license }
-        }
-        const classifier = result.head !== undefined && outcome.labels !== undefined
-          ? { head: result.head, labels: outcome.labels }
-          : undefined
-        const metadata = yield* asCli(saveLocalAdapter(root, description, result.weights, { classifier }))
         const figure = isLm
           ? `held-out loss ${outcome.before.toFixed(4)} -> ${outcome.after.toFixed(4)} nats/token (perplexity ${
             Math.exp(outcome.before).toFixed(1)
@@ -602,6 +583,7 @@ const train = Command.make(
         const summary = {
           event: "done",
           adapter: metadata,
+          ...(recorded ? { jobId } : {}),
           task: outcome.task,
           metric: outcome.metric,
           before: outcome.before,
@@ -619,7 +601,8 @@ const train = Command.make(
               `trained ${describe(metadata)}\n${figure}; ${result.steps} steps in ${
                 (result.durationMs / 1000).toFixed(1)
               } s` +
-              `${outcome.resumedFrom === undefined ? "" : ` (resumed at step ${outcome.resumedFrom})`}`
+              `${outcome.resumedFrom === undefined ? "" : ` (resumed at step ${outcome.resumedFrom})`}` +
+              `${recorded ? `\nrecorded as training job ${jobId}` : ""}`
           )
         )
       })

@@ -138,9 +138,16 @@ const replay = Command.make(
 ).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
 
 const explain = Command.make("explain", {
-  kind: Args.choice([["auction", "auction"], ["proposal", "proposal"], ["account", "account"]] as const, {
-    name: "kind"
-  }),
+  kind: Args.choice(
+    [
+      ["auction", "auction"],
+      ["proposal", "proposal"],
+      ["account", "account"],
+      ["optimizer-job", "optimizer-job"],
+      ["training-job", "training-job"]
+    ] as const,
+    { name: "kind" }
+  ),
   id: Args.text({ name: "id" }),
   data: dataOption,
   node: nodeOption,

@@ -4,7 +4,7 @@
  * is at hand, and with `--publish` sign the result and register it with a registry node.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -25,14 +25,11 @@ import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import { buildManifest, idFromName, pushToRegistry } from "../content/Publish.js"
-import { memoryKernel } from "../layers/Kernel.js"
-import { nodeServices } from "../layers/Node.js"
-import { journalFile } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { configOption, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
 import { formatBytes, stepReporter } from "./Progress.js"
 import { keyOption, signerFor } from "./PublishCommands.js"
-import { dataOption, jsonOption, output, settingsFor } from "./Shared.js"
+import { dataOption, jobServices, jsonOption, output } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
 
@@ -149,16 +146,6 @@ const describe = (result: OptimizeResult, file: string) => {
       ])
   ].join("\n")
 }
-
-/**
- * The optimizer service this command runs on: the node's, recording the job in its journal, when a
- * node data directory is at hand; otherwise one on an in-memory journal (the job is told, not kept).
- */
-const optimizerLayer = (data: Option.Option<string>) =>
-  Effect.map(settingsFor(data), (settings) =>
-    fs.existsSync(journalFile(settings))
-      ? { layer: nodeServices(settings).pipe(Layer.orDie), recorded: true }
-      : { layer: Optimizer.Default.pipe(Layer.provide(memoryKernel)), recorded: false })
 
 /** The manifest type of a model: text-generation for a causal LM, embedding for other token-id models. */
 const inferredType = (model: OnnxModel): string | undefined =>
@@ -319,7 +306,7 @@ export const optimizeCommand = Command.make(
       const run = Effect.gen(function*() {
         const { calibration, feeds } = yield* feedsFor(model, args.model, args.calibration)
         const progress = stepReporter(args.json)
-        const { layer, recorded } = yield* optimizerLayer(args.data)
+        const { layer, recorded } = yield* jobServices(args.data)
         const { jobId, result } = yield* Effect.flatMap(
           Optimizer,
           (optimizer) =>

@@ -6,8 +6,12 @@ import { Options } from "@effect/cli"
 import { Effect, Layer, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
+import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { AccountId, OperationId } from "../domain/Money.js"
 import { Environment } from "../layers/Environment.js"
+import { memoryKernel } from "../layers/Kernel.js"
+import { nodeServices } from "../layers/Node.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
 import { journalFile } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
@@ -38,6 +42,20 @@ export const settingsFor = (data: Option.Option<string>, overrides: Partial<Node
     inference: environment.inference,
     ...overrides
   }))
+
+/**
+ * The services that run and record jobs (optimizer, adapter training) for a command in process: the
+ * node's, recording each job in its journal, when the data directory holds one; otherwise services
+ * on an in-memory journal (the job is reported, not kept).
+ */
+export const jobServices = (data: Option.Option<string>) =>
+  Effect.map(settingsFor(data), (settings) =>
+    fs.existsSync(journalFile(settings))
+      ? { layer: nodeServices(settings).pipe(Layer.orDie), recorded: true }
+      : {
+        layer: Layer.mergeAll(Optimizer.Default, AdapterTraining.Default).pipe(Layer.provide(memoryKernel)),
+        recorded: false
+      })
 
 /** Runs `use` against the node at `--node`, or directly on the data directory, which must exist. */
 export const withNode = <A, E, R>(

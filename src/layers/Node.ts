@@ -4,6 +4,7 @@
  */
 import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
+import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
@@ -26,6 +27,7 @@ const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelSe
     Registry.Default.pipe(Layer.provideMerge(economyAdapterSharingGate)),
     Optimizer.Default,
     AdapterPool.Default,
+    AdapterTraining.Default,
     NetworkCharter.Default,
     BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
   ).pipe(

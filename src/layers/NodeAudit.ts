@@ -5,6 +5,7 @@
  */
 import { Effect, Schema } from "effect"
 import * as crypto from "node:crypto"
+import { TrainingEvent, TrainingJob } from "../actors/adapters/TrainingJob.js"
 import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { stakeAccount } from "../actors/economy/Stake.js"
@@ -15,6 +16,7 @@ import { Auctions } from "../actors/market/AuctionService.js"
 import { POOL_ACCOUNT } from "../actors/market/ComputeAmm.js"
 import { Market } from "../actors/market/MarketService.js"
 import { escrowAccountOf, TaskAuction } from "../actors/market/TaskAuction.js"
+import { JobEvent, OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId, streamCategory } from "../domain/Ids.js"
 import { ActorRegistry } from "../events/ActorRegistry.js"
@@ -69,7 +71,7 @@ export const ReplayReportView = Schema.Struct({
 })
 export type ReplayReportView = typeof ReplayReportView.Type
 
-export const ExplainKind = Schema.Literal("auction", "proposal", "account")
+export const ExplainKind = Schema.Literal("auction", "proposal", "account", "optimizer-job", "training-job")
 export type ExplainKind = typeof ExplainKind.Type
 
 export const ExplainView = Schema.Struct({
@@ -138,7 +140,105 @@ const bookOf = (
 const categoryOf: Record<ExplainKind, string> = {
   auction: TaskAuction.category,
   proposal: Proposal.category,
-  account: Account.category
+  account: Account.category,
+  "optimizer-job": OptimizerJob.category,
+  "training-job": TrainingJob.category
+}
+
+const decodeJobEvent = Schema.decodeUnknownSync(JobEvent)
+const decodeTrainingEvent = Schema.decodeUnknownSync(TrainingEvent)
+const figure = (value: number | undefined, digits = 4) => (value === undefined ? "?" : value.toFixed(digits))
+
+/** An optimization job's steps: what was asked, what was measured and chosen, how it ended. */
+const explainOptimizerJob = (jobId: string, payloads: ReadonlyArray<unknown>) => {
+  const sentences: Array<string> = []
+  const facts: Record<string, unknown> = { jobId }
+  for (const payload of payloads) {
+    const event = decodeJobEvent(payload)
+    switch (event._tag) {
+      case "JobRequested": {
+        const { spec } = event
+        facts.spec = spec
+        sentences.push(
+          `Optimizer job ${jobId} was asked for ${spec.quantization} of model ${
+            spec.model.name ?? spec.model.sha256.slice(0, 12)
+          } (${spec.model.size} bytes${
+            spec.calibration === undefined ? ", random inputs" : `, ${spec.calibration.samples} calibration samples`
+          }${spec.qualityBar === undefined ? "" : `, quality bar ${JSON.stringify(spec.qualityBar)}`}).`
+        )
+        break
+      }
+      case "SensitivitiesMeasured":
+        facts.layersMeasured = event.layers.length
+        sentences.push(`It measured ${event.layers.length} layers' sensitivity (${event.metric}).`)
+        break
+      case "PrecisionAssigned":
+        facts.bits = event.bits
+        sentences.push(
+          `It chose ${
+            Object.keys(event.bits).length
+          } layers' precision for an estimated ${event.estimatedBytes} of ${event.budgetBytes} budget bytes.`
+        )
+        break
+      case "JobCompleted":
+        facts.status = "completed"
+        facts.artifact = event.artifact
+        facts.report = event.report
+        sentences.push(
+          `It completed: sha256 ${event.artifact.sha256.slice(0, 12)} (${event.artifact.size} bytes, ${
+            figure((event.report.sizeRatio ?? Number.NaN) * 100, 1)
+          }% of the original), output cosine ${figure(event.report.cosine, 5)} on held-out inputs.`
+        )
+        break
+      case "JobRefused":
+        facts.status = "refused"
+        facts.reasons = event.reasons
+        sentences.push(`It was refused: ${event.reasons.join("; ")}.`)
+        break
+      case "JobFailed":
+        facts.status = "failed"
+        sentences.push(`It failed: ${event.reason}.`)
+    }
+  }
+  return { why: sentences.join(" "), facts }
+}
+
+/** An adapter training job: the base, the data and the settings, and the adapter it made. */
+const explainTrainingJob = (jobId: string, payloads: ReadonlyArray<unknown>) => {
+  const sentences: Array<string> = []
+  const facts: Record<string, unknown> = { jobId }
+  for (const payload of payloads) {
+    const event = decodeTrainingEvent(payload)
+    switch (event._tag) {
+      case "TrainingRequested": {
+        const { spec } = event
+        facts.spec = spec
+        sentences.push(
+          `Training job ${jobId} was asked for adapter ${spec.adapter.id}@${spec.adapter.version} on ${spec.base.id} (sha256 ${
+            spec.base.sha256.slice(0, 12)
+          }) from ${spec.data.name} (${spec.data.size} bytes, sha256 ${
+            spec.data.sha256.slice(0, 12)
+          }), task ${spec.task}.`
+        )
+        break
+      }
+      case "TrainingCompleted":
+        facts.status = "completed"
+        facts.outcome = event
+        sentences.push(
+          `It completed in ${event.steps} steps on ${event.trainSamples} samples: ${event.metric} ${
+            figure(event.before)
+          } -> ${figure(event.after)} on ${event.heldOutSamples} held out; stored with checksum ${
+            event.adapter.checksum.slice(0, 19)
+          }.`
+        )
+        break
+      case "TrainingFailed":
+        facts.status = "failed"
+        sentences.push(`It failed: ${event.reason}.`)
+    }
+  }
+  return { why: sentences.join(" "), facts }
 }
 
 /** A proposal's votes and fate, from its events. */
@@ -294,6 +394,10 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         ? explainAuction(id, payloads)
         : kind === "proposal"
         ? explainProposal(id, payloads)
+        : kind === "optimizer-job"
+        ? explainOptimizerJob(id, payloads)
+        : kind === "training-job"
+        ? explainTrainingJob(id, payloads)
         : explainAccount(id, events)
       return {
         kind,

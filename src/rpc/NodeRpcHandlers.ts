@@ -2,9 +2,12 @@
  * The handlers of every RPC group a node serves, on the node's services: the server mounts them at
  * /rpc, and the CLI's direct mode calls them in process, so both modes answer alike.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
+import * as crypto from "node:crypto"
 import { AdapterPoolRpcs } from "../actors/adapters/AdapterPoolRpc.js"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
+import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
+import { AdapterTrainingRpcs } from "../actors/adapters/AdapterTrainingRpc.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
@@ -15,8 +18,15 @@ import { GovernanceRpcHandlers } from "../actors/governance/GovernanceRpcHandler
 import { MarketRpcHandlers } from "../actors/market/MarketRpcHandlers.js"
 import { Market } from "../actors/market/MarketService.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
+import { Optimizer } from "../actors/optimizer/Optimizer.js"
+import { OptimizerRpcs } from "../actors/optimizer/OptimizerRpc.js"
+import { OptimizeRunFailed } from "../actors/optimizer/OptimizeRun.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { Registry } from "../actors/registry/RegistryService.js"
+import { readModel } from "../compute/onnx/OnnxModel.js"
+import { randomFeedSets, textFeedSets } from "../compute/optimize/Feeds.js"
+import { BlobStore } from "../content/BlobStore.js"
+import { ModelSourceError } from "../content/ModelSource.js"
 import type { ChainReport } from "../events/Audit.js"
 import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../layers/NodeAudit.js"
@@ -25,6 +35,7 @@ import { NodeStatus } from "../layers/NodeStatus.js"
 import { Peers } from "../net/Peers.js"
 import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { auditCommands } from "./CommandAudit.js"
+import { resolveData, resolveModel } from "./ModelSources.js"
 import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
@@ -161,7 +172,101 @@ const AdapterPeersRpcHandlers = AdapterPeersRpcs.toLayer(
   })
 )
 
+/** The model a job works on, resolved with the node's store and registry. */
+const sourcesOn = Effect.gen(function*() {
+  const store = yield* BlobStore
+  const registry = yield* Registry
+  return {
+    store,
+    model: (source: Parameters<typeof resolveModel>[0]) =>
+      resolveModel(source).pipe(Effect.provideService(BlobStore, store), Effect.provideService(Registry, registry)),
+    data: (source: Parameters<typeof resolveData>[0]) =>
+      resolveData(source).pipe(Effect.provideService(BlobStore, store))
+  }
+})
+
+const OptimizerRpcHandlers = OptimizerRpcs.toLayer(
+  Effect.gen(function*() {
+    const optimizer = yield* Optimizer
+    const sources = yield* sourcesOn
+    return {
+      OptimizerRun: ({ calibrationTexts, model, settings }) =>
+        Stream.unwrap(Effect.gen(function*() {
+          const resolved = yield* sources.model(model)
+          const graph = yield* Effect.try({
+            try: () => readModel(resolved.bytes),
+            catch: (error) => new ModelSourceError({ reason: `${resolved.id}: ${(error as Error).message}` })
+          })
+          if (calibrationTexts !== undefined && resolved.tokenizer === undefined) {
+            return yield* Effect.fail(
+              new ModelSourceError({ reason: `calibration texts need the model's tokenizer.json (name it as a blob)` })
+            )
+          }
+          const jobId = `optimize-${crypto.randomBytes(6).toString("hex")}`
+          const texts = calibrationTexts ?? []
+          return optimizer.runStream(
+            {
+              jobId,
+              model: resolved.bytes,
+              name: resolved.id,
+              settings,
+              feeds: resolved.tokenizer === undefined || texts.length === 0
+                ? randomFeedSets(graph)
+                : textFeedSets(graph, resolved.tokenizer, texts),
+              ...(texts.length === 0 ? {} : {
+                calibration: {
+                  sha256: crypto.createHash("sha256").update(JSON.stringify(texts)).digest("hex"),
+                  samples: texts.length
+                }
+              })
+            },
+            (bytes) =>
+              Effect.mapError(
+                sources.store.put(Stream.make(bytes)),
+                (error) => new OptimizeRunFailed({ jobId, reason: `storing the optimized model: ${error.message}` })
+              )
+          )
+        }))
+    }
+  })
+)
+
+const AdapterTrainingRpcHandlers = AdapterTrainingRpcs.toLayer(
+  Effect.gen(function*() {
+    const training = yield* AdapterTraining
+    const sources = yield* sourcesOn
+    return {
+      AdapterTrain: ({ adapter, base, data, settings, task }) =>
+        Stream.unwrap(Effect.gen(function*() {
+          const model = yield* sources.model(base)
+          if (model.tokenizer === undefined) {
+            return yield* Effect.fail(
+              new ModelSourceError({ reason: `training needs the model's tokenizer.json (name it as a blob)` })
+            )
+          }
+          const { heldOut, maxTokens, targetModules, window, ...config } = settings
+          return training.trainStream({
+            base: { bytes: model.bytes, tokenizer: model.tokenizer, id: model.id },
+            data: yield* sources.data(data),
+            task,
+            config,
+            targetNames: targetModules,
+            dataOptions: {
+              ...(window === undefined ? {} : { windowLength: window }),
+              ...(maxTokens === undefined ? {} : { maxTokens }),
+              ...(heldOut === undefined ? {} : { heldOutFraction: heldOut })
+            },
+            adapter,
+            storeRoot: sources.store.root
+          })
+        }))
+    }
+  })
+)
+
 export const NodeApiRpcHandlers = Layer.mergeAll(
+  OptimizerRpcHandlers,
+  AdapterTrainingRpcHandlers,
   PeersRpcHandlers,
   AdapterPeersRpcHandlers,
   AdapterPoolRpcHandlers,

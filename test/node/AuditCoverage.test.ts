@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as crypto from "node:crypto"
 import { AdapterPool } from "../../src/actors/adapters/AdapterPoolService.js"
+import { AdapterTraining } from "../../src/actors/adapters/AdapterTraining.js"
 import { Ledger } from "../../src/actors/economy/Ledger.js"
 import { NetworkParameters } from "../../src/actors/economy/NetworkParameters.js"
 import { Reputation } from "../../src/actors/economy/ReputationService.js"
@@ -18,6 +19,7 @@ import { Market } from "../../src/actors/market/MarketService.js"
 import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { Optimizer } from "../../src/actors/optimizer/Optimizer.js"
 import { Registry } from "../../src/actors/registry/RegistryService.js"
+import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
 import { parseManifest } from "../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
@@ -97,6 +99,20 @@ const everySubsystemAtWork = Effect.gen(function*() {
   yield* (yield* NetworkParameters).set("votingDelayMs", 5_000n, { commandId: "genesis/votingDelayMs" })
   yield* (yield* AdapterPool).load({ adapterId: "chat", version: "1.0.0", bytes: 1_000, embedding: [1, 0] })
   yield* (yield* Optimizer).request("job-1", { model: { sha256: "ab".repeat(32), size: 1_000 }, quantization: "INT8" })
+  // A training job on bytes that are no model: requested, then failed, both recorded.
+  const failedTraining = yield* Effect.either((yield* AdapterTraining).train({
+    base: {
+      bytes: new Uint8Array([1, 2, 3]),
+      tokenizer: yield* Tokenizer.fromFile("models/reference/tiny-lm/tokenizer.json"),
+      id: "not-a-model"
+    },
+    data: { content: "some text to train on", name: "notes.txt" },
+    config: { rank: 2, maxSteps: 1 },
+    adapter: { id: "never", version: "1.0.0" },
+    storeRoot: tempDir("audit-coverage-adapters-"),
+    jobId: "train-1"
+  }))
+  expect(Either.isLeft(failedTraining)).toBe(true)
   const registry = yield* Registry
   yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", { type: "text-generation" }), publisher))
   // A new key's reputation (0.5) is under the sharing bar (0.7): the bar is lowered as a test network's genesis would.
@@ -142,7 +158,8 @@ describe("audit replay covers every actor the node runs", () => {
           "Proposal",
           "Reputation",
           "Reward",
-          "Stake"
+          "Stake",
+          "TrainingJob"
         ])
         expect(report.actors.filter((actor) => actor.entities === 0).map((actor) => actor.category)).toEqual([])
         // Every category the log holds is one the audit replayed.

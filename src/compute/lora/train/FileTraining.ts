@@ -42,6 +42,14 @@ export interface FileTrainingRequest {
   readonly signal?: AbortSignal | undefined
 }
 
+/** `FileTrainingRequest` with the model and the data in memory (as a service receives them). */
+export interface DataTrainingRequest extends Omit<FileTrainingRequest, "modelFile" | "dataFile"> {
+  readonly modelBytes: Uint8Array
+  readonly content: string
+  /** The data's name (its file name): the extension picks the task when none is given, and errors name it. */
+  readonly dataName: string
+}
+
 export interface FileTrainingOutcome {
   readonly task: TrainingTask
   readonly labels?: ReadonlyArray<string>
@@ -61,11 +69,20 @@ const sha256 = (bytes: Uint8Array | string) => crypto.createHash("sha256").updat
 
 const labelsOf = (samples: ReadonlyArray<{ readonly label: number }>) => samples.map((sample) => sample.label)
 
-export const trainOnFile = async (request: FileTrainingRequest): Promise<FileTrainingOutcome> => {
-  const modelBytes = new Uint8Array(fs.readFileSync(request.modelFile))
+export const trainOnFile = (request: FileTrainingRequest): Promise<FileTrainingOutcome> => {
+  const { dataFile, modelFile, ...rest } = request
+  return trainOnData({
+    ...rest,
+    modelBytes: new Uint8Array(fs.readFileSync(modelFile)),
+    content: fs.readFileSync(dataFile, "utf8"),
+    dataName: dataFile
+  })
+}
+
+export const trainOnData = async (request: DataTrainingRequest): Promise<FileTrainingOutcome> => {
+  const { content, modelBytes } = request
   const model = readModel(modelBytes)
-  const content = fs.readFileSync(request.dataFile, "utf8")
-  const task = request.task ?? taskForFile(request.dataFile)
+  const task = request.task ?? taskForFile(request.dataName)
   const targetModules = request.targetNames === undefined
     ? request.config.targetModules
     : matchTargetModules(loraTargets(model).map((target) => target.module), request.targetNames)
@@ -73,7 +90,7 @@ export const trainOnFile = async (request: FileTrainingRequest): Promise<FileTra
   // Bad options fail here, before any data is read or measured.
   const resolved = resolveConfig(model, config)
   const separator = request.tokenizer.specialIds.eos
-  const data: TrainingData = trainingData(content, request.dataFile, task, request.tokenizer, {
+  const data: TrainingData = trainingData(content, request.dataName, task, request.tokenizer, {
     separator,
     ...request.data
   })
