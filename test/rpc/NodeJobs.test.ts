@@ -4,7 +4,6 @@
  * sends, watching each as a stream of progress. The optimized model lands in the node's store, the
  * adapter among the node's adapters, and both jobs are in the node's journal, explained from it.
  */
-import { RpcClient } from "@effect/rpc"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -12,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { pushToRegistry } from "../../src/content/Publish.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
-import { NodeApiRpcs } from "../../src/rpc/NodeApiRpcs.js"
 import { socketProtocol } from "../../src/rpc/NodeConnection.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { nodeRpcClient } from "../support/RpcClient.js"
 import { cacheReferenceModel } from "../support/SdkModels.js"
 import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
@@ -38,10 +37,10 @@ afterAll(async () => {
 
 /** Runs `use` with an RPC client on one WebSocket to the node, signing as its caller says. */
 const withClient = <A, E>(
-  use: (client: RpcClient.FromGroup<typeof NodeApiRpcs>) => Effect.Effect<A, E, never>
+  use: (client: Effect.Effect.Success<typeof nodeRpcClient>) => Effect.Effect<A, E, never>
 ) =>
   Effect.runPromise(
-    Effect.scoped(Effect.flatMap(RpcClient.make(NodeApiRpcs), use)).pipe(
+    Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(
       Effect.provide(Layer.merge(socketProtocol(node.url), signingClientLayer))
     )
   )
