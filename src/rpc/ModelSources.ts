@@ -1,6 +1,6 @@
 /**
  * A caller's model and data sources resolved on the node: blobs read from its content store (each
- * must be there already: a program uploads with `PUT /v1/blobs/sha256-<hex>`), registry models found
+ * must be there already: the node takes uploads only of blobs a published manifest lists), registry models found
  * by their manifest's artifacts, the tokenizer built from its tokenizer.json (with the model's
  * tokenizer_config.json and config.json when the manifest has them).
  */
@@ -23,7 +23,9 @@ const blobBytes = (sha256: string) =>
     const store = yield* BlobStore
     if (!(yield* store.has(sha256))) {
       return yield* Effect.fail(
-        failure(`blob sha256-${sha256} is not in this node's content store (upload it: PUT /v1/blobs/sha256-${sha256})`)
+        failure(
+          `blob sha256-${sha256} is not in this node's content store (publish a manifest that lists it, then upload it, or name a registry model by id)`
+        )
       )
     }
     return yield* Effect.try({
