@@ -2,7 +2,8 @@
  * edge-net: the node of a peer-to-peer edge AI network, as Effect services and layers.
  *
  * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`),
- * the inference service, and a whole node's layers. The rest is grouped by subsystem:
+ * the inference service, the services that do a node's work (`Optimizer`, `AdapterTraining`,
+ * `Registry`), and a whole node's layers. The rest is grouped by subsystem:
  *
  * - `edge-net/events`: the event kernel (journal, actors, snapshots, audit);
  * - `edge-net/compute`: inference, optimization, quantization, LoRA adapters, tokenizers;
@@ -14,9 +15,18 @@
  * @packageDocumentation
  * @module edge-net
  */
+export { AdapterTraining, AdapterTrainingFailed, TrainingProgressEvent } from "./actors/adapters/AdapterTraining.js"
+export type { TrainOutcome, TrainRequest } from "./actors/adapters/AdapterTraining.js"
+export { TrainSettings } from "./actors/adapters/AdapterTrainingRpc.js"
+export { Optimizer } from "./actors/optimizer/Optimizer.js"
+export type { OptimizeOutcome, OptimizeRequest } from "./actors/optimizer/Optimizer.js"
+export { OptimizeProgress, OptimizeRunFailed, OptimizeSettings } from "./actors/optimizer/OptimizeRun.js"
+export { Registry } from "./actors/registry/RegistryService.js"
 export { Inference } from "./compute/inference/Inference.js"
 export type { ChatMessage, GenerateOptions, GenerateResult, InferenceService } from "./compute/inference/Inference.js"
 export { InferenceInputError, InferenceRunError, ModelLoadError } from "./compute/inference/InferenceError.js"
+export { randomFeedSets, sampleFeedSets, textFeedSets } from "./compute/optimize/Feeds.js"
+export type { FeedSets } from "./compute/optimize/Feeds.js"
 export { listAdapters, listModels } from "./http/RegistryClient.js"
 export { nodeLive } from "./http/Server.js"
 export { memoryKernel, sqliteKernel } from "./layers/Kernel.js"

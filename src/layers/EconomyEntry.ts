@@ -19,5 +19,6 @@ export { Governance, proposalIdOf } from "../actors/governance/GovernanceService
 export { Auctions, AuctionView, BidView } from "../actors/market/AuctionService.js"
 export { MarketRpcs } from "../actors/market/MarketRpc.js"
 export { Market, PoolView, QuoteView, SwapReceipt } from "../actors/market/MarketService.js"
+export { commitmentOf } from "../actors/market/TaskAuction.js"
 export { AccountId, Credits, OperationId } from "../domain/Money.js"
 export { economyServices } from "./Economy.js"

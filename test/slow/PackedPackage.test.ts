@@ -31,8 +31,8 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) => {
 const pack = (destination: string) => {
   run("npm", ["run", "build"], ROOT)
   const output = run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", destination], ROOT)
-  const [{ filename }] = JSON.parse(output.slice(output.indexOf("["))) as Array<{ filename: string }>
-  return path.join(destination, filename)
+  const [packed] = JSON.parse(output.slice(output.indexOf("["))) as Array<{ filename: string }>
+  return path.join(destination, packed!.filename)
 }
 
 /** A project with the tarball unpacked as node_modules/edge-net and every dependency beside it. */
