@@ -208,6 +208,14 @@ export const spamDetection = async (options: SpamDetectionOptions = {}): Promise
   }
 }
 
+export interface Int4AdaptationOptions extends DomainAdaptationOptions {
+  /**
+   * Train on this thread, not a worker: the same trainer without a worker's start-up seconds, for short
+   * runs (a long one blocks the thread long enough for the test runner's calls to it to time out).
+   */
+  readonly inThisThread?: boolean
+}
+
 export interface Int4AdaptationResult {
   readonly trainWindows: number
   readonly heldOutWindows: number
@@ -237,7 +245,7 @@ export interface Int4AdaptationResult {
  * blocks of 32, embeddings INT8, as `optimize --quantization INT4` writes it): one adapter config trained
  * on each base, each adapter measured on both.
  */
-export const int4Adaptation = async (options: DomainAdaptationOptions = {}): Promise<Int4AdaptationResult> => {
+export const int4Adaptation = async (options: Int4AdaptationOptions = {}): Promise<Int4AdaptationResult> => {
   const { bytes, model, tokenizer } = referenceModel("tiny-lm")
   const { windowLength, train, heldOut, config } = mailTask(tokenizer, options)
   const int4 = rewriteWeights(model, { defaultFormat: "INT4", blockSize: 32 }).model
@@ -248,16 +256,16 @@ export const int4Adaptation = async (options: DomainAdaptationOptions = {}): Pro
     await ("session" in opened ? opened.session : opened).release()
     return Math.exp(loss)
   }
-  // In this thread: the worker only moves the same trainer off the main thread, and starting one costs seconds.
-  const trainOn = (base: OnnxModel) => {
+  const trainOn = async (base: OnnxModel, modelBytes: Uint8Array) => {
     const began = performance.now()
-    const result = trainAdapter(new LoraTrainer(base, config, { kind: "causal-lm" }), train, {
-      onProgress: options.onProgress
-    })
+    const hooks = { onProgress: options.onProgress }
+    const result = options.inThisThread === true
+      ? trainAdapter(new LoraTrainer(base, config, { kind: "causal-lm" }), train, hooks)
+      : await trainInWorker({ modelBytes, config, objective: { kind: "causal-lm" }, samples: train }, hooks)
     return { result, ms: performance.now() - began }
   }
-  const fp32Run = trainOn(model)
-  const int4Run = trainOn(int4)
+  const fp32Run = await trainOn(model, bytes)
+  const int4Run = await trainOn(int4, int4Bytes)
   return {
     trainWindows: train.length,
     heldOutWindows: heldOut.length,

@@ -56,7 +56,13 @@ const rows = [
 /** The mail task, small enough for the fast suite: 12 optimizer steps on each base. */
 let adaptation: ReturnType<typeof int4Adaptation> | undefined
 const smallAdaptation = () =>
-  adaptation ??= int4Adaptation({ trainWindows: 48, heldOutWindows: 24, windowLength: 32, config: { epochs: 2 } })
+  adaptation ??= int4Adaptation({
+    trainWindows: 48,
+    heldOutWindows: 24,
+    windowLength: 32,
+    config: { epochs: 2 },
+    inThisThread: true
+  })
 
 describe("LoRA targets on a 4-bit base", () => {
   it("are the FP32 model's, by module name, shape and branch input, with AWQ's input scaling too", () => {
@@ -205,7 +211,7 @@ describe("adapters on a 4-bit base", () => {
       const apart = norm(onInt4.map((value, index) => value - onFp32[index]!)) / norm(onFp32)
       expect(norm(onFp32) / Math.sqrt(onFp32.length)).toBeGreaterThan(0.1)
       // Measured 0.05 (4-bit rounding moves the activations the branch reads); a wrong branch input is ~1.
-    expect(apart).toBeLessThan(0.1)
+      expect(apart).toBeLessThan(0.1)
     },
     60_000
   )
