@@ -258,8 +258,9 @@ describe("adapters on a 4-bit base", () => {
       const baseText = yield* text(base)
       expect(yield* text(slotted)).toBe(baseText)
       expect(yield* text(slotted, adapter)).not.toBe(baseText)
-      const unnamed = yield* inference.loadModel({ ...source, model: int4Bytes, adapterSlots: { rank: 4 } })
-      const refused = yield* Effect.flip(inference.generate(unnamed, prompt, { maxNewTokens: 2, adapter }))
+      // Without the declared digest, the INT4 file answers to its own: the FP32 model's adapter is refused.
+      const undeclared = yield* inference.loadModel({ ...source, model: int4Bytes, adapterSlots: { rank: 4 } })
+      const refused = yield* Effect.flip(inference.generate(undeclared, prompt, { maxNewTokens: 2, adapter }))
       expect(refused.message).toMatch(/^adapter mail was made for base model [0-9a-f]{64}, not /)
     }).pipe(Effect.provide(Inference.node)), 60_000)
 })
