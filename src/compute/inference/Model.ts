@@ -32,6 +32,12 @@ export interface ModelSource {
    * (default: every MatMul weight) are swapped per call without reloading the session.
    */
   readonly adapterSlots?: { readonly rank: number; readonly modules?: ReadonlyArray<string> | undefined } | undefined
+  /**
+   * The SHA-256 an adapter must name to run on this model (default: this file's). A quantized file may
+   * name the FP32 model it was made from: LoRA targets keep their module names and shapes through
+   * quantization (INT8 and 4-bit alike), so adapters trained on that model run on this one.
+   */
+  readonly baseModelDigest?: string | undefined
 }
 
 export interface PastInput {
@@ -59,7 +65,7 @@ export interface ModelHandle {
   readonly chatTemplate: CompiledChatTemplate | undefined
   /** Runs of one session are serialized (onnxruntime-web cannot overlap them). */
   readonly lock: Effect.Semaphore
-  /** SHA-256 of the model file as given: an adapter runs only on the base model it was made for. */
+  /** SHA-256 of the model file as given (or the source's `baseModelDigest`): an adapter runs only on the base model it was made for. */
   readonly baseModelDigest: string
   /** The adapter branches the session was built with (`adapterSlots`), if any. */
   readonly adapterLayout: AdapterLayout | undefined
@@ -226,7 +232,7 @@ export const openModel = (
       eosIds,
       chatTemplate: template === undefined ? undefined : compileChatTemplate(template),
       lock,
-      baseModelDigest: toHex(sha256(source.model)),
+      baseModelDigest: source.baseModelDigest ?? toHex(sha256(source.model)),
       adapterLayout: slots === undefined ? undefined : adapterLayout(readModel(model))
     } satisfies ModelHandle
   })

@@ -3,18 +3,28 @@
  * inputs (swap adapters per run on one session), or the update merged into the weights (no overhead).
  *
  * A target is a MatMul y = x W with W a 2-D float weight [in, out] (an initializer, a Constant, or the
- * output of a weight-only DequantizeLinear / Cast), named by its module path (`moduleNameOf`). The
- * branch adds y += (x · A_in) · B_in with inputs `lora.<module>.A` [in, rank] = Aᵀ and
+ * output of a weight-only DequantizeLinear / Cast), or a 4-bit com.microsoft MatMulNBits (W packed in
+ * blocks, in = K, out = N: the QLoRA case, a full-precision branch beside a 4-bit base), named by its
+ * module path (`moduleNameOf`; the quantizer keeps the MatMul's path, so names match across precisions).
+ * The branch adds y += (x · A_in) · B_in with inputs `lora.<module>.A` [in, rank] = Aᵀ and
  * `lora.<module>.B` [rank, out] = scale · Bᵀ: the scale is folded into the fed B, so the graph needs no
  * Mul and an adapter's alpha is the host's business. Adapters of lower rank are fed zero-padded (extra
  * rank components contribute 0), and zeros everywhere reproduce the base model.
  */
 import { Data } from "effect"
-import { consumers, initializerMap, isDefaultDomain, producers, promoteConstants } from "../onnx/Graph.js"
+import {
+  consumers,
+  findAttribute,
+  initializerMap,
+  isDefaultDomain,
+  producers,
+  promoteConstants
+} from "../onnx/Graph.js"
 import type { OnnxModel, OnnxNode, OnnxTensor, OnnxValueInfo } from "../onnx/OnnxModel.js"
 import { DataType } from "../onnx/OnnxModel.js"
 import { float32Tensor, tensorToFloat32 } from "../onnx/Tensors.js"
 import type { Feeds, FeedTensor } from "../optimize/Runner.js"
+import { AWQ_INPUT_SCALE } from "../quantize/Rewrite.js"
 import type { LoraWeights } from "./Adapter.js"
 import { deltaWeight, moduleNameOf, scaleOf } from "./Adapter.js"
 
@@ -36,11 +46,53 @@ export interface LoraTarget {
   readonly weight: string
   readonly inFeatures: number
   readonly outFeatures: number
-  /** "float32": W is a float initializer; "dequantized": W is computed from INT8 / FP16 storage. */
-  readonly storage: "float32" | "dequantized"
+  /**
+   * "float32": W is a float initializer; "dequantized": W is computed from INT8 / FP16 storage; "int4":
+   * W is a MatMulNBits node's 4-bit blocks (`weight` names the packed initializer).
+   */
+  readonly storage: "float32" | "dequantized" | "int4"
 }
 
 const quantizedOps = new Set(["MatMulNBits", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul"])
+
+const attributeOf = (node: OnnxNode, name: string): number | undefined => {
+  const value = findAttribute(node, name)?.i
+  return value === undefined ? undefined : Number(value)
+}
+
+/** A 4-bit MatMulNBits with K and N, i.e. one whose output LoRA can add to. */
+const isInt4MatMul = (node: OnnxNode) =>
+  node.opType === "MatMulNBits" && node.domain === "com.microsoft" && attributeOf(node, "bits") === 4 &&
+  (attributeOf(node, "K") ?? 0) > 0 && (attributeOf(node, "N") ?? 0) > 0
+
+/**
+ * The input a MatMulNBits target's branch reads: the MatMul's original input, i.e. before AWQ's input
+ * scaling (the Mul the quantizer names `<path>/AwqInputScale`), which the 4-bit weight alone undoes.
+ */
+const unscaledInput = (input: string, producedBy: ReadonlyMap<string, OnnxNode>): string => {
+  const source = producedBy.get(input)
+  return source?.opType === "Mul" && source.name?.endsWith(`/${AWQ_INPUT_SCALE}`) === true &&
+      source.inputs[0] !== undefined
+    ? source.inputs[0]
+    : input
+}
+
+const int4Target = (node: OnnxNode, producedBy: ReadonlyMap<string, OnnxNode>): LoraTarget | undefined => {
+  const [input, weight] = node.inputs
+  const output = node.outputs[0]
+  const module = moduleNameOf(node.name ?? "")
+  if (input === undefined || weight === undefined || output === undefined || module === "") return undefined
+  return {
+    module,
+    node: node.name!,
+    input: unscaledInput(input, producedBy),
+    output,
+    weight,
+    inFeatures: attributeOf(node, "K")!,
+    outFeatures: attributeOf(node, "N")!,
+    storage: "int4"
+  }
+}
 
 /** The MatMul weight sites that LoRA can target, by module path; a module with two such MatMuls has none. */
 export const loraTargets = (model: OnnxModel): Array<LoraTarget> => {
@@ -49,6 +101,11 @@ export const loraTargets = (model: OnnxModel): Array<LoraTarget> => {
   const producedBy = producers(graph)
   const found = new Map<string, LoraTarget | "ambiguous">()
   for (const node of graph.nodes) {
+    if (isInt4MatMul(node)) {
+      const target = int4Target(node, producedBy)
+      if (target !== undefined) found.set(target.module, found.has(target.module) ? "ambiguous" : target)
+      continue
+    }
     if (node.opType !== "MatMul" || !isDefaultDomain(node.domain) || node.name === undefined) continue
     const [input, weight] = node.inputs
     const output = node.outputs[0]
@@ -88,11 +145,16 @@ const floatInput = (name: string, dims: ReadonlyArray<number>): OnnxValueInfo =>
   type: { tensorType: { elemType: DataType.FLOAT, shape: dims.map((value) => ({ value })) } }
 })
 
+/** Why a quantized model has no target for a module, when that is the reason. */
 const describeQuantized = (model: OnnxModel): string | undefined => {
-  const op = model.graph.nodes.find((node) => quantizedOps.has(node.opType))?.opType
-  return op === undefined
-    ? undefined
-    : `the model's weights are quantized (${op}): apply the adapter to the FP32 model, then quantize`
+  const int4 = model.graph.nodes.filter(isInt4MatMul)
+  if (int4.length > 0 && int4.every((node) => moduleNameOf(node.name ?? "") === "")) {
+    return "the model's 4-bit MatMulNBits nodes have no module paths in their names (quantized by an older edge-net or another tool): quantize the FP32 model again"
+  }
+  const node = model.graph.nodes.find((candidate) => quantizedOps.has(candidate.opType) && !isInt4MatMul(candidate))
+  if (node === undefined) return undefined
+  const what = node.opType === "MatMulNBits" ? `MatMulNBits with ${attributeOf(node, "bits") ?? "?"} bits` : node.opType
+  return `the model's weights are quantized (${what}): apply the adapter to the FP32 model, then quantize`
 }
 
 const targetsByModule = (model: OnnxModel, modules: ReadonlyArray<string>): Array<LoraTarget> => {
@@ -227,7 +289,10 @@ export const feedsFor = (layout: AdapterLayout, weights?: LoraWeights): Feeds =>
 
 /**
  * W + scale · Aᵀ Bᵀ written into each target's weight (Constant-held weights promoted first). A weight
- * other nodes also read gets a merged copy for this MatMul alone. Quantized weights are refused.
+ * other nodes also read gets a merged copy for this MatMul alone. Quantized weights (INT8, FP16, 4-bit) are
+ * refused: requantizing W + ΔW turns an update smaller than one quantization step into rounding noise
+ * (for tiny-lm's mail adapter at 4 bits the weight's change came out 2.4 times ΔW's norm away from ΔW),
+ * so merge into the FP32 model and quantize that, or run the adapter as a branch.
  */
 export const mergeAdapter = (model: OnnxModel, weights: LoraWeights): OnnxModel => {
   const promoted = promoteConstants(model)
@@ -241,6 +306,11 @@ export const mergeAdapter = (model: OnnxModel, weights: LoraWeights): OnnxModel 
   const added: Array<OnnxTensor> = []
   const rewired = new Map<string, string>()
   for (const target of targets) {
+    if (target.storage === "int4") {
+      fail(
+        `${target.module}: its weight is stored in 4 bits (MatMulNBits); merge into the FP32 model, then quantize, or run the adapter as a branch (adapter slots)`
+      )
+    }
     if (target.storage !== "float32") {
       fail(`${target.module}: its weight is stored quantized (INT8 / FP16); merge into the FP32 model, then quantize`)
     }

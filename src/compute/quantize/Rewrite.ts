@@ -113,6 +113,23 @@ const withOpset = (model: OnnxModel, domain: string, version: number): OnnxModel
 
 const elementsOf = (dims: ReadonlyArray<number>) => dims.reduce((product, dim) => product * dim, 1)
 
+/** The last path segment of the Mul that scales a MatMulNBits input for AWQ. */
+export const AWQ_INPUT_SCALE = "AwqInputScale"
+
+/**
+ * The names of the nodes that replace a MatMul by 4-bit MatMulNBits: in the MatMul's own path
+ * (`/model/blocks.0/attn/c_attn/MatMul` -> `.../c_attn/MatMulNBits`, and `.../c_attn/AwqInputScale` for
+ * AWQ's input scaling), so a LoRA adapter's module names are the same on the FP32 and the INT4 model.
+ * A MatMul without a path keeps generated names.
+ */
+export const int4NodeNames = (matMul: string | undefined, fallback: string) => {
+  const slash = matMul?.lastIndexOf("/") ?? -1
+  const path = matMul !== undefined && slash > 0 ? matMul.slice(0, slash + 1) : undefined
+  return path === undefined
+    ? { matMul: `${fallback}_matmul`, inputScale: `${fallback}_awq_mul` }
+    : { matMul: `${path}MatMulNBits`, inputScale: `${path}${AWQ_INPUT_SCALE}` }
+}
+
 /**
  * Quantizes the model's weights as `options` say. Constant-node weights are promoted to initializers
  * first. Returns the new model and what was quantized or kept.
@@ -169,13 +186,14 @@ export const rewriteWeights = (
         uint8Tensor(`${base}_zero_points`, [blocks.zeroPoints.length], blocks.zeroPoints)
       )
       const nodes: Array<OnnxNode> = []
+      const names = int4NodeNames(site.node.name, base)
       let input = site.node.inputs[0]!
       const inputScales = options.inputScales?.get(site.weight)
       if (inputScales !== undefined) {
         newInitializers.push(float32Tensor(`${base}_awq`, [K], inputScales))
         nodes.push({
           opType: "Mul",
-          name: `${base}_awq_mul`,
+          name: names.inputScale,
           inputs: [input, `${base}_awq`],
           outputs: [`${base}_scaled_input`],
           attributes: []
@@ -185,7 +203,7 @@ export const rewriteWeights = (
       nodes.push({
         opType: "MatMulNBits",
         domain: "com.microsoft",
-        name: `${base}_matmul`,
+        name: names.matMul,
         inputs: [input, `${base}_B`, `${base}_scales`, `${base}_zero_points`],
         outputs: [...site.node.outputs],
         attributes: [int("K", K), int("N", N), int("bits", 4), int("block_size", blocks.blockSize)]

@@ -2,7 +2,8 @@
  * Graph LoRA on the reference LM and encoder in ONNX Runtime: the injected branch fed an adapter gives
  * the merged model's output and, fed zeros, the base model's; one module matches x · (W + ΔW) computed
  * in TypeScript; adapters swap on one session; the injected model runs in onnxruntime-web; Constant and
- * shared weights merge correctly; quantized bases and mismatches are refused with one line.
+ * shared weights merge correctly; quantized bases take a branch but refuse a merge, and mismatches are
+ * refused with one line.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -245,13 +246,16 @@ describe("GraphLora", () => {
     expect(relativeDifference(outputs.yb!.data, product((i, o) => weight[i * 3 + o]!))).toBeLessThan(1e-6)
   })
 
-  it("refuses 4-bit bases; a weight-only INT8 base takes a branch but refuses a merge", async () => {
+  it("a 4-bit base takes a branch and refuses a merge; so does a weight-only INT8 base", async () => {
     const adapter = randomAdapter(encoder.targets, 2, 16)
     const int4 = rewriteWeights(encoder.model, { defaultFormat: "INT4" }).model
-    const quantized =
-      "the model's weights are quantized (MatMulNBits): apply the adapter to the FP32 model, then quantize"
-    expect(() => mergeAdapter(int4, adapter)).toThrow(quantized)
-    expect(() => injectAdapterInputs(int4, ["layers.0.query"], 2)).toThrow(quantized)
+    expect(modulesOf(loraTargets(int4))).toEqual(modulesOf(encoder.targets))
+    expect(() => mergeAdapter(int4, adapter)).toThrow(
+      "layers.0.query: its weight is stored in 4 bits (MatMulNBits); merge into the FP32 model, then quantize, or run the adapter as a branch (adapter slots)"
+    )
+    expect(adapterLayout(injectAdapterInputs(int4, ["layers.0.query"], 2)).modules).toEqual({
+      "layers.0.query": { inFeatures: 192, outFeatures: 192 }
+    })
 
     const int8 = rewriteWeights(encoder.model, { defaultFormat: "INT8" }).model
     const targets = loraTargets(int8)

@@ -60,6 +60,15 @@ const int32Values = (tensor: OnnxTensor): Float64Array => {
   return new Float64Array(0)
 }
 
+/** INT8 / UINT8 storage (quantized weights, packed 4-bit blocks): raw bytes, or one value per int32_data entry. */
+const byteValues = (tensor: OnnxTensor): Float64Array => {
+  if (tensor.rawData !== undefined) {
+    const copy = new Uint8Array(tensor.rawData)
+    return tensor.dataType === DataType.INT8 ? Float64Array.from(new Int8Array(copy.buffer)) : Float64Array.from(copy)
+  }
+  return Float64Array.from(tensor.int32Data ?? [])
+}
+
 /** An ONNX tensor (initializer or Constant) as an executor tensor. */
 export const fromOnnxTensor = (tensor: OnnxTensor): Tensor => {
   const dims = tensor.dims
@@ -71,6 +80,9 @@ export const fromOnnxTensor = (tensor: OnnxTensor): Tensor => {
       return intTensor(dims, int64Values(tensor))
     case DataType.INT32:
       return intTensor(dims, int32Values(tensor))
+    case DataType.INT8:
+    case DataType.UINT8:
+      return intTensor(dims, byteValues(tensor))
     case DataType.BOOL: {
       const values = tensor.rawData === undefined
         ? Uint8Array.from(tensor.int32Data ?? [])
@@ -102,19 +114,17 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
   const reached = new Set(parameters)
   const steps: Array<Step> = []
   for (const node of graph.nodes) {
-    if (node.domain !== undefined && node.domain !== "" && node.domain !== "ai.onnx") {
-      unsupported.add(`${node.domain}.${node.opType}`)
-      continue
-    }
-    if (node.opType === "Constant") {
+    const domain = node.domain ?? ""
+    const isDefault = domain === "" || domain === "ai.onnx"
+    if (isDefault && node.opType === "Constant") {
       const value = constantTensor(node)
       if (value === undefined) throw new ExecutorError(`Constant ${node.name ?? ""} has no tensor value`)
       constants.set(node.outputs[0]!, fromOnnxTensor(value))
       continue
     }
-    const operator = operatorFor(node.opType)
+    const operator = operatorFor(node.opType, domain)
     if (operator === undefined) {
-      unsupported.add(node.opType)
+      unsupported.add(isDefault ? node.opType : `${domain}.${node.opType}`)
       continue
     }
     const wants = node.inputs.map((name) => reached.has(name))

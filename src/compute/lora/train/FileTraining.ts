@@ -1,8 +1,8 @@
 /**
  * Training an adapter on a user's file, as `edge-net-models adapters train` runs it: the data read and
  * split, the base model measured on the held-out part by ONNX Runtime, training in a worker thread with
- * checkpoints on disk (an interrupted run resumes), and the adapter merged into the model and measured
- * again on the same held-out part.
+ * checkpoints on disk (an interrupted run resumes), and the adapter merged into the model (beside its
+ * weights, on an INT8 or 4-bit base) and measured again on the same held-out part.
  *
  * The figure is the held-out next-token loss (nats per token) for a language model, and for a classifier
  * the held-out accuracy of the adapter with its head against a linear probe on the frozen model (the
@@ -10,14 +10,14 @@
  */
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { readModel, writeModel } from "../../onnx/OnnxModel.js"
+import { readModel } from "../../onnx/OnnxModel.js"
 import { createSession } from "../../optimize/Runner.js"
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
-import { loraTargets, mergeAdapter } from "../GraphLora.js"
+import { loraTargets } from "../GraphLora.js"
 import { loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./CheckpointFile.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import { fitLinearProbe } from "./ClassifierHead.js"
-import { accuracy, heldOutLoss, pooledFeatures } from "./Evaluate.js"
+import { accuracy, adaptedSession, heldOutLoss, pooledFeatures } from "./Evaluate.js"
 import type { MicroLoRAConfig } from "./TrainingConfig.js"
 import { resolveConfig } from "./TrainingConfig.js"
 import type { TrainingData, TrainingDataOptions, TrainingTask } from "./TrainingData.js"
@@ -145,11 +145,11 @@ export const trainOnData = async (request: DataTrainingRequest): Promise<FileTra
   )
 
   request.onPhase?.("evaluate")
-  const adapted = await createSession(writeModel(mergeAdapter(model, result.weights)))
+  const adapted = await adaptedSession(model, result.weights)
   const after = data.task === "causal-lm"
     ? await heldOutLoss(adapted, model, data.heldOut)
     : accuracy(result.head!, await pooledFeatures(adapted, model, data.heldOut), labelsOf(data.heldOut))
-  await adapted.release()
+  await adapted.session.release()
   if (directory !== undefined) removeCheckpoint(directory)
   return {
     task,

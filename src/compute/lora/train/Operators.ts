@@ -1,16 +1,28 @@
 /**
- * The table of the training executor's ONNX operators by op type: what the reference GPT-2 and BERT exports
- * use, plus Dropout and a few elementwise neighbours. Anything else is refused by name at compile time.
+ * The table of the training executor's ONNX operators by domain and op type: what the reference GPT-2
+ * and BERT exports use, plus Dropout and a few elementwise neighbours, and the quantized storage of
+ * their INT8 / INT4 versions (DequantizeLinear, com.microsoft MatMulNBits). Anything else is refused by
+ * name at compile time.
  */
 import { elementwiseOperators } from "./ElementwiseOperators.js"
 import type { Operator } from "./Operator.js"
+import { microsoftOperators, quantizedOperators } from "./QuantizedOperators.js"
 import { rowOperators } from "./RowOperators.js"
 import { shapeOperators } from "./ShapeOperators.js"
 
-const operators: Record<string, Operator> = { ...shapeOperators, ...elementwiseOperators, ...rowOperators }
+const byDomain: Record<string, Record<string, Operator>> = {
+  "": { ...shapeOperators, ...elementwiseOperators, ...rowOperators, ...quantizedOperators },
+  "com.microsoft": microsoftOperators
+}
 
-export const operatorFor = (
-  opType: string
-): Operator | undefined => (Object.hasOwn(operators, opType) ? operators[opType] : undefined)
+/** The operator for a node's op type in its domain ("" and "ai.onnx" are the default domain). */
+export const operatorFor = (opType: string, domain = ""): Operator | undefined => {
+  const operators = byDomain[domain === "ai.onnx" ? "" : domain]
+  return operators !== undefined && Object.hasOwn(operators, opType) ? operators[opType] : undefined
+}
 
-export const supportedOperators = (): Array<string> => Object.keys(operators).sort()
+/** Every supported op type, prefixed by its domain outside the default one. */
+export const supportedOperators = (): Array<string> =>
+  Object.entries(byDomain).flatMap(([domain, operators]) =>
+    Object.keys(operators).map((opType) => (domain === "" ? opType : `${domain}.${opType}`))
+  ).sort()
