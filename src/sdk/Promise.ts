@@ -53,6 +53,17 @@ export type {
   ResidentModel
 } from "./ModelLoader.js"
 export { ModelLoaderError } from "./ModelLoader.js"
+export { ModelWorker, ModelWorkerError } from "./ModelWorker.js"
+export type {
+  ModelChoice,
+  ModelWorkerOptions,
+  WorkerGenerateConfig,
+  WorkerLoadOptions,
+  WorkerModel,
+  WorkerStats
+} from "./ModelWorker.js"
+export { ModelWorkerPool } from "./ModelWorkerPool.js"
+export type { ModelWorkerPoolOptions } from "./ModelWorkerPool.js"
 
 export interface ModelLoaderOptions {
   /** models.yaml to read (default: $EDGE_NET_MODELS_CONFIG, else ~/.edge-net/models.yaml). */
