@@ -80,6 +80,9 @@ interface Thread {
   failure: Error | undefined
   /** Its runtime built and its models loaded: when such a thread dies, another replaces it at once. */
   up: boolean
+  readonly exited: Promise<void>
+  /** Why it takes no more requests (closing or exited), once it does not. */
+  gone: string | undefined
 }
 
 const configOf = ({ model: _, ...config }: WorkerGenerateConfig = {}): GenerateConfig => config
@@ -204,7 +207,12 @@ export class ModelWorker {
     return this.outstandingCount
   }
 
-  /** Stops the thread; its requests and every later call reject. */
+  /**
+   * Stops the thread; its requests and every later call reject at once. The thread is asked to close
+   * (it stops at the end of the model run under way, closes its models and exits) rather than killed:
+   * onnxruntime-node runs a model synchronously on the thread, and killing it mid-run aborts the whole
+   * process (its binding throws a C++ exception into a torn-down JS context).
+   */
   async terminate(): Promise<void> {
     if (this.terminated) return
     this.terminated = true
@@ -212,10 +220,15 @@ export class ModelWorker {
     this.thread = undefined
     this.current = undefined
     this.threadId = undefined
-    await current?.worker.terminate()
+    if (current === undefined) return
+    this.rejectAll(current, "the model worker was terminated")
+    await this.stop(current)
   }
 
-  /** @internal Tests only: the thread throws an uncaught error, as a crashing thread would. */
+  /**
+   * @internal Tests only: the thread throws an uncaught error, as a crashing thread would. It does so
+   * between two model runs, as any error thrown by JavaScript code on the thread is.
+   */
   crash(): void {
     this.control({ type: "crash" })
   }
@@ -243,7 +256,14 @@ export class ModelWorker {
     const worker = moduleWorker(import.meta.url, "./ModelWorkerThread", {
       workerData: { loader: this.options, listening: this.listeners.size > 0 } satisfies ModelWorkerData
     })
-    const thread: Thread = { worker, pending: new Map(), failure: undefined, up: false }
+    const thread: Thread = {
+      worker,
+      pending: new Map(),
+      failure: undefined,
+      up: false,
+      gone: undefined,
+      exited: new Promise((resolve) => worker.once("exit", () => resolve()))
+    }
     this.current = thread
     const online = new Promise<void>((resolve, reject) => {
       worker.on("message", (message: FromWorker) => {
@@ -272,7 +292,7 @@ export class ModelWorker {
       this.threadId = worker.threadId
       for (const [reference, options] of this.models) await this.send(thread, { type: "load", reference, options }, {})
     } catch (error) {
-      void worker.terminate()
+      void this.stop(thread)
       throw error
     }
     thread.up = true
@@ -286,14 +306,8 @@ export class ModelWorker {
    */
   private died(thread: Thread, why: string) {
     const restarting = thread.up && !this.terminated && this.current === thread
-    for (const [, pending] of thread.pending) {
-      pending.reject(
-        new ModelWorkerError({
-          reason: `${why} before answering ${pending.type}${restarting ? "; restarting it" : ""}`
-        })
-      )
-    }
-    thread.pending.clear()
+    thread.gone ??= why
+    this.rejectAll(thread, why, restarting ? "; restarting it" : "")
     if (this.current !== thread) return
     this.current = undefined
     this.threadId = undefined
@@ -302,6 +316,22 @@ export class ModelWorker {
       this.restarts++
       void this.live().catch(() => undefined)
     }
+  }
+
+  private rejectAll(thread: Thread, why: string, after = "") {
+    for (const [, pending] of thread.pending) {
+      pending.reject(new ModelWorkerError({ reason: `${why} before answering ${pending.type}${after}` }))
+    }
+    thread.pending.clear()
+  }
+
+  /** Asks the thread to close, and kills it only if it has not exited after `graceMs`. */
+  private async stop(thread: Thread, graceMs = 10_000) {
+    thread.gone ??= "the model worker was terminated"
+    thread.worker.postMessage({ type: "close" } satisfies ToWorker)
+    const timer = setTimeout(() => void thread.worker.terminate(), graceMs)
+    await thread.exited
+    clearTimeout(timer)
   }
 
   private receive(thread: Thread, message: Exclude<FromWorker, { type: "ready" | "failed" }>) {
@@ -331,6 +361,7 @@ export class ModelWorker {
     id = this.nextId++
   ): Promise<WorkerValue> {
     return new Promise((resolve, reject) => {
+      if (thread.gone !== undefined) return reject(new ModelWorkerError({ reason: thread.gone }))
       thread.pending.set(id, { type: body.type, resolve, reject, ...hooks })
       thread.worker.postMessage({ ...body, id } satisfies ToWorker)
     })

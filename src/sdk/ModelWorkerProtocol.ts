@@ -72,6 +72,8 @@ export type WorkerRequest = WorkerRequestBody & { readonly id: number }
 export type WorkerControl =
   | { readonly type: "cancel"; readonly id: number }
   | { readonly type: "listen"; readonly listening: boolean }
+  /** Stop after the model run under way, close the models, exit. */
+  | { readonly type: "close" }
   /** Tests only: the thread throws an uncaught error, as a crashing thread would. */
   | { readonly type: "crash" }
 

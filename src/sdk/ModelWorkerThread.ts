@@ -28,7 +28,10 @@ const post = (message: FromWorker, transfer: ReadonlyArray<ArrayBuffer> = []) =>
 
 const loader = new ModelLoader(settings.loader)
 let listening = settings.listening
+/** Requests queued or running; a cancelled one stops at its next piece, or is skipped when its turn comes. */
+const accepted = new Set<number>()
 const cancelled = new Set<number>()
+let closing = false
 
 interface Loaded {
   readonly model: WorkerModel
@@ -111,6 +114,7 @@ const handle = async (request: WorkerRequest): Promise<{ value: WorkerValue; tra
     case "batch": {
       const texts: Array<string> = []
       for (const prompt of request.prompts) {
+        if (cancelled.has(request.id)) break
         texts.push(await generate(request.id, request.model, prompt, request.config, false))
       }
       return { value: texts }
@@ -132,6 +136,7 @@ const answer = async (request: WorkerRequest) => {
   } catch (error) {
     post({ type: "error", id: request.id, message: messageOf(error) })
   } finally {
+    accepted.delete(request.id)
     cancelled.delete(request.id)
   }
 }
@@ -141,7 +146,7 @@ let queue: Promise<void> = Promise.resolve()
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "cancel":
-      cancelled.add(message.id)
+      if (accepted.has(message.id)) cancelled.add(message.id)
       return
     case "listen":
       listening = message.listening
@@ -151,7 +156,14 @@ port.on("message", (message: ToWorker) => {
         throw new Error("the model worker thread was crashed on purpose (a test's crash())")
       })
       return
+    case "close":
+      closing = true
+      for (const id of accepted) cancelled.add(id)
+      queue = queue.then(() => loader.close()).finally(() => process.exit(0))
+      return
     default:
+      if (closing) return
+      accepted.add(message.id)
       queue = queue.then(() => answer(message))
   }
 })

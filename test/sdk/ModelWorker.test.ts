@@ -5,9 +5,10 @@
  * and serves on; and workers that refuse work once terminated.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
 import * as path from "node:path"
 import { BlobStore } from "../../src/content/BlobStore.js"
+import { ModelWorkers } from "../../src/sdk/ModelWorkerService.js"
 import {
   type InferenceSession,
   ModelLoader,
@@ -195,4 +196,25 @@ describe("ModelWorkerPool", () => {
       expect(((await rejection(call)) as Error).message).toBe("the model worker was terminated")
     }
   }, 30_000)
+})
+
+describe("ModelWorkers (the Effect service)", () => {
+  it.effect(
+    "generates as the facade does, and a stream taken in part stops its generation",
+    () =>
+      Effect.gen(function*() {
+        const workers = yield* ModelWorkers
+        const expected = yield* Effect.promise(() => collect(lm.generateStream(PROMPTS[0]!, GREEDY)))
+        expect(yield* workers.generate(PROMPTS[0]!, GREEDY)).toBe(expected.join(""))
+        const firstTwo = yield* Stream.runCollect(Stream.take(workers.generateStream(PROMPTS[0]!, GREEDY), 2))
+        expect(Chunk.toReadonlyArray(firstTwo)).toEqual(expected.slice(0, 2))
+        expect(yield* workers.batch(PROMPTS.slice(0, 2), GREEDY)).toEqual(
+          yield* Effect.promise(() => Promise.all(PROMPTS.slice(0, 2).map((prompt) => lm.generate(prompt, GREEDY))))
+        )
+        const refused = yield* Effect.flip(workers.embed("x", { model: "tiny-encoder" }))
+        expect(refused).toBeInstanceOf(ModelWorkerError)
+        expect(refused.message).toMatch(/^tiny-encoder is not loaded in this worker/)
+      }).pipe(Effect.provide(ModelWorkers.layer({ ...options, size: 1, models: ["tiny-lm"] }))),
+    30_000
+  )
 })
