@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { availableParallelism } from "node:os"
 import type { ChatMessage } from "../compute/inference/Inference.js"
 import {
   type ModelChoice,
@@ -29,6 +30,11 @@ import {
 export interface ModelWorkerPoolOptions extends ModelWorkerOptions {
   /** Worker threads (default 2). Each model is open once per worker. */
   readonly size?: number | undefined
+  /**
+   * Threads each worker's model runs may use (default: the cores shared among the workers, at least
+   * one), so that the workers' runs together do not ask for more threads than there are cores.
+   */
+  readonly threads?: number | undefined
 }
 
 /** A pool of model workers with one worker's methods. */
@@ -40,16 +46,18 @@ export class ModelWorkerPool {
   /** Starts every worker; rejects (and stops those started) when one cannot start. */
   static async create(options: ModelWorkerPoolOptions = {}): Promise<ModelWorkerPool> {
     const { size = 2, ...loader } = options
+    const workers = Math.max(1, Math.floor(size))
+    const threads = options.threads ?? Math.max(1, Math.floor(availableParallelism() / workers))
     const started = await Promise.allSettled(
-      Array.from({ length: Math.max(1, Math.floor(size)) }, () => ModelWorker.create(loader))
+      Array.from({ length: workers }, () => ModelWorker.create({ ...loader, threads }))
     )
-    const workers = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []))
+    const up = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []))
     const failed = started.find((result) => result.status === "rejected")
     if (failed !== undefined) {
-      await Promise.all(workers.map((worker) => worker.terminate()))
+      await Promise.all(up.map((worker) => worker.terminate()))
       throw failed.reason
     }
-    return new ModelWorkerPool(workers)
+    return new ModelWorkerPool(up)
   }
 
   get size(): number {
