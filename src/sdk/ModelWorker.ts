@@ -31,6 +31,7 @@ import {
   type ModelWorkerData,
   ModelWorkerError,
   type ToWorker,
+  type WorkerAnswers,
   type WorkerModel,
   type WorkerRequestBody,
   type WorkerSessionOptions,
@@ -118,7 +119,7 @@ export class ModelWorker {
     const model = await this.request({ type: "load", reference, options: crossing }, { onProgress })
     this.models.delete(reference)
     this.models.set(reference, crossing)
-    return model as WorkerModel
+    return model
   }
 
   /** Closes a model loaded by `reference`. */
@@ -132,15 +133,8 @@ export class ModelWorker {
     return [...this.models].map(([reference, options]) => ({ reference, options }))
   }
 
-  async generate(prompt: string, config: WorkerGenerateConfig = {}): Promise<string> {
-    const text = await this.request({
-      type: "generate",
-      model: config.model,
-      prompt,
-      config: configOf(config),
-      stream: false
-    })
-    return text as string
+  generate(prompt: string, config: WorkerGenerateConfig = {}): Promise<string> {
+    return this.request({ type: "generate", model: config.model, prompt, config: configOf(config), stream: false })
   }
 
   /** The text in pieces, sent by the thread as each is decoded; leaving the loop early stops the generation. */
@@ -148,15 +142,8 @@ export class ModelWorker {
     return this.pieces({ type: "generate", model: config.model, prompt, config: configOf(config), stream: true })
   }
 
-  async chat(messages: ReadonlyArray<ChatMessage>, config: WorkerGenerateConfig = {}): Promise<string> {
-    const text = await this.request({
-      type: "chat",
-      model: config.model,
-      messages,
-      config: configOf(config),
-      stream: false
-    })
-    return text as string
+  chat(messages: ReadonlyArray<ChatMessage>, config: WorkerGenerateConfig = {}): Promise<string> {
+    return this.request({ type: "chat", model: config.model, messages, config: configOf(config), stream: false })
   }
 
   chatStream(messages: ReadonlyArray<ChatMessage>, config: WorkerGenerateConfig = {}): AsyncIterable<string> {
@@ -166,7 +153,7 @@ export class ModelWorker {
   /** Several prompts, generated one after another by the thread; their texts in order. */
   async batch(prompts: ReadonlyArray<string>, config: WorkerGenerateConfig = {}): Promise<Array<string>> {
     const texts = await this.request({ type: "batch", model: config.model, prompts, config: configOf(config) })
-    return [...(texts as ReadonlyArray<string>)]
+    return [...texts]
   }
 
   async embed(text: string, choice: ModelChoice = {}): Promise<Float32Array> {
@@ -176,7 +163,7 @@ export class ModelWorker {
   /** One vector per text; the thread's buffers are moved to the caller, not copied. */
   async embedBatch(texts: ReadonlyArray<string>, choice: ModelChoice = {}): Promise<Array<Float32Array>> {
     const vectors = await this.request({ type: "embed", model: choice.model, texts })
-    return [...(vectors as ReadonlyArray<Float32Array>)]
+    return [...vectors]
   }
 
   /**
@@ -368,15 +355,16 @@ export class ModelWorker {
   }
 
   /** Sends a request once the thread is up (and its models loaded again after a restart). */
-  private async request(
-    body: WorkerRequestBody,
+  private async request<K extends keyof WorkerAnswers>(
+    body: Extract<WorkerRequestBody, { readonly type: K }>,
     hooks: Pick<Pending, "onPiece" | "onProgress"> = {},
     id = this.nextId++
-  ): Promise<WorkerValue> {
+  ): Promise<WorkerAnswers[K]> {
     this.requests++
     this.outstandingCount++
     try {
-      return await this.send(await this.live(), body, hooks, id)
+      // The thread answers each type of request with that type's value (ModelWorkerThread.handle).
+      return (await this.send(await this.live(), body, hooks, id)) as WorkerAnswers[K]
     } finally {
       this.outstandingCount--
     }

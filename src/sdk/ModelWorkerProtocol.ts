@@ -79,8 +79,17 @@ export type WorkerControl =
 
 export type ToWorker = WorkerRequest | WorkerControl
 
-/** What an answer carries, by request type. */
-export type WorkerValue = WorkerModel | string | ReadonlyArray<string> | ReadonlyArray<Float32Array> | null
+/** What the answer to each type of request carries. */
+export interface WorkerAnswers {
+  readonly load: WorkerModel
+  readonly unload: null
+  readonly generate: string
+  readonly chat: string
+  readonly batch: ReadonlyArray<string>
+  readonly embed: ReadonlyArray<Float32Array>
+}
+
+export type WorkerValue = WorkerAnswers[keyof WorkerAnswers]
 
 export type FromWorker =
   /** The thread's runtime is built (onnxruntime loaded): requests may come. */
