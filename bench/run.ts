@@ -9,7 +9,8 @@ const suites: Record<string, () => Promise<void>> = {
   embed: async () => (await import("./embed.js")).run(),
   lora: async () => (await import("./lora.js")).run(),
   market: async () => (await import("./market.js")).run(),
-  network: async () => (await import("./network.js")).run()
+  network: async () => (await import("./network.js")).run(),
+  serve: async () => (await import("./serve.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

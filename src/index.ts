@@ -1,9 +1,10 @@
 /**
  * edge-net: the node of a peer-to-peer edge AI network, as Effect services and layers.
  *
- * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`),
- * the inference service, the services that do a node's work (`Optimizer`, `AdapterTraining`,
- * `Registry`), and a whole node's layers. The rest is grouped by subsystem:
+ * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`, and
+ * `ModelWorkers` on worker threads), the inference service, the services that do a node's work
+ * (`Optimizer`, `AdapterTraining`, `Registry`), and a whole node's layers. The rest is grouped by
+ * subsystem:
  *
  * - `edge-net/events`: the event kernel (journal, actors, snapshots, audit);
  * - `edge-net/compute`: inference, optimization, quantization, LoRA adapters, tokenizers;
@@ -55,4 +56,16 @@ export type {
   ModelLoaderService,
   ResidentModel
 } from "./sdk/ModelLoader.js"
+export type {
+  ModelChoice,
+  ModelWorkerOptions,
+  WorkerGenerateConfig,
+  WorkerLoadOptions,
+  WorkerModel,
+  WorkerStats
+} from "./sdk/ModelWorker.js"
+export type { ModelWorkerPoolOptions } from "./sdk/ModelWorkerPool.js"
+export { ModelWorkerError } from "./sdk/ModelWorkerProtocol.js"
+export { makeModelWorkers, ModelWorkers } from "./sdk/ModelWorkerService.js"
+export type { ModelWorkersOptions, ModelWorkersService } from "./sdk/ModelWorkerService.js"
 export { registryCatalog } from "./sdk/RegistryCatalog.js"

@@ -53,6 +53,17 @@ export type {
   ResidentModel
 } from "./ModelLoader.js"
 export { ModelLoaderError } from "./ModelLoader.js"
+export { ModelWorker, ModelWorkerError } from "./ModelWorker.js"
+export type {
+  ModelChoice,
+  ModelWorkerOptions,
+  WorkerGenerateConfig,
+  WorkerLoadOptions,
+  WorkerModel,
+  WorkerStats
+} from "./ModelWorker.js"
+export { ModelWorkerPool } from "./ModelWorkerPool.js"
+export type { ModelWorkerPoolOptions } from "./ModelWorkerPool.js"
 
 export interface ModelLoaderOptions {
   /** models.yaml to read (default: $EDGE_NET_MODELS_CONFIG, else ~/.edge-net/models.yaml). */
@@ -63,6 +74,11 @@ export interface ModelLoaderOptions {
   readonly registry?: string | false | undefined
   /** onnxruntime-node (default) or onnxruntime-web (WebAssembly). */
   readonly backend?: "node" | "web" | undefined
+  /**
+   * Threads one model run may use: onnxruntime-node's operator threads (default one per core), or
+   * onnxruntime-web's WebAssembly threads (default 1). Small models run fastest on one.
+   */
+  readonly threads?: number | undefined
   readonly memory?: {
     /** Models open at once (default 3). */
     readonly maxModels?: number | undefined
@@ -99,7 +115,9 @@ export class ModelLoader {
           Layer.mergeAll(
             BlobStore.layer({ root, maxBytes: cacheMaxBytes(config) }),
             TrustStore.Default(keysDirectory(config)),
-            options.backend === "web" ? Inference.web : Inference.node
+            options.backend === "web"
+              ? Inference.layerWeb({ numThreads: options.threads })
+              : Inference.layerNode({ intraOpNumThreads: options.threads })
           )
         ),
         Layer.mapError((error) => new Error(error.message))
