@@ -189,6 +189,8 @@ describe("examples", () => {
       path.join(REFERENCE, "tiny-lm"),
       path.join(tempDir("example-publisher-"), "publisher.key"),
       "INT3"
-    ])).rejects.toThrow(/\nunknown quantization INT3: expected one of INT8, INT8_DYNAMIC, INT4, GPTQ, AWQ, FP16, auto, none\n$/)
+    ])).rejects.toThrow(
+      /\nunknown quantization INT3: expected one of INT8, INT8_DYNAMIC, INT4, GPTQ, AWQ, FP16, auto, none\n$/
+    )
   }, 150_000)
 })
