@@ -10,6 +10,7 @@ import { VERSION } from "../layers/NodeStatus.js"
 import { auditCommand } from "./AuditCommands.js"
 import { eventsCommand } from "./EventsCommands.js"
 import { govCommand } from "./GovCommands.js"
+import { jobsCommand } from "./JobsCommands.js"
 import { ledgerCommand } from "./LedgerCommands.js"
 import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
@@ -28,6 +29,7 @@ export const edgeNet = Command.make("edge-net").pipe(
     stakeCommand,
     marketCommand,
     govCommand,
+    jobsCommand,
     modelsCommand
   ])
 )

@@ -5,18 +5,22 @@
  * adapter among the node's adapters, and both jobs are in the node's journal, explained from it.
  */
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
+import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { pushToRegistry } from "../../src/content/Publish.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { socketProtocol } from "../../src/rpc/NodeConnection.js"
-import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { cliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
 import { nodeRpcClient } from "../support/RpcClient.js"
 import { cacheReferenceModel } from "../support/SdkModels.js"
 import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
+
+const exec = promisify(execFile)
 
 let node: RunningNode
 let dataDir: string
@@ -127,6 +131,37 @@ describe("jobs through a node's RPC", () => {
   )
 
   it(
+    "the CLI is a client of the same RPC: `jobs optimize` against the running node, `jobs show` reads it back",
+    async () => {
+      // With --json the CLI prints one JSON line per progress update, then the outcome (indented JSON).
+      const cli = async (...args: ReadonlyArray<string>) => {
+        const { stdout } = await exec(
+          process.execPath,
+          cliArgs(...args, "--node", node.url, "--data", dataDir, "--json"),
+          {
+            timeout: 90_000
+          }
+        )
+        return { stdout: stdout.slice(stdout.lastIndexOf("\n{\n") + 1) }
+      }
+      const optimized = JSON.parse((await cli("jobs", "optimize", "tiny-lm", "--quantization", "INT4")).stdout) as {
+        _tag: string
+        jobId: string
+        status: string
+        artifact: { sha256: string }
+      }
+      expect(optimized).toMatchObject({ _tag: "OptimizeFinished", status: "completed" })
+      const shown = JSON.parse((await cli("jobs", "show", "optimize", optimized.jobId)).stdout) as {
+        why: string
+        events: Array<{ eventType: string }>
+      }
+      expect(shown.events.map((event) => event.eventType)).toEqual(["JobRequested", "JobCompleted"])
+      expect(shown.why).toContain(`It completed: sha256 ${optimized.artifact.sha256.slice(0, 12)}`)
+    },
+    120_000
+  )
+
+  it(
     "refuses a job from a key that is not the operator's, and a model the node does not hold, writing nothing",
     async () => {
       const stranger = testKey("stranger")
@@ -149,9 +184,9 @@ describe("jobs through a node's RPC", () => {
         /^OptimizerRun refused: needs 1 of the 1 operator key\(s\), signed by 0$/
       )
       expect(Either.isLeft(unknownModel) && unknownModel.left.message).toBe(
-        `blob sha256-${"0".repeat(64)} is not in this node's content store (upload it: PUT /v1/blobs/sha256-${
+        `blob sha256-${
           "0".repeat(64)
-        })`
+        } is not in this node's content store (publish a manifest that lists it, then upload it, or name a registry model by id)`
       )
     },
     60_000
