@@ -15,7 +15,7 @@ import type { Adapter } from "../compute/lora/AdapterFile.js"
 import type { Encoding } from "../compute/tokenizer/Tokenizer.js"
 
 /** Event-loop turns a leader waits at most for requests to join its run. */
-const GATHER_TURNS = 8
+const GATHER_TURNS = 4
 
 interface Waiting<E> {
   readonly encodings: ReadonlyArray<Encoding>
@@ -28,7 +28,7 @@ interface Lane<E> {
   readonly adapter: Adapter | undefined
   readonly waiting: Array<Waiting<E>>
   running: boolean
-  /** Requests in recent runs: decays slowly, so one small run does not shrink the next ones. */
+  /** Requests in recent runs: one small run does not shrink the next ones, a few do (down by one a run). */
   peak: number
 }
 
@@ -121,7 +121,7 @@ export const makeEmbeddingBatches = <E>(options: EmbeddingBatchesOptions<E>) =>
       Effect.gen(function*() {
         yield* gather(lane, GATHER_TURNS, lane.waiting.length)
         const batch = take(lane)
-        lane.peak = Math.max(batch.length, lane.peak - 1 / 16)
+        lane.peak = Math.max(batch.length, lane.peak - 1)
         yield* runBatch(lane, batch)
         const more = yield* Effect.sync(() => {
           if (lane.waiting.length > 0) return true
