@@ -56,6 +56,11 @@ export interface LoadOptions {
   readonly adapter?: string | undefined
   /** Open the model with adapter branches of this rank, so adapters up to it swap per call. */
   readonly adapterRank?: number | undefined
+  /**
+   * The model's manifest, already read from the catalog by the caller (a node resolves it to answer
+   * "not found" itself): the loader opens it without asking the catalog again.
+   */
+  readonly manifest?: ModelManifest | undefined
   readonly onProgress?: ((progress: LoadProgress) => void) | undefined
 }
 
@@ -395,7 +400,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
         const rank = Math.max(loadOptions.adapterRank ?? 0, withAdapter?.weights.rank ?? 0)
         const adapterRank = rank > 0 ? rank : undefined
         const entry = yield* lock.withPermits(1)(Effect.gen(function*() {
-          const manifest = yield* ensureCached(parsed.id, version, onProgress)
+          const manifest = loadOptions.manifest ?? (yield* ensureCached(parsed.id, version, onProgress))
           const key = `${manifest.id}@${manifest.version}#${adapterRank ?? 0}`
           const open = entries.get(key)
           if (open !== undefined) {

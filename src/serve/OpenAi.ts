@@ -21,6 +21,7 @@ import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
 import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
 import { type LoadedModel, ModelLoader, parseModelReference } from "../sdk/ModelLoader.js"
 import { registryCatalog } from "../sdk/RegistryCatalog.js"
+import { makeEmbeddingBatches } from "./EmbeddingBatches.js"
 import { embeddingReply, sse, SSE_DONE, streamFrames, wholeReply } from "./OpenAiReplies.js"
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
 import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
@@ -28,6 +29,8 @@ import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
 /** Completions default to OpenAI's 16 new tokens; chat to 256, so one request cannot hold the queue for long. */
 const COMPLETION_DEFAULT_TOKENS = 16
 const CHAT_DEFAULT_TOKENS = 256
+/** Texts in one batched embeddings run at most: the encoder's own batch (Embedding.ts runs 32 at a time). */
+const EMBEDDING_RUN_TEXTS = 32
 
 /** What a request asked for, resolved: the manifest of its model and the adapter it runs with. */
 export interface Target {
@@ -260,18 +263,21 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
 
     /**
      * Admits a request, waits its turn, and opens its model, all held by `scope`: the permit and the
-     * model go back when it closes (a stream closes it when its last event is written).
+     * model go back when it closes (a stream closes it when its last event is written). Embeddings
+     * take a permit per batched run instead (see `batches`), so the requests of one run share it.
      */
-    const lease = (target: Target, scope: Scope.Scope) =>
+    const lease = (target: Target, scope: Scope.Scope, permit: "whole request" | "per run" = "whole request") =>
       Effect.gen(function*() {
         yield* admit(scope)
-        yield* takePermit(scope)
+        if (permit === "whole request") yield* takePermit(scope)
         const opened = yield* runtime
         const { inference, loader } = opened
         const adapter = target.adapter ??
           (target.task === undefined ? undefined : yield* chooseAdapter(target.manifest, target.task, opened, scope))
+        // The manifest resolved for this request: the loader asks the registry nothing more.
         const loaded: LoadedModel = yield* loader.load(target.manifest.id, {
           version: target.manifest.version,
+          manifest: target.manifest,
           adapterRank: adapter?.weights.rank
         }).pipe(Scope.extend(scope), Effect.mapError((error) => serverError(error.message)))
         return { inference, loaded, adapter } satisfies Lease
@@ -318,26 +324,36 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           )
         )
 
+    /** Concurrent embedding requests for one model and adapter share a run, which holds one permit. */
+    const batches = yield* makeEmbeddingBatches({
+      maxTexts: EMBEDDING_RUN_TEXTS,
+      run: (handle, adapter, encodings) =>
+        permits.withPermits(1)(
+          Effect.flatMap(runtime, ({ inference }) =>
+            inference.embedEncodings(handle, encodings, adapter === undefined ? {} : { adapter }).pipe(
+              Effect.mapError(inferenceFailure)
+            ))
+        )
+    })
+
     const embeddings = Effect.fn("InferenceServing.embeddings")(function*(request: EmbeddingRequest) {
       const texts = typeof request.input === "string" ? [request.input] : request.input
       // Embeddings run the adapter they name, or none: a pool's adapters are chosen for generation tasks.
       const target = yield* resolve(request.model, request.adapter, undefined)
-      return yield* withLease(target, ({ adapter, inference, loaded }) =>
-        Effect.gen(function*() {
-          yield* requireKind(loaded, "encoder", "/v1/embeddings")
-          const vectors = yield* inference.embedBatch(loaded.handle, texts, adapter === undefined ? {} : { adapter })
-            .pipe(Effect.mapError(inferenceFailure))
-          // Counted as the embedding reads them: cut at the tokenizer's and the model's limits.
-          const limits = [loaded.handle.tokenizer.maxLength, loaded.handle.maxLength].filter((limit) =>
-            limit !== undefined
-          )
-          const truncation = limits.length > 0 ? Math.min(...limits) : undefined
-          const tokens = texts.reduce(
-            (sum, text) => sum + loaded.handle.tokenizer.encode(text, { truncation }).ids.length,
-            0
-          )
-          return embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens)
-        }))
+      return yield* Effect.scoped(Effect.gen(function*() {
+        const { adapter, inference, loaded } = yield* lease(target, yield* Effect.scope, "per run")
+        yield* requireKind(loaded, "encoder", "/v1/embeddings")
+        // Tokenized once: the run embeds these encodings, and usage counts their tokens.
+        const encodings = yield* inference.encodeForEmbedding(loaded.handle, texts).pipe(
+          Effect.mapError(inferenceFailure)
+        )
+        const vectors = yield* batches.submit(loaded.handle, adapter, encodings)
+        const tokens = encodings.reduce((sum, encoding) => sum + encoding.ids.length, 0)
+        return {
+          value: embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens),
+          adapter: adapterKeyOf(adapter)
+        } satisfies Served<ReturnType<typeof embeddingReply>>
+      }))
     })
 
     /** The generation a completion or chat request runs, as a stream of events. */

@@ -98,6 +98,37 @@ describe("OpenAI-compatible inference on a node", () => {
     }
   })
 
+  it("answers concurrent embeddings requests, run together, each with its own vectors; a bad one fails alone", async () => {
+    const texts = ["the cat sat on the mat", "edge networks serve models", "a whale", "storms at sea", "white deck"]
+    const expected = await withLibrary(
+      Effect.flatMap(InferenceSession.create("tiny-encoder"), (session) => Effect.forEach(texts, session.embed))
+    )
+    // The queue holds two here (EDGE_NET_INFERENCE_QUEUE=1): a refused request tries again.
+    const embed = async (input: string): Promise<Response> => {
+      const response = await fetch(`${node.url}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tiny-encoder", input, encoding_format: "float" })
+      })
+      if (response.status !== 429) return response
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      return embed(input)
+    }
+    const [bad, ...good] = await Promise.all([embed("   "), ...texts.map(embed)])
+    expect(bad!.status).toBe(400)
+    expect(await bad!.json()).toMatchObject({ error: { type: "invalid_request_error", message: "text is empty" } })
+    for (const [i, response] of good.entries()) {
+      expect(response.status).toBe(200)
+      const reply = (await response.json()) as {
+        data: Array<{ embedding: Array<number> }>
+        usage: { prompt_tokens: number }
+      }
+      expect(reply.data).toHaveLength(1)
+      expect(reply.usage.prompt_tokens).toBeGreaterThan(0)
+      reply.data[0]!.embedding.forEach((value, j) => expect(Math.abs(value - expected[i]![j]!)).toBeLessThan(1e-5))
+    }
+  })
+
   it("completes a prompt as the library does (greedy)", async () => {
     const expected = await withLibrary(
       Effect.flatMap(

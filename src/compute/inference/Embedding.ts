@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import type { LoraWeights } from "../lora/Adapter.js"
 import { type AdapterLayout, feedsFor } from "../lora/GraphLora.js"
+import type { Encoding } from "../tokenizer/Tokenizer.js"
 import type { Tensor } from "./Backend.js"
 import { describeCause, InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
@@ -96,7 +97,14 @@ const requireEncoder = (handle: ModelHandle) =>
       })
     )
 
-export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, options: EmbedOptions = {}) =>
+/**
+ * The texts as the model reads them: tokenized, cut at the tokenizer's and the model's limits. Refuses
+ * an empty text and a model that is not an encoder. The encodings' lengths are the tokens a run reads.
+ */
+export const encodeForEmbedding = (
+  handle: ModelHandle,
+  texts: ReadonlyArray<string>
+): Effect.Effect<Array<Encoding>, InferenceInputError> =>
   Effect.gen(function*() {
     yield* requireEncoder(handle)
     const empty = texts.findIndex((text) => text.trim().length === 0)
@@ -109,10 +117,20 @@ export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, op
       limit !== undefined
     )
     const truncation = limits.length > 0 ? Math.min(...limits) : undefined
-    const encodings = texts.map((text) => handle.tokenizer.encode(text, { truncation }))
+    return texts.map((text) => handle.tokenizer.encode(text, { truncation }))
+  })
+
+/** Embeddings of texts `encodeForEmbedding` made, in their order. */
+export const embedEncodings = (
+  handle: ModelHandle,
+  encodings: ReadonlyArray<Encoding>,
+  options: EmbedOptions = {}
+) =>
+  Effect.gen(function*() {
+    yield* requireEncoder(handle)
     const padId = handle.tokenizer.specialIds.pad ?? 0
     const wantsTypes = handle.inputNames.has("token_type_ids")
-    const embeddings: Array<Float32Array> = new Array(texts.length)
+    const embeddings: Array<Float32Array> = new Array(encodings.length)
     for (const bucket of lengthBuckets(encodings.map((encoding) => encoding.ids.length), options.batchSize ?? 32)) {
       const length = Math.max(...bucket.map((index) => encodings[index]!.ids.length))
       const ids = new Array<number>(bucket.length * length).fill(padId)
@@ -144,3 +162,6 @@ export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, op
     }
     return embeddings
   })
+
+export const embedTexts = (handle: ModelHandle, texts: ReadonlyArray<string>, options: EmbedOptions = {}) =>
+  Effect.flatMap(encodeForEmbedding(handle, texts), (encodings) => embedEncodings(handle, encodings, options))

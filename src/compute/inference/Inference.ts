@@ -5,6 +5,7 @@
  */
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as Metrics from "../../domain/Metrics.js"
+import type { Encoding } from "../tokenizer/Tokenizer.js"
 import {
   type Backend,
   makeNodeBackend,
@@ -13,7 +14,7 @@ import {
   type WebBackendOptions
 } from "./Backend.js"
 import { type ChatMessage, renderChatPrompt } from "./ChatTemplate.js"
-import { type EmbedOptions, embedTexts } from "./Embedding.js"
+import { embedEncodings, type EmbedOptions, embedTexts, encodeForEmbedding } from "./Embedding.js"
 import {
   type GenerateOptions,
   type GenerateResult,
@@ -49,6 +50,20 @@ export interface InferenceService {
   readonly embedBatch: (
     handle: ModelHandle,
     texts: ReadonlyArray<string>,
+    options?: EmbedOptions
+  ) => Effect.Effect<Array<Float32Array>, InferenceInputError | InferenceRunError>
+  /**
+   * The texts tokenized as `embedBatch` reads them (cut at the model's limits; empty text refused), so
+   * a caller can count their tokens and hand them to `embedEncodings` without tokenizing twice.
+   */
+  readonly encodeForEmbedding: (
+    handle: ModelHandle,
+    texts: ReadonlyArray<string>
+  ) => Effect.Effect<Array<Encoding>, InferenceInputError>
+  /** `embedBatch` of texts `encodeForEmbedding` made. */
+  readonly embedEncodings: (
+    handle: ModelHandle,
+    encodings: ReadonlyArray<Encoding>,
     options?: EmbedOptions
   ) => Effect.Effect<Array<Float32Array>, InferenceInputError | InferenceRunError>
   /** Cosine similarity of two texts' embeddings. */
@@ -156,6 +171,12 @@ export const makeInference = (backend: Backend): InferenceService => ({
     embedTexts(handle, texts, options).pipe(
       measuredEmbed,
       Effect.withSpan("Inference.embedBatch", { attributes: { texts: texts.length } })
+    ),
+  encodeForEmbedding,
+  embedEncodings: (handle, encodings, options) =>
+    embedEncodings(handle, encodings, options).pipe(
+      measuredEmbed,
+      Effect.withSpan("Inference.embedEncodings", { attributes: { texts: encodings.length } })
     ),
   similarity: (handle, a, b) =>
     embedTexts(handle, [a, b]).pipe(
