@@ -20,7 +20,7 @@ import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
 import type { TrainingCommand, TrainingSpec, TrainingState } from "./TrainingJob.js"
-import { TrainingJob, TrainingStatus } from "./TrainingJob.js"
+import { TrainingCompleted, TrainingJob, TrainingStatus } from "./TrainingJob.js"
 
 /** A training phase began: measuring the base, resuming a checkpoint (at `detail`), training, evaluating. */
 export const TrainingPhase = Schema.TaggedStruct("TrainingPhase", {
@@ -39,17 +39,11 @@ export const TrainingRecorded = Schema.TaggedStruct("TrainingRecorded", {
   status: TrainingStatus,
   version: Schema.Number
 })
+/** The outcome: the job's recorded figures (as `TrainingCompleted` holds them), the task, and any resume. */
 export const TrainingFinished = Schema.TaggedStruct("TrainingFinished", {
   jobId: Schema.String,
-  adapter: Schema.Struct({ id: Schema.String, version: Schema.String, checksum: Schema.String }),
   task: Schema.Literal("causal-lm", "classification"),
-  metric: Schema.Literal("heldOutLoss", "heldOutAccuracy"),
-  before: Schema.Number,
-  after: Schema.Number,
-  steps: Schema.Number,
-  trainSamples: Schema.Number,
-  heldOutSamples: Schema.Number,
-  durationMs: Schema.Number,
+  ...Schema.Struct(TrainingCompleted.fields).omit("_tag").fields,
   resumedFrom: Schema.optional(Schema.Number)
 })
 export type TrainingFinished = typeof TrainingFinished.Type
