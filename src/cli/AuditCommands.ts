@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import type { NetworkCharter } from "../actors/network/CharterService.js"
 import type { Journal } from "../events/Journal.js"
 import { feedServices } from "../layers/Node.js"
+import type { ExplainView } from "../layers/NodeAudit.js"
 import { NodeAudit } from "../layers/NodeAudit.js"
 import { feedFile, publicKeyOfPeerId } from "../net/PeerBook.js"
 import { verifyWithCommands } from "../rpc/NodeRpcHandlers.js"
@@ -137,6 +138,16 @@ const replay = Command.make(
     })
 ).pipe(Command.withDescription("rebuild every state from the log alone and compare it with the live state"))
 
+/** An entity's events in order (position, hash, type, payload), then why it stands where it does. */
+export const explainText = (view: ExplainView): string =>
+  [
+    ...view.events.map((event) =>
+      `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`
+    ),
+    "",
+    view.why
+  ].join("\n")
+
 const explain = Command.make("explain", {
   kind: Args.choice(
     [
@@ -161,14 +172,7 @@ const explain = Command.make("explain", {
       // An account may be named by the key that owns it, as everywhere in the CLI.
       const entity = kind === "account" ? yield* parseAccount(id) : id
       const view = yield* client.call(client.rpc.AuditExplain({ kind, id: entity }))
-      yield* output(json, view, (v) =>
-        [
-          ...v.events.map((event) =>
-            `#${event.position} ${event.hash.slice(0, 16)} ${event.eventType} ${JSON.stringify(event.payload)}`
-          ),
-          "",
-          v.why
-        ].join("\n"))
+      yield* output(json, view, explainText)
     })
   )).pipe(
     Command.withDescription(

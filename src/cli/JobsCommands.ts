@@ -12,11 +12,12 @@ import type { TrainingProgressEvent } from "../actors/adapters/AdapterTraining.j
 import type { OptimizeProgress, OptimizeSettings } from "../actors/optimizer/OptimizeRun.js"
 import { parseCalibrationJsonl } from "../compute/Calibration.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
+import { explainText } from "./AuditCommands.js"
 import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { formatBytes, stepReporter } from "./Progress.js"
-import { dataOption, jsonOption, nodeOption, output, toJson, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })
@@ -173,11 +174,7 @@ const show = Command.make("show", {
     Effect.gen(function*() {
       const client = yield* NodeClient
       const view = yield* client.call(client.rpc.AuditExplain({ kind, id }))
-      yield* output(json, view, (explained) =>
-        [
-          explained.why,
-          ...explained.events.map((event) => `  #${event.position} ${event.eventType} ${toJson(event.payload)}`)
-        ].join("\n"))
+      yield* output(json, view, explainText)
     })
   )).pipe(Command.withDescription("a job's events in the node's journal and what they say"))
 
