@@ -3,7 +3,7 @@
  *
  * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`, and
  * `ModelWorkers` on worker threads), the inference service, the services that do a node's work
- * (`Optimizer`, `AdapterTraining`, `Registry`), and a whole node's layers. The rest is grouped by
+ * (`Optimizer`, `AdapterTraining`, `Adapters`, `Registry`), and a whole node's layers. The rest is grouped by
  * subsystem:
  *
  * - `edge-net/events`: the event kernel (journal, actors, snapshots, audit);
@@ -19,6 +19,8 @@
 export { AdapterTraining, AdapterTrainingFailed, TrainingProgressEvent } from "./actors/adapters/AdapterTraining.js"
 export type { TrainOutcome, TrainRequest } from "./actors/adapters/AdapterTraining.js"
 export { TrainSettings } from "./actors/adapters/AdapterTrainingRpc.js"
+export { Adapters, AdaptersFailure, MergeSpec } from "./actors/adapters/Adapters.js"
+export type { AdapterRef, MergeRequest, NewAdapter, PeftImport, ShareRequest } from "./actors/adapters/Adapters.js"
 export { Optimizer } from "./actors/optimizer/Optimizer.js"
 export type { OptimizeOutcome, OptimizeRequest } from "./actors/optimizer/Optimizer.js"
 export { OptimizeProgress, OptimizeRunFailed, OptimizeSettings } from "./actors/optimizer/OptimizeRun.js"

@@ -3,37 +3,27 @@
  * registry: list, import (ours or PEFT's layout), export, share through the registry, merge, train.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option } from "effect"
-import * as crypto from "node:crypto"
+import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import type { MergeSpec } from "../actors/adapters/Adapters.js"
+import { adapterFiles, Adapters } from "../actors/adapters/Adapters.js"
 import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import type { AdapterMetadata } from "../compute/lora/Adapter.js"
-import type { AdapterDescription } from "../compute/lora/AdapterFile.js"
-import { adapterMetadataFile, adapterWeightsFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
-import { exportAdapterJson, importAdapterJson } from "../compute/lora/AdapterJson.js"
-import { classifierHeadFile } from "../compute/lora/ClassifierHeadFile.js"
-import { loraTargets } from "../compute/lora/GraphLora.js"
-import {
-  listLocalAdapters,
-  loadLocalAdapter,
-  localAdapterDir,
-  saveLocalAdapter
-} from "../compute/lora/LocalAdapters.js"
-import type { MergeMethod } from "../compute/lora/Merge.js"
-import { mergeAdapters } from "../compute/lora/Merge.js"
-import { exportPeft, importPeft, peftConfigFile } from "../compute/lora/Peft.js"
+import { adapterMetadataFile, checkBaseModel, loadAdapter } from "../compute/lora/AdapterFile.js"
+import { listLocalAdapters, localAdapterDir } from "../compute/lora/LocalAdapters.js"
+import { peftConfigFile, peftWeightsFile } from "../compute/lora/Peft.js"
 import type { MicroLoRAConfig } from "../compute/lora/train/TrainingConfig.js"
 import type { TrainingTask } from "../compute/lora/train/TrainingData.js"
-import { readModel } from "../compute/onnx/OnnxModel.js"
 import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
 import { idFromName } from "../content/Publish.js"
-import { buildManifest, pushToRegistry } from "../content/Publish.js"
+import { pushToRegistry } from "../content/Publish.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
 import { listAdapters } from "../http/RegistryClient.js"
+import { writeFileAtomically } from "../node/AtomicFile.js"
 import { adapterPeersCommands } from "./AdapterPeersCommands.js"
 import { CliError } from "./CliError.js"
 import {
@@ -55,8 +45,6 @@ const asCli = <A, E extends { readonly message: string }, R>(effect: Effect.Effe
 
 const cacheRoot = Effect.map(ModelsSettings, ({ config }) => cacheDirectory(config))
 
-const sha256OfFile = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
-
 /** `models/reference/tiny-lm/model.onnx` -> `tiny-lm`; `my-model.onnx` -> `my-model`. */
 const modelIdOf = (modelFile: string) => {
   const base = path.basename(modelFile, ".onnx")
@@ -67,15 +55,6 @@ const modelIdOf = (modelFile: string) => {
       : base
   )
 }
-
-/** An adapter directory's files: weights, metadata, and a classifier's head when it has one. */
-const adapterFiles = (
-  directory: string
-) => [
-  adapterWeightsFile,
-  adapterMetadataFile,
-  ...(fs.existsSync(path.join(directory, classifierHeadFile)) ? [classifierHeadFile] : [])
-]
 
 /** What a command that stores an adapter asks besides its own options: its listing and the CLI's usual flags. */
 const storedAdapterOptions = {
@@ -176,67 +155,53 @@ const importCommand = Command.make(
   (args) =>
     withModels(
       args.config,
-      Effect.gen(function*() {
-        const root = yield* cacheRoot
-        if (fs.statSync(args.directory).isFile()) {
-          // One JSON file with the weights inline, as `adapters export --output adapter.json` writes it.
-          const metadata = yield* asCli(
-            importAdapterJson(args.directory, (adapter) => localAdapterDir(root, adapter.id, adapter.version))
-          )
-          if (Option.isSome(args.baseModel)) yield* asCli(checkBaseModel(metadata, args.baseModel.value))
-          return yield* output(args.json, metadata, (adapter) => `imported ${describe(adapter)}`)
-        }
-        if (fs.existsSync(path.join(args.directory, adapterMetadataFile))) {
-          // Ours: checked (checksum, signature when signed) and copied byte for byte, so its signature stays valid.
-          const { metadata } = yield* asCli(loadAdapter(args.directory))
-          if (Option.isSome(args.baseModel)) yield* asCli(checkBaseModel(metadata, args.baseModel.value))
-          const target = localAdapterDir(root, metadata.id, metadata.version)
-          if (fs.existsSync(path.join(target, adapterMetadataFile))) {
-            return yield* Effect.fail(fail(`adapter ${metadata.id}@${metadata.version} is already stored here`))
+      withAdapters((adapters) =>
+        Effect.gen(function*() {
+          const checkBase = (metadata: AdapterMetadata) =>
+            Option.isSome(args.baseModel) ? asCli(checkBaseModel(metadata, args.baseModel.value)) : Effect.void
+          if (fs.statSync(args.directory).isFile()) {
+            // One JSON file with the weights inline, as `adapters export --output adapter.json` writes it.
+            const text = fs.readFileSync(args.directory, "utf8")
+            const metadata = yield* asCli(adapters.importDocument(text, args.directory))
+            yield* checkBase(metadata)
+            return yield* output(args.json, metadata, (adapter) => `imported ${describe(adapter)}`)
           }
-          fs.mkdirSync(target, { recursive: true })
-          for (const file of adapterFiles(args.directory)) {
-            fs.copyFileSync(path.join(args.directory, file), path.join(target, file))
+          if (fs.existsSync(path.join(args.directory, adapterMetadataFile))) {
+            const { metadata } = yield* asCli(loadAdapter(args.directory))
+            yield* checkBase(metadata)
+            const stored = yield* asCli(adapters.importDirectory(args.directory))
+            return yield* output(args.json, stored, (adapter) => `imported ${describe(adapter)}`)
           }
-          return yield* output(args.json, metadata, (adapter) => `imported ${describe(adapter)}`)
-        }
-        if (!fs.existsSync(path.join(args.directory, peftConfigFile))) {
-          return yield* Effect.fail(
-            fail(`${args.directory} holds neither ${adapterMetadataFile} (edge-net) nor ${peftConfigFile} (PEFT)`)
-          )
-        }
-        if (Option.isNone(args.baseModel)) {
-          return yield* Effect.fail(
-            fail("a PEFT adapter needs --base-model <model.onnx> to match its modules to the model's layers")
-          )
-        }
-        const modelFile = args.baseModel.value
-        const model = yield* Effect.try({
-          try: () => readModel(new Uint8Array(fs.readFileSync(modelFile))),
-          catch: (error) => fail(`${modelFile}: ${(error as Error).message}`)
+          if (!fs.existsSync(path.join(args.directory, peftConfigFile))) {
+            return yield* Effect.fail(
+              fail(`${args.directory} holds neither ${adapterMetadataFile} (edge-net) nor ${peftConfigFile} (PEFT)`)
+            )
+          }
+          if (Option.isNone(args.baseModel)) {
+            return yield* Effect.fail(
+              fail("a PEFT adapter needs --base-model <model.onnx> to match its modules to the model's layers")
+            )
+          }
+          const modelFile = args.baseModel.value
+          const peft = yield* readPeftFiles(args.directory)
+          const name = Option.getOrElse(args.name, () => path.basename(path.resolve(args.directory)))
+          const metadata = yield* asCli(adapters.importPeft({
+            ...peft,
+            base: {
+              id: Option.getOrElse(args.baseModelId, () => modelIdOf(modelFile)),
+              bytes: fs.readFileSync(modelFile)
+            },
+            adapter: {
+              id: Option.getOrElse(args.id, () => idFromName(name)),
+              name,
+              version: args.version,
+              domain: args.domain,
+              license: args.license
+            }
+          }))
+          yield* output(args.json, metadata, (adapter) => `imported PEFT adapter as ${describe(adapter)}`)
         })
-        const peft = yield* asCli(
-          importPeft(args.directory, { targets: loraTargets(model).map((target) => target.module) })
-        )
-        const baseModel = Option.getOrElse(args.baseModelId, () => modelIdOf(modelFile))
-        const name = Option.getOrElse(args.name, () => path.basename(path.resolve(args.directory)))
-        const description: AdapterDescription = {
-          id: Option.getOrElse(args.id, () => idFromName(name)),
-          name,
-          description: `imported from PEFT${
-            peft.baseModelNameOrPath === undefined ? "" : ` (base ${peft.baseModelNameOrPath})`
-          }`,
-          version: args.version,
-          createdAt: new Date().toISOString(),
-          baseModel,
-          baseModelDigest: sha256OfFile(modelFile),
-          training: { steps: 0, finalLoss: 0, samples: 0, duration: 0 },
-          quality: {},
-          sharing: { public: false, domain: args.domain, license: args.license }
-        }
-        const metadata = yield* asCli(saveLocalAdapter(root, description, peft.weights))
-        yield* output(args.json, metadata, (adapter) => `imported PEFT adapter as ${describe(adapter)}`)
-      })
+      )
     )
 ).pipe(
   Command.withDescription(
@@ -262,29 +227,35 @@ const exportCommand = Command.make(
   (args) =>
     withModels(
       args.config,
-      Effect.gen(function*() {
-        const { id, version } = parseReference(args.adapter)
-        const root = yield* cacheRoot
-        const { metadata, weights } = yield* asCli(loadLocalAdapter(root, id, version))
-        const format = Option.getOrElse(
-          args.format,
-          () => (args.output.endsWith(".json") ? "json" as const : "edge-net" as const)
-        )
-        if (format === "json") {
-          yield* asCli(exportAdapterJson(localAdapterDir(root, metadata.id, metadata.version), args.output))
-        } else if (format === "peft") {
-          yield* asCli(exportPeft(args.output, weights, { baseModelNameOrPath: metadata.baseModel }))
-        } else {
-          fs.mkdirSync(args.output, { recursive: true })
-          const source = localAdapterDir(root, metadata.id, metadata.version)
-          for (const file of adapterFiles(source)) {
-            fs.copyFileSync(path.join(source, file), path.join(args.output, file))
+      withAdapters((adapters) =>
+        Effect.gen(function*() {
+          const reference = parseReference(args.adapter)
+          const format = Option.getOrElse(
+            args.format,
+            () => (args.output.endsWith(".json") ? "json" as const : "edge-net" as const)
+          )
+          const { metadata } = yield* asCli(adapters.get(reference))
+          if (format === "json") {
+            const { text } = yield* asCli(adapters.exportDocument(reference))
+            yield* writeFiles([[args.output, text]])
+          } else if (format === "peft") {
+            const files = yield* asCli(adapters.exportPeft(reference))
+            yield* writeFiles([
+              [path.join(args.output, peftWeightsFile), files.weights],
+              [path.join(args.output, peftConfigFile), JSON.stringify(files.config, null, 2) + "\n"]
+            ])
+          } else {
+            fs.mkdirSync(args.output, { recursive: true })
+            const source = localAdapterDir(adapters.root, metadata.id, metadata.version)
+            for (const file of adapterFiles(source)) {
+              fs.copyFileSync(path.join(source, file), path.join(args.output, file))
+            }
           }
-        }
-        yield* Effect.sync(() =>
-          console.log(`exported ${metadata.id}@${metadata.version} (${format}) to ${args.output}`)
-        )
-      })
+          yield* Effect.sync(() =>
+            console.log(`exported ${metadata.id}@${metadata.version} (${format}) to ${args.output}`)
+          )
+        })
+      )
     )
 ).pipe(
   Command.withDescription(
@@ -312,50 +283,69 @@ const share = Command.make(
   (args) =>
     withTrust(
       args.config,
-      Effect.gen(function*() {
-        const { id, version } = parseReference(args.adapter)
-        const root = yield* cacheRoot
-        const { metadata } = yield* asCli(loadLocalAdapter(root, id, version))
-        const quality = Option.getOrElse(args.quality, () => metadata.quality.taskAccuracy)
-        if (quality !== undefined && !(quality >= 0 && quality <= 1)) {
-          return yield* Effect.fail(fail(`invalid --quality ${quality}: expected a score in 0..1`))
-        }
-        const signer = yield* signerFor(args.key)
-        const directory = localAdapterDir(root, metadata.id, metadata.version)
-        const manifest = yield* buildManifest({
-          files: adapterFiles(directory).map((file) => path.join(directory, file)),
-          id: metadata.id,
-          name: metadata.name,
-          version: metadata.version,
-          type: "adapter",
-          license: metadata.sharing.license,
-          adapter: {
-            baseModel: metadata.baseModel,
-            baseModelDigest: metadata.baseModelDigest,
-            rank: metadata.rank,
-            alpha: metadata.alpha,
-            targetModules: [...metadata.targetModules],
-            domain: Option.getOrElse(args.domain, () => metadata.sharing.domain),
-            ...(quality === undefined ? {} : { quality })
-          },
-          expiresInDays: 365,
-          signer
+      withAdapters((adapters) =>
+        Effect.gen(function*() {
+          const signer = yield* signerFor(args.key)
+          const manifest = yield* asCli(adapters.shareManifest({
+            ...parseReference(args.adapter),
+            domain: Option.getOrUndefined(args.domain),
+            quality: Option.getOrUndefined(args.quality)
+          }, signer))
+          const registry = yield* registryUrl(args.registry)
+          const uploaded = yield* pushToRegistry(registry, manifest)
+          yield* output(
+            args.json,
+            { registry, uploaded, manifest },
+            () =>
+              `shared ${manifest.id}@${manifest.version} on ${registry} (signed by ${signer.keyId}; uploaded ${uploaded.length} file(s))`
+          )
         })
-        const registry = yield* registryUrl(args.registry)
-        const uploaded = yield* pushToRegistry(registry, manifest)
-        yield* output(
-          args.json,
-          { registry, uploaded, manifest },
-          () =>
-            `shared ${manifest.id}@${manifest.version} on ${registry} (signed by ${signer.keyId}; uploaded ${uploaded.length} file(s))`
-        )
-      })
+      )
     )
 ).pipe(
   Command.withDescription(
     "publish an adapter to the registry (needs reputation above 0.7, at most 10 an hour, a quality score)"
   )
 )
+
+/** Runs `use` on the Adapters service over this machine's models cache. */
+const withAdapters = <A, E, R>(use: (adapters: Adapters) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Adapters, use).pipe(Effect.provide(Adapters.Default))
+
+/** A PEFT directory's two files, read for `Adapters.importPeft`. */
+const readPeftFiles = (directory: string) =>
+  Effect.try({
+    try: () => {
+      const weightsFile = path.join(directory, peftWeightsFile)
+      if (!fs.existsSync(weightsFile) && fs.existsSync(path.join(directory, "adapter_model.bin"))) {
+        throw new Error(
+          `${weightsFile} is missing; adapter_model.bin (a PyTorch pickle) is not read: save with safe_serialization=True`
+        )
+      }
+      const configFile = path.join(directory, peftConfigFile)
+      const text = fs.readFileSync(configFile, "utf8")
+      let config: unknown
+      try {
+        config = JSON.parse(text)
+      } catch (cause) {
+        throw new Error(`${configFile} is not JSON (${(cause as Error).message})`)
+      }
+      return { config, weights: new Uint8Array(fs.readFileSync(weightsFile)) }
+    },
+    catch: (error) => fail((error as Error).message.split("\n")[0]!)
+  })
+
+/** Writes each file atomically (its directory made first). */
+const writeFiles = (files: ReadonlyArray<readonly [string, string | Uint8Array]>) =>
+  Effect.tryPromise({
+    try: async () => {
+      for (const [file, content] of files) {
+        await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+        await writeFileAtomically(file, content)
+      }
+    },
+    catch: (error) => fail((error as Error).message.split("\n")[0]!)
+  })
 
 /** The model to train on: its ONNX file, its tokenizer and its id. */
 interface BaseModel {
@@ -662,77 +652,40 @@ const merge = Command.make(
   (args) =>
     withModels(
       args.config,
-      Effect.gen(function*() {
-        const root = yield* cacheRoot
-        const inputs = []
-        for (const reference of args.adapters) {
-          const { id, version } = parseReference(reference)
-          inputs.push(yield* asCli(loadLocalAdapter(root, id, version)))
-        }
-        const weights = Option.getOrUndefined(Option.map(args.weights, (text) => listOf(text).map(Number)))
-        if (weights !== undefined && (weights.length !== inputs.length || !weights.every(Number.isFinite))) {
-          return yield* Effect.fail(
-            fail(`--weights needs ${inputs.length} numbers, one per adapter (got "${
-              Option.getOrElse(args.weights, () => "")
-            }")`)
-          )
-        }
-        const method: MergeMethod = args.method === "ties"
-          ? { method: "ties", trimFraction: args.trim, signElection: args.signElection, scalingCoef: args.scaling }
-          : args.method === "dare"
-          ? {
-            method: "dare",
-            dropRate: args.dropRate,
-            rescale: !args.noRescale,
-            seed: args.seed,
-            ...(weights === undefined ? {} : { weights })
-          }
-          : {
-            method: "task_arithmetic",
-            weights: weights ?? inputs.map(() =>
-              1
+      withAdapters((adapters) =>
+        Effect.gen(function*() {
+          const weights = Option.getOrUndefined(Option.map(args.weights, (text) => listOf(text).map(Number)))
+          if (weights !== undefined && !weights.every(Number.isFinite)) {
+            return yield* Effect.fail(
+              fail(`--weights needs numbers, one per adapter (got "${Option.getOrElse(args.weights, () => "")}")`)
             )
           }
-        const rank = Option.getOrUndefined(args.rank)
-        const alpha = Option.getOrUndefined(args.alpha)
-        const merged = mergeAdapters(
-          inputs.map(({ metadata, weights }) => ({
-            id: `${metadata.id}@${metadata.version}`,
-            baseModelDigest: metadata.baseModelDigest,
-            weights
-          })),
-          method,
-          { ...(rank === undefined ? {} : { rank }), ...(alpha === undefined ? {} : { alpha }) }
-        )
-        if (Either.isLeft(merged)) return yield* Effect.fail(fail(`cannot merge: ${merged.left.message}`))
-        const { report } = merged.right
-        const first = inputs[0]!.metadata
-        const description: AdapterDescription = {
-          id: args.id,
-          name: args.id,
-          description: `${args.method} merge of ${report.adapters.join(", ")}`,
-          version: args.version,
-          createdAt: new Date().toISOString(),
-          baseModel: first.baseModel,
-          baseModelDigest: first.baseModelDigest,
-          training: { steps: 0, finalLoss: 0, samples: 0, duration: 0 },
-          quality: {},
-          sharing: { public: false, domain: args.domain, license: args.license }
-        }
-        const metadata = yield* asCli(saveLocalAdapter(root, description, merged.right.weights))
-        const worst = Math.max(...Object.values(report.modules).map((module) => module.refactorError))
-        yield* output(args.json, { adapter: metadata, report }, () =>
-          `merged ${report.adapters.join(" + ")} by ${args.method} into ${describe(metadata)}\n` +
-          `re-factored to rank ${report.rank}: worst module relative error ${worst.toExponential(2)}` +
-          (report.random === undefined
-            ? ""
-            : `; ${report.random.draws} draws of ${report.random.generator} seed ${report.random.seed}`) +
-          (worst > 0.05
-            ? `\nrank ${report.rank} loses ${
-              (worst * 100).toFixed(0)
-            }% of the merged update in some module: a higher --rank keeps more`
-            : ""))
-      })
+          const spec: MergeSpec = args.method === "ties"
+            ? { method: "ties", trimFraction: args.trim, signElection: args.signElection, scalingCoef: args.scaling }
+            : args.method === "dare"
+            ? { method: "dare", dropRate: args.dropRate, rescale: !args.noRescale, seed: args.seed, weights }
+            : { method: "task_arithmetic", weights }
+          const { adapter: metadata, report } = yield* asCli(adapters.merge({
+            adapters: args.adapters.map(parseReference),
+            spec,
+            adapter: { id: args.id, version: args.version, domain: args.domain, license: args.license },
+            rank: Option.getOrUndefined(args.rank),
+            alpha: Option.getOrUndefined(args.alpha)
+          }))
+          const worst = Math.max(...Object.values(report.modules).map((module) => module.refactorError))
+          yield* output(args.json, { adapter: metadata, report }, () =>
+            `merged ${report.adapters.join(" + ")} by ${args.method} into ${describe(metadata)}\n` +
+            `re-factored to rank ${report.rank}: worst module relative error ${worst.toExponential(2)}` +
+            (report.random === undefined
+              ? ""
+              : `; ${report.random.draws} draws of ${report.random.generator} seed ${report.random.seed}`) +
+            (worst > 0.05
+              ? `\nrank ${report.rank} loses ${
+                (worst * 100).toFixed(0)
+              }% of the merged update in some module: a higher --rank keeps more`
+              : ""))
+        })
+      )
     )
 ).pipe(Command.withDescription("merge adapters of one base model by TIES, DARE or task arithmetic into a new adapter"))
 

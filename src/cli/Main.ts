@@ -14,6 +14,7 @@ import { jobsCommand } from "./JobsCommands.js"
 import { ledgerCommand } from "./LedgerCommands.js"
 import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
+import { nodeAdaptersCommand } from "./NodeAdaptersCommands.js"
 import { nodeCommand } from "./NodeCommands.js"
 import { peersCommand } from "./PeersCommands.js"
 import { stakeCommand } from "./StakeCommands.js"
@@ -30,6 +31,7 @@ export const edgeNet = Command.make("edge-net").pipe(
     marketCommand,
     govCommand,
     jobsCommand,
+    nodeAdaptersCommand,
     modelsCommand
   ])
 )

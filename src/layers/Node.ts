@@ -5,6 +5,7 @@
 import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
+import { Adapters } from "../actors/adapters/Adapters.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
@@ -28,9 +29,10 @@ const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelSe
     Optimizer.Default,
     AdapterPool.Default,
     AdapterTraining.Default,
-    NetworkCharter.Default,
-    BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })
+    NetworkCharter.Default
   ).pipe(
+    Layer.provideMerge(Adapters.Default),
+    Layer.provideMerge(BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })),
     Layer.provideMerge(economyServices),
     Layer.provideMerge(kernel),
     Layer.provideMerge(NodeConfig.layer(settings))

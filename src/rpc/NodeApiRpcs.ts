@@ -1,5 +1,6 @@
 /** Every RPC group a node serves at /rpc, merged: the contract clients build against. */
 import { AdapterPoolRpcs } from "../actors/adapters/AdapterPoolRpc.js"
+import { AdaptersRpcs } from "../actors/adapters/AdaptersRpc.js"
 import { AdapterTrainingRpcs } from "../actors/adapters/AdapterTrainingRpc.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
@@ -15,4 +16,4 @@ import { PeersRpcs } from "./PeersRpc.js"
 export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(EconomyRpcs).merge(MarketRpcs).merge(
   GovernanceRpcs
 ).merge(OperatorRpcs).merge(AdapterPoolRpcs).merge(PeersRpcs)
-  .merge(AdapterPeersRpcs).merge(OptimizerRpcs).merge(AdapterTrainingRpcs)
+  .merge(AdapterPeersRpcs).merge(OptimizerRpcs).merge(AdapterTrainingRpcs).merge(AdaptersRpcs)

@@ -6,6 +6,8 @@ import { Effect, Layer, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { AdapterPoolRpcs } from "../actors/adapters/AdapterPoolRpc.js"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
+import { Adapters, AdaptersFailure } from "../actors/adapters/Adapters.js"
+import { AdaptersRpcs } from "../actors/adapters/AdaptersRpc.js"
 import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import { AdapterTrainingRpcs } from "../actors/adapters/AdapterTrainingRpc.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
@@ -27,6 +29,7 @@ import { readModel } from "../compute/onnx/OnnxModel.js"
 import { randomFeedSets, textFeedSets } from "../compute/optimize/Feeds.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { ModelSourceError } from "../content/ModelSource.js"
+import { NodeKey } from "../content/NodeKey.js"
 import type { ChainReport } from "../events/Audit.js"
 import { Journal } from "../events/Journal.js"
 import { NodeAudit } from "../layers/NodeAudit.js"
@@ -264,7 +267,56 @@ const AdapterTrainingRpcHandlers = AdapterTrainingRpcs.toLayer(
   })
 )
 
+const AdaptersRpcHandlers = AdaptersRpcs.toLayer(
+  Effect.gen(function*() {
+    const adapters = yield* Adapters
+    const registry = yield* Registry
+    const key = yield* NodeKey
+    const sources = yield* sourcesOn
+    const signer = { keyId: key.nodeId, publicKey: key.publicKey, sign: (message: string) => key.sign(message) }
+    return {
+      AdaptersStored: (filter) => adapters.list(filter),
+      AdapterMerge: ({ adapter, adapters: inputs, alpha, rank, spec }) =>
+        adapters.merge({ adapters: inputs, spec, adapter, rank, alpha }),
+      AdapterImport: ({ document }) => adapters.importDocument(document),
+      AdapterImportPeft: ({ adapter, base, baseModelId, config, weights }) =>
+        Effect.gen(function*() {
+          const model = yield* sources.model(base)
+          const parsed = yield* Effect.try({
+            try: (): unknown => JSON.parse(config),
+            catch: () => new AdaptersFailure({ reason: "adapter_config.json is not JSON" })
+          })
+          return yield* adapters.importPeft({
+            config: parsed,
+            weights,
+            base: { id: baseModelId ?? model.id, bytes: model.bytes },
+            adapter
+          })
+        }),
+      AdapterExport: ({ format, id, version }) =>
+        format === "json"
+          ? Effect.map(adapters.exportDocument({ id, version }), ({ metadata, text }) => ({
+            _tag: "AdapterDocument" as const,
+            adapter: metadata,
+            document: text
+          }))
+          : Effect.map(adapters.exportPeft({ id, version }), ({ config, metadata, weights }) => ({
+            _tag: "PeftFiles" as const,
+            adapter: metadata,
+            config: JSON.stringify(config, null, 2) + "\n",
+            weights
+          })),
+      AdapterShare: ({ domain, id, quality, version }) =>
+        Effect.flatMap(
+          adapters.shareManifest({ id, version, domain, quality }, signer),
+          (manifest) => registry.publishAdapter(manifest)
+        )
+    }
+  })
+)
+
 export const NodeApiRpcHandlers = Layer.mergeAll(
+  AdaptersRpcHandlers,
   OptimizerRpcHandlers,
   AdapterTrainingRpcHandlers,
   PeersRpcHandlers,

@@ -6,10 +6,13 @@
  */
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import { execFile } from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { LoraWeights } from "../../src/compute/lora/Adapter.js"
+import { peftAdapterFrom } from "../../src/compute/lora/Peft.js"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { pushToRegistry } from "../../src/content/Publish.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
@@ -27,7 +30,8 @@ let dataDir: string
 
 beforeAll(async () => {
   dataDir = tempDir("node-jobs-")
-  node = await startNode(dataDir)
+  // A fresh key's reputation is the neutral 0.5: a network that asks 0.4 lets the node share adapters.
+  node = await startNode(dataDir, undefined, { EDGE_NET_GENESIS: "adapterShareMinReputationPpm=400000" })
   await Effect.runPromise(
     Effect.flatMap(cacheReferenceModel("tiny-lm"), (manifest) => pushToRegistry(node.url, manifest)).pipe(
       Effect.provide(BlobStore.layer({ root: tempDir("node-jobs-local-") }))
@@ -188,6 +192,163 @@ describe("jobs through a node's RPC", () => {
           "0".repeat(64)
         } is not in this node's content store (publish a manifest that lists it, then upload it, or name a registry model by id)`
       )
+    },
+    60_000
+  )
+
+  it(
+    "keeps adapters for another program: imports PEFT, merges, exports and shares under the node's key",
+    async () => {
+      const operator = operatorKeyOf(dataDir)
+      const peftFiles = (name: string) => ({
+        config: fs.readFileSync(`test/fixtures/peft/${name}/adapter_config.json`, "utf8"),
+        weights: new Uint8Array(fs.readFileSync(`test/fixtures/peft/${name}/adapter_model.safetensors`))
+      })
+      const outcome = await withClient((client) =>
+        Effect.gen(function*() {
+          const plain = yield* client.AdapterImportPeft({
+            ...peftFiles("tiny-lm"),
+            base: { id: "tiny-lm" },
+            adapter: { id: "peft-plain", version: "1.0.0", domain: "stories" }
+          })
+          yield* client.AdapterImportPeft({
+            ...peftFiles("tiny-lm-rslora"),
+            base: { id: "tiny-lm" },
+            adapter: { id: "peft-rs", version: "1.0.0", domain: "stories" }
+          })
+          const merged = yield* client.AdapterMerge({
+            adapters: [{ id: "peft-plain" }, { id: "peft-rs", version: "1.0.0" }],
+            spec: { method: "task_arithmetic", weights: [0.5, 0.5] },
+            adapter: { id: "blend", version: "1.0.0", domain: "stories" },
+            rank: 16
+          })
+          const document = yield* client.AdapterExport({ id: "blend", format: "json" })
+          const peft = yield* client.AdapterExport({ id: "blend", format: "peft" })
+          const tooLarge = yield* Effect.either(client.AdapterImport({
+            document: document._tag === "AdapterDocument" ? document.document : ""
+          }))
+          // A small adapter's document, stored again under another id, then once more.
+          const small = yield* client.AdapterExport({ id: "peft-rs", format: "json" })
+          const copy = JSON.stringify({
+            ...JSON.parse(small._tag === "AdapterDocument" ? small.document : "{}"),
+            id: "peft-rs-copy"
+          })
+          const imported = yield* client.AdapterImport({ document: copy })
+          const again = yield* Effect.either(client.AdapterImport({ document: copy }))
+          const shared = yield* client.AdapterShare({ id: "blend", quality: 0.8 })
+          return { plain, merged, document, peft, tooLarge, imported, again, shared }
+        }).pipe(as(operator))
+      )
+      const { document, merged, peft, plain, shared } = outcome
+      const modelDigest = crypto.createHash("sha256")
+        .update(fs.readFileSync("models/reference/tiny-lm/onnx/model.onnx"))
+        .digest("hex")
+      expect(plain).toMatchObject({ baseModel: "tiny-lm", baseModelDigest: modelDigest })
+      expect(merged.report).toMatchObject({ adapters: ["peft-plain@1.0.0", "peft-rs@1.0.0"], rank: 16 })
+
+      // The merged update, read back from the PEFT export, is half of each input's: ΔW = (alpha / r) B A.
+      const weightsOf = (files: { config: string; weights: Uint8Array }) => {
+        const adapter = peftAdapterFrom(JSON.parse(files.config), files.weights)
+        if (Either.isLeft(adapter)) throw new Error(adapter.left.problem)
+        return adapter.right.weights
+      }
+      const deltaOf = (weights: LoraWeights, module: string) => {
+        const { A, B, inFeatures, outFeatures } = weights.modules[module]!
+        const delta = new Float64Array(outFeatures * inFeatures)
+        for (let o = 0; o < outFeatures; o++) {
+          for (let r = 0; r < weights.rank; r++) {
+            const b = B[o * weights.rank + r]! * weights.alpha / weights.rank
+            for (let i = 0; i < inFeatures; i++) delta[o * inFeatures + i]! += b * A[r * inFeatures + i]!
+          }
+        }
+        return delta
+      }
+      if (peft._tag !== "PeftFiles") throw new Error(`export gave ${peft._tag}`)
+      const exported = weightsOf(peft)
+      const inputs = [weightsOf(peftFiles("tiny-lm")), weightsOf(peftFiles("tiny-lm-rslora"))]
+      const modules = Object.keys(exported.modules)
+      expect(modules).toHaveLength(4)
+      for (const module of modules) {
+        // PEFT names the modules as the model does without the ONNX export's prefix; match by suffix.
+        // An input without the module adds nothing to it (the two fixtures adapt different layers).
+        const got = deltaOf(exported, module)
+        const [a, b] = inputs.map((weights) => {
+          const name = Object.keys(weights.modules).find((name) => module === name || module.endsWith(`.${name}`))
+          return name === undefined ? new Float64Array(got.length) : deltaOf(weights, name)
+        })
+        let error = 0
+        let norm = 0
+        got.forEach((value, i) => {
+          const want = 0.5 * a![i]! + 0.5 * b![i]!
+          error += (value - want) ** 2
+          norm += want ** 2
+        })
+        expect(Math.sqrt(error / norm)).toBeLessThan(1e-4)
+      }
+
+      // The JSON export is the seed's one document; importing it again where it is stored is refused.
+      if (document._tag !== "AdapterDocument") throw new Error(`export gave ${document._tag}`)
+      expect(JSON.parse(document.document)).toMatchObject({ id: "blend", checksum: merged.adapter.checksum })
+      // A document larger than a signed command may be is refused in one line (the registry carries those).
+      expect(Either.isLeft(outcome.tooLarge) && outcome.tooLarge.left.message).toBe(
+        "AdapterImport refused: JSON value larger than 262144 bytes"
+      )
+      expect(outcome.imported).toMatchObject({ id: "peft-rs-copy", rank: 2, baseModelDigest: modelDigest })
+      expect(Either.isLeft(outcome.again) && outcome.again.left.message).toBe(
+        "adapter document: adapter peft-rs-copy@1.0.0 is already stored here"
+      )
+
+      // Shared through the node's own registry, under a manifest its key signed.
+      const { info, listed, stored, stranger } = await withClient((client) =>
+        Effect.all({
+          info: client.NodeInfo(),
+          listed: client.AdapterList({ baseModel: "tiny-lm" }),
+          stored: client.AdaptersStored({ domain: "stories" }),
+          stranger: Effect.either(as(testKey("stranger"))(client.AdapterExport({ id: "blend", format: "json" })))
+        })
+      )
+      expect(shared).toMatchObject({ kind: "adapter", id: "blend", version: "1.0.0", keyId: info.nodeId })
+      expect(listed.find((row) => row.id === "blend")).toMatchObject({ keyId: info.nodeId, quality: 0.8 })
+      expect(stored.adapters.map((adapter) => adapter.id).sort()).toEqual(
+        expect.arrayContaining(["blend", "peft-plain", "peft-rs"])
+      )
+      expect(Either.isLeft(stranger) && stranger.left.message).toBe(
+        "AdapterExport refused: needs 1 of the 1 operator key(s), signed by 0"
+      )
+    },
+    60_000
+  )
+
+  it(
+    "`edge-net adapters` is a client of the same RPC: merge, list and export against the running node",
+    async () => {
+      // Uses the adapters the test above imported into the node.
+      const cli = async (...args: ReadonlyArray<string>) => {
+        const { stdout } = await exec(
+          process.execPath,
+          cliArgs("adapters", ...args, "--node", node.url, "--data", dataDir, "--json"),
+          { timeout: 60_000 }
+        )
+        return JSON.parse(stdout) as unknown
+      }
+      const merged = await cli("merge", "peft-plain", "peft-rs@1.0.0", "--method", "ties", "--id", "blend-ties")
+      expect(merged).toMatchObject({
+        adapter: { id: "blend-ties", version: "1.0.0" },
+        report: { method: { method: "ties", trimFraction: 0.8 } }
+      })
+      const listed = await cli("list", "--base-model", "tiny-lm") as { adapters: Array<{ id: string }> }
+      expect(listed.adapters.map((adapter) => adapter.id)).toContain("blend-ties")
+      const out = path.join(tempDir("node-adapters-export-"), "blend-ties")
+      await cli("export", "blend-ties", "--output", out, "--format", "peft")
+      const config = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8")) as { r: number }
+      expect(config.r).toBe(4)
+      expect(fs.statSync(path.join(out, "adapter_model.safetensors")).size).toBeGreaterThan(1000)
+      const missing = await exec(
+        process.execPath,
+        cliArgs("adapters", "export", "nothing", "--output", out, "--node", node.url, "--data", dataDir)
+      ).catch((error: { stderr: string; code: number }) => error)
+      expect(missing).toMatchObject({ code: 1 })
+      expect((missing as { stderr: string }).stderr.trim().split("\n")).toHaveLength(1)
     },
     60_000
   )

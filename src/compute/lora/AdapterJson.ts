@@ -46,8 +46,8 @@ const fileSystem = (file: string, cause: unknown) =>
     problem: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)
   })
 
-/** Writes the adapter stored in `directory` to `file` as one JSON document. */
-export const exportAdapterJson = Effect.fn("AdapterJson.exportAdapterJson")(function*(directory: string, file: string) {
+/** The adapter stored in `directory` as one JSON document (its text, one line), with its metadata. */
+export const adapterDocument = Effect.fn("AdapterJson.adapterDocument")(function*(directory: string) {
   const adapter = yield* loadAdapter(directory)
   const weightsFile = path.join(directory, adapterWeightsFile)
   const stored = yield* Effect.try({
@@ -75,11 +75,17 @@ export const exportAdapterJson = Effect.fn("AdapterJson.exportAdapterJson")(func
         }
       })
   }
+  return { metadata: adapter.metadata, text: JSON.stringify(document) + "\n" }
+})
+
+/** Writes the adapter stored in `directory` to `file` as one JSON document. */
+export const exportAdapterJson = Effect.fn("AdapterJson.exportAdapterJson")(function*(directory: string, file: string) {
+  const { metadata, text } = yield* adapterDocument(directory)
   yield* Effect.tryPromise({
-    try: () => writeFileAtomically(file, JSON.stringify(document) + "\n"),
+    try: () => writeFileAtomically(file, text),
     catch: (cause) => fileSystem(file, cause)
   })
-  return adapter.metadata
+  return metadata
 })
 
 const moduleFrom = (
@@ -106,6 +112,13 @@ export const importAdapterJson = Effect.fn("AdapterJson.importAdapterJson")(
       try: () => fsp.readFile(file, "utf8"),
       catch: (cause) => fileSystem(file, cause)
     })
+    return yield* importAdapterDocument(text, file, directoryFor)
+  }
+)
+
+/** `importAdapterJson` of a document's text; `file` names it in errors. */
+export const importAdapterDocument = Effect.fn("AdapterJson.importAdapterDocument")(
+  function*(text: string, file: string, directoryFor: (metadata: AdapterMetadata) => string) {
     const json = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
       catch: (cause) => invalid(file, `is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)

@@ -246,37 +246,41 @@ export const peftConfigOf = (
   alpha_pattern: {}
 })
 
+/** A PEFT adapter's two files in memory: adapter_config.json's value and adapter_model.safetensors' bytes. */
+export const peftFilesOf = (weights: LoraWeights, options: ExportPeftOptions = {}) => {
+  const rename = options.renameModule ?? ((module: string) => module)
+  const named = Object.entries(weights.modules).map(([module, factors]) => [rename(module), factors] as const)
+  const bytes = writeSafetensors(
+    named.flatMap(([module, { inFeatures, outFeatures, A, B }]) => [
+      [`base_model.model.${module}.lora_A.weight`, {
+        dtype: "F32",
+        shape: [weights.rank, inFeatures],
+        data: A
+      }] as const,
+      [`base_model.model.${module}.lora_B.weight`, {
+        dtype: "F32",
+        shape: [outFeatures, weights.rank],
+        data: B
+      }] as const
+    ]),
+    { format: "pt" }
+  )
+  return { config: peftConfigOf(weights, named.map(([module]) => module), options), weights: bytes }
+}
+
 /** Writes a PEFT adapter directory (F32 weights, `format: pt` metadata as PyTorch writers set). */
 export const exportPeft = Effect.fn("Peft.exportPeft")(
   function*(directory: string, weights: LoraWeights, options: ExportPeftOptions = {}) {
-    const rename = options.renameModule ?? ((module: string) => module)
-    const named = Object.entries(weights.modules).map(([module, factors]) => [rename(module), factors] as const)
     const weightsPath = path.join(directory, peftWeightsFile)
-    const bytes = yield* Effect.try({
-      try: () =>
-        writeSafetensors(
-          named.flatMap(([module, { inFeatures, outFeatures, A, B }]) => [
-            [`base_model.model.${module}.lora_A.weight`, {
-              dtype: "F32",
-              shape: [weights.rank, inFeatures],
-              data: A
-            }] as const,
-            [`base_model.model.${module}.lora_B.weight`, {
-              dtype: "F32",
-              shape: [outFeatures, weights.rank],
-              data: B
-            }] as const
-          ]),
-          { format: "pt" }
-        ),
+    const files = yield* Effect.try({
+      try: () => peftFilesOf(weights, options),
       catch: (cause) => fileError(weightsPath, cause)
     })
-    const config = peftConfigOf(weights, named.map(([module]) => module), options)
     yield* Effect.tryPromise({
       try: async () => {
         await fsp.mkdir(directory, { recursive: true })
-        await writeFileAtomically(weightsPath, bytes)
-        await writeFileAtomically(path.join(directory, peftConfigFile), JSON.stringify(config, null, 2) + "\n")
+        await writeFileAtomically(weightsPath, files.weights)
+        await writeFileAtomically(path.join(directory, peftConfigFile), JSON.stringify(files.config, null, 2) + "\n")
       },
       catch: (cause) => fileError(directory, cause)
     })
