@@ -2,13 +2,35 @@
  * The edge-net CLI and node compiled to JavaScript, as `npm run build` ships them (bin/edge-net.js runs
  * dist/): for test files that run the CLI dozens of times, where tsx's loader would cost seconds per run.
  */
-import { execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import ts from "typescript"
-import { freePort, type RunningNode, SYSTEM_PICKED_P2P } from "./NodeProcess.js"
+
+export interface RunningNode {
+  readonly url: string
+  readonly dataDir: string
+  readonly process: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+  readonly kill: (signal: NodeJS.Signals) => Promise<number | null>
+}
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** Test nodes let the system pick their peer's ports: the HTTP port's neighbours may be taken. */
+export const SYSTEM_PICKED_P2P = { EDGE_NET_P2P_LISTEN: "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws" }
 
 const exec = promisify(execFile)
 const SOURCES = "src"
@@ -22,20 +44,28 @@ const sourceFiles = () =>
  * Transpiles every source file (types stripped, modules kept; `npm run typecheck` checks the types)
  * into a directory named after the sources' digest, so an unchanged tree is compiled once.
  */
-export const compileCli = (): string => {
+let compiled: string | undefined
+
+export const compileCli = (): string => (compiled ??= compileTree())
+
+const compileTree = (): string => {
   const files = sourceFiles().map((file) => ({ file, text: fs.readFileSync(path.join(SOURCES, file), "utf8") }))
   const digest = crypto.createHash("sha256")
   for (const { file, text } of files) digest.update(file).update("\0").update(text).update("\0")
   const root = path.resolve(CACHE, digest.digest("hex").slice(0, 16))
-  if (fs.existsSync(path.join(root, "package.json"))) return root
-  // One tree at a time: an older source tree's goes, but not another test process's staging in progress.
+  if (fs.existsSync(path.join(root, "package.json"))) {
+    // Marks the tree as in use, so that another checkout sharing node_modules leaves it alone.
+    const now = new Date()
+    fs.utimesSync(root, now, now)
+    return root
+  }
+  // Trees of older sources go, but not one another checkout (sharing node_modules) used in the last
+  // hour, nor another test process's staging in progress.
   for (const entry of fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : []) {
     const stale = path.join(CACHE, entry)
     if (stale === root) continue
     const modified = fs.statSync(stale, { throwIfNoEntry: false })?.mtimeMs ?? 0
-    if (!(entry.endsWith(".tmp") && Date.now() - modified < 10 * 60_000)) {
-      fs.rmSync(stale, { recursive: true, force: true })
-    }
+    if (Date.now() - modified > 60 * 60_000) fs.rmSync(stale, { recursive: true, force: true })
   }
   const staging = `${root}.${process.pid}.tmp`
   for (const { file, text } of files) {
@@ -82,13 +112,14 @@ export const runCompiledCli = (
     })
   )
 
-/** `edge-net node start` from the compiled tree on a free loopback port; `env` adds e.g. `EDGE_NET_GENESIS`. */
+/** `edge-net node start` from the compiled tree on `port` (a free loopback port if none); `env` adds e.g. `EDGE_NET_GENESIS`. */
 export const startCompiledNode = async (
   root: string,
   dataDir: string,
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  port?: number
 ): Promise<RunningNode> => {
-  const port = await freePort()
+  port ??= await freePort()
   const child = spawn(process.execPath, [
     path.join(root, SOURCES, "cli", "edge-net.js"),
     "node",
