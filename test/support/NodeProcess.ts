@@ -13,6 +13,11 @@ export const cliArgs = (
   ...args: ReadonlyArray<string>
 ) => [path.join(compileCli(), "src", "cli", "edge-net.js"), ...args]
 
+/** Arguments for `process.execPath` that run `edge-net-models <args>` from the compiled sources. */
+export const modelsCliArgs = (
+  ...args: ReadonlyArray<string>
+) => [path.join(compileCli(), "src", "cli", "edge-net-models.js"), ...args]
+
 /** `env` adds to the environment, e.g. `EDGE_NET_GENESIS` for short governance periods. */
 export const startNode = (
   dataDir: string,
