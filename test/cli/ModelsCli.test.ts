@@ -4,11 +4,12 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { describe, expect, it } from "vitest"
+import { modelsCliArgs } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
 const models = (...args: ReadonlyArray<string>) =>
-  exec(process.execPath, ["--import", "tsx", "src/cli/edge-net-models.ts", ...args], {
+  exec(process.execPath, modelsCliArgs(...args), {
     env: { ...process.env, HOME: tempDir("home-") },
     maxBuffer: 32 * 1024 * 1024
   })

@@ -12,13 +12,13 @@ import { promisify } from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
 import { parseManifest } from "../../src/content/Manifest.js"
 import { trustPolicy, verifyManifest } from "../../src/content/ManifestSigning.js"
-import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { modelsCliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
 const work = tempDir("optimize-publish-")
 const models = (...args: ReadonlyArray<string>) =>
-  exec(process.execPath, ["--import", "tsx", "src/cli/edge-net-models.ts", ...args], {
+  exec(process.execPath, modelsCliArgs(...args), {
     env: {
       ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "EDGE_NET_MODELS_CONFIG")),
       HOME: work,

@@ -1,14 +1,36 @@
 /**
- * The edge-net CLI and node compiled to JavaScript, as `npm run build` ships them (bin/edge-net.js runs
- * dist/): for test files that run the CLI dozens of times, where tsx's loader would cost seconds per run.
+ * The edge-net CLIs and node compiled to JavaScript (bundled, see compileCli) for tests that run them as
+ * child processes: tsx's loader would cost seconds per run, and once more in each worker thread.
  */
-import { execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as net from "node:net"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import ts from "typescript"
-import { freePort, type RunningNode, SYSTEM_PICKED_P2P } from "./NodeProcess.js"
+
+export interface RunningNode {
+  readonly url: string
+  readonly dataDir: string
+  readonly process: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+  readonly kill: (signal: NodeJS.Signals) => Promise<number | null>
+}
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** Test nodes let the system pick their peer's ports: the HTTP port's neighbours may be taken. */
+export const SYSTEM_PICKED_P2P = { EDGE_NET_P2P_LISTEN: "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws" }
 
 const exec = promisify(execFile)
 const SOURCES = "src"
@@ -18,35 +40,84 @@ const CACHE = path.join("node_modules", ".cache", "edge-net-compiled-cli")
 const sourceFiles = () =>
   (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => file.endsWith(".ts")).sort()
 
+/** Changes whenever the layout of a tree changes, so a tree of another layout is never reused. */
+const BUNDLE_FORMAT = "esbuild-flat-1"
+const CLIS = ["edge-net", "edge-net-models"]
+
+interface Esbuild {
+  readonly buildSync: (options: Record<string, unknown>) => unknown
+}
+
+/** The modules moduleWorker starts as threads: `moduleWorker(import.meta.url, "./Name")` in the sources. */
+const threadEntries = (files: ReadonlyArray<{ readonly file: string; readonly text: string }>) =>
+  files.flatMap(({ file, text }) =>
+    Array.from(
+      text.matchAll(/moduleWorker\(import\.meta\.url, "(\.\.?\/[^"]+)"/g),
+      (match) => path.join(SOURCES, path.dirname(file), `${match[1]}.ts`)
+    )
+  )
+
 /**
- * Transpiles every source file (types stripped, modules kept; `npm run typecheck` checks the types)
- * into a directory named after the sources' digest, so an unchanged tree is compiled once.
+ * One flat directory: the CLI, one file per thread module, and the chunks they share. A thread is
+ * started with `new URL("./Name.js", import.meta.url)`, and every chunk lives beside the entries.
  */
-export const compileCli = (): string => {
+const bundle = (files: ReadonlyArray<{ readonly file: string; readonly text: string }>, outdir: string) => {
+  const entries = [...CLIS.map((cli) => path.join(SOURCES, "cli", `${cli}.ts`)), ...new Set(threadEntries(files))]
+  const names = entries.map((entry) => path.basename(entry, ".ts"))
+  if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
+  const packages = fs.readdirSync("node_modules").flatMap((name) =>
+    name.startsWith("@") ? fs.readdirSync(path.join("node_modules", name)).map((inner) => `${name}/${inner}`) : [name]
+  )
+  const external = packages
+    .filter((name) => !(name === "effect" || name.startsWith("@effect/")) && !name.startsWith("."))
+    .flatMap((name) => [name, `${name}/*`])
+  const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
+  esbuild.buildSync({
+    entryPoints: entries,
+    entryNames: "[name]",
+    chunkNames: "chunk-[hash]",
+    outdir,
+    bundle: true,
+    splitting: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external,
+    logLevel: "error"
+  })
+}
+
+/**
+ * Bundles the CLI and every worker thread's module with esbuild (types stripped; `npm run typecheck`
+ * checks them) into a directory named after the sources' digest, so an unchanged tree is bundled once.
+ * `effect` is bundled too, tree-shaken: loading all of it took a second of each process's start. The
+ * other packages stay external and load from node_modules as they do from dist/.
+ */
+let compiled: string | undefined
+
+export const compileCli = (): string => (compiled ??= compileTree())
+
+const compileTree = (): string => {
   const files = sourceFiles().map((file) => ({ file, text: fs.readFileSync(path.join(SOURCES, file), "utf8") }))
-  const digest = crypto.createHash("sha256")
+  const digest = crypto.createHash("sha256").update(`${BUNDLE_FORMAT}\0`)
   for (const { file, text } of files) digest.update(file).update("\0").update(text).update("\0")
   const root = path.resolve(CACHE, digest.digest("hex").slice(0, 16))
-  if (fs.existsSync(path.join(root, "package.json"))) return root
-  // One tree at a time: an older source tree's goes, but not another test process's staging in progress.
+  if (fs.existsSync(path.join(root, "package.json"))) {
+    // Marks the tree as in use, so that another checkout sharing node_modules leaves it alone.
+    const now = new Date()
+    fs.utimesSync(root, now, now)
+    return root
+  }
+  // Trees of older sources go, but not one another checkout (sharing node_modules) used in the last
+  // hour, nor another test process's staging in progress.
   for (const entry of fs.existsSync(CACHE) ? fs.readdirSync(CACHE) : []) {
     const stale = path.join(CACHE, entry)
     if (stale === root) continue
     const modified = fs.statSync(stale, { throwIfNoEntry: false })?.mtimeMs ?? 0
-    if (!(entry.endsWith(".tmp") && Date.now() - modified < 10 * 60_000)) {
-      fs.rmSync(stale, { recursive: true, force: true })
-    }
+    if (Date.now() - modified > 60 * 60_000) fs.rmSync(stale, { recursive: true, force: true })
   }
   const staging = `${root}.${process.pid}.tmp`
-  for (const { file, text } of files) {
-    const { outputText } = ts.transpileModule(text, {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true }
-    })
-    const target = path.join(staging, SOURCES, file.replace(/\.ts$/, ".js"))
-    fs.mkdirSync(path.dirname(target), { recursive: true })
-    fs.writeFileSync(target, outputText)
-  }
+  bundle(files, path.join(staging, SOURCES, "cli"))
   // Written last: its presence marks a complete tree (node_modules/ ends the package scope, so it is needed anyway).
   fs.writeFileSync(path.join(staging, "package.json"), JSON.stringify({ type: "module" }))
   try {
@@ -82,13 +153,14 @@ export const runCompiledCli = (
     })
   )
 
-/** `edge-net node start` from the compiled tree on a free loopback port; `env` adds e.g. `EDGE_NET_GENESIS`. */
+/** `edge-net node start` from the compiled tree on `port` (a free loopback port if none); `env` adds e.g. `EDGE_NET_GENESIS`. */
 export const startCompiledNode = async (
   root: string,
   dataDir: string,
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  port?: number
 ): Promise<RunningNode> => {
-  const port = await freePort()
+  port ??= await freePort()
   const child = spawn(process.execPath, [
     path.join(root, SOURCES, "cli", "edge-net.js"),
     "node",
