@@ -16,11 +16,11 @@
  * @packageDocumentation
  * @module edge-net
  */
+export { Adapters, AdaptersFailure, MergeSpec } from "./actors/adapters/Adapters.js"
+export type { AdapterRef, MergeRequest, NewAdapter, PeftImport, ShareRequest } from "./actors/adapters/Adapters.js"
 export { AdapterTraining, AdapterTrainingFailed, TrainingProgressEvent } from "./actors/adapters/AdapterTraining.js"
 export type { TrainOutcome, TrainRequest } from "./actors/adapters/AdapterTraining.js"
 export { TrainSettings } from "./actors/adapters/AdapterTrainingRpc.js"
-export { Adapters, AdaptersFailure, MergeSpec } from "./actors/adapters/Adapters.js"
-export type { AdapterRef, MergeRequest, NewAdapter, PeftImport, ShareRequest } from "./actors/adapters/Adapters.js"
 export { Optimizer } from "./actors/optimizer/Optimizer.js"
 export type { OptimizeOutcome, OptimizeRequest } from "./actors/optimizer/Optimizer.js"
 export { OptimizeProgress, OptimizeRunFailed, OptimizeSettings } from "./actors/optimizer/OptimizeRun.js"

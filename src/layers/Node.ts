@@ -4,8 +4,8 @@
  */
 import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
-import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import { Adapters } from "../actors/adapters/Adapters.js"
+import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"

@@ -9,12 +9,12 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { AdapterMetadataSchema } from "../../compute/lora/AdapterFile.js"
-import { ModelSource, ModelSourceError } from "../../content/ModelSource.js"
-import { Authority, operator, SignedCommands, signedFields } from "../../domain/CommandAuthority.js"
-import { PublishReceipt } from "../registry/Registry.js"
-import { PublishFailure } from "../registry/RegistryRpc.js"
-import { AdaptersFailure, MergeSpec } from "./Adapters.js"
+import { AdaptersFailure, MergeSpec } from "../actors/adapters/Adapters.js"
+import { PublishReceipt } from "../actors/registry/Registry.js"
+import { PublishFailure } from "../actors/registry/RegistryRpc.js"
+import { AdapterMetadataSchema } from "../compute/lora/AdapterFile.js"
+import { ModelSource, ModelSourceError } from "../content/ModelSource.js"
+import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
 
 const AdapterRef = {
   id: Schema.String,
