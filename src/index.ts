@@ -3,7 +3,7 @@
  *
  * This root entry holds what most programs compose: the SDK (`ModelLoader`, `InferenceSession`, and
  * `ModelWorkers` on worker threads), the inference service, the services that do a node's work
- * (`Optimizer`, `AdapterTraining`, `Adapters`, `Registry`), and a whole node's layers. The rest is grouped by
+ * (`Optimizer`, `AdapterTraining`, `Adapters`, `Models`, `Registry`), and a whole node's layers. The rest is grouped by
  * subsystem:
  *
  * - `edge-net/events`: the event kernel (journal, actors, snapshots, audit);
@@ -30,6 +30,7 @@ export type { ChatMessage, GenerateOptions, GenerateResult, InferenceService } f
 export { InferenceInputError, InferenceRunError, ModelLoadError } from "./compute/inference/InferenceError.js"
 export { randomFeedSets, sampleFeedSets, textFeedSets } from "./compute/optimize/Feeds.js"
 export type { FeedSets } from "./compute/optimize/Feeds.js"
+export { ModelPullEvent, Models, ModelsFailure, PullReceiptView, VerifyReport } from "./content/Models.js"
 export { listAdapters, listModels } from "./http/RegistryClient.js"
 export { nodeLive } from "./http/Server.js"
 export { memoryKernel, sqliteKernel } from "./layers/Kernel.js"

@@ -29,7 +29,7 @@ const modelSourceOf = (reference: string) => {
 }
 
 /** Runs a progress stream to its end, telling each event; the last is the outcome. */
-const watch = <A extends { readonly _tag: string }, E>(
+export const watch = <A extends { readonly _tag: string }, E>(
   stream: Stream.Stream<A, E>,
   tell: (event: A) => void
 ) =>

@@ -16,6 +16,7 @@ import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
 import { nodeAdaptersCommand } from "./NodeAdaptersCommands.js"
 import { nodeCommand } from "./NodeCommands.js"
+import { nodeModelsCommand } from "./NodeModelsCommands.js"
 import { peersCommand } from "./PeersCommands.js"
 import { stakeCommand } from "./StakeCommands.js"
 
@@ -32,6 +33,7 @@ export const edgeNet = Command.make("edge-net").pipe(
     govCommand,
     jobsCommand,
     nodeAdaptersCommand,
+    nodeModelsCommand,
     modelsCommand
   ])
 )

@@ -12,11 +12,9 @@ import { BlobStore } from "../content/BlobStore.js"
 import { listManifests, readManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { parseManifest } from "../content/Manifest.js"
-import { verifyManifest } from "../content/ManifestSigning.js"
-import type { PullReceipt } from "../content/Pull.js"
-import { pull } from "../content/Pull.js"
+import type { PullReceiptView, VerifyReport } from "../content/Models.js"
+import { Models } from "../content/Models.js"
 import { fetchManifest } from "../content/RegistryTransfer.js"
-import { TrustStore } from "../content/TrustStore.js"
 import { listModels } from "../http/RegistryClient.js"
 import { adaptersCommand } from "./AdaptersCommands.js"
 import { cacheCommand, configCommand } from "./CacheCommands.js"
@@ -28,7 +26,7 @@ import {
   registryOption,
   registryUrl,
   withModels,
-  withTrust
+  withModelsService
 } from "./ModelsContext.js"
 import { optimizeCommand } from "./OptimizeCommands.js"
 import { formatBytes, progressReporter } from "./Progress.js"
@@ -98,7 +96,7 @@ const sourceOption = Options.choice("source", ["http", "ipfs", "peer", "gcs", "c
   Options.optional
 )
 
-const describePull = (receipt: PullReceipt) =>
+export const describePull = (receipt: typeof PullReceiptView.Type) =>
   [
     `pulled ${receipt.id}@${receipt.version} (signed by ${receipt.verifiedBy.join(", ")})`,
     ...receipt.artifacts.map((a) => {
@@ -133,10 +131,11 @@ const pullCommand = Command.make(
     json: jsonOption
   },
   (args) =>
-    withTrust(
+    withModelsService(
       args.config,
       Effect.gen(function*() {
         const { config } = yield* ModelsSettings
+        const models = yield* Models
         const reference = parseReference(args.model)
         const source = Option.getOrUndefined(args.source)
         const kind = source === "gcs" || source === "cdn" ? "http" : source
@@ -145,7 +144,7 @@ const pullCommand = Command.make(
           : config.defaultSource
         const kinds = kind !== undefined ? [kind] : defaultKind === "auto" ? [] : [defaultKind]
         const progress = progressReporter(args.json)
-        const receipt = yield* pull(
+        const receipt = yield* models.pull(
           {
             id: reference.id,
             version: Option.getOrUndefined(args.version) ?? reference.version,
@@ -159,13 +158,20 @@ const pullCommand = Command.make(
               if (args.json) console.log(JSON.stringify({ event: "source-dropped", ...report }))
               else console.error(`edge-net-models: dropped ${report.source}: ${report.reason}`)
             }
-          },
-          config
+          }
         ).pipe(Effect.ensuring(Effect.sync(progress.done)))
         yield* output(args.json, { event: "done", ...receipt }, describePull)
       })
     )
 ).pipe(Command.withDescription("download a model, verified piece by piece, resuming where a killed pull stopped"))
+
+/** The one-line refusal of a model that failed verification, here or on a node. */
+export const verificationFailed = (report: VerifyReport) =>
+  `${report.id}@${report.version} failed verification: ${report.problems.join("; ")}`
+
+export const verifiedLine = (report: VerifyReport) =>
+  `${report.id}@${report.version}: ${report.artifacts.length} artifact(s) verified (sha256 and CID)` +
+  (report.signedBy.length > 0 ? `, signed by ${report.signedBy.join(", ")}` : "")
 
 const verify = Command.make(
   "verify",
@@ -176,59 +182,14 @@ const verify = Command.make(
     json: jsonOption
   },
   ({ checkSignature, config, json, model }) =>
-    withTrust(
+    withModelsService(
       config,
       Effect.gen(function*() {
-        const store = yield* BlobStore
-        const trust = yield* TrustStore
-        const { config: settings } = yield* ModelsSettings
-        const reference = parseReference(model)
-        const manifest = yield* readManifest(store.root, reference.id, reference.version)
-        const problems: Array<string> = []
-        const artifacts: Array<{ filename: string; digest: string; ok: boolean }> = []
-        for (const artifact of Object.values(manifest.artifacts)) {
-          const checked = yield* Effect.either(store.verify(artifact.sha256))
-          const ok = Either.isRight(checked) && checked.right.size === artifact.size &&
-            checked.right.cid === artifact.cid
-          if (!ok) {
-            problems.push(
-              `${artifact.filename}: ${
-                Either.isLeft(checked) ? checked.left.message : "size or CID differs from the manifest"
-              }`
-            )
-          }
-          artifacts.push({ filename: artifact.filename, digest: `sha256-${artifact.sha256}`, ok })
-        }
-        let signedBy: ReadonlyArray<string> = []
-        if (checkSignature) {
-          const verified = verifyManifest(manifest, yield* trust.policy(settings.trust.threshold), new Date(), {
-            allowRollback: true
-          })
-          if (Either.isLeft(verified)) problems.push(verified.left.message)
-          else signedBy = verified.right.verifiedBy
-        }
-        const report = {
-          id: manifest.id,
-          version: manifest.version,
-          ok: problems.length === 0,
-          artifacts,
-          signedBy,
-          problems
-        }
+        const models = yield* Models
+        const report = yield* models.verify(parseReference(model), checkSignature)
         if (json) yield* output(true, report, () => "")
-        if (problems.length > 0) {
-          return yield* Effect.fail(
-            new CliError({ message: `${manifest.id}@${manifest.version} failed verification: ${problems.join("; ")}` })
-          )
-        }
-        if (!json) {
-          yield* Effect.sync(() =>
-            console.log(
-              `${manifest.id}@${manifest.version}: ${artifacts.length} artifact(s) verified (sha256 and CID)` +
-                (checkSignature ? `, signed by ${signedBy.join(", ")}` : "")
-            )
-          )
-        }
+        if (!report.ok) return yield* Effect.fail(new CliError({ message: verificationFailed(report) }))
+        if (!json) yield* output(false, report, verifiedLine)
       })
     )
 ).pipe(

@@ -5,6 +5,7 @@
 import { Options } from "@effect/cli"
 import { Context, Effect, Layer, Option } from "effect"
 import { BlobStore } from "../content/BlobStore.js"
+import { Models } from "../content/Models.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
 import { cacheDirectory, cacheMaxBytes, configFile, keysDirectory, loadConfig } from "../content/ModelsConfig.js"
 import { TrustStore } from "../content/TrustStore.js"
@@ -53,6 +54,10 @@ export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Ef
     config,
     Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config))))
   )
+
+/** `withTrust` plus the Models service on that cache and trust store: what `pull`, `verify` and `publish` run. */
+export const withModelsService = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
+  withTrust(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, Models.Default(config))))
 
 /** `id` or `id@version`. */
 export const parseReference = (text: string) => {

@@ -7,12 +7,20 @@ import { describeFile, signArtifact } from "../content/ArtifactSignature.js"
 import { parseManifestText } from "../content/Manifest.js"
 import { completeManifest, isManifestText, looksLikeManifest } from "../content/ManifestDraft.js"
 import { signAsPublisher, signManifest } from "../content/ManifestSigning.js"
+import { Models } from "../content/Models.js"
 import { expandHome } from "../content/ModelsConfig.js"
-import { buildManifest, buildManifestFromDraft, pushToRegistry } from "../content/Publish.js"
+import { buildManifestFromDraft, pushToRegistry } from "../content/Publish.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { accountIdOf } from "../domain/Ed25519.js"
 import { CliError } from "./CliError.js"
-import { configOption, ModelsSettings, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
+import {
+  configOption,
+  ModelsSettings,
+  registryOption,
+  registryUrl,
+  withModelsService,
+  withTrust
+} from "./ModelsContext.js"
 import { jsonOption, output, toJson } from "./Shared.js"
 
 export const keyOption = Options.text("key").pipe(
@@ -88,7 +96,7 @@ const publish = Command.make(
     json: jsonOption
   },
   (args) =>
-    withTrust(
+    withModelsService(
       args.config,
       Effect.gen(function*() {
         const [first = ""] = args.files
@@ -108,7 +116,7 @@ const publish = Command.make(
           yield* buildManifestFromDraft(first, signer, args.expiresIn) :
           {
             warnings: [],
-            manifest: yield* buildManifest({
+            manifest: yield* (yield* Models).publish({
               files: args.files,
               ...release,
               id: Option.getOrUndefined(args.id),

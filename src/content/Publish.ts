@@ -19,8 +19,15 @@ export class PublishError extends Data.TaggedError("PublishError")<{ readonly re
   }
 }
 
+/** A file already in the blob store, published under `filename`: re-hashed before it is described. */
+export interface StoredArtifact {
+  readonly sha256: string
+  readonly filename: string
+}
+
 export interface PublishRequest {
-  readonly files: ReadonlyArray<string>
+  /** Paths of files to store, or blobs the store already holds. */
+  readonly files: ReadonlyArray<string | StoredArtifact>
   readonly name: string
   readonly version: string
   readonly type: string
@@ -61,16 +68,19 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
     const artifacts: Record<string, ArtifactEntry> = {}
     const filenames = new Set<string>()
     for (const file of request.files) {
-      const filename = path.basename(file)
+      const filename = typeof file === "string" ? path.basename(file) : file.filename
       if (filenames.has(filename)) {
         return yield* Effect.fail(new PublishError({ reason: `two files are named ${filename}` }))
       }
       filenames.add(filename)
-      const stored = yield* store.putFile(file).pipe(
-        Effect.mapError((error) => new PublishError({ reason: `${file}: ${error.message}` }))
+      // A stored blob is hashed again, so a publisher never signs bytes its store no longer holds.
+      const stored = yield* Effect.mapError(
+        typeof file === "string" ? store.putFile(file) : store.verify(file.sha256),
+        (error: { readonly message: string }) =>
+          new PublishError({ reason: `${typeof file === "string" ? file : filename}: ${error.message}` })
       )
       yield* store.pin(stored.digest)
-      artifacts[artifactName(file, new Set(Object.keys(artifacts)))] = {
+      artifacts[artifactName(filename, new Set(Object.keys(artifacts)))] = {
         filename,
         size: stored.size,
         sha256: stored.sha256,

@@ -32,6 +32,7 @@ export {
 export type { AdapterInfo, ArtifactEntry, Benchmarks, Optimization } from "./Manifest.js"
 export { ManifestRejected, signAsPublisher, signManifest, trustPolicy, verifyManifest } from "./ManifestSigning.js"
 export type { ManifestSigner, RejectionReason, TrustPolicy, VerifiedManifest } from "./ManifestSigning.js"
+export { ModelPullEvent, Models, ModelsFailure, PullReceiptView, VerifyReport } from "./Models.js"
 export {
   cacheDirectory,
   ConfigError,
@@ -46,7 +47,7 @@ export type { ModelsConfig, SourceKind } from "./ModelsConfig.js"
 export { generateKeyPair, keyPairFromSeed, NodeKey, NodeKeyError } from "./NodeKey.js"
 export type { NodeKeyPair } from "./NodeKey.js"
 export { buildManifest, buildManifestFromDraft, idFromName, PublishError, pushToRegistry } from "./Publish.js"
-export type { PublishRequest } from "./Publish.js"
+export type { PublishRequest, StoredArtifact } from "./Publish.js"
 export { pull, PullError } from "./Pull.js"
 export type { PulledArtifact, PullReceipt, PullRequest } from "./Pull.js"
 export { sha256 } from "./Sha256.js"

@@ -10,13 +10,16 @@ import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
+import { Models } from "../content/Models.js"
+import { defaultConfig } from "../content/ModelsConfig.js"
+import { TrustStore } from "../content/TrustStore.js"
 import * as Peers from "../net/Peers.js"
 import { charterLayer } from "./Charter.js"
 import { economyAdapterSharingGate, economyServices } from "./Economy.js"
 import { feedKernel, sqliteKernel } from "./Kernel.js"
 import { NodeAudit } from "./NodeAudit.js"
 import type { NodeSettings } from "./NodeConfig.js"
-import { blobsDir, NodeConfig } from "./NodeConfig.js"
+import { blobsDir, NodeConfig, trustDir } from "./NodeConfig.js"
 import { NodeDeadLetters } from "./NodeDeadLetters.js"
 import { NodeStatus } from "./NodeStatus.js"
 
@@ -29,14 +32,27 @@ const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelSe
     Optimizer.Default,
     AdapterPool.Default,
     AdapterTraining.Default,
-    NetworkCharter.Default
+    NetworkCharter.Default,
+    Models.Default(nodeModelsConfig)
   ).pipe(
     Layer.provideMerge(Adapters.Default),
+    Layer.provideMerge(TrustStore.Default(trustDir(settings))),
     Layer.provideMerge(BlobStore.layer({ root: blobsDir(settings), maxBytes: settings.maxContentBytes })),
     Layer.provideMerge(economyServices),
     Layer.provideMerge(kernel),
     Layer.provideMerge(NodeConfig.layer(settings))
   )
+
+/**
+ * How a node pulls: from the registry it is asked to pull from, its peers and the blobs' announced
+ * holders, never from public IPFS gateways (a node on a private network must not reach out on its
+ * own), and never evicting what it holds to make room (its blobs back its registry).
+ */
+const nodeModelsConfig = {
+  ...defaultConfig(),
+  ipfs: { gateways: [], timeout: 30_000 },
+  cache: { ...defaultConfig().cache, autoCleanup: false }
+}
 
 type KernelServices = Layer.Layer.Success<ReturnType<typeof sqliteKernel>>
 

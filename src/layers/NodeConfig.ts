@@ -126,6 +126,8 @@ export const DEFAULT_HOST = "127.0.0.1"
 export const journalFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "journal.db")
 export const blobsDir = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "content")
 export const keyFile = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "node.key")
+/** The publisher keys a node trusts when it pulls a model (its operator adds them over RPC). */
+export const trustDir = (settings: Pick<NodeSettings, "dataDir">) => path.join(settings.dataDir, "trust")
 
 export class NodeConfig extends Context.Tag("edge-net/NodeConfig")<NodeConfig, NodeSettings>() {
   static readonly layer = (settings: NodeSettings) => Layer.succeed(NodeConfig, settings)

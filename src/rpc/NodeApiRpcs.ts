@@ -9,6 +9,7 @@ import { OptimizerRpcs } from "../actors/optimizer/OptimizerRpc.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { AdaptersRpcs } from "./AdaptersRpc.js"
+import { ModelsRpcs } from "./ModelsRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
 import { PeersRpcs } from "./PeersRpc.js"
@@ -17,3 +18,4 @@ export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(
   GovernanceRpcs
 ).merge(OperatorRpcs).merge(AdapterPoolRpcs).merge(PeersRpcs)
   .merge(AdapterPeersRpcs).merge(OptimizerRpcs).merge(AdapterTrainingRpcs).merge(AdaptersRpcs)
+  .merge(ModelsRpcs)

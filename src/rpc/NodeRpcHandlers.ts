@@ -39,6 +39,7 @@ import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { AdaptersRpcs } from "./AdaptersRpc.js"
 import { auditCommands } from "./CommandAudit.js"
 import { resolveData, resolveModel } from "./ModelSources.js"
+import { ModelsRpcHandlers } from "./ModelsRpcHandlers.js"
 import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
@@ -317,6 +318,7 @@ const AdaptersRpcHandlers = AdaptersRpcs.toLayer(
 
 export const NodeApiRpcHandlers = Layer.mergeAll(
   AdaptersRpcHandlers,
+  ModelsRpcHandlers,
   OptimizerRpcHandlers,
   AdapterTrainingRpcHandlers,
   PeersRpcHandlers,

@@ -13,5 +13,6 @@ export { CommandAuth, commandMessage, signCommand, StoredCommand } from "../doma
 export type { SigningKey } from "../domain/SignedCommand.js"
 export { authFor, CurrentSigner, signingAs, signingClientLayer } from "./CommandSigning.js"
 export type { CommandSigner } from "./CommandSigning.js"
+export { ModelsRpcs, NodePullEvent, TrustedKeyView } from "./ModelsRpc.js"
 export { NodeApiRpcs } from "./NodeApiRpcs.js"
 export { httpProtocol, socketProtocol } from "./NodeConnection.js"
