@@ -25,6 +25,7 @@ import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import { buildManifest, idFromName, pushToRegistry } from "../content/Publish.js"
+import { sha256, toHex } from "../content/Sha256.js"
 import { CliError } from "./CliError.js"
 import { configOption, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
 import { formatBytes, stepReporter } from "./Progress.js"
@@ -356,7 +357,8 @@ export const optimizeCommand = Command.make(
             quantization,
             blockSize: Number(args.blockSize) as 32 | 64 | 128,
             ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
-            ...(done.jobId === undefined ? {} : { optimizerJob: done.jobId })
+            ...(done.jobId === undefined ? {} : { optimizerJob: done.jobId }),
+            baseModel: { sha256: toHex(sha256(bytes)) }
           })
           const files = [
             done.target,

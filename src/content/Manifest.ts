@@ -124,6 +124,9 @@ const Figures = Schema.Record({ key: Schema.String, value: Measure }).annotation
   message: () => "must be an object of finite numbers"
 })
 
+/** A model by its ONNX file's digest, with its registry id and version when it has them. */
+export const BaseModelRef = object({ sha256: Sha256Hex, id: optional(ManifestId), version: optional(Text) })
+
 export const Optimization = object({
   quantization: Quantization,
   /** GPTQ, AWQ, RTN, QDQ, DynamicQuantizeLinear, FP16, auto, …: how the weights were quantized. */
@@ -145,7 +148,12 @@ export const Optimization = object({
     })
   ),
   /** The optimizer actor's job that produced the model (its decisions can be audited there). */
-  optimizerJob: optional(Text)
+  optimizerJob: optional(Text),
+  /**
+   * The model this one was optimized from. Quantization and pruning keep every LoRA target's module
+   * name and shape, so an adapter made for that model runs on this one: adapters are keyed to it.
+   */
+  baseModel: optional(BaseModelRef)
 })
 export type Optimization = typeof Optimization.Type
 
@@ -394,3 +402,15 @@ export const gatewayRoots = (manifest: ModelManifest): Array<string> =>
 
 /** `https://ipfs.io/ipfs/` and `https://ipfs.io` name the same gateway. */
 export const gatewayRoot = (url: string) => url.replace(/\/+$/, "").replace(/\/ipfs$/, "")
+
+/** The ONNX file's digest, or undefined for a manifest without one. */
+export const onnxDigestOf = (manifest: ModelManifest): string | undefined =>
+  Object.values(manifest.artifacts).find((artifact) => artifact.filename.endsWith(".onnx"))?.sha256
+
+/**
+ * The digest adapters for this model are made for: the model it was optimized from, when its manifest
+ * says so, else its own ONNX file. An adapter trained on the FP32 model and one trained on its INT4
+ * variant (QLoRA) then both run on either.
+ */
+export const adapterBaseDigestOf = (manifest: ModelManifest): string | undefined =>
+  manifest.optimization?.baseModel?.sha256 ?? onnxDigestOf(manifest)

@@ -46,6 +46,8 @@ export interface ResolvedModel {
   readonly id: string
   readonly bytes: Uint8Array
   readonly tokenizer: Tokenizer | undefined
+  /** The model it was optimized from, when its manifest says: adapters made on this one are keyed to that. */
+  readonly baseModelDigest?: string | undefined
 }
 
 interface Files {
@@ -54,6 +56,7 @@ interface Files {
   readonly tokenizer?: string | undefined
   readonly tokenizerConfig?: string | undefined
   readonly config?: string | undefined
+  readonly baseModelDigest?: string | undefined
 }
 
 const registryFiles = (id: string, version: string | undefined) =>
@@ -75,7 +78,8 @@ const registryFiles = (id: string, version: string | undefined) =>
       model: model.sha256,
       tokenizer: byName("tokenizer.json"),
       tokenizerConfig: byName("tokenizer_config.json"),
-      config: byName("config.json")
+      config: byName("config.json"),
+      baseModelDigest: manifest.optimization?.baseModel?.sha256
     } satisfies Files
   })
 
@@ -86,7 +90,10 @@ export const resolveModel = (source: ModelSource) =>
       ? { id: `sha256-${source.sha256.slice(0, 12)}`, model: source.sha256, tokenizer: source.tokenizer }
       : yield* registryFiles(source.id, source.version)
     const bytes = yield* blobBytes(files.model)
-    if (files.tokenizer === undefined) return { id: files.id, bytes, tokenizer: undefined } satisfies ResolvedModel
+    const lineage = files.baseModelDigest === undefined ? {} : { baseModelDigest: files.baseModelDigest }
+    if (files.tokenizer === undefined) {
+      return { id: files.id, bytes, tokenizer: undefined, ...lineage } satisfies ResolvedModel
+    }
     const tokenizerText = text(yield* blobBytes(files.tokenizer))
     const optional = (sha256: string | undefined, name: string) =>
       sha256 === undefined ? Effect.succeed({}) : Effect.flatMap(blobBytes(sha256), (json) => jsonOf(json, name))
@@ -96,7 +103,7 @@ export const resolveModel = (source: ModelSource) =>
       try: () => Tokenizer.fromJson(tokenizerText, config, modelConfig),
       catch: (error) => failure(error instanceof Error ? error.message : String(error))
     })
-    return { id: files.id, bytes, tokenizer } satisfies ResolvedModel
+    return { id: files.id, bytes, tokenizer, ...lineage } satisfies ResolvedModel
   })
 
 /** The data's text, inline or from a blob. */

@@ -11,7 +11,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { PublishReceipt } from "../actors/registry/Registry.js"
 import { PublishFailure } from "../actors/registry/RegistryRpc.js"
-import { Sha256Hex } from "../content/Manifest.js"
+import { BaseModelRef, Sha256Hex } from "../content/Manifest.js"
 import { ModelPullEvent, ModelsFailure, VerifyReport } from "../content/Models.js"
 import { SourceKind } from "../content/ModelsConfig.js"
 import { Authority, operator, SignedCommands, signedFields } from "../domain/CommandAuthority.js"
@@ -69,6 +69,8 @@ export class ModelsRpcs extends RpcGroup.make(
       family: Schema.optional(Schema.String),
       quantization: Schema.optional(Schema.Literal("FP32", "FP16", "INT8", "INT4")),
       license: Schema.optional(Schema.String),
+      /** The model these blobs were optimized from (with `quantization`): adapters made for it run on them. */
+      baseModel: Schema.optional(BaseModelRef),
       expiresInDays: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.between(1, 3650))),
       ...signedFields
     },

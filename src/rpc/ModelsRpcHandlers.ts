@@ -28,14 +28,24 @@ export const ModelsRpcHandlers = ModelsRpcs.toLayer(
           ).pipe(
             Effect.map((published): NodePullEvent => ({ _tag: "Listed", receipt: published }))
           )
-        return Stream.flatMap(pulled, (event): Stream.Stream<NodePullEvent, ModelsFailure | ListFailure> =>
-          event._tag === "Pulled"
-            ? Stream.concat(Stream.succeed(event), Stream.fromEffect(listed(event.receipt)))
-            : Stream.succeed(event))
+        return Stream.flatMap(
+          pulled,
+          (event): Stream.Stream<NodePullEvent, ModelsFailure | ListFailure> =>
+            event._tag === "Pulled"
+              ? Stream.concat(Stream.succeed(event), Stream.fromEffect(listed(event.receipt)))
+              : Stream.succeed(event)
+        )
       },
       ModelsVerify: ({ checkSignature, id, version }) => models.verify({ id, version }, checkSignature === true),
-      ModelsPublish: ({ artifacts, expiresInDays, family, id, license, name, quantization, type, version }) =>
+      ModelsPublish: (
+        { artifacts, baseModel, expiresInDays, family, id, license, name, quantization, type, version }
+      ) =>
         Effect.gen(function*() {
+          if (baseModel !== undefined && quantization === undefined) {
+            return yield* Effect.fail(
+              new ModelsFailure({ reason: "a base model is named only for an optimized model: give its quantization" })
+            )
+          }
           const manifest = yield* models.publish({
             files: artifacts,
             name,
@@ -44,6 +54,9 @@ export const ModelsRpcHandlers = ModelsRpcs.toLayer(
             id,
             family,
             quantization,
+            ...(baseModel === undefined || quantization === undefined
+              ? {}
+              : { optimization: { quantization, baseModel } }),
             license: license ?? "unknown",
             expiresInDays: expiresInDays ?? 365,
             signer

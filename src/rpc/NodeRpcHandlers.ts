@@ -250,7 +250,12 @@ const AdapterTrainingRpcHandlers = AdapterTrainingRpcs.toLayer(
           }
           const { heldOut, maxTokens, targetModules, window, ...config } = settings
           return training.trainStream({
-            base: { bytes: model.bytes, tokenizer: model.tokenizer, id: model.id },
+            base: {
+              bytes: model.bytes,
+              tokenizer: model.tokenizer,
+              id: model.id,
+              baseModelDigest: model.baseModelDigest
+            },
             data: yield* sources.data(data),
             task,
             config,

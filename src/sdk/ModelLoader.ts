@@ -226,7 +226,11 @@ export const modelSourceOf = (
         tokenizer: json("tokenizer.json"),
         tokenizerConfig: json("tokenizer_config.json"),
         config: json("config.json"),
-        generationConfig: json("generation_config.json")
+        generationConfig: json("generation_config.json"),
+        // Adapters made for the model this one was optimized from run on it (Manifest.adapterBaseDigestOf).
+        ...(manifest.optimization?.baseModel === undefined
+          ? {}
+          : { baseModelDigest: manifest.optimization.baseModel.sha256 })
       }
     },
     catch: (cause) =>

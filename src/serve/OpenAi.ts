@@ -16,6 +16,7 @@ import type { Adapter } from "../compute/lora/AdapterFile.js"
 import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
+import { adapterBaseDigestOf } from "../content/Manifest.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
 import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
@@ -51,9 +52,6 @@ export interface Served<A> {
 
 const adapterKeyOf = (adapter: Adapter | undefined) =>
   adapter === undefined ? undefined : `${adapter.metadata.id}@${adapter.metadata.version}`
-
-const onnxDigestOf = (manifest: ModelManifest) =>
-  Object.values(manifest.artifacts).find((artifact) => artifact.filename.endsWith(".onnx"))?.sha256
 
 const serverError = (message: string, status = 500) =>
   new OpenAiError({ status, message, type: "server_error", param: null, code: null })
@@ -215,7 +213,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
               : serverError(`adapter ${parsed.adapter} cannot be read: ${error.message}`)
           )
         )
-        if (onnxDigestOf(manifest) !== adapter.metadata.baseModelDigest) {
+        if (adapterBaseDigestOf(manifest) !== adapter.metadata.baseModelDigest) {
           return yield* invalidRequest(
             `adapter ${adapter.metadata.id}@${adapter.metadata.version} was made for base model ${adapter.metadata.baseModel}, not ${manifest.id}@${manifest.version}`,
             "adapter",
@@ -250,7 +248,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
             Effect.as(Effect.logWarning(`adapter pool: no choice by task: ${refused.message}`), [])
           )
         )
-        const digest = onnxDigestOf(manifest)
+        const digest = adapterBaseDigestOf(manifest)
         for (const match of matches) {
           const { id, version } = parseModelReference(match.key)
           const stored = yield* Effect.option(loadLocalAdapter(store.root, id, version))

@@ -164,7 +164,16 @@ describe("models through a node's RPC", () => {
               type: "embedding"
             }))
           )
-          return { tampered, repaired, published, info, badBlob }
+          const lineageOnly = yield* Effect.either(
+            as(operator)(client.ModelsPublish({
+              artifacts: [{ sha256: model.sha256, filename: "model.onnx" }],
+              name: "lineage-only",
+              version: "1.0.0",
+              type: "embedding",
+              baseModel: { sha256: model.sha256 }
+            }))
+          )
+          return { tampered, repaired, published, info, badBlob, lineageOnly }
         })
       )
       expect(afterTamper.tampered.ok).toBe(false)
@@ -181,6 +190,9 @@ describe("models through a node's RPC", () => {
         )
       }
       expect(await listedIds()).not.toContain("nothing")
+      expect(Either.isLeft(afterTamper.lineageOnly) && afterTamper.lineageOnly.left.message).toBe(
+        "a base model is named only for an optimized model: give its quantization"
+      )
     },
     120_000
   )

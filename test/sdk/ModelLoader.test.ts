@@ -10,10 +10,14 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Inference } from "../../src/compute/inference/Inference.js"
 import { readModelFolder } from "../../src/compute/inference/Model.js"
+import { readModel, writeModel } from "../../src/compute/onnx/OnnxModel.js"
+import { rewriteWeights } from "../../src/compute/quantize/Rewrite.js"
 import type { BlobStore } from "../../src/content/BlobStore.js"
+import { saveManifest } from "../../src/content/LocalModels.js"
+import { buildManifest } from "../../src/content/Publish.js"
 import * as InferenceSession from "../../src/sdk/InferenceSession.js"
 import { ModelLoader } from "../../src/sdk/ModelLoader.js"
-import { cacheReferenceModel, loaderLayer, REFERENCE, storeRandomAdapter } from "../support/SdkModels.js"
+import { cacheReferenceModel, loaderLayer, publisher, REFERENCE, storeRandomAdapter } from "../support/SdkModels.js"
 import { tempDir } from "../support/TempDir.js"
 
 const withLoader = <A, E>(
@@ -123,6 +127,60 @@ describe("ModelLoader", () => {
         )
         const absent = yield* Effect.flip(session.loadAdapter("nothing"))
         expect(absent.message).toBe("no adapter nothing here (edge-net-models adapters list shows what there is)")
+      })
+    ))
+
+  it.effect("runs an adapter made for the FP32 model on its INT4 variant, when the variant's manifest names its base", () =>
+    withLoader((root) =>
+      Effect.gen(function*() {
+        const fp32 = yield* cacheReferenceModel("tiny-lm")
+        yield* storeRandomAdapter(root, "tiny-lm", "fp32-made", 2, 5, 2)
+        const fp32Bytes = fs.readFileSync(path.join(REFERENCE, "tiny-lm", "onnx", "model.onnx"))
+        const folder = tempDir("sdk-int4-")
+        fs.writeFileSync(
+          path.join(folder, "model.onnx"),
+          writeModel(rewriteWeights(readModel(new Uint8Array(fp32Bytes)), { defaultFormat: "INT4" }).model)
+        )
+        const files = [
+          path.join(folder, "model.onnx"),
+          ...["tokenizer.json", "config.json"].map((file) => path.join(REFERENCE, "tiny-lm", file))
+        ]
+        const variant = (id: string, baseModel?: { sha256: string; id: string }) =>
+          Effect.flatMap(
+            buildManifest({
+              files,
+              id,
+              name: id,
+              version: "1.0.0",
+              type: "text-generation",
+              optimization: { quantization: "INT4", ...(baseModel === undefined ? {} : { baseModel }) },
+              license: "MIT",
+              expiresInDays: 30,
+              signer: publisher
+            }),
+            (manifest) => saveManifest(root, manifest)
+          )
+        const fp32Digest = fp32.artifacts.model!.sha256
+        yield* variant("tiny-lm-int4", { sha256: fp32Digest, id: "tiny-lm" })
+        yield* variant("tiny-lm-int4-unnamed")
+
+        const prompt = "The whale rose from the sea and"
+        const config = { maxTokens: 10, temperature: 0 }
+        const int4 = yield* InferenceSession.create("tiny-lm-int4")
+        const plain = yield* int4.generate(prompt, config)
+        expect(yield* int4.loadAdapter("fp32-made")).toEqual({ reloaded: true })
+        expect(yield* int4.generate(prompt, config)).not.toBe(plain)
+        // On FP32 the same adapter moves the output the same way (INT4 rounding aside): same first tokens.
+        const onFp32 = yield* InferenceSession.create("tiny-lm", { adapter: "fp32-made" })
+        const adapted = yield* int4.generateDetailed(prompt, config)
+        const reference = yield* onFp32.generateDetailed(prompt, config)
+        expect(adapted.tokenIds.slice(0, 2)).toEqual(reference.tokenIds.slice(0, 2))
+
+        const unnamed = yield* InferenceSession.create("tiny-lm-int4-unnamed")
+        const refused = yield* Effect.flip(unnamed.loadAdapter("fp32-made"))
+        expect(refused.message).toMatch(
+          /^adapter fp32-made@1\.0\.0 was made for base model tiny-lm \(sha256 [0-9a-f]{64}\), not tiny-lm-int4-unnamed@1\.0\.0$/
+        )
       })
     ))
 

@@ -61,7 +61,13 @@ export class AdapterTrainingFailed extends Schema.TaggedError<AdapterTrainingFai
 
 /** One training run: the base model, the data, the settings, and the adapter to make and where to keep it. */
 export interface TrainRequest {
-  readonly base: { readonly bytes: Uint8Array; readonly tokenizer: Tokenizer; readonly id: string }
+  readonly base: {
+    readonly bytes: Uint8Array
+    readonly tokenizer: Tokenizer
+    readonly id: string
+    /** The model the base was optimized from (Manifest.adapterBaseDigestOf): the adapter is keyed to it. */
+    readonly baseModelDigest?: string | undefined
+  }
   readonly data: { readonly content: string; readonly name: string }
   /** Default: classification for `.jsonl` data, a causal LM otherwise. */
   readonly task?: TrainingTask | undefined
@@ -187,7 +193,7 @@ export class AdapterTraining extends Effect.Service<AdapterTraining>()("edge-net
         version: adapter.version,
         createdAt: new Date().toISOString(),
         baseModel: base.id,
-        baseModelDigest: outcome.baseModelDigest,
+        baseModelDigest: base.baseModelDigest ?? outcome.baseModelDigest,
         training: {
           steps: result.steps,
           finalLoss: result.finalLoss,

@@ -9,6 +9,8 @@ import type { OptimizeOptions, OptimizeResult, Quantization } from "./Optimize.j
 export interface ManifestReportOptions extends Pick<OptimizeOptions, "quantization" | "blockSize" | "pruning"> {
   /** The optimizer actor's job id, when the job was recorded. */
   readonly optimizerJob?: string
+  /** The model optimized (its ONNX file's sha256, and its registry id and version when it has them). */
+  readonly baseModel?: { readonly sha256: string; readonly id?: string; readonly version?: string }
 }
 
 const formats: Readonly<Record<Quantization, string | undefined>> = {
@@ -78,7 +80,8 @@ export const manifestReport = (
     quality,
     ...(keptFp32.length === 0 ? {} : { keptFp32 }),
     ...(result.assignment === undefined ? {} : { precision: { ...result.assignment.bits } }),
-    ...(options.optimizerJob === undefined ? {} : { optimizerJob: options.optimizerJob })
+    ...(options.optimizerJob === undefined ? {} : { optimizerJob: options.optimizerJob }),
+    ...(options.baseModel === undefined ? {} : { baseModel: options.baseModel })
   }
   const benchmarks: Benchmarks = {
     ...(report.perplexity !== undefined && Number.isFinite(report.perplexity) ? { perplexity: report.perplexity } : {}),
