@@ -11,6 +11,7 @@ import type { ChatMessage, GenerateOptions, GenerateResult } from "../compute/in
 import { Inference, type InferenceInputError, type InferenceRunError } from "../compute/inference/Inference.js"
 import type { Adapter } from "../compute/lora/AdapterFile.js"
 import { type LoadedModel, type LoadProgress, ModelLoader, ModelLoaderError } from "./ModelLoader.js"
+import { makeTrainer, type Trainer, type TrainerConfig } from "./SessionTrainer.js"
 
 /** The seed's generation settings (its names), mapped onto the inference service's. */
 export interface GenerateConfig {
@@ -84,6 +85,8 @@ export interface Session {
   readonly getMemoryInfo: () => Effect.Effect<MemoryInfo>
   /** Nothing is kept between calls (see MemoryInfo.kvCacheBytes); returns the bytes freed, 0. */
   readonly clearKVCache: () => Effect.Effect<number>
+  /** A trainer of MicroLoRA adapters on this session's model (SessionTrainer.ts); save one, then `loadAdapter` it. */
+  readonly createTrainer: (config?: TrainerConfig) => Effect.Effect<Trainer, ModelLoaderError>
   /** Gives the model back to the loader; the session refuses work afterwards. */
   readonly dispose: () => Effect.Effect<void>
 }
@@ -237,6 +240,15 @@ export const create = (id: string, options: SessionOptions = {}) =>
         })),
       clearKVCache: () =>
         Effect.succeed(0),
+      createTrainer: (config) =>
+        Effect.flatMap(running, ([now]) =>
+          makeTrainer({
+            id: now.model.id,
+            modelBytes: loader.modelBytes(now.model.manifest),
+            tokenizer: now.model.handle.tokenizer,
+            baseModelDigest: now.model.handle.baseModelDigest,
+            cacheRoot: loader.cacheRoot
+          }, config)),
       dispose
     }
     return session

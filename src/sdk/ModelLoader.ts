@@ -195,6 +195,8 @@ export interface ModelLoaderService {
   readonly adapter: (reference: string) => Effect.Effect<Adapter, ModelLoaderError>
   /** The cache's directory. */
   readonly cacheRoot: string
+  /** A cached model's ONNX file, read from the store (for training on it). */
+  readonly modelBytes: (manifest: ModelManifest) => Effect.Effect<Uint8Array, ModelLoaderError>
 }
 
 const decodeJson = jsonDecoderSync(JsonObject)
@@ -575,7 +577,8 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
       resident,
       unloadIdle,
       adapter,
-      cacheRoot: root
+      cacheRoot: root,
+      modelBytes: (manifest: ModelManifest) => Effect.map(modelSourceOf(store, manifest), (source) => source.model)
     } satisfies ModelLoaderService
   })
 

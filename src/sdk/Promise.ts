@@ -20,6 +20,8 @@ import { Cause, Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effec
 import * as path from "node:path"
 import type { ChatMessage, GenerateResult } from "../compute/inference/Inference.js"
 import { Inference } from "../compute/inference/Inference.js"
+import type { LoraWeights } from "../compute/lora/Adapter.js"
+import type { TrainingProgress } from "../compute/lora/train/TrainingLoop.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import {
@@ -41,6 +43,10 @@ import {
   ModelLoader as LoaderService,
   type ResidentModel
 } from "./ModelLoader.js"
+import type { SaveOptions, TrainerConfig, TrainingExample, TrainSummary } from "./SessionTrainer.js"
+import type * as SessionTrainer from "./SessionTrainer.js"
+
+export type { SaveOptions, TrainerConfig, TrainingExample, TrainSummary } from "./SessionTrainer.js"
 
 export type { ChatMessage, GenerateResult } from "../compute/inference/Inference.js"
 export type { GenerateConfig, MemoryInfo } from "./InferenceSession.js"
@@ -191,6 +197,34 @@ export class ModelLoader {
 
 let sharedLoader: ModelLoader | undefined
 
+/** The seed's trainer (SessionTrainer.ts) with Promises. */
+export class Trainer {
+  /** @internal */
+  constructor(private readonly loader: ModelLoader, private readonly trainer: SessionTrainer.Trainer) {}
+
+  /** Trains a fresh adapter on `examples`; resolves with the held-out figures before and after. */
+  train(
+    examples: ReadonlyArray<TrainingExample>,
+    options?: { readonly onProgress?: ((progress: TrainingProgress) => void) | undefined }
+  ): Promise<TrainSummary> {
+    return this.loader.run(this.trainer.train(examples, options))
+  }
+
+  /** The last trained adapter: its weights, its figures, and `save(id)` into the loader's cache. */
+  async getAdapter(): Promise<{
+    readonly weights: LoraWeights
+    readonly summary: TrainSummary
+    readonly save: (id: string, options?: SaveOptions) => Promise<{ id: string; version: string; checksum: string }>
+  }> {
+    const adapter = await this.loader.run(this.trainer.getAdapter())
+    return {
+      weights: adapter.weights,
+      summary: adapter.summary,
+      save: (id, options) => this.loader.run(adapter.save(id, options))
+    }
+  }
+}
+
 /** A session on one model: generation, chat, embeddings, adapters. */
 export class InferenceSession {
   private constructor(
@@ -276,6 +310,11 @@ export class InferenceSession {
 
   async clearKVCache(): Promise<number> {
     return this.loader.run(this.session.clearKVCache())
+  }
+
+  /** A trainer of MicroLoRA adapters on this session's model: `train(examples)`, `getAdapter()`, `adapter.save(id)`. */
+  async createTrainer(config?: TrainerConfig): Promise<Trainer> {
+    return new Trainer(this.loader, await this.loader.run(this.session.createTrainer(config)))
   }
 
   /** Gives the model back to the loader, which may then close it. */

@@ -184,6 +184,43 @@ describe("ModelLoader", () => {
       })
     ))
 
+  it.effect("createTrainer trains an adapter on the session's model from examples; saved, the session runs it", () =>
+    withLoader(() =>
+      Effect.gen(function*() {
+        yield* cacheReferenceModel("tiny-lm")
+        const session = yield* InferenceSession.create("tiny-lm")
+        const trainer = yield* session.createTrainer({
+          rank: 2,
+          learningRate: 5e-3,
+          maxSteps: 8,
+          batchSize: 4,
+          window: 24
+        })
+        const nothing = yield* Effect.flip(trainer.getAdapter())
+        expect(nothing.message).toBe("nothing trained yet: call train(examples) first")
+        const examples = Array.from({ length: 30 }, (_, i) => ({
+          input: `Write a note about ship ${i}`,
+          output: `The ship ${i} sailed at dawn with the captain and the crew on deck.`
+        }))
+        const steps: Array<number> = []
+        const summary = yield* trainer.train(examples, { onProgress: (progress) => steps.push(progress.step) })
+        expect(summary.task).toBe("causal-lm")
+        expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+        // Held-out windows the adapter never trained on: its loss is below the base model's.
+        expect(summary.after).toBeLessThan(summary.before)
+        const adapter = yield* trainer.getAdapter()
+        expect(yield* adapter.save("ships")).toMatchObject({ id: "ships", version: "1.0.0" })
+        const prompt = "Write a note about ship 3\n"
+        const plain = yield* session.generate(prompt, { maxTokens: 8, temperature: 0 })
+        yield* session.loadAdapter("ships")
+        expect(yield* session.generate(prompt, { maxTokens: 8, temperature: 0 })).not.toBe(plain)
+
+        const mixed = yield* Effect.flip(trainer.train([{ text: "a", label: 1 }, { text: "b" }]))
+        expect(mixed.message).toBe("1 of 2 examples have a label: label all of them or none")
+        expect((yield* Effect.flip(trainer.train([]))).message).toBe("no training examples")
+      })
+    ))
+
   it.effect("clears one model's cache (blobs another model shares stay) and refuses while it is in use", () =>
     withLoader(() =>
       Effect.gen(function*() {

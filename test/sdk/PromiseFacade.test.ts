@@ -74,4 +74,33 @@ describe("Promise facade", () => {
       await loader.close()
     }
   })
+
+  it("trains a classifier adapter from labelled examples with createTrainer, as the seed's example does", async () => {
+    const root = await preparedCache()
+    const loader = new ModelLoader({ cacheDir: root, configFile: path.join(root, "absent.yaml"), registry: false })
+    try {
+      const session = await InferenceSession.create("tiny-encoder", { loader })
+      const trainer = await session.createTrainer({ rank: 2, epochs: 2, maxSteps: 4, batchSize: 8, heldOut: 0.25 })
+      const about = (topic: string, i: number) =>
+        topic === "sea"
+          ? `the ship ${i} sailed across the stormy sea with its crew`
+          : `the price of bread and tea rose ${i} pence at the market`
+      const examples = Array.from({ length: 32 }, (_, i) => ({
+        text: about(i % 2 === 0 ? "sea" : "market", i),
+        label: i % 2 === 0 ? "sea" : "market"
+      }))
+      const summary = await trainer.train(examples)
+      expect(summary).toMatchObject({ task: "classification", metric: "heldOutAccuracy", steps: 4 })
+      expect(summary.heldOutSamples).toBe(8)
+      expect(summary.after).toBeGreaterThanOrEqual(0.5)
+      const adapter = await trainer.getAdapter()
+      expect(await adapter.save("topics", { domain: "test" })).toMatchObject({ id: "topics", version: "1.0.0" })
+      expect(await session.loadAdapter("topics")).toEqual({ reloaded: true })
+      await expect(trainer.train([{ text: "a", label: 1 }, { text: "b" }])).rejects.toThrow(
+        "1 of 2 examples have a label: label all of them or none"
+      )
+    } finally {
+      await loader.close()
+    }
+  })
 })

@@ -9,10 +9,10 @@ import { Effect, Mailbox, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import type { AdapterMetadata } from "../../compute/lora/Adapter.js"
-import type { AdapterDescription } from "../../compute/lora/AdapterFile.js"
 import { saveLocalAdapter } from "../../compute/lora/LocalAdapters.js"
 import type { FileTrainingOutcome } from "../../compute/lora/train/FileTraining.js"
 import { trainOnData } from "../../compute/lora/train/FileTraining.js"
+import { trainedAdapter } from "../../compute/lora/train/TrainedAdapter.js"
 import type { MicroLoRAConfig } from "../../compute/lora/train/TrainingConfig.js"
 import type { TrainingDataOptions, TrainingTask } from "../../compute/lora/train/TrainingData.js"
 import type { Tokenizer } from "../../compute/tokenizer/Tokenizer.js"
@@ -183,35 +183,12 @@ export class AdapterTraining extends Effect.Service<AdapterTraining>()("edge-net
         catch: (error) => failed(error instanceof Error ? error.message.split("\n")[0]! : String(error))
       }))
       const { result } = outcome
-      const isLm = outcome.metric === "heldOutLoss"
-      const description: AdapterDescription = {
-        id: adapter.id,
-        name: adapter.name ?? adapter.id,
-        description: `trained on ${path.basename(data.name)} (${outcome.trainSamples} ${
-          isLm ? "windows" : "examples"
-        }, ${outcome.heldOutSamples} held out)`,
-        version: adapter.version,
-        createdAt: new Date().toISOString(),
+      const { classifier, description } = trainedAdapter(outcome, {
+        ...adapter,
         baseModel: base.id,
-        baseModelDigest: base.baseModelDigest ?? outcome.baseModelDigest,
-        training: {
-          steps: result.steps,
-          finalLoss: result.finalLoss,
-          samples: result.samples,
-          duration: Math.round(result.durationMs) / 1000
-        },
-        quality: isLm
-          ? {
-            heldOutLossBefore: outcome.before,
-            heldOutLossAfter: outcome.after,
-            perplexityDelta: Math.exp(outcome.after) - Math.exp(outcome.before)
-          }
-          : { taskAccuracy: outcome.after, probeAccuracy: outcome.before },
-        sharing: { public: false, domain: adapter.domain ?? "general", license: adapter.license ?? "unknown" }
-      }
-      const classifier = result.head !== undefined && outcome.labels !== undefined
-        ? { head: result.head, labels: outcome.labels }
-        : undefined
+        baseModelDigest: base.baseModelDigest,
+        dataName: data.name
+      })
       const metadata = yield* whenFailing(
         saveLocalAdapter(request.storeRoot, description, result.weights, { classifier }).pipe(
           Effect.mapError((error) => failed(error.message))
