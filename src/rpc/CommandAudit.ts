@@ -2,10 +2,12 @@
  * The audit of authorization: every signed command stored in the journal must verify, name this
  * network and satisfy the authority its contract declares; and every debit, hold, stake, vote, bid
  * and proposal of an ordinary account must come from a command its owner signed (directly, or as a
- * consequence of one: followed through causation ids). The node that ordered the commands cannot
+ * consequence of one: followed through causation ids, or, for an auction's lease hold, the poster's
+ * signed AuctionOpen). The node that ordered the commands cannot
  * forge one, so a replayer who runs this trusts no node.
  */
 import { Context, Effect, Option, Schema } from "effect"
+import { leaseHoldIdOf } from "../actors/market/TaskAuction.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Authority } from "../domain/CommandAuthority.js"
 import { accountIdOf } from "../domain/Ed25519.js"
@@ -135,6 +137,16 @@ export const auditCommands = Effect.gen(function*() {
     return undefined
   }
 
+  // A lease hold on an auction's poster is the consequence of the poster's signed AuctionOpen, whose
+  // maxPrice bounds it: whoever resolved the auction (anyone may), and whether the market service or its
+  // settlement policy placed the hold, the poster authorized it when opening. By lease hold id.
+  const leases = new Map<string, { readonly poster: string; readonly maxPrice: bigint }>()
+  const leaseAuthorized = (record: StoredRecord, owner: string, payload: Record<string, unknown>) => {
+    if (record.eventType !== "Held") return false
+    const lease = leases.get(String(payload["holdId"]))
+    return lease !== undefined && lease.poster === owner && BigInt(String(payload["amount"])) <= lease.maxPrice
+  }
+
   // Records without a command are kept only while a later event might name them as its cause.
   const recent = new Map<number, StoredRecord>()
   let position = 1
@@ -149,9 +161,18 @@ export const auditCommands = Effect.gen(function*() {
         authorizedAt.set(record.position, verdict)
       }
       let parsed: Record<string, unknown> | undefined
-      const owner = ownerOf(record, () => (parsed ??= decodePayload(record.payloadText, `event ${record.position}`)))
+      const payload = () => (parsed ??= decodePayload(record.payloadText, `event ${record.position}`))
+      if (record.eventType === "AuctionOpened" && authorizedAt.has(record.position)) {
+        const opened = payload()
+        leases.set(leaseHoldIdOf(streamEntityId(record.streamId)), {
+          poster: String(opened["poster"]),
+          maxPrice: BigInt(String(opened["maxPrice"]))
+        })
+      }
+      const owner = ownerOf(record, payload)
       if (owner === undefined) continue
       eventsRequiringOwner++
+      if (leaseAuthorized(record, owner, payload())) continue
       const authorizer = authorizerOf(record, (at) => recent.get(at))
       if (authorizer === undefined) {
         return bad(record.position, `${record.eventType} on ${record.streamId} was not authorized by a signed command`)
