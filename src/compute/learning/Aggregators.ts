@@ -40,7 +40,9 @@ export interface Aggregate {
 }
 
 const percent = (fraction: number) => `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)}%`
-const figure = (value: number) => (Math.abs(value) >= 1000 || Math.abs(value) < 0.01 ? value.toExponential(2) : value.toFixed(2))
+const figure = (
+  value: number
+) => (Math.abs(value) >= 1000 || Math.abs(value) < 0.01 ? value.toExponential(2) : value.toFixed(2))
 
 /** Σ w_i v_i / Σ w_i in float64 over the updates with positive weight. */
 const weightedMean = (updates: ReadonlyArray<PeerUpdate>, weights: ReadonlyArray<number>): Float32Array => {
@@ -196,9 +198,7 @@ const krum = (updates: ReadonlyArray<PeerUpdate>, attackers: number, selected: n
     refuse("BadOptions", `Multi-Krum selects 1 to ${n} updates, not ${selected}`)
   }
   const scores = krumScores(updates, attackers)
-  const ranked = scores.map((score, index) => ({ score, index })).sort((a, b) =>
-    a.score - b.score || a.index - b.index
-  )
+  const ranked = scores.map((score, index) => ({ score, index })).sort((a, b) => a.score - b.score || a.index - b.index)
   const chosen = new Set(ranked.slice(0, selected).map((entry) => entry.index))
   const cutoff = ranked[selected - 1]!.score
   const weights = updates.map((update, index) => (chosen.has(index) ? update.samples : 0))
@@ -207,7 +207,11 @@ const krum = (updates: ReadonlyArray<PeerUpdate>, attackers: number, selected: n
     verdicts: updates.map((update, index) => {
       const score = figure(scores[index]!)
       return chosen.has(index)
-        ? { peer: update.peer, kept: true, reason: `Krum score ${score}, among the ${selected} lowest (f=${attackers})` }
+        ? {
+          peer: update.peer,
+          kept: true,
+          reason: `Krum score ${score}, among the ${selected} lowest (f=${attackers})`
+        }
         : {
           peer: update.peer,
           kept: false,

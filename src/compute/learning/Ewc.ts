@@ -27,7 +27,9 @@ export const fisherDiagonal = (
 ): Record<string, Float32Array> => {
   if (samples.length === 0) refuse("BadOptions", "a Fisher estimate needs task samples, got none")
   const batchSize = options.batchSize ?? 1
-  if (!Number.isInteger(batchSize) || batchSize < 1) refuse("BadOptions", `batchSize must be 1 or more, not ${batchSize}`)
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    refuse("BadOptions", `batchSize must be 1 or more, not ${batchSize}`)
+  }
   const random = new SeededRandom(options.seed ?? 0)
   const sums = new Map<string, Float64Array>()
   let batches = 0
@@ -36,7 +38,7 @@ export const fisherDiagonal = (
     const { grads } = trainer.lossAndGrads(batch, 1 / batch.length, () => random.uniform())
     for (const [name, grad] of grads) {
       let sum = sums.get(name)
-      if (sum === undefined) sums.set(name, (sum = new Float64Array(grad.length)))
+      if (sum === undefined) sums.set(name, sum = new Float64Array(grad.length))
       for (let i = 0; i < grad.length; i++) sum[i]! += grad[i]! * grad[i]!
     }
     batches++
@@ -52,7 +54,9 @@ export const ewcPenalty = (
 ): QuadraticPenalty => {
   if (!(lambda >= 0) || !Number.isFinite(lambda)) refuse("BadOptions", `λ must be 0 or more, not ${lambda}`)
   for (const name of Object.keys(anchor)) {
-    if (fisher[name]?.length !== anchor[name]!.length) refuse("Mismatch", `the Fisher diagonal has no ${name} of its size`)
+    if (fisher[name]?.length !== anchor[name]!.length) {
+      refuse("Mismatch", `the Fisher diagonal has no ${name} of its size`)
+    }
   }
   return { strength: lambda, anchor, precision: fisher }
 }

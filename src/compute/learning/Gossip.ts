@@ -40,9 +40,13 @@ export class PushSumGossip {
     if (peers.length === 0) refuse("NoUpdates", "gossip needs peers, got none")
     const length = peers[0]!.vector.length
     for (const peer of peers) {
-      if (peer.vector.length !== length) refuse("Mismatch", `${peer.id} holds ${peer.vector.length} values, not ${length}`)
+      if (peer.vector.length !== length) {
+        refuse("Mismatch", `${peer.id} holds ${peer.vector.length} values, not ${length}`)
+      }
       const reputation = peer.reputation ?? 1
-      if (!(reputation >= 0 && reputation <= 1)) refuse("BadOptions", `reputation of ${peer.id} is ${reputation}, not in [0, 1]`)
+      if (!(reputation >= 0 && reputation <= 1)) {
+        refuse("BadOptions", `reputation of ${peer.id} is ${reputation}, not in [0, 1]`)
+      }
       if (!(peer.samples >= 0)) refuse("BadOptions", `${peer.id} claims ${peer.samples} samples`)
     }
     if (!Number.isInteger(options.fanout) || options.fanout < 1) {

@@ -36,7 +36,10 @@ const moduleNames = (adapters: ReadonlyArray<LoraWeights>): Array<string> => {
     for (const name of names) {
       const [a, b] = [adapters[0]!.modules[name]!, adapter.modules[name]!]
       if (a.inFeatures !== b.inFeatures || a.outFeatures !== b.outFeatures) {
-        refuse("Mismatch", `${name} is [${a.inFeatures}, ${a.outFeatures}] in one adapter, [${b.inFeatures}, ${b.outFeatures}] in another`)
+        refuse(
+          "Mismatch",
+          `${name} is [${a.inFeatures}, ${a.outFeatures}] in one adapter, [${b.inFeatures}, ${b.outFeatures}] in another`
+        )
       }
     }
   }
@@ -49,15 +52,17 @@ export const meanOfProducts = (
   weights?: ReadonlyArray<number>
 ): Record<string, Float64Array> => {
   const shares = normalized(adapters.length, weights)
-  return Object.fromEntries(moduleNames(adapters).map((name) => {
-    const first = adapters[0]!.modules[name]!
-    const sum = new Float64Array(first.inFeatures * first.outFeatures)
-    adapters.forEach((adapter, index) => {
-      const delta = deltaWeight(adapter.modules[name]!, adapter.rank, scaleOf(adapter))
-      for (let i = 0; i < sum.length; i++) sum[i]! += shares[index]! * delta[i]!
+  return Object.fromEntries(
+    moduleNames(adapters).map((name) => {
+      const first = adapters[0]!.modules[name]!
+      const sum = new Float64Array(first.inFeatures * first.outFeatures)
+      adapters.forEach((adapter, index) => {
+        const delta = deltaWeight(adapter.modules[name]!, adapter.rank, scaleOf(adapter))
+        for (let i = 0; i < sum.length; i++) sum[i]! += shares[index]! * delta[i]!
+      })
+      return [name, sum]
     })
-    return [name, sum]
-  }))
+  )
 }
 
 /**
@@ -72,12 +77,14 @@ export const refactorMean = (
   const alpha = options.alpha ?? rank
   const means = meanOfProducts(adapters, options.weights)
   const relativeErrors: Record<string, number> = {}
-  const modules = Object.fromEntries(Object.entries(means).map(([name, delta]): [string, LoraModule] => {
-    const { inFeatures, outFeatures } = adapters[0]!.modules[name]!
-    const refactored = refactorDelta(delta, inFeatures, outFeatures, rank, alpha / rank)
-    relativeErrors[name] = refactored.relativeError
-    return [name, refactored.module]
-  }))
+  const modules = Object.fromEntries(
+    Object.entries(means).map(([name, delta]): [string, LoraModule] => {
+      const { inFeatures, outFeatures } = adapters[0]!.modules[name]!
+      const refactored = refactorDelta(delta, inFeatures, outFeatures, rank, alpha / rank)
+      relativeErrors[name] = refactored.relativeError
+      return [name, refactored.module]
+    })
+  )
   return { weights: { rank, alpha, modules }, relativeErrors }
 }
 
@@ -92,7 +99,9 @@ export const sharedAMean = (adapters: ReadonlyArray<LoraWeights>, weights?: Read
     }
     for (const name of names) {
       const [a, b] = [first.modules[name]!.A, adapter.modules[name]!.A]
-      if (a.some((value, i) => value !== b[i])) refuse("Mismatch", `${name}: the adapters' A differ, so A is not shared`)
+      if (a.some((value, i) => value !== b[i])) {
+        refuse("Mismatch", `${name}: the adapters' A differ, so A is not shared`)
+      }
     }
   }
   const modules = Object.fromEntries(names.map((name): [string, LoraModule] => {
@@ -119,10 +128,12 @@ export const factorMean = (adapters: ReadonlyArray<LoraWeights>, weights?: Reado
     })
     return Float32Array.from(sum)
   }
-  const modules = Object.fromEntries(moduleNames(adapters).map((name): [string, LoraModule] => [name, {
-    ...first.modules[name]!,
-    A: mean((adapter) => adapter.modules[name]!.A),
-    B: mean((adapter) => adapter.modules[name]!.B)
-  }]))
+  const modules = Object.fromEntries(
+    moduleNames(adapters).map((name): [string, LoraModule] => [name, {
+      ...first.modules[name]!,
+      A: mean((adapter) => adapter.modules[name]!.A),
+      B: mean((adapter) => adapter.modules[name]!.B)
+    }])
+  )
   return { rank: first.rank, alpha: first.alpha, modules }
 }

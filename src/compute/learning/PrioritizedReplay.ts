@@ -18,7 +18,9 @@ export class SumTree {
   readonly #minima: Float64Array
 
   constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) refuse("BadOptions", `a capacity is a positive whole number, not ${capacity}`)
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      refuse("BadOptions", `a capacity is a positive whole number, not ${capacity}`)
+    }
     this.#sums = new Float64Array(2 * capacity)
     this.#minima = new Float64Array(2 * capacity).fill(Number.POSITIVE_INFINITY)
   }
@@ -37,7 +39,9 @@ export class SumTree {
   }
 
   set(index: number, value: number): void {
-    if (!(value >= 0) || !Number.isFinite(value)) refuse("BadOptions", `a priority is finite and non-negative, not ${value}`)
+    if (!(value >= 0) || !Number.isFinite(value)) {
+      refuse("BadOptions", `a priority is finite and non-negative, not ${value}`)
+    }
     if (!Number.isInteger(index) || index < 0 || index >= this.capacity) {
       refuse("BadOptions", `leaf ${index} is outside 0..${this.capacity - 1}`)
     }

@@ -38,7 +38,9 @@ export const trainWithReplay = (
   const { steps, batchSize } = options
   if (samples.length === 0) refuse("BadOptions", "no training samples")
   if (!Number.isInteger(steps) || steps < 1) refuse("BadOptions", `steps must be 1 or more, not ${steps}`)
-  if (!Number.isInteger(batchSize) || batchSize < 1) refuse("BadOptions", `batchSize must be 1 or more, not ${batchSize}`)
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    refuse("BadOptions", `batchSize must be 1 or more, not ${batchSize}`)
+  }
   const config = trainer.config
   const replay = new PrioritizedReplay<Sample>({
     capacity: Math.max(samples.length, options.replay?.capacity ?? 10_000),
@@ -70,7 +72,7 @@ export const trainWithReplay = (
     if (options.hooks?.regularizer !== undefined) {
       for (const [name, grad] of options.hooks.regularizer(trainer.parameters()).grads) {
         const into = summed.get(name)
-        if (into !== undefined) for (let i = 0; i < grad.length; i++) into[i]! += grad[i]!
+        if (into !== undefined) { for (let i = 0; i < grad.length; i++) into[i]! += grad[i]! }
       }
     }
     for (const name of options.hooks?.frozen ?? []) summed.delete(name)

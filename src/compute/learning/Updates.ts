@@ -49,7 +49,9 @@ export interface PeerUpdate {
 export const packUpdate = (
   peer: string,
   samples: number,
-  tensors: ReadonlyArray<{ readonly name: string; readonly shape: ReadonlyArray<number>; readonly values: Float32Array }>
+  tensors: ReadonlyArray<
+    { readonly name: string; readonly shape: ReadonlyArray<number>; readonly values: Float32Array }
+  >
 ): PeerUpdate => {
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   let offset = 0

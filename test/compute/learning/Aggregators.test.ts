@@ -4,11 +4,11 @@
  * one-line refusals of bad input.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import type { AggregationRule } from "../../../src/compute/learning/Aggregators.js"
 import { aggregate, krumScores } from "../../../src/compute/learning/Aggregators.js"
 import type { LearningError, PeerUpdate } from "../../../src/compute/learning/Updates.js"
 import { packUpdate } from "../../../src/compute/learning/Updates.js"
+import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 
 const update = (peer: string, values: ReadonlyArray<number>, samples = 1): PeerUpdate =>
   packUpdate(peer, samples, [{ name: "w", shape: [values.length], values: Float32Array.from(values) }])
@@ -17,8 +17,10 @@ const update = (peer: string, values: ReadonlyArray<number>, samples = 1): PeerU
 const planted = (dimension = 300) => {
   const random = new SeededRandom(42)
   const center = Array.from({ length: dimension }, () => random.uniform() * 2 - 1)
-  const honest = Array.from({ length: 6 }, (_, k) =>
-    update(`honest-${k}`, center.map((value) => value + 0.1 * (random.uniform() * 2 - 1)), 10 + k))
+  const honest = Array.from(
+    { length: 6 },
+    (_, k) => update(`honest-${k}`, center.map((value) => value + 0.1 * (random.uniform() * 2 - 1)), 10 + k)
+  )
   const attackers = [
     update("scaled", center.map((value) => value * 10), 12),
     update("flipped", center.map((value) => -value * 3), 12)
@@ -85,11 +87,14 @@ describe("aggregators", () => {
         "flipped"
       ])
     }
-    expect(median.verdicts[6]!.reason).toMatch(/^the median at [0-2]\.\d% of coordinates \(fair share 13%\): an outlier$/)
+    expect(median.verdicts[6]!.reason).toMatch(
+      /^the median at [0-2]\.\d% of coordinates \(fair share 13%\): an outlier$/
+    )
     expect(trimmed.verdicts[7]!.reason).toMatch(/^trimmed at 9\d% of coordinates \(expected 50%, β=0.25\): an outlier$/)
     expect(trimmed.verdicts[0]!.reason).toMatch(/^trimmed at \d+% of coordinates \(expected 50%, β=0.25\)$/)
     // The plain mean is dragged far away; the robust ones stay by the honest center.
-    const distance = (vector: Float32Array) => Math.sqrt(center.reduce((sum, value, i) => sum + (vector[i]! - value) ** 2, 0))
+    const distance = (vector: Float32Array) =>
+      Math.sqrt(center.reduce((sum, value, i) => sum + (vector[i]! - value) ** 2, 0))
     const mean = aggregate(all, { kind: "fedavg" })
     expect(distance(mean.vector)).toBeGreaterThan(10 * distance(median.vector))
     expect(distance(mean.vector)).toBeGreaterThan(10 * distance(trimmed.vector))
@@ -130,7 +135,9 @@ describe("aggregators", () => {
     const mismatch = failure(() => aggregate([update("a", [1, 2]), update("b", [1])], { kind: "fedavg" }))
     expect(mismatch.kind).toBe("Mismatch")
     expect(mismatch.message).toBe("update of b has tensors w[1], not w[2]")
-    const tooMany = failure(() => aggregate([1, 2, 3, 4, 5, 6].map((v) => update(`p${v}`, [v])), { kind: "krum", attackers: 2 }))
+    const tooMany = failure(() =>
+      aggregate([1, 2, 3, 4, 5, 6].map((v) => update(`p${v}`, [v])), { kind: "krum", attackers: 2 })
+    )
     expect(tooMany.message).toBe("Krum with f=2 needs more than 6 updates, not 6")
     const nan = failure(() => aggregate([update("a", [1, Number.NaN])], { kind: "fedavg" }))
     expect(nan.kind).toBe("NonFinite")

@@ -24,7 +24,8 @@ describe("push-sum gossip", () => {
     const gossip = new PushSumGossip(peers, { fanout: 1, seed: 9, neighbours: ring })
     const total = peers.reduce((sum, peer) => sum + peer.samples * peer.reputation, 0)
     const target = weightedMean()
-    const spread = () => Math.max(...peers.map((_, i) => Math.max(...target.map((t, d) => Math.abs(gossip.estimate(i)[d]! - t)))))
+    const spread = () =>
+      Math.max(...peers.map((_, i) => Math.max(...target.map((t, d) => Math.abs(gossip.estimate(i)[d]! - t)))))
     const before = spread()
     for (let step = 0; step < 300; step++) gossip.step()
     expect(before).toBeGreaterThan(10)

@@ -4,15 +4,26 @@
  * averaging B alone is exact; the same through peers' updates, FedAvg and re-factoring.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { LoraModule, LoraWeights } from "../../../src/compute/lora/Adapter.js"
-import { deltaWeight, scaleOf, SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { aggregate } from "../../../src/compute/learning/Aggregators.js"
 import { factorMean, meanOfProducts, refactorMean, sharedAMean } from "../../../src/compute/learning/LoraMeans.js"
-import { applyDenseUpdate, applySharedAUpdate, denseUpdate, sharedAUpdate } from "../../../src/compute/learning/Updates.js"
+import {
+  applyDenseUpdate,
+  applySharedAUpdate,
+  denseUpdate,
+  sharedAUpdate
+} from "../../../src/compute/learning/Updates.js"
+import type { LoraModule, LoraWeights } from "../../../src/compute/lora/Adapter.js"
+import { deltaWeight, scaleOf, SeededRandom } from "../../../src/compute/lora/Adapter.js"
 
 const shapes = { "layers.0.query": [12, 10], "layers.0.output": [16, 9] } as const
 
-const randomModule = (random: SeededRandom, rank: number, inFeatures: number, outFeatures: number, A?: Float32Array) => ({
+const randomModule = (
+  random: SeededRandom,
+  rank: number,
+  inFeatures: number,
+  outFeatures: number,
+  A?: Float32Array
+) => ({
   inFeatures,
   outFeatures,
   A: A ?? Float32Array.from({ length: rank * inFeatures }, () => random.uniform() * 2 - 1),

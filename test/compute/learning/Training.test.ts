@@ -6,14 +6,14 @@
  * plain data, and training from prioritized replay lowers the loss and records each sample's loss.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { ewcPenalty, fisherDiagonal, proximalPenalty, snapshotParameters } from "../../../src/compute/learning/Ewc.js"
+import { trainWithReplay } from "../../../src/compute/learning/ReplayTraining.js"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { LoraTrainer } from "../../../src/compute/lora/train/LoraTrainer.js"
 import type { ClassificationSample } from "../../../src/compute/lora/train/Objectives.js"
 import type { MicroLoRAConfig } from "../../../src/compute/lora/train/TrainingConfig.js"
 import { quadraticPenalty, trainAdapter } from "../../../src/compute/lora/train/TrainingLoop.js"
 import { trainInWorker } from "../../../src/compute/lora/train/TrainInWorker.js"
-import { ewcPenalty, fisherDiagonal, proximalPenalty, snapshotParameters } from "../../../src/compute/learning/Ewc.js"
-import { trainWithReplay } from "../../../src/compute/learning/ReplayTraining.js"
 import { referenceModel } from "../../support/LoraTasks.js"
 
 const encoderTask = () => {
@@ -62,7 +62,10 @@ describe("learning's terms in the trainer", () => {
     const fisher = fisherDiagonal(trainer, samples)
     const parameters = trainer.parameters()
     const lossOf = (sample: ClassificationSample) => trainer.lossAndGrads([sample], 1, () => 0.5).total
-    const checked = [["head.weight", 5], ["head.bias", 1], ["layers.3.query.B", 7], ["layers.3.intermediate.A", 100]] as const
+    const checked = [["head.weight", 5], ["head.bias", 1], ["layers.3.query.B", 7], [
+      "layers.3.intermediate.A",
+      100
+    ]] as const
     for (const [name, index] of checked) {
       const values = parameters.get(name)!
       const original = values[index]!
@@ -127,7 +130,11 @@ describe("learning's terms in the trainer", () => {
     // Adam moves each coordinate by about the learning rate per step: unpinned they drift for 12 steps,
     // pinned they only jitter around the anchor.
     const largest = (parameters: Record<string, Float32Array>) =>
-      Math.max(...Object.entries(parameters).map(([name, values]) => Math.max(...values.map((value, i) => Math.abs(value - start[name]![i]!)))))
+      Math.max(
+        ...Object.entries(parameters).map(([name, values]) =>
+          Math.max(...values.map((value, i) => Math.abs(value - start[name]![i]!)))
+        )
+      )
     expect(largest(plain.parameters)).toBeGreaterThan(8 * config.learningRate!)
     expect(largest(pinned.parameters)).toBeLessThan(2 * config.learningRate!)
     expect(distance(pinned.parameters, start)).toBeLessThan(0.1 * distance(plain.parameters, start))

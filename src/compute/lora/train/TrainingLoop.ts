@@ -165,11 +165,14 @@ export const trainAdapter = (
       if (hooks.regularizer !== undefined) {
         for (const [name, grad] of hooks.regularizer(trainer.parameters()).grads) {
           const into = summed.get(name)
-          check(into !== undefined && into.length === grad.length, `the regularizer's ${name} is not a trained parameter`)
+          check(
+            into !== undefined && into.length === grad.length,
+            `the regularizer's ${name} is not a trained parameter`
+          )
           for (let i = 0; i < grad.length; i++) into![i]! += grad[i]!
         }
       }
-      if (hooks.frozen !== undefined) for (const name of hooks.frozen) summed.delete(name)
+      if (hooks.frozen !== undefined) { for (const name of hooks.frozen) summed.delete(name) }
       const learningRate = learningRateAt(config.schedule, config.learningRate, step, totalSteps, warmup)
       const gradNorm = trainer.applyGradients(summed, learningRate)
       step++
