@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<void>> = {
   optimize: async () => (await import("./optimize.js")).run(),
   embed: async () => (await import("./embed.js")).run(),
   lora: async () => (await import("./lora.js")).run(),
+  learning: async () => (await import("./learning.js")).run(),
   market: async () => (await import("./market.js")).run(),
   network: async () => (await import("./network.js")).run(),
   serve: async () => (await import("./serve.js")).run()

@@ -149,7 +149,7 @@ export interface SpamDetectionResult {
   readonly head: ClassifierHead
 }
 
-const messageText = (subject: string, body: string) => `${subject}\n${plainBody(body).slice(0, 600)}`
+export const messageText = (subject: string, body: string) => `${subject}\n${plainBody(body).slice(0, 600)}`
 
 export const spamDetection = async (options: SpamDetectionOptions = {}): Promise<SpamDetectionResult> => {
   const { bytes, model, tokenizer } = referenceModel("tiny-encoder")

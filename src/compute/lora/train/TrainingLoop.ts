@@ -23,9 +23,57 @@ export interface TrainingProgress {
   readonly elapsedMs: number
 }
 
+/**
+ * An extra term of the objective on the trainable parameters (FedProx's proximal term, EWC's penalty):
+ * its value and its gradient by parameter name, for the parameters as they are before the step.
+ */
+export type Regularizer = (parameters: ReadonlyMap<string, Float32Array>) => {
+  readonly loss: number
+  readonly grads: ReadonlyMap<string, Float32Array>
+}
+
 export interface TrainingHooks {
   readonly onProgress?: ((progress: TrainingProgress) => void) | undefined
   readonly onCheckpoint?: ((checkpoint: TrainingCheckpoint) => void) | undefined
+  /** Its gradient joins the data gradient of every step, before clipping and the optimizer. */
+  readonly regularizer?: Regularizer | undefined
+  /** Parameters that never move (FFA-LoRA's shared A): the optimizer does not see their gradients. */
+  readonly frozen?: ReadonlySet<string> | undefined
+}
+
+/**
+ * (strength / 2) · Σ_i precision_i (θ_i - anchor_i)² over the anchored parameters, as plain data so that
+ * it crosses into a training thread: FedProx's proximal term (precision 1, strength μ, anchor the global
+ * model) and EWC's penalty (precision the Fisher diagonal, strength λ, anchor the task-A optimum).
+ */
+export interface QuadraticPenalty {
+  readonly strength: number
+  readonly anchor: Readonly<Record<string, Float32Array>>
+  readonly precision?: Readonly<Record<string, Float32Array>> | undefined
+}
+
+/** The penalty as a Regularizer: gradient strength · precision_i · (θ_i - anchor_i). */
+export const quadraticPenalty = (penalty: QuadraticPenalty): Regularizer => {
+  const { strength, anchor, precision } = penalty
+  check(strength >= 0 && Number.isFinite(strength), `a penalty's strength is 0 or more (not ${strength})`)
+  return (parameters) => {
+    let loss = 0
+    const grads = new Map<string, Float32Array>()
+    for (const [name, center] of Object.entries(anchor)) {
+      const theta = parameters.get(name)
+      check(theta !== undefined && theta.length === center.length, `the penalty anchors ${name}, which is not trained`)
+      const weights = precision?.[name]
+      const grad = new Float32Array(center.length)
+      for (let i = 0; i < center.length; i++) {
+        const difference = theta![i]! - center[i]!
+        const f = weights === undefined ? 1 : weights[i]!
+        loss += f * difference * difference
+        grad[i] = strength * f * difference
+      }
+      grads.set(name, grad)
+    }
+    return { loss: (strength / 2) * loss, grads }
+  }
 }
 
 export interface TrainingResult {
@@ -114,6 +162,17 @@ export const trainAdapter = (
         }
         seen += batch.length
       }
+      if (hooks.regularizer !== undefined) {
+        for (const [name, grad] of hooks.regularizer(trainer.parameters()).grads) {
+          const into = summed.get(name)
+          check(
+            into !== undefined && into.length === grad.length,
+            `the regularizer's ${name} is not a trained parameter`
+          )
+          for (let i = 0; i < grad.length; i++) into![i]! += grad[i]!
+        }
+      }
+      if (hooks.frozen !== undefined) { for (const name of hooks.frozen) summed.delete(name) }
       const learningRate = learningRateAt(config.schedule, config.learningRate, step, totalSteps, warmup)
       const gradNorm = trainer.applyGradients(summed, learningRate)
       step++

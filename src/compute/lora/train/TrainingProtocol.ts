@@ -5,7 +5,7 @@ import type { ClassifierHead } from "./ClassifierHead.js"
 import type { TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Objective, Sample } from "./Objectives.js"
 import type { MicroLoRAConfig } from "./TrainingConfig.js"
-import type { TrainingProgress, TrainingResult } from "./TrainingLoop.js"
+import type { QuadraticPenalty, TrainingProgress, TrainingResult } from "./TrainingLoop.js"
 
 export interface TrainingRequest {
   /** The base model's ONNX bytes (weights inline). */
@@ -15,6 +15,10 @@ export interface TrainingRequest {
   readonly samples: ReadonlyArray<Sample>
   /** Continue from an adapter, a head, or a checkpoint's optimizer state. */
   readonly start?: { readonly weights?: LoraWeights; readonly head?: ClassifierHead; readonly optimizer?: AdamWState }
+  /** A proximal (FedProx) or EWC term added to the objective: plain data, as a function cannot cross threads. */
+  readonly penalty?: QuadraticPenalty
+  /** Parameters kept as they start (FFA-LoRA's shared A). */
+  readonly frozen?: ReadonlyArray<string>
 }
 
 export type TrainingMessage =

@@ -5,7 +5,7 @@
  */
 import { readModel } from "../../onnx/OnnxModel.js"
 import { LoraTrainer } from "./LoraTrainer.js"
-import { trainAdapter } from "./TrainingLoop.js"
+import { quadraticPenalty, trainAdapter } from "./TrainingLoop.js"
 import type { TrainingMessage, TrainingRequest } from "./TrainingProtocol.js"
 
 const handle = (request: TrainingRequest, post: (message: TrainingMessage) => void) => {
@@ -14,7 +14,9 @@ const handle = (request: TrainingRequest, post: (message: TrainingMessage) => vo
     const trainer = new LoraTrainer(model, request.config, request.objective, request.start)
     const result = trainAdapter(trainer, request.samples, {
       onProgress: (progress) => post({ type: "progress", progress }),
-      onCheckpoint: (checkpoint) => post({ type: "checkpoint", checkpoint })
+      onCheckpoint: (checkpoint) => post({ type: "checkpoint", checkpoint }),
+      ...(request.penalty === undefined ? {} : { regularizer: quadraticPenalty(request.penalty) }),
+      ...(request.frozen === undefined ? {} : { frozen: new Set(request.frozen) })
     })
     post({ type: "done", result })
   } catch (error) {
