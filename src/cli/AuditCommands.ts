@@ -155,7 +155,8 @@ const explain = Command.make("explain", {
       ["proposal", "proposal"],
       ["account", "account"],
       ["optimizer-job", "optimizer-job"],
-      ["training-job", "training-job"]
+      ["training-job", "training-job"],
+      ["round", "round"]
     ] as const,
     { name: "kind" }
   ),

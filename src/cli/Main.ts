@@ -11,6 +11,7 @@ import { auditCommand } from "./AuditCommands.js"
 import { eventsCommand } from "./EventsCommands.js"
 import { govCommand } from "./GovCommands.js"
 import { jobsCommand } from "./JobsCommands.js"
+import { learnCommand } from "./LearnCommands.js"
 import { ledgerCommand } from "./LedgerCommands.js"
 import { marketCommand } from "./MarketCommands.js"
 import { modelsCommand } from "./ModelsCommands.js"
@@ -34,6 +35,7 @@ export const edgeNet = Command.make("edge-net").pipe(
     jobsCommand,
     nodeAdaptersCommand,
     nodeModelsCommand,
+    learnCommand,
     modelsCommand
   ])
 )

@@ -11,6 +11,8 @@ import { Ledger } from "../actors/economy/Ledger.js"
 import { stakeAccount } from "../actors/economy/Stake.js"
 import { Staking } from "../actors/economy/StakeService.js"
 import { Proposal, ProposalEvent } from "../actors/governance/Proposal.js"
+import { FederatedRound } from "../actors/learning/FederatedRound.js"
+import { explainRound } from "../actors/learning/RoundExplain.js"
 import { explainAuction } from "../actors/market/AuctionExplain.js"
 import { Auctions } from "../actors/market/AuctionService.js"
 import { POOL_ACCOUNT } from "../actors/market/ComputeAmm.js"
@@ -71,7 +73,14 @@ export const ReplayReportView = Schema.Struct({
 })
 export type ReplayReportView = typeof ReplayReportView.Type
 
-export const ExplainKind = Schema.Literal("auction", "proposal", "account", "optimizer-job", "training-job")
+export const ExplainKind = Schema.Literal(
+  "auction",
+  "proposal",
+  "account",
+  "optimizer-job",
+  "training-job",
+  "round"
+)
 export type ExplainKind = typeof ExplainKind.Type
 
 export const ExplainView = Schema.Struct({
@@ -142,7 +151,8 @@ const categoryOf: Record<ExplainKind, string> = {
   proposal: Proposal.category,
   account: Account.category,
   "optimizer-job": OptimizerJob.category,
-  "training-job": TrainingJob.category
+  "training-job": TrainingJob.category,
+  round: FederatedRound.category
 }
 
 const decodeJobEvent = Schema.decodeUnknownSync(JobEvent)
@@ -398,6 +408,8 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         ? explainOptimizerJob(id, payloads)
         : kind === "training-job"
         ? explainTrainingJob(id, payloads)
+        : kind === "round"
+        ? explainRound(id, payloads)
         : explainAccount(id, events)
       return {
         kind,

@@ -16,6 +16,7 @@ import { Reputation } from "../actors/economy/ReputationService.js"
 import { Rewards } from "../actors/economy/RewardService.js"
 import { Staking } from "../actors/economy/StakeService.js"
 import { GovernanceRpcHandlers } from "../actors/governance/GovernanceRpcHandlers.js"
+import { LearningRpcHandlers } from "../actors/learning/LearningRpcHandlers.js"
 import { MarketRpcHandlers } from "../actors/market/MarketRpcHandlers.js"
 import { Market } from "../actors/market/MarketService.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
@@ -324,6 +325,7 @@ const AdaptersRpcHandlers = AdaptersRpcs.toLayer(
 export const NodeApiRpcHandlers = Layer.mergeAll(
   AdaptersRpcHandlers,
   ModelsRpcHandlers,
+  LearningRpcHandlers,
   OptimizerRpcHandlers,
   AdapterTrainingRpcHandlers,
   PeersRpcHandlers,

@@ -22,8 +22,8 @@
  *   cli      (8) the commands, in process on a data dir or through a running node's RPC.
  *
  * Inside actors/ the subsystems are ranked too: network (charter) and economy (ledger, stake, parameters)
- * lie under the subsystems that pay or are governed through them; market, governance, registry, adapters
- * and optimizer are peers and never import one another. And a subsystem uses another only through its
+ * lie under the subsystems that pay or are governed through them; market, governance, registry, adapters,
+ * optimizer and learning are peers and never import one another. And a subsystem uses another only through its
  * service and contracts: a module that defines another subsystem's decider (an `EventSourced`) is its
  * internals, and importing it is refused.
  */
@@ -60,7 +60,8 @@ const SUBSYSTEM_RANK: Readonly<Record<string, number>> = {
   governance: 2,
   registry: 2,
   adapters: 2,
-  optimizer: 2
+  optimizer: 2,
+  learning: 2
 }
 
 const sourceFiles = (dir: string): Array<string> =>
