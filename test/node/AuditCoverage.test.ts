@@ -14,12 +14,14 @@ import { REWARDS_ACCOUNT } from "../../src/actors/economy/Reward.js"
 import { Rewards } from "../../src/actors/economy/RewardService.js"
 import { Staking } from "../../src/actors/economy/StakeService.js"
 import { Governance } from "../../src/actors/governance/GovernanceService.js"
+import { Learning } from "../../src/actors/learning/Learning.js"
 import { Auctions } from "../../src/actors/market/AuctionService.js"
 import { Market } from "../../src/actors/market/MarketService.js"
 import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { Optimizer } from "../../src/actors/optimizer/Optimizer.js"
 import { Registry } from "../../src/actors/registry/RegistryService.js"
 import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
+import { BlobStore } from "../../src/content/BlobStore.js"
 import { parseManifest } from "../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
 import { signAsPublisher } from "../../src/content/ManifestSigning.js"
@@ -28,6 +30,7 @@ import { streamCategory } from "../../src/domain/Ids.js"
 import { Journal } from "../../src/events/Journal.js"
 import { nodeServices } from "../../src/layers/Node.js"
 import { NodeAudit } from "../../src/layers/NodeAudit.js"
+import { storeRandomAdapter } from "../support/SdkModels.js"
 import { tempDir } from "../support/TempDir.js"
 
 const node = () => nodeServices({ dataDir: tempDir(), host: "127.0.0.1", port: 0, synchronous: "normal" })
@@ -113,6 +116,17 @@ const everySubsystemAtWork = Effect.gen(function*() {
     jobId: "train-1"
   }))
   expect(Either.isLeft(failedTraining)).toBe(true)
+  yield* storeRandomAdapter((yield* BlobStore).root, "tiny-lm", "round-base", 2, 3, 4)
+  yield* (yield* Learning).open({
+    roundId: "round-1",
+    coordinator: "poster",
+    base: { id: "round-base" },
+    task: "style",
+    rule: { _tag: "median" },
+    durationMs: 60_000,
+    quorum: 2,
+    result: { id: "round-result", version: "1.0.0" }
+  })
   const registry = yield* Registry
   yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", { type: "text-generation" }), publisher))
   // A new key's reputation (0.5) is under the sharing bar (0.7): the bar is lowered as a test network's genesis would.
@@ -158,6 +172,7 @@ describe("audit replay covers every actor the node runs", () => {
           "Proposal",
           "Reputation",
           "Reward",
+          "Round",
           "Stake",
           "TrainingJob"
         ])
