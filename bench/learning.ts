@@ -4,7 +4,9 @@
  * classifier head. Prints accuracy per round for local training, centralized training, FedAvg, FedProx
  * and gossip; the final accuracy of each aggregator with 2 of 8 peers attacking; task A's accuracy
  * after task B with and without EWC; the bytes a peer sends per round. Targets are printed beside the
- * figures, with MISSED when a figure misses.
+ * figures, with MISSED when a figure misses; the setup they hold for (seeds, splits, steps) is printed
+ * first. Sensitivity rows (FedAvg with fewer local epochs, gossip with more mixing) are shown beside the
+ * judged configuration, never in its place.
  *
  * `--quick` shrinks everything for a smoke run (its figures mean nothing).
  */
@@ -33,7 +35,7 @@ import {
   shuffled,
   trainEpochs
 } from "./support/Federation.js"
-import { cacheBelowLayer, maxDifference } from "./support/LayerCache.js"
+import { cacheBelowLayer, maxDifference, pooledOutputs } from "./support/LayerCache.js"
 
 const quick = process.argv.includes("--quick")
 
@@ -129,13 +131,15 @@ export const run = async () => {
   for (const module of Object.values(probeWeights.modules)) {
     for (let i = 0; i < module.B.length; i++) module.B[i] = (random.uniform() * 2 - 1) * 0.5
   }
-  const check = maxDifference(full, cached.model, probeWeights, pool.slice(0, 4), cachedPool!.slice(0, 4))
+  const fullAdapted = pooledOutputs(full, probeWeights, pool.slice(0, 4))
+  const check = maxDifference(fullAdapted, pooledOutputs(cached.model, probeWeights, cachedPool!.slice(0, 4)))
+  const effect = maxDifference(fullAdapted, pooledOutputs(full, undefined, pool.slice(0, 4)))
   console.log(
     `cache: layers 0-2 cached below ${cached.cached} (${cached.rows} rows); adapted modules: ${
       Object.keys(probeWeights.modules).join(", ")
-    }; pooled output of full vs cached model with a random adapter: max |difference| ${
+    }; pooled output of the full vs the cached model, a random adapter merged in both, 4 samples: max |difference| ${
       check.toExponential(2)
-    } (${elapsed()})`
+    } (the adapter itself moves it by up to ${effect.toFixed(3)}) (${elapsed()})`
   )
 
   const { parts, attempts } = dirichletSplit(
@@ -214,6 +218,22 @@ const convergence = async (task: Task, peers: ReadonlyArray<Peer>, all: Readonly
   console.log(`  gossip done (${elapsed()})`)
   const dense = await runDenseFedAvg(task, peers, rounds, SETUP.runSeed, epochs)
   console.log(`  FedAvg dense + re-factor done (${elapsed()})`)
+  // Sensitivity, not judged: less local drift, and more mixing per round.
+  const fedAvgOneEpoch = await runFederated(task, peers, {
+    rounds,
+    rule: { kind: "fedavg" },
+    seed: SETUP.runSeed,
+    localEpochs: 1,
+    everyRound: true
+  })
+  const gossipTwoSteps = await runGossip(task, peers, {
+    rounds: gossipRounds,
+    fanout: SETUP.gossipFanout,
+    seed: SETUP.runSeed,
+    localEpochs: epochs,
+    stepsPerRound: 2
+  })
+  console.log(`  sensitivity runs done (${elapsed()})`)
   console.log(`start (seeded A, B = 0, zero head): ${percent(startAccuracy)}%`)
   table(
     [
@@ -254,6 +274,17 @@ const convergence = async (task: Task, peers: ReadonlyArray<Peer>, all: Readonly
     }: ${met(reached !== undefined && reached <= 1.2 * rounds)}`
   )
   report("FedProx final accuracy vs FedAvg", "%", 100 * fedProx.accuracies.at(-1)!, 100 * fedAvgFinal, "FedAvg")
+  console.log(
+    "sensitivity (not judged against the targets): FedAvg with 1 local epoch per round; gossip with 2 push-sum steps per round (twice the messages)"
+  )
+  table(
+    ["round", "FedAvg 1 epoch", "gossip 2 steps"],
+    Array.from({ length: gossipRounds }, (_, round) => [
+      `${round + 1}`,
+      round < rounds ? percent(fedAvgOneEpoch.accuracies[round]!) : "",
+      percent(gossipTwoSteps.accuracies[round]!)
+    ])
+  )
   report("local-only final accuracy vs FedAvg", "%", 100 * local.at(-1)!, 100 * fedAvgFinal, "FedAvg")
 
   console.log("\n### bytes a peer sends per round (float32 on the wire)")
@@ -393,8 +424,9 @@ const forgetting = async (
     count += values.length
   }
   const lambda0 = count / sum
-  const onB = (lambda: number | undefined) => {
-    const trainer = new LoraTrainer(model, { ...config, seed: CONFIG.seed! + 1 }, objective, {
+  const seeds = [1, 2, 3].map((offset) => CONFIG.seed! + offset)
+  const onB = (lambda: number | undefined, seed: number) => {
+    const trainer = new LoraTrainer(model, { ...config, seed }, objective, {
       weights: afterA.weights,
       head: afterA.head!
     })
@@ -405,24 +437,35 @@ const forgetting = async (
     )
     return { weights: trainer.weights(), head: trainer.head()! }
   }
+  /** Task A and B accuracy after training on B, one run per seed (the order of B's samples). */
+  const onBSeeds = async (lambda: number | undefined) => {
+    const a: Array<number> = []
+    const b: Array<number> = []
+    for (const seed of seeds) {
+      const trained = onB(lambda, seed)
+      a.push(await task.evaluate(trained, aTest))
+      b.push(await task.evaluate(trained, bTest))
+    }
+    const mean = (values: ReadonlyArray<number>) => values.reduce((x, y) => x + y, 0) / values.length
+    return { a: mean(a), b: mean(b), spread: a.map(percent).join(" / ") }
+  }
   const aBefore = await task.evaluate(afterA, aTest)
   const bBefore = await task.evaluate(afterA, bTest)
-  const plain = onB(undefined)
-  const rows: Array<Array<string>> = [["after A", percent(aBefore), percent(bBefore), ""]]
-  const plainA = await task.evaluate(plain, aTest)
-  rows.push(["then B, plain fine-tuning", percent(plainA), percent(await task.evaluate(plain, bTest)), ""])
-  const lost = aBefore - plainA
+  const plain = await onBSeeds(undefined)
+  const rows: Array<Array<string>> = [["after A", percent(aBefore), "", percent(bBefore), ""]]
+  rows.push(["then B, plain fine-tuning", percent(plain.a), plain.spread, percent(plain.b), ""])
+  const lost = aBefore - plain.a
   let judged = 0
   for (const factor of [0.1, 1, 10]) {
     const lambda = lambda0 * factor
-    const ewc = onB(lambda)
-    const ewcA = await task.evaluate(ewc, aTest)
-    const kept = lost > 0 ? (ewcA - plainA) / lost : Number.NaN
+    const ewc = await onBSeeds(lambda)
+    const kept = lost > 0 ? (ewc.a - plain.a) / lost : Number.NaN
     if (factor === 1) judged = kept
     rows.push([
       `then B with EWC λ=${lambda.toExponential(2)}${factor === 1 ? " (1/mean F)" : ""}`,
-      percent(ewcA),
-      percent(await task.evaluate(ewc, bTest)),
+      percent(ewc.a),
+      ewc.spread,
+      percent(ewc.b),
       Number.isNaN(kept) ? "-" : `${(100 * kept).toFixed(0)}%`
     ])
   }
@@ -430,9 +473,11 @@ const forgetting = async (
   console.log(
     `Fisher diagonal from ${aTrain.length} per-sample gradients; mean F = ${
       (sum / count).toExponential(2)
-    }; λ chosen a priori as 1/mean F`
+    }; λ chosen a priori as 1/mean F; training on B repeated with seeds ${
+      seeds.join(", ")
+    } (B's sample order), means shown`
   )
-  table(["", "task A acc %", "task B acc %", "share of A's loss kept"], rows)
+  table(["", "task A acc % (mean)", "task A per seed", "task B acc % (mean)", "share of A's loss kept"], rows)
   console.log(
     lost > 0
       ? `  target: EWC (λ = 1/mean F) keeps ≥ 50% of what plain fine-tuning loses on A (${percent(lost)} points): ${

@@ -352,12 +352,19 @@ export const runDenseFedAvg = async (
 
 /**
  * Gossip learning: every round each peer trains its local epochs from its current model, then one push-sum
- * step with `fanout` random neighbours (weights: samples). Accuracy: the mean over peers.
+ * step (or `stepsPerRound`) with `fanout` random neighbours (weights: samples). Accuracy: the mean over peers.
  */
 export const runGossip = async (
   task: Task,
   peers: ReadonlyArray<Peer>,
-  options: { readonly rounds: number; readonly fanout: number; readonly seed: number; readonly localEpochs?: number }
+  options: {
+    readonly rounds: number
+    readonly fanout: number
+    readonly seed: number
+    readonly localEpochs?: number
+    /** Push-sum steps after each round's local training (default 1). */
+    readonly stepsPerRound?: number
+  }
 ): Promise<{ accuracies: Array<number>; messagesPerPeerPerRound: number; vectorBytes: number }> => {
   const zero = sharedAUpdate("start", 1, task.initial, task.initial)
   const gossip = new PushSumGossip(
@@ -374,7 +381,7 @@ export const runGossip = async (
       })
       gossip.replace(index, sharedAUpdate(peer.id, peer.samples.length, trained.model, task.initial).vector)
     })
-    gossip.step()
+    for (let step = 0; step < (options.stepsPerRound ?? 1); step++) gossip.step()
     let total = 0
     for (let index = 0; index < peers.length; index++) {
       total += await task.evaluate(
