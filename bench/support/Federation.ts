@@ -1,6 +1,6 @@
 /**
  * The federated spam task of `npm run bench -- learning`: SpamAssassin split across peers non-IID
- * (Dirichlet over labels), tiny-encoder with a rank-4 adapter in its last layer and a classifier head,
+ * (Splits.ts), tiny-encoder with a rank-4 adapter in its last layer and a classifier head,
  * the lower layers cached (LayerCache), and the runs the benchmark compares: local training, one
  * centralized trainer, federated rounds under any aggregation rule (with attackers if asked), gossip.
  *
@@ -35,78 +35,13 @@ import { quadraticPenalty, trainAdapter } from "../../src/compute/lora/train/Tra
 import type { OnnxModel } from "../../src/compute/onnx/OnnxModel.js"
 import { writeModel } from "../../src/compute/onnx/OnnxModel.js"
 import { createSession } from "../../src/compute/optimize/Runner.js"
+import { normal } from "./Splits.js"
 
 export const objective = { kind: "classification", classes: 2 } as const
 
 export interface Peer {
   readonly id: string
   readonly samples: ReadonlyArray<ClassificationSample>
-}
-
-/** A standard normal draw (Box–Muller). */
-export const normal = (random: SeededRandom): number =>
-  Math.sqrt(-2 * Math.log(1 - random.uniform())) * Math.cos(2 * Math.PI * random.uniform())
-
-/** A Gamma(shape, 1) draw (Marsaglia & Tsang; shape < 1 through Gamma(shape + 1) · U^(1/shape)). */
-const gamma = (shape: number, random: SeededRandom): number => {
-  if (shape < 1) return gamma(shape + 1, random) * random.uniform() ** (1 / shape)
-  const d = shape - 1 / 3
-  const c = 1 / Math.sqrt(9 * d)
-  for (;;) {
-    let x: number
-    let v: number
-    do {
-      x = normal(random)
-      v = 1 + c * x
-    } while (v <= 0)
-    v = v * v * v
-    const u = random.uniform()
-    if (u < 1 - 0.0331 * x ** 4 || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v
-  }
-}
-
-export const shuffled = <T>(items: ReadonlyArray<T>, random: SeededRandom): Array<T> => {
-  const copy = [...items]
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(random.uniform() * (i + 1))
-    ;[copy[i], copy[j]] = [copy[j]!, copy[i]!]
-  }
-  return copy
-}
-
-/**
- * Each class's samples spread over `peers` by proportions drawn from Dirichlet(alpha), redrawn until
- * every peer holds at least `minimum` samples. Returns the peers' samples and the draws it took.
- */
-export const dirichletSplit = (
-  samples: ReadonlyArray<ClassificationSample>,
-  peers: number,
-  alpha: number,
-  seed: number,
-  minimum: number
-): { readonly parts: Array<Array<ClassificationSample>>; readonly attempts: number } => {
-  const random = new SeededRandom(seed)
-  const classes = [...new Set(samples.map((sample) => sample.label))].sort()
-  for (let attempt = 1; attempt <= 1000; attempt++) {
-    const parts = Array.from({ length: peers }, (): Array<ClassificationSample> => [])
-    for (const label of classes) {
-      const members = shuffled(samples.filter((sample) => sample.label === label), random)
-      const draws = Array.from({ length: peers }, () => gamma(alpha, random))
-      const total = draws.reduce((a, b) => a + b, 0)
-      let cumulative = 0
-      let start = 0
-      draws.forEach((draw, peer) => {
-        cumulative += draw / total
-        const end = peer === peers - 1 ? members.length : Math.round(cumulative * members.length)
-        for (const member of members.slice(start, end)) parts[peer]!.push(member)
-        start = end
-      })
-    }
-    if (parts.every((part) => part.length >= minimum)) {
-      return { parts: parts.map((part) => shuffled(part, random)), attempts: attempt }
-    }
-  }
-  throw new Error(`no Dirichlet(${alpha}) split gave every peer ${minimum} samples in 1000 draws`)
 }
 
 /** The trainer's parameter names for a model: `<module>.A`, `<module>.B`, the head's. */
@@ -352,12 +287,19 @@ export const runDenseFedAvg = async (
 
 /**
  * Gossip learning: every round each peer trains its local epochs from its current model, then one push-sum
- * step with `fanout` random neighbours (weights: samples). Accuracy: the mean over peers.
+ * step (or `stepsPerRound`) with `fanout` random neighbours (weights: samples). Accuracy: the mean over peers.
  */
 export const runGossip = async (
   task: Task,
   peers: ReadonlyArray<Peer>,
-  options: { readonly rounds: number; readonly fanout: number; readonly seed: number; readonly localEpochs?: number }
+  options: {
+    readonly rounds: number
+    readonly fanout: number
+    readonly seed: number
+    readonly localEpochs?: number
+    /** Push-sum steps after each round's local training (default 1). */
+    readonly stepsPerRound?: number
+  }
 ): Promise<{ accuracies: Array<number>; messagesPerPeerPerRound: number; vectorBytes: number }> => {
   const zero = sharedAUpdate("start", 1, task.initial, task.initial)
   const gossip = new PushSumGossip(
@@ -374,7 +316,7 @@ export const runGossip = async (
       })
       gossip.replace(index, sharedAUpdate(peer.id, peer.samples.length, trained.model, task.initial).vector)
     })
-    gossip.step()
+    for (let step = 0; step < (options.stepsPerRound ?? 1); step++) gossip.step()
     let total = 0
     for (let index = 0; index < peers.length; index++) {
       total += await task.evaluate(

@@ -6,7 +6,7 @@
  * (a Gather from a table of cached rows) where the lower layers used to be; a sample's token ids become
  * the indices of its rows. The attention mask is still computed from `attention_mask`, and pooling
  * still uses each sample's own length, so the truncated model's output equals the full model's on every
- * real position, with or without an adapter in the last layer (`maxDifference` measures it).
+ * real position, with or without an adapter in the last layer (the benchmark measures it).
  */
 import type { LoraWeights } from "../../src/compute/lora/Adapter.js"
 import { mergeAdapter } from "../../src/compute/lora/GraphLora.js"
@@ -112,24 +112,20 @@ export const cacheBelowLayer = (
   }
 }
 
-/**
- * The largest difference between pooled outputs of the full model and of the truncated one, both with
- * `weights` merged, over `samples` (original ids) and their re-indexed twins, by the executor.
- */
-export const maxDifference = (
-  full: OnnxModel,
-  truncated: OnnxModel,
-  weights: LoraWeights,
-  samples: ReadonlyArray<ClassificationSample>,
-  twins: ReadonlyArray<ClassificationSample>
-): number => {
-  const pooled = (model: OnnxModel, rows: ReadonlyArray<ReadonlyArray<number>>) => {
-    const merged = mergeAdapter(model, weights)
-    const output = forward(compile(merged, []), tokenFeeds(merged, rows)).values.get(merged.graph.outputs[0]!.name)
-    return meanPool(output as FloatTensor, rows)
-  }
-  const a = pooled(full, samples.map((sample) => sample.ids))
-  const b = pooled(truncated, twins.map((sample) => sample.ids))
+/** Pooled outputs of `model` with `weights` merged (or of the base without), by the executor. */
+export const pooledOutputs = (
+  model: OnnxModel,
+  weights: LoraWeights | undefined,
+  samples: ReadonlyArray<ClassificationSample>
+): Float32Array => {
+  const rows = samples.map((sample) => sample.ids)
+  const merged = weights === undefined ? model : mergeAdapter(model, weights)
+  const output = forward(compile(merged, []), tokenFeeds(merged, rows)).values.get(merged.graph.outputs[0]!.name)
+  return meanPool(output as FloatTensor, rows)
+}
+
+/** max_i |a_i - b_i|. */
+export const maxDifference = (a: Float32Array, b: Float32Array): number => {
   let worst = 0
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!))
   return worst

@@ -14,6 +14,8 @@ export interface Email {
   readonly spam: boolean
   readonly subject: string
   readonly body: string
+  /** The sender's domain from the From header, its last two labels lowercased (`hotmail.com`); "" when absent. */
+  readonly senderDomain: string
 }
 
 const spamAssassinDirectory = () =>
@@ -25,7 +27,8 @@ const parseEmail = (group: string, raw: string): Email => {
   const headers = split < 0 ? raw : raw.slice(0, split)
   const body = split < 0 ? "" : raw.slice(split).trim()
   const subject = /^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(headers)?.[1]?.replace(/\s+/g, " ").trim() ?? ""
-  return { group, spam: group.startsWith("spam"), subject, body }
+  const domain = /^From:[^\n]*?@([A-Za-z0-9.-]+)/im.exec(headers)?.[1]?.toLowerCase().split(".").filter(Boolean) ?? []
+  return { group, spam: group.startsWith("spam"), subject, body, senderDomain: domain.slice(-2).join(".") }
 }
 
 /** Every message of the corpus (6,046), in file_list.json order. */

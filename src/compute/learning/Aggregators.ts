@@ -24,6 +24,11 @@ export type AggregationRule =
   /** FedAvg with each peer's weight multiplied by its reputation (0 to 1); no reputation, no weight. */
   | { readonly kind: "reputation"; readonly reputation: ReadonlyMap<string, number> }
 
+/**
+ * For FedAvg, Krum and the reputation mean, an excluded update has weight 0. The median and the trimmed
+ * mean decide per coordinate: there "excluded" means the update was an outlier on most coordinates (its
+ * values still count where they were central), which is what a peer's reputation should follow.
+ */
 export interface Verdict {
   readonly peer: string
   readonly kept: boolean
