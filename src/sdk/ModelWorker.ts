@@ -185,17 +185,19 @@ export class ModelWorker {
   }
 
   /**
-   * A generation on a model named by its manifest, as events: its pieces as the thread decodes them,
-   * then the whole result (finish reason, token counts). Leaving the loop early stops it.
+   * A generation on a model named by its manifest, as events: its pieces as the thread decodes them
+   * (none unless `stream`: a whole reply needs only the result), then the whole result (finish reason,
+   * token counts). Leaving the loop early stops it.
    */
   async *serveEvents(
     served: ServedModel,
     input: ServedInput,
-    config: GenerateConfig = {}
+    config: GenerateConfig = {},
+    stream = true
   ): AsyncIterable<GenerationEvent> {
     let result: GenerationEvent | undefined
     for await (
-      const piece of this.pieces({ type: "serveGenerate", served, input, config }, (value) => {
+      const piece of this.pieces({ type: "serveGenerate", served, input, config, stream }, (value) => {
         // The thread answers serveGenerate with the result (ModelWorkerThread.serveGenerate).
         const done = value as WorkerAnswers["serveGenerate"]
         result = done === null ? undefined : { _tag: "Done", result: done }

@@ -113,8 +113,13 @@ export class ModelWorkerPool {
   }
 
   /** ModelWorker.serveEvents on the least busy worker when first read. */
-  serveEvents(served: ServedModel, input: ServedInput, config?: GenerateConfig): AsyncIterable<GenerationEvent> {
-    return this.lazily((worker) => worker.serveEvents(served, input, config))
+  serveEvents(
+    served: ServedModel,
+    input: ServedInput,
+    config?: GenerateConfig,
+    stream?: boolean
+  ): AsyncIterable<GenerationEvent> {
+    return this.lazily((worker) => worker.serveEvents(served, input, config, stream))
   }
 
   /** Every worker's pieces, as ModelWorker.onToken; returns the function that stops listening. */

@@ -100,12 +100,13 @@ export type WorkerRequestBody =
   }
   | { readonly type: "embed"; readonly model: string | undefined; readonly texts: ReadonlyArray<string> }
   | { readonly type: "serveEmbed"; readonly served: ServedModel; readonly texts: ReadonlyArray<string> }
-  /** Pieces are always sent; the answer is the whole result (finish reason, token counts). */
+  /** The answer is the whole result (finish reason, token counts); pieces are sent ahead when `stream`. */
   | {
     readonly type: "serveGenerate"
     readonly served: ServedModel
     readonly input: ServedInput
     readonly config: GenerateConfig
+    readonly stream: boolean
   }
 
 export type WorkerRequest = WorkerRequestBody & { readonly id: number }

@@ -180,8 +180,8 @@ const serveGenerate = (request: Extract<WorkerRequest, { type: "serveGenerate" }
       Stream.takeWhile(events, () => !cancelled.has(request.id)),
       (event) =>
         Effect.sync(() => {
-          if (event._tag === "Piece") post({ type: "piece", id: request.id, text: event.text })
-          else result = event.result
+          if (event._tag === "Done") result = event.result
+          else if (request.stream) post({ type: "piece", id: request.id, text: event.text })
         })
     )
     return result

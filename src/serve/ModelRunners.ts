@@ -34,12 +34,16 @@ export interface ModelRunner {
   readonly name: string
   /** Embeds texts on an embedding model, with each text's token count. */
   readonly embed: (target: RunTarget, texts: ReadonlyArray<string>) => Effect.Effect<EmbeddedTexts, OpenAiError>
-  /** A generation on a text generation model, as pieces then the result; `endpoint` names the route in refusals. */
+  /**
+   * A generation on a text generation model, as pieces (when `stream`; a whole reply needs only the
+   * result) then the result; `endpoint` names the route in refusals.
+   */
   readonly generate: (
     target: RunTarget,
     input: ServedInput,
     config: GenerateConfig,
-    endpoint: string
+    endpoint: string,
+    stream: boolean
   ) => Stream.Stream<GenerationEvent, OpenAiError>
 }
 
@@ -188,10 +192,10 @@ const workerRunner = (settings: RunnerSettings) =>
             try: () => workers.serveEmbed(served(target, "encoder"), texts),
             catch: failure(target, "encoder", "/v1/embeddings")
           })),
-      generate: (target, input, config, endpoint) =>
+      generate: (target, input, config, endpoint, stream) =>
         Stream.unwrap(Effect.map(pool, (workers) =>
           Stream.fromAsyncIterable(
-            workers.serveEvents(served(target, "decoder"), input, config),
+            workers.serveEvents(served(target, "decoder"), input, config, stream),
             failure(target, "decoder", endpoint)
           )))
     } satisfies ModelRunner

@@ -282,12 +282,17 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     })
 
     /** The generation a completion or chat request runs, as a stream of events. */
-    const generation = (asked: GenerationRequest, leased: { manifest: ModelManifest; adapter: Adapter | undefined }) =>
+    const generation = (
+      asked: GenerationRequest,
+      leased: { manifest: ModelManifest; adapter: Adapter | undefined },
+      stream: boolean
+    ) =>
       runner.generate(
         leased,
         inputOf(asked),
         generateConfigOf(asked),
-        asked.kind === "chat" ? "/v1/chat/completions" : "/v1/completions"
+        asked.kind === "chat" ? "/v1/chat/completions" : "/v1/completions",
+        stream
       )
 
     const resultOf = (events: Stream.Stream<GenerationEvent, OpenAiError>) =>
@@ -309,7 +314,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
             Effect.flatMap(
               lease(target, scope),
               (leased) =>
-                Effect.map(resultOf(generation(asked, leased)), (value) => ({
+                Effect.map(resultOf(generation(asked, leased, false)), (value) => ({
                   value,
                   adapter: adapterKeyOf(leased.adapter)
                 }))
@@ -333,7 +338,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       const events = Stream.concat(
         Stream.fromIterable(frames.first),
         Stream.map(
-          generation(asked, leased),
+          generation(asked, leased, true),
           (event) => event._tag === "Piece" ? frames.piece(event.text) : frames.last(event.result)
         )
       ).pipe(
