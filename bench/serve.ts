@@ -246,13 +246,19 @@ export const run = async () => {
       }
     }
 
-    const workers = defaultInferenceWorkers()
-    const threads = Math.max(1, Math.floor(availableParallelism() / workers))
-    const equal = pools[workers]!
+    // The node reads EDGE_NET_INFERENCE_WORKERS from this process's environment (0: models on its own thread).
+    const configured = process.env.EDGE_NET_INFERENCE_WORKERS
+    const workers = configured === undefined ? defaultInferenceWorkers() : Number(configured)
+    const threads = Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers)))
+    const equalWorkers = Math.max(1, Math.min(2, workers))
+    const equal = pools[equalWorkers]!
+    const equalName = `${equalWorkers} workers`
     console.log(
-      `node: ${workers} inference worker thread(s) x ${threads} operator thread(s) on ${availableParallelism()} cores; ` +
+      `node: ${
+        workers === 0 ? "models on its own thread" : `${workers} inference worker thread(s) x ${threads} operator thread(s)`
+      } on ${availableParallelism()} cores; ` +
         `in-process: the library on one thread, one call at a time, onnxruntime's default threads (one per core); ` +
-        `${workers} worker(s) in-process: ModelWorkerPool of ${workers} x 1 thread, 8 callers, no HTTP`
+        `${equalWorkers} workers: ModelWorkerPool of ${equalWorkers} x 1 thread, 8 callers in-process, no HTTP`
     )
     report(
       "embeddings, POST /v1/embeddings, 8 clients",
@@ -267,7 +273,7 @@ export const run = async () => {
       "texts/s",
       embeddings.ours,
       equal.embeddings,
-      `${workers} workers`
+      equalName
     )
     report(
       "embeddings, 32 texts a request, 8 clients",
@@ -284,7 +290,7 @@ export const run = async () => {
       "in-process",
       ">= 0.8"
     )
-    report("tokens, POST /v1/completions, 8 clients", "tok/s", completions.ours, equal.tokens, `${workers} workers`)
+    report("tokens, POST /v1/completions, 8 clients", "tok/s", completions.ours, equal.tokens, equalName)
     report("first token, streamed completion (SSE)", "ms", firstToken.ours, firstToken.baseline, "in-process")
     report(
       "embeddings, worker pool of 1, 8 callers",
