@@ -14,15 +14,24 @@
  *   default of one per core, and two workers of one thread each fill the machine's two cores.
  *
  * The node is a real process (`edge-net node start`, from the sources as tests run it:
- * test/support/NodeProcess.ts) on loopback, with the default inference settings (one request runs at a
- * time, the others queue); the models are published to its registry, and the clients are plain `fetch`
- * calls from this process. Each figure is the best of three rounds, the baseline's rounds interleaved
- * with ours.
+ * test/support/NodeProcess.ts) on loopback, with the default inference settings: models run on model
+ * worker threads (one per core, at most 2, of one operator thread each on 2 cores), one request per
+ * worker at a time, the others queue; the models are published to its registry, and the clients are
+ * plain `fetch` calls from this process (on the same cores). Each figure is the best of three rounds,
+ * the baseline's rounds interleaved with ours.
+ *
+ * The in-process baseline is the library called on this thread, one call at a time, with onnxruntime's
+ * default operator threads (one per core): what a program gets by calling the SDK directly. The node
+ * spreads requests over its workers instead, so each HTTP figure is also given against an equally
+ * resourced baseline: the library's ModelWorkerPool with the node's workers and threads, called from
+ * 8 concurrent callers in this process (no HTTP), measured in the same run.
  */
 import { Effect, Layer } from "effect"
+import { availableParallelism } from "node:os"
 import * as path from "node:path"
 import { BlobStore } from "../src/content/BlobStore.js"
 import { pushToRegistry } from "../src/content/Publish.js"
+import { defaultInferenceWorkers } from "../src/layers/NodeConfig.js"
 import { ModelLoader, ModelWorkerPool } from "../src/sdk/Promise.js"
 import { startNode } from "../test/support/NodeProcess.js"
 import { cacheReferenceModel } from "../test/support/SdkModels.js"
@@ -237,6 +246,20 @@ export const run = async () => {
       }
     }
 
+    // The node reads EDGE_NET_INFERENCE_WORKERS from this process's environment (0: models on its own thread).
+    const configured = process.env.EDGE_NET_INFERENCE_WORKERS
+    const workers = configured === undefined ? defaultInferenceWorkers() : Number(configured)
+    const threads = Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers)))
+    const equalWorkers = Math.max(1, Math.min(2, workers))
+    const equal = pools[equalWorkers]!
+    const equalName = `${equalWorkers} workers`
+    console.log(
+      `node: ${
+        workers === 0 ? "models on its own thread" : `${workers} inference worker thread(s) x ${threads} operator thread(s)`
+      } on ${availableParallelism()} cores; ` +
+        `in-process: the library on one thread, one call at a time, onnxruntime's default threads (one per core); ` +
+        `${equalWorkers} workers: ModelWorkerPool of ${equalWorkers} x 1 thread, 8 callers in-process, no HTTP`
+    )
     report(
       "embeddings, POST /v1/embeddings, 8 clients",
       "texts/s",
@@ -246,13 +269,28 @@ export const run = async () => {
       ">= 0.8"
     )
     report(
+      "embeddings, POST /v1/embeddings, 8 clients",
+      "texts/s",
+      embeddings.ours,
+      equal.embeddings,
+      equalName
+    )
+    report(
       "embeddings, 32 texts a request, 8 clients",
       "texts/s",
       batchedEmbeddings.ours,
       batchedEmbeddings.baseline,
       "in-process"
     )
-    report("tokens, POST /v1/completions, 8 clients", "tok/s", completions.ours, completions.baseline, "in-process")
+    report(
+      "tokens, POST /v1/completions, 8 clients",
+      "tok/s",
+      completions.ours,
+      completions.baseline,
+      "in-process",
+      ">= 0.8"
+    )
+    report("tokens, POST /v1/completions, 8 clients", "tok/s", completions.ours, equal.tokens, equalName)
     report("first token, streamed completion (SSE)", "ms", firstToken.ours, firstToken.baseline, "in-process")
     report(
       "embeddings, worker pool of 1, 8 callers",

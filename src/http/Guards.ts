@@ -41,13 +41,28 @@ export const openAiRefusal = (status: number, message: string, headers: Record<s
     { status, headers }
   )
 
-const pathOf = (url: string) => {
+export const pathOf = (url: string) => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
 }
 
+/**
+ * What the early checks read of a request: the platform's request, or Node's own (the routes answered
+ * before the router, FastEmbeddings.ts), whose repeated headers come as arrays.
+ */
+export interface GuardedRequest {
+  readonly method: string
+  readonly url: string
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+}
+
+const header = (request: GuardedRequest, name: string) => {
+  const value = request.headers[name]
+  return typeof value === "string" || value === undefined ? value : value[0]
+}
+
 /** Blob uploads are bounded by the artifact's declared size in their own route, not by the body cap. */
-const isBlobUpload = (request: HttpServerRequest.HttpServerRequest) =>
+const isBlobUpload = (request: GuardedRequest) =>
   request.method === "PUT" && pathOf(request.url).startsWith("/v1/blobs/")
 
 const mediaType = (contentType: string | undefined) => (contentType ?? "").split(";")[0]!.trim().toLowerCase()
@@ -64,31 +79,31 @@ const internalError = (request: HttpServerRequest.HttpServerRequest, cause: unkn
 }
 
 /** Why a request is refused before any route runs, or undefined. */
-const refuseEarly = (
-  request: HttpServerRequest.HttpServerRequest,
+export const refuseEarly = (
+  request: GuardedRequest,
   options: GuardOptions,
   refusal: typeof openAiRefusal
 ) => {
-  const host = request.headers["host"]
+  const host = header(request, "host")
   if (host === undefined || host.trim() === "") return refusal(400, "missing Host header")
   if (!options.policy.allowsHost(host)) {
     return refusal(421, `this node does not answer to Host ${JSON.stringify(host.slice(0, 256))}`)
   }
   if (stateChanging.has(request.method)) {
-    const site = request.headers["sec-fetch-site"]
+    const site = header(request, "sec-fetch-site")
     if (site === "cross-site" || site === "same-site") {
       return refusal(403, `a ${site} request cannot change state on this node`)
     }
-    const origin = request.headers["origin"]
+    const origin = header(request, "origin")
     if (origin !== undefined && !options.policy.isOwnOrigin(origin, host)) {
       return refusal(403, "a request from another origin cannot change state on this node")
     }
   }
   const isRpc = pathOf(request.url) === options.rpcPath
-  if (isRpc && request.method === "POST" && mediaType(request.headers["content-type"]) !== RPC_CONTENT_TYPE) {
+  if (isRpc && request.method === "POST" && mediaType(header(request, "content-type")) !== RPC_CONTENT_TYPE) {
     return refusal(415, `/rpc takes ${RPC_CONTENT_TYPE} (@effect/rpc's NDJSON serialization)`)
   }
-  const length = request.headers["content-length"]
+  const length = header(request, "content-length")
   if (!isBlobUpload(request) && length !== undefined && Number(length) > options.maxBodyBytes) {
     // Node reads and drops the rest of the body, so the client sees this reply, not a reset.
     return refusal(413, `request body over ${options.maxBodyBytes} bytes`)
@@ -171,20 +186,22 @@ export const guard = (options: GuardOptions) =>
     })
   })
 
-/**
- * The guards as global middleware of the node's router: the Host policy from the node's settings
- * and the port the server actually bound.
- */
+/** The guards' settings: the Host policy from the node's settings and the port the server actually bound. */
+export const guardOptions = Effect.gen(function*() {
+  const config = yield* NodeConfig
+  const server = yield* HttpServer.HttpServer
+  const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
+  return {
+    policy: hostPolicy({ host: config.host, port, allowedHosts: config.allowedHosts, publicUrl: config.publicUrl }),
+    maxBodyBytes: httpLimitsOf(config).maxBodyBytes,
+    rpcPath: "/rpc"
+  } satisfies GuardOptions
+})
+
+/** The guards as global middleware of the node's router. */
 export const GuardsLayer = HttpLayerRouter.middleware(
   Effect.gen(function*() {
-    const config = yield* NodeConfig
-    const server = yield* HttpServer.HttpServer
-    const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
-    return guard({
-      policy: hostPolicy({ host: config.host, port, allowedHosts: config.allowedHosts, publicUrl: config.publicUrl }),
-      maxBodyBytes: httpLimitsOf(config).maxBodyBytes,
-      rpcPath: "/rpc"
-    })
+    return guard(yield* guardOptions)
   }),
   { global: true }
 )

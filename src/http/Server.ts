@@ -6,7 +6,8 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { Server } from "node:http"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
@@ -28,6 +29,7 @@ import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
+import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
 import { GuardsLayer } from "./Guards.js"
 import { MetricsRoute } from "./Metrics.js"
 import { OpenAiHandlers } from "./OpenAiRoutes.js"
@@ -64,10 +66,14 @@ const LedgerHandlers = HttpApiBuilder.group(
     handlers.handle("balance", ({ path }) => Effect.flatMap(Ledger, (ledger) => ledger.balance(path.account)))
 )
 
+// Inference is served from the node's registry and blobs; its runtime loads on the first request. One
+// instance (a layer is built once however many layers it is provided to): the router's handlers and
+// the fast path share its queue and batches.
+const InferenceServingLive = InferenceServing.Default
+
 const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/openapi.json" }).pipe(
   Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers, OpenAiHandlers]),
-  // Inference is served from the node's registry and blobs; its runtime loads on the first request.
-  Layer.provide(InferenceServing.Default)
+  Layer.provide(InferenceServingLive)
 )
 
 const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
@@ -88,16 +94,25 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", p
 const RpcSocketRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc/ws", protocol: "websocket" })
   .pipe(Layer.provide(RpcSerialization.layerMsgPack))
 
+/** The Node.js server under the platform's HttpServer, for the routes answered before the router. */
+class NodeServer extends Context.Tag("edge-net/NodeServer")<NodeServer, Server>() {}
+
+/** The Node.js server with the configured bounds, not yet listening. */
+const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effect(
+  NodeServer,
+  Effect.map(NodeConfig, (config) => boundedServer(httpLimitsOf(config))())
+)
+
 /** The Node.js server on the configured host and port, with the configured bounds. */
 export const NodeServerLive = Layer.unwrapEffect(
   Effect.map(
-    NodeConfig,
-    (config) => NodeHttpServer.layer(boundedServer(httpLimitsOf(config)), { host: config.host, port: config.port })
+    Effect.all([NodeConfig, NodeServer]),
+    ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
   )
-)
+).pipe(Layer.provideMerge(NodeServerBounded))
 
-/** Serves everything, behind the guards, on the configured host and port until the layer's scope closes. */
-export const HttpServerLive = HttpLayerRouter.serve(
+/** Everything the router serves, behind the guards. */
+const RouterLive = HttpLayerRouter.serve(
   Layer.mergeAll(
     ApiRoutes,
     DocsRoute,
@@ -113,7 +128,16 @@ export const HttpServerLive = HttpLayerRouter.serve(
     // The router's default bound on a path parameter (100 characters) is shorter than the ids it serves.
     routerConfig: { maxParamLength: ROUTE_PARAMETER_MAX_LENGTH }
   }
-).pipe(
+)
+
+/**
+ * Serves everything on the configured host and port until the layer's scope closes: POST
+ * /v1/embeddings first on Node's request event (FastEmbeddings.ts), on the same InferenceServing as
+ * the router's handlers, then the router, which is serving before the fast path is put in front of it.
+ */
+export const HttpServerLive = Layer.unwrapEffect(Effect.map(NodeServer, fastEmbeddingsLayer)).pipe(
+  Layer.provide(RouterLive),
+  Layer.provide(InferenceServingLive),
   Layer.provide(NodeServerLive)
 )
 

@@ -34,9 +34,10 @@ export interface EnvironmentSettings {
   readonly p2pListen: Option.Option<ReadonlyArray<string>>
   readonly bootstrap: ReadonlyArray<string>
   readonly follow: ReadonlyArray<string>
-  /** `EDGE_NET_INFERENCE_CONCURRENCY`, `EDGE_NET_INFERENCE_QUEUE`, `EDGE_NET_INFERENCE_MODELS`: served inference's bounds;
+  /** `EDGE_NET_INFERENCE_WORKERS`, `EDGE_NET_INFERENCE_CONCURRENCY`, `EDGE_NET_INFERENCE_QUEUE`,
+   * `EDGE_NET_INFERENCE_MODELS`: served inference's threads and bounds (unset: `inferenceSettingsOf`'s defaults);
    * `EDGE_NET_TASK_ENCODER`: the model that embeds requests for the adapter pool's choice. */
-  readonly inference: InferenceSettings
+  readonly inference: Partial<InferenceSettings>
 }
 
 const byteSize = (name: string) =>
@@ -126,12 +127,15 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
   ).pipe(Config.withDefault([])),
   follow: commaList("EDGE_NET_FOLLOW", PEER_ID, "a peer id such as 12D3KooW...").pipe(Config.withDefault([])),
   inference: Config.all({
-    concurrency: count("EDGE_NET_INFERENCE_CONCURRENCY", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.concurrency)),
+    workers: Config.option(count("EDGE_NET_INFERENCE_WORKERS", 0)),
+    concurrency: Config.option(count("EDGE_NET_INFERENCE_CONCURRENCY", 1)),
     queue: count("EDGE_NET_INFERENCE_QUEUE", 0).pipe(Config.withDefault(DEFAULT_INFERENCE.queue)),
     maxModels: count("EDGE_NET_INFERENCE_MODELS", 1).pipe(Config.withDefault(DEFAULT_INFERENCE.maxModels)),
     taskEncoder: Config.option(Config.nonEmptyString("EDGE_NET_TASK_ENCODER"))
-  }).pipe(Config.map(({ taskEncoder, ...bounds }): InferenceSettings => ({
+  }).pipe(Config.map(({ concurrency, taskEncoder, workers, ...bounds }): Partial<InferenceSettings> => ({
     ...bounds,
+    ...(Option.isSome(workers) ? { workers: workers.value } : {}),
+    ...(Option.isSome(concurrency) ? { concurrency: concurrency.value } : {}),
     ...(Option.isSome(taskEncoder) ? { taskEncoder: taskEncoder.value } : {})
   })))
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))

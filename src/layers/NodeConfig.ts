@@ -3,6 +3,7 @@
  * environment, then defaults) and handed to every layer that needs it.
  */
 import { Context, Layer } from "effect"
+import { availableParallelism } from "node:os"
 import * as path from "node:path"
 import type { Synchronous } from "../events/SqliteDatabase.js"
 
@@ -40,11 +41,20 @@ export interface NodeSettings {
 
 /** Bounds on the inference a node serves over HTTP. */
 export interface InferenceSettings {
-  /** Requests run at once (`EDGE_NET_INFERENCE_CONCURRENCY`, default 1: one model run already uses every core). */
+  /**
+   * Model worker threads that run served inference (`EDGE_NET_INFERENCE_WORKERS`, default one per core,
+   * at most 2), started on the first request that needs a model; 0 runs models on the node's own thread,
+   * where a model run holds up every HTTP request meanwhile. Each worker opens its own copy of a model.
+   */
+  readonly workers: number
+  /**
+   * Requests run at once (`EDGE_NET_INFERENCE_CONCURRENCY`, default one per worker, 1 without workers:
+   * one model run already uses every core given to it).
+   */
   readonly concurrency: number
   /** Requests waiting for a turn; one more is refused with 429 (`EDGE_NET_INFERENCE_QUEUE`, default 16). */
   readonly queue: number
-  /** Models kept open in memory at once (`EDGE_NET_INFERENCE_MODELS`, default 2). */
+  /** Models kept open in memory at once, in each worker (`EDGE_NET_INFERENCE_MODELS`, default 2). */
   readonly maxModels: number
   /**
    * An embedding model of the registry (`id[@version]`, `EDGE_NET_TASK_ENCODER`) that embeds a request
@@ -54,12 +64,20 @@ export interface InferenceSettings {
   readonly taskEncoder?: string | undefined
 }
 
-export const DEFAULT_INFERENCE: InferenceSettings = { concurrency: 1, queue: 16, maxModels: 2 }
+/** Workers when not configured: one per core, at most 2 (each holds its own copy of every model it runs). */
+export const defaultInferenceWorkers = () => Math.min(2, availableParallelism())
 
-export const inferenceSettingsOf = (settings: Pick<NodeSettings, "inference">): InferenceSettings => ({
-  ...DEFAULT_INFERENCE,
-  ...settings.inference
-})
+export const DEFAULT_INFERENCE = { queue: 16, maxModels: 2 } as const
+
+export const inferenceSettingsOf = (settings: Pick<NodeSettings, "inference">): InferenceSettings => {
+  const workers = settings.inference?.workers ?? defaultInferenceWorkers()
+  return {
+    ...DEFAULT_INFERENCE,
+    ...settings.inference,
+    workers,
+    concurrency: settings.inference?.concurrency ?? Math.max(1, workers)
+  }
+}
 
 export interface P2pSettings {
   /** Multiaddrs to listen on (`EDGE_NET_P2P_LISTEN`); default TCP on the HTTP port + 1 and WebSockets on + 2. */

@@ -21,7 +21,7 @@
  * @module
  */
 import type { Worker } from "node:worker_threads"
-import type { ChatMessage } from "../compute/inference/Inference.js"
+import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
 import { moduleWorker } from "../node/ModuleWorker.js"
 import type { GenerateConfig } from "./InferenceSession.js"
 import type { LoadProgress } from "./ModelLoader.js"
@@ -30,6 +30,9 @@ import {
   type ModelChoice,
   type ModelWorkerData,
   ModelWorkerError,
+  type ServedEmbeddings,
+  type ServedInput,
+  type ServedModel,
   type ToWorker,
   type WorkerAnswers,
   type WorkerModel,
@@ -40,7 +43,14 @@ import {
 import type { ModelLoaderOptions } from "./Promise.js"
 
 export { ModelWorkerError } from "./ModelWorkerProtocol.js"
-export type { ModelChoice, WorkerModel } from "./ModelWorkerProtocol.js"
+export type {
+  ModelChoice,
+  ServedEmbeddings,
+  ServedInput,
+  ServedModel,
+  WorkerModel,
+  WorkerRefusal
+} from "./ModelWorkerProtocol.js"
 
 /** The Promise ModelLoader's options: each worker thread opens its own loader with them. */
 export type ModelWorkerOptions = ModelLoaderOptions
@@ -164,6 +174,38 @@ export class ModelWorker {
   async embedBatch(texts: ReadonlyArray<string>, choice: ModelChoice = {}): Promise<Array<Float32Array>> {
     const vectors = await this.request({ type: "embed", model: choice.model, texts })
     return [...vectors]
+  }
+
+  /**
+   * Embeds texts on a model named by its manifest (see ServedModel: how a node serves its registry's
+   * models), with each text's token count.
+   */
+  serveEmbed(served: ServedModel, texts: ReadonlyArray<string>): Promise<ServedEmbeddings> {
+    return this.request({ type: "serveEmbed", served, texts })
+  }
+
+  /**
+   * A generation on a model named by its manifest, as events: its pieces as the thread decodes them
+   * (none unless `stream`: a whole reply needs only the result), then the whole result (finish reason,
+   * token counts). Leaving the loop early stops it.
+   */
+  async *serveEvents(
+    served: ServedModel,
+    input: ServedInput,
+    config: GenerateConfig = {},
+    stream = true
+  ): AsyncIterable<GenerationEvent> {
+    let result: GenerationEvent | undefined
+    for await (
+      const piece of this.pieces({ type: "serveGenerate", served, input, config, stream }, (value) => {
+        // The thread answers serveGenerate with the result (ModelWorkerThread.serveGenerate).
+        const done = value as WorkerAnswers["serveGenerate"]
+        result = done === null ? undefined : { _tag: "Done", result: done }
+      })
+    ) {
+      yield { _tag: "Piece", text: piece }
+    }
+    if (result !== undefined) yield result
   }
 
   /**
@@ -337,7 +379,7 @@ export class ModelWorker {
         return pending.resolve(message.value)
       case "error":
         thread.pending.delete(message.id)
-        return pending.reject(new ModelWorkerError({ reason: message.message }))
+        return pending.reject(new ModelWorkerError({ reason: message.message, refusal: message.refusal }))
     }
   }
 
@@ -370,7 +412,7 @@ export class ModelWorker {
     }
   }
 
-  private async *pieces(body: WorkerRequestBody): AsyncIterable<string> {
+  private async *pieces(body: WorkerRequestBody, answered?: (value: WorkerValue) => void): AsyncIterable<string> {
     const id = this.nextId++
     const queue: Array<string> = []
     let wake: (() => void) | undefined
@@ -381,7 +423,10 @@ export class ModelWorker {
         wake?.()
       }
     }, id).then(
-      () => (outcome = { error: undefined }),
+      (value) => {
+        answered?.(value)
+        outcome = { error: undefined }
+      },
       (error: ModelWorkerError) => (outcome = { error })
     ).finally(() => wake?.())
     try {

@@ -16,11 +16,15 @@
  * @module
  */
 import { availableParallelism } from "node:os"
-import type { ChatMessage } from "../compute/inference/Inference.js"
+import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
+import type { GenerateConfig } from "./InferenceSession.js"
 import {
   type ModelChoice,
   ModelWorker,
   type ModelWorkerOptions,
+  type ServedEmbeddings,
+  type ServedInput,
+  type ServedModel,
   type WorkerGenerateConfig,
   type WorkerLoadOptions,
   type WorkerModel,
@@ -103,6 +107,21 @@ export class ModelWorkerPool {
     return this.next().embedBatch(texts, choice)
   }
 
+  /** ModelWorker.serveEmbed on the least busy worker (each worker opens the model on its first request). */
+  serveEmbed(served: ServedModel, texts: ReadonlyArray<string>): Promise<ServedEmbeddings> {
+    return this.next().serveEmbed(served, texts)
+  }
+
+  /** ModelWorker.serveEvents on the least busy worker when first read. */
+  serveEvents(
+    served: ServedModel,
+    input: ServedInput,
+    config?: GenerateConfig,
+    stream?: boolean
+  ): AsyncIterable<GenerationEvent> {
+    return this.lazily((worker) => worker.serveEvents(served, input, config, stream))
+  }
+
   /** Every worker's pieces, as ModelWorker.onToken; returns the function that stops listening. */
   onToken(listener: (piece: string) => void): () => void {
     const stops = this.workers.map((worker) => worker.onToken(listener))
@@ -135,7 +154,7 @@ export class ModelWorkerPool {
   }
 
   /** A stream's worker is chosen when it is first read, as a request is when it is made. */
-  private async *lazily(open: (worker: ModelWorker) => AsyncIterable<string>): AsyncIterable<string> {
+  private async *lazily<A>(open: (worker: ModelWorker) => AsyncIterable<A>): AsyncIterable<A> {
     yield* open(this.next())
   }
 }

@@ -3,13 +3,23 @@
  * numbered by the caller, answered once each, with text pieces and load progress sent ahead of the answer.
  */
 import { Data } from "effect"
-import type { ChatMessage } from "../compute/inference/Inference.js"
+import type { ChatMessage, GenerateResult } from "../compute/inference/Inference.js"
+import type { ModelManifest } from "../content/Manifest.js"
 import type { GenerateConfig, SessionOptions } from "./InferenceSession.js"
 import type { LoadProgress } from "./ModelLoader.js"
 import type { ModelLoaderOptions } from "./Promise.js"
 
+/**
+ * Why a request was refused rather than failed: its input (an empty text, a prompt longer than the
+ * model's context), or a model of the other kind (an encoder asked to generate, or the reverse).
+ */
+export type WorkerRefusal = "input" | "kind"
+
 /** Every failure of a model worker, in one line: the thread's own error's message, or why the thread is gone. */
-export class ModelWorkerError extends Data.TaggedError("ModelWorkerError")<{ readonly reason: string }> {
+export class ModelWorkerError extends Data.TaggedError("ModelWorkerError")<{
+  readonly reason: string
+  readonly refusal?: WorkerRefusal | undefined
+}> {
   override get message() {
     return this.reason
   }
@@ -39,6 +49,30 @@ export interface ModelChoice {
   readonly model?: string | undefined
 }
 
+/**
+ * A model named by its manifest, as a node serves it: the thread opens it from its loader's blob store
+ * (the manifest's files) without asking any catalog, with adapter branches of `adapterRank`, and keeps
+ * it open under the loader's memory limit. `adapter` (`id@version`, stored in the loader's cache root)
+ * runs with this request only.
+ */
+export interface ServedModel {
+  readonly manifest: ModelManifest
+  readonly kind: "encoder" | "decoder"
+  readonly adapterRank?: number | undefined
+  readonly adapter?: string | undefined
+}
+
+/** What a served generation reads: a prompt, or chat messages rendered with the model's template. */
+export type ServedInput =
+  | { readonly prompt: string }
+  | { readonly messages: ReadonlyArray<ChatMessage> }
+
+/** Served embeddings: one vector per text, and how many tokens each text was read as. */
+export interface ServedEmbeddings {
+  readonly vectors: ReadonlyArray<Float32Array>
+  readonly tokens: ReadonlyArray<number>
+}
+
 /** A request body; the caller adds its number. */
 export type WorkerRequestBody =
   | { readonly type: "load"; readonly reference: string; readonly options: WorkerSessionOptions }
@@ -65,6 +99,15 @@ export type WorkerRequestBody =
     readonly config: GenerateConfig
   }
   | { readonly type: "embed"; readonly model: string | undefined; readonly texts: ReadonlyArray<string> }
+  | { readonly type: "serveEmbed"; readonly served: ServedModel; readonly texts: ReadonlyArray<string> }
+  /** The answer is the whole result (finish reason, token counts); pieces are sent ahead when `stream`. */
+  | {
+    readonly type: "serveGenerate"
+    readonly served: ServedModel
+    readonly input: ServedInput
+    readonly config: GenerateConfig
+    readonly stream: boolean
+  }
 
 export type WorkerRequest = WorkerRequestBody & { readonly id: number }
 
@@ -87,6 +130,9 @@ export interface WorkerAnswers {
   readonly chat: string
   readonly batch: ReadonlyArray<string>
   readonly embed: ReadonlyArray<Float32Array>
+  readonly serveEmbed: ServedEmbeddings
+  /** Null when the caller went away before the end (the generation was stopped). */
+  readonly serveGenerate: GenerateResult | null
 }
 
 export type WorkerValue = WorkerAnswers[keyof WorkerAnswers]
@@ -99,7 +145,12 @@ export type FromWorker =
   | { readonly type: "piece"; readonly id: number; readonly text: string }
   | { readonly type: "progress"; readonly id: number; readonly progress: LoadProgress }
   | { readonly type: "done"; readonly id: number; readonly value: WorkerValue }
-  | { readonly type: "error"; readonly id: number; readonly message: string }
+  | {
+    readonly type: "error"
+    readonly id: number
+    readonly message: string
+    readonly refusal?: WorkerRefusal | undefined
+  }
 
 /** One line of any thrown value: the in-process facade rejects with the error itself, whose message this is. */
 export const messageOf = (cause: unknown): string =>

@@ -6,16 +6,22 @@
  * would only take turns on them, and the pieces of one generation would interleave with another's.
  * Cancelling and listening are acted on at once, between two pieces of the running generation.
  */
+import { Effect, Stream } from "effect"
 import { parentPort, workerData } from "node:worker_threads"
-import type { ChatMessage } from "../compute/inference/Inference.js"
-import type { GenerateConfig } from "./InferenceSession.js"
+import type { ChatMessage, GenerateResult } from "../compute/inference/Inference.js"
+import { Inference } from "../compute/inference/Inference.js"
+import type { Adapter } from "../compute/lora/AdapterFile.js"
+import { type GenerateConfig, generateOptionsOf } from "./InferenceSession.js"
+import { ModelLoader as LoaderService, type ModelLoaderError } from "./ModelLoader.js"
 import {
   type FromWorker,
   messageOf,
   type ModelWorkerData,
+  type ServedModel,
   type ToWorker,
   transferable,
   type WorkerModel,
+  type WorkerRefusal,
   type WorkerRequest,
   type WorkerValue
 } from "./ModelWorkerProtocol.js"
@@ -96,6 +102,91 @@ const load = async (request: Extract<WorkerRequest, { type: "load" }>): Promise<
   return model
 }
 
+/** A request refused for what it asked (see WorkerRefusal), not failed. */
+class Refused extends Error {
+  constructor(message: string, readonly refusal: WorkerRefusal) {
+    super(message)
+  }
+}
+
+const refusalOf = (error: unknown): WorkerRefusal | undefined =>
+  error instanceof Refused
+    ? error.refusal
+    : typeof error === "object" && error !== null && "_tag" in error && error._tag === "InferenceInputError"
+    ? "input"
+    : undefined
+
+/** Adapters of served requests, by `id@version` (a stored version does not change), the last few used. */
+const adapters = new Map<string, Adapter>()
+const ADAPTERS_KEPT = 8
+
+const servedAdapter = (
+  reference: string | undefined
+): Effect.Effect<Adapter | undefined, ModelLoaderError, LoaderService> =>
+  Effect.suspend(() => {
+    if (reference === undefined) return Effect.succeed(undefined)
+    const known = adapters.get(reference)
+    if (known !== undefined) {
+      adapters.delete(reference)
+      adapters.set(reference, known)
+      return Effect.succeed(known)
+    }
+    return Effect.tap(
+      Effect.flatMap(LoaderService, (models) => models.adapter(reference)),
+      (read) =>
+        Effect.sync(() => {
+          adapters.set(reference, read)
+          if (adapters.size > ADAPTERS_KEPT) adapters.delete(adapters.keys().next().value!)
+        })
+    )
+  })
+
+/**
+ * A served model, open for the request's scope (and kept open by the loader afterwards, under its
+ * limit), with the request's adapter; a model of the other kind is refused.
+ */
+const opened = (served: ServedModel) =>
+  Effect.gen(function*() {
+    const models = yield* LoaderService
+    const model = yield* models.load(served.manifest.id, {
+      version: served.manifest.version,
+      manifest: served.manifest,
+      adapterRank: served.adapterRank
+    })
+    if (model.handle.kind !== served.kind) return yield* Effect.fail(new Refused(model.handle.kind, "kind"))
+    return { handle: model.handle, adapter: yield* servedAdapter(served.adapter) }
+  })
+
+const serveEmbed = (served: ServedModel, texts: ReadonlyArray<string>) =>
+  loader.run(Effect.scoped(Effect.gen(function*() {
+    const inference = yield* Inference
+    const { adapter, handle } = yield* opened(served)
+    // Tokenized once: the run embeds these encodings, and the caller counts their tokens.
+    const encodings = yield* inference.encodeForEmbedding(handle, texts)
+    const vectors = yield* inference.embedEncodings(handle, encodings, adapter === undefined ? {} : { adapter })
+    return { vectors, tokens: encodings.map((encoding) => encoding.ids.length) }
+  })))
+
+const serveGenerate = (request: Extract<WorkerRequest, { type: "serveGenerate" }>) =>
+  loader.run(Effect.scoped(Effect.gen(function*() {
+    const inference = yield* Inference
+    const { adapter, handle } = yield* opened(request.served)
+    const options = generateOptionsOf(request.config, adapter)
+    const events = "prompt" in request.input
+      ? inference.generateEvents(handle, request.input.prompt, options)
+      : inference.chatEvents(handle, request.input.messages, options)
+    let result: GenerateResult | null = null
+    yield* Stream.runForEach(
+      Stream.takeWhile(events, () => !cancelled.has(request.id)),
+      (event) =>
+        Effect.sync(() => {
+          if (event._tag === "Done") result = event.result
+          else if (request.stream) post({ type: "piece", id: request.id, text: event.text })
+        })
+    )
+    return result
+  })))
+
 /** The answer to a request, with the buffers it moves to the caller (embeddings). */
 const handle = async (request: WorkerRequest): Promise<{ value: WorkerValue; transfer?: Array<ArrayBuffer> }> => {
   switch (request.type) {
@@ -124,6 +215,13 @@ const handle = async (request: WorkerRequest): Promise<{ value: WorkerValue; tra
       const { buffers, vectors } = transferable(embedded)
       return { value: vectors, transfer: buffers }
     }
+    case "serveEmbed": {
+      const embedded = await serveEmbed(request.served, request.texts)
+      const { buffers, vectors } = transferable(embedded.vectors)
+      return { value: { vectors, tokens: embedded.tokens }, transfer: buffers }
+    }
+    case "serveGenerate":
+      return { value: await serveGenerate(request) }
   }
 }
 
@@ -134,7 +232,7 @@ const answer = async (request: WorkerRequest) => {
     const { transfer, value } = await handle(request)
     post({ type: "done", id: request.id, value }, transfer)
   } catch (error) {
-    post({ type: "error", id: request.id, message: messageOf(error) })
+    post({ type: "error", id: request.id, message: messageOf(error), refusal: refusalOf(error) })
   } finally {
     accepted.delete(request.id)
     cancelled.delete(request.id)

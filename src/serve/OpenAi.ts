@@ -1,28 +1,29 @@
 /**
  * Inference served by the node, as OpenAI's API answers it: a request names a model of this node's
- * registry (and optionally a stored LoRA adapter), waits its turn in a bounded queue, and runs on the
- * SDK's ModelLoader, which opens models from the node's own BlobStore and keeps a few in memory.
+ * registry (and optionally a stored LoRA adapter), waits its turn in a bounded queue, and runs on a
+ * ModelRunner (ModelRunners.ts): model worker threads by default, which open models from the node's
+ * own BlobStore and keep a few in memory, while this thread goes on answering HTTP.
  *
- * The inference runtime (onnxruntime) is built on the first request, never at start: a node that
- * serves no inference pays nothing for it.
+ * The inference runtime (worker threads, onnxruntime) is built on the first request, never at start:
+ * a node that serves no inference pays nothing for it.
  */
-import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
-import * as path from "node:path"
+import { Effect, Exit, Option, Scope, Stream } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
-import { Inference, type InferenceService } from "../compute/inference/Inference.js"
 import type { Adapter } from "../compute/lora/AdapterFile.js"
 import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { adapterBaseDigestOf } from "../content/Manifest.js"
-import { TrustStore } from "../content/TrustStore.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
-import { type GenerateConfig, generateOptionsOf } from "../sdk/InferenceSession.js"
-import { type LoadedModel, ModelLoader, parseModelReference } from "../sdk/ModelLoader.js"
+import type { GenerateConfig } from "../sdk/InferenceSession.js"
+import { parseModelReference } from "../sdk/ModelLoader.js"
+import type { ServedInput } from "../sdk/ModelWorker.js"
 import { registryCatalog } from "../sdk/RegistryCatalog.js"
 import { makeEmbeddingBatches } from "./EmbeddingBatches.js"
+import { makeManifestCache } from "./ManifestCache.js"
+import { makeModelRunner, serverError } from "./ModelRunners.js"
 import { embeddingReply, sse, SSE_DONE, streamFrames, wholeReply } from "./OpenAiReplies.js"
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
 import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
@@ -52,9 +53,6 @@ export interface Served<A> {
 
 const adapterKeyOf = (adapter: Adapter | undefined) =>
   adapter === undefined ? undefined : `${adapter.metadata.id}@${adapter.metadata.version}`
-
-const serverError = (message: string, status = 500) =>
-  new OpenAiError({ status, message, type: "server_error", param: null, code: null })
 
 /**
  * `model` is `id[@version]`, or `id[@version]:adapter[@version]` for clients that can only name a
@@ -99,19 +97,6 @@ const chatMessagesOf = (request: ChatCompletionRequest): ReadonlyArray<ChatMessa
     content: textOf(message.content)
   }))
 
-/** The loader and inference service, built on the first request that needs them. */
-interface Runtime {
-  readonly loader: ModelLoader["Type"]
-  readonly inference: InferenceService
-}
-
-/** A model open for one request, with the adapter it runs with. */
-interface Lease {
-  readonly inference: InferenceService
-  readonly loaded: LoadedModel
-  readonly adapter: Adapter | undefined
-}
-
 /** A completion or a chat completion, told apart by the endpoint it came to. */
 export type GenerationRequest =
   | { readonly kind: "completion"; readonly request: CompletionRequest }
@@ -126,6 +111,20 @@ const taskOf = (asked: GenerationRequest) => {
   return ([...messages].reverse().find((message) => message.role === "user") ?? messages[messages.length - 1])?.content
 }
 
+/** A run target's lane of batched embeddings: one model version and adapter. */
+const laneOf = (target: Target) =>
+  `${target.manifest.id}@${target.manifest.version}#${adapterKeyOf(target.adapter) ?? ""}`
+
+const inputOf = (asked: GenerationRequest): ServedInput =>
+  asked.kind === "chat"
+    ? { messages: chatMessagesOf(asked.request) }
+    : { prompt: typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0] }
+
+const generateConfigOf = (asked: GenerationRequest) =>
+  asked.kind === "chat"
+    ? configOf(asked.request, asked.request.max_completion_tokens ?? asked.request.max_tokens, CHAT_DEFAULT_TOKENS)
+    : configOf(asked.request, asked.request.max_tokens, COMPLETION_DEFAULT_TOKENS)
+
 export class InferenceServing extends Effect.Service<InferenceServing>()("edge-net/InferenceServing", {
   scoped: Effect.gen(function*() {
     const registry = yield* Registry
@@ -134,30 +133,16 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     const config = yield* NodeConfig
     const settings = inferenceSettingsOf(config)
     const catalog = registryCatalog(registry)
-    const serviceScope = yield* Effect.scope
-
-    // Built by the first request that needs a model, and kept for the node's life (its models too).
-    const runtime = yield* Effect.cached(
-      Layer.buildWithScope(
-        ModelLoader.layer({ catalog, maxModels: settings.maxModels }).pipe(
-          Layer.provideMerge(
-            Layer.mergeAll(
-              Inference.node,
-              Layer.succeed(BlobStore, store),
-              // Only pulls consult the trust store, and the node's loader never pulls.
-              TrustStore.Default(path.join(config.dataDir, "keys"))
-            )
-          )
-        ),
-        serviceScope
-      ).pipe(
-        Effect.map((context) => ({
-          loader: Context.get(context, ModelLoader),
-          inference: Context.get(context, Inference)
-        })),
-        Effect.mapError((error) => serverError(`inference is not available on this node: ${error.message}`, 503))
-      )
-    )
+    // Read once per id and version, forgotten when the journal shows that id published or yanked.
+    const manifests = yield* makeManifestCache(catalog)
+    // Worker threads (or this thread's runtime), started by the first request that needs a model.
+    const runner = yield* makeModelRunner({
+      catalog,
+      store,
+      dataDir: config.dataDir,
+      maxModels: settings.maxModels,
+      workers: settings.workers
+    })
 
     const permits = yield* Effect.makeSemaphore(settings.concurrency)
     // Requests running or waiting for a permit: the queue is full when all permits are out and `queue` wait.
@@ -188,13 +173,14 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         Effect.zipRight(restore(permits.take(1)), Scope.addFinalizer(scope, permits.release(1)))
       )
 
+    const manifestOf = (id: string, version: string | undefined) =>
+      manifests.manifest(id, version).pipe(Effect.mapError((error) => serverError(error.message)))
+
     const resolve = (model: string, adapterField: string | null | undefined, task: string | undefined) =>
       Effect.gen(function*() {
         const parsed = yield* parseModelField(model, adapterField)
         const { id, version } = parsed.model
-        const found = yield* catalog.manifest(id, version).pipe(
-          Effect.mapError((error) => serverError(error.message))
-        )
+        const found = yield* manifestOf(id, version)
         if (Option.isNone(found)) {
           return yield* notFound(
             `model ${model} is not published to this node (GET /v1/models lists what is)`,
@@ -229,21 +215,21 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
      * pool's log. Nothing is chosen (the base model runs) when no task encoder is set, no resident
      * adapter has a task embedding, or none fits this model.
      */
-    const chooseAdapter = (manifest: ModelManifest, task: string, runtime: Runtime, scope: Scope.Scope) =>
+    const chooseAdapter = (manifest: ModelManifest, task: string) =>
       Effect.gen(function*() {
         const encoder = settings.taskEncoder
         if (encoder === undefined || task.trim() === "") return undefined
         const view = yield* pool.state()
         if (!view.residents.some((resident) => resident.dimensions !== null)) return undefined
         const encoderRef = parseModelReference(encoder)
-        const encoderModel = yield* runtime.loader.load(encoderRef.id, { version: encoderRef.version }).pipe(
-          Scope.extend(scope),
-          Effect.mapError((error) => serverError(`the task encoder ${encoder} cannot be opened: ${error.message}`))
-        )
-        const [embedding] = yield* runtime.inference.embedBatch(encoderModel.handle, [task]).pipe(
+        const encoderManifest = yield* manifestOf(encoderRef.id, encoderRef.version)
+        if (Option.isNone(encoderManifest)) {
+          return yield* serverError(`the task encoder ${encoder} is not published to this node`)
+        }
+        const embedded = yield* runner.embed({ manifest: encoderManifest.value, adapter: undefined }, [task]).pipe(
           Effect.mapError((error) => serverError(`the task encoder ${encoder} failed: ${error.message}`))
         )
-        const matches = yield* pool.nearest(Array.from(embedding ?? [])).pipe(
+        const matches = yield* pool.nearest(Array.from(embedded.vectors[0] ?? [])).pipe(
           Effect.catchAll((refused) =>
             Effect.as(Effect.logWarning(`adapter pool: no choice by task: ${refused.message}`), [])
           )
@@ -260,78 +246,24 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       }).pipe(Effect.withSpan("InferenceServing.chooseAdapter"))
 
     /**
-     * Admits a request, waits its turn, and opens its model, all held by `scope`: the permit and the
-     * model go back when it closes (a stream closes it when its last event is written). Embeddings
-     * take a permit per batched run instead (see `batches`), so the requests of one run share it.
+     * Admits a generation and waits its turn, both held by `scope` (a stream closes it when its last
+     * event is written), then settles its adapter: named, or chosen by the pool.
      */
-    const lease = (target: Target, scope: Scope.Scope, permit: "whole request" | "per run" = "whole request") =>
+    const lease = (target: Target, scope: Scope.Scope) =>
       Effect.gen(function*() {
         yield* admit(scope)
-        if (permit === "whole request") yield* takePermit(scope)
-        const opened = yield* runtime
-        const { inference, loader } = opened
+        yield* takePermit(scope)
         const adapter = target.adapter ??
-          (target.task === undefined ? undefined : yield* chooseAdapter(target.manifest, target.task, opened, scope))
-        // The manifest resolved for this request: the loader asks the registry nothing more.
-        const loaded: LoadedModel = yield* loader.load(target.manifest.id, {
-          version: target.manifest.version,
-          manifest: target.manifest,
-          adapterRank: adapter?.weights.rank
-        }).pipe(Scope.extend(scope), Effect.mapError((error) => serverError(error.message)))
-        return { inference, loaded, adapter } satisfies Lease
+          (target.task === undefined ? undefined : yield* chooseAdapter(target.manifest, target.task))
+        return { manifest: target.manifest, adapter }
       })
-
-    const inferenceFailure = (error: { readonly _tag: string; readonly message: string }) =>
-      error._tag === "InferenceInputError" ? invalidRequest(error.message) : serverError(error.message)
-
-    /** Runs `use` on a leased model, the lease returned when it ends. */
-    const withLease = <A>(
-      target: Target,
-      use: (lease: Lease) => Effect.Effect<A, OpenAiError>
-    ): Effect.Effect<Served<A>, OpenAiError> =>
-      Effect.scoped(
-        Effect.flatMap(Effect.scope, (scope) =>
-          Effect.flatMap(lease(target, scope), (leased) =>
-            Effect.map(use(leased), (value) => ({ value, adapter: adapterKeyOf(leased.adapter) }))))
-      )
-
-    /** A stream on a leased model: the request is admitted (or refused) before the first byte is sent. */
-    const streamWithLease = (
-      target: Target,
-      events: (lease: Lease) => Stream.Stream<string>
-    ) =>
-      Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        const leased = yield* lease(target, scope).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
-        return {
-          value: events(leased).pipe(Stream.ensuring(Scope.close(scope, Exit.void))),
-          adapter: adapterKeyOf(leased.adapter)
-        } satisfies Served<Stream.Stream<string>>
-      })
-
-    const requireKind = (loaded: LoadedModel, kind: "encoder" | "decoder", endpoint: string) =>
-      loaded.handle.kind === kind
-        ? Effect.void
-        : Effect.fail(
-          invalidRequest(
-            `${loaded.id}@${loaded.version} is ${
-              loaded.handle.kind === "encoder" ? "an embedding model" : "a text generation model"
-            }: ${endpoint} needs ${kind === "encoder" ? "an embedding model" : "a text generation model"}`,
-            "model",
-            "model_not_supported"
-          )
-        )
 
     /** Concurrent embedding requests for one model and adapter share a run, which holds one permit. */
     const batches = yield* makeEmbeddingBatches({
       maxTexts: EMBEDDING_RUN_TEXTS,
-      run: (handle, adapter, encodings) =>
-        permits.withPermits(1)(
-          Effect.flatMap(runtime, ({ inference }) =>
-            inference.embedEncodings(handle, encodings, adapter === undefined ? {} : { adapter }).pipe(
-              Effect.mapError(inferenceFailure)
-            ))
-        )
+      runsAtOnce: settings.concurrency,
+      turn: permits.withPermits(1),
+      run: runner.embed
     })
 
     const embeddings = Effect.fn("InferenceServing.embeddings")(function*(request: EmbeddingRequest) {
@@ -339,47 +271,29 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       // Embeddings run the adapter they name, or none: a pool's adapters are chosen for generation tasks.
       const target = yield* resolve(request.model, request.adapter, undefined)
       return yield* Effect.scoped(Effect.gen(function*() {
-        const { adapter, inference, loaded } = yield* lease(target, yield* Effect.scope, "per run")
-        yield* requireKind(loaded, "encoder", "/v1/embeddings")
-        // Tokenized once: the run embeds these encodings, and usage counts their tokens.
-        const encodings = yield* inference.encodeForEmbedding(loaded.handle, texts).pipe(
-          Effect.mapError(inferenceFailure)
-        )
-        const vectors = yield* batches.submit(loaded.handle, adapter, encodings)
-        const tokens = encodings.reduce((sum, encoding) => sum + encoding.ids.length, 0)
+        yield* admit(yield* Effect.scope)
+        const embedded = yield* batches.submit(laneOf(target), target, texts)
+        const tokens = embedded.tokens.reduce((sum, count) => sum + count, 0)
         return {
-          value: embeddingReply(request.model, vectors, request.encoding_format ?? "float", tokens),
-          adapter: adapterKeyOf(adapter)
+          value: embeddingReply(request.model, embedded.vectors, request.encoding_format ?? "float", tokens),
+          adapter: adapterKeyOf(target.adapter)
         } satisfies Served<ReturnType<typeof embeddingReply>>
       }))
     })
 
     /** The generation a completion or chat request runs, as a stream of events. */
-    const generation = (asked: GenerationRequest) =>
-    (
-      { adapter, inference, loaded }: Lease
-    ): Stream.Stream<GenerationEvent, OpenAiError> => {
-      const generate: Stream.Stream<GenerationEvent, OpenAiError> = asked.kind === "chat"
-        ? inference.chatEvents(
-          loaded.handle,
-          chatMessagesOf(asked.request),
-          generateOptionsOf(
-            configOf(
-              asked.request,
-              asked.request.max_completion_tokens ?? asked.request.max_tokens,
-              CHAT_DEFAULT_TOKENS
-            ),
-            adapter
-          )
-        ).pipe(Stream.mapError(inferenceFailure))
-        : inference.generateEvents(
-          loaded.handle,
-          typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0],
-          generateOptionsOf(configOf(asked.request, asked.request.max_tokens, COMPLETION_DEFAULT_TOKENS), adapter)
-        ).pipe(Stream.mapError(inferenceFailure))
-      const endpoint = asked.kind === "chat" ? "/v1/chat/completions" : "/v1/completions"
-      return Stream.unwrap(Effect.as(requireKind(loaded, "decoder", endpoint), generate))
-    }
+    const generation = (
+      asked: GenerationRequest,
+      leased: { manifest: ModelManifest; adapter: Adapter | undefined },
+      stream: boolean
+    ) =>
+      runner.generate(
+        leased,
+        inputOf(asked),
+        generateConfigOf(asked),
+        asked.kind === "chat" ? "/v1/chat/completions" : "/v1/completions",
+        stream
+      )
 
     const resultOf = (events: Stream.Stream<GenerationEvent, OpenAiError>) =>
       Effect.flatMap(
@@ -393,29 +307,46 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     const complete = Effect.fn("InferenceServing.complete")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
       const target = yield* resolve(request.model, request.adapter, taskOf(asked))
-      const served = yield* withLease(target, (leased) => resultOf(generation(asked)(leased)))
+      const served = yield* Effect.scoped(
+        Effect.flatMap(
+          Effect.scope,
+          (scope) =>
+            Effect.flatMap(
+              lease(target, scope),
+              (leased) =>
+                Effect.map(resultOf(generation(asked, leased, false)), (value) => ({
+                  value,
+                  adapter: adapterKeyOf(leased.adapter)
+                }))
+            )
+        )
+      )
       return { value: wholeReply(kind, request.model, served.value), adapter: served.adapter }
     })
 
     /**
      * The reply as OpenAI streams it: server-sent events of chunks, the last one with the finish
-     * reason, then `data: [DONE]`. A failure after the first byte is sent as an `error` event.
+     * reason, then `data: [DONE]`. The request is admitted (or refused) before the first byte is sent;
+     * a failure after it is sent as an `error` event.
      */
     const completeStream = Effect.fn("InferenceServing.completeStream")(function*(asked: GenerationRequest) {
       const { kind, request } = asked
       const target = yield* resolve(request.model, request.adapter, taskOf(asked))
       const frames = streamFrames(kind, request.model)
-      return yield* streamWithLease(target, (leased) =>
-        Stream.concat(
-          Stream.fromIterable(frames.first),
-          Stream.map(generation(asked)(leased), (event) =>
-            event._tag === "Piece" ? frames.piece(event.text) : frames.last(event.result))
-        ).pipe(
-          Stream.catchAll((error) =>
-            Stream.make(sse(error.body))
-          ),
-          Stream.concat(Stream.make(SSE_DONE))
-        ))
+      const scope = yield* Scope.make()
+      const leased = yield* lease(target, scope).pipe(Effect.tapError(() => Scope.close(scope, Exit.void)))
+      const events = Stream.concat(
+        Stream.fromIterable(frames.first),
+        Stream.map(
+          generation(asked, leased, true),
+          (event) => event._tag === "Piece" ? frames.piece(event.text) : frames.last(event.result)
+        )
+      ).pipe(
+        Stream.catchAll((error) => Stream.make(sse(error.body))),
+        Stream.concat(Stream.make(SSE_DONE)),
+        Stream.ensuring(Scope.close(scope, Exit.void))
+      )
+      return { value: events, adapter: adapterKeyOf(leased.adapter) } satisfies Served<Stream.Stream<string>>
     })
 
     return { resolve, embeddings, complete, completeStream } as const

@@ -333,6 +333,49 @@ describe("OpenAI-compatible inference on a node", () => {
     expect(after.choices).toHaveLength(1)
   })
 
+  it("refuses embeddings with 429 while generations hold the queue, and serves them once it drains", async () => {
+    const embed = () =>
+      fetch(`${node.url}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tiny-encoder", input: "a whale" })
+      })
+    // One streamed generation runs (its first chunk read), a second waits for the permit: the queue is full.
+    const running = new AbortController()
+    const first = await client.completions.create(
+      { model: "tiny-lm", prompt: "Once upon a time", max_tokens: 2_000, stream: true },
+      { signal: running.signal }
+    )
+    const chunks = first[Symbol.asyncIterator]()
+    await chunks.next()
+    const waiting = client.completions.create({ model: "tiny-lm", prompt: "Hello", max_tokens: 2 })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const refused = await embed()
+    expect(refused.status).toBe(429)
+    expect(await refused.json()).toMatchObject({ error: { type: "rate_limit_error", code: "queue_full" } })
+    running.abort()
+    await chunks.return?.().catch(() => undefined)
+    expect((await waiting).choices).toHaveLength(1)
+    expect((await embed()).status).toBe(200)
+  })
+
+  it("guards /v1/embeddings as every route: Host and Origin checked, in OpenAI's shape", async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${node.url}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ model: "tiny-encoder", input: "a whale" })
+      })
+    const crossOrigin = await post({ origin: "http://evil.example" })
+    expect(crossOrigin.status).toBe(403)
+    expect(await crossOrigin.json()).toMatchObject({ error: { type: "invalid_request_error" } })
+    const crossSite = await post({ "sec-fetch-site": "cross-site" })
+    expect(crossSite.status).toBe(403)
+    const notJson = await fetch(`${node.url}/v1/embeddings`, { method: "POST", body: "{" })
+    expect(notJson.status).toBe(400)
+    expect(await notJson.json()).toMatchObject({ error: { code: "invalid_json" } })
+  })
+
   it("lets the adapter pool choose the resident adapter nearest the request's task, made for its model", async () => {
     const [task, plain, adapted] = await withLibrary(
       Effect.gen(function*() {
