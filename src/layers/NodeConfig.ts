@@ -42,8 +42,8 @@ export interface NodeSettings {
 /** Bounds on the inference a node serves over HTTP. */
 export interface InferenceSettings {
   /**
-   * Model worker threads that run served inference (`EDGE_NET_INFERENCE_WORKERS`, default one per core,
-   * at most 2), started on the first request that needs a model; 0 runs models on the node's own thread,
+   * Model worker threads that run served inference (`EDGE_NET_INFERENCE_WORKERS`, default 2 on more
+   * than 2 cores, else 0), started on the first request that needs a model; 0 runs models on the node's own thread,
    * where a model run holds up every HTTP request meanwhile. Each worker opens its own copy of a model.
    */
   readonly workers: number
@@ -64,8 +64,13 @@ export interface InferenceSettings {
   readonly taskEncoder?: string | undefined
 }
 
-/** Workers when not configured: one per core, at most 2 (each holds its own copy of every model it runs). */
-export const defaultInferenceWorkers = () => Math.min(2, availableParallelism())
+/**
+ * Workers when not configured: 2 on a machine with more than 2 cores (each holds its own copy of every
+ * model it runs), none on 2 cores or fewer. Measured on 2 shared cores (docs/serving.md), the node's
+ * thread and two workers contend for the cores and serve less (one-text embeddings 0.35x of the
+ * library in process, against 0.48x with models on the node's thread).
+ */
+export const defaultInferenceWorkers = () => (availableParallelism() > 2 ? 2 : 0)
 
 export const DEFAULT_INFERENCE = { queue: 16, maxModels: 2 } as const
 
