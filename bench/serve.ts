@@ -255,7 +255,9 @@ export const run = async () => {
     const equalName = `${equalWorkers} workers`
     console.log(
       `node: ${
-        workers === 0 ? "models on its own thread" : `${workers} inference worker thread(s) x ${threads} operator thread(s)`
+        workers === 0
+          ? "models on its own thread"
+          : `${workers} inference worker thread(s) x ${threads} operator thread(s)`
       } on ${availableParallelism()} cores; ` +
         `in-process: the library on one thread, one call at a time, onnxruntime's default threads (one per core); ` +
         `${equalWorkers} workers: ModelWorkerPool of ${equalWorkers} x 1 thread, 8 callers in-process, no HTTP`
