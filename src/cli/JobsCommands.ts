@@ -17,7 +17,7 @@ import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
 import { NodeClient } from "./NodeClient.js"
 import { formatBytes, stepReporter } from "./Progress.js"
-import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, withNode, withNodeClient } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })
@@ -51,11 +51,8 @@ const optimize = Command.make("optimize", {
   minCosine: Options.float("min-cosine").pipe(Options.optional),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const budget = Option.map(args.sizeBudget, (text) => parseByteSize(text) ?? Number.NaN)
       if (Option.isSome(budget) && !Number.isFinite(budget.value)) {
         return yield* Effect.fail(fail(`invalid --size-budget: expected e.g. 2MB or 512KiB`))
@@ -95,8 +92,7 @@ const optimize = Command.make("optimize", {
           `  output cosine vs FP32 on held-out inputs ${(done.report.cosine ?? Number.NaN).toFixed(5)}` +
           (done.reasons.length === 0 ? "" : `; refused: ${done.reasons.join("; ")}`)
         ].join("\n"))
-    })
-  )).pipe(Command.withDescription("ask a node to optimize a model from its registry, watching the job"))
+    }))).pipe(Command.withDescription("ask a node to optimize a model from its registry, watching the job"))
 
 const optionalNumber = (name: string, description: string) =>
   Options.float(name).pipe(Options.withDescription(description), Options.optional)
@@ -117,11 +113,8 @@ const train = Command.make("train", {
   seed: optionalNumber("seed", "seed of shuffles and initialization (default 0)"),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const content = fs.readFileSync(args.text, "utf8")
       const given = <K extends string>(key: K, option: Option.Option<number>) =>
         Option.match(option, { onNone: () => ({}), onSome: (value) => ({ [key]: value }) as Record<K, number> })
@@ -158,8 +151,7 @@ const train = Command.make("train", {
         } -> ${
           done.after.toFixed(4)
         } in ${done.steps} steps (${done.trainSamples} samples, ${done.heldOutSamples} held out)`)
-    })
-  )).pipe(Command.withDescription("ask a node to train a LoRA adapter on your data, watching the job"))
+    }))).pipe(Command.withDescription("ask a node to train a LoRA adapter on your data, watching the job"))
 
 const show = Command.make("show", {
   kind: Args.choice([["optimize", "optimizer-job"], ["train", "training-job"]] as const, { name: "optimize|train" }),

@@ -11,8 +11,7 @@ import type { RoundView } from "../actors/learning/LearningRpc.js"
 import { CliError } from "./CliError.js"
 import { asAnyKey, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { parseReference } from "./ModelsContext.js"
-import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const roundArg = Args.text({ name: "round-id" })
@@ -83,11 +82,8 @@ const open = Command.make("open", {
   key: keyOption,
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const rule = ruleOf(args.rule, args.trim, args.attackers, args.selected)
       if (typeof rule === "string") return yield* Effect.fail(fail(rule))
       const duration = Duration.decodeUnknown(args.duration)
@@ -106,8 +102,7 @@ const open = Command.make("open", {
         result: { id: result.id, version: result.version ?? "1.0.0" }
       })))
       yield* output(args.json, round, (view) => describeRound(view, args.roundId))
-    })
-  )).pipe(Command.withDescription("open a federated round on an adapter the node keeps"))
+    }))).pipe(Command.withDescription("open a federated round on an adapter the node keeps"))
 
 const submit = Command.make("submit", {
   roundId: roundArg,
@@ -119,11 +114,8 @@ const submit = Command.make("submit", {
   key: keyOption,
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const document = yield* Effect.try({
         try: () => fs.readFileSync(args.adapter, "utf8"),
         catch: (error) => fail(`cannot read ${args.adapter}: ${(error as Error).message}`)
@@ -135,8 +127,7 @@ const submit = Command.make("submit", {
         samples: args.samples
       })))
       yield* output(args.json, round, (view) => describeRound(view, args.roundId))
-    })
-  )).pipe(Command.withDescription("submit a peer's update to a round"))
+    }))).pipe(Command.withDescription("submit a peer's update to a round"))
 
 const aggregate = Command.make("aggregate", {
   roundId: roundArg,
@@ -144,40 +135,36 @@ const aggregate = Command.make("aggregate", {
   key: keyOption,
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const round = yield* asOwner(args.key, args.coordinator)(client.call(client.rpc.LearnRoundAggregate({
         roundId: args.roundId,
         coordinator: yield* parseAccount(args.coordinator)
       })))
       yield* output(args.json, round, (view) => describeRound(view, args.roundId))
-    })
-  )).pipe(Command.withDescription("aggregate a round's updates by its rule (its coordinator)"))
+    }))).pipe(Command.withDescription("aggregate a round's updates by its rule (its coordinator)"))
 
-const close = Command.make("close", { roundId: roundArg, key: keyOption, ...common }, (args) =>
-  withNode(
-    args.data,
-    args.node,
-    Effect.gen(function*() {
-      const client = yield* NodeClient
-      const round = yield* asAnyKey(args.key)(client.call(client.rpc.LearnRoundClose({ roundId: args.roundId })))
-      yield* output(args.json, round, (view) => describeRound(view, args.roundId))
-    })
-  )).pipe(Command.withDescription("close a round whose deadline has passed"))
+const close = Command.make(
+  "close",
+  { roundId: roundArg, key: keyOption, ...common },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const round = yield* asAnyKey(args.key)(client.call(client.rpc.LearnRoundClose({ roundId: args.roundId })))
+        yield* output(args.json, round, (view) => describeRound(view, args.roundId))
+      }))
+).pipe(Command.withDescription("close a round whose deadline has passed"))
 
-const show = Command.make("show", { roundId: roundArg, ...common }, (args) =>
-  withNode(
-    args.data,
-    args.node,
-    Effect.gen(function*() {
-      const client = yield* NodeClient
-      const round = yield* client.call(client.rpc.LearnRound({ roundId: args.roundId }))
-      yield* output(args.json, round, (view) => describeRound(view, args.roundId))
-    })
-  )).pipe(Command.withDescription("a round, its updates and the verdict on each"))
+const show = Command.make(
+  "show",
+  { roundId: roundArg, ...common },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const round = yield* client.call(client.rpc.LearnRound({ roundId: args.roundId }))
+        yield* output(args.json, round, (view) => describeRound(view, args.roundId))
+      }))
+).pipe(Command.withDescription("a round, its updates and the verdict on each"))
 
 export const learnCommand = Command.make("learn").pipe(
   Command.withDescription("learn together: federated rounds of adapters between peers"),

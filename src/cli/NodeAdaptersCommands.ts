@@ -15,8 +15,7 @@ import { writeFileAtomically } from "../node/AtomicFile.js"
 import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
 import { parseReference } from "./ModelsContext.js"
-import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })
@@ -42,11 +41,8 @@ const list = Command.make("list", {
   node: nodeOption,
   json: jsonOption
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const stored = yield* client.call(client.rpc.AdaptersStored({
         baseModel: Option.getOrUndefined(args.baseModel),
         domain: Option.getOrUndefined(args.domain)
@@ -57,8 +53,7 @@ const list = Command.make("list", {
           ...adapters.map(describe),
           ...unreadable.map((problem) => `unreadable: ${problem}`)
         ].filter((line) => line !== "").join("\n"))
-    })
-  )).pipe(Command.withDescription("the adapters the node keeps"))
+    }))).pipe(Command.withDescription("the adapters the node keeps"))
 
 const merge = Command.make("merge", {
   adapters: Args.text({ name: "id[@version]" }).pipe(Args.atLeast(2)),
@@ -73,11 +68,8 @@ const merge = Command.make("merge", {
   domain: Options.text("domain").pipe(Options.optional),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const weights = Option.getOrUndefined(
         Option.map(args.weights, (text) => text.split(",").map((part) => Number(part.trim())))
       )
@@ -101,8 +93,7 @@ const merge = Command.make("merge", {
       yield* output(args.json, { adapter, report }, () =>
         `merged ${report.adapters.join(" + ")} by ${args.method} into ${describe(adapter)}\n` +
         `re-factored to rank ${report.rank}: worst module relative error ${worst.toExponential(2)}`)
-    })
-  )).pipe(Command.withDescription("merge adapters the node keeps by TIES, DARE or task arithmetic"))
+    }))).pipe(Command.withDescription("merge adapters the node keeps by TIES, DARE or task arithmetic"))
 
 const importCommand = Command.make("import", {
   source: Args.path({ name: "adapter.json|peft-dir", exists: "yes" }),
@@ -115,11 +106,8 @@ const importCommand = Command.make("import", {
   domain: Options.text("domain").pipe(Options.optional),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const signed = asOperator(args.key, args.data)
       if (fs.statSync(args.source).isFile()) {
         const adapter = yield* signed(client.call(client.rpc.AdapterImport({
@@ -147,8 +135,7 @@ const importCommand = Command.make("import", {
         }
       })))
       yield* output(args.json, adapter, (stored) => `imported PEFT adapter as ${describe(stored)}`)
-    })
-  )).pipe(Command.withDescription("give the node an adapter: one JSON document, or a PEFT directory"))
+    }))).pipe(Command.withDescription("give the node an adapter: one JSON document, or a PEFT directory"))
 
 const exportCommand = Command.make("export", {
   adapter: Args.text({ name: "id[@version]" }),
@@ -156,11 +143,8 @@ const exportCommand = Command.make("export", {
   format: Options.choice("format", ["json", "peft"]).pipe(Options.optional),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const format = Option.getOrElse(
         args.format,
         () => (args.output.endsWith(".json") ? "json" as const : "peft" as const)
@@ -189,8 +173,7 @@ const exportCommand = Command.make("export", {
         { adapter: exported.adapter, format, output: args.output },
         () => `exported ${exported.adapter.id}@${exported.adapter.version} (${format}) to ${args.output}`
       )
-    })
-  )).pipe(Command.withDescription("write out an adapter the node keeps, as one JSON document or in PEFT's layout"))
+    }))).pipe(Command.withDescription("write out an adapter the node keeps, as one JSON document or in PEFT's layout"))
 
 const share = Command.make("share", {
   adapter: Args.text({ name: "id[@version]" }),
@@ -201,11 +184,8 @@ const share = Command.make("share", {
   ),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const receipt = yield* asOperator(args.key, args.data)(client.call(client.rpc.AdapterShare({
         ...parseReference(args.adapter),
         domain: Option.getOrUndefined(args.domain),
@@ -215,8 +195,9 @@ const share = Command.make("share", {
         `shared ${shared.id}@${shared.version} on the node's registry, signed by its key ${shared.keyId}${
           shared.duplicate ? " (already shared)" : ""
         }`)
-    })
-  )).pipe(Command.withDescription("share an adapter the node keeps through its registry, signed with the node's key"))
+    }))).pipe(
+    Command.withDescription("share an adapter the node keeps through its registry, signed with the node's key")
+  )
 
 export const nodeAdaptersCommand = Command.make("adapters").pipe(
   Command.withDescription("the adapters a node keeps: list, merge, import, export, share"),

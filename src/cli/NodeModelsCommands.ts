@@ -14,9 +14,8 @@ import { asOperator, keyOption } from "./CommandKeys.js"
 import { watch } from "./JobsCommands.js"
 import { describePull, verificationFailed, verifiedLine } from "./ModelsCommands.js"
 import { parseReference } from "./ModelsContext.js"
-import { NodeClient } from "./NodeClient.js"
 import { progressReporter } from "./Progress.js"
-import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })
@@ -36,11 +35,8 @@ const pull = Command.make("pull", {
   ),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const reference = parseReference(args.model)
       const progress = progressReporter(args.json)
       let pulled: typeof PullReceiptView.Type | undefined
@@ -71,8 +67,7 @@ const pull = Command.make("pull", {
       yield* output(args.json, { event: "done", ...pulled, listed }, () =>
         describePull(pulled!) +
         (listed === undefined ? "" : `\n  listed in the node's registry at position ${listed.position}`))
-    })
-  )).pipe(
+    }))).pipe(
     Command.withDescription("have the node pull a model from another registry, verified against the keys it trusts")
   )
 
@@ -83,19 +78,15 @@ const verify = Command.make("verify", {
   node: nodeOption,
   json: jsonOption
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const report = yield* client.call(
         client.rpc.ModelsVerify({ ...parseReference(args.model), checkSignature: args.checkSignature })
       )
       if (args.json) yield* output(true, report, () => "")
       if (!report.ok) return yield* Effect.fail(fail(verificationFailed(report)))
       if (!args.json) yield* output(false, report, verifiedLine)
-    })
-  )).pipe(
+    }))).pipe(
     Command.withDescription("have the node re-hash a model it holds and, with --check-signature, check its signatures")
   )
 
@@ -120,11 +111,8 @@ const publish = Command.make("publish", {
   license: Options.text("license").pipe(Options.optional),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const artifacts = args.blobs.map(artifactOf)
       const bad = args.blobs.find((_, index) => artifacts[index] === undefined)
       if (bad !== undefined) {
@@ -143,55 +131,57 @@ const publish = Command.make("publish", {
           license: Option.getOrUndefined(args.license)
         }))
       )
-      yield* output(args.json, published, ({ receipt }) =>
-        `published ${receipt.id}@${receipt.version} in the node's registry, signed by ${receipt.keyId} (position ${receipt.position})`)
-    })
-  )).pipe(Command.withDescription("publish blobs the node holds under a manifest it signs with its key"))
+      yield* output(
+        args.json,
+        published,
+        ({ receipt }) =>
+          `published ${receipt.id}@${receipt.version} in the node's registry, signed by ${receipt.keyId} (position ${receipt.position})`
+      )
+    }))).pipe(Command.withDescription("publish blobs the node holds under a manifest it signs with its key"))
 
 const trust = Command.make("trust", {
   keyId: Args.text({ name: "key-id" }),
   publicKey: Args.text({ name: "public-key" }).pipe(Args.withDescription("64 hex characters")),
   ...common
 }, (args) =>
-  withNode(
-    args.data,
-    args.node,
+  withNodeClient(args, (client) =>
     Effect.gen(function*() {
-      const client = yield* NodeClient
       const trusted = yield* asOperator(args.key, args.data)(
         client.call(client.rpc.ModelsTrust({ keyId: args.keyId, publicKey: args.publicKey }))
       )
       yield* output(args.json, trusted, (key) => `the node now trusts ${key.keyId} (${key.publicKey}) to sign models`)
-    })
-  )).pipe(Command.withDescription("have the node trust a publisher key for the models it pulls"))
+    }))).pipe(Command.withDescription("have the node trust a publisher key for the models it pulls"))
 
-const untrust = Command.make("untrust", { keyId: Args.text({ name: "key-id" }), ...common }, (args) =>
-  withNode(
-    args.data,
-    args.node,
-    Effect.gen(function*() {
-      const client = yield* NodeClient
-      const { removed } = yield* asOperator(args.key, args.data)(
-        client.call(client.rpc.ModelsUntrust({ keyId: args.keyId }))
-      )
-      yield* output(args.json, { removed }, () =>
-        removed ? `the node no longer trusts ${args.keyId}` : `the node did not trust ${args.keyId}`)
-    })
-  )).pipe(Command.withDescription("stop the node trusting a publisher key"))
+const untrust = Command.make(
+  "untrust",
+  { keyId: Args.text({ name: "key-id" }), ...common },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const { removed } = yield* asOperator(args.key, args.data)(
+          client.call(client.rpc.ModelsUntrust({ keyId: args.keyId }))
+        )
+        yield* output(
+          args.json,
+          { removed },
+          () => removed ? `the node no longer trusts ${args.keyId}` : `the node did not trust ${args.keyId}`
+        )
+      }))
+).pipe(Command.withDescription("stop the node trusting a publisher key"))
 
-const trusted = Command.make("trusted", { data: dataOption, node: nodeOption, json: jsonOption }, (args) =>
-  withNode(
-    args.data,
-    args.node,
-    Effect.gen(function*() {
-      const client = yield* NodeClient
-      const keys = yield* client.call(client.rpc.ModelsTrusted({}))
-      yield* output(args.json, keys, (all) =>
-        all.length === 0
-          ? "the node trusts no publisher key (add one with `edge-net registry trust`)"
-          : all.map((key) => `${key.keyId.padEnd(24)} ${key.publicKey}`).join("\n"))
-    })
-  )).pipe(Command.withDescription("the publisher keys the node trusts"))
+const trusted = Command.make(
+  "trusted",
+  { data: dataOption, node: nodeOption, json: jsonOption },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const keys = yield* client.call(client.rpc.ModelsTrusted({}))
+        yield* output(args.json, keys, (all) =>
+          all.length === 0
+            ? "the node trusts no publisher key (add one with `edge-net registry trust`)"
+            : all.map((key) => `${key.keyId.padEnd(24)} ${key.publicKey}`).join("\n"))
+      }))
+).pipe(Command.withDescription("the publisher keys the node trusts"))
 
 export const nodeModelsCommand = Command.make("registry").pipe(
   Command.withDescription("the models a node holds: pull into it, verify, publish, and the keys it trusts"),

@@ -121,5 +121,11 @@ export const toJson = (value: unknown): string =>
   JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)
 
 /** Prints `value` as JSON with `--json`, else the human text. */
+/** `withNode` for a command that only needs the client: `use` gets it. */
+export const withNodeClient = <A, E, R>(
+  args: { readonly data: Option.Option<string>; readonly node: Option.Option<string> },
+  use: (client: Effect.Effect.Success<typeof NodeClient>) => Effect.Effect<A, E, R>
+) => withNode(args.data, args.node, Effect.flatMap(NodeClient, use))
+
 export const output = <A>(json: boolean, value: A, human: (value: A) => string) =>
   Effect.sync(() => console.log(json ? toJson(value) : human(value)))

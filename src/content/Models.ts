@@ -26,7 +26,8 @@ export class ModelsFailure extends Schema.TaggedError<ModelsFailure>()("ModelsFa
   }
 }
 
-const failure = (error: { readonly message: string }) => new ModelsFailure({ reason: error.message })
+/** Any error of the layers under the service, as its one-line failure. */
+export const modelsFailure = (error: { readonly message: string }) => new ModelsFailure({ reason: error.message })
 
 const SourceBytes = Schema.Struct({ name: Schema.String, bytes: Schema.Number })
 const Dropped = Schema.Struct({ source: Schema.String, reason: Schema.String })
@@ -89,7 +90,7 @@ export class Models extends Effect.Service<Models>()("edge-net/Models", {
 
       /** Pulls with the caller's callbacks; fails in one line and keeps what was verified for a resume. */
       const pullModel = (request: PullRequest) =>
-        provided(pull(request, config)).pipe(Effect.mapError(failure), Effect.withSpan("Models.pull"))
+        provided(pull(request, config)).pipe(Effect.mapError(modelsFailure), Effect.withSpan("Models.pull"))
 
       /** The same pull as a stream of its progress, ending with the receipt. */
       const pullStream = (
@@ -131,7 +132,10 @@ export class Models extends Effect.Service<Models>()("edge-net/Models", {
        */
       const verify = Effect.fn("Models.verify")(
         function*(reference: { readonly id: string; readonly version?: string | undefined }, checkSignature: boolean) {
-          const manifest = yield* Effect.mapError(readManifest(store.root, reference.id, reference.version), failure)
+          const manifest = yield* Effect.mapError(
+            readManifest(store.root, reference.id, reference.version),
+            modelsFailure
+          )
           const problems: Array<string> = []
           const artifacts: Array<{ filename: string; digest: string; ok: boolean }> = []
           for (const artifact of Object.values(manifest.artifacts)) {
@@ -149,7 +153,7 @@ export class Models extends Effect.Service<Models>()("edge-net/Models", {
           }
           let signedBy: ReadonlyArray<string> = []
           if (checkSignature) {
-            const policy = yield* Effect.mapError(trust.policy(config.trust.threshold), failure)
+            const policy = yield* Effect.mapError(trust.policy(config.trust.threshold), modelsFailure)
             const verified = verifyManifest(manifest, policy, new Date(), { allowRollback: true })
             if (Either.isLeft(verified)) problems.push(verified.left.message)
             else signedBy = verified.right.verifiedBy
@@ -168,12 +172,13 @@ export class Models extends Effect.Service<Models>()("edge-net/Models", {
       /** Stores and pins the files (or re-hashes the stored blobs) and returns the manifest signed by `request.signer`. */
       const publish = (request: PublishRequest): Effect.Effect<ModelManifest, ModelsFailure> =>
         Effect.provideService(buildManifest(request), BlobStore, store).pipe(
-          Effect.mapError(failure),
+          Effect.mapError(modelsFailure),
           Effect.withSpan("Models.publish")
         )
 
       /** A held model's manifest, as its publisher signed it. */
-      const manifest = (id: string, version?: string) => Effect.mapError(readManifest(store.root, id, version), failure)
+      const manifest = (id: string, version?: string) =>
+        Effect.mapError(readManifest(store.root, id, version), modelsFailure)
 
       return { pull: pullModel, pullStream, verify, publish, manifest, store, trust } as const
     })

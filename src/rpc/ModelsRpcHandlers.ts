@@ -1,14 +1,12 @@
 /** The node's side of ModelsRpc: the Models service on the node's store and trust keys, listing into its registry. */
 import { Effect, Stream } from "effect"
 import { Registry } from "../actors/registry/RegistryService.js"
-import { Models, ModelsFailure } from "../content/Models.js"
+import { Models, ModelsFailure, modelsFailure as failure } from "../content/Models.js"
 import { NodeKey } from "../content/NodeKey.js"
 import type { NodePullEvent } from "./ModelsRpc.js"
 import { ModelsRpcs } from "./ModelsRpc.js"
 
 type ListFailure = Effect.Effect.Error<ReturnType<Registry["publish"]>>
-
-const failure = (error: { readonly message: string }) => new ModelsFailure({ reason: error.message })
 
 export const ModelsRpcHandlers = ModelsRpcs.toLayer(
   Effect.gen(function*() {
