@@ -7,7 +7,7 @@
  * The inference runtime (worker threads, onnxruntime) is built on the first request, never at start:
  * a node that serves no inference pays nothing for it.
  */
-import { Effect, Exit, Option, Scope, Stream } from "effect"
+import { Effect, Exit, Metric, Option, Scope, Stream } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import type { ChatMessage, GenerationEvent } from "../compute/inference/Inference.js"
@@ -16,6 +16,7 @@ import { loadLocalAdapter } from "../compute/lora/LocalAdapters.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { adapterBaseDigestOf } from "../content/Manifest.js"
+import * as Metrics from "../domain/Metrics.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
 import type { GenerateConfig } from "../sdk/InferenceSession.js"
 import { parseModelReference } from "../sdk/ModelLoader.js"
@@ -120,6 +121,12 @@ const inputOf = (asked: GenerationRequest): ServedInput =>
     ? { messages: chatMessagesOf(asked.request) }
     : { prompt: typeof asked.request.prompt === "string" ? asked.request.prompt : asked.request.prompt[0] }
 
+/** What a scrape shows of the queue, as vLLM's `num_requests_running` and `num_requests_waiting` do. */
+const admittedGauge = Metrics.gauge(
+  "edge_net_inference_admitted",
+  "Inference requests admitted: running or waiting for a turn (a 429 answers one more than concurrency + queue)"
+)
+
 const generateConfigOf = (asked: GenerationRequest) =>
   asked.kind === "chat"
     ? configOf(asked.request, asked.request.max_completion_tokens ?? asked.request.max_tokens, CHAT_DEFAULT_TOKENS)
@@ -148,6 +155,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     // Requests running or waiting for a permit: the queue is full when all permits are out and `queue` wait.
     let admitted = 0
     const capacity = settings.concurrency + settings.queue
+    yield* Metric.set(admittedGauge, 0)
 
     // Counted and its release registered in one step, so an interruption never loses a place.
     const admit = (scope: Scope.Scope) =>
@@ -164,7 +172,10 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
           )
         }
         admitted++
-        return Scope.addFinalizer(scope, Effect.sync(() => admitted--))
+        return Effect.zipRight(
+          Metric.set(admittedGauge, admitted),
+          Scope.addFinalizer(scope, Effect.suspend(() => Metric.set(admittedGauge, --admitted)))
+        )
       }))
 
     /** Waits for a permit, interruptibly; it goes back when `scope` closes. */

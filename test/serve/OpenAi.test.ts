@@ -333,6 +333,16 @@ describe("OpenAI-compatible inference on a node", () => {
     expect(after.choices).toHaveLength(1)
   })
 
+  const admittedReaches = async (count: number) => {
+    const line = `edge_net_inference_admitted ${count}`
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const scrape = await (await fetch(`${node.url}/metrics`)).text()
+      if (scrape.split("\n").includes(line)) return
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    throw new Error(`/metrics never showed ${line}`)
+  }
+
   it("refuses embeddings with 429 while generations hold the queue, and serves them once it drains", async () => {
     const embed = () =>
       fetch(`${node.url}/v1/embeddings`, {
@@ -340,7 +350,9 @@ describe("OpenAI-compatible inference on a node", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ model: "tiny-encoder", input: "a whale" })
       })
-    // One streamed generation runs (its first chunk read), a second waits for the permit: the queue is full.
+    // One streamed generation runs (its first chunk read), a second waits for the permit: the queue is
+    // full once /metrics counts both admitted. Both run to the model's context length, so the first
+    // still holds its permit when the embedding comes.
     const running = new AbortController()
     const first = await client.completions.create(
       { model: "tiny-lm", prompt: "Once upon a time", max_tokens: 2_000, stream: true },
@@ -348,8 +360,8 @@ describe("OpenAI-compatible inference on a node", () => {
     )
     const chunks = first[Symbol.asyncIterator]()
     await chunks.next()
-    const waiting = client.completions.create({ model: "tiny-lm", prompt: "Hello", max_tokens: 2 })
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    const waiting = client.completions.create({ model: "tiny-lm", prompt: "Hello", max_tokens: 2_000 })
+    await admittedReaches(2)
     const refused = await embed()
     expect(refused.status).toBe(429)
     expect(await refused.json()).toMatchObject({ error: { type: "rate_limit_error", code: "queue_full" } })
