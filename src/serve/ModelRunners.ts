@@ -88,7 +88,9 @@ const inProcessRunner = (settings: RunnerSettings) =>
         ModelLoader.layer({ catalog: settings.catalog, maxModels: settings.maxModels }).pipe(
           Layer.provideMerge(
             Layer.mergeAll(
-              Inference.node,
+              // The node's thread reads and answers every request while a model runs: onnxruntime gets
+              // the other cores (measured on 2: one operator thread serves more than two, docs/serving.md).
+              Inference.layerNode({ intraOpNumThreads: Math.max(1, availableParallelism() - 1) }),
               Layer.succeed(BlobStore, settings.store),
               // Only pulls consult the trust store, and the node's loader never pulls.
               TrustStore.Default(path.join(settings.dataDir, "keys"))
@@ -146,7 +148,8 @@ const inProcessRunner = (settings: RunnerSettings) =>
 const workerRunner = (settings: RunnerSettings) =>
   Effect.gen(function*() {
     const serviceScope = yield* Effect.scope
-    const threads = Math.max(1, Math.floor(availableParallelism() / settings.workers))
+    // The node's thread reads and answers requests: the workers share the other cores.
+    const threads = Math.max(1, Math.floor((availableParallelism() - 1) / settings.workers))
     const pool = yield* Effect.cached(
       Effect.acquireRelease(
         Effect.tryPromise({
