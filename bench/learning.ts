@@ -3,8 +3,10 @@
  * non-IID (Dirichlet α = 0.3 over labels, and by sender domain), tiny-encoder with a rank-4 adapter in
  * its last layer and a classifier head. Prints accuracy per round for local training, centralized
  * training, FedAvg, FedProx and gossip; the final accuracy of each aggregator with 2 of 8 peers attacking; task A's accuracy
- * after task B with and without EWC; the bytes a peer sends per round. Targets are printed beside the
- * figures, with MISSED when a figure misses; the setup they hold for (seeds, splits, steps) is printed
+ * after task B with and without EWC; the bytes a peer sends per round; and tiny-lm adapted by three
+ * peers that each hold one corpus (State of the Union, Moby-Dick, Brown): the shared adapter's held-out
+ * perplexity on every corpus against each peer's local adapter (support/LmFederation.ts). Targets are
+ * printed beside the figures, with MISSED when a figure misses; the setup they hold for (seeds, splits, steps) is printed
  * first.
  *
  * `--quick` shrinks everything for a smoke run (its figures mean nothing). `--sensitivity` adds FedAvg
@@ -26,6 +28,7 @@ import type { Peer, Task } from "./support/Federation.js"
 import { makeTask, objective, runDenseFedAvg, runFederated, runGossip, trainEpochs } from "./support/Federation.js"
 import { measureForgetting } from "./support/Forgetting.js"
 import { cacheBelowLayer, maxDifference, pooledOutputs } from "./support/LayerCache.js"
+import { measureLmFederation } from "./support/LmFederation.js"
 import { met, percent, table } from "./support/Printing.js"
 import { dirichletSplit, domainSplit, shuffled } from "./support/Splits.js"
 
@@ -40,8 +43,8 @@ const SETUP = {
   trainPerClass: quick ? 40 : 240,
   testPerClass: quick ? 30 : 200,
   maxTokens: 32,
-  rounds: quick ? 2 : 8,
-  localEpochs: 2,
+  rounds: quick ? 2 : 16,
+  localEpochs: 1,
   gossipFanout: 3,
   attackRounds: quick ? 2 : 5,
   attackLocalEpochs: 1,
@@ -50,8 +53,13 @@ const SETUP = {
   trimmedBeta: 0.25,
   ewcTrainPerClass: quick ? 20 : 60,
   ewcTestPerClass: quick ? 20 : 100,
+  ewcValidationPerClass: quick ? 10 : 40,
   ewcEpochs: quick ? 2 : 6,
-  runSeed: 101
+  runSeed: 101,
+  lmTrainWindows: quick ? 4 : 32,
+  lmHeldOutWindows: quick ? 4 : 16,
+  lmWindowLength: 64,
+  lmRounds: quick ? 1 : 3
 } as const
 
 const CONFIG: MicroLoRAConfig = {
@@ -66,13 +74,34 @@ const CONFIG: MicroLoRAConfig = {
   seed: 11
 }
 
+/** The LM peers' adapter: tiny-lm already knows the three corpora, so a gentler rate than the classifier's. */
+const LM_CONFIG: MicroLoRAConfig = { ...CONFIG, learningRate: 3e-3, batchSize: 8 }
+
 const began = performance.now()
 const elapsed = () => `${((performance.now() - began) / 1000).toFixed(0)} s`
 
-/** `count` items spread evenly over the list (so every group of the corpus is represented), from `offset`. */
-const spread = <T>(items: ReadonlyArray<T>, count: number, offset: number): Array<T> => {
-  const stride = items.length / (2 * count)
-  return Array.from({ length: count }, (_, k) => items[Math.floor((2 * k + offset) * stride)]!)
+/**
+ * Disjoint sets of `counts[i]` items each, spread evenly over the list (so every group of the corpus is
+ * represented in each): their total is drawn at even strides, and each drawn item goes to the set
+ * furthest behind its share, so the sets interleave and never share an item.
+ */
+const spreadSplit = <T>(items: ReadonlyArray<T>, counts: ReadonlyArray<number>): Array<Array<T>> => {
+  const total = counts.reduce((sum, count) => sum + count, 0)
+  if (total > items.length) throw new RangeError(`${total} items asked of a list of ${items.length}`)
+  const sets = counts.map((): Array<T> => [])
+  for (let k = 0; k < total; k++) {
+    let behind = 0
+    let most = -Infinity
+    for (const [index, count] of counts.entries()) {
+      const lag = (count * (k + 1)) / total - sets[index]!.length
+      if (sets[index]!.length < count && lag > most) {
+        most = lag
+        behind = index
+      }
+    }
+    sets[behind]!.push(items[Math.floor((k * items.length) / total)]!)
+  }
+  return sets
 }
 
 const labelled = (emails: ReadonlyArray<Email>) =>
@@ -90,18 +119,21 @@ export const run = async () => {
   const spam = emails.filter((email) => email.spam)
   const encode = (items: ReadonlyArray<{ text: string; label: number }>) =>
     classificationSamples(tokenizer, items, SETUP.maxTokens)
-  const poolEmails = [...spread(ham, SETUP.trainPerClass, 0), ...spread(spam, SETUP.trainPerClass, 0)]
+  // Training pool and held-out test, disjoint, each spread over the whole corpus.
+  const [hamPool, hamTest] = spreadSplit(ham, [SETUP.trainPerClass, SETUP.testPerClass])
+  const [spamPool, spamTest] = spreadSplit(spam, [SETUP.trainPerClass, SETUP.testPerClass])
+  const poolEmails = [...hamPool!, ...spamPool!]
   const pool = encode(labelled(poolEmails))
-  const test = encode(labelled([...spread(ham, SETUP.testPerClass, 1), ...spread(spam, SETUP.testPerClass, 1)]))
+  const test = encode(labelled([...hamTest!, ...spamTest!]))
   const group = (name: string) => emails.filter((email) => email.group === name)
-  const task = (hamGroup: string, spamGroup: string, perClass: number, offset: number) =>
-    encode(labelled([...spread(group(hamGroup), perClass, offset), ...spread(group(spamGroup), perClass, offset)]))
-  const ewcSets = [
-    task("easy-ham-1", "spam-1", SETUP.ewcTrainPerClass, 0),
-    task("easy-ham-1", "spam-1", SETUP.ewcTestPerClass, 1),
-    task("hard-ham-1", "spam-2", SETUP.ewcTrainPerClass, 0),
-    task("hard-ham-1", "spam-2", SETUP.ewcTestPerClass, 1)
-  ]
+  /** A task's train, test and validation sets (ham of one group, spam of another), disjoint. */
+  const task = (hamGroup: string, spamGroup: string) => {
+    const counts = [SETUP.ewcTrainPerClass, SETUP.ewcTestPerClass, SETUP.ewcValidationPerClass]
+    const hamSets = spreadSplit(group(hamGroup), counts)
+    const spamSets = spreadSplit(group(spamGroup), counts)
+    return counts.map((_, set) => encode(labelled([...hamSets[set]!, ...spamSets[set]!])))
+  }
+  const ewcSets = [...task("easy-ham-1", "spam-1"), ...task("hard-ham-1", "spam-2")]
   console.log(`setup: ${JSON.stringify(SETUP)}`)
   console.log(
     `adapter config: ${JSON.stringify(CONFIG)}; FFA-LoRA (A frozen at seed ${CONFIG.seed}, shared) unless said`
@@ -109,7 +141,8 @@ export const run = async () => {
 
   // The frozen layers 0-2 computed once per sample; the adapter lives in layer 3.
   const cached = cacheBelowLayer(full, "/layers.3/", [pool, test, ...ewcSets])
-  const [cachedPool, cachedTest, aTrain, aTest, bTrain, bTest] = cached.sets as Array<Array<ClassificationSample>>
+  const [cachedPool, cachedTest, aTrain, aTest, aValidation, bTrain, bTest, bValidation] = cached
+    .sets as Array<Array<ClassificationSample>>
   const probe = new LoraTrainer(cached.model, { ...CONFIG, seed: 5 }, objective)
   const probeWeights = probe.weights()
   const random = new SeededRandom(5)
@@ -157,9 +190,23 @@ export const run = async () => {
   await measureForgetting(cached.model, CONFIG, SETUP, {
     aTrain: aTrain!,
     aTest: aTest!,
+    aValidation: aValidation!,
     bTrain: bTrain!,
-    bTest: bTest!
+    bTest: bTest!,
+    bValidation: bValidation!
   })
+  await measureLmFederation(
+    {
+      trainWindows: SETUP.lmTrainWindows,
+      heldOutWindows: SETUP.lmHeldOutWindows,
+      windowLength: SETUP.lmWindowLength,
+      rounds: SETUP.lmRounds,
+      localEpochs: 1,
+      seed: SETUP.runSeed
+    },
+    LM_CONFIG,
+    elapsed
+  )
   console.log(`\nlearning bench finished in ${elapsed()}`)
 }
 

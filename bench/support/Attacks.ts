@@ -1,6 +1,6 @@
 /**
  * Bad peers, measured for `npm run bench -- learning`: 2 of the peers (chosen by a seed) send scaled,
- * sign-flipped or random updates, or train on flipped labels, and every aggregation rule runs its own
+ * sign-flipped or random updates, or train on flipped labels (Federation.ts's Attack says how strong), and every aggregation rule runs its own
  * federated rounds against each attack and against none; the final accuracy of each, with how many
  * attacker and honest updates each rule left out and why (its verdict on one attacker).
  */
@@ -33,7 +33,13 @@ export const measureAttacks = async (
     { kind: "krum", attackers: 2 },
     { kind: "multi-krum", attackers: 2, selected: peers.length - 2 }
   ]
-  const scenarios: ReadonlyArray<Attack> = ["none", "scaled ×10", "sign-flipped", "random, same norm", "flipped labels"]
+  const scenarios: ReadonlyArray<Attack> = [
+    "none",
+    "scaled ×10",
+    "sign-flipped ×4",
+    "random, 4× norm",
+    "flipped labels, boosted ×4"
+  ]
   console.log(
     `\n### 2 of ${peers.length} peers attacking (peers ${
       [...attackers].sort().join(", ")
@@ -100,7 +106,7 @@ export const measureAttacks = async (
       const entry = results.get(`${attack}|${describeRule(rule)}`)!
       const total = SETUP.attackRounds * 2
       console.log(
-        `    ${attack.padEnd(18)} ${
+        `    ${attack.padEnd(26)} ${
           describeRule(rule).padEnd(22)
         } ${entry.attackersOut}/${total} attacker, ${entry.honestOut}/${
           SETUP.attackRounds * (peers.length - 2)

@@ -154,7 +154,15 @@ export const trainEpochs = (
   return models
 }
 
-export type Attack = "none" | "scaled ×10" | "sign-flipped" | "random, same norm" | "flipped labels"
+/**
+ * What an attacking peer sends. Each is at a strength that moves the plain mean: an attack the mean
+ * absorbs (a same-norm sign flip or noise, plain label flipping by 2 of 8 peers) tests no defence.
+ * Sign flips at -4 follow the robust-aggregation literature's usual setting; label flipping is boosted
+ * by the peers' count over the attackers' (8 / 2), as a model-replacement attacker boosts its update.
+ */
+export type Attack = "none" | "scaled ×10" | "sign-flipped ×4" | "random, 4× norm" | "flipped labels, boosted ×4"
+
+const ATTACK_FACTOR = 4
 
 export interface FederatedOptions {
   readonly rounds: number
@@ -208,8 +216,9 @@ const peerUpdate = (
     const trained = trainLocally(task, global, samples, { seed, epochs, ...(penalty === undefined ? {} : { penalty }) })
     return sharedAUpdate(peer.id, samples.length, trained.model, global)
   }
-  if (attacking === "flipped labels") {
-    return train(peer.samples.map((sample) => ({ ...sample, label: 1 - sample.label })))
+  if (attacking === "flipped labels, boosted ×4") {
+    const poisoned = train(peer.samples.map((sample) => ({ ...sample, label: 1 - sample.label })))
+    return { ...poisoned, vector: poisoned.vector.map((value) => ATTACK_FACTOR * value) }
   }
   const key = `${round}|${index}|${mu}|${epochs}|${digest(global)}`
   let honest = cache.get(key)
@@ -222,12 +231,12 @@ const peerUpdate = (
       return honest
     case "scaled ×10":
       return { ...honest, vector: honest.vector.map((value) => 10 * value) }
-    case "sign-flipped":
-      return { ...honest, vector: honest.vector.map((value) => -value) }
-    case "random, same norm": {
+    case "sign-flipped ×4":
+      return { ...honest, vector: honest.vector.map((value) => -ATTACK_FACTOR * value) }
+    case "random, 4× norm": {
       const random = new SeededRandom(seed + 77)
       const noise = Float32Array.from(honest.vector, () => normal(random))
-      const factor = norm(honest.vector) / norm(noise)
+      const factor = (ATTACK_FACTOR * norm(honest.vector)) / norm(noise)
       return { ...honest, vector: noise.map((value) => value * factor) }
     }
   }
