@@ -4,11 +4,22 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { ReplayReport } from "./Audit.js"
+import type { StoredRecord } from "./Envelope.js"
+
+/** An actor's entities folded from events its reader hands it, then compared with the live state. */
+export interface AuditFold {
+  /** Folds one event of the actor's category, its payload already parsed. */
+  readonly step: (record: StoredRecord, payload: unknown) => void
+  readonly compare: Effect.Effect<ReplayReport>
+}
 
 /** What the audit may do with an actor: rebuild it from the log and compare; never send it a command. */
 export interface AuditedActor {
   readonly category: string
+  /** Reads the log itself. */
   readonly compareReplay: Effect.Effect<ReplayReport>
+  /** A fold for a read of the log that the audit shares between every actor (NodeAudit.replay). */
+  readonly startFold: () => AuditFold
 }
 
 export class ActorRegistry extends Context.Tag("edge-net/ActorRegistry")<ActorRegistry, {

@@ -8,10 +8,10 @@ import { Cause, Duration, Effect, Exit, FiberRef, Option, Random, Schema } from 
 import { makeStreamId } from "../domain/Ids.js"
 import * as Metrics from "../domain/Metrics.js"
 import { ActorRegistry } from "./ActorRegistry.js"
-import { compareReplay } from "./Audit.js"
+import { compareReplay, compareReplayed, forEachRecord } from "./Audit.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
-import type { Envelope } from "./Envelope.js"
+import type { Envelope, StoredRecord } from "./Envelope.js"
 import { Journal, VersionConflict } from "./Journal.js"
 import { RecentCommands } from "./RecentCommands.js"
 import { Snapshots } from "./Snapshots.js"
@@ -64,6 +64,8 @@ export interface Actor<Command, Event, State, Err, R> {
   readonly state: (entityId: string) => Effect.Effect<{ readonly state: State; readonly version: number }>
   /** Every entity of this category folded from the log alone, with no snapshot and no cache. */
   readonly replay: (upToPosition?: number) => Effect.Effect<ReadonlyMap<string, Replayed<State>>>
+  /** What replay folds, fed by a caller that reads the log once for several folds (audit.forEachRecord). */
+  readonly startFold: () => ReplayFold<State>
   /** One entity folded from its stream alone, up to `version`. */
   readonly replayEntity: (entityId: string, upToVersion: number) => Effect.Effect<Replayed<State>>
   readonly encodeState: (state: State) => unknown
@@ -72,6 +74,13 @@ export interface Actor<Command, Event, State, Err, R> {
 export interface Replayed<State> {
   readonly state: State
   readonly version: number
+}
+
+/** Entities folded from the events they are handed (this actor's category only, in log order). */
+export interface ReplayFold<State> {
+  /** Folds one event of the actor's category, its payload already parsed. */
+  readonly step: (record: StoredRecord, payload: unknown) => void
+  readonly states: ReadonlyMap<string, Replayed<State>>
 }
 
 interface Entry<State> {
@@ -330,33 +339,26 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       })
 
     const prefix = `${definition.category}-`
+    const startFold = (): ReplayFold<State> => {
+      const states = new Map<string, Replayed<State>>()
+      return {
+        step: (record, payload) => {
+          const entityId = record.streamId.slice(prefix.length)
+          const state = states.get(entityId)?.state ?? decider.initialState
+          states.set(entityId, { state: decider.evolve(state, decodeEvent(payload)), version: record.streamVersion })
+        },
+        states
+      }
+    }
     const replay = (upToPosition = Number.MAX_SAFE_INTEGER) =>
-      Effect.gen(function*() {
-        const states = new Map<string, Replayed<State>>()
-        let position = 1
-        while (position <= upToPosition) {
-          // Stored records, so events of other categories are skipped without parsing their payloads.
-          const page = yield* journal.readRecords(position, PAGE)
-          for (const record of page) {
-            if (record.position > upToPosition) {
-              break
-            }
-            if (!record.streamId.startsWith(prefix)) {
-              continue
-            }
-            const entityId = record.streamId.slice(prefix.length)
-            const state = states.get(entityId)?.state ?? decider.initialState
-            states.set(entityId, {
-              state: decider.evolve(state, decodeEvent(JSON.parse(record.payloadText))),
-              version: record.streamVersion
-            })
+      Effect.suspend(() => {
+        const fold = startFold()
+        // Stored records, so events of other categories are skipped without parsing their payloads.
+        return forEachRecord(journal, (record) => {
+          if (record.streamId.startsWith(prefix)) {
+            fold.step(record, JSON.parse(record.payloadText))
           }
-          if (page.length < PAGE) {
-            break
-          }
-          position = page[page.length - 1]!.position + 1
-        }
-        return states as ReadonlyMap<string, Replayed<State>>
+        }, upToPosition).pipe(Effect.as(fold.states))
       })
 
     const replayEntity = (entityId: string, upToVersion: number) =>
@@ -400,13 +402,26 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             Effect.map(() => ({ state: entry.state, version: entry.version }))
           )),
       replay,
+      startFold,
       replayEntity,
       encodeState
     }
     // Where the node keeps a registry, its audit replays this actor; a library user's runner needs none.
     const registry = yield* Effect.serviceOption(ActorRegistry)
     if (Option.isSome(registry)) {
-      yield* registry.value.register({ category: actor.category, compareReplay: compareReplay(actor) })
+      yield* registry.value.register({
+        category: actor.category,
+        compareReplay: compareReplay(actor),
+        startFold: () => {
+          const fold = startFold()
+          return {
+            step: fold.step,
+            compare: Effect.suspend(() =>
+              compareReplayed(actor, fold.states)
+            )
+          }
+        }
+      })
     }
     return actor
   })

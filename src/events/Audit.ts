@@ -7,7 +7,7 @@ import { Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { verifySignature } from "../content/NodeKey.js"
 import { canonicalize } from "../domain/CanonicalJson.js"
-import { envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import { envelopeHash, GENESIS_HASH, headMessage, type StoredRecord } from "./Envelope.js"
 import { Journal } from "./Journal.js"
 import { Snapshots } from "./Snapshots.js"
 
@@ -233,12 +233,31 @@ export interface ReplayReport {
   readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
 }
 
+const RECORD_PAGE = 4096
+
 /**
- * Rebuilds every entity of an actor from the log alone and compares it with the live (cached,
- * snapshotted) state. On a busy node an entity may move between the two reads; it is then replayed
- * again up to exactly the live version, so only a real divergence is reported.
+ * Reads the log's stored records once, in order, up to `upToPosition`, and hands each to `onRecord`:
+ * one read of the log that any number of folds can share.
  */
-export const compareReplay = <S>(actor: {
+export const forEachRecord = (
+  journal: Journal["Type"],
+  onRecord: (record: StoredRecord) => void,
+  upToPosition = Number.MAX_SAFE_INTEGER
+) =>
+  Effect.gen(function*() {
+    let position = 1
+    while (position <= upToPosition) {
+      const page = yield* journal.readRecords(position, RECORD_PAGE)
+      for (const record of page) {
+        if (record.position > upToPosition) return
+        onRecord(record)
+      }
+      if (page.length < RECORD_PAGE) return
+      position = page[page.length - 1]!.position + 1
+    }
+  })
+
+interface ReplayedActor<S> {
   readonly category: string
   readonly replay: () => Effect.Effect<ReadonlyMap<string, { readonly state: S; readonly version: number }>>
   readonly replayEntity: (
@@ -247,9 +266,22 @@ export const compareReplay = <S>(actor: {
   ) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly state: (entityId: string) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly encodeState: (state: S) => unknown
-}) =>
+}
+
+/**
+ * Rebuilds every entity of an actor from the log alone and compares it with the live (cached,
+ * snapshotted) state. On a busy node an entity may move between the two reads; it is then replayed
+ * again up to exactly the live version, so only a real divergence is reported.
+ */
+export const compareReplay = <S>(actor: ReplayedActor<S>) =>
+  Effect.flatMap(actor.replay(), (replayed) => compareReplayed(actor, replayed))
+
+/** compareReplay on entities already folded from the log (by a read of the log that other folds shared). */
+export const compareReplayed = <S>(
+  actor: ReplayedActor<S>,
+  replayed: ReadonlyMap<string, { readonly state: S; readonly version: number }>
+) =>
   Effect.gen(function*() {
-    const replayed = yield* actor.replay()
     const mismatches: Array<ReplayReport["mismatches"][number]> = []
     const digest = crypto.createHash("sha256")
     for (const entityId of [...replayed.keys()].sort()) {

@@ -22,7 +22,7 @@ import { JobEvent, OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId, streamCategory } from "../domain/Ids.js"
 import { ActorRegistry } from "../events/ActorRegistry.js"
-import { verifyChain } from "../events/Audit.js"
+import { forEachRecord, verifyChain } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { Snapshots } from "../events/Snapshots.js"
@@ -346,33 +346,32 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       ] satisfies ReadonlyArray<BookLine>
     })
 
-    /** How many events of each stream category the log holds. */
-    const categoriesInLog = Effect.fn("NodeAudit.categoriesInLog")(function*() {
+    /**
+     * Every actor rebuilt from one read of the log up to its head, each stored event parsed once and
+     * handed to its category's fold, then compared with the live state; and how many events of each
+     * category the log holds, so categories no actor replays show.
+     */
+    const replayActors = Effect.fn("NodeAudit.replayActors")(function*(upToPosition: number) {
+      const registered = yield* registry.actors
+      const folds = new Map(registered.map((actor) => [actor.category, actor.startFold()]))
       const counts = new Map<string, number>()
-      let position = 1
-      while (true) {
-        // Stored records: the category is in the stream id, no payload needs parsing.
-        const page = yield* journal.readRecords(position, PAGE)
-        for (const record of page) {
-          const category = streamCategory(record.streamId)
-          counts.set(category, (counts.get(category) ?? 0) + 1)
-        }
-        const last = page.at(-1)
-        if (page.length < PAGE || last === undefined) break
-        position = last.position + 1
-      }
-      return counts
+      yield* forEachRecord(journal, (record) => {
+        const category = streamCategory(record.streamId)
+        counts.set(category, (counts.get(category) ?? 0) + 1)
+        folds.get(category)?.step(record, JSON.parse(record.payloadText))
+      }, upToPosition)
+      const actors = yield* Effect.forEach(registered, (actor) => folds.get(actor.category)!.compare)
+      const unreplayed = [...counts].filter(([category]) => !folds.has(category)).map(([category, events]) => ({
+        category,
+        events
+      }))
+      return { actors, unreplayed }
     })
 
     /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
     const replay = Effect.fn("NodeAudit.replay")(function*() {
       const head = yield* journal.head
-      const registered = yield* registry.actors
-      const actors = yield* Effect.forEach(registered, (actor) => actor.compareReplay)
-      const replayed = new Set(registered.map((actor) => actor.category))
-      const unreplayed = [...(yield* categoriesInLog())].filter(([category]) => !replayed.has(category)).map((
-        [category, events]
-      ) => ({ category, events }))
+      const { actors, unreplayed } = yield* replayActors(head.position)
       const supply = yield* ledger.supply()
       const reconciled = yield* books()
       return {

@@ -6,6 +6,7 @@
 import { Clock, Effect, Layer, Random, Schema } from "effect"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
+import { forEachRecord } from "../../events/Audit.js"
 import type { Envelope } from "../../events/Envelope.js"
 import { Journal } from "../../events/Journal.js"
 import * as Policy from "../../events/Policy.js"
@@ -155,27 +156,25 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
 
     /** Folds the whole log: minted supply against balances, holds and credits still on their way. */
     const supply = Effect.fn("Ledger.supply")(function*() {
-      const states = yield* accounts.replay()
+      // One read of the log: the accounts folded, and the flows between them counted, from the same events.
+      const fold = accounts.startFold()
       let minted = 0n
       let burned = 0n
       const outgoing = new Map<string, bigint>()
       const incoming = new Set<string>()
-      let position = 1
-      while (true) {
-        const page = yield* journal.readAll(position, 4096)
-        for (const envelope of page) {
-          if (streamCategory(envelope.streamId) !== Account.category) continue
-          const payload = envelope.payload as { transferId?: string; holdId?: string; amount: string }
-          if (envelope.eventType === "Minted") minted += BigInt(payload.amount)
-          else if (envelope.eventType === "Burned") burned += BigInt(payload.amount)
-          else if (envelope.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
-          else if (envelope.eventType === "HoldCaptured") {
-            outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
-          } else if (envelope.eventType === "Credited") incoming.add(payload.transferId!)
-        }
-        if (page.length < 4096) break
-        position = page[page.length - 1]!.position + 1
-      }
+      yield* forEachRecord(journal, (record) => {
+        if (streamCategory(record.streamId) !== Account.category) return
+        const parsed: unknown = JSON.parse(record.payloadText)
+        fold.step(record, parsed)
+        const payload = parsed as { transferId?: string; holdId?: string; amount: string }
+        if (record.eventType === "Minted") minted += BigInt(payload.amount)
+        else if (record.eventType === "Burned") burned += BigInt(payload.amount)
+        else if (record.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
+        else if (record.eventType === "HoldCaptured") {
+          outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
+        } else if (record.eventType === "Credited") incoming.add(payload.transferId!)
+      })
+      const states = fold.states
       let available = 0n
       let held = 0n
       for (const { state } of states.values()) {
