@@ -6,10 +6,11 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Duration, Effect, Option } from "effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import type { RuleSpec } from "../actors/learning/FederatedRound.js"
-import type { RoundView } from "../actors/learning/LearningRpc.js"
+import type { GossipView, RoundView } from "../actors/learning/LearningRpc.js"
 import { CliError } from "./CliError.js"
-import { asAnyKey, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
+import { asAnyKey, asOperator, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { parseReference } from "./ModelsContext.js"
 import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
 
@@ -166,12 +167,149 @@ const show = Command.make(
       }))
 ).pipe(Command.withDescription("a round, its updates and the verdict on each"))
 
+const SHA256 = /^sha256:([0-9a-f]{64})$/
+
+/** `id[@version]` in the node's registry, or `sha256:<hex>` of a blob it holds (then `--tokenizer` too). */
+const modelSourceOf = (reference: string, tokenizer: Option.Option<string>) => {
+  const blob = SHA256.exec(reference)
+  if (blob !== null) {
+    const tokenizerBlob = Option.map(tokenizer, (text) => SHA256.exec(text)?.[1])
+    if (Option.isSome(tokenizerBlob) && tokenizerBlob.value === undefined) {
+      return `invalid --tokenizer ${Option.getOrElse(tokenizer, () => "")}: expected sha256:<64 hex digits>`
+    }
+    return { sha256: blob[1]!, ...(Option.isSome(tokenizerBlob) ? { tokenizer: tokenizerBlob.value! } : {}) }
+  }
+  const at = reference.lastIndexOf("@")
+  return at > 0 ? { id: reference.slice(0, at), version: reference.slice(at + 1) } : { id: reference }
+}
+
+const join = Command.make("join", {
+  roundId: roundArg,
+  at: Options.text("at").pipe(Options.withDescription("the peer id of the node that holds the round")),
+  model: Options.text("model").pipe(
+    Options.withDescription(
+      "the round's base model on this node: id[@version] in its registry, or sha256:<hex> of a blob"
+    )
+  ),
+  tokenizer: Options.text("tokenizer").pipe(
+    Options.withDescription("with --model sha256:..., the blob of its tokenizer.json: sha256:<hex>"),
+    Options.optional
+  ),
+  text: Options.file("text", { exists: "yes" }).pipe(
+    Options.withDescription("this node's training data, sent with the request: plain text (LM) or JSON lines")
+  ),
+  steps: Options.integer("steps").pipe(
+    Options.withDescription("optimizer steps of local training"),
+    Options.withDefault(20)
+  ),
+  learningRate: Options.float("learning-rate").pipe(Options.optional),
+  window: Options.integer("window").pipe(Options.withDescription("tokens per language-model window"), Options.optional),
+  seed: Options.integer("seed").pipe(Options.optional),
+  key: keyOption,
+  ...common
+}, (args) =>
+  withNodeClient(args, (client) =>
+    Effect.gen(function*() {
+      const model = modelSourceOf(args.model, args.tokenizer)
+      if (typeof model === "string") return yield* Effect.fail(fail(model))
+      const content = yield* Effect.try({
+        try: () => fs.readFileSync(args.text, "utf8"),
+        catch: (error) => fail(`cannot read ${args.text}: ${(error as Error).message}`)
+      })
+      const round = yield* asOperator(args.key, args.data)(client.call(client.rpc.LearnRoundJoin({
+        roundId: args.roundId,
+        at: args.at,
+        model,
+        data: { content, name: path.basename(args.text) },
+        steps: args.steps,
+        ...Option.match(args.learningRate, { onNone: () => ({}), onSome: (learningRate) => ({ learningRate }) }),
+        ...Option.match(args.window, { onNone: () => ({}), onSome: (window) => ({ window }) }),
+        ...Option.match(args.seed, { onNone: () => ({}), onSome: (seed) => ({ seed }) })
+      })))
+      yield* output(args.json, round, (view) => describeRound(view, args.roundId))
+    }))).pipe(
+    Command.withDescription(
+      "join a round another node holds: train from its base on this node's data and send the signed update to it"
+    )
+  )
+
+/** The node's gossip learning in a few lines. */
+export const describeGossip = (view: GossipView) =>
+  [
+    `gossip: ${view.status}${
+      view.adapter === null ? "" : ` on ${view.adapter.id}@${view.adapter.version}`
+    }, ${view.merges} merge(s)${
+      view.settings === null
+        ? ""
+        : `, fanout ${view.settings.fanout} every ${view.settings.intervalMs} ms, ${view.settings.samples} samples`
+    }`,
+    ...(view.last === null
+      ? []
+      : [
+        `  last: ${view.last.from.slice(0, 12)}'s update (${view.last.samples} samples, reputation ${
+          view.last.reputation.toFixed(2)
+        }) merged with weights ${view.last.ownWeight} / ${view.last.theirWeight}`
+      ])
+  ].join("\n")
+
+const gossipStart = Command.make("start", {
+  adapter: Options.text("adapter").pipe(Options.withDescription("the adapter this node gossips: id[@version]")),
+  samples: Options.integer("samples").pipe(Options.withDescription("examples behind it: its weight in each merge")),
+  fanout: Options.integer("fanout").pipe(Options.withDescription("neighbours per exchange"), Options.withDefault(2)),
+  interval: Options.text("interval").pipe(
+    Options.withDescription("time between exchanges, e.g. 30 seconds"),
+    Options.withDefault("30 seconds")
+  ),
+  key: keyOption,
+  ...common
+}, (args) =>
+  withNodeClient(args, (client) =>
+    Effect.gen(function*() {
+      const interval = Duration.decodeUnknown(args.interval)
+      if (Option.isNone(interval)) {
+        return yield* Effect.fail(fail(`invalid --interval ${args.interval}: e.g. 30 seconds`))
+      }
+      const view = yield* asOperator(args.key, args.data)(client.call(client.rpc.LearnGossipStart({
+        adapter: parseReference(args.adapter),
+        samples: args.samples,
+        fanout: args.fanout,
+        intervalMs: Math.round(Duration.toMillis(interval.value))
+      })))
+      yield* output(args.json, view, describeGossip)
+    }))).pipe(Command.withDescription("merge this node's adapter with its neighbours' every interval"))
+
+const gossipStop = Command.make(
+  "stop",
+  { key: keyOption, ...common },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const view = yield* asOperator(args.key, args.data)(client.call(client.rpc.LearnGossipStop({})))
+        yield* output(args.json, view, describeGossip)
+      }))
+).pipe(Command.withDescription("stop gossip learning (the merged adapters stay)"))
+
+const gossipShow = Command.make(
+  "show",
+  { ...common },
+  (args) =>
+    withNodeClient(args, (client) =>
+      Effect.gen(function*() {
+        const view = yield* client.call(client.rpc.LearnGossip({}))
+        yield* output(args.json, view, describeGossip)
+      }))
+).pipe(Command.withDescription("the node's gossip learning: its adapter now and its last merge"))
+
 export const learnCommand = Command.make("learn").pipe(
-  Command.withDescription("learn together: federated rounds of adapters between peers"),
+  Command.withDescription("learn together: federated rounds and gossip of adapters between peers"),
   Command.withSubcommands([
     Command.make("round").pipe(
-      Command.withDescription("federated rounds: open, submit, aggregate, close, show"),
-      Command.withSubcommands([open, submit, aggregate, close, show])
+      Command.withDescription("federated rounds: open, join, submit, aggregate, close, show"),
+      Command.withSubcommands([open, join, submit, aggregate, close, show])
+    ),
+    Command.make("gossip").pipe(
+      Command.withDescription("gossip learning with no coordinator: start, stop, show"),
+      Command.withSubcommands([gossipStart, gossipStop, gossipShow])
     )
   ])
 )

@@ -5,7 +5,7 @@
  * it forwards the command, signature and all, to the sequencer and relays its answer.
  */
 import { RpcMiddleware } from "@effect/rpc"
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 
 export class SequencerUnreachable extends Schema.TaggedError<SequencerUnreachable>()("SequencerUnreachable", {
   /** The sequencer's node key. */
@@ -20,4 +20,13 @@ export class SequencerUnreachable extends Schema.TaggedError<SequencerUnreachabl
 export class Sequenced extends RpcMiddleware.Tag<Sequenced>()("edge-net/Sequenced", {
   wrap: true,
   failure: SequencerUnreachable
+}) {}
+
+/**
+ * Annotates a command that a peer may send to this node over the command protocol and this node runs
+ * itself, whoever sequences the economy: learning between peers (a peer's update to the node that
+ * holds the round, a gossip push). The node's gate checks its signature as for any command.
+ */
+export class AnsweredByPeers extends Context.Reference<AnsweredByPeers>()("edge-net/AnsweredByPeers", {
+  defaultValue: () => false
 }) {}

@@ -9,6 +9,7 @@ import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import type { Server } from "node:http"
 import { Ledger } from "../actors/economy/Ledger.js"
+import { roundDeadlines } from "../actors/learning/RoundDeadlines.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
 import { genesisParametersLayer } from "../layers/Genesis.js"
@@ -21,6 +22,7 @@ import { TelemetryLive } from "../layers/Telemetry.js"
 import { peerNodeLayer } from "../net/PeerNode.js"
 import { signingClientLayer } from "../rpc/CommandSigning.js"
 import { equivocationReports } from "../rpc/EquivocationReports.js"
+import { gossipExchanges } from "../rpc/LearningPeers.js"
 import { NodeApiRpcs } from "../rpc/NodeApiRpcs.js"
 import { NodeApiRpcHandlers } from "../rpc/NodeRpcHandlers.js"
 import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
@@ -163,7 +165,7 @@ const peerLive = (settings: NodeSettings) =>
  * configured (layers/Telemetry.ts).
  */
 export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
+  Layer.mergeAll(HttpServerLive, nodePolicies, roundDeadlines, gossipExchanges).pipe(
     Layer.provide(peerLive(settings)),
     Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
     Layer.provide(nodeServices(settings)),

@@ -6,6 +6,7 @@ import { Layer } from "effect"
 import { AdapterPool } from "../actors/adapters/AdapterPoolService.js"
 import { Adapters } from "../actors/adapters/Adapters.js"
 import { AdapterTraining } from "../actors/adapters/AdapterTraining.js"
+import { GossipLearning } from "../actors/learning/GossipLearning.js"
 import { Learning } from "../actors/learning/Learning.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
@@ -35,7 +36,8 @@ const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelSe
     AdapterTraining.Default,
     NetworkCharter.Default,
     Models.Default(nodeModelsConfig),
-    Learning.Default
+    Learning.Default,
+    GossipLearning.Default
   ).pipe(
     Layer.provideMerge(Adapters.Default),
     Layer.provideMerge(TrustStore.Default(trustDir(settings))),

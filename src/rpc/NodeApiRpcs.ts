@@ -4,7 +4,7 @@ import { AdapterTrainingRpcs } from "../actors/adapters/AdapterTrainingRpc.js"
 import { EconomyRpcs } from "../actors/economy/EconomyRpc.js"
 import { LedgerRpcs } from "../actors/economy/LedgerRpc.js"
 import { GovernanceRpcs } from "../actors/governance/GovernanceRpc.js"
-import { LearningRpcs } from "../actors/learning/LearningRpc.js"
+import { LearningPeerRpcs, LearningRpcs } from "../actors/learning/LearningRpc.js"
 import { MarketRpcs } from "../actors/market/MarketRpc.js"
 import { OptimizerRpcs } from "../actors/optimizer/OptimizerRpc.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
@@ -19,4 +19,4 @@ export const NodeApiRpcs = NodeRpcs.merge(LedgerRpcs).merge(RegistryRpcs).merge(
   GovernanceRpcs
 ).merge(OperatorRpcs).merge(AdapterPoolRpcs).merge(PeersRpcs)
   .merge(AdapterPeersRpcs).merge(OptimizerRpcs).merge(AdapterTrainingRpcs).merge(AdaptersRpcs)
-  .merge(ModelsRpcs).merge(LearningRpcs)
+  .merge(ModelsRpcs).merge(LearningRpcs).merge(LearningPeerRpcs)

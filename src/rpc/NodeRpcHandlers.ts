@@ -39,6 +39,7 @@ import { Peers } from "../net/Peers.js"
 import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { AdaptersRpcs } from "./AdaptersRpc.js"
 import { auditCommands } from "./CommandAudit.js"
+import { LearningPeerRpcHandlers } from "./LearningPeers.js"
 import { resolveData, resolveModel } from "./ModelSources.js"
 import { ModelsRpcHandlers } from "./ModelsRpcHandlers.js"
 import type { ChainReportView } from "./NodeRpc.js"
@@ -326,6 +327,7 @@ export const NodeApiRpcHandlers = Layer.mergeAll(
   AdaptersRpcHandlers,
   ModelsRpcHandlers,
   LearningRpcHandlers,
+  LearningPeerRpcHandlers,
   OptimizerRpcHandlers,
   AdapterTrainingRpcHandlers,
   PeersRpcHandlers,

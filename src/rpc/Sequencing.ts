@@ -8,10 +8,10 @@
  */
 import type { RpcMiddleware } from "@effect/rpc"
 import { Rpc, RpcTest } from "@effect/rpc"
-import { Effect, Layer, ParseResult, Schema } from "effect"
+import { Context, Effect, Layer, ParseResult, Schema } from "effect"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { NodeKey } from "../content/NodeKey.js"
-import { Sequenced, SequencerUnreachable } from "../domain/Sequencing.js"
+import { AnsweredByPeers, Sequenced, SequencerUnreachable } from "../domain/Sequencing.js"
 import type { ForwardedAnswer, ForwardedCommand } from "../net/CommandWire.js"
 import { Peers } from "../net/Peers.js"
 import { NodeApiRpcs } from "./NodeApiRpcs.js"
@@ -37,8 +37,38 @@ const contractOf = (tag: string) => {
 const isSequenced = (rpc: Rpc.AnyWithProps) =>
   [...rpc.middlewares].some((middleware) => middleware.key === Sequenced.key)
 
+/** Whether peers may send an RPC of the contract to any node, which runs it itself (learning between peers). */
+const isAnsweredByPeers = (rpc: Rpc.AnyWithProps) => Context.get(rpc.annotations, AnsweredByPeers)
+
 /** Our contract's Schemas need no services; an RPC looked up by tag has erased types that do not say so. */
 const withoutServices = <A, E>(effect: Effect.Effect<A, E, unknown>) => effect as Effect.Effect<A, E>
+
+/**
+ * Sends an RPC of the node's contract, its payload as given (a signed one with its `auth`), to the node
+ * whose key is `publicKey` over the command protocol. Succeeds with that node's exit, decoded by the
+ * same contract (so its own errors arrive as they are); fails with why it could not be sent or run.
+ */
+export const sendToPeer = (
+  peers: Context.Tag.Service<typeof Peers>,
+  publicKey: string,
+  tag: string,
+  payload: unknown
+): Effect.Effect<Effect.Effect<unknown, unknown>, string> =>
+  Effect.gen(function*() {
+    const contract = contractOf(tag)
+    if (contract === undefined) return yield* Effect.fail(`${tag} is not in this node's contract`)
+    const encoded = yield* withoutServices(Schema.encodeUnknown(contract.payloadSchema)(payload)).pipe(
+      Effect.mapError((error) => `cannot encode ${tag}: ${firstLine(error.message)}`)
+    )
+    const answer = yield* peers.forward(publicKey, { rpc: tag, payload: encoded }).pipe(
+      Effect.mapError((error) => error.message)
+    )
+    if ("refused" in answer) return yield* Effect.fail(answer.refused)
+    const exit = yield* withoutServices(Schema.decodeUnknown(Rpc.exitSchema(contract))(answer.exit)).pipe(
+      Effect.mapError((error) => `its answer does not decode: ${firstLine(error.message)}`)
+    )
+    return exit
+  })
 
 /**
  * Runs economy RPCs here when this node is the sequencer (or none is named), and forwards them to the
@@ -51,22 +81,12 @@ export const sequencedLayer = Layer.effect(
     const peers = yield* Peers
     const sequencerNow = yield* sequencerOfCharter
     const forward = (tag: string, payload: unknown, sequencer: string) =>
-      Effect.gen(function*() {
-        const unreachable = (detail: string) => new SequencerUnreachable({ sequencer, detail })
-        const contract = contractOf(tag)
-        if (contract === undefined) return yield* unreachable(`${tag} is not in this node's contract`)
-        const encoded = yield* Schema.encodeUnknown(contract.payloadSchema)(payload).pipe(
-          Effect.mapError((error) => unreachable(`cannot encode ${tag}: ${firstLine(error.message)}`))
+      Effect.flatten(
+        Effect.mapError(
+          sendToPeer(peers, sequencer, tag, payload),
+          (detail) => new SequencerUnreachable({ sequencer, detail })
         )
-        const answer = yield* peers.forward(sequencer, { rpc: tag, payload: encoded }).pipe(
-          Effect.mapError((error) => unreachable(error.message))
-        )
-        if ("refused" in answer) return yield* unreachable(answer.refused)
-        const exit = yield* Schema.decodeUnknown(Rpc.exitSchema(contract))(answer.exit).pipe(
-          Effect.mapError((error) => unreachable(`its answer does not decode: ${firstLine(error.message)}`))
-        )
-        return yield* exit
-      })
+      )
     return Sequenced.of(({ next, payload, rpc }) =>
       Effect.flatMap(sequencerNow, (sequencer) =>
         sequencer === undefined || sequencer === key.publicKey
@@ -100,13 +120,15 @@ export const forwardedCommandsIntake = Layer.scopedDiscard(
     }
     const answer = ({ payload, rpc: tag }: ForwardedCommand): Effect.Effect<ForwardedAnswer> =>
       Effect.gen(function*(): Effect.fn.Return<ForwardedAnswer> {
-        const sequencer = yield* sequencerNow
-        if (sequencer !== key.publicKey) {
-          return { refused: `this node does not sequence the economy (its charter names ${sequencer ?? "none"})` }
-        }
         const rpc = contractOf(tag)
-        if (rpc === undefined || !isSequenced(rpc)) {
-          return { refused: `${tag} is not an economy command` }
+        if (rpc === undefined || !(isSequenced(rpc) || isAnsweredByPeers(rpc))) {
+          return { refused: `${tag} is not an economy command nor one that peers send each other` }
+        }
+        if (isSequenced(rpc)) {
+          const sequencer = yield* sequencerNow
+          if (sequencer !== key.publicKey) {
+            return { refused: `this node does not sequence the economy (its charter names ${sequencer ?? "none"})` }
+          }
         }
         const decoded = yield* withoutServices(Schema.decodeUnknown(rpc.payloadSchema)(payload)).pipe(Effect.either)
         if (decoded._tag === "Left") {

@@ -14,6 +14,7 @@ import { REWARDS_ACCOUNT } from "../../src/actors/economy/Reward.js"
 import { Rewards } from "../../src/actors/economy/RewardService.js"
 import { Staking } from "../../src/actors/economy/StakeService.js"
 import { Governance } from "../../src/actors/governance/GovernanceService.js"
+import { GossipLearning } from "../../src/actors/learning/GossipLearning.js"
 import { Learning } from "../../src/actors/learning/Learning.js"
 import { Auctions } from "../../src/actors/market/AuctionService.js"
 import { Market } from "../../src/actors/market/MarketService.js"
@@ -127,6 +128,7 @@ const everySubsystemAtWork = Effect.gen(function*() {
     quorum: 2,
     result: { id: "round-result", version: "1.0.0" }
   })
+  yield* (yield* GossipLearning).start({ adapter: { id: "round-base" }, samples: 10, fanout: 2, intervalMs: 60_000 })
   const registry = yield* Registry
   yield* registry.publish(signAsPublisher(manifestOf("tiny-lm", { type: "text-generation" }), publisher))
   // A new key's reputation (0.5) is under the sharing bar (0.7): the bar is lowered as a test network's genesis would.
@@ -165,6 +167,7 @@ describe("audit replay covers every actor the node runs", () => {
           "AdapterPool",
           "Auction",
           "Charter",
+          "Gossip",
           "Model",
           "OptimizerJob",
           "Parameters",

@@ -108,7 +108,9 @@ describe("economy commands on a node that is not the sequencer", () => {
   it("are refused by a node that does not sequence them, and what is not an economy command is refused", async () => {
     const answer = sequencer.self.answer!
     const peersAnswer = await Effect.runPromise(answer({ rpc: "PeersRemove", payload: { peerId: "x" } }))
-    expect(peersAnswer).toEqual({ refused: "PeersRemove is not an economy command" })
+    expect(peersAnswer).toEqual({
+      refused: "PeersRemove is not an economy command nor one that peers send each other"
+    })
     const malformed = await Effect.runPromise(answer({ rpc: "LedgerTransfer", payload: { from: 1 } }))
     expect("refused" in malformed && malformed.refused).toMatch(/^LedgerTransfer: /)
     const notSequencer = await Effect.runPromise(

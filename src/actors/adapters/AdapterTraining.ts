@@ -8,7 +8,7 @@
 import { Effect, Mailbox, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
-import type { AdapterMetadata } from "../../compute/lora/Adapter.js"
+import type { AdapterMetadata, LoraWeights } from "../../compute/lora/Adapter.js"
 import { saveLocalAdapter } from "../../compute/lora/LocalAdapters.js"
 import type { FileTrainingOutcome } from "../../compute/lora/train/FileTraining.js"
 import { trainOnData } from "../../compute/lora/train/FileTraining.js"
@@ -86,6 +86,8 @@ export interface TrainRequest {
   readonly storeRoot: string
   /** Default: `train-` and 12 random hex digits. */
   readonly jobId?: string | undefined
+  /** Factors to start from instead of fresh ones (a federated round's base adapter). */
+  readonly startWeights?: LoraWeights | undefined
 }
 
 export interface TrainOutcome {
@@ -162,6 +164,7 @@ export class AdapterTraining extends Effect.Service<AdapterTraining>()("edge-net
             config: request.config,
             targetNames: request.targetNames,
             data: request.dataOptions,
+            startWeights: request.startWeights,
             checkpointDirectory: path.join(
               request.storeRoot,
               "adapters",

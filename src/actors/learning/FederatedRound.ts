@@ -76,11 +76,16 @@ export const RoundAggregated = Schema.TaggedStruct("RoundAggregated", {
   /** The largest relative error of re-factoring a module's aggregated ΔW to the adapter's rank. */
   refactorError: Schema.Number
 })
-export const RoundClosed = Schema.TaggedStruct("RoundClosed", { reason: Schema.String })
+export const RoundClosed = Schema.TaggedStruct("RoundClosed", {
+  reason: Schema.String,
+  /** Closed with no aggregate: the deadline passed below the quorum (absent in logs written before). */
+  failed: Schema.optional(Schema.Boolean)
+})
 export const RoundEvent = Schema.Union(RoundOpened, UpdateSubmitted, RoundAggregated, RoundClosed)
 export type RoundEvent = typeof RoundEvent.Type
 
-export const RoundStatus = Schema.Literal("none", "open", "aggregated", "closed")
+/** "failed": closed at its deadline with fewer updates than its quorum, so with no aggregate. */
+export const RoundStatus = Schema.Literal("none", "open", "aggregated", "closed", "failed")
 
 export const RoundState = Schema.Struct({
   status: RoundStatus,
@@ -95,7 +100,8 @@ export type RoundCommand =
   | { readonly _tag: "Open"; readonly roundId: string; readonly spec: RoundSpec }
   | { readonly _tag: "Submit"; readonly submission: Submission; readonly now: number }
   | { readonly _tag: "Aggregate"; readonly outcome: Omit<typeof RoundAggregated.Type, "_tag"> }
-  | { readonly _tag: "Close"; readonly now: number }
+  /** `because`: why a round that has its quorum still fails (its aggregation could not run). */
+  | { readonly _tag: "Close"; readonly now: number; readonly because?: string | undefined }
 
 export class RoundRefused extends Schema.TaggedError<RoundRefused>()("RoundRefused", {
   roundId: Schema.String,
@@ -149,17 +155,25 @@ const decide = (
         : Effect.fail(`cannot aggregate: ${problem}`)
     }
     case "Close":
-      if (state.status === "closed") return Effect.succeed([])
+      if (state.status === "closed" || state.status === "failed") return Effect.succeed([])
       if (state.status === "none") return Effect.fail("no such round")
       if (state.status === "open" && command.now <= state.spec!.deadline) {
         return Effect.fail(`the round takes updates until ${new Date(state.spec!.deadline).toISOString()}`)
       }
+      if (state.status === "open" && state.updates.length >= state.spec!.quorum) {
+        return command.because === undefined
+          ? Effect.fail("the round has its quorum: it is aggregated, not closed")
+          : Effect.succeed([RoundClosed.make({ reason: command.because, failed: true })])
+      }
       return Effect.succeed([
-        RoundClosed.make({
-          reason: state.status === "aggregated"
-            ? "aggregated"
-            : `deadline passed with ${state.updates.length} update(s) of the ${state.spec!.quorum} its quorum needs`
-        })
+        state.status === "aggregated"
+          ? RoundClosed.make({ reason: "aggregated" })
+          : RoundClosed.make({
+            reason: `deadline passed with ${state.updates.length} update(s) of the ${
+              state.spec!.quorum
+            } its quorum needs`,
+            failed: true
+          })
       ])
   }
 }
@@ -175,7 +189,7 @@ const evolve = (state: RoundState, event: RoundEvent): RoundState => {
     case "RoundAggregated":
       return { ...state, status: "aggregated", outcome: event }
     case "RoundClosed":
-      return { ...state, status: "closed", closedBecause: event.reason }
+      return { ...state, status: event.failed === true ? "failed" : "closed", closedBecause: event.reason }
   }
 }
 

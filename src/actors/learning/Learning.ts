@@ -17,8 +17,8 @@ import type { AdaptedModel } from "../../compute/learning/Updates.js"
 import { applyDenseUpdate, denseUpdate } from "../../compute/learning/Updates.js"
 import type { Adapter } from "../../compute/lora/AdapterFile.js"
 import { loadAdapter } from "../../compute/lora/AdapterFile.js"
-import { importAdapterDocument } from "../../compute/lora/AdapterJson.js"
-import { loadLocalAdapter, saveLocalAdapter } from "../../compute/lora/LocalAdapters.js"
+import { adapterDocument, importAdapterDocument } from "../../compute/lora/AdapterJson.js"
+import { loadLocalAdapter, localAdapterDir, saveLocalAdapter } from "../../compute/lora/LocalAdapters.js"
 import { BlobStore } from "../../content/BlobStore.js"
 import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
@@ -248,9 +248,50 @@ export class Learning extends Effect.Service<Learning>()("edge-net/Learning", {
       return yield* state(roundId)
     })
 
+    /**
+     * What the coordinator's node does once a round's deadline has passed: aggregates it if it has its
+     * quorum (a peer that never submitted does not hold it up), then closes it; below the quorum, or
+     * when the aggregation cannot run, it closes as failed with the reason. Before the deadline, or on
+     * a round already closed, it changes nothing.
+     */
+    const settle = Effect.fn("Learning.settle")(function*(roundId: string) {
+      const round = yield* existing(roundId)
+      const now = yield* Clock.currentTimeMillis
+      if (now <= round.spec.deadline || round.status === "closed" || round.status === "failed") return round
+      if (round.status === "open" && round.updates.length >= round.spec.quorum) {
+        const aggregated = yield* Effect.either(aggregateRound(roundId))
+        if (aggregated._tag === "Left") {
+          yield* send(roundId, {
+            _tag: "Close",
+            now,
+            because: `aggregation failed: ${aggregated.left.reason}`
+          }, `close/${roundId}`)
+          return yield* state(roundId)
+        }
+      }
+      return yield* close(roundId)
+    })
+
+    /** The round's base adapter as one JSON document: what a joining peer trains from. */
+    const baseDocument = Effect.fn("Learning.baseDocument")(function*(roundId: string) {
+      const round = yield* existing(roundId)
+      const directory = localAdapterDir(store.root, round.spec.base.id, round.spec.base.version)
+      const document = yield* Effect.mapError(adapterDocument(directory), refused(roundId))
+      return { round, document: document.text }
+    })
+
     /** Every recorded step of a round with its journal position. */
     const history = (roundId: string) => journal.readStream(makeStreamId(FederatedRound.category, roundId), 1)
 
-    return { open, submit, aggregate: aggregateRound, close, round: state, history } as const
+    return {
+      open,
+      submit,
+      aggregate: aggregateRound,
+      close,
+      settle,
+      baseDocument,
+      round: state,
+      history
+    } as const
   })
 }) {}

@@ -13,6 +13,7 @@ import * as fs from "node:fs"
 import { readModel } from "../../onnx/OnnxModel.js"
 import { createSession } from "../../optimize/Runner.js"
 import type { Tokenizer } from "../../tokenizer/Tokenizer.js"
+import type { LoraWeights } from "../Adapter.js"
 import { loraTargets } from "../GraphLora.js"
 import { loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./CheckpointFile.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
@@ -37,6 +38,8 @@ export interface FileTrainingRequest {
   readonly data?: TrainingDataOptions | undefined
   /** Where checkpoints go (removed when training finishes); none when absent. */
   readonly checkpointDirectory?: string | undefined
+  /** Factors to start from (a federated round's base adapter), with the config's rank, alpha and modules. */
+  readonly startWeights?: LoraWeights | undefined
   readonly onProgress?: ((progress: TrainingProgress) => void) | undefined
   readonly onPhase?: ((phase: "baseline" | "resume" | "train" | "evaluate", detail?: number) => void) | undefined
   readonly signal?: AbortSignal | undefined
@@ -67,6 +70,16 @@ export interface FileTrainingOutcome {
 
 const sha256 = (bytes: Uint8Array | string) => crypto.createHash("sha256").update(bytes).digest("hex")
 
+/** A digest of starting factors, so that a checkpoint from another start is not resumed. */
+const startDigest = (weights: LoraWeights) => {
+  const hash = crypto.createHash("sha256").update(`${weights.rank}/${weights.alpha}`)
+  for (const [name, module] of Object.entries(weights.modules).sort(([a], [b]) => a.localeCompare(b))) {
+    hash.update(name).update(new Uint8Array(module.A.buffer, module.A.byteOffset, module.A.byteLength))
+    hash.update(new Uint8Array(module.B.buffer, module.B.byteOffset, module.B.byteLength))
+  }
+  return hash.digest("hex")
+}
+
 const labelsOf = (samples: ReadonlyArray<{ readonly label: number }>) => samples.map((sample) => sample.label)
 
 export const trainOnFile = (request: FileTrainingRequest): Promise<FileTrainingOutcome> => {
@@ -96,7 +109,14 @@ export const trainOnData = async (request: DataTrainingRequest): Promise<FileTra
   })
   const baseModelDigest = sha256(modelBytes)
   const fingerprint = sha256(
-    JSON.stringify({ baseModelDigest, data: sha256(content), task, config: resolved, options: request.data ?? {} })
+    JSON.stringify({
+      baseModelDigest,
+      data: sha256(content),
+      task,
+      config: resolved,
+      options: request.data ?? {},
+      ...(request.startWeights === undefined ? {} : { start: startDigest(request.startWeights) })
+    })
   )
   const checkpoint = request.checkpointDirectory === undefined
     ? undefined
@@ -123,9 +143,12 @@ export const trainOnData = async (request: DataTrainingRequest): Promise<FileTra
       optimizer: checkpoint.optimizer,
       ...(checkpoint.head === undefined ? {} : { head: checkpoint.head })
     }
-    : probe === undefined
+    : probe === undefined && request.startWeights === undefined
     ? undefined
-    : { head: probe }
+    : {
+      ...(probe === undefined ? {} : { head: probe }),
+      ...(request.startWeights === undefined ? {} : { weights: request.startWeights })
+    }
   const directory = request.checkpointDirectory
   const result = await trainInWorker(
     {
