@@ -4,7 +4,7 @@ import { Effect, Layer, Option } from "effect"
 import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
 import { nodeLive } from "../http/Server.js"
 import { Environment } from "../layers/Environment.js"
-import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
+import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { NodeClient } from "./NodeClient.js"
@@ -28,6 +28,13 @@ const allowHost = Options.text("allow-host").pipe(
 const publicUrl = Options.text("public-url").pipe(
   Options.withDescription("the URL clients reach the node at through a reverse proxy, e.g. https://node.example.com"),
   Options.optional
+)
+
+const corsOrigin = Options.text("cors-origin").pipe(
+  Options.withDescription(
+    "an origin whose pages may read the registry and blobs (GET, HEAD), e.g. https://app.example, or *; repeatable (adds to $EDGE_NET_CORS_ORIGINS)"
+  ),
+  Options.repeated
 )
 
 const bootstrap = Options.text("bootstrap").pipe(
@@ -67,12 +74,14 @@ const checkedPublicUrl = (url: Option.Option<string>) => {
 
 const start = Command.make(
   "start",
-  { data: dataOption, port, host, allowHost, publicUrl, bootstrap, follow, p2pListen },
-  ({ allowHost, bootstrap, data, follow, host, p2pListen, port, publicUrl }) =>
+  { data: dataOption, port, host, allowHost, publicUrl, corsOrigin, bootstrap, follow, p2pListen },
+  ({ allowHost, bootstrap, corsOrigin, data, follow, host, p2pListen, port, publicUrl }) =>
     Effect.gen(function*() {
       const environment = yield* Environment
       const url = yield* checkedPublicUrl(publicUrl)
       const listenPort = yield* checkedPort(port)
+      const badOrigin = corsOrigin.map(corsOriginProblem).find((problem) => problem !== undefined)
+      if (badOrigin !== undefined) return yield* Effect.fail(new CliError({ message: `--cors-origin: ${badOrigin}` }))
       const settings = yield* settingsFor(data, {
         ...(Option.isSome(host) ? { host: host.value } : {}),
         ...(listenPort === undefined ? {} : { port: listenPort }),
@@ -83,6 +92,7 @@ const start = Command.make(
         ...(environment.sequencer === undefined ? {} : { sequencer: environment.sequencer }),
         allowedHosts: allowHost,
         ...(url === undefined ? {} : { publicUrl: url }),
+        corsOrigins: [...environment.corsOrigins, ...corsOrigin],
         p2p: {
           ...(p2pListen.length > 0
             ? { listen: p2pListen }

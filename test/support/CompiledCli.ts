@@ -171,7 +171,9 @@ export const startCompiledNode = async (
     String(port)
   ], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGE_NET_HOME: dataDir, ...SYSTEM_PICKED_P2P, ...env }
+    // The reference models a new node publishes in the background cost CPU most tests do not need:
+    // a test that wants them passes EDGE_NET_FIRST_START_MODELS=on.
+    env: { ...process.env, EDGE_NET_HOME: dataDir, EDGE_NET_FIRST_START_MODELS: "off", ...SYSTEM_PICKED_P2P, ...env }
   })
   let output = ""
   child.stdout.on("data", (chunk) => (output += chunk))
