@@ -3,7 +3,7 @@
  * /docs/openapi.json) and the RPC groups at /rpc, on one port, every route behind the guards
  * (Host, Origin, body size, error replies: Guards.ts).
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter } from "@effect/platform"
+import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
@@ -11,10 +11,18 @@ import type { Server } from "node:http"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
+import { firstStartModelsLayer } from "../layers/FirstStartModels.js"
 import { genesisParametersLayer } from "../layers/Genesis.js"
 import { nodeServices } from "../layers/Node.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
-import { DEFAULT_NETWORK, httpLimitsOf, NodeConfig, p2pSettingsOf } from "../layers/NodeConfig.js"
+import {
+  DEFAULT_HOST,
+  DEFAULT_NETWORK,
+  DEFAULT_PORT,
+  httpLimitsOf,
+  NodeConfig,
+  p2pSettingsOf
+} from "../layers/NodeConfig.js"
 import { nodePolicies } from "../layers/NodePolicies.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { TelemetryLive } from "../layers/Telemetry.js"
@@ -31,6 +39,7 @@ import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
 import { GuardsLayer } from "./Guards.js"
+import { isWildcardAddress } from "./HostPolicy.js"
 import { MetricsRoute } from "./Metrics.js"
 import { OpenAiHandlers } from "./OpenAiRoutes.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
@@ -141,6 +150,30 @@ export const HttpServerLive = Layer.unwrapEffect(Effect.map(NodeServer, fastEmbe
   Layer.provide(NodeServerLive)
 )
 
+/** Where the node is reached, once it listens: its public URL, else its address (loopback for a wildcard). */
+const nodeUrl = Effect.gen(function*() {
+  const config = yield* NodeConfig
+  const server = yield* HttpServer.HttpServer
+  if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/$/, "")
+  const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
+  const host = isWildcardAddress(config.host)
+    ? "127.0.0.1"
+    : config.host.includes(":")
+    ? `[${config.host}]`
+    : config.host
+  return `http://${host}:${port}`
+})
+
+/** What `npm start` tells its user once the node listens: where the dashboard is, and one command to try. */
+const startupNotice = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const url = yield* nodeUrl
+    const registry = url === `http://${DEFAULT_HOST}:${DEFAULT_PORT}` ? "" : ` --registry ${url}`
+    yield* Effect.logInfo(`dashboard: ${url}/ui`)
+    yield* Effect.logInfo(`try: npx edge-net-models list${registry}`)
+  })
+).pipe(Layer.provide(NodeServerLive))
+
 /** The node's libp2p peer, on the network its charter names. */
 const peerLive = (settings: NodeSettings) =>
   Layer.unwrapEffect(
@@ -163,7 +196,7 @@ const peerLive = (settings: NodeSettings) =>
  * configured (layers/Telemetry.ts).
  */
 export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, nodePolicies).pipe(
+  Layer.mergeAll(HttpServerLive, nodePolicies, firstStartModelsLayer, startupNotice).pipe(
     Layer.provide(peerLive(settings)),
     Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
     Layer.provide(nodeServices(settings)),

@@ -41,6 +41,11 @@ export interface NodeSettings {
    * background once it listens, when they are not there yet (`EDGE_NET_FIRST_START_MODELS`, default on).
    */
   readonly firstStartModels?: boolean | undefined
+  /**
+   * The trust store of this machine's `edge-net-models` when its registry is this node: the node trusts
+   * its own key there, so the models it published pull at once.
+   */
+  readonly cliTrustDir?: string | undefined
   /** Bounds on requests and connections; any left out takes its `DEFAULT_HTTP_LIMITS` value. */
   readonly httpLimits?: Partial<HttpLimits> | undefined
   /** The node as a libp2p peer; any left out takes its default (`p2pSettingsOf`). */
