@@ -37,6 +37,7 @@ import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
 import { boundedServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
+import { DashboardRoutes } from "./Dashboard.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
 import { GuardsLayer } from "./Guards.js"
 import { isWildcardAddress } from "./HostPolicy.js"
@@ -128,6 +129,7 @@ const RouterLive = HttpLayerRouter.serve(
     RpcRoute,
     RpcSocketRoute,
     MetricsRoute,
+    DashboardRoutes,
     GuardsLayer,
     forwardedCommandsIntake,
     equivocationReports().pipe(Layer.provide(signingClientLayer))
