@@ -12,40 +12,31 @@ import { fileURLToPath } from "node:url"
 import { Journal } from "../events/Journal.js"
 import { buildDashboard, type DashboardBundle, readDashboard } from "./DashboardBundle.js"
 
-/** The nearest folder above this module holding `relative`: the checkout's sources, or the package's dist. */
-const findAbove = (relative: string): string | undefined => {
+/**
+ * The dashboard nearest this module, walking up: at the first folder that has one, its sources
+ * (`src/ui`, a checkout: always as fresh as they are) or else its built bundle (`dist/ui`, a package
+ * or a compiled tree).
+ */
+const findDashboard = (): { readonly sources: string } | { readonly built: string } | undefined => {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   for (;;) {
-    if (fs.existsSync(path.join(dir, relative))) return path.join(dir, relative)
+    if (fs.existsSync(path.join(dir, "src", "ui", "Main.ts"))) return { sources: path.join(dir, "src", "ui") }
+    if (fs.existsSync(path.join(dir, "dist", "ui", "app.js"))) return { built: path.join(dir, "dist", "ui") }
     const parent = path.dirname(dir)
     if (parent === dir) return undefined
     dir = parent
   }
 }
 
-/**
- * The bundle from the sources when this is a checkout (always as fresh as they are; esbuild is there),
- * else the one `npm run build` wrote to dist/ui.
- */
 const loadBundle = async (): Promise<DashboardBundle> => {
-  const sources = findAbove(path.join("src", "ui", "Main.ts"))
-  if (sources !== undefined) {
-    try {
-      return await buildDashboard(path.dirname(sources))
-    } catch (error) {
-      const built = readBuilt()
-      if (built !== undefined) return built
-      throw error
-    }
-  }
-  const built = readBuilt()
-  if (built === undefined) throw new Error("the dashboard was not built: run npm run build")
-  return built
-}
-
-const readBuilt = () => {
-  const built = findAbove(path.join("dist", "ui", "app.js"))
-  return built === undefined ? undefined : readDashboard(path.dirname(built))
+  const found = findDashboard()
+  const bundle = found === undefined
+    ? undefined
+    : "sources" in found
+    ? await buildDashboard(found.sources)
+    : readDashboard(found.built)
+  if (bundle === undefined) throw new Error("the dashboard was not built: run npm run build")
+  return bundle
 }
 
 const PAGE = `<!doctype html>
@@ -133,7 +124,6 @@ const AssetRoutes = HttpLayerRouter.use((router) =>
           headers: { "cache-control": "no-cache", "x-content-type-options": "nosniff" }
         }))
     yield* router.add("GET", "/ui", pageResponse)
-    yield* router.add("GET", "/ui/", pageResponse)
     yield* router.add("GET", "/ui/app.js", asset("js"))
     yield* router.add("GET", "/ui/app.css", asset("css"))
     yield* router.add("GET", "/", Effect.succeed(HttpServerResponse.redirect("/ui", { status: 302 })))

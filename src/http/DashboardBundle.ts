@@ -11,21 +11,23 @@ export interface DashboardBundle {
   readonly css: Uint8Array
 }
 
-/** Bundles the sources under `uiDir` (esbuild is a build-time dependency, loaded only here). */
+/** esbuild's settings for the bundle of the sources under `uiDir`, written to `outDir` (app.js, app.css). */
+export const dashboardBuildOptions = (uiDir: string, outDir: string) => ({
+  entryPoints: { app: path.join(uiDir, "Main.ts") },
+  outdir: outDir,
+  bundle: true,
+  format: "esm" as const,
+  platform: "browser" as const,
+  target: ["chrome110", "firefox110", "safari16"],
+  minify: true,
+  legalComments: "none" as const,
+  logLevel: "silent" as const
+})
+
+/** Bundles the sources under `uiDir` in memory (esbuild is a build-time dependency, loaded only here). */
 export const buildDashboard = async (uiDir: string): Promise<DashboardBundle> => {
   const esbuild = await import("esbuild")
-  const result = await esbuild.build({
-    entryPoints: { app: path.join(uiDir, "Main.ts") },
-    outdir: path.join(uiDir, "out"),
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    target: ["chrome110", "firefox110", "safari16"],
-    minify: true,
-    legalComments: "none",
-    logLevel: "silent"
-  })
+  const result = await esbuild.build({ ...dashboardBuildOptions(uiDir, path.join(uiDir, "out")), write: false })
   const output = (extension: string) => {
     const file = result.outputFiles.find((candidate) => candidate.path.endsWith(extension))
     if (file === undefined) throw new Error(`the dashboard bundle has no ${extension} output`)

@@ -54,7 +54,11 @@ export const App = () => {
       <div id="models" class="wide"><${ModelsPanel} journal=${journal} /></div>
       <div id="market"><${MarketPanel} journal=${journal} onExplain=${explain} /></div>
       <div id="governance"><${GovernancePanel} journal=${journal} onExplain=${explain} /></div>
-      <div class="wide"><${AuditPanel} target=${target} onTarget=${setTarget} /></div>
+      <div class="wide"><${AuditPanel}
+        key=${target === undefined ? "" : `${target.kind}/${target.id}`}
+        target=${target}
+        onTarget=${setTarget}
+      /></div>
     </div>
   </main>`
 }
