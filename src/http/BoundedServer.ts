@@ -3,6 +3,7 @@
  * connection, time to send headers and body, header bytes), and a JSON line for requests too broken
  * to reach a route.
  */
+import { Context } from "effect"
 import { createServer, type Server } from "node:http"
 import type { Duplex } from "node:stream"
 import type { HttpLimits } from "../layers/NodeConfig.js"
@@ -33,6 +34,9 @@ const answerClientError = (error: Error & { readonly code?: string }, socket: Du
     : rawReply(400, "malformed HTTP request")
   socket.end(reply)
 }
+
+/** The Node.js server under the platform's HttpServer, for the routes that need Node's own (fast paths, streams). */
+export class NodeServer extends Context.Tag("edge-net/NodeServer")<NodeServer, Server>() {}
 
 /** A server for NodeHttpServer.layer. The Host header is checked by the guards, which answer in JSON. */
 export const boundedServer = (limits: HttpLimits) => (): Server => {

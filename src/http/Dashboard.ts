@@ -5,11 +5,12 @@
  */
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
-import { Deferred, Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { Duration, Effect, Layer, Schedule, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Journal } from "../events/Journal.js"
+import { NodeServer } from "./BoundedServer.js"
 import { buildDashboard, type DashboardBundle, readDashboard } from "./DashboardBundle.js"
 
 /**
@@ -63,6 +64,9 @@ const PAGE_HEADERS = {
   "cache-control": "no-cache"
 }
 
+/** How often a stream checks whether the server is shutting down. */
+const STOP_CHECK = Duration.millis(250)
+
 /** How often a quiet stream sends a comment line. */
 const SSE_HEARTBEAT = Duration.seconds(15)
 
@@ -83,12 +87,14 @@ const encoder = new TextEncoder()
 
 /**
  * A stream that never ends would hold the server open at shutdown (Node's close waits for every
- * response): each stream ends when the router's scope closes, which happens before the server closes.
+ * response): each stream ends, and its connection with it, once the server stops listening.
  */
 const EventStreamRoute = HttpLayerRouter.use((router) =>
   Effect.gen(function*() {
-    const closing = yield* Deferred.make<void>()
-    yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
+    const server = yield* NodeServer
+    const stopped = Effect.sync(() => server.listening).pipe(
+      Effect.repeat({ schedule: Schedule.spaced(STOP_CHECK), until: (listening) => !listening })
+    )
     yield* router.add("GET", "/v1/events/stream", (request) =>
       Effect.gen(function*() {
         const journal = yield* Journal
@@ -102,10 +108,12 @@ const EventStreamRoute = HttpLayerRouter.use((router) =>
         const heartbeat = Stream.fromSchedule(Schedule.spaced(SSE_HEARTBEAT)).pipe(Stream.as(": heartbeat\n\n"))
         const body = Stream.merge(Stream.make(`: from ${from}\n\n`).pipe(Stream.concat(events)), heartbeat, {
           haltStrategy: "left"
-        }).pipe(Stream.interruptWhen(Deferred.await(closing)), Stream.map((text) => encoder.encode(text)))
+        }).pipe(Stream.interruptWhen(stopped), Stream.map((text) => encoder.encode(text)))
         return HttpServerResponse.stream(body, {
           contentType: "text/event-stream",
-          headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+          // The connection goes with the stream: a browser reconnecting after shutdown must find no
+          // kept-alive socket to send its next request on.
+          headers: { "cache-control": "no-cache", "x-accel-buffering": "no", connection: "close" }
         })
       }))
   })

@@ -6,8 +6,7 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Context, Effect, Layer } from "effect"
-import type { Server } from "node:http"
+import { Effect, Layer } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
@@ -35,7 +34,7 @@ import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
-import { boundedServer } from "./BoundedServer.js"
+import { boundedServer, NodeServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { DashboardRoutes } from "./Dashboard.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
@@ -103,9 +102,6 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", p
  */
 const RpcSocketRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc/ws", protocol: "websocket" })
   .pipe(Layer.provide(RpcSerialization.layerMsgPack))
-
-/** The Node.js server under the platform's HttpServer, for the routes answered before the router. */
-class NodeServer extends Context.Tag("edge-net/NodeServer")<NodeServer, Server>() {}
 
 /** The Node.js server with the configured bounds, not yet listening. */
 const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effect(

@@ -3,13 +3,19 @@ import { html } from "htm/preact"
 import { useEffect, useRef } from "preact/hooks"
 import uPlot from "uplot"
 
+export interface ChartSeries {
+  readonly label: string
+  readonly values: ReadonlyArray<number>
+  readonly color: string
+  /** On the right-hand axis, when its values are of another magnitude than the rest (a price beside reserves). */
+  readonly right?: boolean
+}
+
 export interface ChartProps {
   readonly title: string
   /** Seconds since the epoch, ascending. */
   readonly times: ReadonlyArray<number>
-  readonly series: ReadonlyArray<
-    { readonly label: string; readonly values: ReadonlyArray<number>; readonly color: string }
-  >
+  readonly series: ReadonlyArray<ChartSeries>
   readonly testId: string
 }
 
@@ -26,8 +32,22 @@ export const Chart = ({ series, testId, times, title }: ChartProps) => {
         width: Math.max(320, element.clientWidth),
         height: 180,
         title,
-        series: [{}, ...series.map((line) => ({ label: line.label, stroke: line.color, width: 2 }))],
-        axes: [{ stroke: "#9aa4b2" }, { stroke: "#9aa4b2" }],
+        series: [
+          {},
+          ...series.map((line) => ({
+            label: line.label,
+            stroke: line.color,
+            width: 2,
+            scale: line.right ? "right" : "y"
+          }))
+        ],
+        axes: [
+          { stroke: "#9aa4b2" },
+          { stroke: "#9aa4b2", scale: "y" },
+          ...(series.some((line) => line.right)
+            ? [{ stroke: "#9aa4b2", scale: "right", side: 1, grid: { show: false } }]
+            : [])
+        ],
         legend: { show: true }
       },
       data(),

@@ -92,7 +92,7 @@ export const MarketPanel = (
           testId="price-chart"
           times=${prices.map((point) => point.time)}
           series=${[
-        { label: "price (rUv/compute)", values: prices.map((point) => point.price), color: "#f5a524" },
+        { label: "price (rUv/compute)", values: prices.map((point) => point.price), color: "#f5a524", right: true },
         { label: "compute", values: prices.map((point) => point.compute), color: "#4f9cf9" },
         { label: "rUv", values: prices.map((point) => point.ruv), color: "#17c964" }
       ]}

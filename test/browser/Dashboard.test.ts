@@ -4,13 +4,18 @@
  * lists the catalog, and shows an event the CLI appends within a second. Each test saves a screenshot
  * under test-results/browser/.
  */
+import { Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { OperationId } from "../../src/domain/Money.js"
+import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { cliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
+import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
@@ -28,6 +33,16 @@ const REFERENCE_IDS = [
 let node: RunningNode
 let browser: Browser
 const home = tempDir("dashboard-home-")
+
+type NodeRpc = Effect.Effect.Success<typeof nodeRpcClient>
+
+/** Commands signed in the test over RPC: how the economy panels get something to show. */
+const rpc = <A, E>(use: (client: NodeRpc) => Effect.Effect<A, E>): Promise<A> =>
+  Effect.runPromise(
+    Effect.scoped(Effect.flatMap(nodeRpcClient, use)).pipe(
+      Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer))
+    )
+  )
 
 /** A page on the dashboard, with every console error and uncaught exception it shows collected. */
 const openDashboard = async () => {
@@ -139,12 +154,76 @@ describe("the dashboard in headless Chromium", () => {
     expect(response.status).toBe(403)
   })
 
+  it("shows the pool's price after swaps, an open auction and a proposal, and explains the auction", async () => {
+    const operator = operatorKeyOf(node.dataDir)
+    const [poster, trader, carol] = [testKey(), testKey(), testKey()]
+    const operation = OperationId.make
+    await rpc((client) =>
+      Effect.gen(function*() {
+        for (const [who, amount] of [[poster, 10_000n], [trader, 5_000n], [carol, 1_000n]] as const) {
+          yield* as(operator)(
+            client.LedgerMint({ account: who.account, amount, operationId: operation(`mint-${who.account}`) })
+          )
+        }
+        yield* as(carol)(client.Stake({ node: carol.account, amount: 200n, operationId: operation("stake-carol") }))
+        yield* as(operator)(
+          client.MarketIssueCompute({ node: poster.account, units: 100_000n, operationId: operation("issue-poster") })
+        )
+        yield* as(poster, { cosigners: [operator] })(
+          client.MarketAddLiquidity({
+            provider: poster.account,
+            computeDesired: 100_000n,
+            ruvDesired: 5_000n,
+            orderId: operation("lp-poster")
+          })
+        )
+        for (const amountIn of [1_000n, 600n]) {
+          yield* as(trader)(
+            client.MarketBuy({ trader: trader.account, trade: { exact: "in", amountIn, minAmountOut: 0n } })
+          )
+        }
+        yield* as(poster)(client.AuctionOpen({
+          auctionId: "render-1",
+          poster: poster.account,
+          task: { model: "tiny-lm", input: "render-1" },
+          maxPrice: 500n,
+          minBids: 1,
+          commitPeriodMs: 600_000,
+          revealPeriodMs: 600_000,
+          leasePeriodMs: 600_000
+        }))
+        yield* as(carol)(client.GovernancePropose({
+          proposer: carol.account,
+          parameter: "feeBps",
+          value: 40n,
+          description: "a lower fee for small jobs"
+        }))
+      })
+    )
+    const { errors, page } = await openDashboard()
+    const market = page.getByTestId("market")
+    await market.getByTestId("price-chart").locator("canvas").waitFor({ timeout: 10_000 })
+    expect(await market.getByTestId("pool-price").innerText()).toMatch(/^[\d.]+ rUv per compute unit$/)
+    await page.getByTestId("governance").getByText("a lower fee for small jobs").waitFor({ timeout: 10_000 })
+    await market.getByRole("link", { name: "render-1" }).click()
+    await page.getByTestId("audit-why").waitFor({ timeout: 5000 })
+    expect(await page.getByTestId("audit-why").innerText()).toContain("render-1")
+    await screenshot(page, "dashboard-market")
+    expect(errors).toEqual([])
+    await page.close()
+  }, 60_000)
+
   // Last: it stops the node.
   it("a node stops promptly on SIGTERM while a page follows its live events", async () => {
     const { page } = await openDashboard()
     await page.getByTestId("status").getByText("connected").waitFor({ timeout: 10_000 })
     const started = Date.now()
-    const code = await node.kill("SIGTERM")
+    const code = await Promise.race([
+      node.kill("SIGTERM"),
+      new Promise<string>((resolve) =>
+        setTimeout(() => resolve(`still running:\n${node.output().slice(-3000)}`), 10_000)
+      )
+    ])
     expect(code).toBe(0)
     expect(Date.now() - started).toBeLessThan(10_000)
     await page.close()
