@@ -107,7 +107,8 @@ const isJson = (contentType: string) => /^application\/([a-z.+-]*\+)?json\b/i.te
 /** A JSON reply to a read, compressed when the client accepts br or gzip and it is worth it. */
 const compressed = (request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse) => {
   const body = response.body
-  if (!READ_METHODS.has(request.method) || body._tag !== "Uint8Array") return Effect.succeed(response)
+  // GET only: a HEAD reply's Content-Length must stay the one GET would send as is.
+  if (request.method !== "GET" || body._tag !== "Uint8Array") return Effect.succeed(response)
   if (!isJson(body.contentType) || body.contentLength < COMPRESS_FROM_BYTES) return Effect.succeed(response)
   if (response.headers["content-encoding"] !== undefined) return Effect.succeed(response)
   const encoding = chooseEncoding(request.headers["accept-encoding"])
