@@ -34,7 +34,7 @@ import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
-import { boundedServer, NodeServer } from "./BoundedServer.js"
+import { boundedServer, closeLingeringConnections, NodeServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { DashboardRoutes } from "./Dashboard.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
@@ -109,11 +109,14 @@ const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effe
   Effect.map(NodeConfig, (config) => boundedServer(httpLimitsOf(config))())
 )
 
-/** The Node.js server on the configured host and port, with the configured bounds. */
-export const NodeServerLive = Layer.unwrapEffect(
-  Effect.map(
-    Effect.all([NodeConfig, NodeServer]),
-    ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
+/** The Node.js server on the configured host and port, with the configured bounds; at shutdown, lingering connections closed. */
+export const NodeServerLive = Layer.provideMerge(
+  closeLingeringConnections,
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.all([NodeConfig, NodeServer]),
+      ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
+    )
   )
 ).pipe(Layer.provideMerge(NodeServerBounded))
 

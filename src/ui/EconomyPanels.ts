@@ -6,23 +6,51 @@ import type { JournalView } from "./Journal.js"
 import type { Json } from "./Json.js"
 import { at, bytes, list, record, short, text } from "./Json.js"
 import { useRead } from "./Read.js"
+import { checkSignatures, type SignatureCheck } from "./Signatures.js"
 
 const error = (message: string | undefined) => message === undefined ? null : html`<p class="error">${message}</p>`
+
+/** A model's manifest fetched and its signatures checked here, in the page; whether this node signed it. */
+const SignatureCell = ({ id, nodeKey, version }: { id: string; version: string; nodeKey: string }) => {
+  const checked = useRead(
+    () =>
+      getJson(`/v1/models/${encodeURIComponent(id)}?version=${encodeURIComponent(version)}`).then((manifest) =>
+        checkSignatures(manifest)
+      ),
+    [id, version]
+  )
+  if (checked.error !== undefined) return html`<td class="bad" title=${checked.error}>unreadable</td>`
+  const check = checked.value
+  if (!isCheck(check)) return html`<td class="muted">checking…</td>`
+  if (check.invalid.length > 0) {
+    return html`<td class="bad" data-testid="signature">bad signature by ${check.invalid.join(", ")}</td>`
+  }
+  if (check.valid.length === 0) return html`<td class="bad" data-testid="signature">unsigned</td>`
+  const byNode = nodeKey !== "" && check.publicKeys.includes(nodeKey)
+  return html`<td class="ok" data-testid="signature" title=${check.publicKeys.join("\n")}>
+    ✓ ${check.valid.length} valid${byNode ? " · this node" : ""}
+  </td>`
+}
+
+const isCheck = (value: unknown): value is SignatureCheck =>
+  typeof value === "object" && value !== null && "valid" in value && "invalid" in value
 
 const artifactBytes = (model: Json) => text(at(model, "size")) === "" ? "" : bytes(at(model, "size"))
 
 export const ModelsPanel = ({ journal }: { journal: JournalView }) => {
   const changes = (journal.changes["Model"] ?? 0) + (journal.changes["Adapter"] ?? 0)
   const models = useRead(() => getJson("/v1/models"), [changes])
+  const info = useRead(() => rpc("NodeInfo"), [])
+  const nodeKey = text(at(info.value, "publicKey"))
   const adapters = useRead(() => getJson("/v1/adapters"), [changes])
   return html`<section class="panel models" data-testid="models">
     <h2>Models</h2>
     ${error(models.error)}
     <table>
-      <thead><tr><th>id</th><th>version</th><th>type</th><th>precision</th><th>size</th><th>publisher</th></tr></thead>
+      <thead><tr><th>id</th><th>version</th><th>type</th><th>precision</th><th>size</th><th>publisher</th><th>signature (checked here)</th></tr></thead>
       <tbody>${
     list(models.value).length === 0
-      ? html`<tr><td colspan="6" class="muted">${models.loading ? "loading…" : "no models published yet"}</td></tr>`
+      ? html`<tr><td colspan="7" class="muted">${models.loading ? "loading…" : "no models published yet"}</td></tr>`
       : list(models.value).map((model) =>
         html`<tr data-testid="model-row">
           <td><a href=${`/v1/models/${encodeURIComponent(text(at(model, "id")))}`} target="_blank">${
@@ -35,6 +63,7 @@ export const ModelsPanel = ({ journal }: { journal: JournalView }) => {
           <td title=${`${text(at(model, "publishedBy"))} at ${text(at(model, "publishedAt"))}`}>${
           short(at(model, "keyId"), 12)
         }</td>
+          <${SignatureCell} id=${text(at(model, "id"))} version=${text(at(model, "version"))} nodeKey=${nodeKey} />
         </tr>`
       )
   }</tbody>

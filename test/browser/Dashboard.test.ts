@@ -102,6 +102,10 @@ describe("the dashboard in headless Chromium", () => {
     const rows = await models.getByTestId("model-row").allInnerTexts()
     expect(rows.find((row) => row.startsWith("tiny-lm-int4"))).toContain("INT4")
     expect(rows.find((row) => row.startsWith("tiny-encoder-int8"))).toContain("INT8")
+    // Every manifest's Ed25519 signature is checked in the page, and each is the node's own.
+    await expect.poll(() => models.getByTestId("signature").allInnerTexts(), { timeout: 10_000 }).toEqual(
+      rows.map(() => "✓ 1 valid · this node")
+    )
     await screenshot(page, "dashboard-models")
     expect(errors).toEqual([])
     await page.close()
