@@ -1,10 +1,11 @@
 /** `edge-net node start|info|dead-letters`: run a node in the foreground, describe one, or tend its dead letters. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Layer, Option } from "effect"
-import { exposureWarning, publicUrlProblem } from "../http/HostPolicy.js"
+import { configFile, keysDirectory, loadConfig } from "../content/ModelsConfig.js"
+import { exposureWarning, isLoopbackAddress, publicUrlProblem } from "../http/HostPolicy.js"
 import { nodeLive } from "../http/Server.js"
-import { Environment } from "../layers/Environment.js"
-import { DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
+import { Environment, type EnvironmentSettings } from "../layers/Environment.js"
+import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { NodeClient } from "./NodeClient.js"
@@ -28,6 +29,13 @@ const allowHost = Options.text("allow-host").pipe(
 const publicUrl = Options.text("public-url").pipe(
   Options.withDescription("the URL clients reach the node at through a reverse proxy, e.g. https://node.example.com"),
   Options.optional
+)
+
+const corsOrigin = Options.text("cors-origin").pipe(
+  Options.withDescription(
+    "an origin whose pages may read the registry and blobs (GET, HEAD), e.g. https://app.example, or *; repeatable (adds to $EDGE_NET_CORS_ORIGINS)"
+  ),
+  Options.repeated
 )
 
 const bootstrap = Options.text("bootstrap").pipe(
@@ -58,6 +66,22 @@ const checkedPort = (port: Option.Option<number>) =>
         : Effect.fail(new CliError({ message: `invalid --port ${value}: expected a port number from 1 to 65535` }))
   })
 
+/**
+ * The trust store of this machine's `edge-net-models` when its registry is the node about to start,
+ * where the node trusts its own key once it published the first-start models; else undefined.
+ */
+const cliTrustDirFor = (environment: EnvironmentSettings, host: string, port: number) =>
+  loadConfig(configFile(Option.getOrUndefined(environment.modelsConfig))).pipe(
+    Effect.map((config) => {
+      const registry = URL.canParse(config.registry) ? new URL(config.registry) : undefined
+      const sameNode = registry !== undefined && Number(registry.port || 80) === port &&
+        (isLoopbackAddress(registry.hostname) || registry.hostname === host)
+      return sameNode ? keysDirectory(config) : undefined
+    }),
+    // A broken models.yaml is the CLI's to report; the node starts regardless.
+    Effect.orElseSucceed(() => undefined)
+  )
+
 const checkedPublicUrl = (url: Option.Option<string>) => {
   const problem = Option.flatMapNullable(url, publicUrlProblem)
   return Option.isSome(problem)
@@ -67,12 +91,14 @@ const checkedPublicUrl = (url: Option.Option<string>) => {
 
 const start = Command.make(
   "start",
-  { data: dataOption, port, host, allowHost, publicUrl, bootstrap, follow, p2pListen },
-  ({ allowHost, bootstrap, data, follow, host, p2pListen, port, publicUrl }) =>
+  { data: dataOption, port, host, allowHost, publicUrl, corsOrigin, bootstrap, follow, p2pListen },
+  ({ allowHost, bootstrap, corsOrigin, data, follow, host, p2pListen, port, publicUrl }) =>
     Effect.gen(function*() {
       const environment = yield* Environment
       const url = yield* checkedPublicUrl(publicUrl)
       const listenPort = yield* checkedPort(port)
+      const badOrigin = corsOrigin.map(corsOriginProblem).find((problem) => problem !== undefined)
+      if (badOrigin !== undefined) return yield* Effect.fail(new CliError({ message: `--cors-origin: ${badOrigin}` }))
       const settings = yield* settingsFor(data, {
         ...(Option.isSome(host) ? { host: host.value } : {}),
         ...(listenPort === undefined ? {} : { port: listenPort }),
@@ -83,6 +109,7 @@ const start = Command.make(
         ...(environment.sequencer === undefined ? {} : { sequencer: environment.sequencer }),
         allowedHosts: allowHost,
         ...(url === undefined ? {} : { publicUrl: url }),
+        corsOrigins: [...environment.corsOrigins, ...corsOrigin],
         p2p: {
           ...(p2pListen.length > 0
             ? { listen: p2pListen }
@@ -93,10 +120,13 @@ const start = Command.make(
           follow: [...environment.follow, ...follow]
         }
       })
+      const cliTrustDir = settings.firstStartModels === true
+        ? yield* cliTrustDirFor(environment, settings.host, settings.port)
+        : undefined
       const warning = exposureWarning(settings.host)
       return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
         Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
-        Effect.zipRight(Layer.launch(nodeLive(settings))),
+        Effect.zipRight(Layer.launch(nodeLive({ ...settings, cliTrustDir }))),
         Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
       )
     })

@@ -40,6 +40,8 @@ export const settingsFor = (data: Option.Option<string>, overrides: Partial<Node
     synchronous: environment.synchronous,
     maxContentBytes: environment.maxContentBytes,
     inference: environment.inference,
+    corsOrigins: environment.corsOrigins,
+    firstStartModels: environment.firstStartModels,
     ...overrides
   }))
 

@@ -3,6 +3,8 @@
  * connection, time to send headers and body, header bytes), and a JSON line for requests too broken
  * to reach a route.
  */
+import { HttpServer } from "@effect/platform"
+import { Context, Effect, Layer } from "effect"
 import { createServer, type Server } from "node:http"
 import type { Duplex } from "node:stream"
 import type { HttpLimits } from "../layers/NodeConfig.js"
@@ -34,6 +36,9 @@ const answerClientError = (error: Error & { readonly code?: string }, socket: Du
   socket.end(reply)
 }
 
+/** The Node.js server under the platform's HttpServer, for the routes that need Node's own (fast paths, streams). */
+export class NodeServer extends Context.Tag("edge-net/NodeServer")<NodeServer, Server>() {}
+
 /** A server for NodeHttpServer.layer. The Host header is checked by the guards, which answer in JSON. */
 export const boundedServer = (limits: HttpLimits) => (): Server => {
   const server = createServer({
@@ -47,3 +52,23 @@ export const boundedServer = (limits: HttpLimits) => (): Server => {
   server.on("clientError", answerClientError)
   return server
 }
+
+/** How long requests still running at shutdown get before their connections are closed. */
+export const SHUTDOWN_GRACE_MS = 2_000
+
+/**
+ * At shutdown, connections still open after a grace period are closed: Node's close waits for every
+ * response, and a request whose handler went down with the services (an RPC in flight) would hold the
+ * process for ever. Built on the listening server, so released (the timer set) before it closes.
+ */
+export const closeLingeringConnections = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    yield* HttpServer.HttpServer
+    const server = yield* NodeServer
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref()
+      })
+    )
+  })
+)

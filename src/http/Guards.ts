@@ -13,6 +13,7 @@ import {
 } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { httpLimitsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { withCors } from "./Cors.js"
 import type { HostPolicy } from "./HostPolicy.js"
 import { hostPolicy } from "./HostPolicy.js"
 import { OPENAI_ROUTES } from "./OpenAiApi.js"
@@ -198,10 +199,13 @@ export const guardOptions = Effect.gen(function*() {
   } satisfies GuardOptions
 })
 
-/** The guards as global middleware of the node's router. */
+/** The guards as global middleware of the node's router, inside CORS for reads and compression (Cors.ts). */
 export const GuardsLayer = HttpLayerRouter.middleware(
   Effect.gen(function*() {
-    return guard(yield* guardOptions)
+    const options = yield* guardOptions
+    const cors = withCors({ policy: options.policy, allowedOrigins: (yield* NodeConfig).corsOrigins ?? [] })
+    const guarded = guard(options)
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => cors(guarded(app))
   }),
   { global: true }
 )

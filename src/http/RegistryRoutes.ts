@@ -175,7 +175,12 @@ export const RegistryHandlers = HttpApiBuilder.group(NodeApi, "registry", (handl
     .handle("get", ({ path, urlParams }) =>
       Effect.flatMap(Registry, (registry) =>
         registry.get(path.id, urlParams.version)).pipe(
-          Effect.map((published) => HttpServerResponse.unsafeJson(published.manifest))
+          // The seed's CDN headers (§4.2): which version this is, and the digest of what its publisher signed.
+          Effect.map((published) =>
+            HttpServerResponse.unsafeJson(published.manifest, {
+              headers: { "x-model-version": published.version, "x-model-checksum": published.digest }
+            })
+          )
         ))
     .handle("versions", ({ path }) =>
       Effect.flatMap(Registry, (registry) => registry.versions(path.id)))

@@ -3,19 +3,26 @@
  * /docs/openapi.json) and the RPC groups at /rpc, on one port, every route behind the guards
  * (Host, Origin, body size, error replies: Guards.ts).
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter } from "@effect/platform"
+import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Context, Effect, Layer } from "effect"
-import type { Server } from "node:http"
+import { Effect, Layer } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { roundDeadlines } from "../actors/learning/RoundDeadlines.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Journal } from "../events/Journal.js"
+import { firstStartModelsLayer } from "../layers/FirstStartModels.js"
 import { genesisParametersLayer } from "../layers/Genesis.js"
 import { nodeServices } from "../layers/Node.js"
 import type { NodeSettings } from "../layers/NodeConfig.js"
-import { DEFAULT_NETWORK, httpLimitsOf, NodeConfig, p2pSettingsOf } from "../layers/NodeConfig.js"
+import {
+  DEFAULT_HOST,
+  DEFAULT_NETWORK,
+  DEFAULT_PORT,
+  httpLimitsOf,
+  NodeConfig,
+  p2pSettingsOf
+} from "../layers/NodeConfig.js"
 import { nodePolicies } from "../layers/NodePolicies.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
 import { TelemetryLive } from "../layers/Telemetry.js"
@@ -29,10 +36,12 @@ import { forwardedCommandsIntake, sequencedLayer } from "../rpc/Sequencing.js"
 import { signedCommandsLayer } from "../rpc/SignedCommandsLive.js"
 import { InferenceServing } from "../serve/OpenAi.js"
 import { NodeApi } from "./Api.js"
-import { boundedServer } from "./BoundedServer.js"
+import { boundedServer, closeLingeringConnections, NodeServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
+import { DashboardRoutes } from "./Dashboard.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
 import { GuardsLayer } from "./Guards.js"
+import { isWildcardAddress } from "./HostPolicy.js"
 import { MetricsRoute } from "./Metrics.js"
 import { OpenAiHandlers } from "./OpenAiRoutes.js"
 import { ROUTE_PARAMETER_MAX_LENGTH } from "./RegistryApi.js"
@@ -96,20 +105,20 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", p
 const RpcSocketRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc/ws", protocol: "websocket" })
   .pipe(Layer.provide(RpcSerialization.layerMsgPack))
 
-/** The Node.js server under the platform's HttpServer, for the routes answered before the router. */
-class NodeServer extends Context.Tag("edge-net/NodeServer")<NodeServer, Server>() {}
-
 /** The Node.js server with the configured bounds, not yet listening. */
 const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effect(
   NodeServer,
   Effect.map(NodeConfig, (config) => boundedServer(httpLimitsOf(config))())
 )
 
-/** The Node.js server on the configured host and port, with the configured bounds. */
-export const NodeServerLive = Layer.unwrapEffect(
-  Effect.map(
-    Effect.all([NodeConfig, NodeServer]),
-    ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
+/** The Node.js server on the configured host and port, with the configured bounds; at shutdown, lingering connections closed. */
+export const NodeServerLive = Layer.provideMerge(
+  closeLingeringConnections,
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.all([NodeConfig, NodeServer]),
+      ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
+    )
   )
 ).pipe(Layer.provideMerge(NodeServerBounded))
 
@@ -121,6 +130,7 @@ const RouterLive = HttpLayerRouter.serve(
     RpcRoute,
     RpcSocketRoute,
     MetricsRoute,
+    DashboardRoutes,
     GuardsLayer,
     forwardedCommandsIntake,
     equivocationReports().pipe(Layer.provide(signingClientLayer))
@@ -142,6 +152,30 @@ export const HttpServerLive = Layer.unwrapEffect(Effect.map(NodeServer, fastEmbe
   Layer.provide(InferenceServingLive),
   Layer.provide(NodeServerLive)
 )
+
+/** Where the node is reached, once it listens: its public URL, else its address (loopback for a wildcard). */
+const nodeUrl = Effect.gen(function*() {
+  const config = yield* NodeConfig
+  const server = yield* HttpServer.HttpServer
+  if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/$/, "")
+  const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
+  const host = isWildcardAddress(config.host)
+    ? "127.0.0.1"
+    : config.host.includes(":")
+    ? `[${config.host}]`
+    : config.host
+  return `http://${host}:${port}`
+})
+
+/** What `npm start` tells its user once the node listens: where the dashboard is, and one command to try. */
+const startupNotice = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const url = yield* nodeUrl
+    const registry = url === `http://${DEFAULT_HOST}:${DEFAULT_PORT}` ? "" : ` --registry ${url}`
+    yield* Effect.logInfo(`dashboard: ${url}/ui`)
+    yield* Effect.logInfo(`try: npx edge-net-models list${registry}`)
+  })
+).pipe(Layer.provide(NodeServerLive))
 
 /** The node's libp2p peer, on the network its charter names. */
 const peerLive = (settings: NodeSettings) =>
@@ -165,9 +199,10 @@ const peerLive = (settings: NodeSettings) =>
  * configured (layers/Telemetry.ts).
  */
 export const nodeLive = (settings: NodeSettings) =>
-  Layer.mergeAll(HttpServerLive, nodePolicies, roundDeadlines, gossipExchanges).pipe(
-    Layer.provide(peerLive(settings)),
-    Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
-    Layer.provide(nodeServices(settings)),
-    Layer.provide(TelemetryLive)
-  )
+  Layer.mergeAll(HttpServerLive, nodePolicies, roundDeadlines, gossipExchanges, firstStartModelsLayer, startupNotice)
+    .pipe(
+      Layer.provide(peerLive(settings)),
+      Layer.provide(genesisParametersLayer(settings.genesisParameters ?? {})),
+      Layer.provide(nodeServices(settings)),
+      Layer.provide(TelemetryLive)
+    )

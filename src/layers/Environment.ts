@@ -5,7 +5,13 @@
 import { Config, ConfigError, Context, Data, Effect, Either, Layer, Option } from "effect"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import type { Synchronous } from "../events/SqliteDatabase.js"
-import { DEFAULT_HOST, DEFAULT_INFERENCE, DEFAULT_PORT, type InferenceSettings } from "../layers/NodeConfig.js"
+import {
+  corsOriginProblem,
+  DEFAULT_HOST,
+  DEFAULT_INFERENCE,
+  DEFAULT_PORT,
+  type InferenceSettings
+} from "../layers/NodeConfig.js"
 import { parseCharterSettings } from "./Charter.js"
 import type { GenesisParameters } from "./Genesis.js"
 import { parseGenesisParameters } from "./Genesis.js"
@@ -38,6 +44,10 @@ export interface EnvironmentSettings {
    * `EDGE_NET_INFERENCE_MODELS`: served inference's threads and bounds (unset: `inferenceSettingsOf`'s defaults);
    * `EDGE_NET_TASK_ENCODER`: the model that embeds requests for the adapter pool's choice. */
   readonly inference: Partial<InferenceSettings>
+  /** `EDGE_NET_CORS_ORIGINS`: comma-separated origins (or `*`) whose pages may read the registry and blobs. */
+  readonly corsOrigins: ReadonlyArray<string>
+  /** `EDGE_NET_FIRST_START_MODELS`: `on` (default) publishes the reference models at first start, `off` not. */
+  readonly firstStartModels: boolean
 }
 
 const byteSize = (name: string) =>
@@ -137,7 +147,19 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
     ...(Option.isSome(workers) ? { workers: workers.value } : {}),
     ...(Option.isSome(concurrency) ? { concurrency: concurrency.value } : {}),
     ...(Option.isSome(taskEncoder) ? { taskEncoder: taskEncoder.value } : {})
-  })))
+  }))),
+  corsOrigins: Config.string("EDGE_NET_CORS_ORIGINS").pipe(
+    Config.mapOrFail((text) => {
+      const origins = text.split(",").map((part) => part.trim()).filter((part) => part !== "")
+      const problem = origins.map(corsOriginProblem).find((found) => found !== undefined)
+      return problem === undefined ? Either.right(origins) : Either.left(invalid(problem))
+    }),
+    Config.withDefault<ReadonlyArray<string>>([])
+  ),
+  firstStartModels: Config.literal("on", "off")("EDGE_NET_FIRST_START_MODELS").pipe(
+    Config.withDefault("on" as const),
+    Config.map((value) => value === "on")
+  )
 }).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
 
 export class EnvironmentError

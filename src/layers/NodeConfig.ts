@@ -31,6 +31,21 @@ export interface NodeSettings {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** The URL clients reach this node at through a reverse proxy, e.g. `https://node.example.com`. */
   readonly publicUrl?: string | undefined
+  /**
+   * Origins besides the node's own whose pages may read its registry and blobs (`EDGE_NET_CORS_ORIGINS`,
+   * `--cors-origin`), or `*` for any; reads only (GET, HEAD, OPTIONS), state changes stay same-origin.
+   */
+  readonly corsOrigins?: ReadonlyArray<string> | undefined
+  /**
+   * Whether a node publishes the reference models (FP32, INT8, INT4) into its own registry, in the
+   * background once it listens, when they are not there yet (`EDGE_NET_FIRST_START_MODELS`, default on).
+   */
+  readonly firstStartModels?: boolean | undefined
+  /**
+   * The trust store of this machine's `edge-net-models` when its registry is this node: the node trusts
+   * its own key there, so the models it published pull at once.
+   */
+  readonly cliTrustDir?: string | undefined
   /** Bounds on requests and connections; any left out takes its `DEFAULT_HTTP_LIMITS` value. */
   readonly httpLimits?: Partial<HttpLimits> | undefined
   /** The node as a libp2p peer; any left out takes its default (`p2pSettingsOf`). */
@@ -141,6 +156,18 @@ export const httpLimitsOf = (settings: Pick<NodeSettings, "httpLimits">): HttpLi
   ...DEFAULT_HTTP_LIMITS,
   ...settings.httpLimits
 })
+
+/** `*`, or an origin: a scheme (http or https) and host with no path; else what is wrong, in one line. */
+export const corsOriginProblem = (entry: string): string | undefined => {
+  if (entry === "*") return undefined
+  if (!URL.canParse(entry)) return `"${entry}" is not an origin such as https://app.example or *`
+  const url = new URL(entry)
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `"${entry}" is not an http or https origin`
+  if (url.origin !== entry.replace(/\/$/, "").toLowerCase()) {
+    return `"${entry}" is not an origin (scheme, host and port only, e.g. ${url.origin})`
+  }
+  return undefined
+}
 
 export const DEFAULT_NETWORK = "edge-net-dev"
 export const DEFAULT_PORT = 7878

@@ -20,6 +20,8 @@
  *   serve  (6.5) inference served over HTTP (OpenAI-compatible): on the sdk, under the http server.
  *   http     (7) the server: HTTP API and the RPC groups mounted at /rpc.
  *   cli      (8) the commands, in process on a data dir or through a running node's RPC.
+ *   ui      (10) the dashboard's browser sources: bundled for the page, served by http as files, never
+ *                imported by the node; they import nothing of the node's and no Node built-in.
  *
  * Inside actors/ the subsystems are ranked too: network (charter) and economy (ledger, stake, parameters)
  * lie under the subsystems that pay or are governed through them; market, governance, registry, adapters,
@@ -29,6 +31,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
+import { isBuiltin } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
@@ -50,7 +53,8 @@ const FOLDER_RANK: Readonly<Record<string, number>> = {
   http: 7,
   cli: 8,
   // src/index.ts: the package's root entry, above everything it re-exports.
-  "(root)": 9
+  "(root)": 9,
+  ui: 10
 }
 
 const SUBSYSTEM_RANK: Readonly<Record<string, number>> = {
@@ -201,11 +205,25 @@ describe("import direction", () => {
     expect(cycles).toEqual([])
   })
 
+  it("the dashboard's sources import only each other and browser packages: no Node built-in, nothing of the node's", () => {
+    const wrong: Array<string> = []
+    for (const file of sourceFiles(path.join(SRC, "ui"))) {
+      const text = fs.readFileSync(file, "utf8")
+      for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
+        const outside = fileName.startsWith(".") &&
+          !path.resolve(path.dirname(file), fileName).startsWith(path.join(SRC, "ui"))
+        const builtin = fileName.startsWith("node:") || isBuiltin(fileName)
+        if (outside || builtin) wrong.push(`${relative(file)} imports "${fileName}"`)
+      }
+    }
+    expect(wrong).toEqual([])
+  })
+
   it("every import names a file that exists", () => {
     const missing = [...graph].flatMap(([file, imports]) =>
       imports.filter(({ target }) => !graph.has(target)).map(({ specifier }) => `${file} imports "${specifier}"`)
     )
-    // Only non-TypeScript assets (a .wat, a .json) may be imported besides the sources.
-    expect(missing.filter((line) => !/\.(wat|json|wasm)"$/.test(line))).toEqual([])
+    // Only non-TypeScript assets (a .wat, a .json, the dashboard's .css) may be imported besides the sources.
+    expect(missing.filter((line) => !/\.(wat|json|wasm|css)"$/.test(line))).toEqual([])
   })
 })

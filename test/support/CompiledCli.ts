@@ -9,6 +9,7 @@ import { createRequire } from "node:module"
 import * as net from "node:net"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import { dashboardBuildOptions } from "../../src/http/DashboardBundle.js"
 
 export interface RunningNode {
   readonly url: string
@@ -38,10 +39,10 @@ const SOURCES = "src"
 const CACHE = path.join("node_modules", ".cache", "edge-net-compiled-cli")
 
 const sourceFiles = () =>
-  (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => file.endsWith(".ts")).sort()
+  (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => /\.(ts|css)$/.test(file)).sort()
 
 /** Changes whenever the layout of a tree changes, so a tree of another layout is never reused. */
-const BUNDLE_FORMAT = "esbuild-flat-1"
+const BUNDLE_FORMAT = "esbuild-flat-2"
 const CLIS = ["edge-net", "edge-net-models"]
 
 interface Esbuild {
@@ -117,7 +118,10 @@ const compileTree = (): string => {
     if (Date.now() - modified > 60 * 60_000) fs.rmSync(stale, { recursive: true, force: true })
   }
   const staging = `${root}.${process.pid}.tmp`
-  bundle(files, path.join(staging, SOURCES, "cli"))
+  bundle(files.filter(({ file }) => file.endsWith(".ts")), path.join(staging, SOURCES, "cli"))
+  // The dashboard's browser bundle where a package keeps it: this tree has no src/ui for the node to build.
+  const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
+  esbuild.buildSync(dashboardBuildOptions(path.join(SOURCES, "ui"), path.join(staging, "dist", "ui")))
   // Written last: its presence marks a complete tree (node_modules/ ends the package scope, so it is needed anyway).
   fs.writeFileSync(path.join(staging, "package.json"), JSON.stringify({ type: "module" }))
   try {
@@ -171,7 +175,9 @@ export const startCompiledNode = async (
     String(port)
   ], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGE_NET_HOME: dataDir, ...SYSTEM_PICKED_P2P, ...env }
+    // The reference models a new node publishes in the background cost CPU most tests do not need:
+    // a test that wants them passes EDGE_NET_FIRST_START_MODELS=on.
+    env: { ...process.env, EDGE_NET_HOME: dataDir, EDGE_NET_FIRST_START_MODELS: "off", ...SYSTEM_PICKED_P2P, ...env }
   })
   let output = ""
   child.stdout.on("data", (chunk) => (output += chunk))
