@@ -34,6 +34,8 @@ import { dirichletSplit, domainSplit, shuffled } from "./support/Splits.js"
 
 const quick = process.argv.includes("--quick")
 const sensitivity = process.argv.includes("--sensitivity")
+/** `--ewc-only`: only the EWC section (for working on it; the judged run is the whole bench). */
+const ewcOnly = process.argv.includes("--ewc-only")
 
 const SETUP = {
   peers: 8,
@@ -73,6 +75,13 @@ const CONFIG: MicroLoRAConfig = {
   maxGradNorm: 1,
   seed: 11
 }
+
+/**
+ * Tasks A and B of the EWC section train A, B and the head for 6 epochs each: at the classifier's 1e-2
+ * the run on B was unstable (task A's accuracy after it ranged from 30% to 87% over three sample
+ * orders at one λ); at 3e-3 both tasks train better (A 90% against 86%, B 79.5% against 70.8%).
+ */
+const EWC_CONFIG: MicroLoRAConfig = { ...CONFIG, learningRate: 3e-3 }
 
 /** The LM peers' adapter: tiny-lm already knows the three corpora, so a gentler rate than the classifier's. */
 const LM_CONFIG: MicroLoRAConfig = { ...CONFIG, learningRate: 3e-3, batchSize: 8 }
@@ -176,18 +185,25 @@ export const run = async () => {
       }).join(" ")
     }; held-out test: ${cachedTest!.length} (${SETUP.testPerClass}/${SETUP.testPerClass})`
   )
-  const main = await makeTask(cached.model, CONFIG, cachedTest!)
-  const central = await convergence(main, peers, [...cachedPool!])
-  const byDomain = domainSplit(cachedPool!, poolEmails.map((email) => email.senderDomain), SETUP.peers, SETUP.splitSeed)
-  await domainConvergence(
-    main,
-    byDomain.parts.map((samples, index) => ({ id: `peer-${index}`, samples })),
-    byDomain.domainsPerPeer,
-    central
-  )
-  await measureAttacks(main, peers, SETUP, elapsed)
-  await main.release()
-  await measureForgetting(cached.model, CONFIG, SETUP, {
+  if (!ewcOnly) {
+    const main = await makeTask(cached.model, CONFIG, cachedTest!)
+    const central = await convergence(main, peers, [...cachedPool!])
+    const byDomain = domainSplit(
+      cachedPool!,
+      poolEmails.map((email) => email.senderDomain),
+      SETUP.peers,
+      SETUP.splitSeed
+    )
+    await domainConvergence(
+      main,
+      byDomain.parts.map((samples, index) => ({ id: `peer-${index}`, samples })),
+      byDomain.domainsPerPeer,
+      central
+    )
+    await measureAttacks(main, peers, SETUP, elapsed)
+    await main.release()
+  }
+  await measureForgetting(cached.model, EWC_CONFIG, SETUP, {
     aTrain: aTrain!,
     aTest: aTest!,
     aValidation: aValidation!,
@@ -195,18 +211,20 @@ export const run = async () => {
     bTest: bTest!,
     bValidation: bValidation!
   })
-  await measureLmFederation(
-    {
-      trainWindows: SETUP.lmTrainWindows,
-      heldOutWindows: SETUP.lmHeldOutWindows,
-      windowLength: SETUP.lmWindowLength,
-      rounds: SETUP.lmRounds,
-      localEpochs: 1,
-      seed: SETUP.runSeed
-    },
-    LM_CONFIG,
-    elapsed
-  )
+  if (!ewcOnly) {
+    await measureLmFederation(
+      {
+        trainWindows: SETUP.lmTrainWindows,
+        heldOutWindows: SETUP.lmHeldOutWindows,
+        windowLength: SETUP.lmWindowLength,
+        rounds: SETUP.lmRounds,
+        localEpochs: 1,
+        seed: SETUP.runSeed
+      },
+      LM_CONFIG,
+      elapsed
+    )
+  }
   console.log(`\nlearning bench finished in ${elapsed()}`)
 }
 
