@@ -5,7 +5,7 @@
  * fault injection that corrupts the first chunk it serves: D refuses that chunk and fetches it from A.
  * A quality report signed by D's user changes the adapter's score on every node, and a restart keeps it.
  */
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -16,33 +16,16 @@ import { loadAdapter } from "../../src/compute/lora/AdapterFile.js"
 import { localAdapterDir, saveLocalAdapter } from "../../src/compute/lora/LocalAdapters.js"
 import type { AdapterPullReceipt } from "../../src/net/AdapterSwarm.js"
 import { CHUNK_SIZE } from "../../src/net/AdapterWire.js"
-import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
-import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { rpcAt } from "../support/RpcClient.js"
 import { testKey, writeKeyFile } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
+import { until } from "../support/Until.js"
 
 const exec = promisify(execFile)
 const work = tempDir("adapter-swarm-")
 
-const rpc = <A, E>(url: string, use: (client: Effect.Effect.Success<typeof nodeRpcClient>) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(nodeRpcClient, use).pipe(
-      Effect.scoped,
-      Effect.provide(Layer.merge(rpcProtocol(url), signingClientLayer))
-    ) as Effect.Effect<A, never>
-  )
-
-const until = async <A>(what: string, probe: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  while (true) {
-    const value = await probe().catch((error) => void (last = error))
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what} (${String(last)})`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
+const rpc = rpcAt
 
 /** `edge-net-models ...` as the user whose home is `home`. */
 const models = async (home: string, ...args: ReadonlyArray<string>) => {

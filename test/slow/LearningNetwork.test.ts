@@ -7,7 +7,7 @@
  * merges the other's signed push. Every node that follows another's feed replays it to the state
  * its writer replays its own journal to.
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -18,35 +18,18 @@ import type { RoundView } from "../../src/actors/learning/LearningRpc.js"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { accountIdOf } from "../../src/domain/Ed25519.js"
 import type { PeersView } from "../../src/net/Peers.js"
-import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { cliArgs, freePort, type RunningNode, startNode } from "../support/NodeProcess.js"
-import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { rpcAt } from "../support/RpcClient.js"
 import { REFERENCE, storeRandomAdapter } from "../support/SdkModels.js"
 import { as, operatorKeyOf, testKey, writeKeyFile } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
+import { until } from "../support/Until.js"
 
 const exec = promisify(execFile)
 
-const rpc = <A, E>(url: string, use: (client: Effect.Effect.Success<typeof nodeRpcClient>) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(nodeRpcClient, use).pipe(
-      Effect.scoped,
-      Effect.provide(Layer.merge(rpcProtocol(url), signingClientLayer))
-    ) as Effect.Effect<A, never>
-  )
+const rpc = rpcAt
 
 const peersOf = (node: RunningNode): Promise<PeersView> => rpc(node.url, (client) => client.PeersList())
-
-const until = async <A>(what: string, probe: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  while (true) {
-    const value = await probe().catch((error) => void (last = error))
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what} (${String(last)})`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 const edgeNet = async (...args: ReadonlyArray<string>) => {
   try {

@@ -7,7 +7,7 @@
  * they hold.
  */
 import Database from "better-sqlite3"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -16,21 +16,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AccountId } from "../../src/domain/Money.js"
 import { feedFile } from "../../src/net/PeerBook.js"
 import type { PeersView } from "../../src/net/Peers.js"
-import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
 import { cliArgs, freePort, type RunningNode, startNode } from "../support/NodeProcess.js"
-import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
+import { rpcAt } from "../support/RpcClient.js"
 import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
 
-const rpc = <A, E>(url: string, use: (client: Effect.Effect.Success<typeof nodeRpcClient>) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(nodeRpcClient, use).pipe(
-      Effect.scoped,
-      Effect.provide(Layer.merge(rpcProtocol(url), signingClientLayer))
-    ) as Effect.Effect<A, never>
-  )
+const rpc = rpcAt
 
 const peers = (node: RunningNode): Promise<PeersView> => rpc(node.url, (client) => client.PeersList())
 
