@@ -11,7 +11,8 @@ const suites: Record<string, () => Promise<void>> = {
   learning: async () => (await import("./learning.js")).run(),
   market: async () => (await import("./market.js")).run(),
   network: async () => (await import("./network.js")).run(),
-  serve: async () => (await import("./serve.js")).run()
+  serve: async () => (await import("./serve.js")).run(),
+  cli: async () => (await import("./cli.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

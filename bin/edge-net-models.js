@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import "../dist/cli/edge-net-models.js"
+import "../dist/bin/edge-net-models.js"

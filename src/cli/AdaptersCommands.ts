@@ -32,12 +32,13 @@ import {
   parseReference,
   registryOption,
   registryUrl,
-  withModels,
-  withTrust
+  withModels
 } from "./ModelsContext.js"
+import { withTrust } from "./ModelsTrust.js"
+import { jobServices } from "./NodeAccess.js"
 import { stepReporter } from "./Progress.js"
 import { keyOption, signerFor } from "./PublishCommands.js"
-import { jobServices, jsonOption, output, toJson } from "./Shared.js"
+import { jsonOption, output, toJson } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
 const asCli = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>

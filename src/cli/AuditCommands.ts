@@ -14,8 +14,9 @@ import { feedFile, publicKeyOfPeerId } from "../net/PeerBook.js"
 import { verifyWithCommands } from "../rpc/NodeRpcHandlers.js"
 import { CliError } from "./CliError.js"
 import { parseAccount } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, settingsFor } from "./Shared.js"
 
 const feedOption = Options.text("feed").pipe(
   Options.withDescription(

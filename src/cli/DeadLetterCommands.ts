@@ -9,8 +9,9 @@ import type { DeadLetter } from "../events/Checkpoints.js"
 import type { DeadLetterTarget, RetryOutcome } from "../events/DeadLetters.js"
 import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient, type NodeClientService } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, positiveInteger, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, positiveInteger } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 

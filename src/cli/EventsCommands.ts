@@ -2,8 +2,9 @@
 import { Command, Options } from "@effect/cli"
 import { Effect, Stream } from "effect"
 import type { Envelope } from "../events/Envelope.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption } from "./Shared.js"
 
 const from = Options.integer("from").pipe(
   Options.withDescription("first position to print (default: the last --limit events)"),

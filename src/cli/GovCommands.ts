@@ -6,8 +6,9 @@ import type { ProposalSummary } from "../actors/governance/Proposal.js"
 import { ProposalId, ProposalStatus } from "../actors/governance/Proposal.js"
 import { CliError } from "./CliError.js"
 import { asAnyKey, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseWith, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseWith } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const proposalArg = Args.text({ name: "proposal-id" })

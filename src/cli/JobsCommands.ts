@@ -15,9 +15,10 @@ import { parseByteSize } from "../content/ModelsConfig.js"
 import { explainText } from "./AuditCommands.js"
 import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
+import { withNode, withNodeClient } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
 import { formatBytes, stepReporter } from "./Progress.js"
-import { dataOption, jsonOption, nodeOption, output, withNode, withNodeClient } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })

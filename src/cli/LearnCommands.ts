@@ -12,7 +12,8 @@ import type { GossipView, RoundView } from "../actors/learning/LearningRpc.js"
 import { CliError } from "./CliError.js"
 import { asAnyKey, asOperator, asOwner, keyOption, parseAccount } from "./CommandKeys.js"
 import { parseReference } from "./ModelsContext.js"
-import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
+import { withNodeClient } from "./NodeAccess.js"
+import { dataOption, jsonOption, nodeOption, output } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const roundArg = Args.text({ name: "round-id" })

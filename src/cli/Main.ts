@@ -2,43 +2,36 @@
  * The `edge-net` command line: parse, run, and turn expected failures into one line on stderr with
  * exit code 1. Bugs (defects) still print their full cause.
  */
-import { Command, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Option } from "effect"
 import { Environment } from "../layers/Environment.js"
-import { VERSION } from "../layers/NodeStatus.js"
-import { auditCommand } from "./AuditCommands.js"
-import { eventsCommand } from "./EventsCommands.js"
-import { govCommand } from "./GovCommands.js"
-import { jobsCommand } from "./JobsCommands.js"
-import { learnCommand } from "./LearnCommands.js"
-import { ledgerCommand } from "./LedgerCommands.js"
-import { marketCommand } from "./MarketCommands.js"
-import { modelsCommand } from "./ModelsCommands.js"
-import { nodeAdaptersCommand } from "./NodeAdaptersCommands.js"
-import { nodeCommand } from "./NodeCommands.js"
-import { nodeModelsCommand } from "./NodeModelsCommands.js"
-import { peersCommand } from "./PeersCommands.js"
-import { stakeCommand } from "./StakeCommands.js"
+import { VERSION } from "../layers/Version.js"
+import { type LazyTree, loadTree, nestedTree } from "./LazyCommands.js"
+import { modelsTree } from "./ModelsTree.js"
 
-export const edgeNet = Command.make("edge-net").pipe(
-  Command.withDescription("edge-net: optimize, distribute, adapt and trade AI models between peers"),
-  Command.withSubcommands([
-    nodeCommand,
-    peersCommand,
-    auditCommand,
-    eventsCommand,
-    ledgerCommand,
-    stakeCommand,
-    marketCommand,
-    govCommand,
-    jobsCommand,
-    nodeAdaptersCommand,
-    nodeModelsCommand,
-    learnCommand,
-    modelsCommand
-  ])
-)
+/** `edge-net`: each subcommand's module loads only when the command line names it (LazyCommands.ts). */
+export const edgeNet: LazyTree = {
+  name: "edge-net",
+  description: "edge-net: optimize, distribute, adapt and trade AI models between peers",
+  subcommands: [
+    { name: "node", load: () => import("./NodeCommands.js").then((m) => m.nodeCommand) },
+    { name: "peers", load: () => import("./PeersCommands.js").then((m) => m.peersCommand) },
+    { name: "audit", load: () => import("./AuditCommands.js").then((m) => m.auditCommand) },
+    { name: "events", load: () => import("./EventsCommands.js").then((m) => m.eventsCommand) },
+    { name: "ledger", load: () => import("./LedgerCommands.js").then((m) => m.ledgerCommand) },
+    { name: "stake", load: () => import("./StakeCommands.js").then((m) => m.stakeCommand) },
+    { name: "market", load: () => import("./MarketCommands.js").then((m) => m.marketCommand) },
+    { name: "gov", load: () => import("./GovCommands.js").then((m) => m.govCommand) },
+    { name: "jobs", load: () => import("./JobsCommands.js").then((m) => m.jobsCommand) },
+    { name: "adapters", load: () => import("./NodeAdaptersCommands.js").then((m) => m.nodeAdaptersCommand) },
+    { name: "registry", load: () => import("./NodeModelsCommands.js").then((m) => m.nodeModelsCommand) },
+    { name: "learn", load: () => import("./LearnCommands.js").then((m) => m.learnCommand) },
+    nestedTree(modelsTree)
+  ]
+}
 
 const messageOf = (error: unknown): string => {
   if (
@@ -78,17 +71,14 @@ export const modelVersionArgs = (argv: ReadonlyArray<string>): ReadonlyArray<str
 }
 
 /** Runs a command tree as a program: `argv` as in process.argv. */
-export const runCli = <Name extends string, E>(
-  // Any command tree, whatever its parsed arguments (Command is invariant in them).
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  command: Command.Command<Name, NodeContext.NodeContext | Environment, E, any>,
-  name: string,
-  argv: ReadonlyArray<string>
-) =>
-  Command.run(command, { name, version: VERSION })(modelVersionArgs(argv)).pipe(
+export const runCli = (tree: LazyTree, name: string, argv: ReadonlyArray<string>) => {
+  const args = modelVersionArgs(argv)
+  return Effect.promise(() => loadTree(tree, args.slice(2))).pipe(
+    Effect.flatMap((command) => Command.run(command, { name, version: VERSION })(args)),
     // The environment is read and checked before any command runs: a bad variable is the one line printed.
     Effect.provide(Environment.layer),
     Effect.tapErrorCause(report(name)),
     Effect.provide(NodeContext.layer),
     NodeRuntime.runMain({ disableErrorReporting: true })
   )
+}

@@ -10,6 +10,7 @@ import { AuctionId, commitmentOf } from "../actors/market/TaskAuction.js"
 import { AccountId } from "../domain/Money.js"
 import { CliError } from "./CliError.js"
 import { asAnyKey, asOperator, asOwner, asOwnerAndOperator, keyOption, parseAccount } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
 import {
   dataOption,
@@ -19,8 +20,7 @@ import {
   parseAmount,
   parseOperationId,
   parseWith,
-  positiveInteger,
-  withNode
+  positiveInteger
 } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }

@@ -9,15 +9,12 @@ import { readModelFile } from "../compute/onnx/ExternalData.js"
 import { formatSummary, summarize } from "../compute/onnx/Summary.js"
 import { describeFile } from "../content/ArtifactSignature.js"
 import { BlobStore } from "../content/BlobStore.js"
-import { listManifests, readManifest } from "../content/LocalModels.js"
+import { readManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
-import { parseManifest } from "../content/Manifest.js"
+import { manifestBytes, parseManifest } from "../content/Manifest.js"
 import type { PullReceiptView, VerifyReport } from "../content/Models.js"
 import { Models } from "../content/Models.js"
 import { fetchManifest } from "../content/RegistryTransfer.js"
-import { listModels } from "../http/RegistryClient.js"
-import { adaptersCommand } from "./AdaptersCommands.js"
-import { cacheCommand, configCommand } from "./CacheCommands.js"
 import { CliError } from "./CliError.js"
 import {
   configOption,
@@ -25,69 +22,11 @@ import {
   parseReference,
   registryOption,
   registryUrl,
-  withModels,
-  withModelsService
+  withModels
 } from "./ModelsContext.js"
-import { optimizeCommand } from "./OptimizeCommands.js"
+import { withModelsService } from "./ModelsTrust.js"
 import { formatBytes, progressReporter } from "./Progress.js"
-import { keysCommand, publishCommand, signCommand } from "./PublishCommands.js"
-import { runCommand } from "./RunCommand.js"
 import { jsonOption, output } from "./Shared.js"
-
-const modelSize = (manifest: ModelManifest) =>
-  Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
-
-const typeOption = Options.text("type").pipe(
-  Options.withDescription("text-generation, embedding, vision, ..."),
-  Options.optional
-)
-const quantizationOption = Options.choice("quantization", ["FP32", "FP16", "INT8", "INT4"]).pipe(Options.optional)
-const localOption = Options.boolean("local").pipe(
-  Options.withDescription("list the models pulled into the cache instead of the registry's")
-)
-
-const list = Command.make(
-  "list",
-  {
-    type: typeOption,
-    quantization: quantizationOption,
-    local: localOption,
-    registry: registryOption,
-    config: configOption,
-    json: jsonOption
-  },
-  ({ config, json, local, quantization, registry, type }) =>
-    withModels(
-      config,
-      Effect.gen(function*() {
-        const filter = { type: Option.getOrUndefined(type), quantization: Option.getOrUndefined(quantization) }
-        const models = local
-          ? (yield* listManifests((yield* BlobStore).root))
-            .filter((m) =>
-              (filter.type === undefined || m.type === filter.type) &&
-              (filter.quantization === undefined || m.optimization?.quantization === filter.quantization)
-            )
-            .map((m) => ({
-              id: m.id,
-              name: m.name,
-              type: m.type,
-              quantization: m.optimization?.quantization ?? "FP32",
-              size: modelSize(m),
-              version: m.version,
-              publishedBy: m.publishedBy
-            }))
-          : yield* listModels(yield* registryUrl(registry), filter)
-        yield* output(json, models, (rows) =>
-          rows.length === 0
-            ? "no models"
-            : rows.map((m) =>
-              `${m.id.padEnd(28)} ${m.version.padEnd(10)} ${m.type.padEnd(16)} ${
-                (m.quantization ?? "FP32").padEnd(5)
-              } ${formatBytes(m.size).padStart(10)}  ${m.name}`
-            ).join("\n"))
-      })
-    )
-).pipe(Command.withDescription("models in the registry (or, with --local, in the cache)"))
 
 const sourceOption = Options.choice("source", ["http", "ipfs", "peer", "gcs", "cdn"]).pipe(
   Options.withDescription(
@@ -110,7 +49,7 @@ export const describePull = (receipt: typeof PullReceiptView.Type) =>
     ...(receipt.output === undefined ? [] : [`  written to ${receipt.output}`])
   ].join("\n")
 
-const pullCommand = Command.make(
+export const pullCommand = Command.make(
   "pull",
   {
     model: Args.text({ name: "id[@version]" }),
@@ -173,7 +112,7 @@ export const verifiedLine = (report: VerifyReport) =>
   `${report.id}@${report.version}: ${report.artifacts.length} artifact(s) verified (sha256 and CID)` +
   (report.signedBy.length > 0 ? `, signed by ${report.signedBy.join(", ")}` : "")
 
-const verify = Command.make(
+export const verifyCommand = Command.make(
   "verify",
   {
     model: Args.text({ name: "id[@version]" }),
@@ -210,7 +149,7 @@ const describeManifest = (manifest: ModelManifest, benchmarks: boolean, requirem
     `  type ${manifest.type}${manifest.family === undefined ? "" : `, family ${manifest.family}`}, ` +
     `${manifest.optimization?.quantization ?? "FP32"}${
       manifest.optimization?.format === undefined ? "" : ` (${manifest.optimization.format})`
-    }, ${formatBytes(modelSize(manifest))}`,
+    }, ${formatBytes(manifestBytes(manifest))}`,
     `  published ${manifest.publishedAt} by ${manifest.publishedBy}, expires ${manifest.expiresAt}, license ${manifest.license}`,
     ...Object.entries(manifest.artifacts).map(([name, a]) =>
       `  ${name}: ${a.filename} ${formatBytes(a.size)} sha256:${a.sha256.slice(0, 12)} ${a.cid}`
@@ -219,7 +158,7 @@ const describeManifest = (manifest: ModelManifest, benchmarks: boolean, requirem
     ...(requirements ? [`  requirements: ${JSON.stringify(manifest.requirements ?? {})}`] : [])
   ].join("\n")
 
-const info = Command.make(
+export const infoCommand = Command.make(
   "info",
   {
     target: Args.text({ name: "id[@version]|file" }),
@@ -265,22 +204,4 @@ const info = Command.make(
   Command.withDescription(
     "a model's manifest (cache first, then the registry), or a file's size, sha256 and CID (for ONNX: operators, parameters, tensor sizes)"
   )
-)
-
-export const modelsCommand = Command.make("models").pipe(
-  Command.withDescription("list, pull, verify, publish and sign models; manage the cache (edge-net-models)"),
-  Command.withSubcommands([
-    list,
-    pullCommand,
-    verify,
-    info,
-    optimizeCommand,
-    runCommand,
-    publishCommand,
-    signCommand,
-    keysCommand,
-    adaptersCommand,
-    cacheCommand,
-    configCommand
-  ])
 )

@@ -5,10 +5,8 @@
 import { Options } from "@effect/cli"
 import { Context, Effect, Layer, Option } from "effect"
 import { BlobStore } from "../content/BlobStore.js"
-import { Models } from "../content/Models.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
-import { cacheDirectory, cacheMaxBytes, configFile, keysDirectory, loadConfig } from "../content/ModelsConfig.js"
-import { TrustStore } from "../content/TrustStore.js"
+import { cacheDirectory, cacheMaxBytes, configFile, loadConfig } from "../content/ModelsConfig.js"
 import { Environment } from "../layers/Environment.js"
 import { CliError } from "./CliError.js"
 
@@ -30,15 +28,29 @@ export const registryOption = Options.text("registry").pipe(
 const asCliError = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.mapError(effect, (error) => new CliError({ message: error.message }))
 
+/** The validated `models.yaml` (or `--config FILE`) and the file it came from. */
+const loadSettings = (configPath: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const environment = yield* Environment
+    const file = configFile(Option.getOrUndefined(Option.orElse(configPath, () => environment.modelsConfig)))
+    const config = yield* asCliError(loadConfig(file))
+    return { config, file }
+  })
+
+/** Provides the config to `use`, without opening the cache. */
+export const withModelsSettings = <A, E, R>(
+  configPath: Option.Option<string>,
+  use: Effect.Effect<A, E, R | ModelsSettings>
+): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings> | Environment> =>
+  Effect.flatMap(loadSettings(configPath), (settings) => Effect.provideService(use, ModelsSettings, settings))
+
 /** Provides the config and the cache's blob store to `use`. */
 export const withModels = <A, E, R>(
   configPath: Option.Option<string>,
   use: Effect.Effect<A, E, R | ModelsSettings | BlobStore>
 ): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore> | Environment> =>
   Effect.gen(function*() {
-    const environment = yield* Environment
-    const file = configFile(Option.getOrUndefined(Option.orElse(configPath, () => environment.modelsConfig)))
-    const config = yield* asCliError(loadConfig(file))
+    const { config, file } = yield* loadSettings(configPath)
     const store = BlobStore.layer({ root: cacheDirectory(config), maxBytes: cacheMaxBytes(config) }).pipe(
       Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message })))
     )
@@ -47,17 +59,6 @@ export const withModels = <A, E, R>(
 
 export const registryUrl = (flag: Option.Option<string>) =>
   Effect.map(ModelsSettings, ({ config }) => Option.getOrElse(flag, () => config.registry).replace(/\/+$/, ""))
-
-/** `withModels` plus the trust store of `trust.keysDir` (publisher keys, trusted versions). */
-export const withTrust = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
-  withModels(
-    config,
-    Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, TrustStore.Default(keysDirectory(config))))
-  )
-
-/** `withTrust` plus the Models service on that cache and trust store: what `pull`, `verify` and `publish` run. */
-export const withModelsService = <A, E, R>(config: Option.Option<string>, use: Effect.Effect<A, E, R>) =>
-  withTrust(config, Effect.flatMap(ModelsSettings, ({ config }) => Effect.provide(use, Models.Default(config))))
 
 /** `id` or `id@version`. */
 export const parseReference = (text: string) => {

@@ -15,7 +15,8 @@ import { writeFileAtomically } from "../node/AtomicFile.js"
 import { CliError } from "./CliError.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
 import { parseReference } from "./ModelsContext.js"
-import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
+import { withNodeClient } from "./NodeAccess.js"
+import { dataOption, jsonOption, nodeOption, output } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })

@@ -8,9 +8,10 @@ import { Environment, type EnvironmentSettings } from "../layers/Environment.js"
 import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
 import { peersLines } from "./PeersCommands.js"
-import { dataOption, jsonOption, nodeOption, output, settingsFor, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, settingsFor } from "./Shared.js"
 
 const port = Options.integer("port").pipe(
   Options.withDescription(`HTTP port (default $EDGE_NET_PORT, else ${DEFAULT_PORT})`),

@@ -14,8 +14,9 @@ import { asOperator, keyOption } from "./CommandKeys.js"
 import { watch } from "./JobsCommands.js"
 import { describePull, verificationFailed, verifiedLine } from "./ModelsCommands.js"
 import { parseReference } from "./ModelsContext.js"
+import { withNodeClient } from "./NodeAccess.js"
 import { progressReporter } from "./Progress.js"
-import { dataOption, jsonOption, nodeOption, output, withNodeClient } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption, key: keyOption }
 const fail = (message: string) => new CliError({ message })

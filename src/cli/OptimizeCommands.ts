@@ -27,10 +27,12 @@ import { parseByteSize } from "../content/ModelsConfig.js"
 import { buildManifest, idFromName, pushToRegistry } from "../content/Publish.js"
 import { sha256, toHex } from "../content/Sha256.js"
 import { CliError } from "./CliError.js"
-import { configOption, registryOption, registryUrl, withTrust } from "./ModelsContext.js"
+import { configOption, registryOption, registryUrl } from "./ModelsContext.js"
+import { withTrust } from "./ModelsTrust.js"
+import { jobServices } from "./NodeAccess.js"
 import { formatBytes, stepReporter } from "./Progress.js"
 import { keyOption, signerFor } from "./PublishCommands.js"
-import { dataOption, jobServices, jsonOption, output } from "./Shared.js"
+import { dataOption, jsonOption, output } from "./Shared.js"
 
 const fail = (message: string) => new CliError({ message })
 

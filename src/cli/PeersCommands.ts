@@ -7,8 +7,9 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import type { PeersView } from "../net/Peers.js"
 import { asOperator, keyOption } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 

@@ -13,14 +13,8 @@ import { buildManifestFromDraft, pushToRegistry } from "../content/Publish.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { accountIdOf } from "../domain/Ed25519.js"
 import { CliError } from "./CliError.js"
-import {
-  configOption,
-  ModelsSettings,
-  registryOption,
-  registryUrl,
-  withModelsService,
-  withTrust
-} from "./ModelsContext.js"
+import { configOption, ModelsSettings, registryOption, registryUrl } from "./ModelsContext.js"
+import { withModelsService, withTrust } from "./ModelsTrust.js"
 import { jsonOption, output, toJson } from "./Shared.js"
 
 export const keyOption = Options.text("key").pipe(

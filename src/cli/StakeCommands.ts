@@ -3,8 +3,9 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import type { StakeView } from "../actors/economy/StakeService.js"
 import { asOwner, keyOption, parseAccount } from "./CommandKeys.js"
+import { withNode } from "./NodeAccess.js"
 import { NodeClient } from "./NodeClient.js"
-import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId, withNode } from "./Shared.js"
+import { dataOption, jsonOption, nodeOption, output, parseAmount, parseOperationId } from "./Shared.js"
 
 const common = { data: dataOption, node: nodeOption, json: jsonOption }
 const stakerArg = Args.text({ name: "node-id" })

@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import "../node/Polyfills.js"
-import { runCli } from "./Main.js"
-import { modelsCommand } from "./ModelsCommands.js"
+import { startCli } from "./Entry.js"
 
-runCli(modelsCommand, "edge-net-models", process.argv)
+startCli("edge-net-models", () => import("./ModelsTree.js").then((m) => m.modelsTree), process.argv)

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import "../node/Polyfills.js"
-import { edgeNet, runCli } from "./Main.js"
+import { startCli } from "./Entry.js"
 
-runCli(edgeNet, "edge-net", process.argv)
+startCli("edge-net", () => import("./Main.js").then((m) => m.edgeNet), process.argv)

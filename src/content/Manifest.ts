@@ -376,6 +376,10 @@ const required = (version: string) => {
 export const compareVersions = (left: string, right: string): -1 | 0 | 1 =>
   semver.compare(required(left), required(right))
 
+/** The bytes of all a manifest's artifacts together: what a pull downloads and the cache keeps. */
+export const manifestBytes = (manifest: ModelManifest): number =>
+  Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
+
 /** The versions among `names` (directory or file names: anything else there is not ours), oldest first. */
 export const versionsAmong = (names: Iterable<string>): Array<string> =>
   Array.from(names).filter(isVersion).sort(compareVersions)

@@ -12,9 +12,9 @@ import {
   DEFAULT_PORT,
   type InferenceSettings
 } from "../layers/NodeConfig.js"
-import { parseCharterSettings } from "./Charter.js"
-import type { GenesisParameters } from "./Genesis.js"
-import { parseGenesisParameters } from "./Genesis.js"
+import { parseCharterSettings } from "./CharterSettings.js"
+import type { GenesisParameters } from "./GenesisSettings.js"
+import { parseGenesisParameters } from "./GenesisSettings.js"
 
 export interface EnvironmentSettings {
   /** `EDGE_NET_HOME`: the data directory when `--data` is not given. */

@@ -5,8 +5,7 @@ import { NodeKey } from "../content/NodeKey.js"
 import { Checkpoints, DeadLetter } from "../events/Checkpoints.js"
 import { Journal } from "../events/Journal.js"
 import { NodeConfig } from "./NodeConfig.js"
-
-export const VERSION = "0.1.0"
+import { VERSION } from "./Version.js"
 
 /** Dead letters shown whole by /health and `node info`; the count covers all of them. */
 export const DEAD_LETTERS_SHOWN = 20

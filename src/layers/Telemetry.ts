@@ -4,7 +4,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
-import { VERSION } from "../layers/NodeStatus.js"
+import { VERSION } from "./Version.js"
 
 /**
  * `EDGE_NET_OTLP_ENDPOINT`, else the standard `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL

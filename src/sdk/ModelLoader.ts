@@ -19,7 +19,7 @@ import { BlobStore } from "../content/BlobStore.js"
 import type { Progress } from "../content/Downloader.js"
 import { listManifests, readManifest, removeManifest } from "../content/LocalModels.js"
 import type { ModelManifest } from "../content/Manifest.js"
-import { versionsAmong } from "../content/Manifest.js"
+import { manifestBytes, versionsAmong } from "../content/Manifest.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
 import { pull } from "../content/Pull.js"
 import { TrustStore } from "../content/TrustStore.js"
@@ -474,7 +474,7 @@ export const makeModelLoader = (options: ModelLoaderOptions = {}) =>
           name: manifest.name,
           type: manifest.type,
           quantization: manifest.optimization?.quantization,
-          bytes: Object.values(manifest.artifacts).reduce((sum, artifact) => sum + artifact.size, 0)
+          bytes: manifestBytes(manifest)
         })))
 
     const preload = (ids: ReadonlyArray<string>, onProgress?: (progress: LoadProgress) => void) =>

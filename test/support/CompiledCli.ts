@@ -2,7 +2,7 @@
  * The edge-net CLIs and node compiled to JavaScript (bundled, see compileCli) for tests that run them as
  * child processes: tsx's loader would cost seconds per run, and once more in each worker thread.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -42,57 +42,16 @@ const sourceFiles = () =>
   (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => /\.(ts|css)$/.test(file)).sort()
 
 /** Changes whenever the layout of a tree changes, so a tree of another layout is never reused. */
-const BUNDLE_FORMAT = "esbuild-flat-2"
-const CLIS = ["edge-net", "edge-net-models"]
+const BUNDLE_FORMAT = "esbuild-flat-4"
 
 interface Esbuild {
   readonly buildSync: (options: Record<string, unknown>) => unknown
 }
 
-/** The modules moduleWorker starts as threads: `moduleWorker(import.meta.url, "./Name")` in the sources. */
-const threadEntries = (files: ReadonlyArray<{ readonly file: string; readonly text: string }>) =>
-  files.flatMap(({ file, text }) =>
-    Array.from(
-      text.matchAll(/moduleWorker\(import\.meta\.url, "(\.\.?\/[^"]+)"/g),
-      (match) => path.join(SOURCES, path.dirname(file), `${match[1]}.ts`)
-    )
-  )
-
 /**
- * One flat directory: the CLI, one file per thread module, and the chunks they share. A thread is
- * started with `new URL("./Name.js", import.meta.url)`, and every chunk lives beside the entries.
- */
-const bundle = (files: ReadonlyArray<{ readonly file: string; readonly text: string }>, outdir: string) => {
-  const entries = [...CLIS.map((cli) => path.join(SOURCES, "cli", `${cli}.ts`)), ...new Set(threadEntries(files))]
-  const names = entries.map((entry) => path.basename(entry, ".ts"))
-  if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
-  const packages = fs.readdirSync("node_modules").flatMap((name) =>
-    name.startsWith("@") ? fs.readdirSync(path.join("node_modules", name)).map((inner) => `${name}/${inner}`) : [name]
-  )
-  const external = packages
-    .filter((name) => !(name === "effect" || name.startsWith("@effect/")) && !name.startsWith("."))
-    .flatMap((name) => [name, `${name}/*`])
-  const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  esbuild.buildSync({
-    entryPoints: entries,
-    entryNames: "[name]",
-    chunkNames: "chunk-[hash]",
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    external,
-    logLevel: "error"
-  })
-}
-
-/**
- * Bundles the CLI and every worker thread's module with esbuild (types stripped; `npm run typecheck`
- * checks them) into a directory named after the sources' digest, so an unchanged tree is bundled once.
- * `effect` is bundled too, tree-shaken: loading all of it took a second of each process's start. The
- * other packages stay external and load from node_modules as they do from dist/.
+ * Bundles the CLI and every worker thread's module as `npm run build` does (src/cli/Bundle.ts; types
+ * stripped, `npm run typecheck` checks them) into a directory named after the sources' digest, so an
+ * unchanged tree is bundled once.
  */
 let compiled: string | undefined
 
@@ -118,7 +77,16 @@ const compileTree = (): string => {
     if (Date.now() - modified > 60 * 60_000) fs.rmSync(stale, { recursive: true, force: true })
   }
   const staging = `${root}.${process.pid}.tmp`
-  bundle(files.filter(({ file }) => file.endsWith(".ts")), path.join(staging, SOURCES, "cli"))
+  // esbuild's plugins (Bundle.ts marks the external packages) need its asynchronous API: in a child.
+  execFileSync(process.execPath, [
+    "--import",
+    "tsx",
+    "--input-type=module",
+    "--eval",
+    `import { bundleCli } from "./src/cli/Bundle.ts"; await bundleCli(${JSON.stringify(SOURCES)}, ${
+      JSON.stringify(path.join(staging, SOURCES, "cli"))
+    })`
+  ], { stdio: "inherit" })
   // The dashboard's browser bundle where a package keeps it: this tree has no src/ui for the node to build.
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
   esbuild.buildSync(dashboardBuildOptions(path.join(SOURCES, "ui"), path.join(staging, "dist", "ui")))

@@ -5,7 +5,7 @@
  */
 import { Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
 import type { ModelManifest } from "../../content/Manifest.js"
-import { parseManifest, parseManifestText } from "../../content/Manifest.js"
+import { manifestBytes, parseManifest, parseManifestText } from "../../content/Manifest.js"
 import { verifyEmbeddedSignatures } from "../../content/ManifestSigning.js"
 import { verifySignature } from "../../content/NodeKey.js"
 import { accountIdOf } from "../../domain/Ed25519.js"
@@ -286,7 +286,7 @@ export class Registry extends Effect.Service<Registry>()("edge-net/Registry", {
           ...(manifest.family === undefined ? {} : { family: manifest.family }),
           ...(quantization === undefined ? {} : { quantization }),
           ...(format === undefined ? {} : { format }),
-          size: Object.values(manifest.artifacts).reduce((total, artifact) => total + artifact.size, 0),
+          size: manifestBytes(manifest),
           digest: record.digest,
           keyId: record.keyId,
           publishedBy: manifest.publishedBy,

@@ -1,0 +1,78 @@
+/**
+ * The CLIs as one flat directory of ESM files, bundled by esbuild from the sources: both CLIs, one file
+ * per worker thread's module, and the chunks they share, each subcommand's module its own chunk
+ * (LazyCommands.ts loads it by dynamic import). `effect` and `@effect/*` are bundled and tree-shaken:
+ * loading them whole, and resolving a few hundred files, was most of a second of every start. The other
+ * packages stay external and load from node_modules. `npm run build` writes it to dist/bin (the
+ * package's bin scripts run it); the tests bundle the same way.
+ */
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+
+interface Esbuild {
+  readonly build: (options: Record<string, unknown>) => Promise<unknown>
+}
+
+const CLIS = ["edge-net", "edge-net-models"]
+
+/** The modules the sources start as threads (each call of moduleWorker with the caller's URL and a relative path). */
+const threadEntries = (sources: string): ReadonlyArray<string> =>
+  (fs.readdirSync(sources, { recursive: true }) as Array<string>)
+    .filter((file) => file.endsWith(".ts"))
+    .flatMap((file) =>
+      Array.from(
+        fs.readFileSync(path.join(sources, file), "utf8").matchAll(
+          /moduleWorker\(import\.meta\.url, "(\.\.?\/[^"]+)"/g
+        ),
+        (match) => path.join(sources, path.dirname(file), `${match[1]}.ts`)
+      )
+    )
+
+/**
+ * Every package but `effect` and `@effect/*` stays external, and is marked free of side effects: the
+ * barrels of @effect re-export modules of other packages (fast-check, msgpackr...), and an external
+ * import esbuild must assume has side effects would be kept, and loaded at start, though nothing uses it.
+ * (None of our modules imports a package for its side effects alone.)
+ */
+const BUNDLED = /^(node:|effect$|effect\/|@effect\/)/
+
+const externalPackages = {
+  name: "external-packages",
+  setup: (build: {
+    readonly onResolve: (
+      options: { readonly filter: RegExp },
+      callback: (args: { readonly path: string }) => unknown
+    ) => void
+  }) => {
+    // Bare specifiers (Go's regular expressions have no look-ahead: the bundled ones are told apart here).
+    build.onResolve(
+      { filter: /^[^./]/ },
+      (args) => BUNDLED.test(args.path) ? undefined : { path: args.path, external: true, sideEffects: false }
+    )
+  }
+}
+
+/**
+ * Bundles the CLIs of the sources under `sources` (the repository's `src`) into `outdir`. A thread is
+ * started with `new URL("./Name.js", import.meta.url)`, so every chunk lives beside the entries.
+ */
+export const bundleCli = async (sources: string, outdir: string): Promise<void> => {
+  const entries = [...CLIS.map((cli) => path.join(sources, "cli", `${cli}.ts`)), ...new Set(threadEntries(sources))]
+  const names = entries.map((entry) => path.basename(entry, ".ts"))
+  if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
+  const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
+  await esbuild.build({
+    plugins: [externalPackages],
+    entryPoints: entries,
+    entryNames: "[name]",
+    chunkNames: "chunk-[hash]",
+    outdir,
+    bundle: true,
+    splitting: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "error"
+  })
+}
