@@ -38,7 +38,6 @@ describe("the CLIs' lazy command trees", () => {
     const models = recordingTree("models", ["list", "pull"], loaded)
     const top = recordingTree("edge-net", ["node", "ledger"], loaded)
     const tree: LazyTree = { ...top, subcommands: [...top.subcommands, nestedTree(models)] }
-    }
     await loadTree(tree, ["ledger", "balance", "alice"])
     expect(loaded).toEqual(["ledger"])
     loaded.length = 0
