@@ -3,7 +3,7 @@
  * onnxruntime-web's WebAssembly build: named feeds in, named Float32 outputs out, median latency over
  * repeated runs, and the activations feeding chosen tensors (for GPTQ / AWQ).
  */
-import * as ort from "onnxruntime-node"
+import type * as ort from "onnxruntime-node"
 import type { OnnxModel } from "../onnx/OnnxModel.js"
 import { DataType, writeModel } from "../onnx/OnnxModel.js"
 
@@ -28,6 +28,8 @@ export const createSession = async (
   runtime: Runtime = "onnxruntime-node"
 ): Promise<ort.InferenceSession> => {
   if (runtime === "onnxruntime-node") {
+    // Loaded on first use: a node that never optimizes never maps ONNX Runtime's native library.
+    const ort = await import("onnxruntime-node")
     const session = await ort.InferenceSession.create(bytes, {
       graphOptimizationLevel: "all",
       intraOpNumThreads: 1,
@@ -61,9 +63,9 @@ export const run = async (
   outputNames?: ReadonlyArray<string>
 ): Promise<Outputs> => {
   const wanted = Object.fromEntries(
-    Object.entries(toOrt(tensorClasses.get(session) ?? ort.Tensor, feeds)).filter(([name]) =>
-      session.inputNames.includes(name)
-    )
+    Object.entries(toOrt(tensorClasses.get(session) ?? (await import("onnxruntime-node")).Tensor, feeds)).filter((
+      [name]
+    ) => session.inputNames.includes(name))
   )
   const results = outputNames === undefined ? await session.run(wanted) : await session.run(wanted, [...outputNames])
   const outputs: Outputs = {}
