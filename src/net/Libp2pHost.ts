@@ -50,6 +50,18 @@ export interface ProtocolSpec {
   readonly handle: (request: Uint8Array, from: string) => Promise<Uint8Array>
 }
 
+/**
+ * A protocol whose answer is a sequence of messages on one stream, each length-prefixed, which the
+ * asker reads as they come while the server produces the next: a feed sent page after page. The
+ * stream's window bounds how far the server runs ahead of a slow reader.
+ */
+export interface StreamProtocolSpec {
+  readonly protocol: string
+  /** Largest request accepted, in bytes. */
+  readonly maxRequestBytes: number
+  readonly serve: (request: Uint8Array, from: string) => AsyncIterable<Uint8Array>
+}
+
 export interface HostOptions {
   /** The node key's 32-byte seed and its raw public key: the peer id is derived from them. */
   readonly seed: Uint8Array
@@ -59,6 +71,7 @@ export interface HostOptions {
   readonly bootstrap: ReadonlyArray<string>
   readonly topics: ReadonlyArray<TopicSpec>
   readonly protocols: ReadonlyArray<ProtocolSpec>
+  readonly streamProtocols?: ReadonlyArray<StreamProtocolSpec> | undefined
   /** How many connections the node tries to keep by dialling discovered peers (default 16). */
   readonly targetPeers?: number | undefined
   /** How often this node announces its addresses on the discovery topic (default 2 s). */
@@ -90,6 +103,22 @@ export interface Host {
     data: Uint8Array,
     options: { readonly timeoutMs: number; readonly maxResponseBytes: number }
   ) => Promise<Uint8Array>
+  /**
+   * One request, its answer's messages as they arrive, decoded; the caller says which message is the
+   * last (`isLast`), and leaving the loop early aborts the stream. Fails if no message comes for
+   * `timeoutMs` or one is larger than `maxMessageBytes`.
+   */
+  readonly requestStream: <A>(
+    peerId: string,
+    protocol: string,
+    data: Uint8Array,
+    options: {
+      readonly timeoutMs: number
+      readonly maxMessageBytes: number
+      readonly decode: (message: Uint8Array) => A
+      readonly isLast: (message: A) => boolean
+    }
+  ) => AsyncIterable<A>
   readonly stop: () => Promise<void>
 }
 
@@ -99,6 +128,9 @@ const verdictOf: Readonly<Record<Verdict, TopicValidatorResult>> = {
   reject: TopicValidatorResult.Reject
 }
 
+/** yamux's initial receive window per stream: one feed page (2,000 events, about 1.5 MB) and room to spare. */
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+
 export const startHost = async (options: HostOptions): Promise<Host> => {
   const privateKey = privateKeyFromRaw(Uint8Array.from([...options.seed, ...options.publicKey]))
   const topics = [...options.topics.map((spec) => spec.topic), DISCOVERY_TOPIC]
@@ -107,7 +139,11 @@ export const startHost = async (options: HostOptions): Promise<Host> => {
     addresses: { listen: [...options.listen] },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // Each request/response runs on a fresh stream. At yamux's initial window (256 KiB) a feed page
+    // of 1.5 MB waits for five window updates, each sent only when the busy receiver's event loop
+    // gets to it: most of a page's transfer time was spent there. A window that holds a whole page
+    // at once lets the source send it in one go (the window still bounds what one stream buffers).
+    streamMuxers: [yamux({ streamOptions: { initialStreamWindowSize: STREAM_WINDOW_BYTES } })],
     peerDiscovery: [
       ...(options.bootstrap.length === 0 ? [] : [bootstrap({ list: [...options.bootstrap], timeout: 100 })]),
       pubsubPeerDiscovery({ interval: options.discoveryIntervalMs ?? 2_000 })
@@ -172,6 +208,22 @@ export const startHost = async (options: HostOptions): Promise<Host> => {
     }, { maxInboundStreams: 64 })
   }
 
+  for (const spec of options.streamProtocols ?? []) {
+    await node.handle(spec.protocol, async (stream, connection) => {
+      const framed = lpStream(stream, { maxDataLength: spec.maxRequestBytes })
+      try {
+        const request = await framed.read({ signal: AbortSignal.timeout(30_000) })
+        for await (const message of spec.serve(request.subarray(), connection.remotePeer.toString())) {
+          // Resolves once the message is in the stream's window: a slow reader holds the server here.
+          await framed.write(message)
+        }
+        await stream.close()
+      } catch (error) {
+        stream.abort(error instanceof Error ? error : new Error(String(error)))
+      }
+    }, { maxInboundStreams: 64 })
+  }
+
   const peerOf = (peerId: string): PeerId => peerIdFromString(peerId)
 
   return {
@@ -205,6 +257,35 @@ export const startHost = async (options: HostOptions): Promise<Host> => {
       } catch (error) {
         stream.abort(error instanceof Error ? error : new Error(String(error)))
         throw error
+      }
+    },
+    requestStream: async function*<A>(
+      peerId: string,
+      protocol: string,
+      data: Uint8Array,
+      { decode, isLast, maxMessageBytes, timeoutMs }: {
+        readonly timeoutMs: number
+        readonly maxMessageBytes: number
+        readonly decode: (message: Uint8Array) => A
+        readonly isLast: (message: A) => boolean
+      }
+    ): AsyncGenerator<A> {
+      const stream = await node.dialProtocol(peerOf(peerId), protocol, { signal: AbortSignal.timeout(timeoutMs) })
+      const framed = lpStream(stream, { maxDataLength: maxMessageBytes })
+      let finished = false
+      try {
+        await framed.write(data, { signal: AbortSignal.timeout(timeoutMs) })
+        while (!finished) {
+          const message = decode((await framed.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray())
+          finished = isLast(message)
+          yield message
+        }
+      } finally {
+        // Whether the caller read on past the last message or stopped there, the stream is closed (a
+        // stream left open counts against the server's inbound streams); one left early is aborted,
+        // and the server stops sending.
+        if (finished) await stream.close({ signal: AbortSignal.timeout(timeoutMs) }).catch(() => undefined)
+        else stream.abort(new Error("the reader stopped"))
       }
     },
     stop: async () => {

@@ -30,7 +30,7 @@ import type { BlobAnnouncement } from "./BlobWire.js"
 import * as Blobs from "./BlobWire.js"
 import type { ForwardedAnswer, ForwardedCommand } from "./CommandWire.js"
 import * as Commands from "./CommandWire.js"
-import type { FeedRequest, FeedResponse } from "./FeedWire.js"
+import type { FeedRequest } from "./FeedWire.js"
 import * as Wire from "./FeedWire.js"
 import type { Host } from "./Libp2pHost.js"
 import type { BookEntry } from "./PeerBook.js"
@@ -57,7 +57,6 @@ const FEED_PAGE = Wire.MAX_FEED_LIMIT
 /** Heads remembered per key to catch equivocation: the newest this many positions. */
 const HEADS_REMEMBERED = 4_096
 const decodeFeedRequest = Wire.wireDecoder(Wire.FeedRequest)
-const decodeFeedResponse = Wire.wireDecoder(Wire.FeedResponse)
 const decodeHead = Wire.wireDecoder(Wire.HeadAnnouncement)
 const decodeProof = Wire.wireDecoder(Proofs.ForkProof)
 const decodeCommand = Wire.wireDecoder(Commands.ForwardedCommand)
@@ -206,10 +205,10 @@ export const peerNodeLayer = (settings: PeerSettings) =>
         return Effect.runPromise(answer).then(Wire.encodeJson)
       }
 
-      const serve = (bytes: Uint8Array) => {
+      const serve = (bytes: Uint8Array): AsyncIterable<Uint8Array> => {
         const request = decodeFeedRequest(bytes)
-        if (Either.isLeft(request)) return Promise.reject(new Error(`bad feed request: ${request.left}`))
-        return Effect.runPromise(Wire.serveFeed(journal, request.right)).then(Wire.encodeJson)
+        if (Either.isLeft(request)) throw new Error(`bad feed request: ${request.left}`)
+        return Wire.feedPages(journal, request.right.from)
       }
 
       const started = yield* Effect.acquireRelease(
@@ -246,14 +245,14 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                 ...adapters.topics
               ],
               protocols: [
-                { protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, handle: serve },
                 {
                   protocol: Commands.COMMAND_PROTOCOL,
                   maxRequestBytes: Commands.MAX_COMMAND_BYTES,
                   handle: answerForwarded
                 },
                 ...adapters.protocols
-              ]
+              ],
+              streamProtocols: [{ protocol: Wire.FEED_PROTOCOL, maxRequestBytes: 1024, serve }]
             }),
           catch: (error) =>
             new PeersError({
@@ -266,35 +265,35 @@ export const peerNodeLayer = (settings: PeerSettings) =>
       yield* Effect.forkScoped(adapters.announcing)
 
       // --- following --------------------------------------------------------------------------
-      const fetchPage = (feed: FollowedFeed, request: FeedRequest) =>
-        Effect.tryPromise({
-          try: () =>
-            started.request(feed.peerId, Wire.FEED_PROTOCOL, Wire.encodeJson(request), {
-              timeoutMs: 30_000,
-              maxResponseBytes: Wire.MAX_FEED_RESPONSE_BYTES
-            }),
-          catch: (error) => `cannot fetch: ${error instanceof Error ? error.message : String(error)}`
-        }).pipe(
-          Effect.flatMap((bytes): Effect.Effect<FeedResponse, string> => {
-            const response = decodeFeedResponse(bytes)
-            return Either.isRight(response)
-              ? Effect.succeed(response.right)
-              : Effect.fail(`bad answer: ${response.left}`)
-          })
-        )
-
       /**
-       * Pulls until the copy reaches the source's head; stops at the first thing wrong, and says what.
-       * The next page is asked for as soon as a page arrives, so the source reads and sends it while
-       * this node checks and stores the one before (the prefetch is dropped when the pull stops).
+       * Reads the feed from the copy's head on, page after page on one stream (the source reads and
+       * sends the next page while this node checks and stores the one before), until the source has no
+       * more; stops at the first thing wrong, and says what.
        */
       const catchUp = (feed: FollowedFeed) =>
         Effect.gen(function*() {
-          const page = (from: number) => Effect.forkScoped(fetchPage(feed, { from, limit: FEED_PAGE }))
-          let pending = yield* page(feed.replica.head().position + 1)
+          const pages = started.requestStream(
+            feed.peerId,
+            Wire.FEED_PROTOCOL,
+            Wire.encodeJson({ from: feed.replica.head().position + 1, limit: FEED_PAGE } satisfies FeedRequest),
+            {
+              timeoutMs: 30_000,
+              maxMessageBytes: Wire.MAX_FEED_RESPONSE_BYTES,
+              decode: Wire.decodeFeedResponse,
+              isLast: (page) => Either.isLeft(page) || page.right.records.length === 0
+            }
+          )[Symbol.asyncIterator]()
+          // Leaving early (a refusal, an interruption) aborts the stream, and the source stops sending.
+          yield* Effect.addFinalizer(() => Effect.promise(async () => void (await pages.return?.())))
           while (true) {
             const held = feed.replica.lastSignedHead()
-            const response = yield* Fiber.join(pending)
+            const next = yield* Effect.tryPromise({
+              try: () => pages.next(),
+              catch: (error) => `cannot fetch: ${error instanceof Error ? error.message : String(error)}`
+            })
+            if (next.done === true) return
+            if (Either.isLeft(next.value)) return yield* Effect.fail(`bad answer: ${next.value.left}`)
+            const response = next.value.right
             if (response.head !== null) {
               onHead(response.head)
               if (held !== undefined && response.head.position < held.position) {
@@ -304,9 +303,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
                 return
               }
             }
-            const last = response.records[response.records.length - 1]
-            if (last === undefined) return
-            pending = yield* page(last.position + 1)
+            if (response.records.length === 0) return
             const appended = feed.replica.append(response.records, response.heads)
             if (appended instanceof ReplicaRefused) {
               const diverged = appended.position === feed.replica.head().position + 1 &&

@@ -134,6 +134,8 @@ export const startCompiledNode = async (
 ): Promise<RunningNode> => {
   port ??= await freePort()
   const child = spawn(process.execPath, [
+    // Node's own flags for the node processes, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a benchmark's nodes.
+    ...(process.env["EDGE_NET_NODE_FLAGS"]?.split(" ").filter((flag) => flag !== "") ?? []),
     path.join(root, SOURCES, "cli", "edge-net.js"),
     "node",
     "start",
