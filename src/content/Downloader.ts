@@ -10,7 +10,7 @@ import type { WorkUnit } from "./DownloadUnits.js"
 import { planUnits } from "./DownloadUnits.js"
 import { makeWorker } from "./DownloadWorkers.js"
 import { openPartial, partFileOf, removeQuietly, stateFileOf } from "./PartialFile.js"
-import { makePartWriter } from "./PartWriter.js"
+import { makePartWriter, THREAD_HASH_BYTES } from "./PartWriter.js"
 import { SourcePool } from "./SourcePool.js"
 import type { BlobSource, RequestOptions } from "./Sources.js"
 import { fetchUnit } from "./UnitFetch.js"
@@ -74,6 +74,8 @@ export interface DownloadOptions {
   readonly retries?: number
   readonly onProgress?: (progress: Progress) => void
   readonly onSourceDropped?: (report: SourceDropped) => void
+  /** Files of at least this many bytes are hashed on a thread of their own (default THREAD_HASH_BYTES, 32 MiB). */
+  readonly hashThreadFrom?: number
 }
 
 export interface DownloadResult {
@@ -148,7 +150,17 @@ export const download = (
       bytesReused = coverage.bytes
       const units = planUnits(target, coverage, parallel)
       const done = yield* Deferred.make<void, DownloadError>()
-      const part = yield* makePartWriter({ target, handle, coverage, stateFile, io, fail, done })
+      const part = yield* makePartWriter({
+        target,
+        handle,
+        partFile,
+        coverage,
+        stateFile,
+        io,
+        fail,
+        done,
+        hashThreadFrom: options.hashThreadFrom ?? THREAD_HASH_BYTES
+      })
       const queue = yield* Queue.unbounded<WorkUnit>()
       yield* Queue.offerAll(queue, units)
       const worker = yield* makeWorker({

@@ -1,15 +1,19 @@
 /**
  * The `.part` file of one download: verified bytes land in it in batches, its state file names what is on
- * disk, and the whole-file hash (with the UnixFS layout) follows the verified prefix as it grows.
+ * disk, and the whole-file hash (with the UnixFS layout) follows the verified prefix as it grows: on this
+ * thread for small files, on a thread of its own (PrefixHashThread.ts) from THREAD_HASH_BYTES up.
  */
 import { Deferred, Duration, Effect, Queue } from "effect"
 import * as crypto from "node:crypto"
 import type * as fs from "node:fs"
+import type { Worker } from "node:worker_threads"
 import { writeFileAtomically } from "../node/AtomicFile.js"
+import { moduleWorker } from "../node/ModuleWorker.js"
 import type { DownloadError, DownloadTarget } from "./Downloader.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import type { Coverage, PartialState } from "./PartialFile.js"
 import { writeChunks } from "./PartialFile.js"
+import type { PrefixHashData, PrefixHashMessage, PrefixHashReply } from "./PrefixHashThread.js"
 import type { UnixFsLayout } from "./UnixFs.js"
 import { UnixFsBuilder } from "./UnixFs.js"
 
@@ -20,6 +24,12 @@ const READ_BACK_BYTES = 4 * 1024 * 1024
 // slow or capped pull killed midway keeps what it verified even if no unit had finished yet.
 const PERSIST_EVERY_BYTES = 64 * 1024 * 1024
 const PERSIST_EVERY_MS = 1_000
+/**
+ * From this size on, the whole-file hash and the layout are computed on a thread of their own: past a
+ * few tens of megabytes, two passes of SHA-256 cost the main thread more than receiving and writing
+ * the bytes, and the thread's start (tens of milliseconds) no longer shows.
+ */
+export const THREAD_HASH_BYTES = 32 * 1024 * 1024
 
 /** Bytes waiting to be written at `start` (with leaves: whole verified leaves only), without copying them. */
 export class WriteBatch {
@@ -44,6 +54,10 @@ export interface Failing {
 export interface PartWriterOptions extends Failing {
   readonly target: DownloadTarget
   readonly handle: fs.promises.FileHandle
+  /** The `.part` file's path, which the hashing thread opens for reading. */
+  readonly partFile: string
+  /** Targets of at least this many bytes are hashed on a thread of their own. */
+  readonly hashThreadFrom: number
   readonly coverage: Coverage
   readonly stateFile: string
   /** Failed by the hasher and the persister when they fail, which ends the download. */
@@ -69,20 +83,52 @@ export interface PartWriter {
 
 export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWriter> =>
   Effect.gen(function*() {
-    const { target, handle, coverage, stateFile, io, fail, done } = options
+    const { coverage, done, fail, handle, io, partFile, stateFile, target } = options
     const hashed = yield* Deferred.make<string, DownloadError>()
     const hasherWakeups = yield* Queue.sliding<void>(1)
     const persistWakeups = yield* Queue.sliding<void>(1)
 
+    const onThread = target.size >= options.hashThreadFrom
     // The whole-file hash follows the verified prefix: from memory when a batch lands right at its end,
     // from the `.part` file (page cache) when other workers got there first, or an earlier run did.
     const prefix = {
       hash: crypto.createHash("sha256"),
-      layout: target.leaves === undefined ? UnixFsBuilder.make() : undefined,
+      layout: target.leaves === undefined && !onThread ? UnixFsBuilder.make() : undefined,
       hashedUpTo: 0,
       reading: false
     }
-    const hashPrefix = Effect.gen(function*() {
+    const thread: { worker: Worker | undefined; layout: UnixFsLayout | undefined } = {
+      worker: undefined,
+      layout: undefined
+    }
+    const tellThread = () => {
+      const message: PrefixHashMessage = { verifiedUpTo: coverage.contiguousEnd(0) }
+      thread.worker?.postMessage(message)
+    }
+    const hashOnThread = Effect.scoped(Effect.gen(function*() {
+      const worker = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const workerData: PrefixHashData = { file: partFile, size: target.size, layout: target.leaves === undefined }
+          return moduleWorker(import.meta.url, "./PrefixHashThread", { workerData })
+        }),
+        (worker) => Effect.promise(() => worker.terminate())
+      )
+      const reply = Effect.async<PrefixHashReply>((resume) => {
+        worker.once("message", (message: PrefixHashReply) => resume(Effect.succeed(message)))
+        worker.once("error", (error) => resume(Effect.succeed({ error: error.message })))
+        worker.once("exit", (code) => resume(Effect.succeed({ error: `the hashing thread exited with ${code}` })))
+      })
+      thread.worker = worker
+      // What an earlier run left verified is hashed first; each write after this moves the end on.
+      tellThread()
+      const answer = yield* reply
+      thread.worker = undefined
+      if ("error" in answer) return yield* Effect.fail(fail(`cannot hash the partial file: ${answer.error}`))
+      thread.layout = answer.layout
+      return yield* Deferred.succeed(hashed, answer.sha256)
+    })).pipe(Effect.catchAll((error) => Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))))
+
+    const hashOnThisThread = Effect.gen(function*() {
       const buffer = Buffer.allocUnsafe(Math.min(READ_BACK_BYTES, Math.max(1, target.size)))
       for (;;) {
         for (
@@ -110,6 +156,7 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
     }).pipe(Effect.catchAll((error) =>
       Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))
     ))
+    const hashPrefix = onThread ? hashOnThread : hashOnThisThread
 
     // The state names only bytes already on disk: the range list is taken before the fdatasync.
     const persist = Effect.gen(function*() {
@@ -146,7 +193,8 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
           if (coverage.bytes - persistRequestedAt >= PERSIST_EVERY_BYTES) requestPersist()
           unit.position = start + bytes
           unit.nextLeaf = leafEnd
-          if (!prefix.reading && start === prefix.hashedUpTo) {
+          if (onThread) tellThread()
+          else if (!prefix.reading && start === prefix.hashedUpTo) {
             for (const chunk of chunks) {
               prefix.hash.update(chunk)
               prefix.layout?.update(chunk)
@@ -168,6 +216,6 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
         Queue.unsafeOffer(hasherWakeups, undefined)
         return Deferred.await(hashed)
       }),
-      layout: () => prefix.layout?.finish()
+      layout: () => (onThread ? thread.layout : prefix.layout?.finish())
     }
   })

@@ -330,6 +330,51 @@ describe("Downloader", () => {
       expect(leftovers(partialDir, target.sha256)).toEqual([])
     }))
 
+  describe("with the whole-file hash on its own thread", () => {
+    const onThread = { hashThreadFrom: 0 }
+
+    it.scopedLive("hashes and lays out the file as the main thread does, from two sources", () =>
+      Effect.gen(function*() {
+        const { file, target, partialDir } = fixture(false)
+        const cdn = yield* blobServer(file)
+        const peer = yield* blobServer(file)
+        const sources = [httpSource(blobUrl(cdn)), httpSource(blobUrl(peer))]
+        const threaded = yield* download(target, sources, { partialDir, ...onThread })
+        expect(fs.readFileSync(threaded.path).equals(file)).toBe(true)
+        fs.rmSync(threaded.path)
+        const here = yield* download(target, sources, { partialDir: tempDir("edge-net-download-") })
+        expect(threaded.layout).toBeDefined()
+        expect(threaded.layout).toEqual(here.layout)
+        expect(threaded.sha256).toBe(target.sha256)
+      }))
+
+    it.scopedLive("resumes after every source failed midway, hashing what the first run verified", () =>
+      Effect.gen(function*() {
+        const { file, target, partialDir } = fixture(false)
+        const flaky = yield* blobServer(file, { cutAfterBytes: 2_000_000 })
+        yield* Effect.flip(
+          download(target, [httpSource(blobUrl(flaky), "flaky")], { partialDir, retries: 0, parallel: 2, ...onThread })
+        )
+        expect(leftovers(partialDir, target.sha256)).toHaveLength(2)
+        const steady = yield* blobServer(file)
+        const result = yield* download(target, [httpSource(blobUrl(steady))], { partialDir, ...onThread })
+        expect(fs.readFileSync(result.path).equals(file)).toBe(true)
+        expect(result.bytesReused).toBeGreaterThan(0)
+        expect(result.sha256).toBe(target.sha256)
+      }))
+
+    it.scopedLive("a flipped byte fails the download and discards everything", () =>
+      Effect.gen(function*() {
+        const { file, target, partialDir } = fixture(false)
+        const liar = yield* blobServer(file, { flipBytesAt: [1_000_000] })
+        const error = yield* Effect.flip(
+          download(target, [httpSource(blobUrl(liar), "liar")], { partialDir, ...onThread })
+        )
+        expect(error.message).toMatch(/the received file has SHA-256 [0-9a-f]{64} .*discarded$/)
+        expect(leftovers(partialDir, target.sha256)).toEqual([])
+      }))
+  })
+
   it.scopedLive("a bandwidth cap holds across sources, and progress arrives at most ~10 times a second", () =>
     Effect.gen(function*() {
       const { file, target, partialDir } = fixture(true)
