@@ -4,7 +4,7 @@
  */
 import { Options } from "@effect/cli"
 import { Context, Effect, Layer, Option } from "effect"
-import { BlobStore } from "../content/BlobStore.js"
+import type { BlobStore } from "../content/BlobStore.js"
 import type { ModelsConfig } from "../content/ModelsConfig.js"
 import { cacheDirectory, cacheMaxBytes, configFile, loadConfig } from "../content/ModelsConfig.js"
 import { Environment } from "../layers/Environment.js"
@@ -51,6 +51,9 @@ export const withModels = <A, E, R>(
 ): Effect.Effect<A, E | CliError, Exclude<R, ModelsSettings | BlobStore> | Environment> =>
   Effect.gen(function*() {
     const { config, file } = yield* loadSettings(configPath)
+    // Loaded here, not with this module: the commands that never open the cache (`list --local`,
+    // `config`) then start without SQLite.
+    const { BlobStore } = yield* Effect.promise(() => import("../content/BlobStore.js"))
     const store = BlobStore.layer({ root: cacheDirectory(config), maxBytes: cacheMaxBytes(config) }).pipe(
       Layer.catchAll((error) => Layer.fail(new CliError({ message: error.message })))
     )
