@@ -93,5 +93,23 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
 
+/**
+ * One link of the hash chain as verification reads it: `hashedText` is exactly what `hash` is the
+ * SHA-256 of (`prevHash` followed by the canonical envelope), assembled by the store from what it holds.
+ */
+export interface ChainLink {
+  readonly position: number
+  readonly prevHash: string
+  readonly hash: string
+  readonly hashedText: string
+}
+
+export const chainLinkOf = (record: StoredRecord): ChainLink => ({
+  position: record.position,
+  prevHash: record.prevHash,
+  hash: record.hash,
+  hashedText: record.prevHash + canonicalEnvelopeText(record)
+})
+
 /** The message a node signs for a chain head: position and hash, domain-separated. */
 export const headMessage = (position: number, hash: string): string => `edge-net/journal-head/v1\n${position}\n${hash}`
