@@ -21,11 +21,11 @@ import { escrowAccountOf, TaskAuction } from "../actors/market/TaskAuction.js"
 import { JobEvent, OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId, streamCategory } from "../domain/Ids.js"
-import { ActorRegistry } from "../events/ActorRegistry.js"
+import { ActorRegistry, type AuditFolds, type LogObserver } from "../events/ActorRegistry.js"
 import { forEachRecord, verifyChain } from "../events/Audit.js"
 import type { Envelope } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
-import { Snapshots } from "../events/Snapshots.js"
+import { type Snapshot, Snapshots } from "../events/Snapshots.js"
 import { ChainHeadView } from "./NodeStatus.js"
 
 const PAGE = 4096
@@ -329,51 +329,77 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
 
     /**
      * The pool, stake and escrow books, each folded from the log, against the ledger accounts folded
-     * from the log. Read while a settlement is under way (a capture not yet credited, a withdrawal
-     * not yet paid), a book can differ until the settlement policies finish it.
+     * from the log: from `folds` when a shared read of the log has folded them, else each read now.
+     * Read while a settlement is under way (a capture not yet credited, a withdrawal not yet paid), a
+     * book can differ until the settlement policies finish it.
      */
-    const books = Effect.fn("NodeAudit.books")(function*() {
-      const balances = yield* ledger.balancesFromLog()
+    const books = Effect.fn("NodeAudit.books")(function*(folds?: AuditFolds) {
+      const balances = yield* ledger.balancesFromLog(folds)
       const poolLine = {
         book: POOL_ACCOUNT,
-        expected: yield* market.reserveFromLog(),
+        expected: yield* market.reserveFromLog(folds),
         actual: balances.get(POOL_ACCOUNT) ?? 0n
       }
       return [
         { ...poolLine, ok: poolLine.expected === poolLine.actual },
-        ...bookOf("stake", yield* staking.stakeAccountsFromLog(), balances, STAKE_PREFIX),
-        ...bookOf("escrow", yield* auctions.escrowAccountsFromLog(), balances, ESCROW_PREFIX)
+        ...bookOf("stake", yield* staking.stakeAccountsFromLog(folds), balances, STAKE_PREFIX),
+        ...bookOf("escrow", yield* auctions.escrowAccountsFromLog(folds), balances, ESCROW_PREFIX)
       ] satisfies ReadonlyArray<BookLine>
     })
 
+    /** Every snapshot the node sealed, by stream id: what loading an entity would start from. */
+    const sealedSnapshots = Effect.gen(function*() {
+      const sealed = new Map<string, Snapshot>()
+      let after = ""
+      while (true) {
+        const page = yield* snapshots.stored(after, PAGE)
+        for (const { sealed: isSealed, snapshot, streamId } of page) if (isSealed) sealed.set(streamId, snapshot)
+        if (page.length < PAGE) return sealed as ReadonlyMap<string, Snapshot>
+        after = page[page.length - 1]!.streamId
+      }
+    })
+
     /**
-     * Every actor rebuilt from one read of the log up to its head, each stored event parsed once and
-     * handed to its category's fold, then compared with the live state; and how many events of each
-     * category the log holds, so categories no actor replays show.
+     * Every actor rebuilt from ONE read of the log up to its head, with the ledger's flows counted and
+     * the events of each category counted in the same read, so categories no actor replays show. Each
+     * stored payload is parsed once and handed to every fold of its category; each actor's fold decodes
+     * it with its event Schema (compiled once per actor) before its decider's evolve, so replay runs the
+     * same code as the live actor. The books and the supply are then read off the same folds.
      */
     const replayActors = Effect.fn("NodeAudit.replayActors")(function*(upToPosition: number) {
       const registered = yield* registry.actors
-      const folds = new Map(registered.map((actor) => [actor.category, actor.startFold()]))
+      const stored = yield* sealedSnapshots
+      const folds = new Map(registered.map((actor) => [actor.category, actor.startFold(stored)]))
+      const supplyCount = ledger.startSupplyCount()
+      const observers: ReadonlyArray<LogObserver> = [supplyCount.observer]
+      const steps = new Map<string, Array<LogObserver["step"]>>()
+      for (const [category, fold] of folds) steps.set(category, [fold.step])
+      for (const observer of observers) {
+        const forCategory = steps.get(observer.category)
+        if (forCategory === undefined) steps.set(observer.category, [observer.step])
+        else forCategory.push(observer.step)
+      }
       const counts = new Map<string, number>()
       yield* forEachRecord(journal, (record) => {
         const category = streamCategory(record.streamId)
         counts.set(category, (counts.get(category) ?? 0) + 1)
-        folds.get(category)?.step(record, JSON.parse(record.payloadText))
+        const forCategory = steps.get(category)
+        if (forCategory === undefined) return
+        const payload: unknown = JSON.parse(record.payloadText)
+        for (const step of forCategory) step(record, payload)
       }, upToPosition)
       const actors = yield* Effect.forEach(registered, (actor) => folds.get(actor.category)!.compare)
       const unreplayed = [...counts].filter(([category]) => !folds.has(category)).map(([category, events]) => ({
         category,
         events
       }))
-      return { actors, unreplayed }
+      return { actors, unreplayed, supply: yield* supplyCount.supply(folds), books: yield* books(folds) }
     })
 
     /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
     const replay = Effect.fn("NodeAudit.replay")(function*() {
       const head = yield* journal.head
-      const { actors, unreplayed } = yield* replayActors(head.position)
-      const supply = yield* ledger.supply()
-      const reconciled = yield* books()
+      const { actors, books: reconciled, supply, unreplayed } = yield* replayActors(head.position)
       return {
         ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved &&
           reconciled.every((line) => line.ok),
