@@ -8,13 +8,12 @@ import { Effect, Option } from "effect"
 import { Ledger } from "../../src/actors/economy/Ledger.js"
 import { Snapshots } from "../../src/events/Snapshots.js"
 import { nodeServices } from "../../src/layers/Node.js"
-import { NodeAudit } from "../../src/layers/NodeAudit.js"
+import { NodeAudit, type ReplayReport } from "../../src/layers/NodeAudit.js"
 import { tempDir } from "../support/TempDir.js"
 
 const node = (dataDir: string) => nodeServices({ dataDir, host: "127.0.0.1", port: 0, synchronous: "normal" })
 
-const accountReport = (report: { readonly actors: ReadonlyArray<{ readonly category: string }> }) =>
-  report.actors.find((actor) => actor.category === "Account")
+const accountReport = (report: ReplayReport) => report.actors.find((actor) => actor.category === "Account")
 
 describe("audit replay against what loading an entity gives", () => {
   it.scoped(
