@@ -4,13 +4,13 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { ReplayReport } from "./Audit.js"
-import type { StoredRecord } from "./Envelope.js"
+import type { LoggedEvent } from "./Envelope.js"
 import type { Snapshot } from "./Snapshots.js"
 
 /** An actor's entities folded from events its reader hands it, then compared with the live state. */
 export interface AuditFold {
   /** Folds one event of the actor's category, its payload already parsed. */
-  readonly step: (record: StoredRecord, payload: unknown) => void
+  readonly step: (record: LoggedEvent, payload: unknown) => void
   readonly compare: Effect.Effect<ReplayReport>
 }
 
@@ -21,7 +21,7 @@ export type AuditFolds = ReadonlyMap<string, AuditFold>
 export interface LogObserver {
   readonly category: string
   /** Folds one event of the category, its payload already parsed. */
-  readonly step: (record: StoredRecord, payload: unknown) => void
+  readonly step: (record: LoggedEvent, payload: unknown) => void
 }
 
 /** What the audit may do with an actor: rebuild it from the log and compare; never send it a command. */

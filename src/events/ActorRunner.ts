@@ -11,7 +11,7 @@ import { ActorRegistry, type AuditFold, type AuditFolds } from "./ActorRegistry.
 import { compareReplay, compareReplayed, forEachRecord } from "./Audit.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
-import type { Envelope, StoredRecord } from "./Envelope.js"
+import type { Envelope, LoggedEvent } from "./Envelope.js"
 import { Journal, VersionConflict } from "./Journal.js"
 import { RecentCommands } from "./RecentCommands.js"
 import { type Snapshot, Snapshots } from "./Snapshots.js"
@@ -90,7 +90,7 @@ export interface Replayed<State> {
 /** Entities folded from the events they are handed (this actor's category only, in log order). */
 export interface ReplayFold<State> {
   /** Folds one event of the actor's category, its payload already parsed. */
-  readonly step: (record: StoredRecord, payload: unknown) => void
+  readonly step: (record: LoggedEvent, payload: unknown) => void
   readonly states: ReadonlyMap<string, Replayed<State>>
 }
 
@@ -355,7 +355,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const prefix = `${definition.category}-`
     // One entry per entity, updated in place: a fold of a million events allocates no object per event.
-    const foldEvent = (states: Map<string, { state: State; version: number }>, record: StoredRecord, event: Event) => {
+    const foldEvent = (states: Map<string, { state: State; version: number }>, record: LoggedEvent, event: Event) => {
       const entityId = record.streamId.slice(prefix.length)
       const entry = states.get(entityId)
       if (entry === undefined) {
@@ -457,7 +457,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     const followLoading = (stored: ReadonlyMap<string, Snapshot>) => {
       const fromSnapshot = new Map<string, { state: State; version: number }>()
       return {
-        step: (record: StoredRecord, event: Event) => {
+        step: (record: LoggedEvent, event: Event) => {
           const following = fromSnapshot.get(record.streamId)
           if (following !== undefined) {
             following.state = decider.evolve(following.state, event)

@@ -7,7 +7,7 @@ import { Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { verifySignature } from "../content/NodeKey.js"
 import { canonicalize } from "../domain/CanonicalJson.js"
-import { type ChainLink, GENESIS_HASH, headMessage, type StoredRecord } from "./Envelope.js"
+import { type ChainLink, GENESIS_HASH, headMessage, type LoggedEvent } from "./Envelope.js"
 import { Journal, type SignedHead } from "./Journal.js"
 import { Snapshots } from "./Snapshots.js"
 
@@ -281,7 +281,8 @@ export interface ReplayReport {
   readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
 }
 
-const RECORD_PAGE = 4096
+// Pages this size stay in the young generation while they are folded (see VERIFY_PAGE).
+const RECORD_PAGE = 1024
 
 /**
  * Reads the log's stored records once, in order, up to `upToPosition`, and hands each to `onRecord`:
@@ -289,13 +290,13 @@ const RECORD_PAGE = 4096
  */
 export const forEachRecord = (
   journal: Journal["Type"],
-  onRecord: (record: StoredRecord) => void,
+  onRecord: (record: LoggedEvent) => void,
   upToPosition = Number.MAX_SAFE_INTEGER
 ) =>
   Effect.gen(function*() {
     let position = 1
     while (position <= upToPosition) {
-      const page = yield* journal.readRecords(position, RECORD_PAGE)
+      const page = yield* journal.readLoggedEvents(position, RECORD_PAGE)
       for (const record of page) {
         if (record.position > upToPosition) return
         onRecord(record)

@@ -54,6 +54,19 @@ export interface EnvelopeFields {
 export const envelopeHash = (fields: EnvelopeFields): string =>
   crypto.hash("sha256", fields.prevHash + canonicalEnvelopeText(fields), "hex")
 
+/**
+ * What a fold reads of a stored event: where it sits, its type, its payload in the canonical text the
+ * hash covers, and the hash. Replay reads only these columns: half the bytes of a whole record.
+ */
+export interface LoggedEvent {
+  readonly position: number
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly payloadText: string
+  readonly hash: string
+}
+
 /** An event exactly as stored: the payload still in its canonical text, which the hash covers. */
 export interface StoredRecord extends EnvelopeFields {
   readonly hash: string

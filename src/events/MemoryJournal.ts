@@ -103,6 +103,7 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
         Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),
       readAll,
       readRecords: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
+      readLoggedEvents: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
       readChainLinks: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit).map(chainLinkOf)),
       subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
       head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),

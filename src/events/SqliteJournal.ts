@@ -7,7 +7,7 @@ import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog, sharedPages } from "./ChangeSignal.js"
-import type { ChainLink, Envelope, StoredRecord } from "./Envelope.js"
+import type { ChainLink, Envelope, LoggedEvent, StoredRecord } from "./Envelope.js"
 import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
@@ -86,6 +86,15 @@ const HASHED_TEXT =
   ` || ',"streamId":' || json_quote(stream_id)` +
   ` || ',"streamVersion":' || stream_version || '}'`
 
+const rowToLoggedEvent = (row: [number, string, number, string, string, string]): LoggedEvent => ({
+  position: row[0],
+  streamId: row[1],
+  streamVersion: row[2],
+  eventType: row[3],
+  payloadText: row[4],
+  hash: row[5]
+})
+
 const rowToChainLink = (row: [number, string, string, string]): ChainLink => ({
   position: row[0],
   prevHash: row[1],
@@ -118,6 +127,9 @@ const prepareStatements = (db: Database.Database) => ({
   readAll: db.prepare<[number, number], EventRow>(
     `SELECT ${COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?`
   ).raw(),
+  readLoggedEvents: db.prepare<[number, number], [number, string, number, string, string, string]>(
+    "SELECT position, stream_id, stream_version, event_type, payload, hash FROM events WHERE position >= ? ORDER BY position LIMIT ?"
+  ).raw(),
   readChainLinks: db.prepare<[number, number], [number, string, string, string]>(
     `SELECT position, prev_hash, hash, ${HASHED_TEXT} FROM events WHERE position >= ? ORDER BY position LIMIT ?`
   ).raw(),
@@ -148,6 +160,8 @@ const readsOf = (
     readAll,
     readRecords: (fromPosition, limit) =>
       Effect.sync(() => statements.readAll.all(fromPosition, limit).map(rowToRecord)),
+    readLoggedEvents: (fromPosition, limit) =>
+      Effect.sync(() => statements.readLoggedEvents.all(fromPosition, limit).map(rowToLoggedEvent)),
     readChainLinks: (fromPosition, limit) =>
       Effect.sync(() => statements.readChainLinks.all(fromPosition, limit).map(rowToChainLink)),
     subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval),

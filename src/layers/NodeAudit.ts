@@ -382,13 +382,16 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       const counts = new Map<string, number>()
       yield* forEachRecord(journal, (record) => {
         const category = streamCategory(record.streamId)
-        counts.set(category, (counts.get(category) ?? 0) + 1)
         const forCategory = steps.get(category)
-        if (forCategory === undefined) return
+        if (forCategory === undefined) {
+          counts.set(category, (counts.get(category) ?? 0) + 1)
+          return
+        }
         const payload: unknown = JSON.parse(record.payloadText)
         for (const step of forCategory) step(record, payload)
       }, upToPosition)
       const actors = yield* Effect.forEach(registered, (actor) => folds.get(actor.category)!.compare)
+      // Counted only for categories no actor folds (an observer alone does not replay a category).
       const unreplayed = [...counts].filter(([category]) => !folds.has(category)).map(([category, events]) => ({
         category,
         events

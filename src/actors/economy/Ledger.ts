@@ -162,19 +162,34 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
     const startFlowCount = () => {
       let minted = 0n
       let burned = 0n
+      // Transfers debited (or captured) and not yet credited, and credits whose debit is not yet read:
+      // a pair leaves both as soon as it is whole, so only transfers in flight stay in memory.
       const outgoing = new Map<string, bigint>()
       const incoming = new Set<string>()
+      const debited = (transferId: string, amount: string) => {
+        if (!incoming.delete(transferId)) outgoing.set(transferId, BigInt(amount))
+      }
       const observer: LogObserver = {
         category: Account.category,
         step: (record, parsed) => {
           // The stored form the journal's hash chain covers, written by encodeEvent: amounts as decimal text.
           const payload = parsed as { transferId?: string; holdId?: string; amount: string }
-          if (record.eventType === "Minted") minted += BigInt(payload.amount)
-          else if (record.eventType === "Burned") burned += BigInt(payload.amount)
-          else if (record.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
-          else if (record.eventType === "HoldCaptured") {
-            outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
-          } else if (record.eventType === "Credited") incoming.add(payload.transferId!)
+          switch (record.eventType) {
+            case "Minted":
+              minted += BigInt(payload.amount)
+              break
+            case "Burned":
+              burned += BigInt(payload.amount)
+              break
+            case "Debited":
+              debited(payload.transferId!, payload.amount)
+              break
+            case "HoldCaptured":
+              debited(captureTransferId(payload.holdId!), payload.amount)
+              break
+            case "Credited":
+              if (!outgoing.delete(payload.transferId!)) incoming.add(payload.transferId!)
+          }
         }
       }
       const supplyOf = (states: ReadonlyMap<string, ActorRunner.Replayed<AccountState>>): SupplyReport => {
@@ -185,7 +200,7 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
           held += heldTotal(state)
         }
         let inFlight = 0n
-        for (const [transferId, amount] of outgoing) if (!incoming.has(transferId)) inFlight += amount
+        for (const amount of outgoing.values()) inFlight += amount
         return {
           minted,
           available,
