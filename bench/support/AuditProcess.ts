@@ -9,8 +9,8 @@ import { NodeAudit } from "../../src/layers/NodeAudit.js"
 import type { AuditRun } from "./AuditRun.js"
 
 const [dataDir, mode] = process.argv.slice(2)
-if (dataDir === undefined || (mode !== "replay" && mode !== "verify")) {
-  console.error("usage: AuditProcess.ts <data dir> replay|verify")
+if (dataDir === undefined || (mode !== "replay" && mode !== "verify" && mode !== "both")) {
+  console.error("usage: AuditProcess.ts <data dir> replay|verify|both")
   process.exit(2)
 }
 const runtime = ManagedRuntime.make(nodeServices({ dataDir, host: "127.0.0.1", port: 0, synchronous: "normal" }))
@@ -25,10 +25,16 @@ const found = await runtime.runPromise(
         ? report.actors.map((actor) => `${actor.category} ${actor.entities}`).join(", ")
         : JSON.stringify(report, (_key, value) => (typeof value === "bigint" ? `${value}` : value))
     }))
-    : Effect.map(audit.verify(), (report) => ({
+    : mode === "verify"
+    ? Effect.map(audit.verify(), (report) => ({
       ok: report.ok,
       events: report.eventsChecked,
       summary: report.problem ?? `${report.headsChecked} signed heads`
+    }))
+    : Effect.map(audit.replayAndVerify(), ({ chain, replay }) => ({
+      ok: chain.ok && replay.ok,
+      events: chain.eventsChecked,
+      summary: chain.problem ?? (replay.ok ? `${chain.headsChecked} signed heads` : "replay is not ok")
     }))
 )
 const seconds = Number(process.hrtime.bigint() - start) / 1e9

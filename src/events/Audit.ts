@@ -124,7 +124,12 @@ const readHeadsUpTo = (journal: Journal["Type"], walk: ChainWalk, position: numb
     }
   })
 
-export const verifyChain = (options: VerifyOptions = {}) =>
+/**
+ * verifyChain in three steps, for a caller that reads the log itself (NodeAudit.replayAndVerify folds
+ * the same records it checks): start, then for each page `headsUpTo` its last position before `walk`
+ * checks its records, then `finish` with the first problem found (or null) for the report.
+ */
+export const startChainCheck = (options: VerifyOptions = {}) =>
   Effect.gen(function*() {
     const journal = yield* Journal
     // Read before the log: a head recorded by a commit that lands meanwhile is still within what we read.
@@ -143,61 +148,75 @@ export const verifyChain = (options: VerifyOptions = {}) =>
       problem,
       signers: [...walk.signers]
     })
+    const finish = (found: string | null): Effect.Effect<ChainReport, never, Journal> =>
+      found !== null ? Effect.succeed(report(walk.expected, found)) : Effect.gen(function*() {
+        const last = walk.expected - 1
+        // Whatever heads remain claim positions past the end of the log: events were cut off the end.
+        const remaining = walk.nextHead ?? (yield* journal.signedHeads(last + 1, 1))[0]
+        if (remaining !== undefined) {
+          return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
+        }
+        if (last > walk.lastHeadPosition) {
+          return report(
+            walk.lastHeadPosition + 1,
+            `events ${walk.lastHeadPosition + 1}..${last} are not covered by a signed head`
+          )
+        }
+        const trusted = new Set(options.trustedKeys ?? [])
+        if (recorded._tag === "Unreadable") {
+          return report(null, `the head file cannot be read (${recorded.reason})`)
+        }
+        if (recorded._tag === "Recorded") {
+          const { head } = recorded
+          if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
+            return report(null, `the head file's signature does not verify (it says position ${head.position})`)
+          }
+          if (trusted.size > 0 && !trusted.has(head.publicKey)) {
+            return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
+          }
+          if (last < head.position) {
+            return report(
+              last + 1,
+              `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`
+            )
+          }
+          if (head.position > 0 && walk.hashAtRecorded !== head.hash) {
+            return report(
+              head.position,
+              `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${walk.hashAtRecorded}`
+            )
+          }
+        }
+        // Snapshots are checked when the caller's context has them (a node's audit does).
+        const snapshots = yield* Effect.serviceOption(Snapshots)
+        if (Option.isSome(snapshots) && (options.checkSnapshots ?? true)) {
+          const bad = yield* findBadSnapshots(1).pipe(Effect.provideService(Snapshots, snapshots.value))
+          const first = bad[0]
+          if (first !== undefined) return report(first.position, first.problem)
+        }
+        return report(null, null)
+      })
+    return {
+      walk,
+      headsUpTo: (position: number) => readHeadsUpTo(journal, walk, position, heads),
+      finish
+    }
+  })
 
+export const verifyChain = (options: VerifyOptions = {}) =>
+  Effect.gen(function*() {
+    const journal = yield* Journal
+    const { finish, headsUpTo, walk } = yield* startChainCheck(options)
     while (true) {
       const page = yield* journal.readChainLinks(walk.expected, VERIFY_PAGE)
-      if (page.length > 0) yield* readHeadsUpTo(journal, walk, page[page.length - 1]!.position, heads)
+      if (page.length > 0) yield* headsUpTo(page[page.length - 1]!.position)
       for (const record of page) {
         const problem = walk.check(record)
-        if (problem !== null) return report(walk.expected, problem)
+        if (problem !== null) return yield* finish(problem)
       }
       if (page.length < VERIFY_PAGE) break
     }
-    const last = walk.expected - 1
-    // Whatever heads remain claim positions past the end of the log: events were cut off the end.
-    const remaining = walk.nextHead ?? (yield* journal.signedHeads(last + 1, 1))[0]
-    if (remaining !== undefined) {
-      return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
-    }
-    if (last > walk.lastHeadPosition) {
-      return report(
-        walk.lastHeadPosition + 1,
-        `events ${walk.lastHeadPosition + 1}..${last} are not covered by a signed head`
-      )
-    }
-    const trusted = new Set(options.trustedKeys ?? [])
-    if (recorded._tag === "Unreadable") {
-      return report(null, `the head file cannot be read (${recorded.reason})`)
-    }
-    if (recorded._tag === "Recorded") {
-      const { head } = recorded
-      if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
-        return report(null, `the head file's signature does not verify (it says position ${head.position})`)
-      }
-      if (trusted.size > 0 && !trusted.has(head.publicKey)) {
-        return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
-      }
-      if (last < head.position) {
-        return report(
-          last + 1,
-          `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`
-        )
-      }
-      if (head.position > 0 && walk.hashAtRecorded !== head.hash) {
-        return report(
-          head.position,
-          `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${walk.hashAtRecorded}`
-        )
-      }
-    }
-    // Snapshots are checked when the caller's context has them (a node's audit does).
-    const snapshots = yield* Effect.serviceOption(Snapshots)
-    if (Option.isSome(snapshots) && (options.checkSnapshots ?? true)) {
-      const bad = yield* findBadSnapshots(1).pipe(Effect.provideService(Snapshots, snapshots.value))
-      const first = bad[0]
-      if (first !== undefined) return report(first.position, first.problem)
-    }
-    return report(null, null)
+    return yield* finish(null)
   }).pipe(Effect.withSpan("Audit.verifyChain"))
 
 export interface BadSnapshot {

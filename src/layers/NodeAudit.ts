@@ -22,13 +22,15 @@ import { JobEvent, OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId, streamCategory } from "../domain/Ids.js"
 import { ActorRegistry, type AuditFolds, type LogObserver } from "../events/ActorRegistry.js"
-import { forEachRecord, verifyChain } from "../events/Audit.js"
-import type { Envelope } from "../events/Envelope.js"
+import { forEachRecord, startChainCheck, verifyChain } from "../events/Audit.js"
+import { chainLinkOf, type Envelope, type LoggedEvent } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { type Snapshot, Snapshots } from "../events/Snapshots.js"
 import { ChainHeadView } from "./NodeStatus.js"
 
 const PAGE = 4096
+// Whole records are read in pages this size: a page stays in the young generation while it is checked and folded.
+const SCAN_PAGE = 1024
 
 /**
  * One subsystem's books against the ledger: `expected` is the rUv the subsystem says it keeps (the
@@ -366,7 +368,12 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
      * it with its event Schema (compiled once per actor) before its decider's evolve, so replay runs the
      * same code as the live actor. The books and the supply are then read off the same folds.
      */
-    const replayActors = Effect.fn("NodeAudit.replayActors")(function*(upToPosition: number) {
+    const replayActors = Effect.fn("NodeAudit.replayActors")(function*(
+      upToPosition: number,
+      // How the log is read (by default its folded columns, up to `upToPosition`): each record handed on.
+      scan: (onRecord: (record: LoggedEvent) => void) => Effect.Effect<void> = (onRecord) =>
+        forEachRecord(journal, onRecord, upToPosition)
+    ) {
       const registered = yield* registry.actors
       const stored = yield* sealedSnapshots
       const folds = new Map(registered.map((actor) => [actor.category, actor.startFold(stored)]))
@@ -380,7 +387,7 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         else forCategory.push(observer.step)
       }
       const counts = new Map<string, number>()
-      yield* forEachRecord(journal, (record) => {
+      yield* scan((record) => {
         const category = streamCategory(record.streamId)
         const forCategory = steps.get(category)
         if (forCategory === undefined) {
@@ -389,7 +396,7 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
         }
         const payload: unknown = JSON.parse(record.payloadText)
         for (const step of forCategory) step(record, payload)
-      }, upToPosition)
+      })
       const actors = yield* Effect.forEach(registered, (actor) => folds.get(actor.category)!.compare)
       // Counted only for categories no actor folds (an observer alone does not replay a category).
       const unreplayed = [...counts].filter(([category]) => !folds.has(category)).map(([category, events]) => ({
@@ -399,22 +406,58 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       return { actors, unreplayed, supply: yield* supplyCount.supply(folds), books: yield* books(folds) }
     })
 
+    const replayReport = (
+      head: ReplayReport["head"],
+      { actors, books: reconciled, supply, unreplayed }: Effect.Effect.Success<ReturnType<typeof replayActors>>
+    ): ReplayReport => ({
+      ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved &&
+        reconciled.every((line) => line.ok),
+      head,
+      stateDigest: crypto.createHash("sha256").update(
+        actors.map((actor) => `${actor.category}:${actor.digest}`).join("\n")
+      ).digest("hex"),
+      actors,
+      supply,
+      books: reconciled,
+      unreplayed
+    })
+
     /** Every actor of the node rebuilt from the log and compared, the ledger's supply, and the books. */
     const replay = Effect.fn("NodeAudit.replay")(function*() {
       const head = yield* journal.head
-      const { actors, books: reconciled, supply, unreplayed } = yield* replayActors(head.position)
-      return {
-        ok: actors.every((actor) => actor.mismatches.length === 0) && unreplayed.length === 0 && supply.conserved &&
-          reconciled.every((line) => line.ok),
-        head,
-        stateDigest: crypto.createHash("sha256").update(
-          actors.map((actor) => `${actor.category}:${actor.digest}`).join("\n")
-        ).digest("hex"),
-        actors,
-        supply,
-        books: reconciled,
-        unreplayed
-      } satisfies ReplayReport
+      return replayReport(head, yield* replayActors(head.position))
+    })
+
+    /**
+     * verify and replay from ONE read of the log: each stored record is checked against the chain (its
+     * canonical text rebuilt from the record as the writer built it, then hashed) and handed to the
+     * folds. The chain is checked to the end of the log, the folds stop at the head read first.
+     */
+    const replayAndVerify = Effect.fn("NodeAudit.replayAndVerify")(function*() {
+      const head = yield* journal.head
+      const chain = yield* startChainCheck({ trustedKeys: [key.publicKey] }).pipe(
+        Effect.provideService(Journal, journal)
+      )
+      let problem: string | null = null
+      const replayed = yield* replayActors(head.position, (onRecord) =>
+        Effect.gen(function*() {
+          let position = 1
+          while (true) {
+            const page = yield* journal.readRecords(position, SCAN_PAGE)
+            if (page.length > 0) yield* chain.headsUpTo(page[page.length - 1]!.position)
+            for (const record of page) {
+              if (problem === null) problem = chain.walk.check(chainLinkOf(record))
+              if (record.position <= head.position) onRecord(record)
+            }
+            if (page.length < SCAN_PAGE || (problem !== null && position > head.position)) return
+            position = page[page.length - 1]!.position + 1
+          }
+        }))
+      const verified = yield* chain.finish(problem).pipe(
+        Effect.provideService(Journal, journal),
+        Effect.provideService(Snapshots, snapshots)
+      )
+      return { chain: verified, replay: replayReport(head, replayed) }
     })
 
     /** One entity's events in log order with position and hash, and why it stands where it does. */
@@ -462,6 +505,6 @@ export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit",
       } satisfies ExplainView
     })
 
-    return { verify, replay, books, explain } as const
+    return { verify, replay, replayAndVerify, books, explain } as const
   })
 }) {}

@@ -4,7 +4,9 @@
  * (its sealed snapshot, then the events after it), followed in the same read of the log.
  */
 import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import { Effect, Option } from "effect"
+import * as path from "node:path"
 import { Ledger } from "../../src/actors/economy/Ledger.js"
 import { Snapshots } from "../../src/events/Snapshots.js"
 import { nodeServices } from "../../src/layers/Node.js"
@@ -60,6 +62,45 @@ describe("audit replay against what loading an entity gives", () => {
           return yield* (yield* NodeAudit).replay()
         }).pipe(Effect.provide(node(dataDir)))
         expect(accountReport(loaded)?.mismatches).toHaveLength(1)
+      }),
+    60_000
+  )
+
+  it.scoped(
+    "verify and replay from one read of the log report what each reports alone, and an edited event",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = tempDir("audit-both-")
+        yield* Effect.gen(function*() {
+          const ledger = yield* Ledger
+          const audit = yield* NodeAudit
+          for (let i = 0; i < 40; i++) yield* ledger.mint(`account-${i % 3}`, 10n + BigInt(i), `mint-${i}`)
+          yield* ledger.transfer("account-0", "account-1", 5n, "transfer-1")
+          const both = yield* audit.replayAndVerify()
+          expect(both.chain).toEqual(yield* audit.verify())
+          expect(both.replay).toEqual(yield* audit.replay())
+          expect(both.chain.ok && both.replay.ok).toBe(true)
+
+          // Someone with the file raises a mint behind the node's back: the chain breaks at that event.
+          const db = new Database(path.join(dataDir, "journal.db"))
+          const { position } = db.prepare(
+            "SELECT position FROM events WHERE event_type = 'Minted' ORDER BY position LIMIT 1 OFFSET 5"
+          ).get() as { position: number }
+          db.prepare(`UPDATE events SET payload = '{"_tag":"Minted","amount":"1000000"}' WHERE position = ?`).run(
+            position
+          )
+          db.close()
+          const tampered = yield* audit.replayAndVerify()
+          expect(tampered.chain).toMatchObject({
+            ok: false,
+            firstBadPosition: position,
+            problem: `event ${position} was altered (hash mismatch)`
+          })
+          expect(tampered.chain).toEqual(yield* audit.verify())
+          // The replay folds the edited log: the account no longer replays to what the node holds.
+          expect(tampered.replay.ok).toBe(false)
+          expect(accountReport(tampered.replay)?.mismatches).toHaveLength(1)
+        }).pipe(Effect.provide(node(dataDir)))
       }),
     60_000
   )
