@@ -117,6 +117,20 @@ export interface ChainLink {
   readonly hashedText: string
 }
 
+/** A stored event as a fold reads it and as its chain link: for verifying and replaying in one read. */
+export interface LoggedLink extends LoggedEvent, ChainLink {}
+
+export const loggedLinkOf = (record: StoredRecord): LoggedLink => ({
+  position: record.position,
+  streamId: record.streamId,
+  streamVersion: record.streamVersion,
+  eventType: record.eventType,
+  payloadText: record.payloadText,
+  prevHash: record.prevHash,
+  hash: record.hash,
+  hashedText: record.prevHash + canonicalEnvelopeText(record)
+})
+
 export const chainLinkOf = (record: StoredRecord): ChainLink => ({
   position: record.position,
   prevHash: record.prevHash,

@@ -7,7 +7,7 @@ import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog, sharedPages } from "./ChangeSignal.js"
-import type { ChainLink, Envelope, LoggedEvent, StoredRecord } from "./Envelope.js"
+import type { ChainLink, Envelope, LoggedEvent, LoggedLink, StoredRecord } from "./Envelope.js"
 import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
@@ -95,6 +95,19 @@ const rowToLoggedEvent = (row: [number, string, number, string, string, string])
   hash: row[5]
 })
 
+type LoggedLinkRow = [number, string, number, string, string, string, string, string]
+
+const rowToLoggedLink = (row: LoggedLinkRow): LoggedLink => ({
+  position: row[0],
+  streamId: row[1],
+  streamVersion: row[2],
+  eventType: row[3],
+  payloadText: row[4],
+  hash: row[5],
+  prevHash: row[6],
+  hashedText: row[7]
+})
+
 const rowToChainLink = (row: [number, string, string, string]): ChainLink => ({
   position: row[0],
   prevHash: row[1],
@@ -133,6 +146,9 @@ const prepareStatements = (db: Database.Database) => ({
   readChainLinks: db.prepare<[number, number], [number, string, string, string]>(
     `SELECT position, prev_hash, hash, ${HASHED_TEXT} FROM events WHERE position >= ? ORDER BY position LIMIT ?`
   ).raw(),
+  readLoggedLinks: db.prepare<[number, number], LoggedLinkRow>(
+    `SELECT position, stream_id, stream_version, event_type, payload, hash, prev_hash, ${HASHED_TEXT} FROM events WHERE position >= ? ORDER BY position LIMIT ?`
+  ).raw(),
   readStream: db
     .prepare<[string, number, number], EventRow>(
       `SELECT ${COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`
@@ -164,6 +180,8 @@ const readsOf = (
       Effect.sync(() => statements.readLoggedEvents.all(fromPosition, limit).map(rowToLoggedEvent)),
     readChainLinks: (fromPosition, limit) =>
       Effect.sync(() => statements.readChainLinks.all(fromPosition, limit).map(rowToChainLink)),
+    readLoggedLinks: (fromPosition, limit) =>
+      Effect.sync(() => statements.readLoggedLinks.all(fromPosition, limit).map(rowToLoggedLink)),
     subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval),
     head: Effect.sync((): ChainHead => {
       const last = statements.lastEvent.get()
