@@ -8,7 +8,7 @@ import { promisify } from "node:util"
 import { NodeKey } from "../../src/content/NodeKey.js"
 import { verifyChain } from "../../src/events/Audit.js"
 import { Authorization } from "../../src/events/Authorization.js"
-import { chainLinkOf, envelopeHash, GENESIS_HASH } from "../../src/events/Envelope.js"
+import { chainLinkOf, envelopeHash, GENESIS_HASH, loggedLinkOf } from "../../src/events/Envelope.js"
 import { Journal } from "../../src/events/Journal.js"
 import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
 import * as SqliteJournal from "../../src/events/SqliteJournal.js"
@@ -235,6 +235,17 @@ describe("SqliteJournal", () => {
                   }
                   const records = yield* journal.readRecords(1, 100)
                   expect(yield* journal.readChainLinks(1, 100)).toEqual(records.map(chainLinkOf))
+                  expect(yield* journal.readLoggedLinks(1, 100)).toEqual(records.map(loggedLinkOf))
+                  expect(yield* journal.readLoggedEvents(1, 100)).toEqual(
+                    records.map(({ eventType, hash, payloadText, position, streamId, streamVersion }) => ({
+                      position,
+                      streamId,
+                      streamVersion,
+                      eventType,
+                      payloadText,
+                      hash
+                    }))
+                  )
                   expect(yield* verifyChain()).toMatchObject({ ok: true, eventsChecked: events.length })
                 }).pipe(Effect.provide(journalAt(path.join(tempDir(), "journal.db"))), Effect.scoped)
               )
