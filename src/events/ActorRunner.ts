@@ -521,7 +521,8 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
               foldEvent(states, record, decodeEvent(payload)),
             states
           }
-          const loaded = stored === undefined ? undefined : followLoading(stored)
+          // Without snapshots (snapshotEvery 0) loading folds the whole stream, whatever the table holds.
+          const loaded = stored === undefined ? undefined : followLoading(snapshotEvery > 0 ? stored : new Map())
           const shared: AuditFold = {
             step: loaded === undefined ? fold.step : (record, payload) => {
               const event = decodeEvent(payload)

@@ -5,12 +5,12 @@
  */
 import { Effect, Schema } from "effect"
 import * as crypto from "node:crypto"
-import { TrainingEvent, TrainingJob } from "../actors/adapters/TrainingJob.js"
+import { TrainingJob } from "../actors/adapters/TrainingJob.js"
 import { Account } from "../actors/economy/Account.js"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { stakeAccount } from "../actors/economy/Stake.js"
 import { Staking } from "../actors/economy/StakeService.js"
-import { Proposal, ProposalEvent } from "../actors/governance/Proposal.js"
+import { Proposal } from "../actors/governance/Proposal.js"
 import { FederatedRound } from "../actors/learning/FederatedRound.js"
 import { explainRound } from "../actors/learning/RoundExplain.js"
 import { explainAuction } from "../actors/market/AuctionExplain.js"
@@ -18,7 +18,7 @@ import { Auctions } from "../actors/market/AuctionService.js"
 import { POOL_ACCOUNT } from "../actors/market/ComputeAmm.js"
 import { Market } from "../actors/market/MarketService.js"
 import { escrowAccountOf, TaskAuction } from "../actors/market/TaskAuction.js"
-import { JobEvent, OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
+import { OptimizerJob } from "../actors/optimizer/OptimizerJob.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { makeStreamId, streamCategory } from "../domain/Ids.js"
 import { ActorRegistry, type AuditFolds, type LogObserver } from "../events/ActorRegistry.js"
@@ -26,6 +26,7 @@ import { forEachRecord, startChainCheck, verifyChain } from "../events/Audit.js"
 import type { Envelope, LoggedEvent } from "../events/Envelope.js"
 import { Journal } from "../events/Journal.js"
 import { type Snapshot, Snapshots } from "../events/Snapshots.js"
+import { explainAccount, explainOptimizerJob, explainProposal, explainTrainingJob } from "./EntityExplain.js"
 import { ChainHeadView } from "./NodeStatus.js"
 
 const PAGE = 4096
@@ -114,8 +115,6 @@ export class EntityNotFound
   }
 }
 
-const decodeProposalEvent = Schema.decodeUnknownSync(ProposalEvent)
-
 /** What `audit replay` reports: every actor replayed, the rUv supply, and the books. */
 export type ReplayReport = ReplayReportView
 
@@ -155,158 +154,6 @@ const categoryOf: Record<ExplainKind, string> = {
   "optimizer-job": OptimizerJob.category,
   "training-job": TrainingJob.category,
   round: FederatedRound.category
-}
-
-const decodeJobEvent = Schema.decodeUnknownSync(JobEvent)
-const decodeTrainingEvent = Schema.decodeUnknownSync(TrainingEvent)
-const figure = (value: number | undefined, digits = 4) => (value === undefined ? "?" : value.toFixed(digits))
-
-/** An optimization job's steps: what was asked, what was measured and chosen, how it ended. */
-const explainOptimizerJob = (jobId: string, payloads: ReadonlyArray<unknown>) => {
-  const sentences: Array<string> = []
-  const facts: Record<string, unknown> = { jobId }
-  for (const payload of payloads) {
-    const event = decodeJobEvent(payload)
-    switch (event._tag) {
-      case "JobRequested": {
-        const { spec } = event
-        facts.spec = spec
-        sentences.push(
-          `Optimizer job ${jobId} was asked for ${spec.quantization} of model ${
-            spec.model.name ?? spec.model.sha256.slice(0, 12)
-          } (${spec.model.size} bytes${
-            spec.calibration === undefined ? ", random inputs" : `, ${spec.calibration.samples} calibration samples`
-          }${spec.qualityBar === undefined ? "" : `, quality bar ${JSON.stringify(spec.qualityBar)}`}).`
-        )
-        break
-      }
-      case "SensitivitiesMeasured":
-        facts.layersMeasured = event.layers.length
-        sentences.push(`It measured ${event.layers.length} layers' sensitivity (${event.metric}).`)
-        break
-      case "PrecisionAssigned":
-        facts.bits = event.bits
-        sentences.push(
-          `It chose ${
-            Object.keys(event.bits).length
-          } layers' precision for an estimated ${event.estimatedBytes} of ${event.budgetBytes} budget bytes.`
-        )
-        break
-      case "JobCompleted":
-        facts.status = "completed"
-        facts.artifact = event.artifact
-        facts.report = event.report
-        sentences.push(
-          `It completed: sha256 ${event.artifact.sha256.slice(0, 12)} (${event.artifact.size} bytes, ${
-            figure((event.report.sizeRatio ?? Number.NaN) * 100, 1)
-          }% of the original), output cosine ${figure(event.report.cosine, 5)} on held-out inputs.`
-        )
-        break
-      case "JobRefused":
-        facts.status = "refused"
-        facts.reasons = event.reasons
-        sentences.push(`It was refused: ${event.reasons.join("; ")}.`)
-        break
-      case "JobFailed":
-        facts.status = "failed"
-        sentences.push(`It failed: ${event.reason}.`)
-    }
-  }
-  return { why: sentences.join(" "), facts }
-}
-
-/** An adapter training job: the base, the data and the settings, and the adapter it made. */
-const explainTrainingJob = (jobId: string, payloads: ReadonlyArray<unknown>) => {
-  const sentences: Array<string> = []
-  const facts: Record<string, unknown> = { jobId }
-  for (const payload of payloads) {
-    const event = decodeTrainingEvent(payload)
-    switch (event._tag) {
-      case "TrainingRequested": {
-        const { spec } = event
-        facts.spec = spec
-        sentences.push(
-          `Training job ${jobId} was asked for adapter ${spec.adapter.id}@${spec.adapter.version} on ${spec.base.id} (sha256 ${
-            spec.base.sha256.slice(0, 12)
-          }) from ${spec.data.name} (${spec.data.size} bytes, sha256 ${
-            spec.data.sha256.slice(0, 12)
-          }), task ${spec.task}.`
-        )
-        break
-      }
-      case "TrainingCompleted":
-        facts.status = "completed"
-        facts.outcome = event
-        sentences.push(
-          `It completed in ${event.steps} steps on ${event.trainSamples} samples: ${event.metric} ${
-            figure(event.before)
-          } -> ${figure(event.after)} on ${event.heldOutSamples} held out; stored with checksum ${
-            event.adapter.checksum.slice(0, 19)
-          }.`
-        )
-        break
-      case "TrainingFailed":
-        facts.status = "failed"
-        sentences.push(`It failed: ${event.reason}.`)
-    }
-  }
-  return { why: sentences.join(" "), facts }
-}
-
-/** A proposal's votes and fate, from its events. */
-const explainProposal = (proposalId: string, payloads: ReadonlyArray<unknown>) => {
-  const votes: Array<{ voter: string; support: string; weight: bigint }> = []
-  const sentences: Array<string> = []
-  for (const payload of payloads) {
-    const event = decodeProposalEvent(payload)
-    switch (event._tag) {
-      case "ProposalCreated":
-        sentences.push(
-          `Proposal ${proposalId} by ${event.proposer}: set ${event.parameter} (${event.owner}) to ${event.value} ("${event.description}"); ` +
-            `stake snapshot at position ${event.snapshot} (total ${event.totalStake} rUv), quorum ${event.quorumPpm} ppm, voting ` +
-            `${new Date(event.voteStart).toISOString()}..${
-              new Date(event.voteEnd).toISOString()
-            }, timelock ${event.timelockMs} ms (governance parameters version ${event.parametersVersion}).`
-        )
-        break
-      case "VoteCast":
-        votes.push({ voter: event.voter, support: event.support, weight: event.weight })
-        break
-      case "ProposalQueued":
-        sentences.push(`Queued; executable after ${new Date(event.eta).toISOString()}.`)
-        break
-      case "ProposalExecuted":
-        sentences.push(
-          `Executed: for ${event.forVotes}, against ${event.againstVotes}, abstain ${event.abstainVotes}, quorum ${event.quorumRequired} rUv required.`
-        )
-        break
-      case "ProposalCanceled":
-        sentences.push(`Canceled by ${event.by}.`)
-        break
-    }
-  }
-  if (votes.length > 0) {
-    sentences.splice(
-      1,
-      0,
-      `Votes: ${votes.map((vote) => `${vote.voter} ${vote.support} ${vote.weight}`).join(", ")}.`
-    )
-  }
-  return { why: sentences.join(" "), facts: { votes } }
-}
-
-/** An account's history in one line: what came in, what went out. */
-const explainAccount = (account: string, events: ReadonlyArray<Envelope>) => {
-  const totals: Record<string, bigint> = {}
-  for (const envelope of events) {
-    const amount = (envelope.payload as { amount?: string }).amount
-    if (amount !== undefined) totals[envelope.eventType] = (totals[envelope.eventType] ?? 0n) + BigInt(amount)
-  }
-  const parts = Object.entries(totals).map(([eventType, total]) => `${eventType} ${total} rUv`)
-  return {
-    why: `Account ${account}: ${events.length} event(s)${parts.length > 0 ? `; ${parts.join(", ")}` : ""}.`,
-    facts: { totals }
-  }
 }
 
 export class NodeAudit extends Effect.Service<NodeAudit>()("edge-net/NodeAudit", {
