@@ -7,8 +7,8 @@ import { Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { verifySignature } from "../content/NodeKey.js"
 import { canonicalize } from "../domain/CanonicalJson.js"
-import { envelopeHash, GENESIS_HASH, headMessage, type StoredRecord } from "./Envelope.js"
-import { Journal } from "./Journal.js"
+import { type ChainLink, GENESIS_HASH, headMessage, type LoggedEvent } from "./Envelope.js"
+import { Journal, type SignedHead } from "./Journal.js"
 import { Snapshots } from "./Snapshots.js"
 
 export interface ChainReport {
@@ -30,126 +30,193 @@ export interface VerifyOptions {
 }
 
 const PAGE = 4096
+// Records are read for verification in pages this size: a page is alive while it is hashed, and smaller
+// pages keep it in the young generation (1M events: 2.0 s read in pages of 1024, 2.3 s in pages of 4096).
+const VERIFY_PAGE = 1024
 
-export const verifyChain = (options: VerifyOptions = {}) =>
+/**
+ * The hash chain and its signed heads, walked one stored record at a time with no effect per record:
+ * `check` answers the first problem of a record (or null), given every signed head up to it.
+ */
+export class ChainWalk {
+  expected = 1
+  prevHash = GENESIS_HASH
+  headsChecked = 0
+  lastHeadPosition = 0
+  hashAtRecorded: string | undefined
+  readonly signers = new Set<string>()
+  private readonly trusted: ReadonlySet<string>
+  private heads: Array<SignedHead> = []
+  private headIndex = 0
+
+  constructor(trustedKeys: ReadonlyArray<string>, private readonly recordedPosition: number) {
+    this.trusted = new Set(trustedKeys)
+  }
+
+  /** The position of the last head handed in, 0 before any. */
+  get headsUpTo(): number {
+    return this.heads.length === 0 ? 0 : this.heads[this.heads.length - 1]!.position
+  }
+
+  /** Hands in the next signed heads, in position order. */
+  addHeads(heads: ReadonlyArray<SignedHead>) {
+    if (this.headIndex > 0) {
+      this.heads = this.heads.slice(this.headIndex)
+      this.headIndex = 0
+    }
+    for (const head of heads) this.heads.push(head)
+  }
+
+  /** The first head not yet checked, if any: after the last record, a head past the end of the log. */
+  get nextHead(): SignedHead | undefined {
+    return this.heads[this.headIndex]
+  }
+
+  check(record: ChainLink): string | null {
+    const expected = this.expected
+    if (record.position !== expected) return `event ${expected} is missing (next is ${record.position})`
+    if (record.prevHash !== this.prevHash) return `event ${expected} does not link to the event before it`
+    // The stored text is hashed as it is: it is what was written, and what the hash and heads cover.
+    if (crypto.hash("sha256", record.hashedText, "hex") !== record.hash) {
+      return `event ${expected} was altered (hash mismatch)`
+    }
+    while (this.headIndex < this.heads.length) {
+      const head = this.heads[this.headIndex]!
+      if (head.position > expected) break
+      const problem = this.checkHead(head, record.hash)
+      if (problem !== null) return problem
+      this.headIndex++
+    }
+    this.prevHash = record.hash
+    if (expected === this.recordedPosition) this.hashAtRecorded = record.hash
+    this.expected++
+    return null
+  }
+
+  // A head at or below the record just hashed; `hash` is the chain's hash at the record.
+  private checkHead(head: SignedHead, hash: string): string | null {
+    if (head.position === this.expected && head.hash !== hash) {
+      return `signed head at ${head.position} does not match the chain`
+    }
+    if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
+      return `bad signature on the head at ${head.position}`
+    }
+    if (this.trusted.size > 0 && !this.trusted.has(head.publicKey)) {
+      return `head at ${head.position} signed by an untrusted key ${head.publicKey}`
+    }
+    this.signers.add(head.publicKey)
+    this.lastHeadPosition = head.position
+    this.headsChecked++
+    return null
+  }
+}
+
+/**
+ * Reads the signed heads up to `position` into `walk` (and the page after, if the page ends below it):
+ * a record's heads are in hand before the record is checked.
+ */
+const readHeadsUpTo = (journal: Journal["Type"], walk: ChainWalk, position: number, state: { exhausted: boolean }) =>
+  Effect.gen(function*() {
+    while (!state.exhausted && walk.headsUpTo <= position) {
+      const heads = yield* journal.signedHeads(walk.headsUpTo + 1, PAGE)
+      walk.addHeads(heads)
+      if (heads.length < PAGE) state.exhausted = true
+    }
+  })
+
+/**
+ * verifyChain in three steps, for a caller that reads the log itself (NodeAudit.replayAndVerify folds
+ * the same records it checks): start, then for each page `headsUpTo` its last position before `walk`
+ * checks its records, then `finish` with the first problem found (or null) for the report.
+ */
+export const startChainCheck = (options: VerifyOptions = {}) =>
   Effect.gen(function*() {
     const journal = yield* Journal
     // Read before the log: a head recorded by a commit that lands meanwhile is still within what we read.
     const recorded = yield* journal.recordedHead
-    const recordedPosition = recorded._tag === "Recorded" ? recorded.head.position : 0
-    let hashAtRecorded: string | undefined
-    const trusted = new Set(options.trustedKeys ?? [])
-    const signers = new Set<string>()
-    let expected = 1
-    let prevHash = GENESIS_HASH
-    let headsChecked = 0
-    let heads = yield* journal.signedHeads(1, PAGE)
-    let headIndex = 0
-    let lastHeadPosition = 0
+    const walk = new ChainWalk(
+      options.trustedKeys ?? [],
+      recorded._tag === "Recorded" ? recorded.head.position : 0
+    )
+    const heads = { exhausted: false }
     const report = (position: number | null, problem: string | null): ChainReport => ({
       ok: problem === null,
-      eventsChecked: expected - 1,
-      headsChecked,
-      head: { position: expected - 1, hash: prevHash },
+      eventsChecked: walk.expected - 1,
+      headsChecked: walk.headsChecked,
+      head: { position: walk.expected - 1, hash: walk.prevHash },
       firstBadPosition: position,
       problem,
-      signers: [...signers]
+      signers: [...walk.signers]
     })
-
-    // Checks every signed head at or below `position`, given the chain hash at `position`.
-    const checkHeadsUpTo = (position: number, hash: string) =>
-      Effect.gen(function*() {
-        while (true) {
-          if (headIndex >= heads.length) {
-            if (heads.length < PAGE) return null
-            heads = yield* journal.signedHeads(heads[heads.length - 1]!.position + 1, PAGE)
-            headIndex = 0
-            continue
-          }
-          const head = heads[headIndex]!
-          if (head.position > position) return null
-          if (head.position === position && head.hash !== hash) {
-            return `signed head at ${head.position} does not match the chain`
-          }
+    const finish = (found: string | null): Effect.Effect<ChainReport, never, Journal> =>
+      found !== null ? Effect.succeed(report(walk.expected, found)) : Effect.gen(function*() {
+        const last = walk.expected - 1
+        // Whatever heads remain claim positions past the end of the log: events were cut off the end.
+        const remaining = walk.nextHead ?? (yield* journal.signedHeads(last + 1, 1))[0]
+        if (remaining !== undefined) {
+          return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
+        }
+        if (last > walk.lastHeadPosition) {
+          return report(
+            walk.lastHeadPosition + 1,
+            `events ${walk.lastHeadPosition + 1}..${last} are not covered by a signed head`
+          )
+        }
+        const trusted = new Set(options.trustedKeys ?? [])
+        if (recorded._tag === "Unreadable") {
+          return report(null, `the head file cannot be read (${recorded.reason})`)
+        }
+        if (recorded._tag === "Recorded") {
+          const { head } = recorded
           if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
-            return `bad signature on the head at ${head.position}`
+            return report(null, `the head file's signature does not verify (it says position ${head.position})`)
           }
           if (trusted.size > 0 && !trusted.has(head.publicKey)) {
-            return `head at ${head.position} signed by an untrusted key ${head.publicKey}`
+            return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
           }
-          signers.add(head.publicKey)
-          lastHeadPosition = head.position
-          headsChecked++
-          headIndex++
+          if (last < head.position) {
+            return report(
+              last + 1,
+              `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`
+            )
+          }
+          if (head.position > 0 && walk.hashAtRecorded !== head.hash) {
+            return report(
+              head.position,
+              `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${walk.hashAtRecorded}`
+            )
+          }
         }
+        // Snapshots are checked when the caller's context has them (a node's audit does).
+        const snapshots = yield* Effect.serviceOption(Snapshots)
+        if (Option.isSome(snapshots) && (options.checkSnapshots ?? true)) {
+          const bad = yield* findBadSnapshots(1).pipe(Effect.provideService(Snapshots, snapshots.value))
+          const first = bad[0]
+          if (first !== undefined) return report(first.position, first.problem)
+        }
+        return report(null, null)
       })
+    return {
+      walk,
+      headsUpTo: (position: number) => readHeadsUpTo(journal, walk, position, heads),
+      finish
+    }
+  })
 
+export const verifyChain = (options: VerifyOptions = {}) =>
+  Effect.gen(function*() {
+    const journal = yield* Journal
+    const { finish, headsUpTo, walk } = yield* startChainCheck(options)
     while (true) {
-      // The stored text is hashed as it is: it is what was written, and what the hash and heads cover.
-      const page = yield* journal.readRecords(expected, PAGE)
+      const page = yield* journal.readChainLinks(walk.expected, VERIFY_PAGE)
+      if (page.length > 0) yield* headsUpTo(page[page.length - 1]!.position)
       for (const record of page) {
-        if (record.position !== expected) {
-          return report(expected, `event ${expected} is missing (next is ${record.position})`)
-        }
-        if (record.prevHash !== prevHash) {
-          return report(expected, `event ${expected} does not link to the event before it`)
-        }
-        if (envelopeHash(record) !== record.hash) {
-          return report(expected, `event ${expected} was altered (hash mismatch)`)
-        }
-        if (headIndex < heads.length || heads.length === PAGE) {
-          const headProblem = yield* checkHeadsUpTo(expected, record.hash)
-          if (headProblem !== null) {
-            return report(expected, headProblem)
-          }
-        }
-        prevHash = record.hash
-        if (record.position === recordedPosition) hashAtRecorded = record.hash
-        expected++
+        const problem = walk.check(record)
+        if (problem !== null) return yield* finish(problem)
       }
-      if (page.length < PAGE) break
+      if (page.length < VERIFY_PAGE) break
     }
-    const last = expected - 1
-    // Whatever heads remain claim positions past the end of the log: events were cut off the end.
-    const remaining = headIndex < heads.length ? heads[headIndex] : (yield* journal.signedHeads(last + 1, 1))[0]
-    if (remaining !== undefined) {
-      return report(last + 1, `the log ends at ${last} but a signed head covers ${remaining.position}`)
-    }
-    if (last > lastHeadPosition) {
-      return report(lastHeadPosition + 1, `events ${lastHeadPosition + 1}..${last} are not covered by a signed head`)
-    }
-    if (recorded._tag === "Unreadable") {
-      return report(null, `the head file cannot be read (${recorded.reason})`)
-    }
-    if (recorded._tag === "Recorded") {
-      const { head } = recorded
-      if (!verifySignature(head.publicKey, headMessage(head.position, head.hash), head.signature)) {
-        return report(null, `the head file's signature does not verify (it says position ${head.position})`)
-      }
-      if (trusted.size > 0 && !trusted.has(head.publicKey)) {
-        return report(null, `the head file is signed by an untrusted key ${head.publicKey}`)
-      }
-      if (last < head.position) {
-        return report(
-          last + 1,
-          `journal truncated: head file says position ${head.position} (hash ${head.hash}), database ends at ${last}`
-        )
-      }
-      if (head.position > 0 && hashAtRecorded !== head.hash) {
-        return report(
-          head.position,
-          `journal rewritten: head file says position ${head.position} has hash ${head.hash}, database has ${hashAtRecorded}`
-        )
-      }
-    }
-    // Snapshots are checked when the caller's context has them (a node's audit does).
-    const snapshots = yield* Effect.serviceOption(Snapshots)
-    if (Option.isSome(snapshots) && (options.checkSnapshots ?? true)) {
-      const bad = yield* findBadSnapshots(1).pipe(Effect.provideService(Snapshots, snapshots.value))
-      const first = bad[0]
-      if (first !== undefined) return report(first.position, first.problem)
-    }
-    return report(null, null)
+    return yield* finish(null)
   }).pipe(Effect.withSpan("Audit.verifyChain"))
 
 export interface BadSnapshot {
@@ -233,7 +300,8 @@ export interface ReplayReport {
   readonly mismatches: ReadonlyArray<{ readonly entityId: string; readonly live: unknown; readonly replayed: unknown }>
 }
 
-const RECORD_PAGE = 4096
+// Pages this size stay in the young generation while they are folded (see VERIFY_PAGE).
+const RECORD_PAGE = 1024
 
 /**
  * Reads the log's stored records once, in order, up to `upToPosition`, and hands each to `onRecord`:
@@ -241,13 +309,13 @@ const RECORD_PAGE = 4096
  */
 export const forEachRecord = (
   journal: Journal["Type"],
-  onRecord: (record: StoredRecord) => void,
+  onRecord: (record: LoggedEvent) => void,
   upToPosition = Number.MAX_SAFE_INTEGER
 ) =>
   Effect.gen(function*() {
     let position = 1
     while (position <= upToPosition) {
-      const page = yield* journal.readRecords(position, RECORD_PAGE)
+      const page = yield* journal.readLoggedEvents(position, RECORD_PAGE)
       for (const record of page) {
         if (record.position > upToPosition) return
         onRecord(record)
@@ -264,7 +332,8 @@ interface ReplayedActor<S> {
     entityId: string,
     upToVersion: number
   ) => Effect.Effect<{ readonly state: S; readonly version: number }>
-  readonly state: (entityId: string) => Effect.Effect<{ readonly state: S; readonly version: number }>
+  /** What the live actor holds (or would hold once loaded) for the entity. */
+  readonly liveState: (entityId: string) => Effect.Effect<{ readonly state: S; readonly version: number }>
   readonly encodeState: (state: S) => unknown
 }
 
@@ -286,18 +355,17 @@ export const compareReplayed = <S>(
     const digest = crypto.createHash("sha256")
     for (const entityId of [...replayed.keys()].sort()) {
       const fromLog = replayed.get(entityId)!
-      const live = yield* actor.state(entityId)
+      const replayedText = canonicalize(actor.encodeState(fromLog.state))
+      digest.update(`${JSON.stringify(entityId)}\n${fromLog.version}\n${replayedText}\n`)
+      const live = yield* actor.liveState(entityId)
       const fresh = live.version === fromLog.version ? fromLog : yield* actor.replayEntity(entityId, live.version)
       const liveEncoded = actor.encodeState(live.state)
-      const freshEncoded = actor.encodeState(fresh.state)
-      digest.update(
-        `${JSON.stringify(entityId)}\n${fromLog.version}\n${canonicalize(actor.encodeState(fromLog.state))}\n`
-      )
-      if (live.version !== fresh.version || canonicalize(liveEncoded) !== canonicalize(freshEncoded)) {
+      const freshText = fresh === fromLog ? replayedText : canonicalize(actor.encodeState(fresh.state))
+      if (live.version !== fresh.version || canonicalize(liveEncoded) !== freshText) {
         mismatches.push({
           entityId,
           live: { version: live.version, state: liveEncoded },
-          replayed: { version: fresh.version, state: freshEncoded }
+          replayed: { version: fresh.version, state: actor.encodeState(fresh.state) }
         })
       }
     }

@@ -54,6 +54,19 @@ export interface EnvelopeFields {
 export const envelopeHash = (fields: EnvelopeFields): string =>
   crypto.hash("sha256", fields.prevHash + canonicalEnvelopeText(fields), "hex")
 
+/**
+ * What a fold reads of a stored event: where it sits, its type, its payload in the canonical text the
+ * hash covers, and the hash. Replay reads only these columns: half the bytes of a whole record.
+ */
+export interface LoggedEvent {
+  readonly position: number
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly payloadText: string
+  readonly hash: string
+}
+
 /** An event exactly as stored: the payload still in its canonical text, which the hash covers. */
 export interface StoredRecord extends EnvelopeFields {
   readonly hash: string
@@ -92,6 +105,38 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
   `,"streamVersion":${fields.streamVersion}}`
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
+
+/**
+ * One link of the hash chain as verification reads it: `hashedText` is exactly what `hash` is the
+ * SHA-256 of (`prevHash` followed by the canonical envelope), assembled by the store from what it holds.
+ */
+export interface ChainLink {
+  readonly position: number
+  readonly prevHash: string
+  readonly hash: string
+  readonly hashedText: string
+}
+
+/** A stored event as a fold reads it and as its chain link: for verifying and replaying in one read. */
+export interface LoggedLink extends LoggedEvent, ChainLink {}
+
+export const loggedLinkOf = (record: StoredRecord): LoggedLink => ({
+  position: record.position,
+  streamId: record.streamId,
+  streamVersion: record.streamVersion,
+  eventType: record.eventType,
+  payloadText: record.payloadText,
+  prevHash: record.prevHash,
+  hash: record.hash,
+  hashedText: record.prevHash + canonicalEnvelopeText(record)
+})
+
+export const chainLinkOf = (record: StoredRecord): ChainLink => ({
+  position: record.position,
+  prevHash: record.prevHash,
+  hash: record.hash,
+  hashedText: record.prevHash + canonicalEnvelopeText(record)
+})
 
 /** The message a node signs for a chain head: position and hash, domain-separated. */
 export const headMessage = (position: number, hash: string): string => `edge-net/journal-head/v1\n${position}\n${hash}`

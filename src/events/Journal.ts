@@ -6,7 +6,7 @@ import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
 import { utf8Length } from "../domain/CanonicalJson.js"
 import type { Authorization } from "./Authorization.js"
-import type { Envelope, NewEvent, StoredRecord } from "./Envelope.js"
+import type { ChainLink, Envelope, LoggedEvent, LoggedLink, NewEvent, StoredRecord } from "./Envelope.js"
 import { canonicalPayload } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
@@ -100,6 +100,15 @@ export interface JournalService {
   readonly readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>
   /** Like readAll, in stored form (payload unparsed): for verification and fast replay. */
   readonly readRecords: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<StoredRecord>>
+  /** Like readRecords, only what a fold needs of each event: for replaying the log. */
+  readonly readLoggedEvents: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<LoggedEvent>>
+  /**
+   * The chain from `fromPosition`, at most `limit` links: what each event's hash covers, as the store
+   * holds it, for verification (SQLite assembles the canonical text itself, in the query).
+   */
+  readonly readChainLinks: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<ChainLink>>
+  /** readLoggedEvents and readChainLinks in one read: for verifying and replaying the log together. */
+  readonly readLoggedLinks: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<LoggedLink>>
   /** Catches up from `fromPosition`, then follows live appends, from this process or any other. */
   readonly subscribe: (fromPosition: number) => Stream.Stream<Envelope>
   readonly head: Effect.Effect<ChainHead>

@@ -6,7 +6,7 @@ import { Clock, Duration, Effect, Either, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
 import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
-import { envelopeHash, GENESIS_HASH, headMessage, recordToEnvelope } from "./Envelope.js"
+import { chainLinkOf, envelopeHash, GENESIS_HASH, headMessage, loggedLinkOf, recordToEnvelope } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
 import { checkExpectedVersion, DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, sizedPayloads } from "./Journal.js"
 
@@ -103,6 +103,9 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
         Effect.sync(() => page(streams.get(streamId) ?? [], fromVersion, limit).map(recordToEnvelope)),
       readAll,
       readRecords: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
+      readLoggedEvents: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit)),
+      readChainLinks: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit).map(chainLinkOf)),
+      readLoggedLinks: (fromPosition, limit) => Effect.sync(() => page(log, fromPosition, limit).map(loggedLinkOf)),
       subscribe: (fromPosition) => followLog(readAll, signal, fromPosition, Duration.seconds(1)),
       head: Effect.sync(() => ({ position: log.length, hash: lastHash() })),
       signedHeads: (fromPosition, limit) =>

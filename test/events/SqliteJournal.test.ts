@@ -1,13 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Chunk, Effect, Fiber, Layer, Stream } from "effect"
+import fc from "fast-check"
 import { execFile } from "node:child_process"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { NodeKey } from "../../src/content/NodeKey.js"
 import { verifyChain } from "../../src/events/Audit.js"
 import { Authorization } from "../../src/events/Authorization.js"
-import { envelopeHash, GENESIS_HASH } from "../../src/events/Envelope.js"
+import { chainLinkOf, envelopeHash, GENESIS_HASH, loggedLinkOf } from "../../src/events/Envelope.js"
 import { Journal } from "../../src/events/Journal.js"
 import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
 import * as SqliteJournal from "../../src/events/SqliteJournal.js"
@@ -193,4 +194,65 @@ describe("SqliteJournal", () => {
         expect(yield* verifyAt(file)).toMatchObject({ ok: true, eventsChecked: 20, headsChecked: 20 })
       }))
   })
+
+  // verifyChain hashes the text SQLite assembles from the row (json_quote for strings); the writer hashed
+  // the text JavaScript assembled (JSON.stringify). Any string the two escaped differently would read as
+  // tampering: quotes, backslashes, control characters, non-ASCII and astral characters included.
+  it.live(
+    "the chain text SQLite assembles from a row is the text the writer hashed, whatever the strings",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                entity: fc.oneof(fc.string({ unit: "grapheme", maxLength: 12 }), fc.string({ unit: "binary-ascii" })),
+                eventType: fc.string({ unit: "grapheme", minLength: 1, maxLength: 12 }),
+                text: fc.oneof(fc.string({ unit: "grapheme" }), fc.string({ unit: "binary-ascii" })),
+                commandId: fc.option(fc.string({ unit: "grapheme", maxLength: 12 })),
+                causationId: fc.option(fc.string({ unit: "binary-ascii", maxLength: 12 })),
+                signer: fc.option(fc.string({ unit: "grapheme", maxLength: 12 }))
+              }),
+              { minLength: 1, maxLength: 12 }
+            ),
+            (events) =>
+              Effect.runPromise(
+                Effect.gen(function*() {
+                  const journal = yield* Journal
+                  for (const event of events) {
+                    yield* journal.append(
+                      `Odd-${event.entity}`,
+                      "any",
+                      [{ eventType: event.eventType, payload: { text: event.text, [event.text]: [1, event.entity] } }],
+                      {
+                        commandId: event.commandId ?? undefined,
+                        causationId: event.causationId ?? undefined,
+                        authorization: event.signer === null
+                          ? null
+                          : Authorization.fromText(JSON.stringify({ signer: event.signer }))
+                      }
+                    )
+                  }
+                  const records = yield* journal.readRecords(1, 100)
+                  expect(yield* journal.readChainLinks(1, 100)).toEqual(records.map(chainLinkOf))
+                  expect(yield* journal.readLoggedLinks(1, 100)).toEqual(records.map(loggedLinkOf))
+                  expect(yield* journal.readLoggedEvents(1, 100)).toEqual(
+                    records.map(({ eventType, hash, payloadText, position, streamId, streamVersion }) => ({
+                      position,
+                      streamId,
+                      streamVersion,
+                      eventType,
+                      payloadText,
+                      hash
+                    }))
+                  )
+                  expect(yield* verifyChain()).toMatchObject({ ok: true, eventsChecked: events.length })
+                }).pipe(Effect.provide(journalAt(path.join(tempDir(), "journal.db"))), Effect.scoped)
+              )
+          ),
+          { numRuns: 15 }
+        )
+      ),
+    60_000
+  )
 })

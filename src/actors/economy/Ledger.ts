@@ -5,6 +5,7 @@
  */
 import { Clock, Effect, Layer, Random, Schema } from "effect"
 import { streamCategory, streamEntityId } from "../../domain/Ids.js"
+import type { AuditFolds, LogObserver } from "../../events/ActorRegistry.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { forEachRecord } from "../../events/Audit.js"
 import type { Envelope } from "../../events/Envelope.js"
@@ -154,49 +155,97 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return toBalance(account, result.state, result.version)
     })
 
+    /**
+     * Counts the rUv that moved, from the Account events it is handed: minted, burned, and transfers
+     * between their debit (or capture) and their credit; with the accounts' states, the supply.
+     */
+    const startFlowCount = () => {
+      let minted = 0n
+      let burned = 0n
+      // Transfers debited (or captured) and not yet credited, and credits whose debit is not yet read:
+      // a pair leaves both as soon as it is whole, so only transfers in flight stay in memory.
+      const outgoing = new Map<string, bigint>()
+      const incoming = new Set<string>()
+      const debited = (transferId: string, amount: string) => {
+        if (!incoming.delete(transferId)) outgoing.set(transferId, BigInt(amount))
+      }
+      const observer: LogObserver = {
+        category: Account.category,
+        step: (record, parsed) => {
+          // The stored form the journal's hash chain covers, written by encodeEvent: amounts as decimal text.
+          const payload = parsed as { transferId?: string; holdId?: string; amount: string }
+          switch (record.eventType) {
+            case "Minted":
+              minted += BigInt(payload.amount)
+              break
+            case "Burned":
+              burned += BigInt(payload.amount)
+              break
+            case "Debited":
+              debited(payload.transferId!, payload.amount)
+              break
+            case "HoldCaptured":
+              debited(captureTransferId(payload.holdId!), payload.amount)
+              break
+            case "Credited":
+              if (!outgoing.delete(payload.transferId!)) incoming.add(payload.transferId!)
+          }
+        }
+      }
+      const supplyOf = (states: ReadonlyMap<string, ActorRunner.Replayed<AccountState>>): SupplyReport => {
+        let available = 0n
+        let held = 0n
+        for (const { state } of states.values()) {
+          available += state.available
+          held += heldTotal(state)
+        }
+        let inFlight = 0n
+        for (const amount of outgoing.values()) inFlight += amount
+        return {
+          minted,
+          available,
+          held,
+          inFlight,
+          burned,
+          conserved: minted === available + held + inFlight + burned
+        }
+      }
+      return { observer, supplyOf }
+    }
+
     /** Folds the whole log: minted supply against balances, holds and credits still on their way. */
     const supply = Effect.fn("Ledger.supply")(function*() {
       // One read of the log: the accounts folded, and the flows between them counted, from the same events.
       const fold = accounts.startFold()
-      let minted = 0n
-      let burned = 0n
-      const outgoing = new Map<string, bigint>()
-      const incoming = new Set<string>()
+      const flows = startFlowCount()
       yield* forEachRecord(journal, (record) => {
         if (streamCategory(record.streamId) !== Account.category) return
         const parsed: unknown = JSON.parse(record.payloadText)
         fold.step(record, parsed)
-        const payload = parsed as { transferId?: string; holdId?: string; amount: string }
-        if (record.eventType === "Minted") minted += BigInt(payload.amount)
-        else if (record.eventType === "Burned") burned += BigInt(payload.amount)
-        else if (record.eventType === "Debited") outgoing.set(payload.transferId!, BigInt(payload.amount))
-        else if (record.eventType === "HoldCaptured") {
-          outgoing.set(captureTransferId(payload.holdId!), BigInt(payload.amount))
-        } else if (record.eventType === "Credited") incoming.add(payload.transferId!)
+        flows.observer.step(record, parsed)
       })
-      const states = fold.states
-      let available = 0n
-      let held = 0n
-      for (const { state } of states.values()) {
-        available += state.available
-        held += heldTotal(state)
-      }
-      let inFlight = 0n
-      for (const [transferId, amount] of outgoing) if (!incoming.has(transferId)) inFlight += amount
-      return {
-        minted,
-        available,
-        held,
-        inFlight,
-        burned,
-        conserved: minted === available + held + inFlight + burned
-      } satisfies SupplyReport
+      return flows.supplyOf(fold.states)
     })
 
-    /** Every account's balance (available and held) folded from the log alone: the figures the audit reconciles books with. */
-    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function*() {
+    /**
+     * The supply for a read of the log that others share (NodeAudit.replay): hand `observer` the
+     * Account events, then ask `supply` with the read's folds, whose Account fold holds the balances.
+     */
+    const startSupplyCount = () => {
+      const flows = startFlowCount()
+      return {
+        observer: flows.observer,
+        supply: (folds: AuditFolds) => Effect.map(accounts.replayedIn(folds), flows.supplyOf)
+      }
+    }
+
+    /**
+     * Every account's balance (available and held) folded from the log alone: the figures the audit
+     * reconciles books with. From `folds` when a shared read of the log has folded the accounts already.
+     */
+    const balancesFromLog = Effect.fn("Ledger.balancesFromLog")(function*(folds?: AuditFolds) {
       const balances = new Map<string, bigint>()
-      for (const [account, { state }] of yield* accounts.replay()) {
+      for (const [account, { state }] of yield* accounts.replayedIn(folds)) {
         balances.set(account, state.available + heldTotal(state))
       }
       return balances as ReadonlyMap<string, bigint>
@@ -221,7 +270,19 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
         }
       })
 
-    return { balance, mint, transfer, hold, release, capture, burn, supply, balancesFromLog, completeCredit } as const
+    return {
+      balance,
+      mint,
+      transfer,
+      hold,
+      release,
+      capture,
+      burn,
+      supply,
+      startSupplyCount,
+      balancesFromLog,
+      completeCredit
+    } as const
   })
 }) {}
 

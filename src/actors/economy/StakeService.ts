@@ -5,6 +5,7 @@
 import { Clock, Effect, Layer, Random, Schema } from "effect"
 import { accountIdOf } from "../../domain/Ed25519.js"
 import { makeStreamId, streamEntityId } from "../../domain/Ids.js"
+import type { AuditFolds } from "../../events/ActorRegistry.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import type { ForkProof } from "../../events/ForkProof.js"
@@ -206,9 +207,9 @@ export class Staking extends Effect.Service<Staking>()("edge-net/Staking", {
     })
 
     /** The rUv each stake account should hold (active and unbonding stake), folded from the log alone, for the audit's books. */
-    const stakeAccountsFromLog = Effect.fn("Staking.stakeAccountsFromLog")(function*() {
+    const stakeAccountsFromLog = Effect.fn("Staking.stakeAccountsFromLog")(function*(folds?: AuditFolds) {
       const owed = new Map<string, bigint>()
-      for (const [node, { state }] of yield* stakes.replay()) {
+      for (const [node, { state }] of yield* stakes.replayedIn(folds)) {
         owed.set(stakeAccount(node), state.active + unbondingTotal(state))
       }
       return owed as ReadonlyMap<string, bigint>

@@ -6,6 +6,7 @@
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { canonicalize } from "../../domain/CanonicalJson.js"
 import { streamEntityId } from "../../domain/Ids.js"
+import type { AuditFolds } from "../../events/ActorRegistry.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import type { VersionConflict } from "../../events/Journal.js"
@@ -383,9 +384,9 @@ export class Auctions extends Effect.Service<Auctions>()("edge-net/Auctions", {
      * The rUv each auction's escrow account should hold, folded from the log alone, for the audit's books:
      * deposits while the auction is open; resolution or cancellation refunds or forfeits them all.
      */
-    const escrowAccountsFromLog = Effect.fn("Auctions.escrowAccountsFromLog")(function*() {
+    const escrowAccountsFromLog = Effect.fn("Auctions.escrowAccountsFromLog")(function*(folds?: AuditFolds) {
       const owed = new Map<string, bigint>()
-      for (const [auctionId, { state }] of yield* auctions.replay()) {
+      for (const [auctionId, { state }] of yield* auctions.replayedIn(folds)) {
         owed.set(
           escrowAccountOf(auctionId),
           state.status === "open" ? Object.values(state.bids).reduce((sum, bid) => sum + bid.deposit, 0n) : 0n

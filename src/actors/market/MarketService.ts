@@ -4,6 +4,7 @@
  * from the order id, and the `market.settlement` policy finishes whatever a crash left half done.
  */
 import { Clock, Effect, Layer, Option, Random, Schedule, Schema } from "effect"
+import type { AuditFolds } from "../../events/ActorRegistry.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import type { Envelope } from "../../events/Envelope.js"
 import * as Policy from "../../events/Policy.js"
@@ -475,8 +476,8 @@ export class Market extends Effect.Service<Market>()("edge-net/Market", {
     )
 
     /** The rUv the pool says it holds, folded from the log alone: what the audit expects in the pool's account. */
-    const reserveFromLog = Effect.fn("Market.reserveFromLog")(function*() {
-      return (yield* pool.replay()).get(POOL_ID)?.state.ruv ?? 0n
+    const reserveFromLog = Effect.fn("Market.reserveFromLog")(function*(folds?: AuditFolds) {
+      return (yield* pool.replayedIn(folds)).get(POOL_ID)?.state.ruv ?? 0n
     })
 
     /** For the settlement policy: the ledger leg of one stored pool event. */
