@@ -124,15 +124,24 @@ const makeSodiumVerify = (sodium: Sodium) => (publicKeyHex: string, message: Uin
 
 type VerifyBytes = (publicKeyHex: string, message: Uint8Array, signature: Uint8Array) => boolean
 
+/** A check of a signature whose key, message and signature are all bytes (as a verifier thread reads them). */
+export type VerifyRaw = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
+
 /**
- * The fastest verifier of signature bytes this runtime has (libsodium, else node:crypto; a verifier
- * thread's), or undefined outside Node.
+ * The fastest verifier of raw bytes this runtime has (libsodium, else node:crypto; a verifier
+ * thread's), or undefined outside Node. False on a bad signature and on any malformed key or signature.
  */
-export const nodeVerifyBytes = (): VerifyBytes | undefined => {
+export const nodeVerifyRaw = (): VerifyRaw | undefined => {
   const sodium = loadSodium()
-  if (sodium !== undefined) return makeSodiumVerify(sodium)
+  if (sodium !== undefined) {
+    return (publicKey, message, signature) =>
+      publicKey.length === 32 && signature.length === 64 &&
+      sodium.crypto_sign_verify_detached(signature, message, publicKey)
+  }
   const crypto = nodeCrypto()
-  return crypto === undefined ? undefined : makeNodeVerify(crypto)
+  if (crypto === undefined) return undefined
+  const verify = makeNodeVerify(crypto)
+  return (publicKey, message, signature) => verify(bytesToHex(publicKey), message, signature)
 }
 
 const makeNodeEd25519 = (crypto: NodeCrypto, verifyBytes: VerifyBytes, name: Ed25519["name"]): Ed25519 => {
@@ -185,12 +194,21 @@ export const utf8 = (text: string): Uint8Array => encoder.encode(text)
  * An account id derived from its public key: the first 128 bits of SHA-256 over the key, in hex (as a
  * node id is). Nobody needs to register it, any replayer can check it, and no other key can own it.
  */
-export const accountIdOf = (publicKeyHex: string): string =>
-  // node:crypto where it exists (a hot path of the gate); noble elsewhere, and for malformed keys, whose
-  // one-line error it gives (Buffer.from would silently drop the bad digits).
-  available !== undefined && HEX_KEY.test(publicKeyHex)
-    ? available.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32)
-    : bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
+export const accountIdOf = (publicKeyHex: string): string => {
+  // The gate asks for the signer's account on every command: the keys seen lately are remembered.
+  let account = accountIds.get(publicKeyHex)
+  if (account === undefined) {
+    // node:crypto where it exists; noble elsewhere, and for malformed keys, whose one-line error it
+    // gives (Buffer.from would silently drop the bad digits).
+    account = available !== undefined && HEX_KEY.test(publicKeyHex)
+      ? available.hash("sha256", Buffer.from(publicKeyHex, "hex"), "hex").slice(0, 32)
+      : bytesToHex(sha256(hexToBytes(publicKeyHex))).slice(0, 32)
+    accountIds.set(publicKeyHex, account)
+  }
+  return account
+}
+
+const accountIds = new LruCache<string, string>(PUBLIC_KEY_CACHE_SIZE)
 
 export const isPublicKeyHex = (text: string): boolean => HEX_KEY.test(text)
 

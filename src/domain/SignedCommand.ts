@@ -55,7 +55,7 @@ export const commandMessageOf = (
   payloadText: string,
   auth: Pick<CommandAuth, "signer" | "id" | "expiresAt" | "network">
 ): string =>
-  `edge-net/command/v1\n{"command":${JSON.stringify(command)},"expiresAt":${canonicalize(auth.expiresAt)},"id":${
+  `edge-net/command/v1\n{"command":${JSON.stringify(command)},"expiresAt":${numberText(auth.expiresAt)},"id":${
     JSON.stringify(auth.id)
   }` +
   `,"network":${JSON.stringify(auth.network)},"payload":${payloadText},"signer":${JSON.stringify(auth.signer)}}`
@@ -76,7 +76,31 @@ export const storedCommandText = (command: string, payload: unknown, auth: Comma
 
 /** `storedCommandText` given the payload's canonical text (keys in RFC 8785 order: auth, command, payload). */
 export const storedCommandTextOf = (command: string, payloadText: string, auth: CommandAuth): string =>
-  `{"auth":${canonicalize(auth)},"command":${JSON.stringify(command)},"payload":${payloadText}}`
+  `{"auth":${authText(auth)},"command":${JSON.stringify(command)},"payload":${payloadText}}`
+
+/**
+ * The canonical text of `auth`, written by hand in RFC 8785 key order (cosigners, expiresAt, id, network,
+ * signature, signer): every command the gate accepts pays for it, and a generic walk sorts keys first.
+ */
+const authText = (auth: CommandAuth): string => {
+  let text = "{"
+  if (auth.cosigners !== undefined) {
+    text += `"cosigners":[`
+    for (let i = 0; i < auth.cosigners.length; i++) {
+      const cosigner = auth.cosigners[i]!
+      text += `${i === 0 ? "" : ","}{"signature":${JSON.stringify(cosigner.signature)},"signer":${
+        JSON.stringify(cosigner.signer)
+      }}`
+    }
+    text += "],"
+  }
+  return `${text}"expiresAt":${numberText(auth.expiresAt)},"id":${JSON.stringify(auth.id)},"network":${
+    JSON.stringify(auth.network)
+  },"signature":${JSON.stringify(auth.signature)},"signer":${JSON.stringify(auth.signer)}}`
+}
+
+/** An integer's canonical text without the generic walk; anything else (and a non-finite number's error) through it. */
+const numberText = (value: number): string => (Number.isSafeInteger(value) ? String(value) : canonicalize(value))
 
 export interface SigningKey {
   readonly publicKey: string

@@ -3,13 +3,13 @@
  * answered with one byte per signature, 1 when it verifies, in the batch's order.
  */
 import { parentPort, workerData } from "node:worker_threads"
-import { nodeVerifyBytes } from "../domain/Ed25519.js"
+import { nodeVerifyRaw } from "../domain/Ed25519.js"
 import type { VerifierThreadData, VerifyBatch, VerifyReply } from "./VerifierPool.js"
 
 const PUBLIC_KEY_BYTES = 32
 const SIGNATURE_BYTES = 64
 const port = parentPort
-const verify = nodeVerifyBytes()
+const verify = nodeVerifyRaw()
 if (port === null || verify === undefined) throw new Error("the verifier thread runs in a Node worker thread")
 const arena = Buffer.from((workerData as VerifierThreadData).arena)
 
@@ -17,13 +17,13 @@ const arena = Buffer.from((workerData as VerifierThreadData).arena)
 const check = (bytes: Buffer, start: number, count: number, verdicts: Uint8Array) => {
   let offset = start
   for (let i = 0; i < count; i++) {
-    const publicKeyHex = bytes.toString("hex", offset, offset + PUBLIC_KEY_BYTES)
+    const publicKey = bytes.subarray(offset, offset + PUBLIC_KEY_BYTES)
     offset += PUBLIC_KEY_BYTES
     const signature = bytes.subarray(offset, offset + SIGNATURE_BYTES)
     offset += SIGNATURE_BYTES
     const length = bytes.readUInt32LE(offset)
     offset += 4
-    const verdict = verify(publicKeyHex, bytes.subarray(offset, offset + length), signature) ? 1 : 0
+    const verdict = verify(publicKey, bytes.subarray(offset, offset + length), signature) ? 1 : 0
     offset += length
     // In the arena, verdict i goes over bytes of frames 0..i, which have all been read by now.
     verdicts[i] = verdict

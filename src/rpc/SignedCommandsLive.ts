@@ -29,40 +29,36 @@ export interface GateOptions {
   readonly verifier?: SignatureVerifier | undefined
 }
 
-const noSigners: Effect.Effect<ReadonlyArray<string>> = Effect.succeed([])
+const noSigners: ReadonlyArray<string> = []
 
 /**
- * `validSigners` through a verifier: the signer's signature first (a command it does not verify costs
- * no more checks), then every cosigner's at once; a key counts once, the signer first.
+ * `validSigners` through a verifier, once the signer's own signature verified (a command it does not
+ * verify costs no more checks): every cosigner's at once; a key counts once, the signer first.
  */
-const signersVerifiedBy = (
+const cosignersVerifiedBy = (
   verifier: SignatureVerifier,
-  message: Uint8Array,
-  auth: CommandAuth
+  message: string,
+  auth: CommandAuth,
+  cosigners: ReadonlyArray<{ readonly signer: string; readonly signature: string }>
 ): Effect.Effect<ReadonlyArray<string>> =>
-  Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
-    if (!signerValid) return noSigners
-    const cosigners = auth.cosigners ?? []
-    if (cosigners.length === 0) return Effect.succeed([auth.signer])
-    return Effect.map(
-      Effect.forEach(
-        cosigners,
-        (cosigner) => (cosigner.signer === auth.signer
-          ? Effect.succeed(false)
-          : verifier.verify(cosigner.signer, message, cosigner.signature)),
-        {
-          concurrency: "unbounded"
-        }
-      ),
-      (valid) => {
-        const signers = [auth.signer]
-        cosigners.forEach((cosigner, i) =>
-          valid[i] === true && !signers.includes(cosigner.signer) && signers.push(cosigner.signer)
-        )
-        return signers
+  Effect.map(
+    Effect.forEach(
+      cosigners,
+      (cosigner) => (cosigner.signer === auth.signer
+        ? Effect.succeed(false)
+        : verifier.verify(cosigner.signer, message, cosigner.signature)),
+      {
+        concurrency: "unbounded"
       }
-    )
-  })
+    ),
+    (valid) => {
+      const signers = [auth.signer]
+      cosigners.forEach((cosigner, i) =>
+        valid[i] === true && !signers.includes(cosigner.signer) && signers.push(cosigner.signer)
+      )
+      return signers
+    }
+  )
 
 /** Per-key token buckets, at most `capacity` keys remembered (the least recently seen are forgotten). */
 const keyBuckets = (perSecond: number, capacity = 65_536) => {
@@ -113,8 +109,8 @@ export const makeGate = (options: GateOptions = {}) =>
       /** The payload as its Schema encodes it (what the caller signed), and its canonical text. */
       readonly encoded: unknown
       readonly payloadText: string
-      /** The signed message. */
-      readonly message: Uint8Array
+      /** The signed message (signed as UTF-8). */
+      readonly message: string
       readonly auth: CommandAuth
       readonly terms: CharterTerms
     }
@@ -158,7 +154,7 @@ export const makeGate = (options: GateOptions = {}) =>
         fields,
         encoded,
         payloadText,
-        message: utf8(commandMessageOf(command, payloadText, auth)),
+        message: commandMessageOf(command, payloadText, auth),
         auth,
         terms
       }
@@ -215,13 +211,21 @@ export const makeGate = (options: GateOptions = {}) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const signed = checkShape(rpc, payload, now, terms)
           if (signed instanceof CommandRefused) return Effect.fail(signed)
+          const { auth, message } = signed
           if (verifier === undefined) {
-            return verdictOf(checkAuthority(rpc, signed, signersOf(signed.message, signed.auth), now))
+            return verdictOf(checkAuthority(rpc, signed, signersOf(utf8(message), auth), now))
           }
-          return Effect.flatMap(
-            signersVerifiedBy(verifier, signed.message, signed.auth),
-            (signers) => verdictOf(checkAuthority(rpc, signed, signers, now))
-          )
+          return Effect.flatMap(verifier.verify(auth.signer, message, auth.signature), (signerValid) => {
+            if (!signerValid) return verdictOf(checkAuthority(rpc, signed, noSigners, now))
+            const cosigners = auth.cosigners
+            if (cosigners === undefined || cosigners.length === 0) {
+              return verdictOf(checkAuthority(rpc, signed, [auth.signer], now))
+            }
+            return Effect.flatMap(
+              cosignersVerifiedBy(verifier, message, auth, cosigners),
+              (signers) => verdictOf(checkAuthority(rpc, signed, signers, now))
+            )
+          })
         }))
 
     return { gate } as const

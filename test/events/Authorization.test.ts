@@ -12,10 +12,17 @@ import { Authorization } from "../../src/events/Authorization.js"
 const auth = fc.record({
   signer: fc.stringMatching(/^[0-9a-f]{64}$/),
   id: fc.string({ minLength: 1, maxLength: 20 }),
-  expiresAt: fc.integer({ min: 0, max: 2 ** 50 }),
+  expiresAt: fc.oneof(fc.integer({ min: 0, max: 2 ** 50 }), fc.constantFrom(-0, 2 ** 60, 1e21)),
   network: fc.string({ maxLength: 10 }),
-  signature: fc.stringMatching(/^[0-9a-f]{128}$/)
-})
+  signature: fc.stringMatching(/^[0-9a-f]{128}$/),
+  cosigners: fc.option(
+    fc.array(
+      fc.record({ signer: fc.stringMatching(/^[0-9a-f]{64}$/), signature: fc.stringMatching(/^[0-9a-f]{128}$/) }),
+      { maxLength: 3 }
+    ),
+    { nil: undefined }
+  )
+}, { requiredKeys: ["signer", "id", "expiresAt", "network", "signature"] })
 
 describe("Authorization", () => {
   it("is made only of canonical text: other text is refused in one line", () => {
@@ -33,7 +40,7 @@ describe("Authorization", () => {
     fc.assert(
       fc.property(fc.string(), fc.jsonValue(), auth, (command, payload, fields) => {
         const payloadText = canonicalize(payload)
-        const { signature: _signature, ...unsigned } = fields
+        const { cosigners: _cosigners, signature: _signature, ...unsigned } = fields
         return (
           commandMessageOf(command, payloadText, fields) ===
             `edge-net/command/v1\n${canonicalize({ command, payload, ...unsigned })}` &&

@@ -71,6 +71,26 @@ describe("VerifierPool", () => {
       expect(verdicts).toEqual([true, true, false, true])
     }))
 
+  it.scoped("checks text messages as their UTF-8 bytes, beside byte messages and past the shared memory", () =>
+    Effect.gen(function*() {
+      // A batch per text: the short ones are written into the shared memory, the long one into a buffer of its own.
+      const pool = yield* makeVerifierPool({ threads: 1, maxBatch: 3 })
+      const texts = ["edge-net/command/v1\npay zoë 10 €", "", "😀 outside the BMP", "x".repeat(400_000) + "é"]
+      const verdicts = yield* Effect.all(
+        texts.flatMap((text) => {
+          const { message, signature } = signed(text)
+          return [
+            pool.verify(publicKey, text, signature),
+            pool.verify(publicKey, message, signature),
+            // One UTF-16 unit less is another message.
+            pool.verify(publicKey, text.slice(1), signature)
+          ]
+        }),
+        { concurrency: "unbounded" }
+      )
+      expect(verdicts).toEqual(texts.flatMap((text) => [true, true, text.length === 0]))
+    }))
+
   it.effect("stops its threads when the scope closes, and refuses to verify after", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
