@@ -163,6 +163,17 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     const encodeState = Schema.encodeSync(definition.state)
     const decodeState = Schema.decodeUnknownSync(definition.state)
     const entries = new Map<string, Entry<State>>()
+    /** An entity not loaded yet, remembering the ids of its last `window` commands once it is. */
+    const freshEntry = (entityId: string, window: number): Entry<State> => ({
+      entityId,
+      streamId: makeStreamId(definition.category, entityId),
+      mailbox: Effect.unsafeMakeSemaphore(1),
+      state: decider.initialState,
+      version: 0,
+      loaded: false,
+      inflight: 0,
+      commands: new RecentCommands(window)
+    })
     const recordOutcome = countOutcome(commandCounters(definition.category))
 
     const entryFor = (entityId: string): Entry<State> => {
@@ -170,16 +181,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       if (entry !== undefined) {
         entries.delete(entityId) // re-insert: Map order is our LRU order
       } else {
-        entry = {
-          entityId,
-          streamId: makeStreamId(definition.category, entityId),
-          mailbox: Effect.unsafeMakeSemaphore(1),
-          state: decider.initialState,
-          version: 0,
-          loaded: false,
-          inflight: 0,
-          commands: new RecentCommands(idempotencyWindow)
-        }
+        entry = freshEntry(entityId, idempotencyWindow)
         if (entries.size >= cacheCapacity) evictIdle()
       }
       entries.set(entityId, entry)
@@ -422,16 +424,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         if (cached !== undefined && cached.loaded) {
           return actor.state(entityId)
         }
-        const entry: Entry<State> = {
-          entityId,
-          streamId: makeStreamId(definition.category, entityId),
-          mailbox: Effect.unsafeMakeSemaphore(1),
-          state: decider.initialState,
-          version: 0,
-          loaded: false,
-          inflight: 0,
-          commands: new RecentCommands(1)
-        }
+        const entry = freshEntry(entityId, 1)
         return Effect.gen(function*() {
           const snapshot = snapshotEvery > 0 ? yield* snapshots.load(entry.streamId) : Option.none()
           if (Option.isSome(snapshot)) {
