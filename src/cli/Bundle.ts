@@ -79,10 +79,6 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
     platform: "node",
     format: "esm",
     target: "node20",
-    // Whitespace and syntax only: names stay as written, so stack traces still read. The node keeps
-    // the source of every module it loaded in memory, and the CLIs parse all of it at every start.
-    minifyWhitespace: true,
-    minifySyntax: true,
     logLevel: "error"
   })
 }

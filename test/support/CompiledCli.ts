@@ -42,7 +42,7 @@ const sourceFiles = () =>
   (fs.readdirSync(SOURCES, { recursive: true }) as Array<string>).filter((file) => /\.(ts|css)$/.test(file)).sort()
 
 /** Changes whenever the layout of a tree changes, so a tree of another layout is never reused. */
-const BUNDLE_FORMAT = "esbuild-flat-7"
+const BUNDLE_FORMAT = "esbuild-flat-8"
 
 interface Esbuild {
   readonly buildSync: (options: Record<string, unknown>) => unknown
