@@ -126,7 +126,7 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
       if ("error" in answer) return yield* Effect.fail(fail(`cannot hash the partial file: ${answer.error}`))
       thread.layout = answer.layout
       return yield* Deferred.succeed(hashed, answer.sha256)
-    })).pipe(Effect.catchAll((error) => Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))))
+    }))
 
     const hashOnThisThread = Effect.gen(function*() {
       const buffer = Buffer.allocUnsafe(Math.min(READ_BACK_BYTES, Math.max(1, target.size)))
@@ -153,15 +153,17 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
         }
         yield* Queue.take(hasherWakeups)
       }
-    }).pipe(Effect.catchAll((error) =>
+    })
+    // A hasher that fails fails the hash and the download with it.
+    const hashPrefix = (onThread ? hashOnThread : hashOnThisThread).pipe(Effect.catchAll((error) =>
       Deferred.fail(hashed, error).pipe(Effect.zipRight(Deferred.fail(done, error)))
     ))
-    const hashPrefix = onThread ? hashOnThread : hashOnThisThread
 
     // The state names only bytes already on disk: the range list is taken before the fdatasync.
     const persist = Effect.gen(function*() {
       const state: PartialState = { format: 1, sha256: target.sha256, size: target.size, done: coverage.snapshot() }
-      yield* io("cannot sync the partial file", () => handle.datasync())
+      yield* io("cannot sync the partial file", () =>
+        handle.datasync())
       yield* io("cannot write the download state", () => writeFileAtomically(stateFile, JSON.stringify(state)))
     }).pipe(Effect.uninterruptible)
     const persistOnWake = Effect.forever(Queue.take(persistWakeups).pipe(Effect.zipRight(persist))).pipe(
