@@ -37,7 +37,7 @@ export const measureAttacks = async (
     "none",
     "scaled ×10",
     "sign-flipped ×4",
-    "random, 4× norm",
+    "random, 10× norm",
     "flipped labels, boosted ×4"
   ]
   console.log(
