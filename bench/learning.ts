@@ -301,6 +301,8 @@ const convergence = async (task: Task, peers: ReadonlyArray<Peer>, all: Readonly
     fanout: SETUP.gossipFanout,
     seed: SETUP.runSeed,
     schedule: SETUP.schedule,
+    // FedAvg's schedule, over FedAvg's rounds: the extra rounds only mix.
+    scheduleRounds: rounds,
     localEpochs: epochs
   })
   console.log(`  gossip done (${elapsed()})`)
@@ -323,6 +325,7 @@ const convergence = async (task: Task, peers: ReadonlyArray<Peer>, all: Readonly
       fanout: SETUP.gossipFanout,
       seed: SETUP.runSeed,
       schedule: SETUP.schedule,
+      scheduleRounds: rounds,
       localEpochs: epochs,
       stepsPerRound: 2
     })

@@ -206,7 +206,7 @@ export interface FederatedOptions {
  * accuracy swung between 80.3% and 88.0% from one epoch to the next, and a final figure judged noise.
  */
 export const roundRate = (task: Task, round: number, rounds: number, schedule: Schedule = "constant") =>
-  learningRateAt(schedule, task.config.learningRate ?? 1e-3, round, rounds, 0)
+  learningRateAt(schedule, task.config.learningRate ?? 1e-3, Math.min(round, rounds), rounds, 0)
 
 export interface FederatedRun {
   readonly accuracies: ReadonlyArray<number>
@@ -346,8 +346,9 @@ export const runGossip = async (
     readonly localEpochs?: number
     /** Push-sum steps after each round's local training (default 1). */
     readonly stepsPerRound?: number
-    /** As FederatedOptions' schedule, over these rounds. */
+    /** As FederatedOptions' schedule, over `scheduleRounds` (default all the rounds), then at its end value. */
     readonly schedule?: Schedule
+    readonly scheduleRounds?: number
   }
 ): Promise<{ accuracies: Array<number>; messagesPerPeerPerRound: number; vectorBytes: number }> => {
   const zero = sharedAUpdate("start", 1, task.initial, task.initial)
@@ -357,15 +358,19 @@ export const runGossip = async (
   )
   const accuracies: Array<number> = []
   for (let round = 0; round < options.rounds; round++) {
-    peers.forEach((peer, index) => {
-      const current = applySharedAUpdate(task.initial, { layout: zero.layout, vector: gossip.estimate(index) })
-      const trained = trainLocally(task, current, peer.samples, {
-        seed: options.seed + 1000 * round + index,
-        epochs: options.localEpochs ?? 1,
-        learningRate: roundRate(task, round, options.rounds, options.schedule)
+    const learningRate = roundRate(task, round, options.scheduleRounds ?? options.rounds, options.schedule)
+    // Past the end of a decaying schedule the peers only mix.
+    if (learningRate > 0) {
+      peers.forEach((peer, index) => {
+        const current = applySharedAUpdate(task.initial, { layout: zero.layout, vector: gossip.estimate(index) })
+        const trained = trainLocally(task, current, peer.samples, {
+          seed: options.seed + 1000 * round + index,
+          epochs: options.localEpochs ?? 1,
+          learningRate
+        })
+        gossip.advance(index, sharedAUpdate(peer.id, peer.samples.length, trained.model, task.initial).vector)
       })
-      gossip.replace(index, sharedAUpdate(peer.id, peer.samples.length, trained.model, task.initial).vector)
-    })
+    }
     for (let step = 0; step < (options.stepsPerRound ?? 1); step++) gossip.step()
     let total = 0
     for (let index = 0; index < peers.length; index++) {

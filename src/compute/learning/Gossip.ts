@@ -7,6 +7,12 @@
  * Because shares are only ever split and added, Σ s and Σ w never change, so every peer's s / w
  * converges to the network's weighted mean Σ w_i x_i / Σ w_i, which is FedAvg's aggregate, with no one
  * computing it. Plain neighbour averaging converges to some consensus, but not to that one.
+ *
+ * Local training enters as Stochastic Gradient Push does it (Assran et al., 2019): a peer that trains
+ * from its estimate adds the change to its sum, weighted by the data behind it (not by the push-sum
+ * weight it happens to hold, which mixing spreads evenly over the peers). The network's mean then moves
+ * by Σ n_i Δ_i / Σ n_i, FedAvg's step. Weighting the change by the held weight instead moved it by a
+ * near-uniform mean of the peers' changes, so a peer of 10 messages counted as much as one of 150.
  */
 import { SeededRandom } from "../lora/Adapter.js"
 import { refuse } from "./Updates.js"
@@ -31,6 +37,8 @@ export class PushSumGossip {
   readonly ids: ReadonlyArray<string>
   readonly #sums: Array<Float64Array>
   readonly #weights: Array<number>
+  /** What each peer's data weighs (samples × reputation): the weight of its own training. */
+  readonly #dataWeights: ReadonlyArray<number>
   readonly #fallback: Array<Float32Array>
   readonly #random: SeededRandom
   readonly #options: GossipOptions
@@ -53,7 +61,8 @@ export class PushSumGossip {
       refuse("BadOptions", `fanout is a whole number of neighbours, 1 or more, not ${options.fanout}`)
     }
     this.ids = peers.map((peer) => peer.id)
-    this.#weights = peers.map((peer) => peer.samples * (peer.reputation ?? 1))
+    this.#dataWeights = peers.map((peer) => peer.samples * (peer.reputation ?? 1))
+    this.#weights = [...this.#dataWeights]
     this.#sums = peers.map((peer, i) => Float64Array.from(peer.vector, (value) => value * this.#weights[i]!))
     this.#fallback = peers.map((peer) => peer.vector.slice())
     this.#random = new SeededRandom(options.seed)
@@ -77,11 +86,19 @@ export class PushSumGossip {
     return Float32Array.from(this.#sums[peer]!, (value) => value / weight)
   }
 
-  /** A peer's model after local training: it keeps the weight it holds, now behind the new model. */
-  replace(peer: number, vector: Float32Array): void {
-    const weight = this.#weights[peer]!
-    this.#sums[peer] = Float64Array.from(vector, (value) => value * weight)
-    this.#fallback[peer] = vector.slice()
+  /**
+   * A peer trained from its estimate to `trained`: the change joins its sum weighted by its data, so
+   * the network's mean moves by that peer's share of FedAvg's step.
+   */
+  advance(peer: number, trained: Float32Array): void {
+    const sum = this.#sums[peer]!
+    if (trained.length !== sum.length) {
+      refuse("Mismatch", `${this.ids[peer]} trained ${trained.length} values, not ${sum.length}`)
+    }
+    const from = this.estimate(peer)
+    const weight = this.#dataWeights[peer]!
+    for (let i = 0; i < sum.length; i++) sum[i]! += weight * (trained[i]! - from[i]!)
+    this.#fallback[peer] = trained.slice()
   }
 
   /** k distinct random neighbours of `peer` (all of them when it has k or fewer). */

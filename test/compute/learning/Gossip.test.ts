@@ -48,6 +48,27 @@ describe("push-sum gossip", () => {
     expect(error(run(3, 4))).toBeLessThan(1e-2)
   })
 
+  it("moves the network's mean by FedAvg's step when peers train, whatever weight mixing left them", () => {
+    const gossip = new PushSumGossip(peers, { fanout: 2, seed: 3 })
+    for (let step = 0; step < 5; step++) gossip.step()
+    // Each peer trains from its estimate by its own change; FedAvg would move the mean by Σ w_i Δ_i / Σ w_i.
+    const changes = peers.map((_, i) => Float32Array.from([1 + i, -i, 0.5 * i]))
+    const weights = peers.map((peer) => peer.samples * peer.reputation)
+    const total = weights.reduce((a, b) => a + b, 0)
+    const step = [0, 1, 2].map((d) => changes.reduce((sum, change, i) => sum + weights[i]! * change[d]!, 0) / total)
+    const target = weightedMean().map((mean, d) => mean + step[d]!)
+    peers.forEach((_, i) => {
+      const from = gossip.estimate(i)
+      gossip.advance(i, from.map((value, d) => value + changes[i]![d]!))
+    })
+    for (let round = 0; round < 300; round++) gossip.step()
+    for (const [i] of peers.entries()) {
+      if (weights[i] === 0) continue
+      gossip.estimate(i).forEach((value, d) => expect(value).toBeCloseTo(target[d]!, 3))
+    }
+    expect(() => gossip.advance(0, new Float32Array(2))).toThrow("peer-0 trained 2 values, not 3")
+  })
+
   it("refuses bad peers in one line", () => {
     expect(() => new PushSumGossip([], { fanout: 1, seed: 0 })).toThrow("gossip needs peers, got none")
     expect(() => new PushSumGossip(peers, { fanout: 0, seed: 0 })).toThrow(
