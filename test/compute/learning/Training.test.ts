@@ -3,16 +3,16 @@
  * per-sample gradient (checked against central differences), the quadratic penalty's gradient against
  * finite differences, the training loop's regularizer hook (a huge FedProx μ pins the parameters to the
  * anchor, strength 0 changes nothing), frozen parameters stay put, the worker takes the same penalty as
- * plain data, and training from prioritized replay lowers the loss and records each sample's loss.
+ * plain data, and the training loop's prioritized replay: a weighted micro-batch is exactly the weighted
+ * sum of its samples, a run lowers the loss in the steps the epochs would take, and what it refuses.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ewcPenalty, fisherDiagonal, proximalPenalty, snapshotParameters } from "../../../src/compute/learning/Ewc.js"
-import { trainWithReplay } from "../../../src/compute/learning/ReplayTraining.js"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { LoraTrainer } from "../../../src/compute/lora/train/LoraTrainer.js"
 import type { ClassificationSample } from "../../../src/compute/lora/train/Objectives.js"
 import type { MicroLoRAConfig } from "../../../src/compute/lora/train/TrainingConfig.js"
-import { quadraticPenalty, trainAdapter } from "../../../src/compute/lora/train/TrainingLoop.js"
+import { plannedSteps, quadraticPenalty, trainAdapter } from "../../../src/compute/lora/train/TrainingLoop.js"
 import { trainInWorker } from "../../../src/compute/lora/train/TrainInWorker.js"
 import { referenceModel } from "../../support/LoraTasks.js"
 
@@ -157,17 +157,49 @@ describe("learning's terms in the trainer", () => {
     expect(there.weights.modules["layers.3.query"]!.A).toEqual(start["layers.3.query.A"])
   })
 
-  it("training from prioritized replay lowers the loss and keeps each drawn sample's last loss as its priority", () => {
+  it("a micro-batch with sample weights is exactly the weighted sum of its samples, losses unweighted", () => {
     const { model, samples } = encoderTask()
-    const trainer = new LoraTrainer(model, config, objective)
+    const trainer = new LoraTrainer(model, { ...config, batchSize: 8 }, objective)
+    const weights = [1, 0.25, 0.5, 0.75, 1, 0.1, 0.9, 0.3]
+    const batched = trainer.lossAndGrads(samples, 1, () => 0.5, weights)
+    const singles = samples.map((sample) => trainer.lossAndGrads([sample], 1, () => 0.5))
+    expect(batched.total).toBeCloseTo(singles.reduce((sum, one, i) => sum + weights[i]! * one.total, 0), 4)
+    singles.forEach((one, i) => expect(batched.sampleLosses[i]).toBeCloseTo(one.total, 4))
+    for (const [name, grad] of batched.grads) {
+      const expected = new Float32Array(grad.length)
+      singles.forEach((one, i) => one.grads.get(name)!.forEach((value, k) => (expected[k]! += weights[i]! * value)))
+      grad.forEach((value, k) => expect(value).toBeCloseTo(expected[k]!, 5))
+    }
+  })
+
+  it("training from prioritized replay lowers the loss in the steps the epochs would take", () => {
+    const { model, samples } = encoderTask()
+    const replayed = { ...config, replay: { alpha: 0.6, beta: 0.4 } }
+    const trainer = new LoraTrainer(model, replayed, objective)
     const lossOf = () => samples.reduce((sum, sample) => sum + trainer.lossAndGrads([sample], 1, () => 0.5).total, 0)
     const before = lossOf()
-    const { losses, replay } = trainWithReplay(trainer, samples, { steps: 12, batchSize: 4 })
-    expect(losses).toHaveLength(12)
+    const result = trainAdapter(trainer, samples)
+    expect(result.steps).toBe(plannedSteps(trainer.config, samples.length))
     expect(lossOf()).toBeLessThan(0.8 * before)
-    expect(replay.beta).toBe(1)
-    // Probabilities follow the stored priorities: they differ once losses have been recorded.
-    const probabilities = samples.map((_, slot) => replay.probability(slot))
-    expect(Math.max(...probabilities)).toBeGreaterThan(1.2 * Math.min(...probabilities))
+    // Not the epochs' shuffles: the same seed without replay trains to other weights.
+    const plain = trainAdapter(new LoraTrainer(model, config, objective), samples)
+    expect(plain.weights.modules["layers.3.query"]!.B).not.toEqual(result.weights.modules["layers.3.query"]!.B)
+  })
+
+  it("refuses bad replay exponents and a replay run resumed from a checkpoint, in one line", () => {
+    const { model, samples } = encoderTask()
+    expect(() => new LoraTrainer(model, { ...config, replay: { alpha: -1 } }, objective)).toThrow(
+      "replay alpha must be 0 or more (not -1)"
+    )
+    expect(() => new LoraTrainer(model, { ...config, replay: { beta: 2 } }, objective)).toThrow(
+      "replay beta must be in [0, 1] (not 2)"
+    )
+    const first = new LoraTrainer(model, { ...config, checkpointEvery: 1 }, objective)
+    let checkpoint: ReturnType<LoraTrainer["checkpoint"]> | undefined
+    trainAdapter(first, samples, { onCheckpoint: (saved) => (checkpoint ??= saved) })
+    const resumed = new LoraTrainer(model, { ...config, replay: {} }, objective, checkpoint)
+    expect(() => trainAdapter(resumed, samples)).toThrow(
+      "a run with prioritized replay starts at step 0: its priorities are not in checkpoints"
+    )
   })
 })

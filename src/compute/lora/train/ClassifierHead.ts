@@ -27,16 +27,30 @@ export const headLogits = (head: ClassifierHead, pooled: Float32Array, batch: nu
   return logits
 }
 
-/** Softmax cross-entropy of each row's logits against its label: the summed loss and (p - onehot). */
-export const crossEntropy = (logits: Float32Array, labels: ReadonlyArray<number>, classes: number) => {
+/**
+ * Softmax cross-entropy of each row's logits against its label: each row's loss, their sum and
+ * (p - onehot). With `rowWeights`, the sum and each row's residual are scaled by the row's weight
+ * (prioritized replay's importance-sampling weights); `rowLosses` stay unweighted.
+ */
+export const crossEntropy = (
+  logits: Float32Array,
+  labels: ReadonlyArray<number>,
+  classes: number,
+  rowWeights?: ArrayLike<number>
+) => {
   let total = 0
   const residual = new Float32Array(logits.length)
+  const rowLosses = new Float64Array(labels.length)
   labels.forEach((label, b) => {
     const start = b * classes
-    total += softmaxInto(logits, start, classes, residual) - logits[start + label]!
+    const loss = softmaxInto(logits, start, classes, residual) - logits[start + label]!
     residual[start + label]! -= 1
+    rowLosses[b] = loss
+    const weight = rowWeights?.[b] ?? 1
+    total += weight * loss
+    if (weight !== 1) { for (let c = 0; c < classes; c++) residual[start + c]! *= weight }
   })
-  return { total, residual }
+  return { total, residual, rowLosses }
 }
 
 /** The head's logistic-regression update from pooled features: its gradients and the features' gradient. */

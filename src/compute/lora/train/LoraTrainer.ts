@@ -243,13 +243,16 @@ export class LoraTrainer {
 
   /**
    * Loss of one micro-batch and the gradients of every trainable parameter (PEFT layout), each scaled
-   * by `gradScale` (1 / the number of units the optimizer step averages over).
+   * by `gradScale` (1 / the number of units the optimizer step averages over). `sampleWeights` scale
+   * each sample's share of the loss and gradients (prioritized replay); `sampleLosses` are each
+   * sample's own loss (per token for a language model), unweighted, for its priority.
    */
   lossAndGrads(
     samples: ReadonlyArray<Sample>,
     gradScale: number,
-    random: () => number
-  ): { total: number; count: number; grads: Map<string, Float32Array> } {
+    random: () => number,
+    sampleWeights?: ArrayLike<number>
+  ): { total: number; count: number; grads: Map<string, Float32Array>; sampleLosses: Float64Array } {
     const rows = samples.map((sample) => sample.ids)
     const activations = this.#run(rows, true, random)
     const output = this.#output(activations)
@@ -257,18 +260,26 @@ export class LoraTrainer {
     const grads = new Map<string, Float32Array>()
     let total: number
     let count: number
+    let sampleLosses: Float64Array
     if (this.#objective.kind === "causal-lm") {
-      const loss = nextTokenLoss(output, rows, gradScale)
+      const loss = nextTokenLoss(output, rows, gradScale, sampleWeights)
       total = loss.total
       count = loss.count
+      sampleLosses = loss.rowLosses
       seeds.set(this.program.outputs[0]!, loss.grad!)
     } else {
       const head = this.#head!
       const labels = (samples as ReadonlyArray<ClassificationSample>).map((sample) => sample.label)
       const pooled = meanPool(output, rows)
-      const { total: summed, residual } = crossEntropy(headLogits(head, pooled, rows.length), labels, head.classes)
+      const { total: summed, residual, rowLosses } = crossEntropy(
+        headLogits(head, pooled, rows.length),
+        labels,
+        head.classes,
+        sampleWeights
+      )
       total = summed
       count = rows.length
+      sampleLosses = rowLosses
       const { dWeight, dBias, dPooled } = headBackward(head, pooled, residual, rows.length, gradScale)
       grads.set(HEAD_WEIGHT, dWeight)
       grads.set(HEAD_BIAS, dBias)
@@ -297,7 +308,7 @@ export class LoraTrainer {
       grads.set(`${module}.A`, dA)
       grads.set(`${module}.B`, dB)
     }
-    return { total, count, grads }
+    return { total, count, grads, sampleLosses }
   }
 
   /** One optimizer step from summed gradients: clip, then AdamW at `learningRate`. Returns the pre-clip norm. */

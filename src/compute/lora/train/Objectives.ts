@@ -68,29 +68,46 @@ export const tokenFeeds = (
   return feeds
 }
 
-/** Summed next-token negative log-likelihood of logits [B, T, V] and, optionally, its gradient scaled by `gradScale`. */
-export const nextTokenLoss = (logits: FloatTensor, rows: ReadonlyArray<ReadonlyArray<number>>, gradScale?: number) => {
+/**
+ * Summed next-token negative log-likelihood of logits [B, T, V], each row's mean per token
+ * (`rowLosses`, unweighted), and optionally the gradient scaled by `gradScale`. With `rowWeights`,
+ * each row's terms in the sum and the gradient are scaled by its weight (prioritized replay's
+ * importance-sampling weights).
+ */
+export const nextTokenLoss = (
+  logits: FloatTensor,
+  rows: ReadonlyArray<ReadonlyArray<number>>,
+  gradScale?: number,
+  rowWeights?: ArrayLike<number>
+) => {
   const [batch, length, vocab] = logits.dims as [number, number, number]
   const grad = gradScale === undefined ? undefined : new Float32Array(logits.data.length)
   let total = 0
   let count = 0
+  const rowLosses = new Float64Array(batch)
   const x = logits.data
   for (let b = 0; b < batch; b++) {
     const row = rows[b]!
-    for (let t = 0; t + 1 < Math.min(length, row.length); t++) {
+    const weight = rowWeights?.[b] ?? 1
+    const scale = gradScale === undefined ? 0 : gradScale * weight
+    const positions = Math.max(0, Math.min(length, row.length) - 1)
+    let rowTotal = 0
+    for (let t = 0; t < positions; t++) {
       const start = (b * length + t) * vocab
       const target = row[t + 1]!
       count++
       if (grad === undefined) {
-        total += logSumExp(x, start, vocab) - x[start + target]!
+        rowTotal += logSumExp(x, start, vocab) - x[start + target]!
         continue
       }
-      total += softmaxInto(x, start, vocab, grad) - x[start + target]!
-      for (let v = 0; v < vocab; v++) grad[start + v]! *= gradScale!
-      grad[start + target]! -= gradScale!
+      rowTotal += softmaxInto(x, start, vocab, grad) - x[start + target]!
+      for (let v = 0; v < vocab; v++) grad[start + v]! *= scale
+      grad[start + target]! -= scale
     }
+    total += weight * rowTotal
+    rowLosses[b] = positions === 0 ? 0 : rowTotal / positions
   }
-  return { total, count, grad }
+  return { total, count, grad, rowLosses }
 }
 
 /** The mask-weighted mean over positions of hidden [B, T, H]. */

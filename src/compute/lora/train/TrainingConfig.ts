@@ -36,18 +36,32 @@ export interface MicroLoRAConfig {
   readonly seed?: number | undefined
   /** Report a checkpoint every this many optimizer steps (0: none). */
   readonly checkpointEvery?: number | undefined
+  /**
+   * Draw every step's samples from a prioritized replay of the training set instead of the epochs'
+   * shuffles (Schaul et al., 2016): in proportion to each sample's last loss raised to α, each weighed
+   * by its importance-sampling weight, β rising to 1 over the run. The same number of steps is taken.
+   */
+  readonly replay?: ReplaySampling | undefined
+}
+
+/** Prioritized replay's two exponents (defaults α 0.6, β 0.4 at the first step, as the paper's). */
+export interface ReplaySampling {
+  readonly alpha?: number | undefined
+  readonly beta?: number | undefined
 }
 
 export type ResolvedConfig =
   & {
-    readonly [K in Exclude<keyof MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps">]-?: NonNullable<
-      MicroLoRAConfig[K]
-    >
+    readonly [K in Exclude<keyof MicroLoRAConfig, "targetModules" | "warmupRatio" | "maxSteps" | "replay">]-?:
+      NonNullable<
+        MicroLoRAConfig[K]
+      >
   }
   & {
     readonly targetModules: ReadonlyArray<string>
     readonly maxSteps: number | undefined
     readonly warmupRatio: number | undefined
+    readonly replay: { readonly alpha: number; readonly beta: number } | undefined
   }
 
 export class TrainingError extends Error {
@@ -81,8 +95,19 @@ export const resolveConfig = (model: OnnxModel, config: MicroLoRAConfig): Resolv
     gradientAccumulationSteps: config.gradientAccumulationSteps ?? 1,
     maxGradNorm: config.maxGradNorm ?? 1,
     seed: config.seed ?? 0,
-    checkpointEvery: config.checkpointEvery ?? 0
+    checkpointEvery: config.checkpointEvery ?? 0,
+    replay: config.replay === undefined
+      ? undefined
+      : { alpha: config.replay.alpha ?? 0.6, beta: config.replay.beta ?? 0.4 }
   }
+  check(
+    resolved.replay === undefined || (resolved.replay.alpha >= 0 && Number.isFinite(resolved.replay.alpha)),
+    `replay alpha must be 0 or more (not ${resolved.replay?.alpha})`
+  )
+  check(
+    resolved.replay === undefined || (resolved.replay.beta >= 0 && resolved.replay.beta <= 1),
+    `replay beta must be in [0, 1] (not ${resolved.replay?.beta})`
+  )
   check(
     resolved.alpha > 0 && Number.isFinite(resolved.alpha),
     `alpha must be a positive number (not ${resolved.alpha})`

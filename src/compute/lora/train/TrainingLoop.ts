@@ -2,6 +2,7 @@
  * The training loop: epochs over the samples in a seeded order, one optimizer step per accumulated group
  * of micro-batches, progress after each step and checkpoints on schedule; a resumed run continues exactly.
  */
+import { PrioritizedReplay } from "../../learning/PrioritizedReplay.js"
 import type { LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
 import { learningRateAt } from "./AdamW.js"
@@ -103,12 +104,24 @@ export const plannedSteps = (config: ResolvedConfig, samples: number): number =>
   return config.maxSteps === undefined ? all : Math.min(all, config.maxSteps)
 }
 
+/** A micro-batch, and with prioritized replay the slots it was drawn from and their weights. */
+interface MicroBatch {
+  readonly samples: ReadonlyArray<Sample>
+  readonly slots?: ReadonlyArray<number>
+  readonly weights?: ReadonlyArray<number>
+}
+
 /**
  * Trains over `samples` for the configured epochs (each in a seeded order), one optimizer step per
  * `gradientAccumulationSteps` micro-batches, with progress after every step and checkpoints every
  * `checkpointEvery`. A trainer started from a checkpoint skips the steps it has done; the shuffles and
  * each step's dropout draws are functions of the seed and the step, so the resumed run continues
  * exactly as the uninterrupted one would have.
+ *
+ * With `config.replay`, each micro-batch is drawn from a prioritized replay of the samples instead
+ * (as many steps as the epochs would take): each drawn sample's loss is weighed by its
+ * importance-sampling weight and becomes its priority. The priorities are not in checkpoints, so such
+ * a run starts at step 0.
  */
 export const trainAdapter = (
   trainer: LoraTrainer,
@@ -128,22 +141,45 @@ export const trainAdapter = (
   const micro = config.batchSize
   const accumulation = config.gradientAccumulationSteps
   const perSequence = trainer.objective.kind === "classification"
+  const replay = config.replay === undefined ? undefined : new PrioritizedReplay<Sample>({
+    capacity: samples.length,
+    alpha: config.replay.alpha,
+    beta: config.replay.beta,
+    betaSteps: Math.max(1, totalSteps * accumulation),
+    seed: config.seed + 17
+  })
+  if (replay !== undefined) {
+    check(
+      trainer.optimizerStep === 0,
+      "a run with prioritized replay starts at step 0: its priorities are not in checkpoints"
+    )
+    for (const sample of samples) replay.add(sample)
+  }
+  const microBatches = Math.ceil(samples.length / micro)
   for (let epoch = 0; epoch < config.epochs && step < totalSteps; epoch++) {
-    const order = permutation(samples.length, shuffles)
+    const order = replay === undefined ? permutation(samples.length, shuffles) : []
     const batches: Array<Array<Sample>> = []
     for (let start = 0; start < order.length; start += micro) {
       batches.push(order.slice(start, start + micro).map((index) => samples[index]!))
     }
-    for (let first = 0; first < batches.length && step < totalSteps; first += accumulation) {
-      const group = batches.slice(first, first + accumulation)
+    for (let first = 0; first < microBatches && step < totalSteps; first += accumulation) {
       if (step < trainer.optimizerStep) {
         step++
         continue
       }
+      const group: Array<MicroBatch> = []
+      for (let k = first; k < Math.min(first + accumulation, microBatches); k++) {
+        if (replay === undefined) group.push({ samples: batches[k]! })
+        else {
+          const draw = replay.sample(micro)
+          group.push({ samples: draw.items, slots: draw.indices, weights: draw.weights })
+        }
+      }
       // The loss is a mean over the step's tokens (LM) or sequences (classifier), whatever the micro-batching.
       const units = group.reduce(
         (total, batch) =>
-          total + batch.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0),
+          total +
+          batch.samples.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0),
         0
       )
       const dropout = new SeededRandom(config.seed * 1_000_003 + step + 7)
@@ -152,7 +188,8 @@ export const trainAdapter = (
       let total = 0
       let count = 0
       for (const batch of group) {
-        const result = trainer.lossAndGrads(batch, 1 / Math.max(1, units), random)
+        const result = trainer.lossAndGrads(batch.samples, 1 / Math.max(1, units), random, batch.weights)
+        if (batch.slots !== undefined) replay!.updatePriorities(batch.slots, [...result.sampleLosses])
         total += result.total
         count += result.count
         for (const [name, grad] of result.grads) {
@@ -160,7 +197,7 @@ export const trainAdapter = (
           if (into === undefined) summed.set(name, grad)
           else for (let i = 0; i < grad.length; i++) into[i]! += grad[i]!
         }
-        seen += batch.length
+        seen += batch.samples.length
       }
       if (hooks.regularizer !== undefined) {
         for (const [name, grad] of hooks.regularizer(trainer.parameters()).grads) {
