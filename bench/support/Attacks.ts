@@ -6,6 +6,7 @@
  */
 import type { AggregationRule } from "../../src/compute/learning/Aggregators.js"
 import { describeRule } from "../../src/compute/learning/Aggregators.js"
+import type { Schedule } from "../../src/compute/lora/train/AdamW.js"
 import { SeededRandom } from "../../src/compute/lora/Adapter.js"
 import type { Attack, Peer, Task, UpdateCache } from "./Federation.js"
 import { runFederated } from "./Federation.js"
@@ -21,6 +22,7 @@ export const measureAttacks = async (
     readonly attackLocalEpochs: number
     readonly trimmedBeta: number
     readonly runSeed: number
+    readonly schedule: Schedule
   },
   elapsed: () => string
 ) => {
@@ -35,9 +37,9 @@ export const measureAttacks = async (
   ]
   const scenarios: ReadonlyArray<Attack> = [
     "none",
-    "scaled ×10",
+    "scaled ×30",
     "sign-flipped ×4",
-    "random, 10× norm",
+    "random, 30× norm",
     "flipped labels, boosted ×4"
   ]
   console.log(
@@ -55,6 +57,7 @@ export const measureAttacks = async (
         attackers,
         attack,
         seed: SETUP.runSeed,
+        schedule: SETUP.schedule,
         localEpochs: SETUP.attackLocalEpochs
       }, cache)
       let attackersOut = 0
