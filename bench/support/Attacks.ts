@@ -6,8 +6,8 @@
  */
 import type { AggregationRule } from "../../src/compute/learning/Aggregators.js"
 import { describeRule } from "../../src/compute/learning/Aggregators.js"
-import type { Schedule } from "../../src/compute/lora/train/AdamW.js"
 import { SeededRandom } from "../../src/compute/lora/Adapter.js"
+import type { Schedule } from "../../src/compute/lora/train/AdamW.js"
 import type { Attack, Peer, Task, UpdateCache } from "./Federation.js"
 import { runFederated } from "./Federation.js"
 import { met, percent, table } from "./Printing.js"
