@@ -470,6 +470,14 @@ const train = Command.make(
     batchSize: optionalInteger("batch-size", "samples per forward/backward pass (default 8)"),
     accumulation: optionalInteger("gradient-accumulation", "micro-batches per optimizer step (default 1)"),
     maxGradNorm: optionalFloat("max-grad-norm", "clip the gradient norm to this, 0 for none (default 1)"),
+    replayAlpha: optionalFloat(
+      "replay-alpha",
+      "draw each step's samples by prioritized replay, in proportion to loss^alpha (e.g. 0.6; default: epochs' shuffles)"
+    ),
+    replayBeta: optionalFloat(
+      "replay-beta",
+      "prioritized replay's importance-sampling exponent at the start (default 0.4)"
+    ),
     seed: Options.integer("seed").pipe(Options.withDefault(0)),
     checkpointEvery: Options.integer("checkpoint-every").pipe(
       Options.withDescription("steps between checkpoints; an interrupted run resumes from the last (0: none)"),
@@ -527,7 +535,10 @@ const train = Command.make(
           gradientAccumulationSteps: some(args.accumulation),
           maxGradNorm: some(args.maxGradNorm),
           seed: args.seed,
-          checkpointEvery: args.checkpointEvery
+          checkpointEvery: args.checkpointEvery,
+          replay: Option.isNone(args.replayAlpha) && Option.isNone(args.replayBeta)
+            ? undefined
+            : { alpha: some(args.replayAlpha), beta: some(args.replayBeta) }
         }
         const progress = stepReporter(args.json)
         // The job is recorded in the node's journal at $EDGE_NET_HOME (else ./.edge-net) when one is there.

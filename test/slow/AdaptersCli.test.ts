@@ -184,33 +184,39 @@ describe("edge-net-models adapters", () => {
     300_000
   )
 
-  it("trains a classifier on labelled JSON lines against a linear probe and keeps its head", async () => {
-    const trained = await json<Trained>(
-      "adapters",
-      "train",
-      "models/reference/tiny-encoder",
-      "--data",
-      mailLabels,
-      "--id",
-      "spam",
-      "--max-steps",
-      "3",
-      "--held-out",
-      "0.25"
-    )
-    expect(trained.metric).toBe("heldOutAccuracy")
-    expect(trained.before).toBeGreaterThan(0.5)
-    expect(trained.after).toBeGreaterThan(0.5)
-    expect(trained.adapter.quality).toEqual({ taskAccuracy: trained.after, probeAccuracy: trained.before })
-    expect(trained.adapter.classifier?.labels).toEqual(["ham", "spam"])
-    expect((await stored("spam")).classifier?.head).toMatchObject({ hidden: 192, classes: 2 })
-    const listed = await json<Array<AdapterMetadata>>("adapters", "list")
-    expect(listed.map((adapter) => `${adapter.id}@${adapter.version}`)).toEqual([
-      "mail@2.0.0",
-      "mail-attn@2.0.0",
-      "spam@1.0.0"
-    ])
-  }, 120_000)
+  it(
+    "trains a classifier on labelled JSON lines (by prioritized replay) against a linear probe and keeps its head",
+    async () => {
+      const trained = await json<Trained>(
+        "adapters",
+        "train",
+        "models/reference/tiny-encoder",
+        "--data",
+        mailLabels,
+        "--id",
+        "spam",
+        "--max-steps",
+        "3",
+        "--held-out",
+        "0.25",
+        "--replay-alpha",
+        "0.6"
+      )
+      expect(trained.metric).toBe("heldOutAccuracy")
+      expect(trained.before).toBeGreaterThan(0.5)
+      expect(trained.after).toBeGreaterThan(0.5)
+      expect(trained.adapter.quality).toEqual({ taskAccuracy: trained.after, probeAccuracy: trained.before })
+      expect(trained.adapter.classifier?.labels).toEqual(["ham", "spam"])
+      expect((await stored("spam")).classifier?.head).toMatchObject({ hidden: 192, classes: 2 })
+      const listed = await json<Array<AdapterMetadata>>("adapters", "list")
+      expect(listed.map((adapter) => `${adapter.id}@${adapter.version}`)).toEqual([
+        "mail@2.0.0",
+        "mail-attn@2.0.0",
+        "spam@1.0.0"
+      ])
+    },
+    120_000
+  )
 
   it(
     "merges by TIES, DARE and task arithmetic exactly as the library does, and refuses another base model's adapter",

@@ -106,6 +106,11 @@ const settingsOf = (request: TrainRequest): TrainingSpec["settings"] => {
     if (typeof value === "number" || typeof value === "string") settings[key] = value
   }
   if (request.targetNames !== undefined) settings.targetNames = request.targetNames.join(",")
+  const replay = request.config.replay
+  if (replay !== undefined) {
+    settings.replayAlpha = replay.alpha ?? 0.6
+    settings.replayBeta = replay.beta ?? 0.4
+  }
   return settings
 }
 
