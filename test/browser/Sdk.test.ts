@@ -1,0 +1,242 @@
+/**
+ * The browser SDK (/ui/sdk.js) in real headless Chromium against a real node process that published
+ * its first-start models: the page pulls tiny-encoder into IndexedDB, verified against the node's
+ * signed manifest, and its embeddings equal Node's; a tampered blob is refused and not cached; a
+ * reload serves the model from IndexedDB without fetching a blob; a LoRA adapter trains in a Web
+ * Worker and its loss falls. Each test saves a screenshot under test-results/browser/.
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Inference } from "../../src/compute/inference/Inference.js"
+import { type RunningNode, startNode } from "../support/NodeProcess.js"
+import { tempDir } from "../support/TempDir.js"
+
+const CHROMIUM = "/usr/bin/chromium"
+const SCREENSHOTS = path.resolve("test-results", "browser")
+const TEXTS = ["the whale surfaced beside the ship", "a storm at sea", "the captain counted the crew at night"]
+
+let node: RunningNode
+let browser: Browser
+let nodeKey: string
+let manifest: { readonly artifacts: Record<string, { readonly sha256: string }> }
+
+/**
+ * The test page, on the node's origin: it imports the SDK the node serves and keeps small helpers on
+ * `window.sdkTest` that the tests call by name (plain JavaScript: nothing of the test's compiled code
+ * runs in the page).
+ */
+const TEST_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>edge-net SDK</title></head>
+<body><h1>edge-net SDK test page</h1><pre id="log"></pre>
+<script type="module">
+import * as sdk from "/ui/sdk.js"
+const log = (line) => { document.getElementById("log").textContent += line + "\\n" }
+window.sdkTest = {
+  async pull(key, database, texts) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const phases = []
+    const started = performance.now()
+    const model = await loader.load("tiny-encoder", { onProgress: (progress) => phases.push(progress.phase) })
+    const session = await sdk.InferenceSession.create(model, { backend: "auto" })
+    const vectors = await session.embed(texts)
+    const ms = performance.now() - started
+    log("pulled " + model.id + "@" + model.version + " (" + (model.fromCache ? "from IndexedDB" : "from the node") +
+      ") on " + session.backend + ", signed by " + model.signedBy.join(", ") + "; " + vectors.length + " embeddings in " + ms.toFixed(0) + " ms")
+    await session.dispose()
+    const result = {
+      vectors: vectors.map((vector) => Array.from(vector)),
+      fromCache: model.fromCache,
+      signedBy: model.signedBy,
+      backend: session.backend,
+      phases: [...new Set(phases)],
+      cached: await loader.isCached("tiny-encoder"),
+      models: (await loader.getCachedModels()).map((entry) => entry.id)
+    }
+    loader.close()
+    return result
+  },
+  async refused(key, database) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const error = await loader.load("tiny-encoder").then(() => undefined, (failure) => failure.name + ": " + failure.message)
+    log(error ?? "loaded")
+    const result = { error, cached: await loader.isCached("tiny-encoder"), models: await loader.getCachedModels() }
+    loader.close()
+    return result
+  },
+  async train(key, database) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const model = await loader.load("tiny-encoder")
+    loader.close()
+    const items = [
+      { text: "the whale dove deep", label: 0 }, { text: "a whale and her calf", label: 0 },
+      { text: "the great white whale", label: 0 }, { text: "whales sing at night", label: 0 },
+      { text: "the market price rose", label: 1 }, { text: "a trade at the market", label: 1 },
+      { text: "prices fell in the market", label: 1 }, { text: "the trader sold early", label: 1 }
+    ]
+    const trained = await sdk.trainAdapter(model, { kind: "classification", items }, {
+      config: { rank: 2, epochs: 6, batchSize: 4, learningRate: 0.01, schedule: "constant" },
+      onProgress: (progress) => log("step " + progress.step + "/" + progress.totalSteps + " loss " + progress.loss.toFixed(4))
+    })
+    return { losses: trained.losses, modules: Object.keys(trained.weights.modules).length }
+  }
+}
+window.sdkReady = true
+</script></body></html>`
+
+/** Calls `window.sdkTest[name](...args)` in the page. */
+const call = <A>(page: Page, name: string, ...args: ReadonlyArray<unknown>): Promise<A> =>
+  page.evaluate(`window.sdkTest.${name}(...${JSON.stringify(args)})`) as Promise<A>
+
+/** A page on the node's origin with the SDK loaded, its console errors collected and its blob requests counted. */
+const openSdkPage = async () => {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 600 } })
+  const errors: Array<string> = []
+  const blobRequests: Array<string> = []
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text())
+  })
+  page.on("pageerror", (error) => errors.push(error.message))
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname.startsWith("/v1/blobs/")) blobRequests.push(request.url())
+  })
+  await page.route(`${node.url}/sdk-test`, (route) => route.fulfill({ contentType: "text/html", body: TEST_PAGE }))
+  await page.goto(`${node.url}/sdk-test`)
+  await page.waitForFunction("window.sdkReady === true", undefined, { timeout: 10_000 })
+  return { page, errors, blobRequests }
+}
+
+const screenshot = async (page: Page, name: string) => {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true })
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true })
+}
+
+/** Node's embeddings of the same texts, from the same files, through the node's own inference path. */
+const nodeEmbeddings = () =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const inference = yield* Inference
+      const encoder = yield* inference.loadModel("models/reference/tiny-encoder")
+      return (yield* inference.embedBatch(encoder, TEXTS)).map((vector) => Array.from(vector))
+    }).pipe(Effect.scoped, Effect.provide(Inference.node))
+  )
+
+const maxDifference = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray<ReadonlyArray<number>>) => {
+  expect(a.map((row) => row.length)).toEqual(b.map((row) => row.length))
+  return Math.max(...a.flatMap((row, i) => row.map((value, j) => Math.abs(value - b[i]![j]!))))
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`)
+  const [started, launched] = await Promise.all([
+    startNode(tempDir("sdk-node-"), undefined, { EDGE_NET_FIRST_START_MODELS: "on", HOME: tempDir("sdk-home-") }),
+    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
+  ])
+  node = started
+  browser = launched
+  const keyFile: unknown = JSON.parse(fs.readFileSync(path.join(node.dataDir, "node.key"), "utf8"))
+  if (typeof keyFile !== "object" || keyFile === null || !("publicKey" in keyFile)) throw new Error("no node key")
+  nodeKey = String(keyFile.publicKey)
+  // The node publishes its first-start models in the background once it serves.
+  const deadline = Date.now() + 45_000
+  for (;;) {
+    const response = await fetch(`${node.url}/v1/models/tiny-encoder`)
+    if (response.ok) {
+      manifest = (await response.json()) as typeof manifest
+      break
+    }
+    if (Date.now() > deadline) throw new Error(`tiny-encoder was not published:\n${node.output().slice(-2000)}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await node?.kill("SIGTERM")
+})
+
+describe("the browser SDK in headless Chromium", () => {
+  it("pulls tiny-encoder into IndexedDB, verified, and embeds as Node does; a reload fetches no blob", async () => {
+    const expected = await nodeEmbeddings()
+    const { blobRequests, errors, page } = await openSdkPage()
+    const first = await call<{
+      vectors: Array<Array<number>>
+      fromCache: boolean
+      signedBy: Array<string>
+      backend: string
+      phases: Array<string>
+      cached: boolean
+      models: Array<string>
+    }>(page, "pull", nodeKey, "sdk-test", TEXTS)
+    expect(first.fromCache).toBe(false)
+    expect(first.backend).toBe("wasm")
+    expect(first.signedBy).toHaveLength(1)
+    expect(first.phases).toEqual(["manifest", "download", "verify", "done"])
+    expect(first.cached).toBe(true)
+    expect(first.models).toEqual(["tiny-encoder"])
+    expect(maxDifference(first.vectors, expected)).toBeLessThan(1e-4)
+    expect(blobRequests.length).toBe(Object.keys(manifest.artifacts).length)
+    await screenshot(page, "sdk-pulled")
+
+    // A reload: the same origin's IndexedDB serves every blob, and the node is asked for none.
+    blobRequests.length = 0
+    await page.reload()
+    await page.waitForFunction("window.sdkReady === true")
+    const again = await call<typeof first>(page, "pull", nodeKey, "sdk-test", TEXTS)
+    expect(again.fromCache).toBe(true)
+    expect(again.phases).toEqual(["manifest", "cache", "done"])
+    expect(blobRequests).toEqual([])
+    expect(maxDifference(again.vectors, expected)).toBeLessThan(1e-4)
+    await screenshot(page, "sdk-reloaded-from-indexeddb")
+    expect(errors).toEqual([])
+    await page.close()
+  }, 40_000)
+
+  it("refuses a tampered blob with a clear error and caches nothing of it", async () => {
+    const { errors, page } = await openSdkPage()
+    const modelDigest = manifest.artifacts["model"]!.sha256
+    await page.route(`${node.url}/v1/blobs/sha256-${modelDigest}`, async (route) => {
+      const response = await route.fetch()
+      const body = Buffer.from(await response.body())
+      const middle = body.length >> 1
+      body[middle] = body[middle]! ^ 0x01
+      await route.fulfill({ response, body })
+    })
+    const refused = await call<{ error: string | undefined; cached: boolean; models: Array<unknown> }>(
+      page,
+      "refused",
+      nodeKey,
+      "sdk-tampered"
+    )
+    expect(refused.error).toMatch(
+      new RegExp(
+        `^ModelLoaderError: artifact model of tiny-encoder@1\\.0\\.0 \\(sha256-${modelDigest}\\) was refused and not cached: its SHA-256 is [0-9a-f]{64}, the manifest says ${modelDigest}$`
+      )
+    )
+    expect(refused.cached).toBe(false)
+    expect(refused.models).toEqual([])
+    await screenshot(page, "sdk-tampered-refused")
+    // The node's own bytes load: the refusal was the tampering's.
+    await page.unroute(`${node.url}/v1/blobs/sha256-${modelDigest}`)
+    const loaded = await call<{ error: string | undefined; cached: boolean }>(page, "refused", nodeKey, "sdk-tampered")
+    expect(loaded).toMatchObject({ error: undefined, cached: true })
+    expect(errors).toEqual([])
+    await page.close()
+  }, 30_000)
+
+  it("trains a LoRA adapter in a Web Worker, and its loss falls", async () => {
+    const { errors, page } = await openSdkPage()
+    const workers: Array<string> = []
+    page.on("worker", (worker) => workers.push(worker.url()))
+    const trained = await call<{ losses: Array<number>; modules: number }>(page, "train", nodeKey, "sdk-test")
+    expect(workers).toEqual([`${node.url}/ui/sdk-lora-worker.js`])
+    expect(trained.modules).toBeGreaterThan(0)
+    expect(trained.losses.length).toBeGreaterThanOrEqual(10)
+    const mean = (values: ReadonlyArray<number>) => values.reduce((sum, value) => sum + value, 0) / values.length
+    expect(mean(trained.losses.slice(-3))).toBeLessThan(0.7 * mean(trained.losses.slice(0, 3)))
+    await screenshot(page, "sdk-lora-trained")
+    expect(errors).toEqual([])
+    await page.close()
+  }, 40_000)
+})
