@@ -225,6 +225,48 @@ describe("the browser SDK in headless Chromium", () => {
     await page.close()
   }, 30_000)
 
+  it("the dashboard's playground pulls a model into the page and runs it there, as Node runs it", async () => {
+    const [expected] = await nodeEmbeddings()
+    const prompt = "The whale"
+    const generated = await Effect.runPromise(
+      Effect.gen(function*() {
+        const inference = yield* Inference
+        const lm = yield* inference.loadModel("models/reference/tiny-lm")
+        return (yield* inference.generate(lm, prompt, { maxNewTokens: 32, temperature: 0 })).text
+      }).pipe(Effect.scoped, Effect.provide(Inference.node))
+    )
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+    const errors: Array<string> = []
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text())
+    })
+    page.on("pageerror", (error) => errors.push(error.message))
+    await page.goto(`${node.url}/ui`)
+    const playground = page.getByTestId("playground")
+    await playground.getByRole("option", { name: "tiny-encoder", exact: true }).waitFor({ state: "attached" })
+    await playground.getByTestId("playground-model").selectOption("tiny-encoder")
+    await playground.getByTestId("playground-input").fill(TEXTS[0]!)
+    await playground.getByTestId("playground-run").click()
+    const output = playground.getByTestId("playground-output")
+    await output.waitFor({ timeout: 20_000 })
+    const shown = Array.from((await output.innerText()).matchAll(/-?\d+\.\d{4}(?=[,\]])/g), (match) => Number(match[0]))
+    expect(shown).toHaveLength(6)
+    shown.forEach((value, i) => expect(value).toBeCloseTo(expected![i]!, 3))
+    expect(await output.innerText()).toMatch(/^192 dimensions, \|v\| = 1\.0000/)
+    expect(await playground.getByTestId("playground-result").innerText()).toMatch(
+      /tiny-encoder@1\.0\.0 from the node on wasm/
+    )
+    expect(await playground.getByTestId("playground-run-ms").innerText()).toMatch(/^\d+\.\d ms$/)
+
+    await playground.getByTestId("playground-model").selectOption("tiny-lm")
+    await playground.getByTestId("playground-input").fill(prompt)
+    await playground.getByRole("button", { name: "generate in the browser" }).click()
+    await expect.poll(() => output.innerText(), { timeout: 20_000 }).toBe(generated.replace(/\s+/g, " ").trim())
+    await screenshot(page, "dashboard-playground")
+    expect(errors).toEqual([])
+    await page.close()
+  }, 40_000)
+
   it("trains a LoRA adapter in a Web Worker, and its loss falls", async () => {
     const { errors, page } = await openSdkPage()
     const workers: Array<string> = []

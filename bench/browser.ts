@@ -1,0 +1,231 @@
+/**
+ * The browser SDK in headless Chromium against a real node: sentence embeddings per second on
+ * tiny-encoder (WebAssembly, one thread) beside transformers.js' feature-extraction pipeline in the
+ * same page on the same model files and the same onnxruntime-web settings, and the time from page
+ * load to the first embedding on a cold cache (a new browser profile: nothing in IndexedDB nor the
+ * HTTP cache) and a warm one (a reload), for both.
+ *
+ * transformers.js' browser build is bundled here with esbuild and served to the page, with its own
+ * onnxruntime-web files and the model folder, from this process through playwright's routing: the
+ * page never reaches past the node and this process (there is no internet).
+ */
+import * as esbuild from "esbuild"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { type Browser, type BrowserContext, chromium } from "playwright-core"
+import { startNode } from "../test/support/NodeProcess.js"
+import { tempDir } from "../test/support/TempDir.js"
+import { report } from "./Report.js"
+
+const CHROMIUM = "/usr/bin/chromium"
+const MODEL_DIR = path.resolve("models/reference/tiny-encoder")
+const TRANSFORMERS = path.resolve("node_modules/@huggingface/transformers")
+// transformers.js pins its own onnxruntime-web build, installed under its folder.
+const TRANSFORMERS_ORT = path.join(TRANSFORMERS, "node_modules", "onnxruntime-web", "dist")
+
+const WORDS = ["whale", "ship", "sea", "captain", "harpoon", "storm", "sailor", "ocean", "white", "deck", "crew"]
+const TEXTS = Array.from(
+  { length: 256 },
+  (_, i) => Array.from({ length: 4 + (i % 13) }, (_, j) => WORDS[(i * 7 + j * 3) % WORDS.length]).join(" ")
+)
+const BATCH = 32
+
+/**
+ * The bench page: `?run=ours` or `?run=theirs` embeds one text as soon as it loads and records when
+ * (ms since navigation start); `window.bench` embeds the texts in batches with either library.
+ */
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>edge-net browser bench</title></head><body>
+<script type="module">
+const params = new URLSearchParams(location.search)
+const key = params.get("key")
+const oursSession = async () => {
+  const sdk = await import("/ui/sdk.js")
+  const loader = await sdk.ModelLoader.create({ trustedKeys: [key] })
+  const model = await loader.load("tiny-encoder")
+  return sdk.InferenceSession.create(model, { backend: "wasm", threads: 1 })
+}
+const theirPipeline = async () => {
+  const { env, pipeline } = await import("/bench/transformers.js")
+  env.allowRemoteModels = false
+  env.allowLocalModels = true
+  env.localModelPath = "/bench/models/"
+  env.backends.onnx.wasm.wasmPaths = "/bench/ort/"
+  env.backends.onnx.wasm.numThreads = 1
+  return pipeline("feature-extraction", "tiny-encoder", { dtype: "fp32", device: "wasm" })
+}
+const embedders = {
+  ours: async () => { const session = await oursSession(); return (texts) => session.embed(texts) },
+  theirs: async () => {
+    const extractor = await theirPipeline()
+    return async (texts) => (await extractor(texts, { pooling: "mean", normalize: true })).tolist()
+  }
+}
+const run = params.get("run")
+if (run !== null) {
+  const embed = await embedders[run]()
+  const [vector] = await embed(["the whale surfaced beside the ship"])
+  window.firstEmbedding = { ms: performance.now(), dimensions: vector.length }
+}
+const loaded = {}
+window.bench = {
+  async rate(which, texts, batch) {
+    loaded[which] ??= await embedders[which]()
+    const started = performance.now()
+    for (let i = 0; i < texts.length; i += batch) await loaded[which](texts.slice(i, i + batch))
+    return texts.length / ((performance.now() - started) / 1000)
+  },
+  async vectors(which, texts) {
+    loaded[which] ??= await embedders[which]()
+    return Array.from(await loaded[which](texts), (vector) => Array.from(vector))
+  }
+}
+window.benchReady = true
+</script></body></html>`
+
+const contentType = (file: string) =>
+  file.endsWith(".wasm") ? "application/wasm" : /\.m?js$/.test(file) ? "text/javascript" : "application/json"
+
+/** transformers.js' browser build with its imports (onnxruntime-web, onnxruntime-common) bundled in. */
+const bundleTransformers = async () => {
+  const built = await esbuild.build({
+    entryPoints: [path.join(TRANSFORMERS, "dist", "transformers.web.js")],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    write: false,
+    logLevel: "silent"
+  })
+  return built.outputFiles[0]!.contents
+}
+
+/** Serves the bench page, transformers.js and its files on the node's origin, in this context. */
+const routeBench = async (context: BrowserContext, origin: string, transformers: Uint8Array) => {
+  await context.route(`${origin}/bench-page*`, (route) => route.fulfill({ contentType: "text/html", body: PAGE }))
+  await context.route(
+    `${origin}/bench/transformers.js`,
+    (route) => route.fulfill({ contentType: "text/javascript", body: Buffer.from(transformers) })
+  )
+  await context.route(`${origin}/bench/ort/*`, (route) => {
+    const file = path.join(TRANSFORMERS_ORT, path.basename(new URL(route.request().url()).pathname))
+    return fs.existsSync(file)
+      ? route.fulfill({
+        contentType: contentType(file),
+        body: fs.readFileSync(file),
+        headers: { "cache-control": "max-age=3600" }
+      })
+      : route.fulfill({ status: 404, body: "" })
+  })
+  await context.route(`${origin}/bench/models/tiny-encoder/**`, (route) => {
+    const relative = new URL(route.request().url()).pathname.replace("/bench/models/tiny-encoder/", "")
+    const file = path.join(MODEL_DIR, relative)
+    return fs.existsSync(file) && !relative.includes("..")
+      ? route.fulfill({
+        contentType: contentType(file),
+        body: fs.readFileSync(file),
+        headers: { "cache-control": "max-age=3600" }
+      })
+      : route.fulfill({ status: 404, body: "" })
+  })
+}
+
+/** Milliseconds from navigation to the first embedding: in a new profile (cold), then after a reload (warm). */
+const firstEmbedding = async (
+  browser: Browser,
+  origin: string,
+  transformers: Uint8Array,
+  which: "ours" | "theirs",
+  key: string
+) => {
+  const context = await browser.newContext()
+  await routeBench(context, origin, transformers)
+  const page = await context.newPage()
+  const measure = async () => {
+    await page.waitForFunction("window.firstEmbedding !== undefined", undefined, { timeout: 120_000 })
+    return (await page.evaluate("window.firstEmbedding.ms")) as number
+  }
+  await page.goto(`${origin}/bench-page?run=${which}&key=${key}`)
+  const cold = await measure()
+  await page.reload()
+  const warm = await measure()
+  await context.close()
+  return { cold, warm }
+}
+
+export const run = async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`)
+  const [node, browser, transformers] = await Promise.all([
+    startNode(tempDir("bench-browser-node-"), undefined, {
+      EDGE_NET_FIRST_START_MODELS: "on",
+      HOME: tempDir("bench-browser-home-")
+    }),
+    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] }),
+    bundleTransformers()
+  ])
+  try {
+    const keyFile: unknown = JSON.parse(fs.readFileSync(path.join(node.dataDir, "node.key"), "utf8"))
+    if (typeof keyFile !== "object" || keyFile === null || !("publicKey" in keyFile)) throw new Error("no node key")
+    const key = String(keyFile.publicKey)
+    const deadline = Date.now() + 60_000
+    while (!(await fetch(`${node.url}/v1/models/tiny-encoder`)).ok) {
+      if (Date.now() > deadline) throw new Error("the node did not publish tiny-encoder")
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+
+    const context = await browser.newContext()
+    await routeBench(context, node.url, transformers)
+    const page = await context.newPage()
+    await page.goto(`${node.url}/bench-page?key=${key}`)
+    await page.waitForFunction("window.benchReady === true")
+    const call = (expression: string) => page.evaluate(expression) as Promise<number>
+    const texts = JSON.stringify(TEXTS)
+    // The same work: both libraries' vectors of the same texts agree.
+    const sample = JSON.stringify(TEXTS.slice(0, 8))
+    const [ourVectors, theirVectors] = (await Promise.all([
+      page.evaluate(`window.bench.vectors("ours", ${sample})`),
+      page.evaluate(`window.bench.vectors("theirs", ${sample})`)
+    ])) as [Array<Array<number>>, Array<Array<number>>]
+    const difference = Math.max(
+      ...ourVectors.flatMap((vector, i) => vector.map((value, j) => Math.abs(value - theirVectors[i]![j]!)))
+    )
+    // Interleaved, best of three each: the machine is shared and noisy.
+    let ours = 0
+    let theirs = 0
+    for (let round = 0; round < 3; round++) {
+      ours = Math.max(ours, await call(`window.bench.rate("ours", ${texts}, ${BATCH})`))
+      theirs = Math.max(theirs, await call(`window.bench.rate("theirs", ${texts}, ${BATCH})`))
+    }
+    await context.close()
+
+    const ourStart = await firstEmbedding(browser, node.url, transformers, "ours", key)
+    const theirStart = await firstEmbedding(browser, node.url, transformers, "theirs", key)
+
+    report(
+      `browser embeddings, tiny-encoder, wasm, batches of ${BATCH}`,
+      "texts/s",
+      ours,
+      theirs,
+      "transformers.js",
+      ">= 1.0"
+    )
+    console.log(`  (largest difference between the two libraries' vectors: ${difference.toExponential(2)})`)
+    report(
+      "page load to first embedding, cold cache",
+      "ms",
+      ourStart.cold,
+      theirStart.cold,
+      "transformers.js",
+      "lower is better"
+    )
+    report(
+      "page load to first embedding, warm cache",
+      "ms",
+      ourStart.warm,
+      theirStart.warm,
+      "transformers.js",
+      "lower is better"
+    )
+  } finally {
+    await browser.close()
+    await node.kill("SIGTERM")
+  }
+}
