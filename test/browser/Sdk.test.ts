@@ -65,6 +65,31 @@ window.sdkTest = {
     loader.close()
     return result
   },
+  async lru(key, database, maxCacheBytes) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database, maxCacheBytes })
+    const events = []
+    loader.addEventListener("progress", (event) => events.push(event.detail.phase))
+    const ids = async () => (await loader.getCachedModels()).map((entry) => entry.id).sort()
+    await loader.load("tiny-encoder")
+    const afterEncoder = await ids()
+    await loader.load("tiny-lm")
+    const afterLm = await ids()
+    const bytes = await loader.cachedBytes()
+    await loader.clearCache("tiny-lm")
+    const afterClear = await ids()
+    await loader.load("tiny-encoder-int8")
+    await loader.clearAllCache()
+    const afterClearAll = await ids()
+    loader.close()
+    return { afterEncoder, afterLm, bytes, afterClear, afterClearAll, events: [...new Set(events)] }
+  },
+  async untrusted(database) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: ["ab".repeat(32)], databaseName: database })
+    const error = await loader.load("tiny-encoder").then(() => undefined, (failure) => failure.message)
+    const cached = await loader.getCachedModels()
+    loader.close()
+    return { error, cached }
+  },
   async train(key, database) {
     const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
     const model = await loader.load("tiny-encoder")
@@ -266,6 +291,37 @@ describe("the browser SDK in headless Chromium", () => {
     expect(errors).toEqual([])
     await page.close()
   }, 40_000)
+
+  it("keeps its cache under the cap, least recently used out first; clears one model or all", async () => {
+    const { errors, page } = await openSdkPage()
+    // Room for one FP32 model of ~10 MB, not two.
+    const cap = 15_000_000
+    const lru = await call<{
+      afterEncoder: Array<string>
+      afterLm: Array<string>
+      bytes: number
+      afterClear: Array<string>
+      afterClearAll: Array<string>
+      events: Array<string>
+    }>(page, "lru", nodeKey, "sdk-lru", cap)
+    expect(lru).toMatchObject({
+      afterEncoder: ["tiny-encoder"],
+      afterLm: ["tiny-lm"],
+      afterClear: [],
+      afterClearAll: [],
+      events: ["manifest", "download", "verify", "done"]
+    })
+    expect(lru.bytes).toBeLessThanOrEqual(cap)
+    expect(lru.bytes).toBeGreaterThan(9_000_000)
+    // A manifest no trusted key signed is refused before any blob is fetched.
+    const untrusted = await call<{ error: string; cached: Array<unknown> }>(page, "untrusted", "sdk-untrusted")
+    expect(untrusted.error).toMatch(
+      /^the manifest of tiny-encoder@1\.0\.0 is not signed by a trusted key \(signed by [0-9a-f]+\)$/
+    )
+    expect(untrusted.cached).toEqual([])
+    expect(errors).toEqual([])
+    await page.close()
+  }, 30_000)
 
   it("trains a LoRA adapter in a Web Worker, and its loss falls", async () => {
     const { errors, page } = await openSdkPage()
