@@ -27,3 +27,4 @@ export {
   type TrainOptions
 } from "./Training.js"
 export { sha256Hex } from "./Verify.js"
+export { WorkerSession, type WorkerSessionOptions } from "./WorkerSession.js"

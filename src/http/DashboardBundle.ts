@@ -1,20 +1,20 @@
 /**
  * The browser bundles a node serves under /ui, built by esbuild for the browser (ESM, no Node
  * built-ins): the dashboard (src/ui/Main.ts and its packages: preact, htm, uPlot) as `app.js` and
- * `app.css`, and the browser SDK (src/browser) as `sdk.js` with its LoRA training worker
- * `sdk-lora-worker.js`. `npm run build` writes them to dist/ui; a node running from a checkout builds
- * them in memory from the sources instead.
+ * `app.css`, and the browser SDK (src/browser) as `sdk.js` with its two module workers,
+ * `sdk-lora-worker.js` (LoRA training) and `sdk-inference-worker.js`. `npm run build` writes them to
+ * dist/ui; a node running from a checkout builds them in memory from the sources instead.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 
-/** The files of the bundle by name (`app.js`, `app.css`, `sdk.js`, `sdk-lora-worker.js`). */
+/** The files of the bundle by name (`app.js`, `app.css`, `sdk.js` and its workers). */
 export interface DashboardBundle {
   readonly files: ReadonlyMap<string, Uint8Array>
 }
 
 /** Every file a bundle has, as the node serves them under /ui. */
-export const BUNDLE_FILES = ["app.js", "app.css", "sdk.js", "sdk-lora-worker.js"] as const
+export const BUNDLE_FILES = ["app.js", "app.css", "sdk.js", "sdk-lora-worker.js", "sdk-inference-worker.js"] as const
 
 /**
  * esbuild's settings for the bundle of the sources under `uiDir` (and the SDK's, in the `browser`
@@ -24,7 +24,8 @@ export const dashboardBuildOptions = (uiDir: string, outDir: string) => ({
   entryPoints: {
     app: path.join(uiDir, "Main.ts"),
     sdk: path.join(uiDir, "..", "browser", "index.ts"),
-    "sdk-lora-worker": path.join(uiDir, "..", "browser", "LoraWorker.ts")
+    "sdk-lora-worker": path.join(uiDir, "..", "browser", "LoraWorker.ts"),
+    "sdk-inference-worker": path.join(uiDir, "..", "browser", "InferenceWorker.ts")
   },
   outdir: outDir,
   bundle: true,

@@ -2,8 +2,9 @@
  * The browser SDK (/ui/sdk.js) in real headless Chromium against a real node process that published
  * its first-start models: the page pulls tiny-encoder into IndexedDB, verified against the node's
  * signed manifest, and its embeddings equal Node's; a tampered blob is refused and not cached; a
- * reload serves the model from IndexedDB without fetching a blob; a LoRA adapter trains in a Web
- * Worker and its loss falls. Each test saves a screenshot under test-results/browser/.
+ * reload serves the model from IndexedDB without fetching a blob; a session in a Web Worker embeds the
+ * same; the cache keeps under its cap (least recently used out first); a LoRA adapter trains in a Web
+ * Worker and its loss falls; the dashboard's playground runs models in its page as Node runs them. Each test saves a screenshot under test-results/browser/.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -56,6 +57,16 @@ window.sdkTest = {
     }
     loader.close()
     return result
+  },
+  async inWorker(key, database, texts) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const model = await loader.load("tiny-encoder")
+    loader.close()
+    const session = await sdk.WorkerSession.create(model, { backend: "wasm" })
+    const vectors = await session.embed(texts)
+    await session.dispose()
+    const refused = await session.embed(texts).then(() => undefined, (failure) => failure.message)
+    return { vectors: vectors.map((vector) => Array.from(vector)), backend: session.backend, refused }
   },
   async refused(key, database) {
     const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
@@ -182,41 +193,60 @@ afterAll(async () => {
 })
 
 describe("the browser SDK in headless Chromium", () => {
-  it("pulls tiny-encoder into IndexedDB, verified, and embeds as Node does; a reload fetches no blob", async () => {
-    const expected = await nodeEmbeddings()
-    const { blobRequests, errors, page } = await openSdkPage()
-    const first = await call<{
-      vectors: Array<Array<number>>
-      fromCache: boolean
-      signedBy: Array<string>
-      backend: string
-      phases: Array<string>
-      cached: boolean
-      models: Array<string>
-    }>(page, "pull", nodeKey, "sdk-test", TEXTS)
-    expect(first.fromCache).toBe(false)
-    expect(first.backend).toBe("wasm")
-    expect(first.signedBy).toHaveLength(1)
-    expect(first.phases).toEqual(["manifest", "download", "verify", "done"])
-    expect(first.cached).toBe(true)
-    expect(first.models).toEqual(["tiny-encoder"])
-    expect(maxDifference(first.vectors, expected)).toBeLessThan(1e-4)
-    expect(blobRequests.length).toBe(Object.keys(manifest.artifacts).length)
-    await screenshot(page, "sdk-pulled")
+  it(
+    "pulls tiny-encoder into IndexedDB, verified, and embeds as Node does, in the page and in a worker; a reload fetches no blob",
+    async () => {
+      const expected = await nodeEmbeddings()
+      const { blobRequests, errors, page } = await openSdkPage()
+      const first = await call<{
+        vectors: Array<Array<number>>
+        fromCache: boolean
+        signedBy: Array<string>
+        backend: string
+        phases: Array<string>
+        cached: boolean
+        models: Array<string>
+      }>(page, "pull", nodeKey, "sdk-test", TEXTS)
+      expect(first.fromCache).toBe(false)
+      expect(first.backend).toBe("wasm")
+      expect(first.signedBy).toHaveLength(1)
+      expect(first.phases).toEqual(["manifest", "download", "verify", "done"])
+      expect(first.cached).toBe(true)
+      expect(first.models).toEqual(["tiny-encoder"])
+      expect(maxDifference(first.vectors, expected)).toBeLessThan(1e-4)
+      expect(blobRequests.length).toBe(Object.keys(manifest.artifacts).length)
+      await screenshot(page, "sdk-pulled")
 
-    // A reload: the same origin's IndexedDB serves every blob, and the node is asked for none.
-    blobRequests.length = 0
-    await page.reload()
-    await page.waitForFunction("window.sdkReady === true")
-    const again = await call<typeof first>(page, "pull", nodeKey, "sdk-test", TEXTS)
-    expect(again.fromCache).toBe(true)
-    expect(again.phases).toEqual(["manifest", "cache", "done"])
-    expect(blobRequests).toEqual([])
-    expect(maxDifference(again.vectors, expected)).toBeLessThan(1e-4)
-    await screenshot(page, "sdk-reloaded-from-indexeddb")
-    expect(errors).toEqual([])
-    await page.close()
-  }, 40_000)
+      // A reload: the same origin's IndexedDB serves every blob, and the node is asked for none.
+      blobRequests.length = 0
+      await page.reload()
+      await page.waitForFunction("window.sdkReady === true")
+      const again = await call<typeof first>(page, "pull", nodeKey, "sdk-test", TEXTS)
+      expect(again.fromCache).toBe(true)
+      expect(again.phases).toEqual(["manifest", "cache", "done"])
+      expect(blobRequests).toEqual([])
+      expect(maxDifference(again.vectors, expected)).toBeLessThan(1e-4)
+      await screenshot(page, "sdk-reloaded-from-indexeddb")
+
+      // The same model in a Web Worker: the same vectors, computed off the page's thread.
+      const workers: Array<string> = []
+      page.on("worker", (worker) => workers.push(worker.url()))
+      const inWorker = await call<{ vectors: Array<Array<number>>; backend: string; refused: string }>(
+        page,
+        "inWorker",
+        nodeKey,
+        "sdk-test",
+        TEXTS
+      )
+      expect(workers).toEqual([`${node.url}/ui/sdk-inference-worker.js`])
+      expect(inWorker.backend).toBe("wasm")
+      expect(maxDifference(inWorker.vectors, expected)).toBeLessThan(1e-4)
+      expect(inWorker.refused).toBe("the session on tiny-encoder@1.0.0 was disposed")
+      expect(errors).toEqual([])
+      await page.close()
+    },
+    40_000
+  )
 
   it("refuses a tampered blob with a clear error and caches nothing of it", async () => {
     const { errors, page } = await openSdkPage()
