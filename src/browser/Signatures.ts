@@ -6,7 +6,7 @@
 import * as ed from "@noble/ed25519"
 import { sha512 } from "@noble/hashes/sha2.js"
 import { hexToBytes } from "@noble/hashes/utils.js"
-import { canonicalize } from "../domain/CanonicalJson.js"
+import { canonicalize } from "../domain/CanonicalText.js"
 
 // Synchronous SHA-512: WebCrypto's exists only in secure contexts, and a node on a LAN name is not one.
 ed.hashes.sha512 = sha512
