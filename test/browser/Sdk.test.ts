@@ -338,9 +338,12 @@ describe("the browser SDK in headless Chromium", () => {
       afterEncoder: ["tiny-encoder"],
       afterLm: ["tiny-lm"],
       afterClear: [],
-      afterClearAll: [],
-      events: ["manifest", "download", "verify", "done"]
+      afterClearAll: []
     })
+    // tiny-encoder-int8 shares its tokenizer and configs with tiny-encoder: those may come from the cache.
+    expect(lru.events).toEqual(expect.arrayContaining(["manifest", "download", "verify", "done"]))
+    expect(lru.events.filter((phase) => !["manifest", "download", "verify", "cache", "done"].includes(phase)))
+      .toEqual([])
     expect(lru.bytes).toBeLessThanOrEqual(cap)
     expect(lru.bytes).toBeGreaterThan(9_000_000)
     // A manifest no trusted key signed is refused before any blob is fetched.
