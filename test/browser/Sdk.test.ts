@@ -352,6 +352,7 @@ describe("the browser SDK in headless Chromium", () => {
       /^the manifest of tiny-encoder@1\.0\.0 is not signed by a trusted key \(signed by [0-9a-f]+\)$/
     )
     expect(untrusted.cached).toEqual([])
+    await screenshot(page, "sdk-cache-lru")
     expect(errors).toEqual([])
     await page.close()
   }, 30_000)
