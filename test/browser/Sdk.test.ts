@@ -92,11 +92,14 @@ window.sdkTest = {
     await loader.clearAllCache()
     const afterClearAll = await ids()
     loader.close()
+    log("cap " + maxCacheBytes + " bytes: after tiny-encoder " + afterEncoder + "; after tiny-lm " + afterLm +
+      " (" + bytes + " bytes); after clearCache(tiny-lm) [" + afterClear + "]; after clearAllCache [" + afterClearAll + "]")
     return { afterEncoder, afterLm, bytes, afterClear, afterClearAll, events: [...new Set(events)] }
   },
   async untrusted(database) {
     const loader = await sdk.ModelLoader.create({ trustedKeys: ["ab".repeat(32)], databaseName: database })
     const error = await loader.load("tiny-encoder").then(() => undefined, (failure) => failure.message)
+    log(error ?? "loaded")
     const cached = await loader.getCachedModels()
     loader.close()
     return { error, cached }
