@@ -5,12 +5,15 @@
  * load to the first embedding on a cold cache (a new browser profile: nothing in IndexedDB nor the
  * HTTP cache) and a warm one (a reload), for both.
  *
- * transformers.js' browser build is bundled here with esbuild and served to the page, with its own
- * onnxruntime-web files and the model folder, from this process through playwright's routing: the
- * page never reaches past the node and this process (there is no internet).
+ * transformers.js' browser build is bundled here with esbuild and served over HTTP by this process
+ * (with CORS, on its own port), with its own onnxruntime-web files and the model folder: the page
+ * never reaches past the node and this process (there is no internet). The bench page itself is
+ * routed onto the node's origin by playwright, so the SDK and its IndexedDB live where a page would.
  */
 import * as esbuild from "esbuild"
 import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { type Browser, type BrowserContext, chromium } from "playwright-core"
 import { startNode } from "../test/support/NodeProcess.js"
@@ -38,6 +41,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>edge-net b
 <script type="module">
 const params = new URLSearchParams(location.search)
 const key = params.get("key")
+const assets = params.get("assets")
 const oursSession = async () => {
   const sdk = await import("/ui/sdk.js")
   const loader = await sdk.ModelLoader.create({ trustedKeys: [key] })
@@ -45,11 +49,11 @@ const oursSession = async () => {
   return sdk.InferenceSession.create(model, { backend: "wasm", threads: 1 })
 }
 const theirPipeline = async () => {
-  const { env, pipeline } = await import("/bench/transformers.js")
+  const { env, pipeline } = await import(assets + "/transformers.js")
   env.allowRemoteModels = false
   env.allowLocalModels = true
-  env.localModelPath = "/bench/models/"
-  env.backends.onnx.wasm.wasmPaths = "/bench/ort/"
+  env.localModelPath = assets + "/models/"
+  env.backends.onnx.wasm.wasmPaths = assets + "/ort/"
   env.backends.onnx.wasm.numThreads = 1
   return pipeline("feature-extraction", "tiny-encoder", { dtype: "fp32", device: "wasm" })
 }
@@ -106,52 +110,52 @@ const bundleTransformers = async () => {
   return built.outputFiles[0]!.contents
 }
 
-/** Serves the bench page, transformers.js and its files on the node's origin, in this context. */
-const routeBench = async (context: BrowserContext, origin: string, transformers: Uint8Array) => {
-  await context.route(`${origin}/bench-page*`, (route) => route.fulfill({ contentType: "text/html", body: PAGE }))
-  await context.route(
-    `${origin}/bench/transformers.js`,
-    (route) => route.fulfill({ contentType: "text/javascript", body: Buffer.from(transformers) })
-  )
-  await context.route(`${origin}/bench/ort/*`, (route) => {
-    const file = path.join(TRANSFORMERS_ORT, path.basename(new URL(route.request().url()).pathname))
-    return fs.existsSync(file)
-      ? route.fulfill({
-        contentType: contentType(file),
-        body: fs.readFileSync(file),
-        headers: { "cache-control": "max-age=3600" }
-      })
-      : route.fulfill({ status: 404, body: "" })
+/** The bench page on the node's origin, in this context. */
+const routeBench = (context: BrowserContext, origin: string) =>
+  context.route(`${origin}/bench-page*`, (route) => route.fulfill({ contentType: "text/html", body: PAGE }))
+
+/** transformers.js, its onnxruntime-web files and the model folder over HTTP, readable from any origin. */
+const serveTransformers = async (transformers: Uint8Array) => {
+  const fileOf = (route: string) =>
+    route === "/transformers.js"
+      ? undefined
+      : route.startsWith("/ort/")
+      ? path.join(TRANSFORMERS_ORT, path.basename(route))
+      : route.startsWith("/models/tiny-encoder/") && !route.includes("..")
+      ? path.join(MODEL_DIR, route.slice("/models/tiny-encoder/".length))
+      : ""
+  const server = http.createServer((request, response) => {
+    const route = new URL(request.url ?? "/", "http://assets").pathname
+    const file = fileOf(route)
+    const headers = { "access-control-allow-origin": "*", "cache-control": "max-age=3600" }
+    if (file === undefined) {
+      response.writeHead(200, { ...headers, "content-type": "text/javascript" }).end(transformers)
+    } else if (file !== "" && fs.existsSync(file) && fs.statSync(file).isFile()) {
+      response.writeHead(200, { ...headers, "content-type": contentType(file) }).end(fs.readFileSync(file))
+    } else {
+      response.writeHead(404, headers).end()
+    }
   })
-  await context.route(`${origin}/bench/models/tiny-encoder/**`, (route) => {
-    const relative = new URL(route.request().url()).pathname.replace("/bench/models/tiny-encoder/", "")
-    const file = path.join(MODEL_DIR, relative)
-    return fs.existsSync(file) && !relative.includes("..")
-      ? route.fulfill({
-        contentType: contentType(file),
-        body: fs.readFileSync(file),
-        headers: { "cache-control": "max-age=3600" }
-      })
-      : route.fulfill({ status: 404, body: "" })
-  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() }
 }
 
 /** Milliseconds from navigation to the first embedding: in a new profile (cold), then after a reload (warm). */
 const firstEmbedding = async (
   browser: Browser,
   origin: string,
-  transformers: Uint8Array,
+  assets: string,
   which: "ours" | "theirs",
   key: string
 ) => {
   const context = await browser.newContext()
-  await routeBench(context, origin, transformers)
+  await routeBench(context, origin)
   const page = await context.newPage()
   const measure = async () => {
     await page.waitForFunction("window.firstEmbedding !== undefined", undefined, { timeout: 120_000 })
     return (await page.evaluate("window.firstEmbedding.ms")) as number
   }
-  await page.goto(`${origin}/bench-page?run=${which}&key=${key}`)
+  await page.goto(`${origin}/bench-page?run=${which}&key=${key}&assets=${encodeURIComponent(assets)}`)
   const cold = await measure()
   await page.reload()
   const warm = await measure()
@@ -161,13 +165,13 @@ const firstEmbedding = async (
 
 export const run = async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`)
-  const [node, browser, transformers] = await Promise.all([
+  const [node, browser, assets] = await Promise.all([
     startNode(tempDir("bench-browser-node-"), undefined, {
       EDGE_NET_FIRST_START_MODELS: "on",
       HOME: tempDir("bench-browser-home-")
     }),
     chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] }),
-    bundleTransformers()
+    bundleTransformers().then(serveTransformers)
   ])
   try {
     const keyFile: unknown = JSON.parse(fs.readFileSync(path.join(node.dataDir, "node.key"), "utf8"))
@@ -180,9 +184,9 @@ export const run = async () => {
     }
 
     const context = await browser.newContext()
-    await routeBench(context, node.url, transformers)
+    await routeBench(context, node.url)
     const page = await context.newPage()
-    await page.goto(`${node.url}/bench-page?key=${key}`)
+    await page.goto(`${node.url}/bench-page?key=${key}&assets=${encodeURIComponent(assets.url)}`)
     await page.waitForFunction("window.benchReady === true")
     const texts = JSON.stringify(TEXTS)
     // The same work: both libraries' vectors of the same texts agree.
@@ -204,8 +208,8 @@ export const run = async () => {
     }
     await context.close()
 
-    const ourStart = await firstEmbedding(browser, node.url, transformers, "ours", key)
-    const theirStart = await firstEmbedding(browser, node.url, transformers, "theirs", key)
+    const ourStart = await firstEmbedding(browser, node.url, assets.url, "ours", key)
+    const theirStart = await firstEmbedding(browser, node.url, assets.url, "theirs", key)
 
     report(
       `browser embeddings, tiny-encoder, wasm, batches of ${BATCH}`,
@@ -233,6 +237,7 @@ export const run = async () => {
       "lower is better"
     )
   } finally {
+    assets.close()
     await browser.close()
     await node.kill("SIGTERM")
   }
