@@ -5,17 +5,19 @@
  * load to the first embedding on a cold cache (a new browser profile: nothing in IndexedDB nor the
  * HTTP cache) and a warm one (a reload), for both.
  *
- * transformers.js' browser build is bundled here with esbuild and served over HTTP by this process
- * (with CORS, on its own port), with its own onnxruntime-web files and the model folder: the page
- * never reaches past the node and this process (there is no internet). The bench page itself is
- * routed onto the node's origin by playwright, so the SDK and its IndexedDB live where a page would.
+ * The bench page is a third party's page: this process serves it over HTTP on its own port, with
+ * transformers.js' browser build (bundled here with esbuild), its own onnxruntime-web files and the
+ * model folder; the page imports the SDK from the node (`/ui/sdk.js`, allowed by the node's CORS
+ * list) and pulls the model from the node's registry. No request goes past the node and this process
+ * (there is no internet), and nothing is routed through playwright, so the browser's HTTP cache works
+ * as it would for a user.
  */
 import * as esbuild from "esbuild"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as path from "node:path"
-import { type Browser, type BrowserContext, chromium } from "playwright-core"
+import { type Browser, chromium } from "playwright-core"
 import { startNode } from "../test/support/NodeProcess.js"
 import { tempDir } from "../test/support/TempDir.js"
 import { report } from "./Report.js"
@@ -41,19 +43,19 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>edge-net b
 <script type="module">
 const params = new URLSearchParams(location.search)
 const key = params.get("key")
-const assets = params.get("assets")
+const node = params.get("node")
 const oursSession = async () => {
-  const sdk = await import("/ui/sdk.js")
-  const loader = await sdk.ModelLoader.create({ trustedKeys: [key] })
+  const sdk = await import(node + "/ui/sdk.js")
+  const loader = await sdk.ModelLoader.create({ registry: node, trustedKeys: [key] })
   const model = await loader.load("tiny-encoder")
   return sdk.InferenceSession.create(model, { backend: "wasm", threads: 1 })
 }
 const theirPipeline = async () => {
-  const { env, pipeline } = await import(assets + "/transformers.js")
+  const { env, pipeline } = await import("/transformers.js")
   env.allowRemoteModels = false
   env.allowLocalModels = true
-  env.localModelPath = assets + "/models/"
-  env.backends.onnx.wasm.wasmPaths = assets + "/ort/"
+  env.localModelPath = "/models/"
+  env.backends.onnx.wasm.wasmPaths = location.origin + "/ort/"
   env.backends.onnx.wasm.numThreads = 1
   return pipeline("feature-extraction", "tiny-encoder", { dtype: "fp32", device: "wasm" })
 }
@@ -110,30 +112,30 @@ const bundleTransformers = async () => {
   return built.outputFiles[0]!.contents
 }
 
-/** The bench page on the node's origin, in this context. */
-const routeBench = (context: BrowserContext, origin: string) =>
-  context.route(`${origin}/bench-page*`, (route) => route.fulfill({ contentType: "text/html", body: PAGE }))
-
-/** transformers.js, its onnxruntime-web files and the model folder over HTTP, readable from any origin. */
-const serveTransformers = async (transformers: Uint8Array) => {
+/** The bench page, transformers.js, its onnxruntime-web files and the model folder over HTTP. */
+const serveBench = async (transformers: Uint8Array) => {
   const fileOf = (route: string) =>
-    route === "/transformers.js"
-      ? undefined
-      : route.startsWith("/ort/")
+    route.startsWith("/ort/")
       ? path.join(TRANSFORMERS_ORT, path.basename(route))
       : route.startsWith("/models/tiny-encoder/") && !route.includes("..")
       ? path.join(MODEL_DIR, route.slice("/models/tiny-encoder/".length))
       : ""
   const server = http.createServer((request, response) => {
-    const route = new URL(request.url ?? "/", "http://assets").pathname
+    const route = new URL(request.url ?? "/", "http://bench").pathname
+    const cached = { "cache-control": "max-age=3600" }
+    if (route === "/bench-page") {
+      response.writeHead(200, { "content-type": "text/html", "cache-control": "no-cache" }).end(PAGE)
+      return
+    }
+    if (route === "/transformers.js") {
+      response.writeHead(200, { ...cached, "content-type": "text/javascript" }).end(transformers)
+      return
+    }
     const file = fileOf(route)
-    const headers = { "access-control-allow-origin": "*", "cache-control": "max-age=3600" }
-    if (file === undefined) {
-      response.writeHead(200, { ...headers, "content-type": "text/javascript" }).end(transformers)
-    } else if (file !== "" && fs.existsSync(file) && fs.statSync(file).isFile()) {
-      response.writeHead(200, { ...headers, "content-type": contentType(file) }).end(fs.readFileSync(file))
+    if (file !== "" && fs.existsSync(file) && fs.statSync(file).isFile()) {
+      response.writeHead(200, { ...cached, "content-type": contentType(file) }).end(fs.readFileSync(file))
     } else {
-      response.writeHead(404, headers).end()
+      response.writeHead(404).end()
     }
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
@@ -141,23 +143,16 @@ const serveTransformers = async (transformers: Uint8Array) => {
 }
 
 /** Milliseconds from navigation to the first embedding: in a new profile (cold), then after a reload (warm). */
-const firstEmbedding = async (
-  browser: Browser,
-  origin: string,
-  assets: string,
-  which: "ours" | "theirs",
-  key: string
-) => {
+const firstEmbedding = async (browser: Browser, page: string, which: "ours" | "theirs") => {
   const context = await browser.newContext()
-  await routeBench(context, origin)
-  const page = await context.newPage()
+  const tab = await context.newPage()
   const measure = async () => {
-    await page.waitForFunction("window.firstEmbedding !== undefined", undefined, { timeout: 120_000 })
-    return (await page.evaluate("window.firstEmbedding.ms")) as number
+    await tab.waitForFunction("window.firstEmbedding !== undefined", undefined, { timeout: 120_000 })
+    return (await tab.evaluate("window.firstEmbedding.ms")) as number
   }
-  await page.goto(`${origin}/bench-page?run=${which}&key=${key}&assets=${encodeURIComponent(assets)}`)
+  await tab.goto(`${page}&run=${which}`)
   const cold = await measure()
-  await page.reload()
+  await tab.reload()
   const warm = await measure()
   await context.close()
   return { cold, warm }
@@ -165,14 +160,16 @@ const firstEmbedding = async (
 
 export const run = async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`)
-  const [node, browser, assets] = await Promise.all([
-    startNode(tempDir("bench-browser-node-"), undefined, {
-      EDGE_NET_FIRST_START_MODELS: "on",
-      HOME: tempDir("bench-browser-home-")
-    }),
-    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] }),
-    bundleTransformers().then(serveTransformers)
+  const [bench, browser] = await Promise.all([
+    bundleTransformers().then(serveBench),
+    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
   ])
+  // The bench page's origin may read the node's registry, blobs and SDK.
+  const node = await startNode(tempDir("bench-browser-node-"), undefined, {
+    EDGE_NET_FIRST_START_MODELS: "on",
+    EDGE_NET_CORS_ORIGINS: bench.url,
+    HOME: tempDir("bench-browser-home-")
+  })
   try {
     const keyFile: unknown = JSON.parse(fs.readFileSync(path.join(node.dataDir, "node.key"), "utf8"))
     if (typeof keyFile !== "object" || keyFile === null || !("publicKey" in keyFile)) throw new Error("no node key")
@@ -182,11 +179,11 @@ export const run = async () => {
       if (Date.now() > deadline) throw new Error("the node did not publish tiny-encoder")
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
+    const benchPage = `${bench.url}/bench-page?key=${key}&node=${encodeURIComponent(node.url)}`
 
     const context = await browser.newContext()
-    await routeBench(context, node.url)
     const page = await context.newPage()
-    await page.goto(`${node.url}/bench-page?key=${key}&assets=${encodeURIComponent(assets.url)}`)
+    await page.goto(benchPage)
     await page.waitForFunction("window.benchReady === true")
     const texts = JSON.stringify(TEXTS)
     // The same work: both libraries' vectors of the same texts agree.
@@ -208,8 +205,8 @@ export const run = async () => {
     }
     await context.close()
 
-    const ourStart = await firstEmbedding(browser, node.url, assets.url, "ours", key)
-    const theirStart = await firstEmbedding(browser, node.url, assets.url, "theirs", key)
+    const ourStart = await firstEmbedding(browser, benchPage, "ours")
+    const theirStart = await firstEmbedding(browser, benchPage, "theirs")
 
     report(
       `browser embeddings, tiny-encoder, wasm, batches of ${BATCH}`,
@@ -237,7 +234,7 @@ export const run = async () => {
       "lower is better"
     )
   } finally {
-    assets.close()
+    bench.close()
     await browser.close()
     await node.kill("SIGTERM")
   }
