@@ -144,7 +144,7 @@ const openSdkPage = async () => {
   })
   await page.route(`${node.url}/sdk-test`, (route) => route.fulfill({ contentType: "text/html", body: TEST_PAGE }))
   await page.goto(`${node.url}/sdk-test`)
-  await page.waitForFunction("window.sdkReady === true", undefined, { timeout: 10_000 })
+  await page.waitForFunction("window.sdkReady === true", undefined, { timeout: 30_000 })
   return { page, errors, blobRequests }
 }
 
@@ -180,7 +180,7 @@ beforeAll(async () => {
   if (typeof keyFile !== "object" || keyFile === null || !("publicKey" in keyFile)) throw new Error("no node key")
   nodeKey = String(keyFile.publicKey)
   // The node publishes its first-start models in the background once it serves.
-  const deadline = Date.now() + 45_000
+  const deadline = Date.now() + 75_000
   for (;;) {
     const response = await fetch(`${node.url}/v1/models/tiny-encoder`)
     if (response.ok) {
@@ -308,7 +308,7 @@ describe("the browser SDK in headless Chromium", () => {
     await playground.getByTestId("playground-input").fill(TEXTS[0]!)
     await playground.getByTestId("playground-run").click()
     const output = playground.getByTestId("playground-output")
-    await output.waitFor({ timeout: 20_000 })
+    await output.waitFor({ timeout: 40_000 })
     const shown = Array.from((await output.innerText()).matchAll(/-?\d+\.\d{4}(?=[,\]])/g), (match) => Number(match[0]))
     expect(shown).toHaveLength(6)
     shown.forEach((value, i) => expect(value).toBeCloseTo(expected![i]!, 3))
@@ -321,7 +321,7 @@ describe("the browser SDK in headless Chromium", () => {
     await playground.getByTestId("playground-model").selectOption("tiny-lm")
     await playground.getByTestId("playground-input").fill(prompt)
     await playground.getByRole("button", { name: "generate in the browser" }).click()
-    await expect.poll(() => output.innerText(), { timeout: 20_000 }).toBe(generated.replace(/\s+/g, " ").trim())
+    await expect.poll(() => output.innerText(), { timeout: 40_000 }).toBe(generated.replace(/\s+/g, " ").trim())
     await screenshot(page, "dashboard-playground")
     expect(errors).toEqual([])
     await page.close()
