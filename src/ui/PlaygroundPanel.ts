@@ -1,7 +1,8 @@
 /**
  * The playground: pull a model of the catalog into this page through the browser SDK (/ui/sdk.js,
  * loaded when first used, so the dashboard itself stays small), verified against this node's key and
- * cached in IndexedDB, then run an embedding or a generation here, in the browser, timed.
+ * cached in IndexedDB, then run an embedding or a generation here, in the browser (in a Web Worker, so
+ * the page's live views keep moving meanwhile), timed.
  */
 import { html } from "htm/preact"
 import { useState } from "preact/hooks"
@@ -51,7 +52,7 @@ export const PlaygroundPanel = () => {
     setProblem(undefined)
     setOutcome(undefined)
     try {
-      const { InferenceSession, ModelLoader } = await loadSdk()
+      const { ModelLoader, WorkerSession } = await loadSdk()
       const loader = await ModelLoader.create({ trustedKeys: [nodeKey] })
       const started = performance.now()
       const model = await loader.load(modelId, {
@@ -59,7 +60,7 @@ export const PlaygroundPanel = () => {
           setProgress(`${step.phase} ${step.artifact} ${bytes(step.loadedBytes)} of ${bytes(step.totalBytes)}`.trim())
       })
       loader.close()
-      const session = await InferenceSession.create(model, { backend: "auto" })
+      const session = await WorkerSession.create(model, { backend: "auto" })
       const loadMs = performance.now() - started
       const ran = performance.now()
       const result = session.kind === "encoder"
@@ -85,7 +86,7 @@ export const PlaygroundPanel = () => {
 
   return html`<section class="panel playground" data-testid="playground">
     <h2>Playground (runs in this page)</h2>
-    <p class="muted">The model is pulled into this browser, verified against this node's signature, cached in IndexedDB and run on onnxruntime-web.</p>
+    <p class="muted">The model is pulled into this browser, verified against this node's signature, cached in IndexedDB and run on onnxruntime-web in a Web Worker.</p>
     <select data-testid="playground-model" value=${modelId} onChange=${(event: Event) =>
     setChosen((event.target as HTMLSelectElement).value)}>
       ${choices.map((model) => html`<option value=${text(at(model, "id"))}>${text(at(model, "id"))}</option>`)}

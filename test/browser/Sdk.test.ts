@@ -301,6 +301,8 @@ describe("the browser SDK in headless Chromium", () => {
       if (message.type() === "error") errors.push(message.text())
     })
     page.on("pageerror", (error) => errors.push(error.message))
+    const workers: Array<string> = []
+    page.on("worker", (worker) => workers.push(worker.url()))
     await page.goto(`${node.url}/ui`)
     const playground = page.getByTestId("playground")
     await playground.getByRole("option", { name: "tiny-encoder", exact: true }).waitFor({ state: "attached" })
@@ -322,6 +324,8 @@ describe("the browser SDK in headless Chromium", () => {
     await playground.getByTestId("playground-input").fill(prompt)
     await playground.getByRole("button", { name: "generate in the browser" }).click()
     await expect.poll(() => output.innerText(), { timeout: 40_000 }).toBe(generated.replace(/\s+/g, " ").trim())
+    // Each run in a worker of its own, off the page's thread.
+    expect(workers).toEqual(Array(2).fill(`${node.url}/ui/sdk-inference-worker.js`))
     await screenshot(page, "dashboard-playground")
     expect(errors).toEqual([])
     await page.close()
