@@ -33,6 +33,7 @@ const describeVector = (vector: Float32Array) =>
     Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0)).toFixed(4)
   }: [${Array.from(vector.slice(0, 6), (value) => value.toFixed(4)).join(", ")}, …]`
 
+/** The playground panel: a model picker, an input, and the in-browser result with its timings. */
 export const PlaygroundPanel = () => {
   const models = useRead(() => getJson("/v1/models"), [])
   const info = useRead(() => rpc("NodeInfo"), [])

@@ -4,6 +4,7 @@
  */
 import { type Backend, ortBackend, type OrtModule } from "./Backend.js"
 
+/** How onnxruntime-web runs. */
 export interface WebBackendOptions {
   /** WebAssembly threads; 1 (the default) needs no worker threads, which suits Node and small models. */
   readonly numThreads?: number | undefined
@@ -11,11 +12,13 @@ export interface WebBackendOptions {
   readonly wasmPaths?: string | undefined
 }
 
+/** How onnxruntime-node runs. */
 export interface NodeBackendOptions {
   /** Threads one operator may use; onnxruntime's default (one per core) when absent. */
   readonly intraOpNumThreads?: number | undefined
 }
 
+/** The native runtime (onnxruntime-node), every graph optimization on. */
 export const makeNodeBackend = async (options: NodeBackendOptions = {}): Promise<Backend> => {
   // eslint-disable-next-line no-restricted-syntax -- onnxruntime-node and -web declare the same API as two unrelated type trees; OrtModule is the part both satisfy
   const ort = (await import("onnxruntime-node")) as unknown as OrtModule
@@ -25,6 +28,7 @@ export const makeNodeBackend = async (options: NodeBackendOptions = {}): Promise
   return ortBackend("onnxruntime-node", ort, { graphOptimizationLevel: "all", ...threads })
 }
 
+/** The WebAssembly runtime (onnxruntime-web), on one thread unless told otherwise. */
 export const makeWebBackend = async (options: WebBackendOptions = {}): Promise<Backend> => {
   const ort = await import("onnxruntime-web")
   ort.env.wasm.numThreads = options.numThreads ?? 1
