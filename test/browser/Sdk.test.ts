@@ -199,7 +199,7 @@ afterAll(async () => {
 
 describe("the browser SDK in headless Chromium", () => {
   it(
-    "pulls tiny-encoder into IndexedDB, verified, and embeds as Node does, in the page and in a worker; a reload fetches no blob",
+    "pulls tiny-encoder into IndexedDB, verified, and embeds as Node does, in the page and in a worker; a reload fetches no blob; offline, the cache serves",
     async () => {
       const expected = await nodeEmbeddings()
       const { blobRequests, errors, page } = await openSdkPage()
@@ -248,6 +248,13 @@ describe("the browser SDK in headless Chromium", () => {
       expect(maxDifference(inWorker.vectors, expected)).toBeLessThan(1e-4)
       expect(inWorker.refused).toBe("the session on tiny-encoder@1.0.0 was disposed")
       expect(errors).toEqual([])
+
+      // Offline: the registry cannot be reached, and the cached manifest (its signature checked again) serves.
+      await page.route(`${node.url}/v1/models/**`, (route) => route.abort("internetdisconnected"))
+      const offline = await call<typeof first>(page, "pull", nodeKey, "sdk-test", TEXTS)
+      expect(offline.fromCache).toBe(true)
+      expect(maxDifference(offline.vectors, expected)).toBeLessThan(1e-4)
+      await page.unroute(`${node.url}/v1/models/**`)
       await page.close()
     },
     90_000
