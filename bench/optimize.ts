@@ -11,7 +11,7 @@ import type { Quantization } from "../src/compute/optimize/Optimize.js"
 import { optimize } from "../src/compute/optimize/Optimize.js"
 import type { Feeds } from "../src/compute/optimize/Runner.js"
 import { createSession, run as runModel } from "../src/compute/optimize/Runner.js"
-import { Tokenizer } from "../src/compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../src/compute/tokenizer/TokenizerFile.js"
 import { negativeLogLikelihood, perplexity } from "../src/compute/validate/Metrics.js"
 import { pooledCharacterAccuracy } from "../test/support/ocr/CharacterAccuracy.js"
 import { ctcDecode, parseDictionary, recognitionInput } from "../test/support/ocr/PpOcr.js"
@@ -51,7 +51,7 @@ const textModel = async (
   const dir = `models/reference/${name}`
   const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
   const model = readModel(bytes)
-  const tokenizer = await Effect.runPromise(Tokenizer.fromFile(`${dir}/tokenizer.json`))
+  const tokenizer = await Effect.runPromise(tokenizerFromFile(`${dir}/tokenizer.json`))
   const texts = corpus()
   const calibration = texts.slice(0, 16).map((text) => textFeeds(model, tokenizer, text, 128))
   const heldOut = texts.slice(16).map((text) => textFeeds(model, tokenizer, text, 128))

@@ -12,7 +12,8 @@ const suites: Record<string, () => Promise<void>> = {
   market: async () => (await import("./market.js")).run(),
   network: async () => (await import("./network.js")).run(),
   serve: async () => (await import("./serve.js")).run(),
-  cli: async () => (await import("./cli.js")).run()
+  cli: async () => (await import("./cli.js")).run(),
+  browser: async () => (await import("./browser.js")).run()
 }
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

@@ -10,7 +10,7 @@
  * is pushed to the node, which stores the blobs and lists `<folder>-<mode>` version 1.0.0.
  */
 import { memoryKernel, Optimizer, OptimizeSettings, textFeedSets } from "edge-net"
-import { manifestReport, readModel, Tokenizer } from "edge-net/compute"
+import { manifestReport, readModel, tokenizerFromFile } from "edge-net/compute"
 import { BlobStore, buildManifest, NodeKey, pushToRegistry } from "edge-net/models"
 import { Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
@@ -45,7 +45,7 @@ const program = Effect.gen(function*() {
   )
   if (modelFile === undefined) return yield* Effect.dieMessage(`no model.onnx or onnx/model.onnx in ${folder}`)
   const bytes = new Uint8Array(fs.readFileSync(modelFile))
-  const tokenizer = yield* Tokenizer.fromFile(path.join(folder, "tokenizer.json"))
+  const tokenizer = yield* tokenizerFromFile(path.join(folder, "tokenizer.json"))
   const optimizer = yield* Optimizer
   const { jobId, result } = yield* optimizer.run(
     {

@@ -16,6 +16,7 @@ import { peftConfigFile, peftWeightsFile } from "../compute/lora/Peft.js"
 import type { MicroLoRAConfig } from "../compute/lora/train/TrainingConfig.js"
 import type { TrainingTask } from "../compute/lora/train/TrainingData.js"
 import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../compute/tokenizer/TokenizerFile.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { readManifest } from "../content/LocalModels.js"
 import { cacheDirectory } from "../content/ModelsConfig.js"
@@ -385,7 +386,7 @@ const baseModelOf = (target: string) =>
       }
       return {
         modelFile,
-        tokenizer: yield* asCli(Tokenizer.fromFile(tokenizerFile)),
+        tokenizer: yield* asCli(tokenizerFromFile(tokenizerFile)),
         id: modelIdOf(modelFile)
       } satisfies BaseModel
     }

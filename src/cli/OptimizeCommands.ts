@@ -21,7 +21,7 @@ import { modelInputs, randomFeedSets, sampleFeedSets, textFeedSets } from "../co
 import { manifestReport } from "../compute/optimize/ManifestReport.js"
 import type { OptimizeResult, Quantization } from "../compute/optimize/Optimize.js"
 import { isCausalLanguageModel } from "../compute/optimize/Optimize.js"
-import { Tokenizer } from "../compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../compute/tokenizer/TokenizerFile.js"
 import { ManifestId, SemVer } from "../content/Manifest.js"
 import { parseByteSize } from "../content/ModelsConfig.js"
 import { buildManifest, idFromName, pushToRegistry } from "../content/Publish.js"
@@ -83,7 +83,7 @@ const feedsFor = (model: OnnxModel, modelFile: string, calibration: Option.Optio
       if (tokenizerFile === undefined) {
         return yield* Effect.fail(fail(`text calibration data needs the model's tokenizer.json next to ${modelFile}`))
       }
-      const tokenizer = yield* Tokenizer.fromFile(tokenizerFile).pipe(Effect.mapError((error) => fail(error.message)))
+      const tokenizer = yield* tokenizerFromFile(tokenizerFile).pipe(Effect.mapError((error) => fail(error.message)))
       const texts = yield* Effect.try({
         try: () => parseCalibrationJsonl(new TextDecoder().decode(bytes), file),
         catch: (error) => fail((error as Error).message)

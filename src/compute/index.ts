@@ -15,8 +15,8 @@ export type {
   InferenceService
 } from "./inference/Inference.js"
 export { InferenceInputError, InferenceRunError, ModelLoadError } from "./inference/InferenceError.js"
-export { readModelFolder } from "./inference/Model.js"
 export type { ModelHandle, ModelSource } from "./inference/Model.js"
+export { readModelFolder } from "./inference/ModelFolder.js"
 export { cosineSimilarity, l2Normalize } from "./inference/Pooling.js"
 export type { AdapterMetadata, LoraModule, LoraWeights } from "./lora/Adapter.js"
 export { scaleOf } from "./lora/Adapter.js"
@@ -43,3 +43,4 @@ export { dequantizeInt8PerChannel, quantizeInt8PerChannel, quantizeInt8PerTensor
 export { pruneBlocks, pruneMagnitude, sparsityOf } from "./quantize/Prune.js"
 export { Tokenizer } from "./tokenizer/Tokenizer.js"
 export type { DecodeOptions, EncodeOptions, Encoding } from "./tokenizer/Tokenizer.js"
+export { tokenizerFromFile } from "./tokenizer/TokenizerFile.js"

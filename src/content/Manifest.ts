@@ -4,9 +4,9 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { CID } from "multiformats/cid"
-import * as crypto from "node:crypto"
 import semver from "semver"
 import { canonicalize } from "../domain/CanonicalJson.js"
+import { sha256, toHex } from "./Sha256.js"
 
 export const MANIFEST_SCHEMA_URL = "https://edge-net.ruvector.dev/schemas/model-manifest-v1.json"
 
@@ -354,7 +354,8 @@ export const signedBody = (manifest: ModelManifest): string => {
 }
 
 /** sha256 (hex) of the signed body: names a manifest's content whatever signatures it carries. */
-export const manifestDigest = (manifest: ModelManifest): string => crypto.hash("sha256", signedBody(manifest), "hex")
+export const manifestDigest = (manifest: ModelManifest): string =>
+  toHex(sha256(new TextEncoder().encode(signedBody(manifest))))
 
 /** Text compared as a version that is not one (see isVersion); versions from parsed manifests never are. */
 export class InvalidVersion extends Error {

@@ -13,10 +13,16 @@ interface NodeCrypto {
   readonly createHash: (algorithm: "sha256") => { update(bytes: Uint8Array): unknown; digest(): Uint8Array }
 }
 
-// Loaded without a static import so bundles for browsers do not pull in node:crypto.
-const nodeCrypto: NodeCrypto | undefined = typeof process !== "undefined" && process.versions?.node !== undefined
-  // eslint-disable-next-line no-restricted-syntax -- getBuiltinModule is newer than the oldest Node this module must still load on (and absent in browsers)
-  ? (process as unknown as { getBuiltinModule?: (name: string) => NodeCrypto }).getBuiltinModule?.("node:crypto")
+// Loaded without a static import so bundles for browsers do not pull in node:crypto; `process` is read
+// off globalThis so that this module also type-checks for the page, which has no Node types.
+interface NodeProcess {
+  readonly versions?: { readonly node?: string }
+  /** Newer than the oldest Node this module must still load on, and absent in browsers. */
+  readonly getBuiltinModule?: (name: "node:crypto") => NodeCrypto
+}
+const nodeProcess = (globalThis as { readonly process?: NodeProcess }).process
+const nodeCrypto: NodeCrypto | undefined = nodeProcess?.versions?.node !== undefined
+  ? nodeProcess.getBuiltinModule?.("node:crypto")
   : undefined
 
 const fromNode = (crypto: NodeCrypto): Sha256 => {

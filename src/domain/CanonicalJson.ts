@@ -4,54 +4,11 @@
  */
 import type { ParseResult } from "effect"
 import { Effect, Schema } from "effect"
+import { writeCanonical } from "./CanonicalText.js"
 
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
-export class CanonicalJsonError extends Error {
-  override readonly name = "CanonicalJsonError"
-}
-
-/** An array or object being written: its members, the keys of an object, and how far we got. */
-interface Frame {
-  readonly members: ReadonlyArray<unknown> | Readonly<Record<string, unknown>>
-  /** Sorted keys for an object, undefined for an array. */
-  readonly keys: ReadonlyArray<string> | undefined
-  readonly length: number
-  index: number
-}
-
-// A cycle makes the stack grow for ever: past this depth we look for one, and again each time the
-// depth doubles, so an honest deep value pays for the look-ups at most twice its size.
-const FIRST_CYCLE_CHECK = 10_000
-
-const scalarText = (value: unknown): string => {
-  switch (typeof value) {
-    case "string":
-      // Keys are written by JSON.stringify too. RFC 8785 (3.2.2.2) wants an error on a lone surrogate;
-      // JSON.stringify writes it as a \udxxx escape, and we keep that: the text is still one ASCII
-      // spelling on every node, and a payload from the network carrying one cannot make the signed-command
-      // gate or an event append throw (a defect, not a refusal).
-      return JSON.stringify(value)
-    case "boolean":
-      return value ? "true" : "false"
-    case "number":
-      if (!Number.isFinite(value)) throw new CanonicalJsonError(`cannot canonicalize non-finite number ${value}`)
-      // JSON.stringify already uses the ECMAScript shortest round-trip form that RFC 8785 requires.
-      return JSON.stringify(value)
-    default:
-      throw new CanonicalJsonError(`cannot canonicalize a value of type ${typeof value}`)
-  }
-}
-
-const hasCycle = (stack: ReadonlyArray<Frame>): boolean =>
-  new Set(stack.map((frame) => frame.members)).size !== stack.length
-
-/**
- * Serializes a JSON value canonically: keys sorted by UTF-16 code units, ECMAScript number form.
- * Iterative (an explicit stack, no recursion), so no nesting depth can overflow the call stack.
- */
-export const canonicalize = (value: unknown): string =>
-  write(value, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY) as string
+export { canonicalize, CanonicalJsonError } from "./CanonicalText.js"
 
 /**
  * The canonical text of `value` if it keeps within `bounds`, else the first bound it breaks: one walk
@@ -59,75 +16,13 @@ export const canonicalize = (value: unknown): string =>
  */
 export const canonicalizeWithin = (value: unknown, bounds: JsonBounds = {}): string | JsonBoundsError => {
   const maxBytes = bounds.maxBytes ?? Number.POSITIVE_INFINITY
-  const written = write(value, bounds.maxDepth ?? DEFAULT_MAX_JSON_DEPTH, maxBytes)
-  if (typeof written !== "string") return written
+  const maxDepth = bounds.maxDepth ?? DEFAULT_MAX_JSON_DEPTH
+  const written = writeCanonical(value, maxDepth, maxBytes)
+  if (typeof written !== "string") {
+    return written.crossed === "depth" ? new JsonTooDeep({ maxDepth }) : new JsonTooLarge({ maxBytes })
+  }
   return written.length <= maxBytes / 3 || utf8Length(written) <= maxBytes ? written : new JsonTooLarge({ maxBytes })
 }
-
-/**
- * The walk behind both: past `maxDepth` open containers it answers JsonTooDeep, and once the text
- * is longer than `maxBytes` UTF-16 units (each at least one UTF-8 byte) JsonTooLarge.
- */
-const write = (value: unknown, maxDepth: number, maxBytes: number): string | JsonBoundsError => {
-  const stack: Array<Frame> = []
-  let text = ""
-  let next: unknown = value
-  let pending = true // `next` is a value still to be written
-  let cycleCheckAt = FIRST_CYCLE_CHECK
-  while (true) {
-    if (pending) {
-      if (typeof next === "object" && next !== null) {
-        // This container opens one more level than the ones around it: `[]` is as deep as `[1]`.
-        if (stack.length + 1 > maxDepth) return new JsonTooDeep({ maxDepth })
-        if (Array.isArray(next)) {
-          if (next.length === 0) text += "[]"
-          else {
-            text += "["
-            stack.push({ members: next, keys: undefined, length: next.length, index: 0 })
-          }
-        } else {
-          const record = next as Record<string, unknown>
-          const keys = Object.keys(record).filter((key) => record[key] !== undefined).sort(compareUtf16)
-          if (keys.length === 0) text += "{}"
-          else {
-            text += "{"
-            stack.push({ members: record, keys, length: keys.length, index: 0 })
-          }
-        }
-        if (stack.length >= cycleCheckAt) {
-          if (hasCycle(stack)) throw new CanonicalJsonError("cannot canonicalize a value that contains itself")
-          cycleCheckAt = stack.length * 2
-        }
-      } else {
-        text += next === null ? "null" : scalarText(next)
-      }
-      if (text.length > maxBytes) return new JsonTooLarge({ maxBytes })
-    }
-    const frame = stack[stack.length - 1]
-    if (frame === undefined) return text
-    if (frame.index === frame.length) {
-      text += frame.keys === undefined ? "]" : "}"
-      stack.pop()
-      pending = false
-      continue
-    }
-    if (frame.index > 0) text += ","
-    if (frame.keys === undefined) {
-      const item = (frame.members as ReadonlyArray<unknown>)[frame.index]
-      next = item === undefined ? null : item
-    } else {
-      const key = frame.keys[frame.index]!
-      text += `${JSON.stringify(key)}:`
-      next = (frame.members as Readonly<Record<string, unknown>>)[key]
-    }
-    frame.index++
-    pending = true
-  }
-}
-
-// Array.prototype.sort's default comparison is by UTF-16 code units, which is what RFC 8785 asks for;
-// spelled out so nobody "fixes" it with localeCompare.
-const compareUtf16 = (left: string, right: string): number => (left < right ? -1 : left > right ? 1 : 0)
 
 export interface JsonBounds {
   /** Deepest nesting of arrays and objects accepted; a scalar is depth 0, `[1]` depth 1. Default 64. */

@@ -15,8 +15,18 @@ export interface CorsOptions {
   readonly allowedOrigins: ReadonlyArray<string>
 }
 
-/** The routes a page on another origin may read: the registry, blobs and the IPFS gateway. */
-const READABLE = [/^\/v1\/models(\/|$)/, /^\/v1\/adapters(\/|$)/, /^\/v1\/blobs\//, /^\/ipfs\//]
+/**
+ * The routes a page on another origin may read: the registry, blobs and the IPFS gateway, and the
+ * browser SDK with its onnxruntime-web files (a module script from another origin needs CORS).
+ */
+const READABLE = [
+  /^\/v1\/models(\/|$)/,
+  /^\/v1\/adapters(\/|$)/,
+  /^\/v1\/blobs\//,
+  /^\/ipfs\//,
+  /^\/ui\/sdk\.js$/,
+  /^\/ui\/ort\//
+]
 const READ_METHODS = new Set(["GET", "HEAD"])
 
 export const EXPOSED_HEADERS = [

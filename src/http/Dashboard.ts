@@ -1,17 +1,19 @@
 /**
- * The dashboard every node serves at /ui (/ redirects there): one HTML page, its browser bundle
- * (DashboardBundle.ts), and GET /v1/events/stream, the journal as server-sent events (catch-up from
+ * The dashboard every node serves at /ui (/ redirects there): one HTML page, its browser bundle and
+ * the browser SDK (DashboardBundle.ts: /ui/sdk.js), onnxruntime-web's own files for the SDK under
+ * /ui/ort/ (from the installed package: no CDN), and GET /v1/events/stream, the journal as server-sent events (catch-up from
  * `from` or `Last-Event-ID`, then live), which the page's live feed, market and audit views read.
  */
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Layer, Schedule, Stream } from "effect"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Journal } from "../events/Journal.js"
 import { NodeServer } from "./BoundedServer.js"
-import { buildDashboard, type DashboardBundle, readDashboard } from "./DashboardBundle.js"
+import { buildDashboard, BUNDLE_FILES, type DashboardBundle, readDashboard } from "./DashboardBundle.js"
 
 /**
  * The dashboard nearest this module, walking up: at the first folder that has one, its sources
@@ -56,10 +58,13 @@ const PAGE = `<!doctype html>
 </html>
 `
 
-/** The page may talk to this node only; it runs no inline script and loads nothing from elsewhere. */
+/**
+ * The page may talk to this node only; it runs no inline script and loads nothing from elsewhere.
+ * WebAssembly may compile (the playground runs onnxruntime-web), and workers come from this node.
+ */
 const PAGE_HEADERS = {
   "content-security-policy":
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "cache-control": "no-cache"
 }
@@ -121,19 +126,56 @@ const EventStreamRoute = HttpLayerRouter.use((router) =>
 
 const pageResponse = Effect.succeed(HttpServerResponse.text(PAGE, { contentType: "text/html", headers: PAGE_HEADERS }))
 
+const contentTypeOf = (file: string) =>
+  file.endsWith(".css")
+    ? "text/css"
+    : file.endsWith(".wasm")
+    ? "application/wasm"
+    : "text/javascript"
+
+/**
+ * The onnxruntime-web files the SDK loads: the WebAssembly build and the WebGPU one, each with its
+ * Emscripten module and binary (single-threaded pages use the same files).
+ */
+export const ORT_FILES = [
+  "ort.wasm.min.mjs",
+  "ort-wasm-simd-threaded.mjs",
+  "ort-wasm-simd-threaded.wasm",
+  "ort.webgpu.min.mjs",
+  "ort-wasm-simd-threaded.asyncify.mjs",
+  "ort-wasm-simd-threaded.asyncify.wasm"
+] as const
+
+/** onnxruntime-web's dist folder, as this module resolves the package. */
+const ortDirectory = () => path.dirname(createRequire(import.meta.url).resolve("onnxruntime-web"))
+
 const AssetRoutes = HttpLayerRouter.use((router) =>
   Effect.gen(function*() {
     // Built on the first request, once.
     const bundle = yield* Effect.cachedFunction((_: "bundle") => Effect.promise(loadBundle))
-    const asset = (file: "js" | "css") =>
-      Effect.map(bundle("bundle"), (built) =>
-        HttpServerResponse.uint8Array(built[file], {
-          contentType: file === "js" ? "text/javascript" : "text/css",
-          headers: { "cache-control": "no-cache", "x-content-type-options": "nosniff" }
+    const asset = (file: string) =>
+      Effect.flatMap(bundle("bundle"), (built) => {
+        const contents = built.files.get(file)
+        return contents === undefined
+          ? Effect.succeed(HttpServerResponse.unsafeJson({ error: `${file} is not built` }, { status: 404 }))
+          : Effect.succeed(HttpServerResponse.uint8Array(contents, {
+            contentType: contentTypeOf(file),
+            headers: { "cache-control": "no-cache", "x-content-type-options": "nosniff" }
+          }))
+      })
+    // Read on first request and kept: they change only with the installed package.
+    const ortFile = yield* Effect.cachedFunction((file: string) =>
+      Effect.sync(() => new Uint8Array(fs.readFileSync(path.join(ortDirectory(), file))))
+    )
+    const ort = (file: string) =>
+      Effect.map(ortFile(file), (contents) =>
+        HttpServerResponse.uint8Array(contents, {
+          contentType: contentTypeOf(file),
+          headers: { "cache-control": "public, max-age=3600", "x-content-type-options": "nosniff" }
         }))
     yield* router.add("GET", "/ui", pageResponse)
-    yield* router.add("GET", "/ui/app.js", asset("js"))
-    yield* router.add("GET", "/ui/app.css", asset("css"))
+    for (const file of BUNDLE_FILES) yield* router.add("GET", `/ui/${file}`, asset(file))
+    for (const file of ORT_FILES) yield* router.add("GET", `/ui/ort/${file}`, ort(file))
     yield* router.add("GET", "/", Effect.succeed(HttpServerResponse.redirect("/ui", { status: 302 })))
   })
 )

@@ -1,19 +1,32 @@
 /**
- * The dashboard's browser bundle: src/ui/Main.ts and its packages (preact, htm, uPlot) bundled by
- * esbuild for the browser (ESM, no Node built-ins), into `app.js` and `app.css`. `npm run build`
- * writes it to dist/ui; a node running from a checkout builds it in memory from the sources instead.
+ * The browser bundles a node serves under /ui, built by esbuild for the browser (ESM, no Node
+ * built-ins): the dashboard (src/ui/Main.ts and its packages: preact, htm, uPlot) as `app.js` and
+ * `app.css`, and the browser SDK (src/browser) as `sdk.js` with its two module workers,
+ * `sdk-lora-worker.js` (LoRA training) and `sdk-inference-worker.js`. `npm run build` writes them to
+ * dist/ui; a node running from a checkout builds them in memory from the sources instead.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 
+/** The files of the bundle by name (`app.js`, `app.css`, `sdk.js` and its workers). */
 export interface DashboardBundle {
-  readonly js: Uint8Array
-  readonly css: Uint8Array
+  readonly files: ReadonlyMap<string, Uint8Array>
 }
 
-/** esbuild's settings for the bundle of the sources under `uiDir`, written to `outDir` (app.js, app.css). */
+/** Every file a bundle has, as the node serves them under /ui. */
+export const BUNDLE_FILES = ["app.js", "app.css", "sdk.js", "sdk-lora-worker.js", "sdk-inference-worker.js"] as const
+
+/**
+ * esbuild's settings for the bundle of the sources under `uiDir` (and the SDK's, in the `browser`
+ * folder beside it), written to `outDir`.
+ */
 export const dashboardBuildOptions = (uiDir: string, outDir: string) => ({
-  entryPoints: { app: path.join(uiDir, "Main.ts") },
+  entryPoints: {
+    app: path.join(uiDir, "Main.ts"),
+    sdk: path.join(uiDir, "..", "browser", "index.ts"),
+    "sdk-lora-worker": path.join(uiDir, "..", "browser", "LoraWorker.ts"),
+    "sdk-inference-worker": path.join(uiDir, "..", "browser", "InferenceWorker.ts")
+  },
   outdir: outDir,
   bundle: true,
   format: "esm" as const,
@@ -28,26 +41,29 @@ export const dashboardBuildOptions = (uiDir: string, outDir: string) => ({
 export const buildDashboard = async (uiDir: string): Promise<DashboardBundle> => {
   const esbuild = await import("esbuild")
   const result = await esbuild.build({ ...dashboardBuildOptions(uiDir, path.join(uiDir, "out")), write: false })
-  const output = (extension: string) => {
-    const file = result.outputFiles.find((candidate) => candidate.path.endsWith(extension))
-    if (file === undefined) throw new Error(`the dashboard bundle has no ${extension} output`)
-    return file.contents
+  const files = new Map<string, Uint8Array>()
+  for (const name of BUNDLE_FILES) {
+    const file = result.outputFiles.find((candidate) => path.basename(candidate.path) === name)
+    if (file === undefined) throw new Error(`the dashboard bundle has no ${name}`)
+    files.set(name, file.contents)
   }
-  return { js: output(".js"), css: output(".css") }
+  return { files }
 }
 
-/** Writes the bundle to `outDir` (app.js, app.css), as `npm run build` does. */
+/** Writes the bundle to `outDir`, as `npm run build` does. */
 export const writeDashboard = async (uiDir: string, outDir: string): Promise<void> => {
   const bundle = await buildDashboard(uiDir)
   fs.mkdirSync(outDir, { recursive: true })
-  fs.writeFileSync(path.join(outDir, "app.js"), bundle.js)
-  fs.writeFileSync(path.join(outDir, "app.css"), bundle.css)
+  for (const [name, contents] of bundle.files) fs.writeFileSync(path.join(outDir, name), contents)
 }
 
-/** The bundle as built into dist/ui, or undefined when it was not. */
+/** The bundle as built into dist/ui, or undefined when it was not (or only in part). */
 export const readDashboard = (outDir: string): DashboardBundle | undefined => {
-  const js = path.join(outDir, "app.js")
-  const css = path.join(outDir, "app.css")
-  if (!fs.existsSync(js) || !fs.existsSync(css)) return undefined
-  return { js: fs.readFileSync(js), css: fs.readFileSync(css) }
+  const files = new Map<string, Uint8Array>()
+  for (const name of BUNDLE_FILES) {
+    const file = path.join(outDir, name)
+    if (!fs.existsSync(file)) return undefined
+    files.set(name, fs.readFileSync(file))
+  }
+  return { files }
 }

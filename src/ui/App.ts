@@ -7,6 +7,7 @@ import { GovernancePanel, MarketPanel, ModelsPanel } from "./EconomyPanels.js"
 import { appendEvents, emptyJournal, type JournalView } from "./Journal.js"
 import { at, num } from "./Json.js"
 import { FeedPanel, PeersPanel, StatusPanel } from "./NodePanels.js"
+import { PlaygroundPanel } from "./PlaygroundPanel.js"
 
 /** Events of history the page reads before it goes live: enough for the charts, not the whole log. */
 const HISTORY = 5000
@@ -41,7 +42,7 @@ export const App = () => {
     <header>
       <h1>edge-net node</h1>
       <nav>
-        <a href="#status">node</a> <a href="#feed">events</a> <a href="#models">models</a>
+        <a href="#status">node</a> <a href="#feed">events</a> <a href="#models">models</a> <a href="#playground">playground</a>
         <a href="#market">market</a> <a href="#governance">governance</a> <a href="#audit">audit</a>
         <a href="/docs">API</a> <a href="/metrics">metrics</a>
       </nav>
@@ -52,6 +53,7 @@ export const App = () => {
       <div id="peers"><${PeersPanel} journal=${journal} /></div>
       <div id="feed" class="wide"><${FeedPanel} journal=${journal} onExplain=${explain} /></div>
       <div id="models" class="wide"><${ModelsPanel} journal=${journal} /></div>
+      <div id="playground" class="wide"><${PlaygroundPanel} /></div>
       <div id="market"><${MarketPanel} journal=${journal} onExplain=${explain} /></div>
       <div id="governance"><${GovernancePanel} journal=${journal} onExplain=${explain} /></div>
       <div class="wide"><${AuditPanel}

@@ -1,12 +1,12 @@
 /** The registry's models and adapters, the compute market (pool, price, auctions) and governance. */
 import { html } from "htm/preact"
+import { checkSignatures, type SignatureCheck } from "../browser/Signatures.js"
 import { Chart } from "./Chart.js"
 import { getJson, rpc } from "./Client.js"
 import type { JournalView } from "./Journal.js"
 import type { Json } from "./Json.js"
 import { at, bytes, list, record, short, text } from "./Json.js"
 import { useRead } from "./Read.js"
-import { checkSignatures, type SignatureCheck } from "./Signatures.js"
 
 const error = (message: string | undefined) => message === undefined ? null : html`<p class="error">${message}</p>`
 

@@ -20,8 +20,11 @@
  *   serve  (6.5) inference served over HTTP (OpenAI-compatible): on the sdk, under the http server.
  *   http     (7) the server: HTTP API and the RPC groups mounted at /rpc.
  *   cli      (8) the commands, in process on a data dir or through a running node's RPC.
+ *   browser (9.5) the browser SDK (/ui/sdk.js): model loader, sessions and training for a web page, on
+ *                the pure parts of compute, content and domain; nothing it loads, however indirectly,
+ *                imports a Node built-in or a native package. Bundled for the page, never imported by the node.
  *   ui      (10) the dashboard's browser sources: bundled for the page, served by http as files, never
- *                imported by the node; they import nothing of the node's and no Node built-in.
+ *                imported by the node; they import each other and the browser SDK, and no Node built-in.
  *
  * Inside actors/ the subsystems are ranked too: network (charter) and economy (ledger, stake, parameters)
  * lie under the subsystems that pay or are governed through them; market, governance, registry, adapters,
@@ -54,6 +57,7 @@ const FOLDER_RANK: Readonly<Record<string, number>> = {
   cli: 8,
   // src/index.ts: the package's root entry, above everything it re-exports.
   "(root)": 9,
+  browser: 9.5,
   ui: 10
 }
 
@@ -97,6 +101,31 @@ const typeOnlySpecifiers = (file: string, text: string): ReadonlySet<string> => 
     ;(typeOnly ? typeImports : valueImports).add(specifier.text)
   }
   return new Set([...typeImports].filter((specifier) => !valueImports.has(specifier)))
+}
+
+/**
+ * The modules a file loads when it runs: its value imports and re-exports and its dynamic `import()`s,
+ * not its type-only imports nor `typeof import("...")` in a type.
+ */
+const runtimeSpecifiers = (file: string, text: string): Array<string> => {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false)
+  const typeOnly = typeOnlySpecifiers(file, text)
+  const found: Array<string> = []
+  const visit = (node: ts.Node) => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined) {
+      if (ts.isStringLiteral(node.moduleSpecifier) && !typeOnly.has(node.moduleSpecifier.text)) {
+        found.push(node.moduleSpecifier.text)
+      }
+    } else if (
+      ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] !== undefined && ts.isStringLiteral(node.arguments[0])
+    ) {
+      found.push(node.arguments[0].text)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
+  return found
 }
 
 const importGraph = () => {
@@ -205,17 +234,40 @@ describe("import direction", () => {
     expect(cycles).toEqual([])
   })
 
-  it("the dashboard's sources import only each other and browser packages: no Node built-in, nothing of the node's", () => {
+  it("the dashboard's sources import only each other, the browser SDK and browser packages: no Node built-in", () => {
     const wrong: Array<string> = []
+    const allowed = [path.join(SRC, "ui"), path.join(SRC, "browser")]
     for (const file of sourceFiles(path.join(SRC, "ui"))) {
       const text = fs.readFileSync(file, "utf8")
       for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
         const outside = fileName.startsWith(".") &&
-          !path.resolve(path.dirname(file), fileName).startsWith(path.join(SRC, "ui"))
+          !allowed.some((folder) => path.resolve(path.dirname(file), fileName).startsWith(folder))
         const builtin = fileName.startsWith("node:") || isBuiltin(fileName)
         if (outside || builtin) wrong.push(`${relative(file)} imports "${fileName}"`)
       }
     }
+    expect(wrong).toEqual([])
+  })
+
+  it("nothing the browser SDK loads, however indirectly, imports a Node built-in or a native package", () => {
+    const reachable = new Set<string>()
+    const pending = sourceFiles(path.join(SRC, "browser")).map(relative)
+    while (pending.length > 0) {
+      const file = pending.pop()!
+      if (reachable.has(file) || !graph.has(file)) continue
+      reachable.add(file)
+      // Type-only imports are erased: they load nothing.
+      for (const { target, typeOnly } of graph.get(file) ?? []) if (!typeOnly) pending.push(target)
+    }
+    const wrong: Array<string> = []
+    for (const file of reachable) {
+      for (const specifier of runtimeSpecifiers(file, fs.readFileSync(path.join(SRC, file), "utf8"))) {
+        if (specifier.startsWith("node:") || isBuiltin(specifier) || specifier === "onnxruntime-node") {
+          wrong.push(`${file} imports "${specifier}"`)
+        }
+      }
+    }
+    expect(reachable.size).toBeGreaterThan(10)
     expect(wrong).toEqual([])
   })
 

@@ -14,13 +14,13 @@ import type { Quantization } from "../../src/compute/optimize/Optimize.js"
 import { optimize } from "../../src/compute/optimize/Optimize.js"
 import type { Feeds } from "../../src/compute/optimize/Runner.js"
 import { createSession, run } from "../../src/compute/optimize/Runner.js"
-import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../../src/compute/tokenizer/TokenizerFile.js"
 import { negativeLogLikelihood, perplexity } from "../../src/compute/validate/Metrics.js"
 
 const dir = "models/reference/tiny-encoder"
 const bytes = new Uint8Array(fs.readFileSync(`${dir}/model.onnx`))
 const model = readModel(bytes)
-const tokenizer = await Effect.runPromise(Tokenizer.fromFile(`${dir}/tokenizer.json`))
+const tokenizer = await Effect.runPromise(tokenizerFromFile(`${dir}/tokenizer.json`))
 const sentences = [
   "a large body of water",
   "an animal that barks",
@@ -120,7 +120,7 @@ describe("optimize", () => {
     const lmDir = "models/reference/tiny-lm"
     const lmBytes = new Uint8Array(fs.readFileSync(`${lmDir}/model.onnx`))
     const lmModel = readModel(lmBytes)
-    const lmTokenizer = await Effect.runPromise(Tokenizer.fromFile(`${lmDir}/tokenizer.json`))
+    const lmTokenizer = await Effect.runPromise(tokenizerFromFile(`${lmDir}/tokenizer.json`))
     const texts = [
       "Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about.",
       "The whale rose out of the sea, and the men in the boats cried out."

@@ -7,6 +7,7 @@ import * as path from "node:path"
 import { StreamDecoder } from "../../src/compute/tokenizer/StreamDecoder.js"
 import { BYTE_TO_CHAR, utf8 } from "../../src/compute/tokenizer/Text.js"
 import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../../src/compute/tokenizer/TokenizerFile.js"
 
 const CORPUS = [
   "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs away!",
@@ -632,7 +633,7 @@ for (const model of ["tiny-lm", "tiny-encoder"]) {
 
     it.effect("loads from its file with the special token ids of its config", () =>
       Effect.gen(function*() {
-        const tokenizer = yield* Tokenizer.fromFile(file)
+        const tokenizer = yield* tokenizerFromFile(file)
         if (model === "tiny-lm") expect(tokenizer.specialIds.eos).toBe(tokenizer.tokenToId("<|endoftext|>"))
         else {
           expect(tokenizer.specialIds.cls).toBe(tokenizer.tokenToId("[CLS]"))
@@ -684,7 +685,7 @@ describe("Tokenizer", () => {
           fs.writeFileSync(file, tokenizerJson)
           if (configJson === undefined) fs.rmSync(path.join(folder, "config.json"), { force: true })
           else fs.writeFileSync(path.join(folder, "config.json"), configJson)
-          const error = yield* Effect.flip(Tokenizer.fromFile(file))
+          const error = yield* Effect.flip(tokenizerFromFile(file))
           expect(error._tag).toBe("TokenizerError")
           expect(error.message).not.toContain("\n")
           return error.message
@@ -713,7 +714,7 @@ describe("Tokenizer", () => {
       )
       // The same file with fixed padding is a tokenizer that pads to that length.
       fs.writeFileSync(file, JSON.stringify({ ...bert, padding: { strategy: { Fixed: 6 }, pad_id: 0 } }))
-      const padded = yield* Tokenizer.fromFile(file)
+      const padded = yield* tokenizerFromFile(file)
       expect(padded.encodeBatch(["the fox"])[0]!.ids.length).toBe(6)
       fs.rmSync(folder, { recursive: true })
     }))

@@ -104,6 +104,17 @@ describe("CORS on a node (model-distribution seed §4.2)", () => {
     expect(preflight.status).toBe(403)
   })
 
+  it("a page on an allowed origin may import the browser SDK and its onnxruntime-web files", async () => {
+    for (const route of ["/ui/sdk.js", "/ui/ort/ort.wasm.min.mjs"]) {
+      const response = await request(`${node.url}${route}`, { headers: { origin: APP } })
+      expect(response.status).toBe(200)
+      expect(response.headers["content-type"]).toMatch(/^text\/javascript/)
+      expect(response.headers["access-control-allow-origin"]).toBe(APP)
+    }
+    const dashboard = await request(`${node.url}/ui/app.js`, { headers: { origin: APP } })
+    expect(dashboard.headers["access-control-allow-origin"]).toBeUndefined()
+  })
+
   it("an allowed origin still cannot change state (the guards' CSRF rule stands)", async () => {
     const response = await fetch(`${node.url}/v1/models`, {
       method: "POST",

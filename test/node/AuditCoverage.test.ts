@@ -21,7 +21,7 @@ import { Market } from "../../src/actors/market/MarketService.js"
 import { commitmentOf } from "../../src/actors/market/TaskAuction.js"
 import { Optimizer } from "../../src/actors/optimizer/Optimizer.js"
 import { Registry } from "../../src/actors/registry/RegistryService.js"
-import { Tokenizer } from "../../src/compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../../src/compute/tokenizer/TokenizerFile.js"
 import { BlobStore } from "../../src/content/BlobStore.js"
 import { parseManifest } from "../../src/content/Manifest.js"
 import type { ManifestSigner } from "../../src/content/ManifestSigning.js"
@@ -107,7 +107,7 @@ const everySubsystemAtWork = Effect.gen(function*() {
   const failedTraining = yield* Effect.either((yield* AdapterTraining).train({
     base: {
       bytes: new Uint8Array([1, 2, 3]),
-      tokenizer: yield* Tokenizer.fromFile("models/reference/tiny-lm/tokenizer.json"),
+      tokenizer: yield* tokenizerFromFile("models/reference/tiny-lm/tokenizer.json"),
       id: "not-a-model"
     },
     data: { content: "some text to train on", name: "notes.txt" },

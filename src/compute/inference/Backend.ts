@@ -1,7 +1,7 @@
 /**
  * What the inference service needs from an ONNX runtime: a session made from model bytes, run with
  * named tensors, disposed. onnxruntime-node and onnxruntime-web share that API, so one adapter serves
- * both; each package is imported only when its backend is made (a browser never loads the native one).
+ * both (RuntimeBackends.ts imports each package; the browser SDK hands its own onnxruntime-web here).
  */
 
 export type TensorType = "float32" | "int64" | "int32"
@@ -111,35 +111,3 @@ export const ortBackend = (
     }
   }
 })
-
-export interface WebBackendOptions {
-  /** WebAssembly threads; 1 (the default) needs no worker threads, which suits Node and small models. */
-  readonly numThreads?: number | undefined
-  /** Where the .wasm files are served from, in a browser; Node finds them next to the package. */
-  readonly wasmPaths?: string | undefined
-}
-
-export interface NodeBackendOptions {
-  /** Threads one operator may use; onnxruntime's default (one per core) when absent. */
-  readonly intraOpNumThreads?: number | undefined
-}
-
-export const makeNodeBackend = async (options: NodeBackendOptions = {}): Promise<Backend> => {
-  // eslint-disable-next-line no-restricted-syntax -- onnxruntime-node and -web declare the same API as two unrelated type trees; OrtModule is the part both satisfy
-  const ort = (await import("onnxruntime-node")) as unknown as OrtModule
-  const threads = options.intraOpNumThreads === undefined
-    ? {}
-    : { intraOpNumThreads: options.intraOpNumThreads, interOpNumThreads: 1 }
-  return ortBackend("onnxruntime-node", ort, { graphOptimizationLevel: "all", ...threads })
-}
-
-export const makeWebBackend = async (options: WebBackendOptions = {}): Promise<Backend> => {
-  const ort = await import("onnxruntime-web")
-  ort.env.wasm.numThreads = options.numThreads ?? 1
-  if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths
-  // eslint-disable-next-line no-restricted-syntax -- onnxruntime-node and -web declare the same API as two unrelated type trees; OrtModule is the part both satisfy
-  return ortBackend("onnxruntime-web", ort as unknown as OrtModule, {
-    executionProviders: ["wasm"],
-    graphOptimizationLevel: "all"
-  })
-}

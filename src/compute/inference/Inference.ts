@@ -6,13 +6,7 @@
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as Metrics from "../../domain/Metrics.js"
 import type { Encoding } from "../tokenizer/Tokenizer.js"
-import {
-  type Backend,
-  makeNodeBackend,
-  makeWebBackend,
-  type NodeBackendOptions,
-  type WebBackendOptions
-} from "./Backend.js"
+import type { Backend } from "./Backend.js"
 import { type ChatMessage, renderChatPrompt } from "./ChatTemplate.js"
 import { embedEncodings, type EmbedOptions, embedTexts, encodeForEmbedding } from "./Embedding.js"
 import {
@@ -24,8 +18,10 @@ import {
   type GenerationEvent
 } from "./Generation.js"
 import { describeCause, InferenceInputError, type InferenceRunError, ModelLoadError } from "./InferenceError.js"
-import { type ModelHandle, type ModelSource, openModel, readModelFolder } from "./Model.js"
+import { type ModelHandle, type ModelSource, openModel } from "./Model.js"
+import { readModelFolder } from "./ModelFolder.js"
 import { cosineSimilarity } from "./Pooling.js"
+import { makeNodeBackend, makeWebBackend, type NodeBackendOptions, type WebBackendOptions } from "./RuntimeBackends.js"
 
 export type { ChatMessage } from "./ChatTemplate.js"
 export type { EmbedOptions } from "./Embedding.js"

@@ -1,13 +1,11 @@
 /**
  * A loaded model: its ORT session, tokenizer and configuration, and what the service needs to know
- * about it (encoder or decoder, KV-cache inputs, context length, end-of-sequence ids), read from a
- * Hugging Face style folder (model.onnx or onnx/model.onnx) or from bytes and JSON given directly.
+ * about it (encoder or decoder, KV-cache inputs, context length, end-of-sequence ids), from bytes and
+ * JSON given directly (ModelFolder.ts reads them from a Hugging Face style folder). No Node built-in:
+ * the browser SDK opens its models here too.
  */
-import { Effect, Either, type Scope } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+import { Effect, type Scope } from "effect"
 import { sha256, toHex } from "../../content/Sha256.js"
-import { jsonDecoder, JsonObject } from "../../domain/JsonText.js"
 import { type AdapterLayout, adapterLayout, injectAdapterInputs, loraTargets } from "../lora/GraphLora.js"
 import { readModel, writeModel } from "../onnx/OnnxModel.js"
 import { Tokenizer } from "../tokenizer/Tokenizer.js"
@@ -70,47 +68,6 @@ export interface ModelHandle {
   /** The adapter branches the session was built with (`adapterSlots`), if any. */
   readonly adapterLayout: AdapterLayout | undefined
 }
-
-const decodeJson = jsonDecoder(JsonObject)
-
-const readJson = (file: string): Json | undefined => {
-  if (!fs.existsSync(file)) return undefined
-  const decoded = decodeJson(fs.readFileSync(file, "utf8"), file)
-  if (Either.isLeft(decoded)) throw new ModelLoadError({ reason: decoded.left.message })
-  return decoded.right
-}
-
-/** Reads a model folder: model.onnx or onnx/model.onnx, tokenizer.json, and the optional JSON configs. */
-export const readModelFolder = (location: string): Effect.Effect<ModelSource, ModelLoadError> =>
-  Effect.try({
-    try: () => {
-      const isFile = fs.existsSync(location) && fs.statSync(location).isFile()
-      let folder = isFile ? path.dirname(location) : location
-      const candidates = isFile
-        ? [location]
-        : [path.join(location, "model.onnx"), path.join(location, "onnx", "model.onnx")]
-      const modelFile = candidates.find((file) => fs.existsSync(file))
-      if (modelFile === undefined) {
-        throw new ModelLoadError({ reason: `no model.onnx in ${location} (looked for ${candidates.join(", ")})` })
-      }
-      if (isFile && path.basename(folder) === "onnx" && !fs.existsSync(path.join(folder, "tokenizer.json"))) {
-        folder = path.dirname(folder)
-      }
-      const tokenizer = readJson(path.join(folder, "tokenizer.json"))
-      if (tokenizer === undefined) throw new ModelLoadError({ reason: `no tokenizer.json in ${folder}` })
-      return {
-        model: new Uint8Array(fs.readFileSync(modelFile)),
-        tokenizer,
-        tokenizerConfig: readJson(path.join(folder, "tokenizer_config.json")),
-        config: readJson(path.join(folder, "config.json")),
-        generationConfig: readJson(path.join(folder, "generation_config.json")),
-        name: modelFile
-      }
-    },
-    catch: (cause) => (cause instanceof ModelLoadError
-      ? cause
-      : new ModelLoadError({ reason: `cannot read ${location}: ${describeCause(cause)}` }))
-  })
 
 const numberAt = (config: Json, ...keys: ReadonlyArray<string>) => {
   for (const key of keys) if (typeof config[key] === "number") return config[key] as number

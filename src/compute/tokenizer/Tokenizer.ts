@@ -2,17 +2,15 @@
  * A Hugging Face `tokenizer.json` read into a tokenizer that encodes and decodes exactly as the Rust
  * `tokenizers` library does: added tokens, normalizer, pre-tokenizer, model, post-processor, decoder.
  */
-import { Effect, Either, Schema } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { jsonDecoder, jsonDecoderSync, JsonObject, JsonTextError, jsonValueDecoder } from "../../domain/JsonText.js"
+import { Either, Schema } from "effect"
+import { jsonDecoder, jsonDecoderSync, JsonObject, jsonValueDecoder } from "../../domain/JsonText.js"
 import { AddedTokenJson, AddedVocabulary, parseAddedTokens } from "./AddedTokens.js"
 import { buildDecoder, type Decoder } from "./Decoders.js"
 import { buildModel, type Model } from "./Models.js"
 import { buildNormalizer } from "./Normalizers.js"
 import { addedTokenCount, buildPostProcessor, type Encoded, type PostProcessor } from "./PostProcessors.js"
 import { buildPreTokenizer, type PreTokenizer } from "./PreTokenizers.js"
-import { fail, TokenizerError } from "./TokenizerError.js"
+import { fail } from "./TokenizerError.js"
 
 export { TokenizerError } from "./TokenizerError.js"
 
@@ -130,7 +128,8 @@ const TokenizerJson = Schema.Struct({
 
 const decodeTokenizerText = jsonDecoder(TokenizerJson)
 const decodeTokenizerValue = jsonValueDecoder(TokenizerJson)
-const decodeConfigText = jsonDecoderSync(JsonObject.annotations(anObject))
+/** tokenizer_config.json or config.json text, decoded (TokenizerFile.ts reads them beside tokenizer.json). */
+export const decodeConfigText = jsonDecoderSync(JsonObject.annotations(anObject))
 
 const readTruncation = (json: typeof TruncationJson.Type | null | undefined): Truncation | undefined =>
   json === null || json === undefined ? undefined : { maxLength: json.max_length, left: json.direction === "Left" }
@@ -200,41 +199,6 @@ export class Tokenizer {
       : decodeTokenizerValue(json, "tokenizer.json")
     if (Either.isLeft(decoded)) return fail(decoded.left.problem)
     return new Tokenizer(decoded.right, config, modelConfig)
-  }
-
-  /** Reads tokenizer.json, with tokenizer_config.json and config.json from the same folder when present. */
-  static fromFile(file: string): Effect.Effect<Tokenizer, TokenizerError> {
-    // Every error names the file at fault: tokenizer.json itself or the sibling config it came from.
-    const read = <A>(name: string, decode: (text: string) => A): A => {
-      try {
-        return decode(fs.readFileSync(name, "utf8"))
-      } catch (error) {
-        throw new TokenizerError({
-          file: name,
-          reason: error instanceof TokenizerError
-            ? error.reason
-            : error instanceof JsonTextError
-            ? error.problem
-            : `cannot read it: ${error instanceof Error ? error.message : String(error)}`
-        })
-      }
-    }
-    return Effect.try({
-      try: () => {
-        const folder = path.dirname(file)
-        const optional = (name: string): TokenizerConfig => {
-          const sibling = path.join(folder, name)
-          return fs.existsSync(sibling) ? read(sibling, (text) => decodeConfigText(text, sibling)) : {}
-        }
-        const config = optional("tokenizer_config.json")
-        const modelConfig = optional("config.json")
-        return read(file, (text) => Tokenizer.fromJson(text, config, modelConfig))
-      },
-      catch: (error) =>
-        error instanceof TokenizerError
-          ? error
-          : new TokenizerError({ file, reason: error instanceof Error ? error.message : String(error) })
-    })
   }
 
   /** The maximum length tokenizer.json truncates to, if it sets one. */

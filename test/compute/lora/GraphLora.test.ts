@@ -28,7 +28,7 @@ import { textFeeds } from "../../../src/compute/optimize/Feeds.js"
 import type { Feeds } from "../../../src/compute/optimize/Runner.js"
 import { captureActivations, createSession, run } from "../../../src/compute/optimize/Runner.js"
 import { rewriteWeights } from "../../../src/compute/quantize/Rewrite.js"
-import { Tokenizer } from "../../../src/compute/tokenizer/Tokenizer.js"
+import { tokenizerFromFile } from "../../../src/compute/tokenizer/TokenizerFile.js"
 
 ortWeb.env.wasm.numThreads = 1
 
@@ -37,7 +37,7 @@ const text = "The whale swam across the quiet sea while the captain watched from
 const reference = async (name: string, output: string) => {
   const directory = `models/reference/${name}`
   const model = readModel(new Uint8Array(fs.readFileSync(`${directory}/model.onnx`)))
-  const tokenizer = await Effect.runPromise(Tokenizer.fromFile(`${directory}/tokenizer.json`))
+  const tokenizer = await Effect.runPromise(tokenizerFromFile(`${directory}/tokenizer.json`))
   return { name, output, model, feeds: textFeeds(model, tokenizer, text, 24), targets: loraTargets(model) }
 }
 const lm = await reference("tiny-lm", "logits")
