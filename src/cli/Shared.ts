@@ -35,6 +35,7 @@ export const settingsFor = (data: Option.Option<string>, overrides: Partial<Node
     inference: environment.inference,
     corsOrigins: environment.corsOrigins,
     firstStartModels: environment.firstStartModels,
+    firstStartIds: environment.firstStartIds,
     ...overrides
   }))
 

@@ -46,8 +46,12 @@ export interface EnvironmentSettings {
   readonly inference: Partial<InferenceSettings>
   /** `EDGE_NET_CORS_ORIGINS`: comma-separated origins (or `*`) whose pages may read the registry and blobs. */
   readonly corsOrigins: ReadonlyArray<string>
-  /** `EDGE_NET_FIRST_START_MODELS`: `on` (default) publishes the reference models at first start, `off` not. */
+  /**
+   * `EDGE_NET_FIRST_START_MODELS`: `on` (default) publishes the reference models at first start, `off`
+   * not, or a comma-separated list of catalog ids publishes those only.
+   */
   readonly firstStartModels: boolean
+  readonly firstStartIds: ReadonlyArray<string> | undefined
 }
 
 const byteSize = (name: string) =>
@@ -156,11 +160,26 @@ export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all(
     }),
     Config.withDefault<ReadonlyArray<string>>([])
   ),
-  firstStartModels: Config.literal("on", "off")("EDGE_NET_FIRST_START_MODELS").pipe(
-    Config.withDefault("on" as const),
-    Config.map((value) => value === "on")
+  firstStart: Config.string("EDGE_NET_FIRST_START_MODELS").pipe(
+    Config.mapOrFail(
+      (value): Either.Either<{ on: boolean; ids: ReadonlyArray<string> | undefined }, ConfigError.ConfigError> => {
+        if (value === "on" || value === "off") return Either.right({ on: value === "on", ids: undefined })
+        const ids = value.split(",").map((id) => id.trim()).filter((id) => id !== "")
+        return ids.length > 0 && ids.every((id) => /^[a-z0-9][a-z0-9._-]{0,99}$/.test(id))
+          ? Either.right({ on: true, ids })
+          : Either.left(invalid(`is on, off or a comma-separated list of model ids, not ${JSON.stringify(value)}`))
+      }
+    ),
+    Config.withDefault<{ on: boolean; ids: ReadonlyArray<string> | undefined }>({ on: true, ids: undefined })
   )
-}).pipe(Config.map(({ charter, ...settings }) => ({ ...settings, ...charter })))
+}).pipe(
+  Config.map(({ charter, firstStart, ...settings }) => ({
+    ...settings,
+    ...charter,
+    firstStartModels: firstStart.on,
+    firstStartIds: firstStart.ids
+  }))
+)
 
 export class EnvironmentError
   extends Data.TaggedError("EnvironmentError")<{ readonly variable: string; readonly problem: string }>

@@ -180,9 +180,19 @@ export const firstStartModelsLayer = Layer.scopedDiscard(
     const config = yield* NodeConfig
     if (config.firstStartModels !== true) return
     const work = Effect.gen(function*() {
-      const catalog = firstStartCatalog()
+      const whole = firstStartCatalog()
+      const asked = config.firstStartIds
+      const unknown = asked?.filter((id) => !whole.some((entry) => entry.id === id)) ?? []
+      if (unknown.length > 0) {
+        yield* Effect.logWarning(
+          `EDGE_NET_FIRST_START_MODELS names ${unknown.join(", ")}, not in the catalog (${
+            whole.map((entry) => entry.id).join(", ")
+          })`
+        )
+      }
+      const catalog = asked === undefined ? whole : whole.filter((entry) => asked.includes(entry.id))
       if (catalog.length === 0) {
-        return yield* Effect.logWarning("no reference models found beside the sources: the registry starts empty")
+        return yield* Effect.logWarning("no reference models to publish: the registry starts empty")
       }
       const published = yield* publishFirstStartModels(catalog)
       if (published.length > 0) {

@@ -41,6 +41,8 @@ export interface NodeSettings {
    * background once it listens, when they are not there yet (`EDGE_NET_FIRST_START_MODELS`, default on).
    */
   readonly firstStartModels?: boolean | undefined
+  /** Only these catalog ids, when given (`EDGE_NET_FIRST_START_MODELS=tiny-encoder,tiny-lm`). */
+  readonly firstStartIds?: ReadonlyArray<string> | undefined
   /**
    * The trust store of this machine's `edge-net-models` when its registry is this node: the node trusts
    * its own key there, so the models it published pull at once.

@@ -171,7 +171,10 @@ const maxDifference = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`)
   const [started, launched] = await Promise.all([
-    startNode(tempDir("sdk-node-"), undefined, { EDGE_NET_FIRST_START_MODELS: "on", HOME: tempDir("sdk-home-") }),
+    startNode(tempDir("sdk-node-"), undefined, {
+      EDGE_NET_FIRST_START_MODELS: "tiny-encoder,tiny-encoder-int8,tiny-lm",
+      HOME: tempDir("sdk-home-")
+    }),
     chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
   ])
   node = started
