@@ -17,12 +17,12 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as path from "node:path"
-import { type Browser, chromium } from "playwright-core"
+import type { Browser } from "playwright-core"
+import { launchChromium } from "../test/support/Chromium.js"
 import { startNode } from "../test/support/NodeProcess.js"
 import { tempDir } from "../test/support/TempDir.js"
 import { report } from "./Report.js"
 
-const CHROMIUM = "/usr/bin/chromium"
 const MODEL_DIR = path.resolve("models/reference/tiny-encoder")
 const TRANSFORMERS = path.resolve("node_modules/@huggingface/transformers")
 // transformers.js pins its own onnxruntime-web build, installed under its folder.
@@ -159,11 +159,7 @@ const firstEmbedding = async (browser: Browser, page: string, which: "ours" | "t
 }
 
 export const run = async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`)
-  const [bench, browser] = await Promise.all([
-    bundleTransformers().then(serveBench),
-    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
-  ])
+  const [bench, browser] = await Promise.all([bundleTransformers().then(serveBench), launchChromium()])
   // The bench page's origin may read the node's registry, blobs and SDK.
   const node = await startNode(tempDir("bench-browser-node-"), undefined, {
     EDGE_NET_FIRST_START_MODELS: "on",

@@ -6,21 +6,19 @@
  */
 import { Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { OperationId } from "../../src/domain/Money.js"
 import { signingClientLayer } from "../../src/rpc/CommandSigning.js"
+import { launchChromium, screenshot, watchedPage } from "../support/Chromium.js"
 import { cliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../support/RpcClient.js"
 import { as, operatorKeyOf, testKey } from "../support/Signing.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
-const CHROMIUM = "/usr/bin/chromium"
-const SCREENSHOTS = path.resolve("test-results", "browser")
 const REFERENCE_IDS = [
   "tiny-encoder",
   "tiny-encoder-int8",
@@ -46,28 +44,15 @@ const rpc = <A, E>(use: (client: NodeRpc) => Effect.Effect<A, E>): Promise<A> =>
 
 /** A page on the dashboard, with every console error and uncaught exception it shows collected. */
 const openDashboard = async () => {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
-  const errors: Array<string> = []
-  page.on("console", (message) => {
-    if (message.type() === "error") errors.push(message.text())
-  })
-  page.on("pageerror", (error) => errors.push(error.message))
-  await page.goto(`${node.url}/`)
-  return { page, errors }
-}
-
-const screenshot = async (page: Page, name: string) => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true })
-  const file = path.join(SCREENSHOTS, `${name}.png`)
-  await page.screenshot({ path: file, fullPage: true })
-  return file
+  const watched = await watchedPage(browser, 1400, 1000)
+  await watched.page.goto(`${node.url}/`)
+  return watched
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`)
   const [started, launched] = await Promise.all([
     startNode(tempDir("dashboard-node-"), undefined, { EDGE_NET_FIRST_START_MODELS: "on", HOME: home }),
-    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
+    launchChromium()
   ])
   node = started
   browser = launched

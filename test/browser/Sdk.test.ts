@@ -9,14 +9,13 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Inference } from "../../src/compute/inference/Inference.js"
+import { launchChromium, screenshot, watchedPage } from "../support/Chromium.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
 
-const CHROMIUM = "/usr/bin/chromium"
-const SCREENSHOTS = path.resolve("test-results", "browser")
 const TEXTS = ["the whale surfaced beside the ship", "a storm at sea", "the captain counted the crew at night"]
 
 let node: RunningNode
@@ -132,13 +131,8 @@ const call = <A>(page: Page, name: string, ...args: ReadonlyArray<unknown>): Pro
 
 /** A page on the node's origin with the SDK loaded, its console errors collected and its blob requests counted. */
 const openSdkPage = async () => {
-  const page = await browser.newPage({ viewport: { width: 1000, height: 600 } })
-  const errors: Array<string> = []
+  const { page, errors } = await watchedPage(browser, 1000, 600)
   const blobRequests: Array<string> = []
-  page.on("console", (message) => {
-    if (message.type() === "error") errors.push(message.text())
-  })
-  page.on("pageerror", (error) => errors.push(error.message))
   page.on("request", (request) => {
     if (new URL(request.url()).pathname.startsWith("/v1/blobs/")) blobRequests.push(request.url())
   })
@@ -146,11 +140,6 @@ const openSdkPage = async () => {
   await page.goto(`${node.url}/sdk-test`)
   await page.waitForFunction("window.sdkReady === true", undefined, { timeout: 30_000 })
   return { page, errors, blobRequests }
-}
-
-const screenshot = async (page: Page, name: string) => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true })
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true })
 }
 
 /** Node's embeddings of the same texts, from the same files, through the node's own inference path. */
@@ -169,13 +158,12 @@ const maxDifference = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`)
   const [started, launched] = await Promise.all([
     startNode(tempDir("sdk-node-"), undefined, {
       EDGE_NET_FIRST_START_MODELS: "tiny-encoder,tiny-encoder-int8,tiny-lm",
       HOME: tempDir("sdk-home-")
     }),
-    chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] })
+    launchChromium()
   ])
   node = started
   browser = launched
@@ -305,12 +293,7 @@ describe("the browser SDK in headless Chromium", () => {
         return (yield* inference.generate(lm, prompt, { maxNewTokens: 32, temperature: 0 })).text
       }).pipe(Effect.scoped, Effect.provide(Inference.node))
     )
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
-    const errors: Array<string> = []
-    page.on("console", (message) => {
-      if (message.type() === "error") errors.push(message.text())
-    })
-    page.on("pageerror", (error) => errors.push(error.message))
+    const { page, errors } = await watchedPage(browser, 1400, 1000)
     const workers: Array<string> = []
     page.on("worker", (worker) => workers.push(worker.url()))
     await page.goto(`${node.url}/ui`)
