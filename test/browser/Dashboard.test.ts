@@ -192,7 +192,9 @@ describe("the dashboard in headless Chromium", () => {
     const { errors, page } = await openDashboard()
     const market = page.getByTestId("market")
     await market.getByTestId("price-chart").locator("canvas").waitFor({ timeout: 10_000 })
-    expect(await market.getByTestId("pool-price").innerText()).toMatch(/^[\d.]+ rUv per compute unit$/)
+    // The price line fills in from its own read, which may land after the chart's.
+    await expect.poll(() => market.getByTestId("pool-price").innerText(), { timeout: 10_000 })
+      .toMatch(/^[\d.]+ rUv per compute unit$/)
     await page.getByTestId("governance").getByText("a lower fee for small jobs").waitFor({ timeout: 10_000 })
     await market.getByRole("link", { name: "render-1" }).click()
     await page.getByTestId("audit-why").waitFor({ timeout: 5000 })
