@@ -2,13 +2,13 @@
  * The training loop: epochs over the samples in a seeded order, one optimizer step per accumulated group
  * of micro-batches, progress after each step and checkpoints on schedule; a resumed run continues exactly.
  */
-import { PrioritizedReplay } from "../../learning/PrioritizedReplay.js"
 import type { LoraWeights } from "../Adapter.js"
 import { SeededRandom } from "../Adapter.js"
 import { learningRateAt } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import type { LoraTrainer, TrainingCheckpoint } from "./LoraTrainer.js"
 import type { Sample } from "./Objectives.js"
+import { PrioritizedReplay } from "./PrioritizedReplay.js"
 import type { ResolvedConfig } from "./TrainingConfig.js"
 import { check } from "./TrainingConfig.js"
 

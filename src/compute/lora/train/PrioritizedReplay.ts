@@ -9,8 +9,12 @@
  * 2k + 1, leaves at capacity..2·capacity-1), which is a full binary tree for any capacity, so no
  * rounding up to a power of two.
  */
-import { SeededRandom } from "../lora/Adapter.js"
-import { refuse } from "./Updates.js"
+import { SeededRandom } from "../Adapter.js"
+import { TrainingError } from "./TrainingConfig.js"
+
+const refuse = (reason: string): never => {
+  throw new TrainingError(reason)
+}
 
 /** Sums of non-negative values over a full binary tree: set a leaf, find the leaf at a prefix mass. */
 export class SumTree {
@@ -19,7 +23,7 @@ export class SumTree {
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) {
-      refuse("BadOptions", `a capacity is a positive whole number, not ${capacity}`)
+      refuse(`a capacity is a positive whole number, not ${capacity}`)
     }
     this.#sums = new Float64Array(2 * capacity)
     this.#minima = new Float64Array(2 * capacity).fill(Number.POSITIVE_INFINITY)
@@ -40,10 +44,10 @@ export class SumTree {
 
   set(index: number, value: number): void {
     if (!(value >= 0) || !Number.isFinite(value)) {
-      refuse("BadOptions", `a priority is finite and non-negative, not ${value}`)
+      refuse(`a priority is finite and non-negative, not ${value}`)
     }
     if (!Number.isInteger(index) || index < 0 || index >= this.capacity) {
-      refuse("BadOptions", `leaf ${index} is outside 0..${this.capacity - 1}`)
+      refuse(`leaf ${index} is outside 0..${this.capacity - 1}`)
     }
     let node = this.capacity + index
     this.#sums[node] = value
@@ -114,9 +118,9 @@ export class PrioritizedReplay<T> {
     this.#beta = options.beta ?? 0.4
     this.#betaSteps = options.betaSteps ?? 100_000
     this.#epsilon = options.epsilon ?? 1e-6
-    if (!(this.alpha >= 0)) refuse("BadOptions", `alpha must be 0 or more, not ${this.alpha}`)
-    if (!(this.#beta >= 0 && this.#beta <= 1)) refuse("BadOptions", `beta must be in [0, 1], not ${this.#beta}`)
-    if (!(this.#betaSteps >= 1)) refuse("BadOptions", `betaSteps must be 1 or more, not ${this.#betaSteps}`)
+    if (!(this.alpha >= 0)) refuse(`alpha must be 0 or more, not ${this.alpha}`)
+    if (!(this.#beta >= 0 && this.#beta <= 1)) refuse(`beta must be in [0, 1], not ${this.#beta}`)
+    if (!(this.#betaSteps >= 1)) refuse(`betaSteps must be 1 or more, not ${this.#betaSteps}`)
     this.#tree = new SumTree(this.capacity)
     this.#random = new SeededRandom(options.seed ?? 0)
   }
@@ -151,7 +155,7 @@ export class PrioritizedReplay<T> {
 
   /** `count` independent draws in proportion to p^α, with their importance-sampling weights. */
   sample(count: number): ReplayDraw<T> {
-    if (this.#items.length === 0) refuse("BadOptions", "cannot sample an empty replay buffer")
+    if (this.#items.length === 0) refuse("cannot sample an empty replay buffer")
     const beta = this.beta
     this.#draws++
     const total = this.#tree.total
@@ -171,7 +175,7 @@ export class PrioritizedReplay<T> {
   updatePriorities(slots: ReadonlyArray<number>, priorities: ReadonlyArray<number>): void {
     slots.forEach((slot, k) => {
       const priority = Math.abs(priorities[k]!) + this.#epsilon
-      if (!Number.isFinite(priority)) refuse("NonFinite", `priority of slot ${slot} is ${priorities[k]}`)
+      if (!Number.isFinite(priority)) refuse(`priority of slot ${slot} is ${priorities[k]}`)
       this.#maxPriority = Math.max(this.#maxPriority, priority)
       this.#tree.set(slot, priority ** this.alpha)
     })

@@ -5,7 +5,7 @@
  * annealing by their formulas.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { PrioritizedReplay, SumTree } from "../../../src/compute/learning/PrioritizedReplay.js"
+import { PrioritizedReplay, SumTree } from "../../../src/compute/lora/train/PrioritizedReplay.js"
 
 /** Counts per slot over `draws` batches of one, against the expected probabilities. */
 const frequencies = (replay: PrioritizedReplay<number>, draws: number) => {
