@@ -60,6 +60,15 @@ export interface Actor<Command, Event, State, Err, R> {
     command: Command,
     options?: CommandOptions
   ) => Effect.Effect<CommandResult<Event, State>, Err | VersionConflict, R>
+  /**
+   * `send` for a caller that needs no answer, as a policy finishing what a crash interrupted: a command
+   * id the entity already ran returns at once, without reading back the events it appended then.
+   */
+  readonly tell: (
+    entityId: string,
+    command: Command,
+    options?: CommandOptions
+  ) => Effect.Effect<void, Err | VersionConflict, R>
   /** The entity's current state, caught up with every writer of the journal. */
   readonly state: (entityId: string) => Effect.Effect<{ readonly state: State; readonly version: number }>
   /** Every entity of this category folded from the log alone, with no snapshot and no cache. */
@@ -130,6 +139,9 @@ const commandCounters = (category: string) => {
     defect: of("defect")
   }
 }
+
+const alreadyRan = Effect.succeed({ duplicate: true })
+const ran = { duplicate: false }
 
 const countOutcome =
   (counters: ReturnType<typeof commandCounters>) =>
@@ -343,6 +355,25 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
             : attempt(entry, command, commandOptions, maxRetries)))
     }
 
+    // As handle, for a caller that wants no answer: a command id already run ends here.
+    const handleQuietly = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
+      Effect.flatMap(ensureLoaded(entry), () =>
+        commandOptions.commandId !== undefined && entry.commands.get(commandOptions.commandId) !== undefined
+          ? alreadyRan
+          : Effect.as(attempt(entry, command, commandOptions, maxRetries), ran))
+
+    /** The options with the caller's signed command (CurrentAuthorization) when it has one and they name none. */
+    const withCallersAuthorization = <A>(
+      commandOptions: CommandOptions,
+      use: (options: CommandOptions) => Effect.Effect<A, Err | VersionConflict, R>
+    ) =>
+      Effect.flatMap(FiberRef.get(CurrentAuthorization), (authorization) =>
+        use(
+          authorization === null || commandOptions.authorization !== undefined
+            ? commandOptions
+            : { ...commandOptions, authorization }
+        ))
+
     const withEntry = <A, E, R2>(entityId: string, use: (entry: Entry<State>) => Effect.Effect<A, E, R2>) =>
       Effect.suspend(() => {
         const entry = entryFor(entityId)
@@ -481,13 +512,16 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       category: definition.category,
       // The authorization is read here, in the caller's fiber: the mailbox may run the command elsewhere.
       send: (entityId, command, commandOptions = {}) =>
-        Effect.flatMap(FiberRef.get(CurrentAuthorization), (authorization) => {
-          const options = authorization === null || commandOptions.authorization !== undefined
-            ? commandOptions
-            : { ...commandOptions, authorization }
-          return withEntry(entityId, (entry) =>
-            handle(entry, command, options))
-        }).pipe(Effect.onExit(recordOutcome)),
+        withCallersAuthorization(commandOptions, (options) =>
+          withEntry(entityId, (entry) =>
+            handle(entry, command, options))).pipe(Effect.onExit(recordOutcome)),
+      tell: (entityId, command, commandOptions = {}) =>
+        withCallersAuthorization(commandOptions, (options) =>
+          withEntry(entityId, (entry) =>
+            handleQuietly(entry, command, options))).pipe(
+            Effect.onExit(recordOutcome),
+            Effect.asVoid
+          ),
       state: (entityId) =>
         withEntry(entityId, (entry) =>
           // Loading catches up by itself; a loaded entity only reads what other writers added since.
@@ -526,7 +560,11 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
               compareReplayed(
                 loaded === undefined
                   ? actor
-                  : { ...actor, liveState: (entityId) => loaded.liveState(entityId, states) },
+                  : {
+                    ...actor,
+                    liveState: (entityId) =>
+                      loaded.liveState(entityId, states)
+                  },
                 states
               )
             )

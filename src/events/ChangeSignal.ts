@@ -3,8 +3,7 @@
  * Positions are assigned inside the writer's transaction, so the log never shows a later position
  * before an earlier one: reading forward from a cursor can neither skip nor repeat an event.
  */
-import type { Duration } from "effect"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Duration, Effect, Stream } from "effect"
 import type { Envelope } from "./Envelope.js"
 
 export class ChangeSignal {
@@ -78,26 +77,80 @@ export const sharedPages = (
 }
 
 /**
+ * The events this process committed last, in position order, for subscribers following the tail:
+ * they take what was just written from here instead of reading it back (on a busy node every
+ * commit woke each policy into a query of its own). Only an unbroken run of positions is kept; a
+ * commit that does not follow on (another process wrote in between) starts the run again, and a
+ * subscriber before the run reads the database. The envelopes are the ones the appenders were
+ * answered with, whose payloads the journal stored as their canonical JSON.
+ */
+export class RecentTail {
+  private events: Array<Envelope> = []
+
+  constructor(private readonly capacity = 4 * PAGE_SIZE) {}
+
+  /** Adds a commit's events, in position order. */
+  add(envelopes: ReadonlyArray<Envelope>): void {
+    for (const envelope of envelopes) {
+      const last = this.events[this.events.length - 1]
+      if (last !== undefined && envelope.position !== last.position + 1) this.events = []
+      this.events.push(envelope)
+    }
+    if (this.events.length > 2 * this.capacity) this.events = this.events.slice(this.events.length - this.capacity)
+  }
+
+  /**
+   * At most `limit` events from `position` on; empty when `position` is just past the newest one;
+   * undefined when the run does not reach back to `position` (or never reached it).
+   */
+  from(position: number, limit: number): ReadonlyArray<Envelope> | undefined {
+    const first = this.events[0]
+    if (first === undefined || position < first.position) return undefined
+    const index = position - first.position
+    if (index > this.events.length) return undefined
+    return this.events.slice(index, index + limit)
+  }
+}
+
+/**
  * Catch up from `fromPosition`, then follow: the generation is read *before* each query, so a commit
  * that lands between the query and the wait wakes us at once instead of being missed. The poll
  * interval catches appends made by other processes, which this process's signal never hears about.
+ * With `recent`, this process's own commits come from memory, and the database is asked only to
+ * catch up, and once a poll interval for what other processes appended.
  */
 export const followLog = (
   readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>,
   signal: ChangeSignal,
   fromPosition: number,
-  pollInterval: Duration.DurationInput
+  pollInterval: Duration.DurationInput,
+  recent?: RecentTail
 ): Stream.Stream<Envelope> =>
   Stream.suspend(() => {
     let cursor = Math.max(1, fromPosition)
+    const pollMillis = Duration.toMillis(pollInterval)
+    // When the database was last asked for what lies past the cursor.
+    let askedAt = -Infinity
+    const emit = (page: ReadonlyArray<Envelope>) => {
+      cursor = page[page.length - 1]!.position + 1
+      return Effect.succeed(Chunk.unsafeFromArray(page))
+    }
     const nextPage: Effect.Effect<Chunk.Chunk<Envelope>> = Effect.suspend(() => {
       const generation = signal.current
+      const remembered = recent?.from(cursor, PAGE_SIZE)
+      if (remembered !== undefined && remembered.length > 0) return emit(remembered)
+      if (remembered !== undefined) {
+        // Caught up with this process's commits: wait for the next, or for the poll to be due.
+        const due = askedAt + pollMillis - Date.now()
+        if (due > 0) return signal.waitAfter(generation, Duration.millis(due)).pipe(Effect.zipRight(nextPage))
+      }
+      askedAt = Date.now()
       return readAll(cursor, PAGE_SIZE).pipe(
-        Effect.flatMap((page) => {
-          if (page.length === 0) return signal.waitAfter(generation, pollInterval).pipe(Effect.zipRight(nextPage))
-          cursor = page[page.length - 1]!.position + 1
-          return Effect.succeed(Chunk.unsafeFromArray(page))
-        })
+        Effect.flatMap((page) =>
+          page.length === 0
+            ? signal.waitAfter(generation, pollInterval).pipe(Effect.zipRight(nextPage))
+            : emit(page)
+        )
       )
     })
     return Stream.repeatEffectChunk(nextPage)

@@ -6,7 +6,7 @@
 import type Database from "better-sqlite3"
 import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 import { NodeKey } from "../content/NodeKey.js"
-import { ChangeSignal, followLog, sharedPages } from "./ChangeSignal.js"
+import { ChangeSignal, followLog, RecentTail, sharedPages } from "./ChangeSignal.js"
 import type { ChainLink, Envelope, LoggedEvent, LoggedLink, StoredRecord } from "./Envelope.js"
 import { GENESIS_HASH } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalService, SignedHead } from "./Journal.js"
@@ -164,7 +164,9 @@ const readsOf = (
   db: Database.Database,
   signal: ChangeSignal,
   pollInterval: Duration.DurationInput,
-  headFile: string | null
+  headFile: string | null,
+  /** The events this process committed last (none for a read-only copy, which commits nothing). */
+  recent?: RecentTail
 ): Omit<JournalService, "append" | "appendBatch"> => {
   const statements = prepareStatements(db)
   const readAll = (fromPosition: number, limit: number) =>
@@ -182,7 +184,7 @@ const readsOf = (
       Effect.sync(() => statements.readChainLinks.all(fromPosition, limit).map(rowToChainLink)),
     readLoggedLinks: (fromPosition, limit) =>
       Effect.sync(() => statements.readLoggedLinks.all(fromPosition, limit).map(rowToLoggedLink)),
-    subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval),
+    subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval, recent),
     head: Effect.sync((): ChainHead => {
       const last = statements.lastEvent.get()
       return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }
@@ -209,6 +211,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const db = database.db
     const key = yield* NodeKey
     const signal = new ChangeSignal()
+    const recent = new RecentTail()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
@@ -282,17 +285,20 @@ export const make = (options: SqliteJournalOptions = {}) =>
           )
         )
         waiting -= batch.requests.length
-        // A failed transaction rolled back as a whole: every caller in the batch learns why.
-        yield* Deferred.done(
-          batch.done,
-          Exit.map(written, (outcomes) =>
-            outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt)))
+        const outcomes = Exit.map(
+          written,
+          (outcomes) => outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt))
         )
+        // Subscribers take what this batch wrote from memory (in position order: the batch's order).
+        if (Exit.isSuccess(outcomes)) {
+          for (const outcome of outcomes.value) if (Either.isRight(outcome)) recent.add(outcome.right.envelopes)
+        }
+        // A failed transaction rolled back as a whole: every caller in the batch learns why.
+        yield* Deferred.done(batch.done, outcomes)
         signal.notify()
       })
 
-    const batchCap = () =>
-      Math.max(1, Math.ceil(peakWaiting / 2))
+    const batchCap = () => Math.max(1, Math.ceil(peakWaiting / 2))
 
     // The leader yields while the batch has room and callers seen recently have not submitted yet
     // (they are still deciding), a bounded number of times: every fiber with an append ready joins.
@@ -328,7 +334,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
       })
 
     const service: JournalService = {
-      ...readsOf(db, signal, pollInterval, headFile),
+      ...readsOf(db, signal, pollInterval, headFile, recent),
       append: (streamId, expectedVersion, events, appendOptions = {}) => {
         const request = { streamId, expectedVersion, events, ...appendOptions }
         return submit([request], (outcomes, offset) => outcomes[offset]!)

@@ -71,6 +71,27 @@ describe("ActorRunner", () => {
       expect((yield* journal.head).position).toBe(1)
     }).pipe(Effect.provide(memoryKernel())))
 
+  it.effect("tell runs a command once and answers a repeated id without reading the log", () =>
+    Effect.gen(function*() {
+      const journal = yield* Journal
+      let reads = 0
+      const counting = Layer.succeed(Journal, {
+        ...journal,
+        readAll: (from, limit) => Effect.zipRight(Effect.sync(() => reads++), journal.readAll(from, limit))
+      })
+      const counter = yield* Effect.provide(ActorRunner.make(Counter), counting)
+      yield* counter.tell("a", { add: 5 }, { commandId: "c-1" })
+      yield* counter.tell("a", { add: 5 }, { commandId: "c-1" })
+      expect(yield* counter.state("a")).toEqual({ state: { total: 5 }, version: 1 })
+      expect((yield* journal.head).position).toBe(1)
+      expect(reads).toBe(0)
+      // send, by contrast, reads back what the first delivery appended, to answer with its events.
+      expect((yield* counter.send("a", { add: 5 }, { commandId: "c-1" })).events).toEqual([Added.make({ amount: 5 })])
+      expect(reads).toBe(1)
+      // Refusals still reach the caller.
+      expect(yield* Effect.flip(counter.tell("a", { add: 999 }, { commandId: "c-2" }))).toBeInstanceOf(TooBig)
+    }).pipe(Effect.provide(memoryKernel())))
+
   it.effect("command ids survive snapshots, and the window forgets the oldest ones", () =>
     Effect.gen(function*() {
       const journal = yield* Journal

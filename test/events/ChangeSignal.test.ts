@@ -4,8 +4,8 @@
  * less than what was committed before it asked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { ChangeSignal, sharedPages } from "../../src/events/ChangeSignal.js"
+import { Chunk, Effect, Fiber, Stream } from "effect"
+import { ChangeSignal, followLog, RecentTail, sharedPages } from "../../src/events/ChangeSignal.js"
 import type { Envelope } from "../../src/events/Envelope.js"
 
 /** A log of `committed` events whose reads are counted, and the rows each returned. */
@@ -71,5 +71,68 @@ describe("sharedPages", () => {
       expect(log.queries).toBe(1)
       expect((yield* tail(1025, 1024)).length).toBe(1024)
       expect(log.queries).toBe(2)
+    }))
+})
+
+const at = (...positions: ReadonlyArray<number>) => positions.map((position) => ({ position }) as Envelope)
+const positionsOf = (page: ReadonlyArray<Envelope> | undefined) => page?.map((envelope) => envelope.position)
+
+describe("RecentTail", () => {
+  it("answers from an unbroken run of positions, and starts again after a gap", () => {
+    const recent = new RecentTail(4)
+    expect(recent.from(1, 10)).toBeUndefined()
+    recent.add(at(5, 6))
+    recent.add(at(7))
+    expect(positionsOf(recent.from(5, 10))).toEqual([5, 6, 7])
+    expect(positionsOf(recent.from(6, 1))).toEqual([6])
+    // Just past the newest: nothing new from this process. Before the run, or beyond it: unknown.
+    expect(recent.from(8, 10)).toEqual([])
+    expect(recent.from(4, 10)).toBeUndefined()
+    expect(recent.from(9, 10)).toBeUndefined()
+    // Another process wrote 8 and 9: the run starts again at 10, and 8 must come from the database.
+    recent.add(at(10, 11))
+    expect(recent.from(8, 10)).toBeUndefined()
+    expect(positionsOf(recent.from(10, 10))).toEqual([10, 11])
+  })
+
+  it("keeps the newest events within twice its capacity", () => {
+    const recent = new RecentTail(4)
+    for (let position = 1; position <= 8; position++) recent.add(at(position))
+    expect(positionsOf(recent.from(1, 10))).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    // The ninth goes past twice the capacity: the run keeps its newest four.
+    recent.add(at(9))
+    expect(recent.from(5, 10)).toBeUndefined()
+    expect(positionsOf(recent.from(6, 10))).toEqual([6, 7, 8, 9])
+  })
+})
+
+describe("followLog with the recent tail", () => {
+  it.live("takes this process's commits from memory, and another process's from the database at the poll", () =>
+    Effect.gen(function*() {
+      const signal = new ChangeSignal()
+      const { log, readAll } = countedLog()
+      const recent = new RecentTail()
+      const reader = yield* followLog(readAll, signal, 1, "50 millis", recent).pipe(
+        Stream.take(6),
+        Stream.runCollect,
+        Effect.fork
+      )
+      // This process commits 1..3: the subscriber catches up from the database once, then follows memory.
+      log.committed = 3
+      recent.add(at(1, 2, 3))
+      signal.notify()
+      yield* Effect.sleep("10 millis")
+      const afterOwn = log.queries
+      log.committed = 4
+      recent.add(at(4))
+      signal.notify()
+      yield* Effect.sleep("10 millis")
+      // One query in all, made before anything was committed; the commits came from memory.
+      expect(afterOwn).toBe(1)
+      expect(log.queries).toBe(1)
+      // Another process commits 5 and 6: no signal and nothing in memory, so the poll finds them.
+      log.committed = 6
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(reader))
+      expect(seen.map((envelope) => envelope.position)).toEqual([1, 2, 3, 4, 5, 6])
     }))
 })

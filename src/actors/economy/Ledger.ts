@@ -111,10 +111,10 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
           )
         }
         const credited = yield* credit(to, id, from, amount, `debit@${debit.position}`)
-        const payer = yield* balance(from)
         return {
           transferId: id,
-          from: payer,
+          // Each side as its own step left it: the payer's account is not read again.
+          from: toBalance(from, debit.state, debit.version),
           to: toBalance(to, credited.state, credited.version),
           position: credited.position,
           duplicate: debit.duplicate
@@ -251,22 +251,24 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       return balances as ReadonlyMap<string, bigint>
     })
 
-    /** Finishes the credit of a debit or capture, for the policy that survives crashes. */
+    /**
+     * Finishes the credit of a debit or capture, for the policy that survives crashes. Almost always
+     * the transfer credited already: the credit's command id ends it at once (`tell` reads nothing back).
+     */
     const completeCredit = (envelope: Envelope) =>
       Effect.gen(function*() {
         const account = streamEntityId(envelope.streamId)
         const decoded = yield* Effect.orDie(decodeEvent(envelope.payload))
+        const finish = (to: string, transferId: string, amount: bigint, causationId: string) =>
+          accounts.tell(to, { _tag: "Credit", transferId, from: account, amount }, {
+            commandId: creditCommandId(transferId),
+            causationId
+          })
         if (decoded._tag === "Debited") {
-          yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
+          yield* finish(decoded.to, decoded.transferId, decoded.amount, `debit@${envelope.position}`)
         }
         if (decoded._tag === "HoldCaptured") {
-          yield* credit(
-            decoded.to,
-            captureTransferId(decoded.holdId),
-            account,
-            decoded.amount,
-            `capture@${envelope.position}`
-          )
+          yield* finish(decoded.to, captureTransferId(decoded.holdId), decoded.amount, `capture@${envelope.position}`)
         }
       })
 
