@@ -6,27 +6,40 @@
 import { Chunk, Duration, Effect, Stream } from "effect"
 import type { Envelope } from "./Envelope.js"
 
+/** Which events a subscriber acts on: one woken only for those (and by its poll) is not woken for the rest. */
+export type Wanted = (envelope: Envelope) => boolean
+
 export class ChangeSignal {
   private generation = 0
-  private readonly waiters = new Set<() => void>()
+  private readonly waiters = new Set<{ readonly wanted: Wanted | undefined; readonly wake: () => void }>()
 
   get current(): number {
     return this.generation
   }
 
-  notify(): void {
+  /**
+   * A commit landed: wakes the waiters, those with a `wanted` only when `committed` holds an event
+   * they want (all of them when the commit's events are not given).
+   */
+  notify(committed?: ReadonlyArray<Envelope>): void {
     this.generation++
-    for (const wake of this.waiters) wake()
-    this.waiters.clear()
+    for (const waiter of this.waiters) {
+      if (waiter.wanted !== undefined && committed !== undefined && !committed.some(waiter.wanted)) continue
+      this.waiters.delete(waiter)
+      waiter.wake()
+    }
   }
 
-  /** Completes once a commit happened after `generation` was read, or after `timeout` at most. */
-  waitAfter(generation: number, timeout: Duration.DurationInput): Effect.Effect<void> {
+  /**
+   * Completes once a commit happened after `generation` was read (with `wanted`, a commit holding an
+   * event it wants), or after `timeout` at most.
+   */
+  waitAfter(generation: number, timeout: Duration.DurationInput, wanted?: Wanted): Effect.Effect<void> {
     const changed = Effect.async<void>((resume) => {
       if (this.generation !== generation) return resume(Effect.void)
-      const wake = () => resume(Effect.void)
-      this.waiters.add(wake)
-      return Effect.sync(() => this.waiters.delete(wake))
+      const waiter = { wanted, wake: () => resume(Effect.void) }
+      this.waiters.add(waiter)
+      return Effect.sync(() => this.waiters.delete(waiter))
     })
     return changed.pipe(Effect.timeoutOption(timeout), Effect.asVoid)
   }
@@ -100,15 +113,16 @@ export class RecentTail {
   }
 
   /**
-   * At most `limit` events from `position` on; empty when `position` is just past the newest one;
-   * undefined when the run does not reach back to `position` (or never reached it).
+   * At most `limit` events from `position` on; empty when `position` is past the newest one, undefined
+   * when the run does not reach back to `position`. A subscriber can be past the newest one: its poll
+   * read a commit from the database before this process had the writer's answer. What lies beyond
+   * comes from this process's next commits, or from the poll when another process wrote it.
    */
   from(position: number, limit: number): ReadonlyArray<Envelope> | undefined {
     const first = this.events[0]
     if (first === undefined || position < first.position) return undefined
     const index = position - first.position
-    if (index > this.events.length) return undefined
-    return this.events.slice(index, index + limit)
+    return index >= this.events.length ? [] : this.events.slice(index, index + limit)
   }
 }
 
@@ -117,14 +131,17 @@ export class RecentTail {
  * that lands between the query and the wait wakes us at once instead of being missed. The poll
  * interval catches appends made by other processes, which this process's signal never hears about.
  * With `recent`, this process's own commits come from memory, and the database is asked only to
- * catch up, and once a poll interval for what other processes appended.
+ * catch up, and once a poll interval for what other processes appended. With `wanted` too, commits
+ * holding no event it wants do not wake the subscriber: it takes them with the next that does, or
+ * at the poll (a policy that handles one kind of event in a hundred is woken for that one).
  */
 export const followLog = (
   readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>,
   signal: ChangeSignal,
   fromPosition: number,
   pollInterval: Duration.DurationInput,
-  recent?: RecentTail
+  recent?: RecentTail,
+  wanted?: Wanted
 ): Stream.Stream<Envelope> =>
   Stream.suspend(() => {
     let cursor = Math.max(1, fromPosition)
@@ -140,15 +157,18 @@ export const followLog = (
       const remembered = recent?.from(cursor, PAGE_SIZE)
       if (remembered !== undefined && remembered.length > 0) return emit(remembered)
       if (remembered !== undefined) {
-        // Caught up with this process's commits: wait for the next, or for the poll to be due.
+        // Caught up with this process's commits: wait for the next that holds an event it wants (the
+        // others are taken from memory with it), or for the poll to be due.
         const due = askedAt + pollMillis - Date.now()
-        if (due > 0) return signal.waitAfter(generation, Duration.millis(due)).pipe(Effect.zipRight(nextPage))
+        if (due > 0) return signal.waitAfter(generation, Duration.millis(due), wanted).pipe(Effect.zipRight(nextPage))
       }
       askedAt = Date.now()
       return readAll(cursor, PAGE_SIZE).pipe(
         Effect.flatMap((page) =>
           page.length === 0
-            ? signal.waitAfter(generation, pollInterval).pipe(Effect.zipRight(nextPage))
+            ? signal.waitAfter(generation, pollInterval, recent === undefined ? undefined : wanted).pipe(
+              Effect.zipRight(nextPage)
+            )
             : emit(page)
         )
       )

@@ -109,8 +109,12 @@ export interface JournalService {
   readonly readChainLinks: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<ChainLink>>
   /** readLoggedEvents and readChainLinks in one read: for verifying and replaying the log together. */
   readonly readLoggedLinks: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<LoggedLink>>
-  /** Catches up from `fromPosition`, then follows live appends, from this process or any other. */
-  readonly subscribe: (fromPosition: number) => Stream.Stream<Envelope>
+  /**
+   * Catches up from `fromPosition`, then follows live appends, from this process or any other. Every
+   * event is delivered; `wanted` names the ones the subscriber acts on, so a store that can may wake it
+   * less often for the others (they come with the next wanted one, or within the poll interval).
+   */
+  readonly subscribe: (fromPosition: number, wanted?: (envelope: Envelope) => boolean) => Stream.Stream<Envelope>
   readonly head: Effect.Effect<ChainHead>
   /** Signed heads from `fromPosition` on, in position order. */
   readonly signedHeads: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<SignedHead>>

@@ -141,7 +141,7 @@ export const run = <R>(definition: PolicyDefinition<R>) =>
       return checkpoints.save(definition.name, saved)
     })
     yield* Effect.fork(Effect.repeat(saveHandled, Schedule.spaced(CHECKPOINT_EVERY)))
-    yield* journal.subscribe(from).pipe(
+    yield* journal.subscribe(from, wanted).pipe(
       Stream.runForEachChunk((chunk) =>
         Effect.forEach(Chunk.filter(chunk, wanted), handleOrGiveUp, { discard: true }).pipe(
           Effect.zipRight(Effect.sync(() => (handled = Chunk.unsafeLast(chunk).position)))

@@ -184,7 +184,7 @@ const readsOf = (
       Effect.sync(() => statements.readChainLinks.all(fromPosition, limit).map(rowToChainLink)),
     readLoggedLinks: (fromPosition, limit) =>
       Effect.sync(() => statements.readLoggedLinks.all(fromPosition, limit).map(rowToLoggedLink)),
-    subscribe: (fromPosition) => followLog(tail, signal, fromPosition, pollInterval, recent),
+    subscribe: (fromPosition, wanted) => followLog(tail, signal, fromPosition, pollInterval, recent, wanted),
     head: Effect.sync((): ChainHead => {
       const last = statements.lastEvent.get()
       return { position: last?.position ?? 0, hash: last?.hash ?? GENESIS_HASH }
@@ -290,12 +290,16 @@ export const make = (options: SqliteJournalOptions = {}) =>
           (outcomes) => outcomes.map((outcome, i) => toOutcome(batch.requests[i]!, outcome, recordedAt))
         )
         // Subscribers take what this batch wrote from memory (in position order: the batch's order).
+        const committed: Array<Envelope> = []
         if (Exit.isSuccess(outcomes)) {
-          for (const outcome of outcomes.value) if (Either.isRight(outcome)) recent.add(outcome.right.envelopes)
+          for (const outcome of outcomes.value) {
+            if (Either.isRight(outcome)) { for (const envelope of outcome.right.envelopes) committed.push(envelope) }
+          }
+          recent.add(committed)
         }
         // A failed transaction rolled back as a whole: every caller in the batch learns why.
         yield* Deferred.done(batch.done, outcomes)
-        signal.notify()
+        signal.notify(committed)
       })
 
     const batchCap = () => Math.max(1, Math.ceil(peakWaiting / 2))

@@ -4,7 +4,7 @@
  * less than what was committed before it asked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Stream } from "effect"
+import { Chunk, Effect, Fiber, Option, Stream } from "effect"
 import { ChangeSignal, followLog, RecentTail, sharedPages } from "../../src/events/ChangeSignal.js"
 import type { Envelope } from "../../src/events/Envelope.js"
 
@@ -85,10 +85,10 @@ describe("RecentTail", () => {
     recent.add(at(7))
     expect(positionsOf(recent.from(5, 10))).toEqual([5, 6, 7])
     expect(positionsOf(recent.from(6, 1))).toEqual([6])
-    // Just past the newest: nothing new from this process. Before the run, or beyond it: unknown.
+    // Past the newest: nothing new from this process (yet). Before the run: unknown.
     expect(recent.from(8, 10)).toEqual([])
+    expect(recent.from(9, 10)).toEqual([])
     expect(recent.from(4, 10)).toBeUndefined()
-    expect(recent.from(9, 10)).toBeUndefined()
     // Another process wrote 8 and 9: the run starts again at 10, and 8 must come from the database.
     recent.add(at(10, 11))
     expect(recent.from(8, 10)).toBeUndefined()
@@ -134,5 +134,31 @@ describe("followLog with the recent tail", () => {
       log.committed = 6
       const seen = Chunk.toReadonlyArray(yield* Fiber.join(reader))
       expect(seen.map((envelope) => envelope.position)).toEqual([1, 2, 3, 4, 5, 6])
+    }))
+})
+
+describe("ChangeSignal", () => {
+  it.live("wakes a waiter with a filter only for a commit holding an event it wants, or at its timeout", () =>
+    Effect.gen(function*() {
+      const signal = new ChangeSignal()
+      const wanted = (envelope: Envelope) => envelope.eventType === "Wanted"
+      const event = (position: number, eventType: string) => ({ position, eventType }) as Envelope
+      const picky = yield* Effect.fork(signal.waitAfter(signal.current, "5 seconds", wanted))
+      const any = yield* Effect.fork(signal.waitAfter(signal.current, "5 seconds"))
+      yield* Effect.sleep("5 millis")
+      signal.notify([event(1, "Other")])
+      yield* Effect.sleep("5 millis")
+      expect(yield* Fiber.poll(any)).not.toEqual(Option.none())
+      expect(yield* Fiber.poll(picky)).toEqual(Option.none())
+      signal.notify([event(2, "Other"), event(3, "Wanted")])
+      yield* Fiber.join(picky)
+      // A commit whose events are not given wakes everyone; the timeout ends any wait.
+      const unknown = yield* Effect.fork(signal.waitAfter(signal.current, "5 seconds", wanted))
+      yield* Effect.sleep("5 millis")
+      signal.notify()
+      yield* Fiber.join(unknown)
+      const started = Date.now()
+      yield* signal.waitAfter(signal.current, "30 millis", wanted)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(25)
     }))
 })
