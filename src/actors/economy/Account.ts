@@ -50,6 +50,10 @@ export type AccountCommand =
 
 const initialState: AccountState = { available: 0n, held: {} }
 
+// Events are written as plain values, not with their Schema's `make`: its validation only checked again
+// what the types already say (an amount is a bigint), bounds on amounts are enforced where commands
+// enter (Money's schemas) and by the checks below, and on a busy node it cost as much as deciding.
+
 const positive = (amount: bigint) =>
   amount > 0n ? Effect.void : Effect.fail(new InvalidAmount({ amount, reason: "must be positive" }))
 
@@ -64,26 +68,36 @@ const decide = (
 ): Effect.Effect<ReadonlyArray<AccountEvent>, LedgerError> => {
   switch (command._tag) {
     case "Mint":
-      return positive(command.amount).pipe(Effect.as([Minted.make({ amount: command.amount })]))
+      return positive(command.amount).pipe(Effect.as([{ _tag: "Minted" as const, amount: command.amount }]))
     case "Debit":
       return positive(command.amount).pipe(
         Effect.zipRight(spend(state, command.amount)),
-        Effect.as([Debited.make({ transferId: command.transferId, to: command.to, amount: command.amount })])
+        Effect.as([{
+          _tag: "Debited" as const,
+          transferId: command.transferId,
+          to: command.to,
+          amount: command.amount
+        }])
       )
     case "Credit":
       return positive(command.amount).pipe(
-        Effect.as([Credited.make({ transferId: command.transferId, from: command.from, amount: command.amount })])
+        Effect.as([{
+          _tag: "Credited" as const,
+          transferId: command.transferId,
+          from: command.from,
+          amount: command.amount
+        }])
       )
     case "Hold":
       if (command.holdId in state.held) return Effect.fail(new DuplicateHold({ holdId: command.holdId }))
       return positive(command.amount).pipe(
         Effect.zipRight(spend(state, command.amount)),
-        Effect.as([Held.make({ holdId: command.holdId, amount: command.amount })])
+        Effect.as([{ _tag: "Held" as const, holdId: command.holdId, amount: command.amount }])
       )
     case "Release": {
       const held = state.held[command.holdId]
       if (held === undefined) return Effect.fail(new UnknownHold({ holdId: command.holdId }))
-      return Effect.succeed([Released.make({ holdId: command.holdId, amount: held })])
+      return Effect.succeed([{ _tag: "Released" as const, holdId: command.holdId, amount: held }])
     }
     case "Capture": {
       const held = state.held[command.holdId]
@@ -93,18 +107,18 @@ const decide = (
           new InvalidAmount({ amount: command.amount, reason: `a capture must be between 1 and the ${held} rUv held` })
         )
       }
-      const captured = HoldCaptured.make({ holdId: command.holdId, to: command.to, amount: command.amount })
+      const captured = { _tag: "HoldCaptured" as const, holdId: command.holdId, to: command.to, amount: command.amount }
       // Whatever the capture does not take goes back to the account in the same decision.
       return Effect.succeed(
         command.amount === held
           ? [captured]
-          : [captured, Released.make({ holdId: command.holdId, amount: held - command.amount })]
+          : [captured, { _tag: "Released" as const, holdId: command.holdId, amount: held - command.amount }]
       )
     }
     case "Burn":
       return positive(command.amount).pipe(
         Effect.zipRight(spend(state, command.amount)),
-        Effect.as([Burned.make({ operationId: command.operationId, amount: command.amount })])
+        Effect.as([{ _tag: "Burned" as const, operationId: command.operationId, amount: command.amount }])
       )
   }
 }
