@@ -6,7 +6,7 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { roundDeadlines } from "../actors/learning/RoundDeadlines.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
@@ -25,7 +25,7 @@ import {
 } from "../layers/NodeConfig.js"
 import { nodePolicies } from "../layers/NodePolicies.js"
 import { NodeStatus } from "../layers/NodeStatus.js"
-import { TelemetryLive } from "../layers/Telemetry.js"
+import { TelemetryConfig, TelemetryLive } from "../layers/Telemetry.js"
 import { peerNodeLayer } from "../net/PeerNode.js"
 import { signingClientLayer } from "../rpc/CommandSigning.js"
 import { equivocationReports } from "../rpc/EquivocationReports.js"
@@ -93,17 +93,28 @@ const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/do
 // sequencer behind both RPC routes and the commands other nodes forward here.
 const RpcHandlers = Layer.mergeAll(NodeApiRpcHandlers, signedCommandsLayer(), sequencedLayer)
 
+/**
+ * The node's RPC group served at `path`. A span per request is made only when telemetry exports spans
+ * (an OTLP endpoint is configured): nobody reads them otherwise, and on a small request they cost
+ * about a fifth of the node's CPU.
+ */
+const rpcRoute = (path: HttpLayerRouter.PathInput, protocol: "http" | "websocket") =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.orDie(TelemetryConfig),
+      ({ endpoint }) =>
+        RpcServer.layerHttpRouter({ group: NodeApiRpcs, path, protocol, disableTracing: Option.isNone(endpoint) })
+    )
+  )
+
 /** RPC over HTTP POST, NDJSON: one request per round trip, for curl and one-shot clients. */
-const RpcRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide(RpcSerialization.layerNdjson)
-)
+const RpcRoute = rpcRoute("/rpc", "http").pipe(Layer.provide(RpcSerialization.layerNdjson))
 
 /**
  * RPC over one WebSocket per client, MessagePack: requests multiplexed on a connection that stays
  * open, for programs that send many commands (no HTTP request, parse and reply per command).
  */
-const RpcSocketRoute = RpcServer.layerHttpRouter({ group: NodeApiRpcs, path: "/rpc/ws", protocol: "websocket" })
-  .pipe(Layer.provide(RpcSerialization.layerMsgPack))
+const RpcSocketRoute = rpcRoute("/rpc/ws", "websocket").pipe(Layer.provide(RpcSerialization.layerMsgPack))
 
 /** The Node.js server with the configured bounds, not yet listening. */
 const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effect(
