@@ -30,14 +30,17 @@ export const TelemetryConfig = Config.all({
 )
 
 /**
- * Sets the OTLP tracer for everything built on top of it, when an endpoint is configured. The exporter's
+ * Sets the OTLP tracer for everything built on top of it, when an endpoint is configured, and turns
+ * tracing off when none is. The exporter's
  * modules are loaded only then (subpaths: the package index would also load the OpenTelemetry SDK), so a
  * node or a CLI command without tracing never pays for them.
  */
 export const TelemetryLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const { endpoint, exportInterval } = yield* TelemetryConfig
-    if (Option.isNone(endpoint)) return Layer.empty
+    // Without an exporter nobody reads spans: the tracer is switched off, so each span made on the
+    // way (Effect.fn, withSpan, the HTTP server's) is a no-op rather than a recorded span.
+    if (Option.isNone(endpoint)) return Layer.setTracerEnabled(false)
     const [OtlpTracer, OtlpSerialization] = yield* Effect.promise(() =>
       Promise.all([import("@effect/opentelemetry/OtlpTracer"), import("@effect/opentelemetry/OtlpSerialization")])
     )
