@@ -4,7 +4,7 @@
  * N events, retry on version conflicts, and idempotency by command id. Group commit comes from the
  * journal, which commits the appends of concurrent entities in one transaction.
  */
-import { Cause, Duration, Effect, Exit, FiberRef, Option, Random, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Exit, FiberRef, Option, Random, Schema } from "effect"
 import { makeStreamId } from "../domain/Ids.js"
 import * as Metrics from "../domain/Metrics.js"
 import { ActorRegistry, type AuditFold, type AuditFolds } from "./ActorRegistry.js"
@@ -12,7 +12,7 @@ import { compareReplay, compareReplayed, forEachRecord } from "./Audit.js"
 import { type Authorization, CurrentAuthorization } from "./Authorization.js"
 import type { EventSourced } from "./Decider.js"
 import type { Envelope, LoggedEvent } from "./Envelope.js"
-import { Journal, VersionConflict } from "./Journal.js"
+import { type AppendResult, Journal, VersionConflict } from "./Journal.js"
 import { RecentCommands } from "./RecentCommands.js"
 import { type Snapshot, Snapshots } from "./Snapshots.js"
 
@@ -43,6 +43,16 @@ export interface CommandOptions {
   readonly authorization?: Authorization | null | undefined
 }
 
+/** One command of a pair (`sendPair`). */
+export interface PairedCommand<Command> {
+  readonly entityId: string
+  readonly command: Command
+  readonly options?: CommandOptions | undefined
+}
+
+/** The results of a pair's two commands, in the pair's order. */
+export type Pair<Event, State> = readonly [CommandResult<Event, State>, CommandResult<Event, State>]
+
 export interface CommandResult<Event, State> {
   readonly events: ReadonlyArray<Event>
   readonly state: State
@@ -60,6 +70,17 @@ export interface Actor<Command, Event, State, Err, R> {
     command: Command,
     options?: CommandOptions
   ) => Effect.Effect<CommandResult<Event, State>, Err | VersionConflict, R>
+  /**
+   * Two commands on two entities of this category in one transaction: each decided on its entity's
+   * state, and the second appended only if the first was (a transfer's credit with its debit). Each
+   * command id counts as `send` counts it. A stream moved by another writer is caught up and decided
+   * again, as `send` does; should that happen to the second's stream once the first is written, the
+   * second runs on its own.
+   */
+  readonly sendPair: (
+    first: PairedCommand<Command>,
+    second: PairedCommand<Command>
+  ) => Effect.Effect<Pair<Event, State>, Err | VersionConflict, R>
   /**
    * `send` for a caller that needs no answer, as a policy finishing what a crash interrupted: a command
    * id the entity already ran returns at once, without reading back the events it appended then.
@@ -187,6 +208,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       commands: new RecentCommands(window)
     })
     const recordOutcome = countOutcome(commandCounters(definition.category))
+    const recordPair = <E>(exit: Exit.Exit<Pair<Event, State>, E>) =>
+      Exit.isSuccess(exit)
+        ? Effect.zipRight(recordOutcome(Exit.succeed(exit.value[0])), recordOutcome(Exit.succeed(exit.value[1])))
+        : recordOutcome(Exit.failCause(exit.cause))
 
     const entryFor = (entityId: string): Entry<State> => {
       let entry = entries.get(entityId)
@@ -293,6 +318,28 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           (millis) => Effect.sleep(Duration.millis(millis))
         )
 
+    /** Folds what an append wrote into the entity, and snapshots it when due: the command's result. */
+    const applyAppended = (
+      entry: Entry<State>,
+      events: ReadonlyArray<Event>,
+      appended: AppendResult,
+      commandOptions: CommandOptions
+    ): Effect.Effect<CommandResult<Event, State>> => {
+      const previousVersion = entry.version
+      for (const event of events) entry.state = decider.evolve(entry.state, event)
+      entry.version = appended.streamVersion
+      const envelopes = appended.envelopes
+      if (commandOptions.commandId !== undefined) {
+        for (const envelope of envelopes) entry.commands.record(commandOptions.commandId, envelope.position)
+      }
+      const last = envelopes[envelopes.length - 1]!
+      const result = { events, state: entry.state, version: entry.version, position: last.position, duplicate: false }
+      return Effect.as(maybeSnapshot(entry, previousVersion, last), result)
+    }
+
+    const encodeAll = (events: ReadonlyArray<Event>) =>
+      events.map((event) => ({ eventType: event._tag, payload: encodeEvent(event) }))
+
     // The hot path, written as a plain chain of effects (no generator): decide, append, fold in.
     const attempt = (
       entry: Entry<State>,
@@ -304,26 +351,8 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         if (events.length === 0) {
           return Effect.succeed({ events, state: entry.state, version: entry.version, position: 0, duplicate: false })
         }
-        const encoded = events.map((event) => ({ eventType: event._tag, payload: encodeEvent(event) }))
-        return Effect.matchEffect(journal.append(entry.streamId, entry.version, encoded, commandOptions), {
-          onSuccess: (appended) => {
-            const previousVersion = entry.version
-            for (const event of events) entry.state = decider.evolve(entry.state, event)
-            entry.version = appended.streamVersion
-            const envelopes = appended.envelopes
-            if (commandOptions.commandId !== undefined) {
-              for (const envelope of envelopes) entry.commands.record(commandOptions.commandId, envelope.position)
-            }
-            const last = envelopes[envelopes.length - 1]!
-            const result = {
-              events,
-              state: entry.state,
-              version: entry.version,
-              position: last.position,
-              duplicate: false
-            }
-            return Effect.as(maybeSnapshot(entry, previousVersion, last), result)
-          },
+        return Effect.matchEffect(journal.append(entry.streamId, entry.version, encodeAll(events), commandOptions), {
+          onSuccess: (appended) => applyAppended(entry, events, appended, commandOptions),
           onFailure: (refused) => {
             // An event over the journal's size limit: bounded input should have stopped it before the
             // decider, so it is a defect (with its one-line message) and the actor's error type stays as it was.
@@ -339,6 +368,94 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           }
         })
       })
+
+    /**
+     * Two commands on two loaded entities, both mailboxes held: decided on their states and appended
+     * in one transaction, the second only if the first was written. When either command id already
+     * ran, the pair runs nothing: each is answered from the log if it ran, with no events if not (a
+     * transfer id reused for another payee must not credit it; a credit a crash left undone before
+     * pairs existed is the credits policy's to finish).
+     */
+    const attemptPair = (
+      one: Entry<State>,
+      first: Command,
+      firstOptions: CommandOptions,
+      two: Entry<State>,
+      second: Command,
+      secondOptions: CommandOptions,
+      retriesLeft: number
+    ): Effect.Effect<Pair<Event, State>, Err | VersionConflict, R> => {
+      const ran = (entry: Entry<State>, options: CommandOptions) =>
+        options.commandId !== undefined && entry.commands.get(options.commandId) !== undefined
+      if (ran(one, firstOptions) || ran(two, secondOptions)) {
+        const answer = (entry: Entry<State>, options: CommandOptions) =>
+          Effect.map(
+            duplicateOf(entry, options.commandId),
+            Option.getOrElse((): CommandResult<Event, State> => ({
+              events: [],
+              state: entry.state,
+              version: entry.version,
+              position: 0,
+              duplicate: false
+            }))
+          )
+        // Caught up first: another writer may have run the other command (a debit before pairs existed).
+        return Effect.zipRight(
+          Effect.zip(catchUp(one), catchUp(two)),
+          // Suspended: what ran is looked up once the catch-up has read it.
+          Effect.suspend(() =>
+            Effect.zip(answer(one, firstOptions), answer(two, secondOptions))
+          )
+        )
+      }
+      return Effect.flatMap(decider.decide(first, one.state), (firstEvents) =>
+        Effect.flatMap(decider.decide(second, two.state), (secondEvents) => {
+          if (firstEvents.length === 0 || secondEvents.length === 0) {
+            return Effect.zip(
+              attempt(one, first, firstOptions, maxRetries),
+              attempt(two, second, secondOptions, maxRetries)
+            )
+          }
+          const requests = [
+            { ...firstOptions, streamId: one.streamId, expectedVersion: one.version, events: encodeAll(firstEvents) },
+            {
+              ...secondOptions,
+              streamId: two.streamId,
+              expectedVersion: two.version,
+              events: encodeAll(secondEvents),
+              onlyAfterPrevious: true
+            }
+          ]
+          return Effect.flatMap(journal.appendBatch(requests), (outcomes) => {
+            const firstOutcome = outcomes[0]!
+            const secondOutcome = outcomes[1]!
+            if (Either.isLeft(firstOutcome)) {
+              const refused = firstOutcome.left
+              if (refused._tag === "PayloadTooLarge") {
+                return Effect.die(refused)
+              }
+              // Another writer moved the first stream, and nothing was written: catch both up, decide again.
+              return retriesLeft === 0 ? Effect.fail(refused) : Effect.zipRight(
+                Effect.zipRight(backoff(maxRetries - retriesLeft), Effect.zip(catchUp(one), catchUp(two))),
+                Effect.suspend(() =>
+                  attemptPair(one, first, firstOptions, two, second, secondOptions, retriesLeft - 1)
+                )
+              )
+            }
+            const firstResult = applyAppended(one, firstEvents, firstOutcome.right, firstOptions)
+            if (Either.isLeft(secondOutcome)) {
+              const refused = secondOutcome.left
+              if (refused._tag === "PayloadTooLarge") return Effect.die(refused)
+              // The first is written; another writer moved the second's stream: the second runs alone, as send retries.
+              return Effect.zip(
+                firstResult,
+                Effect.zipRight(catchUp(two), Effect.suspend(() => handle(two, second, secondOptions)))
+              )
+            }
+            return Effect.zip(firstResult, applyAppended(two, secondEvents, secondOutcome.right, secondOptions))
+          })
+        }))
+    }
 
     const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) => {
       // The common case, decided without any lookup: a loaded entity and a command id it has not seen.
@@ -515,6 +632,25 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
         withCallersAuthorization(commandOptions, (options) =>
           withEntry(entityId, (entry) =>
             handle(entry, command, options))).pipe(Effect.onExit(recordOutcome)),
+      sendPair: (first, second) =>
+        first.entityId === second.entityId
+          ? Effect.dieMessage(`a pair of commands is for two entities, both were for ${first.entityId}`)
+          : withCallersAuthorization(first.options ?? {}, (firstOptions) =>
+            withCallersAuthorization(second.options ?? {}, (secondOptions) => {
+              // Mailboxes taken in one order (by id) by every pair, so two pairs never wait on each other.
+              const [low, high] = first.entityId < second.entityId ? [first, second] : [second, first]
+              return withEntry(low.entityId, (lowEntry) =>
+                withEntry(high.entityId, (highEntry) => {
+                  const [one, two] = low === first ? [lowEntry, highEntry] : [highEntry, lowEntry]
+                  return Effect.zipRight(
+                    Effect.zip(ensureLoaded(one), ensureLoaded(two)),
+                    // Suspended: decided on the states as loaded, not as they were before.
+                    Effect.suspend(() =>
+                      attemptPair(one, first.command, firstOptions, two, second.command, secondOptions, maxRetries)
+                    )
+                  )
+                }))
+            })).pipe(Effect.onExit(recordPair)),
       tell: (entityId, command, commandOptions = {}) =>
         withCallersAuthorization(commandOptions, (options) =>
           withEntry(entityId, (entry) =>

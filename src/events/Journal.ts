@@ -50,6 +50,11 @@ export interface AppendRequest extends AppendOptions {
   readonly streamId: string
   readonly expectedVersion: ExpectedVersion
   readonly events: ReadonlyArray<NewEvent>
+  /**
+   * Written only if the request before it in the same `appendBatch` was (a transfer's credit with
+   * its debit); otherwise refused as a conflict at the stream's version. Ignored on a batch's first.
+   */
+  readonly onlyAfterPrevious?: boolean | undefined
 }
 
 export interface AppendResult {
@@ -86,7 +91,10 @@ export interface JournalService {
     events: ReadonlyArray<NewEvent>,
     options?: AppendOptions
   ) => Effect.Effect<AppendResult, AppendRefused>
-  /** Appends to several streams in one transaction; a refused request leaves the others written. */
+  /**
+   * Appends to several streams in one transaction; a refused request leaves the others written, except
+   * those marked `onlyAfterPrevious` right after it.
+   */
   readonly appendBatch: (
     requests: ReadonlyArray<AppendRequest>
   ) => Effect.Effect<ReadonlyArray<Either.Either<AppendResult, AppendRefused>>>

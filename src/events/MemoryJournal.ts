@@ -8,7 +8,14 @@ import { ChangeSignal, followLog } from "./ChangeSignal.js"
 import type { Envelope, StoredRecord } from "./Envelope.js"
 import { chainLinkOf, envelopeHash, GENESIS_HASH, headMessage, loggedLinkOf, recordToEnvelope } from "./Envelope.js"
 import type { AppendRefused, AppendRequest, AppendResult, JournalService, SignedHead } from "./Journal.js"
-import { checkExpectedVersion, DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, sizedPayloads } from "./Journal.js"
+import {
+  checkExpectedVersion,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  Journal,
+  PayloadTooLarge,
+  sizedPayloads,
+  VersionConflict
+} from "./Journal.js"
 
 export interface MemoryJournalOptions {
   /** Largest canonical payload of one event, in bytes (default 256 KiB). */
@@ -31,18 +38,28 @@ export const makeWith = (options: MemoryJournalOptions = {}) =>
     const commit = (requests: ReadonlyArray<AppendRequest>, recordedAt: string) => {
       const outcomes: Array<Either.Either<AppendResult, AppendRefused>> = []
       const before = log.length
-      for (const request of requests) {
+      let previousWritten = true
+      for (const [index, request] of requests.entries()) {
         const stream = streams.get(request.streamId) ?? []
-        const conflict = checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
+        const conflict = request.onlyAfterPrevious === true && index > 0 && !previousWritten
+          ? new VersionConflict({
+            streamId: request.streamId,
+            expected: request.expectedVersion,
+            actual: stream.length
+          })
+          : checkExpectedVersion(request.streamId, request.expectedVersion, stream.length)
         if (conflict !== undefined) {
           outcomes.push(Either.left(conflict))
+          previousWritten = false
           continue
         }
         const sized = sizedPayloads(request, maxPayloadBytes)
         if (sized instanceof PayloadTooLarge) {
           outcomes.push(Either.left(sized))
+          previousWritten = false
           continue
         }
+        previousWritten = true
         const payloadTexts = sized
         const authorization = request.authorization ?? null
         const authorizationText = authorization === null ? null : authorization.text

@@ -279,7 +279,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
               events: request.events,
               commandId: request.commandId ?? null,
               causationId: request.causationId ?? null,
-              authorization: request.authorization == null ? null : request.authorization.text
+              authorization: request.authorization == null ? null : request.authorization.text,
+              onlyAfterPrevious: request.onlyAfterPrevious === true
             })),
             recordedAt
           )
@@ -346,7 +347,13 @@ export const make = (options: SqliteJournalOptions = {}) =>
       appendBatch: (requests) =>
         requests.length === 0
           ? Effect.succeed([])
-          : submit(requests, (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length)))
+          : submit(
+            // The first request follows another caller's in the writer's batch: its mark means nothing.
+            requests[0]!.onlyAfterPrevious === true
+              ? [{ ...requests[0]!, onlyAfterPrevious: false }, ...requests.slice(1)]
+              : requests,
+            (outcomes, offset) => Effect.succeed(outcomes.slice(offset, offset + requests.length))
+          )
     }
     return service
   })

@@ -20,6 +20,8 @@ export interface WriteRequest {
   readonly causationId: string | null
   /** Canonical JSON of the signed command behind these events, stored and hashed with each of them. */
   readonly authorization: string | null
+  /** Written only if the request before it in this batch was (see AppendRequest.onlyAfterPrevious). */
+  readonly onlyAfterPrevious: boolean
 }
 
 /** Per written event: position, stream version, prevHash, hash. */
@@ -73,17 +75,21 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
     let prevHash = last?.hash ?? GENESIS_HASH
     const versions = new Map<string, number>()
     const outcomes: Array<WriteOutcome> = []
+    let previousWritten = true
     for (const request of requests) {
       let version = versions.get(request.streamId) ?? streamVersion.get(request.streamId) ?? 0
-      if (!versionMatches(request.expectedVersion, version)) {
+      if (!versionMatches(request.expectedVersion, version) || (request.onlyAfterPrevious && !previousWritten)) {
         outcomes.push({ ok: false, actual: version })
+        previousWritten = false
         continue
       }
       const sized = sizedPayloads(request, maxPayloadBytes)
       if (sized instanceof PayloadTooLarge) {
         outcomes.push({ ok: false, eventType: sized.eventType, bytes: sized.bytes, maxBytes: sized.maxBytes })
+        previousWritten = false
         continue
       }
+      previousWritten = true
       const payloadTexts = sized
       const written: Array<WrittenEvent> = []
       for (const [i, event] of request.events.entries()) {

@@ -92,6 +92,51 @@ describe("ActorRunner", () => {
       expect(yield* Effect.flip(counter.tell("a", { add: 999 }, { commandId: "c-2" }))).toBeInstanceOf(TooBig)
     }).pipe(Effect.provide(memoryKernel())))
 
+  it.effect("sendPair appends both commands in one transaction, or neither", () =>
+    Effect.gen(function*() {
+      const journal = yield* Journal
+      const counter = yield* ActorRunner.make(Counter)
+      yield* counter.send("a", { add: 1 })
+      // Another writer moves a's stream: the pair catches up and decides again.
+      yield* journal.append("Counter-a", 1, [{ eventType: "Added", payload: { _tag: "Added", amount: 10 } }])
+      const [first, second] = yield* counter.sendPair(
+        { entityId: "a", command: { add: 2 }, options: { commandId: "p-1" } },
+        { entityId: "b", command: { add: 3 }, options: { commandId: "p-2" } }
+      )
+      expect(first).toMatchObject({ state: { total: 13 }, version: 3, duplicate: false })
+      expect(second).toMatchObject({ state: { total: 3 }, version: 1, position: first.position + 1 })
+      // Either refusing writes nothing for both.
+      const head = (yield* journal.head).position
+      expect(
+        yield* Effect.flip(
+          counter.sendPair({ entityId: "a", command: { add: 1 } }, { entityId: "b", command: { add: 998 } })
+        )
+      ).toBeInstanceOf(TooBig)
+      expect((yield* journal.head).position).toBe(head)
+      // Ids that ran: the pair runs nothing new, and answers each from the log.
+      const [again, againSecond] = yield* counter.sendPair(
+        { entityId: "a", command: { add: 2 }, options: { commandId: "p-1" } },
+        { entityId: "c", command: { add: 5 }, options: { commandId: "p-3" } }
+      )
+      expect(again).toMatchObject({ duplicate: true, position: first.position })
+      expect(againSecond.events).toEqual([])
+      expect(yield* counter.state("c")).toEqual({ state: { total: 0 }, version: 0 })
+      expect((yield* journal.head).position).toBe(head)
+      // A fresh runner (a restarted process) decides the pair on the entities as loaded from the log.
+      const restarted = yield* ActorRunner.make(Counter)
+      const [loadedA] = yield* restarted.sendPair(
+        { entityId: "a", command: { add: 1 } },
+        { entityId: "d", command: { add: 1 } }
+      )
+      expect(loadedA.state).toEqual({ total: 14 })
+      expect(
+        yield* Effect.flip(restarted.sendPair(
+          { entityId: "a", command: { add: 990 } },
+          { entityId: "d", command: { add: 1 } }
+        ))
+      ).toBeInstanceOf(TooBig)
+    }).pipe(Effect.provide(memoryKernel())))
+
   it.effect("command ids survive snapshots, and the window forgets the oldest ones", () =>
     Effect.gen(function*() {
       const journal = yield* Journal

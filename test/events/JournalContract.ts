@@ -72,6 +72,29 @@ export const journalContract = (
         expect(heads.map((head) => head.position)).toEqual([1, 3])
       }).pipe(Effect.provide(makeLayer())))
 
+    it.scoped("a request marked onlyAfterPrevious is written only with the one before it", () =>
+      Effect.gen(function*() {
+        const journal = yield* Journal
+        yield* journal.append("Counter-a", "none", [event(0)])
+        const refused = yield* journal.appendBatch([
+          { streamId: "Counter-a", expectedVersion: 0, events: [event(1)] },
+          { streamId: "Counter-b", expectedVersion: "any", events: [event(2)], onlyAfterPrevious: true },
+          { streamId: "Counter-c", expectedVersion: "any", events: [event(3)] }
+        ])
+        expect(refused.map(Either.isRight)).toEqual([false, false, true])
+        expect(yield* journal.streamVersion("Counter-b")).toBe(0)
+        const written = yield* journal.appendBatch([
+          { streamId: "Counter-a", expectedVersion: 1, events: [event(4)] },
+          { streamId: "Counter-b", expectedVersion: "any", events: [event(5)], onlyAfterPrevious: true }
+        ])
+        expect(written.map(Either.isRight)).toEqual([true, true])
+        // On a batch's first request the mark means nothing: there is no request of its caller before it.
+        const first = yield* journal.appendBatch([
+          { streamId: "Counter-d", expectedVersion: "any", events: [event(6)], onlyAfterPrevious: true }
+        ])
+        expect(first.map(Either.isRight)).toEqual([true])
+      }).pipe(Effect.provide(makeLayer())))
+
     it.scoped("serializes concurrent appends with the same expected version: one wins, the rest conflict", () =>
       Effect.gen(function*() {
         const journal = yield* Journal

@@ -101,16 +101,26 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
           return yield* Effect.fail(new InvalidAmount({ amount, reason: "payer and payee are the same account" }))
         }
         const id = transferId ?? (yield* newId)
-        const debit = yield* accounts.send(from, { _tag: "Debit", transferId: id, to, amount }, {
-          commandId: debitCommandId(id)
-        })
+        // Debit and credit in one transaction: no transfer is left between its two steps by a crash.
+        // (The credit's causation is its debit's command: the debit's position is not known before.)
+        const [debit, credited] = yield* accounts.sendPair(
+          {
+            entityId: from,
+            command: { _tag: "Debit", transferId: id, to, amount },
+            options: { commandId: debitCommandId(id) }
+          },
+          {
+            entityId: to,
+            command: { _tag: "Credit", transferId: id, from, amount },
+            options: { commandId: creditCommandId(id), causationId: debitCommandId(id) }
+          }
+        )
         const debitEvent = debit.events[0]
         if (debitEvent?._tag !== "Debited" || debitEvent.to !== to || debitEvent.amount !== amount) {
           return yield* Effect.fail(
             new InvalidAmount({ amount, reason: `transfer id ${id} was already used for another transfer` })
           )
         }
-        const credited = yield* credit(to, id, from, amount, `debit@${debit.position}`)
         return {
           transferId: id,
           // Each side as its own step left it: the payer's account is not read again.

@@ -47,6 +47,31 @@ describe("Ledger", () => {
       expect((yield* ledger.balance("bob")).available).toBe(10n)
       const reused = yield* Effect.flip(ledger.transfer("alice", "bob", 11n, "t-1"))
       expect(reused._tag).toBe("InvalidAmount")
+      // The same id to another payee credits nobody: the debit it names went to bob.
+      const elsewhere = yield* Effect.flip(ledger.transfer("alice", "carol", 10n, "t-1"))
+      expect(elsewhere._tag).toBe("InvalidAmount")
+      expect((yield* ledger.balance("carol")).available).toBe(0n)
+      expect(yield* ledger.supply()).toMatchObject({ minted: 100n, inFlight: 0n, conserved: true })
+    }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
+
+  it.effect("a transfer's debit and credit are one commit: consecutive positions, nothing in flight", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const journal = yield* Journal
+      yield* ledger.mint("alice", 100n)
+      const before = (yield* journal.head).position
+      const receipt = yield* ledger.transfer("alice", "bob", 25n, "t-2")
+      const written = yield* journal.readAll(before + 1, 10)
+      expect(written.map((envelope) => [envelope.eventType, envelope.commandId])).toEqual([
+        ["Debited", "debit/t-2"],
+        ["Credited", "credit/t-2"]
+      ])
+      expect(receipt).toMatchObject({ from: { available: 75n }, to: { available: 25n }, position: before + 2 })
+      // One signed head for both: they were written in one transaction.
+      expect((yield* journal.signedHeads(before + 1, 10)).map((head) => head.position)).toEqual([before + 2])
+      // A transfer the payer cannot afford writes neither half.
+      expect((yield* Effect.flip(ledger.transfer("alice", "bob", 76n, "t-3")))._tag).toBe("InsufficientFunds")
+      expect((yield* journal.head).position).toBe(before + 2)
     }).pipe(Effect.provide(ledgerOn(memoryKernel()))))
 
   it.effect("holds escrow credits, captures part to a payee and releases the rest", () =>
