@@ -21,13 +21,14 @@ export interface EmbedOptions {
 /**
  * The fixed price of one model run, in tokens of padded batch, as measured on tiny-encoder (a run of
  * rows x length tokens takes about overhead + rows x length token-times): onnxruntime-web on one
- * WebAssembly thread spends ~0.38 ms per run beside ~0.118 ms per token (about 3 tokens), the native
- * runtime ~0.18 ms beside ~0.021 ms per token (about 9). A larger model spends more per token, so
- * these overestimate its overhead: it is cut into runs a little less finely than it could be.
+ * WebAssembly thread spends ~0.38 ms per run beside ~0.118 ms per token (about 3 tokens); the native
+ * runtime 0.2 to 0.4 ms beside ~0.021 ms per token (10 to 20), and its threads share a small run less
+ * well, so it counts 16. A larger model spends more per token, so these overestimate its overhead: it
+ * is cut into runs a little less finely than it could be.
  */
 const RUN_OVERHEAD_TOKENS: Readonly<Record<ModelHandle["backend"], number>> = {
   "onnxruntime-web": 3,
-  "onnxruntime-node": 9
+  "onnxruntime-node": 16
 }
 
 export const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): Tensor => {
