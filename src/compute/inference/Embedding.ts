@@ -12,7 +12,10 @@ import type { ModelHandle } from "./Model.js"
 import { l2Normalize, lengthBuckets, meanPoolRow } from "./Pooling.js"
 
 export interface EmbedOptions {
-  /** Texts per model run; default 32. Texts are grouped by token length so padding stays small. */
+  /**
+   * Texts per model run at most; default 32. Texts are sorted by token length and cut into runs where
+   * padding the next one would cost more than another run (lengthBuckets).
+   */
   readonly batchSize?: number | undefined
   /** Run with this LoRA adapter (the model loaded with `adapterSlots`). */
   readonly adapter?: RunAdapter | undefined
