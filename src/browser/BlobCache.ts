@@ -3,6 +3,7 @@
  * under a size cap with least-recently-used eviction. Only the ModelLoader writes blobs, and only
  * after they verified; a model counts as cached when its manifest and every blob it lists are here.
  */
+import { requestDone, transactionDone } from "./IndexedDb.js"
 
 /** One cached model: its manifest's id and version, its bytes, and when the page last used it. */
 export interface CachedModel {
@@ -38,20 +39,9 @@ export class BlobCacheError extends Error {
   override readonly name = "BlobCacheError"
 }
 
-const done = <T>(request: IDBRequest<T>): Promise<T> =>
-  new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result)
-    request.onerror = () => reject(new BlobCacheError(`IndexedDB: ${request.error?.message ?? "request failed"}`))
-  })
-
-const committed = (transaction: IDBTransaction): Promise<void> =>
-  new Promise((resolve, reject) => {
-    transaction.oncomplete = () => resolve()
-    transaction.onerror = () =>
-      reject(new BlobCacheError(`IndexedDB: ${transaction.error?.message ?? "transaction failed"}`))
-    transaction.onabort = () =>
-      reject(new BlobCacheError(`IndexedDB: ${transaction.error?.message ?? "transaction aborted"}`))
-  })
+const failure = (reason: string) => new BlobCacheError(reason)
+const done = <T>(request: IDBRequest<T>): Promise<T> => requestDone(request, failure)
+const committed = (transaction: IDBTransaction): Promise<void> => transactionDone(transaction, failure)
 
 const openDatabase = (name: string): Promise<IDBDatabase> => {
   const request = indexedDB.open(name, 1)

@@ -9,6 +9,7 @@ import { embedTexts } from "../compute/inference/Embedding.js"
 import { generateText } from "../compute/inference/Generation.js"
 import { type ModelHandle, openModel } from "../compute/inference/Model.js"
 import { jsonDecoder, JsonObject } from "../domain/JsonText.js"
+import type { SavedAdapter } from "./AdapterStore.js"
 import type { LoadedModel } from "./ModelLoader.js"
 import { type BackendChoice, defaultOrtBase, loadBackend } from "./Ort.js"
 
@@ -20,6 +21,17 @@ export interface SessionOptions {
   readonly ortBase?: string | undefined
   /** WebAssembly threads (default 1, or 2 in a cross-origin isolated page). */
   readonly threads?: number | undefined
+  /**
+   * LoRA branches in the graph, fed with every run, so that adapters of up to `rank` on `modules`
+   * (default: every MatMul weight) apply per call. Without them the session runs the base model only.
+   */
+  readonly adapterSlots?: { readonly rank: number; readonly modules?: ReadonlyArray<string> | undefined } | undefined
+}
+
+/** Embedding settings. */
+export interface EmbedConfig {
+  /** Run with this adapter (AdapterStore); the session needs `adapterSlots`. */
+  readonly adapter?: SavedAdapter | undefined
 }
 
 /** Generation settings: the SDK's names, as the Node SDK takes them. */
@@ -30,6 +42,8 @@ export interface GenerateConfig {
   readonly temperature?: number | undefined
   readonly topK?: number | undefined
   readonly topP?: number | undefined
+  /** Run with this adapter (AdapterStore); the session needs `adapterSlots`. */
+  readonly adapter?: SavedAdapter | undefined
 }
 
 /** A failed run or load, in one line. */
@@ -95,7 +109,8 @@ export class InferenceSession {
           tokenizerConfig: jsonOf(model, "tokenizer_config"),
           config: jsonOf(model, "config"),
           generationConfig: jsonOf(model, "generation_config"),
-          name
+          name,
+          adapterSlots: options.adapterSlots
         }),
         scope
       )
@@ -107,9 +122,9 @@ export class InferenceSession {
   }
 
   /** L2-normalized sentence embeddings of the texts, in their order (an encoder only). */
-  embed(texts: ReadonlyArray<string>): Promise<Array<Float32Array>> {
+  embed(texts: ReadonlyArray<string>, config: EmbedConfig = {}): Promise<Array<Float32Array>> {
     this.assertOpen()
-    return run(embedTexts(this.handle, texts))
+    return run(embedTexts(this.handle, texts, { adapter: config.adapter }))
   }
 
   /** Text generated after the prompt (a decoder only); greedy unless a temperature is given. */
@@ -119,7 +134,8 @@ export class InferenceSession {
       maxNewTokens: config.maxTokens,
       temperature: config.temperature ?? 0,
       topK: config.topK,
-      topP: config.topP
+      topP: config.topP,
+      adapter: config.adapter
     }))
     return result.text
   }

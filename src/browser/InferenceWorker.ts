@@ -32,7 +32,7 @@ scope.onmessage = (event) => {
   }
   session.then(async (opened) => {
     if (request.type === "embed") {
-      const vectors = await opened.embed(request.texts)
+      const vectors = await opened.embed(request.texts, request.config)
       scope.postMessage({ type: "embedded", id, vectors }, vectors.map((vector) => vector.buffer))
     } else {
       scope.postMessage({ type: "generated", id, text: await opened.generate(request.prompt, request.config) })

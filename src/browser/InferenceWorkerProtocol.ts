@@ -1,11 +1,16 @@
 /** The messages between a page and its inference worker (InferenceWorker.ts). */
-import type { GenerateConfig, SessionOptions } from "./InferenceSession.js"
+import type { EmbedConfig, GenerateConfig, SessionOptions } from "./InferenceSession.js"
 import type { LoadedModel } from "./ModelLoader.js"
 
 /** What the page asks: open the model once, then embed or generate, each call with its own id. */
 export type InferenceRequest =
   | { readonly type: "open"; readonly model: LoadedModel; readonly options: SessionOptions }
-  | { readonly type: "embed"; readonly id: number; readonly texts: ReadonlyArray<string> }
+  | {
+    readonly type: "embed"
+    readonly id: number
+    readonly texts: ReadonlyArray<string>
+    readonly config: EmbedConfig
+  }
   | { readonly type: "generate"; readonly id: number; readonly prompt: string; readonly config: GenerateConfig }
 
 /** What the worker answers. */

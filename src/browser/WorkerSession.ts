@@ -2,7 +2,12 @@
  * An InferenceSession run in a module Web Worker (InferenceWorker.ts): the same calls, answered off
  * the page's thread. The model's bytes are copied to the worker once, when it opens.
  */
-import { type GenerateConfig, InferenceSessionError, type SessionOptions } from "./InferenceSession.js"
+import {
+  type EmbedConfig,
+  type GenerateConfig,
+  InferenceSessionError,
+  type SessionOptions
+} from "./InferenceSession.js"
 import type { InferenceReply, InferenceRequest } from "./InferenceWorkerProtocol.js"
 import type { LoadedModel } from "./ModelLoader.js"
 import { defaultOrtBase } from "./Ort.js"
@@ -68,8 +73,8 @@ export class WorkerSession {
   }
 
   /** L2-normalized sentence embeddings of the texts, in their order (an encoder only). */
-  async embed(texts: ReadonlyArray<string>): Promise<Array<Float32Array>> {
-    const reply = await this.call((id) => ({ type: "embed", id, texts: [...texts] }))
+  async embed(texts: ReadonlyArray<string>, config: EmbedConfig = {}): Promise<Array<Float32Array>> {
+    const reply = await this.call((id) => ({ type: "embed", id, texts: [...texts], config }))
     if (reply.type !== "embedded") throw new InferenceSessionError(`unexpected reply ${reply.type}`)
     return reply.vectors
   }

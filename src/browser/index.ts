@@ -1,9 +1,12 @@
 /**
  * edge-net in a web page (`/ui/sdk.js` on every node): pull models into an IndexedDB cache, verified
- * against their signed manifests; run them on onnxruntime-web; train LoRA adapters in a Web Worker.
+ * against their signed manifests; run them on onnxruntime-web; train LoRA adapters in a Web Worker,
+ * keep them in IndexedDB and run them again.
  */
+export { AdapterStore, AdapterStoreError, type SavedAdapter } from "./AdapterStore.js"
 export { BlobCacheError, type CachedModel } from "./BlobCache.js"
 export {
+  type EmbedConfig,
   type GenerateConfig,
   InferenceSession,
   InferenceSessionError,

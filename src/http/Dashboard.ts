@@ -1,6 +1,7 @@
 /**
  * The dashboard every node serves at /ui (/ redirects there): one HTML page, its browser bundle and
- * the browser SDK (DashboardBundle.ts: /ui/sdk.js), onnxruntime-web's own files for the SDK under
+ * the browser SDK (DashboardBundle.ts: /ui/sdk.js), its service worker (/ui/sw.js, scope /ui: the page
+ * works offline after a first visit), onnxruntime-web's own files for the SDK under
  * /ui/ort/ (from the installed package: no CDN), and GET /v1/events/stream, the journal as server-sent events (catch-up from
  * `from` or `Last-Event-ID`, then live), which the page's live feed, market and audit views read.
  */
@@ -160,7 +161,12 @@ const AssetRoutes = HttpLayerRouter.use((router) =>
           ? Effect.succeed(HttpServerResponse.unsafeJson({ error: `${file} is not built` }, { status: 404 }))
           : Effect.succeed(HttpServerResponse.uint8Array(contents, {
             contentType: contentTypeOf(file),
-            headers: { "cache-control": "no-cache", "x-content-type-options": "nosniff" }
+            headers: {
+              "cache-control": "no-cache",
+              "x-content-type-options": "nosniff",
+              // The worker sits in /ui/ and serves the page at /ui, one level up: its scope is /ui.
+              ...(file === "sw.js" ? { "service-worker-allowed": "/ui" } : {})
+            }
           }))
       })
     // Read on first request and kept: they change only with the installed package.

@@ -2,7 +2,8 @@
  * The browser bundles a node serves under /ui, built by esbuild for the browser (ESM, no Node
  * built-ins): the dashboard (src/ui/Main.ts and its packages: preact, htm, uPlot) as `app.js` and
  * `app.css`, and the browser SDK (src/browser) as `sdk.js` with its two module workers,
- * `sdk-lora-worker.js` (LoRA training) and `sdk-inference-worker.js`. `npm run build` writes them to
+ * `sdk-lora-worker.js` (LoRA training) and `sdk-inference-worker.js`, and the dashboard's service worker
+ * `sw.js` (src/ui/offline: the page works offline after a first visit). `npm run build` writes them to
  * dist/ui; a node running from a checkout builds them in memory from the sources instead.
  */
 import * as fs from "node:fs"
@@ -14,7 +15,14 @@ export interface DashboardBundle {
 }
 
 /** Every file a bundle has, as the node serves them under /ui. */
-export const BUNDLE_FILES = ["app.js", "app.css", "sdk.js", "sdk-lora-worker.js", "sdk-inference-worker.js"] as const
+export const BUNDLE_FILES = [
+  "app.js",
+  "app.css",
+  "sdk.js",
+  "sdk-lora-worker.js",
+  "sdk-inference-worker.js",
+  "sw.js"
+] as const
 
 /**
  * esbuild's settings for the bundle of the sources under `uiDir` (and the SDK's, in the `browser`
@@ -25,7 +33,9 @@ export const dashboardBuildOptions = (uiDir: string, outDir: string) => ({
     app: path.join(uiDir, "Main.ts"),
     sdk: path.join(uiDir, "..", "browser", "index.ts"),
     "sdk-lora-worker": path.join(uiDir, "..", "browser", "LoraWorker.ts"),
-    "sdk-inference-worker": path.join(uiDir, "..", "browser", "InferenceWorker.ts")
+    "sdk-inference-worker": path.join(uiDir, "..", "browser", "InferenceWorker.ts"),
+    // It imports and exports nothing, so the ESM build is a classic script too, as service workers load.
+    sw: path.join(uiDir, "offline", "OfflineWorker.ts")
   },
   outdir: outDir,
   bundle: true,

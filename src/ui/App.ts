@@ -26,7 +26,15 @@ export const App = () => {
       const head = num(at(health, "head", "position"))
       const from = Math.max(1, (Number.isFinite(head) ? head : 0) - HISTORY + 1)
       stop = followJournal(from, (events) => setJournal((view) => appendEvents(view, events)), setConnected)
-    }, (error: unknown) => setProblem(error instanceof Error ? error.message : String(error)))
+    }, (error: unknown) =>
+      setProblem(
+        // fetch fails with a TypeError when nothing answers: the page itself came from the offline cache.
+        error instanceof TypeError
+          ? "the node cannot be reached: this page is the copy this browser kept, and the playground runs the models it cached"
+          : error instanceof Error
+          ? error.message
+          : String(error)
+      ))
     return () => {
       cancelled = true
       stop()

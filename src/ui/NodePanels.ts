@@ -7,6 +7,7 @@ import type { JournalView } from "./Journal.js"
 import { categoryOf, rateSeries } from "./Journal.js"
 import type { Json } from "./Json.js"
 import { at, list, record, short, text } from "./Json.js"
+import { useOfflineCopy } from "./Offline.js"
 import { useRead } from "./Read.js"
 
 export const StatusPanel = ({ connected, journal }: { connected: boolean; journal: JournalView }) => {
@@ -14,6 +15,7 @@ export const StatusPanel = ({ connected, journal }: { connected: boolean; journa
   const info = useRead(() => rpc("NodeInfo"), [Math.floor(journal.head / 20)])
   const node = record(info.value)
   const deadLetters = list(node["deadLetters"])
+  const offline = useOfflineCopy()
   return html`<section class="panel status" data-testid="status">
     <h2>Node</h2>
     ${info.error === undefined ? null : html`<p class="error">${info.error}</p>`}
@@ -23,6 +25,13 @@ export const StatusPanel = ({ connected, journal }: { connected: boolean; journa
       <dt>version</dt><dd>${text(node["version"])}</dd>
       <dt>journal</dt><dd data-testid="head">${journal.head} events, head ${short(at(node, "head", "hash"), 16)}</dd>
       <dt>live feed</dt><dd class=${connected ? "ok" : "bad"}>${connected ? "connected" : "reconnecting"}</dd>
+      <dt>offline copy</dt><dd data-testid="offline-copy" class=${offline === "kept" ? "ok" : ""}>${
+    offline === "kept"
+      ? "kept in this browser"
+      : offline === "pending"
+      ? "being kept"
+      : "none (needs https or localhost)"
+  }</dd>
       <dt>operators</dt><dd>${text(node["operatorThreshold"])} of ${list(node["operators"]).length}</dd>
       <dt>sequencer</dt><dd>${
     text(node["sequencer"]) === "" ? "this node (own economy)" : short(node["sequencer"])

@@ -5,7 +5,7 @@
  * the page's live views keep moving meanwhile), timed.
  */
 import { html } from "htm/preact"
-import { useState } from "preact/hooks"
+import { useEffect, useState } from "preact/hooks"
 import type * as Sdk from "../browser/index.js"
 import { getJson, rpc } from "./Client.js"
 import { at, bytes, list, text } from "./Json.js"
@@ -28,6 +28,29 @@ interface Outcome {
 
 const RUNNABLE_TYPES = new Set(["embedding", "text-generation"])
 
+/**
+ * Where the page keeps the node's public key it last read, so that offline (NodeInfo cannot be asked)
+ * the models this browser cached under that key still verify and run.
+ */
+const NODE_KEY_ITEM = "edge-net-node-key"
+
+const rememberedKey = (): string => {
+  try {
+    return globalThis.localStorage?.getItem(NODE_KEY_ITEM) ?? ""
+  } catch {
+    // Storage can be refused (a privacy setting): the playground then works online only.
+    return ""
+  }
+}
+
+const rememberKey = (key: string) => {
+  try {
+    globalThis.localStorage?.setItem(NODE_KEY_ITEM, key)
+  } catch {
+    // As above: nothing is kept, and nothing else depends on it.
+  }
+}
+
 const describeVector = (vector: Float32Array) =>
   `${vector.length} dimensions, |v| = ${
     Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0)).toFixed(4)
@@ -37,7 +60,11 @@ const describeVector = (vector: Float32Array) =>
 export const PlaygroundPanel = () => {
   const models = useRead(() => getJson("/v1/models"), [])
   const info = useRead(() => rpc("NodeInfo"), [])
-  const nodeKey = text(at(info.value, "publicKey"))
+  const readKey = text(at(info.value, "publicKey"))
+  const nodeKey = readKey || (info.loading ? "" : rememberedKey())
+  useEffect(() => {
+    if (readKey !== "") rememberKey(readKey)
+  }, [readKey])
   const choices = list(models.value).filter((model) => RUNNABLE_TYPES.has(text(at(model, "type"))))
   const [chosen, setChosen] = useState("")
   const [input, setInput] = useState("the whale surfaced beside the ship")

@@ -4,7 +4,9 @@
  * signed manifest, and its embeddings equal Node's; a tampered blob is refused and not cached; a
  * reload serves the model from IndexedDB without fetching a blob; a session in a Web Worker embeds the
  * same; the cache keeps under its cap (least recently used out first); a LoRA adapter trains in a Web
- * Worker and its loss falls; the dashboard's playground runs models in its page as Node runs them. Each test saves a screenshot under test-results/browser/.
+ * Worker and its loss falls, and once kept in IndexedDB (AdapterStore) a later page runs it, in the page
+ * and in a worker, as Node runs it; the dashboard's playground runs models in its page as Node runs
+ * them. Each test saves a screenshot under test-results/browser/.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -12,6 +14,8 @@ import * as path from "node:path"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Inference } from "../../src/compute/inference/Inference.js"
+import { readModelFolder } from "../../src/compute/inference/ModelFolder.js"
+import type { LoraModule } from "../../src/compute/lora/Adapter.js"
 import { launchChromium, screenshot, watchedPage } from "../support/Chromium.js"
 import { type RunningNode, startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
@@ -118,6 +122,60 @@ window.sdkTest = {
       onProgress: (progress) => log("step " + progress.step + "/" + progress.totalSteps + " loss " + progress.loss.toFixed(4))
     })
     return { losses: trained.losses, modules: Object.keys(trained.weights.modules).length }
+  },
+  async trainAndSave(key, database, adapters) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const model = await loader.load("tiny-encoder")
+    loader.close()
+    const items = [
+      { text: "the whale dove deep", label: 0 }, { text: "a whale and her calf", label: 0 },
+      { text: "the market price rose", label: 1 }, { text: "a trade at the market", label: 1 }
+    ]
+    const trained = await sdk.trainAdapter(model, { kind: "classification", items }, {
+      config: { rank: 2, epochs: 4, batchSize: 4, learningRate: 0.05, schedule: "constant" }
+    })
+    const store = await sdk.AdapterStore.open({ databaseName: adapters })
+    const saved = await store.save("whale-or-market", model, trained)
+    store.close()
+    log("saved adapter " + saved.metadata.id + " for " + saved.metadata.baseModel + " after " + saved.metadata.steps + " steps")
+    return saved.metadata
+  },
+  async runSaved(key, database, adapters, texts) {
+    const loader = await sdk.ModelLoader.create({ trustedKeys: [key], databaseName: database })
+    const model = await loader.load("tiny-encoder")
+    loader.close()
+    const store = await sdk.AdapterStore.open({ databaseName: adapters })
+    const listed = await store.list()
+    const adapter = await store.load("whale-or-market")
+    const missing = await store.load("no-such-adapter")
+    store.close()
+    const session = await sdk.InferenceSession.create(model, { backend: "wasm", adapterSlots: { rank: adapter.weights.rank } })
+    const base = await session.embed(texts)
+    const adapted = await session.embed(texts, { adapter })
+    await session.dispose()
+    const plain = await sdk.InferenceSession.create(model, { backend: "wasm" })
+    const refused = await plain.embed(texts, { adapter }).then(() => undefined, (failure) => failure.message)
+    await plain.dispose()
+    const worker = await sdk.WorkerSession.create(model, { backend: "wasm", adapterSlots: { rank: adapter.weights.rank } })
+    const inWorker = await worker.embed(texts, { adapter })
+    await worker.dispose()
+    log("ran adapter " + adapter.metadata.id + " from IndexedDB in the page and in a worker")
+    const rows = (vectors) => vectors.map((vector) => Array.from(vector))
+    return {
+      listed,
+      missing: missing === undefined,
+      metadata: adapter.metadata,
+      weights: {
+        rank: adapter.weights.rank,
+        alpha: adapter.weights.alpha,
+        modules: Object.fromEntries(Object.entries(adapter.weights.modules).map(([name, factors]) =>
+          [name, { ...factors, A: Array.from(factors.A), B: Array.from(factors.B) }]))
+      },
+      base: rows(base),
+      adapted: rows(adapted),
+      inWorker: rows(inWorker),
+      refused
+    }
   }
 }
 window.sdkReady = true
@@ -373,4 +431,71 @@ describe("the browser SDK in headless Chromium", () => {
     expect(errors).toEqual([])
     await page.close()
   }, 60_000)
+
+  it("keeps an adapter trained in a Web Worker in IndexedDB, and a later page runs it as Node does", async () => {
+    const { errors, page } = await openSdkPage()
+    const saved = await call<{ id: string; baseModel: string; baseModelDigest: string; steps: number }>(
+      page,
+      "trainAndSave",
+      nodeKey,
+      "sdk-test",
+      "sdk-adapters"
+    )
+    expect(saved).toMatchObject({
+      id: "whale-or-market",
+      baseModel: "tiny-encoder@1.0.0",
+      baseModelDigest: manifest.artifacts["model"]!.sha256
+    })
+    expect(saved.steps).toBeGreaterThan(0)
+
+    // A later visit: the adapter comes from IndexedDB, not from the training run.
+    await page.reload()
+    await page.waitForFunction("window.sdkReady === true")
+    const ran = await call<{
+      listed: Array<{ id: string }>
+      missing: boolean
+      metadata: { id: string; baseModelDigest: string }
+      weights: {
+        rank: number
+        alpha: number
+        modules: Record<string, { inFeatures: number; outFeatures: number; A: Array<number>; B: Array<number> }>
+      }
+      base: Array<Array<number>>
+      adapted: Array<Array<number>>
+      inWorker: Array<Array<number>>
+      refused: string
+    }>(page, "runSaved", nodeKey, "sdk-test", "sdk-adapters", TEXTS)
+    expect(ran.listed.map((adapter) => adapter.id)).toEqual(["whale-or-market"])
+    expect(ran.missing).toBe(true)
+    expect(ran.refused).toBe(
+      "tiny-encoder@1.0.0 was loaded without adapter slots: load it with adapterSlots to run adapter whale-or-market"
+    )
+
+    // Node runs the same factors on the same model: the page's vectors are Node's, with and without them.
+    const modules: Record<string, LoraModule> = {}
+    for (const [name, factors] of Object.entries(ran.weights.modules)) {
+      modules[name] = { ...factors, A: Float32Array.from(factors.A), B: Float32Array.from(factors.B) }
+    }
+    const adapter = { metadata: ran.metadata, weights: { rank: ran.weights.rank, alpha: ran.weights.alpha, modules } }
+    const [nodeBase, nodeAdapted] = await Effect.runPromise(
+      Effect.gen(function*() {
+        const inference = yield* Inference
+        const source = yield* readModelFolder("models/reference/tiny-encoder")
+        const encoder = yield* inference.loadModel({ ...source, adapterSlots: { rank: adapter.weights.rank } })
+        const rows = (vectors: ReadonlyArray<Float32Array>) => vectors.map((vector) => Array.from(vector))
+        return [
+          rows(yield* inference.embedBatch(encoder, TEXTS)),
+          rows(yield* inference.embedBatch(encoder, TEXTS, { adapter }))
+        ] as const
+      }).pipe(Effect.scoped, Effect.provide(Inference.node))
+    )
+    expect(maxDifference(ran.base, nodeBase)).toBeLessThan(1e-4)
+    expect(maxDifference(ran.adapted, nodeAdapted)).toBeLessThan(1e-4)
+    expect(maxDifference(ran.inWorker, nodeAdapted)).toBeLessThan(1e-4)
+    // The adapter changed what the model computes (by about 0.3 in some component).
+    expect(maxDifference(ran.adapted, ran.base)).toBeGreaterThan(1e-2)
+    await screenshot(page, "sdk-adapter-saved-and-run")
+    expect(errors).toEqual([])
+    await page.close()
+  }, 90_000)
 })

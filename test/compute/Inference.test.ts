@@ -1,6 +1,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { env, pipeline } from "@huggingface/transformers"
 import { Chunk, Context, Effect, Exit, Layer, Metric, MetricState, Random, Stream } from "effect"
+import * as fc from "fast-check"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import {
@@ -14,7 +15,7 @@ import {
 } from "../../src/compute/inference/ChatTemplate.js"
 import { StopFilter } from "../../src/compute/inference/Generation.js"
 import { Inference, type ModelHandle } from "../../src/compute/inference/Inference.js"
-import { cosineSimilarity, l2Normalize, lengthBuckets, meanPool } from "../../src/compute/inference/Pooling.js"
+import { cosineSimilarity, l2Normalize, lengthBuckets, meanPoolRow } from "../../src/compute/inference/Pooling.js"
 import {
   applyRepetitionPenalty,
   argmax,
@@ -109,10 +110,11 @@ describe("sampling", () => {
 })
 
 describe("pooling", () => {
-  it("averages the hidden states the mask keeps, then normalizes", () => {
+  it("averages the hidden states of a row's tokens, not its padding, then normalizes", () => {
     // batch 2, seq 3, dim 2; the second row has one padded position.
     const hidden = Float32Array.of(1, 2, 3, 4, 5, 6, 2, 0, 4, 0, 100, 100)
-    const [first, second] = meanPool(hidden, [2, 3, 2], [1, 1, 1, 1, 1, 0])
+    const first = meanPoolRow(hidden, 0, 3, 2, 3)
+    const second = meanPoolRow(hidden, 1, 3, 2, 2)
     expect(Array.from(first!)).toEqual([3, 4])
     expect(Array.from(second!)).toEqual([3, 0])
     expect(Array.from(l2Normalize(first!))).toEqual(Array.from(Float32Array.of(0.6, 0.8)))
@@ -121,9 +123,54 @@ describe("pooling", () => {
   })
 
   it("buckets items of similar length and covers every item once", () => {
-    const buckets = lengthBuckets([9, 2, 7, 2, 30, 8], 2)
-    expect(buckets).toEqual([[1, 3], [2, 5], [0, 4]])
-    expect(lengthBuckets([3, 1], 10)).toEqual([[1, 0]])
+    // A run costs more than any padding here: the fewest runs of at most 2, in length order.
+    expect(lengthBuckets([9, 2, 7, 2, 30, 8], 2, 1000)).toEqual([[1, 3], [2, 5], [0, 4]])
+    expect(lengthBuckets([3, 1], 10, 1000)).toEqual([[1, 0]])
+  })
+
+  it("cuts a batch where its padding would cost more than another run", () => {
+    // Four short and four long items: one run pads the short ones to 20 (8 x 20 = 160 tokens + 5),
+    // two runs cost 4 x 2 + 4 x 20 + 2 x 5 = 98.
+    const lengths = [2, 20, 2, 20, 2, 20, 2, 20]
+    expect(lengthBuckets(lengths, 32, 5)).toEqual([[0, 2, 4, 6], [1, 3, 5, 7]])
+    // With a run as dear as 100 tokens, one batch is cheaper (260 against 288).
+    expect(lengthBuckets(lengths, 32, 100)).toEqual([[0, 2, 4, 6, 1, 3, 5, 7]])
+    // Equal lengths fill batches of the batch size, even when a run costs nothing.
+    expect(lengthBuckets([7, 7, 7, 7, 7], 4, 0)).toEqual([[0], [1, 2, 3, 4]])
+  })
+
+  it("finds the cheapest split of the sorted items (checked against every split)", () => {
+    const cost = (lengths: ReadonlyArray<number>, buckets: ReadonlyArray<ReadonlyArray<number>>, overhead: number) =>
+      buckets.reduce(
+        (total, bucket) => total + overhead + bucket.length * Math.max(...bucket.map((i) => lengths[i]!)),
+        0
+      )
+    fc.assert(fc.property(
+      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 0, max: 30 }),
+      (lengths, batchSize, overhead) => {
+        const buckets = lengthBuckets(lengths, batchSize, overhead)
+        expect(buckets.flat().sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i))
+        expect(buckets.every((bucket) => bucket.length <= batchSize)).toBe(true)
+        // Every cut of the length order into runs of at most batchSize costs at least as much.
+        const sorted = [...lengths].sort((a, b) => a - b)
+        let cheapest = Number.POSITIVE_INFINITY
+        for (let cuts = 0; cuts < 1 << (sorted.length - 1); cuts++) {
+          let total = 0
+          let first = 0
+          let fits = true
+          for (let i = 1; i <= sorted.length; i++) {
+            if (i < sorted.length && (cuts & (1 << (i - 1))) === 0) continue
+            if (i - first > batchSize) fits = false
+            total += overhead + (i - first) * sorted[i - 1]!
+            first = i
+          }
+          if (fits) cheapest = Math.min(cheapest, total)
+        }
+        expect(cost(lengths, buckets, overhead)).toBe(cheapest)
+      }
+    ))
   })
 })
 

@@ -9,13 +9,29 @@ import type { Encoding } from "../tokenizer/Tokenizer.js"
 import type { Tensor } from "./Backend.js"
 import { describeCause, InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
-import { l2Normalize, lengthBuckets, meanPool } from "./Pooling.js"
+import { l2Normalize, lengthBuckets, meanPoolRow } from "./Pooling.js"
 
 export interface EmbedOptions {
-  /** Texts per model run; default 32. Texts are grouped by token length so padding stays small. */
+  /**
+   * Texts per model run at most; default 32. Texts are sorted by token length and cut into runs where
+   * padding the next one would cost more than another run (lengthBuckets).
+   */
   readonly batchSize?: number | undefined
   /** Run with this LoRA adapter (the model loaded with `adapterSlots`). */
   readonly adapter?: RunAdapter | undefined
+}
+
+/**
+ * The fixed price of one model run, in tokens of padded batch, as measured on tiny-encoder (a run of
+ * rows x length tokens takes about overhead + rows x length token-times): onnxruntime-web on one
+ * WebAssembly thread spends ~0.38 ms per run beside ~0.118 ms per token (about 3 tokens); the native
+ * runtime 0.2 to 0.4 ms beside ~0.021 ms per token (10 to 20), and its threads share a small run less
+ * well, so it counts 16. A larger model spends more per token, so these overestimate its overhead: it
+ * is cut into runs a little less finely than it could be.
+ */
+const RUN_OVERHEAD_TOKENS: Readonly<Record<ModelHandle["backend"], number>> = {
+  "onnxruntime-web": 3,
+  "onnxruntime-node": 16
 }
 
 export const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>): Tensor => {
@@ -131,23 +147,29 @@ export const embedEncodings = (
     const padId = handle.tokenizer.specialIds.pad ?? 0
     const wantsTypes = handle.inputNames.has("token_type_ids")
     const embeddings: Array<Float32Array> = new Array(encodings.length)
-    for (const bucket of lengthBuckets(encodings.map((encoding) => encoding.ids.length), options.batchSize ?? 32)) {
-      const length = Math.max(...bucket.map((index) => encodings[index]!.ids.length))
-      const ids = new Array<number>(bucket.length * length).fill(padId)
-      const mask = new Array<number>(bucket.length * length).fill(0)
-      const types = new Array<number>(bucket.length * length).fill(0)
-      bucket.forEach((index, row) => {
-        const encoding = encodings[index]!
+    const lengths = encodings.map((encoding) => encoding.ids.length)
+    const buckets = lengthBuckets(lengths, options.batchSize ?? 32, RUN_OVERHEAD_TOKENS[handle.backend])
+    for (const bucket of buckets) {
+      // The bucket's rows are sorted by length: the last is the longest.
+      const length = lengths[bucket[bucket.length - 1]!]!
+      const size = bucket.length * length
+      const ids = new BigInt64Array(size)
+      if (padId !== 0) ids.fill(BigInt(padId))
+      const mask = new BigInt64Array(size)
+      const types = wantsTypes ? new BigInt64Array(size) : undefined
+      for (let row = 0; row < bucket.length; row++) {
+        const encoding = encodings[bucket[row]!]!
+        const offset = row * length
         for (let i = 0; i < encoding.ids.length; i++) {
-          ids[row * length + i] = encoding.ids[i]!
-          mask[row * length + i] = 1
-          types[row * length + i] = encoding.typeIds[i]!
+          ids[offset + i] = BigInt(encoding.ids[i]!)
+          mask[offset + i] = 1n
+          if (types !== undefined) types[offset + i] = BigInt(encoding.typeIds[i]!)
         }
-      })
+      }
       const dims = [bucket.length, length]
-      const feeds: Record<string, Tensor> = { input_ids: int64(ids, dims) }
-      if (handle.inputNames.has("attention_mask")) feeds.attention_mask = int64(mask, dims)
-      if (wantsTypes) feeds.token_type_ids = int64(types, dims)
+      const feeds: Record<string, Tensor> = { input_ids: { type: "int64", data: ids, dims } }
+      if (handle.inputNames.has("attention_mask")) feeds.attention_mask = { type: "int64", data: mask, dims }
+      if (types !== undefined) feeds.token_type_ids = { type: "int64", data: types, dims }
       const outputs = yield* runModel(handle, feeds, ["last_hidden_state"], options.adapter)
       const hidden = outputs.last_hidden_state
       if (hidden === undefined || hidden.type !== "float32" || hidden.dims.length !== 3) {
@@ -155,10 +177,11 @@ export const embedEncodings = (
           reason: `${handle.name}: last_hidden_state is not a float32 [batch, seq, dim] tensor`
         })
       }
-      const pooled = meanPool(hidden.data as Float32Array, [bucket.length, length, hidden.dims[2]!], mask)
-      bucket.forEach((index, row) => {
-        embeddings[index] = l2Normalize(pooled[row]!)
-      })
+      const dim = hidden.dims[2]!
+      for (let row = 0; row < bucket.length; row++) {
+        const index = bucket[row]!
+        embeddings[index] = l2Normalize(meanPoolRow(hidden.data as Float32Array, row, length, dim, lengths[index]!))
+      }
     }
     return embeddings
   })

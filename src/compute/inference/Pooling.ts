@@ -4,32 +4,28 @@
  */
 
 /**
- * Mean of `hidden` ([batch, seq, dim], row-major) over the positions where `mask` ([batch, seq]) is
- * non-zero: one vector of `dim` per batch row. A row with no kept token is all zeros.
+ * Mean of one batch row of `hidden` ([batch, seq, dim], row-major) over its first `kept` positions:
+ * the rows of a length-sorted batch keep a prefix (their tokens) and pad the rest. A row that keeps no
+ * token is all zeros.
  */
-export const meanPool = (
+export const meanPoolRow = (
   hidden: Float32Array,
-  dims: readonly [number, number, number],
-  mask: ArrayLike<number | bigint>
-): Array<Float32Array> => {
-  const [batch, seq, dim] = dims
-  const out: Array<Float32Array> = []
-  for (let b = 0; b < batch; b++) {
-    const sum = new Float64Array(dim)
-    let count = 0
-    for (let s = 0; s < seq; s++) {
-      if (Number(mask[b * seq + s]!) === 0) continue
-      count++
-      const offset = (b * seq + s) * dim
-      for (let d = 0; d < dim; d++) sum[d]! += hidden[offset + d]!
-    }
-    const vector = new Float32Array(dim)
-    // transformers.js and sentence-transformers clamp the count at 1e-9; a row without tokens stays 0.
-    const divisor = Math.max(count, 1e-9)
-    for (let d = 0; d < dim; d++) vector[d] = sum[d]! / divisor
-    out.push(vector)
+  row: number,
+  seq: number,
+  dim: number,
+  kept: number
+): Float32Array => {
+  const sum = new Float64Array(dim)
+  const first = row * seq * dim
+  for (let s = 0; s < kept; s++) {
+    const offset = first + s * dim
+    for (let d = 0; d < dim; d++) sum[d]! += hidden[offset + d]!
   }
-  return out
+  const vector = new Float32Array(dim)
+  // transformers.js and sentence-transformers clamp the count at 1e-9; a row without tokens stays 0.
+  const divisor = Math.max(kept, 1e-9)
+  for (let d = 0; d < dim; d++) vector[d] = sum[d]! / divisor
+  return vector
 }
 
 /** Scales `vector` to unit length in place (a zero vector stays zero) and returns it. */
@@ -53,13 +49,40 @@ export const cosineSimilarity = (a: ArrayLike<number>, b: ArrayLike<number>): nu
 }
 
 /**
- * Indices of items grouped into batches of at most `batchSize`, items of similar length together
- * (sorted by length, stable), so each batch pads to a length close to its members'.
+ * Indices of items grouped into batches of at most `batchSize`, items of similar length together, cut
+ * where the padding cost model says: a run costs `runOverhead` (in tokens, the fixed price of one
+ * model run) plus its rows times its longest item's length (every row pads to that). Items are sorted
+ * by length (stable), and the batches are the cheapest split of that order into runs, found exactly by
+ * dynamic programming (O(items x batchSize)): a batch of mixed lengths is cut where the padding it
+ * would carry costs more than another run.
  */
-export const lengthBuckets = (lengths: ReadonlyArray<number>, batchSize: number): Array<Array<number>> => {
+export const lengthBuckets = (
+  lengths: ReadonlyArray<number>,
+  batchSize: number,
+  runOverhead = 0
+): Array<Array<number>> => {
   const size = Math.max(1, Math.floor(batchSize))
   const order = lengths.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]! || a - b)
+  const count = order.length
+  // cost[i]: the cheapest runs of the first i items in order; start[i]: where the last of them starts.
+  const cost = new Float64Array(count + 1)
+  const start = new Int32Array(count + 1)
+  for (let end = 1; end <= count; end++) {
+    const padded = lengths[order[end - 1]!]!
+    let best = Number.POSITIVE_INFINITY
+    let bestStart = end - 1
+    // Largest batch first: of two splits that cost the same, the one whose last batch is larger wins.
+    for (let first = Math.max(0, end - size); first < end; first++) {
+      const total = cost[first]! + runOverhead + (end - first) * padded
+      if (total < best) {
+        best = total
+        bestStart = first
+      }
+    }
+    cost[end] = best
+    start[end] = bestStart
+  }
   const buckets: Array<Array<number>> = []
-  for (let i = 0; i < order.length; i += size) buckets.push(order.slice(i, i + size))
-  return buckets
+  for (let end = count; end > 0; end = start[end]!) buckets.push(order.slice(start[end]!, end))
+  return buckets.reverse()
 }
