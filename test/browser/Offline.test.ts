@@ -9,9 +9,8 @@ import { Effect } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Inference } from "../../src/compute/inference/Inference.js"
-import { launchChromium, screenshot, watchedPage } from "../support/Chromium.js"
-import { type RunningNode, startNode } from "../support/NodeProcess.js"
-import { tempDir } from "../support/TempDir.js"
+import { nodeWithModelsAndChromium, screenshot, watchedPage } from "../support/Chromium.js"
+import type { RunningNode } from "../support/NodeProcess.js"
 
 const TEXT = "the whale surfaced beside the ship"
 
@@ -19,20 +18,7 @@ let node: RunningNode
 let browser: Browser
 
 beforeAll(async () => {
-  const [started, launched] = await Promise.all([
-    startNode(tempDir("offline-node-"), undefined, {
-      EDGE_NET_FIRST_START_MODELS: "tiny-encoder",
-      HOME: tempDir("offline-home-")
-    }),
-    launchChromium()
-  ])
-  node = started
-  browser = launched
-  const deadline = Date.now() + 75_000
-  while (!(await fetch(`${node.url}/v1/models/tiny-encoder`)).ok) {
-    if (Date.now() > deadline) throw new Error(`tiny-encoder was not published:\n${node.output().slice(-2000)}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
+  ;({ browser, node } = await nodeWithModelsAndChromium("offline", "tiny-encoder", "tiny-encoder"))
 }, 90_000)
 
 afterAll(async () => {

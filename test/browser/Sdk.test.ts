@@ -16,9 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Inference } from "../../src/compute/inference/Inference.js"
 import { readModelFolder } from "../../src/compute/inference/ModelFolder.js"
 import type { LoraModule } from "../../src/compute/lora/Adapter.js"
-import { launchChromium, screenshot, watchedPage } from "../support/Chromium.js"
-import { type RunningNode, startNode } from "../support/NodeProcess.js"
-import { tempDir } from "../support/TempDir.js"
+import { nodeWithModelsAndChromium, screenshot, watchedPage } from "../support/Chromium.js"
+import type { RunningNode } from "../support/NodeProcess.js"
 
 const TEXTS = ["the whale surfaced beside the ship", "a storm at sea", "the captain counted the crew at night"]
 
@@ -216,29 +215,12 @@ const maxDifference = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray
 }
 
 beforeAll(async () => {
-  const [started, launched] = await Promise.all([
-    startNode(tempDir("sdk-node-"), undefined, {
-      EDGE_NET_FIRST_START_MODELS: "tiny-encoder,tiny-encoder-int8,tiny-lm",
-      HOME: tempDir("sdk-home-")
-    }),
-    launchChromium()
-  ])
-  node = started
-  browser = launched
+  const started = await nodeWithModelsAndChromium("sdk", "tiny-encoder,tiny-encoder-int8,tiny-lm", "tiny-encoder")
+  ;({ browser, node } = started)
+  manifest = started.manifest as typeof manifest
   const keyFile: unknown = JSON.parse(fs.readFileSync(path.join(node.dataDir, "node.key"), "utf8"))
   if (typeof keyFile !== "object" || keyFile === null || !("publicKey" in keyFile)) throw new Error("no node key")
   nodeKey = String(keyFile.publicKey)
-  // The node publishes its first-start models in the background once it serves.
-  const deadline = Date.now() + 75_000
-  for (;;) {
-    const response = await fetch(`${node.url}/v1/models/tiny-encoder`)
-    if (response.ok) {
-      manifest = (await response.json()) as typeof manifest
-      break
-    }
-    if (Date.now() > deadline) throw new Error(`tiny-encoder was not published:\n${node.output().slice(-2000)}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
 }, 90_000)
 
 afterAll(async () => {

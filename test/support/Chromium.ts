@@ -5,6 +5,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
+import { startNode } from "./NodeProcess.js"
+import { tempDir } from "./TempDir.js"
 
 const CHROMIUM = "/usr/bin/chromium"
 const SCREENSHOTS = path.resolve("test-results", "browser")
@@ -35,4 +37,26 @@ export const screenshot = async (page: Page, name: string): Promise<string> => {
   const file = path.join(SCREENSHOTS, `${name}.png`)
   await page.screenshot({ path: file, fullPage: true })
   return file
+}
+
+/**
+ * A node process publishing `models` (EDGE_NET_FIRST_START_MODELS) and headless chromium, started
+ * together; resolves once the node serves the manifest of `ready` (it publishes in the background),
+ * with that manifest as JSON.
+ */
+export const nodeWithModelsAndChromium = async (name: string, models: string, ready: string) => {
+  const [node, browser] = await Promise.all([
+    startNode(tempDir(`${name}-node-`), undefined, {
+      EDGE_NET_FIRST_START_MODELS: models,
+      HOME: tempDir(`${name}-home-`)
+    }),
+    launchChromium()
+  ])
+  const deadline = Date.now() + 75_000
+  for (;;) {
+    const response = await fetch(`${node.url}/v1/models/${ready}`)
+    if (response.ok) return { node, browser, manifest: (await response.json()) as unknown }
+    if (Date.now() > deadline) throw new Error(`${ready} was not published:\n${node.output().slice(-2000)}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
 }
