@@ -43,7 +43,8 @@ export const withServices = <R>(definition: PolicyDefinition<R>): Effect.Effect<
     handle: (envelope: Envelope) => Effect.provide(definition.handle(envelope), context)
   }))
 
-/** How often a running policy writes its checkpoint (and once more when it stops). */
+/** A policy writes its checkpoint once quiet this long, and at least this often while busy (and when it stops). */
+export const CHECKPOINT_QUIET = Duration.millis(10)
 export const CHECKPOINT_EVERY = Duration.millis(250)
 
 /** The command id a policy uses for what it does about one event: the same on every redelivery. */
@@ -129,22 +130,47 @@ export const run = <R>(definition: PolicyDefinition<R>) =>
     const from = (yield* checkpoints.load(definition.name)) + 1
     // Listed among the checkpoints from its first start, so its lag shows before it finished a page.
     if (from === 1) yield* checkpoints.save(definition.name, 0)
-    // The checkpoint is written every CHECKPOINT_EVERY by one fiber, and once more when the policy
-    // stops, not after every page: on a busy node that was a write transaction per policy per commit,
-    // taking the database's write lock from the journal's writer. A crash redelivers at most what
-    // was handled since the last write, which the handlers' command ids absorb.
+    // The checkpoint is written once the policy has been quiet for CHECKPOINT_QUIET, at least every
+    // CHECKPOINT_EVERY while events keep coming, and when it stops; not after every page: on a busy node
+    // that was a write transaction per policy per commit, taking the database's write lock from the
+    // journal's writer. A crash redelivers at most what was handled since, which the handlers' command
+    // ids absorb. One saver fiber at a time, started by the first page after a write.
     let handled = from - 1
     let saved = handled
+    let savedAt = Date.now()
+    let handledAt = 0
+    let saving = false
     const saveHandled = Effect.suspend(() => {
       if (handled === saved) return Effect.void
       saved = handled
+      savedAt = Date.now()
       return checkpoints.save(definition.name, saved)
     })
-    yield* Effect.fork(Effect.repeat(saveHandled, Schedule.spaced(CHECKPOINT_EVERY)))
+    const saver: Effect.Effect<void> = Effect.zipRight(
+      Effect.sleep(CHECKPOINT_QUIET),
+      Effect.suspend(() => {
+        const now = Date.now()
+        if (
+          now - handledAt < Duration.toMillis(CHECKPOINT_QUIET) && now - savedAt < Duration.toMillis(CHECKPOINT_EVERY)
+        ) {
+          return saver
+        }
+        saving = false
+        return saveHandled
+      })
+    )
+    const progressed = (position: number) =>
+      Effect.suspend(() => {
+        handled = position
+        handledAt = Date.now()
+        if (saving) return Effect.void
+        saving = true
+        return Effect.asVoid(Effect.fork(saver))
+      })
     yield* journal.subscribe(from, wanted).pipe(
       Stream.runForEachChunk((chunk) =>
         Effect.forEach(Chunk.filter(chunk, wanted), handleOrGiveUp, { discard: true }).pipe(
-          Effect.zipRight(Effect.sync(() => (handled = Chunk.unsafeLast(chunk).position)))
+          Effect.zipRight(progressed(Chunk.unsafeLast(chunk).position))
         )
       ),
       Effect.ensuring(saveHandled)
