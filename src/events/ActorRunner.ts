@@ -161,8 +161,9 @@ const commandCounters = (category: string) => {
   }
 }
 
-const alreadyRan = Effect.succeed({ duplicate: true })
-const ran = { duplicate: false }
+// What `tell` counts, having no result to count: a command that ran before, or one that ran now.
+const toldDuplicate = Effect.succeed({ duplicate: true })
+const toldNew = { duplicate: false }
 
 const countOutcome =
   (counters: ReturnType<typeof commandCounters>) =>
@@ -318,6 +319,10 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
           (millis) => Effect.sleep(Duration.millis(millis))
         )
 
+    /** Whether the entity has run the command id (one it remembers, in its window). */
+    const ranBefore = (entry: Entry<State>, commandOptions: CommandOptions) =>
+      commandOptions.commandId !== undefined && entry.commands.get(commandOptions.commandId) !== undefined
+
     /** Folds what an append wrote into the entity, and snapshots it when due: the command's result. */
     const applyAppended = (
       entry: Entry<State>,
@@ -385,9 +390,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
       secondOptions: CommandOptions,
       retriesLeft: number
     ): Effect.Effect<Pair<Event, State>, Err | VersionConflict, R> => {
-      const ran = (entry: Entry<State>, options: CommandOptions) =>
-        options.commandId !== undefined && entry.commands.get(options.commandId) !== undefined
-      if (ran(one, firstOptions) || ran(two, secondOptions)) {
+      if (ranBefore(one, firstOptions) || ranBefore(two, secondOptions)) {
         const answer = (entry: Entry<State>, options: CommandOptions) =>
           Effect.map(
             duplicateOf(entry, options.commandId),
@@ -459,10 +462,7 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
 
     const handle = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) => {
       // The common case, decided without any lookup: a loaded entity and a command id it has not seen.
-      if (
-        entry.loaded &&
-        (commandOptions.commandId === undefined || entry.commands.get(commandOptions.commandId) === undefined)
-      ) {
+      if (entry.loaded && !ranBefore(entry, commandOptions)) {
         return attempt(entry, command, commandOptions, maxRetries)
       }
       return Effect.flatMap(ensureLoaded(entry), () =>
@@ -475,9 +475,9 @@ export const make = <Command, Event extends { readonly _tag: string }, State, Er
     // As handle, for a caller that wants no answer: a command id already run ends here.
     const handleQuietly = (entry: Entry<State>, command: Command, commandOptions: CommandOptions) =>
       Effect.flatMap(ensureLoaded(entry), () =>
-        commandOptions.commandId !== undefined && entry.commands.get(commandOptions.commandId) !== undefined
-          ? alreadyRan
-          : Effect.as(attempt(entry, command, commandOptions, maxRetries), ran))
+        ranBefore(entry, commandOptions)
+          ? toldDuplicate
+          : Effect.as(attempt(entry, command, commandOptions, maxRetries), toldNew))
 
     /** The options with the caller's signed command (CurrentAuthorization) when it has one and they name none. */
     const withCallersAuthorization = <A>(

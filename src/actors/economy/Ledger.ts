@@ -70,8 +70,9 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
     const accounts = yield* ActorRunner.make(Account, { snapshotEvery: 100 })
     const journal = yield* Journal
 
-    const credit = (to: string, transferId: string, from: string, amount: bigint, causationId?: string) =>
-      accounts.send(to, { _tag: "Credit", transferId, from, amount }, {
+    /** The credit half of a capture (or of a transfer a crash cut short); a credit that already ran ends at once. */
+    const credit = (to: string, transferId: string, from: string, amount: bigint, causationId: string) =>
+      accounts.tell(to, { _tag: "Credit", transferId, from, amount }, {
         commandId: creditCommandId(transferId),
         causationId
       })
@@ -269,16 +270,17 @@ export class Ledger extends Effect.Service<Ledger>()("edge-net/Ledger", {
       Effect.gen(function*() {
         const account = streamEntityId(envelope.streamId)
         const decoded = yield* Effect.orDie(decodeEvent(envelope.payload))
-        const finish = (to: string, transferId: string, amount: bigint, causationId: string) =>
-          accounts.tell(to, { _tag: "Credit", transferId, from: account, amount }, {
-            commandId: creditCommandId(transferId),
-            causationId
-          })
         if (decoded._tag === "Debited") {
-          yield* finish(decoded.to, decoded.transferId, decoded.amount, `debit@${envelope.position}`)
+          yield* credit(decoded.to, decoded.transferId, account, decoded.amount, `debit@${envelope.position}`)
         }
         if (decoded._tag === "HoldCaptured") {
-          yield* finish(decoded.to, captureTransferId(decoded.holdId), decoded.amount, `capture@${envelope.position}`)
+          yield* credit(
+            decoded.to,
+            captureTransferId(decoded.holdId),
+            account,
+            decoded.amount,
+            `capture@${envelope.position}`
+          )
         }
       })
 
