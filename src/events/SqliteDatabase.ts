@@ -27,6 +27,11 @@ export interface SqliteOptions {
    * fsyncs and copies pages; done inline it stalls every writer of the node. Default true.
    */
   readonly backgroundCheckpoints?: boolean
+  /**
+   * The WAL size at which that thread starts (default 4 MiB, looked at once a second): a node that
+   * writes little never needs it, and a thread costs about 18 MB of memory and ten wake-ups a second.
+   */
+  readonly checkpointerAfterWalBytes?: number
   /** SQLite's wal_autocheckpoint for this connection, in pages. */
   readonly autoCheckpointPages?: number
 }
@@ -137,29 +142,57 @@ parentPort.on("message", () => { clearTimeout(timer); checkpoint(); db.close(); 
 /** Writers still checkpoint by themselves past this many WAL pages, should the checkpointer fall behind. */
 export const INLINE_CHECKPOINT_PAGES = 16_384
 
-const startCheckpointer = (options: SqliteOptions) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const worker = new Worker(CHECKPOINTER_SOURCE, {
-        eval: true,
-        workerData: {
-          driver: createRequire(import.meta.url).resolve("better-sqlite3"),
-          file: path.resolve(options.file),
-          busyTimeoutMs: options.busyTimeoutMs ?? 5_000,
-          intervalMs: 100
-        }
+/** The WAL size at which the checkpointer thread starts, unless told otherwise. */
+export const CHECKPOINTER_AFTER_WAL_BYTES = 4 * 1024 * 1024
+
+const startCheckpointer = (options: SqliteOptions): Worker => {
+  const worker = new Worker(CHECKPOINTER_SOURCE, {
+    eval: true,
+    workerData: {
+      driver: createRequire(import.meta.url).resolve("better-sqlite3"),
+      file: path.resolve(options.file),
+      busyTimeoutMs: options.busyTimeoutMs ?? 5_000,
+      intervalMs: 100
+    }
+  })
+  worker.unref()
+  return worker
+}
+
+const stopCheckpointer = (worker: Worker) =>
+  Effect.async<void>((resume) => {
+    worker.once("message", () => resume(Effect.void))
+    worker.once("exit", () => resume(Effect.void))
+    worker.once("error", () => resume(Effect.void))
+    worker.postMessage("stop")
+  }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+
+/**
+ * The checkpointer thread, started once the WAL has grown past the threshold (its size is looked at
+ * once a second, off the event loop); stopped with the scope. Says whether it has started.
+ */
+const checkpointWhenWritten = (options: SqliteOptions) =>
+  Effect.gen(function*() {
+    const wal = `${path.resolve(options.file)}-wal`
+    const threshold = options.checkpointerAfterWalBytes ?? CHECKPOINTER_AFTER_WAL_BYTES
+    let worker: Worker | undefined
+    let closed = false
+    const look = setInterval(() =>
+      fs.stat(wal, (error, stats) => {
+        if (error !== null || closed || worker !== undefined || stats.size < threshold) return
+        clearInterval(look)
+        worker = startCheckpointer(options)
+      }), 1_000)
+    look.unref()
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        clearInterval(look)
+        return worker === undefined ? Effect.void : stopCheckpointer(worker)
       })
-      worker.unref()
-      return worker
-    }),
-    (worker) =>
-      Effect.async<void>((resume) => {
-        worker.once("message", () => resume(Effect.void))
-        worker.once("exit", () => resume(Effect.void))
-        worker.once("error", () => resume(Effect.void))
-        worker.postMessage("stop")
-      }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
-  )
+    )
+    return () => worker !== undefined
+  })
 
 const migrate = (db: Database.Database): void => {
   // BEGIN IMMEDIATE: two processes opening a fresh file must not both run migration 1.
@@ -175,7 +208,13 @@ const migrate = (db: Database.Database): void => {
 
 export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
   SqliteDatabase,
-  { readonly file: string; readonly db: Database.Database; readonly options: SqliteOptions }
+  {
+    readonly file: string
+    readonly db: Database.Database
+    readonly options: SqliteOptions
+    /** Whether the background checkpointer thread has started (see `checkpointerAfterWalBytes`). */
+    readonly checkpointing: () => boolean
+  }
 >() {
   static readonly layer = (options: SqliteOptions) =>
     Layer.scoped(
@@ -198,8 +237,10 @@ export class SqliteDatabase extends Context.Tag("edge-net/SqliteDatabase")<
           ({ db }) => Effect.sync(() => db.close())
         )
         // Released before the connection closes: the last connection to close folds the WAL back in.
-        if (options.backgroundCheckpoints ?? true) yield* startCheckpointer(options)
-        return opened
+        const checkpointing = options.backgroundCheckpoints ?? true
+          ? yield* checkpointWhenWritten(options)
+          : () => false
+        return { ...opened, checkpointing }
       })
     )
 }
