@@ -135,6 +135,34 @@ describe("followLog with the recent tail", () => {
       const seen = Chunk.toReadonlyArray(yield* Fiber.join(reader))
       expect(seen.map((envelope) => envelope.position)).toEqual([1, 2, 3, 4, 5, 6])
     }))
+
+  it.live("polls less and less while nothing comes, up to once a second, and at the interval again once it does", () =>
+    Effect.gen(function*() {
+      const signal = new ChangeSignal()
+      const { log, readAll } = countedLog()
+      const reader = yield* followLog(readAll, signal, 1, "50 millis", new RecentTail()).pipe(
+        Stream.take(2),
+        Stream.runCollect,
+        Effect.fork
+      )
+      // Idle for 1.6 s: at a steady 50 ms that is 32 queries; backing off (100, 200, 400, 800 ms) about 5.
+      yield* Effect.sleep("1600 millis")
+      const idleQueries = log.queries
+      expect(idleQueries).toBeGreaterThanOrEqual(3)
+      expect(idleQueries).toBeLessThanOrEqual(7)
+      // Another process appends: the next poll, at most a second away, finds it.
+      log.committed = 1
+      const appendedAt = Date.now()
+      for (let waited = 0; waited < 2_000 && log.rows === 0; waited += 10) yield* Effect.sleep("10 millis")
+      expect(log.rows).toBe(1)
+      expect(Date.now() - appendedAt).toBeLessThan(1_300)
+      // Found something: the poll is back at the interval, so a second append is read within ~100 ms.
+      const before = log.queries
+      log.committed = 2
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(reader))
+      expect(seen.map((envelope) => envelope.position)).toEqual([1, 2])
+      expect(log.queries - before).toBeLessThanOrEqual(3)
+    }))
 })
 
 describe("ChangeSignal", () => {
@@ -160,5 +188,23 @@ describe("ChangeSignal", () => {
       const started = Date.now()
       yield* signal.waitAfter(signal.current, "30 millis", wanted)
       expect(Date.now() - started).toBeGreaterThanOrEqual(25)
+    }))
+
+  it.live("wakes a filtered waiter a little after a commit it does not want, when asked to", () =>
+    Effect.gen(function*() {
+      const signal = new ChangeSignal()
+      const wanted = (envelope: Envelope) => envelope.eventType === "Wanted"
+      const other = { position: 1, eventType: "Other" } as Envelope
+      const nudged = yield* Effect.fork(signal.waitAfter(signal.current, "5 seconds", wanted, "100 millis"))
+      yield* Effect.sleep("5 millis")
+      const committedAt = Date.now()
+      signal.notify([other])
+      // Not at once (the commit holds nothing it wants), but 100 ms later rather than at its 5 s timeout.
+      yield* Effect.sleep("40 millis")
+      expect(yield* Fiber.poll(nudged)).toEqual(Option.none())
+      yield* Fiber.join(nudged)
+      const waited = Date.now() - committedAt
+      expect(waited).toBeGreaterThanOrEqual(90)
+      expect(waited).toBeLessThan(2_000)
     }))
 })
