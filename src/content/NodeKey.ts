@@ -7,41 +7,15 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ed25519, utf8 } from "../domain/Ed25519.js"
-import type { NodeId } from "../domain/Ids.js"
 import { jsonDecoderSync, JsonTextError } from "../domain/JsonText.js"
 import { writeFileAtomicallySync } from "../node/AtomicFile.js"
+import { keyPairFromSeed, nodeIdOf, type NodeKeyPair } from "./NodeKeyPair.js"
+
+export { keyPairFromSeed, nodeIdOf, type NodeKeyPair }
 
 export class NodeKeyError extends Data.TaggedError("NodeKeyError")<{ readonly path: string; readonly reason: string }> {
   override get message() {
     return `node key ${this.path}: ${this.reason}`
-  }
-}
-
-export interface NodeKeyPair {
-  readonly nodeId: NodeId
-  readonly publicKey: string
-  readonly sign: (message: Uint8Array | string) => string
-  /** The private seed, for this process's own worker threads (the journal writer); never leaves the process. */
-  readonly seed: Uint8Array
-}
-
-// DER prefixes that wrap a raw 32-byte Ed25519 seed / public key for node:crypto.
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex")
-const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex")
-
-export const nodeIdOf = (publicKeyHex: string): NodeId =>
-  crypto.createHash("sha256").update(Buffer.from(publicKeyHex, "hex")).digest("hex").slice(0, 32) as NodeId
-
-export const keyPairFromSeed = (seed: Uint8Array): NodeKeyPair => {
-  const privateKey = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" })
-  const spki = crypto.createPublicKey(privateKey).export({ format: "der", type: "spki" })
-  const publicKey = spki.subarray(SPKI_PREFIX.length).toString("hex")
-  return {
-    nodeId: nodeIdOf(publicKey),
-    publicKey,
-    seed: Uint8Array.from(seed),
-    sign: (message) =>
-      crypto.sign(null, typeof message === "string" ? Buffer.from(message) : message, privateKey).toString("hex")
   }
 }
 

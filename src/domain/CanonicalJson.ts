@@ -4,11 +4,11 @@
  */
 import type { ParseResult } from "effect"
 import { Effect, Schema } from "effect"
-import { writeCanonical } from "./CanonicalText.js"
+import { utf8Length, writeCanonical } from "./CanonicalText.js"
 
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
-export { canonicalize, CanonicalJsonError } from "./CanonicalText.js"
+export { canonicalize, CanonicalJsonError, utf8Length } from "./CanonicalText.js"
 
 /**
  * The canonical text of `value` if it keeps within `bounds`, else the first bound it breaks: one walk
@@ -46,16 +46,6 @@ export class JsonTooLarge extends Schema.TaggedError<JsonTooLarge>()("JsonTooLar
 }
 
 export type JsonBoundsError = JsonTooDeep | JsonTooLarge
-
-/** UTF-8 size of JSON text (whose surrogates always come in pairs: JSON.stringify escapes a lone one). */
-export const utf8Length = (text: string): number => {
-  let bytes = text.length
-  for (let index = 0; index < text.length; index++) {
-    const unit = text.charCodeAt(index)
-    if (unit >= 0x80) bytes += unit < 0x800 ? 1 : unit >= 0xd800 && unit <= 0xdfff ? 1 : 2
-  }
-  return bytes
-}
 
 /**
  * The first bound `value` breaks, or undefined. Walks the value iteratively and stops as soon as a

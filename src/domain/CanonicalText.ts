@@ -118,3 +118,13 @@ export const writeCanonical = (value: unknown, maxDepth: number, maxBytes: numbe
 // Array.prototype.sort's default comparison is by UTF-16 code units, which is what RFC 8785 asks for;
 // spelled out so nobody "fixes" it with localeCompare.
 const compareUtf16 = (left: string, right: string): number => (left < right ? -1 : left > right ? 1 : 0)
+
+/** UTF-8 size of JSON text (whose surrogates always come in pairs: JSON.stringify escapes a lone one). */
+export const utf8Length = (text: string): number => {
+  let bytes = text.length
+  for (let index = 0; index < text.length; index++) {
+    const unit = text.charCodeAt(index)
+    if (unit >= 0x80) bytes += unit < 0x800 ? 1 : unit >= 0xd800 && unit <= 0xdfff ? 1 : 2
+  }
+  return bytes
+}

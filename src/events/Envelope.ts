@@ -1,29 +1,28 @@
 /**
  * The stored form of every event: where it sits in the global log and in its stream, who recorded it
- * and why, and the hash that chains it to everything before it.
+ * and why, and the hash that chains it to everything before it. Free of Effect, as the journal's writer
+ * thread hashes with it (its Schema, for APIs that send envelopes, is in EnvelopeSchema.ts).
  */
-import { Schema } from "effect"
 import * as crypto from "node:crypto"
-import { canonicalize } from "../domain/CanonicalJson.js"
+import { canonicalize, utf8Length } from "../domain/CanonicalText.js"
 
 export const GENESIS_HASH = "0".repeat(64)
 
-export const Envelope = Schema.Struct({
-  position: Schema.Number,
-  streamId: Schema.String,
-  streamVersion: Schema.Number,
-  eventType: Schema.String,
-  payload: Schema.Unknown,
-  recordedAt: Schema.String,
-  nodeId: Schema.String,
-  commandId: Schema.NullOr(Schema.String),
-  causationId: Schema.NullOr(Schema.String),
+export interface Envelope {
+  readonly position: number
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly eventType: string
+  readonly payload: unknown
+  readonly recordedAt: string
+  readonly nodeId: string
+  readonly commandId: string | null
+  readonly causationId: string | null
   /** The signed command that caused the event, as parsed JSON; null for events no signed command caused. */
-  authorization: Schema.NullOr(Schema.Unknown),
-  prevHash: Schema.String,
-  hash: Schema.String
-})
-export type Envelope = typeof Envelope.Type
+  readonly authorization: unknown
+  readonly prevHash: string
+  readonly hash: string
+}
 
 /** An event on its way into the journal; the journal assigns positions, versions and hashes. */
 export interface NewEvent {
@@ -105,6 +104,14 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
   `,"streamVersion":${fields.streamVersion}}`
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
+
+/** The payload text's UTF-8 size when it is over `maxBytes`, else undefined (most are decided without counting). */
+export const bytesOver = (payloadText: string, maxBytes: number): number | undefined => {
+  // Each UTF-16 unit is 1 to 3 bytes.
+  if (payloadText.length * 3 <= maxBytes) return undefined
+  const bytes = utf8Length(payloadText)
+  return bytes > maxBytes ? bytes : undefined
+}
 
 /**
  * One link of the hash chain as verification reads it: `hashedText` is exactly what `hash` is the

@@ -4,10 +4,9 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
-import { utf8Length } from "../domain/CanonicalJson.js"
 import type { Authorization } from "./Authorization.js"
 import type { ChainLink, Envelope, LoggedEvent, LoggedLink, NewEvent, StoredRecord } from "./Envelope.js"
-import { canonicalPayload } from "./Envelope.js"
+import { bytesOver, canonicalPayload } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
 export type ExpectedVersion = "any" | "none" | number
@@ -140,10 +139,8 @@ export const checkPayloadSize = (
   payloadText: string,
   maxBytes: number
 ): PayloadTooLarge | undefined => {
-  // Each UTF-16 unit is 1 to 3 bytes: most payloads are decided without counting.
-  if (payloadText.length * 3 <= maxBytes) return undefined
-  const bytes = utf8Length(payloadText)
-  return bytes > maxBytes ? new PayloadTooLarge({ streamId, eventType, bytes, maxBytes }) : undefined
+  const bytes = bytesOver(payloadText, maxBytes)
+  return bytes === undefined ? undefined : new PayloadTooLarge({ streamId, eventType, bytes, maxBytes })
 }
 
 /**

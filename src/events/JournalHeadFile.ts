@@ -3,21 +3,29 @@
  * tail was cut off together with its signed heads still verifies on its own, but no longer reaches
  * the head recorded here. Written atomically (temp file, fsync, rename), off the commit path.
  */
-import { Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { writeFileAtomically, writeFileAtomicallySync } from "../node/AtomicFile.js"
 import type { RecordedHead, SignedHead } from "./Journal.js"
 
-const HeadFileContent = Schema.parseJson(
-  Schema.Struct({
-    position: Schema.Number.pipe(Schema.int(), Schema.nonNegative()),
-    hash: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)),
-    publicKey: Schema.String,
-    signature: Schema.String
-  })
-)
-const decodeHeadFile = Schema.decodeUnknownEither(HeadFileContent)
+/**
+ * The file's JSON as a signed head, or undefined. Checked by hand rather than with a Schema: the
+ * journal's writer thread reads the file too, and loads no Effect runtime.
+ */
+const decodeHeadFile = (text: string): SignedHead | undefined => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== "object" || value === null) return undefined
+  const { hash, position, publicKey, signature } = value as Record<string, unknown>
+  return Number.isSafeInteger(position) && (position as number) >= 0 && typeof hash === "string" &&
+      /^[0-9a-f]{64}$/.test(hash) && typeof publicKey === "string" && typeof signature === "string"
+    ? { position: position as number, hash, publicKey, signature }
+    : undefined
+}
 
 /** `<dir>/journal.db` -> `<dir>/journal.head`. */
 export const headFileFor = (databaseFile: string): string => {
@@ -35,10 +43,8 @@ export const readHeadFile = (file: string): RecordedHead => {
     }
     return { _tag: "Unreadable", reason: error instanceof Error ? error.message : String(error) }
   }
-  const decoded = decodeHeadFile(text)
-  return decoded._tag === "Right"
-    ? { _tag: "Recorded", head: decoded.right }
-    : { _tag: "Unreadable", reason: "not a signed journal head" }
+  const head = decodeHeadFile(text)
+  return head !== undefined ? { _tag: "Recorded", head } : { _tag: "Unreadable", reason: "not a signed journal head" }
 }
 
 /** Writes `head` (mode 0600) atomically, so a reader sees the old head or the new one. */
@@ -112,7 +118,7 @@ export const makeHeadFileWriter = (file: string, hashAt: (position: number) => s
 }
 
 /** Records the database's head when no file exists yet (a journal from before head files, or a new one). */
-export const initializeHeadFile = (file: string, head: Option.Option<SignedHead>): void => {
-  if (Option.isNone(head) || readHeadFile(file)._tag !== "Missing") return
-  writeHeadFileSync(file, head.value)
+export const initializeHeadFile = (file: string, head: SignedHead | undefined): void => {
+  if (head === undefined || readHeadFile(file)._tag !== "Missing") return
+  writeHeadFileSync(file, head)
 }

@@ -1,9 +1,9 @@
 /** Entry point of the journal's writer thread (see SqliteWriter.ts): one connection, batches in order. */
 import { parentPort, workerData } from "node:worker_threads"
-import { keyPairFromSeed } from "../content/NodeKey.js"
+import { keyPairFromSeed } from "../content/NodeKeyPair.js"
 import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
-import { INLINE_CHECKPOINT_PAGES, openDatabase, type Synchronous } from "./SqliteDatabase.js"
-import { lastSignedHead, makeBatchCommitter, type WriteRequest, type WriterThreadData } from "./SqliteWriter.js"
+import { lastSignedHead, makeBatchCommitter, type WriteRequest, type WriterThreadData } from "./SqliteCommitter.js"
+import { INLINE_CHECKPOINT_PAGES, openDatabase, type Synchronous } from "./SqliteFile.js"
 
 const data = workerData as WriterThreadData
 const port = parentPort!
