@@ -7,6 +7,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // Test files share their worker's loaded modules (Effect, onnxruntime, SQLite, the sources): reloaded
+    // for every file, they cost over a second each, 130 s of a run. A file that mocks a module resets
+    // them first (test/node/AtomicFile.test.ts).
+    isolate: false,
+    setupFiles: ["./test/support/EffectVitestMethods.ts"],
     // Two forks on two cores: many files wait on child processes, sockets and voting windows, so a
     // second fork fills the time one spends waiting (vitest's default is one fork per core less one).
     maxWorkers: 2,

@@ -11,6 +11,10 @@ import { loadOrCreateKeyFile } from "../../src/content/NodeKey.js"
 import * as AtomicFile from "../../src/node/AtomicFile.js"
 import { tempDir } from "../support/TempDir.js"
 
+// Test files share a worker's loaded modules (isolate: false in vitest.config.ts): this file starts from
+// fresh ones, so that NodeKey.js, loaded before in this worker or not, imports the spied helper below.
+vi.hoisted(() => vi.resetModules())
+
 // Every caller's write goes through the real helper; the spy only records that it did.
 vi.mock("../../src/node/AtomicFile.js", async (importOriginal) => {
   const original = await importOriginal<typeof import("../../src/node/AtomicFile.js")>()

@@ -179,6 +179,55 @@ const nextTokenNll = (outputs: Outputs, feeds: Feeds) => {
   )
 }
 
+/**
+ * Worst-case agreement of a candidate's outputs with the reference's, added up input by input; for a
+ * language model also both models' next-token perplexity and the KL divergence between them.
+ */
+const agreementTally = (languageModel: boolean) => {
+  let cosine = 1
+  let maxError = 0
+  let top1 = 1
+  const nll = { reference: { total: 0, count: 0 }, candidate: { total: 0, count: 0 } }
+  const kl = { total: 0, count: 0 }
+  return {
+    add: (expected: Outputs, actual: Outputs, feeds: Feeds) => {
+      if (languageModel) {
+        for (const [side, outputs] of [["reference", expected], ["candidate", actual]] as const) {
+          const measured = nextTokenNll(outputs, feeds)
+          nll[side].total += measured?.total ?? 0
+          nll[side].count += measured?.count ?? 0
+        }
+        const [logits, other] = [expected["logits"], actual["logits"]]
+        if (logits !== undefined && other !== undefined) {
+          const moved = klDivergence(logits.data, other.data, logits.dims[logits.dims.length - 1] ?? 1)
+          kl.total += moved.total
+          kl.count += moved.count
+        }
+      }
+      for (const [name, output] of Object.entries(expected)) {
+        const other = actual[name]
+        if (other === undefined) continue
+        const lastAxis = output.dims[output.dims.length - 1] ?? 1
+        const comparison = compareOutputs(name, output.data, other.data, lastAxis)
+        cosine = Math.min(cosine, comparison.cosine)
+        maxError = Math.max(maxError, comparison.maxError)
+        top1 = Math.min(top1, comparison.top1)
+      }
+    },
+    result: () => {
+      const perplexities = nll.reference.count === 0
+        ? {}
+        : {
+          baselinePerplexity: perplexity(nll.reference),
+          perplexity: perplexity(nll.candidate),
+          perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference),
+          klDivergence: kl.total / Math.max(1, kl.count)
+        }
+      return { cosine, maxError, top1, ...perplexities }
+    }
+  }
+}
+
 interface AgreementOptions {
   /** Also measure both models' next-token perplexity on the inputs. */
   readonly languageModel?: boolean
@@ -197,51 +246,18 @@ const agreement = async (
     createSession(reference, options.runtime),
     createSession(candidate, options.runtime)
   ])
-  let cosine = 1
-  let maxError = 0
-  let top1 = 1
-  const nll = { reference: { total: 0, count: 0 }, candidate: { total: 0, count: 0 } }
-  const kl = { total: 0, count: 0 }
+  const tally = agreementTally(options.languageModel === true)
   for (const [index, feeds] of heldOut.entries()) {
     options.onProgress?.("validate", index, heldOut.length)
     const [expected, actual] = await Promise.all([run(left, feeds), run(right, feeds)])
-    if (options.languageModel === true) {
-      for (const [side, outputs] of [["reference", expected], ["candidate", actual]] as const) {
-        const measured = nextTokenNll(outputs, feeds)
-        nll[side].total += measured?.total ?? 0
-        nll[side].count += measured?.count ?? 0
-      }
-      const [logits, other] = [expected["logits"], actual["logits"]]
-      if (logits !== undefined && other !== undefined) {
-        const moved = klDivergence(logits.data, other.data, logits.dims[logits.dims.length - 1] ?? 1)
-        kl.total += moved.total
-        kl.count += moved.count
-      }
-    }
-    for (const [name, output] of Object.entries(expected)) {
-      const other = actual[name]
-      if (other === undefined) continue
-      const lastAxis = output.dims[output.dims.length - 1] ?? 1
-      const comparison = compareOutputs(name, output.data, other.data, lastAxis)
-      cosine = Math.min(cosine, comparison.cosine)
-      maxError = Math.max(maxError, comparison.maxError)
-      top1 = Math.min(top1, comparison.top1)
-    }
+    tally.add(expected, actual, feeds)
   }
   const latency = heldOut[0] === undefined
     ? [0, 0]
     : [await latencyMs(left, heldOut[0]), await latencyMs(right, heldOut[0])]
   await Promise.all([left.release(), right.release()])
   options.onProgress?.("validate", heldOut.length, heldOut.length)
-  const perplexities = nll.reference.count === 0
-    ? {}
-    : {
-      baselinePerplexity: perplexity(nll.reference),
-      perplexity: perplexity(nll.candidate),
-      perplexityDelta: perplexity(nll.candidate) - perplexity(nll.reference),
-      klDivergence: kl.total / Math.max(1, kl.count)
-    }
-  return { cosine, maxError, top1, baselineLatencyMs: latency[0]!, latencyMs: latency[1]!, ...perplexities }
+  return { ...tally.result(), baselineLatencyMs: latency[0]!, latencyMs: latency[1]! }
 }
 
 const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
@@ -304,6 +320,11 @@ const measureSensitivities = async (
   const sites = weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
   const probe = (options.calibration ?? options.heldOut).slice(0, 4)
   const languageModel = isCausalLanguageModel(model)
+  // The FP32 model's outputs once, not once per candidate; a candidate is run on the probe, not timed.
+  const reference = await createSession(original)
+  const expected: Array<Outputs> = []
+  for (const feeds of probe) expected.push(await run(reference, feeds))
+  await reference.release()
   const layers: Array<LayerSensitivity> = []
   for (const [index, site] of sites.entries()) {
     options.onProgress?.("sensitivity", index, sites.length)
@@ -319,7 +340,11 @@ const measureSensitivities = async (
         ...(int4Blocks === undefined ? {} : { int4Blocks })
       })
       const written = writeModel(single)
-      const measured = await agreement(original, written, probe, { languageModel })
+      const candidate = await createSession(written)
+      const tally = agreementTally(languageModel)
+      for (const [index, feeds] of probe.entries()) tally.add(expected[index]!, await run(candidate, feeds), feeds)
+      await candidate.release()
+      const measured = tally.result()
       damage[bits] = languageModel ? measured.klDivergence ?? 0 : Math.max(0, 1 - measured.cosine)
       bytes[bits] = written.length - original.length + layerBytes(parameters, 32)
     }
