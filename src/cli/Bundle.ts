@@ -1,10 +1,11 @@
 /**
  * The CLIs as one flat directory of ESM files, bundled by esbuild from the sources: both CLIs, one file
  * per worker thread's module, and the chunks they share, each subcommand's module its own chunk
- * (LazyCommands.ts loads it by dynamic import). `effect` and `@effect/*` are bundled and tree-shaken:
- * loading them whole, and resolving a few hundred files, was most of a second of every start. The other
- * packages stay external and load from node_modules. `npm run build` writes it to dist/bin (the
- * package's bin scripts run it); the tests bundle the same way.
+ * (LazyCommands.ts loads it by dynamic import). The packages are bundled and tree-shaken with them:
+ * loading `effect` whole, and resolving a few hundred files, was most of a second of every start, and
+ * libp2p's few hundred small modules a quarter of a node's start. Native addons and the packages that
+ * read files beside their own stay in node_modules (EXTERNAL). `npm run build` writes it to dist/bin
+ * (the package's bin scripts run it); the tests bundle the same way.
  */
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -30,12 +31,15 @@ const threadEntries = (sources: string): ReadonlyArray<string> =>
     )
 
 /**
- * Every package but `effect` and `@effect/*` stays external, and is marked free of side effects: the
- * barrels of @effect re-export modules of other packages (fast-check, msgpackr...), and an external
- * import esbuild must assume has side effects would be kept, and loaded at start, though nothing uses it.
+ * Packages that stay in node_modules, marked free of side effects: native addons (and the loaders that
+ * find their binaries beside their own files), onnxruntime (its WebAssembly and binaries are read from
+ * its directory), and packages whose optional native parts are found by a require at run time. Marked
+ * so because @effect's barrels re-export modules of such packages (msgpackr...), and an external import
+ * esbuild must assume has side effects would be kept, and loaded at start, though nothing uses it.
  * (None of our modules imports a package for its side effects alone.)
  */
-const BUNDLED = /^(node:|effect$|effect\/|@effect\/)/
+const EXTERNAL =
+  /^(better-sqlite3|sodium-native|msgpackr|msgpackr-extract|onnxruntime-node|onnxruntime-web|onnxruntime-common|@huggingface\/transformers|sharp|esbuild|tsx|playwright-core|ws|bufferutil|utf-8-validate|bindings|node-gyp-build|require-addon)(\/|$)/
 
 const externalPackages = {
   name: "external-packages",
@@ -56,10 +60,10 @@ const externalPackages = {
     // run calls the undici client, so the package is an empty module here too.
     build.onResolve({ filter: /^undici$/ }, () => ({ path: "undici", namespace: "unused" }))
     build.onLoad({ filter: /.*/, namespace: "unused" }, () => ({ contents: "export default {}", loader: "js" }))
-    // Bare specifiers (Go's regular expressions have no look-ahead: the bundled ones are told apart here).
+    // Bare specifiers (Go's regular expressions have no look-ahead: the external ones are told apart here).
     build.onResolve(
       { filter: /^[^./]/ },
-      (args) => BUNDLED.test(args.path) ? undefined : { path: args.path, external: true, sideEffects: false }
+      (args) => EXTERNAL.test(args.path) ? { path: args.path, external: true, sideEffects: false } : undefined
     )
   }
 }
@@ -84,6 +88,11 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
     platform: "node",
     format: "esm",
     target: "node20",
+    // Bundled CommonJS packages require Node's own modules: a require in every chunk.
+    banner: {
+      js:
+        "import { createRequire as __edgeNetRequire } from \"node:module\";\nconst require = __edgeNetRequire(import.meta.url);"
+    },
     logLevel: "error"
   })
 }
