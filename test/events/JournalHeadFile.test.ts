@@ -99,6 +99,18 @@ describe("journal.head", () => {
       const headFile = path.join(path.dirname(file), "journal.head")
       fs.writeFileSync(headFile, "{not json")
       expect((yield* verifyAt(file, key)).problem).toBe("the head file cannot be read (not a signed journal head)")
+      // JSON, but not a signed head: a position as text, a short hash, a negative position, an array.
+      for (
+        const text of [
+          `{"position":"5","hash":"${"a".repeat(64)}","publicKey":"k","signature":"s"}`,
+          `{"position":5,"hash":"abc","publicKey":"k","signature":"s"}`,
+          `{"position":-1,"hash":"${"a".repeat(64)}","publicKey":"k","signature":"s"}`,
+          "[]"
+        ]
+      ) {
+        fs.writeFileSync(headFile, text)
+        expect((yield* verifyAt(file, key)).problem).toBe("the head file cannot be read (not a signed journal head)")
+      }
       fs.rmSync(headFile)
       yield* append(file, generateKeyPair(), 1)
       expect((yield* verifyAt(file, key)).ok).toBe(false)
