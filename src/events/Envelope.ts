@@ -105,12 +105,31 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
 
-/** The payload text's UTF-8 size when it is over `maxBytes`, else undefined (most are decided without counting). */
-export const bytesOver = (payloadText: string, maxBytes: number): number | undefined => {
-  // Each UTF-16 unit is 1 to 3 bytes.
-  if (payloadText.length * 3 <= maxBytes) return undefined
-  const bytes = utf8Length(payloadText)
-  return bytes > maxBytes ? bytes : undefined
+/** An event whose canonical payload is over the size limit: its type and UTF-8 size. */
+export interface OversizedPayload {
+  readonly eventType: string
+  readonly bytes: number
+}
+
+/**
+ * Every event's canonical payload text, or the first one over `maxBytes` (UTF-8): all are sized before
+ * any is written, so a request is appended whole or not at all.
+ */
+export const payloadTextsWithin = (
+  events: ReadonlyArray<NewEvent>,
+  maxBytes: number
+): ReadonlyArray<string> | OversizedPayload => {
+  const texts: Array<string> = []
+  for (const event of events) {
+    const text = canonicalPayload(event.payload)
+    // Each UTF-16 unit is 1 to 3 bytes: most payloads are decided without counting.
+    if (text.length * 3 > maxBytes) {
+      const bytes = utf8Length(text)
+      if (bytes > maxBytes) return { eventType: event.eventType, bytes }
+    }
+    texts.push(text)
+  }
+  return texts
 }
 
 /**

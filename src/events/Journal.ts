@@ -6,7 +6,7 @@ import { Context, Schema } from "effect"
 import type { Effect, Either, Stream } from "effect"
 import type { Authorization } from "./Authorization.js"
 import type { ChainLink, Envelope, LoggedEvent, LoggedLink, NewEvent, StoredRecord } from "./Envelope.js"
-import { bytesOver, canonicalPayload } from "./Envelope.js"
+import { payloadTextsWithin } from "./Envelope.js"
 
 /** `"any"`: no check; `"none"`: the stream must not exist; `n`: the stream must hold exactly n events. */
 export type ExpectedVersion = "any" | "none" | number
@@ -132,17 +132,6 @@ export interface JournalService {
 
 export class Journal extends Context.Tag("edge-net/Journal")<Journal, JournalService>() {}
 
-/** The refusal for `payloadText` when it is over `maxBytes` (UTF-8), else undefined. */
-export const checkPayloadSize = (
-  streamId: string,
-  eventType: string,
-  payloadText: string,
-  maxBytes: number
-): PayloadTooLarge | undefined => {
-  const bytes = bytesOver(payloadText, maxBytes)
-  return bytes === undefined ? undefined : new PayloadTooLarge({ streamId, eventType, bytes, maxBytes })
-}
-
 /**
  * Every event's canonical payload text, or the refusal of the first one over `maxBytes`: all are
  * sized before any is written, so a request is appended whole or not at all.
@@ -151,14 +140,8 @@ export const sizedPayloads = (
   request: { readonly streamId: string; readonly events: ReadonlyArray<NewEvent> },
   maxBytes: number
 ): ReadonlyArray<string> | PayloadTooLarge => {
-  const texts: Array<string> = []
-  for (const event of request.events) {
-    const text = canonicalPayload(event.payload)
-    const tooLarge = checkPayloadSize(request.streamId, event.eventType, text, maxBytes)
-    if (tooLarge !== undefined) return tooLarge
-    texts.push(text)
-  }
-  return texts
+  const sized = payloadTextsWithin(request.events, maxBytes)
+  return "bytes" in sized ? new PayloadTooLarge({ streamId: request.streamId, ...sized, maxBytes }) : sized
 }
 
 export const checkExpectedVersion = (

@@ -5,7 +5,7 @@
  */
 import type Database from "better-sqlite3"
 import type { NodeKeyPair } from "../content/NodeKeyPair.js"
-import { bytesOver, canonicalPayload, envelopeHash, GENESIS_HASH, headMessage } from "./Envelope.js"
+import { envelopeHash, GENESIS_HASH, headMessage, payloadTextsWithin } from "./Envelope.js"
 import type { ExpectedVersion, SignedHead } from "./Journal.js"
 
 export interface WriteRequest {
@@ -44,21 +44,6 @@ export type WriterReply = { readonly id: number; readonly outcomes: ReadonlyArra
 const versionMatches = (expected: ExpectedVersion, actual: number) =>
   expected === "any" || (expected === "none" ? actual === 0 : actual === expected)
 
-/** The events' canonical payload texts, or the first one over the size limit (nothing is written then). */
-const payloadTextsOf = (
-  events: ReadonlyArray<{ readonly eventType: string; readonly payload: unknown }>,
-  maxBytes: number
-): ReadonlyArray<string> | Extract<WriteOutcome, { readonly bytes: number }> => {
-  const texts: Array<string> = []
-  for (const event of events) {
-    const text = canonicalPayload(event.payload)
-    const bytes = bytesOver(text, maxBytes)
-    if (bytes !== undefined) return { ok: false, eventType: event.eventType, bytes, maxBytes }
-    texts.push(text)
-  }
-  return texts
-}
-
 /**
  * Appends a batch in one IMMEDIATE transaction. The chain head and stream versions are read inside
  * it, under the write lock, so commits by other processes are respected.
@@ -94,9 +79,9 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
         previousWritten = false
         continue
       }
-      const sized = payloadTextsOf(request.events, maxPayloadBytes)
+      const sized = payloadTextsWithin(request.events, maxPayloadBytes)
       if ("bytes" in sized) {
-        outcomes.push(sized)
+        outcomes.push({ ok: false, ...sized, maxBytes: maxPayloadBytes })
         previousWritten = false
         continue
       }

@@ -165,16 +165,20 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
         code: "queue_full"
       })
 
+    /** Takes a place in the queue, or refuses with a 429; run uninterruptibly with the release's registration. */
+    const enter = Effect.suspend(() => {
+      if (admittedNow >= capacity) return Effect.fail(queueFull())
+      return Metric.set(admittedGauge, ++admittedNow)
+    })
+    const leave = Effect.suspend(() => Metric.set(admittedGauge, --admittedNow))
+
     // Counted and its release registered in one step, so an interruption never loses a place.
     const admit = (scope: Scope.Scope) =>
-      Effect.uninterruptible(Effect.suspend(() => {
-        if (admittedNow >= capacity) return Effect.fail(queueFull())
-        admittedNow++
-        return Effect.zipRight(
-          Metric.set(admittedGauge, admittedNow),
-          Scope.addFinalizer(scope, Effect.suspend(() => Metric.set(admittedGauge, --admittedNow)))
-        )
-      }))
+      Effect.uninterruptible(Effect.zipRight(enter, Scope.addFinalizer(scope, leave)))
+
+    /** `effect` admitted to the queue (or refused with a 429), its place given back when it ends. */
+    const whileAdmitted = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | OpenAiError> =>
+      Effect.uninterruptibleMask((restore) => Effect.zipRight(enter, Effect.ensuring(restore(effect), leave)))
 
     /** Waits for a permit, interruptibly; it goes back when `scope` closes. */
     const takePermit = (scope: Scope.Scope) =>
@@ -274,19 +278,6 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
       turn: permits.withPermits(1),
       run: runner.embed
     })
-
-    /** `effect` admitted to the queue (or refused with a 429), its place given back when it ends. */
-    const whileAdmitted = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | OpenAiError> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | OpenAiError> => {
-          if (admittedNow >= capacity) return Effect.fail(queueFull())
-          admittedNow++
-          return Effect.zipRight(
-            Metric.set(admittedGauge, admittedNow),
-            Effect.ensuring(restore(effect), Effect.suspend(() => Metric.set(admittedGauge, --admittedNow)))
-          )
-        })
-      )
 
     // Called once per request, so untraced: a traced Effect.fn captures a stack and copies the fiber's
     // context for its span on every call (about 11 µs, as much as the rest of the request's Effect work).
