@@ -86,14 +86,18 @@ export const recordToEnvelope = (record: StoredRecord): Envelope => ({
   hash: record.hash
 })
 
+/** The canonical text's keys before "eventType". */
+const canonicalTextHead = (fields: Pick<EnvelopeFields, "authorizationText" | "causationId" | "commandId">) =>
+  (fields.authorizationText === null ? "{" : `{"authorization":${fields.authorizationText},`) +
+  `"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +
+  `,"commandId":${fields.commandId === null ? "null" : JSON.stringify(fields.commandId)}`
+
 /**
  * Keys in RFC 8785 order: "authorization" sorts first, and is left out when null, so every envelope
  * written before authorizations existed hashes exactly as it did.
  */
 export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
-  (fields.authorizationText === null ? "{" : `{"authorization":${fields.authorizationText},`) +
-  `"causationId":${fields.causationId === null ? "null" : JSON.stringify(fields.causationId)}` +
-  `,"commandId":${fields.commandId === null ? "null" : JSON.stringify(fields.commandId)}` +
+  canonicalTextHead(fields) +
   `,"eventType":${JSON.stringify(fields.eventType)}` +
   `,"nodeId":${JSON.stringify(fields.nodeId)}` +
   `,"payload":${fields.payloadText}` +
@@ -102,6 +106,31 @@ export const canonicalEnvelopeText = (fields: EnvelopeFields): string =>
   `,"recordedAt":${JSON.stringify(fields.recordedAt)}` +
   `,"streamId":${JSON.stringify(fields.streamId)}` +
   `,"streamVersion":${fields.streamVersion}}`
+
+/** What the events of one append share: everything the hash covers but type, payload, position, version and prevHash. */
+export type SharedFields = Pick<
+  EnvelopeFields,
+  "streamId" | "recordedAt" | "nodeId" | "commandId" | "causationId" | "authorizationText"
+>
+
+/**
+ * `envelopeHash` for the events of one append: the text the hash covers is `canonicalEnvelopeText`'s,
+ * with the parts the events share quoted once rather than per event (the writer thread's hot loop).
+ */
+export const sharedFieldsHasher = (shared: SharedFields) => {
+  const head = `${canonicalTextHead(shared)},"eventType":`
+  const beforePayload = `,"nodeId":${JSON.stringify(shared.nodeId)},"payload":`
+  const beforeVersion = `,"recordedAt":${JSON.stringify(shared.recordedAt)},"streamId":${
+    JSON.stringify(shared.streamId)
+  },"streamVersion":`
+  return (eventType: string, payloadText: string, position: number, streamVersion: number, prevHash: string): string =>
+    crypto.hash(
+      "sha256",
+      prevHash + head + JSON.stringify(eventType) + beforePayload + payloadText + ",\"position\":" + position +
+        ",\"prevHash\":" + JSON.stringify(prevHash) + beforeVersion + streamVersion + "}",
+      "hex"
+    )
+}
 
 export const canonicalPayload = (payload: unknown): string => canonicalize(payload)
 

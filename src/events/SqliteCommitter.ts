@@ -5,7 +5,7 @@
  */
 import type Database from "better-sqlite3"
 import type { NodeKeyPair } from "../content/NodeKeyPair.js"
-import { envelopeHash, GENESIS_HASH, headMessage, payloadTextsWithin } from "./Envelope.js"
+import { GENESIS_HASH, headMessage, payloadTextsWithin, sharedFieldsHasher } from "./Envelope.js"
 import type { ExpectedVersion, SignedHead } from "./Journal.js"
 
 export interface WriteRequest {
@@ -20,11 +20,26 @@ export interface WriteRequest {
   readonly onlyAfterPrevious: boolean
 }
 
-/** Per written event: position, stream version, prevHash, hash. */
-export type WrittenEvent = readonly [number, number, string, string]
+/**
+ * A request's events as written: consecutive positions from `position` and stream versions up to
+ * `streamVersion`, chained from `prevHash`, their hashes concatenated (64 hex digits each). One string
+ * rather than an array of tuples: the reply crosses threads, and cloning a thousand small arrays of
+ * strings cost the writer thread about 7% of a batched append.
+ */
+export interface Written {
+  readonly ok: true
+  readonly streamVersion: number
+  readonly position: number
+  readonly prevHash: string
+  readonly hashes: string
+}
+
+/** The hash of the `index`th event of a written request. */
+export const writtenHash = (written: Written, index: number): string =>
+  written.hashes.slice(index * 64, index * 64 + 64)
 
 export type WriteOutcome =
-  | { readonly ok: true; readonly streamVersion: number; readonly events: ReadonlyArray<WrittenEvent> }
+  | Written
   /** The stream was not at the expected version. */
   | { readonly ok: false; readonly actual: number }
   /** An event's canonical payload was over the size limit; nothing of the request was written. */
@@ -87,24 +102,21 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
       }
       previousWritten = true
       const payloadTexts = sized
-      const written: Array<WrittenEvent> = []
+      const first = { position: position + 1, prevHash }
+      let hashes = ""
+      const hashOf = sharedFieldsHasher({
+        streamId: request.streamId,
+        recordedAt,
+        nodeId: key.nodeId,
+        commandId: request.commandId,
+        causationId: request.causationId,
+        authorizationText: request.authorization
+      })
       for (const [i, event] of request.events.entries()) {
         position++
         version++
         const payloadText = payloadTexts[i]!
-        const hash = envelopeHash({
-          position,
-          streamId: request.streamId,
-          streamVersion: version,
-          eventType: event.eventType,
-          payloadText,
-          recordedAt,
-          nodeId: key.nodeId,
-          commandId: request.commandId,
-          causationId: request.causationId,
-          authorizationText: request.authorization,
-          prevHash
-        })
+        const hash = hashOf(event.eventType, payloadText, position, version, prevHash)
         insertEvent.run(
           position,
           request.streamId,
@@ -119,11 +131,11 @@ export const makeBatchCommitter = (db: Database.Database, key: NodeKeyPair, maxP
           hash,
           request.authorization
         )
-        written.push([position, version, prevHash, hash])
+        hashes += hash
         prevHash = hash
       }
       versions.set(request.streamId, version)
-      outcomes.push({ ok: true, streamVersion: version, events: written })
+      outcomes.push({ ok: true, streamVersion: version, ...first, hashes })
     }
     if (position !== (last?.position ?? 0)) {
       signed = {

@@ -13,7 +13,7 @@ import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalServ
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
 import { headFileFor, readHeadFile } from "./JournalHeadFile.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
-import { startWriter, type WriteOutcome } from "./SqliteWriter.js"
+import { startWriter, type WriteOutcome, writtenHash } from "./SqliteWriter.js"
 
 export interface SqliteJournalOptions {
   /** How often a caught-up subscriber looks for appends made by other processes. */
@@ -242,20 +242,27 @@ export const make = (options: SqliteJournalOptions = {}) =>
         )
       }
       const authorization = request.authorization == null ? null : request.authorization.value
-      const envelopes = outcome.events.map(([position, streamVersion, prevHash, hash], index): Envelope => ({
-        position,
-        streamId: request.streamId,
-        streamVersion,
-        eventType: request.events[index]!.eventType,
-        payload: request.events[index]!.payload,
-        recordedAt,
-        nodeId: key.nodeId,
-        commandId: request.commandId ?? null,
-        causationId: request.causationId ?? null,
-        authorization,
-        prevHash,
-        hash
-      }))
+      const firstVersion = outcome.streamVersion - request.events.length + 1
+      let prevHash = outcome.prevHash
+      const envelopes = request.events.map((event, index): Envelope => {
+        const hash = writtenHash(outcome, index)
+        const envelope: Envelope = {
+          position: outcome.position + index,
+          streamId: request.streamId,
+          streamVersion: firstVersion + index,
+          eventType: event.eventType,
+          payload: event.payload,
+          recordedAt,
+          nodeId: key.nodeId,
+          commandId: request.commandId ?? null,
+          causationId: request.causationId ?? null,
+          authorization,
+          prevHash,
+          hash
+        }
+        prevHash = hash
+        return envelope
+      })
       return Either.right({ streamId: request.streamId, streamVersion: outcome.streamVersion, envelopes })
     }
 

@@ -15,7 +15,8 @@ export {
   type WriteOutcome,
   type WriteRequest,
   type WriterThreadData,
-  type WrittenEvent
+  type Written,
+  writtenHash
 } from "./SqliteCommitter.js"
 
 /** Starts the writer thread; closing the scope lets queued batches finish, then stops it. */
