@@ -51,7 +51,7 @@ const adapterFeedCache = new WeakMap<AdapterLayout, WeakMap<LoraWeights, Record<
 const noAdapter = {} as LoraWeights
 
 /** The branch inputs for this run: the adapter's factors, or zeros (the base model) without one. */
-const adapterFeeds = (
+export const adapterFeeds = (
   handle: ModelHandle,
   adapter: RunAdapter | undefined
 ): Effect.Effect<Record<string, Tensor>, InferenceInputError> => {

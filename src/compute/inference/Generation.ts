@@ -6,8 +6,8 @@
 import { Effect, Option, Random, Stream } from "effect"
 import { StreamDecoder } from "../tokenizer/StreamDecoder.js"
 import type { Tensor } from "./Backend.js"
-import { int64, type RunAdapter, runModel } from "./Embedding.js"
-import { InferenceInputError, InferenceRunError } from "./InferenceError.js"
+import { adapterFeeds, int64, type RunAdapter } from "./Embedding.js"
+import { describeCause, InferenceInputError, InferenceRunError } from "./InferenceError.js"
 import type { ModelHandle } from "./Model.js"
 import { type SamplingOptions, selectToken } from "./Sampling.js"
 
@@ -78,6 +78,16 @@ export const earliestStop = (text: string, stops: ReadonlyArray<string>): number
   return cut
 }
 
+/** An all-ones int64 tensor (the attention mask of one unpadded sequence). */
+const ones = (dims: [number, number]): Tensor => ({ type: "int64", data: new BigInt64Array(dims[1]).fill(1n), dims })
+
+/** Position ids offset, offset + 1, ... for `count` tokens. */
+const positions = (offset: number, count: number): Tensor => {
+  const data = new BigInt64Array(count)
+  for (let i = 0; i < count; i++) data[i] = BigInt(offset + i)
+  return { type: "int64", data, dims: [1, count] }
+}
+
 const requireDecoder = (handle: ModelHandle) =>
   handle.kind === "decoder"
     ? Effect.void
@@ -114,50 +124,39 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
     const ids = [...promptIds]
     const generated: Array<number> = []
     const useCache = (options.useCache ?? true) && handle.pastInputs.length > 0
-    let past: Record<string, Tensor> | undefined
+    // The adapter is the same for every token: its branch feeds are looked up once.
+    const branches = yield* adapterFeeds(handle, options.adapter)
+    const wanted = ["logits", ...(useCache ? handle.pastInputs.map((input) => input.output) : [])]
+    const wantsMask = handle.inputNames.has("attention_mask")
+    const wantsPositions = handle.inputNames.has("position_ids")
+    let past: Record<string, Tensor> = {}
+    for (const input of handle.pastInputs) {
+      past[input.input] = { type: "float32", data: new Float32Array(0), dims: [1, input.heads, 0, input.headDim] }
+    }
     let pastLength = 0
     const stream = new StreamDecoder(handle.tokenizer, { skipSpecialTokens: true })
     const stops = new StopFilter(options.stop ?? [])
     let finishReason: GenerateResult["finishReason"] = "length"
     let finished = maxNewTokens === 0
 
-    const emptyPast = () => {
-      const feeds: Record<string, Tensor> = {}
-      for (const input of handle.pastInputs) {
-        feeds[input.input] = { type: "float32", data: new Float32Array(0), dims: [1, input.heads, 0, input.headDim] }
+    /** The next token's logits: one run over the tokens the cache has not seen (all of them without a cache). */
+    const forward = async (): Promise<Float32Array | InferenceRunError> => {
+      const offset = useCache ? pastLength : 0
+      const fed = ids.slice(offset)
+      // Without the cache, `past` stays the empty cache a model with cache inputs still needs fed.
+      const feeds: Record<string, Tensor> = { ...branches, ...past }
+      feeds.input_ids = int64(fed, [1, fed.length])
+      if (wantsMask) feeds.attention_mask = ones([1, offset + fed.length])
+      if (wantsPositions) feeds.position_ids = positions(offset, fed.length)
+      let outputs: Record<string, Tensor>
+      try {
+        outputs = await handle.session.run(feeds, wanted)
+      } catch (cause) {
+        return new InferenceRunError({ reason: `${handle.name}: ${describeCause(cause)}` })
       }
-      return feeds
-    }
-
-    const forward = Effect.gen(function*() {
-      const incremental = useCache && past !== undefined
-      const fed = incremental ? ids.slice(pastLength) : ids
-      const offset = incremental ? pastLength : 0
-      const feeds: Record<string, Tensor> = {
-        ...(incremental ? past : emptyPast()),
-        input_ids: int64(fed, [1, fed.length])
-      }
-      if (handle.inputNames.has("attention_mask")) {
-        feeds.attention_mask = int64(new Array<number>(offset + fed.length).fill(1), [1, offset + fed.length])
-      }
-      if (handle.inputNames.has("position_ids")) {
-        feeds.position_ids = int64(
-          fed.map((_, i) => offset + i),
-          [1, fed.length]
-        )
-      }
-      const wanted = [
-        "logits",
-        ...(useCache
-          ? handle.pastInputs.map((input) => input.output)
-          : [])
-      ]
-      const outputs = yield* runModel(handle, feeds, wanted, options.adapter)
       const logits = outputs.logits
       if (logits === undefined || logits.type !== "float32" || logits.dims.length !== 3) {
-        return yield* new InferenceRunError({
-          reason: `${handle.name}: logits is not a float32 [batch, seq, vocab] tensor`
-        })
+        return new InferenceRunError({ reason: `${handle.name}: logits is not a float32 [batch, seq, vocab] tensor` })
       }
       if (useCache) {
         const next: Record<string, Tensor> = {}
@@ -168,7 +167,7 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
       const vocab = logits.dims[2]!
       const last = logits.dims[1]! - 1
       return (logits.data as Float32Array).subarray(last * vocab, (last + 1) * vocab)
-    })
+    }
 
     const finish = (reason: GenerateResult["finishReason"], piece: string): Step => {
       finished = true
@@ -176,30 +175,41 @@ const start = (handle: ModelHandle, prompt: string, options: GenerateOptions) =>
       return { piece, done: true }
     }
 
+    /** Adds the chosen token; the text now safe to show, and whether generation ended. */
+    const advance = (logits: Float32Array, uniform: number): Step => {
+      const token = selectToken(logits, ids, options, uniform)
+      if (handle.eosIds.has(token) && options.ignoreEos !== true) {
+        const tail = stops.push(stream.flush())
+        return finish(tail.stopped ? "stop" : "eos", tail.release + (tail.stopped ? "" : stops.end()))
+      }
+      ids.push(token)
+      generated.push(token)
+      const out = stops.push(stream.push(token))
+      if (out.stopped) return finish("stop", out.release)
+      if (generated.length >= maxNewTokens || (handle.maxLength !== undefined && ids.length >= handle.maxLength)) {
+        const tail = stops.push(stream.flush())
+        return finish(
+          tail.stopped ? "stop" : "length",
+          out.release + tail.release + (tail.stopped ? "" : stops.end())
+        )
+      }
+      return { piece: out.release, done: false }
+    }
+
+    // A token costs one Effect step around one Promise (the run, then the choice): a small model
+    // decodes a token in well under a millisecond, where each Effect operation per token showed.
+    const tokenWith = (uniform: number) =>
+      handle.lock.withPermits(1)(
+        Effect.flatMap(
+          Effect.promise(forward),
+          (logits) =>
+            logits instanceof InferenceRunError ? Effect.fail(logits) : Effect.succeed(advance(logits, uniform))
+        )
+      )
+    const sampling = (options.temperature ?? 0) > 0
     const step: Effect.Effect<Step, InferenceInputError | InferenceRunError> = Effect.suspend(() => {
       if (finished) return Effect.succeed({ piece: "", done: true })
-      return Effect.gen(function*() {
-        const logits = yield* forward
-        const sampling = (options.temperature ?? 0) > 0
-        const uniform = sampling ? yield* Random.next : 0
-        const token = selectToken(logits, ids, options, uniform)
-        if (handle.eosIds.has(token) && options.ignoreEos !== true) {
-          const tail = stops.push(stream.flush())
-          return finish(tail.stopped ? "stop" : "eos", tail.release + (tail.stopped ? "" : stops.end()))
-        }
-        ids.push(token)
-        generated.push(token)
-        const out = stops.push(stream.push(token))
-        if (out.stopped) return finish("stop", out.release)
-        if (generated.length >= maxNewTokens || (handle.maxLength !== undefined && ids.length >= handle.maxLength)) {
-          const tail = stops.push(stream.flush())
-          return finish(
-            tail.stopped ? "stop" : "length",
-            out.release + tail.release + (tail.stopped ? "" : stops.end())
-          )
-        }
-        return { piece: out.release, done: false }
-      })
+      return sampling ? Effect.flatMap(Random.next, tokenWith) : tokenWith(0)
     })
 
     const result = (): GenerateResult => {
