@@ -9,6 +9,7 @@ import type * as fs from "node:fs"
 import type { Worker } from "node:worker_threads"
 import { writeFileAtomically } from "../node/AtomicFile.js"
 import { moduleWorker } from "../node/ModuleWorker.js"
+import { giveBack } from "./ChunkPool.js"
 import type { DownloadError, DownloadTarget } from "./Downloader.js"
 import type { WorkUnit } from "./DownloadUnits.js"
 import type { Coverage, PartialState } from "./PartialFile.js"
@@ -203,6 +204,8 @@ export const makePartWriter = (options: PartWriterOptions): Effect.Effect<PartWr
             }
             prefix.hashedUpTo += bytes
           }
+          // On disk (and hashed, if that was done from memory): the download's buffers may be reused.
+          for (const chunk of chunks) giveBack(chunk)
           Queue.unsafeOffer(hasherWakeups, undefined)
         }))
       })

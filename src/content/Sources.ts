@@ -6,6 +6,7 @@ import type { Scope } from "effect"
 import { Chunk, Data, Effect, Option, Stream } from "effect"
 import * as http from "node:http"
 import * as https from "node:https"
+import { rawGet, Unreadable } from "./RawHttp.js"
 
 export class SourceError extends Data.TaggedError("SourceError")<{ readonly source: string; readonly reason: string }> {
   override get message() {
@@ -108,11 +109,41 @@ const MAX_REDIRECTS = 5
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 /**
- * A GET with Node's own HTTP client, redirects followed as fetch follows them. For bulk bodies it is
- * the lighter path: fetch's web streams cost the pull's one thread more per megabyte than the
- * socket delivers it (a quarter of a 1 GiB pull's main thread went to undici's stream machinery).
+ * A GET, redirects followed as fetch follows them: plain HTTP on a bare socket (RawHttp.ts), which
+ * costs the pull's one thread a fraction of node:http's per megabyte; HTTPS, and answers the bare
+ * reader does not read (chunked bodies), with node:http.
  */
-const get = (url: string, headers: Record<string, string>, signal: AbortSignal, redirects = 0): Promise<Answer> =>
+const get = (url: string, headers: Record<string, string>, signal: AbortSignal, redirects = 0): Promise<Answer> => {
+  let target: URL
+  try {
+    target = new URL(url)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  if (target.protocol !== "http:") return nodeGet(url, headers, signal, redirects)
+  return rawGet(target, headers, signal).then(
+    (answer): Answer | Promise<Answer> => {
+      const location = answer.header("location")
+      if (!REDIRECTS.has(answer.status) || location === undefined) return answer
+      answer.close()
+      if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`)
+      return get(new URL(location, target).toString(), headers, signal, redirects + 1)
+    },
+    (error: unknown) => (error instanceof Unreadable ? nodeGet(url, headers, signal, redirects) : Promise.reject(error))
+  )
+}
+
+/**
+ * The same GET with Node's own HTTP client. For bulk bodies it is lighter than fetch, whose web
+ * streams cost the pull's one thread more per megabyte than the socket delivers it (a quarter of a
+ * 1 GiB pull's main thread went to undici's stream machinery).
+ */
+const nodeGet = (
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  redirects: number
+): Promise<Answer> =>
   new Promise<Answer>((resolve, reject) => {
     if (signal.aborted) return reject(new Error("aborted"))
     const target = new URL(url)
