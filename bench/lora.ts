@@ -12,19 +12,19 @@ import { tmpdir } from "node:os"
 import path from "node:path"
 import type { LoraWeights } from "../src/compute/lora/Adapter.js"
 import { adapterLayout, feedsFor, injectAdapterInputs, mergeAdapter } from "../src/compute/lora/GraphLora.js"
-import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
-import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
-import { writeModel } from "../src/compute/onnx/OnnxModel.js"
-import { textFeeds } from "../src/compute/optimize/Feeds.js"
-import { createSession, latencyMs, run as runSession } from "../src/compute/optimize/Runner.js"
-import { domainAdaptation, referenceModel } from "../test/support/LoraTasks.js"
 import {
   backwardMicroLora,
   forwardMicroLora,
   forwardMicroLoraInt8,
   makeMicroLora,
   quantizeRows
-} from "../test/support/MicroLoRA.js"
+} from "../src/compute/lora/MicroLora.js"
+import { simdDotProducts } from "../src/compute/lora/train/SimdDotProducts.js"
+import { scalarDotProducts } from "../src/compute/lora/train/Tensor.js"
+import { writeModel } from "../src/compute/onnx/OnnxModel.js"
+import { textFeeds } from "../src/compute/optimize/Feeds.js"
+import { createSession, latencyMs, run as runSession } from "../src/compute/optimize/Runner.js"
+import { domainAdaptation, referenceModel } from "../test/support/LoraTasks.js"
 import { bestOf, report } from "./Report.js"
 import { writeTorchInputs } from "./support/LoraTorchInputs.js"
 import type { TorchBlas } from "./support/TorchBlas.js"

@@ -9,15 +9,26 @@ import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { simdAvailable, simdDotProducts } from "../../../src/compute/lora/train/SimdDotProducts.js"
 import { scalarDotProducts } from "../../../src/compute/lora/train/Tensor.js"
 // @ts-expect-error: a plain JavaScript tool, without type declarations
-import { assemble, typescriptFor } from "../../../tools/assemble_wasm.mjs"
+import { assemble, modules, typescriptFor } from "../../../tools/assemble_wasm.mjs"
+
+interface WasmSource {
+  readonly source: string
+  readonly target: string
+  readonly name: string
+}
 
 const random = new SeededRandom(3)
 const values = (length: number) => Float32Array.from({ length }, () => random.uniform() * 2 - 1)
 
 describe("SIMD dot products", () => {
-  it("ships the assembly of DotProducts.wat", async () => {
-    const text = (typescriptFor as (bytes: Uint8Array) => string)(await (assemble as () => Promise<Uint8Array>)())
-    expect(readFileSync("src/compute/lora/train/DotProductsWasm.ts", "utf8")).toBe(text)
+  it("ships the assembly of every .wat kernel", async () => {
+    const sources = modules as ReadonlyArray<WasmSource>
+    expect(sources.map((module) => module.source)).toContain("src/compute/lora/train/DotProducts.wat")
+    for (const module of sources) {
+      const bytes = await (assemble as (source: string) => Promise<Uint8Array>)(module.source)
+      const text = (typescriptFor as (bytes: Uint8Array, module: WasmSource) => string)(bytes, module)
+      expect(readFileSync(module.target, "utf8"), module.target).toBe(text)
+    }
   })
 
   it("runs on this Node and equals the JavaScript loop, padding, offsets and accumulation included", () => {

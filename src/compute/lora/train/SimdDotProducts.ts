@@ -5,51 +5,28 @@
  * runtime has no WebAssembly SIMD, `simdDotProducts` declines and the caller's JavaScript loop runs.
  */
 import { dotProductsWasm } from "./DotProductsWasm.js"
-
-/** The part of the WebAssembly API used here (the project's type libraries do not declare it). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer
-  grow(pages: number): number
-}
-
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean
-  Module: new(bytes: Uint8Array) => object
-  Instance: new(module: object) => { readonly exports: Record<string, unknown> }
-}
+import type { SimdModule } from "./SimdModule.js"
+import { heapOf, instantiateSimd, simdEnabled } from "./SimdModule.js"
 
 interface Kernel {
-  readonly memory: WasmMemory
+  readonly module: SimdModule
   readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number) => void
 }
 
-const PAGE = 65_536
 let kernel: Kernel | null | undefined
-let enabled = true
 
 const instantiate = (): Kernel | null => {
-  try {
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
-    if (wasm === undefined) return null
-    const bytes = Uint8Array.from(atob(dotProductsWasm), (char) => char.charCodeAt(0))
-    if (!wasm.validate(bytes)) return null
-    const { exports } = new wasm.Instance(new wasm.Module(bytes))
-    return { memory: exports["memory"] as WasmMemory, dots: exports["dots"] as Kernel["dots"] }
-  } catch {
-    return null
-  }
+  const module = instantiateSimd(dotProductsWasm)
+  return module === null ? null : { module, dots: module.exports["dots"] as Kernel["dots"] }
 }
 
 /** Whether the SIMD kernel runs here (the runtime supports it and it is not switched off). */
 export const simdAvailable = (): boolean => {
   if (kernel === undefined) kernel = instantiate()
-  return enabled && kernel !== null
+  return simdEnabled() && kernel !== null
 }
 
-/** Switches the SIMD kernel off (or back on): for benchmarks that compare it with the JavaScript loop. */
-export const setSimdEnabled = (on: boolean): void => {
-  enabled = on
-}
+export { setSimdEnabled } from "./SimdModule.js"
 
 /** `rows` rows of `len` floats from `source` into `heap` at `at`, each padded with zeros to `width`. */
 const pack = (
@@ -87,15 +64,13 @@ export const simdDotProducts = (
   len: number
 ): boolean => {
   if (!simdAvailable()) return false
-  const { memory, dots } = kernel!
+  const { module, dots } = kernel!
   const rows = m + (m & 1)
   const cols = (q + 3) & ~3
   const width = (len + 3) & ~3
   const xFloats = rows * width
   const yFloats = cols * width
-  const needed = (xFloats + yFloats + rows * cols) * 4
-  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE))
-  const heap = new Float32Array(memory.buffer)
+  const heap = heapOf(module, (xFloats + yFloats + rows * cols) * 4)
   // Padding rows only make outputs that are never read; padding columns must be zero.
   pack(x, xOffset, m, len, heap, 0, width)
   pack(y, yOffset, q, len, heap, xFloats, width)
