@@ -14,6 +14,7 @@ import wabt from "wabt"
 /** Each kernel's source, and the TypeScript module (and its export) that carries its bytes. */
 export const modules = [
   { source: "src/compute/lora/train/DotProducts.wat", name: "dotProductsWasm" },
+  { source: "src/compute/lora/train/RowKernels.wat", name: "rowKernelsWasm" },
   { source: "src/compute/lora/MicroLora.wat", name: "microLoraWasm" }
 ].map((module) => ({ ...module, target: module.source.replace(/\.wat$/, "Wasm.ts") }))
 

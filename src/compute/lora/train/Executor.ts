@@ -16,7 +16,16 @@ import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import { boolTensor, floatTensor, intTensor, sizeOf } from "./Tensor.js"
+import {
+  boolTensor,
+  BufferPool,
+  floats,
+  floatTensor,
+  intTensor,
+  markConstant,
+  sizeOf,
+  withBufferPool
+} from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -33,6 +42,8 @@ export interface Program {
   readonly constants: ReadonlyMap<string, Tensor>
   readonly parameters: ReadonlyArray<string>
   readonly outputs: ReadonlyArray<string>
+  /** The arrays of released runs, which later runs of this program reuse. */
+  readonly pool: BufferPool
 }
 
 /** The values of one forward pass, kept for the backward pass. */
@@ -40,6 +51,8 @@ export interface Activations {
   readonly values: Map<string, Tensor>
   readonly training: boolean
   readonly random: () => number
+  /** Every gradient array the backward pass made or was given: `release` returns them to the pool. */
+  readonly gradients: Set<Float32Array>
 }
 
 const int64Values = (tensor: OnnxTensor): Float64Array => {
@@ -127,6 +140,19 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
       unsupported.add(isDefault ? node.opType : `${domain}.${node.opType}`)
       continue
     }
+    // A node of constants alone (the tied LM head's transposed embedding) is computed once, here.
+    if (foldable(node, constants, inputNames)) {
+      const outputs = operator.forward(node.inputs.map((name) => constants.get(name)), {
+        node,
+        training: false,
+        random: Math.random
+      })
+      node.outputs.forEach((name, index) => {
+        const output = outputs[index]
+        if (name !== "" && output !== undefined) constants.set(name, output)
+      })
+      continue
+    }
     const wants = node.inputs.map((name) => reached.has(name))
     const differentiated = operator.backward !== undefined && wants.some(Boolean)
     if (differentiated) { for (const output of node.outputs) reached.add(output) }
@@ -137,8 +163,14 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
       `training does not support the operators ${[...unsupported].sort().join(", ")} of this model`
     )
   }
-  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name) }
+  for (const tensor of constants.values()) if (tensor.kind === "float") markConstant(tensor.data)
+  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name), pool: new BufferPool() }
 }
+
+/** Whether a node's inputs are all constants (not graph inputs) and its result is the same every run. */
+const foldable = (node: OnnxNode, constants: ReadonlyMap<string, Tensor>, inputs: ReadonlySet<string>) =>
+  node.opType !== "Dropout" && node.inputs.some((name) => name !== "") &&
+  node.inputs.every((name) => name === "" || (constants.has(name) && !inputs.has(name)))
 
 /** Runs the graph; `training` turns Dropout on (drawing from `random`). */
 export const forward = (
@@ -150,6 +182,11 @@ export const forward = (
   for (const [name, tensor] of feeds) values.set(name, tensor)
   const training = options.training ?? false
   const random = options.random ?? Math.random
+  withBufferPool(program.pool, () => run(program, values, training, random))
+  return { values, training, random, gradients: new Set() }
+}
+
+const run = (program: Program, values: Map<string, Tensor>, training: boolean, random: () => number) => {
   for (const step of program.steps) {
     const inputs = step.node.inputs.map((name) => {
       if (name === "") return undefined
@@ -167,7 +204,6 @@ export const forward = (
       if (name !== "" && output !== undefined) values.set(name, output)
     })
   }
-  return { values, training, random }
 }
 
 const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float32Array) => {
@@ -177,7 +213,7 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
     return
   }
   // Backward functions may hand one array to several inputs: sum into a fresh one, never in place.
-  const sum = new Float32Array(existing.length)
+  const sum = floats(existing.length)
   for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
   grads.set(name, sum)
 }
@@ -190,9 +226,16 @@ export const backward = (
   program: Program,
   activations: Activations,
   seeds: ReadonlyMap<string, Float32Array>
+): Map<string, Float32Array> => withBufferPool(program.pool, () => differentiate(program, activations, seeds))
+
+const differentiate = (
+  program: Program,
+  activations: Activations,
+  seeds: ReadonlyMap<string, Float32Array>
 ): Map<string, Float32Array> => {
   const grads = new Map<string, Float32Array>(seeds)
-  const { values } = activations
+  const { values, gradients } = activations
+  for (const seed of seeds.values()) gradients.add(seed)
   const parameters = new Set(program.parameters)
   for (let index = program.steps.length - 1; index >= 0; index--) {
     const step = program.steps[index]!
@@ -209,7 +252,11 @@ export const backward = (
     for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
     step.node.inputs.forEach((name, position) => {
       const grad = inputGrads[position]
-      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad)
+      if (grad !== undefined && step.wants[position]) {
+        accumulate(grads, name, grad)
+        gradients.add(grads.get(name)!)
+        gradients.add(grad)
+      }
     })
   }
   const result = new Map<string, Float32Array>()
@@ -218,4 +265,23 @@ export const backward = (
     result.set(parameter, grads.get(parameter) ?? new Float32Array(value === undefined ? 0 : value.data.length))
   }
   return result
+}
+
+/**
+ * Gives a run's arrays back to its program's pool: every value the forward pass made and every
+ * gradient of the backward pass, but never a constant's or a feed's. After this, nothing the run
+ * returned (its values, the gradients `backward` returned) may be read: later runs write over them.
+ */
+export const release = (program: Program, activations: Activations, feeds: ReadonlyMap<string, Tensor>): void => {
+  const kept = new Set<unknown>()
+  for (const tensor of program.constants.values()) kept.add(tensor.data)
+  for (const tensor of feeds.values()) kept.add(tensor.data)
+  const released = new Set<Float32Array>()
+  for (const tensor of activations.values.values()) {
+    if (tensor.kind === "float" && !kept.has(tensor.data)) released.add(tensor.data)
+  }
+  for (const grad of activations.gradients) if (!kept.has(grad)) released.add(grad)
+  activations.values.clear()
+  activations.gradients.clear()
+  program.pool.give(released)
 }

@@ -22,11 +22,11 @@ import { AdamW, clipGradNorm } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import { argmax, crossEntropy, HEAD_BIAS, HEAD_WEIGHT, headBackward, headLogits } from "./ClassifierHead.js"
 import type { Activations, Program } from "./Executor.js"
-import { backward, compile, forward } from "./Executor.js"
+import { backward, compile, forward, release } from "./Executor.js"
 import type { CausalLmSample, ClassificationSample, Objective, Sample } from "./Objectives.js"
 import { meanPool, nextTokenLoss, tokenFeeds } from "./Objectives.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
-import { floatTensor } from "./Tensor.js"
+import { floatTensor, withBufferPool } from "./Tensor.js"
 import type { MicroLoRAConfig, ResolvedConfig } from "./TrainingConfig.js"
 import { check, resolveConfig } from "./TrainingConfig.js"
 
@@ -230,11 +230,17 @@ export class LoraTrainer {
     }
   }
 
-  #run(rows: ReadonlyArray<ReadonlyArray<number>>, training: boolean, random?: () => number): Activations {
+  /** A forward pass over token rows; `done` gives its arrays back to the program's pool. */
+  #run(
+    rows: ReadonlyArray<ReadonlyArray<number>>,
+    training: boolean,
+    random?: () => number
+  ): { readonly activations: Activations; readonly done: () => void } {
     const padId = this.#objective.kind === "classification" ? this.#objective.padId ?? 0 : 0
     const feeds = tokenFeeds(this.#model, rows, padId)
     this.#adapterFeeds(feeds)
-    return forward(this.program, feeds, { training, ...(random === undefined ? {} : { random }) })
+    const activations = forward(this.program, feeds, { training, ...(random === undefined ? {} : { random }) })
+    return { activations, done: () => release(this.program, activations, feeds) }
   }
 
   #output(activations: Activations): FloatTensor {
@@ -254,7 +260,7 @@ export class LoraTrainer {
     sampleWeights?: ArrayLike<number>
   ): { total: number; count: number; grads: Map<string, Float32Array>; sampleLosses: Float64Array } {
     const rows = samples.map((sample) => sample.ids)
-    const activations = this.#run(rows, true, random)
+    const { activations, done } = this.#run(rows, true, random)
     const output = this.#output(activations)
     const seeds = new Map<string, Float32Array>()
     const grads = new Map<string, Float32Array>()
@@ -262,7 +268,7 @@ export class LoraTrainer {
     let count: number
     let sampleLosses: Float64Array
     if (this.#objective.kind === "causal-lm") {
-      const loss = nextTokenLoss(output, rows, gradScale, sampleWeights)
+      const loss = withBufferPool(this.program.pool, () => nextTokenLoss(output, rows, gradScale, sampleWeights))
       total = loss.total
       count = loss.count
       sampleLosses = loss.rowLosses
@@ -308,6 +314,7 @@ export class LoraTrainer {
       grads.set(`${module}.A`, dA)
       grads.set(`${module}.B`, dB)
     }
+    done()
     return { total, count, grads, sampleLosses }
   }
 
@@ -324,7 +331,9 @@ export class LoraTrainer {
     let count = 0
     for (let start = 0; start < windows.length; start += batchSize) {
       const rows = windows.slice(start, start + batchSize).map((sample) => sample.ids)
-      const loss = nextTokenLoss(this.#output(this.#run(rows, false)), rows)
+      const { activations, done } = this.#run(rows, false)
+      const loss = nextTokenLoss(this.#output(activations), rows)
+      done()
       total += loss.total
       count += loss.count
     }
@@ -339,9 +348,11 @@ export class LoraTrainer {
     const features: Array<Float32Array> = []
     for (let start = 0; start < samples.length; start += batchSize) {
       const rows = samples.slice(start, start + batchSize).map((sample) => sample.ids)
-      const output = this.#output(this.#run(rows, false))
+      const { activations, done } = this.#run(rows, false)
+      const output = this.#output(activations)
       const pooled = meanPool(output, rows)
       const width = output.dims[2]!
+      done()
       for (let b = 0; b < rows.length; b++) features.push(pooled.slice(b * width, (b + 1) * width))
     }
     return features

@@ -9,7 +9,7 @@ import { blocksPerColumn, dequantizeInt4 } from "../../quantize/Int4.js"
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, intAttribute, required } from "./Operator.js"
 import type { FloatTensor, IntTensor, Tensor } from "./Tensor.js"
-import { describeDims, dotProducts, floatTensor, sizeOf, transposeMatrix } from "./Tensor.js"
+import { describeDims, dotProducts, floats, floatTensor, sizeOf, transposeMatrix } from "./Tensor.js"
 
 /** A MatMulNBits weight as the matmul reads it: B [K, N] for the backward pass, Bᵀ [N, K] for the forward. */
 interface DequantizedWeight {
@@ -147,7 +147,7 @@ export const microsoftOperators: Record<string, Operator> = {
       const K = intAttribute(node, "K")
       const N = intAttribute(node, "N")
       // dA = dC · Bᵀ: rows of dC against rows of B [K, N].
-      const da = new Float32Array(a.data.length)
+      const da = floats(a.data.length)
       dotProducts(grad!, 0, weight, 0, da, 0, a.data.length / K, K, N)
       return [da]
     }

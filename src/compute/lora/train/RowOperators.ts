@@ -4,8 +4,9 @@
  */
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } from "./Operator.js"
+import { simdSoftmaxRows } from "./RowKernels.js"
 import type { FloatTensor } from "./Tensor.js"
-import { cachedTranspose, dotProducts, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
+import { cachedTranspose, dotProducts, floats, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
 
 export const rowOperators: Record<string, Operator> = {
   MatMul: {
@@ -27,8 +28,8 @@ export const rowOperators: Record<string, Operator> = {
       const b = inputs[1] as FloatTensor
       const plan = matMulPlan(a.dims, b.dims) as Exclude<ReturnType<typeof matMulPlan>, string>
       const { m, k, n } = plan
-      const da = wants[0] ? new Float32Array(a.data.length) : undefined
-      const db = wants[1] ? new Float32Array(b.data.length) : undefined
+      const da = wants[0] ? floats(a.data.length) : undefined
+      const db = wants[1] ? floats(b.data.length) : undefined
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const aOffset = plan.aBatch[batch]! * m * k
         const bOffset = plan.bBatch[batch]! * k * n
@@ -37,7 +38,7 @@ export const rowOperators: Record<string, Operator> = {
         if (db !== undefined) {
           const aT = transposeMatrix(a.data, aOffset, m, k)
           const gT = transposeMatrix(grad!, batch * m * n, m, n)
-          const dbT = new Float32Array(n * k)
+          const dbT = floats(n * k)
           dotProducts(gT, 0, aT, 0, dbT, 0, n, k, m)
           for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) db[bOffset + p * n + j]! += dbT[j * k + p]!
         }
@@ -54,6 +55,7 @@ export const rowOperators: Record<string, Operator> = {
       const width = input.dims[axis]!
       const out = floatTensor(input.dims)
       const x = input.data, y = out.data
+      if (simdSoftmaxRows(x, 0, x.length / width, width, y)) return [out]
       for (let start = 0; start < x.length; start += width) {
         let max = -Infinity
         for (let j = 0; j < width; j++) max = Math.max(max, x[start + j]!)
@@ -73,7 +75,7 @@ export const rowOperators: Record<string, Operator> = {
       const out = outputs[0] as FloatTensor
       const width = out.dims[out.dims.length - 1]!
       const y = out.data, g = grad!
-      const dx = new Float32Array(g.length)
+      const dx = floats(g.length)
       for (let start = 0; start < g.length; start += width) {
         let dot = 0
         for (let j = 0; j < width; j++) dot += g[start + j]! * y[start + j]!
@@ -120,7 +122,7 @@ export const rowOperators: Record<string, Operator> = {
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
       const width = input.dims[input.dims.length - 1]!
       const x = input.data, g = grad!
-      const dx = new Float32Array(x.length)
+      const dx = floats(x.length)
       const xhat = new Float32Array(width)
       for (let start = 0; start < x.length; start += width) {
         let mean = 0

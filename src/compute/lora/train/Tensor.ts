@@ -36,9 +36,61 @@ export const sizeOf = (dims: ReadonlyArray<number>): number => {
   return size
 }
 
+/**
+ * Float arrays kept from one training step for the next: a step allocates hundreds of megabytes of
+ * activations and gradients, and a fresh large typed array costs ten times the writes into a reused
+ * one (the allocator maps new pages, the kernel zeroes them, the collector unmaps them). The executor
+ * draws from its program's pool while it runs (`withBufferPool`); a trainer gives a run's arrays back
+ * (Executor.ts's `release`) once nothing reads them.
+ */
+export class BufferPool {
+  readonly #free = new Map<number, Array<Float32Array>>()
+
+  /** A zero-filled array of `length` floats: a returned one when there is one. */
+  take(length: number): Float32Array {
+    const reused = this.#free.get(length)?.pop()
+    if (reused === undefined) return new Float32Array(length)
+    reused.fill(0)
+    return reused
+  }
+
+  /** Returns arrays nothing will read again (each at most once). */
+  give(arrays: Iterable<Float32Array>): void {
+    for (const array of arrays) {
+      if (array.length < MIN_POOLED || array.byteOffset !== 0 || array.length * 4 !== array.buffer.byteLength) continue
+      let free = this.#free.get(array.length)
+      if (free === undefined) {
+        free = []
+        this.#free.set(array.length, free)
+      }
+      free.push(array)
+    }
+  }
+}
+
+/** Below this many floats, allocation is cheap and a pool would only hold memory. */
+const MIN_POOLED = 4096
+
+let activePool: BufferPool | undefined
+
+/** Runs `work` with `floats` (and `floatTensor` without data) drawing from `pool`. */
+export const withBufferPool = <T>(pool: BufferPool, work: () => T): T => {
+  const outer = activePool
+  activePool = pool
+  try {
+    return work()
+  } finally {
+    activePool = outer
+  }
+}
+
+/** A zero-filled array of `length` floats, from the running executor's pool when there is one. */
+export const floats = (length: number): Float32Array =>
+  activePool === undefined || length < MIN_POOLED ? new Float32Array(length) : activePool.take(length)
+
 export const floatTensor = (
   dims: ReadonlyArray<number>,
-  data: Float32Array = new Float32Array(sizeOf(dims))
+  data: Float32Array = floats(sizeOf(dims))
 ): FloatTensor => ({ kind: "float", dims, data })
 export const intTensor = (
   dims: ReadonlyArray<number>,
@@ -126,7 +178,7 @@ export const reduceToShape = (
 ): Float32Array => {
   const map = broadcastIndex(out, to)
   if (map === null) return grad
-  const reduced = new Float32Array(sizeOf(to))
+  const reduced = floats(sizeOf(to))
   for (let index = 0; index < grad.length; index++) reduced[map[index]!]! += grad[index]!
   return reduced
 }
@@ -229,7 +281,7 @@ export const scalarDotProducts = (
 
 /** The transpose of a row-major [rows, cols] matrix at `offset`. */
 export const transposeMatrix = (source: Float32Array, offset: number, rows: number, cols: number): Float32Array => {
-  const out = new Float32Array(rows * cols)
+  const out = floats(rows * cols)
   for (let r = 0; r < rows; r++) {
     const from = offset + r * cols
     for (let c = 0; c < cols; c++) out[c * rows + r] = source[from + c]!
@@ -238,12 +290,20 @@ export const transposeMatrix = (source: Float32Array, offset: number, rows: numb
 }
 
 const transposedCache = new WeakMap<Float32Array, Map<number, Float32Array>>()
+const constants = new WeakSet<Float32Array>()
+
+/** Marks a program's constant (a weight): never written, never returned to a pool. */
+export const markConstant = (data: Float32Array): void => {
+  constants.add(data)
+}
 
 /**
- * The transpose of the [rows, cols] matrix at `offset` of `source`, computed once per array: tensors
- * are never written after they are made, so a weight's transpose serves every step of a run.
+ * The transpose of the [rows, cols] matrix at `offset` of `source`, computed once per constant: a
+ * weight's transpose serves every step of a run. Other arrays (activations, which a pool reuses) are
+ * transposed afresh.
  */
 export const cachedTranspose = (source: Float32Array, offset: number, rows: number, cols: number): Float32Array => {
+  if (!constants.has(source)) return transposeMatrix(source, offset, rows, cols)
   let byOffset = transposedCache.get(source)
   if (byOffset === undefined) {
     byOffset = new Map()
