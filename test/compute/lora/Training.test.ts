@@ -366,6 +366,29 @@ describe("training in a worker thread", () => {
       "nope is not a LoRA target of this model"
     )
   })
+
+  it("with a helper thread computing half of each micro-batch, trains exactly as one thread does, dropout included", async () => {
+    const { bytes, model, samples } = encoderTask()
+    const request = {
+      modelBytes: bytes,
+      config: { rank: 2, batchSize: 5, epochs: 2, dropout: 0.2, seed: 4, targetModules: ["layers.1.query"] },
+      objective: { kind: "classification", classes: 2 } as const,
+      samples
+    }
+    const [helped, alone] = await Promise.all([
+      trainInWorker(request, {}, undefined, 2),
+      trainInWorker(request, {}, undefined, 1)
+    ])
+    const inProcess = trainAdapter(new LoraTrainer(model, request.config, request.objective), samples)
+    for (const result of [alone, inProcess]) {
+      expect(result.losses).toEqual(helped.losses)
+      expect(Array.from(result.weights.modules["layers.1.query"]!.A)).toEqual(
+        Array.from(helped.weights.modules["layers.1.query"]!.A)
+      )
+      expect(Array.from(result.head!.weight)).toEqual(Array.from(helped.head!.weight))
+    }
+    expect(helped.weights.modules["layers.1.query"]!.B.some((value) => value !== 0)).toBe(true)
+  })
 })
 
 describe("training in a browser worker", () => {

@@ -16,16 +16,7 @@ import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import {
-  boolTensor,
-  BufferPool,
-  floats,
-  floatTensor,
-  intTensor,
-  markConstant,
-  sizeOf,
-  withBufferPool
-} from "./Tensor.js"
+import { boolTensor, BufferPool, floats, floatTensor, intTensor, markConstant, sizeOf } from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -42,7 +33,7 @@ export interface Program {
   readonly constants: ReadonlyMap<string, Tensor>
   readonly parameters: ReadonlyArray<string>
   readonly outputs: ReadonlyArray<string>
-  /** The arrays of released runs, which later runs of this program reuse. */
+  /** Arrays for the runs of a trainer to reuse, step after step (Tensor.ts's BufferPool). */
   readonly pool: BufferPool
 }
 
@@ -51,8 +42,6 @@ export interface Activations {
   readonly values: Map<string, Tensor>
   readonly training: boolean
   readonly random: () => number
-  /** Every gradient array the backward pass made or was given: `release` returns them to the pool. */
-  readonly gradients: Set<Float32Array>
 }
 
 const int64Values = (tensor: OnnxTensor): Float64Array => {
@@ -182,11 +171,6 @@ export const forward = (
   for (const [name, tensor] of feeds) values.set(name, tensor)
   const training = options.training ?? false
   const random = options.random ?? Math.random
-  withBufferPool(program.pool, () => run(program, values, training, random))
-  return { values, training, random, gradients: new Set() }
-}
-
-const run = (program: Program, values: Map<string, Tensor>, training: boolean, random: () => number) => {
   for (const step of program.steps) {
     const inputs = step.node.inputs.map((name) => {
       if (name === "") return undefined
@@ -204,6 +188,7 @@ const run = (program: Program, values: Map<string, Tensor>, training: boolean, r
       if (name !== "" && output !== undefined) values.set(name, output)
     })
   }
+  return { values, training, random }
 }
 
 const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float32Array) => {
@@ -226,16 +211,9 @@ export const backward = (
   program: Program,
   activations: Activations,
   seeds: ReadonlyMap<string, Float32Array>
-): Map<string, Float32Array> => withBufferPool(program.pool, () => differentiate(program, activations, seeds))
-
-const differentiate = (
-  program: Program,
-  activations: Activations,
-  seeds: ReadonlyMap<string, Float32Array>
 ): Map<string, Float32Array> => {
   const grads = new Map<string, Float32Array>(seeds)
-  const { values, gradients } = activations
-  for (const seed of seeds.values()) gradients.add(seed)
+  const { values } = activations
   const parameters = new Set(program.parameters)
   for (let index = program.steps.length - 1; index >= 0; index--) {
     const step = program.steps[index]!
@@ -252,11 +230,7 @@ const differentiate = (
     for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
     step.node.inputs.forEach((name, position) => {
       const grad = inputGrads[position]
-      if (grad !== undefined && step.wants[position]) {
-        accumulate(grads, name, grad)
-        gradients.add(grads.get(name)!)
-        gradients.add(grad)
-      }
+      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad)
     })
   }
   const result = new Map<string, Float32Array>()
@@ -265,23 +239,4 @@ const differentiate = (
     result.set(parameter, grads.get(parameter) ?? new Float32Array(value === undefined ? 0 : value.data.length))
   }
   return result
-}
-
-/**
- * Gives a run's arrays back to its program's pool: every value the forward pass made and every
- * gradient of the backward pass, but never a constant's or a feed's. After this, nothing the run
- * returned (its values, the gradients `backward` returned) may be read: later runs write over them.
- */
-export const release = (program: Program, activations: Activations, feeds: ReadonlyMap<string, Tensor>): void => {
-  const kept = new Set<unknown>()
-  for (const tensor of program.constants.values()) kept.add(tensor.data)
-  for (const tensor of feeds.values()) kept.add(tensor.data)
-  const released = new Set<Float32Array>()
-  for (const tensor of activations.values.values()) {
-    if (tensor.kind === "float" && !kept.has(tensor.data)) released.add(tensor.data)
-  }
-  for (const grad of activations.gradients) if (!kept.has(grad)) released.add(grad)
-  activations.values.clear()
-  activations.gradients.clear()
-  program.pool.give(released)
 }

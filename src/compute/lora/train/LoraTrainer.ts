@@ -22,7 +22,7 @@ import { AdamW, clipGradNorm } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
 import { argmax, crossEntropy, HEAD_BIAS, HEAD_WEIGHT, headBackward, headLogits } from "./ClassifierHead.js"
 import type { Activations, Program } from "./Executor.js"
-import { backward, compile, forward, release } from "./Executor.js"
+import { backward, compile, forward } from "./Executor.js"
 import type { CausalLmSample, ClassificationSample, Objective, Sample } from "./Objectives.js"
 import { meanPool, nextTokenLoss, tokenFeeds } from "./Objectives.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
@@ -230,17 +230,23 @@ export class LoraTrainer {
     }
   }
 
-  /** A forward pass over token rows; `done` gives its arrays back to the program's pool. */
-  #run(
-    rows: ReadonlyArray<ReadonlyArray<number>>,
-    training: boolean,
-    random?: () => number
-  ): { readonly activations: Activations; readonly done: () => void } {
+  #run(rows: ReadonlyArray<ReadonlyArray<number>>, training: boolean, random?: () => number): Activations {
     const padId = this.#objective.kind === "classification" ? this.#objective.padId ?? 0 : 0
     const feeds = tokenFeeds(this.#model, rows, padId)
     this.#adapterFeeds(feeds)
-    const activations = forward(this.program, feeds, { training, ...(random === undefined ? {} : { random }) })
-    return { activations, done: () => release(this.program, activations, feeds) }
+    return forward(this.program, feeds, { training, ...(random === undefined ? {} : { random }) })
+  }
+
+  /**
+   * `work` with every array the executor makes lent from the program's pool, all taken back when it
+   * returns: what `work` returns must be copies (the next run writes over the pool's arrays).
+   */
+  #pooled<T>(work: () => T): T {
+    try {
+      return withBufferPool(this.program.pool, work)
+    } finally {
+      this.program.pool.reclaim()
+    }
   }
 
   #output(activations: Activations): FloatTensor {
@@ -259,8 +265,17 @@ export class LoraTrainer {
     random: () => number,
     sampleWeights?: ArrayLike<number>
   ): { total: number; count: number; grads: Map<string, Float32Array>; sampleLosses: Float64Array } {
+    return this.#pooled(() => this.#lossAndGrads(samples, gradScale, random, sampleWeights))
+  }
+
+  #lossAndGrads(
+    samples: ReadonlyArray<Sample>,
+    gradScale: number,
+    random: () => number,
+    sampleWeights?: ArrayLike<number>
+  ): { total: number; count: number; grads: Map<string, Float32Array>; sampleLosses: Float64Array } {
     const rows = samples.map((sample) => sample.ids)
-    const { activations, done } = this.#run(rows, true, random)
+    const activations = this.#run(rows, true, random)
     const output = this.#output(activations)
     const seeds = new Map<string, Float32Array>()
     const grads = new Map<string, Float32Array>()
@@ -268,7 +283,7 @@ export class LoraTrainer {
     let count: number
     let sampleLosses: Float64Array
     if (this.#objective.kind === "causal-lm") {
-      const loss = withBufferPool(this.program.pool, () => nextTokenLoss(output, rows, gradScale, sampleWeights))
+      const loss = nextTokenLoss(output, rows, gradScale, sampleWeights)
       total = loss.total
       count = loss.count
       sampleLosses = loss.rowLosses
@@ -314,7 +329,6 @@ export class LoraTrainer {
       grads.set(`${module}.A`, dA)
       grads.set(`${module}.B`, dB)
     }
-    done()
     return { total, count, grads, sampleLosses }
   }
 
@@ -331,9 +345,7 @@ export class LoraTrainer {
     let count = 0
     for (let start = 0; start < windows.length; start += batchSize) {
       const rows = windows.slice(start, start + batchSize).map((sample) => sample.ids)
-      const { activations, done } = this.#run(rows, false)
-      const loss = nextTokenLoss(this.#output(activations), rows)
-      done()
+      const loss = this.#pooled(() => nextTokenLoss(this.#output(this.#run(rows, false)), rows))
       total += loss.total
       count += loss.count
     }
@@ -348,11 +360,10 @@ export class LoraTrainer {
     const features: Array<Float32Array> = []
     for (let start = 0; start < samples.length; start += batchSize) {
       const rows = samples.slice(start, start + batchSize).map((sample) => sample.ids)
-      const { activations, done } = this.#run(rows, false)
-      const output = this.#output(activations)
-      const pooled = meanPool(output, rows)
-      const width = output.dims[2]!
-      done()
+      const { pooled, width } = this.#pooled(() => {
+        const output = this.#output(this.#run(rows, false))
+        return { pooled: meanPool(output, rows).slice(), width: output.dims[2]! }
+      })
       for (let b = 0; b < rows.length; b++) features.push(pooled.slice(b * width, (b + 1) * width))
     }
     return features

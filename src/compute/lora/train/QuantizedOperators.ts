@@ -81,7 +81,7 @@ const dequantizedWeight = (node: OnnxNode, inputs: ReadonlyArray<Tensor | undefi
     scales: scales.data,
     zeroPoints: zeroPoints?.data,
     weight,
-    transposed: transposeMatrix(weight, 0, K, N)
+    transposed: transposeMatrix(weight, 0, K, N, true)
   }
   dequantizedCache.set(packed.data, dequantized)
   return dequantized

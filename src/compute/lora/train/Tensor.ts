@@ -39,25 +39,25 @@ export const sizeOf = (dims: ReadonlyArray<number>): number => {
 /**
  * Float arrays kept from one training step for the next: a step allocates hundreds of megabytes of
  * activations and gradients, and a fresh large typed array costs ten times the writes into a reused
- * one (the allocator maps new pages, the kernel zeroes them, the collector unmaps them). The executor
- * draws from its program's pool while it runs (`withBufferPool`); a trainer gives a run's arrays back
- * (Executor.ts's `release`) once nothing reads them.
+ * one (the allocator maps new pages, the kernel zeroes them, the collector unmaps them). A trainer runs
+ * each pass inside its program's pool (`withBufferPool`), where every array the operators make is lent
+ * from it, and reclaims them all once it has read what it needs.
  */
 export class BufferPool {
   readonly #free = new Map<number, Array<Float32Array>>()
+  #lent: Array<Float32Array> = []
 
-  /** A zero-filled array of `length` floats: a returned one when there is one. */
+  /** A zero-filled array of `length` floats, a reclaimed one when there is one; lent until `reclaim`. */
   take(length: number): Float32Array {
     const reused = this.#free.get(length)?.pop()
-    if (reused === undefined) return new Float32Array(length)
-    reused.fill(0)
-    return reused
+    const array = reused === undefined ? new Float32Array(length) : reused.fill(0)
+    this.#lent.push(array)
+    return array
   }
 
-  /** Returns arrays nothing will read again (each at most once). */
-  give(arrays: Iterable<Float32Array>): void {
-    for (const array of arrays) {
-      if (array.length < MIN_POOLED || array.byteOffset !== 0 || array.length * 4 !== array.buffer.byteLength) continue
+  /** Takes back every array lent since the last reclaim: nothing may read them after this. */
+  reclaim(): void {
+    for (const array of this.#lent) {
       let free = this.#free.get(array.length)
       if (free === undefined) {
         free = []
@@ -65,6 +65,7 @@ export class BufferPool {
       }
       free.push(array)
     }
+    this.#lent = []
   }
 }
 
@@ -73,7 +74,7 @@ const MIN_POOLED = 4096
 
 let activePool: BufferPool | undefined
 
-/** Runs `work` with `floats` (and `floatTensor` without data) drawing from `pool`. */
+/** Runs `work` with `floats` (and `floatTensor` without data) lent from `pool`; outside, they are fresh. */
 export const withBufferPool = <T>(pool: BufferPool, work: () => T): T => {
   const outer = activePool
   activePool = pool
@@ -279,9 +280,15 @@ export const scalarDotProducts = (
   for (let i = fullRows; i < m; i++) for (let j = 0; j < q; j++) single(i, j)
 }
 
-/** The transpose of a row-major [rows, cols] matrix at `offset`. */
-export const transposeMatrix = (source: Float32Array, offset: number, rows: number, cols: number): Float32Array => {
-  const out = floats(rows * cols)
+/** The transpose of a row-major [rows, cols] matrix at `offset` (`kept`: never from a pool, for caches). */
+export const transposeMatrix = (
+  source: Float32Array,
+  offset: number,
+  rows: number,
+  cols: number,
+  kept = false
+): Float32Array => {
+  const out = kept ? new Float32Array(rows * cols) : floats(rows * cols)
   for (let r = 0; r < rows; r++) {
     const from = offset + r * cols
     for (let c = 0; c < cols; c++) out[c * rows + r] = source[from + c]!
@@ -311,7 +318,7 @@ export const cachedTranspose = (source: Float32Array, offset: number, rows: numb
   }
   let transposed = byOffset.get(offset)
   if (transposed === undefined || transposed.length !== rows * cols) {
-    transposed = transposeMatrix(source, offset, rows, cols)
+    transposed = transposeMatrix(source, offset, rows, cols, true)
     byOffset.set(offset, transposed)
   }
   return transposed
