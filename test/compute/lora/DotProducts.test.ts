@@ -45,6 +45,16 @@ describe("SIMD dot products", () => {
       for (let i = 0; i < scalar.length; i++) {
         expect(Math.abs(simd[i]! - scalar[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
       }
+      // A fresh, all-zero Z need not be copied in: the same products, and the floats around it untouched.
+      const fresh = new Float32Array(4 + m * q).fill(0)
+      fresh[0] = 7
+      const expected = new Float32Array(m * q)
+      scalarDotProducts(x, 3, y, 5, expected, 0, m, q, len)
+      expect(simdDotProducts(x, 3, y, 5, fresh, 1, m, q, len, true)).toBe(true)
+      expect(fresh[0]).toBe(7)
+      for (let i = 0; i < m * q; i++) {
+        expect(Math.abs(fresh[1 + i]! - expected[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
+      }
     }
   })
 })

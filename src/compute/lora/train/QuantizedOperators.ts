@@ -131,7 +131,7 @@ export const microsoftOperators: Record<string, Operator> = {
       }
       const rows = a.data.length / K
       const out = floatTensor([...a.dims.slice(0, -1), N])
-      dotProducts(a.data, 0, transposed, 0, out.data, 0, rows, N, K)
+      dotProducts(a.data, 0, transposed, 0, out.data, 0, rows, N, K, true)
       const bias = inputs[5] === undefined ? undefined : asFloat(node, inputs[5])
       if (bias !== undefined) {
         if (bias.data.length !== N) fail(node, `bias ${describeDims(bias.dims)} is not [${N}]`)

@@ -8,6 +8,39 @@ import { simdSoftmaxRows } from "./RowKernels.js"
 import type { FloatTensor } from "./Tensor.js"
 import { cachedTranspose, dotProducts, floats, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
 
+/** Up to this inner size, a weight gradient is summed row by row rather than multiplied in SIMD through transposes. */
+const OUTER_PRODUCT_MAX = 16
+
+/**
+ * dB[k, n] += Aᵀ G for A [m, k] and G [m, n], one outer product of rows per i: for a LoRA factor (k or
+ * n the rank) this reads A and G once, in order, where the matrix kernel would first transpose both.
+ * Sums in float64.
+ */
+const outerProducts = (
+  a: Float32Array,
+  aOffset: number,
+  g: Float32Array,
+  gOffset: number,
+  db: Float32Array,
+  dbOffset: number,
+  m: number,
+  k: number,
+  n: number
+) => {
+  const sums = new Float64Array(k * n)
+  for (let i = 0; i < m; i++) {
+    const aRow = aOffset + i * k
+    const gRow = gOffset + i * n
+    for (let p = 0; p < k; p++) {
+      const ap = a[aRow + p]!
+      if (ap === 0) continue
+      const out = p * n
+      for (let j = 0; j < n; j++) sums[out + j]! += ap * g[gRow + j]!
+    }
+  }
+  for (let index = 0; index < k * n; index++) db[dbOffset + index]! += sums[index]!
+}
+
 export const rowOperators: Record<string, Operator> = {
   MatMul: {
     forward: (inputs, { node }) => {
@@ -19,7 +52,7 @@ export const rowOperators: Record<string, Operator> = {
       const out = floatTensor(plan.outDims)
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const bT = cachedTranspose(b.data, plan.bBatch[batch]! * k * n, k, n)
-        dotProducts(a.data, plan.aBatch[batch]! * m * k, bT, 0, out.data, batch * m * n, m, n, k)
+        dotProducts(a.data, plan.aBatch[batch]! * m * k, bT, 0, out.data, batch * m * n, m, n, k, true)
       }
       return [out]
     },
@@ -35,7 +68,9 @@ export const rowOperators: Record<string, Operator> = {
         const bOffset = plan.bBatch[batch]! * k * n
         // dA = dC · Bᵀ, rows of dC against rows of B; dB = Aᵀ · dC, rows of Aᵀ against rows of dCᵀ.
         if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n)
-        if (db !== undefined) {
+        if (db !== undefined && Math.min(k, n) <= OUTER_PRODUCT_MAX) {
+          outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
+        } else if (db !== undefined) {
           const aT = transposeMatrix(a.data, aOffset, m, k)
           const gT = transposeMatrix(grad!, batch * m * n, m, n)
           const dbT = floats(n * k)

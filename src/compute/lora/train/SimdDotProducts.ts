@@ -50,7 +50,8 @@ const pack = (
 
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ (row-major, at the given offsets) in WebAssembly; false, having
- * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are.
+ * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are. `zeroed` says
+ * Z is all zeros, which spares copying it in.
  */
 export const simdDotProducts = (
   x: Float32Array,
@@ -61,7 +62,8 @@ export const simdDotProducts = (
   zOffset: number,
   m: number,
   q: number,
-  len: number
+  len: number,
+  zeroed = false
 ): boolean => {
   if (!simdAvailable()) return false
   const { module, dots } = kernel!
@@ -76,7 +78,8 @@ export const simdDotProducts = (
   pack(y, yOffset, q, len, heap, xFloats, width)
   // Z goes in and comes out by copies: the kernel adds to it.
   const results = xFloats + yFloats
-  if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
+  if (zeroed) heap.fill(0, results, results + m * cols)
+  else if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
   else for (let i = 0; i < m; i++) heap.set(z.subarray(zOffset + i * q, zOffset + (i + 1) * q), results + i * cols)
   dots(0, xFloats * 4, results * 4, rows, cols, width)
   if (cols === q) z.set(heap.subarray(results, results + m * q), zOffset)

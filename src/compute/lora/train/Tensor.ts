@@ -190,7 +190,7 @@ const SIMD_MIN_WORK = 8_192
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ, row-major at the given offsets: every element a dot product of
  * two contiguous rows. In WebAssembly SIMD when the runtime has it (SimdDotProducts.ts), else in
- * JavaScript.
+ * JavaScript. `zeroed` promises that Z is all zeros (a fresh output), which the SIMD path need not copy.
  */
 export const dotProducts = (
   x: Float32Array,
@@ -201,9 +201,10 @@ export const dotProducts = (
   zOffset: number,
   m: number,
   q: number,
-  len: number
+  len: number,
+  zeroed = false
 ): void => {
-  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)) return
+  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len, zeroed)) return
   scalarDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)
 }
 
