@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
-import { simdAvailable, simdDotProducts } from "../../../src/compute/lora/train/SimdDotProducts.js"
+import { outerProducts } from "../../../src/compute/lora/train/RowOperators.js"
+import { simdAvailable, simdDotProducts, simdOuterProducts } from "../../../src/compute/lora/train/SimdDotProducts.js"
 import { scalarDotProducts } from "../../../src/compute/lora/train/Tensor.js"
 // @ts-expect-error: a plain JavaScript tool, without type declarations
 import { assemble, modules, typescriptFor } from "../../../tools/assemble_wasm.mjs"
@@ -54,6 +55,22 @@ describe("SIMD dot products", () => {
       expect(fresh[0]).toBe(7)
       for (let i = 0; i < m * q; i++) {
         expect(Math.abs(fresh[1 + i]! - expected[i]!)).toBeLessThan(1e-5 * Math.sqrt(len) + 1e-6)
+      }
+    }
+  })
+
+  it("sums outer products (LoRA factor gradients) as the JavaScript loop does, along either side", () => {
+    for (const [m, k, n] of [[1, 1, 1], [5, 4, 6], [7, 13, 3], [33, 4, 192], [40, 192, 4], [9, 2, 2]] as const) {
+      const a = values(2 + m * k)
+      const g = values(3 + m * n)
+      const start = values(1 + k * n)
+      const simd = start.slice()
+      const scalar = start.slice()
+      expect(simdOuterProducts(a, 2, g, 3, simd, 1, m, k, n)).toBe(true)
+      outerProducts(a, 2, g, 3, scalar, 1, m, k, n)
+      expect(simd[0]).toBe(start[0])
+      for (let i = 0; i < scalar.length; i++) {
+        expect(Math.abs(simd[i]! - scalar[i]!), `[${m}, ${k}, ${n}] at ${i}`).toBeLessThan(1e-5 * Math.sqrt(m) + 1e-6)
       }
     }
   })

@@ -1,4 +1,5 @@
-;; Z[m, q] += X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul.
+;; Z[m, q] += X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul;
+;; and Z[k, n] += X[m, k]ᵀ · Y[m, n] as a sum of outer products of rows, for the gradients of LoRA factors.
 ;; Assembled by `node tools/assemble_wasm.mjs` into DotProductsWasm.ts (the bytes the executor loads);
 ;; test/compute/lora/DotProductsWasm.test.ts checks that the two agree.
 ;;
@@ -82,4 +83,37 @@
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $cols)))
         (local.set $i (i32.add (local.get $i) (i32.const 2)))
-        (br $rows)))))
+        (br $rows))))
+
+  ;; Z[k, n] += Σ_i X[i, :]ᵀ ⊗ Y[i, :] for X [m, k], Y [m, n]: for each row i and each p < k, the row
+  ;; Z[p, :] gains X[i, p] · Y[i, :], four lanes at a time. n is a multiple of 4 (the caller pads Y and
+  ;; Z); with k small (a LoRA rank), Z stays in cache while X and Y are read once, in order.
+  (func (export "outer") (param $x i32) (param $y i32) (param $z i32) (param $m i32) (param $k i32) (param $n i32)
+    (local $i i32) (local $p i32) (local $j i32) (local $rowBytes i32) (local $xi i32) (local $yi i32) (local $zp i32)
+    (local $s v128)
+    (local.set $rowBytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $rows_done
+      (loop $rows
+        (br_if $rows_done (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $xi (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
+        (local.set $yi (i32.add (local.get $y) (i32.mul (local.get $i) (local.get $rowBytes))))
+        (local.set $p (i32.const 0))
+        (block $cols_done
+          (loop $cols
+            (br_if $cols_done (i32.ge_u (local.get $p) (local.get $k)))
+            (local.set $s (v128.load32_splat (i32.add (local.get $xi) (i32.shl (local.get $p) (i32.const 2)))))
+            (local.set $zp (i32.add (local.get $z) (i32.mul (local.get $p) (local.get $rowBytes))))
+            (local.set $j (i32.const 0))
+            (block $axpy_done
+              (loop $axpy
+                (br_if $axpy_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+                (v128.store (i32.add (local.get $zp) (local.get $j))
+                  (f32x4.add (v128.load (i32.add (local.get $zp) (local.get $j)))
+                    (f32x4.mul (local.get $s) (v128.load (i32.add (local.get $yi) (local.get $j))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                (br $axpy)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $cols)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rows))))
+)

@@ -5,6 +5,7 @@
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } from "./Operator.js"
 import { simdSoftmaxRows } from "./RowKernels.js"
+import { simdOuterProducts } from "./SimdDotProducts.js"
 import type { FloatTensor } from "./Tensor.js"
 import { cachedTranspose, dotProducts, floats, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
 
@@ -14,9 +15,9 @@ const OUTER_PRODUCT_MAX = 16
 /**
  * dB[k, n] += Aᵀ G for A [m, k] and G [m, n], one outer product of rows per i: for a LoRA factor (k or
  * n the rank) this reads A and G once, in order, where the matrix kernel would first transpose both.
- * Sums in float64.
+ * In SIMD (SimdDotProducts.ts) where it runs; this loop, in float64, elsewhere and as its reference.
  */
-const outerProducts = (
+export const outerProducts = (
   a: Float32Array,
   aOffset: number,
   g: Float32Array,
@@ -69,7 +70,9 @@ export const rowOperators: Record<string, Operator> = {
         // dA = dC · Bᵀ, rows of dC against rows of B; dB = Aᵀ · dC, rows of Aᵀ against rows of dCᵀ.
         if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n)
         if (db !== undefined && Math.min(k, n) <= OUTER_PRODUCT_MAX) {
-          outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
+          if (!simdOuterProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)) {
+            outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
+          }
         } else if (db !== undefined) {
           const aT = transposeMatrix(a.data, aOffset, m, k)
           const gT = transposeMatrix(grad!, batch * m * n, m, n)

@@ -11,13 +11,18 @@ import { heapOf, instantiateSimd, simdEnabled } from "./SimdModule.js"
 interface Kernel {
   readonly module: SimdModule
   readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number) => void
+  readonly outer: (x: number, y: number, z: number, m: number, k: number, n: number) => void
 }
 
 let kernel: Kernel | null | undefined
 
 const instantiate = (): Kernel | null => {
   const module = instantiateSimd(dotProductsWasm)
-  return module === null ? null : { module, dots: module.exports["dots"] as Kernel["dots"] }
+  return module === null ? null : {
+    module,
+    dots: module.exports["dots"] as Kernel["dots"],
+    outer: module.exports["outer"] as Kernel["outer"]
+  }
 }
 
 /** Whether the SIMD kernel runs here (the runtime supports it and it is not switched off). */
@@ -84,5 +89,43 @@ export const simdDotProducts = (
   dots(0, xFloats * 4, results * 4, rows, cols, width)
   if (cols === q) z.set(heap.subarray(results, results + m * q), zOffset)
   else for (let i = 0; i < m; i++) z.set(heap.subarray(results + i * cols, results + i * cols + q), zOffset + i * q)
+  return true
+}
+
+/**
+ * dB[k, n] += A[m, k]ᵀ · G[m, n] (row-major, at the given offsets) as outer products of rows in
+ * WebAssembly, vectorized along the longer of k and n (the other is a LoRA rank); false, having done
+ * nothing, when the kernel is unavailable. Sums are float32.
+ */
+export const simdOuterProducts = (
+  a: Float32Array,
+  aOffset: number,
+  g: Float32Array,
+  gOffset: number,
+  db: Float32Array,
+  dbOffset: number,
+  m: number,
+  k: number,
+  n: number
+): boolean => {
+  if (!simdAvailable()) return false
+  const { module, outer } = kernel!
+  // Along n: Z = dB [k, n]; along k: Z = dBᵀ [n, k] from the operands swapped.
+  const alongN = n >= k
+  const [x, xOffset, rows, y, yOffset, cols] = alongN ? [a, aOffset, k, g, gOffset, n] : [g, gOffset, n, a, aOffset, k]
+  const width = (cols + 3) & ~3
+  const xFloats = m * rows
+  const yFloats = m * width
+  const heap = heapOf(module, (xFloats + yFloats + rows * width) * 4)
+  heap.set(x.subarray(xOffset, xOffset + xFloats), 0)
+  pack(y, yOffset, m, cols, heap, xFloats, width)
+  const results = xFloats + yFloats
+  heap.fill(0, results, results + rows * width)
+  outer(0, xFloats * 4, results * 4, m, rows, width)
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      db[dbOffset + (alongN ? r * n + c : c * n + r)]! += heap[results + r * width + c]!
+    }
+  }
   return true
 }
