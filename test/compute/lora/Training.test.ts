@@ -123,6 +123,7 @@ describe("training executor operators", () => {
       ["Mul", [f(29, []), f(30, [2, 5])]],
       ["Div", [f(31, [3, 4]), floatTensor([], Float32Array.of(1.7))]],
       ["Sub", [f(32, [5]), f(33, [3, 5])]],
+      ["Gelu", [f(36, [3, 7], 3)]],
       // Inner sizes past 16: the weight gradient through transposes rather than outer products.
       ["MatMul", [f(34, [1, 20, 18]), f(35, [18, 17])]]
     ]

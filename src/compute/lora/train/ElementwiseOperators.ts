@@ -4,8 +4,8 @@
  */
 import type { OnnxNode } from "../../onnx/OnnxModel.js"
 import type { Backward, Forward, Operator } from "./Operator.js"
-import { asFloat, fail, floatAttribute, intAttribute, required } from "./Operator.js"
-import { simdErf, simdErfGrad } from "./RowKernels.js"
+import { asFloat, fail, floatAttribute, intAttribute, required, stringAttribute } from "./Operator.js"
+import { simdErf, simdErfGrad, simdGelu, simdGeluGrad } from "./RowKernels.js"
 import type { BoolTensor, FloatTensor, Tensor } from "./Tensor.js"
 import {
   boolTensor,
@@ -255,6 +255,31 @@ export const elementwiseOperators: Record<string, Operator> = {
     }
   },
 
+  // ONNX's Gelu (opset 20, approximate "none"), which GraphFusion.ts also makes of GPT-2's erf chain.
+  Gelu: {
+    forward: (inputs, { node }) => {
+      const input = asFloat(node, required(node, inputs, 0))
+      if (stringAttribute(node, "approximate") === "tanh") fail(node, "the tanh approximation is not supported")
+      const out = floatTensor(input.dims)
+      const x = input.data, y = out.data
+      if (!simdGelu(x, y)) { for (let i = 0; i < y.length; i++) y[i] = 0.5 * x[i]! * (1 + erf(x[i]! * SQRT_HALF)) }
+      return [out]
+    },
+    backward: (inputs, _outputs, [grad], wants) => {
+      if (!wants[0]) return [undefined]
+      const x = (inputs[0] as FloatTensor).data
+      const g = grad!
+      const dx = floats(g.length)
+      if (!simdGeluGrad(x, g, dx)) {
+        for (let i = 0; i < g.length; i++) {
+          const v = x[i]!
+          dx[i] = g[i]! * (0.5 * (1 + erf(v * SQRT_HALF)) + v * INVERSE_SQRT_TWO_PI * Math.exp(-0.5 * v * v))
+        }
+      }
+      return [dx]
+    }
+  },
+
   Where: {
     forward: (inputs, { node }) => {
       const condition = required<BoolTensor>(node, inputs, 0)
@@ -370,6 +395,8 @@ export const elementwiseOperators: Record<string, Operator> = {
 }
 
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI)
+const SQRT_HALF = Math.SQRT1_2
+const INVERSE_SQRT_TWO_PI = 1 / Math.sqrt(2 * Math.PI)
 
 /** erf from the Chebyshev fit of erfc in Numerical Recipes (fractional error below 1.2e-7 everywhere). */
 const erf = (x: number): number => {

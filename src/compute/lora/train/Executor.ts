@@ -12,6 +12,7 @@ import { constantTensor } from "../../onnx/Graph.js"
 import type { OnnxModel, OnnxNode, OnnxTensor } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { tensorToFloat32 } from "../../onnx/Tensors.js"
+import { fuseGelu } from "./GraphFusion.js"
 import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
@@ -115,7 +116,7 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
   const unsupported = new Set<string>()
   const reached = new Set(parameters)
   const steps: Array<Step> = []
-  for (const node of graph.nodes) {
+  for (const node of fusedNodes(graph, inputNames)) {
     const domain = node.domain ?? ""
     const isDefault = domain === "" || domain === "ai.onnx"
     if (isDefault && node.opType === "Constant") {
@@ -154,6 +155,19 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
   }
   for (const tensor of constants.values()) if (tensor.kind === "float") markConstant(tensor.data)
   return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name), pool: new BufferPool() }
+}
+
+/** The graph's nodes with GraphFusion's rewrites, which read the constants that are not graph inputs. */
+const fusedNodes = (graph: OnnxModel["graph"], inputs: ReadonlySet<string>): Array<OnnxNode> => {
+  const tensors = new Map<string, OnnxTensor>()
+  for (const initializer of graph.initializers) {
+    if (initializer.name !== undefined && !inputs.has(initializer.name)) tensors.set(initializer.name, initializer)
+  }
+  for (const node of graph.nodes) {
+    const value = constantTensor(node)
+    if (value !== undefined) tensors.set(node.outputs[0]!, value)
+  }
+  return fuseGelu(graph.nodes, tensors, new Set(graph.outputs.map((output) => output.name)))
 }
 
 /** Whether a node's inputs are all constants (not graph inputs) and its result is the same every run. */

@@ -1,6 +1,6 @@
 /**
- * The executor's transcendental kernels in WebAssembly SIMD (RowKernels.wat): erf and its derivative
- * under GELU, and row softmax under attention and the next-token loss. Operands are copied into the
+ * The executor's transcendental kernels in WebAssembly SIMD (RowKernels.wat): erf, GELU and their
+ * derivatives, and row softmax under attention and the next-token loss. Operands are copied into the
  * module's memory (padded to whole vectors) and results copied out; each function returns false, having
  * done nothing, where the kernel cannot run, and its caller runs its JavaScript loop.
  */
@@ -13,6 +13,8 @@ interface Kernel {
   readonly exp: (src: number, dst: number, n: number) => void
   readonly erf: (src: number, dst: number, n: number) => void
   readonly erfGrad: (x: number, g: number, dst: number, n: number) => void
+  readonly gelu: (src: number, dst: number, n: number) => void
+  readonly geluGrad: (x: number, g: number, dst: number, n: number) => void
   readonly softmax: (src: number, dst: number, stats: number, rows: number, width: number) => void
 }
 
@@ -27,6 +29,8 @@ const available = (): Kernel | undefined => {
       exp: module.exports["exp"] as Kernel["exp"],
       erf: module.exports["erf"] as Kernel["erf"],
       erfGrad: module.exports["erfGrad"] as Kernel["erfGrad"],
+      gelu: module.exports["gelu"] as Kernel["gelu"],
+      geluGrad: module.exports["geluGrad"] as Kernel["geluGrad"],
       softmax: module.exports["softmax"] as Kernel["softmax"]
     }
   }
@@ -41,42 +45,56 @@ const put = (heap: Float32Array, at: number, source: Float32Array, n: number) =>
   heap.fill(0, at + n, at + padded(n))
 }
 
-/** out[i] = e^x[i] for the first n values. */
-export const simdExp = (x: Float32Array, out: Float32Array, n = x.length): boolean => {
+/** out = f(x) for the first n values, by one of the kernel's one-input functions. */
+const unary = (pick: (kernel: Kernel) => Kernel["erf"], x: Float32Array, out: Float32Array, n: number): boolean => {
   const simd = available()
   if (simd === undefined) return false
   const size = padded(n)
   const heap = heapOf(simd.module, 2 * size * 4)
   put(heap, 0, x, n)
-  simd.exp(0, size * 4, size)
+  pick(simd)(0, size * 4, size)
   out.set(heap.subarray(size, size + n))
   return true
 }
 
-/** out[i] = erf(x[i]) for the first n values. */
-export const simdErf = (x: Float32Array, out: Float32Array, n = x.length): boolean => {
-  const simd = available()
-  if (simd === undefined) return false
-  const size = padded(n)
-  const heap = heapOf(simd.module, 2 * size * 4)
-  put(heap, 0, x, n)
-  simd.erf(0, size * 4, size)
-  out.set(heap.subarray(size, size + n))
-  return true
-}
-
-/** out[i] = g[i] · d erf(x)/dx at x[i] = g[i] · 2/√π · e^(-x[i]²). */
-export const simdErfGrad = (x: Float32Array, g: Float32Array, out: Float32Array, n = x.length): boolean => {
+/** out = g · f'(x) for the first n values, by one of the kernel's vector-Jacobian products. */
+const product = (
+  pick: (kernel: Kernel) => Kernel["erfGrad"],
+  x: Float32Array,
+  g: Float32Array,
+  out: Float32Array,
+  n: number
+): boolean => {
   const simd = available()
   if (simd === undefined) return false
   const size = padded(n)
   const heap = heapOf(simd.module, 3 * size * 4)
   put(heap, 0, x, n)
   put(heap, size, g, n)
-  simd.erfGrad(0, size * 4, 2 * size * 4, size)
+  pick(simd)(0, size * 4, 2 * size * 4, size)
   out.set(heap.subarray(2 * size, 2 * size + n))
   return true
 }
+
+/** out[i] = e^x[i] for the first n values. */
+export const simdExp = (x: Float32Array, out: Float32Array, n = x.length): boolean =>
+  unary((kernel) => kernel.exp, x, out, n)
+
+/** out[i] = erf(x[i]) for the first n values. */
+export const simdErf = (x: Float32Array, out: Float32Array, n = x.length): boolean =>
+  unary((kernel) => kernel.erf, x, out, n)
+
+/** out[i] = g[i] · d erf(x)/dx at x[i] = g[i] · 2/√π · e^(-x[i]²). */
+export const simdErfGrad = (x: Float32Array, g: Float32Array, out: Float32Array, n = x.length): boolean =>
+  product((kernel) => kernel.erfGrad, x, g, out, n)
+
+/** out[i] = GELU(x[i]) = ½ x (1 + erf(x / √2)) for the first n values. */
+export const simdGelu = (x: Float32Array, out: Float32Array, n = x.length): boolean =>
+  unary((kernel) => kernel.gelu, x, out, n)
+
+/** out[i] = g[i] · GELU'(x[i]) = g (½ (1 + erf(x / √2)) + x e^(-x²/2) / √(2π)). */
+export const simdGeluGrad = (x: Float32Array, g: Float32Array, out: Float32Array, n = x.length): boolean =>
+  product((kernel) => kernel.geluGrad, x, g, out, n)
 
 /**
  * Softmax of `rows` rows of `width` values of x from `offset` into `out` at the same offset, and, when

@@ -1,5 +1,5 @@
 ;; The training executor's transcendental kernels with 128-bit SIMD: exp (under softmax and the loss),
-;; erf and its derivative (under GELU). Assembled by `node tools/assemble_wasm.mjs` into
+;; erf and its derivative, and GELU (x Φ(x), with Φ from erf) and its derivative. Assembled by `node tools/assemble_wasm.mjs` into
 ;; RowKernelsWasm.ts; test/compute/lora/RowKernels.test.ts holds them to the JavaScript functions.
 ;;
 ;; Pointers are byte offsets into the exported memory; counts and widths are multiples of 4 (the caller
@@ -150,4 +150,40 @@
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $scale_loop)))
         (local.set $row (i32.add (local.get $row) (i32.const 1)))
-        (br $each_row)))))
+        (br $each_row))))
+
+  ;; dst[i] = GELU(src[i]) = ½ x (1 + erf(x / √2)) for n floats.
+  (func (export "gelu") (param $src i32) (param $dst i32) (param $n i32)
+    (local $i i32) (local $end i32) (local $x v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $x (v128.load (i32.add (local.get $src) (local.get $i))))
+        (v128.store (i32.add (local.get $dst) (local.get $i))
+          (f32x4.mul (f32x4.mul (local.get $x) (v128.const f32x4 0.5 0.5 0.5 0.5))
+            (f32x4.add (v128.const f32x4 1 1 1 1)
+              (call $erf (f32x4.mul (local.get $x) (v128.const f32x4 0.70710678 0.70710678 0.70710678 0.70710678))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $each))))
+
+  ;; dst[i] = g[i] · GELU'(x[i]) = g (½ (1 + erf(x / √2)) + x e^(-x²/2) / √(2π)) for n floats.
+  (func (export "geluGrad") (param $x i32) (param $g i32) (param $dst i32) (param $n i32)
+    (local $i i32) (local $end i32) (local $v v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $i))))
+        (v128.store (i32.add (local.get $dst) (local.get $i))
+          (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $i)))
+            (f32x4.add
+              (f32x4.mul (v128.const f32x4 0.5 0.5 0.5 0.5)
+                (f32x4.add (v128.const f32x4 1 1 1 1)
+                  (call $erf (f32x4.mul (local.get $v) (v128.const f32x4 0.70710678 0.70710678 0.70710678 0.70710678)))))
+              (f32x4.mul (f32x4.mul (local.get $v) (v128.const f32x4 0.39894228 0.39894228 0.39894228 0.39894228))
+                (call $exp (f32x4.mul (f32x4.mul (local.get $v) (local.get $v))
+                  (v128.const f32x4 -0.5 -0.5 -0.5 -0.5)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $each))))
+)
