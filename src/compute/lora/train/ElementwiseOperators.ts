@@ -16,7 +16,9 @@ import {
   floatTensor,
   intTensor,
   like,
-  reduceToShape
+  reduceToShape,
+  unfilledFloats,
+  unfilledFloatTensor
 } from "./Tensor.js"
 
 const elementwise = (
@@ -96,7 +98,7 @@ const combine = (
 const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: FloatTensor): FloatTensor => {
   const dims = broadcastDims(a.dims, b.dims) ??
     fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
-  const out = floatTensor(dims)
+  const out = unfilledFloatTensor(dims)
   const x = a.data, y = b.data, z = out.data
   const size = z.length
   if (size === 0) return out
@@ -166,7 +168,7 @@ const total = (values: Float32Array) => {
 /** full[i] = g[i] · other[i broadcast], summed back onto `self`'s shape. */
 const productSide = (g: Float32Array, dims: ReadonlyArray<number>, other: FloatTensor, self: FloatTensor) => {
   const y = other.data
-  const full = floats(g.length)
+  const full = unfilledFloats(g.length)
   if (y.length === g.length) combine("*", g, 0, 1, y, 0, 1, full, 0, g.length)
   else if (y.length === 1) combine("*", g, 0, 1, y, 0, 0, full, 0, g.length)
   else {
@@ -195,7 +197,7 @@ const divBackward: Backward = (inputs, outputs, [grad], wants) => {
   let da: Float32Array | undefined
   let db: Float32Array | undefined
   if (wants[0]) {
-    const full = floats(g.length)
+    const full = unfilledFloats(g.length)
     if (b.data.length === g.length) combine("/", g, 0, 1, b.data, 0, 1, full, 0, g.length)
     else if (b.data.length === 1) combine("*", g, 0, 1, Float32Array.of(1 / b.data[0]!), 0, 0, full, 0, g.length)
     else {
@@ -207,7 +209,7 @@ const divBackward: Backward = (inputs, outputs, [grad], wants) => {
   if (wants[1]) {
     const quotient = (outputs[0] as FloatTensor).data
     const bMap = broadcastIndex(dims, b.dims)
-    const full = floats(g.length)
+    const full = unfilledFloats(g.length)
     for (let i = 0; i < g.length; i++) full[i] = (-g[i]! * quotient[i]!) / b.data[bMap === null ? i : bMap[i]!]!
     db = b.data.length === 1 && g.length > 1 ? total(full) : reduceToShape(full, dims, b.dims)
   }
@@ -235,7 +237,7 @@ export const elementwiseOperators: Record<string, Operator> = {
   Erf: {
     forward: (inputs, { node }) => {
       const input = asFloat(node, required(node, inputs, 0))
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       if (!simdErf(input.data, out.data)) {
         for (let i = 0; i < out.data.length; i++) {
           out.data[i] = erf(input.data[i]!)
@@ -247,7 +249,7 @@ export const elementwiseOperators: Record<string, Operator> = {
       if (!wants[0]) return [undefined]
       const x = (inputs[0] as FloatTensor).data
       const g = grad!
-      const dx = floats(g.length)
+      const dx = unfilledFloats(g.length)
       if (!simdErfGrad(x, g, dx)) {
         for (let i = 0; i < g.length; i++) dx[i] = g[i]! * TWO_OVER_SQRT_PI * Math.exp(-x[i]! * x[i]!)
       }
@@ -260,7 +262,7 @@ export const elementwiseOperators: Record<string, Operator> = {
     forward: (inputs, { node }) => {
       const input = asFloat(node, required(node, inputs, 0))
       if (stringAttribute(node, "approximate") === "tanh") fail(node, "the tanh approximation is not supported")
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data
       if (!simdGelu(x, y)) { for (let i = 0; i < y.length; i++) y[i] = 0.5 * x[i]! * (1 + erf(x[i]! * SQRT_HALF)) }
       return [out]
@@ -269,7 +271,7 @@ export const elementwiseOperators: Record<string, Operator> = {
       if (!wants[0]) return [undefined]
       const x = (inputs[0] as FloatTensor).data
       const g = grad!
-      const dx = floats(g.length)
+      const dx = unfilledFloats(g.length)
       if (!simdGeluGrad(x, g, dx)) {
         for (let i = 0; i < g.length; i++) {
           const v = x[i]!

@@ -17,7 +17,7 @@ import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import { boolTensor, BufferPool, floats, floatTensor, intTensor, markConstant, sizeOf } from "./Tensor.js"
+import { boolTensor, BufferPool, floatTensor, intTensor, markConstant, sizeOf, unfilledFloats } from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -212,7 +212,7 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
     return
   }
   // Backward functions may hand one array to several inputs: sum into a fresh one, never in place.
-  const sum = floats(existing.length)
+  const sum = unfilledFloats(existing.length)
   for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
   grads.set(name, sum)
 }

@@ -7,7 +7,15 @@ import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } 
 import { simdSoftmaxRows } from "./RowKernels.js"
 import { simdOuterProducts } from "./SimdDotProducts.js"
 import type { FloatTensor } from "./Tensor.js"
-import { cachedTranspose, dotProducts, floats, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
+import {
+  cachedTranspose,
+  dotProducts,
+  floats,
+  matMulPlan,
+  transposeMatrix,
+  unfilledFloats,
+  unfilledFloatTensor
+} from "./Tensor.js"
 
 /** Up to this inner size, a weight gradient is summed row by row rather than multiplied in SIMD through transposes. */
 const OUTER_PRODUCT_MAX = 16
@@ -50,7 +58,7 @@ export const rowOperators: Record<string, Operator> = {
       const plan = matMulPlan(a.dims, b.dims)
       if (typeof plan === "string") return fail(node, plan)
       const { m, k, n } = plan
-      const out = floatTensor(plan.outDims)
+      const out = unfilledFloatTensor(plan.outDims)
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const bT = cachedTranspose(b.data, plan.bBatch[batch]! * k * n, k, n)
         dotProducts(a.data, plan.aBatch[batch]! * m * k, bT, 0, out.data, batch * m * n, m, n, k, true)
@@ -91,7 +99,7 @@ export const rowOperators: Record<string, Operator> = {
       const axis = normalizeAxis(node, intAttribute(node, "axis", -1), input.dims.length)
       if (axis !== input.dims.length - 1) fail(node, "only the last axis is supported")
       const width = input.dims[axis]!
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data
       if (simdSoftmaxRows(x, 0, x.length / width, width, y)) return [out]
       for (let start = 0; start < x.length; start += width) {
@@ -113,7 +121,7 @@ export const rowOperators: Record<string, Operator> = {
       const out = outputs[0] as FloatTensor
       const width = out.dims[out.dims.length - 1]!
       const y = out.data, g = grad!
-      const dx = floats(g.length)
+      const dx = unfilledFloats(g.length)
       for (let start = 0; start < g.length; start += width) {
         let dot = 0
         for (let j = 0; j < width; j++) dot += g[start + j]! * y[start + j]!
@@ -132,7 +140,7 @@ export const rowOperators: Record<string, Operator> = {
       if (axis !== input.dims.length - 1) fail(node, "only normalization over the last axis is supported")
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
       const width = input.dims[axis]!
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data, gamma = scale.data, beta = bias?.data
       for (let start = 0; start < x.length; start += width) {
         let mean = 0
@@ -160,7 +168,7 @@ export const rowOperators: Record<string, Operator> = {
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
       const width = input.dims[input.dims.length - 1]!
       const x = input.data, g = grad!
-      const dx = floats(x.length)
+      const dx = unfilledFloats(x.length)
       const xhat = new Float32Array(width)
       for (let start = 0; start < x.length; start += width) {
         let mean = 0

@@ -6,7 +6,7 @@ import type { OnnxNode } from "../../onnx/OnnxModel.js"
 import type { Backward, Operator } from "./Operator.js"
 import { fail, intAttribute, intsAttribute, intValues, normalizeAxis, required } from "./Operator.js"
 import type { Tensor } from "./Tensor.js"
-import { describeDims, floats, floatTensor, intTensor, like, sizeOf, stridesOf } from "./Tensor.js"
+import { describeDims, floats, floatTensor, intTensor, like, sizeOf, stridesOf, unfilledFloats } from "./Tensor.js"
 
 const reshaped = (tensor: Tensor, dims: ReadonlyArray<number>): Tensor => ({ ...tensor, dims }) as Tensor
 
@@ -106,7 +106,7 @@ const splitGrad = (
   let start = 0
   return sizes.map((size) => {
     const chunk = size * inner
-    const part = floats(outer * chunk)
+    const part = unfilledFloats(outer * chunk)
     for (let o = 0; o < outer; o++) {
       part.set(grad.subarray(o * rowLength + start, o * rowLength + start + chunk), o * chunk)
     }

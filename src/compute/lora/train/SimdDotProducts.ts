@@ -10,7 +10,7 @@ import { heapOf, instantiateSimd, simdEnabled } from "./SimdModule.js"
 
 interface Kernel {
   readonly module: SimdModule
-  readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number) => void
+  readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number, stride: number) => void
   readonly outer: (x: number, y: number, z: number, m: number, k: number, n: number) => void
 }
 
@@ -32,6 +32,9 @@ export const simdAvailable = (): boolean => {
 }
 
 export { setSimdEnabled } from "./SimdModule.js"
+
+/** The floats of Y a column block of the matrix kernel holds (16 kB). */
+const BLOCK_FLOATS = 4096
 
 /** `rows` rows of `len` floats from `source` into `heap` at `at`, each padded with zeros to `width`. */
 const pack = (
@@ -55,8 +58,8 @@ const pack = (
 
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ (row-major, at the given offsets) in WebAssembly; false, having
- * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are. `zeroed` says
- * Z is all zeros, which spares copying it in.
+ * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are. With
+ * `overwrite`, Z's contents are ignored (Z = X · Yᵀ), which spares copying Z in.
  */
 export const simdDotProducts = (
   x: Float32Array,
@@ -68,7 +71,7 @@ export const simdDotProducts = (
   m: number,
   q: number,
   len: number,
-  zeroed = false
+  overwrite = false
 ): boolean => {
   if (!simdAvailable()) return false
   const { module, dots } = kernel!
@@ -83,10 +86,16 @@ export const simdDotProducts = (
   pack(y, yOffset, q, len, heap, xFloats, width)
   // Z goes in and comes out by copies: the kernel adds to it.
   const results = xFloats + yFloats
-  if (zeroed) heap.fill(0, results, results + m * cols)
+  if (overwrite) heap.fill(0, results, results + m * cols)
   else if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
   else for (let i = 0; i < m; i++) heap.set(z.subarray(zOffset + i * q, zOffset + (i + 1) * q), results + i * cols)
-  dots(0, xFloats * 4, results * 4, rows, cols, width)
+  // Columns a block at a time, the block of Y (block · width floats) within about 16 kB: L1 holds it
+  // while all of X streams past, where a whole wide Y (the LM head's 2.4 MB) would come from L3 per row pair.
+  const block = Math.min(cols, Math.max(4, Math.floor(BLOCK_FLOATS / width) & ~3))
+  for (let first = 0; first < cols; first += block) {
+    const count = Math.min(block, cols - first)
+    dots(0, (xFloats + first * width) * 4, (results + first) * 4, rows, count, width, cols)
+  }
   if (cols === q) z.set(heap.subarray(results, results + m * q), zOffset)
   else for (let i = 0; i < m; i++) z.set(heap.subarray(results + i * cols, results + i * cols + q), zOffset + i * q)
   return true

@@ -47,10 +47,13 @@ export class BufferPool {
   readonly #free = new Map<number, Array<Float32Array>>()
   #lent: Array<Float32Array> = []
 
-  /** A zero-filled array of `length` floats, a reclaimed one when there is one; lent until `reclaim`. */
-  take(length: number): Float32Array {
+  /**
+   * An array of `length` floats, a reclaimed one when there is one, lent until `reclaim`: zero-filled,
+   * or with `unfilled` holding whatever it held (for a caller that writes every element).
+   */
+  take(length: number, unfilled = false): Float32Array {
     const reused = this.#free.get(length)?.pop()
-    const array = reused === undefined ? new Float32Array(length) : reused.fill(0)
+    const array = reused === undefined ? new Float32Array(length) : unfilled ? reused : reused.fill(0)
     this.#lent.push(array)
     return array
   }
@@ -89,6 +92,17 @@ export const withBufferPool = <T>(pool: BufferPool, work: () => T): T => {
 export const floats = (length: number): Float32Array =>
   activePool === undefined || length < MIN_POOLED ? new Float32Array(length) : activePool.take(length)
 
+/** `floats` for a caller that writes every element: a pooled array is not zeroed first. */
+export const unfilledFloats = (length: number): Float32Array =>
+  activePool === undefined || length < MIN_POOLED ? new Float32Array(length) : activePool.take(length, true)
+
+/** A float tensor for an operator that writes every element of it (see `unfilledFloats`). */
+export const unfilledFloatTensor = (dims: ReadonlyArray<number>): FloatTensor => ({
+  kind: "float",
+  dims,
+  data: unfilledFloats(sizeOf(dims))
+})
+
 export const floatTensor = (
   dims: ReadonlyArray<number>,
   data: Float32Array = floats(sizeOf(dims))
@@ -102,9 +116,9 @@ export const boolTensor = (
   data: Uint8Array = new Uint8Array(sizeOf(dims))
 ): BoolTensor => ({ kind: "bool", dims, data })
 
-/** A tensor of the same kind with new data (and dims). */
+/** A tensor of the same kind with new data (and dims), for an operator that writes every element. */
 export const like = (tensor: Tensor, dims: ReadonlyArray<number>): Tensor =>
-  tensor.kind === "float" ? floatTensor(dims) : tensor.kind === "int" ? intTensor(dims) : boolTensor(dims)
+  tensor.kind === "float" ? unfilledFloatTensor(dims) : tensor.kind === "int" ? intTensor(dims) : boolTensor(dims)
 
 export const stridesOf = (dims: ReadonlyArray<number>): Array<number> => {
   const strides = new Array<number>(dims.length)
@@ -190,7 +204,7 @@ const SIMD_MIN_WORK = 8_192
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ, row-major at the given offsets: every element a dot product of
  * two contiguous rows. In WebAssembly SIMD when the runtime has it (SimdDotProducts.ts), else in
- * JavaScript. `zeroed` promises that Z is all zeros (a fresh output), which the SIMD path need not copy.
+ * JavaScript. With `overwrite`, Z's contents are ignored: Z = X · Yᵀ (a fresh output, not copied in).
  */
 export const dotProducts = (
   x: Float32Array,
@@ -202,9 +216,10 @@ export const dotProducts = (
   m: number,
   q: number,
   len: number,
-  zeroed = false
+  overwrite = false
 ): void => {
-  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len, zeroed)) return
+  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len, overwrite)) return
+  if (overwrite) z.fill(0, zOffset, zOffset + m * q)
   scalarDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)
 }
 
@@ -289,7 +304,7 @@ export const transposeMatrix = (
   cols: number,
   kept = false
 ): Float32Array => {
-  const out = kept ? new Float32Array(rows * cols) : floats(rows * cols)
+  const out = kept ? new Float32Array(rows * cols) : unfilledFloats(rows * cols)
   for (let r = 0; r < rows; r++) {
     const from = offset + r * cols
     for (let c = 0; c < cols; c++) out[c * rows + r] = source[from + c]!
