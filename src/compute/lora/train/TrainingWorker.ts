@@ -53,10 +53,16 @@ const help = (start: HelperStart) => {
     Atomics.store(flag, 0, 1)
     Atomics.notify(flag, 0)
   }
-  let trainer: LoraTrainer | undefined
+  // Made now, while the training thread makes its own, rather than when the first shard comes.
+  let trainer: LoraTrainer | string
+  try {
+    trainer = new LoraTrainer(readModel(start.modelBytes), start.config, start.objective)
+  } catch (error) {
+    trainer = messageOf(error)
+  }
   start.link.port.on("message", (request: ShardRequest) => {
     try {
-      trainer ??= new LoraTrainer(readModel(start.modelBytes), start.config, start.objective)
+      if (typeof trainer === "string") throw new TrainingError(trainer)
       const parameters = trainer.parameters()
       for (const [name, value] of Object.entries(request.parameters)) parameters.get(name)?.set(value)
       const dropout = new SeededRandom(request.seed)
