@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `npm run bench -- lora`: vector MicroLoRA forward and backward vectors per
 second on the CPU with one thread, y = x + scale * (x A^T) B^T over a batch, for the shapes given.
-Prints one JSON line: {"torch", "forward", "backward"} in vectors/s, or {"unavailable": why}.
+Prints one JSON line: {"torch", "blas", "blas_library", "forward", "backward"} in vectors/s, or
+{"unavailable": why}, which is also the answer when torch runs on Debian's reference BLAS
+(tools/torch_blas.py; install python3-torch libopenblas0-pthread, as tools/README.md says).
 
 The backward pass is the same arithmetic as test/support/MicroLoRA.ts (h = x A^T recomputed,
 dx = dy + scale (dy B) A, dA += scale (dy B)^T x, dB += scale dy^T h), written with fused addmm
@@ -12,6 +14,8 @@ calls rather than autograd, which would only add graph bookkeeping: the stronges
 
 import argparse
 import json
+import os
+import sys
 import time
 
 
@@ -47,7 +51,14 @@ def main():
     except ImportError as error:
         print(json.dumps({"unavailable": f"python3 cannot import torch ({error})"}))
         return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_blas import refusal, torch_blas
+
     torch.set_num_threads(1)
+    blas = torch_blas(torch)
+    if refusal(blas) is not None:
+        print(json.dumps({"unavailable": refusal(blas), **blas}))
+        return
     torch.manual_seed(0)
     rank, width, batch, scale = args.rank, args.width, args.batch, 1.0
     x = torch.randn(batch, width)
@@ -72,6 +83,7 @@ def main():
     with torch.no_grad():
         result = {
             "torch": torch.__version__,
+            **blas,
             "forward": vectors_per_second(forward, batch),
             "backward": vectors_per_second(backward, batch),
         }

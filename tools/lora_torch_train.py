@@ -6,8 +6,10 @@ the same reference LM weights and token windows, on the CPU with one thread, tim
 Reads the directory bench/support/LoraTorchInputs.ts writes (weights.bin, weights.json, task.json),
 builds tools/reference_models/lm_model.py's TinyLm from those weights and first checks that its
 held-out loss equals ONNX Runtime's (the same model, not a look-alike); then trains. Prints one JSON
-line: {"torch", "steps", "seconds", "base_loss", "adapted_loss", "first_loss", "last_loss"}, or
-{"unavailable": why}.
+line: {"torch", "blas", "blas_library", "steps", "seconds", "base_loss", "adapted_loss", "first_loss",
+"last_loss"}, or {"unavailable": why}, which is also the answer when torch runs on Debian's reference
+BLAS (tools/torch_blas.py: 113 s instead of 8 s with OpenBLAS; install python3-torch
+libopenblas0-pthread, as tools/README.md says).
 
     /usr/bin/python3 tools/lora_torch_train.py /tmp/lora-torch-inputs
 """
@@ -30,8 +32,13 @@ def main():
         return
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
     from reference_models.lm_model import LmShape, TinyLm
+    from torch_blas import refusal, torch_blas
 
     torch.set_num_threads(1)
+    blas = torch_blas(torch)
+    if refusal(blas) is not None:
+        print(json.dumps({"unavailable": refusal(blas), **blas}))
+        return
     with open(os.path.join(directory, "task.json")) as file:
         task = json.load(file)
     with open(os.path.join(directory, "weights.json")) as file:
@@ -122,6 +129,7 @@ def main():
     seconds = time.perf_counter() - began
     print(json.dumps({
         "torch": torch.__version__,
+        **blas,
         "steps": step,
         "seconds": seconds,
         "base_loss": base_loss,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
-import type { MicroLora } from "../../support/MicroLoRA.js"
+import type { MicroLora } from "../../../src/compute/lora/MicroLora.js"
 import {
   adamWStep,
   backwardMicroLora,
@@ -14,10 +14,12 @@ import {
   forwardMicroLoraInt8,
   makeAdamWState,
   makeMicroLora,
+  microLoraSimd,
   quantizeRows,
   sgdStep,
   zeroGradients
-} from "../../support/MicroLoRA.js"
+} from "../../../src/compute/lora/MicroLora.js"
+import { setSimdEnabled } from "../../../src/compute/lora/train/SimdModule.js"
 
 const uniform = (seed: number, length: number, size = 1) => {
   const random = new SeededRandom(seed)
@@ -93,6 +95,38 @@ describe("MicroLoRA", () => {
       expect(lora.gradA.every((g) => g === 0) && lora.gradB.every((g) => g === 0)).toBe(true)
     })
   }
+
+  it("the WebAssembly SIMD kernels equal the JavaScript loops: every rank, odd batches, in place, gradients summed", () => {
+    expect(microLoraSimd(256)).toBe(true)
+    expect(microLoraSimd(6)).toBe(false)
+    for (const rank of [1, 2, 3, 4, 16]) {
+      for (const [width, batch] of [[8, 1], [16, 7], [256, 32]] as const) {
+        const run = (simd: boolean) => {
+          setSimdEnabled(simd)
+          try {
+            const lora = trainedAdapter(width, rank)
+            const x = uniform(5, batch * width)
+            const dy = uniform(6, batch * width)
+            const y = new Float32Array(batch * width)
+            const dx = new Float32Array(batch * width)
+            forwardMicroLora(lora, x, batch, y)
+            backwardMicroLora(lora, x, dy, batch, dx)
+            backwardMicroLora(lora, x, dy, batch, dy)
+            const inPlace = x.slice()
+            forwardMicroLora(lora, inPlace, batch, inPlace)
+            return { y, dx, dxInPlace: dy, inPlace, gradA: lora.gradA, gradB: lora.gradB }
+          } finally {
+            setSimdEnabled(true)
+          }
+        }
+        const simd = run(true)
+        const scalar = run(false)
+        for (const key of ["y", "dx", "dxInPlace", "inPlace", "gradA", "gradB"] as const) {
+          expect(largestRelative(simd[key], scalar[key]), `rank ${rank}, width ${width}, ${key}`).toBeLessThan(1e-6)
+        }
+      }
+    }
+  })
 
   for (const rank of [2, 5]) {
     it(`rank ${rank}: gradients of L = ½‖y‖² match central finite differences`, () => {

@@ -117,7 +117,15 @@ describe("training executor operators", () => {
       ["Split", [f(22, [2, 9]), intTensor([3], Float64Array.from([3, 2, 4]))], [int("axis", 1)], 3],
       ["Where", [boolTensor([2, 3], Uint8Array.from([1, 0, 1, 0, 0, 1])), f(23, [2, 3]), f(24, [3])]],
       ["Gather", [f(25, [5, 4]), intTensor([3], Float64Array.from([4, 0, 4]))], [int("axis", 0)]],
-      ["Unsqueeze", [f(26, [3, 2]), intTensor([1], Float64Array.from([1]))]]
+      ["Unsqueeze", [f(26, [3, 2]), intTensor([1], Float64Array.from([1]))]],
+      // The broadcasts with loops of their own: a bias on the left, a single value on either side.
+      ["Add", [f(27, [4]), f(28, [2, 3, 4])]],
+      ["Mul", [f(29, []), f(30, [2, 5])]],
+      ["Div", [f(31, [3, 4]), floatTensor([], Float32Array.of(1.7))]],
+      ["Sub", [f(32, [5]), f(33, [3, 5])]],
+      ["Gelu", [f(36, [3, 7], 3)]],
+      // Inner sizes past 16: the weight gradient through transposes rather than outer products.
+      ["MatMul", [f(34, [1, 20, 18]), f(35, [18, 17])]]
     ]
     for (const [opType, inputs, attributes, outputs] of cases) {
       expect(checkGradients(opType, inputs, attributes, outputs), opType).toBeLessThan(2e-3)
@@ -365,6 +373,29 @@ describe("training in a worker thread", () => {
     await expect(trainInWorker({ ...request, config: { rank: 1, targetModules: ["nope"] } })).rejects.toThrow(
       "nope is not a LoRA target of this model"
     )
+  })
+
+  it("with a helper thread computing half of each micro-batch, trains exactly as one thread does, dropout included", async () => {
+    const { bytes, model, samples } = encoderTask()
+    const request = {
+      modelBytes: bytes,
+      config: { rank: 2, batchSize: 5, epochs: 2, dropout: 0.2, seed: 4, targetModules: ["layers.1.query"] },
+      objective: { kind: "classification", classes: 2 } as const,
+      samples
+    }
+    const [helped, alone] = await Promise.all([
+      trainInWorker(request, {}, undefined, 2),
+      trainInWorker(request, {}, undefined, 1)
+    ])
+    const inProcess = trainAdapter(new LoraTrainer(model, request.config, request.objective), samples)
+    for (const result of [alone, inProcess]) {
+      expect(result.losses).toEqual(helped.losses)
+      expect(Array.from(result.weights.modules["layers.1.query"]!.A)).toEqual(
+        Array.from(helped.weights.modules["layers.1.query"]!.A)
+      )
+      expect(Array.from(result.head!.weight)).toEqual(Array.from(helped.head!.weight))
+    }
+    expect(helped.weights.modules["layers.1.query"]!.B.some((value) => value !== 0)).toBe(true)
   })
 })
 

@@ -1,10 +1,13 @@
-;; Z[m, q] += X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul.
+;; Z[m, q] += X[m, len] · Y[q, len]ᵀ with 128-bit SIMD: the kernel under the training executor's MatMul;
+;; and Z[k, n] += X[m, k]ᵀ · Y[m, n] as a sum of outer products of rows, for the gradients of LoRA factors.
 ;; Assembled by `node tools/assemble_wasm.mjs` into DotProductsWasm.ts (the bytes the executor loads);
 ;; test/compute/lora/DotProductsWasm.test.ts checks that the two agree.
 ;;
 ;; Pointers are byte offsets into the exported memory. The caller pads: m to a multiple of 2, q to a
-;; multiple of 4 and len to a multiple of 4 (zero rows and columns), so the loops have no edges; Z is
-;; laid out q wide and added to, so the caller copies it in and out rather than adding in JavaScript. Each
+;; multiple of 4 and len to a multiple of 4 (zero rows and columns), so the loops have no edges; Z's
+;; rows are `stride` floats apart and added to, so the caller copies Z in and out rather than adding in
+;; JavaScript. A caller with many columns calls this a block of them at a time (Y and Z offset), so that
+;; the block of Y stays in cache while every row of X passes it. Each
 ;; output is the dot product of two contiguous rows, summed in four float32 lanes over 2 x 4 tiles:
 ;; 8 accumulators and 3 operands, which fit the 16 vector registers of x86-64 and the 32 of ARM64.
 (module
@@ -25,6 +28,7 @@
       (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $wx) (local.get $yz))))
 
   (func (export "dots") (param $x i32) (param $y i32) (param $z i32) (param $m i32) (param $q i32) (param $len i32)
+    (param $stride i32)
     (local $row i32) (local $i i32) (local $j i32) (local $p i32) (local $out i32)
     (local $xa i32) (local $xb i32) (local $y0 i32) (local $y1 i32) (local $y2 i32) (local $y3 i32)
     (local $a v128) (local $b v128) (local $v v128)
@@ -73,13 +77,46 @@
                 (local.set $p (i32.add (local.get $p) (i32.const 16)))
                 (br $inner)))
             (local.set $out (i32.add (local.get $z)
-              (i32.shl (i32.add (i32.mul (local.get $i) (local.get $q)) (local.get $j)) (i32.const 2))))
+              (i32.shl (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $j)) (i32.const 2))))
             (v128.store (local.get $out) (f32x4.add (v128.load (local.get $out))
               (call $sums (local.get $a0) (local.get $a1) (local.get $a2) (local.get $a3))))
-            (local.set $out (i32.add (local.get $out) (i32.shl (local.get $q) (i32.const 2))))
+            (local.set $out (i32.add (local.get $out) (i32.shl (local.get $stride) (i32.const 2))))
             (v128.store (local.get $out) (f32x4.add (v128.load (local.get $out))
               (call $sums (local.get $b0) (local.get $b1) (local.get $b2) (local.get $b3))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $cols)))
         (local.set $i (i32.add (local.get $i) (i32.const 2)))
-        (br $rows)))))
+        (br $rows))))
+
+  ;; Z[k, n] += Σ_i X[i, :]ᵀ ⊗ Y[i, :] for X [m, k], Y [m, n]: for each row i and each p < k, the row
+  ;; Z[p, :] gains X[i, p] · Y[i, :], four lanes at a time. n is a multiple of 4 (the caller pads Y and
+  ;; Z); with k small (a LoRA rank), Z stays in cache while X and Y are read once, in order.
+  (func (export "outer") (param $x i32) (param $y i32) (param $z i32) (param $m i32) (param $k i32) (param $n i32)
+    (local $i i32) (local $p i32) (local $j i32) (local $rowBytes i32) (local $xi i32) (local $yi i32) (local $zp i32)
+    (local $s v128)
+    (local.set $rowBytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $rows_done
+      (loop $rows
+        (br_if $rows_done (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $xi (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
+        (local.set $yi (i32.add (local.get $y) (i32.mul (local.get $i) (local.get $rowBytes))))
+        (local.set $p (i32.const 0))
+        (block $cols_done
+          (loop $cols
+            (br_if $cols_done (i32.ge_u (local.get $p) (local.get $k)))
+            (local.set $s (v128.load32_splat (i32.add (local.get $xi) (i32.shl (local.get $p) (i32.const 2)))))
+            (local.set $zp (i32.add (local.get $z) (i32.mul (local.get $p) (local.get $rowBytes))))
+            (local.set $j (i32.const 0))
+            (block $axpy_done
+              (loop $axpy
+                (br_if $axpy_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+                (v128.store (i32.add (local.get $zp) (local.get $j))
+                  (f32x4.add (v128.load (i32.add (local.get $zp) (local.get $j)))
+                    (f32x4.mul (local.get $s) (v128.load (i32.add (local.get $yi) (local.get $j))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                (br $axpy)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $cols)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rows))))
+)

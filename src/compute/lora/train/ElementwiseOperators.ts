@@ -4,17 +4,21 @@
  */
 import type { OnnxNode } from "../../onnx/OnnxModel.js"
 import type { Backward, Forward, Operator } from "./Operator.js"
-import { asFloat, fail, floatAttribute, intAttribute, required } from "./Operator.js"
+import { asFloat, fail, floatAttribute, intAttribute, required, stringAttribute } from "./Operator.js"
+import { simdErf, simdErfGrad, simdGelu, simdGeluGrad } from "./RowKernels.js"
 import type { BoolTensor, FloatTensor, Tensor } from "./Tensor.js"
 import {
   boolTensor,
   broadcastDims,
   broadcastIndex,
   describeDims,
+  floats,
   floatTensor,
   intTensor,
   like,
-  reduceToShape
+  reduceToShape,
+  unfilledFloats,
+  unfilledFloatTensor
 } from "./Tensor.js"
 
 const elementwise = (
@@ -55,37 +59,72 @@ const trailingPeriod = (out: ReadonlyArray<number>, dims: ReadonlyArray<number>)
 }
 
 /**
- * The four float operations with a loop each: through the shared `elementwise`, one callback per
- * element for every operator is a call V8 cannot inline, and these are most of a step's element work.
+ * z[zAt + j] = x[xAt + j·xStep] (op) y[yAt + j·yStep] for j < n: steps of 1 walk an operand, 0 repeat
+ * one value. One loop per operation, since a callback per element is a call V8 cannot inline, and these
+ * are most of a step's element work.
+ */
+const combine = (
+  operation: Arithmetic,
+  x: Float32Array,
+  xAt: number,
+  xStep: number,
+  y: Float32Array,
+  yAt: number,
+  yStep: number,
+  z: Float32Array,
+  zAt: number,
+  n: number
+) => {
+  switch (operation) {
+    case "+":
+      for (let j = 0; j < n; j++) z[zAt + j] = x[xAt + j * xStep]! + y[yAt + j * yStep]!
+      break
+    case "-":
+      for (let j = 0; j < n; j++) z[zAt + j] = x[xAt + j * xStep]! - y[yAt + j * yStep]!
+      break
+    case "*":
+      for (let j = 0; j < n; j++) z[zAt + j] = x[xAt + j * xStep]! * y[yAt + j * yStep]!
+      break
+    case "/":
+      for (let j = 0; j < n; j++) z[zAt + j] = x[xAt + j * xStep]! / y[yAt + j * yStep]!
+  }
+}
+
+/**
+ * The four float operations, with the broadcasts a transformer makes as plain loops: equal shapes, a
+ * single value (a scale), and a tensor repeating along the leading axes of the other (a bias); any
+ * other broadcast goes through index maps.
  */
 const arithmetic = (node: OnnxNode, operation: Arithmetic, a: FloatTensor, b: FloatTensor): FloatTensor => {
   const dims = broadcastDims(a.dims, b.dims) ??
     fail(node, `shapes ${describeDims(a.dims)} and ${describeDims(b.dims)} do not broadcast`)
-  const out = floatTensor(dims)
-  const aMap = broadcastIndex(dims, a.dims)
-  const bMap = broadcastIndex(dims, b.dims)
+  const out = unfilledFloatTensor(dims)
   const x = a.data, y = b.data, z = out.data
   const size = z.length
-  // The common broadcast, B repeating along the leading axes of A (a bias, a scale), as plain rows.
-  const period = aMap === null && bMap !== null ? trailingPeriod(dims, b.dims) : undefined
-  if (period !== undefined && period >= 16) {
+  if (size === 0) return out
+  const aFull = x.length === size, bFull = y.length === size
+  if (aFull && bFull) {
+    combine(operation, x, 0, 1, y, 0, 1, z, 0, size)
+    return out
+  }
+  if (aFull && y.length === 1) {
+    combine(operation, x, 0, 1, y, 0, 0, z, 0, size)
+    return out
+  }
+  if (bFull && x.length === 1) {
+    combine(operation, x, 0, 0, y, 0, 1, z, 0, size)
+    return out
+  }
+  const period = aFull ? trailingPeriod(dims, b.dims) : bFull ? trailingPeriod(dims, a.dims) : undefined
+  if (period !== undefined && period > 0) {
     for (let row = 0; row < size; row += period) {
-      switch (operation) {
-        case "+":
-          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! + y[j]!
-          break
-        case "-":
-          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! - y[j]!
-          break
-        case "*":
-          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! * y[j]!
-          break
-        case "/":
-          for (let j = 0; j < period; j++) z[row + j] = x[row + j]! / y[j]!
-      }
+      if (aFull) combine(operation, x, row, 1, y, 0, 1, z, row, period)
+      else combine(operation, x, 0, 1, y, row, 1, z, row, period)
     }
     return out
   }
+  const aMap = broadcastIndex(dims, a.dims)
+  const bMap = broadcastIndex(dims, b.dims)
   switch (operation) {
     case "+":
       for (let i = 0; i < size; i++) z[i] = x[aMap === null ? i : aMap[i]!]! + y[bMap === null ? i : bMap[i]!]!
@@ -119,21 +158,35 @@ const compare = (apply: (x: number, y: number) => boolean): Forward => (inputs, 
   elementwise(node, required(node, inputs, 0), required(node, inputs, 1), (x, y) => (apply(x, y) ? 1 : 0), "bool")
 ]
 
+/** Σ of a gradient, for an input that was a single value broadcast over the output. */
+const total = (values: Float32Array) => {
+  let sum = 0
+  for (let i = 0; i < values.length; i++) sum += values[i]!
+  return Float32Array.of(sum)
+}
+
+/** full[i] = g[i] · other[i broadcast], summed back onto `self`'s shape. */
+const productSide = (g: Float32Array, dims: ReadonlyArray<number>, other: FloatTensor, self: FloatTensor) => {
+  const y = other.data
+  const full = unfilledFloats(g.length)
+  if (y.length === g.length) combine("*", g, 0, 1, y, 0, 1, full, 0, g.length)
+  else if (y.length === 1) combine("*", g, 0, 1, y, 0, 0, full, 0, g.length)
+  else {
+    const map = broadcastIndex(dims, other.dims)!
+    for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[map[i]!]!
+  }
+  return self.data.length === 1 && g.length > 1 ? total(full) : reduceToShape(full, dims, self.dims)
+}
+
 /** The product rule's two sides for Mul, with the broadcast summed back. */
 const mulBackward: Backward = (inputs, outputs, [grad], wants) => {
   const a = inputs[0] as FloatTensor
   const b = inputs[1] as FloatTensor
   const dims = outputs[0]!.dims
-  const g = grad!
-  const side = (other: FloatTensor, self: FloatTensor) => {
-    const map = broadcastIndex(dims, other.dims)
-    const full = new Float32Array(g.length)
-    const y = other.data
-    if (map === null) { for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[i]! }
-    else for (let i = 0; i < g.length; i++) full[i] = g[i]! * y[map[i]!]!
-    return reduceToShape(full, dims, self.dims)
-  }
-  return [wants[0] ? side(b, a) : undefined, wants[1] ? side(a, b) : undefined]
+  return [
+    wants[0] ? productSide(grad!, dims, b, a) : undefined,
+    wants[1] ? productSide(grad!, dims, a, b) : undefined
+  ]
 }
 
 const divBackward: Backward = (inputs, outputs, [grad], wants) => {
@@ -141,20 +194,24 @@ const divBackward: Backward = (inputs, outputs, [grad], wants) => {
   const b = inputs[1] as FloatTensor
   const dims = outputs[0]!.dims
   const g = grad!
-  const bMap = broadcastIndex(dims, b.dims)
-  const denominator = (i: number) => b.data[bMap === null ? i : bMap[i]!]!
   let da: Float32Array | undefined
   let db: Float32Array | undefined
   if (wants[0]) {
-    const full = new Float32Array(g.length)
-    for (let i = 0; i < g.length; i++) full[i] = g[i]! / denominator(i)
-    da = reduceToShape(full, dims, a.dims)
+    const full = unfilledFloats(g.length)
+    if (b.data.length === g.length) combine("/", g, 0, 1, b.data, 0, 1, full, 0, g.length)
+    else if (b.data.length === 1) combine("*", g, 0, 1, Float32Array.of(1 / b.data[0]!), 0, 0, full, 0, g.length)
+    else {
+      const bMap = broadcastIndex(dims, b.dims)!
+      for (let i = 0; i < g.length; i++) full[i] = g[i]! / b.data[bMap[i]!]!
+    }
+    da = a.data.length === 1 && g.length > 1 ? total(full) : reduceToShape(full, dims, a.dims)
   }
   if (wants[1]) {
     const quotient = (outputs[0] as FloatTensor).data
-    const full = new Float32Array(g.length)
-    for (let i = 0; i < g.length; i++) full[i] = (-g[i]! * quotient[i]!) / denominator(i)
-    db = reduceToShape(full, dims, b.dims)
+    const bMap = broadcastIndex(dims, b.dims)
+    const full = unfilledFloats(g.length)
+    for (let i = 0; i < g.length; i++) full[i] = (-g[i]! * quotient[i]!) / b.data[bMap === null ? i : bMap[i]!]!
+    db = b.data.length === 1 && g.length > 1 ? total(full) : reduceToShape(full, dims, b.dims)
   }
   return [da, db]
 }
@@ -180,16 +237,47 @@ export const elementwiseOperators: Record<string, Operator> = {
   Erf: {
     forward: (inputs, { node }) => {
       const input = asFloat(node, required(node, inputs, 0))
-      const out = floatTensor(input.dims)
-      for (let i = 0; i < out.data.length; i++) out.data[i] = erf(input.data[i]!)
+      const out = unfilledFloatTensor(input.dims)
+      if (!simdErf(input.data, out.data)) {
+        for (let i = 0; i < out.data.length; i++) {
+          out.data[i] = erf(input.data[i]!)
+        }
+      }
       return [out]
     },
     backward: (inputs, _outputs, [grad], wants) => {
       if (!wants[0]) return [undefined]
       const x = (inputs[0] as FloatTensor).data
       const g = grad!
-      const dx = new Float32Array(g.length)
-      for (let i = 0; i < g.length; i++) dx[i] = g[i]! * TWO_OVER_SQRT_PI * Math.exp(-x[i]! * x[i]!)
+      const dx = unfilledFloats(g.length)
+      if (!simdErfGrad(x, g, dx)) {
+        for (let i = 0; i < g.length; i++) dx[i] = g[i]! * TWO_OVER_SQRT_PI * Math.exp(-x[i]! * x[i]!)
+      }
+      return [dx]
+    }
+  },
+
+  // ONNX's Gelu (opset 20, approximate "none"), which GraphFusion.ts also makes of GPT-2's erf chain.
+  Gelu: {
+    forward: (inputs, { node }) => {
+      const input = asFloat(node, required(node, inputs, 0))
+      if (stringAttribute(node, "approximate") === "tanh") fail(node, "the tanh approximation is not supported")
+      const out = unfilledFloatTensor(input.dims)
+      const x = input.data, y = out.data
+      if (!simdGelu(x, y)) { for (let i = 0; i < y.length; i++) y[i] = 0.5 * x[i]! * (1 + erf(x[i]! * SQRT_HALF)) }
+      return [out]
+    },
+    backward: (inputs, _outputs, [grad], wants) => {
+      if (!wants[0]) return [undefined]
+      const x = (inputs[0] as FloatTensor).data
+      const g = grad!
+      const dx = unfilledFloats(g.length)
+      if (!simdGeluGrad(x, g, dx)) {
+        for (let i = 0; i < g.length; i++) {
+          const v = x[i]!
+          dx[i] = g[i]! * (0.5 * (1 + erf(v * SQRT_HALF)) + v * INVERSE_SQRT_TWO_PI * Math.exp(-0.5 * v * v))
+        }
+      }
       return [dx]
     }
   },
@@ -211,10 +299,9 @@ export const elementwiseOperators: Record<string, Operator> = {
       const cMap = broadcastIndex(dims, condition.dims),
         xMap = broadcastIndex(dims, x.dims),
         yMap = broadcastIndex(dims, y.dims)
-      for (let i = 0; i < out.data.length; i++) {
-        out.data[i] = condition.data[cMap === null ? i : cMap[i]!]
-          ? x.data[xMap === null ? i : xMap[i]!]!
-          : y.data[yMap === null ? i : yMap[i]!]!
+      const c = condition.data, z = out.data, xs = x.data, ys = y.data
+      for (let i = 0; i < z.length; i++) {
+        z[i] = c[cMap === null ? i : cMap[i]!] ? xs[xMap === null ? i : xMap[i]!]! : ys[yMap === null ? i : yMap[i]!]!
       }
       return [out]
     },
@@ -222,12 +309,11 @@ export const elementwiseOperators: Record<string, Operator> = {
       const condition = inputs[0] as BoolTensor
       const dims = outputs[0]!.dims
       const cMap = broadcastIndex(dims, condition.dims)
+      const c = condition.data, g = grad!
       const side = (index: 1 | 2) => {
-        const full = new Float32Array(grad!.length)
-        for (let i = 0; i < full.length; i++) {
-          const chosen = condition.data[cMap === null ? i : cMap[i]!] ? 1 : 2
-          if (chosen === index) full[i] = grad![i]!
-        }
+        const full = floats(g.length)
+        const taken = index === 1 ? 1 : 0
+        for (let i = 0; i < full.length; i++) if ((c[cMap === null ? i : cMap[i]!] ? 1 : 0) === taken) full[i] = g[i]!
         return reduceToShape(full, dims, inputs[index]!.dims)
       }
       return [undefined, wants[1] ? side(1) : undefined, wants[2] ? side(2) : undefined]
@@ -287,7 +373,7 @@ export const elementwiseOperators: Record<string, Operator> = {
       const mask = (outputs[1] as BoolTensor).data
       const ratio = inputs[1] === undefined ? 0.5 : inputs[1].data[0]!
       const keep = 1 / (1 - ratio)
-      const dx = new Float32Array(grad!.length)
+      const dx = floats(grad!.length)
       for (let i = 0; i < dx.length; i++) if (mask[i]) dx[i] = grad![i]! * keep
       return [dx]
     }
@@ -311,6 +397,8 @@ export const elementwiseOperators: Record<string, Operator> = {
 }
 
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI)
+const SQRT_HALF = Math.SQRT1_2
+const INVERSE_SQRT_TWO_PI = 1 / Math.sqrt(2 * Math.PI)
 
 /** erf from the Chebyshev fit of erfc in Numerical Recipes (fractional error below 1.2e-7 everywhere). */
 const erf = (x: number): number => {

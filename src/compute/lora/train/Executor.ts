@@ -12,11 +12,12 @@ import { constantTensor } from "../../onnx/Graph.js"
 import type { OnnxModel, OnnxNode, OnnxTensor } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { tensorToFloat32 } from "../../onnx/Tensors.js"
+import { fuseGelu } from "./GraphFusion.js"
 import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import { boolTensor, floatTensor, intTensor, sizeOf } from "./Tensor.js"
+import { boolTensor, BufferPool, floatTensor, intTensor, markConstant, sizeOf, unfilledFloats } from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -33,6 +34,8 @@ export interface Program {
   readonly constants: ReadonlyMap<string, Tensor>
   readonly parameters: ReadonlyArray<string>
   readonly outputs: ReadonlyArray<string>
+  /** Arrays for the runs of a trainer to reuse, step after step (Tensor.ts's BufferPool). */
+  readonly pool: BufferPool
 }
 
 /** The values of one forward pass, kept for the backward pass. */
@@ -113,7 +116,7 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
   const unsupported = new Set<string>()
   const reached = new Set(parameters)
   const steps: Array<Step> = []
-  for (const node of graph.nodes) {
+  for (const node of fusedNodes(graph, inputNames)) {
     const domain = node.domain ?? ""
     const isDefault = domain === "" || domain === "ai.onnx"
     if (isDefault && node.opType === "Constant") {
@@ -127,6 +130,19 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
       unsupported.add(isDefault ? node.opType : `${domain}.${node.opType}`)
       continue
     }
+    // A node of constants alone (the tied LM head's transposed embedding) is computed once, here.
+    if (foldable(node, constants, inputNames)) {
+      const outputs = operator.forward(node.inputs.map((name) => constants.get(name)), {
+        node,
+        training: false,
+        random: Math.random
+      })
+      node.outputs.forEach((name, index) => {
+        const output = outputs[index]
+        if (name !== "" && output !== undefined) constants.set(name, output)
+      })
+      continue
+    }
     const wants = node.inputs.map((name) => reached.has(name))
     const differentiated = operator.backward !== undefined && wants.some(Boolean)
     if (differentiated) { for (const output of node.outputs) reached.add(output) }
@@ -137,8 +153,27 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
       `training does not support the operators ${[...unsupported].sort().join(", ")} of this model`
     )
   }
-  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name) }
+  for (const tensor of constants.values()) if (tensor.kind === "float") markConstant(tensor.data)
+  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name), pool: new BufferPool() }
 }
+
+/** The graph's nodes with GraphFusion's rewrites, which read the constants that are not graph inputs. */
+const fusedNodes = (graph: OnnxModel["graph"], inputs: ReadonlySet<string>): Array<OnnxNode> => {
+  const tensors = new Map<string, OnnxTensor>()
+  for (const initializer of graph.initializers) {
+    if (initializer.name !== undefined && !inputs.has(initializer.name)) tensors.set(initializer.name, initializer)
+  }
+  for (const node of graph.nodes) {
+    const value = constantTensor(node)
+    if (value !== undefined) tensors.set(node.outputs[0]!, value)
+  }
+  return fuseGelu(graph.nodes, tensors, new Set(graph.outputs.map((output) => output.name)))
+}
+
+/** Whether a node's inputs are all constants (not graph inputs) and its result is the same every run. */
+const foldable = (node: OnnxNode, constants: ReadonlyMap<string, Tensor>, inputs: ReadonlySet<string>) =>
+  node.opType !== "Dropout" && node.inputs.some((name) => name !== "") &&
+  node.inputs.every((name) => name === "" || (constants.has(name) && !inputs.has(name)))
 
 /** Runs the graph; `training` turns Dropout on (drawing from `random`). */
 export const forward = (
@@ -177,7 +212,7 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
     return
   }
   // Backward functions may hand one array to several inputs: sum into a fresh one, never in place.
-  const sum = new Float32Array(existing.length)
+  const sum = unfilledFloats(existing.length)
   for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
   grads.set(name, sum)
 }

@@ -26,7 +26,7 @@ import { backward, compile, forward } from "./Executor.js"
 import type { CausalLmSample, ClassificationSample, Objective, Sample } from "./Objectives.js"
 import { meanPool, nextTokenLoss, tokenFeeds } from "./Objectives.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
-import { floatTensor } from "./Tensor.js"
+import { floatTensor, withBufferPool } from "./Tensor.js"
 import type { MicroLoRAConfig, ResolvedConfig } from "./TrainingConfig.js"
 import { check, resolveConfig } from "./TrainingConfig.js"
 
@@ -237,6 +237,18 @@ export class LoraTrainer {
     return forward(this.program, feeds, { training, ...(random === undefined ? {} : { random }) })
   }
 
+  /**
+   * `work` with every array the executor makes lent from the program's pool, all taken back when it
+   * returns: what `work` returns must be copies (the next run writes over the pool's arrays).
+   */
+  #pooled<T>(work: () => T): T {
+    try {
+      return withBufferPool(this.program.pool, work)
+    } finally {
+      this.program.pool.reclaim()
+    }
+  }
+
   #output(activations: Activations): FloatTensor {
     return activations.values.get(this.program.outputs[0]!) as FloatTensor
   }
@@ -248,6 +260,15 @@ export class LoraTrainer {
    * sample's own loss (per token for a language model), unweighted, for its priority.
    */
   lossAndGrads(
+    samples: ReadonlyArray<Sample>,
+    gradScale: number,
+    random: () => number,
+    sampleWeights?: ArrayLike<number>
+  ): { total: number; count: number; grads: Map<string, Float32Array>; sampleLosses: Float64Array } {
+    return this.#pooled(() => this.#lossAndGrads(samples, gradScale, random, sampleWeights))
+  }
+
+  #lossAndGrads(
     samples: ReadonlyArray<Sample>,
     gradScale: number,
     random: () => number,
@@ -324,7 +345,7 @@ export class LoraTrainer {
     let count = 0
     for (let start = 0; start < windows.length; start += batchSize) {
       const rows = windows.slice(start, start + batchSize).map((sample) => sample.ids)
-      const loss = nextTokenLoss(this.#output(this.#run(rows, false)), rows)
+      const loss = this.#pooled(() => nextTokenLoss(this.#output(this.#run(rows, false)), rows))
       total += loss.total
       count += loss.count
     }
@@ -339,9 +360,10 @@ export class LoraTrainer {
     const features: Array<Float32Array> = []
     for (let start = 0; start < samples.length; start += batchSize) {
       const rows = samples.slice(start, start + batchSize).map((sample) => sample.ids)
-      const output = this.#output(this.#run(rows, false))
-      const pooled = meanPool(output, rows)
-      const width = output.dims[2]!
+      const { pooled, width } = this.#pooled(() => {
+        const output = this.#output(this.#run(rows, false))
+        return { pooled: meanPool(output, rows).slice(), width: output.dims[2]! }
+      })
       for (let b = 0; b < rows.length; b++) features.push(pooled.slice(b * width, (b + 1) * width))
     }
     return features

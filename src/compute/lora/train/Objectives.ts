@@ -4,8 +4,9 @@
  */
 import type { OnnxModel } from "../../onnx/OnnxModel.js"
 import { logSumExp, softmaxInto } from "../../validate/Metrics.js"
+import { simdSoftmaxRows } from "./RowKernels.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
-import { floatTensor, intTensor } from "./Tensor.js"
+import { floats, floatTensor, intTensor } from "./Tensor.js"
 
 /** A causal LM learns to predict each next token of equally long windows of token ids. */
 export interface CausalLmSample {
@@ -81,16 +82,19 @@ export const nextTokenLoss = (
   rowWeights?: ArrayLike<number>
 ) => {
   const [batch, length, vocab] = logits.dims as [number, number, number]
-  const grad = gradScale === undefined ? undefined : new Float32Array(logits.data.length)
+  const grad = gradScale === undefined ? undefined : floats(logits.data.length)
   let total = 0
   let count = 0
   const rowLosses = new Float64Array(batch)
   const x = logits.data
+  const logSumExps = new Float64Array(length)
   for (let b = 0; b < batch; b++) {
     const row = rows[b]!
     const weight = rowWeights?.[b] ?? 1
     const scale = gradScale === undefined ? 0 : gradScale * weight
     const positions = Math.max(0, Math.min(length, row.length) - 1)
+    // The whole row's softmax at once in SIMD where it runs; its log-sum-exps come with it.
+    const softmaxed = grad !== undefined && simdSoftmaxRows(x, b * length * vocab, positions, vocab, grad, logSumExps)
     let rowTotal = 0
     for (let t = 0; t < positions; t++) {
       const start = (b * length + t) * vocab
@@ -100,7 +104,7 @@ export const nextTokenLoss = (
         rowTotal += logSumExp(x, start, vocab) - x[start + target]!
         continue
       }
-      rowTotal += softmaxInto(x, start, vocab, grad) - x[start + target]!
+      rowTotal += (softmaxed ? logSumExps[t]! : softmaxInto(x, start, vocab, grad)) - x[start + target]!
       for (let v = 0; v < vocab; v++) grad[start + v]! *= scale
       grad[start + target]! -= scale
     }

@@ -51,6 +51,11 @@ export const intAttribute = (node: OnnxNode, name: string, fallback?: number): n
 export const floatAttribute = (node: OnnxNode, name: string, fallback: number): number =>
   node.attributes.find((candidate) => candidate.name === name)?.f ?? fallback
 
+export const stringAttribute = (node: OnnxNode, name: string): string | undefined => {
+  const value = node.attributes.find((candidate) => candidate.name === name)?.s
+  return value === undefined ? undefined : new TextDecoder().decode(value)
+}
+
 export const intsAttribute = (node: OnnxNode, name: string): Array<number> | undefined =>
   node.attributes.find((candidate) => candidate.name === name)?.ints?.map(Number)
 

@@ -9,7 +9,7 @@ import { blocksPerColumn, dequantizeInt4 } from "../../quantize/Int4.js"
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, intAttribute, required } from "./Operator.js"
 import type { FloatTensor, IntTensor, Tensor } from "./Tensor.js"
-import { describeDims, dotProducts, floatTensor, sizeOf, transposeMatrix } from "./Tensor.js"
+import { describeDims, dotProducts, floats, floatTensor, sizeOf, transposeMatrix } from "./Tensor.js"
 
 /** A MatMulNBits weight as the matmul reads it: B [K, N] for the backward pass, Bᵀ [N, K] for the forward. */
 interface DequantizedWeight {
@@ -81,7 +81,7 @@ const dequantizedWeight = (node: OnnxNode, inputs: ReadonlyArray<Tensor | undefi
     scales: scales.data,
     zeroPoints: zeroPoints?.data,
     weight,
-    transposed: transposeMatrix(weight, 0, K, N)
+    transposed: transposeMatrix(weight, 0, K, N, true)
   }
   dequantizedCache.set(packed.data, dequantized)
   return dequantized
@@ -131,7 +131,7 @@ export const microsoftOperators: Record<string, Operator> = {
       }
       const rows = a.data.length / K
       const out = floatTensor([...a.dims.slice(0, -1), N])
-      dotProducts(a.data, 0, transposed, 0, out.data, 0, rows, N, K)
+      dotProducts(a.data, 0, transposed, 0, out.data, 0, rows, N, K, true)
       const bias = inputs[5] === undefined ? undefined : asFloat(node, inputs[5])
       if (bias !== undefined) {
         if (bias.data.length !== N) fail(node, `bias ${describeDims(bias.dims)} is not [${N}]`)
@@ -147,7 +147,7 @@ export const microsoftOperators: Record<string, Operator> = {
       const K = intAttribute(node, "K")
       const N = intAttribute(node, "N")
       // dA = dC · Bᵀ: rows of dC against rows of B [K, N].
-      const da = new Float32Array(a.data.length)
+      const da = floats(a.data.length)
       dotProducts(grad!, 0, weight, 0, da, 0, a.data.length / K, K, N)
       return [da]
     }

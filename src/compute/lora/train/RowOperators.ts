@@ -4,8 +4,51 @@
  */
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } from "./Operator.js"
+import { simdSoftmaxRows } from "./RowKernels.js"
+import { simdOuterProducts } from "./SimdDotProducts.js"
 import type { FloatTensor } from "./Tensor.js"
-import { cachedTranspose, dotProducts, floatTensor, matMulPlan, transposeMatrix } from "./Tensor.js"
+import {
+  cachedTranspose,
+  dotProducts,
+  floats,
+  matMulPlan,
+  transposeMatrix,
+  unfilledFloats,
+  unfilledFloatTensor
+} from "./Tensor.js"
+
+/** Up to this inner size, a weight gradient is summed row by row rather than multiplied in SIMD through transposes. */
+const OUTER_PRODUCT_MAX = 16
+
+/**
+ * dB[k, n] += Aᵀ G for A [m, k] and G [m, n], one outer product of rows per i: for a LoRA factor (k or
+ * n the rank) this reads A and G once, in order, where the matrix kernel would first transpose both.
+ * In SIMD (SimdDotProducts.ts) where it runs; this loop, in float64, elsewhere and as its reference.
+ */
+export const outerProducts = (
+  a: Float32Array,
+  aOffset: number,
+  g: Float32Array,
+  gOffset: number,
+  db: Float32Array,
+  dbOffset: number,
+  m: number,
+  k: number,
+  n: number
+) => {
+  const sums = new Float64Array(k * n)
+  for (let i = 0; i < m; i++) {
+    const aRow = aOffset + i * k
+    const gRow = gOffset + i * n
+    for (let p = 0; p < k; p++) {
+      const ap = a[aRow + p]!
+      if (ap === 0) continue
+      const out = p * n
+      for (let j = 0; j < n; j++) sums[out + j]! += ap * g[gRow + j]!
+    }
+  }
+  for (let index = 0; index < k * n; index++) db[dbOffset + index]! += sums[index]!
+}
 
 export const rowOperators: Record<string, Operator> = {
   MatMul: {
@@ -15,10 +58,10 @@ export const rowOperators: Record<string, Operator> = {
       const plan = matMulPlan(a.dims, b.dims)
       if (typeof plan === "string") return fail(node, plan)
       const { m, k, n } = plan
-      const out = floatTensor(plan.outDims)
+      const out = unfilledFloatTensor(plan.outDims)
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const bT = cachedTranspose(b.data, plan.bBatch[batch]! * k * n, k, n)
-        dotProducts(a.data, plan.aBatch[batch]! * m * k, bT, 0, out.data, batch * m * n, m, n, k)
+        dotProducts(a.data, plan.aBatch[batch]! * m * k, bT, 0, out.data, batch * m * n, m, n, k, true)
       }
       return [out]
     },
@@ -27,17 +70,21 @@ export const rowOperators: Record<string, Operator> = {
       const b = inputs[1] as FloatTensor
       const plan = matMulPlan(a.dims, b.dims) as Exclude<ReturnType<typeof matMulPlan>, string>
       const { m, k, n } = plan
-      const da = wants[0] ? new Float32Array(a.data.length) : undefined
-      const db = wants[1] ? new Float32Array(b.data.length) : undefined
+      const da = wants[0] ? floats(a.data.length) : undefined
+      const db = wants[1] ? floats(b.data.length) : undefined
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const aOffset = plan.aBatch[batch]! * m * k
         const bOffset = plan.bBatch[batch]! * k * n
         // dA = dC · Bᵀ, rows of dC against rows of B; dB = Aᵀ · dC, rows of Aᵀ against rows of dCᵀ.
         if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n)
-        if (db !== undefined) {
+        if (db !== undefined && Math.min(k, n) <= OUTER_PRODUCT_MAX) {
+          if (!simdOuterProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)) {
+            outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
+          }
+        } else if (db !== undefined) {
           const aT = transposeMatrix(a.data, aOffset, m, k)
           const gT = transposeMatrix(grad!, batch * m * n, m, n)
-          const dbT = new Float32Array(n * k)
+          const dbT = floats(n * k)
           dotProducts(gT, 0, aT, 0, dbT, 0, n, k, m)
           for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) db[bOffset + p * n + j]! += dbT[j * k + p]!
         }
@@ -52,8 +99,9 @@ export const rowOperators: Record<string, Operator> = {
       const axis = normalizeAxis(node, intAttribute(node, "axis", -1), input.dims.length)
       if (axis !== input.dims.length - 1) fail(node, "only the last axis is supported")
       const width = input.dims[axis]!
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data
+      if (simdSoftmaxRows(x, 0, x.length / width, width, y)) return [out]
       for (let start = 0; start < x.length; start += width) {
         let max = -Infinity
         for (let j = 0; j < width; j++) max = Math.max(max, x[start + j]!)
@@ -73,7 +121,7 @@ export const rowOperators: Record<string, Operator> = {
       const out = outputs[0] as FloatTensor
       const width = out.dims[out.dims.length - 1]!
       const y = out.data, g = grad!
-      const dx = new Float32Array(g.length)
+      const dx = unfilledFloats(g.length)
       for (let start = 0; start < g.length; start += width) {
         let dot = 0
         for (let j = 0; j < width; j++) dot += g[start + j]! * y[start + j]!
@@ -92,7 +140,7 @@ export const rowOperators: Record<string, Operator> = {
       if (axis !== input.dims.length - 1) fail(node, "only normalization over the last axis is supported")
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
       const width = input.dims[axis]!
-      const out = floatTensor(input.dims)
+      const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data, gamma = scale.data, beta = bias?.data
       for (let start = 0; start < x.length; start += width) {
         let mean = 0
@@ -120,7 +168,7 @@ export const rowOperators: Record<string, Operator> = {
       const epsilon = floatAttribute(node, "epsilon", 1e-5)
       const width = input.dims[input.dims.length - 1]!
       const x = input.data, g = grad!
-      const dx = new Float32Array(x.length)
+      const dx = unfilledFloats(x.length)
       const xhat = new Float32Array(width)
       for (let start = 0; start < x.length; start += width) {
         let mean = 0

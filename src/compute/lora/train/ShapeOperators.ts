@@ -6,7 +6,7 @@ import type { OnnxNode } from "../../onnx/OnnxModel.js"
 import type { Backward, Operator } from "./Operator.js"
 import { fail, intAttribute, intsAttribute, intValues, normalizeAxis, required } from "./Operator.js"
 import type { Tensor } from "./Tensor.js"
-import { describeDims, floatTensor, intTensor, like, sizeOf, stridesOf } from "./Tensor.js"
+import { describeDims, floats, floatTensor, intTensor, like, sizeOf, stridesOf, unfilledFloats } from "./Tensor.js"
 
 const reshaped = (tensor: Tensor, dims: ReadonlyArray<number>): Tensor => ({ ...tensor, dims }) as Tensor
 
@@ -106,7 +106,7 @@ const splitGrad = (
   let start = 0
   return sizes.map((size) => {
     const chunk = size * inner
-    const part = new Float32Array(outer * chunk)
+    const part = unfilledFloats(outer * chunk)
     for (let o = 0; o < outer; o++) {
       part.set(grad.subarray(o * rowLength + start, o * rowLength + start + chunk), o * chunk)
     }
@@ -227,7 +227,7 @@ export const shapeOperators: Record<string, Operator> = {
       const input = inputs[0]!
       const axis = normalizeAxis(node, intAttribute(node, "axis", 0), input.dims.length)
       const filled = outputs.map((output, index) =>
-        floatTensor(output.dims, grads[index] ?? new Float32Array(sizeOf(output.dims)))
+        floatTensor(output.dims, grads[index] ?? floats(sizeOf(output.dims)))
       )
       return [concatOf(filled, axis, floatTensor(input.dims)).data as Float32Array]
     }
@@ -266,7 +266,7 @@ export const shapeOperators: Record<string, Operator> = {
       const axis = normalizeAxis(node, intAttribute(node, "axis", 0), data.dims.length)
       const axisSize = data.dims[axis]!
       const { outer, inner } = axisLayout(data.dims, axis)
-      const dx = new Float32Array(data.data.length)
+      const dx = floats(data.data.length)
       const count = indices.data.length
       for (let o = 0; o < outer; o++) {
         for (let index = 0; index < count; index++) {

@@ -5,51 +5,36 @@
  * runtime has no WebAssembly SIMD, `simdDotProducts` declines and the caller's JavaScript loop runs.
  */
 import { dotProductsWasm } from "./DotProductsWasm.js"
-
-/** The part of the WebAssembly API used here (the project's type libraries do not declare it). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer
-  grow(pages: number): number
-}
-
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean
-  Module: new(bytes: Uint8Array) => object
-  Instance: new(module: object) => { readonly exports: Record<string, unknown> }
-}
+import type { SimdModule } from "./SimdModule.js"
+import { heapOf, instantiateSimd, simdEnabled } from "./SimdModule.js"
 
 interface Kernel {
-  readonly memory: WasmMemory
-  readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number) => void
+  readonly module: SimdModule
+  readonly dots: (x: number, y: number, z: number, m: number, q: number, len: number, stride: number) => void
+  readonly outer: (x: number, y: number, z: number, m: number, k: number, n: number) => void
 }
 
-const PAGE = 65_536
 let kernel: Kernel | null | undefined
-let enabled = true
 
 const instantiate = (): Kernel | null => {
-  try {
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
-    if (wasm === undefined) return null
-    const bytes = Uint8Array.from(atob(dotProductsWasm), (char) => char.charCodeAt(0))
-    if (!wasm.validate(bytes)) return null
-    const { exports } = new wasm.Instance(new wasm.Module(bytes))
-    return { memory: exports["memory"] as WasmMemory, dots: exports["dots"] as Kernel["dots"] }
-  } catch {
-    return null
+  const module = instantiateSimd(dotProductsWasm)
+  return module === null ? null : {
+    module,
+    dots: module.exports["dots"] as Kernel["dots"],
+    outer: module.exports["outer"] as Kernel["outer"]
   }
 }
 
 /** Whether the SIMD kernel runs here (the runtime supports it and it is not switched off). */
 export const simdAvailable = (): boolean => {
   if (kernel === undefined) kernel = instantiate()
-  return enabled && kernel !== null
+  return simdEnabled() && kernel !== null
 }
 
-/** Switches the SIMD kernel off (or back on): for benchmarks that compare it with the JavaScript loop. */
-export const setSimdEnabled = (on: boolean): void => {
-  enabled = on
-}
+export { setSimdEnabled } from "./SimdModule.js"
+
+/** The floats of Y a column block of the matrix kernel holds (16 kB). */
+const BLOCK_FLOATS = 4096
 
 /** `rows` rows of `len` floats from `source` into `heap` at `at`, each padded with zeros to `width`. */
 const pack = (
@@ -73,7 +58,8 @@ const pack = (
 
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ (row-major, at the given offsets) in WebAssembly; false, having
- * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are.
+ * done nothing, when the kernel is unavailable. Sums are float32, as ONNX Runtime's are. With
+ * `overwrite`, Z's contents are ignored (Z = X · Yᵀ), which spares copying Z in.
  */
 export const simdDotProducts = (
   x: Float32Array,
@@ -84,27 +70,71 @@ export const simdDotProducts = (
   zOffset: number,
   m: number,
   q: number,
-  len: number
+  len: number,
+  overwrite = false
 ): boolean => {
   if (!simdAvailable()) return false
-  const { memory, dots } = kernel!
+  const { module, dots } = kernel!
   const rows = m + (m & 1)
   const cols = (q + 3) & ~3
   const width = (len + 3) & ~3
   const xFloats = rows * width
   const yFloats = cols * width
-  const needed = (xFloats + yFloats + rows * cols) * 4
-  if (memory.buffer.byteLength < needed) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE))
-  const heap = new Float32Array(memory.buffer)
+  const heap = heapOf(module, (xFloats + yFloats + rows * cols) * 4)
   // Padding rows only make outputs that are never read; padding columns must be zero.
   pack(x, xOffset, m, len, heap, 0, width)
   pack(y, yOffset, q, len, heap, xFloats, width)
   // Z goes in and comes out by copies: the kernel adds to it.
   const results = xFloats + yFloats
-  if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
+  if (overwrite) heap.fill(0, results, results + m * cols)
+  else if (cols === q) heap.set(z.subarray(zOffset, zOffset + m * q), results)
   else for (let i = 0; i < m; i++) heap.set(z.subarray(zOffset + i * q, zOffset + (i + 1) * q), results + i * cols)
-  dots(0, xFloats * 4, results * 4, rows, cols, width)
+  // Columns a block at a time, the block of Y (block · width floats) within about 16 kB: L1 holds it
+  // while all of X streams past, where a whole wide Y (the LM head's 2.4 MB) would come from L3 per row pair.
+  const block = Math.min(cols, Math.max(4, Math.floor(BLOCK_FLOATS / width) & ~3))
+  for (let first = 0; first < cols; first += block) {
+    const count = Math.min(block, cols - first)
+    dots(0, (xFloats + first * width) * 4, (results + first) * 4, rows, count, width, cols)
+  }
   if (cols === q) z.set(heap.subarray(results, results + m * q), zOffset)
   else for (let i = 0; i < m; i++) z.set(heap.subarray(results + i * cols, results + i * cols + q), zOffset + i * q)
+  return true
+}
+
+/**
+ * dB[k, n] += A[m, k]ᵀ · G[m, n] (row-major, at the given offsets) as outer products of rows in
+ * WebAssembly, vectorized along the longer of k and n (the other is a LoRA rank); false, having done
+ * nothing, when the kernel is unavailable. Sums are float32.
+ */
+export const simdOuterProducts = (
+  a: Float32Array,
+  aOffset: number,
+  g: Float32Array,
+  gOffset: number,
+  db: Float32Array,
+  dbOffset: number,
+  m: number,
+  k: number,
+  n: number
+): boolean => {
+  if (!simdAvailable()) return false
+  const { module, outer } = kernel!
+  // Along n: Z = dB [k, n]; along k: Z = dBᵀ [n, k] from the operands swapped.
+  const alongN = n >= k
+  const [x, xOffset, rows, y, yOffset, cols] = alongN ? [a, aOffset, k, g, gOffset, n] : [g, gOffset, n, a, aOffset, k]
+  const width = (cols + 3) & ~3
+  const xFloats = m * rows
+  const yFloats = m * width
+  const heap = heapOf(module, (xFloats + yFloats + rows * width) * 4)
+  heap.set(x.subarray(xOffset, xOffset + xFloats), 0)
+  pack(y, yOffset, m, cols, heap, xFloats, width)
+  const results = xFloats + yFloats
+  heap.fill(0, results, results + rows * width)
+  outer(0, xFloats * 4, results * 4, m, rows, width)
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      db[dbOffset + (alongN ? r * n + c : c * n + r)]! += heap[results + r * width + c]!
+    }
+  }
   return true
 }

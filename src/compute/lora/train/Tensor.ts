@@ -36,9 +36,76 @@ export const sizeOf = (dims: ReadonlyArray<number>): number => {
   return size
 }
 
+/**
+ * Float arrays kept from one training step for the next: a step allocates hundreds of megabytes of
+ * activations and gradients, and a fresh large typed array costs ten times the writes into a reused
+ * one (the allocator maps new pages, the kernel zeroes them, the collector unmaps them). A trainer runs
+ * each pass inside its program's pool (`withBufferPool`), where every array the operators make is lent
+ * from it, and reclaims them all once it has read what it needs.
+ */
+export class BufferPool {
+  readonly #free = new Map<number, Array<Float32Array>>()
+  #lent: Array<Float32Array> = []
+
+  /**
+   * An array of `length` floats, a reclaimed one when there is one, lent until `reclaim`: zero-filled,
+   * or with `unfilled` holding whatever it held (for a caller that writes every element).
+   */
+  take(length: number, unfilled = false): Float32Array {
+    const reused = this.#free.get(length)?.pop()
+    const array = reused === undefined ? new Float32Array(length) : unfilled ? reused : reused.fill(0)
+    this.#lent.push(array)
+    return array
+  }
+
+  /** Takes back every array lent since the last reclaim: nothing may read them after this. */
+  reclaim(): void {
+    for (const array of this.#lent) {
+      let free = this.#free.get(array.length)
+      if (free === undefined) {
+        free = []
+        this.#free.set(array.length, free)
+      }
+      free.push(array)
+    }
+    this.#lent = []
+  }
+}
+
+/** Below this many floats, allocation is cheap and a pool would only hold memory. */
+const MIN_POOLED = 4096
+
+let activePool: BufferPool | undefined
+
+/** Runs `work` with `floats` (and `floatTensor` without data) lent from `pool`; outside, they are fresh. */
+export const withBufferPool = <T>(pool: BufferPool, work: () => T): T => {
+  const outer = activePool
+  activePool = pool
+  try {
+    return work()
+  } finally {
+    activePool = outer
+  }
+}
+
+/** A zero-filled array of `length` floats, from the running executor's pool when there is one. */
+export const floats = (length: number): Float32Array =>
+  activePool === undefined || length < MIN_POOLED ? new Float32Array(length) : activePool.take(length)
+
+/** `floats` for a caller that writes every element: a pooled array is not zeroed first. */
+export const unfilledFloats = (length: number): Float32Array =>
+  activePool === undefined || length < MIN_POOLED ? new Float32Array(length) : activePool.take(length, true)
+
+/** A float tensor for an operator that writes every element of it (see `unfilledFloats`). */
+export const unfilledFloatTensor = (dims: ReadonlyArray<number>): FloatTensor => ({
+  kind: "float",
+  dims,
+  data: unfilledFloats(sizeOf(dims))
+})
+
 export const floatTensor = (
   dims: ReadonlyArray<number>,
-  data: Float32Array = new Float32Array(sizeOf(dims))
+  data: Float32Array = floats(sizeOf(dims))
 ): FloatTensor => ({ kind: "float", dims, data })
 export const intTensor = (
   dims: ReadonlyArray<number>,
@@ -49,9 +116,9 @@ export const boolTensor = (
   data: Uint8Array = new Uint8Array(sizeOf(dims))
 ): BoolTensor => ({ kind: "bool", dims, data })
 
-/** A tensor of the same kind with new data (and dims). */
+/** A tensor of the same kind with new data (and dims), for an operator that writes every element. */
 export const like = (tensor: Tensor, dims: ReadonlyArray<number>): Tensor =>
-  tensor.kind === "float" ? floatTensor(dims) : tensor.kind === "int" ? intTensor(dims) : boolTensor(dims)
+  tensor.kind === "float" ? unfilledFloatTensor(dims) : tensor.kind === "int" ? intTensor(dims) : boolTensor(dims)
 
 export const stridesOf = (dims: ReadonlyArray<number>): Array<number> => {
   const strides = new Array<number>(dims.length)
@@ -126,7 +193,7 @@ export const reduceToShape = (
 ): Float32Array => {
   const map = broadcastIndex(out, to)
   if (map === null) return grad
-  const reduced = new Float32Array(sizeOf(to))
+  const reduced = floats(sizeOf(to))
   for (let index = 0; index < grad.length; index++) reduced[map[index]!]! += grad[index]!
   return reduced
 }
@@ -137,7 +204,7 @@ const SIMD_MIN_WORK = 8_192
 /**
  * Z[m, q] += X[m, len] · Y[q, len]ᵀ, row-major at the given offsets: every element a dot product of
  * two contiguous rows. In WebAssembly SIMD when the runtime has it (SimdDotProducts.ts), else in
- * JavaScript.
+ * JavaScript. With `overwrite`, Z's contents are ignored: Z = X · Yᵀ (a fresh output, not copied in).
  */
 export const dotProducts = (
   x: Float32Array,
@@ -148,9 +215,11 @@ export const dotProducts = (
   zOffset: number,
   m: number,
   q: number,
-  len: number
+  len: number,
+  overwrite = false
 ): void => {
-  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)) return
+  if (m * q * len >= SIMD_MIN_WORK && simdDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len, overwrite)) return
+  if (overwrite) z.fill(0, zOffset, zOffset + m * q)
   scalarDotProducts(x, xOffset, y, yOffset, z, zOffset, m, q, len)
 }
 
@@ -227,9 +296,15 @@ export const scalarDotProducts = (
   for (let i = fullRows; i < m; i++) for (let j = 0; j < q; j++) single(i, j)
 }
 
-/** The transpose of a row-major [rows, cols] matrix at `offset`. */
-export const transposeMatrix = (source: Float32Array, offset: number, rows: number, cols: number): Float32Array => {
-  const out = new Float32Array(rows * cols)
+/** The transpose of a row-major [rows, cols] matrix at `offset` (`kept`: never from a pool, for caches). */
+export const transposeMatrix = (
+  source: Float32Array,
+  offset: number,
+  rows: number,
+  cols: number,
+  kept = false
+): Float32Array => {
+  const out = kept ? new Float32Array(rows * cols) : unfilledFloats(rows * cols)
   for (let r = 0; r < rows; r++) {
     const from = offset + r * cols
     for (let c = 0; c < cols; c++) out[c * rows + r] = source[from + c]!
@@ -238,12 +313,20 @@ export const transposeMatrix = (source: Float32Array, offset: number, rows: numb
 }
 
 const transposedCache = new WeakMap<Float32Array, Map<number, Float32Array>>()
+const constants = new WeakSet<Float32Array>()
+
+/** Marks a program's constant (a weight): never written, never returned to a pool. */
+export const markConstant = (data: Float32Array): void => {
+  constants.add(data)
+}
 
 /**
- * The transpose of the [rows, cols] matrix at `offset` of `source`, computed once per array: tensors
- * are never written after they are made, so a weight's transpose serves every step of a run.
+ * The transpose of the [rows, cols] matrix at `offset` of `source`, computed once per constant: a
+ * weight's transpose serves every step of a run. Other arrays (activations, which a pool reuses) are
+ * transposed afresh.
  */
 export const cachedTranspose = (source: Float32Array, offset: number, rows: number, cols: number): Float32Array => {
+  if (!constants.has(source)) return transposeMatrix(source, offset, rows, cols)
   let byOffset = transposedCache.get(source)
   if (byOffset === undefined) {
     byOffset = new Map()
@@ -251,7 +334,7 @@ export const cachedTranspose = (source: Float32Array, offset: number, rows: numb
   }
   let transposed = byOffset.get(offset)
   if (transposed === undefined || transposed.length !== rows * cols) {
-    transposed = transposeMatrix(source, offset, rows, cols)
+    transposed = transposeMatrix(source, offset, rows, cols, true)
     byOffset.set(offset, transposed)
   }
   return transposed

@@ -11,6 +11,7 @@ import type { Sample } from "./Objectives.js"
 import { PrioritizedReplay } from "./PrioritizedReplay.js"
 import type { ResolvedConfig } from "./TrainingConfig.js"
 import { check } from "./TrainingConfig.js"
+import type { ShardRequest } from "./TrainingProtocol.js"
 
 export interface TrainingProgress {
   readonly epoch: number
@@ -33,6 +34,23 @@ export type Regularizer = (parameters: ReadonlyMap<string, Float32Array>) => {
   readonly grads: ReadonlyMap<string, Float32Array>
 }
 
+/** The loss and gradients of one shard of a micro-batch, as `LoraTrainer.lossAndGrads` gives them. */
+export interface ShardResult {
+  readonly total: number
+  readonly count: number
+  readonly grads: ReadonlyMap<string, Float32Array>
+  readonly sampleLosses: ArrayLike<number>
+}
+
+/**
+ * A second thread with its own copy of the trainer: `start` hands it a shard and the parameters as they
+ * are, `finish` waits for its result. Between the two, this thread computes the other shard.
+ */
+export interface ShardHelper {
+  start(request: ShardRequest): void
+  finish(): ShardResult
+}
+
 export interface TrainingHooks {
   readonly onProgress?: ((progress: TrainingProgress) => void) | undefined
   readonly onCheckpoint?: ((checkpoint: TrainingCheckpoint) => void) | undefined
@@ -40,6 +58,8 @@ export interface TrainingHooks {
   readonly regularizer?: Regularizer | undefined
   /** Parameters that never move (FFA-LoRA's shared A): the optimizer does not see their gradients. */
   readonly frozen?: ReadonlySet<string> | undefined
+  /** Computes the second shard of every micro-batch on another thread (TrainingWorker.ts). */
+  readonly helper?: ShardHelper | undefined
 }
 
 /**
@@ -107,9 +127,29 @@ export const plannedSteps = (config: ResolvedConfig, samples: number): number =>
 /** A micro-batch, and with prioritized replay the slots it was drawn from and their weights. */
 interface MicroBatch {
   readonly samples: ReadonlyArray<Sample>
-  readonly slots?: ReadonlyArray<number>
-  readonly weights?: ReadonlyArray<number>
+  readonly slots?: ReadonlyArray<number> | undefined
+  readonly weights?: ReadonlyArray<number> | undefined
 }
+
+/**
+ * A micro-batch as its two shards, the first ceil(n/2) samples and the rest (one shard for one
+ * sample). Every micro-batch is computed this way, by one thread or two, so a run's result does not
+ * depend on the threads it had: each shard draws dropout from its own seed, and the gradients are
+ * always summed first shard first.
+ */
+const shardsOf = (batch: MicroBatch): Array<MicroBatch> => {
+  const half = Math.ceil(batch.samples.length / 2)
+  if (batch.samples.length < 2) return [batch]
+  const part = (from: number, to: number): MicroBatch => ({
+    samples: batch.samples.slice(from, to),
+    slots: batch.slots?.slice(from, to),
+    weights: batch.weights?.slice(from, to)
+  })
+  return [part(0, half), part(half, batch.samples.length)]
+}
+
+/** The dropout seed of shard `shard` of step `step`. */
+const dropoutSeed = (seed: number, step: number, shard: number) => seed * 1_000_003 + step + 7 + shard * 104_729
 
 /**
  * Trains over `samples` for the configured epochs (each in a seeded order), one optimizer step per
@@ -182,21 +222,39 @@ export const trainAdapter = (
           batch.samples.reduce((sum, sample) => sum + (perSequence ? 1 : Math.max(0, sample.ids.length - 1)), 0),
         0
       )
-      const dropout = new SeededRandom(config.seed * 1_000_003 + step + 7)
-      const random = () => dropout.uniform()
+      const gradScale = 1 / Math.max(1, units)
       const summed = new Map<string, Float32Array>()
       let total = 0
       let count = 0
+      const local = (shard: MicroBatch, index: number): ShardResult => {
+        const dropout = new SeededRandom(dropoutSeed(config.seed, step, index))
+        return trainer.lossAndGrads(shard.samples, gradScale, () => dropout.uniform(), shard.weights)
+      }
+      let index = 0
       for (const batch of group) {
-        const result = trainer.lossAndGrads(batch.samples, 1 / Math.max(1, units), random, batch.weights)
-        if (batch.slots !== undefined) replay!.updatePriorities(batch.slots, [...result.sampleLosses])
-        total += result.total
-        count += result.count
-        for (const [name, grad] of result.grads) {
-          const into = summed.get(name)
-          if (into === undefined) summed.set(name, grad)
-          else for (let i = 0; i < grad.length; i++) into[i]! += grad[i]!
-        }
+        const shards = shardsOf(batch)
+        const remote = hooks.helper !== undefined && shards.length === 2 ? hooks.helper : undefined
+        remote?.start({
+          samples: shards[1]!.samples,
+          gradScale,
+          seed: dropoutSeed(config.seed, step, index + 1),
+          weights: shards[1]!.weights,
+          parameters: Object.fromEntries(trainer.parameters())
+        })
+        const results = [local(shards[0]!, index)]
+        if (shards.length === 2) results.push(remote === undefined ? local(shards[1]!, index + 1) : remote.finish())
+        index += shards.length
+        results.forEach((result, position) => {
+          const slots = shards[position]!.slots
+          if (slots !== undefined) replay!.updatePriorities(slots, Array.from(result.sampleLosses))
+          total += result.total
+          count += result.count
+          for (const [name, grad] of result.grads) {
+            const into = summed.get(name)
+            if (into === undefined) summed.set(name, grad)
+            else for (let i = 0; i < grad.length; i++) into[i]! += grad[i]!
+          }
+        })
         seen += batch.samples.length
       }
       if (hooks.regularizer !== undefined) {

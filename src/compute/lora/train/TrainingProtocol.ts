@@ -1,4 +1,5 @@
-/** The messages between a training thread and its host. */
+/** The messages between a training thread and its host, and between it and its helper thread. */
+import type { MessagePort } from "node:worker_threads"
 import type { LoraWeights } from "../Adapter.js"
 import type { AdamWState } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
@@ -19,7 +20,48 @@ export interface TrainingRequest {
   readonly penalty?: QuadraticPenalty
   /** Parameters kept as they start (FFA-LoRA's shared A). */
   readonly frozen?: ReadonlyArray<string>
+  /** A second thread computing half of every micro-batch (TrainInWorker.ts starts it). */
+  readonly helper?: HelperLink
 }
+
+/**
+ * How a training thread reaches its helper: a port for requests and results, and a shared flag the
+ * helper raises when a result is posted, so that the training thread, whose loop is synchronous, can
+ * block on it (Atomics.wait) and then take the result off the port.
+ */
+export interface HelperLink {
+  readonly port: MessagePort
+  readonly signal: SharedArrayBuffer
+}
+
+/** What the helper thread is started with: the model and the options of the run it helps. */
+export interface HelperStart {
+  readonly role: "helper"
+  readonly modelBytes: Uint8Array
+  readonly config: MicroLoRAConfig
+  readonly objective: Objective
+  readonly link: HelperLink
+}
+
+/** One shard: its samples and, as plain arrays, the trainable parameters as they are at this step. */
+export interface ShardRequest {
+  readonly samples: ReadonlyArray<Sample>
+  readonly gradScale: number
+  /** Seed of the shard's dropout draws. */
+  readonly seed: number
+  readonly weights?: ReadonlyArray<number> | undefined
+  readonly parameters: Readonly<Record<string, Float32Array>>
+}
+
+export type ShardReply =
+  | {
+    readonly type: "shard"
+    readonly total: number
+    readonly count: number
+    readonly grads: Readonly<Record<string, Float32Array>>
+    readonly sampleLosses: Float64Array
+  }
+  | { readonly type: "error"; readonly message: string }
 
 export type TrainingMessage =
   | { readonly type: "progress"; readonly progress: TrainingProgress }
