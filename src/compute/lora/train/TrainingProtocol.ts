@@ -1,5 +1,4 @@
 /** The messages between a training thread and its host, and between it and its helper thread. */
-import type { MessagePort } from "node:worker_threads"
 import type { LoraWeights } from "../Adapter.js"
 import type { AdamWState } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
@@ -29,8 +28,9 @@ export interface TrainingRequest {
  * helper raises when a result is posted, so that the training thread, whose loop is synchronous, can
  * block on it (Atomics.wait) and then take the result off the port.
  */
-export interface HelperLink {
-  readonly port: MessagePort
+export interface HelperLink<Port = unknown> {
+  /** A worker_threads MessagePort (typed loosely: these types also compile for the browser's worker, which has no helper). */
+  readonly port: Port
   readonly signal: SharedArrayBuffer
 }
 

@@ -26,15 +26,22 @@ const threads = nodeProcess?.getBuiltinModule?.("node:worker_threads") as Thread
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
+/** The link's port, which only Node's worker_threads make. */
+const portOf = (link: HelperLink, node: Threads) => {
+  if (!(link.port instanceof node.MessagePort)) throw new TrainingError("the helper link carries no MessagePort")
+  return link.port
+}
+
 /** The training thread's side of the helper: post a shard, block on the shared flag, take the reply. */
-const shardHelper = (link: HelperLink, receive: Threads["receiveMessageOnPort"]): ShardHelper => {
+const shardHelper = (link: HelperLink, node: Threads): ShardHelper => {
   const flag = new Int32Array(link.signal)
+  const port = portOf(link, node)
   return {
-    start: (request) => link.port.postMessage(request),
+    start: (request) => port.postMessage(request),
     finish: () => {
       for (;;) {
         Atomics.wait(flag, 0, 0, 1000)
-        const received = receive(link.port)
+        const received = node.receiveMessageOnPort(port)
         if (received === undefined) continue
         Atomics.store(flag, 0, 0)
         const reply = received.message as ShardReply
@@ -46,10 +53,11 @@ const shardHelper = (link: HelperLink, receive: Threads["receiveMessageOnPort"])
 }
 
 /** The helper thread: a trainer of its own, which computes the shards it is sent at the parameters sent with them. */
-const help = (start: HelperStart) => {
+const help = (start: HelperStart, node: Threads) => {
   const flag = new Int32Array(start.link.signal)
+  const port = portOf(start.link, node)
   const reply = (message: ShardReply) => {
-    start.link.port.postMessage(message)
+    port.postMessage(message)
     Atomics.store(flag, 0, 1)
     Atomics.notify(flag, 0)
   }
@@ -60,7 +68,7 @@ const help = (start: HelperStart) => {
   } catch (error) {
     trainer = messageOf(error)
   }
-  start.link.port.on("message", (request: ShardRequest) => {
+  port.on("message", (request: ShardRequest) => {
     try {
       if (typeof trainer === "string") throw new TrainingError(trainer)
       const parameters = trainer.parameters()
@@ -80,7 +88,7 @@ const handle = (request: TrainingRequest, post: (message: TrainingMessage) => vo
     const trainer = new LoraTrainer(model, request.config, request.objective, request.start)
     const helper = request.helper === undefined || threads === undefined
       ? undefined
-      : shardHelper(request.helper, threads.receiveMessageOnPort)
+      : shardHelper(request.helper, threads)
     const result = trainAdapter(trainer, request.samples, {
       onProgress: (progress) => post({ type: "progress", progress }),
       onCheckpoint: (checkpoint) => post({ type: "checkpoint", checkpoint }),
@@ -94,11 +102,11 @@ const handle = (request: TrainingRequest, post: (message: TrainingMessage) => vo
   }
 }
 
-const port = threads?.parentPort
-if (port) {
-  port.once("message", (request: TrainingRequest | HelperStart) => {
-    if ("role" in request) help(request)
-    else handle(request, (message) => port.postMessage(message))
+const parent = threads?.parentPort
+if (threads !== undefined && parent) {
+  parent.once("message", (request: TrainingRequest | HelperStart) => {
+    if ("role" in request) help(request, threads)
+    else handle(request, (message) => parent.postMessage(message))
   })
 } else {
   // eslint-disable-next-line no-restricted-syntax -- a Web Worker's global scope: lib.dom is not in this project's types (the worker also runs in browsers)
