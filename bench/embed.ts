@@ -3,37 +3,15 @@
  * @huggingface/transformers' feature-extraction pipeline on the same files and thread settings, and
  * generation tokens per second on the reference LM: with the KV cache against transformers.js'
  * text-generation pipeline (greedy, 96 new tokens each, the same prompt and model files; the texts
- * must agree), and with the cache against without it.
+ * must agree), and with the cache against without it; and each side's peak memory doing each, in a
+ * process of its own.
  */
 import { env, pipeline } from "@huggingface/transformers"
 import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
 import { Inference } from "../src/compute/inference/Inference.js"
 import { report } from "./Report.js"
-
-const WORDS = [
-  "whale",
-  "ship",
-  "sea",
-  "captain",
-  "harpoon",
-  "storm",
-  "sailor",
-  "ocean",
-  "white",
-  "deck",
-  "crew",
-  "voyage",
-  "wind",
-  "night",
-  "island"
-]
-const texts = Array.from(
-  { length: 512 },
-  (_, i) => Array.from({ length: 4 + (i % 13) }, (_, j) => WORDS[(i * 7 + j * 3) % WORDS.length]).join(" ")
-)
-
-const PROMPT = "The whale"
-const NEW_TOKENS = 96
+import { EMBED_TEXTS as texts, NEW_TOKENS, PROMPT } from "./support/EmbedWork.js"
 
 export const run = async () => {
   env.allowRemoteModels = false
@@ -117,4 +95,26 @@ export const run = async () => {
   )
   if (!ours.same) console.log("  (the two generations differ: the figures are not of the same work)")
   report(`generation, tiny-lm, ${NEW_TOKENS} tokens: KV cache`, "tok/s", ours.cached, ours.recomputed, "no cache")
+  // Each side's memory, in a process of its own (bench/support/EmbedProcess.ts): one process held both.
+  for (const [work, what] of [["embed", "embeddings"], ["generate", "generation"]] as const) {
+    report(
+      `peak RSS, ${what} (own process)`,
+      "MB",
+      peakRssMb("ours", work),
+      peakRssMb("transformers.js", work),
+      "transformers.js"
+    )
+  }
+}
+
+/** The peak RSS of one side doing one piece of the bench's work in a process of its own. */
+const peakRssMb = (side: "ours" | "transformers.js", work: "embed" | "generate"): number => {
+  const child = spawnSync(process.execPath, ["--import", "tsx", "bench/support/EmbedProcess.ts", side, work], {
+    encoding: "utf8"
+  })
+  const line = child.stdout.trim().split("\n").at(-1) ?? ""
+  if (child.status !== 0 || !line.startsWith("{")) {
+    throw new Error(`EmbedProcess ${side} ${work} failed: ${child.stderr.trim().split("\n").at(-1) ?? child.status}`)
+  }
+  return (JSON.parse(line) as { readonly peakRssMb: number }).peakRssMb
 }
