@@ -26,6 +26,7 @@ import * as SqliteJournal from "../src/events/SqliteJournal.js"
 import { makeVerifierPool } from "../src/node/VerifierPool.js"
 import { makeGate } from "../src/rpc/SignedCommandsLive.js"
 import { bestOf, report, time } from "./Report.js"
+import { peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 
 const Added = Schema.TaggedStruct("Added", { amount: Schema.Number })
 const Counter: EventSourced<{ readonly add: number }, typeof Added.Type, { readonly total: number }> = {
@@ -63,6 +64,7 @@ export const run = async () => {
   const BATCH = 1_000
 
   // 1. Batched append: 100k events, 1k per transaction, ours (hash chain + signed head) vs raw inserts.
+  resetPeakRss()
   const rawAppend = await bestOf(3, () => {
     const db = rawDatabase(path.join(scratch(), "raw.db"))
     const insert = db.prepare(
@@ -81,9 +83,11 @@ export const run = async () => {
     for (let i = 0; i < EVENTS; i += BATCH) write(i)
     db.close()
   })
+  const rawPeakMb = peakRssMb()
   const file = path.join(scratch(), "journal.db")
   const runtime = ManagedRuntime.make(kernelAt(file))
   await runtime.runPromise(Journal) // start the journal (and its writer thread) before timing
+  resetPeakRss()
   const oursAppend = await bestOf(3, () =>
     runtime.runPromise(
       Effect.gen(function*() {
@@ -109,6 +113,8 @@ export const run = async () => {
     "raw insert",
     ">= 0.6x"
   )
+  // This process's peak while each side ran (ours includes the journal's runtime and writer thread).
+  report("  peak RSS, batched append", "MB", peakRssMb(), rawPeakMb, "raw insert")
   const journalEvents = 3 * EVENTS
 
   // 2. Commands from 64 concurrent callers through the actor runner (group commit) vs one raw

@@ -18,6 +18,7 @@ import { download } from "../src/content/Downloader.js"
 import { createPortableSha256, createSha256 } from "../src/content/Sha256.js"
 import { httpSource } from "../src/content/Sources.js"
 import { report, time } from "./Report.js"
+import { commandPeakRssMb, peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 
 const exec = promisify(execFile)
 const SIZE = Number(process.env["PULL_BENCH_BYTES"] ?? 1024 ** 3)
@@ -103,6 +104,7 @@ export const run = async () => {
       )
 
       let fetched = 0
+      resetPeakRss()
       const ourSeconds = await time(() =>
         Effect.runPromise(
           Effect.gen(function*() {
@@ -121,6 +123,7 @@ export const run = async () => {
           }).pipe(Effect.provide(BlobStore.layer({ root: path.join(dir, "store"), maxBytes: 4 * SIZE })))
         )
       )
+      const ourPeakMb = peakRssMb()
       if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
       const mib = SIZE / MiB
       report(
@@ -143,6 +146,10 @@ export const run = async () => {
       console.log(
         `  (ours ${ourSeconds.toFixed(2)} s; curl ${curlSeconds.toFixed(2)} s + sha256sum ${sumSeconds.toFixed(2)} s)`
       )
+      // The pull's memory: this process's peak while it ran, against curl's own peak on the same file.
+      const curlPeakMb = await commandPeakRssMb("curl", ["-s", "-f", "-o", copy, url])
+      fs.rmSync(copy)
+      report(`peak RSS, pull ${mib} MiB`, "MB", ourPeakMb, curlPeakMb, "curl -o")
 
       const nodeSeconds = await time(() => hashFile(file, createSha256))
       const sha256sumSeconds = await time(() => exec("sha256sum", [file]))

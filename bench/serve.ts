@@ -42,6 +42,7 @@ import { startNode } from "../test/support/NodeProcess.js"
 import { cacheReferenceModel } from "../test/support/SdkModels.js"
 import { tempDir } from "../test/support/TempDir.js"
 import { report } from "./Report.js"
+import { peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 
 const CLIENTS = 8
 const ROUNDS = 3
@@ -135,6 +136,9 @@ export const run = async () => {
     const lm = await loader.load("tiny-lm")
     const greedy = { maxTokens: GENERATED_TOKENS, temperature: 0 }
 
+    // The node's peak memory across (a) and (b), and this process's (the library in process, and the clients).
+    resetPeakRss(node.process.pid!)
+    resetPeakRss()
     // (a) embeddings
     const httpEmbed = async (text: string) => {
       const reply = (await postJson(`${node.url}/v1/embeddings`, {
@@ -190,6 +194,7 @@ export const run = async () => {
     if (httpTokens !== totalTokens) {
       throw new Error(`the node generated ${httpTokens} tokens, the library ${totalTokens}`)
     }
+    const servingPeakMb = { node: peakRssMb(node.process.pid!), library: peakRssMb() }
 
     const firstSse = async (prompt: string) => {
       const started = performance.now()
@@ -321,6 +326,13 @@ export const run = async () => {
       ">= 0.8"
     )
     report("tokens, POST /v1/completions, 8 clients", "tok/s", completions.ours, equal.tokens, equalName)
+    report(
+      "peak RSS, serving embeddings and completions",
+      "MB",
+      servingPeakMb.node,
+      servingPeakMb.library,
+      "library in process"
+    )
     report("first token, streamed completion (SSE)", "ms", firstToken.ours, firstToken.baseline, "in-process")
     report(
       "embeddings, worker pool of 1, 8 callers",
