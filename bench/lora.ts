@@ -27,6 +27,7 @@ import { createSession, latencyMs, run as runSession } from "../src/compute/opti
 import { domainAdaptation, referenceModel } from "../test/support/LoraTasks.js"
 import { bestOf, report } from "./Report.js"
 import { writeTorchInputs } from "./support/LoraTorchInputs.js"
+import { peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 import type { TorchBlas } from "./support/TorchBlas.js"
 import { blasLabel, torchBaselineRefusal } from "./support/TorchBlas.js"
 
@@ -48,17 +49,25 @@ const pythonFigures = <Figures extends TorchBlas>(
   script: string,
   args: ReadonlyArray<string>,
   timeoutMs: number
-): Figures | string => {
-  const result = spawnSync(python, [script, ...args], { encoding: "utf8", timeout: timeoutMs })
+): (Figures & { readonly peakRssMb: number }) | string => {
+  // Through GNU time, whose last line on stderr is the script's peak RSS.
+  const result = spawnSync("/usr/bin/time", ["-f", "peak-rss-kb %M", python, script, ...args], {
+    encoding: "utf8",
+    timeout: timeoutMs
+  })
   if (result.error !== undefined) return `${python} did not run (${result.error.message})`
+  const stderr = result.stderr.trim().split("\n")
+  const peak = /^peak-rss-kb (\d+)$/.exec(stderr.at(-1) ?? "")
+  if (peak !== null) stderr.pop()
   if (result.status !== 0) {
-    return `${script} exited with ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`
+    return `${script} exited with ${result.status ?? result.signal}: ${stderr.at(-1) ?? ""}`
   }
   try {
     const figures = JSON.parse(result.stdout) as Figures | { readonly unavailable: string }
     if (typeof figures !== "object" || figures === null) return `${script} printed ${result.stdout.trim()}`
     if ("unavailable" in figures) return figures.unavailable
-    return torchBaselineRefusal(figures) ?? figures
+    return torchBaselineRefusal(figures) ??
+      { ...figures, peakRssMb: peak === null ? Number.NaN : Number(peak[1]) / 1024 }
   } catch {
     return `${script} printed no JSON: ${result.stdout.trim().slice(0, 200)}`
   }
@@ -156,7 +165,9 @@ const torchTraining = (directory: string) =>
 /** Rank 4 on 100 windows of 128 tokens of mail, 3 epochs of batch 8, in a worker thread; the adapter it made. */
 const training = async (): Promise<LoraWeights> => {
   console.log("training tiny-lm's rank-4 adapter on 100 windows of 128 tokens (3 epochs, batch 8; a few minutes) ...")
+  resetPeakRss()
   const result = await domainAdaptation()
+  const trainingPeakMb = peakRssMb()
   const seconds = result.trainMs / 1000
   const what =
     `LoRA training, rank 4, ${result.windows.train.length} x ${result.windowLength} tokens, ${result.steps} steps`
@@ -178,6 +189,8 @@ const training = async (): Promise<LoraWeights> => {
         }`
       )
       report(what, "s", seconds, torch.seconds, `PyTorch ${torch.torch} (${blasLabel(torch)}), 1 thread`, "<= 2x")
+      // This process's peak while it trained (the training threads included), against the PyTorch script's own.
+      report("  peak RSS, LoRA training", "MB", trainingPeakMb, torch.peakRssMb, "PyTorch")
     }
   } finally {
     rmSync(directory, { recursive: true, force: true })
