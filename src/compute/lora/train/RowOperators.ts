@@ -70,13 +70,15 @@ export const rowOperators: Record<string, Operator> = {
       const b = inputs[1] as FloatTensor
       const plan = matMulPlan(a.dims, b.dims) as Exclude<ReturnType<typeof matMulPlan>, string>
       const { m, k, n } = plan
-      const da = wants[0] ? floats(a.data.length) : undefined
+      // Unless A was broadcast over the batch, each of its matrices gets one product: written, not added to.
+      const aWhole = a.data.length === plan.aBatch.length * m * k
+      const da = wants[0] ? (aWhole ? unfilledFloats(a.data.length) : floats(a.data.length)) : undefined
       const db = wants[1] ? floats(b.data.length) : undefined
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const aOffset = plan.aBatch[batch]! * m * k
         const bOffset = plan.bBatch[batch]! * k * n
         // dA = dC · Bᵀ, rows of dC against rows of B; dB = Aᵀ · dC, rows of Aᵀ against rows of dCᵀ.
-        if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n)
+        if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n, aWhole)
         if (db !== undefined && Math.min(k, n) <= OUTER_PRODUCT_MAX) {
           if (!simdOuterProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)) {
             outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
