@@ -107,7 +107,7 @@ describe("SIMD row kernels", () => {
 })
 
 describe("the executor with SIMD on and off", () => {
-  it("Erf, Gelu, Softmax and the next-token loss agree", () => {
+  it("Erf, Gelu, Softmax, LayerNormalization and the next-token loss agree", () => {
     const x = floatTensor([6, 40], uniform(8, 240, 3))
     const g = uniform(9, 240)
     const run = (opType: string) => {
@@ -123,6 +123,29 @@ describe("the executor with SIMD on and off", () => {
       const scalar = withSimd(false, () => run(opType))
       expect(worstAbsolute(simd.out, scalar.out), opType).toBeLessThan(1e-6)
       expect(worstAbsolute(simd.dx, scalar.dx), opType).toBeLessThan(1e-6)
+    }
+    // LayerNormalization, with a bias and without: forward, and the gradient of its input.
+    for (const withBias of [true, false]) {
+      const inputs: Array<Tensor> = [x, floatTensor([40], uniform(12, 40, 2))]
+      if (withBias) inputs.push(floatTensor([40], uniform(13, 40)))
+      const layerNorm = () => {
+        const operator = operatorFor("LayerNormalization")!
+        const context = {
+          node: {
+            ...operatorNode("LayerNormalization", inputs.length),
+            attributes: [{ name: "epsilon", type: 1, f: 1e-5 }]
+          },
+          training: false,
+          random: () => 0.5
+        }
+        const [out] = operator.forward(inputs, context)
+        const [dx] = operator.backward!(inputs, [out!], [g], [true, false, false], context)
+        return { out: out!.data as Float32Array, dx: dx! }
+      }
+      const simd = withSimd(true, layerNorm)
+      const scalar = withSimd(false, layerNorm)
+      expect(worstAbsolute(simd.out, scalar.out)).toBeLessThan(2e-6)
+      expect(worstAbsolute(simd.dx, scalar.dx)).toBeLessThan(2e-6)
     }
     const logits = floatTensor([2, 5, 12], uniform(10, 120, 4))
     const rows = [[1, 2, 3, 4, 5], [6, 7, 8]]

@@ -4,7 +4,7 @@
  */
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } from "./Operator.js"
-import { simdSoftmaxRows } from "./RowKernels.js"
+import { simdLayerNorm, simdLayerNormGrad, simdSoftmaxRows } from "./RowKernels.js"
 import { simdOuterProducts } from "./SimdDotProducts.js"
 import type { FloatTensor } from "./Tensor.js"
 import {
@@ -144,6 +144,7 @@ export const rowOperators: Record<string, Operator> = {
       const width = input.dims[axis]!
       const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data, gamma = scale.data, beta = bias?.data
+      if (simdLayerNorm(x, gamma, beta, width, epsilon, y)) return [out]
       for (let start = 0; start < x.length; start += width) {
         let mean = 0
         for (let j = 0; j < width; j++) mean += x[start + j]!
@@ -171,6 +172,7 @@ export const rowOperators: Record<string, Operator> = {
       const width = input.dims[input.dims.length - 1]!
       const x = input.data, g = grad!
       const dx = unfilledFloats(x.length)
+      if (simdLayerNormGrad(x, gamma, g, width, epsilon, dx)) return [dx]
       const xhat = new Float32Array(width)
       for (let start = 0; start < x.length; start += width) {
         let mean = 0
