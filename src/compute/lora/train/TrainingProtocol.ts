@@ -1,5 +1,4 @@
 /** The messages between a training thread and its host, and between it and its helper thread. */
-import type { MessagePort } from "node:worker_threads"
 import type { LoraWeights } from "../Adapter.js"
 import type { AdamWState } from "./AdamW.js"
 import type { ClassifierHead } from "./ClassifierHead.js"
@@ -30,7 +29,8 @@ export interface TrainingRequest {
  * block on it (Atomics.wait) and then take the result off the port.
  */
 export interface HelperLink {
-  readonly port: MessagePort
+  /** Node's worker_threads MessagePort (named by type query: the browser build loads no Node module). */
+  readonly port: InstanceType<typeof import("node:worker_threads").MessagePort>
   readonly signal: SharedArrayBuffer
 }
 
