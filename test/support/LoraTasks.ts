@@ -66,6 +66,8 @@ export interface DomainAdaptationResult {
   readonly baseTrainLoss: number
   readonly adaptedTrainLoss: number
   readonly trainMs: number
+  /** The training loop alone, as a baseline times its own: without starting threads and reading the model. */
+  readonly loopMs: number
   readonly steps: number
   readonly weights: LoraWeights
   /** What was trained on and measured with, for a baseline to repeat the run. */
@@ -123,6 +125,7 @@ export const domainAdaptation = async (options: DomainAdaptationOptions = {}): P
     baseTrainLoss,
     adaptedTrainLoss: await heldOutLoss(adapted, model, train),
     trainMs,
+    loopMs: result.durationMs,
     steps: result.steps,
     weights: result.weights,
     windows: { train, heldOut },

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { SeededRandom } from "../../../src/compute/lora/Adapter.js"
 import { compile } from "../../../src/compute/lora/train/Executor.js"
-import { fuseGelu } from "../../../src/compute/lora/train/GraphFusion.js"
+import { fuseGelu, fuseLowRankLinear } from "../../../src/compute/lora/train/GraphFusion.js"
 import { LoraTrainer } from "../../../src/compute/lora/train/LoraTrainer.js"
 import { nextTokenLoss } from "../../../src/compute/lora/train/Objectives.js"
 import { operatorFor } from "../../../src/compute/lora/train/Operators.js"
@@ -107,7 +107,7 @@ describe("SIMD row kernels", () => {
 })
 
 describe("the executor with SIMD on and off", () => {
-  it("Erf, Gelu, Softmax and the next-token loss agree", () => {
+  it("Erf, Gelu, Softmax, LayerNormalization and the next-token loss agree", () => {
     const x = floatTensor([6, 40], uniform(8, 240, 3))
     const g = uniform(9, 240)
     const run = (opType: string) => {
@@ -123,6 +123,29 @@ describe("the executor with SIMD on and off", () => {
       const scalar = withSimd(false, () => run(opType))
       expect(worstAbsolute(simd.out, scalar.out), opType).toBeLessThan(1e-6)
       expect(worstAbsolute(simd.dx, scalar.dx), opType).toBeLessThan(1e-6)
+    }
+    // LayerNormalization, with a bias and without: forward, and the gradient of its input.
+    for (const withBias of [true, false]) {
+      const inputs: Array<Tensor> = [x, floatTensor([40], uniform(12, 40, 2))]
+      if (withBias) inputs.push(floatTensor([40], uniform(13, 40)))
+      const layerNorm = () => {
+        const operator = operatorFor("LayerNormalization")!
+        const context = {
+          node: {
+            ...operatorNode("LayerNormalization", inputs.length),
+            attributes: [{ name: "epsilon", type: 1, f: 1e-5 }]
+          },
+          training: false,
+          random: () => 0.5
+        }
+        const [out] = operator.forward(inputs, context)
+        const [dx] = operator.backward!(inputs, [out!], [g], [true, false, false], context)
+        return { out: out!.data as Float32Array, dx: dx! }
+      }
+      const simd = withSimd(true, layerNorm)
+      const scalar = withSimd(false, layerNorm)
+      expect(worstAbsolute(simd.out, scalar.out)).toBeLessThan(2e-6)
+      expect(worstAbsolute(simd.dx, scalar.dx)).toBeLessThan(2e-6)
     }
     const logits = floatTensor([2, 5, 12], uniform(10, 120, 4))
     const rows = [[1, 2, 3, 4, 5], [6, 7, 8]]
@@ -182,6 +205,87 @@ describe("graph fusion", () => {
     expect(fuseGelu(chain("half"), constants, new Set(["y", "e"]))).toHaveLength(5)
     const readTwice = [...chain("half"), { opType: "Neg", inputs: ["a"], outputs: ["n"], attributes: [] }]
     expect(fuseGelu(readTwice, constants, new Set(["y"]))).toHaveLength(6)
+  })
+})
+
+describe("a layer with its LoRA branch fused", () => {
+  const run = (opType: string, inputs: Array<Tensor>, domain?: string) =>
+    operatorFor(opType, domain)!.forward(inputs, {
+      node: operatorNode(opType, inputs.length),
+      training: false,
+      random: () => 0.5
+    })[0]!
+
+  it("LowRankLinear is x W + down B + bias, with the MatMul gradients of x, down and B, SIMD or not", () => {
+    const [rows, k, r, n] = [6, 20, 3, 22]
+    const x = floatTensor([2, 3, k], uniform(20, rows * k))
+    const w = floatTensor([k, n], uniform(21, k * n))
+    const down = floatTensor([2, 3, r], uniform(22, rows * r))
+    const b = floatTensor([r, n], uniform(23, r * n))
+    const bias = floatTensor([n], uniform(24, n))
+    const g = uniform(25, rows * n)
+    const unfused = run("Add", [bias, run("Add", [run("MatMul", [x, w]), run("MatMul", [down, b])])])
+    const matMulGrads = (a: Tensor, weight: Tensor) => {
+      const operator = operatorFor("MatMul")!
+      const context = { node: operatorNode("MatMul", 2), training: false, random: () => 0.5 }
+      return operator.backward!([a, weight], [run("MatMul", [a, weight])], [g], [true, true], context)
+    }
+    const [dx] = matMulGrads(x, w)
+    const [dDown, dB] = matMulGrads(down, b)
+    for (const simd of [true, false]) {
+      withSimd(simd, () => {
+        const inputs = [x, w, down, b, bias]
+        const context = { node: operatorNode("LowRankLinear", 5), training: false, random: () => 0.5 }
+        const fused = operatorFor("LowRankLinear", "edge-net")!
+        const [out] = fused.forward(inputs, context)
+        expect(out!.dims).toEqual([2, 3, n])
+        expect(worstAbsolute(out!.data as Float32Array, unfused.data as Float32Array)).toBeLessThan(2e-6)
+        const grads = fused.backward!(inputs, [out!], [g], [true, false, true, true, false], context)
+        expect(worstAbsolute(grads[0]!, dx!)).toBeLessThan(2e-6)
+        expect(worstAbsolute(grads[2]!, dDown!)).toBeLessThan(2e-6)
+        expect(worstAbsolute(grads[3]!, dB!)).toBeLessThan(2e-6)
+        expect(() => fused.backward!(inputs, [out!], [g], [true, true, true, true, false], context)).toThrow(/frozen/)
+      })
+    }
+  })
+
+  it("GPT-2's sixteen LoRA targets each become one node; a sum read elsewhere keeps its Adds", () => {
+    const { model } = referenceModel("tiny-lm")
+    const config = { rank: 2, alpha: 4, batchSize: 2, seed: 5 }
+    const program = new LoraTrainer(model, config, { kind: "causal-lm" }).program
+    const fused = program.steps.filter((step) => step.node.opType === "LowRankLinear")
+    expect(fused).toHaveLength(16)
+    expect(program.steps.some((step) => /lora\..*\.add/.test(step.node.name ?? ""))).toBe(false)
+    const scalar = (name: string, dims: Array<number>) =>
+      float32Tensor(name, dims, new Array(dims.reduce((a, b) => a * b, 1)).fill(1))
+    const constants = new Map([["W", scalar("W", [4, 3])], ["bias", scalar("bias", [3])]])
+    const layer = (extra: Array<OnnxNode>): Array<OnnxNode> => [
+      { opType: "MatMul", inputs: ["x", "W"], outputs: ["base"], attributes: [] },
+      { opType: "MatMul", inputs: ["x", "A"], outputs: ["down"], attributes: [] },
+      { opType: "MatMul", inputs: ["down", "B"], outputs: ["up"], attributes: [] },
+      { opType: "Add", inputs: ["base", "up"], outputs: ["sum"], attributes: [] },
+      { opType: "Add", inputs: ["bias", "sum"], outputs: ["y"], attributes: [] },
+      ...extra
+    ]
+    const opTypes = (nodes: Array<OnnxNode>) => nodes.map((node) => node.opType)
+    expect(opTypes(fuseLowRankLinear(layer([]), constants, new Set(["y"])))).toEqual(["MatMul", "LowRankLinear"])
+    // The sum read by another node: the branch still fuses, the bias Add stays.
+    const shared = fuseLowRankLinear(
+      layer([{ opType: "Neg", inputs: ["sum"], outputs: ["n"], attributes: [] }]),
+      constants,
+      new Set(["y"])
+    )
+    expect(opTypes(shared)).toEqual(["MatMul", "LowRankLinear", "Add", "Neg"])
+    expect(shared[1]!.inputs).toEqual(["x", "W", "down", "B"])
+    // The base product read elsewhere: nothing fuses.
+    expect(
+      fuseLowRankLinear(
+        layer([{ opType: "Neg", inputs: ["base"], outputs: ["n"], attributes: [] }]),
+        constants,
+        new Set(["y"])
+      )
+    )
+      .toHaveLength(6)
   })
 })
 

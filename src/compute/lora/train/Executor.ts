@@ -12,7 +12,7 @@ import { constantTensor } from "../../onnx/Graph.js"
 import type { OnnxModel, OnnxNode, OnnxTensor } from "../../onnx/OnnxModel.js"
 import { DataType } from "../../onnx/OnnxModel.js"
 import { tensorToFloat32 } from "../../onnx/Tensors.js"
-import { fuseGelu } from "./GraphFusion.js"
+import { fuseGelu, fuseLowRankLinear } from "./GraphFusion.js"
 import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
@@ -167,7 +167,8 @@ const fusedNodes = (graph: OnnxModel["graph"], inputs: ReadonlySet<string>): Arr
     const value = constantTensor(node)
     if (value !== undefined) tensors.set(node.outputs[0]!, value)
   }
-  return fuseGelu(graph.nodes, tensors, new Set(graph.outputs.map((output) => output.name)))
+  const kept = new Set(graph.outputs.map((output) => output.name))
+  return fuseLowRankLinear(fuseGelu(graph.nodes, tensors, kept), tensors, kept)
 }
 
 /** Whether a node's inputs are all constants (not graph inputs) and its result is the same every run. */

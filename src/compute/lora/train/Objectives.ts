@@ -6,7 +6,7 @@ import type { OnnxModel } from "../../onnx/OnnxModel.js"
 import { logSumExp, softmaxInto } from "../../validate/Metrics.js"
 import { simdSoftmaxRows } from "./RowKernels.js"
 import type { FloatTensor, Tensor } from "./Tensor.js"
-import { floats, floatTensor, intTensor } from "./Tensor.js"
+import { floatTensor, intTensor, unfilledFloats } from "./Tensor.js"
 
 /** A causal LM learns to predict each next token of equally long windows of token ids. */
 export interface CausalLmSample {
@@ -82,7 +82,8 @@ export const nextTokenLoss = (
   rowWeights?: ArrayLike<number>
 ) => {
   const [batch, length, vocab] = logits.dims as [number, number, number]
-  const grad = gradScale === undefined ? undefined : floats(logits.data.length)
+  // Every position with a target gets its row written; the rest (each row's last, padding) are zeroed below.
+  const grad = gradScale === undefined ? undefined : unfilledFloats(logits.data.length)
   let total = 0
   let count = 0
   const rowLosses = new Float64Array(batch)
@@ -93,6 +94,7 @@ export const nextTokenLoss = (
     const weight = rowWeights?.[b] ?? 1
     const scale = gradScale === undefined ? 0 : gradScale * weight
     const positions = Math.max(0, Math.min(length, row.length) - 1)
+    grad?.fill(0, (b * length + positions) * vocab, (b + 1) * length * vocab)
     // The whole row's softmax at once in SIMD where it runs; its log-sum-exps come with it.
     const softmaxed = grad !== undefined && simdSoftmaxRows(x, b * length * vocab, positions, vocab, grad, logSumExps)
     let rowTotal = 0

@@ -1,10 +1,12 @@
 /**
  * The table of the training executor's ONNX operators by domain and op type: what the reference GPT-2
  * and BERT exports use, plus Dropout and a few elementwise neighbours, and the quantized storage of
- * their INT8 / INT4 versions (DequantizeLinear, com.microsoft MatMulNBits). Anything else is refused by
- * name at compile time.
+ * their INT8 / INT4 versions (DequantizeLinear, com.microsoft MatMulNBits), and the nodes GraphFusion.ts
+ * writes (the "edge-net" domain). Anything else is refused by name at compile time.
  */
 import { elementwiseOperators } from "./ElementwiseOperators.js"
+import { fusedOperators } from "./FusedOperators.js"
+import { FUSED_DOMAIN } from "./GraphFusion.js"
 import type { Operator } from "./Operator.js"
 import { microsoftOperators, quantizedOperators } from "./QuantizedOperators.js"
 import { rowOperators } from "./RowOperators.js"
@@ -12,7 +14,8 @@ import { shapeOperators } from "./ShapeOperators.js"
 
 const byDomain: Record<string, Record<string, Operator>> = {
   "": { ...shapeOperators, ...elementwiseOperators, ...rowOperators, ...quantizedOperators },
-  "com.microsoft": microsoftOperators
+  "com.microsoft": microsoftOperators,
+  [FUSED_DOMAIN]: fusedOperators
 }
 
 /** The operator for a node's op type in its domain ("" and "ai.onnx" are the default domain). */

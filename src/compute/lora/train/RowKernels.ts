@@ -1,6 +1,6 @@
 /**
- * The executor's transcendental kernels in WebAssembly SIMD (RowKernels.wat): erf, GELU and their
- * derivatives, and row softmax under attention and the next-token loss. Operands are copied into the
+ * The executor's row kernels in WebAssembly SIMD (RowKernels.wat): erf, GELU and their derivatives,
+ * row softmax under attention and the next-token loss, and layer normalization both ways. Operands are copied into the
  * module's memory (padded to whole vectors) and results copied out; each function returns false, having
  * done nothing, where the kernel cannot run, and its caller runs its JavaScript loop.
  */
@@ -16,6 +16,24 @@ interface Kernel {
   readonly gelu: (src: number, dst: number, n: number) => void
   readonly geluGrad: (x: number, g: number, dst: number, n: number) => void
   readonly softmax: (src: number, dst: number, stats: number, rows: number, width: number) => void
+  readonly layerNorm: (
+    src: number,
+    gamma: number,
+    beta: number,
+    dst: number,
+    rows: number,
+    width: number,
+    epsilon: number
+  ) => void
+  readonly layerNormGrad: (
+    src: number,
+    gamma: number,
+    g: number,
+    dst: number,
+    rows: number,
+    width: number,
+    epsilon: number
+  ) => void
 }
 
 let kernel: Kernel | null | undefined
@@ -31,7 +49,9 @@ const available = (): Kernel | undefined => {
       erfGrad: module.exports["erfGrad"] as Kernel["erfGrad"],
       gelu: module.exports["gelu"] as Kernel["gelu"],
       geluGrad: module.exports["geluGrad"] as Kernel["geluGrad"],
-      softmax: module.exports["softmax"] as Kernel["softmax"]
+      softmax: module.exports["softmax"] as Kernel["softmax"],
+      layerNorm: module.exports["layerNorm"] as Kernel["layerNorm"],
+      layerNormGrad: module.exports["layerNormGrad"] as Kernel["layerNormGrad"]
     }
   }
   return kernel ?? undefined
@@ -119,5 +139,55 @@ export const simdSoftmaxRows = (
   if (logSumExp !== undefined) {
     for (let row = 0; row < rows; row++) logSumExp[row] = heap[size + 2 * row]! + Math.log(heap[size + 2 * row + 1]!)
   }
+  return true
+}
+
+/**
+ * Layer normalization over the last axis, `width` wide (a multiple of 4): y = (x - mean) / √(var + ε)
+ * · γ + β, β zero when absent. Sums are float32 in four lanes.
+ */
+export const simdLayerNorm = (
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array | undefined,
+  width: number,
+  epsilon: number,
+  out: Float32Array
+): boolean => {
+  if (width % 4 !== 0) return false
+  const simd = available()
+  if (simd === undefined) return false
+  const size = x.length
+  const heap = heapOf(simd.module, (2 * size + 2 * width) * 4)
+  heap.set(x, 0)
+  heap.set(gamma.subarray(0, width), size)
+  if (beta === undefined) heap.fill(0, size + width, size + 2 * width)
+  else heap.set(beta.subarray(0, width), size + width)
+  const dst = size + 2 * width
+  simd.layerNorm(0, size * 4, (size + width) * 4, dst * 4, size / width, width, epsilon)
+  out.set(heap.subarray(dst, dst + size))
+  return true
+}
+
+/** dL/dx of `simdLayerNorm` from x, γ and dL/dy (γ and β frozen: no gradients for them). */
+export const simdLayerNormGrad = (
+  x: Float32Array,
+  gamma: Float32Array,
+  g: Float32Array,
+  width: number,
+  epsilon: number,
+  out: Float32Array
+): boolean => {
+  if (width % 4 !== 0) return false
+  const simd = available()
+  if (simd === undefined) return false
+  const size = x.length
+  const heap = heapOf(simd.module, (3 * size + width) * 4)
+  heap.set(x, 0)
+  heap.set(gamma.subarray(0, width), size)
+  heap.set(g, size + width)
+  const dst = 2 * size + width
+  simd.layerNormGrad(0, size * 4, (size + width) * 4, dst * 4, size / width, width, epsilon)
+  out.set(heap.subarray(dst, dst + size))
   return true
 }

@@ -1,5 +1,6 @@
 ;; The training executor's transcendental kernels with 128-bit SIMD: exp (under softmax and the loss),
-;; erf and its derivative, and GELU (x Φ(x), with Φ from erf) and its derivative. Assembled by `node tools/assemble_wasm.mjs` into
+;; erf and its derivative, GELU (x Φ(x), with Φ from erf) and its derivative; and layer normalization
+;; over rows, forward and backward (no transcendental, but three passes over each row that SIMD shortens). Assembled by `node tools/assemble_wasm.mjs` into
 ;; RowKernelsWasm.ts; test/compute/lora/RowKernels.test.ts holds them to the JavaScript functions.
 ;;
 ;; Pointers are byte offsets into the exported memory; counts and widths are multiples of 4 (the caller
@@ -186,4 +187,130 @@
                   (v128.const f32x4 -0.5 -0.5 -0.5 -0.5)))))))
         (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $each))))
+
+  (func $lanes (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; For each of `rows` rows of `width` floats: y = (x - mean) / √(variance + ε) · γ + β.
+  (func (export "layerNorm")
+    (param $src i32) (param $gamma i32) (param $beta i32) (param $dst i32)
+    (param $rows i32) (param $width i32) (param $epsilon f32)
+    (local $row i32) (local $bytes i32) (local $from i32) (local $to i32) (local $i i32)
+    (local $acc v128) (local $d v128) (local $mean v128) (local $scale v128) (local $n f32) (local $r f32)
+    (local.set $bytes (i32.shl (local.get $width) (i32.const 2)))
+    (local.set $n (f32.convert_i32_u (local.get $width)))
+    (block $rows_done
+      (loop $each_row
+        (br_if $rows_done (i32.ge_u (local.get $row) (local.get $rows)))
+        (local.set $from (i32.add (local.get $src) (i32.mul (local.get $row) (local.get $bytes))))
+        (local.set $to (i32.add (local.get $dst) (i32.mul (local.get $row) (local.get $bytes))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $sum_done
+          (loop $sum
+            (br_if $sum_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $from) (local.get $i)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $sum)))
+        (local.set $mean (f32x4.splat (f32.div (call $lanes (local.get $acc)) (local.get $n))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $var_done
+          (loop $var
+            (br_if $var_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $d (f32x4.sub (v128.load (i32.add (local.get $from) (local.get $i))) (local.get $mean)))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $var)))
+        (local.set $r (f32.div (f32.const 1)
+          (f32.sqrt (f32.add (f32.div (call $lanes (local.get $acc)) (local.get $n)) (local.get $epsilon)))))
+        (local.set $scale (f32x4.splat (local.get $r)))
+        (local.set $i (i32.const 0))
+        (block $out_done
+          (loop $out
+            (br_if $out_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (v128.store (i32.add (local.get $to) (local.get $i))
+              (f32x4.add
+                (f32x4.mul
+                  (f32x4.mul (f32x4.sub (v128.load (i32.add (local.get $from) (local.get $i))) (local.get $mean))
+                    (local.get $scale))
+                  (v128.load (i32.add (local.get $gamma) (local.get $i))))
+                (v128.load (i32.add (local.get $beta) (local.get $i)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $out)))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br $each_row))))
+
+  ;; dx of layer normalization for each row, from x, γ and dL/dy: with x̂ = (x - mean) · inv and
+  ;; gs = g γ, dx = inv · (gs - mean(gs) - x̂ · mean(gs x̂)).
+  (func (export "layerNormGrad")
+    (param $src i32) (param $gamma i32) (param $g i32) (param $dst i32)
+    (param $rows i32) (param $width i32) (param $epsilon f32)
+    (local $row i32) (local $bytes i32) (local $from i32) (local $grad i32) (local $to i32) (local $i i32)
+    (local $acc v128) (local $acc2 v128) (local $d v128) (local $xhat v128) (local $gs v128)
+    (local $mean v128) (local $scale v128) (local $meanG v128) (local $meanGX v128) (local $n f32) (local $r f32)
+    (local.set $bytes (i32.shl (local.get $width) (i32.const 2)))
+    (local.set $n (f32.convert_i32_u (local.get $width)))
+    (block $rows_done
+      (loop $each_row
+        (br_if $rows_done (i32.ge_u (local.get $row) (local.get $rows)))
+        (local.set $from (i32.add (local.get $src) (i32.mul (local.get $row) (local.get $bytes))))
+        (local.set $grad (i32.add (local.get $g) (i32.mul (local.get $row) (local.get $bytes))))
+        (local.set $to (i32.add (local.get $dst) (i32.mul (local.get $row) (local.get $bytes))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $sum_done
+          (loop $sum
+            (br_if $sum_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $from) (local.get $i)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $sum)))
+        (local.set $mean (f32x4.splat (f32.div (call $lanes (local.get $acc)) (local.get $n))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $var_done
+          (loop $var
+            (br_if $var_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $d (f32x4.sub (v128.load (i32.add (local.get $from) (local.get $i))) (local.get $mean)))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $var)))
+        (local.set $r (f32.div (f32.const 1)
+          (f32.sqrt (f32.add (f32.div (call $lanes (local.get $acc)) (local.get $n)) (local.get $epsilon)))))
+        (local.set $scale (f32x4.splat (local.get $r)))
+        ;; mean(gs) and mean(gs x̂)
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $acc2 (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $means_done
+          (loop $means
+            (br_if $means_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $xhat (f32x4.mul
+              (f32x4.sub (v128.load (i32.add (local.get $from) (local.get $i))) (local.get $mean)) (local.get $scale)))
+            (local.set $gs (f32x4.mul (v128.load (i32.add (local.get $grad) (local.get $i)))
+              (v128.load (i32.add (local.get $gamma) (local.get $i)))))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $gs)))
+            (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $gs) (local.get $xhat))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $means)))
+        (local.set $meanG (f32x4.splat (f32.div (call $lanes (local.get $acc)) (local.get $n))))
+        (local.set $meanGX (f32x4.splat (f32.div (call $lanes (local.get $acc2)) (local.get $n))))
+        (local.set $i (i32.const 0))
+        (block $out_done
+          (loop $out
+            (br_if $out_done (i32.ge_u (local.get $i) (local.get $bytes)))
+            (local.set $xhat (f32x4.mul
+              (f32x4.sub (v128.load (i32.add (local.get $from) (local.get $i))) (local.get $mean)) (local.get $scale)))
+            (local.set $gs (f32x4.mul (v128.load (i32.add (local.get $grad) (local.get $i)))
+              (v128.load (i32.add (local.get $gamma) (local.get $i)))))
+            (v128.store (i32.add (local.get $to) (local.get $i))
+              (f32x4.mul (local.get $scale)
+                (f32x4.sub (f32x4.sub (local.get $gs) (local.get $meanG))
+                  (f32x4.mul (local.get $xhat) (local.get $meanGX)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $out)))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br $each_row))))
 )

@@ -4,7 +4,7 @@
  */
 import type { Operator } from "./Operator.js"
 import { asFloat, fail, floatAttribute, intAttribute, normalizeAxis, required } from "./Operator.js"
-import { simdSoftmaxRows } from "./RowKernels.js"
+import { simdLayerNorm, simdLayerNormGrad, simdSoftmaxRows } from "./RowKernels.js"
 import { simdOuterProducts } from "./SimdDotProducts.js"
 import type { FloatTensor } from "./Tensor.js"
 import {
@@ -70,13 +70,15 @@ export const rowOperators: Record<string, Operator> = {
       const b = inputs[1] as FloatTensor
       const plan = matMulPlan(a.dims, b.dims) as Exclude<ReturnType<typeof matMulPlan>, string>
       const { m, k, n } = plan
-      const da = wants[0] ? floats(a.data.length) : undefined
+      // Unless A was broadcast over the batch, each of its matrices gets one product: written, not added to.
+      const aWhole = a.data.length === plan.aBatch.length * m * k
+      const da = wants[0] ? (aWhole ? unfilledFloats(a.data.length) : floats(a.data.length)) : undefined
       const db = wants[1] ? floats(b.data.length) : undefined
       for (let batch = 0; batch < plan.aBatch.length; batch++) {
         const aOffset = plan.aBatch[batch]! * m * k
         const bOffset = plan.bBatch[batch]! * k * n
         // dA = dC · Bᵀ, rows of dC against rows of B; dB = Aᵀ · dC, rows of Aᵀ against rows of dCᵀ.
-        if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n)
+        if (da !== undefined) dotProducts(grad!, batch * m * n, b.data, bOffset, da, aOffset, m, k, n, aWhole)
         if (db !== undefined && Math.min(k, n) <= OUTER_PRODUCT_MAX) {
           if (!simdOuterProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)) {
             outerProducts(a.data, aOffset, grad!, batch * m * n, db, bOffset, m, k, n)
@@ -142,6 +144,7 @@ export const rowOperators: Record<string, Operator> = {
       const width = input.dims[axis]!
       const out = unfilledFloatTensor(input.dims)
       const x = input.data, y = out.data, gamma = scale.data, beta = bias?.data
+      if (simdLayerNorm(x, gamma, beta, width, epsilon, y)) return [out]
       for (let start = 0; start < x.length; start += width) {
         let mean = 0
         for (let j = 0; j < width; j++) mean += x[start + j]!
@@ -169,6 +172,7 @@ export const rowOperators: Record<string, Operator> = {
       const width = input.dims[input.dims.length - 1]!
       const x = input.data, g = grad!
       const dx = unfilledFloats(x.length)
+      if (simdLayerNormGrad(x, gamma, g, width, epsilon, dx)) return [dx]
       const xhat = new Float32Array(width)
       for (let start = 0; start < x.length; start += width) {
         let mean = 0

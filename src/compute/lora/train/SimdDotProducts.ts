@@ -138,3 +138,54 @@ export const simdOuterProducts = (
   }
   return true
 }
+
+/** One product of `simdLinear`: X [m, len] (at offset 0) times Yᵀ, Y given as its rows [q, len]. */
+export interface LinearTerm {
+  readonly x: Float32Array
+  readonly y: Float32Array
+  readonly len: number
+}
+
+/**
+ * Z[m, q] = bias + Σ_terms X · Yᵀ (bias [q] on every row, or none) in WebAssembly, with Z kept in the
+ * module's memory between the terms and copied out once; false, having done nothing, when the kernel is
+ * unavailable. A layer with a LoRA branch is two terms: x · W and (x Aᵀ) · B.
+ */
+export const simdLinear = (
+  terms: ReadonlyArray<LinearTerm>,
+  bias: Float32Array | undefined,
+  z: Float32Array,
+  m: number,
+  q: number
+): boolean => {
+  if (!simdAvailable()) return false
+  const { module, dots } = kernel!
+  const rows = m + (m & 1)
+  const cols = (q + 3) & ~3
+  let operands = 0
+  for (const term of terms) operands = Math.max(operands, (rows + cols) * ((term.len + 3) & ~3))
+  const results = 0
+  const heap = heapOf(module, (rows * cols + operands) * 4)
+  if (bias === undefined) heap.fill(0, results, results + m * cols)
+  else {
+    for (let i = 0; i < m; i++) {
+      heap.set(bias.subarray(0, q), results + i * cols)
+      heap.fill(0, results + i * cols + q, results + (i + 1) * cols)
+    }
+  }
+  const at = rows * cols
+  for (const { x, y, len } of terms) {
+    const width = (len + 3) & ~3
+    const xFloats = rows * width
+    pack(x, 0, m, len, heap, at, width)
+    pack(y, 0, q, len, heap, at + xFloats, width)
+    const block = Math.min(cols, Math.max(4, Math.floor(BLOCK_FLOATS / width) & ~3))
+    for (let first = 0; first < cols; first += block) {
+      const count = Math.min(block, cols - first)
+      dots(at * 4, (at + xFloats + first * width) * 4, (results + first) * 4, rows, count, width, cols)
+    }
+  }
+  if (cols === q) z.set(heap.subarray(results, results + m * q))
+  else for (let i = 0; i < m; i++) z.set(heap.subarray(results + i * cols, results + i * cols + q), i * q)
+  return true
+}
