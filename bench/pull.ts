@@ -149,7 +149,7 @@ export const run = async () => {
       // The pull's memory: this process's peak while it ran, against curl's own peak on the same file.
       const curlPeakMb = await commandPeakRssMb("curl", ["-s", "-f", "-o", copy, url])
       fs.rmSync(copy)
-      report(`peak RSS, pull ${mib} MiB`, "MB", ourPeakMb, curlPeakMb, "curl -o")
+      report(`peak RSS, pull ${mib} MiB (bench process)`, "MB", ourPeakMb, curlPeakMb, "curl -o")
 
       const nodeSeconds = await time(() => hashFile(file, createSha256))
       const sha256sumSeconds = await time(() => exec("sha256sum", [file]))
