@@ -17,7 +17,16 @@ import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import { boolTensor, BufferPool, floatTensor, intTensor, markConstant, sizeOf, unfilledFloats } from "./Tensor.js"
+import {
+  boolTensor,
+  BufferPool,
+  floatTensor,
+  giveBackFloats,
+  intTensor,
+  markConstant,
+  sizeOf,
+  unfilledFloats
+} from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -206,7 +215,12 @@ export const forward = (
   return { values, training, random }
 }
 
-const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float32Array) => {
+const accumulate = (
+  grads: Map<string, Float32Array>,
+  name: string,
+  grad: Float32Array,
+  spent: Set<Float32Array>
+) => {
   const existing = grads.get(name)
   if (existing === undefined) {
     grads.set(name, grad)
@@ -216,6 +230,8 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
   const sum = unfilledFloats(existing.length)
   for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
   grads.set(name, sum)
+  spent.add(existing)
+  spent.add(grad)
 }
 
 /**
@@ -242,11 +258,24 @@ export const backward = (
       training: activations.training,
       random: activations.random
     })
-    for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
+    const spent = new Set<Float32Array>()
+    for (const name of step.node.outputs) {
+      const grad = grads.get(name)
+      if (grad !== undefined && !parameters.has(name)) {
+        grads.delete(name)
+        spent.add(grad)
+      }
+    }
     step.node.inputs.forEach((name, position) => {
       const grad = inputGrads[position]
-      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad)
+      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad, spent)
     })
+    // Gradients no entry holds any more go back to a running trainer's pool for the next nodes to use:
+    // the backward pass then needs about one layer's gradients at a time, not every layer's.
+    if (spent.size > 0) {
+      const live = new Set(grads.values())
+      for (const grad of spent) if (!live.has(grad)) giveBackFloats(grad)
+    }
   }
   const result = new Map<string, Float32Array>()
   for (const parameter of program.parameters) {
