@@ -45,6 +45,11 @@ export interface Program {
   readonly outputs: ReadonlyArray<string>
   /** Arrays for the runs of a trainer to reuse, step after step (Tensor.ts's BufferPool). */
   readonly pool: BufferPool
+  /**
+   * For each value a backward step reads (as an input or an output of a differentiated node), the
+   * index of the last step of the backward pass (the lowest) that reads it.
+   */
+  readonly lastBackwardRead: ReadonlyMap<string, number>
 }
 
 /** The values of one forward pass, kept for the backward pass. */
@@ -163,7 +168,21 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
     )
   }
   for (const tensor of constants.values()) if (tensor.kind === "float") markConstant(tensor.data)
-  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name), pool: new BufferPool() }
+  const lastBackwardRead = new Map<string, number>()
+  steps.forEach((step, index) => {
+    if (!step.differentiated) return
+    for (const name of [...step.node.inputs, ...step.node.outputs]) {
+      if (name !== "" && !lastBackwardRead.has(name)) lastBackwardRead.set(name, index)
+    }
+  })
+  return {
+    steps,
+    constants,
+    parameters,
+    outputs: graph.outputs.map((output) => output.name),
+    pool: new BufferPool(),
+    lastBackwardRead
+  }
 }
 
 /** The graph's nodes with GraphFusion's rewrites, which read the constants that are not graph inputs. */
@@ -215,6 +234,28 @@ export const forward = (
   return { values, training, random }
 }
 
+/**
+ * The forward pass's float arrays by the backward step after which nothing reads them (the step count
+ * for those no backward step reads): a running trainer's pool takes them back then, and later steps
+ * of the backward pass reuse them. An array several values share (Reshape's output is its input's
+ * data) goes back after the last read of any of them.
+ */
+const valuesSpentAt = (program: Program, values: ReadonlyMap<string, Tensor>) => {
+  const spentAt = new Map<Float32Array, number>()
+  for (const [name, tensor] of values) {
+    if (tensor.kind !== "float") continue
+    const read = program.lastBackwardRead.get(name) ?? program.steps.length
+    spentAt.set(tensor.data, Math.min(spentAt.get(tensor.data) ?? read, read))
+  }
+  const byStep = new Map<number, Array<Float32Array>>()
+  for (const [array, step] of spentAt) {
+    const arrays = byStep.get(step)
+    if (arrays === undefined) byStep.set(step, [array])
+    else arrays.push(array)
+  }
+  return byStep
+}
+
 const accumulate = (
   grads: Map<string, Float32Array>,
   name: string,
@@ -246,8 +287,13 @@ export const backward = (
   const grads = new Map<string, Float32Array>(seeds)
   const { values } = activations
   const parameters = new Set(program.parameters)
+  const spentValues = valuesSpentAt(program, values)
+  for (const array of spentValues.get(program.steps.length) ?? []) giveBackFloats(array)
   for (let index = program.steps.length - 1; index >= 0; index--) {
     const step = program.steps[index]!
+    if (index < program.steps.length - 1) {
+      for (const array of spentValues.get(index + 1) ?? []) giveBackFloats(array)
+    }
     if (!step.differentiated) continue
     const outputGrads = step.node.outputs.map((name) => grads.get(name))
     if (outputGrads.every((grad) => grad === undefined)) continue
