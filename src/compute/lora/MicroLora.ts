@@ -7,17 +7,16 @@
  * init) from a `SeededRandom`. The quantization-aware kernels take int8 rows with per-row scales (or
  * one scale for the whole batch) and dequantize inside the loop. Outputs go to caller-owned arrays.
  *
- * The float kernels run in WebAssembly SIMD (MicroLora.wat) where the runtime has it and the width is a
- * multiple of 8: rows, factors and gradients are copied into the module's memory, with B transposed so
- * that both factors are read along the width. Elsewhere, and for int8 rows, JavaScript loops run, rank 1
- * and 2 (the seed's sizes) with their own; they are also the reference the SIMD path is tested against.
+ * The float kernels run in WebAssembly SIMD (MicroLoraSimd.ts) where the runtime has it and the width
+ * is a multiple of 8. Elsewhere, and for int8 rows, JavaScript loops run, rank 1 and 2 (the seed's
+ * sizes) with their own; they are also the reference the SIMD path is tested against.
  */
 import { SeededRandom } from "./Adapter.js"
 import type { LoraModule } from "./Adapter.js"
-import { microLoraWasm } from "./MicroLoraWasm.js"
+import { simdBackward, simdForward } from "./MicroLoraSimd.js"
 import { adamWUpdate } from "./train/AdamW.js"
-import type { SimdModule } from "./train/SimdModule.js"
-import { heapOf, instantiateSimd, simdEnabled } from "./train/SimdModule.js"
+
+export { microLoraSimd } from "./MicroLoraSimd.js"
 
 export const maxMicroLoraRank = 16
 
@@ -319,88 +318,11 @@ const backwardRows = (
   for (; b < batch; b++) backwardRow(lora, x, b * d, rowScaleOf(scales, b), dy, dx)
 }
 
-interface Kernel {
-  readonly module: SimdModule
-  readonly forward: (
-    x: number,
-    a: number,
-    bt: number,
-    y: number,
-    hs: number,
-    batch: number,
-    d: number,
-    rank: number,
-    scale: number
-  ) => void
-  readonly backward: (
-    x: number,
-    dy: number,
-    a: number,
-    bt: number,
-    ga: number,
-    gbt: number,
-    dx: number,
-    hs: number,
-    gs: number,
-    batch: number,
-    d: number,
-    rank: number,
-    scale: number
-  ) => void
-}
-
-let kernel: Kernel | null | undefined
-
-/** The SIMD kernels, when they can run this adapter (the runtime has them, they are on, the width is whole vectors of 8). */
-const simdKernel = (width: number): Kernel | undefined => {
-  if (!simdEnabled() || width % 8 !== 0) return undefined
-  if (kernel === undefined) {
-    const module = instantiateSimd(microLoraWasm)
-    kernel = module === null ? null : {
-      module,
-      forward: module.exports["forward"] as Kernel["forward"],
-      backward: module.exports["backward"] as Kernel["backward"]
-    }
-  }
-  return kernel ?? undefined
-}
-
-/** Whether the float kernels run in WebAssembly SIMD for adapters of this width. */
-export const microLoraSimd = (width: number): boolean => simdKernel(width) !== undefined
-
-/**
- * The module's memory laid out for `batch` rows: A, Bᵀ, gradA, gradBᵀ ([paddedRank, d] each, padding
- * rows zero), two rank-long scratch rows, then `rows` row buffers of batch · d. Offsets in floats.
- */
-const layout = (simd: Kernel, lora: MicroLora, batch: number, rows: number) => {
-  const { inFeatures: d, rank } = lora
-  const paddedRank = rank + (rank & 1)
-  const plane = paddedRank * d
-  const scratch = 4 * plane
-  const first = scratch + 2 * paddedRank
-  const heap = heapOf(simd.module, (first + rows * batch * d) * 4)
-  heap.fill(0, 0, first)
-  heap.set(lora.A.subarray(0, rank * d), 0)
-  const B = lora.B
-  for (let r = 0; r < rank; r++) for (let i = 0; i < d; i++) heap[plane + r * d + i] = B[i * rank + r]!
-  return { heap, paddedRank, plane, scratch, first }
-}
-
 /** y = x + scale · (x Aᵀ) Bᵀ for `batch` rows of x; y may be x itself. */
 export const forwardMicroLora = (lora: MicroLora, x: Float32Array, batch: number, y: Float32Array): void => {
   checkRows(lora, "input", x.length, batch)
   checkRows(lora, "output", y.length, batch)
-  const simd = simdKernel(lora.inFeatures)
-  if (simd === undefined || batch === 0) {
-    forwardRows(lora, x, undefined, batch, y)
-    return
-  }
-  const d = lora.inFeatures
-  const size = batch * d
-  const { heap, paddedRank, plane, scratch, first } = layout(simd, lora, batch, 2)
-  heap.set(x.subarray(0, size), first)
-  simd.forward(first * 4, 0, plane * 4, (first + size) * 4, scratch * 4, batch, d, paddedRank, lora.scale)
-  y.set(heap.subarray(first + size, first + 2 * size))
+  if (!simdForward(lora, x, batch, y)) forwardRows(lora, x, undefined, batch, y)
 }
 
 /** Given dL/dy for the rows x went forward with: writes dL/dx into dx (which may be dy) and adds to gradA, gradB. */
@@ -414,37 +336,7 @@ export const backwardMicroLora = (
   checkRows(lora, "input", x.length, batch)
   checkRows(lora, "output gradient", dy.length, batch)
   checkRows(lora, "input gradient", dx.length, batch)
-  const simd = simdKernel(lora.inFeatures)
-  if (simd === undefined || batch === 0) {
-    backwardRows(lora, x, undefined, dy, batch, dx)
-    return
-  }
-  const { inFeatures: d, rank, gradA, gradB } = lora
-  const size = batch * d
-  const { heap, paddedRank, plane, scratch, first } = layout(simd, lora, batch, 3)
-  heap.set(gradA.subarray(0, rank * d), 2 * plane)
-  for (let r = 0; r < rank; r++) for (let i = 0; i < d; i++) heap[3 * plane + r * d + i] = gradB[i * rank + r]!
-  heap.set(x.subarray(0, size), first)
-  heap.set(dy.subarray(0, size), first + size)
-  const bytes = 4
-  simd.backward(
-    first * bytes,
-    (first + size) * bytes,
-    0,
-    plane * bytes,
-    2 * plane * bytes,
-    3 * plane * bytes,
-    (first + 2 * size) * bytes,
-    scratch * bytes,
-    (scratch + paddedRank) * bytes,
-    batch,
-    d,
-    paddedRank,
-    lora.scale
-  )
-  dx.set(heap.subarray(first + 2 * size, first + 3 * size))
-  gradA.set(heap.subarray(2 * plane, 2 * plane + rank * d))
-  for (let r = 0; r < rank; r++) for (let i = 0; i < d; i++) gradB[i * rank + r] = heap[3 * plane + r * d + i]!
+  if (!simdBackward(lora, x, dy, batch, dx)) backwardRows(lora, x, undefined, dy, batch, dx)
 }
 
 /** `forwardMicroLora` on int8 rows, dequantized inside the kernel: the float path's result for values · scale. */

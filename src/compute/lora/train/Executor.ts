@@ -17,7 +17,16 @@ import type { Operator } from "./Operator.js"
 import { ExecutorError } from "./Operator.js"
 import { operatorFor } from "./Operators.js"
 import type { Tensor } from "./Tensor.js"
-import { boolTensor, BufferPool, floatTensor, intTensor, markConstant, sizeOf, unfilledFloats } from "./Tensor.js"
+import {
+  boolTensor,
+  BufferPool,
+  floatTensor,
+  giveBackFloats,
+  intTensor,
+  markConstant,
+  sizeOf,
+  unfilledFloats
+} from "./Tensor.js"
 
 export { ExecutorError } from "./Operator.js"
 
@@ -36,6 +45,11 @@ export interface Program {
   readonly outputs: ReadonlyArray<string>
   /** Arrays for the runs of a trainer to reuse, step after step (Tensor.ts's BufferPool). */
   readonly pool: BufferPool
+  /**
+   * For each value a backward step reads (as an input or an output of a differentiated node), the
+   * index of the last step of the backward pass (the lowest) that reads it.
+   */
+  readonly lastBackwardRead: ReadonlyMap<string, number>
 }
 
 /** The values of one forward pass, kept for the backward pass. */
@@ -154,7 +168,21 @@ export const compile = (model: OnnxModel, parameters: ReadonlyArray<string>): Pr
     )
   }
   for (const tensor of constants.values()) if (tensor.kind === "float") markConstant(tensor.data)
-  return { steps, constants, parameters, outputs: graph.outputs.map((output) => output.name), pool: new BufferPool() }
+  const lastBackwardRead = new Map<string, number>()
+  steps.forEach((step, index) => {
+    if (!step.differentiated) return
+    for (const name of [...step.node.inputs, ...step.node.outputs]) {
+      if (name !== "" && !lastBackwardRead.has(name)) lastBackwardRead.set(name, index)
+    }
+  })
+  return {
+    steps,
+    constants,
+    parameters,
+    outputs: graph.outputs.map((output) => output.name),
+    pool: new BufferPool(),
+    lastBackwardRead
+  }
 }
 
 /** The graph's nodes with GraphFusion's rewrites, which read the constants that are not graph inputs. */
@@ -206,7 +234,34 @@ export const forward = (
   return { values, training, random }
 }
 
-const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float32Array) => {
+/**
+ * The forward pass's float arrays by the backward step after which nothing reads them (the step count
+ * for those no backward step reads): a running trainer's pool takes them back then, and later steps
+ * of the backward pass reuse them. An array several values share (Reshape's output is its input's
+ * data) goes back after the last read of any of them.
+ */
+const valuesSpentAt = (program: Program, values: ReadonlyMap<string, Tensor>) => {
+  const spentAt = new Map<Float32Array, number>()
+  for (const [name, tensor] of values) {
+    if (tensor.kind !== "float") continue
+    const read = program.lastBackwardRead.get(name) ?? program.steps.length
+    spentAt.set(tensor.data, Math.min(spentAt.get(tensor.data) ?? read, read))
+  }
+  const byStep = new Map<number, Array<Float32Array>>()
+  for (const [array, step] of spentAt) {
+    const arrays = byStep.get(step)
+    if (arrays === undefined) byStep.set(step, [array])
+    else arrays.push(array)
+  }
+  return byStep
+}
+
+const accumulate = (
+  grads: Map<string, Float32Array>,
+  name: string,
+  grad: Float32Array,
+  spent: Set<Float32Array>
+) => {
   const existing = grads.get(name)
   if (existing === undefined) {
     grads.set(name, grad)
@@ -216,6 +271,8 @@ const accumulate = (grads: Map<string, Float32Array>, name: string, grad: Float3
   const sum = unfilledFloats(existing.length)
   for (let i = 0; i < sum.length; i++) sum[i] = existing[i]! + grad[i]!
   grads.set(name, sum)
+  spent.add(existing)
+  spent.add(grad)
 }
 
 /**
@@ -230,8 +287,13 @@ export const backward = (
   const grads = new Map<string, Float32Array>(seeds)
   const { values } = activations
   const parameters = new Set(program.parameters)
+  const spentValues = valuesSpentAt(program, values)
+  for (const array of spentValues.get(program.steps.length) ?? []) giveBackFloats(array)
   for (let index = program.steps.length - 1; index >= 0; index--) {
     const step = program.steps[index]!
+    if (index < program.steps.length - 1) {
+      for (const array of spentValues.get(index + 1) ?? []) giveBackFloats(array)
+    }
     if (!step.differentiated) continue
     const outputGrads = step.node.outputs.map((name) => grads.get(name))
     if (outputGrads.every((grad) => grad === undefined)) continue
@@ -242,11 +304,24 @@ export const backward = (
       training: activations.training,
       random: activations.random
     })
-    for (const name of step.node.outputs) if (!parameters.has(name)) grads.delete(name)
+    const spent = new Set<Float32Array>()
+    for (const name of step.node.outputs) {
+      const grad = grads.get(name)
+      if (grad !== undefined && !parameters.has(name)) {
+        grads.delete(name)
+        spent.add(grad)
+      }
+    }
     step.node.inputs.forEach((name, position) => {
       const grad = inputGrads[position]
-      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad)
+      if (grad !== undefined && step.wants[position]) accumulate(grads, name, grad, spent)
     })
+    // Gradients no entry holds any more go back to a running trainer's pool for the next nodes to use:
+    // the backward pass then needs about one layer's gradients at a time, not every layer's.
+    if (spent.size > 0) {
+      const live = new Set(grads.values())
+      for (const grad of spent) if (!live.has(grad)) giveBackFloats(grad)
+    }
   }
   const result = new Map<string, Float32Array>()
   for (const parameter of program.parameters) {

@@ -45,7 +45,7 @@ export const sizeOf = (dims: ReadonlyArray<number>): number => {
  */
 export class BufferPool {
   readonly #free = new Map<number, Array<Float32Array>>()
-  #lent: Array<Float32Array> = []
+  readonly #lent = new Set<Float32Array>()
 
   /**
    * An array of `length` floats, a reclaimed one when there is one, lent until `reclaim`: zero-filled,
@@ -54,21 +54,28 @@ export class BufferPool {
   take(length: number, unfilled = false): Float32Array {
     const reused = this.#free.get(length)?.pop()
     const array = reused === undefined ? new Float32Array(length) : unfilled ? reused : reused.fill(0)
-    this.#lent.push(array)
+    this.#lent.add(array)
     return array
+  }
+
+  /** Takes one lent array back before the reclaim (nothing reads it any more); others are ignored. */
+  giveBack(array: Float32Array): void {
+    if (this.#lent.delete(array)) this.#freeList(array.length).push(array)
   }
 
   /** Takes back every array lent since the last reclaim: nothing may read them after this. */
   reclaim(): void {
-    for (const array of this.#lent) {
-      let free = this.#free.get(array.length)
-      if (free === undefined) {
-        free = []
-        this.#free.set(array.length, free)
-      }
-      free.push(array)
+    for (const array of this.#lent) this.#freeList(array.length).push(array)
+    this.#lent.clear()
+  }
+
+  #freeList(length: number): Array<Float32Array> {
+    let free = this.#free.get(length)
+    if (free === undefined) {
+      free = []
+      this.#free.set(length, free)
     }
-    this.#lent = []
+    return free
   }
 }
 
@@ -87,6 +94,9 @@ export const withBufferPool = <T>(pool: BufferPool, work: () => T): T => {
     activePool = outer
   }
 }
+
+/** Gives an array of the running pool back early, when nothing will read it again (a spent gradient). */
+export const giveBackFloats = (array: Float32Array): void => activePool?.giveBack(array)
 
 /** A zero-filled array of `length` floats, from the running executor's pool when there is one. */
 export const floats = (length: number): Float32Array =>
