@@ -29,9 +29,18 @@ export interface TrainingRequest {
  * block on it (Atomics.wait) and then take the result off the port.
  */
 export interface HelperLink {
-  /** Node's worker_threads MessagePort (named by type query: the browser build loads no Node module). */
-  readonly port: InstanceType<typeof import("node:worker_threads").MessagePort>
+  readonly port: ShardPort
   readonly signal: SharedArrayBuffer
+}
+
+/**
+ * A MessageChannel port as the two threads use it: Node's worker_threads MessagePort, described here
+ * rather than imported, since this module's types are also compiled for browsers (the dashboard's and
+ * the SDK's type-checks), which have no Node types.
+ */
+export interface ShardPort {
+  postMessage(message: unknown): void
+  on(event: "message", listener: (message: ShardRequest) => void): unknown
 }
 
 /** What the helper thread is started with: the model and the options of the run it helps. */

@@ -27,14 +27,16 @@ const threads = nodeProcess?.getBuiltinModule?.("node:worker_threads") as Thread
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
 /** The training thread's side of the helper: post a shard, block on the shared flag, take the reply. */
-const shardHelper = (link: HelperLink, receive: Threads["receiveMessageOnPort"]): ShardHelper => {
+const shardHelper = (link: HelperLink, threads: Threads): ShardHelper => {
+  // The link's port is a worker_threads MessagePort (TrainInWorker.ts makes it); its type only describes it.
+  const port = link.port as InstanceType<Threads["MessagePort"]>
   const flag = new Int32Array(link.signal)
   return {
     start: (request) => link.port.postMessage(request),
     finish: () => {
       for (;;) {
         Atomics.wait(flag, 0, 0, 1000)
-        const received = receive(link.port)
+        const received = threads.receiveMessageOnPort(port)
         if (received === undefined) continue
         Atomics.store(flag, 0, 0)
         const reply = received.message as ShardReply
@@ -80,7 +82,7 @@ const handle = (request: TrainingRequest, post: (message: TrainingMessage) => vo
     const trainer = new LoraTrainer(model, request.config, request.objective, request.start)
     const helper = request.helper === undefined || threads === undefined
       ? undefined
-      : shardHelper(request.helper, threads.receiveMessageOnPort)
+      : shardHelper(request.helper, threads)
     const result = trainAdapter(trainer, request.samples, {
       onProgress: (progress) => post({ type: "progress", progress }),
       onCheckpoint: (checkpoint) => post({ type: "checkpoint", checkpoint }),
