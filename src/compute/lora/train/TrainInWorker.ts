@@ -56,7 +56,7 @@ export const trainInWorker = (
     helper?.worker.on("error", (error) =>
       finish(() => reject(error)))
     if (helper === undefined) worker.postMessage(request)
-    else worker.postMessage({ ...request, helper: helper.link }, [helper.link.port])
+    else worker.postMessage({ ...request, helper: helper.link }, [helper.port])
   })
 
 /** The helper thread, started with the run's model and options, and the link the training thread reaches it by. */
@@ -72,5 +72,5 @@ const startHelper = (request: TrainingRequest) => {
     link: { port: channel.port2, signal }
   }
   worker.postMessage(start, [channel.port2])
-  return { worker, link: { port: channel.port1, signal } }
+  return { worker, port: channel.port1, link: { port: channel.port1, signal } }
 }
