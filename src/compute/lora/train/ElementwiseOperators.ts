@@ -179,6 +179,20 @@ const productSide = (g: Float32Array, dims: ReadonlyArray<number>, other: FloatT
 }
 
 /** The product rule's two sides for Mul, with the broadcast summed back. */
+/** The backward of an element-wise f of one input: dx = g · f'(x), in SIMD when `simd` runs, else per element. */
+const pointwiseBackward = (
+  simd: (x: Float32Array, g: Float32Array, dx: Float32Array) => boolean,
+  derivative: (x: number) => number
+): Backward =>
+(inputs, _outputs, [grad], wants) => {
+  if (!wants[0]) return [undefined]
+  const x = (inputs[0] as FloatTensor).data
+  const g = grad!
+  const dx = unfilledFloats(g.length)
+  if (!simd(x, g, dx)) { for (let i = 0; i < g.length; i++) dx[i] = g[i]! * derivative(x[i]!) }
+  return [dx]
+}
+
 const mulBackward: Backward = (inputs, outputs, [grad], wants) => {
   const a = inputs[0] as FloatTensor
   const b = inputs[1] as FloatTensor
@@ -245,16 +259,7 @@ export const elementwiseOperators: Record<string, Operator> = {
       }
       return [out]
     },
-    backward: (inputs, _outputs, [grad], wants) => {
-      if (!wants[0]) return [undefined]
-      const x = (inputs[0] as FloatTensor).data
-      const g = grad!
-      const dx = unfilledFloats(g.length)
-      if (!simdErfGrad(x, g, dx)) {
-        for (let i = 0; i < g.length; i++) dx[i] = g[i]! * TWO_OVER_SQRT_PI * Math.exp(-x[i]! * x[i]!)
-      }
-      return [dx]
-    }
+    backward: pointwiseBackward(simdErfGrad, (x) => TWO_OVER_SQRT_PI * Math.exp(-x * x))
   },
 
   // ONNX's Gelu (opset 20, approximate "none"), which GraphFusion.ts also makes of GPT-2's erf chain.
@@ -267,19 +272,10 @@ export const elementwiseOperators: Record<string, Operator> = {
       if (!simdGelu(x, y)) { for (let i = 0; i < y.length; i++) y[i] = 0.5 * x[i]! * (1 + erf(x[i]! * SQRT_HALF)) }
       return [out]
     },
-    backward: (inputs, _outputs, [grad], wants) => {
-      if (!wants[0]) return [undefined]
-      const x = (inputs[0] as FloatTensor).data
-      const g = grad!
-      const dx = unfilledFloats(g.length)
-      if (!simdGeluGrad(x, g, dx)) {
-        for (let i = 0; i < g.length; i++) {
-          const v = x[i]!
-          dx[i] = g[i]! * (0.5 * (1 + erf(v * SQRT_HALF)) + v * INVERSE_SQRT_TWO_PI * Math.exp(-0.5 * v * v))
-        }
-      }
-      return [dx]
-    }
+    backward: pointwiseBackward(
+      simdGeluGrad,
+      (x) => 0.5 * (1 + erf(x * SQRT_HALF)) + x * INVERSE_SQRT_TWO_PI * Math.exp(-0.5 * x * x)
+    )
   },
 
   Where: {
