@@ -46,9 +46,12 @@ const externalPackages = {
   setup: (build: {
     readonly onResolve: (
       options: { readonly filter: RegExp },
+      callback: (args: { readonly path: string; readonly importer: string }) => unknown
+    ) => void
+    readonly onLoad: (
+      options: { readonly filter: RegExp; readonly namespace: string },
       callback: (args: { readonly path: string }) => unknown
     ) => void
-    readonly onLoad: (options: { readonly filter: RegExp; readonly namespace: string }, callback: () => unknown) => void
   }) => {
     // effect's Schema keeps fast-check (a property-testing library of a megabyte) for its Arbitrary
     // annotations, which only tests call: in the CLIs and the node it is an empty module, 50 ms and
@@ -60,6 +63,23 @@ const externalPackages = {
     // run calls the undici client, so the package is an empty module here too.
     build.onResolve({ filter: /^undici$/ }, () => ({ path: "undici", namespace: "unused" }))
     build.onLoad({ filter: /.*/, namespace: "unused" }, () => ({ contents: "export default {}", loader: "js" }))
+    // @effect/cli parses TOML, INI and YAML for its file-parsing options (Options.fileParse and
+    // fileSchema), which our CLIs do not use: 420 KB compiled at every start. Each becomes a module
+    // whose parse fails with that reason; our own modules still get the real yaml, loaded only by the
+    // commands that read a YAML file.
+    build.onResolve(
+      { filter: /^(toml|ini|yaml)$/ },
+      (args) =>
+        args.importer.includes(`${path.sep}@effect${path.sep}cli${path.sep}`)
+          ? { path: args.path, namespace: "cli-file-format" }
+          : undefined
+    )
+    build.onLoad({ filter: /.*/, namespace: "cli-file-format" }, (args) => ({
+      contents: `export const parse = () => { throw new Error(${
+        JSON.stringify(`edge-net's CLI does not read ${args.path} files`)
+      }) }`,
+      loader: "js"
+    }))
     // Bare specifiers (Go's regular expressions have no look-ahead: the external ones are told apart here).
     build.onResolve(
       { filter: /^[^./]/ },

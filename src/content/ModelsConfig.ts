@@ -6,7 +6,6 @@ import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as YAML from "yaml"
 import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly file: string; readonly reason: string }> {
@@ -111,11 +110,14 @@ const validate = (file: string, tree: Tree) => {
     : Effect.fail(new ConfigError({ file, reason: firstIssue(decoded.left) }))
 }
 
+/** The YAML parser (270 KB), loaded only when there is a configuration file to read or change. */
+const yaml = () => import("./Yaml.js")
+
 const readTree = (file: string) =>
-  Effect.try({
-    try: () => {
+  Effect.tryPromise({
+    try: async () => {
       if (!fs.existsSync(file)) return {}
-      const parsed: unknown = YAML.parse(fs.readFileSync(file, "utf8"))
+      const parsed: unknown = (await yaml()).parse(fs.readFileSync(file, "utf8"))
       if (parsed === null || parsed === undefined) return {}
       if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
       return parsed
@@ -193,7 +195,7 @@ export const setConfig = (requested: string, value: string, file = configFile())
     const segments = key.split(".")
     const current = segments.reduce<unknown>((node, segment) => (isTree(node) ? node[segment] : undefined), defaults)
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "version: 1\n"
-    const document = YAML.parseDocument(text)
+    const document = (yield* Effect.promise(yaml)).parseDocument(text)
     document.setIn(segments, coerce(current, value))
     const tree = (document.toJS() ?? {}) as Tree
     const config = yield* validate(file, overlay(defaults, tree))
