@@ -64,8 +64,11 @@ export const run = async () => {
   const BATCH = 1_000
 
   // 1. Batched append: 100k events, 1k per transaction, ours (hash chain + signed head) vs raw inserts.
-  resetPeakRss()
-  const rawAppend = await bestOf(3, () => {
+  // Each side runs once untimed (V8 compiles the append path's code in its first tens of thousands of
+  // events: a first run was 0.6x of the fourth), then the two alternate and each keeps its best run, so
+  // a busy spell on the shared machine does not fall on one side only. Ours appends to one journal that
+  // grows with every run (the replay and verify figures below read it); raw starts a fresh file each time.
+  const rawAppend = () => {
     const db = rawDatabase(path.join(scratch(), "raw.db"))
     const insert = db.prepare(
       "INSERT INTO events (stream_id, stream_version, event_type, payload, recorded_at) VALUES (?, ?, ?, ?, ?)"
@@ -82,13 +85,15 @@ export const run = async () => {
     })
     for (let i = 0; i < EVENTS; i += BATCH) write(i)
     db.close()
-  })
+  }
+  // Raw's peak memory from its first run, before the journal's runtime and writer thread exist.
+  resetPeakRss()
+  rawAppend()
   const rawPeakMb = peakRssMb()
   const file = path.join(scratch(), "journal.db")
   const runtime = ManagedRuntime.make(kernelAt(file))
   await runtime.runPromise(Journal) // start the journal (and its writer thread) before timing
-  resetPeakRss()
-  const oursAppend = await bestOf(3, () =>
+  const oursAppend = () =>
     runtime.runPromise(
       Effect.gen(function*() {
         const journal = yield* Journal
@@ -104,18 +109,30 @@ export const run = async () => {
           yield* journal.appendBatch(requests)
         }
       })
-    ))
+    )
+  const APPEND_ROUNDS = 3
+  resetPeakRss()
+  await oursAppend()
+  let oursPeakMb = peakRssMb()
+  let rawBest = Number.POSITIVE_INFINITY
+  let oursBest = Number.POSITIVE_INFINITY
+  for (let round = 0; round < APPEND_ROUNDS; round++) {
+    rawBest = Math.min(rawBest, await time(rawAppend))
+    resetPeakRss()
+    oursBest = Math.min(oursBest, await time(oursAppend))
+    oursPeakMb = Math.max(oursPeakMb, peakRssMb())
+  }
   report(
     "batched append (1k events/transaction)",
     "events/s",
-    EVENTS / oursAppend,
-    EVENTS / rawAppend,
+    EVENTS / oursBest,
+    EVENTS / rawBest,
     "raw insert",
     ">= 0.6x"
   )
   // This process's peak while each side ran (ours includes the journal's runtime and writer thread).
-  report("  peak RSS, batched append", "MB", peakRssMb(), rawPeakMb, "raw insert")
-  const journalEvents = 3 * EVENTS
+  report("  peak RSS, batched append", "MB", oursPeakMb, rawPeakMb, "raw insert")
+  const journalEvents = (APPEND_ROUNDS + 1) * EVENTS
 
   // 2. Commands from 64 concurrent callers through the actor runner (group commit) vs one raw
   // transaction per command, with SQLite's default durability for WAL (normal) and with an fsync per
