@@ -33,6 +33,7 @@ import { startNode } from "../test/support/NodeProcess.js"
 import { operatorKeyOf } from "../test/support/Signing.js"
 import { runSimulation } from "./network-simulation.js"
 import { bestOf, report, time } from "./Report.js"
+import { peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 
 const CLIENTS = 32
 const PER_CLIENT = Number(process.env["NETWORK_BENCH_COMMANDS"] ?? 500)
@@ -94,6 +95,7 @@ const commandFigures = async () => {
   )
   const ledger = await inProcess.runPromise(Ledger)
   await inProcess.runPromise(Effect.forEach(keys, (key) => ledger.mint(key.account, 1_000_000n), { discard: true }))
+  resetPeakRss()
   const runnerSeconds = await time(() =>
     inProcess.runPromise(
       Effect.forEach(keys, (key, i) =>
@@ -104,6 +106,7 @@ const commandFigures = async () => {
       })
     )
   )
+  const inProcessPeakMb = peakRssMb()
   await inProcess.dispose()
 
   const dataDir = scratch()
@@ -127,6 +130,7 @@ const commandFigures = async () => {
           }
         )
       )
+      resetPeakRss(node.process.pid!)
       return yield* Effect.promise(() =>
         time(() =>
           Effect.runPromise(
@@ -150,6 +154,13 @@ const commandFigures = async () => {
       count / runnerSeconds,
       "in-process ledger (actor runner)",
       ">= 10,000/s and >= 0.4x"
+    )
+    report(
+      "  peak RSS, the node while it took them",
+      "MB",
+      peakRssMb(node.process.pid!),
+      inProcessPeakMb,
+      "in-process ledger (this process)"
     )
   } finally {
     await node.kill("SIGTERM")
@@ -234,10 +245,13 @@ const feedFigures = async () => {
       return feed !== undefined && feed.position >= head.position ? performance.now() : undefined
     })
     const replicated = (head.position - first.position) / ((doneAt - first.at) / 1000)
+    // The follower's high-water mark since it started: it did nothing but follow the source.
+    const followerPeakMb = peakRssMb(follower.process.pid!)
     const copy = ManagedRuntime.make(
       feedKernel({ file: feedFile(followerDir, sourcePeerId), publicKey: operatorKeyOf(sourceDir).publicKey })
     )
     let checked = 0
+    resetPeakRss()
     const verifySeconds = await bestOf(3, async () => {
       const result = await copy.runPromise(verifyChain())
       if (!result.ok) throw new Error(`the copy does not verify: ${result.problem}`)
@@ -252,6 +266,7 @@ const feedFigures = async () => {
       "verifyChain in process",
       ">= 0.5x"
     )
+    report("  peak RSS, the follower process", "MB", followerPeakMb, peakRssMb(), "verifyChain (this process)")
 
     // 3. Five nodes: a head the source announces reaches the other four.
     for (let i = 0; i < 3; i++) nodes.push(await startNode(scratch(), undefined, member))
