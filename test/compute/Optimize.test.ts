@@ -95,9 +95,19 @@ describe("optimize", () => {
     expect(result.report.baselineLatencyMs).toBeGreaterThan(0)
   }, 60_000)
 
-  it("auto: a budget no assignment reaches is refused with the sizes", async () => {
-    const result = await optimize(bytes, { quantization: "auto", heldOut, sizeBudgetBytes: 1000 })
-    expect(result.refused).toEqual([expect.stringMatching(/^size \d+ bytes > budget 1000 bytes/)])
+  it("auto: a budget no assignment reaches is refused with the sizes, before any layer is measured", async () => {
+    const stages: Array<string> = []
+    await expect(
+      optimize(bytes, {
+        quantization: "auto",
+        heldOut,
+        sizeBudgetBytes: 1000,
+        onProgress: (stage) => void stages.push(stage)
+      })
+    ).rejects.toThrow(
+      /^a size budget of 1000 bytes cannot be met: with every layer at 4 bits the model takes \d+ bytes$/
+    )
+    expect(stages).toEqual([])
   }, 120_000)
 
   it("refuses a result below the quality bar, with the numbers", async () => {

@@ -311,13 +311,17 @@ const widthFormat = (
 const sensitivityMetricOf = (model: OnnxModel) =>
   isCausalLanguageModel(model) ? "mean next-token KL divergence from FP32 (nats)" : "1 - output cosine"
 
+/** The weights `auto` chooses a width for: every one of at least 1,024 parameters. */
+const autoSites = (model: OnnxModel) =>
+  weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
+
 const measureSensitivities = async (
   model: OnnxModel,
   original: Uint8Array,
   options: OptimizeOptions,
   int4Blocks: ReadonlyMap<string, Int4Blocks> | undefined
 ): Promise<Array<LayerSensitivity>> => {
-  const sites = weightSites(model.graph).sites.filter((site) => site.dims.reduce((a, b) => a * b, 1) >= 1024)
+  const sites = autoSites(model)
   const probe = (options.calibration ?? options.heldOut).slice(0, 4)
   const languageModel = isCausalLanguageModel(model)
   // The FP32 model's outputs once, not once per candidate; a candidate is run on the probe, not timed.
@@ -416,6 +420,19 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
       ...(int4Blocks === undefined ? {} : { int4Blocks }),
       ...(inputScales === undefined ? {} : { inputScales })
     })
+  if (options.quantization === "auto") {
+    // A budget below the file with every weight at 4 bits cannot be met: said before any layer is measured.
+    const budget = options.sizeBudgetBytes ?? Math.floor(original.length / 4)
+    const narrowest = writeModel(
+      rewriteWith(Object.fromEntries(autoSites(model).map((site) => [site.weight, widthFormat(4)]))).model
+    ).length
+    if (narrowest > budget) {
+      throw new OptimizeError({
+        reason:
+          `a size budget of ${budget} bytes cannot be met: with every layer at 4 bits the model takes ${narrowest} bytes`
+      })
+    }
+  }
   // auto quantizes its 4-bit layers with GPTQ when it has calibration data to do so.
   const calibratedMethod = options.quantization === "auto"
     ? ((options.calibration ?? []).length > 0 ? "GPTQ" : undefined)
@@ -447,7 +464,8 @@ export const optimize = async (original: Uint8Array, options: OptimizeOptions): 
       estimatedDamage: fitted.chosen.damage
     }
     if (bytes.length > budget) {
-      budgetMisses.push(`size ${bytes.length} bytes > budget ${budget} bytes (every layer at its narrowest width)`)
+      // Rare since the check above: the layers' sizes, measured one at a time, did not add up to the file's.
+      budgetMisses.push(`size ${bytes.length} bytes > budget ${budget} bytes`)
     }
   } else {
     options.onProgress?.("quantize", 0, 1)
