@@ -10,9 +10,11 @@
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
+import type { Metafile } from "./CachedChunks.js"
+import { cacheChunks, REQUIRE_BANNER } from "./CachedChunks.js"
 
 interface Esbuild {
-  readonly build: (options: Record<string, unknown>) => Promise<unknown>
+  readonly build: (options: Record<string, unknown>) => Promise<{ readonly metafile: Metafile }>
 }
 
 const CLIS = ["edge-net", "edge-net-models"]
@@ -93,11 +95,16 @@ const externalPackages = {
  * started with `new URL("./Name.js", import.meta.url)`, so every chunk lives beside the entries.
  */
 export const bundleCli = async (sources: string, outdir: string): Promise<void> => {
-  const entries = [...CLIS.map((cli) => path.join(sources, "cli", `${cli}.ts`)), ...new Set(threadEntries(sources))]
+  // CodeCache.ts is loaded by the chunks CachedChunks.ts rewrites, as ./CodeCache.js beside them.
+  const entries = [
+    ...CLIS.map((cli) => path.join(sources, "cli", `${cli}.ts`)),
+    ...new Set(threadEntries(sources)),
+    path.join(sources, "cli", "CodeCache.ts")
+  ]
   const names = entries.map((entry) => path.basename(entry, ".ts"))
   if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  await esbuild.build({
+  const { metafile } = await esbuild.build({
     plugins: [externalPackages],
     entryPoints: entries,
     entryNames: "[name]",
@@ -109,10 +116,9 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
     format: "esm",
     target: "node20",
     // Bundled CommonJS packages require Node's own modules: a require in every chunk.
-    banner: {
-      js:
-        "import { createRequire as __edgeNetRequire } from \"node:module\";\nconst require = __edgeNetRequire(import.meta.url);"
-    },
+    banner: { js: REQUIRE_BANNER.trimEnd() },
+    metafile: true,
     logLevel: "error"
   })
+  cacheChunks(metafile)
 }

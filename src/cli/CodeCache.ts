@@ -1,0 +1,67 @@
+/**
+ * Runs a bundle chunk's code through V8's code cache. Node 20 keeps no cache for ES modules (Node 22's
+ * module.enableCompileCache does), and compiling the CLI's chunks was a third of a quick command's
+ * start. The build (CachedChunks.ts) moves a chunk's body into a script beside it, wrapped in a
+ * function of the bindings the chunk imports; what remains of the chunk imports them, calls runCached,
+ * and exports what the body returned. The first process to run a body writes its cache at exit, with
+ * every function it compiled; later ones read it instead of compiling. Node builtins only: every
+ * facade loads this module first.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as vm from "node:vm"
+import { isMainThread } from "node:worker_threads"
+
+/** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
+const enabled = process.env["EDGE_NET_CODE_CACHE"] !== "off"
+
+/** Scripts compiled without a usable cache in this process, by the cache file each one should write. */
+const uncached = new Map<string, vm.Script>()
+
+const writeCaches = () => {
+  for (const [cacheFile, script] of uncached) {
+    const staging = `${cacheFile}.${process.pid}.tmp`
+    try {
+      fs.writeFileSync(staging, script.createCachedData())
+      fs.renameSync(staging, cacheFile)
+    } catch {
+      // A read-only installation: the next process compiles the chunk again, as without a cache.
+      fs.rmSync(staging, { force: true })
+    }
+  }
+}
+
+const readCache = (cacheFile: string): Buffer | undefined => {
+  try {
+    return fs.readFileSync(cacheFile)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Compiles (or takes from its cache) the body of chunk `name`, which lies beside the facade at
+ * `facadeUrl`, and calls it with the chunk's imported bindings; answers the chunk's exports.
+ */
+export const runCached = (
+  facadeUrl: string,
+  name: string,
+  imported: ReadonlyArray<unknown>
+): Record<string, unknown> => {
+  const directory = path.dirname(fileURLToPath(facadeUrl))
+  const bodyFile = path.join(directory, `${name}.body.js`)
+  const cacheFile = path.join(directory, `${name}.v8cache`)
+  const cachedData = enabled ? readCache(cacheFile) : undefined
+  const script = new vm.Script(fs.readFileSync(bodyFile, "utf8"), {
+    filename: bodyFile,
+    ...(cachedData === undefined ? {} : { cachedData })
+  })
+  // Worker threads read the cache but leave writing it to the main thread, which compiles the most.
+  if (enabled && isMainThread && (cachedData === undefined || script.cachedDataRejected === true)) {
+    if (uncached.size === 0) process.once("exit", writeCaches)
+    uncached.set(cacheFile, script)
+  }
+  const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
+  return body(...imported)
+}
