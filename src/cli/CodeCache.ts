@@ -16,14 +16,14 @@ import { isMainThread } from "node:worker_threads"
 /** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
 const enabled = process.env["EDGE_NET_CODE_CACHE"] !== "off"
 
-/** Scripts compiled without a usable cache in this process, by the cache file each one should write. */
-const uncached = new Map<string, vm.Script>()
+/** Caches to write at exit, by file: of the chunks compiled without a usable one in this process. */
+const uncached = new Map<string, Buffer>()
 
 const writeCaches = () => {
-  for (const [cacheFile, script] of uncached) {
+  for (const [cacheFile, data] of uncached) {
     const staging = `${cacheFile}.${process.pid}.tmp`
     try {
-      fs.writeFileSync(staging, script.createCachedData())
+      fs.writeFileSync(staging, data)
       fs.renameSync(staging, cacheFile)
     } catch {
       // A read-only installation: the next process compiles the chunk again, as without a cache.
@@ -57,11 +57,14 @@ export const runCached = (
     filename: bodyFile,
     ...(cachedData === undefined ? {} : { cachedData })
   })
-  // Worker threads read the cache but leave writing it to the main thread, which compiles the most.
+  const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
+  const exports = body(...imported)
+  // The cache is taken once the chunk's top level ran: the functions any process compiles to load it.
+  // Taken at exit instead, it held all a long-lived node had compiled, and a CLI reading it spent more
+  // time on that than compiling would have cost. Worker threads leave writing it to the main thread.
   if (enabled && isMainThread && (cachedData === undefined || script.cachedDataRejected === true)) {
     if (uncached.size === 0) process.once("exit", writeCaches)
-    uncached.set(cacheFile, script)
+    uncached.set(cacheFile, script.createCachedData())
   }
-  const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
-  return body(...imported)
+  return exports
 }
