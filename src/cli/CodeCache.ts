@@ -3,9 +3,8 @@
  * module.enableCompileCache does), and compiling the CLI's chunks was a third of a quick command's
  * start. The build (CachedChunks.ts) moves a chunk's body into a script beside it, wrapped in a
  * function of the bindings the chunk imports; what remains of the chunk imports them, calls runCached,
- * and exports what the body returned. The first process to run a body writes its cache at exit, with
- * every function it compiled; later ones read it instead of compiling. Node builtins only: every
- * facade loads this module first.
+ * and exports what the body returned. The first process to run a body writes its cache at exit; later
+ * ones read it instead of compiling. Node builtins only: every facade loads this module first.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -16,14 +15,22 @@ import { isMainThread } from "node:worker_threads"
 /** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
 const enabled = process.env["EDGE_NET_CODE_CACHE"] !== "off"
 
-/** Caches to write at exit, by file: of the chunks compiled without a usable one in this process. */
-const uncached = new Map<string, Buffer>()
+/**
+ * A process that exits within this many seconds (a CLI command) caches every function it compiled; one
+ * that lived longer (a node) caches what loading the chunk compiled. A node's whole cache cost a CLI
+ * more time to read than compiling would have.
+ */
+const SHORT_LIVED_SECONDS = 5
+
+/** The chunks this process compiled without a usable cache, by the cache file each one should write. */
+const uncached = new Map<string, { readonly script: vm.Script; readonly loaded: Buffer }>()
 
 const writeCaches = () => {
-  for (const [cacheFile, data] of uncached) {
+  const shortLived = process.uptime() < SHORT_LIVED_SECONDS
+  for (const [cacheFile, { loaded, script }] of uncached) {
     const staging = `${cacheFile}.${process.pid}.tmp`
     try {
-      fs.writeFileSync(staging, data)
+      fs.writeFileSync(staging, shortLived ? script.createCachedData() : loaded)
       fs.renameSync(staging, cacheFile)
     } catch {
       // A read-only installation: the next process compiles the chunk again, as without a cache.
@@ -59,12 +66,10 @@ export const runCached = (
   })
   const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
   const exports = body(...imported)
-  // The cache is taken once the chunk's top level ran: the functions any process compiles to load it.
-  // Taken at exit instead, it held all a long-lived node had compiled, and a CLI reading it spent more
-  // time on that than compiling would have cost. Worker threads leave writing it to the main thread.
+  // Worker threads leave writing the cache to the main thread.
   if (enabled && isMainThread && (cachedData === undefined || script.cachedDataRejected === true)) {
     if (uncached.size === 0) process.once("exit", writeCaches)
-    uncached.set(cacheFile, script.createCachedData())
+    uncached.set(cacheFile, { script, loaded: script.createCachedData() })
   }
   return exports
 }
