@@ -90,6 +90,24 @@ const externalPackages = {
   }
 }
 
+/** esbuild's options for the bundle of `entries` in `outdir` (the package plugin apart). */
+export const bundleOptions = (entries: ReadonlyArray<string>, outdir: string) => ({
+  entryPoints: entries,
+  entryNames: "[name]",
+  chunkNames: "chunk-[hash]",
+  outdir,
+  bundle: true,
+  splitting: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  // Bundled CommonJS packages require Node's own modules: a require in every chunk.
+  banner: { js: REQUIRE_BANNER.trimEnd() },
+  // What CachedChunks.ts reads: each chunk's sources and imports.
+  metafile: true,
+  logLevel: "error"
+})
+
 /**
  * Bundles the CLIs of the sources under `sources` (the repository's `src`) into `outdir`. A thread is
  * started with `new URL("./Name.js", import.meta.url)`, so every chunk lives beside the entries.
@@ -104,21 +122,6 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
   const names = entries.map((entry) => path.basename(entry, ".ts"))
   if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  const { metafile } = await esbuild.build({
-    plugins: [externalPackages],
-    entryPoints: entries,
-    entryNames: "[name]",
-    chunkNames: "chunk-[hash]",
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    // Bundled CommonJS packages require Node's own modules: a require in every chunk.
-    banner: { js: REQUIRE_BANNER.trimEnd() },
-    metafile: true,
-    logLevel: "error"
-  })
+  const { metafile } = await esbuild.build({ ...bundleOptions(entries, outdir), plugins: [externalPackages] })
   cacheChunks(metafile)
 }

@@ -8,8 +8,9 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
+import { bundleOptions } from "../../src/cli/Bundle.js"
 import type { Metafile } from "../../src/cli/CachedChunks.js"
-import { cacheChunks, REQUIRE_BANNER } from "../../src/cli/CachedChunks.js"
+import { cacheChunks } from "../../src/cli/CachedChunks.js"
 import { tempDir } from "../support/TempDir.js"
 
 interface Esbuild {
@@ -48,20 +49,9 @@ bump()
 console.log(JSON.stringify({ count, functions: counter.length }))`
   })
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  const { metafile } = esbuild.buildSync({
-    entryPoints: [...["a", "b", "c"].map((name) => path.join(sources, `${name}.ts`)), "src/cli/CodeCache.ts"],
-    entryNames: "[name]",
-    chunkNames: "chunk-[hash]",
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    banner: { js: REQUIRE_BANNER.trimEnd() },
-    metafile: true,
-    logLevel: "error"
-  })
+  const { metafile } = esbuild.buildSync(
+    bundleOptions([...["a", "b", "c"].map((name) => path.join(sources, `${name}.ts`)), "src/cli/CodeCache.ts"], outdir)
+  )
   fs.writeFileSync(path.join(outdir, "package.json"), JSON.stringify({ type: "module" }))
   return { outdir, rewritten: cacheChunks(metafile) }
 }
