@@ -12,7 +12,9 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 
 interface Esbuild {
-  readonly build: (options: Record<string, unknown>) => Promise<unknown>
+  readonly build: (
+    options: Record<string, unknown>
+  ) => Promise<{ readonly outputFiles: ReadonlyArray<{ readonly path: string; readonly text: string }> }>
 }
 
 const CLIS = ["edge-net", "edge-net-models"]
@@ -41,12 +43,14 @@ const threadEntries = (sources: string): ReadonlyArray<string> =>
 const EXTERNAL =
   /^(better-sqlite3|sodium-native|msgpackr|msgpackr-extract|onnxruntime-node|onnxruntime-web|onnxruntime-common|@huggingface\/transformers|sharp|esbuild|tsx|playwright-core|ws|bufferutil|utf-8-validate|bindings|node-gyp-build|require-addon)(\/|$)/
 
+const PLATFORM_BARREL = /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]index\.js$/
+
 const externalPackages = {
   name: "external-packages",
   setup: (build: {
     readonly onResolve: (
       options: { readonly filter: RegExp },
-      callback: (args: { readonly path: string }) => unknown
+      callback: (args: { readonly path: string; readonly importer: string }) => unknown
     ) => void
     readonly onLoad: (options: { readonly filter: RegExp; readonly namespace: string }, callback: () => unknown) => void
   }) => {
@@ -59,6 +63,14 @@ const externalPackages = {
     // start, 165 ms and 20 MB of memory. Our code's clients use fetch (Node's own undici); nothing we
     // run calls the undici client, so the package is an empty module here too.
     build.onResolve({ filter: /^undici$/ }, () => ({ path: "undici", namespace: "unused" }))
+    // @effect/platform's barrel re-exports HttpApiSwagger, whose module holds Swagger UI (1.9 MB of
+    // source, a 3.4 MB string): reached from the barrel, esbuild puts it in a chunk every node loads at
+    // start. Our code imports it by its own path, loaded on the first request for /docs (http/Docs.ts),
+    // never through the barrel, where it is an empty module.
+    build.onResolve(
+      { filter: /^\.\/HttpApiSwagger\.js$/ },
+      (args) => PLATFORM_BARREL.test(args.importer) ? { path: "HttpApiSwagger", namespace: "unused" } : undefined
+    )
     build.onLoad({ filter: /.*/, namespace: "unused" }, () => ({ contents: "export default {}", loader: "js" }))
     // Bare specifiers (Go's regular expressions have no look-ahead: the external ones are told apart here).
     build.onResolve(
@@ -77,7 +89,7 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
   const names = entries.map((entry) => path.basename(entry, ".ts"))
   if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  await esbuild.build({
+  const { outputFiles } = await esbuild.build({
     plugins: [externalPackages],
     entryPoints: entries,
     entryNames: "[name]",
@@ -93,6 +105,20 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
       js:
         "import { createRequire as __edgeNetRequire } from \"node:module\";\nconst require = __edgeNetRequire(import.meta.url);"
     },
-    logLevel: "error"
+    logLevel: "error",
+    write: false
   })
+  for (const file of outputFiles) {
+    fs.mkdirSync(path.dirname(file.path), { recursive: true })
+    fs.writeFileSync(file.path, asciiOnly(file.text))
+  }
 }
+
+/**
+ * esbuild escapes every character past ASCII in code, but copies comments as they are: one "√" in a
+ * comment, and V8 keeps the whole chunk's source as two bytes a character, for as long as the process
+ * runs (2 MB of an idle node's heap). The only characters left to escape are in comments, where any
+ * spelling does; `\u{...}` keeps them readable.
+ */
+const asciiOnly = (text: string): string =>
+  text.replace(/[^\x00-\x7f]/gu, (character) => `\\u{${(character.codePointAt(0) ?? 0).toString(16)}}`)
