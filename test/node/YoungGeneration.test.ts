@@ -1,0 +1,54 @@
+/**
+ * The young generation held while a node starts (src/node/YoungGeneration.ts): it does not grow while
+ * held, not even once a thread has started, and grows again once released.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { startsNode } from "../../src/node/YoungGeneration.js"
+
+/** The new space's size (MB) in a fresh process: when held, then after survivors while held, after a thread started, once released. */
+const newSpaceSizes = (): ReadonlyArray<number> => {
+  const program = `
+    import * as v8 from "node:v8"
+    import { keepYoungGenerationHeld, holdYoungGeneration, releaseYoungGeneration } from "./src/node/YoungGeneration.ts"
+    import { Worker } from "node:worker_threads"
+    const kept = []
+    const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
+    const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
+    const sizes = []
+    holdYoungGeneration()
+    sizes.push(newSpace())
+    survivors()
+    sizes.push(newSpace())
+    const worker = new Worker("setTimeout(() => {}, 100)", { eval: true })
+    await new Promise((resolve) => worker.once("online", () => { keepYoungGenerationHeld(); resolve() }))
+    survivors()
+    sizes.push(newSpace())
+    releaseYoungGeneration()
+    survivors()
+    sizes.push(newSpace())
+    console.log(JSON.stringify(sizes))
+  `
+  const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
+    encoding: "utf8"
+  })
+  return JSON.parse(output) as ReadonlyArray<number>
+}
+
+describe("the young generation while a node starts", () => {
+  it("stays at its initial size while held, after a thread started too, and grows once released", () => {
+    // (tsx's loader, a thread of its own, has grown it some before the hold.)
+    const [initial, held, afterThread, released] = newSpaceSizes()
+    // (V8 may still shrink it.)
+    expect(held).toBeLessThanOrEqual(initial!)
+    expect(afterThread).toBeLessThanOrEqual(initial!)
+    expect(released).toBeGreaterThan(initial!)
+  }, 30_000)
+
+  it("is held for `node start` only", () => {
+    expect(startsNode(["node", "edge-net.js", "node", "start", "--port", "8080"])).toBe(true)
+    expect(startsNode(["node", "edge-net.js", "--log-level", "info", "node", "start"])).toBe(true)
+    expect(startsNode(["node", "edge-net.js", "node", "info"])).toBe(false)
+    expect(startsNode(["node", "edge-net.js", "ledger", "balance", "node"])).toBe(false)
+  })
+})
