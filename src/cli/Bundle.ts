@@ -43,6 +43,7 @@ const threadEntries = (sources: string): ReadonlyArray<string> =>
 const EXTERNAL =
   /^(better-sqlite3|sodium-native|msgpackr|msgpackr-extract|onnxruntime-node|onnxruntime-web|onnxruntime-common|@huggingface\/transformers|sharp|esbuild|tsx|playwright-core|ws|bufferutil|utf-8-validate|bindings|node-gyp-build|require-addon)(\/|$)/
 
+const CLI_FILES = /[\\/]@effect[\\/]cli[\\/]dist[\\/]esm[\\/]internal[\\/]files\.js$/
 const PLATFORM_BARREL = /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]index\.js$/
 
 const externalPackages = {
@@ -70,6 +71,13 @@ const externalPackages = {
     build.onResolve(
       { filter: /^\.\/HttpApiSwagger\.js$/ },
       (args) => PLATFORM_BARREL.test(args.importer) ? { path: "HttpApiSwagger", namespace: "unused" } : undefined
+    )
+    // @effect/cli's file parsing (Options.fileParse, ConfigFile) imports parsers of YAML, TOML and INI,
+    // which its module loads with the framework at every command: 0.4 MB of source, 1 MB of heap. Our
+    // commands never use it (test/cli/Bundle.test.ts checks); ModelsConfig.ts loads yaml for itself.
+    build.onResolve(
+      { filter: /^(yaml|toml|ini)$/ },
+      (args) => CLI_FILES.test(args.importer) ? { path: args.path, namespace: "unused" } : undefined
     )
     build.onLoad({ filter: /.*/, namespace: "unused" }, () => ({ contents: "export default {}", loader: "js" }))
     // Bare specifiers (Go's regular expressions have no look-ahead: the external ones are told apart here).

@@ -6,7 +6,6 @@ import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as YAML from "yaml"
 import { writeFileAtomicallySync } from "../node/AtomicFile.js"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly file: string; readonly reason: string }> {
@@ -111,18 +110,28 @@ const validate = (file: string, tree: Tree) => {
     : Effect.fail(new ConfigError({ file, reason: firstIssue(decoded.left) }))
 }
 
-const readTree = (file: string) =>
-  Effect.try({
-    try: () => {
-      if (!fs.existsSync(file)) return {}
-      const parsed: unknown = YAML.parse(fs.readFileSync(file, "utf8"))
-      if (parsed === null || parsed === undefined) return {}
-      if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
-      return parsed
-    },
-    catch: (cause) =>
-      new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
-  })
+/**
+ * The YAML library, a quarter of a megabyte of code, loaded by the first file read or written: a node
+ * (or a command) that meets no models.yaml never loads it.
+ */
+const yamlLibrary = Effect.promise(() => import("yaml"))
+
+const readTree = (file: string): Effect.Effect<Tree, ConfigError> =>
+  Effect.suspend(() =>
+    fs.existsSync(file)
+      ? Effect.flatMap(yamlLibrary, (YAML) =>
+        Effect.try({
+          try: () => {
+            const parsed: unknown = YAML.parse(fs.readFileSync(file, "utf8"))
+            if (parsed === null || parsed === undefined) return {}
+            if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
+            return parsed
+          },
+          catch: (cause) =>
+            new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
+        }))
+      : Effect.succeed({})
+  )
 
 /**
  * The first key of `user` the CLI does not use, dotted. The seed's `ipfs.parallel` and `preferences.*`
@@ -193,6 +202,7 @@ export const setConfig = (requested: string, value: string, file = configFile())
     const segments = key.split(".")
     const current = segments.reduce<unknown>((node, segment) => (isTree(node) ? node[segment] : undefined), defaults)
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "version: 1\n"
+    const YAML = yield* yamlLibrary
     const document = YAML.parseDocument(text)
     document.setIn(segments, coerce(current, value))
     const tree = (document.toJS() ?? {}) as Tree

@@ -42,6 +42,17 @@ describe("the CLI bundle", () => {
     expect(loadedStatically).toEqual(swagger)
   })
 
+  it("leaves out @effect/cli's file parsers, which no command of ours uses", () => {
+    // Bundle.ts makes yaml, toml and ini empty modules for @effect/cli: a command that parsed a file
+    // through @effect/cli would find no parser.
+    // (Bundle.ts names them, to say why.)
+    const sources = fs.readdirSync("src/cli").filter((file) => file.endsWith(".ts") && file !== "Bundle.ts")
+    const users = sources.filter((file) =>
+      /\b(fileParse|fileSchema|ConfigFile)\b/.test(fs.readFileSync(path.join("src/cli", file), "utf8"))
+    )
+    expect(users).toEqual([])
+  })
+
   it("writes every chunk in ASCII, which V8 keeps at one byte a character", () => {
     const directory = path.join(compileCli(), "src", "cli")
     const nonAscii = fs.readdirSync(directory)
