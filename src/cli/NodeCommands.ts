@@ -6,7 +6,7 @@ import { exposureWarning, isLoopbackAddress, publicUrlProblem } from "../http/Ho
 import { nodeLive } from "../http/Server.js"
 import { Environment, type EnvironmentSettings } from "../layers/Environment.js"
 import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
-import { releaseYoungGeneration } from "../node/YoungGeneration.js"
+import { releaseYoungGenerationWhenBusy } from "../node/YoungGeneration.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { withNode } from "./NodeAccess.js"
@@ -128,10 +128,12 @@ const start = Command.make(
       const warning = exposureWarning(settings.host)
       return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
         Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
-        // Layer.launch, with the young generation let grow again once everything is built and serving.
+        // Layer.launch, with the young generation held (edge-net.ts) until the node, built, is at work.
         Effect.zipRight(Effect.scoped(
           Layer.build(nodeLive({ ...settings, cliTrustDir })).pipe(
-            Effect.zipRight(Effect.sync(releaseYoungGeneration)),
+            Effect.zipRight(
+              Effect.acquireRelease(Effect.sync(releaseYoungGenerationWhenBusy), (stop) => Effect.sync(stop))
+            ),
             Effect.zipRight(Effect.never)
           )
         )),

@@ -2,6 +2,6 @@
 import { holdYoungGeneration, startsNode } from "../node/YoungGeneration.js"
 import { startCli } from "./Entry.js"
 
-// Before any module loads: `node start` releases it once the node serves (NodeCommands.ts).
+// Before any module loads: `node start` releases it once the node is at work (NodeCommands.ts).
 if (startsNode(process.argv)) holdYoungGeneration()
 startCli("edge-net", () => import("./Main.js").then((m) => m.edgeNet), process.argv)

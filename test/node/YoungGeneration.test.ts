@@ -45,6 +45,34 @@ describe("the young generation while a node starts", () => {
     expect(released).toBeGreaterThan(initial!)
   }, 30_000)
 
+  it("is released once the event loop is busy, and only then", () => {
+    const program = `
+      import * as v8 from "node:v8"
+      import { holdYoungGeneration, releaseYoungGenerationWhenBusy } from "./src/node/YoungGeneration.ts"
+      const kept = []
+      const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
+      const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+      holdYoungGeneration()
+      const initial = newSpace()
+      releaseYoungGenerationWhenBusy()
+      await sleep(1_500)
+      survivors()
+      const idle = newSpace()
+      // Busy: the event loop in use for over a second, in short turns.
+      const until = Date.now() + 2_500
+      while (Date.now() < until) { const turn = Date.now() + 20; while (Date.now() < turn); await sleep(1) }
+      survivors()
+      console.log(JSON.stringify([initial, idle, newSpace()]))
+    `
+    const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
+      encoding: "utf8"
+    })
+    const [initial, idle, busy] = JSON.parse(output) as ReadonlyArray<number>
+    expect(idle).toBeLessThanOrEqual(initial!)
+    expect(busy).toBeGreaterThan(initial!)
+  }, 30_000)
+
   it("is held for `node start` only", () => {
     expect(startsNode(["node", "edge-net.js", "node", "start", "--port", "8080"])).toBe(true)
     expect(startsNode(["node", "edge-net.js", "--log-level", "info", "node", "start"])).toBe(true)
