@@ -114,7 +114,7 @@ const validate = (file: string, tree: Tree) => {
  * The YAML library, a quarter of a megabyte of code, loaded by the first file read or written: a node
  * (or a command) that meets no models.yaml never loads it.
  */
-const yamlLibrary = Effect.promise(() => import("yaml"))
+const yamlLibrary = Effect.promise(() => import("./YamlText.js"))
 
 const readTree = (file: string): Effect.Effect<Tree, ConfigError> =>
   Effect.suspend(() =>
