@@ -10,7 +10,7 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Worker, type WorkerOptions } from "node:worker_threads"
-import { keepYoungGenerationHeld } from "./YoungGeneration.js"
+import { keepIdleHeapHeld } from "./IdleHeap.js"
 
 interface Esbuild {
   readonly buildSync: (options: Record<string, unknown>) => {
@@ -80,6 +80,6 @@ export const moduleWorker = (callerUrl: string, relative: string, options: Worke
   const worker = callerUrl.endsWith(".ts")
     ? new Worker(bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl))), options)
     : new Worker(new URL(`${relative}.js`, callerUrl), options)
-  worker.once("online", keepYoungGenerationHeld)
+  worker.once("online", keepIdleHeapHeld)
   return worker
 }

@@ -1,30 +1,30 @@
 /**
- * The young generation held while a node starts (src/node/YoungGeneration.ts): it does not grow while
+ * The heap held small while a node starts and idles (src/node/IdleHeap.ts): its young generation does not grow while
  * held, not even once a thread has started, and grows again once released.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
-import { startsNode } from "../../src/node/YoungGeneration.js"
+import { startsNode } from "../../src/node/IdleHeap.js"
 
 /** The new space's size (MB) in a fresh process: when held, then after survivors while held, after a thread started, once released. */
 const newSpaceSizes = (): ReadonlyArray<number> => {
   const program = `
     import * as v8 from "node:v8"
-    import { keepYoungGenerationHeld, holdYoungGeneration, releaseYoungGeneration } from "./src/node/YoungGeneration.ts"
+    import { keepIdleHeapHeld, holdIdleHeap, releaseIdleHeap } from "./src/node/IdleHeap.ts"
     import { Worker } from "node:worker_threads"
     const kept = []
     const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
     const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
     const sizes = []
-    holdYoungGeneration()
+    holdIdleHeap()
     sizes.push(newSpace())
     survivors()
     sizes.push(newSpace())
     const worker = new Worker("setTimeout(() => {}, 100)", { eval: true })
-    await new Promise((resolve) => worker.once("online", () => { keepYoungGenerationHeld(); resolve() }))
+    await new Promise((resolve) => worker.once("online", () => { keepIdleHeapHeld(); resolve() }))
     survivors()
     sizes.push(newSpace())
-    releaseYoungGeneration()
+    releaseIdleHeap()
     survivors()
     sizes.push(newSpace())
     console.log(JSON.stringify(sizes))
@@ -35,7 +35,7 @@ const newSpaceSizes = (): ReadonlyArray<number> => {
   return JSON.parse(output) as ReadonlyArray<number>
 }
 
-describe("the young generation while a node starts", () => {
+describe("the heap of a node starting and idling", () => {
   it("stays at its initial size while held, after a thread started too, and grows once released", () => {
     // (tsx's loader, a thread of its own, has grown it some before the hold.)
     const [initial, held, afterThread, released] = newSpaceSizes()
@@ -48,14 +48,14 @@ describe("the young generation while a node starts", () => {
   it("is released once the event loop is busy, and only then", () => {
     const program = `
       import * as v8 from "node:v8"
-      import { holdYoungGeneration, releaseYoungGenerationWhenBusy } from "./src/node/YoungGeneration.ts"
+      import { holdIdleHeap, releaseIdleHeapWhenBusy } from "./src/node/IdleHeap.ts"
       const kept = []
       const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
       const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
       const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-      holdYoungGeneration()
+      holdIdleHeap()
       const initial = newSpace()
-      releaseYoungGenerationWhenBusy()
+      releaseIdleHeapWhenBusy()
       await sleep(1_500)
       survivors()
       const idle = newSpace()
