@@ -14,7 +14,10 @@ import type { Metafile } from "./CachedChunks.js"
 import { cacheChunks, REQUIRE_BANNER } from "./CachedChunks.js"
 
 interface Esbuild {
-  readonly build: (options: Record<string, unknown>) => Promise<{ readonly metafile: Metafile }>
+  readonly build: (options: Record<string, unknown>) => Promise<{
+    readonly metafile: Metafile
+    readonly outputFiles: ReadonlyArray<{ readonly path: string; readonly text: string }>
+  }>
 }
 
 const CLIS = ["edge-net", "edge-net-models"]
@@ -43,6 +46,9 @@ const threadEntries = (sources: string): ReadonlyArray<string> =>
 const EXTERNAL =
   /^(better-sqlite3|sodium-native|msgpackr|msgpackr-extract|onnxruntime-node|onnxruntime-web|onnxruntime-common|@huggingface\/transformers|sharp|esbuild|tsx|playwright-core|ws|bufferutil|utf-8-validate|bindings|node-gyp-build|require-addon)(\/|$)/
 
+const CLI_FILES = /[\\/]@effect[\\/]cli[\\/]dist[\\/]esm[\\/]internal[\\/]files\.js$/
+const PLATFORM_BARREL = /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]index\.js$/
+
 const externalPackages = {
   name: "external-packages",
   setup: (build: {
@@ -64,17 +70,22 @@ const externalPackages = {
     // start, 165 ms and 20 MB of memory. Our code's clients use fetch (Node's own undici); nothing we
     // run calls the undici client, so the package is an empty module here too.
     build.onResolve({ filter: /^undici$/ }, () => ({ path: "undici", namespace: "unused" }))
+    // @effect/platform's barrel re-exports HttpApiSwagger, whose module holds Swagger UI (1.9 MB of
+    // source, a 3.4 MB string): reached from the barrel, esbuild puts it in a chunk every node loads at
+    // start. Our code imports it by its own path, loaded on the first request for /docs (http/Docs.ts),
+    // never through the barrel, where it is an empty module.
+    build.onResolve(
+      { filter: /^\.\/HttpApiSwagger\.js$/ },
+      (args) => PLATFORM_BARREL.test(args.importer) ? { path: "HttpApiSwagger", namespace: "unused" } : undefined
+    )
     build.onLoad({ filter: /.*/, namespace: "unused" }, () => ({ contents: "export default {}", loader: "js" }))
-    // @effect/cli parses TOML, INI and YAML for its file-parsing options (Options.fileParse and
-    // fileSchema), which our CLIs do not use: 420 KB compiled at every start. Each becomes a module
-    // whose parse fails with that reason; our own modules still get the real yaml, loaded only by the
-    // commands that read a YAML file.
+    // @effect/cli's file parsing (Options.fileParse, ConfigFile) imports parsers of YAML, TOML and INI,
+    // which its module loads with the framework at every command: 0.4 MB of source, 1 MB of heap. Our
+    // commands never use it (test/cli/Bundle.test.ts checks): each is a module whose parse says so.
+    // ModelsConfig.ts loads yaml for itself.
     build.onResolve(
       { filter: /^(toml|ini|yaml)$/ },
-      (args) =>
-        args.importer.includes(`${path.sep}@effect${path.sep}cli${path.sep}`)
-          ? { path: args.path, namespace: "cli-file-format" }
-          : undefined
+      (args) => CLI_FILES.test(args.importer) ? { path: args.path, namespace: "cli-file-format" } : undefined
     )
     build.onLoad({ filter: /.*/, namespace: "cli-file-format" }, (args) => ({
       contents: `export const parse = () => { throw new Error(${
@@ -122,6 +133,23 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
   const names = entries.map((entry) => path.basename(entry, ".ts"))
   if (new Set(names).size !== names.length) throw new Error(`two entries share a file name: ${names.join(", ")}`)
   const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-  const { metafile } = await esbuild.build({ ...bundleOptions(entries, outdir), plugins: [externalPackages] })
+  const { metafile, outputFiles } = await esbuild.build({
+    ...bundleOptions(entries, outdir),
+    plugins: [externalPackages],
+    write: false
+  })
+  for (const file of outputFiles) {
+    fs.mkdirSync(path.dirname(file.path), { recursive: true })
+    fs.writeFileSync(file.path, asciiOnly(file.text))
+  }
   cacheChunks(metafile)
 }
+
+/**
+ * esbuild escapes every character past ASCII in code, but copies comments as they are: one "√" in a
+ * comment, and V8 keeps the whole chunk's source as two bytes a character, for as long as the process
+ * runs (2 MB of an idle node's heap). The only characters left to escape are in comments, where any
+ * spelling does; `\u{...}` keeps them readable.
+ */
+const asciiOnly = (text: string): string =>
+  text.replace(/[^\x00-\x7f]/gu, (character) => `\\u{${(character.codePointAt(0) ?? 0).toString(16)}}`)

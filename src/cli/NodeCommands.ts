@@ -6,6 +6,7 @@ import { exposureWarning, isLoopbackAddress, publicUrlProblem } from "../http/Ho
 import { nodeLive } from "../http/Server.js"
 import { Environment, type EnvironmentSettings } from "../layers/Environment.js"
 import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
+import { releaseIdleHeapWhenBusy } from "../node/IdleHeap.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { withNode } from "./NodeAccess.js"
@@ -127,7 +128,15 @@ const start = Command.make(
       const warning = exposureWarning(settings.host)
       return yield* Effect.logInfo(`edge-net node starting, data in ${settings.dataDir}`).pipe(
         Effect.zipRight(warning === undefined ? Effect.void : Effect.logWarning(warning)),
-        Effect.zipRight(Layer.launch(nodeLive({ ...settings, cliTrustDir }))),
+        // Layer.launch, with the young generation held (edge-net.ts) until the node, built, is at work.
+        Effect.zipRight(Effect.scoped(
+          Layer.build(nodeLive({ ...settings, cliTrustDir })).pipe(
+            Effect.zipRight(
+              Effect.acquireRelease(Effect.sync(releaseIdleHeapWhenBusy), (stop) => Effect.sync(stop))
+            ),
+            Effect.zipRight(Effect.never)
+          )
+        )),
         Effect.onInterrupt(() => Effect.logInfo("edge-net node stopped"))
       )
     })

@@ -110,21 +110,28 @@ const validate = (file: string, tree: Tree) => {
     : Effect.fail(new ConfigError({ file, reason: firstIssue(decoded.left) }))
 }
 
-/** The YAML parser (270 KB), loaded only when there is a configuration file to read or change. */
-const yaml = () => import("./Yaml.js")
+/**
+ * The YAML library, a quarter of a megabyte of code, loaded by the first file read or written: a node
+ * (or a command) that meets no models.yaml never loads it.
+ */
+const yamlLibrary = Effect.promise(() => import("./YamlText.js"))
 
-const readTree = (file: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      if (!fs.existsSync(file)) return {}
-      const parsed: unknown = (await yaml()).parse(fs.readFileSync(file, "utf8"))
-      if (parsed === null || parsed === undefined) return {}
-      if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
-      return parsed
-    },
-    catch: (cause) =>
-      new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
-  })
+const readTree = (file: string): Effect.Effect<Tree, ConfigError> =>
+  Effect.suspend(() =>
+    fs.existsSync(file)
+      ? Effect.flatMap(yamlLibrary, (YAML) =>
+        Effect.try({
+          try: () => {
+            const parsed: unknown = YAML.parse(fs.readFileSync(file, "utf8"))
+            if (parsed === null || parsed === undefined) return {}
+            if (!isTree(parsed)) throw new Error("expected a YAML mapping at the top level")
+            return parsed
+          },
+          catch: (cause) =>
+            new ConfigError({ file, reason: cause instanceof Error ? cause.message.split("\n")[0]! : String(cause) })
+        }))
+      : Effect.succeed({})
+  )
 
 /**
  * The first key of `user` the CLI does not use, dotted. The seed's `ipfs.parallel` and `preferences.*`
@@ -195,7 +202,8 @@ export const setConfig = (requested: string, value: string, file = configFile())
     const segments = key.split(".")
     const current = segments.reduce<unknown>((node, segment) => (isTree(node) ? node[segment] : undefined), defaults)
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "version: 1\n"
-    const document = (yield* Effect.promise(yaml)).parseDocument(text)
+    const YAML = yield* yamlLibrary
+    const document = YAML.parseDocument(text)
     document.setIn(segments, coerce(current, value))
     const tree = (document.toJS() ?? {}) as Tree
     const config = yield* validate(file, overlay(defaults, tree))

@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { Worker } from "node:worker_threads"
+import { keepIdleHeapHeld } from "../node/IdleHeap.js"
 import { INLINE_CHECKPOINT_PAGES, openDatabase, type SqliteOptions } from "./SqliteFile.js"
 
 export { INLINE_CHECKPOINT_PAGES, isBusy, openDatabase, type SqliteOptions, type Synchronous } from "./SqliteFile.js"
@@ -43,6 +44,7 @@ const startCheckpointer = (options: SqliteOptions): Worker => {
       intervalMs: 100
     }
   })
+  worker.once("online", keepIdleHeapHeld)
   worker.unref()
   return worker
 }

@@ -3,7 +3,7 @@
  * /docs/openapi.json) and the RPC groups at /rpc, on one port, every route behind the guards
  * (Host, Origin, body size, error replies: Guards.ts).
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpLayerRouter, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer, Option } from "effect"
@@ -39,6 +39,7 @@ import { NodeApi } from "./Api.js"
 import { boundedServer, closeLingeringConnections, NodeServer } from "./BoundedServer.js"
 import { ContentHandlers } from "./ContentRoutes.js"
 import { DashboardRoutes } from "./Dashboard.js"
+import { DocsRoute } from "./Docs.js"
 import { fastEmbeddingsLayer } from "./FastEmbeddings.js"
 import { GuardsLayer } from "./Guards.js"
 import { isWildcardAddress } from "./HostPolicy.js"
@@ -86,8 +87,6 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(NodeApi, { openapiPath: "/docs/open
   Layer.provide([SystemHandlers, EventsHandlers, LedgerHandlers, ContentHandlers, RegistryHandlers, OpenAiHandlers]),
   Layer.provide(InferenceServingLive)
 )
-
-const DocsRoute = HttpApiSwagger.layerHttpLayerRouter({ api: NodeApi, path: "/docs" })
 
 // One set of handlers, one signature gate (its verifier threads) and one route to the economy's
 // sequencer behind both RPC routes and the commands other nodes forward here.

@@ -10,6 +10,7 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Worker, type WorkerOptions } from "node:worker_threads"
+import { keepIdleHeapHeld } from "./IdleHeap.js"
 
 interface Esbuild {
   readonly buildSync: (options: Record<string, unknown>) => {
@@ -75,7 +76,10 @@ const bundled = (entry: string): URL => {
 }
 
 /** `relative` is the module's path from the caller without extension, e.g. "./SqliteWriterThread". */
-export const moduleWorker = (callerUrl: string, relative: string, options: WorkerOptions = {}): Worker =>
-  callerUrl.endsWith(".ts")
+export const moduleWorker = (callerUrl: string, relative: string, options: WorkerOptions = {}): Worker => {
+  const worker = callerUrl.endsWith(".ts")
     ? new Worker(bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl))), options)
     : new Worker(new URL(`${relative}.js`, callerUrl), options)
+  worker.once("online", keepIdleHeapHeld)
+  return worker
+}

@@ -7,7 +7,7 @@
  * may be evicted. Cache management (`isCached`, `getCachedModels`, `clearCache`, `clearAllCache`)
  * and `checkCompatibility` against the manifest's `requirements` work without loading anything.
  */
-import { Context, Data, Effect, Exit, Layer, Option, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -24,19 +24,9 @@ import type { ModelsConfig } from "../content/ModelsConfig.js"
 import { pull } from "../content/Pull.js"
 import { TrustStore } from "../content/TrustStore.js"
 import { jsonDecoderSync, JsonObject } from "../domain/JsonText.js"
+import { type ModelCatalog, ModelLoaderError, parseModelReference } from "./ModelCatalog.js"
 
-/** Every failure of the loader, in one line that says what to do. */
-export class ModelLoaderError extends Data.TaggedError("ModelLoaderError")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
-
-/** `id` or `id@version`. */
-export const parseModelReference = (text: string): { readonly id: string; readonly version: string | undefined } => {
-  const at = text.lastIndexOf("@")
-  return at > 0 ? { id: text.slice(0, at), version: text.slice(at + 1) } : { id: text, version: undefined }
-}
+export { type ModelCatalog, ModelLoaderError, parseModelReference } from "./ModelCatalog.js"
 
 /** What a load is doing: downloading (pull progress), opening the session, or done. */
 export type LoadProgress =
@@ -110,24 +100,6 @@ export interface ClearReport {
 }
 
 export type EvictionPolicy = "lru" | "fifo"
-
-/**
- * Where the loader finds manifests; the blobs they name are in the loader's BlobStore. The models
- * cache (`cacheCatalog`, the default) holds what was pulled; a node's registry holds what was
- * published to it (`registryCatalog` in RegistryCatalog.ts).
- */
-export interface ModelCatalog {
-  /** What the catalog is, in errors: "the cache at DIR", "the registry of this node". */
-  readonly name: string
-  /** The given version, else the highest; absent (None) when the catalog does not hold it. */
-  readonly manifest: (id: string, version?: string) => Effect.Effect<Option.Option<ModelManifest>, ModelLoaderError>
-  /** The highest version of every model. */
-  readonly list: () => Effect.Effect<ReadonlyArray<ModelManifest>, ModelLoaderError>
-  /** Forgets one version (the cache removes its manifest file); absent where models are not removed so. */
-  readonly forget?: ((id: string, version: string) => Effect.Effect<void>) | undefined
-  /** Every version of one model held, lowest first. */
-  readonly versions: (id: string) => Effect.Effect<ReadonlyArray<string>>
-}
 
 /** The models cache: manifests saved by pulls as `manifests/<id>/<version>.json` under `root`. */
 export const cacheCatalog = (root: string): ModelCatalog => {

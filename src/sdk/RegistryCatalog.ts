@@ -4,7 +4,7 @@
  */
 import { Effect, Option } from "effect"
 import type { Registry } from "../actors/registry/RegistryService.js"
-import { type ModelCatalog, ModelLoaderError } from "./ModelLoader.js"
+import { type ModelCatalog, ModelLoaderError } from "./ModelCatalog.js"
 
 export const registryCatalog = (registry: Registry): ModelCatalog => ({
   name: "the registry of this node",

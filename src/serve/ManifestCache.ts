@@ -10,7 +10,7 @@ import { Models } from "../actors/registry/Registry.js"
 import type { ModelManifest } from "../content/Manifest.js"
 import { streamCategory, streamEntityId } from "../domain/Ids.js"
 import { Journal } from "../events/Journal.js"
-import type { ModelCatalog } from "../sdk/ModelLoader.js"
+import type { ModelCatalog } from "../sdk/ModelCatalog.js"
 
 /** Ids whose manifests are kept at most: a node serves a handful; others are read each time. */
 const IDS_KEPT = 256

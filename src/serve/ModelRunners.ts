@@ -5,7 +5,9 @@
  *
  * Both open a model by the manifest the request resolved, from the node's blob store, keep a few
  * open, and run a request's adapter with that request only. Neither starts anything before the first
- * request that needs a model: a node that serves no inference pays nothing for it.
+ * request that needs a model, and this module itself (with the loader, the inference code and the
+ * chat templates it imports) is loaded by that request (OpenAi.ts): a node that serves no inference
+ * pays nothing for it.
  */
 import { Context, Effect, Layer, Scope, Stream } from "effect"
 import { availableParallelism } from "node:os"
@@ -21,7 +23,7 @@ import { type ModelCatalog, ModelLoader } from "../sdk/ModelLoader.js"
 import { ModelWorkerError, type ServedInput } from "../sdk/ModelWorker.js"
 import { ModelWorkerPool } from "../sdk/ModelWorkerPool.js"
 import type { EmbeddedTexts } from "./EmbeddingBatches.js"
-import { invalidRequest, OpenAiError } from "./OpenAiSchema.js"
+import { invalidRequest, type OpenAiError, serverError } from "./OpenAiSchema.js"
 
 /** A resolved request: its model's manifest and the adapter it runs with. */
 export interface RunTarget {
@@ -46,9 +48,6 @@ export interface ModelRunner {
     stream: boolean
   ) => Stream.Stream<GenerationEvent, OpenAiError>
 }
-
-export const serverError = (message: string, status = 500) =>
-  new OpenAiError({ status, message, type: "server_error", param: null, code: null })
 
 const kindNames = { encoder: "an embedding model", decoder: "a text generation model" } as const
 

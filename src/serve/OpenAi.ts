@@ -19,15 +19,15 @@ import { adapterBaseDigestOf } from "../content/Manifest.js"
 import * as Metrics from "../domain/Metrics.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
 import type { GenerateConfig } from "../sdk/InferenceSession.js"
-import { parseModelReference } from "../sdk/ModelLoader.js"
+import { parseModelReference } from "../sdk/ModelCatalog.js"
 import type { ServedInput } from "../sdk/ModelWorker.js"
 import { registryCatalog } from "../sdk/RegistryCatalog.js"
 import { makeEmbeddingBatches } from "./EmbeddingBatches.js"
 import { makeManifestCache } from "./ManifestCache.js"
-import { makeModelRunner, serverError } from "./ModelRunners.js"
+import type { ModelRunner, RunnerSettings } from "./ModelRunners.js"
 import { embeddingReply, sse, SSE_DONE, streamFrames, wholeReply } from "./OpenAiReplies.js"
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from "./OpenAiSchema.js"
-import { invalidRequest, notFound, OpenAiError } from "./OpenAiSchema.js"
+import { invalidRequest, notFound, OpenAiError, serverError } from "./OpenAiSchema.js"
 
 /** Completions default to OpenAI's 16 new tokens; chat to 256, so one request cannot hold the queue for long. */
 const COMPLETION_DEFAULT_TOKENS = 16
@@ -132,6 +132,27 @@ const generateConfigOf = (asked: GenerationRequest) =>
     ? configOf(asked.request, asked.request.max_completion_tokens ?? asked.request.max_tokens, CHAT_DEFAULT_TOKENS)
     : configOf(asked.request, asked.request.max_tokens, COMPLETION_DEFAULT_TOKENS)
 
+/**
+ * The model runner (ModelRunners.ts), its module loaded and the runner made by the first request that
+ * runs a model: the loader, the inference code and the chat templates stay out of a node that serves
+ * none (a few milliseconds more on that first request, which opens a model anyway).
+ */
+const deferredModelRunner = (settings: RunnerSettings) =>
+  Effect.gen(function*() {
+    const serviceScope = yield* Effect.scope
+    const runner = yield* Effect.cached(
+      Effect.promise(() => import("./ModelRunners.js")).pipe(
+        Effect.flatMap(({ makeModelRunner }) => makeModelRunner(settings)),
+        Scope.extend(serviceScope)
+      )
+    )
+    const embed: ModelRunner["embed"] = (target, texts) =>
+      Effect.flatMap(runner, (loaded) => loaded.embed(target, texts))
+    const generate: ModelRunner["generate"] = (target, input, config, endpoint, stream) =>
+      Stream.unwrap(Effect.map(runner, (loaded) => loaded.generate(target, input, config, endpoint, stream)))
+    return { embed, generate }
+  })
+
 export class InferenceServing extends Effect.Service<InferenceServing>()("edge-net/InferenceServing", {
   scoped: Effect.gen(function*() {
     const registry = yield* Registry
@@ -143,7 +164,7 @@ export class InferenceServing extends Effect.Service<InferenceServing>()("edge-n
     // Read once per id and version, forgotten when the journal shows that id published or yanked.
     const manifests = yield* makeManifestCache(catalog)
     // Worker threads (or this thread's runtime), started by the first request that needs a model.
-    const runner = yield* makeModelRunner({
+    const runner = yield* deferredModelRunner({
       catalog,
       store,
       dataDir: config.dataDir,

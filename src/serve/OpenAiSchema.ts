@@ -23,6 +23,9 @@ export const invalidRequest = (message: string, param: string | null = null, cod
 export const notFound = (message: string, param: string, code: string) =>
   new OpenAiError({ status: 404, message, type: "not_found_error", param, code })
 
+export const serverError = (message: string, status = 500) =>
+  new OpenAiError({ status, message, type: "server_error", param: null, code: null })
+
 const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.greaterThanOrEqualTo(0))
 
 /** Knobs shared by completions and chat completions; `null` means "not given", as OpenAI's clients send it. */

@@ -1,6 +1,7 @@
 /**
  * What the bundle's thread entries load. The journal's writer thread runs in every node for its whole
  * life: without the Effect runtime it holds about 30 MB less (an idle node: 200 -> 169 MB of RSS).
+ * What an idle node keeps of the chunks' source text, and what it loads only on first use.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
@@ -28,5 +29,35 @@ describe("the CLI bundle", () => {
     expect(texts.filter((text) => text.includes("node_modules/effect/"))).toEqual([])
     const bytes = texts.reduce((sum, text) => sum + text.length, 0)
     expect(bytes).toBeLessThan(100_000)
+  })
+
+  it("loads Swagger UI only by dynamic import (GET /docs), never with the chunks a node starts with", () => {
+    const directory = path.join(compileCli(), "src", "cli")
+    const files = fs.readdirSync(directory).filter((file) => file.endsWith(".js"))
+    const swagger = files.filter((file) =>
+      fs.readFileSync(path.join(directory, file), "utf8").includes("swagger-ui-bundle.js")
+    )
+    expect(swagger).toHaveLength(1)
+    const loadedStatically = files.filter((file) => staticImports(directory, file).has(swagger[0]!))
+    expect(loadedStatically).toEqual(swagger)
+  })
+
+  it("leaves out @effect/cli's file parsers, which no command of ours uses", () => {
+    // Bundle.ts gives @effect/cli stand-ins for yaml, toml and ini whose parse fails: a command that
+    // parsed a file through @effect/cli would get that error.
+    // (Bundle.ts names them, to say why.)
+    const sources = fs.readdirSync("src/cli").filter((file) => file.endsWith(".ts") && file !== "Bundle.ts")
+    const users = sources.filter((file) =>
+      /\b(fileParse|fileSchema|ConfigFile)\b/.test(fs.readFileSync(path.join("src/cli", file), "utf8"))
+    )
+    expect(users).toEqual([])
+  })
+
+  it("writes every chunk in ASCII, which V8 keeps at one byte a character", () => {
+    const directory = path.join(compileCli(), "src", "cli")
+    const nonAscii = fs.readdirSync(directory)
+      .filter((file) => file.endsWith(".js"))
+      .filter((file) => /[^\x00-\x7f]/.test(fs.readFileSync(path.join(directory, file), "utf8")))
+    expect(nonAscii).toEqual([])
   })
 })

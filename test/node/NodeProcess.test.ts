@@ -17,8 +17,10 @@ describe("edge-net node process", () => {
         const health = yield* Effect.promise(() => fetch(`${node.url}/health`).then((r) => r.json()))
         // The one event of a new node: its network's charter (network id and operator keys).
         expect(health).toMatchObject({ status: "ok", head: { position: 1 } })
+        // Swagger UI loads on this first request for the page (Docs.ts), not at start.
         const docs = yield* Effect.promise(() => fetch(`${node.url}/docs`).then((r) => r.text()))
         expect(docs).toContain("swagger")
+        expect(docs).toContain("SwaggerUIBundle({")
         const openapi = (yield* Effect.promise(() => fetch(`${node.url}/docs/openapi.json`).then((r) => r.json()))) as {
           paths: object
         }

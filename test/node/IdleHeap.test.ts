@@ -1,0 +1,82 @@
+/**
+ * The heap held small while a node starts and idles (src/node/IdleHeap.ts): its young generation does not grow while
+ * held, not even once a thread has started, and grows again once released.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { startsNode } from "../../src/node/IdleHeap.js"
+
+/** The new space's size (MB) in a fresh process: when held, then after survivors while held, after a thread started, once released. */
+const newSpaceSizes = (): ReadonlyArray<number> => {
+  const program = `
+    import * as v8 from "node:v8"
+    import { keepIdleHeapHeld, holdIdleHeap, releaseIdleHeap } from "./src/node/IdleHeap.ts"
+    import { Worker } from "node:worker_threads"
+    const kept = []
+    const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
+    const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
+    const sizes = []
+    holdIdleHeap()
+    sizes.push(newSpace())
+    survivors()
+    sizes.push(newSpace())
+    const worker = new Worker("setTimeout(() => {}, 100)", { eval: true })
+    await new Promise((resolve) => worker.once("online", () => { keepIdleHeapHeld(); resolve() }))
+    survivors()
+    sizes.push(newSpace())
+    releaseIdleHeap()
+    survivors()
+    sizes.push(newSpace())
+    console.log(JSON.stringify(sizes))
+  `
+  const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
+    encoding: "utf8"
+  })
+  return JSON.parse(output) as ReadonlyArray<number>
+}
+
+describe("the heap of a node starting and idling", () => {
+  it("stays at its initial size while held, after a thread started too, and grows once released", () => {
+    // (tsx's loader, a thread of its own, has grown it some before the hold.)
+    const [initial, held, afterThread, released] = newSpaceSizes()
+    // (V8 may still shrink it.)
+    expect(held).toBeLessThanOrEqual(initial!)
+    expect(afterThread).toBeLessThanOrEqual(initial!)
+    expect(released).toBeGreaterThan(initial!)
+  }, 30_000)
+
+  it("is released once the event loop is busy, and only then", () => {
+    const program = `
+      import * as v8 from "node:v8"
+      import { holdIdleHeap, releaseIdleHeapWhenBusy } from "./src/node/IdleHeap.ts"
+      const kept = []
+      const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
+      const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+      holdIdleHeap()
+      const initial = newSpace()
+      releaseIdleHeapWhenBusy()
+      await sleep(1_500)
+      survivors()
+      const idle = newSpace()
+      // Busy: the event loop in use for over a second, in short turns.
+      const until = Date.now() + 2_500
+      while (Date.now() < until) { const turn = Date.now() + 20; while (Date.now() < turn); await sleep(1) }
+      survivors()
+      console.log(JSON.stringify([initial, idle, newSpace()]))
+    `
+    const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
+      encoding: "utf8"
+    })
+    const [initial, idle, busy] = JSON.parse(output) as ReadonlyArray<number>
+    expect(idle).toBeLessThanOrEqual(initial!)
+    expect(busy).toBeGreaterThan(initial!)
+  }, 30_000)
+
+  it("is held for `node start` only", () => {
+    expect(startsNode(["node", "edge-net.js", "node", "start", "--port", "8080"])).toBe(true)
+    expect(startsNode(["node", "edge-net.js", "--log-level", "info", "node", "start"])).toBe(true)
+    expect(startsNode(["node", "edge-net.js", "node", "info"])).toBe(false)
+    expect(startsNode(["node", "edge-net.js", "ledger", "balance", "node"])).toBe(false)
+  })
+})
