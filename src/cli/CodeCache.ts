@@ -4,13 +4,15 @@
  * start. The build (CachedChunks.ts) moves a chunk's body into a script beside it, wrapped in a
  * function of the bindings the chunk imports; what remains of the chunk imports them, calls runCached,
  * and exports what the body returned. The first process to run a body writes its cache at exit; later
- * ones read it instead of compiling. Node builtins only: every facade loads this module first.
+ * ones read it instead of compiling. Node builtins (and the tiny IdleHeap.ts) only: every facade loads
+ * this module first.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as vm from "node:vm"
 import { isMainThread } from "node:worker_threads"
+import { withDefaultFlags } from "../node/IdleHeap.js"
 
 /** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
 const enabled = process.env["EDGE_NET_CODE_CACHE"] !== "off"
@@ -30,7 +32,7 @@ const writeCaches = () => {
   for (const [cacheFile, { loaded, script }] of uncached) {
     const staging = `${cacheFile}.${process.pid}.tmp`
     try {
-      fs.writeFileSync(staging, shortLived ? script.createCachedData() : loaded)
+      fs.writeFileSync(staging, shortLived ? withDefaultFlags(() => script.createCachedData()) : loaded)
       fs.renameSync(staging, cacheFile)
     } catch {
       // A read-only installation: the next process compiles the chunk again, as without a cache.
@@ -60,16 +62,16 @@ export const runCached = (
   const bodyFile = path.join(directory, `${name}.body.js`)
   const cacheFile = path.join(directory, `${name}.v8cache`)
   const cachedData = enabled ? readCache(cacheFile) : undefined
-  const script = new vm.Script(fs.readFileSync(bodyFile, "utf8"), {
-    filename: bodyFile,
-    ...(cachedData === undefined ? {} : { cachedData })
-  })
+  const source = fs.readFileSync(bodyFile, "utf8")
+  const script = withDefaultFlags(() =>
+    new vm.Script(source, { filename: bodyFile, ...(cachedData === undefined ? {} : { cachedData }) })
+  )
   const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
   const exports = body(...imported)
   // Worker threads leave writing the cache to the main thread.
   if (enabled && isMainThread && (cachedData === undefined || script.cachedDataRejected === true)) {
     if (uncached.size === 0) process.once("exit", writeCaches)
-    uncached.set(cacheFile, { script, loaded: script.createCachedData() })
+    uncached.set(cacheFile, { script, loaded: withDefaultFlags(() => script.createCachedData()) })
   }
   return exports
 }

@@ -14,9 +14,22 @@ const BUSY_UTILIZATION = 0.5
 // Mirrors the flags, which are the process's (V8 flags have no getter): set only by the functions below.
 let held = false
 
+/**
+ * `--optimize-for-size` implies `--max-semi-space-size=1`, which `--no-optimize-for-size` leaves set:
+ * released, the flag gets back the value the process started with (V8's 0, "its own", unless
+ * NODE_OPTIONS or the command line gave one). The heap read it at start and ignores it after; but V8
+ * keys code caches by every flag's value (withDefaultFlags).
+ */
+const startMaxSemiSpace = ((): string => {
+  const given = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)].join(" ")
+  return /--max[-_]semi[-_]space[-_]size[= ](\d+)/.exec(given)?.[1] ?? "0"
+})()
+
 const hold = () => v8.setFlagsFromString("--semi-space-growth-factor=1 --optimize-for-size")
 const release = () =>
-  v8.setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR} --no-optimize-for-size`)
+  v8.setFlagsFromString(
+    `--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR} --no-optimize-for-size --max-semi-space-size=${startMaxSemiSpace}`
+  )
 
 /**
  * Start-up loads the code, and builds the services, that live as long as the process: nearly all it
@@ -37,6 +50,21 @@ export const holdIdleHeap = (): void => {
 export const releaseIdleHeap = (): void => {
   held = false
   release()
+}
+
+/**
+ * Runs `work` under V8's default flags. V8 keys a code cache by all its flags: a chunk compiled, or
+ * its cache taken, while the heap is held would refuse the caches the CLIs write, and write one that
+ * they refuse (src/cli/CodeCache.ts compiles and takes caches through this).
+ */
+export const withDefaultFlags = <A>(work: () => A): A => {
+  if (!held) return work()
+  release()
+  try {
+    return work()
+  } finally {
+    hold()
+  }
 }
 
 /**

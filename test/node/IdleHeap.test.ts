@@ -1,6 +1,6 @@
 /**
  * The heap held small while a node starts and idles (src/node/IdleHeap.ts): its young generation does not grow while
- * held, not even once a thread has started, and grows again once released.
+ * held, not even once a thread has started, and grows again once released; code caches stay shareable.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
@@ -71,6 +71,29 @@ describe("the heap of a node starting and idling", () => {
     const [initial, idle, busy] = JSON.parse(output) as ReadonlyArray<number>
     expect(idle).toBeLessThanOrEqual(initial!)
     expect(busy).toBeGreaterThan(initial!)
+  }, 30_000)
+
+  it("compiles under V8's default flags, so a code cache written by a CLI serves a node while held", () => {
+    const program = `
+      import * as vm from "node:vm"
+      import { holdIdleHeap, withDefaultFlags } from "./src/node/IdleHeap.ts"
+      const source = "(function () { return [1, 2, 3].map((x) => x * 2) })"
+      // Each compile its own file name: V8 would otherwise answer from the script it compiled before.
+      const compile = (name, cachedData) => new vm.Script(source, { filename: name, cachedData })
+      const cachedData = compile("cli.js").createCachedData()
+      holdIdleHeap()
+      const held = compile("held.js", cachedData).cachedDataRejected
+      const compiled = withDefaultFlags(() => compile("node.js", cachedData))
+      const taken = withDefaultFlags(() => compiled.createCachedData())
+      const reread = withDefaultFlags(() => compile("again.js", taken)).cachedDataRejected
+      console.log(JSON.stringify([held, compiled.cachedDataRejected, reread]))
+    `
+    const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
+      encoding: "utf8"
+    })
+    // V8 refuses a cache made under other flags; through withDefaultFlags the CLI's cache is taken, and
+    // a cache taken while held is one a CLI takes.
+    expect(JSON.parse(output)).toEqual([true, false, false])
   }, 30_000)
 
   it("is held for `node start` only", () => {
