@@ -1,7 +1,7 @@
 /**
  * Pull benchmark: a 1 GiB blob over loopback HTTP, downloaded in parallel ranges, hashed while it
  * streams in and moved into the blob store, against `curl -o` then `sha256sum` on the same file from
- * the same server; and our SHA-256 throughput against `sha256sum` and against pure-JS @noble/hashes.
+ * the same server (alternating, best of three each); and our SHA-256 throughput against `sha256sum` and against pure-JS @noble/hashes.
  * `PULL_BENCH_BYTES` sets the size; `PULL_BENCH_HASH_THREAD_FROM` the size from which the whole-file hash
  * runs on its own thread (a huge value keeps it on the main thread, for comparison).
  */
@@ -23,6 +23,7 @@ import { commandPeakRssMb, peakRssMb, resetPeakRss } from "./support/PeakRss.js"
 const exec = promisify(execFile)
 const SIZE = Number(process.env["PULL_BENCH_BYTES"] ?? 1024 ** 3)
 const MiB = 1024 * 1024
+const PULL_ROUNDS = 3
 
 /** Writes `size` pseudo-random bytes (incompressible, cheap to make) and returns their sha256. */
 const makeFile = (file: string, size: number) => {
@@ -85,12 +86,11 @@ export const run = async () => {
       // Warm the page cache so both sides read the served file from memory.
       await exec("sha256sum", [file])
 
-      const curlSeconds = await time(() => exec("curl", ["-s", "-f", "-o", copy, url]))
-      const sumSeconds = await time(async () => {
+      const curlOnce = () => exec("curl", ["-s", "-f", "-o", copy, url])
+      const sumOnce = async () => {
         const { stdout } = await exec("sha256sum", [copy])
         if (!stdout.startsWith(sha256)) throw new Error("sha256sum disagrees")
-      })
-      fs.rmSync(copy)
+      }
 
       // From the sources, a thread's module is bundled on its first start (src/node/ModuleWorker.ts);
       // from dist it is not: a small pull first, so the hashing thread's bundle is not timed.
@@ -104,8 +104,8 @@ export const run = async () => {
       )
 
       let fetched = 0
-      resetPeakRss()
-      const ourSeconds = await time(() =>
+      let round = 0
+      const ourPull = () =>
         Effect.runPromise(
           Effect.gen(function*() {
             const store = yield* BlobStore
@@ -120,11 +120,25 @@ export const run = async () => {
             })
             fetched = result.bytesFetched
             yield* store.adopt(result.path, { sha256: result.sha256, size: result.size, layout: result.layout })
-          }).pipe(Effect.provide(BlobStore.layer({ root: path.join(dir, "store"), maxBytes: 4 * SIZE })))
+          }).pipe(Effect.provide(BlobStore.layer({ root: path.join(dir, `store-${round++}`), maxBytes: 4 * SIZE })))
         )
-      )
+      // One transfer of 1 GiB over loopback took curl 1.4 s in one run and 2.5 s in the next on the
+      // shared machine (the kernel reclaiming page cache, the other core busy): the two sides alternate
+      // and each keeps its best of three, as the journal's append does. Each pull goes to a new store.
+      let curlSeconds = Number.POSITIVE_INFINITY
+      let sumSeconds = Number.POSITIVE_INFINITY
+      let ourSeconds = Number.POSITIVE_INFINITY
+      resetPeakRss()
+      for (let run = 0; run < PULL_ROUNDS; run++) {
+        curlSeconds = Math.min(curlSeconds, await time(curlOnce))
+        sumSeconds = Math.min(sumSeconds, await time(sumOnce))
+        fs.rmSync(copy)
+        ourSeconds = Math.min(ourSeconds, await time(ourPull))
+        if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
+        fs.rmSync(path.join(dir, `store-${run}`), { recursive: true })
+      }
+      // The peak over the three pulls (curl and sha256sum run as processes of their own).
       const ourPeakMb = peakRssMb()
-      if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
       const mib = SIZE / MiB
       report(
         `pull ${mib} MiB: 4 ranges + streaming verify + store`,
