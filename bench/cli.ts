@@ -5,17 +5,19 @@
  *   on a cache holding the two reference models, against `node -e 0` (Node's own start, the floor any
  *   JavaScript CLI pays), best of 7 runs each, interleaved;
  * - the resident memory of an idle node 3 s after `edge-net node start` answered `/health` (first-start
- *   models off, so nothing is being published), against a bare `node:http` server answering the same.
+ *   models off, so nothing is being published), and again once its journal writer thread has stopped
+ *   for want of work, against a bare `node:http` server answering the same.
  *
  * The CLIs run as `npm run build` ships them (src/cli/Bundle.ts, bundled into a cached tree by
  * test/support/CompiledCli.ts). Peak memory is read in the child itself at exit
  * (process.resourceUsage().maxRSS, preloaded with --require), the same way for the baseline.
  */
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { BlobStore } from "../src/content/BlobStore.js"
+import { DEFAULT_WRITER_IDLE_STOP } from "../src/events/SqliteWriter.js"
 import { compileCli, freePort, startCompiledNode } from "../test/support/CompiledCli.js"
 import { cacheReferenceModel } from "../test/support/SdkModels.js"
 import { tempDir } from "../test/support/TempDir.js"
@@ -129,8 +131,21 @@ export const run = async () => {
   const node = await startCompiledNode(tree, tempDir("edge-net-bench-idle-"))
   try {
     await settle(3_000)
+    const justStarted = residentMb(node.process.pid!)
+    const bareMb = await bareServerMb()
+    report("idle node RSS, 3 s after node start", "MB", justStarted, bareMb, "bare node:http server", "<= 100 MB")
+    // A node left alone: past the journal writer's idle time its thread has stopped (SqliteWriter.ts).
+    const idleMs = Duration.toMillis(DEFAULT_WRITER_IDLE_STOP) + 5_000
+    await settle(idleMs - 3_000)
     const idle = residentMb(node.process.pid!)
-    report("idle node RSS after node start", "MB", idle, await bareServerMb(), "bare node:http server", "<= 100 MB")
+    report(
+      `idle node RSS, ${idleMs / 1000} s after node start`,
+      "MB",
+      idle,
+      bareMb,
+      "bare node:http server",
+      "<= 100 MB"
+    )
   } finally {
     await node.kill("SIGTERM")
   }

@@ -13,7 +13,7 @@ import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalServ
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
 import { headFileFor, readHeadFile } from "./JournalHeadFile.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
-import { startWriter, type WriteOutcome, writtenHash } from "./SqliteWriter.js"
+import { DEFAULT_WRITER_IDLE_STOP, startWriter, type WriteOutcome, writtenHash } from "./SqliteWriter.js"
 
 export interface SqliteJournalOptions {
   /** How often a caught-up subscriber looks for appends made by other processes. */
@@ -22,6 +22,11 @@ export interface SqliteJournalOptions {
   readonly maxPayloadBytes?: number | undefined
   /** Where the last signed head is also kept; default `journal.head` beside the database, null for none. */
   readonly headFile?: string | null | undefined
+  /**
+   * How long the writer thread may sit without a batch before it stops (default 30 s; the next append
+   * starts another, about 60 ms); null keeps it as long as the journal.
+   */
+  readonly writerIdleStop?: Duration.DurationInput | null | undefined
 }
 
 type AppendOutcome = Either.Either<AppendResult, AppendRefused>
@@ -222,7 +227,7 @@ export const make = (options: SqliteJournalOptions = {}) =>
       synchronous: database.options.synchronous ?? "normal",
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       headFile
-    })
+    }, options.writerIdleStop === undefined ? DEFAULT_WRITER_IDLE_STOP : options.writerIdleStop)
 
     const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
       if (!outcome.ok) {

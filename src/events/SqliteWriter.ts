@@ -3,7 +3,7 @@
  * and any wait on another process's lock) run on a worker thread with its own connection, so the
  * node's event loop keeps serving while the disk works, and the two cores share the load.
  */
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
 import { moduleWorker } from "../node/ModuleWorker.js"
@@ -19,53 +19,142 @@ export {
   writtenHash
 } from "./SqliteCommitter.js"
 
-/** Starts the writer thread; closing the scope lets queued batches finish, then stops it. */
-export const startWriter = (data: WriterThreadData) =>
-  Effect.acquireRelease(
-    Effect.async<Worker, Error>((resume) => {
-      const workerData = { ...data, file: path.resolve(data.file) }
-      const worker = moduleWorker(import.meta.url, "./SqliteWriterThread", { workerData })
-      worker.once("message", (message) =>
-        message === "ready"
-          ? resume(Effect.succeed(worker))
-          : resume(Effect.fail(new Error(String((message as { error?: string }).error ?? message)))))
-      worker.once("error", (error) => resume(Effect.fail(error)))
-    }),
-    (worker) =>
-      Effect.async<void>((resume) => {
-        worker.once("exit", () => resume(Effect.void))
-        worker.postMessage("close")
-      }).pipe(Effect.timeout("10 seconds"), Effect.ignore)
-  ).pipe(Effect.map(writerClient))
+/**
+ * How long the thread may sit without a batch before it stops; the next batch starts another (about
+ * 60 ms). An idle node then does not keep a thread: a Node worker holds about 16 MB of its own, of which
+ * about half goes back to the system when it stops (its heap; what the allocator keeps stays).
+ */
+export const DEFAULT_WRITER_IDLE_STOP = Duration.seconds(30)
 
-const writerClient = (worker: Worker) => {
-  let nextId = 0
-  const pending = new Map<number, (reply: WriterReply) => void>()
-  let failure: Error | undefined
-  const failAll = (error: Error) => {
-    failure = error
-    for (const [id, settle] of pending) settle({ id, error: error.message })
-    pending.clear()
+interface WriterThread {
+  readonly worker: Worker
+  readonly pending: Map<number, (reply: WriterReply) => void>
+  /** Asked to stop: its exit is expected. */
+  stopping: boolean
+}
+
+/**
+ * Starts the writer thread (so a file it cannot open fails the journal's start); closing the scope
+ * lets queued batches finish, then stops it. `idleStop`: null keeps the thread for the scope's life.
+ */
+export const startWriter = (
+  data: WriterThreadData,
+  idleStop: Duration.DurationInput | null = DEFAULT_WRITER_IDLE_STOP
+) =>
+  Effect.acquireRelease(
+    Effect.async<WriterHost, Error>((resume) => {
+      const host = new WriterHost({ ...data, file: path.resolve(data.file) }, idleStop)
+      host.start().then(() => resume(Effect.succeed(host)), (error: Error) => resume(Effect.fail(error)))
+    }),
+    (host) => Effect.promise(() => host.close()).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+  )
+
+/** Batches in the order they were sent, one thread at a time: a new one starts only once the last stopped. */
+class WriterHost {
+  private nextId = 0
+  private thread: Promise<WriterThread> | undefined
+  /** Settles when the last thread asked to stop has exited. */
+  private stopped: Promise<void> = Promise.resolve()
+  private unsent = 0
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** Set when a thread failed on its own: every later batch fails with it, as the journal cannot go on. */
+  private failure: Error | undefined
+  private readonly idleStopMs: number | undefined
+
+  constructor(private readonly data: WriterThreadData, idleStop: Duration.DurationInput | null) {
+    this.idleStopMs = idleStop === null ? undefined : Duration.toMillis(idleStop)
   }
-  worker.on("message", (reply: WriterReply) => {
-    const settle = pending.get(reply.id)
-    pending.delete(reply.id)
-    settle?.(reply)
-  })
-  worker.on("error", failAll)
-  worker.on("exit", (code) => failAll(new Error(`journal writer thread exited (code ${code})`)))
-  return {
-    /** Commits one batch; batches are committed in the order they were sent. */
-    commit: (requests: ReadonlyArray<WriteRequest>, recordedAt: string) =>
-      Effect.async<ReadonlyArray<WriteOutcome>>((resume) => {
-        if (failure !== undefined) return resume(Effect.die(failure))
-        const id = nextId++
-        pending.set(
-          id,
-          (reply) => resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes))
-        )
-        worker.postMessage({ id, requests, recordedAt } satisfies WriterMessage)
+
+  /** Whether a thread runs (or starts) now. */
+  get running(): boolean {
+    return this.thread !== undefined
+  }
+
+  start(): Promise<WriterThread> {
+    if (this.thread !== undefined) return this.thread
+    const thread = this.stopped.then(() => this.spawn())
+    this.thread = thread
+    // A thread that could not start is tried again by the next batch.
+    thread.catch(() => {
+      if (this.thread === thread) this.thread = undefined
+    })
+    return thread
+  }
+
+  /** Commits one batch; batches are committed in the order they were sent. */
+  commit(requests: ReadonlyArray<WriteRequest>, recordedAt: string): Effect.Effect<ReadonlyArray<WriteOutcome>> {
+    return Effect.async((resume) => {
+      if (this.failure !== undefined) return resume(Effect.die(this.failure))
+      clearTimeout(this.idleTimer)
+      this.unsent++
+      const settle = (reply: WriterReply) => {
+        if (--this.unsent === 0) this.stopWhenIdle()
+        resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes))
+      }
+      // Each batch waits on the same start, and callbacks run in the order they were added: in order.
+      this.start().then((thread) => {
+        if (this.failure !== undefined) return settle({ id: -1, error: this.failure.message })
+        const id = this.nextId++
+        thread.pending.set(id, settle)
+        thread.worker.postMessage({ id, requests, recordedAt } satisfies WriterMessage)
+      }, (error: Error) => settle({ id: -1, error: error.message }))
+    })
+  }
+
+  /** Stops the thread once queued batches are written (the thread answers them before it reads "close"). */
+  close(): Promise<void> {
+    clearTimeout(this.idleTimer)
+    this.stop()
+    return this.stopped
+  }
+
+  private stopWhenIdle() {
+    if (this.idleStopMs === undefined) return
+    this.idleTimer = setTimeout(() => {
+      if (this.unsent === 0) this.stop()
+    }, this.idleStopMs)
+    this.idleTimer.unref()
+  }
+
+  private stop() {
+    const thread = this.thread
+    if (thread === undefined) return
+    this.thread = undefined
+    this.stopped = thread.then(
+      (running) =>
+        new Promise<void>((resolve) => {
+          running.stopping = true
+          running.worker.once("exit", () => resolve())
+          running.worker.postMessage("close")
+        }),
+      () => undefined
+    )
+  }
+
+  private spawn(): Promise<WriterThread> {
+    return new Promise((resolve, reject) => {
+      const worker = moduleWorker(import.meta.url, "./SqliteWriterThread", { workerData: this.data })
+      const thread: WriterThread = { worker, pending: new Map(), stopping: false }
+      const failAll = (error: Error) => {
+        if (!thread.stopping) this.failure = error
+        for (const [id, settle] of thread.pending) settle({ id, error: error.message })
+        thread.pending.clear()
+      }
+      worker.once("message", (message) => {
+        if (message !== "ready") {
+          return reject(new Error(String((message as { error?: string }).error ?? message)))
+        }
+        worker.on("message", (reply: WriterReply) => {
+          const settle = thread.pending.get(reply.id)
+          thread.pending.delete(reply.id)
+          settle?.(reply)
+        })
+        worker.on("error", failAll)
+        worker.on("exit", (code) => failAll(new Error(`journal writer thread exited (code ${code})`)))
+        resolve(thread)
       })
+      worker.once("error", reject)
+    })
   }
 }
 
