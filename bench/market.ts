@@ -3,7 +3,7 @@
  * loopback (RPC + actor + journal), and the audit's replay and verification of a million economic events.
  */
 import Database from "better-sqlite3"
-import { Clock, Duration, Effect, Fiber, ManagedRuntime, Schema } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, ManagedRuntime, Schema } from "effect"
 import { execFileSync } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -16,13 +16,16 @@ import { getAmountOut } from "../src/actors/market/AmmMath.js"
 import { ComputePool, POOL_ACCOUNT, POOL_ID } from "../src/actors/market/ComputeAmm.js"
 import { commitmentOf, TaskAuction } from "../src/actors/market/TaskAuction.js"
 import { makeStreamId } from "../src/domain/Ids.js"
-import { AccountId, OperationId } from "../src/domain/Money.js"
+import type { AccountId } from "../src/domain/Money.js"
+import { OperationId } from "../src/domain/Money.js"
 import type { EventSourced } from "../src/events/Decider.js"
 import { type AppendRequest, Journal, type JournalService } from "../src/events/Journal.js"
 import { sqliteKernel } from "../src/layers/Kernel.js"
 import type { NodeSettings } from "../src/layers/NodeConfig.js"
+import { signingClientLayer } from "../src/rpc/CommandSigning.js"
 import { startNode } from "../test/support/NodeProcess.js"
 import { nodeRpcClient, rpcProtocol } from "../test/support/RpcClient.js"
+import { as, operatorKeyOf, type TestKey, testKey } from "../test/support/Signing.js"
 import { bestOf, report, time } from "./Report.js"
 import { type AuditRun, decodeAuditRun } from "./support/AuditRun.js"
 
@@ -39,8 +42,21 @@ const scratch = () => {
   return dir
 }
 const ids = (count: number) => Array.from({ length: count }, (_, i) => i)
-const account = AccountId.make
 const operation = OperationId.make
+
+// Every account is a key's (commands are signed by their owner); the same key every run for a name.
+const keys = new Map<string, TestKey>()
+const keyOf = (name: string): TestKey => {
+  let key = keys.get(name)
+  if (key === undefined) {
+    key = testKey(`bench/market/${name}`)
+    keys.set(name, key)
+  }
+  return key
+}
+const account = (name: string) => keyOf(name).account
+/** Sends `effect`'s state-changing RPCs signed by `name`'s key. */
+const by = (name: string) => as(keyOf(name))
 
 type Client = Effect.Effect.Success<typeof nodeRpcClient>
 
@@ -68,40 +84,46 @@ export const run = async () => {
 
 // 1 and 2: swaps and bids through a node's RPC.
 const rpcFigures = async () => {
-  const node = await startNode(scratch())
+  const dataDir = scratch()
+  const node = await startNode(dataDir)
   try {
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const clients: Array<Client> = yield* Effect.forEach(
         ids(CLIENTS),
-        () => nodeRpcClient.pipe(Effect.provide(rpcProtocol(node.url)))
+        () => nodeRpcClient.pipe(Effect.provide(Layer.merge(rpcProtocol(node.url), signingClientLayer)))
       )
       const admin = clients[0]!
+      // The pool's liquidity comes from the operator's own account (only the operator adds it).
+      keys.set("provider", operatorKeyOf(dataDir))
+      const byOperator = by("provider")
       const mint = (who: string, amount: bigint) =>
-        admin.LedgerMint({ account: account(who), amount, operationId: operation(`mint-${who}`) })
+        byOperator(admin.LedgerMint({ account: account(who), amount, operationId: operation(`mint-${who}`) }))
       yield* mint("provider", 10n ** 12n)
-      yield* admin.MarketIssueCompute({
+      yield* byOperator(admin.MarketIssueCompute({
         node: account("provider"),
         units: 10n ** 12n,
         operationId: operation("issue-provider")
-      })
-      yield* admin.MarketAddLiquidity({
+      }))
+      yield* byOperator(admin.MarketAddLiquidity({
         provider: account("provider"),
         computeDesired: 10n ** 11n,
         ruvDesired: 10n ** 11n,
         orderId: operation("lp-provider")
-      })
+      }))
       yield* mint("poster", 10n ** 9n)
       yield* Effect.forEach(ids(CLIENTS), (i) =>
         Effect.zipRight(
           Effect.all([mint(`trader-${i}`, 10n ** 9n), mint(`bidder-${i}`, 10n ** 6n)]),
-          admin.Stake({ node: account(`bidder-${i}`), amount: 1_000n, operationId: operation(`stake-bidder-${i}`) })
+          by(`bidder-${i}`)(
+            admin.Stake({ node: account(`bidder-${i}`), amount: 1_000n, operationId: operation(`stake-bidder-${i}`) })
+          )
         ), { concurrency: 8, discard: true })
 
       // Commits go first: their auctions' reveal window opens while the swaps run.
       const windowMs = 25_000
       const auctions = ids(AUCTIONS).map((a) => `job-${a}`)
       yield* Effect.forEach(auctions, (auctionId) =>
-        admin.AuctionOpen({
+        by("poster")(admin.AuctionOpen({
           auctionId,
           poster: account("poster"),
           task: { model: "tiny-lm", input: auctionId },
@@ -110,13 +132,13 @@ const rpcFigures = async () => {
           commitPeriodMs: windowMs,
           revealPeriodMs: windowMs,
           leasePeriodMs: 60_000
-        }), { discard: true })
+        })), { discard: true })
       const commitDeadline = Date.now() + windowMs - 1_000
       const priceOf = (bidder: number, auction: number) => BigInt(100 + ((bidder * 7 + auction * 13) % 800))
       const bidPhase = (
         step: (
           client: Client,
-          bidder: string,
+          bidder: AccountId,
           auctionId: string,
           price: bigint,
           salt: string
@@ -126,14 +148,16 @@ const rpcFigures = async () => {
           clients,
           (client, i) =>
             Effect.forEach(auctions, (auctionId, a) =>
-              step(client, `bidder-${i}`, auctionId, priceOf(i, a), `salt-${i}-${a}`), { discard: true }),
+              by(`bidder-${i}`)(step(client, account(`bidder-${i}`), auctionId, priceOf(i, a), `salt-${i}-${a}`)), {
+              discard: true
+            }),
           { concurrency: "unbounded", discard: true }
         )
       const commitSeconds = yield* timed(
         bidPhase((client, bidder, auctionId, price, salt) =>
           client.AuctionCommit({
             auctionId,
-            bidder: account(bidder),
+            bidder,
             commitment: commitmentOf({ auctionId, bidder, price, salt })
           })
         )
@@ -146,29 +170,34 @@ const rpcFigures = async () => {
           Effect.forEach(ids(SWAPS_PER_CLIENT / 2), (k) =>
             Effect.gen(function*() {
               const trader = account(`trader-${i}`)
-              const bought = yield* client.MarketBuy({
+              const signed = by(`trader-${i}`)
+              const bought = yield* signed(client.MarketBuy({
                 trader,
                 trade: { exact: "in", amountIn: 1_000n, minAmountOut: 0n },
                 orderId: operation(`buy-${i}-${k}`)
-              })
-              const sold = yield* client.MarketSell({
+              }))
+              const sold = yield* signed(client.MarketSell({
                 trader,
                 trade: { exact: "in", amountIn: bought.amountOut, minAmountOut: 0n },
                 orderId: operation(`sell-${i}-${k}`)
-              })
+              }))
               if (!bought.settled) unsettled++
               if (!sold.settled) unsettled++
             }), { discard: true }), { concurrency: "unbounded", discard: true })
       )
       const transferSeconds = yield* timed(
-        Effect.forEach(clients, (client, i) =>
-          Effect.forEach(ids(SWAPS_PER_CLIENT), (k) =>
-            client.LedgerTransfer({
-              from: account(`trader-${i}`),
-              to: account(`trader-${(i + 1) % CLIENTS}`),
-              amount: 1n,
-              transferId: operation(`t-${i}-${k}`)
-            }), { discard: true }), { concurrency: "unbounded", discard: true })
+        Effect.forEach(
+          clients,
+          (client, i) =>
+            Effect.forEach(ids(SWAPS_PER_CLIENT), (k) =>
+              by(`trader-${i}`)(client.LedgerTransfer({
+                from: account(`trader-${i}`),
+                to: account(`trader-${(i + 1) % CLIENTS}`),
+                amount: 1n,
+                transferId: operation(`t-${i}-${k}`)
+              })), { discard: true }),
+          { concurrency: "unbounded", discard: true }
+        )
       )
 
       const swaps = CLIENTS * SWAPS_PER_CLIENT
@@ -196,9 +225,7 @@ const rpcFigures = async () => {
 
       yield* Effect.sleep(Math.max(0, commitDeadline + 1_000 - Date.now()))
       const revealSeconds = yield* timed(
-        bidPhase((client, bidder, auctionId, price, salt) =>
-          client.AuctionReveal({ auctionId, bidder: account(bidder), price, salt })
-        )
+        bidPhase((client, bidder, auctionId, price, salt) => client.AuctionReveal({ auctionId, bidder, price, salt }))
       )
       const bids = CLIENTS * AUCTIONS
       const rawBid = yield* Effect.promise(() => bestOf(3, () => rawBids(bids)))
