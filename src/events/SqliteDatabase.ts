@@ -19,20 +19,47 @@ export class SqliteError extends Data.TaggedError("SqliteError")<{ readonly file
   }
 }
 
-// Plain CommonJS so it runs as an eval'd worker both from sources (tests) and from dist.
+// Plain CommonJS so it runs as an eval'd worker both from sources (tests) and from dist. Once the WAL
+// has been wholly checkpointed and has not grown for idleChecks looks, the thread truncates it (a
+// writer in the middle of a commit makes that fail at once, and it tries again later) and stops.
 const CHECKPOINTER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads")
 const Database = require(workerData.driver)
 const db = new Database(workerData.file, { timeout: workerData.busyTimeoutMs })
 let timer
-const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)") } catch {} }
-const loop = () => { checkpoint(); timer = setTimeout(loop, workerData.intervalMs) }
+let lastLog = -1
+let quiet = 0
+const checkpoint = () => { try { return db.pragma("wal_checkpoint(PASSIVE)")[0] } catch { return undefined } }
+const truncate = () => {
+  try {
+    db.pragma("busy_timeout = 0")
+    return db.pragma("wal_checkpoint(TRUNCATE)")[0].busy === 0
+  } catch { return false } finally { db.pragma("busy_timeout = " + workerData.busyTimeoutMs) }
+}
+const loop = () => {
+  const state = checkpoint()
+  const settled = state !== undefined && state.busy === 0 && state.log === state.checkpointed
+  quiet = settled && state.log === lastLog ? quiet + 1 : 0
+  lastLog = state === undefined ? -1 : state.log
+  if (quiet >= workerData.idleChecks && truncate()) {
+    db.close()
+    parentPort.postMessage("idle")
+    parentPort.close()
+    return
+  }
+  timer = setTimeout(loop, workerData.intervalMs)
+}
 timer = setTimeout(loop, workerData.intervalMs)
 parentPort.on("message", () => { clearTimeout(timer); checkpoint(); db.close(); parentPort.postMessage("closed"); parentPort.close() })
 `
 
 /** The WAL size at which the checkpointer thread starts, unless told otherwise. */
 export const CHECKPOINTER_AFTER_WAL_BYTES = 4 * 1024 * 1024
+
+/** How long the checkpointer thread stays once the WAL is checkpointed and idle, unless told otherwise. */
+export const CHECKPOINTER_IDLE_STOP_MS = 30_000
+
+const CHECKPOINT_INTERVAL_MS = 100
 
 const startCheckpointer = (options: SqliteOptions): Worker => {
   const worker = new Worker(CHECKPOINTER_SOURCE, {
@@ -41,7 +68,8 @@ const startCheckpointer = (options: SqliteOptions): Worker => {
       driver: createRequire(import.meta.url).resolve("better-sqlite3"),
       file: path.resolve(options.file),
       busyTimeoutMs: options.busyTimeoutMs ?? 5_000,
-      intervalMs: 100
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      idleChecks: Math.ceil((options.checkpointerIdleStopMs ?? CHECKPOINTER_IDLE_STOP_MS) / CHECKPOINT_INTERVAL_MS)
     }
   })
   worker.once("online", keepIdleHeapHeld)
@@ -59,7 +87,8 @@ const stopCheckpointer = (worker: Worker) =>
 
 /**
  * The checkpointer thread, started once the WAL has grown past the threshold (its size is looked at
- * once a second, off the event loop); stopped with the scope. Says whether it has started.
+ * once a second, off the event loop), stopped when it has had nothing to do for a while (it truncates
+ * the WAL first, so the next growth starts it again) and with the scope. Says whether it runs.
  */
 const checkpointWhenWritten = (options: SqliteOptions) =>
   Effect.gen(function*() {
@@ -67,13 +96,23 @@ const checkpointWhenWritten = (options: SqliteOptions) =>
     const threshold = options.checkpointerAfterWalBytes ?? CHECKPOINTER_AFTER_WAL_BYTES
     let worker: Worker | undefined
     let closed = false
-    const look = setInterval(() =>
-      fs.stat(wal, (error, stats) => {
-        if (error !== null || closed || worker !== undefined || stats.size < threshold) return
-        clearInterval(look)
-        worker = startCheckpointer(options)
-      }), 1_000)
-    look.unref()
+    let look: ReturnType<typeof setInterval> | undefined
+    const watch = () => {
+      look = setInterval(() =>
+        fs.stat(wal, (error, stats) => {
+          if (error !== null || closed || worker !== undefined || stats.size < threshold) return
+          clearInterval(look)
+          const started = startCheckpointer(options)
+          worker = started
+          started.once("message", (message) => {
+            if (message !== "idle" || closed) return
+            worker = undefined
+            watch()
+          })
+        }), 1_000)
+      look.unref()
+    }
+    watch()
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true

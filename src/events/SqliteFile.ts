@@ -24,6 +24,11 @@ export interface SqliteOptions {
    * writes little never needs it, and a thread costs about 18 MB of memory and ten wake-ups a second.
    */
   readonly checkpointerAfterWalBytes?: number
+  /**
+   * How long the checkpointer thread stays once the WAL is wholly checkpointed and no longer grows
+   * (default 30 s); it then truncates the WAL and stops, until the WAL passes the threshold again.
+   */
+  readonly checkpointerIdleStopMs?: number
   /** SQLite's wal_autocheckpoint for this connection, in pages. */
   readonly autoCheckpointPages?: number
 }

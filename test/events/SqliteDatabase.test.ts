@@ -51,4 +51,33 @@ describe("the WAL checkpointer", () => {
       // Closed: the last connection folded the WAL back into the database and removed it.
       expect(fs.existsSync(`${file}-wal`)).toBe(false)
     }))
+
+  it.live("stops once the WAL is checkpointed and quiet, having truncated it, and starts again when it grows", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir(), "rests.db")
+      yield* Effect.gen(function*() {
+        const { checkpointing } = yield* SqliteDatabase
+        const waitFor = (wanted: boolean) =>
+          Effect.gen(function*() {
+            for (let waited = 0; waited < 10_000 && checkpointing() !== wanted; waited += 100) yield* sleep(100)
+            return checkpointing()
+          })
+        yield* write(300)
+        expect(yield* waitFor(true)).toBe(true)
+        expect(yield* waitFor(false)).toBe(false)
+        expect(fs.statSync(`${file}-wal`).size).toBe(0)
+
+        yield* write(300)
+        expect(yield* waitFor(true)).toBe(true)
+        expect(yield* waitFor(false)).toBe(false)
+        // Nothing was lost to the truncation: every row is in the database.
+        const { db } = yield* SqliteDatabase
+        expect(db.prepare("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 300 })
+      }).pipe(
+        Effect.provide(
+          SqliteDatabase.layer({ file, checkpointerAfterWalBytes: 64 * 1024, checkpointerIdleStopMs: 500 })
+        ),
+        Effect.scoped
+      )
+    }))
 })
