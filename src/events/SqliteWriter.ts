@@ -55,7 +55,8 @@ class WriterHost {
   private thread: Promise<WriterThread> | undefined
   /** Settles when the last thread asked to stop has exited. */
   private stopped: Promise<void> = Promise.resolve()
-  private unsent = 0
+  /** Batches sent (or waiting for a thread) and not yet answered. */
+  private unanswered = 0
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   /** Set when a thread failed on its own: every later batch fails with it, as the journal cannot go on. */
   private failure: Error | undefined
@@ -86,9 +87,9 @@ class WriterHost {
     return Effect.async((resume) => {
       if (this.failure !== undefined) return resume(Effect.die(this.failure))
       clearTimeout(this.idleTimer)
-      this.unsent++
+      this.unanswered++
       const settle = (reply: WriterReply) => {
-        if (--this.unsent === 0) this.stopWhenIdle()
+        if (--this.unanswered === 0) this.stopWhenIdle()
         resume("error" in reply ? Effect.die(new Error(reply.error)) : Effect.succeed(reply.outcomes))
       }
       // Each batch waits on the same start, and callbacks run in the order they were added: in order.
@@ -111,7 +112,7 @@ class WriterHost {
   private stopWhenIdle() {
     if (this.idleStopMs === undefined) return
     this.idleTimer = setTimeout(() => {
-      if (this.unsent === 0) this.stop()
+      if (this.unanswered === 0) this.stop()
     }, this.idleStopMs)
     this.idleTimer.unref()
   }
@@ -124,6 +125,7 @@ class WriterHost {
       (running) =>
         new Promise<void>((resolve) => {
           running.stopping = true
+          if (running.worker.threadId === -1) return resolve() // it has already ended (failed)
           running.worker.once("exit", () => resolve())
           running.worker.postMessage("close")
         }),
