@@ -152,7 +152,8 @@ export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
   const rewritten: Array<string> = []
   for (const file of chunks) {
     const text = fs.readFileSync(file, "utf8")
-    if (text.length < MIN_BYTES || !immutable.get(file)) continue
+    // CodeCache.ts reads a body as Latin-1, which is its text only if it is ASCII (Bundle.ts makes it so).
+    if (text.length < MIN_BYTES || !immutable.get(file) || /[^\x00-\x7f]/.test(text)) continue
     if (!staticImports.get(file)!.every((imported) => immutable.get(imported)) || hasCycle(file, staticImports)) {
       continue
     }

@@ -62,7 +62,9 @@ export const runCached = (
   const bodyFile = path.join(directory, `${name}.body.js`)
   const cacheFile = path.join(directory, `${name}.v8cache`)
   const cachedData = enabled ? readCache(cacheFile) : undefined
-  const source = fs.readFileSync(bodyFile, "utf8")
+  // The build writes bodies in ASCII (Bundle.ts): read as Latin-1, the bytes become the string as they
+  // are, without the UTF-8 decoder's pass over a megabyte and a half (5 ms of a quick command).
+  const source = fs.readFileSync(bodyFile, "latin1")
   const script = withDefaultFlags(() =>
     new vm.Script(source, { filename: bodyFile, ...(cachedData === undefined ? {} : { cachedData }) })
   )
