@@ -11,7 +11,6 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as vm from "node:vm"
-import { isMainThread } from "node:worker_threads"
 import { withDefaultFlags } from "../node/IdleHeap.js"
 
 /** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
@@ -70,8 +69,12 @@ export const runCached = (
   )
   const body = script.runInThisContext() as (...imported: ReadonlyArray<unknown>) => Record<string, unknown>
   const exports = body(...imported)
-  // Worker threads leave writing the cache to the main thread.
-  if (enabled && isMainThread && (cachedData === undefined || script.cachedDataRejected === true)) {
+  // Worker threads leave writing the cache to the main thread. (node:worker_threads is loaded only to
+  // ask: 4 ms of every start that finds its caches.)
+  if (
+    enabled && (cachedData === undefined || script.cachedDataRejected === true) &&
+    process.getBuiltinModule("node:worker_threads").isMainThread
+  ) {
     if (uncached.size === 0) process.once("exit", writeCaches)
     uncached.set(cacheFile, { script, loaded: withDefaultFlags(() => script.createCachedData()) })
   }
