@@ -145,10 +145,11 @@ const exportsMutable = (file: string, source: string): boolean => {
   return later(tree, false)
 }
 
-/** The chunks `file` imports, directly or not. */
+/** The chunks `file` imports statically, directly or not. */
 const closure = (file: string, edges: ReadonlyMap<string, ReadonlyArray<string>>, metafile: Metafile) => {
   const seen = new Set<string>()
-  const stack = metafile.outputs[file]!.imports.map((edge) => edge.path).filter((imported) => edges.has(imported))
+  const stack = metafile.outputs[file]!.imports.filter((edge) => edge.kind === "import-statement")
+    .map((edge) => edge.path).filter((imported) => edges.has(imported))
   while (stack.length > 0) {
     const next = stack.pop()!
     if (seen.has(next)) continue
@@ -198,19 +199,11 @@ const bodyScript = (chunk: Chunk): string =>
 
 /**
  * The facade imports, as modules, what its body takes from modules: packages, and chunks that stay
- * modules. One whose body links itself imports only the chunks CodeCache.js imports (`runnerChunks`,
- * evaluated before any body: importing them again costs nothing), which the bodies CodeCache.ts runs
- * for it may take.
+ * modules. One whose body links itself imports only the kept modules (`kept`) that its body and the
+ * bodies CodeCache.ts runs for it take: loaded already where the facade is, they cost it nothing.
  */
-const facadeModule = (
-  name: string,
-  chunk: Chunk,
-  linksItself: boolean,
-  runnerChunks: ReadonlyArray<string>
-): string => {
-  const linked = linksItself
-    ? runnerChunks
-    : [...new Set(chunk.imports.map(({ from }) => from).filter((from) => !isBuiltin(from)))]
+const facadeModule = (name: string, chunk: Chunk, kept: ReadonlyArray<string> | undefined): string => {
+  const linked = kept ?? [...new Set(chunk.imports.map(({ from }) => from).filter((from) => !isBuiltin(from)))]
   const exported = chunk.exports.map(([, as], index) => [`__edgeNetExport${index}`, as] as const)
   return [
     `import { runChunk as __edgeNetRunChunk } from "./CodeCache.js";`,
@@ -225,9 +218,11 @@ const facadeModule = (
 
 /**
  * Rewrites the qualifying chunks of the bundle described by `metafile` (paths relative to the working
- * directory, as esbuild gives them); answers the names of the chunks rewritten.
+ * directory, as esbuild gives them); answers the names of the chunks rewritten. The chunks that the
+ * outputs named in `keptFor` import stay modules: CodeCache.js's (it runs the bodies), and those of
+ * entries that should not load it.
  */
-export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
+export const cacheChunks = (metafile: Metafile, keptFor: ReadonlyArray<string>): ReadonlyArray<string> => {
   const chunks = Object.keys(metafile.outputs).filter((file) => /\/chunk-[^/]+\.js$/.test(file))
   const staticImports = new Map(
     chunks.map((file) => [
@@ -242,13 +237,13 @@ export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
       !fs.existsSync(input) || !exportsMutable(input, fs.readFileSync(input, "utf8"))
     )
   ]))
-  // CodeCache.js runs the bodies: the chunks it imports stay modules.
-  const runner = Object.keys(metafile.outputs).find((file) => path.basename(file) === "CodeCache.js")
-  const runnerImports = new Set(runner === undefined ? [] : closure(runner, staticImports, metafile))
-  const runnerChunks = [...runnerImports].map((file) => `./${path.basename(file)}`)
+  const kept = new Set(
+    Object.keys(metafile.outputs).filter((file) => keptFor.includes(path.basename(file)))
+      .flatMap((file) => [...closure(file, staticImports, metafile)])
+  )
   const qualifying = new Map<string, Chunk>()
   for (const file of chunks) {
-    if (runnerImports.has(file)) continue
+    if (kept.has(file)) continue
     const text = fs.readFileSync(file, "utf8")
     // CodeCache.ts reads a body as Latin-1, which is its text only if it is ASCII (Bundle.ts makes it so).
     if (!immutable.get(file) || /[^\x00-\x7f]/.test(text)) continue
@@ -276,9 +271,9 @@ export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
     }
     qualifying.set(file, chunk)
   }
-  // A body links itself when all it imports are Node's modules, the chunks CodeCache.js imports, and
-  // bodies that link themselves: then its facade imports nothing else, and a command loads the few
-  // modules it names instead of every chunk.
+  // A body links itself when all it imports are Node's modules, kept modules and bodies that link
+  // themselves: then its facade imports no other chunk, and a command loads the few modules it names
+  // instead of every chunk.
   const linksItself = new Set<string>()
   for (let grown = true; grown;) {
     grown = false
@@ -286,16 +281,32 @@ export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
       if (linksItself.has(file)) continue
       const linkable = chunk.imports.every(({ from }) => {
         const imported = path.join(path.dirname(file), from)
-        return isBuiltin(from) || runnerImports.has(imported) || linksItself.has(imported)
+        return isBuiltin(from) || kept.has(imported) || linksItself.has(imported)
       })
       if (linkable) linksItself.add(file)
       grown ||= linkable
     }
   }
+  /** The kept modules that a body which links itself, and the bodies it links, import. */
+  const keptTaken = (file: string): Array<string> => {
+    const taken = new Set<string>()
+    const seen = new Set<string>()
+    const stack = [file]
+    while (stack.length > 0) {
+      const next = stack.pop()!
+      if (seen.has(next)) continue
+      seen.add(next)
+      for (const imported of staticImports.get(next) ?? []) {
+        if (kept.has(imported)) taken.add(`./${path.basename(imported)}`)
+        else stack.push(imported)
+      }
+    }
+    return [...taken].sort()
+  }
   for (const [file, chunk] of qualifying) {
     const name = path.basename(file, ".js")
     fs.writeFileSync(path.join(path.dirname(file), `${name}.body.js`), bodyScript(chunk))
-    fs.writeFileSync(file, facadeModule(name, chunk, linksItself.has(file), runnerChunks))
+    fs.writeFileSync(file, facadeModule(name, chunk, linksItself.has(file) ? keptTaken(file) : undefined))
   }
   return [...qualifying.keys()].map((file) => path.basename(file, ".js"))
 }
