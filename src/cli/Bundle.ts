@@ -142,7 +142,9 @@ export const bundleCli = async (sources: string, outdir: string): Promise<void> 
     fs.mkdirSync(path.dirname(file.path), { recursive: true })
     fs.writeFileSync(file.path, asciiOnly(file.text))
   }
-  cacheChunks(metafile)
+  // CodeCache.js runs the bodies, and `--version` is answered without it (Entry.ts): the chunks these
+  // import stay modules.
+  cacheChunks(metafile, ["CodeCache.js", ...CLIS.map((cli) => `${cli}.js`)])
 }
 
 /**

@@ -1,22 +1,23 @@
 /**
- * The build step behind CodeCache.ts: each large chunk of the CLI bundle becomes a script (its body,
- * wrapped in a function of the bindings it imports, returning its exports) beside a small module that
- * keeps the chunk's name, imports and exports, so that V8 can cache the script's compiled code.
+ * The build step behind CodeCache.ts: each chunk of the CLI bundle that qualifies becomes a script (its
+ * body, wrapped in a function that takes its imports from a linker and returns its exports) beside a
+ * small module, its facade, that keeps the chunk's name and exports: V8 can cache a script's compiled
+ * code, and CodeCache.ts runs a body's imports of other bodies itself, read and compiled at once, where
+ * Node's module loader took a few asynchronous reads, a compilation and a link for each of the forty
+ * modules a quick command loaded.
  *
  * The module's exports are the values the body returned, read once: a chunk qualifies only if none of
  * them can change later. Its sources (and those of the chunks it imports from) export no `let` or
  * `var` assigned after they ran, which our code and the Effect packages never do; it has no lazily
  * initialized module (esbuild's `__esm`) and no top-level `await`, and it is not in an import cycle,
- * where a binding could be read before the chunk that declares it has run. The body's `import.meta`
- * and `import()` become the facade's, passed in with the imported bindings.
+ * where a binding could be read before the chunk that declares it has run. The body's `import.meta.url`
+ * and `import()` are the chunk's, passed in with the linker.
  */
 import * as fs from "node:fs"
+import { isBuiltin } from "node:module"
 import * as path from "node:path"
 import * as vm from "node:vm"
 import ts from "typescript"
-
-/** Smaller chunks compile in less time than reading a cache costs. */
-const MIN_BYTES = 16 * 1024
 
 /** The banner every chunk starts with (Bundle.ts): bundled CommonJS packages require Node's modules. */
 export const REQUIRE_BANNER =
@@ -38,12 +39,18 @@ const IMPORT = /^import\s+(?:([\w$]+)\s*,?\s*)?(?:\{([^}]*)\}\s*|\*\s+as\s+([\w$
 /** The chunk's one export statement, at its end (before the licenses esbuild gathers there). */
 const EXPORT = /\nexport\s*\{([^}]*)\};\n?(\/\*![\s\S]*\*\/\n?)?$/
 
+/** One import statement: the module it names and the bindings it declares. */
+interface Import {
+  readonly from: string
+  readonly defaultName: string | undefined
+  /** [imported, local] */
+  readonly named: ReadonlyArray<readonly [string, string]>
+  readonly namespace: string | undefined
+}
+
 interface Chunk {
-  /** The banner and every import statement. */
-  readonly head: string
-  readonly importedLocals: ReadonlyArray<string>
-  /** The modules the import statements name. */
-  readonly importedPaths: ReadonlySet<string>
+  /** Every import statement but the banner's. */
+  readonly imports: ReadonlyArray<Import>
   readonly body: string
   /** [local, exported] */
   readonly exports: ReadonlyArray<readonly [string, string]>
@@ -59,22 +66,43 @@ const specifiers = (list: string): Array<readonly [string, string]> =>
 /** A chunk's imports, body and exports, or undefined if it is not laid out as esbuild lays chunks out. */
 const parseChunk = (text: string): Chunk | undefined => {
   if (!text.startsWith(REQUIRE_BANNER)) return undefined
+  // A chunk with no export statement (a module run for its effect, such as a polyfill's) exports nothing.
   const exported = EXPORT.exec(text)
-  if (exported === null) return undefined
-  const statements = [...text.slice(REQUIRE_BANNER.length, exported.index + 1).matchAll(IMPORT)]
-  const importedLocals = ["require"]
-  for (const [, defaultName, named, namespace] of statements) {
-    if (defaultName !== undefined) importedLocals.push(defaultName)
-    for (const [, local] of specifiers(named ?? "")) importedLocals.push(local)
-    if (namespace !== undefined) importedLocals.push(namespace)
-  }
+  if (exported === null && /^export\b/m.test(text)) return undefined
+  const code = text.slice(REQUIRE_BANNER.length, exported === null ? text.length : exported.index + 1)
   return {
-    head: REQUIRE_BANNER + statements.map(([statement]) => statement).join(""),
-    importedLocals,
-    importedPaths: new Set(["node:module", ...statements.map((statement) => statement[4]!)]),
-    body: text.slice(REQUIRE_BANNER.length, exported.index + 1).replace(IMPORT, ""),
-    exports: specifiers(exported[1]!)
+    imports: [...code.matchAll(IMPORT)].map(([, defaultName, named, namespace, from]) => ({
+      from: from!,
+      defaultName,
+      named: specifiers(named ?? ""),
+      namespace
+    })),
+    body: code.replace(IMPORT, ""),
+    exports: exported === null ? [] : specifiers(exported[1]!)
   }
+}
+
+/**
+ * An import statement as the body's declarations. A module of Node's is required: it is its own
+ * default export, and all a chunk reads of its namespace. Anything else comes from `__edgeNetLink`,
+ * as its module namespace (a chunk's, or a package's, which the facade imported).
+ */
+const declarations = ({ defaultName, from, named, namespace }: Import): string => {
+  const builtin = isBuiltin(from)
+  const source = `${builtin ? "require" : "__edgeNetLink"}(${JSON.stringify(from)})`
+  const defaults = [
+    ...(defaultName === undefined ? [] : [defaultName]),
+    ...named.filter(([imported]) => imported === "default").map(([, local]) => local)
+  ]
+  const fields = named.filter(([imported]) => imported !== "default" || !builtin)
+    .map(([imported, local]) => (imported === local ? local : `${imported}: ${local}`))
+  const lines = [
+    ...defaults.map((local) => `const ${local} = ${source}${builtin ? "" : ".default"};`),
+    ...(namespace === undefined ? [] : [`const ${namespace} = ${source};`]),
+    ...(fields.length === 0 ? [] : [`const { ${fields.join(", ")} } = ${source};`])
+  ]
+  // An import for the module's effect alone still runs it, in its place.
+  return lines.length === 0 ? `${source};` : lines.join("\n")
 }
 
 /**
@@ -117,6 +145,35 @@ const exportsMutable = (file: string, source: string): boolean => {
   return later(tree, false)
 }
 
+/** The chunks `file` imports statically, directly or not. */
+const closure = (file: string, edges: ReadonlyMap<string, ReadonlyArray<string>>, metafile: Metafile) => {
+  const seen = new Set<string>()
+  const stack = metafile.outputs[file]!.imports.filter((edge) => edge.kind === "import-statement")
+    .map((edge) => edge.path).filter((imported) => edges.has(imported))
+  while (stack.length > 0) {
+    const next = stack.pop()!
+    if (seen.has(next)) continue
+    seen.add(next)
+    for (const after of edges.get(next) ?? []) stack.push(after)
+  }
+  return seen
+}
+
+/**
+ * Whether `import(` or `import.meta` is text in a string, template or regular expression of `code`:
+ * the body's import.meta.url and import() are passed in, and rewriting one there would change a value.
+ * (A quote anywhere before one on its line is all it takes to parse the code to make sure.)
+ */
+const importInLiteral = (code: string): boolean => {
+  if (!/["'`/][^\n]*\bimport(?:\(|\.meta)/.test(code)) return false
+  const literal = (node: ts.Node): boolean =>
+    (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node) || ts.isRegularExpressionLiteral(node)) &&
+    /\bimport(?:\(|\.meta)/.test(node.text)
+  const visit = (node: ts.Node): boolean =>
+    literal(node) || (ts.forEachChild(node, (child) => visit(child) || undefined) ?? false)
+  return visit(ts.createSourceFile("chunk.js", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS))
+}
+
 const hasCycle = (start: string, edges: ReadonlyMap<string, ReadonlyArray<string>>): boolean => {
   const seen = new Set<string>()
   const stack = [...(edges.get(start) ?? [])]
@@ -130,11 +187,42 @@ const hasCycle = (start: string, edges: ReadonlyMap<string, ReadonlyArray<string
   return false
 }
 
+/** What a chunk becomes: its body, as a script, and the facade that stays a module. */
+const bodyScript = (chunk: Chunk): string =>
+  `(function (__edgeNetLink, require, __edgeNetImportMeta, __edgeNetImport) {\n"use strict";\n${
+    chunk.imports.map(declarations).join("\n")
+  }\n${
+    chunk.body.replace(/\bimport\.meta\b/g, "__edgeNetImportMeta").replace(/\bimport\(/g, "__edgeNetImport(")
+  }\nreturn { ${
+    chunk.exports.map(([local, exported]) => (local === exported ? local : `${exported}: ${local}`)).join(", ")
+  } };\n})`
+
+/**
+ * The facade imports, as modules, what its body takes from modules: packages, and chunks that stay
+ * modules. One whose body links itself imports only the kept modules (`kept`) that its body and the
+ * bodies CodeCache.ts runs for it take: loaded already where the facade is, they cost it nothing.
+ */
+const facadeModule = (name: string, chunk: Chunk, kept: ReadonlyArray<string> | undefined): string => {
+  const linked = kept ?? [...new Set(chunk.imports.map(({ from }) => from).filter((from) => !isBuiltin(from)))]
+  const exported = chunk.exports.map(([, as], index) => [`__edgeNetExport${index}`, as] as const)
+  return [
+    `import { runChunk as __edgeNetRunChunk } from "./CodeCache.js";`,
+    ...linked.map((from, index) => `import * as __edgeNetLinked${index} from ${JSON.stringify(from)};`),
+    `const { ${exported.map(([local, as]) => `${as}: ${local}`).join(", ")} } = __edgeNetRunChunk(import.meta.url, ${
+      JSON.stringify(name)
+    }, { ${linked.map((from, index) => `${JSON.stringify(from)}: __edgeNetLinked${index}`).join(", ")} });`,
+    `export { ${exported.map(([local, as]) => `${local} as ${as}`).join(", ")} };`,
+    ""
+  ].join("\n")
+}
+
 /**
  * Rewrites the qualifying chunks of the bundle described by `metafile` (paths relative to the working
- * directory, as esbuild gives them); answers the names of the chunks rewritten.
+ * directory, as esbuild gives them); answers the names of the chunks rewritten. The chunks that the
+ * outputs named in `keptFor` import stay modules: CodeCache.js's (it runs the bodies), and those of
+ * entries that should not load it.
  */
-export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
+export const cacheChunks = (metafile: Metafile, keptFor: ReadonlyArray<string>): ReadonlyArray<string> => {
   const chunks = Object.keys(metafile.outputs).filter((file) => /\/chunk-[^/]+\.js$/.test(file))
   const staticImports = new Map(
     chunks.map((file) => [
@@ -149,59 +237,76 @@ export const cacheChunks = (metafile: Metafile): ReadonlyArray<string> => {
       !fs.existsSync(input) || !exportsMutable(input, fs.readFileSync(input, "utf8"))
     )
   ]))
-  const rewritten: Array<string> = []
+  const kept = new Set(
+    Object.keys(metafile.outputs).filter((file) => keptFor.includes(path.basename(file)))
+      .flatMap((file) => [...closure(file, staticImports, metafile)])
+  )
+  const qualifying = new Map<string, Chunk>()
   for (const file of chunks) {
+    if (kept.has(file)) continue
     const text = fs.readFileSync(file, "utf8")
-    if (text.length < MIN_BYTES || !immutable.get(file)) continue
+    // CodeCache.ts reads a body as Latin-1, which is its text only if it is ASCII (Bundle.ts makes it so).
+    if (!immutable.get(file) || /[^\x00-\x7f]/.test(text)) continue
     if (!staticImports.get(file)!.every((imported) => immutable.get(imported)) || hasCycle(file, staticImports)) {
       continue
     }
     const chunk = parseChunk(text)
+    if (chunk === undefined) continue
     // Every import statement esbuild wrote, and only those (not text in a template that looks like one).
     const imports = new Set(
       metafile.outputs[file]!.imports.filter((edge) => edge.kind === "import-statement").map((edge) =>
         chunks.includes(edge.path) ? `./${path.basename(edge.path)}` : edge.path
       )
     )
-    imports.add("node:module") // the banner's
-    if (chunk !== undefined && [...imports].sort().join("\n") !== [...chunk.importedPaths].sort().join("\n")) continue
-    // import.meta and import() are the facade's, passed in; one inside a string would be rewritten too.
-    if (chunk === undefined || /__esm\(|["'`][^"'`\n]*\bimport(?:\(|\.meta)/.test(chunk.body)) continue
+    // The banner's import is no statement of the chunk's for the metafile, nor for parseChunk.
+    imports.add("node:module")
+    const parsed = new Set(["node:module", ...chunk.imports.map(({ from }) => from)])
+    if ([...imports].sort().join("\n") !== [...parsed].sort().join("\n")) continue
+    if (/__esm\(|\bimport\.meta\b(?!\.url\b)/.test(chunk.body) || importInLiteral(chunk.body)) continue
     if (chunk.exports.some(([, exported]) => exported === "default")) continue
-    const name = path.basename(file, ".js")
-    const reexported = chunk.exports.filter(([local]) => chunk.importedLocals.includes(local))
-    const returned = chunk.exports.filter(([local]) => !chunk.importedLocals.includes(local))
-    const body = chunk.body.replace(/\bimport\.meta\b/g, "__edgeNetImportMeta").replace(
-      /\bimport\(/g,
-      "__edgeNetImport("
-    )
-    const parameters = [...chunk.importedLocals, "__edgeNetImportMeta", "__edgeNetImport"]
-    const script = `(function (${parameters.join(", ")}) {\n"use strict";\n${body}\nreturn { ${
-      returned.map(([local, exported]) => (local === exported ? local : `${exported}: ${local}`)).join(", ")
-    } };\n})`
     try {
-      new vm.Script(script) // a top-level await, say, is not valid in a function
+      new vm.Script(bodyScript(chunk)) // a top-level await, say, is not valid in a function
     } catch {
       continue
     }
-    fs.writeFileSync(path.join(path.dirname(file), `${name}.body.js`), script)
-    // The facade's own names for the exports: an export's name may be one of the imported locals.
-    const exported = [
-      ...returned.map(([, as], index) => [`__edgeNetExport${index}`, as] as const),
-      ...reexported
-    ]
-    fs.writeFileSync(
-      file,
-      `${chunk.head}import { runCached as __edgeNetRunCached } from "./CodeCache.js";\n` +
-        `const __edgeNetChunk = __edgeNetRunCached(import.meta.url, ${JSON.stringify(name)}, [${
-          [...chunk.importedLocals, "import.meta", "(specifier) => import(specifier)"].join(", ")
-        }]);\n` +
-        `const { ${
-          returned.map(([, as], index) => `${as}: __edgeNetExport${index}`).join(", ")
-        } } = __edgeNetChunk;\n` +
-        `export { ${exported.map(([local, as]) => (local === as ? local : `${local} as ${as}`)).join(", ")} };\n`
-    )
-    rewritten.push(name)
+    qualifying.set(file, chunk)
   }
-  return rewritten
+  // A body links itself when all it imports are Node's modules, kept modules and bodies that link
+  // themselves: then its facade imports no other chunk, and a command loads the few modules it names
+  // instead of every chunk.
+  const linksItself = new Set<string>()
+  for (let grown = true; grown;) {
+    grown = false
+    for (const [file, chunk] of qualifying) {
+      if (linksItself.has(file)) continue
+      const linkable = chunk.imports.every(({ from }) => {
+        const imported = path.join(path.dirname(file), from)
+        return isBuiltin(from) || kept.has(imported) || linksItself.has(imported)
+      })
+      if (linkable) linksItself.add(file)
+      grown ||= linkable
+    }
+  }
+  /** The kept modules that a body which links itself, and the bodies it links, import. */
+  const keptTaken = (file: string): Array<string> => {
+    const taken = new Set<string>()
+    const seen = new Set<string>()
+    const stack = [file]
+    while (stack.length > 0) {
+      const next = stack.pop()!
+      if (seen.has(next)) continue
+      seen.add(next)
+      for (const imported of staticImports.get(next) ?? []) {
+        if (kept.has(imported)) taken.add(`./${path.basename(imported)}`)
+        else stack.push(imported)
+      }
+    }
+    return [...taken].sort()
+  }
+  for (const [file, chunk] of qualifying) {
+    const name = path.basename(file, ".js")
+    fs.writeFileSync(path.join(path.dirname(file), `${name}.body.js`), bodyScript(chunk))
+    fs.writeFileSync(file, facadeModule(name, chunk, linksItself.has(file) ? keptTaken(file) : undefined))
+  }
+  return [...qualifying.keys()].map((file) => path.basename(file, ".js"))
 }

@@ -7,11 +7,17 @@
  * and suggests the nearest name, exactly as before.
  */
 import * as Command from "@effect/cli/Command"
-import type { NodeContext } from "@effect/platform-node/NodeContext"
+import type { FileSystem } from "@effect/platform/FileSystem"
+import type { Path } from "@effect/platform/Path"
+import type { Terminal } from "@effect/platform/Terminal"
 import type { Environment } from "../layers/Environment.js"
 
-/** What every command of our CLIs may need from its runtime. */
-export type CliContext = NodeContext | Environment
+/**
+ * What every command of our CLIs may need from its runtime: what @effect/cli itself needs, and our
+ * environment. (Not the whole NodeContext: its child processes and workers, which no command takes
+ * from the runtime, loaded Node's process, socket and worker modules into every command.)
+ */
+export type CliContext = FileSystem | Path | Terminal | Environment
 
 /** A command as the trees hold them, whatever its name and parsed arguments (Command is invariant in both). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
