@@ -27,8 +27,10 @@ export const startsProcesses = (file: string, testRoot: string, seen = new Map<s
   if (known !== undefined) return known
   seen.set(file, false) // an import cycle adds nothing
   const source = fs.readFileSync(file, "utf8")
-  const imported = Array.from(source.matchAll(RELATIVE_IMPORT), (match) =>
-    path.resolve(path.dirname(file), `${match[1]}.ts`))
+  const imported = Array.from(
+    source.matchAll(RELATIVE_IMPORT),
+    (match) => path.resolve(path.dirname(file), `${match[1]}.ts`)
+  )
   const starts = PROCESS_MARKERS.some((marker) => marker.test(source)) ||
     imported.some((module) =>
       module.startsWith(testRoot + path.sep) && fs.existsSync(module) && startsProcesses(module, testRoot, seen)
