@@ -6,7 +6,7 @@
 import { HttpApiBuilder, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer, Option } from "effect"
+import { Data, Effect, Layer, Option } from "effect"
 import { Ledger } from "../actors/economy/Ledger.js"
 import { roundDeadlines } from "../actors/learning/RoundDeadlines.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
@@ -121,13 +121,31 @@ const NodeServerBounded: Layer.Layer<NodeServer, never, NodeConfig> = Layer.effe
   Effect.map(NodeConfig, (config) => boundedServer(httpLimitsOf(config))())
 )
 
+/** The node could not listen where it was told to (the port taken, the address not this machine's...). */
+export class ListenError
+  extends Data.TaggedError("ListenError")<{ readonly address: string; readonly reason: string }>
+{
+  override get message() {
+    return `cannot listen on ${this.address}: ${this.reason}`
+  }
+}
+
 /** The Node.js server on the configured host and port, with the configured bounds; at shutdown, lingering connections closed. */
 export const NodeServerLive = Layer.provideMerge(
   closeLingeringConnections,
   Layer.unwrapEffect(
     Effect.map(
       Effect.all([NodeConfig, NodeServer]),
-      ([config, server]) => NodeHttpServer.layer(() => server, { host: config.host, port: config.port })
+      ([config, server]) =>
+        NodeHttpServer.layer(() => server, { host: config.host, port: config.port }).pipe(
+          // @effect/platform's ServeError says only "ServeError"; the system's reason is its cause.
+          Layer.mapError((error) =>
+            new ListenError({
+              address: `${config.host}:${config.port}`,
+              reason: error.cause instanceof Error ? error.cause.message : String(error.cause)
+            })
+          )
+        )
     )
   )
 ).pipe(Layer.provideMerge(NodeServerBounded))

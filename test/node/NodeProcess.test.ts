@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as path from "node:path"
+import { compileCli, freePort, runCompiledCli, SYSTEM_PICKED_P2P } from "../support/CompiledCli.js"
 import { expectRecovered, transferUntilKilled } from "../support/LedgerLoad.js"
 import { startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
@@ -53,5 +55,33 @@ describe("edge-net node process", () => {
         }
       }),
     120_000
+  )
+
+  it.live(
+    "a port already taken is one line naming the address and the system's reason, exit code 1",
+    () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(() => freePort())
+        const taken = http.createServer()
+        yield* Effect.promise(() => new Promise<void>((resolve) => taken.listen(port, "127.0.0.1", resolve)))
+        try {
+          const dataDir = tempDir()
+          const result = yield* Effect.promise(() =>
+            runCompiledCli(compileCli(), ["node", "start", "--data", dataDir, "--port", String(port)], {
+              EDGE_NET_HOME: dataDir,
+              EDGE_NET_FIRST_START_MODELS: "off",
+              ...SYSTEM_PICKED_P2P
+            })
+          )
+          expect(result.code).toBe(1)
+          const errors = result.stderr.split("\n").filter((line) => line.startsWith("edge-net:"))
+          expect(errors).toEqual([
+            expect.stringMatching(new RegExp(`^edge-net: cannot listen on \\S+:${port}: .*EADDRINUSE`))
+          ])
+        } finally {
+          taken.close()
+        }
+      }),
+    60_000
   )
 })
