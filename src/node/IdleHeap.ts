@@ -1,6 +1,6 @@
 /**
- * V8's heap in a node while it starts and idles: the young generation held at its initial size and
- * the collector told to favour memory; both back to V8's defaults once the node is at work.
+ * V8 in a node while it starts and idles: the young generation held at its initial size, the collector
+ * told to favour memory, and no optimizing compiler; all back to V8's defaults once the node is at work.
  */
 
 /**
@@ -21,6 +21,9 @@ const DEFAULT_GROWTH_FACTOR = 2
  */
 const BUSY_CORE_SHARE = 0.25
 
+/** The V8 and Node options the process started with. */
+const givenFlags = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)].join(" ")
+
 // Mirrors the flags, which are the process's (V8 flags have no getter): set only by the functions below.
 let held = false
 
@@ -30,15 +33,24 @@ let held = false
  * NODE_OPTIONS or the command line gave one). The heap read it at start and ignores it after; but V8
  * keys code caches by every flag's value (withDefaultFlags).
  */
-const startMaxSemiSpace = ((): string => {
-  const given = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)].join(" ")
-  return /--max[-_]semi[-_]space[-_]size[= ](\d+)/.exec(given)?.[1] ?? "0"
-})()
+const startMaxSemiSpace = /--max[-_]semi[-_]space[-_]size[= ](\d+)/.exec(givenFlags)?.[1] ?? "0"
 
-const hold = () => setFlags("--semi-space-growth-factor=1 --optimize-for-size")
+/**
+ * TurboFan compiles hot functions on V8's worker threads, and each compile job's memory, freed when it
+ * is done, stays with the allocator's arena of the thread that ran it. A node's start-up made it
+ * compile its hot start-up code, which an idle node never runs again: 4 to 6 MB resident in those
+ * arenas, and 1 MB more of Node's binary paged in (the compiler's own code). Held, start-up and idling
+ * run on V8's interpreter and baseline compiler; at work, TurboFan optimizes what is hot from then
+ * on. A process started with its own choice (`--no-turbofan`, `--jitless`, ...) keeps it.
+ */
+const optimizerFlags = /--(no-)?(turbofan|opt|jitless|max-opt)\b/.test(givenFlags)
+  ? { hold: "", release: "" }
+  : { hold: " --no-turbofan", release: " --turbofan" }
+
+const hold = () => setFlags(`--semi-space-growth-factor=1 --optimize-for-size${optimizerFlags.hold}`)
 const release = () =>
   setFlags(
-    `--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR} --no-optimize-for-size --max-semi-space-size=${startMaxSemiSpace}`
+    `--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR} --no-optimize-for-size --max-semi-space-size=${startMaxSemiSpace}${optimizerFlags.release}`
   )
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The heap held small while a node starts and idles (src/node/IdleHeap.ts): its young generation does not grow while
- * held, not even once a thread has started, and grows again once released; code caches stay shareable.
+ * held, not even once a thread has started, and grows again once released; nothing is optimized while held; code
+ * caches stay shareable.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
@@ -110,6 +111,38 @@ describe("the heap of a node starting and idling", () => {
     // V8 refuses a cache made under other flags; through withDefaultFlags the CLI's cache is taken, and
     // a cache taken while held is one a CLI takes.
     expect(JSON.parse(output)).toEqual([true, false, false])
+  }, 30_000)
+
+  it("optimizes no function while held, as V8 does again once released, unless the process chose for itself", () => {
+    /** Whether a hot function got optimized: held, then once released (under the process's own `flags`). */
+    const optimized = (flags: ReadonlyArray<string>): ReadonlyArray<boolean> => {
+      const program = `
+        import { holdIdleHeap, releaseIdleHeap } from "./src/node/IdleHeap.ts"
+        const status = new Function("f", "return %GetOptimizationStatus(f)")
+        const make = () => (x) => { let sum = 0; for (let i = 0; i < 100; i++) sum += i * x; return sum }
+        const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+        // Called hot, and again once V8's compile thread had time to finish.
+        const optimizedWhenHot = async (f) => {
+          for (let i = 0; i < 200_000; i++) f(i)
+          await sleep(100)
+          for (let i = 0; i < 1_000; i++) f(i)
+          return (status(f) & 16) !== 0
+        }
+        holdIdleHeap()
+        const held = await optimizedWhenHot(make())
+        releaseIdleHeap()
+        console.log(JSON.stringify([held, await optimizedWhenHot(make())]))
+      `
+      const output = execFileSync(
+        process.execPath,
+        ["--allow-natives-syntax", ...flags, "--import", "tsx", "--input-type=module", "--eval", program],
+        { encoding: "utf8" }
+      )
+      return JSON.parse(output) as ReadonlyArray<boolean>
+    }
+    expect(optimized([])).toEqual([false, true])
+    // A process told never to optimize stays so once released.
+    expect(optimized(["--no-turbofan"])).toEqual([false, false])
   }, 30_000)
 
   it("is held for `node start` only", () => {
