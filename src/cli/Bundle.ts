@@ -49,6 +49,23 @@ const EXTERNAL =
 const CLI_FILES = /[\\/]@effect[\\/]cli[\\/]dist[\\/]esm[\\/]internal[\\/]files\.js$/
 const PLATFORM_BARREL = /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]index\.js$/
 
+const PEER_STORE_SORTS = /[\\/]@libp2p[\\/]peer-store[\\/]dist[\\/]src[\\/]utils[\\/](to-peer-pb|dedupe-addresses)\.js$/
+
+/**
+ * `source` with each `x.localeCompare(y)` (x a name, property or call without arguments; y the same)
+ * comparing in code-unit order instead. A call it cannot rewrite fails the build: a new version of
+ * the package is looked at again, not bundled half-changed.
+ */
+export const inCodeUnitOrder = (source: string, file: string): string => {
+  const operand = String.raw`[\w$]+(?:\.[\w$]+|\(\))*`
+  const call = new RegExp(String.raw`(${operand})\.localeCompare\((${operand})\)`, "g")
+  const rewritten = source.replace(call, "__codeUnitOrder($1, $2)")
+  if (rewritten === source || rewritten.includes("localeCompare")) {
+    throw new Error(`${file}: its localeCompare calls are not the ones Bundle.ts rewrites`)
+  }
+  return `const __codeUnitOrder = (a, b) => (a < b ? -1 : a > b ? 1 : 0);\n${rewritten}`
+}
+
 const externalPackages = {
   name: "external-packages",
   setup: (build: {
@@ -91,6 +108,13 @@ const externalPackages = {
       contents: `export const parse = () => { throw new Error(${
         JSON.stringify(`edge-net's CLI does not read ${args.path} files`)
       }) }`,
+      loader: "js"
+    }))
+    // libp2p's peer store sorts addresses and tag names by localeCompare, at every node's start: ICU's
+    // collator loads, and 2 MB of Node's binary (its collation data) stays paged in for good. The order
+    // only makes the store's records deterministic; code-unit order does that as well.
+    build.onLoad({ filter: PEER_STORE_SORTS, namespace: "file" }, (args) => ({
+      contents: inCodeUnitOrder(fs.readFileSync(args.path, "utf8"), args.path),
       loader: "js"
     }))
     // Bare specifiers (Go's regular expressions have no look-ahead: the external ones are told apart here).

@@ -12,7 +12,7 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as vm from "node:vm"
-import { withDefaultFlags } from "../node/IdleHeap.js"
+import { startsNode, withDefaultFlags } from "../node/IdleHeap.js"
 
 /** `EDGE_NET_CODE_CACHE=off` compiles every chunk afresh and writes no cache (to measure, or to rule it out). */
 const enabled = process.env["EDGE_NET_CODE_CACHE"] !== "off"
@@ -26,6 +26,13 @@ const MIN_CACHED_LENGTH = 16 * 1024
  * more time to read than compiling would have.
  */
 const SHORT_LIVED_SECONDS = 5
+
+/**
+ * A node and a CLI command keep caches of their own: a cache V8 accepts is never written again, and
+ * a node's (what loading compiled) served the commands that ran after it, which then compiled what
+ * it left out each time: `list --local` took 0.36 s instead of 0.27 s once `npm start` had run first.
+ */
+const cacheSuffix = startsNode(process.argv) ? ".node.v8cache" : ".v8cache"
 
 /** The chunks this process compiled without a usable cache, by the cache file each one should write. */
 const uncached = new Map<string, { readonly script: vm.Script; readonly loaded: Buffer }>()
@@ -71,7 +78,7 @@ const modules = new Map<string, unknown>()
 /** Compiles the body of a chunk from its source, or from its cache (for a body large enough to have one). */
 const compile = (directory: string, name: string): Body => {
   const bodyFile = path.join(directory, `${name}.body.js`)
-  const cacheFile = path.join(directory, `${name}.v8cache`)
+  const cacheFile = path.join(directory, `${name}${cacheSuffix}`)
   // The build writes bodies in ASCII (Bundle.ts): read as Latin-1, the bytes become the string as they
   // are, without the UTF-8 decoder's pass over a megabyte and a half (5 ms of a quick command).
   const source = fs.readFileSync(bodyFile, "latin1")

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { inCodeUnitOrder } from "../../src/cli/Bundle.js"
 import { compileCli } from "../support/CompiledCli.js"
 
 /** Every file `entry` loads statically (itself included), following the bundle's relative imports. */
@@ -59,5 +60,30 @@ describe("the CLI bundle", () => {
       .filter((file) => file.endsWith(".js"))
       .filter((file) => /[^\x00-\x7f]/.test(fs.readFileSync(path.join(directory, file), "utf8")))
     expect(nonAscii).toEqual([])
+  })
+
+  it("sorts libp2p's peer store in code-unit order, so no node loads ICU's collator at start", () => {
+    // The bundle: no localeCompare left in the peer store's modules.
+    const directory = path.join(compileCli(), "src", "cli")
+    const peerStore = fs.readdirSync(directory).filter((file) => file.endsWith(".js")).flatMap((file) =>
+      fs.readFileSync(path.join(directory, file), "utf8").split(/^(?=\/\/ node_modules\/)/m)
+        .filter((module) => module.startsWith("// node_modules/@libp2p/peer-store/dist/src/utils/"))
+    )
+    expect(peerStore.filter((module) => /__codeUnitOrder\d*\(/.test(module))).toHaveLength(2)
+    expect(peerStore.filter((module) => module.includes("localeCompare"))).toEqual([])
+    // The rewrite: the order of strings that locale order and code-unit order would sort apart.
+    const module = inCodeUnitOrder(
+      "export const sorted = (xs) => xs.sort((a, b) => a.key.toString().localeCompare(b.key.toString()))",
+      "test.js"
+    )
+    const { sorted } = new Function(`${module.replace("export const", "const")}; return { sorted }`)() as {
+      sorted: (xs: Array<{ key: string }>) => Array<{ key: string }>
+    }
+    expect(sorted(["b", "a", "B", "\u00e9", "e"].map((key) => ({ key }))).map(({ key }) => key))
+      .toEqual(["B", "a", "b", "e", "\u00e9"])
+    // A call of another shape fails the build.
+    expect(() => inCodeUnitOrder("xs.sort((a, b) => a.localeCompare(b, 'de'))", "other.js")).toThrow(
+      "other.js: its localeCompare calls are not the ones Bundle.ts rewrites"
+    )
   })
 })
