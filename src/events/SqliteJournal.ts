@@ -13,7 +13,14 @@ import type { AppendRefused, AppendRequest, AppendResult, ChainHead, JournalServ
 import { DEFAULT_MAX_PAYLOAD_BYTES, Journal, PayloadTooLarge, VersionConflict } from "./Journal.js"
 import { headFileFor, readHeadFile } from "./JournalHeadFile.js"
 import { SqliteDatabase } from "./SqliteDatabase.js"
-import { DEFAULT_WRITER_IDLE_STOP, startWriter, type WriteOutcome, writtenHash } from "./SqliteWriter.js"
+import {
+  DEFAULT_INLINE_COMMITS,
+  DEFAULT_WRITER_IDLE_STOP,
+  type InlineCommits,
+  startWriter,
+  type WriteOutcome,
+  writtenHash
+} from "./SqliteWriter.js"
 
 export interface SqliteJournalOptions {
   /** How often a caught-up subscriber looks for appends made by other processes. */
@@ -27,6 +34,11 @@ export interface SqliteJournalOptions {
    * starts another, about 60 ms); null keeps it as long as the journal.
    */
   readonly writerIdleStop?: Duration.DurationInput | null | undefined
+  /**
+   * When a quiet journal commits on the event loop instead of the thread (default: up to 20 small
+   * batches a second, see SqliteWriter.ts); null commits every batch on the thread.
+   */
+  readonly inlineCommits?: InlineCommits | null | undefined
 }
 
 type AppendOutcome = Either.Either<AppendResult, AppendRefused>
@@ -220,14 +232,18 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const pollInterval = options.pollInterval ?? Duration.millis(50)
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
-    const writer = yield* startWriter({
-      file: database.file,
-      seed: key.seed,
-      busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
-      synchronous: database.options.synchronous ?? "normal",
-      maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
-      headFile
-    }, options.writerIdleStop === undefined ? DEFAULT_WRITER_IDLE_STOP : options.writerIdleStop)
+    const writer = yield* startWriter(
+      {
+        file: database.file,
+        seed: key.seed,
+        busyTimeoutMs: database.options.busyTimeoutMs ?? 5_000,
+        synchronous: database.options.synchronous ?? "normal",
+        maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+        headFile
+      },
+      options.writerIdleStop === undefined ? DEFAULT_WRITER_IDLE_STOP : options.writerIdleStop,
+      options.inlineCommits === undefined ? DEFAULT_INLINE_COMMITS : options.inlineCommits
+    )
 
     const toOutcome = (request: AppendRequest, outcome: WriteOutcome, recordedAt: string): AppendOutcome => {
       if (!outcome.ok) {

@@ -1,13 +1,20 @@
 /**
  * The journal's writer thread. Commits (hashing, inserts, the head signature, SQLite's WAL writes
  * and any wait on another process's lock) run on a worker thread with its own connection, so the
- * node's event loop keeps serving while the disk works, and the two cores share the load.
+ * node's event loop keeps serving while the disk works, and the two cores share the load. A quiet
+ * journal commits on the event loop instead (see InlineCommits): a few small batches a second cost
+ * it well under a millisecond each, and a node that appends now and then holds no thread at all.
  */
+import type Database from "better-sqlite3"
 import { Duration, Effect } from "effect"
 import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
+import { keyPairFromSeed } from "../content/NodeKeyPair.js"
 import { moduleWorker } from "../node/ModuleWorker.js"
+import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
 import type { WriteOutcome, WriteRequest, WriterMessage, WriterReply, WriterThreadData } from "./SqliteCommitter.js"
+import { lastSignedHead, makeBatchCommitter } from "./SqliteCommitter.js"
+import { INLINE_CHECKPOINT_PAGES, isBusy, openDatabase, type Synchronous } from "./SqliteFile.js"
 
 export {
   lastSignedHead,
@@ -26,6 +33,26 @@ export {
  */
 export const DEFAULT_WRITER_IDLE_STOP = Duration.seconds(30)
 
+/**
+ * When a batch is committed on the event loop rather than on the thread: while no thread runs, at
+ * most `batchesPerSecond` batches a second, each taking less than `slowMs`. Past either, the thread
+ * starts and takes every batch until it stops for want of work. So does a batch that finds the file
+ * locked by another process: the event loop never waits on a lock.
+ */
+export interface InlineCommits {
+  readonly batchesPerSecond: number
+  readonly slowMs: number
+}
+
+export const DEFAULT_INLINE_COMMITS: InlineCommits = { batchesPerSecond: 20, slowMs: 5 }
+
+/** The event loop's own connection, committer and head file writer, while it commits. */
+interface InlineWriter {
+  readonly db: Database.Database
+  readonly commit: ReturnType<typeof makeBatchCommitter>
+  readonly headFile: ReturnType<typeof makeHeadFileWriter> | undefined
+}
+
 interface WriterThread {
   readonly worker: Worker
   readonly pending: Map<number, (reply: WriterReply) => void>
@@ -34,22 +61,30 @@ interface WriterThread {
 }
 
 /**
- * Starts the writer thread (so a file it cannot open fails the journal's start); closing the scope
- * lets queued batches finish, then stops it. `idleStop`: null keeps the thread for the scope's life.
+ * The journal's writer: with `inline`, a first commit on the event loop opens the file (so a file it
+ * cannot open fails the journal's start) and no thread starts until batches come fast; without, the
+ * thread starts now. Closing the scope lets queued batches finish, then stops it. `idleStop`: null
+ * keeps the thread, once started, for the scope's life.
  */
 export const startWriter = (
   data: WriterThreadData,
-  idleStop: Duration.DurationInput | null = DEFAULT_WRITER_IDLE_STOP
+  idleStop: Duration.DurationInput | null = DEFAULT_WRITER_IDLE_STOP,
+  inline: InlineCommits | null = DEFAULT_INLINE_COMMITS
 ) =>
   Effect.acquireRelease(
     Effect.async<WriterHost, Error>((resume) => {
-      const host = new WriterHost({ ...data, file: path.resolve(data.file) }, idleStop)
+      const host = new WriterHost({ ...data, file: path.resolve(data.file) }, idleStop, inline)
+      if (host.openInline()) return resume(Effect.succeed(host))
       host.start().then(() => resume(Effect.succeed(host)), (error: Error) => resume(Effect.fail(error)))
     }),
     (host) => Effect.promise(() => host.close()).pipe(Effect.timeout("10 seconds"), Effect.ignore)
   )
 
-/** Batches in the order they were sent, one thread at a time: a new one starts only once the last stopped. */
+/**
+ * Batches in the order they were sent, one writer at a time: the event loop commits only while no
+ * thread runs or stops, and a thread starts only once the event loop's head file is written and its
+ * connection closed, or once the last thread stopped.
+ */
 class WriterHost {
   private nextId = 0
   private thread: Promise<WriterThread> | undefined
@@ -61,9 +96,88 @@ class WriterHost {
   /** Set when a thread failed on its own: every later batch fails with it, as the journal cannot go on. */
   private failure: Error | undefined
   private readonly idleStopMs: number | undefined
+  /** The event loop's writer, while it commits. */
+  private inline: InlineWriter | undefined
+  /** False from a thread's stop until it has exited: the event loop does not commit meanwhile. */
+  private exited = true
+  /** Counts the stops asked for: only the last one's exit lets the event loop commit again. */
+  private stops = 0
+  /** Batches committed on the event loop in the current second, which began at `windowStart`. */
+  private windowStart = 0
+  private windowBatches = 0
 
-  constructor(private readonly data: WriterThreadData, idleStop: Duration.DurationInput | null) {
+  constructor(
+    private readonly data: WriterThreadData,
+    idleStop: Duration.DurationInput | null,
+    private readonly inlineCommits: InlineCommits | null
+  ) {
     this.idleStopMs = idleStop === null ? undefined : Duration.toMillis(idleStop)
+  }
+
+  /** Opens the event loop's writer if commits may run there; false if they may not or it could not. */
+  openInline(): boolean {
+    if (this.inlineCommits === null) return false
+    if (this.inline !== undefined) return true
+    const { data } = this
+    let db: Database.Database | undefined
+    try {
+      // No busy timeout: a lock held by another process sends the batch to the thread, which waits.
+      db = openDatabase({
+        file: data.file,
+        busyTimeoutMs: 0,
+        synchronous: data.synchronous as Synchronous,
+        autoCheckpointPages: INLINE_CHECKPOINT_PAGES
+      })
+      const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
+      const headFile = data.headFile === null
+        ? undefined
+        : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
+      if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
+      this.inline = { db, commit: makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes), headFile }
+      return true
+    } catch {
+      db?.close()
+      return false
+    }
+  }
+
+  /**
+   * Commits on the event loop if it may: the outcomes, or undefined for the thread to commit the batch
+   * (nothing was written). A failure of the commit itself is thrown, as the thread would answer it.
+   */
+  private commitInline(requests: ReadonlyArray<WriteRequest>, recordedAt: string) {
+    if (this.inlineCommits === null || this.thread !== undefined || !this.exited) return undefined
+    const now = performance.now()
+    if (now - this.windowStart >= 1_000) {
+      this.windowStart = now
+      this.windowBatches = 0
+    }
+    if (this.windowBatches >= this.inlineCommits.batchesPerSecond || !this.openInline()) return undefined
+    const inline = this.inline!
+    let committed: ReturnType<InlineWriter["commit"]>
+    try {
+      committed = inline.commit(requests, recordedAt)
+    } catch (error) {
+      if (!isBusy(error)) throw error
+      this.leaveInline()
+      return undefined
+    }
+    this.windowBatches++
+    if (committed.head !== undefined) inline.headFile?.update(committed.head)
+    if (performance.now() - now >= this.inlineCommits.slowMs) this.leaveInline()
+    return committed.outcomes
+  }
+
+  /** Hands writing over to the thread: the event loop's head file is written and its connection closed first. */
+  private leaveInline() {
+    const leaving = this.inline
+    if (leaving === undefined) return
+    this.inline = undefined
+    this.windowBatches = Number.POSITIVE_INFINITY // until the thread, started now, stops again
+    this.stopped = this.stopped.then(() => leaving.headFile?.settled()).finally(() => {
+      leaving.db.close()
+    })
+    void this.start().catch(() => undefined) // a failed start is tried again by the next batch
   }
 
   /** Whether a thread runs (or starts) now. */
@@ -86,6 +200,12 @@ class WriterHost {
   commit(requests: ReadonlyArray<WriteRequest>, recordedAt: string): Effect.Effect<ReadonlyArray<WriteOutcome>> {
     return Effect.async((resume) => {
       if (this.failure !== undefined) return resume(Effect.die(this.failure))
+      try {
+        const outcomes = this.commitInline(requests, recordedAt)
+        if (outcomes !== undefined) return resume(Effect.succeed(outcomes))
+      } catch (error) {
+        return resume(Effect.die(error instanceof Error ? error : new Error(String(error))))
+      }
       clearTimeout(this.idleTimer)
       this.unanswered++
       const settle = (reply: WriterReply) => {
@@ -105,8 +225,13 @@ class WriterHost {
   /** Stops the thread once queued batches are written (the thread answers them before it reads "close"). */
   close(): Promise<void> {
     clearTimeout(this.idleTimer)
+    const inline = this.inline
+    this.inline = undefined
     this.stop()
-    return this.stopped
+    if (inline === undefined) return this.stopped
+    return Promise.all([this.stopped, inline.headFile?.settled()]).then(() => {
+      inline.db.close()
+    })
   }
 
   private stopWhenIdle() {
@@ -121,6 +246,8 @@ class WriterHost {
     const thread = this.thread
     if (thread === undefined) return
     this.thread = undefined
+    this.exited = false
+    const stop = ++this.stops
     this.stopped = thread.then(
       (running) =>
         new Promise<void>((resolve) => {
@@ -130,7 +257,12 @@ class WriterHost {
           running.worker.postMessage("close")
         }),
       () => undefined
-    )
+    ).then(() => {
+      // The event loop may commit again, unless a thread started (and stopped) since.
+      if (stop !== this.stops || this.thread !== undefined) return
+      this.exited = true
+      this.windowBatches = 0
+    })
   }
 
   private spawn(): Promise<WriterThread> {

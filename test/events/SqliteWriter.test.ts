@@ -5,9 +5,16 @@ import * as path from "node:path"
 import { NodeKey } from "../../src/content/NodeKey.js"
 import { verifyChain } from "../../src/events/Audit.js"
 import { Journal } from "../../src/events/Journal.js"
+import { readHeadFile } from "../../src/events/JournalHeadFile.js"
 import { SqliteDatabase } from "../../src/events/SqliteDatabase.js"
+import { openDatabase } from "../../src/events/SqliteFile.js"
 import * as SqliteJournal from "../../src/events/SqliteJournal.js"
-import { startWriter, type WriteRequest } from "../../src/events/SqliteWriter.js"
+import {
+  DEFAULT_INLINE_COMMITS,
+  type InlineCommits,
+  startWriter,
+  type WriteRequest
+} from "../../src/events/SqliteWriter.js"
 import { tempDir } from "../support/TempDir.js"
 
 const request = (streamId: string, n: number): WriteRequest => ({
@@ -20,17 +27,32 @@ const request = (streamId: string, n: number): WriteRequest => ({
   onlyAfterPrevious: false
 })
 
-const writerAt = (file: string, idleStop: Duration.DurationInput | null) =>
-  startWriter({
-    file,
-    seed: crypto.randomBytes(32),
-    busyTimeoutMs: 5_000,
-    synchronous: "normal",
-    maxPayloadBytes: 1024,
-    headFile: null
-  }, idleStop)
+/** A writer of `file`: by default every batch on the thread, as the tests of the thread want. */
+const writerAt = (
+  file: string,
+  idleStop: Duration.DurationInput | null,
+  inline: InlineCommits | null = null,
+  headFile: string | null = null
+) =>
+  startWriter(
+    {
+      file,
+      seed: crypto.randomBytes(32),
+      busyTimeoutMs: 5_000,
+      synchronous: "normal",
+      maxPayloadBytes: 1024,
+      headFile
+    },
+    idleStop,
+    inline
+  )
 
-describe("the journal's writer thread", () => {
+const now = () => new Date().toISOString()
+
+/** Commits on the event loop however slow a loaded machine makes them. */
+const PATIENT_INLINE: InlineCommits = { ...DEFAULT_INLINE_COMMITS, slowMs: 1_000 }
+
+describe("the journal's writer", () => {
   it.scopedLive("stops after its idle time, and the next batch starts another that goes on from the same head", () =>
     Effect.gen(function*() {
       const writer = yield* writerAt(path.join(tempDir(), "journal.db"), "100 millis")
@@ -64,7 +86,7 @@ describe("the journal's writer thread", () => {
   it.live("batches sent while the thread stops or starts are written in order, and the chain verifies", () =>
     Effect.gen(function*() {
       const file = path.join(tempDir(), "journal.db")
-      const journal = SqliteJournal.layer({ writerIdleStop: "30 millis" }).pipe(
+      const journal = SqliteJournal.layer({ writerIdleStop: "30 millis", inlineCommits: null }).pipe(
         Layer.provide(SqliteDatabase.layer({ file })),
         Layer.provide(NodeKey.ephemeral)
       )
@@ -84,5 +106,100 @@ describe("the journal's writer thread", () => {
         return yield* verifyChain()
       }).pipe(Effect.provide(journal), Effect.scoped)
       expect(report).toMatchObject({ ok: true, eventsChecked: 20, problem: null })
+    }))
+
+  it.scopedLive("commits a quiet journal's batches on the event loop, with no thread, and records their head", () =>
+    Effect.gen(function*() {
+      const directory = tempDir()
+      const headFile = path.join(directory, "journal.head")
+      const writer = yield* writerAt(path.join(directory, "journal.db"), "1 second", PATIENT_INLINE, headFile)
+      for (let n = 1; n <= 5; n++) {
+        const [outcome] = yield* writer.commit([request("Counter", n)], now())
+        expect(outcome).toMatchObject({ ok: true, position: n, streamVersion: n })
+        yield* Effect.sleep("50 millis")
+      }
+      expect(writer.running).toBe(false)
+      // The head file is written off the commit path, as the thread writes it.
+      yield* Effect.sleep("500 millis")
+      expect(readHeadFile(headFile)).toMatchObject({ _tag: "Recorded", head: { position: 5 } })
+    }))
+
+  it.scopedLive("starts the thread once batches come fast, and commits on the event loop again once it stopped", () =>
+    Effect.gen(function*() {
+      const writer = yield* writerAt(path.join(tempDir(), "journal.db"), "200 millis", {
+        batchesPerSecond: 3,
+        slowMs: 1_000
+      })
+      let position = 0
+      const commit = Effect.gen(function*() {
+        const [outcome] = yield* writer.commit([request("Counter", ++position)], now())
+        expect(outcome).toMatchObject({ ok: true, position, streamVersion: position })
+      })
+      for (let n = 0; n < 3; n++) yield* commit
+      expect(writer.running).toBe(false)
+      // The fourth within the second starts the thread, which takes the batches after it too.
+      for (let n = 0; n < 3; n++) yield* commit
+      expect(writer.running).toBe(true)
+      yield* Effect.sleep("1 second")
+      expect(writer.running).toBe(false)
+      yield* commit
+      expect(writer.running).toBe(false)
+    }))
+
+  it.scopedLive("hands over to the thread after a commit on the event loop that took too long", () =>
+    Effect.gen(function*() {
+      const writer = yield* writerAt(path.join(tempDir(), "journal.db"), "1 second", {
+        batchesPerSecond: 20,
+        slowMs: 0
+      })
+      expect(yield* writer.commit([request("Counter", 1)], now())).toMatchObject([{ ok: true, position: 1 }])
+      expect(writer.running).toBe(true)
+      expect(yield* writer.commit([request("Counter", 2)], now())).toMatchObject([{ ok: true, position: 2 }])
+    }))
+
+  it.scopedLive("sends a batch to the thread when another connection holds the lock: the event loop never waits on it", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir(), "journal.db")
+      const writer = yield* writerAt(file, "1 second", PATIENT_INLINE)
+      yield* writer.commit([request("Counter", 1)], now())
+      expect(writer.running).toBe(false)
+      const other = openDatabase({ file })
+      other.exec("BEGIN IMMEDIATE")
+      // Ticks of the event loop while the batch waits for the lock, released after 300 ms.
+      let ticks = 0
+      const ticker = setInterval(() => ticks++, 10)
+      setTimeout(() => other.exec("COMMIT"), 300)
+      const started = performance.now()
+      const [outcome] = yield* writer.commit([request("Counter", 2)], now())
+      clearInterval(ticker)
+      other.close()
+      expect(outcome).toMatchObject({ ok: true, position: 2 })
+      expect(performance.now() - started).toBeGreaterThanOrEqual(250)
+      expect(ticks).toBeGreaterThanOrEqual(10)
+      expect(writer.running).toBe(true)
+    }))
+
+  it.live("batches on the event loop and on the thread, around stops and starts, are written in order", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir(), "journal.db")
+      const journal = SqliteJournal.layer({
+        writerIdleStop: "30 millis",
+        inlineCommits: { batchesPerSecond: 6, slowMs: 1_000 }
+      }).pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(NodeKey.ephemeral))
+      const report = yield* Effect.gen(function*() {
+        const log = yield* Journal
+        for (let round = 0; round < 8; round++) {
+          yield* Effect.forEach(
+            [0, 1, 2, 3],
+            (i) => log.append(`Counter-${i}`, "any", [{ eventType: "Counted", payload: { round, i } }]),
+            { concurrency: "unbounded" }
+          )
+          yield* Effect.sleep(`${round * 40} millis`)
+        }
+        const events = yield* log.readAll(0, 100)
+        expect(events.map((event) => event.position)).toEqual(Array.from({ length: 32 }, (_, i) => i + 1))
+        return yield* verifyChain()
+      }).pipe(Effect.provide(journal), Effect.scoped)
+      expect(report).toMatchObject({ ok: true, eventsChecked: 32, problem: null })
     }))
 })
