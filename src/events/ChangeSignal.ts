@@ -9,6 +9,13 @@ import type { Envelope } from "./Envelope.js"
 /** Which events a subscriber acts on: one woken only for those (and by its poll) is not woken for the rest. */
 export type Wanted = (envelope: Envelope) => boolean
 
+/**
+ * How far a subscriber's poll backs off while the database has nothing new: the poll is for other
+ * processes' appends (this process's commits wake subscribers at once), and a node whose seven
+ * policies each asked twenty times a second spent 6% of a core doing nothing.
+ */
+export const IDLE_POLL_LIMIT = Duration.seconds(1)
+
 interface Waiter {
   readonly wanted: Wanted | undefined
   readonly wake: () => void
@@ -19,6 +26,12 @@ interface Waiter {
 export class ChangeSignal {
   private generation = 0
   private readonly waiters = new Set<Waiter>()
+
+  /**
+   * `idlePollLimit`: how far a subscriber's poll may back off while nothing comes (see followLog); a
+   * signal that a watcher wakes for other processes' commits too lets them wait much longer.
+   */
+  constructor(readonly idlePollLimit: Duration.DurationInput = IDLE_POLL_LIMIT) {}
 
   get current(): number {
     return this.generation
@@ -78,12 +91,6 @@ export class ChangeSignal {
 
 const PAGE_SIZE = 1024
 
-/**
- * How far a subscriber's poll backs off while the database has nothing new: the poll is for other
- * processes' appends (this process's commits wake subscribers at once), and a node whose seven
- * policies each asked twenty times a second spent 6% of a core doing nothing.
- */
-export const IDLE_POLL_LIMIT = Duration.seconds(1)
 /** Pages the shared tail remembers: enough for subscribers a few pages apart. */
 const SHARED_PAGES = 64
 
@@ -173,7 +180,7 @@ export class RecentTail {
  * holding no event it wants do not wake the subscriber: it takes them with the next that does, or
  * a poll interval after it (a policy that handles one kind of event in a hundred is woken for that
  * one). Each poll of the database that finds nothing doubles the wait for the next one, up to
- * `IDLE_POLL_LIMIT` (or the interval, if longer); any event read brings it back to the interval.
+ * the signal's `idlePollLimit` (or the interval, if longer); any event read brings it back to the interval.
  */
 export const followLog = (
   readAll: (fromPosition: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>>,
@@ -186,7 +193,7 @@ export const followLog = (
   Stream.suspend(() => {
     let cursor = Math.max(1, fromPosition)
     const pollMillis = Duration.toMillis(pollInterval)
-    const idleLimit = Math.max(pollMillis, Duration.toMillis(IDLE_POLL_LIMIT))
+    const idleLimit = Math.max(pollMillis, Duration.toMillis(signal.idlePollLimit))
     // The wait before the next poll: the interval while events come, longer while none do.
     let waitMillis = pollMillis
     // When the database was last asked for what lies past the cursor.

@@ -222,14 +222,53 @@ const readsOf = (
   }
 }
 
+/**
+ * How far a subscriber's poll backs off with a watcher (watchOtherWriters) waking it for what other
+ * processes append: the poll is only a safety net then.
+ */
+const WATCHED_IDLE_POLL_LIMIT = Duration.seconds(30)
+
+/**
+ * Wakes the journal's subscribers when another process appended, found once a poll interval by
+ * SQLite's `data_version` (which moves when another connection commits: this process's writer too,
+ * so the newest position is read then, and compared with this process's newest commit). One pragma
+ * per interval replaces every subscriber's own query: an idle node's ten subscribers asked ten times
+ * a second, each query and the fibers around it garbage for the collector.
+ */
+const watchOtherWriters = (
+  db: Database.Database,
+  signal: ChangeSignal,
+  pollInterval: Duration.DurationInput,
+  ownHead: () => number
+) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck()
+      const newest = db.prepare<[], number>("SELECT position FROM events ORDER BY position DESC LIMIT 1").pluck()
+      let seen = dataVersion.get()
+      const timer = setInterval(() => {
+        const version = dataVersion.get()
+        if (version === seen) return
+        seen = version
+        if ((newest.get() ?? 0) > ownHead()) signal.notify()
+      }, Duration.toMillis(pollInterval))
+      timer.unref()
+      return timer
+    }),
+    (timer) => Effect.sync(() => clearInterval(timer))
+  )
+
 export const make = (options: SqliteJournalOptions = {}) =>
   Effect.gen(function*() {
     const database = yield* SqliteDatabase
     const db = database.db
     const key = yield* NodeKey
-    const signal = new ChangeSignal()
+    const signal = new ChangeSignal(WATCHED_IDLE_POLL_LIMIT)
+    // This process's newest commit: past it, the database holds another process's appends.
+    let ownHead = 0
     const recent = new RecentTail()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
+    yield* watchOtherWriters(db, signal, pollInterval, () => ownHead)
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
     const writer = yield* startWriter(
@@ -325,6 +364,8 @@ export const make = (options: SqliteJournalOptions = {}) =>
             if (Either.isRight(outcome)) { for (const envelope of outcome.right.envelopes) committed.push(envelope) }
           }
           recent.add(committed)
+          const last = committed[committed.length - 1]
+          if (last !== undefined && last.position > ownHead) ownHead = last.position
         }
         // A failed transaction rolled back as a whole: every caller in the batch learns why.
         yield* Deferred.done(batch.done, outcomes)

@@ -16,8 +16,8 @@ import { tempDir } from "../support/TempDir.js"
 
 const run = promisify(execFile)
 
-const journalAt = (file: string) =>
-  SqliteJournal.layer().pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(NodeKey.ephemeral))
+const journalAt = (file: string, options?: SqliteJournal.SqliteJournalOptions) =>
+  SqliteJournal.layer(options).pipe(Layer.provide(SqliteDatabase.layer({ file })), Layer.provide(NodeKey.ephemeral))
 
 const seed = (file: string, count: number) =>
   Effect.gen(function*() {
@@ -109,6 +109,30 @@ describe("SqliteJournal", () => {
         expect((yield* verifyAt(file)).ok).toBe(true)
       }),
     60_000
+  )
+
+  it.live(
+    "wakes a subscriber that idled for seconds within a few poll intervals of another writer's append",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(tempDir(), "journal.db")
+        yield* seed(file, 3)
+        const received = yield* Effect.gen(function*() {
+          const journal = yield* Journal
+          const reader = yield* journal.subscribe(1).pipe(Stream.take(4), Stream.runCollect, Effect.fork)
+          // Idle: a subscriber's own poll backs off (0.4, 0.8, 1.6, 3.2 s... up to 30 s with the watcher),
+          // so on its own it would look next 6 s after it started.
+          yield* Effect.sleep("3 seconds")
+          // Another connection (as another process would) appends; this journal's signal hears nothing of it.
+          yield* seed(file, 1)
+          const appendedAt = Date.now()
+          const seen = Chunk.toReadonlyArray(yield* Fiber.join(reader))
+          return { positions: seen.map((envelope) => envelope.position), after: Date.now() - appendedAt }
+        }).pipe(Effect.provide(journalAt(file, { pollInterval: "200 millis" })), Effect.scoped)
+        expect(received.positions).toEqual([1, 2, 3, 4])
+        expect(received.after).toBeLessThan(1_000)
+      }),
+    20_000
   )
 
   describe("verifyChain finds the first position that was tampered with in the file", () => {
