@@ -336,7 +336,7 @@ const feedFigures = async () => {
       "asking the 4 peers over open RPC sockets (median of 10)"
     )
     console.log(
-      `  (commit at the source to the last of 4 peers hearing it, by the nodes' clocks; heads go out at the next 50 ms look; per head: ${
+      `  (commit at the source to the last of 4 peers hearing it, by the nodes' clocks; heads go out as the journal moves, at most every 50 ms; per head: ${
         spreads.map((ms) => ms.toFixed(0)).join(", ")
       } ms)`
     )
