@@ -5,8 +5,11 @@
  */
 import type Database from "better-sqlite3"
 import type { NodeKeyPair } from "../content/NodeKeyPair.js"
+import { keyPairFromSeed } from "../content/NodeKeyPair.js"
 import { GENESIS_HASH, headMessage, payloadTextsWithin, sharedFieldsHasher } from "./Envelope.js"
 import type { ExpectedVersion, SignedHead } from "./Journal.js"
+import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
+import { INLINE_CHECKPOINT_PAGES, openDatabase, type Synchronous } from "./SqliteFile.js"
 
 export interface WriteRequest {
   readonly streamId: string
@@ -168,4 +171,36 @@ export interface WriterThreadData {
   readonly maxPayloadBytes: number
   /** Where the last signed head is kept outside the database (see JournalHeadFile.ts); null for none. */
   readonly headFile: string | null
+}
+
+/** A writer's own connection, its committer, and what keeps its head file (none without one). */
+export interface OpenCommitter {
+  readonly db: Database.Database
+  readonly commit: ReturnType<typeof makeBatchCommitter>
+  readonly headFile: ReturnType<typeof makeHeadFileWriter> | undefined
+}
+
+/**
+ * Opens a writer's connection to the journal of `data` (the thread's, or the event loop's with a
+ * `busyTimeoutMs` of its own), records the database's head when no head file exists yet, and makes
+ * its committer. Writers checkpoint only should the checkpointer thread fall behind.
+ */
+export const openCommitter = (data: WriterThreadData, busyTimeoutMs = data.busyTimeoutMs): OpenCommitter => {
+  const db = openDatabase({
+    file: data.file,
+    busyTimeoutMs,
+    synchronous: data.synchronous as Synchronous,
+    autoCheckpointPages: INLINE_CHECKPOINT_PAGES
+  })
+  try {
+    const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
+    const headFile = data.headFile === null
+      ? undefined
+      : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
+    if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
+    return { db, commit: makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes), headFile }
+  } catch (error) {
+    db.close()
+    throw error
+  }
 }

@@ -5,16 +5,20 @@
  * journal commits on the event loop instead (see InlineCommits): a few small batches a second cost
  * it well under a millisecond each, and a node that appends now and then holds no thread at all.
  */
-import type Database from "better-sqlite3"
 import { Duration, Effect } from "effect"
 import * as path from "node:path"
 import type { Worker } from "node:worker_threads"
-import { keyPairFromSeed } from "../content/NodeKeyPair.js"
 import { moduleWorker } from "../node/ModuleWorker.js"
-import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
-import type { WriteOutcome, WriteRequest, WriterMessage, WriterReply, WriterThreadData } from "./SqliteCommitter.js"
-import { lastSignedHead, makeBatchCommitter } from "./SqliteCommitter.js"
-import { INLINE_CHECKPOINT_PAGES, isBusy, openDatabase, type Synchronous } from "./SqliteFile.js"
+import type {
+  OpenCommitter,
+  WriteOutcome,
+  WriteRequest,
+  WriterMessage,
+  WriterReply,
+  WriterThreadData
+} from "./SqliteCommitter.js"
+import { openCommitter } from "./SqliteCommitter.js"
+import { isBusy } from "./SqliteFile.js"
 
 export {
   lastSignedHead,
@@ -45,13 +49,6 @@ export interface InlineCommits {
 }
 
 export const DEFAULT_INLINE_COMMITS: InlineCommits = { batchesPerSecond: 20, slowMs: 5 }
-
-/** The event loop's own connection, committer and head file writer, while it commits. */
-interface InlineWriter {
-  readonly db: Database.Database
-  readonly commit: ReturnType<typeof makeBatchCommitter>
-  readonly headFile: ReturnType<typeof makeHeadFileWriter> | undefined
-}
 
 interface WriterThread {
   readonly worker: Worker
@@ -97,7 +94,7 @@ class WriterHost {
   private failure: Error | undefined
   private readonly idleStopMs: number | undefined
   /** The event loop's writer, while it commits. */
-  private inline: InlineWriter | undefined
+  private inline: OpenCommitter | undefined
   /** False from a thread's stop until it has exited: the event loop does not commit meanwhile. */
   private exited = true
   /** Counts the stops asked for: only the last one's exit lets the event loop commit again. */
@@ -118,25 +115,11 @@ class WriterHost {
   openInline(): boolean {
     if (this.inlineCommits === null) return false
     if (this.inline !== undefined) return true
-    const { data } = this
-    let db: Database.Database | undefined
     try {
       // No busy timeout: a lock held by another process sends the batch to the thread, which waits.
-      db = openDatabase({
-        file: data.file,
-        busyTimeoutMs: 0,
-        synchronous: data.synchronous as Synchronous,
-        autoCheckpointPages: INLINE_CHECKPOINT_PAGES
-      })
-      const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
-      const headFile = data.headFile === null
-        ? undefined
-        : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
-      if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
-      this.inline = { db, commit: makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes), headFile }
+      this.inline = openCommitter(this.data, 0)
       return true
     } catch {
-      db?.close()
       return false
     }
   }
@@ -154,7 +137,7 @@ class WriterHost {
     }
     if (this.windowBatches >= this.inlineCommits.batchesPerSecond || !this.openInline()) return undefined
     const inline = this.inline!
-    let committed: ReturnType<InlineWriter["commit"]>
+    let committed: ReturnType<OpenCommitter["commit"]>
     try {
       committed = inline.commit(requests, recordedAt)
     } catch (error) {

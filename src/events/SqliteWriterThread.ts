@@ -1,26 +1,12 @@
 /** Entry point of the journal's writer thread (see SqliteWriter.ts): one connection, batches in order. */
 import { parentPort, workerData } from "node:worker_threads"
-import { keyPairFromSeed } from "../content/NodeKeyPair.js"
-import { initializeHeadFile, makeHeadFileWriter } from "./JournalHeadFile.js"
-import { lastSignedHead, makeBatchCommitter, type WriteRequest, type WriterThreadData } from "./SqliteCommitter.js"
-import { INLINE_CHECKPOINT_PAGES, openDatabase, type Synchronous } from "./SqliteFile.js"
+import { openCommitter, type WriteRequest, type WriterThreadData } from "./SqliteCommitter.js"
 
 const data = workerData as WriterThreadData
 const port = parentPort!
 
 try {
-  const db = openDatabase({
-    file: data.file,
-    busyTimeoutMs: data.busyTimeoutMs,
-    synchronous: data.synchronous as Synchronous,
-    autoCheckpointPages: INLINE_CHECKPOINT_PAGES
-  })
-  const commit = makeBatchCommitter(db, keyPairFromSeed(data.seed), data.maxPayloadBytes)
-  const hashAt = db.prepare<[number], string>("SELECT hash FROM events WHERE position = ?").pluck()
-  const headFile = data.headFile === null
-    ? undefined
-    : makeHeadFileWriter(data.headFile, (position) => hashAt.get(position))
-  if (data.headFile !== null) initializeHeadFile(data.headFile, lastSignedHead(db))
+  const { commit, db, headFile } = openCommitter(data)
   port.on("message", (message: "close" | { id: number; requests: ReadonlyArray<WriteRequest>; recordedAt: string }) => {
     if (message === "close") {
       void (headFile?.settled() ?? Promise.resolve()).finally(() => {
