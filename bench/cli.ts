@@ -5,8 +5,9 @@
  *   on a cache holding the two reference models, against `node -e 0` (Node's own start, the floor any
  *   JavaScript CLI pays), best of 7 runs each, interleaved;
  * - the resident memory of an idle node 3 s after `edge-net node start` answered `/health` (first-start
- *   models off, so nothing is being published), and again once its journal writer thread has stopped
- *   for want of work, against a bare `node:http` server answering the same.
+ *   models off, so nothing is being published), and again past the idle time of any journal writer
+ *   thread its start needed (a quiet journal commits on the event loop and starts none), against a bare
+ *   `node:http` server answering the same.
  *
  * The CLIs run as `npm run build` ships them (src/cli/Bundle.ts, bundled into a cached tree by
  * test/support/CompiledCli.ts). Peak memory is read in the child itself at exit
@@ -134,7 +135,7 @@ export const run = async () => {
     const justStarted = residentMb(node.process.pid!)
     const bareMb = await bareServerMb()
     report("idle node RSS, 3 s after node start", "MB", justStarted, bareMb, "bare node:http server", "<= 100 MB")
-    // A node left alone: past the journal writer's idle time its thread has stopped (SqliteWriter.ts).
+    // A node left alone: past the journal writer's idle time, any thread it started has stopped (SqliteWriter.ts).
     const idleMs = Duration.toMillis(DEFAULT_WRITER_IDLE_STOP) + 5_000
     await settle(idleMs - 3_000)
     const idle = residentMb(node.process.pid!)
