@@ -22,14 +22,14 @@ interface Esbuild {
 
 const CLIS = ["edge-net", "edge-net-models"]
 
-/** The modules the sources start as threads (each call of moduleWorker with the caller's URL and a relative path). */
+/** The modules the sources start as threads or processes (each moduleWorker or moduleProcess of the caller's URL and a relative path). */
 const threadEntries = (sources: string): ReadonlyArray<string> =>
   (fs.readdirSync(sources, { recursive: true }) as Array<string>)
     .filter((file) => file.endsWith(".ts"))
     .flatMap((file) =>
       Array.from(
         fs.readFileSync(path.join(sources, file), "utf8").matchAll(
-          /moduleWorker\(import\.meta\.url, "(\.\.?\/[^"]+)"/g
+          /module(?:Worker|Process)\(import\.meta\.url, "(\.\.?\/[^"]+)"/g
         ),
         (match) => path.join(sources, path.dirname(file), `${match[1]}.ts`)
       )

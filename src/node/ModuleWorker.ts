@@ -4,6 +4,7 @@
  * into one file: the thread then starts in a fraction of the time a tsx loader would take, since it
  * neither loads tsx nor the whole `effect` package through it.
  */
+import type { ChildProcess } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -73,6 +74,21 @@ const bundled = (entry: string): URL => {
   const url = pathToFileURL(file)
   bundles.set(entry, url)
   return url
+}
+
+/**
+ * A child process running a module next to its caller, as `moduleWorker` runs a thread, with an IPC
+ * channel that carries typed arrays (`serialization: "advanced"`). node:child_process is loaded here,
+ * when a child starts, not with every module that imports this one.
+ */
+export const moduleProcess = (callerUrl: string, relative: string): ChildProcess => {
+  const url = callerUrl.endsWith(".ts")
+    ? bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl)))
+    : new URL(`${relative}.js`, callerUrl)
+  return process.getBuiltinModule("node:child_process").fork(fileURLToPath(url), [], {
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
 }
 
 /** `relative` is the module's path from the caller without extension, e.g. "./SqliteWriterThread". */

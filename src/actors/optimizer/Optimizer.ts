@@ -8,7 +8,7 @@ import { Effect, Mailbox, Stream } from "effect"
 import * as crypto from "node:crypto"
 import type { FeedSets } from "../../compute/optimize/Feeds.js"
 import type { OptimizeResult } from "../../compute/optimize/Optimize.js"
-import { optimize } from "../../compute/optimize/Optimize.js"
+import { OptimizeRunner } from "../../compute/optimize/OptimizeChild.js"
 import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
@@ -49,6 +49,8 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
   effect: Effect.gen(function*() {
     const jobs = yield* ActorRunner.make(OptimizerJob, { snapshotEvery: 0 })
     const journal = yield* Journal
+    // Read as the service is built: a layer that provides it (a node's: a child process) decides.
+    const runOptimize = yield* OptimizeRunner
 
     // Each step's command id names the job and the step, so a retried step is recorded once.
     const step = (jobId: string, command: JobCommand) =>
@@ -132,7 +134,7 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       yield* recorded(step(jobId, { _tag: "Request", spec }))
       const result = yield* Effect.tryPromise({
         try: () =>
-          optimize(request.model, {
+          runOptimize(request.model, {
             quantization: settings.quantization,
             blockSize: settings.blockSize ?? 32,
             simplify: settings.simplify ?? false,
