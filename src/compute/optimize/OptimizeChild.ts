@@ -39,7 +39,8 @@ export const optimizeInChild = (model: Uint8Array, options: OptimizeOptions): Pr
       if (!settled) reject(error)
       settled = true
     })
-    child.once("exit", (code, signal) => {
+    // After the process ended and its channel closed: every message it sent has been read by then.
+    child.once("close", (code, signal) => {
       if (!settled) reject(new Error(`the optimizer's process ended (${signal ?? `code ${code}`}) without a result`))
       settled = true
     })

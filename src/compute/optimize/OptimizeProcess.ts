@@ -8,7 +8,13 @@ import { optimize } from "./Optimize.js"
 import type { OptimizeChildMessage, OptimizeChildReply } from "./OptimizeChild.js"
 
 const send = (reply: OptimizeChildReply): Promise<void> =>
-  new Promise((resolve) => process.send!(reply, undefined, {}, () => resolve()))
+  new Promise((resolve) => {
+    if (!process.connected) return resolve()
+    process.send!(reply, undefined, {}, () => resolve())
+  })
+
+// The caller gone (a node stopped or killed), the run has nobody to answer: it stops with it.
+process.once("disconnect", () => process.exit(0))
 
 process.once("message", (message: OptimizeChildMessage) => {
   optimize(message.model, {
@@ -17,5 +23,7 @@ process.once("message", (message: OptimizeChildMessage) => {
   }).then(
     (result) => send({ _tag: "Done", result }),
     (error: unknown) => send({ _tag: "Failed", reason: error instanceof Error ? error.message : String(error) })
-  ).finally(() => process.disconnect())
+  ).finally(() => {
+    if (process.connected) process.disconnect()
+  })
 })
