@@ -157,6 +157,11 @@ export class RecentTail {
     if (this.events.length > 2 * this.capacity) this.events = this.events.slice(this.events.length - this.capacity)
   }
 
+  /** The position of this process's newest commit, or 0 before its first. */
+  get newest(): number {
+    return this.events[this.events.length - 1]?.position ?? 0
+  }
+
   /**
    * At most `limit` events from `position` on; empty when `position` is past the newest one, undefined
    * when the run does not reach back to `position`. A subscriber can be past the newest one: its poll

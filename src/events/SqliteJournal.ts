@@ -264,11 +264,10 @@ export const make = (options: SqliteJournalOptions = {}) =>
     const db = database.db
     const key = yield* NodeKey
     const signal = new ChangeSignal(WATCHED_IDLE_POLL_LIMIT)
-    // This process's newest commit: past it, the database holds another process's appends.
-    let ownHead = 0
     const recent = new RecentTail()
     const pollInterval = options.pollInterval ?? Duration.millis(50)
-    yield* watchOtherWriters(db, signal, pollInterval, () => ownHead)
+    // Past this process's newest commit, the database holds another process's appends.
+    yield* watchOtherWriters(db, signal, pollInterval, () => recent.newest)
     const headFile = options.headFile === undefined ? headFileFor(database.file) : options.headFile
 
     const writer = yield* startWriter(
@@ -364,8 +363,6 @@ export const make = (options: SqliteJournalOptions = {}) =>
             if (Either.isRight(outcome)) { for (const envelope of outcome.right.envelopes) committed.push(envelope) }
           }
           recent.add(committed)
-          const last = committed[committed.length - 1]
-          if (last !== undefined && last.position > ownHead) ownHead = last.position
         }
         // A failed transaction rolled back as a whole: every caller in the batch learns why.
         yield* Deferred.done(batch.done, outcomes)

@@ -58,9 +58,9 @@ interface WriterThread {
 }
 
 /**
- * The journal's writer: with `inline`, a first commit on the event loop opens the file (so a file it
- * cannot open fails the journal's start) and no thread starts until batches come fast; without, the
- * thread starts now. Closing the scope lets queued batches finish, then stops it. `idleStop`: null
+ * The journal's writer: with `inline`, the event loop's connection opens now (so a file it cannot
+ * open fails the journal's start) and no thread starts until batches come fast; without, or if that
+ * connection cannot open (another process holds the lock), the thread starts now. Closing the scope lets queued batches finish, then stops it. `idleStop`: null
  * keeps the thread, once started, for the scope's life.
  */
 export const startWriter = (

@@ -76,26 +76,26 @@ const bundled = (entry: string): URL => {
   return url
 }
 
+/** The module `relative` to the caller: from sources its bundle, from dist the compiled .js beside it. */
+const moduleUrl = (callerUrl: string, relative: string): URL =>
+  callerUrl.endsWith(".ts")
+    ? bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl)))
+    : new URL(`${relative}.js`, callerUrl)
+
 /**
  * A child process running a module next to its caller, as `moduleWorker` runs a thread, with an IPC
  * channel that carries typed arrays (`serialization: "advanced"`). node:child_process is loaded here,
  * when a child starts, not with every module that imports this one.
  */
-export const moduleProcess = (callerUrl: string, relative: string): ChildProcess => {
-  const url = callerUrl.endsWith(".ts")
-    ? bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl)))
-    : new URL(`${relative}.js`, callerUrl)
-  return process.getBuiltinModule("node:child_process").fork(fileURLToPath(url), [], {
+export const moduleProcess = (callerUrl: string, relative: string): ChildProcess =>
+  process.getBuiltinModule("node:child_process").fork(fileURLToPath(moduleUrl(callerUrl, relative)), [], {
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
-}
 
 /** `relative` is the module's path from the caller without extension, e.g. "./SqliteWriterThread". */
 export const moduleWorker = (callerUrl: string, relative: string, options: WorkerOptions = {}): Worker => {
-  const worker = callerUrl.endsWith(".ts")
-    ? new Worker(bundled(fileURLToPath(new URL(`${relative}.ts`, callerUrl))), options)
-    : new Worker(new URL(`${relative}.js`, callerUrl), options)
+  const worker = new Worker(moduleUrl(callerUrl, relative), options)
   worker.once("online", keepIdleHeapHeld)
   return worker
 }

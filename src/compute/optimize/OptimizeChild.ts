@@ -28,22 +28,19 @@ export const optimizeInChild = (model: Uint8Array, options: OptimizeOptions): Pr
   const { evaluate: _evaluate, onProgress, ...rest } = options
   return new Promise((resolve, reject) => {
     const child = moduleProcess(import.meta.url, "./OptimizeProcess")
-    let settled = false
+    // The first answer settles the promise; what comes after it changes nothing.
     child.on("message", (reply: OptimizeChildReply) => {
       if (reply._tag === "Progress") return onProgress?.(reply.step, reply.done, reply.total)
-      settled = true
       if (reply._tag === "Done") resolve(reply.result)
       else reject(new Error(reply.reason))
     })
-    child.once("error", (error) => {
-      if (!settled) reject(error)
-      settled = true
-    })
+    child.once("error", reject)
     // After the process ended and its channel closed: every message it sent has been read by then.
-    child.once("close", (code, signal) => {
-      if (!settled) reject(new Error(`the optimizer's process ended (${signal ?? `code ${code}`}) without a result`))
-      settled = true
-    })
+    child.once(
+      "close",
+      (code, signal) =>
+        reject(new Error(`the optimizer's process ended (${signal ?? `code ${code}`}) without a result`))
+    )
     child.send({ model, options: rest } satisfies OptimizeChildMessage)
   })
 }
