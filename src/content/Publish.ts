@@ -48,6 +48,11 @@ export interface PublishRequest {
   readonly signer: ManifestSigner
 }
 
+/** A publication described by a process that does not hold the key: the publisher is named, not signing. */
+export interface DescribeRequest extends Omit<PublishRequest, "signer"> {
+  readonly publisher: Pick<ManifestSigner, "keyId" | "publicKey">
+}
+
 export const idFromName = (name: string) =>
   name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+|-+$/g, "").slice(0, 128)
 
@@ -62,7 +67,14 @@ const artifactName = (file: string, taken: ReadonlySet<string>) => {
 }
 
 /** Stores the files and returns the signed manifest describing them. */
-export const buildManifest = (request: PublishRequest, now = new Date()) =>
+export const buildManifest = ({ signer, ...request }: PublishRequest, now = new Date()) =>
+  Effect.map(describeFiles({ ...request, publisher: signer }, now), (manifest) => signManifest(manifest, signer))
+
+/**
+ * Stores and pins the files and returns the manifest describing them, naming `request.publisher`, for
+ * the publisher's key to sign (`signManifest`).
+ */
+export const describeFiles = (request: DescribeRequest, now = new Date()) =>
   Effect.gen(function*() {
     const store = yield* BlobStore
     const artifacts: Record<string, ArtifactEntry> = {}
@@ -113,15 +125,15 @@ export const buildManifest = (request: PublishRequest, now = new Date()) =>
       ...(request.benchmarks === undefined ? {} : { benchmarks: request.benchmarks }),
       ...(request.homepage === undefined ? {} : { homepage: request.homepage }),
       publishedAt: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
-      publishedBy: request.signer.keyId,
-      publisherKey: request.signer.publicKey,
+      publishedBy: request.publisher.keyId,
+      publisherKey: request.publisher.publicKey,
       expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, "Z")
     }
     const manifest = yield* Either.mapLeft(parseManifest(draft), (error) => new PublishError({ reason: error.message }))
     for (const artifact of Object.values(manifest.artifacts)) {
       yield* store.addRef(artifact.sha256, `${manifest.id}@${manifest.version}`)
     }
-    return signManifest(manifest, request.signer)
+    return manifest
   })
 
 /**

@@ -2,26 +2,28 @@
  * Models on first start: a node publishes the reference models (tiny-lm, tiny-encoder) in FP32, INT8
  * and INT4, and Silero VAD when its package is installed, into its own registry, signed with its key,
  * in the background once it serves; a model already published is left as it is, so a restart does nothing.
+ * The heavy part (reading, quantizing, storing) runs in a child process, FirstStartProcess.ts.
  */
-import { Effect, Layer } from "effect"
-import * as crypto from "node:crypto"
+import { Data, Effect, Exit, Layer, Mailbox, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
+import type { JobSpec } from "../actors/optimizer/OptimizerJob.js"
+import type { RunOutcome } from "../actors/optimizer/RunRecord.js"
 import { Registry } from "../actors/registry/RegistryService.js"
-import { readModel } from "../compute/onnx/OnnxModel.js"
-import { randomFeedSets } from "../compute/optimize/Feeds.js"
-import { manifestReport } from "../compute/optimize/ManifestReport.js"
+import { BlobStore } from "../content/BlobStore.js"
+import type { ModelManifest } from "../content/Manifest.js"
 import type { ManifestSigner } from "../content/ManifestSigning.js"
-import { Models } from "../content/Models.js"
+import { signManifest } from "../content/ManifestSigning.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { TrustStore } from "../content/TrustStore.js"
+import { moduleProcess } from "../node/ModuleWorker.js"
 import { NodeConfig } from "./NodeConfig.js"
 
 export const FIRST_START_VERSION = "1.0.0"
 
-type Precision = "FP32" | "INT8" | "INT4"
+export type Precision = "FP32" | "INT8" | "INT4"
 
 /** One model of the first-start catalog: where its files are, and how it is derived. */
 export interface CatalogEntry {
@@ -90,64 +92,108 @@ export const firstStartCatalog = (): ReadonlyArray<CatalogEntry> => {
   return entries
 }
 
-const sha256 = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
+/** The optimizer job that quantized a first-start model, named in its manifest. */
+export const firstStartJobId = (id: string) => `first-start-${id}`
 
-/** Publishes every catalog model the registry does not hold yet; returns the ids it published. */
+/** What the node asks of its first-start process (FirstStartProcess.ts). */
+export interface FirstStartOrder {
+  readonly entries: ReadonlyArray<CatalogEntry>
+  /** The node's blob store. */
+  readonly blobs: { readonly root: string; readonly maxBytes?: number | undefined }
+  /** Named in each manifest; the node signs it. */
+  readonly publisher: { readonly keyId: string; readonly publicKey: string }
+  /** Where the quantized files wait to be stored. */
+  readonly staging: string
+}
+
+/** What the first-start process tells the node, in order: each job's start and end, each manifest, then the end. */
+export type FirstStartReport =
+  | { readonly _tag: "JobStarted"; readonly jobId: string; readonly spec: JobSpec }
+  | { readonly _tag: "JobEnded"; readonly jobId: string; readonly outcome: RunOutcome }
+  | { readonly _tag: "JobFailed"; readonly jobId: string; readonly reason: string }
+  | { readonly _tag: "Described"; readonly id: string; readonly precision: Precision; readonly manifest: ModelManifest }
+  | { readonly _tag: "Failed"; readonly reason: string }
+  | { readonly _tag: "Done" }
+
+class FirstStartFailed extends Data.TaggedError("FirstStartFailed")<{ readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** Runs the first-start process on `order`, a stream of what it reports; fails when it ends without `Done`. */
+const reportsOf = (order: FirstStartOrder) =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => moduleProcess(import.meta.url, "./FirstStartProcess")),
+      (child) => Effect.sync(() => child.exitCode === null && child.kill())
+    )
+    const reports = yield* Mailbox.make<FirstStartReport, FirstStartFailed>()
+    let ended = false
+    child.on("message", (report: FirstStartReport) => {
+      if (report._tag === "Failed") return reports.unsafeDone(Exit.fail(new FirstStartFailed(report)))
+      if (report._tag === "Done") ended = true
+      reports.unsafeOffer(report)
+    })
+    child.once("error", (error) => reports.unsafeDone(Exit.fail(new FirstStartFailed({ reason: error.message }))))
+    // After the process ended and its channel closed: every message it sent has been read by then.
+    child.once("close", (code, signal) =>
+      reports.unsafeDone(
+        ended ? Exit.void : Exit.fail(
+          new FirstStartFailed({
+            reason: `the first-start process ended (${signal ?? `code ${code}`}) before it finished`
+          })
+        )
+      ))
+    child.send(order)
+    return Mailbox.toStream(reports)
+  }))
+
+/**
+ * Publishes every catalog model the registry does not hold yet; returns the ids it published. A child
+ * process prepares them (FirstStartProcess.ts); this process records the optimizer jobs as they start
+ * and end, signs each manifest with the node's key and publishes it to the registry.
+ */
 export const publishFirstStartModels = Effect.fn("FirstStartModels.publish")(function*(
   catalog: ReadonlyArray<CatalogEntry>
 ) {
   const registry = yield* Registry
-  const models = yield* Models
   const optimizer = yield* Optimizer
+  const store = yield* BlobStore
   const key = yield* NodeKey
   const config = yield* NodeConfig
   const signer: ManifestSigner = { keyId: key.nodeId, publicKey: key.publicKey, sign: (message) => key.sign(message) }
-  const staging = path.join(config.dataDir, "first-start")
-  const published: Array<string> = []
+  const entries: Array<CatalogEntry> = []
   for (const entry of catalog) {
     const held = yield* Effect.either(registry.get(entry.id, FIRST_START_VERSION))
-    if (held._tag === "Right") continue
-    const original = new Uint8Array(fs.readFileSync(entry.model))
-    let model = entry.model
-    let measured: ReturnType<typeof manifestReport> | undefined
-    if (entry.precision !== "FP32") {
-      const quantization = entry.precision
-      const { jobId, result } = yield* optimizer.run({
-        model: original,
-        name: entry.family,
-        jobId: `first-start-${entry.id}`,
-        settings: { quantization, blockSize: 32 },
-        feeds: randomFeedSets(readModel(original))
-      })
-      measured = manifestReport(result, {
-        quantization,
-        blockSize: 32,
-        optimizerJob: jobId,
-        baseModel: { sha256: sha256(original), id: entry.family, version: FIRST_START_VERSION }
-      })
-      // The ONNX file is named model.onnx in every manifest; the blob store keeps its own copy.
-      model = path.join(staging, entry.id, "model.onnx")
-      fs.mkdirSync(path.dirname(model), { recursive: true })
-      fs.writeFileSync(model, result.bytes)
-    }
-    const manifest = yield* models.publish({
-      files: [model, ...entry.companions],
-      name: entry.id,
-      id: entry.id,
-      family: entry.family,
-      version: FIRST_START_VERSION,
-      type: entry.type,
-      quantization: entry.precision,
-      ...(measured === undefined ? {} : { optimization: measured.optimization, benchmarks: measured.benchmarks }),
-      license: entry.license,
-      expiresInDays: 365,
-      signer
-    })
-    yield* registry.publish(manifest)
-    published.push(entry.id)
-    yield* Effect.logInfo(`published ${entry.id}@${FIRST_START_VERSION} (${entry.precision}) to this node's registry`)
+    if (held._tag === "Left") entries.push(entry)
   }
-  fs.rmSync(staging, { recursive: true, force: true })
+  if (entries.length === 0) return []
+  const order: FirstStartOrder = {
+    entries,
+    blobs: { root: store.root, maxBytes: config.maxContentBytes },
+    publisher: { keyId: signer.keyId, publicKey: signer.publicKey },
+    staging: path.join(config.dataDir, "first-start")
+  }
+  const published: Array<string> = []
+  yield* Stream.runForEach(reportsOf(order), (report) =>
+    Effect.gen(function*() {
+      switch (report._tag) {
+        case "JobStarted":
+          return yield* optimizer.request(report.jobId, report.spec)
+        case "JobEnded":
+          return yield* optimizer.finish(report.jobId, report.outcome)
+        case "JobFailed":
+          return yield* optimizer.fail(report.jobId, report.reason)
+        case "Described": {
+          yield* registry.publish(signManifest(report.manifest, signer))
+          published.push(report.id)
+          return yield* Effect.logInfo(
+            `published ${report.id}@${FIRST_START_VERSION} (${report.precision}) to this node's registry`
+          )
+        }
+      }
+    }))
   return published
 })
 

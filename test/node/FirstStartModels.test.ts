@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
-import { freePort, modelsCliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
+import { cliArgs, freePort, modelsCliArgs, type RunningNode, startNode } from "../support/NodeProcess.js"
 import { tempDir } from "../support/TempDir.js"
 
 const exec = promisify(execFile)
@@ -67,6 +67,34 @@ describe("models on first start", () => {
       expect(catalog.find((model) => model.id === "tiny-encoder-int8")?.quantization).toBe("INT8")
       expect(node.output()).toContain(`dashboard: ${registry}/ui`)
       expect(node.output()).toContain(`try: npx edge-net-models list --registry ${registry}`)
+
+      // The node recorded the quantizing job in its journal, and the manifest it signed names that job
+      // and the job's artifact (the quantizing ran in a child process; the journal and key stay in the node).
+      const manifest = (await fetch(`${node.url}/v1/models/tiny-lm-int8`).then((response) => response.json())) as {
+        artifacts: { model: { sha256: string } }
+        optimization: { optimizerJob: string }
+        signatures: ReadonlyArray<{ keyId: string }>
+      }
+      expect(manifest.optimization.optimizerJob).toBe("first-start-tiny-lm-int8")
+      const job = JSON.parse(
+        (await exec(
+          process.execPath,
+          cliArgs(
+            "jobs",
+            "show",
+            "optimize",
+            "first-start-tiny-lm-int8",
+            "--node",
+            node.url,
+            "--data",
+            dataDir,
+            "--json"
+          ),
+          { env }
+        )).stdout
+      ) as { why: string; events: ReadonlyArray<{ eventType: string }> }
+      expect(job.events.map((event) => event.eventType)).toEqual(["JobRequested", "JobCompleted"])
+      expect(job.why).toContain(`It completed: sha256 ${manifest.artifacts.model.sha256.slice(0, 12)}`)
 
       const listed = JSON.parse((await models("list", "--json")).stdout) as ReadonlyArray<Listed>
       expect(listed.map((model) => model.id)).toEqual(expect.arrayContaining(REFERENCE_IDS))

@@ -12,10 +12,12 @@ import { OptimizeRunner } from "../../compute/optimize/OptimizeChild.js"
 import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
-import type { JobCommand, JobSpec, JobState } from "./OptimizerJob.js"
+import type { JobCommand, JobSpec } from "./OptimizerJob.js"
 import { OptimizerJob } from "./OptimizerJob.js"
 import type { OptimizeFinished, OptimizeProgress, OptimizeSettings } from "./OptimizeRun.js"
 import { OptimizeRunFailed } from "./OptimizeRun.js"
+import type { RunOutcome } from "./RunRecord.js"
+import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "./RunRecord.js"
 
 /** One run: the model's bytes, what to do, and the inputs that calibrate and validate it. */
 export interface OptimizeRequest {
@@ -35,15 +37,6 @@ export interface OptimizeOutcome {
   readonly result: OptimizeResult
   readonly finished: OptimizeFinished
 }
-
-const sha256 = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
-
-const finiteFigures = (report: object): Record<string, number> =>
-  Object.fromEntries(
-    Object.entries(report).filter((entry): entry is [string, number] =>
-      typeof entry[1] === "number" && Number.isFinite(entry[1])
-    )
-  )
 
 export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer", {
   effect: Effect.gen(function*() {
@@ -97,6 +90,47 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
     )
 
     /**
+     * Records the end of a job whose pipeline has run (here, or in a process that ran it on the job's
+     * behalf): the automatic mode's measurements and choice, then completed or refused. `onProgress`
+     * sees each recorded step and the outcome.
+     */
+    const finish = Effect.fn("Optimizer.finish")(function*(
+      jobId: string,
+      outcome: RunOutcome,
+      onProgress: (progress: OptimizeProgress) => void = () => {}
+    ) {
+      const record = (command: JobCommand) =>
+        step(jobId, command).pipe(
+          Effect.tap(({ status, version }) =>
+            Effect.sync(() => onProgress({ _tag: "OptimizeRecorded", jobId, status, version }))
+          ),
+          Effect.mapError((error) =>
+            new OptimizeRunFailed({ jobId, reason: `recording optimizer job ${jobId}: ${error.message}` })
+          )
+        )
+      const { artifact, keptFp32, report } = outcome
+      if (outcome.measured !== undefined) yield* record({ _tag: "RecordSensitivities", ...outcome.measured })
+      if (outcome.assigned !== undefined) yield* record({ _tag: "AssignPrecision", ...outcome.assigned })
+      yield* record(
+        outcome.refused !== undefined
+          ? { _tag: "Refuse", report, reasons: outcome.refused }
+          : { _tag: "Complete", artifact, report, keptFp32 }
+      )
+      const finished: OptimizeFinished = {
+        _tag: "OptimizeFinished",
+        jobId,
+        status: outcome.refused === undefined ? "completed" : "refused",
+        artifact,
+        report,
+        reasons: outcome.refused ?? [],
+        keptFp32,
+        ...(outcome.assigned === undefined ? {} : { bits: outcome.assigned.bits })
+      }
+      onProgress(finished)
+      return finished
+    })
+
+    /**
      * Runs the pipeline on `request.model`, recording the job as it goes: `onProgress` sees each
      * pipeline step, each recorded job step and the outcome. A refused result succeeds (with
      * `result.refused`); a pipeline error records the job as failed and fails with its one line.
@@ -105,83 +139,29 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       request: OptimizeRequest,
       onProgress: (progress: OptimizeProgress) => void = () => {}
     ) {
-      const { settings } = request
       const jobId = request.jobId ?? `optimize-${crypto.randomBytes(6).toString("hex")}`
       const failed = (reason: string) => new OptimizeRunFailed({ jobId, reason })
-      const recorded = <E extends { readonly message: string }>(
-        effect: Effect.Effect<{ readonly status: JobState["status"]; readonly version: number }, E>
-      ) =>
-        effect.pipe(
-          Effect.tap(({ status, version }) =>
-            Effect.sync(() => onProgress({ _tag: "OptimizeRecorded", jobId, status, version }))
-          ),
-          Effect.mapError((error) => failed(`recording optimizer job ${jobId}: ${error.message}`))
-        )
-      const spec: JobSpec = {
-        model: {
-          sha256: sha256(request.model),
-          size: request.model.length,
-          ...(request.name === undefined ? {} : { name: request.name })
-        },
-        quantization: settings.quantization,
-        ...(settings.blockSize === undefined ? {} : { blockSize: settings.blockSize }),
-        ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
-        ...(request.calibration === undefined ? {} : { calibration: request.calibration }),
-        ...(settings.target === undefined ? {} : { target: settings.target }),
-        ...(settings.sizeBudgetBytes === undefined ? {} : { sizeBudgetBytes: settings.sizeBudgetBytes }),
-        ...(settings.qualityBar === undefined ? {} : { qualityBar: settings.qualityBar })
+      const model = {
+        sha256: sha256Hex(request.model),
+        size: request.model.length,
+        ...(request.name === undefined ? {} : { name: request.name })
       }
-      yield* recorded(step(jobId, { _tag: "Request", spec }))
+      const requested = yield* Effect.mapError(
+        step(jobId, { _tag: "Request", spec: jobSpecOf(model, request.settings, request.calibration) }),
+        (error) => failed(`recording optimizer job ${jobId}: ${error.message}`)
+      )
+      onProgress({ _tag: "OptimizeRecorded", jobId, status: requested.status, version: requested.version })
       const result = yield* Effect.tryPromise({
         try: () =>
           runOptimize(request.model, {
-            quantization: settings.quantization,
-            blockSize: settings.blockSize ?? 32,
-            simplify: settings.simplify ?? false,
-            ...(settings.pruning === undefined ? {} : { pruning: settings.pruning }),
-            calibration: request.feeds.calibration,
-            heldOut: request.feeds.heldOut,
-            ...(settings.sizeBudgetBytes === undefined ? {} : { sizeBudgetBytes: settings.sizeBudgetBytes }),
-            ...(settings.qualityBar === undefined ? {} : { qualityBar: settings.qualityBar }),
-            onProgress: (name, done, total) => onProgress({ _tag: "OptimizeStep", step: name, done, total }),
-            runtime: settings.target === "browser" ? "onnxruntime-web" : "onnxruntime-node"
+            ...pipelineOptionsOf(request.settings, request.feeds),
+            onProgress: (name, done, total) => onProgress({ _tag: "OptimizeStep", step: name, done, total })
           }),
         catch: (error) => failed(error instanceof Error ? error.message.split("\n")[0]! : String(error))
       }).pipe(
         Effect.tapError((error) => Effect.ignore(step(jobId, { _tag: "Fail", reason: error.reason })))
       )
-      if (result.sensitivities !== undefined && result.assignment !== undefined) {
-        yield* recorded(
-          step(jobId, {
-            _tag: "RecordSensitivities",
-            metric: result.sensitivityMetric ?? "1 - output cosine",
-            layers: result.sensitivities.map((layer) => ({
-              ...layer,
-              damage: Object.fromEntries(Object.entries(layer.damage).map(([bits, damage]) => [bits, damage ?? 0]))
-            }))
-          })
-        )
-        yield* recorded(step(jobId, { _tag: "AssignPrecision", ...result.assignment }))
-      }
-      const report = finiteFigures(result.report)
-      const artifact = { sha256: sha256(result.bytes), size: result.bytes.length }
-      const keptFp32 = result.rewrite.keptFp32.map((kept) => kept.node)
-      yield* recorded(
-        result.refused !== undefined
-          ? step(jobId, { _tag: "Refuse", report, reasons: result.refused })
-          : step(jobId, { _tag: "Complete", artifact, report, keptFp32 })
-      )
-      const finished: OptimizeFinished = {
-        _tag: "OptimizeFinished",
-        jobId,
-        status: result.refused === undefined ? "completed" : "refused",
-        artifact,
-        report,
-        reasons: result.refused ?? [],
-        keptFp32,
-        ...(result.assignment === undefined ? {} : { bits: result.assignment.bits })
-      }
-      onProgress(finished)
+      const finished = yield* finish(jobId, runOutcomeOf(result), onProgress)
       return { jobId, result, finished } satisfies OptimizeOutcome
     })
 
@@ -218,6 +198,7 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       complete,
       refuse,
       fail,
+      finish,
       run,
       runStream,
       job,

@@ -1,0 +1,88 @@
+/**
+ * Entry point of the child process that prepares a node's first-start models (FirstStartModels.ts): it
+ * reads each model, quantizes and measures it, stores the files in the node's blob store and describes
+ * them in a manifest naming the node as publisher. It reports each step to the node, which records the
+ * optimizer jobs, signs the manifests and publishes them: the journal and the key stay with the node.
+ * The process then exits, and what reading, quantizing and hashing ten-megabyte models allocated goes
+ * with it (in the node, the allocator kept it: 149 MB after the first start, against 97 MB for a node
+ * that published nothing).
+ */
+import { Cause, Effect, Exit } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "../actors/optimizer/RunRecord.js"
+import { readModel } from "../compute/onnx/OnnxModel.js"
+import { randomFeedSets } from "../compute/optimize/Feeds.js"
+import { manifestReport } from "../compute/optimize/ManifestReport.js"
+import { optimize } from "../compute/optimize/Optimize.js"
+import { BlobStore } from "../content/BlobStore.js"
+import { describeFiles } from "../content/Publish.js"
+import type { FirstStartOrder, FirstStartReport } from "./FirstStartModels.js"
+import { FIRST_START_VERSION, firstStartJobId } from "./FirstStartModels.js"
+
+const send = (report: FirstStartReport) =>
+  Effect.async<void>((resume) => {
+    if (!process.connected) return resume(Effect.void)
+    process.send!(report, undefined, {}, () => resume(Effect.void))
+  })
+
+const oneLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!
+
+const prepare = (order: FirstStartOrder) =>
+  Effect.gen(function*() {
+    for (const entry of order.entries) {
+      let model = entry.model
+      let measured: ReturnType<typeof manifestReport> | undefined
+      if (entry.precision !== "FP32") {
+        const original = new Uint8Array(fs.readFileSync(entry.model))
+        const settings = { quantization: entry.precision, blockSize: 32 } as const
+        const jobId = firstStartJobId(entry.id)
+        const baseModel = { sha256: sha256Hex(original), size: original.length, name: entry.family }
+        yield* send({ _tag: "JobStarted", jobId, spec: jobSpecOf(baseModel, settings) })
+        const result = yield* Effect.tryPromise({
+          try: () => optimize(original, pipelineOptionsOf(settings, randomFeedSets(readModel(original)))),
+          catch: oneLine
+        }).pipe(Effect.tapError((reason) => send({ _tag: "JobFailed", jobId, reason })))
+        yield* send({ _tag: "JobEnded", jobId, outcome: runOutcomeOf(result) })
+        measured = manifestReport(result, {
+          ...settings,
+          optimizerJob: jobId,
+          baseModel: { sha256: baseModel.sha256, id: entry.family, version: FIRST_START_VERSION }
+        })
+        // The ONNX file is named model.onnx in every manifest; the blob store keeps its own copy.
+        model = path.join(order.staging, entry.id, "model.onnx")
+        fs.mkdirSync(path.dirname(model), { recursive: true })
+        fs.writeFileSync(model, result.bytes)
+      }
+      const manifest = yield* describeFiles({
+        files: [model, ...entry.companions],
+        name: entry.id,
+        id: entry.id,
+        family: entry.family,
+        version: FIRST_START_VERSION,
+        type: entry.type,
+        quantization: entry.precision,
+        ...(measured === undefined ? {} : { optimization: measured.optimization, benchmarks: measured.benchmarks }),
+        license: entry.license,
+        expiresInDays: 365,
+        publisher: order.publisher
+      }).pipe(Effect.mapError((error) => `${entry.id}: ${error.message}`))
+      yield* send({ _tag: "Described", id: entry.id, precision: entry.precision, manifest })
+    }
+    fs.rmSync(order.staging, { recursive: true, force: true })
+  }).pipe(Effect.provide(BlobStore.layer(order.blobs)))
+
+// The node gone (stopped or killed), nobody will publish what this prepares: it stops with it.
+process.once("disconnect", () => process.exit(0))
+
+process.once("message", (order: FirstStartOrder) => {
+  void Effect.runPromise(
+    prepare(order).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        send(Exit.isSuccess(exit) ? { _tag: "Done" } : { _tag: "Failed", reason: oneLine(Cause.squash(exit.cause)) })
+      ),
+      Effect.ensuring(Effect.sync(() => process.connected && process.disconnect()))
+    )
+  )
+})
