@@ -7,7 +7,9 @@
  * - the resident memory of an idle node 3 s after `edge-net node start` answered `/health` (first-start
  *   models off, so nothing is being published), and again past the idle time of any journal writer
  *   thread its start needed (a quiet journal commits on the event loop and starts none), against a bare
- *   `node:http` server answering the same.
+ *   `node:http` server answering the same;
+ * - the same, past that idle time again after a new node published its first-start models (what
+ *   `npm start` does on a new machine).
  *
  * The CLIs run as `npm run build` ships them (src/cli/Bundle.ts, bundled into a cached tree by
  * test/support/CompiledCli.ts). Peak memory is read in the child itself at exit
@@ -129,11 +131,11 @@ export const run = async () => {
   report("edge-net-models list --local: wall", "s", list!.seconds, bare!.seconds, "node -e 0", "<= 0.3 s")
   report("edge-net-models list --local: max RSS", "MB", list!.maxRssMb, bare!.maxRssMb, "node -e 0")
 
+  const bareMb = await bareServerMb()
   const node = await startCompiledNode(tree, tempDir("edge-net-bench-idle-"))
   try {
     await settle(3_000)
     const justStarted = residentMb(node.process.pid!)
-    const bareMb = await bareServerMb()
     report("idle node RSS, 3 s after node start", "MB", justStarted, bareMb, "bare node:http server", "<= 100 MB")
     // A node left alone: past the journal writer's idle time, any thread it started has stopped (SqliteWriter.ts).
     const idleMs = Duration.toMillis(DEFAULT_WRITER_IDLE_STOP) + 5_000
@@ -149,5 +151,28 @@ export const run = async () => {
     )
   } finally {
     await node.kill("SIGTERM")
+  }
+
+  // What `npm start` leaves on a new machine: a node that published the first-start models (quantizing
+  // them in its child processes), once idle again.
+  const first = await startCompiledNode(tree, tempDir("edge-net-bench-first-"), { EDGE_NET_FIRST_START_MODELS: "on" })
+  try {
+    const deadline = Date.now() + 180_000
+    while (!first.output().includes("first-start models ready")) {
+      if (Date.now() > deadline) throw new Error(`the first-start models were never ready:\n${first.output()}`)
+      await settle(200)
+    }
+    const idleMs = Duration.toMillis(DEFAULT_WRITER_IDLE_STOP) + 5_000
+    await settle(idleMs)
+    report(
+      `node RSS after first start, +${idleMs / 1000} s idle`,
+      "MB",
+      residentMb(first.process.pid!),
+      bareMb,
+      "bare node:http server",
+      "<= 100 MB"
+    )
+  } finally {
+    await first.kill("SIGTERM")
   }
 }
