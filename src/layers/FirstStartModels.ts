@@ -4,7 +4,7 @@
  * in the background once it serves; a model already published is left as it is, so a restart does nothing.
  * The heavy part (reading, quantizing, storing) runs in a child process, FirstStartProcess.ts.
  */
-import { Data, Effect, Exit, Layer, Mailbox, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -18,6 +18,7 @@ import type { ManifestSigner } from "../content/ManifestSigning.js"
 import { signManifest } from "../content/ManifestSigning.js"
 import { NodeKey } from "../content/NodeKey.js"
 import { TrustStore } from "../content/TrustStore.js"
+import { childReports } from "../node/ChildReports.js"
 import { moduleProcess } from "../node/ModuleWorker.js"
 import { NodeConfig } from "./NodeConfig.js"
 
@@ -106,48 +107,12 @@ export interface FirstStartOrder {
   readonly staging: string
 }
 
-/** What the first-start process tells the node, in order: each job's start and end, each manifest, then the end. */
+/** What the first-start process tells the node, in order: each job's start and end, each manifest (then `Done`). */
 export type FirstStartReport =
   | { readonly _tag: "JobStarted"; readonly jobId: string; readonly spec: JobSpec }
   | { readonly _tag: "JobEnded"; readonly jobId: string; readonly outcome: RunOutcome }
   | { readonly _tag: "JobFailed"; readonly jobId: string; readonly reason: string }
   | { readonly _tag: "Described"; readonly id: string; readonly precision: Precision; readonly manifest: ModelManifest }
-  | { readonly _tag: "Failed"; readonly reason: string }
-  | { readonly _tag: "Done" }
-
-class FirstStartFailed extends Data.TaggedError("FirstStartFailed")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
-
-/** Runs the first-start process on `order`, a stream of what it reports; fails when it ends without `Done`. */
-const reportsOf = (order: FirstStartOrder) =>
-  Stream.unwrapScoped(Effect.gen(function*() {
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() => moduleProcess(import.meta.url, "./FirstStartProcess")),
-      (child) => Effect.sync(() => child.exitCode === null && child.kill())
-    )
-    const reports = yield* Mailbox.make<FirstStartReport, FirstStartFailed>()
-    let ended = false
-    child.on("message", (report: FirstStartReport) => {
-      if (report._tag === "Failed") return reports.unsafeDone(Exit.fail(new FirstStartFailed(report)))
-      if (report._tag === "Done") ended = true
-      reports.unsafeOffer(report)
-    })
-    child.once("error", (error) => reports.unsafeDone(Exit.fail(new FirstStartFailed({ reason: error.message }))))
-    // After the process ended and its channel closed: every message it sent has been read by then.
-    child.once("close", (code, signal) =>
-      reports.unsafeDone(
-        ended ? Exit.void : Exit.fail(
-          new FirstStartFailed({
-            reason: `the first-start process ended (${signal ?? `code ${code}`}) before it finished`
-          })
-        )
-      ))
-    child.send(order)
-    return Mailbox.toStream(reports)
-  }))
 
 /**
  * Publishes every catalog model the registry does not hold yet; returns the ids it published. A child
@@ -176,7 +141,12 @@ export const publishFirstStartModels = Effect.fn("FirstStartModels.publish")(fun
     staging: path.join(config.dataDir, "first-start")
   }
   const published: Array<string> = []
-  yield* Stream.runForEach(reportsOf(order), (report) =>
+  const reports = childReports<FirstStartReport>(
+    () => moduleProcess(import.meta.url, "./FirstStartProcess"),
+    order,
+    "the first-start process"
+  )
+  yield* Stream.runForEach(reports, (report) =>
     Effect.gen(function*() {
       switch (report._tag) {
         case "JobStarted":

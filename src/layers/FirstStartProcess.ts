@@ -7,7 +7,7 @@
  * with it (in the node, the allocator kept it: 149 MB after the first start, against 97 MB for a node
  * that published nothing).
  */
-import { Cause, Effect, Exit } from "effect"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "../actors/optimizer/RunRecord.js"
@@ -17,16 +17,11 @@ import { manifestReport } from "../compute/optimize/ManifestReport.js"
 import { optimize } from "../compute/optimize/Optimize.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { describeFiles } from "../content/Publish.js"
+import { oneLine, report, serveOrder } from "../node/ChildReports.js"
 import type { FirstStartOrder, FirstStartReport } from "./FirstStartModels.js"
 import { FIRST_START_VERSION, firstStartJobId } from "./FirstStartModels.js"
 
-const send = (report: FirstStartReport) =>
-  Effect.async<void>((resume) => {
-    if (!process.connected) return resume(Effect.void)
-    process.send!(report, undefined, {}, () => resume(Effect.void))
-  })
-
-const oneLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!
+const send: (message: FirstStartReport) => Effect.Effect<void> = report
 
 const prepare = (order: FirstStartOrder) =>
   Effect.gen(function*() {
@@ -72,17 +67,4 @@ const prepare = (order: FirstStartOrder) =>
     fs.rmSync(order.staging, { recursive: true, force: true })
   }).pipe(Effect.provide(BlobStore.layer(order.blobs)))
 
-// The node gone (stopped or killed), nobody will publish what this prepares: it stops with it.
-process.once("disconnect", () => process.exit(0))
-
-process.once("message", (order: FirstStartOrder) => {
-  void Effect.runPromise(
-    prepare(order).pipe(
-      Effect.exit,
-      Effect.flatMap((exit) =>
-        send(Exit.isSuccess(exit) ? { _tag: "Done" } : { _tag: "Failed", reason: oneLine(Cause.squash(exit.cause)) })
-      ),
-      Effect.ensuring(Effect.sync(() => process.connected && process.disconnect()))
-    )
-  )
-})
+serveOrder(prepare)

@@ -11,7 +11,6 @@ import { Learning } from "../actors/learning/Learning.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { Registry } from "../actors/registry/RegistryService.js"
-import { optimizeInChild, OptimizeRunner } from "../compute/optimize/OptimizeChild.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { Models } from "../content/Models.js"
 import { defaultConfig } from "../content/ModelsConfig.js"
@@ -32,8 +31,7 @@ const subsystemsOn = <E, R>(settings: NodeSettings, kernel: Layer.Layer<KernelSe
     // The registry gates adapter sharing on the economy's reputation and the registry's parameters.
     // The gate stays in the context: the peer's adapter swarm applies it to announcements too.
     Registry.Default.pipe(Layer.provideMerge(economyAdapterSharingGate)),
-    // A node runs each optimization in a child process: what it loads and allocates goes with it.
-    Optimizer.Default.pipe(Layer.provide(Layer.succeed(OptimizeRunner, optimizeInChild))),
+    Optimizer.Default,
     AdapterPool.Default,
     AdapterTraining.Default,
     NetworkCharter.Default,

@@ -17,17 +17,16 @@ const failure = (reason: string) => new ModelSourceError({ reason })
 
 const decodeManifest = Schema.decodeUnknown(ModelManifest)
 
+const notHeld = (sha256: string) =>
+  failure(
+    `blob sha256-${sha256} is not in this node's content store (publish a manifest that lists it, then upload it, or name a registry model by id)`
+  )
+
 /** A blob's bytes, or why the node cannot read it. */
 const blobBytes = (sha256: string) =>
   Effect.gen(function*() {
     const store = yield* BlobStore
-    if (!(yield* store.has(sha256))) {
-      return yield* Effect.fail(
-        failure(
-          `blob sha256-${sha256} is not in this node's content store (publish a manifest that lists it, then upload it, or name a registry model by id)`
-        )
-      )
-    }
+    if (!(yield* store.has(sha256))) return yield* Effect.fail(notHeld(sha256))
     return yield* Effect.try({
       try: () => new Uint8Array(fs.readFileSync(store.pathOf(sha256))),
       catch: (error) => failure(`reading blob sha256-${sha256}: ${error instanceof Error ? error.message : error}`)
@@ -50,7 +49,8 @@ export interface ResolvedModel {
   readonly baseModelDigest?: string | undefined
 }
 
-interface Files {
+/** A model's files in the node's store, by digest: what a job's child process reads itself. */
+export interface ModelFiles {
   readonly id: string
   readonly model: string
   readonly tokenizer?: string | undefined
@@ -80,15 +80,28 @@ const registryFiles = (id: string, version: string | undefined) =>
       tokenizerConfig: byName("tokenizer_config.json"),
       config: byName("config.json"),
       baseModelDigest: manifest.optimization?.baseModel?.sha256
-    } satisfies Files
+    } satisfies ModelFiles
+  })
+
+/** The model's files: a registry model's from its manifest, or the blobs named; each must be in the store. */
+export const resolveFiles = (source: ModelSource) =>
+  Effect.gen(function*() {
+    const files: ModelFiles = "sha256" in source
+      ? { id: `sha256-${source.sha256.slice(0, 12)}`, model: source.sha256, tokenizer: source.tokenizer }
+      : yield* registryFiles(source.id, source.version)
+    const store = yield* BlobStore
+    for (const sha256 of [files.model, files.tokenizer, files.tokenizerConfig, files.config]) {
+      if (sha256 !== undefined && !(yield* store.has(sha256))) return yield* Effect.fail(notHeld(sha256))
+    }
+    return files
   })
 
 /** The model's bytes and tokenizer (when it has one), from the node's store. */
-export const resolveModel = (source: ModelSource) =>
+export const resolveModel = (source: ModelSource) => Effect.flatMap(resolveFiles(source), loadModel)
+
+/** The bytes and tokenizer of a model's files. */
+export const loadModel = (files: ModelFiles) =>
   Effect.gen(function*() {
-    const files: Files = "sha256" in source
-      ? { id: `sha256-${source.sha256.slice(0, 12)}`, model: source.sha256, tokenizer: source.tokenizer }
-      : yield* registryFiles(source.id, source.version)
     const bytes = yield* blobBytes(files.model)
     const lineage = files.baseModelDigest === undefined ? {} : { baseModelDigest: files.baseModelDigest }
     if (files.tokenizer === undefined) {

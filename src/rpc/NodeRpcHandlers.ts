@@ -22,12 +22,10 @@ import { Market } from "../actors/market/MarketService.js"
 import { NetworkCharter } from "../actors/network/CharterService.js"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
 import { OptimizerRpcs } from "../actors/optimizer/OptimizerRpc.js"
-import { OptimizeRunFailed } from "../actors/optimizer/OptimizeRun.js"
 import { RegistryRpcs } from "../actors/registry/RegistryRpc.js"
 import { Registry } from "../actors/registry/RegistryService.js"
-import { readModel } from "../compute/onnx/OnnxModel.js"
-import { randomFeedSets, textFeedSets } from "../compute/optimize/Feeds.js"
 import { BlobStore } from "../content/BlobStore.js"
+import type { ModelSource } from "../content/ModelSource.js"
 import { ModelSourceError } from "../content/ModelSource.js"
 import { NodeKey } from "../content/NodeKey.js"
 import type { ChainReport } from "../events/Audit.js"
@@ -40,11 +38,12 @@ import { AdapterPeersRpcs } from "./AdapterPeersRpc.js"
 import { AdaptersRpcs } from "./AdaptersRpc.js"
 import { auditCommands } from "./CommandAudit.js"
 import { LearningPeerRpcHandlers } from "./LearningPeers.js"
-import { resolveData, resolveModel } from "./ModelSources.js"
+import { loadModel, resolveData, resolveFiles } from "./ModelSources.js"
 import { ModelsRpcHandlers } from "./ModelsRpcHandlers.js"
 import type { ChainReportView } from "./NodeRpc.js"
 import { NodeRpcs } from "./NodeRpc.js"
 import { OperatorRpcs } from "./OperatorRpc.js"
+import { optimizeJobInChild } from "./OptimizeJob.js"
 import { PeersRpcs } from "./PeersRpc.js"
 
 /** The chain's report joined with the audit of every stored command: the first problem of either. */
@@ -182,10 +181,13 @@ const AdapterPeersRpcHandlers = AdapterPeersRpcs.toLayer(
 const sourcesOn = Effect.gen(function*() {
   const store = yield* BlobStore
   const registry = yield* Registry
+  const files = (source: ModelSource) =>
+    resolveFiles(source).pipe(Effect.provideService(BlobStore, store), Effect.provideService(Registry, registry))
   return {
     store,
-    model: (source: Parameters<typeof resolveModel>[0]) =>
-      resolveModel(source).pipe(Effect.provideService(BlobStore, store), Effect.provideService(Registry, registry)),
+    files,
+    model: (source: ModelSource) =>
+      Effect.flatMap(files(source), (found) => Effect.provideService(loadModel(found), BlobStore, store)),
     data: (source: Parameters<typeof resolveData>[0]) =>
       resolveData(source).pipe(Effect.provideService(BlobStore, store))
   }
@@ -198,40 +200,26 @@ const OptimizerRpcHandlers = OptimizerRpcs.toLayer(
     return {
       OptimizerRun: ({ calibrationTexts, model, settings }) =>
         Stream.unwrap(Effect.gen(function*() {
-          const resolved = yield* sources.model(model)
-          const graph = yield* Effect.try({
-            try: () => readModel(resolved.bytes),
-            catch: (error) => new ModelSourceError({ reason: `${resolved.id}: ${(error as Error).message}` })
-          })
-          if (calibrationTexts !== undefined && resolved.tokenizer === undefined) {
+          const files = yield* sources.files(model)
+          if (calibrationTexts !== undefined && files.tokenizer === undefined) {
             return yield* Effect.fail(
               new ModelSourceError({ reason: `calibration texts need the model's tokenizer.json (name it as a blob)` })
             )
           }
-          const jobId = `optimize-${crypto.randomBytes(6).toString("hex")}`
           const texts = calibrationTexts ?? []
-          return optimizer.runStream(
-            {
-              jobId,
-              model: resolved.bytes,
-              name: resolved.id,
-              settings,
-              feeds: resolved.tokenizer === undefined || texts.length === 0
-                ? randomFeedSets(graph)
-                : textFeedSets(graph, resolved.tokenizer, texts),
-              ...(texts.length === 0 ? {} : {
-                calibration: {
-                  sha256: crypto.createHash("sha256").update(JSON.stringify(texts)).digest("hex"),
-                  samples: texts.length
-                }
-              })
-            },
-            (bytes) =>
-              Effect.mapError(
-                sources.store.put(Stream.make(bytes)),
-                (error) => new OptimizeRunFailed({ jobId, reason: `storing the optimized model: ${error.message}` })
-              )
-          )
+          return optimizeJobInChild(optimizer, {
+            jobId: `optimize-${crypto.randomBytes(6).toString("hex")}`,
+            files,
+            settings,
+            calibrationTexts: texts,
+            ...(texts.length === 0 ? {} : {
+              calibration: {
+                sha256: crypto.createHash("sha256").update(JSON.stringify(texts)).digest("hex"),
+                samples: texts.length
+              }
+            }),
+            blobs: { root: sources.store.root, maxBytes: sources.store.maxBytes }
+          })
         }))
     }
   })

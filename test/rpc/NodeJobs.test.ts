@@ -197,6 +197,39 @@ describe("jobs through a node's RPC", () => {
   )
 
   it(
+    "records a job the quality bar refuses and stores nothing of it; a blob the node does not hold starts no job",
+    async () => {
+      const operator = operatorKeyOf(dataDir)
+      const [refused, unknownModel] = await withClient((client) =>
+        Effect.all([
+          as(operator)(Stream.runCollect(client.OptimizerRun({
+            model: { id: "tiny-lm" },
+            settings: { quantization: "INT4", blockSize: 128, qualityBar: { cosine: 0.999999 } }
+          }))),
+          as(operator)(Effect.either(Stream.runCollect(client.OptimizerRun({
+            model: { sha256: "0".repeat(64) },
+            settings: { quantization: "INT8" }
+          }))))
+        ])
+      )
+      const events = Chunk.toArray(refused)
+      const recorded = events.flatMap((event) => (event._tag === "OptimizeRecorded" ? [event.status] : []))
+      expect(recorded).toEqual(["requested", "refused"])
+      const finished = events.at(-1)!
+      if (finished._tag !== "OptimizeFinished") throw new Error(`the stream ended with ${finished._tag}`)
+      expect(finished.status).toBe("refused")
+      expect(finished.reasons.join(" ")).toContain("cosine")
+      // (Block size 128: no other test made these bytes.)
+      expect((await fetch(`${node.url}/v1/blobs/sha256-${finished.artifact.sha256}`)).status).toBe(404)
+      expect(Either.isLeft(unknownModel) && unknownModel.left).toMatchObject({
+        _tag: "ModelSourceError",
+        reason: expect.stringContaining(`blob sha256-${"0".repeat(64)} is not in this node's content store`)
+      })
+    },
+    60_000
+  )
+
+  it(
     "keeps adapters for another program: imports PEFT, merges, exports and shares under the node's key",
     async () => {
       const operator = operatorKeyOf(dataDir)

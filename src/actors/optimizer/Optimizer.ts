@@ -4,11 +4,11 @@
  * layer sensitivities, precision per layer, completed / refused / failed) as they happen, reporting
  * both to the caller; and reads a job's state and full history back for audits.
  */
-import { Effect, Mailbox, Stream } from "effect"
+import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import type { FeedSets } from "../../compute/optimize/Feeds.js"
 import type { OptimizeResult } from "../../compute/optimize/Optimize.js"
-import { OptimizeRunner } from "../../compute/optimize/OptimizeChild.js"
+import { optimize } from "../../compute/optimize/Optimize.js"
 import { makeStreamId } from "../../domain/Ids.js"
 import * as ActorRunner from "../../events/ActorRunner.js"
 import { Journal } from "../../events/Journal.js"
@@ -42,8 +42,6 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
   effect: Effect.gen(function*() {
     const jobs = yield* ActorRunner.make(OptimizerJob, { snapshotEvery: 0 })
     const journal = yield* Journal
-    // Read as the service is built: a layer that provides it (a node's: a child process) decides.
-    const runOptimize = yield* OptimizeRunner
 
     // Each step's command id names the job and the step, so a retried step is recorded once.
     const step = (jobId: string, command: JobCommand) =>
@@ -153,7 +151,7 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       onProgress({ _tag: "OptimizeRecorded", jobId, status: requested.status, version: requested.version })
       const result = yield* Effect.tryPromise({
         try: () =>
-          runOptimize(request.model, {
+          optimize(request.model, {
             ...pipelineOptionsOf(request.settings, request.feeds),
             onProgress: (name, done, total) => onProgress({ _tag: "OptimizeStep", step: name, done, total })
           }),
@@ -165,32 +163,6 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       return { jobId, result, finished } satisfies OptimizeOutcome
     })
 
-    /**
-     * `run` as a stream of its progress, ending with `OptimizeFinished`; `store` keeps the optimized
-     * bytes (a service's blob store) before the outcome is told.
-     */
-    const runStream = <E, R>(
-      request: OptimizeRequest,
-      store: (bytes: Uint8Array) => Effect.Effect<unknown, E, R>
-    ): Stream.Stream<OptimizeProgress, OptimizeRunFailed | E, R> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const mailbox = yield* Mailbox.make<OptimizeProgress, OptimizeRunFailed | E>()
-        const told = (progress: OptimizeProgress) => {
-          if (progress._tag !== "OptimizeFinished") mailbox.unsafeOffer(progress)
-        }
-        yield* run(request, told).pipe(
-          Effect.tap(({ finished, result }) =>
-            Effect.zipRight(
-              finished.status === "completed" ? store(result.bytes) : Effect.void,
-              mailbox.offer(finished)
-            )
-          ),
-          Mailbox.into(mailbox),
-          Effect.forkScoped
-        )
-        return Mailbox.toStream(mailbox)
-      }))
-
     return {
       request,
       recordSensitivities,
@@ -200,7 +172,6 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       fail,
       finish,
       run,
-      runStream,
       job,
       history
     } as const
