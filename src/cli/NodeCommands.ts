@@ -6,7 +6,7 @@ import { exposureWarning, isLoopbackAddress, publicUrlProblem } from "../http/Ho
 import { nodeLive } from "../http/Server.js"
 import { Environment, type EnvironmentSettings } from "../layers/Environment.js"
 import { corsOriginProblem, DEFAULT_HOST, DEFAULT_PORT } from "../layers/NodeConfig.js"
-import { releaseIdleHeapWhenBusy } from "../node/IdleHeap.js"
+import { heapFollowsLoad } from "../node/IdleHeap.js"
 import { CliError } from "./CliError.js"
 import { deadLettersCommand } from "./DeadLetterCommands.js"
 import { withNode } from "./NodeAccess.js"
@@ -132,7 +132,7 @@ const start = Command.make(
         Effect.zipRight(Effect.scoped(
           Layer.build(nodeLive({ ...settings, cliTrustDir })).pipe(
             Effect.zipRight(
-              Effect.acquireRelease(Effect.sync(releaseIdleHeapWhenBusy), (stop) => Effect.sync(stop))
+              Effect.acquireRelease(Effect.sync(() => heapFollowsLoad()), (stop) => Effect.sync(stop))
             ),
             Effect.zipRight(Effect.never)
           )

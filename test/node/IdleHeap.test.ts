@@ -46,19 +46,22 @@ describe("the heap of a node starting and idling", () => {
     expect(released).toBeGreaterThan(initial!)
   }, 30_000)
 
-  /** The new space's size (MB): held, then after an idle second and a half, then after 2.5 s of work on `where`. */
-  const releasedBy = (where: "the event loop" | "a thread"): ReadonlyArray<number> => {
+  /**
+   * The new space's size (MB): held, then after an idle second and a half, then after 2.5 s of work on
+   * `where`; and whether it is held again after idling 3.5 s (it is after 2 s).
+   */
+  const releasedBy = (where: "the event loop" | "a thread"): [number, number, number, boolean] => {
     const program = `
       import * as v8 from "node:v8"
       import { Worker } from "node:worker_threads"
-      import { holdIdleHeap, keepIdleHeapHeld, releaseIdleHeapWhenBusy } from "./src/node/IdleHeap.ts"
+      import { heapFollowsLoad, holdIdleHeap, keepIdleHeapHeld } from "./src/node/IdleHeap.ts"
       const kept = []
       const survivors = () => { for (let i = 0; i < 300_000; i++) kept.push({ i, text: "survivor " + i }) }
       const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === "new_space").space_size / 2 ** 20
       const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
       holdIdleHeap()
       const initial = newSpace()
-      releaseIdleHeapWhenBusy()
+      const stop = heapFollowsLoad(2)
       await sleep(1_500)
       survivors()
       const idle = newSpace()
@@ -74,21 +77,37 @@ describe("the heap of a node starting and idling", () => {
         while (Date.now() < until) { const turn = Date.now() + 20; while (Date.now() < turn); await sleep(1) }
       }
       survivors()
-      console.log(JSON.stringify([initial, idle, newSpace()]))
+      const busy = newSpace()
+      await sleep(3_500)
+      // Held again: a function called hot is not optimized (as while held at start).
+      const status = new Function("f", "return %GetOptimizationStatus(f)")
+      const hot = (x) => { let sum = 0; for (let i = 0; i < 100; i++) sum += i * x; return sum }
+      for (let i = 0; i < 200_000; i++) hot(i)
+      await sleep(100)
+      for (let i = 0; i < 1_000; i++) hot(i)
+      stop()
+      console.log(JSON.stringify([initial, idle, busy, (status(hot) & 16) === 0]))
     `
-    const output = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", program], {
-      encoding: "utf8"
-    })
-    return JSON.parse(output) as ReadonlyArray<number>
+    const output = execFileSync(
+      process.execPath,
+      ["--allow-natives-syntax", "--import", "tsx", "--input-type=module", "--eval", program],
+      { encoding: "utf8" }
+    )
+    return JSON.parse(output) as [number, number, number, boolean]
   }
 
-  it("is released once the process is busy, on its event loop or on a thread, and only then", () => {
-    for (const where of ["the event loop", "a thread"] as const) {
-      const [initial, idle, busy] = releasedBy(where)
-      expect(idle, where).toBeLessThanOrEqual(initial!)
-      expect(busy, where).toBeGreaterThan(initial!)
-    }
-  }, 60_000)
+  it(
+    "is released once the process is busy, on its event loop or on a thread, and only then; held again once idle",
+    () => {
+      for (const where of ["the event loop", "a thread"] as const) {
+        const [initial, idle, busy, heldAgain] = releasedBy(where)
+        expect(idle, where).toBeLessThanOrEqual(initial)
+        expect(busy, where).toBeGreaterThan(initial)
+        expect(heldAgain, where).toBe(true)
+      }
+    },
+    60_000
+  )
 
   it("compiles under V8's default flags, so a code cache written by a CLI serves a node while held", () => {
     const program = `
