@@ -100,7 +100,7 @@ export const firstStartJobId = (id: string) => `first-start-${id}`
 export interface FirstStartOrder {
   readonly entries: ReadonlyArray<CatalogEntry>
   /** The node's blob store. */
-  readonly blobs: { readonly root: string; readonly maxBytes?: number | undefined }
+  readonly blobs: { readonly root: string; readonly maxBytes: number }
   /** Named in each manifest; the node signs it. */
   readonly publisher: { readonly keyId: string; readonly publicKey: string }
   /** Where the quantized files wait to be stored. */
@@ -136,7 +136,7 @@ export const publishFirstStartModels = Effect.fn("FirstStartModels.publish")(fun
   if (entries.length === 0) return []
   const order: FirstStartOrder = {
     entries,
-    blobs: { root: store.root, maxBytes: config.maxContentBytes },
+    blobs: { root: store.root, maxBytes: store.maxBytes },
     publisher: { keyId: signer.keyId, publicKey: signer.publicKey },
     staging: path.join(config.dataDir, "first-start")
   }
