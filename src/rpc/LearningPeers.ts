@@ -6,7 +6,7 @@
  * Gossip: while the node gossips, every interval it pushes its adapter (`LearnGossipPush`, signed
  * by its node key) to a few connected peers that gossip too; each merges it and records the merge.
  */
-import { Clock, Effect, Layer, Option, Random, Schedule } from "effect"
+import { Clock, Effect, Layer, Option, Random } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -181,13 +181,14 @@ export const gossipExchanges = Layer.scopedDiscard(
     const account = AccountId.make(accountIdOf(key.publicKey))
     let lastExchange = 0
 
+    // Whether the node gossips: an exchange when its interval has passed.
     const exchange = Effect.gen(function*() {
       const outgoing = yield* gossip.outgoing()
-      if (Option.isNone(outgoing)) return
+      if (Option.isNone(outgoing)) return false
       const { document, state } = outgoing.value
       const settings = state.settings!
       const now = yield* Clock.currentTimeMillis
-      if (now - lastExchange < settings.intervalMs) return
+      if (now - lastExchange < settings.intervalMs) return true
       lastExchange = now
       const network = yield* Effect.provideService(networkOf, NetworkCharter, charter)
       const connected = (yield* peers.view).peers.filter((peer) => peer.connected).map((peer) => peer.peerId)
@@ -209,13 +210,15 @@ export const gossipExchanges = Layer.scopedDiscard(
           yield* Effect.logDebug(`gossip: ${peerId} did not take the push`, answered.left)
         }
       }
+      return true
     })
 
-    yield* Effect.forkScoped(
-      Effect.repeat(
-        Effect.catchAllCause(exchange, (cause) => Effect.logWarning("a gossip exchange failed", cause)),
-        Schedule.spaced("250 millis")
-      )
-    )
+    // While the node gossips, a look every 250 ms. Otherwise it waits to be told gossip started (and
+    // looks every 30 s all the same): reading the learner's state four times a second was half of what
+    // an idle node allocated (9.1 MB in 10 s, 4.5 MB without).
+    yield* Effect.forkScoped(Effect.forever(
+      Effect.catchAllCause(exchange, (cause) => Effect.as(Effect.logWarning("a gossip exchange failed", cause), false))
+        .pipe(Effect.flatMap((gossiping) => gossiping ? Effect.sleep("250 millis") : gossip.nextChange("30 seconds")))
+    ))
   })
 )

@@ -6,7 +6,8 @@
  * to push to and when is the peer's business (rpc/LearningPeers.ts); this service only merges and
  * records, so replaying the log rebuilds the node's adapter lineage.
  */
-import { Effect, Option } from "effect"
+import type { Duration } from "effect"
+import { Effect, Option, Queue } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -46,6 +47,8 @@ export class GossipLearning extends Effect.Service<GossipLearning>()("edge-net/G
     const reputation = yield* Effect.serviceOption(Reputation)
 
     const state = Effect.map(learners.state(GOSSIP_LEARNER_ID), ({ state, version }) => ({ ...state, version }))
+    // Told when the node starts or stops gossiping, so a loop waiting for gossip need not poll the log.
+    const changes = yield* Queue.sliding<void>(1)
 
     const send = (command: Parameters<typeof learners.send>[1], commandId: string) =>
       Effect.mapError(learners.send(GOSSIP_LEARNER_ID, command, { commandId }), refusal)
@@ -66,13 +69,18 @@ export class GossipLearning extends Effect.Service<GossipLearning>()("edge-net/G
           samples: request.samples
         }
       }, `gossip-start/${crypto.randomUUID()}`)
+      yield* Queue.offer(changes, undefined)
       return yield* state
     })
 
     const stop = Effect.fn("GossipLearning.stop")(function*() {
       yield* send({ _tag: "Stop" }, `gossip-stop/${crypto.randomUUID()}`)
+      yield* Queue.offer(changes, undefined)
       return yield* state
     })
+
+    /** Waits until the node starts or stops gossiping, or `atMost` has passed. */
+    const nextChange = (atMost: Duration.DurationInput) => Effect.raceFirst(Queue.take(changes), Effect.sleep(atMost))
 
     /** The adapter the node gossips now, as one JSON document, with the samples behind it. */
     const outgoing = Effect.fn("GossipLearning.outgoing")(function*() {
@@ -162,6 +170,6 @@ export class GossipLearning extends Effect.Service<GossipLearning>()("edge-net/G
       return yield* state
     })
 
-    return { start, stop, merge, outgoing, state } as const
+    return { start, stop, merge, outgoing, nextChange, state } as const
   })
 }) {}
