@@ -479,6 +479,7 @@ export const peerNodeLayer = (settings: PeerSettings) =>
             forkProofs: [...proofs.values()]
           }
         }),
+        forkProofs: Effect.sync(() => [...proofs.values()]),
         add: (address, shouldFollow) =>
           Effect.gen(function*() {
             const entry = yield* bookEntryOf(address, shouldFollow)

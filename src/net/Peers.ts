@@ -53,6 +53,8 @@ export type PeersView = typeof PeersView.Type
 
 export interface PeersService {
   readonly view: Effect.Effect<PeersView>
+  /** The fork proofs the node holds (the view's, without building the rest of it). */
+  readonly forkProofs: Effect.Effect<ReadonlyArray<ForkProof>>
   /** Dials the address (when running) and writes it to the peer book; `follow` keeps a copy of its feed. */
   readonly add: (address: string, follow: boolean) => Effect.Effect<PeerView, PeersError>
   /** Hangs up (when running), stops following and forgets the peer. */
@@ -124,6 +126,7 @@ export const offline = (dataDir: string) =>
           })),
           Effect.orDie
         ),
+        forkProofs: Effect.succeed([]),
         add: (address, follow) =>
           Effect.gen(function*() {
             const entry = yield* bookEntryOf(address, follow)

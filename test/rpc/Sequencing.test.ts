@@ -32,6 +32,7 @@ type NodeRpc = Effect.Effect.Success<typeof nodeRpc>
 const linkedPeers = (intakes: Map<string, Answer>, self: { answer?: Answer }) =>
   Layer.succeed(Peers, {
     view: Effect.die("not used"),
+    forkProofs: Effect.succeed([]),
     add: () => Effect.die("not used"),
     remove: () => Effect.die("not used"),
     forward: (publicKey, command) => {
