@@ -101,6 +101,11 @@ export interface BlobIndex {
   /** True while a live process (this one or another) holds the blob open; leases of dead processes are dropped. */
   readonly inUse: (hex: string) => boolean
   readonly totals: () => { count: number; bytes: number }
+  /**
+   * Moves whenever the index changes, by this process or another (SQLite's `data_version`, which other
+   * connections' commits move, with this connection's own count of changes); may also move without one.
+   */
+  readonly changeMark: () => string
   readonly close: () => void
 }
 
@@ -137,7 +142,9 @@ export const openBlobIndex = (file: string): BlobIndex => {
     dropEmptyLeases: db.prepare("DELETE FROM leases WHERE count <= 0"),
     leasesOf: db.prepare("SELECT pid FROM leases WHERE hex = ? AND count > 0"),
     dropLeasesOf: db.prepare("DELETE FROM leases WHERE pid = ?"),
-    total: db.prepare("SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM blobs")
+    total: db.prepare("SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM blobs"),
+    dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
+    ownChanges: db.prepare<[], number>("SELECT total_changes()").pluck()
   }
 
   const add = db.transaction((row: Omit<BlobRow, "pinned" | "lastUsed">, blocks: ReadonlyArray<BlockRow>) => {
@@ -197,6 +204,7 @@ export const openBlobIndex = (file: string): BlobIndex => {
       return false
     },
     totals: (): { count: number; bytes: number } => statements.total.get() as { count: number; bytes: number },
+    changeMark: () => `${statements.dataVersion.get()}/${statements.ownChanges.get()}`,
     close: () => db.close()
   }
 }

@@ -447,6 +447,8 @@ const makeStore = (options: BlobStoreOptions, index: BlobIndex) => {
     makeRoom,
     block,
     byCid,
+    /** Moves whenever the store's index changes (a blob added, removed, used...), in any process. */
+    changeMark: () => index.changeMark(),
     remove: (digest: string) => remove(sha256Of(digest))
   } as const
 }

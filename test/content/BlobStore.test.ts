@@ -192,4 +192,25 @@ describe("BlobStore", () => {
       const again = yield* withStore(Effect.flatMap(BlobStore, (store) => store.stat(first.digest)), { root })
       expect(Option.getOrThrow(again).cid).toBe(first.cid)
     }))
+
+  it.effect("its change mark stands while nothing changes, and moves with a blob added here or by another store", () =>
+    Effect.gen(function*() {
+      const root = tempDir("blobs-")
+      const marks = yield* withStore(
+        Effect.gen(function*() {
+          const store = yield* BlobStore
+          const start = store.changeMark()
+          const still = store.changeMark()
+          yield* store.put(streamOf(bytesOf(100, 1)))
+          const afterOwn = store.changeMark()
+          // Another store on the same root, as another process opens it.
+          yield* withStore(Effect.flatMap(BlobStore, (other) => other.put(streamOf(bytesOf(100, 2)))), { root })
+          return { start, still, afterOwn, afterOther: store.changeMark() }
+        }),
+        { root }
+      )
+      expect(marks.still).toBe(marks.start)
+      expect(marks.afterOwn).not.toBe(marks.start)
+      expect(marks.afterOther).not.toBe(marks.afterOwn)
+    }))
 })
