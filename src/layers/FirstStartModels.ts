@@ -9,8 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Optimizer } from "../actors/optimizer/Optimizer.js"
-import type { JobSpec } from "../actors/optimizer/OptimizerJob.js"
-import type { RunOutcome } from "../actors/optimizer/RunRecord.js"
+import type { JobReport } from "../actors/optimizer/RunRecord.js"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
 import type { ModelManifest } from "../content/Manifest.js"
@@ -107,11 +106,9 @@ export interface FirstStartOrder {
   readonly staging: string
 }
 
-/** What the first-start process tells the node, in order: each job's start and end, each manifest (then `Done`). */
+/** What the first-start process tells the node, in order: each optimizer job, each manifest (then `Done`). */
 export type FirstStartReport =
-  | { readonly _tag: "JobStarted"; readonly jobId: string; readonly spec: JobSpec }
-  | { readonly _tag: "JobEnded"; readonly jobId: string; readonly outcome: RunOutcome }
-  | { readonly _tag: "JobFailed"; readonly jobId: string; readonly reason: string }
+  | JobReport
   | { readonly _tag: "Described"; readonly id: string; readonly precision: Precision; readonly manifest: ModelManifest }
 
 /**
@@ -149,12 +146,6 @@ export const publishFirstStartModels = Effect.fn("FirstStartModels.publish")(fun
   yield* Stream.runForEach(reports, (report) =>
     Effect.gen(function*() {
       switch (report._tag) {
-        case "JobStarted":
-          return yield* optimizer.request(report.jobId, report.spec)
-        case "JobEnded":
-          return yield* optimizer.finish(report.jobId, report.outcome)
-        case "JobFailed":
-          return yield* optimizer.fail(report.jobId, report.reason)
         case "Described": {
           yield* registry.publish(signManifest(report.manifest, signer))
           published.push(report.id)
@@ -162,6 +153,8 @@ export const publishFirstStartModels = Effect.fn("FirstStartModels.publish")(fun
             `published ${report.id}@${FIRST_START_VERSION} (${report.precision}) to this node's registry`
           )
         }
+        default:
+          return yield* optimizer.recordReport(report)
       }
     }))
   return published

@@ -10,14 +10,14 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "../actors/optimizer/RunRecord.js"
+import { runReported } from "../actors/optimizer/ReportedRun.js"
+import { runOutcomeOf, sha256Hex } from "../actors/optimizer/RunRecord.js"
 import { readModel } from "../compute/onnx/OnnxModel.js"
 import { randomFeedSets } from "../compute/optimize/Feeds.js"
 import { manifestReport } from "../compute/optimize/ManifestReport.js"
-import { optimize } from "../compute/optimize/Optimize.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { describeFiles } from "../content/Publish.js"
-import { oneLine, report, serveOrder } from "../node/ChildReports.js"
+import { report, serveOrder } from "../node/ChildReports.js"
 import type { FirstStartOrder, FirstStartReport } from "./FirstStartModels.js"
 import { FIRST_START_VERSION, firstStartJobId } from "./FirstStartModels.js"
 
@@ -32,17 +32,13 @@ const prepare = (order: FirstStartOrder) =>
         const original = new Uint8Array(fs.readFileSync(entry.model))
         const settings = { quantization: entry.precision, blockSize: 32 } as const
         const jobId = firstStartJobId(entry.id)
-        const baseModel = { sha256: sha256Hex(original), size: original.length, name: entry.family }
-        yield* send({ _tag: "JobStarted", jobId, spec: jobSpecOf(baseModel, settings) })
-        const result = yield* Effect.tryPromise({
-          try: () => optimize(original, pipelineOptionsOf(settings, randomFeedSets(readModel(original)))),
-          catch: oneLine
-        }).pipe(Effect.tapError((reason) => send({ _tag: "JobFailed", jobId, reason })))
+        const feeds = () => randomFeedSets(readModel(original))
+        const result = yield* runReported({ jobId, model: original, name: entry.family, settings, feeds }, send)
         yield* send({ _tag: "JobEnded", jobId, outcome: runOutcomeOf(result) })
         measured = manifestReport(result, {
           ...settings,
           optimizerJob: jobId,
-          baseModel: { sha256: baseModel.sha256, id: entry.family, version: FIRST_START_VERSION }
+          baseModel: { sha256: sha256Hex(original), id: entry.family, version: FIRST_START_VERSION }
         })
         // The ONNX file is named model.onnx in every manifest; the blob store keeps its own copy.
         model = path.join(order.staging, entry.id, "model.onnx")

@@ -4,20 +4,21 @@
  * runs the pipeline, puts the optimized model in the store, and reports each step; then it exits.
  */
 import { Effect, Stream } from "effect"
-import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "../actors/optimizer/RunRecord.js"
+import { runReported } from "../actors/optimizer/ReportedRun.js"
+import type { JobReport } from "../actors/optimizer/RunRecord.js"
+import { runOutcomeOf } from "../actors/optimizer/RunRecord.js"
 import { readModel } from "../compute/onnx/OnnxModel.js"
 import { randomFeedSets, textFeedSets } from "../compute/optimize/Feeds.js"
-import { optimize } from "../compute/optimize/Optimize.js"
 import { BlobStore } from "../content/BlobStore.js"
 import { oneLine, report, serveOrder } from "../node/ChildReports.js"
 import { loadModel } from "./ModelSources.js"
-import type { OptimizeJobOrder, OptimizeJobReport } from "./OptimizeJob.js"
+import type { OptimizeJobOrder } from "./OptimizeJob.js"
 
-const send: (message: OptimizeJobReport) => Effect.Effect<void> = report
+const send: (message: JobReport) => Effect.Effect<void> = report
 
 const runJob = (order: OptimizeJobOrder) =>
   Effect.gen(function*() {
-    const { calibrationTexts, settings } = order
+    const { calibrationTexts, jobId } = order
     const model = yield* Effect.mapError(loadModel(order.files), (error) => error.reason)
     const graph = yield* Effect.try({
       try: () => readModel(model.bytes),
@@ -26,28 +27,24 @@ const runJob = (order: OptimizeJobOrder) =>
     const feeds = model.tokenizer === undefined || calibrationTexts.length === 0
       ? randomFeedSets(graph)
       : textFeedSets(graph, model.tokenizer, calibrationTexts)
-    const spec = jobSpecOf(
-      { sha256: sha256Hex(model.bytes), size: model.bytes.length, name: model.id },
-      settings,
-      order.calibration
-    )
-    yield* send({ _tag: "JobStarted", spec })
-    const failed = (reason: string) => Effect.zipRight(send({ _tag: "JobFailed", reason }), Effect.fail(reason))
-    const result = yield* Effect.tryPromise({
-      try: () =>
-        optimize(model.bytes, {
-          ...pipelineOptionsOf(settings, feeds),
-          onProgress: (step, done, total) => void Effect.runPromise(send({ _tag: "Step", step, done, total }))
-        }),
-      catch: oneLine
-    }).pipe(Effect.catchAll(failed))
+    const result = yield* runReported({
+      jobId,
+      model: model.bytes,
+      name: model.id,
+      settings: order.settings,
+      feeds: () => feeds,
+      ...(order.calibration === undefined ? {} : { calibration: order.calibration })
+    }, send)
     if (result.refused === undefined) {
       const store = yield* BlobStore
       yield* store.put(Stream.make(result.bytes)).pipe(
-        Effect.catchAll((error) => failed(`storing the optimized model: ${error.message}`))
+        Effect.catchAll((error) => {
+          const reason = `storing the optimized model: ${error.message}`
+          return Effect.zipRight(send({ _tag: "JobFailed", jobId, reason }), Effect.fail(reason))
+        })
       )
     }
-    yield* send({ _tag: "JobEnded", outcome: runOutcomeOf(result) })
+    yield* send({ _tag: "JobEnded", jobId, outcome: runOutcomeOf(result) })
   }).pipe(Effect.provide(BlobStore.layer(order.blobs)))
 
 serveOrder(runJob)

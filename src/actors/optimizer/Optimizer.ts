@@ -16,8 +16,8 @@ import type { JobCommand, JobSpec } from "./OptimizerJob.js"
 import { OptimizerJob } from "./OptimizerJob.js"
 import type { OptimizeFinished, OptimizeProgress, OptimizeSettings } from "./OptimizeRun.js"
 import { OptimizeRunFailed } from "./OptimizeRun.js"
-import type { RunOutcome } from "./RunRecord.js"
-import { jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "./RunRecord.js"
+import type { JobReport, RunOutcome } from "./RunRecord.js"
+import { firstLine, jobSpecOf, pipelineOptionsOf, runOutcomeOf, sha256Hex } from "./RunRecord.js"
 
 /** One run: the model's bytes, what to do, and the inputs that calibrate and validate it. */
 export interface OptimizeRequest {
@@ -87,6 +87,19 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       journal.readStream(makeStreamId(OptimizerJob.category, jobId), 1)
     )
 
+    const recordingFailed = (jobId: string) => (error: { readonly message: string }) =>
+      new OptimizeRunFailed({ jobId, reason: `recording optimizer job ${jobId}: ${error.message}` })
+
+    /** Records a job's request; `onProgress` sees the recorded step. */
+    const begin = Effect.fn("Optimizer.begin")(function*(
+      jobId: string,
+      spec: JobSpec,
+      onProgress: (progress: OptimizeProgress) => void = () => {}
+    ) {
+      const { status, version } = yield* Effect.mapError(step(jobId, { _tag: "Request", spec }), recordingFailed(jobId))
+      onProgress({ _tag: "OptimizeRecorded", jobId, status, version })
+    })
+
     /**
      * Records the end of a job whose pipeline has run (here, or in a process that ran it on the job's
      * behalf): the automatic mode's measurements and choice, then completed or refused. `onProgress`
@@ -102,9 +115,7 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
           Effect.tap(({ status, version }) =>
             Effect.sync(() => onProgress({ _tag: "OptimizeRecorded", jobId, status, version }))
           ),
-          Effect.mapError((error) =>
-            new OptimizeRunFailed({ jobId, reason: `recording optimizer job ${jobId}: ${error.message}` })
-          )
+          Effect.mapError(recordingFailed(jobId))
         )
       const { artifact, keptFp32, report } = outcome
       if (outcome.measured !== undefined) yield* record({ _tag: "RecordSensitivities", ...outcome.measured })
@@ -144,24 +155,39 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
         size: request.model.length,
         ...(request.name === undefined ? {} : { name: request.name })
       }
-      const requested = yield* Effect.mapError(
-        step(jobId, { _tag: "Request", spec: jobSpecOf(model, request.settings, request.calibration) }),
-        (error) => failed(`recording optimizer job ${jobId}: ${error.message}`)
-      )
-      onProgress({ _tag: "OptimizeRecorded", jobId, status: requested.status, version: requested.version })
+      yield* begin(jobId, jobSpecOf(model, request.settings, request.calibration), onProgress)
       const result = yield* Effect.tryPromise({
         try: () =>
           optimize(request.model, {
             ...pipelineOptionsOf(request.settings, request.feeds),
             onProgress: (name, done, total) => onProgress({ _tag: "OptimizeStep", step: name, done, total })
           }),
-        catch: (error) => failed(error instanceof Error ? error.message.split("\n")[0]! : String(error))
+        catch: (error) => failed(firstLine(error))
       }).pipe(
         Effect.tapError((error) => Effect.ignore(step(jobId, { _tag: "Fail", reason: error.reason })))
       )
       const finished = yield* finish(jobId, runOutcomeOf(result), onProgress)
       return { jobId, result, finished } satisfies OptimizeOutcome
     })
+
+    /**
+     * Records what a process running the pipeline on the node's behalf reports of a job (runReported):
+     * `onProgress` sees what `run` would tell of it. A failure is recorded, and the caller fails the job.
+     */
+    const recordReport = (report: JobReport, onProgress: (progress: OptimizeProgress) => void = () => {}) => {
+      switch (report._tag) {
+        case "JobStarted":
+          return begin(report.jobId, report.spec, onProgress)
+        case "JobStep":
+          return Effect.sync(() =>
+            onProgress({ _tag: "OptimizeStep", step: report.step, done: report.done, total: report.total })
+          )
+        case "JobEnded":
+          return Effect.asVoid(finish(report.jobId, report.outcome, onProgress))
+        case "JobFailed":
+          return Effect.ignore(fail(report.jobId, report.reason))
+      }
+    }
 
     return {
       request,
@@ -172,6 +198,7 @@ export class Optimizer extends Effect.Service<Optimizer>()("edge-net/Optimizer",
       fail,
       finish,
       run,
+      recordReport,
       job,
       history
     } as const

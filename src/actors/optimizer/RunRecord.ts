@@ -12,6 +12,9 @@ import type { OptimizeSettings } from "./OptimizeRun.js"
 
 export const sha256Hex = (bytes: Uint8Array) => crypto.createHash("sha256").update(bytes).digest("hex")
 
+/** A pipeline error as the job records it: its first line. */
+export const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!
+
 /** The job's spec: `settings` asked of the model named by its digest and size. */
 export const jobSpecOf = (
   model: JobSpec["model"],
@@ -82,3 +85,19 @@ export const runOutcomeOf = (result: OptimizeResult): RunOutcome => ({
     assigned: result.assignment
   })
 })
+
+/**
+ * What a process running the pipeline on a node's behalf reports of one job, in order: its start, each
+ * pipeline step, then its end or its failure. The node records it (Optimizer.recordReport).
+ */
+export type JobReport =
+  | { readonly _tag: "JobStarted"; readonly jobId: string; readonly spec: JobSpec }
+  | {
+    readonly _tag: "JobStep"
+    readonly jobId: string
+    readonly step: string
+    readonly done: number
+    readonly total: number
+  }
+  | { readonly _tag: "JobEnded"; readonly jobId: string; readonly outcome: RunOutcome }
+  | { readonly _tag: "JobFailed"; readonly jobId: string; readonly reason: string }
