@@ -2,7 +2,8 @@
  * Pull benchmark: a 1 GiB blob over loopback HTTP, downloaded in parallel ranges, hashed while it
  * streams in and moved into the blob store, against `curl -o` then `sha256sum` on the same file from
  * the same server, and against the same work streamed by the usual tools, `curl | tee | openssl
- * dgst -sha256` (alternating, best of three each); and our SHA-256 throughput against `sha256sum` and
+ * dgst -sha256` (alternating, best of three each), and against the floor of any verified pull here:
+ * `curl -o` with one SHA-256 pass over as many bytes running beside it; and our SHA-256 throughput against `sha256sum` and
  * against pure-JS @noble/hashes.
  * `PULL_BENCH_BYTES` sets the size; `PULL_BENCH_HASH_THREAD_FROM` the size from which the whole-file hash
  * runs on its own thread (a huge value keeps it on the main thread, for comparison).
@@ -100,6 +101,20 @@ export const run = async () => {
         ])
         if (!stdout.startsWith(sha256)) throw new Error("curl | tee | openssl disagrees")
       }
+      // The floor of any verified pull on this machine: the transfer as curl does it, with one SHA-256
+      // pass over as many bytes beside it (in memory, on this process's thread, while curl runs). A pull
+      // must at least receive, write and hash every byte once; on two cores the server and curl already
+      // keep about one and a half busy, so the hash cannot hide behind the transfer.
+      const hashBlock = crypto.randomBytes(MiB)
+      const floorOnce = async () => {
+        const transfer = exec("curl", ["-s", "-f", "-o", copy, url])
+        const hash = crypto.createHash("sha256")
+        for (let hashed = 0; hashed < SIZE; hashed += hashBlock.length) {
+          hash.update(hashBlock.subarray(0, Math.min(hashBlock.length, SIZE - hashed)))
+        }
+        hash.digest()
+        await transfer
+      }
       const sumOnce = async () => {
         const { stdout } = await exec("sha256sum", [copy])
         if (!stdout.startsWith(sha256)) throw new Error("sha256sum disagrees")
@@ -141,6 +156,7 @@ export const run = async () => {
       let curlSeconds = Number.POSITIVE_INFINITY
       let sumSeconds = Number.POSITIVE_INFINITY
       let streamSeconds = Number.POSITIVE_INFINITY
+      let floorSeconds = Number.POSITIVE_INFINITY
       let ourSeconds = Number.POSITIVE_INFINITY
       resetPeakRss()
       for (let run = 0; run < PULL_ROUNDS; run++) {
@@ -148,6 +164,8 @@ export const run = async () => {
         sumSeconds = Math.min(sumSeconds, await time(sumOnce))
         fs.rmSync(copy)
         streamSeconds = Math.min(streamSeconds, await time(streamOnce))
+        fs.rmSync(copy)
+        floorSeconds = Math.min(floorSeconds, await time(floorOnce))
         fs.rmSync(copy)
         ourSeconds = Math.min(ourSeconds, await time(ourPull))
         if (fetched !== SIZE) throw new Error(`fetched ${fetched} of ${SIZE} bytes`)
@@ -173,6 +191,16 @@ export const run = async () => {
         "curl -o",
         ">= 0.8"
       )
+      // What issue 19's figure can reach here: the floor against the transfer alone. Below 0.8, no
+      // verified pull can meet that target on this machine, however little else it does.
+      report(
+        `verified-pull floor: curl -o beside one SHA-256 pass`,
+        "MiB/s",
+        mib / floorSeconds,
+        mib / curlSeconds,
+        "curl -o"
+      )
+      report(`pull ${mib} MiB, against the floor`, "MiB/s", mib / ourSeconds, mib / floorSeconds, "curl -o + SHA-256")
       report(
         `pull ${mib} MiB, against a streamed verify`,
         "MiB/s",
@@ -183,7 +211,7 @@ export const run = async () => {
       console.log(
         `  (ours ${ourSeconds.toFixed(2)} s; curl ${curlSeconds.toFixed(2)} s + sha256sum ${
           sumSeconds.toFixed(2)
-        } s; curl | tee | openssl ${streamSeconds.toFixed(2)} s)`
+        } s; curl | tee | openssl ${streamSeconds.toFixed(2)} s; curl -o beside SHA-256 ${floorSeconds.toFixed(2)} s)`
       )
       // The pull's memory: this process's peak while it ran, against curl's own peak on the same file.
       const curlPeakMb = await commandPeakRssMb("curl", ["-s", "-f", "-o", copy, url])
