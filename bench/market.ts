@@ -33,6 +33,8 @@ const CLIENTS = 32
 const SWAPS_PER_CLIENT = 40
 const AUCTIONS = 16
 const EVENTS = Number(process.env["MARKET_BENCH_EVENTS"] ?? 1_000_000)
+/** Runs of each audit figure and of its raw baseline, alternating; each keeps its best. */
+const AUDIT_ROUNDS = 2
 const FEE = { feeBps: 30n, parametersVersion: 0 }
 
 const scratchDirs: Array<string> = []
@@ -336,19 +338,20 @@ const auditFigures = async () => {
 
   // A fresh node's services on that data dir in a process of its own, as `edge-net audit replay|verify`
   // would open it: its peak RSS is the audit's.
-  const replayed = auditProcess(dataDir, "replay")
-  if (!replayed.ok) throw new Error(`replay does not match live state: ${replayed.summary}`)
-  const chain = auditProcess(dataDir, "verify")
-  // Opening the node's services founds the network (its charter's first event) on a log without one.
-  if (!chain.ok || chain.events !== replayed.events) {
-    throw new Error(`chain does not verify: ${chain.summary} (${chain.events} of ${replayed.events} events checked)`)
+  const replayOnce = () => {
+    const run = auditProcess(dataDir, "replay")
+    if (!run.ok) throw new Error(`replay does not match live state: ${run.summary}`)
+    return run
   }
-  const both = auditProcess(dataDir, "both")
-  if (!both.ok) throw new Error(`replay and verify in one read: ${both.summary}`)
-  const replaySeconds = replayed.seconds
-  const verifySeconds = chain.seconds
-
-  const rawReplay = await time(() => {
+  const verifyOnce = (events: number) => {
+    const run = auditProcess(dataDir, "verify")
+    // Opening the node's services founds the network (its charter's first event) on a log without one.
+    if (!run.ok || run.events !== events) {
+      throw new Error(`chain does not verify: ${run.summary} (${run.events} of ${events} events checked)`)
+    }
+    return run
+  }
+  const rawReplayOnce = () => {
     const perStream = new Map<string, number>()
     for (
       const row of db.prepare<[], { stream_id: string; payload: string }>(
@@ -358,8 +361,8 @@ const auditFigures = async () => {
       JSON.parse(row.payload)
       perStream.set(row.stream_id, (perStream.get(row.stream_id) ?? 0) + 1)
     }
-  })
-  const rawVerify = await time(() => {
+  }
+  const rawVerifyOnce = () => {
     let previous = ""
     for (
       const row of db.prepare<[], { payload: string; hash: string }>(
@@ -368,18 +371,45 @@ const auditFigures = async () => {
     ) {
       previous = crypto.createHash("sha256").update(previous).update(row.payload).digest("hex")
     }
-  })
+  }
+  // Interleaved, best of AUDIT_ROUNDS each, as the other figures are: one run of either side took up to
+  // twice its usual time in a busy spell of the shared machine (ours 5.2 s where it had taken 2.7 s).
+  const replays: Array<AuditRun> = []
+  const verifies: Array<AuditRun> = []
+  let rawReplay = Number.POSITIVE_INFINITY
+  let rawVerify = Number.POSITIVE_INFINITY
+  for (let round = 0; round < AUDIT_ROUNDS; round++) {
+    replays.push(replayOnce())
+    rawReplay = Math.min(rawReplay, await time(rawReplayOnce))
+    verifies.push(verifyOnce(replays[0]!.events))
+    rawVerify = Math.min(rawVerify, await time(rawVerifyOnce))
+  }
+  const both = auditProcess(dataDir, "both")
+  if (!both.ok) throw new Error(`replay and verify in one read: ${both.summary}`)
+  const replaySeconds = Math.min(...replays.map((run) => run.seconds))
+  const verifySeconds = Math.min(...verifies.map((run) => run.seconds))
+  // The memory figures are the worst of the runs.
+  const replayPeakMb = Math.max(...replays.map((run) => run.peakRssMb))
+  const verifyPeakMb = Math.max(...verifies.map((run) => run.peakRssMb))
   db.close()
   const millions = `${(head / 1e6).toFixed(head >= 1e6 ? 0 : 2)}M`
-  const entities = replayed.summary
+  const entities = replays[0]!.summary
   report(
     `audit replay, ${millions} events (s, lower is better)`,
     "s",
     replaySeconds,
     rawReplay,
-    "raw select+JSON.parse"
+    "raw select+JSON.parse",
+    "<= 3.0"
   )
-  report(`audit verify, ${millions} events (s, lower is better)`, "s", verifySeconds, rawVerify, "raw select+sha256")
+  report(
+    `audit verify, ${millions} events (s, lower is better)`,
+    "s",
+    verifySeconds,
+    rawVerify,
+    "raw select+sha256",
+    "<= 1.5"
+  )
   report(
     `replay + verify, ${millions} events (s, lower is better)`,
     "s",
@@ -398,7 +428,7 @@ const auditFigures = async () => {
     `  (replayed and compared with live state: ${entities}; the raw passes fold and hash, and compare nothing)`
   )
   console.log(
-    `  (peak RSS of the audit's process, services opened (which verifies the journal) and the audit run: replay ${replayed.peakRssMb} MB, verify ${chain.peakRssMb} MB, both in one read ${both.peakRssMb} MB; target < 1024 MB)`
+    `  (peak RSS of the audit's process, services opened (which verifies the journal) and the audit run: replay ${replayPeakMb} MB, verify ${verifyPeakMb} MB, both in one read ${both.peakRssMb} MB; target < 1024 MB)`
   )
 }
 
