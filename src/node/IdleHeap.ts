@@ -100,11 +100,38 @@ export const keepIdleHeapHeld = (): void => {
   if (held) hold()
 }
 
-/** The share of one core under which a process that was at work counts as idle again. */
+/** The share of one core under which a process that was at work counts as idle again, on average. */
 const IDLE_CORE_SHARE = 0.1
 
 /** How long a process that was at work must idle before the heap is held again. */
 export const IDLE_AGAIN_SECONDS = 30
+
+/**
+ * The last `seconds` of a released process's load, one share of a core a second: idle again once
+ * their average is under IDLE_CORE_SHARE and none of them reached BUSY_CORE_SHARE. An idle node's
+ * housekeeping (its journal writer stopping, a compaction) takes 12% of a core for a second now and
+ * then; counted as seconds in a row under a tenth, one of those put the hold off by another 30 s
+ * (a node that had published its first-start models was held 43 s after it went idle, not 30 s).
+ */
+export class LoadWindow {
+  private readonly shares: Array<number> = []
+  constructor(private readonly seconds: number) {}
+
+  /** Adds a second's share; true once the window is whole and idle (it starts again empty). */
+  idleAfter(share: number): boolean {
+    this.shares.push(share)
+    if (this.shares.length > this.seconds) this.shares.shift()
+    if (this.shares.length < this.seconds) return false
+    let sum = 0
+    for (const each of this.shares) {
+      if (each >= BUSY_CORE_SHARE) return false
+      sum += each
+    }
+    if (sum / this.seconds >= IDLE_CORE_SHARE) return false
+    this.shares.length = 0
+    return true
+  }
+}
 
 /**
  * Releases the heap once the process uses a quarter of a core or more: serving requests, running
@@ -113,16 +140,17 @@ export const IDLE_AGAIN_SECONDS = 30
  * for speed (a node serving at 1 MB a semi-space pays for it in collections; the flags are the whole
  * process's, its model threads' too). An idle node (2 to 5%) stays small.
  *
- * Holds it again once the process has used less than a tenth of a core for `idleAgainSeconds` in a
- * row, and V8's memory reducer then shrinks the young generation the work grew: after two optimizer
- * jobs, a node's heap pages were back at 37 MB 20 s later, where they had stayed at 42 MB. Samples once a second (nothing if nothing was held at start);
- * returns what stops the sampling. (No Effect here: the CLI's entry imports this module before the
- * framework loads.)
+ * Holds it again once the process has idled for `idleAgainSeconds` (LoadWindow), and V8's memory
+ * reducer then shrinks the young generation the work grew: after two optimizer jobs, a node's heap
+ * pages were back at 37 MB 20 s later, where they had stayed at 42 MB. (A full collection at that
+ * moment, `gc()` of any flavour, shrinks nothing: the young generation stayed at 32 MB.) Samples once
+ * a second (nothing if nothing was held at start); returns what stops the sampling. (No Effect here:
+ * the CLI's entry imports this module before the framework loads.)
  */
 export const heapFollowsLoad = (idleAgainSeconds = IDLE_AGAIN_SECONDS): () => void => {
   if (!held) return () => undefined
   let since = { cpu: process.cpuUsage(), at: performance.now() }
-  let idleSeconds = 0
+  const window = new LoadWindow(idleAgainSeconds)
   const timer = setInterval(() => {
     const now = { cpu: process.cpuUsage(), at: performance.now() }
     const used = process.cpuUsage(since.cpu)
@@ -132,9 +160,7 @@ export const heapFollowsLoad = (idleAgainSeconds = IDLE_AGAIN_SECONDS): () => vo
       if (share >= BUSY_CORE_SHARE) releaseIdleHeap()
       return
     }
-    idleSeconds = share < IDLE_CORE_SHARE ? idleSeconds + 1 : 0
-    if (idleSeconds < idleAgainSeconds) return
-    idleSeconds = 0
+    if (!window.idleAfter(share)) return
     held = true
     hold()
   }, 1000)

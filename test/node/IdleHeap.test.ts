@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { execFile, execFileSync } from "node:child_process"
 import { promisify } from "node:util"
-import { startsNode } from "../../src/node/IdleHeap.js"
+import { LoadWindow, startsNode } from "../../src/node/IdleHeap.js"
 
 /** The new space's size (MB) in a fresh process: when held, then after survivors while held, after a thread started, once released. */
 const newSpaceSizes = (): ReadonlyArray<number> => {
@@ -167,6 +167,31 @@ describe("the heap of a node starting and idling", () => {
     // A process told never to optimize stays so once released.
     expect(optimized(["--no-turbofan"])).toEqual([false, false])
   }, 30_000)
+
+  it("counts a process idle again by its average load over the window, with no busy second in it", () => {
+    const idleAfter = (shares: ReadonlyArray<number>, seconds = 5) => {
+      const window = new LoadWindow(seconds)
+      return shares.map((share) => window.idleAfter(share))
+    }
+    // Idle once the window is whole, and again only after a whole new window.
+    expect(idleAfter([0.02, 0.03, 0.02, 0.02, 0.03, 0.02, 0.02, 0.02, 0.02, 0.02])).toEqual([
+      false,
+      false,
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+      false,
+      true
+    ])
+    // A second of housekeeping over a tenth of a core does not start the count again.
+    expect(idleAfter([0.02, 0.12, 0.03, 0.02, 0.02]).at(-1)).toBe(true)
+    // A busy second does, until it has left the window; so does an average of a tenth or more.
+    expect(idleAfter([0.3, 0.02, 0.02, 0.02, 0.02, 0.02])).toEqual([false, false, false, false, false, true])
+    expect(idleAfter([0.2, 0.2, 0.05, 0.05, 0.05]).at(-1)).toBe(false)
+  })
 
   it("is held for `node start` only", () => {
     expect(startsNode(["node", "edge-net.js", "node", "start", "--port", "8080"])).toBe(true)
