@@ -78,6 +78,17 @@ export const releaseIdleHeap = (): void => {
 }
 
 /**
+ * Heavy work for a caller begins (a model run of the node's API): a held heap is released now, not at
+ * the next second's sample of the process's load. A burst of requests shorter than that second was
+ * served entirely on a 1 MB young generation with no optimizing compiler: eight clients sending 256
+ * one-text embeddings got 0.61x to 0.75x of the library in process (`npm run bench -- serve`). The
+ * sampler holds it again once the process idles (heapFollowsLoad).
+ */
+export const releaseForWork = (): void => {
+  if (held) releaseIdleHeap()
+}
+
+/**
  * Runs `work` under V8's default flags. V8 keys a code cache by all its flags: a chunk compiled, or
  * its cache taken, while the heap is held would refuse the caches the CLIs write, and write one that
  * they refuse (src/cli/CodeCache.ts compiles and takes caches through this).

@@ -18,6 +18,7 @@ import type { ModelManifest } from "../content/Manifest.js"
 import { adapterBaseDigestOf } from "../content/Manifest.js"
 import * as Metrics from "../domain/Metrics.js"
 import { inferenceSettingsOf, NodeConfig } from "../layers/NodeConfig.js"
+import { releaseForWork } from "../node/IdleHeap.js"
 import type { GenerateConfig } from "../sdk/InferenceSession.js"
 import { parseModelReference } from "../sdk/ModelCatalog.js"
 import type { ServedInput } from "../sdk/ModelWorker.js"
@@ -147,9 +148,15 @@ const deferredModelRunner = (settings: RunnerSettings) =>
       )
     )
     const embed: ModelRunner["embed"] = (target, texts) =>
-      Effect.flatMap(runner, (loaded) => loaded.embed(target, texts))
+      Effect.flatMap(runner, (loaded) => {
+        releaseForWork()
+        return loaded.embed(target, texts)
+      })
     const generate: ModelRunner["generate"] = (target, input, config, endpoint, stream) =>
-      Stream.unwrap(Effect.map(runner, (loaded) => loaded.generate(target, input, config, endpoint, stream)))
+      Stream.unwrap(Effect.map(runner, (loaded) => {
+        releaseForWork()
+        return loaded.generate(target, input, config, endpoint, stream)
+      }))
     return { embed, generate }
   })
 
