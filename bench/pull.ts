@@ -3,8 +3,8 @@
  * streams in and moved into the blob store, against `curl -o` then `sha256sum` on the same file from
  * the same server, and against the same work streamed by the usual tools, `curl | tee | openssl
  * dgst -sha256` (alternating, best of three each), and against the floor of any verified pull here:
- * `curl -o` with one SHA-256 pass over as many bytes running beside it; and our SHA-256 throughput against `sha256sum` and
- * against pure-JS @noble/hashes.
+ * `curl -o` with one SHA-256 pass over as many bytes running beside it; and our SHA-256 throughput
+ * against `sha256sum` and against pure-JS @noble/hashes.
  * `PULL_BENCH_BYTES` sets the size; `PULL_BENCH_HASH_THREAD_FROM` the size from which the whole-file hash
  * runs on its own thread (a huge value keeps it on the main thread, for comparison).
  */

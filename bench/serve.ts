@@ -154,11 +154,10 @@ export const run = async () => {
       return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
     }
     // A node starts with its heap held small (src/node/IdleHeap.ts) and its serving code not yet
-    // optimized: from cold, rounds of these 256 requests ran at 360–560, 550–660, 750–760, 710–810,
-    // 670–910 and 810–930 texts/s, and later ones at 1,400. The first round, cold, is reported on its
-    // own; both sides then warm up for WARM_ROUNDS rounds before the best of three, as a load test
-    // runs for thousands of requests, not 256.
-    // (32 requests first, each side: they load the model.)
+    // optimized: from cold, rounds of these 256 requests ran at 490–560, 550–660, 750–760, 710–810,
+    // 670–910 and 810–930 texts/s, and later ones at 1,400. Both sides run WARM_ROUNDS rounds before
+    // the best of three, as a load test runs for thousands of requests, not 256; the first of them,
+    // cold, is reported on its own. (32 requests before it, each side: they load the model.)
     await concurrently(TEXTS.slice(0, 32), CLIENTS, httpEmbed)
     await concurrently(TEXTS.slice(0, 32), 1, (text) => encoder.embed(text))
     const coldEmbeddings = TEXTS.length / (await concurrently(TEXTS, CLIENTS, httpEmbed))
