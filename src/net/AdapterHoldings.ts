@@ -4,7 +4,7 @@
  * their digests, then the manifest published in the node's own registry), so the node holds, serves
  * and announces it from then on, and every report on it is an event of the registry's journal.
  */
-import { Effect, Either, Stream } from "effect"
+import { Clock, Effect, Either, Stream } from "effect"
 import * as fs from "node:fs"
 import { Registry } from "../actors/registry/RegistryService.js"
 import { BlobStore } from "../content/BlobStore.js"
@@ -46,7 +46,7 @@ export const registryHoldings = Effect.gen(function*() {
   let found: { readonly mark: string; readonly at: number; readonly held: ReadonlyArray<ModelManifest> } | undefined
   const held = Effect.gen(function*() {
     const mark = `${(yield* journal.head).position}/${store.changeMark()}`
-    const now = Date.now()
+    const now = yield* Clock.currentTimeMillis
     if (found !== undefined && found.mark === mark && now - found.at < HELD_FRESH_MS) return found.held
     const manifests: Array<ModelManifest> = []
     for (const summary of yield* registry.listAdapters()) {
